@@ -1,0 +1,83 @@
+# Build flavours. The same gcc builds three kinds of code:
+#   kernel - ring 0: freestanding, no red zone, no SSE, kernel code model;
+#   user   - ring 3 programs linked against libsys: freestanding, small model;
+#   host   - ordinary Linux code for unit tests, fuzzers and benchmarks.
+# Pure C libraries (common/, the span allocator) are compiled once per flavour
+# they are used in, through tessera_library().
+
+execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
+                OUTPUT_VARIABLE TESSERA_GCC_INCLUDE OUTPUT_STRIP_TRAILING_WHITESPACE)
+
+set(TESSERA_WARNINGS -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+    -Wmissing-prototypes -Wpointer-arith -Wundef)
+set(TESSERA_ABI_INCLUDE ${PROJECT_SOURCE_DIR}/include)
+
+set(TESSERA_FREESTANDING_FLAGS -ffreestanding -nostdinc -isystem ${TESSERA_GCC_INCLUDE}
+    -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
+    -fno-omit-frame-pointer -O2 -g)
+set(TESSERA_KERNEL_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mno-red-zone -mgeneral-regs-only
+    -mno-mmx -mno-sse -mno-sse2 -mcmodel=kernel -DTESSERA_KERNEL=1)
+set(TESSERA_USER_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mcmodel=small -DTESSERA_USER=1)
+set(TESSERA_HOST_FLAGS -O2 -g -DTESSERA_HOST=1)
+
+function(tessera_flavour_flags target flavour)
+  target_compile_options(${target} PRIVATE ${TESSERA_WARNINGS})
+  target_include_directories(${target} PUBLIC ${TESSERA_ABI_INCLUDE})
+  if(flavour STREQUAL "kernel")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:${TESSERA_KERNEL_FLAGS}>)
+  elseif(flavour STREQUAL "user")
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:${TESSERA_USER_FLAGS}>)
+  elseif(flavour STREQUAL "host")
+    target_compile_options(${target} PRIVATE ${TESSERA_HOST_FLAGS})
+  else()
+    message(FATAL_ERROR "unknown flavour ${flavour}")
+  endif()
+endfunction()
+
+# tessera_library(NAME FLAVOURS kernel user host SOURCES ... INCLUDES ...)
+# makes NAME_kernel, NAME_user and NAME_host static libraries as asked.
+function(tessera_library name)
+  cmake_parse_arguments(ARG "" "" "FLAVOURS;SOURCES;INCLUDES;LINK" ${ARGN})
+  foreach(flavour ${ARG_FLAVOURS})
+    add_library(${name}_${flavour} STATIC ${ARG_SOURCES})
+    tessera_flavour_flags(${name}_${flavour} ${flavour})
+    target_include_directories(${name}_${flavour} PUBLIC ${ARG_INCLUDES})
+    foreach(dep ${ARG_LINK})
+      target_link_libraries(${name}_${flavour} PUBLIC ${dep}_${flavour})
+    endforeach()
+  endforeach()
+endfunction()
+
+# Host unit tests use cmocka (Debian: libcmocka-dev).
+find_library(CMOCKA_LIBRARY cmocka REQUIRED)
+find_path(CMOCKA_INCLUDE_DIR cmocka.h REQUIRED)
+
+# tessera_host_test(NAME SOURCES ... LINK ...): a cmocka test run by ctest.
+function(tessera_host_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LINK;ARGS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  tessera_flavour_flags(${name} host)
+  target_include_directories(${name} PRIVATE ${CMOCKA_INCLUDE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_LINK} ${CMOCKA_LIBRARY})
+  add_test(NAME ${name} COMMAND ${name} ${ARG_ARGS})
+  set_tests_properties(${name} PROPERTIES LABELS host)
+endfunction()
+
+# The sanitizer flavour of a host test: same sources, ASan + UBSan.
+set(TESSERA_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
+    -fno-omit-frame-pointer)
+
+# tessera_user_program(NAME SOURCES ...): a ring-3 ELF linked with libsys.
+function(tessera_user_program name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LINK" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  set_target_properties(${name} PROPERTIES SUFFIX ".elf")
+  tessera_flavour_flags(${name} user)
+  target_link_libraries(${name} PRIVATE ${ARG_LINK} libsys common_user)
+  target_link_options(${name} PRIVATE -nostdlib -static -no-pie
+      -Wl,-T,${PROJECT_SOURCE_DIR}/libsys/user.ld -Wl,--build-id=none
+      -Wl,-z,max-page-size=0x1000)
+  target_link_libraries(${name} PRIVATE gcc)
+  set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${PROJECT_SOURCE_DIR}/libsys/user.ld)
+  set_property(GLOBAL APPEND PROPERTY TESSERA_USER_PROGRAMS ${name})
+endfunction()

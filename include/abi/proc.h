@@ -1,0 +1,59 @@
+/*
+ * ABI layer: what a process sees of its own start and of other processes'
+ * ends: the startup block, exit statuses, kernel statistics, boot modules.
+ */
+#ifndef ABI_PROC_H
+#define ABI_PROC_H
+
+#include <abi/types.h>
+
+/*
+ * At entry of a process's first thread, rdi points to this block, which the
+ * kernel places at the top of the thread's stack. args is the text the
+ * spawner passed (for boot processes: the module's GRUB command line),
+ * NUL-terminated.
+ */
+#define ABI_STARTUP_MAGIC 0x7465737365726131ull /* "tessera1" */
+#define ABI_ARGS_MAX 512
+struct abi_startup {
+    uint64_t magic;
+    uint64_t self_pid;     /* this process's badge */
+    uint64_t args_len;     /* bytes in args, without the NUL */
+    char args[ABI_ARGS_MAX];
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + ABI_ARGS_MAX, "startup block layout");
+
+/*
+ * Exit statuses reported by SYS_PROC_WAIT. A process that calls SYS_EXIT
+ * reports its own value (which must be >= 0); the kernel's own endings are
+ * negative.
+ */
+#define ABI_EXIT_KILLED        (-1)  /* SYS_PROC_KILL */
+#define ABI_EXIT_FAULT_BASE    (-256) /* killed by CPU exception v: BASE - v */
+#define ABI_EXIT_FAULT(vector) (ABI_EXIT_FAULT_BASE - (int64_t)(vector))
+#define ABI_EXIT_IS_FAULT(s)   ((s) <= ABI_EXIT_FAULT_BASE && (s) > ABI_EXIT_FAULT_BASE - 256)
+#define ABI_EXIT_FAULT_VECTOR(s) ((int)(ABI_EXIT_FAULT_BASE - (s)))
+
+/* Kernel statistics, for tests and monitors. */
+struct abi_kinfo {
+    uint64_t pool_frames_total;  /* kernel frame pool, 4 KiB frames */
+    uint64_t pool_frames_free;
+    uint64_t user_bytes_free;    /* physical memory not held by any process */
+    uint64_t processes;          /* live processes */
+    uint64_t threads;            /* live threads */
+    uint64_t ticks;              /* timer interrupts since boot */
+    uint64_t tsc_per_us;         /* TSC calibration against the PIT */
+    uint64_t ncpus_present;      /* CPUs the firmware reports (only one runs) */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 64, "kinfo layout");
+
+#define ABI_MODULE_NAME_MAX 64
+struct abi_module_info {
+    uint64_t size;                   /* bytes */
+    char name[ABI_MODULE_NAME_MAX];  /* first word of the module's command line */
+    char args[ABI_ARGS_MAX];         /* the whole module command line */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_module_info) == 8 + ABI_MODULE_NAME_MAX + ABI_ARGS_MAX,
+                  "module info layout");
+
+#endif
