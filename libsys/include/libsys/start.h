@@ -1,0 +1,13 @@
+/*
+ * libsys: what a program learns at start. main(argc, argv) receives the
+ * startup arguments split at spaces; the raw block stays available.
+ */
+#ifndef LIBSYS_START_H
+#define LIBSYS_START_H
+
+#include <abi/proc.h>
+
+extern const struct abi_startup *libsys_startup;
+int main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * libsys: program start (called by crt0) and error names.
+ */
+#include <abi/errno.h>
+#include <common/string.h>
+#include <libsys/start.h>
+#include <libsys/syscall.h>
+
+const struct abi_startup *libsys_startup;
+
+#define ARGV_MAX 32
+static char args_copy[ABI_ARGS_MAX];
+static char *argv[ARGV_MAX + 1];
+
+void libsys_start(const struct abi_startup *st);
+void libsys_start(const struct abi_startup *st)
+{
+    int argc = 0;
+    if (st && st->magic == ABI_STARTUP_MAGIC) {
+        libsys_startup = st;
+        strlcpy(args_copy, st->args, sizeof(args_copy));
+        char *p = args_copy;
+        while (*p && argc < ARGV_MAX) {
+            while (*p == ' ')
+                *p++ = 0;
+            if (!*p)
+                break;
+            argv[argc++] = p;
+            while (*p && *p != ' ')
+                p++;
+        }
+    }
+    argv[argc] = 0;
+    sys_exit(main(argc, argv));
+}
+
+static const char *const error_names[] = {
+#define ERROR_NAME(name, num, text) [num] = #name ": " text,
+    ABI_ERRORS(ERROR_NAME)
+#undef ERROR_NAME
+};
+
+const char *sys_strerror(int64_t err)
+{
+    if (err < 0)
+        err = -err;
+    if (err < (int64_t)(sizeof(error_names) / sizeof(error_names[0])) && error_names[err])
+        return error_names[err];
+    return "unknown error";
+}
