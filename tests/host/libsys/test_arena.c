@@ -227,10 +227,14 @@ static void random_run(uint64_t q)
             if (kind == 0) {
                 align = 1ull << (rnd() % 7);
                 phase = align > 1 ? rnd() % align : 0;
-            } else if (kind == 1) {
+            } else if (kind <= 2) {
                 nocross = 1ull << (9 + rnd() % 3);
                 if (nocross < n)
                     nocross = 0;
+                if (kind == 2) { /* alignment, phase and nocross together */
+                    align = 1ull << (1 + rnd() % 6);
+                    phase = rnd() % align;
+                }
             }
             int rc = arena_xalloc(&ar, n * q, align * q, phase * q, nocross * q, flags, &r);
             if (align == 1) align = 0, phase = 0;
