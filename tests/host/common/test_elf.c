@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "test_rng.h"
 #include <abi/errno.h>
 #include <common/elf.h>
 
@@ -317,15 +318,6 @@ static bool oracle(const unsigned char *b, size_t size, struct elf_image *want)
     return true;
 }
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
-
 /* Values that sit on the boundaries the checks care about. */
 static uint64_t interesting(void)
 {
@@ -333,7 +325,7 @@ static uint64_t interesting(void)
         0, 1, 56, 64, 0xfff, 0x1000, 0x1001, 0x1100, 0x400000, 0x400100, 0x402000, 0x7fffffffe000,
         0x7ffffffff000, 0xffffffffffffffff, 0xfffffffffffff000, 0x8000000000000000,
     };
-    return v[rnd() % (sizeof v / sizeof v[0])] + (rnd() % 4 == 0 ? rnd() % 3 - 1 : 0);
+    return v[test_rnd() % (sizeof v / sizeof v[0])] + (test_rnd() % 4 == 0 ? test_rnd() % 3 - 1 : 0);
 }
 
 static void test_fuzz_against_oracle(void **state)
@@ -343,27 +335,27 @@ static void test_fuzz_against_oracle(void **state)
     int accepted = 0;
     build_valid(&base);
     phdr(&base, 2)->p_type = ELF_PT_LOAD; /* a memsz == 0 LOAD to play with */
-    rng_state = 0x243f6a8885a308d3ull;
+    test_rng_seed(0x243f6a8885a308d3ull);
 
     for (int iter = 0; iter < 300000; iter++) {
         t = base;
-        int flips = 1 + (int)(rnd() % 4);
+        int flips = 1 + (int)(test_rnd() % 4);
         for (int f = 0; f < flips; f++) {
-            if (rnd() % 2) {
+            if (test_rnd() % 2) {
                 /* A byte within the headers, where nearly every bit matters. */
-                t.bytes[rnd() % (64 + 56 * 3)] ^= (unsigned char)(1u << (rnd() % 8));
+                t.bytes[test_rnd() % (64 + 56 * 3)] ^= (unsigned char)(1u << (test_rnd() % 8));
             } else {
                 /* A whole header field set to a boundary value. */
-                size_t field = 24 + 8 * (rnd() % 3); /* entry, phoff, shoff */
-                if (rnd() % 4) {
-                    size_t ph = rnd() % 3;
-                    field = 64 + 56 * ph + 8 + 8 * (rnd() % 6); /* offset..align */
+                size_t field = 24 + 8 * (test_rnd() % 3); /* entry, phoff, shoff */
+                if (test_rnd() % 4) {
+                    size_t ph = test_rnd() % 3;
+                    field = 64 + 56 * ph + 8 + 8 * (test_rnd() % 6); /* offset..align */
                 }
                 uint64_t v = interesting();
                 memcpy(t.bytes + field, &v, 8);
             }
         }
-        size_t size = rnd() % 8 == 0 ? (size_t)(rnd() % (FILE_SIZE + 1)) : FILE_SIZE;
+        size_t size = test_rnd() % 8 == 0 ? (size_t)(test_rnd() % (FILE_SIZE + 1)) : FILE_SIZE;
 
         struct elf_image got, want;
         const char *why = NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "test_rng.h"
 #include <common/fmt.h>
 
 /* Formats with both and compares; the format is a runtime string on purpose. */
@@ -77,25 +78,15 @@ static void test_precision_reads_no_further(void **state)
     free(s);
 }
 
-/* xorshift64*: reproducible across runs; the seed is printed on failure. */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
-
 static uint64_t rnd_value(void)
 {
-    switch (rnd() % 6) {
+    switch (test_rnd() % 6) {
     case 0: return 0;
-    case 1: return rnd() % 10;
-    case 2: return (uint64_t)-(int64_t)(rnd() % 1000);
-    case 3: return UINT64_C(1) << (rnd() % 64);
-    case 4: return (UINT64_C(1) << (rnd() % 64)) - 1;
-    default: return rnd();
+    case 1: return test_rnd() % 10;
+    case 2: return (uint64_t)-(int64_t)(test_rnd() % 1000);
+    case 3: return UINT64_C(1) << (test_rnd() % 64);
+    case 4: return (UINT64_C(1) << (test_rnd() % 64)) - 1;
+    default: return test_rnd();
     }
 }
 
@@ -105,36 +96,36 @@ static void test_random_against_glibc(void **state)
     static const char *const lengths[] = { "", "hh", "h", "l", "ll", "z", "j", "t" };
     static const char convs[] = "diuxXocsp%";
     static const char *const strings[] = { "", "x", "hello", "a longer string, 32 chars long.." };
-    rng_state = 0x9e3779b97f4a7c15ull;
+    test_rng_seed(0x9e3779b97f4a7c15ull);
 
     for (int iter = 0; iter < 200000; iter++) {
         char fmt[64];
         size_t n = 0;
-        char conv = convs[rnd() % (sizeof convs - 1)];
+        char conv = convs[test_rnd() % (sizeof convs - 1)];
         bool numeric = strchr("diuxXo", conv) != NULL;
         fmt[n++] = '<';
         fmt[n++] = '%';
         /* Flags whose effect the C standard leaves undefined are not drawn. */
-        if (rnd() % 3 == 0) fmt[n++] = '-';
-        if (numeric && rnd() % 3 == 0) fmt[n++] = '0';
-        if (numeric && rnd() % 4 == 0) fmt[n++] = '+';
-        if (numeric && rnd() % 4 == 0) fmt[n++] = ' ';
-        if (strchr("xXo", conv) && rnd() % 3 == 0) fmt[n++] = '#';
+        if (test_rnd() % 3 == 0) fmt[n++] = '-';
+        if (numeric && test_rnd() % 3 == 0) fmt[n++] = '0';
+        if (numeric && test_rnd() % 4 == 0) fmt[n++] = '+';
+        if (numeric && test_rnd() % 4 == 0) fmt[n++] = ' ';
+        if (strchr("xXo", conv) && test_rnd() % 3 == 0) fmt[n++] = '#';
 
         int width = -1, prec = -2; /* -2: none; -1: '.' alone */
         bool star_w = false, star_p = false;
-        if (conv != '%' && rnd() % 2) {
-            width = (int)(rnd() % 40);
-            star_w = rnd() % 3 == 0;
-            if (star_w && rnd() % 4 == 0)
+        if (conv != '%' && test_rnd() % 2) {
+            width = (int)(test_rnd() % 40);
+            star_w = test_rnd() % 3 == 0;
+            if (star_w && test_rnd() % 4 == 0)
                 width = -width;
             n += (size_t)(star_w ? sprintf(fmt + n, "*") : sprintf(fmt + n, "%d", width));
         }
-        if ((numeric || conv == 's') && rnd() % 2) {
-            prec = (int)(rnd() % 30) - 1;
-            star_p = rnd() % 3 == 0;
-            if (star_p && rnd() % 4 == 0)
-                prec = -(int)(rnd() % 5) - 1;
+        if ((numeric || conv == 's') && test_rnd() % 2) {
+            prec = (int)(test_rnd() % 30) - 1;
+            star_p = test_rnd() % 3 == 0;
+            if (star_p && test_rnd() % 4 == 0)
+                prec = -(int)(test_rnd() % 5) - 1;
             if (star_p)
                 n += (size_t)sprintf(fmt + n, ".*");
             else if (prec < 0)
@@ -142,7 +133,7 @@ static void test_random_against_glibc(void **state)
             else
                 n += (size_t)sprintf(fmt + n, ".%d", prec);
         }
-        const char *len = numeric ? lengths[rnd() % 8] : "";
+        const char *len = numeric ? lengths[test_rnd() % 8] : "";
         n += (size_t)sprintf(fmt + n, "%s%c>", len, conv);
         fmt[n] = '\0';
 
@@ -167,7 +158,7 @@ static void test_random_against_glibc(void **state)
         }                                                                      \
     } while (0)
         if (conv == 's') {
-            const char *s = strings[rnd() % 4];
+            const char *s = strings[test_rnd() % 4];
             BOTH(s);
         } else if (conv == 'c') {
             BOTH((int)(v % 94 + 32));

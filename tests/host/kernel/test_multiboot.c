@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include "../common/test_rng.h"
 #include <abi/errno.h>
 #include <kernel/multiboot.h>
 
@@ -548,37 +549,29 @@ static void test_overlapping_unsorted(void **state)
     expect_warning(&w, "tag type 6 (memory map)", "overflows");
 }
 
-/* Random maps over 64 pages, checked page by page against the rank rule. */
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dull;
-}
-
+/* The parser's precedence, unknown types counting as reserved. */
 static unsigned rank(uint32_t type)
 {
     static const unsigned r[] = { 0, 1, 4, 2, 3, 5 };
     return type >= 1 && type <= 5 ? r[type] : 4;
 }
 
+/* Random maps over 64 pages, checked page by page against the rank rule. */
 static void test_random_maps(void **state)
 {
     (void)state;
     static struct builder b;
     struct warnings w;
-    rng_state = 0x13198a2e03707344ull;
+    test_rng_seed(0x13198a2e03707344ull);
     for (int iter = 0; iter < 3000; iter++) {
         struct entry e[20];
-        size_t n = 1 + rnd() % 20;
+        size_t n = 1 + test_rnd() % 20;
         uint32_t page_type[64] = { 0 };
         for (size_t i = 0; i < n; i++) {
-            uint64_t start = rnd() % 64, len = rnd() % 12;
+            uint64_t start = test_rnd() % 64, len = test_rnd() % 12;
             if (start + len > 64)
                 len = 64 - start;
-            e[i] = (struct entry){ start * 0x1000, len * 0x1000, (uint32_t)(1 + rnd() % 6) };
+            e[i] = (struct entry){ start * 0x1000, len * 0x1000, (uint32_t)(1 + test_rnd() % 6) };
             for (uint64_t pg = start; pg < start + len; pg++)
                 if (rank(e[i].type) > rank(page_type[pg]) || page_type[pg] == 0)
                     page_type[pg] = e[i].type == 6 ? MB_MEM_RESERVED : e[i].type;
