@@ -1,8 +1,8 @@
 /*
  * libsys: the in-guest test convention (DESIGN.md). A test program prints
  * one line per check, `[PASS] group.name` or `[FAIL] group.name: reason`,
- * and ends with test_end(), whose value it returns from main: the exit
- * status carries its counts to init, which prints the suite's closing line.
+ * and ends with test_exit(): the exit status carries its counts to init,
+ * which prints the suite's closing line.
  */
 #ifndef LIBSYS_TEST_H
 #define LIBSYS_TEST_H
@@ -28,7 +28,7 @@ void test_begin(struct test_run *r, const char *group, int argc, char **argv);
 /* Records one check; fmt explains a failure. Returns ok. */
 bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t test_end(struct test_run *r);
+__attribute__((noreturn)) void test_exit(struct test_run *r);
 /* Seeded pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(struct test_run *r);
 

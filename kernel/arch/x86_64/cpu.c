@@ -1,0 +1,174 @@
+/*
+ * Architecture layer (x86-64): per-CPU tables and modes. Builds the GDT with
+ * a TSS, the IDT, programs the SYSCALL MSRs, turns on NX and SSE for user
+ * code. Called once by kmain() through arch_cpu_init().
+ */
+#include <arch/arch.h>
+#include <common/string.h>
+
+struct tss {
+    uint32_t reserved0;
+    uint64_t rsp0, rsp1, rsp2;
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base;
+} __attribute__((packed));
+
+struct idt_entry {
+    uint16_t offset_lo;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type_attr;
+    uint16_t offset_mid;
+    uint32_t offset_hi;
+    uint32_t zero;
+} __attribute__((packed));
+
+struct table_ptr {
+    uint16_t limit;
+    uint64_t base;
+} __attribute__((packed));
+
+static uint64_t gdt[8] __attribute__((aligned(16)));
+static struct tss tss __attribute__((aligned(16)));
+static struct idt_entry idt[256] __attribute__((aligned(16)));
+static bool have_nx;
+
+/* A separate stack for double faults, so a kernel stack overflow into a
+ * guard page still reaches the panic path. */
+static uint8_t double_fault_stack[8192] __attribute__((aligned(16)));
+
+extern const uint64_t isr_table[48];
+extern const uint64_t isr_spurious;
+extern char syscall_entry[];
+extern uint64_t cpu_kernel_rsp;
+
+static void gdt_init(void)
+{
+    gdt[0] = 0;
+    gdt[1] = 0x00af9a000000ffffull; /* 0x08 kernel code, 64-bit */
+    gdt[2] = 0x00cf92000000ffffull; /* 0x10 kernel data */
+    gdt[3] = 0x00cffa000000ffffull; /* 0x18 user code, 32-bit: only a STAR anchor */
+    gdt[4] = 0x00cff2000000ffffull; /* 0x20 user data */
+    gdt[5] = 0x00affa000000ffffull; /* 0x28 user code, 64-bit */
+
+    uint64_t base = (uint64_t)&tss;
+    uint64_t limit = sizeof(tss) - 1;
+    gdt[6] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
+             (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+    gdt[7] = base >> 32;
+
+    tss.iomap_base = sizeof(tss); /* no I/O bitmap: user port access faults */
+    tss.ist[0] = (uint64_t)(double_fault_stack + sizeof(double_fault_stack));
+
+    struct table_ptr p = { sizeof(gdt) - 1, (uint64_t)gdt };
+    __asm__ volatile("lgdt %0" ::"m"(p));
+    __asm__ volatile(
+        "mov %0, %%ds\n mov %0, %%es\n mov %0, %%ss\n"
+        "xor %%eax, %%eax\n mov %%ax, %%fs\n mov %%ax, %%gs\n"
+        "pushq %1\n lea 1f(%%rip), %%rax\n pushq %%rax\n lretq\n 1:\n"
+        ::"r"((uint64_t)GDT_KERNEL_DATA), "i"(GDT_KERNEL_CODE) : "rax", "memory");
+    __asm__ volatile("ltr %w0" ::"r"((uint16_t)GDT_TSS));
+}
+
+static void idt_set(unsigned vector, uint64_t handler, uint8_t ist)
+{
+    idt[vector] = (struct idt_entry){
+        .offset_lo = handler & 0xffff,
+        .selector = GDT_KERNEL_CODE,
+        .ist = ist,
+        .type_attr = 0x8e, /* present, ring 0, interrupt gate: IF cleared */
+        .offset_mid = (handler >> 16) & 0xffff,
+        .offset_hi = handler >> 32,
+    };
+}
+
+static void idt_init(void)
+{
+    for (unsigned v = 0; v < 48; v++)
+        idt_set(v, isr_table[v], v == 8 ? 1 : 0);
+    idt_set(VECTOR_SPURIOUS, isr_spurious, 0);
+    struct table_ptr p = { sizeof(idt) - 1, (uint64_t)idt };
+    __asm__ volatile("lidt %0" ::"m"(p));
+}
+
+static void syscall_init(void)
+{
+    uint64_t efer = rdmsr(MSR_EFER) | EFER_SCE;
+    if (have_nx)
+        efer |= EFER_NXE;
+    wrmsr(MSR_EFER, efer);
+    wrmsr(MSR_STAR, ((uint64_t)GDT_USER_BASE << 48) | ((uint64_t)GDT_KERNEL_CODE << 32));
+    wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
+    /* Clear IF, DF, TF and AC on entry. */
+    wrmsr(MSR_FMASK, RFLAGS_IF | (1ull << 10) | (1ull << 8) | (1ull << 18));
+}
+
+static void fpu_init(void)
+{
+    uint64_t cr0 = read_cr0();
+    cr0 &= ~(1ull << 2); /* EM: no emulation */
+    cr0 |= (1ull << 1);  /* MP */
+    cr0 &= ~(1ull << 3); /* TS: no lazy switching, state is saved eagerly */
+    write_cr0(cr0);
+    write_cr4(read_cr4() | (1ull << 9) | (1ull << 10)); /* OSFXSR, OSXMMEXCPT */
+    __asm__ volatile("fninit");
+}
+
+void arch_cpu_init(void)
+{
+    uint32_t a, b, c, d;
+    cpuid(0x80000001, 0, &a, &b, &c, &d);
+    have_nx = (d >> 20) & 1;
+    gdt_init();
+    idt_init();
+    syscall_init();
+    fpu_init();
+}
+
+bool arch_has_nx(void) { return have_nx; }
+
+unsigned arch_cpu_count_hint(void)
+{
+    uint32_t a, b, c, d;
+    cpuid(1, 0, &a, &b, &c, &d);
+    unsigned logical = (b >> 16) & 0xff;
+    return logical ? logical : 1;
+}
+
+void arch_set_kernel_stack(uint64_t top)
+{
+    tss.rsp0 = top;
+    cpu_kernel_rsp = top;
+}
+
+/* A clean FPU image, captured once after fninit, that new threads start from. */
+static uint8_t fpu_clean_area[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
+static bool fpu_clean_ready;
+
+void arch_fpu_init_area(void *area)
+{
+    if (!fpu_clean_ready) {
+        __asm__ volatile("fninit; fxsave64 (%0)" ::"r"(fpu_clean_area) : "memory");
+        /* Default MXCSR: all exceptions masked. */
+        *(uint32_t *)(fpu_clean_area + 24) = 0x1f80;
+        fpu_clean_ready = true;
+    }
+    memcpy(area, fpu_clean_area, ARCH_FPU_AREA_SIZE);
+}
+
+void arch_fpu_save(void *area) { __asm__ volatile("fxsave64 (%0)" ::"r"(area) : "memory"); }
+void arch_fpu_restore(const void *area) { __asm__ volatile("fxrstor64 (%0)" ::"r"(area) : "memory"); }
+
+uint64_t arch_prepare_kernel_stack(uint64_t stack_top, struct trap_frame **frame)
+{
+    struct trap_frame *f = (struct trap_frame *)(stack_top - sizeof(struct trap_frame));
+    uint64_t *sp = (uint64_t *)f;
+    *--sp = (uint64_t)arch_thread_trampoline; /* arch_context_switch's ret */
+    for (int i = 0; i < 6; i++)
+        *--sp = 0; /* rbp, rbx, r12-r15 */
+    *frame = f;
+    return (uint64_t)sp;
+}

@@ -1,0 +1,74 @@
+; Architecture layer (x86-64): the SYSCALL entry and the context switch.
+; The kernel runs on one CPU with interrupts off, so the current kernel stack
+; lives in a plain global (cpu_kernel_rsp) rather than per-CPU storage.
+bits 64
+section .text
+extern syscall_dispatch
+extern trap_return
+
+global cpu_kernel_rsp
+global syscall_entry
+syscall_entry:
+    ; rcx = user rip, r11 = user rflags; interrupts are off (FMASK)
+    mov [rel syscall_user_rsp], rsp
+    mov rsp, [rel cpu_kernel_rsp]
+    push 0x23                             ; ss
+    push qword [rel syscall_user_rsp]     ; rsp
+    push r11                              ; rflags
+    push 0x2b                             ; cs
+    push rcx                              ; rip
+    push 0                                ; error
+    push 0x80                             ; vector: system call
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call syscall_dispatch
+    jmp trap_return
+
+; void arch_context_switch(uint64_t *save_rsp, uint64_t load_rsp)
+global arch_context_switch
+arch_context_switch:
+    push rbp
+    push rbx
+    push r12
+    push r13
+    push r14
+    push r15
+    mov [rdi], rsp
+    mov rsp, rsi
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop rbx
+    pop rbp
+    ret
+
+; First code a new thread runs: its kernel stack holds a trap frame that
+; returns to user mode.
+extern sched_after_switch
+global arch_thread_trampoline
+arch_thread_trampoline:
+    call sched_after_switch
+    jmp trap_return
+
+section .bss
+align 8
+cpu_kernel_rsp:   resq 1
+syscall_user_rsp: resq 1
+
+section .note.GNU-stack noalloc noexec nowrite progbits

@@ -1,0 +1,50 @@
+/*
+ * Architecture layer (x86-64): what generic kernel code may ask of the
+ * machine. Implemented by the files in kernel/arch/x86_64/.
+ */
+#ifndef ARCH_ARCH_H
+#define ARCH_ARCH_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <arch/cpu.h>
+#include <arch/layout.h>
+#include <arch/trap.h>
+
+/* Serial console (COM1). */
+void arch_serial_init(void);
+void arch_serial_write(const char *s, size_t n);
+void arch_serial_drain(void); /* waits until the transmitter is empty */
+
+/* CPU set-up: GDT, TSS, IDT, SYSCALL MSRs, NX, SSE for user code. */
+void arch_cpu_init(void);
+bool arch_has_nx(void);
+unsigned arch_cpu_count_hint(void);
+void arch_set_kernel_stack(uint64_t top); /* TSS rsp0 and the SYSCALL stack */
+
+/* Timer: the PIT drives scheduling ticks; the TSC, calibrated against the
+ * PIT, measures time. */
+void arch_timer_init(unsigned hz);
+uint64_t arch_tsc_per_us(void);
+uint64_t arch_time_ns(void);
+void arch_irq_eoi(unsigned irq);
+
+/* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
+#define ARCH_FPU_AREA_SIZE 512
+void arch_fpu_init_area(void *area);
+void arch_fpu_save(void *area);
+void arch_fpu_restore(const void *area);
+
+/* Context switch (entry.asm). */
+void arch_context_switch(uint64_t *save_rsp, uint64_t load_rsp);
+void arch_thread_trampoline(void);
+/* Prepares a fresh kernel stack so that switching to it enters user mode
+ * through the trap frame it returns (placed at the top of the stack). */
+uint64_t arch_prepare_kernel_stack(uint64_t stack_top, struct trap_frame **frame);
+
+/* Power off with a status: QEMU's isa-debug-exit, then Bochs's shutdown
+ * port, then halt. */
+void arch_shutdown(int status) __attribute__((noreturn));
+
+#endif

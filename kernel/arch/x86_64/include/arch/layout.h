@@ -1,0 +1,38 @@
+/*
+ * Architecture layer (x86-64): the kernel's virtual address layout.
+ *
+ *   0x0000000000400000 .. 0x00007ffffffff000  user space (ABI_USER_BASE/TOP)
+ *   0xffff800000000000 ..                     direct map of physical RAM
+ *   0xffffff0000000000 ..                     kernel stacks, with guard pages
+ *   0xffffffff80000000 ..                     kernel image (phys + KERNEL_VMA)
+ *
+ * The kernel half (PML4 slots 256..511) is shared by every address space.
+ */
+#ifndef ARCH_LAYOUT_H
+#define ARCH_LAYOUT_H
+
+#include <stdint.h>
+
+#define KERNEL_VMA        0xffffffff80000000ul
+#define DIRECT_MAP_BASE   0xffff800000000000ul
+#define DIRECT_MAP_LIMIT  0x0000400000000000ul  /* 64 TiB of physical space */
+#define KSTACK_AREA_BASE  0xffffff0000000000ul
+#define KSTACK_SLOT_SIZE  (32 * 1024ul)           /* 16 KiB stack + 16 KiB guard */
+#define KSTACK_SIZE       (16 * 1024ul)
+#define KSTACK_SLOTS      4096u
+
+#define PAGE_SIZE         4096ul
+#define LARGE_PAGE_SIZE   (2ul * 1024 * 1024)
+
+static inline void *phys_to_virt(uint64_t phys)
+{
+    return (void *)(phys + DIRECT_MAP_BASE);
+}
+
+static inline uint64_t virt_to_phys(const void *virt)
+{
+    uint64_t v = (uint64_t)virt;
+    return v >= KERNEL_VMA ? v - KERNEL_VMA : v - DIRECT_MAP_BASE;
+}
+
+#endif

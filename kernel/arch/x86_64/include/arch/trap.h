@@ -1,0 +1,52 @@
+/*
+ * Architecture layer (x86-64): the register frame every entry into the kernel
+ * (exception, interrupt, system call) saves at the top of the thread's kernel
+ * stack. Field order matches the pushes in isr.asm and syscall.asm.
+ */
+#ifndef ARCH_TRAP_H
+#define ARCH_TRAP_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+struct trap_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector, error;
+    uint64_t rip, cs, rflags, rsp, ss;
+};
+
+#define GDT_KERNEL_CODE 0x08
+#define GDT_KERNEL_DATA 0x10
+#define GDT_USER_BASE   0x18 /* STAR: SYSRET CS = base + 16, SS = base + 8 */
+#define GDT_USER_DATA   (0x20 | 3)
+#define GDT_USER_CODE   (0x28 | 3)
+#define GDT_TSS         0x30
+
+#define VECTOR_IRQ_BASE 32
+#define VECTOR_SYSCALL  0x80 /* marks frames built by the SYSCALL entry */
+#define VECTOR_SPURIOUS 0xff
+
+#define RFLAGS_IF       (1ull << 9)
+#define RFLAGS_RESERVED (1ull << 1)
+
+static inline bool trap_from_user(const struct trap_frame *f) { return (f->cs & 3) == 3; }
+
+/* Fills a frame that returns to user mode at rip with stack rsp. */
+static inline void trap_frame_init_user(struct trap_frame *f, uint64_t rip, uint64_t rsp, uint64_t arg)
+{
+    *f = (struct trap_frame){0};
+    f->rip = rip;
+    f->rsp = rsp;
+    f->rdi = arg;
+    f->cs = GDT_USER_CODE;
+    f->ss = GDT_USER_DATA;
+    f->rflags = RFLAGS_IF | RFLAGS_RESERVED;
+}
+
+/* Implemented in trap.c (arch) and called from assembly. */
+void trap_dispatch(struct trap_frame *f);
+void trap_print_frame(const struct trap_frame *f);
+const char *trap_vector_name(uint64_t vector);
+
+#endif

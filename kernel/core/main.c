@@ -1,0 +1,147 @@
+/*
+ * Kernel layer: kmain, the boot sequence after boot/boot.asm. Reads the
+ * multiboot2 information, prints the physical memory map, carves out the
+ * kernel frame pool, builds the real page tables, sets up the CPU, the timer
+ * and the scheduler, and starts init from its boot module.
+ */
+#include <abi/errno.h>
+#include <arch/arch.h>
+#include <common/string.h>
+#include <kernel/boot.h>
+#include <kernel/console.h>
+#include <kernel/multiboot.h>
+#include <kernel/paging.h>
+#include <kernel/physmem.h>
+#include <kernel/pool.h>
+#include <kernel/proc.h>
+#include <kernel/sched.h>
+#include <kernel/syscall.h>
+
+#define MB2_BOOTLOADER_MAGIC 0x36d76289u
+#define EARLY_MAP_LIMIT (1ull << 30) /* boot.asm maps the first GiB */
+
+/* The pool is 1/16 of RAM, at least 8 MiB and at most 128 MiB: page tables
+ * for every user mapping and all kernel objects live there. */
+#define POOL_MIN (8ull << 20)
+#define POOL_MAX (128ull << 20)
+
+struct boot_module boot_modules[BOOT_MODULES_MAX];
+unsigned boot_module_count;
+char boot_cmdline[ABI_ARGS_MAX];
+
+static struct mb_info mbinfo;
+extern char kernel_phys_start[], kernel_end[];
+
+static void mb_warn(void *ctx, const char *msg)
+{
+    (void)ctx;
+    kprintf("multiboot: %s\n", msg);
+}
+
+static void print_memory_map(const struct mb_info *info)
+{
+    kprintf("physical memory map (%zu entries):\n", info->nregions);
+    uint64_t prev_end = 0;
+    for (size_t i = 0; i < info->nregions; i++) {
+        const struct mb_region *r = &info->regions[i];
+        if (r->base > prev_end)
+            kprintf("  %#014lx-%#014lx  hole      %8lu KiB\n", prev_end, r->base - 1, (r->base - prev_end) >> 10);
+        kprintf("  %#014lx-%#014lx  %-9s %8lu KiB\n", r->base, r->base + r->len - 1,
+                mb_mem_type_name(r->type), r->len >> 10);
+        prev_end = r->base + r->len;
+    }
+    kprintf("  RAM total %lu MiB\n", mb_ram_bytes(info) >> 20);
+}
+
+static void copy_boot_strings(const struct mb_info *info)
+{
+    strlcpy(boot_cmdline, info->cmdline, sizeof(boot_cmdline));
+    for (size_t i = 0; i < info->nmodules && i < BOOT_MODULES_MAX; i++) {
+        struct boot_module *m = &boot_modules[boot_module_count++];
+        m->start = info->modules[i].start;
+        m->end = info->modules[i].end;
+        strlcpy(m->args, info->modules[i].cmdline, sizeof(m->args));
+        size_t n = 0;
+        while (m->args[n] && m->args[n] != ' ' && n + 1 < sizeof(m->name)) {
+            m->name[n] = m->args[n];
+            n++;
+        }
+        m->name[n] = 0;
+    }
+}
+
+static void carve_pool(void)
+{
+    uint64_t size = mb_ram_bytes(&mbinfo) / 16;
+    size = size < POOL_MIN ? POOL_MIN : size > POOL_MAX ? POOL_MAX : size;
+    size &= ~(LARGE_PAGE_SIZE - 1);
+    uint64_t base;
+    /* Below the early map's limit, since paging_init builds the real tables
+     * out of pool frames before they exist. */
+    while (physmem_alloc(size, LARGE_PAGE_SIZE, EARLY_MAP_LIMIT, &base) != 0) {
+        if (size <= (2ull << 20))
+            panic("no room for the kernel frame pool below 1 GiB");
+        size /= 2;
+    }
+    pool_init(base, size);
+    kprintf("kernel frame pool: %lu KiB at %#lx\n", size >> 10, base);
+}
+
+static void start_init(void)
+{
+    for (unsigned i = 0; i < boot_module_count; i++) {
+        if (strcmp(boot_modules[i].name, "init") != 0)
+            continue;
+        struct process *p;
+        int err = proc_spawn_module(i, boot_cmdline, strlen(boot_cmdline), true, &p);
+        if (err) {
+            kprintf("tessera: init could not start (error %d)\ntessera: shutdown status 1\n", err);
+            arch_shutdown(1);
+        }
+        return;
+    }
+    kprintf("tessera: no boot module named init\ntessera: shutdown status 1\n");
+    arch_shutdown(1);
+}
+
+void kmain(uint32_t magic, uint32_t mbi_phys);
+void kmain(uint32_t magic, uint32_t mbi_phys)
+{
+    arch_serial_init();
+    kprintf("\ntessera: booting\n");
+    if (magic != MB2_BOOTLOADER_MAGIC)
+        panic("not started by a multiboot2 loader (magic %#x)", magic);
+    if (mbi_phys >= EARLY_MAP_LIMIT)
+        panic("multiboot information at %#x is outside the first GiB", mbi_phys);
+    if (mb_parse(phys_to_virt(mbi_phys), EARLY_MAP_LIMIT - mbi_phys, &mbinfo, mb_warn, 0) != 0)
+        panic("the boot loader gave no usable memory map");
+    kprintf("boot loader: %s\ncommand line: %s\n", mbinfo.bootloader, mbinfo.cmdline);
+    print_memory_map(&mbinfo);
+    copy_boot_strings(&mbinfo);
+
+    struct phys_range reserved[BOOT_MODULES_MAX + 3];
+    unsigned nreserved = 0;
+    reserved[nreserved++] = (struct phys_range){ 0, 1ull << 20 };
+    reserved[nreserved++] = (struct phys_range){ (uint64_t)kernel_phys_start,
+                                                 (uint64_t)kernel_end - KERNEL_VMA - (uint64_t)kernel_phys_start };
+    reserved[nreserved++] = (struct phys_range){ mbi_phys, mbinfo.total_size };
+    for (unsigned i = 0; i < boot_module_count; i++)
+        reserved[nreserved++] = (struct phys_range){ boot_modules[i].start, boot_modules[i].end - boot_modules[i].start };
+    physmem_init(&mbinfo, reserved, nreserved);
+    carve_pool();
+
+    arch_cpu_init();
+    paging_init(&mbinfo);
+    kprintf("paging: direct map of RAM at %#lx, NX %s\n", DIRECT_MAP_BASE, arch_has_nx() ? "on" : "off");
+
+    proc_init();
+    syscall_init();
+    sched_init();
+    arch_timer_init(SCHED_HZ);
+    unsigned cpus = arch_cpu_count_hint();
+    kprintf("timer: %u Hz, TSC %lu MHz; %u CPU(s) reported, running on one\n", SCHED_HZ, arch_tsc_per_us(), cpus);
+    kprintf("modules: %u; user memory free: %lu MiB; pool: %lu frames free\n", boot_module_count,
+            physmem_free_bytes() >> 20, pool_free_frames());
+    start_init();
+    sched_start();
+}

@@ -1,0 +1,106 @@
+/*
+ * Kernel layer: slab caches (see kernel/slab.h). A slab is a pool frame
+ * reached through the direct map: a header, then objects. Free objects are
+ * linked through their first word. The owning slab of an object is found by
+ * rounding its address down to the frame, so free is O(1).
+ *
+ * Invariants: a slab is on its cache's partial list iff it has a free object
+ * and at least one object in use; a slab with no object in use is freed.
+ */
+#include <arch/arch.h>
+#include <common/string.h>
+#include <kernel/console.h>
+#include <kernel/pool.h>
+#include <kernel/slab.h>
+
+struct slab {
+    struct slab_cache *cache;
+    struct slab *prev, *next; /* partial list */
+    void *free;
+    unsigned in_use;
+    bool on_partial;
+};
+
+#define SLAB_HEADER ((sizeof(struct slab) + 15) & ~15ul)
+
+void slab_cache_init(struct slab_cache *c, const char *name, size_t object_size)
+{
+    object_size = (object_size + 15) & ~15ul;
+    VERIFY(object_size >= sizeof(void *) && object_size <= PAGE_SIZE - SLAB_HEADER);
+    *c = (struct slab_cache){ .name = name, .object_size = object_size };
+    c->per_slab = (unsigned)((PAGE_SIZE - SLAB_HEADER) / object_size);
+}
+
+static void partial_remove(struct slab_cache *c, struct slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = 0;
+    s->on_partial = false;
+}
+
+static void partial_push(struct slab_cache *c, struct slab *s)
+{
+    s->prev = 0;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->on_partial = true;
+}
+
+static struct slab *slab_new(struct slab_cache *c)
+{
+    uint64_t frame = pool_alloc_frame();
+    if (!frame)
+        return 0;
+    struct slab *s = phys_to_virt(frame);
+    *s = (struct slab){ .cache = c };
+    char *obj = (char *)s + SLAB_HEADER;
+    for (unsigned i = 0; i < c->per_slab; i++, obj += c->object_size) {
+        *(void **)obj = s->free;
+        s->free = obj;
+    }
+    c->slabs++;
+    partial_push(c, s);
+    return s;
+}
+
+void *slab_alloc(struct slab_cache *c)
+{
+    struct slab *s = c->partial;
+    if (!s && !(s = slab_new(c)))
+        return 0;
+    void *obj = s->free;
+    s->free = *(void **)obj;
+    s->in_use++;
+    c->in_use++;
+    if (!s->free)
+        partial_remove(c, s);
+    memset(obj, 0, c->object_size);
+    return obj;
+}
+
+void slab_free(struct slab_cache *c, void *object)
+{
+    struct slab *s = (struct slab *)((uint64_t)object & ~(PAGE_SIZE - 1));
+    VERIFY(s->cache == c && s->in_use > 0);
+    *(void **)object = s->free;
+    s->free = object;
+    s->in_use--;
+    c->in_use--;
+    if (s->in_use == 0) {
+        if (s->on_partial)
+            partial_remove(c, s);
+        c->slabs--;
+        s->cache = 0;
+        pool_free_frame(virt_to_phys(s));
+        return;
+    }
+    if (!s->on_partial)
+        partial_push(c, s);
+}

@@ -1,0 +1,113 @@
+/*
+ * Kernel layer: thread objects and their kernel stacks. Each thread gets a
+ * 16 KiB kernel stack in its own slot of the kernel stack area, below which
+ * an unmapped 16 KiB guard catches overflows (the double-fault handler runs
+ * on its own stack and panics). Stack frames come from the kernel pool.
+ */
+#include <abi/errno.h>
+#include <arch/arch.h>
+#include <common/string.h>
+#include <kernel/console.h>
+#include <kernel/paging.h>
+#include <kernel/pool.h>
+#include <kernel/proc.h>
+#include <kernel/sched.h>
+#include <kernel/slab.h>
+
+static struct slab_cache thread_cache;
+static uint8_t kstack_slot_used[KSTACK_SLOTS / 8];
+static uint64_t next_thread_id = 1;
+static uint64_t live_threads;
+static bool cache_ready;
+
+#define KSTACK_FRAMES (KSTACK_SIZE / PAGE_SIZE)
+
+static int kstack_alloc(struct thread *t)
+{
+    unsigned slot = KSTACK_SLOTS;
+    for (unsigned i = 0; i < KSTACK_SLOTS; i++) {
+        if (!(kstack_slot_used[i / 8] & (1u << (i % 8)))) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == KSTACK_SLOTS)
+        return -ENOMEM;
+    /* Frames plus at most a page table and a page directory for the slot. */
+    if (pool_free_frames() < KSTACK_FRAMES + 2)
+        return -ENOMEM;
+    uint64_t base = KSTACK_AREA_BASE + (uint64_t)slot * KSTACK_SLOT_SIZE + (KSTACK_SLOT_SIZE - KSTACK_SIZE);
+    for (unsigned i = 0; i < KSTACK_FRAMES; i++) {
+        uint64_t frame = pool_alloc_frame();
+        VERIFY(frame && paging_map_kernel(base + i * PAGE_SIZE, frame, PAGE_SIZE) == 0);
+    }
+    kstack_slot_used[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    t->kstack_slot = slot;
+    t->kstack_top = base + KSTACK_SIZE;
+    return 0;
+}
+
+void thread_free_stack(struct thread *t)
+{
+    if (!t->kstack_top)
+        return;
+    uint64_t base = t->kstack_top - KSTACK_SIZE;
+    for (unsigned i = 0; i < KSTACK_FRAMES; i++) {
+        uint64_t frame;
+        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &frame, 0));
+        paging_unmap_kernel(base + i * PAGE_SIZE, PAGE_SIZE);
+        pool_free_frame(frame);
+    }
+    kstack_slot_used[t->kstack_slot / 8] &= (uint8_t)~(1u << (t->kstack_slot % 8));
+    t->kstack_top = 0;
+}
+
+int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out)
+{
+    if (!cache_ready) {
+        slab_cache_init(&thread_cache, "thread", sizeof(struct thread));
+        cache_ready = true;
+    }
+    struct thread *t = slab_alloc(&thread_cache);
+    if (!t)
+        return -ENOMEM;
+    int err = kstack_alloc(t);
+    if (err) {
+        slab_free(&thread_cache, t);
+        return err;
+    }
+    struct trap_frame *frame;
+    t->ksp = arch_prepare_kernel_stack(t->kstack_top, &frame);
+    trap_frame_init_user(frame, entry, user_stack, arg);
+    arch_fpu_init_area(t->fpu);
+    t->proc = p;
+    t->id = next_thread_id++;
+    t->refs = 1; /* alive */
+    t->proc_next = p->threads;
+    p->threads = t;
+    p->live_threads++;
+    live_threads++;
+    sched_make_runnable(t);
+    *out = t;
+    return 0;
+}
+
+void thread_put(struct thread *t)
+{
+    VERIFY(t->refs > 0);
+    if (--t->refs)
+        return;
+    VERIFY(t->state == THREAD_DEAD && !t->kstack_top);
+    slab_free(&thread_cache, t);
+}
+
+void thread_mark_dead(struct thread *t)
+{
+    if (t != current)
+        sched_remove(t);
+    t->state = THREAD_DEAD;
+    live_threads--;
+    sched_wake_all(&t->joiners, 0);
+}
+
+uint64_t thread_live_count(void) { return live_threads; }

@@ -1,0 +1,23 @@
+/*
+ * Kernel layer: what the kernel keeps from the boot loader, copied out of
+ * the multiboot2 information at boot (which lives in memory the kernel does
+ * not keep): the command line and the boot modules.
+ */
+#ifndef KERNEL_BOOT_H
+#define KERNEL_BOOT_H
+
+#include <stdint.h>
+#include <abi/proc.h>
+
+struct boot_module {
+    uint64_t start, end; /* physical */
+    char name[ABI_MODULE_NAME_MAX];
+    char args[ABI_ARGS_MAX];
+};
+
+#define BOOT_MODULES_MAX 32
+extern struct boot_module boot_modules[BOOT_MODULES_MAX];
+extern unsigned boot_module_count;
+extern char boot_cmdline[ABI_ARGS_MAX];
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * Kernel layer: page tables. The interface is generic; the x86-64 four-level
+ * implementation lives in kernel/arch/x86_64/paging.c. Table pages come from
+ * the kernel frame pool; every mapping call either succeeds whole or fails
+ * with -ENOMEM having changed nothing.
+ */
+#ifndef KERNEL_PAGING_H
+#define KERNEL_PAGING_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <kernel/multiboot.h>
+
+#define MAP_WRITE    0x1u
+#define MAP_EXEC     0x2u
+#define MAP_USER     0x4u
+#define MAP_UNCACHED 0x8u
+#define MAP_LARGE    0x10u /* reported by paging_translate: a 2 MiB page */
+
+/* Builds the kernel's tables: the image, the direct map of every RAM region
+ * in `info`, the kernel stack area; switches to them. Boot only. */
+void paging_init(const struct mb_info *info);
+
+/* A new address space: user half empty, kernel half shared. */
+int paging_create(uint64_t *root);
+/* Frees every user-half table of `root` and the root itself (not the mapped
+ * frames, which belong to segments). */
+void paging_destroy(uint64_t root);
+void paging_activate(uint64_t root);
+uint64_t paging_kernel_root(void);
+
+/* Maps [va, va+size) to [pa, pa+size), with 2 MiB pages wherever va and pa
+ * are both 2 MiB aligned and the range covers the whole large page. */
+int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
+/* Unmaps and flushes the TLB for the range (when `root` is live). */
+void paging_unmap(uint64_t root, uint64_t va, uint64_t size);
+bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags);
+
+/* Kernel stacks: maps `frames` at a slot of the kernel stack area. */
+int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size);
+void paging_unmap_kernel(uint64_t va, uint64_t size);
+
+#endif

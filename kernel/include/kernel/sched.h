@@ -1,0 +1,79 @@
+/*
+ * Kernel layer: threads and the round-robin scheduler. One CPU; the kernel
+ * runs with interrupts off and is never preempted, so a thread leaves the CPU
+ * only by blocking, yielding, exiting, or being preempted by the timer while
+ * in user mode (or in the idle loop).
+ */
+#ifndef KERNEL_SCHED_H
+#define KERNEL_SCHED_H
+
+#include <stdint.h>
+#include <stdbool.h>
+#include <arch/arch.h>
+
+struct process;
+struct thread;
+
+/* Threads blocked on something, in FIFO order. */
+struct wait_queue {
+    struct thread *head, *tail;
+};
+
+enum thread_state { THREAD_RUNNABLE, THREAD_BLOCKED, THREAD_DEAD };
+
+struct thread {
+    uint8_t fpu[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
+    struct process *proc;      /* 0 for the idle thread */
+    uint64_t id;
+    enum thread_state state;
+    uint64_t ksp;              /* saved kernel stack pointer while switched out */
+    uint64_t kstack_top;
+    unsigned kstack_slot;
+    uint32_t refs;             /* handles naming this thread, + 1 while alive */
+
+    struct thread *run_next, *run_prev;   /* run queue (RUNNABLE, not running) */
+    struct thread *proc_next;             /* the process's live threads */
+    struct wait_queue *waiting_on;        /* where it is blocked, if anywhere */
+    struct thread *wait_next, *wait_prev;
+    uint64_t wake_ns;                     /* timeout by arch_time_ns(); 0 = none */
+    struct thread *sleep_next;
+    int64_t wait_result;
+    void *wait_data;                      /* per-wait context (IPC) */
+
+    struct wait_queue joiners;            /* SYS_THREAD_WAIT */
+    struct thread *reap_next;
+};
+
+#define SCHED_HZ 1000u
+#define SCHED_TICK_NS (1000000000ull / SCHED_HZ)
+#define SCHED_QUANTUM_TICKS 10u
+
+extern struct thread *current;
+
+void sched_init(void);
+void sched_start(void) __attribute__((noreturn)); /* becomes the idle loop */
+void sched_make_runnable(struct thread *t);
+/* Blocks the current thread on `wq` (may be 0) for at most timeout_ns
+ * (TIMEOUT_FOREVER: no limit). Returns the value given to sched_wake, or
+ * -ETIMEDOUT. */
+int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
+void sched_wake(struct thread *t, int64_t result);
+void sched_wake_all(struct wait_queue *wq, int64_t result);
+void sched_yield(void);
+void sched_tick(struct trap_frame *f);
+uint64_t sched_ticks(void);
+/* Takes a thread off every queue (it must not be running). */
+void sched_remove(struct thread *t);
+/* Switches away from the current thread, which is DEAD: never returns. */
+void sched_exit_current(void) __attribute__((noreturn));
+/* Frees the kernel stack of a dead thread once it is off the CPU. */
+void sched_defer_reap(struct thread *t);
+
+/* Threads (thread.c). */
+int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out);
+void thread_put(struct thread *t);          /* drops a reference */
+void thread_mark_dead(struct thread *t);    /* off every queue, joiners woken */
+void thread_free_stack(struct thread *t);
+uint64_t thread_live_count(void);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * libsys: the in-guest test convention (see libsys/test.h).
+ */
+#include <common/cmdline.h>
+#include <common/string.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+
+void test_begin(struct test_run *r, const char *group, int argc, char **argv)
+{
+    *r = (struct test_run){ .group = group, .seed = 1 };
+    for (int i = 0; i < argc; i++) {
+        uint64_t v;
+        if (strncmp(argv[i], "seed=", 5) == 0 && parse_u64(argv[i] + 5, strlen(argv[i] + 5), &v) == 0)
+            r->seed = v;
+    }
+    r->rng = r->seed * 0x9e3779b97f4a7c15ull + 1;
+}
+
+bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, ...)
+{
+    if (ok) {
+        r->passed++;
+        printf("[PASS] %s.%s\n", r->group, name);
+        return true;
+    }
+    r->failed++;
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    printf("[FAIL] %s.%s: %s (seed=%lu)\n", r->group, name, reason, r->seed);
+    return false;
+}
+
+void test_exit(struct test_run *r)
+{
+    sys_exit(TEST_STATUS(r->passed, r->failed));
+}
+
+uint64_t test_rand(struct test_run *r)
+{
+    r->rng ^= r->rng >> 12;
+    r->rng ^= r->rng << 25;
+    r->rng ^= r->rng >> 27;
+    return r->rng * 0x2545f4914f6cdd1dull;
+}

@@ -1,0 +1,81 @@
+/*
+ * In-guest test program: misbehaves on purpose in the way its argument
+ * names. init checks how the kernel ended it (servers/init/init.c).
+ */
+#include <common/string.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+
+static uint8_t thread_stacks[4][16384] __attribute__((aligned(16)));
+static volatile int sink;
+/* Addresses kept in volatile variables, so the compiler cannot see the
+ * faults coming and reject or remove them. */
+static volatile uintptr_t null_address = 0, low_address = 8;
+
+static void sleeper(uint64_t ms)
+{
+    sys_sleep(ms * 1000 * 1000);
+    sys_thread_exit();
+}
+
+static void faulter(uint64_t unused)
+{
+    (void)unused;
+    sink = *(volatile int *)low_address;
+    sys_thread_exit();
+}
+
+static int recurse(int depth)
+{
+    volatile char pad[512];
+    pad[0] = (char)depth;
+    if (depth >= 0) /* always: the process has a finite stack */
+        return recurse(depth + 1) + pad[0];
+    return pad[0];
+}
+
+int main(int argc, char **argv)
+{
+    /* The mode is the first argument that is not a key=value setting. */
+    const char *mode = "";
+    for (int i = 1; i < argc; i++) {
+        if (!strchr(argv[i], '=')) {
+            mode = argv[i];
+            break;
+        }
+    }
+    if (strcmp(mode, "null") == 0)
+        sink = *(volatile int *)null_address;
+    else if (strcmp(mode, "privileged") == 0)
+        __asm__ volatile("cli");
+    else if (strcmp(mode, "kernel-write") == 0)
+        *(volatile uint64_t *)0xffffffff80100000ull = 1;
+    else if (strcmp(mode, "ud") == 0)
+        __asm__ volatile("ud2");
+    else if (strcmp(mode, "divide") == 0)
+        __asm__ volatile("xor %%ecx, %%ecx; mov $1, %%eax; cdq; idiv %%ecx" ::: "eax", "ecx", "edx");
+    else if (strcmp(mode, "port-io") == 0)
+        __asm__ volatile("outb %%al, $0x80" ::"a"(0));
+    else if (strcmp(mode, "stack-overflow") == 0)
+        sink = recurse(0);
+    else if (strcmp(mode, "spin") == 0)
+        for (;;)
+            sink++;
+    else if (strcmp(mode, "threads-then-exit") == 0) {
+        int64_t h[3];
+        for (int i = 0; i < 3; i++)
+            h[i] = sys_thread_create(sleeper, thread_stacks[i] + sizeof(thread_stacks[i]), 5 + (uint64_t)i);
+        for (int i = 0; i < 3; i++)
+            if (h[i] < 0 || sys_thread_wait((handle_t)h[i], TIMEOUT_FOREVER) != 0)
+                return 1;
+        /* One more thread left running: exit must end it too. */
+        sys_thread_create(sleeper, thread_stacks[3] + sizeof(thread_stacks[3]), 100000);
+        return 0;
+    } else if (strcmp(mode, "fault-in-thread") == 0) {
+        sys_thread_create(faulter, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
+        sys_sleep(1000ull * 1000 * 1000 * 60);
+        return 2; /* the fault should have ended the whole process */
+    }
+    printf("t_victim: mode '%s' did not end the process\n", mode);
+    return 3;
+}
