@@ -1,0 +1,328 @@
+/*
+ * Common layer: intrusive red-black tree (see common/rbtree.h for the API).
+ *
+ * The algorithms are the textbook ones (CLRS chapter 13) with parent
+ * pointers; the colour lives in bit 0 of the parent pointer, which is free
+ * because nodes are at least 2-byte aligned.
+ *
+ * Augmentation rule: a rotation keeps the set of nodes under the rotated
+ * position unchanged, so only the two rotated nodes need their summaries
+ * recomputed (lower one first). Linking or unlinking changes the set of
+ * nodes under every ancestor of the change, so that path is recomputed up to
+ * the root before rebalancing starts.
+ */
+#include <common/rbtree.h>
+
+static void set_parent(struct rb_node *n, struct rb_node *parent)
+{
+    n->parent_colour = (uintptr_t)parent | (n->parent_colour & 1);
+}
+
+static void set_black(struct rb_node *n)
+{
+    n->parent_colour |= 1;
+}
+
+static void set_red(struct rb_node *n)
+{
+    n->parent_colour &= ~(uintptr_t)1;
+}
+
+static void copy_colour(struct rb_node *dst, const struct rb_node *src)
+{
+    dst->parent_colour = (dst->parent_colour & ~(uintptr_t)1) | (src->parent_colour & 1);
+}
+
+static void augment_one(struct rb_tree *tree, struct rb_node *n)
+{
+    if (tree->augment != NULL)
+        tree->augment(n);
+}
+
+void rb_init(struct rb_tree *tree, rb_augment_fn augment)
+{
+    tree->root = NULL;
+    tree->augment = augment;
+}
+
+void rb_propagate(struct rb_tree *tree, struct rb_node *node)
+{
+    if (tree->augment == NULL)
+        return;
+    for (; node != NULL; node = rb_parent(node))
+        tree->augment(node);
+}
+
+/* Makes `to` take `from`'s place under from's parent. */
+static void replace_child(struct rb_tree *tree, struct rb_node *from, struct rb_node *to)
+{
+    struct rb_node *parent = rb_parent(from);
+
+    if (parent == NULL)
+        tree->root = to;
+    else if (parent->left == from)
+        parent->left = to;
+    else
+        parent->right = to;
+    if (to != NULL)
+        set_parent(to, parent);
+}
+
+static void rotate_left(struct rb_tree *tree, struct rb_node *x)
+{
+    struct rb_node *y = x->right;
+
+    x->right = y->left;
+    if (y->left != NULL)
+        set_parent(y->left, x);
+    replace_child(tree, x, y);
+    y->left = x;
+    set_parent(x, y);
+    augment_one(tree, x);
+    augment_one(tree, y);
+}
+
+static void rotate_right(struct rb_tree *tree, struct rb_node *x)
+{
+    struct rb_node *y = x->left;
+
+    x->left = y->right;
+    if (y->right != NULL)
+        set_parent(y->right, x);
+    replace_child(tree, x, y);
+    y->right = x;
+    set_parent(x, y);
+    augment_one(tree, x);
+    augment_one(tree, y);
+}
+
+void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *parent,
+               struct rb_node **link)
+{
+    node->parent_colour = (uintptr_t)parent; /* red */
+    node->left = NULL;
+    node->right = NULL;
+    *link = node;
+    rb_propagate(tree, node);
+
+    while (!rb_is_black(parent)) {
+        struct rb_node *grand = rb_parent(parent);
+
+        if (parent == grand->left) {
+            struct rb_node *uncle = grand->right;
+            if (!rb_is_black(uncle)) {
+                set_black(parent);
+                set_black(uncle);
+                set_red(grand);
+                node = grand;
+                parent = rb_parent(node);
+                continue;
+            }
+            if (node == parent->right) {
+                rotate_left(tree, parent);
+                node = parent;
+                parent = rb_parent(node);
+            }
+            set_black(parent);
+            set_red(grand);
+            rotate_right(tree, grand);
+        } else {
+            struct rb_node *uncle = grand->left;
+            if (!rb_is_black(uncle)) {
+                set_black(parent);
+                set_black(uncle);
+                set_red(grand);
+                node = grand;
+                parent = rb_parent(node);
+                continue;
+            }
+            if (node == parent->left) {
+                rotate_right(tree, parent);
+                node = parent;
+                parent = rb_parent(node);
+            }
+            set_black(parent);
+            set_red(grand);
+            rotate_left(tree, grand);
+        }
+        break;
+    }
+    set_black(tree->root);
+}
+
+static void erase_fixup(struct rb_tree *tree, struct rb_node *x, struct rb_node *parent)
+{
+    while (x != tree->root && rb_is_black(x)) {
+        if (x == parent->left) {
+            struct rb_node *w = parent->right;
+            if (!rb_is_black(w)) {
+                set_black(w);
+                set_red(parent);
+                rotate_left(tree, parent);
+                w = parent->right;
+            }
+            if (rb_is_black(w->left) && rb_is_black(w->right)) {
+                set_red(w);
+                x = parent;
+                parent = rb_parent(x);
+                continue;
+            }
+            if (rb_is_black(w->right)) {
+                set_black(w->left);
+                set_red(w);
+                rotate_right(tree, w);
+                w = parent->right;
+            }
+            copy_colour(w, parent);
+            set_black(parent);
+            set_black(w->right);
+            rotate_left(tree, parent);
+        } else {
+            struct rb_node *w = parent->left;
+            if (!rb_is_black(w)) {
+                set_black(w);
+                set_red(parent);
+                rotate_right(tree, parent);
+                w = parent->left;
+            }
+            if (rb_is_black(w->left) && rb_is_black(w->right)) {
+                set_red(w);
+                x = parent;
+                parent = rb_parent(x);
+                continue;
+            }
+            if (rb_is_black(w->left)) {
+                set_black(w->right);
+                set_red(w);
+                rotate_left(tree, w);
+                w = parent->left;
+            }
+            copy_colour(w, parent);
+            set_black(parent);
+            set_black(w->left);
+            rotate_right(tree, parent);
+        }
+        x = tree->root;
+        break;
+    }
+    if (x != NULL)
+        set_black(x);
+}
+
+void rb_erase(struct rb_tree *tree, struct rb_node *z)
+{
+    struct rb_node *x;
+    struct rb_node *x_parent;
+    int removed_black;
+
+    if (z->left == NULL || z->right == NULL) {
+        x = z->left != NULL ? z->left : z->right;
+        x_parent = rb_parent(z);
+        removed_black = rb_is_black(z);
+        replace_child(tree, z, x);
+    } else {
+        struct rb_node *y = z->right;
+        while (y->left != NULL)
+            y = y->left;
+        removed_black = rb_is_black(y);
+        x = y->right;
+        if (rb_parent(y) == z) {
+            x_parent = y;
+        } else {
+            x_parent = rb_parent(y);
+            replace_child(tree, y, x);
+            y->right = z->right;
+            set_parent(y->right, y);
+        }
+        replace_child(tree, z, y);
+        y->left = z->left;
+        set_parent(y->left, y);
+        copy_colour(y, z);
+    }
+    rb_propagate(tree, x_parent);
+    if (removed_black)
+        erase_fixup(tree, x, x_parent);
+}
+
+struct rb_node *rb_first(const struct rb_tree *tree)
+{
+    struct rb_node *n = tree->root;
+
+    if (n == NULL)
+        return NULL;
+    while (n->left != NULL)
+        n = n->left;
+    return n;
+}
+
+struct rb_node *rb_last(const struct rb_tree *tree)
+{
+    struct rb_node *n = tree->root;
+
+    if (n == NULL)
+        return NULL;
+    while (n->right != NULL)
+        n = n->right;
+    return n;
+}
+
+struct rb_node *rb_next(const struct rb_node *n)
+{
+    struct rb_node *parent;
+
+    if (n->right != NULL) {
+        n = n->right;
+        while (n->left != NULL)
+            n = n->left;
+        return (struct rb_node *)n;
+    }
+    while ((parent = rb_parent(n)) != NULL && n == parent->right)
+        n = parent;
+    return parent;
+}
+
+struct rb_node *rb_prev(const struct rb_node *n)
+{
+    struct rb_node *parent;
+
+    if (n->left != NULL) {
+        n = n->left;
+        while (n->right != NULL)
+            n = n->right;
+        return (struct rb_node *)n;
+    }
+    while ((parent = rb_parent(n)) != NULL && n == parent->left)
+        n = parent;
+    return parent;
+}
+
+/* Returns the black height of the subtree, or -1 if broken; counts nodes. */
+static long validate_subtree(const struct rb_node *n, const struct rb_node *parent,
+                             long *count)
+{
+    long left, right;
+
+    if (n == NULL)
+        return 1;
+    if (rb_parent(n) != parent)
+        return -1;
+    if (!rb_is_black(n) && (!rb_is_black(n->left) || !rb_is_black(n->right)))
+        return -1;
+    left = validate_subtree(n->left, n, count);
+    right = validate_subtree(n->right, n, count);
+    if (left < 0 || right < 0 || left != right)
+        return -1;
+    ++*count;
+    return left + (rb_is_black(n) ? 1 : 0);
+}
+
+long rb_validate(const struct rb_tree *tree)
+{
+    long count = 0;
+
+    if (tree->root != NULL && !rb_is_black(tree->root))
+        return -1;
+    if (validate_subtree(tree->root, NULL, &count) < 0)
+        return -1;
+    return count;
+}

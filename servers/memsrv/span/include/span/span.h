@@ -1,0 +1,301 @@
+/*
+ * Memory-server layer: the span allocator, the book-keeping core of memsrv.
+ *
+ * Called by memsrv (servers/memsrv) to decide where physical segments go and
+ * how to compact them, and by the host tests and benchmark. It never touches
+ * the memory it manages: it keeps books about physical addresses, proposes
+ * compaction moves, and the caller (memsrv, through the kernel) carries them
+ * out and confirms. Freestanding: no allocation, no floating point, no libc.
+ * Not thread-safe: one instance belongs to one thread (memsrv's loop).
+ *
+ * Vocabulary
+ *   granule   4 KiB, the unit of everything; all addresses and sizes are
+ *             multiples of it (sizes are rounded up, see span_alloc).
+ *   region    a range of RAM given by span_add_region; the gaps between
+ *             regions are holes. No span ever crosses a region boundary.
+ *   span      a maximal run of granules in one state inside one region:
+ *             free, a segment (allocated), a locked segment (pinned for DMA,
+ *             never moved), or in transit (the destination of a move that the
+ *             caller is carrying out).
+ *   segment   an allocated span, with the caller's 64-bit tag.
+ *   large     a segment of at least the large-page size (a parameter, 2 MiB
+ *             or 4 MiB); it is placed at large-page alignment when possible,
+ *             otherwise (SPAN_LARGE_OK) anywhere and marked misaligned.
+ *
+ * Errors are negative ABI codes (abi/errno.h). Every call validates all of
+ * its arguments before changing anything: on error the books are unchanged.
+ *
+ * The design, invariants and costs are in span.c's Big Theory Statement and
+ * in docs/span-allocator.md.
+ */
+#ifndef SPAN_SPAN_H
+#define SPAN_SPAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <abi/errno.h>
+#include <common/rbtree.h>
+
+#define SPAN_GRANULE ((uint64_t)4096)
+#define SPAN_GRANULE_SHIFT 12
+#define SPAN_QUICK_LISTS 64   /* quick-fit lists: free spans of 1..64 granules */
+#define SPAN_MAX_REGIONS 64   /* more than any e820/multiboot map we expect */
+#define SPAN_HIST_BUCKETS 52  /* log2 of (2^64 / 4 KiB) */
+#define SPAN_BUDDY_ORDERS 31  /* orders 0..30: up to 4 TiB blocks */
+#define SPAN_LARGE_MIN ((uint64_t)8192)
+#define SPAN_LARGE_MAX ((uint64_t)1 << 30) /* 1 GiB pages on x86-64 */
+
+enum span_policy {
+    SPAN_POLICY_BEST_FIT = 0,  /* quick-fit lists + size tree, best fit (default) */
+    SPAN_POLICY_TOP_OF_HEAP,   /* highest place that fits; compaction slides down */
+    SPAN_POLICY_INSTANT_FIT,   /* power-of-two free lists, as in vmem */
+    SPAN_POLICY_COUNT
+};
+
+enum span_state {
+    SPAN_FREE = 0,
+    SPAN_ALLOCATED,
+    SPAN_LOCKED,     /* allocated and pinned: lock count > 0 */
+    SPAN_IN_TRANSIT, /* destination of an unconfirmed move */
+};
+
+/* span_request.flags */
+#define SPAN_LARGE_OK 0x1u /* a large segment may fall back to 4 KiB alignment */
+#define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK)
+
+struct span_request {
+    uint64_t size;  /* bytes, > 0; rounded up to the granule */
+    uint64_t align; /* 0 = granule; else a power of two >= 4 KiB */
+    uint64_t limit; /* 0 = none; else the segment's end must be <= limit */
+    uint32_t flags; /* SPAN_LARGE_OK */
+};
+
+/*
+ * One node per span (not per page). The caller provides an array of them;
+ * the allocator never allocates. Opaque: fields are private.
+ */
+struct span_node {
+    struct rb_node addr_link;           /* all spans, by address, augmented */
+    union {
+        struct rb_node size_link;       /* best fit: free spans > 64 granules */
+        struct {
+            struct span_node *next, *prev;
+        } list;                         /* quick/instant lists; free node store */
+    } u;
+    struct span_node *prev, *next;      /* all spans in address order */
+    uint64_t base;
+    uint64_t size;
+    uint64_t tag;
+    uint64_t max_free;                  /* largest free span in addr subtree */
+    uint32_t lock_count;
+    uint8_t state;                      /* enum span_state (LOCKED not stored) */
+    uint8_t flags;                      /* private SPAN_NODE_* flags */
+    uint16_t region;
+};
+
+struct span_region {
+    uint64_t base;
+    uint64_t size;
+    uint64_t free_bytes;
+    uint64_t transit_bytes;
+    uint64_t locked_bytes;
+};
+
+struct span_alloc {
+    enum span_policy policy;
+    uint64_t large_size;
+    unsigned large_order;               /* log2(large_size / granule) */
+    struct span_node *store;
+    size_t capacity;
+    size_t nodes_free;
+    struct span_node *free_nodes;
+    struct rb_tree addr_tree;
+    struct span_node *first, *last;     /* address-ordered list of all spans */
+    struct rb_tree size_tree;           /* best fit only */
+    struct span_node *lists[SPAN_QUICK_LISTS];
+    uint64_t list_bitmap;               /* bit k: lists[k] not empty */
+    struct span_region regions[SPAN_MAX_REGIONS];
+    unsigned region_count;
+    uint64_t total_bytes;
+    uint64_t mem_end;                   /* highest region end */
+    unsigned buddy_cap;                 /* largest buddy order counted */
+    uint64_t free_bytes;
+    uint64_t segments;
+    uint64_t free_spans;
+    uint64_t misaligned;
+    uint64_t moves_in_flight;
+    uint64_t free_hist[SPAN_HIST_BUCKETS];
+    uint64_t buddy_blocks[SPAN_BUDDY_ORDERS];
+};
+
+/*
+ * Creates an empty instance. large_size: power of two in [8 KiB, 1 GiB]
+ * (0 = 2 MiB). store/capacity: the node array (at least 1). -EINVAL on bad
+ * arguments.
+ */
+int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size,
+              struct span_node *store, size_t capacity);
+
+/* Adds RAM [base, base+size): granule-aligned, not overlapping another region.
+ * -EINVAL bad range, -EEXIST overlap, -ENOMEM no node or region slot. */
+int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size);
+
+/*
+ * Allocates a segment. Picks a place by the instance's policy, honouring
+ * alignment, limit, regions, and large-page alignment for large segments.
+ * -EINVAL bad request (zero size, bad alignment, unknown flag, out NULL),
+ * -E2BIG larger than every region, -ERANGE no region could ever satisfy the
+ * limit/alignment, -ENOMEM not possible now (fragmentation or full; a
+ * compaction plan may help) or the node store is full.
+ */
+int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag,
+               uint64_t *out_base);
+
+/* Records a segment at a fixed place (boot modules): [base, base+size) must
+ * be free. -EINVAL bad range, -EBUSY not free, -ENOMEM node store full. */
+int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t tag);
+
+/* Frees the segment starting at base. -ENOENT no segment starts there (this
+ * includes a double free), -EBUSY locked or being moved. */
+int span_free(struct span_alloc *a, uint64_t base);
+
+struct span_info {
+    uint64_t base;
+    uint64_t size;
+    uint64_t tag;          /* segments only */
+    enum span_state state;
+    uint32_t lock_count;
+    unsigned region;
+    bool misaligned;       /* large segment not at large-page alignment */
+    bool moving;           /* source of an unconfirmed move */
+};
+
+/* Describes the span containing addr. -ENOENT if addr is in no region. */
+int span_lookup(const struct span_alloc *a, uint64_t addr, struct span_info *info);
+
+/*
+ * Pins the segment starting at base. Locks nest: each span_lock needs one
+ * span_unlock. -ENOENT no segment there, -EBUSY being moved, -ERANGE count
+ * would overflow. span_unlock: -EINVAL if not locked.
+ */
+int span_lock(struct span_alloc *a, uint64_t base);
+int span_unlock(struct span_alloc *a, uint64_t base);
+
+/* Calls fn for every span in address order; stops early if fn returns != 0
+ * and returns that value. */
+typedef int (*span_walk_fn)(void *ctx, const struct span_info *info);
+int span_walk(const struct span_alloc *a, span_walk_fn fn, void *ctx);
+
+/* ---- Compaction planning ---------------------------------------------
+ *
+ * A plan proposes one move at a time (span_plan_next). The destination is
+ * booked as in transit at once, so allocations made between steps cannot
+ * take it. The caller copies size bytes from `from` to `to` with memmove
+ * semantics (the ranges overlap when a segment slides by less than its
+ * size), then calls span_move_done, or span_move_failed if the kernel
+ * refused (e.g. the segment got pinned). Until then the segment cannot be
+ * freed or locked (-EBUSY). Plans read the books afresh at every step, so
+ * allocations and frees between steps are fine.
+ */
+struct span_move {
+    uint64_t from;  /* the segment's base before the move */
+    uint64_t to;
+    uint64_t size;
+    uint64_t tag;
+};
+
+enum span_plan_kind {
+    SPAN_PLAN_TARGETED = 1,
+    SPAN_PLAN_FULL,
+    SPAN_PLAN_REALIGN,
+};
+
+struct span_plan {
+    enum span_plan_kind kind;
+    uint64_t size, align, limit;    /* targeted: the run wanted */
+    uint64_t step_bytes;            /* full: 0 = unbounded; else per step */
+    uint64_t step_used;
+    uint64_t cursor;                /* address the sweep has reached */
+    uint64_t window;                /* targeted: chosen run, or ~0 */
+    uint64_t window_cost;           /* its movable bytes when chosen */
+    uint64_t result_base;           /* targeted, after DONE: the free run */
+    uint64_t moved_bytes;           /* confirmed moves */
+    uint64_t moves;
+    uint64_t failed_moves;
+    unsigned attempts;              /* targeted: windows tried */
+    unsigned phase;                 /* private */
+    bool compacted;                 /* private: a room-making pass moved */
+    bool pending;                   /* a proposed move awaits done/failed */
+};
+
+/* span_plan_next results (>= 0); errors are negative. */
+#define SPAN_PLAN_DONE 0  /* nothing more to do (targeted: run exists) */
+#define SPAN_PLAN_MOVE 1  /* *move filled in: carry it out, then confirm */
+#define SPAN_PLAN_PAUSE 2 /* incremental step's byte budget reached */
+
+/*
+ * Targeted: make a free run of size bytes at align (0 = granule), ending at
+ * or below limit (0 = none), moving as few bytes as possible. On DONE,
+ * plan->result_base is the run's base; span_alloc with the same constraints
+ * (or span_reserve there) then succeeds. span_plan_next returns -ENOSPC when
+ * no arrangement this planner can reach gives such a run.
+ */
+int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
+                       uint64_t align, uint64_t limit);
+
+/* Full (step_bytes = 0) or incremental (each step moves at most step_bytes;
+ * larger segments are left alone): slides movable segments toward the
+ * bottom of memory, around locked spans and holes, across regions. */
+int span_plan_full(const struct span_alloc *a, struct span_plan *plan, uint64_t step_bytes);
+
+/* Moves misaligned large segments to large-page-aligned places. */
+int span_plan_realign(const struct span_alloc *a, struct span_plan *plan);
+
+/* Proposes the next move. -EBUSY if the previous one is not confirmed,
+ * -ENOMEM node store full (retry later), -ENOSPC targeted run impossible. */
+int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_move *move);
+
+/* Confirms a proposed move. -EINVAL if move is not a pending move. */
+int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct span_move *move);
+
+/* The move did not happen; if pinned, the segment is now locked (count 1). */
+int span_move_failed(struct span_alloc *a, struct span_plan *plan,
+                     const struct span_move *move, bool pinned);
+
+/* ---- Statistics and checking ----------------------------------------- */
+
+struct span_stats {
+    uint64_t total_bytes, free_bytes, used_bytes, locked_bytes, transit_bytes;
+    uint64_t largest_free;
+    uint64_t free_spans, segments, misaligned_segments;
+    uint64_t nodes_used, nodes_capacity;
+    /* free spans with a granule count in [2^k, 2^(k+1)) */
+    uint64_t free_hist[SPAN_HIST_BUCKETS];
+    unsigned large_order;          /* log2(large size / 4 KiB), e.g. 9 */
+    /* Linux mm/vmstat.c unusable_free_index at large_order, per mille */
+    uint32_t unusable_index;
+    /* Linux __fragmentation_index at large_order, per mille (-1000: a
+     * suitable block exists; 0: no free memory / failure is lack of memory) */
+    int32_t fragmentation_index;
+    /* mm/compaction.c fragmentation_score_zone (extfrag_for_order at
+     * large_order), per mille: Linux's percent value times 10 */
+    uint32_t fragmentation_score;
+    unsigned region_count;
+    struct span_region regions[SPAN_MAX_REGIONS];
+};
+
+void span_stats(const struct span_alloc *a, struct span_stats *out);
+
+struct span_fault {
+    const char *what;  /* static description of the broken invariant */
+    uint64_t addr;     /* the span concerned, when there is one */
+};
+
+/* Checks every invariant (O(n)). 0 if sound, else -EINVAL with *fault. */
+int span_check(const struct span_alloc *a, struct span_fault *fault);
+
+const char *span_state_name(enum span_state state);
+
+#endif

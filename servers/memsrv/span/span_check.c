@@ -1,0 +1,318 @@
+/*
+ * Memory-server layer: statistics and the invariant checker of the span
+ * allocator. Called by memsrv (span_stats for its status reply and its
+ * compaction trigger), by debug builds and by every host test (span_check).
+ *
+ * Statistics are O(regions): the counters they read are kept up to date by
+ * span.c whenever a span enters or leaves the free index. The fragmentation
+ * figures follow Linux exactly, with the free spans decomposed into the
+ * naturally aligned power-of-two blocks a buddy allocator would hold (orders
+ * up to max(10, large order)):
+ *   mm/vmstat.c fill_contig_page_info / unusable_free_index /
+ *   __fragmentation_index, and mm/compaction.c extfrag_for_order (used by
+ *   fragmentation_score_zone), all in integer arithmetic, per mille.
+ *
+ * span_check recounts everything from scratch in O(n) and compares; it
+ * never aborts and never changes the books.
+ */
+#include <common/string.h>
+
+#include "span_internal.h"
+
+struct contig_info {
+    uint64_t free_pages;
+    uint64_t free_blocks_total;
+    uint64_t free_blocks_suitable;
+};
+
+static void contig_info(const struct span_alloc *a, unsigned order, struct contig_info *info)
+{
+    unsigned k;
+
+    info->free_pages = 0;
+    info->free_blocks_total = 0;
+    info->free_blocks_suitable = 0;
+    for (k = 0; k <= a->buddy_cap; k++) {
+        uint64_t blocks = a->buddy_blocks[k];
+        info->free_blocks_total += blocks;
+        info->free_pages += blocks << k;
+        if (k >= order)
+            info->free_blocks_suitable += blocks << (k - order);
+    }
+}
+
+void span_stats(const struct span_alloc *a, struct span_stats *out)
+{
+    struct contig_info info;
+    uint64_t requested = (uint64_t)1 << a->large_order;
+    unsigned i;
+
+    out->total_bytes = a->total_bytes;
+    out->free_bytes = a->free_bytes;
+    out->locked_bytes = 0;
+    out->transit_bytes = 0;
+    for (i = 0; i < a->region_count; i++) {
+        out->regions[i] = a->regions[i];
+        out->locked_bytes += a->regions[i].locked_bytes;
+        out->transit_bytes += a->regions[i].transit_bytes;
+    }
+    out->region_count = a->region_count;
+    out->used_bytes = a->total_bytes - a->free_bytes - out->transit_bytes;
+    out->largest_free = a->addr_tree.root != NULL
+                            ? span_of_addr_link(a->addr_tree.root)->max_free : 0;
+    out->free_spans = a->free_spans;
+    out->segments = a->segments;
+    out->misaligned_segments = a->misaligned;
+    out->nodes_used = a->capacity - a->nodes_free;
+    out->nodes_capacity = a->capacity;
+    for (i = 0; i < SPAN_HIST_BUCKETS; i++)
+        out->free_hist[i] = a->free_hist[i];
+    out->large_order = a->large_order;
+
+    contig_info(a, a->large_order, &info);
+    /* unusable_free_index: no free memory counts as all unusable. */
+    out->unusable_index = info.free_pages == 0
+        ? 1000
+        : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) *
+                     1000 / info.free_pages);
+    /* __fragmentation_index */
+    if (info.free_blocks_total == 0)
+        out->fragmentation_index = 0;
+    else if (info.free_blocks_suitable != 0)
+        out->fragmentation_index = -1000;
+    else
+        out->fragmentation_index =
+            (int32_t)(1000 - (1000 + info.free_pages * 1000 / requested) /
+                                 info.free_blocks_total);
+    /* extfrag_for_order, kept per mille rather than Linux's percent. */
+    out->fragmentation_score = info.free_pages == 0
+        ? 0
+        : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) *
+                     1000 / info.free_pages);
+}
+
+/* ---- the checker -------------------------------------------------------- */
+
+#define FAIL(f, msg, at)          \
+    do {                          \
+        (f)->what = (msg);        \
+        (f)->addr = (at);         \
+        return -EINVAL;           \
+    } while (0)
+
+struct recount {
+    uint64_t free_bytes, free_spans, segments, misaligned, moving, transit_spans;
+    uint64_t region_size[SPAN_MAX_REGIONS];
+    uint64_t region_free[SPAN_MAX_REGIONS];
+    uint64_t region_transit[SPAN_MAX_REGIONS];
+    uint64_t region_locked[SPAN_MAX_REGIONS];
+    uint64_t hist[SPAN_HIST_BUCKETS];
+    uint64_t buddy[SPAN_BUDDY_ORDERS];
+};
+
+static uint64_t subtree_max(const struct rb_node *r)
+{
+    return r != NULL ? span_of_addr_link(r)->max_free : 0;
+}
+
+static int check_span(const struct span_alloc *a, const struct span_node *n,
+                      const struct span_node *prev, struct recount *c, struct span_fault *f)
+{
+    const struct span_region *r;
+    uint64_t own;
+
+    if (n->size == 0 || ((n->base | n->size) & (SPAN_GRANULE - 1)))
+        FAIL(f, "span empty or not granule-aligned", n->base);
+    if (n->region >= a->region_count)
+        FAIL(f, "span in no region", n->base);
+    r = &a->regions[n->region];
+    if (n->base < r->base || span_end(n) > r->base + r->size || span_end(n) < n->base)
+        FAIL(f, "span crosses its region's bounds", n->base);
+    if (n->prev != prev)
+        FAIL(f, "address list back link broken", n->base);
+    if (prev != NULL) {
+        if (span_end(prev) > n->base)
+            FAIL(f, "spans overlap or are out of order", n->base);
+        if (prev->region == n->region && span_end(prev) != n->base)
+            FAIL(f, "gap between spans of one region", n->base);
+        if (prev->region == n->region && prev->state == SPAN_FREE && n->state == SPAN_FREE)
+            FAIL(f, "adjacent free spans not coalesced", n->base);
+    }
+    if (prev == NULL || prev->region != n->region) {
+        if (n->base != r->base)
+            FAIL(f, "region does not start with a span", n->base);
+    }
+    own = n->state == SPAN_FREE ? n->size : 0;
+    if (subtree_max(n->addr_link.left) > own)
+        own = subtree_max(n->addr_link.left);
+    if (subtree_max(n->addr_link.right) > own)
+        own = subtree_max(n->addr_link.right);
+    if (n->max_free != own)
+        FAIL(f, "address tree max_free is stale", n->base);
+
+    c->region_size[n->region] += n->size;
+    switch (n->state) {
+    case SPAN_FREE:
+        if (n->flags != 0 || n->lock_count != 0)
+            FAIL(f, "free span carries segment state", n->base);
+        c->free_bytes += n->size;
+        c->free_spans++;
+        c->region_free[n->region] += n->size;
+        c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
+        span_buddy_count(n->base, n->size, a->buddy_cap, c->buddy, 1);
+        break;
+    case SPAN_ALLOCATED: {
+        bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
+        if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
+            FAIL(f, "misaligned mark wrong", n->base);
+        c->segments++;
+        c->misaligned += misaligned;
+        if (n->flags & NODE_MOVING)
+            c->moving++;
+        if (n->lock_count > 0)
+            c->region_locked[n->region] += n->size;
+        if ((n->flags & NODE_MOVING) && n->lock_count > 0)
+            FAIL(f, "locked segment is moving", n->base);
+        break;
+    }
+    case SPAN_IN_TRANSIT:
+        c->transit_spans++;
+        c->region_transit[n->region] += n->size;
+        break;
+    default:
+        FAIL(f, "span in unknown state", n->base);
+    }
+    return 0;
+}
+
+static int check_free_index(const struct span_alloc *a, struct span_fault *f)
+{
+    uint64_t indexed = 0;
+    unsigned k;
+
+    for (k = 0; k < SPAN_QUICK_LISTS; k++) {
+        const struct span_node *n;
+        const struct span_node *back = NULL;
+        bool bit = (a->list_bitmap >> k) & 1;
+        if (bit != (a->lists[k] != NULL))
+            FAIL(f, "list bitmap disagrees with list", k);
+        for (n = a->lists[k]; n != NULL; back = n, n = n->u.list.next) {
+            uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
+            bool right_list = a->policy == SPAN_POLICY_INSTANT_FIT ? floor_log2(granules) == k
+                              : a->policy == SPAN_POLICY_BEST_FIT ? granules == k + 1u
+                                                                  : false;
+            if (n->state != SPAN_FREE || !right_list)
+                FAIL(f, "span on the wrong free list", n->base);
+            if (n->u.list.prev != back)
+                FAIL(f, "free list back link broken", n->base);
+            if (++indexed > a->capacity)
+                FAIL(f, "free list cycles", n->base);
+        }
+    }
+    if (a->policy == SPAN_POLICY_BEST_FIT) {
+        const struct rb_node *r;
+        const struct span_node *prev = NULL;
+        long count = rb_validate(&a->size_tree);
+        if (count < 0)
+            FAIL(f, "size tree is not a valid red-black tree", 0);
+        for (r = rb_first(&a->size_tree); r != NULL; r = rb_next(r)) {
+            const struct span_node *n = RB_ENTRY(r, struct span_node, u.size_link);
+            if (n->state != SPAN_FREE || n->size <= SPAN_QUICK_LISTS * SPAN_GRANULE)
+                FAIL(f, "size tree holds a span it should not", n->base);
+            if (prev != NULL && (prev->size > n->size ||
+                                 (prev->size == n->size && prev->base >= n->base)))
+                FAIL(f, "size tree out of order", n->base);
+            prev = n;
+        }
+        indexed += (uint64_t)count;
+    } else if (a->size_tree.root != NULL) {
+        FAIL(f, "size tree used by a policy without one", 0);
+    }
+    if (a->policy == SPAN_POLICY_TOP_OF_HEAP && a->list_bitmap != 0)
+        FAIL(f, "free lists used by top-of-heap", 0);
+    if (a->policy != SPAN_POLICY_TOP_OF_HEAP && indexed != a->free_spans)
+        FAIL(f, "free index does not hold every free span", indexed);
+    return 0;
+}
+
+static int compare_counts(const struct span_alloc *a, const struct recount *c,
+                          struct span_fault *f)
+{
+    unsigned i;
+
+    for (i = 0; i < a->region_count; i++) {
+        const struct span_region *r = &a->regions[i];
+        if (c->region_size[i] != r->size)
+            FAIL(f, "region not exactly tiled by its spans", r->base);
+        if (c->region_free[i] != r->free_bytes)
+            FAIL(f, "region free bytes wrong", r->base);
+        if (c->region_transit[i] != r->transit_bytes)
+            FAIL(f, "region transit bytes wrong", r->base);
+        if (c->region_locked[i] != r->locked_bytes)
+            FAIL(f, "region locked bytes wrong", r->base);
+    }
+    if (c->free_bytes != a->free_bytes || c->free_spans != a->free_spans)
+        FAIL(f, "free byte or span count wrong", c->free_bytes);
+    if (c->segments != a->segments || c->misaligned != a->misaligned)
+        FAIL(f, "segment or misaligned count wrong", c->segments);
+    if (c->moving != c->transit_spans || c->moving != a->moves_in_flight)
+        FAIL(f, "moving segments and transit spans disagree", c->moving);
+    for (i = 0; i < SPAN_HIST_BUCKETS; i++)
+        if (c->hist[i] != a->free_hist[i])
+            FAIL(f, "free span histogram wrong", i);
+    for (i = 0; i < SPAN_BUDDY_ORDERS; i++)
+        if (c->buddy[i] != a->buddy_blocks[i])
+            FAIL(f, "buddy block counts wrong", i);
+    return 0;
+}
+
+int span_check(const struct span_alloc *a, struct span_fault *fault)
+{
+    static struct span_fault ignored;
+    struct recount c;
+    const struct span_node *n;
+    const struct span_node *prev = NULL;
+    const struct rb_node *r;
+    size_t spans = 0;
+    size_t unused = 0;
+    long tree_count;
+    int err;
+
+    if (fault == NULL)
+        fault = &ignored;
+    fault->what = NULL;
+    fault->addr = 0;
+    if (a == NULL)
+        FAIL(fault, "no instance", 0);
+    memset(&c, 0, sizeof(c));
+
+    tree_count = rb_validate(&a->addr_tree);
+    if (tree_count < 0)
+        FAIL(fault, "address tree is not a valid red-black tree", 0);
+    r = rb_first(&a->addr_tree);
+    for (n = a->first; n != NULL; prev = n, n = n->next) {
+        if (r == NULL || span_of_addr_link(r) != n)
+            FAIL(fault, "address list and tree disagree", n->base);
+        err = check_span(a, n, prev, &c, fault);
+        if (err != 0)
+            return err;
+        if (++spans > a->capacity)
+            FAIL(fault, "address list cycles", n->base);
+        r = rb_next(r);
+    }
+    if (r != NULL || prev != a->last || (size_t)tree_count != spans)
+        FAIL(fault, "address list and tree disagree at the end", 0);
+    if (prev != NULL && span_end(prev) != a->regions[prev->region].base +
+                                           a->regions[prev->region].size)
+        FAIL(fault, "last region not tiled to its end", prev->base);
+    for (n = a->free_nodes; n != NULL; n = n->u.list.next) {
+        if (n < a->store || n >= a->store + a->capacity || ++unused > a->capacity)
+            FAIL(fault, "free node list corrupt", 0);
+    }
+    if (unused != a->nodes_free || spans + unused != a->capacity)
+        FAIL(fault, "node accounting wrong", spans);
+    err = check_free_index(a, fault);
+    if (err != 0)
+        return err;
+    return compare_counts(a, &c, fault);
+}

@@ -1,0 +1,125 @@
+/*
+ * Host test of common/rbtree.c: random inserts and erases checked against a
+ * sorted array, with the red-black shape and an augmented subtree sum
+ * validated after every operation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include <common/rbtree.h>
+
+#include "span_testlib.h"
+
+struct item {
+    struct rb_node link;
+    uint64_t key;
+    uint64_t sum; /* augmented: sum of keys in the subtree */
+    int in_tree;
+};
+
+static uint64_t sum_of(const struct rb_node *r)
+{
+    return r ? RB_ENTRY(r, struct item, link)->sum : 0;
+}
+
+static void augment(struct rb_node *r)
+{
+    struct item *it = RB_ENTRY(r, struct item, link);
+    it->sum = it->key + sum_of(r->left) + sum_of(r->right);
+}
+
+static uint64_t check_sums(const struct rb_node *r)
+{
+    uint64_t s;
+
+    if (r == NULL)
+        return 0;
+    s = RB_ENTRY(r, struct item, link)->key + check_sums(r->left) + check_sums(r->right);
+    assert_int_equal(s, sum_of(r));
+    return s;
+}
+
+static void insert(struct rb_tree *t, struct item *it)
+{
+    struct rb_node **link = &t->root, *parent = NULL;
+
+    while (*link) {
+        parent = *link;
+        link = it->key < RB_ENTRY(parent, struct item, link)->key ? &parent->left : &parent->right;
+    }
+    rb_insert(t, &it->link, parent, link);
+    it->in_tree = 1;
+}
+
+static void test_random_ops(void **state)
+{
+    enum { N = 2000 };
+    static struct item items[N];
+    struct rb_tree t;
+    uint64_t rng = 42, expect_sum = 0;
+    long count = 0;
+    int i, op;
+
+    (void)state;
+    rb_init(&t, augment);
+    assert_null(rb_first(&t));
+    for (i = 0; i < N; i++)
+        items[i].key = test_rand(&rng) % 5000;
+    for (op = 0; op < 30000; op++) {
+        struct item *it = &items[test_rand(&rng) % N];
+        if (it->in_tree) {
+            rb_erase(&t, &it->link);
+            it->in_tree = 0;
+            expect_sum -= it->key;
+            count--;
+        } else {
+            insert(&t, it);
+            expect_sum += it->key;
+            count++;
+        }
+        if (op % 97 == 0 || op < 200) {
+            const struct rb_node *r;
+            uint64_t prev = 0;
+            long seen = 0;
+            assert_int_equal(rb_validate(&t), count);
+            assert_int_equal(check_sums(t.root), expect_sum);
+            for (r = rb_first(&t); r; r = rb_next(r), seen++) {
+                uint64_t k = RB_ENTRY(r, struct item, link)->key;
+                assert_true(k >= prev);
+                prev = k;
+            }
+            assert_int_equal(seen, count);
+            for (r = rb_last(&t), seen = 0; r; r = rb_prev(r))
+                seen++;
+            assert_int_equal(seen, count);
+        }
+    }
+}
+
+static void test_broken_shape_detected(void **state)
+{
+    struct item a = { .key = 1 }, b = { .key = 2 };
+    struct rb_tree t;
+
+    (void)state;
+    rb_init(&t, NULL);
+    insert(&t, &a);
+    insert(&t, &b);
+    assert_int_equal(rb_validate(&t), 2);
+    b.link.parent_colour |= 1; /* a black leaf under a black root: heights differ */
+    assert_int_equal(rb_validate(&t), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_random_ops),
+        cmocka_unit_test(test_broken_shape_detected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,441 @@
+/*
+ * Host unit tests of the span allocator: every entry point, every error,
+ * and for each error a snapshot proving the books did not change.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "span_testlib.h"
+
+#define MIB ((uint64_t)1 << 20)
+#define KIB ((uint64_t)1 << 10)
+
+struct fixture {
+    struct span_alloc a;
+    struct span_node nodes[256];
+    struct span_snapshot before, after;
+};
+
+static struct fixture fx;
+
+static int setup(void **state)
+{
+    memset(&fx.a, 0, sizeof(fx.a));
+    assert_int_equal(span_init(&fx.a, SPAN_POLICY_BEST_FIT, 0, fx.nodes, 256), 0);
+    assert_int_equal(span_add_region(&fx.a, 1 * MIB, 15 * MIB), 0);  /* 1..16 MiB */
+    assert_int_equal(span_add_region(&fx.a, 32 * MIB, 32 * MIB), 0); /* 32..64 MiB */
+    *state = &fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    snapshot_free(&fx.before);
+    snapshot_free(&fx.after);
+    return 0;
+}
+
+/* Runs call, expects err, and checks the books are unchanged. */
+#define EXPECT_UNCHANGED(err, call)                                  \
+    do {                                                             \
+        snapshot_take(&fx.a, &fx.before);                            \
+        assert_int_equal((call), (err));                             \
+        snapshot_take(&fx.a, &fx.after);                             \
+        assert_true(snapshot_equal(&fx.before, &fx.after));          \
+        assert_true(check_books(&fx.a, #call));                      \
+    } while (0)
+
+static uint64_t alloc_ok(uint64_t size, uint64_t align, uint64_t limit, uint32_t flags)
+{
+    struct span_request req = { size, align, limit, flags };
+    uint64_t base = 0;
+
+    assert_int_equal(span_alloc(&fx.a, &req, 99, &base), 0);
+    assert_true(check_books(&fx.a, "alloc"));
+    return base;
+}
+
+static void test_init_errors(void **state)
+{
+    struct span_alloc a;
+    struct span_node n[2];
+
+    (void)state;
+    assert_int_equal(span_init(NULL, SPAN_POLICY_BEST_FIT, 0, n, 2), -EINVAL);
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, NULL, 2), -EINVAL);
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, n, 0), -EINVAL);
+    assert_int_equal(span_init(&a, (enum span_policy)7, 0, n, 2), -EINVAL);
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 3 * MIB, n, 2), -EINVAL);
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 4 * KIB, n, 2), -EINVAL);
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 4 * MIB, n, 2), 0);
+    assert_true(check_books(&a, "init"));
+}
+
+static void test_region_errors(void **state)
+{
+    (void)state;
+    EXPECT_UNCHANGED(-EINVAL, span_add_region(&fx.a, 100 * MIB, 0));
+    EXPECT_UNCHANGED(-EINVAL, span_add_region(&fx.a, 100 * MIB + 1, 4096));
+    EXPECT_UNCHANGED(-EINVAL, span_add_region(&fx.a, 100 * MIB, 4095));
+    EXPECT_UNCHANGED(-EINVAL, span_add_region(&fx.a, UINT64_MAX & ~4095ULL, 8192));
+    EXPECT_UNCHANGED(-EEXIST, span_add_region(&fx.a, 15 * MIB, 2 * MIB));
+    EXPECT_UNCHANGED(-EEXIST, span_add_region(&fx.a, 0, 64 * MIB));
+    /* Touching is fine: two regions, never coalesced across. */
+    assert_int_equal(span_add_region(&fx.a, 16 * MIB, 1 * MIB), 0);
+    assert_true(check_books(&fx.a, "touching region"));
+}
+
+static void test_alloc_errors(void **state)
+{
+    struct span_request req = { .size = 4096 };
+    uint64_t base = 0;
+
+    (void)state;
+    req.size = 0;
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, &req, 1, &base));
+    req.size = UINT64_MAX;
+    EXPECT_UNCHANGED(-E2BIG, span_alloc(&fx.a, &req, 1, &base));
+    req.size = 64 * MIB;
+    EXPECT_UNCHANGED(-E2BIG, span_alloc(&fx.a, &req, 1, &base));
+    req = (struct span_request){ .size = 4096, .align = 3 * 4096 };
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, &req, 1, &base));
+    req.align = 2048;
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, &req, 1, &base));
+    req = (struct span_request){ .size = 4096, .limit = 1 * MIB };
+    EXPECT_UNCHANGED(-ERANGE, span_alloc(&fx.a, &req, 1, &base));
+    req = (struct span_request){ .size = 4096, .flags = 0x80 };
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, &req, 1, &base));
+    req = (struct span_request){ .size = 4096 };
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, &req, 1, NULL));
+    EXPECT_UNCHANGED(-EINVAL, span_alloc(&fx.a, NULL, 1, &base));
+    /* 20 MiB fits only in the 32 MiB region: a 16 MiB limit can never work. */
+    req = (struct span_request){ .size = 20 * MIB, .limit = 16 * MIB };
+    EXPECT_UNCHANGED(-ERANGE, span_alloc(&fx.a, &req, 1, &base));
+}
+
+static void test_alloc_free_basics(void **state)
+{
+    uint64_t x, y, z;
+    struct span_info info;
+
+    (void)state;
+    x = alloc_ok(4096, 0, 0, 0);
+    y = alloc_ok(5000, 0, 0, 0); /* rounded up to two granules */
+    assert_int_equal(span_lookup(&fx.a, y + 4096, &info), 0);
+    assert_int_equal(info.base, y);
+    assert_int_equal(info.size, 8192);
+    assert_int_equal(info.tag, 99);
+    assert_int_equal(info.state, SPAN_ALLOCATED);
+    z = alloc_ok(64 * KIB, 64 * KIB, 0, 0);
+    assert_int_equal(z % (64 * KIB), 0);
+    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y + 4096)); /* not a start */
+    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, 200 * MIB)); /* in a hole */
+    assert_int_equal(span_free(&fx.a, y), 0);
+    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y));          /* double free */
+    assert_int_equal(span_free(&fx.a, x), 0);
+    assert_int_equal(span_free(&fx.a, z), 0);
+    assert_true(check_books(&fx.a, "frees"));
+    /* Everything coalesced back: one free span per region. */
+    assert_int_equal(span_lookup(&fx.a, 1 * MIB, &info), 0);
+    assert_int_equal(info.size, 15 * MIB);
+    assert_int_equal(info.state, SPAN_FREE);
+    EXPECT_UNCHANGED(-ENOENT, span_lookup(&fx.a, 20 * MIB, &info));
+}
+
+static void test_limit_and_full(void **state)
+{
+    uint64_t b;
+    struct span_request req = { .size = 8 * MIB, .limit = 16 * MIB };
+    uint64_t base;
+
+    (void)state;
+    b = alloc_ok(4 * MIB, 0, 16 * MIB, 0);
+    assert_true(b + 4 * MIB <= 16 * MIB);
+    b = alloc_ok(8 * MIB, 0, 16 * MIB, 0);
+    assert_true(b + 8 * MIB <= 16 * MIB);
+    /* 3 MiB left below 16 MiB, in pieces: no 8 MiB run there any more. */
+    EXPECT_UNCHANGED(-ENOMEM, span_alloc(&fx.a, &req, 1, &base));
+    req.limit = 0;
+    assert_int_equal(span_alloc(&fx.a, &req, 1, &base), 0);
+    assert_true(base >= 32 * MIB);
+    req.size = 30 * MIB;
+    EXPECT_UNCHANGED(-ENOMEM, span_alloc(&fx.a, &req, 1, &base));
+}
+
+static void test_large_pages(void **state)
+{
+    uint64_t small, b;
+    struct span_info info;
+
+    (void)state;
+    small = alloc_ok(4096, 0, 0, 0); /* breaks the 2 MiB alignment of 1 MiB.. */
+    b = alloc_ok(2 * MIB, 0, 0, 0);
+    assert_int_equal(b % (2 * MIB), 0);
+    b = alloc_ok(3 * MIB, 0, 0, 0);
+    assert_int_equal(b % (2 * MIB), 0);
+    assert_int_equal(span_lookup(&fx.a, b, &info), 0);
+    assert_false(info.misaligned);
+    /* An explicit smaller alignment does not undo large-page alignment. */
+    b = alloc_ok(2 * MIB, 8192, 0, 0);
+    assert_int_equal(b % (2 * MIB), 0);
+    (void)small;
+}
+
+static void test_misaligned_fallback(void **state)
+{
+    struct span_alloc a;
+    struct span_node nodes[16];
+    struct span_request req = { .size = 2 * MIB };
+    struct span_info info;
+    uint64_t base;
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 2 * MIB, nodes, 16), 0);
+    /* 2.5 MiB of RAM from 1 MiB + 4 KiB: no 2 MiB-aligned 2 MiB run inside. */
+    assert_int_equal(span_add_region(&a, 1 * MIB + 4096, 2560 * KIB), 0);
+    /* Without permission to misalign, no region could ever hold it. */
+    assert_int_equal(span_alloc(&a, &req, 1, &base), -ERANGE);
+    req.flags = SPAN_LARGE_OK;
+    assert_int_equal(span_alloc(&a, &req, 1, &base), 0);
+    assert_int_equal(span_lookup(&a, base, &info), 0);
+    assert_true(info.misaligned);
+    assert_true(check_books(&a, "misaligned"));
+    {
+        struct span_stats st;
+        span_stats(&a, &st);
+        assert_int_equal(st.misaligned_segments, 1);
+    }
+}
+
+static void test_lock_unlock(void **state)
+{
+    uint64_t b = alloc_ok(16 * KIB, 0, 0, 0);
+    struct span_info info;
+    struct span_stats st;
+
+    (void)state;
+    EXPECT_UNCHANGED(-EINVAL, span_unlock(&fx.a, b));
+    assert_int_equal(span_lock(&fx.a, b), 0);
+    assert_int_equal(span_lock(&fx.a, b), 0); /* nests */
+    assert_int_equal(span_lookup(&fx.a, b, &info), 0);
+    assert_int_equal(info.state, SPAN_LOCKED);
+    assert_int_equal(info.lock_count, 2);
+    span_stats(&fx.a, &st);
+    assert_int_equal(st.locked_bytes, 16 * KIB);
+    EXPECT_UNCHANGED(-EBUSY, span_free(&fx.a, b));
+    EXPECT_UNCHANGED(-ENOENT, span_lock(&fx.a, b + 4096));
+    EXPECT_UNCHANGED(-ENOENT, span_lock(&fx.a, 1 * MIB + 8 * MIB)); /* free span */
+    assert_int_equal(span_unlock(&fx.a, b), 0);
+    EXPECT_UNCHANGED(-EBUSY, span_free(&fx.a, b));
+    assert_int_equal(span_unlock(&fx.a, b), 0);
+    assert_int_equal(span_free(&fx.a, b), 0);
+    assert_true(check_books(&fx.a, "unlock/free"));
+}
+
+static void test_reserve(void **state)
+{
+    (void)state;
+    assert_int_equal(span_reserve(&fx.a, 2 * MIB, 64 * KIB, 7), 0);
+    EXPECT_UNCHANGED(-EBUSY, span_reserve(&fx.a, 2 * MIB + 60 * KIB, 8 * KIB, 7));
+    EXPECT_UNCHANGED(-EBUSY, span_reserve(&fx.a, 15 * MIB, 2 * MIB, 7)); /* past region end */
+    EXPECT_UNCHANGED(-EINVAL, span_reserve(&fx.a, 20 * MIB, 4096, 7));   /* hole */
+    EXPECT_UNCHANGED(-EINVAL, span_reserve(&fx.a, 2 * MIB + 1, 4096, 7));
+    EXPECT_UNCHANGED(-EINVAL, span_reserve(&fx.a, 2 * MIB, 0, 7));
+    assert_int_equal(span_free(&fx.a, 2 * MIB), 0);
+}
+
+static void test_node_store_full(void **state)
+{
+    struct span_alloc a;
+    struct span_node nodes[3];
+    struct span_request req = { .size = 4096 };
+    uint64_t b1, b2;
+    struct span_snapshot s1 = { 0 }, s2 = { 0 };
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 3), 0);
+    assert_int_equal(span_add_region(&a, 1 * MIB, 1 * MIB), 0);
+    assert_int_equal(span_alloc(&a, &req, 1, &b1), 0); /* 2 nodes */
+    assert_int_equal(span_alloc(&a, &req, 2, &b2), 0); /* 3 nodes */
+    snapshot_take(&a, &s1);
+    /* Splitting the tail now needs a fourth node. */
+    assert_int_equal(span_alloc(&a, &req, 3, &b2), -ENOMEM);
+    assert_int_equal(span_reserve(&a, 1 * MIB + 512 * KIB, 4096, 3), -ENOMEM);
+    assert_int_equal(span_add_region(&a, 8 * MIB, 1 * MIB), -ENOMEM);
+    snapshot_take(&a, &s2);
+    assert_true(snapshot_equal(&s1, &s2));
+    assert_true(check_books(&a, "store full"));
+    /* Freeing gives nodes back; an exact fit needs none. */
+    assert_int_equal(span_free(&a, b1), 0);
+    assert_int_equal(span_alloc(&a, &req, 4, &b2), 0);
+    assert_int_equal(b2, b1);
+    assert_true(check_books(&a, "after refill"));
+    snapshot_free(&s1);
+    snapshot_free(&s2);
+}
+
+static void test_policies_place(void **state)
+{
+    static struct span_node nodes[64];
+    struct span_alloc a;
+    struct span_request req = { .size = 8192 };
+    uint64_t base;
+    unsigned p;
+
+    (void)state;
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        assert_int_equal(span_init(&a, (enum span_policy)p, 0, nodes, 64), 0);
+        assert_int_equal(span_add_region(&a, 1 * MIB, 1 * MIB), 0);
+        assert_int_equal(span_add_region(&a, 4 * MIB, 1 * MIB), 0);
+        assert_int_equal(span_alloc(&a, &req, 1, &base), 0);
+        if (p == SPAN_POLICY_TOP_OF_HEAP)
+            assert_int_equal(base, 5 * MIB - 8192);
+        else
+            assert_true(base == 1 * MIB || base == 4 * MIB);
+        assert_true(check_books(&a, "policy"));
+    }
+}
+
+static void test_best_fit_choice(void **state)
+{
+    uint64_t a1, a2, a3, a4, b;
+
+    (void)state;
+    a1 = alloc_ok(12 * KIB, 0, 0, 0);
+    a2 = alloc_ok(4 * KIB, 0, 0, 0);
+    a3 = alloc_ok(8 * KIB, 0, 0, 0);
+    a4 = alloc_ok(4 * KIB, 0, 0, 0);
+    assert_int_equal(span_free(&fx.a, a1), 0); /* 12 KiB hole */
+    assert_int_equal(span_free(&fx.a, a3), 0); /* 8 KiB hole */
+    b = alloc_ok(8 * KIB, 0, 0, 0);
+    assert_int_equal(b, a3); /* the exact fit, not the first */
+    b = alloc_ok(300 * KIB, 0, 0, 0);
+    (void)a2;
+    (void)a4;
+    (void)b;
+}
+
+static void test_walk_and_stats(void **state)
+{
+    struct span_stats st;
+    uint64_t b;
+
+    (void)state;
+    span_stats(&fx.a, &st);
+    assert_int_equal(st.total_bytes, 47 * MIB);
+    assert_int_equal(st.free_bytes, 47 * MIB);
+    assert_int_equal(st.largest_free, 32 * MIB);
+    /* 1..2 MiB is below the first 2 MiB boundary: 256 of 12032 granules. */
+    assert_int_equal(st.unusable_index, 21);
+    assert_int_equal(st.fragmentation_index, -1000);
+    assert_int_equal(st.region_count, 2);
+    assert_int_equal(st.regions[0].free_bytes, 15 * MIB);
+    /* Free spans of 15 MiB (3840 granules) and 32 MiB (8192). */
+    assert_int_equal(st.free_hist[11], 1);
+    assert_int_equal(st.free_hist[13], 1);
+    b = alloc_ok(4096, 0, 0, 0);
+    span_stats(&fx.a, &st);
+    assert_int_equal(st.used_bytes, 4096);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.free_spans, 2);
+    (void)b;
+}
+
+/* One free granule in every 2 MiB: all free memory is unusable at 2 MiB. */
+static void test_fragmentation_figures(void **state)
+{
+    static struct span_node nodes[64];
+    struct span_alloc a;
+    struct span_stats st;
+    uint64_t i;
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 64), 0);
+    assert_int_equal(span_add_region(&a, 0, 8 * MIB), 0);
+    for (i = 0; i < 4; i++)
+        assert_int_equal(span_reserve(&a, i * 2 * MIB + 4096, 2 * MIB - 4096, i), 0);
+    span_stats(&a, &st);
+    assert_int_equal(st.free_bytes, 4 * 4096);
+    assert_int_equal(st.unusable_index, 1000);
+    assert_int_equal(st.fragmentation_score, 1000);
+    /* Linux: 1000 - (1000 + 4*1000/512) / 4 = 1000 - 251 = 749 */
+    assert_int_equal(st.fragmentation_index, 749);
+    assert_int_equal(span_free(&a, 4096), 0); /* 0..2 MiB+4K free: one 2 MiB block */
+    span_stats(&a, &st);
+    /* free 515 granules, 512 suitable: (515-512)*1000/515 = 5 */
+    assert_int_equal(st.unusable_index, 5);
+    assert_int_equal(st.fragmentation_index, -1000);
+    assert_true(check_books(&a, "fragmentation"));
+}
+
+static int count_spans(void *ctx, const struct span_info *info)
+{
+    (void)info;
+    ++*(int *)ctx;
+    return *(int *)ctx == 2 ? 42 : 0;
+}
+
+static void test_walk_stops(void **state)
+{
+    int n = 0;
+
+    (void)state;
+    alloc_ok(4096, 0, 0, 0);
+    assert_int_equal(span_walk(&fx.a, count_spans, &n), 42);
+    assert_int_equal(n, 2);
+}
+
+static void test_check_detects_corruption(void **state)
+{
+    struct span_fault fault;
+    uint64_t b = alloc_ok(8192, 0, 0, 0);
+    struct span_node *n;
+    uint64_t saved;
+
+    (void)state;
+    assert_int_equal(span_check(&fx.a, &fault), 0);
+    n = fx.a.first;
+    while (n->base != b)
+        n = n->next;
+    saved = n->size;
+    n->size = 4096;
+    assert_int_equal(span_check(&fx.a, &fault), -EINVAL);
+    assert_non_null(fault.what);
+    n->size = saved;
+    fx.a.free_bytes += 4096;
+    assert_int_equal(span_check(&fx.a, &fault), -EINVAL);
+    fx.a.free_bytes -= 4096;
+    n->max_free = 1;
+    assert_int_equal(span_check(&fx.a, &fault), -EINVAL);
+    n->max_free = 0;
+    assert_int_equal(span_check(&fx.a, &fault), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_errors),
+        cmocka_unit_test_setup_teardown(test_region_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alloc_free_basics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_limit_and_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_pages, setup, teardown),
+        cmocka_unit_test(test_misaligned_fallback),
+        cmocka_unit_test_setup_teardown(test_lock_unlock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
+        cmocka_unit_test(test_node_store_full),
+        cmocka_unit_test(test_policies_place),
+        cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_and_stats, setup, teardown),
+        cmocka_unit_test(test_fragmentation_figures),
+        cmocka_unit_test_setup_teardown(test_walk_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_detects_corruption, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
