@@ -33,8 +33,8 @@ static int kstack_alloc(struct thread *t)
     }
     if (slot == KSTACK_SLOTS)
         return -ENOMEM;
-    /* Frames plus at most a page table and a page directory for the slot. */
-    if (pool_free_frames() < KSTACK_FRAMES + 2)
+    /* The area's page tables exist from boot (paging_init). */
+    if (pool_free_frames() < KSTACK_FRAMES)
         return -ENOMEM;
     uint64_t base = KSTACK_AREA_BASE + (uint64_t)slot * KSTACK_SLOT_SIZE + (KSTACK_SLOT_SIZE - KSTACK_SIZE);
     for (unsigned i = 0; i < KSTACK_FRAMES; i++) {

@@ -142,6 +142,21 @@ static void test_exit_returns_memory(void)
                                        before.user_bytes_free == after.user_bytes_free, why);
 }
 
+/* Exhausting the kernel frame pool is an error for the caller; the pool
+ * comes back whole when the greedy process ends. */
+static void test_pool_exhaustion(void)
+{
+    struct abi_kinfo before, after;
+    sys_kinfo(&before);
+    int64_t status;
+    int64_t err = run_module("t_victim", "exhaust-pool", &status);
+    sys_kinfo(&after);
+    char why[200];
+    fmt_snprintf(why, sizeof(why), "run %ld status %ld (want ENOMEM=%d); pool free %lu -> %lu", err, status, ENOMEM,
+                 before.pool_frames_free, after.pool_frames_free);
+    record("pool_exhaustion", err == 0 && status == ENOMEM && before.pool_frames_free == after.pool_frames_free, why);
+}
+
 /* A process killed while it runs ends with ABI_EXIT_KILLED; init goes on. */
 static void test_kill(void)
 {
@@ -196,6 +211,8 @@ static void run_suite(const char *list, size_t len)
         test_exit_returns_memory();
     if (selected(list, len, "kill"))
         test_kill();
+    if (selected(list, len, "pool_exhaustion"))
+        test_pool_exhaustion();
     if (selected(list, len, "spawn_errors"))
         test_spawn_errors();
     uint64_t ms = (sys_clock() - start) / 1000000;

@@ -288,6 +288,18 @@ void paging_init(const struct mb_info *info)
         table(kernel_root)[i] = t | PTE_P | PTE_W;
     }
 
+    /* Every table of the kernel stack area exists from boot, so mapping a
+     * stack needs only its frames and the pool's count is the same before a
+     * thread is born and after it is gone. */
+    uint64_t kstack_area = (uint64_t)KSTACK_SLOTS * KSTACK_SLOT_SIZE;
+    for (uint64_t va = KSTACK_AREA_BASE; va < KSTACK_AREA_BASE + kstack_area; va += LARGE_PAGE_SIZE) {
+        if (tables_needed(kernel_root, va, 0, PAGE_SIZE) > pool_free_frames())
+            panic("paging: kernel frame pool too small for the kernel stack area");
+        uint64_t *pdpt = next_level(&table(kernel_root)[idx(va, 3)], true);
+        uint64_t *pd = next_level(&pdpt[idx(va, 2)], true);
+        next_level(&pd[idx(va, 1)], true);
+    }
+
     /* The kernel image, 2 MiB pages from physical 0 (covers the low boot area). */
     uint64_t image_end = ((uint64_t)kernel_end - KERNEL_VMA + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
     if (tables_needed(kernel_root, KERNEL_VMA, 0, image_end) > pool_free_frames())

@@ -25,6 +25,16 @@ static void faulter(uint64_t unused)
     sys_thread_exit();
 }
 
+/* A thread body that touches no stack: many threads can share one. */
+extern void block_forever(uint64_t unused);
+__asm__(".globl block_forever\n"
+        "block_forever:\n"
+        "1: mov $5, %eax\n"        /* SYS_SLEEP */
+        "   mov $-1, %rdi\n"       /* TIMEOUT_FOREVER */
+        "   syscall\n"
+        "   jmp 1b\n");
+_Static_assert(SYS_SLEEP == 5, "block_forever hard-codes SYS_SLEEP");
+
 static int recurse(int depth)
 {
     volatile char pad[512];
@@ -71,6 +81,16 @@ int main(int argc, char **argv)
         /* One more thread left running: exit must end it too. */
         sys_thread_create(sleeper, thread_stacks[3] + sizeof(thread_stacks[3]), 100000);
         return 0;
+    } else if (strcmp(mode, "exhaust-pool") == 0) {
+        /* Threads until the kernel says no: it must be an error, not a panic. */
+        for (unsigned n = 0;; n++) {
+            int64_t h = sys_thread_create(block_forever, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
+            if (h < 0) {
+                printf("t_victim: thread %u refused: %s\n", n, sys_strerror(h));
+                return (int)-h;
+            }
+            sys_handle_close((handle_t)h);
+        }
     } else if (strcmp(mode, "fault-in-thread") == 0) {
         sys_thread_create(faulter, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
         sys_sleep(1000ull * 1000 * 1000 * 60);
