@@ -239,7 +239,8 @@ struct span_plan {
  * Targeted: make a free run of size bytes at align (0 = granule), ending at
  * or below limit (0 = none), moving as few bytes as possible. On DONE,
  * plan->result_base is the run's base; span_alloc with the same constraints
- * (or span_reserve there) then succeeds. span_plan_next returns -ENOSPC when
+ * (with SPAN_LARGE_OK if size is large and align below the large page) or
+ * span_reserve there then succeeds. span_plan_next returns -ENOSPC when
  * no arrangement this planner can reach gives such a run.
  */
 int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
