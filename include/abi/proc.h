@@ -15,13 +15,19 @@
  */
 #define ABI_STARTUP_MAGIC 0x7465737365726131ull /* "tessera1" */
 #define ABI_ARGS_MAX 512
+#define ABI_STARTUP_HANDLES 8
+/* Slots of abi_startup.handles with a fixed meaning. */
+#define ABI_STARTUP_MEMSRV 0   /* the memory server's endpoint */
+#define ABI_STARTUP_PARENT 1   /* an endpoint of the process's starter, if it gave one */
 struct abi_startup {
     uint64_t magic;
     uint64_t self_pid;     /* this process's badge */
     uint64_t args_len;     /* bytes in args, without the NUL */
+    handle_t handles[ABI_STARTUP_HANDLES]; /* handles the starter gave, HANDLE_NONE if unused */
     char args[ABI_ARGS_MAX];
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + ABI_ARGS_MAX, "startup block layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + ABI_ARGS_MAX,
+                  "startup block layout");
 
 /*
  * Exit statuses reported by SYS_PROC_WAIT. A process that calls SYS_EXIT

@@ -14,10 +14,11 @@
 
 #include <abi/types.h>
 
-/* Who may make a call: everyone, or only a process holding the boot right
- * (the first process, init). */
+/* Who may make a call: everyone, only a process holding the boot right
+ * (the first process, init), or only the memory server. */
 #define SYSCALL_ANYONE 0
 #define SYSCALL_BOOT   1
+#define SYSCALL_MEMSRV 2
 
 #define ABI_SYSCALLS(X)                                                       \
     X(SYS_EXIT, 0, 1, SYSCALL_ANYONE)          /* (status) never returns */    \
@@ -34,7 +35,31 @@
     X(SYS_PROC_KILL, 11, 1, SYSCALL_ANYONE)    /* (proc h) */                  \
     X(SYS_MODULE_INFO, 12, 2, SYSCALL_BOOT)    /* (index, struct abi_module_info *) */ \
     X(SYS_PROC_SPAWN, 13, 3, SYSCALL_BOOT)     /* (module index, args, args_len) -> proc h */ \
-    X(SYS_SHUTDOWN, 14, 1, SYSCALL_BOOT)       /* (status) never returns */
+    X(SYS_SHUTDOWN, 14, 1, SYSCALL_BOOT)       /* (status) never returns */ \
+    X(SYS_EP_CREATE, 15, 0, SYSCALL_ANYONE)    /* () -> endpoint h */          \
+    X(SYS_IPC_SEND, 16, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
+    X(SYS_IPC_RECV, 17, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
+    X(SYS_IPC_CALL, 18, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
+    X(SYS_IPC_REPLY, 19, 1, SYSCALL_ANYONE)    /* (struct ipc_msg *) */        \
+    X(SYS_IPC_REPLY_RECV, 20, 3, SYSCALL_ANYONE) /* (ep, struct ipc_msg *, timeout) */ \
+    X(SYS_HANDLE_GRANT, 21, 2, SYSCALL_ANYONE) /* (proc h, h) -> h in proc */  \
+    X(SYS_SEG_INFO, 22, 2, SYSCALL_ANYONE)     /* (seg h, struct abi_seg_info *) */ \
+    X(SYS_SEG_PIN, 23, 1, SYSCALL_ANYONE)      /* (seg h) -> physical base */  \
+    X(SYS_SEG_UNPIN, 24, 1, SYSCALL_ANYONE)    /* (seg h) */                   \
+    X(SYS_SEG_GIVE, 25, 4, SYSCALL_ANYONE)     /* (seg h, proc h, vaddr or 0, SEG_PROT_*) -> vaddr */ \
+    X(SYS_PROC_CREATE, 26, 2, SYSCALL_ANYONE)  /* (name, len) -> proc h, empty */ \
+    X(SYS_PROC_START, 27, 4, SYSCALL_ANYONE)   /* (proc h, entry, stack_top, arg) */ \
+    X(SYS_MS_BOOTINFO, 28, 2, SYSCALL_MEMSRV)  /* (index, struct abi_mem_range *) */ \
+    X(SYS_MS_SEG_CREATE, 29, 2, SYSCALL_MEMSRV) /* (phys, size) -> seg h, zero-filled, unmapped */ \
+    X(SYS_MS_SEG_REVOKE, 30, 1, SYSCALL_MEMSRV) /* (sid) -> seg h in the memory server */ \
+    X(SYS_MS_SEG_MIGRATE, 31, 2, SYSCALL_MEMSRV) /* (sid, new phys) */         \
+    X(SYS_MS_SEG_QUERY, 32, 2, SYSCALL_MEMSRV) /* (sid, struct abi_seg_info *) */ \
+    X(SYS_MS_SEG_DESTROY, 33, 1, SYSCALL_MEMSRV) /* (sid): held by the server or quarantined */ \
+    X(SYS_MS_RECLAIMED, 34, 2, SYSCALL_MEMSRV) /* (struct abi_reclaim *, max) -> count */ \
+    X(SYS_DEV_OPEN, 35, 3, SYSCALL_BOOT)       /* (vendor, device, index) -> device h */ \
+    X(SYS_DEV_CONFIG_READ, 36, 3, SYSCALL_ANYONE) /* (dev h, offset, width) -> value */ \
+    X(SYS_DEV_CONFIG_WRITE, 37, 4, SYSCALL_ANYONE) /* (dev h, offset, width, value) */ \
+    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, num, nargs, who) name = num,

@@ -16,6 +16,9 @@
  */
 typedef uint64_t handle_t;
 #define HANDLE_NONE ((handle_t)0)
+/* Names the calling process where a call takes a process handle
+ * (SYS_SEG_GIVE, SYS_HANDLE_GRANT). Never a real handle: slot 0xffffffff. */
+#define HANDLE_SELF ((handle_t)0xffffffffffffffffull)
 
 /* Process identifier, as a badge: slot and generation like a handle, global. */
 typedef uint64_t pid_t_;

@@ -7,7 +7,9 @@
 #define LIBSYS_SYSCALL_H
 
 #include <abi/errno.h>
+#include <abi/ipc.h>
 #include <abi/proc.h>
+#include <abi/seg.h>
 #include <abi/syscall.h>
 #include <abi/types.h>
 
@@ -83,6 +85,97 @@ __attribute__((noreturn)) static inline void sys_shutdown(int status)
 {
     syscall1(SYS_SHUTDOWN, status);
     __builtin_unreachable();
+}
+
+/* Endpoints and messages (abi/ipc.h). Timeouts are in nanoseconds
+ * (TIMEOUT_FOREVER, TIMEOUT_POLL). */
+static inline int64_t sys_ep_create(void) { return syscall0(SYS_EP_CREATE); }
+/* Blocks until a receiver takes the message. A segment in msg->seg moves to
+ * the receiver; on any error it stays with the sender. */
+static inline int64_t sys_ipc_send(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
+{
+    return syscall3(SYS_IPC_SEND, ep, msg, timeout_ns);
+}
+/* Waits for a message; msg->flags selects IPC_RECV_* options. */
+static inline int64_t sys_ipc_recv(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
+{
+    return syscall3(SYS_IPC_RECV, ep, msg, timeout_ns);
+}
+/* Sends and waits for the reply, which overwrites msg. The timeout covers
+ * the wait for a receiver; once taken, the call waits for its reply. */
+static inline int64_t sys_ipc_call(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
+{
+    return syscall3(SYS_IPC_CALL, ep, msg, timeout_ns);
+}
+/* Replies to the last call this thread received. */
+static inline int64_t sys_ipc_reply(struct ipc_msg *msg) { return syscall1(SYS_IPC_REPLY, msg); }
+/* Replies (if a call is pending) and waits for the next message. */
+static inline int64_t sys_ipc_reply_recv(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
+{
+    return syscall3(SYS_IPC_REPLY_RECV, ep, msg, timeout_ns);
+}
+
+/* Copies an endpoint or device handle into another process (or HANDLE_SELF);
+ * returns the handle's value there. */
+static inline int64_t sys_handle_grant(handle_t proc, handle_t h) { return syscall2(SYS_HANDLE_GRANT, proc, h); }
+
+/* Segments (abi/seg.h). */
+static inline int64_t sys_seg_info(handle_t seg, struct abi_seg_info *out) { return syscall2(SYS_SEG_INFO, seg, out); }
+/* Pins a segment for DMA: it will not move, be freed or transferred until
+ * unpinned. Pins nest. Returns the physical base. */
+static inline int64_t sys_seg_pin(handle_t seg) { return syscall1(SYS_SEG_PIN, seg); }
+static inline int64_t sys_seg_unpin(handle_t seg) { return syscall1(SYS_SEG_UNPIN, seg); }
+/* Moves a segment into another process (or HANDLE_SELF to map one that is
+ * unmapped) at vaddr (0: the kernel picks). Returns the address. */
+static inline int64_t sys_seg_give(handle_t seg, handle_t proc, uint64_t vaddr, unsigned prot)
+{
+    return syscall5(SYS_SEG_GIVE, seg, proc, vaddr, prot, 0);
+}
+
+/* Processes built by a loader: an empty address space, then its first thread. */
+static inline int64_t sys_proc_create(const char *name, size_t len) { return syscall2(SYS_PROC_CREATE, name, len); }
+static inline int64_t sys_proc_start(handle_t proc, uint64_t entry, uint64_t stack_top, uint64_t arg)
+{
+    return syscall5(SYS_PROC_START, proc, entry, stack_top, arg, 0);
+}
+
+/* The memory server's calls (only the process the kernel started as memsrv). */
+static inline int64_t sys_ms_bootinfo(unsigned index, struct abi_mem_range *out)
+{
+    return syscall2(SYS_MS_BOOTINFO, index, out);
+}
+static inline int64_t sys_ms_seg_create(uint64_t phys, uint64_t size) { return syscall2(SYS_MS_SEG_CREATE, phys, size); }
+static inline int64_t sys_ms_seg_revoke(uint64_t sid) { return syscall1(SYS_MS_SEG_REVOKE, sid); }
+static inline int64_t sys_ms_seg_migrate(uint64_t sid, uint64_t new_phys)
+{
+    return syscall2(SYS_MS_SEG_MIGRATE, sid, new_phys);
+}
+static inline int64_t sys_ms_seg_query(uint64_t sid, struct abi_seg_info *out)
+{
+    return syscall2(SYS_MS_SEG_QUERY, sid, out);
+}
+static inline int64_t sys_ms_seg_destroy(uint64_t sid) { return syscall1(SYS_MS_SEG_DESTROY, sid); }
+static inline int64_t sys_ms_reclaimed(struct abi_reclaim *out, unsigned max)
+{
+    return syscall2(SYS_MS_RECLAIMED, out, max);
+}
+
+/* Devices for user-mode drivers: opened by init (boot right), then granted. */
+static inline int64_t sys_dev_open(uint16_t vendor, uint16_t device, unsigned index)
+{
+    return syscall3(SYS_DEV_OPEN, vendor, device, index);
+}
+static inline int64_t sys_dev_config_read(handle_t dev, unsigned offset, unsigned width)
+{
+    return syscall3(SYS_DEV_CONFIG_READ, dev, offset, width);
+}
+static inline int64_t sys_dev_config_write(handle_t dev, unsigned offset, unsigned width, uint32_t value)
+{
+    return syscall5(SYS_DEV_CONFIG_WRITE, dev, offset, width, value, 0);
+}
+static inline int64_t sys_dev_map_bar(handle_t dev, unsigned bar, struct abi_bar_info *out)
+{
+    return syscall3(SYS_DEV_MAP_BAR, dev, bar, out);
 }
 
 const char *sys_strerror(int64_t err);

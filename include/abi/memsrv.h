@@ -1,0 +1,87 @@
+/*
+ * ABI layer: the memory server's protocol. Clients call the server's
+ * endpoint (SYS_IPC_CALL) with one of the labels below; the reply's label is
+ * 0 on success or a negative error (-E*, abi/errno.h) stored as a uint64.
+ * Every request is validated; a malformed one changes nothing.
+ */
+#ifndef ABI_MEMSRV_H
+#define ABI_MEMSRV_H
+
+#include <abi/types.h>
+
+enum ms_label {
+    /* w0 size (bytes, rounded up to 4 KiB), w1 alignment (0: default, else a
+     * power of two >= 4 KiB), w2 MS_ALLOC_* flags, w3 exclusive highest
+     * physical address (with MS_ALLOC_BELOW). Reply: the segment, zero-filled,
+     * mapped into the caller; w0 its sid. */
+    MS_ALLOC = 1,
+    /* The segment attached to the request goes back to the server. */
+    MS_FREE = 2,
+    /* w0 MS_STATS_*; w1 the client pid (0: the caller) or region index.
+     * Reply payload: struct ms_stats_global, ms_stats_client or ms_stats_region. */
+    MS_STATS = 3,
+    /* w0 MS_COMPACT_*; for TARGET: w1 size, w2 alignment, w3 limit (0: none).
+     * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. */
+    MS_COMPACT = 4,
+    /* Init only: w0 client pid, w1 byte limit (0: no limit). */
+    MS_QUOTA = 5,
+    /* Prints the memory picture on the serial console (a row per region, a
+     * character per chunk: '.' free, '#' used, 'L' locked, 'K' kernel,
+     * ' ' hole) with totals. w0: characters per row (0: 64). */
+    MS_MAP = 6,
+    /* Runs the allocator's invariant checker. Reply 0, or -EINVAL with the
+     * reason in the payload. */
+    MS_CHECK = 7,
+    /* w0 the sid of a segment the caller holds: move it to another place
+     * (contents kept). For tests and defragmentation hints. */
+    MS_MOVE = 8,
+    /* Init only: w0 the sid of a quarantined segment whose device is known
+     * to be quiet: its frames become free. */
+    MS_RELEASE = 9,
+};
+
+#define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
+#define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
+
+enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2 };
+enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };
+
+/* Scores are per mille (0..1000). */
+struct ms_stats_global {
+    uint64_t total_bytes;     /* RAM the server manages */
+    uint64_t free_bytes;
+    uint64_t used_bytes;      /* segments */
+    uint64_t locked_bytes;    /* pinned or kernel spans */
+    uint64_t largest_free;    /* largest free run */
+    uint64_t segments;
+    uint64_t regions;
+    uint64_t moves;           /* migrations done, since boot */
+    uint64_t bytes_moved;
+    uint64_t frag_score;      /* Linux's fragmentation score at the large-page order */
+    uint64_t unusable_index;  /* Linux's unusable free index at the large-page order */
+    uint64_t alloc_failures;
+    uint64_t quarantined_bytes;
+    uint64_t clients;
+    uint64_t compactions;     /* background and direct runs */
+    uint64_t reserved;
+};
+ABI_STATIC_ASSERT(sizeof(struct ms_stats_global) == 128, "stats fit a payload");
+
+struct ms_stats_client {
+    uint64_t pid;
+    uint64_t bytes;           /* charged to it now */
+    uint64_t segments;
+    uint64_t quota;           /* 0: none */
+    uint64_t allocs, frees, failures, quota_refusals;
+};
+ABI_STATIC_ASSERT(sizeof(struct ms_stats_client) <= 128, "stats fit a payload");
+
+struct ms_stats_region {
+    uint64_t base, size;
+    uint64_t free_bytes, used_bytes, locked_bytes;
+    uint64_t largest_free;
+    uint64_t segments;
+};
+ABI_STATIC_ASSERT(sizeof(struct ms_stats_region) <= 128, "stats fit a payload");
+
+#endif
