@@ -1,0 +1,59 @@
+/*
+ * Kernel layer: PCI devices opened for user-mode drivers. The syscall layer
+ * (SYS_DEV_*) calls these after resolving a device handle; a handle holds
+ * one reference. A driver may read all of its device's configuration space
+ * and write most of it, but never the registers that place the device in
+ * the physical address space (BARs, expansion ROM): those stay where the
+ * firmware put them, so a mapped BAR cannot be moved over RAM the driver
+ * does not own.
+ *
+ * Every function validates its arguments and returns -E* (abi/errno.h);
+ * none panics on a caller's values.
+ */
+#ifndef KERNEL_DEVICE_H
+#define KERNEL_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct device;
+
+/* The index-th function (0-based) with this vendor and device id, scanning
+ * buses 0..255, devices 0..31 and, on multifunction devices, functions
+ * 0..7. Opening a function that is already open returns the same object
+ * with one more reference. -ENOENT if there is no such match, -ENOMEM. */
+int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device **out);
+void device_get(struct device *d);
+void device_put(struct device *d);
+
+/* width 1, 2 or 4; offset a multiple of width and < 256, else -EINVAL. */
+int device_config_read(struct device *d, unsigned offset, unsigned width, uint32_t *value);
+/* The same checks; -EPERM for a write touching a BAR (0x10..0x27) or the
+ * expansion ROM base (0x30..0x33) of a type-0 header. Other header types
+ * (bridges) have address windows all over their header: only the command
+ * and status registers (0x04..0x07) are writable there. */
+int device_config_write(struct device *d, unsigned offset, unsigned width, uint32_t value);
+/* Physical base and size of memory BAR `bar` (type-0 headers only), sized
+ * by the all-ones probe with memory decode off. -EINVAL for bar > 5, an I/O
+ * BAR, an unimplemented or unassigned BAR, or the upper half of a 64-bit
+ * BAR. The size is the BAR's own (it may be below a page). */
+int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size);
+/* "bb:dd.f vvvv:dddd", NUL-terminated, cut to len. */
+void device_describe(const struct device *d, char *buf, size_t len);
+
+/*
+ * Pure helpers of device_bar, exposed for the host tests.
+ * bars: the six raw BAR registers. True when `bar` is the upper half of the
+ * 64-bit memory BAR below it.
+ */
+bool device_bar_is_upper_half(const uint32_t bars[6], unsigned bar);
+/* A memory BAR from its raw value(s) and what the all-ones probe read back
+ * (high and probe_high: the upper register of a 64-bit BAR, else ignored).
+ * 0 with phys and size set, or -EINVAL as device_bar describes, or for a
+ * malformed BAR (non-contiguous size mask, reserved type, base not aligned
+ * to its size, range wrapping past 2^64). */
+int device_bar_decode(uint32_t low, uint32_t high, uint32_t probe_low, uint32_t probe_high, uint64_t *phys,
+                      uint64_t *size);
+
+#endif
