@@ -25,6 +25,7 @@
 static uint64_t seed = 0x7e55e4a;
 static uint64_t total_ops = 240000;
 static uint64_t step;
+static uint64_t refused; /* calls that failed with -ENOMEM */
 
 #define REQUIRE(cond, ...)                                                                         \
     do {                                                                                           \
@@ -150,7 +151,10 @@ static uint64_t random_addr(void)
 static void one_step(unsigned alloc_percent)
 {
     uint64_t r = rnd_below(100), at = 0, size, start, got_size;
-    bool refuse = rnd_below(16) == 0;
+    /* Refuse pages now and then, and often just below a page boundary,
+     * where calls do need a page. */
+    bool near_boundary = vmareas_count(&va) % VMAREA_PER_PAGE >= VMAREA_PER_PAGE - 8;
+    bool refuse = rnd_below(near_boundary ? 2 : 16) == 0;
     if (refuse) {
         snapshot_take(&va, &snap);
         prov.gets_left = 0;
@@ -224,6 +228,7 @@ static void one_step(unsigned alloc_percent)
                     (unsigned long long)at);
     }
     if (refuse) {
+        refused += err == -ENOMEM;
         if (!changed)
             REQUIRE(snapshot_same(&va, &snap), "a failed call changed the areas");
         REQUIRE(prov.outstanding <= pages_before, "a page was had from a refusing provider");
@@ -260,9 +265,10 @@ static void run(uint64_t range_base, uint64_t range_pages, uint64_t ops)
             compare_all();
     }
     compare_all();
-    print_message("vmarea_random: %llu pages from %#llx, %llu ops, peak %llu areas\n",
+    print_message("vmarea_random: %llu pages from %#llx, %llu ops, peak %llu areas, %llu -ENOMEM\n",
                   (unsigned long long)npages, (unsigned long long)base, (unsigned long long)ops,
-                  (unsigned long long)peak);
+                  (unsigned long long)peak, (unsigned long long)refused);
+    refused = 0;
     while (nlive) {
         uint32_t id = live[rnd_below(nlive)];
         assert_int_equal(vmareas_free(&va, areas[id].start, NULL), 0);
