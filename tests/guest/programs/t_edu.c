@@ -1,0 +1,276 @@
+/*
+ * In-guest test program: a user-mode driver for QEMU's `edu` PCI device
+ * (1234:11e8, QEMU docs/specs/edu.rst), driven through the SYS_DEV_* calls.
+ * init opens the device (it holds the boot right) and passes the handle in
+ * startup slot EDU_STARTUP_DEVICE; without one (Bochs, or QEMU without
+ * --edu) the program prints `[SKIP] edu: ...` and ends with no checks.
+ *
+ * The checks: configuration space through the kernel (ids, command
+ * register, BAR writes refused), BAR0 mapped uncached, the identification,
+ * liveness and factorial registers, then DMA through a pinned memsrv
+ * segment: RAM -> device buffer -> RAM, compared byte for byte, and the
+ * pinned segment refused by ms_free until unpinned.
+ */
+#include <abi/proc.h>
+#include <common/string.h>
+#include <libsys/memsrv.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+
+/* The startup slot where init puts the edu device handle. */
+#define EDU_STARTUP_DEVICE 2
+
+#define EDU_VENDOR 0x1234u
+#define EDU_DEVICE 0x11e8u
+
+/* PCI configuration space (type-0 header). */
+#define PCI_ID_REG            0x00
+#define PCI_COMMAND           0x04
+#define PCI_COMMAND_MEMORY    0x0002u
+#define PCI_COMMAND_MASTER    0x0004u
+#define PCI_BAR0              0x10
+
+/* edu registers in BAR0. Below 0x80 only 4-byte accesses work; the DMA
+ * registers from 0x80 take 8-byte ones. */
+#define EDU_ID                0x00
+#define EDU_ID_MAGIC_MASK     0x0000ffffu
+#define EDU_ID_MAGIC          0x000000edu
+#define EDU_LIVENESS          0x04
+#define EDU_FACTORIAL         0x08
+#define EDU_STATUS            0x20
+#define EDU_STATUS_COMPUTING  0x01u
+#define EDU_DMA_SOURCE        0x80
+#define EDU_DMA_DEST          0x88
+#define EDU_DMA_COUNT         0x90
+#define EDU_DMA_COMMAND       0x98
+#define EDU_DMA_RUN           0x1u
+#define EDU_DMA_TO_RAM        0x2u
+#define EDU_DMA_BUFFER        0x40000u /* the device's own 4 KiB buffer */
+#define EDU_BAR0_MIN_SIZE     (1u << 20)
+
+/* The device drops DMA address bits above its default 28-bit mask. */
+#define EDU_DMA_LIMIT         (256ull << 20)
+#define DMA_BYTES             4096u
+/* QEMU finishes a DMA 100 ms (virtual) after the start; a factorial is a
+ * thread wakeup. Both get generous bounds on a loaded machine. */
+#define EDU_WAIT_MS           5000u
+#define EDU_WAIT_NS           ((uint64_t)EDU_WAIT_MS * 1000 * 1000)
+
+static volatile uint8_t *edu_regs;
+
+static uint32_t edu_read32(unsigned reg) { return *(volatile uint32_t *)(edu_regs + reg); }
+static void edu_write32(unsigned reg, uint32_t v) { *(volatile uint32_t *)(edu_regs + reg) = v; }
+static uint64_t edu_read64(unsigned reg) { return *(volatile uint64_t *)(edu_regs + reg); }
+static void edu_write64(unsigned reg, uint64_t v) { *(volatile uint64_t *)(edu_regs + reg) = v; }
+
+/* Ordinary stores to the DMA buffer must be done before the device is told
+ * to read it, and its writes seen only after it says it is done. */
+static void dma_barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
+
+/* Polls until (register & busy) is clear; false after EDU_WAIT_NS. */
+static bool edu_wait_clear(unsigned reg, uint64_t busy, uint64_t *last)
+{
+    uint64_t deadline = sys_clock() + EDU_WAIT_NS;
+    for (;;) {
+        *last = reg >= EDU_DMA_SOURCE ? edu_read64(reg) : edu_read32(reg);
+        if (!(*last & busy))
+            return true;
+        if (sys_clock() > deadline)
+            return false;
+        sys_yield();
+    }
+}
+
+static bool handle_missing(handle_t dev, char *why, size_t len)
+{
+    if (!libsys_startup) {
+        snprintf(why, len, "no startup block");
+        return true;
+    }
+    if (dev == HANDLE_NONE) {
+        snprintf(why, len, "no device handle in startup slot %d (no edu device: Bochs, or QEMU without --edu)",
+                 EDU_STARTUP_DEVICE);
+        return true;
+    }
+    /* A starter that stored sys_dev_open's error instead of HANDLE_NONE. */
+    if ((int64_t)dev < 0 && (int64_t)dev > -(int64_t)ABI_ERROR_COUNT) {
+        snprintf(why, len, "init's sys_dev_open failed: %s", sys_strerror((int64_t)dev));
+        return true;
+    }
+    return false;
+}
+
+static void check_config(struct test_run *t, handle_t dev)
+{
+    int64_t id = sys_dev_config_read(dev, PCI_ID_REG, 4);
+    test_check(t, "config_ids", id == (int64_t)(EDU_DEVICE << 16 | EDU_VENDOR), "vendor/device read %#lx", id);
+
+    int64_t r = sys_dev_config_read(dev, 1, 4);
+    int64_t r2 = sys_dev_config_read(dev, 256, 1);
+    int64_t r3 = sys_dev_config_read(dev, 0, 3);
+    test_check(t, "config_bad_access", r == -EINVAL && r2 == -EINVAL && r3 == -EINVAL,
+               "unaligned %ld, past the end %ld, width 3 %ld", r, r2, r3);
+
+    int64_t bar0 = sys_dev_config_read(dev, PCI_BAR0, 4);
+    r = sys_dev_config_write(dev, PCI_BAR0, 4, 0);
+    r2 = sys_dev_config_write(dev, PCI_BAR0 + 2, 2, 0);
+    test_check(t, "bar_write_refused", r == -EPERM && r2 == -EPERM && sys_dev_config_read(dev, PCI_BAR0, 4) == bar0,
+               "BAR0 write gave %ld, its upper word %ld", r, r2);
+
+    int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
+    r = command < 0 ? command
+                    : sys_dev_config_write(dev, PCI_COMMAND, 2,
+                                           (uint32_t)command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    int64_t now = sys_dev_config_read(dev, PCI_COMMAND, 2);
+    test_check(t, "command_enable",
+               r == 0 && now >= 0 && (now & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) ==
+                                         (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
+               "write %ld, command register now %#lx", r, now);
+}
+
+static bool map_registers(struct test_run *t, handle_t dev)
+{
+    struct abi_bar_info bar = { 0, 0, 0 };
+    int64_t r = sys_dev_map_bar(dev, 0, &bar);
+    bool ok = test_check(t, "map_bar0", r == 0 && bar.vaddr && bar.phys && bar.size >= EDU_BAR0_MIN_SIZE,
+                         "map gave %ld: vaddr %#lx phys %#lx size %#lx", r, bar.vaddr, bar.phys, bar.size);
+    struct abi_bar_info none;
+    int64_t r1 = sys_dev_map_bar(dev, 1, &none);
+    int64_t r6 = sys_dev_map_bar(dev, 6, &none);
+    test_check(t, "map_bad_bar", r1 == -EINVAL && r6 == -EINVAL, "unimplemented BAR1 %ld, BAR6 %ld", r1, r6);
+    if (ok)
+        edu_regs = (volatile uint8_t *)bar.vaddr;
+    return ok;
+}
+
+static void check_registers(struct test_run *t)
+{
+    uint32_t id = edu_read32(EDU_ID);
+    test_check(t, "identification", (id & EDU_ID_MAGIC_MASK) == EDU_ID_MAGIC && (id >> 24) >= 1,
+               "read %#x, expected 0xRRrr00ed with major >= 1", id);
+    printf("edu: version %u.%u\n", id >> 24, (id >> 16) & 0xff);
+
+    const uint32_t values[] = { 0, 0xffffffffu, 0x12345678u, (uint32_t)test_rand(t) };
+    bool inverted = true;
+    uint32_t wrote = 0, got = 0;
+    for (unsigned i = 0; i < sizeof(values) / sizeof(values[0]) && inverted; i++) {
+        wrote = values[i];
+        edu_write32(EDU_LIVENESS, wrote);
+        got = edu_read32(EDU_LIVENESS);
+        inverted = got == ~wrote;
+    }
+    test_check(t, "liveness", inverted, "wrote %#x, read %#x", wrote, got);
+
+    /* 0 first: no factorial interrupt is wanted. */
+    edu_write32(EDU_STATUS, 0);
+    const uint32_t n[] = { 0, 5, 12 }, factorial[] = { 1, 120, 479001600 };
+    for (unsigned i = 0; i < 3; i++) {
+        uint64_t status;
+        bool idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+        if (idle) {
+            edu_write32(EDU_FACTORIAL, n[i]);
+            idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+        }
+        char name[16];
+        snprintf(name, sizeof(name), "factorial_%u", n[i]);
+        if (!idle) {
+            test_check(t, name, false, "still computing after %u ms (status %#lx)", EDU_WAIT_MS, status);
+            return;
+        }
+        uint32_t got_f = edu_read32(EDU_FACTORIAL);
+        test_check(t, name, got_f == factorial[i], "%u! read %u", n[i], got_f);
+    }
+}
+
+/* One transfer of DMA_BYTES; false (and a failed check) on timeout. */
+static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t dst, uint32_t command)
+{
+    dma_barrier();
+    edu_write64(EDU_DMA_SOURCE, src);
+    edu_write64(EDU_DMA_DEST, dst);
+    edu_write64(EDU_DMA_COUNT, DMA_BYTES);
+    edu_write64(EDU_DMA_COMMAND, command | EDU_DMA_RUN);
+    uint64_t last;
+    bool done = edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
+    dma_barrier();
+    return test_check(t, name, done, "DMA %#lx -> %#lx not done after %u ms (command register %#lx)", src, dst,
+                      EDU_WAIT_MS, last);
+}
+
+static void check_dma(struct test_run *t, handle_t dev)
+{
+    struct ms_segment seg;
+    int64_t r = ms_alloc(2 * DMA_BYTES, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &seg);
+    if (!test_check(t, "dma_alloc", r == 0 && seg.addr && seg.size >= 2 * DMA_BYTES, "ms_alloc: %s",
+                    sys_strerror(r)))
+        return;
+    uint8_t *out = seg.addr, *back = out + DMA_BYTES;
+
+    int64_t phys = sys_seg_pin(seg.handle);
+    bool pinned = phys > 0;
+    bool below = pinned && (uint64_t)phys + 2 * DMA_BYTES <= EDU_DMA_LIMIT && phys % DMA_BYTES == 0;
+    if (!test_check(t, "dma_pin", below, "sys_seg_pin gave %#lx (needs page aligned, below %#llx)", phys,
+                    EDU_DMA_LIMIT)) {
+        if (pinned)
+            sys_seg_unpin(seg.handle);
+        ms_free(seg.handle);
+        return;
+    }
+    struct abi_seg_info info;
+    r = sys_seg_info(seg.handle, &info);
+    test_check(t, "pin_info", r == 0 && info.pins == 1 && info.phys == (uint64_t)phys,
+               "seg_info %ld: pins %u phys %#lx", r, info.pins, info.phys);
+
+    for (unsigned i = 0; i < DMA_BYTES; i++) {
+        out[i] = (uint8_t)(test_rand(t) | 1); /* never zero: a lost transfer shows */
+        back[i] = (uint8_t)~out[i];
+    }
+    bool done = edu_dma(t, "dma_to_device", (uint64_t)phys, EDU_DMA_BUFFER, 0) &&
+                edu_dma(t, "dma_to_ram", EDU_DMA_BUFFER, (uint64_t)phys + DMA_BYTES, EDU_DMA_TO_RAM);
+    if (!done) {
+        /* The device may still write into the segment: keep it pinned, so
+         * its frames are never reused (they are quarantined at exit). */
+        printf("edu: DMA timed out; leaving segment sid %lu pinned\n", seg.sid);
+        return;
+    }
+    unsigned first_diff = DMA_BYTES;
+    for (unsigned i = 0; i < DMA_BYTES && first_diff == DMA_BYTES; i++)
+        if (back[i] != out[i])
+            first_diff = i;
+    test_check(t, "dma_round_trip", first_diff == DMA_BYTES, "byte %u: wrote %#x, read back %#x", first_diff,
+               first_diff < DMA_BYTES ? out[first_diff] : 0, first_diff < DMA_BYTES ? back[first_diff] : 0);
+
+    r = ms_free(seg.handle);
+    test_check(t, "free_while_pinned", r == -EBUSY && memcmp(out, back, DMA_BYTES) == 0,
+               "ms_free of a pinned segment gave %s", sys_strerror(r));
+
+    /* No more DMA from here on: the device loses bus mastering first. */
+    int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
+    if (command >= 0)
+        sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command & ~PCI_COMMAND_MASTER);
+    r = sys_seg_unpin(seg.handle);
+    int64_t freed = ms_free(seg.handle);
+    test_check(t, "unpin_free", r == 0 && freed == 0, "unpin %s, free %s", sys_strerror(r), sys_strerror(freed));
+}
+
+int main(int argc, char **argv)
+{
+    struct test_run t;
+    test_begin(&t, "edu", argc, argv);
+
+    handle_t dev = libsys_startup ? libsys_startup->handles[EDU_STARTUP_DEVICE] : HANDLE_NONE;
+    char why[160];
+    if (handle_missing(dev, why, sizeof(why))) {
+        printf("[SKIP] edu: %s\n", why);
+        test_exit(&t);
+    }
+
+    check_config(&t, dev);
+    if (map_registers(&t, dev)) {
+        check_registers(&t);
+        check_dma(&t, dev);
+    }
+    test_exit(&t);
+}
