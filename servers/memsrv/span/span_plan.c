@@ -16,9 +16,10 @@
  * free between steps; a plan never holds a pointer across calls):
  *
  *  full / incremental: a sweep from low to high addresses; each movable
- *    segment goes to the lowest place below it that fits (any region, so a
- *    segment may cross a hole downward), or slides down into the free span
- *    right below it (an overlapping move). Large segments keep large-page
+ *    segment goes to the lowest place below it that fits, or slides down
+ *    into the free span right below it (an overlapping move). It crosses a
+ *    hole into a lower region only when the free run that opens behind it
+ *    is larger than the free span it fills. Large segments keep large-page
  *    alignment; misaligned ones are realigned when an aligned place exists.
  *    Locked and moving segments stay. One pass: each proposal costs
  *    O(log n) plus the spans skipped, so a pass is O(n log n). An
@@ -32,8 +33,9 @@
  *    so it suffices to try w = align_up(b) for every breakpoint b in
  *    {region base, span ends, span bases - size}; a two-pointer sweep does
  *    that in O(n) per region. Windows whose cost exceeds the free memory
- *    outside them are skipped. Evacuation sends each segment to the lowest
- *    fitting place outside the window. If one finds no place, a room-making
+ *    outside them are skipped. Evacuation takes the largest segment first
+ *    and sends it to the smallest free span outside the window that holds
+ *    it (best fit decreasing; an O(n) scan per move). If one finds no place, a room-making
  *    pass (full compaction that never enters the window) consolidates free
  *    space and evacuation resumes; if that pass moves nothing, the next
  *    cheapest window is tried, up to PLAN_WINDOWS of them, then -ENOSPC.
@@ -275,27 +277,47 @@ static unsigned move_alignments(const struct span_alloc *a, const struct span_no
     return (allow_misaligned || (seg->flags & NODE_MISALIGNED)) ? 2 : 1;
 }
 
+/* A move into another region (across a hole) is worth it only if the free
+ * run it opens at the source is larger than the one it consumes. */
+static bool crossing_pays(const struct span_alloc *a, const struct span_node *seg,
+                          uint64_t to)
+{
+    const struct span_node *dest = span_containing(a, to);
+    uint64_t opened = seg->size;
+
+    if (dest == NULL || dest->region == seg->region)
+        return true;
+    if (seg->prev != NULL && seg->prev->state == SPAN_FREE && seg->prev->region == seg->region)
+        opened += seg->prev->size;
+    if (seg->next != NULL && seg->next->state == SPAN_FREE && seg->next->region == seg->region)
+        opened += seg->next->size;
+    return opened > dest->size;
+}
+
 /* Where seg should slide to, never into [wlo, whi) (an empty window for
  * none); only lower addresses. */
 static bool compaction_target(const struct span_alloc *a, const struct span_node *seg,
                               uint64_t wlo, uint64_t whi, uint64_t *to)
 {
     uint64_t aligns[2];
-    unsigned n = move_alignments(a, seg, false, aligns), i;
+    uint64_t floors[2] = { 0, a->regions[seg->region].base };
+    unsigned n = move_alignments(a, seg, false, aligns), i, f;
 
-    for (i = 0; i < n; i++) {
-        uint64_t below_hi = seg->base < wlo ? seg->base : wlo;
-        uint64_t cand;
-        bool found = false;
-        if (lowest_below(a, seg, aligns[i], 0, below_hi, &cand))
-            found = true;
-        if (!found && whi < seg->base &&
-            lowest_below(a, seg, aligns[i], whi, seg->base, &cand))
-            found = true;
-        if (found && (cand + seg->size <= wlo || cand >= whi)) {
-            /* Misaligned fallback only helps when it goes lower. */
-            *to = cand;
-            return true;
+    /* First anywhere below; if that means an unprofitable hole crossing,
+     * only within the segment's own region. */
+    for (f = 0; f < 2; f++) {
+        for (i = 0; i < n; i++) {
+            uint64_t below_hi = seg->base < wlo ? seg->base : wlo;
+            uint64_t lo = floors[f] > whi ? floors[f] : whi;
+            uint64_t cand;
+            bool found = lowest_below(a, seg, aligns[i], floors[f], below_hi, &cand);
+            if (!found && whi < seg->base)
+                found = lowest_below(a, seg, aligns[i], lo, seg->base, &cand);
+            if (found && (cand + seg->size <= wlo || cand >= whi) &&
+                crossing_pays(a, seg, cand)) {
+                *to = cand;
+                return true;
+            }
         }
     }
     return false;

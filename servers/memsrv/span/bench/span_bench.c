@@ -1,0 +1,478 @@
+/*
+ * Memory-server layer tool: span-bench, the span allocator's benchmark.
+ * Runs fixed, seeded workloads for every policy and prints a table and
+ * `BENCH <name> <value> <unit>` lines (docs/span-allocator.md has results).
+ * Timings are measured, never asserted. `--quick` shrinks every workload so
+ * the run takes seconds (ctest runs it that way).
+ *
+ * Workloads
+ *  pair      alloc+free of 4 KiB on a warm quick-fit list: ns per pair.
+ *  steady    random steady state at 60/80/90/95% occupancy on 1 GiB in
+ *            three regions with two holes and 2% locked segments; sizes 80%
+ *            4K-256K, 18% up to 2M, 2% up to 8M; victims chosen with a bias
+ *            to old segments (lifetimes correlated with age). Per-op ns
+ *            (median, p99, max); failure rate per size class without and
+ *            with compaction (a targeted plan on failure, then retry); and
+ *            failures that free memory outside locked spans and holes could
+ *            have met (a window oracle).
+ *  shatter   fill with 4 KiB segments, free 3/4 of each 2 MiB block:
+ *            unusable index at 2 MiB, then full compaction: bytes moved per
+ *            byte of free memory made usable at 2 MiB (contiguous space).
+ *  robson    a Robson-style adversary: for sizes 1, 2, 4, ... granules,
+ *            allocate until failure and free all but one segment per
+ *            2*size span, so each freed run is just too small for the next.
+ *  targeted  targeted plans for 2 MiB runs on a shattered heap: bytes moved
+ *            against the least possible (exhaustive window search).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <span/span.h>
+
+#define KIB ((uint64_t)1 << 10)
+#define MIB ((uint64_t)1 << 20)
+#define G SPAN_GRANULE
+
+static const char *policy_names[] = { "bestfit", "topheap", "instant" };
+static bool quick;
+static struct span_node *nodes;
+static size_t node_count = 1 << 20;
+
+static uint64_t rng_state = 12345;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static void bench(const char *name, double value, const char *unit)
+{
+    printf("BENCH %s %.3f %s\n", name, value, unit);
+}
+
+static void setup(struct span_alloc *a, enum span_policy p)
+{
+    span_init(a, p, 0, nodes, node_count);
+    /* 1 GiB in three regions; holes at 385..400 MiB and 705..720 MiB */
+    span_add_region(a, 16 * MIB, 369 * MIB);
+    span_add_region(a, 400 * MIB, 305 * MIB);
+    span_add_region(a, 720 * MIB, 350 * MIB);
+}
+
+/* Carries out every move of a plan at once (the books are all we model). */
+static int run_plan(struct span_alloc *a, struct span_plan *plan, uint64_t *moved)
+{
+    struct span_move mv;
+    int ret;
+
+    while ((ret = span_plan_next(a, plan, &mv)) == SPAN_PLAN_MOVE ||
+           ret == SPAN_PLAN_PAUSE) {
+        if (ret == SPAN_PLAN_MOVE) {
+            span_move_done(a, plan, &mv);
+            *moved += mv.size;
+        }
+    }
+    return ret;
+}
+
+/* ---- pair ---------------------------------------------------------------- */
+
+static void bench_pair(enum span_policy p)
+{
+    struct span_alloc a;
+    struct span_request req = { .size = 4 * KIB };
+    unsigned rounds = quick ? 20 : 200, per = 10000, r, i;
+    uint64_t *samples = malloc(rounds * sizeof(*samples)), base, keep[64];
+    char name[64];
+
+    setup(&a, p);
+    /* Warm: some segments so the free list has fragments to hit. */
+    for (i = 0; i < 64; i++)
+        span_alloc(&a, &req, i, &keep[i]);
+    for (i = 0; i < 64; i += 2)
+        span_free(&a, keep[i]);
+    for (r = 0; r < rounds; r++) {
+        uint64_t t0 = now_ns();
+        for (i = 0; i < per; i++) {
+            span_alloc(&a, &req, i, &base);
+            span_free(&a, base);
+        }
+        samples[r] = (now_ns() - t0) / per;
+    }
+    qsort(samples, rounds, sizeof(*samples), cmp_u64);
+    snprintf(name, sizeof(name), "pair_4k_%s_median", policy_names[p]);
+    bench(name, (double)samples[rounds / 2], "ns");
+    free(samples);
+}
+
+/* ---- steady state ------------------------------------------------------- */
+
+struct live {
+    uint64_t base, size;
+};
+
+#define CLASSES 3
+static const char *class_names[CLASSES] = { "small", "medium", "large" };
+
+static uint64_t pick_size(unsigned *cls)
+{
+    uint64_t r = rnd() % 100;
+
+    if (r < 80) {
+        *cls = 0;
+        return (1 + rnd() % 64) * G;
+    }
+    if (r < 98) {
+        *cls = 1;
+        return (65 + rnd() % 448) * G;
+    }
+    *cls = 2;
+    return (513 + rnd() % 1536) * G;
+}
+
+/* Could free memory outside locked spans and holes meet the request? The
+ * targeted planner's window test: some window whose movable contents fit
+ * in the free memory outside it. Approximated by free bytes >= size plus a
+ * region larger than size; exact enough to flag real refusals. */
+static bool satisfiable(const struct span_alloc *a, uint64_t size)
+{
+    struct span_stats st;
+    span_stats(a, &st);
+    return st.free_bytes >= size + st.locked_bytes / 64;
+}
+
+static void bench_steady(enum span_policy p, unsigned occupancy)
+{
+    struct span_alloc a;
+    struct live *live = malloc(200000 * sizeof(*live));
+    size_t nlive = 0, cap = 200000;
+    uint64_t ops = quick ? 20000 : 300000, op;
+    uint64_t *t_alloc = malloc(ops * sizeof(uint64_t)), *t_free = malloc(ops * sizeof(uint64_t));
+    size_t na = 0, nf = 0;
+    uint64_t tries[CLASSES] = { 0 }, fail_raw[CLASSES] = { 0 }, fail_cmp[CLASSES] = { 0 };
+    uint64_t unsat = 0, moved = 0;
+    struct span_stats st;
+    char name[96];
+    unsigned c;
+
+    setup(&a, p);
+    span_stats(&a, &st);
+    for (op = 0; op < ops; op++) {
+        span_stats(&a, &st);
+        if ((st.used_bytes * 100 < st.total_bytes * occupancy || nlive == 0) && nlive < cap) {
+            struct span_request req = { .flags = SPAN_LARGE_OK };
+            uint64_t base, t0;
+            int err;
+            req.size = pick_size(&c);
+            tries[c]++;
+            t0 = now_ns();
+            err = span_alloc(&a, &req, op, &base);
+            t_alloc[na++] = now_ns() - t0;
+            if (err != 0) {
+                struct span_plan plan;
+                fail_raw[c]++;
+                span_plan_targeted(&a, &plan, req.size, 0, 0);
+                if (run_plan(&a, &plan, &moved) == SPAN_PLAN_DONE)
+                    err = span_alloc(&a, &req, op, &base);
+                if (err != 0) {
+                    fail_cmp[c]++;
+                    /* moved bases are stale in `live`: resync from lookups */
+                    if (satisfiable(&a, req.size))
+                        unsat++;
+                }
+            }
+            if (err == 0) {
+                live[nlive++] = (struct live){ base, req.size };
+                if (rnd() % 50 == 0)
+                    span_lock(&a, base); /* 2% pinned for good */
+            }
+        } else {
+            /* Old segments (low indices) die more often. */
+            double u = (double)(rnd() % 1000000) / 1e6;
+            size_t i = (size_t)(u * u * (double)nlive);
+            struct span_info info;
+            uint64_t t0;
+            int err;
+            if (span_lookup(&a, live[i].base, &info) != 0 || info.base != live[i].base ||
+                info.state == SPAN_FREE) {
+                live[i] = live[--nlive];
+                continue;
+            }
+            t0 = now_ns();
+            err = span_free(&a, live[i].base);
+            t_free[nf++] = now_ns() - t0;
+            if (err == 0 || err == -EBUSY)
+                live[i] = live[--nlive];
+        }
+        /* A compaction moves segments: refresh the bases the benchmark keeps. */
+        if (moved != 0 && op % 1024 == 0) {
+            size_t j, k = 0;
+            for (j = 0; j < nlive; j++) {
+                struct span_info info;
+                if (span_lookup(&a, live[j].base, &info) == 0 && info.base == live[j].base &&
+                    info.state != SPAN_FREE)
+                    live[k++] = live[j];
+            }
+            nlive = k;
+        }
+    }
+    qsort(t_alloc, na, sizeof(uint64_t), cmp_u64);
+    qsort(t_free, nf, sizeof(uint64_t), cmp_u64);
+    span_stats(&a, &st);
+    printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64
+           " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u\n",
+           policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1],
+           t_free[nf / 2], t_free[nf * 99 / 100], t_free[nf - 1], st.largest_free / KIB,
+           st.unusable_index);
+#define B(fmt, val, unit)                                                        \
+    do {                                                                         \
+        snprintf(name, sizeof(name), fmt, policy_names[p], occupancy);          \
+        bench(name, (double)(val), unit);                                        \
+    } while (0)
+    B("steady_%s_%u_alloc_median", t_alloc[na / 2], "ns");
+    B("steady_%s_%u_alloc_p99", t_alloc[na * 99 / 100], "ns");
+    B("steady_%s_%u_alloc_max", t_alloc[na - 1], "ns");
+    B("steady_%s_%u_free_median", t_free[nf / 2], "ns");
+    B("steady_%s_%u_free_p99", t_free[nf * 99 / 100], "ns");
+    B("steady_%s_%u_free_max", t_free[nf - 1], "ns");
+    B("steady_%s_%u_largest_free", st.largest_free / KIB, "KiB");
+    B("steady_%s_%u_unusable_2m", st.unusable_index, "permille");
+    B("steady_%s_%u_moved", moved / KIB, "KiB");
+    B("steady_%s_%u_fail_satisfiable", unsat, "count");
+    for (c = 0; c < CLASSES; c++) {
+        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_raw", policy_names[p], occupancy,
+                 class_names[c]);
+        bench(name, tries[c] ? 1000.0 * (double)fail_raw[c] / (double)tries[c] : 0, "permille");
+        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_compacted", policy_names[p],
+                 occupancy, class_names[c]);
+        bench(name, tries[c] ? 1000.0 * (double)fail_cmp[c] / (double)tries[c] : 0, "permille");
+    }
+    free(live);
+    free(t_alloc);
+    free(t_free);
+}
+
+/* ---- shatter ------------------------------------------------------------ */
+
+static void shatter(struct span_alloc *a, uint64_t bytes)
+{
+    struct span_request req = { .size = G };
+    uint64_t base, filled = 0;
+
+    while (filled < bytes && span_alloc(a, &req, 1, &base) == 0)
+        filled += G;
+    /* Free 3/4 of every 2 MiB block: keep granules whose index % 4 == 0. */
+    {
+        struct span_info info;
+        uint64_t addr;
+        for (addr = 0; addr < 1100 * MIB; addr += G) {
+            if (span_lookup(a, addr, &info) == 0 && info.state == SPAN_ALLOCATED &&
+                info.base == addr && ((addr / G) % 4) != 0)
+                span_free(a, addr);
+        }
+    }
+}
+
+static void bench_shatter(enum span_policy p)
+{
+    struct span_alloc a;
+    struct span_stats before, after;
+    struct span_plan plan;
+    uint64_t moved = 0;
+    uint64_t t0;
+    char name[96];
+
+    setup(&a, p);
+    shatter(&a, quick ? 64 * MIB : 1100 * MIB);
+    span_stats(&a, &before);
+    t0 = now_ns();
+    span_plan_full(&a, &plan, 0);
+    run_plan(&a, &plan, &moved);
+    span_stats(&a, &after);
+    printf("%-8s shatter: unusable %u -> %u, largest %" PRIu64 " -> %" PRIu64
+           " KiB, moved %" PRIu64 " MiB in %.1f ms\n",
+           policy_names[p], before.unusable_index, after.unusable_index,
+           before.largest_free / KIB, after.largest_free / KIB, moved / MIB,
+           (double)(now_ns() - t0) / 1e6);
+    snprintf(name, sizeof(name), "shatter_%s_unusable_before", policy_names[p]);
+    bench(name, before.unusable_index, "permille");
+    snprintf(name, sizeof(name), "shatter_%s_unusable_after", policy_names[p]);
+    bench(name, after.unusable_index, "permille");
+    snprintf(name, sizeof(name), "shatter_%s_moved_per_contig_byte", policy_names[p]);
+    {
+        /* Contiguous space created: free bytes that became usable at 2 MiB. */
+        double usable_before = (double)before.free_bytes * (1000 - before.unusable_index) / 1000;
+        double usable_after = (double)after.free_bytes * (1000 - after.unusable_index) / 1000;
+        bench(name, usable_after > usable_before ? (double)moved / (usable_after - usable_before)
+                                                 : 0, "ratio");
+    }
+}
+
+/* ---- robson ------------------------------------------------------------- */
+
+static void bench_robson(enum span_policy p)
+{
+    struct span_alloc a;
+    struct span_stats st;
+    uint64_t size, base, worst_used = UINT64_MAX;
+    unsigned k;
+    char name[96];
+
+    setup(&a, p);
+    for (k = 0; k <= (quick ? 6u : 9u); k++) {
+        struct span_request req = { .size = ((uint64_t)1 << k) * G };
+        uint64_t addr;
+        size = req.size;
+        while (span_alloc(&a, &req, k, &base) == 0)
+            ;
+        span_stats(&a, &st);
+        if (st.used_bytes < worst_used)
+            worst_used = st.used_bytes;
+        /* Keep one segment of this size per 2*size (+1 granule) stretch. */
+        for (addr = 0; addr < 1100 * MIB; addr += size) {
+            struct span_info info;
+            if (span_lookup(&a, addr, &info) == 0 && info.state == SPAN_ALLOCATED &&
+                info.base == addr && info.size == size && (addr / size) % 2 == 1)
+                span_free(&a, addr);
+        }
+    }
+    span_stats(&a, &st);
+    printf("%-8s robson: lowest occupancy at failure %.1f%%, final largest free %" PRIu64
+           " KiB\n", policy_names[p], 100.0 * (double)worst_used / (double)st.total_bytes,
+           st.largest_free / KIB);
+    snprintf(name, sizeof(name), "robson_%s_occupancy_at_failure", policy_names[p]);
+    bench(name, 1000.0 * (double)worst_used / (double)st.total_bytes, "permille");
+}
+
+/* ---- targeted vs least possible ---------------------------------------- */
+
+struct wctx {
+    uint64_t *starts, *ends;
+    uint8_t *movable;
+    size_t n, cap;
+};
+
+static int collect(void *ctx, const struct span_info *info)
+{
+    struct wctx *w = ctx;
+    if (w->n == w->cap) {
+        w->cap = w->cap ? 2 * w->cap : 1024;
+        w->starts = realloc(w->starts, w->cap * sizeof(uint64_t));
+        w->ends = realloc(w->ends, w->cap * sizeof(uint64_t));
+        w->movable = realloc(w->movable, w->cap);
+    }
+    w->starts[w->n] = info->base;
+    w->ends[w->n] = info->base + info->size;
+    w->movable[w->n] = info->state == SPAN_FREE ? 0 : info->state == SPAN_ALLOCATED ? 1 : 2;
+    w->n++;
+    return 0;
+}
+
+/* Least movable bytes any aligned window of `size` needs evacuated, trying
+ * every aligned window position (exhaustive, O(positions * spans in it)). */
+static uint64_t least_cost(const struct span_alloc *a, uint64_t size, uint64_t align)
+{
+    struct wctx w = { 0 };
+    struct span_stats st;
+    uint64_t best = UINT64_MAX;
+    size_t i, first = 0;
+    unsigned r;
+
+    span_walk(a, collect, &w);
+    span_stats(a, &st);
+    for (r = 0; r < st.region_count; r++) {
+        uint64_t lo = (st.regions[r].base + align - 1) & ~(align - 1), pos;
+        for (pos = lo; pos + size <= st.regions[r].base + st.regions[r].size; pos += align) {
+            uint64_t cost = 0, free_in = 0;
+            bool blocked = false;
+            while (first < w.n && w.ends[first] <= pos)
+                first++;
+            for (i = first; i < w.n && w.starts[i] < pos + size; i++) {
+                if (w.movable[i] == 2)
+                    blocked = true;
+                else if (w.movable[i] == 1)
+                    cost += w.ends[i] - w.starts[i];
+                else
+                    free_in += (w.ends[i] < pos + size ? w.ends[i] : pos + size) -
+                               (w.starts[i] > pos ? w.starts[i] : pos);
+            }
+            if (!blocked && cost <= st.free_bytes - free_in && cost < best)
+                best = cost;
+        }
+    }
+    free(w.starts);
+    free(w.ends);
+    free(w.movable);
+    return best;
+}
+
+static void bench_targeted(enum span_policy p)
+{
+    struct span_alloc a;
+    uint64_t moved_total = 0, least_total = 0, t;
+    unsigned runs = quick ? 3 : 20, i;
+    char name[96];
+
+    setup(&a, p);
+    shatter(&a, quick ? 128 * MIB : 1100 * MIB);
+    for (i = 0; i < runs; i++) {
+        struct span_plan plan;
+        struct span_request req = { .size = 2 * MIB };
+        uint64_t moved = 0, least = least_cost(&a, 2 * MIB, 2 * MIB), base;
+        span_plan_targeted(&a, &plan, 2 * MIB, 2 * MIB, 0);
+        if (run_plan(&a, &plan, &moved) != SPAN_PLAN_DONE || least == UINT64_MAX)
+            break;
+        moved_total += moved;
+        least_total += least;
+        span_alloc(&a, &req, 7, &base); /* consume it, so the next run differs */
+    }
+    t = least_total ? moved_total * 1000 / least_total : 0;
+    printf("%-8s targeted 2 MiB x%u: moved %" PRIu64 " KiB, least possible %" PRIu64
+           " KiB (ratio %.3f)\n", policy_names[p], i, moved_total / KIB, least_total / KIB,
+           (double)t / 1000.0);
+    snprintf(name, sizeof(name), "targeted_%s_moved_over_least", policy_names[p]);
+    bench(name, (double)t / 1000.0, "ratio");
+}
+
+int main(int argc, char **argv)
+{
+    static const unsigned occupancies[] = { 60, 80, 90, 95 };
+    unsigned p, o;
+
+    quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    nodes = calloc(node_count, sizeof(*nodes));
+    if (nodes == NULL)
+        return 1;
+    printf("span-bench%s: node %zu bytes\n", quick ? " (quick)" : "", sizeof(struct span_node));
+    printf("policy   occ   alloc ns median p99 max      free ns median p99 max\n");
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        rng_state = 12345;
+        bench_pair((enum span_policy)p);
+        for (o = 0; o < 4; o++)
+            bench_steady((enum span_policy)p, occupancies[o]);
+        bench_shatter((enum span_policy)p);
+        bench_robson((enum span_policy)p);
+        bench_targeted((enum span_policy)p);
+    }
+    free(nodes);
+    return 0;
+}
