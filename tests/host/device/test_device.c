@@ -418,16 +418,19 @@ static void test_decode(void **state)
     }
 }
 
+/* Each test on a fresh bus, and every device object returned at its end. */
+#define BUS_TEST(fn) cmocka_unit_test_setup_teardown(fn, reset, all_returned)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_scans_in_bus_order, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_open_multifunction, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_open_shares_and_refcounts, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_config_read_checks, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_config_write_guards_placement, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_bar_probe, reset, all_returned),
-        cmocka_unit_test_setup_teardown(test_bar_on_bridge_refused, reset, all_returned),
+        BUS_TEST(test_open_scans_in_bus_order),
+        BUS_TEST(test_open_multifunction),
+        BUS_TEST(test_open_shares_and_refcounts),
+        BUS_TEST(test_config_read_checks),
+        BUS_TEST(test_config_write_guards_placement),
+        BUS_TEST(test_bar_probe),
+        BUS_TEST(test_bar_on_bridge_refused),
         cmocka_unit_test(test_upper_half),
         cmocka_unit_test(test_decode),
     };
