@@ -56,10 +56,12 @@ ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 64, "kinfo layout");
 #define ABI_MODULE_NAME_MAX 64
 struct abi_module_info {
     uint64_t size;                   /* bytes */
+    handle_t seg;                    /* init's handle to the image segment */
+    uint64_t vaddr;                  /* where init has it mapped, read-only */
     char name[ABI_MODULE_NAME_MAX];  /* first word of the module's command line */
     char args[ABI_ARGS_MAX];         /* the whole module command line */
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_module_info) == 8 + ABI_MODULE_NAME_MAX + ABI_ARGS_MAX,
+ABI_STATIC_ASSERT(sizeof(struct abi_module_info) == 24 + ABI_MODULE_NAME_MAX + ABI_ARGS_MAX,
                   "module info layout");
 
 #endif

@@ -6,15 +6,19 @@
  */
 #include <abi/errno.h>
 #include <arch/arch.h>
+#include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/boot.h>
 #include <kernel/console.h>
+#include <kernel/ipc.h>
+#include <kernel/memsrv.h>
 #include <kernel/multiboot.h>
 #include <kernel/paging.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
 #include <kernel/sched.h>
+#include <kernel/segment.h>
 #include <kernel/syscall.h>
 
 #define MB2_BOOTLOADER_MAGIC 0x36d76289u
@@ -53,14 +57,22 @@ static void print_memory_map(const struct mb_info *info)
     kprintf("  RAM total %lu MiB\n", mb_ram_bytes(info) >> 20);
 }
 
+/* Where the boot modules are, until they become segments. */
+static struct phys_range module_ranges[BOOT_MODULES_MAX];
+
 static void copy_boot_strings(const struct mb_info *info)
 {
     strlcpy(boot_cmdline, info->cmdline, sizeof(boot_cmdline));
     for (size_t i = 0; i < info->nmodules && i < BOOT_MODULES_MAX; i++) {
+        const struct mb_module *mod = &info->modules[i];
+        if (mod->start & (PAGE_SIZE - 1)) {
+            kprintf("boot: module '%s' is not page aligned; left out\n", mod->cmdline);
+            continue;
+        }
+        module_ranges[boot_module_count] = (struct phys_range){ mod->start, mod->end - mod->start };
         struct boot_module *m = &boot_modules[boot_module_count++];
-        m->start = info->modules[i].start;
-        m->end = info->modules[i].end;
-        strlcpy(m->args, info->modules[i].cmdline, sizeof(m->args));
+        m->size = mod->end - mod->start;
+        strlcpy(m->args, mod->cmdline, sizeof(m->args));
         size_t n = 0;
         while (m->args[n] && m->args[n] != ' ' && n + 1 < sizeof(m->name)) {
             m->name[n] = m->args[n];
@@ -87,21 +99,67 @@ static void carve_pool(void)
     kprintf("kernel frame pool: %lu KiB at %#lx\n", size >> 10, base);
 }
 
-static void start_init(void)
+static void make_module_segments(void)
 {
     for (unsigned i = 0; i < boot_module_count; i++) {
-        if (strcmp(boot_modules[i].name, "init") != 0)
-            continue;
-        struct process *p;
-        int err = proc_spawn_module(i, boot_cmdline, strlen(boot_cmdline), true, &p);
-        if (err) {
-            kprintf("tessera: init could not start (error %d)\ntessera: shutdown status 1\n", err);
-            arch_shutdown(1);
-        }
-        return;
+        uint64_t size = (module_ranges[i].len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+        if (!size)
+            size = PAGE_SIZE;
+        if (segment_create(module_ranges[i].base, size, SEG_INFO_MODULE, &boot_modules[i].seg) != 0)
+            panic("boot: module %s overlaps another", boot_modules[i].name);
     }
-    kprintf("tessera: no boot module named init\ntessera: shutdown status 1\n");
+}
+
+static int find_module(const char *name)
+{
+    for (unsigned i = 0; i < boot_module_count; i++)
+        if (strcmp(boot_modules[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void boot_failure(const char *what, int err)
+{
+    kprintf("tessera: %s (error %d)\ntessera: shutdown status 1\n", what, err);
     arch_shutdown(1);
+}
+
+/* The first processes: the memory server (if its module is there) and init.
+ * Both get the server's endpoint; init gets the boot modules' images. Then
+ * every free frame goes to the memory server. */
+static void start_boot_processes(void)
+{
+    int init_module = find_module("init"), memsrv_module = find_module("memsrv");
+    if (init_module < 0)
+        boot_failure("no boot module named init", -ENOENT);
+    int err;
+    /* The kernel keeps the endpoint's first reference: it outlives its holders. */
+    if (memsrv_module >= 0 && (err = endpoint_create(&memsrv_endpoint)) != 0)
+        boot_failure("no memory for the memory server's endpoint", err);
+
+    struct process *init, *memsrv = 0;
+    err = proc_load_module((unsigned)init_module, boot_cmdline, strlen(boot_cmdline), memsrv_endpoint, &init);
+    if (err)
+        boot_failure("init could not start", err);
+    init->boot_right = true;
+    for (unsigned i = 0; i < boot_module_count; i++)
+        if ((err = segment_attach(boot_modules[i].seg, init, true, 0, 0)) != 0)
+            boot_failure("no room to give init the boot modules", err);
+
+    if (memsrv_module >= 0) {
+        char args[ABI_ARGS_MAX];
+        int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
+        if (n < 0 || (size_t)n >= sizeof(args))
+            boot_failure("kernel command line too long", -E2BIG);
+        err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, &memsrv);
+        if (err)
+            boot_failure("memsrv could not start", err);
+        memsrv->memsrv_right = true;
+        memsrv_process = memsrv;
+    }
+    memsrv_world_record(&mbinfo);
+    if (memsrv)
+        physmem_hand_over();
 }
 
 void kmain(uint32_t magic, uint32_t mbi_phys);
@@ -126,7 +184,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
                                                  (uint64_t)kernel_end - KERNEL_VMA - (uint64_t)kernel_phys_start };
     reserved[nreserved++] = (struct phys_range){ mbi_phys, mbinfo.total_size };
     for (unsigned i = 0; i < boot_module_count; i++)
-        reserved[nreserved++] = (struct phys_range){ boot_modules[i].start, boot_modules[i].end - boot_modules[i].start };
+        reserved[nreserved++] = module_ranges[i];
     physmem_init(&mbinfo, reserved, nreserved);
     carve_pool();
 
@@ -135,6 +193,8 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     kprintf("paging: direct map of RAM at %#lx, NX %s\n", DIRECT_MAP_BASE, arch_has_nx() ? "on" : "off");
 
     proc_init();
+    segment_init();
+    ipc_init();
     syscall_init();
     sched_init();
     arch_timer_init(SCHED_HZ);
@@ -142,6 +202,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     kprintf("timer: %u Hz, TSC %lu MHz; %u CPU(s) reported, running on one\n", SCHED_HZ, arch_tsc_per_us(), cpus);
     kprintf("modules: %u; user memory free: %lu MiB; pool: %lu frames free\n", boot_module_count,
             physmem_free_bytes() >> 20, pool_free_frames());
-    start_init();
+    make_module_segments();
+    start_boot_processes();
     sched_start();
 }

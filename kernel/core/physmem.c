@@ -16,6 +16,7 @@
 static struct phys_range ranges[PHYSMEM_MAX_RANGES];
 static unsigned nranges;
 static uint64_t free_bytes;
+static bool handed_over;
 
 static void insert_at(unsigned i, uint64_t base, uint64_t len)
 {
@@ -85,6 +86,8 @@ int physmem_alloc(uint64_t size, uint64_t align, uint64_t limit, uint64_t *base)
 {
     if (!size || (size & (PAGE_SIZE - 1)) || !align || (align & (align - 1)))
         return -EINVAL;
+    if (handed_over)
+        return -ENOMEM;
     for (unsigned i = 0; i < nranges; i++) {
         uint64_t start = (ranges[i].base + align - 1) & ~(align - 1);
         uint64_t end = ranges[i].base + ranges[i].len;
@@ -123,3 +126,14 @@ void physmem_free(uint64_t base, uint64_t size)
 }
 
 uint64_t physmem_free_bytes(void) { return free_bytes; }
+
+void physmem_hand_over(void) { handed_over = true; }
+bool physmem_handed_over(void) { return handed_over; }
+
+bool physmem_range(unsigned i, struct phys_range *out)
+{
+    if (i >= nranges)
+        return false;
+    *out = ranges[i];
+    return true;
+}

@@ -99,6 +99,12 @@ void sched_remove(struct thread *t)
         fpu_owner = 0;
 }
 
+void sched_unqueue(struct thread *t)
+{
+    wait_remove(t);
+    sleep_remove(t);
+}
+
 void sched_make_runnable(struct thread *t)
 {
     t->state = THREAD_RUNNABLE;

@@ -8,6 +8,7 @@
 #include <arch/arch.h>
 #include <common/string.h>
 #include <kernel/console.h>
+#include <kernel/ipc.h>
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -92,6 +93,8 @@ int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64
     return 0;
 }
 
+void thread_get(struct thread *t) { t->refs++; }
+
 void thread_put(struct thread *t)
 {
     VERIFY(t->refs > 0);
@@ -107,6 +110,7 @@ void thread_mark_dead(struct thread *t)
         sched_remove(t);
     t->state = THREAD_DEAD;
     live_threads--;
+    ipc_thread_dead(t);
     sched_wake_all(&t->joiners, 0);
 }
 

@@ -78,8 +78,17 @@ static bool large_fits(uint64_t va, uint64_t pa, uint64_t remaining)
     return ((va | pa) & (LARGE_PAGE_SIZE - 1)) == 0 && remaining >= LARGE_PAGE_SIZE;
 }
 
+static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint64_t size);
+
 /* Table pages that mapping the range would have to create. */
-static uint64_t tables_needed(uint64_t root, uint64_t va, uint64_t pa, uint64_t size)
+uint64_t paging_tables_needed(uint64_t root, uint64_t va, uint64_t pa, uint64_t size)
+{
+    if (!size || va + size < va)
+        return 0;
+    return tables_needed_walk(root, va, pa, size);
+}
+
+static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint64_t size)
 {
     uint64_t need = 0, end = va + size;
     /* Walk one 2 MiB window at a time; tables created earlier in the walk are
@@ -116,6 +125,14 @@ static void flush_range(uint64_t root, uint64_t va, uint64_t size)
         invlpg(va + off);
 }
 
+static bool table_empty(const uint64_t *t)
+{
+    for (unsigned i = 0; i < 512; i++)
+        if (t[i] & PTE_P)
+            return false;
+    return true;
+}
+
 static void map_range(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags, bool allow_large)
 {
     uint64_t bits = leaf_bits(flags), end = va + size;
@@ -123,6 +140,13 @@ static void map_range(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, un
         uint64_t *pdpt = next_level(&table(root)[idx(va, 3)], true);
         uint64_t *pd = next_level(&pdpt[idx(va, 2)], true);
         uint64_t *pde = &pd[idx(va, 1)];
+        if (allow_large && large_fits(va, pa, end - va) && (*pde & PTE_P) && !(*pde & PTE_PS) &&
+            table_empty(table(*pde))) {
+            /* A page table left empty by an earlier unmap: a large page
+             * replaces it, so a realigned segment gets large pages back. */
+            pool_free_frame(*pde & PTE_ADDR);
+            *pde = 0;
+        }
         if (allow_large && large_fits(va, pa, end - va) && !(*pde & PTE_P)) {
             *pde = pa | bits | PTE_PS;
             va += LARGE_PAGE_SIZE;
@@ -147,7 +171,7 @@ int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned 
 {
     if (!range_ok(va, pa, size))
         return -EINVAL;
-    if (tables_needed(root, va, pa, size) > pool_free_frames())
+    if (tables_needed_walk(root, va, pa, size) > pool_free_frames())
         return -ENOMEM;
     map_range(root, va, pa, size, flags, true);
     return 0;
@@ -245,7 +269,7 @@ int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size)
 {
     if (!range_ok(va, pa, size))
         return -EINVAL;
-    if (tables_needed(kernel_root, va, pa, size) > pool_free_frames())
+    if (tables_needed_walk(kernel_root, va, pa, size) > pool_free_frames())
         return -ENOMEM;
     map_range(kernel_root, va, pa, size, MAP_WRITE, false);
     return 0;
@@ -293,7 +317,7 @@ void paging_init(const struct mb_info *info)
      * thread is born and after it is gone. */
     uint64_t kstack_area = (uint64_t)KSTACK_SLOTS * KSTACK_SLOT_SIZE;
     for (uint64_t va = KSTACK_AREA_BASE; va < KSTACK_AREA_BASE + kstack_area; va += LARGE_PAGE_SIZE) {
-        if (tables_needed(kernel_root, va, 0, PAGE_SIZE) > pool_free_frames())
+        if (tables_needed_walk(kernel_root, va, 0, PAGE_SIZE) > pool_free_frames())
             panic("paging: kernel frame pool too small for the kernel stack area");
         uint64_t *pdpt = next_level(&table(kernel_root)[idx(va, 3)], true);
         uint64_t *pd = next_level(&pdpt[idx(va, 2)], true);
@@ -302,7 +326,7 @@ void paging_init(const struct mb_info *info)
 
     /* The kernel image, 2 MiB pages from physical 0 (covers the low boot area). */
     uint64_t image_end = ((uint64_t)kernel_end - KERNEL_VMA + LARGE_PAGE_SIZE - 1) & ~(LARGE_PAGE_SIZE - 1);
-    if (tables_needed(kernel_root, KERNEL_VMA, 0, image_end) > pool_free_frames())
+    if (tables_needed_walk(kernel_root, KERNEL_VMA, 0, image_end) > pool_free_frames())
         panic("paging: kernel frame pool too small for the image");
     map_range(kernel_root, KERNEL_VMA, 0, image_end, MAP_WRITE | MAP_EXEC, true);
 
@@ -316,7 +340,7 @@ void paging_init(const struct mb_info *info)
         if (end <= base || end > DIRECT_MAP_LIMIT)
             continue;
         uint64_t va = DIRECT_MAP_BASE + base;
-        if (tables_needed(kernel_root, va, base, end - base) > pool_free_frames())
+        if (tables_needed_walk(kernel_root, va, base, end - base) > pool_free_frames())
             panic("paging: kernel frame pool too small for the direct map");
         map_range(kernel_root, va, base, end - base, MAP_WRITE, true);
     }

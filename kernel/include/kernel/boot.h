@@ -9,8 +9,13 @@
 #include <stdint.h>
 #include <abi/proc.h>
 
+struct segment;
+
+/* A boot module's image is a segment: held by the kernel at first, then
+ * given to init, mapped read-only, for its loader. */
 struct boot_module {
-    uint64_t start, end; /* physical */
+    struct segment *seg;
+    uint64_t size;       /* bytes of the image (the segment is page-rounded) */
     char name[ABI_MODULE_NAME_MAX];
     char args[ABI_ARGS_MAX];
 };

@@ -34,6 +34,8 @@ uint64_t paging_kernel_root(void);
 int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
 /* Unmaps and flushes the TLB for the range (when `root` is live). */
 void paging_unmap(uint64_t root, uint64_t va, uint64_t size);
+/* Table frames mapping the range would take from the pool, at most. */
+uint64_t paging_tables_needed(uint64_t root, uint64_t va, uint64_t pa, uint64_t size);
 bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags);
 
 /* Kernel stacks: maps `frames` at a slot of the kernel stack area. */

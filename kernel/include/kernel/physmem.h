@@ -9,6 +9,7 @@
 #define KERNEL_PHYSMEM_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <kernel/multiboot.h>
 
 struct phys_range {
@@ -21,5 +22,11 @@ void physmem_init(const struct mb_info *info, const struct phys_range *reserved,
 int physmem_alloc(uint64_t size, uint64_t align, uint64_t limit, uint64_t *base);
 void physmem_free(uint64_t base, uint64_t size);
 uint64_t physmem_free_bytes(void);
+/* Hands every free range to the memory server: from then on allocation
+ * fails, while frees still come back here (for when there is no server). */
+void physmem_hand_over(void);
+bool physmem_handed_over(void);
+/* The i-th free range at hand-over time, for the memory server's books. */
+bool physmem_range(unsigned i, struct phys_range *out);
 
 #endif

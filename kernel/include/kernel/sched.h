@@ -9,10 +9,12 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <abi/ipc.h>
 #include <arch/arch.h>
 
 struct process;
 struct thread;
+struct segment;
 
 /* Threads blocked on something, in FIFO order. */
 struct wait_queue {
@@ -20,6 +22,18 @@ struct wait_queue {
 };
 
 enum thread_state { THREAD_RUNNABLE, THREAD_BLOCKED, THREAD_DEAD };
+
+enum ipc_phase { IPC_IDLE, IPC_SENDING, IPC_RECEIVING, IPC_AWAIT_REPLY };
+
+/* A thread's side of a message exchange (kernel/ipc.h). */
+struct ipc_state {
+    struct ipc_msg msg;        /* outgoing while sending, incoming once delivered */
+    struct segment *seg;       /* the segment the outgoing message carries */
+    uint32_t recv_flags;       /* IPC_RECV_* for what this thread receives */
+    enum ipc_phase phase;
+    bool is_call;
+    struct thread *reply_to;   /* a caller this thread owes a reply (holds a reference) */
+};
 
 struct thread {
     uint8_t fpu[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
@@ -40,6 +54,7 @@ struct thread {
     int64_t wait_result;
     void *wait_data;                      /* per-wait context (IPC) */
 
+    struct ipc_state ipc;
     struct wait_queue joiners;            /* SYS_THREAD_WAIT */
     struct thread *reap_next;
 };
@@ -64,6 +79,9 @@ void sched_tick(struct trap_frame *f);
 uint64_t sched_ticks(void);
 /* Takes a thread off every queue (it must not be running). */
 void sched_remove(struct thread *t);
+/* Takes a blocked thread off its wait queue and timeout, leaving it blocked
+ * (a caller whose message was taken now waits for the reply). */
+void sched_unqueue(struct thread *t);
 /* Switches away from the current thread, which is DEAD: never returns. */
 void sched_exit_current(void) __attribute__((noreturn));
 /* Frees the kernel stack of a dead thread once it is off the CPU. */
@@ -71,6 +89,7 @@ void sched_defer_reap(struct thread *t);
 
 /* Threads (thread.c). */
 int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out);
+void thread_get(struct thread *t);
 void thread_put(struct thread *t);          /* drops a reference */
 void thread_mark_dead(struct thread *t);    /* off every queue, joiners woken */
 void thread_free_stack(struct thread *t);

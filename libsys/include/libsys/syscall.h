@@ -109,7 +109,10 @@ static inline int64_t sys_ipc_call(handle_t ep, struct ipc_msg *msg, uint64_t ti
 }
 /* Replies to the last call this thread received. */
 static inline int64_t sys_ipc_reply(struct ipc_msg *msg) { return syscall1(SYS_IPC_REPLY, msg); }
-/* Replies (if a call is pending) and waits for the next message. */
+/* Replies (if a call is pending) and waits for the next message. If the
+ * reply fails, the error comes back at once (nothing received) unless the
+ * caller is simply gone and the reply carried no segment; a segment of a
+ * failed reply is still the server's. */
 static inline int64_t sys_ipc_reply_recv(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
 {
     return syscall3(SYS_IPC_REPLY_RECV, ep, msg, timeout_ns);

@@ -61,7 +61,8 @@ int main(int argc, char **argv)
     test_check(&t, "shutdown_refused", r == -EPERM, "shutdown gave %ld", r);
 
     int64_t bad[5];
-    handle_t guesses[] = { 0, 1, 0x100000001ull, 0xffffffffffffffffull, test_rand(&t) };
+    /* Made up: slot 1 with a generation nobody reached, all ones, random. */
+    handle_t guesses[] = { 0, 1, 0x7fff00000001ull, 0xfffffffffffffffeull, test_rand(&t) };
     bool all_bad = true;
     for (unsigned i = 0; i < 5; i++) {
         bad[i] = sys_handle_close(guesses[i]);
