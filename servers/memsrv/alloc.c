@@ -1,0 +1,202 @@
+/*
+ * Memory-server layer: the requests that create, return and move segments
+ * (ALLOC, FREE, MOVE, RELEASE) and set quotas (QUOTA). Called by dispatch.c
+ * after its checks; each handler checks its own words first and changes the
+ * books only once nothing can fail any more, undoing the one booking it made
+ * when the kernel refuses.
+ */
+#include "ms_server.h"
+
+static uint64_t round_granule(uint64_t size)
+{
+    return (size + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+}
+
+static bool valid_alignment(uint64_t align)
+{
+    return align == 0 || (align >= SPAN_GRANULE && (align & (align - 1)) == 0);
+}
+
+int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    uint64_t size = req->w[0], align = req->w[1], flags = req->w[2], limit = req->w[3];
+    uint64_t large = ms->span.large_size, base;
+    struct span_request sreq;
+    struct abi_seg_info info;
+    struct ms_client *c;
+    uint32_t client, index;
+    int64_t h;
+    int err;
+
+    if (size == 0 || !valid_alignment(align) || (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW)))
+        return -EINVAL;
+    if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
+        return -EINVAL;
+    if (size > ms->span.total_bytes)
+        return -E2BIG;
+    size = round_granule(size);
+    if ((flags & MS_ALLOC_LARGE) && align < large)
+        align = large;
+
+    client = books_client(ms, req->badge, true);
+    if (client == MS_NO_CLIENT) {
+        ms_log(ms, "memsrv: client table full (%u): pid %#llx refused", MS_CLIENTS_MAX,
+               (unsigned long long)req->badge);
+        return -EAGAIN;
+    }
+    c = &ms->clients[client];
+    if (c->quota != 0 && (c->bytes > c->quota || size > c->quota - c->bytes)) {
+        c->quota_refusals++;
+        return -EDQUOT;
+    }
+    index = books_new_record(ms);
+    if (index == MS_NO_RECORD) {
+        c->failures++;
+        ms->alloc_failures++;
+        return -ENOMEM;
+    }
+    /* A large segment asked for without MS_ALLOC_LARGE may land at 4 KiB
+     * alignment under pressure; background realignment fixes it later. */
+    sreq = (struct span_request){ .size = size, .align = align, .limit = limit,
+                                  .flags = size >= large && !(flags & MS_ALLOC_LARGE)
+                                               ? SPAN_LARGE_OK : 0 };
+    err = span_alloc(&ms->span, &sreq, index, &base);
+    if (err == -ENOMEM && compact_targeted(ms, size, align, limit, NULL, NULL) == 0)
+        err = span_alloc(&ms->span, &sreq, index, &base);
+    if (err != 0) {
+        books_drop_new_record(ms, index);
+        c->failures++;
+        ms->alloc_failures++;
+        return err;
+    }
+    h = ms->k->seg_create(ms->k->ctx, base, size);
+    if (h <= 0) {
+        ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld",
+               (unsigned long long)base, (unsigned long long)size, (long long)h);
+        span_free(&ms->span, base);
+        books_drop_new_record(ms, index);
+        c->failures++;
+        ms->alloc_failures++;
+        return -ENOMEM;
+    }
+    if (ms->k->seg_info(ms->k->ctx, (handle_t)h, &info) != 0 || info.sid == 0) {
+        /* The frames now belong to a segment the server cannot name: keep
+         * them booked (charged to nobody) rather than hand them out twice. */
+        ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked",
+               (unsigned long long)base);
+        books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, size, MS_NO_CLIENT);
+        c->failures++;
+        return -ENOMEM;
+    }
+    books_commit_record(ms, index, MS_REC_SEGMENT, info.sid, base, size, client);
+    c->allocs++;
+    reply->seg = (handle_t)h;
+    reply->w[0] = info.sid;
+    return 0;
+}
+
+int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct abi_seg_info info;
+    struct ms_record *rec;
+    int64_t err;
+
+    (void)reply;
+    if (ms->k->seg_info(ms->k->ctx, req->seg, &info) != 0)
+        return -EINVAL;
+    rec = books_find_sid(ms, info.sid);
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
+        ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know",
+               (unsigned long long)req->badge, (unsigned long long)info.sid);
+        return -ENOENT;
+    }
+    err = ms->k->seg_destroy(ms->k->ctx, info.sid);
+    if (err != 0) {
+        ms_log(ms, "memsrv: destroying sid %llu failed: %lld", (unsigned long long)info.sid,
+               (long long)err);
+        return err;
+    }
+    ms->k->handle_close(ms->k->ctx, req->seg);
+    books_release(ms, rec);
+    return 0;
+}
+
+int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct ms_record *rec = books_find_sid(ms, req->w[0]);
+    struct abi_seg_info info;
+    struct span_request sreq;
+    uint32_t index;
+    uint64_t to, from;
+    int64_t err;
+
+    /* A sid the caller does not hold gets the same answer as no sid. */
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT ||
+        ms->k->seg_query(ms->k->ctx, rec->sid, &info) != 0 || info.owner_pid != req->badge)
+        return -ENOENT;
+    if (rec->flags & MS_REC_QUARANTINED)
+        return -EBUSY;
+    if (info.pins != 0) {
+        if (!(rec->flags & MS_REC_PINNED) && span_lock(&ms->span, rec->base) == 0)
+            books_mark_pinned(ms, rec);
+        return -EBUSY;
+    }
+    books_unpin(ms, rec);
+    index = (uint32_t)(rec - ms->recs);
+    /* The destination is booked as a second segment with the same tag for
+     * the length of the migration, so nothing else can take it. */
+    sreq = (struct span_request){ .size = rec->size,
+                                  .align = rec->size >= ms->span.large_size ? ms->span.large_size : 0,
+                                  .flags = rec->size >= ms->span.large_size ? SPAN_LARGE_OK : 0 };
+    err = span_alloc(&ms->span, &sreq, index, &to);
+    if (err != 0)
+        return err;
+    from = rec->base;
+    err = ms->k->seg_migrate(ms->k->ctx, rec->sid, to);
+    if (err != 0) {
+        span_free(&ms->span, to);
+        if (err == -EBUSY && span_lock(&ms->span, from) == 0)
+            books_mark_pinned(ms, rec);
+        return err;
+    }
+    span_free(&ms->span, from);
+    rec->base = to;
+    ms->moves++;
+    ms->bytes_moved += rec->size;
+    reply->w[0] = to;
+    return 0;
+}
+
+int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct ms_record *rec = books_find_sid(ms, req->w[0]);
+    int64_t err;
+
+    (void)reply;
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT)
+        return -ENOENT;
+    if (!(rec->flags & MS_REC_QUARANTINED))
+        return -EINVAL;
+    err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
+    if (err != 0)
+        return err;
+    ms_log(ms, "memsrv: quarantined sid %llu (%llu KiB at %#llx) released by init",
+           (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
+           (unsigned long long)rec->base);
+    books_release(ms, rec);
+    return 0;
+}
+
+int64_t req_quota(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    uint32_t client;
+
+    (void)reply;
+    if (req->w[0] == 0)
+        return -EINVAL;
+    client = books_client(ms, req->w[0], true);
+    if (client == MS_NO_CLIENT)
+        return -EAGAIN;
+    ms->clients[client].quota = req->w[1];
+    return 0;
+}

@@ -1,0 +1,338 @@
+/*
+ * Memory-server layer: the server's own books on top of the span allocator.
+ * Called by every request handler (ms_server.h).
+ *
+ * The span library knows spans and a 64-bit tag per segment; the server
+ * needs to know, per segment, the kernel's sid and the client charged for
+ * it. Each non-free span's tag is an index into recs[]; sid_hash (open
+ * addressing, linear probing, deletion by backward shift so no tombstones
+ * pile up) finds a record by sid. Both arrays live in the books segment
+ * (boot.c), sized with the span node store, so a record is never missing
+ * when the span library had a node for the span.
+ *
+ * Charging: the client that allocated a segment stays charged until the
+ * segment comes back (FREE, a failed reply, or the kernel's reclaim after an
+ * exit), whoever holds it meanwhile: segments move between processes by IPC
+ * without the server seeing it.
+ *
+ * Invariants (books_check): every allocated span has a live record with the
+ * same base and size; each client's bytes and segment count equal the sum of
+ * its records; every record with a sid is found by the hash.
+ */
+#include <common/fmt.h>
+#include <common/string.h>
+
+#include "ms_server.h"
+
+void ms_log(struct memsrv *ms, const char *fmt, ...)
+{
+    char line[320];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = fmt_vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    ms->k->console(ms->k->ctx, line, (size_t)n);
+}
+
+/* ---- records --------------------------------------------------------- */
+
+struct ms_record *books_record(struct memsrv *ms, uint64_t index)
+{
+    if (index >= ms->rec_capacity || ms->recs[index].kind == 0)
+        return NULL;
+    return &ms->recs[index];
+}
+
+static uint32_t sid_slot(const struct memsrv *ms, uint64_t sid)
+{
+    return (uint32_t)((sid * 0x9e3779b97f4a7c15ull) >> 32) & ms->hash_mask;
+}
+
+struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid)
+{
+    uint32_t slot;
+
+    if (sid == 0)
+        return NULL;
+    for (slot = sid_slot(ms, sid); ms->sid_hash[slot] != 0; slot = (slot + 1) & ms->hash_mask) {
+        struct ms_record *rec = &ms->recs[ms->sid_hash[slot] - 1];
+        if (rec->sid == sid)
+            return rec;
+    }
+    return NULL;
+}
+
+static void hash_insert(struct memsrv *ms, uint32_t index)
+{
+    uint32_t slot = sid_slot(ms, ms->recs[index].sid);
+
+    while (ms->sid_hash[slot] != 0)
+        slot = (slot + 1) & ms->hash_mask;
+    ms->sid_hash[slot] = index + 1;
+}
+
+static void hash_remove(struct memsrv *ms, uint32_t index)
+{
+    uint32_t slot = sid_slot(ms, ms->recs[index].sid), next;
+
+    while (ms->sid_hash[slot] != index + 1) {
+        if (ms->sid_hash[slot] == 0)
+            return;
+        slot = (slot + 1) & ms->hash_mask;
+    }
+    /* Backward shift: pull later entries of the probe run into the gap
+     * when their home slot does not lie cyclically in (gap, entry]. */
+    for (next = (slot + 1) & ms->hash_mask; ms->sid_hash[next] != 0;
+         next = (next + 1) & ms->hash_mask) {
+        uint32_t home = sid_slot(ms, ms->recs[ms->sid_hash[next] - 1].sid);
+        bool stays = slot <= next ? (home > slot && home <= next) : (home > slot || home <= next);
+        if (!stays) {
+            ms->sid_hash[slot] = ms->sid_hash[next];
+            slot = next;
+        }
+    }
+    ms->sid_hash[slot] = 0;
+}
+
+uint32_t books_new_record(struct memsrv *ms)
+{
+    uint32_t index = ms->rec_free;
+
+    if (index == MS_NO_RECORD)
+        return MS_NO_RECORD;
+    ms->rec_free = ms->recs[index].next_free;
+    ms->recs[index].next_free = MS_NO_RECORD;
+    return index;
+}
+
+void books_drop_new_record(struct memsrv *ms, uint32_t index)
+{
+    ms->recs[index] = (struct ms_record){ .next_free = ms->rec_free };
+    ms->rec_free = index;
+}
+
+void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind,
+                         uint64_t sid, uint64_t base, uint64_t size, uint32_t client)
+{
+    struct ms_record *rec = &ms->recs[index];
+
+    *rec = (struct ms_record){ .sid = sid, .base = base, .size = size, .client = client,
+                               .next_free = MS_NO_RECORD, .kind = (uint8_t)kind };
+    if (sid != 0)
+        hash_insert(ms, index);
+    if (client != MS_NO_CLIENT) {
+        ms->clients[client].bytes += size;
+        ms->clients[client].segments++;
+    }
+    if (kind == MS_REC_SEGMENT)
+        ms->segments++;
+    ms->recs_used++;
+    ms->books_gen++;
+}
+
+void books_uncharge(struct memsrv *ms, struct ms_record *rec)
+{
+    if (rec->client == MS_NO_CLIENT)
+        return;
+    ms->clients[rec->client].bytes -= rec->size;
+    ms->clients[rec->client].segments--;
+    ms->clients[rec->client].frees++;
+    rec->client = MS_NO_CLIENT;
+}
+
+void books_mark_pinned(struct memsrv *ms, struct ms_record *rec)
+{
+    if (rec->flags & (MS_REC_PINNED | MS_REC_QUARANTINED))
+        return;
+    rec->flags |= MS_REC_PINNED;
+    ms->pinned_records++;
+}
+
+void books_unpin(struct memsrv *ms, struct ms_record *rec)
+{
+    if (!(rec->flags & MS_REC_PINNED))
+        return;
+    if (span_unlock(&ms->span, rec->base) != 0)
+        ms_log(ms, "memsrv: books: sid %llu at %#llx was not locked",
+               (unsigned long long)rec->sid, (unsigned long long)rec->base);
+    rec->flags &= (uint8_t)~MS_REC_PINNED;
+    ms->pinned_records--;
+    ms->books_gen++;
+}
+
+void books_release(struct memsrv *ms, struct ms_record *rec)
+{
+    uint32_t index = (uint32_t)(rec - ms->recs);
+    int err;
+
+    books_unpin(ms, rec);
+    if (rec->flags & MS_REC_QUARANTINED) {
+        span_unlock(&ms->span, rec->base);
+        ms->quarantined_bytes -= rec->size;
+    }
+    err = span_free(&ms->span, rec->base);
+    if (err != 0)
+        ms_log(ms, "memsrv: books: freeing sid %llu at %#llx: %d", (unsigned long long)rec->sid,
+               (unsigned long long)rec->base, err);
+    books_uncharge(ms, rec);
+    if (rec->sid != 0)
+        hash_remove(ms, index);
+    if (rec->kind == MS_REC_SEGMENT)
+        ms->segments--;
+    ms->recs_used--;
+    ms->books_gen++;
+    books_drop_new_record(ms, index);
+}
+
+/* ---- clients --------------------------------------------------------- */
+
+uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create)
+{
+    uint32_t i, spare = MS_NO_CLIENT, idle = MS_NO_CLIENT;
+
+    if (pid == 0)
+        return MS_NO_CLIENT;
+    for (i = 0; i < MS_CLIENTS_MAX; i++) {
+        const struct ms_client *c = &ms->clients[i];
+        if (c->pid == pid)
+            return i;
+        if (c->pid == 0 && spare == MS_NO_CLIENT)
+            spare = i;
+        /* A client that holds nothing and has no quota can be forgotten:
+         * the only loss is its counters. */
+        if (c->pid != 0 && c->segments == 0 && c->quota == 0 && c->pid != ms->init_pid &&
+            idle == MS_NO_CLIENT)
+            idle = i;
+    }
+    if (!create)
+        return MS_NO_CLIENT;
+    if (spare == MS_NO_CLIENT && idle != MS_NO_CLIENT) {
+        ms->clients[idle].pid = 0;
+        ms->client_count--;
+        spare = idle;
+    }
+    if (spare == MS_NO_CLIENT)
+        return MS_NO_CLIENT;
+    ms->clients[spare] = (struct ms_client){ .pid = pid };
+    ms->client_count++;
+    return spare;
+}
+
+void books_forget_client(struct memsrv *ms, uint64_t pid)
+{
+    uint32_t i = books_client(ms, pid, false);
+
+    if (i == MS_NO_CLIENT || ms->clients[i].segments != 0)
+        return;
+    ms->clients[i].pid = 0;
+    ms->client_count--;
+}
+
+/* ---- checking -------------------------------------------------------- */
+
+struct check_walk {
+    struct memsrv *ms;
+    const char *what;
+    uint64_t addr;
+    uint64_t spans;
+};
+
+static int check_span_record(void *ctx, const struct span_info *info)
+{
+    struct check_walk *w = ctx;
+    const struct ms_record *rec;
+
+    if (info->state == SPAN_FREE)
+        return 0;
+    w->addr = info->base;
+    if (info->state == SPAN_IN_TRANSIT) {
+        w->what = "a move is unconfirmed between requests";
+        return 1;
+    }
+    w->spans++;
+    rec = books_record(w->ms, info->tag);
+    if (rec == NULL) {
+        w->what = "segment span without a record";
+        return 1;
+    }
+    if (rec->base != info->base || rec->size != info->size) {
+        w->what = "record disagrees with its span";
+        return 1;
+    }
+    if ((info->state == SPAN_LOCKED) !=
+        (rec->kind != MS_REC_SEGMENT || (rec->flags & (MS_REC_PINNED | MS_REC_QUARANTINED)))) {
+        w->what = "span lock disagrees with the record";
+        return 1;
+    }
+    return 0;
+}
+
+int books_check(struct memsrv *ms, char *why, size_t len)
+{
+    struct span_fault fault;
+    struct check_walk w = { .ms = ms };
+    uint64_t bytes[MS_CLIENTS_MAX] = { 0 }, segs[MS_CLIENTS_MAX] = { 0 };
+    uint32_t i, pinned = 0, clients = 0;
+
+    if (span_check(&ms->span, &fault) != 0) {
+        fmt_snprintf(why, len, "span: %s at %#llx", fault.what, (unsigned long long)fault.addr);
+        return -EINVAL;
+    }
+    if (span_walk(&ms->span, check_span_record, &w) != 0) {
+        fmt_snprintf(why, len, "books: %s at %#llx", w.what, (unsigned long long)w.addr);
+        return -EINVAL;
+    }
+    if (w.spans != ms->recs_used) {
+        fmt_snprintf(why, len, "books: %llu records for %llu segment spans",
+                     (unsigned long long)ms->recs_used, (unsigned long long)w.spans);
+        return -EINVAL;
+    }
+    for (i = 0; i < ms->rec_capacity; i++) {
+        const struct ms_record *rec = &ms->recs[i];
+        if (rec->kind == 0)
+            continue;
+        if (rec->sid != 0 && books_find_sid(ms, rec->sid) != rec) {
+            fmt_snprintf(why, len, "books: sid %llu not found by its hash",
+                         (unsigned long long)rec->sid);
+            return -EINVAL;
+        }
+        if (rec->client != MS_NO_CLIENT) {
+            if (rec->client >= MS_CLIENTS_MAX || ms->clients[rec->client].pid == 0) {
+                fmt_snprintf(why, len, "books: sid %llu charged to no client",
+                             (unsigned long long)rec->sid);
+                return -EINVAL;
+            }
+            bytes[rec->client] += rec->size;
+            segs[rec->client]++;
+        }
+        if (rec->flags & MS_REC_PINNED)
+            pinned++;
+    }
+    for (i = 0; i < MS_CLIENTS_MAX; i++) {
+        const struct ms_client *c = &ms->clients[i];
+        if (c->pid == 0)
+            continue;
+        clients++;
+        if (c->bytes != bytes[i] || c->segments != segs[i]) {
+            fmt_snprintf(why, len, "books: client %#llx charged %llu bytes in %llu, holds %llu in %llu",
+                         (unsigned long long)c->pid, (unsigned long long)c->bytes,
+                         (unsigned long long)c->segments, (unsigned long long)bytes[i],
+                         (unsigned long long)segs[i]);
+            return -EINVAL;
+        }
+    }
+    if (clients != ms->client_count || pinned != ms->pinned_records) {
+        fmt_snprintf(why, len, "books: client or pinned counts off");
+        return -EINVAL;
+    }
+    if (len > 0)
+        why[0] = 0;
+    return 0;
+}

@@ -1,0 +1,350 @@
+/*
+ * Memory-server layer: taking over physical memory at start. Called once by
+ * memsrv.c's main (and by the host tests) through memsrv_start.
+ *
+ * The kernel lists, through SYS_MS_BOOTINFO, the RAM regions and then the
+ * spans already in use: kernel spans (never movable: recorded as locked
+ * segments of kind KERNEL) and existing segments (memsrv's own image and
+ * stack, init's, boot module images: ordinary movable segments charged to
+ * their owner). Everything else in the regions is free.
+ *
+ * The books (span nodes, records, sid hash) are sized from the RAM found: a
+ * fixed number of bytes per 16 KiB of RAM (ms_server.h). They live in a
+ * segment memsrv takes for itself, placed by a small bootstrap instance of
+ * the span allocator that sees the same regions and used spans; the books
+ * segment is then recorded, locked, in the real books. A static array would
+ * have to be sized for the largest machine (5 GiB and more in the tests)
+ * and would waste that much on every small one.
+ */
+#include <common/cmdline.h>
+#include <common/string.h>
+
+#include "ms_server.h"
+
+/* A kernel that never says -ENOENT must not keep the server looping. */
+#define BOOTINFO_MAX 4096u
+
+static struct span_alloc boot_span;
+static struct span_node boot_nodes[MS_BOOT_NODES];
+
+static const char *const policy_names[SPAN_POLICY_COUNT] = {
+    [SPAN_POLICY_BEST_FIT] = "quickfit",
+    [SPAN_POLICY_TOP_OF_HEAP] = "topheap",
+    [SPAN_POLICY_INSTANT_FIT] = "instantfit",
+};
+
+const char *memsrv_policy_name(enum span_policy policy)
+{
+    return (unsigned)policy < SPAN_POLICY_COUNT ? policy_names[policy] : "?";
+}
+
+bool memsrv_parse_policy(const char *args, enum span_policy *out)
+{
+    const char *value;
+    size_t len;
+    unsigned p;
+
+    *out = SPAN_POLICY_BEST_FIT;
+    if (args == NULL || !cmdline_get(args, "memsrv.policy", &value, &len))
+        return true;
+    for (p = 0; p < SPAN_POLICY_COUNT; p++)
+        if (strlen(policy_names[p]) == len && memcmp(policy_names[p], value, len) == 0) {
+            *out = (enum span_policy)p;
+            return true;
+        }
+    return false;
+}
+
+uint64_t memsrv_books_bytes(uint64_t ram_bytes, uint32_t *nodes_out)
+{
+    uint64_t nodes = ram_bytes / MS_NODE_RAM_BYTES, slots = 1, bytes;
+
+    if (nodes < MS_NODES_MIN)
+        nodes = MS_NODES_MIN;
+    if (nodes > (1u << 28))
+        nodes = 1u << 28;
+    while (slots < 2 * nodes)
+        slots <<= 1;
+    bytes = nodes * (sizeof(struct span_node) + sizeof(struct ms_record)) +
+            slots * sizeof(uint32_t);
+    *nodes_out = (uint32_t)nodes;
+    return (bytes + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+}
+
+static uint64_t granule_down(uint64_t x) { return x & ~(SPAN_GRANULE - 1); }
+static uint64_t granule_up(uint64_t x)
+{
+    return x > UINT64_MAX - (SPAN_GRANULE - 1) ? granule_down(UINT64_MAX)
+                                                : granule_down(x + SPAN_GRANULE - 1);
+}
+
+/* Region [base, base+size) shrunk to whole granules; false if nothing is left. */
+static bool region_range(const struct abi_mem_range *r, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t end = r->size > UINT64_MAX - r->base ? UINT64_MAX : r->base + r->size;
+
+    *lo = granule_up(r->base);
+    *hi = granule_down(end);
+    return *lo < *hi;
+}
+
+/* A used span grown to whole granules, so no partly used granule is free. */
+static void used_range(const struct abi_mem_range *r, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t end = r->size > UINT64_MAX - r->base ? UINT64_MAX : r->base + r->size;
+
+    *lo = granule_down(r->base);
+    *hi = granule_up(end);
+}
+
+static int add_regions(struct memsrv *ms, struct span_alloc *a, uint64_t *ram)
+{
+    struct abi_mem_range r;
+    unsigned i;
+
+    *ram = 0;
+    for (i = 0; i < BOOTINFO_MAX && ms->k->bootinfo(ms->k->ctx, i, &r) == 0; i++) {
+        uint64_t lo, hi;
+        int err;
+        if (r.kind != ABI_MEM_REGION || !region_range(&r, &lo, &hi))
+            continue;
+        err = span_add_region(a, lo, hi - lo);
+        if (err != 0) {
+            if (a != &boot_span)
+                ms_log(ms, "memsrv: RAM region %#llx+%#llx left out: %d",
+                       (unsigned long long)r.base, (unsigned long long)r.size, err);
+            continue;
+        }
+        *ram += hi - lo;
+    }
+    return a->region_count > 0 ? 0 : -ENOMEM;
+}
+
+/*
+ * Reserves the free parts of [lo, hi) as kernel spans (locked for good):
+ * kernel ranges may overlap each other or stick out of RAM, and both are
+ * fine. For the bootstrap instance only its span books change.
+ */
+static int reserve_kernel(struct memsrv *ms, struct span_alloc *a, uint64_t lo, uint64_t hi)
+{
+    uint64_t at = lo;
+
+    while (at < hi) {
+        struct span_info info;
+        uint64_t end;
+        if (span_lookup(a, at, &info) != 0) {
+            at += SPAN_GRANULE; /* outside every region: nothing to keep free */
+            continue;
+        }
+        end = info.base + info.size < hi ? info.base + info.size : hi;
+        if (info.state == SPAN_FREE) {
+            if (a == &boot_span) {
+                if (span_reserve(a, at, end - at, 0) != 0)
+                    return -ENOMEM;
+            } else {
+                uint32_t index = books_new_record(ms);
+                if (index == MS_NO_RECORD || span_reserve(a, at, end - at, index) != 0) {
+                    if (index != MS_NO_RECORD)
+                        books_drop_new_record(ms, index);
+                    return -ENOMEM;
+                }
+                span_lock(a, at);
+                books_commit_record(ms, index, MS_REC_KERNEL, 0, at, end - at, MS_NO_CLIENT);
+                ms->kernel_bytes += end - at;
+            }
+        }
+        at = end;
+    }
+    return 0;
+}
+
+/* A boot segment: must be whole granules inside one region and free;
+ * anything else is kept as a kernel span, since the frames are in use. */
+static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct abi_mem_range *r)
+{
+    struct span_info info;
+    struct abi_seg_info seg;
+    uint32_t index, client = MS_NO_CLIENT;
+    bool whole = r->size != 0 && r->base % SPAN_GRANULE == 0 && r->size % SPAN_GRANULE == 0 &&
+                 r->base + r->size > r->base && r->sid != 0 &&
+                 span_lookup(a, r->base, &info) == 0 && info.state == SPAN_FREE &&
+                 info.base + info.size >= r->base + r->size;
+    uint64_t lo, hi;
+
+    if (!whole || a == &boot_span) {
+        if (!whole && a != &boot_span)
+            ms_log(ms, "memsrv: boot segment sid %llu at %#llx+%#llx is not a whole free span: "
+                       "kept as a kernel span", (unsigned long long)r->sid,
+                   (unsigned long long)r->base, (unsigned long long)r->size);
+        used_range(r, &lo, &hi);
+        return reserve_kernel(ms, a, lo, hi);
+    }
+    index = books_new_record(ms);
+    if (index == MS_NO_RECORD || span_reserve(a, r->base, r->size, index) != 0) {
+        if (index != MS_NO_RECORD)
+            books_drop_new_record(ms, index);
+        return -ENOMEM;
+    }
+    if (ms->k->seg_query(ms->k->ctx, r->sid, &seg) == 0)
+        client = books_client(ms, seg.owner_pid, true);
+    books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->base, r->size, client);
+    return 0;
+}
+
+static int reserve_used(struct memsrv *ms, struct span_alloc *a)
+{
+    struct abi_mem_range r;
+    unsigned i;
+
+    for (i = 0; i < BOOTINFO_MAX && ms->k->bootinfo(ms->k->ctx, i, &r) == 0; i++) {
+        uint64_t lo, hi;
+        int err = 0;
+        if (r.kind == ABI_MEM_KERNEL) {
+            used_range(&r, &lo, &hi);
+            err = reserve_kernel(ms, a, lo, hi);
+        } else if (r.kind == ABI_MEM_SEGMENT) {
+            /* A kernel that lists live segments may list the books too. */
+            if (a != &boot_span && r.sid == ms->books_sid)
+                continue;
+            err = reserve_segment(ms, a, &r);
+        } else if (r.kind != ABI_MEM_REGION) {
+            ms_log(ms, "memsrv: boot range %u of unknown kind %u: kept as a kernel span", i,
+                   r.kind);
+            used_range(&r, &lo, &hi);
+            err = reserve_kernel(ms, a, lo, hi);
+        }
+        if (err != 0)
+            return err;
+    }
+    return 0;
+}
+
+/* Places, creates and maps the books segment; carves the arrays from it. */
+static int take_books(struct memsrv *ms, uint64_t ram, uint32_t *nodes_out, struct span_node **store)
+{
+    struct span_request req = { .flags = SPAN_LARGE_OK };
+    struct abi_seg_info info;
+    uint64_t phys, bytes, slots;
+    uint32_t nodes, i;
+    int64_t h, addr;
+    uint8_t *p;
+    int err;
+
+    bytes = memsrv_books_bytes(ram, &nodes);
+    req.size = bytes;
+    err = span_alloc(&boot_span, &req, 0, &phys);
+    if (err != 0) {
+        ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10),
+               err);
+        return err;
+    }
+    h = ms->k->seg_create(ms->k->ctx, phys, bytes);
+    if (h < 0) {
+        ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld",
+               (unsigned long long)phys, (long long)h);
+        return (int)h;
+    }
+    if ((err = (int)ms->k->seg_info(ms->k->ctx, (handle_t)h, &info)) < 0 ||
+        (addr = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+        ms_log(ms, "memsrv: cannot map the books segment: %d", err);
+        return err < 0 ? err : -ENOMEM;
+    }
+    p = (uint8_t *)(uintptr_t)addr;
+    slots = 1;
+    while (slots < 2 * (uint64_t)nodes)
+        slots <<= 1;
+    *store = (struct span_node *)p;
+    ms->recs = (struct ms_record *)(p + (uint64_t)nodes * sizeof(struct span_node));
+    ms->sid_hash = (uint32_t *)(p + (uint64_t)nodes * (sizeof(struct span_node) +
+                                                       sizeof(struct ms_record)));
+    ms->hash_mask = (uint32_t)(slots - 1);
+    ms->rec_capacity = nodes;
+    /* The segment comes zero-filled: the hash is empty; chain the records. */
+    for (i = 0; i < nodes; i++)
+        ms->recs[i].next_free = i + 1 < nodes ? i + 1 : MS_NO_RECORD;
+    ms->rec_free = 0;
+    ms->books_base = phys;
+    ms->books_size = bytes;
+    ms->books_sid = info.sid;
+    *nodes_out = nodes;
+    return 0;
+}
+
+static void print_summary(struct memsrv *ms, uint32_t nodes)
+{
+    struct span_stats st;
+    uint64_t seg_bytes = 0, segs = 0;
+    uint32_t i;
+
+    span_stats(&ms->span, &st);
+    for (i = 0; i < ms->rec_capacity; i++)
+        if (ms->recs[i].kind == MS_REC_SEGMENT) {
+            seg_bytes += ms->recs[i].size;
+            segs++;
+        }
+    ms_log(ms, "memsrv: took over %u regions, %llu MiB of RAM: %llu MiB free, %llu KiB kernel, "
+               "%llu KiB in %llu boot segments, books %llu KiB (%u nodes) at %#llx; init pid %#llx",
+           st.region_count, (unsigned long long)(st.total_bytes >> 20),
+           (unsigned long long)(st.free_bytes >> 20), (unsigned long long)(ms->kernel_bytes >> 10),
+           (unsigned long long)(seg_bytes >> 10), (unsigned long long)segs,
+           (unsigned long long)(ms->books_size >> 10), nodes, (unsigned long long)ms->books_base,
+           (unsigned long long)ms->init_pid);
+}
+
+int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
+                 uint64_t self_pid)
+{
+    struct span_node *store = NULL;
+    uint64_t ram, ram_again;
+    uint32_t nodes = 0, books;
+    int err;
+
+    memset(ms, 0, sizeof(*ms));
+    ms->k = k;
+    ms->self_pid = self_pid;
+    ms->next_work_ns = MS_NEVER;
+    if (!memsrv_parse_policy(args, &ms->policy))
+        ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit): using quickfit");
+    if (args == NULL || !cmdline_get_u64(args, "init.pid", &ms->init_pid))
+        ms_log(ms, "memsrv: no init.pid in the arguments: QUOTA and RELEASE are refused");
+    ms_log(ms, "memsrv: policy %s", memsrv_policy_name(ms->policy));
+
+    /* Bootstrap: where can the books go? */
+    if (span_init(&boot_span, ms->policy, 0, boot_nodes, MS_BOOT_NODES) != 0 ||
+        add_regions(ms, &boot_span, &ram) != 0) {
+        ms_log(ms, "memsrv: the kernel reported no usable RAM region");
+        return -ENOMEM;
+    }
+    err = reserve_used(ms, &boot_span);
+    if (err != 0) {
+        ms_log(ms, "memsrv: more used spans at boot than %u bootstrap nodes", MS_BOOT_NODES);
+        return err;
+    }
+    err = take_books(ms, ram, &nodes, &store);
+    if (err != 0)
+        return err;
+
+    /* The real books, in the same order. */
+    err = span_init(&ms->span, ms->policy, 0, store, nodes);
+    if (err == 0)
+        err = add_regions(ms, &ms->span, &ram_again);
+    if (err == 0)
+        err = reserve_used(ms, &ms->span);
+    if (err == 0) {
+        books = books_new_record(ms);
+        err = books == MS_NO_RECORD ? -ENOMEM
+                                    : span_reserve(&ms->span, ms->books_base, ms->books_size, books);
+        if (err == 0) {
+            span_lock(&ms->span, ms->books_base);
+            books_commit_record(ms, books, MS_REC_BOOKS, ms->books_sid, ms->books_base,
+                                ms->books_size, MS_NO_CLIENT);
+        }
+    }
+    if (err != 0) {
+        ms_log(ms, "memsrv: building the books failed: %d", err);
+        return err;
+    }
+    print_summary(ms, nodes);
+    compact_schedule(ms, k->clock_ns(k->ctx));
+    return 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * Memory-server layer: the requests that only look (STATS, MAP, CHECK) and
+ * the map picture, which boot.c also prints at start. Called by dispatch.c.
+ *
+ * Byte counts are disjoint: total = free + used + locked, where used is
+ * movable segments and locked is kernel spans, the server's books, and
+ * pinned or quarantined segments (no move is ever unconfirmed between
+ * requests, so nothing is in transit when a client asks).
+ */
+#include <common/fmt.h>
+#include <common/string.h>
+
+#include "ms_server.h"
+
+enum map_class { MAP_FREE, MAP_USED, MAP_LOCKED, MAP_KERNEL, MAP_CLASSES };
+static const char map_chars[MAP_CLASSES] = { '.', '#', 'L', 'K' };
+
+static enum map_class span_class(struct memsrv *ms, const struct span_info *info)
+{
+    const struct ms_record *rec;
+
+    if (info->state == SPAN_FREE)
+        return MAP_FREE;
+    if (info->state == SPAN_IN_TRANSIT)
+        return MAP_USED;
+    rec = books_record(ms, info->tag);
+    if (rec != NULL && rec->kind == MS_REC_KERNEL)
+        return MAP_KERNEL;
+    return info->state == SPAN_LOCKED ? MAP_LOCKED : MAP_USED;
+}
+
+/* ---- STATS ----------------------------------------------------------- */
+
+struct region_walk {
+    struct memsrv *ms;
+    unsigned region;
+    uint64_t segments, largest_free;
+};
+
+static int region_span(void *ctx, const struct span_info *info)
+{
+    struct region_walk *w = ctx;
+    const struct ms_record *rec;
+
+    if (info->region != w->region)
+        return 0;
+    if (info->state == SPAN_FREE) {
+        if (info->size > w->largest_free)
+            w->largest_free = info->size;
+        return 0;
+    }
+    rec = books_record(w->ms, info->tag);
+    if (rec != NULL && rec->kind == MS_REC_SEGMENT)
+        w->segments++;
+    return 0;
+}
+
+static void stats_global(struct memsrv *ms, const struct span_stats *st, struct ms_stats_global *g)
+{
+    *g = (struct ms_stats_global){
+        .total_bytes = st->total_bytes,
+        .free_bytes = st->free_bytes,
+        .used_bytes = st->used_bytes - st->locked_bytes,
+        .locked_bytes = st->locked_bytes,
+        .largest_free = st->largest_free,
+        .segments = ms->segments,
+        .regions = st->region_count,
+        .moves = ms->moves,
+        .bytes_moved = ms->bytes_moved,
+        .frag_score = st->fragmentation_score,
+        .unusable_index = st->unusable_index,
+        .alloc_failures = ms->alloc_failures,
+        .quarantined_bytes = ms->quarantined_bytes,
+        .clients = ms->client_count,
+        .compactions = ms->compactions,
+    };
+}
+
+int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct span_stats st;
+
+    span_stats(&ms->span, &st);
+    if (req->w[0] == MS_STATS_GLOBAL) {
+        struct ms_stats_global g;
+        if (req->w[1] != 0)
+            return -EINVAL;
+        stats_global(ms, &st, &g);
+        memcpy(reply->payload, &g, sizeof(g));
+        reply->len = sizeof(g);
+    } else if (req->w[0] == MS_STATS_CLIENT) {
+        uint64_t pid = req->w[1] != 0 ? req->w[1] : req->badge;
+        uint32_t i = books_client(ms, pid, false);
+        struct ms_stats_client c = { .pid = pid };
+        if (i != MS_NO_CLIENT) {
+            const struct ms_client *cl = &ms->clients[i];
+            c = (struct ms_stats_client){ .pid = pid, .bytes = cl->bytes,
+                                          .segments = cl->segments, .quota = cl->quota,
+                                          .allocs = cl->allocs, .frees = cl->frees,
+                                          .failures = cl->failures,
+                                          .quota_refusals = cl->quota_refusals };
+        } else if (pid != req->badge) {
+            return -ENOENT;
+        }
+        memcpy(reply->payload, &c, sizeof(c));
+        reply->len = sizeof(c);
+    } else if (req->w[0] == MS_STATS_REGION) {
+        struct region_walk w = { .ms = ms };
+        struct ms_stats_region r;
+        const struct span_region *sr;
+        if (req->w[1] >= st.region_count)
+            return -ENOENT;
+        sr = &st.regions[req->w[1]];
+        w.region = (unsigned)req->w[1];
+        span_walk(&ms->span, region_span, &w);
+        r = (struct ms_stats_region){
+            .base = sr->base, .size = sr->size, .free_bytes = sr->free_bytes,
+            .used_bytes = sr->size - sr->free_bytes - sr->transit_bytes - sr->locked_bytes,
+            .locked_bytes = sr->locked_bytes, .largest_free = w.largest_free,
+            .segments = w.segments,
+        };
+        memcpy(reply->payload, &r, sizeof(r));
+        reply->len = sizeof(r);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- CHECK ----------------------------------------------------------- */
+
+int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    char why[IPC_PAYLOAD_MAX];
+    int err = books_check(ms, why, sizeof(why));
+
+    (void)req;
+    if (err != 0) {
+        ms_log(ms, "memsrv: check failed: %s", why);
+        reply->len = (uint32_t)strnlen(why, sizeof(why) - 1) + 1;
+        memcpy(reply->payload, why, reply->len);
+        return err;
+    }
+    return 0;
+}
+
+/* ---- MAP ------------------------------------------------------------- */
+
+/* One row at a time; static because it is large and the server is one thread. */
+static struct {
+    struct memsrv *ms;
+    unsigned columns;
+    int region; /* -1: no row started */
+    uint64_t base, end, chunk, prev_end;
+    uint64_t bytes[MS_MAP_COLUMNS_MAX][MAP_CLASSES];
+} map;
+
+static void map_flush(void)
+{
+    char row[MS_MAP_COLUMNS_MAX + 1];
+    unsigned i;
+
+    if (map.region < 0)
+        return;
+    if (map.prev_end != 0 && map.base > map.prev_end)
+        ms_log(map.ms, "   hole %#llx-%#llx (%llu MiB)", (unsigned long long)map.prev_end,
+               (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 20));
+    for (i = 0; i < map.columns; i++) {
+        const uint64_t *b = map.bytes[i];
+        uint64_t chunk_base = map.base + (uint64_t)i * map.chunk;
+        if (chunk_base >= map.end)
+            row[i] = ' ';
+        else if (b[MAP_KERNEL] != 0)
+            row[i] = map_chars[MAP_KERNEL];
+        else if (b[MAP_LOCKED] != 0)
+            row[i] = map_chars[MAP_LOCKED];
+        else if (b[MAP_USED] != 0 && b[MAP_USED] >= b[MAP_FREE])
+            row[i] = map_chars[MAP_USED];
+        else
+            row[i] = map_chars[MAP_FREE];
+    }
+    row[map.columns] = 0;
+    ms_log(map.ms, "%2d %#011llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
+           (unsigned long long)(map.chunk >> 10), row);
+    map.prev_end = map.end;
+}
+
+static int map_span(void *ctx, const struct span_info *info)
+{
+    enum map_class cls = span_class(ctx, info);
+    uint64_t at = info->base, end = info->base + info->size;
+
+    if ((int)info->region != map.region) {
+        const struct span_region *r = &map.ms->span.regions[info->region];
+        uint64_t chunk = (r->size + map.columns - 1) / map.columns;
+        map_flush();
+        map.region = (int)info->region;
+        map.base = r->base;
+        map.end = r->base + r->size;
+        map.chunk = (chunk + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+        memset(map.bytes, 0, sizeof(map.bytes));
+    }
+    while (at < end) {
+        uint64_t col = (at - map.base) / map.chunk;
+        uint64_t col_end = map.base + (col + 1) * map.chunk;
+        uint64_t piece_end = col_end < end ? col_end : end;
+        if (col >= map.columns)
+            break;
+        map.bytes[col][cls] += piece_end - at;
+        at = piece_end;
+    }
+    return 0;
+}
+
+void map_print(struct memsrv *ms, unsigned columns)
+{
+    struct span_stats st;
+
+    map.ms = ms;
+    map.columns = columns;
+    map.region = -1;
+    map.prev_end = 0;
+    ms_log(ms, "memsrv map: '.' free  '#' used  'L' locked  'K' kernel  ' ' hole");
+    span_walk(&ms->span, map_span, ms);
+    map_flush();
+    span_stats(&ms->span, &st);
+    ms_log(ms, "memsrv map: %llu MiB: %llu MiB free, %llu MiB used in %llu segments, "
+               "%llu KiB locked (%llu KiB kernel, %llu KiB quarantined), largest free %llu KiB, "
+               "score %u/1000, %llu moves",
+           (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(st.free_bytes >> 20),
+           (unsigned long long)((st.used_bytes - st.locked_bytes) >> 20),
+           (unsigned long long)ms->segments, (unsigned long long)(st.locked_bytes >> 10),
+           (unsigned long long)(ms->kernel_bytes >> 10),
+           (unsigned long long)(ms->quarantined_bytes >> 10),
+           (unsigned long long)(st.largest_free >> 10), st.fragmentation_score,
+           (unsigned long long)ms->moves);
+}
+
+int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
+
+    (void)reply;
+    if (columns > MS_MAP_COLUMNS_MAX)
+        return -EINVAL;
+    map_print(ms, (unsigned)columns);
+    return 0;
+}

@@ -1,0 +1,165 @@
+/*
+ * memsrv: the memory server's process. Started by the kernel from the boot
+ * module "memsrv" with the memory-server right, before init. This file is
+ * the only one that makes system calls: it implements the kernel operations
+ * the server core needs (ms_server.h) with the SYS_MS_* calls, takes over
+ * memory (boot.c), and runs the receive loop on the endpoint in
+ * handles[ABI_STARTUP_MEMSRV].
+ *
+ * The loop: receive with IPC_RECV_NOMAP (a freed segment arrives as a
+ * handle, never mapped into the server) and with a timeout that brings the
+ * next background step; handle; reply. A reply that carries a segment goes
+ * out alone (SYS_IPC_REPLY) so its failure is seen and the segment
+ * destroyed; other replies ride on SYS_IPC_REPLY_RECV. Background work runs
+ * between messages whenever it is due, even under a steady stream of them.
+ */
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+
+#include "ms_server.h"
+
+static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
+{
+    (void)ctx;
+    return sys_ms_bootinfo(index, out);
+}
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
+{
+    (void)ctx;
+    return sys_ms_seg_create(phys, size);
+}
+static int64_t k_seg_info(void *ctx, handle_t seg, struct abi_seg_info *out)
+{
+    (void)ctx;
+    return sys_seg_info(seg, out);
+}
+static int64_t k_seg_map_self(void *ctx, handle_t seg)
+{
+    (void)ctx;
+    return sys_seg_give(seg, HANDLE_SELF, 0, SEG_PROT_WRITE);
+}
+static int64_t k_seg_destroy(void *ctx, uint64_t sid)
+{
+    (void)ctx;
+    return sys_ms_seg_destroy(sid);
+}
+static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
+{
+    (void)ctx;
+    return sys_ms_seg_migrate(sid, new_phys);
+}
+static int64_t k_seg_query(void *ctx, uint64_t sid, struct abi_seg_info *out)
+{
+    (void)ctx;
+    return sys_ms_seg_query(sid, out);
+}
+static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
+{
+    (void)ctx;
+    return sys_ms_reclaimed(out, max);
+}
+static void k_handle_close(void *ctx, handle_t h)
+{
+    (void)ctx;
+    /* The kernel may already have dropped the handle with the segment. */
+    (void)sys_handle_close(h);
+}
+static uint64_t k_clock_ns(void *ctx)
+{
+    (void)ctx;
+    return sys_clock();
+}
+static void k_console(void *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    sys_console_write(text, len);
+}
+
+static const struct ms_kernel_ops kernel_ops = {
+    .bootinfo = k_bootinfo,
+    .seg_create = k_seg_create,
+    .seg_info = k_seg_info,
+    .seg_map_self = k_seg_map_self,
+    .seg_destroy = k_seg_destroy,
+    .seg_migrate = k_seg_migrate,
+    .seg_query = k_seg_query,
+    .reclaimed = k_reclaimed,
+    .handle_close = k_handle_close,
+    .clock_ns = k_clock_ns,
+    .console = k_console,
+};
+
+static struct memsrv server;
+static struct ipc_msg msg;
+
+/* Sends the pending reply on its own; a refused segment is destroyed. */
+static void reply_alone(struct memsrv *ms)
+{
+    int64_t err = sys_ipc_reply(&msg);
+
+    if (err < 0)
+        memsrv_reply_failed(ms, &msg, err);
+}
+
+static void serve(struct memsrv *ms, handle_t ep)
+{
+    bool reply_pending = false;
+
+    for (;;) {
+        uint64_t now = sys_clock();
+        int64_t r;
+
+        if (reply_pending && (msg.seg != HANDLE_NONE || memsrv_work_due(ms, now))) {
+            reply_alone(ms);
+            reply_pending = false;
+        }
+        if (memsrv_work_due(ms, now)) {
+            memsrv_background(ms, now);
+            now = sys_clock();
+        }
+        msg.flags = IPC_RECV_NOMAP;
+        if (reply_pending)
+            r = sys_ipc_reply_recv(ep, &msg, memsrv_timeout(ms, now));
+        else
+            r = sys_ipc_recv(ep, &msg, memsrv_timeout(ms, now));
+        reply_pending = false;
+        if (r == -ETIMEDOUT)
+            continue;
+        if (r < 0) {
+            /* Most likely the reply half found its caller gone; a receive
+             * that keeps failing would be a kernel bug: do not spin. */
+            printf("memsrv: receive failed: %s\n", sys_strerror(r));
+            if (r != -EPEER)
+                sys_sleep(MS_IDLE_NS);
+            continue;
+        }
+        reply_pending = memsrv_handle(ms, &msg);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    handle_t ep;
+    int err;
+
+    (void)argc;
+    (void)argv;
+    if (libsys_startup == NULL) {
+        printf("memsrv: no startup block\n");
+        return 1;
+    }
+    ep = libsys_startup->handles[ABI_STARTUP_MEMSRV];
+    if (ep == HANDLE_NONE) {
+        printf("memsrv: no endpoint in handles[%d]\n", ABI_STARTUP_MEMSRV);
+        return 1;
+    }
+    err = memsrv_start(&server, &kernel_ops, libsys_startup->args, libsys_startup->self_pid);
+    if (err != 0) {
+        printf("memsrv: cannot start: %s\n", sys_strerror(err));
+        return 1;
+    }
+    map_print(&server, MS_MAP_COLUMNS_DEFAULT);
+    serve(&server, ep);
+    return 0;
+}

@@ -1,0 +1,209 @@
+/*
+ * Memory-server layer: the server's state and the entry points its main loop
+ * (memsrv.c) and the host tests (tests/host/memsrv) call. Everything below
+ * this header reaches the kernel only through struct ms_kernel_ops, so the
+ * request handling, the books and the compaction driver run unchanged on the
+ * host against a fake kernel.
+ *
+ * Files: boot.c (taking over memory at start), books.c (segment records and
+ * clients), dispatch.c (the request table and validation), alloc.c (ALLOC,
+ * FREE, MOVE, RELEASE, QUOTA), info.c (STATS, MAP, CHECK), compact.c
+ * (migrations, direct and background compaction, COMPACT), reclaim.c (the
+ * kernel's exit notification). The protocol is in docs/memsrv.md.
+ *
+ * Not thread-safe: one thread (the server loop) owns a struct memsrv.
+ */
+#ifndef MEMSRV_MS_SERVER_H
+#define MEMSRV_MS_SERVER_H
+
+#include <abi/ipc.h>
+#include <abi/memsrv.h>
+#include <abi/seg.h>
+#include <abi/types.h>
+#include <span/span.h>
+
+/*
+ * Constants (why each value, see docs/memsrv.md "Constants"):
+ *   one span node per 16 KiB of RAM, at least 4096: a span costs ~180 bytes
+ *     of books (node, record, hash slots), so about 1.1% of RAM, and the
+ *     store is full only when the average span is below 16 KiB;
+ *   256 clients: more processes than the in-guest suite ever runs at once;
+ *   4 MiB per background step: two large pages, a few ms of copying under
+ *     QEMU TCG, so a client waits at most that long behind a step;
+ *   100 ms between background steps; a fragmentation score of 200 per mille
+ *     (a fifth of free memory in runs smaller than a large page) starts a
+ *     background pass.
+ */
+#define MS_NODE_RAM_BYTES (16ull * 1024)
+#define MS_NODES_MIN 4096u
+#define MS_BOOT_NODES 512u
+#define MS_CLIENTS_MAX 256u
+#define MS_STEP_BYTES (4ull << 20)
+#define MS_IDLE_NS (100ull * 1000 * 1000)
+#define MS_FRAG_THRESHOLD 200u
+#define MS_PLAN_FAILURES_MAX 8u
+#define MS_MAP_COLUMNS_DEFAULT 64u
+#define MS_MAP_COLUMNS_MAX 200u
+#define MS_RECLAIM_BATCH 16u
+
+#define MS_NO_CLIENT UINT32_MAX
+#define MS_NO_RECORD UINT32_MAX
+#define MS_NEVER UINT64_MAX
+
+/*
+ * What the server needs from the kernel. memsrv.c implements these with the
+ * SYS_MS_* calls; the host tests with a fake. Results as the syscalls
+ * return them: >= 0, or -E*.
+ */
+struct ms_kernel_ops {
+    void *ctx;
+    int64_t (*bootinfo)(void *ctx, unsigned index, struct abi_mem_range *out);
+    /* -> handle of a new zero-filled, unmapped segment in the server */
+    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size);
+    int64_t (*seg_info)(void *ctx, handle_t seg, struct abi_seg_info *out);
+    /* maps a segment the server holds into the server -> its address */
+    int64_t (*seg_map_self)(void *ctx, handle_t seg);
+    int64_t (*seg_destroy)(void *ctx, uint64_t sid);
+    int64_t (*seg_migrate)(void *ctx, uint64_t sid, uint64_t new_phys);
+    int64_t (*seg_query)(void *ctx, uint64_t sid, struct abi_seg_info *out);
+    int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
+    void (*handle_close)(void *ctx, handle_t h);
+    uint64_t (*clock_ns)(void *ctx);
+    void (*console)(void *ctx, const char *text, size_t len);
+};
+
+enum ms_record_kind {
+    MS_REC_SEGMENT = 1, /* a segment some client was charged for (or none, boot) */
+    MS_REC_KERNEL,      /* a kernel span: locked for good, no sid */
+    MS_REC_BOOKS,       /* the server's own metadata segment: locked */
+};
+
+#define MS_REC_PINNED      0x1u /* locked in the books: the kernel refused a move (EBUSY) */
+#define MS_REC_QUARANTINED 0x2u /* its process ended with it pinned; freed by MS_RELEASE */
+
+/* One per non-free span in the span books; the span's tag is the index. */
+struct ms_record {
+    uint64_t sid;
+    uint64_t base;
+    uint64_t size;
+    uint32_t client;    /* index into clients[] charged for it, or MS_NO_CLIENT */
+    uint32_t next_free; /* free-record list, when unused */
+    uint8_t kind;       /* enum ms_record_kind; 0 = unused */
+    uint8_t flags;      /* MS_REC_* */
+};
+
+struct ms_client {
+    uint64_t pid; /* 0: the slot is unused */
+    uint64_t bytes, segments, quota;
+    uint64_t allocs, frees, failures, quota_refusals;
+};
+
+enum ms_background_kind { MS_BG_NONE = 0, MS_BG_COMPACT, MS_BG_REALIGN };
+
+struct memsrv {
+    const struct ms_kernel_ops *k;
+    struct span_alloc span;
+    enum span_policy policy;
+    uint64_t self_pid, init_pid; /* init_pid 0: nobody may use init-only labels */
+
+    /* Records: the span books' tags index them; sid_hash finds them by sid. */
+    struct ms_record *recs;
+    uint32_t rec_capacity, rec_free, recs_used;
+    uint32_t *sid_hash; /* record index + 1; 0 = empty slot */
+    uint32_t hash_mask;
+
+    struct ms_client clients[MS_CLIENTS_MAX];
+    unsigned client_count;
+
+    uint64_t books_base, books_size, books_sid;
+    uint64_t kernel_bytes;
+
+    uint64_t segments; /* records of kind MS_REC_SEGMENT */
+    uint64_t moves, bytes_moved, alloc_failures, compactions, quarantined_bytes;
+    uint64_t malformed; /* requests refused by validation, for the log's rate limit */
+    unsigned pinned_records;
+
+    /* Background compaction (compact.c). books_gen counts changes to the
+     * books, so a pass that achieved all it could is not rerun until the
+     * books change. */
+    enum ms_background_kind bg_kind;
+    struct span_plan bg_plan;
+    unsigned bg_failures;
+    uint64_t books_gen, bg_compact_gen, bg_realign_gen;
+    uint32_t last_score;
+    uint64_t next_work_ns; /* MS_NEVER: nothing to do in the background */
+};
+
+/* ---- boot.c ---- */
+/* Learns memory from the kernel, takes its books segment, records the spans
+ * in use, prints the policy and a summary. args: the startup arguments. */
+int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
+                 uint64_t self_pid);
+/* The policy memsrv.policy=NAME selects (best fit when absent); false if the
+ * value names none. */
+bool memsrv_parse_policy(const char *args, enum span_policy *out);
+const char *memsrv_policy_name(enum span_policy policy);
+/* Books bytes needed for a machine with ram_bytes of RAM; *nodes gets the count. */
+uint64_t memsrv_books_bytes(uint64_t ram_bytes, uint32_t *nodes);
+
+/* ---- dispatch.c ---- */
+/* Handles one received message and turns msg into the reply. Returns false
+ * when no reply is due (kernel notifications). */
+bool memsrv_handle(struct memsrv *ms, struct ipc_msg *msg);
+/* The kernel refused a reply that carried msg->seg: the segment is still
+ * the server's. Destroys it and frees its span. */
+void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t err);
+
+/* ---- compact.c ---- */
+/* Whether background work is due at now; run it with memsrv_background. */
+bool memsrv_work_due(const struct memsrv *ms, uint64_t now);
+void memsrv_background(struct memsrv *ms, uint64_t now);
+/* How long the next receive may wait (TIMEOUT_FOREVER if nothing to do). */
+uint64_t memsrv_timeout(const struct memsrv *ms, uint64_t now);
+
+/* ---- internal, shared between the files ---- */
+void ms_log(struct memsrv *ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct ms_record *books_record(struct memsrv *ms, uint64_t index);
+struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid);
+uint32_t books_new_record(struct memsrv *ms);
+void books_drop_new_record(struct memsrv *ms, uint32_t index);
+/* Fills a new record and charges its client (which may be MS_NO_CLIENT). */
+void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind,
+                         uint64_t sid, uint64_t base, uint64_t size, uint32_t client);
+/* The kernel destroyed the segment: its span becomes free, its client is credited. */
+void books_release(struct memsrv *ms, struct ms_record *rec);
+void books_uncharge(struct memsrv *ms, struct ms_record *rec);
+/* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
+uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
+void books_forget_client(struct memsrv *ms, uint64_t pid);
+int books_check(struct memsrv *ms, char *why, size_t len);
+/* The kernel says a segment is pinned: lock it in the books, poll later. */
+void books_mark_pinned(struct memsrv *ms, struct ms_record *rec);
+/* Unlocks a pinned-locked record whose pins are gone. */
+void books_unpin(struct memsrv *ms, struct ms_record *rec);
+
+int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit,
+                     uint64_t *moves, uint64_t *bytes);
+void compact_schedule(struct memsrv *ms, uint64_t now);
+void compact_poll_pinned(struct memsrv *ms);
+
+/* Request handlers: the request was checked against dispatch.c's table
+ * (label, caller, unused words zero, no payload, a segment only where one is
+ * expected). They fill reply's words, payload and segment and return 0 or
+ * -E*; on an error the request's segment goes back to the caller. */
+typedef int64_t (*ms_handler_fn)(struct memsrv *ms, const struct ipc_msg *req,
+                                 struct ipc_msg *reply);
+int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_compact(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_quota(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+void reclaim_drain(struct memsrv *ms);
+void map_print(struct memsrv *ms, unsigned columns);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * Memory-server layer: segments that come back when processes end. Called
+ * by dispatch.c when the kernel's notification (IPC_LABEL_NOTIFY from
+ * BADGE_KERNEL, IPC_NOTIFY_EXIT) arrives.
+ *
+ * The kernel holds each segment an ended process had and lists it in
+ * SYS_MS_RECLAIMED. An ordinary one is destroyed and its span freed; the
+ * client charged for it (its allocator, not necessarily the process that
+ * ended) is credited. One that was still pinned is quarantined: a device
+ * may still write into it, so its frames stay locked in the books until
+ * init says the device is quiet (MS_RELEASE). Its charge is dropped all the
+ * same, so the client's successor starts clean.
+ */
+#include "ms_server.h"
+
+static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
+{
+    struct ms_record *rec = books_find_sid(ms, rc->sid);
+    int64_t err;
+
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
+        ms_log(ms, "memsrv: reclaimed sid %llu (%#llx+%#llx) is not in the books",
+               (unsigned long long)rc->sid, (unsigned long long)rc->phys,
+               (unsigned long long)rc->size);
+        if (!(rc->flags & SEG_INFO_QUARANTINED))
+            ms->k->seg_destroy(ms->k->ctx, rc->sid);
+        return;
+    }
+    if (rc->flags & SEG_INFO_QUARANTINED) {
+        if (rec->flags & MS_REC_QUARANTINED)
+            return;
+        if (rec->flags & MS_REC_PINNED) {
+            /* Already locked in the books: it only changes why. */
+            rec->flags &= (uint8_t)~MS_REC_PINNED;
+            ms->pinned_records--;
+        } else {
+            span_lock(&ms->span, rec->base);
+        }
+        rec->flags |= MS_REC_QUARANTINED;
+        ms->quarantined_bytes += rec->size;
+        books_uncharge(ms, rec);
+        ms->books_gen++;
+        ms_log(ms, "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended with it "
+                   "pinned; it stays locked until init releases it (MS_RELEASE)",
+               (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
+               (unsigned long long)rec->base, (unsigned long long)rc->pid);
+        return;
+    }
+    err = ms->k->seg_destroy(ms->k->ctx, rc->sid);
+    if (err != 0) {
+        ms_log(ms, "memsrv: destroying reclaimed sid %llu failed: %lld; its span stays booked",
+               (unsigned long long)rc->sid, (long long)err);
+        return;
+    }
+    books_release(ms, rec);
+}
+
+void reclaim_drain(struct memsrv *ms)
+{
+    struct abi_reclaim batch[MS_RECLAIM_BATCH];
+    int64_t n;
+
+    while ((n = ms->k->reclaimed(ms->k->ctx, batch, MS_RECLAIM_BATCH)) > 0) {
+        int64_t i;
+        if (n > MS_RECLAIM_BATCH)
+            n = MS_RECLAIM_BATCH;
+        for (i = 0; i < n; i++)
+            reclaim_one(ms, &batch[i]);
+        /* The ended processes hold nothing now: their table slots can go,
+         * unless they are still charged for segments that live elsewhere. */
+        for (i = 0; i < n; i++)
+            books_forget_client(ms, batch[i].pid);
+    }
+    if (n < 0)
+        ms_log(ms, "memsrv: SYS_MS_RECLAIMED failed: %lld", (long long)n);
+}
