@@ -8,8 +8,9 @@
 #include <abi/types.h>
 
 /*
- * At entry of a process's first thread, rdi points to this block, which the
- * kernel places at the top of the thread's stack. args is the text the
+ * Every thread starts with rdi = the argument its creator chose and rsi =
+ * its process's pid. For a process's first thread the argument points to
+ * this block, which its starter placed at the top of the thread's stack. args is the text the
  * spawner passed (for boot processes: the module's GRUB command line),
  * NUL-terminated.
  */
@@ -19,9 +20,10 @@
 /* Slots of abi_startup.handles with a fixed meaning. */
 #define ABI_STARTUP_MEMSRV 0   /* the memory server's endpoint */
 #define ABI_STARTUP_PARENT 1   /* an endpoint of the process's starter, if it gave one */
+#define ABI_STARTUP_DEVICE 2   /* a device handle, for drivers */
 struct abi_startup {
     uint64_t magic;
-    uint64_t self_pid;     /* this process's badge */
+    uint64_t reserved;
     uint64_t args_len;     /* bytes in args, without the NUL */
     handle_t handles[ABI_STARTUP_HANDLES]; /* handles the starter gave, HANDLE_NONE if unused */
     char args[ABI_ARGS_MAX];

@@ -270,7 +270,6 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
         struct abi_startup *st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) +
                                                         (startup_va - (USER_STACK_TOP - USER_STACK_SIZE)));
         st->magic = ABI_STARTUP_MAGIC;
-        st->self_pid = p->pid;
         st->args_len = args_len;
         st->handles[ABI_STARTUP_MEMSRV] = memsrv_handle;
         memcpy(st->args, args, args_len);

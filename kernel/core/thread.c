@@ -79,7 +79,7 @@ int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64
     }
     struct trap_frame *frame;
     t->ksp = arch_prepare_kernel_stack(t->kstack_top, &frame);
-    trap_frame_init_user(frame, entry, user_stack, arg);
+    trap_frame_init_user(frame, entry, user_stack, arg, p->pid);
     arch_fpu_init_area(t->fpu);
     t->proc = p;
     t->id = next_thread_id++;

@@ -1,6 +1,7 @@
 ; libsys: the first instructions of every user program. The kernel enters
-; with rdi pointing at the startup block (abi/proc.h) and a 16-byte aligned
-; stack; libsys_start() parses it and calls main().
+; with rdi pointing at the startup block (abi/proc.h), rsi = the process's
+; pid, and a 16-byte aligned stack; libsys_start() parses the block and
+; calls main().
 bits 64
 section .text.start
 extern libsys_start

@@ -7,15 +7,17 @@
 #include <libsys/syscall.h>
 
 const struct abi_startup *libsys_startup;
+uint64_t libsys_pid;
 
 #define ARGV_MAX 32
 static char args_copy[ABI_ARGS_MAX];
 static char *argv[ARGV_MAX + 1];
 
-void libsys_start(const struct abi_startup *st);
-void libsys_start(const struct abi_startup *st)
+void libsys_start(const struct abi_startup *st, uint64_t pid);
+void libsys_start(const struct abi_startup *st, uint64_t pid)
 {
     int argc = 0;
+    libsys_pid = pid;
     if (st && st->magic == ABI_STARTUP_MAGIC) {
         libsys_startup = st;
         strlcpy(args_copy, st->args, sizeof(args_copy));

@@ -8,6 +8,7 @@
 #include <abi/proc.h>
 
 extern const struct abi_startup *libsys_startup;
+extern uint64_t libsys_pid; /* this process's pid: the badge others see */
 int main(int argc, char **argv);
 
 #endif

@@ -17,8 +17,9 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "basics", argc, argv);
 
-    test_check(&t, "startup_block", libsys_startup && libsys_startup->magic == ABI_STARTUP_MAGIC &&
-               libsys_startup->self_pid != 0 && strncmp(libsys_startup->args, "t_basics seed=", 14) == 0,
+    test_check(&t, "startup_block", libsys_startup && libsys_startup->magic == ABI_STARTUP_MAGIC && libsys_pid != 0 &&
+               strncmp(libsys_startup->args, "t_basics seed=", 14) == 0 &&
+               libsys_startup->handles[ABI_STARTUP_MEMSRV] != HANDLE_NONE,
                "startup block missing or wrong");
 
     const char msg[] = "basics: console write\n";

@@ -3,6 +3,7 @@
  * names. init checks how the kernel ended it (servers/init/init.c).
  */
 #include <common/string.h>
+#include <libsys/memsrv.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 
@@ -34,6 +35,16 @@ __asm__(".globl block_forever\n"
         "   syscall\n"
         "   jmp 1b\n");
 _Static_assert(SYS_SLEEP == 5, "block_forever hard-codes SYS_SLEEP");
+
+static handle_t receiver_ep;
+
+static void receiver(uint64_t unused)
+{
+    (void)unused;
+    struct ipc_msg m = {0};
+    sys_ipc_recv(receiver_ep, &m, TIMEOUT_FOREVER);
+    sys_sleep(TIMEOUT_FOREVER);
+}
 
 static int recurse(int depth)
 {
@@ -91,6 +102,20 @@ int main(int argc, char **argv)
             }
             sys_handle_close((handle_t)h);
         }
+    } else if (strcmp(mode, "touch-after-send") == 0) {
+        /* Send a segment to another thread: the old address must fault. */
+        struct ms_segment seg;
+        int64_t ep = sys_ep_create();
+        if (ep < 0 || ms_alloc(4096, 0, 0, 0, &seg) != 0)
+            return 4;
+        receiver_ep = (handle_t)ep;
+        *(volatile uint64_t *)seg.addr = 1;
+        sys_thread_create(receiver, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
+        struct ipc_msg m = { .label = 1, .seg = seg.handle };
+        if (sys_ipc_send(receiver_ep, &m, TIMEOUT_FOREVER) != 0)
+            return 5;
+        sink = (int)*(volatile uint64_t *)seg.addr;
+        return 6;
     } else if (strcmp(mode, "fault-in-thread") == 0) {
         sys_thread_create(faulter, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
         sys_sleep(1000ull * 1000 * 1000 * 60);

@@ -1,0 +1,295 @@
+/*
+ * init: the in-guest suite (DESIGN.md conventions). Each entry of `suite`
+ * starts a test program and judges how it ended; test programs report their
+ * own checks through their exit status (libsys/test.h). A few tests need
+ * init's own powers (killing, kernel statistics around a whole process's
+ * life) and are written here. The suite ends with `N passed, N failed` and
+ * a shutdown whose status tells success.
+ */
+#include <common/cmdline.h>
+#include <common/string.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+#include "init.h"
+
+#define SUITE_TIMEOUT_NS (300ull * 1000 * 1000 * 1000)
+#define MS (1000ul * 1000)
+
+enum expect {
+    EXPECT_TEST_PROGRAM, /* a libsys test program: its own counts */
+    EXPECT_FAULT,        /* killed by CPU exception `vector` */
+};
+
+enum grant {
+    GRANT_NONE = 0,
+    GRANT_PAIR = 1,  /* a fresh endpoint in slot PARENT, shared with `server_args`'s process */
+    GRANT_EDU = 2,   /* QEMU's edu device in slot DEVICE, if there is one */
+};
+
+struct suite_entry {
+    const char *name;        /* what test= selects */
+    const char *module;
+    const char *args;
+    enum expect expect;
+    int vector;
+    unsigned grants;
+    const char *server_args; /* GRANT_PAIR: the same module started first with these */
+};
+
+static const struct suite_entry suite[] = {
+    { "basics", "t_basics", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "sched", "t_sched", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "ipc", "t_ipc", "client", EXPECT_TEST_PROGRAM, 0, GRANT_PAIR, "server" },
+    { "edu", "t_edu", "", EXPECT_TEST_PROGRAM, 0, GRANT_EDU, 0 },
+    { "fault_null", "t_victim", "null", EXPECT_FAULT, 14, 0, 0 },
+    { "fault_privileged", "t_victim", "privileged", EXPECT_FAULT, 13, 0, 0 },
+    { "fault_kernel_write", "t_victim", "kernel-write", EXPECT_FAULT, 14, 0, 0 },
+    { "fault_ud", "t_victim", "ud", EXPECT_FAULT, 6, 0, 0 },
+    { "fault_divide", "t_victim", "divide", EXPECT_FAULT, 0, 0, 0 },
+    { "fault_port_io", "t_victim", "port-io", EXPECT_FAULT, 13, 0, 0 },
+    { "fault_stack_overflow", "t_victim", "stack-overflow", EXPECT_FAULT, 14, 0, 0 },
+    { "fault_after_send", "t_victim", "touch-after-send", EXPECT_FAULT, 14, 0, 0 },
+};
+/* The quick set that also runs under Bochs. */
+static const char *const boot_set =
+    "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors";
+
+static unsigned passed, failed;
+
+static void record(const char *name, bool ok, const char *why)
+{
+    if (ok) {
+        passed++;
+        printf("[PASS] %s\n", name);
+    } else {
+        failed++;
+        printf("[FAIL] %s: %s\n", name, why);
+    }
+}
+
+/* Waits for a process's end (killing it after the suite's timeout). */
+static int64_t finish(int64_t h, int64_t *status)
+{
+    int64_t err = sys_proc_wait((handle_t)h, SUITE_TIMEOUT_NS, status);
+    if (err < 0) {
+        printf("init: %s waiting; killing it\n", sys_strerror(err));
+        sys_proc_kill((handle_t)h);
+        sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, status);
+    }
+    sys_handle_close((handle_t)h);
+    return err;
+}
+
+static int64_t run_module(const char *module, const char *args, const handle_t *grant, unsigned ngrant,
+                          int64_t *status)
+{
+    int64_t h = init_spawn(module, args, grant, ngrant);
+    return h < 0 ? h : finish(h, status);
+}
+
+static void judge(const struct suite_entry *e, int64_t err, int64_t status)
+{
+    char why[160];
+    if (err < 0) {
+        fmt_snprintf(why, sizeof(why), "could not run %s: %s", e->module, sys_strerror(err));
+        record(e->name, false, why);
+        return;
+    }
+    if (e->expect == EXPECT_FAULT) {
+        bool ok = ABI_EXIT_IS_FAULT(status) && ABI_EXIT_FAULT_VECTOR(status) == e->vector;
+        fmt_snprintf(why, sizeof(why), "expected a kill by vector %d, got status %ld", e->vector, status);
+        record(e->name, ok, why);
+        return;
+    }
+    if (!TEST_STATUS_VALID(status)) {
+        fmt_snprintf(why, sizeof(why), "test program ended with status %ld", status);
+        record(e->name, false, why);
+        return;
+    }
+    passed += TEST_STATUS_PASSED(status);
+    failed += TEST_STATUS_FAILED(status);
+    /* A program with nothing to check said why (a skip, e.g. no device). */
+}
+
+static void run_entry(const struct suite_entry *e)
+{
+    handle_t grant[ABI_STARTUP_HANDLES] = {0};
+    int64_t status = 0, err, server = -1, device = -1;
+    if (e->grants & GRANT_EDU) {
+        device = sys_dev_open(0x1234, 0x11e8, 0);
+        if (device >= 0)
+            grant[ABI_STARTUP_DEVICE] = (handle_t)device;
+    }
+    if (e->grants & GRANT_PAIR) {
+        int64_t ep = sys_ep_create();
+        if (ep < 0) {
+            judge(e, ep, 0);
+            return;
+        }
+        grant[ABI_STARTUP_PARENT] = (handle_t)ep;
+        server = init_spawn(e->module, e->server_args, grant, ABI_STARTUP_HANDLES);
+        if (server < 0) {
+            sys_handle_close((handle_t)ep);
+            judge(e, server, 0);
+            return;
+        }
+    }
+    err = run_module(e->module, e->args, grant, ABI_STARTUP_HANDLES, &status);
+    judge(e, err, status);
+    if (server >= 0) {
+        int64_t server_status;
+        int64_t server_err = finish(server, &server_status);
+        char why[120];
+        fmt_snprintf(why, sizeof(why), "server ended with %ld (wait %ld)", server_status, server_err);
+        record("ipc_server_ends", server_err == 0 && TEST_STATUS_VALID(server_status) &&
+                                      TEST_STATUS_FAILED(server_status) == 0, why);
+        sys_handle_close(grant[ABI_STARTUP_PARENT]);
+    }
+    if (device >= 0)
+        sys_handle_close((handle_t)device);
+}
+
+struct memory_snapshot {
+    uint64_t pool_free, ms_free, processes;
+};
+
+static void snapshot(struct memory_snapshot *s)
+{
+    struct abi_kinfo k;
+    struct ms_stats_global g = {0};
+    sys_kinfo(&k);
+    ms_stats_global(&g);
+    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes };
+}
+
+static bool same_memory(const struct memory_snapshot *a, const struct memory_snapshot *b, char *why, size_t len,
+                        const char *what)
+{
+    fmt_snprintf(why, len, "%s; pool free %lu -> %lu frames, memsrv free %lu -> %lu bytes", what, a->pool_free,
+                 b->pool_free, a->ms_free, b->ms_free);
+    return a->pool_free == b->pool_free && a->ms_free == b->ms_free && a->processes == b->processes;
+}
+
+/* Processes that end give back every pool frame and every byte. */
+static void test_exit_returns_memory(void)
+{
+    struct memory_snapshot before, after;
+    int64_t status;
+    char why[200], what[64];
+    snapshot(&before);
+    int64_t err = run_module("t_victim", "threads-then-exit", 0, 0, &status);
+    snapshot(&after);
+    fmt_snprintf(what, sizeof(what), "run %ld status %ld", err, status);
+    record("exit_returns_memory", same_memory(&before, &after, why, sizeof(why), what) && err == 0 && status == 0,
+           why);
+
+    snapshot(&before);
+    err = run_module("t_victim", "fault-in-thread", 0, 0, &status);
+    snapshot(&after);
+    fmt_snprintf(what, sizeof(what), "run %ld status %ld", err, status);
+    record("fault_returns_memory", same_memory(&before, &after, why, sizeof(why), what) && err == 0 &&
+                                       ABI_EXIT_IS_FAULT(status), why);
+}
+
+/* A process killed while it runs ends with ABI_EXIT_KILLED; init goes on. */
+static void test_kill(void)
+{
+    struct memory_snapshot before, after;
+    char why[240] = "";
+    snapshot(&before);
+    int64_t status = 0, h = init_spawn("t_victim", "spin", 0, 0);
+    if (h < 0) {
+        fmt_snprintf(why, sizeof(why), "spawn: %s", sys_strerror(h));
+        record("kill", false, why);
+        return;
+    }
+    sys_sleep(20 * MS);
+    int64_t early = sys_proc_wait((handle_t)h, TIMEOUT_POLL, &status);
+    int64_t killed = sys_proc_kill((handle_t)h);
+    int64_t waited = sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
+    int64_t again = sys_proc_kill((handle_t)h); /* already dead: harmless */
+    sys_handle_close((handle_t)h);
+    int64_t stale = sys_proc_wait((handle_t)h, TIMEOUT_POLL, &status);
+    snapshot(&after);
+    char what[120];
+    fmt_snprintf(what, sizeof(what), "early %ld kill %ld wait %ld again %ld stale %ld status %ld", early, killed,
+                 waited, again, stale, status);
+    bool ok = same_memory(&before, &after, why, sizeof(why), what);
+    record("kill", ok && early == -ETIMEDOUT && killed == 0 && waited == 0 && again == 0 && stale == -EBADH &&
+                       status == ABI_EXIT_KILLED, why);
+}
+
+/* Exhausting the kernel frame pool is an error for the caller; the pool
+ * comes back whole when the greedy process ends. */
+static void test_pool_exhaustion(void)
+{
+    struct memory_snapshot before, after;
+    int64_t status;
+    char why[200], what[64];
+    snapshot(&before);
+    int64_t err = run_module("t_victim", "exhaust-pool", 0, 0, &status);
+    snapshot(&after);
+    fmt_snprintf(what, sizeof(what), "run %ld status %ld (want ENOMEM=%d)", err, status, ENOMEM);
+    record("pool_exhaustion", same_memory(&before, &after, why, sizeof(why), what) && err == 0 && status == ENOMEM,
+           why);
+}
+
+/* Bad images and bad arguments to the loader's calls: errors, nothing left. */
+static void test_spawn_errors(void)
+{
+    struct memory_snapshot before, after;
+    snapshot(&before);
+    static const char not_elf[64] = "this is not an ELF image";
+    int64_t bad_image = loader_spawn("bad", not_elf, sizeof(not_elf), "", 0, 0);
+    int64_t missing = init_spawn("t_no_such_module", "", 0, 0);
+    int64_t bad_start = sys_proc_start(0x7fff00000001ull, 0x400000, 0x500000, 0);
+    int64_t bad_name = sys_proc_create((const char *)0xffffffff80000000ull, 8);
+    int64_t proc = sys_proc_create("empty", 5);
+    int64_t kernel_entry = sys_proc_start((handle_t)proc, 0xffffffff80100000ull, 0x500000, 0);
+    int64_t twice = -1;
+    if (proc >= 0) {
+        sys_proc_start((handle_t)proc, 0x400000, 0x500000, 0); /* faults at once: nothing is mapped */
+        twice = sys_proc_start((handle_t)proc, 0x400000, 0x500000, 0);
+        int64_t status;
+        sys_proc_wait((handle_t)proc, TIMEOUT_FOREVER, &status);
+        sys_handle_close((handle_t)proc);
+    }
+    int64_t unstarted = sys_proc_create("unstarted", 9);
+    if (unstarted >= 0)
+        sys_handle_close((handle_t)unstarted); /* the kernel ends it */
+    snapshot(&after);
+    char why[300], what[160];
+    fmt_snprintf(what, sizeof(what), "image %ld, missing %ld, bad handle %ld, bad name %ld, kernel entry %ld, twice %ld",
+                 bad_image, missing, bad_start, bad_name, kernel_entry, twice);
+    bool ok = same_memory(&before, &after, why, sizeof(why), what);
+    record("spawn_errors", ok && bad_image == -ENOEXEC && missing == -ENOENT && bad_start == -EBADH &&
+                               bad_name == -EFAULT && kernel_entry == -EFAULT && twice == -EINVAL, why);
+}
+
+static bool selected(const char *list, size_t len, const char *name)
+{
+    if (len == 4 && strncmp(list, "boot", 4) == 0)
+        return cmdline_list_has(boot_set, strlen(boot_set), name);
+    return cmdline_list_has(list, len, name);
+}
+
+void init_run_suite(const char *list, size_t len)
+{
+    uint64_t start = sys_clock();
+    printf("init: running tests '%.*s' seed=%lu\n", (int)len, list, init_seed);
+    for (size_t i = 0; i < sizeof(suite) / sizeof(suite[0]); i++)
+        if (selected(list, len, suite[i].name))
+            run_entry(&suite[i]);
+    if (selected(list, len, "exit_returns_memory"))
+        test_exit_returns_memory();
+    if (selected(list, len, "kill"))
+        test_kill();
+    if (selected(list, len, "pool_exhaustion"))
+        test_pool_exhaustion();
+    if (selected(list, len, "spawn_errors"))
+        test_spawn_errors();
+    printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);
+    printf("%u passed, %u failed\n", passed, failed);
+    sys_shutdown(failed || !passed ? 1 : 0);
+}
