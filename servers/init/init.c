@@ -63,10 +63,12 @@ int main(int argc, char **argv)
     printf("init: seed=%lu\n", init_seed);
     if (ms_endpoint() == HANDLE_NONE)
         printf("init: no memory server: nothing can be started\n");
-    const char *tests;
-    size_t tests_len;
-    if (cmdline_get(cmdline, "test", &tests, &tests_len))
-        init_run_suite(tests, tests_len);
+    const char *tests = 0, *benches = 0;
+    size_t tests_len = 0, benches_len = 0;
+    bool have_tests = cmdline_get(cmdline, "test", &tests, &tests_len);
+    bool have_benches = cmdline_get(cmdline, "bench", &benches, &benches_len);
+    if (have_tests || have_benches)
+        init_run_suite(tests, tests_len, benches, benches_len);
     start_servers();
     printf("init: ready\n");
     for (;;)

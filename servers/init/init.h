@@ -16,7 +16,9 @@ int64_t init_module(const char *name, struct abi_module_info *out);
 /* Starts a boot module with "MODULE seed=N args"; grant[0] is always the
  * memory server's endpoint, grant[1..] as given (HANDLE_NONE to skip). */
 int64_t init_spawn(const char *module, const char *args, const handle_t *grant, unsigned ngrant);
-/* Runs the selected tests and powers off; never returns. */
-void init_run_suite(const char *list, size_t len) __attribute__((noreturn));
+/* Runs the selected tests (test=) and benchmarks (bench=) and powers off;
+ * never returns. Either list may be empty. */
+void init_run_suite(const char *tests, size_t tests_len, const char *benches, size_t benches_len)
+    __attribute__((noreturn));
 
 #endif

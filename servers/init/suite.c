@@ -269,15 +269,47 @@ static void test_spawn_errors(void)
 
 static bool selected(const char *list, size_t len, const char *name)
 {
+    if (!len)
+        return false;
     if (len == 4 && strncmp(list, "boot", 4) == 0)
         return cmdline_list_has(boot_set, strlen(boot_set), name);
     return cmdline_list_has(list, len, name);
 }
 
-void init_run_suite(const char *list, size_t len)
+/* Benchmarks: programs named b_NAME, started with a fresh endpoint in slot
+ * PARENT and, first, the same program with "server" on it (for the ones
+ * that measure messages). They print BENCH lines and exit 0. */
+static const char *const benchmarks[] = { "ipc", "memsrv" };
+
+static void run_benchmarks(const char *list, size_t len)
+{
+    for (size_t i = 0; i < sizeof(benchmarks) / sizeof(benchmarks[0]); i++) {
+        if (!cmdline_list_has(list, len, benchmarks[i]))
+            continue;
+        char module[32];
+        fmt_snprintf(module, sizeof(module), "b_%s", benchmarks[i]);
+        handle_t grant[ABI_STARTUP_HANDLES] = {0};
+        int64_t ep = sys_ep_create(), server = -1, status = -1, err;
+        grant[ABI_STARTUP_PARENT] = ep >= 0 ? (handle_t)ep : HANDLE_NONE;
+        server = init_spawn(module, "server", grant, ABI_STARTUP_HANDLES);
+        err = server < 0 ? server : run_module(module, "client", grant, ABI_STARTUP_HANDLES, &status);
+        char why[120];
+        fmt_snprintf(why, sizeof(why), "%s: %s, status %ld", module, err < 0 ? sys_strerror(err) : "ran", status);
+        record(module, err == 0 && status == 0, why);
+        if (server >= 0) {
+            sys_proc_kill((handle_t)server);
+            finish(server, &status);
+        }
+        if (ep >= 0)
+            sys_handle_close((handle_t)ep);
+    }
+}
+
+void init_run_suite(const char *list, size_t len, const char *benches, size_t benches_len)
 {
     uint64_t start = sys_clock();
-    printf("init: running tests '%.*s' seed=%lu\n", (int)len, list, init_seed);
+    if (len)
+        printf("init: running tests '%.*s' seed=%lu\n", (int)len, list, init_seed);
     for (size_t i = 0; i < sizeof(suite) / sizeof(suite[0]); i++)
         if (selected(list, len, suite[i].name))
             run_entry(&suite[i]);
@@ -289,6 +321,8 @@ void init_run_suite(const char *list, size_t len)
         test_pool_exhaustion();
     if (selected(list, len, "spawn_errors"))
         test_spawn_errors();
+    if (benches_len)
+        run_benchmarks(benches, benches_len);
     printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);
     printf("%u passed, %u failed\n", passed, failed);
     sys_shutdown(failed || !passed ? 1 : 0);
