@@ -42,6 +42,7 @@ static const struct suite_entry suite[] = {
     { "sched", "t_sched", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
     { "ipc", "t_ipc", "client", EXPECT_TEST_PROGRAM, 0, GRANT_PAIR, "server" },
     { "edu", "t_edu", "", EXPECT_TEST_PROGRAM, 0, GRANT_EDU, 0 },
+    { "seg", "t_seg", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
     { "fault_null", "t_victim", "null", EXPECT_FAULT, 14, 0, 0 },
     { "fault_privileged", "t_victim", "privileged", EXPECT_FAULT, 13, 0, 0 },
     { "fault_kernel_write", "t_victim", "kernel-write", EXPECT_FAULT, 14, 0, 0 },
@@ -267,6 +268,30 @@ static void test_spawn_errors(void)
                                bad_name == -EFAULT && kernel_entry == -EFAULT && twice == -EINVAL, why);
 }
 
+/* A process that ends with a pinned segment leaves it quarantined: its
+ * frames are not reused until init releases it. */
+static void test_pin_then_exit(void)
+{
+    struct ms_stats_global before = {0}, during = {0}, after = {0};
+    ms_stats_global(&before);
+    int64_t sid = 0;
+    int64_t err = run_module("t_victim", "pin-and-exit", 0, 0, &sid);
+    ms_stats_global(&during);
+    int64_t released = err == 0 && sid > 0 ? ms_release((uint64_t)sid) : -EINVAL;
+    int64_t twice = ms_release((uint64_t)sid);
+    ms_stats_global(&after);
+    char why[300];
+    fmt_snprintf(why, sizeof(why),
+                 "run %ld sid %#lx; quarantined %lu -> %lu -> %lu; free %lu -> %lu -> %lu; release %ld, again %ld", err,
+                 sid, before.quarantined_bytes, during.quarantined_bytes, after.quarantined_bytes, before.free_bytes,
+                 during.free_bytes, after.free_bytes, released, twice);
+    bool quarantined = during.quarantined_bytes == before.quarantined_bytes + 65536 &&
+                       during.free_bytes == before.free_bytes - 65536;
+    bool released_ok = released == 0 && twice < 0 && after.quarantined_bytes == before.quarantined_bytes &&
+                       after.free_bytes == before.free_bytes;
+    record("pin_then_exit_quarantined", err == 0 && quarantined && released_ok, why);
+}
+
 static bool selected(const char *list, size_t len, const char *name)
 {
     if (!len)
@@ -321,6 +346,8 @@ void init_run_suite(const char *list, size_t len, const char *benches, size_t be
         test_pool_exhaustion();
     if (selected(list, len, "spawn_errors"))
         test_spawn_errors();
+    if (selected(list, len, "pin_then_exit_quarantined"))
+        test_pin_then_exit();
     if (benches_len)
         run_benchmarks(benches, benches_len);
     printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);

@@ -116,6 +116,12 @@ int main(int argc, char **argv)
             return 5;
         sink = (int)*(volatile uint64_t *)seg.addr;
         return 6;
+    } else if (strcmp(mode, "pin-and-exit") == 0) {
+        /* Ends holding a pinned segment; its sid is the exit status. */
+        struct ms_segment seg;
+        if (ms_alloc(65536, 0, 0, 0, &seg) != 0 || sys_seg_pin(seg.handle) < 0)
+            return 0;
+        sys_exit((int64_t)seg.sid);
     } else if (strcmp(mode, "fault-in-thread") == 0) {
         sys_thread_create(faulter, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
         sys_sleep(1000ull * 1000 * 1000 * 60);
