@@ -32,12 +32,6 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         return -EINVAL;
     if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
         return -EINVAL;
-    if (size > ms->span.total_bytes)
-        return -E2BIG;
-    size = round_granule(size);
-    if ((flags & MS_ALLOC_LARGE) && align < large)
-        align = large;
-
     client = books_client(ms, req->badge, true);
     if (client == MS_NO_CLIENT) {
         ms_log(ms, "memsrv: client table full (%u): pid %#llx refused", MS_CLIENTS_MAX,
@@ -45,6 +39,14 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         return -EAGAIN;
     }
     c = &ms->clients[client];
+    if (size > ms->span.total_bytes) {
+        c->failures++;
+        ms->alloc_failures++;
+        return -E2BIG;
+    }
+    size = round_granule(size);
+    if ((flags & MS_ALLOC_LARGE) && align < large)
+        align = large;
     if (c->quota != 0 && (c->bytes > c->quota || size > c->quota - c->bytes)) {
         c->quota_refusals++;
         return -EDQUOT;
@@ -161,6 +163,7 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     }
     span_free(&ms->span, from);
     rec->base = to;
+    ms->books_gen++;
     ms->moves++;
     ms->bytes_moved += rec->size;
     reply->w[0] = to;

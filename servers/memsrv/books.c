@@ -137,14 +137,27 @@ void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind 
     ms->books_gen++;
 }
 
+static void forget_if_done(struct memsrv *ms, uint32_t index)
+{
+    struct ms_client *c = &ms->clients[index];
+
+    if (c->ended && c->segments == 0) {
+        c->pid = 0;
+        ms->client_count--;
+    }
+}
+
 void books_uncharge(struct memsrv *ms, struct ms_record *rec)
 {
-    if (rec->client == MS_NO_CLIENT)
+    uint32_t index = rec->client;
+
+    if (index == MS_NO_CLIENT)
         return;
-    ms->clients[rec->client].bytes -= rec->size;
-    ms->clients[rec->client].segments--;
-    ms->clients[rec->client].frees++;
+    ms->clients[index].bytes -= rec->size;
+    ms->clients[index].segments--;
+    ms->clients[index].frees++;
     rec->client = MS_NO_CLIENT;
+    forget_if_done(ms, index);
 }
 
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec)
@@ -225,14 +238,14 @@ uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create)
     return spare;
 }
 
-void books_forget_client(struct memsrv *ms, uint64_t pid)
+void books_client_ended(struct memsrv *ms, uint64_t pid)
 {
     uint32_t i = books_client(ms, pid, false);
 
-    if (i == MS_NO_CLIENT || ms->clients[i].segments != 0)
+    if (i == MS_NO_CLIENT)
         return;
-    ms->clients[i].pid = 0;
-    ms->client_count--;
+    ms->clients[i].ended = true;
+    forget_if_done(ms, i);
 }
 
 /* ---- checking -------------------------------------------------------- */

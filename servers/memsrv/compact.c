@@ -35,6 +35,7 @@ static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const str
     if (err == 0) {
         span_move_done(&ms->span, plan, mv);
         rec->base = mv->to;
+        ms->books_gen++; /* a move can open room for the other kind of pass */
         ms->moves++;
         ms->bytes_moved += mv->size;
         return 0;

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
         printf("memsrv: no endpoint in handles[%d]\n", ABI_STARTUP_MEMSRV);
         return 1;
     }
-    err = memsrv_start(&server, &kernel_ops, libsys_startup->args, libsys_startup->self_pid);
+    err = memsrv_start(&server, &kernel_ops, libsys_startup->args, libsys_pid);
     if (err != 0) {
         printf("memsrv: cannot start: %s\n", sys_strerror(err));
         return 1;

@@ -94,6 +94,7 @@ struct ms_record {
 
 struct ms_client {
     uint64_t pid; /* 0: the slot is unused */
+    bool ended;   /* seen in the kernel's reclaim list: forget it once it is charged nothing */
     uint64_t bytes, segments, quota;
     uint64_t allocs, frees, failures, quota_refusals;
 };
@@ -176,7 +177,8 @@ void books_release(struct memsrv *ms, struct ms_record *rec);
 void books_uncharge(struct memsrv *ms, struct ms_record *rec);
 /* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
-void books_forget_client(struct memsrv *ms, uint64_t pid);
+/* The process ended: its slot goes once it is charged for nothing. */
+void books_client_ended(struct memsrv *ms, uint64_t pid);
 int books_check(struct memsrv *ms, char *why, size_t len);
 /* The kernel says a segment is pinned: lock it in the books, poll later. */
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec);

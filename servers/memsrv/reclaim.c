@@ -66,10 +66,10 @@ void reclaim_drain(struct memsrv *ms)
             n = MS_RECLAIM_BATCH;
         for (i = 0; i < n; i++)
             reclaim_one(ms, &batch[i]);
-        /* The ended processes hold nothing now: their table slots can go,
-         * unless they are still charged for segments that live elsewhere. */
+        /* The ended processes' slots go once they are charged for nothing
+         * (segments they passed on may still be live elsewhere). */
         for (i = 0; i < n; i++)
-            books_forget_client(ms, batch[i].pid);
+            books_client_ended(ms, batch[i].pid);
     }
     if (n < 0)
         ms_log(ms, "memsrv: SYS_MS_RECLAIMED failed: %lld", (long long)n);

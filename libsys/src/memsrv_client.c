@@ -1,0 +1,202 @@
+/*
+ * libsys: the memory server's client API (libsys/memsrv.h), called by user
+ * programs and by libsys's own malloc backend. Each call is one
+ * SYS_IPC_CALL with a label of abi/memsrv.h; the server's reply label is 0
+ * or a negative error stored as a uint64, returned here as is.
+ */
+#include <common/string.h>
+#include <libsys/memsrv.h>
+#include <libsys/start.h>
+#include <libsys/syscall.h>
+
+static handle_t endpoint_override = HANDLE_NONE;
+
+handle_t ms_endpoint(void)
+{
+    if (endpoint_override != HANDLE_NONE)
+        return endpoint_override;
+    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_MEMSRV] : HANDLE_NONE;
+}
+
+void ms_set_endpoint(handle_t ep)
+{
+    endpoint_override = ep;
+}
+
+static void msg_init(struct ipc_msg *m, enum ms_label label)
+{
+    memset(m, 0, sizeof(*m));
+    m->label = label;
+    m->seg = HANDLE_NONE;
+}
+
+/* The server's answer, or the kernel's error when the call itself failed. */
+static int64_t call(struct ipc_msg *m)
+{
+    handle_t ep = ms_endpoint();
+    int64_t err;
+
+    if (ep == HANDLE_NONE)
+        return -EBADH;
+    err = sys_ipc_call(ep, m, TIMEOUT_FOREVER);
+    if (err < 0)
+        return err;
+    return (int64_t)m->label;
+}
+
+/* Whether m holds the server's reply (else the call failed in the kernel
+ * and m is still the request). */
+static bool answered(const struct ipc_msg *m, int64_t result)
+{
+    return result >= 0 || m->label == (uint64_t)result;
+}
+
+int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, struct ms_segment *out)
+{
+    struct ipc_msg m;
+    int64_t err;
+
+    if (out == NULL)
+        return -EINVAL;
+    msg_init(&m, MS_ALLOC);
+    m.w[0] = size;
+    m.w[1] = align;
+    m.w[2] = flags;
+    m.w[3] = limit;
+    err = call(&m);
+    if (err < 0)
+        return err;
+    if (m.seg == HANDLE_NONE)
+        return -EPEER; /* a success without a segment: not a memory server */
+    out->handle = m.seg;
+    out->addr = (void *)(uintptr_t)m.seg_addr;
+    out->size = m.seg_size;
+    out->sid = m.w[0];
+    return 0;
+}
+
+int64_t ms_free(handle_t seg)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_FREE);
+    m.seg = seg;
+    /* On an error the server gives the segment back: it is mapped into the
+     * caller again, under the handle m.seg, which this API cannot return
+     * (see docs/memsrv.md, "Client API"). */
+    return call(&m);
+}
+
+static int64_t stats(enum ms_stats_kind kind, uint64_t which, void *out, size_t size)
+{
+    struct ipc_msg m;
+    int64_t err;
+
+    if (out == NULL)
+        return -EINVAL;
+    msg_init(&m, MS_STATS);
+    m.w[0] = kind;
+    m.w[1] = which;
+    err = call(&m);
+    if (err < 0)
+        return err;
+    if (m.len != size)
+        return -EINVAL;
+    memcpy(out, m.payload, size);
+    return 0;
+}
+
+int64_t ms_stats_global(struct ms_stats_global *out)
+{
+    return stats(MS_STATS_GLOBAL, 0, out, sizeof(*out));
+}
+
+int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out)
+{
+    return stats(MS_STATS_CLIENT, pid, out, sizeof(*out));
+}
+
+int64_t ms_stats_region(unsigned index, struct ms_stats_region *out)
+{
+    return stats(MS_STATS_REGION, index, out, sizeof(*out));
+}
+
+int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
+                   uint64_t *moves, uint64_t *bytes_moved)
+{
+    struct ipc_msg m;
+    int64_t err;
+
+    msg_init(&m, MS_COMPACT);
+    m.w[0] = mode;
+    if (mode == MS_COMPACT_TARGET) {
+        m.w[1] = size;
+        m.w[2] = align;
+        m.w[3] = limit;
+    }
+    err = call(&m);
+    /* The server reports its counts even when a targeted run fails. */
+    if (!answered(&m, err))
+        m.w[0] = m.w[1] = 0;
+    if (moves != NULL)
+        *moves = m.w[0];
+    if (bytes_moved != NULL)
+        *bytes_moved = m.w[1];
+    return err;
+}
+
+int64_t ms_quota(uint64_t pid, uint64_t bytes)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_QUOTA);
+    m.w[0] = pid;
+    m.w[1] = bytes;
+    return call(&m);
+}
+
+int64_t ms_map(unsigned columns)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_MAP);
+    m.w[0] = columns;
+    return call(&m);
+}
+
+int64_t ms_check(char *why, size_t len)
+{
+    struct ipc_msg m;
+    int64_t err;
+
+    msg_init(&m, MS_CHECK);
+    err = call(&m);
+    if (why != NULL && len > 0) {
+        size_t n = 0;
+        if (err < 0 && answered(&m, err) && m.len <= IPC_PAYLOAD_MAX)
+            n = strnlen((const char *)m.payload, m.len);
+        if (n >= len)
+            n = len - 1;
+        memcpy(why, m.payload, n);
+        why[n] = 0;
+    }
+    return err;
+}
+
+int64_t ms_move(uint64_t sid)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_MOVE);
+    m.w[0] = sid;
+    return call(&m);
+}
+
+int64_t ms_release(uint64_t sid)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_RELEASE);
+    m.w[0] = sid;
+    return call(&m);
+}

@@ -1,0 +1,413 @@
+/*
+ * Host tests of memsrv: the fake kernel (fake_kernel.h). Handles in the
+ * server's table are 0x1000 + the segment's slot; a segment the server
+ * does not hold has no valid handle there.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fake_kernel.h"
+
+#define HANDLE_BASE 0x1000u
+
+static struct fake_kernel *fk_of(void *ctx) { return ctx; }
+
+static bool in_ram(struct fake_kernel *fk, uint64_t phys, uint64_t size)
+{
+    unsigned i;
+
+    for (i = 0; i < fk->nboot; i++) {
+        const struct abi_mem_range *r = &fk->boot[i];
+        if (r->kind == ABI_MEM_REGION && phys >= r->base && phys + size <= r->base + r->size)
+            return true;
+    }
+    return false;
+}
+
+static bool overlaps_live(struct fake_kernel *fk, uint64_t phys, uint64_t size, uint64_t except_sid)
+{
+    unsigned i;
+
+    for (i = 0; i < FK_SEGS; i++) {
+        const struct fk_seg *s = &fk->segs[i];
+        if (s->live && s->sid != except_sid && phys < s->phys + s->size && s->phys < phys + size)
+            return true;
+    }
+    for (i = 0; i < fk->nboot; i++) {
+        const struct abi_mem_range *r = &fk->boot[i];
+        if (r->kind == ABI_MEM_KERNEL && phys < r->base + r->size && r->base < phys + size)
+            return true;
+    }
+    return false;
+}
+
+struct fk_seg *fk_seg(struct fake_kernel *fk, uint64_t sid)
+{
+    unsigned i;
+
+    for (i = 0; i < FK_SEGS; i++)
+        if (fk->segs[i].live && fk->segs[i].sid == sid)
+            return &fk->segs[i];
+    return NULL;
+}
+
+static struct fk_seg *seg_of_handle(struct fake_kernel *fk, handle_t h)
+{
+    if (h < HANDLE_BASE || h >= HANDLE_BASE + FK_SEGS)
+        return NULL;
+    struct fk_seg *s = &fk->segs[h - HANDLE_BASE];
+    return s->live && s->in_server ? s : NULL;
+}
+
+static handle_t handle_of(struct fake_kernel *fk, const struct fk_seg *s)
+{
+    return HANDLE_BASE + (handle_t)(s - fk->segs);
+}
+
+static struct fk_seg *new_seg(struct fake_kernel *fk, uint64_t phys, uint64_t size, uint64_t owner)
+{
+    unsigned i;
+
+    for (i = 0; i < FK_SEGS; i++)
+        if (!fk->segs[i].live) {
+            struct fk_seg *s = &fk->segs[i];
+            *s = (struct fk_seg){ .live = true, .sid = fk->next_sid++, .phys = phys,
+                                  .size = size, .owner = owner };
+            return s;
+        }
+    fail_msg("fake kernel: out of segment slots");
+    return NULL;
+}
+
+/* ---- the operations ---------------------------------------------------- */
+
+static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+
+    if (index >= fk->nboot)
+        return -ENOENT;
+    *out = fk->boot[index];
+    return 0;
+}
+
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *s;
+
+    if (fk->fail_create != 0)
+        return fk->fail_create;
+    if (size == 0 || phys % 4096 || size % 4096 || !in_ram(fk, phys, size))
+        return -EINVAL;
+    if (overlaps_live(fk, phys, size, 0))
+        return -EEXIST;
+    s = new_seg(fk, phys, size, FK_MEMSRV_PID);
+    s->in_server = true;
+    fk->creates++;
+    return (int64_t)handle_of(fk, s);
+}
+
+static int64_t k_seg_info(void *ctx, handle_t h, struct abi_seg_info *out)
+{
+    struct fk_seg *s = seg_of_handle(fk_of(ctx), h);
+
+    if (s == NULL)
+        return -EBADH;
+    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
+                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
+    return 0;
+}
+
+static int64_t k_seg_map_self(void *ctx, handle_t h)
+{
+    struct fk_seg *s = seg_of_handle(fk_of(ctx), h);
+
+    if (s == NULL)
+        return -EBADH;
+    s->mem = calloc(1, s->size);
+    s->in_server = false; /* mapped: memsrv keeps it for good */
+    return (int64_t)(uintptr_t)s->mem;
+}
+
+static int64_t k_seg_destroy(void *ctx, uint64_t sid)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    if (s == NULL)
+        return -ENOENT;
+    if (!s->in_server && s->owner != 0)
+        return -EPERM; /* held by a process */
+    if (s->pins != 0 && !(s->flags & SEG_INFO_QUARANTINED))
+        return -EBUSY;
+    s->live = false;
+    fk->destroys++;
+    return 0;
+}
+
+static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    if (s == NULL)
+        return -ENOENT;
+    if (fk->fail_migrate != 0)
+        return fk->fail_migrate;
+    if (s->pins != 0)
+        return -EBUSY;
+    if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) ||
+        overlaps_live(fk, new_phys, s->size, sid))
+        return -EINVAL;
+    s->phys = new_phys;
+    fk->migrations++;
+    return 0;
+}
+
+static int64_t k_seg_query(void *ctx, uint64_t sid, struct abi_seg_info *out)
+{
+    struct fk_seg *s = fk_seg(fk_of(ctx), sid);
+
+    if (s == NULL)
+        return -ENOENT;
+    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
+                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
+    return 0;
+}
+
+static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    unsigned n = fk->nreclaim < max ? fk->nreclaim : max;
+
+    memcpy(out, fk->reclaim, n * sizeof(*out));
+    memmove(fk->reclaim, fk->reclaim + n, (fk->nreclaim - n) * sizeof(*out));
+    fk->nreclaim -= n;
+    return n;
+}
+
+static void k_handle_close(void *ctx, handle_t h)
+{
+    (void)ctx;
+    (void)h;
+}
+
+static uint64_t k_clock_ns(void *ctx) { return fk_of(ctx)->now; }
+
+static void k_console(void *ctx, const char *text, size_t len)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+
+    if (getenv("MEMSRV_TEST_VERBOSE"))
+        fwrite(text, 1, len, stdout);
+    if (fk->console_len + len >= sizeof(fk->console))
+        fk->console_len = 0; /* keep the recent part */
+    memcpy(fk->console + fk->console_len, text, len);
+    fk->console_len += len;
+    fk->console[fk->console_len] = 0;
+}
+
+/* ---- machine and clients ------------------------------------------------- */
+
+static void add_boot(struct fake_kernel *fk, uint32_t kind, uint64_t base, uint64_t size, uint64_t sid)
+{
+    fk->boot[fk->nboot++] = (struct abi_mem_range){ .base = base, .size = size, .sid = sid,
+                                                    .kind = kind };
+}
+
+void fk_fini(struct fake_kernel *fk)
+{
+    unsigned i;
+
+    for (i = 0; i < FK_SEGS; i++) {
+        free(fk->segs[i].mem);
+        fk->segs[i].mem = NULL;
+    }
+}
+
+void fk_init(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib)
+{
+    struct fk_seg *s;
+
+    fk_fini(fk);
+    memset(fk, 0, sizeof(*fk));
+    fk->ops = (struct ms_kernel_ops){
+        .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
+        .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy,
+        .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .reclaimed = k_reclaimed,
+        .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
+    };
+    fk->next_sid = 100;
+    fk->now = 1000000;
+    add_boot(fk, ABI_MEM_REGION, 0x100000, ram_mib << 20, 0);
+    if (high_mib != 0)
+        add_boot(fk, ABI_MEM_REGION, 0x100000000ull, high_mib << 20, 0);
+    /* The kernel image and its frame pool; an unaligned end on purpose. */
+    add_boot(fk, ABI_MEM_KERNEL, 0x100000, 0x2ff800, 0);
+    add_boot(fk, ABI_MEM_KERNEL, 0x400000, 0x100000, 0);
+    s = new_seg(fk, 0x600000, 0x10000, FK_MEMSRV_PID);
+    add_boot(fk, ABI_MEM_SEGMENT, s->phys, s->size, s->sid);
+    s = new_seg(fk, 0x700000, 0x20000, FK_INIT_PID);
+    add_boot(fk, ABI_MEM_SEGMENT, s->phys, s->size, s->sid);
+}
+
+int fk_start(struct fake_kernel *fk, const char *args)
+{
+    return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
+}
+
+int64_t fk_request(struct fake_kernel *fk, struct ipc_msg *msg)
+{
+    if (!memsrv_handle(&fk->ms, msg))
+        return 0;
+    return (int64_t)msg->label;
+}
+
+/* Delivers a reply's segment to pid, as the kernel would. */
+static void deliver(struct fake_kernel *fk, struct ipc_msg *msg, uint64_t pid)
+{
+    struct fk_seg *s;
+
+    if (msg->seg == HANDLE_NONE)
+        return;
+    s = seg_of_handle(fk, msg->seg);
+    assert_non_null(s);
+    s->in_server = false;
+    s->owner = pid;
+}
+
+int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align,
+                 uint64_t flags, uint64_t limit, uint64_t *sid)
+{
+    struct ipc_msg m = { .label = MS_ALLOC, .badge = pid, .w = { size, align, flags, limit } };
+    int64_t r = fk_request(fk, &m);
+
+    if (r == 0) {
+        assert_int_not_equal(m.seg, HANDLE_NONE);
+        if (sid != NULL)
+            *sid = m.w[0];
+    } else {
+        assert_int_equal(m.seg, HANDLE_NONE);
+    }
+    deliver(fk, &m, pid);
+    return r;
+}
+
+int64_t fk_free(struct fake_kernel *fk, uint64_t pid, uint64_t sid)
+{
+    struct fk_seg *s = fk_seg(fk, sid);
+    struct ipc_msg m = { .label = MS_FREE, .badge = pid };
+    int64_t r;
+
+    assert_non_null(s);
+    assert_int_equal(s->owner, pid);
+    if (s->pins != 0)
+        return -EBUSY; /* the kernel refuses to send a pinned segment */
+    s->in_server = true;
+    s->owner = FK_MEMSRV_PID;
+    m.seg = handle_of(fk, s);
+    r = fk_request(fk, &m);
+    deliver(fk, &m, pid); /* given back on an error */
+    return r;
+}
+
+int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0,
+                  uint64_t w1, uint64_t w2, uint64_t w3)
+{
+    struct ipc_msg m = { .label = label, .badge = pid, .w = { w0, w1, w2, w3 } };
+
+    return fk_request(fk, &m);
+}
+
+void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid)
+{
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    assert_non_null(s);
+    s->owner = to_pid;
+}
+
+void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta)
+{
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    assert_non_null(s);
+    s->pins = (uint32_t)((int)s->pins + delta);
+}
+
+void fk_exit(struct fake_kernel *fk, uint64_t pid)
+{
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
+                         .w = { IPC_NOTIFY_EXIT } };
+    unsigned i;
+
+    for (i = 0; i < FK_SEGS; i++) {
+        struct fk_seg *s = &fk->segs[i];
+        if (!s->live || s->owner != pid || s->in_server)
+            continue;
+        s->owner = 0;
+        if (s->pins != 0)
+            s->flags |= SEG_INFO_QUARANTINED;
+        assert_true(fk->nreclaim < FK_RECLAIM);
+        fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){
+            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = pid, .flags = s->flags };
+    }
+    assert_false(memsrv_handle(&fk->ms, &m));
+    assert_int_equal(fk->nreclaim, 0);
+}
+
+struct ms_stats_global fk_stats(struct fake_kernel *fk)
+{
+    struct ipc_msg m = { .label = MS_STATS, .badge = FK_INIT_PID, .w = { MS_STATS_GLOBAL } };
+    struct ms_stats_global g;
+
+    assert_int_equal(fk_request(fk, &m), 0);
+    assert_int_equal(m.len, sizeof(g));
+    memcpy(&g, m.payload, sizeof(g));
+    assert_int_equal(g.total_bytes, g.free_bytes + g.used_bytes + g.locked_bytes);
+    return g;
+}
+
+struct ms_stats_client fk_client(struct fake_kernel *fk, uint64_t pid)
+{
+    struct ipc_msg m = { .label = MS_STATS, .badge = pid, .w = { MS_STATS_CLIENT } };
+    struct ms_stats_client c;
+
+    assert_int_equal(fk_request(fk, &m), 0);
+    assert_int_equal(m.len, sizeof(c));
+    memcpy(&c, m.payload, sizeof(c));
+    return c;
+}
+
+void fk_assert_consistent(struct fake_kernel *fk)
+{
+    struct ipc_msg m = { .label = MS_CHECK, .badge = FK_INIT_PID };
+    unsigned i;
+
+    if (fk_request(fk, &m) != 0)
+        fail_msg("memsrv check: %.*s", (int)m.len, (const char *)m.payload);
+    /* Every live segment of the fake is booked by memsrv at the same place
+     * and size. */
+    for (i = 0; i < FK_SEGS; i++) {
+        const struct fk_seg *s = &fk->segs[i];
+        struct span_info info;
+        if (!s->live)
+            continue;
+        assert_int_equal(span_lookup(&fk->ms.span, s->phys, &info), 0);
+        assert_int_equal(info.base, s->phys);
+        assert_int_equal(info.size, s->size);
+        assert_true(info.state == SPAN_ALLOCATED || info.state == SPAN_LOCKED);
+    }
+}
+
+bool fk_console_has(struct fake_kernel *fk, const char *text)
+{
+    return strstr(fk->console, text) != NULL;
+}

@@ -1,0 +1,72 @@
+/*
+ * Host tests of memsrv: a fake kernel behind struct ms_kernel_ops. It keeps
+ * segments (sid, physical span, owner, pins), refuses what the real kernel refuses (spans
+ * outside RAM or over a live segment, migrating or destroying pinned
+ * segments) and plays the clients' side of IPC: delivering a reply's
+ * segment, sending one with FREE, ending a process.
+ */
+#ifndef TESTS_MEMSRV_FAKE_KERNEL_H
+#define TESTS_MEMSRV_FAKE_KERNEL_H
+
+#include "ms_server.h"
+
+#define FK_SEGS 4096
+#define FK_BOOT 64
+#define FK_RECLAIM 1024
+#define FK_MEMSRV_PID 0x100000001ull
+#define FK_INIT_PID 0x100000002ull
+
+struct fk_seg {
+    bool live;
+    bool in_server;   /* held by memsrv (a valid handle there) */
+    uint64_t sid, phys, size, owner;
+    uint32_t pins, flags;
+    void *mem;        /* the books segment, mapped into "memsrv" */
+};
+
+struct fake_kernel {
+    struct ms_kernel_ops ops;
+    struct memsrv ms;
+    struct abi_mem_range boot[FK_BOOT];
+    unsigned nboot;
+    struct fk_seg segs[FK_SEGS];
+    uint64_t next_sid;
+    struct abi_reclaim reclaim[FK_RECLAIM];
+    unsigned nreclaim;
+    uint64_t now;
+    unsigned migrations, creates, destroys;
+    int64_t fail_migrate; /* nonzero: every migration fails with it */
+    int64_t fail_create;
+    char console[1 << 16];
+    size_t console_len;
+};
+
+/* A machine: RAM [1 MiB, 1 MiB + ram_mib) and [4 GiB, 4 GiB + high_mib),
+ * kernel spans, memsrv's and init's boot segments. */
+void fk_init(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib);
+int fk_start(struct fake_kernel *fk, const char *args);
+/* Frees what the fake allocated (the books' memory); fk must be zeroed or
+ * initialised before the first fk_init. */
+void fk_fini(struct fake_kernel *fk);
+
+/* The client's side of a request; returns the reply's label as int64. */
+int64_t fk_request(struct fake_kernel *fk, struct ipc_msg *msg);
+int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align,
+                 uint64_t flags, uint64_t limit, uint64_t *sid);
+int64_t fk_free(struct fake_kernel *fk, uint64_t pid, uint64_t sid);
+int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0,
+                  uint64_t w1, uint64_t w2, uint64_t w3);
+/* Moves a segment to another process, as an IPC transfer would. */
+void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid);
+void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta);
+/* Ends a process: its segments go to the kernel's reclaim list, notification delivered. */
+void fk_exit(struct fake_kernel *fk, uint64_t pid);
+
+struct fk_seg *fk_seg(struct fake_kernel *fk, uint64_t sid);
+struct ms_stats_global fk_stats(struct fake_kernel *fk);
+struct ms_stats_client fk_client(struct fake_kernel *fk, uint64_t pid);
+/* memsrv's own check and the fake's: segments and the books agree. */
+void fk_assert_consistent(struct fake_kernel *fk);
+bool fk_console_has(struct fake_kernel *fk, const char *text);
+
+#endif
