@@ -21,10 +21,8 @@
  *  robson    a Robson-style adversary: for sizes 1, 2, 4, ... granules,
  *            allocate until failure and free all but one segment per
  *            2*size span, so each freed run is just too small for the next.
- *  targeted  targeted plans for 2 MiB runs on 64 MiB of 4 KiB segments of
- *            which 15-40% (varying per 2 MiB block) are kept: bytes moved
- *            against the least possible (exhaustive search of every aligned
- *            window), summed over consecutive runs.
+ *  targeted  targeted plans for 2 MiB runs on a shattered heap: bytes moved
+ *            against the least possible (exhaustive window search).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -167,7 +165,7 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
     struct span_alloc a;
     struct live *live = malloc(200000 * sizeof(*live));
     size_t nlive = 0, cap = 200000;
-    uint64_t ops = quick ? 20000 : 100000, op;
+    uint64_t ops = quick ? 20000 : 300000, op;
     uint64_t *t_alloc = malloc(ops * sizeof(uint64_t)), *t_free = malloc(ops * sizeof(uint64_t));
     size_t na = 0, nf = 0;
     uint64_t tries[CLASSES] = { 0 }, fail_raw[CLASSES] = { 0 }, fail_cmp[CLASSES] = { 0 };
@@ -304,7 +302,7 @@ static void bench_shatter(enum span_policy p)
     char name[96];
 
     setup(&a, p);
-    shatter(&a, quick ? 64 * MIB : 256 * MIB);
+    shatter(&a, quick ? 64 * MIB : 1100 * MIB);
     span_stats(&a, &before);
     t0 = now_ns();
     span_plan_full(&a, &plan, 0);
@@ -430,27 +428,16 @@ static uint64_t least_cost(const struct span_alloc *a, uint64_t size, uint64_t a
 static void bench_targeted(enum span_policy p)
 {
     struct span_alloc a;
-    struct span_request fill = { .size = G };
-    uint64_t moved_total = 0, least_total = 0, t, base, addr;
-    unsigned runs = quick ? 3 : 10, i;
+    uint64_t moved_total = 0, least_total = 0, t;
+    unsigned runs = quick ? 3 : 20, i;
     char name[96];
 
-    /* 64 MiB in two regions, all 4 KiB segments, then a random quarter
-     * kept (denser in some places than others, so windows differ). */
-    span_init(&a, p, 0, nodes, node_count);
-    span_add_region(&a, 16 * MIB, 32 * MIB);
-    span_add_region(&a, 52 * MIB, 32 * MIB);
-    while (span_alloc(&a, &fill, 1, &base) == 0)
-        ;
-    for (addr = 16 * MIB; addr < 84 * MIB; addr += G) {
-        uint64_t keep_pct = 15 + ((addr / (2 * MIB)) * 7) % 25;
-        if (rnd() % 100 >= keep_pct)
-            span_free(&a, addr);
-    }
+    setup(&a, p);
+    shatter(&a, quick ? 128 * MIB : 1100 * MIB);
     for (i = 0; i < runs; i++) {
         struct span_plan plan;
         struct span_request req = { .size = 2 * MIB };
-        uint64_t moved = 0, least = least_cost(&a, 2 * MIB, 2 * MIB);
+        uint64_t moved = 0, least = least_cost(&a, 2 * MIB, 2 * MIB), base;
         span_plan_targeted(&a, &plan, 2 * MIB, 2 * MIB, 0);
         if (run_plan(&a, &plan, &moved) != SPAN_PLAN_DONE || least == UINT64_MAX)
             break;
