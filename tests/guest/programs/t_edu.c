@@ -2,7 +2,7 @@
  * In-guest test program: a user-mode driver for QEMU's `edu` PCI device
  * (1234:11e8, QEMU docs/specs/edu.rst), driven through the SYS_DEV_* calls.
  * init opens the device (it holds the boot right) and passes the handle in
- * startup slot EDU_STARTUP_DEVICE; without one (Bochs, or QEMU without
+ * startup slot ABI_STARTUP_DEVICE; without one (Bochs, or QEMU without
  * --edu) the program prints `[SKIP] edu: ...` and ends with no checks.
  *
  * The checks: configuration space through the kernel (ids, command
@@ -18,9 +18,6 @@
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
-
-/* The startup slot where init puts the edu device handle. */
-#define EDU_STARTUP_DEVICE 2
 
 #define EDU_VENDOR 0x1234u
 #define EDU_DEVICE 0x11e8u
@@ -96,7 +93,7 @@ static bool handle_missing(handle_t dev, char *why, size_t len)
     }
     if (dev == HANDLE_NONE) {
         snprintf(why, len, "no device handle in startup slot %d (no edu device: Bochs, or QEMU without --edu)",
-                 EDU_STARTUP_DEVICE);
+                 ABI_STARTUP_DEVICE);
         return true;
     }
     /* A starter that stored sys_dev_open's error instead of HANDLE_NONE. */
@@ -272,7 +269,7 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "edu", argc, argv);
 
-    handle_t dev = libsys_startup ? libsys_startup->handles[EDU_STARTUP_DEVICE] : HANDLE_NONE;
+    handle_t dev = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
     char why[160];
     if (handle_missing(dev, why, sizeof(why))) {
         printf("[SKIP] edu: %s\n", why);
