@@ -43,6 +43,7 @@ static const struct suite_entry suite[] = {
     { "ipc", "t_ipc", "client", EXPECT_TEST_PROGRAM, 0, GRANT_PAIR, "server" },
     { "edu", "t_edu", "", EXPECT_TEST_PROGRAM, 0, GRANT_EDU, 0 },
     { "seg", "t_seg", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "fuzz", "t_fuzz", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
     { "fault_null", "t_victim", "null", EXPECT_FAULT, 14, 0, 0 },
     { "fault_privileged", "t_victim", "privileged", EXPECT_FAULT, 13, 0, 0 },
     { "fault_kernel_write", "t_victim", "kernel-write", EXPECT_FAULT, 14, 0, 0 },
