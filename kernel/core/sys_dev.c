@@ -65,12 +65,18 @@ int64_t sys_dev_map_bar(SYSCALL_ARGS)
     struct device *d = device_arg(a0);
     if (!d)
         return -EBADH;
+    if (a1 > 5)
+        return -EINVAL;
     if (!user_range_ok(a2, sizeof(struct abi_bar_info), true))
         return -EFAULT;
     uint64_t phys, size;
     int err = device_bar(d, (unsigned)a1, &phys, &size);
     if (err)
         return err;
+    /* A BAR smaller than a page may share its page with another device's
+     * registers: mapping it would hand those out too. */
+    if (size < PAGE_SIZE)
+        return -ENOTSUP;
     /* Whole pages: the driver sees the BAR from its first byte. */
     uint64_t offset = phys & (PAGE_SIZE - 1);
     uint64_t map_base = phys - offset;
