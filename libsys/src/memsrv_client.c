@@ -145,24 +145,21 @@ int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uin
     return err;
 }
 
-int64_t ms_quota(uint64_t pid, uint64_t bytes)
+/* A request that is only words and whose reply is only its label. */
+static int64_t words_call(enum ms_label label, uint64_t w0, uint64_t w1)
 {
     struct ipc_msg m;
 
-    msg_init(&m, MS_QUOTA);
-    m.w[0] = pid;
-    m.w[1] = bytes;
+    msg_init(&m, label);
+    m.w[0] = w0;
+    m.w[1] = w1;
     return call(&m);
 }
 
-int64_t ms_map(unsigned columns)
-{
-    struct ipc_msg m;
-
-    msg_init(&m, MS_MAP);
-    m.w[0] = columns;
-    return call(&m);
-}
+int64_t ms_quota(uint64_t pid, uint64_t bytes) { return words_call(MS_QUOTA, pid, bytes); }
+int64_t ms_map(unsigned columns) { return words_call(MS_MAP, columns, 0); }
+int64_t ms_move(uint64_t sid) { return words_call(MS_MOVE, sid, 0); }
+int64_t ms_release(uint64_t sid) { return words_call(MS_RELEASE, sid, 0); }
 
 int64_t ms_check(char *why, size_t len)
 {
@@ -181,22 +178,4 @@ int64_t ms_check(char *why, size_t len)
         why[n] = 0;
     }
     return err;
-}
-
-int64_t ms_move(uint64_t sid)
-{
-    struct ipc_msg m;
-
-    msg_init(&m, MS_MOVE);
-    m.w[0] = sid;
-    return call(&m);
-}
-
-int64_t ms_release(uint64_t sid)
-{
-    struct ipc_msg m;
-
-    msg_init(&m, MS_RELEASE);
-    m.w[0] = sid;
-    return call(&m);
 }

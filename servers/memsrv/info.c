@@ -163,8 +163,8 @@ static void map_flush(void)
     if (map.region < 0)
         return;
     if (map.prev_end != 0 && map.base > map.prev_end)
-        ms_log(map.ms, "   hole %#llx-%#llx (%llu MiB)", (unsigned long long)map.prev_end,
-               (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 20));
+        ms_log(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
+               (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
     for (i = 0; i < map.columns; i++) {
         const uint64_t *b = map.bytes[i];
         uint64_t chunk_base = map.base + (uint64_t)i * map.chunk;
@@ -180,7 +180,7 @@ static void map_flush(void)
             row[i] = map_chars[MAP_FREE];
     }
     row[map.columns] = 0;
-    ms_log(map.ms, "%2d %#011llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
+    ms_log(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
            (unsigned long long)(map.chunk >> 10), row);
     map.prev_end = map.end;
 }

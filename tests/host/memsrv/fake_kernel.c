@@ -114,15 +114,20 @@ static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
     return (int64_t)handle_of(fk, s);
 }
 
+static int64_t describe(const struct fk_seg *s, struct abi_seg_info *out)
+{
+    if (s == NULL)
+        return -ENOENT;
+    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
+                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
+    return 0;
+}
+
 static int64_t k_seg_info(void *ctx, handle_t h, struct abi_seg_info *out)
 {
     struct fk_seg *s = seg_of_handle(fk_of(ctx), h);
 
-    if (s == NULL)
-        return -EBADH;
-    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
-                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
-    return 0;
+    return s == NULL ? -EBADH : describe(s, out);
 }
 
 static int64_t k_seg_map_self(void *ctx, handle_t h)
@@ -173,13 +178,7 @@ static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
 
 static int64_t k_seg_query(void *ctx, uint64_t sid, struct abi_seg_info *out)
 {
-    struct fk_seg *s = fk_seg(fk_of(ctx), sid);
-
-    if (s == NULL)
-        return -ENOENT;
-    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
-                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
-    return 0;
+    return describe(fk_seg(fk_of(ctx), sid), out);
 }
 
 static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
