@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "../common/test_rng.h"
 #include "fake_kernel.h"
 
 #define KiB 1024ull
@@ -495,21 +496,17 @@ static void test_kernel_refuses_create(void **state)
     fk_assert_consistent(fk);
 }
 
-static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+#define rnd test_rnd
 
 static void test_random_messages(void **state)
 {
     struct fake_kernel *fk = *state;
     static const uint64_t pids[] = { PID_A, PID_B, PID_C, FK_INIT_PID };
     uint64_t held[256];
-    unsigned nheld = 0, i, iters = getenv("MEMSRV_FUZZ_ITERS") ? (unsigned)atoi(getenv("MEMSRV_FUZZ_ITERS")) : 20000;
+    const char *env = getenv("MEMSRV_FUZZ_ITERS");
+    unsigned nheld = 0, i, iters = env != NULL ? (unsigned)atoi(env) : 20000;
+
+    test_rng_seed(42);
 
     for (i = 0; i < iters; i++) {
         uint64_t pid = pids[rnd() % 4], r = rnd();
