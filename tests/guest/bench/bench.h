@@ -1,0 +1,98 @@
+/*
+ * In-guest benchmarks: helpers shared by b_ipc.c and b_memsrv.c (boot
+ * modules that init starts with `bench=NAME`): the TSC, sample statistics
+ * and the `BENCH <name> <value> <unit>` lines (DESIGN.md). Timings are
+ * reported, never judged.
+ */
+#ifndef TESSERA_BENCH_H
+#define TESSERA_BENCH_H
+
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <stdint.h>
+
+/* The TSC, after everything before it has finished. Under QEMU's
+ * `-icount shift=0` it advances by one per guest instruction. */
+static inline uint64_t bench_tsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void bench_sift(uint64_t *v, size_t r, size_t n)
+{
+    for (size_t c; (c = 2 * r + 1) < n; r = c) {
+        if (c + 1 < n && v[c + 1] > v[c])
+            c++;
+        if (v[r] >= v[c])
+            return;
+        uint64_t t = v[r];
+        v[r] = v[c];
+        v[c] = t;
+    }
+}
+
+/* Sorts n samples in place (heapsort: no recursion, no extra memory). */
+static inline void bench_sort(uint64_t *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        bench_sift(v, i, n);
+    for (size_t end = n; end-- > 1;) {
+        uint64_t t = v[0];
+        v[0] = v[end];
+        v[end] = t;
+        bench_sift(v, 0, end);
+    }
+}
+
+struct bench_stats {
+    uint64_t median, p99, min;
+};
+
+/* Sorts the samples and returns their median, 99th percentile and minimum. */
+static inline struct bench_stats bench_summarise(uint64_t *v, size_t n)
+{
+    struct bench_stats s = {0};
+    if (n == 0)
+        return s;
+    bench_sort(v, n);
+    s.median = v[n / 2];
+    s.p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    s.min = v[0];
+    return s;
+}
+
+static inline void bench_line(const char *name, uint64_t value, const char *unit)
+{
+    printf("BENCH %s %lu %s\n", name, value, unit);
+}
+
+/* The median as `name` and the 99th percentile as `name_p99`. */
+static inline void bench_lines(const char *name, struct bench_stats s, const char *unit)
+{
+    char p99[64];
+    snprintf(p99, sizeof(p99), "%s_p99", name);
+    bench_line(name, s.median, unit);
+    bench_line(p99, s.p99, unit);
+}
+
+/* TSC ticks per microsecond (the kernel's calibration against the PIT). */
+static inline uint64_t bench_tsc_per_us(void)
+{
+    struct abi_kinfo k = {0};
+    if (sys_kinfo(&k) < 0 || k.tsc_per_us == 0)
+        return 0;
+    return k.tsc_per_us;
+}
+
+/* Megabytes (10^6 bytes) per second for `bytes` in `ticks` of the TSC. */
+static inline uint64_t bench_mb_per_s(uint64_t bytes, uint64_t ticks, uint64_t tsc_per_us)
+{
+    if (ticks == 0)
+        return 0;
+    /* bytes / (ticks / tsc_per_us) us = bytes * tsc_per_us / ticks MB/s */
+    return (uint64_t)(((unsigned __int128)bytes * tsc_per_us) / ticks);
+}
+
+#endif
