@@ -15,6 +15,7 @@
 
 #define SUITE_TIMEOUT_NS (300ull * 1000 * 1000 * 1000)
 #define MS (1000ul * 1000)
+#define MS_MIB (1024ul * 1024)
 
 enum expect {
     EXPECT_TEST_PROGRAM, /* a libsys test program: its own counts */
@@ -44,6 +45,11 @@ static const struct suite_entry suite[] = {
     { "edu", "t_edu", "", EXPECT_TEST_PROGRAM, 0, GRANT_EDU, 0 },
     { "seg", "t_seg", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
     { "fuzz", "t_fuzz", "", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "fragmenter", "t_mem", "fragmenter", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "pinned", "t_mem", "pinned", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "holes", "t_mem", "holes", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "memsrv_ops", "t_mem", "ops", EXPECT_TEST_PROGRAM, 0, 0, 0 },
+    { "memsrv_fuzz", "t_mem", "fuzz", EXPECT_TEST_PROGRAM, 0, 0, 0 },
     { "fault_null", "t_victim", "null", EXPECT_FAULT, 14, 0, 0 },
     { "fault_privileged", "t_victim", "privileged", EXPECT_FAULT, 13, 0, 0 },
     { "fault_kernel_write", "t_victim", "kernel-write", EXPECT_FAULT, 14, 0, 0 },
@@ -55,7 +61,7 @@ static const struct suite_entry suite[] = {
 };
 /* The quick set that also runs under Bochs. */
 static const char *const boot_set =
-    "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors";
+    "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors,churn,fragmenter";
 
 static unsigned passed, failed;
 
@@ -293,6 +299,125 @@ static void test_pin_then_exit(void)
     record("pin_then_exit_quarantined", err == 0 && quarantined && released_ok, why);
 }
 
+/* Several clients churn at once while background compaction runs; every
+ * segment is checked before it is freed (by the clients), and compaction
+ * must have moved segments meanwhile. */
+static void test_churn(void)
+{
+    enum { CLIENTS = 3, BALLAST_MAX = 1024, ROOM_MIB = 40 };
+    /* Ballast: the clients' window (see t_mem's low_window) filled with
+     * 1 MiB segments, then every third one freed up to ROOM_MIB: a small,
+     * scattered space to churn in, on any machine size. The ballast is
+     * pinned, or the server would make room below the limit by moving the
+     * earlier ballast above it, for ever. */
+    static struct ms_segment ballast[BALLAST_MAX];
+    struct ms_stats_global g = {0};
+    ms_stats_global(&g);
+    uint64_t window = g.total_bytes > 1024ull * MS_MIB ? 256 * MS_MIB : 64 * MS_MIB;
+    unsigned nballast = 0, room = 0;
+    while (nballast < BALLAST_MAX && ms_alloc(MS_MIB, 0, MS_ALLOC_BELOW, window, &ballast[nballast]) == 0)
+        sys_seg_pin(ballast[nballast++].handle);
+    for (unsigned i = 0; i < nballast && room < ROOM_MIB; i += 3, room++) {
+        sys_seg_unpin(ballast[i].handle);
+        ms_free(ballast[i].handle);
+        ballast[i].handle = HANDLE_NONE;
+    }
+    printf("init: churn room: %u MiB free in %u MiB of ballast below %#lx\n", room, nballast, window);
+    struct ms_stats_global before = {0}, after = {0};
+    ms_stats_global(&before);
+    int64_t h[CLIENTS];
+    for (unsigned i = 0; i < CLIENTS; i++) {
+        char args[16];
+        fmt_snprintf(args, sizeof(args), "churn %u", i);
+        h[i] = init_spawn("t_mem", args, 0, 0);
+    }
+    static const struct suite_entry churn_entry = { "churn", "t_mem", "churn", EXPECT_TEST_PROGRAM, 0, 0, 0 };
+    for (unsigned i = 0; i < CLIENTS; i++) {
+        int64_t status = 0;
+        int64_t err = h[i] < 0 ? h[i] : finish(h[i], &status);
+        judge(&churn_entry, err, status);
+    }
+    ms_stats_global(&after);
+    for (unsigned i = 0; i < nballast; i++) {
+        if (ballast[i].handle != HANDLE_NONE) {
+            sys_seg_unpin(ballast[i].handle);
+            ms_free(ballast[i].handle);
+        }
+    }
+    char why[160];
+    fmt_snprintf(why, sizeof(why), "moves %lu -> %lu, compactions %lu -> %lu, free %lu -> %lu", before.moves,
+                 after.moves, before.compactions, after.compactions, before.free_bytes, after.free_bytes);
+    printf("init: churn: %lu moves, %lu KiB moved, %lu compaction runs\n", after.moves - before.moves,
+           (after.bytes_moved - before.bytes_moved) / 1024, after.compactions - before.compactions);
+    record("churn_compaction_moved", after.moves > before.moves && after.free_bytes == before.free_bytes, why);
+}
+
+/* A client over its quota is refused while another (init) is served. The
+ * client says when it is ready, so that init can name it by its badge. */
+static void test_quota(void)
+{
+    int64_t ep = sys_ep_create();
+    handle_t grant[ABI_STARTUP_HANDLES] = {0};
+    grant[ABI_STARTUP_PARENT] = (handle_t)ep;
+    int64_t h = init_spawn("t_mem", "quota-over", grant, ABI_STARTUP_HANDLES);
+    struct ipc_msg m = {0};
+    int64_t got = h < 0 ? h : sys_ipc_recv((handle_t)ep, &m, SUITE_TIMEOUT_NS);
+    int64_t set = got == 0 ? ms_quota(m.badge, 1024 * 1024) : got;
+    struct ms_segment mine;
+    int64_t other = ms_alloc(2 * 1024 * 1024, 0, 0, 0, &mine);
+    m = (struct ipc_msg){0};
+    sys_ipc_reply(&m);
+    static const struct suite_entry quota_entry = { "quota", "t_mem", "quota-over", EXPECT_TEST_PROGRAM, 0, 0, 0 };
+    int64_t status = 0;
+    int64_t err = h < 0 ? h : finish(h, &status);
+    judge(&quota_entry, err, status);
+    char why[120];
+    fmt_snprintf(why, sizeof(why), "quota %ld, init's own 2 MiB %ld", set, other);
+    record("quota_other_client_served", set == 0 && other == 0, why);
+    if (other == 0)
+        ms_free(mine.handle);
+    sys_handle_close((handle_t)ep);
+}
+
+/* One run of the holding client: started, left to settle, killed. */
+static int64_t hold_and_kill(handle_t ep, uint64_t *free_while_holding, int64_t *status)
+{
+    handle_t grant[ABI_STARTUP_HANDLES] = {0};
+    grant[ABI_STARTUP_PARENT] = ep;
+    int64_t h = init_spawn("t_mem", "hold", grant, ABI_STARTUP_HANDLES);
+    if (h < 0)
+        return h;
+    sys_sleep(300 * MS);
+    struct ms_stats_global during = {0};
+    ms_stats_global(&during);
+    *free_while_holding = during.free_bytes;
+    sys_proc_kill((handle_t)h);
+    finish(h, status);
+    return 0;
+}
+
+/* A client killed while holding segments, one of them in flight in a
+ * blocked send, has everything reclaimed: free memory is back to baseline.
+ * A first, unmeasured run lets the kernel's tables (segment ids, the memory
+ * server's handles) grow to what the scenario needs; they keep that size. */
+static void test_exit_reclaim(void)
+{
+    struct memory_snapshot before, after;
+    int64_t ep = sys_ep_create();
+    uint64_t free_while_holding = 0;
+    int64_t status = 0;
+    hold_and_kill((handle_t)ep, &free_while_holding, &status);
+    snapshot(&before);
+    int64_t err = hold_and_kill((handle_t)ep, &free_while_holding, &status);
+    snapshot(&after);
+    sys_handle_close((handle_t)ep);
+    char why[240], what[80];
+    fmt_snprintf(what, sizeof(what), "run %ld status %ld, free while holding %lu", err, status, free_while_holding);
+    bool same = same_memory(&before, &after, why, sizeof(why), what);
+    record("kill_reclaims_everything", err == 0 && status == ABI_EXIT_KILLED && free_while_holding < before.ms_free &&
+                                          same, why);
+}
+
 static bool selected(const char *list, size_t len, const char *name)
 {
     if (!len)
@@ -349,6 +474,12 @@ void init_run_suite(const char *list, size_t len, const char *benches, size_t be
         test_spawn_errors();
     if (selected(list, len, "pin_then_exit_quarantined"))
         test_pin_then_exit();
+    if (selected(list, len, "churn"))
+        test_churn();
+    if (selected(list, len, "quota"))
+        test_quota();
+    if (selected(list, len, "kill_reclaims_everything"))
+        test_exit_reclaim();
     if (benches_len)
         run_benchmarks(benches, benches_len);
     printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);

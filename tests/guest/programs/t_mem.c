@@ -1,0 +1,466 @@
+/*
+ * In-guest test program: the memory server end to end. The argument picks
+ * the scenario (init's suite starts each, some several times at once):
+ *   churn N     random allocations and frees, every segment stamped and
+ *               checked before it is freed, while background compaction runs
+ *   fragmenter  fill a low window with 4 KiB segments, free three quarters of
+ *               each 2 MiB block, then ask for 2 MiB aligned and for half the
+ *               free memory there: compaction must make both possible
+ *   pinned      pinned segments scattered in that window never move while
+ *               compaction works around them
+ *   holes       no segment straddles a hole; compaction works in each region
+ *   ops         COMPACT, MAP, CHECK and MOVE as a client sees them
+ *   quota-over  under a quota set by init: over it is refused (EDQUOT)
+ *   hold        holds segments (one in flight in a blocked send) until killed
+ *   fuzz        10,000 seeded malformed requests, each refused
+ */
+#include <abi/ipc.h>
+#include <common/string.h>
+#include <libsys/memsrv.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+
+#define KIB 1024ul
+#define MIB (1024 * KIB)
+#define LARGE (2 * MIB)
+
+static uint64_t checksum(const uint64_t *w, size_t words)
+{
+    uint64_t sum = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < words; i++)
+        sum = (sum ^ w[i]) * 0x100000001b3ull;
+    return sum;
+}
+
+static void stamp(uint64_t *w, size_t words, uint64_t seed)
+{
+    for (size_t i = 0; i < words; i++)
+        w[i] = seed + i * 0x2545f4914f6cdd1dull;
+}
+
+static int64_t phys_of(handle_t h)
+{
+    int64_t phys = sys_seg_pin(h);
+    sys_seg_unpin(h);
+    return phys;
+}
+
+/* The window the low-memory scenarios work in: below 64 MiB on small
+ * machines, below 256 MiB when the kernel's pool takes the first 128 MiB. */
+static uint64_t low_window(void)
+{
+    struct ms_stats_global g;
+    ms_stats_global(&g);
+    return g.total_bytes > 1024 * MIB ? 256 * MIB : 64 * MIB;
+}
+
+/* churn */
+
+#define CHURN_LIVE 48
+
+struct live {
+    struct ms_segment seg;
+    uint64_t sum;
+};
+
+static uint64_t churn_size(struct test_run *t)
+{
+    uint64_t r = test_rand(t) % 100;
+    if (r < 80)
+        return (test_rand(t) % 64 + 1) * 4 * KIB;         /* 4K..256K */
+    if (r < 98)
+        return (test_rand(t) % 448 + 65) * 4 * KIB;       /* to ~2M */
+    return (test_rand(t) % 3 + 2) * MIB;                  /* 2M..4M */
+}
+
+/* Churn works in the low window, which init has filled with ballast but
+ * for a scattered few dozen MiB: room runs out now and then, and the
+ * server must compact to answer. */
+static void churn(struct test_run *t, unsigned ops)
+{
+    static struct live live[CHURN_LIVE];
+    uint64_t limit = low_window();
+    unsigned nlive = 0, bad = 0, allocs = 0, frees = 0, refused = 0;
+    for (unsigned i = 0; i < ops; i++) {
+        bool do_alloc = nlive == 0 || (nlive < CHURN_LIVE && test_rand(t) % 100 < 55);
+        if (do_alloc) {
+            struct live *l = &live[nlive];
+            if (ms_alloc(churn_size(t), 0, MS_ALLOC_BELOW, limit, &l->seg) != 0) {
+                refused++;
+                continue;
+            }
+            stamp(l->seg.addr, l->seg.size / 8, test_rand(t));
+            l->sum = checksum(l->seg.addr, l->seg.size / 8);
+            nlive++;
+            allocs++;
+        } else {
+            unsigned k = (unsigned)(test_rand(t) % nlive);
+            if (checksum(live[k].seg.addr, live[k].seg.size / 8) != live[k].sum)
+                bad++;
+            ms_free(live[k].seg.handle);
+            live[k] = live[--nlive];
+            frees++;
+        }
+        if (i % 200 == 0)
+            sys_sleep(2 * 1000 * 1000); /* idle moments, as real clients have */
+    }
+    while (nlive) {
+        nlive--;
+        bad += checksum(live[nlive].seg.addr, live[nlive].seg.size / 8) != live[nlive].sum;
+        ms_free(live[nlive].seg.handle);
+    }
+    test_check(t, "checksums", bad == 0, "%u segments changed under compaction", bad);
+    test_check(t, "progress", allocs > ops / 4 && frees > ops / 4, "%u allocs, %u frees, %u refused", allocs, frees,
+               refused);
+}
+
+/* fragmenter and pinned: fill the low window with 4 KiB segments */
+
+#define FILL_MAX 70000
+
+static struct ms_segment fill[FILL_MAX];
+static int64_t fill_phys[FILL_MAX];
+
+static unsigned fill_window(uint64_t limit)
+{
+    unsigned n = 0;
+    while (n < FILL_MAX && ms_alloc(4 * KIB, 0, MS_ALLOC_BELOW, limit, &fill[n]) == 0) {
+        fill_phys[n] = phys_of(fill[n].handle);
+        n++;
+    }
+    return n;
+}
+
+static void fragmenter(struct test_run *t)
+{
+    uint64_t limit = low_window();
+    unsigned n = fill_window(limit);
+    if (!test_check(t, "filled", n > 1024, "only %u segments below %#lx", n, limit))
+        return;
+    /* Keep one page in four of every 2 MiB block: no free 2 MiB block is
+     * left, and three quarters of the window is free but scattered. */
+    uint64_t freed_bytes = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t page_in_block = ((uint64_t)fill_phys[i] % LARGE) / (4 * KIB);
+        if (page_in_block % 4 != 0) {
+            ms_free(fill[i].handle);
+            fill[i].handle = HANDLE_NONE;
+            freed_bytes += 4 * KIB;
+        }
+    }
+    struct ms_stats_global before, after;
+    ms_stats_global(&before);
+    printf("fragmenter: %u pages below %#lx, %lu KiB freed in scattered pages\n", n, limit, freed_bytes / KIB);
+    ms_map(64);
+    struct ms_segment large, half;
+    int64_t r_large = ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE | MS_ALLOC_BELOW, limit, &large);
+    uint64_t half_size = ((freed_bytes - LARGE) / 2) & ~(4 * KIB - 1);
+    int64_t r_half = ms_alloc(half_size, 0, MS_ALLOC_BELOW, limit, &half);
+    ms_stats_global(&after);
+    ms_map(64);
+    test_check(t, "large_after_compaction", r_large == 0 && ((uint64_t)phys_of(large.handle) % LARGE) == 0,
+               "2 MiB aligned below %#lx: %s", limit, sys_strerror(r_large));
+    test_check(t, "half_of_free_after_compaction", r_half == 0, "%lu KiB below %#lx: %s", half_size / KIB, limit,
+               sys_strerror(r_half));
+    test_check(t, "compaction_moved", after.moves > before.moves, "moves %lu -> %lu", before.moves, after.moves);
+    printf("fragmenter: %lu moves, %lu KiB moved to make room\n", after.moves - before.moves,
+           (after.bytes_moved - before.bytes_moved) / KIB);
+    if (r_large == 0)
+        ms_free(large.handle);
+    if (r_half == 0)
+        ms_free(half.handle);
+    for (unsigned i = 0; i < n; i++)
+        if (fill[i].handle != HANDLE_NONE)
+            ms_free(fill[i].handle);
+    char why[128] = "";
+    int64_t check = ms_check(why, sizeof(why));
+    test_check(t, "books_intact", check == 0, "memsrv check: %s", why);
+}
+
+static void pinned(struct test_run *t)
+{
+    uint64_t limit = low_window();
+    unsigned n = fill_window(limit);
+    if (!test_check(t, "filled", n > 1024, "only %u segments below %#lx", n, limit))
+        return;
+    /* Pin one page in 64, free the rest: islands that must not move. */
+    unsigned npinned = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (i % 64 == 0) {
+            sys_seg_pin(fill[i].handle);
+            npinned++;
+        } else {
+            ms_free(fill[i].handle);
+            fill[i].handle = HANDLE_NONE;
+        }
+    }
+    struct ms_stats_global before, after;
+    ms_stats_global(&before);
+    uint64_t moves = 0, moved = 0;
+    int64_t r = ms_compact(MS_COMPACT_FULL, 0, 0, 0, &moves, &moved);
+    ms_stats_global(&after);
+    ms_map(64);
+    unsigned stayed = 0;
+    for (unsigned i = 0; i < n; i += 64) {
+        struct abi_seg_info info;
+        stayed += sys_seg_info(fill[i].handle, &info) == 0 && info.phys == (uint64_t)fill_phys[i];
+    }
+    test_check(t, "pinned_never_move", r == 0 && stayed == npinned, "compact %ld; %u of %u pinned stayed", r, stayed,
+               npinned);
+    test_check(t, "largest_run_kept_or_grown", after.largest_free >= before.largest_free,
+               "largest free %lu -> %lu KiB", before.largest_free / KIB, after.largest_free / KIB);
+    /* Between two of our pinned pages lie 63 free ones: the allocator must
+     * find such a run at once, around the pins. */
+    struct ms_segment gap;
+    int64_t g = ms_alloc(63 * 4 * KIB, 0, MS_ALLOC_BELOW, limit, &gap);
+    test_check(t, "run_between_pins", g == 0, "63 pages below %#lx: %s", limit, sys_strerror(g));
+    if (g == 0)
+        ms_free(gap.handle);
+    for (unsigned i = 0; i < n; i += 64) {
+        sys_seg_unpin(fill[i].handle);
+        ms_free(fill[i].handle);
+    }
+}
+
+/* holes */
+
+static void holes(struct test_run *t)
+{
+    struct ms_stats_region regions[8];
+    unsigned nregions = 0;
+    while (nregions < 8 && ms_stats_region(nregions, &regions[nregions]) == 0)
+        nregions++;
+    /* Segments from both sides of 4 GiB: below it by limit, above it by
+     * taking what is left. */
+    enum { N = 96 };
+    static struct ms_segment segs[N];
+    unsigned got = 0, straddling = 0, outside = 0;
+    for (unsigned i = 0; i < N; i++) {
+        uint64_t size = (test_rand(t) % 8 + 1) * 128 * KIB;
+        bool low = i % 2;
+        if (ms_alloc(size, 0, low ? MS_ALLOC_BELOW : 0, low ? 4096 * MIB : 0, &segs[got]) != 0)
+            continue;
+        uint64_t base = (uint64_t)phys_of(segs[got].handle), end = base + segs[got].size;
+        bool inside = false;
+        for (unsigned k = 0; k < nregions; k++) {
+            uint64_t rb = regions[k].base, re = rb + regions[k].size;
+            if (base >= rb && end <= re)
+                inside = true;
+            else if (base < re && end > rb)
+                straddling++;
+        }
+        outside += !inside;
+        got++;
+    }
+    test_check(t, "regions", nregions >= 1, "no regions");
+    test_check(t, "no_segment_straddles_a_hole", got > N / 2 && straddling == 0 && outside == 0,
+               "%u segments, %u straddle, %u outside every region", got, straddling, outside);
+    for (unsigned i = 0; i < got; i += 2)
+        ms_free(segs[i].handle);
+    struct ms_stats_global before, after;
+    ms_stats_global(&before);
+    int64_t r = ms_compact(MS_COMPACT_FULL, 0, 0, 0, 0, 0);
+    ms_stats_global(&after);
+    ms_map(64);
+    unsigned intact = 0;
+    for (unsigned i = 1; i < got; i += 2) {
+        uint64_t base = (uint64_t)phys_of(segs[i].handle), end = base + segs[i].size;
+        for (unsigned k = 0; k < nregions; k++)
+            if (base >= regions[k].base && end <= regions[k].base + regions[k].size)
+                intact++;
+        ms_free(segs[i].handle);
+    }
+    test_check(t, "compaction_respects_holes", r == 0 && intact == got / 2, "compact %ld; %u of %u inside a region",
+               r, intact, got / 2);
+    test_check(t, "compaction_in_regions", after.moves > before.moves || before.largest_free == after.largest_free,
+               "moves %lu -> %lu", before.moves, after.moves);
+    /* With RAM above 4 GiB there is a hole below it: both sides must have
+     * held segments and free room. */
+    bool high = false;
+    for (unsigned k = 0; k < nregions; k++)
+        high |= regions[k].base >= 4096 * MIB;
+    if (high) {
+        unsigned below = 0, above = 0;
+        for (unsigned k = 0; k < nregions; k++) {
+            struct ms_stats_region st;
+            if (ms_stats_region(k, &st) != 0 || st.free_bytes == 0 || st.size < 64 * MIB)
+                continue;
+            below += st.base < 4096 * MIB;
+            above += st.base >= 4096 * MIB;
+        }
+        test_check(t, "both_sides_of_the_hole", below >= 1 && above >= 1, "%u regions below 4 GiB, %u above", below,
+                   above);
+    }
+}
+
+/* ops: the requests a client can see */
+
+static void ops(struct test_run *t)
+{
+    struct ms_segment s;
+    int64_t r = ms_alloc(16 * KIB, 0, 0, 0, &s);
+    test_check(t, "alloc_zeroed", r == 0 && ((uint64_t *)s.addr)[0] == 0 && ((uint64_t *)s.addr)[2047] == 0,
+               "alloc %ld or not zero-filled", r);
+    stamp(s.addr, s.size / 8, 5);
+    uint64_t sum = checksum(s.addr, s.size / 8);
+    int64_t before = phys_of(s.handle);
+    int64_t moved = ms_move(s.sid);
+    test_check(t, "move", moved == 0 && phys_of(s.handle) != before && checksum(s.addr, s.size / 8) == sum,
+               "move %ld", moved);
+    uint64_t moves = 0, bytes = 0;
+    test_check(t, "compact_step", ms_compact(MS_COMPACT_STEP, 0, 0, 0, &moves, &bytes) == 0, "step refused");
+    test_check(t, "compact_target", ms_compact(MS_COMPACT_TARGET, LARGE, LARGE, 0, &moves, &bytes) == 0,
+               "targeted refused");
+    test_check(t, "map", ms_map(48) == 0, "map refused");
+    char why[128] = "";
+    test_check(t, "check", ms_check(why, sizeof(why)) == 0, "check: %s", why);
+    struct ms_stats_client me;
+    r = ms_stats_client(0, &me);
+    test_check(t, "client_stats", r == 0 && me.pid == libsys_pid && me.bytes >= s.size && me.segments >= 1,
+               "stats %ld: pid %#lx, %lu bytes, %lu segments", r, me.pid, me.bytes, me.segments);
+    int64_t other = ms_move(s.sid + 1);
+    test_check(t, "move_foreign_refused", other < 0, "moving someone else's segment gave %ld", other);
+    test_check(t, "quota_needs_init", ms_quota(libsys_pid, 4096) == -EPERM, "a client set a quota");
+    test_check(t, "release_needs_init", ms_release(s.sid) == -EPERM, "a client released a segment");
+    ms_free(s.handle);
+    struct ms_segment dma;
+    r = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, 16 * MIB, &dma);
+    test_check(t, "below_16M", r == 0 && (uint64_t)phys_of(dma.handle) + dma.size <= 16 * MIB, "alloc %ld", r);
+    if (r == 0)
+        ms_free(dma.handle);
+    int64_t impossible = ms_alloc(4096, 0, MS_ALLOC_BELOW, 4096, &dma);
+    int64_t huge = ms_alloc(1ull << 50, 0, 0, 0, &dma);
+    int64_t zero = ms_alloc(0, 0, 0, 0, &dma);
+    int64_t align = ms_alloc(4096, 12345, 0, 0, &dma);
+    test_check(t, "impossible_requests", impossible < 0 && huge < 0 && zero < 0 && align < 0,
+               "limit %ld, huge %ld, zero %ld, odd alignment %ld", impossible, huge, zero, align);
+}
+
+/* quota-over: init has set a quota of 1 MiB on this process */
+
+static void quota_over(struct test_run *t)
+{
+    /* Tell init we are here (it sets the quota by our badge), then go on. */
+    struct ipc_msg hello = { .label = 1 };
+    sys_ipc_call(libsys_startup->handles[ABI_STARTUP_PARENT], &hello, TIMEOUT_FOREVER);
+    struct ms_segment a, b;
+    int64_t first = ms_alloc(768 * KIB, 0, 0, 0, &a);
+    int64_t second = ms_alloc(512 * KIB, 0, 0, 0, &b);
+    test_check(t, "under_quota", first == 0, "768 KiB: %s", sys_strerror(first));
+    test_check(t, "over_quota_refused", second == -EDQUOT, "512 KiB more gave %s", sys_strerror(second));
+    if (first == 0)
+        ms_free(a.handle);
+    int64_t again = ms_alloc(512 * KIB, 0, 0, 0, &b);
+    test_check(t, "quota_freed", again == 0, "after freeing: %s", sys_strerror(again));
+    if (again == 0)
+        ms_free(b.handle);
+}
+
+/* hold: segments mapped, one in flight, until init kills us */
+
+static uint8_t sender_stack[16384] __attribute__((aligned(16)));
+static handle_t hold_ep;
+static handle_t in_flight;
+
+static void sender(uint64_t unused)
+{
+    (void)unused;
+    struct ipc_msg m = { .label = 1, .seg = in_flight };
+    sys_ipc_send(hold_ep, &m, TIMEOUT_FOREVER); /* nobody receives */
+    sys_thread_exit();
+}
+
+static void hold(void)
+{
+    struct ms_segment s;
+    for (int i = 0; i < 40; i++)
+        ms_alloc((uint64_t)(i % 8 + 1) * 16 * KIB, 0, 0, 0, &s);
+    ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE, 0, &s);
+    if (ms_alloc(64 * KIB, 0, 0, 0, &s) == 0) {
+        in_flight = s.handle;
+        hold_ep = libsys_startup->handles[ABI_STARTUP_PARENT];
+        sys_thread_create(sender, sender_stack + sizeof(sender_stack), 0);
+    }
+    printf("t_mem: holding\n");
+    for (;;)
+        sys_sleep(TIMEOUT_FOREVER);
+}
+
+/* fuzz: malformed requests to memsrv */
+
+static void fuzz(struct test_run *t)
+{
+    handle_t ep = ms_endpoint();
+    unsigned accepted = 0;
+    uint64_t first_label = 0;
+    for (unsigned i = 0; i < 10000; i++) {
+        struct ipc_msg m = {0};
+        uint64_t r = test_rand(t);
+        switch (r % 10) {
+        case 0: m.label = 100 + test_rand(t) % 100000; break;                         /* unknown */
+        case 1: m.label = MS_ALLOC; m.w[0] = 0; break;                                  /* zero size */
+        case 2: m.label = MS_ALLOC; m.w[0] = ~0ull - test_rand(t) % 4096; break;        /* overflow */
+        case 3: m.label = MS_ALLOC; m.w[0] = 4096; m.w[1] = 4096 * 3 + test_rand(t) % 7; break; /* odd align */
+        case 4: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = 1u << (4 + r % 28); break;  /* unknown flag */
+        case 5: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = MS_ALLOC_BELOW; m.w[3] = test_rand(t) % 4096; break;
+        case 6: m.label = MS_FREE; break;                                                /* no segment */
+        case 7: m.label = MS_STATS; m.w[0] = 3 + test_rand(t) % 100; break;             /* bad kind */
+        case 8: m.label = MS_QUOTA; m.w[0] = libsys_pid; m.w[1] = 1; break;             /* not init */
+        default:
+            m.label = (uint64_t)(MS_ALLOC + r % 9);
+            m.len = 1 + (uint32_t)(test_rand(t) % IPC_PAYLOAD_MAX);                     /* stray payload */
+            m.w[3] = ~0ull;
+            break;
+        }
+        int64_t err = sys_ipc_call(ep, &m, TIMEOUT_FOREVER);
+        if (err == 0 && (int64_t)m.label >= 0 && accepted++ == 0)
+            first_label = m.label;
+        if (m.seg)
+            ms_free(m.seg); /* never expected: give it back all the same */
+    }
+    test_check(t, "malformed_requests_refused", accepted == 0, "%u of 10000 accepted (first reply label %lu)", accepted,
+               first_label);
+    char why[128] = "";
+    test_check(t, "books_intact_after_fuzz", ms_check(why, sizeof(why)) == 0, "check: %s", why);
+    struct ms_segment s;
+    int64_t r = ms_alloc(8192, 0, 0, 0, &s);
+    test_check(t, "alloc_after_fuzz", r == 0 && ms_free(s.handle) == 0, "alloc %ld", r);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = "";
+    unsigned index = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strchr(argv[i], '='))
+            continue;
+        if (!*mode)
+            mode = argv[i];
+        else
+            index = (unsigned)(argv[i][0] - '0');
+    }
+    struct test_run t;
+    if (strcmp(mode, "hold") == 0)
+        hold();
+    test_begin(&t, mode, argc, argv);
+    t.rng ^= index * 0x9e3779b97f4a7c15ull;
+    if (strcmp(mode, "churn") == 0)
+        churn(&t, 3000);
+    else if (strcmp(mode, "fragmenter") == 0)
+        fragmenter(&t);
+    else if (strcmp(mode, "pinned") == 0)
+        pinned(&t);
+    else if (strcmp(mode, "holes") == 0)
+        holes(&t);
+    else if (strcmp(mode, "ops") == 0)
+        ops(&t);
+    else if (strcmp(mode, "quota-over") == 0)
+        quota_over(&t);
+    else if (strcmp(mode, "fuzz") == 0)
+        fuzz(&t);
+    else
+        test_check(&t, "mode", false, "unknown mode '%s'", mode);
+    test_exit(&t);
+}
