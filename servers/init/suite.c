@@ -8,6 +8,7 @@
  */
 #include <common/cmdline.h>
 #include <common/string.h>
+#include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
@@ -307,15 +308,16 @@ static void test_churn(void)
     enum { CLIENTS = 3, BALLAST_MAX = 1024, ROOM_MIB = 40 };
     /* Ballast: the clients' window (see t_mem's low_window) filled with
      * 1 MiB segments, then every third one freed up to ROOM_MIB: a small,
-     * scattered space to churn in, on any machine size. The ballast is
-     * pinned, or the server would make room below the limit by moving the
-     * earlier ballast above it, for ever. */
+     * scattered space to churn in, on any machine size. NOWAIT stops the
+     * fill when the window is full (rather than the server moving earlier
+     * ballast above the limit); pinning keeps it from being moved later. */
     static struct ms_segment ballast[BALLAST_MAX];
     struct ms_stats_global g = {0};
     ms_stats_global(&g);
     uint64_t window = g.total_bytes > 1024ull * MS_MIB ? 256 * MS_MIB : 64 * MS_MIB;
     unsigned nballast = 0, room = 0;
-    while (nballast < BALLAST_MAX && ms_alloc(MS_MIB, 0, MS_ALLOC_BELOW, window, &ballast[nballast]) == 0)
+    while (nballast < BALLAST_MAX &&
+           ms_alloc(MS_MIB, 0, MS_ALLOC_BELOW | MS_ALLOC_NOWAIT, window, &ballast[nballast]) == 0)
         sys_seg_pin(ballast[nballast++].handle);
     for (unsigned i = 0; i < nballast && room < ROOM_MIB; i += 3, room++) {
         sys_seg_unpin(ballast[i].handle);
@@ -326,9 +328,12 @@ static void test_churn(void)
     struct ms_stats_global before = {0}, after = {0};
     ms_stats_global(&before);
     int64_t h[CLIENTS];
+    /* churn.ops=N on the kernel command line scales the run (slow emulators). */
+    uint64_t ops = 3000;
+    cmdline_get_u64(libsys_startup->args, "churn.ops", &ops);
     for (unsigned i = 0; i < CLIENTS; i++) {
-        char args[16];
-        fmt_snprintf(args, sizeof(args), "churn %u", i);
+        char args[48];
+        fmt_snprintf(args, sizeof(args), "churn %u ops=%lu", i, ops);
         h[i] = init_spawn("t_mem", args, 0, 0);
     }
     static const struct suite_entry churn_entry = { "churn", "t_mem", "churn", EXPECT_TEST_PROGRAM, 0, 0, 0 };

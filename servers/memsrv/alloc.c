@@ -28,7 +28,8 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
     int64_t h;
     int err;
 
-    if (size == 0 || !valid_alignment(align) || (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW)))
+    if (size == 0 || !valid_alignment(align) ||
+        (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW | MS_ALLOC_NOWAIT)))
         return -EINVAL;
     if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
         return -EINVAL;
@@ -63,7 +64,7 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE)
                                                ? SPAN_LARGE_OK : 0 };
     err = span_alloc(&ms->span, &sreq, index, &base);
-    if (err == -ENOMEM && compact_targeted(ms, size, align, limit, NULL, NULL) == 0)
+    if (err == -ENOMEM && !(flags & MS_ALLOC_NOWAIT) && compact_targeted(ms, size, align, limit, NULL, NULL) == 0)
         err = span_alloc(&ms->span, &sreq, index, &base);
     if (err != 0) {
         books_drop_new_record(ms, index);

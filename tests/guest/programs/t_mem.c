@@ -1,7 +1,7 @@
 /*
  * In-guest test program: the memory server end to end. The argument picks
  * the scenario (init's suite starts each, some several times at once):
- *   churn N     random allocations and frees, every segment stamped and
+ *   churn N [ops=K]  random allocations and frees (K of them, 3000 by default), every segment stamped and
  *               checked before it is freed, while background compaction runs
  *   fragmenter  fill a low window with 4 KiB segments, free three quarters of
  *               each 2 MiB block, then ask for 2 MiB aligned and for half the
@@ -15,6 +15,7 @@
  *   fuzz        10,000 seeded malformed requests, each refused
  */
 #include <abi/ipc.h>
+#include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/memsrv.h>
 #include <libsys/start.h>
@@ -126,7 +127,9 @@ static int64_t fill_phys[FILL_MAX];
 static unsigned fill_window(uint64_t limit)
 {
     unsigned n = 0;
-    while (n < FILL_MAX && ms_alloc(4 * KIB, 0, MS_ALLOC_BELOW, limit, &fill[n]) == 0) {
+    /* NOWAIT: without it the server would make room below the limit by
+     * moving the pages already there above it, and the fill never ends. */
+    while (n < FILL_MAX && ms_alloc(4 * KIB, 0, MS_ALLOC_BELOW | MS_ALLOC_NOWAIT, limit, &fill[n]) == 0) {
         fill_phys[n] = phys_of(fill[n].handle);
         n++;
     }
@@ -140,7 +143,12 @@ static void fragmenter(struct test_run *t)
     if (!test_check(t, "filled", n > 1024, "only %u segments below %#lx", n, limit))
         return;
     /* Keep one page in four of every 2 MiB block: no free 2 MiB block is
-     * left, and three quarters of the window is free but scattered. */
+     * left, and three quarters of the window is free but scattered.
+     * Compaction may start in the background as soon as the score rises, or
+     * run when the requests below find no room: either way it counts from
+     * here. */
+    struct ms_stats_global before, after;
+    ms_stats_global(&before);
     uint64_t freed_bytes = 0;
     for (unsigned i = 0; i < n; i++) {
         uint64_t page_in_block = ((uint64_t)fill_phys[i] % LARGE) / (4 * KIB);
@@ -150,8 +158,6 @@ static void fragmenter(struct test_run *t)
             freed_bytes += 4 * KIB;
         }
     }
-    struct ms_stats_global before, after;
-    ms_stats_global(&before);
     printf("fragmenter: %u pages below %#lx, %lu KiB freed in scattered pages\n", n, limit, freed_bytes / KIB);
     ms_map(64);
     struct ms_segment large, half;
@@ -446,8 +452,13 @@ int main(int argc, char **argv)
         hold();
     test_begin(&t, mode, argc, argv);
     t.rng ^= index * 0x9e3779b97f4a7c15ull;
-    if (strcmp(mode, "churn") == 0)
-        churn(&t, 3000);
+    if (strcmp(mode, "churn") == 0) {
+        uint64_t ops = 3000;
+        for (int i = 1; i < argc; i++)
+            if (strncmp(argv[i], "ops=", 4) == 0)
+                parse_u64(argv[i] + 4, strlen(argv[i] + 4), &ops);
+        churn(&t, (unsigned)ops);
+    }
     else if (strcmp(mode, "fragmenter") == 0)
         fragmenter(&t);
     else if (strcmp(mode, "pinned") == 0)
