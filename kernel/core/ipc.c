@@ -52,16 +52,38 @@ void endpoint_put(struct endpoint *ep)
     slab_free(&endpoint_cache, ep);
 }
 
-/* Copies a message in from user space and checks it; nothing changes on
- * failure. */
+/* A message buffer is a whole struct ipc_msg in the caller's memory:
+ * checked once per call, and again after the caller has blocked only if
+ * something was unmapped from its process meanwhile (another of its threads
+ * may have sent the buffer's segment away). */
+static bool buffer_ok(uint64_t user_msg, bool write)
+{
+    /* Servers and clients loop on one buffer: once it is known writable,
+     * it stays so until something is unmapped from the process. */
+    struct ipc_state *st = &current->ipc;
+    uint64_t generation = current->proc->unmap_generation;
+    if (st->checked_buffer == user_msg && st->checked_generation == generation && user_msg)
+        return true;
+    if (!user_range_ok(user_msg, sizeof(struct ipc_msg), write))
+        return false;
+    if (write) {
+        st->checked_buffer = user_msg;
+        st->checked_generation = generation;
+    }
+    return true;
+}
+
+bool ipc_buffer_ok(uint64_t user_msg) { return buffer_ok(user_msg, true); }
+
+/* Copies a message in from a checked buffer and checks its contents;
+ * nothing changes on failure. */
 static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
 {
-    if (copy_from_user(&st->msg, user_msg, MSG_HEADER_SIZE) != 0)
-        return -EFAULT;
+    const struct ipc_msg *u = (const struct ipc_msg *)user_msg;
+    memcpy(&st->msg, u, MSG_HEADER_SIZE);
     if (st->msg.len > IPC_PAYLOAD_MAX)
         return -EINVAL;
-    if (copy_from_user(st->msg.payload, user_msg + MSG_HEADER_SIZE, st->msg.len) != 0)
-        return -EFAULT;
+    memcpy(st->msg.payload, u->payload, st->msg.len);
     if (!reply && st->msg.label >= IPC_LABEL_KERNEL_BASE)
         return -EINVAL;
     st->seg = 0;
@@ -76,9 +98,12 @@ static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
     return 0;
 }
 
-static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
+static int store_message(uint64_t user_msg, const struct ipc_msg *msg, bool checked)
 {
-    return copy_to_user(user_msg, msg, MSG_HEADER_SIZE + msg->len);
+    if (!checked && !buffer_ok(user_msg, true))
+        return -EFAULT;
+    memcpy((void *)user_msg, msg, MSG_HEADER_SIZE + msg->len);
+    return 0;
 }
 
 /* Moves the sender's message (and segment) to the receiver. On failure the
@@ -136,8 +161,9 @@ static void drop_reply(struct thread *server)
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
 {
     struct thread *self = current;
-    if (call && !user_range_ok(user_msg, sizeof(struct ipc_msg), true))
+    if (!buffer_ok(user_msg, call))
         return -EFAULT;
+    uint64_t mappings = self->proc->unmap_generation;
     int err = load_message(user_msg, &self->ipc, false);
     if (err)
         return err;
@@ -153,10 +179,11 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         }
         receiver->ipc.phase = IPC_IDLE;
         taken(self, receiver);
-        sched_wake(receiver, 0);
-        if (!call)
+        if (!call) {
+            sched_wake(receiver, 0);
             return 0;
-        err = (int)sched_block(0, TIMEOUT_FOREVER);
+        }
+        err = (int)sched_block_handoff(receiver, 0);
     } else {
         self->ipc.phase = IPC_SENDING;
         err = (int)sched_block(&ep->senders, timeout_ns);
@@ -166,16 +193,16 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     self->ipc.seg = 0;
     if (err || !call)
         return err;
-    return store_message(user_msg, &self->ipc.msg);
+    return store_message(user_msg, &self->ipc.msg, mappings == self->proc->unmap_generation);
 }
 
-int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool checked)
 {
     struct thread *self = current;
-    if (!user_range_ok(user_msg, sizeof(struct ipc_msg), true))
+    if (!checked && !buffer_ok(user_msg, true))
         return -EFAULT;
-    uint32_t flags;
-    copy_from_user(&flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(flags));
+    uint32_t flags = ((const struct ipc_msg *)user_msg)->flags;
+    uint64_t mappings = self->proc->unmap_generation;
     drop_reply(self);
     self->ipc.recv_flags = flags & IPC_RECV_NOMAP;
 
@@ -183,7 +210,7 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
         self->ipc.msg = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };
         self->ipc.msg.w[0] = ep->notify_bits;
         ep->notify_bits = 0;
-        return store_message(user_msg, &self->ipc.msg);
+        return store_message(user_msg, &self->ipc.msg, true);
     }
     for (struct thread *sender = ep->senders.head; sender; sender = ep->senders.head) {
         sched_unqueue(sender);
@@ -196,7 +223,7 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
         taken(sender, self);
         if (!sender->ipc.is_call)
             sched_wake(sender, 0);
-        return store_message(user_msg, &self->ipc.msg);
+        return store_message(user_msg, &self->ipc.msg, true);
     }
     self->ipc.phase = IPC_RECEIVING;
     int64_t err = sched_block(&ep->receivers, timeout_ns);
@@ -204,15 +231,17 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
         self->ipc.phase = IPC_IDLE;
     if (err)
         return err;
-    return store_message(user_msg, &self->ipc.msg);
+    return store_message(user_msg, &self->ipc.msg, mappings == self->proc->unmap_generation);
 }
 
-int64_t ipc_reply(uint64_t user_msg)
+int64_t ipc_reply(uint64_t user_msg, bool checked)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;
     if (!caller)
         return -ENOENT;
+    if (!checked && !buffer_ok(user_msg, false))
+        return -EFAULT;
     int err = load_message(user_msg, &self->ipc, true);
     if (err)
         return err; /* the caller still waits; the server may reply again */

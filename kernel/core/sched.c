@@ -190,6 +190,20 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
     return t->wait_result;
 }
 
+int64_t sched_block_handoff(struct thread *to, int64_t result)
+{
+    struct thread *t = current;
+    VERIFY(to->state == THREAD_BLOCKED && to != t);
+    wait_remove(to);
+    sleep_remove(to);
+    to->wait_result = result;
+    to->state = THREAD_RUNNABLE;
+    t->state = THREAD_BLOCKED;
+    t->wait_result = -ETIMEDOUT;
+    switch_to(to);
+    return t->wait_result;
+}
+
 void sched_wake(struct thread *t, int64_t result)
 {
     if (t->state != THREAD_BLOCKED)

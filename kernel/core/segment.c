@@ -232,6 +232,7 @@ void segment_detach(struct segment *s)
         if (p->root)
             paging_unmap(p->root, s->vaddr, s->size);
         vmareas_free(&p->areas, s->vaddr, 0);
+        p->unmap_generation++;
     }
     handle_remove(&p->handles, s->handle, 0);
     if (s->prev)
@@ -281,6 +282,7 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
     if (s->vaddr) {
         paging_unmap(s->owner->root, s->vaddr, s->size);
         VERIFY(paging_map(s->owner->root, s->vaddr, new_phys, s->size, map_flags(s->prot)) == 0);
+        s->owner->unmap_generation++; /* conservative: the same pages are back */
     }
     rb_erase(&by_phys, &s->by_phys);
     s->phys = new_phys;

@@ -43,13 +43,13 @@ int64_t sys_ipc_recv(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct endpoint *ep = endpoint_arg(a0);
-    return ep ? ipc_recv(ep, a1, a2) : -EBADH;
+    return ep ? ipc_recv(ep, a1, a2, false) : -EBADH;
 }
 
 int64_t sys_ipc_reply(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    return ipc_reply(a0);
+    return ipc_reply(a0, false);
 }
 
 int64_t sys_ipc_reply_recv(SYSCALL_ARGS)
@@ -58,14 +58,16 @@ int64_t sys_ipc_reply_recv(SYSCALL_ARGS)
     struct endpoint *ep = endpoint_arg(a0);
     if (!ep)
         return -EBADH;
+    if (!ipc_buffer_ok(a1))
+        return -EFAULT;
     /* A reply whose caller is gone must not stop a server from serving: it
      * receives on. Any other failure, and any failed reply that carried a
      * segment (still the server's), returns at once, so the server can put
      * things right. */
     if (current->ipc.reply_to) {
-        int64_t err = ipc_reply(a1);
+        int64_t err = ipc_reply(a1, true);
         if (err && (err != -EPEER || current->ipc.msg.seg != HANDLE_NONE))
             return err;
     }
-    return ipc_recv(ep, a1, a2);
+    return ipc_recv(ep, a1, a2, true);
 }

@@ -26,9 +26,13 @@ void endpoint_put(struct endpoint *ep);
 /* Posts kernel notification bits; a waiting receiver gets them at once. */
 void ipc_notify(struct endpoint *ep, uint32_t bits);
 
+/* user_msg points to a whole struct ipc_msg in the caller's memory; with
+ * `checked` the caller has already verified it (writable). */
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call);
-int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns);
-int64_t ipc_reply(uint64_t user_msg);
+int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool checked);
+int64_t ipc_reply(uint64_t user_msg, bool checked);
+/* Checks that a message buffer is a writable struct ipc_msg. */
+bool ipc_buffer_ok(uint64_t user_msg);
 /* A thread is ending: callers waiting on its reply get -EPEER. */
 void ipc_thread_dead(struct thread *t);
 

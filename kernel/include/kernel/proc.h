@@ -28,6 +28,7 @@ struct process {
     struct thread *threads;       /* live threads */
     unsigned live_threads;
     struct segment *segments;     /* owned segments */
+    uint64_t unmap_generation;    /* advances whenever a user mapping goes away */
     bool boot_right;              /* may make SYSCALL_BOOT calls (init) */
     bool memsrv_right;            /* may make SYSCALL_MEMSRV calls (memsrv) */
     bool started;                 /* has had a thread */

@@ -33,6 +33,8 @@ struct ipc_state {
     enum ipc_phase phase;
     bool is_call;
     struct thread *reply_to;   /* a caller this thread owes a reply (holds a reference) */
+    uint64_t checked_buffer;   /* a message buffer known writable while ... */
+    uint64_t checked_generation; /* ... its process's unmap generation is this */
 };
 
 struct thread {
@@ -73,6 +75,10 @@ void sched_make_runnable(struct thread *t);
  * -ETIMEDOUT. */
 int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
 void sched_wake(struct thread *t, int64_t result);
+/* Wakes the blocked thread `to` with `result` and runs it at once, while
+ * the current thread blocks (no queue, no timeout) until someone wakes it:
+ * a call hands the CPU straight to the server it called. */
+int64_t sched_block_handoff(struct thread *to, int64_t result);
 void sched_wake_all(struct wait_queue *wq, int64_t result);
 void sched_yield(void);
 void sched_tick(struct trap_frame *f);
