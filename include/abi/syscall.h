@@ -59,7 +59,8 @@
     X(SYS_DEV_OPEN, 35, 3, SYSCALL_BOOT)       /* (vendor, device, index) -> device h */ \
     X(SYS_DEV_CONFIG_READ, 36, 3, SYSCALL_ANYONE) /* (dev h, offset, width) -> value */ \
     X(SYS_DEV_CONFIG_WRITE, 37, 4, SYSCALL_ANYONE) /* (dev h, offset, width, value) */ \
-    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */
+    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */ \
+    X(SYS_CONSOLE_READ, 39, 3, SYSCALL_ANYONE) /* (buf, len, timeout) -> bytes, at least 1 */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, num, nargs, who) name = num,

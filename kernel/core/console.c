@@ -1,10 +1,15 @@
 /*
  * Kernel layer: the console. Formats with common/fmt and writes to the
- * architecture's serial port. Called by every part of the kernel.
+ * architecture's serial port; called by every part of the kernel. Input
+ * arrives by interrupt into a ring buffer that SYS_CONSOLE_READ drains; when
+ * the ring is full, newer bytes are dropped (and counted), never older ones.
  */
 #include <arch/arch.h>
 #include <common/fmt.h>
+#include <abi/errno.h>
 #include <kernel/console.h>
+#include <kernel/sched.h>
+#include <kernel/usercopy.h>
 
 static void console_sink(void *ctx, const char *s, size_t n)
 {
@@ -23,6 +28,50 @@ int kprintf(const char *fmt, ...)
     int n = kvprintf(fmt, ap);
     va_end(ap);
     return n;
+}
+
+#define INPUT_RING 4096u
+
+static uint8_t input_ring[INPUT_RING];
+static uint32_t input_head, input_tail; /* bytes [tail, head) are buffered */
+static uint64_t input_dropped;
+static struct wait_queue input_readers;
+
+void console_input_init(void)
+{
+    arch_serial_enable_input();
+    arch_irq_unmask(ARCH_IRQ_SERIAL);
+}
+
+void console_input_interrupt(void)
+{
+    int c;
+    while ((c = arch_serial_read_byte()) >= 0) {
+        if (input_head - input_tail == INPUT_RING) {
+            input_dropped++;
+            continue;
+        }
+        input_ring[input_head++ % INPUT_RING] = (uint8_t)c;
+    }
+    sched_wake_all(&input_readers, 0);
+}
+
+int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
+{
+    if (!user_range_ok(buf, len, true))
+        return -EFAULT;
+    while (input_head == input_tail) {
+        int64_t r = sched_block(&input_readers, timeout_ns);
+        if (r < 0 && input_head == input_tail)
+            return r;
+    }
+    /* The caller may have blocked: its buffer is checked again. */
+    if (!user_range_ok(buf, len, true))
+        return -EFAULT;
+    uint64_t n = 0;
+    while (n < len && input_tail != input_head)
+        ((uint8_t *)buf)[n++] = input_ring[input_tail++ % INPUT_RING];
+    return (int64_t)n;
 }
 
 void panic(const char *fmt, ...)

@@ -198,6 +198,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     syscall_init();
     sched_init();
     arch_timer_init(SCHED_HZ);
+    console_input_init();
     unsigned cpus = arch_cpu_count_hint();
     kprintf("timer: %u Hz, TSC %lu MHz; %u CPU(s) reported, running on one\n", SCHED_HZ, arch_tsc_per_us(), cpus);
     kprintf("modules: %u; user memory free: %lu MiB; pool: %lu frames free\n", boot_module_count,

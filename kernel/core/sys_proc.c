@@ -128,6 +128,16 @@ int64_t sys_console_write(SYSCALL_ARGS)
     return (int64_t)len;
 }
 
+int64_t sys_console_read(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    if (a1 == 0)
+        return -EINVAL;
+    if (a1 > CONSOLE_WRITE_MAX)
+        return -E2BIG;
+    return console_read(a0, a1, a2);
+}
+
 int64_t sys_handle_close(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;

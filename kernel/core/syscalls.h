@@ -33,7 +33,8 @@ typedef int64_t (*syscall_fn)(SYSCALL_ARGS);
     X(SYS_MS_SEG_MIGRATE, sys_ms_seg_migrate) X(SYS_MS_SEG_QUERY, sys_ms_seg_query) \
     X(SYS_MS_SEG_DESTROY, sys_ms_seg_destroy) X(SYS_MS_RECLAIMED, sys_ms_reclaimed) \
     X(SYS_DEV_OPEN, sys_dev_open) X(SYS_DEV_CONFIG_READ, sys_dev_config_read)   \
-    X(SYS_DEV_CONFIG_WRITE, sys_dev_config_write) X(SYS_DEV_MAP_BAR, sys_dev_map_bar)
+    X(SYS_DEV_CONFIG_WRITE, sys_dev_config_write) X(SYS_DEV_MAP_BAR, sys_dev_map_bar)  \
+    X(SYS_CONSOLE_READ, sys_console_read)
 
 #define SYSCALL_DECLARE(num, fn) int64_t fn(SYSCALL_ARGS);
 SYSCALL_HANDLERS(SYSCALL_DECLARE)

@@ -1,6 +1,7 @@
 /*
- * Architecture layer (x86-64): the COM1 UART, 115200 8N1, polled. All kernel
- * output goes through console.c, which calls arch_serial_write().
+ * Architecture layer (x86-64): the COM1 UART, 115200 8N1. Output is polled;
+ * input raises IRQ 4. All kernel output goes through console.c, which calls
+ * arch_serial_write(); input goes to console.c's buffer.
  */
 #include <arch/arch.h>
 
@@ -11,6 +12,7 @@
 #define UART_LCR 3
 #define UART_MCR 4
 #define UART_LSR 5
+#define LSR_DATA_READY 0x01
 #define LSR_THR_EMPTY 0x20
 #define LSR_TX_IDLE   0x40
 
@@ -39,6 +41,19 @@ void arch_serial_write(const char *s, size_t n)
             serial_putc('\r');
         serial_putc(s[i]);
     }
+}
+
+void arch_serial_enable_input(void)
+{
+    outb(COM1 + UART_IER, 0x01); /* interrupt when a byte arrives */
+    outb(COM1 + UART_MCR, 0x0b); /* DTR, RTS, OUT2: OUT2 gates the IRQ line */
+}
+
+int arch_serial_read_byte(void)
+{
+    if (!(inb(COM1 + UART_LSR) & LSR_DATA_READY))
+        return -1;
+    return inb(COM1 + UART_DATA);
 }
 
 void arch_serial_drain(void)

@@ -1,7 +1,8 @@
 /*
  * Architecture layer (x86-64): the legacy 8259 PICs and the 8254 PIT. The PIT
  * raises IRQ 0 at the scheduling rate; the TSC, calibrated against PIT
- * channel 2 once at boot, gives fine-grained time. All other IRQs stay masked.
+ * channel 2 once at boot, gives fine-grained time. Other IRQs stay masked
+ * until a driver unmasks them (arch_irq_unmask: the serial console).
  */
 #include <arch/arch.h>
 
@@ -70,6 +71,16 @@ uint64_t arch_time_ns(void)
     uint64_t ticks = rdtsc() - tsc_at_boot;
     /* ticks * 1000 / tsc_per_us without overflowing for centuries */
     return (ticks / tsc_per_us) * 1000 + (ticks % tsc_per_us) * 1000 / tsc_per_us;
+}
+
+void arch_irq_unmask(unsigned irq)
+{
+    if (irq < 8) {
+        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << irq));
+    } else {
+        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << 2));
+        outb(PIC2_DATA, inb(PIC2_DATA) & (uint8_t)~(1u << (irq - 8)));
+    }
 }
 
 void arch_irq_eoi(unsigned irq)

@@ -57,6 +57,8 @@ void trap_dispatch(struct trap_frame *f)
     }
     if (f->vector > VECTOR_IRQ_BASE && f->vector < VECTOR_IRQ_BASE + 16) {
         unsigned irq = (unsigned)(f->vector - VECTOR_IRQ_BASE);
+        if (irq == ARCH_IRQ_SERIAL)
+            console_input_interrupt();
         /* Spurious IRQ 7/15 get no EOI on the PIC that did not raise them. */
         if (irq != 7 && irq != 15)
             arch_irq_eoi(irq);

@@ -8,10 +8,17 @@
 
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kvprintf(const char *fmt, va_list ap);
 void console_write(const char *s, size_t n);
+/* Console input: bytes from the serial port, buffered until read. */
+void console_input_init(void);
+void console_input_interrupt(void);
+/* Copies up to len buffered bytes to user memory at buf, waiting up to
+ * timeout_ns for the first one. Returns the count, or -ETIMEDOUT/-EFAULT. */
+int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns);
 void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* Always-on invariant check that prints both operands (illumos VERIFY3U). */

@@ -62,6 +62,12 @@ static inline int64_t sys_sleep(uint64_t ns) { return syscall1(SYS_SLEEP, ns); }
 static inline uint64_t sys_clock(void) { return (uint64_t)syscall0(SYS_CLOCK); }
 /* Writes len bytes to the serial console in one piece (at most 64 KiB). */
 static inline int64_t sys_console_write(const void *buf, size_t len) { return syscall2(SYS_CONSOLE_WRITE, buf, len); }
+/* Reads what the serial console received: at least one byte (waiting up to
+ * timeout_ns for it), at most len. */
+static inline int64_t sys_console_read(void *buf, size_t len, uint64_t timeout_ns)
+{
+    return syscall3(SYS_CONSOLE_READ, buf, len, timeout_ns);
+}
 static inline int64_t sys_handle_close(handle_t h) { return syscall1(SYS_HANDLE_CLOSE, h); }
 static inline int64_t sys_kinfo(struct abi_kinfo *out) { return syscall1(SYS_KINFO, out); }
 

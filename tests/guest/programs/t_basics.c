@@ -78,6 +78,13 @@ int main(int argc, char **argv)
     r = sys_thread_create((void (*)(uint64_t))0xffffffff80100000ull, (void *)0x500000, 0);
     test_check(&t, "thread_kernel_entry", r == -EFAULT, "kernel entry gave %ld", r);
 
+    char in[8];
+    r = sys_console_read(in, sizeof(in), TIMEOUT_POLL);
+    int64_t bad_in = sys_console_read((void *)0xffffffff80100000ull, 8, TIMEOUT_POLL);
+    int64_t zero_in = sys_console_read(in, 0, TIMEOUT_POLL);
+    test_check(&t, "console_read", r == -ETIMEDOUT && bad_in == -EFAULT && zero_in == -EINVAL,
+               "no input gave %ld, kernel buffer %ld, zero length %ld", r, bad_in, zero_in);
+
     uint64_t t0 = sys_clock();
     sys_sleep(30ull * 1000 * 1000);
     uint64_t slept = sys_clock() - t0;

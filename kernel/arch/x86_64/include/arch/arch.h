@@ -16,6 +16,9 @@
 void arch_serial_init(void);
 void arch_serial_write(const char *s, size_t n);
 void arch_serial_drain(void); /* waits until the transmitter is empty */
+void arch_serial_enable_input(void); /* IRQ 4 on every received byte */
+int arch_serial_read_byte(void);     /* a received byte, or -1 */
+#define ARCH_IRQ_SERIAL 4u
 
 /* CPU set-up: GDT, TSS, IDT, SYSCALL MSRs, NX, SSE for user code. */
 void arch_cpu_init(void);
@@ -29,6 +32,7 @@ void arch_timer_init(unsigned hz);
 uint64_t arch_tsc_per_us(void);
 uint64_t arch_time_ns(void);
 void arch_irq_eoi(unsigned irq);
+void arch_irq_unmask(unsigned irq);
 
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
 #define ARCH_FPU_AREA_SIZE 512
