@@ -186,14 +186,39 @@ static void check_registers(struct test_run *t)
     }
 }
 
-/* One transfer of DMA_BYTES; false (and a failed check) on timeout. */
-static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t dst, uint32_t command)
+/* Segments allocated around the DMA target; freeing every other one while
+ * a transfer is in flight gives compaction work to do just then. */
+enum { AROUND = 32 };
+static struct ms_segment around[AROUND];
+static unsigned around_count;
+
+/* One transfer of DMA_BYTES; false (and a failed check) on timeout. With
+ * `compact`, holes open and the memory server compacts all of memory while
+ * the transfer is in flight: the pinned target must stay where the device
+ * writes. */
+static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t dst, uint32_t command, bool compact)
 {
     dma_barrier();
     edu_write64(EDU_DMA_SOURCE, src);
     edu_write64(EDU_DMA_DEST, dst);
     edu_write64(EDU_DMA_COUNT, DMA_BYTES);
     edu_write64(EDU_DMA_COMMAND, command | EDU_DMA_RUN);
+    if (compact) {
+        struct ms_stats_global before = {0}, after = {0};
+        ms_stats_global(&before);
+        for (unsigned i = 1; i < around_count; i += 2) {
+            ms_free(around[i].handle);
+            around[i].handle = HANDLE_NONE;
+        }
+        int64_t r = ms_compact(MS_COMPACT_FULL, 0, 0, 0, 0, 0);
+        ms_stats_global(&after);
+        uint64_t still_running = edu_read64(EDU_DMA_COMMAND) & EDU_DMA_RUN;
+        printf("edu: compaction during DMA: %ld, %lu moves, %lu KiB; DMA %s when it returned\n", r,
+               after.moves - before.moves, (after.bytes_moved - before.bytes_moved) / 1024,
+               still_running ? "still running" : "done");
+        test_check(t, "compaction_during_dma", r == 0 && after.moves > before.moves, "ms_compact %s, %lu moves",
+                   sys_strerror(r), after.moves - before.moves);
+    }
     uint64_t last;
     bool done = edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
     dma_barrier();
@@ -225,12 +250,19 @@ static void check_dma(struct test_run *t, handle_t dev)
     test_check(t, "pin_info", r == 0 && info.pins == 1 && info.phys == (uint64_t)phys,
                "seg_info %ld: pins %u phys %#lx", r, info.pins, info.phys);
 
+    for (around_count = 0; around_count < AROUND; around_count++)
+        if (ms_alloc(16 * 1024, 0, 0, 0, &around[around_count]) != 0)
+            break;
+
     for (unsigned i = 0; i < PAGE_BYTES; i++) {
         out[i] = (uint8_t)(test_rand(t) | 1); /* never zero: a lost transfer shows */
         back[i] = (uint8_t)~out[i];
     }
-    bool done = edu_dma(t, "dma_to_device", (uint64_t)phys, EDU_DMA_BUFFER, 0) &&
-                edu_dma(t, "dma_to_ram", EDU_DMA_BUFFER, (uint64_t)phys + PAGE_BYTES, EDU_DMA_TO_RAM);
+    bool done = edu_dma(t, "dma_to_device", (uint64_t)phys, EDU_DMA_BUFFER, 0, false) &&
+                edu_dma(t, "dma_to_ram", EDU_DMA_BUFFER, (uint64_t)phys + PAGE_BYTES, EDU_DMA_TO_RAM, true);
+    for (unsigned i = 0; i < around_count; i++)
+        if (around[i].handle != HANDLE_NONE)
+            ms_free(around[i].handle);
     if (!done) {
         /* The device may still write into the segment: keep it pinned, so
          * its frames are never reused (they are quarantined at exit). */
@@ -243,6 +275,11 @@ static void check_dma(struct test_run *t, handle_t dev)
             first_diff = i;
     test_check(t, "dma_round_trip", first_diff == DMA_BYTES, "byte %u: wrote %#x, read back %#x", first_diff,
                first_diff < DMA_BYTES ? out[first_diff] : 0, first_diff < DMA_BYTES ? back[first_diff] : 0);
+
+    int64_t phys_after = sys_seg_pin(seg.handle);
+    sys_seg_unpin(seg.handle);
+    test_check(t, "pinned_stayed_during_compaction", phys_after == phys, "pinned at %#lx, now at %#lx", phys,
+               phys_after);
 
     unsigned overrun = PAGE_BYTES;
     for (unsigned i = DMA_BYTES; i < PAGE_BYTES && overrun == PAGE_BYTES; i++)
