@@ -62,18 +62,24 @@ static void carve(uint64_t base, uint64_t len)
     }
 }
 
+bool physmem_ram_pages(const struct mb_region *r, struct phys_range *out)
+{
+    uint64_t base = (r->base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    uint64_t end = (r->base + r->len) & ~(PAGE_SIZE - 1);
+    if (r->type != MB_MEM_RAM || end <= base || end > DIRECT_MAP_LIMIT)
+        return false;
+    *out = (struct phys_range){ base, end - base };
+    return true;
+}
+
 void physmem_init(const struct mb_info *info, const struct phys_range *reserved, unsigned nreserved)
 {
     for (size_t i = 0; i < info->nregions; i++) {
-        const struct mb_region *r = &info->regions[i];
-        if (r->type != MB_MEM_RAM)
+        struct phys_range ram;
+        if (!physmem_ram_pages(&info->regions[i], &ram))
             continue;
-        uint64_t base = (r->base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        uint64_t end = (r->base + r->len) & ~(PAGE_SIZE - 1);
-        if (end <= base || end > DIRECT_MAP_LIMIT)
-            continue;
-        insert_at(nranges, base, end - base); /* regions come sorted */
-        free_bytes += end - base;
+        insert_at(nranges, ram.base, ram.len); /* regions come sorted */
+        free_bytes += ram.len;
     }
     for (unsigned i = 0; i < nreserved; i++) {
         uint64_t base = reserved[i].base & ~(PAGE_SIZE - 1);

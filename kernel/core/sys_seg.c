@@ -34,14 +34,9 @@ static bool in_free_range(uint64_t page)
 
 void memsrv_world_record(const struct mb_info *info)
 {
-    for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++) {
-        const struct mb_region *r = &info->regions[i];
-        uint64_t base = (r->base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        uint64_t end = (r->base + r->len) & ~(PAGE_SIZE - 1);
-        if (r->type != MB_MEM_RAM || end <= base || end > DIRECT_MAP_LIMIT)
-            continue;
-        ram_regions[nram++] = (struct phys_range){ base, end - base };
-    }
+    for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++)
+        if (physmem_ram_pages(&info->regions[i], &ram_regions[nram]))
+            nram++;
     /* The kernel's ranges: RAM that is neither free nor a segment. Walked a
      * page at a time, once, at boot. */
     for (unsigned i = 0; i < nram; i++) {

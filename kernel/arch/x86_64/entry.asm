@@ -2,6 +2,7 @@
 ; The kernel runs on one CPU with interrupts off, so the current kernel stack
 ; lives in a plain global (cpu_kernel_rsp) rather than per-CPU storage.
 bits 64
+%include "frame.inc"
 section .text
 extern syscall_dispatch
 extern trap_return
@@ -19,21 +20,7 @@ syscall_entry:
     push rcx                              ; rip
     push 0                                ; error
     push 0x80                             ; vector: system call
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_GPRS
     mov rdi, rsp
     cld
     call syscall_dispatch

@@ -2,6 +2,7 @@
 ; pushes a uniform frame (struct trap_frame in arch/trap.h) and calls
 ; trap_dispatch(); trap_return restores it and leaves with iretq.
 bits 64
+%include "frame.inc"
 section .text
 extern trap_dispatch
 
@@ -30,41 +31,13 @@ isr_%1:
 STUB_NOERR 255
 
 isr_common:
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
+    PUSH_GPRS
     mov rdi, rsp
     cld
     call trap_dispatch
 global trap_return
 trap_return:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    POP_GPRS
     add rsp, 16                           ; vector, error
     iretq
 

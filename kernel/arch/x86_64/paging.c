@@ -13,6 +13,7 @@
 #include <common/string.h>
 #include <kernel/console.h>
 #include <kernel/paging.h>
+#include <kernel/physmem.h>
 #include <kernel/pool.h>
 
 #define PTE_P   (1ull << 0)
@@ -332,17 +333,13 @@ void paging_init(const struct mb_info *info)
 
     /* The direct map follows RAM, not the highest physical address. */
     for (size_t i = 0; i < info->nregions; i++) {
-        const struct mb_region *r = &info->regions[i];
-        if (r->type != MB_MEM_RAM)
+        struct phys_range ram;
+        if (!physmem_ram_pages(&info->regions[i], &ram))
             continue;
-        uint64_t base = (r->base + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        uint64_t end = (r->base + r->len) & ~(PAGE_SIZE - 1);
-        if (end <= base || end > DIRECT_MAP_LIMIT)
-            continue;
-        uint64_t va = DIRECT_MAP_BASE + base;
-        if (tables_needed_walk(kernel_root, va, base, end - base) > pool_free_frames())
+        uint64_t va = DIRECT_MAP_BASE + ram.base;
+        if (tables_needed_walk(kernel_root, va, ram.base, ram.len) > pool_free_frames())
             panic("paging: kernel frame pool too small for the direct map");
-        map_range(kernel_root, va, base, end - base, MAP_WRITE, true);
+        map_range(kernel_root, va, ram.base, ram.len, MAP_WRITE, true);
     }
     write_cr3(kernel_root);
 }

@@ -16,6 +16,10 @@ struct phys_range {
     uint64_t base, len;
 };
 
+/* The whole pages of a RAM region that the direct map can reach; false for
+ * other regions and for RAM with no whole page below DIRECT_MAP_LIMIT. */
+bool physmem_ram_pages(const struct mb_region *r, struct phys_range *out);
+
 /* `reserved` ranges (any order, may overlap) are kept out. */
 void physmem_init(const struct mb_info *info, const struct phys_range *reserved, unsigned nreserved);
 /* Lowest fit of `size` bytes at `align` ending at or below `limit`. */
