@@ -4,11 +4,15 @@
  * boot right (boot modules, devices, shutdown) and the boot modules' images,
  * mapped read-only; it starts programs from them with the libsys loader.
  *
- * Without test= it starts every boot module that is neither init, memsrv
- * nor a test program (names starting with "t_") and stays. With
+ * Without test= it starts every boot module that is neither init, memsrv,
+ * a test program (names starting with "t_") nor a benchmark ("b_": bench=
+ * runs those, with a partner of their own), giving each its service
+ * endpoint (abi/init.h), and then serves that endpoint: an interactive
+ * program such as memctl powers the machine off through it. With
  * test=NAME,... (or test=all, or test=boot for the quick set) it runs the
  * in-guest suite (suite.c) and powers off with the result.
  */
+#include <abi/init.h>
 #include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/start.h>
@@ -41,15 +45,73 @@ int64_t init_spawn(const char *module, const char *args, const handle_t *grant, 
                         ngrant > 1 ? ngrant : 1);
 }
 
-static void start_servers(void)
+static void start_servers(handle_t service)
 {
     struct abi_module_info info;
     for (unsigned i = 0; sys_module_info(i, &info) == 0; i++) {
-        if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0)
+        if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
+            strncmp(info.name, "b_", 2) == 0)
             continue;
-        handle_t grants[1] = { ms_endpoint() };
-        int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants, 1);
+        handle_t grants[ABI_STARTUP_PARENT + 1] = { ms_endpoint() };
+        grants[ABI_STARTUP_PARENT] = service;
+        int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants,
+                                 ABI_STARTUP_PARENT + 1);
         printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
+    }
+}
+
+/* Handles one request on the service endpoint; the reply is left in m.
+ * Returns whether the sender waits for a reply. */
+static bool serve_request(struct ipc_msg *m)
+{
+    if (m->badge == BADGE_KERNEL)
+        return false;
+    int64_t result = -ENOSYS;
+    if (m->label == INIT_POWEROFF) {
+        bool well_formed = m->w[1] == 0 && m->w[2] == 0 && m->w[3] == 0 && m->len == 0 && m->seg == HANDLE_NONE;
+        if (well_formed && m->w[0] <= INIT_POWEROFF_STATUS_MAX) {
+            printf("init: power off with status %lu, asked by pid %#lx\n", m->w[0], m->badge);
+            sys_shutdown((int)m->w[0]);
+        }
+        result = -EINVAL;
+    }
+    handle_t seg = m->seg; /* nothing here takes a segment: it goes back */
+    memset(m, 0, sizeof(*m));
+    m->label = (uint64_t)result;
+    m->seg = seg;
+    return true;
+}
+
+/* The service loop (abi/init.h). A reply that gives a segment back goes out
+ * alone, so that if it fails init can return the segment to memsrv. */
+static void serve(handle_t service)
+{
+    struct ipc_msg m;
+    bool reply = false;
+    for (;;) {
+        int64_t err;
+        if (reply) {
+            m.flags = IPC_RECV_NOMAP;
+            err = sys_ipc_reply_recv(service, &m, TIMEOUT_FOREVER);
+            reply = false;
+            if (err < 0)
+                continue; /* the caller is gone or never waited: receive afresh */
+        } else {
+            memset(&m, 0, sizeof(m));
+            m.flags = IPC_RECV_NOMAP;
+            err = sys_ipc_recv(service, &m, TIMEOUT_FOREVER);
+            if (err < 0) {
+                printf("init: service endpoint: %s; no more requests\n", sys_strerror(err));
+                return;
+            }
+        }
+        reply = serve_request(&m);
+        if (reply && m.seg != HANDLE_NONE) {
+            handle_t seg = m.seg;
+            if (sys_ipc_reply(&m) < 0)
+                ms_free(seg);
+            reply = false;
+        }
     }
 }
 
@@ -69,8 +131,13 @@ int main(int argc, char **argv)
     bool have_benches = cmdline_get(cmdline, "bench", &benches, &benches_len);
     if (have_tests || have_benches)
         init_run_suite(tests, tests_len, benches, benches_len);
-    start_servers();
+    int64_t service = sys_ep_create();
+    if (service < 0)
+        printf("init: no service endpoint (%s): programs cannot power off\n", sys_strerror(service));
+    start_servers(service < 0 ? HANDLE_NONE : (handle_t)service);
     printf("init: ready\n");
+    if (service >= 0)
+        serve((handle_t)service);
     for (;;)
         sys_sleep(TIMEOUT_FOREVER);
 }
