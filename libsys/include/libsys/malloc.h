@@ -117,6 +117,9 @@ void heap_stats(const struct heap *h, struct heap_stats *out);
 #endif
 
 void malloc_init(const struct malloc_backend *backend);
+/* Guest: the default heap on memsrv segments (heap_memsrv.c); libsys_start
+ * calls it before main, and no memory is taken until the first malloc. */
+void malloc_init_memsrv(void);
 void malloc_set_error_handler(malloc_error_fn fn, void *ctx);
 void *LIBSYS_C_NAME(malloc)(size_t n);
 void LIBSYS_C_NAME(free)(void *p);

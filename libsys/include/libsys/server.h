@@ -1,0 +1,114 @@
+/*
+ * libsys layer: the receive loop of a server, so a server is a table of
+ * handlers. Used by servers written on libsys (servers/kvstore/ is the worked
+ * example, docs/writing-a-server.md the guide); calls only the IPC system
+ * calls and, for segments nobody claimed, the memsrv client API.
+ *
+ * A server describes its requests in a table of struct server_op
+ * {label, handler, name, flags}, fills a struct server with server_init()
+ * and calls server_run(). For each message:
+ *
+ *   1. A kernel notification (IPC_LABEL_NOTIFY from BADGE_KERNEL) goes to
+ *      on_notify, if set, and gets no reply.
+ *   2. A label not in the table gets a reply with label -ENOSYS. A request
+ *      that breaks its op's flags (a segment missing or unexpected) gets
+ *      -EINVAL without reaching the handler.
+ *   3. Otherwise the handler runs with the request (req->badge is the
+ *      sender's pid, set by the kernel and unforgeable) and a zeroed reply
+ *      it fills: words, payload (reply->len), at most one segment
+ *      (reply->seg). Its return value becomes the reply's label: 0 or a
+ *      positive value for success, -E* for an error.
+ *   4. The request's segment, if it carried one, is the server's once
+ *      received. A handler that keeps it sets req->seg = HANDLE_NONE ("I
+ *      took it"). Otherwise the loop gives it back to the client in the
+ *      reply (so a refused request never loses the client's memory), or, if
+ *      the reply already carries another segment, returns it to memsrv.
+ *   5. The reply goes out with sys_ipc_reply_recv, which also waits for the
+ *      next request. A reply that carries a segment goes out alone with
+ *      sys_ipc_reply, so its failure is always seen (also for a request
+ *      sent with sys_ipc_send, which has nobody to reply to).
+ *
+ * Reply failures. If the kernel could not deliver a reply (the client's
+ * address space has no room for the segment, the client is gone, the
+ * handler put a bad handle or length in it), the loop first answers the
+ * client with a bare reply whose label is the error, if the client still
+ * waits, then calls on_reply_failed with the failed reply and the error. A
+ * segment in a failed reply is still the server's: on_reply_failed may
+ * keep it or free it; without on_reply_failed the loop gives it back to
+ * memsrv (right for a copy made for the reply, wrong for the server's only
+ * copy of something: such servers set on_reply_failed). A failed reply
+ * without a segment to a client that is gone is not reported.
+ *
+ * Every request gets exactly one reply before the next is received; a
+ * handler cannot defer its reply. One thread serves; not thread-safe.
+ */
+#ifndef LIBSYS_SERVER_H
+#define LIBSYS_SERVER_H
+
+#include <abi/ipc.h>
+#include <abi/types.h>
+
+struct server;
+
+/* Returns the reply's label: >= 0 success, -E* an error. */
+typedef int64_t (*server_handler_fn)(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+
+/* Per-op checks the loop makes before the handler runs (-EINVAL if broken). */
+#define SERVER_OP_SEG_REQUIRED 0x1u /* the request must carry a segment */
+#define SERVER_OP_SEG_REFUSED  0x2u /* the request must not carry one (it is given back) */
+
+struct server_op {
+    uint64_t label;
+    server_handler_fn handler;
+    const char *name;   /* for log lines and statistics */
+    unsigned flags;     /* SERVER_OP_* */
+};
+
+/* Counters, exact at all times; a server may report them (kvstore's STATS). */
+struct server_stats {
+    uint64_t requests;        /* messages answered, errors included */
+    uint64_t errors;          /* replies with a negative label */
+    uint64_t unknown;         /* labels not in the table (-ENOSYS) */
+    uint64_t malformed;       /* refused by the op's flags (-EINVAL) */
+    uint64_t notifications;   /* kernel notifications */
+    uint64_t reply_failures;  /* replies the kernel could not deliver */
+    uint64_t segs_returned;   /* unclaimed request segments given back to their sender */
+    uint64_t segs_freed;      /* unclaimed or undelivered segments given back to memsrv */
+};
+
+struct server {
+    /* Set by server_init; the callbacks and options after it, before server_run. */
+    const char *name;                /* prefix of log lines */
+    handle_t ep;                     /* the endpoint served */
+    const struct server_op *ops;
+    size_t nops;
+    void *ctx;                       /* the server's own state, for handlers */
+    uint32_t recv_flags;             /* IPC_RECV_*, e.g. NOMAP to get segments unmapped */
+    uint64_t idle_ns;                /* receive timeout before on_idle (TIMEOUT_FOREVER: none) */
+    void (*on_idle)(struct server *srv);
+    void (*on_notify)(struct server *srv, const struct ipc_msg *note);
+    /* reply: the reply as the handler made it; err: the kernel's error. */
+    void (*on_reply_failed)(struct server *srv, struct ipc_msg *reply, int64_t err);
+    unsigned log_limit;              /* refused requests logged (default 16) */
+
+    /* The loop's state: read, do not write. */
+    struct server_stats stats;
+    bool stopping;
+    int64_t exit_status;
+};
+
+/* Zeroes srv and sets the essentials; idle_ns = TIMEOUT_FOREVER. */
+void server_init(struct server *srv, const char *name, handle_t ep, const struct server_op *ops, size_t nops,
+                 void *ctx);
+/*
+ * Serves until a handler calls server_stop() (after that request's reply is
+ * sent: returns the status given) or receiving fails (returns the error,
+ * e.g. -EBADH for an endpoint that is not one).
+ */
+int64_t server_run(struct server *srv);
+/* From a handler: the current request is the last; server_run returns status. */
+void server_stop(struct server *srv, int64_t status);
+/* The op for a label, or NULL. */
+const struct server_op *server_find_op(const struct server *srv, uint64_t label);
+
+#endif
