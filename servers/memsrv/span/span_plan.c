@@ -26,31 +26,54 @@
  *    incremental plan pauses (SPAN_PLAN_PAUSE) before a step would exceed
  *    its byte budget; segments larger than the budget are left alone.
  *
- *  targeted: chooses the window [w, w+size) (aligned, inside one region,
- *    below the limit, no locked or in-transit span inside) whose evacuation
- *    moves the fewest bytes: every segment touching the window must leave
- *    whole. The cost only changes where a window edge crosses a span edge,
- *    so it suffices to try w = align_up(b) for every breakpoint b in
- *    {region base, span ends, span bases - size}; a two-pointer sweep does
- *    that in O(n) per region. Windows whose cost exceeds the free memory
- *    outside them are skipped. Evacuation takes the largest segment first
- *    and sends it to the smallest free span outside the window that holds
- *    it (best fit decreasing; an O(n) scan per move). If one finds no place, a room-making
- *    pass (full compaction that never enters the window) consolidates free
- *    space and evacuation resumes; if that pass moves nothing, the next
- *    cheapest window is tried, up to PLAN_WINDOWS of them, then -ENOSPC.
+ *  targeted: a window [w, w+size) (aligned, inside one region, below the
+ *    limit) touches a run of spans; its eviction set E is the hull of that
+ *    run, from the base of the first span to the end of the last. E must
+ *    hold no locked, moving or in-transit span; all its segments leave, and
+ *    the free spans in E are not used as destinations. The cost is E's
+ *    movable bytes.
+ *    The eviction witness of a window: take E's segments by decreasing size
+ *    (ties: lower base first) and give each the lowest place, at its own
+ *    alignment (large-page for a large segment that has it, else 4 KiB), in
+ *    the free space outside E left by the earlier ones. If every segment
+ *    gets a place, the request is satisfiable: those moves are disjoint
+ *    and free. The witness is evaluated by booking the placements as trial
+ *    in-transit spans and releasing them (O(m log n + m^2) for m segments).
+ *    Choice: the windows that touch the same run form a class with one
+ *    witness, so one sweep over the region's spans visits every class at
+ *    its lowest aligned w (the next class starts where w passes the end of
+ *    the first span or w+size passes the base of the next one: O(n) steps
+ *    with running sums of movable and free bytes). Classes with a locked
+ *    span or more movable bytes than the free memory outside E are
+ *    skipped; the witness is evaluated only for a class cheaper than the
+ *    best accepted so far, so the result is the least-cost class that has
+ *    a witness (ties: lowest address). No cap on classes: the planner
+ *    finds a window whenever any aligned window has a witness.
+ *    Evacuation replays the witness: each step moves E's largest segment
+ *    to its lowest place outside E. Each move removes exactly the space the
+ *    witness gave it and frees space only inside E, so the next step sees
+ *    what the witness saw and the evacuation cannot get stuck unless the
+ *    caller allocates or a move fails between steps; then the window is
+ *    chosen afresh (at most PLAN_SELECTIONS selections per plan).
+ *    If no class has a witness, the cheapest one that passes the byte count
+ *    gets a room-making pass (full compaction that never enters E), and
+ *    the choice is repeated, at most PLAN_ROOM_PASSES times; a pass that
+ *    moves nothing ends the plan with -ENOSPC.
  *
  *  realign: each misaligned large segment slides to the large-page boundary
  *    below or above it when the neighbouring free span allows, otherwise
  *    moves to the lowest aligned free place.
  *
- * Constants: PLAN_WINDOWS = 8 windows before giving up keeps a hopeless
- * targeted plan O(8 n) while a window that is merely unlucky in its
- * evacuation order gets alternatives.
+ * Constants: PLAN_SELECTIONS = 64 bounds re-selections caused by the
+ *   caller (allocations between steps, moves refused as pinned), not the
+ *   windows considered: each selection considers them all. PLAN_ROOM_PASSES
+ *   = 4 room-making passes; each is O(n log n) and a pass that makes no
+ *   progress ends the plan, so the bound only limits slow convergence.
  */
 #include "span_internal.h"
 
-#define PLAN_WINDOWS 8
+#define PLAN_SELECTIONS 64
+#define PLAN_ROOM_PASSES 4
 #define NO_WINDOW UINT64_MAX
 
 enum plan_phase { PHASE_CHOOSE = 0, PHASE_EVACUATE, PHASE_ROOM };
@@ -356,46 +379,151 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
 
 /* ---- targeted ---------------------------------------------------------- */
 
+/* Alignment an evicted segment needs: a large segment that has large-page
+ * alignment keeps it (compaction never breaks a large mapping); every other
+ * segment, including a large one already misaligned, needs 4 KiB. */
+static uint64_t evict_align(const struct span_alloc *a, const struct span_node *seg)
+{
+    return seg->size >= a->large_size && !(seg->flags & NODE_MISALIGNED) ? a->large_size
+                                                                          : SPAN_GRANULE;
+}
+
+/* The lowest place for seg in the free space outside [elo, ehi), or NULL. */
+static struct span_node *evict_place(const struct span_alloc *a, const struct span_node *seg,
+                                     uint64_t elo, uint64_t ehi, uint64_t *to)
+{
+    struct span_fit below = { .size = seg->size, .align = evict_align(a, seg), .lo = 0,
+                              .hi = elo };
+    struct span_fit above = { .size = seg->size, .align = below.align, .lo = ehi,
+                              .hi = UINT64_MAX };
+    struct span_node *f = elo > 0 ? span_find_lowest(a, &below, to) : NULL;
+
+    return f != NULL ? f : span_find_lowest(a, &above, to);
+}
+
+/* The next segment of [elo, ehi) in eviction order (decreasing size, then
+ * increasing base) after the key (size, base); first: from the start. */
+static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, uint64_t ehi,
+                                      bool first, uint64_t size, uint64_t base)
+{
+    struct span_node *seg, *best = NULL;
+
+    for (seg = span_containing(a, elo); seg != NULL && seg->base < ehi; seg = seg->next) {
+        if (!span_is_movable(seg))
+            continue;
+        if (!first && (seg->size > size || (seg->size == size && seg->base <= base)))
+            continue;
+        if (best == NULL || seg->size > best->size ||
+            (seg->size == best->size && seg->base < best->base))
+            best = seg;
+    }
+    return best;
+}
+
+/*
+ * The eviction witness: places every movable segment of [elo, ehi), in
+ * eviction order, at the lowest place (at evict_align) in the free space
+ * outside [elo, ehi), each placement taking its space from the next. The
+ * placements are booked as trial in-transit spans, chained through their
+ * unused u.list link, and released before returning, which restores the
+ * books exactly (released spans coalesce back into the free spans they
+ * were cut from). True if every segment found a place; a full node store
+ * counts as no.
+ */
+static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
+{
+    struct span_node *trials = NULL, *seg;
+    uint64_t size = 0, base = 0;
+    bool first = true, ok = true;
+
+    while ((seg = next_evictee(a, elo, ehi, first, size, base)) != NULL) {
+        struct span_node *f, *t;
+        uint64_t to;
+        first = false;
+        size = seg->size;
+        base = seg->base;
+        f = evict_place(a, seg, elo, ehi, &to);
+        if (f == NULL || span_carve_cost(f, to, size) > a->nodes_free) {
+            ok = false;
+            break;
+        }
+        t = span_carve(a, f, to, size, SPAN_IN_TRANSIT, 0);
+        t->u.list.next = trials;
+        trials = t;
+    }
+    while (trials != NULL) {
+        struct span_node *next = trials->u.list.next;
+        span_release(a, trials);
+        trials = next;
+    }
+    return ok;
+}
+
 struct window_sweep {
     uint64_t size, align, limit;
     uint64_t total_free;
-    bool have_floor;            /* exclude (cost, base) <= floor */
-    uint64_t floor_cost, floor_base;
-    bool found;
-    uint64_t best_cost, best_base;
+    bool found;                 /* best: least cost with a witness */
+    uint64_t best_cost, best_base, best_lo, best_hi;
+    bool fallback;              /* least cost that passes the byte count */
+    uint64_t fb_cost, fb_base, fb_lo, fb_hi;
 };
 
-static bool better_window(const struct window_sweep *s, uint64_t cost, uint64_t base)
+static bool cheaper(uint64_t cost, uint64_t base, uint64_t best_cost, uint64_t best_base)
 {
-    if (s->have_floor && (cost < s->floor_cost ||
-                          (cost == s->floor_cost && base <= s->floor_base)))
-        return false;
-    return !s->found || cost < s->best_cost || (cost == s->best_cost && base < s->best_base);
+    return cost < best_cost || (cost == best_cost && base < best_base);
 }
 
-static void sweep_region(const struct span_alloc *a, const struct span_region *r,
-                         struct window_sweep *s)
+/* One window class: [w, w+size) touches exactly the spans [elo, ehi). */
+static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, uint64_t elo,
+                     uint64_t ehi, uint64_t used, uint64_t free_in)
 {
+    if (used > s->total_free - free_in)
+        return;
+    if (!s->fallback || cheaper(used, w, s->fb_cost, s->fb_base)) {
+        s->fallback = true;
+        s->fb_cost = used;
+        s->fb_base = w;
+        s->fb_lo = elo;
+        s->fb_hi = ehi;
+    }
+    if (s->found && !cheaper(used, w, s->best_cost, s->best_base))
+        return;
+    if (used != 0 && !witness(a, elo, ehi))
+        return;
+    s->found = true;
+    s->best_cost = used;
+    s->best_base = w;
+    s->best_lo = elo;
+    s->best_hi = ehi;
+}
+
+/*
+ * Every class of windows of one region: the lowest aligned w at which
+ * [w, w+size) touches a given run of spans. The run changes when w passes
+ * the end of its first span or w+size passes the base of the span after
+ * it, so the next class starts at the aligned-up lower of the two.
+ */
+static void sweep_region(struct span_alloc *a, unsigned ri, struct window_sweep *s)
+{
+    const struct span_region *r = &a->regions[ri];
     uint64_t r_end = r->base + r->size;
     uint64_t top = r_end < s->limit ? r_end : s->limit;
     uint64_t w, w_max;
-    const struct span_node *left, *right; /* window spans: [left, right) */
-    uint64_t used = 0, free_full = 0, blocked = 0;
+    struct span_node *left, *right; /* spans touched: [left, right) */
+    uint64_t used = 0, free_in = 0, blocked = 0;
 
-    if (top < r->base || top - r->base < s->size)
+    if (top < r->base || top - r->base < s->size || r->base > UINT64_MAX - s->align)
         return;
     w = align_up(r->base, s->align);
     w_max = align_down(top - s->size, s->align);
     left = right = span_containing(a, r->base);
-    while (w <= w_max && w >= r->base) {
-        const struct span_node *last;
-        const struct span_node *next_y;
-        uint64_t free_in, next_w;
+    while (w <= w_max) {
+        struct span_node *last;
+        uint64_t next_w;
 
-        /* Drop spans that end at or before w; take spans starting before w+size. */
         while (left != right && span_end(left) <= w) {
             if (left->state == SPAN_FREE)
-                free_full -= left->size;
+                free_in -= left->size;
             else if (span_is_movable(left))
                 used -= left->size;
             else
@@ -403,13 +531,13 @@ static void sweep_region(const struct span_alloc *a, const struct span_region *r
             left = left->next;
         }
         if (left == right) {
-            while (right != NULL && span_end(right) <= w)
+            while (span_end(right) <= w)
                 right = right->next;
             left = right;
         }
-        while (right != NULL && right->region == left->region && right->base < w + s->size) {
+        while (right != NULL && right->region == ri && right->base < w + s->size) {
             if (right->state == SPAN_FREE)
-                free_full += right->size;
+                free_in += right->size;
             else if (span_is_movable(right))
                 used += right->size;
             else
@@ -417,25 +545,17 @@ static void sweep_region(const struct span_alloc *a, const struct span_region *r
             right = right->next;
         }
         last = right != NULL ? right->prev : a->last;
-        free_in = free_full;
-        if (left->state == SPAN_FREE && left->base < w)
-            free_in -= w - left->base;
-        if (last->state == SPAN_FREE && span_end(last) > w + s->size)
-            free_in -= span_end(last) - (w + s->size);
-        if (blocked == 0 && used <= s->total_free - free_in && better_window(s, used, w)) {
-            s->found = true;
-            s->best_cost = used;
-            s->best_base = w;
+        if (blocked == 0) {
+            uint64_t right_base = right != NULL ? right->base : 0;
+            consider(a, s, w, left->base, span_end(last), used, free_in);
+            /* A witness may have re-coalesced the free span at right. */
+            if (right != NULL)
+                right = span_containing(a, right_base);
         }
-        /* Next breakpoint: the left edge leaving `left`, or the right edge
-         * passing the start of the next span beyond it. */
         next_w = align_up(span_end(left), s->align);
-        next_y = right;
-        if (next_y != NULL && next_y->base == w + s->size)
-            next_y = next_y->next;
-        if (next_y != NULL && next_y->region == left->region) {
-            uint64_t y = align_up(next_y->base - s->size, s->align);
-            if (y > w && y < next_w)
+        if (right != NULL && right->region == ri) {
+            uint64_t y = align_up(right->base - s->size + SPAN_GRANULE, s->align);
+            if (y < next_w)
                 next_w = y;
         }
         if (next_w <= w)
@@ -444,7 +564,9 @@ static void sweep_region(const struct span_alloc *a, const struct span_region *r
     }
 }
 
-static bool choose_window(const struct span_alloc *a, struct span_plan *plan)
+enum choice { CHOSE_NONE, CHOSE_WITNESS, CHOSE_FALLBACK };
+
+static enum choice choose_window(struct span_alloc *a, struct span_plan *plan)
 {
     struct window_sweep s = {
         .size = plan->size, .align = plan->align, .limit = plan->limit,
@@ -452,114 +574,89 @@ static bool choose_window(const struct span_alloc *a, struct span_plan *plan)
     };
     unsigned i;
 
-    if (plan->attempts > 0) {
-        s.have_floor = true;
-        s.floor_cost = plan->window_cost;
-        s.floor_base = plan->window;
-    }
     for (i = 0; i < a->region_count; i++)
-        sweep_region(a, &a->regions[i], &s);
-    if (!s.found)
-        return false;
-    plan->window = s.best_base;
-    plan->window_cost = s.best_cost;
+        sweep_region(a, i, &s);
     plan->attempts++;
-    return true;
+    if (s.found) {
+        plan->window = s.best_base;
+        plan->window_cost = s.best_cost;
+        plan->evict_lo = s.best_lo;
+        plan->evict_hi = s.best_hi;
+        return CHOSE_WITNESS;
+    }
+    if (!s.fallback)
+        return CHOSE_NONE;
+    plan->window = s.fb_base;
+    plan->window_cost = s.fb_cost;
+    plan->evict_lo = s.fb_lo;
+    plan->evict_hi = s.fb_hi;
+    return CHOSE_FALLBACK;
 }
 
-/* Where an evicted segment goes: the smallest free span outside the window
- * that holds it (best fit keeps big runs for big segments), large-page
- * aligned if possible. A linear scan: compaction is allowed O(n) per move. */
-static bool eviction_target(const struct span_alloc *a, const struct span_node *seg,
-                            uint64_t wlo, uint64_t whi, uint64_t *to)
+/* Does a pinned, moving or in-transit span lie in [lo, hi)? */
+static bool evict_blocked(const struct span_alloc *a, uint64_t lo, uint64_t hi)
 {
-    uint64_t aligns[2];
-    unsigned n = move_alignments(a, seg, true, aligns), i;
+    const struct span_node *seg;
 
-    for (i = 0; i < n; i++) {
-        struct span_fit below = { .size = seg->size, .align = aligns[i], .lo = 0, .hi = wlo };
-        struct span_fit above = { .size = seg->size, .align = aligns[i], .lo = whi,
-                                  .hi = UINT64_MAX };
-        const struct span_node *f, *best = NULL;
-        uint64_t place;
-        for (f = a->first; f != NULL; f = f->next) {
-            if (f->state != SPAN_FREE || f->size < seg->size ||
-                (best != NULL && f->size >= best->size))
-                continue;
-            if (span_place_low(f, &below, &place) || span_place_low(f, &above, &place)) {
-                best = f;
-                *to = place;
-            }
-        }
-        if (best != NULL)
+    for (seg = span_containing(a, lo); seg != NULL && seg->base < hi; seg = seg->next)
+        if (seg->state != SPAN_FREE && !span_is_movable(seg))
             return true;
-    }
     return false;
-}
-
-/* The largest movable segment touching the window; *blocked if a pinned or
- * moving one touches it (the window is no longer usable). */
-static struct span_node *largest_in_window(const struct span_alloc *a, uint64_t wlo,
-                                           uint64_t whi, bool *blocked)
-{
-    struct span_node *seg, *largest = NULL;
-
-    *blocked = false;
-    for (seg = span_containing(a, wlo); seg != NULL && seg->base < whi; seg = seg->next) {
-        if (seg->state == SPAN_FREE)
-            continue;
-        if (!span_is_movable(seg)) {
-            *blocked = true;
-            return NULL;
-        }
-        if (largest == NULL || seg->size > largest->size)
-            largest = seg;
-    }
-    return largest;
 }
 
 static int next_targeted(struct span_alloc *a, struct span_plan *plan, struct span_move *move)
 {
     for (;;) {
-        uint64_t wlo = plan->window, whi;
+        uint64_t lo = plan->evict_lo, hi = plan->evict_hi, to;
         struct span_node *seg;
-        bool blocked = false;
 
         if (plan->phase == PHASE_CHOOSE) {
-            if (plan->attempts >= PLAN_WINDOWS || !choose_window(a, plan))
+            enum choice c;
+            if (plan->attempts >= PLAN_SELECTIONS)
                 return -ENOSPC;
-            plan->phase = PHASE_EVACUATE;
+            c = choose_window(a, plan);
+            if (c == CHOSE_NONE)
+                return -ENOSPC;
+            if (c == CHOSE_FALLBACK) {
+                if (plan->room_passes >= PLAN_ROOM_PASSES)
+                    return -ENOSPC;
+                plan->room_passes++;
+                plan->phase = PHASE_ROOM;
+                plan->cursor = 0;
+                plan->compacted = false;
+            } else {
+                plan->phase = PHASE_EVACUATE;
+            }
             continue;
         }
-        whi = wlo + plan->size;
         if (plan->phase == PHASE_ROOM) {
-            int ret = next_compaction(a, plan, wlo, whi, move);
+            int ret = next_compaction(a, plan, lo, hi, move);
             if (ret != SPAN_PLAN_DONE) {
                 if (ret == SPAN_PLAN_MOVE)
                     plan->compacted = true;
                 return ret;
             }
-            plan->phase = plan->compacted ? PHASE_EVACUATE : PHASE_CHOOSE;
-            plan->compacted = false;
-            continue;
-        }
-        /* Evacuate, largest segment first (best fit decreasing). */
-        seg = largest_in_window(a, wlo, whi, &blocked);
-        if (blocked) {
+            if (!plan->compacted)
+                return -ENOSPC; /* the books are as the last selection saw them */
             plan->phase = PHASE_CHOOSE;
             continue;
         }
+        /* Evacuate in witness order; each move is the witness's first
+         * placement, so (without interference) the rest stays placeable. */
+        if (evict_blocked(a, lo, hi)) {
+            plan->phase = PHASE_CHOOSE;
+            continue;
+        }
+        seg = next_evictee(a, lo, hi, true, 0, 0);
         if (seg == NULL) {
-            plan->result_base = wlo;
+            plan->result_base = plan->window;
             return SPAN_PLAN_DONE;
         }
-        {
-            uint64_t to;
-            if (eviction_target(a, seg, wlo, whi, &to))
-                return propose(a, plan, seg, to, move);
+        if (evict_place(a, seg, lo, hi, &to) == NULL) {
+            plan->phase = PHASE_CHOOSE; /* the caller allocated meanwhile */
+            continue;
         }
-        plan->phase = PHASE_ROOM;
-        plan->cursor = 0;
+        return propose(a, plan, seg, to, move);
     }
 }
 

@@ -220,11 +220,13 @@ struct span_plan {
     uint64_t cursor;                /* address the sweep has reached */
     uint64_t window;                /* targeted: chosen run, or ~0 */
     uint64_t window_cost;           /* its movable bytes when chosen */
+    uint64_t evict_lo, evict_hi;    /* targeted: the spans the window touches */
     uint64_t result_base;           /* targeted, after DONE: the free run */
     uint64_t moved_bytes;           /* confirmed moves */
     uint64_t moves;
     uint64_t failed_moves;
-    unsigned attempts;              /* targeted: windows tried */
+    unsigned attempts;              /* targeted: window selections made */
+    unsigned room_passes;           /* targeted: room-making passes run */
     unsigned phase;                 /* private */
     bool compacted;                 /* private: a room-making pass moved */
     bool pending;                   /* a proposed move awaits done/failed */
@@ -240,8 +242,11 @@ struct span_plan {
  * or below limit (0 = none), moving as few bytes as possible. On DONE,
  * plan->result_base is the run's base; span_alloc with the same constraints
  * (with SPAN_LARGE_OK if size is large and align below the large page) or
- * span_reserve there then succeeds. span_plan_next returns -ENOSPC when
- * no arrangement this planner can reach gives such a run.
+ * span_reserve there then succeeds. The planner succeeds whenever the
+ * eviction witness of span_plan.c exists for some window (decreasing first
+ * fit of the window's segments into the free space outside the spans it
+ * touches); span_plan_next returns -ENOSPC when neither that nor its
+ * room-making fallback gives such a run.
  */
 int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
                        uint64_t align, uint64_t limit);
