@@ -2,11 +2,11 @@
  * ABI layer: what init serves to the programs it starts at boot.
  *
  * Without test= on the command line, init starts the boot modules and gives
- * each one, in startup slot ABI_STARTUP_PARENT, a handle to init's own
- * service endpoint (one endpoint for all of them: the badge tells init who
- * called). Programs only call it; none may receive on it. Requests are
- * SYS_IPC_CALLs with a label below; the reply's label is 0 or -E* as a
- * uint64. Anything else gets -ENOSYS.
+ * each one, in startup slot ABI_STARTUP_PARENT, an endpoint of its own that
+ * init serves (one per program, so that a server receiving on its slot
+ * PARENT, as the suite's pair servers do, takes no one else's requests).
+ * Requests are SYS_IPC_CALLs with a label below; the reply's label is 0 or
+ * -E* as a uint64. Anything else gets -ENOSYS.
  */
 #ifndef ABI_INIT_H
 #define ABI_INIT_H

@@ -6,8 +6,8 @@
  *
  * Without test= it starts every boot module that is neither init, memsrv,
  * a test program (names starting with "t_") nor a benchmark ("b_": bench=
- * runs those, with a partner of their own), giving each its service
- * endpoint (abi/init.h), and then serves that endpoint: an interactive
+ * runs those, with a partner of their own), giving each a service endpoint
+ * of its own (abi/init.h) that a thread of init serves: an interactive
  * program such as memctl powers the machine off through it. With
  * test=NAME,... (or test=all, or test=boot for the quick set) it runs the
  * in-guest suite (suite.c) and powers off with the result.
@@ -43,21 +43,6 @@ int64_t init_spawn(const char *module, const char *args, const handle_t *grant, 
         grants[i] = grant[i];
     return loader_spawn(module, (const void *)info.vaddr, info.size, line, grants,
                         ngrant > 1 ? ngrant : 1);
-}
-
-static void start_servers(handle_t service)
-{
-    struct abi_module_info info;
-    for (unsigned i = 0; sys_module_info(i, &info) == 0; i++) {
-        if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
-            strncmp(info.name, "b_", 2) == 0)
-            continue;
-        handle_t grants[ABI_STARTUP_PARENT + 1] = { ms_endpoint() };
-        grants[ABI_STARTUP_PARENT] = service;
-        int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants,
-                                 ABI_STARTUP_PARENT + 1);
-        printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
-    }
 }
 
 /* Handles one request on the service endpoint; the reply is left in m.
@@ -115,6 +100,59 @@ static void serve(handle_t service)
     }
 }
 
+/*
+ * Each program started at boot gets an endpoint of its own, so that one
+ * program receiving on its endpoint (a server) cannot take requests meant
+ * for init from another. The kernel has no wait on several endpoints, so a
+ * thread of init serves each one.
+ */
+#define SERVICE_THREADS_MAX 8
+#define SERVICE_STACK_SIZE 16384
+
+static uint8_t service_stacks[SERVICE_THREADS_MAX][SERVICE_STACK_SIZE] __attribute__((aligned(16)));
+static handle_t service_endpoints[SERVICE_THREADS_MAX];
+
+static void service_thread(uint64_t index)
+{
+    serve(service_endpoints[index]);
+    sys_thread_exit();
+}
+
+static void start_servers(void)
+{
+    struct abi_module_info info;
+    unsigned served = 0;
+    for (unsigned i = 0; sys_module_info(i, &info) == 0; i++) {
+        if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
+            strncmp(info.name, "b_", 2) == 0)
+            continue;
+        int64_t ep = served < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
+        handle_t grants[ABI_STARTUP_PARENT + 1] = { ms_endpoint() };
+        grants[ABI_STARTUP_PARENT] = ep < 0 ? HANDLE_NONE : (handle_t)ep;
+        int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants,
+                                 ABI_STARTUP_PARENT + 1);
+        printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
+        if (ep < 0) {
+            printf("init: %s has no service endpoint (%s)\n", info.name, sys_strerror(ep));
+            continue;
+        }
+        if (h < 0) {
+            sys_handle_close((handle_t)ep);
+            continue;
+        }
+        service_endpoints[served] = (handle_t)ep;
+        /* The kernel enters a thread with rsp = the top given; the C ABI
+         * expects a function to start as if called (rsp + 8 16-byte
+         * aligned), and printf's varargs spill with movaps. */
+        uint8_t *stack_top = service_stacks[served] + SERVICE_STACK_SIZE - 8;
+        int64_t t = sys_thread_create(service_thread, stack_top, served);
+        if (t < 0)
+            printf("init: cannot serve %s's endpoint (%s)\n", info.name, sys_strerror(t));
+        else
+            served++;
+    }
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -131,13 +169,8 @@ int main(int argc, char **argv)
     bool have_benches = cmdline_get(cmdline, "bench", &benches, &benches_len);
     if (have_tests || have_benches)
         init_run_suite(tests, tests_len, benches, benches_len);
-    int64_t service = sys_ep_create();
-    if (service < 0)
-        printf("init: no service endpoint (%s): programs cannot power off\n", sys_strerror(service));
-    start_servers(service < 0 ? HANDLE_NONE : (handle_t)service);
+    start_servers();
     printf("init: ready\n");
-    if (service >= 0)
-        serve((handle_t)service);
     for (;;)
         sys_sleep(TIMEOUT_FOREVER);
 }
