@@ -22,23 +22,50 @@ struct ms_segment {
 handle_t ms_endpoint(void);
 void ms_set_endpoint(handle_t ep);
 
-/* A new zero-filled segment of at least `size` bytes. align: 0 or a power
- * of two >= 4 KiB; flags: MS_ALLOC_*; limit: exclusive highest physical
- * address, used with MS_ALLOC_BELOW. */
+/* A new zero-filled segment of at least `size` bytes (rounded up to 4 KiB),
+ * mapped into the caller and charged to it; *out gets its handle, address,
+ * size and sid. align: 0 or a power of two >= 4 KiB; flags: MS_ALLOC_*;
+ * limit: exclusive highest physical address, used with MS_ALLOC_BELOW (else
+ * 0). Errors: -EINVAL, -E2BIG (more than RAM), -ERANGE (no region below
+ * limit), -EDQUOT, -ENOMEM, -EAGAIN (memsrv's client table full), -EPEER
+ * (a reply without a segment), or the kernel's IPC error. */
 int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, struct ms_segment *out);
-/* Gives the segment back (it leaves the caller's address space). */
+/* Gives the segment back (it leaves the caller's address space; its handle
+ * is dead on success). -EBUSY if it is pinned (still the caller's). If the
+ * server refuses it (-ENOENT: not one it handed out), it sends it back
+ * under a new handle this call cannot return: the segment stays mapped in
+ * the caller, unreachable, until exit (docs/memsrv.md, "Client API"). */
 int64_t ms_free(handle_t seg);
 
+/* Statistics (abi/memsrv.h). client: pid 0 is the caller; -ENOENT for an
+ * unknown pid. region: -ENOENT past the last region, so iterate from 0
+ * until it. -EINVAL for a NULL out or a reply of the wrong size. */
 int64_t ms_stats_global(struct ms_stats_global *out);
-int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out); /* pid 0: the caller */
+int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out);
 int64_t ms_stats_region(unsigned index, struct ms_stats_region *out);
-/* Compaction now. moves and bytes_moved may be NULL. */
+/* Compaction now: MS_COMPACT_FULL (a whole pass), _STEP (one background
+ * step) or _TARGET (make a free run of size/align below limit; -ENOMEM if it
+ * cannot, with the counts still reported). size, align and limit are used
+ * only with TARGET. moves and bytes_moved may be NULL. */
 int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
                    uint64_t *moves, uint64_t *bytes_moved);
-int64_t ms_quota(uint64_t pid, uint64_t bytes);      /* init only */
-int64_t ms_map(unsigned columns);                     /* prints on the console */
-int64_t ms_check(char *why, size_t len);              /* the server's invariant check */
-int64_t ms_move(uint64_t sid);                        /* move a segment the caller holds */
-int64_t ms_release(uint64_t sid);                     /* init only: free a quarantined segment */
+/* Init only (-EPERM otherwise): a byte limit on what pid is charged (0:
+ * none); -EAGAIN client table full. */
+int64_t ms_quota(uint64_t pid, uint64_t bytes);
+/* Prints the memory map on the console, `columns` characters a row (0: 64,
+ * at most 200). */
+int64_t ms_map(unsigned columns);
+/* Runs the server's invariant checker: 0, or -EINVAL with the reason copied
+ * (NUL-terminated, cut to len) into why, which may be NULL. */
+int64_t ms_check(char *why, size_t len);
+/* Moves a segment the caller holds to another physical place, contents
+ * kept. -ENOENT not the caller's, -EBUSY pinned, -ENOMEM no room. The new
+ * physical base the server replies is not returned. */
+int64_t ms_move(uint64_t sid);
+/* Init only: frees a quarantined segment whose device is known quiet.
+ * -ENOENT unknown, -EINVAL not quarantined. */
+int64_t ms_release(uint64_t sid);
+/* Pinning is a kernel call on the segment's handle, not a memsrv request:
+ * sys_seg_pin / sys_seg_unpin (libsys/syscall.h). */
 
 #endif

@@ -56,26 +56,35 @@ static inline int64_t sys_thread_wait(handle_t thread, uint64_t timeout_ns)
     return syscall2(SYS_THREAD_WAIT, thread, timeout_ns);
 }
 
+/* Gives the CPU to the next ready thread. */
 static inline void sys_yield(void) { syscall0(SYS_YIELD); }
+/* Blocks for at least ns nanoseconds (0: returns at once); returns 0. */
 static inline int64_t sys_sleep(uint64_t ns) { return syscall1(SYS_SLEEP, ns); }
 /* Nanoseconds since boot. */
 static inline uint64_t sys_clock(void) { return (uint64_t)syscall0(SYS_CLOCK); }
-/* Writes len bytes to the serial console in one piece (at most 64 KiB). */
+/* Writes len bytes to the serial console in one piece (at most 64 KiB:
+ * -E2BIG); returns len. */
 static inline int64_t sys_console_write(const void *buf, size_t len) { return syscall2(SYS_CONSOLE_WRITE, buf, len); }
 /* Reads what the serial console received: at least one byte (waiting up to
- * timeout_ns for it), at most len. */
+ * timeout_ns for it, else -ETIMEDOUT), at most len (1..64 KiB). */
 static inline int64_t sys_console_read(void *buf, size_t len, uint64_t timeout_ns)
 {
     return syscall3(SYS_CONSOLE_READ, buf, len, timeout_ns);
 }
+/* Drops a process, thread, endpoint or device handle (a process whose last
+ * handle goes before it was started is ended). A segment cannot be closed
+ * (-EINVAL): give it back with ms_free. */
 static inline int64_t sys_handle_close(handle_t h) { return syscall1(SYS_HANDLE_CLOSE, h); }
+/* Kernel statistics: frame pool, processes, threads, ticks, TSC rate. */
 static inline int64_t sys_kinfo(struct abi_kinfo *out) { return syscall1(SYS_KINFO, out); }
 
-/* Waits for a process to end and stores its exit status (abi/proc.h). */
+/* Waits for a process to end and stores its exit status (abi/proc.h);
+ * status may be NULL. -ETIMEDOUT if it still runs. */
 static inline int64_t sys_proc_wait(handle_t proc, uint64_t timeout_ns, int64_t *status)
 {
     return syscall3(SYS_PROC_WAIT, proc, timeout_ns, status);
 }
+/* Ends a process (status ABI_EXIT_KILLED); 0 also if it had ended. */
 static inline int64_t sys_proc_kill(handle_t proc) { return syscall1(SYS_PROC_KILL, proc); }
 
 /* Boot right only (init): boot modules, starting one as a process, power off. */
@@ -95,6 +104,7 @@ __attribute__((noreturn)) static inline void sys_shutdown(int status)
 
 /* Endpoints and messages (abi/ipc.h). Timeouts are in nanoseconds
  * (TIMEOUT_FOREVER, TIMEOUT_POLL). */
+/* A new endpoint; returns its handle. Grant it to share it. */
 static inline int64_t sys_ep_create(void) { return syscall0(SYS_EP_CREATE); }
 /* Blocks until a receiver takes the message. A segment in msg->seg moves to
  * the receiver; on any error it stays with the sender. */
@@ -102,7 +112,8 @@ static inline int64_t sys_ipc_send(handle_t ep, struct ipc_msg *msg, uint64_t ti
 {
     return syscall3(SYS_IPC_SEND, ep, msg, timeout_ns);
 }
-/* Waits for a message; msg->flags selects IPC_RECV_* options. */
+/* Waits for a message; msg->flags selects IPC_RECV_* options. Receiving
+ * gives up a reply this thread still owed (its caller gets -EPEER). */
 static inline int64_t sys_ipc_recv(handle_t ep, struct ipc_msg *msg, uint64_t timeout_ns)
 {
     return syscall3(SYS_IPC_RECV, ep, msg, timeout_ns);
@@ -113,7 +124,10 @@ static inline int64_t sys_ipc_call(handle_t ep, struct ipc_msg *msg, uint64_t ti
 {
     return syscall3(SYS_IPC_CALL, ep, msg, timeout_ns);
 }
-/* Replies to the last call this thread received. */
+/* Replies to the last call this thread received. -ENOENT if none is
+ * pending. A malformed reply (-EINVAL, -EBADH, -EBUSY, -EFAULT) leaves the
+ * caller waiting: reply again. If it could not be delivered (caller gone:
+ * -EPEER, or no room for its segment), a segment in it is still ours. */
 static inline int64_t sys_ipc_reply(struct ipc_msg *msg) { return syscall1(SYS_IPC_REPLY, msg); }
 /* Replies (if a call is pending) and waits for the next message. If the
  * reply fails, the error comes back at once (nothing received) unless the
@@ -129,10 +143,12 @@ static inline int64_t sys_ipc_reply_recv(handle_t ep, struct ipc_msg *msg, uint6
 static inline int64_t sys_handle_grant(handle_t proc, handle_t h) { return syscall2(SYS_HANDLE_GRANT, proc, h); }
 
 /* Segments (abi/seg.h). */
+/* What the holder may know of a segment: sid, size, address, pins. */
 static inline int64_t sys_seg_info(handle_t seg, struct abi_seg_info *out) { return syscall2(SYS_SEG_INFO, seg, out); }
 /* Pins a segment for DMA: it will not move, be freed or transferred until
  * unpinned. Pins nest. Returns the physical base. */
 static inline int64_t sys_seg_pin(handle_t seg) { return syscall1(SYS_SEG_PIN, seg); }
+/* Undoes one pin; -EINVAL if the segment is not pinned. */
 static inline int64_t sys_seg_unpin(handle_t seg) { return syscall1(SYS_SEG_UNPIN, seg); }
 /* Moves a segment into another process (or HANDLE_SELF to map one that is
  * unmapped) at vaddr (0: the kernel picks). Returns the address. */
@@ -141,14 +157,18 @@ static inline int64_t sys_seg_give(handle_t seg, handle_t proc, uint64_t vaddr, 
     return syscall5(SYS_SEG_GIVE, seg, proc, vaddr, prot, 0);
 }
 
-/* Processes built by a loader: an empty address space, then its first thread. */
+/* Processes built by a loader (libsys/loader.h): an empty address space
+ * (name: < 32 bytes), filled with sys_seg_give, then its first thread,
+ * started once (-EINVAL again). */
 static inline int64_t sys_proc_create(const char *name, size_t len) { return syscall2(SYS_PROC_CREATE, name, len); }
 static inline int64_t sys_proc_start(handle_t proc, uint64_t entry, uint64_t stack_top, uint64_t arg)
 {
     return syscall5(SYS_PROC_START, proc, entry, stack_top, arg, 0);
 }
 
-/* The memory server's calls (only the process the kernel started as memsrv). */
+/* The memory server's calls (only the process the kernel started as memsrv;
+ * -EPERM for anyone else). Segments are named by sid; docs/abi.md lists
+ * what each returns. */
 static inline int64_t sys_ms_bootinfo(unsigned index, struct abi_mem_range *out)
 {
     return syscall2(SYS_MS_BOOTINFO, index, out);
@@ -169,7 +189,9 @@ static inline int64_t sys_ms_reclaimed(struct abi_reclaim *out, unsigned max)
     return syscall2(SYS_MS_RECLAIMED, out, max);
 }
 
-/* Devices for user-mode drivers: opened by init (boot right), then granted. */
+/* Devices for user-mode drivers: opened by init (boot right), then granted.
+ * Config space: offset < 256, width 1, 2 or 4. A BAR is mapped uncached,
+ * whole pages (-ENOTSUP for one smaller than a page). */
 static inline int64_t sys_dev_open(uint16_t vendor, uint16_t device, unsigned index)
 {
     return syscall3(SYS_DEV_OPEN, vendor, device, index);
