@@ -485,12 +485,13 @@ static void cmd_compact(int argc, char **argv)
     int64_t err = ms_compact(mode, size, ABI_LARGE_PAGE_SIZE, 0, &moves, &moved);
     if (err < 0) {
         char what[80];
-        fmt_snprintf(what, sizeof(what), "compact %s (after %lu moves, %s moved)", how, moves, SIZE_TEXT(moved));
+        fmt_snprintf(what, sizeof(what), "compact %s (after %lu move%s, %s moved)", how, moves, moves == 1 ? "" : "s",
+                     SIZE_TEXT(moved));
         print_error(what, err);
         return;
     }
     struct ms_stats_global g;
-    printf("compact %s: %lu moves, %s moved", how, moves, SIZE_TEXT(moved));
+    printf("compact %s: %lu move%s, %s moved", how, moves, moves == 1 ? "" : "s", SIZE_TEXT(moved));
     if (ms_stats_global(&g) == 0)
         printf("; largest free run %s, fragmentation score %lu/1000", SIZE_TEXT(g.largest_free), g.frag_score);
     printf("\n");
