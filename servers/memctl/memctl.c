@@ -237,9 +237,27 @@ struct command {
     const char *usage;
     const char *help;
 };
-static const struct command commands[];
 
 static void print_usage(const char *name);
+
+/* For commands whose one argument is an ID: the segment, or NULL after the
+ * usage line or the reason. */
+static struct held_segment *id_argument(int argc, char **argv)
+{
+    if (argc != 2) {
+        print_usage(argv[0]);
+        return NULL;
+    }
+    return held_by_id(argv[0], argv[1]);
+}
+
+/* "error: free 3: EBUSY: ..." */
+static void print_segment_error(const char *command, const struct held_segment *h, int64_t err)
+{
+    char what[32];
+    fmt_snprintf(what, sizeof(what), "%s %u", command, id_of(h));
+    print_error(what, err);
+}
 
 static void cmd_alloc(int argc, char **argv)
 {
@@ -288,11 +306,7 @@ static void cmd_alloc(int argc, char **argv)
 
 static void cmd_free(int argc, char **argv)
 {
-    if (argc != 2) {
-        print_usage("free");
-        return;
-    }
-    struct held_segment *h = held_by_id("free", argv[1]);
+    struct held_segment *h = id_argument(argc, argv);
     if (h == NULL)
         return;
     int64_t err = ms_free(h->seg.handle);
@@ -300,9 +314,7 @@ static void cmd_free(int argc, char **argv)
         /* The kernel refuses to send a pinned segment (EBUSY): memctl still
          * holds it. A refusal by memsrv itself cannot happen for a segment
          * it handed out. */
-        char what[32];
-        fmt_snprintf(what, sizeof(what), "free %u", id_of(h));
-        print_error(what, err);
+        print_segment_error("free", h, err);
         return;
     }
     printf("free: ID %u (%s) went back to memsrv\n", id_of(h), SIZE_TEXT(h->seg.size));
@@ -311,19 +323,13 @@ static void cmd_free(int argc, char **argv)
 
 static void cmd_pin(int argc, char **argv)
 {
-    if (argc != 2) {
-        print_usage(argv[0]);
-        return;
-    }
     bool pin = strcmp(argv[0], "pin") == 0;
-    struct held_segment *h = held_by_id(argv[0], argv[1]);
+    struct held_segment *h = id_argument(argc, argv);
     if (h == NULL)
         return;
     int64_t result = pin ? sys_seg_pin(h->seg.handle) : sys_seg_unpin(h->seg.handle);
     if (result < 0) {
-        char what[32];
-        fmt_snprintf(what, sizeof(what), "%s %u", argv[0], id_of(h));
-        print_error(what, result);
+        print_segment_error(argv[0], h, result);
         return;
     }
     if (pin) {
@@ -366,11 +372,7 @@ static void cmd_fill(int argc, char **argv)
 
 static void cmd_check(int argc, char **argv)
 {
-    if (argc != 2) {
-        print_usage("check");
-        return;
-    }
-    struct held_segment *h = held_by_id("check", argv[1]);
+    struct held_segment *h = id_argument(argc, argv);
     if (h == NULL)
         return;
     const uint64_t *word = h->seg.addr;
