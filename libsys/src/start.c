@@ -3,6 +3,7 @@
  */
 #include <abi/errno.h>
 #include <common/string.h>
+#include <libsys/malloc.h>
 #include <libsys/start.h>
 #include <libsys/syscall.h>
 
@@ -33,6 +34,8 @@ void libsys_start(const struct abi_startup *st, uint64_t pid)
         }
     }
     argv[argc] = 0;
+    /* Points the default heap at the memory server; takes nothing yet. */
+    malloc_init_memsrv();
     sys_exit(main(argc, argv));
 }
 
