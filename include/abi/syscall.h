@@ -22,7 +22,7 @@
 
 #define ABI_SYSCALLS(X)                                                       \
     X(SYS_EXIT, 0, 1, SYSCALL_ANYONE)          /* (status) never returns */    \
-    X(SYS_THREAD_CREATE, 1, 3, SYSCALL_ANYONE) /* (entry, stack_top, arg) */   \
+    X(SYS_THREAD_CREATE, 1, 3, SYSCALL_ANYONE) /* (entry, stack_top, arg): entry(arg) called */ \
     X(SYS_THREAD_EXIT, 2, 0, SYSCALL_ANYONE)   /* () never returns */          \
     X(SYS_THREAD_WAIT, 3, 2, SYSCALL_ANYONE)   /* (thread h, timeout ns) */    \
     X(SYS_YIELD, 4, 0, SYSCALL_ANYONE)         /* () */                        \

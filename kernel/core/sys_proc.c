@@ -43,14 +43,19 @@ int64_t sys_thread_create(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     uint64_t entry = a0, stack_top = a1, arg = a2;
-    if (!user_code_address(entry) || stack_top < ABI_USER_BASE || stack_top > ABI_USER_TOP)
+    if (!user_code_address(entry) || stack_top < ABI_USER_BASE + 8 || stack_top > ABI_USER_TOP)
+        return -EFAULT;
+    /* The thread enters `entry` as a called function would: rsp + 8 aligned
+     * as the stack top is, and a null return address on top. */
+    uint64_t no_return = 0;
+    if (copy_to_user(stack_top - 8, &no_return, sizeof(no_return)) != 0)
         return -EFAULT;
     handle_t h;
     int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, &h);
     if (err)
         return err;
     struct thread *t;
-    err = thread_create(self(), entry, stack_top, arg, &t);
+    err = thread_create(self(), entry, stack_top - 8, arg, &t);
     if (err) {
         handle_remove(&self()->handles, h, 0);
         return err;

@@ -127,10 +127,14 @@ static void start_servers(void)
             strncmp(info.name, "b_", 2) == 0)
             continue;
         int64_t ep = served < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
-        handle_t grants[ABI_STARTUP_PARENT + 1] = { ms_endpoint() };
+        /* A server also gets an endpoint of its own to serve; init keeps a
+         * handle to it, the one a client would be given. */
+        int64_t own = sys_ep_create();
+        handle_t grants[ABI_STARTUP_HANDLES] = { ms_endpoint() };
         grants[ABI_STARTUP_PARENT] = ep < 0 ? HANDLE_NONE : (handle_t)ep;
+        grants[ABI_STARTUP_SERVICE] = own < 0 ? HANDLE_NONE : (handle_t)own;
         int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants,
-                                 ABI_STARTUP_PARENT + 1);
+                                 ABI_STARTUP_HANDLES);
         printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
         if (ep < 0) {
             printf("init: %s has no service endpoint (%s)\n", info.name, sys_strerror(ep));
@@ -141,10 +145,7 @@ static void start_servers(void)
             continue;
         }
         service_endpoints[served] = (handle_t)ep;
-        /* The kernel enters a thread with rsp = the top given; the C ABI
-         * expects a function to start as if called (rsp + 8 16-byte
-         * aligned), and printf's varargs spill with movaps. */
-        uint8_t *stack_top = service_stacks[served] + SERVICE_STACK_SIZE - 8;
+        uint8_t *stack_top = service_stacks[served] + SERVICE_STACK_SIZE;
         int64_t t = sys_thread_create(service_thread, stack_top, served);
         if (t < 0)
             printf("init: cannot serve %s's endpoint (%s)\n", info.name, sys_strerror(t));

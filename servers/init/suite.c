@@ -25,7 +25,7 @@ enum expect {
 
 enum grant {
     GRANT_NONE = 0,
-    GRANT_PAIR = 1,  /* a fresh endpoint in slot PARENT, shared with `server_args`'s process */
+    GRANT_PAIR = 1,  /* a fresh endpoint in slot SERVICE, shared with `server_args`'s process */
     GRANT_EDU = 2,   /* QEMU's edu device in slot DEVICE, if there is one */
 };
 
@@ -143,7 +143,7 @@ static void run_entry(const struct suite_entry *e)
             judge(e, ep, 0);
             return;
         }
-        grant[ABI_STARTUP_PARENT] = (handle_t)ep;
+        grant[ABI_STARTUP_SERVICE] = (handle_t)ep;
         server = init_spawn(e->server_module ? e->server_module : e->module, e->server_args, grant,
                             ABI_STARTUP_HANDLES);
         if (server < 0) {
@@ -166,7 +166,7 @@ static void run_entry(const struct suite_entry *e)
                                                        : TEST_STATUS_VALID(server_status) &&
                                                              TEST_STATUS_FAILED(server_status) == 0);
         record(name, ok, why);
-        sys_handle_close(grant[ABI_STARTUP_PARENT]);
+        sys_handle_close(grant[ABI_STARTUP_SERVICE]);
     }
     if (device >= 0)
         sys_handle_close((handle_t)device);
@@ -446,7 +446,7 @@ static bool selected(const char *list, size_t len, const char *name)
 }
 
 /* Benchmarks: programs named b_NAME, started with a fresh endpoint in slot
- * PARENT and, first, the same program with "server" on it (for the ones
+ * SERVICE and, first, the same program with "server" on it (for the ones
  * that measure messages). They print BENCH lines and exit 0. */
 static const char *const benchmarks[] = { "ipc", "memsrv" };
 
@@ -459,7 +459,7 @@ static void run_benchmarks(const char *list, size_t len)
         fmt_snprintf(module, sizeof(module), "b_%s", benchmarks[i]);
         handle_t grant[ABI_STARTUP_HANDLES] = {0};
         int64_t ep = sys_ep_create(), server = -1, status = -1, err;
-        grant[ABI_STARTUP_PARENT] = ep >= 0 ? (handle_t)ep : HANDLE_NONE;
+        grant[ABI_STARTUP_SERVICE] = ep >= 0 ? (handle_t)ep : HANDLE_NONE;
         server = init_spawn(module, "server", grant, ABI_STARTUP_HANDLES);
         err = server < 0 ? server : run_module(module, "client", grant, ABI_STARTUP_HANDLES, &status);
         char why[120];

@@ -5,7 +5,7 @@
  * the index on malloc, value ids from a vmem arena (store.c).
  *
  * It serves the endpoint its starter gave it in startup slot
- * ABI_STARTUP_PARENT and exits 0 after KV_SHUTDOWN.
+ * ABI_STARTUP_SERVICE and exits 0 after KV_SHUTDOWN.
  */
 #include <common/string.h>
 #include <libsys/memsrv.h>
@@ -164,9 +164,9 @@ int main(int argc, char **argv)
     struct server srv;
     (void)argc;
     (void)argv;
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
+    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
     if (ep == HANDLE_NONE) {
-        printf("kvstore: no endpoint in startup slot %d; nothing to serve\n", ABI_STARTUP_PARENT);
+        printf("kvstore: no endpoint in startup slot %d; nothing to serve\n", ABI_STARTUP_SERVICE);
         return 1;
     }
     int err = store_init(&kv.store);

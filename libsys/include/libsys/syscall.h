@@ -36,8 +36,10 @@ __attribute__((noreturn)) static inline void sys_exit(int64_t status)
     __builtin_unreachable();
 }
 
-/* Starts a thread in this process at entry(arg) on the given stack (its
- * top, 16-byte aligned). Returns a thread handle. */
+/* Starts a thread in this process that calls entry(arg) on the given stack
+ * (its top, 16-byte aligned: the kernel puts a null return address below
+ * it, as a call would). entry must end with sys_thread_exit. Returns a
+ * thread handle. */
 static inline int64_t sys_thread_create(void (*entry)(uint64_t), void *stack_top, uint64_t arg)
 {
     return syscall3(SYS_THREAD_CREATE, entry, stack_top, arg);

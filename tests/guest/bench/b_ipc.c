@@ -199,7 +199,7 @@ static int client(handle_t ep)
 
 int main(int argc, char **argv)
 {
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
+    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
     if (ep == HANDLE_NONE) {
         printf("b_ipc: no endpoint in startup handle PARENT\n");
         return 1;

@@ -32,6 +32,18 @@ static void summer(uint64_t index)
     sys_thread_exit();
 }
 
+static volatile uintptr_t thread_frame;
+
+/* Records its frame address: a thread must start as if called, so that
+ * compiled code (movaps spills in varargs calls) finds the stack aligned. */
+static void frame_probe(uint64_t unused)
+{
+    (void)unused;
+    thread_frame = (uintptr_t)__builtin_frame_address(0);
+    printf("sched: a thread that prints (%s)\n", "varargs on an aligned stack");
+    sys_thread_exit();
+}
+
 static void sleeper(uint64_t ms)
 {
     sys_sleep(ms * MS);
@@ -110,6 +122,11 @@ int main(int argc, char **argv)
     sys_thread_wait((handle_t)f1, TIMEOUT_FOREVER);
     sys_thread_wait((handle_t)f2, TIMEOUT_FOREVER);
     test_check(&t, "fpu_state_per_thread", f1 >= 0 && f2 >= 0 && fpu_errors == 0, "%d FPU mismatches", fpu_errors);
+
+    int64_t fp = sys_thread_create(frame_probe, stacks[4] + sizeof(stacks[4]), 0);
+    sys_thread_wait((handle_t)fp, TIMEOUT_FOREVER);
+    test_check(&t, "thread_stack_alignment", fp >= 0 && thread_frame % 16 == 0 && thread_frame != 0,
+               "frame at %#lx", (unsigned long)thread_frame);
 
     uint64_t y0 = sys_clock();
     for (int i = 0; i < 100; i++)
