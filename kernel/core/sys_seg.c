@@ -23,13 +23,13 @@ static unsigned nram, nkernel;
 static struct process *self(void) { return current->proc; }
 static struct segment *segment_arg(uint64_t h) { return handle_lookup(&self()->handles, h, HANDLE_SEGMENT); }
 
-static bool in_free_range(uint64_t page)
+static void add_kernel_range(uint64_t base, uint64_t end)
 {
-    struct phys_range r;
-    for (unsigned i = 0; physmem_range(i, &r); i++)
-        if (page >= r.base && page < r.base + r.len)
-            return true;
-    return false;
+    if (end <= base)
+        return;
+    if (nkernel == WORLD_MAX)
+        panic("memsrv world: more than %u kernel ranges", WORLD_MAX);
+    kernel_ranges[nkernel++] = (struct phys_range){ base, end - base };
 }
 
 void memsrv_world_record(const struct mb_info *info)
@@ -37,20 +37,33 @@ void memsrv_world_record(const struct mb_info *info)
     for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++)
         if (physmem_ram_pages(&info->regions[i], &ram_regions[nram]))
             nram++;
-    /* The kernel's ranges: RAM that is neither free nor a segment. Walked a
-     * page at a time, once, at boot. */
+    /* The kernel's ranges: RAM that is neither free nor a segment. Free
+     * ranges and segments are both sorted and disjoint, so one merge walk
+     * per region finds the gaps between them. */
+    unsigned next_free = 0;
+    struct phys_range free_range;
+    bool have_free = physmem_range(next_free, &free_range);
+    struct segment *seg = segment_first_by_phys();
     for (unsigned i = 0; i < nram; i++) {
-        uint64_t end = ram_regions[i].base + ram_regions[i].len;
-        for (uint64_t page = ram_regions[i].base; page < end; page += PAGE_SIZE) {
-            if (in_free_range(page) || segment_overlaps(page, PAGE_SIZE, 0))
-                continue;
-            struct phys_range *last = nkernel ? &kernel_ranges[nkernel - 1] : 0;
-            if (last && last->base + last->len == page)
-                last->len += PAGE_SIZE;
-            else if (nkernel < WORLD_MAX)
-                kernel_ranges[nkernel++] = (struct phys_range){ page, PAGE_SIZE };
-            else
-                panic("memsrv world: more than %u kernel ranges", WORLD_MAX);
+        uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
+        while (cursor < end) {
+            while (have_free && free_range.base + free_range.len <= cursor)
+                have_free = physmem_range(++next_free, &free_range);
+            while (seg && seg->phys + seg->size <= cursor)
+                seg = segment_next_by_phys(seg);
+            /* The next owned interval: whichever of the two starts first. */
+            uint64_t owned_base = end, owned_end = end;
+            if (have_free && free_range.base < owned_base) {
+                owned_base = free_range.base;
+                owned_end = free_range.base + free_range.len;
+            }
+            if (seg && seg->phys < owned_base) {
+                owned_base = seg->phys;
+                owned_end = seg->phys + seg->size;
+            }
+            if (owned_base > cursor)
+                add_kernel_range(cursor, owned_base < end ? owned_base : end);
+            cursor = owned_end > cursor ? owned_end : end;
         }
     }
 }
