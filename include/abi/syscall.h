@@ -34,7 +34,7 @@
     X(SYS_PROC_WAIT, 10, 3, SYSCALL_ANYONE)    /* (proc h, timeout, int64 *status) */ \
     X(SYS_PROC_KILL, 11, 1, SYSCALL_ANYONE)    /* (proc h) */                  \
     X(SYS_MODULE_INFO, 12, 2, SYSCALL_BOOT)    /* (index, struct abi_module_info *) */ \
-    X(SYS_PROC_SPAWN, 13, 3, SYSCALL_BOOT)     /* (module index, args, args_len) -> proc h */ \
+    X(SYS_CONSOLE_READ, 13, 3, SYSCALL_ANYONE) /* (buf, len, timeout) -> bytes, at least 1 */ \
     X(SYS_SHUTDOWN, 14, 1, SYSCALL_BOOT)       /* (status) never returns */ \
     X(SYS_EP_CREATE, 15, 0, SYSCALL_ANYONE)    /* () -> endpoint h */          \
     X(SYS_IPC_SEND, 16, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
@@ -59,8 +59,7 @@
     X(SYS_DEV_OPEN, 35, 3, SYSCALL_BOOT)       /* (vendor, device, index) -> device h */ \
     X(SYS_DEV_CONFIG_READ, 36, 3, SYSCALL_ANYONE) /* (dev h, offset, width) -> value */ \
     X(SYS_DEV_CONFIG_WRITE, 37, 4, SYSCALL_ANYONE) /* (dev h, offset, width, value) */ \
-    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */ \
-    X(SYS_CONSOLE_READ, 39, 3, SYSCALL_ANYONE) /* (buf, len, timeout) -> bytes, at least 1 */
+    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, num, nargs, who) name = num,

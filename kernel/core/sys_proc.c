@@ -285,34 +285,6 @@ int64_t sys_module_info(SYSCALL_ARGS)
     return copy_to_user(a1, &info, sizeof(info));
 }
 
-int64_t sys_proc_spawn(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    uint64_t module = a0, args = a1, args_len = a2;
-    if (args_len >= ABI_ARGS_MAX)
-        return -E2BIG;
-    char text[ABI_ARGS_MAX];
-    int err = copy_from_user(text, args, args_len);
-    if (err)
-        return err;
-    if (module >= boot_module_count)
-        return -ENOENT;
-    handle_t h;
-    struct handle_table *table = &self()->handles;
-    err = handle_install(table, 0, HANDLE_RESERVED, &h);
-    if (err)
-        return err;
-    struct process *p;
-    err = proc_load_module((unsigned)module, text, args_len, memsrv_endpoint, &p);
-    if (err) {
-        handle_remove(table, h, 0);
-        return err;
-    }
-    proc_get(p);
-    handle_fill(table, h, p, HANDLE_PROCESS);
-    return (int64_t)h;
-}
-
 int64_t sys_shutdown(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;

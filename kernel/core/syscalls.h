@@ -21,7 +21,7 @@ typedef int64_t (*syscall_fn)(SYSCALL_ARGS);
     X(SYS_CONSOLE_WRITE, sys_console_write) X(SYS_HANDLE_CLOSE, sys_handle_close) \
     X(SYS_KINFO, sys_kinfo) X(SYS_PROC_WAIT, sys_proc_wait)                     \
     X(SYS_PROC_KILL, sys_proc_kill) X(SYS_MODULE_INFO, sys_module_info)         \
-    X(SYS_PROC_SPAWN, sys_proc_spawn) X(SYS_SHUTDOWN, sys_shutdown)             \
+    X(SYS_SHUTDOWN, sys_shutdown)                                               \
     X(SYS_EP_CREATE, sys_ep_create) X(SYS_IPC_SEND, sys_ipc_send)               \
     X(SYS_IPC_RECV, sys_ipc_recv) X(SYS_IPC_CALL, sys_ipc_call)                 \
     X(SYS_IPC_REPLY, sys_ipc_reply) X(SYS_IPC_REPLY_RECV, sys_ipc_reply_recv)   \

@@ -94,10 +94,6 @@ static inline int64_t sys_module_info(unsigned index, struct abi_module_info *ou
 {
     return syscall2(SYS_MODULE_INFO, index, out);
 }
-static inline int64_t sys_proc_spawn(unsigned module, const char *args, size_t args_len)
-{
-    return syscall3(SYS_PROC_SPAWN, module, args, args_len);
-}
 __attribute__((noreturn)) static inline void sys_shutdown(int status)
 {
     syscall1(SYS_SHUTDOWN, status);

@@ -107,7 +107,7 @@ static void fuzz_once(struct test_run *t, struct outcome *o)
     case 14: {
         /* Calls this process has no right to, and numbers that do not exist. */
         const uint64_t refused[] = { SYS_MS_BOOTINFO, SYS_MS_SEG_CREATE, SYS_MS_SEG_MIGRATE, SYS_MS_SEG_DESTROY,
-                                            SYS_MS_RECLAIMED, SYS_DEV_OPEN, SYS_MODULE_INFO, SYS_PROC_SPAWN,
+                                            SYS_MS_RECLAIMED, SYS_DEV_OPEN, SYS_MODULE_INFO, SYS_DEV_MAP_BAR,
                                             SYS_SHUTDOWN, SYS_COUNT, SYS_COUNT + 1 + any % 100000, ~0ull };
         uint64_t n = refused[any % (sizeof(refused) / sizeof(refused[0]))];
         expect_error(o, n, syscall5(n, any, test_rand(t), test_rand(t), test_rand(t), test_rand(t)));
