@@ -32,6 +32,13 @@ struct abi_startup {
 ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + ABI_ARGS_MAX,
                   "startup block layout");
 
+/* Where a process's first stack sits, whoever loads it (the kernel for the
+ * first processes, the libsys loader for the others), and the startup
+ * block's place at its top, 16-byte aligned. */
+#define ABI_STACK_TOP  0x00007fffffff0000ull
+#define ABI_STACK_SIZE (64 * 1024ull)
+#define ABI_STARTUP_ADDR ((ABI_STACK_TOP - sizeof(struct abi_startup)) & ~15ull)
+
 /*
  * Exit statuses reported by SYS_PROC_WAIT. A process that calls SYS_EXIT
  * reports its own value (which must be >= 0); the kernel's own endings are

@@ -235,7 +235,7 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
     const void *image = phys_to_virt(m->seg->phys);
     struct elf_image elf;
     const char *why = "";
-    if (elf_check(image, m->size, ABI_USER_BASE, USER_STACK_TOP - USER_STACK_SIZE, &elf, &why) != 0) {
+    if (elf_check(image, m->size, ABI_USER_BASE, ABI_STACK_TOP - ABI_STACK_SIZE, &elf, &why) != 0) {
         kprintf("load: module %s refused: %s\n", m->name, why);
         return -ENOEXEC;
     }
@@ -264,11 +264,11 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
     }
     struct segment *stack = 0;
     if (!err)
-        err = load_segment(p, USER_STACK_TOP - USER_STACK_SIZE, USER_STACK_SIZE, SEG_PROT_WRITE, &stack);
-    uint64_t startup_va = (USER_STACK_TOP - sizeof(struct abi_startup)) & ~15ull;
+        err = load_segment(p, ABI_STACK_TOP - ABI_STACK_SIZE, ABI_STACK_SIZE, SEG_PROT_WRITE, &stack);
+    uint64_t startup_va = ABI_STARTUP_ADDR;
     if (!err) {
         struct abi_startup *st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) +
-                                                        (startup_va - (USER_STACK_TOP - USER_STACK_SIZE)));
+                                                        (startup_va - (ABI_STACK_TOP - ABI_STACK_SIZE)));
         st->magic = ABI_STARTUP_MAGIC;
         st->args_len = args_len;
         st->handles[ABI_STARTUP_MEMSRV] = memsrv_handle;

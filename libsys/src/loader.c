@@ -36,11 +36,11 @@ static int64_t give_stack(handle_t proc, const char *args, size_t args_len, cons
                           uint64_t *startup_va)
 {
     struct ms_segment seg;
-    int64_t err = ms_alloc(LOADER_STACK_SIZE, 0, 0, 0, &seg);
+    int64_t err = ms_alloc(ABI_STACK_SIZE, 0, 0, 0, &seg);
     if (err < 0)
         return err;
-    uint64_t va = (LOADER_STACK_TOP - sizeof(struct abi_startup)) & ~15ull;
-    struct abi_startup *st = (struct abi_startup *)((uint8_t *)seg.addr + (va - (LOADER_STACK_TOP - LOADER_STACK_SIZE)));
+    uint64_t va = ABI_STARTUP_ADDR;
+    struct abi_startup *st = (struct abi_startup *)((uint8_t *)seg.addr + (va - (ABI_STACK_TOP - ABI_STACK_SIZE)));
     st->magic = ABI_STARTUP_MAGIC;
     st->args_len = args_len;
     memcpy(st->args, args, args_len);
@@ -53,7 +53,7 @@ static int64_t give_stack(handle_t proc, const char *args, size_t args_len, cons
             st->handles[i] = (handle_t)err;
     }
     if (err >= 0)
-        err = sys_seg_give(seg.handle, proc, LOADER_STACK_TOP - LOADER_STACK_SIZE, SEG_PROT_WRITE);
+        err = sys_seg_give(seg.handle, proc, ABI_STACK_TOP - ABI_STACK_SIZE, SEG_PROT_WRITE);
     if (err < 0) {
         ms_free(seg.handle);
         return err;
@@ -70,7 +70,7 @@ int64_t loader_spawn(const char *name, const void *image, size_t size, const cha
         return -E2BIG;
     struct elf_image elf;
     const char *why = "";
-    if (elf_check(image, size, ABI_USER_BASE, LOADER_STACK_TOP - LOADER_STACK_SIZE, &elf, &why) != 0) {
+    if (elf_check(image, size, ABI_USER_BASE, ABI_STACK_TOP - ABI_STACK_SIZE, &elf, &why) != 0) {
         printf("loader: %s refused: %s\n", name, why);
         return -ENOEXEC;
     }

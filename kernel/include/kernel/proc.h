@@ -39,8 +39,6 @@ struct process {
 };
 
 #define PROC_MAX 1024u
-#define USER_STACK_TOP  0x00007fffffff0000ull
-#define USER_STACK_SIZE (64 * 1024ull)
 
 void proc_init(void);
 /* An empty process: no threads, nothing mapped. */

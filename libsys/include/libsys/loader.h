@@ -12,11 +12,6 @@
 #include <abi/types.h>
 #include <abi/proc.h>
 
-/* Top of the first thread's stack and its size, as the kernel's own loader
- * places them for the first processes. */
-#define LOADER_STACK_TOP  0x00007fffffff0000ull
-#define LOADER_STACK_SIZE (64 * 1024ull)
-
 /*
  * Starts `image` as process `name` with arguments `args`. grant[i] (i <
  * ABI_STARTUP_HANDLES, HANDLE_NONE to skip) is one of the caller's endpoint

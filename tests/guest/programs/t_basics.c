@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     test_check(&t, "unmapped_pointer", r == -EFAULT, "unmapped address gave %ld", r);
     r = sys_console_write((const void *)0xfffffffffffff000ull, 0x2000);
     test_check(&t, "wrapping_range", r == -EFAULT, "wrapping range gave %ld", r);
-    r = sys_console_write((const void *)(0x00007fffffff0000ull - 8), 64);
+    r = sys_console_write((const void *)(ABI_STACK_TOP - 8), 64);
     test_check(&t, "straddling_range", r == -EFAULT, "range past the stack gave %ld", r);
     r = sys_console_write((const void *)0, 1);
     test_check(&t, "null_pointer", r == -EFAULT, "null gave %ld", r);

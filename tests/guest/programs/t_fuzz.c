@@ -40,7 +40,7 @@ static uint64_t bad_pointer(struct test_run *t, bool for_write)
     static const uint64_t pointers[] = {
         0, 8, 0xffffffff80000000ull, 0xffff800000000000ull, 0x0000100000000000ull, 0xfffffffffffff000ull,
         0x00007ffffffff000ull, 0x0000800000000000ull,
-        0x00007fffffff0000ull - 8, /* the stack's last bytes: straddles for lengths over 8 */
+        ABI_STACK_TOP - 8, /* the stack's last bytes: straddles for lengths over 8 */
     };
     uint64_t r = test_rand(t);
     if (for_write && r % 5 == 0)

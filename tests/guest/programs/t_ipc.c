@@ -136,7 +136,7 @@ static void check_timeout(struct test_run *t)
 static void check_bad_buffers(struct test_run *t, handle_t ep)
 {
     const uint64_t bad[] = { 0, 0xffffffff80000000ull, 0x0000100000000000ull, 0xfffffffffffff000ull,
-                             0x00007fffffff0000ull - 64 };
+                             ABI_STACK_TOP - 64 };
     bool all = true;
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         all &= sys_ipc_call(ep, (struct ipc_msg *)bad[i], TIMEOUT_FOREVER) == -EFAULT;
