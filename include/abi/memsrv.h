@@ -38,6 +38,11 @@ enum ms_label {
     /* Init only: w0 the sid of a quarantined segment whose device is known
      * to be quiet: its frames become free. */
     MS_RELEASE = 9,
+    /* Init only: w0 the sid of a segment some client holds: the server
+     * takes it back from that client (its mapping goes away) and frees it.
+     * -EBUSY while it is pinned. For reclaiming memory from a process that
+     * will not give it back. */
+    MS_REVOKE = 10,
 };
 
 #define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */

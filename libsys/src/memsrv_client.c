@@ -161,6 +161,8 @@ int64_t ms_map(unsigned columns) { return words_call(MS_MAP, columns, 0); }
 int64_t ms_move(uint64_t sid) { return words_call(MS_MOVE, sid, 0); }
 int64_t ms_release(uint64_t sid) { return words_call(MS_RELEASE, sid, 0); }
 
+int64_t ms_revoke(uint64_t sid) { return words_call(MS_REVOKE, sid, 0); }
+
 int64_t ms_check(char *why, size_t len)
 {
     struct ipc_msg m;

@@ -436,6 +436,31 @@ static void test_exit_reclaim(void)
                                           same, why);
 }
 
+/* memsrv takes a segment back from a client on init's word: the client's
+ * mapping goes away; a pinned segment is refused. */
+static void test_revoke(void)
+{
+    int64_t ep = sys_ep_create();
+    handle_t grant[ABI_STARTUP_HANDLES] = {0};
+    grant[ABI_STARTUP_PARENT] = (handle_t)ep;
+    int64_t h = init_spawn("t_mem", "revoke-me", grant, ABI_STARTUP_HANDLES);
+    struct ipc_msg m = {0};
+    int64_t got = h < 0 ? h : sys_ipc_recv((handle_t)ep, &m, SUITE_TIMEOUT_NS);
+    int64_t plain = got == 0 ? ms_revoke(m.w[0]) : got;
+    int64_t pinned = got == 0 ? ms_revoke(m.w[1]) : got;
+    int64_t unknown = ms_revoke(0x7fff00000001ull);
+    m = (struct ipc_msg){ .w = { (uint64_t)plain, (uint64_t)pinned } };
+    sys_ipc_reply(&m);
+    static const struct suite_entry entry = TEST_PROGRAM("revoke", "t_mem", "revoke-me");
+    int64_t status = 0;
+    int64_t err = h < 0 ? h : finish(h, &status);
+    judge(&entry, err, status);
+    char why[120];
+    fmt_snprintf(why, sizeof(why), "revoking an unknown sid gave %ld", unknown);
+    record("revoke_unknown_sid", unknown == -ENOENT, why);
+    sys_handle_close((handle_t)ep);
+}
+
 static bool selected(const char *list, size_t len, const char *name)
 {
     if (!len)
@@ -498,6 +523,8 @@ void init_run_suite(const char *list, size_t len, const char *benches, size_t be
         test_quota();
     if (selected(list, len, "kill_reclaims_everything"))
         test_exit_reclaim();
+    if (selected(list, len, "revoke"))
+        test_revoke();
     if (benches_len)
         run_benchmarks(benches, benches_len);
     printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);

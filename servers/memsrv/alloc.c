@@ -191,6 +191,32 @@ int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg
     return 0;
 }
 
+int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct ms_record *rec = books_find_sid(ms, req->w[0]);
+    int64_t h, err;
+
+    (void)reply;
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT)
+        return -ENOENT;
+    if (rec->flags & MS_REC_QUARANTINED)
+        return -EBUSY;
+    h = ms->k->seg_revoke(ms->k->ctx, rec->sid);
+    if (h < 0)
+        return h; /* pinned (-EBUSY) or not a client's any more */
+    err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
+    if (err != 0) {
+        ms_log(ms, "memsrv: destroying revoked sid %llu failed: %lld", (unsigned long long)rec->sid,
+               (long long)err);
+        return err;
+    }
+    ms->k->handle_close(ms->k->ctx, (handle_t)h);
+    ms_log(ms, "memsrv: sid %llu (%llu KiB) revoked by init", (unsigned long long)rec->sid,
+           (unsigned long long)(rec->size >> 10));
+    books_release(ms, rec);
+    return 0;
+}
+
 int64_t req_quota(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
 {
     uint32_t client;

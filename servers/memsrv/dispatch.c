@@ -42,6 +42,7 @@ static const struct request_kind requests[] = {
     { MS_CHECK, req_check, "check", 0, 0 },
     { MS_MOVE, req_move, "move", 0, 1 },
     { MS_RELEASE, req_release, "release", REQ_INIT_ONLY, 1 },
+    { MS_REVOKE, req_revoke, "revoke", REQ_INIT_ONLY, 1 },
 };
 
 static const struct request_kind *find_request(uint64_t label)

@@ -44,6 +44,11 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
     (void)ctx;
     return sys_ms_seg_destroy(sid);
 }
+static int64_t k_seg_revoke(void *ctx, uint64_t sid)
+{
+    (void)ctx;
+    return sys_ms_seg_revoke(sid);
+}
 static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
 {
     (void)ctx;
@@ -82,6 +87,7 @@ static const struct ms_kernel_ops kernel_ops = {
     .seg_info = k_seg_info,
     .seg_map_self = k_seg_map_self,
     .seg_destroy = k_seg_destroy,
+    .seg_revoke = k_seg_revoke,
     .seg_migrate = k_seg_migrate,
     .seg_query = k_seg_query,
     .reclaimed = k_reclaimed,

@@ -64,6 +64,8 @@ struct ms_kernel_ops {
     /* maps a segment the server holds into the server -> its address */
     int64_t (*seg_map_self)(void *ctx, handle_t seg);
     int64_t (*seg_destroy)(void *ctx, uint64_t sid);
+    /* takes a segment from whoever holds it -> its handle in the server */
+    int64_t (*seg_revoke)(void *ctx, uint64_t sid);
     int64_t (*seg_migrate)(void *ctx, uint64_t sid, uint64_t new_phys);
     int64_t (*seg_query)(void *ctx, uint64_t sid, struct abi_seg_info *out);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
@@ -205,6 +207,7 @@ int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *re
 int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 void reclaim_drain(struct memsrv *ms);
 void map_print(struct memsrv *ms, unsigned columns);
 

@@ -65,6 +65,10 @@ int64_t ms_move(uint64_t sid);
 /* Init only: frees a quarantined segment whose device is known quiet.
  * -ENOENT unknown, -EINVAL not quarantined. */
 int64_t ms_release(uint64_t sid);
+/* Init only: takes a segment back from the client that holds it (its
+ * mapping goes away) and frees it. -EBUSY while pinned, -ENOENT for an
+ * unknown sid. */
+int64_t ms_revoke(uint64_t sid);
 /* Pinning is a kernel call on the segment's handle, not a memsrv request:
  * sys_seg_pin / sys_seg_unpin (libsys/syscall.h). */
 

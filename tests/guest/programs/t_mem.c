@@ -13,6 +13,8 @@
  *   quota-over  under a quota set by init: over it is refused (EDQUOT)
  *   hold        holds segments (one in flight in a blocked send) until killed
  *   fuzz        10,000 seeded malformed requests, each refused
+ *   revoke-me   hands init the sids of two segments it holds (one pinned)
+ *               for init to revoke, then checks what it lost
  */
 #include <abi/ipc.h>
 #include <common/cmdline.h>
@@ -396,6 +398,35 @@ static void hold(void)
         sys_sleep(TIMEOUT_FOREVER);
 }
 
+/* revoke-me: init takes a segment back through memsrv */
+
+static void revoke_me(struct test_run *t)
+{
+    struct ms_segment plain, pinned;
+    if (ms_alloc(64 * KIB, 0, 0, 0, &plain) != 0 || ms_alloc(16 * KIB, 0, 0, 0, &pinned) != 0) {
+        test_check(t, "alloc", false, "no segments");
+        return;
+    }
+    stamp(plain.addr, plain.size / 8, 3);
+    sys_seg_pin(pinned.handle);
+    struct ms_stats_client before, after;
+    ms_stats_client(0, &before);
+    struct ipc_msg m = { .label = 1, .w = { plain.sid, pinned.sid } };
+    int64_t r = sys_ipc_call(libsys_startup->handles[ABI_STARTUP_PARENT], &m, TIMEOUT_FOREVER);
+    ms_stats_client(0, &after);
+    struct abi_seg_info info;
+    int64_t gone = sys_seg_info(plain.handle, &info);
+    int64_t unmapped = sys_console_write(plain.addr, 1);
+    test_check(t, "revoked", r == 0 && (int64_t)m.w[0] == 0 && gone == -EBADH && unmapped == -EFAULT,
+               "call %ld, revoke %ld, handle %ld, old mapping %ld", r, (int64_t)m.w[0], gone, unmapped);
+    test_check(t, "pinned_not_revoked", (int64_t)m.w[1] == -EBUSY && sys_seg_info(pinned.handle, &info) == 0,
+               "revoking a pinned segment gave %ld", (int64_t)m.w[1]);
+    test_check(t, "charge_returned", after.bytes == before.bytes - plain.size, "charged %lu -> %lu bytes",
+               before.bytes, after.bytes);
+    sys_seg_unpin(pinned.handle);
+    ms_free(pinned.handle);
+}
+
 /* fuzz: malformed requests to memsrv */
 
 static void fuzz(struct test_run *t)
@@ -473,6 +504,8 @@ int main(int argc, char **argv)
         quota_over(&t);
     else if (strcmp(mode, "fuzz") == 0)
         fuzz(&t);
+    else if (strcmp(mode, "revoke-me") == 0)
+        revoke_me(&t);
     else
         test_check(&t, "mode", false, "unknown mode '%s'", mode);
     test_exit(&t);

@@ -157,6 +157,20 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
     return 0;
 }
 
+static int64_t k_seg_revoke(void *ctx, uint64_t sid)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    if (s == NULL || (s->owner == 0 && !s->in_server))
+        return -ENOENT;
+    if (s->pins != 0)
+        return -EBUSY;
+    s->owner = 0;
+    s->in_server = true;
+    return (int64_t)(HANDLE_BASE + (s - fk->segs));
+}
+
 static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
 {
     struct fake_kernel *fk = fk_of(ctx);
@@ -239,7 +253,7 @@ void fk_init(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib)
     memset(fk, 0, sizeof(*fk));
     fk->ops = (struct ms_kernel_ops){
         .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
-        .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy,
+        .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
         .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .reclaimed = k_reclaimed,
         .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
     };

@@ -463,6 +463,29 @@ static void test_move_own_segment(void **state)
     fk_assert_consistent(fk);
 }
 
+static void test_revoke_from_client(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t free0 = fk_stats(fk).free_bytes, sid, pinned;
+
+    assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &sid), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 16 * KiB, 0, 0, 0, &pinned), 0);
+    fk_pin(fk, pinned, 1);
+    /* Only init revokes; a pinned segment stays; an unknown sid is unknown. */
+    assert_int_equal(fk_simple(fk, PID_B, MS_REVOKE, sid, 0, 0, 0), -EPERM);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_REVOKE, pinned, 0, 0, 0), -EBUSY);
+    assert_non_null(fk_seg(fk, pinned));
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_REVOKE, 0x7fff00000001ull, 0, 0, 0), -ENOENT);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_REVOKE, sid, 0, 0, 0), 0);
+    assert_null(fk_seg(fk, sid));
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_REVOKE, sid, 0, 0, 0), -ENOENT);
+    fk_assert_consistent(fk);
+    fk_pin(fk, pinned, -1);
+    assert_int_equal(fk_free(fk, PID_A, pinned), 0);
+    assert_int_equal(fk_stats(fk).free_bytes, free0);
+    fk_assert_consistent(fk);
+}
+
 static void test_stats_region_and_check_reason(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -582,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_background_compaction_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realign_misaligned_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_own_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
