@@ -4,6 +4,7 @@
  * (every answer checked against the bitmap; every ENOSPC checked by brute
  * force that nothing would have fit). Argument: optional seed.
  */
+#include "test_rng.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -182,14 +183,6 @@ static void test_tag_exhaustion(void **state)
 #define U 8192 /* universe in quanta */
 static unsigned char used[U], inspan[U];
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static bool fits(uint64_t r, uint64_t n, uint64_t align, uint64_t phase, uint64_t nocross)
 {
@@ -219,21 +212,21 @@ static void random_run(uint64_t q)
         memset(inspan + sp[i][0], 1, sp[i][1]);
     }
     for (unsigned op = 0; op < OPS; op++) {
-        if (nlive < LIVE && (nlive == 0 || rnd() % 100 < 55)) {
-            uint64_t n = 1 + (rnd() % 8 == 0 ? rnd() % 400 : rnd() % 24);
-            unsigned kind = (unsigned)(rnd() % 8);
+        if (nlive < LIVE && (nlive == 0 || test_rnd() % 100 < 55)) {
+            uint64_t n = 1 + (test_rnd() % 8 == 0 ? test_rnd() % 400 : test_rnd() % 24);
+            unsigned kind = (unsigned)(test_rnd() % 8);
             uint64_t align = 0, phase = 0, nocross = 0, r;
-            unsigned flags = rnd() % 2 ? ARENA_BESTFIT : ARENA_INSTANTFIT;
+            unsigned flags = test_rnd() % 2 ? ARENA_BESTFIT : ARENA_INSTANTFIT;
             if (kind == 0) {
-                align = 1ull << (rnd() % 7);
-                phase = align > 1 ? rnd() % align : 0;
+                align = 1ull << (test_rnd() % 7);
+                phase = align > 1 ? test_rnd() % align : 0;
             } else if (kind <= 2) {
-                nocross = 1ull << (9 + rnd() % 3);
+                nocross = 1ull << (9 + test_rnd() % 3);
                 if (nocross < n)
                     nocross = 0;
                 if (kind == 2) { /* alignment, phase and nocross together */
-                    align = 1ull << (1 + rnd() % 6);
-                    phase = rnd() % align;
+                    align = 1ull << (1 + test_rnd() % 6);
+                    phase = test_rnd() % align;
                 }
             }
             int rc = arena_xalloc(&ar, n * q, align * q, phase * q, nocross * q, flags, &r);
@@ -254,7 +247,7 @@ static void random_run(uint64_t q)
             live[nlive].n = n;
             nlive++;
         } else {
-            unsigned i = (unsigned)(rnd() % nlive);
+            unsigned i = (unsigned)(test_rnd() % nlive);
             assert_int_equal(arena_free(&ar, live[i].a * q, live[i].n * q), 0);
             memset(used + live[i].a, 0, live[i].n);
             live[i] = live[--nlive];
@@ -300,10 +293,8 @@ static void test_random_pages(void **state)
 
 int main(int argc, char **argv)
 {
-    rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0xa5e9a5e9ull;
-    if (!rng_state)
-        rng_state = 1;
-    printf("seed=%llu\n", (unsigned long long)rng_state);
+    test_rng_seed(argc > 1 ? strtoull(argv[1], NULL, 0) : 0xa5e9a5e9ull);
+    printf("seed=%llu\n", (unsigned long long)test_rng_state);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_create_add, setup),
         cmocka_unit_test_setup(test_ids_and_free_errors, setup),

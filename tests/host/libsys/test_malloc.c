@@ -4,6 +4,7 @@
  * get() gave), detected bad frees, and a randomized run against a shadow
  * table of live blocks filled with patterns. Argument: optional seed.
  */
+#include "test_rng.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -449,25 +450,17 @@ static void test_default_instance(void **state)
 
 /* ---- randomized, against a shadow table ---- */
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static size_t random_size(void)
 {
-    unsigned k = (unsigned)(rnd() % 100);
+    unsigned k = (unsigned)(test_rnd() % 100);
     if (k < 55)
-        return rnd() % 257;
+        return test_rnd() % 257;
     if (k < 90)
-        return 257 + rnd() % 4000;
+        return 257 + test_rnd() % 4000;
     if (k < 99)
-        return rnd() % 200000;
-    return 200000 + rnd() % 800000;
+        return test_rnd() % 200000;
+    return 200000 + test_rnd() % 800000;
 }
 
 static void test_random(void **state)
@@ -477,14 +470,14 @@ static void test_random(void **state)
     static struct { char *p; size_t n; unsigned seed; } s[SLOTS];
     memset(s, 0, sizeof(s));
     for (unsigned op = 0; op < OPS; op++) {
-        unsigned i = (unsigned)(rnd() % SLOTS), k = (unsigned)(rnd() % 10);
+        unsigned i = (unsigned)(test_rnd() % SLOTS), k = (unsigned)(test_rnd() % 10);
         if (s[i].p)
             verify(s[i].p, s[i].n, s[i].seed);
         if (!s[i].p || k < 4) {
             if (s[i].p)
                 heap_free(&f->h, s[i].p);
             size_t n = random_size();
-            size_t align = k == 0 ? (size_t)1 << (rnd() % 14) : 0;
+            size_t align = k == 0 ? (size_t)1 << (test_rnd() % 14) : 0;
             s[i].p = align ? heap_alloc_aligned(&f->h, align, n)
                    : k == 1 ? heap_calloc(&f->h, 1, n) : heap_alloc(&f->h, n);
             assert_non_null(s[i].p);
@@ -495,7 +488,7 @@ static void test_random(void **state)
                     assert_int_equal(s[i].p[b], 0);
             s[i].n = n;
         } else if (k < 7) {
-            size_t n = rnd() % 2 ? random_size() : s[i].n + rnd() % 64;
+            size_t n = test_rnd() % 2 ? random_size() : s[i].n + test_rnd() % 64;
             char *q = heap_realloc(&f->h, s[i].p, n);
             if (n == 0) {
                 assert_null(q);
@@ -512,7 +505,7 @@ static void test_random(void **state)
             continue;
         }
         assert_true(heap_usable_size(&f->h, s[i].p) >= s[i].n);
-        s[i].seed = (unsigned)rnd();
+        s[i].seed = (unsigned)test_rnd();
         fill(s[i].p, s[i].n, s[i].seed);
         if (op % 5000 == 0)
             assert_heap_ok(&f->h);
@@ -533,10 +526,8 @@ static void test_random(void **state)
 
 int main(int argc, char **argv)
 {
-    rng_state = argc > 1 ? strtoull(argv[1], NULL, 0) : 0x7e55e7a5eedull;
-    if (!rng_state)
-        rng_state = 1;
-    printf("seed=%llu\n", (unsigned long long)rng_state);
+    test_rng_seed(argc > 1 ? strtoull(argv[1], NULL, 0) : 0x7e55e7a5eedull);
+    printf("seed=%llu\n", (unsigned long long)test_rng_state);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_zero_and_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sizes_alignment, setup, teardown),
