@@ -19,7 +19,9 @@ struct ipc_msg {
     uint64_t seg_addr;     /* out: where the received segment is mapped (0 with IPC_RECV_NOMAP) */
     uint64_t seg_size;     /* out: its size in bytes */
     uint32_t len;          /* payload bytes, <= IPC_PAYLOAD_MAX */
-    uint32_t flags;        /* in, when receiving: IPC_RECV_* */
+    uint16_t flags;        /* in, when receiving: IPC_RECV_* */
+    uint16_t seg_rights;   /* in: the rights the segment keeps (RIGHTS_SAME: all the sender's);
+                              out: the rights of the handle received */
     uint8_t payload[IPC_PAYLOAD_MAX];
 };
 ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 80 + IPC_PAYLOAD_MAX, "ipc_msg layout");

@@ -17,17 +17,19 @@ enum ms_label {
     MS_ALLOC = 1,
     /* The segment attached to the request goes back to the server. */
     MS_FREE = 2,
-    /* w0 MS_STATS_*; w1 the client pid (0: the caller) or region index.
-     * Reply payload: struct ms_stats_global, ms_stats_client or ms_stats_region. */
+    /* w0 MS_STATS_*; w1 the client pid (0: the caller; another's: init
+     * only, -EPERM) or region index. Reply payload: struct
+     * ms_stats_global, ms_stats_client or ms_stats_region. */
     MS_STATS = 3,
     /* w0 MS_COMPACT_*; for TARGET: w1 size, w2 alignment, w3 limit (0: none).
      * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. */
     MS_COMPACT = 4,
-    /* Init only: w0 client pid, w1 byte limit (0: no limit). */
-    MS_QUOTA = 5,
+    /* 5 was a per-client quota: limits are now the kernel's account tree
+     * (SYS_PROC_LIMIT), which a client cannot escape through children. */
     /* Prints the memory picture on the serial console (a row per region, a
      * character per chunk: '.' free, '#' used, 'L' locked, 'K' kernel,
-     * ' ' hole) with totals. w0: characters per row (0: 64). */
+     * ' ' hole) with totals. w0: characters per row (0: 64). -EAGAIN past
+     * a few maps a second (a console is shared). */
     MS_MAP = 6,
     /* Runs the allocator's invariant checker. Reply 0, or -EINVAL with the
      * reason in the payload. */
@@ -35,9 +37,8 @@ enum ms_label {
     /* w0 the sid of a segment the caller holds: move it to another place
      * (contents kept). For tests and defragmentation hints. */
     MS_MOVE = 8,
-    /* Init only: w0 the sid of a quarantined segment whose device is known
-     * to be quiet: its frames become free. */
-    MS_RELEASE = 9,
+    /* 9 released a quarantined segment on init's word: the kernel now
+     * releases it itself once it has quiesced the device. */
     /* Init only: w0 the sid of a segment some client holds: the server
      * takes it back from that client (its mapping goes away) and frees it.
      * -EBUSY while it is pinned. For reclaiming memory from a process that
@@ -77,8 +78,9 @@ struct ms_stats_client {
     uint64_t pid;
     uint64_t bytes;           /* charged to it now */
     uint64_t segments;
-    uint64_t quota;           /* 0: none */
-    uint64_t allocs, frees, failures, quota_refusals;
+    uint64_t reserved;        /* limits are the kernel's: SYS_ACCOUNT_INFO */
+    uint64_t allocs, frees, failures;
+    uint64_t quota_refusals;  /* allocations the kernel refused: the client's account was full */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_client) <= 128, "stats fit a payload");
 

@@ -39,6 +39,10 @@ ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + A
 #define ABI_STACK_SIZE (64 * 1024ull)
 #define ABI_STARTUP_ADDR ((ABI_STACK_TOP - sizeof(struct abi_startup)) & ~15ull)
 
+/* Processes alive at once, at most: a pid's slot (its low 32 bits, minus
+ * one) is below this. */
+#define ABI_PROC_MAX 1024u
+
 /*
  * Exit statuses reported by SYS_PROC_WAIT. A process that calls SYS_EXIT
  * reports its own value (which must be >= 0); the kernel's own endings are
@@ -62,6 +66,45 @@ struct abi_kinfo {
     uint64_t ncpus_present;      /* CPUs the firmware reports (only one runs) */
 };
 ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 64, "kinfo layout");
+
+/*
+ * Accounts (SYS_PROC_LIMIT, SYS_ACCOUNT_INFO). Every process has one, and
+ * what it holds is charged to it and to every ancestor's: a limit set on a
+ * process bounds its whole subtree. Limits are set by a holder of the
+ * process handle's RIGHT_CONTROL, that is, by its creator or whoever that
+ * handed the control to. docs/security.md has the model.
+ */
+enum abi_resource {
+    RES_MEMORY = 0,    /* bytes of segments the memory server created for it */
+    RES_KMEM = 1,      /* bytes of kernel memory its objects take */
+    RES_PROCESSES = 2, /* processes in the subtree (itself included) */
+    RES_THREADS = 3,   /* live threads */
+    RES_PINNED = 4,    /* bytes of segments pinned for DMA, or quarantined after */
+    RES_COUNT
+};
+#define ABI_RES_SLOTS 8
+#define ABI_LIMIT_NONE UINT64_MAX
+struct abi_account {
+    uint64_t used[ABI_RES_SLOTS];  /* the process and its descendants */
+    uint64_t limit[ABI_RES_SLOTS]; /* set on this process (ABI_LIMIT_NONE: none of its own) */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_account) == 128, "account layout");
+ABI_STATIC_ASSERT(RES_COUNT <= ABI_RES_SLOTS, "account slots");
+
+/* What SYS_HANDLE_INFO tells of a handle. */
+enum abi_handle_kind {
+    ABI_HANDLE_PROCESS = 1,
+    ABI_HANDLE_THREAD = 2,
+    ABI_HANDLE_ENDPOINT = 3,
+    ABI_HANDLE_SEGMENT = 4,
+    ABI_HANDLE_DEVICE = 5,
+};
+struct abi_handle_info {
+    uint32_t kind;     /* enum abi_handle_kind */
+    uint32_t rights;   /* RIGHT_* (abi/rights.h) */
+    uint64_t id;       /* the pid of a process, the sid of a segment, else 0 */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_handle_info) == 16, "handle info layout");
 
 #define ABI_MODULE_NAME_MAX 64
 struct abi_module_info {

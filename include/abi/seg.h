@@ -12,20 +12,25 @@ struct abi_seg_info {
     uint64_t sid;        /* global segment id: the memory server's name for it */
     uint64_t size;       /* bytes */
     uint64_t vaddr;      /* where the owner has it mapped, 0 if unmapped */
-    uint64_t phys;       /* physical base: for the memory server, or while pinned; else 0 */
+    uint64_t phys;       /* physical base (an address gives no access: only a pin lets a device at it) */
     uint64_t owner_pid;  /* 0: quarantined or held by the kernel */
     uint32_t pins;       /* pin nesting depth */
     uint32_t flags;      /* SEG_INFO_* */
+    uint32_t rights;     /* of the holder's handle (RIGHT_*): its mapping follows them */
+    uint32_t reserved;
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_seg_info) == 48, "seg info layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_seg_info) == 56, "seg info layout");
 
 #define SEG_INFO_LARGE_PAGES 0x1u /* mapped with 2 MiB pages (all of it that is aligned) */
-#define SEG_INFO_QUARANTINED 0x2u /* its process ended while it was pinned */
+#define SEG_INFO_QUARANTINED 0x2u /* no holder, and a device may still reach it: frames locked */
 #define SEG_INFO_MODULE      0x4u /* a boot module image */
+#define SEG_INFO_DMA         0x8u /* a device may reach it: pinned, or unpinned but not yet quiesced */
+#define SEG_INFO_IN_FLIGHT   0x10u /* a blocked send carries it */
 
-/* Protection for SYS_SEG_GIVE. */
-#define SEG_PROT_WRITE 0x1u
-#define SEG_PROT_EXEC  0x2u
+/* SYS_MS_SEG_DESTROY's result when a device may still reach the frames:
+ * the kernel keeps the segment quarantined, and it comes through
+ * SYS_MS_RECLAIMED again (without SEG_INFO_QUARANTINED) once released. */
+#define SEG_DESTROY_QUARANTINED 1
 
 /*
  * The memory server's boot information (SYS_MS_BOOTINFO, one entry per
@@ -46,11 +51,12 @@ struct abi_mem_range {
 };
 ABI_STATIC_ASSERT(sizeof(struct abi_mem_range) == 32, "mem range layout");
 
-/* A segment that came back to the memory server (SYS_MS_RECLAIMED). */
+/* A segment that came back to the memory server (SYS_MS_RECLAIMED): its
+ * holder ended, or its quarantine ended (it may be destroyed now). */
 struct abi_reclaim {
     uint64_t sid, phys, size;
     uint64_t pid;        /* the process that ended holding it */
-    uint32_t flags;      /* SEG_INFO_QUARANTINED: still pinned, frames must not be reused */
+    uint32_t flags;      /* SEG_INFO_QUARANTINED: a device may reach it, frames must not be reused */
     uint32_t reserved;
 };
 ABI_STATIC_ASSERT(sizeof(struct abi_reclaim) == 40, "reclaim layout");

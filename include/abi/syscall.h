@@ -5,64 +5,67 @@
  * rdx, r10, r8, r9; the result comes back in rax: >= 0 on success, -E* (see
  * abi/errno.h) on failure. rcx and r11 are clobbered, everything else is kept.
  *
- * The list below is the single source: the kernel builds its dispatch table
- * from it and libsys its stubs. A number outside the list gets -ENOSYS.
- * Columns: name, number, argument count, who may call it.
+ * The list below is the single source. The kernel builds its dispatch table
+ * from it by token pasting (the handler of SYS_X, short name x, is
+ * sys_x: a missing one is a link error), and libsys its raw stubs
+ * (sysraw_x, libsys/syscall.h). A number outside the list gets -ENOSYS.
+ * Columns: name, short name, number, argument count, the powers a caller
+ * must hold (abi/rights.h; 0: anyone).
  */
 #ifndef ABI_SYSCALL_H
 #define ABI_SYSCALL_H
 
+#include <abi/rights.h>
 #include <abi/types.h>
 
-/* Who may make a call: everyone, only a process holding the boot right
- * (the first process, init), or only the memory server. */
-#define SYSCALL_ANYONE 0
-#define SYSCALL_BOOT   1
-#define SYSCALL_MEMSRV 2
-
-#define ABI_SYSCALLS(X)                                                       \
-    X(SYS_EXIT, 0, 1, SYSCALL_ANYONE)          /* (status) never returns */    \
-    X(SYS_THREAD_CREATE, 1, 3, SYSCALL_ANYONE) /* (entry, stack_top, arg): entry(arg) called */ \
-    X(SYS_THREAD_EXIT, 2, 0, SYSCALL_ANYONE)   /* () never returns */          \
-    X(SYS_THREAD_WAIT, 3, 2, SYSCALL_ANYONE)   /* (thread h, timeout ns) */    \
-    X(SYS_YIELD, 4, 0, SYSCALL_ANYONE)         /* () */                        \
-    X(SYS_SLEEP, 5, 1, SYSCALL_ANYONE)         /* (ns) */                      \
-    X(SYS_CLOCK, 6, 0, SYSCALL_ANYONE)         /* () -> ns since boot */       \
-    X(SYS_CONSOLE_WRITE, 7, 2, SYSCALL_ANYONE) /* (buf, len) */                \
-    X(SYS_HANDLE_CLOSE, 8, 1, SYSCALL_ANYONE)  /* (h) */                       \
-    X(SYS_KINFO, 9, 1, SYSCALL_ANYONE)         /* (struct abi_kinfo *) */      \
-    X(SYS_PROC_WAIT, 10, 3, SYSCALL_ANYONE)    /* (proc h, timeout, int64 *status) */ \
-    X(SYS_PROC_KILL, 11, 1, SYSCALL_ANYONE)    /* (proc h) */                  \
-    X(SYS_MODULE_INFO, 12, 2, SYSCALL_BOOT)    /* (index, struct abi_module_info *) */ \
-    X(SYS_CONSOLE_READ, 13, 3, SYSCALL_ANYONE) /* (buf, len, timeout) -> bytes, at least 1 */ \
-    X(SYS_SHUTDOWN, 14, 1, SYSCALL_BOOT)       /* (status) never returns */ \
-    X(SYS_EP_CREATE, 15, 0, SYSCALL_ANYONE)    /* () -> endpoint h */          \
-    X(SYS_IPC_SEND, 16, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
-    X(SYS_IPC_RECV, 17, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
-    X(SYS_IPC_CALL, 18, 3, SYSCALL_ANYONE)     /* (ep, struct ipc_msg *, timeout) */ \
-    X(SYS_IPC_REPLY, 19, 1, SYSCALL_ANYONE)    /* (struct ipc_msg *) */        \
-    X(SYS_IPC_REPLY_RECV, 20, 3, SYSCALL_ANYONE) /* (ep, struct ipc_msg *, timeout) */ \
-    X(SYS_HANDLE_GRANT, 21, 2, SYSCALL_ANYONE) /* (proc h, h) -> h in proc */  \
-    X(SYS_SEG_INFO, 22, 2, SYSCALL_ANYONE)     /* (seg h, struct abi_seg_info *) */ \
-    X(SYS_SEG_PIN, 23, 1, SYSCALL_ANYONE)      /* (seg h) -> physical base */  \
-    X(SYS_SEG_UNPIN, 24, 1, SYSCALL_ANYONE)    /* (seg h) */                   \
-    X(SYS_SEG_GIVE, 25, 4, SYSCALL_ANYONE)     /* (seg h, proc h, vaddr or 0, SEG_PROT_*) -> vaddr */ \
-    X(SYS_PROC_CREATE, 26, 2, SYSCALL_ANYONE)  /* (name, len) -> proc h, empty */ \
-    X(SYS_PROC_START, 27, 4, SYSCALL_ANYONE)   /* (proc h, entry, stack_top, arg) */ \
-    X(SYS_MS_BOOTINFO, 28, 2, SYSCALL_MEMSRV)  /* (index, struct abi_mem_range *) */ \
-    X(SYS_MS_SEG_CREATE, 29, 2, SYSCALL_MEMSRV) /* (phys, size) -> seg h, zero-filled, unmapped */ \
-    X(SYS_MS_SEG_REVOKE, 30, 1, SYSCALL_MEMSRV) /* (sid) -> seg h in the memory server */ \
-    X(SYS_MS_SEG_MIGRATE, 31, 2, SYSCALL_MEMSRV) /* (sid, new phys) */         \
-    X(SYS_MS_SEG_QUERY, 32, 2, SYSCALL_MEMSRV) /* (sid, struct abi_seg_info *) */ \
-    X(SYS_MS_SEG_DESTROY, 33, 1, SYSCALL_MEMSRV) /* (sid): held by the server or quarantined */ \
-    X(SYS_MS_RECLAIMED, 34, 2, SYSCALL_MEMSRV) /* (struct abi_reclaim *, max) -> count */ \
-    X(SYS_DEV_OPEN, 35, 3, SYSCALL_BOOT)       /* (vendor, device, index) -> device h */ \
-    X(SYS_DEV_CONFIG_READ, 36, 3, SYSCALL_ANYONE) /* (dev h, offset, width) -> value */ \
-    X(SYS_DEV_CONFIG_WRITE, 37, 4, SYSCALL_ANYONE) /* (dev h, offset, width, value) */ \
-    X(SYS_DEV_MAP_BAR, 38, 3, SYSCALL_ANYONE)  /* (dev h, bar, struct abi_bar_info *) */
+#define ABI_SYSCALLS(X)                                                                                \
+    X(SYS_EXIT, exit, 0, 1, 0)                        /* (status) never returns */                    \
+    X(SYS_THREAD_CREATE, thread_create, 1, 3, 0)      /* (entry, stack_top, arg): entry(arg) called */ \
+    X(SYS_THREAD_EXIT, thread_exit, 2, 0, 0)          /* () never returns */                          \
+    X(SYS_THREAD_WAIT, thread_wait, 3, 2, 0)          /* (thread h, timeout ns) */                    \
+    X(SYS_YIELD, yield, 4, 0, 0)                      /* () */                                        \
+    X(SYS_SLEEP, sleep, 5, 1, 0)                      /* (ns) */                                      \
+    X(SYS_CLOCK, clock, 6, 0, 0)                      /* () -> ns since boot */                       \
+    X(SYS_CONSOLE_WRITE, console_write, 7, 2, 0)      /* (buf, len) */                                \
+    X(SYS_HANDLE_CLOSE, handle_close, 8, 1, 0)        /* (h) */                                       \
+    X(SYS_KINFO, kinfo, 9, 1, 0)                      /* (struct abi_kinfo *) */                      \
+    X(SYS_PROC_WAIT, proc_wait, 10, 3, 0)             /* (proc h, timeout, int64 *status) */          \
+    X(SYS_PROC_KILL, proc_kill, 11, 1, 0)             /* (proc h) */                                  \
+    X(SYS_MODULE_INFO, module_info, 12, 2, POWER_MODULES) /* (index, struct abi_module_info *) */     \
+    X(SYS_CONSOLE_READ, console_read, 13, 3, 0)       /* (buf, len, timeout) -> bytes, at least 1 */  \
+    X(SYS_SHUTDOWN, shutdown, 14, 1, POWER_SHUTDOWN)  /* (status) never returns */                    \
+    X(SYS_EP_CREATE, ep_create, 15, 0, 0)             /* () -> endpoint h */                          \
+    X(SYS_IPC_SEND, ipc_send, 16, 3, 0)               /* (ep, struct ipc_msg *, timeout) */           \
+    X(SYS_IPC_RECV, ipc_recv, 17, 3, 0)               /* (ep, struct ipc_msg *, timeout) */           \
+    X(SYS_IPC_CALL, ipc_call, 18, 3, 0)               /* (ep, struct ipc_msg *, timeout) */           \
+    X(SYS_IPC_REPLY, ipc_reply, 19, 1, 0)             /* (struct ipc_msg *) */                        \
+    X(SYS_IPC_REPLY_RECV, ipc_reply_recv, 20, 3, 0)   /* (ep, struct ipc_msg *, timeout) */           \
+    X(SYS_HANDLE_GRANT, handle_grant, 21, 3, 0)       /* (proc h, h, rights) -> h in proc */          \
+    X(SYS_SEG_INFO, seg_info, 22, 2, 0)               /* (seg h, struct abi_seg_info *) */            \
+    X(SYS_SEG_PIN, seg_pin, 23, 2, 0)                 /* (seg h, device h) -> physical base */        \
+    X(SYS_SEG_UNPIN, seg_unpin, 24, 1, 0)             /* (seg h) */                                   \
+    X(SYS_SEG_GIVE, seg_give, 25, 4, 0)               /* (seg h, proc h, vaddr or 0, rights) -> vaddr */ \
+    X(SYS_PROC_CREATE, proc_create, 26, 3, POWER_SPAWN) /* (name, len, powers) -> proc h, empty */    \
+    X(SYS_PROC_START, proc_start, 27, 4, 0)           /* (proc h, entry, stack_top, arg) */           \
+    X(SYS_MS_BOOTINFO, ms_bootinfo, 28, 2, POWER_MEMSRV) /* (index, struct abi_mem_range *) */        \
+    X(SYS_MS_SEG_CREATE, ms_seg_create, 29, 3, POWER_MEMSRV) /* (phys, size, payer pid) -> seg h */   \
+    X(SYS_MS_SEG_REVOKE, ms_seg_revoke, 30, 1, POWER_MEMSRV) /* (sid) -> seg h in the memory server */ \
+    X(SYS_MS_SEG_MIGRATE, ms_seg_migrate, 31, 2, POWER_MEMSRV) /* (sid, new phys) */                  \
+    X(SYS_MS_SEG_QUERY, ms_seg_query, 32, 2, POWER_MEMSRV) /* (sid, struct abi_seg_info *) */         \
+    X(SYS_MS_SEG_DESTROY, ms_seg_destroy, 33, 1, POWER_MEMSRV) /* (sid): the server's or released */  \
+    X(SYS_MS_RECLAIMED, ms_reclaimed, 34, 2, POWER_MEMSRV) /* (struct abi_reclaim *, max) -> count */ \
+    X(SYS_DEV_OPEN, dev_open, 35, 3, POWER_DEVICES)   /* (vendor, device, index) -> device h */       \
+    X(SYS_DEV_CONFIG_READ, dev_config_read, 36, 3, 0) /* (dev h, offset, width) -> value */           \
+    X(SYS_DEV_CONFIG_WRITE, dev_config_write, 37, 4, 0) /* (dev h, offset, width, value) */           \
+    X(SYS_DEV_MAP_BAR, dev_map_bar, 38, 3, 0)         /* (dev h, bar, struct abi_bar_info *) */       \
+    X(SYS_DEV_UNMAP_BAR, dev_unmap_bar, 39, 2, 0)     /* (dev h, bar) */                              \
+    X(SYS_DEV_DMA, dev_dma, 40, 2, 0)                 /* (dev h, on): bus mastering; off quiesces */  \
+    X(SYS_PROC_LIMIT, proc_limit, 41, 3, 0)           /* (proc h, resource, limit) */                 \
+    X(SYS_ACCOUNT_INFO, account_info, 42, 2, 0)       /* (proc h, struct abi_account *) */            \
+    X(SYS_HANDLE_INFO, handle_info, 43, 2, 0)         /* (h, struct abi_handle_info *) */
 
 enum abi_syscall {
-#define ABI_SYSCALL_ENUM(name, num, nargs, who) name = num,
+#define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,
     ABI_SYSCALLS(ABI_SYSCALL_ENUM)
 #undef ABI_SYSCALL_ENUM
     SYS_COUNT

@@ -58,19 +58,28 @@ void console_input_interrupt(void)
 
 int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
 {
-    if (!user_range_ok(buf, len, true))
+    if (!user_range_valid(buf, len))
         return -EFAULT;
     while (input_head == input_tail) {
         int64_t r = sched_block(&input_readers, timeout_ns);
         if (r < 0 && input_head == input_tail)
             return r;
     }
-    /* The caller may have blocked: its buffer is checked again. */
-    if (!user_range_ok(buf, len, true))
-        return -EFAULT;
+    /* Bytes leave the ring only once they are in the caller's buffer: a
+     * buffer that vanished while it waited loses nothing. */
+    uint8_t chunk[256];
     uint64_t n = 0;
-    while (n < len && input_tail != input_head)
-        ((uint8_t *)buf)[n++] = input_ring[input_tail++ % INPUT_RING];
+    while (n < len && input_tail != input_head) {
+        uint64_t k = 0;
+        while (k < sizeof(chunk) && n + k < len && input_tail + k != input_head) {
+            chunk[k] = input_ring[(input_tail + k) % INPUT_RING];
+            k++;
+        }
+        if (copy_to_user(buf + n, chunk, k) != 0)
+            return n ? (int64_t)n : -EFAULT;
+        input_tail += (uint32_t)k;
+        n += k;
+    }
     return (int64_t)n;
 }
 

@@ -13,10 +13,19 @@
  * stick. While the BAR holds that value the device would decode a bogus
  * range, so memory decode is off around the probe; the kernel runs with
  * interrupts off on one CPU, so nothing can touch the device meanwhile.
+ *
+ * Bus mastering belongs to the kernel: opening a function that is not a
+ * bridge turns it off, a driver's config write may never change it, and
+ * only device_set_bus_master (SYS_DEV_DMA, for a holder of RIGHT_DMA)
+ * turns it on or off. The MSI and MSI-X capabilities (where a device is
+ * told which address to write to raise an interrupt) are the kernel's too:
+ * a driver's write to them is refused, since a device can be made to write
+ * any memory through them.
  */
 #include <abi/errno.h>
 #include <arch/pci.h>
 #include <common/fmt.h>
+#include <common/list.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/slab.h>
@@ -24,13 +33,24 @@
 #define PCI_VENDOR_ID        0x00
 #define PCI_DEVICE_ID        0x02
 #define PCI_COMMAND          0x04
+#define PCI_STATUS           0x06
+#define PCI_CLASS            0x0B
 #define PCI_HEADER_TYPE      0x0E
+#define PCI_CAPABILITIES     0x34
 #define PCI_BAR0             0x10
 #define PCI_BAR_COUNT        6u
 #define PCI_ROM_BASE         0x30
 #define PCI_VENDOR_ABSENT    0xFFFFu
 
 #define PCI_COMMAND_MEMORY      0x0002u
+#define PCI_COMMAND_MASTER      0x0004u
+#define PCI_STATUS_CAPABILITIES 0x0010u
+#define PCI_CLASS_BRIDGE        0x06u
+#define PCI_CAP_MSI             0x05u
+#define PCI_CAP_MSIX            0x11u
+#define PCI_CAP_MSI_SIZE        24u /* control, 64-bit address, data, mask, pending: the largest form */
+#define PCI_CAP_MSIX_SIZE       12u /* control, table and pending-bit-array locations */
+#define PCI_CAPS_MAX            48u /* a list longer than the space can hold is a loop */
 #define PCI_HEADER_MULTIFUNCTION 0x80u
 #define PCI_HEADER_LAYOUT_MASK  0x7Fu
 #define PCI_HEADER_GENERAL      0x00u /* type 0: an endpoint, six BARs */
@@ -46,8 +66,11 @@ struct device {
     struct pci_address address;
     uint16_t vendor, device;
     uint8_t header_layout; /* header type without the multifunction bit */
+    uint8_t class_code;
+    uint8_t msi_cap, msix_cap; /* config offsets of the capabilities (0: none) */
     unsigned refs;
     struct device *next_open;
+    struct list_node dma_segments; /* segments pinned for it or tainted by it */
 };
 
 static struct slab_cache device_cache;
@@ -87,6 +110,23 @@ static bool find_function(uint16_t vendor, uint16_t device, unsigned index, stru
     return false;
 }
 
+/* Walks the capability list (bounded: a malicious or broken device may
+ * link it in a loop) for the capabilities that aim the device's writes. */
+static void find_interrupt_capabilities(struct device *d)
+{
+    if (!(read16(d->address, PCI_STATUS) & PCI_STATUS_CAPABILITIES))
+        return;
+    unsigned at = read8(d->address, PCI_CAPABILITIES) & 0xFCu;
+    for (unsigned seen = 0; at >= 0x40 && at < PCI_CONFIG_SIZE && seen < PCI_CAPS_MAX; seen++) {
+        uint8_t id = read8(d->address, at);
+        if (id == PCI_CAP_MSI && !d->msi_cap)
+            d->msi_cap = (uint8_t)at;
+        if (id == PCI_CAP_MSIX && !d->msix_cap)
+            d->msix_cap = (uint8_t)at;
+        at = read8(d->address, at + 1) & 0xFCu;
+    }
+}
+
 int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device **out)
 {
     struct pci_address a;
@@ -110,6 +150,11 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
     d->vendor = vendor;
     d->device = device;
     d->header_layout = read8(a, PCI_HEADER_TYPE) & PCI_HEADER_LAYOUT_MASK;
+    d->class_code = read8(a, PCI_CLASS);
+    find_interrupt_capabilities(d);
+    list_init(&d->dma_segments);
+    /* Whatever firmware left on, nobody has been allowed to master yet. */
+    device_set_bus_master(d, false);
     d->refs = 1;
     d->next_open = open_devices;
     open_devices = d;
@@ -134,6 +179,9 @@ void device_put(struct device *d)
         link = &(*link)->next_open;
     }
     *link = d->next_open;
+    VERIFY(list_empty(&d->dma_segments));
+    /* Nobody drives it any more: it may not master. */
+    device_set_bus_master(d, false);
     slab_free(&device_cache, d);
 }
 
@@ -155,9 +203,14 @@ static bool overlaps(unsigned offset, unsigned width, unsigned start, unsigned e
     return offset < end && start < offset + width;
 }
 
-/* Registers that place the device in the physical address space. */
-static bool placement_register(const struct device *d, unsigned offset, unsigned width)
+/* Registers that place the device in the physical address space, or aim
+ * its interrupt writes. */
+static bool kernel_register(const struct device *d, unsigned offset, unsigned width)
 {
+    if (d->msi_cap && overlaps(offset, width, d->msi_cap, d->msi_cap + PCI_CAP_MSI_SIZE))
+        return true;
+    if (d->msix_cap && overlaps(offset, width, d->msix_cap, d->msix_cap + PCI_CAP_MSIX_SIZE))
+        return true;
     if (d->header_layout != PCI_HEADER_GENERAL)
         return !(offset >= PCI_COMMAND && offset + width <= PCI_COMMAND + 4);
     return overlaps(offset, width, PCI_BAR0, PCI_BAR0 + 4 * PCI_BAR_COUNT) ||
@@ -168,10 +221,53 @@ int device_config_write(struct device *d, unsigned offset, unsigned width, uint3
 {
     if (!access_ok(offset, width))
         return -EINVAL;
-    if (placement_register(d, offset, width))
+    if (width < 4 && value >> (8 * width))
+        return -EINVAL; /* wider than the register: refused, not cut */
+    if (kernel_register(d, offset, width))
         return -EPERM;
+    if (offset <= PCI_COMMAND && offset + width > PCI_COMMAND) {
+        /* The command register's low byte: everything but bus mastering. */
+        uint32_t master = PCI_COMMAND_MASTER << (8 * (PCI_COMMAND - offset));
+        uint32_t now = pci_config_read(d->address, offset, width);
+        if ((value ^ now) & master)
+            return -EPERM;
+    }
     pci_config_write(d->address, offset, width, value);
     return 0;
+}
+
+bool device_bus_master(const struct device *d)
+{
+    return pci_config_read(d->address, PCI_COMMAND, 2) & PCI_COMMAND_MASTER;
+}
+
+int device_set_bus_master(struct device *d, bool on)
+{
+    /* A bridge's bit forwards the DMA of the devices behind it, which have
+     * bits of their own: the kernel leaves bridges as firmware set them. */
+    if (d->class_code == PCI_CLASS_BRIDGE || d->header_layout != PCI_HEADER_GENERAL)
+        return -ENOTSUP;
+    uint16_t command = (uint16_t)pci_config_read(d->address, PCI_COMMAND, 2);
+    uint16_t want = on ? (uint16_t)(command | PCI_COMMAND_MASTER) : (uint16_t)(command & ~PCI_COMMAND_MASTER);
+    if (want != command)
+        pci_config_write(d->address, PCI_COMMAND, 2, want);
+    /* Reading back pushes the write through any bridge before we go on. */
+    (void)pci_config_read(d->address, PCI_COMMAND, 2);
+    return 0;
+}
+
+struct list_node *device_dma_segments(struct device *d) { return &d->dma_segments; }
+
+int device_dma_map(struct device *d, uint64_t phys, uint64_t size)
+{
+    (void)d, (void)phys, (void)size;
+    return 0; /* no IOMMU: the device reaches all memory already */
+}
+
+bool device_dma_unmap(struct device *d, uint64_t phys, uint64_t size)
+{
+    (void)d, (void)phys, (void)size;
+    return false; /* no IOMMU: the frames stay within reach until quiesced */
 }
 
 static bool bar_is_mem64(uint32_t raw)

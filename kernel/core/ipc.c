@@ -5,19 +5,35 @@
  * A message travels through kernel memory: the sender's copy sits in its
  * thread (struct ipc_state) until a receiver takes it into its own thread,
  * and the receiver copies it out to its user buffer when it runs again, in
- * its own address space. The segment, if any, moves at the moment of
- * delivery (segment_move: reserve in the receiver, unmap from the sender,
- * map into the receiver), so it is never mapped in two places.
+ * its own address space. User buffers are only ever touched by the
+ * fault-recovering copies (kernel/usercopy.h), each time afresh: a buffer
+ * that vanished meanwhile (its segment sent away by another thread, or by
+ * this very call) gives -EFAULT.
+ *
+ * In-flight segments: a segment attached to a message stays the sender's,
+ * mapped, until the moment of delivery, when it moves (segment_move:
+ * reserve in the receiver, unmap from the sender, map into the receiver),
+ * so it is never mapped in two places. While the send is under way the
+ * segment is marked in flight (s->in_flight = the sending thread, and the
+ * thread's ipc.seg = s): free, give, pin, revoke and a second send of it
+ * are refused with -EBUSY, so the object the thread points to can neither
+ * go away nor change hands before the send ends. Every way a send ends
+ * (delivered, refused, timed out, the thread killed) clears both pointers.
+ *
+ * Blocked threads hold a reference on their endpoint (sched_hold),
+ * and a server holds one on the caller it owes a reply.
  *
  * Phases of a thread: SENDING (queued on senders), RECEIVING (queued on
  * receivers), AWAIT_REPLY (its call was taken; blocked on no queue, named by
- * the server's reply_to, which holds a reference to it).
+ * the server's reply_to).
  */
 #include <abi/errno.h>
 #include <abi/ipc.h>
 #include <common/string.h>
+#include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
+#include <kernel/kmem.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
 #include <kernel/slab.h>
@@ -29,12 +45,16 @@ static struct slab_cache endpoint_cache;
 
 void ipc_init(void) { slab_cache_init(&endpoint_cache, "endpoint", sizeof(struct endpoint)); }
 
-int endpoint_create(struct endpoint **out)
+int endpoint_create(struct account *account, struct endpoint **out)
 {
-    struct endpoint *ep = slab_alloc(&endpoint_cache);
-    if (!ep)
-        return -ENOMEM;
+    struct endpoint *ep;
+    int err = kmem_slab_alloc(account, &endpoint_cache, (void **)&ep);
+    if (err)
+        return err;
     ep->refs = 1;
+    ep->account = account;
+    if (account)
+        account_get(account);
     *out = ep;
     return 0;
 }
@@ -46,79 +66,108 @@ void endpoint_put(struct endpoint *ep)
     VERIFY(ep->refs > 0);
     if (--ep->refs)
         return;
-    /* Nobody can name it any more: whoever still waits on it learns so. */
+    VERIFY(!ep->senders.head && !ep->receivers.head);
+    struct account *a = ep->account;
+    kmem_slab_free(a, &endpoint_cache, ep);
+    if (a)
+        account_put(a, proc_account_free);
+}
+
+static void endpoint_put_object(void *ep) { endpoint_put(ep); }
+
+/* Nobody can receive any more: whoever waits learns so. */
+static void lose_receiver(struct endpoint *ep)
+{
+    ep->has_receiver = false;
     sched_wake_all(&ep->senders, -EPEER);
     sched_wake_all(&ep->receivers, -EPEER);
-    slab_free(&endpoint_cache, ep);
 }
 
-/* A message buffer is a whole struct ipc_msg in the caller's memory:
- * checked once per call, and again after the caller has blocked only if
- * something was unmapped from its process meanwhile (another of its threads
- * may have sent the buffer's segment away). */
-static bool buffer_ok(uint64_t user_msg, bool write)
+void endpoint_handle_added(struct endpoint *ep, rights_t rights)
 {
-    /* Servers and clients loop on one buffer: once it is known writable,
-     * it stays so until something is unmapped from the process. */
-    struct ipc_state *st = &current->ipc;
-    uint64_t generation = current->proc->unmap_generation;
-    if (st->checked_buffer == user_msg && st->checked_generation == generation && user_msg)
-        return true;
-    if (!user_range_ok(user_msg, sizeof(struct ipc_msg), write))
-        return false;
-    if (write) {
-        st->checked_buffer = user_msg;
-        st->checked_generation = generation;
-    }
-    return true;
+    ep->handles++;
+    if (rights & RIGHT_RECV)
+        ep->has_receiver = true;
 }
 
-bool ipc_buffer_ok(uint64_t user_msg) { return buffer_ok(user_msg, true); }
+void endpoint_handle_dropped(struct endpoint *ep, rights_t rights)
+{
+    VERIFY(ep->handles > 0);
+    ep->handles--;
+    if ((rights & RIGHT_RECV) || ep->handles == 0)
+        lose_receiver(ep);
+    endpoint_put(ep);
+}
 
-/* Copies a message in from a checked buffer and checks its contents;
- * nothing changes on failure. */
+void endpoint_receiver_moved(struct endpoint *ep)
+{
+    /* Threads of the old holder that wait to receive may not take what the
+     * new holder is owed. */
+    sched_wake_all(&ep->receivers, -EPEER);
+}
+
+/* The send a thread was making has ended, however: its segment is no
+ * longer in flight. */
+static void send_done(struct thread *t)
+{
+    struct segment *s = t->ipc.seg;
+    if (s) {
+        VERIFY(s->in_flight == t);
+        s->in_flight = 0;
+        t->ipc.seg = 0;
+    }
+}
+
+/* Copies a message in from the caller's buffer and checks it; on success
+ * a segment it carries is marked in flight. Nothing changes on failure. */
 static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
 {
-    const struct ipc_msg *u = (const struct ipc_msg *)user_msg;
-    memcpy(&st->msg, u, MSG_HEADER_SIZE);
+    int err = copy_from_user(&st->msg, user_msg, MSG_HEADER_SIZE);
+    if (err)
+        return err;
     if (st->msg.len > IPC_PAYLOAD_MAX)
         return -EINVAL;
-    memcpy(st->msg.payload, u->payload, st->msg.len);
+    if (st->msg.len && (err = copy_from_user(st->msg.payload, user_msg + MSG_HEADER_SIZE, st->msg.len)) != 0)
+        return err;
     if (!reply && st->msg.label >= IPC_LABEL_KERNEL_BASE)
+        return -EINVAL;
+    if (st->msg.seg_rights & ~(rights_t)RIGHTS_SEGMENT)
         return -EINVAL;
     st->seg = 0;
     if (st->msg.seg != HANDLE_NONE) {
-        struct segment *s = handle_lookup(&current->proc->handles, st->msg.seg, HANDLE_SEGMENT);
-        if (!s)
-            return -EBADH;
-        if (s->pins)
+        struct segment *s;
+        rights_t held;
+        err = handle_get(&current->proc->handles, st->msg.seg, HANDLE_SEGMENT, 0, (void **)&s, &held);
+        if (err)
+            return err;
+        if (s->in_flight || s->pins)
             return -EBUSY;
+        st->seg_rights = held & (st->msg.seg_rights ? st->msg.seg_rights : RIGHTS_SEGMENT);
+        s->in_flight = current;
         st->seg = s;
     }
     return 0;
 }
 
-static int store_message(uint64_t user_msg, const struct ipc_msg *msg, bool checked)
+static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
 {
-    if (!checked && !buffer_ok(user_msg, true))
-        return -EFAULT;
-    memcpy((void *)user_msg, msg, MSG_HEADER_SIZE + msg->len);
-    return 0;
+    return copy_to_user(user_msg, msg, MSG_HEADER_SIZE + msg->len);
 }
 
 /* Moves the sender's message (and segment) to the receiver. On failure the
- * receiver got nothing and the segment is still the sender's. */
+ * receiver got nothing and the segment is still the sender's, in flight. */
 static int deliver(struct thread *from, struct thread *to)
 {
     struct segment *s = from->ipc.seg;
     if (s) {
-        /* The sender's other threads may have moved or pinned it meanwhile. */
-        if (s->owner != from->proc)
-            return -EBADH;
+        VERIFY(s->in_flight == from && s->owner == from->proc);
         bool map = !(to->ipc.recv_flags & IPC_RECV_NOMAP);
-        int err = segment_move(s, to->proc, map, 0, SEG_PROT_WRITE);
+        s->in_flight = 0;
+        int err = segment_move(s, to->proc, map, 0, from->ipc.seg_rights);
+        s->in_flight = from;
         if (err)
             return err;
+        send_done(from);
     }
     struct ipc_msg *m = &to->ipc.msg;
     memcpy(m, &from->ipc.msg, MSG_HEADER_SIZE + from->ipc.msg.len);
@@ -127,7 +176,7 @@ static int deliver(struct thread *from, struct thread *to)
     m->seg = s ? s->handle : HANDLE_NONE;
     m->seg_addr = s ? s->vaddr : 0;
     m->seg_size = s ? s->size : 0;
-    from->ipc.seg = 0;
+    m->seg_rights = s ? (uint16_t)s->rights : 0;
     return 0;
 }
 
@@ -161,12 +210,13 @@ static void drop_reply(struct thread *server)
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
 {
     struct thread *self = current;
-    if (!buffer_ok(user_msg, call))
-        return -EFAULT;
-    uint64_t mappings = self->proc->unmap_generation;
     int err = load_message(user_msg, &self->ipc, false);
     if (err)
         return err;
+    if (!ep->has_receiver) {
+        send_done(self);
+        return -EPEER;
+    }
     self->ipc.is_call = call;
     self->ipc.recv_flags = call ? (self->ipc.msg.flags & IPC_RECV_NOMAP) : 0;
 
@@ -174,7 +224,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     if (receiver) {
         err = deliver(self, receiver);
         if (err) {
-            self->ipc.seg = 0;
+            send_done(self);
             return err;
         }
         receiver->ipc.phase = IPC_IDLE;
@@ -186,23 +236,26 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         err = (int)sched_block_handoff(receiver, 0);
     } else {
         self->ipc.phase = IPC_SENDING;
+        endpoint_get(ep);
+        sched_hold(endpoint_put_object, ep);
         err = (int)sched_block(&ep->senders, timeout_ns);
+        sched_release_wait_hold(self);
         if (self->ipc.phase == IPC_SENDING) /* timed out, or refused on delivery */
             self->ipc.phase = IPC_IDLE;
     }
-    self->ipc.seg = 0;
+    send_done(self);
     if (err || !call)
         return err;
-    return store_message(user_msg, &self->ipc.msg, mappings == self->proc->unmap_generation);
+    return store_message(user_msg, &self->ipc.msg);
 }
 
-int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool checked)
+int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
 {
     struct thread *self = current;
-    if (!checked && !buffer_ok(user_msg, true))
-        return -EFAULT;
-    uint32_t flags = ((const struct ipc_msg *)user_msg)->flags;
-    uint64_t mappings = self->proc->unmap_generation;
+    uint16_t flags;
+    int err = copy_from_user(&flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(flags));
+    if (err)
+        return err;
     drop_reply(self);
     self->ipc.recv_flags = flags & IPC_RECV_NOMAP;
 
@@ -210,12 +263,13 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         self->ipc.msg = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };
         self->ipc.msg.w[0] = ep->notify_bits;
         ep->notify_bits = 0;
-        return store_message(user_msg, &self->ipc.msg, true);
+        return store_message(user_msg, &self->ipc.msg);
     }
     for (struct thread *sender = ep->senders.head; sender; sender = ep->senders.head) {
         sched_unqueue(sender);
-        int err = deliver(sender, self);
+        err = deliver(sender, self);
         if (err) {
+            send_done(sender);
             sender->ipc.phase = IPC_IDLE;
             sched_wake(sender, err);
             continue;
@@ -223,36 +277,39 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         taken(sender, self);
         if (!sender->ipc.is_call)
             sched_wake(sender, 0);
-        return store_message(user_msg, &self->ipc.msg, true);
+        return store_message(user_msg, &self->ipc.msg);
     }
+    if (!ep->has_receiver)
+        return -EPEER;
     self->ipc.phase = IPC_RECEIVING;
-    int64_t err = sched_block(&ep->receivers, timeout_ns);
+    endpoint_get(ep);
+    sched_hold(endpoint_put_object, ep);
+    int64_t result = sched_block(&ep->receivers, timeout_ns);
+    sched_release_wait_hold(self);
     if (self->ipc.phase == IPC_RECEIVING)
         self->ipc.phase = IPC_IDLE;
-    if (err)
-        return err;
-    return store_message(user_msg, &self->ipc.msg, mappings == self->proc->unmap_generation);
+    if (result)
+        return result;
+    return store_message(user_msg, &self->ipc.msg);
 }
 
-int64_t ipc_reply(uint64_t user_msg, bool checked)
+int64_t ipc_reply(uint64_t user_msg)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;
     if (!caller)
         return -ENOENT;
-    if (!checked && !buffer_ok(user_msg, false))
-        return -EFAULT;
     int err = load_message(user_msg, &self->ipc, true);
     if (err)
         return err; /* the caller still waits; the server may reply again */
     self->ipc.reply_to = 0;
     if (caller->state != THREAD_BLOCKED || caller->ipc.phase != IPC_AWAIT_REPLY) {
-        self->ipc.seg = 0;
+        send_done(self);
         thread_put(caller);
         return -EPEER;
     }
     err = deliver(self, caller);
-    self->ipc.seg = 0;
+    send_done(self);
     caller->ipc.phase = IPC_IDLE;
     /* A reply the caller cannot take ends its call with the same error. */
     sched_wake(caller, err);
@@ -277,5 +334,5 @@ void ipc_thread_dead(struct thread *t)
 {
     drop_reply(t);
     t->ipc.phase = IPC_IDLE;
-    t->ipc.seg = 0;
+    send_done(t);
 }

@@ -11,6 +11,7 @@
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
+#include <kernel/kmem.h>
 #include <kernel/memsrv.h>
 #include <kernel/multiboot.h>
 #include <kernel/paging.h>
@@ -63,10 +64,15 @@ static struct phys_range module_ranges[BOOT_MODULES_MAX];
 static void copy_boot_strings(const struct mb_info *info)
 {
     strlcpy(boot_cmdline, info->cmdline, sizeof(boot_cmdline));
-    for (size_t i = 0; i < info->nmodules && i < BOOT_MODULES_MAX; i++) {
+    for (size_t i = 0; i < info->nmodules && boot_module_count < BOOT_MODULES_MAX; i++) {
         const struct mb_module *mod = &info->modules[i];
         if (mod->start & (PAGE_SIZE - 1)) {
             kprintf("boot: module '%s' is not page aligned; left out\n", mod->cmdline);
+            continue;
+        }
+        if (mod->end <= mod->start) {
+            /* Nothing to load, and two of them would claim the same page. */
+            kprintf("boot: module '%s' is empty; left out\n", mod->cmdline);
             continue;
         }
         module_ranges[boot_module_count] = (struct phys_range){ mod->start, mod->end - mod->start };
@@ -103,9 +109,7 @@ static void make_module_segments(void)
 {
     for (unsigned i = 0; i < boot_module_count; i++) {
         uint64_t size = (module_ranges[i].len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        if (!size)
-            size = PAGE_SIZE;
-        if (segment_create(module_ranges[i].base, size, SEG_INFO_MODULE, &boot_modules[i].seg) != 0)
+        if (segment_create(module_ranges[i].base, size, SEG_INFO_MODULE, 0, &boot_modules[i].seg) != 0)
             panic("boot: module %s overlaps another", boot_modules[i].name);
     }
 }
@@ -134,16 +138,17 @@ static void start_boot_processes(void)
         boot_failure("no boot module named init", -ENOENT);
     int err;
     /* The kernel keeps the endpoint's first reference: it outlives its holders. */
-    if (memsrv_module >= 0 && (err = endpoint_create(&memsrv_endpoint)) != 0)
+    if (memsrv_module >= 0 && (err = endpoint_create(0, &memsrv_endpoint)) != 0)
         boot_failure("no memory for the memory server's endpoint", err);
 
     struct process *init, *memsrv = 0;
-    err = proc_load_module((unsigned)init_module, boot_cmdline, strlen(boot_cmdline), memsrv_endpoint, &init);
+    err = proc_load_module((unsigned)init_module, boot_cmdline, strlen(boot_cmdline), memsrv_endpoint,
+                           POWERS_INHERITABLE, &init);
     if (err)
         boot_failure("init could not start", err);
-    init->boot_right = true;
+    /* Init reads the images (read-only, never pinned). */
     for (unsigned i = 0; i < boot_module_count; i++)
-        if ((err = segment_attach(boot_modules[i].seg, init, true, 0, 0)) != 0)
+        if ((err = segment_attach(boot_modules[i].seg, init, true, 0, RIGHT_READ)) != 0)
             boot_failure("no room to give init the boot modules", err);
 
     if (memsrv_module >= 0) {
@@ -151,10 +156,9 @@ static void start_boot_processes(void)
         int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
         if (n < 0 || (size_t)n >= sizeof(args))
             boot_failure("kernel command line too long", -E2BIG);
-        err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, &memsrv);
+        err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, POWER_MEMSRV, &memsrv);
         if (err)
             boot_failure("memsrv could not start", err);
-        memsrv->memsrv_right = true;
         memsrv_process = memsrv;
     }
     memsrv_world_record(&mbinfo);
@@ -187,6 +191,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
         reserved[nreserved++] = module_ranges[i];
     physmem_init(&mbinfo, reserved, nreserved);
     carve_pool();
+    kmem_init();
 
     arch_cpu_init();
     paging_init(&mbinfo);

@@ -9,18 +9,27 @@
  * while there is none, back to the kernel's boot ranges), pinned ones stay
  * quarantined; the process object lives on while handles name it, so that
  * its exit status can be read.
+ *
+ * Accounts: a process's account is a child of its creator's; creating it
+ * charges RES_PROCESSES, and every kernel object it causes is charged as
+ * RES_KMEM (kernel/kmem.h). The account object itself is charged to the
+ * parent (an account cannot pay for itself and still reach zero). Ending
+ * a process gives back everything but the process object, which lives on
+ * (still charged) while handles name it.
  */
 #include <abi/errno.h>
 #include <abi/ipc.h>
 #include <abi/proc.h>
 #include <arch/arch.h>
 #include <common/elf.h>
+#include <common/idtable.h>
 #include <common/string.h>
+#include <kernel/account.h>
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/ipc.h>
-#include <kernel/paging.h>
+#include <kernel/kmem.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -30,80 +39,92 @@
 struct process *memsrv_process;
 struct endpoint *memsrv_endpoint;
 
-static struct slab_cache proc_cache;
-static struct process *proc_table[PROC_MAX];
-static uint32_t proc_generation[PROC_MAX];
+#define PID_PAGES (PROC_MAX / ID_SLOTS_PER_PAGE)
+
+static struct slab_cache proc_cache, account_cache;
+static struct id_slot *pid_directory[PID_PAGES];
+static struct id_table pids;
 static uint64_t live_processes;
+
+static int pid_page_get(void *ctx, void **page) { return kmem_frame_alloc(ctx, page); }
+static void pid_page_put(void *ctx, void *page) { kmem_frame_free(ctx, page); }
 
 void proc_init(void)
 {
     slab_cache_init(&proc_cache, "process", sizeof(struct process));
-    for (unsigned i = 0; i < PROC_MAX; i++)
-        proc_generation[i] = 1;
+    slab_cache_init(&account_cache, "account", sizeof(struct account));
+    const struct id_pages provider = { pid_page_get, pid_page_put, 0 };
+    idt_init_with_directory(&pids, pid_directory, PID_PAGES, &provider);
 }
 
 uint64_t proc_live_count(void) { return live_processes; }
 
 struct process *proc_by_pid(uint64_t pid)
 {
-    uint64_t slot = pid & 0xffffffffu;
-    if (slot == 0 || slot > PROC_MAX)
-        return 0;
-    struct process *p = proc_table[slot - 1];
-    return p && p->pid == pid ? p : 0;
+    struct id_slot *e = idt_slot(&pids, pid);
+    return e ? e->object : 0;
 }
 
-static void *area_page_get(void *ctx)
+void proc_account_free(struct account *a) { kmem_slab_free(a->parent, &account_cache, a); }
+
+/* A new account under parent's, charged for one process. */
+static int account_new(struct account *parent, struct account **out)
 {
-    (void)ctx;
-    uint64_t frame = pool_alloc_frame();
-    if (!frame)
-        return 0;
-    memset(phys_to_virt(frame), 0, PAGE_SIZE);
-    return phys_to_virt(frame);
+    if (parent && !account_fits(parent, RES_PROCESSES, 1))
+        return -EDQUOT;
+    struct account *a;
+    int err = kmem_slab_alloc(parent, &account_cache, (void **)&a);
+    if (err)
+        return err;
+    account_init(a, parent);
+    VERIFY(account_charge(a, RES_PROCESSES, 1) == 0);
+    *out = a;
+    return 0;
 }
 
-static void area_page_put(void *ctx, void *page)
+/* Undoes account_new (the process never existed, or it has ended). */
+static void account_end(struct account *a)
 {
-    (void)ctx;
-    pool_free_frame(virt_to_phys(page));
+    account_uncharge(a, RES_PROCESSES, 1);
+    account_put(a, proc_account_free);
 }
 
-static const struct vmarea_pages area_pages = { area_page_get, area_page_put, 0 };
-
-int proc_create(const char *name, struct process **out)
+int proc_create(const char *name, struct process *parent, uint32_t powers, struct process **out)
 {
-    unsigned slot = PROC_MAX;
-    for (unsigned i = 0; i < PROC_MAX; i++) {
-        if (!proc_table[i]) {
-            slot = i;
-            break;
-        }
+    struct account *a;
+    int err = account_new(parent ? parent->account : 0, &a);
+    if (err)
+        return err;
+    struct process *p;
+    err = kmem_slab_alloc(a, &proc_cache, (void **)&p);
+    if (err) {
+        account_end(a);
+        return err;
     }
-    if (slot == PROC_MAX)
-        return -ENOMEM;
-    struct process *p = slab_alloc(&proc_cache);
-    if (!p)
-        return -ENOMEM;
-    int err = paging_create(&p->root);
+    p->account = a;
+    uint64_t pid;
+    err = aspace_init(&p->aspace, a);
     if (!err) {
-        err = handle_table_init(&p->handles);
+        err = handle_table_init(&p->handles, a);
         if (!err) {
-            err = vmareas_init(&p->areas, ABI_USER_BASE, ABI_USER_TOP, &area_pages);
+            err = idt_alloc(&pids, p, 1, &pid);
             if (err)
                 handle_table_destroy(&p->handles);
         }
         if (err)
-            paging_destroy(p->root);
+            aspace_destroy(&p->aspace);
     }
     if (err) {
-        slab_free(&proc_cache, p);
+        kmem_slab_free(a, &proc_cache, p);
+        account_end(a);
         return err;
     }
     strlcpy(p->name, name, sizeof(p->name));
-    p->pid = ((uint64_t)proc_generation[slot] << 32) | (slot + 1);
+    p->pid = pid;
+    p->parent_pid = parent ? parent->pid : 0;
+    p->powers = powers;
     p->refs = 1;
-    proc_table[slot] = p;
+    list_init(&p->segments);
     live_processes++;
     *out = p;
     return 0;
@@ -121,30 +142,46 @@ int proc_start(struct process *p, uint64_t entry, uint64_t stack_top, uint64_t a
     return 0;
 }
 
-/* Where the segments of an ended process go. */
+void proc_notify_memsrv_reclaim(void)
+{
+    if (memsrv_endpoint)
+        ipc_notify(memsrv_endpoint, IPC_NOTIFY_EXIT);
+}
+
+/* Where the segments of an ended process go. Returns whether the memory
+ * server has something to hear about. */
 static bool route_segment(struct segment *s, struct process *p)
 {
-    if (memsrv_process && !memsrv_process->exited && p != memsrv_process) {
-        segment_reclaim(s, p->pid);
-        return true;
-    }
-    if (s->pins) {
+    if ((memsrv_process && !memsrv_process->exited && p != memsrv_process) || s->dma_device) {
         /* No memory server to tell: the kernel keeps it out of reuse. */
         segment_reclaim(s, p->pid);
-        return false;
+        return true;
     }
     physmem_free(s->phys, s->size);
     segment_destroy(s);
     return false;
 }
 
-static void put_handle_object(void *object, enum handle_type type)
+static struct process *draining; /* the process whose handles proc_release drops */
+
+static void put_handle_object(void *object, enum handle_type type, rights_t rights)
+{
+    proc_drop_handle(draining, object, type, rights);
+}
+
+void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights)
 {
     switch (type) {
     case HANDLE_PROCESS: proc_handle_dropped(object); break;
     case HANDLE_THREAD: thread_put(object); break;
-    case HANDLE_ENDPOINT: endpoint_put(object); break;
-    case HANDLE_DEVICE: device_put(object); break;
+    case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights); break;
+    case HANDLE_DEVICE:
+        /* Whoever drove the device's DMA through this handle lets go of it:
+         * the device stops mastering, which releases what it could reach. */
+        if (rights & RIGHT_DMA)
+            segment_dma_owner_gone(object, p->account);
+        device_put(object);
+        break;
     default: panic("handle of type %d left in a table", type);
     }
 }
@@ -153,25 +190,24 @@ static void put_handle_object(void *object, enum handle_type type)
 static void proc_release(struct process *p)
 {
     bool notify = false;
-    while (p->segments) {
-        struct segment *s = p->segments;
+    struct list_node *n;
+    while ((n = list_first(&p->segments)) != 0) {
+        struct segment *s = LIST_ENTRY(n, struct segment, link);
         segment_detach(s);
         notify |= route_segment(s, p);
     }
     if (notify)
-        ipc_notify(memsrv_endpoint, IPC_NOTIFY_EXIT);
+        proc_notify_memsrv_reclaim();
+    draining = p;
     handle_table_drain(&p->handles, put_handle_object);
+    draining = 0;
     handle_table_destroy(&p->handles);
-    vmareas_destroy(&p->areas);
-    paging_destroy(p->root);
-    p->root = 0;
-    unsigned slot = (unsigned)(p->pid & 0xffffffffu) - 1;
-    proc_table[slot] = 0;
-    if (++proc_generation[slot] == 0)
-        proc_generation[slot] = 1;
+    aspace_destroy(&p->aspace);
+    idt_free(&pids, p->pid);
     live_processes--;
+    account_uncharge(p->account, RES_PROCESSES, 1);
     if (p == memsrv_process)
-        kprintf("tessera: the memory server ended (status %ld); memory goes back to the kernel\n", p->exit_status);
+        kprintf("tessera: the memory server ended (status %ld)\n", p->exit_status);
 }
 
 void proc_get(struct process *p) { p->refs++; }
@@ -193,12 +229,14 @@ void proc_put(struct process *p)
     VERIFY(p->exited);
     if (p == memsrv_process)
         memsrv_process = 0;
-    slab_free(&proc_cache, p);
+    struct account *a = p->account;
+    kmem_slab_free(a, &proc_cache, p);
+    account_put(a, proc_account_free);
 }
 
 /* Allocates, zero-fills and maps a segment at vaddr in p, from the kernel's
  * boot ranges. */
-static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, unsigned prot, struct segment **out)
+static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights_t rights, struct segment **out)
 {
     uint64_t align = (size >= LARGE_PAGE_SIZE && !(vaddr & (LARGE_PAGE_SIZE - 1))) ? LARGE_PAGE_SIZE : PAGE_SIZE;
     uint64_t phys;
@@ -208,13 +246,13 @@ static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, unsign
     if (err)
         return err;
     struct segment *s;
-    err = segment_create(phys, size, 0, &s);
+    err = segment_create(phys, size, 0, p->account, &s);
     if (err) {
         physmem_free(phys, size);
         return err;
     }
     memset(phys_to_virt(phys), 0, size);
-    err = segment_attach(s, p, true, vaddr, prot);
+    err = segment_attach(s, p, true, vaddr, rights);
     if (err) {
         segment_destroy(s);
         physmem_free(phys, size);
@@ -225,7 +263,7 @@ static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, unsign
 }
 
 int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                     struct process **out)
+                     uint32_t powers, struct process **out)
 {
     if (module >= boot_module_count)
         return -ENOENT;
@@ -241,7 +279,7 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
     }
 
     struct process *p;
-    int err = proc_create(m->name, &p);
+    int err = proc_create(m->name, 0, powers, &p);
     if (err)
         return err;
     for (size_t i = 0; i < elf.nsegments && !err; i++) {
@@ -250,21 +288,26 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
             continue;
         uint64_t page_start = e->vaddr & ~(PAGE_SIZE - 1);
         uint64_t page_end = (e->vaddr + e->memsz + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-        unsigned prot = ((e->flags & ELF_SEG_W) ? SEG_PROT_WRITE : 0) | ((e->flags & ELF_SEG_X) ? SEG_PROT_EXEC : 0);
+        rights_t rights = RIGHT_READ | RIGHT_PIN | ((e->flags & ELF_SEG_W) ? RIGHT_WRITE : 0) |
+                          ((e->flags & ELF_SEG_X) ? RIGHT_EXEC : 0);
         struct segment *s;
-        err = load_segment(p, page_start, page_end - page_start, prot, &s);
+        err = load_segment(p, page_start, page_end - page_start, rights, &s);
         if (!err)
             memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset, e->filesz);
     }
     handle_t memsrv_handle = HANDLE_NONE;
     if (!err && memsrv_ep) {
-        err = handle_install(&p->handles, memsrv_ep, HANDLE_ENDPOINT, &memsrv_handle);
+        /* The memory server receives on its endpoint; everyone else may
+         * only send (and init may pass that on). */
+        rights_t rights = (powers & POWER_MEMSRV) ? RIGHT_SEND | RIGHT_RECV : RIGHT_SEND | RIGHT_GRANT;
+        err = handle_install(&p->handles, memsrv_ep, HANDLE_ENDPOINT, rights, &memsrv_handle);
         if (!err)
-            endpoint_get(memsrv_ep);
+            endpoint_handle_added(memsrv_ep, rights);
     }
     struct segment *stack = 0;
     if (!err)
-        err = load_segment(p, ABI_STACK_TOP - ABI_STACK_SIZE, ABI_STACK_SIZE, SEG_PROT_WRITE, &stack);
+        err = load_segment(p, ABI_STACK_TOP - ABI_STACK_SIZE, ABI_STACK_SIZE, RIGHT_READ | RIGHT_WRITE | RIGHT_PIN,
+                           &stack);
     uint64_t startup_va = ABI_STARTUP_ADDR;
     if (!err) {
         struct abi_startup *st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) +
@@ -321,10 +364,27 @@ void proc_exit(struct process *p, int64_t status)
         sched_exit_current();
 }
 
+/* A fault loop (a program that spawns faulting children) must not drown
+ * the console: past a burst, reports are counted, not printed. */
+#define FAULT_REPORTS_PER_SECOND 16u
+
 void proc_fault(struct trap_frame *f)
 {
+    static uint64_t window_start_ns, reports, suppressed;
     struct process *p = current->proc;
-    kprintf("user fault: process %s (pid %#lx) thread %lu killed\n", p->name, p->pid, current->id);
-    trap_print_frame(f);
+    uint64_t now = arch_time_ns();
+    if (now - window_start_ns >= 1000000000ull) {
+        if (suppressed)
+            kprintf("user fault: %lu more fault reports suppressed\n", suppressed);
+        window_start_ns = now;
+        reports = suppressed = 0;
+    }
+    if (reports < FAULT_REPORTS_PER_SECOND) {
+        reports++;
+        kprintf("user fault: process %s (pid %#lx) thread %lu killed\n", p->name, p->pid, current->id);
+        trap_print_frame(f);
+    } else {
+        suppressed++;
+    }
     proc_exit(p, ABI_EXIT_FAULT(f->vector));
 }

@@ -20,6 +20,7 @@ static struct thread *reap_list;
 static struct thread *fpu_owner;
 static uint64_t ticks;
 static unsigned quantum_left;
+static bool resched_pending; /* the quantum ran out while the kernel ran */
 
 static void run_push(struct thread *t)
 {
@@ -133,10 +134,11 @@ void sched_after_switch(void)
 static void switch_to(struct thread *next)
 {
     struct thread *prev = current;
+    resched_pending = false;
     if (next == prev)
         return;
     if (next->proc) {
-        paging_activate(next->proc->root);
+        aspace_activate(&next->proc->aspace);
         if (fpu_owner != next) {
             if (fpu_owner)
                 arch_fpu_save(fpu_owner->fpu);
@@ -190,6 +192,20 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
     return t->wait_result;
 }
 
+void sched_release_wait_hold(struct thread *t)
+{
+    struct wait_hold hold = t->hold;
+    t->hold = (struct wait_hold){ 0 };
+    if (hold.put)
+        hold.put(hold.object);
+}
+
+void sched_hold(void (*put)(void *), void *object)
+{
+    VERIFY(!current->hold.put);
+    current->hold = (struct wait_hold){ put, object };
+}
+
 int64_t sched_block_handoff(struct thread *to, int64_t result)
 {
     struct thread *t = current;
@@ -241,7 +257,6 @@ void sched_exit_current(void)
 
 void sched_tick(struct trap_frame *f)
 {
-    (void)f;
     ticks++;
     uint64_t now = arch_time_ns();
     while (sleepers && sleepers->wake_ns <= now)
@@ -252,8 +267,26 @@ void sched_tick(struct trap_frame *f)
     }
     if (quantum_left)
         quantum_left--;
-    if (quantum_left == 0 && run_head)
+    if (quantum_left == 0 && run_head) {
+        /* The kernel is switched away from only at points of its choosing
+         * (sched_preempt_point), never in the middle of a change. */
+        if (trap_from_user(f))
+            sched_yield();
+        else
+            resched_pending = true;
+    }
+}
+
+void sched_preempt_point(void)
+{
+    /* Let a pending tick or device interrupt in. */
+    arch_irq_enable();
+    __asm__ volatile("nop");
+    arch_irq_disable();
+    if (resched_pending) {
+        resched_pending = false;
         sched_yield();
+    }
 }
 
 uint64_t sched_ticks(void) { return ticks; }

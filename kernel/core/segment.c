@@ -5,78 +5,59 @@
  *
  * Invariants:
  *   - live segments never overlap physically (tree by_phys);
- *   - a segment with an owner has exactly one handle in the owner's table
- *     and is on the owner's list; its vaddr, if not 0, is a used area of the
- *     owner's vmareas mapped to [phys, phys+size);
- *   - an ownerless segment is unmapped and named by no handle.
+ *   - a segment with an owner has exactly one handle in the owner's table,
+ *     whose rights equal s->rights, and is on the owner's list; its vaddr,
+ *     if not 0, is a used area of the owner's address space mapped to
+ *     [phys, phys+size) with the protection of its rights;
+ *   - an ownerless segment is unmapped and named by no handle;
+ *   - in_flight is set only while its owner's thread is blocked in a send
+ *     carrying it, and that thread's ipc.seg points back here;
+ *   - dma_device is set iff pins > 0 or the segment is tainted or
+ *     quarantined, and then the segment is on that device's DMA list.
  * Every operation that can fail checks and reserves first (handle slot,
- * virtual area, page-table frames) and then commits in steps that cannot
- * fail, so a failure leaves the segment where it was.
+ * virtual area, page-table frames, account charges) and then commits in
+ * steps that cannot fail, so a failure leaves the segment where it was.
  */
 #include <abi/errno.h>
 #include <arch/arch.h>
 #include <common/string.h>
+#include <kernel/account.h>
+#include <kernel/aspace.h>
 #include <kernel/console.h>
+#include <kernel/device.h>
+#include <kernel/kmem.h>
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
 #include <kernel/slab.h>
 
-#define SID_PER_PAGE 256u
-#define SID_PAGES 1024u /* up to 262144 live segments */
-
-struct sid_slot {
-    struct segment *segment; /* when free: next free slot + 1, as an integer */
-    uint32_t generation;
-    uint32_t used;
-};
-_Static_assert(sizeof(struct sid_slot) * SID_PER_PAGE == PAGE_SIZE, "a page of sid slots");
+/* Up to 2M live segments: more than the pool could hold objects for. */
+#define SID_PAGES_MAX 8192u
 
 static struct slab_cache segment_cache;
-static struct sid_slot *sid_pages[SID_PAGES];
-static uint32_t sid_npages, sid_free_head;
+static struct id_slot *sid_directory[SID_PAGES_MAX];
+static struct id_table sids;
 static struct rb_tree by_phys;
 static uint64_t live_segments;
-static struct segment *reclaim_head, *reclaim_tail;
+static struct list_node reclaim_queue = LIST_HEAD_INIT(reclaim_queue);
+
+/* The sid table's pages are the kernel's: a segment's charge is its own. */
+static int sid_page_get(void *ctx, void **page) { return kmem_frame_alloc(ctx, page); }
+static void sid_page_put(void *ctx, void *page) { kmem_frame_free(ctx, page); }
 
 void segment_init(void)
 {
     slab_cache_init(&segment_cache, "segment", sizeof(struct segment));
     rb_init(&by_phys, 0);
-}
-
-static struct sid_slot *sid_slot(uint32_t slot) { return &sid_pages[slot / SID_PER_PAGE][slot % SID_PER_PAGE]; }
-
-static int sid_reserve_page(void)
-{
-    if (sid_free_head)
-        return 0;
-    if (sid_npages == SID_PAGES)
-        return -ENOMEM;
-    uint64_t frame = pool_alloc_frame();
-    if (!frame)
-        return -ENOMEM;
-    struct sid_slot *page = phys_to_virt(frame);
-    uint32_t first = sid_npages * SID_PER_PAGE;
-    for (uint32_t i = 0; i < SID_PER_PAGE; i++) {
-        page[i] = (struct sid_slot){ .generation = 1 };
-        page[i].segment = (void *)(uintptr_t)(i + 1 < SID_PER_PAGE ? first + i + 2 : 0);
-    }
-    sid_pages[sid_npages++] = page;
-    sid_free_head = first + 1;
-    return 0;
+    const struct id_pages provider = { sid_page_get, sid_page_put, 0 };
+    idt_init_with_directory(&sids, sid_directory, SID_PAGES_MAX, &provider);
 }
 
 struct segment *segment_by_sid(uint64_t sid)
 {
-    uint64_t slot = sid & 0xffffffffu;
-    if (slot == 0 || slot > (uint64_t)sid_npages * SID_PER_PAGE)
-        return 0;
-    struct sid_slot *e = sid_slot((uint32_t)slot - 1);
-    if (!e->used || e->generation != (uint32_t)(sid >> 32))
-        return 0;
-    return e->segment;
+    struct id_slot *e = idt_slot(&sids, sid);
+    return e ? e->object : 0;
 }
 
 static struct segment *phys_entry(struct rb_node *n) { return n ? RB_ENTRY(n, struct segment, by_phys) : 0; }
@@ -118,109 +99,213 @@ static void phys_insert(struct segment *s)
     rb_insert(&by_phys, &s->by_phys, parent, link);
 }
 
-int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct segment **out)
+int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account *payer, struct segment **out)
 {
     if (!size || ((phys | size) & (PAGE_SIZE - 1)) || phys + size < phys)
         return -EINVAL;
     if (segment_overlaps(phys, size, 0))
         return -EEXIST;
-    int err = sid_reserve_page();
+    if (payer && !account_fits(payer, RES_MEMORY, size))
+        return -EDQUOT;
+    /* A sid page and a slab at most. */
+    if (!kmem_pool_has(payer, 2))
+        return -ENOMEM;
+    struct segment *s;
+    int err = kmem_slab_alloc(payer, &segment_cache, (void **)&s);
     if (err)
         return err;
-    struct segment *s = slab_alloc(&segment_cache);
-    if (!s)
-        return -ENOMEM;
-    uint32_t slot = sid_free_head - 1;
-    struct sid_slot *e = sid_slot(slot);
-    sid_free_head = (uint32_t)(uintptr_t)e->segment;
-    e->segment = s;
-    e->used = 1;
-    s->sid = ((uint64_t)e->generation << 32) | (slot + 1);
+    uint64_t sid;
+    err = idt_alloc(&sids, s, 1, &sid);
+    if (err) {
+        kmem_slab_free(payer, &segment_cache, s);
+        return err;
+    }
+    if (payer) {
+        VERIFY(account_charge(payer, RES_MEMORY, size) == 0);
+        account_get(payer);
+    }
+    s->sid = sid;
     s->phys = phys;
     s->size = size;
     s->flags = flags;
+    s->payer = payer;
+    list_init(&s->link);
+    list_init(&s->dma_link);
     phys_insert(s);
     live_segments++;
     *out = s;
     return 0;
 }
 
+static void release_account(struct account *a) { proc_account_free(a); }
+
 void segment_destroy(struct segment *s)
 {
-    VERIFY(!s->owner && !s->vaddr);
-    uint32_t slot = (uint32_t)(s->sid & 0xffffffffu) - 1;
-    struct sid_slot *e = sid_slot(slot);
-    e->used = 0;
-    if (++e->generation == 0)
-        e->generation = 1;
-    e->segment = (void *)(uintptr_t)sid_free_head;
-    sid_free_head = slot + 1;
+    VERIFY(!s->owner && !s->vaddr && !s->pins && !s->in_flight && !s->dma_device);
+    VERIFY(!list_linked(&s->link));
+    idt_free(&sids, s->sid);
     rb_erase(&by_phys, &s->by_phys);
     live_segments--;
-    slab_free(&segment_cache, s);
+    struct account *payer = s->payer;
+    if (payer)
+        account_uncharge(payer, RES_MEMORY, s->size);
+    kmem_slab_free(payer, &segment_cache, s);
+    if (payer)
+        account_put(payer, release_account);
 }
 
-static unsigned map_flags(unsigned prot)
+/* ---- DMA state ------------------------------------------------------ */
+
+bool segment_dma_busy(const struct segment *s)
 {
-    return MAP_USER | ((prot & SEG_PROT_WRITE) ? MAP_WRITE : 0) | ((prot & SEG_PROT_EXEC) ? MAP_EXEC : 0);
+    return s->dma_device != 0;
+}
+
+int segment_idle(const struct segment *s)
+{
+    return s->in_flight || s->pins || segment_dma_busy(s) ? -EBUSY : 0;
+}
+
+/* The segment is no longer within any device's reach. */
+static void dma_forget(struct segment *s)
+{
+    list_remove(&s->dma_link);
+    if (s->pinner) {
+        account_uncharge(s->pinner, RES_PINNED, s->size);
+        account_put(s->pinner, release_account);
+        s->pinner = 0;
+    }
+    device_put(s->dma_device);
+    s->dma_device = 0;
+    s->flags &= ~(uint32_t)SEG_INFO_QUARANTINED;
+}
+
+int segment_pin(struct segment *s, struct device *d, uint64_t *phys)
+{
+    if (s->in_flight)
+        return -EBUSY;
+    if (s->dma_device && s->dma_device != d)
+        return -EBUSY;
+    if (s->pins == UINT32_MAX)
+        return -ERANGE;
+    if (!s->dma_device) {
+        struct account *pinner = s->owner->account;
+        int err = account_charge(pinner, RES_PINNED, s->size);
+        if (err)
+            return err;
+        err = device_dma_map(d, s->phys, s->size);
+        if (err) {
+            account_uncharge(pinner, RES_PINNED, s->size);
+            return err;
+        }
+        account_get(pinner);
+        s->pinner = pinner;
+        device_get(d);
+        s->dma_device = d;
+        list_push_back(device_dma_segments(d), &s->dma_link);
+    }
+    s->pins++;
+    *phys = s->phys;
+    return 0;
+}
+
+int segment_unpin(struct segment *s)
+{
+    if (!s->pins)
+        return -EINVAL;
+    if (--s->pins)
+        return 0;
+    /* With an IOMMU the device loses the frames here, before the call
+     * returns; without one they stay within its reach until it is
+     * quiesced: the segment stays tainted. */
+    if (device_dma_unmap(s->dma_device, s->phys, s->size))
+        dma_forget(s);
+    return 0;
+}
+
+void segment_device_quiesced(struct device *d)
+{
+    struct list_node *n, *next;
+    LIST_FOR_EACH_SAFE(n, next, device_dma_segments(d)) {
+        struct segment *s = LIST_ENTRY(n, struct segment, dma_link);
+        if (s->pins)
+            continue; /* still pinned: the driver may turn mastering back on */
+        bool quarantined = s->flags & SEG_INFO_QUARANTINED;
+        dma_forget(s);
+        if (quarantined) {
+            /* Back through the queue, released: the memory server frees it. */
+            if (s->reported) {
+                s->reported = false;
+                list_push_back(&reclaim_queue, &s->link);
+            }
+            proc_notify_memsrv_reclaim();
+        }
+    }
+}
+
+void segment_dma_owner_gone(struct device *d, struct account *pinner)
+{
+    struct list_node *n;
+    bool drove_it = false;
+    for (n = device_dma_segments(d)->next; n != device_dma_segments(d); n = n->next)
+        if (LIST_ENTRY(n, struct segment, dma_link)->pinner == pinner)
+            drove_it = true;
+    if (!drove_it)
+        return;
+    (void)device_set_bus_master(d, false); /* a bridge: nothing behind it masters through it */
+    segment_device_quiesced(d);
+}
+
+/* ---- ownership and mappings --------------------------------------- */
+
+static unsigned map_flags(rights_t rights)
+{
+    return MAP_USER | ((rights & RIGHT_WRITE) ? MAP_WRITE : 0) | ((rights & RIGHT_EXEC) ? MAP_EXEC : 0);
 }
 
 /* What attaching needs in p, reserved: a handle slot and an area. */
 struct attach_plan {
     handle_t handle;
-    uint64_t vaddr;
+    bool mapped;
+    struct aspace_reservation area;
 };
 
 static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, struct attach_plan *plan)
 {
-    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, &plan->handle);
+    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &plan->handle);
     if (err)
         return err;
-    plan->vaddr = 0;
+    plan->mapped = map;
     if (!map)
         return 0;
-    if (vaddr) {
-        err = vmareas_reserve(&p->areas, vaddr, s->size);
-        if (err == -ERANGE || err == -EINVAL)
-            err = -EFAULT;
-        plan->vaddr = vaddr;
-    } else {
-        err = vmareas_alloc(&p->areas, s->size, &plan->vaddr);
-    }
-    /* The page tables the mapping may need, with room for the worst case. */
-    if (!err && paging_tables_needed(p->root, plan->vaddr, s->phys, s->size) > pool_free_frames()) {
-        vmareas_free(&p->areas, plan->vaddr, 0);
-        err = -ENOMEM;
-    }
+    err = aspace_reserve(&p->aspace, vaddr, s->size, s->phys, &plan->area);
     if (err)
         handle_remove(&p->handles, plan->handle, 0);
     return err;
 }
 
-static void commit_attach(struct segment *s, struct process *p, const struct attach_plan *plan, unsigned prot)
+static void commit_attach(struct segment *s, struct process *p, const struct attach_plan *plan, rights_t rights)
 {
-    handle_fill(&p->handles, plan->handle, s, HANDLE_SEGMENT);
-    if (plan->vaddr)
-        VERIFY(paging_map(p->root, plan->vaddr, s->phys, s->size, map_flags(prot)) == 0);
+    handle_fill(&p->handles, plan->handle, s, HANDLE_SEGMENT, rights);
+    s->vaddr = 0;
+    if (plan->mapped) {
+        aspace_map(&p->aspace, &plan->area, s->phys, map_flags(rights));
+        s->vaddr = plan->area.vaddr;
+    }
     s->owner = p;
     s->handle = plan->handle;
-    s->vaddr = plan->vaddr;
-    s->prot = prot;
-    s->prev = 0;
-    s->next = p->segments;
-    if (p->segments)
-        p->segments->prev = s;
-    p->segments = s;
+    s->rights = rights;
+    list_push_front(&p->segments, &s->link);
 }
 
-int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, unsigned prot)
+int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, rights_t rights)
 {
     VERIFY(!s->owner);
     struct attach_plan plan;
     int err = plan_attach(s, p, map, vaddr, &plan);
     if (err)
         return err;
-    commit_attach(s, p, &plan, prot);
+    commit_attach(s, p, &plan, rights & RIGHTS_SEGMENT);
     return 0;
 }
 
@@ -228,31 +313,26 @@ void segment_detach(struct segment *s)
 {
     struct process *p = s->owner;
     VERIFY(p);
-    if (s->vaddr) {
-        if (p->root)
-            paging_unmap(p->root, s->vaddr, s->size);
-        vmareas_free(&p->areas, s->vaddr, 0);
-        p->unmap_generation++;
-    }
+    if (s->vaddr)
+        aspace_unmap(&p->aspace, s->vaddr, s->size);
     handle_remove(&p->handles, s->handle, 0);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        p->segments = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = 0;
+    list_remove(&s->link);
     s->owner = 0;
     s->handle = 0;
     s->vaddr = 0;
+    s->rights = 0;
 }
 
-int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, unsigned prot)
+int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, rights_t rights)
 {
-    if (s->pins)
+    /* A tainted segment may only go back to the memory server, which
+     * quarantines it (segment_retire): nobody else may receive frames a
+     * device can still reach. */
+    if (s->in_flight || s->pins || (segment_dma_busy(s) && to != memsrv_process))
         return -EBUSY;
+    int err;
     struct attach_plan plan;
-    int err = plan_attach(s, to, map, vaddr, &plan);
+    err = plan_attach(s, to, map, vaddr, &plan);
     if (err)
         return err;
     /* The area may have been planned in the same address space the segment
@@ -260,13 +340,13 @@ int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr
      * area, which the plan did not use. */
     if (s->owner)
         segment_detach(s);
-    commit_attach(s, to, &plan, prot);
+    commit_attach(s, to, &plan, rights & RIGHTS_SEGMENT);
     return 0;
 }
 
 int segment_migrate(struct segment *s, uint64_t new_phys)
 {
-    if (s->pins)
+    if (s->pins || segment_dma_busy(s))
         return -EBUSY;
     if (new_phys & (PAGE_SIZE - 1) || new_phys + s->size < new_phys)
         return -EINVAL;
@@ -274,16 +354,13 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
         return 0;
     if (segment_overlaps(new_phys, s->size, s))
         return -EEXIST;
-    /* Remapping may need a page table per 2 MiB window (where large pages
-     * become small ones) and a directory or two. */
-    if (s->vaddr && pool_free_frames() < s->size / LARGE_PAGE_SIZE + 4)
+    /* Copy first, then point the owner at the copy: the owner cannot run in
+     * between (one CPU, the kernel is not preempted), so no write is lost. */
+    if (s->vaddr && !kmem_pool_has(0, s->size / LARGE_PAGE_SIZE + 4))
         return -ENOMEM;
     memmove(phys_to_virt(new_phys), phys_to_virt(s->phys), s->size);
-    if (s->vaddr) {
-        paging_unmap(s->owner->root, s->vaddr, s->size);
-        VERIFY(paging_map(s->owner->root, s->vaddr, new_phys, s->size, map_flags(s->prot)) == 0);
-        s->owner->unmap_generation++; /* conservative: the same pages are back */
-    }
+    if (s->vaddr)
+        VERIFY(aspace_remap(&s->owner->aspace, s->vaddr, s->size, new_phys, map_flags(s->rights)) == 0);
     rb_erase(&by_phys, &s->by_phys);
     s->phys = new_phys;
     phys_insert(s);
@@ -293,19 +370,25 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
 bool segment_large_mapped(const struct segment *s)
 {
     unsigned flags;
-    return s->vaddr && s->owner && paging_translate(s->owner->root, s->vaddr, 0, &flags) && (flags & MAP_LARGE);
+    return s->vaddr && s->owner && aspace_translate(&s->owner->aspace, s->vaddr, 0, &flags) && (flags & MAP_LARGE);
 }
 
-void segment_info(const struct segment *s, bool reveal_phys, struct abi_seg_info *out)
+void segment_info(const struct segment *s, struct abi_seg_info *out)
 {
+    uint32_t flags = s->flags | (segment_large_mapped(s) ? SEG_INFO_LARGE_PAGES : 0);
+    if (segment_dma_busy(s))
+        flags |= SEG_INFO_DMA;
+    if (s->in_flight)
+        flags |= SEG_INFO_IN_FLIGHT;
     *out = (struct abi_seg_info){
         .sid = s->sid,
         .size = s->size,
         .vaddr = s->vaddr,
-        .phys = (reveal_phys || s->pins) ? s->phys : 0,
+        .phys = s->phys,
         .owner_pid = s->owner ? s->owner->pid : 0,
         .pins = s->pins,
-        .flags = s->flags | (segment_large_mapped(s) ? SEG_INFO_LARGE_PAGES : 0),
+        .flags = flags,
+        .rights = s->rights,
     };
 }
 
@@ -313,44 +396,62 @@ struct segment *segment_first_by_phys(void) { return phys_entry(rb_first(&by_phy
 struct segment *segment_next_by_phys(const struct segment *s) { return phys_entry(rb_next(&s->by_phys)); }
 uint64_t segment_count(void) { return live_segments; }
 
+/* ---- the way back to the memory server ----------------------------- */
+
+/* A segment leaving its last holder: its pins go with the holder, and if
+ * a device may still reach its frames it is quarantined. */
+static void quarantine(struct segment *s)
+{
+    if (!s->dma_device)
+        return;
+    if (s->pins) {
+        s->pins = 0;
+        if (device_dma_unmap(s->dma_device, s->phys, s->size)) {
+            dma_forget(s);
+            return;
+        }
+    }
+    s->flags |= SEG_INFO_QUARANTINED;
+}
+
 void segment_reclaim(struct segment *s, uint64_t pid)
 {
     VERIFY(!s->owner);
     s->former_pid = pid;
-    if (s->pins)
-        s->flags |= SEG_INFO_QUARANTINED;
+    quarantine(s);
     s->reported = false;
-    s->next = 0;
-    s->prev = reclaim_tail;
-    if (reclaim_tail)
-        reclaim_tail->next = s;
-    else
-        reclaim_head = s;
-    reclaim_tail = s;
+    list_push_back(&reclaim_queue, &s->link);
 }
 
-/* Takes a segment off the reclaim queue without reporting it. */
 void segment_reclaim_forget(struct segment *s)
 {
-    if (s->reported || (!s->prev && reclaim_head != s))
-        return;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        reclaim_head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        reclaim_tail = s->prev;
-    s->next = s->prev = 0;
+    if (!s->reported)
+        list_remove(&s->link);
 }
 
 struct segment *segment_reclaim_pop(void)
 {
-    struct segment *s = reclaim_head;
-    if (!s)
+    struct list_node *n = list_pop_front(&reclaim_queue);
+    if (!n)
         return 0;
-    segment_reclaim_forget(s);
+    struct segment *s = LIST_ENTRY(n, struct segment, link);
     s->reported = true;
     return s;
+}
+
+int segment_retire(struct segment *s)
+{
+    if (s->pins || s->in_flight)
+        return -EBUSY;
+    if (s->owner)
+        segment_detach(s);
+    quarantine(s);
+    if (!segment_dma_busy(s)) {
+        segment_destroy(s);
+        return 0;
+    }
+    /* The memory server knows it already: it keeps the frames locked until
+     * the device is quiesced and the segment comes through the queue. */
+    s->reported = true;
+    return 1;
 }

@@ -1,20 +1,27 @@
 /*
  * Kernel layer: system calls for user-mode drivers (see core/syscalls.h and
- * kernel/device.h). Init opens a device (boot right) and grants the handle
- * to a driver, which may then reach the device's configuration space and
- * map its memory BARs, uncached, into its own address space.
+ * kernel/device.h). Init opens a device (POWER_DEVICES) and grants the
+ * handle to a driver, with the rights it needs: CONFIG to reach the
+ * configuration space, MMIO to map its memory BARs (uncached, tracked in
+ * the address space, revoked with the handle), DMA to pin segments for it
+ * and to switch its bus mastering, which the kernel owns.
  */
 #include <abi/errno.h>
 #include <abi/seg.h>
 #include <arch/arch.h>
+#include <kernel/aspace.h>
 #include <kernel/device.h>
-#include <kernel/paging.h>
-#include <kernel/pool.h>
 #include <kernel/proc.h>
+#include <kernel/segment.h>
 #include <kernel/usercopy.h>
 #include "syscalls.h"
 
-static struct device *device_arg(uint64_t h) { return handle_lookup(&current->proc->handles, h, HANDLE_DEVICE); }
+#define PCI_BAR_MAX 5u
+
+static int device_arg(uint64_t h, rights_t need, struct device **d)
+{
+    return handle_get(&current->proc->handles, h, HANDLE_DEVICE, need, (void **)d, 0);
+}
 
 int64_t sys_dev_open(SYSCALL_ARGS)
 {
@@ -22,7 +29,7 @@ int64_t sys_dev_open(SYSCALL_ARGS)
     if (a0 > 0xffff || a1 > 0xffff || a2 > 0xffff)
         return -EINVAL;
     handle_t h;
-    int err = handle_install(&current->proc->handles, 0, HANDLE_RESERVED, &h);
+    int err = handle_install(&current->proc->handles, 0, HANDLE_RESERVED, 0, &h);
     if (err)
         return err;
     struct device *d;
@@ -31,29 +38,31 @@ int64_t sys_dev_open(SYSCALL_ARGS)
         handle_remove(&current->proc->handles, h, 0);
         return err;
     }
-    handle_fill(&current->proc->handles, h, d, HANDLE_DEVICE);
+    handle_fill(&current->proc->handles, h, d, HANDLE_DEVICE, RIGHTS_DEVICE);
     return (int64_t)h;
 }
 
 int64_t sys_dev_config_read(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct device *d = device_arg(a0);
-    if (!d)
-        return -EBADH;
+    struct device *d;
+    int err = device_arg(a0, RIGHT_CONFIG, &d);
+    if (err)
+        return err;
     if (a1 > 0xff || a2 > 4)
         return -EINVAL;
     uint32_t value;
-    int err = device_config_read(d, (unsigned)a1, (unsigned)a2, &value);
+    err = device_config_read(d, (unsigned)a1, (unsigned)a2, &value);
     return err ? err : (int64_t)value;
 }
 
 int64_t sys_dev_config_write(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct device *d = device_arg(a0);
-    if (!d)
-        return -EBADH;
+    struct device *d;
+    int err = device_arg(a0, RIGHT_CONFIG, &d);
+    if (err)
+        return err;
     if (a1 > 0xff || a2 > 4 || a3 > 0xffffffffu)
         return -EINVAL;
     return device_config_write(d, (unsigned)a1, (unsigned)a2, (uint32_t)a3);
@@ -62,15 +71,19 @@ int64_t sys_dev_config_write(SYSCALL_ARGS)
 int64_t sys_dev_map_bar(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct device *d = device_arg(a0);
-    if (!d)
-        return -EBADH;
-    if (a1 > 5)
+    struct device *d;
+    int err = device_arg(a0, RIGHT_MMIO, &d);
+    if (err)
+        return err;
+    if (a1 > PCI_BAR_MAX)
         return -EINVAL;
-    if (!user_range_ok(a2, sizeof(struct abi_bar_info), true))
+    if (!user_range_valid(a2, sizeof(struct abi_bar_info)))
         return -EFAULT;
+    struct aspace *as = &current->proc->aspace;
+    if (aspace_device_mapped(as, d, (unsigned)a1))
+        return -EEXIST;
     uint64_t phys, size;
-    int err = device_bar(d, (unsigned)a1, &phys, &size);
+    err = device_bar(d, (unsigned)a1, &phys, &size);
     if (err)
         return err;
     /* A BAR smaller than a page may share its page with another device's
@@ -81,16 +94,41 @@ int64_t sys_dev_map_bar(SYSCALL_ARGS)
     uint64_t offset = phys & (PAGE_SIZE - 1);
     uint64_t map_base = phys - offset;
     uint64_t map_size = (offset + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-    struct process *p = current->proc;
     uint64_t vaddr;
-    err = vmareas_alloc(&p->areas, map_size, &vaddr);
+    err = aspace_map_device(as, d, a0, (unsigned)a1, map_base, map_size, &vaddr);
     if (err)
         return err;
-    err = paging_map(p->root, vaddr, map_base, map_size, MAP_USER | MAP_WRITE | MAP_UNCACHED);
-    if (err) {
-        vmareas_free(&p->areas, vaddr, 0);
-        return err;
-    }
     struct abi_bar_info info = { .vaddr = vaddr + offset, .size = size, .phys = phys };
-    return copy_to_user(a2, &info, sizeof(info));
+    err = copy_to_user(a2, &info, sizeof(info));
+    if (err)
+        aspace_unmap_device(as, d, (unsigned)a1); /* nobody learnt where it is */
+    return err;
+}
+
+int64_t sys_dev_unmap_bar(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct device *d;
+    int err = device_arg(a0, RIGHT_MMIO, &d);
+    if (err)
+        return err;
+    if (a1 > PCI_BAR_MAX)
+        return -EINVAL;
+    return aspace_unmap_device(&current->proc->aspace, d, (unsigned)a1);
+}
+
+int64_t sys_dev_dma(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct device *d;
+    int err = device_arg(a0, RIGHT_DMA, &d);
+    if (err)
+        return err;
+    if (a1 > 1)
+        return -EINVAL;
+    err = device_set_bus_master(d, a1 == 1);
+    /* Off, the device can reach nothing: what it could reach is released. */
+    if (a1 == 0)
+        segment_device_quiesced(d);
+    return err;
 }

@@ -1,73 +1,84 @@
 /*
  * Kernel layer: system calls of endpoints and messages (see core/syscalls.h
- * and kernel/ipc.h).
+ * and kernel/ipc.h). Each decodes its handles with the rights it needs and
+ * hands over to ipc.c.
  */
 #include <abi/errno.h>
 #include <kernel/ipc.h>
 #include <kernel/proc.h>
 #include "syscalls.h"
 
-static struct endpoint *endpoint_arg(uint64_t h) { return handle_lookup(&current->proc->handles, h, HANDLE_ENDPOINT); }
+static int endpoint_arg(uint64_t h, rights_t need, struct endpoint **ep)
+{
+    return handle_get(&current->proc->handles, h, HANDLE_ENDPOINT, need, (void **)ep, 0);
+}
 
 int64_t sys_ep_create(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep;
-    int err = endpoint_create(&ep);
+    struct process *p = current->proc;
+    handle_t h;
+    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h);
     if (err)
         return err;
-    handle_t h;
-    err = handle_install(&current->proc->handles, ep, HANDLE_ENDPOINT, &h);
+    struct endpoint *ep;
+    err = endpoint_create(p->account, &ep);
     if (err) {
-        endpoint_put(ep);
+        handle_remove(&p->handles, h, 0);
         return err;
     }
+    handle_fill(&p->handles, h, ep, HANDLE_ENDPOINT, RIGHTS_ENDPOINT);
+    endpoint_handle_added(ep, RIGHTS_ENDPOINT);
     return (int64_t)h;
 }
 
 int64_t sys_ipc_send(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep = endpoint_arg(a0);
-    return ep ? ipc_send(ep, a1, a2, false) : -EBADH;
+    struct endpoint *ep;
+    int err = endpoint_arg(a0, RIGHT_SEND, &ep);
+    return err ? err : ipc_send(ep, a1, a2, false);
 }
 
 int64_t sys_ipc_call(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep = endpoint_arg(a0);
-    return ep ? ipc_send(ep, a1, a2, true) : -EBADH;
+    struct endpoint *ep;
+    int err = endpoint_arg(a0, RIGHT_SEND, &ep);
+    return err ? err : ipc_send(ep, a1, a2, true);
 }
 
 int64_t sys_ipc_recv(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep = endpoint_arg(a0);
-    return ep ? ipc_recv(ep, a1, a2, false) : -EBADH;
+    struct endpoint *ep;
+    int err = endpoint_arg(a0, RIGHT_RECV, &ep);
+    return err ? err : ipc_recv(ep, a1, a2);
 }
 
 int64_t sys_ipc_reply(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    return ipc_reply(a0, false);
+    return ipc_reply(a0);
 }
 
 int64_t sys_ipc_reply_recv(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep = endpoint_arg(a0);
-    if (!ep)
-        return -EBADH;
-    if (!ipc_buffer_ok(a1))
-        return -EFAULT;
+    struct endpoint *ep;
+    int err = endpoint_arg(a0, RIGHT_RECV, &ep);
+    if (err)
+        return err;
     /* A reply whose caller is gone must not stop a server from serving: it
      * receives on. Any other failure, and any failed reply that carried a
      * segment (still the server's), returns at once, so the server can put
-     * things right. */
+     * things right. The reply may have unmapped the buffer (it carried the
+     * segment the buffer lies in): the receive copies afresh and gets
+     * -EFAULT then. */
     if (current->ipc.reply_to) {
-        int64_t err = ipc_reply(a1, true);
-        if (err && (err != -EPEER || current->ipc.msg.seg != HANDLE_NONE))
-            return err;
+        int64_t r = ipc_reply(a1);
+        if (r && (r != -EPEER || current->ipc.msg.seg != HANDLE_NONE))
+            return r;
     }
-    return ipc_recv(ep, a1, a2, true);
+    return ipc_recv(ep, a1, a2);
 }

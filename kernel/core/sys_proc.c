@@ -1,11 +1,12 @@
 /*
  * Kernel layer: system calls of processes and threads, time, the console,
- * handles, and the boot right (see core/syscalls.h).
+ * handles, accounts, and the boot powers (see core/syscalls.h).
  */
 #include <abi/errno.h>
 #include <abi/proc.h>
 #include <arch/arch.h>
 #include <common/string.h>
+#include <kernel/account.h>
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
@@ -20,11 +21,13 @@
 
 static struct process *self(void) { return current->proc; }
 
-struct process *syscall_process_arg(uint64_t h)
+int syscall_process_arg(uint64_t h, rights_t need, struct process **out)
 {
-    if (h == HANDLE_SELF)
-        return self();
-    return handle_lookup(&self()->handles, h, HANDLE_PROCESS);
+    if (h == HANDLE_SELF) {
+        *out = self();
+        return 0;
+    }
+    return handle_get(&self()->handles, h, HANDLE_PROCESS, need, (void **)out, 0);
 }
 
 int64_t sys_exit(SYSCALL_ARGS)
@@ -51,7 +54,7 @@ int64_t sys_thread_create(SYSCALL_ARGS)
     if (copy_to_user(stack_top - 8, &no_return, sizeof(no_return)) != 0)
         return -EFAULT;
     handle_t h;
-    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, &h);
+    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
     if (err)
         return err;
     struct thread *t;
@@ -61,7 +64,7 @@ int64_t sys_thread_create(SYSCALL_ARGS)
         return err;
     }
     thread_get(t);
-    handle_fill(&self()->handles, h, t, HANDLE_THREAD);
+    handle_fill(&self()->handles, h, t, HANDLE_THREAD, RIGHTS_THREAD);
     return (int64_t)h;
 }
 
@@ -79,17 +82,26 @@ int64_t sys_thread_exit(SYSCALL_ARGS)
     sched_exit_current();
 }
 
+static void thread_put_object(void *t) { thread_put(t); }
+
 int64_t sys_thread_wait(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct thread *t = handle_lookup(&self()->handles, a0, HANDLE_THREAD);
-    if (!t)
-        return -EBADH;
+    struct thread *t;
+    int err = handle_get(&self()->handles, a0, HANDLE_THREAD, RIGHT_WAIT, (void **)&t, 0);
+    if (err)
+        return err;
     if (t == current)
         return -EINVAL;
     if (t->state == THREAD_DEAD)
         return 0;
-    return sched_block(&t->joiners, a1);
+    /* Another thread may close the handle meanwhile: the wait holds its own
+     * reference. */
+    thread_get(t);
+    sched_hold(thread_put_object, t);
+    int64_t r = sched_block(&t->joiners, a1);
+    sched_release_wait_hold(current);
+    return r;
 }
 
 int64_t sys_yield(SYSCALL_ARGS)
@@ -114,6 +126,7 @@ int64_t sys_clock(SYSCALL_ARGS)
 }
 
 #define CONSOLE_WRITE_MAX (64 * 1024)
+#define CONSOLE_CHUNK 256
 
 int64_t sys_console_write(SYSCALL_ARGS)
 {
@@ -121,14 +134,19 @@ int64_t sys_console_write(SYSCALL_ARGS)
     uint64_t buf = a0, len = a1;
     if (len > CONSOLE_WRITE_MAX)
         return -E2BIG;
-    if (!user_range_ok(buf, len, false))
+    if (!user_range_valid(buf, len))
         return -EFAULT;
-    char chunk[256];
+    /* In bounded chunks, with a preemption point after each: a slow serial
+     * line never keeps interrupts off for the whole write. */
+    char chunk[CONSOLE_CHUNK];
     for (uint64_t done = 0; done < len;) {
         size_t n = len - done < sizeof(chunk) ? len - done : sizeof(chunk);
-        copy_from_user(chunk, buf + done, n);
+        if (copy_from_user(chunk, buf + done, n) != 0)
+            return done ? (int64_t)done : -EFAULT;
         console_write(chunk, n);
         done += n;
+        if (done < len)
+            sched_preempt_point();
     }
     return (int64_t)len;
 }
@@ -147,49 +165,91 @@ int64_t sys_handle_close(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     enum handle_type type;
+    rights_t rights;
     struct handle_table *table = &self()->handles;
+    if (!handle_describe(table, a0, &type, &rights))
+        return -EBADH;
     /* A segment is not closed but given back to the memory server. */
-    if (handle_lookup(table, a0, HANDLE_SEGMENT))
+    if (type == HANDLE_SEGMENT)
         return -EINVAL;
     void *object = handle_remove(table, a0, &type);
-    if (!object)
-        return -EBADH;
-    switch (type) {
-    case HANDLE_PROCESS: proc_handle_dropped(object); break;
-    case HANDLE_THREAD: thread_put(object); break;
-    case HANDLE_ENDPOINT: endpoint_put(object); break;
-    case HANDLE_DEVICE: device_put(object); break;
-    default: panic("sys_handle_close: handle type %d", type);
-    }
+    /* A device's register mappings made through it go with it. */
+    if (type == HANDLE_DEVICE)
+        aspace_revoke_handle(&self()->aspace, a0);
+    proc_drop_handle(self(), object, type, rights);
     return 0;
+}
+
+/* What may be granted: every kind but segments (they move: SYS_SEG_GIVE,
+ * or a message) and threads (they belong to their process). */
+static bool grantable(enum handle_type type)
+{
+    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS;
 }
 
 int64_t sys_handle_grant(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *to = syscall_process_arg(a0);
-    if (!to)
-        return -EBADH;
-    if (to->exited)
-        return -EPEER;
-    struct handle_table *mine = &self()->handles;
-    void *object;
-    enum handle_type type;
-    if ((object = handle_lookup(mine, a1, HANDLE_ENDPOINT)))
-        type = HANDLE_ENDPOINT;
-    else if ((object = handle_lookup(mine, a1, HANDLE_DEVICE)))
-        type = HANDLE_DEVICE;
-    else
-        return -EBADH;
-    handle_t h;
-    int err = handle_install(&to->handles, object, type, &h);
+    struct process *to;
+    int err = syscall_process_arg(a0, RIGHT_CONTROL, &to);
     if (err)
         return err;
-    if (type == HANDLE_ENDPOINT)
+    if (to->exited)
+        return -EPEER;
+    if (a2 & ~(uint64_t)RIGHTS_ALL)
+        return -EINVAL;
+    struct handle_table *mine = &self()->handles;
+    enum handle_type type;
+    rights_t held;
+    if (!handle_describe(mine, a1, &type, &held) || !grantable(type))
+        return -EBADH;
+    if (!(held & RIGHT_GRANT))
+        return -EPERM;
+    rights_t give = held & (a2 ? (rights_t)a2 : RIGHTS_ALL);
+    /* The receive right is never copied: asked for, it moves whole, and
+     * the giver keeps a send-only handle. Unasked, it stays. */
+    bool move_recv = type == HANDLE_ENDPOINT && (give & RIGHT_RECV) && a2 && (a2 & RIGHT_RECV);
+    give &= move_recv ? ~0u : ~(rights_t)RIGHT_RECV;
+    void *object = handle_lookup(mine, a1, type);
+    if (move_recv && to == self())
+        return -EINVAL; /* to oneself, it would be a copy */
+    handle_t h;
+    err = handle_install(&to->handles, object, type, give, &h);
+    if (err)
+        return err;
+    switch (type) {
+    case HANDLE_ENDPOINT:
         endpoint_get(object);
-    else
-        device_get(object);
+        endpoint_handle_added(object, give);
+        if (move_recv) {
+            handle_restrict(mine, a1, ~(rights_t)RIGHT_RECV);
+            endpoint_receiver_moved(object);
+        }
+        break;
+    case HANDLE_DEVICE: device_get(object); break;
+    default: proc_get(object); break;
+    }
     return (int64_t)h;
+}
+
+int64_t sys_handle_info(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    enum handle_type type;
+    rights_t rights;
+    if (!handle_describe(&self()->handles, a0, &type, &rights))
+        return -EBADH;
+    struct abi_handle_info info = { .rights = rights };
+    void *object = handle_lookup(&self()->handles, a0, type);
+    switch (type) {
+    case HANDLE_PROCESS: info.kind = ABI_HANDLE_PROCESS; info.id = ((struct process *)object)->pid; break;
+    case HANDLE_THREAD: info.kind = ABI_HANDLE_THREAD; break;
+    case HANDLE_ENDPOINT: info.kind = ABI_HANDLE_ENDPOINT; break;
+    case HANDLE_SEGMENT: info.kind = ABI_HANDLE_SEGMENT; info.id = ((struct segment *)object)->sid; break;
+    case HANDLE_DEVICE: info.kind = ABI_HANDLE_DEVICE; break;
+    default: return -EBADH;
+    }
+    return copy_to_user(a1, &info, sizeof(info));
 }
 
 int64_t sys_kinfo(SYSCALL_ARGS)
@@ -208,28 +268,37 @@ int64_t sys_kinfo(SYSCALL_ARGS)
     return copy_to_user(a0, &k, sizeof(k));
 }
 
+static void proc_put_object(void *p) { proc_put(p); }
+
 int64_t sys_proc_wait(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = handle_lookup(&self()->handles, a0, HANDLE_PROCESS);
-    if (!p)
-        return -EBADH;
-    if (a2 && !user_range_ok(a2, sizeof(int64_t), true))
+    struct process *p;
+    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_WAIT, (void **)&p, 0);
+    if (err)
+        return err;
+    if (a2 && !user_range_valid(a2, sizeof(int64_t)))
         return -EFAULT;
-    if (!p->exited) {
-        int64_t r = sched_block(&p->waiters, a1);
-        if (r < 0 && !p->exited)
-            return r;
-    }
-    return a2 ? copy_to_user(a2, &p->exit_status, sizeof(int64_t)) : 0;
+    /* The handle may be closed while we wait (and the slot reused): the
+     * wait holds its own reference, and reads the status through it. */
+    proc_get(p);
+    sched_hold(proc_put_object, p);
+    int64_t r = p->exited ? 0 : sched_block(&p->waiters, a1);
+    bool ended = p->exited;
+    int64_t status = p->exit_status;
+    sched_release_wait_hold(current);
+    if (r < 0 && !ended)
+        return r;
+    return a2 ? copy_to_user(a2, &status, sizeof(status)) : 0;
 }
 
 int64_t sys_proc_kill(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = handle_lookup(&self()->handles, a0, HANDLE_PROCESS);
-    if (!p)
-        return -EBADH;
+    struct process *p;
+    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
+    if (err)
+        return err;
     proc_exit(p, ABI_EXIT_KILLED);
     return 0;
 }
@@ -240,33 +309,71 @@ int64_t sys_proc_create(SYSCALL_ARGS)
     char name[32];
     if (a1 >= sizeof(name))
         return -E2BIG;
+    if (a2 & ~(uint64_t)POWERS_INHERITABLE)
+        return -EINVAL;
+    /* Powers only shrink: a child gets at most its creator's. */
+    if ((uint32_t)a2 & ~self()->powers)
+        return -EPERM;
     if (copy_from_user(name, a0, a1) != 0)
         return -EFAULT;
     name[a1] = 0;
     handle_t h;
-    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, &h);
+    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
     if (err)
         return err;
     struct process *p;
-    err = proc_create(name, &p);
+    err = proc_create(name, self(), (uint32_t)a2, &p);
     if (err) {
         handle_remove(&self()->handles, h, 0);
         return err;
     }
     proc_get(p);
-    handle_fill(&self()->handles, h, p, HANDLE_PROCESS);
+    handle_fill(&self()->handles, h, p, HANDLE_PROCESS, RIGHTS_PROCESS);
     return (int64_t)h;
 }
 
 int64_t sys_proc_start(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = handle_lookup(&self()->handles, a0, HANDLE_PROCESS);
-    if (!p)
-        return -EBADH;
+    struct process *p;
+    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
+    if (err)
+        return err;
     if (!user_code_address(a1) || a2 < ABI_USER_BASE || a2 > ABI_USER_TOP)
         return -EFAULT;
     return proc_start(p, a1, a2, a3);
+}
+
+int64_t sys_proc_limit(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct process *p;
+    /* Only over another: a process may not lift its own limits. */
+    if (a0 == HANDLE_SELF)
+        return -EPERM;
+    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
+    if (err)
+        return err;
+    if (a1 >= RES_COUNT)
+        return -EINVAL;
+    if (p->exited)
+        return -EPEER;
+    return account_set_limit(p->account, (enum abi_resource)a1, a2);
+}
+
+int64_t sys_account_info(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct process *p;
+    int err = syscall_process_arg(a0, RIGHT_WAIT, &p);
+    if (err)
+        return err;
+    struct abi_account info = {0};
+    for (unsigned r = 0; r < RES_COUNT; r++) {
+        info.used[r] = p->account->used[r];
+        info.limit[r] = p->account->limit[r];
+    }
+    return copy_to_user(a1, &info, sizeof(info));
 }
 
 int64_t sys_module_info(SYSCALL_ARGS)

@@ -1,258 +1,77 @@
 /*
- * Kernel layer: system calls of segments, and the memory server's calls
- * (see core/syscalls.h, kernel/segment.h, kernel/memsrv.h). The memory
- * server names segments by sid; everyone else by handle.
+ * Kernel layer: system calls of segments (see core/syscalls.h and
+ * kernel/segment.h): what a holder may do with a segment handle.
  */
 #include <abi/errno.h>
 #include <abi/seg.h>
 #include <arch/arch.h>
-#include <common/string.h>
-#include <kernel/console.h>
-#include <kernel/memsrv.h>
-#include <kernel/physmem.h>
+#include <kernel/device.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
 #include <kernel/usercopy.h>
 #include "syscalls.h"
 
-#define WORLD_MAX 128
-
-static struct phys_range ram_regions[WORLD_MAX], kernel_ranges[WORLD_MAX];
-static unsigned nram, nkernel;
-
 static struct process *self(void) { return current->proc; }
-static struct segment *segment_arg(uint64_t h) { return handle_lookup(&self()->handles, h, HANDLE_SEGMENT); }
 
-static void add_kernel_range(uint64_t base, uint64_t end)
+static int segment_arg(uint64_t h, rights_t need, struct segment **s)
 {
-    if (end <= base)
-        return;
-    if (nkernel == WORLD_MAX)
-        panic("memsrv world: more than %u kernel ranges", WORLD_MAX);
-    kernel_ranges[nkernel++] = (struct phys_range){ base, end - base };
-}
-
-void memsrv_world_record(const struct mb_info *info)
-{
-    for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++)
-        if (physmem_ram_pages(&info->regions[i], &ram_regions[nram]))
-            nram++;
-    /* The kernel's ranges: RAM that is neither free nor a segment. Free
-     * ranges and segments are both sorted and disjoint, so one merge walk
-     * per region finds the gaps between them. */
-    unsigned next_free = 0;
-    struct phys_range free_range;
-    bool have_free = physmem_range(next_free, &free_range);
-    struct segment *seg = segment_first_by_phys();
-    for (unsigned i = 0; i < nram; i++) {
-        uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
-        while (cursor < end) {
-            while (have_free && free_range.base + free_range.len <= cursor)
-                have_free = physmem_range(++next_free, &free_range);
-            while (seg && seg->phys + seg->size <= cursor)
-                seg = segment_next_by_phys(seg);
-            /* The next owned interval: whichever of the two starts first. */
-            uint64_t owned_base = end, owned_end = end;
-            if (have_free && free_range.base < owned_base) {
-                owned_base = free_range.base;
-                owned_end = free_range.base + free_range.len;
-            }
-            if (seg && seg->phys < owned_base) {
-                owned_base = seg->phys;
-                owned_end = seg->phys + seg->size;
-            }
-            if (owned_base > cursor)
-                add_kernel_range(cursor, owned_base < end ? owned_base : end);
-            cursor = owned_end > cursor ? owned_end : end;
-        }
-    }
-}
-
-bool memsrv_world_owns(uint64_t phys, uint64_t size)
-{
-    uint64_t end = phys + size;
-    if (!size || end < phys || ((phys | size) & (PAGE_SIZE - 1)))
-        return false;
-    bool in_ram = false;
-    for (unsigned i = 0; i < nram; i++)
-        if (phys >= ram_regions[i].base && end <= ram_regions[i].base + ram_regions[i].len)
-            in_ram = true;
-    if (!in_ram)
-        return false;
-    for (unsigned i = 0; i < nkernel; i++)
-        if (phys < kernel_ranges[i].base + kernel_ranges[i].len && end > kernel_ranges[i].base)
-            return false;
-    return true;
+    return handle_get(&self()->handles, h, HANDLE_SEGMENT, need, (void **)s, 0);
 }
 
 int64_t sys_seg_info(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct segment *s = segment_arg(a0);
-    if (!s)
-        return -EBADH;
+    struct segment *s;
+    int err = segment_arg(a0, 0, &s);
+    if (err)
+        return err;
     struct abi_seg_info info;
-    segment_info(s, self()->memsrv_right, &info);
+    segment_info(s, &info);
     return copy_to_user(a1, &info, sizeof(info));
 }
 
 int64_t sys_seg_pin(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct segment *s = segment_arg(a0);
-    if (!s)
-        return -EBADH;
-    if (s->pins == UINT32_MAX)
-        return -ERANGE;
-    s->pins++;
-    return (int64_t)s->phys;
+    struct segment *s;
+    struct device *d;
+    int err = segment_arg(a0, RIGHT_PIN, &s);
+    if (err)
+        return err;
+    err = handle_get(&self()->handles, a1, HANDLE_DEVICE, RIGHT_DMA, (void **)&d, 0);
+    if (err)
+        return err;
+    uint64_t phys;
+    err = segment_pin(s, d, &phys);
+    return err ? err : (int64_t)phys;
 }
 
 int64_t sys_seg_unpin(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct segment *s = segment_arg(a0);
-    if (!s)
-        return -EBADH;
-    if (!s->pins)
-        return -EINVAL;
-    s->pins--;
-    return 0;
+    struct segment *s;
+    int err = segment_arg(a0, 0, &s);
+    return err ? err : segment_unpin(s);
 }
 
 int64_t sys_seg_give(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct segment *s = segment_arg(a0);
-    if (!s)
-        return -EBADH;
-    struct process *to = syscall_process_arg(a1);
-    if (!to)
-        return -EBADH;
+    struct segment *s;
+    struct process *to;
+    rights_t held;
+    int err = handle_get(&self()->handles, a0, HANDLE_SEGMENT, 0, (void **)&s, &held);
+    if (err)
+        return err;
+    if ((err = syscall_process_arg(a1, RIGHT_CONTROL, &to)) != 0)
+        return err;
     if (to->exited)
         return -EPEER;
-    if (a3 & ~(uint64_t)(SEG_PROT_WRITE | SEG_PROT_EXEC))
+    if (a3 & ~(uint64_t)RIGHTS_SEGMENT)
         return -EINVAL;
     if (a2 & (PAGE_SIZE - 1))
         return -EINVAL;
-    int err = segment_move(s, to, true, a2, (unsigned)a3);
+    rights_t rights = held & (a3 ? (rights_t)a3 : RIGHTS_SEGMENT);
+    err = segment_move(s, to, true, a2, rights);
     return err ? err : (int64_t)s->vaddr;
-}
-
-/* Memory server calls. */
-
-int64_t sys_ms_bootinfo(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    struct abi_mem_range r = {0};
-    uint64_t i = a0;
-    if (i < nram) {
-        r = (struct abi_mem_range){ .base = ram_regions[i].base, .size = ram_regions[i].len, .kind = ABI_MEM_REGION };
-    } else if ((i -= nram) < nkernel) {
-        r = (struct abi_mem_range){ .base = kernel_ranges[i].base, .size = kernel_ranges[i].len, .kind = ABI_MEM_KERNEL };
-    } else {
-        i -= nkernel;
-        struct segment *s = segment_first_by_phys();
-        while (s && i--)
-            s = segment_next_by_phys(s);
-        if (!s)
-            return -ENOENT;
-        r = (struct abi_mem_range){ .base = s->phys, .size = s->size, .sid = s->sid, .kind = ABI_MEM_SEGMENT };
-    }
-    return copy_to_user(a1, &r, sizeof(r));
-}
-
-int64_t sys_ms_seg_create(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    uint64_t phys = a0, size = a1;
-    if (!memsrv_world_owns(phys, size))
-        return -EINVAL;
-    struct segment *s;
-    int err = segment_create(phys, size, 0, &s);
-    if (err)
-        return err;
-    err = segment_attach(s, self(), false, 0, 0);
-    if (err) {
-        segment_destroy(s);
-        return err;
-    }
-    /* Guarantee 4: nobody sees what the frames held before. */
-    memset(phys_to_virt(phys), 0, size);
-    return (int64_t)s->handle;
-}
-
-int64_t sys_ms_seg_revoke(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    struct segment *s = segment_by_sid(a0);
-    if (!s || (s->flags & SEG_INFO_MODULE) || (!s->owner && !s->reported))
-        return -ENOENT;
-    if (s->pins)
-        return -EBUSY;
-    int err = s->owner ? segment_move(s, self(), false, 0, 0) : segment_attach(s, self(), false, 0, 0);
-    return err ? err : (int64_t)s->handle;
-}
-
-int64_t sys_ms_seg_migrate(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    struct segment *s = segment_by_sid(a0);
-    if (!s)
-        return -ENOENT;
-    if (!memsrv_world_owns(a1, s->size))
-        return -EINVAL;
-    return segment_migrate(s, a1);
-}
-
-int64_t sys_ms_seg_query(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    struct segment *s = segment_by_sid(a0);
-    if (!s)
-        return -ENOENT;
-    struct abi_seg_info info;
-    segment_info(s, true, &info);
-    return copy_to_user(a1, &info, sizeof(info));
-}
-
-int64_t sys_ms_seg_destroy(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    struct segment *s = segment_by_sid(a0);
-    if (!s)
-        return -ENOENT;
-    bool held_by_server = s->owner == self();
-    bool held_by_kernel = !s->owner && !(s->flags & SEG_INFO_MODULE);
-    if (!held_by_server && !held_by_kernel)
-        return -EPERM;
-    if (s->pins && !(s->flags & SEG_INFO_QUARANTINED))
-        return -EBUSY;
-    if (held_by_server)
-        segment_detach(s);
-    else
-        segment_reclaim_forget(s);
-    segment_destroy(s);
-    return 0;
-}
-
-#define RECLAIM_BATCH 32
-
-int64_t sys_ms_reclaimed(SYSCALL_ARGS)
-{
-    SYSCALL_UNUSED;
-    uint64_t max = a1 < RECLAIM_BATCH ? a1 : RECLAIM_BATCH;
-    if (!user_range_ok(a0, max * sizeof(struct abi_reclaim), true))
-        return -EFAULT;
-    struct abi_reclaim batch[RECLAIM_BATCH];
-    uint64_t n = 0;
-    struct segment *s;
-    while (n < max && (s = segment_reclaim_pop())) {
-        batch[n++] = (struct abi_reclaim){
-            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = s->former_pid,
-            .flags = s->flags & SEG_INFO_QUARANTINED,
-        };
-    }
-    copy_to_user(a0, batch, n * sizeof(batch[0]));
-    return (int64_t)n;
 }

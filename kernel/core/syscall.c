@@ -1,8 +1,10 @@
 /*
  * Kernel layer: system call dispatch. syscall_entry (arch entry.asm) saves a
  * trap frame and calls syscall_dispatch(), which bounds-checks the number,
- * checks the caller's right to make the call, and runs the handler from the
- * table built out of abi/syscall.h and core/syscalls.h.
+ * checks that the caller holds the powers the call needs, and runs the
+ * handler from the table built out of abi/syscall.h's list (the handler of
+ * SYS_X with short name x is sys_x: one list, and a missing handler does
+ * not link).
  */
 #include <abi/errno.h>
 #include <abi/syscall.h>
@@ -12,20 +14,21 @@
 #include <kernel/syscall.h>
 #include "syscalls.h"
 
-static const int syscall_rights[SYS_COUNT] = {
-#define SYSCALL_RIGHT(name, num, nargs, who) [name] = who,
-    ABI_SYSCALLS(SYSCALL_RIGHT)
-#undef SYSCALL_RIGHT
+static const uint32_t syscall_powers[SYS_COUNT] = {
+#define SYSCALL_POWERS(name, short_name, num, nargs, powers) [name] = powers,
+    ABI_SYSCALLS(SYSCALL_POWERS)
+#undef SYSCALL_POWERS
 };
 
 static const syscall_fn handlers[SYS_COUNT] = {
-#define SYSCALL_ROW(num, fn) [num] = fn,
-    SYSCALL_HANDLERS(SYSCALL_ROW)
+#define SYSCALL_ROW(name, short_name, num, nargs, powers) [name] = sys_##short_name,
+    ABI_SYSCALLS(SYSCALL_ROW)
 #undef SYSCALL_ROW
 };
 
 void syscall_init(void)
 {
+    /* Numbers must be dense: a gap would be a null handler. */
     for (unsigned i = 0; i < SYS_COUNT; i++)
         if (!handlers[i])
             panic("syscall %u has no handler", i);
@@ -38,8 +41,7 @@ void syscall_dispatch(struct trap_frame *f)
     int64_t result;
     if (num >= SYS_COUNT)
         result = -ENOSYS;
-    else if ((syscall_rights[num] == SYSCALL_BOOT && !p->boot_right) ||
-             (syscall_rights[num] == SYSCALL_MEMSRV && !p->memsrv_right))
+    else if (syscall_powers[num] & ~p->powers)
         result = -EPERM;
     else
         result = handlers[num](f->rdi, f->rsi, f->rdx, f->r10, f->r8);

@@ -3,12 +3,17 @@
  * 16 KiB kernel stack in its own slot of the kernel stack area, below which
  * an unmapped 16 KiB guard catches overflows (the double-fault handler runs
  * on its own stack and panics). Stack frames come from the kernel pool.
+ *
+ * A thread is charged to its process's account: RES_THREADS while it lives,
+ * RES_KMEM for its object and stack until the object is freed.
  */
 #include <abi/errno.h>
 #include <arch/arch.h>
 #include <common/string.h>
+#include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
+#include <kernel/kmem.h>
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -63,20 +68,35 @@ void thread_free_stack(struct thread *t)
     t->kstack_top = 0;
 }
 
+#define THREAD_KMEM_BYTES (sizeof(struct thread) + KSTACK_SIZE)
+
 int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out)
 {
     if (!cache_ready) {
         slab_cache_init(&thread_cache, "thread", sizeof(struct thread));
         cache_ready = true;
     }
-    struct thread *t = slab_alloc(&thread_cache);
-    if (!t)
-        return -ENOMEM;
-    int err = kstack_alloc(t);
+    /* The object's slab and the stack's frames. */
+    int err = kmem_charge(p->account, THREAD_KMEM_BYTES, 1 + KSTACK_FRAMES);
+    if (err)
+        return err;
+    err = account_charge(p->account, RES_THREADS, 1);
     if (err) {
-        slab_free(&thread_cache, t);
+        kmem_uncharge(p->account, THREAD_KMEM_BYTES);
         return err;
     }
+    struct thread *t = slab_alloc(&thread_cache);
+    if (t && (err = kstack_alloc(t)) != 0) {
+        slab_free(&thread_cache, t);
+        t = 0;
+    }
+    if (!t) {
+        account_uncharge(p->account, RES_THREADS, 1);
+        kmem_uncharge(p->account, THREAD_KMEM_BYTES);
+        return err ? err : -ENOMEM;
+    }
+    t->account = p->account;
+    account_get(t->account);
     struct trap_frame *frame;
     t->ksp = arch_prepare_kernel_stack(t->kstack_top, &frame);
     trap_frame_init_user(frame, entry, user_stack, arg, p->pid);
@@ -101,7 +121,12 @@ void thread_put(struct thread *t)
     if (--t->refs)
         return;
     VERIFY(t->state == THREAD_DEAD && !t->kstack_top);
+    struct account *a = t->account;
     slab_free(&thread_cache, t);
+    if (a) {
+        kmem_uncharge(a, THREAD_KMEM_BYTES);
+        account_put(a, proc_account_free);
+    }
 }
 
 void thread_mark_dead(struct thread *t)
@@ -110,7 +135,10 @@ void thread_mark_dead(struct thread *t)
         sched_remove(t);
     t->state = THREAD_DEAD;
     live_threads--;
+    if (t->account)
+        account_uncharge(t->account, RES_THREADS, 1);
     ipc_thread_dead(t);
+    sched_release_wait_hold(t);
     sched_wake_all(&t->joiners, 0);
 }
 

@@ -25,15 +25,16 @@ static int64_t give_part(handle_t proc, const struct elf_segment *part, const ui
         return err;
     /* The segment arrives zero-filled: only the file's bytes are copied. */
     memcpy((uint8_t *)seg.addr + (part->vaddr - start), image + part->offset, part->filesz);
-    unsigned prot = ((part->flags & ELF_SEG_W) ? SEG_PROT_WRITE : 0) | ((part->flags & ELF_SEG_X) ? SEG_PROT_EXEC : 0);
-    err = sys_seg_give(seg.handle, proc, start, prot);
+    rights_t rights = RIGHT_READ | RIGHT_PIN | ((part->flags & ELF_SEG_W) ? RIGHT_WRITE : 0) |
+                      ((part->flags & ELF_SEG_X) ? RIGHT_EXEC : 0);
+    err = sys_seg_give(seg.handle, proc, start, rights);
     if (err < 0)
         ms_free(seg.handle);
     return err;
 }
 
-static int64_t give_stack(handle_t proc, const char *args, size_t args_len, const handle_t *grant, unsigned ngrant,
-                          uint64_t *startup_va)
+static int64_t give_stack(handle_t proc, const char *args, size_t args_len, const struct loader_grant *grants,
+                         uint64_t *startup_va)
 {
     struct ms_segment seg;
     int64_t err = ms_alloc(ABI_STACK_SIZE, 0, 0, 0, &seg);
@@ -45,15 +46,15 @@ static int64_t give_stack(handle_t proc, const char *args, size_t args_len, cons
     st->args_len = args_len;
     memcpy(st->args, args, args_len);
     st->args[args_len] = 0;
-    for (unsigned i = 0; i < ngrant && err >= 0; i++) {
-        if (grant[i] == HANDLE_NONE)
+    for (unsigned i = 0; i < ABI_STARTUP_HANDLES && err >= 0; i++) {
+        if (grants[i].handle == HANDLE_NONE)
             continue;
-        err = sys_handle_grant(proc, grant[i]);
+        err = sys_handle_grant(proc, grants[i].handle, grants[i].rights);
         if (err >= 0)
             st->handles[i] = (handle_t)err;
     }
     if (err >= 0)
-        err = sys_seg_give(seg.handle, proc, ABI_STACK_TOP - ABI_STACK_SIZE, SEG_PROT_WRITE);
+        err = sys_seg_give(seg.handle, proc, ABI_STACK_TOP - ABI_STACK_SIZE, RIGHT_READ | RIGHT_WRITE | RIGHT_PIN);
     if (err < 0) {
         ms_free(seg.handle);
         return err;
@@ -62,11 +63,21 @@ static int64_t give_stack(handle_t proc, const char *args, size_t args_len, cons
     return 0;
 }
 
-int64_t loader_spawn(const char *name, const void *image, size_t size, const char *args, const handle_t *grant,
-                     unsigned ngrant)
+void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size,
+                      const char *args)
 {
+    *spec = (struct loader_spec){ .name = name, .image = image, .size = size, .args = args };
+    for (unsigned r = 0; r < RES_COUNT; r++)
+        spec->limits[r] = ABI_LIMIT_NONE;
+}
+
+int64_t loader_spawn(const struct loader_spec *spec)
+{
+    const char *name = spec->name, *args = spec->args;
+    const void *image = spec->image;
+    size_t size = spec->size;
     size_t args_len = strlen(args);
-    if (args_len >= ABI_ARGS_MAX || ngrant > ABI_STARTUP_HANDLES)
+    if (args_len >= ABI_ARGS_MAX)
         return -E2BIG;
     struct elf_image elf;
     const char *why = "";
@@ -74,16 +85,20 @@ int64_t loader_spawn(const char *name, const void *image, size_t size, const cha
         printf("loader: %s refused: %s\n", name, why);
         return -ENOEXEC;
     }
-    int64_t proc = sys_proc_create(name, strlen(name));
+    int64_t proc = sys_proc_create(name, strlen(name), spec->powers);
     if (proc < 0)
         return proc;
     int64_t err = 0;
+    /* Limits first, so that nothing the child is given escapes them. */
+    for (unsigned r = 0; r < RES_COUNT && err >= 0; r++)
+        if (spec->limits[r] != ABI_LIMIT_NONE)
+            err = sys_proc_limit((handle_t)proc, (enum abi_resource)r, spec->limits[r]);
     for (size_t i = 0; i < elf.nsegments && err >= 0; i++)
         if (elf.seg[i].memsz)
             err = give_part((handle_t)proc, &elf.seg[i], image);
     uint64_t startup_va = 0;
     if (err >= 0)
-        err = give_stack((handle_t)proc, args, args_len, grant, ngrant, &startup_va);
+        err = give_stack((handle_t)proc, args, args_len, spec->grants, &startup_va);
     if (err >= 0)
         err = sys_proc_start((handle_t)proc, elf.entry, startup_va, startup_va);
     if (err < 0) {

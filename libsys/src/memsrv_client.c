@@ -156,10 +156,8 @@ static int64_t words_call(enum ms_label label, uint64_t w0, uint64_t w1)
     return call(&m);
 }
 
-int64_t ms_quota(uint64_t pid, uint64_t bytes) { return words_call(MS_QUOTA, pid, bytes); }
 int64_t ms_map(unsigned columns) { return words_call(MS_MAP, columns, 0); }
 int64_t ms_move(uint64_t sid) { return words_call(MS_MOVE, sid, 0); }
-int64_t ms_release(uint64_t sid) { return words_call(MS_RELEASE, sid, 0); }
 
 int64_t ms_revoke(uint64_t sid) { return words_call(MS_REVOKE, sid, 0); }
 

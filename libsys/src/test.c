@@ -3,6 +3,7 @@
  */
 #include <common/cmdline.h>
 #include <common/string.h>
+#include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
@@ -46,4 +47,9 @@ uint64_t test_rand(struct test_run *r)
     r->rng ^= r->rng << 25;
     r->rng ^= r->rng >> 27;
     return r->rng * 0x2545f4914f6cdd1dull;
+}
+
+handle_t test_dma_device(void)
+{
+    return libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
 }

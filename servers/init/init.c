@@ -30,7 +30,7 @@ int64_t init_module(const char *name, struct abi_module_info *out)
     return -ENOENT;
 }
 
-int64_t init_spawn(const char *module, const char *args, const handle_t *grant, unsigned ngrant)
+int64_t init_spawn(const char *module, const char *args, const struct loader_grant *grants)
 {
     struct abi_module_info info;
     int64_t err = init_module(module, &info);
@@ -38,11 +38,47 @@ int64_t init_spawn(const char *module, const char *args, const handle_t *grant, 
         return err;
     char line[ABI_ARGS_MAX];
     fmt_snprintf(line, sizeof(line), "%s seed=%lu %s", module, init_seed, args);
-    handle_t grants[ABI_STARTUP_HANDLES] = { ms_endpoint() };
-    for (unsigned i = 1; i < ngrant && i < ABI_STARTUP_HANDLES; i++)
-        grants[i] = grant[i];
-    return loader_spawn(module, (const void *)info.vaddr, info.size, line, grants,
-                        ngrant > 1 ? ngrant : 1);
+    struct loader_spec spec;
+    loader_spec_init(&spec, module, (const void *)info.vaddr, info.size, line);
+    for (unsigned i = 0; grants && i < ABI_STARTUP_HANDLES; i++)
+        spec.grants[i] = grants[i];
+    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
+    return loader_spawn(&spec);
+}
+
+handle_t init_dma_device(void)
+{
+    static const uint16_t candidates[][2] = {
+        { 0x1234, 0x11e8 }, /* QEMU's edu: a real DMA engine */
+        { 0x8086, 0x1237 }, /* i440FX host bridge (QEMU pc, Bochs) */
+        { 0x8086, 0x29c0 }, /* Q35 host bridge */
+    };
+    static handle_t device = HANDLE_NONE;
+    for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
+        if (h >= 0)
+            device = (handle_t)h;
+    }
+    return device;
+}
+
+/*
+ * What a program init starts may hold, it and its descendants together, so
+ * that no one of them can starve the others or init: half the memory the
+ * memory server manages, a quarter of the kernel's frame pool, 64
+ * processes, 256 threads, and an eighth of memory pinned for devices.
+ */
+void init_default_limits(uint64_t limits[RES_COUNT])
+{
+    struct ms_stats_global g = {0};
+    struct abi_kinfo k = {0};
+    ms_stats_global(&g);
+    sys_kinfo(&k);
+    limits[RES_MEMORY] = g.total_bytes ? g.total_bytes / 2 : ABI_LIMIT_NONE;
+    limits[RES_KMEM] = k.pool_frames_total * ABI_PAGE_SIZE / 4;
+    limits[RES_PROCESSES] = 64;
+    limits[RES_THREADS] = 256;
+    limits[RES_PINNED] = g.total_bytes ? g.total_bytes / 8 : ABI_LIMIT_NONE;
 }
 
 /* Handles one request on the service endpoint; the reply is left in m.
@@ -127,14 +163,22 @@ static void start_servers(void)
             strncmp(info.name, "b_", 2) == 0)
             continue;
         int64_t ep = served < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
-        /* A server also gets an endpoint of its own to serve; init keeps a
-         * handle to it, the one a client would be given. */
+        /* A server also gets an endpoint of its own to serve (its receive
+         * right moves to it); init keeps a send handle to it, the one a
+         * client would be given. */
         int64_t own = sys_ep_create();
-        handle_t grants[ABI_STARTUP_HANDLES] = { ms_endpoint() };
-        grants[ABI_STARTUP_PARENT] = ep < 0 ? HANDLE_NONE : (handle_t)ep;
-        grants[ABI_STARTUP_SERVICE] = own < 0 ? HANDLE_NONE : (handle_t)own;
-        int64_t h = loader_spawn(info.name, (const void *)info.vaddr, info.size, info.args, grants,
-                                 ABI_STARTUP_HANDLES);
+        struct loader_spec spec;
+        loader_spec_init(&spec, info.name, (const void *)info.vaddr, info.size, info.args);
+        spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
+        spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ ep < 0 ? HANDLE_NONE : (handle_t)ep, RIGHT_SEND };
+        spec.grants[ABI_STARTUP_SERVICE] =
+            (struct loader_grant){ own < 0 ? HANDLE_NONE : (handle_t)own, RIGHT_SEND | RIGHT_RECV };
+        /* The console pins segments on its operator's word: it needs a
+         * device to pin them for. Nobody else is given one. */
+        if (strcmp(info.name, "memctl") == 0)
+            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ init_dma_device(), RIGHT_DMA };
+        init_default_limits(spec.limits);
+        int64_t h = loader_spawn(&spec);
         printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
         if (ep < 0) {
             printf("init: %s has no service endpoint (%s)\n", info.name, sys_strerror(ep));

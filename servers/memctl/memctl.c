@@ -197,15 +197,12 @@ static struct held_segment *held_by_id(const char *command, const char *word)
 
 static unsigned id_of(const struct held_segment *h) { return (unsigned)(h - held); }
 
-/* The physical base: pinned for a moment unless it is pinned already (a pin
- * is the only way the kernel shows it). 0 if the kernel refuses. */
+/* The physical base, which the kernel tells a segment's holder. 0 if it
+ * refuses. */
 static uint64_t learn_phys(struct held_segment *h)
 {
-    int64_t phys = sys_seg_pin(h->seg.handle);
-    if (phys < 0)
-        return 0;
-    sys_seg_unpin(h->seg.handle);
-    return (uint64_t)phys;
+    struct abi_seg_info info;
+    return sys_seg_info(h->seg.handle, &info) == 0 ? info.phys : 0;
 }
 
 static uint32_t pin_depth(const struct held_segment *h)
@@ -327,7 +324,8 @@ static void cmd_pin(int argc, char **argv)
     struct held_segment *h = id_argument(argc, argv);
     if (h == NULL)
         return;
-    int64_t result = pin ? sys_seg_pin(h->seg.handle) : sys_seg_unpin(h->seg.handle);
+    handle_t device = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
+    int64_t result = pin ? sys_seg_pin(h->seg.handle, device) : sys_seg_unpin(h->seg.handle);
     if (result < 0) {
         print_segment_error(argv[0], h, result);
         return;
@@ -338,7 +336,13 @@ static void cmd_pin(int argc, char **argv)
                id_of(h), (uint64_t)result, pin_depth(h));
     } else {
         uint32_t depth = pin_depth(h);
-        printf("unpin: ID %u %s\n", id_of(h), depth ? "still pinned (pins nest)" : "is movable again");
+        struct abi_seg_info info = {0};
+        sys_seg_info(h->seg.handle, &info);
+        printf("unpin: ID %u %s\n", id_of(h),
+               depth                          ? "still pinned (pins nest)"
+               : (info.flags & SEG_INFO_DMA) ? "is unpinned; its device may still reach it until it is quiesced "
+                                                "(no IOMMU), so it stays put"
+                                              : "is movable again");
     }
 }
 
@@ -448,8 +452,13 @@ static void cmd_stats(int argc, char **argv)
         print_error("stats (this client)", err);
         return;
     }
-    printf("stats: memctl (pid %#lx): %s in %lu segments, quota %s; %lu allocs, %lu frees, %lu failures\n", c.pid,
-           SIZE_TEXT(c.bytes), c.segments, c.quota ? SIZE_TEXT(c.quota) : "none", c.allocs, c.frees, c.failures);
+    /* Its limit is the kernel's: what init allowed this console's subtree. */
+    struct abi_account account = {0};
+    sys_account_info(HANDLE_SELF, &account);
+    uint64_t limit = account.limit[RES_MEMORY];
+    printf("stats: memctl (pid %#lx): %s in %lu segments, limit %s; %lu allocs, %lu frees, %lu failures\n", c.pid,
+           SIZE_TEXT(c.bytes), c.segments, limit == ABI_LIMIT_NONE ? "none" : SIZE_TEXT(limit), c.allocs, c.frees,
+           c.failures);
 }
 
 static void cmd_map(int argc, char **argv)

@@ -1,6 +1,8 @@
 /*
  * Memory-server layer: the requests that create, return and move segments
- * (ALLOC, FREE, MOVE, RELEASE) and set quotas (QUOTA). Called by dispatch.c
+ * (ALLOC, FREE, MOVE, REVOKE). Limits on what a client may hold are the
+ * kernel's (its account tree): creating a segment for a client over them
+ * is refused there, and the refusal (-EDQUOT) goes back to the client. Called by dispatch.c
  * after its checks; each handler checks its own words first and changes the
  * books only once nothing can fail any more, undoing the one booking it made
  * when the kernel refuses.
@@ -34,11 +36,8 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
     if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
         return -EINVAL;
     client = books_client(ms, req->badge, true);
-    if (client == MS_NO_CLIENT) {
-        ms_log(ms, "memsrv: client table full (%u): pid %#llx refused", MS_CLIENTS_MAX,
-               (unsigned long long)req->badge);
-        return -EAGAIN;
-    }
+    if (client == MS_NO_CLIENT)
+        return -EINVAL; /* not a pid the kernel makes */
     c = &ms->clients[client];
     if (size > ms->span.total_bytes) {
         c->failures++;
@@ -48,10 +47,6 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
     size = round_granule(size);
     if ((flags & MS_ALLOC_LARGE) && align < large)
         align = large;
-    if (c->quota != 0 && (c->bytes > c->quota || size > c->quota - c->bytes)) {
-        c->quota_refusals++;
-        return -EDQUOT;
-    }
     index = books_new_record(ms);
     if (index == MS_NO_RECORD) {
         c->failures++;
@@ -72,12 +67,18 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         ms->alloc_failures++;
         return err;
     }
-    h = ms->k->seg_create(ms->k->ctx, base, size);
+    h = ms->k->seg_create(ms->k->ctx, base, size, req->badge);
     if (h <= 0) {
-        ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld",
-               (unsigned long long)base, (unsigned long long)size, (long long)h);
         span_free(&ms->span, base);
         books_drop_new_record(ms, index);
+        /* The client's account is full, or the client is gone: its own
+         * affair, not the server's. */
+        if (h == -EDQUOT || h == -EPEER) {
+            c->quota_refusals++;
+            return h;
+        }
+        ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld",
+               (unsigned long long)base, (unsigned long long)size, (long long)h);
         c->failures++;
         ms->alloc_failures++;
         return -ENOMEM;
@@ -113,14 +114,10 @@ int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
                (unsigned long long)req->badge, (unsigned long long)info.sid);
         return -ENOENT;
     }
-    err = ms->k->seg_destroy(ms->k->ctx, info.sid);
-    if (err != 0) {
-        ms_log(ms, "memsrv: destroying sid %llu failed: %lld", (unsigned long long)info.sid,
-               (long long)err);
+    err = books_destroy(ms, rec, "freed");
+    if (err < 0)
         return err;
-    }
     ms->k->handle_close(ms->k->ctx, req->seg);
-    books_release(ms, rec);
     return 0;
 }
 
@@ -171,26 +168,6 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     return 0;
 }
 
-int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
-{
-    struct ms_record *rec = books_find_sid(ms, req->w[0]);
-    int64_t err;
-
-    (void)reply;
-    if (rec == NULL || rec->kind != MS_REC_SEGMENT)
-        return -ENOENT;
-    if (!(rec->flags & MS_REC_QUARANTINED))
-        return -EINVAL;
-    err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
-    if (err != 0)
-        return err;
-    ms_log(ms, "memsrv: quarantined sid %llu (%llu KiB at %#llx) released by init",
-           (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
-           (unsigned long long)rec->base);
-    books_release(ms, rec);
-    return 0;
-}
-
 int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct ms_record *rec = books_find_sid(ms, req->w[0]);
@@ -204,29 +181,12 @@ int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg 
     h = ms->k->seg_revoke(ms->k->ctx, rec->sid);
     if (h < 0)
         return h; /* pinned (-EBUSY) or not a client's any more */
-    err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
-    if (err != 0) {
-        ms_log(ms, "memsrv: destroying revoked sid %llu failed: %lld", (unsigned long long)rec->sid,
-               (long long)err);
-        return err;
-    }
-    ms->k->handle_close(ms->k->ctx, (handle_t)h);
     ms_log(ms, "memsrv: sid %llu (%llu KiB) revoked by init", (unsigned long long)rec->sid,
            (unsigned long long)(rec->size >> 10));
-    books_release(ms, rec);
+    err = books_destroy(ms, rec, "revoked");
+    if (err < 0)
+        return err;
+    ms->k->handle_close(ms->k->ctx, (handle_t)h);
     return 0;
 }
 
-int64_t req_quota(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
-{
-    uint32_t client;
-
-    (void)reply;
-    if (req->w[0] == 0)
-        return -EINVAL;
-    client = books_client(ms, req->w[0], true);
-    if (client == MS_NO_CLIENT)
-        return -EAGAIN;
-    ms->clients[client].quota = req->w[1];
-    return 0;
-}

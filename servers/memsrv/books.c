@@ -24,21 +24,65 @@
 
 #include "ms_server.h"
 
-void ms_log(struct memsrv *ms, const char *fmt, ...)
+/* Clients can make the server log (malformed requests, refusals, frees of
+ * quarantined memory): past a burst, lines are counted, not printed, and
+ * the count is reported when printing resumes. */
+#define LOG_BURST 32u
+#define LOG_PER_SECOND 8u
+#define LOG_WINDOW_NS 1000000000ull
+
+static bool log_admit(struct memsrv *ms)
+{
+    uint64_t now = ms->k->clock_ns(ms->k->ctx);
+    if (!ms->log_window_open || now - ms->log_window_start >= LOG_WINDOW_NS) {
+        ms->log_window_open = true;
+        ms->log_window_start = now;
+        ms->log_allowance = ms->log_lines_total < LOG_BURST ? LOG_BURST : LOG_PER_SECOND;
+    }
+    if (ms->log_allowance == 0) {
+        ms->log_suppressed++;
+        return false;
+    }
+    ms->log_allowance--;
+    ms->log_lines_total++;
+    return true;
+}
+
+static void vprint(struct memsrv *ms, const char *fmt, va_list ap)
 {
     char line[320];
-    va_list ap;
-    int n;
+    int n = fmt_vsnprintf(line, sizeof(line) - 1, fmt, ap);
 
-    va_start(ap, fmt);
-    n = fmt_vsnprintf(line, sizeof(line) - 1, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2;
     line[n++] = '\n';
     ms->k->console(ms->k->ctx, line, (size_t)n);
+}
+
+void ms_print(struct memsrv *ms, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vprint(ms, fmt, ap);
+    va_end(ap);
+}
+
+void ms_log(struct memsrv *ms, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!log_admit(ms))
+        return;
+    if (ms->log_suppressed != 0) {
+        ms_print(ms, "memsrv: %llu log lines suppressed", (unsigned long long)ms->log_suppressed);
+        ms->log_suppressed = 0;
+    }
+    va_start(ap, fmt);
+    vprint(ms, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- records --------------------------------------------------------- */
@@ -204,38 +248,79 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
     books_drop_new_record(ms, index);
 }
 
+void books_quarantine(struct memsrv *ms, struct ms_record *rec)
+{
+    if (rec->flags & MS_REC_QUARANTINED)
+        return;
+    if (rec->flags & MS_REC_PINNED) {
+        /* Already locked in the books: it only changes why. */
+        rec->flags &= (uint8_t)~MS_REC_PINNED;
+        ms->pinned_records--;
+    } else {
+        span_lock(&ms->span, rec->base);
+    }
+    rec->flags |= MS_REC_QUARANTINED;
+    ms->quarantined_bytes += rec->size;
+    books_uncharge(ms, rec);
+    ms->books_gen++;
+}
+
+int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
+{
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
+
+    if (err == SEG_DESTROY_QUARANTINED) {
+        ms_log(ms, "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
+                   "quarantined until the kernel releases it",
+               (unsigned long long)rec->sid, why, (unsigned long long)(rec->size >> 10),
+               (unsigned long long)rec->base);
+        books_quarantine(ms, rec);
+    } else if (err == 0) {
+        books_release(ms, rec);
+    } else {
+        ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked",
+               (unsigned long long)rec->sid, why, (long long)err);
+    }
+    return err;
+}
+
 /* ---- clients --------------------------------------------------------- */
+
+/* The slot of a client that ended while still charged for segments it
+ * passed on: its charges stay with the segments (the kernel's accounts
+ * keep them too), the slot goes to the process that now has its pid slot. */
+static void evict(struct memsrv *ms, uint32_t index)
+{
+    uint32_t i;
+
+    for (i = 0; i < ms->rec_capacity; i++)
+        if (ms->recs[i].kind != 0 && ms->recs[i].client == index)
+            ms->recs[i].client = MS_NO_CLIENT;
+    ms->clients[index].pid = 0;
+    ms->client_count--;
+}
 
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create)
 {
-    uint32_t i, spare = MS_NO_CLIENT, idle = MS_NO_CLIENT;
+    /* A pid is (generation << 32 | slot + 1) with slot < ABI_PROC_MAX, and
+     * two live processes never share a slot: the slot is the index, so the
+     * table can never be full and a lookup is one comparison. */
+    uint64_t slot = (pid & 0xffffffffu) - 1;
+    struct ms_client *c;
 
-    if (pid == 0)
+    if (pid == 0 || slot >= MS_CLIENTS_MAX)
         return MS_NO_CLIENT;
-    for (i = 0; i < MS_CLIENTS_MAX; i++) {
-        const struct ms_client *c = &ms->clients[i];
-        if (c->pid == pid)
-            return i;
-        if (c->pid == 0 && spare == MS_NO_CLIENT)
-            spare = i;
-        /* A client that holds nothing and has no quota can be forgotten:
-         * the only loss is its counters. */
-        if (c->pid != 0 && c->segments == 0 && c->quota == 0 && c->pid != ms->init_pid &&
-            idle == MS_NO_CLIENT)
-            idle = i;
-    }
+    c = &ms->clients[slot];
+    if (c->pid == pid)
+        return (uint32_t)slot;
     if (!create)
         return MS_NO_CLIENT;
-    if (spare == MS_NO_CLIENT && idle != MS_NO_CLIENT) {
-        ms->clients[idle].pid = 0;
-        ms->client_count--;
-        spare = idle;
-    }
-    if (spare == MS_NO_CLIENT)
-        return MS_NO_CLIENT;
-    ms->clients[spare] = (struct ms_client){ .pid = pid };
+    /* Whoever had the slot before has ended (its slot was reused). */
+    if (c->pid != 0)
+        evict(ms, (uint32_t)slot);
+    *c = (struct ms_client){ .pid = pid };
     ms->client_count++;
-    return spare;
+    return (uint32_t)slot;
 }
 
 void books_client_ended(struct memsrv *ms, uint64_t pid)

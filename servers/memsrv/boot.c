@@ -238,7 +238,7 @@ static int take_books(struct memsrv *ms, uint64_t ram, uint32_t *nodes_out, stru
                err);
         return err;
     }
-    h = ms->k->seg_create(ms->k->ctx, phys, bytes);
+    h = ms->k->seg_create(ms->k->ctx, phys, bytes, 0);
     if (h < 0) {
         ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld",
                (unsigned long long)phys, (long long)h);

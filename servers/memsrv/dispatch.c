@@ -37,11 +37,9 @@ static const struct request_kind requests[] = {
     { MS_FREE, req_free, "free", REQ_TAKES_SEG, 0 },
     { MS_STATS, req_stats, "stats", 0, 2 },
     { MS_COMPACT, req_compact, "compact", 0, 4 },
-    { MS_QUOTA, req_quota, "quota", REQ_INIT_ONLY, 2 },
     { MS_MAP, req_map, "map", 0, 1 },
     { MS_CHECK, req_check, "check", 0, 0 },
     { MS_MOVE, req_move, "move", 0, 1 },
-    { MS_RELEASE, req_release, "release", REQ_INIT_ONLY, 1 },
     { MS_REVOKE, req_revoke, "revoke", REQ_INIT_ONLY, 1 },
 };
 
@@ -135,18 +133,13 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
         return;
     }
     rec = books_find_sid(ms, info.sid);
-    derr = ms->k->seg_destroy(ms->k->ctx, info.sid);
-    if (derr != 0) {
-        ms_log(ms, "memsrv: a reply failed (%lld); destroying sid %llu failed too (%lld): "
-                   "its span stays booked", (long long)err, (unsigned long long)info.sid,
-               (long long)derr);
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
+        ms_log(ms, "memsrv: a reply failed (%lld) with sid %llu, which the books do not know",
+               (long long)err, (unsigned long long)info.sid);
         return;
     }
-    ms->k->handle_close(ms->k->ctx, msg->seg);
-    if (rec != NULL && rec->kind == MS_REC_SEGMENT)
-        books_release(ms, rec);
-    else
-        ms_log(ms, "memsrv: destroyed sid %llu that the books do not know",
-               (unsigned long long)info.sid);
+    derr = books_destroy(ms, rec, "a reply failed");
+    if (derr >= 0)
+        ms->k->handle_close(ms->k->ctx, msg->seg);
     compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
 }

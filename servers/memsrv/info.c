@@ -90,12 +90,16 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         reply->len = sizeof(g);
     } else if (req->w[0] == MS_STATS_CLIENT) {
         uint64_t pid = req->w[1] != 0 ? req->w[1] : req->badge;
-        uint32_t i = books_client(ms, pid, false);
+        uint32_t i;
+        /* A client learns about itself; only init may ask about anyone. */
+        if (pid != req->badge && (ms->init_pid == 0 || req->badge != ms->init_pid))
+            return -EPERM;
+        i = books_client(ms, pid, false);
         struct ms_stats_client c = { .pid = pid };
         if (i != MS_NO_CLIENT) {
             const struct ms_client *cl = &ms->clients[i];
             c = (struct ms_stats_client){ .pid = pid, .bytes = cl->bytes,
-                                          .segments = cl->segments, .quota = cl->quota,
+                                          .segments = cl->segments,
                                           .allocs = cl->allocs, .frees = cl->frees,
                                           .failures = cl->failures,
                                           .quota_refusals = cl->quota_refusals };
@@ -163,7 +167,7 @@ static void map_flush(void)
     if (map.region < 0)
         return;
     if (map.prev_end != 0 && map.base > map.prev_end)
-        ms_log(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
+        ms_print(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
                (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
     for (i = 0; i < map.columns; i++) {
         const uint64_t *b = map.bytes[i];
@@ -180,7 +184,7 @@ static void map_flush(void)
             row[i] = map_chars[MAP_FREE];
     }
     row[map.columns] = 0;
-    ms_log(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
+    ms_print(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
            (unsigned long long)(map.chunk >> 10), row);
     map.prev_end = map.end;
 }
@@ -220,11 +224,11 @@ void map_print(struct memsrv *ms, unsigned columns)
     map.columns = columns;
     map.region = -1;
     map.prev_end = 0;
-    ms_log(ms, "memsrv map: '.' free  '#' used  'L' locked  'K' kernel  ' ' hole");
+    ms_print(ms, "memsrv map: '.' free  '#' used  'L' locked  'K' kernel  ' ' hole");
     span_walk(&ms->span, map_span, ms);
     map_flush();
     span_stats(&ms->span, &st);
-    ms_log(ms, "memsrv map: %llu MiB: %llu MiB free, %llu MiB used in %llu segments, "
+    ms_print(ms, "memsrv map: %llu MiB: %llu MiB free, %llu MiB used in %llu segments, "
                "%llu KiB locked (%llu KiB kernel, %llu KiB quarantined), largest free %llu KiB, "
                "score %u/1000, %llu moves",
            (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(st.free_bytes >> 20),
@@ -240,9 +244,20 @@ int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *re
 {
     uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
 
+    uint64_t now = ms->k->clock_ns(ms->k->ctx);
+
     (void)reply;
     if (columns > MS_MAP_COLUMNS_MAX)
         return -EINVAL;
+    /* A map is a screenful: a client asking in a loop would drown the
+     * console for everyone. */
+    if (now - ms->map_window_start >= MS_MAP_WINDOW_NS || ms->map_window_start == 0) {
+        ms->map_window_start = now;
+        ms->maps_in_window = 0;
+    }
+    if (ms->maps_in_window >= MS_MAPS_PER_WINDOW)
+        return -EAGAIN;
+    ms->maps_in_window++;
     map_print(ms, (unsigned)columns);
     return 0;
 }

@@ -24,10 +24,10 @@ static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
     (void)ctx;
     return sys_ms_bootinfo(index, out);
 }
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
 {
     (void)ctx;
-    return sys_ms_seg_create(phys, size);
+    return sys_ms_seg_create(phys, size, payer);
 }
 static int64_t k_seg_info(void *ctx, handle_t seg, struct abi_seg_info *out)
 {
@@ -37,7 +37,7 @@ static int64_t k_seg_info(void *ctx, handle_t seg, struct abi_seg_info *out)
 static int64_t k_seg_map_self(void *ctx, handle_t seg)
 {
     (void)ctx;
-    return sys_seg_give(seg, HANDLE_SELF, 0, SEG_PROT_WRITE);
+    return sys_seg_give(seg, HANDLE_SELF, 0, RIGHT_READ | RIGHT_WRITE);
 }
 static int64_t k_seg_destroy(void *ctx, uint64_t sid)
 {

@@ -18,6 +18,7 @@
 
 #include <abi/ipc.h>
 #include <abi/memsrv.h>
+#include <abi/proc.h>
 #include <abi/seg.h>
 #include <abi/types.h>
 #include <span/span.h>
@@ -27,7 +28,8 @@
  *   one span node per 16 KiB of RAM, at least 4096: a span costs ~180 bytes
  *     of books (node, record, hash slots), so about 1.1% of RAM, and the
  *     store is full only when the average span is below 16 KiB;
- *   256 clients: more processes than the in-guest suite ever runs at once;
+ *   a client per process slot (ABI_PROC_MAX): the table is indexed by the
+ *     pid's slot, so it cannot fill up;
  *   4 MiB per background step: two large pages, a few ms of copying under
  *     QEMU TCG, so a client waits at most that long behind a step;
  *   100 ms between background steps; a fragmentation score of 200 per mille
@@ -37,13 +39,15 @@
 #define MS_NODE_RAM_BYTES (16ull * 1024)
 #define MS_NODES_MIN 4096u
 #define MS_BOOT_NODES 512u
-#define MS_CLIENTS_MAX 256u
+#define MS_CLIENTS_MAX ABI_PROC_MAX
 #define MS_STEP_BYTES (4ull << 20)
 #define MS_IDLE_NS (100ull * 1000 * 1000)
 #define MS_FRAG_THRESHOLD 200u
 #define MS_PLAN_FAILURES_MAX 8u
 #define MS_MAP_COLUMNS_DEFAULT 64u
 #define MS_MAP_COLUMNS_MAX 200u
+#define MS_MAPS_PER_WINDOW 8u               /* MS_MAP requests answered per window ... */
+#define MS_MAP_WINDOW_NS (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
 #define MS_RECLAIM_BATCH 16u
 
 #define MS_NO_CLIENT UINT32_MAX
@@ -58,11 +62,15 @@
 struct ms_kernel_ops {
     void *ctx;
     int64_t (*bootinfo)(void *ctx, unsigned index, struct abi_mem_range *out);
-    /* -> handle of a new zero-filled, unmapped segment in the server */
-    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size);
+    /* -> handle of a new zero-filled, unmapped segment in the server,
+     * charged to the client payer (0: the server itself); -EDQUOT past the
+     * client's limits, -EPEER if it has ended */
+    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size, uint64_t payer);
     int64_t (*seg_info)(void *ctx, handle_t seg, struct abi_seg_info *out);
     /* maps a segment the server holds into the server -> its address */
     int64_t (*seg_map_self)(void *ctx, handle_t seg);
+    /* 0, or SEG_DESTROY_QUARANTINED: a device may still reach it, the
+     * kernel keeps it and reclaims it later, released */
     int64_t (*seg_destroy)(void *ctx, uint64_t sid);
     /* takes a segment from whoever holds it -> its handle in the server */
     int64_t (*seg_revoke)(void *ctx, uint64_t sid);
@@ -81,7 +89,7 @@ enum ms_record_kind {
 };
 
 #define MS_REC_PINNED      0x1u /* locked in the books: the kernel refused a move (EBUSY) */
-#define MS_REC_QUARANTINED 0x2u /* its process ended with it pinned; freed by MS_RELEASE */
+#define MS_REC_QUARANTINED 0x2u /* a device may still reach it: locked until the kernel releases it */
 
 /* One per non-free span in the span books; the span's tag is the index. */
 struct ms_record {
@@ -97,7 +105,7 @@ struct ms_record {
 struct ms_client {
     uint64_t pid; /* 0: the slot is unused */
     bool ended;   /* seen in the kernel's reclaim list: forget it once it is charged nothing */
-    uint64_t bytes, segments, quota;
+    uint64_t bytes, segments;
     uint64_t allocs, frees, failures, quota_refusals;
 };
 
@@ -124,6 +132,11 @@ struct memsrv {
     uint64_t segments; /* records of kind MS_REC_SEGMENT */
     uint64_t moves, bytes_moved, alloc_failures, compactions, quarantined_bytes;
     uint64_t malformed; /* requests refused by validation, for the log's rate limit */
+    uint64_t log_window_start, log_lines_total, log_suppressed; /* ms_log's rate limit */
+    uint32_t log_allowance;
+    bool log_window_open;
+    uint64_t map_window_start; /* MS_MAP's rate limit */
+    uint32_t maps_in_window;
     unsigned pinned_records;
 
     /* Background compaction (compact.c). books_gen counts changes to the
@@ -165,7 +178,10 @@ void memsrv_background(struct memsrv *ms, uint64_t now);
 uint64_t memsrv_timeout(const struct memsrv *ms, uint64_t now);
 
 /* ---- internal, shared between the files ---- */
+/* A log line: rate-limited, since clients can cause most of them. */
 void ms_log(struct memsrv *ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Output a request asked for (the map): never dropped. */
+void ms_print(struct memsrv *ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct ms_record *books_record(struct memsrv *ms, uint64_t index);
 struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid);
@@ -176,6 +192,14 @@ void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind 
                          uint64_t sid, uint64_t base, uint64_t size, uint32_t client);
 /* The kernel destroyed the segment: its span becomes free, its client is credited. */
 void books_release(struct memsrv *ms, struct ms_record *rec);
+/* The kernel kept the segment quarantined (a device may still reach it):
+ * its span stays locked, its client is credited; it comes back through
+ * the reclaim list once released. */
+void books_quarantine(struct memsrv *ms, struct ms_record *rec);
+/* Destroys a segment and settles its record: released, quarantined, or
+ * (when the kernel refuses) left booked with a log line. Returns the
+ * kernel's answer. */
+int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why);
 void books_uncharge(struct memsrv *ms, struct ms_record *rec);
 /* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
@@ -202,11 +226,9 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
 int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_compact(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_quota(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_release(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 void reclaim_drain(struct memsrv *ms);
 void map_print(struct memsrv *ms, unsigned columns);

@@ -6,17 +6,15 @@
  * The kernel holds each segment an ended process had and lists it in
  * SYS_MS_RECLAIMED. An ordinary one is destroyed and its span freed; the
  * client charged for it (its allocator, not necessarily the process that
- * ended) is credited. One that was still pinned is quarantined: a device
- * may still write into it, so its frames stay locked in the books until
- * init says the device is quiet (MS_RELEASE). Its charge is dropped all the
- * same, so the client's successor starts clean.
+ * ended) is credited. One a device may still reach comes quarantined: its
+ * frames stay locked in the books until the kernel has quiesced the device
+ * and lists the segment again, released, to be destroyed like any other.
  */
 #include "ms_server.h"
 
 static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
 {
     struct ms_record *rec = books_find_sid(ms, rc->sid);
-    int64_t err;
 
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
         ms_log(ms, "memsrv: reclaimed sid %llu (%#llx+%#llx) is not in the books",
@@ -27,32 +25,15 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
         return;
     }
     if (rc->flags & SEG_INFO_QUARANTINED) {
-        if (rec->flags & MS_REC_QUARANTINED)
-            return;
-        if (rec->flags & MS_REC_PINNED) {
-            /* Already locked in the books: it only changes why. */
-            rec->flags &= (uint8_t)~MS_REC_PINNED;
-            ms->pinned_records--;
-        } else {
-            span_lock(&ms->span, rec->base);
-        }
-        rec->flags |= MS_REC_QUARANTINED;
-        ms->quarantined_bytes += rec->size;
-        books_uncharge(ms, rec);
-        ms->books_gen++;
-        ms_log(ms, "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended with it "
-                   "pinned; it stays locked until init releases it (MS_RELEASE)",
-               (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
-               (unsigned long long)rec->base, (unsigned long long)rc->pid);
+        if (!(rec->flags & MS_REC_QUARANTINED))
+            ms_log(ms, "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended while a "
+                       "device could reach it; locked until the kernel releases it",
+                   (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
+                   (unsigned long long)rec->base, (unsigned long long)rc->pid);
+        books_quarantine(ms, rec);
         return;
     }
-    err = ms->k->seg_destroy(ms->k->ctx, rc->sid);
-    if (err != 0) {
-        ms_log(ms, "memsrv: destroying reclaimed sid %llu failed: %lld; its span stays booked",
-               (unsigned long long)rc->sid, (long long)err);
-        return;
-    }
-    books_release(ms, rec);
+    books_destroy(ms, rec, "reclaimed");
 }
 
 void reclaim_drain(struct memsrv *ms)

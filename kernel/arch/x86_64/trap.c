@@ -2,7 +2,8 @@
  * Architecture layer (x86-64): where every exception and interrupt lands
  * (isr.asm calls trap_dispatch). It decodes the vector and hands over to
  * generic code: the scheduler's tick, the process layer for user faults,
- * panic for faults in the kernel.
+ * the exception table for faults in user copies, panic for other faults in
+ * the kernel.
  */
 #include <arch/arch.h>
 #include <kernel/console.h>
@@ -39,6 +40,24 @@ void trap_print_frame(const struct trap_frame *f)
     kprintf("  r13 %#018lx r14 %#018lx r15 %#018lx\n", f->r13, f->r14, f->r15);
 }
 
+struct ex_table_entry {
+    uint64_t start, end, fixup;
+};
+extern const struct ex_table_entry ex_table_start[], ex_table_end[];
+
+bool arch_fixup_fault(struct trap_frame *f)
+{
+    for (const struct ex_table_entry *e = ex_table_start; e < ex_table_end; e++) {
+        if (f->rip >= e->start && f->rip < e->end) {
+            f->rip = e->fixup;
+            return true;
+        }
+    }
+    return false;
+}
+
+#define VECTOR_PAGE_FAULT 14
+
 void trap_dispatch(struct trap_frame *f)
 {
     if (f->vector < 32) {
@@ -46,6 +65,8 @@ void trap_dispatch(struct trap_frame *f)
             proc_fault(f); /* kills the process; does not return to it */
             return;
         }
+        if (f->vector == VECTOR_PAGE_FAULT && arch_fixup_fault(f))
+            return; /* a user copy met an unmapped page: it returns -EFAULT */
         kprintf("PANIC: kernel fault: %s at %#lx\n", trap_vector_name(f->vector), f->rip);
         trap_print_frame(f);
         panic("unrecoverable fault in the kernel");

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <common/list.h>
 
 struct device;
 
@@ -29,11 +30,28 @@ void device_put(struct device *d);
 
 /* width 1, 2 or 4; offset a multiple of width and < 256, else -EINVAL. */
 int device_config_read(struct device *d, unsigned offset, unsigned width, uint32_t *value);
-/* The same checks; -EPERM for a write touching a BAR (0x10..0x27) or the
- * expansion ROM base (0x30..0x33) of a type-0 header. Other header types
- * (bridges) have address windows all over their header: only the command
- * and status registers (0x04..0x07) are writable there. */
+/* The same checks, and -EINVAL for a value wider than width; -EPERM for a
+ * write touching a BAR (0x10..0x27) or the expansion ROM base (0x30..0x33)
+ * of a type-0 header, the MSI or MSI-X capability, or one that would change
+ * the bus-master bit of the command register. Other header types (bridges)
+ * have address windows all over their header: only the command and status
+ * registers (0x04..0x07) are writable there. */
 int device_config_write(struct device *d, unsigned offset, unsigned width, uint32_t value);
+/* Bus mastering, which only the kernel changes. Turning it off (and
+ * reading the command register back) stops the device's DMA. -ENOTSUP
+ * for a bridge (class 6), which the kernel leaves alone. */
+bool device_bus_master(const struct device *d);
+int device_set_bus_master(struct device *d, bool on);
+/* The segments pinned for this device or tainted by it (segment.c's list;
+ * the device only keeps the head). */
+struct list_node *device_dma_segments(struct device *d);
+/* DMA reach of pinned frames. With an IOMMU, map gives the device the
+ * frames and unmap takes them away (returning true once the IOTLB is
+ * invalidated); without one the device reaches all memory, map does
+ * nothing and unmap returns false: the frames stay reachable until the
+ * device is quiesced. map: 0, -ENOMEM. */
+int device_dma_map(struct device *d, uint64_t phys, uint64_t size);
+bool device_dma_unmap(struct device *d, uint64_t phys, uint64_t size);
 /* Physical base and size of memory BAR `bar` (type-0 headers only), sized
  * by the all-ones probe with memory decode off. -EINVAL for bar > 5, an I/O
  * BAR, an unimplemented or unassigned BAR, or the upper half of a 64-bit

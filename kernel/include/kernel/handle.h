@@ -4,14 +4,24 @@
  * handle never names the slot's next object. A foreign, stale, made-up or
  * wrong-typed handle gets -EBADH, the same error as a nonexistent one.
  *
+ * Each entry carries rights (abi/rights.h): what the holder may do with the
+ * object. Lookups name the rights they need; a handle that names the object
+ * but lacks one is -EPERM (its holder knows it holds it, so nothing leaks).
+ *
  * The table grows a page of slots at a time (up to HANDLE_TABLE_MAX); free
- * slots form a list, so installing and looking up are O(1).
+ * slots form a list, so installing and looking up are O(1). The pages are
+ * charged to the owning process's account (RES_KMEM).
  */
 #ifndef KERNEL_HANDLE_H
 #define KERNEL_HANDLE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <abi/rights.h>
 #include <abi/types.h>
+#include <common/idtable.h>
+
+struct account;
 
 enum handle_type {
     HANDLE_FREE = 0,
@@ -23,35 +33,35 @@ enum handle_type {
     HANDLE_DEVICE,
 };
 
-struct handle_entry {
-    void *object;        /* when free: the next free slot + 1 (0: none), as an integer */
-    uint32_t generation;
-    uint16_t type;
-    uint16_t reserved;
-};
-
-#define HANDLE_SLOTS_PER_PAGE 256u
 #define HANDLE_PAGES_MAX 512u
-#define HANDLE_TABLE_MAX (HANDLE_SLOTS_PER_PAGE * HANDLE_PAGES_MAX)
+#define HANDLE_TABLE_MAX (ID_SLOTS_PER_PAGE * HANDLE_PAGES_MAX)
 
 struct handle_table {
-    struct handle_entry **pages; /* one pool frame of page pointers */
-    uint32_t npages;
-    uint32_t free_head;          /* slot + 1, 0: none free */
-    uint32_t used;
+    struct id_table ids;   /* pages charged to the owning process's account */
 };
 
-int handle_table_init(struct handle_table *t);
+int handle_table_init(struct handle_table *t, struct account *account);
 /* Frees the table's pages; the caller has removed every handle. */
 void handle_table_destroy(struct handle_table *t);
-/* Installs `object` (0 with HANDLE_RESERVED to reserve a slot first). */
-int handle_install(struct handle_table *t, void *object, enum handle_type type, handle_t *out);
+/* Installs `object` with `rights` (0 with HANDLE_RESERVED to reserve a slot
+ * first). -ENOMEM, -EDQUOT (no room for a new page of slots). */
+int handle_install(struct handle_table *t, void *object, enum handle_type type, rights_t rights, handle_t *out);
 /* Attaches the object to a slot reserved with HANDLE_RESERVED. */
-void handle_fill(struct handle_table *t, handle_t h, void *object, enum handle_type type);
+void handle_fill(struct handle_table *t, handle_t h, void *object, enum handle_type type, rights_t rights);
+/* The object h names if it is of `type` and carries every right in `need`:
+ * 0 with *object set, -EBADH (no such handle of that type), -EPERM (a right
+ * is missing). `rights` (may be 0) gets the rights the handle carries. */
+int handle_get(struct handle_table *t, handle_t h, enum handle_type type, rights_t need, void **object,
+               rights_t *rights);
+/* The object, whatever the rights (kernel-internal lookups); 0 if bad. */
 void *handle_lookup(struct handle_table *t, handle_t h, enum handle_type type);
+/* The type and rights of a live handle: false if it names nothing. */
+bool handle_describe(struct handle_table *t, handle_t h, enum handle_type *type, rights_t *rights);
+/* Takes rights away from a live handle (they never come back). */
+void handle_restrict(struct handle_table *t, handle_t h, rights_t keep);
 /* Removes the entry; returns the object and its type (or 0 if bad). */
 void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
 /* Calls fn on each live entry after removing it. */
-void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type));
+void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights));
 
 #endif

@@ -5,35 +5,52 @@
  * the sender blocked until the receiver replies. All or nothing: if the
  * segment cannot move (pinned, no room in the receiver), nothing is
  * delivered and the sender gets the error.
+ *
+ * Rights: sending needs RIGHT_SEND on the endpoint handle, receiving
+ * RIGHT_RECV, which exactly one handle holds (its creator's, or whoever it
+ * was handed to whole). When that handle goes, the endpoint has no
+ * receiver: every waiting and later sender gets -EPEER.
  */
 #ifndef KERNEL_IPC_H
 #define KERNEL_IPC_H
 
 #include <stdint.h>
+#include <abi/rights.h>
 #include <kernel/sched.h>
 
+struct account;
+
 struct endpoint {
-    uint32_t refs;                /* handles naming it */
+    uint32_t refs;                /* handles naming it + blocked threads holding it + the kernel's */
+    uint32_t handles;             /* handles naming it */
+    bool has_receiver;            /* a handle with RIGHT_RECV exists */
     uint32_t notify_bits;         /* kernel notifications not yet received */
     struct wait_queue senders;    /* blocked in send or call */
     struct wait_queue receivers;  /* blocked in receive */
+    struct account *account;      /* its creator's, charged for it */
 };
 
 void ipc_init(void);
-int endpoint_create(struct endpoint **out);
+/* A new endpoint charged to `account` (0: the kernel's own), with one
+ * reference for the caller to hand to a handle (endpoint_handle_added). */
+int endpoint_create(struct account *account, struct endpoint **out);
 void endpoint_get(struct endpoint *ep);
 void endpoint_put(struct endpoint *ep);
+/* A handle with `rights` now names ep (the caller moved a reference into it). */
+void endpoint_handle_added(struct endpoint *ep, rights_t rights);
+/* A handle naming ep with `rights` went away: drops its reference. */
+void endpoint_handle_dropped(struct endpoint *ep, rights_t rights);
+/* The receive right moved from one handle to another (grant). */
+void endpoint_receiver_moved(struct endpoint *ep);
 /* Posts kernel notification bits; a waiting receiver gets them at once. */
 void ipc_notify(struct endpoint *ep, uint32_t bits);
 
-/* user_msg points to a whole struct ipc_msg in the caller's memory; with
- * `checked` the caller has already verified it (writable). */
+/* user_msg points to a whole struct ipc_msg in the caller's memory. */
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call);
-int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool checked);
-int64_t ipc_reply(uint64_t user_msg, bool checked);
-/* Checks that a message buffer is a writable struct ipc_msg. */
-bool ipc_buffer_ok(uint64_t user_msg);
-/* A thread is ending: callers waiting on its reply get -EPEER. */
+int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns);
+int64_t ipc_reply(uint64_t user_msg);
+/* A thread is ending: callers waiting on its reply get -EPEER, a segment
+ * its blocked send carried stays its process's. */
 void ipc_thread_dead(struct thread *t);
 
 #endif

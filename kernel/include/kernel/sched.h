@@ -1,8 +1,9 @@
 /*
  * Kernel layer: threads and the round-robin scheduler. One CPU; the kernel
  * runs with interrupts off and is never preempted, so a thread leaves the CPU
- * only by blocking, yielding, exiting, or being preempted by the timer while
- * in user mode (or in the idle loop).
+ * only by blocking, yielding, exiting, being preempted by the timer while
+ * in user mode (or in the idle loop), or at a preemption point a long
+ * kernel operation offers between bounded steps (sched_preempt_point).
  */
 #ifndef KERNEL_SCHED_H
 #define KERNEL_SCHED_H
@@ -10,8 +11,10 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <abi/ipc.h>
+#include <abi/rights.h>
 #include <arch/arch.h>
 
+struct account;
 struct process;
 struct thread;
 struct segment;
@@ -28,18 +31,26 @@ enum ipc_phase { IPC_IDLE, IPC_SENDING, IPC_RECEIVING, IPC_AWAIT_REPLY };
 /* A thread's side of a message exchange (kernel/ipc.h). */
 struct ipc_state {
     struct ipc_msg msg;        /* outgoing while sending, incoming once delivered */
-    struct segment *seg;       /* the segment the outgoing message carries */
+    struct segment *seg;       /* the segment the outgoing message carries (in flight) */
+    rights_t seg_rights;       /* the rights it is to keep */
     uint32_t recv_flags;       /* IPC_RECV_* for what this thread receives */
     enum ipc_phase phase;
     bool is_call;
     struct thread *reply_to;   /* a caller this thread owes a reply (holds a reference) */
-    uint64_t checked_buffer;   /* a message buffer known writable while ... */
-    uint64_t checked_generation; /* ... its process's unmap generation is this */
+};
+
+/* A reference a blocked thread holds on the object it will touch when it
+ * wakes, dropped when it wakes or dies (kernel objects are never reached
+ * through a pointer remembered across a block without one). */
+struct wait_hold {
+    void (*put)(void *object);
+    void *object;
 };
 
 struct thread {
     uint8_t fpu[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
     struct process *proc;      /* 0 for the idle thread */
+    struct account *account;   /* charged for it; a reference */
     uint64_t id;
     enum thread_state state;
     uint64_t ksp;              /* saved kernel stack pointer while switched out */
@@ -54,7 +65,7 @@ struct thread {
     uint64_t wake_ns;                     /* timeout by arch_time_ns(); 0 = none */
     struct thread *sleep_next;
     int64_t wait_result;
-    void *wait_data;                      /* per-wait context (IPC) */
+    struct wait_hold hold;                /* released when the wait ends */
 
     struct ipc_state ipc;
     struct wait_queue joiners;            /* SYS_THREAD_WAIT */
@@ -74,6 +85,13 @@ void sched_make_runnable(struct thread *t);
  * (TIMEOUT_FOREVER: no limit). Returns the value given to sched_wake, or
  * -ETIMEDOUT. */
 int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
+/* From now until sched_release_wait_hold, the current thread holds a
+ * reference (taken by the caller) on object: if the thread dies in the
+ * meantime (killed while blocked), put drops it. */
+void sched_hold(void (*put)(void *), void *object);
+/* Drops a thread's hold, if any: the owner when done with the object, or
+ * the thread's death. */
+void sched_release_wait_hold(struct thread *t);
 void sched_wake(struct thread *t, int64_t result);
 /* Wakes the blocked thread `to` with `result` and runs it at once, while
  * the current thread blocks (no queue, no timeout) until someone wakes it:
@@ -81,6 +99,11 @@ void sched_wake(struct thread *t, int64_t result);
 int64_t sched_block_handoff(struct thread *to, int64_t result);
 void sched_wake_all(struct wait_queue *wq, int64_t result);
 void sched_yield(void);
+/* Called by long kernel work between bounded steps: lets pending
+ * interrupts run and gives the CPU away if the quantum ran out meanwhile.
+ * The caller must hold no state another thread could trip over, and
+ * accept never coming back (its process may be killed meanwhile). */
+void sched_preempt_point(void);
 void sched_tick(struct trap_frame *f);
 uint64_t sched_ticks(void);
 /* Takes a thread off every queue (it must not be running). */

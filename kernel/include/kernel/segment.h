@@ -1,26 +1,51 @@
 /*
  * Kernel layer: segments. A segment is a physically contiguous span of 4 KiB
  * granules with at most one owner, named by one handle in the owner's table
- * and mapped (or not) in the owner's address space. Segments are also named
- * globally by a sid (generation << 32 | slot + 1), which only the memory
- * server may use. No two live segments overlap physically: the kernel keeps
- * them in a tree by physical base and refuses overlaps.
+ * and mapped (or not) in the owner's address space with the protection its
+ * handle's rights allow. Segments are also named globally by a sid
+ * (generation << 32 | slot + 1), which only the memory server may use. No
+ * two live segments overlap physically: the kernel keeps them in a tree by
+ * physical base and refuses overlaps.
  *
  * Ownerless segments are held by the kernel: boot module images before init
  * takes them, segments reclaimed from ended processes until the memory
- * server destroys them, and quarantined ones (pinned when their process
- * ended).
+ * server destroys them, and quarantined ones (a device may still reach
+ * their frames).
+ *
+ * States that make a segment busy (-EBUSY for transfer, pin by another
+ * device, and revoke):
+ *   - in flight: a blocked send carries it (the model of docs/security.md:
+ *     it stays the sender's, mapped, until a receiver takes it; nothing can
+ *     take it from the sender meanwhile, and a second send is refused);
+ *   - pinned: a device may be using it (pins > 0);
+ *   - DMA-tainted: pinned for a device earlier, unpinned, and that device
+ *     not quiesced since (no IOMMU stopped it). Its frames are still within
+ *     the device's reach, so it may not move, change hands or be reused.
+ * Migration refuses pinned and tainted segments; an in-flight one may
+ * migrate (the message holds the object, never its frames). A tainted one
+ * may still be handed back to the memory server, which cannot reuse its
+ * frames: the kernel quarantines it until the device is quiesced.
+ *
+ * Charges: the payer's account (whom the memory server created it for) is
+ * charged RES_MEMORY for the bytes and RES_KMEM for this object until the
+ * segment is destroyed; the pinner's account RES_PINNED while a device may
+ * reach it (pinned, tainted or quarantined).
  */
 #ifndef KERNEL_SEGMENT_H
 #define KERNEL_SEGMENT_H
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <abi/rights.h>
 #include <abi/seg.h>
 #include <abi/types.h>
+#include <common/list.h>
 #include <common/rbtree.h>
 
+struct account;
+struct device;
 struct process;
+struct thread;
 
 struct segment {
     uint64_t sid;
@@ -28,46 +53,81 @@ struct segment {
     struct process *owner;
     handle_t handle;              /* in the owner's table */
     uint64_t vaddr;               /* in the owner; 0 when unmapped */
-    unsigned prot;                /* SEG_PROT_* of the mapping */
+    rights_t rights;              /* of the owner's handle; the mapping follows them */
     uint32_t pins;
     uint32_t flags;               /* SEG_INFO_QUARANTINED, SEG_INFO_MODULE */
+    struct thread *in_flight;     /* the blocked sender whose message carries it */
+    struct account *payer;        /* RES_MEMORY + RES_KMEM, until destroyed */
+    struct account *pinner;       /* RES_PINNED, while a device may reach it */
+    struct device *dma_device;    /* pinned for it, or tainted by it (a reference) */
     uint64_t former_pid;          /* for reclaim records */
     bool reported;                /* reclaimed and handed to the memory server */
-    struct segment *next, *prev;  /* the owner's list, or the reclaim queue */
+    struct list_node link;        /* the owner's list, or the reclaim queue */
+    struct list_node dma_link;    /* its device's list while dma_device is set */
     struct rb_node by_phys;
 };
 
 void segment_init(void);
-/* A new ownerless segment over [phys, phys+size), page aligned. The caller
- * has checked the span is memory it may hand out. -EEXIST if it overlaps a
- * live segment, -ENOMEM. */
-int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct segment **out);
-/* Forgets an ownerless segment (its frames are someone else's business). */
+/* A new ownerless segment over [phys, phys+size), page aligned, charged to
+ * payer (0: nobody, the kernel's own boot segments). The caller has
+ * checked the span is memory it may hand out. -EEXIST if it overlaps a live
+ * segment, -EDQUOT, -ENOMEM. */
+int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account *payer, struct segment **out);
+/* Forgets an ownerless, idle segment (its frames are someone else's
+ * business) and refunds its payer. */
 void segment_destroy(struct segment *s);
 struct segment *segment_by_sid(uint64_t sid);
 bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except);
 
-/* Gives an ownerless segment to p: a handle, and a mapping at vaddr (0: the
- * kernel picks) unless `map` is false. All or nothing. */
-int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, unsigned prot);
+/* -EBUSY if the segment may not change hands or be freed now (above). */
+int segment_idle(const struct segment *s);
+/* Gives an ownerless segment to p: a handle with `rights`, and a mapping at
+ * vaddr (0: the kernel picks) unless `map` is false. All or nothing. */
+int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, rights_t rights);
 /* Takes the segment from its owner (unmapped, handle gone): ownerless. */
 void segment_detach(struct segment *s);
 /* Moves a segment from its owner to p as segment_attach does; on failure it
- * stays where it was. -EBUSY if pinned. */
-int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, unsigned prot);
-/* Copies the contents to new_phys, remaps the owner, flushes the TLB. */
+ * stays where it was. -EBUSY if busy (in flight excepted: the caller is
+ * the delivery that ends the flight, and clears it first). */
+int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, rights_t rights);
+/* Copies the contents to new_phys, remaps the owner, flushes the TLB.
+ * -EBUSY pinned or tainted, -EEXIST overlap, -ENOMEM. */
 int segment_migrate(struct segment *s, uint64_t new_phys);
 bool segment_large_mapped(const struct segment *s);
-void segment_info(const struct segment *s, bool reveal_phys, struct abi_seg_info *out);
+void segment_info(const struct segment *s, struct abi_seg_info *out);
+
+/* DMA. Pin for device d on behalf of the owner: -EBUSY (in flight, or
+ * pinned or tainted for another device), -ERANGE (pin count), -EDQUOT
+ * (RES_PINNED), or 0 with *phys the base the device may use. */
+int segment_pin(struct segment *s, struct device *d, uint64_t *phys);
+/* -EINVAL if not pinned. The last unpin leaves the segment tainted until
+ * the device is quiesced (no IOMMU), or unmaps it from the device's domain. */
+int segment_unpin(struct segment *s);
+/* The device was quiesced (its bus mastering turned off, or its IOMMU
+ * domain gone): its unpinned segments are untainted, quarantined ones
+ * released to the memory server. */
+void segment_device_quiesced(struct device *d);
+/* A process that pinned segments for d (its account: pinner) let go of its
+ * handle to d, or ended: if it left anything within d's reach, d is
+ * quiesced (its bus mastering turned off), which releases it. */
+void segment_dma_owner_gone(struct device *d, struct account *pinner);
+/* Whether a device may still reach the segment's frames. */
+bool segment_dma_busy(const struct segment *s);
 
 /* Iteration in physical order (for the memory server's boot information). */
 struct segment *segment_first_by_phys(void);
 struct segment *segment_next_by_phys(const struct segment *s);
 uint64_t segment_count(void);
 
-/* Ended processes' segments, waiting for the memory server. */
+/* Ended processes' segments, waiting for the memory server. A segment a
+ * device may still reach is queued quarantined: the server keeps its frames
+ * locked until it comes through the queue again, released. */
 void segment_reclaim(struct segment *s, uint64_t pid);
 struct segment *segment_reclaim_pop(void);
 void segment_reclaim_forget(struct segment *s);
+/* The memory server destroys a segment it holds or the kernel reclaimed
+ * (idle): if a device may still reach it, it is quarantined instead
+ * (returns 1). -EBUSY while pinned or in flight. */
+int segment_retire(struct segment *s);
 
 #endif

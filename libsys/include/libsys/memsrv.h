@@ -49,9 +49,6 @@ int64_t ms_stats_region(unsigned index, struct ms_stats_region *out);
  * only with TARGET. moves and bytes_moved may be NULL. */
 int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
                    uint64_t *moves, uint64_t *bytes_moved);
-/* Init only (-EPERM otherwise): a byte limit on what pid is charged (0:
- * none); -EAGAIN client table full. */
-int64_t ms_quota(uint64_t pid, uint64_t bytes);
 /* Prints the memory map on the console, `columns` characters a row (0: 64,
  * at most 200). */
 int64_t ms_map(unsigned columns);
@@ -62,14 +59,13 @@ int64_t ms_check(char *why, size_t len);
  * kept. -ENOENT not the caller's, -EBUSY pinned, -ENOMEM no room. The new
  * physical base the server replies is not returned. */
 int64_t ms_move(uint64_t sid);
-/* Init only: frees a quarantined segment whose device is known quiet.
- * -ENOENT unknown, -EINVAL not quarantined. */
-int64_t ms_release(uint64_t sid);
 /* Init only: takes a segment back from the client that holds it (its
  * mapping goes away) and frees it. -EBUSY while pinned, -ENOENT for an
  * unknown sid. */
 int64_t ms_revoke(uint64_t sid);
-/* Pinning is a kernel call on the segment's handle, not a memsrv request:
- * sys_seg_pin / sys_seg_unpin (libsys/syscall.h). */
+/* Pinning is a kernel call on the segment's handle and a device's, not a
+ * memsrv request: sys_seg_pin / sys_seg_unpin (libsys/syscall.h). Limits
+ * on what a client may hold are the kernel's (sys_proc_limit): past them
+ * ms_alloc is -EDQUOT. */
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * libsys: the in-guest test convention (DESIGN.md). A test program prints
+ * libsys: the in-guest test convention (docs/testing.md). A test program prints
  * one line per check, `[PASS] group.name` or `[FAIL] group.name: reason`,
  * and ends with test_exit(): the exit status carries its counts to init,
  * which prints the suite's closing line.
@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <abi/types.h>
 
 struct test_run {
     const char *group;
@@ -31,5 +32,8 @@ bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, 
 __attribute__((noreturn)) void test_exit(struct test_run *r);
 /* Seeded pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(struct test_run *r);
+/* The device the suite gave this program to pin segments for (startup
+ * slot DEVICE), or HANDLE_NONE. */
+handle_t test_dma_device(void);
 
 #endif

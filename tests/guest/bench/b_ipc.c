@@ -11,6 +11,7 @@
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
+#include <libsys/test.h>
 
 #include "bench.h"
 
@@ -115,7 +116,7 @@ static bool measure_pin(struct bench_stats *out)
     bool ok = true;
     for (unsigned i = 0; i < WARMUP + N_CHEAP && ok; i++) {
         uint64_t t0 = bench_tsc();
-        int64_t p = sys_seg_pin(seg.handle);
+        int64_t p = sys_seg_pin(seg.handle, test_dma_device());
         int64_t u = sys_seg_unpin(seg.handle);
         uint64_t t1 = bench_tsc();
         ok = p > 0 && u == 0;

@@ -17,6 +17,7 @@
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
+#include <libsys/test.h>
 
 #include "bench.h"
 
@@ -221,13 +222,13 @@ static bool prepare(struct frag *f, uint64_t region, uint64_t seg_size)
     fill_memory(f);
     settle();
     for (unsigned i = 0; i < f->nsegs; i++) {
-        int64_t phys = sys_seg_pin(f->seg[i]);
-        sys_seg_unpin(f->seg[i]);
-        if (phys <= 0) {
-            fail("sys_seg_pin", phys);
+        struct abi_seg_info info;
+        int64_t r = sys_seg_info(f->seg[i], &info);
+        if (r < 0) {
+            fail("sys_seg_info", r);
             return false;
         }
-        f->phys[i] = (uint64_t)phys;
+        f->phys[i] = info.phys;
     }
     /* What each 2 MiB window will gain, in an open-addressed table. */
     enum { WINDOWS = 2 * SEGS_MAX }; /* more slots than segments: never full */

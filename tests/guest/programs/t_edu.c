@@ -121,15 +121,22 @@ static void check_config(struct test_run *t, handle_t dev)
     test_check(t, "bar_write_refused", r == -EPERM && r2 == -EPERM && sys_dev_config_read(dev, PCI_BAR0, 4) == bar0,
                "BAR0 write gave %ld, its upper word %ld", r, r2);
 
+    /* Memory decode is the driver's to switch; bus mastering the kernel's:
+     * a config write that would turn it on is refused, sys_dev_dma does it. */
     int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
-    r = command < 0 ? command
-                    : sys_dev_config_write(dev, PCI_COMMAND, 2,
-                                           (uint32_t)command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    int64_t master_write = command < 0 ? command
+                                       : sys_dev_config_write(dev, PCI_COMMAND, 2,
+                                                              (uint32_t)command | PCI_COMMAND_MASTER);
+    test_check(t, "master_write_refused", master_write == -EPERM &&
+                   !(sys_dev_config_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MASTER),
+               "a config write turning bus mastering on gave %ld", master_write);
+    r = command < 0 ? command : sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command | PCI_COMMAND_MEMORY);
+    int64_t dma = sys_dev_dma(dev, true);
     int64_t now = sys_dev_config_read(dev, PCI_COMMAND, 2);
     test_check(t, "command_enable",
-               r == 0 && now >= 0 && (now & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) ==
-                                         (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
-               "write %ld, command register now %#lx", r, now);
+               r == 0 && dma == 0 && now >= 0 &&
+                   (now & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) == (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
+               "decode write %ld, sys_dev_dma %ld, command register now %#lx", r, dma, now);
 }
 
 static bool map_registers(struct test_run *t, handle_t dev)
@@ -235,7 +242,7 @@ static void check_dma(struct test_run *t, handle_t dev)
         return;
     uint8_t *out = seg.addr, *back = out + PAGE_BYTES;
 
-    int64_t phys = sys_seg_pin(seg.handle);
+    int64_t phys = sys_seg_pin(seg.handle, dev);
     bool pinned = phys > 0;
     bool below = pinned && (uint64_t)phys + 2 * PAGE_BYTES <= EDU_DMA_LIMIT && phys % PAGE_BYTES == 0;
     if (!test_check(t, "dma_pin", below, "sys_seg_pin gave %#lx (needs page aligned, below %#llx)", phys,
@@ -276,7 +283,7 @@ static void check_dma(struct test_run *t, handle_t dev)
     test_check(t, "dma_round_trip", first_diff == DMA_BYTES, "byte %u: wrote %#x, read back %#x", first_diff,
                first_diff < DMA_BYTES ? out[first_diff] : 0, first_diff < DMA_BYTES ? back[first_diff] : 0);
 
-    int64_t phys_after = sys_seg_pin(seg.handle);
+    int64_t phys_after = sys_seg_pin(seg.handle, dev);
     sys_seg_unpin(seg.handle);
     test_check(t, "pinned_stayed_during_compaction", phys_after == phys, "pinned at %#lx, now at %#lx", phys,
                phys_after);
@@ -292,13 +299,22 @@ static void check_dma(struct test_run *t, handle_t dev)
     test_check(t, "free_while_pinned", r == -EBUSY && memcmp(out, back, DMA_BYTES) == 0,
                "ms_free of a pinned segment gave %s", sys_strerror(r));
 
-    /* No more DMA from here on: the device loses bus mastering first. */
-    int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
-    if (command >= 0)
-        sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command & ~PCI_COMMAND_MASTER);
+    /* Unpinned, the device can still reach the frames until it is
+     * quiesced: freed now, they stay quarantined. */
+    struct ms_stats_global before = {0}, during = {0}, after = {0};
+    ms_stats_global(&before);
     r = sys_seg_unpin(seg.handle);
     int64_t freed = ms_free(seg.handle);
+    ms_stats_global(&during);
+    int64_t stop = sys_dev_dma(dev, false);
+    ms_stats_global(&after);
     test_check(t, "unpin_free", r == 0 && freed == 0, "unpin %s, free %s", sys_strerror(r), sys_strerror(freed));
+    test_check(t, "quarantined_until_quiesced",
+               during.quarantined_bytes == before.quarantined_bytes + seg.size &&
+                   after.quarantined_bytes == before.quarantined_bytes && stop == 0 &&
+                   !(sys_dev_config_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MASTER),
+               "quarantined %lu -> %lu -> %lu, stopping the device %ld", before.quarantined_bytes,
+               during.quarantined_bytes, after.quarantined_bytes, stop);
 }
 
 int main(int argc, char **argv)

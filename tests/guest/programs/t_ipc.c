@@ -138,12 +138,16 @@ static void check_bad_buffers(struct test_run *t, handle_t ep)
     const uint64_t bad[] = { 0, 0xffffffff80000000ull, 0x0000100000000000ull, 0xfffffffffffff000ull,
                              ABI_STACK_TOP - 64 };
     bool all = true;
+    int64_t own = sys_ep_create(); /* receiving needs the receive right: one's own endpoint */
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         all &= sys_ipc_call(ep, (struct ipc_msg *)bad[i], TIMEOUT_FOREVER) == -EFAULT;
         all &= sys_ipc_send(ep, (struct ipc_msg *)bad[i], TIMEOUT_POLL) == -EFAULT;
-        all &= sys_ipc_recv(ep, (struct ipc_msg *)bad[i], TIMEOUT_POLL) == -EFAULT;
+        all &= sys_ipc_recv((handle_t)own, (struct ipc_msg *)bad[i], TIMEOUT_POLL) == -EFAULT;
         all &= sys_seg_info(HANDLE_NONE, (struct abi_seg_info *)bad[i]) == -EBADH;
     }
+    struct ipc_msg probe = {0};
+    all &= sys_ipc_recv(ep, &probe, TIMEOUT_POLL) == -EPERM; /* a client's handle sends only */
+    sys_handle_close((handle_t)own);
     test_check(t, "bad_message_buffers", all, "a kernel, unmapped, wrapping or straddling buffer was taken");
     struct ipc_msg m = { .label = L_PING };
     test_check(t, "ping_after_bad_buffers", call(ep, &m) == 0 && m.w[0] == 1, "the server stopped answering");
@@ -200,8 +204,8 @@ static void check_pinned(struct test_run *t, handle_t ep)
         test_check(t, "pinned_alloc", false, "no segment");
         return;
     }
-    int64_t phys = sys_seg_pin(seg.handle);
-    int64_t again = sys_seg_pin(seg.handle); /* pins nest */
+    int64_t phys = sys_seg_pin(seg.handle, test_dma_device());
+    int64_t again = sys_seg_pin(seg.handle, test_dma_device()); /* pins nest */
     struct ipc_msg m = { .label = L_BOUNCE, .seg = seg.handle };
     int64_t send = call(ep, &m);
     int64_t free_while_pinned = ms_free(seg.handle);
@@ -239,7 +243,7 @@ static void check_memsrv_calls_refused(struct test_run *t)
     struct abi_mem_range range;
     struct abi_seg_info info;
     struct abi_reclaim rec;
-    bool all = sys_ms_bootinfo(0, &range) == -EPERM && sys_ms_seg_create(0x1000000, 4096) == -EPERM &&
+    bool all = sys_ms_bootinfo(0, &range) == -EPERM && sys_ms_seg_create(0x1000000, 4096, 0) == -EPERM &&
                sys_ms_seg_revoke(1) == -EPERM && sys_ms_seg_migrate(1, 0x1000000) == -EPERM &&
                sys_ms_seg_query(1, &info) == -EPERM && sys_ms_seg_destroy(1) == -EPERM &&
                sys_ms_reclaimed(&rec, 1) == -EPERM;

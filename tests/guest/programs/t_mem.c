@@ -43,11 +43,12 @@ static void stamp(uint64_t *w, size_t words, uint64_t seed)
         w[i] = seed + i * 0x2545f4914f6cdd1dull;
 }
 
+/* Where a segment is now (the kernel tells its holder). */
 static int64_t phys_of(handle_t h)
 {
-    int64_t phys = sys_seg_pin(h);
-    sys_seg_unpin(h);
-    return phys;
+    struct abi_seg_info info;
+    int64_t r = sys_seg_info(h, &info);
+    return r < 0 ? r : (int64_t)info.phys;
 }
 
 /* The window the low-memory scenarios work in: below 64 MiB on small
@@ -199,7 +200,7 @@ static void pinned(struct test_run *t)
         if (i % 64 == 0) {
             /* Where it is when pinned: background compaction may have moved
              * it since it was allocated. */
-            fill_phys[i] = sys_seg_pin(fill[i].handle);
+            fill_phys[i] = sys_seg_pin(fill[i].handle, test_dma_device());
             npinned++;
         } else {
             ms_free(fill[i].handle);
@@ -332,8 +333,11 @@ static void ops(struct test_run *t)
                "stats %ld: pid %#lx, %lu bytes, %lu segments", r, me.pid, me.bytes, me.segments);
     int64_t other = ms_move(s.sid + 1);
     test_check(t, "move_foreign_refused", other < 0, "moving someone else's segment gave %ld", other);
-    test_check(t, "quota_needs_init", ms_quota(libsys_pid, 4096) == -EPERM, "a client set a quota");
-    test_check(t, "release_needs_init", ms_release(s.sid) == -EPERM, "a client released a segment");
+    test_check(t, "limit_own_refused", sys_proc_limit(HANDLE_SELF, RES_MEMORY, ABI_LIMIT_NONE) == -EPERM,
+               "a process lifted its own limit");
+    struct ms_stats_client someone;
+    int64_t nosy = ms_stats_client(libsys_pid + 1, &someone);
+    test_check(t, "stats_of_another_refused", nosy == -EPERM, "asking about another client gave %ld", nosy);
     ms_free(s.handle);
     struct ms_segment dma;
     r = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, 16 * MIB, &dma);
@@ -408,7 +412,7 @@ static void revoke_me(struct test_run *t)
         return;
     }
     stamp(plain.addr, plain.size / 8, 3);
-    sys_seg_pin(pinned.handle);
+    sys_seg_pin(pinned.handle, test_dma_device());
     struct ms_stats_client before, after;
     ms_stats_client(0, &before);
     struct ipc_msg m = { .label = 1, .w = { plain.sid, pinned.sid } };
@@ -446,7 +450,7 @@ static void fuzz(struct test_run *t)
         case 5: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = MS_ALLOC_BELOW; m.w[3] = test_rand(t) % 4096; break;
         case 6: m.label = MS_FREE; break;                                                /* no segment */
         case 7: m.label = MS_STATS; m.w[0] = 3 + test_rand(t) % 100; break;             /* bad kind */
-        case 8: m.label = MS_QUOTA; m.w[0] = libsys_pid; m.w[1] = 1; break;             /* not init */
+        case 8: m.label = MS_REVOKE; m.w[0] = test_rand(t); break;                       /* not init */
         default:
             m.label = (uint64_t)(MS_ALLOC + r % 9);
             m.len = 1 + (uint32_t)(test_rand(t) % IPC_PAYLOAD_MAX);                     /* stray payload */

@@ -6,6 +6,7 @@
 #include <libsys/memsrv.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
+#include <libsys/test.h>
 
 static uint8_t thread_stacks[4][16384] __attribute__((aligned(16)));
 static volatile int sink;
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
     } else if (strcmp(mode, "pin-and-exit") == 0) {
         /* Ends holding a pinned segment; its sid is the exit status. */
         struct ms_segment seg;
-        if (ms_alloc(65536, 0, 0, 0, &seg) != 0 || sys_seg_pin(seg.handle) < 0)
+        if (ms_alloc(65536, 0, 0, 0, &seg) != 0 || sys_seg_pin(seg.handle, test_dma_device()) < 0)
             return 0;
         sys_exit((int64_t)seg.sid);
     } else if (strcmp(mode, "fault-in-thread") == 0) {

@@ -267,6 +267,7 @@ static void test_config_read_checks(void **state)
     assert_int_equal(v, 0xdeadbeef);
 
     v = 0x5555;
+    unsigned writes_after_open = config_writes;
     const unsigned bad[][2] = { { 0, 0 }, { 0, 3 }, { 0, 8 }, { 1, 2 }, { 2, 4 }, { 256, 1 }, { 256, 4 },
                                 { 0xFFFFFFFFu, 1 }, { 0, 0xFFFFFFFFu }, { 0xFE, 4 } };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -274,7 +275,12 @@ static void test_config_read_checks(void **state)
         assert_int_equal(device_config_write(d, bad[i][0], bad[i][1], 0), -EINVAL);
     }
     assert_int_equal(v, 0x5555);
-    assert_int_equal(config_writes, 0);
+    assert_int_equal(config_writes, writes_after_open);
+    /* A value wider than the register is refused, not cut. */
+    assert_int_equal(device_config_write(d, 0x3C, 1, 0x100), -EINVAL);
+    assert_int_equal(device_config_write(d, 0x3C, 2, 0x10000), -EINVAL);
+    assert_int_equal(config_writes, writes_after_open);
+    assert_int_equal(device_config_write(d, 0x3C, 1, 0xFF), 0);
     device_put(d);
 }
 
@@ -307,13 +313,81 @@ static void test_config_write_guards_placement(void **state)
     }
     assert_int_equal(get32(&f->config[0x10]), 0xfea00000);
 
-    /* The command register is the driver's: decode and bus mastering. */
+    /* The command register is the driver's for decode; bus mastering is
+     * the kernel's, in every width that reaches it. */
     uint32_t v;
-    assert_int_equal(device_config_write(d, 0x04, 2, 0x0006), 0);
+    assert_int_equal(device_config_write(d, 0x04, 2, 0x0002), 0);
+    assert_int_equal(device_config_write(d, 0x04, 2, 0x0006), -EPERM);
+    assert_int_equal(device_config_write(d, 0x04, 1, 0x06), -EPERM);
+    assert_int_equal(device_config_write(d, 0x04, 4, 0x00000006), -EPERM);
+    assert_int_equal(device_config_write(d, 0x05, 1, 0x01), 0); /* the high byte: no master bit there */
     assert_int_equal(device_config_read(d, 0x04, 2, &v), 0);
-    assert_int_equal(v, 0x0006);
+    assert_int_equal(v, 0x0102);
+    assert_false(device_bus_master(d));
+    assert_int_equal(device_set_bus_master(d, true), 0);
+    assert_true(device_bus_master(d));
+    /* Now the bit is on: a write that keeps it is the driver's, one that
+     * clears it is refused too. */
+    assert_int_equal(device_config_write(d, 0x04, 2, 0x0106), 0);
+    assert_int_equal(device_config_write(d, 0x04, 2, 0x0102), -EPERM);
+    assert_int_equal(device_set_bus_master(d, false), 0);
+    assert_false(device_bus_master(d));
+    /* Bridges are left as firmware set them. */
+    assert_int_equal(device_set_bus_master(b, false), -ENOTSUP);
     device_put(d);
     device_put(b);
+}
+
+/* Opening a device takes bus mastering away (firmware may have left it
+ * on); a device nobody holds any more loses it too. */
+static void test_bus_master_is_the_kernels(void **state)
+{
+    (void)state;
+    struct fake_function *f = add_function(0, 4, 0, 0x1234, 0x11e8, 0x00);
+    struct device *d;
+    assert_true(f->config[0x04] & 0x04);
+    assert_int_equal(device_open(0x1234, 0x11e8, 0, &d), 0);
+    assert_false(f->config[0x04] & 0x04);
+    assert_int_equal(device_set_bus_master(d, true), 0);
+    assert_true(f->config[0x04] & 0x04);
+    device_put(d);
+    assert_false(f->config[0x04] & 0x04);
+}
+
+/* The MSI and MSI-X capabilities aim the device's writes: the kernel's. */
+static void test_msi_capabilities_refused(void **state)
+{
+    (void)state;
+    struct fake_function *f = add_function(0, 4, 0, 0x1234, 0x11e8, 0x00);
+    f->config[0x06] = 0x10;              /* status: a capability list */
+    f->config[0x34] = 0x40;
+    f->config[0x40] = 0x09;              /* vendor-specific, then ... */
+    f->config[0x41] = 0x50;
+    f->config[0x50] = 0x05;              /* MSI at 0x50, then ... */
+    f->config[0x51] = 0x70;
+    f->config[0x70] = 0x11;              /* MSI-X at 0x70, end */
+    f->config[0x71] = 0x00;
+    struct device *d;
+    assert_int_equal(device_open(0x1234, 0x11e8, 0, &d), 0);
+    assert_int_equal(device_config_write(d, 0x42, 2, 0x1234), 0);
+    for (unsigned offset = 0x50; offset < 0x50 + 24; offset += 4)
+        assert_int_equal(device_config_write(d, offset, 4, 0), -EPERM);
+    assert_int_equal(device_config_write(d, 0x54, 1, 0xee), -EPERM); /* the address register, a byte */
+    for (unsigned offset = 0x70; offset < 0x70 + 12; offset += 4)
+        assert_int_equal(device_config_write(d, offset, 4, 0), -EPERM);
+    assert_int_equal(device_config_write(d, 0x7C, 4, 0), 0); /* past it */
+    assert_int_equal(device_config_write(d, 0x68, 4, 0), 0); /* between them */
+    device_put(d);
+
+    /* A looping list is walked a bounded number of times. */
+    struct fake_function *g = add_function(0, 5, 0, 0x1234, 0x11e9, 0x00);
+    g->config[0x06] = 0x10;
+    g->config[0x34] = 0x40;
+    g->config[0x40] = 0x09;
+    g->config[0x41] = 0x40;
+    assert_int_equal(device_open(0x1234, 0x11e9, 0, &d), 0);
+    assert_int_equal(device_config_write(d, 0x50, 4, 0), 0);
+    device_put(d);
 }
 
 static void test_bar_probe(void **state)
@@ -326,7 +400,7 @@ static void test_bar_probe(void **state)
     set_bar64(f, 2, 0x800000000ull, 1ull << 33, 0x8);      /* 8 GiB above 32 GiB */
     /* BAR 4 unimplemented (reads zero, nothing writable) */
     set_bar64(f, 5, 0x10000000ull, 1 << 12, 0);            /* 64-bit in the last slot */
-    f->config[0x04] = 0x06;
+    f->config[0x04] = 0x02;                                /* memory decode on, no bus mastering */
     uint8_t before[256];
     memcpy(before, f->config, sizeof(before));
 
@@ -431,6 +505,8 @@ int main(void)
         BUS_TEST(test_config_write_guards_placement),
         BUS_TEST(test_bar_probe),
         BUS_TEST(test_bar_on_bridge_refused),
+        BUS_TEST(test_bus_master_is_the_kernels),
+        BUS_TEST(test_msi_capabilities_refused),
         cmocka_unit_test(test_upper_half),
         cmocka_unit_test(test_decode),
     };

@@ -97,9 +97,34 @@ static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
     return 0;
 }
 
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
+static struct fk_limit *limit_of(struct fake_kernel *fk, uint64_t pid)
+{
+    unsigned i;
+
+    for (i = 0; i < FK_LIMITS; i++)
+        if (pid != 0 && fk->limits[i].pid == pid)
+            return &fk->limits[i];
+    return NULL;
+}
+
+void fk_set_limit(struct fake_kernel *fk, uint64_t pid, uint64_t bytes)
+{
+    struct fk_limit *l = limit_of(fk, pid);
+    unsigned i;
+
+    for (i = 0; l == NULL && i < FK_LIMITS; i++)
+        if (fk->limits[i].pid == 0)
+            l = &fk->limits[i];
+    assert_non_null(l);
+    if (l->pid != pid)
+        *l = (struct fk_limit){ .pid = pid };
+    l->limit = bytes;
+}
+
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
 {
     struct fake_kernel *fk = fk_of(ctx);
+    struct fk_limit *l = limit_of(fk, payer);
     struct fk_seg *s;
 
     if (fk->fail_create != 0)
@@ -108,8 +133,13 @@ static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size)
         return -EINVAL;
     if (overlaps_live(fk, phys, size, 0))
         return -EEXIST;
+    if (l != NULL && (l->used > l->limit || size > l->limit - l->used))
+        return -EDQUOT;
+    if (l != NULL)
+        l->used += size;
     s = new_seg(fk, phys, size, FK_MEMSRV_PID);
     s->in_server = true;
+    s->payer = payer;
     fk->creates++;
     return (int64_t)handle_of(fk, s);
 }
@@ -119,7 +149,8 @@ static int64_t describe(const struct fk_seg *s, struct abi_seg_info *out)
     if (s == NULL)
         return -ENOENT;
     *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
-                                  .owner_pid = s->owner, .pins = s->pins, .flags = s->flags };
+                                  .owner_pid = s->owner, .pins = s->pins,
+                                  .flags = s->flags | (s->dma ? SEG_INFO_DMA : 0) };
     return 0;
 }
 
@@ -150,8 +181,18 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
         return -ENOENT;
     if (!s->in_server && s->owner != 0)
         return -EPERM; /* held by a process */
-    if (s->pins != 0 && !(s->flags & SEG_INFO_QUARANTINED))
+    if (s->flags & SEG_INFO_QUARANTINED)
+        return -EBUSY; /* until the kernel releases it */
+    if (s->pins != 0)
         return -EBUSY;
+    if (s->dma) {
+        s->in_server = false;
+        s->owner = 0;
+        s->flags |= SEG_INFO_QUARANTINED;
+        return SEG_DESTROY_QUARANTINED;
+    }
+    if (limit_of(fk, s->payer) != NULL)
+        limit_of(fk, s->payer)->used -= s->size;
     s->live = false;
     fk->destroys++;
     return 0;
@@ -180,7 +221,7 @@ static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
         return -ENOENT;
     if (fk->fail_migrate != 0)
         return fk->fail_migrate;
-    if (s->pins != 0)
+    if (s->pins != 0 || s->dma)
         return -EBUSY;
     if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) ||
         overlaps_live(fk, new_phys, s->size, sid))
@@ -353,6 +394,26 @@ void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta)
 
     assert_non_null(s);
     s->pins = (uint32_t)((int)s->pins + delta);
+    /* With an IOMMU the last unpin takes the frames from the device. */
+    s->dma = s->pins != 0 || (s->dma && fk->no_iommu);
+}
+
+void fk_quiesce(struct fake_kernel *fk, uint64_t sid)
+{
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
+                         .w = { IPC_NOTIFY_EXIT } };
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    assert_non_null(s);
+    assert_int_equal(s->pins, 0);
+    s->dma = false;
+    if (!(s->flags & SEG_INFO_QUARANTINED))
+        return;
+    s->flags &= ~SEG_INFO_QUARANTINED;
+    assert_true(fk->nreclaim < FK_RECLAIM);
+    fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){ .sid = s->sid, .phys = s->phys, .size = s->size };
+    assert_false(memsrv_handle(&fk->ms, &m));
+    assert_int_equal(fk->nreclaim, 0);
 }
 
 void fk_exit(struct fake_kernel *fk, uint64_t pid)
@@ -366,7 +427,9 @@ void fk_exit(struct fake_kernel *fk, uint64_t pid)
         if (!s->live || s->owner != pid || s->in_server)
             continue;
         s->owner = 0;
-        if (s->pins != 0)
+        s->pins = 0;
+        s->dma = s->dma && fk->no_iommu;
+        if (s->dma)
             s->flags |= SEG_INFO_QUARANTINED;
         assert_true(fk->nreclaim < FK_RECLAIM);
         fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){

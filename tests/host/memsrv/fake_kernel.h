@@ -1,9 +1,10 @@
 /*
  * Host tests of memsrv: a fake kernel behind struct ms_kernel_ops. It keeps
- * segments (sid, physical span, owner, pins), refuses what the real kernel refuses (spans
- * outside RAM or over a live segment, migrating or destroying pinned
- * segments) and plays the clients' side of IPC: delivering a reply's
- * segment, sending one with FREE, ending a process.
+ * segments (sid, physical span, owner, pins, payer), refuses what the real
+ * kernel refuses (spans outside RAM or over a live segment, migrating or
+ * destroying pinned segments, charges past a payer's limit), quarantines
+ * what a device may still reach, and plays the clients' side of IPC:
+ * delivering a reply's segment, sending one with FREE, ending a process.
  */
 #ifndef TESTS_MEMSRV_FAKE_KERNEL_H
 #define TESTS_MEMSRV_FAKE_KERNEL_H
@@ -19,9 +20,16 @@
 struct fk_seg {
     bool live;
     bool in_server;   /* held by memsrv (a valid handle there) */
+    bool dma;         /* pinned for a device, or tainted by one not yet quiesced */
     uint64_t sid, phys, size, owner;
+    uint64_t payer;   /* whose account pays (0: memsrv) */
     uint32_t pins, flags;
     void *mem;        /* the books segment, mapped into "memsrv" */
+};
+
+#define FK_LIMITS 16
+struct fk_limit {
+    uint64_t pid, limit, used;
 };
 
 struct fake_kernel {
@@ -37,6 +45,8 @@ struct fake_kernel {
     unsigned migrations, creates, destroys;
     int64_t fail_migrate; /* nonzero: every migration fails with it */
     int64_t fail_create;
+    struct fk_limit limits[FK_LIMITS]; /* the kernel's accounts, for the payers that have a limit */
+    bool no_iommu;        /* the last unpin leaves a segment tainted until fk_quiesce */
     char console[1 << 16];
     size_t console_len;
 };
@@ -58,7 +68,14 @@ int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t
                   uint64_t w1, uint64_t w2, uint64_t w3);
 /* Moves a segment to another process, as an IPC transfer would. */
 void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid);
+/* Pins (delta > 0) or unpins: a segment pinned once stays within a
+ * device's reach (tainted) until fk_quiesce. */
 void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta);
+/* The device was quiesced: the segment is untainted, and if it was
+ * quarantined it comes through the reclaim list again, released. */
+void fk_quiesce(struct fake_kernel *fk, uint64_t sid);
+/* The kernel's limit on what pid's account may be charged (bytes). */
+void fk_set_limit(struct fake_kernel *fk, uint64_t pid, uint64_t bytes);
 /* Ends a process: its segments go to the kernel's reclaim list, notification delivered. */
 void fk_exit(struct fake_kernel *fk, uint64_t pid);
 

@@ -79,8 +79,8 @@ static void test_policy_from_cmdline(void **state)
     assert_int_equal(fk_start(fk, "memsrv.policy=nonsense"), 0);
     assert_true(fk_console_has(fk, "unknown memsrv.policy"));
     assert_true(fk_console_has(fk, "no init.pid"));
-    /* Without init.pid nobody may set quotas. */
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_QUOTA, PID_A, MiB, 0, 0), -EPERM);
+    /* Without init.pid nobody may ask about another client. */
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_STATS, MS_STATS_CLIENT, PID_A, 0, 0), -EPERM);
 }
 
 static void test_alloc_free_round_trip(void **state)
@@ -146,15 +146,16 @@ static void test_malformed_requests_change_nothing(void **state)
     assert_int_equal(fk_simple(fk, PID_A, MS_STATS, 9, 0, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_GLOBAL, 1, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_REGION, 2, 0, 0), -ENOENT);
-    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_CLIENT, PID_C, 0, 0), -ENOENT);
+    /* A client learns about itself only; init about anyone. */
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_CLIENT, PID_C, 0, 0), -EPERM);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_STATS, MS_STATS_CLIENT, PID_C, 0, 0), -ENOENT);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, 7, 0, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 5, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 0, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 4096, 5, 0), -EINVAL);
-    assert_int_equal(fk_simple(fk, PID_A, MS_QUOTA, PID_A, 0, 0, 0), -EPERM);
-    assert_int_equal(fk_simple(fk, PID_A, MS_RELEASE, 1, 0, 0, 0), -EPERM);
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_QUOTA, 0, 5, 0, 0), -EINVAL);
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_RELEASE, 12345, 0, 0, 0), -ENOENT);
+    /* The retired quota (5) and release (9) labels are unknown now. */
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, 5, PID_A, 0, 0, 0), -ENOSYS);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, 9, 12345, 0, 0, 0), -ENOSYS);
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 1000, 0, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_MOVE, 12345, 0, 0, 0), -ENOENT);
     m = (struct ipc_msg){ .label = MS_CHECK, .badge = PID_A, .len = 4 };
@@ -189,12 +190,13 @@ static void test_malformed_requests_change_nothing(void **state)
     fk_assert_consistent(fk);
 }
 
-static void test_quota_per_client(void **state)
+static void test_kernel_limit_refusal(void **state)
 {
     struct fake_kernel *fk = *state;
     uint64_t sid;
 
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_QUOTA, PID_A, 64 * KiB, 0, 0), 0);
+    /* The limit is the kernel's: the server passes its refusal on. */
+    fk_set_limit(fk, PID_A, 64 * KiB);
     assert_int_equal(fk_alloc(fk, PID_A, 48 * KiB, 0, 0, 0, &sid), 0);
     assert_int_equal(fk_alloc(fk, PID_A, 32 * KiB, 0, 0, 0, NULL), -EDQUOT);
     assert_int_equal(fk_alloc(fk, PID_A, 16 * KiB, 0, 0, 0, NULL), 0);
@@ -202,30 +204,40 @@ static void test_quota_per_client(void **state)
     /* Another client is not affected. */
     assert_int_equal(fk_alloc(fk, PID_B, 32 * MiB, 0, 0, 0, NULL), 0);
     assert_int_equal(fk_client(fk, PID_A).quota_refusals, 2);
-    assert_int_equal(fk_client(fk, PID_A).quota, 64 * KiB);
-    /* Freeing makes room again; lifting the quota removes the limit. */
+    /* Nothing was booked for the refused ones, and freeing makes room. */
+    assert_int_equal(fk_client(fk, PID_A).bytes, 64 * KiB);
     assert_int_equal(fk_free(fk, PID_A, sid), 0);
     assert_int_equal(fk_alloc(fk, PID_A, 32 * KiB, 0, 0, 0, NULL), 0);
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_QUOTA, PID_A, 0, 0, 0), 0);
-    assert_int_equal(fk_alloc(fk, PID_A, 8 * MiB, 0, 0, 0, NULL), 0);
     fk_assert_consistent(fk);
 }
 
-static void test_client_table_bound(void **state)
+static void test_client_table_by_pid_slot(void **state)
 {
     struct fake_kernel *fk = *state;
-    uint64_t pid;
+    uint64_t pid, sid;
 
-    /* Every slot holds a segment (init and memsrv hold one each already). */
-    for (pid = 0x300000000ull; fk->ms.client_count < MS_CLIENTS_MAX; pid++)
-        assert_int_equal(fk_alloc(fk, pid, 4096, 0, 0, 0, NULL), 0);
-    assert_int_equal(fk_alloc(fk, pid, 4096, 0, 0, 0, NULL), -EAGAIN);
-    assert_true(fk_console_has(fk, "client table full"));
-    /* Known clients go on. */
-    assert_int_equal(fk_alloc(fk, pid - 1, 4096, 0, 0, 0, NULL), 0);
-    /* One ends: its slot is reused. */
-    fk_exit(fk, pid - 1);
-    assert_int_equal(fk_alloc(fk, pid, 4096, 0, 0, 0, NULL), 0);
+    /* A client in every process slot: the table never refuses one. */
+    for (pid = 0x300000001ull; pid <= 0x300000000ull + MS_CLIENTS_MAX; pid++)
+        if (pid != (FK_MEMSRV_PID & 0xffffffffu) + 0x300000000ull &&
+            pid != (FK_INIT_PID & 0xffffffffu) + 0x300000000ull &&
+            (pid & 0xffffffffu) != (PID_A & 0xffffffffu))
+            assert_int_equal(fk_alloc(fk, pid, 4096, 0, 0, 0, NULL), 0);
+    assert_false(fk_console_has(fk, "client table full"));
+    /* A pid the kernel never makes (slot 0, or past the last) is refused. */
+    assert_int_equal(fk_alloc(fk, 0x500000000ull, 4096, 0, 0, 0, NULL), -EINVAL);
+    assert_int_equal(fk_alloc(fk, 0x500000000ull + MS_CLIENTS_MAX + 1, 4096, 0, 0, 0, NULL), -EINVAL);
+    /* A client that ended while charged for a segment it passed on: a new
+     * process in its slot takes the slot; the segment stays booked. */
+    assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &sid), 0);
+    fk_transfer(fk, sid, PID_B);
+    fk_exit(fk, PID_A);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_STATS, MS_STATS_CLIENT, PID_A, 0, 0), 0);
+    assert_int_equal(fk_alloc(fk, PID_A + 0x100000000ull, 4096, 0, 0, 0, NULL), 0);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_STATS, MS_STATS_CLIENT, PID_A, 0, 0), -ENOENT);
+    assert_int_equal(fk_client(fk, PID_A + 0x100000000ull).bytes, 4096);
+    fk_assert_consistent(fk);
+    fk_exit(fk, PID_B);
+    assert_null(fk_seg(fk, sid));
     fk_assert_consistent(fk);
 }
 
@@ -246,7 +258,7 @@ static void test_exit_reclaims_and_credits_allocator(void **state)
     fk_exit(fk, PID_B);
     assert_int_equal(fk_stats(fk).free_bytes, free0);
     /* Both ended with nothing charged: their slots are gone. */
-    assert_int_equal(fk_simple(fk, PID_C, MS_STATS, MS_STATS_CLIENT, PID_A, 0, 0), -ENOENT);
+    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_STATS, MS_STATS_CLIENT, PID_A, 0, 0), -ENOENT);
     fk_assert_consistent(fk);
 }
 
@@ -256,6 +268,7 @@ static void test_quarantine_until_release(void **state)
     uint64_t free0 = fk_stats(fk).free_bytes, sid;
     struct ms_stats_global g;
 
+    fk->no_iommu = true;
     assert_int_equal(fk_alloc(fk, PID_C, 256 * KiB, 0, 0, 0, &sid), 0);
     fk_pin(fk, sid, 1);
     assert_int_equal(fk_free(fk, PID_C, sid), -EBUSY);
@@ -269,14 +282,38 @@ static void test_quarantine_until_release(void **state)
     /* Compaction never touches it. */
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
     assert_non_null(fk_seg(fk, sid));
-    /* Only init releases it, and only a quarantined sid. */
-    assert_int_equal(fk_simple(fk, PID_A, MS_RELEASE, sid, 0, 0, 0), -EPERM);
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_RELEASE, sid, 0, 0, 0), 0);
+    /* The kernel quiesces the device and lists it again: it is freed. */
+    fk_quiesce(fk, sid);
     assert_null(fk_seg(fk, sid));
     g = fk_stats(fk);
     assert_int_equal(g.quarantined_bytes, 0);
     assert_int_equal(g.free_bytes, free0);
-    assert_int_equal(fk_simple(fk, FK_INIT_PID, MS_RELEASE, sid, 0, 0, 0), -ENOENT);
+    fk_assert_consistent(fk);
+}
+
+/* Freed after its last unpin but before the device was quiesced: the
+ * frames may not go to anyone else until it is. */
+static void test_tainted_free_quarantined(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t free0 = fk_stats(fk).free_bytes, sid;
+
+    fk->no_iommu = true;
+    assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &sid), 0);
+    fk_pin(fk, sid, 1);
+    fk_pin(fk, sid, -1);
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
+    assert_true(fk_console_has(fk, "a device may still reach it"));
+    assert_int_equal(fk_stats(fk).quarantined_bytes, 64 * KiB);
+    assert_int_equal(fk_stats(fk).free_bytes, free0 - 64 * KiB);
+    /* The client is charged nothing for it any more. */
+    assert_int_equal(fk_client(fk, PID_A).bytes, 0);
+    fk_assert_consistent(fk);
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
+    fk_quiesce(fk, sid);
+    assert_null(fk_seg(fk, sid));
+    assert_int_equal(fk_stats(fk).quarantined_bytes, 0);
+    assert_int_equal(fk_stats(fk).free_bytes, free0);
     fk_assert_consistent(fk);
 }
 
@@ -594,9 +631,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_from_cmdline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_free_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_requests_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_quota_per_client, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_table_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kernel_limit_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_table_by_pid_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_reclaims_and_credits_allocator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tainted_free_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_until_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_failure_destroys_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_compaction, setup, teardown),

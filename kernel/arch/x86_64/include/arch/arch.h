@@ -40,6 +40,14 @@ void arch_fpu_init_area(void *area);
 void arch_fpu_save(void *area);
 void arch_fpu_restore(const void *area);
 
+/* Copies touching user memory (usercopy.asm): 0, or -EFAULT when a page
+ * fault stopped them (the caller checked the range is in the user half). */
+int arch_user_copy(void *dst, const void *src, size_t len);
+int arch_user_zero(void *dst, size_t len);
+/* A kernel-mode fault at an instruction the exception table covers:
+ * resumes at its fixup and returns true. */
+bool arch_fixup_fault(struct trap_frame *f);
+
 /* Context switch (entry.asm). */
 void arch_context_switch(uint64_t *save_rsp, uint64_t load_rsp);
 void arch_thread_trampoline(void);

@@ -1,0 +1,95 @@
+/*
+ * Kernel layer: the account tree (theory in kernel/account.h). Called by the
+ * process layer (accounts are born and die with processes), by every code
+ * path that creates a charged kernel object or segment, and by the host
+ * tests in tests/host/kernel.
+ *
+ * A charge walks the path twice: once to check every limit, once to add.
+ * Nothing between the two can change the path (the kernel does not switch
+ * threads inside a charge), so the second walk cannot fail.
+ */
+#include <abi/errno.h>
+#include <kernel/account.h>
+#include <kernel/console.h>
+
+void account_init(struct account *a, struct account *parent)
+{
+    *a = (struct account){ .parent = parent, .refs = 1, .root = parent == 0 };
+    for (unsigned r = 0; r < RES_COUNT; r++)
+        a->limit[r] = ACCOUNT_NO_LIMIT;
+    if (parent)
+        account_get(parent);
+}
+
+void account_get(struct account *a) { a->refs++; }
+
+void account_put(struct account *a, void (*release)(struct account *))
+{
+    while (a) {
+        VERIFY(a->refs > 0);
+        if (--a->refs)
+            return;
+        for (unsigned r = 0; r < RES_COUNT; r++)
+            VERIFY3U(a->used[r], ==, 0);
+        struct account *parent = a->parent;
+        release(a);
+        a = parent;
+    }
+}
+
+static bool fits_one(const struct account *x, enum abi_resource r, uint64_t n)
+{
+    return x->used[r] <= x->limit[r] && n <= x->limit[r] - x->used[r];
+}
+
+bool account_fits(const struct account *a, enum abi_resource r, uint64_t n)
+{
+    if ((unsigned)r >= RES_COUNT)
+        return false;
+    for (const struct account *x = a; x; x = x->parent)
+        if (!fits_one(x, r, n))
+            return false;
+    return true;
+}
+
+int account_charge(struct account *a, enum abi_resource r, uint64_t n)
+{
+    if (!account_fits(a, r, n))
+        return -EDQUOT;
+    for (struct account *x = a; x; x = x->parent)
+        x->used[r] += n;
+    return 0;
+}
+
+void account_charge_force(struct account *a, enum abi_resource r, uint64_t n)
+{
+    for (struct account *x = a; x; x = x->parent)
+        x->used[r] += n;
+}
+
+void account_uncharge(struct account *a, enum abi_resource r, uint64_t n)
+{
+    for (struct account *x = a; x; x = x->parent) {
+        VERIFY3U(x->used[r], >=, n);
+        x->used[r] -= n;
+    }
+}
+
+int account_set_limit(struct account *a, enum abi_resource r, uint64_t limit)
+{
+    if ((unsigned)r >= RES_COUNT)
+        return -EINVAL;
+    a->limit[r] = limit;
+    return 0;
+}
+
+uint64_t account_room(const struct account *a, enum abi_resource r)
+{
+    uint64_t room = ACCOUNT_NO_LIMIT;
+    for (const struct account *x = a; x; x = x->parent) {
+        uint64_t left = x->used[r] >= x->limit[r] ? 0 : x->limit[r] - x->used[r];
+        if (x->limit[r] != ACCOUNT_NO_LIMIT && left < room)
+            room = left;
+    }
+    return room;
+}

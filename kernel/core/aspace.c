@@ -1,0 +1,228 @@
+/*
+ * Kernel layer: address spaces (see kernel/aspace.h). Called by segment.c,
+ * the device system calls and proc.c.
+ *
+ * Page-table accounting. paging_map creates tables from the pool; how many
+ * a mapping will take is known beforehand (paging_tables_needed), so a
+ * reservation charges that many frames and aspace_map measures what the
+ * pool actually gave (two reservations pending in one address space may
+ * share tables) and refunds the difference. The kernel does not switch
+ * threads between the measurement's two readings, so nothing else takes
+ * frames in between.
+ */
+#include <abi/errno.h>
+#include <arch/layout.h>
+#include <kernel/account.h>
+#include <kernel/aspace.h>
+#include <kernel/console.h>
+#include <kernel/device.h>
+#include <kernel/kmem.h>
+#include <kernel/paging.h>
+#include <kernel/pool.h>
+#include <kernel/slab.h>
+
+static struct slab_cache mapping_cache;
+static bool mapping_cache_ready;
+
+static void *area_page_get(void *ctx)
+{
+    struct aspace *as = ctx;
+    void *page;
+    return kmem_frame_alloc(as->account, &page) == 0 ? page : 0;
+}
+
+static void area_page_put(void *ctx, void *page)
+{
+    struct aspace *as = ctx;
+    kmem_frame_free(as->account, page);
+}
+
+int aspace_init(struct aspace *as, struct account *account)
+{
+    *as = (struct aspace){ .account = account };
+    int err = kmem_charge(account, PAGE_SIZE, 1);
+    if (err)
+        return err;
+    err = paging_create(&as->root);
+    if (err) {
+        kmem_uncharge(account, PAGE_SIZE);
+        return err;
+    }
+    as->table_bytes = PAGE_SIZE;
+    const struct vmarea_pages pages = { area_page_get, area_page_put, as };
+    err = vmareas_init(&as->areas, ABI_USER_BASE, ABI_USER_TOP, &pages);
+    if (err) {
+        paging_destroy(as->root);
+        kmem_uncharge(account, PAGE_SIZE);
+        as->root = 0;
+        return err == -EDQUOT ? err : -ENOMEM;
+    }
+    return 0;
+}
+
+void aspace_destroy(struct aspace *as)
+{
+    if (!as->root)
+        return;
+    while (as->device_maps)
+        aspace_unmap_device(as, as->device_maps->device, as->device_maps->bar);
+    vmareas_destroy(&as->areas);
+    paging_destroy(as->root);
+    kmem_uncharge(as->account, as->table_bytes);
+    as->table_bytes = 0;
+    as->root = 0;
+}
+
+void aspace_activate(struct aspace *as) { paging_activate(as->root); }
+
+int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys,
+                   struct aspace_reservation *out)
+{
+    int err;
+    if (vaddr) {
+        err = vmareas_reserve(&as->areas, vaddr, size);
+        if (err == -ERANGE || err == -EINVAL || err == -EEXIST)
+            err = -EFAULT;
+    } else {
+        err = vmareas_alloc(&as->areas, size, &vaddr);
+    }
+    if (err)
+        return err;
+    uint64_t tables = paging_tables_needed(as->root, vaddr, phys, size);
+    err = kmem_charge(as->account, tables * PAGE_SIZE, tables);
+    if (err) {
+        vmareas_free(&as->areas, vaddr, 0);
+        return err;
+    }
+    *out = (struct aspace_reservation){ .vaddr = vaddr, .size = size, .table_bytes = tables * PAGE_SIZE };
+    return 0;
+}
+
+void aspace_cancel(struct aspace *as, const struct aspace_reservation *r)
+{
+    vmareas_free(&as->areas, r->vaddr, 0);
+    kmem_uncharge(as->account, r->table_bytes);
+}
+
+/* Maps and settles the table charge: `charged` bytes were paid beforehand. */
+static void map_and_settle(struct aspace *as, uint64_t vaddr, uint64_t phys, uint64_t size, unsigned flags,
+                           uint64_t charged)
+{
+    uint64_t before = pool_free_frames();
+    VERIFY(paging_map(as->root, vaddr, phys, size, flags) == 0);
+    uint64_t after = pool_free_frames();
+    /* A large page may replace an emptied table, giving a frame back. */
+    uint64_t taken = before >= after ? (before - after) * PAGE_SIZE : 0;
+    uint64_t returned = after > before ? (after - before) * PAGE_SIZE : 0;
+    VERIFY3U(taken, <=, charged);
+    kmem_uncharge(as->account, charged - taken);
+    as->table_bytes += taken;
+    if (returned) {
+        VERIFY3U(returned, <=, as->table_bytes);
+        as->table_bytes -= returned;
+        kmem_uncharge(as->account, returned);
+    }
+}
+
+void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t phys, unsigned flags)
+{
+    map_and_settle(as, r->vaddr, phys, r->size, flags, r->table_bytes);
+}
+
+void aspace_unmap(struct aspace *as, uint64_t vaddr, uint64_t size)
+{
+    paging_unmap(as->root, vaddr, size);
+    VERIFY(vmareas_free(&as->areas, vaddr, 0) == 0);
+}
+
+int aspace_remap(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t new_phys, unsigned flags)
+{
+    /* At worst one page table per 2 MiB window the range touches, where
+     * large pages become small ones, plus a directory at each end. */
+    uint64_t worst = size / LARGE_PAGE_SIZE + 4;
+    if (!kmem_pool_has(0, worst))
+        return -ENOMEM;
+    paging_unmap(as->root, vaddr, size);
+    if (as->account)
+        account_charge_force(as->account, RES_KMEM, worst * PAGE_SIZE);
+    map_and_settle(as, vaddr, new_phys, size, flags, worst * PAGE_SIZE);
+    return 0;
+}
+
+bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags)
+{
+    return paging_translate(as->root, vaddr, phys, flags);
+}
+
+/* ---- device mappings ------------------------------------------------ */
+
+static struct device_mapping **find_device_map(struct aspace *as, const struct device *d, unsigned bar)
+{
+    struct device_mapping **link = &as->device_maps;
+    while (*link && !((*link)->device == d && (*link)->bar == bar))
+        link = &(*link)->next;
+    return link;
+}
+
+bool aspace_device_mapped(const struct aspace *as, const struct device *d, unsigned bar)
+{
+    return *find_device_map((struct aspace *)as, d, bar) != 0;
+}
+
+int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned bar, uint64_t phys,
+                      uint64_t size, uint64_t *vaddr)
+{
+    if (aspace_device_mapped(as, d, bar))
+        return -EEXIST;
+    if (!mapping_cache_ready) {
+        slab_cache_init(&mapping_cache, "device mapping", sizeof(struct device_mapping));
+        mapping_cache_ready = true;
+    }
+    int err = kmem_charge(as->account, sizeof(struct device_mapping), 1);
+    if (err)
+        return err;
+    struct device_mapping *m = slab_alloc(&mapping_cache);
+    if (!m) {
+        kmem_uncharge(as->account, sizeof(struct device_mapping));
+        return -ENOMEM;
+    }
+    struct aspace_reservation r;
+    err = aspace_reserve(as, 0, size, phys, &r);
+    if (err) {
+        slab_free(&mapping_cache, m);
+        kmem_uncharge(as->account, sizeof(struct device_mapping));
+        return err;
+    }
+    aspace_map(as, &r, phys, MAP_USER | MAP_WRITE | MAP_UNCACHED);
+    device_get(d);
+    *m = (struct device_mapping){ .device = d, .handle = h, .bar = bar, .vaddr = r.vaddr, .size = size,
+                                  .next = as->device_maps };
+    as->device_maps = m;
+    *vaddr = r.vaddr;
+    return 0;
+}
+
+int aspace_unmap_device(struct aspace *as, struct device *d, unsigned bar)
+{
+    struct device_mapping **link = find_device_map(as, d, bar);
+    struct device_mapping *m = *link;
+    if (!m)
+        return -ENOENT;
+    *link = m->next;
+    aspace_unmap(as, m->vaddr, m->size);
+    device_put(m->device);
+    slab_free(&mapping_cache, m);
+    kmem_uncharge(as->account, sizeof(struct device_mapping));
+    return 0;
+}
+
+void aspace_revoke_handle(struct aspace *as, handle_t h)
+{
+    struct device_mapping *m = as->device_maps;
+    while (m) {
+        struct device_mapping *next = m->next;
+        if (m->handle == h)
+            aspace_unmap_device(as, m->device, m->bar);
+        m = next;
+    }
+}

@@ -1,0 +1,216 @@
+/*
+ * Kernel layer: the memory server's kernel side (kernel/memsrv.h) and its
+ * system calls (SYS_MS_*, the POWER_MEMSRV column of abi/syscall.h). The
+ * memory server names segments by sid; the kernel creates, migrates and
+ * destroys them on its word, within the RAM the server was handed and
+ * outside the kernel's own ranges, and charges each new one to the client
+ * it is for.
+ */
+#include <abi/errno.h>
+#include <abi/seg.h>
+#include <arch/arch.h>
+#include <common/string.h>
+#include <kernel/account.h>
+#include <kernel/console.h>
+#include <kernel/memsrv.h>
+#include <kernel/physmem.h>
+#include <kernel/proc.h>
+#include <kernel/segment.h>
+#include <kernel/usercopy.h>
+#include "syscalls.h"
+
+#define WORLD_MAX 128
+
+static struct phys_range ram_regions[WORLD_MAX], kernel_ranges[WORLD_MAX];
+static unsigned nram, nkernel;
+
+static struct process *self(void) { return current->proc; }
+
+static void add_kernel_range(uint64_t base, uint64_t end)
+{
+    if (end <= base)
+        return;
+    if (nkernel == WORLD_MAX)
+        panic("memsrv world: more than %u kernel ranges", WORLD_MAX);
+    kernel_ranges[nkernel++] = (struct phys_range){ base, end - base };
+}
+
+void memsrv_world_record(const struct mb_info *info)
+{
+    for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++)
+        if (physmem_ram_pages(&info->regions[i], &ram_regions[nram]))
+            nram++;
+    /* The kernel's ranges: RAM that is neither free nor a segment. Free
+     * ranges and segments are both sorted and disjoint, so one merge walk
+     * per region finds the gaps between them. */
+    unsigned next_free = 0;
+    struct phys_range free_range;
+    bool have_free = physmem_range(next_free, &free_range);
+    struct segment *seg = segment_first_by_phys();
+    for (unsigned i = 0; i < nram; i++) {
+        uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
+        while (cursor < end) {
+            while (have_free && free_range.base + free_range.len <= cursor)
+                have_free = physmem_range(++next_free, &free_range);
+            while (seg && seg->phys + seg->size <= cursor)
+                seg = segment_next_by_phys(seg);
+            /* The next owned interval: whichever of the two starts first. */
+            uint64_t owned_base = end, owned_end = end;
+            if (have_free && free_range.base < owned_base) {
+                owned_base = free_range.base;
+                owned_end = free_range.base + free_range.len;
+            }
+            if (seg && seg->phys < owned_base) {
+                owned_base = seg->phys;
+                owned_end = seg->phys + seg->size;
+            }
+            if (owned_base > cursor)
+                add_kernel_range(cursor, owned_base < end ? owned_base : end);
+            cursor = owned_end > cursor ? owned_end : end;
+        }
+    }
+}
+
+bool memsrv_world_owns(uint64_t phys, uint64_t size)
+{
+    uint64_t end = phys + size;
+    if (!size || end < phys || ((phys | size) & (PAGE_SIZE - 1)))
+        return false;
+    bool in_ram = false;
+    for (unsigned i = 0; i < nram; i++)
+        if (phys >= ram_regions[i].base && end <= ram_regions[i].base + ram_regions[i].len)
+            in_ram = true;
+    if (!in_ram)
+        return false;
+    for (unsigned i = 0; i < nkernel; i++)
+        if (phys < kernel_ranges[i].base + kernel_ranges[i].len && end > kernel_ranges[i].base)
+            return false;
+    return true;
+}
+
+int64_t sys_ms_bootinfo(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct abi_mem_range r = {0};
+    uint64_t i = a0;
+    if (i < nram) {
+        r = (struct abi_mem_range){ .base = ram_regions[i].base, .size = ram_regions[i].len, .kind = ABI_MEM_REGION };
+    } else if ((i -= nram) < nkernel) {
+        r = (struct abi_mem_range){ .base = kernel_ranges[i].base, .size = kernel_ranges[i].len, .kind = ABI_MEM_KERNEL };
+    } else {
+        i -= nkernel;
+        struct segment *s = segment_first_by_phys();
+        while (s && i--)
+            s = segment_next_by_phys(s);
+        if (!s)
+            return -ENOENT;
+        r = (struct abi_mem_range){ .base = s->phys, .size = s->size, .sid = s->sid, .kind = ABI_MEM_SEGMENT };
+    }
+    return copy_to_user(a1, &r, sizeof(r));
+}
+
+int64_t sys_ms_seg_create(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t phys = a0, size = a1, payer_pid = a2;
+    if (!memsrv_world_owns(phys, size))
+        return -EINVAL;
+    /* The client it is for pays; 0 is the server's own (its books). */
+    struct process *payer = payer_pid ? proc_by_pid(payer_pid) : self();
+    if (!payer)
+        return -EPEER; /* the client ended before its segment was made */
+    struct segment *s;
+    int err = segment_create(phys, size, 0, payer->account, &s);
+    if (err)
+        return err;
+    err = segment_attach(s, self(), false, 0, RIGHTS_SEGMENT);
+    if (err) {
+        segment_destroy(s);
+        return err;
+    }
+    /* Guarantee 4: nobody sees what the frames held before. */
+    memset(phys_to_virt(phys), 0, size);
+    return (int64_t)s->handle;
+}
+
+int64_t sys_ms_seg_revoke(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct segment *s = segment_by_sid(a0);
+    if (!s || (s->flags & SEG_INFO_MODULE) || (!s->owner && !s->reported))
+        return -ENOENT;
+    int err = segment_idle(s);
+    if (err)
+        return err;
+    err = s->owner ? segment_move(s, self(), false, 0, RIGHTS_SEGMENT)
+                   : segment_attach(s, self(), false, 0, RIGHTS_SEGMENT);
+    return err ? err : (int64_t)s->handle;
+}
+
+int64_t sys_ms_seg_migrate(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct segment *s = segment_by_sid(a0);
+    if (!s)
+        return -ENOENT;
+    if (!memsrv_world_owns(a1, s->size))
+        return -EINVAL;
+    return segment_migrate(s, a1);
+}
+
+int64_t sys_ms_seg_query(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct segment *s = segment_by_sid(a0);
+    if (!s)
+        return -ENOENT;
+    struct abi_seg_info info;
+    segment_info(s, &info);
+    return copy_to_user(a1, &info, sizeof(info));
+}
+
+int64_t sys_ms_seg_destroy(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct segment *s = segment_by_sid(a0);
+    if (!s)
+        return -ENOENT;
+    bool held_by_server = s->owner == self();
+    /* Ownerless: reclaimed from an ended process and reported, and not
+     * still quarantined. */
+    bool held_by_kernel = !s->owner && !(s->flags & (SEG_INFO_MODULE | SEG_INFO_QUARANTINED)) && s->reported;
+    if (!held_by_server && !held_by_kernel)
+        return (s->flags & SEG_INFO_QUARANTINED) ? -EBUSY : -EPERM;
+    if (held_by_kernel)
+        segment_reclaim_forget(s);
+    return segment_retire(s);
+}
+
+#define RECLAIM_BATCH 32
+
+int64_t sys_ms_reclaimed(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t max = a1 < RECLAIM_BATCH ? a1 : RECLAIM_BATCH;
+    if (!user_range_valid(a0, max * sizeof(struct abi_reclaim)))
+        return -EFAULT;
+    /* Nothing is taken off the queue unless the records can be written:
+     * a fault here would lose them. */
+    struct abi_reclaim probe;
+    if (max && (copy_from_user(&probe, a0, sizeof(probe)) || copy_to_user(a0, &probe, sizeof(probe)) ||
+                copy_from_user(&probe, a0 + (max - 1) * sizeof(probe), sizeof(probe)) ||
+                copy_to_user(a0 + (max - 1) * sizeof(probe), &probe, sizeof(probe))))
+        return -EFAULT;
+    struct abi_reclaim batch[RECLAIM_BATCH];
+    uint64_t n = 0;
+    struct segment *s;
+    while (n < max && (s = segment_reclaim_pop())) {
+        batch[n++] = (struct abi_reclaim){
+            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = s->former_pid,
+            .flags = s->flags & SEG_INFO_QUARANTINED,
+        };
+    }
+    if (copy_to_user(a0, batch, n * sizeof(batch[0])) != 0)
+        kprintf("memsrv: %lu reclaim records lost to a fault in the server's buffer\n", n);
+    return (int64_t)n;
+}
