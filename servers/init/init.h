@@ -24,6 +24,10 @@ int64_t init_spawn(const char *module, const char *args, const struct loader_gra
 handle_t init_dma_device(void);
 /* The limits init sets on every program it starts (init.c says why). */
 void init_default_limits(uint64_t limits[RES_COUNT]);
+/* The adversarial cases (hostile.c) that `selected` picks from the list,
+ * reported through the suite's record and judge_counts. */
+void hostile_run(const char *list, size_t len, bool (*selected)(const char *, size_t, const char *),
+                 void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status));
 /* Runs the selected tests (test=) and benchmarks (bench=) and powers off;
  * never returns. Either list may be empty. */
 void init_run_suite(const char *tests, size_t tests_len, const char *benches, size_t benches_len)

@@ -112,6 +112,19 @@ static int64_t run_module(const char *module, const char *args, const struct loa
     return h < 0 ? h : finish(h, status);
 }
 
+/* A test program's own counts, from its exit status. */
+static void judge_counts(int64_t status)
+{
+    if (!TEST_STATUS_VALID(status)) {
+        char why[80];
+        fmt_snprintf(why, sizeof(why), "test program ended with status %ld", status);
+        record("hostile", false, why);
+        return;
+    }
+    passed += TEST_STATUS_PASSED(status);
+    failed += TEST_STATUS_FAILED(status);
+}
+
 static void judge(const struct suite_entry *e, int64_t err, int64_t status)
 {
     char why[160];
@@ -543,6 +556,7 @@ void init_run_suite(const char *list, size_t len, const char *benches, size_t be
         test_exit_reclaim();
     if (selected(list, len, "revoke"))
         test_revoke();
+    hostile_run(list, len, selected, record, judge_counts);
     if (benches_len)
         run_benchmarks(benches, benches_len);
     printf("init: suite took %lu ms\n", (sys_clock() - start) / MS);

@@ -1,0 +1,214 @@
+/*
+ * init: the adversarial part of the in-guest suite. Each case starts
+ * t_hostile (tests/guest/programs/t_hostile.c) in one attack mode, as a
+ * subtree with limits of its own and only the powers the attack needs, and
+ * asserts four things:
+ *   - the kernel did not panic (the suite goes on; iso/run fails on PANIC);
+ *   - the attacker got an error for each attack (t_hostile's own checks);
+ *   - other programs were served while the attack held what it took: when
+ *     the attacker says it holds, the suite starts a bystander program,
+ *     which must allocate, write and free (and starting it at all shows the
+ *     kernel's reserve kept room for init);
+ *   - once the attacker's subtree has ended, the kernel's pool, the memory
+ *     server's free bytes and the process count are exactly as before.
+ * Each case runs twice and the second run is measured: the first lets
+ * long-lived tables (segment ids, handle pages of the server) grow to what
+ * the case needs; they keep that size, which is not a leak.
+ */
+#include <common/string.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+#include "hostile.h"
+#include "init.h"
+
+#define HOSTILE_POLL_NS (50ull * 1000 * 1000)
+
+struct hostile_case {
+    const char *name;  /* the test's name: hostile_NAME */
+    const char *mode;  /* t_hostile's argument */
+    uint32_t powers;
+    bool image;        /* it starts children from its own image */
+    bool device_full;  /* the edu device with every right (else the pin device, DMA only) */
+    uint64_t memory, kmem, processes, threads, pinned; /* its limits; 0: init's defaults */
+};
+
+#define MIB (1024ull * 1024)
+
+static const struct hostile_case cases[] = {
+    { .name = "reply_recv_buffer", .mode = "reply-recv-buffer" },
+    { .name = "recv_into_sent", .mode = "recv-into-sent" },
+    { .name = "send_then_free", .mode = "send-then-free" },
+    { .name = "steal_receive", .mode = "steal-receive" },
+    { .name = "no_powers", .mode = "no-powers" },
+    { .name = "spawn_flood", .mode = "spawn-flood", .powers = POWER_SPAWN, .processes = 24 },
+    { .name = "kmem_flood", .mode = "spawn-flood", .powers = POWER_SPAWN, .processes = 1000, .kmem = 512 * 1024 },
+    { .name = "thread_flood", .mode = "thread-flood", .threads = 48 },
+    { .name = "endpoint_flood", .mode = "endpoint-flood", .kmem = 256 * 1024 },
+    { .name = "memory_flood", .mode = "memory-flood", .memory = 6 * MIB },
+    { .name = "child_escape", .mode = "child-escape", .powers = POWER_SPAWN, .image = true, .memory = 8 * MIB },
+    { .name = "pin_exit_loop", .mode = "pin-exit-loop", .powers = POWER_SPAWN, .image = true },
+    { .name = "readonly_transfer", .mode = "readonly-transfer", .powers = POWER_SPAWN, .image = true },
+    { .name = "wait_races", .mode = "wait-races", .powers = POWER_SPAWN },
+    { .name = "device_attacks", .mode = "device-attacks", .powers = POWER_SPAWN, .image = true, .device_full = true },
+    { .name = "stale_dma", .mode = "stale-dma", .device_full = true },
+};
+
+struct snapshot {
+    uint64_t pool_free, ms_free, processes, quarantined;
+};
+
+static void take(struct snapshot *s)
+{
+    struct abi_kinfo k = {0};
+    struct ms_stats_global g = {0};
+    sys_kinfo(&k);
+    ms_stats_global(&g);
+    *s = (struct snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
+}
+
+/* A copy of a boot module's image in a segment of its own, to send. */
+static int64_t image_segment(const char *module, struct ms_segment *out)
+{
+    struct abi_module_info info;
+    int64_t err = init_module(module, &info);
+    if (err < 0)
+        return err;
+    err = ms_alloc(info.size, 0, 0, 0, out);
+    if (err < 0)
+        return err;
+    memcpy(out->addr, (const void *)info.vaddr, info.size);
+    return 0;
+}
+
+/* The bystander: an ordinary program that must be served meanwhile. */
+static bool serve_bystander(char *why, size_t len)
+{
+    int64_t status = 0;
+    int64_t h = init_spawn("t_hostile", "bystander", 0);
+    if (h < 0) {
+        fmt_snprintf(why, len, "init could not start the bystander: %s", sys_strerror(h));
+        return false;
+    }
+    sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
+    sys_handle_close((handle_t)h);
+    bool ok = TEST_STATUS_VALID(status) && TEST_STATUS_FAILED(status) == 0 && TEST_STATUS_PASSED(status) > 0;
+    fmt_snprintf(why, len, "bystander ended with %ld", status);
+    return ok;
+}
+
+struct outcome {
+    int64_t status;       /* the attacker's test status */
+    bool held, served;    /* it said it held; the bystander was served meanwhile */
+    char why[160];
+};
+
+static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcome *out)
+{
+    *out = (struct outcome){ .status = -1, .served = true };
+    int64_t parent = sys_ep_create(), service = sys_ep_create();
+    if (parent < 0 || service < 0)
+        return parent < 0 ? parent : service;
+    struct abi_module_info info;
+    int64_t err = init_module("t_hostile", &info);
+    if (err < 0)
+        return err;
+    char args[96];
+    fmt_snprintf(args, sizeof(args), "t_hostile %s seed=%lu%s", c->mode, init_seed, warmup ? " warmup" : "");
+    struct loader_spec spec;
+    loader_spec_init(&spec, "t_hostile", (const void *)info.vaddr, info.size, args);
+    spec.powers = c->powers;
+    init_default_limits(spec.limits);
+    if (c->memory)
+        spec.limits[RES_MEMORY] = c->memory;
+    if (c->kmem)
+        spec.limits[RES_KMEM] = c->kmem;
+    if (c->processes)
+        spec.limits[RES_PROCESSES] = c->processes;
+    if (c->threads)
+        spec.limits[RES_THREADS] = c->threads;
+    if (c->pinned)
+        spec.limits[RES_PINNED] = c->pinned;
+    int64_t edu = c->device_full ? sys_dev_open(0x1234, 0x11e8, 0) : -ENOENT;
+    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND | RIGHT_GRANT };
+    spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)parent, RIGHT_SEND };
+    spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)service, RIGHT_SEND | RIGHT_RECV };
+    spec.grants[ABI_STARTUP_DEVICE] =
+        edu >= 0 ? (struct loader_grant){ (handle_t)edu, RIGHTS_SAME }
+                 : (struct loader_grant){ init_dma_device(), RIGHT_DMA | RIGHT_GRANT };
+    int64_t h = loader_spawn(&spec);
+    if (h >= 0 && c->image) {
+        struct ms_segment img;
+        err = image_segment("t_hostile", &img);
+        struct ipc_msg m = { .label = HOSTILE_IMAGE, .seg = err == 0 ? img.handle : HANDLE_NONE };
+        if (err == 0 && sys_ipc_send((handle_t)service, &m, TIMEOUT_FOREVER) != 0)
+            ms_free(img.handle);
+    }
+    /* Serve its messages until it ends: a HOLDING gets a bystander first. */
+    while (h >= 0) {
+        struct ipc_msg m = {0};
+        int64_t r = sys_ipc_recv((handle_t)parent, &m, HOSTILE_POLL_NS);
+        if (r == 0 && m.label == HOSTILE_HOLDING) {
+            out->held = true;
+            out->served = serve_bystander(out->why, sizeof(out->why));
+            m = (struct ipc_msg){0};
+            sys_ipc_reply(&m);
+            continue;
+        }
+        if (r == 0 && m.label == HOSTILE_DONE)
+            break;
+        if (sys_proc_wait((handle_t)h, TIMEOUT_POLL, 0) == 0)
+            break;
+    }
+    if (h >= 0) {
+        sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &out->status);
+        sys_handle_close((handle_t)h);
+    }
+    if (edu >= 0)
+        sys_handle_close((handle_t)edu);
+    sys_handle_close((handle_t)parent);
+    sys_handle_close((handle_t)service);
+    return h < 0 ? h : 0;
+}
+
+static void run_case(const struct hostile_case *c, void (*record)(const char *, bool, const char *),
+                     void (*judge_counts)(int64_t status))
+{
+    struct outcome warm, o;
+    struct snapshot before, after;
+    char name[64], why[240];
+    run_once(c, true, &warm);
+    take(&before);
+    int64_t err = run_once(c, false, &o);
+    take(&after);
+    fmt_snprintf(name, sizeof(name), "hostile_%s", c->name);
+    if (err < 0) {
+        fmt_snprintf(why, sizeof(why), "could not start t_hostile %s: %s", c->mode, sys_strerror(err));
+        record(name, false, why);
+        return;
+    }
+    /* The attacker's own checks: each attack got its error. */
+    judge_counts(o.status);
+    fmt_snprintf(name, sizeof(name), "hostile_%s.others_served", c->name);
+    record(name, o.served, o.why);
+    fmt_snprintf(name, sizeof(name), "hostile_%s.baseline", c->name);
+    fmt_snprintf(why, sizeof(why),
+                 "pool free %lu -> %lu frames, memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
+                 before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes,
+                 after.processes, before.quarantined, after.quarantined);
+    record(name, before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
+                     before.processes == after.processes && before.quarantined == after.quarantined,
+           why);
+}
+
+void hostile_run(const char *list, size_t len, bool (*selected)(const char *, size_t, const char *),
+                 void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status))
+{
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[64];
+        fmt_snprintf(name, sizeof(name), "hostile_%s", cases[i].name);
+        if (selected(list, len, name) || selected(list, len, "hostile"))
+            run_case(&cases[i], record, judge_counts);
+    }
+}
