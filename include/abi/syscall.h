@@ -62,7 +62,8 @@
     X(SYS_DEV_DMA, dev_dma, 40, 2, 0)                 /* (dev h, on): bus mastering; off quiesces */  \
     X(SYS_PROC_LIMIT, proc_limit, 41, 3, 0)           /* (proc h, resource, limit) */                 \
     X(SYS_ACCOUNT_INFO, account_info, 42, 2, 0)       /* (proc h, struct abi_account *) */            \
-    X(SYS_HANDLE_INFO, handle_info, 43, 2, 0)         /* (h, struct abi_handle_info *) */
+    X(SYS_HANDLE_INFO, handle_info, 43, 2, 0)         /* (h, struct abi_handle_info *) */            \
+    X(SYS_KCHECK, kcheck, 44, 2, 0)                   /* (char *why, len): the kernel's invariants */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,

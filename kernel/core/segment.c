@@ -392,6 +392,55 @@ void segment_info(const struct segment *s, struct abi_seg_info *out)
     };
 }
 
+/* One segment's invariants (see the top of this file). */
+static const char *check_one(struct segment *s)
+{
+    if (s->owner) {
+        struct segment *named = handle_lookup(&s->owner->handles, s->handle, HANDLE_SEGMENT);
+        enum handle_type type;
+        rights_t rights;
+        if (named != s || !handle_describe(&s->owner->handles, s->handle, &type, &rights) || rights != s->rights)
+            return "owner's handle does not name it with its rights";
+        if (!list_linked(&s->link))
+            return "not on its owner's list";
+        uint64_t phys;
+        if (s->vaddr && (!aspace_translate(&s->owner->aspace, s->vaddr, &phys, 0) || phys != s->phys ||
+                         !aspace_translate(&s->owner->aspace, s->vaddr + s->size - PAGE_SIZE, &phys, 0) ||
+                         phys != s->phys + s->size - PAGE_SIZE))
+            return "mapping does not reach its frames";
+    } else if (s->vaddr || s->handle) {
+        return "ownerless but mapped or named";
+    }
+    if (s->in_flight && (s->in_flight->ipc.seg != s || !s->owner || s->in_flight->proc != s->owner))
+        return "in flight with no send carrying it";
+    if (s->pins && !s->dma_device)
+        return "pinned for no device";
+    if ((s->flags & SEG_INFO_QUARANTINED) && (s->owner || !s->dma_device))
+        return "quarantined but held, or reachable by no device";
+    if (s->dma_device && !list_linked(&s->dma_link))
+        return "not on its device's list";
+    return 0;
+}
+
+int segment_check_all(uint64_t *bad_sid, const char **why)
+{
+    uint64_t cursor = 0, sid, checked = 0;
+    struct id_slot *slot;
+    while ((sid = idt_next(&sids, &cursor, &slot)) != 0) {
+        struct segment *s = slot->object;
+        const char *w = check_one(s);
+        if (w) {
+            *bad_sid = sid;
+            *why = w;
+            return -EINVAL;
+        }
+        /* Long walks let others run; the cursor survives whatever changes. */
+        if (++checked % 256 == 0)
+            sched_preempt_point();
+    }
+    return 0;
+}
+
 struct segment *segment_first_by_phys(void) { return phys_entry(rb_first(&by_phys)); }
 struct segment *segment_next_by_phys(const struct segment *s) { return phys_entry(rb_next(&s->by_phys)); }
 uint64_t segment_count(void) { return live_segments; }

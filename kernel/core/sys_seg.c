@@ -5,6 +5,8 @@
 #include <abi/errno.h>
 #include <abi/seg.h>
 #include <arch/arch.h>
+#include <common/fmt.h>
+#include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
@@ -74,4 +76,23 @@ int64_t sys_seg_give(SYSCALL_ARGS)
     rights_t rights = held & (a3 ? (rights_t)a3 : RIGHTS_SEGMENT);
     err = segment_move(s, to, true, a2, rights);
     return err ? err : (int64_t)s->vaddr;
+}
+
+int64_t sys_kcheck(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t sid = 0;
+    const char *why = "";
+    int err = segment_check_all(&sid, &why);
+    if (err && a1) {
+        char text[128];
+        size_t n = fmt_snprintf(text, sizeof(text), "segment %#lx: %s", sid, why);
+        n = n < sizeof(text) ? n + 1 : sizeof(text);
+        if (n > a1)
+            n = a1;
+        text[n - 1] = 0;
+        copy_to_user(a0, text, n);
+        kprintf("kcheck: %s\n", text);
+    }
+    return err;
 }

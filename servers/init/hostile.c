@@ -202,9 +202,56 @@ static void run_case(const struct hostile_case *c, void (*record)(const char *, 
            why);
 }
 
+/* The stateful fuzzer (t_fuzz stateful) in FUZZERS processes at once,
+ * swapping segments through one endpoint that the first receives on. */
+#define FUZZERS 3
+
+static void stateful_fuzz(void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status))
+{
+    struct snapshot before, after;
+    int64_t ep = sys_ep_create();
+    int64_t h[FUZZERS];
+    take(&before);
+    for (unsigned i = 0; i < FUZZERS; i++) {
+        struct abi_module_info info;
+        int64_t err = init_module("t_fuzz", &info);
+        char args[96];
+        fmt_snprintf(args, sizeof(args), "t_fuzz stateful seed=%lu", init_seed * 31 + i);
+        struct loader_spec spec;
+        loader_spec_init(&spec, "t_fuzz", (const void *)info.vaddr, info.size, args);
+        init_default_limits(spec.limits);
+        spec.limits[RES_MEMORY] = 16 * MIB;
+        spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
+        spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND };
+        if (i == 0)
+            spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND | RIGHT_RECV };
+        spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ init_dma_device(), RIGHT_DMA };
+        h[i] = err < 0 ? err : loader_spawn(&spec);
+    }
+    for (unsigned i = 0; i < FUZZERS; i++) {
+        int64_t status = -1;
+        if (h[i] >= 0) {
+            sys_proc_wait((handle_t)h[i], TIMEOUT_FOREVER, &status);
+            sys_handle_close((handle_t)h[i]);
+        }
+        judge_counts(status);
+    }
+    sys_handle_close((handle_t)ep);
+    take(&after);
+    char why[200];
+    fmt_snprintf(why, sizeof(why), "memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
+                 before.ms_free, after.ms_free, before.processes, after.processes, before.quarantined,
+                 after.quarantined);
+    record("fuzz_stateful.baseline", before.ms_free == after.ms_free && before.processes == after.processes &&
+                                         before.quarantined == after.quarantined,
+           why);
+}
+
 void hostile_run(const char *list, size_t len, bool (*selected)(const char *, size_t, const char *),
                  void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status))
 {
+    if (selected(list, len, "fuzz_stateful"))
+        stateful_fuzz(record, judge_counts);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[64];
         fmt_snprintf(name, sizeof(name), "hostile_%s", cases[i].name);

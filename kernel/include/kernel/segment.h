@@ -114,6 +114,10 @@ void segment_dma_owner_gone(struct device *d, struct account *pinner);
 /* Whether a device may still reach the segment's frames. */
 bool segment_dma_busy(const struct segment *s);
 
+/* Checks every live segment's invariants (segment.c's header): 0, or
+ * -EINVAL with the first broken one. Preemptible between segments. */
+int segment_check_all(uint64_t *bad_sid, const char **why);
+
 /* Iteration in physical order (for the memory server's boot information). */
 struct segment *segment_first_by_phys(void);
 struct segment *segment_next_by_phys(const struct segment *s);

@@ -177,6 +177,10 @@ static inline int64_t sys_handle_info(handle_t h, struct abi_handle_info *out)
 {
     return sysraw_handle_info(h, (uint64_t)out);
 }
+/* Checks the kernel's invariants over every live segment (owner, handle,
+ * rights, mapping, flight, pins, quarantine): 0, or -EINVAL with the first
+ * broken one described in why (cut to len; why may be NULL). For tests. */
+static inline int64_t sys_kcheck(char *why, size_t len) { return sysraw_kcheck((uint64_t)why, len); }
 
 /* Segments (abi/seg.h). */
 /* What the holder may know of a segment: sid, size, address, pins. */

@@ -1,14 +1,30 @@
 /*
- * In-guest test program: a seeded fuzzer of the system call boundary. It
- * makes 10,000 calls, each with at least one argument that must be refused
- * (a handle nobody holds, a pointer into the kernel, unmapped or wrapping
- * memory, a size or flag out of range, a malformed message), and checks
- * that every one gets an error. The kernel must not panic, and a message
- * round trip must still work afterwards.
+ * In-guest test program: seeded fuzzers of the system call boundary.
+ *
+ * Without arguments it makes 10,000 calls, each with at least one argument
+ * that must be refused (a handle nobody holds, a pointer into the kernel,
+ * unmapped or wrapping memory, a size or flag out of range, a malformed
+ * message), and checks that every one gets an error. The kernel must not
+ * panic, and a message round trip must still work afterwards.
+ *
+ * With "stateful" it runs rounds of random sequences of valid and invalid
+ * calls on live handles from several threads at once: allocations, frees,
+ * pins, remaps with fewer rights, sends with segments (message buffers
+ * inside segments other threads free or send away), receives, grants,
+ * closes, thread starts, all racing. Nothing is checked call by call (a
+ * race decides who wins); after each round the memory server's books
+ * (MS_CHECK) and the kernel's invariants (SYS_KCHECK) must hold, and a
+ * message round trip must work. Several of these run at once in separate
+ * processes (the suite starts them), exchanging segments on a shared
+ * endpoint: one receives on it (its RECV comes in startup slot SERVICE),
+ * the others send to it (slot PARENT).
  */
 #include <abi/ipc.h>
 #include <abi/syscall.h>
+#include <common/cmdline.h>
 #include <common/string.h>
+#include <libsys/memsrv.h>
+#include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
@@ -119,10 +135,220 @@ static void fuzz_once(struct test_run *t, struct outcome *o)
     }
 }
 
+/* ---- stateful ----------------------------------------------------------- */
+
+#define WORKERS 4
+#define LIVE 48
+#define OPS_PER_ROUND 400
+
+static handle_t live[LIVE]; /* handles any worker may use, close or replace: races on purpose */
+static handle_t shared_in, shared_out, own_ep, device;
+static uint64_t op_counts[WORKERS];
+static uint8_t worker_stacks[WORKERS][16384] __attribute__((aligned(16)));
+static uint8_t spare_stacks[4][4096] __attribute__((aligned(16)));
+static volatile unsigned workers_done;
+/* Calls that succeeded, by kind: a fuzzer whose calls all fail tests
+ * nothing but the error paths. */
+enum { OK_ALLOC, OK_FREE, OK_PIN, OK_SEND, OK_RECV_SEG, OK_GIVE, OK_GRANT, OK_KINDS };
+static uint64_t ok_counts[OK_KINDS];
+static void count_ok(unsigned kind, int64_t r)
+{
+    if (r >= 0)
+        __atomic_add_fetch(&ok_counts[kind], 1, __ATOMIC_RELAXED);
+}
+static volatile uint64_t round_seed;
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    return *x * 0x2545f4914f6cdd1dull;
+}
+
+static void short_thread(uint64_t unused)
+{
+    (void)unused;
+    sys_yield();
+    sys_thread_exit();
+}
+
+/* A message buffer: on the stack, or inside a live segment's mapping
+ * (which another thread may free or send away meanwhile). */
+static struct ipc_msg *some_buffer(uint64_t r, struct ipc_msg *own)
+{
+    if (r % 3 == 0) {
+        struct abi_seg_info info;
+        if (sys_seg_info(live[r % LIVE], &info) == 0 && info.vaddr && info.size >= sizeof(struct ipc_msg))
+            return (struct ipc_msg *)info.vaddr;
+    }
+    return own;
+}
+
+static void stateful_op(uint64_t *x, unsigned worker)
+{
+    uint64_t r = rng_next(x), pick = rng_next(x);
+    unsigned i = (unsigned)(pick % LIVE);
+    handle_t h = live[i];
+    struct ipc_msg local = {0};
+    struct ms_segment seg;
+    op_counts[worker]++;
+    switch (r % 17) {
+    case 0:
+    case 1:
+        if (ms_alloc((pick % 16 + 1) * 4096, 0, pick & 1 ? MS_ALLOC_NOWAIT : 0, 0, &seg) == 0) {
+            count_ok(OK_ALLOC, 0);
+            handle_t old = live[i];
+            live[i] = seg.handle;
+            if (old)
+                ms_free(old); /* maybe not a segment, maybe gone: errors are fine */
+        }
+        break;
+    case 2: count_ok(OK_FREE, ms_free(h)); break;
+    case 3: count_ok(OK_PIN, sys_seg_pin(h, device)); break;
+    case 4: sys_seg_unpin(h); break;
+    case 5: {
+        static const rights_t masks[] = { RIGHTS_SAME, RIGHT_READ, RIGHT_READ | RIGHT_WRITE, RIGHT_READ | RIGHT_PIN };
+        count_ok(OK_GIVE, sys_seg_give(h, HANDLE_SELF, 0, masks[pick % 4]));
+        break;
+    }
+    case 6:
+    case 7: {
+        struct ipc_msg *m = some_buffer(pick, &local);
+        handle_t to = (pick & 1) ? own_ep : shared_out;
+        /* Through a buffer inside a live segment, the kernel reads whatever
+         * it holds (we never write there: another thread may free it). */
+        struct ipc_msg out = { .label = 5, .seg = (pick & 2) ? h : HANDLE_NONE, .seg_rights = (uint16_t)(pick >> 8 & 0x78) };
+        count_ok(OK_SEND, sys_ipc_send(to, m == &local ? &out : m, (pick & 4) ? TIMEOUT_POLL : 2000000));
+        break;
+    }
+    case 8:
+    case 9: {
+        struct ipc_msg *m = some_buffer(pick, &local);
+        handle_t from = (pick & 1) ? own_ep : shared_in;
+        if (m == &local)
+            local.flags = (pick & 2) ? IPC_RECV_NOMAP : 0;
+        if (sys_ipc_recv(from, m, (pick & 4) ? TIMEOUT_POLL : 1000000) == 0 && m == &local && local.seg) {
+            count_ok(OK_RECV_SEG, 0);
+            handle_t old = live[i];
+            live[i] = local.seg;
+            if (old)
+                ms_free(old);
+        }
+        break;
+    }
+    case 10: {
+        int64_t g = sys_handle_grant(HANDLE_SELF, (pick & 1) ? own_ep : h, (rights_t)(pick >> 16) & RIGHTS_ALL);
+        count_ok(OK_GRANT, g);
+        if (g >= 0)
+            sys_handle_close((handle_t)g);
+        break;
+    }
+    case 11: sys_handle_close(h); break;
+    case 12: {
+        struct abi_seg_info info;
+        sys_seg_info(h, &info);
+        break;
+    }
+    case 13: {
+        int64_t th = sys_thread_create(short_thread, spare_stacks[pick % 4] + sizeof(spare_stacks[0]), 0);
+        if (th >= 0)
+            sys_handle_close((handle_t)th);
+        break;
+    }
+    case 14: ms_move(pick % 2 ? 0 : (uint64_t)pick); break;
+    case 15: {
+        /* The message buffer is the segment the message carries: a fresh
+         * one nobody else knows yet, so writing the message is safe. */
+        if (ms_alloc(4096, 0, 0, 0, &seg) != 0)
+            break;
+        struct ipc_msg *m = seg.addr;
+        *m = (struct ipc_msg){ .label = 6, .seg = seg.handle };
+        if (sys_ipc_send(own_ep, m, (pick & 4) ? TIMEOUT_POLL : 1000000) != 0)
+            ms_free(seg.handle);
+        break;
+    }
+    default: sys_yield(); break;
+    }
+}
+
+static void worker(uint64_t index)
+{
+    uint64_t x = round_seed * 0x9e3779b97f4a7c15ull + index * 0x632be59bd9b4e019ull + 1;
+    for (unsigned k = 0; k < OPS_PER_ROUND; k++)
+        stateful_op(&x, (unsigned)index);
+    __atomic_add_fetch(&workers_done, 1, __ATOMIC_SEQ_CST);
+    sys_thread_exit();
+}
+
+static void stateful(struct test_run *t, unsigned rounds)
+{
+    int64_t e = sys_ep_create();
+    own_ep = e >= 0 ? (handle_t)e : HANDLE_NONE;
+    shared_in = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    shared_out = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
+    device = test_dma_device();
+    unsigned rounds_ok = 0;
+    uint64_t ops = 0;
+    for (unsigned round = 0; round < rounds; round++) {
+        round_seed = test_rand(t);
+        workers_done = 0;
+        int64_t th[WORKERS];
+        for (unsigned w = 0; w < WORKERS; w++)
+            th[w] = sys_thread_create(worker, worker_stacks[w] + sizeof(worker_stacks[w]), w);
+        for (unsigned w = 0; w < WORKERS; w++)
+            if (th[w] >= 0) {
+                sys_thread_wait((handle_t)th[w], TIMEOUT_FOREVER);
+                sys_handle_close((handle_t)th[w]);
+            }
+        char why[128] = "", kwhy[128] = "";
+        int64_t books = ms_check(why, sizeof(why));
+        int64_t kernel = sys_kcheck(kwhy, sizeof(kwhy));
+        struct ipc_msg ping = { .label = 7, .w = { 41 } };
+        int64_t sent = sys_ipc_send(own_ep, &ping, TIMEOUT_POLL);
+        struct ipc_msg pong = {0};
+        int64_t got = sys_ipc_recv(own_ep, &pong, TIMEOUT_POLL);
+        /* A send may have been left waiting by a worker: drain what is there. */
+        while (got == 0 && pong.label != 7) {
+            if (pong.seg)
+                ms_free(pong.seg);
+            got = sys_ipc_recv(own_ep, &pong, TIMEOUT_POLL);
+        }
+        bool ok = books == 0 && kernel == 0 && sent == -ETIMEDOUT;
+        if (!ok)
+            test_check(t, "round", false, "round %u: memsrv check %ld (%s), kernel check %ld (%s), ping %ld", round,
+                       books, why, kernel, kwhy, sent);
+        rounds_ok += ok;
+        for (unsigned w = 0; w < WORKERS; w++)
+            ops += op_counts[w];
+        memset(op_counts, 0, sizeof(op_counts));
+    }
+    for (unsigned i = 0; i < LIVE; i++) {
+        sys_seg_unpin(live[i]);
+        ms_free(live[i]);
+    }
+    printf("fuzz: stateful: %u rounds, %lu calls from %u threads; succeeded: %lu allocs, %lu frees, %lu pins, "
+           "%lu sends, %lu segments received, %lu remaps, %lu grants\n", rounds, ops, WORKERS, ok_counts[OK_ALLOC],
+           ok_counts[OK_FREE], ok_counts[OK_PIN], ok_counts[OK_SEND], ok_counts[OK_RECV_SEG], ok_counts[OK_GIVE],
+           ok_counts[OK_GRANT]);
+    test_check(t, "stateful_rounds_consistent", rounds_ok == rounds, "%u of %u rounds kept every invariant",
+               rounds_ok, rounds);
+}
+
 int main(int argc, char **argv)
 {
     struct test_run t;
     test_begin(&t, "fuzz", argc, argv);
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "stateful") == 0) {
+            uint64_t rounds = 8;
+            for (int k = 1; k < argc; k++)
+                if (strncmp(argv[k], "rounds=", 7) == 0)
+                    parse_u64(argv[k] + 7, strlen(argv[k] + 7), &rounds);
+            stateful(&t, (unsigned)rounds);
+            test_exit(&t);
+        }
+    }
     int64_t e = sys_ep_create();
     if (!test_check(&t, "endpoint", e >= 0, "%s", sys_strerror(e)))
         test_exit(&t);
