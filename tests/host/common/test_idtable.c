@@ -1,0 +1,200 @@
+/*
+ * Host tests of common/idtable.c: generation-tagged IDs over pages from a
+ * provider. Unit cases for every edge (ID 0, stale and made-up IDs, the
+ * reserved slot, a full table, a provider that runs dry), then a seeded
+ * random run against a plain model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <common/idtable.h>
+#include "test_rng.h"
+
+static unsigned pages_out, fail_after = ~0u;
+
+static int page_get(void *ctx, void **page)
+{
+    (void)ctx;
+    if (fail_after == 0)
+        return -2;
+    if (fail_after != ~0u)
+        fail_after--;
+    *page = calloc(1, 4096);
+    pages_out++;
+    return 0;
+}
+
+static void page_put(void *ctx, void *page)
+{
+    (void)ctx;
+    free(page);
+    pages_out--;
+}
+
+static const struct id_pages provider = { page_get, page_put, NULL };
+
+static int reset(void **state)
+{
+    (void)state;
+    fail_after = ~0u;
+    return 0;
+}
+
+static int all_pages_back(void **state)
+{
+    (void)state;
+    assert_int_equal(pages_out, 0);
+    return 0;
+}
+
+static void test_alloc_lookup_free(void **state)
+{
+    (void)state;
+    struct id_table t;
+    int objects[3];
+    uint64_t id[3];
+    assert_int_equal(idt_init(&t, 4, &provider), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(idt_alloc(&t, &objects[i], i + 1, &id[i]), 0);
+        assert_int_not_equal(id[i], 0);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        struct id_slot *s = idt_slot(&t, id[i]);
+        assert_non_null(s);
+        assert_ptr_equal(s->object, &objects[i]);
+        assert_int_equal(s->tag, i + 1);
+    }
+    assert_int_equal(t.used, 3);
+    assert_ptr_equal(idt_free(&t, id[1]), &objects[1]);
+    assert_null(idt_slot(&t, id[1]));           /* stale */
+    assert_null(idt_free(&t, id[1]));           /* twice */
+    /* The slot comes back with a new generation: the old ID stays dead. */
+    uint64_t again;
+    assert_int_equal(idt_alloc(&t, &objects[1], 9, &again), 0);
+    assert_int_equal(again & 0xffffffffu, id[1] & 0xffffffffu);
+    assert_int_not_equal(again, id[1]);
+    assert_null(idt_slot(&t, id[1]));
+    assert_non_null(idt_slot(&t, again));
+    idt_destroy(&t);
+}
+
+static void test_made_up_ids(void **state)
+{
+    (void)state;
+    struct id_table t;
+    uint64_t id;
+    int x;
+    assert_int_equal(idt_init(&t, 2, &provider), 0);
+    assert_null(idt_slot(&t, 0));
+    assert_null(idt_slot(&t, 1)); /* nothing allocated yet */
+    assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
+    assert_null(idt_slot(&t, id + (1ull << 32)));               /* wrong generation */
+    assert_null(idt_slot(&t, (id & ~0xffffffffull) | 257));     /* past the pages */
+    assert_null(idt_slot(&t, 0xffffffffffffffffull));           /* the reserved slot */
+    assert_null(idt_slot(&t, (id & ~0xffffffffull)));           /* slot 0 */
+    idt_destroy(&t);
+}
+
+static void test_full_and_dry(void **state)
+{
+    (void)state;
+    struct id_table t;
+    uint64_t id;
+    int x;
+    assert_int_equal(idt_init(&t, 2, &provider), 0);
+    for (unsigned i = 0; i < 2 * ID_SLOTS_PER_PAGE; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
+    assert_int_equal(idt_alloc(&t, &x, 1, &id), -2); /* at max_pages */
+    assert_int_equal(t.used, 2 * ID_SLOTS_PER_PAGE);
+    idt_destroy(&t);
+
+    /* The provider runs dry: the error comes back, nothing changed. */
+    assert_int_equal(idt_init(&t, 8, &provider), 0);
+    fail_after = 1;
+    for (unsigned i = 0; i < ID_SLOTS_PER_PAGE; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
+    assert_int_equal(idt_alloc(&t, &x, 1, &id), -2);
+    assert_int_equal(t.used, ID_SLOTS_PER_PAGE);
+    assert_int_equal(t.npages, 1);
+    idt_destroy(&t);
+}
+
+static void test_iteration_with_frees(void **state)
+{
+    (void)state;
+    struct id_table t;
+    static struct id_slot *dir[16];
+    uint64_t ids[600];
+    int x;
+    idt_init_with_directory(&t, dir, 16, &provider);
+    for (unsigned i = 0; i < 600; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &ids[i]), 0);
+    for (unsigned i = 0; i < 600; i += 3)
+        idt_free(&t, ids[i]);
+    uint64_t cursor = 0, id;
+    unsigned seen = 0;
+    struct id_slot *s;
+    while ((id = idt_next(&t, &cursor, &s)) != 0) {
+        assert_ptr_equal(idt_slot(&t, id), s);
+        idt_free(&t, id); /* freeing what was returned is allowed */
+        seen++;
+    }
+    assert_int_equal(seen, 400);
+    assert_int_equal(t.used, 0);
+    idt_destroy(&t);
+}
+
+/* Random allocations and frees against a model of live IDs. */
+static void test_random_against_model(void **state)
+{
+    (void)state;
+    test_rng_seed(1);
+    struct id_table t;
+    enum { N = 3000 };
+    static uint64_t live[N], dead[N];
+    static int objects[N];
+    unsigned nlive = 0, ndead = 0;
+    assert_int_equal(idt_init(&t, 16, &provider), 0);
+    for (unsigned step = 0; step < 200000; step++) {
+        uint64_t r = test_rnd();
+        if (nlive < N && (r % 3 != 0 || nlive == 0)) {
+            uint64_t id;
+            int err = idt_alloc(&t, &objects[nlive], (uint32_t)(r >> 40) | 1, &id);
+            if (err) {
+                assert_int_equal(t.used, 16 * ID_SLOTS_PER_PAGE);
+                continue;
+            }
+            live[nlive++] = id;
+        } else if (nlive) {
+            unsigned i = (unsigned)(r >> 8) % nlive;
+            assert_non_null(idt_free(&t, live[i]));
+            dead[ndead++ % N] = live[i];
+            live[i] = live[--nlive];
+        }
+        if (step % 997 == 0) {
+            for (unsigned i = 0; i < nlive; i++)
+                assert_non_null(idt_slot(&t, live[i]));
+            for (unsigned i = 0; i < (ndead < N ? ndead : N); i++)
+                assert_null(idt_slot(&t, dead[i]));
+            assert_int_equal(t.used, nlive);
+        }
+    }
+    idt_destroy(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_alloc_lookup_free, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_made_up_ids, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_full_and_dry, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_iteration_with_frees, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_random_against_model, reset, all_pages_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
