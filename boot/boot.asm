@@ -11,17 +11,15 @@
 
 bits 32
 
-KERNEL_VMA  equ 0xFFFFFFFF80000000
-MB2_MAGIC   equ 0xE85250D6
-MB2_BOOTED  equ 0x36D76289
-COM1        equ 0x3F8
+%include "machine.inc"                    ; KERNEL_VMA, MB2_*, GDT_*, COM1_PORT
+%define COM1 COM1_PORT
 
 section .multiboot2 align=8
 mb2_header:
-    dd MB2_MAGIC
+    dd MB2_HEADER_MAGIC
     dd 0                                  ; i386 protected mode
     dd mb2_header_end - mb2_header
-    dd -(MB2_MAGIC + 0 + (mb2_header_end - mb2_header))
+    dd -(MB2_HEADER_MAGIC + 0 + (mb2_header_end - mb2_header))
     ; information request: command line, modules, memory map (all required)
     align 8
     dw 1, 0
@@ -48,7 +46,7 @@ _start:
 
     call serial_init32
 
-    cmp edi, MB2_BOOTED
+    cmp edi, MB2_BOOTLOADER_MAGIC
     je .magic_ok
     mov ebx, msg_no_mb2 - KERNEL_VMA
     jmp fail32
@@ -122,7 +120,7 @@ _start:
     mov cr0, eax
 
     lgdt [boot_gdt_ptr - KERNEL_VMA]
-    jmp 0x08:long_mode_low
+    jmp GDT_KERNEL_CODE:long_mode_low
 
 ; Prints the NUL-terminated string at physical address ebx and halts.
 fail32:
@@ -176,7 +174,7 @@ serial_putc32:
 
 bits 64
 long_mode_low:
-    mov ax, 0x10
+    mov ax, GDT_KERNEL_DATA
     mov ds, ax
     mov es, ax
     mov ss, ax

@@ -66,7 +66,7 @@ void endpoint_put(struct endpoint *ep)
     VERIFY(ep->refs > 0);
     if (--ep->refs)
         return;
-    VERIFY(!ep->senders.head && !ep->receivers.head);
+    VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
     struct account *a = ep->account;
     kmem_slab_free(a, &endpoint_cache, ep);
     if (a)
@@ -112,7 +112,7 @@ static void send_done(struct thread *t)
 {
     struct segment *s = t->ipc.seg;
     if (s) {
-        VERIFY(s->in_flight == t);
+        ASSERT(s->in_flight == t);
         s->in_flight = 0;
         t->ipc.seg = 0;
     }
@@ -160,7 +160,7 @@ static int deliver(struct thread *from, struct thread *to)
 {
     struct segment *s = from->ipc.seg;
     if (s) {
-        VERIFY(s->in_flight == from && s->owner == from->proc);
+        ASSERT(s->in_flight == from && s->owner == from->proc);
         bool map = !(to->ipc.recv_flags & IPC_RECV_NOMAP);
         s->in_flight = 0;
         int err = segment_move(s, to->proc, map, 0, from->ipc.seg_rights);
@@ -220,7 +220,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     self->ipc.is_call = call;
     self->ipc.recv_flags = call ? (self->ipc.msg.flags & IPC_RECV_NOMAP) : 0;
 
-    struct thread *receiver = ep->receivers.head;
+    struct thread *receiver = sched_first_waiter(&ep->receivers);
     if (receiver) {
         err = deliver(self, receiver);
         if (err) {
@@ -265,7 +265,7 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
         ep->notify_bits = 0;
         return store_message(user_msg, &self->ipc.msg);
     }
-    for (struct thread *sender = ep->senders.head; sender; sender = ep->senders.head) {
+    for (struct thread *sender; (sender = sched_first_waiter(&ep->senders)) != 0;) {
         sched_unqueue(sender);
         err = deliver(sender, self);
         if (err) {
@@ -320,7 +320,7 @@ int64_t ipc_reply(uint64_t user_msg)
 void ipc_notify(struct endpoint *ep, uint32_t bits)
 {
     ep->notify_bits |= bits;
-    struct thread *receiver = ep->receivers.head;
+    struct thread *receiver = sched_first_waiter(&ep->receivers);
     if (!receiver)
         return;
     receiver->ipc.msg = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };

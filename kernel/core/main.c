@@ -22,7 +22,6 @@
 #include <kernel/segment.h>
 #include <kernel/syscall.h>
 
-#define MB2_BOOTLOADER_MAGIC 0x36d76289u
 #define EARLY_MAP_LIMIT (1ull << 30) /* boot.asm maps the first GiB */
 
 /* The pool is 1/16 of RAM, at least 8 MiB and at most 128 MiB: page tables

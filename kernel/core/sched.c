@@ -1,7 +1,7 @@
 /*
  * Kernel layer: the scheduler (see kernel/sched.h). Round robin over one run
  * queue; the idle thread runs when the queue is empty. Timeouts sit on one
- * list sorted by wake tick. Dead threads are reaped by whoever runs next,
+ * list sorted by wake time. Queues are common/list.h lists. Dead threads are reaped by whoever runs next,
  * since a thread cannot free the stack it is running on.
  */
 #include <abi/errno.h>
@@ -14,56 +14,45 @@
 
 struct thread *current;
 static struct thread idle_thread;
-static struct thread *run_head, *run_tail;
-static struct thread *sleepers; /* sorted by wake_ns */
+static struct list_node run_queue = LIST_HEAD_INIT(run_queue);
+static struct list_node sleepers = LIST_HEAD_INIT(sleepers); /* sorted by wake_ns */
 static struct thread *reap_list;
 static struct thread *fpu_owner;
 static uint64_t ticks;
 static unsigned quantum_left;
 static bool resched_pending; /* the quantum ran out while the kernel ran */
 
-static void run_push(struct thread *t)
+static struct thread *run_first(void)
 {
-    t->run_next = 0;
-    t->run_prev = run_tail;
-    if (run_tail)
-        run_tail->run_next = t;
-    else
-        run_head = t;
-    run_tail = t;
+    struct list_node *n = list_first(&run_queue);
+    return n ? LIST_ENTRY(n, struct thread, run_link) : 0;
 }
 
-static bool on_run_queue(struct thread *t) { return t->run_prev || run_head == t; }
-
-static void run_remove(struct thread *t)
+static struct thread *sleeper_first(void)
 {
-    if (!on_run_queue(t))
-        return;
-    if (t->run_prev)
-        t->run_prev->run_next = t->run_next;
-    else
-        run_head = t->run_next;
-    if (t->run_next)
-        t->run_next->run_prev = t->run_prev;
-    else
-        run_tail = t->run_prev;
-    t->run_next = t->run_prev = 0;
+    struct list_node *n = list_first(&sleepers);
+    return n ? LIST_ENTRY(n, struct thread, sleep_link) : 0;
+}
+
+/* A queue in zero-filled memory is empty until its first use. */
+static struct list_node *queue_of(struct wait_queue *wq)
+{
+    if (!wq->threads.next)
+        list_init(&wq->threads);
+    return &wq->threads;
+}
+
+struct thread *sched_first_waiter(struct wait_queue *wq)
+{
+    struct list_node *n = list_first(queue_of(wq));
+    return n ? LIST_ENTRY(n, struct thread, wait_link) : 0;
 }
 
 static void wait_remove(struct thread *t)
 {
-    struct wait_queue *wq = t->waiting_on;
-    if (!wq)
+    if (!t->waiting_on)
         return;
-    if (t->wait_prev)
-        t->wait_prev->wait_next = t->wait_next;
-    else
-        wq->head = t->wait_next;
-    if (t->wait_next)
-        t->wait_next->wait_prev = t->wait_prev;
-    else
-        wq->tail = t->wait_prev;
-    t->wait_next = t->wait_prev = 0;
+    list_remove(&t->wait_link);
     t->waiting_on = 0;
 }
 
@@ -71,29 +60,22 @@ static void sleep_remove(struct thread *t)
 {
     if (!t->wake_ns)
         return;
-    for (struct thread **pp = &sleepers; *pp; pp = &(*pp)->sleep_next) {
-        if (*pp == t) {
-            *pp = t->sleep_next;
-            break;
-        }
-    }
-    t->sleep_next = 0;
+    list_remove(&t->sleep_link);
     t->wake_ns = 0;
 }
 
 static void sleep_insert(struct thread *t, uint64_t wake_ns)
 {
     t->wake_ns = wake_ns;
-    struct thread **pp = &sleepers;
-    while (*pp && (*pp)->wake_ns <= wake_ns)
-        pp = &(*pp)->sleep_next;
-    t->sleep_next = *pp;
-    *pp = t;
+    struct list_node *n = sleepers.next;
+    while (n != &sleepers && LIST_ENTRY(n, struct thread, sleep_link)->wake_ns <= wake_ns)
+        n = n->next;
+    list_insert_between(&t->sleep_link, n->prev, n);
 }
 
 void sched_remove(struct thread *t)
 {
-    run_remove(t);
+    list_remove(&t->run_link);
     wait_remove(t);
     sleep_remove(t);
     if (fpu_owner == t)
@@ -109,7 +91,7 @@ void sched_unqueue(struct thread *t)
 void sched_make_runnable(struct thread *t)
 {
     t->state = THREAD_RUNNABLE;
-    run_push(t);
+    list_push_back(&run_queue, &t->run_link);
 }
 
 void sched_defer_reap(struct thread *t)
@@ -157,9 +139,9 @@ static void switch_to(struct thread *next)
  * dead. */
 static void schedule(void)
 {
-    struct thread *next = run_head;
+    struct thread *next = run_first();
     if (next)
-        run_remove(next);
+        list_remove(&next->run_link);
     else
         next = &idle_thread;
     switch_to(next);
@@ -174,13 +156,7 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
     t->wait_result = -ETIMEDOUT;
     if (wq) {
         t->waiting_on = wq;
-        t->wait_next = 0;
-        t->wait_prev = wq->tail;
-        if (wq->tail)
-            wq->tail->wait_next = t;
-        else
-            wq->head = t;
-        wq->tail = t;
+        list_push_back(queue_of(wq), &t->wait_link);
     }
     if (timeout_ns != TIMEOUT_FOREVER) {
         /* Timeouts follow the clock SYS_CLOCK reads, checked every tick, so
@@ -232,13 +208,14 @@ void sched_wake(struct thread *t, int64_t result)
 
 void sched_wake_all(struct wait_queue *wq, int64_t result)
 {
-    while (wq->head)
-        sched_wake(wq->head, result);
+    struct thread *t;
+    while ((t = sched_first_waiter(wq)) != 0)
+        sched_wake(t, result);
 }
 
 void sched_yield(void)
 {
-    if (!run_head)
+    if (list_empty(&run_queue))
         return;
     if (current != &idle_thread)
         sched_make_runnable(current);
@@ -259,15 +236,16 @@ void sched_tick(struct trap_frame *f)
 {
     ticks++;
     uint64_t now = arch_time_ns();
-    while (sleepers && sleepers->wake_ns <= now)
-        sched_wake(sleepers, -ETIMEDOUT);
+    struct thread *t;
+    while ((t = sleeper_first()) != 0 && t->wake_ns <= now)
+        sched_wake(t, -ETIMEDOUT);
     if (current == &idle_thread) {
         /* The idle loop picks up newly runnable threads itself. */
         return;
     }
     if (quantum_left)
         quantum_left--;
-    if (quantum_left == 0 && run_head) {
+    if (quantum_left == 0 && !list_empty(&run_queue)) {
         /* The kernel is switched away from only at points of its choosing
          * (sched_preempt_point), never in the middle of a change. */
         if (trap_from_user(f))
@@ -305,7 +283,7 @@ void sched_init(void)
 void sched_start(void)
 {
     for (;;) {
-        if (run_head)
+        if (!list_empty(&run_queue))
             schedule();
         else
             arch_wait_for_interrupt();

@@ -8,6 +8,7 @@
  * and at least one object in use; a slab with no object in use is freed.
  */
 #include <arch/arch.h>
+#include <common/list.h>
 #include <common/string.h>
 #include <kernel/console.h>
 #include <kernel/pool.h>
@@ -15,10 +16,9 @@
 
 struct slab {
     struct slab_cache *cache;
-    struct slab *prev, *next; /* partial list */
+    struct list_node partial_link; /* on the cache's partial list iff linked */
     void *free;
     unsigned in_use;
-    bool on_partial;
 };
 
 #define SLAB_HEADER ((sizeof(struct slab) + 15) & ~15ul)
@@ -31,26 +31,11 @@ void slab_cache_init(struct slab_cache *c, const char *name, size_t object_size)
     c->per_slab = (unsigned)((PAGE_SIZE - SLAB_HEADER) / object_size);
 }
 
-static void partial_remove(struct slab_cache *c, struct slab *s)
+static struct list_node *partial_list(struct slab_cache *c)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = 0;
-    s->on_partial = false;
-}
-
-static void partial_push(struct slab_cache *c, struct slab *s)
-{
-    s->prev = 0;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
-    s->on_partial = true;
+    if (!c->partial.next)
+        list_init(&c->partial);
+    return &c->partial;
 }
 
 static struct slab *slab_new(struct slab_cache *c)
@@ -60,27 +45,29 @@ static struct slab *slab_new(struct slab_cache *c)
         return 0;
     struct slab *s = phys_to_virt(frame);
     *s = (struct slab){ .cache = c };
+    list_init(&s->partial_link);
     char *obj = (char *)s + SLAB_HEADER;
     for (unsigned i = 0; i < c->per_slab; i++, obj += c->object_size) {
         *(void **)obj = s->free;
         s->free = obj;
     }
     c->slabs++;
-    partial_push(c, s);
+    list_push_front(partial_list(c), &s->partial_link);
     return s;
 }
 
 void *slab_alloc(struct slab_cache *c)
 {
-    struct slab *s = c->partial;
-    if (!s && !(s = slab_new(c)))
+    struct list_node *first = list_first(partial_list(c));
+    struct slab *s = first ? LIST_ENTRY(first, struct slab, partial_link) : slab_new(c);
+    if (!s)
         return 0;
     void *obj = s->free;
     s->free = *(void **)obj;
     s->in_use++;
     c->in_use++;
     if (!s->free)
-        partial_remove(c, s);
+        list_remove(&s->partial_link);
     memset(obj, 0, c->object_size);
     return obj;
 }
@@ -94,13 +81,12 @@ void slab_free(struct slab_cache *c, void *object)
     s->in_use--;
     c->in_use--;
     if (s->in_use == 0) {
-        if (s->on_partial)
-            partial_remove(c, s);
+        list_remove(&s->partial_link);
         c->slabs--;
         s->cache = 0;
         pool_free_frame(virt_to_phys(s));
         return;
     }
-    if (!s->on_partial)
-        partial_push(c, s);
+    if (!list_linked(&s->partial_link))
+        list_push_front(partial_list(c), &s->partial_link);
 }

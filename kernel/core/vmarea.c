@@ -1,7 +1,7 @@
 /*
  * Kernel layer: the virtual area allocator of one address space (interface in
- * kernel/vmarea.h). The address-space code calls it, under the address
- * space's lock, to pick where a transferred or granted segment is mapped and
+ * kernel/vmarea.h). The address-space code (aspace.c) calls it to pick
+ * where a transferred or granted segment is mapped and
  * to record fixed areas placed by the loader. It neither maps nor touches
  * page tables. Pure C: built into the kernel and into the host tests.
  *

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <abi/types.h>
 
 #define ELF_MAX_SEGMENTS 16
 
@@ -57,7 +58,7 @@ _Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header is 56 byte
 #define ELF_PT_DYNAMIC  2
 #define ELF_PT_INTERP   3
 #define ELF_PN_XNUM     0xffff
-#define ELF_PAGE_SIZE   4096ull
+#define ELF_PAGE_SIZE   ABI_PAGE_SIZE
 
 struct elf_segment {
     uint64_t vaddr, memsz;  /* [vaddr, vaddr+memsz) in the address space */

@@ -3,6 +3,7 @@
 ; lives in a plain global (cpu_kernel_rsp) rather than per-CPU storage.
 bits 64
 %include "frame.inc"
+%include "machine.inc"
 section .text
 extern syscall_dispatch
 extern trap_return
@@ -13,13 +14,13 @@ syscall_entry:
     ; rcx = user rip, r11 = user rflags; interrupts are off (FMASK)
     mov [rel syscall_user_rsp], rsp
     mov rsp, [rel cpu_kernel_rsp]
-    push 0x23                             ; ss
+    push GDT_USER_DATA                    ; ss
     push qword [rel syscall_user_rsp]     ; rsp
     push r11                              ; rflags
-    push 0x2b                             ; cs
+    push GDT_USER_CODE                    ; cs
     push rcx                              ; rip
     push 0                                ; error
-    push 0x80                             ; vector: system call
+    push VECTOR_SYSCALL                   ; vector: system call
     PUSH_GPRS
     mov rdi, rsp
     cld

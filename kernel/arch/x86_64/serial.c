@@ -5,7 +5,7 @@
  */
 #include <arch/arch.h>
 
-#define COM1 0x3f8
+#define COM1 COM1_PORT
 #define UART_DATA 0
 #define UART_IER 1
 #define UART_FCR 2

@@ -21,7 +21,13 @@ void console_input_interrupt(void);
 int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns);
 void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-/* Always-on invariant check that prints both operands (illumos VERIFY3U). */
+/*
+ * Invariant checks, two levels as in illumos's sys/debug.h: VERIFY is
+ * always on (a broken invariant here would corrupt state worth more than
+ * the check costs); ASSERT is compiled only into debug builds
+ * (TESSERA_DEBUG), for checks on hot paths. The 3U forms print both
+ * operands. Neither is ever for input from user space: that gets an error.
+ */
 #define VERIFY(cond)                                                                \
     do {                                                                            \
         if (!(cond))                                                                \
@@ -34,5 +40,13 @@ void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
             panic("%s:%d: VERIFY3U(%s %s %s) failed: %#llx %s %#llx", __FILE__,     \
                   __LINE__, #a, #op, #b, va_, #op, vb_);                            \
     } while (0)
+
+#ifdef TESSERA_DEBUG
+#define ASSERT(cond) VERIFY(cond)
+#define ASSERT3U(a, op, b) VERIFY3U(a, op, b)
+#else
+#define ASSERT(cond) ((void)sizeof(cond))
+#define ASSERT3U(a, op, b) ((void)sizeof((a) op (b)))
+#endif
 
 #endif

@@ -13,15 +13,17 @@
 #include <abi/ipc.h>
 #include <abi/rights.h>
 #include <arch/arch.h>
+#include <common/list.h>
 
 struct account;
 struct process;
 struct thread;
 struct segment;
 
-/* Threads blocked on something, in FIFO order. */
+/* Threads blocked on something, in FIFO order. A zero-filled queue (as
+ * slab objects come) is a valid empty one. */
 struct wait_queue {
-    struct thread *head, *tail;
+    struct list_node threads;
 };
 
 enum thread_state { THREAD_RUNNABLE, THREAD_BLOCKED, THREAD_DEAD };
@@ -58,12 +60,12 @@ struct thread {
     unsigned kstack_slot;
     uint32_t refs;             /* handles naming this thread, + 1 while alive */
 
-    struct thread *run_next, *run_prev;   /* run queue (RUNNABLE, not running) */
+    struct list_node run_link;            /* run queue (RUNNABLE, not running) */
     struct thread *proc_next;             /* the process's live threads */
     struct wait_queue *waiting_on;        /* where it is blocked, if anywhere */
-    struct thread *wait_next, *wait_prev;
+    struct list_node wait_link;
     uint64_t wake_ns;                     /* timeout by arch_time_ns(); 0 = none */
-    struct thread *sleep_next;
+    struct list_node sleep_link;          /* the timeout list, sorted by wake_ns */
     int64_t wait_result;
     struct wait_hold hold;                /* released when the wait ends */
 
@@ -98,6 +100,8 @@ void sched_wake(struct thread *t, int64_t result);
  * a call hands the CPU straight to the server it called. */
 int64_t sched_block_handoff(struct thread *to, int64_t result);
 void sched_wake_all(struct wait_queue *wq, int64_t result);
+/* The thread that has waited longest on wq, or 0. */
+struct thread *sched_first_waiter(struct wait_queue *wq);
 void sched_yield(void);
 /* Called by long kernel work between bounded steps: lets pending
  * interrupts run and gives the CPU away if the quantum ran out meanwhile.

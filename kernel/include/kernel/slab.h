@@ -9,13 +9,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <common/list.h>
 
 struct slab;
 struct slab_cache {
     const char *name;
     size_t object_size;
     unsigned per_slab;
-    struct slab *partial; /* slabs with at least one free object */
+    struct list_node partial; /* slabs with at least one free object */
     uint64_t in_use;
     uint64_t slabs;
 };

@@ -7,8 +7,9 @@
  * process), and the host tests in tests/host/vmarea.
  *
  * Pure C, no heap: the area array lives in 4 KiB pages obtained from the
- * caller's page provider. No locking here: the caller holds the address
- * space's lock around every call. See kernel/core/vmarea.c for the theory.
+ * caller's page provider. No locking of its own: the address space that
+ * owns the instance (kernel/aspace.h) serialises every call. See
+ * kernel/core/vmarea.c for the theory.
  */
 #ifndef KERNEL_VMAREA_H
 #define KERNEL_VMAREA_H
@@ -16,9 +17,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <abi/types.h>
 
-#define VMAREA_PAGE_SIZE 4096ull
-#define VMAREA_LARGE_SIZE (2ull << 20) /* x86-64 large page */
+#define VMAREA_PAGE_SIZE ABI_PAGE_SIZE
+#define VMAREA_LARGE_SIZE ABI_LARGE_PAGE_SIZE
 
 /* Elements of the area array per element page, and element pages per
  * directory page: one 8-byte word each, so both are 4096 / 8. */

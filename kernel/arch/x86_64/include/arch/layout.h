@@ -12,17 +12,17 @@
 #define ARCH_LAYOUT_H
 
 #include <stdint.h>
+#include <abi/types.h>
+#include <arch/machine.h>
 
-#define KERNEL_VMA        0xffffffff80000000ul
-#define DIRECT_MAP_BASE   0xffff800000000000ul
 #define DIRECT_MAP_LIMIT  0x0000400000000000ul  /* 64 TiB of physical space */
 #define KSTACK_AREA_BASE  0xffffff0000000000ul
 #define KSTACK_SLOT_SIZE  (32 * 1024ul)           /* 16 KiB stack + 16 KiB guard */
 #define KSTACK_SIZE       (16 * 1024ul)
 #define KSTACK_SLOTS      4096u
 
-#define PAGE_SIZE         4096ul
-#define LARGE_PAGE_SIZE   (2ul * 1024 * 1024)
+#define PAGE_SIZE         ((uint64_t)ABI_PAGE_SIZE)
+#define LARGE_PAGE_SIZE   ((uint64_t)ABI_LARGE_PAGE_SIZE)
 
 static inline void *phys_to_virt(uint64_t phys)
 {

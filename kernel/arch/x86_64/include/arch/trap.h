@@ -1,13 +1,14 @@
 /*
  * Architecture layer (x86-64): the register frame every entry into the kernel
  * (exception, interrupt, system call) saves at the top of the thread's kernel
- * stack. Field order matches the pushes in isr.asm and syscall.asm.
+ * stack. Field order matches the pushes in frame.inc (isr.asm, entry.asm).
  */
 #ifndef ARCH_TRAP_H
 #define ARCH_TRAP_H
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <arch/machine.h>
 
 struct trap_frame {
     uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
@@ -16,16 +17,6 @@ struct trap_frame {
     uint64_t rip, cs, rflags, rsp, ss;
 };
 
-#define GDT_KERNEL_CODE 0x08
-#define GDT_KERNEL_DATA 0x10
-#define GDT_USER_BASE   0x18 /* STAR: SYSRET CS = base + 16, SS = base + 8 */
-#define GDT_USER_DATA   (0x20 | 3)
-#define GDT_USER_CODE   (0x28 | 3)
-#define GDT_TSS         0x30
-
-#define VECTOR_IRQ_BASE 32
-#define VECTOR_SYSCALL  0x80 /* marks frames built by the SYSCALL entry */
-#define VECTOR_SPURIOUS 0xff
 
 #define RFLAGS_IF       (1ull << 9)
 #define RFLAGS_RESERVED (1ull << 1)

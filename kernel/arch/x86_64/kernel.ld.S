@@ -1,12 +1,13 @@
 /* Kernel image layout: the boot path (multiboot2 header, 32-bit entry) runs
  * where GRUB loads it, at 1 MiB; everything else is linked in the higher half
- * at KERNEL_VMA + physical address. */
+ * at KERNEL_VMA + physical address. The build runs this file through the C
+ * preprocessor with arch/machine.h, where the numbers are defined. */
+#include <arch/machine.h>
 ENTRY(_start)
-KERNEL_VMA = 0xFFFFFFFF80000000;
 
 SECTIONS
 {
-    . = 1M;
+    . = KERNEL_LOAD_ADDRESS;
     kernel_phys_start = .;
     .boot : {
         KEEP(*(.multiboot2))
