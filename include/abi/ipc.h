@@ -10,6 +10,20 @@
 
 #define IPC_WORDS 4
 #define IPC_PAYLOAD_MAX 128
+#define IPC_CAPS_MAX 3
+
+/* A handle a message carries besides its segment: an endpoint, device,
+ * process, notification or interrupt handle (segments travel in `seg`,
+ * threads never). Copied, it keeps at most the rights the sender holds,
+ * never RIGHT_RECV, and needs RIGHT_GRANT; moved (IPC_CAP_MOVE), the
+ * sender's handle goes and the receiver's takes its rights (all, or those
+ * asked), receive right included. */
+struct ipc_cap {
+    handle_t handle;  /* in: the sender's (HANDLE_NONE: unused); out: the receiver's new handle */
+    uint32_t rights;  /* in: rights to keep (RIGHTS_SAME: all it may pass); out: the rights received */
+    uint32_t flags;   /* in: IPC_CAP_*; out: 0 */
+};
+#define IPC_CAP_MOVE 0x1u
 
 struct ipc_msg {
     uint64_t label;        /* message type, the sender's choice (< IPC_LABEL_KERNEL_BASE) */
@@ -22,12 +36,14 @@ struct ipc_msg {
     uint16_t flags;        /* in, when receiving: IPC_RECV_* */
     uint16_t seg_rights;   /* in: the rights the segment keeps (RIGHTS_SAME: all the sender's);
                               out: the rights of the handle received */
+    struct ipc_cap caps[IPC_CAPS_MAX]; /* handles carried besides the segment */
     uint8_t payload[IPC_PAYLOAD_MAX];
 };
-ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 80 + IPC_PAYLOAD_MAX, "ipc_msg layout");
+ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 128 + IPC_PAYLOAD_MAX, "ipc_msg layout");
 
 /* Receive flags. */
 #define IPC_RECV_NOMAP 0x1u /* keep a received segment unmapped (handle only) */
+#define IPC_RECV_CAPS  0x2u /* accept handles: without it, a message carrying any is refused (-ENOTSUP) */
 
 /* Labels from here up are the kernel's: a sender may not use them. */
 #define IPC_LABEL_KERNEL_BASE 0xffff000000000000ull

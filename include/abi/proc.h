@@ -98,6 +98,8 @@ enum abi_handle_kind {
     ABI_HANDLE_ENDPOINT = 3,
     ABI_HANDLE_SEGMENT = 4,
     ABI_HANDLE_DEVICE = 5,
+    ABI_HANDLE_NOTIFICATION = 6,
+    ABI_HANDLE_IRQ = 7,
 };
 struct abi_handle_info {
     uint32_t kind;     /* enum abi_handle_kind */

@@ -50,13 +50,22 @@ typedef uint32_t rights_t;
 #define RIGHT_CONFIG  (1u << 9)
 #define RIGHT_MMIO    (1u << 10)
 #define RIGHT_DMA     (1u << 11)
+/* Devices: IRQ takes an interrupt handle for it (SYS_DEV_IRQ). */
+#define RIGHT_IRQ     (1u << 12)
+
+/* Notifications: SIGNAL sets bits in it; WAIT (above) waits for them, or
+ * binds it to an endpoint one receives on. Interrupts: CONTROL binds and
+ * acknowledges. */
+#define RIGHT_SIGNAL  (1u << 13)
 
 #define RIGHTS_ENDPOINT (RIGHT_GRANT | RIGHT_SEND | RIGHT_RECV)
 #define RIGHTS_SEGMENT  (RIGHT_READ | RIGHT_WRITE | RIGHT_EXEC | RIGHT_PIN)
 #define RIGHTS_PROCESS  (RIGHT_GRANT | RIGHT_CONTROL | RIGHT_WAIT)
 #define RIGHTS_THREAD   (RIGHT_WAIT)
-#define RIGHTS_DEVICE   (RIGHT_GRANT | RIGHT_CONFIG | RIGHT_MMIO | RIGHT_DMA)
-#define RIGHTS_ALL      0xfffu
+#define RIGHTS_DEVICE   (RIGHT_GRANT | RIGHT_CONFIG | RIGHT_MMIO | RIGHT_DMA | RIGHT_IRQ)
+#define RIGHTS_NOTIFICATION (RIGHT_GRANT | RIGHT_SIGNAL | RIGHT_WAIT)
+#define RIGHTS_IRQ      (RIGHT_GRANT | RIGHT_CONTROL)
+#define RIGHTS_ALL      0x3fffu
 
 /* In a grant, give, or a message's seg_rights: keep every right held. */
 #define RIGHTS_SAME     0u

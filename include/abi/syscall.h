@@ -63,7 +63,16 @@
     X(SYS_PROC_LIMIT, proc_limit, 41, 3, 0)           /* (proc h, resource, limit) */                 \
     X(SYS_ACCOUNT_INFO, account_info, 42, 2, 0)       /* (proc h, struct abi_account *) */            \
     X(SYS_HANDLE_INFO, handle_info, 43, 2, 0)         /* (h, struct abi_handle_info *) */            \
-    X(SYS_KCHECK, kcheck, 44, 2, 0)                   /* (char *why, len): the kernel's invariants */
+    X(SYS_KCHECK, kcheck, 44, 2, 0)                   /* (char *why, len): the kernel's invariants */ \
+    X(SYS_NOTIFY_CREATE, notify_create, 45, 0, 0)     /* () -> notification h */                      \
+    X(SYS_NOTIFY_SIGNAL, notify_signal, 46, 2, 0)     /* (notification h, bits) */                    \
+    X(SYS_NOTIFY_WAIT, notify_wait, 47, 2, 0)         /* (notification h, timeout) -> bits */         \
+    X(SYS_EP_BIND, ep_bind, 48, 2, 0)                 /* (ep h, notification h or 0) */               \
+    X(SYS_DEV_IRQ, dev_irq, 49, 1, 0)                 /* (dev h) -> interrupt h */                    \
+    X(SYS_IRQ_BIND, irq_bind, 50, 3, 0)               /* (interrupt h, notification h, bit) */        \
+    X(SYS_IRQ_ACK, irq_ack, 51, 1, 0)                 /* (interrupt h) */                             \
+    X(SYS_FUTEX_WAIT, futex_wait, 52, 3, 0)           /* (uint32 *addr, expected, timeout) */         \
+    X(SYS_FUTEX_WAKE, futex_wake, 53, 2, 0)           /* (uint32 *addr, count) -> woken */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,

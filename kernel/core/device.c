@@ -37,6 +37,8 @@
 #define PCI_CLASS            0x0B
 #define PCI_HEADER_TYPE      0x0E
 #define PCI_CAPABILITIES     0x34
+#define PCI_INTERRUPT_LINE   0x3C
+#define PCI_INTERRUPT_PIN    0x3D
 #define PCI_BAR0             0x10
 #define PCI_BAR_COUNT        6u
 #define PCI_ROM_BASE         0x30
@@ -68,6 +70,7 @@ struct device {
     uint8_t header_layout; /* header type without the multifunction bit */
     uint8_t class_code;
     uint8_t msi_cap, msix_cap; /* config offsets of the capabilities (0: none) */
+    int16_t irq_line;          /* its INTx line as firmware routed it, read at open; -1: none */
     unsigned refs;
     struct device *next_open;
     struct list_node dma_segments; /* segments pinned for it or tainted by it */
@@ -152,6 +155,10 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
     d->header_layout = read8(a, PCI_HEADER_TYPE) & PCI_HEADER_LAYOUT_MASK;
     d->class_code = read8(a, PCI_CLASS);
     find_interrupt_capabilities(d);
+    /* Read once: the register is a driver-writable scratch byte, and a
+     * driver could otherwise name a line that is not its device's. */
+    uint8_t pin = read8(a, PCI_INTERRUPT_PIN), line = read8(a, PCI_INTERRUPT_LINE);
+    d->irq_line = (pin >= 1 && pin <= 4 && line < 16) ? line : -1;
     list_init(&d->dma_segments);
     /* Whatever firmware left on, nobody has been allowed to master yet. */
     device_set_bus_master(d, false);
@@ -257,6 +264,8 @@ int device_set_bus_master(struct device *d, bool on)
 }
 
 struct list_node *device_dma_segments(struct device *d) { return &d->dma_segments; }
+
+int device_irq_line(const struct device *d) { return d->irq_line; }
 
 int device_dma_map(struct device *d, uint64_t phys, uint64_t size)
 {

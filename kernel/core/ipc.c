@@ -23,6 +23,11 @@
  * Blocked threads hold a reference on their endpoint (sched_hold),
  * and a server holds one on the caller it owes a reply.
  *
+ * Handles a message carries (ipc_msg.caps) are looked up by value at the
+ * moment of delivery, like everything else the sender named: if the sender
+ * closed one meanwhile, delivery fails and nothing moves. The receiver's
+ * slots are reserved before anything is committed.
+ *
  * Phases of a thread: SENDING (queued on senders), RECEIVING (queued on
  * receivers), AWAIT_REPLY (its call was taken; blocked on no queue, named by
  * the server's reply_to).
@@ -34,6 +39,7 @@
 #include <kernel/console.h>
 #include <kernel/ipc.h>
 #include <kernel/kmem.h>
+#include <kernel/notification.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
 #include <kernel/slab.h>
@@ -67,6 +73,7 @@ void endpoint_put(struct endpoint *ep)
     if (--ep->refs)
         return;
     VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
+    endpoint_bind(ep, 0);
     struct account *a = ep->account;
     kmem_slab_free(a, &endpoint_cache, ep);
     if (a)
@@ -106,6 +113,131 @@ void endpoint_receiver_moved(struct endpoint *ep)
     sched_wake_all(&ep->receivers, -EPEER);
 }
 
+int endpoint_bind(struct endpoint *ep, struct notification *n)
+{
+    if (!n) {
+        if (ep->bound) {
+            ep->bound->bound = 0;
+            notification_put(ep->bound);
+            ep->bound = 0;
+        }
+        return 0;
+    }
+    if (ep->bound || n->bound)
+        return -EBUSY;
+    notification_get(n);
+    n->bound = ep;
+    ep->bound = n;
+    if (n->bits)
+        ipc_notification_ready(ep);
+    return 0;
+}
+
+static void notification_message(struct ipc_msg *m, uint64_t bits)
+{
+    *m = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };
+    m->w[0] = bits;
+}
+
+void ipc_notification_ready(struct endpoint *ep)
+{
+    struct thread *receiver = sched_first_waiter(&ep->receivers);
+    if (!receiver || !ep->bound || !ep->bound->bits)
+        return;
+    notification_message(&receiver->ipc.msg, notification_take(ep->bound));
+    receiver->ipc.phase = IPC_IDLE;
+    sched_wake(receiver, 0);
+}
+
+/* ---- handles carried by messages ----------------------------------- */
+
+/* What delivering a message's handles needs, checked and reserved: the
+ * objects and rights, and a slot for each in the receiver. */
+struct cap_plan {
+    unsigned n;
+    void *object[IPC_CAPS_MAX];
+    enum handle_type type[IPC_CAPS_MAX];
+    rights_t rights[IPC_CAPS_MAX];
+    handle_t from[IPC_CAPS_MAX], to[IPC_CAPS_MAX];
+    bool move[IPC_CAPS_MAX];
+};
+
+static bool carriable(enum handle_type type)
+{
+    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS ||
+           type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
+}
+
+/* Checks a message's handles against the sender's table as it is now. */
+static int check_caps(struct process *sender, const struct ipc_msg *m, struct cap_plan *plan)
+{
+    plan->n = 0;
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
+        const struct ipc_cap *c = &m->caps[i];
+        if (c->handle == HANDLE_NONE)
+            continue;
+        if ((c->flags & ~IPC_CAP_MOVE) || (c->rights & ~RIGHTS_ALL))
+            return -EINVAL;
+        for (unsigned k = 0; k < plan->n; k++)
+            if (plan->from[k] == c->handle)
+                return -EINVAL; /* twice in one message */
+        enum handle_type type;
+        rights_t held;
+        if (!handle_describe(&sender->handles, c->handle, &type, &held) || !carriable(type))
+            return -EBADH;
+        bool move = c->flags & IPC_CAP_MOVE;
+        if (!move && !(held & RIGHT_GRANT))
+            return -EPERM;
+        rights_t rights = held & (c->rights ? c->rights : RIGHTS_ALL);
+        if (!move)
+            rights &= ~(rights_t)RIGHT_RECV; /* never copied */
+        unsigned k = plan->n++;
+        plan->object[k] = handle_lookup(&sender->handles, c->handle, type);
+        plan->type[k] = type;
+        plan->rights[k] = rights;
+        plan->from[k] = c->handle;
+        plan->move[k] = move;
+    }
+    return 0;
+}
+
+static int reserve_caps(struct process *to, struct cap_plan *plan)
+{
+    for (unsigned k = 0; k < plan->n; k++) {
+        int err = handle_install(&to->handles, 0, HANDLE_RESERVED, 0, &plan->to[k]);
+        if (err) {
+            while (k--)
+                handle_remove(&to->handles, plan->to[k], 0);
+            return err;
+        }
+    }
+    return 0;
+}
+
+static void unreserve_caps(struct process *to, const struct cap_plan *plan)
+{
+    for (unsigned k = 0; k < plan->n; k++)
+        handle_remove(&to->handles, plan->to[k], 0);
+}
+
+/* Cannot fail: copies take a new reference, moves carry the sender's. */
+static void commit_caps(struct process *from, struct process *to, const struct cap_plan *plan, struct ipc_msg *m)
+{
+    for (unsigned k = 0; k < plan->n; k++) {
+        handle_fill(&to->handles, plan->to[k], plan->object[k], plan->type[k], plan->rights[k]);
+        if (plan->move[k]) {
+            handle_remove(&from->handles, plan->from[k], 0);
+            if (plan->type[k] == HANDLE_ENDPOINT && (plan->rights[k] & RIGHT_RECV))
+                endpoint_receiver_moved(plan->object[k]);
+        } else {
+            object_handle_added(plan->object[k], plan->type[k], plan->rights[k]);
+        }
+        m->caps[k] = (struct ipc_cap){ .handle = plan->to[k], .rights = plan->rights[k] };
+    }
+    for (unsigned k = plan->n; k < IPC_CAPS_MAX; k++)
+        m->caps[k] = (struct ipc_cap){ 0 };
+}
+
 /* The send a thread was making has ended, however: its segment is no
  * longer in flight. */
 static void send_done(struct thread *t)
@@ -133,6 +265,12 @@ static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
         return -EINVAL;
     if (st->msg.seg_rights & ~(rights_t)RIGHTS_SEGMENT)
         return -EINVAL;
+    /* The handles it carries: checked now for an early error, and again
+     * at delivery (the sender may close them while it waits). */
+    struct cap_plan caps;
+    if ((err = check_caps(current->proc, &st->msg, &caps)) != 0)
+        return err;
+    st->has_caps = caps.n > 0;
     st->seg = 0;
     if (st->msg.seg != HANDLE_NONE) {
         struct segment *s;
@@ -159,18 +297,31 @@ static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
 static int deliver(struct thread *from, struct thread *to)
 {
     struct segment *s = from->ipc.seg;
+    struct cap_plan caps = { .n = 0 };
+    if (from->ipc.has_caps) {
+        if (!(to->ipc.recv_flags & IPC_RECV_CAPS))
+            return -ENOTSUP; /* the receiver takes no handles */
+        int err = check_caps(from->proc, &from->ipc.msg, &caps);
+        if (!err)
+            err = reserve_caps(to->proc, &caps);
+        if (err)
+            return err;
+    }
     if (s) {
         ASSERT(s->in_flight == from && s->owner == from->proc);
         bool map = !(to->ipc.recv_flags & IPC_RECV_NOMAP);
         s->in_flight = 0;
         int err = segment_move(s, to->proc, map, 0, from->ipc.seg_rights);
         s->in_flight = from;
-        if (err)
+        if (err) {
+            unreserve_caps(to->proc, &caps);
             return err;
+        }
         send_done(from);
     }
     struct ipc_msg *m = &to->ipc.msg;
     memcpy(m, &from->ipc.msg, MSG_HEADER_SIZE + from->ipc.msg.len);
+    commit_caps(from->proc, to->proc, &caps, m);
     m->badge = from->proc->pid;
     m->flags = 0;
     m->seg = s ? s->handle : HANDLE_NONE;
@@ -218,7 +369,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         return -EPEER;
     }
     self->ipc.is_call = call;
-    self->ipc.recv_flags = call ? (self->ipc.msg.flags & IPC_RECV_NOMAP) : 0;
+    self->ipc.recv_flags = call ? (self->ipc.msg.flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS)) : 0;
 
     struct thread *receiver = sched_first_waiter(&ep->receivers);
     if (receiver) {
@@ -257,12 +408,10 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
     if (err)
         return err;
     drop_reply(self);
-    self->ipc.recv_flags = flags & IPC_RECV_NOMAP;
+    self->ipc.recv_flags = flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS);
 
-    if (ep->notify_bits) {
-        self->ipc.msg = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };
-        self->ipc.msg.w[0] = ep->notify_bits;
-        ep->notify_bits = 0;
+    if (ep->bound && ep->bound->bits) {
+        notification_message(&self->ipc.msg, notification_take(ep->bound));
         return store_message(user_msg, &self->ipc.msg);
     }
     for (struct thread *sender; (sender = sched_first_waiter(&ep->senders)) != 0;) {
@@ -315,19 +464,6 @@ int64_t ipc_reply(uint64_t user_msg)
     sched_wake(caller, err);
     thread_put(caller);
     return err;
-}
-
-void ipc_notify(struct endpoint *ep, uint32_t bits)
-{
-    ep->notify_bits |= bits;
-    struct thread *receiver = sched_first_waiter(&ep->receivers);
-    if (!receiver)
-        return;
-    receiver->ipc.msg = (struct ipc_msg){ .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL };
-    receiver->ipc.msg.w[0] = ep->notify_bits;
-    ep->notify_bits = 0;
-    receiver->ipc.phase = IPC_IDLE;
-    sched_wake(receiver, 0);
 }
 
 void ipc_thread_dead(struct thread *t)

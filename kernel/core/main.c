@@ -11,6 +11,8 @@
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
+#include <kernel/irq.h>
+#include <kernel/notification.h>
 #include <kernel/kmem.h>
 #include <kernel/memsrv.h>
 #include <kernel/multiboot.h>
@@ -137,7 +139,9 @@ static void start_boot_processes(void)
         boot_failure("no boot module named init", -ENOENT);
     int err;
     /* The kernel keeps the endpoint's first reference: it outlives its holders. */
-    if (memsrv_module >= 0 && (err = endpoint_create(0, &memsrv_endpoint)) != 0)
+    if (memsrv_module >= 0 && ((err = endpoint_create(0, &memsrv_endpoint)) != 0 ||
+                               (err = notification_create(0, &memsrv_notification)) != 0 ||
+                               (err = endpoint_bind(memsrv_endpoint, memsrv_notification)) != 0))
         boot_failure("no memory for the memory server's endpoint", err);
 
     struct process *init, *memsrv = 0;
@@ -199,6 +203,8 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     proc_init();
     segment_init();
     ipc_init();
+    notification_init();
+    irq_init();
     syscall_init();
     sched_init();
     arch_timer_init(SCHED_HZ);

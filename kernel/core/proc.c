@@ -29,7 +29,9 @@
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/ipc.h>
+#include <kernel/irq.h>
 #include <kernel/kmem.h>
+#include <kernel/notification.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -142,10 +144,12 @@ int proc_start(struct process *p, uint64_t entry, uint64_t stack_top, uint64_t a
     return 0;
 }
 
+struct notification *memsrv_notification;
+
 void proc_notify_memsrv_reclaim(void)
 {
-    if (memsrv_endpoint)
-        ipc_notify(memsrv_endpoint, IPC_NOTIFY_EXIT);
+    if (memsrv_notification)
+        notification_signal(memsrv_notification, IPC_NOTIFY_EXIT);
 }
 
 /* Where the segments of an ended process go. Returns whether the memory
@@ -169,12 +173,30 @@ static void put_handle_object(void *object, enum handle_type type, rights_t righ
     proc_drop_handle(draining, object, type, rights);
 }
 
+void object_handle_added(void *object, enum handle_type type, rights_t rights)
+{
+    switch (type) {
+    case HANDLE_PROCESS: proc_get(object); break;
+    case HANDLE_THREAD: thread_get(object); break;
+    case HANDLE_ENDPOINT:
+        endpoint_get(object);
+        endpoint_handle_added(object, rights);
+        break;
+    case HANDLE_DEVICE: device_get(object); break;
+    case HANDLE_NOTIFICATION: notification_get(object); break;
+    case HANDLE_IRQ: irq_get(object); break;
+    default: panic("a handle of type %d added", type);
+    }
+}
+
 void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights)
 {
     switch (type) {
     case HANDLE_PROCESS: proc_handle_dropped(object); break;
     case HANDLE_THREAD: thread_put(object); break;
     case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights); break;
+    case HANDLE_NOTIFICATION: notification_put(object); break;
+    case HANDLE_IRQ: irq_handle_dropped(object); break;
     case HANDLE_DEVICE:
         /* Whoever drove the device's DMA through this handle lets go of it:
          * the device stops mastering, which releases what it could reach. */

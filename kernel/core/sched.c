@@ -206,6 +206,23 @@ void sched_wake(struct thread *t, int64_t result)
     sched_make_runnable(t);
 }
 
+unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),
+                             const void *ctx, unsigned max, int64_t result)
+{
+    unsigned woken = 0;
+    struct list_node *n, *next;
+    LIST_FOR_EACH_SAFE(n, next, queue_of(wq)) {
+        struct thread *t = LIST_ENTRY(n, struct thread, wait_link);
+        if (woken == max)
+            break;
+        if (match(t, ctx)) {
+            sched_wake(t, result);
+            woken++;
+        }
+    }
+    return woken;
+}
+
 void sched_wake_all(struct wait_queue *wq, int64_t result)
 {
     struct thread *t;

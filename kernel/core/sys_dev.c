@@ -11,6 +11,8 @@
 #include <arch/arch.h>
 #include <kernel/aspace.h>
 #include <kernel/device.h>
+#include <kernel/irq.h>
+#include <kernel/notification.h>
 #include <kernel/proc.h>
 #include <kernel/segment.h>
 #include <kernel/usercopy.h>
@@ -131,4 +133,51 @@ int64_t sys_dev_dma(SYSCALL_ARGS)
     if (a1 == 0)
         segment_device_quiesced(d);
     return err;
+}
+
+/* Interrupts. */
+
+int64_t sys_dev_irq(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct process *p = current->proc;
+    struct device *d;
+    int err = device_arg(a0, RIGHT_IRQ, &d);
+    if (err)
+        return err;
+    handle_t h;
+    if ((err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h)) != 0)
+        return err;
+    struct irq_object *o;
+    err = irq_create(d, p->account, &o);
+    if (err) {
+        handle_remove(&p->handles, h, 0);
+        return err;
+    }
+    handle_fill(&p->handles, h, o, HANDLE_IRQ, RIGHTS_IRQ);
+    return (int64_t)h;
+}
+
+int64_t sys_irq_bind(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct handle_table *t = &current->proc->handles;
+    struct irq_object *o;
+    struct notification *n;
+    int err = handle_get(t, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
+    if (!err)
+        err = handle_get(t, a1, HANDLE_NOTIFICATION, RIGHT_SIGNAL, (void **)&n, 0);
+    if (err)
+        return err;
+    if (a2 >= 63)
+        return -EINVAL;
+    return irq_bind(o, n, (unsigned)a2);
+}
+
+int64_t sys_irq_ack(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct irq_object *o;
+    int err = handle_get(&current->proc->handles, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
+    return err ? err : irq_ack(o);
 }

@@ -5,6 +5,7 @@
  */
 #include <abi/errno.h>
 #include <kernel/ipc.h>
+#include <kernel/notification.h>
 #include <kernel/proc.h>
 #include "syscalls.h"
 
@@ -81,4 +82,74 @@ int64_t sys_ipc_reply_recv(SYSCALL_ARGS)
             return r;
     }
     return ipc_recv(ep, a1, a2);
+}
+
+/* Notifications. */
+
+static int notification_arg(uint64_t h, rights_t need, struct notification **n)
+{
+    return handle_get(&current->proc->handles, h, HANDLE_NOTIFICATION, need, (void **)n, 0);
+}
+
+int64_t sys_notify_create(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct process *p = current->proc;
+    handle_t h;
+    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h);
+    if (err)
+        return err;
+    struct notification *n;
+    err = notification_create(p->account, &n);
+    if (err) {
+        handle_remove(&p->handles, h, 0);
+        return err;
+    }
+    handle_fill(&p->handles, h, n, HANDLE_NOTIFICATION, RIGHTS_NOTIFICATION);
+    return (int64_t)h;
+}
+
+/* Bit 63 stays clear: collected bits come back as a non-negative result. */
+#define NOTIFY_BITS_MASK 0x7fffffffffffffffull
+
+int64_t sys_notify_signal(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct notification *n;
+    int err = notification_arg(a0, RIGHT_SIGNAL, &n);
+    if (err)
+        return err;
+    if (!a1 || (a1 & ~NOTIFY_BITS_MASK))
+        return -EINVAL;
+    notification_signal(n, a1);
+    return 0;
+}
+
+int64_t sys_notify_wait(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct notification *n;
+    int err = notification_arg(a0, RIGHT_WAIT, &n);
+    if (err)
+        return err;
+    if (n->bound)
+        return -EBUSY; /* its bits go to the endpoint's receivers */
+    return notification_wait(n, a1);
+}
+
+int64_t sys_ep_bind(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct endpoint *ep;
+    int err = endpoint_arg(a0, RIGHT_RECV, &ep);
+    if (err)
+        return err;
+    if (a1 == HANDLE_NONE)
+        return endpoint_bind(ep, 0);
+    struct notification *n;
+    if ((err = notification_arg(a1, RIGHT_WAIT, &n)) != 0)
+        return err;
+    if (sched_first_waiter(&n->waiters))
+        return -EBUSY;
+    return endpoint_bind(ep, n);
 }

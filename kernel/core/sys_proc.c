@@ -10,6 +10,7 @@
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
+#include <kernel/futex.h>
 #include <kernel/ipc.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
@@ -184,7 +185,8 @@ int64_t sys_handle_close(SYSCALL_ARGS)
  * or a message) and threads (they belong to their process). */
 static bool grantable(enum handle_type type)
 {
-    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS;
+    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS ||
+           type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
 }
 
 int64_t sys_handle_grant(SYSCALL_ARGS)
@@ -217,17 +219,10 @@ int64_t sys_handle_grant(SYSCALL_ARGS)
     err = handle_install(&to->handles, object, type, give, &h);
     if (err)
         return err;
-    switch (type) {
-    case HANDLE_ENDPOINT:
-        endpoint_get(object);
-        endpoint_handle_added(object, give);
-        if (move_recv) {
-            handle_restrict(mine, a1, ~(rights_t)RIGHT_RECV);
-            endpoint_receiver_moved(object);
-        }
-        break;
-    case HANDLE_DEVICE: device_get(object); break;
-    default: proc_get(object); break;
+    object_handle_added(object, type, give);
+    if (move_recv) {
+        handle_restrict(mine, a1, ~(rights_t)RIGHT_RECV);
+        endpoint_receiver_moved(object);
     }
     return (int64_t)h;
 }
@@ -247,6 +242,8 @@ int64_t sys_handle_info(SYSCALL_ARGS)
     case HANDLE_ENDPOINT: info.kind = ABI_HANDLE_ENDPOINT; break;
     case HANDLE_SEGMENT: info.kind = ABI_HANDLE_SEGMENT; info.id = ((struct segment *)object)->sid; break;
     case HANDLE_DEVICE: info.kind = ABI_HANDLE_DEVICE; break;
+    case HANDLE_NOTIFICATION: info.kind = ABI_HANDLE_NOTIFICATION; break;
+    case HANDLE_IRQ: info.kind = ABI_HANDLE_IRQ; break;
     default: return -EBADH;
     }
     return copy_to_user(a1, &info, sizeof(info));
@@ -398,4 +395,18 @@ int64_t sys_shutdown(SYSCALL_ARGS)
     int status = (int)(a0 & 0xff);
     kprintf("tessera: shutdown status %d\n", status);
     arch_shutdown(status);
+}
+
+int64_t sys_futex_wait(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    if (a1 > UINT32_MAX)
+        return -EINVAL;
+    return futex_wait(a0, (uint32_t)a1, a2);
+}
+
+int64_t sys_futex_wake(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    return futex_wake(a0, a1);
 }

@@ -27,7 +27,8 @@
 
 struct hostile_case {
     const char *name;  /* the test's name: hostile_NAME */
-    const char *mode;  /* t_hostile's argument */
+    const char *mode;  /* the program's argument */
+    const char *program; /* 0: t_hostile */
     uint32_t powers;
     bool image;        /* it starts children from its own image */
     bool device_full;  /* the edu device with every right (else the pin device, DMA only) */
@@ -53,6 +54,9 @@ static const struct hostile_case cases[] = {
     { .name = "wait_races", .mode = "wait-races", .powers = POWER_SPAWN },
     { .name = "device_attacks", .mode = "device-attacks", .powers = POWER_SPAWN, .image = true, .device_full = true },
     { .name = "stale_dma", .mode = "stale-dma", .device_full = true },
+    /* Handles in messages, notifications, futexes: with a kernel-memory
+     * limit small enough that filling the handle table is quick. */
+    { .name = "sync", .mode = "sync", .program = "t_sync", .kmem = 384 * 1024 },
 };
 
 struct snapshot {
@@ -111,13 +115,14 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
     if (parent < 0 || service < 0)
         return parent < 0 ? parent : service;
     struct abi_module_info info;
-    int64_t err = init_module("t_hostile", &info);
+    const char *program = c->program ? c->program : "t_hostile";
+    int64_t err = init_module(program, &info);
     if (err < 0)
         return err;
     char args[96];
-    fmt_snprintf(args, sizeof(args), "t_hostile %s seed=%lu%s", c->mode, init_seed, warmup ? " warmup" : "");
+    fmt_snprintf(args, sizeof(args), "%s %s seed=%lu%s", program, c->mode, init_seed, warmup ? " warmup" : "");
     struct loader_spec spec;
-    loader_spec_init(&spec, "t_hostile", (const void *)info.vaddr, info.size, args);
+    loader_spec_init(&spec, program, (const void *)info.vaddr, info.size, args);
     spec.powers = c->powers;
     init_default_limits(spec.limits);
     if (c->memory)
@@ -184,7 +189,8 @@ static void run_case(const struct hostile_case *c, void (*record)(const char *, 
     take(&after);
     fmt_snprintf(name, sizeof(name), "hostile_%s", c->name);
     if (err < 0) {
-        fmt_snprintf(why, sizeof(why), "could not start t_hostile %s: %s", c->mode, sys_strerror(err));
+        fmt_snprintf(why, sizeof(why), "could not start %s %s: %s", c->program ? c->program : "t_hostile", c->mode,
+                     sys_strerror(err));
         record(name, false, why);
         return;
     }

@@ -83,6 +83,14 @@ void arch_irq_unmask(unsigned irq)
     }
 }
 
+void arch_irq_mask(unsigned irq)
+{
+    if (irq < 8)
+        outb(PIC1_DATA, inb(PIC1_DATA) | (uint8_t)(1u << irq));
+    else
+        outb(PIC2_DATA, inb(PIC2_DATA) | (uint8_t)(1u << (irq - 8)));
+}
+
 void arch_irq_eoi(unsigned irq)
 {
     if (irq >= 8)

@@ -7,6 +7,7 @@
  */
 #include <arch/arch.h>
 #include <kernel/console.h>
+#include <kernel/irq.h>
 #include <kernel/sched.h>
 #include <kernel/proc.h>
 
@@ -80,6 +81,8 @@ void trap_dispatch(struct trap_frame *f)
         unsigned irq = (unsigned)(f->vector - VECTOR_IRQ_BASE);
         if (irq == ARCH_IRQ_SERIAL)
             console_input_interrupt();
+        else if (irq != 7 && irq != 15)
+            irq_dispatch(irq); /* a driver's: masked until it acknowledges */
         /* Spurious IRQ 7/15 get no EOI on the PIC that did not raise them. */
         if (irq != 7 && irq != 15)
             arch_irq_eoi(irq);

@@ -45,6 +45,9 @@ int device_set_bus_master(struct device *d, bool on);
 /* The segments pinned for this device or tainted by it (segment.c's list;
  * the device only keeps the head). */
 struct list_node *device_dma_segments(struct device *d);
+/* The device's legacy interrupt line (0..15) as firmware routed it, read
+ * when the device was opened; -1 if it has none. */
+int device_irq_line(const struct device *d);
 /* DMA reach of pinned frames. With an IOMMU, map gives the device the
  * frames and unmap takes them away (returning true once the IOTLB is
  * invalidated); without one the device reaches all memory, map does

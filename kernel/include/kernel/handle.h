@@ -31,6 +31,8 @@ enum handle_type {
     HANDLE_ENDPOINT,
     HANDLE_SEGMENT,
     HANDLE_DEVICE,
+    HANDLE_NOTIFICATION,
+    HANDLE_IRQ,
 };
 
 #define HANDLE_PAGES_MAX 512u

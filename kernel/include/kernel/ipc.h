@@ -20,11 +20,13 @@
 
 struct account;
 
+struct notification;
+
 struct endpoint {
     uint32_t refs;                /* handles naming it + blocked threads holding it + the kernel's */
     uint32_t handles;             /* handles naming it */
     bool has_receiver;            /* a handle with RIGHT_RECV exists */
-    uint32_t notify_bits;         /* kernel notifications not yet received */
+    struct notification *bound;   /* receivers also collect its bits (a reference) */
     struct wait_queue senders;    /* blocked in send or call */
     struct wait_queue receivers;  /* blocked in receive */
     struct account *account;      /* its creator's, charged for it */
@@ -42,8 +44,11 @@ void endpoint_handle_added(struct endpoint *ep, rights_t rights);
 void endpoint_handle_dropped(struct endpoint *ep, rights_t rights);
 /* The receive right moved from one handle to another (grant). */
 void endpoint_receiver_moved(struct endpoint *ep);
-/* Posts kernel notification bits; a waiting receiver gets them at once. */
-void ipc_notify(struct endpoint *ep, uint32_t bits);
+/* Binds a notification to the endpoint (0: unbinds): -EBUSY if either is
+ * bound already. */
+int endpoint_bind(struct endpoint *ep, struct notification *n);
+/* The bound notification has bits: a waiting receiver collects them. */
+void ipc_notification_ready(struct endpoint *ep);
 
 /* user_msg points to a whole struct ipc_msg in the caller's memory. */
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call);

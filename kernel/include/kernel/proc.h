@@ -20,6 +20,7 @@
 #include <kernel/sched.h>
 
 struct account;
+struct notification;
 struct segment;
 struct endpoint;
 
@@ -67,6 +68,9 @@ void proc_handle_dropped(struct process *p);
 /* The object behind a handle p held (of `type`, with `rights`) loses that
  * handle: closed, or p ended. The handle is already out of p's table. */
 void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights);
+/* A new handle with `rights` names object (granted, or carried by a
+ * message): the object gains a reference for it. */
+void object_handle_added(void *object, enum handle_type type, rights_t rights);
 struct process *proc_by_pid(uint64_t pid);
 /* Called by thread code when a thread of p has died. */
 void proc_thread_died(struct process *p, struct thread *t);
@@ -80,5 +84,7 @@ void proc_notify_memsrv_reclaim(void);
 /* The memory server, once the kernel has started it, and its endpoint. */
 extern struct process *memsrv_process;
 extern struct endpoint *memsrv_endpoint;
+/* Bound to memsrv_endpoint: the kernel signals exits (IPC_NOTIFY_EXIT). */
+extern struct notification *memsrv_notification;
 
 #endif

@@ -35,6 +35,7 @@ struct ipc_state {
     struct ipc_msg msg;        /* outgoing while sending, incoming once delivered */
     struct segment *seg;       /* the segment the outgoing message carries (in flight) */
     rights_t seg_rights;       /* the rights it is to keep */
+    bool has_caps;             /* the outgoing message carries handles */
     uint32_t recv_flags;       /* IPC_RECV_* for what this thread receives */
     enum ipc_phase phase;
     bool is_call;
@@ -68,6 +69,7 @@ struct thread {
     struct list_node sleep_link;          /* the timeout list, sorted by wake_ns */
     int64_t wait_result;
     struct wait_hold hold;                /* released when the wait ends */
+    uint64_t futex_addr;                  /* the word it waits on in SYS_FUTEX_WAIT */
 
     struct ipc_state ipc;
     struct wait_queue joiners;            /* SYS_THREAD_WAIT */
@@ -102,6 +104,10 @@ int64_t sched_block_handoff(struct thread *to, int64_t result);
 void sched_wake_all(struct wait_queue *wq, int64_t result);
 /* The thread that has waited longest on wq, or 0. */
 struct thread *sched_first_waiter(struct wait_queue *wq);
+/* Wakes, oldest first, at most max waiters of wq that match accepts, with
+ * result; returns how many. */
+unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),
+                             const void *ctx, unsigned max, int64_t result);
 void sched_yield(void);
 /* Called by long kernel work between bounded steps: lets pending
  * interrupts run and gives the CPU away if the quantum ran out meanwhile.

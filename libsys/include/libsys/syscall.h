@@ -162,6 +162,21 @@ static inline int64_t sys_ipc_reply_recv(handle_t ep, struct ipc_msg *msg, uint6
     return sysraw_ipc_reply_recv(ep, (uint64_t)msg, timeout_ns);
 }
 
+/* Notifications (a word of bits; abi/rights.h SIGNAL, WAIT). */
+/* A new notification; returns its handle (SIGNAL, WAIT, GRANT). */
+static inline int64_t sys_notify_create(void) { return sysraw_notify_create(); }
+/* Sets bits (nonzero, bit 63 clear): a waiting collector gets them at once. */
+static inline int64_t sys_notify_signal(handle_t n, uint64_t bits) { return sysraw_notify_signal(n, bits); }
+/* Collects and clears the bits set since the last collection, waiting up to
+ * timeout_ns for some: the bits (> 0), or -ETIMEDOUT. -EBUSY while it is
+ * bound to an endpoint (receive on that instead). */
+static inline int64_t sys_notify_wait(handle_t n, uint64_t timeout_ns) { return sysraw_notify_wait(n, timeout_ns); }
+/* Binds a notification to an endpoint one receives on (RIGHT_RECV; the
+ * notification's RIGHT_WAIT): receiving then also returns when bits are
+ * set, as a message labelled IPC_LABEL_NOTIFY from BADGE_KERNEL with the
+ * bits in w[0]. HANDLE_NONE unbinds. -EBUSY if either is bound already. */
+static inline int64_t sys_ep_bind(handle_t ep, handle_t notification) { return sysraw_ep_bind(ep, notification); }
+
 /* Copies an endpoint, device or process handle into another process (its
  * handle needs RIGHT_CONTROL; HANDLE_SELF for oneself), keeping `rights` of
  * those h carries (RIGHTS_SAME: all); h itself needs RIGHT_GRANT. An
@@ -287,6 +302,31 @@ static inline int64_t sys_dev_unmap_bar(handle_t dev, unsigned bar) { return sys
 /* Bus mastering (RIGHT_DMA): on lets the device reach memory; off stops
  * it (quiesces it), which releases the frames pinned for it earlier. */
 static inline int64_t sys_dev_dma(handle_t dev, bool on) { return sysraw_dev_dma(dev, on); }
+/* An interrupt handle for the device's line (RIGHT_IRQ). -ENOENT if the
+ * device has no line the kernel hands out. */
+static inline int64_t sys_dev_irq(handle_t dev) { return sysraw_dev_irq(dev); }
+/* Binds the interrupt to a bit (0..62) of a notification (its RIGHT_SIGNAL):
+ * when the line fires, the kernel masks it and sets the bit. -EBUSY bound
+ * already. */
+static inline int64_t sys_irq_bind(handle_t irq, handle_t notification, unsigned bit)
+{
+    return sysraw_irq_bind(irq, notification, bit);
+}
+/* The driver has quieted its device: the line may fire again. -EINVAL if
+ * it has not fired since the last acknowledgement. */
+static inline int64_t sys_irq_ack(handle_t irq) { return sysraw_irq_ack(irq); }
+
+/* Waiting on a 32-bit word of one's own memory (libsys/sync.h builds on
+ * these). wait: 0 when woken, -EAGAIN if *addr != expected, -ETIMEDOUT.
+ * wake: wakes up to count waiters on addr, returns how many. */
+static inline int64_t sys_futex_wait(const uint32_t *addr, uint32_t expected, uint64_t timeout_ns)
+{
+    return sysraw_futex_wait((uint64_t)addr, expected, timeout_ns);
+}
+static inline int64_t sys_futex_wake(const uint32_t *addr, uint64_t count)
+{
+    return sysraw_futex_wake((uint64_t)addr, count);
+}
 
 const char *sys_strerror(int64_t err);
 

@@ -33,6 +33,7 @@ uint64_t arch_tsc_per_us(void);
 uint64_t arch_time_ns(void);
 void arch_irq_eoi(unsigned irq);
 void arch_irq_unmask(unsigned irq);
+void arch_irq_mask(unsigned irq);
 
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
 #define ARCH_FPU_AREA_SIZE 512

@@ -1,0 +1,268 @@
+/*
+ * In-guest test program: handles carried by messages, notifications (alone
+ * and bound to an endpoint), and futex waits. Each check also tries the
+ * refusals: a handle one does not hold, a right one lacks, a receiver that
+ * takes no handles or has no room for them, binding twice, waiting on a
+ * bound notification, a futex word that changed.
+ */
+#include <common/string.h>
+#include <libsys/memsrv.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+
+#define MS_NS (1000ull * 1000)
+
+static struct test_run t;
+static uint8_t stacks[4][16384] __attribute__((aligned(16)));
+static handle_t ep;
+static volatile int64_t got_result;
+static struct ipc_msg got;
+
+/* Receives one message into `got` (with IPC_RECV_CAPS if arg is 1). */
+static void receiver(uint64_t caps)
+{
+    memset(&got, 0, sizeof(got));
+    got.flags = caps ? IPC_RECV_CAPS : 0;
+    got_result = sys_ipc_recv(ep, &got, TIMEOUT_FOREVER);
+    sys_thread_exit();
+}
+
+static int64_t start_receiver(bool caps)
+{
+    got_result = 99;
+    int64_t th = sys_thread_create(receiver, stacks[0] + sizeof(stacks[0]), caps);
+    sys_sleep(2 * MS_NS); /* it blocks in receive */
+    return th;
+}
+
+static int64_t finish_receiver(int64_t th)
+{
+    sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
+    sys_handle_close((handle_t)th);
+    return got_result;
+}
+
+static rights_t rights_of(handle_t h)
+{
+    struct abi_handle_info info = {0};
+    return sys_handle_info(h, &info) == 0 ? info.rights : 0;
+}
+
+static void check_caps(void)
+{
+    int64_t e = sys_ep_create(), other = sys_ep_create(), n = sys_notify_create();
+    ep = (handle_t)e;
+    if (!test_check(&t, "setup", e >= 0 && other >= 0 && n >= 0, "ep %ld other %ld notify %ld", e, other, n))
+        return;
+
+    /* A copy with fewer rights: the receiver gets a send-only endpoint and
+     * the sender keeps its own, receive right and all. */
+    int64_t th = start_receiver(true);
+    struct ipc_msg m = { .label = 1 };
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHT_SEND | RIGHT_RECV | RIGHT_GRANT, 0 };
+    m.caps[1] = (struct ipc_cap){ (handle_t)n, RIGHT_SIGNAL, 0 };
+    int64_t sent = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    int64_t r = finish_receiver(th);
+    rights_t r0 = rights_of(got.caps[0].handle), r1 = rights_of(got.caps[1].handle);
+    test_check(&t, "caps_copied_rights_shrunk",
+               sent == 0 && r == 0 && got.caps[0].handle && r0 == (RIGHT_SEND | RIGHT_GRANT) &&
+                   got.caps[0].rights == r0 && r1 == RIGHT_SIGNAL && rights_of((handle_t)other) == RIGHTS_ENDPOINT,
+               "send %ld recv %ld: rights %#x (want SEND|GRANT, never RECV), %#x (want SIGNAL), sender's %#x", sent, r,
+               r0, r1, rights_of((handle_t)other));
+    /* The copy works: a signal through it reaches the notification. */
+    int64_t signalled = sys_notify_signal(got.caps[1].handle, 0x5);
+    int64_t bits = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    int64_t refused = sys_notify_wait(got.caps[1].handle, TIMEOUT_POLL); /* no WAIT right */
+    test_check(&t, "copied_handle_works", signalled == 0 && bits == 5 && refused == -EPERM,
+               "signal %ld, collected %ld, wait through the copy %ld", signalled, bits, refused);
+    sys_handle_close(got.caps[0].handle);
+    sys_handle_close(got.caps[1].handle);
+
+    /* A move takes the receive right along; the sender's handle is gone. */
+    th = start_receiver(true);
+    m = (struct ipc_msg){ .label = 2 };
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHTS_SAME, IPC_CAP_MOVE };
+    sent = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    r = finish_receiver(th);
+    struct abi_handle_info info;
+    test_check(&t, "cap_moved_with_receive_right",
+               sent == 0 && r == 0 && rights_of(got.caps[0].handle) == RIGHTS_ENDPOINT &&
+                   sys_handle_info((handle_t)other, &info) == -EBADH,
+               "send %ld recv %ld, rights %#x, old handle %ld", sent, r, rights_of(got.caps[0].handle),
+               sys_handle_info((handle_t)other, &info));
+    other = (int64_t)got.caps[0].handle;
+
+    /* Refusals, each leaving both sides as they were. */
+    handle_t send_only = (handle_t)sys_handle_grant(HANDLE_SELF, (handle_t)other, RIGHT_SEND);
+    th = start_receiver(true);
+    m = (struct ipc_msg){ .label = 3 };
+    m.caps[0] = (struct ipc_cap){ 0x0000003300000009ull, RIGHTS_SAME, 0 }; /* made up */
+    int64_t bad = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    m.caps[0] = (struct ipc_cap){ send_only, RIGHTS_SAME, 0 }; /* no GRANT: cannot be copied */
+    int64_t no_grant = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHTS_SAME, 0 };
+    m.caps[1] = (struct ipc_cap){ (handle_t)other, RIGHTS_SAME, IPC_CAP_MOVE }; /* twice */
+    int64_t twice = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    struct ms_segment seg;
+    int64_t a = ms_alloc(4096, 0, 0, 0, &seg);
+    m = (struct ipc_msg){ .label = 3 };
+    m.caps[0] = (struct ipc_cap){ seg.handle, RIGHTS_SAME, 0 }; /* segments travel in seg */
+    int64_t segcap = a == 0 ? sys_ipc_send(ep, &m, TIMEOUT_POLL) : -1;
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHTS_SAME, 0x80 }; /* unknown flag */
+    int64_t badflag = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    test_check(&t, "cap_refusals",
+               bad == -EBADH && no_grant == -EPERM && twice == -EINVAL && segcap == -EBADH && badflag == -EINVAL &&
+                   got_result == 99,
+               "made up %ld, no grant %ld, twice %ld, segment %ld, flag %ld; the receiver got %ld", bad, no_grant,
+               twice, segcap, badflag, got_result);
+    /* Unblock the receiver with a plain message. */
+    m = (struct ipc_msg){ .label = 4 };
+    sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    finish_receiver(th);
+    if (a == 0)
+        ms_free(seg.handle);
+
+    /* A receiver that does not take handles refuses the message whole. */
+    th = start_receiver(false);
+    m = (struct ipc_msg){ .label = 5, .seg = HANDLE_NONE };
+    a = ms_alloc(4096, 0, 0, 0, &seg);
+    m.seg = a == 0 ? seg.handle : HANDLE_NONE;
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHT_SEND, 0 };
+    int64_t unwanted = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    struct abi_seg_info sinfo;
+    bool seg_kept = a == 0 && sys_seg_info(seg.handle, &sinfo) == 0 && sinfo.owner_pid == libsys_pid;
+    m = (struct ipc_msg){ .label = 6 };
+    sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    finish_receiver(th);
+    test_check(&t, "receiver_without_caps_refuses", unwanted == -ENOTSUP && seg_kept && got.label == 6,
+               "send %ld, segment kept %d, receiver got label %lu", unwanted, seg_kept, got.label);
+    if (a == 0)
+        ms_free(seg.handle);
+
+    /* A receiver with no room for the handles: nothing moves. */
+    th = start_receiver(true);
+    uint64_t filled = 0;
+    int64_t copy;
+    static handle_t copies[1 << 17];
+    while (filled < (1u << 17) && (copy = sys_handle_grant(HANDLE_SELF, (handle_t)other, RIGHT_SEND)) >= 0)
+        copies[filled++] = (handle_t)copy;
+    m = (struct ipc_msg){ .label = 7 };
+    m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHT_SEND, 0 };
+    m.caps[1] = (struct ipc_cap){ (handle_t)n, RIGHT_SIGNAL, 0 };
+    int64_t full = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    for (uint64_t i = 0; i < filled; i++)
+        sys_handle_close(copies[i]);
+    /* Whatever happened, the receiver must not be left waiting for ever. */
+    int64_t after = sys_ipc_send(ep, &m, 200 * MS_NS);
+    finish_receiver(th);
+    test_check(&t, "no_room_for_caps", (full == -EDQUOT || full == -ENOMEM) && after == 0 && got.caps[1].handle,
+               "%lu handles filled the table (then %ld); send %ld, then %ld", filled, copy, full, after);
+    sys_handle_close(got.caps[0].handle);
+    sys_handle_close(got.caps[1].handle);
+    sys_handle_close(send_only);
+    sys_handle_close((handle_t)other);
+    sys_handle_close((handle_t)n);
+    sys_handle_close(ep);
+}
+
+static void check_notifications(void)
+{
+    int64_t n = sys_notify_create(), e = sys_ep_create();
+    if (!test_check(&t, "notify_setup", n >= 0 && e >= 0, "notify %ld ep %ld", n, e))
+        return;
+    int64_t none = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    sys_notify_signal((handle_t)n, 1);
+    sys_notify_signal((handle_t)n, 4);
+    int64_t bits = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    int64_t zero = sys_notify_signal((handle_t)n, 0);
+    int64_t top = sys_notify_signal((handle_t)n, 1ull << 63);
+    test_check(&t, "notify_collects", none == -ETIMEDOUT && bits == 5 && zero == -EINVAL && top == -EINVAL,
+               "empty %ld, collected %ld, zero %ld, bit 63 %ld", none, bits, zero, top);
+    /* Bound to an endpoint: a receive returns for requests and for bits. */
+    int64_t bound = sys_ep_bind((handle_t)e, (handle_t)n);
+    int64_t n2 = sys_notify_create();
+    int64_t again = sys_ep_bind((handle_t)e, (handle_t)n2);
+    int64_t wait_bound = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    ep = (handle_t)e;
+    int64_t th = start_receiver(false);
+    sys_notify_signal((handle_t)n, 0x40);
+    int64_t r = finish_receiver(th);
+    bool as_message = r == 0 && got.label == IPC_LABEL_NOTIFY && got.badge == BADGE_KERNEL && got.w[0] == 0x40;
+    /* A request still comes through as a request. */
+    th = start_receiver(false);
+    struct ipc_msg m = { .label = 9 };
+    int64_t sent = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    finish_receiver(th);
+    test_check(&t, "notify_bound_to_endpoint",
+               bound == 0 && again == -EBUSY && wait_bound == -EBUSY && as_message && sent == 0 && got.label == 9,
+               "bind %ld, again %ld, wait on it %ld, notification message %d, request %ld label %lu", bound, again,
+               wait_bound, as_message, sent, got.label);
+    /* Bits set before the receive are there at once. */
+    sys_notify_signal((handle_t)n, 2);
+    struct ipc_msg pending = {0};
+    int64_t pr = sys_ipc_recv(ep, &pending, TIMEOUT_POLL);
+    test_check(&t, "notify_pending_at_receive", pr == 0 && pending.label == IPC_LABEL_NOTIFY && pending.w[0] == 2,
+               "recv %ld label %#lx bits %lu", pr, pending.label, pending.w[0]);
+    /* A signal from a thread blocked elsewhere wakes a waiter: unbind and wait. */
+    sys_ep_bind(ep, HANDLE_NONE);
+    int64_t rights = sys_handle_grant(HANDLE_SELF, (handle_t)n, RIGHT_WAIT);
+    int64_t no_signal = sys_notify_signal((handle_t)rights, 1);
+    test_check(&t, "notify_signal_needs_right", no_signal == -EPERM, "signal without the right gave %ld", no_signal);
+    sys_handle_close((handle_t)rights);
+    sys_handle_close((handle_t)n2);
+    sys_handle_close((handle_t)n);
+    sys_handle_close(ep);
+}
+
+static uint32_t word;
+static volatile unsigned woke;
+
+static void futex_waiter(uint64_t unused)
+{
+    (void)unused;
+    if (sys_futex_wait(&word, 0, TIMEOUT_FOREVER) == 0)
+        __atomic_add_fetch(&woke, 1, __ATOMIC_SEQ_CST);
+    sys_thread_exit();
+}
+
+static void check_futex(void)
+{
+    word = 1;
+    int64_t changed = sys_futex_wait(&word, 0, TIMEOUT_POLL);
+    int64_t unaligned = sys_futex_wait((const uint32_t *)((uintptr_t)&word + 1), 1, TIMEOUT_POLL);
+    int64_t kernel = sys_futex_wait((const uint32_t *)0xffffffff80000000ull, 0, TIMEOUT_POLL);
+    int64_t timed = sys_futex_wait(&word, 1, 1 * MS_NS);
+    test_check(&t, "futex_refusals",
+               changed == -EAGAIN && unaligned == -EINVAL && kernel == -EFAULT && timed == -ETIMEDOUT,
+               "changed %ld, unaligned %ld, kernel address %ld, timeout %ld", changed, unaligned, kernel, timed);
+    word = 0;
+    woke = 0;
+    int64_t th[3];
+    unsigned started = 0;
+    for (unsigned i = 0; i < 3; i++)
+        started += (th[i] = sys_thread_create(futex_waiter, stacks[1 + i] + sizeof(stacks[0]), 0)) >= 0;
+    test_check(&t, "futex_waiters_started", started == 3, "%u of 3 threads", started);
+    sys_sleep(3 * MS_NS);
+    int64_t one = sys_futex_wake(&word, 1);
+    sys_sleep(1 * MS_NS);
+    unsigned after_one = woke;
+    int64_t rest = sys_futex_wake(&word, 100);
+    for (unsigned i = 0; i < 3; i++)
+        if (th[i] >= 0)
+            sys_thread_wait((handle_t)th[i], TIMEOUT_FOREVER);
+    test_check(&t, "futex_wakes_counted", one == 1 && after_one == 1 && rest == 2 && woke == 3,
+               "woke %ld (%u), then %ld; %u in all", one, after_one, rest, woke);
+}
+
+int main(int argc, char **argv)
+{
+    test_begin(&t, "sync", argc, argv);
+    /* The handle-table fill in check_caps uses up the kernel memory the
+     * suite allows: the checks that start threads come first. */
+    check_futex();
+    check_notifications();
+    check_caps();
+    test_exit(&t);
+}
