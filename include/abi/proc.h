@@ -22,6 +22,7 @@
 #define ABI_STARTUP_PARENT 1   /* an endpoint of the process's starter, if it gave one */
 #define ABI_STARTUP_DEVICE 2   /* a device handle, for drivers */
 #define ABI_STARTUP_SERVICE 3  /* an endpoint the process serves (servers), or its server's (clients) */
+#define ABI_STARTUP_SUPERVISE 4 /* init: the memory server's process (control, wait), to restart it */
 struct abi_startup {
     uint64_t magic;
     uint64_t reserved;

@@ -77,6 +77,7 @@ typedef uint32_t rights_t;
 #define POWER_MODULES  (1u << 2) /* read the boot modules */
 #define POWER_SHUTDOWN (1u << 3) /* power the machine off */
 #define POWER_MEMSRV   (1u << 4) /* the memory server's calls: the kernel's to give, never inherited */
+#define POWER_SUPERVISE (1u << 5) /* restart the memory server (init's alone, never inherited) */
 #define POWERS_INHERITABLE (POWER_SPAWN | POWER_DEVICES | POWER_MODULES | POWER_SHUTDOWN)
 
 #endif

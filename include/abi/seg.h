@@ -18,8 +18,9 @@ struct abi_seg_info {
     uint32_t flags;      /* SEG_INFO_* */
     uint32_t rights;     /* of the holder's handle (RIGHT_*): its mapping follows them */
     uint32_t reserved;
+    uint64_t payer_pid;  /* the process whose account it is charged to (0: the kernel's own) */
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_seg_info) == 56, "seg info layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_seg_info) == 64, "seg info layout");
 
 #define SEG_INFO_LARGE_PAGES 0x1u /* mapped with 2 MiB pages (all of it that is aligned) */
 #define SEG_INFO_QUARANTINED 0x2u /* no holder, and a device may still reach it: frames locked */

@@ -145,8 +145,9 @@ static void start_boot_processes(void)
         boot_failure("no memory for the memory server's endpoint", err);
 
     struct process *init, *memsrv = 0;
+    struct abi_startup *init_startup;
     err = proc_load_module((unsigned)init_module, boot_cmdline, strlen(boot_cmdline), memsrv_endpoint,
-                           POWERS_INHERITABLE, &init);
+                           POWERS_INHERITABLE | POWER_SUPERVISE, &init, &init_startup);
     if (err)
         boot_failure("init could not start", err);
     /* Init reads the images (read-only, never pinned). */
@@ -159,10 +160,18 @@ static void start_boot_processes(void)
         int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
         if (n < 0 || (size_t)n >= sizeof(args))
             boot_failure("kernel command line too long", -E2BIG);
-        err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, POWER_MEMSRV, &memsrv);
+        err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, POWER_MEMSRV, &memsrv, 0);
         if (err)
             boot_failure("memsrv could not start", err);
         memsrv_process = memsrv;
+        /* Init supervises it: a handle to wait for its end and restart it
+         * (SYS_MS_RESTART). Init has not run yet: its startup block can
+         * still be written. */
+        handle_t h;
+        if ((err = handle_install(&init->handles, memsrv, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT, &h)) != 0)
+            boot_failure("no room for init's handle to the memory server", err);
+        proc_get(memsrv);
+        init_startup->handles[ABI_STARTUP_SUPERVISE] = h;
     }
     memsrv_world_record(&mbinfo);
     if (memsrv)

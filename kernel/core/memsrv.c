@@ -9,7 +9,9 @@
 #include <abi/errno.h>
 #include <abi/seg.h>
 #include <arch/arch.h>
+#include <common/fmt.h>
 #include <common/string.h>
+#include <kernel/boot.h>
 #include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/memsrv.h>
@@ -213,4 +215,33 @@ int64_t sys_ms_reclaimed(SYSCALL_ARGS)
     if (copy_to_user(a0, batch, n * sizeof(batch[0])) != 0)
         kprintf("memsrv: %lu reclaim records lost to a fault in the server's buffer\n", n);
     return (int64_t)n;
+}
+
+/* The memory server's arguments: the kernel's command line, init's pid, and
+ * how many times it was restarted (its successors say so in their logs). */
+static unsigned restarts;
+
+int64_t sys_ms_restart(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    char args[ABI_ARGS_MAX];
+    int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx memsrv.restart=%u", boot_cmdline, self()->pid,
+                         restarts + 1);
+    if (n < 0 || (size_t)n >= sizeof(args))
+        return -E2BIG;
+    handle_t h;
+    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
+    if (err)
+        return err;
+    struct process *p;
+    err = proc_restart_memsrv(args, (size_t)n, &p);
+    if (err) {
+        handle_remove(&self()->handles, h, 0);
+        return err;
+    }
+    restarts++;
+    kprintf("tessera: memory server restarted (%u so far), pid %#lx\n", restarts, p->pid);
+    proc_get(p);
+    handle_fill(&self()->handles, h, p, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT);
+    return (int64_t)h;
 }

@@ -104,7 +104,7 @@ int proc_create(const char *name, struct process *parent, uint32_t powers, struc
         return err;
     }
     p->account = a;
-    uint64_t pid;
+    uint64_t pid = 0;
     err = aspace_init(&p->aspace, a);
     if (!err) {
         err = handle_table_init(&p->handles, a);
@@ -123,6 +123,7 @@ int proc_create(const char *name, struct process *parent, uint32_t powers, struc
     }
     strlcpy(p->name, name, sizeof(p->name));
     p->pid = pid;
+    a->pid = pid;
     p->parent_pid = parent ? parent->pid : 0;
     p->powers = powers;
     p->refs = 1;
@@ -152,12 +153,36 @@ void proc_notify_memsrv_reclaim(void)
         notification_signal(memsrv_notification, IPC_NOTIFY_EXIT);
 }
 
+/*
+ * The memory server's own parts (its image and stack segments). They are
+ * kept when it ends, ownerless and apart from everything reclaimed, so a
+ * successor can be loaded into them: once the server has taken over
+ * memory the kernel has no frames of its own to load one into.
+ */
+#define MODULE_PARTS_MAX (ELF_MAX_SEGMENTS + 1)
+static struct segment *memsrv_parts[MODULE_PARTS_MAX];
+static unsigned memsrv_nparts;
+static unsigned memsrv_module_index;
+
+static bool memsrv_part(const struct segment *s)
+{
+    for (unsigned i = 0; i < memsrv_nparts; i++)
+        if (memsrv_parts[i] == s)
+            return true;
+    return false;
+}
+
 /* Where the segments of an ended process go. Returns whether the memory
  * server has something to hear about. */
 static bool route_segment(struct segment *s, struct process *p)
 {
-    if ((memsrv_process && !memsrv_process->exited && p != memsrv_process) || s->dma_device) {
-        /* No memory server to tell: the kernel keeps it out of reuse. */
+    /* The memory server's own image and stack wait for its successor. */
+    if (p == memsrv_process && memsrv_part(s))
+        return false;
+    /* Once the server owns memory, everything goes back through it, even
+     * while it is down (its successor finds the queue); a segment a device
+     * may reach never goes straight back to the boot ranges either. */
+    if (physmem_handed_over() || s->dma_device) {
         segment_reclaim(s, p->pid);
         return true;
     }
@@ -228,8 +253,14 @@ static void proc_release(struct process *p)
     idt_free(&pids, p->pid);
     live_processes--;
     account_uncharge(p->account, RES_PROCESSES, 1);
-    if (p == memsrv_process)
-        kprintf("tessera: the memory server ended (status %ld)\n", p->exit_status);
+    if (p == memsrv_process) {
+        /* Its segments stay where they are: clients keep theirs, its own
+         * wait in the reclaim queue or (image and stack) for a successor.
+         * Calls on its endpoint fail with -EPEER until one receives. */
+        kprintf("tessera: the memory server ended (status %ld); its memory is kept for a successor\n",
+                p->exit_status);
+        memsrv_process = 0;
+    }
 }
 
 void proc_get(struct process *p) { p->refs++; }
@@ -249,43 +280,55 @@ void proc_put(struct process *p)
     if (--p->refs)
         return;
     VERIFY(p->exited);
-    if (p == memsrv_process)
-        memsrv_process = 0;
     struct account *a = p->account;
     kmem_slab_free(a, &proc_cache, p);
     account_put(a, proc_account_free);
 }
 
-/* Allocates, zero-fills and maps a segment at vaddr in p, from the kernel's
- * boot ranges. */
-static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights_t rights, struct segment **out)
+/* A part for p at vaddr: part number `index` of the predecessor's (reuse)
+ * or fresh frames from the kernel's boot ranges; zero-filled and mapped. */
+static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights_t rights, bool reuse,
+                        unsigned index, struct segment **out)
 {
-    uint64_t align = (size >= LARGE_PAGE_SIZE && !(vaddr & (LARGE_PAGE_SIZE - 1))) ? LARGE_PAGE_SIZE : PAGE_SIZE;
-    uint64_t phys;
-    int err = physmem_alloc(size, align, ~0ull, &phys);
-    if (err && align != PAGE_SIZE)
-        err = physmem_alloc(size, PAGE_SIZE, ~0ull, &phys);
+    struct segment *s;
+    int err;
+    if (reuse) {
+        s = index < memsrv_nparts ? memsrv_parts[index] : 0;
+        if (!s || s->owner || s->size != size)
+            return -ENOEXEC; /* the image no longer fits what it was loaded into */
+        memset(phys_to_virt(s->phys), 0, size);
+        err = segment_attach(s, p, true, vaddr, rights);
+    } else {
+        uint64_t align = (size >= LARGE_PAGE_SIZE && !(vaddr & (LARGE_PAGE_SIZE - 1))) ? LARGE_PAGE_SIZE : PAGE_SIZE;
+        uint64_t phys;
+        err = physmem_alloc(size, align, ~0ull, &phys);
+        if (err && align != PAGE_SIZE)
+            err = physmem_alloc(size, PAGE_SIZE, ~0ull, &phys);
+        if (err)
+            return err;
+        err = segment_create(phys, size, 0, p->account, &s);
+        if (err) {
+            physmem_free(phys, size);
+            return err;
+        }
+        memset(phys_to_virt(phys), 0, size);
+        err = segment_attach(s, p, true, vaddr, rights);
+        if (err) {
+            segment_destroy(s);
+            physmem_free(phys, size);
+            return err;
+        }
+    }
     if (err)
         return err;
-    struct segment *s;
-    err = segment_create(phys, size, 0, p->account, &s);
-    if (err) {
-        physmem_free(phys, size);
-        return err;
-    }
-    memset(phys_to_virt(phys), 0, size);
-    err = segment_attach(s, p, true, vaddr, rights);
-    if (err) {
-        segment_destroy(s);
-        physmem_free(phys, size);
-        return err;
-    }
     *out = s;
     return 0;
 }
 
-int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                     uint32_t powers, struct process **out)
+/* Loads boot module `module` (reuse: into the memory server's kept
+ * parts) and starts it. */
+static int load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
+                       uint32_t powers, bool reuse, struct process **out, struct abi_startup **startup_out)
 {
     if (module >= boot_module_count)
         return -ENOENT;
@@ -304,6 +347,8 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
     int err = proc_create(m->name, 0, powers, &p);
     if (err)
         return err;
+    struct segment *parts[MODULE_PARTS_MAX];
+    unsigned nparts = 0;
     for (size_t i = 0; i < elf.nsegments && !err; i++) {
         const struct elf_segment *e = &elf.seg[i];
         if (!e->memsz)
@@ -313,9 +358,11 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
         rights_t rights = RIGHT_READ | RIGHT_PIN | ((e->flags & ELF_SEG_W) ? RIGHT_WRITE : 0) |
                           ((e->flags & ELF_SEG_X) ? RIGHT_EXEC : 0);
         struct segment *s;
-        err = load_segment(p, page_start, page_end - page_start, rights, &s);
-        if (!err)
+        err = load_segment(p, page_start, page_end - page_start, rights, reuse, nparts, &s);
+        if (!err) {
+            parts[nparts++] = s;
             memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset, e->filesz);
+        }
     }
     handle_t memsrv_handle = HANDLE_NONE;
     if (!err && memsrv_ep) {
@@ -323,17 +370,21 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
          * only send (and init may pass that on). */
         rights_t rights = (powers & POWER_MEMSRV) ? RIGHT_SEND | RIGHT_RECV : RIGHT_SEND | RIGHT_GRANT;
         err = handle_install(&p->handles, memsrv_ep, HANDLE_ENDPOINT, rights, &memsrv_handle);
-        if (!err)
+        if (!err) {
+            endpoint_get(memsrv_ep);
             endpoint_handle_added(memsrv_ep, rights);
+        }
     }
     struct segment *stack = 0;
     if (!err)
         err = load_segment(p, ABI_STACK_TOP - ABI_STACK_SIZE, ABI_STACK_SIZE, RIGHT_READ | RIGHT_WRITE | RIGHT_PIN,
-                           &stack);
+                           reuse, nparts, &stack);
+    if (!err)
+        parts[nparts++] = stack;
     uint64_t startup_va = ABI_STARTUP_ADDR;
+    struct abi_startup *st = 0;
     if (!err) {
-        struct abi_startup *st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) +
-                                                        (startup_va - (ABI_STACK_TOP - ABI_STACK_SIZE)));
+        st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) + (startup_va - (ABI_STACK_TOP - ABI_STACK_SIZE)));
         st->magic = ABI_STARTUP_MAGIC;
         st->args_len = args_len;
         st->handles[ABI_STARTUP_MEMSRV] = memsrv_handle;
@@ -343,11 +394,44 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
     if (!err)
         err = proc_start(p, elf.entry, startup_va, startup_va);
     if (err) {
+        /* Reused parts go back to the keep, fresh ones to the boot ranges. */
+        if (reuse)
+            for (unsigned i = 0; i < nparts; i++)
+                segment_detach(parts[i]);
         p->exited = true;
         proc_release(p);
         proc_put(p);
         return err;
     }
+    if (powers & POWER_MEMSRV) {
+        for (unsigned i = 0; i < nparts; i++)
+            memsrv_parts[i] = parts[i];
+        memsrv_nparts = nparts;
+        memsrv_module_index = module;
+    }
+    *out = p;
+    if (startup_out)
+        *startup_out = st;
+    return 0;
+}
+
+int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
+                     uint32_t powers, struct process **out, struct abi_startup **startup)
+{
+    return load_module(module, args, args_len, memsrv_ep, powers, false, out, startup);
+}
+
+int proc_restart_memsrv(const char *args, size_t args_len, struct process **out)
+{
+    if (memsrv_process)
+        return -EBUSY;
+    if (!memsrv_nparts)
+        return -ENOENT;
+    struct process *p;
+    int err = load_module(memsrv_module_index, args, args_len, memsrv_endpoint, POWER_MEMSRV, true, &p, 0);
+    if (err)
+        return err;
+    memsrv_process = p;
     *out = p;
     return 0;
 }

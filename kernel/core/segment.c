@@ -389,6 +389,7 @@ void segment_info(const struct segment *s, struct abi_seg_info *out)
         .pins = s->pins,
         .flags = flags,
         .rights = s->rights,
+        .payer_pid = s->payer ? s->payer->pid : 0,
     };
 }
 

@@ -3,6 +3,13 @@
  * programs and by libsys's own malloc backend. Each call is one
  * SYS_IPC_CALL with a label of abi/memsrv.h; the server's reply label is 0
  * or a negative error stored as a uint64, returned here as is.
+ *
+ * The server may crash and be restarted by init. A call that meets that
+ * (-EPEER: nobody receives on the endpoint, or the server ended holding the
+ * call) is made again, waiting a little longer each time, for up to
+ * MS_RESTART_WAIT_NS in all; a request the dead server had taken is
+ * forgotten with it (the kernel keeps every segment where it is, and the
+ * new server finds what the old one held), so repeating it is safe.
  */
 #include <common/string.h>
 #include <libsys/memsrv.h>
@@ -30,15 +37,38 @@ static void msg_init(struct ipc_msg *m, enum ms_label label)
     m->seg = HANDLE_NONE;
 }
 
-/* The server's answer, or the kernel's error when the call itself failed. */
+#define MS_RESTART_WAIT_NS (10ull * 1000 * 1000 * 1000)
+#define MS_RETRY_FIRST_NS (1ull * 1000 * 1000)
+
+/* The server's answer, or the kernel's error when the call itself failed.
+ * A segment the request carries must still be the caller's for a retry:
+ * if it went to the server before it ended, the call is over (the new
+ * server frees what the old one held). */
 static int64_t call(struct ipc_msg *m)
 {
     handle_t ep = ms_endpoint();
+    struct ipc_msg request = *m;
+    uint64_t waited = 0, pause = MS_RETRY_FIRST_NS;
     int64_t err;
 
     if (ep == HANDLE_NONE)
         return -EBADH;
-    err = sys_ipc_call(ep, m, TIMEOUT_FOREVER);
+    for (;;) {
+        err = sys_ipc_call(ep, m, TIMEOUT_FOREVER);
+        if (err != -EPEER)
+            break;
+        if (request.seg != HANDLE_NONE) {
+            struct abi_seg_info info;
+            if (sys_seg_info(request.seg, &info) != 0)
+                return request.label == MS_FREE ? 0 : err;
+        }
+        if (waited >= MS_RESTART_WAIT_NS)
+            break;
+        sys_sleep(pause);
+        waited += pause;
+        pause = pause * 2 < 100 * MS_RETRY_FIRST_NS ? pause * 2 : 100 * MS_RETRY_FIRST_NS;
+        *m = request;
+    }
     if (err < 0)
         return err;
     return (int64_t)m->label;

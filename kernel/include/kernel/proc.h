@@ -55,7 +55,12 @@ int proc_start(struct process *p, uint64_t entry, uint64_t stack_top, uint64_t a
  * starts it (the first processes, before the memory server runs). With
  * memsrv_ep, the process gets a send handle to it in its startup block. */
 int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                     uint32_t powers, struct process **out);
+                     uint32_t powers, struct process **out, struct abi_startup **startup);
+/* Starts a fresh memory server from its boot module in the segments its
+ * predecessor was loaded into (kept when it ended), receiving on the same
+ * endpoint. -EBUSY while one runs, -ENOENT if none was ever loaded,
+ * -ENOEXEC if its parts are gone. */
+int proc_restart_memsrv(const char *args, size_t args_len, struct process **out);
 /* Ends a process (all threads) with `status`. Safe on the current process:
  * then it does not return. */
 void proc_exit(struct process *p, int64_t status);

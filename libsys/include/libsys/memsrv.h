@@ -2,7 +2,9 @@
  * libsys: the memory server's client API (protocol in abi/memsrv.h). Each
  * call is one SYS_IPC_CALL to the server's endpoint, which a process finds
  * in its startup block (handles[ABI_STARTUP_MEMSRV]). Every function returns
- * 0 (or a count) on success and -E* on failure.
+ * 0 (or a count) on success and -E* on failure. A call made while the
+ * server is down (crashed, being restarted) is retried for up to 10 s;
+ * -EPEER after that.
  */
 #ifndef LIBSYS_MEMSRV_H
 #define LIBSYS_MEMSRV_H
