@@ -248,6 +248,11 @@ int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size)
     return device_bar_decode(low, high, probe_low, probe_high, phys, size);
 }
 
+struct pci_address device_address(const struct device *d)
+{
+    return d->address;
+}
+
 void device_describe(const struct device *d, char *buf, size_t len)
 {
     fmt_snprintf(buf, len, "%02x:%02x.%x %04x:%04x", d->address.bus, d->address.device, d->address.function,

@@ -53,24 +53,6 @@ struct process *proc_by_pid(uint64_t pid)
     return p && p->pid == pid ? p : 0;
 }
 
-static void *area_page_get(void *ctx)
-{
-    (void)ctx;
-    uint64_t frame = pool_alloc_frame();
-    if (!frame)
-        return 0;
-    memset(phys_to_virt(frame), 0, PAGE_SIZE);
-    return phys_to_virt(frame);
-}
-
-static void area_page_put(void *ctx, void *page)
-{
-    (void)ctx;
-    pool_free_frame(virt_to_phys(page));
-}
-
-static const struct vmarea_pages area_pages = { area_page_get, area_page_put, 0 };
-
 int proc_create(const char *name, struct process **out)
 {
     unsigned slot = PROC_MAX;
@@ -89,7 +71,7 @@ int proc_create(const char *name, struct process **out)
     if (!err) {
         err = handle_table_init(&p->handles);
         if (!err) {
-            err = vmareas_init(&p->areas, ABI_USER_BASE, ABI_USER_TOP, &area_pages);
+            err = vmareas_init(&p->areas, ABI_USER_BASE, ABI_USER_TOP, &pool_vmarea_pages);
             if (err)
                 handle_table_destroy(&p->handles);
         }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <arch/pci.h>
 
 struct device;
 
@@ -39,6 +40,8 @@ int device_config_write(struct device *d, unsigned offset, unsigned width, uint3
  * BAR, an unimplemented or unassigned BAR, or the upper half of a 64-bit
  * BAR. The size is the BAR's own (it may be below a page). */
 int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size);
+/* The function's bus address: what the IOMMU knows it by (kernel/iommu.h). */
+struct pci_address device_address(const struct device *d);
 /* "bb:dd.f vvvv:dddd", NUL-terminated, cut to len. */
 void device_describe(const struct device *d, char *buf, size_t len);
 
