@@ -59,6 +59,7 @@
 #include <arch/arch.h>
 #include <arch/pci.h>
 #include <common/acpi.h>
+#include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/acpi_tables.h>
 #include <kernel/console.h>
@@ -261,14 +262,6 @@ static uint64_t *table(uint64_t entry) { return (uint64_t *)phys_to_virt(entry &
 static unsigned level_shift(unsigned level) { return 12 + 9 * (level - 1); }
 static unsigned index_at(uint64_t iova, unsigned level) { return (unsigned)(iova >> level_shift(level)) & 511; }
 
-static uint64_t new_table(void)
-{
-    uint64_t phys = pool_alloc_frame();
-    if (phys)
-        memset(phys_to_virt(phys), 0, PAGE_SIZE);
-    return phys;
-}
-
 /* A unit whose walks do not snoop the caches reads tables from memory:
  * entries must be written back before the unit may look at them. */
 static void publish(const struct vtd_unit *u, const void *p, size_t len)
@@ -278,6 +271,17 @@ static void publish(const struct vtd_unit *u, const void *p, size_t len)
     for (uintptr_t line = (uintptr_t)p & ~63ul; line < (uintptr_t)p + len; line += 64)
         __asm__ volatile("clflush (%0)" ::"r"(line) : "memory");
     __asm__ volatile("mfence" ::: "memory");
+}
+
+/* A zeroed table, zero in memory too before the unit can be pointed at it. */
+static uint64_t new_table(const struct vtd_unit *u)
+{
+    uint64_t phys = pool_alloc_frame();
+    if (phys) {
+        memset(phys_to_virt(phys), 0, PAGE_SIZE);
+        publish(u, phys_to_virt(phys), PAGE_SIZE);
+    }
+    return phys;
 }
 
 static void set_entry(const struct vtd_unit *u, uint64_t *e, uint64_t v)
@@ -351,8 +355,9 @@ static struct vtd_unit *unit_for(struct pci_address dev)
         const struct vtd_unit *u = &units[i];
         for (unsigned k = 0; k < u->nscopes; k++) {
             const struct unit_scope *s = &u->scopes[k];
-            if (same_function(s->dev, dev) ||
-                (s->type == ACPI_DMAR_SCOPE_BRIDGE && dev.bus >= s->secondary && dev.bus <= s->subordinate))
+            /* A bridge's secondary bus is never 0; 0 means it is not set up. */
+            if (same_function(s->dev, dev) || (s->type == ACPI_DMAR_SCOPE_BRIDGE && s->secondary != 0 &&
+                                               dev.bus >= s->secondary && dev.bus <= s->subordinate))
                 return &units[i];
         }
     }
@@ -393,10 +398,10 @@ static int domain_create(struct vtd_unit *u, struct pci_address dev, struct iomm
     }
     /* Nothing can fail from here. */
     if (!ctx) {
-        set_entry(u, root_entry(u, dev.bus), new_table() | ROOT_PRESENT);
+        set_entry(u, root_entry(u, dev.bus), new_table(u) | ROOT_PRESENT);
         ctx = context_entry(u, dev);
     }
-    *d = (struct iommu_domain){ u, dev, (uint16_t)did, new_table() };
+    *d = (struct iommu_domain){ u, dev, (uint16_t)did, new_table(u) };
     u->did_used[did / 8] |= (uint8_t)(1u << (did % 8));
     u->bus_domains[dev.bus]++;
     /* The upper word first: the unit must never see P with a stale width or domain id. */
@@ -508,7 +513,7 @@ static void map_range(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint
             if (level == 2 && large && !(*e & SL_PRESENT))
                 break;
             if (!(*e & SL_PRESENT)) {
-                uint64_t fresh = new_table();
+                uint64_t fresh = new_table(u);
                 if (!fresh)
                     panic("iommu: pool ran dry after its reservation");
                 set_entry(u, e, fresh | SL_R | SL_W); /* the leaf decides */
@@ -540,14 +545,20 @@ uint64_t iommu_tables_needed(struct iommu_domain *d, uint64_t iova, uint64_t siz
     return need;
 }
 
-int iommu_map(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size, bool writable)
+int iommu_map_check(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size)
 {
     uint64_t need;
     int err = check_range(d, iova, phys, size);
     if (err || (err = plan_map(d, iova, phys, size, true, &need)) != 0)
         return err;
-    if (need > pool_free_frames())
-        return -ENOMEM;
+    return need > pool_free_frames() ? -ENOMEM : 0;
+}
+
+int iommu_map(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size, bool writable)
+{
+    int err = iommu_map_check(d, iova, phys, size);
+    if (err)
+        return err;
     map_range(d, iova, phys, size, SL_R | (writable ? SL_W : 0));
     if (d->unit->cap & CAP_CM)
         invalidate_domain_iotlb(d);
@@ -844,7 +855,7 @@ static int unit_start(struct vtd_unit *u)
     }
     if (status & GSTS_IRES)
         kprintf("iommu: interrupt remapping at %#lx was left on by firmware; left as it is\n", u->register_base);
-    if (!(u->root = new_table()))
+    if (!(u->root = new_table(u)))
         return -ENOMEM;
     wr32(u, REG_FECTL, FECTL_IM);
     wr64(u, REG_RTADDR, u->root);
@@ -955,11 +966,16 @@ int iommu_init(const struct mb_info *info)
             panic("iommu: the unit at %#lx did not turn translation on (error %d)", u->register_base, r);
         iommu_poll_faults(); /* anything left from before the kernel */
         uint32_t version = rd32(u, REG_VER);
-        kprintf("iommu: VT-d %u.%u at %#lx: %u-level tables (%lu-bit I/O addresses), %u fault record(s)%s%s; "
+        char scope[48];
+        if (u->include_all)
+            strlcpy(scope, "every PCI device", sizeof scope);
+        else
+            fmt_snprintf(scope, sizeof scope, "%u PCI device(s) and bridge(s)", u->nscopes);
+        kprintf("iommu: VT-d %u.%u at %#lx for %s: %u-level tables (%lu-bit I/O addresses), %u fault record(s)%s; "
                 "translation on, every device blocked until given a domain\n",
-                (version >> 4) & 0xf, version & 0xf, u->register_base, u->levels,
+                (version >> 4) & 0xf, version & 0xf, u->register_base, scope, u->levels,
                 (unsigned long)__builtin_ctzll(u->iova_limit), u->fault_records,
-                u->include_all ? ", all devices of segment 0" : "", u->ecap & ECAP_C ? "" : ", non-coherent walks");
+                u->ecap & ECAP_C ? "" : ", non-coherent walks");
         started++;
     }
     if (dmar.nunits && !started)

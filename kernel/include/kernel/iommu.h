@@ -68,6 +68,12 @@ uint64_t iommu_tables_needed(struct iommu_domain *domain, uint64_t iova, uint64_
  */
 int iommu_map(struct iommu_domain *domain, uint64_t iova, uint64_t phys, uint64_t size, bool writable);
 
+/* What iommu_map would return now, changing nothing. A caller that checks
+ * every step of an operation before changing anything calls this; iommu_map
+ * then cannot fail as long as the domain and the pool's free count are as
+ * they were (the pool may only have grown). */
+int iommu_map_check(struct iommu_domain *domain, uint64_t iova, uint64_t phys, uint64_t size);
+
 /*
  * Removes whatever is mapped in [iova, iova + size) (page aligned; a 2 MiB
  * page must be removed whole) and, before returning, completes an IOTLB

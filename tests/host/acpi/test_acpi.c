@@ -755,12 +755,23 @@ static void dmar_rmrr(struct table *t, uint16_t segment, uint64_t base, uint64_t
     t_append(t, s, len);
 }
 
-/* What QEMU 7.2 builds for q35 with -device intel-iommu (intremap on). */
+/* What QEMU 7.2 builds for q35 with -device intel-iommu and edu (128 bytes):
+ * one unit without INCLUDE_PCI_ALL, naming the I/O APIC and each device on
+ * bus 0 (host bridge, VGA, NIC, edu, LPC, SATA, SMBus). */
 static void build_qemu_dmar(struct table *t)
 {
-    static const struct scope_spec ioapic = { ACPI_DMAR_SCOPE_IOAPIC, 0, 0xff, 1, { { 0, 0 } } };
+    static const struct scope_spec scopes[] = {
+        { ACPI_DMAR_SCOPE_IOAPIC, 0, 0xff, 1, { { 0, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 0, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 1, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 2, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 3, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 2 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 3 } } },
+    };
     dmar_init(t, 38, ACPI_DMAR_INTR_REMAP);
-    dmar_drhd(t, ACPI_DMAR_INCLUDE_PCI_ALL, 0, 0xfed90000, &ioapic, 1);
+    dmar_drhd(t, 0, 0, 0xfed90000, scopes, sizeof scopes / sizeof scopes[0]);
     t_finish(t);
 }
 
@@ -800,6 +811,7 @@ static void test_dmar_good(void **state)
     struct acpi_error e;
 
     build_qemu_dmar(&t);
+    assert_int_equal(t.len, 128);
     assert_int_equal(parse_dmar(&t, t.len, &d, &e), 0);
     assert_int_equal(d.host_address_width, 39);
     assert_int_equal(d.flags, ACPI_DMAR_INTR_REMAP);
@@ -807,10 +819,13 @@ static void test_dmar_good(void **state)
     assert_int_equal(d.units[0].register_base, 0xfed90000);
     assert_int_equal(d.units[0].register_pages, 1);
     assert_int_equal(d.units[0].segment, 0);
-    assert_int_equal(d.units[0].flags, ACPI_DMAR_INCLUDE_PCI_ALL);
-    assert_int_equal(d.units[0].nscopes, 1);
+    assert_int_equal(d.units[0].flags, 0);
+    assert_int_equal(d.units[0].nscopes, 8);
     assert_int_equal(d.scopes[0].type, ACPI_DMAR_SCOPE_IOAPIC);
     assert_int_equal(d.scopes[0].start_bus, 0xff);
+    assert_int_equal(d.scopes[4].type, ACPI_DMAR_SCOPE_ENDPOINT);
+    assert_int_equal(d.scopes[4].path[0].device, 3); /* edu */
+    assert_int_equal(d.scopes[7].path[0].function, 3);
     assert_int_equal(d.nrmrrs, 0);
 
     build_laptop_dmar(&t);
