@@ -59,6 +59,7 @@
 #include <arch/arch.h>
 #include <arch/pci.h>
 #include <common/acpi.h>
+#include <common/cmdline.h>
 #include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/acpi_tables.h>
@@ -798,9 +799,12 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
         u->regs = regs;
     }
     /* The shallowest table the unit supports that covers all RAM, so that
-     * identity mappings of any RAM page work. */
+     * identity mappings of any RAM page work; iommu.levels=4 on the command
+     * line asks for 4 levels anyway (to test them). */
     unsigned sagaw = CAP_SAGAW(u->cap);
-    bool three_fits = ram_top(info) <= (1ull << 39);
+    uint64_t want_levels = 0;
+    cmdline_get_u64(info->cmdline, "iommu.levels", &want_levels);
+    bool three_fits = ram_top(info) <= (1ull << 39) && want_levels != 4;
     if ((sagaw & SAGAW_3LEVEL) && (three_fits || !(sagaw & SAGAW_4LEVEL)))
         u->levels = 3;
     else if (sagaw & SAGAW_4LEVEL)
