@@ -214,7 +214,8 @@ static void large_page(struct iommu_domain *d, uint8_t *dest, uint64_t dest_iova
     int err = iommu_map(d, IOVA_LARGE, base, LARGE_PAGE_SIZE, false);
     uint64_t used = free_before - pool_free_frames();
     memset(dest, 0, PAGE_SIZE);
-    bool done = err == 0 && edu_dma(IOVA_LARGE + 0x3000, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, dest_iova, true);
+    bool done = err == 0 && edu_dma(IOVA_LARGE + 0x3000, EDU_DMA_BUFFER, false) &&
+                edu_dma(EDU_DMA_BUFFER, dest_iova, true);
     bool same = memcmp(dest, phys_to_virt(base + 0x3000), EDU_DMA_BYTES) == 0;
     if (err == 0)
         iommu_unmap(d, IOVA_LARGE, LARGE_PAGE_SIZE);
@@ -229,7 +230,10 @@ static void large_page(struct iommu_domain *d, uint8_t *dest, uint64_t dest_iova
 static void bench(struct iommu_domain *d, uint64_t phys)
 {
     enum { ROUNDS = 200 };
-    static const struct { const char *name; uint64_t size; } cases[] = { { "4k", PAGE_SIZE }, { "2m", LARGE_PAGE_SIZE } };
+    static const struct {
+        const char *name;
+        uint64_t size;
+    } cases[] = { { "4k", PAGE_SIZE }, { "2m", LARGE_PAGE_SIZE } };
     for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         /* A 2 MiB page needs a 2 MiB-aligned frame: the pool's first. */
         uint64_t size = cases[c].size, target = size == PAGE_SIZE ? phys : pool_base();
@@ -309,8 +313,8 @@ static void run(struct device *dev, const struct mb_info *info)
     uint64_t source = pool_alloc_frame(), dest = pool_alloc_frame(), stale = pool_alloc_frame();
     uint64_t baseline = pool_free_frames();
     struct iommu_domain *d = 0, *again = 0;
-    if (!check("setup", (id & EDU_ID_MAGIC_MASK) == EDU_ID_MAGIC && source && dest && stale, "edu id %#x, frames %#lx %#lx %#lx",
-               id, source, dest, stale))
+    if (!check("setup", (id & EDU_ID_MAGIC_MASK) == EDU_ID_MAGIC && source && dest && stale,
+               "edu id %#x, frames %#lx %#lx %#lx", id, source, dest, stale))
         goto out;
     uint8_t *s = phys_to_virt(source), *t = phys_to_virt(dest), *u = phys_to_virt(stale);
     static uint8_t pattern[PAGE_SIZE], old[PAGE_SIZE];

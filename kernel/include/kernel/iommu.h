@@ -95,7 +95,9 @@ void iommu_unmap(struct iommu_domain *domain, uint64_t iova, uint64_t size);
 void iommu_poll_faults(void);
 
 typedef void (*iommu_fault_fn)(struct pci_address dev, uint64_t addr, bool write, unsigned reason);
-/* Replaces the handler (NULL: log only); returns the previous one. */
+/* Replaces the handler (NULL: log only); returns the previous one. The
+ * handler runs in the timer interrupt (before the scheduler's tick) or in
+ * whoever called iommu_poll_faults: it must not block. */
 iommu_fault_fn iommu_set_fault_handler(iommu_fault_fn fn);
 const char *iommu_fault_reason_name(unsigned reason);
 
