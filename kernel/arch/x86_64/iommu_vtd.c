@@ -68,6 +68,7 @@
 #include <kernel/ioremap.h>
 #include <kernel/pool.h>
 #include <kernel/slab.h>
+#include "vtd_tables.h"
 
 /* Registers (VT-d specification, chapter 11). */
 #define REG_VER    0x00
@@ -135,17 +136,12 @@
 #define CTX_PRESENT   1ull          /* translation type 00: untranslated requests, second level */
 #define CTX_AW(levels) ((uint64_t)(levels) - 2)
 #define CTX_DID(did)  ((uint64_t)(did) << 8)
-#define SL_R          (1ull << 0)
-#define SL_W          (1ull << 1)
-#define SL_PS         (1ull << 7)
-#define SL_PRESENT    (SL_R | SL_W) /* an entry with neither bit maps nothing */
-#define SL_ADDR       0x000ffffffffff000ull
+#define ENTRY_ADDR    0x000ffffffffff000ull
 
 #define MAX_DOMAIN_IDS   1024u
 #define WAIT_NS          1000000000ull
 #define FAULTS_SHOWN_PER_SECOND 10u
 #define DMAR_COPY_MAX    8192u
-#define FREE_BATCH       32u
 
 /* A device scope of a unit, resolved to bus numbers at boot. */
 struct unit_scope {
@@ -175,7 +171,7 @@ struct iommu_domain {
     struct vtd_unit *unit;
     struct pci_address dev;
     uint16_t did;
-    uint64_t root; /* physical address of the top table */
+    struct vtd_tables tables;
 };
 
 static struct vtd_unit units[ACPI_DMAR_MAX_UNITS];
@@ -257,11 +253,9 @@ static void invalidate_domain_iotlb(struct iommu_domain *d)
     must(d->unit, iotlb_invalidate(d->unit, IOTLB_DOMAIN | (uint64_t)d->did << 32), "an IOTLB invalidation");
 }
 
-/* ---- tables ---- */
+/* ---- root and context tables ---- */
 
-static uint64_t *table(uint64_t entry) { return (uint64_t *)phys_to_virt(entry & SL_ADDR); }
-static unsigned level_shift(unsigned level) { return 12 + 9 * (level - 1); }
-static unsigned index_at(uint64_t iova, unsigned level) { return (unsigned)(iova >> level_shift(level)) & 511; }
+static uint64_t *table(uint64_t entry) { return (uint64_t *)phys_to_virt(entry & ENTRY_ADDR); }
 
 /* A unit whose walks do not snoop the caches reads tables from memory:
  * entries must be written back before the unit may look at them. */
@@ -289,23 +283,6 @@ static void set_entry(const struct vtd_unit *u, uint64_t *e, uint64_t v)
 {
     *e = v;
     publish(u, e, sizeof *e);
-}
-
-static bool table_empty(const uint64_t *t)
-{
-    for (unsigned i = 0; i < 512; i++)
-        if (t[i] & SL_PRESENT)
-            return false;
-    return true;
-}
-
-static void free_tables(uint64_t phys, unsigned level)
-{
-    uint64_t *t = table(phys);
-    for (unsigned i = 0; level > 1 && i < 512; i++)
-        if ((t[i] & SL_PRESENT) && !(t[i] & SL_PS))
-            free_tables(t[i], level - 1);
-    pool_free_frame(phys & SL_ADDR);
 }
 
 /* The 16-byte root entry of `bus` and context entry of dev, as two words. */
@@ -370,6 +347,18 @@ static struct vtd_unit *unit_for(struct pci_address dev)
 
 /* ---- domains ---- */
 
+/* How a domain's page tables (vtd_tables.c) reach the pool and the unit. */
+static uint64_t op_alloc_table(void *ctx) { return new_table(((struct iommu_domain *)ctx)->unit); }
+static void op_free_table(void *ctx, uint64_t frame) { (void)ctx; pool_free_frame(frame); }
+static uint64_t op_frames_free(void *ctx) { (void)ctx; return pool_free_frames(); }
+static uint64_t *op_table(void *ctx, uint64_t frame) { (void)ctx; return table(frame); }
+static void op_publish(void *ctx, const uint64_t *e) { publish(((struct iommu_domain *)ctx)->unit, e, sizeof *e); }
+static void op_invalidate(void *ctx) { invalidate_domain_iotlb(ctx); }
+
+static const struct vtd_tables_ops domain_table_ops = {
+    op_alloc_table, op_free_table, op_frames_free, op_table, op_publish, op_invalidate,
+};
+
 static int did_find(const struct vtd_unit *u)
 {
     for (unsigned did = 1; did < u->did_limit; did++)
@@ -402,12 +391,14 @@ static int domain_create(struct vtd_unit *u, struct pci_address dev, struct iomm
         set_entry(u, root_entry(u, dev.bus), new_table(u) | ROOT_PRESENT);
         ctx = context_entry(u, dev);
     }
-    *d = (struct iommu_domain){ u, dev, (uint16_t)did, new_table(u) };
+    *d = (struct iommu_domain){ .unit = u, .dev = dev, .did = (uint16_t)did };
+    VERIFY(vtd_tables_init(&d->tables, &domain_table_ops, d, u->levels, u->cap & CAP_SLLPS_2M, u->iova_limit,
+                           u->phys_limit) == 0);
     u->did_used[did / 8] |= (uint8_t)(1u << (did % 8));
     u->bus_domains[dev.bus]++;
     /* The upper word first: the unit must never see P with a stale width or domain id. */
     set_entry(u, &ctx[1], CTX_AW(u->levels) | CTX_DID(d->did));
-    set_entry(u, &ctx[0], d->root | CTX_PRESENT);
+    set_entry(u, &ctx[0], d->tables.root | CTX_PRESENT);
     /* A not-present entry is cached only in caching mode (emulated units). */
     if (u->cap & CAP_CM)
         invalidate_all(u);
@@ -431,18 +422,18 @@ void iommu_domain_destroy(struct iommu_domain *d)
 {
     struct vtd_unit *u = d->unit;
     uint64_t *ctx = context_entry(u, d->dev);
-    VERIFY(ctx && (ctx[0] & SL_ADDR) == d->root);
+    VERIFY(ctx && (ctx[0] & ENTRY_ADDR) == d->tables.root);
     set_entry(u, &ctx[0], 0);
     set_entry(u, &ctx[1], 0);
     must(u, context_invalidate(u, CCMD_DEVICE | (uint64_t)requester_id(d->dev) << 16 | d->did),
          "a context-cache invalidation");
     invalidate_domain_iotlb(d);
     /* The unit can no longer reach the tables: now they may go. */
-    free_tables(d->root, u->levels);
+    vtd_tables_destroy(&d->tables);
     u->did_used[d->did / 8] &= (uint8_t)~(1u << (d->did % 8));
     if (--u->bus_domains[d->dev.bus] == 0) {
         uint64_t *root = root_entry(u, d->dev.bus);
-        uint64_t context_table = root[0] & SL_ADDR;
+        uint64_t context_table = root[0] & ENTRY_ADDR;
         set_entry(u, root, 0);
         invalidate_all(u);
         pool_free_frame(context_table);
@@ -452,183 +443,28 @@ void iommu_domain_destroy(struct iommu_domain *d)
 
 /* ---- mapping ---- */
 
-static bool large_fits(const struct vtd_unit *u, uint64_t iova, uint64_t phys, uint64_t left, bool allow_large)
-{
-    return allow_large && (u->cap & CAP_SLLPS_2M) && ((iova | phys) & (LARGE_PAGE_SIZE - 1)) == 0 &&
-           left >= LARGE_PAGE_SIZE;
-}
-
-/*
- * Walks [iova, iova + size) as map_range will, one 2 MiB window at a time:
- * counts the tables it would create (each once, by the key of the range the
- * table covers) and refuses any page already mapped.
- */
-static int plan_map(const struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size, bool allow_large,
-                    uint64_t *need)
-{
-    const struct vtd_unit *u = d->unit;
-    uint64_t end = iova + size, count = 0, counted[5] = { ~0ull, ~0ull, ~0ull, ~0ull, ~0ull };
-    while (iova < end) {
-        uint64_t window_end = (iova | (LARGE_PAGE_SIZE - 1)) + 1;
-        if (window_end > end)
-            window_end = end;
-        bool large = large_fits(u, iova, phys, end - iova, allow_large);
-        const uint64_t *t = table(d->root);
-        unsigned level = u->levels;
-        for (; level > 1; level--) {
-            uint64_t e = t ? t[index_at(iova, level)] : 0;
-            if ((e & SL_PRESENT) && (e & SL_PS))
-                return -EEXIST;
-            if (level == 2 && large && !(e & SL_PRESENT))
-                break; /* a 2 MiB leaf goes into this entry */
-            if (e & SL_PRESENT) {
-                t = table(e);
-                continue;
-            }
-            uint64_t key = iova >> level_shift(level);
-            if (counted[level] != key) {
-                counted[level] = key;
-                count++;
-            }
-            t = 0;
-        }
-        for (uint64_t va = iova; level == 1 && t && va < window_end; va += PAGE_SIZE)
-            if (t[index_at(va, 1)] & SL_PRESENT)
-                return -EEXIST;
-        phys += window_end - iova;
-        iova = window_end;
-    }
-    *need = count;
-    return 0;
-}
-
-static void map_range(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size, uint64_t perm)
-{
-    const struct vtd_unit *u = d->unit;
-    while (size) {
-        bool large = large_fits(u, iova, phys, size, true);
-        uint64_t *t = table(d->root);
-        unsigned level = u->levels;
-        for (; level > 1; level--) {
-            uint64_t *e = &t[index_at(iova, level)];
-            if (level == 2 && large && !(*e & SL_PRESENT))
-                break;
-            if (!(*e & SL_PRESENT)) {
-                uint64_t fresh = new_table(u);
-                if (!fresh)
-                    panic("iommu: pool ran dry after its reservation");
-                set_entry(u, e, fresh | SL_R | SL_W); /* the leaf decides */
-            }
-            t = table(*e);
-        }
-        uint64_t step = level == 2 ? LARGE_PAGE_SIZE : PAGE_SIZE;
-        set_entry(u, &t[index_at(iova, level)], phys | perm | (level == 2 ? SL_PS : 0));
-        iova += step;
-        phys += step;
-        size -= step;
-    }
-}
-
-static int check_range(const struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size)
-{
-    if (size == 0 || ((iova | phys | size) & (PAGE_SIZE - 1)) || iova + size < iova || phys + size < phys)
-        return -EINVAL;
-    if (iova + size > d->unit->iova_limit || phys + size > d->unit->phys_limit)
-        return -ERANGE;
-    return 0;
-}
-
 uint64_t iommu_tables_needed(struct iommu_domain *d, uint64_t iova, uint64_t size)
 {
-    uint64_t need;
-    if (check_range(d, iova, 0, size) != 0 || plan_map(d, iova, 0, size, false, &need) != 0)
-        return 0;
-    return need;
+    return vtd_tables_needed(&d->tables, iova, size);
 }
 
 int iommu_map_check(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size)
 {
-    uint64_t need;
-    int err = check_range(d, iova, phys, size);
-    if (err || (err = plan_map(d, iova, phys, size, true, &need)) != 0)
-        return err;
-    return need > pool_free_frames() ? -ENOMEM : 0;
+    return vtd_tables_map_check(&d->tables, iova, phys, size);
 }
 
 int iommu_map(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t size, bool writable)
 {
-    int err = iommu_map_check(d, iova, phys, size);
-    if (err)
-        return err;
-    map_range(d, iova, phys, size, SL_R | (writable ? SL_W : 0));
-    if (d->unit->cap & CAP_CM)
+    int err = vtd_tables_map(&d->tables, iova, phys, size, writable);
+    /* In caching mode the unit may have cached the entries as not present. */
+    if (err == 0 && (d->unit->cap & CAP_CM))
         invalidate_domain_iotlb(d);
-    return 0;
-}
-
-/* Tables unlinked by an unmap, freed once the IOTLB forgot them. */
-struct free_batch {
-    struct iommu_domain *domain;
-    uint64_t frames[FREE_BATCH];
-    unsigned n;
-};
-
-static void batch_release(struct free_batch *b)
-{
-    if (b->n == 0)
-        return;
-    invalidate_domain_iotlb(b->domain);
-    for (unsigned i = 0; i < b->n; i++)
-        pool_free_frame(b->frames[i]);
-    b->n = 0;
-}
-
-static void batch_add(struct free_batch *b, uint64_t frame)
-{
-    if (b->n == FREE_BATCH)
-        batch_release(b);
-    b->frames[b->n++] = frame;
-}
-
-/* Clears [iova, end) below table t (at `level`); true if t is then empty. */
-static bool unmap_level(struct iommu_domain *d, uint64_t *t, unsigned level, uint64_t iova, uint64_t end,
-                        struct free_batch *batch)
-{
-    uint64_t span = 1ull << level_shift(level);
-    for (uint64_t va = iova; va < end;) {
-        uint64_t next = (va | (span - 1)) + 1;
-        if (next > end || next < va)
-            next = end;
-        uint64_t *e = &t[index_at(va, level)];
-        if (!(*e & SL_PRESENT)) {
-            va = next;
-            continue;
-        }
-        if (level == 1 || (*e & SL_PS)) {
-            if (level > 1 && ((va & (span - 1)) || next - va != span))
-                panic("iommu: unmap of part of a 2 MiB mapping at iova %#lx", va);
-            set_entry(d->unit, e, 0);
-        } else if (unmap_level(d, table(*e), level - 1, va, next, batch)) {
-            uint64_t child = *e & SL_ADDR;
-            set_entry(d->unit, e, 0);
-            batch_add(batch, child);
-        }
-        va = next;
-    }
-    return table_empty(t);
+    return err;
 }
 
 void iommu_unmap(struct iommu_domain *d, uint64_t iova, uint64_t size)
 {
-    VERIFY(((iova | size) & (PAGE_SIZE - 1)) == 0 && iova + size >= iova);
-    if (size == 0)
-        return;
-    struct free_batch batch = { .domain = d };
-    unmap_level(d, table(d->root), d->unit->levels, iova, iova + size, &batch);
-    if (batch.n)
-        batch_release(&batch);
-    else
-        invalidate_domain_iotlb(d);
+    vtd_tables_unmap(&d->tables, iova, size);
 }
 
 /* ---- faults ---- */
@@ -814,7 +650,7 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
                 sagaw);
         return -ENOTSUP;
     }
-    unsigned width = level_shift(u->levels) + 9;
+    unsigned width = 12 + 9 * u->levels; /* what the tables can address */
     if (CAP_MGAW(u->cap) < width)
         width = CAP_MGAW(u->cap);
     u->iova_limit = 1ull << width;

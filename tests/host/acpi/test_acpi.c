@@ -1234,8 +1234,10 @@ static void test_random_root(void **state)
         }
         uint8_t r[36];
         make_rsdp(r, iter % 2 ? 2 : 0, 0x8000, 0x8000);
-        if (test_rnd() % 4 == 0)
-            r[test_rnd() % 36] ^= (uint8_t)(1u << (test_rnd() % 8));
+        if (test_rnd() % 4 == 0) {
+            size_t at = test_rnd() % 36;
+            r[at] ^= (uint8_t)(1u << (test_rnd() % 8));
+        }
         mem_reset();
         mem_add(0x8000, xsdt.b, xsdt.len);
         mem_add(0x10000, dmar.b, dmar.len);
