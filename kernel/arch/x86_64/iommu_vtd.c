@@ -12,8 +12,9 @@
  * blocked except the functions firmware reserved memory for (RMRRs: their
  * regions stay mapped 1:1 in a firmware domain) and those given a domain
  * with iommu_domain_create. A domain is one set of second-level page tables
- * (the x86 format: read and write bits, 2 MiB pages) attached to exactly
- * one function. Legacy (not scalable) mode; no interrupt remapping.
+ * (the x86 format: read and write bits, 2 MiB pages; kept by vtd_tables.c,
+ * which this file gives the pool and the unit's invalidation) attached to
+ * exactly one function. Legacy (not scalable) mode; no interrupt remapping.
  *
  * Identity mappings or I/O virtual addresses. The interface takes both an
  * iova and a physical address, and both work; the device layer is expected
