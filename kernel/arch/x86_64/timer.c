@@ -33,9 +33,10 @@ static void pic_init(void)
     outb(PIC2_DATA, 0xff);
 }
 
-/* TSC ticks across `ms` of PIT channel 2 (gate-controlled, polled). */
-static uint64_t tsc_ticks_across(uint32_t ms)
+/* Counts TSC ticks across 10 ms of PIT channel 2 (gate-controlled, polled). */
+static void tsc_calibrate(void)
 {
+    const uint32_t ms = 10;
     uint16_t count = (uint16_t)(PIT_HZ * ms / 1000);
     uint8_t gate = inb(PIT_GATE);
     outb(PIT_GATE, (gate & ~0x02) | 0x01); /* gate on, speaker off */
@@ -47,26 +48,7 @@ static uint64_t tsc_ticks_across(uint32_t ms)
         ;
     uint64_t elapsed = rdtsc() - start;
     outb(PIT_GATE, gate);
-    return elapsed;
-}
-
-/*
- * The most TSC ticks of five 5 ms windows. Under Bochs the PIT keeps host
- * time while the TSC counts emulated instructions: a window in which the
- * host runs something else ends with few ticks (1 MHz instead of about 25
- * on a loaded machine, and every timeout then comes that much early).
- * Being descheduled only ever lowers a count, so the highest is the truest.
- */
-static void tsc_calibrate(void)
-{
-    const uint32_t ms = 5;
-    uint64_t best = 0;
-    for (int i = 0; i < 5; i++) {
-        uint64_t ticks = tsc_ticks_across(ms);
-        if (ticks > best)
-            best = ticks;
-    }
-    tsc_per_us = best / (ms * 1000);
+    tsc_per_us = elapsed / (ms * 1000);
     if (tsc_per_us == 0)
         tsc_per_us = 1;
 }
