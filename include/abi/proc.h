@@ -65,8 +65,11 @@ struct abi_kinfo {
     uint64_t ticks;              /* timer interrupts since boot */
     uint64_t tsc_per_us;         /* TSC calibration against the PIT */
     uint64_t ncpus_present;      /* CPUs the firmware reports (only one runs) */
+    uint64_t flags;              /* KINFO_* */
+    uint64_t reserved;
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 64, "kinfo layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 80, "kinfo layout");
+#define KINFO_IOMMU 0x1u /* devices reach only what is pinned for them (docs/iommu.md) */
 
 /*
  * Accounts (SYS_PROC_LIMIT, SYS_ACCOUNT_INFO). Every process has one, and

@@ -28,6 +28,8 @@
 #include <common/list.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
+#include <kernel/iommu.h>
+#include <kernel/notification.h>
 #include <kernel/slab.h>
 
 #define PCI_VENDOR_ID        0x00
@@ -74,6 +76,11 @@ struct device {
     unsigned refs;
     struct device *next_open;
     struct list_node dma_segments; /* segments pinned for it or tainted by it */
+    struct iommu_domain *domain;   /* with an IOMMU: what it may reach (pinned segments only) */
+    struct notification *fault_notify; /* DMA faults the IOMMU blocked: a reference */
+    uint64_t fault_bit;
+    uint64_t fault_pid;            /* the process that bound them */
+    uint64_t master_pid;           /* the process that turned bus mastering on (0: nobody) */
 };
 
 static struct slab_cache device_cache;
@@ -162,6 +169,16 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
     list_init(&d->dma_segments);
     /* Whatever firmware left on, nobody has been allowed to master yet. */
     device_set_bus_master(d, false);
+    /* Behind an IOMMU it reaches nothing until something is pinned for it. */
+    if (iommu_present()) {
+        int derr = iommu_domain_create(a, &d->domain);
+        if (derr) {
+            char name[24];
+            device_describe(d, name, sizeof(name));
+            kprintf("device %s: no IOMMU domain (%d): it can reach no memory at all\n", name, derr);
+            d->domain = 0;
+        }
+    }
     d->refs = 1;
     d->next_open = open_devices;
     open_devices = d;
@@ -189,6 +206,10 @@ void device_put(struct device *d)
     VERIFY(list_empty(&d->dma_segments));
     /* Nobody drives it any more: it may not master. */
     device_set_bus_master(d, false);
+    if (d->domain)
+        iommu_domain_destroy(d->domain);
+    if (d->fault_notify)
+        notification_put(d->fault_notify);
     slab_free(&device_cache, d);
 }
 
@@ -267,16 +288,68 @@ struct list_node *device_dma_segments(struct device *d) { return &d->dma_segment
 
 int device_irq_line(const struct device *d) { return d->irq_line; }
 
-int device_dma_map(struct device *d, uint64_t phys, uint64_t size)
+int device_dma_map(struct device *d, uint64_t phys, uint64_t size, bool writable)
 {
-    (void)d, (void)phys, (void)size;
-    return 0; /* no IOMMU: the device reaches all memory already */
+    if (!iommu_present())
+        return 0; /* no IOMMU: the device reaches all memory already */
+    if (!d->domain)
+        return -ENOTSUP;
+    /* Identity: the address a pin returns is the one the device is given. */
+    int err = iommu_map_check(d->domain, phys, phys, size);
+    return err ? err : iommu_map(d->domain, phys, phys, size, writable);
 }
 
 bool device_dma_unmap(struct device *d, uint64_t phys, uint64_t size)
 {
-    (void)d, (void)phys, (void)size;
-    return false; /* no IOMMU: the frames stay within reach until quiesced */
+    if (!iommu_present() || !d->domain)
+        return !iommu_present() ? false : true;
+    /* Returns once the IOTLB no longer holds the mapping. */
+    iommu_unmap(d->domain, phys, size);
+    return true;
+}
+
+int device_fault_bind(struct device *d, struct notification *n, unsigned bit, uint64_t pid)
+{
+    if (bit >= 63)
+        return -EINVAL;
+    if (d->fault_notify)
+        return -EBUSY;
+    notification_get(n);
+    d->fault_notify = n;
+    d->fault_bit = 1ull << bit;
+    d->fault_pid = pid;
+    return 0;
+}
+
+void device_set_master_by(struct device *d, uint64_t pid) { d->master_pid = pid; }
+
+struct iommu_domain *device_take_domain(struct device *d)
+{
+    VERIFY(list_empty(&d->dma_segments));
+    struct iommu_domain *domain = d->domain;
+    d->domain = 0;
+    return domain;
+}
+
+bool device_driver_gone(struct device *d, uint64_t pid)
+{
+    if (d->fault_notify && d->fault_pid == pid) {
+        notification_put(d->fault_notify);
+        d->fault_notify = 0;
+    }
+    if (!d->master_pid || d->master_pid != pid)
+        return false;
+    d->master_pid = 0;
+    (void)device_set_bus_master(d, false);
+    return true;
+}
+
+void device_dma_fault(struct pci_address a, uint64_t addr, bool write, unsigned reason)
+{
+    (void)addr, (void)write, (void)reason; /* the IOMMU driver has logged them */
+    for (struct device *d = open_devices; d; d = d->next_open)
+        if (same_address(d->address, a) && d->fault_notify)
+            notification_signal(d->fault_notify, d->fault_bit);
 }
 
 static bool bar_is_mem64(uint32_t raw)
@@ -351,6 +424,11 @@ int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size)
     }
     pci_config_write(a, PCI_COMMAND, 2, command);
     return device_bar_decode(low, high, probe_low, probe_high, phys, size);
+}
+
+struct pci_address device_address(const struct device *d)
+{
+    return d->address;
 }
 
 void device_describe(const struct device *d, char *buf, size_t len)

@@ -6,10 +6,13 @@
  */
 #include <abi/errno.h>
 #include <arch/arch.h>
+#include <common/cmdline.h>
 #include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/boot.h>
 #include <kernel/console.h>
+#include <kernel/device.h>
+#include <kernel/iommu.h>
 #include <kernel/ipc.h>
 #include <kernel/irq.h>
 #include <kernel/notification.h>
@@ -220,6 +223,10 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     console_input_init();
     unsigned cpus = arch_cpu_count_hint();
     kprintf("timer: %u Hz, TSC %lu MHz; %u CPU(s) reported, running on one\n", SCHED_HZ, arch_tsc_per_us(), cpus);
+    kprintf("iommu: %d remapping unit(s) in use\n", iommu_init(&mbinfo));
+    iommu_set_fault_handler(device_dma_fault);
+    if (cmdline_get(boot_cmdline, "iommu.selftest", 0, 0))
+        iommu_selftest(&mbinfo);
     kprintf("modules: %u; user memory free: %lu MiB; pool: %lu frames free\n", boot_module_count,
             physmem_free_bytes() >> 20, pool_free_frames());
     make_module_segments();

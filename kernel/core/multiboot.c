@@ -34,6 +34,7 @@ struct parser {
     uint32_t mmap_entry_size;
     bool have_mmap;
     bool have_cmdline, have_bootloader;
+    bool acpi_old_seen, acpi_new_seen;
     bool modules_full_warned;
 };
 
@@ -60,6 +61,8 @@ static const char *tag_name(uint32_t type)
     case MB_TAG_MODULE: return "module";
     case MB_TAG_MEMINFO: return "basic meminfo";
     case MB_TAG_MMAP: return "memory map";
+    case MB_TAG_ACPI_OLD: return "ACPI old RSDP";
+    case MB_TAG_ACPI_NEW: return "ACPI new RSDP";
     default: return "other";
     }
 }
@@ -175,6 +178,36 @@ static void parse_mmap(struct parser *p, size_t off, uint32_t size)
     p->mmap_entries = off + MB_MMAP_FIXED;
     p->mmap_count = count;
     p->mmap_entry_size = entry_size;
+}
+
+/* Tags 14 and 15: the payload is the RSDP itself, copied for later. */
+static void parse_rsdp(struct parser *p, uint32_t type, size_t off, uint32_t size)
+{
+    struct mb_info *out = p->out;
+    uint32_t bytes = size - MB_TAG_HEADER;
+    bool old = type == MB_TAG_ACPI_OLD;
+    bool *seen = old ? &p->acpi_old_seen : &p->acpi_new_seen;
+    if (*seen) {
+        TAG_WARN(p, type, "%s", "repeated; the first one is kept");
+        return;
+    }
+    *seen = true;
+    if (old && bytes != MB_RSDP_OLD_SIZE) {
+        TAG_WARN(p, type, "%u bytes, but an ACPI 1.0 RSDP has %d; refused", bytes, MB_RSDP_OLD_SIZE);
+        return;
+    }
+    if (!old && (bytes < MB_RSDP_NEW_MIN || bytes > MB_RSDP_NEW_MAX)) {
+        TAG_WARN(p, type, "%u bytes, outside the %d..%d of an ACPI 2.0 RSDP; refused", bytes, MB_RSDP_NEW_MIN,
+                 MB_RSDP_NEW_MAX);
+        return;
+    }
+    if (old) {
+        memcpy(out->rsdp_old, p->base + off + MB_TAG_HEADER, bytes);
+        out->have_rsdp_old = true;
+    } else {
+        memcpy(out->rsdp_new, p->base + off + MB_TAG_HEADER, bytes);
+        out->rsdp_new_len = bytes;
+    }
 }
 
 /* Higher wins where entries overlap. */
@@ -348,6 +381,8 @@ int mb_parse(const void *mbi, size_t avail, struct mb_info *out, mb_warn_fn warn
         case MB_TAG_MODULE: parse_module(&p, off, size); break;
         case MB_TAG_MEMINFO: parse_meminfo(&p, off, size); break;
         case MB_TAG_MMAP: parse_mmap(&p, off, size); break;
+        case MB_TAG_ACPI_OLD:
+        case MB_TAG_ACPI_NEW: parse_rsdp(&p, type, off, size); break;
         default: break;
         }
         /* Tags start 8-aligned; size <= limit - off, so this cannot wrap. */

@@ -5,8 +5,10 @@
  * metadata of its own.
  */
 #include <arch/arch.h>
+#include <common/string.h>
 #include <kernel/console.h>
 #include <kernel/pool.h>
+#include <kernel/vmarea.h>
 
 static uint64_t free_head; /* physical address of the first free frame, 0 if none */
 static uint64_t free_count, total_count, pool_lo, pool_hi;
@@ -46,3 +48,21 @@ uint64_t pool_free_frames(void) { return free_count; }
 uint64_t pool_total_frames(void) { return total_count; }
 uint64_t pool_base(void) { return pool_lo; }
 uint64_t pool_size(void) { return pool_hi - pool_lo; }
+
+static void *vmarea_page_get(void *ctx)
+{
+    (void)ctx;
+    uint64_t frame = pool_alloc_frame();
+    if (!frame)
+        return 0;
+    memset(phys_to_virt(frame), 0, PAGE_SIZE);
+    return phys_to_virt(frame);
+}
+
+static void vmarea_page_put(void *ctx, void *page)
+{
+    (void)ctx;
+    pool_free_frame(virt_to_phys(page));
+}
+
+const struct vmarea_pages pool_vmarea_pages = { vmarea_page_get, vmarea_page_put, 0 };

@@ -225,8 +225,11 @@ void proc_drop_handle(struct process *p, void *object, enum handle_type type, ri
     case HANDLE_DEVICE:
         /* Whoever drove the device's DMA through this handle lets go of it:
          * the device stops mastering, which releases what it could reach. */
-        if (rights & RIGHT_DMA)
+        if (rights & RIGHT_DMA) {
+            if (device_driver_gone(object, p->pid))
+                segment_device_quiesced(object);
             segment_dma_owner_gone(object, p->account);
+        }
         device_put(object);
         break;
     default: panic("handle of type %d left in a table", type);

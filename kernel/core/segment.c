@@ -193,7 +193,7 @@ int segment_pin(struct segment *s, struct device *d, uint64_t *phys)
         int err = account_charge(pinner, RES_PINNED, s->size);
         if (err)
             return err;
-        err = device_dma_map(d, s->phys, s->size);
+        err = device_dma_map(d, s->phys, s->size, s->rights & RIGHT_WRITE);
         if (err) {
             account_uncharge(pinner, RES_PINNED, s->size);
             return err;

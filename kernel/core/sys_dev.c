@@ -129,6 +129,7 @@ int64_t sys_dev_dma(SYSCALL_ARGS)
     if (a1 > 1)
         return -EINVAL;
     err = device_set_bus_master(d, a1 == 1);
+    device_set_master_by(d, a1 == 1 && !err ? current->proc->pid : 0);
     /* Off, the device can reach nothing: what it could reach is released. */
     if (a1 == 0)
         segment_device_quiesced(d);
@@ -180,4 +181,19 @@ int64_t sys_irq_ack(SYSCALL_ARGS)
     struct irq_object *o;
     int err = handle_get(&current->proc->handles, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
     return err ? err : irq_ack(o);
+}
+
+int64_t sys_dev_fault_bind(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct device *d;
+    struct notification *n;
+    int err = device_arg(a0, RIGHT_DMA, &d);
+    if (!err)
+        err = handle_get(&current->proc->handles, a1, HANDLE_NOTIFICATION, RIGHT_SIGNAL, (void **)&n, 0);
+    if (err)
+        return err;
+    if (a2 >= 63)
+        return -EINVAL;
+    return device_fault_bind(d, n, (unsigned)a2, current->proc->pid);
 }

@@ -11,6 +11,7 @@
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/futex.h>
+#include <kernel/iommu.h>
 #include <kernel/ipc.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
@@ -261,6 +262,7 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .ticks = sched_ticks(),
         .tsc_per_us = arch_tsc_per_us(),
         .ncpus_present = arch_cpu_count_hint(),
+        .flags = iommu_present() ? KINFO_IOMMU : 0,
     };
     return copy_to_user(a0, &k, sizeof(k));
 }

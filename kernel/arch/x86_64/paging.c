@@ -268,11 +268,16 @@ uint64_t paging_kernel_root(void) { return kernel_root; }
 
 int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size)
 {
-    if (!range_ok(va, pa, size))
+    return paging_map_kernel_flags(va, pa, size, MAP_WRITE);
+}
+
+int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned flags)
+{
+    if (!range_ok(va, pa, size) || (flags & MAP_USER))
         return -EINVAL;
     if (tables_needed_walk(kernel_root, va, pa, size) > pool_free_frames())
         return -ENOMEM;
-    map_range(kernel_root, va, pa, size, MAP_WRITE, false);
+    map_range(kernel_root, va, pa, size, flags, false);
     return 0;
 }
 
@@ -304,7 +309,8 @@ void paging_init(const struct mb_info *info)
         ram_top = DIRECT_MAP_LIMIT;
     unsigned direct_slots = (unsigned)((ram_top + (1ull << 39) - 1) >> 39);
     for (unsigned i = PML4_USER_SLOTS; i < 512; i++) {
-        bool used = i < PML4_USER_SLOTS + direct_slots || i == idx(KSTACK_AREA_BASE, 3) || i == 511;
+        bool used = i < PML4_USER_SLOTS + direct_slots || i == idx(KSTACK_AREA_BASE, 3) ||
+                    i == idx(IOREMAP_AREA_BASE, 3) || i == 511;
         if (!used)
             continue;
         uint64_t t = new_table();

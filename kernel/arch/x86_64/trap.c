@@ -7,6 +7,7 @@
  */
 #include <arch/arch.h>
 #include <kernel/console.h>
+#include <kernel/iommu.h>
 #include <kernel/irq.h>
 #include <kernel/sched.h>
 #include <kernel/proc.h>
@@ -74,6 +75,7 @@ void trap_dispatch(struct trap_frame *f)
     }
     if (f->vector == VECTOR_IRQ_BASE) {
         arch_irq_eoi(0);
+        iommu_poll_faults();
         sched_tick(f);
         return;
     }

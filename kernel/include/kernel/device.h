@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <arch/pci.h>
 #include <common/list.h>
 
 struct device;
@@ -48,18 +49,38 @@ struct list_node *device_dma_segments(struct device *d);
 /* The device's legacy interrupt line (0..15) as firmware routed it, read
  * when the device was opened; -1 if it has none. */
 int device_irq_line(const struct device *d);
-/* DMA reach of pinned frames. With an IOMMU, map gives the device the
- * frames and unmap takes them away (returning true once the IOTLB is
- * invalidated); without one the device reaches all memory, map does
+/* DMA reach of pinned frames. With an IOMMU (each device opened gets a
+ * domain of its own), map gives the device the frames at their physical
+ * addresses and unmap takes them away, returning true once the IOTLB no
+ * longer holds them; without one the device reaches all memory, map does
  * nothing and unmap returns false: the frames stay reachable until the
- * device is quiesced. map: 0, -ENOMEM. */
-int device_dma_map(struct device *d, uint64_t phys, uint64_t size);
+ * device is quiesced. map: 0, -ENOMEM, -EEXIST, -ENOTSUP (no domain). */
+int device_dma_map(struct device *d, uint64_t phys, uint64_t size, bool writable);
 bool device_dma_unmap(struct device *d, uint64_t phys, uint64_t size);
+/* Faults the IOMMU blocks for this device set `bit` of n, until process pid
+ * lets go of the device. -EBUSY bound. */
+struct notification;
+int device_fault_bind(struct device *d, struct notification *n, unsigned bit, uint64_t pid);
+/* The device's IOMMU domain, taken from it (the boot self-test drives the
+ * domain itself): the device can reach nothing until it is opened anew. */
+struct iommu_domain;
+struct iommu_domain *device_take_domain(struct device *d);
+/* Process pid turned the device's bus mastering on: it goes off when pid
+ * lets go of the device (device_driver_gone). */
+void device_set_master_by(struct device *d, uint64_t pid);
+/* Process pid dropped a handle with RIGHT_DMA to d: what it bound goes,
+ * and if it had turned mastering on, mastering goes off (returns true: the
+ * device is quiesced). */
+bool device_driver_gone(struct device *d, uint64_t pid);
+/* The IOMMU's fault handler (iommu_set_fault_handler). */
+void device_dma_fault(struct pci_address a, uint64_t addr, bool write, unsigned reason);
 /* Physical base and size of memory BAR `bar` (type-0 headers only), sized
  * by the all-ones probe with memory decode off. -EINVAL for bar > 5, an I/O
  * BAR, an unimplemented or unassigned BAR, or the upper half of a 64-bit
  * BAR. The size is the BAR's own (it may be below a page). */
 int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size);
+/* The function's bus address: what the IOMMU knows it by (kernel/iommu.h). */
+struct pci_address device_address(const struct device *d);
 /* "bb:dd.f vvvv:dddd", NUL-terminated, cut to len. */
 void device_describe(const struct device *d, char *buf, size_t len);
 

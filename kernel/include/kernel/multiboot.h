@@ -20,6 +20,12 @@
 #define MB_TAG_MODULE      3
 #define MB_TAG_MEMINFO     4
 #define MB_TAG_MMAP        6
+#define MB_TAG_ACPI_OLD    14 /* a copy of the ACPI 1.0 RSDP */
+#define MB_TAG_ACPI_NEW    15 /* a copy of the ACPI 2.0+ RSDP */
+
+#define MB_RSDP_OLD_SIZE   20 /* the ACPI 1.0 RSDP */
+#define MB_RSDP_NEW_MIN    36 /* the ACPI 2.0 RSDP */
+#define MB_RSDP_NEW_MAX    64 /* room for a later, longer revision */
 
 /*
  * Memory types as the memory map reports them. A type the spec does not
@@ -53,6 +59,12 @@ struct mb_info {
     size_t nmodules;
     uint64_t mem_lower_kb, mem_upper_kb;
     bool have_meminfo;
+    /* The RSDP copies the boot loader found, as bytes: their checksums are
+     * for the ACPI parser (common/acpi.h) to check. */
+    uint8_t rsdp_old[MB_RSDP_OLD_SIZE];
+    bool have_rsdp_old;
+    uint8_t rsdp_new[MB_RSDP_NEW_MAX];
+    uint32_t rsdp_new_len; /* 0: no tag 15 */
     uint32_t total_size;
     unsigned warnings; /* tags refused or clipped */
 };
@@ -77,6 +89,10 @@ typedef void (*mb_warn_fn)(void *ctx, const char *msg);
  * whose base+len overflows is clipped to end at 2^64-1. Only the first
  * MB_MAX_REGIONS entries of the map are read. Without a memory map, a basic
  * meminfo tag yields RAM [0, lower) and [1 MiB, 1 MiB + upper).
+ *
+ * ACPI RSDP tags are copied into *out when their payload has the size of
+ * an RSDP of their kind (exactly 20 bytes for tag 14, 36 to 64 for tag
+ * 15); a repeated tag keeps the first.
  *
  * Uses a few hundred bytes of stack and no memory besides *out.
  */

@@ -40,6 +40,9 @@ bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags)
 
 /* Kernel stacks: maps `frames` at a slot of the kernel stack area. */
 int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size);
+/* A kernel-half mapping with 4 KiB pages and the given MAP_* flags (not
+ * MAP_USER): the ioremap window's read-only and uncached pages. */
+int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
 void paging_unmap_kernel(uint64_t va, uint64_t size);
 
 #endif

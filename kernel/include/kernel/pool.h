@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+struct vmarea_pages;
+
 void pool_init(uint64_t base, uint64_t size);
 uint64_t pool_alloc_frame(void); /* physical address, or 0 when empty */
 void pool_free_frame(uint64_t phys);
@@ -17,5 +19,8 @@ uint64_t pool_free_frames(void);
 uint64_t pool_total_frames(void);
 uint64_t pool_base(void);
 uint64_t pool_size(void);
+
+/* Zeroed pool frames (through the direct map) for an area allocator's books. */
+extern const struct vmarea_pages pool_vmarea_pages;
 
 #endif

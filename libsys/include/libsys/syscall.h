@@ -302,6 +302,12 @@ static inline int64_t sys_dev_unmap_bar(handle_t dev, unsigned bar) { return sys
 /* Bus mastering (RIGHT_DMA): on lets the device reach memory; off stops
  * it (quiesces it), which releases the frames pinned for it earlier. */
 static inline int64_t sys_dev_dma(handle_t dev, bool on) { return sysraw_dev_dma(dev, on); }
+/* With an IOMMU: DMA the hardware blocked for this device (RIGHT_DMA) sets
+ * `bit` (0..62) of the notification (RIGHT_SIGNAL). -EBUSY bound already. */
+static inline int64_t sys_dev_fault_bind(handle_t dev, handle_t notification, unsigned bit)
+{
+    return sysraw_dev_fault_bind(dev, notification, bit);
+}
 /* An interrupt handle for the device's line (RIGHT_IRQ). -ENOENT if the
  * device has no line the kernel hands out. */
 static inline int64_t sys_dev_irq(handle_t dev) { return sysraw_dev_irq(dev); }

@@ -12,15 +12,13 @@
  * pinned segment refused by ms_free until unpinned.
  */
 #include <abi/proc.h>
+#include <common/edu.h>
 #include <common/string.h>
 #include <libsys/memsrv.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
-
-#define EDU_VENDOR 0x1234u
-#define EDU_DEVICE 0x11e8u
 
 /* PCI configuration space (type-0 header). */
 #define PCI_ID_REG            0x00
@@ -29,38 +27,9 @@
 #define PCI_COMMAND_MASTER    0x0004u
 #define PCI_BAR0              0x10
 
-/* edu registers in BAR0. Below 0x80 only 4-byte accesses work; the DMA
- * registers from 0x80 take 8-byte ones. */
-#define EDU_ID                0x00
-#define EDU_ID_MAGIC_MASK     0x0000ffffu
-#define EDU_ID_MAGIC          0x000000edu
-#define EDU_LIVENESS          0x04
-#define EDU_FACTORIAL         0x08
-#define EDU_STATUS            0x20
-#define EDU_STATUS_COMPUTING  0x01u
-#define EDU_DMA_SOURCE        0x80
-#define EDU_DMA_DEST          0x88
-#define EDU_DMA_COUNT         0x90
-#define EDU_DMA_COMMAND       0x98
-#define EDU_DMA_RUN           0x1u
-#define EDU_DMA_TO_RAM        0x2u
-#define EDU_DMA_IRQ           0x4u     /* raise interrupt 0x100 when done */
-#define EDU_IRQ_STATUS        0x24
-#define EDU_IRQ_RAISE         0x60
-#define EDU_IRQ_ACK           0x64
-#define EDU_IRQ_DMA_DONE      0x100u
 #define EDU_IRQ_BIT           3        /* the notification bit this driver binds its interrupt to */
-#define EDU_DMA_BUFFER        0x40000u /* the device's own 4 KiB buffer */
-#define EDU_BAR0_MIN_SIZE     (1u << 20)
-
-/* The device drops DMA address bits above its default 28-bit mask. */
-#define EDU_DMA_LIMIT         (256ull << 20)
 #define PAGE_BYTES            4096u
-/* Less than the device's 4 KiB buffer on purpose: QEMU before 8.2.1 (the
- * build machines have 7.2) rejects a transfer that ends exactly at the
- * buffer's end, off by one, and aborts the whole emulator ("EDU: DMA range
- * ... out of bounds"). The rest of the target page shows overruns. */
-#define DMA_BYTES             4000u
+#define DMA_BYTES             EDU_DMA_BYTES
 /* QEMU finishes a DMA 100 ms (virtual) after the start; a factorial is a
  * thread wakeup. Both get generous bounds on a loaded machine. */
 #define EDU_WAIT_MS           5000u
@@ -360,6 +329,35 @@ static void check_dma(struct test_run *t, handle_t dev)
     test_check(t, "free_while_pinned", r == -EBUSY && memcmp(out, back, DMA_BYTES) == 0,
                "ms_free of a pinned segment gave %s", sys_strerror(r));
 
+    struct abi_kinfo k = {0};
+    sys_kinfo(&k);
+    if (k.flags & KINFO_IOMMU) {
+        /* Behind an IOMMU the device loses the frames at the unpin: the
+         * same transfer is blocked now, and reported. */
+        int64_t fault_notify = sys_notify_create();
+        int64_t bound = sys_dev_fault_bind(dev, (handle_t)fault_notify, 1);
+        r = sys_seg_unpin(seg.handle);
+        memset(back, 0x5a, PAGE_BYTES);
+        dma_barrier();
+        edu_write64(EDU_DMA_SOURCE, EDU_DMA_BUFFER);
+        edu_write64(EDU_DMA_DEST, (uint64_t)phys + PAGE_BYTES);
+        edu_write64(EDU_DMA_COUNT, DMA_BYTES);
+        edu_write64(EDU_DMA_COMMAND, EDU_DMA_TO_RAM | EDU_DMA_RUN);
+        uint64_t last;
+        edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
+        int64_t fault = sys_notify_wait((handle_t)fault_notify, EDU_WAIT_NS);
+        dma_barrier();
+        unsigned changed = 0;
+        for (unsigned i = 0; i < PAGE_BYTES; i++)
+            changed += back[i] != 0x5a;
+        test_check(t, "dma_after_unpin_blocked", bound == 0 && r == 0 && changed == 0 && fault == 2,
+                   "fault bind %ld, unpin %ld; %u bytes written after the unpin, fault bits %ld", bound, r, changed,
+                   fault);
+        int64_t freed = ms_free(seg.handle);
+        test_check(t, "unpin_free", freed == 0, "free %s", sys_strerror(freed));
+        sys_handle_close((handle_t)fault_notify);
+        return;
+    }
     /* Unpinned, the device can still reach the frames until it is
      * quiesced: freed now, they stay quarantined. */
     struct ms_stats_global before = {0}, during = {0}, after = {0};

@@ -48,6 +48,7 @@
  * Child modes, started by the modes above: kid-alloc-send, kid-pin,
  * kid-write-ro, kid-touch-bar.
  */
+#include <common/edu.h>
 #include <common/string.h>
 #include <libsys/loader.h>
 #include <libsys/memsrv.h>
@@ -60,6 +61,9 @@
 #define KIB ((uint64_t)1024)
 #define MIB ((uint64_t)1024 * 1024)
 #define MS_NS (1000ull * 1000)
+
+/* Where the kernel's image starts (physical): a target no device may reach. */
+#define KERNEL_PHYS_PROBE 0x100000ull
 
 #define PCI_COMMAND 0x04
 #define PCI_COMMAND_MASTER 0x04u
@@ -549,13 +553,14 @@ static void device_attacks(void)
         printf("[SKIP] hostile.device_attacks: no edu device with config rights (%ld)\n", id);
         return;
     }
+    /* Bus mastering flipped either way, in either width, is refused. */
     int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
-    int64_t master = sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command | PCI_COMMAND_MASTER);
-    int64_t master_byte = sys_dev_config_write(dev, PCI_COMMAND, 1, (uint32_t)(command | PCI_COMMAND_MASTER) & 0xff);
+    int64_t master = sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command ^ PCI_COMMAND_MASTER);
+    int64_t master_byte = sys_dev_config_write(dev, PCI_COMMAND, 1, ((uint32_t)command ^ PCI_COMMAND_MASTER) & 0xff);
     int64_t bar = sys_dev_config_write(dev, 0x10, 4, 0);
     int64_t wide = sys_dev_config_write(dev, 0x3c, 1, 0x100);
     test_check(&t, "kernel_registers_refused", master == -EPERM && master_byte == -EPERM && bar == -EPERM &&
-                   wide == -EINVAL && !(sys_dev_config_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MASTER),
+                   wide == -EINVAL && sys_dev_config_read(dev, PCI_COMMAND, 2) == command,
                "master %ld/%ld, bar %ld, wide value %ld", master, master_byte, bar, wide);
     /* MSI, if the device has it: every register of the capability. */
     int64_t status = sys_dev_config_read(dev, 0x06, 2);
@@ -613,11 +618,102 @@ static void child_touch_bar(void)
     sys_exit(2);
 }
 
-/* ---- stale DMA addresses ------------------------------------------------ */
+/* ---- stale DMA addresses and DMA where it does not belong ------------ */
+
+static volatile uint8_t *edu;
+
+/* One edu transfer between its buffer and `phys` (to_ram: device ->
+ * memory), waited for by polling; the device's DMA mask is 28 bits. */
+static void edu_transfer(uint64_t phys, bool to_ram, uint32_t bytes)
+{
+    __asm__ volatile("mfence" ::: "memory");
+    *(volatile uint64_t *)(edu + EDU_DMA_SOURCE) = to_ram ? EDU_DMA_BUFFER : phys;
+    *(volatile uint64_t *)(edu + EDU_DMA_DEST) = to_ram ? phys : EDU_DMA_BUFFER;
+    *(volatile uint64_t *)(edu + EDU_DMA_COUNT) = bytes;
+    *(volatile uint64_t *)(edu + EDU_DMA_COMMAND) = (to_ram ? EDU_DMA_TO_RAM : 0) | EDU_DMA_RUN;
+    uint64_t deadline = sys_clock() + 5000 * MS_NS;
+    while ((*(volatile uint64_t *)(edu + EDU_DMA_COMMAND) & EDU_DMA_RUN) && sys_clock() < deadline)
+        sys_yield();
+    __asm__ volatile("mfence" ::: "memory");
+}
+
+static unsigned count_not(const uint8_t *p, size_t n, uint8_t value)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += p[i] != value;
+    return k;
+}
+
+/* Behind an IOMMU: DMA reaches exactly what is pinned for the device. */
+static void dma_attacks_with_iommu(handle_t dev)
+{
+    struct abi_bar_info bar;
+    int64_t fault_n = sys_notify_create();
+    int64_t bound = sys_dev_fault_bind(dev, (handle_t)fault_n, 0);
+    int64_t mapped = sys_dev_map_bar(dev, 0, &bar);
+    int64_t on = sys_dev_dma(dev, true);
+    struct ms_segment mine, victim, stale;
+    int64_t a1 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &mine);
+    int64_t a2 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &victim);
+    int64_t a3 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &stale);
+    if (!test_check(&t, "iommu_setup", bound == 0 && mapped == 0 && on == 0 && a1 == 0 && a2 == 0 && a3 == 0,
+                    "fault bind %ld, map %ld, dma %ld, allocs %ld %ld %ld", bound, mapped, on, a1, a2, a3))
+        return;
+    edu = (volatile uint8_t *)bar.vaddr;
+    int64_t pa = sys_seg_pin(mine.handle, dev);
+    memset(mine.addr, 0xaa, 4096);
+    edu_transfer((uint64_t)pa, false, EDU_DMA_BYTES); /* the device's buffer: 0xaa */
+    struct abi_seg_info vi;
+    sys_seg_info(victim.handle, &vi);
+    memset(victim.addr, 0x55, victim.size);
+    /* Into another segment nobody pinned for the device (the victim's
+     * frames: the attacker learnt them somehow). */
+    sys_notify_wait((handle_t)fault_n, TIMEOUT_POLL);
+    edu_transfer(vi.phys, true, EDU_DMA_BYTES);
+    int64_t fault1 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    test_check(&t, "dma_to_unpinned_blocked", count_not(victim.addr, victim.size, 0x55) == 0 && fault1 == 1,
+               "%u victim bytes changed, fault %ld", count_not(victim.addr, victim.size, 0x55), fault1);
+    /* Into the kernel (its image sits at 1 MiB), and out of it. */
+    edu_transfer(KERNEL_PHYS_PROBE, true, 64);
+    int64_t fault2 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    edu_transfer(KERNEL_PHYS_PROBE, false, 64);
+    int64_t fault3 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    test_check(&t, "dma_to_kernel_blocked", fault2 == 1 && fault3 == 1, "write fault %ld, read fault %ld", fault2,
+               fault3);
+    /* A stale address: pinned, used, unpinned; the same DMA is blocked. */
+    int64_t ps = sys_seg_pin(stale.handle, dev);
+    edu_transfer((uint64_t)pa, false, EDU_DMA_BYTES);
+    memset(stale.addr, 0x11, stale.size);
+    edu_transfer((uint64_t)ps, true, EDU_DMA_BYTES);
+    bool worked = ((uint8_t *)stale.addr)[0] == 0xaa;
+    sys_seg_unpin(stale.handle);
+    memset(stale.addr, 0x22, stale.size);
+    edu_transfer((uint64_t)ps, true, EDU_DMA_BYTES);
+    int64_t fault4 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    test_check(&t, "stale_address_blocked", worked && count_not(stale.addr, stale.size, 0x22) == 0 && fault4 == 1,
+               "pinned DMA %s; after unpin %u bytes changed, fault %ld", worked ? "worked" : "failed",
+               count_not(stale.addr, stale.size, 0x22), fault4);
+    sys_seg_unpin(mine.handle);
+    ms_free(mine.handle);
+    ms_free(victim.handle);
+    ms_free(stale.handle);
+    sys_dev_unmap_bar(dev, 0);
+    sys_handle_close((handle_t)fault_n);
+}
 
 static void stale_dma(void)
 {
     handle_t dev = slot(ABI_STARTUP_DEVICE);
+    struct abi_kinfo k = {0};
+    sys_kinfo(&k);
+    if (k.flags & KINFO_IOMMU) {
+        if (sys_dev_config_read(dev, 0, 4) == (int64_t)(EDU_DEVICE << 16 | EDU_VENDOR))
+            dma_attacks_with_iommu(dev);
+        else
+            printf("[SKIP] hostile.dma_attacks: an IOMMU but no edu device to attack with\n");
+        return;
+    }
     struct ms_segment s;
     int64_t r = ms_alloc(64 * KIB, 0, 0, 0, &s);
     int64_t phys = r == 0 ? sys_seg_pin(s.handle, dev) : r;

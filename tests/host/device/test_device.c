@@ -19,6 +19,8 @@
 #include <arch/pci.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
+#include <kernel/iommu.h>
+#include <kernel/notification.h>
 #include <kernel/slab.h>
 
 /* ---- the simulated bus ---- */
@@ -150,6 +152,66 @@ void slab_free(struct slab_cache *c, void *object)
     free(object);
 }
 
+/* ---- a fake IOMMU and notifications ---- */
+
+static bool fake_iommu;
+static int domains_live, maps_live;
+struct iommu_domain {
+    int id;
+};
+static struct iommu_domain domain_store[MAX_FUNCTIONS];
+
+bool iommu_present(void) { return fake_iommu; }
+
+int iommu_domain_create(struct pci_address dev, struct iommu_domain **out)
+{
+    (void)dev;
+    domains_live++;
+    *out = &domain_store[domains_live % MAX_FUNCTIONS];
+    return 0;
+}
+
+void iommu_domain_destroy(struct iommu_domain *domain)
+{
+    (void)domain;
+    domains_live--;
+}
+
+int iommu_map_check(struct iommu_domain *domain, uint64_t iova, uint64_t phys, uint64_t size)
+{
+    (void)domain, (void)iova, (void)phys, (void)size;
+    return 0;
+}
+
+int iommu_map(struct iommu_domain *domain, uint64_t iova, uint64_t phys, uint64_t size, bool writable)
+{
+    (void)domain, (void)size, (void)writable;
+    assert_int_equal(iova, phys); /* identity */
+    maps_live++;
+    return 0;
+}
+
+void iommu_unmap(struct iommu_domain *domain, uint64_t iova, uint64_t size)
+{
+    (void)domain, (void)iova, (void)size;
+    maps_live--;
+}
+
+int kprintf(const char *fmt, ...)
+{
+    (void)fmt;
+    return 0;
+}
+
+static unsigned signals;
+void notification_get(struct notification *n) { (void)n; }
+void notification_put(struct notification *n) { (void)n; }
+void notification_signal(struct notification *n, uint64_t bits)
+{
+    (void)n, (void)bits;
+    signals++;
+}
+
 void panic(const char *fmt, ...)
 {
     va_list ap;
@@ -163,6 +225,9 @@ void panic(const char *fmt, ...)
 static int reset(void **state)
 {
     (void)state;
+    fake_iommu = false;
+    domains_live = maps_live = 0;
+    signals = 0;
     functions = 0;
     bar_writes_while_decoding = 0;
     config_writes = 0;
@@ -354,6 +419,46 @@ static void test_bus_master_is_the_kernels(void **state)
     assert_false(f->config[0x04] & 0x04);
 }
 
+/* With an IOMMU each device gets a domain at open, gone with its last
+ * reference; pins map identity and unmaps take the frames away at once.
+ * Without one, unmapping leaves them within reach (false). */
+static void test_iommu_domains(void **state)
+{
+    (void)state;
+    add_function(0, 4, 0, 0x1234, 0x11e8, 0x00);
+    struct device *d;
+    assert_int_equal(device_open(0x1234, 0x11e8, 0, &d), 0);
+    assert_int_equal(device_dma_map(d, 0x100000, 4096, true), 0);
+    assert_false(device_dma_unmap(d, 0x100000, 4096));
+    device_put(d);
+
+    fake_iommu = true;
+    assert_int_equal(device_open(0x1234, 0x11e8, 0, &d), 0);
+    assert_int_equal(domains_live, 1);
+    assert_int_equal(device_dma_map(d, 0x100000, 4096, true), 0);
+    assert_int_equal(maps_live, 1);
+    assert_true(device_dma_unmap(d, 0x100000, 4096));
+    assert_int_equal(maps_live, 0);
+    /* Faults reach the bound notification bit. */
+    struct notification *n = (struct notification *)&signals;
+    assert_int_equal(device_fault_bind(d, n, 63, 7), -EINVAL);
+    assert_int_equal(device_fault_bind(d, n, 2, 7), 0);
+    assert_int_equal(device_fault_bind(d, n, 3, 8), -EBUSY);
+    device_dma_fault((struct pci_address){ 0, 4, 0 }, 0x1000, true, 5);
+    device_dma_fault((struct pci_address){ 0, 5, 0 }, 0x1000, true, 5); /* someone else's */
+    assert_int_equal(signals, 1);
+    /* The binding and bus mastering go with the process that set them. */
+    device_set_bus_master(d, true);
+    device_set_master_by(d, 7);
+    assert_false(device_driver_gone(d, 8));
+    assert_true(device_bus_master(d));
+    assert_true(device_driver_gone(d, 7));
+    assert_false(device_bus_master(d));
+    assert_int_equal(device_fault_bind(d, n, 3, 8), 0);
+    device_put(d);
+    assert_int_equal(domains_live, 0);
+}
+
 /* The MSI and MSI-X capabilities aim the device's writes: the kernel's. */
 static void test_msi_capabilities_refused(void **state)
 {
@@ -506,6 +611,7 @@ int main(void)
         BUS_TEST(test_bar_probe),
         BUS_TEST(test_bar_on_bridge_refused),
         BUS_TEST(test_bus_master_is_the_kernels),
+        BUS_TEST(test_iommu_domains),
         BUS_TEST(test_msi_capabilities_refused),
         cmocka_unit_test(test_upper_half),
         cmocka_unit_test(test_decode),

@@ -194,7 +194,8 @@ static void build_qemu(struct builder *b)
     b_tag(b, 5, bootdev, sizeof bootdev); /* ignored */
     b_mmap(b, qemu_pc_5g, QEMU_N);
     unsigned char rsdp[20] = "RSD PTR ";
-    b_tag(b, 14, rsdp, sizeof rsdp); /* ignored */
+    rsdp[19] = 0x42;
+    b_tag(b, MB_TAG_ACPI_OLD, rsdp, sizeof rsdp); /* copied; checked later */
     b_finish(b);
 }
 
@@ -226,6 +227,10 @@ static void test_qemu_pc_5g(void **state)
         assert_int_equal(info.regions[i].type, qemu_pc_5g[i].type);
     }
     assert_regions_valid(&info);
+    assert_true(info.have_rsdp_old);
+    assert_memory_equal(info.rsdp_old, "RSD PTR ", 8);
+    assert_int_equal(info.rsdp_old[19], 0x42);
+    assert_int_equal(info.rsdp_new_len, 0);
     assert_int_equal(mb_ram_bytes(&info), 0x9fc00 + (0xbffe0000 - 0x100000) + 0x80000000ull);
     assert_string_equal(mb_mem_type_name(MB_MEM_RAM), "RAM");
     assert_string_equal(mb_mem_type_name(MB_MEM_ACPI_NVS), "ACPI NVS");
@@ -466,6 +471,91 @@ static void test_limits(void **state)
     expect_warning(&w, "tag type 6 (memory map)", "after clipping");
 }
 
+/* Tags 14 and 15: copied when their size is an RSDP's, else refused. */
+static void test_acpi_rsdp_tags(void **state)
+{
+    (void)state;
+    static struct builder b;
+    struct warnings w;
+    struct mb_info *info;
+    unsigned char rsdp[80];
+    for (size_t i = 0; i < sizeof rsdp; i++)
+        rsdp[i] = (unsigned char)(i * 3 + 1);
+
+    /* Both, as GRUB passes them on an ACPI 2.0 machine. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_ACPI_OLD, rsdp, 20);
+    b_tag(&b, MB_TAG_ACPI_NEW, rsdp + 1, 36);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_int_equal(info->warnings, 0);
+    assert_true(info->have_rsdp_old);
+    assert_memory_equal(info->rsdp_old, rsdp, 20);
+    assert_int_equal(info->rsdp_new_len, 36);
+    assert_memory_equal(info->rsdp_new, rsdp + 1, 36);
+
+    /* A longer revision, up to 64 bytes. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_ACPI_NEW, rsdp, 64);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_int_equal(info->rsdp_new_len, 64);
+    assert_memory_equal(info->rsdp_new, rsdp, 64);
+
+    /* Wrong sizes are refused, and nothing is copied. */
+    static const struct { uint32_t type; size_t len; const char *why; } bad[] = {
+        { MB_TAG_ACPI_OLD, 19, "19 bytes, but an ACPI 1.0 RSDP has 20" },
+        { MB_TAG_ACPI_OLD, 21, "21 bytes, but an ACPI 1.0 RSDP has 20" },
+        { MB_TAG_ACPI_OLD, 0, "0 bytes" },
+        { MB_TAG_ACPI_NEW, 20, "20 bytes, outside the 36..64" },
+        { MB_TAG_ACPI_NEW, 35, "35 bytes, outside" },
+        { MB_TAG_ACPI_NEW, 65, "65 bytes, outside" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        b_init(&b);
+        b_tag(&b, bad[i].type, rsdp, bad[i].len);
+        b_mmap(&b, one_ram, 1);
+        b_finish(&b);
+        info = parse_built(&b, &w, 0);
+        assert_int_equal(info->warnings, 1);
+        expect_warning(&w, bad[i].type == MB_TAG_ACPI_OLD ? "tag type 14 (ACPI old RSDP)"
+                                                          : "tag type 15 (ACPI new RSDP)", bad[i].why);
+        assert_false(info->have_rsdp_old);
+        assert_int_equal(info->rsdp_new_len, 0);
+    }
+
+    /* A repeated tag keeps the first, even when the first was refused. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_ACPI_NEW, rsdp, 36);
+    b_tag(&b, MB_TAG_ACPI_NEW, rsdp + 8, 40);
+    b_tag(&b, MB_TAG_ACPI_OLD, rsdp, 12);
+    b_tag(&b, MB_TAG_ACPI_OLD, rsdp, 20);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_int_equal(info->rsdp_new_len, 36);
+    assert_memory_equal(info->rsdp_new, rsdp, 36);
+    assert_false(info->have_rsdp_old);
+    assert_int_equal(info->warnings, 3);
+    expect_warning(&w, "tag type 15", "repeated");
+    expect_warning(&w, "tag type 14", "repeated");
+
+    /* A tag 15 cut by the end of the info: the walk stops, nothing copied. */
+    b_init(&b);
+    b_mmap(&b, one_ram, 1);
+    size_t tag_at = b.len;
+    b_tag(&b, MB_TAG_ACPI_NEW, rsdp, 36);
+    b_finish(&b);
+    static struct mb_info cut;
+    for (size_t avail = tag_at; avail < b.len; avail++) {
+        put32(&b, 0, (uint32_t)avail);
+        assert_int_equal(parse_exact(b.buf, avail, &cut, &w), 0);
+        assert_int_equal(cut.rsdp_new_len != 0, avail >= tag_at + 8 + 36);
+    }
+}
+
 static void test_meminfo_only(void **state)
 {
     (void)state;
@@ -605,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_every_truncation),
         cmocka_unit_test(test_malformed_tags),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_acpi_rsdp_tags),
         cmocka_unit_test(test_meminfo_only),
         cmocka_unit_test(test_overlapping_unsorted),
         cmocka_unit_test(test_random_maps),

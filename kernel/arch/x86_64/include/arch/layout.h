@@ -3,6 +3,8 @@
  *
  *   0x0000000000400000 .. 0x00007ffffffff000  user space (ABI_USER_BASE/TOP)
  *   0xffff800000000000 ..                     direct map of physical RAM
+ *   0xfffffe8000000000 .. +1 GiB              window for device registers and
+ *                                             firmware tables (kernel/ioremap.h)
  *   0xffffff0000000000 ..                     kernel stacks, with guard pages
  *   0xffffffff80000000 ..                     kernel image (phys + KERNEL_VMA)
  *
@@ -16,6 +18,8 @@
 #include <arch/machine.h>
 
 #define DIRECT_MAP_LIMIT  0x0000400000000000ul  /* 64 TiB of physical space */
+#define IOREMAP_AREA_BASE 0xfffffe8000000000ul  /* PML4 slot 509 */
+#define IOREMAP_AREA_SIZE (1ul << 30)
 #define KSTACK_AREA_BASE  0xffffff0000000000ul
 #define KSTACK_SLOT_SIZE  (32 * 1024ul)           /* 16 KiB stack + 16 KiB guard */
 #define KSTACK_SIZE       (16 * 1024ul)
