@@ -42,9 +42,28 @@ struct ipc_state {
     struct thread *reply_to;   /* a caller this thread owes a reply (holds a reference) */
 };
 
-/* A reference a blocked thread holds on the object it will touch when it
- * wakes, dropped when it wakes or dies (kernel objects are never reached
- * through a pointer remembered across a block without one). */
+/*
+ * Lifetimes across a block. A thread that blocks never keeps a bare
+ * pointer to an object it will touch when it wakes: it holds a reference
+ * (a wait hold, dropped when the wait ends or the thread dies) or looks the
+ * object up again by handle or id. Every blocking path, and what it holds:
+ *   - IPC send or call, queued (ipc.c): its endpoint (hold); the segment
+ *     its message carries is in flight, which keeps it from going away
+ *     (segment.h); handles the message carries are looked up by value at
+ *     delivery;
+ *   - IPC call awaiting its reply: nothing; the server holds a reference
+ *     on the caller thread (ipc.reply_to);
+ *   - IPC receive (ipc.c): its endpoint (hold);
+ *   - SYS_PROC_WAIT (sys_proc.c): the process (hold), whose status it
+ *     reads after waking;
+ *   - SYS_THREAD_WAIT: the thread (hold);
+ *   - SYS_NOTIFY_WAIT (notification.c): the notification (hold);
+ *   - SYS_FUTEX_WAIT (futex.c): nothing but its own process (it cannot
+ *     end while one of its threads runs);
+ *   - SYS_CONSOLE_READ, SYS_SLEEP: nothing;
+ *   - preemption points (sched_preempt_point): the caller holds no state
+ *     another thread could trip over.
+ */
 struct wait_hold {
     void (*put)(void *object);
     void *object;
