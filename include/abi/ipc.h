@@ -33,7 +33,7 @@ struct ipc_msg {
     uint64_t seg_addr;     /* out: where the received segment is mapped (0 with IPC_RECV_NOMAP) */
     uint64_t seg_size;     /* out: its size in bytes */
     uint32_t len;          /* payload bytes, <= IPC_PAYLOAD_MAX */
-    uint16_t flags;        /* in, when receiving: IPC_RECV_* */
+    uint16_t flags;        /* in, when receiving: IPC_RECV_*; out: IPC_MSG_* */
     uint16_t seg_rights;   /* in: the rights the segment keeps (RIGHTS_SAME: all the sender's);
                               out: the rights of the handle received */
     struct ipc_cap caps[IPC_CAPS_MAX]; /* handles carried besides the segment */
@@ -45,10 +45,20 @@ ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 128 + IPC_PAYLOAD_MAX, "ipc_msg layo
 #define IPC_RECV_NOMAP 0x1u /* keep a received segment unmapped (handle only) */
 #define IPC_RECV_CAPS  0x2u /* accept handles: without it, a message carrying any is refused (-ENOTSUP) */
 
+/* Set on a received message whose sender waits for the reply (a call). */
+#define IPC_MSG_CALL 0x8000u
+
 /* Labels from here up are the kernel's: a sender may not use them. */
 #define IPC_LABEL_KERNEL_BASE 0xffff000000000000ull
 /* A kernel notification: w[0] holds the IPC_NOTIFY_* bits that were pending. */
 #define IPC_LABEL_NOTIFY (IPC_LABEL_KERNEL_BASE + 1)
 #define IPC_NOTIFY_EXIT 0x1u /* processes ended: their segments wait in SYS_MS_RECLAIMED */
+/* SYS_IPC_REPLY_RECV could not deliver the reply, and receives nothing this
+ * time: w[0] the error, w[1] the reply's label, w[2] the pid it was for;
+ * seg and caps[].handle the handles the reply named, all still the
+ * receiver's (for it to free or keep). A caller that still waited got a
+ * reply whose label is the error. Not sent for a reply that named no
+ * handle to a caller that is gone. */
+#define IPC_LABEL_REPLY_FAILED (IPC_LABEL_KERNEL_BASE + 2)
 
 #endif

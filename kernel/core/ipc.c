@@ -271,6 +271,7 @@ static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
     if ((err = check_caps(current->proc, &st->msg, &caps)) != 0)
         return err;
     st->has_caps = caps.n > 0;
+    st->is_call = false;
     st->seg = 0;
     if (st->msg.seg != HANDLE_NONE) {
         struct segment *s;
@@ -323,7 +324,7 @@ static int deliver(struct thread *from, struct thread *to)
     memcpy(m, &from->ipc.msg, MSG_HEADER_SIZE + from->ipc.msg.len);
     commit_caps(from->proc, to->proc, &caps, m);
     m->badge = from->proc->pid;
-    m->flags = 0;
+    m->flags = from->ipc.is_call ? IPC_MSG_CALL : 0;
     m->seg = s ? s->handle : HANDLE_NONE;
     m->seg_addr = s ? s->vaddr : 0;
     m->seg_size = s ? s->size : 0;
@@ -464,6 +465,53 @@ int64_t ipc_reply(uint64_t user_msg)
     sched_wake(caller, err);
     thread_put(caller);
     return err;
+}
+
+/* A malformed reply leaves the caller waiting: it gets a reply that holds
+ * only the error as its label, as if the server had sent that. */
+static void answer_with_error(struct thread *server, int64_t err)
+{
+    struct thread *caller = server->ipc.reply_to;
+    server->ipc.reply_to = 0;
+    if (caller->state == THREAD_BLOCKED && caller->ipc.phase == IPC_AWAIT_REPLY) {
+        caller->ipc.msg = (struct ipc_msg){ .label = (uint64_t)err, .badge = server->proc->pid };
+        caller->ipc.phase = IPC_IDLE;
+        sched_wake(caller, 0);
+    }
+    thread_put(caller);
+}
+
+int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+{
+    struct thread *self = current;
+    struct thread *caller = self->ipc.reply_to;
+    if (!caller)
+        return ipc_recv(ep, user_msg, timeout_ns);
+    badge_t pid = caller->proc->pid;
+    int64_t err = ipc_reply(user_msg);
+    if (!err)
+        return ipc_recv(ep, user_msg, timeout_ns);
+    if (self->ipc.reply_to)
+        answer_with_error(self, err);
+    if (err == -EFAULT)
+        return err; /* the buffer itself is bad: nothing to report into */
+    /* self->ipc.msg holds the reply as loaded; what it named is still the
+     * server's. A reply that named nothing to a caller that is gone needs
+     * no report: the server simply receives on. */
+    const struct ipc_msg *reply = &self->ipc.msg;
+    bool named = reply->seg != HANDLE_NONE;
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        named |= reply->caps[i].handle != HANDLE_NONE;
+    if (err == -EPEER && !named)
+        return ipc_recv(ep, user_msg, timeout_ns);
+    struct ipc_msg report = { .label = IPC_LABEL_REPLY_FAILED, .badge = BADGE_KERNEL, .seg = reply->seg };
+    report.w[0] = (uint64_t)err;
+    report.w[1] = reply->label;
+    report.w[2] = pid;
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        report.caps[i] = (struct ipc_cap){ .handle = reply->caps[i].handle };
+    self->ipc.msg = report;
+    return store_message(user_msg, &self->ipc.msg);
 }
 
 void ipc_thread_dead(struct thread *t)

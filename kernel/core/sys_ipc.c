@@ -70,18 +70,7 @@ int64_t sys_ipc_reply_recv(SYSCALL_ARGS)
     int err = endpoint_arg(a0, RIGHT_RECV, &ep);
     if (err)
         return err;
-    /* A reply whose caller is gone must not stop a server from serving: it
-     * receives on. Any other failure, and any failed reply that carried a
-     * segment (still the server's), returns at once, so the server can put
-     * things right. The reply may have unmapped the buffer (it carried the
-     * segment the buffer lies in): the receive copies afresh and gets
-     * -EFAULT then. */
-    if (current->ipc.reply_to) {
-        int64_t r = ipc_reply(a1);
-        if (r && (r != -EPEER || current->ipc.msg.seg != HANDLE_NONE))
-            return r;
-    }
-    return ipc_recv(ep, a1, a2);
+    return ipc_reply_recv(ep, a1, a2);
 }
 
 /* Notifications. */

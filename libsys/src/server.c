@@ -102,15 +102,10 @@ static void dispatch(struct server *srv, struct ipc_msg *req, struct ipc_msg *re
     }
 }
 
+/* A reply that was not delivered: the kernel already answered a caller that
+ * still waited; what the reply carried is still the server's. */
 static void reply_failed(struct server *srv, struct ipc_msg *failed, int64_t err)
 {
-    bool client_gone = err == -EPEER || err == -ENOENT;
-    if (failed->seg == HANDLE_NONE && client_gone)
-        return;
-    /* The client may still wait (the kernel refused the reply before taking
-     * it): tell it what went wrong rather than leave it hanging. */
-    struct ipc_msg bare = { .label = (uint64_t)err, .seg = HANDLE_NONE };
-    sys_ipc_reply(&bare);
     srv->stats.reply_failures++;
     log_refusal(srv, failed, "reply not delivered", err);
     if (srv->on_reply_failed != NULL)
@@ -119,30 +114,21 @@ static void reply_failed(struct server *srv, struct ipc_msg *failed, int64_t err
         srv->stats.segs_freed++;
 }
 
+static bool from_kernel(const struct ipc_msg *m, uint64_t label)
+{
+    return m->badge == BADGE_KERNEL && m->label == label;
+}
+
 int64_t server_run(struct server *srv)
 {
     struct ipc_msg m, reply;
-    bool pending = false; /* m holds a reply owed to the last caller */
 
+    /* The kernel replies only when a reply is owed, so m may hold anything
+     * else (a notification, a report) when nothing is. */
+    memset(&m, 0, sizeof(m));
     for (;;) {
-        int64_t r;
         m.flags = srv->recv_flags;
-        if (pending && m.seg != HANDLE_NONE) {
-            reply = m;
-            r = sys_ipc_reply(&m);
-            if (r < 0)
-                reply_failed(srv, &reply, r);
-            m.flags = srv->recv_flags;
-            r = sys_ipc_recv(srv->ep, &m, srv->idle_ns);
-        } else if (pending) {
-            /* Without a segment the reply cannot fail but for a caller that
-             * is gone, which the kernel skips: any error is the receive's. */
-            r = sys_ipc_reply_recv(srv->ep, &m, srv->idle_ns);
-        } else {
-            r = sys_ipc_recv(srv->ep, &m, srv->idle_ns);
-        }
-        pending = false;
-
+        int64_t r = sys_ipc_reply_recv(srv->ep, &m, srv->idle_ns);
         if (r == -ETIMEDOUT) {
             if (srv->on_idle != NULL)
                 srv->on_idle(srv);
@@ -150,18 +136,29 @@ int64_t server_run(struct server *srv)
         }
         if (r < 0)
             return r;
-        if (m.label == IPC_LABEL_NOTIFY && m.badge == BADGE_KERNEL) {
+        if (from_kernel(&m, IPC_LABEL_REPLY_FAILED)) {
+            reply_failed(srv, &reply, (int64_t)m.w[0]);
+            continue;
+        }
+        if (from_kernel(&m, IPC_LABEL_NOTIFY)) {
             srv->stats.notifications++;
             if (srv->on_notify != NULL)
                 srv->on_notify(srv, &m);
             continue;
         }
+        bool call = m.flags & IPC_MSG_CALL;
         dispatch(srv, &m, &reply);
-        memcpy(&m, &reply, offsetof(struct ipc_msg, payload) + reply.len);
-        pending = true;
+        if (!call) {
+            /* A one-way send has nobody to answer; what would have gone
+             * back has nowhere to go. */
+            if (reply.seg != HANDLE_NONE)
+                reply_failed(srv, &reply, -ENOENT);
+            memset(&m, 0, sizeof(m));
+        } else {
+            memcpy(&m, &reply, offsetof(struct ipc_msg, payload) + reply.len);
+        }
         if (srv->stopping) {
-            r = sys_ipc_reply(&m);
-            if (r < 0)
+            if (call && (r = sys_ipc_reply(&m)) < 0)
                 reply_failed(srv, &reply, r);
             return srv->exit_status;
         }

@@ -8,11 +8,13 @@
  *
  * The loop: receive with IPC_RECV_NOMAP (a freed segment arrives as a
  * handle, never mapped into the server) and with a timeout that brings the
- * next background step; handle; reply. A reply that carries a segment goes
- * out alone (SYS_IPC_REPLY) so its failure is seen and the segment
- * destroyed; other replies ride on SYS_IPC_REPLY_RECV. Background work runs
- * between messages whenever it is due, even under a steady stream of them.
+ * next background step; handle; reply with the next receive
+ * (SYS_IPC_REPLY_RECV). A reply the kernel could not deliver comes back as
+ * an IPC_LABEL_REPLY_FAILED report, and the segment it carried is
+ * destroyed. Background work runs between messages whenever it is due, even
+ * under a steady stream of them; a reply owed then goes out first, alone.
  */
+#include <common/string.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
@@ -99,8 +101,9 @@ static const struct ms_kernel_ops kernel_ops = {
 static struct memsrv server;
 static struct ipc_msg msg;
 
-/* Sends the pending reply on its own; a refused segment is destroyed. */
-static void reply_alone(struct memsrv *ms)
+/* A reply that is sent before background work rather than with the next
+ * receive, so the caller does not wait for that work. */
+static void reply_now(struct memsrv *ms)
 {
     int64_t err = sys_ipc_reply(&msg);
 
@@ -112,35 +115,43 @@ static void serve(struct memsrv *ms, handle_t ep)
 {
     bool reply_pending = false;
 
+    memset(&msg, 0, sizeof(msg));
     for (;;) {
         uint64_t now = sys_clock();
         int64_t r;
 
-        if (reply_pending && (msg.seg != HANDLE_NONE || memsrv_work_due(ms, now))) {
-            reply_alone(ms);
-            reply_pending = false;
-        }
         if (memsrv_work_due(ms, now)) {
+            if (reply_pending)
+                reply_now(ms);
+            reply_pending = false;
             memsrv_background(ms, now);
             now = sys_clock();
         }
+        if (!reply_pending)
+            memset(&msg, 0, sizeof(msg));
         msg.flags = IPC_RECV_NOMAP;
-        if (reply_pending)
-            r = sys_ipc_reply_recv(ep, &msg, memsrv_timeout(ms, now));
-        else
-            r = sys_ipc_recv(ep, &msg, memsrv_timeout(ms, now));
+        r = sys_ipc_reply_recv(ep, &msg, memsrv_timeout(ms, now));
         reply_pending = false;
         if (r == -ETIMEDOUT)
             continue;
         if (r < 0) {
-            /* Most likely the reply half found its caller gone; a receive
-             * that keeps failing would be a kernel bug: do not spin. */
+            /* A receive that keeps failing would be a kernel bug: do not spin. */
             printf("memsrv: receive failed: %s\n", sys_strerror(r));
-            if (r != -EPEER)
-                sys_sleep(MS_IDLE_NS);
+            sys_sleep(MS_IDLE_NS);
             continue;
         }
+        if (msg.badge == BADGE_KERNEL && msg.label == IPC_LABEL_REPLY_FAILED) {
+            memsrv_reply_failed(ms, &msg, (int64_t)msg.w[0]);
+            continue;
+        }
+        bool call = msg.flags & IPC_MSG_CALL;
         reply_pending = memsrv_handle(ms, &msg);
+        if (reply_pending && !call) {
+            /* A one-way send: nobody to answer, and a segment the reply
+             * would have carried has nowhere to go. */
+            memsrv_reply_failed(ms, &msg, -ENOENT);
+            reply_pending = false;
+        }
     }
 }
 

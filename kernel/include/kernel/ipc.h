@@ -54,6 +54,12 @@ void ipc_notification_ready(struct endpoint *ep);
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call);
 int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns);
 int64_t ipc_reply(uint64_t user_msg);
+/* Replies (if a reply is owed) and receives. A reply that fails does not
+ * stop the server: the caller, if it still waits, gets the error as its
+ * reply's label, and the receive returns an IPC_LABEL_REPLY_FAILED report
+ * at once instead of waiting (abi/ipc.h); only a reply naming nothing, to
+ * a caller that is gone, is passed over silently. */
+int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns);
 /* A thread is ending: callers waiting on its reply get -EPEER, a segment
  * its blocked send carried stays its process's. */
 void ipc_thread_dead(struct thread *t);

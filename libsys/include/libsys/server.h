@@ -24,20 +24,21 @@
  *      reply (so a refused request never loses the client's memory), or, if
  *      the reply already carries another segment, returns it to memsrv.
  *   5. The reply goes out with sys_ipc_reply_recv, which also waits for the
- *      next request. A reply that carries a segment goes out alone with
- *      sys_ipc_reply, so its failure is always seen (also for a request
- *      sent with sys_ipc_send, which has nobody to reply to).
+ *      next request. A request sent with sys_ipc_send (no IPC_MSG_CALL)
+ *      gets no reply; a segment its reply would have carried counts as a
+ *      failed reply (-ENOENT).
  *
  * Reply failures. If the kernel could not deliver a reply (the client's
  * address space has no room for the segment, the client is gone, the
- * handler put a bad handle or length in it), the loop first answers the
- * client with a bare reply whose label is the error, if the client still
- * waits, then calls on_reply_failed with the failed reply and the error. A
- * segment in a failed reply is still the server's: on_reply_failed may
- * keep it or free it; without on_reply_failed the loop gives it back to
- * memsrv (right for a copy made for the reply, wrong for the server's only
- * copy of something: such servers set on_reply_failed). A failed reply
- * without a segment to a client that is gone is not reported.
+ * handler put a bad handle or length in it), the kernel answers a client
+ * that still waits with a reply whose label is the error and reports the
+ * failure to the loop (IPC_LABEL_REPLY_FAILED), which calls
+ * on_reply_failed with the failed reply and the error. A segment in a
+ * failed reply is still the server's: on_reply_failed may keep it or free
+ * it; without on_reply_failed the loop gives it back to memsrv (right for
+ * a copy made for the reply, wrong for the server's only copy of
+ * something: such servers set on_reply_failed). A failed reply without a
+ * handle to a client that is gone is not reported.
  *
  * Every request gets exactly one reply before the next is received; a
  * handler cannot defer its reply. One thread serves; not thread-safe.

@@ -19,8 +19,38 @@ enum label {
     L_ECHO,        /* reply the payload as it came */
     L_BOUNCE,      /* check the segment's checksum (w0), reply with it attached */
     L_KEEP,        /* keep the segment; reply its handle value in the server (w0) */
+    L_BAD_REPLY,   /* reply with a payload length the kernel refuses */
+    L_CAP_REPLY,   /* reply with the segment and an endpoint handle (refused by a caller that takes none) */
+    L_REPORTS,     /* reply the failed-reply reports seen: w0 count, w1 last error, w2 handles they named,
+                      w3 whether every one of those handles was still the server's */
     L_QUIT,
 };
+
+/* What the server learned from IPC_LABEL_REPLY_FAILED reports. */
+struct reports {
+    uint64_t count, handles;
+    int64_t last_err;
+    bool handles_held;
+};
+
+static void take_report(struct reports *rep, const struct ipc_msg *m)
+{
+    rep->count++;
+    rep->last_err = (int64_t)m->w[0];
+    handle_t named[1 + IPC_CAPS_MAX] = { m->seg, m->caps[0].handle, m->caps[1].handle, m->caps[2].handle };
+    for (unsigned i = 0; i < 1 + IPC_CAPS_MAX; i++) {
+        if (named[i] == HANDLE_NONE)
+            continue;
+        rep->handles++;
+        struct abi_handle_info info;
+        if (sys_handle_info(named[i], &info) < 0)
+            rep->handles_held = false;
+        if (named[i] == m->seg)
+            ms_free(named[i]);
+        else
+            sys_handle_close(named[i]);
+    }
+}
 
 static uint64_t checksum(const void *p, size_t n)
 {
@@ -44,14 +74,37 @@ static int server(handle_t ep)
     test_begin(&t, "ipc_server", 0, 0);
     struct ipc_msg m = {0};
     unsigned bad_checksums = 0;
+    struct reports rep = { .handles_held = true };
     int64_t r = sys_ipc_recv(ep, &m, TIMEOUT_FOREVER);
     while (r == 0) {
         uint64_t label = m.label;
         struct ipc_msg reply = { .label = 0 };
+        if (m.badge == BADGE_KERNEL && label == IPC_LABEL_REPLY_FAILED) {
+            take_report(&rep, &m);
+            m = reply; /* no reply is owed: the kernel ignores the buffer */
+            r = sys_ipc_reply_recv(ep, &m, TIMEOUT_FOREVER);
+            continue;
+        }
         switch (label) {
         case L_PING:
             reply.w[0] = m.w[0] + 1;
             reply.w[1] = m.badge;
+            reply.w[2] = m.flags & IPC_MSG_CALL;
+            break;
+        case L_BAD_REPLY:
+            reply.len = IPC_PAYLOAD_MAX + 1;
+            break;
+        case L_CAP_REPLY: {
+            int64_t cap = sys_ep_create();
+            reply.seg = m.seg;
+            reply.caps[0].handle = cap < 0 ? HANDLE_NONE : (handle_t)cap;
+            break;
+        }
+        case L_REPORTS:
+            reply.w[0] = rep.count;
+            reply.w[1] = (uint64_t)rep.last_err;
+            reply.w[2] = rep.handles;
+            reply.w[3] = rep.handles_held;
             break;
         case L_ECHO:
             reply.len = m.len;
@@ -96,6 +149,41 @@ static void check_ping_pong(struct test_run *t, handle_t ep)
     struct ipc_msg m = { .label = L_PING, .badge = 0x1234 };
     call(ep, &m);
     test_check(t, "badge_unforgeable", m.w[1] == libsys_pid, "a badge set by the sender got through: %#lx", m.w[1]);
+}
+
+/* A reply the kernel could not deliver neither stops the server nor loses
+ * what it carried: the caller learns the error, the server gets a report
+ * naming the handles, still its own. */
+static void check_failed_replies(struct test_run *t, handle_t ep)
+{
+    struct ipc_msg m = { .label = L_PING };
+    int64_t r = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    m = (struct ipc_msg){ .label = L_PING };
+    int64_t c = call(ep, &m);
+    test_check(t, "call_flag", r == 0 && c == 0 && m.w[2] == IPC_MSG_CALL, "send %ld, call %ld, flag %#lx", r, c,
+               m.w[2]);
+
+    m = (struct ipc_msg){ .label = L_BAD_REPLY };
+    r = call(ep, &m);
+    test_check(t, "malformed_reply_answered", r == 0 && (int64_t)m.label == -EINVAL,
+               "call %ld, label %ld (want the server's error as the label)", r, (int64_t)m.label);
+
+    struct ms_segment seg;
+    r = ms_alloc(4096, 0, 0, 0, &seg);
+    if (!test_check(t, "cap_reply_alloc", r == 0, "ms_alloc: %s", sys_strerror(r)))
+        return;
+    struct ms_stats_client before, after;
+    ms_stats_client(0, &before);
+    m = (struct ipc_msg){ .label = L_CAP_REPLY, .seg = seg.handle };
+    r = call(ep, &m); /* no IPC_RECV_CAPS: the reply is refused */
+    m = (struct ipc_msg){ .label = L_REPORTS };
+    int64_t q = call(ep, &m);
+    ms_stats_client(0, &after);
+    test_check(t, "refused_reply_reported",
+               r == -ENOTSUP && q == 0 && m.w[0] == 2 && (int64_t)m.w[1] == -ENOTSUP && m.w[2] == 2 && m.w[3] == 1,
+               "call %ld; reports %lu, last %ld, handles %lu, held %lu", r, m.w[0], (int64_t)m.w[1], m.w[2], m.w[3]);
+    test_check(t, "refused_reply_segment_freed", after.bytes + 4096 == before.bytes,
+               "my memory went from %lu to %lu bytes", before.bytes, after.bytes);
 }
 
 static void check_payload(struct test_run *t, handle_t ep)
@@ -262,6 +350,7 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "ipc", argc, argv);
     check_ping_pong(&t, ep);
+    check_failed_replies(&t, ep);
     check_payload(&t, ep);
     check_timeout(&t);
     check_bad_buffers(&t, ep);
