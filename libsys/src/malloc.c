@@ -93,9 +93,15 @@
  * 8. Failure modes: backend.get() failing gives NULL with the heap
  *    unchanged (a segment obtained but not registrable is put back). Requests
  *    above HEAP_MAX_REQUEST (64 TiB, beyond any user address space) and
- *    calloc overflow give NULL without a backend call. Not thread-safe.
+ *    calloc overflow give NULL without a backend call.
+ *
+ * 9. Threads. A heap instance is not thread-safe; the default instance
+ *    (malloc, free, ...) is: one mutex (libsys/sync.h) serialises its calls,
+ *    backend calls included. Its error handler runs with the mutex held and
+ *    must not call back into the default heap.
  */
 #include <libsys/malloc.h>
+#include <libsys/sync.h>
 #include <common/string.h>
 #include <abi/errno.h>
 
@@ -1007,14 +1013,39 @@ int heap_check(struct heap *h, const void **where)
 /* the default instance                                                 */
 
 static struct heap default_heap;
+static struct mutex default_lock;
+
+#define LOCKED(expr)                                                     \
+    ({                                                                   \
+        mutex_lock(&default_lock);                                       \
+        __typeof__(expr) locked_result_ = (expr);                        \
+        mutex_unlock(&default_lock);                                     \
+        locked_result_;                                                  \
+    })
 
 void malloc_init(const struct malloc_backend *backend) { heap_init(&default_heap, backend); }
-void malloc_set_error_handler(malloc_error_fn fn, void *ctx) { heap_set_error_handler(&default_heap, fn, ctx); }
-void *LIBSYS_C_NAME(malloc)(size_t n) { return heap_alloc(&default_heap, n); }
-void LIBSYS_C_NAME(free)(void *p) { heap_free(&default_heap, p); }
-void *LIBSYS_C_NAME(calloc)(size_t count, size_t n) { return heap_calloc(&default_heap, count, n); }
-void *LIBSYS_C_NAME(realloc)(void *p, size_t n) { return heap_realloc(&default_heap, p, n); }
-void *malloc_aligned(size_t align, size_t n) { return heap_alloc_aligned(&default_heap, align, n); }
-void malloc_trim(void) { heap_trim(&default_heap); }
-int malloc_check(void) { return heap_check(&default_heap, NULL); }
+void malloc_set_error_handler(malloc_error_fn fn, void *ctx)
+{
+    mutex_lock(&default_lock);
+    heap_set_error_handler(&default_heap, fn, ctx);
+    mutex_unlock(&default_lock);
+}
+void *LIBSYS_C_NAME(malloc)(size_t n) { return LOCKED(heap_alloc(&default_heap, n)); }
+void LIBSYS_C_NAME(free)(void *p)
+{
+    mutex_lock(&default_lock);
+    heap_free(&default_heap, p);
+    mutex_unlock(&default_lock);
+}
+void *LIBSYS_C_NAME(calloc)(size_t count, size_t n) { return LOCKED(heap_calloc(&default_heap, count, n)); }
+void *LIBSYS_C_NAME(realloc)(void *p, size_t n) { return LOCKED(heap_realloc(&default_heap, p, n)); }
+void *malloc_aligned(size_t align, size_t n) { return LOCKED(heap_alloc_aligned(&default_heap, align, n)); }
+void malloc_trim(void)
+{
+    mutex_lock(&default_lock);
+    heap_trim(&default_heap);
+    mutex_unlock(&default_lock);
+}
+int malloc_check(void) { return LOCKED(heap_check(&default_heap, NULL)); }
+/* The instance itself, unlocked: for a caller that runs alone (tests). */
 struct heap *malloc_default_heap(void) { return &default_heap; }

@@ -143,15 +143,24 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
         edu >= 0 ? (struct loader_grant){ (handle_t)edu, RIGHTS_SAME }
                  : (struct loader_grant){ init_dma_device(), RIGHT_DMA | RIGHT_GRANT };
     int64_t h = loader_spawn(&spec);
+    /* Its own image, for modes that start children from it. Offered a
+     * little at a time between looks at the parent endpoint: a mode that
+     * ends early (a skip) never receives it, and waits to tell us so. */
+    struct ipc_msg image = { .label = HOSTILE_IMAGE, .seg = HANDLE_NONE };
     if (h >= 0 && c->image) {
         struct ms_segment img;
-        err = image_segment("t_hostile", &img);
-        struct ipc_msg m = { .label = HOSTILE_IMAGE, .seg = err == 0 ? img.handle : HANDLE_NONE };
-        if (err == 0 && sys_ipc_send((handle_t)service, &m, TIMEOUT_FOREVER) != 0)
-            ms_free(img.handle);
+        if (image_segment("t_hostile", &img) == 0)
+            image.seg = img.handle;
     }
     /* Serve its messages until it ends: a HOLDING gets a bystander first. */
     while (h >= 0) {
+        if (image.seg != HANDLE_NONE) {
+            int64_t r = sys_ipc_send((handle_t)service, &image, HOSTILE_POLL_NS);
+            if (r == 0)
+                image.seg = HANDLE_NONE;
+            else if (r != -ETIMEDOUT)
+                break;
+        }
         struct ipc_msg m = {0};
         int64_t r = sys_ipc_recv((handle_t)parent, &m, HOSTILE_POLL_NS);
         if (r == 0 && m.label == HOSTILE_HOLDING) {
@@ -166,6 +175,8 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
         if (sys_proc_wait((handle_t)h, TIMEOUT_POLL, 0) == 0)
             break;
     }
+    if (image.seg != HANDLE_NONE)
+        ms_free(image.seg);
     if (h >= 0) {
         sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &out->status);
         sys_handle_close((handle_t)h);

@@ -7,8 +7,8 @@
  *
  * A heap is an instance (struct heap) so tests and servers can build private
  * ones; malloc()/free()/... operate on one default instance set up with
- * malloc_init(). NOT thread-safe: one heap must not be used by two threads
- * at once (callers lock around it; per-thread heaps are the intended fix).
+ * malloc_init(). An instance is not thread-safe (callers lock around it);
+ * the default one is: its entry points take one mutex (libsys/sync.h).
  *
  * Host builds (TESSERA_HOST) link the C library, so the default-instance
  * entry points are renamed libsys_malloc, libsys_free, ... there, to keep

@@ -3,12 +3,15 @@
  * and bound to an endpoint), and futex waits. Each check also tries the
  * refusals: a handle one does not hold, a right one lacks, a receiver that
  * takes no handles or has no room for them, binding twice, waiting on a
- * bound notification, a futex word that changed.
+ * bound notification, a futex word that changed. Then libsys's mutex and
+ * condition variable under preemption, and malloc from several threads.
  */
 #include <common/string.h>
+#include <libsys/malloc.h>
 #include <libsys/memsrv.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
+#include <libsys/sync.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
@@ -256,12 +259,189 @@ static void check_futex(void)
                "woke %ld (%u), then %ld; %u in all", one, after_one, rest, woke);
 }
 
+/* ---- libsys/sync.h and the default heap, from four threads ---- */
+
+#define WORKERS 4
+#define COUNT_ROUNDS 20000
+
+static struct mutex counter_lock;
+static volatile uint64_t counter;
+
+static void count_up(uint64_t unused)
+{
+    (void)unused;
+    for (unsigned i = 0; i < COUNT_ROUNDS; i++) {
+        mutex_lock(&counter_lock);
+        uint64_t v = counter; /* a lost update if two threads get here at once */
+        if ((i & 255) == 0)
+            sys_yield(); /* the others find the mutex held and sleep on it */
+        counter = v + 1;
+        mutex_unlock(&counter_lock);
+    }
+    sys_thread_exit();
+}
+
+static unsigned start_workers(void (*fn)(uint64_t), int64_t th[WORKERS])
+{
+    unsigned started = 0;
+    for (unsigned i = 0; i < WORKERS; i++)
+        started += (th[i] = sys_thread_create(fn, stacks[i] + sizeof(stacks[0]), i)) >= 0;
+    return started;
+}
+
+static void wait_workers(const int64_t th[WORKERS])
+{
+    for (unsigned i = 0; i < WORKERS; i++)
+        if (th[i] >= 0) {
+            sys_thread_wait((handle_t)th[i], TIMEOUT_FOREVER);
+            sys_handle_close((handle_t)th[i]);
+        }
+}
+
+static void check_mutex(void)
+{
+    int64_t th[WORKERS];
+    counter = 0;
+    unsigned started = start_workers(count_up, th);
+    wait_workers(th);
+    test_check(&t, "mutex_counts_exactly", started == WORKERS && counter == (uint64_t)WORKERS * COUNT_ROUNDS,
+               "%u threads counted to %lu", started, counter);
+    struct mutex m = MUTEX_INIT;
+    bool first = mutex_trylock(&m), second = mutex_trylock(&m);
+    int unlocked = mutex_unlock(&m), again = mutex_unlock(&m);
+    test_check(&t, "mutex_misuse", first && !second && unlocked == 0 && again == -EPERM,
+               "trylock %d then %d, unlock %d then %d", first, second, unlocked, again);
+}
+
+/* A queue of two slots between two producers and two consumers. */
+#define QUEUE_ITEMS 3000
+
+static struct {
+    struct mutex lock;
+    struct condvar not_full, not_empty;
+    uint64_t slot[2];
+    unsigned head, count, producing;
+    uint64_t sum, taken;
+} q;
+
+static void queue_worker(uint64_t index)
+{
+    if (index < 2) {
+        for (uint64_t i = 1; i <= QUEUE_ITEMS; i++) {
+            mutex_lock(&q.lock);
+            while (q.count == 2)
+                condvar_wait(&q.not_full, &q.lock);
+            q.slot[(q.head + q.count++) % 2] = index * QUEUE_ITEMS + i;
+            condvar_signal(&q.not_empty);
+            mutex_unlock(&q.lock);
+        }
+        mutex_lock(&q.lock);
+        if (--q.producing == 0)
+            condvar_broadcast(&q.not_empty);
+        mutex_unlock(&q.lock);
+        sys_thread_exit();
+    }
+    for (;;) {
+        mutex_lock(&q.lock);
+        while (q.count == 0 && q.producing)
+            condvar_wait(&q.not_empty, &q.lock);
+        if (q.count == 0)
+            break;
+        q.sum += q.slot[q.head];
+        q.taken++;
+        q.head = (q.head + 1) % 2;
+        q.count--;
+        condvar_signal(&q.not_full);
+        mutex_unlock(&q.lock);
+    }
+    mutex_unlock(&q.lock);
+    sys_thread_exit();
+}
+
+static void check_condvar(void)
+{
+    int64_t th[WORKERS];
+    memset(&q, 0, sizeof(q));
+    q.producing = 2;
+    unsigned started = start_workers(queue_worker, th);
+    wait_workers(th);
+    uint64_t n = 2 * QUEUE_ITEMS;
+    test_check(&t, "condvar_queue", started == WORKERS && q.taken == n && q.sum == n * (n + 1) / 2,
+               "%u threads; %lu items taken, sum %lu", started, q.taken, q.sum);
+
+    struct mutex m = MUTEX_INIT;
+    struct condvar c = CONDVAR_INIT;
+    mutex_lock(&m);
+    uint64_t start = sys_clock();
+    int r = condvar_wait_timeout(&c, &m, 5 * MS_NS);
+    uint64_t waited = sys_clock() - start;
+    bool held = !mutex_trylock(&m);
+    mutex_unlock(&m);
+    test_check(&t, "condvar_timeout", r == -ETIMEDOUT && waited >= 4 * MS_NS && held,
+               "gave %d after %lu ns, mutex held after: %d", r, waited, held);
+}
+
+#define HEAP_OPS 3000
+#define HEAP_SLOTS 32
+static volatile unsigned heap_damage, heap_failures;
+
+static void heap_worker(uint64_t index)
+{
+    static const size_t sizes[] = { 8, 48, 200, 256, 700, 4000, 30000, 300000 };
+    uint8_t *slot[HEAP_SLOTS] = { 0 };
+    size_t len[HEAP_SLOTS] = { 0 };
+    uint64_t rng = (index + 1) * 0x9e3779b97f4a7c15ull ^ t.seed;
+    for (unsigned op = 0; op < HEAP_OPS; op++) {
+        rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
+        uint64_t r = rng * 0x2545f4914f6cdd1dull;
+        unsigned i = r % HEAP_SLOTS;
+        if (slot[i]) {
+            for (size_t k = 0; k < len[i]; k += 61)
+                if (slot[i][k] != (uint8_t)(k + i + index))
+                    __atomic_add_fetch(&heap_damage, 1, __ATOMIC_RELAXED);
+            free(slot[i]);
+            slot[i] = 0;
+            continue;
+        }
+        len[i] = sizes[(r >> 8) % 8];
+        slot[i] = malloc(len[i]);
+        if (!slot[i]) {
+            __atomic_add_fetch(&heap_failures, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        for (size_t k = 0; k < len[i]; k += 61)
+            slot[i][k] = (uint8_t)(k + i + index);
+    }
+    for (unsigned i = 0; i < HEAP_SLOTS; i++)
+        free(slot[i]);
+    sys_thread_exit();
+}
+
+static void check_threaded_malloc(void)
+{
+    struct heap_stats before, after;
+    heap_stats(malloc_default_heap(), &before);
+    int64_t th[WORKERS];
+    unsigned started = start_workers(heap_worker, th);
+    wait_workers(th);
+    int check = malloc_check();
+    heap_stats(malloc_default_heap(), &after);
+    test_check(&t, "malloc_from_threads",
+               started == WORKERS && !heap_damage && !heap_failures && check == 0 &&
+                   after.live_blocks == before.live_blocks,
+               "%u threads; %u damaged, %u failed, check %d, live blocks %zu then %zu", started, heap_damage,
+               heap_failures, check, before.live_blocks, after.live_blocks);
+}
+
 int main(int argc, char **argv)
 {
     test_begin(&t, "sync", argc, argv);
     /* The handle-table fill in check_caps uses up the kernel memory the
      * suite allows: the checks that start threads come first. */
     check_futex();
+    check_mutex();
+    check_condvar();
+    check_threaded_malloc();
     check_notifications();
     check_caps();
     test_exit(&t);
