@@ -53,6 +53,7 @@ ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 128 + IPC_PAYLOAD_MAX, "ipc_msg layo
 /* A kernel notification: w[0] holds the IPC_NOTIFY_* bits that were pending. */
 #define IPC_LABEL_NOTIFY (IPC_LABEL_KERNEL_BASE + 1)
 #define IPC_NOTIFY_EXIT 0x1u /* processes ended: their segments wait in SYS_MS_RECLAIMED */
+#define IPC_NOTIFY_DMA  0x2u /* segments came within or out of a device's reach: SYS_MS_DMA_CHANGES */
 /* SYS_IPC_REPLY_RECV could not deliver the reply, and receives nothing this
  * time: w[0] the error, w[1] the reply's label, w[2] the pid it was for;
  * seg and caps[].handle the handles the reply named, all still the

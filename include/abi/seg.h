@@ -62,6 +62,30 @@ struct abi_reclaim {
 };
 ABI_STATIC_ASSERT(sizeof(struct abi_reclaim) == 40, "reclaim layout");
 
+/* A segment whose DMA state changed since the memory server last heard
+ * (SYS_MS_DMA_CHANGES): its state now. A busy segment (pinned, or
+ * unpinned but not yet out of its device's reach) may not move. */
+struct abi_dma_change {
+    uint64_t sid;
+    uint32_t busy;       /* 1: a device may reach it; 0: it may move again */
+    uint32_t reserved;
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_dma_change) == 16, "dma change layout");
+
+/* One segment, as SYS_MS_SEGMENTS lists them (a restarted memory server
+ * rebuilds its books from these). */
+struct abi_seg_record {
+    uint64_t sid, phys, size;
+    uint64_t owner_pid;  /* its holder; 0: the kernel holds it (boot module, reclaimed, quarantined) */
+    uint64_t payer_pid;  /* whose account pays for it; 0: nobody's (the kernel's boot segments) */
+    uint32_t flags;      /* SEG_INFO_*: QUARANTINED, MODULE, DMA (a device may reach it), IN_FLIGHT,
+                            SEG_RECORD_RECLAIMED (ownerless, waiting in or taken from the reclaim queue) */
+    uint32_t pins;
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_seg_record) == 48, "segment record layout");
+#define SEG_RECORD_RECLAIMED 0x80000000u
+#define SEG_RECORD_REPORTED  0x40000000u /* with RECLAIMED: already handed out by SYS_MS_RECLAIMED */
+
 /* A PCI memory BAR mapped into a driver (SYS_DEV_MAP_BAR). */
 struct abi_bar_info {
     uint64_t vaddr, size, phys;

@@ -217,6 +217,54 @@ int64_t sys_ms_reclaimed(SYSCALL_ARGS)
     return (int64_t)n;
 }
 
+#define DMA_CHANGE_BATCH 32
+
+int64_t sys_ms_dma_changes(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t max = a1 < DMA_CHANGE_BATCH ? a1 : DMA_CHANGE_BATCH;
+    struct abi_dma_change batch[DMA_CHANGE_BATCH];
+    struct segment *taken[DMA_CHANGE_BATCH];
+    uint64_t n = 0;
+    for (struct segment *s = segment_dma_change_first(); s && n < max; s = segment_dma_change_next(s)) {
+        taken[n] = s;
+        batch[n++] = (struct abi_dma_change){ .sid = s->sid, .busy = segment_dma_busy(s) };
+    }
+    /* Off the queue only once the server has the records. */
+    int err = copy_to_user(a0, batch, n * sizeof(batch[0]));
+    if (err)
+        return err;
+    for (uint64_t i = 0; i < n; i++)
+        segment_dma_change_told(taken[i]);
+    return (int64_t)n;
+}
+
+#define SEG_RECORD_BATCH 32
+
+int64_t sys_ms_segments(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t max = a2 < SEG_RECORD_BATCH ? a2 : SEG_RECORD_BATCH;
+    struct abi_seg_record batch[SEG_RECORD_BATCH];
+    uint64_t n = 0;
+    for (struct segment *s = segment_at_or_after(a0); s && n < max; s = segment_next_by_phys(s)) {
+        struct abi_seg_info info;
+        segment_info(s, &info);
+        uint32_t flags = info.flags & (SEG_INFO_QUARANTINED | SEG_INFO_MODULE | SEG_INFO_DMA | SEG_INFO_IN_FLIGHT);
+        if (!s->owner && !(s->flags & SEG_INFO_MODULE)) {
+            flags |= SEG_RECORD_RECLAIMED;
+            if (s->reported)
+                flags |= SEG_RECORD_REPORTED;
+        }
+        batch[n++] = (struct abi_seg_record){
+            .sid = s->sid, .phys = s->phys, .size = s->size, .owner_pid = info.owner_pid,
+            .payer_pid = info.payer_pid, .flags = flags, .pins = s->pins,
+        };
+    }
+    int err = copy_to_user(a1, batch, n * sizeof(batch[0]));
+    return err ? err : (int64_t)n;
+}
+
 /* The memory server's arguments: the kernel's command line, init's pid, and
  * how many times it was restarted (its successors say so in their logs). */
 static unsigned restarts;

@@ -147,11 +147,13 @@ int proc_start(struct process *p, uint64_t entry, uint64_t stack_top, uint64_t a
 
 struct notification *memsrv_notification;
 
-void proc_notify_memsrv_reclaim(void)
+void proc_notify_memsrv(uint64_t bits)
 {
     if (memsrv_notification)
-        notification_signal(memsrv_notification, IPC_NOTIFY_EXIT);
+        notification_signal(memsrv_notification, bits);
 }
+
+void proc_notify_memsrv_reclaim(void) { proc_notify_memsrv(IPC_NOTIFY_EXIT); }
 
 /*
  * The memory server's own parts (its image and stack segments). They are

@@ -19,6 +19,7 @@
  * steps that cannot fail, so a failure leaves the segment where it was.
  */
 #include <abi/errno.h>
+#include <abi/ipc.h>
 #include <arch/arch.h>
 #include <common/string.h>
 #include <kernel/account.h>
@@ -41,6 +42,7 @@ static struct id_table sids;
 static struct rb_tree by_phys;
 static uint64_t live_segments;
 static struct list_node reclaim_queue = LIST_HEAD_INIT(reclaim_queue);
+static struct list_node dma_changes = LIST_HEAD_INIT(dma_changes);
 
 /* The sid table's pages are the kernel's: a segment's charge is its own. */
 static int sid_page_get(void *ctx, void **page) { return kmem_frame_alloc(ctx, page); }
@@ -129,8 +131,10 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
     s->size = size;
     s->flags = flags;
     s->payer = payer;
+    s->dma_told = false;
     list_init(&s->link);
     list_init(&s->dma_link);
+    list_init(&s->dma_change);
     phys_insert(s);
     live_segments++;
     *out = s;
@@ -146,6 +150,8 @@ void segment_destroy(struct segment *s)
     idt_free(&sids, s->sid);
     rb_erase(&by_phys, &s->by_phys);
     live_segments--;
+    if (list_linked(&s->dma_change))
+        list_remove(&s->dma_change);
     struct account *payer = s->payer;
     if (payer)
         account_uncharge(payer, RES_MEMORY, s->size);
@@ -166,6 +172,37 @@ int segment_idle(const struct segment *s)
     return s->in_flight || s->pins || segment_dma_busy(s) ? -EBUSY : 0;
 }
 
+/* The segment's DMA state may have changed: the memory server hears of it
+ * (IPC_NOTIFY_DMA) unless it came back to what the server knows. */
+static void dma_state_changed(struct segment *s)
+{
+    bool differs = segment_dma_busy(s) != s->dma_told;
+    if (differs && !list_linked(&s->dma_change)) {
+        list_push_back(&dma_changes, &s->dma_change);
+        proc_notify_memsrv(IPC_NOTIFY_DMA);
+    } else if (!differs && list_linked(&s->dma_change)) {
+        list_remove(&s->dma_change);
+    }
+}
+
+struct segment *segment_dma_change_first(void)
+{
+    struct list_node *n = list_first(&dma_changes);
+    return n ? LIST_ENTRY(n, struct segment, dma_change) : 0;
+}
+
+struct segment *segment_dma_change_next(const struct segment *s)
+{
+    struct list_node *n = s->dma_change.next;
+    return n != &dma_changes ? LIST_ENTRY(n, struct segment, dma_change) : 0;
+}
+
+void segment_dma_change_told(struct segment *s)
+{
+    list_remove(&s->dma_change);
+    s->dma_told = segment_dma_busy(s);
+}
+
 /* The segment is no longer within any device's reach. */
 static void dma_forget(struct segment *s)
 {
@@ -178,6 +215,7 @@ static void dma_forget(struct segment *s)
     device_put(s->dma_device);
     s->dma_device = 0;
     s->flags &= ~(uint32_t)SEG_INFO_QUARANTINED;
+    dma_state_changed(s);
 }
 
 int segment_pin(struct segment *s, struct device *d, uint64_t *phys)
@@ -203,6 +241,7 @@ int segment_pin(struct segment *s, struct device *d, uint64_t *phys)
         device_get(d);
         s->dma_device = d;
         list_push_back(device_dma_segments(d), &s->dma_link);
+        dma_state_changed(s);
     }
     s->pins++;
     *phys = s->phys;
@@ -396,6 +435,8 @@ void segment_info(const struct segment *s, struct abi_seg_info *out)
 /* One segment's invariants (see the top of this file). */
 static const char *check_one(struct segment *s)
 {
+    if (list_linked(&s->dma_change) != (segment_dma_busy(s) != s->dma_told))
+        return "DMA change queue out of step with its DMA state";
     if (s->owner) {
         struct segment *named = handle_lookup(&s->owner->handles, s->handle, HANDLE_SEGMENT);
         enum handle_type type;
@@ -444,6 +485,22 @@ int segment_check_all(uint64_t *bad_sid, const char **why)
 
 struct segment *segment_first_by_phys(void) { return phys_entry(rb_first(&by_phys)); }
 struct segment *segment_next_by_phys(const struct segment *s) { return phys_entry(rb_next(&s->by_phys)); }
+
+struct segment *segment_at_or_after(uint64_t phys)
+{
+    struct rb_node *n = by_phys.root;
+    struct segment *best = 0;
+    while (n) {
+        struct segment *s = phys_entry(n);
+        if (s->phys >= phys) {
+            best = s;
+            n = n->left;
+        } else {
+            n = n->right;
+        }
+    }
+    return best;
+}
 uint64_t segment_count(void) { return live_segments; }
 
 /* ---- the way back to the memory server ----------------------------- */

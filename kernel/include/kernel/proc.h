@@ -85,6 +85,8 @@ uint64_t proc_live_count(void);
 void proc_account_free(struct account *a);
 /* Segments wait in the reclaim queue: tell the memory server. */
 void proc_notify_memsrv_reclaim(void);
+/* Signals IPC_NOTIFY_* bits to the memory server (nothing if none runs). */
+void proc_notify_memsrv(uint64_t bits);
 
 /* The memory server, once the kernel has started it, and its endpoint. */
 extern struct process *memsrv_process;

@@ -62,8 +62,10 @@ struct segment {
     struct device *dma_device;    /* pinned for it, or tainted by it (a reference) */
     uint64_t former_pid;          /* for reclaim records */
     bool reported;                /* reclaimed and handed to the memory server */
+    bool dma_told;                /* the DMA state the memory server last heard of */
     struct list_node link;        /* the owner's list, or the reclaim queue */
     struct list_node dma_link;    /* its device's list while dma_device is set */
+    struct list_node dma_change;  /* on the change queue while dma_told is out of date */
     struct rb_node by_phys;
 };
 
@@ -118,8 +120,19 @@ bool segment_dma_busy(const struct segment *s);
  * -EINVAL with the first broken one. Preemptible between segments. */
 int segment_check_all(uint64_t *bad_sid, const char **why);
 
+/* Segments whose DMA state the memory server has not heard of, oldest
+ * first: segment_dma_change_first gives the first (0: none) and
+ * segment_dma_change_told marks one heard and takes it off the queue. The
+ * queue holds each segment at most once, and a segment whose state went
+ * and came back is off it. */
+struct segment *segment_dma_change_first(void);
+struct segment *segment_dma_change_next(const struct segment *s);
+void segment_dma_change_told(struct segment *s);
+
 /* Iteration in physical order (for the memory server's boot information). */
 struct segment *segment_first_by_phys(void);
+/* The first segment whose base is at least phys, or 0. O(log n). */
+struct segment *segment_at_or_after(uint64_t phys);
 struct segment *segment_next_by_phys(const struct segment *s);
 uint64_t segment_count(void);
 

@@ -274,6 +274,14 @@ static inline int64_t sys_ms_reclaimed(struct abi_reclaim *out, unsigned max)
 {
     return sysraw_ms_reclaimed((uint64_t)out, max);
 }
+static inline int64_t sys_ms_dma_changes(struct abi_dma_change *out, unsigned max)
+{
+    return sysraw_ms_dma_changes((uint64_t)out, max);
+}
+static inline int64_t sys_ms_segments(uint64_t from_phys, struct abi_seg_record *out, unsigned max)
+{
+    return sysraw_ms_segments(from_phys, (uint64_t)out, max);
+}
 
 /* Devices for user-mode drivers: opened by init (POWER_DEVICES), then
  * granted with the rights the driver needs. Config space (RIGHT_CONFIG):
