@@ -2,6 +2,7 @@
  * libsys: the in-guest test convention (see libsys/test.h).
  */
 #include <common/cmdline.h>
+#include <common/console.h>
 #include <common/string.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
@@ -22,7 +23,7 @@ bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, 
 {
     if (ok) {
         r->passed++;
-        printf("[PASS] %s.%s\n", r->group, name);
+        printf(CONSOLE_PASS " %s.%s\n", r->group, name);
         return true;
     }
     r->failed++;
@@ -31,13 +32,24 @@ bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, 
     va_start(ap, fmt);
     fmt_vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    printf("[FAIL] %s.%s: %s (seed=%lu)\n", r->group, name, reason, r->seed);
+    printf(CONSOLE_FAIL " %s.%s: %s (seed=%lu)\n", r->group, name, reason, r->seed);
     return false;
+}
+
+void test_skip(struct test_run *r, const char *name, const char *fmt, ...)
+{
+    r->skipped++;
+    char reason[256];
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    printf(CONSOLE_SKIP " %s.%s: %s\n", r->group, name, reason);
 }
 
 void test_exit(struct test_run *r)
 {
-    sys_exit(TEST_STATUS(r->passed, r->failed));
+    sys_exit(TEST_STATUS(r->passed, r->failed, r->skipped));
 }
 
 uint64_t test_rand(struct test_run *r)

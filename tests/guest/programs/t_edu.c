@@ -3,7 +3,7 @@
  * (1234:11e8, QEMU docs/specs/edu.rst), driven through the SYS_DEV_* calls.
  * init opens the device (it holds the boot right) and passes the handle in
  * startup slot ABI_STARTUP_DEVICE; without one (Bochs, or QEMU without
- * --edu) the program prints `[SKIP] edu: ...` and ends with no checks.
+ * --edu) it skips (`[SKIP] edu.device: ...`) and ends with no checks.
  *
  * The checks: configuration space through the kernel (ids, command
  * register, BAR writes refused), BAR0 mapped uncached, the identification,
@@ -309,7 +309,7 @@ int main(int argc, char **argv)
     handle_t dev = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
     char why[160];
     if (handle_missing(dev, why, sizeof(why))) {
-        printf("[SKIP] edu: %s\n", why);
+        test_skip(&t, "device", "%s", why);
         test_exit(&t);
     }
 
