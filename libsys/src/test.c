@@ -10,11 +10,13 @@
 
 void test_begin(struct test_run *r, const char *group, int argc, char **argv)
 {
-    *r = (struct test_run){ .group = group, .seed = 1 };
+    *r = (struct test_run){ .group = group, .seed = 1, .pace_ns = 100000 };
     for (int i = 0; i < argc; i++) {
         uint64_t v;
         if (strncmp(argv[i], "seed=", 5) == 0 && parse_u64(argv[i] + 5, strlen(argv[i] + 5), &v) == 0)
             r->seed = v;
+        if (strncmp(argv[i], "pace_ns=", 8) == 0 && parse_u64(argv[i] + 8, strlen(argv[i] + 8), &v) == 0 && v)
+            r->pace_ns = v;
     }
     r->rng = r->seed * 0x9e3779b97f4a7c15ull + 1;
 }
@@ -50,6 +52,11 @@ void test_skip(struct test_run *r, const char *name, const char *fmt, ...)
 void test_exit(struct test_run *r)
 {
     sys_exit(TEST_STATUS(r->passed, r->failed, r->skipped));
+}
+
+uint64_t test_budget_ns(const struct test_run *r, uint64_t units)
+{
+    return r->pace_ns * units;
 }
 
 uint64_t test_rand(struct test_run *r)

@@ -15,6 +15,7 @@ struct test_run {
     const char *group;
     unsigned passed, failed, skipped;
     uint64_t seed, rng;
+    uint64_t pace_ns; /* the suite's unit of reference work, in guest ns */
 };
 
 /* Exit status of a test program: a marker bit, then three 20-bit counts. */
@@ -26,7 +27,7 @@ struct test_run {
 #define TEST_STATUS_FAILED(s) ((unsigned)(((s) >> 20) & 0xfffff))
 #define TEST_STATUS_SKIPPED(s) ((unsigned)((s) & 0xfffff))
 
-/* Reads seed=N from argv (default 1) and prints it. */
+/* Reads seed=N (default 1) and pace_ns=N from argv. */
 void test_begin(struct test_run *r, const char *group, int argc, char **argv);
 /* Records one check; fmt explains a failure. Returns ok. */
 bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, ...)
@@ -36,6 +37,10 @@ bool test_check(struct test_run *r, const char *name, bool ok, const char *fmt, 
  * can be scaled to the machine is scaled instead. */
 void test_skip(struct test_run *r, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 __attribute__((noreturn)) void test_exit(struct test_run *r);
+/* A wait's budget in guest ns: `units` of the suite's reference work
+ * (tests/guest/suite/pace.c), so that a slow emulator or a busy host gets
+ * proportionally longer; 0.1 ms a unit when started without pace_ns=. */
+uint64_t test_budget_ns(const struct test_run *r, uint64_t units);
 /* Seeded pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(struct test_run *r);
 

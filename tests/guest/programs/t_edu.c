@@ -56,9 +56,10 @@
  * ... out of bounds"). The rest of the target page shows overruns. */
 #define DMA_BYTES             4000u
 /* QEMU finishes a DMA 100 ms (virtual) after the start; a factorial is a
- * thread wakeup. Both get generous bounds on a loaded machine. */
-#define EDU_WAIT_MS           5000u
-#define EDU_WAIT_NS           ((uint64_t)EDU_WAIT_MS * 1000 * 1000)
+ * thread wakeup on the host. The wait's bound is in the suite's units of
+ * reference work (test_budget_ns): a few milliseconds each under QEMU, so
+ * seconds in all, and proportionally more on a loaded host. */
+#define EDU_WAIT_UNITS        5000u
 
 static volatile uint8_t *edu_regs;
 
@@ -71,10 +72,10 @@ static void edu_write64(unsigned reg, uint64_t v) { *(volatile uint64_t *)(edu_r
  * to read it, and its writes seen only after it says it is done. */
 static void dma_barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
 
-/* Polls until (register & busy) is clear; false after EDU_WAIT_NS. */
-static bool edu_wait_clear(unsigned reg, uint64_t busy, uint64_t *last)
+/* Polls until (register & busy) is clear; false after the wait's budget. */
+static bool edu_wait_clear(const struct test_run *t, unsigned reg, uint64_t busy, uint64_t *last)
 {
-    uint64_t deadline = sys_clock() + EDU_WAIT_NS;
+    uint64_t deadline = sys_clock() + test_budget_ns(t, EDU_WAIT_UNITS);
     for (;;) {
         *last = reg >= EDU_DMA_SOURCE ? edu_read64(reg) : edu_read32(reg);
         if (!(*last & busy))
@@ -170,15 +171,16 @@ static void check_registers(struct test_run *t)
     const uint32_t n[] = { 0, 5, 12 }, factorial[] = { 1, 120, 479001600 };
     for (unsigned i = 0; i < 3; i++) {
         uint64_t status;
-        bool idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+        bool idle = edu_wait_clear(t, EDU_STATUS, EDU_STATUS_COMPUTING, &status);
         if (idle) {
             edu_write32(EDU_FACTORIAL, n[i]);
-            idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+            idle = edu_wait_clear(t, EDU_STATUS, EDU_STATUS_COMPUTING, &status);
         }
         char name[16];
         snprintf(name, sizeof(name), "factorial_%u", n[i]);
         if (!idle) {
-            test_check(t, name, false, "still computing after %u ms (status %#lx)", EDU_WAIT_MS, status);
+            test_check(t, name, false, "still computing after %lu ms (status %#lx)",
+                       test_budget_ns(t, EDU_WAIT_UNITS) / 1000000, status);
             return;
         }
         uint32_t got_f = edu_read32(EDU_FACTORIAL);
@@ -220,10 +222,10 @@ static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t
                    sys_strerror(r), after.moves - before.moves);
     }
     uint64_t last;
-    bool done = edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
+    bool done = edu_wait_clear(t, EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
     dma_barrier();
-    return test_check(t, name, done, "DMA %#lx -> %#lx not done after %u ms (command register %#lx)", src, dst,
-                      EDU_WAIT_MS, last);
+    return test_check(t, name, done, "DMA %#lx -> %#lx not done after %lu ms (command register %#lx)", src, dst,
+                      test_budget_ns(t, EDU_WAIT_UNITS) / 1000000, last);
 }
 
 static void check_dma(struct test_run *t, handle_t dev)
