@@ -203,11 +203,68 @@ class LineWatch:
                 self.seen = True
 
 
+class Stream:
+    """The console as it arrives: read from a file or FIFO without blocking,
+    copied to stdout and the log, and shown to each watcher's feed()."""
+
+    def __init__(self, fd, log, watchers):
+        self.fd, self.log, self.watchers = fd, log, watchers
+        self.received = []
+
+    def pump(self):
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not data:
+                return
+            self.received.append(data)
+            for sink in (sys.stdout.buffer, self.log):
+                if sink:
+                    sink.write(data)
+                    sink.flush()
+            for w in self.watchers:
+                w.feed(data)
+
+    def lines(self):
+        return console_lines(b"".join(self.received).decode("utf-8", "replace"))
+
+
+class Emulator:
+    """The emulator in a session of its own, stopped with SIGTERM and, if
+    that is not enough within 5 s, SIGKILL."""
+
+    def __init__(self, command, output):
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                        start_new_session=True)
+        self.stopped_at = None
+
+    def running(self):
+        return self.process.poll() is None
+
+    def stop(self):
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
+        if self.running():
+            os.killpg(self.process.pid, signal.SIGTERM)
+
+    def enforce_stop(self):
+        if self.stopped_at is not None and time.monotonic() - self.stopped_at > 5 and self.running():
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
 def run(args):
+    # Signals first: the emulator runs in a session of its own, so a signal
+    # that killed this process before it could stop the emulator would
+    # leave the emulator running.
+    signals = []
+    for number, name in ((signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupted")):
+        signal.signal(number, lambda *_, name=name: signals.append(name))
     protocol = Protocol()
-    out = sys.stdout.buffer
-    log = open(args.log, "wb") if args.log else None
-    feed_fd = None
+    watchers = [LineWatch(protocol.panic)]
+    panic = watchers[0]
+    typist = None
     if args.fifo:
         # QEMU's pipe chardev: it reads FIFO.in and writes FIFO.out, opening
         # both read-write, so neither side waits for the other. Holding
@@ -215,84 +272,46 @@ def run(args):
         # the end of its input.
         feed_fd = os.open(args.fifo + ".in", os.O_RDWR)
         source = os.open(args.fifo + ".out", os.O_RDWR | os.O_NONBLOCK)
+        if args.input:
+            typist = Typist(Path(args.input).read_text().splitlines(), args.prompt,
+                            lambda b: os.write(feed_fd, b))
+            watchers.append(typist)
     else:
         Path(args.serial).touch()
         source = os.open(args.serial, os.O_RDONLY | os.O_NONBLOCK)
-    typist = None
-    if args.input:
-        typist = Typist(Path(args.input).read_text().splitlines(), args.prompt,
-                        lambda b: os.write(feed_fd, b))
-    panic = LineWatch(protocol.panic)
-    emulator_out = open(args.emulator_output, "wb") if args.emulator_output else None
-    emulator = subprocess.Popen(args.emulator, stdin=subprocess.DEVNULL, stdout=emulator_out,
-                                stderr=emulator_out, start_new_session=True)
-    stopped_by = []
+    stream = Stream(source, open(args.log, "wb") if args.log else None, watchers)
+    output = open(args.emulator_output, "wb") if args.emulator_output else None
+    emulator = Emulator(args.emulator, output)
 
-    def stop(why=None, *_):
-        if why:
-            stopped_by.append(why)
-        if emulator.poll() is None:
-            os.killpg(emulator.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, lambda *_: stop("terminated"))
-    signal.signal(signal.SIGINT, lambda *_: stop("interrupted"))
     started = time.monotonic()
     panic_at = None
     timed_out = False
-    killed_at = None
-    received = []
-
-    def pump():
-        got = False
-        while True:
-            try:
-                data = os.read(source, 65536)
-            except BlockingIOError:
-                data = b""
-            if not data:
-                return got
-            got = True
-            received.append(data)
-            out.write(data)
-            out.flush()
-            if log:
-                log.write(data)
-                log.flush()
-            panic.feed(data)
-            if typist:
-                typist.feed(data)
-
-    while True:
-        exited = emulator.poll() is not None
-        pump()
-        if exited:
-            break
+    while emulator.running():
+        stream.pump()
+        if signals:
+            emulator.stop()
         now = time.monotonic()
         if panic.seen and panic_at is None:
             panic_at = now
-        if panic_at is not None and now - panic_at > PANIC_GRACE_S and killed_at is None:
+        if panic_at is not None and now - panic_at > PANIC_GRACE_S and emulator.stopped_at is None:
             print(f"{PROG}: kernel panic: stopping the emulator", file=sys.stderr)
-            stop()
-            killed_at = now
-        if args.timeout and now - started > args.timeout and killed_at is None:
+            emulator.stop()
+        if args.timeout and now - started > args.timeout and emulator.stopped_at is None:
             timed_out = True
             print(f"{PROG}: timeout after {args.timeout} s", file=sys.stderr)
-            stop()
-            killed_at = now
-        if killed_at is not None and now - killed_at > 5 and emulator.poll() is None:
-            os.killpg(emulator.pid, signal.SIGKILL)
+            emulator.stop()
+        emulator.enforce_stop()
         time.sleep(POLL_S)
-    pump()
-    if stopped_by:
-        print(f"{PROG}: {stopped_by[0]}", file=sys.stderr)
-        return 130 if stopped_by[0] == "interrupted" else 143
+    stream.pump()
+
+    if signals:
+        print(f"{PROG}: {signals[0]}", file=sys.stderr)
+        return 130 if signals[0] == "interrupted" else 143
     if typist and typist.sent < typist.total:
         print(f"{PROG}: input: only {typist.sent} of {typist.total} lines of {args.input} were typed",
               file=sys.stderr)
-    lines = console_lines(b"".join(received).decode("utf-8", "replace"))
-    status = emulator.returncode
-    return report(lines, args, protocol, args.timeout if timed_out else None,
-                  f"{Path(args.emulator[0]).name} exited with status {status}")
+    note = f"{Path(args.emulator[0]).name} exited with status {emulator.process.returncode}"
+    return report(stream.lines(), args, protocol, args.timeout if timed_out else None, note)
 
 
 def report(lines, args, protocol, timed_out_after=None, exit_note=""):

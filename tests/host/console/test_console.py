@@ -197,6 +197,26 @@ class RunTest(unittest.TestCase):
         self.assertLess(took, 15)
         self.assertIn("FAIL: timeout after 1 s", r.stderr)
 
+    def test_a_terminated_run_stops_its_emulator(self):
+        serial, pidfile = self.tmp / "serial", self.tmp / "pid"
+        emu = self.fake(f"""
+            open({str(pidfile)!r}, "w").write(str(os.getpid()))
+            time.sleep(100)
+        """)
+        p = subprocess.Popen([sys.executable, str(REPO / "iso/console.py"), "run", "--serial", str(serial),
+                              "--timeout", "50", "--", *emu], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 143)
+        self.assertIn("iso/run: terminated", err)
+        emulator_pid = int(pidfile.read_text())
+        with self.assertRaises(ProcessLookupError):
+            os.kill(emulator_pid, 0)
+
     def test_input_is_typed_one_line_per_prompt(self):
         fifo = self.tmp / "con"
         os.mkfifo(f"{fifo}.in")
