@@ -16,10 +16,10 @@
 #include <abi/init.h>
 #include <common/cmdline.h>
 #include <common/string.h>
-#include <libsys/start.h>
-#include <libsys/stdio.h>
 #include <libsys/loader.h>
 #include <libsys/memsrv.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
 #include <libsys/syscall.h>
 
 /* The delegate (abi/init.h): t_suite's process, which receives what it asks
@@ -167,6 +167,7 @@ static void serve(const struct service *sv)
 
 static uint8_t service_stacks[SERVICE_THREADS_MAX][SERVICE_STACK_SIZE] __attribute__((aligned(16)));
 static struct service services[SERVICE_THREADS_MAX];
+static unsigned nservices;
 
 static void service_thread(uint64_t index)
 {
@@ -174,17 +175,17 @@ static void service_thread(uint64_t index)
     sys_thread_exit();
 }
 
-/* Serves sv on a thread of its own; false if there is no room for one. */
+/* Serves the endpoint on a thread of its own; false if there is no room
+ * for one. */
 static bool serve_on_thread(handle_t endpoint, handle_t delegate)
 {
-    static unsigned served;
-    if (served == SERVICE_THREADS_MAX)
+    if (nservices == SERVICE_THREADS_MAX)
         return false;
-    services[served] = (struct service){ endpoint, delegate };
-    uint8_t *stack_top = service_stacks[served] + SERVICE_STACK_SIZE;
-    if (sys_thread_create(service_thread, stack_top, served) < 0)
+    services[nservices] = (struct service){ endpoint, delegate };
+    uint8_t *stack_top = service_stacks[nservices] + SERVICE_STACK_SIZE;
+    if (sys_thread_create(service_thread, stack_top, nservices) < 0)
         return false;
-    served++;
+    nservices++;
     return true;
 }
 
@@ -195,7 +196,7 @@ static void start_servers(void)
         if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
             strncmp(info.name, "b_", 2) == 0)
             continue;
-        int64_t ep = sys_ep_create();
+        int64_t ep = nservices < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
         /* A server also gets an endpoint of its own to serve; init keeps a
          * handle to it, the one a client would be given. */
         int64_t own = sys_ep_create();
