@@ -1,11 +1,16 @@
-# The two commands a newcomer needs. Everything else is CMake and ctest.
-#   make run   - build, make the ISO and boot it in QEMU, serial on the terminal
-#   make test  - build, then run every test (host, QEMU suite, Bochs) via ctest
+# The commands a newcomer needs. Everything else is CMake and ctest.
+#   make run         build, make the ISO and boot it in QEMU, serial on the terminal
+#   make test        build, then every test (host, the QEMU matrix, Bochs) via ctest
+#   make test-quick  build, then the host tests and one QEMU run of the suite
+#   make soak        build, then the suite again and again with fresh seeds, under
+#                    QEMU and Bochs, for SOAK_MINUTES (not part of make test)
 BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 RUNARGS ?=
+SOAK_MINUTES ?= 30
+SOAK_ARGS ?=
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test test-quick soak clean
 
 all: build
 
@@ -23,6 +28,13 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-quick: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'host|quick'
+
+soak: build
+	@scripts/soak --iso $(BUILD)/tessera.iso --minutes $(SOAK_MINUTES) --jobs $(JOBS) \
+	    --out $(BUILD)/soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(BUILD)

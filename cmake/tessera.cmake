@@ -1,7 +1,9 @@
-# Build flavours. The same gcc builds three kinds of code:
-#   kernel - ring 0: freestanding, no red zone, no SSE, kernel code model;
-#   user   - ring 3 programs linked against libsys: freestanding, small model;
-#   host   - ordinary Linux code for unit tests, fuzzers and benchmarks.
+# Build flavours. The same gcc builds four kinds of code:
+#   kernel    - ring 0: freestanding, no red zone, no SSE, kernel code model;
+#   user      - ring 3 programs linked against libsys: freestanding, small model;
+#   host      - ordinary Linux code for unit tests, fuzzers and benchmarks;
+#   host_asan - host code under ASan + UBSan, every finding fatal: the
+#               sanitizer twin of each host test (tessera_host_test()).
 # Pure C libraries (common/, the span allocator) are compiled once per flavour
 # they are used in, through tessera_library().
 
@@ -19,6 +21,8 @@ set(TESSERA_KERNEL_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mno-red-zone -mgeneral-r
     -mno-mmx -mno-sse -mno-sse2 -mcmodel=kernel -DTESSERA_KERNEL=1)
 set(TESSERA_USER_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mcmodel=small -DTESSERA_USER=1)
 set(TESSERA_HOST_FLAGS -O2 -g -DTESSERA_HOST=1)
+set(TESSERA_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
+    -fno-omit-frame-pointer)
 
 function(tessera_flavour_flags target flavour)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:${TESSERA_WARNINGS}>)
@@ -29,6 +33,11 @@ function(tessera_flavour_flags target flavour)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:${TESSERA_USER_FLAGS}>)
   elseif(flavour STREQUAL "host")
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:C>:${TESSERA_HOST_FLAGS}>)
+  elseif(flavour STREQUAL "host_asan")
+    target_compile_options(${target} PRIVATE
+        $<$<COMPILE_LANGUAGE:C>:${TESSERA_HOST_FLAGS} ${TESSERA_SANITIZE_FLAGS}>)
+    # Whatever links a sanitized library needs the sanitizer runtimes.
+    target_link_options(${target} PUBLIC ${TESSERA_SANITIZE_FLAGS})
   else()
     message(FATAL_ERROR "unknown flavour ${flavour}")
   endif()
@@ -52,20 +61,61 @@ endfunction()
 find_library(CMOCKA_LIBRARY cmocka REQUIRED)
 find_path(CMOCKA_INCLUDE_DIR cmocka.h REQUIRED)
 
-# tessera_host_test(NAME SOURCES ... LINK ...): a cmocka test run by ctest.
+# tessera_host_test(NAME SOURCES file.c ... [UNDER_TEST file.c ...]
+#                   [LINK lib ...] [INCLUDES dir ...] [DEFINES D=1 ...]
+#                   [ARGS arg ...] [ASAN_ARGS arg ...] [TIMEOUT seconds]
+#                   [ENVIRONMENT VAR=value ...] [ASAN_ENVIRONMENT VAR=value ...])
+# registers a cmocka test twice:
+#   NAME       - the host flavour, labels "host";
+#   NAME_asan  - the host_asan flavour (ASan + UBSan, every finding fatal),
+#                labels "host;sanitize".
+# SOURCES are the test's own files; UNDER_TEST the code it tests, compiled
+# into each executable (so that the sanitizers see into it too). LINK names
+# libraries without their flavour: "span" links span_host into NAME and
+# span_host_asan into NAME_asan. ARGS go to both runs unless ASAN_ARGS are
+# given (sanitized runs are slower: fewer iterations).
 function(tessera_host_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LINK;ARGS" ${ARGN})
-  add_executable(${name} ${ARG_SOURCES})
-  tessera_flavour_flags(${name} host)
-  target_include_directories(${name} PRIVATE ${CMOCKA_INCLUDE_DIR})
-  target_link_libraries(${name} PRIVATE ${ARG_LINK} ${CMOCKA_LIBRARY})
-  add_test(NAME ${name} COMMAND ${name} ${ARG_ARGS})
-  set_tests_properties(${name} PROPERTIES LABELS host)
+  cmake_parse_arguments(ARG "" "TIMEOUT"
+      "SOURCES;UNDER_TEST;LINK;INCLUDES;DEFINES;ARGS;ASAN_ARGS;ENVIRONMENT;ASAN_ENVIRONMENT" ${ARGN})
+  if(NOT ARG_SOURCES)
+    message(FATAL_ERROR "tessera_host_test(${name}): no SOURCES")
+  endif()
+  if(NOT ARG_ASAN_ARGS)
+    set(ARG_ASAN_ARGS ${ARG_ARGS})
+  endif()
+  if(NOT ARG_ASAN_ENVIRONMENT)
+    set(ARG_ASAN_ENVIRONMENT ${ARG_ENVIRONMENT})
+  endif()
+  foreach(flavour host host_asan)
+    if(flavour STREQUAL "host")
+      set(target ${name})
+      set(args ${ARG_ARGS})
+      set(env ${ARG_ENVIRONMENT})
+      set(labels host)
+    else()
+      set(target ${name}_asan)
+      set(args ${ARG_ASAN_ARGS})
+      set(env ${ARG_ASAN_ENVIRONMENT})
+      set(labels host sanitize)
+    endif()
+    add_executable(${target} ${ARG_SOURCES} ${ARG_UNDER_TEST})
+    tessera_flavour_flags(${target} ${flavour})
+    target_include_directories(${target} PRIVATE ${CMOCKA_INCLUDE_DIR} ${ARG_INCLUDES})
+    target_compile_definitions(${target} PRIVATE ${ARG_DEFINES})
+    foreach(lib ${ARG_LINK})
+      target_link_libraries(${target} PRIVATE ${lib}_${flavour})
+    endforeach()
+    target_link_libraries(${target} PRIVATE ${CMOCKA_LIBRARY})
+    add_test(NAME ${target} COMMAND ${target} ${args})
+    set_tests_properties(${target} PROPERTIES LABELS "${labels}")
+    if(ARG_TIMEOUT)
+      set_tests_properties(${target} PROPERTIES TIMEOUT ${ARG_TIMEOUT})
+    endif()
+    if(env)
+      set_tests_properties(${target} PROPERTIES ENVIRONMENT "${env}")
+    endif()
+  endforeach()
 endfunction()
-
-# The sanitizer flavour of a host test: same sources, ASan + UBSan.
-set(TESSERA_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
-    -fno-omit-frame-pointer)
 
 # tessera_user_program(NAME SOURCES ...): a ring-3 ELF linked with libsys.
 function(tessera_user_program name)

@@ -30,4 +30,22 @@
 /* The emulators' exit paths carry a byte (QEMU's isa-debug-exit). */
 #define INIT_POWEROFF_STATUS_MAX 255u
 
+/*
+ * The delegate. With test= or bench= on the command line, init starts the
+ * boot module t_suite (the in-guest suite) instead of the servers, with the
+ * powers to start processes and open devices, and serves it, on the
+ * endpoint in its PARENT slot, what stays init's: the requests below, and
+ * memsrv's init-only request. The endpoint is the capability: init gives
+ * it to t_suite alone, and what it hands out goes to t_suite's process
+ * whoever asks.
+ */
+/* w0 module index. Init gives the module's image to t_suite, mapped
+ * read-only; reply w0 its address there, w1 its size in bytes, payload its
+ * name (NUL-terminated). -ENOENT past the last module; -EPERM for init's and
+ * memsrv's own images, which init keeps; -EEXIST if given before. */
+#define INIT_MODULE (INIT_LABEL_BASE + 2)
+/* MS_REVOKE (abi/memsrv.h) sent to the delegate endpoint goes to memsrv as
+ * init's; memsrv's reply comes back unchanged. Other memsrv labels get
+ * -ENOSYS (ask memsrv directly). */
+
 #endif

@@ -67,8 +67,11 @@ struct abi_kinfo {
     uint64_t ncpus_present;      /* CPUs the firmware reports (only one runs) */
     uint64_t flags;              /* KINFO_* */
     uint64_t reserved;
+    /* The kernel's boot-time self-tests ([PASS]/[FAIL]/[SKIP] lines it printed). */
+    uint32_t selftests_passed, selftests_failed, selftests_skipped;
+    uint32_t reserved2;
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 80, "kinfo layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 96, "kinfo layout");
 #define KINFO_IOMMU 0x1u /* devices reach only what is pinned for them (docs/iommu.md) */
 
 /*

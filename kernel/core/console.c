@@ -7,6 +7,7 @@
 #include <arch/arch.h>
 #include <common/fmt.h>
 #include <abi/errno.h>
+#include <common/console.h>
 #include <kernel/console.h>
 #include <kernel/sched.h>
 #include <kernel/usercopy.h>
@@ -94,4 +95,30 @@ void panic(const char *fmt, ...)
     va_end(ap);
     kprintf("tessera: shutdown status 3\n");
     arch_shutdown(3);
+}
+
+static uint32_t ktests[3];
+
+bool ktest_report(const char *group, const char *name, enum ktest_outcome outcome, const char *fmt, ...)
+{
+    static const char *const tags[] = { CONSOLE_PASS, CONSOLE_FAIL, CONSOLE_SKIP };
+    ktests[outcome]++;
+    if (outcome == KTEST_PASS || !fmt) {
+        kprintf("%s %s.%s\n", tags[outcome], group, name);
+        return outcome == KTEST_PASS;
+    }
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    fmt_vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    kprintf("%s %s.%s: %s\n", tags[outcome], group, name, why);
+    return false;
+}
+
+void ktest_counts(uint32_t *passed, uint32_t *failed, uint32_t *skipped)
+{
+    *passed = ktests[KTEST_PASS];
+    *failed = ktests[KTEST_FAIL];
+    *skipped = ktests[KTEST_SKIP];
 }

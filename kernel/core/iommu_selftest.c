@@ -87,8 +87,7 @@ static bool check(const char *name, bool ok, const char *fmt, ...)
 {
     if (ok) {
         st.passed++;
-        kprintf("[PASS] iommu_selftest.%s\n", name);
-        return true;
+        return ktest_report("iommu_selftest", name, KTEST_PASS, 0);
     }
     char why[200];
     va_list ap;
@@ -96,8 +95,7 @@ static bool check(const char *name, bool ok, const char *fmt, ...)
     fmt_vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     st.failed++;
-    kprintf("[FAIL] iommu_selftest.%s: %s\n", name, why);
-    return false;
+    return ktest_report("iommu_selftest", name, KTEST_FAIL, "%s", why);
 }
 
 static uint64_t edu_read64(unsigned reg) { return *(volatile uint64_t *)(st.regs + reg); }
@@ -272,7 +270,7 @@ static void high_memory(struct iommu_domain *d, const struct mb_info *info, cons
 {
     uint64_t phys = high_page(info);
     if (!phys) {
-        kprintf("[SKIP] iommu_selftest.high_memory: no RAM above 4 GiB (iso/run --mem 5G)\n");
+        ktest_report("iommu_selftest", "high_memory", KTEST_SKIP, "no RAM above 4 GiB (iso/run --mem 5G)");
         return;
     }
     static uint8_t saved[PAGE_SIZE], old[PAGE_SIZE];

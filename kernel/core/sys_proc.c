@@ -264,6 +264,7 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .ncpus_present = arch_cpu_count_hint(),
         .flags = iommu_present() ? KINFO_IOMMU : 0,
     };
+    ktest_counts(&k.selftests_passed, &k.selftests_failed, &k.selftests_skipped);
     return copy_to_user(a0, &k, sizeof(k));
 }
 

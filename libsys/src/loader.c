@@ -1,5 +1,6 @@
 /*
- * libsys: the program loader (see libsys/loader.h). Called by init.
+ * libsys: the program loader (see libsys/loader.h). Called by init and the
+ * in-guest suite.
  *
  * Order of work: check the whole image first (common/elf.c), create the
  * empty process, then fill and give one segment at a time. A failure after
@@ -69,6 +70,19 @@ void loader_spec_init(struct loader_spec *spec, const char *name, const void *im
     *spec = (struct loader_spec){ .name = name, .image = image, .size = size, .args = args };
     for (unsigned r = 0; r < RES_COUNT; r++)
         spec->limits[r] = ABI_LIMIT_NONE;
+}
+
+void loader_default_limits(uint64_t limits[RES_COUNT])
+{
+    struct ms_stats_global g = {0};
+    struct abi_kinfo k = {0};
+    ms_stats_global(&g);
+    sys_kinfo(&k);
+    limits[RES_MEMORY] = g.total_bytes ? g.total_bytes / 2 : ABI_LIMIT_NONE;
+    limits[RES_KMEM] = k.pool_frames_total * ABI_PAGE_SIZE / 4;
+    limits[RES_PROCESSES] = 64;
+    limits[RES_THREADS] = 256;
+    limits[RES_PINNED] = g.total_bytes ? g.total_bytes / 8 : ABI_LIMIT_NONE;
 }
 
 int64_t loader_spawn(const struct loader_spec *spec)

@@ -4,55 +4,61 @@
  * boot right (boot modules, devices, shutdown) and the boot modules' images,
  * mapped read-only; it starts programs from them with the libsys loader.
  *
- * Without test= it starts every boot module that is neither init, memsrv,
- * a test program (names starting with "t_") nor a benchmark ("b_": bench=
- * runs those, with a partner of their own), giving each a service endpoint
- * of its own (abi/init.h) that a thread of init serves: an interactive
- * program such as memctl powers the machine off through it. With
- * test=NAME,... (or test=all, or test=boot for the quick set) it runs the
- * in-guest suite (suite.c) and powers off with the result.
+ * Without test= or bench= it starts every boot module that is neither init,
+ * memsrv, a test program (names starting with "t_") nor a benchmark ("b_"),
+ * giving each a service endpoint of its own (abi/init.h) that a thread of
+ * init serves: an interactive program such as memctl powers the machine off
+ * through it. With test= or bench= it starts the in-guest suite, the boot
+ * module t_suite (tests/guest/suite), with the whole command line, the
+ * powers to start processes and open devices, and a delegate endpoint
+ * (abi/init.h) for what stays init's: the boot modules' images, memsrv's
+ * init-only requests and powering off. The suite powers off with the
+ * result.
  */
 #include <abi/init.h>
 #include <common/cmdline.h>
 #include <common/string.h>
+#include <libsys/loader.h>
+#include <libsys/memsrv.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
-#include "init.h"
 
-uint64_t init_seed = 1;
+/* The delegate (abi/init.h): t_suite's process, which receives what it asks
+ * for on the delegate endpoint. HANDLE_NONE on every other endpoint. */
+struct service {
+    handle_t endpoint;
+    handle_t delegate;
+};
 
-int64_t init_module(const char *name, struct abi_module_info *out)
-{
-    for (unsigned i = 0; sys_module_info(i, out) == 0; i++)
-        if (strcmp(out->name, name) == 0)
-            return out->vaddr ? 0 : -ENOENT;
-    return -ENOENT;
-}
-
-int64_t init_spawn(const char *module, const char *args, const struct loader_grant *grants)
+/* INIT_MODULE: the module's image goes to the delegate, read-only. */
+static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *reply)
 {
     struct abi_module_info info;
-    int64_t err = init_module(module, &info);
-    if (err < 0)
-        return err;
-    char line[ABI_ARGS_MAX];
-    fmt_snprintf(line, sizeof(line), "%s seed=%lu %s", module, init_seed, args);
-    struct loader_spec spec;
-    loader_spec_init(&spec, module, (const void *)info.vaddr, info.size, line);
-    for (unsigned i = 0; grants && i < ABI_STARTUP_HANDLES; i++)
-        spec.grants[i] = grants[i];
-    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
-    return loader_spawn(&spec);
+    if (index > UINT32_MAX || sys_module_info((unsigned)index, &info) != 0)
+        return -ENOENT;
+    if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0)
+        return -EPERM;
+    if (!info.vaddr)
+        return -EEXIST;
+    int64_t vaddr = sys_seg_give(info.seg, delegate, 0, 0);
+    if (vaddr < 0)
+        return vaddr;
+    reply->w[0] = (uint64_t)vaddr;
+    reply->w[1] = info.size;
+    size_t len = strnlen(info.name, sizeof(info.name) - 1);
+    memcpy(reply->payload, info.name, len);
+    reply->payload[len] = 0;
+    reply->len = (uint32_t)len + 1;
+    return 0;
 }
 
-handle_t init_dma_device(void)
+/* The device pinning is done for by the programs init starts (memctl pins
+ * on its operator's word): QEMU's edu device if there is one, else the host
+ * bridge (every machine has one; its bus mastering is never touched). */
+static handle_t dma_device(void)
 {
-    static const uint16_t candidates[][2] = {
-        { 0x1234, 0x11e8 }, /* QEMU's edu: a real DMA engine */
-        { 0x8086, 0x1237 }, /* i440FX host bridge (QEMU pc, Bochs) */
-        { 0x8086, 0x29c0 }, /* Q35 host bridge */
-    };
+    static const uint16_t candidates[][2] = { { 0x1234, 0x11e8 }, { 0x8086, 0x1237 }, { 0x8086, 0x29c0 } };
     static handle_t device = HANDLE_NONE;
     for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
         int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
@@ -62,31 +68,34 @@ handle_t init_dma_device(void)
     return device;
 }
 
-/*
- * What a program init starts may hold, it and its descendants together, so
- * that no one of them can starve the others or init: half the memory the
- * memory server manages, a quarter of the kernel's frame pool, 64
- * processes, 256 threads, and an eighth of memory pinned for devices.
- */
-void init_default_limits(uint64_t limits[RES_COUNT])
+/* memsrv's init-only request (MS_REVOKE), passed on as init's. */
+static int64_t forward_to_memsrv(const struct ipc_msg *m, struct ipc_msg *reply)
 {
-    struct ms_stats_global g = {0};
-    struct abi_kinfo k = {0};
-    ms_stats_global(&g);
-    sys_kinfo(&k);
-    limits[RES_MEMORY] = g.total_bytes ? g.total_bytes / 2 : ABI_LIMIT_NONE;
-    limits[RES_KMEM] = k.pool_frames_total * ABI_PAGE_SIZE / 4;
-    limits[RES_PROCESSES] = 64;
-    limits[RES_THREADS] = 256;
-    limits[RES_PINNED] = g.total_bytes ? g.total_bytes / 8 : ABI_LIMIT_NONE;
+    if (m->len || m->seg != HANDLE_NONE)
+        return -EINVAL;
+    struct ipc_msg call = { .label = m->label, .seg = HANDLE_NONE };
+    memcpy(call.w, m->w, sizeof(call.w));
+    int64_t err = sys_ipc_call(ms_endpoint(), &call, TIMEOUT_FOREVER);
+    if (err < 0)
+        return err;
+    if (call.seg != HANDLE_NONE) /* not memsrv's way with these: give it back */
+        ms_free(call.seg);
+    memcpy(reply->w, call.w, sizeof(reply->w));
+    return (int64_t)call.label;
 }
 
-/* Handles one request on the service endpoint; the reply is left in m.
+static bool delegate_request(uint64_t label)
+{
+    return label == INIT_MODULE || label == MS_REVOKE;
+}
+
+/* Handles one request on a service endpoint; the reply is left in m.
  * Returns whether the sender waits for a reply. */
-static bool serve_request(struct ipc_msg *m)
+static bool serve_request(const struct service *sv, struct ipc_msg *m)
 {
     if (m->badge == BADGE_KERNEL)
         return false;
+    struct ipc_msg reply = { .seg = HANDLE_NONE };
     int64_t result = -ENOSYS;
     if (m->label == INIT_POWEROFF) {
         bool well_formed = m->w[1] == 0 && m->w[2] == 0 && m->w[3] == 0 && m->len == 0 && m->seg == HANDLE_NONE;
@@ -95,18 +104,27 @@ static bool serve_request(struct ipc_msg *m)
             sys_shutdown((int)m->w[0]);
         }
         result = -EINVAL;
+    } else if (sv->delegate != HANDLE_NONE && delegate_request(m->label)) {
+        if (m->seg != HANDLE_NONE)
+            result = -EINVAL;
+        else if (m->label == INIT_MODULE)
+            result = m->w[1] || m->w[2] || m->w[3] || m->len ? -EINVAL : give_module(sv->delegate, m->w[0], &reply);
+        else
+            result = forward_to_memsrv(m, &reply);
     }
-    handle_t seg = m->seg; /* nothing here takes a segment: it goes back */
-    memset(m, 0, sizeof(*m));
-    m->label = (uint64_t)result;
-    m->seg = seg;
+    if (result < 0)
+        reply = (struct ipc_msg){ .seg = HANDLE_NONE };
+    reply.label = (uint64_t)result;
+    reply.seg = m->seg; /* nothing here takes a segment: it goes back */
+    *m = reply;
     return true;
 }
 
 /* The service loop (abi/init.h). A reply that gives a segment back goes out
  * alone, so that if it fails init can return the segment to memsrv. */
-static void serve(handle_t service)
+static void serve(const struct service *sv)
 {
+    handle_t service = sv->endpoint;
     struct ipc_msg m;
     bool reply = false;
     for (;;) {
@@ -126,7 +144,7 @@ static void serve(handle_t service)
                 return;
             }
         }
-        reply = serve_request(&m);
+        reply = serve_request(sv, &m);
         if (reply && m.seg != HANDLE_NONE) {
             handle_t seg = m.seg;
             if (sys_ipc_reply(&m) < 0)
@@ -146,23 +164,37 @@ static void serve(handle_t service)
 #define SERVICE_STACK_SIZE 16384
 
 static uint8_t service_stacks[SERVICE_THREADS_MAX][SERVICE_STACK_SIZE] __attribute__((aligned(16)));
-static handle_t service_endpoints[SERVICE_THREADS_MAX];
+static struct service services[SERVICE_THREADS_MAX];
+static unsigned nservices;
 
 static void service_thread(uint64_t index)
 {
-    serve(service_endpoints[index]);
+    serve(&services[index]);
     sys_thread_exit();
+}
+
+/* Serves the endpoint on a thread of its own; false if there is no room
+ * for one. */
+static bool serve_on_thread(handle_t endpoint, handle_t delegate)
+{
+    if (nservices == SERVICE_THREADS_MAX)
+        return false;
+    services[nservices] = (struct service){ endpoint, delegate };
+    uint8_t *stack_top = service_stacks[nservices] + SERVICE_STACK_SIZE;
+    if (sys_thread_create(service_thread, stack_top, nservices) < 0)
+        return false;
+    nservices++;
+    return true;
 }
 
 static void start_servers(void)
 {
     struct abi_module_info info;
-    unsigned served = 0;
     for (unsigned i = 0; sys_module_info(i, &info) == 0; i++) {
         if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
             strncmp(info.name, "b_", 2) == 0)
             continue;
-        int64_t ep = served < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
+        int64_t ep = nservices < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
         /* A server also gets an endpoint of its own to serve (its receive
          * right moves to it); init keeps a send handle to it, the one a
          * client would be given. */
@@ -176,8 +208,8 @@ static void start_servers(void)
         /* The console pins segments on its operator's word: it needs a
          * device to pin them for. Nobody else is given one. */
         if (strcmp(info.name, "memctl") == 0)
-            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ init_dma_device(), RIGHT_DMA };
-        init_default_limits(spec.limits);
+            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ dma_device(), RIGHT_DMA };
+        loader_default_limits(spec.limits);
         int64_t h = loader_spawn(&spec);
         printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
         if (ep < 0) {
@@ -188,14 +220,44 @@ static void start_servers(void)
             sys_handle_close((handle_t)ep);
             continue;
         }
-        service_endpoints[served] = (handle_t)ep;
-        uint8_t *stack_top = service_stacks[served] + SERVICE_STACK_SIZE;
-        int64_t t = sys_thread_create(service_thread, stack_top, served);
-        if (t < 0)
-            printf("init: cannot serve %s's endpoint (%s)\n", info.name, sys_strerror(t));
-        else
-            served++;
+        if (!serve_on_thread((handle_t)ep, HANDLE_NONE))
+            printf("init: cannot serve %s's endpoint\n", info.name);
     }
+}
+
+/* test= or bench=: t_suite runs with the command line, the powers to start
+ * processes and open devices, no limits (it sets its test programs' own)
+ * and the delegate endpoint, and powers off when done. Should it end
+ * otherwise, init powers off with status 1 (the console then has no
+ * summary line). */
+static __attribute__((noreturn)) void start_suite(const char *cmdline)
+{
+    struct abi_module_info info;
+    int64_t err = -ENOENT;
+    for (unsigned i = 0; err < 0 && sys_module_info(i, &info) == 0; i++)
+        if (strcmp(info.name, "t_suite") == 0)
+            err = 0;
+    int64_t ep = err < 0 ? err : sys_ep_create();
+    int64_t suite = ep;
+    if (ep >= 0) {
+        char args[ABI_ARGS_MAX];
+        fmt_snprintf(args, sizeof(args), "t_suite %s", cmdline);
+        struct loader_spec spec;
+        loader_spec_init(&spec, "t_suite", (const void *)info.vaddr, info.size, args);
+        spec.powers = POWER_SPAWN | POWER_DEVICES;
+        /* It hands the memory server's endpoint on to its test programs. */
+        spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND | RIGHT_GRANT };
+        spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND };
+        suite = loader_spawn(&spec);
+    }
+    int64_t status = 0;
+    if (suite >= 0 && serve_on_thread((handle_t)ep, (handle_t)suite))
+        sys_proc_wait((handle_t)suite, TIMEOUT_FOREVER, &status);
+    else if (suite >= 0)
+        sys_proc_kill((handle_t)suite);
+    printf("init: the suite (t_suite) could not run or ended without powering off: %s, status %ld\n",
+           suite < 0 ? sys_strerror(suite) : "ran", status);
+    sys_shutdown(1);
 }
 
 int main(int argc, char **argv)
@@ -204,16 +266,12 @@ int main(int argc, char **argv)
     (void)argv;
     const char *cmdline = libsys_startup ? libsys_startup->args : "";
     printf("init: started, command line '%s'\n", cmdline);
-    cmdline_get_u64(cmdline, "seed", &init_seed);
-    printf("init: seed=%lu\n", init_seed);
     if (ms_endpoint() == HANDLE_NONE)
         printf("init: no memory server: nothing can be started\n");
-    const char *tests = 0, *benches = 0;
-    size_t tests_len = 0, benches_len = 0;
-    bool have_tests = cmdline_get(cmdline, "test", &tests, &tests_len);
-    bool have_benches = cmdline_get(cmdline, "bench", &benches, &benches_len);
-    if (have_tests || have_benches)
-        init_run_suite(tests, tests_len, benches, benches_len);
+    const char *value;
+    size_t len;
+    if (cmdline_get(cmdline, "test", &value, &len) || cmdline_get(cmdline, "bench", &value, &len))
+        start_suite(cmdline);
     start_servers();
     printf("init: ready\n");
     for (;;)

@@ -36,6 +36,15 @@ struct loader_spec {
 void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size,
                       const char *args);
 
+/*
+ * The limits init puts on every program it starts (the suite on the
+ * hostile ones), so that no one of them, with its descendants, can starve
+ * the others or its starter: half the memory the memory server manages, a
+ * quarter of the kernel's frame pool, 64 processes, 256 threads, and an
+ * eighth of memory pinned for devices.
+ */
+void loader_default_limits(uint64_t limits[RES_COUNT]);
+
 /* Starts the program. Returns a process handle (with every right), or
  * -ENOEXEC (with the reason on the console), -E2BIG, or the error of the
  * step that failed; on failure nothing is left behind. */

@@ -1,7 +1,7 @@
 /*
  * In-guest benchmarks: helpers shared by b_ipc.c and b_memsrv.c (boot
  * modules that init starts with `bench=NAME`): the TSC, sample statistics
- * and the `BENCH <name> <value> <unit>` lines (DESIGN.md). Timings are
+ * and the `BENCH <name> <value> <unit>` lines (docs/benchmarks.md). Timings are
  * reported, never judged.
  */
 #ifndef TESSERA_BENCH_H

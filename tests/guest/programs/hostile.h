@@ -1,5 +1,5 @@
 /*
- * In-guest tests: what the suite (servers/init/hostile.c) and the hostile
+ * In-guest tests: what the suite (tests/guest/suite/hostile.c) and the hostile
  * program (t_hostile.c) say to each other.
  *
  * The suite sends t_hostile its own image (HOSTILE_IMAGE, with the segment)

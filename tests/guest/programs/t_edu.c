@@ -3,7 +3,7 @@
  * (1234:11e8, QEMU docs/specs/edu.rst), driven through the SYS_DEV_* calls.
  * init opens the device (it holds the boot right) and passes the handle in
  * startup slot ABI_STARTUP_DEVICE; without one (Bochs, or QEMU without
- * --edu) the program prints `[SKIP] edu: ...` and ends with no checks.
+ * --edu) it skips (`[SKIP] edu.device: ...`) and ends with no checks.
  *
  * The checks: configuration space through the kernel (ids, command
  * register, BAR writes refused), BAR0 mapped uncached, the identification,
@@ -31,9 +31,10 @@
 #define PAGE_BYTES            4096u
 #define DMA_BYTES             EDU_DMA_BYTES
 /* QEMU finishes a DMA 100 ms (virtual) after the start; a factorial is a
- * thread wakeup. Both get generous bounds on a loaded machine. */
-#define EDU_WAIT_MS           5000u
-#define EDU_WAIT_NS           ((uint64_t)EDU_WAIT_MS * 1000 * 1000)
+ * thread wakeup on the host. The wait's bound is in the suite's units of
+ * reference work (test_budget_ns): a few milliseconds each under QEMU, so
+ * seconds in all, and proportionally more on a loaded host. */
+#define EDU_WAIT_UNITS        5000u
 
 static volatile uint8_t *edu_regs;
 /* The device's interrupt, bound to a notification: DMA completion is
@@ -49,10 +50,10 @@ static void edu_write64(unsigned reg, uint64_t v) { *(volatile uint64_t *)(edu_r
  * to read it, and its writes seen only after it says it is done. */
 static void dma_barrier(void) { __asm__ volatile("mfence" ::: "memory"); }
 
-/* Polls until (register & busy) is clear; false after EDU_WAIT_NS. */
-static bool edu_wait_clear(unsigned reg, uint64_t busy, uint64_t *last)
+/* Polls until (register & busy) is clear; false after the wait's budget. */
+static bool edu_wait_clear(const struct test_run *t, unsigned reg, uint64_t busy, uint64_t *last)
 {
-    uint64_t deadline = sys_clock() + EDU_WAIT_NS;
+    uint64_t deadline = sys_clock() + test_budget_ns(t, EDU_WAIT_UNITS);
     for (;;) {
         *last = reg >= EDU_DMA_SOURCE ? edu_read64(reg) : edu_read32(reg);
         if (!(*last & busy))
@@ -155,15 +156,16 @@ static void check_registers(struct test_run *t)
     const uint32_t n[] = { 0, 5, 12 }, factorial[] = { 1, 120, 479001600 };
     for (unsigned i = 0; i < 3; i++) {
         uint64_t status;
-        bool idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+        bool idle = edu_wait_clear(t, EDU_STATUS, EDU_STATUS_COMPUTING, &status);
         if (idle) {
             edu_write32(EDU_FACTORIAL, n[i]);
-            idle = edu_wait_clear(EDU_STATUS, EDU_STATUS_COMPUTING, &status);
+            idle = edu_wait_clear(t, EDU_STATUS, EDU_STATUS_COMPUTING, &status);
         }
         char name[16];
         snprintf(name, sizeof(name), "factorial_%u", n[i]);
         if (!idle) {
-            test_check(t, name, false, "still computing after %u ms (status %#lx)", EDU_WAIT_MS, status);
+            test_check(t, name, false, "still computing after %lu ms (status %#lx)",
+                       test_budget_ns(t, EDU_WAIT_UNITS) / 1000000, status);
             return;
         }
         uint32_t got_f = edu_read32(EDU_FACTORIAL);
@@ -194,7 +196,7 @@ static void check_interrupts(struct test_run *t, handle_t dev)
     for (unsigned round = 0; round < 3 && all; round++) {
         uint32_t value = 0x1000u << round;
         edu_write32(EDU_IRQ_RAISE, value);
-        int64_t bits = sys_notify_wait((handle_t)n, EDU_WAIT_NS);
+        int64_t bits = sys_notify_wait((handle_t)n, test_budget_ns(t, EDU_WAIT_UNITS));
         uint32_t status = edu_read32(EDU_IRQ_STATUS);
         edu_write32(EDU_IRQ_ACK, status);
         int64_t ack = sys_irq_ack((handle_t)irq);
@@ -248,18 +250,18 @@ static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t
     if (edu_irq != HANDLE_NONE) {
         /* The device says so with its interrupt: wait for it, quiet the
          * device, then let the line fire again. */
-        int64_t bits = sys_notify_wait(edu_notify, EDU_WAIT_NS);
+        int64_t bits = sys_notify_wait(edu_notify, test_budget_ns(t, EDU_WAIT_UNITS));
         uint32_t status = edu_read32(EDU_IRQ_STATUS);
         edu_write32(EDU_IRQ_ACK, status);
         sys_irq_ack(edu_irq);
         last = edu_read64(EDU_DMA_COMMAND);
         done = bits > 0 && (status & EDU_IRQ_DMA_DONE) && !(last & EDU_DMA_RUN);
     } else {
-        done = edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
+        done = edu_wait_clear(t, EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
     }
     dma_barrier();
-    return test_check(t, name, done, "DMA %#lx -> %#lx not done after %u ms (command register %#lx)", src, dst,
-                      EDU_WAIT_MS, last);
+    return test_check(t, name, done, "DMA %#lx -> %#lx not done after %lu ms (command register %#lx)", src, dst,
+                      test_budget_ns(t, EDU_WAIT_UNITS) / 1000000, last);
 }
 
 static void check_dma(struct test_run *t, handle_t dev)
@@ -344,8 +346,8 @@ static void check_dma(struct test_run *t, handle_t dev)
         edu_write64(EDU_DMA_COUNT, DMA_BYTES);
         edu_write64(EDU_DMA_COMMAND, EDU_DMA_TO_RAM | EDU_DMA_RUN);
         uint64_t last;
-        edu_wait_clear(EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
-        int64_t fault = sys_notify_wait((handle_t)fault_notify, EDU_WAIT_NS);
+        edu_wait_clear(t, EDU_DMA_COMMAND, EDU_DMA_RUN, &last);
+        int64_t fault = sys_notify_wait((handle_t)fault_notify, test_budget_ns(t, EDU_WAIT_UNITS));
         dma_barrier();
         unsigned changed = 0;
         for (unsigned i = 0; i < PAGE_BYTES; i++)
@@ -384,7 +386,7 @@ int main(int argc, char **argv)
     handle_t dev = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
     char why[160];
     if (handle_missing(dev, why, sizeof(why))) {
-        printf("[SKIP] edu: %s\n", why);
+        test_skip(&t, "device", "%s", why);
         test_exit(&t);
     }
 

@@ -550,7 +550,7 @@ static void device_attacks(void)
     int64_t id = sys_dev_config_read(dev, 0, 4);
     if (id != 0x11e81234) {
         test_check(&t, "config_right_required", id == -EPERM, "reading config without RIGHT_CONFIG gave %ld", id);
-        printf("[SKIP] hostile.device_attacks: no edu device with config rights (%ld)\n", id);
+        test_skip(&t, "device_attacks", "no edu device with config rights (%ld)", id);
         return;
     }
     /* Bus mastering flipped either way, in either width, is refused. */
@@ -711,7 +711,7 @@ static void stale_dma(void)
         if (sys_dev_config_read(dev, 0, 4) == (int64_t)(EDU_DEVICE << 16 | EDU_VENDOR))
             dma_attacks_with_iommu(dev);
         else
-            printf("[SKIP] hostile.dma_attacks: an IOMMU but no edu device to attack with\n");
+            test_skip(&t, "dma_attacks", "an IOMMU but no edu device to attack with");
         return;
     }
     struct ms_segment s;

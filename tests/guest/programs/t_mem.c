@@ -1,20 +1,26 @@
 /*
  * In-guest test program: the memory server end to end. The argument picks
- * the scenario (init's suite starts each, some several times at once):
- *   churn N [ops=K]  random allocations and frees (K of them, 3000 by default), every segment stamped and
- *               checked before it is freed, while background compaction runs
+ * the scenario (the suite starts each, some several times at once):
+ *   churn N [ops=K]  random allocations and frees (K of them, 1000 by
+ *               default), every segment stamped and checked before it is
+ *               freed, while background compaction runs; in the window and
+ *               with the number of live segments the suite replies to its
+ *               "ready" call (after it has laid ballast there)
  *   fragmenter  fill a low window with 4 KiB segments, free three quarters of
  *               each 2 MiB block, then ask for 2 MiB aligned and for half the
  *               free memory there: compaction must make both possible
  *   pinned      pinned segments scattered in that window never move while
  *               compaction works around them
+ *               (the window: the lowest memory holding enough free pages,
+ *               wherever the kernel's pool and the boot modules lie)
  *   holes       no segment straddles a hole; compaction works in each region
  *   ops         COMPACT, MAP, CHECK and MOVE as a client sees them
- *   quota-over  under a quota set by init: over it is refused (EDQUOT)
- *   hold        holds segments (one in flight in a blocked send) until killed
+ *   quota-over  under a quota set by the suite: over it is refused (EDQUOT)
+ *   hold        holds segments (one in flight in a blocked send), says so,
+ *               and waits to be killed
  *   fuzz        10,000 seeded malformed requests, each refused
- *   revoke-me   hands init the sids of two segments it holds (one pinned)
- *               for init to revoke, then checks what it lost
+ *   revoke-me   hands the suite the sids of two segments it holds (one
+ *               pinned) to revoke, then checks what it lost
  */
 #include <abi/ipc.h>
 #include <common/cmdline.h>
@@ -24,6 +30,7 @@
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
+#include "lowmem.h"
 
 #define KIB 1024ul
 #define MIB (1024 * KIB)
@@ -51,18 +58,9 @@ static int64_t phys_of(handle_t h)
     return r < 0 ? r : (int64_t)info.phys;
 }
 
-/* The window the low-memory scenarios work in: below 64 MiB on small
- * machines, below 256 MiB when the kernel's pool takes the first 128 MiB. */
-static uint64_t low_window(void)
-{
-    struct ms_stats_global g;
-    ms_stats_global(&g);
-    return g.total_bytes > 1024 * MIB ? 256 * MIB : 64 * MIB;
-}
-
 /* churn */
 
-#define CHURN_LIVE 48
+#define CHURN_LIVE_MAX 48
 
 struct live {
     struct ms_segment seg;
@@ -79,16 +77,22 @@ static uint64_t churn_size(struct test_run *t)
     return (test_rand(t) % 3 + 2) * MIB;                  /* 2M..4M */
 }
 
-/* Churn works in the low window, which init has filled with ballast but
- * for a scattered few dozen MiB: room runs out now and then, and the
- * server must compact to answer. */
+/* Churn works below the limit the suite gives, where it has laid ballast
+ * but for a scattered few MiB: room runs out now and then, and the server
+ * must compact to answer. The suite replies to "ready" once the ballast
+ * lies: w0 the limit, w1 how many segments to keep live at most. */
 static void churn(struct test_run *t, unsigned ops)
 {
-    static struct live live[CHURN_LIVE];
-    uint64_t limit = low_window();
+    static struct live live[CHURN_LIVE_MAX];
+    struct ipc_msg ready = { .label = 1 };
+    int64_t r = sys_ipc_call(libsys_startup->handles[ABI_STARTUP_PARENT], &ready, TIMEOUT_FOREVER);
+    uint64_t limit = ready.w[0], max_live = ready.w[1];
+    if (!test_check(t, "ready", r == 0 && limit && max_live && max_live <= CHURN_LIVE_MAX,
+                    "call %ld: limit %#lx, %lu live", r, limit, max_live))
+        return;
     unsigned nlive = 0, bad = 0, allocs = 0, frees = 0, refused = 0;
     for (unsigned i = 0; i < ops; i++) {
-        bool do_alloc = nlive == 0 || (nlive < CHURN_LIVE && test_rand(t) % 100 < 55);
+        bool do_alloc = nlive == 0 || (nlive < max_live && test_rand(t) % 100 < 55);
         if (do_alloc) {
             struct live *l = &live[nlive];
             if (ms_alloc(churn_size(t), 0, MS_ALLOC_BELOW, limit, &l->seg) != 0) {
@@ -120,31 +124,87 @@ static void churn(struct test_run *t, unsigned ops)
                refused);
 }
 
-/* fragmenter and pinned: fill the low window with 4 KiB segments */
+/* fragmenter and pinned: fill a low window with 4 KiB segments. The window
+ * is where free memory is, not a fixed range: its limit starts a step above
+ * the first region's base and rises a step at a time until the pages below
+ * it make the target (an eighth of free memory, 4 to 32 MiB), so a kernel
+ * pool or boot modules at the bottom of memory only push it up. */
 
-#define FILL_MAX 70000
+#define WINDOW_STEP (16 * MIB)
+#define FILL_TARGET_MIN (4 * MIB)
+#define FILL_TARGET_MAX (32 * MIB)
+#define FILL_MAX ((FILL_TARGET_MAX + 2 * WINDOW_STEP) / (4 * KIB))
+#define FILL_PAGES_MIN 1024u
 
 static struct ms_segment fill[FILL_MAX];
 static int64_t fill_phys[FILL_MAX];
 
-static unsigned fill_window(uint64_t limit)
+struct window {
+    uint64_t limit, target;
+    unsigned pages;
+    bool full; /* no free page left below limit: the last NOWAIT request was refused */
+};
+
+/* NOWAIT: without it the server would make room below the limit by moving
+ * the pages already there above it, and the fill never ends. */
+static bool take_page(void *ctx, uint64_t limit)
 {
-    unsigned n = 0;
-    /* NOWAIT: without it the server would make room below the limit by
-     * moving the pages already there above it, and the fill never ends. */
-    while (n < FILL_MAX && ms_alloc(4 * KIB, 0, MS_ALLOC_BELOW | MS_ALLOC_NOWAIT, limit, &fill[n]) == 0) {
-        fill_phys[n] = phys_of(fill[n].handle);
-        n++;
+    struct window *w = ctx;
+    if (w->pages == FILL_MAX || ms_alloc(4 * KIB, 0, MS_ALLOC_BELOW | MS_ALLOC_NOWAIT, limit, &fill[w->pages]) != 0)
+        return false;
+    fill_phys[w->pages] = phys_of(fill[w->pages].handle);
+    w->pages++;
+    return true;
+}
+
+static bool enough_pages(void *ctx)
+{
+    const struct window *w = ctx;
+    return w->pages == FILL_MAX || (uint64_t)w->pages * 4 * KIB >= w->target;
+}
+
+static struct window fill_window(void)
+{
+    struct ms_stats_global g = {0};
+    ms_stats_global(&g);
+    uint64_t target = g.free_bytes / 8;
+    struct window w = { .target = target < FILL_TARGET_MIN   ? FILL_TARGET_MIN
+                                  : target > FILL_TARGET_MAX ? FILL_TARGET_MAX
+                                                             : target };
+    w.limit = lowmem_fill(WINDOW_STEP, take_page, enough_pages, &w);
+    w.full = w.pages < FILL_MAX;
+    return w;
+}
+
+/* Whether the window can hold the scenario: skips when the machine has too
+ * little free memory, fails when the fill went wrong. */
+static bool window_ready(struct test_run *t, const struct window *w)
+{
+    if (w->full && w->pages < FILL_PAGES_MIN && w->limit >= lowmem_top_of_ram()) {
+        test_skip(t, "filled", "only %u free pages in all of RAM, %u needed", w->pages, FILL_PAGES_MIN);
+        return false;
     }
-    return n;
+    return test_check(t, "filled", w->full && w->pages >= FILL_PAGES_MIN,
+                      "%u pages below %#lx (target %lu KiB), window %s", w->pages, w->limit, w->target / KIB,
+                      w->full ? "full" : "not full: the fill table ran out");
+}
+
+static void unfill(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (fill[i].handle != HANDLE_NONE)
+            ms_free(fill[i].handle);
 }
 
 static void fragmenter(struct test_run *t)
 {
-    uint64_t limit = low_window();
-    unsigned n = fill_window(limit);
-    if (!test_check(t, "filled", n > 1024, "only %u segments below %#lx", n, limit))
+    struct window w = fill_window();
+    uint64_t limit = w.limit;
+    unsigned n = w.pages;
+    if (!window_ready(t, &w)) {
+        unfill(n);
         return;
+    }
     /* Keep one page in four of every 2 MiB block: no free 2 MiB block is
      * left, and three quarters of the window is free but scattered.
      * Compaction may start in the background as soon as the score rises, or
@@ -180,9 +240,7 @@ static void fragmenter(struct test_run *t)
         ms_free(large.handle);
     if (r_half == 0)
         ms_free(half.handle);
-    for (unsigned i = 0; i < n; i++)
-        if (fill[i].handle != HANDLE_NONE)
-            ms_free(fill[i].handle);
+    unfill(n);
     char why[128] = "";
     int64_t check = ms_check(why, sizeof(why));
     test_check(t, "books_intact", check == 0, "memsrv check: %s", why);
@@ -190,10 +248,13 @@ static void fragmenter(struct test_run *t)
 
 static void pinned(struct test_run *t)
 {
-    uint64_t limit = low_window();
-    unsigned n = fill_window(limit);
-    if (!test_check(t, "filled", n > 1024, "only %u segments below %#lx", n, limit))
+    struct window w = fill_window();
+    uint64_t limit = w.limit;
+    unsigned n = w.pages;
+    if (!window_ready(t, &w)) {
+        unfill(n);
         return;
+    }
     /* Pin one page in 64, free the rest: islands that must not move. */
     unsigned npinned = 0;
     for (unsigned i = 0; i < n; i++) {
@@ -292,7 +353,9 @@ static void holes(struct test_run *t)
     bool high = false;
     for (unsigned k = 0; k < nregions; k++)
         high |= regions[k].base >= 4096 * MIB;
-    if (high) {
+    if (!high) {
+        test_skip(t, "both_sides_of_the_hole", "no RAM above 4 GiB");
+    } else {
         unsigned below = 0, above = 0;
         for (unsigned k = 0; k < nregions; k++) {
             struct ms_stats_region st;
@@ -352,11 +415,11 @@ static void ops(struct test_run *t)
                "limit %ld, huge %ld, zero %ld, odd alignment %ld", impossible, huge, zero, align);
 }
 
-/* quota-over: init has set a quota of 1 MiB on this process */
+/* quota-over: the suite has set a quota of 1 MiB on this process */
 
 static void quota_over(struct test_run *t)
 {
-    /* Tell init we are here (it sets the quota by our badge), then go on. */
+    /* Tell the suite we are here (it sets the quota by our badge), then go on. */
     struct ipc_msg hello = { .label = 1 };
     sys_ipc_call(libsys_startup->handles[ABI_STARTUP_PARENT], &hello, TIMEOUT_FOREVER);
     struct ms_segment a, b;
@@ -372,17 +435,20 @@ static void quota_over(struct test_run *t)
         ms_free(b.handle);
 }
 
-/* hold: segments mapped, one in flight, until init kills us */
+/* hold: segments mapped, one in flight, until the suite kills us. The
+ * in-flight segment waits in a send on the SERVICE endpoint, which nobody
+ * receives; "holding" goes to PARENT once that send is blocked. */
 
 static uint8_t sender_stack[16384] __attribute__((aligned(16)));
-static handle_t hold_ep;
 static handle_t in_flight;
+static volatile bool sending;
 
 static void sender(uint64_t unused)
 {
     (void)unused;
     struct ipc_msg m = { .label = 1, .seg = in_flight };
-    sys_ipc_send(hold_ep, &m, TIMEOUT_FOREVER); /* nobody receives */
+    sending = true;
+    sys_ipc_send(libsys_startup->handles[ABI_STARTUP_SERVICE], &m, TIMEOUT_FOREVER);
     sys_thread_exit();
 }
 
@@ -394,15 +460,21 @@ static void hold(void)
     ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE, 0, &s);
     if (ms_alloc(64 * KIB, 0, 0, 0, &s) == 0) {
         in_flight = s.handle;
-        hold_ep = libsys_startup->handles[ABI_STARTUP_PARENT];
         sys_thread_create(sender, sender_stack + sizeof(sender_stack), 0);
+        /* One CPU, round robin: yielding lets the sender run into its send,
+         * where it blocks; `sending` is set just before. */
+        while (!sending)
+            sys_yield();
+        sys_yield();
     }
     printf("t_mem: holding\n");
+    struct ipc_msg m = { .label = 1 };
+    sys_ipc_call(libsys_startup->handles[ABI_STARTUP_PARENT], &m, TIMEOUT_FOREVER);
     for (;;)
         sys_sleep(TIMEOUT_FOREVER);
 }
 
-/* revoke-me: init takes a segment back through memsrv */
+/* revoke-me: the suite takes a segment back through memsrv (as init) */
 
 static void revoke_me(struct test_run *t)
 {
@@ -490,7 +562,7 @@ int main(int argc, char **argv)
     test_begin(&t, mode, argc, argv);
     t.rng ^= index * 0x9e3779b97f4a7c15ull;
     if (strcmp(mode, "churn") == 0) {
-        uint64_t ops = 3000;
+        uint64_t ops = 1000;
         for (int i = 1; i < argc; i++)
             if (strncmp(argv[i], "ops=", 4) == 0)
                 parse_u64(argv[i] + 4, strlen(argv[i] + 4), &ops);

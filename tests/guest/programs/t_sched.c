@@ -71,13 +71,19 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "sched", argc, argv);
 
-    /* Preemption: two threads that never yield both advance while main sleeps. */
+    /* Preemption: two threads that never yield both advance while main
+     * sleeps. Main sleeps in short naps until both have moved: how long
+     * that takes is the machine's business, within the suite's budget. */
     int64_t a = sys_thread_create(spinner, stacks[0] + sizeof(stacks[0]), 0);
     int64_t b = sys_thread_create(spinner, stacks[1] + sizeof(stacks[1]), 1);
-    sys_sleep(50 * MS);
-    uint64_t a1 = counters[0], b1 = counters[1];
-    sys_sleep(100 * MS);
-    uint64_t a2 = counters[0], b2 = counters[1];
+    sys_sleep(10 * MS);
+    uint64_t a1 = counters[0], b1 = counters[1], a2 = a1, b2 = b1;
+    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
+    while ((a2 == a1 || b2 == b1) && sys_clock() < deadline) {
+        sys_sleep(10 * MS);
+        a2 = counters[0];
+        b2 = counters[1];
+    }
     stop = 1;
     bool joined = a >= 0 && b >= 0 && sys_thread_wait((handle_t)a, TIMEOUT_FOREVER) == 0 &&
                   sys_thread_wait((handle_t)b, TIMEOUT_FOREVER) == 0;

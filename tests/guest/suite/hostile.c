@@ -1,5 +1,5 @@
 /*
- * init: the adversarial part of the in-guest suite. Each case starts
+ * In-guest suite: the adversarial cases. Each case starts
  * t_hostile (tests/guest/programs/t_hostile.c) in one attack mode, as a
  * subtree with limits of its own and only the powers the attack needs, and
  * asserts four things:
@@ -16,12 +16,13 @@
  * the case needs; they keep that size, which is not a leak.
  */
 #include <common/string.h>
+#include <libsys/loader.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 #include "hostile.h"
-#include "init.h"
+#include "suite.h"
 
 #define HOSTILE_POLL_NS (50ull * 1000 * 1000)
 
@@ -35,7 +36,7 @@ struct hostile_case {
     uint64_t memory, kmem, processes, threads, pinned; /* its limits; 0: init's defaults */
 };
 
-#define MIB (1024ull * 1024)
+#define MIB SUITE_MIB
 
 static const struct hostile_case cases[] = {
     { .name = "reply_recv_buffer", .mode = "reply-recv-buffer" },
@@ -75,14 +76,15 @@ static void take(struct snapshot *s)
 /* A copy of a boot module's image in a segment of its own, to send. */
 static int64_t image_segment(const char *module, struct ms_segment *out)
 {
-    struct abi_module_info info;
-    int64_t err = init_module(module, &info);
+    const void *image;
+    size_t size;
+    int64_t err = delegate_module(module, &image, &size);
     if (err < 0)
         return err;
-    err = ms_alloc(info.size, 0, 0, 0, out);
+    err = ms_alloc(size, 0, 0, 0, out);
     if (err < 0)
         return err;
-    memcpy(out->addr, (const void *)info.vaddr, info.size);
+    memcpy(out->addr, image, size);
     return 0;
 }
 
@@ -90,15 +92,15 @@ static int64_t image_segment(const char *module, struct ms_segment *out)
 static bool serve_bystander(char *why, size_t len)
 {
     int64_t status = 0;
-    int64_t h = init_spawn("t_hostile", "bystander", 0);
+    int64_t h = suite_spawn("t_hostile", "bystander", 0);
     if (h < 0) {
-        fmt_snprintf(why, len, "init could not start the bystander: %s", sys_strerror(h));
+        fmt_snprintf(why, len, "the suite could not start the bystander: %s", sys_strerror(h));
         return false;
     }
-    sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
-    sys_handle_close((handle_t)h);
-    bool ok = TEST_STATUS_VALID(status) && TEST_STATUS_FAILED(status) == 0 && TEST_STATUS_PASSED(status) > 0;
-    fmt_snprintf(why, len, "bystander ended with %ld", status);
+    int64_t err = suite_finish(h, &status);
+    suite_count("hostile_bystander", "t_hostile", err, status); /* its own checks */
+    bool ok = err == 0 && TEST_STATUS_VALID(status) && TEST_STATUS_FAILED(status) == 0 && TEST_STATUS_PASSED(status) > 0;
+    fmt_snprintf(why, len, "bystander ended with %ld (wait %ld)", status, err);
     return ok;
 }
 
@@ -112,19 +114,20 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
 {
     *out = (struct outcome){ .status = -1, .served = true };
     int64_t parent = sys_ep_create(), service = sys_ep_create();
-    if (parent < 0 || service < 0)
+    if (parent < 0 || service < 0) {
+        if (parent >= 0)
+            sys_handle_close((handle_t)parent);
+        if (service >= 0)
+            sys_handle_close((handle_t)service);
         return parent < 0 ? parent : service;
-    struct abi_module_info info;
+    }
     const char *program = c->program ? c->program : "t_hostile";
-    int64_t err = init_module(program, &info);
-    if (err < 0)
-        return err;
-    char args[96];
-    fmt_snprintf(args, sizeof(args), "%s %s seed=%lu%s", program, c->mode, init_seed, warmup ? " warmup" : "");
+    char args[64];
+    fmt_snprintf(args, sizeof(args), "%s%s", c->mode, warmup ? " warmup" : "");
     struct loader_spec spec;
-    loader_spec_init(&spec, program, (const void *)info.vaddr, info.size, args);
+    loader_spec_init(&spec, program, 0, 0, "");
     spec.powers = c->powers;
-    init_default_limits(spec.limits);
+    loader_default_limits(spec.limits);
     if (c->memory)
         spec.limits[RES_MEMORY] = c->memory;
     if (c->kmem)
@@ -141,8 +144,8 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
     spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)service, RIGHT_SEND | RIGHT_RECV };
     spec.grants[ABI_STARTUP_DEVICE] =
         edu >= 0 ? (struct loader_grant){ (handle_t)edu, RIGHTS_SAME }
-                 : (struct loader_grant){ init_dma_device(), RIGHT_DMA | RIGHT_GRANT };
-    int64_t h = loader_spawn(&spec);
+                 : (struct loader_grant){ suite_dma_device(), RIGHT_DMA | RIGHT_GRANT };
+    int64_t h = suite_spawn_spec(program, args, &spec);
     /* Its own image, for modes that start children from it. Offered a
      * little at a time between looks at the parent endpoint: a mode that
      * ends early (a skip) never receives it, and waits to tell us so. */
@@ -177,102 +180,92 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
     }
     if (image.seg != HANDLE_NONE)
         ms_free(image.seg);
-    if (h >= 0) {
-        sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &out->status);
-        sys_handle_close((handle_t)h);
-    }
+    int64_t ended = h >= 0 ? suite_finish(h, &out->status) : 0;
     if (edu >= 0)
         sys_handle_close((handle_t)edu);
     sys_handle_close((handle_t)parent);
     sys_handle_close((handle_t)service);
-    return h < 0 ? h : 0;
+    return h < 0 ? h : ended;
 }
 
-static void run_case(const struct hostile_case *c, void (*record)(const char *, bool, const char *),
-                     void (*judge_counts)(int64_t status))
+static void run_case(const struct hostile_case *c)
 {
     struct outcome warm, o;
     struct snapshot before, after;
     char name[64], why[240];
-    run_once(c, true, &warm);
+    const char *program = c->program ? c->program : "t_hostile";
+    /* The warming run's checks count too: an attack must fail every time. */
+    fmt_snprintf(name, sizeof(name), "hostile_%s.warmup", c->name);
+    int64_t warm_err = run_once(c, true, &warm);
+    suite_count(name, program, warm_err, warm.status);
     take(&before);
     int64_t err = run_once(c, false, &o);
     take(&after);
     fmt_snprintf(name, sizeof(name), "hostile_%s", c->name);
-    if (err < 0) {
-        fmt_snprintf(why, sizeof(why), "could not start %s %s: %s", c->program ? c->program : "t_hostile", c->mode,
-                     sys_strerror(err));
-        record(name, false, why);
-        return;
-    }
     /* The attacker's own checks: each attack got its error. */
-    judge_counts(o.status);
+    suite_count(name, program, err, o.status);
+    if (err < 0)
+        return;
     fmt_snprintf(name, sizeof(name), "hostile_%s.others_served", c->name);
-    record(name, o.served, o.why);
+    suite_record(name, o.served, o.why);
     fmt_snprintf(name, sizeof(name), "hostile_%s.baseline", c->name);
     fmt_snprintf(why, sizeof(why),
                  "pool free %lu -> %lu frames, memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes,
                  after.processes, before.quarantined, after.quarantined);
-    record(name, before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
-                     before.processes == after.processes && before.quarantined == after.quarantined,
-           why);
+    suite_record(name, before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
+                           before.processes == after.processes && before.quarantined == after.quarantined,
+                 why);
 }
 
 /* The stateful fuzzer (t_fuzz stateful) in FUZZERS processes at once,
  * swapping segments through one endpoint that the first receives on. */
 #define FUZZERS 3
 
-static void stateful_fuzz(void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status))
+static void stateful_fuzz(void)
 {
     struct snapshot before, after;
     int64_t ep = sys_ep_create();
     int64_t h[FUZZERS];
     take(&before);
     for (unsigned i = 0; i < FUZZERS; i++) {
-        struct abi_module_info info;
-        int64_t err = init_module("t_fuzz", &info);
-        char args[96];
-        fmt_snprintf(args, sizeof(args), "t_fuzz stateful seed=%lu", init_seed * 31 + i);
+        char args[48];
+        fmt_snprintf(args, sizeof(args), "stateful seed=%lu", suite_seed * 31 + i); /* the last seed= counts */
         struct loader_spec spec;
-        loader_spec_init(&spec, "t_fuzz", (const void *)info.vaddr, info.size, args);
-        init_default_limits(spec.limits);
+        loader_spec_init(&spec, "t_fuzz", 0, 0, "");
+        loader_default_limits(spec.limits);
         spec.limits[RES_MEMORY] = 16 * MIB;
-        spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
         spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND };
         if (i == 0)
             spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND | RIGHT_RECV };
-        spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ init_dma_device(), RIGHT_DMA };
-        h[i] = err < 0 ? err : loader_spawn(&spec);
+        spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ suite_dma_device(), RIGHT_DMA };
+        h[i] = ep < 0 ? ep : suite_spawn_spec("t_fuzz", args, &spec);
     }
     for (unsigned i = 0; i < FUZZERS; i++) {
         int64_t status = -1;
-        if (h[i] >= 0) {
-            sys_proc_wait((handle_t)h[i], TIMEOUT_FOREVER, &status);
-            sys_handle_close((handle_t)h[i]);
-        }
-        judge_counts(status);
+        int64_t err = h[i] < 0 ? h[i] : suite_finish(h[i], &status);
+        suite_count("fuzz_stateful", "t_fuzz", err, status);
     }
-    sys_handle_close((handle_t)ep);
+    if (ep >= 0)
+        sys_handle_close((handle_t)ep);
     take(&after);
     char why[200];
     fmt_snprintf(why, sizeof(why), "memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.ms_free, after.ms_free, before.processes, after.processes, before.quarantined,
                  after.quarantined);
-    record("fuzz_stateful.baseline", before.ms_free == after.ms_free && before.processes == after.processes &&
-                                         before.quarantined == after.quarantined,
-           why);
+    suite_record("fuzz_stateful.baseline", before.ms_free == after.ms_free && before.processes == after.processes &&
+                                               before.quarantined == after.quarantined,
+                 why);
 }
 
-void hostile_run(const char *list, size_t len, bool (*selected)(const char *, size_t, const char *),
-                 void (*record)(const char *, bool, const char *), void (*judge_counts)(int64_t status))
+void test_hostile(bool (*selected)(const char *name))
 {
-    if (selected(list, len, "fuzz_stateful"))
-        stateful_fuzz(record, judge_counts);
+    if (selected("fuzz_stateful"))
+        stateful_fuzz();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[64];
         fmt_snprintf(name, sizeof(name), "hostile_%s", cases[i].name);
-        if (selected(list, len, name) || selected(list, len, "hostile"))
-            run_case(&cases[i], record, judge_counts);
+        if (selected(name) || selected("hostile"))
+            run_case(&cases[i]);
     }
 }

@@ -1,0 +1,290 @@
+/*
+ * In-guest suite: exact memory accounting around a process's whole life.
+ * Each scenario here starts processes and must leave the kernel's frame
+ * pool and the memory server's free bytes exactly as it found them.
+ *
+ * "Exactly" needs care: long-lived tables grow with the most they ever
+ * held and keep that size (the suite's handle table, the kernel's pid and
+ * segment-id tables, slab pages), so the first time a scenario needs one
+ * more entry, a frame leaves the pool for good, and a plain before/after
+ * comparison reads that growth as a leak. So every scenario runs twice:
+ * the first run warms the tables to what the scenario needs, and the
+ * second, measured run must give back every frame and byte. A real leak
+ * leaks in the measured run too, and is still caught: the planted-leak
+ * tests prove it with scenarios that keep a process or a segment.
+ */
+#include <common/string.h>
+#include <libsys/loader.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include "suite.h"
+
+struct memory_snapshot {
+    uint64_t pool_free, ms_free, processes;
+};
+
+static void snapshot(struct memory_snapshot *s)
+{
+    struct abi_kinfo k;
+    struct ms_stats_global g = {0};
+    sys_kinfo(&k);
+    ms_stats_global(&g);
+    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes };
+}
+
+/* One run of a scenario: false if its own checks failed; `what` gets the
+ * facts a failure needs. */
+typedef bool (*scenario_fn)(char *what, size_t len);
+
+struct measure {
+    bool warm_ok, ok, same;
+    struct memory_snapshot before, after;
+};
+
+/* A warming run, then a measured one. */
+static struct measure measure_twice(scenario_fn run, char *what, size_t len)
+{
+    struct measure m;
+    m.warm_ok = run(what, len);
+    snapshot(&m.before);
+    m.ok = run(what, len);
+    snapshot(&m.after);
+    m.same = m.before.pool_free == m.after.pool_free && m.before.ms_free == m.after.ms_free &&
+             m.before.processes == m.after.processes;
+    return m;
+}
+
+static void describe(const struct measure *m, const char *what, char *why, size_t len)
+{
+    fmt_snprintf(why, len, "%s%s; measured run: pool free %lu -> %lu frames, memsrv free %lu -> %lu bytes, "
+                 "processes %lu -> %lu", m->warm_ok ? "" : "warming run failed; ", what, m->before.pool_free,
+                 m->after.pool_free, m->before.ms_free, m->after.ms_free, m->before.processes, m->after.processes);
+}
+
+/* Records `name`: the scenario's checks held in both runs, and the measured
+ * run gave everything back. */
+static void record_exact(const char *name, scenario_fn run)
+{
+    char what[200] = "", why[400];
+    struct measure m = measure_twice(run, what, sizeof(what));
+    describe(&m, what, why, sizeof(why));
+    suite_record(name, m.warm_ok && m.ok && m.same, why);
+}
+
+/* Processes that end give back every pool frame and every byte. */
+static bool exit_scenario(char *what, size_t len)
+{
+    int64_t status;
+    int64_t err = suite_run("t_victim", "threads-then-exit", 0, &status);
+    fmt_snprintf(what, len, "run %ld status %ld", err, status);
+    return err == 0 && status == 0;
+}
+
+static bool fault_scenario(char *what, size_t len)
+{
+    int64_t status;
+    int64_t err = suite_run("t_victim", "fault-in-thread", 0, &status);
+    fmt_snprintf(what, len, "run %ld status %ld", err, status);
+    return err == 0 && ABI_EXIT_IS_FAULT(status);
+}
+
+void test_exit_returns_memory(void)
+{
+    record_exact("exit_returns_memory", exit_scenario);
+    record_exact("fault_returns_memory", fault_scenario);
+}
+
+/* A process killed while it runs ends with ABI_EXIT_KILLED; the suite goes
+ * on. The victim spins: it is still running whenever the suite looks. */
+static bool kill_scenario(char *what, size_t len)
+{
+    int64_t status = 0, h = suite_spawn("t_victim", "spin", 0);
+    if (h < 0) {
+        fmt_snprintf(what, len, "spawn: %s", sys_strerror(h));
+        return false;
+    }
+    sys_yield();
+    int64_t early = sys_proc_wait((handle_t)h, TIMEOUT_POLL, &status);
+    int64_t killed = sys_proc_kill((handle_t)h);
+    int64_t waited = sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
+    int64_t again = sys_proc_kill((handle_t)h); /* already dead: harmless */
+    sys_handle_close((handle_t)h);
+    int64_t stale = sys_proc_wait((handle_t)h, TIMEOUT_POLL, &status);
+    fmt_snprintf(what, len, "early %ld kill %ld wait %ld again %ld stale %ld status %ld", early, killed, waited, again,
+                 stale, status);
+    return early == -ETIMEDOUT && killed == 0 && waited == 0 && again == 0 && stale == -EBADH &&
+           status == ABI_EXIT_KILLED;
+}
+
+void test_kill(void)
+{
+    record_exact("kill", kill_scenario);
+}
+
+/* Exhausting the kernel frame pool is an error for the caller; the pool
+ * comes back whole when the greedy process ends. */
+static bool pool_scenario(char *what, size_t len)
+{
+    int64_t status;
+    int64_t err = suite_run("t_victim", "exhaust-pool", 0, &status);
+    fmt_snprintf(what, len, "run %ld status %ld (want ENOMEM=%d)", err, status, ENOMEM);
+    return err == 0 && status == ENOMEM;
+}
+
+void test_pool_exhaustion(void)
+{
+    record_exact("pool_exhaustion", pool_scenario);
+}
+
+/* Bad images and bad arguments to the loader's calls: errors, nothing left. */
+static bool spawn_errors_scenario(char *what, size_t len)
+{
+    static const char not_elf[64] = "this is not an ELF image";
+    struct loader_spec spec;
+    loader_spec_init(&spec, "bad", not_elf, sizeof(not_elf), "");
+    int64_t bad_image = loader_spawn(&spec);
+    int64_t missing = suite_spawn("t_no_such_module", "", 0);
+    int64_t bad_start = sys_proc_start(0x7fff00000001ull, 0x400000, 0x500000, 0);
+    int64_t bad_name = sys_proc_create((const char *)0xffffffff80000000ull, 8, 0);
+    int64_t proc = sys_proc_create("empty", 5, 0);
+    int64_t kernel_entry = sys_proc_start((handle_t)proc, 0xffffffff80100000ull, 0x500000, 0);
+    int64_t twice = -1;
+    if (proc >= 0) {
+        sys_proc_start((handle_t)proc, 0x400000, 0x500000, 0); /* faults at once: nothing is mapped */
+        twice = sys_proc_start((handle_t)proc, 0x400000, 0x500000, 0);
+        int64_t status;
+        sys_proc_wait((handle_t)proc, TIMEOUT_FOREVER, &status);
+        sys_handle_close((handle_t)proc);
+    }
+    int64_t unstarted = sys_proc_create("unstarted", 9, 0);
+    if (unstarted >= 0)
+        sys_handle_close((handle_t)unstarted); /* the kernel ends it */
+    fmt_snprintf(what, len, "image %ld, missing %ld, bad handle %ld, bad name %ld, kernel entry %ld, twice %ld",
+                 bad_image, missing, bad_start, bad_name, kernel_entry, twice);
+    return bad_image == -ENOEXEC && missing == -ENOENT && bad_start == -EBADH && bad_name == -EFAULT &&
+           kernel_entry == -EFAULT && twice == -EINVAL;
+}
+
+void test_spawn_errors(void)
+{
+    record_exact("spawn_errors", spawn_errors_scenario);
+}
+
+/* A process that ends with a pinned segment leaves it quarantined while
+ * its device could still reach it; the kernel stops the device's bus
+ * mastering at that process's end, which releases the frames at once: the
+ * memory comes back, and nothing stays quarantined for good. */
+void test_pin_then_exit(void)
+{
+    struct ms_stats_global before = {0}, after = {0};
+    struct loader_grant grants[ABI_STARTUP_HANDLES];
+    suite_grants(grants);
+    ms_stats_global(&before);
+    int64_t sid = 0;
+    int64_t err = suite_run("t_victim", "pin-and-exit", grants, &sid);
+    ms_stats_global(&after);
+    char why[300];
+    fmt_snprintf(why, sizeof(why), "run %ld sid %#lx; quarantined %lu -> %lu; free %lu -> %lu", err, sid,
+                 before.quarantined_bytes, after.quarantined_bytes, before.free_bytes, after.free_bytes);
+    bool released = after.quarantined_bytes == before.quarantined_bytes && after.free_bytes == before.free_bytes;
+    suite_record("pin_then_exit_released", err == 0 && sid > 0 && released, why);
+}
+
+/* A client killed while holding segments, one of them in flight in a
+ * blocked send, has everything reclaimed. The client says when it holds
+ * everything; the suite then looks at memsrv and kills it. */
+static bool hold_scenario(char *what, size_t len)
+{
+    int64_t parent = sys_ep_create(), nobody = sys_ep_create();
+    struct loader_grant grant[ABI_STARTUP_HANDLES];
+    suite_grants(grant);
+    grant[ABI_STARTUP_PARENT] = (struct loader_grant){ parent < 0 ? HANDLE_NONE : (handle_t)parent, RIGHT_SEND };
+    /* Nobody receives on it: the client's send stays blocked, in flight. */
+    grant[ABI_STARTUP_SERVICE] = (struct loader_grant){ nobody < 0 ? HANDLE_NONE : (handle_t)nobody, RIGHT_SEND };
+    struct ms_stats_global start = {0}, holding = {0};
+    ms_stats_global(&start);
+    int64_t status = 0, h = parent < 0 || nobody < 0 ? -ENOMEM : suite_spawn("t_mem", "hold", grant);
+    struct ipc_msg m = {0};
+    int64_t ready = h < 0 ? h : pace_recv((handle_t)parent, &m);
+    ms_stats_global(&holding);
+    if (h >= 0) {
+        sys_proc_kill((handle_t)h);
+        suite_finish(h, &status);
+    }
+    for (unsigned i = ABI_STARTUP_PARENT; i <= ABI_STARTUP_SERVICE; i++)
+        if (i != ABI_STARTUP_DEVICE && grant[i].handle != HANDLE_NONE)
+            sys_handle_close(grant[i].handle);
+    fmt_snprintf(what, len, "spawn %ld, ready %ld, status %ld, free %lu while holding, %lu before", h, ready, status,
+                 holding.free_bytes, start.free_bytes);
+    return ready == 0 && status == ABI_EXIT_KILLED && holding.free_bytes < start.free_bytes;
+}
+
+void test_exit_reclaim(void)
+{
+    record_exact("kill_reclaims_everything", hold_scenario);
+}
+
+/*
+ * The accounting catches a real leak: scenarios that keep what they made
+ * (an unstarted process, whose page tables and tables come from the pool;
+ * a memsrv segment) must be flagged by the same measurement as above, and
+ * everything comes back once the suite lets go.
+ */
+#define PLANTED_MAX 2
+static handle_t planted_processes[PLANTED_MAX], planted_segments[PLANTED_MAX];
+static unsigned nplanted_processes, nplanted_segments;
+
+static bool leak_process(char *what, size_t len)
+{
+    int64_t p = nplanted_processes < PLANTED_MAX ? sys_proc_create("leak", 4, 0) : -ENOSPC;
+    if (p >= 0)
+        planted_processes[nplanted_processes++] = (handle_t)p;
+    fmt_snprintf(what, len, "kept process %ld", p);
+    return p >= 0;
+}
+
+static bool leak_segment(char *what, size_t len)
+{
+    struct ms_segment s;
+    int64_t r = nplanted_segments < PLANTED_MAX ? ms_alloc(4096, 0, 0, 0, &s) : -ENOSPC;
+    if (r == 0)
+        planted_segments[nplanted_segments++] = s.handle;
+    fmt_snprintf(what, len, "kept a 4 KiB segment (%ld)", r);
+    return r == 0;
+}
+
+static void let_go(void)
+{
+    while (nplanted_processes)
+        sys_handle_close(planted_processes[--nplanted_processes]);
+    while (nplanted_segments)
+        ms_free(planted_segments[--nplanted_segments]);
+}
+
+/* The leak twice and let go, to warm the tables for two kept objects; then
+ * the measurement must see the leak, and letting go must return it all. */
+static void record_leak_caught(const char *name, scenario_fn leak)
+{
+    char what[200] = "", why[400];
+    leak(what, sizeof(what));
+    leak(what, sizeof(what));
+    let_go();
+    struct memory_snapshot start, end;
+    snapshot(&start);
+    struct measure m = measure_twice(leak, what, sizeof(what));
+    describe(&m, what, why, sizeof(why));
+    let_go();
+    snapshot(&end);
+    bool returned = end.pool_free == start.pool_free && end.ms_free == start.ms_free && end.processes == start.processes;
+    char full[480];
+    fmt_snprintf(full, sizeof(full), "%s (the leak %s; after letting go: pool free %lu -> %lu, memsrv free %lu -> %lu)",
+                 why, m.same ? "went unnoticed" : "was caught", start.pool_free, end.pool_free, start.ms_free,
+                 end.ms_free);
+    suite_record(name, m.warm_ok && m.ok && !m.same && returned, full);
+}
+
+void test_planted_leaks(void)
+{
+    record_leak_caught("planted_process_leak_caught", leak_process);
+    record_leak_caught("planted_segment_leak_caught", leak_segment);
+}

@@ -1,0 +1,385 @@
+/*
+ * In-guest suite: t_suite, started by init with test= or bench= and the
+ * kernel command line (docs/testing.md). Each entry of `suite` starts a test
+ * program and judges how it ended; test programs report their own checks
+ * through their exit status (libsys/test.h). A few tests need a parent's
+ * powers (killing, kernel statistics around a whole process's life) and are
+ * written here, and the adversarial cases of hostile.c. The suite ends with
+ * `N passed, N failed, N skipped` and powers off, through init, with a
+ * status that tells success.
+ */
+#include <common/cmdline.h>
+#include <common/console.h>
+#include <common/string.h>
+#include <libsys/loader.h>
+#include <libsys/start.h>
+#include <libsys/stdio.h>
+#include <libsys/syscall.h>
+#include <libsys/test.h>
+#include "suite.h"
+
+#define NS_PER_MS (1000ul * 1000)
+
+enum expect {
+    EXPECT_TEST_PROGRAM, /* a libsys test program: its own counts */
+    EXPECT_FAULT,        /* killed by CPU exception `vector` */
+};
+
+enum grant {
+    GRANT_NONE = 0,
+    GRANT_PAIR = 1,  /* a fresh endpoint in slot SERVICE, shared with `server_args`'s process */
+    GRANT_EDU = 2,   /* QEMU's edu device in slot DEVICE, if there is one */
+};
+
+struct suite_entry {
+    const char *name;        /* what test= selects */
+    const char *module;
+    const char *args;
+    enum expect expect;
+    int vector;
+    unsigned grants;
+    const char *server_args;   /* GRANT_PAIR: a server started first with these arguments */
+    const char *server_module; /* ... from this module (0: the same as `module`) */
+};
+
+#define TEST_PROGRAM(test, prog, arguments) { .name = test, .module = prog, .args = arguments }
+#define FAULT(test, mode, v) { .name = test, .module = "t_victim", .args = mode, .expect = EXPECT_FAULT, .vector = v }
+
+static const struct suite_entry suite[] = {
+    TEST_PROGRAM("basics", "t_basics", ""),
+    TEST_PROGRAM("sched", "t_sched", ""),
+    { .name = "ipc", .module = "t_ipc", .args = "client", .grants = GRANT_PAIR, .server_args = "server" },
+    { .name = "edu", .module = "t_edu", .args = "", .grants = GRANT_EDU },
+    TEST_PROGRAM("seg", "t_seg", ""),
+    TEST_PROGRAM("malloc", "t_malloc", ""),
+    { .name = "kvstore", .module = "t_kv", .args = "", .grants = GRANT_PAIR, .server_args = "",
+      .server_module = "kvstore" },
+    TEST_PROGRAM("fuzz", "t_fuzz", ""),
+    TEST_PROGRAM("fragmenter", "t_mem", "fragmenter"),
+    TEST_PROGRAM("pinned", "t_mem", "pinned"),
+    TEST_PROGRAM("holes", "t_mem", "holes"),
+    TEST_PROGRAM("memsrv_ops", "t_mem", "ops"),
+    TEST_PROGRAM("memsrv_fuzz", "t_mem", "fuzz"),
+    FAULT("fault_null", "null", 14),
+    FAULT("fault_privileged", "privileged", 13),
+    FAULT("fault_kernel_write", "kernel-write", 14),
+    FAULT("fault_ud", "ud", 6),
+    FAULT("fault_divide", "divide", 0),
+    FAULT("fault_port_io", "port-io", 13),
+    FAULT("fault_stack_overflow", "stack-overflow", 14),
+    FAULT("fault_after_send", "touch-after-send", 14),
+};
+/* Tests that need the suite's view as a parent (accounting.c, clients.c),
+ * run after the programs above. */
+static const struct {
+    const char *name;
+    void (*run)(void);
+} parent_tests[] = {
+    { "exit_returns_memory", test_exit_returns_memory },
+    { "kill", test_kill },
+    { "pool_exhaustion", test_pool_exhaustion },
+    { "spawn_errors", test_spawn_errors },
+    { "pin_then_exit_released", test_pin_then_exit },
+    { "churn", test_churn },
+    { "quota", test_quota },
+    { "kill_reclaims_everything", test_exit_reclaim },
+    { "planted_leaks", test_planted_leaks },
+    { "revoke", test_revoke },
+};
+
+/* The quick set that also runs under Bochs. */
+static const char *const boot_set =
+    "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors,churn,fragmenter,"
+    "planted_leaks";
+
+static unsigned passed, failed, skipped;
+uint64_t suite_seed = 1;
+
+int64_t suite_spawn_spec(const char *module, const char *args, struct loader_spec *spec)
+{
+    int64_t err = delegate_module(module, &spec->image, &spec->size);
+    if (err < 0)
+        return err;
+    char line[ABI_ARGS_MAX];
+    fmt_snprintf(line, sizeof(line), "%s seed=%lu pace_ns=%lu %s", module, suite_seed, pace_unit_ns(), args);
+    spec->name = module;
+    spec->args = line;
+    if (spec->grants[ABI_STARTUP_MEMSRV].handle == HANDLE_NONE)
+        spec->grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
+    return loader_spawn(spec);
+}
+
+int64_t suite_spawn(const char *module, const char *args, const struct loader_grant *grants)
+{
+    struct loader_spec spec;
+    loader_spec_init(&spec, module, 0, 0, "");
+    for (unsigned i = 0; grants && i < ABI_STARTUP_HANDLES; i++)
+        spec.grants[i] = grants[i];
+    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
+    return suite_spawn_spec(module, args, &spec);
+}
+
+handle_t suite_dma_device(void)
+{
+    static const uint16_t candidates[][2] = {
+        { 0x1234, 0x11e8 }, /* QEMU's edu: a real DMA engine */
+        { 0x8086, 0x1237 }, /* i440FX host bridge (QEMU pc, Bochs) */
+        { 0x8086, 0x29c0 }, /* Q35 host bridge */
+    };
+    static handle_t device = HANDLE_NONE;
+    for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
+        if (h >= 0)
+            device = (handle_t)h;
+    }
+    return device;
+}
+
+void suite_grants(struct loader_grant grants[ABI_STARTUP_HANDLES])
+{
+    for (unsigned i = 0; i < ABI_STARTUP_HANDLES; i++)
+        grants[i] = (struct loader_grant){ HANDLE_NONE, RIGHTS_SAME };
+    grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ suite_dma_device(), RIGHT_DMA };
+}
+
+void suite_record(const char *name, bool ok, const char *why)
+{
+    if (ok) {
+        passed++;
+        printf(CONSOLE_PASS " %s\n", name);
+    } else {
+        failed++;
+        printf(CONSOLE_FAIL " %s: %s\n", name, why);
+    }
+}
+
+void suite_skip(const char *name, const char *why)
+{
+    skipped++;
+    printf(CONSOLE_SKIP " %s: %s\n", name, why);
+}
+
+int64_t suite_finish(int64_t h, int64_t *status)
+{
+    int64_t err = pace_wait_process((handle_t)h, status);
+    if (err < 0) {
+        printf("suite: %s waiting for a test program; killing it\n", sys_strerror(err));
+        sys_proc_kill((handle_t)h);
+        sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, status);
+    }
+    sys_handle_close((handle_t)h);
+    return err;
+}
+
+int64_t suite_run(const char *module, const char *args, const struct loader_grant *grants, int64_t *status)
+{
+    int64_t h = suite_spawn(module, args, grants);
+    return h < 0 ? h : suite_finish(h, status);
+}
+
+void suite_count(const char *name, const char *module, int64_t err, int64_t status)
+{
+    char why[160];
+    if (err < 0) {
+        fmt_snprintf(why, sizeof(why), "could not run %s: %s", module, sys_strerror(err));
+        suite_record(name, false, why);
+    } else if (!TEST_STATUS_VALID(status)) {
+        fmt_snprintf(why, sizeof(why), "test program %s ended with status %ld", module, status);
+        suite_record(name, false, why);
+    } else {
+        passed += TEST_STATUS_PASSED(status);
+        failed += TEST_STATUS_FAILED(status);
+        skipped += TEST_STATUS_SKIPPED(status);
+    }
+}
+
+static void judge(const struct suite_entry *e, int64_t err, int64_t status)
+{
+    if (e->expect == EXPECT_FAULT && err == 0) {
+        char why[160];
+        bool ok = ABI_EXIT_IS_FAULT(status) && ABI_EXIT_FAULT_VECTOR(status) == e->vector;
+        fmt_snprintf(why, sizeof(why), "expected a kill by vector %d, got status %ld", e->vector, status);
+        suite_record(e->name, ok, why);
+        return;
+    }
+    suite_count(e->name, e->module, err, status);
+}
+
+static void run_entry(const struct suite_entry *e)
+{
+    struct loader_grant grant[ABI_STARTUP_HANDLES];
+    suite_grants(grant);
+    int64_t status = 0, err, server = -1, device = -1;
+    if (e->grants & GRANT_EDU) {
+        device = sys_dev_open(0x1234, 0x11e8, 0);
+        grant[ABI_STARTUP_DEVICE] = (struct loader_grant){ device >= 0 ? (handle_t)device : HANDLE_NONE,
+                                                           RIGHTS_SAME };
+    }
+    if (e->grants & GRANT_PAIR) {
+        int64_t ep = sys_ep_create();
+        if (ep < 0) {
+            judge(e, ep, 0);
+            return;
+        }
+        /* The server takes the receive right; the client only sends. */
+        grant[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND | RIGHT_RECV };
+        server = suite_spawn(e->server_module ? e->server_module : e->module, e->server_args, grant);
+        if (server < 0) {
+            sys_handle_close((handle_t)ep);
+            judge(e, server, 0);
+            return;
+        }
+        grant[ABI_STARTUP_SERVICE].rights = RIGHT_SEND;
+    }
+    err = suite_run(e->module, e->args, grant, &status);
+    judge(e, err, status);
+    if (server >= 0) {
+        int64_t server_status;
+        int64_t server_err = suite_finish(server, &server_status);
+        char name[48];
+        fmt_snprintf(name, sizeof(name), "%s_server_ends", e->name);
+        if (e->server_module) {
+            /* A real server just ends well. */
+            char why[120];
+            fmt_snprintf(why, sizeof(why), "server ended with %ld (wait %ld)", server_status, server_err);
+            suite_record(name, server_err == 0 && server_status == 0, why);
+        } else {
+            /* A test server reports its own checks. */
+            suite_count(name, e->module, server_err, server_status);
+        }
+        sys_handle_close(grant[ABI_STARTUP_SERVICE].handle);
+    }
+    if (device >= 0)
+        sys_handle_close((handle_t)device);
+}
+
+/* The slowest tests of the run, printed at the end: what to look at when
+ * make test grows slow. Guest time, so only a guide. */
+#define SLOWEST 5
+static struct {
+    const char *name;
+    uint64_t ns;
+} slowest[SLOWEST];
+
+/* Notes how long `name` took since `start`. */
+static void note_time(const char *name, uint64_t start)
+{
+    uint64_t took = sys_clock() - start;
+    unsigned k = SLOWEST;
+    while (k > 0 && slowest[k - 1].ns < took) {
+        if (k < SLOWEST)
+            slowest[k] = slowest[k - 1];
+        k--;
+    }
+    if (k < SLOWEST)
+        slowest[k].name = name, slowest[k].ns = took;
+}
+
+static void print_slowest(void)
+{
+    printf("suite: slowest:");
+    for (unsigned i = 0; i < SLOWEST && slowest[i].name; i++)
+        printf(" %s %lu ms%s", slowest[i].name, slowest[i].ns / NS_PER_MS, i + 1 < SLOWEST ? "," : "");
+    printf("\n");
+}
+
+static bool selected_from(const char *list, size_t len, const char *name)
+{
+    if (!len)
+        return false;
+    if (len == 4 && strncmp(list, "boot", 4) == 0)
+        return cmdline_list_has(boot_set, strlen(boot_set), name);
+    return cmdline_list_has(list, len, name);
+}
+
+static const char *test_list;
+static size_t test_list_len;
+
+static bool selected(const char *name) { return selected_from(test_list, test_list_len, name); }
+
+/* Benchmarks: programs named b_NAME, started with a fresh endpoint in slot
+ * SERVICE and, first, the same program with "server" on it (for the ones
+ * that measure messages). They print BENCH lines and exit 0. */
+static const char *const benchmarks[] = { "ipc", "memsrv" };
+
+static void run_benchmarks(const char *list, size_t len)
+{
+    for (size_t i = 0; i < sizeof(benchmarks) / sizeof(benchmarks[0]); i++) {
+        if (!cmdline_list_has(list, len, benchmarks[i]))
+            continue;
+        char module[32];
+        fmt_snprintf(module, sizeof(module), "b_%s", benchmarks[i]);
+        struct loader_grant grant[ABI_STARTUP_HANDLES];
+        suite_grants(grant);
+        int64_t ep = sys_ep_create(), server = -1, status = -1, err;
+        grant[ABI_STARTUP_SERVICE] =
+            (struct loader_grant){ ep >= 0 ? (handle_t)ep : HANDLE_NONE, RIGHT_SEND | RIGHT_RECV };
+        server = suite_spawn(module, "server", grant);
+        grant[ABI_STARTUP_SERVICE].rights = RIGHT_SEND;
+        err = server < 0 ? server : suite_run(module, "client", grant, &status);
+        char why[120];
+        fmt_snprintf(why, sizeof(why), "%s: %s, status %ld", module, err < 0 ? sys_strerror(err) : "ran", status);
+        suite_record(module, err == 0 && status == 0, why);
+        if (server >= 0) {
+            sys_proc_kill((handle_t)server);
+            suite_finish(server, &status);
+        }
+        if (ep >= 0)
+            sys_handle_close((handle_t)ep);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *cmdline = libsys_startup ? libsys_startup->args : "";
+    const char *list = 0, *benches = 0;
+    size_t len = 0, benches_len = 0;
+    cmdline_get_u64(cmdline, "seed", &suite_seed);
+    cmdline_get(cmdline, "test", &list, &len);
+    test_list = list;
+    test_list_len = len;
+    cmdline_get(cmdline, "bench", &benches, &benches_len);
+    uint64_t start = sys_clock();
+    printf(CONSOLE_SEED "\n", suite_seed);
+    printf("suite: %u boot modules from init\n", delegate_take_modules());
+    /* The kernel's self-tests ran before us: their lines are on the
+     * console, so their counts go into the closing line. */
+    struct abi_kinfo k = {0};
+    sys_kinfo(&k);
+    passed += k.selftests_passed;
+    failed += k.selftests_failed;
+    skipped += k.selftests_skipped;
+    if (k.selftests_passed + k.selftests_failed + k.selftests_skipped)
+        printf("suite: the kernel's self-tests: %u passed, %u failed, %u skipped\n", k.selftests_passed,
+               k.selftests_failed, k.selftests_skipped);
+    pace_calibrate();
+    if (len)
+        printf("suite: running tests '%.*s' seed=%lu\n", (int)len, list, suite_seed);
+    for (size_t i = 0; i < sizeof(suite) / sizeof(suite[0]); i++) {
+        if (selected(suite[i].name)) {
+            uint64_t t0 = sys_clock();
+            run_entry(&suite[i]);
+            note_time(suite[i].name, t0);
+        }
+    }
+    for (size_t i = 0; i < sizeof(parent_tests) / sizeof(parent_tests[0]); i++) {
+        if (selected(parent_tests[i].name)) {
+            uint64_t t0 = sys_clock();
+            parent_tests[i].run();
+            note_time(parent_tests[i].name, t0);
+        }
+    }
+    uint64_t t0 = sys_clock();
+    test_hostile(selected);
+    note_time("hostile", t0);
+    if (benches_len)
+        run_benchmarks(benches, benches_len);
+    printf("suite: took %lu ms of guest time\n", (sys_clock() - start) / NS_PER_MS);
+    print_slowest();
+    printf(CONSOLE_SUMMARY "\n", passed, failed, skipped);
+    int64_t err = delegate_poweroff(failed || !passed ? 1 : 0);
+    printf("suite: init would not power off: %s\n", sys_strerror(err));
+    return 1;
+}

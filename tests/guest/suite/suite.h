@@ -1,0 +1,98 @@
+/*
+ * In-guest suite (private): what the suite's files share. t_suite is a boot
+ * module that init starts with test= or bench= (servers/init/init.c), with
+ * the powers to start processes and open devices; what stays init's (the
+ * boot modules' images, memsrv's init-only requests, powering off) it asks
+ * for through the delegate endpoint (abi/init.h, delegate.c). It runs the
+ * test programs from the images init gives it (suite.c), times its waits by
+ * the machine's own pace (pace.c), and runs the tests that need a parent's
+ * view: memory accounting around a process's whole life (accounting.c),
+ * memsrv scenarios with several clients (clients.c) and attacks by hostile
+ * programs (hostile.c).
+ */
+#ifndef SUITE_SUITE_H
+#define SUITE_SUITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <abi/ipc.h>
+#include <abi/proc.h>
+#include <libsys/loader.h>
+#include <libsys/memsrv.h>
+
+#define SUITE_MIB (1024ul * 1024)
+
+/* suite.c: results and programs. */
+extern uint64_t suite_seed;
+/* One check of the suite's own: [PASS] name, or [FAIL] name: why. */
+void suite_record(const char *name, bool ok, const char *why);
+/* One check whose premise cannot hold on this machine: [SKIP] name: why. */
+void suite_skip(const char *name, const char *why);
+/* Counts a test program's own checks from its exit status, or fails `name`
+ * if it could not run (err < 0) or did not end as a test program. */
+void suite_count(const char *name, const char *module, int64_t err, int64_t status);
+/* Starts a boot module with "MODULE seed=N pace_ns=P args", no powers and
+ * no limits of its own: startup slot MEMSRV always gets the memory server's
+ * endpoint (send only), the other slots grants[i] if grants is not NULL (an
+ * array of ABI_STARTUP_HANDLES; HANDLE_NONE to skip). Returns a process
+ * handle or -E*. */
+int64_t suite_spawn(const char *module, const char *args, const struct loader_grant *grants);
+/* suite_spawn with a whole spec: powers and limits as the caller set them
+ * (image, size and arguments are filled in here). */
+int64_t suite_spawn_spec(const char *module, const char *args, struct loader_spec *spec);
+/* Waits for the process to end (pace_wait_process's budget, then kills it)
+ * and closes its handle; 0 or the wait's error. */
+int64_t suite_finish(int64_t h, int64_t *status);
+/* suite_spawn, then suite_finish. */
+int64_t suite_run(const char *module, const char *args, const struct loader_grant *grants, int64_t *status);
+/* What every test program gets: slot DEVICE, a device to pin segments for
+ * (suite_dma_device, RIGHT_DMA only); every other slot empty. */
+void suite_grants(struct loader_grant grants[ABI_STARTUP_HANDLES]);
+/* The device pinning is done for: QEMU's edu device if there is one, else
+ * the host bridge (every machine has one; its bus mastering is never
+ * touched). HANDLE_NONE if neither opens. */
+handle_t suite_dma_device(void);
+
+/* pace.c: waits measured in the machine's own work, not in fixed time. */
+/* Times the reference work on the guest's clock; call once at start. */
+void pace_calibrate(void);
+/* Guest nanoseconds one unit of reference work took at the last timing. */
+uint64_t pace_unit_ns(void);
+/* How many units any single wait may take before it is called a hang:
+ * about four minutes under QEMU, some 20 times what the longest test needs. */
+#define PACE_HANG_UNITS 80000ull
+/* sys_proc_wait / sys_ipc_recv within PACE_HANG_UNITS units: when the
+ * budget runs out, the reference is timed again and the budget stretched
+ * if the machine has slowed; -ETIMEDOUT only when the wait outlasts it. */
+int64_t pace_wait_process(handle_t proc, int64_t *status);
+int64_t pace_recv(handle_t ep, struct ipc_msg *m);
+
+/* delegate.c: what stays init's, asked of init. */
+/* Takes every boot module image init can give; returns how many. */
+unsigned delegate_take_modules(void);
+/* The image of boot module `name`, as the suite has it mapped; -ENOENT. */
+int64_t delegate_module(const char *name, const void **image, size_t *size);
+/* memsrv's init-only request, made through init. */
+int64_t delegate_ms_revoke(uint64_t sid);
+/* Powers the machine off through init; returns only if init refused. */
+int64_t delegate_poweroff(unsigned status);
+
+/* accounting.c: every frame and byte comes back. */
+void test_exit_returns_memory(void);
+void test_kill(void);
+void test_pool_exhaustion(void);
+void test_spawn_errors(void);
+void test_pin_then_exit(void);
+void test_exit_reclaim(void);
+void test_planted_leaks(void);
+
+/* clients.c: memsrv with several clients. */
+void test_churn(void);
+void test_quota(void);
+void test_revoke(void);
+
+/* hostile.c: adversarial programs (t_hostile, t_fuzz stateful, t_sync),
+ * the cases `selected` picks from the test list. */
+void test_hostile(bool (*selected)(const char *name));
+
+#endif
