@@ -58,6 +58,7 @@ static const struct suite_entry suite[] = {
     TEST_PROGRAM("holes", "t_mem", "holes"),
     TEST_PROGRAM("memsrv_ops", "t_mem", "ops"),
     TEST_PROGRAM("memsrv_fuzz", "t_mem", "fuzz"),
+    TEST_PROGRAM("fill", "t_fill", ""),
     FAULT("fault_null", "null", 14),
     FAULT("fault_privileged", "privileged", 13),
     FAULT("fault_kernel_write", "kernel-write", 14),

@@ -147,7 +147,9 @@ static struct span_node *size_node(const struct rb_node *r)
     return r != NULL ? RB_ENTRY(r, struct span_free, idx.size_link)->span : NULL;
 }
 
-static bool free_augment(struct rb_node *r)
+/* Recomputes the max_free of r's span_free from its children; says
+ * whether it changed (the tree's augment callback). */
+static inline bool free_augment_one(struct rb_node *r)
 {
     struct span_free *e = span_free_of(r);
     uint64_t best = e->span->size;
@@ -160,6 +162,21 @@ static bool free_augment(struct rb_node *r)
         return false;
     e->max_free = best;
     return true;
+}
+
+static bool free_augment(struct rb_node *r)
+{
+    return free_augment_one(r);
+}
+
+/* Recomputes max_free from e up while it changes (rb_propagate without the
+ * indirect call: this runs on every allocation and free). */
+static void free_propagate(struct span_free *e)
+{
+    struct rb_node *r;
+
+    for (r = &e->addr_link; r != NULL && free_augment_one(r); r = rb_parent(r))
+        ;
 }
 
 const char *span_state_name(enum span_state state)
@@ -196,11 +213,16 @@ static void block_unlink(struct span_alloc *a, struct span_block *b)
         b->next->prev = b->prev;
 }
 
-/* Puts b on the list its occupancy says (partial blocks are used first). */
+/*
+ * Puts b on the list its occupancy says. Slots are taken from the oldest
+ * partly used block, so the books in use settle in the oldest blocks and
+ * the newest ones drain and can be given back (a list kept in age order
+ * costs a walk over the blocks only when one changes list).
+ */
 static void block_relist(struct span_alloc *a, struct span_block *b)
 {
     uint32_t want = b->used == 0 ? BLOCK_EMPTY : b->free == NULL ? BLOCK_FULL : BLOCK_PARTIAL;
-    struct span_block **head;
+    struct span_block **link, *prev = NULL;
 
     if (want == b->list)
         return;
@@ -208,12 +230,14 @@ static void block_relist(struct span_alloc *a, struct span_block *b)
     b->list = want;
     if (want == BLOCK_FULL)
         return;
-    head = block_head(a, want);
-    b->prev = NULL;
-    b->next = *head;
-    if (*head != NULL)
-        (*head)->prev = b;
-    *head = b;
+    for (link = block_head(a, want); *link != NULL && (*link)->seq < b->seq;
+         link = &(*link)->next)
+        prev = *link;
+    b->prev = prev;
+    b->next = *link;
+    if (*link != NULL)
+        (*link)->prev = b;
+    *link = b;
 }
 
 static bool in_store(const struct span_alloc *a, const void *slot)
@@ -237,6 +261,7 @@ static union span_slot *slot_get(struct span_alloc *a)
         a->store_free = n->u.pool.next;
     } else {
         struct span_block *b = a->partial != NULL ? a->partial : a->empty;
+        /* The oldest empty block too: the newest are the ones to give back. */
         n = b->free;
         b->free = n->u.pool.next;
         b->used++;
@@ -284,7 +309,7 @@ int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
         return -EINVAL;
     pages = bytes / SPAN_PAGE;
     *b = (struct span_block){ .self = b, .bytes = bytes, .slots = pages * SPAN_SLOTS_PER_PAGE,
-                              .list = BLOCK_FULL };
+                              .list = BLOCK_FULL, .seq = a->block_seq++ };
     for (p = pages; p-- > 0;) {
         size_t i;
         page = (char *)mem + p * SPAN_PAGE;
@@ -565,12 +590,20 @@ struct span_node *span_containing(const struct span_alloc *a, uint64_t addr)
 
 /* ---- statistics and the size index of free spans ------------------------ */
 
+/* Bits set in each byte value: the distances popcounted below are
+ * shorter than a buddy block of the largest order, so mostly 16 bits. */
+#define POP2(n) n, n + 1, n + 1, n + 2
+#define POP4(n) POP2(n), POP2(n + 1), POP2(n + 1), POP2(n + 2)
+#define POP6(n) POP4(n), POP4(n + 1), POP4(n + 1), POP4(n + 2)
+static const uint8_t pop8[256] = { POP6(0), POP6(1), POP6(1), POP6(2) };
+
 static uint64_t popcount64(uint64_t x)
 {
-    x = x - ((x >> 1) & 0x5555555555555555ull);
-    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-    return (x * 0x0101010101010101ull) >> 56;
+    uint64_t count = (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
+
+    for (x >>= 16; x != 0; x >>= 16)
+        count += (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
+    return count;
 }
 
 /*
@@ -669,53 +702,129 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
     rb_insert(&a->size_tree, &e->idx.size_link, parent, link);
 }
 
-/* Counters that follow the free spans: all arithmetic, O(1). */
-static void free_stats(struct span_alloc *a, const struct span_node *n, int sign)
+/* Counters that follow the free spans: all arithmetic, O(1). A free span
+ * keeps its own share of the block counts, so leaving costs no arithmetic. */
+static void free_stats_add(struct span_alloc *a, struct span_node *n)
 {
-    a->free_spans += (uint64_t)sign;
-    a->free_bytes += (uint64_t)sign * n->size;
-    a->regions[n->region].free_bytes += (uint64_t)sign * n->size;
-    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)] += (uint64_t)sign;
-    a->buddy_blocks += (uint64_t)sign * span_buddy_blocks(n->base, n->size, a->buddy_cap);
-    a->large_blocks += (uint64_t)sign * span_aligned_blocks(n->base, n->size, a->large_order);
+    n->u.free.buddy_blocks = span_buddy_blocks(n->base, n->size, a->buddy_cap);
+    n->u.free.large_blocks = span_aligned_blocks(n->base, n->size, a->large_order);
+    a->free_spans++;
+    a->free_bytes += n->size;
+    a->regions[n->region].free_bytes += n->size;
+    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
+    a->buddy_blocks += n->u.free.buddy_blocks;
+    a->large_blocks += n->u.free.large_blocks;
 }
+
+static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
+{
+    a->free_spans--;
+    a->free_bytes -= n->size;
+    a->regions[n->region].free_bytes -= n->size;
+    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
+    a->buddy_blocks -= n->u.free.buddy_blocks;
+    a->large_blocks -= n->u.free.large_blocks;
+}
+
+static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
+static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size);
 
 static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 {
     struct span_free *e = n->u.free.ext;
 
-    free_stats(a, n, 1);
-    if (uses_list(a, n->size)) {
-        unsigned k = list_index(a, n->size);
-        e->idx.list.prev = NULL;
-        e->idx.list.next = a->lists[k];
-        if (a->lists[k] != NULL)
-            a->lists[k]->idx.list.prev = e;
-        a->lists[k] = e;
-        a->list_bitmap |= (uint64_t)1 << k;
-    } else if (a->policy == SPAN_POLICY_BEST_FIT) {
+    free_stats_add(a, n);
+    if (uses_list(a, n->size))
+        list_push(a, e, n->size);
+    else if (a->policy == SPAN_POLICY_BEST_FIT)
         size_tree_insert(a, e);
-    }
 }
+
+static bool in_size_tree(const struct span_alloc *a, uint64_t size)
+{
+    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) > SPAN_QUICK_LISTS;
+}
+
+static bool size_key_less(const struct span_node *x, const struct span_node *y)
+{
+    return x->size < y->size || (x->size == y->size && x->base < y->base);
+}
+
+/*
+ * A free span about to change its base or size leaves the counters and its
+ * list; in the size tree it stays linked, and resize_end keeps it in place
+ * when its new key still sorts between its neighbours (the common case for
+ * a span that shrinks or grows a little), so only a real reorder pays for an
+ * erase and an insert. No other size-tree insertion may happen in between.
+ */
+static void resize_begin(struct span_alloc *a, struct span_node *n);
+static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size);
 
 static void span_free_index_remove(struct span_alloc *a, struct span_node *n)
 {
     struct span_free *e = n->u.free.ext;
 
-    free_stats(a, n, -1);
-    if (uses_list(a, n->size)) {
-        unsigned k = list_index(a, n->size);
-        if (e->idx.list.prev != NULL)
-            e->idx.list.prev->idx.list.next = e->idx.list.next;
-        else
-            a->lists[k] = e->idx.list.next;
-        if (e->idx.list.next != NULL)
-            e->idx.list.next->idx.list.prev = e->idx.list.prev;
-        if (a->lists[k] == NULL)
-            a->list_bitmap &= ~((uint64_t)1 << k);
-    } else if (a->policy == SPAN_POLICY_BEST_FIT) {
+    free_stats_sub(a, n);
+    if (uses_list(a, n->size))
+        list_remove(a, e, n->size);
+    else if (a->policy == SPAN_POLICY_BEST_FIT)
         rb_erase(&a->size_tree, &e->idx.size_link);
+}
+
+static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size)
+{
+    unsigned k = list_index(a, size);
+
+    if (e->idx.list.prev != NULL)
+        e->idx.list.prev->idx.list.next = e->idx.list.next;
+    else
+        a->lists[k] = e->idx.list.next;
+    if (e->idx.list.next != NULL)
+        e->idx.list.next->idx.list.prev = e->idx.list.prev;
+    if (a->lists[k] == NULL)
+        a->list_bitmap &= ~((uint64_t)1 << k);
+}
+
+static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size)
+{
+    unsigned k = list_index(a, size);
+
+    e->idx.list.prev = NULL;
+    e->idx.list.next = a->lists[k];
+    if (a->lists[k] != NULL)
+        a->lists[k]->idx.list.prev = e;
+    a->lists[k] = e;
+    a->list_bitmap |= (uint64_t)1 << k;
+}
+
+static void resize_begin(struct span_alloc *a, struct span_node *n)
+{
+    free_stats_sub(a, n);
+    if (uses_list(a, n->size))
+        list_remove(a, n->u.free.ext, n->size);
+}
+
+static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size)
+{
+    struct span_free *e = n->u.free.ext;
+    bool was_tree = in_size_tree(a, old_size), is_tree = in_size_tree(a, n->size);
+
+    free_stats_add(a, n);
+    if (was_tree && is_tree) {
+        struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
+        struct span_node *succ = size_node(rb_next(&e->idx.size_link));
+        if ((pred == NULL || size_key_less(pred, n)) && (succ == NULL || size_key_less(n, succ)))
+            return;
+        rb_erase(&a->size_tree, &e->idx.size_link);
+        size_tree_insert(a, e);
+        return;
     }
+    if (was_tree)
+        rb_erase(&a->size_tree, &e->idx.size_link);
+    if (is_tree)
+        size_tree_insert(a, e);
+    else if (uses_list(a, n->size))
+        list_push(a, e, n->size);
 }
 
 void span_account(struct span_alloc *a, const struct span_node *n, int sign)
@@ -777,12 +886,13 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
     struct span_free *e = f->u.free.ext;
     struct span_node *n;
 
-    span_free_index_remove(a, f);
     if (place == base && place + size == end) {
+        span_free_index_remove(a, f);
         rb_erase(&a->addr_tree, &e->addr_link);
         slot_put(a, e);
         n = f;
     } else {
+        resize_begin(a, f);
         n = node_get(a);
         n->region = f->region;
         if (place == base) {            /* low end: f keeps the rest above */
@@ -793,7 +903,8 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
             list_link_after(a, f, n);
             f->size = place - base;
         }
-        rb_propagate(&a->addr_tree, &e->addr_link);
+        free_propagate(e);
+        resize_end(a, f, end - base);
         if (place + size < end && place > base) {
             struct span_node *r = node_get(a);
             struct span_free *re = ext_get(a);
@@ -806,7 +917,6 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
             free_tree_insert_next(a, e, re, true);
             span_free_index_insert(a, r);
         }
-        span_free_index_insert(a, f);
     }
     n->base = place;
     n->size = size;
@@ -845,8 +955,10 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
     hash_remove(a, n);
     if (with_prev || with_next) {
         /* The free neighbour absorbs n; its tree position stays right. */
+        uint64_t old_size;
         f = with_prev ? prev : next;
-        span_free_index_remove(a, f);
+        old_size = f->size;
+        resize_begin(a, f);
         if (with_prev && with_next) {
             struct span_free *ne = next->u.free.ext;
             span_free_index_remove(a, next);
@@ -861,7 +973,8 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         f->size += n->size;
         list_unlink(a, n);
         slot_put(a, n);
-        rb_propagate(&a->addr_tree, &f->u.free.ext->addr_link);
+        free_propagate(f->u.free.ext);
+        resize_end(a, f, old_size);
     } else {
         struct span_free *e = reserve != NULL ? reserve : ext_get(a);
         reserve = NULL;
@@ -873,8 +986,8 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         e->span = f;
         e->max_free = 0;
         free_tree_place(a, f);
+        span_free_index_insert(a, f);
     }
-    span_free_index_insert(a, f);
     if (reserve != NULL)
         slot_put(a, reserve);
     return f;
@@ -1220,17 +1333,19 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     fit.hi = req->limit == 0 ? UINT64_MAX : align_down(req->limit, SPAN_GRANULE);
     large = fit.size >= a->large_size;
     fit.align = large && align < a->large_size ? a->large_size : align;
-    err = check_possible(a, fit.size,
-                         large && (req->flags & SPAN_LARGE_OK) ? align : fit.align, fit.hi);
-    if (err != 0)
-        return err;
 
     n = find_place(a, &fit, &place);
     if (n == NULL && large && (req->flags & SPAN_LARGE_OK) && align < fit.align) {
         fit.align = align;
         n = find_place(a, &fit, &place);
     }
-    if (n == NULL || span_carve_cost(n, place, fit.size) > a->nodes_free)
+    if (n == NULL) {
+        /* Never possible (-E2BIG, -ERANGE), or not now. Asked only on
+         * failure: whatever an empty instance refuses, this one does too. */
+        err = check_possible(a, fit.size, fit.align, fit.hi);
+        return err != 0 ? err : -ENOMEM;
+    }
+    if (span_carve_cost(n, place, fit.size) > a->nodes_free)
         return -ENOMEM;
     span_carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
     *out_base = place;

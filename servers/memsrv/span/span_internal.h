@@ -24,6 +24,7 @@ struct span_block {
     size_t slots;
     size_t used;
     uint32_t list;                 /* enum block_list */
+    uint32_t seq;                  /* order of arrival: partial blocks are kept oldest first */
 };
 
 _Static_assert(sizeof(struct span_block) <= sizeof(struct span_node), "block header fits a slot");

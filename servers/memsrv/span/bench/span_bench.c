@@ -114,9 +114,11 @@ static inline void op_begin(unsigned policy, unsigned occupancy, enum op_kind ki
 
 /* Every 16th operation of the second half: about 3000 samples per steady
  * state, a few seconds of single-stepping each. */
+static bool tracing;
+
 static bool measured(uint64_t op, uint64_t ops)
 {
-    return count_mode && op >= ops / 2 && op % 16 == 0;
+    return tracing && op >= ops / 2 && op % 16 == 0;
 }
 
 /* Buckets for the segment hash: 2^17, chains of at most two even when the
@@ -716,6 +718,8 @@ static void counts_add(struct counts *c, uint64_t value)
     c->v[c->n++] = value;
 }
 
+static int only_policy = -1; /* --instructions NAME: that policy alone */
+
 static void child_steady_states(void)
 {
     unsigned p, o;
@@ -723,6 +727,8 @@ static void child_steady_states(void)
     ptrace(PTRACE_TRACEME, 0, NULL, NULL);
     raise(SIGSTOP);
     for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
         rng_state = 12345;
         for (o = 0; o < OCCUPANCIES; o++)
             bench_steady((enum span_policy)p, occupancies[o]);
@@ -777,6 +783,7 @@ static int count_instructions(void)
     pid_t pid;
 
     count_mode = true;
+    tracing = true;
     pid = fork();
     if (pid < 0)
         return 1;
@@ -814,6 +821,8 @@ static int count_instructions(void)
     printf("span-bench --instructions: instructions per call, steady states (second half)\n");
     printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
     for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
         for (o = 0; o < OCCUPANCIES; o++) {
             uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
             char name[96];
@@ -853,8 +862,26 @@ int main(int argc, char **argv)
     hash_buckets = calloc(HASH_BUCKETS, sizeof(*hash_buckets));
     if (nodes == NULL || hash_buckets == NULL)
         return 1;
-    if (argc > 1 && strcmp(argv[1], "--instructions") == 0)
+    if (argc > 1 && strcmp(argv[1], "--instructions") == 0) {
+        for (p = 0; argc > 2 && p < SPAN_POLICY_COUNT; p++)
+            if (strcmp(argv[2], policy_names[p]) == 0)
+                only_policy = (int)p;
         return count_instructions();
+    }
+    if (argc > 1 && strcmp(argv[1], "--steady") == 0) {
+        /* Only the steady states, no oracle: for a profiler, e.g.
+         * valgrind --tool=callgrind --toggle-collect=span_alloc
+         * --toggle-collect=span_free span-bench --steady */
+        count_mode = true;
+        for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+            if (argc > 2 && strcmp(argv[2], policy_names[p]) != 0)
+                continue;
+            rng_state = 12345;
+            for (o = 0; o < OCCUPANCIES; o++)
+                bench_steady((enum span_policy)p, occupancies[o]);
+        }
+        return 0;
+    }
     printf("span-bench%s: node %zu bytes\n", quick ? " (quick)" : "", sizeof(struct span_node));
     printf("policy   occ   alloc ns median p99 max      free ns median p99 max\n");
     for (p = 0; p < SPAN_POLICY_COUNT; p++) {

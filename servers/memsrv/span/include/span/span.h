@@ -97,6 +97,8 @@ struct span_node {
         } seg;
         struct {
             struct span_free *ext;
+            uint64_t buddy_blocks;       /* its share of span_alloc's counters */
+            uint64_t large_blocks;
         } free;
         struct {
             struct span_node *next;      /* free slots */
@@ -140,6 +142,7 @@ struct span_alloc {
     size_t nodes_free;
     struct span_block *partial, *empty; /* blocks with some / all slots free */
     size_t blocks;
+    uint32_t block_seq;
     /* segments (and locked and in-transit spans) by base */
     struct span_node **hash;
     uint64_t hash_mask;
