@@ -318,7 +318,7 @@ int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t
  * caller has made sure a record and 3 span slots are free. */
 static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, void **addr)
 {
-    struct span_request req = { .size = size, .flags = SPAN_LARGE_OK };
+    struct span_request req = { .size = size, .flags = SPAN_LARGE_OK | SPAN_HIGH };
     struct abi_seg_info info;
     uint64_t base;
     uint32_t index;

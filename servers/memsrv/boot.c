@@ -214,7 +214,7 @@ static int reserve_used(struct memsrv *ms, struct span_alloc *a)
 /* Places (in the bootstrap books), creates and maps one books segment. */
 static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t bytes, void **addr)
 {
-    struct span_request req = { .size = bytes, .flags = SPAN_LARGE_OK };
+    struct span_request req = { .size = bytes, .flags = SPAN_LARGE_OK | SPAN_HIGH };
     struct abi_seg_info info;
     uint64_t phys;
     int64_t h, mapped;

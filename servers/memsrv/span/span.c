@@ -1200,12 +1200,12 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
 }
 
 static struct span_node *find_place(const struct span_alloc *a, const struct span_fit *fit,
-                                    uint64_t *place)
+                                    bool high, uint64_t *place)
 {
     struct span_node *n;
     bool constrained = fit->align > SPAN_GRANULE || fit->hi < a->mem_end;
 
-    if (a->policy == SPAN_POLICY_TOP_OF_HEAP)
+    if (high || a->policy == SPAN_POLICY_TOP_OF_HEAP)
         return find_any(a, fit, true, place);
     if (!constrained) {
         n = find_unconstrained(a, fit->size, place);
@@ -1334,10 +1334,10 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     large = fit.size >= a->large_size;
     fit.align = large && align < a->large_size ? a->large_size : align;
 
-    n = find_place(a, &fit, &place);
+    n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     if (n == NULL && large && (req->flags & SPAN_LARGE_OK) && align < fit.align) {
         fit.align = align;
-        n = find_place(a, &fit, &place);
+        n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     }
     if (n == NULL) {
         /* Never possible (-E2BIG, -ERANGE), or not now. Asked only on

@@ -63,7 +63,10 @@ enum span_state {
 
 /* span_request.flags */
 #define SPAN_LARGE_OK 0x1u /* a large segment may fall back to 4 KiB alignment */
-#define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK)
+#define SPAN_HIGH 0x2u     /* the highest place that fits, whatever the policy: for
+                              long-lived locked books kept away from the low memory
+                              that limited (DMA) requests and compaction work in */
+#define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK | SPAN_HIGH)
 
 struct span_request {
     uint64_t size;  /* bytes, > 0; rounded up to the granule */
