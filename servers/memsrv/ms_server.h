@@ -29,9 +29,14 @@
  *     O(log n) blocks), and at least 32 slots and 4 records are kept free
  *     between requests: an allocation needs 3 slots, a free 1, a
  *     compaction proposal 5, and growing the books itself 3 and a record;
- *     a block is given back once empty and more than 4 blocks' worth of
- *     slots (at least 1024) are free, so a free-alloc cycle never
- *     creates and destroys a block each time;
+ *     before a targeted compaction 2048 are made free, since its witness
+ *     books a trial place (up to 4 slots) for each segment of a window;
+ *     a block is given back once empty and more than 65536 slots (4 MiB)
+ *     are free, keeping 16384: books live at the top of memory, and
+ *     giving blocks back often leaves holes there that fragmentation
+ *     scoring sees (under Bochs, trimming at 4096 free slots tripled the
+ *     churn test's compaction runs), and a free-alloc cycle must not
+ *     create and destroy a block each time;
  *   256 clients: more processes than the in-guest suite ever runs at once;
  *   4 MiB per background step: two large pages, a few ms of copying under
  *     QEMU TCG, so a client waits at most that long behind a step;
@@ -42,7 +47,8 @@
 #define MS_BOOT_NODES 512u
 #define MS_SLOTS_SPARE 32u
 #define MS_RECS_SPARE 4u
-#define MS_TRIM_SLOTS 1024u
+#define MS_TRIM_SLOTS 65536u
+#define MS_PLAN_SLOTS 2048u
 #define MS_BLOCK_MIN (64ull << 10)
 #define MS_BLOCK_MAX (4ull << 20)
 #define MS_RECS_MIN 256u
@@ -141,6 +147,7 @@ struct memsrv {
 
     struct ms_client clients[MS_CLIENTS_MAX];
     unsigned client_count;
+    uint32_t last_client; /* books_client's guess: the index it found last */
 
     /* The server's own books segments (books.c); books_size is their sum. */
     struct ms_books_seg books[MS_BOOKS_SEGS];
