@@ -26,31 +26,50 @@
  *
  * 2. Data structures
  * ------------------
- * One struct span_node per span, from a caller-supplied array: metadata is a
- * constant ~150 bytes per span, never per page, and never comes from the
- * memory managed. Unused nodes sit on a free-node list; every operation
- * first counts the nodes it needs (a split needs one or two) and fails with
- * -ENOMEM before touching anything if they are not there.
+ * The books are 64-byte slots from a pool the caller fills: span_init's
+ * array, then blocks given with span_add_nodes (a page header per 4 KiB
+ * points at the block, so a slot finds its block in one load; slots are
+ * taken from the oldest partly used block, so the newest drain and
+ * span_take_nodes can hand them back). Metadata is per span, never per
+ * page, and never comes from the memory managed:
+ *   a segment (allocated, locked or in-transit span) takes ONE slot, its
+ *     span_node: address-list links, base, size, state, lock count, its
+ *     link in the segment hash and the caller's tag (64 bytes in all);
+ *   a free span takes TWO: its span_node and a span_free with its links in
+ *     the free-span address tree and in the size index.
+ * Every operation first counts the slots it needs (span_carve_cost,
+ * span_release_cost) and fails with -ENOMEM before touching anything.
  *
- *  - addr_tree: a red-black tree of ALL spans by base address, augmented
- *    with max_free, the size of the largest FREE span in each subtree. It
- *    answers "which span contains address x" (lookup, free, lock) and "the
- *    lowest (or highest) free place for this size, alignment and address
- *    window" in O(log n): subtrees whose max_free is too small are skipped.
- *  - prev/next: the same spans as a doubly linked list in address order, so
+ *  - addr_tree: a red-black tree of the FREE spans by base address,
+ *    augmented with max_free, the largest free span in each subtree. It
+ *    answers "the lowest (or highest) free place for this size, alignment
+ *    and address window" in O(log n): subtrees whose max_free is too small
+ *    are skipped. Segments are not in it, so carving a segment off the end
+ *    of a free span, or freeing a segment next to a free span, changes no
+ *    tree shape: only max_free is recomputed, upwards until unchanged.
+ *  - hash: segments by base (chained through the span_node), for free,
+ *    lock and lookup in O(1); its table is resized by the caller as
+ *    span_hash_wanted says. An arbitrary address is found by the hash, or
+ *    in the free span at or below it, or by walking the address list from
+ *    that free span (only an address inside a segment walks).
+ *  - prev/next: all spans as a doubly linked list in address order, so
  *    coalescing reaches both neighbours in O(1).
  *  - the size index of free spans, which depends on the policy (4):
  *      best fit:    64 quick-fit lists, one per exact size of 1..64 granules
  *                   (4 KiB..256 KiB), and a red-black size_tree keyed
- *                   (size, base) for larger spans;
+ *                   (size, base) for larger spans; a span that changes size
+ *                   keeps its place in the tree when its key still sorts
+ *                   between its neighbours;
  *      instant fit: 64 lists, list k holding sizes in [2^k, 2^(k+1))
  *                   granules (k < 52 in practice);
  *      top of heap: none; it searches the augmented addr_tree from the top.
  *    A 64-bit bitmap says which lists are non-empty, so "the smallest
  *    non-empty list at or above k" is one count-trailing-zeros.
- *  - per-region byte counters and the free-span histogram and buddy block
- *    counts for the statistics (span_check.c), updated whenever a span enters
- *    or leaves the free index, so span_stats is O(regions), not O(spans).
+ *  - per-region byte counters, the free-span histogram and the two sums
+ *    the Linux fragmentation figures need (blocks of the buddy
+ *    decomposition, aligned large pages), kept by arithmetic (popcount)
+ *    whenever a span enters or leaves the free index; each free span
+ *    caches its share, so span_stats is O(regions), not O(spans).
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -60,10 +79,12 @@
  *  I3 a span is in the free index iff it is FREE, in exactly the list or tree
  *     its size and the policy say; list bitmap bits match list emptiness.
  *  I4 max_free of every addr_tree node is exact; both trees are valid
- *     red-black trees.
+ *     red-black trees; the addr_tree holds exactly the free spans, in list
+ *     order; the hash holds exactly the non-free spans.
  *  I5 every counter (free bytes, per-region free/transit/locked bytes,
  *     segment and free-span counts, misaligned count, histogram, buddy
- *     blocks, nodes in use + nodes free = capacity) equals a recount.
+ *     block sums) equals a recount; every slot is a span, a free span's
+ *     span_free, a reserved slot of a pending move, or free.
  *  I6 a segment is marked misaligned iff it is large and its base is not
  *     large-page aligned; every in-transit span belongs to exactly one
  *     segment marked moving.
@@ -112,8 +133,12 @@
  *
  * 6. Failure modes
  * ----------------
- * Every entry point validates its arguments and its node needs first, then
- * changes state in steps that cannot fail. Bad input is an error code, never
+ * Every entry point validates its arguments and its slot needs first, then
+ * changes state in steps that cannot fail. A free that leaves a free span
+ * with no free neighbour needs a slot for its span_free: -ENOMEM when the
+ * pool has none (the caller adds a block and retries). A compaction
+ * proposal reserves the slots its settlement needs, so span_move_done and
+ * span_move_failed still cannot fail. Bad input is an error code, never
  * an abort: -EINVAL (malformed), -E2BIG (bigger than any region), -ERANGE
  * (no region can ever satisfy the limit), -ENOMEM (no place now, or node
  * store full), -ENOENT (no such segment, double free), -EBUSY (locked or
