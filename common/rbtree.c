@@ -8,8 +8,13 @@
  * Augmentation rule: a rotation keeps the set of nodes under the rotated
  * position unchanged, so only the two rotated nodes need their summaries
  * recomputed (lower one first). Linking or unlinking changes the set of
- * nodes under every ancestor of the change, so that path is recomputed up to
- * the root before rebalancing starts.
+ * nodes under every ancestor of the change, so that path is recomputed
+ * before rebalancing starts, upwards until a summary comes out unchanged:
+ * an ancestor's summary depends only on its children's, so nothing above an
+ * unchanged one can change. Erasing a node with two children moves its
+ * successor into its place; every node from the unlink point up to that
+ * place lost the successor from its subtree and is recomputed whatever
+ * happens below it, and only above it does the early stop apply.
  */
 #include <common/rbtree.h>
 
@@ -45,12 +50,30 @@ void rb_init(struct rb_tree *tree, rb_augment_fn augment)
     tree->augment = augment;
 }
 
-void rb_propagate(struct rb_tree *tree, struct rb_node *node)
+/* Recomputes node and its ancestors: unconditionally up to and including
+ * `through` (NULL: node only), then while summaries change. */
+static void propagate_through(struct rb_tree *tree, struct rb_node *node,
+                              const struct rb_node *through)
 {
+    bool forced = through != NULL;
+
     if (tree->augment == NULL)
         return;
-    for (; node != NULL; node = rb_parent(node))
-        tree->augment(node);
+    for (; node != NULL; node = rb_parent(node)) {
+        bool changed = tree->augment(node);
+        if (forced) {
+            if (node == through)
+                forced = false;
+            continue;
+        }
+        if (!changed)
+            return;
+    }
+}
+
+void rb_propagate(struct rb_tree *tree, struct rb_node *node)
+{
+    propagate_through(tree, node, NULL);
 }
 
 /* Makes `to` take `from`'s place under from's parent. */
@@ -103,7 +126,8 @@ void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *paren
     node->left = NULL;
     node->right = NULL;
     *link = node;
-    rb_propagate(tree, node);
+    /* The new leaf's own summary is computed whatever it compares to. */
+    propagate_through(tree, node, node);
 
     while (!rb_is_black(parent)) {
         struct rb_node *grand = rb_parent(parent);
@@ -213,6 +237,7 @@ void rb_erase(struct rb_tree *tree, struct rb_node *z)
 {
     struct rb_node *x;
     struct rb_node *x_parent;
+    struct rb_node *moved = NULL; /* the successor that took z's place */
     int removed_black;
 
     if (z->left == NULL || z->right == NULL) {
@@ -238,8 +263,9 @@ void rb_erase(struct rb_tree *tree, struct rb_node *z)
         y->left = z->left;
         set_parent(y->left, y);
         copy_colour(y, z);
+        moved = y;
     }
-    rb_propagate(tree, x_parent);
+    propagate_through(tree, x_parent, moved);
     if (removed_black)
         erase_fixup(tree, x, x_parent);
 }

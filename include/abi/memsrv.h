@@ -70,7 +70,7 @@ struct ms_stats_global {
     uint64_t quarantined_bytes;
     uint64_t clients;
     uint64_t compactions;     /* background and direct runs */
-    uint64_t reserved;
+    uint64_t books_bytes;     /* the server's own books (locked), which grow and shrink */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_global) == 128, "stats fit a payload");
 

@@ -59,7 +59,11 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE)
                                                ? SPAN_LARGE_OK : 0 };
     err = span_alloc(&ms->span, &sreq, index, &base);
-    if (err == -ENOMEM && !(flags & MS_ALLOC_NOWAIT) && compact_targeted(ms, size, align, limit, NULL, NULL) == 0)
+    /* The planner weighs a window by booking a trial place for each of its
+     * segments (up to 4 slots each): with only the spare slots it would
+     * judge most windows impossible and move far more than it needs to. */
+    if (err == -ENOMEM && !(flags & MS_ALLOC_NOWAIT) &&
+        (books_reserve(ms, MS_PLAN_SLOTS, 0), compact_targeted(ms, size, align, limit, NULL, NULL) == 0))
         err = span_alloc(&ms->span, &sreq, index, &base);
     if (err != 0) {
         books_drop_new_record(ms, index);

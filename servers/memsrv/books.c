@@ -6,9 +6,24 @@
  * needs to know, per segment, the kernel's sid and the client charged for
  * it. Each non-free span's tag is an index into recs[]; sid_hash (open
  * addressing, linear probing, deletion by backward shift so no tombstones
- * pile up) finds a record by sid. Both arrays live in the books segment
- * (boot.c), sized with the span node store, so a record is never missing
- * when the span library had a node for the span.
+ * pile up) finds a record by sid.
+ *
+ * Books that grow with use. Nothing is reserved in proportion to RAM: the
+ * server's metadata lives in segments it takes from itself as it needs
+ * them, each booked as a locked span with a record of kind BOOKS:
+ *   - span slots (64 bytes a segment, 128 a free span): a first store sized
+ *     for the boot spans, then span_add_nodes blocks of 64 KiB to 4 MiB;
+ *     an empty block goes back once plenty of slots are free;
+ *   - recs[] and sid_hash[] (40 + about 8 bytes a record) in one segment,
+ *     moved to one twice the size when the records run short (records are
+ *     named by index, so the array is copied, never split);
+ *   - the span library's segment hash, resized as span_hash_wanted says.
+ * books_reserve runs before every booking (books_new_record, and before a
+ * free) and keeps MS_SLOTS_SPARE slots and MS_RECS_SPARE records free
+ * besides, which covers growing the books themselves. When no memory can be
+ * had for them, the request that needed them fails with -ENOMEM; nothing
+ * else is lost. At boot (books_fixed) the books do not grow: the first
+ * store is sized for the boot spans.
  *
  * Charging: the client that allocated a segment stays charged until the
  * segment comes back (FREE, a failed reply, or the kernel's reclaim after an
@@ -147,7 +162,13 @@ static void hash_remove(struct memsrv *ms, uint32_t index)
 
 uint32_t books_new_record(struct memsrv *ms)
 {
-    uint32_t index = ms->rec_free;
+    uint32_t index;
+
+    /* An allocation's slots: without them span_alloc would fail for want
+     * of books, which compaction cannot cure. */
+    if (books_reserve(ms, 3, 1) != 0)
+        return MS_NO_RECORD;
+    index = ms->rec_free;
 
     if (index == MS_NO_RECORD)
         return MS_NO_RECORD;
@@ -234,6 +255,7 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
         span_unlock(&ms->span, rec->base);
         ms->quarantined_bytes -= rec->size;
     }
+    books_reserve(ms, 1, 0); /* the free span it leaves may need a slot */
     err = span_free(&ms->span, rec->base);
     if (err != 0)
         ms_log(ms, "memsrv: books: freeing sid %llu at %#llx: %d", (unsigned long long)rec->sid,
@@ -246,6 +268,252 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
     ms->recs_used--;
     ms->books_gen++;
     books_drop_new_record(ms, index);
+    books_trim(ms);
+}
+
+/* ---- growing and shrinking the books -------------------------------- */
+
+uint64_t books_records_bytes(uint32_t capacity)
+{
+    uint64_t slots = 1, bytes;
+
+    while (slots < 2 * (uint64_t)capacity)
+        slots <<= 1;
+    bytes = (uint64_t)capacity * sizeof(struct ms_record) + slots * sizeof(uint32_t);
+    return (bytes + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+}
+
+/* The capacity a records segment of `bytes` holds (inverse of the above). */
+static uint32_t records_capacity(uint64_t bytes)
+{
+    uint32_t cap = MS_RECS_MIN;
+
+    while (books_records_bytes(cap * 2) <= bytes)
+        cap *= 2;
+    return cap;
+}
+
+/* Lays out recs[] then sid_hash[] in mem; the records of the old array (if
+ * any) are copied, the hash rebuilt, the free list covers the new part. */
+static void records_place(struct memsrv *ms, void *mem, uint32_t capacity)
+{
+    uint64_t slots = 1;
+    struct ms_record *old = ms->recs;
+    uint32_t old_cap = ms->rec_capacity, i;
+
+    while (slots < 2 * (uint64_t)capacity)
+        slots <<= 1;
+    ms->recs = mem;
+    ms->sid_hash = (uint32_t *)((char *)mem + (uint64_t)capacity * sizeof(struct ms_record));
+    ms->hash_mask = (uint32_t)(slots - 1);
+    ms->rec_capacity = capacity;
+    memset(ms->sid_hash, 0, slots * sizeof(uint32_t));
+    if (old != NULL)
+        memcpy(ms->recs, old, (uint64_t)old_cap * sizeof(*old));
+    for (i = capacity; i-- > old_cap;)
+        books_drop_new_record(ms, i);
+    for (i = 0; i < old_cap; i++)
+        if (ms->recs[i].kind != 0 && ms->recs[i].sid != 0)
+            hash_insert(ms, i);
+}
+
+void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes)
+{
+    ms->recs = NULL;
+    ms->rec_capacity = 0;
+    ms->rec_free = MS_NO_RECORD;
+    records_place(ms, mem, records_capacity(bytes));
+}
+
+static struct ms_books_seg *books_at(struct memsrv *ms, const void *addr)
+{
+    unsigned i;
+
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (ms->books[i].use != 0 && ms->books[i].addr == addr)
+            return &ms->books[i];
+    return NULL;
+}
+
+static struct ms_books_seg *books_slot(struct memsrv *ms, enum ms_books_use use)
+{
+    unsigned i;
+
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (ms->books[i].use == (uint32_t)use)
+            return &ms->books[i];
+    return NULL;
+}
+
+int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base,
+                uint64_t size, void *addr)
+{
+    struct ms_books_seg *b = books_slot(ms, 0);
+
+    if (b == NULL)
+        return -ENOMEM;
+    *b = (struct ms_books_seg){ .sid = sid, .base = base, .size = size, .addr = addr,
+                                .use = (uint32_t)use };
+    ms->books_size += size;
+    return 0;
+}
+
+/* A new segment of the server's own, mapped, locked and recorded. The
+ * caller has made sure a record and 3 span slots are free. */
+static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, void **addr)
+{
+    struct span_request req = { .size = size, .flags = SPAN_LARGE_OK | SPAN_HIGH };
+    struct abi_seg_info info;
+    uint64_t base;
+    uint32_t index;
+    int64_t h, mapped;
+    int err;
+
+    if (books_slot(ms, 0) == NULL || ms->rec_free == MS_NO_RECORD)
+        return -ENOMEM;
+    index = ms->rec_free;
+    err = span_alloc(&ms->span, &req, index, &base);
+    if (err != 0)
+        return err;
+    h = ms->k->seg_create(ms->k->ctx, base, size, 0); /* the server's own */
+    if (h <= 0) {
+        span_free(&ms->span, base);
+        return -ENOMEM;
+    }
+    if (ms->k->seg_info(ms->k->ctx, (handle_t)h, &info) != 0 || info.sid == 0 ||
+        (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+        /* Frames the server cannot name or use: keep them booked. */
+        ms_log(ms, "memsrv: books segment at %#llx could not be mapped: its span stays booked",
+               (unsigned long long)base);
+        span_lock(&ms->span, base);
+        ms->rec_free = ms->recs[index].next_free;
+        books_commit_record(ms, index, MS_REC_KERNEL, 0, base, size, MS_NO_CLIENT);
+        return -ENOMEM;
+    }
+    ms->rec_free = ms->recs[index].next_free;
+    span_lock(&ms->span, base);
+    books_commit_record(ms, index, MS_REC_BOOKS, info.sid, base, size, MS_NO_CLIENT);
+    books_adopt(ms, use, info.sid, base, size, (void *)(uintptr_t)mapped);
+    *addr = (void *)(uintptr_t)mapped;
+    ms->books_grown++;
+    return 0;
+}
+
+/* Destroys a books segment and frees its span and record. */
+static void books_give_back(struct memsrv *ms, struct ms_books_seg *b)
+{
+    struct ms_record *rec = books_find_sid(ms, b->sid);
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, b->sid);
+
+    if (err != 0 || rec == NULL) {
+        ms_log(ms, "memsrv: giving back books sid %llu failed: %lld", (unsigned long long)b->sid,
+               (long long)err);
+        return;
+    }
+    ms->books_size -= b->size;
+    b->use = 0;
+    span_unlock(&ms->span, rec->base);
+    books_release(ms, rec);
+    ms->books_trimmed++;
+}
+
+static int grow_records(struct memsrv *ms)
+{
+    struct ms_books_seg *old = books_slot(ms, MS_BOOKS_RECORDS);
+    uint32_t capacity = ms->rec_capacity * 2;
+    uint64_t bytes = books_records_bytes(capacity);
+    void *mem;
+    int err;
+
+    if (capacity <= ms->rec_capacity)
+        return -ENOMEM;
+    err = books_take(ms, bytes, MS_BOOKS_RECORDS, &mem);
+    if (err != 0)
+        return err;
+    records_place(ms, mem, capacity);
+    if (old != NULL)
+        books_give_back(ms, old);
+    return 0;
+}
+
+/* A block of slots: half of what the pool holds, within [64 KiB, 4 MiB],
+ * smaller when memory is too fragmented for that, down to one page. */
+static int grow_slots(struct memsrv *ms)
+{
+    uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2;
+    void *mem;
+
+    bytes = bytes < MS_BLOCK_MIN ? MS_BLOCK_MIN : bytes > MS_BLOCK_MAX ? MS_BLOCK_MAX : bytes;
+    bytes &= ~(uint64_t)(SPAN_GRANULE - 1);
+    for (; bytes >= SPAN_GRANULE; bytes /= 2) {
+        if (books_take(ms, bytes, MS_BOOKS_NODES, &mem) != 0)
+            continue;
+        if (span_add_nodes(&ms->span, mem, bytes) == 0)
+            return 0;
+        books_give_back(ms, books_at(ms, mem)); /* not page-aligned: a kernel bug */
+        return -EINVAL;
+    }
+    return -ENOMEM;
+}
+
+/* Moves the span library's segment hash to a table of the size it asks
+ * for (chains of one or two), when books for that can be had. */
+static void tune_hash(struct memsrv *ms)
+{
+    size_t want = span_hash_wanted(&ms->span);
+    struct ms_books_seg *old;
+    void *mem, *old_mem;
+    size_t old_bytes;
+
+    if (want == 0 || ms->rec_capacity - ms->recs_used <= MS_RECS_SPARE ||
+        ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
+        return;
+    old = books_slot(ms, MS_BOOKS_HASH);
+    want = (want + SPAN_GRANULE - 1) & ~(size_t)(SPAN_GRANULE - 1);
+    if (books_take(ms, want, MS_BOOKS_HASH, &mem) != 0)
+        return;
+    span_hash_resize(&ms->span, mem, want, &old_mem, &old_bytes);
+    if (old != NULL)
+        books_give_back(ms, old);
+}
+
+int books_reserve(struct memsrv *ms, size_t slots, uint32_t records)
+{
+    if (ms->books_fixed || ms->books_busy)
+        return ms->span.nodes_free >= slots ? 0 : -ENOMEM;
+    ms->books_busy = true;
+    while (ms->rec_capacity - ms->recs_used < records + MS_RECS_SPARE) {
+        if (grow_records(ms) != 0)
+            break;
+    }
+    while (ms->span.nodes_free < slots + MS_SLOTS_SPARE) {
+        if (grow_slots(ms) != 0)
+            break;
+    }
+    tune_hash(ms);
+    ms->books_busy = false;
+    return ms->span.nodes_free >= slots && ms->rec_capacity - ms->recs_used >= records ? 0 : -ENOMEM;
+}
+
+void books_trim(struct memsrv *ms)
+{
+    size_t keep = MS_TRIM_SLOTS;
+    void *mem;
+    size_t bytes;
+
+    if (ms->books_fixed || ms->books_busy)
+        return;
+    ms->books_busy = true;
+    /* Giving a block back may empty the block that held its node. */
+    while (ms->span.nodes_free > keep &&
+           span_take_nodes(&ms->span, keep / 4, &mem, &bytes) == 0) {
+        struct ms_books_seg *b = books_at(ms, mem);
+        if (b == NULL)
+            break;
+        books_give_back(ms, b);
+    }
+    tune_hash(ms);
+    ms->books_busy = false;
 }
 
 void books_quarantine(struct memsrv *ms, struct ms_record *rec)

@@ -8,13 +8,11 @@
  * stack, init's, boot module images: ordinary movable segments charged to
  * their owner). Everything else in the regions is free.
  *
- * The books (span nodes, records, sid hash) are sized from the RAM found: a
- * fixed number of bytes per 16 KiB of RAM (ms_server.h). They live in a
- * segment memsrv takes for itself, placed by a small bootstrap instance of
- * the span allocator that sees the same regions and used spans; the books
- * segment is then recorded, locked, in the real books. A static array would
- * have to be sized for the largest machine (5 GiB and more in the tests)
- * and would waste that much on every small one.
+ * The books (span slots, records, sid hash) start small, sized for the
+ * spans in use at boot, not for the RAM: two segments memsrv takes for
+ * itself, placed by a small bootstrap instance of the span allocator that
+ * sees the same regions and used spans, then recorded, locked, in the real
+ * books. From then on they grow and shrink with use (books.c).
  */
 #include <common/cmdline.h>
 #include <common/string.h>
@@ -53,22 +51,6 @@ bool memsrv_parse_policy(const char *args, enum span_policy *out)
             return true;
         }
     return false;
-}
-
-uint64_t memsrv_books_bytes(uint64_t ram_bytes, uint32_t *nodes_out)
-{
-    uint64_t nodes = ram_bytes / MS_NODE_RAM_BYTES, slots = 1, bytes;
-
-    if (nodes < MS_NODES_MIN)
-        nodes = MS_NODES_MIN;
-    if (nodes > (1u << 28))
-        nodes = 1u << 28;
-    while (slots < 2 * nodes)
-        slots <<= 1;
-    bytes = nodes * (sizeof(struct span_node) + sizeof(struct ms_record)) +
-            slots * sizeof(uint32_t);
-    *nodes_out = (uint32_t)nodes;
-    return (bytes + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
 }
 
 static uint64_t granule_down(uint64_t x) { return x & ~(SPAN_GRANULE - 1); }
@@ -191,6 +173,16 @@ static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct
     return 0;
 }
 
+static bool books_known(const struct memsrv *ms, uint64_t sid)
+{
+    unsigned i;
+
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (ms->books[i].use != 0 && ms->books[i].sid == sid)
+            return true;
+    return false;
+}
+
 static int reserve_used(struct memsrv *ms, struct span_alloc *a)
 {
     struct abi_mem_range r;
@@ -204,7 +196,7 @@ static int reserve_used(struct memsrv *ms, struct span_alloc *a)
             err = reserve_kernel(ms, a, lo, hi);
         } else if (r.kind == ABI_MEM_SEGMENT) {
             /* A kernel that lists live segments may list the books too. */
-            if (a != &boot_span && r.sid == ms->books_sid)
+            if (a != &boot_span && books_known(ms, r.sid))
                 continue;
             err = reserve_segment(ms, a, &r);
         } else if (r.kind != ABI_MEM_REGION) {
@@ -219,19 +211,15 @@ static int reserve_used(struct memsrv *ms, struct span_alloc *a)
     return 0;
 }
 
-/* Places, creates and maps the books segment; carves the arrays from it. */
-static int take_books(struct memsrv *ms, uint64_t ram, uint32_t *nodes_out, struct span_node **store)
+/* Places (in the bootstrap books), creates and maps one books segment. */
+static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t bytes, void **addr)
 {
-    struct span_request req = { .flags = SPAN_LARGE_OK };
+    struct span_request req = { .size = bytes, .flags = SPAN_LARGE_OK | SPAN_HIGH };
     struct abi_seg_info info;
-    uint64_t phys, bytes, slots;
-    uint32_t nodes, i;
-    int64_t h, addr;
-    uint8_t *p;
+    uint64_t phys;
+    int64_t h, mapped;
     int err;
 
-    bytes = memsrv_books_bytes(ram, &nodes);
-    req.size = bytes;
     err = span_alloc(&boot_span, &req, 0, &phys);
     if (err != 0) {
         ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10),
@@ -245,32 +233,44 @@ static int take_books(struct memsrv *ms, uint64_t ram, uint32_t *nodes_out, stru
         return (int)h;
     }
     if ((err = (int)ms->k->seg_info(ms->k->ctx, (handle_t)h, &info)) < 0 ||
-        (addr = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+        (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
         ms_log(ms, "memsrv: cannot map the books segment: %d", err);
         return err < 0 ? err : -ENOMEM;
     }
-    p = (uint8_t *)(uintptr_t)addr;
-    slots = 1;
-    while (slots < 2 * (uint64_t)nodes)
-        slots <<= 1;
-    *store = (struct span_node *)p;
-    ms->recs = (struct ms_record *)(p + (uint64_t)nodes * sizeof(struct span_node));
-    ms->sid_hash = (uint32_t *)(p + (uint64_t)nodes * (sizeof(struct span_node) +
-                                                       sizeof(struct ms_record)));
-    ms->hash_mask = (uint32_t)(slots - 1);
-    ms->rec_capacity = nodes;
-    /* The segment comes zero-filled: the hash is empty; chain the records. */
-    for (i = 0; i < nodes; i++)
-        ms->recs[i].next_free = i + 1 < nodes ? i + 1 : MS_NO_RECORD;
-    ms->rec_free = 0;
-    ms->books_base = phys;
-    ms->books_size = bytes;
-    ms->books_sid = info.sid;
-    *nodes_out = nodes;
+    *addr = (void *)(uintptr_t)mapped;
+    return books_adopt(ms, use, info.sid, phys, bytes, *addr);
+}
+
+/* The first books: span slots and records for every span in use at boot
+ * (as the bootstrap instance counted them) with room to spare. */
+static int take_books(struct memsrv *ms, uint32_t *slots_out, struct span_node **store)
+{
+    struct span_stats st;
+    uint64_t slots, bytes;
+    uint32_t records;
+    void *mem;
+    int err;
+
+    span_stats(&boot_span, &st);
+    slots = 2 * (st.segments + st.free_spans) + 4 * MS_SLOTS_SPARE + 16;
+    bytes = (slots * sizeof(struct span_node) + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+    err = take_boot_books(ms, MS_BOOKS_FIRST, bytes, &mem);
+    if (err != 0)
+        return err;
+    *store = mem;
+    *slots_out = (uint32_t)(bytes / sizeof(struct span_node));
+    records = MS_RECS_MIN;
+    while (records < st.segments + 2 * MS_RECS_SPARE + 2)
+        records *= 2;
+    bytes = books_records_bytes(records);
+    err = take_boot_books(ms, MS_BOOKS_RECORDS, bytes, &mem);
+    if (err != 0)
+        return err;
+    books_records_init(ms, mem, bytes);
     return 0;
 }
 
-static void print_summary(struct memsrv *ms, uint32_t nodes)
+static void print_summary(struct memsrv *ms, uint32_t slots)
 {
     struct span_stats st;
     uint64_t seg_bytes = 0, segs = 0;
@@ -283,11 +283,12 @@ static void print_summary(struct memsrv *ms, uint32_t nodes)
             segs++;
         }
     ms_log(ms, "memsrv: took over %u regions, %llu MiB of RAM: %llu MiB free, %llu KiB kernel, "
-               "%llu KiB in %llu boot segments, books %llu KiB (%u nodes) at %#llx; init pid %#llx",
+               "%llu KiB in %llu boot segments, books %llu KiB (%u slots, %u records, growing "
+               "with use); init pid %#llx",
            st.region_count, (unsigned long long)(st.total_bytes >> 20),
            (unsigned long long)(st.free_bytes >> 20), (unsigned long long)(ms->kernel_bytes >> 10),
            (unsigned long long)(seg_bytes >> 10), (unsigned long long)segs,
-           (unsigned long long)(ms->books_size >> 10), nodes, (unsigned long long)ms->books_base,
+           (unsigned long long)(ms->books_size >> 10), slots, ms->rec_capacity,
            (unsigned long long)ms->init_pid);
 }
 
@@ -296,7 +297,8 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
 {
     struct span_node *store = NULL;
     uint64_t ram, ram_again;
-    uint32_t nodes = 0, books;
+    uint32_t nodes = 0;
+    unsigned i;
     int err;
 
     memset(ms, 0, sizeof(*ms));
@@ -320,7 +322,8 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
         ms_log(ms, "memsrv: more used spans at boot than %u bootstrap nodes", MS_BOOT_NODES);
         return err;
     }
-    err = take_books(ms, ram, &nodes, &store);
+    ms->books_fixed = true;
+    err = take_books(ms, &nodes, &store);
     if (err != 0)
         return err;
 
@@ -330,16 +333,19 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
         err = add_regions(ms, &ms->span, &ram_again);
     if (err == 0)
         err = reserve_used(ms, &ms->span);
-    if (err == 0) {
-        books = books_new_record(ms);
-        err = books == MS_NO_RECORD ? -ENOMEM
-                                    : span_reserve(&ms->span, ms->books_base, ms->books_size, books);
+    for (i = 0; err == 0 && i < MS_BOOKS_SEGS; i++) {
+        const struct ms_books_seg *b = &ms->books[i];
+        uint32_t index;
+        if (b->use == 0)
+            continue;
+        index = books_new_record(ms);
+        err = index == MS_NO_RECORD ? -ENOMEM : span_reserve(&ms->span, b->base, b->size, index);
         if (err == 0) {
-            span_lock(&ms->span, ms->books_base);
-            books_commit_record(ms, books, MS_REC_BOOKS, ms->books_sid, ms->books_base,
-                                ms->books_size, MS_NO_CLIENT);
+            span_lock(&ms->span, b->base);
+            books_commit_record(ms, index, MS_REC_BOOKS, b->sid, b->base, b->size, MS_NO_CLIENT);
         }
     }
+    ms->books_fixed = false;
     if (err != 0) {
         ms_log(ms, "memsrv: building the books failed: %d", err);
         return err;

@@ -73,6 +73,7 @@ static void stats_global(struct memsrv *ms, const struct span_stats *st, struct 
         .quarantined_bytes = ms->quarantined_bytes,
         .clients = ms->client_count,
         .compactions = ms->compactions,
+        .books_bytes = ms->books_size,
     };
 }
 

@@ -25,9 +25,19 @@
 
 /*
  * Constants (why each value, see docs/memsrv.md "Constants"):
- *   one span node per 16 KiB of RAM, at least 4096: a span costs ~180 bytes
- *     of books (node, record, hash slots), so about 1.1% of RAM, and the
- *     store is full only when the average span is below 16 KiB;
+ *   books grow with use (books.c): span slots come in blocks of 64 KiB to
+ *     4 MiB (half of what the pool holds, so a pool of n slots took
+ *     O(log n) blocks), and at least 32 slots and 4 records are kept free
+ *     between requests: an allocation needs 3 slots, a free 1, a
+ *     compaction proposal 5, and growing the books itself 3 and a record;
+ *     before a targeted compaction 2048 are made free, since its witness
+ *     books a trial place (up to 4 slots) for each segment of a window;
+ *     a block is given back once empty and more than 65536 slots (4 MiB)
+ *     are free, keeping 16384: books live at the top of memory, and
+ *     giving blocks back often leaves holes there that fragmentation
+ *     scoring sees (under Bochs, trimming at 4096 free slots tripled the
+ *     churn test's compaction runs), and a free-alloc cycle must not
+ *     create and destroy a block each time;
  *   a client per process slot (ABI_PROC_MAX): the table is indexed by the
  *     pid's slot, so it cannot fill up;
  *   4 MiB per background step: two large pages, a few ms of copying under
@@ -36,9 +46,15 @@
  *     (a fifth of free memory in runs smaller than a large page) starts a
  *     background pass.
  */
-#define MS_NODE_RAM_BYTES (16ull * 1024)
-#define MS_NODES_MIN 4096u
 #define MS_BOOT_NODES 512u
+#define MS_SLOTS_SPARE 32u
+#define MS_RECS_SPARE 4u
+#define MS_TRIM_SLOTS 65536u
+#define MS_PLAN_SLOTS 2048u
+#define MS_BLOCK_MIN (64ull << 10)
+#define MS_BLOCK_MAX (4ull << 20)
+#define MS_RECS_MIN 256u
+#define MS_BOOKS_SEGS 128u
 #define MS_CLIENTS_MAX ABI_PROC_MAX
 #define MS_STEP_BYTES (4ull << 20)
 #define MS_IDLE_NS (100ull * 1000 * 1000)
@@ -111,6 +127,20 @@ struct ms_client {
 
 enum ms_background_kind { MS_BG_NONE = 0, MS_BG_COMPACT, MS_BG_REALIGN };
 
+/* What one of the server's own books segments holds. */
+enum ms_books_use {
+    MS_BOOKS_FIRST = 1, /* the span slots given to span_init: kept for good */
+    MS_BOOKS_NODES,     /* a span_add_nodes block */
+    MS_BOOKS_RECORDS,   /* recs[] and sid_hash[] */
+    MS_BOOKS_HASH,      /* the span library's segment hash table */
+};
+
+struct ms_books_seg {
+    uint64_t sid, base, size;
+    void *addr;         /* where it is mapped in the server */
+    uint32_t use;       /* enum ms_books_use; 0: the entry is unused */
+};
+
 struct memsrv {
     const struct ms_kernel_ops *k;
     struct span_alloc span;
@@ -126,7 +156,12 @@ struct memsrv {
     struct ms_client clients[MS_CLIENTS_MAX];
     unsigned client_count;
 
-    uint64_t books_base, books_size, books_sid;
+    /* The server's own books segments (books.c); books_size is their sum. */
+    struct ms_books_seg books[MS_BOOKS_SEGS];
+    uint64_t books_size;
+    bool books_fixed;   /* at boot: no growth until every boot span is booked */
+    bool books_busy;    /* growing or trimming: no second level of it */
+    uint64_t books_grown, books_trimmed;
     uint64_t kernel_bytes;
 
     uint64_t segments; /* records of kind MS_REC_SEGMENT */
@@ -159,8 +194,6 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
  * value names none. */
 bool memsrv_parse_policy(const char *args, enum span_policy *out);
 const char *memsrv_policy_name(enum span_policy policy);
-/* Books bytes needed for a machine with ram_bytes of RAM; *nodes gets the count. */
-uint64_t memsrv_books_bytes(uint64_t ram_bytes, uint32_t *nodes);
 
 /* ---- dispatch.c ---- */
 /* Handles one received message and turns msg into the reply. Returns false
@@ -210,6 +243,18 @@ int books_check(struct memsrv *ms, char *why, size_t len);
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec);
 /* Unlocks a pinned-locked record whose pins are gone. */
 void books_unpin(struct memsrv *ms, struct ms_record *rec);
+/* Grows the books until `slots` span slots and `records` records are free
+ * beyond the spare ones. -ENOMEM when memory for them cannot be had. */
+int books_reserve(struct memsrv *ms, size_t slots, uint32_t records);
+/* Gives back books no longer needed (empty slot blocks, an oversized hash). */
+void books_trim(struct memsrv *ms);
+/* Takes a books segment of `use` at boot, placed by the bootstrap books. */
+int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base,
+                uint64_t size, void *addr);
+/* Sets up the records array and sid hash in a books segment of `bytes`. */
+void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes);
+/* Bytes of books for a records array of `capacity` records. */
+uint64_t books_records_bytes(uint32_t capacity);
 
 int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit,
                      uint64_t *moves, uint64_t *bytes);

@@ -11,14 +11,18 @@
  *
  * Augmentation: a tree may carry a callback that recomputes a node's summary
  * of its subtree (e.g. the largest free size below it) from the node and its
- * two children. The tree calls it on every node whose subtree changes, so the
- * summary at each node is always exact. A caller that changes a node's own
- * contribution in place calls rb_propagate(tree, node) afterwards.
- * Every operation is O(log n); the augment callback runs O(log n) times.
+ * two children, and says whether the summary changed. The tree calls it on
+ * every node whose subtree changes, so the summary at each node is always
+ * exact; walking up stops at the first node whose summary is unchanged,
+ * because nothing above it can change either. A caller that changes a
+ * node's own contribution in place calls rb_propagate(tree, node) afterwards.
+ * Every operation is O(log n); the augment callback runs O(log n) times, and
+ * usually only a few times.
  */
 #ifndef COMMON_RBTREE_H
 #define COMMON_RBTREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,8 +32,9 @@ struct rb_node {
     struct rb_node *right;
 };
 
-/* Recomputes node's summary from node->left/right; must not rebalance. */
-typedef void (*rb_augment_fn)(struct rb_node *node);
+/* Recomputes node's summary from node->left/right; must not rebalance.
+ * Returns whether the summary changed. */
+typedef bool (*rb_augment_fn)(struct rb_node *node);
 
 struct rb_tree {
     struct rb_node *root;
@@ -56,7 +61,8 @@ void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *paren
                struct rb_node **link);
 void rb_erase(struct rb_tree *tree, struct rb_node *node);
 
-/* Re-runs the augment callback from node up to the root. */
+/* Re-runs the augment callback from node towards the root, stopping at the
+ * first node whose summary did not change. */
 void rb_propagate(struct rb_tree *tree, struct rb_node *node);
 
 struct rb_node *rb_first(const struct rb_tree *tree);

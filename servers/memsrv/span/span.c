@@ -26,31 +26,50 @@
  *
  * 2. Data structures
  * ------------------
- * One struct span_node per span, from a caller-supplied array: metadata is a
- * constant ~150 bytes per span, never per page, and never comes from the
- * memory managed. Unused nodes sit on a free-node list; every operation
- * first counts the nodes it needs (a split needs one or two) and fails with
- * -ENOMEM before touching anything if they are not there.
+ * The books are 64-byte slots from a pool the caller fills: span_init's
+ * array, then blocks given with span_add_nodes (a page header per 4 KiB
+ * points at the block, so a slot finds its block in one load; slots are
+ * taken from the oldest partly used block, so the newest drain and
+ * span_take_nodes can hand them back). Metadata is per span, never per
+ * page, and never comes from the memory managed:
+ *   a segment (allocated, locked or in-transit span) takes ONE slot, its
+ *     span_node: address-list links, base, size, state, lock count, its
+ *     link in the segment hash and the caller's tag (64 bytes in all);
+ *   a free span takes TWO: its span_node and a span_free with its links in
+ *     the free-span address tree and in the size index.
+ * Every operation first counts the slots it needs (span_carve_cost,
+ * span_release_cost) and fails with -ENOMEM before touching anything.
  *
- *  - addr_tree: a red-black tree of ALL spans by base address, augmented
- *    with max_free, the size of the largest FREE span in each subtree. It
- *    answers "which span contains address x" (lookup, free, lock) and "the
- *    lowest (or highest) free place for this size, alignment and address
- *    window" in O(log n): subtrees whose max_free is too small are skipped.
- *  - prev/next: the same spans as a doubly linked list in address order, so
+ *  - addr_tree: a red-black tree of the FREE spans by base address,
+ *    augmented with max_free, the largest free span in each subtree. It
+ *    answers "the lowest (or highest) free place for this size, alignment
+ *    and address window" in O(log n): subtrees whose max_free is too small
+ *    are skipped. Segments are not in it, so carving a segment off the end
+ *    of a free span, or freeing a segment next to a free span, changes no
+ *    tree shape: only max_free is recomputed, upwards until unchanged.
+ *  - hash: segments by base (chained through the span_node), for free,
+ *    lock and lookup in O(1); its table is resized by the caller as
+ *    span_hash_wanted says. An arbitrary address is found by the hash, or
+ *    in the free span at or below it, or by walking the address list from
+ *    that free span (only an address inside a segment walks).
+ *  - prev/next: all spans as a doubly linked list in address order, so
  *    coalescing reaches both neighbours in O(1).
  *  - the size index of free spans, which depends on the policy (4):
  *      best fit:    64 quick-fit lists, one per exact size of 1..64 granules
  *                   (4 KiB..256 KiB), and a red-black size_tree keyed
- *                   (size, base) for larger spans;
+ *                   (size, base) for larger spans; a span that changes size
+ *                   keeps its place in the tree when its key still sorts
+ *                   between its neighbours;
  *      instant fit: 64 lists, list k holding sizes in [2^k, 2^(k+1))
  *                   granules (k < 52 in practice);
  *      top of heap: none; it searches the augmented addr_tree from the top.
  *    A 64-bit bitmap says which lists are non-empty, so "the smallest
  *    non-empty list at or above k" is one count-trailing-zeros.
- *  - per-region byte counters and the free-span histogram and buddy block
- *    counts for the statistics (span_check.c), updated whenever a span enters
- *    or leaves the free index, so span_stats is O(regions), not O(spans).
+ *  - per-region byte counters, the free-span histogram and the two sums
+ *    the Linux fragmentation figures need (blocks of the buddy
+ *    decomposition, aligned large pages), kept by arithmetic (popcount)
+ *    whenever a span enters or leaves the free index; each free span
+ *    caches its share, so span_stats is O(regions), not O(spans).
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -60,10 +79,12 @@
  *  I3 a span is in the free index iff it is FREE, in exactly the list or tree
  *     its size and the policy say; list bitmap bits match list emptiness.
  *  I4 max_free of every addr_tree node is exact; both trees are valid
- *     red-black trees.
+ *     red-black trees; the addr_tree holds exactly the free spans, in list
+ *     order; the hash holds exactly the non-free spans.
  *  I5 every counter (free bytes, per-region free/transit/locked bytes,
  *     segment and free-span counts, misaligned count, histogram, buddy
- *     blocks, nodes in use + nodes free = capacity) equals a recount.
+ *     block sums) equals a recount; every slot is a span, a free span's
+ *     span_free, a reserved slot of a pending move, or free.
  *  I6 a segment is marked misaligned iff it is large and its base is not
  *     large-page aligned; every in-transit span belongs to exactly one
  *     segment marked moving.
@@ -112,8 +133,12 @@
  *
  * 6. Failure modes
  * ----------------
- * Every entry point validates its arguments and its node needs first, then
- * changes state in steps that cannot fail. Bad input is an error code, never
+ * Every entry point validates its arguments and its slot needs first, then
+ * changes state in steps that cannot fail. A free that leaves a free span
+ * with no free neighbour needs a slot for its span_free: -ENOMEM when the
+ * pool has none (the caller adds a block and retries). A compaction
+ * proposal reserves the slots its settlement needs, so span_move_done and
+ * span_move_failed still cannot fail. Bad input is an error code, never
  * an abort: -EINVAL (malformed), -E2BIG (bigger than any region), -ERANGE
  * (no region can ever satisfy the limit), -ENOMEM (no place now, or node
  * store full), -ENOENT (no such segment, double free), -EBUSY (locked or
@@ -139,22 +164,44 @@
 
 #define SPAN_PROBES 16
 #define LINUX_MAX_ORDER 10
+#define NEIGHBOUR_WALK 4 /* spans walked for a free neighbour before a tree descent */
+
 
 static struct span_node *size_node(const struct rb_node *r)
 {
-    return r != NULL ? RB_ENTRY(r, struct span_node, u.size_link) : NULL;
+    return r != NULL ? RB_ENTRY(r, struct span_free, idx.size_link)->span : NULL;
 }
 
-static void addr_augment(struct rb_node *r)
+/* Recomputes the max_free of r's span_free from its children; says
+ * whether it changed (the tree's augment callback). */
+static inline bool free_augment_one(struct rb_node *r)
 {
-    struct span_node *n = span_of_addr_link(r);
-    uint64_t best = n->state == SPAN_FREE ? n->size : 0;
+    struct span_free *e = span_free_of(r);
+    uint64_t best = e->span->size;
 
-    if (r->left != NULL && span_of_addr_link(r->left)->max_free > best)
-        best = span_of_addr_link(r->left)->max_free;
-    if (r->right != NULL && span_of_addr_link(r->right)->max_free > best)
-        best = span_of_addr_link(r->right)->max_free;
-    n->max_free = best;
+    if (r->left != NULL && span_free_of(r->left)->max_free > best)
+        best = span_free_of(r->left)->max_free;
+    if (r->right != NULL && span_free_of(r->right)->max_free > best)
+        best = span_free_of(r->right)->max_free;
+    if (e->max_free == best)
+        return false;
+    e->max_free = best;
+    return true;
+}
+
+static bool free_augment(struct rb_node *r)
+{
+    return free_augment_one(r);
+}
+
+/* Recomputes max_free from e up while it changes (rb_propagate without the
+ * indirect call: this runs on every allocation and free). */
+static void free_propagate(struct span_free *e)
+{
+    struct rb_node *r;
+
+    for (r = &e->addr_link; r != NULL && free_augment_one(r); r = rb_parent(r))
+        ;
 }
 
 const char *span_state_name(enum span_state state)
@@ -172,40 +219,277 @@ const char *span_state_name(enum span_state state)
     return "?";
 }
 
-/* ---- node store ------------------------------------------------------ */
+/* ---- slot pool --------------------------------------------------------- */
 
-static struct span_node *node_get(struct span_alloc *a)
+static struct span_block **block_head(struct span_alloc *a, uint32_t list)
 {
-    struct span_node *n = a->free_nodes;
-
-    a->free_nodes = n->u.list.next;
-    a->nodes_free--;
-    memset(n, 0, sizeof(*n));
-    return n;
+    return list == BLOCK_PARTIAL ? &a->partial : &a->empty;
 }
 
-static void node_put(struct span_alloc *a, struct span_node *n)
+static void block_unlink(struct span_alloc *a, struct span_block *b)
 {
-    n->state = SPAN_FREE;
-    n->size = 0;
-    n->u.list.next = a->free_nodes;
-    a->free_nodes = n;
+    if (b->list == BLOCK_FULL)
+        return;
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        *block_head(a, b->list) = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+}
+
+/*
+ * Puts b on the list its occupancy says. Slots are taken from the oldest
+ * partly used block, so the books in use settle in the oldest blocks and
+ * the newest ones drain and can be given back (a list kept in age order
+ * costs a walk over the blocks only when one changes list).
+ */
+static void block_relist(struct span_alloc *a, struct span_block *b)
+{
+    uint32_t want = b->used == 0 ? BLOCK_EMPTY : b->free == NULL ? BLOCK_FULL : BLOCK_PARTIAL;
+    struct span_block **link, *prev = NULL;
+
+    if (want == b->list)
+        return;
+    block_unlink(a, b);
+    b->list = want;
+    if (want == BLOCK_FULL)
+        return;
+    for (link = block_head(a, want); *link != NULL && (*link)->seq < b->seq;
+         link = &(*link)->next)
+        prev = *link;
+    b->prev = prev;
+    b->next = *link;
+    if (*link != NULL)
+        (*link)->prev = b;
+    *link = b;
+}
+
+static bool in_store(const struct span_alloc *a, const void *slot)
+{
+    const struct span_node *n = slot;
+    return n >= a->store && n < a->store + a->store_count;
+}
+
+static struct span_block *block_of(const void *slot)
+{
+    return *(struct span_block *const *)((uintptr_t)slot & ~(uintptr_t)(SPAN_PAGE - 1));
+}
+
+/* A free slot; the caller has checked nodes_free. The fixed store goes
+ * first, then partly used blocks, then empty ones, so blocks drain. */
+static union span_slot *slot_get(struct span_alloc *a)
+{
+    struct span_node *n = a->store_free;
+
+    if (n != NULL) {
+        a->store_free = n->u.pool.next;
+    } else {
+        struct span_block *b = a->partial != NULL ? a->partial : a->empty;
+        /* The oldest empty block too: the newest are the ones to give back. */
+        n = b->free;
+        b->free = n->u.pool.next;
+        b->used++;
+        block_relist(a, b);
+    }
+    a->nodes_free--;
+    return (union span_slot *)n;
+}
+
+static void slot_put(struct span_alloc *a, void *slot)
+{
+    struct span_node *n = slot;
+
+    if (in_store(a, n)) {
+        n->u.pool.next = a->store_free;
+        a->store_free = n;
+    } else {
+        struct span_block *b = block_of(n);
+        n->u.pool.next = b->free;
+        b->free = n;
+        b->used--;
+        block_relist(a, b);
+    }
     a->nodes_free++;
 }
 
-/* ---- address tree and list --------------------------------------------- */
-
-static void addr_insert(struct span_alloc *a, struct span_node *n)
+static struct span_node *node_get(struct span_alloc *a)
 {
-    struct rb_node **link = &a->addr_tree.root;
-    struct rb_node *parent = NULL;
-
-    while (*link != NULL) {
-        parent = *link;
-        link = n->base < span_of_addr_link(parent)->base ? &parent->left : &parent->right;
-    }
-    rb_insert(&a->addr_tree, &n->addr_link, parent, link);
+    return &slot_get(a)->node;
 }
+
+static struct span_free *ext_get(struct span_alloc *a)
+{
+    return &slot_get(a)->ext;
+}
+
+int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
+{
+    struct span_block *b = mem;
+    char *page;
+    size_t p, pages;
+
+    if (a == NULL || mem == NULL || bytes == 0 || bytes % SPAN_PAGE != 0 ||
+        (uintptr_t)mem % SPAN_PAGE != 0)
+        return -EINVAL;
+    pages = bytes / SPAN_PAGE;
+    *b = (struct span_block){ .self = b, .bytes = bytes, .slots = pages * SPAN_SLOTS_PER_PAGE,
+                              .list = BLOCK_FULL, .seq = a->block_seq++ };
+    for (p = pages; p-- > 0;) {
+        size_t i;
+        page = (char *)mem + p * SPAN_PAGE;
+        *(struct span_block **)page = b;
+        for (i = SPAN_SLOTS_PER_PAGE; i >= 1; i--) {
+            struct span_node *n = (struct span_node *)(page + i * sizeof(union span_slot));
+            n->u.pool.next = b->free;
+            b->free = n;
+        }
+    }
+    a->capacity += b->slots;
+    a->nodes_free += b->slots;
+    a->blocks++;
+    block_relist(a, b);
+    return 0;
+}
+
+int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes)
+{
+    struct span_block *b;
+
+    if (a == NULL || mem == NULL || bytes == NULL)
+        return -EINVAL;
+    for (b = a->empty; b != NULL; b = b->next)
+        if (a->nodes_free >= b->slots && a->nodes_free - b->slots >= keep_free)
+            break;
+    if (b == NULL)
+        return -ENOENT;
+    block_unlink(a, b);
+    a->capacity -= b->slots;
+    a->nodes_free -= b->slots;
+    a->blocks--;
+    *mem = b;
+    *bytes = b->bytes;
+    return 0;
+}
+
+void span_reserve_slot(struct span_alloc *a, struct span_node *n)
+{
+    n->u.seg.reserve = ext_get(a);
+}
+
+void span_return_slot(struct span_alloc *a, struct span_node *n)
+{
+    if (n->u.seg.reserve != NULL)
+        slot_put(a, n->u.seg.reserve);
+    n->u.seg.reserve = NULL;
+}
+
+/* ---- segments by base -------------------------------------------------- */
+
+static uint64_t hash_bucket(const struct span_alloc *a, uint64_t base)
+{
+    return ((base >> SPAN_GRANULE_SHIFT) * 0x9e3779b97f4a7c15ull >> 29) & a->hash_mask;
+}
+
+static void hash_insert(struct span_alloc *a, struct span_node *n)
+{
+    struct span_node **b = &a->hash[hash_bucket(a, n->base)];
+
+    n->u.seg.hash_next = *b;
+    *b = n;
+    a->hashed++;
+}
+
+static void hash_remove(struct span_alloc *a, struct span_node *n)
+{
+    struct span_node **p = &a->hash[hash_bucket(a, n->base)];
+
+    while (*p != n)
+        p = &(*p)->u.seg.hash_next;
+    *p = n->u.seg.hash_next;
+    a->hashed--;
+}
+
+void span_hash_insert(struct span_alloc *a, struct span_node *n)
+{
+    hash_insert(a, n);
+}
+
+void span_hash_remove(struct span_alloc *a, struct span_node *n)
+{
+    hash_remove(a, n);
+}
+
+struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base)
+{
+    struct span_node *n;
+
+    for (n = a->hash[hash_bucket(a, base)]; n != NULL; n = n->u.seg.hash_next)
+        if (n->base == base)
+            return n;
+    return NULL;
+}
+
+size_t span_hash_wanted(const struct span_alloc *a)
+{
+    uint64_t buckets = a->hash_mask + 1, want = SPAN_HASH_INLINE;
+
+    if (a == NULL)
+        return 0;
+    /* Chains of one to two on average; shrink only at an eighth, so a
+     * table is not resized back and forth around one size. */
+    if (a->hashed <= 2 * buckets && (buckets == SPAN_HASH_INLINE || a->hashed >= buckets / 8))
+        return 0;
+    while (want < a->hashed)
+        want *= 2;
+    return want == SPAN_HASH_INLINE ? 0 : (size_t)want * sizeof(struct span_node *);
+}
+
+int span_hash_resize(struct span_alloc *a, void *mem, size_t bytes, void **old, size_t *old_bytes)
+{
+    struct span_node **from, **to = mem;
+    uint64_t count, i;
+
+    if (a == NULL || old == NULL || old_bytes == NULL)
+        return -EINVAL;
+    if (mem == NULL) {
+        to = a->hash_inline;
+        bytes = sizeof(a->hash_inline);
+    }
+    count = bytes / sizeof(*to);
+    if (count < SPAN_HASH_INLINE || (count & (count - 1)) != 0 || count * sizeof(*to) != bytes ||
+        to == a->hash)
+        return -EINVAL;
+    from = a->hash;
+    *old = from == a->hash_inline ? NULL : (void *)from;
+    *old_bytes = from == a->hash_inline ? 0 : (size_t)(a->hash_mask + 1) * sizeof(*from);
+    memset(to, 0, bytes);
+    {
+        uint64_t old_count = a->hash_mask + 1;
+        struct span_node *chain = NULL;
+        /* Gather every entry first: the old table may be the inline one
+         * that the new table is not, or the other way round. */
+        for (i = 0; i < old_count; i++) {
+            while (from[i] != NULL) {
+                struct span_node *n = from[i];
+                from[i] = n->u.seg.hash_next;
+                n->u.seg.hash_next = chain;
+                chain = n;
+            }
+        }
+        a->hash = to;
+        a->hash_mask = count - 1;
+        a->hashed = 0;
+        while (chain != NULL) {
+            struct span_node *n = chain;
+            chain = n->u.seg.hash_next;
+            hash_insert(a, n);
+        }
+    }
+    return 0;
+}
+
+/* ---- address list ------------------------------------------------------ */
 
 static void list_link_after(struct span_alloc *a, struct span_node *pos, struct span_node *n)
 {
@@ -221,7 +505,7 @@ static void list_link_after(struct span_alloc *a, struct span_node *pos, struct 
         a->first = n;
 }
 
-static void unlink_span(struct span_alloc *a, struct span_node *n)
+static void list_unlink(struct span_alloc *a, struct span_node *n)
 {
     if (n->prev != NULL)
         n->prev->next = n->next;
@@ -231,26 +515,149 @@ static void unlink_span(struct span_alloc *a, struct span_node *n)
         n->next->prev = n->prev;
     else
         a->last = n->prev;
-    rb_erase(&a->addr_tree, &n->addr_link);
+}
+
+/* ---- free spans by address (augmented) --------------------------------- */
+
+static void free_tree_insert(struct span_alloc *a, struct span_free *e)
+{
+    struct rb_node **link = &a->addr_tree.root;
+    struct rb_node *parent = NULL;
+    uint64_t base = e->span->base;
+
+    while (*link != NULL) {
+        parent = *link;
+        link = base < span_free_of(parent)->span->base ? &parent->left : &parent->right;
+    }
+    rb_insert(&a->addr_tree, &e->addr_link, parent, link);
+}
+
+/* Inserts e right after (or before) p in address order: no descent. */
+static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, struct span_free *e,
+                                  bool after)
+{
+    struct rb_node *parent = &p->addr_link;
+    struct rb_node **link;
+
+    if (after) {
+        if (parent->right == NULL) {
+            link = &parent->right;
+        } else {
+            parent = parent->right;
+            while (parent->left != NULL)
+                parent = parent->left;
+            link = &parent->left;
+        }
+    } else {
+        if (parent->left == NULL) {
+            link = &parent->left;
+        } else {
+            parent = parent->left;
+            while (parent->right != NULL)
+                parent = parent->right;
+            link = &parent->right;
+        }
+    }
+    rb_insert(&a->addr_tree, &e->addr_link, parent, link);
+}
+
+/* Inserts the free span n (its ext set): next to a free span a few spans
+ * away when there is one, else by descent. */
+static void free_tree_place(struct span_alloc *a, struct span_node *n)
+{
+    struct span_node *p = n->prev, *q = n->next;
+    unsigned i;
+
+    for (i = 0; i < NEIGHBOUR_WALK; i++) {
+        if (p != NULL) {
+            if (p->state == SPAN_FREE) {
+                free_tree_insert_next(a, p->u.free.ext, n->u.free.ext, true);
+                return;
+            }
+            p = p->prev;
+        }
+        if (q != NULL) {
+            if (q->state == SPAN_FREE) {
+                free_tree_insert_next(a, q->u.free.ext, n->u.free.ext, false);
+                return;
+            }
+            q = q->next;
+        }
+    }
+    free_tree_insert(a, n->u.free.ext);
 }
 
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr)
 {
     const struct rb_node *r = a->addr_tree.root;
+    const struct span_free *below = NULL;
+    struct span_node *n = span_hash_find(a, addr);
 
+    if (n != NULL)
+        return n;
+    /* The free span with the greatest base <= addr, then forward: a
+     * segment's base is found by the hash, so only an address inside a
+     * segment walks, over the spans since the last free one. */
     while (r != NULL) {
-        const struct span_node *n = span_of_addr_link(r);
-        if (addr < n->base)
-            r = r->left;
-        else if (addr >= span_end(n))
+        const struct span_free *e = span_free_of(r);
+        if (e->span->base <= addr) {
+            below = e;
             r = r->right;
-        else
-            return (struct span_node *)n;
+        } else {
+            r = r->left;
+        }
     }
+    for (n = below != NULL ? below->span : a->first; n != NULL && n->base <= addr; n = n->next)
+        if (addr < span_end(n))
+            return n;
     return NULL;
 }
 
-/* ---- free index and the statistics that follow it ---------------------- */
+/* ---- statistics and the size index of free spans ------------------------ */
+
+/* Bits set in each byte value: the distances popcounted below are
+ * shorter than a buddy block of the largest order, so mostly 16 bits. */
+#define POP2(n) n, n + 1, n + 1, n + 2
+#define POP4(n) POP2(n), POP2(n + 1), POP2(n + 1), POP2(n + 2)
+#define POP6(n) POP4(n), POP4(n + 1), POP4(n + 1), POP4(n + 2)
+static const uint8_t pop8[256] = { POP6(0), POP6(1), POP6(1), POP6(2) };
+
+static uint64_t popcount64(uint64_t x)
+{
+    uint64_t count = (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
+
+    for (x >>= 16; x != 0; x >>= 16)
+        count += (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
+    return count;
+}
+
+/*
+ * The buddy decomposition of [lo, hi) (in granules) has, around the point c
+ * of [lo, hi] with the most trailing zeros, blocks growing from lo to c and
+ * shrinking from c to hi: popcount(c - lo) + popcount(hi - c) of them. With
+ * orders capped, every cap-aligned stretch in the middle adds one block per
+ * 2^cap granules.
+ */
+uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap)
+{
+    uint64_t lo = base >> SPAN_GRANULE_SHIFT;
+    uint64_t hi = lo + (size >> SPAN_GRANULE_SHIFT);
+    uint64_t big = (uint64_t)1 << cap;
+    uint64_t mid_lo = align_up(lo, big), mid_hi = align_down(hi, big), c;
+
+    if (mid_lo <= mid_hi)
+        return popcount64(mid_lo - lo) + ((mid_hi - mid_lo) >> cap) + popcount64(hi - mid_hi);
+    c = align_down(hi, (uint64_t)1 << floor_log2(lo ^ hi));
+    return popcount64(c - lo) + popcount64(hi - c);
+}
+
+uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order)
+{
+    uint64_t block = (uint64_t)1 << (order + SPAN_GRANULE_SHIFT);
+    uint64_t lo = align_up(base, block), hi = align_down(base + size, block);
+
+    return hi > lo ? (hi - lo) >> (order + SPAN_GRANULE_SHIFT) : 0;
+}
 
 void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *blocks, int sign)
 {
@@ -302,65 +709,147 @@ static bool uses_list(const struct span_alloc *a, uint64_t size)
            (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
 }
 
-static void size_tree_insert(struct span_alloc *a, struct span_node *n)
+static void size_tree_insert(struct span_alloc *a, struct span_free *e)
 {
     struct rb_node **link = &a->size_tree.root;
     struct rb_node *parent = NULL;
+    uint64_t size = e->span->size, base = e->span->base;
 
     while (*link != NULL) {
         const struct span_node *p;
         parent = *link;
         p = size_node(parent);
-        if (n->size < p->size || (n->size == p->size && n->base < p->base))
+        if (size < p->size || (size == p->size && base < p->base))
             link = &parent->left;
         else
             link = &parent->right;
     }
-    rb_insert(&a->size_tree, &n->u.size_link, parent, link);
+    rb_insert(&a->size_tree, &e->idx.size_link, parent, link);
 }
 
-void span_free_index_insert(struct span_alloc *a, struct span_node *n)
+/* Counters that follow the free spans: all arithmetic, O(1). A free span
+ * keeps its own share of the block counts, so leaving costs no arithmetic. */
+static void free_stats_add(struct span_alloc *a, struct span_node *n)
 {
+    n->u.free.buddy_blocks = span_buddy_blocks(n->base, n->size, a->buddy_cap);
+    n->u.free.large_blocks = span_aligned_blocks(n->base, n->size, a->large_order);
     a->free_spans++;
     a->free_bytes += n->size;
     a->regions[n->region].free_bytes += n->size;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
-    span_buddy_count(n->base, n->size, a->buddy_cap, a->buddy_blocks, 1);
-
-    if (uses_list(a, n->size)) {
-        unsigned k = list_index(a, n->size);
-        n->u.list.prev = NULL;
-        n->u.list.next = a->lists[k];
-        if (a->lists[k] != NULL)
-            a->lists[k]->u.list.prev = n;
-        a->lists[k] = n;
-        a->list_bitmap |= (uint64_t)1 << k;
-    } else if (a->policy == SPAN_POLICY_BEST_FIT) {
-        size_tree_insert(a, n);
-    }
+    a->buddy_blocks += n->u.free.buddy_blocks;
+    a->large_blocks += n->u.free.large_blocks;
 }
 
-void span_free_index_remove(struct span_alloc *a, struct span_node *n)
+static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
 {
     a->free_spans--;
     a->free_bytes -= n->size;
     a->regions[n->region].free_bytes -= n->size;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
-    span_buddy_count(n->base, n->size, a->buddy_cap, a->buddy_blocks, -1);
+    a->buddy_blocks -= n->u.free.buddy_blocks;
+    a->large_blocks -= n->u.free.large_blocks;
+}
 
-    if (uses_list(a, n->size)) {
-        unsigned k = list_index(a, n->size);
-        if (n->u.list.prev != NULL)
-            n->u.list.prev->u.list.next = n->u.list.next;
-        else
-            a->lists[k] = n->u.list.next;
-        if (n->u.list.next != NULL)
-            n->u.list.next->u.list.prev = n->u.list.prev;
-        if (a->lists[k] == NULL)
-            a->list_bitmap &= ~((uint64_t)1 << k);
-    } else if (a->policy == SPAN_POLICY_BEST_FIT) {
-        rb_erase(&a->size_tree, &n->u.size_link);
+static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
+static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size);
+
+static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    free_stats_add(a, n);
+    if (uses_list(a, n->size))
+        list_push(a, e, n->size);
+    else if (a->policy == SPAN_POLICY_BEST_FIT)
+        size_tree_insert(a, e);
+}
+
+static bool in_size_tree(const struct span_alloc *a, uint64_t size)
+{
+    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) > SPAN_QUICK_LISTS;
+}
+
+static bool size_key_less(const struct span_node *x, const struct span_node *y)
+{
+    return x->size < y->size || (x->size == y->size && x->base < y->base);
+}
+
+/*
+ * A free span about to change its base or size leaves the counters and its
+ * list; in the size tree it stays linked, and resize_end keeps it in place
+ * when its new key still sorts between its neighbours (the common case for
+ * a span that shrinks or grows a little), so only a real reorder pays for an
+ * erase and an insert. No other size-tree insertion may happen in between.
+ */
+static void resize_begin(struct span_alloc *a, struct span_node *n);
+static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size);
+
+static void span_free_index_remove(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    free_stats_sub(a, n);
+    if (uses_list(a, n->size))
+        list_remove(a, e, n->size);
+    else if (a->policy == SPAN_POLICY_BEST_FIT)
+        rb_erase(&a->size_tree, &e->idx.size_link);
+}
+
+static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size)
+{
+    unsigned k = list_index(a, size);
+
+    if (e->idx.list.prev != NULL)
+        e->idx.list.prev->idx.list.next = e->idx.list.next;
+    else
+        a->lists[k] = e->idx.list.next;
+    if (e->idx.list.next != NULL)
+        e->idx.list.next->idx.list.prev = e->idx.list.prev;
+    if (a->lists[k] == NULL)
+        a->list_bitmap &= ~((uint64_t)1 << k);
+}
+
+static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size)
+{
+    unsigned k = list_index(a, size);
+
+    e->idx.list.prev = NULL;
+    e->idx.list.next = a->lists[k];
+    if (a->lists[k] != NULL)
+        a->lists[k]->idx.list.prev = e;
+    a->lists[k] = e;
+    a->list_bitmap |= (uint64_t)1 << k;
+}
+
+static void resize_begin(struct span_alloc *a, struct span_node *n)
+{
+    free_stats_sub(a, n);
+    if (uses_list(a, n->size))
+        list_remove(a, n->u.free.ext, n->size);
+}
+
+static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size)
+{
+    struct span_free *e = n->u.free.ext;
+    bool was_tree = in_size_tree(a, old_size), is_tree = in_size_tree(a, n->size);
+
+    free_stats_add(a, n);
+    if (was_tree && is_tree) {
+        struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
+        struct span_node *succ = size_node(rb_next(&e->idx.size_link));
+        if ((pred == NULL || size_key_less(pred, n)) && (succ == NULL || size_key_less(n, succ)))
+            return;
+        rb_erase(&a->size_tree, &e->idx.size_link);
+        size_tree_insert(a, e);
+        return;
     }
+    if (was_tree)
+        rb_erase(&a->size_tree, &e->idx.size_link);
+    if (is_tree)
+        size_tree_insert(a, e);
+    else if (uses_list(a, n->size))
+        list_push(a, e, n->size);
 }
 
 void span_account(struct span_alloc *a, const struct span_node *n, int sign)
@@ -391,20 +880,25 @@ void span_mark_alignment(struct span_alloc *a, struct span_node *n)
 
 size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
 {
-    return (size_t)(place > f->base) + (size_t)(place + size < span_end(f));
+    bool low = place > f->base, high = place + size < span_end(f);
+
+    /* A piece at either end: the segment's slot. Both ends: that, and the
+     * upper free piece's two. The whole span: its span_free comes back. */
+    return low && high ? 3 : (size_t)(low || high);
 }
 
 static struct span_node *new_free_span(struct span_alloc *a, struct span_node *after,
                                        uint64_t base, uint64_t size, uint16_t region)
 {
     struct span_node *n = node_get(a);
+    struct span_free *e = ext_get(a);
 
-    n->base = base;
-    n->size = size;
-    n->state = SPAN_FREE;
-    n->region = region;
+    *n = (struct span_node){ .base = base, .size = size, .state = SPAN_FREE, .region = region };
+    n->u.free.ext = e;
+    e->span = n;
+    e->max_free = 0;
     list_link_after(a, after, n);
-    addr_insert(a, n);
+    free_tree_insert(a, e);
     span_free_index_insert(a, n);
     return n;
 }
@@ -414,23 +908,53 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
 {
     uint64_t base = f->base;
     uint64_t end = span_end(f);
+    struct span_free *e = f->u.free.ext;
+    struct span_node *n;
 
-    span_free_index_remove(a, f);
-    f->base = place;
-    f->size = size;
-    f->state = (uint8_t)state;
-    f->tag = tag;
-    f->lock_count = 0;
-    f->flags = 0;
-    rb_propagate(&a->addr_tree, &f->addr_link);
-    if (place > base)
-        new_free_span(a, f->prev, base, place - base, f->region);
-    if (place + size < end)
-        new_free_span(a, f, place + size, end - place - size, f->region);
+    if (place == base && place + size == end) {
+        span_free_index_remove(a, f);
+        rb_erase(&a->addr_tree, &e->addr_link);
+        slot_put(a, e);
+        n = f;
+    } else {
+        resize_begin(a, f);
+        n = node_get(a);
+        n->region = f->region;
+        if (place == base) {            /* low end: f keeps the rest above */
+            list_link_after(a, f->prev, n);
+            f->base = place + size;
+            f->size = end - f->base;
+        } else {                        /* f keeps [base, place) */
+            list_link_after(a, f, n);
+            f->size = place - base;
+        }
+        free_propagate(e);
+        resize_end(a, f, end - base);
+        if (place + size < end && place > base) {
+            struct span_node *r = node_get(a);
+            struct span_free *re = ext_get(a);
+            *r = (struct span_node){ .base = place + size, .size = end - place - size,
+                                     .state = SPAN_FREE, .region = f->region };
+            r->u.free.ext = re;
+            re->span = r;
+            re->max_free = 0;
+            list_link_after(a, n, r);
+            free_tree_insert_next(a, e, re, true);
+            span_free_index_insert(a, r);
+        }
+    }
+    n->base = place;
+    n->size = size;
+    n->state = (uint8_t)state;
+    n->flags = 0;
+    n->lock_count = 0;
+    n->u.seg.tag = tag;
+    n->u.seg.reserve = NULL;
+    hash_insert(a, n);
     if (state == SPAN_ALLOCATED && size >= a->large_size && (place & (a->large_size - 1)))
-        f->flags |= NODE_MISALIGNED;
-    span_account(a, f, 1);
-    return f;
+        n->flags |= NODE_MISALIGNED;
+    span_account(a, n, 1);
+    return n;
 }
 
 static bool mergeable(const struct span_node *n, const struct span_node *neighbour)
@@ -439,32 +963,59 @@ static bool mergeable(const struct span_node *n, const struct span_node *neighbo
            neighbour->region == n->region;
 }
 
+size_t span_release_cost(const struct span_node *n)
+{
+    return mergeable(n, n->prev) || mergeable(n, n->next) || n->u.seg.reserve != NULL ? 0 : 1;
+}
+
 struct span_node *span_release(struct span_alloc *a, struct span_node *n)
 {
     struct span_node *prev = n->prev;
     struct span_node *next = n->next;
+    struct span_free *reserve = n->u.seg.reserve;
+    bool with_prev = mergeable(n, prev), with_next = mergeable(n, next);
+    struct span_node *f;
 
     span_account(a, n, -1);
-    n->state = SPAN_FREE;
-    n->flags = 0;
-    n->tag = 0;
-    n->lock_count = 0;
-    if (mergeable(n, prev)) {
-        span_free_index_remove(a, prev);
-        unlink_span(a, prev);
-        n->size += prev->size;
-        n->base = prev->base;
-        node_put(a, prev);
+    hash_remove(a, n);
+    if (with_prev || with_next) {
+        /* The free neighbour absorbs n; its tree position stays right. */
+        uint64_t old_size;
+        f = with_prev ? prev : next;
+        old_size = f->size;
+        resize_begin(a, f);
+        if (with_prev && with_next) {
+            struct span_free *ne = next->u.free.ext;
+            span_free_index_remove(a, next);
+            rb_erase(&a->addr_tree, &ne->addr_link);
+            prev->size += next->size;
+            list_unlink(a, next);
+            slot_put(a, ne);
+            slot_put(a, next);
+        }
+        if (f == next)
+            f->base = n->base;
+        f->size += n->size;
+        list_unlink(a, n);
+        slot_put(a, n);
+        free_propagate(f->u.free.ext);
+        resize_end(a, f, old_size);
+    } else {
+        struct span_free *e = reserve != NULL ? reserve : ext_get(a);
+        reserve = NULL;
+        f = n;
+        f->state = SPAN_FREE;
+        f->flags = 0;
+        f->lock_count = 0;
+        f->u.free.ext = e;
+        e->span = f;
+        e->max_free = 0;
+        free_tree_place(a, f);
+        span_free_index_insert(a, f);
     }
-    if (mergeable(n, next)) {
-        span_free_index_remove(a, next);
-        unlink_span(a, next);
-        n->size += next->size;
-        node_put(a, next);
-    }
-    rb_propagate(&a->addr_tree, &n->addr_link);
-    span_free_index_insert(a, n);
-    return n;
+    if (reserve != NULL)
+        slot_put(a, reserve);
+    return f;
 }
 
 /* ---- searching --------------------------------------------------------- */
@@ -505,10 +1056,11 @@ static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
                                     const struct span_fit *fit, uint64_t *place)
 {
     while (r != NULL) {
-        const struct span_node *n = span_of_addr_link(r);
+        const struct span_free *e = span_free_of(r);
+        const struct span_node *n = e->span;
         struct span_node *found;
 
-        if (n->max_free < min_size)
+        if (e->max_free < min_size)
             return NULL;
         if (n->base > fit->lo) {
             found = search_low(r->left, min_size, fit, place);
@@ -517,7 +1069,7 @@ static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
         }
         if (n->base >= fit->hi)
             return NULL;
-        if (n->state == SPAN_FREE && n->size >= min_size && span_place_low(n, fit, place))
+        if (n->size >= min_size && span_place_low(n, fit, place))
             return (struct span_node *)n;
         r = r->right;
     }
@@ -528,10 +1080,11 @@ static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
                                      const struct span_fit *fit, uint64_t *place)
 {
     while (r != NULL) {
-        const struct span_node *n = span_of_addr_link(r);
+        const struct span_free *e = span_free_of(r);
+        const struct span_node *n = e->span;
         struct span_node *found;
 
-        if (n->max_free < min_size)
+        if (e->max_free < min_size)
             return NULL;
         if (n->base >= fit->hi) {
             r = r->left;
@@ -542,7 +1095,7 @@ static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
             return found;
         if (span_end(n) <= fit->lo)
             return NULL;
-        if (n->state == SPAN_FREE && n->size >= min_size && place_high(n, fit, place))
+        if (n->size >= min_size && place_high(n, fit, place))
             return (struct span_node *)n;
         r = r->left;
     }
@@ -625,11 +1178,11 @@ static struct span_node *probe_best_fit(const struct span_alloc *a, const struct
         uint64_t mask = a->list_bitmap & (~(uint64_t)0 << (granules - 1));
         while (mask != 0 && probes < SPAN_PROBES) {
             unsigned k = (unsigned)__builtin_ctzll(mask);
-            struct span_node *n;
-            for (n = a->lists[k]; n != NULL && probes < SPAN_PROBES; n = n->u.list.next) {
+            struct span_free *e;
+            for (e = a->lists[k]; e != NULL && probes < SPAN_PROBES; e = e->idx.list.next) {
                 probes++;
-                if (span_place_low(n, fit, place))
-                    return n;
+                if (span_place_low(e->span, fit, place))
+                    return e->span;
             }
             mask &= mask - 1;
         }
@@ -638,7 +1191,7 @@ static struct span_node *probe_best_fit(const struct span_alloc *a, const struct
     for (; candidate != NULL && probes < SPAN_PROBES; probes++) {
         if (span_place_low(candidate, fit, place))
             return candidate;
-        candidate = size_node(rb_next(&candidate->u.size_link));
+        candidate = size_node(rb_next(&candidate->u.free.ext->idx.size_link));
     }
     return NULL;
 }
@@ -653,7 +1206,7 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
         if (granules <= SPAN_QUICK_LISTS) {
             uint64_t mask = a->list_bitmap & (~(uint64_t)0 << (granules - 1));
             if (mask != 0)
-                n = a->lists[__builtin_ctzll(mask)];
+                n = a->lists[__builtin_ctzll(mask)]->span;
         }
         if (n == NULL)
             n = size_lower_bound(a, size);
@@ -664,7 +1217,7 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
             k++;
         mask = k < 64 ? a->list_bitmap & (~(uint64_t)0 << k) : 0;
         if (mask != 0)
-            n = a->lists[__builtin_ctzll(mask)];
+            n = a->lists[__builtin_ctzll(mask)]->span;
     }
     if (n != NULL)
         *place = n->base;
@@ -672,12 +1225,12 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
 }
 
 static struct span_node *find_place(const struct span_alloc *a, const struct span_fit *fit,
-                                    uint64_t *place)
+                                    bool high, uint64_t *place)
 {
     struct span_node *n;
     bool constrained = fit->align > SPAN_GRANULE || fit->hi < a->mem_end;
 
-    if (a->policy == SPAN_POLICY_TOP_OF_HEAP)
+    if (high || a->policy == SPAN_POLICY_TOP_OF_HEAP)
         return find_any(a, fit, true, place);
     if (!constrained) {
         n = find_unconstrained(a, fit->size, place);
@@ -717,11 +1270,14 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;
     a->store = store;
+    a->store_count = capacity;
     a->capacity = capacity;
-    rb_init(&a->addr_tree, addr_augment);
+    a->hash = a->hash_inline;
+    a->hash_mask = SPAN_HASH_INLINE - 1;
+    rb_init(&a->addr_tree, free_augment);
     rb_init(&a->size_tree, NULL);
     for (i = capacity; i-- > 0;)
-        node_put(a, &store[i]);
+        slot_put(a, &store[i]);
     return 0;
 }
 
@@ -738,7 +1294,7 @@ int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size)
         if (base < r->base + r->size && r->base < base + size)
             return -EEXIST;
     }
-    if (a->region_count == SPAN_MAX_REGIONS || a->nodes_free == 0)
+    if (a->region_count == SPAN_MAX_REGIONS || a->nodes_free < 2)
         return -ENOMEM;
 
     region = (uint16_t)a->region_count++;
@@ -802,17 +1358,19 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     fit.hi = req->limit == 0 ? UINT64_MAX : align_down(req->limit, SPAN_GRANULE);
     large = fit.size >= a->large_size;
     fit.align = large && align < a->large_size ? a->large_size : align;
-    err = check_possible(a, fit.size,
-                         large && (req->flags & SPAN_LARGE_OK) ? align : fit.align, fit.hi);
-    if (err != 0)
-        return err;
 
-    n = find_place(a, &fit, &place);
+    n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     if (n == NULL && large && (req->flags & SPAN_LARGE_OK) && align < fit.align) {
         fit.align = align;
-        n = find_place(a, &fit, &place);
+        n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     }
-    if (n == NULL || span_carve_cost(n, place, fit.size) > a->nodes_free)
+    if (n == NULL) {
+        /* Never possible (-E2BIG, -ERANGE), or not now. Asked only on
+         * failure: whatever an empty instance refuses, this one does too. */
+        err = check_possible(a, fit.size, fit.align, fit.hi);
+        return err != 0 ? err : -ENOMEM;
+    }
+    if (span_carve_cost(n, place, fit.size) > a->nodes_free)
         return -ENOMEM;
     span_carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
     *out_base = place;
@@ -839,7 +1397,7 @@ int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t ta
 
 static struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
 {
-    struct span_node *n = span_containing(a, base);
+    struct span_node *n = span_hash_find(a, base);
 
     if (n == NULL || n->base != base || n->state != SPAN_ALLOCATED)
         return NULL;
@@ -857,6 +1415,8 @@ int span_free(struct span_alloc *a, uint64_t base)
         return -ENOENT;
     if (n->lock_count > 0 || (n->flags & NODE_MOVING))
         return -EBUSY;
+    if (span_release_cost(n) > a->nodes_free)
+        return -ENOMEM;
     span_release(a, n);
     return 0;
 }
@@ -901,7 +1461,7 @@ static void fill_info(const struct span_node *n, struct span_info *info)
 {
     info->base = n->base;
     info->size = n->size;
-    info->tag = n->tag;
+    info->tag = n->state != SPAN_FREE ? n->u.seg.tag : 0;
     info->state = (enum span_state)n->state;
     if (n->state == SPAN_ALLOCATED && n->lock_count > 0)
         info->state = SPAN_LOCKED;

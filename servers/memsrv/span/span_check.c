@@ -4,10 +4,11 @@
  * compaction trigger), by debug builds and by every host test (span_check).
  *
  * Statistics are O(regions): the counters they read are kept up to date by
- * span.c whenever a span enters or leaves the free index. The fragmentation
- * figures follow Linux exactly, with the free spans decomposed into the
- * naturally aligned power-of-two blocks a buddy allocator would hold (orders
- * up to max(10, large order)):
+ * span.c whenever a span enters or leaves the free index, by arithmetic
+ * (span_buddy_blocks, span_aligned_blocks). The fragmentation figures follow
+ * Linux exactly, with the free spans decomposed into the naturally aligned
+ * power-of-two blocks a buddy allocator would hold (orders up to
+ * max(10, large order)); the checker recounts them block by block:
  *   mm/vmstat.c fill_contig_page_info / unusable_free_index /
  *   __fragmentation_index, and mm/compaction.c extfrag_for_order (used by
  *   fragmentation_score_zone), all in integer arithmetic, per mille.
@@ -25,20 +26,11 @@ struct contig_info {
     uint64_t free_blocks_suitable;
 };
 
-static void contig_info(const struct span_alloc *a, unsigned order, struct contig_info *info)
+static void contig_info(const struct span_alloc *a, struct contig_info *info)
 {
-    unsigned k;
-
-    info->free_pages = 0;
-    info->free_blocks_total = 0;
-    info->free_blocks_suitable = 0;
-    for (k = 0; k <= a->buddy_cap; k++) {
-        uint64_t blocks = a->buddy_blocks[k];
-        info->free_blocks_total += blocks;
-        info->free_pages += blocks << k;
-        if (k >= order)
-            info->free_blocks_suitable += blocks << (k - order);
-    }
+    info->free_pages = a->free_bytes >> SPAN_GRANULE_SHIFT;
+    info->free_blocks_total = a->buddy_blocks;
+    info->free_blocks_suitable = a->large_blocks;
 }
 
 void span_stats(const struct span_alloc *a, struct span_stats *out)
@@ -58,8 +50,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
     }
     out->region_count = a->region_count;
     out->used_bytes = a->total_bytes - a->free_bytes - out->transit_bytes;
-    out->largest_free = a->addr_tree.root != NULL
-                            ? span_of_addr_link(a->addr_tree.root)->max_free : 0;
+    out->largest_free = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
     out->free_spans = a->free_spans;
     out->segments = a->segments;
     out->misaligned_segments = a->misaligned;
@@ -69,7 +60,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->free_hist[i] = a->free_hist[i];
     out->large_order = a->large_order;
 
-    contig_info(a, a->large_order, &info);
+    contig_info(a, &info);
     /* unusable_free_index: no free memory counts as all unusable. */
     out->unusable_index = info.free_pages == 0
         ? 1000
@@ -101,7 +92,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
     } while (0)
 
 struct recount {
-    uint64_t free_bytes, free_spans, segments, misaligned, moving, transit_spans;
+    uint64_t free_bytes, free_spans, segments, misaligned, moving, transit_spans, hashed, reserves;
     uint64_t region_size[SPAN_MAX_REGIONS];
     uint64_t region_free[SPAN_MAX_REGIONS];
     uint64_t region_transit[SPAN_MAX_REGIONS];
@@ -112,7 +103,7 @@ struct recount {
 
 static uint64_t subtree_max(const struct rb_node *r)
 {
-    return r != NULL ? span_of_addr_link(r)->max_free : 0;
+    return r != NULL ? span_free_of(r)->max_free : 0;
 }
 
 static int check_span(const struct span_alloc *a, const struct span_node *n,
@@ -142,13 +133,27 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         if (n->base != r->base)
             FAIL(f, "region does not start with a span", n->base);
     }
-    own = n->state == SPAN_FREE ? n->size : 0;
-    if (subtree_max(n->addr_link.left) > own)
-        own = subtree_max(n->addr_link.left);
-    if (subtree_max(n->addr_link.right) > own)
-        own = subtree_max(n->addr_link.right);
-    if (n->max_free != own)
-        FAIL(f, "address tree max_free is stale", n->base);
+    if (n->state == SPAN_FREE) {
+        const struct span_free *e = n->u.free.ext;
+        if (e == NULL || e->span != n)
+            FAIL(f, "free span and its index entry disagree", n->base);
+        own = n->size;
+        if (subtree_max(e->addr_link.left) > own)
+            own = subtree_max(e->addr_link.left);
+        if (subtree_max(e->addr_link.right) > own)
+            own = subtree_max(e->addr_link.right);
+        if (e->max_free != own)
+            FAIL(f, "address tree max_free is stale", n->base);
+    } else {
+        if (span_hash_find(a, n->base) != n)
+            FAIL(f, "segment not found by its base", n->base);
+        c->hashed++;
+        if (n->u.seg.reserve != NULL) {
+            c->reserves++;
+            if (n->state != SPAN_IN_TRANSIT && !(n->flags & NODE_MOVING))
+                FAIL(f, "a slot is reserved for a span that is not moving", n->base);
+        }
+    }
 
     c->region_size[n->region] += n->size;
     switch (n->state) {
@@ -159,7 +164,17 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         c->free_spans++;
         c->region_free[n->region] += n->size;
         c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
-        span_buddy_count(n->base, n->size, a->buddy_cap, c->buddy, 1);
+        {
+            uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
+            unsigned k;
+            span_buddy_count(n->base, n->size, a->buddy_cap, one, 1);
+            for (k = 0; k <= a->buddy_cap; k++) {
+                blocks += one[k];
+                c->buddy[k] += one[k];
+            }
+            if (blocks != span_buddy_blocks(n->base, n->size, a->buddy_cap))
+                FAIL(f, "buddy block arithmetic disagrees with the decomposition", n->base);
+        }
         break;
     case SPAN_ALLOCATED: {
         bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
@@ -191,19 +206,22 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
     unsigned k;
 
     for (k = 0; k < SPAN_QUICK_LISTS; k++) {
-        const struct span_node *n;
-        const struct span_node *back = NULL;
+        const struct span_free *e;
+        const struct span_free *back = NULL;
         bool bit = (a->list_bitmap >> k) & 1;
         if (bit != (a->lists[k] != NULL))
             FAIL(f, "list bitmap disagrees with list", k);
-        for (n = a->lists[k]; n != NULL; back = n, n = n->u.list.next) {
+        for (e = a->lists[k]; e != NULL; back = e, e = e->idx.list.next) {
+            const struct span_node *n = e->span;
             uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
             bool right_list = a->policy == SPAN_POLICY_INSTANT_FIT ? floor_log2(granules) == k
                               : a->policy == SPAN_POLICY_BEST_FIT ? granules == k + 1u
                                                                   : false;
             if (n->state != SPAN_FREE || !right_list)
                 FAIL(f, "span on the wrong free list", n->base);
-            if (n->u.list.prev != back)
+            if (n->u.free.ext != e)
+                FAIL(f, "free list entry and its span disagree", n->base);
+            if (e->idx.list.prev != back)
                 FAIL(f, "free list back link broken", n->base);
             if (++indexed > a->capacity)
                 FAIL(f, "free list cycles", n->base);
@@ -216,7 +234,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
         if (count < 0)
             FAIL(f, "size tree is not a valid red-black tree", 0);
         for (r = rb_first(&a->size_tree); r != NULL; r = rb_next(r)) {
-            const struct span_node *n = RB_ENTRY(r, struct span_node, u.size_link);
+            const struct span_node *n = RB_ENTRY(r, struct span_free, idx.size_link)->span;
             if (n->state != SPAN_FREE || n->size <= SPAN_QUICK_LISTS * SPAN_GRANULE)
                 FAIL(f, "size tree holds a span it should not", n->base);
             if (prev != NULL && (prev->size > n->size ||
@@ -260,9 +278,47 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c,
     for (i = 0; i < SPAN_HIST_BUCKETS; i++)
         if (c->hist[i] != a->free_hist[i])
             FAIL(f, "free span histogram wrong", i);
-    for (i = 0; i < SPAN_BUDDY_ORDERS; i++)
-        if (c->buddy[i] != a->buddy_blocks[i])
-            FAIL(f, "buddy block counts wrong", i);
+    {
+        uint64_t blocks = 0, suitable = 0;
+        for (i = 0; i <= a->buddy_cap; i++) {
+            blocks += c->buddy[i];
+            if (i >= a->large_order)
+                suitable += c->buddy[i] << (i - a->large_order);
+        }
+        if (blocks != a->buddy_blocks || suitable != a->large_blocks)
+            FAIL(f, "buddy block counts wrong", blocks);
+    }
+    if (c->hashed != a->hashed)
+        FAIL(f, "hash holds other spans than the segments", c->hashed);
+    return 0;
+}
+
+/* Every slot is a span, a free span's index entry, a reserve, or free. */
+static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fault *f)
+{
+    const struct span_node *n;
+    const struct span_block *b;
+    size_t unused = 0, blocks = 0;
+    unsigned pass;
+
+    for (n = a->store_free; n != NULL; n = n->u.pool.next)
+        if (n < a->store || n >= a->store + a->store_count || ++unused > a->capacity)
+            FAIL(f, "free slot list of the fixed store corrupt", 0);
+    for (pass = 0; pass < 2; pass++) {
+        for (b = pass == 0 ? a->partial : a->empty; b != NULL; b = b->next) {
+            size_t count = 0;
+            if (++blocks > a->blocks)
+                FAIL(f, "block lists cycle", 0);
+            for (n = b->free; n != NULL; n = n->u.pool.next)
+                if (++count > b->slots)
+                    FAIL(f, "free slot list of a block corrupt", 0);
+            if (count + b->used != b->slots || (pass == 1) != (b->used == 0) || count == 0)
+                FAIL(f, "block occupancy wrong", 0);
+            unused += count;
+        }
+    }
+    if (unused != a->nodes_free || in_use + unused != a->capacity)
+        FAIL(f, "slot accounting wrong", in_use);
     return 0;
 }
 
@@ -274,7 +330,6 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
     const struct span_node *prev = NULL;
     const struct rb_node *r;
     size_t spans = 0;
-    size_t unused = 0;
     long tree_count;
     int err;
 
@@ -291,26 +346,25 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
         FAIL(fault, "address tree is not a valid red-black tree", 0);
     r = rb_first(&a->addr_tree);
     for (n = a->first; n != NULL; prev = n, n = n->next) {
-        if (r == NULL || span_of_addr_link(r) != n)
-            FAIL(fault, "address list and tree disagree", n->base);
+        if (n->state == SPAN_FREE) {
+            if (r == NULL || span_free_of(r)->span != n)
+                FAIL(fault, "free spans in the list and the tree disagree", n->base);
+            r = rb_next(r);
+        }
         err = check_span(a, n, prev, &c, fault);
         if (err != 0)
             return err;
         if (++spans > a->capacity)
             FAIL(fault, "address list cycles", n->base);
-        r = rb_next(r);
     }
-    if (r != NULL || prev != a->last || (size_t)tree_count != spans)
-        FAIL(fault, "address list and tree disagree at the end", 0);
+    if (r != NULL || prev != a->last || (uint64_t)tree_count != c.free_spans)
+        FAIL(fault, "free spans in the list and the tree disagree at the end", 0);
     if (prev != NULL && span_end(prev) != a->regions[prev->region].base +
                                            a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
-    for (n = a->free_nodes; n != NULL; n = n->u.list.next) {
-        if (n < a->store || n >= a->store + a->capacity || ++unused > a->capacity)
-            FAIL(fault, "free node list corrupt", 0);
-    }
-    if (unused != a->nodes_free || spans + unused != a->capacity)
-        FAIL(fault, "node accounting wrong", spans);
+    err = check_pool(a, spans + c.free_spans + c.reserves, fault);
+    if (err != 0)
+        return err;
     err = check_free_index(a, fault);
     if (err != 0)
         return err;

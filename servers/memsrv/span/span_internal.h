@@ -11,6 +11,24 @@
 #define NODE_MISALIGNED 0x1u /* large segment not at large-page alignment */
 #define NODE_MOVING 0x2u     /* source of an unconfirmed move */
 
+/* The header of a span_add_nodes block, in its first slot. Every later page
+ * of the block starts with a pointer to it (the page's first slot), so a
+ * slot finds its block with one mask and one load. */
+enum block_list { BLOCK_FULL = 0, BLOCK_PARTIAL, BLOCK_EMPTY };
+
+struct span_block {
+    struct span_block *self;       /* the page header's field, as in every page */
+    struct span_block *next, *prev;
+    struct span_node *free;        /* this block's free slots */
+    size_t bytes;
+    size_t slots;
+    size_t used;
+    uint32_t list;                 /* enum block_list */
+    uint32_t seq;                  /* order of arrival: partial blocks are kept oldest first */
+};
+
+_Static_assert(sizeof(struct span_block) <= sizeof(struct span_node), "block header fits a slot");
+
 /* Where a request may go: [lo, hi) bounds the segment, align its base. */
 struct span_fit {
     uint64_t size;
@@ -24,10 +42,19 @@ static inline uint64_t span_end(const struct span_node *n)
     return n->base + n->size;
 }
 
-static inline struct span_node *span_of_addr_link(const struct rb_node *r)
+static inline struct span_free *span_free_of(const struct rb_node *r)
 {
-    return r != NULL ? RB_ENTRY(r, struct span_node, addr_link) : NULL;
+    return r != NULL ? RB_ENTRY(r, struct span_free, addr_link) : NULL;
 }
+
+/* A slot of the pool seen as either of the two things it can hold. */
+union span_slot {
+    struct span_node node;
+    struct span_free ext;
+};
+
+_Static_assert(sizeof(struct span_node) == 64 && sizeof(struct span_free) == 64,
+               "a span takes one 64-byte slot, a free span two");
 
 static inline bool span_is_movable(const struct span_node *n)
 {
@@ -74,15 +101,31 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n);
 /* Recomputes the misaligned mark of allocated span n. */
 void span_mark_alignment(struct span_alloc *a, struct span_node *n);
 
-/* Free-index membership and the statistics that follow free spans. */
-void span_free_index_insert(struct span_alloc *a, struct span_node *n);
-void span_free_index_remove(struct span_alloc *a, struct span_node *n);
+/* Slots a release of non-free span n needs: 1 when neither neighbour is a
+ * free span of its region (the free span left needs a span_free), else 0. */
+size_t span_release_cost(const struct span_node *n);
+
+/* A slot for a pending move's release, kept in n->u.seg.reserve; the
+ * caller has checked one is free. span_release uses or returns it. */
+void span_reserve_slot(struct span_alloc *a, struct span_node *n);
+/* Gives n's reserved slot back (the move it was kept for is settled). */
+void span_return_slot(struct span_alloc *a, struct span_node *n);
+
+/* Segments by base: the hash's view (non-free spans only). A caller that
+ * changes a non-free span's base removes it first and inserts it after. */
+struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base);
+void span_hash_insert(struct span_alloc *a, struct span_node *n);
+void span_hash_remove(struct span_alloc *a, struct span_node *n);
 
 /* Region accounting when a span's state changes. */
 void span_account(struct span_alloc *a, const struct span_node *n, int sign);
 
 /* Buddy decomposition of a free span into naturally aligned blocks of order
- * <= cap, added (sign 1) or removed (-1) from blocks[]. */
+ * <= cap: how many blocks (arithmetic, for the counters) ... */
+uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap);
+/* ... and the same, block by block into blocks[] (the checker's recount). */
 void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *blocks, int sign);
+/* Large pages (2^order granules, naturally aligned) inside [base, base+size). */
+uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order);
 
 #endif

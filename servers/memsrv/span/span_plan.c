@@ -138,21 +138,25 @@ static int propose(struct span_alloc *a, struct span_plan *plan, struct span_nod
                    uint64_t to, struct span_move *move)
 {
     uint64_t lo, hi;
-    struct span_node *f;
+    struct span_node *f, *t;
 
     transit_range(seg->base, to, seg->size, &lo, &hi);
     f = span_containing(a, lo);
     if (f == NULL || f->state != SPAN_FREE || span_end(f) < hi)
         return -EINVAL; /* a planner bug; never a caller's */
-    if (span_carve_cost(f, lo, hi - lo) > a->nodes_free)
+    /* The carve, and one slot each for releasing the transit span (move
+     * failed) or the segment's old place (move done), so neither can fail. */
+    if (span_carve_cost(f, lo, hi - lo) + 2 > a->nodes_free)
         return -ENOMEM;
-    span_carve(a, f, lo, hi - lo, SPAN_IN_TRANSIT, seg->tag);
+    t = span_carve(a, f, lo, hi - lo, SPAN_IN_TRANSIT, seg->u.seg.tag);
+    span_reserve_slot(a, t);
+    span_reserve_slot(a, seg);
     seg->flags |= NODE_MOVING;
     a->moves_in_flight++;
     move->from = seg->base;
     move->to = to;
     move->size = seg->size;
-    move->tag = seg->tag;
+    move->tag = seg->u.seg.tag;
     plan->pending = true;
     if (plan->step_bytes != 0)
         plan->step_used += seg->size;
@@ -196,8 +200,10 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
     to = move->to;
     size = move->size;
     span_account(a, t, -1);
+    span_hash_remove(a, t);
+    span_hash_remove(a, seg);
     t->state = SPAN_ALLOCATED;
-    t->tag = seg->tag;
+    t->u.seg.tag = seg->u.seg.tag;
     t->lock_count = 0;
     t->flags = 0;
     if (to < from && to + size > from) {        /* slid down over itself */
@@ -209,10 +215,13 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
         t->size = size;
         seg->size = to - from;
     }
+    span_hash_insert(a, t);
+    span_hash_insert(a, seg);
     span_account(a, t, 1);
     span_mark_alignment(a, t);
     seg->flags &= (uint8_t)~NODE_MOVING;
-    span_release(a, seg);
+    span_release(a, seg); /* with its reserved slot */
+    span_return_slot(a, t); /* a segment now: it needs none */
     a->moves_in_flight--;
     plan->pending = false;
     plan->moves++;
@@ -229,6 +238,7 @@ int span_move_failed(struct span_alloc *a, struct span_plan *plan,
     if (err != 0)
         return err;
     span_release(a, t);
+    span_return_slot(a, seg);
     seg->flags &= (uint8_t)~NODE_MOVING;
     if (pinned) {
         span_account(a, seg, -1);
@@ -247,19 +257,17 @@ int span_move_failed(struct span_alloc *a, struct span_plan *plan,
 
 static struct span_node *span_at_or_after(const struct span_alloc *a, uint64_t addr)
 {
-    const struct rb_node *r = a->addr_tree.root;
-    struct span_node *best = NULL;
+    struct span_node *n = span_containing(a, addr);
+    uint64_t next_region = UINT64_MAX;
+    unsigned i;
 
-    while (r != NULL) {
-        struct span_node *n = span_of_addr_link(r);
-        if (span_end(n) > addr) {
-            best = n;
-            r = r->left;
-        } else {
-            r = r->right;
-        }
-    }
-    return best;
+    if (n != NULL)
+        return n;
+    /* In a hole or past the end: the first span of the next region. */
+    for (i = 0; i < a->region_count; i++)
+        if (a->regions[i].base > addr && a->regions[i].base < next_region)
+            next_region = a->regions[i].base;
+    return next_region != UINT64_MAX ? span_containing(a, next_region) : NULL;
 }
 
 /* Lowest destination for seg at align: a free place inside [lo, hi), or a
@@ -424,11 +432,11 @@ static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, 
  * The eviction witness: places every movable segment of [elo, ehi), in
  * eviction order, at the lowest place (at evict_align) in the free space
  * outside [elo, ehi), each placement taking its space from the next. The
- * placements are booked as trial in-transit spans, chained through their
- * unused u.list link, and released before returning, which restores the
- * books exactly (released spans coalesce back into the free spans they
- * were cut from). True if every segment found a place; a full node store
- * counts as no.
+ * placements are booked as trial in-transit spans (each with its release
+ * slot), chained through their tag, and released before returning, which
+ * restores the books exactly (released spans coalesce back into the free
+ * spans they were cut from). True if every segment found a place; a full
+ * slot pool counts as no.
  */
 static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
 {
@@ -443,16 +451,16 @@ static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
         size = seg->size;
         base = seg->base;
         f = evict_place(a, seg, elo, ehi, &to);
-        if (f == NULL || span_carve_cost(f, to, size) > a->nodes_free) {
+        if (f == NULL || span_carve_cost(f, to, size) + 1 > a->nodes_free) {
             ok = false;
             break;
         }
-        t = span_carve(a, f, to, size, SPAN_IN_TRANSIT, 0);
-        t->u.list.next = trials;
+        t = span_carve(a, f, to, size, SPAN_IN_TRANSIT, (uint64_t)(uintptr_t)trials);
+        span_reserve_slot(a, t);
         trials = t;
     }
     while (trials != NULL) {
-        struct span_node *next = trials->u.list.next;
+        struct span_node *next = (struct span_node *)(uintptr_t)trials->u.seg.tag;
         span_release(a, trials);
         trials = next;
     }

@@ -55,6 +55,7 @@ static const struct suite_entry suite[] = {
     { .name = "kvstore", .module = "t_kv", .args = "", .grants = GRANT_PAIR, .server_args = "",
       .server_module = "kvstore" },
     TEST_PROGRAM("fuzz", "t_fuzz", ""),
+    TEST_PROGRAM("fill", "t_fill", ""),
     TEST_PROGRAM("fragmenter", "t_mem", "fragmenter"),
     TEST_PROGRAM("pinned", "t_mem", "pinned"),
     TEST_PROGRAM("holes", "t_mem", "holes"),

@@ -30,13 +30,24 @@ static bool in_ram(struct fake_kernel *fk, uint64_t phys, uint64_t size)
     return false;
 }
 
+/* Marks the granules of s as its own (or nobody's). */
+static void map_mark(struct fake_kernel *fk, const struct fk_seg *s, bool own)
+{
+    uint64_t g;
+    uint32_t value = own ? (uint32_t)(s - fk->segs) + 1 : 0;
+
+    for (g = s->phys >> 12; g < (s->phys + s->size) >> 12 && g < fk->map_granules; g++)
+        fk->owner_map[g] = value;
+}
+
 static bool overlaps_live(struct fake_kernel *fk, uint64_t phys, uint64_t size, uint64_t except_sid)
 {
+    uint64_t g;
     unsigned i;
 
-    for (i = 0; i < FK_SEGS; i++) {
-        const struct fk_seg *s = &fk->segs[i];
-        if (s->live && s->sid != except_sid && phys < s->phys + s->size && s->phys < phys + size)
+    for (g = phys >> 12; g < (phys + size) >> 12 && g < fk->map_granules; g++) {
+        uint32_t owner = fk->owner_map[g];
+        if (owner != 0 && fk->segs[owner - 1].sid != except_sid)
             return true;
     }
     for (i = 0; i < fk->nboot; i++) {
@@ -49,17 +60,16 @@ static bool overlaps_live(struct fake_kernel *fk, uint64_t phys, uint64_t size, 
 
 struct fk_seg *fk_seg(struct fake_kernel *fk, uint64_t sid)
 {
-    unsigned i;
+    uint64_t slot = sid >> 32;
 
-    for (i = 0; i < FK_SEGS; i++)
-        if (fk->segs[i].live && fk->segs[i].sid == sid)
-            return &fk->segs[i];
-    return NULL;
+    if (slot >= fk->seg_cap || !fk->segs[slot].live || fk->segs[slot].sid != sid)
+        return NULL;
+    return &fk->segs[slot];
 }
 
 static struct fk_seg *seg_of_handle(struct fake_kernel *fk, handle_t h)
 {
-    if (h < HANDLE_BASE || h >= HANDLE_BASE + FK_SEGS)
+    if (h < HANDLE_BASE || h >= HANDLE_BASE + (uint64_t)fk->seg_cap)
         return NULL;
     struct fk_seg *s = &fk->segs[h - HANDLE_BASE];
     return s->live && s->in_server ? s : NULL;
@@ -72,17 +82,28 @@ static handle_t handle_of(struct fake_kernel *fk, const struct fk_seg *s)
 
 static struct fk_seg *new_seg(struct fake_kernel *fk, uint64_t phys, uint64_t size, uint64_t owner)
 {
-    unsigned i;
+    uint32_t slot;
+    struct fk_seg *s;
 
-    for (i = 0; i < FK_SEGS; i++)
-        if (!fk->segs[i].live) {
-            struct fk_seg *s = &fk->segs[i];
-            *s = (struct fk_seg){ .live = true, .sid = fk->next_sid++, .phys = phys,
-                                  .size = size, .owner = owner };
-            return s;
-        }
-    fail_msg("fake kernel: out of segment slots");
-    return NULL;
+    if (fk->nfree_slots == 0) {
+        fail_msg("fake kernel: out of segment slots");
+        return NULL;
+    }
+    slot = fk->free_slots[--fk->nfree_slots];
+    s = &fk->segs[slot];
+    *s = (struct fk_seg){ .live = true, .sid = ((uint64_t)slot << 32) | fk->next_sid++,
+                          .phys = phys, .size = size, .owner = owner };
+    map_mark(fk, s, true);
+    return s;
+}
+
+static void drop_seg(struct fake_kernel *fk, struct fk_seg *s)
+{
+    map_mark(fk, s, false);
+    free(s->mem);
+    s->mem = NULL;
+    s->live = false;
+    fk->free_slots[fk->nfree_slots++] = (uint32_t)(s - fk->segs);
 }
 
 /* ---- the operations ---------------------------------------------------- */
@@ -167,7 +188,9 @@ static int64_t k_seg_map_self(void *ctx, handle_t h)
 
     if (s == NULL)
         return -EBADH;
-    s->mem = calloc(1, s->size);
+    s->mem = aligned_alloc(4096, s->size); /* mapped at a page, as the kernel would */
+    assert_non_null(s->mem);
+    memset(s->mem, 0, s->size);
     s->in_server = false; /* mapped: memsrv keeps it for good */
     return (int64_t)(uintptr_t)s->mem;
 }
@@ -179,8 +202,10 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
 
     if (s == NULL)
         return -ENOENT;
-    if (!s->in_server && s->owner != 0)
-        return -EPERM; /* held by a process */
+    /* As the real kernel: the server may destroy what it holds, mapped or
+     * not; a segment another process holds is that process's. */
+    if (!s->in_server && s->owner != 0 && s->owner != FK_MEMSRV_PID)
+        return -EPERM;
     if (s->flags & SEG_INFO_QUARANTINED)
         return -EBUSY; /* until the kernel releases it */
     if (s->pins != 0)
@@ -193,7 +218,7 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
     }
     if (limit_of(fk, s->payer) != NULL)
         limit_of(fk, s->payer)->used -= s->size;
-    s->live = false;
+    drop_seg(fk, s);
     fk->destroys++;
     return 0;
 }
@@ -226,7 +251,9 @@ static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
     if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) ||
         overlaps_live(fk, new_phys, s->size, sid))
         return -EINVAL;
+    map_mark(fk, s, false);
     s->phys = new_phys;
+    map_mark(fk, s, true);
     fk->migrations++;
     return 0;
 }
@@ -278,20 +305,42 @@ static void add_boot(struct fake_kernel *fk, uint32_t kind, uint64_t base, uint6
 
 void fk_fini(struct fake_kernel *fk)
 {
-    unsigned i;
+    uint32_t i;
 
-    for (i = 0; i < FK_SEGS; i++) {
+    for (i = 0; i < fk->seg_cap; i++)
         free(fk->segs[i].mem);
-        fk->segs[i].mem = NULL;
-    }
+    free(fk->segs);
+    free(fk->free_slots);
+    free(fk->owner_map);
+    fk->segs = NULL;
+    fk->free_slots = NULL;
+    fk->owner_map = NULL;
+    fk->seg_cap = 0;
 }
 
 void fk_init(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib)
 {
+    fk_init_sized(fk, ram_mib, high_mib, FK_SEGS);
+}
+
+void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, uint32_t seg_cap)
+{
     struct fk_seg *s;
+    uint32_t i;
 
     fk_fini(fk);
     memset(fk, 0, sizeof(*fk));
+    fk->seg_cap = seg_cap;
+    fk->segs = calloc(seg_cap, sizeof(*fk->segs));
+    fk->free_slots = malloc(seg_cap * sizeof(*fk->free_slots));
+    fk->map_granules = ((high_mib != 0 ? 0x100000000ull + (high_mib << 20)
+                                       : 0x100000 + (ram_mib << 20)) >> 12);
+    fk->owner_map = calloc(fk->map_granules, sizeof(*fk->owner_map));
+    assert_non_null(fk->segs);
+    assert_non_null(fk->free_slots);
+    assert_non_null(fk->owner_map);
+    for (i = seg_cap; i-- > 0;)
+        fk->free_slots[fk->nfree_slots++] = i;
     fk->ops = (struct ms_kernel_ops){
         .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
         .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
@@ -422,7 +471,7 @@ void fk_exit(struct fake_kernel *fk, uint64_t pid)
                          .w = { IPC_NOTIFY_EXIT } };
     unsigned i;
 
-    for (i = 0; i < FK_SEGS; i++) {
+    for (i = 0; i < fk->seg_cap; i++) {
         struct fk_seg *s = &fk->segs[i];
         if (!s->live || s->owner != pid || s->in_server)
             continue;
@@ -471,7 +520,7 @@ void fk_assert_consistent(struct fake_kernel *fk)
         fail_msg("memsrv check: %.*s", (int)m.len, (const char *)m.payload);
     /* Every live segment of the fake is booked by memsrv at the same place
      * and size. */
-    for (i = 0; i < FK_SEGS; i++) {
+    for (i = 0; i < fk->seg_cap; i++) {
         const struct fk_seg *s = &fk->segs[i];
         struct span_info info;
         if (!s->live)

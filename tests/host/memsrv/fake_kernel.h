@@ -37,7 +37,14 @@ struct fake_kernel {
     struct memsrv ms;
     struct abi_mem_range boot[FK_BOOT];
     unsigned nboot;
-    struct fk_seg segs[FK_SEGS];
+    /* Segments: slot = sid >> 32; free slots on a stack; the slot + 1 of
+     * the segment on each granule below map_granules (0: none). */
+    struct fk_seg *segs;
+    uint32_t seg_cap;
+    uint32_t *free_slots;
+    uint32_t nfree_slots;
+    uint32_t *owner_map;
+    uint64_t map_granules;
     uint64_t next_sid;
     struct abi_reclaim reclaim[FK_RECLAIM];
     unsigned nreclaim;
@@ -52,8 +59,10 @@ struct fake_kernel {
 };
 
 /* A machine: RAM [1 MiB, 1 MiB + ram_mib) and [4 GiB, 4 GiB + high_mib),
- * kernel spans, memsrv's and init's boot segments. */
+ * kernel spans, memsrv's and init's boot segments; room for FK_SEGS
+ * segments, or seg_cap with fk_init_sized. */
 void fk_init(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib);
+void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, uint32_t seg_cap);
 int fk_start(struct fake_kernel *fk, const char *args);
 /* Frees what the fake allocated (the books' memory); fk must be zeroed or
  * initialised before the first fk_init. */

@@ -418,6 +418,7 @@ static void test_refused_migrations_end_the_plan(void **state)
     assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
     fragment(fk, PID_A);
     free0 = fk_stats(fk).free_bytes;
+    fk->migrations = 0; /* the fill's last, failed request may have compacted */
     fk->fail_migrate = -EINVAL;
     assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), -ENOMEM);
     assert_int_equal(fk->migrations, 0);
@@ -611,17 +612,94 @@ static void test_random_messages(void **state)
     fk_assert_consistent(fk);
 }
 
-static void test_books_size(void **state)
+/*
+ * Fills all free memory with 4 KiB segments, one request each, until the
+ * server says -ENOMEM; checks the books at the peak, frees everything and
+ * checks the books went back to their size at start. Returns the peak.
+ */
+static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool check_often)
 {
-    uint32_t nodes;
+    uint64_t *sids = malloc(max_segs * sizeof(*sids)), n = 0, i, books_at_start, books_peak;
+    struct ms_stats_global g;
+    int64_t r = 0;
 
-    (void)state;
-    assert_true(memsrv_books_bytes(128 * MiB, &nodes) >= nodes * sizeof(struct span_node));
-    assert_int_equal(nodes, 8192);
-    memsrv_books_bytes(1 * MiB, &nodes);
-    assert_int_equal(nodes, MS_NODES_MIN);
-    memsrv_books_bytes(5ull << 30, &nodes);
-    assert_int_equal(nodes, (5ull << 30) / MS_NODE_RAM_BYTES);
+    assert_non_null(sids);
+    books_at_start = fk->ms.books_size;
+    while (n < max_segs && (r = fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sids[n])) == 0) {
+        n++;
+        if (check_often && n % 4096 == 0)
+            fk_assert_consistent(fk);
+    }
+    assert_int_equal(r, -ENOMEM); /* the end of memory, refused cleanly */
+    g = fk_stats(fk);
+    fk_assert_consistent(fk);
+    print_message("fill: %llu segments of 4 KiB in %llu MiB of RAM; %llu KiB free; books %llu KiB "
+                  "(%llu bytes a segment, %llu slots, %u records)\n",
+                  (unsigned long long)n, (unsigned long long)(g.total_bytes >> 20),
+                  (unsigned long long)(g.free_bytes >> 10),
+                  (unsigned long long)(fk->ms.books_size >> 10),
+                  (unsigned long long)(fk->ms.books_size / n),
+                  (unsigned long long)fk->ms.span.capacity, fk->ms.rec_capacity);
+    books_peak = fk->ms.books_size;
+    assert_true(books_peak > books_at_start); /* the books grew */
+    /* Every granule not in a segment, the kernel or the books, at most a
+     * few blocks' worth left over for lack of room to grow the books. */
+    assert_true(g.free_bytes <= g.total_bytes / 200);
+    /* One more after freeing one: the books have room again. */
+    assert_int_equal(fk_free(fk, PID_A, sids[n - 1]), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sids[n - 1]), 0);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
+        if (check_often && i % 4096 == 0)
+            fk_assert_consistent(fk);
+    }
+    fk_assert_consistent(fk);
+    g = fk_stats(fk);
+    assert_int_equal(g.segments, 2);
+    /* The books shrank: the segment hash is small again and empty slot
+     * blocks went back. (Records keep their peak size, and a block stays
+     * while any of its slots is in use: see docs/memsrv.md.) */
+    print_message("after freeing all: books %llu KiB (%llu at start): %llu slots (%llu free) in "
+                  "%llu blocks, %u records, hash %llu buckets\n",
+                  (unsigned long long)(fk->ms.books_size >> 10),
+                  (unsigned long long)(books_at_start >> 10),
+                  (unsigned long long)fk->ms.span.capacity,
+                  (unsigned long long)fk->ms.span.nodes_free,
+                  (unsigned long long)fk->ms.span.blocks, fk->ms.rec_capacity,
+                  (unsigned long long)fk->ms.span.hash_mask + 1);
+    assert_true(fk->ms.books_size < books_peak);
+    assert_true(fk->ms.span.hash_mask + 1 <= 1024);
+    assert_true(fk->ms.books_trimmed > 0);
+    free(sids);
+    return n;
+}
+
+static void test_books_grow_with_use_128m(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t books_at_start = fk->ms.books_size, n;
+
+    fk_init_sized(fk, 128, 0, 64 * 1024);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    assert_true(fk->ms.books_size < 256 * KiB); /* nothing in proportion to RAM */
+    (void)books_at_start;
+    n = fill_and_empty(fk, 64 * 1024 - 64, true);
+    /* 128 MiB less 5 MiB of kernel and boot segments and the books. */
+    assert_true(n >= 30000);
+}
+
+static void test_books_grow_with_use_5g(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t n;
+
+    fk_init_sized(fk, 3071, 2049, 1400 * 1024);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    assert_true(fk->ms.books_size < 256 * KiB);
+    n = fill_and_empty(fk, 1400 * 1024 - 64, false);
+    /* 1,310,720 granules less the kernel's, the boot segments and about
+     * 160 bytes of books a segment (4%). */
+    assert_true(n >= 1250000);
 }
 
 int main(void)
@@ -647,7 +725,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
-        cmocka_unit_test(test_books_size),
+        cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

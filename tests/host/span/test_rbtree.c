@@ -27,10 +27,14 @@ static uint64_t sum_of(const struct rb_node *r)
     return r ? RB_ENTRY(r, struct item, link)->sum : 0;
 }
 
-static void augment(struct rb_node *r)
+static bool augment(struct rb_node *r)
 {
     struct item *it = RB_ENTRY(r, struct item, link);
-    it->sum = it->key + sum_of(r->left) + sum_of(r->right);
+    uint64_t sum = it->key + sum_of(r->left) + sum_of(r->right);
+    bool changed = sum != it->sum;
+
+    it->sum = sum;
+    return changed;
 }
 
 static uint64_t check_sums(const struct rb_node *r)

@@ -40,6 +40,7 @@ struct live {
 struct world {
     struct span_alloc a;
     struct span_node nodes[NODES];
+    struct span_node *buckets[MAX_LIVE];
     struct ref_model m;
     struct live live[MAX_LIVE];
     size_t nlive;
@@ -66,6 +67,13 @@ static void setup(struct world *w, enum span_policy policy, uint64_t seed)
     w->nlive = 0;
     if (span_init(&w->a, policy, w->large, w->nodes, NODES) != 0)
         abort();
+    {
+        void *old;
+        size_t old_bytes;
+        if (span_hash_resize(&w->a, w->buckets, sizeof(w->buckets), &old, &old_bytes) != 0 ||
+            old != NULL)
+            abort();
+    }
     ref_init(&w->m, 0, (27 * MIB) / G);
     for (i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
         if (span_add_region(&w->a, regions[i].base, regions[i].size) != 0)

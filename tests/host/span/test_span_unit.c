@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -253,31 +254,106 @@ static void test_reserve(void **state)
 static void test_node_store_full(void **state)
 {
     struct span_alloc a;
-    struct span_node nodes[3];
+    struct span_node nodes[4];
     struct span_request req = { .size = 4096 };
-    uint64_t b1, b2;
+    uint64_t b1, b2, b3;
     struct span_snapshot s1 = { 0 }, s2 = { 0 };
 
     (void)state;
-    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 3), 0);
-    assert_int_equal(span_add_region(&a, 1 * MIB, 1 * MIB), 0);
-    assert_int_equal(span_alloc(&a, &req, 1, &b1), 0); /* 2 nodes */
-    assert_int_equal(span_alloc(&a, &req, 2, &b2), 0); /* 3 nodes */
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 4), 0);
+    assert_int_equal(span_add_region(&a, 1 * MIB, 1 * MIB), 0); /* a free span: 2 slots */
+    assert_int_equal(span_alloc(&a, &req, 1, &b1), 0);          /* 3 */
+    assert_int_equal(span_alloc(&a, &req, 2, &b2), 0);          /* 4 */
     snapshot_take(&a, &s1);
-    /* Splitting the tail now needs a fourth node. */
-    assert_int_equal(span_alloc(&a, &req, 3, &b2), -ENOMEM);
+    /* Splitting the tail now needs a fifth slot. */
+    assert_int_equal(span_alloc(&a, &req, 3, &b3), -ENOMEM);
     assert_int_equal(span_reserve(&a, 1 * MIB + 512 * KIB, 4096, 3), -ENOMEM);
     assert_int_equal(span_add_region(&a, 8 * MIB, 1 * MIB), -ENOMEM);
+    /* b1 has no free neighbour: the free span it would leave needs a slot. */
+    assert_int_equal(span_free(&a, b1), -ENOMEM);
     snapshot_take(&a, &s2);
     assert_true(snapshot_equal(&s1, &s2));
     assert_true(check_books(&a, "store full"));
-    /* Freeing gives nodes back; an exact fit needs none. */
+    /* b2 merges into the free tail and gives its slot back; then b1 can go. */
+    assert_int_equal(span_free(&a, b2), 0);
     assert_int_equal(span_free(&a, b1), 0);
     assert_int_equal(span_alloc(&a, &req, 4, &b2), 0);
     assert_int_equal(b2, b1);
     assert_true(check_books(&a, "after refill"));
     snapshot_free(&s1);
     snapshot_free(&s2);
+}
+
+/* Blocks added with span_add_nodes carry the books past the first store
+ * and come back once empty; the hash grows and shrinks on request. */
+static void test_pool_grows_and_shrinks(void **state)
+{
+    enum { BLOCK = 4 * 4096, SEGS = 600 };
+    struct span_alloc a;
+    struct span_node nodes[8];
+    struct span_request req = { .size = 4096 };
+    uint64_t base[SEGS];
+    void *blocks[16], *mem, *old;
+    size_t nblocks = 0, bytes, old_bytes, want, i;
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 8), 0);
+    assert_int_equal(span_add_region(&a, 1 * MIB, 64 * MIB), 0);
+    assert_int_equal(span_add_nodes(&a, nodes, 4096), -EINVAL); /* not page-aligned */
+    for (i = 0; i < SEGS; i++) {
+        int err = span_alloc(&a, &req, i, &base[i]);
+        if (err == -ENOMEM) {
+            assert_true(nblocks < 16);
+            blocks[nblocks] = aligned_alloc(4096, BLOCK);
+            assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+            err = span_alloc(&a, &req, i, &base[i]);
+        }
+        assert_int_equal(err, 0);
+        want = span_hash_wanted(&a);
+        if (want != 0) {
+            mem = aligned_alloc(64, want);
+            assert_int_equal(span_hash_resize(&a, mem, want, &old, &old_bytes), 0);
+            free(old);
+        }
+    }
+    assert_true(check_books(&a, "grown"));
+    assert_true(a.hash_mask + 1 >= SEGS / 2);
+    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes), -ENOENT); /* all in use */
+    /* Free every other one first: each needs a slot for its free span. */
+    for (i = 0; i < SEGS; i += 2) {
+        int err = span_free(&a, base[i]);
+        if (err == -ENOMEM) {
+            assert_true(nblocks < 16);
+            blocks[nblocks] = aligned_alloc(4096, BLOCK);
+            assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+            err = span_free(&a, base[i]);
+        }
+        assert_int_equal(err, 0);
+    }
+    for (i = 1; i < SEGS; i += 2)
+        assert_int_equal(span_free(&a, base[i]), 0);
+    assert_true(check_books(&a, "emptied"));
+    want = span_hash_wanted(&a);
+    assert_int_equal(want, 0); /* back to the inline table: resize with NULL */
+    assert_int_equal(span_hash_resize(&a, NULL, 0, &old, &old_bytes), 0);
+    free(old);
+    /* Every block comes back but the one (at most) that holds the slots of
+     * the one free span left. */
+    for (i = 0; span_take_nodes(&a, 0, &mem, &bytes) == 0; i++) {
+        size_t j;
+        assert_int_equal(bytes, BLOCK);
+        for (j = 0; j < nblocks; j++)
+            if (blocks[j] == mem)
+                blocks[j] = NULL;
+        free(mem);
+    }
+    assert_true(i + 1 >= nblocks && i <= nblocks);
+    assert_true(check_books(&a, "shrunk"));
+    assert_int_equal(a.capacity, 8 + (nblocks - i) * (BLOCK / 4096) * SPAN_SLOTS_PER_PAGE);
+    /* The one left is still in use: the instance keeps it until it goes. */
+    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes), -ENOENT);
+    for (i = 0; i < nblocks; i++)
+        free(blocks[i]);
 }
 
 static void test_policies_place(void **state)
@@ -411,9 +487,13 @@ static void test_check_detects_corruption(void **state)
     fx.a.free_bytes += 4096;
     assert_int_equal(span_check(&fx.a, &fault), -EINVAL);
     fx.a.free_bytes -= 4096;
-    n->max_free = 1;
+    n = fx.a.first;
+    while (n->state != SPAN_FREE)
+        n = n->next;
+    saved = n->u.free.ext->max_free;
+    n->u.free.ext->max_free = 1;
     assert_int_equal(span_check(&fx.a, &fault), -EINVAL);
-    n->max_free = 0;
+    n->u.free.ext->max_free = saved;
     assert_int_equal(span_check(&fx.a, &fault), 0);
 }
 
@@ -430,6 +510,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_unlock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
         cmocka_unit_test(test_node_store_full),
+        cmocka_unit_test(test_pool_grows_and_shrinks),
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_and_stats, setup, teardown),

@@ -29,12 +29,25 @@
  *            which 15-40% (varying per 2 MiB block) are kept: bytes moved
  *            against the least possible (exhaustive search of every aligned
  *            window), summed over consecutive runs.
+ *
+ * `--instructions` runs only the steady states and counts the instructions
+ * of every 16th span_alloc and span_free call in their second half, exactly, by
+ * single-stepping a traced child (this machine has no hardware counters
+ * for perf, and callgrind gives totals, not medians): median, p90 and mean
+ * per operation, per policy and occupancy. A span_alloc that fails is
+ * counted like any other call (compaction and the retry are not).
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
+#include <sys/types.h>
+#include <sys/user.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <span/span.h>
 
@@ -75,9 +88,52 @@ static void bench(const char *name, double value, const char *unit)
     printf("BENCH %s %.3f %s\n", name, value, unit);
 }
 
+/* ---- instruction counting --------------------------------------------- */
+
+enum op_kind { OP_ALLOC = 0, OP_FREE, OP_KINDS };
+
+/* What the traced child is about to run; the parent reads it at each mark. */
+static volatile struct {
+    unsigned policy, occupancy, kind;
+} probe;
+static bool count_mode;
+
+/* The parent stops counting when the child reaches this function. */
+static void __attribute__((noinline)) op_end(void)
+{
+    __asm__ volatile("" ::: "memory");
+}
+
+static inline void op_begin(unsigned policy, unsigned occupancy, enum op_kind kind)
+{
+    probe.policy = policy;
+    probe.occupancy = occupancy;
+    probe.kind = kind;
+    __asm__ volatile("int3" ::: "memory");
+}
+
+/* Every 16th operation of the second half: about 3000 samples per steady
+ * state, a few seconds of single-stepping each. */
+static bool tracing;
+
+static bool measured(uint64_t op, uint64_t ops)
+{
+    return tracing && op >= ops / 2 && op % 16 == 0;
+}
+
+/* Buckets for the segment hash: 2^17, chains of at most two even when the
+ * Robson workload fills 1 GiB with 4 KiB segments (memsrv resizes its table
+ * to keep chains that short as the segments come and go). */
+#define HASH_BUCKETS ((size_t)1 << 17)
+static struct span_node **hash_buckets;
+
 static void setup(struct span_alloc *a, enum span_policy p)
 {
+    void *old;
+    size_t old_bytes;
+
     span_init(a, p, 0, nodes, node_count);
+    span_hash_resize(a, hash_buckets, HASH_BUCKETS * sizeof(*hash_buckets), &old, &old_bytes);
     /* 1 GiB in three regions; holes at 385..400 MiB and 705..720 MiB */
     span_add_region(a, 16 * MIB, 369 * MIB);
     span_add_region(a, 400 * MIB, 305 * MIB);
@@ -345,7 +401,13 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
             req.size = pick_size(&c);
             tries[c]++;
             t0 = now_ns();
-            err = span_alloc(&a, &req, id, &base);
+            if (measured(op, ops)) {
+                op_begin(p, occupancy, OP_ALLOC);
+                err = span_alloc(&a, &req, id, &base);
+                op_end();
+            } else {
+                err = span_alloc(&a, &req, id, &base);
+            }
             t_alloc[na++] = now_ns() - t0;
             if (err != 0) {
                 struct span_plan plan;
@@ -358,7 +420,9 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
                 }
                 if (err != 0) {
                     fail_cmp[c]++;
-                    if (st.free_bytes >= req.size && witness_exists(&a, req.size, G))
+                    if (count_mode)
+                        ; /* the oracle is for the failure table only */
+                    else if (st.free_bytes >= req.size && witness_exists(&a, req.size, G))
                         fail_witness++;
                     else
                         fail_nowitness++;
@@ -378,7 +442,13 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
             uint64_t id = live[k], t0;
             int err;
             t0 = now_ns();
-            err = span_free(&a, slot_base[id]);
+            if (measured(op, ops)) {
+                op_begin(p, occupancy, OP_FREE);
+                err = span_free(&a, slot_base[id]);
+                op_end();
+            } else {
+                err = span_free(&a, slot_base[id]);
+            }
             t_free[nf++] = now_ns() - t0;
             if (err != 0 && err != -EBUSY) {
                 fprintf(stderr, "span-bench: lost segment %" PRIu64 " (%d)\n", id, err);
@@ -392,6 +462,8 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
                 free_ids[nfree_ids++] = id;
         }
     }
+    if (count_mode)
+        goto out;
     qsort(t_alloc, na, sizeof(uint64_t), cmp_u64);
     qsort(t_free, nf, sizeof(uint64_t), cmp_u64);
     span_stats(&a, &st);
@@ -424,6 +496,7 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
                  occupancy, class_names[c]);
         bench(name, tries[c] ? 1000.0 * (double)fail_cmp[c] / (double)tries[c] : 0, "permille");
     }
+out:
     free(live);
     free(free_ids);
     free(slot_base);
@@ -626,26 +699,201 @@ static void bench_targeted(enum span_policy p)
     bench(name, (double)t / 1000.0, "ratio");
 }
 
+static const unsigned occupancies[] = { 60, 80, 90, 95 };
+#define OCCUPANCIES (sizeof(occupancies) / sizeof(occupancies[0]))
+
+struct counts {
+    uint64_t *v;
+    size_t n, cap;
+};
+
+static void counts_add(struct counts *c, uint64_t value)
+{
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4096;
+        c->v = realloc(c->v, c->cap * sizeof(*c->v));
+        if (c->v == NULL)
+            exit(1);
+    }
+    c->v[c->n++] = value;
+}
+
+static int only_policy = -1; /* --instructions NAME: that policy alone */
+
+static void child_steady_states(void)
+{
+    unsigned p, o;
+
+    ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+    raise(SIGSTOP);
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
+        rng_state = 12345;
+        for (o = 0; o < OCCUPANCIES; o++)
+            bench_steady((enum span_policy)p, occupancies[o]);
+    }
+    exit(0);
+}
+
+static int occupancy_index(unsigned occupancy)
+{
+    unsigned o;
+
+    for (o = 0; o < OCCUPANCIES; o++)
+        if (occupancies[o] == occupancy)
+            return (int)o;
+    return -1;
+}
+
+/* Single-steps one operation of the stopped child: instructions until it
+ * reaches op_end (the call included). */
+static uint64_t step_until_end(pid_t pid)
+{
+    uint64_t steps = 0;
+    int status;
+
+    for (;;) {
+        struct user_regs_struct regs;
+        if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) != 0 || waitpid(pid, &status, 0) != pid ||
+            !WIFSTOPPED(status)) {
+            fprintf(stderr, "span-bench: lost the traced child\n");
+            exit(1);
+        }
+        steps++;
+        ptrace(PTRACE_GETREGS, pid, NULL, &regs);
+        if (regs.rip == (uint64_t)(uintptr_t)&op_end)
+            return steps;
+    }
+}
+
+static unsigned long peek_probe(pid_t pid, const volatile unsigned *field)
+{
+    return (unsigned)ptrace(PTRACE_PEEKDATA, pid, (void *)(uintptr_t)field, NULL);
+}
+
+/* Runs the steady states in a traced child and counts every measured
+ * operation; an empty begin/end pair, counted first, is subtracted. */
+static int count_instructions(void)
+{
+    static struct counts counts[SPAN_POLICY_COUNT][OCCUPANCIES][OP_KINDS];
+    uint64_t empty;
+    unsigned p, o, k;
+    int status;
+    pid_t pid;
+
+    count_mode = true;
+    tracing = true;
+    pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        /* The overhead of the marks, counted once like an operation. */
+        ptrace(PTRACE_TRACEME, 0, NULL, NULL);
+        raise(SIGSTOP);
+        op_begin(0, 0, OP_ALLOC);
+        op_end();
+        child_steady_states();
+    }
+    waitpid(pid, &status, 0);
+    ptrace(PTRACE_SETOPTIONS, pid, NULL, (void *)PTRACE_O_EXITKILL);
+    ptrace(PTRACE_CONT, pid, NULL, NULL);
+    waitpid(pid, &status, 0); /* the empty pair's int3 */
+    empty = step_until_end(pid);
+    ptrace(PTRACE_CONT, pid, NULL, NULL);
+    for (;;) {
+        if (waitpid(pid, &status, 0) != pid)
+            return 1;
+        if (WIFEXITED(status) || WIFSIGNALED(status))
+            break;
+        if (WSTOPSIG(status) == SIGTRAP) {
+            unsigned policy = (unsigned)peek_probe(pid, &probe.policy);
+            int occ = occupancy_index((unsigned)peek_probe(pid, &probe.occupancy));
+            unsigned kind = (unsigned)peek_probe(pid, &probe.kind);
+            uint64_t steps = step_until_end(pid);
+            if (policy < SPAN_POLICY_COUNT && occ >= 0 && kind < OP_KINDS)
+                counts_add(&counts[policy][occ][kind], steps > empty ? steps - empty : 0);
+            ptrace(PTRACE_CONT, pid, NULL, NULL);
+        } else {
+            ptrace(PTRACE_CONT, pid, NULL, (void *)(uintptr_t)WSTOPSIG(status));
+        }
+    }
+    printf("span-bench --instructions: instructions per call, steady states (second half)\n");
+    printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
+        for (o = 0; o < OCCUPANCIES; o++) {
+            uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
+            char name[96];
+            for (k = 0; k < OP_KINDS; k++) {
+                struct counts *c = &counts[p][o][k];
+                uint64_t sum = 0;
+                size_t i;
+                med[k] = p90[k] = mean[k] = 0;
+                if (c->n == 0)
+                    continue;
+                qsort(c->v, c->n, sizeof(*c->v), cmp_u64);
+                for (i = 0; i < c->n; i++)
+                    sum += c->v[i];
+                med[k] = c->v[c->n / 2];
+                p90[k] = c->v[c->n * 9 / 10];
+                mean[k] = sum / c->n;
+            }
+            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
+                   " %5" PRIu64 " %5" PRIu64 "\n",
+                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
+                   mean[1]);
+            snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[0], "instructions");
+            snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[1], "instructions");
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    static const unsigned occupancies[] = { 60, 80, 90, 95 };
     unsigned p, o;
 
     quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     nodes = calloc(node_count, sizeof(*nodes));
-    if (nodes == NULL)
+    hash_buckets = calloc(HASH_BUCKETS, sizeof(*hash_buckets));
+    if (nodes == NULL || hash_buckets == NULL)
         return 1;
+    if (argc > 1 && strcmp(argv[1], "--instructions") == 0) {
+        for (p = 0; argc > 2 && p < SPAN_POLICY_COUNT; p++)
+            if (strcmp(argv[2], policy_names[p]) == 0)
+                only_policy = (int)p;
+        return count_instructions();
+    }
+    if (argc > 1 && strcmp(argv[1], "--steady") == 0) {
+        /* Only the steady states, no oracle: for a profiler, e.g.
+         * valgrind --tool=callgrind --toggle-collect=span_alloc
+         * --toggle-collect=span_free span-bench --steady */
+        count_mode = true;
+        for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+            if (argc > 2 && strcmp(argv[2], policy_names[p]) != 0)
+                continue;
+            rng_state = 12345;
+            for (o = 0; o < OCCUPANCIES; o++)
+                bench_steady((enum span_policy)p, occupancies[o]);
+        }
+        return 0;
+    }
     printf("span-bench%s: node %zu bytes\n", quick ? " (quick)" : "", sizeof(struct span_node));
     printf("policy   occ   alloc ns median p99 max      free ns median p99 max\n");
     for (p = 0; p < SPAN_POLICY_COUNT; p++) {
         rng_state = 12345;
         bench_pair((enum span_policy)p);
-        for (o = 0; o < 4; o++)
+        for (o = 0; o < OCCUPANCIES; o++)
             bench_steady((enum span_policy)p, occupancies[o]);
         bench_shatter((enum span_policy)p);
         bench_robson((enum span_policy)p);
         bench_targeted((enum span_policy)p);
     }
     free(nodes);
+    free(hash_buckets);
     return 0;
 }

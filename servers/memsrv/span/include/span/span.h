@@ -63,7 +63,10 @@ enum span_state {
 
 /* span_request.flags */
 #define SPAN_LARGE_OK 0x1u /* a large segment may fall back to 4 KiB alignment */
-#define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK)
+#define SPAN_HIGH 0x2u     /* the highest place that fits, whatever the policy: for
+                              long-lived locked books kept away from the low memory
+                              that limited (DMA) requests and compaction work in */
+#define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK | SPAN_HIGH)
 
 struct span_request {
     uint64_t size;  /* bytes, > 0; rounded up to the granule */
@@ -73,26 +76,49 @@ struct span_request {
 };
 
 /*
- * One node per span (not per page). The caller provides an array of them;
- * the allocator never allocates. Opaque: fields are private.
+ * The books are made of 64-byte slots from a pool the caller fills
+ * (span_init's array, then span_add_nodes blocks). A segment (or a locked
+ * or in-transit span) takes one slot: its span_node. A free span takes two:
+ * its span_node and a span_free, which holds its links in the free indexes.
+ * Opaque: the fields are private.
  */
+struct span_free;
+
 struct span_node {
-    struct rb_node addr_link;           /* all spans, by address, augmented */
-    union {
-        struct rb_node size_link;       /* best fit: free spans > 64 granules */
-        struct {
-            struct span_node *next, *prev;
-        } list;                         /* quick/instant lists; free node store */
-    } u;
     struct span_node *prev, *next;      /* all spans in address order */
     uint64_t base;
     uint64_t size;
-    uint64_t tag;
-    uint64_t max_free;                  /* largest free span in addr subtree */
-    uint32_t lock_count;
     uint8_t state;                      /* enum span_state (LOCKED not stored) */
     uint8_t flags;                      /* private SPAN_NODE_* flags */
     uint16_t region;
+    uint32_t lock_count;
+    union {
+        struct {
+            struct span_node *hash_next; /* segments by base */
+            uint64_t tag;
+            struct span_free *reserve;   /* moving/in transit: the slot its release needs */
+        } seg;
+        struct {
+            struct span_free *ext;
+            uint64_t buddy_blocks;       /* its share of span_alloc's counters */
+            uint64_t large_blocks;
+        } free;
+        struct {
+            struct span_node *next;      /* free slots */
+        } pool;
+    } u;
+};
+
+struct span_free {
+    struct rb_node addr_link;           /* free spans by address, augmented */
+    uint64_t max_free;                  /* largest free span in addr subtree */
+    union {
+        struct rb_node size_link;       /* best fit: free spans > 64 granules */
+        struct {
+            struct span_free *next, *prev;
+        } list;                         /* quick / instant-fit lists */
+    } idx;
+    struct span_node *span;
 };
 
 struct span_region {
@@ -103,18 +129,33 @@ struct span_region {
     uint64_t locked_bytes;
 };
 
+struct span_block;                      /* a span_add_nodes block (span.c) */
+
+#define SPAN_HASH_INLINE 64             /* buckets before span_hash_resize */
+
 struct span_alloc {
     enum span_policy policy;
     uint64_t large_size;
     unsigned large_order;               /* log2(large_size / granule) */
+    /* slot pool: the fixed array first, then blocks with free slots */
     struct span_node *store;
-    size_t capacity;
+    size_t store_count;
+    struct span_node *store_free;
+    size_t capacity;                    /* slots in all */
     size_t nodes_free;
-    struct span_node *free_nodes;
-    struct rb_tree addr_tree;
+    struct span_block *partial, *empty; /* blocks with some / all slots free */
+    size_t blocks;
+    uint32_t block_seq;
+    /* segments (and locked and in-transit spans) by base */
+    struct span_node **hash;
+    uint64_t hash_mask;
+    uint64_t hashed;
+    struct span_node *hash_inline[SPAN_HASH_INLINE];
+    /* free spans */
+    struct rb_tree addr_tree;           /* of span_free, by base */
     struct span_node *first, *last;     /* address-ordered list of all spans */
     struct rb_tree size_tree;           /* best fit only */
-    struct span_node *lists[SPAN_QUICK_LISTS];
+    struct span_free *lists[SPAN_QUICK_LISTS];
     uint64_t list_bitmap;               /* bit k: lists[k] not empty */
     struct span_region regions[SPAN_MAX_REGIONS];
     unsigned region_count;
@@ -127,16 +168,45 @@ struct span_alloc {
     uint64_t misaligned;
     uint64_t moves_in_flight;
     uint64_t free_hist[SPAN_HIST_BUCKETS];
-    uint64_t buddy_blocks[SPAN_BUDDY_ORDERS];
+    uint64_t buddy_blocks;              /* blocks of the free spans' buddy decomposition */
+    uint64_t large_blocks;              /* aligned large pages inside free spans */
 };
 
 /*
  * Creates an empty instance. large_size: power of two in [8 KiB, 1 GiB]
- * (0 = 2 MiB). store/capacity: the node array (at least 1). -EINVAL on bad
- * arguments.
+ * (0 = 2 MiB). store/capacity: the first slots (at least 1); they stay the
+ * instance's for good. -EINVAL on bad arguments.
  */
 int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size,
               struct span_node *store, size_t capacity);
+
+/* ---- books that grow and shrink -----------------------------------------
+ *
+ * Every operation first checks that the slots it needs are free and fails
+ * with -ENOMEM, changing nothing, when they are not: an allocation needs at
+ * most 3, a free that leaves a free span with no free neighbour needs 1, a
+ * compaction proposal at most 5. The caller keeps the pool topped up:
+ */
+#define SPAN_PAGE ((size_t)4096)
+#define SPAN_SLOTS_PER_PAGE (SPAN_PAGE / sizeof(struct span_node) - 1)
+
+/* Adds a block of slots: mem 4 KiB-aligned, bytes a non-zero multiple of
+ * 4 KiB (the first 64 bytes of each page are a header). -EINVAL otherwise. */
+int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes);
+
+/* Takes back a block none of whose slots is in use, if one exists and the
+ * pool keeps at least keep_free free slots without it: its memory and size
+ * in *mem and *bytes. -ENOENT when there is none. */
+int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes);
+
+/* Segments are found by base through a chained hash. It starts with
+ * SPAN_HASH_INLINE buckets inside struct span_alloc; span_hash_wanted says
+ * how many bytes of buckets the current number of segments calls for
+ * (0: the present table is right), and span_hash_resize moves the table to
+ * mem (a power of two of pointers; O(segments)), giving back the old one in
+ * *old (NULL if it was the inline one). */
+size_t span_hash_wanted(const struct span_alloc *a);
+int span_hash_resize(struct span_alloc *a, void *mem, size_t bytes, void **old, size_t *old_bytes);
 
 /* Adds RAM [base, base+size): granule-aligned, not overlapping another region.
  * -EINVAL bad range, -EEXIST overlap, -ENOMEM no node or region slot. */
@@ -158,7 +228,8 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
 int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t tag);
 
 /* Frees the segment starting at base. -ENOENT no segment starts there (this
- * includes a double free), -EBUSY locked or being moved. */
+ * includes a double free), -EBUSY locked or being moved, -ENOMEM the span
+ * left would have no free neighbour and the pool has no free slot. */
 int span_free(struct span_alloc *a, uint64_t base);
 
 struct span_info {
