@@ -47,9 +47,21 @@
 
 #define MSG_HEADER_SIZE offsetof(struct ipc_msg, payload)
 
-static struct slab_cache endpoint_cache;
+static struct slab_cache endpoint_cache, watch_cache;
 
-void ipc_init(void) { slab_cache_init(&endpoint_cache, "endpoint", sizeof(struct endpoint)); }
+/* A one-shot watch on an endpoint's receiver (endpoint_watch). */
+struct ep_watch {
+    struct list_node link;
+    struct notification *notify; /* a reference */
+    uint64_t bits;
+    struct account *account;     /* charged for this object */
+};
+
+void ipc_init(void)
+{
+    slab_cache_init(&endpoint_cache, "endpoint", sizeof(struct endpoint));
+    slab_cache_init(&watch_cache, "endpoint watch", sizeof(struct ep_watch));
+}
 
 int endpoint_create(struct account *account, struct endpoint **out)
 {
@@ -59,11 +71,14 @@ int endpoint_create(struct account *account, struct endpoint **out)
         return err;
     ep->refs = 1;
     ep->account = account;
+    list_init(&ep->watches);
     if (account)
         account_get(account);
     *out = ep;
     return 0;
 }
+
+static void end_watches(struct endpoint *ep, bool fire);
 
 void endpoint_get(struct endpoint *ep) { ep->refs++; }
 
@@ -74,6 +89,7 @@ void endpoint_put(struct endpoint *ep)
         return;
     VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
     endpoint_bind(ep, 0);
+    end_watches(ep, false); /* it had a receiver to the end: nothing to tell */
     struct account *a = ep->account;
     kmem_slab_free(a, &endpoint_cache, ep);
     if (a)
@@ -82,12 +98,47 @@ void endpoint_put(struct endpoint *ep)
 
 static void endpoint_put_object(void *ep) { endpoint_put(ep); }
 
+/* Ends every watch, signalling its bits if `fire`. */
+static void end_watches(struct endpoint *ep, bool fire)
+{
+    struct list_node *n;
+    while ((n = list_pop_front(&ep->watches)) != 0) {
+        struct ep_watch *w = LIST_ENTRY(n, struct ep_watch, link);
+        if (fire)
+            notification_signal(w->notify, w->bits);
+        notification_put(w->notify);
+        struct account *a = w->account;
+        kmem_slab_free(a, &watch_cache, w);
+        if (a)
+            account_put(a, proc_account_free);
+    }
+}
+
 /* Nobody can receive any more: whoever waits learns so. */
 static void lose_receiver(struct endpoint *ep)
 {
     ep->has_receiver = false;
     sched_wake_all(&ep->senders, -EPEER);
     sched_wake_all(&ep->receivers, -EPEER);
+    end_watches(ep, true);
+}
+
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct account *account)
+{
+    if (!ep->has_receiver) {
+        notification_signal(n, 1ull << bit);
+        return 0;
+    }
+    struct ep_watch *w;
+    int err = kmem_slab_alloc(account, &watch_cache, (void **)&w);
+    if (err)
+        return err;
+    notification_get(n);
+    *w = (struct ep_watch){ .notify = n, .bits = 1ull << bit, .account = account };
+    if (account)
+        account_get(account);
+    list_push_back(&ep->watches, &w->link);
+    return 0;
 }
 
 void endpoint_handle_added(struct endpoint *ep, rights_t rights)

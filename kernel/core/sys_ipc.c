@@ -126,6 +126,21 @@ int64_t sys_notify_wait(SYSCALL_ARGS)
     return notification_wait(n, a1);
 }
 
+int64_t sys_ep_watch(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct endpoint *ep;
+    struct notification *n;
+    int err = endpoint_arg(a0, RIGHT_SEND, &ep);
+    if (!err)
+        err = notification_arg(a1, RIGHT_SIGNAL, &n);
+    if (err)
+        return err;
+    if (a2 >= 63)
+        return -EINVAL;
+    return endpoint_watch(ep, n, (unsigned)a2, current->proc->account);
+}
+
 int64_t sys_ep_bind(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;

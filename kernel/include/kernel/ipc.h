@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include <abi/rights.h>
+#include <common/list.h>
 #include <kernel/sched.h>
 
 struct account;
@@ -30,6 +31,7 @@ struct endpoint {
     struct wait_queue senders;    /* blocked in send or call */
     struct wait_queue receivers;  /* blocked in receive */
     struct account *account;      /* its creator's, charged for it */
+    struct list_node watches;     /* one-shot watches for the loss of its receiver */
 };
 
 void ipc_init(void);
@@ -44,6 +46,11 @@ void endpoint_handle_added(struct endpoint *ep, rights_t rights);
 void endpoint_handle_dropped(struct endpoint *ep, rights_t rights);
 /* The receive right moved from one handle to another (grant). */
 void endpoint_receiver_moved(struct endpoint *ep);
+/* Signals bit `bit` of n once the endpoint has no receiver any more (at
+ * once if it has none now): a client learns that its server ended. The
+ * watch is charged to `account` until it fires or the endpoint goes.
+ * -EDQUOT, -ENOMEM. */
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct account *account);
 /* Binds a notification to the endpoint (0: unbinds): -EBUSY if either is
  * bound already. */
 int endpoint_bind(struct endpoint *ep, struct notification *n);

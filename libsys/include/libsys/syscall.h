@@ -175,6 +175,12 @@ static inline int64_t sys_notify_wait(handle_t n, uint64_t timeout_ns) { return 
  * notification's RIGHT_WAIT): receiving then also returns when bits are
  * set, as a message labelled IPC_LABEL_NOTIFY from BADGE_KERNEL with the
  * bits in w[0]. HANDLE_NONE unbinds. -EBUSY if either is bound already. */
+/* Signals `bit` of the notification once the endpoint has no receiver any
+ * more (at once if it has none): a client learns its server ended. */
+static inline int64_t sys_ep_watch(handle_t ep, handle_t notification, unsigned bit)
+{
+    return sysraw_ep_watch(ep, notification, bit);
+}
 static inline int64_t sys_ep_bind(handle_t ep, handle_t notification) { return sysraw_ep_bind(ep, notification); }
 
 /* Copies an endpoint, device or process handle into another process (its

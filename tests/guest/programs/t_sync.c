@@ -433,6 +433,59 @@ static void check_threaded_malloc(void)
                heap_failures, check, before.live_blocks, after.live_blocks);
 }
 
+/* SYS_EP_WATCH: a client learns that its server's endpoint lost its
+ * receiver; watches are one-shot, charged, and go with the endpoint. */
+static uint64_t kmem_used(void)
+{
+    struct abi_account a = {0};
+    sys_account_info(HANDLE_SELF, &a);
+    return a.used[RES_KMEM];
+}
+
+static void check_watch(void)
+{
+    int64_t server = sys_ep_create(), n = sys_notify_create();
+    int64_t client = server >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)server, RIGHT_SEND) : server;
+    int64_t no_send = server >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)server, RIGHT_GRANT) : server;
+    if (!test_check(&t, "watch_setup", server >= 0 && n >= 0 && client >= 0 && no_send >= 0,
+                    "ep %ld notify %ld send copy %ld grant-only copy %ld", server, n, client, no_send))
+        return;
+    int64_t bad_bit = sys_ep_watch((handle_t)client, (handle_t)n, 63);
+    int64_t no_right = sys_ep_watch((handle_t)no_send, (handle_t)n, 1);
+    int64_t watched = sys_ep_watch((handle_t)client, (handle_t)n, 5);
+    int64_t early = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    sys_handle_close((handle_t)server); /* the receive right goes */
+    int64_t fired = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    int64_t dead = sys_ep_watch((handle_t)client, (handle_t)n, 7); /* no receiver now: at once */
+    int64_t at_once = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    test_check(&t, "watch_fires_once_receiver_gone",
+               bad_bit == -EINVAL && no_right == -EPERM && watched == 0 && early == -ETIMEDOUT &&
+                   fired == (1 << 5) && dead == 0 && at_once == (1 << 7),
+               "bit 63 %ld, without SEND %ld, watch %ld, before %ld, after %#lx, on a dead one %ld then %#lx",
+               bad_bit, no_right, watched, early, fired, dead, at_once);
+    sys_handle_close((handle_t)client);
+    sys_handle_close((handle_t)no_send);
+
+    /* Watches on a live endpoint until the kernel-memory limit says no;
+     * its end fires them (one bit, however many) and frees them all. */
+    int64_t live = sys_ep_create();
+    uint64_t before = kmem_used();
+    unsigned made = 0;
+    int64_t err = 0;
+    while (live >= 0 && made < 100000 && (err = sys_ep_watch((handle_t)live, (handle_t)n, 3)) == 0)
+        made++;
+    uint64_t full = kmem_used();
+    if (live >= 0)
+        sys_handle_close((handle_t)live);
+    uint64_t after = kmem_used();
+    int64_t bits = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    test_check(&t, "watch_flood_bounded",
+               made > 0 && err == -EDQUOT && full > before && after <= before && bits == (1 << 3),
+               "%u watches then %ld; kernel memory %lu -> %lu -> %lu bytes; bits after %ld", made, err, before, full,
+               after, bits);
+    sys_handle_close((handle_t)n);
+}
+
 int main(int argc, char **argv)
 {
     test_begin(&t, "sync", argc, argv);
@@ -442,6 +495,7 @@ int main(int argc, char **argv)
     check_mutex();
     check_condvar();
     check_threaded_malloc();
+    check_watch();
     check_notifications();
     check_caps();
     test_exit(&t);
