@@ -391,7 +391,7 @@ void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsi
         if (!ready || online >= cap) {
             /* Out of the firmware's hands and out of the way: waiting
              * for a start-up IPI, nothing wakes it. */
-            if (ready && m->apic_id <= 0xff && lapic_send_init(m->apic_id))
+            if (m->apic_id <= 0xff && lapic_send_init(m->apic_id))
                 parked++;
             all_present_online = false;
             continue;
