@@ -221,7 +221,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     syscall_init();
     sched_init();
     arch_interrupts_init(&mbinfo, boot_cmdline);
-    arch_timer_init(SCHED_HZ);
+    arch_timer_init(SCHED_HZ, boot_cmdline);
     console_input_init();
     kprintf("timer: %u Hz, TSC %lu MHz\n", SCHED_HZ, arch_tsc_per_us());
     /* The other CPUs idle until the scheduler runs threads on them; the

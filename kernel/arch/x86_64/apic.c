@@ -56,8 +56,10 @@
 #define APIC_BASE_X2APIC    (1ull << 10)
 #define APIC_BASE_ADDRESS   0xffffff000ull
 
-/* How long the timer runs against the TSC when it is measured. */
+/* How long the timer runs against the TSC when it is measured, and the
+ * fewest counts a tick may take. */
 #define TIMER_CALIBRATION_US 10000u
+#define TIMER_MIN_COUNTS 16u
 /* A local APIC takes a few bus cycles to send an IPI; longer is a fault. */
 #define ICR_IDLE_TIMEOUT_NS 100000000ull
 
@@ -136,7 +138,7 @@ uint32_t lapic_error_status(void)
     return lapic_read(LAPIC_ESR);
 }
 
-void lapic_timer_start(unsigned hz)
+bool lapic_timer_start(unsigned hz)
 {
     lapic_write(LAPIC_TIMER_DIVIDE, TIMER_DIVIDE_16);
     lapic_write(LAPIC_LVT_TIMER, LVT_MASKED | VECTOR_LAPIC_TIMER);
@@ -150,13 +152,17 @@ void lapic_timer_start(unsigned hz)
     lapic_write(LAPIC_TIMER_INITIAL, 0);
     /* counted timer units in elapsed TSC ticks; a tick is 10^6 / hz us. */
     uint64_t per_tick = (uint64_t)counted * tsc_per_us * (1000000u / hz) / (elapsed ? elapsed : 1);
-    if (per_tick == 0)
-        per_tick = 1;
+    if (per_tick < TIMER_MIN_COUNTS) {
+        /* A timer that barely counts would interrupt without pause. */
+        this_cpu()->lapic_ticks_per_tick = 0;
+        return false;
+    }
     if (per_tick > 0xffffffffu)
         per_tick = 0xffffffffu;
     this_cpu()->lapic_ticks_per_tick = (uint32_t)per_tick;
     lapic_write(LAPIC_LVT_TIMER, LVT_TIMER_PERIODIC | VECTOR_LAPIC_TIMER);
     lapic_write(LAPIC_TIMER_INITIAL, (uint32_t)per_tick);
+    return true;
 }
 
 static bool icr_wait_idle(void)

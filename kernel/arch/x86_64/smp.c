@@ -208,7 +208,7 @@ static void ap_entry(struct cpu *c)
     if (lapic_id() != c->apic_id || !set_state(c, CPU_STARTING, CPU_ARRIVED))
         arch_halt_forever();
     lapic_init_this_cpu(interrupts_madt(), c->acpi_uid);
-    timer_start_this_cpu();
+    (void)timer_start_this_cpu(); /* without one, lapic_ticks_per_tick says so */
     if (!set_state(c, CPU_ARRIVED, CPU_ONLINE))
         arch_halt_forever();
     smp_ap_idle();
@@ -280,8 +280,11 @@ static const char *state_name(int state)
 static void note_answer(void *arg) { (void)arg; }
 
 /* INIT-SIPI-SIPI, the bounded waits, the IPI check. The CPU's struct has
- * its id, APIC id, UID and stacks. */
-static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t page, uint64_t root)
+ * its id, APIC id, UID and stacks. `withhold_startup` (the smp.nosipi test
+ * knob) sends INIT but no start-up IPI: the CPU then behaves as one that
+ * never answers. */
+static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t page, uint64_t root,
+                     bool withhold_startup)
 {
     *params = (struct trampoline_params){
         .cr0 = read_cr0(),
@@ -296,9 +299,9 @@ static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t p
     uint64_t start = arch_time_ns();
     bool sent = lapic_send_init(c->apic_id);
     delay_us(INIT_DELAY_US);
-    sent = sent && lapic_send_startup(c->apic_id, (uint8_t)(page >> 12));
+    sent = sent && (withhold_startup || lapic_send_startup(c->apic_id, (uint8_t)(page >> 12)));
     delay_us(STARTUP_DELAY_US);
-    if (sent && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CPU_STARTING) {
+    if (sent && !withhold_startup && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CPU_STARTING) {
         sent = lapic_send_startup(c->apic_id, (uint8_t)(page >> 12));
         delay_us(STARTUP_DELAY_US);
     }
@@ -383,6 +386,9 @@ void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsi
         kprintf("smp: trampoline at %#lx\n", page);
     }
 
+    uint64_t nosipi = ~0ull;
+    if (cmdline_get_u64(cmdline, "smp.nosipi", &nosipi))
+        kprintf("smp: smp.nosipi=%lu: that CPU gets no start-up IPI (a test of the timeout)\n", nosipi);
     unsigned online = 1, parked = 0;
     for (unsigned i = 0; i < madt->ncpus; i++) {
         const struct acpi_cpu *m = &madt->cpus[i];
@@ -416,10 +422,12 @@ void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsi
             continue;
         }
         cpus_known++;
-        if (start_ap(c, params, page, root)) {
+        if (start_ap(c, params, page, root, m->apic_id == nosipi)) {
             online++;
             kprintf("smp: CPU %u (APIC id %u) online after %lu us, timer %u counts a tick\n", c->id, c->apic_id,
                     c->bringup_ns / 1000, c->lapic_ticks_per_tick);
+            if (!c->lapic_ticks_per_tick)
+                kprintf("smp: CPU %u's local APIC timer does not count: it runs without a tick\n", c->id);
         } else {
             all_present_online = false;
         }

@@ -2,11 +2,16 @@
  * Architecture layer (x86-64): time. The TSC, calibrated once at boot
  * against PIT channel 2, measures time (arch_time_ns). The scheduling tick
  * comes from each CPU's local APIC timer in APIC mode (apic.c measures it
- * against the TSC), or from PIT channel 0 on ISA line 0 in legacy mode
- * (arch/apic.h). Caller: kmain (arch_timer_init), everyone (arch_time_ns).
+ * against the TSC), or from PIT channel 0 on ISA line 0: in legacy mode
+ * (arch/apic.h), when the BSP's local APIC timer does not count, or with
+ * `timer=pit` on the command line (which tests that path). Callers: kmain
+ * (arch_timer_init), smp.c (the APs' ticks), everyone (arch_time_ns).
  */
 #include <arch/apic.h>
 #include <arch/arch.h>
+#include <common/cmdline.h>
+#include <common/string.h>
+#include <kernel/console.h>
 
 #define PIT_CH0 0x40
 #define PIT_CH2 0x42
@@ -18,6 +23,7 @@
 static uint64_t tsc_per_us = 1;
 static uint64_t tsc_at_boot;
 static unsigned tick_hz;
+static bool pit_ticks;
 
 /* Counts TSC ticks across 10 ms of PIT channel 2 (gate-controlled, polled). */
 static void tsc_calibrate(void)
@@ -39,23 +45,32 @@ static void tsc_calibrate(void)
         tsc_per_us = 1;
 }
 
-void arch_timer_init(unsigned hz)
+void arch_timer_init(unsigned hz, const char *cmdline)
 {
     tsc_calibrate();
     tsc_at_boot = rdtsc();
     tick_hz = hz;
     if (interrupts_apic_mode()) {
-        lapic_timer_start(hz);
-        return;
+        const char *v;
+        size_t n;
+        if (cmdline_get(cmdline, "timer", &v, &n) && n == 3 && memcmp(v, "pit", 3) == 0)
+            kprintf("timer: timer=pit: the PIT ticks for the BSP\n");
+        else if (lapic_timer_start(hz))
+            return;
+        else
+            kprintf("timer: the BSP's local APIC timer does not count: the PIT ticks instead\n");
     }
     uint32_t divisor = PIT_HZ / hz;
     outb(PIT_CMD, 0x34); /* channel 0, lo/hi, rate generator */
     outb(PIT_CH0, divisor & 0xff);
     outb(PIT_CH0, (divisor >> 8) & 0xff);
+    pit_ticks = true;
     arch_irq_unmask(PIT_LINE);
 }
 
-void timer_start_this_cpu(void) { lapic_timer_start(tick_hz); }
+bool timer_pit_ticks(void) { return pit_ticks; }
+
+bool timer_start_this_cpu(void) { return lapic_timer_start(tick_hz); }
 
 uint64_t arch_tsc_per_us(void) { return tsc_per_us; }
 

@@ -76,8 +76,8 @@ void trap_entry_window_fault(struct trap_frame *f)
 static void device_line(struct trap_frame *f, unsigned line)
 {
     bool apic = interrupts_apic_mode();
-    if (line == 0 && !apic) {
-        /* The PIT: legacy mode's tick, on its only CPU. */
+    if (line == 0 && timer_pit_ticks()) {
+        /* The PIT: the BSP's tick (arch/apic.h says when). */
         arch_irq_eoi(0);
         this_cpu()->ticks++;
         iommu_poll_faults();

@@ -38,11 +38,17 @@ void lapic_init_this_cpu(const struct acpi_madt *madt, uint32_t acpi_uid);
 uint32_t lapic_id(void);
 void lapic_eoi(void);
 /* Measures the timer against the TSC and starts it periodic at hz on the
- * calling CPU (VECTOR_LAPIC_TIMER); the count goes into this_cpu(). */
-void lapic_timer_start(unsigned hz);
+ * calling CPU (VECTOR_LAPIC_TIMER); the count goes into this_cpu(). False,
+ * with the timer stopped and a count of 0, when it counts too slowly to
+ * give that rate. */
+bool lapic_timer_start(unsigned hz);
 
-/* An AP's tick, at the rate the BSP's runs (timer.c). */
-void timer_start_this_cpu(void);
+/* An AP's tick, at the rate the BSP's runs (timer.c); false if its local
+ * APIC timer does not count (the CPU then runs without one). */
+bool timer_start_this_cpu(void);
+/* Whether the PIT on ISA line 0 is the BSP's tick: in legacy mode, with
+ * `timer=pit`, or when the BSP's local APIC timer does not count. */
+bool timer_pit_ticks(void);
 
 /* Interprocessor interrupts. Each waits (bounded) for the previous one to
  * leave the local APIC, then sends; false if the APIC stayed busy. */

@@ -40,8 +40,9 @@ void arch_irq_unmask(unsigned line);
 void arch_irq_mask(unsigned line);
 
 /* Time: the TSC, calibrated against the PIT, measures it; the tick comes
- * from the local APIC timer of every CPU (or the PIT in legacy mode). */
-void arch_timer_init(unsigned hz);
+ * from the local APIC timer of every CPU (or the PIT in legacy mode, or
+ * for the BSP with `timer=pit` on the command line). */
+void arch_timer_init(unsigned hz, const char *cmdline);
 uint64_t arch_tsc_per_us(void);
 uint64_t arch_time_ns(void);
 
