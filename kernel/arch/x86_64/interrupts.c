@@ -49,24 +49,14 @@ static bool load_madt(const struct mb_info *info)
 
 /* Device registers never lie in RAM; a table that says otherwise would have
  * the kernel write into memory through an uncached alias. */
-static bool overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len)
-{
-    for (size_t i = 0; i < info->nregions; i++) {
-        const struct mb_region *r = &info->regions[i];
-        if (r->type == MB_MEM_RAM && base < r->base + r->len && r->base < base + len)
-            return true;
-    }
-    return false;
-}
-
 static bool registers_outside_ram(const struct mb_info *info, uint64_t lapic_base)
 {
-    if (overlaps_ram(info, lapic_base, PAGE_SIZE)) {
+    if (mb_overlaps_ram(info, lapic_base, PAGE_SIZE)) {
         kprintf("apic: the local APIC's registers at %#lx lie in RAM: refused\n", lapic_base);
         return false;
     }
     for (unsigned i = 0; i < madt.nioapics; i++) {
-        if (overlaps_ram(info, madt.ioapics[i].address, PAGE_SIZE)) {
+        if (mb_overlaps_ram(info, madt.ioapics[i].address, PAGE_SIZE)) {
             kprintf("apic: the MADT puts I/O APIC %u at %#x, in RAM: refused\n", madt.ioapics[i].id,
                     madt.ioapics[i].address);
             return false;
