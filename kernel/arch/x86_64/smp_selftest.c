@@ -4,8 +4,10 @@
  * (ctest's SMP runs check its summary). From the BSP it proves that each
  * online AP takes IPIs and runs what they ask on itself, that the
  * acknowledgement comes after the work, that targets are filtered as
- * smp_call promises, that reschedule IPIs arrive once each, and that every
- * CPU's local APIC timer ticks. Then it measures cross-CPU call costs.
+ * smp_call promises, that reschedule IPIs arrive once each, that every
+ * CPU's local APIC timer ticks, and that every CPU's TSC runs in step with
+ * the BSP's (arch_time_ns depends on it). Then it measures cross-CPU call
+ * costs.
  *
  * Output: `[PASS] smp_selftest.NAME` or `[FAIL] smp_selftest.NAME: why`
  * per check (iso/run fails a run with any [FAIL] line), BENCH lines, and a
@@ -199,6 +201,30 @@ static void test_ticks(cpu_mask_t online)
           TICK_WINDOW_NS / 1000000);
 }
 
+static void read_tsc(void *arg) { *(volatile uint64_t *)arg = rdtsc(); }
+
+/* arch_time_ns reads the TSC against the BSP's start: each AP's TSC must
+ * read between the BSP's readings before and after a call that reads it. */
+static void test_tsc_in_step(cpu_mask_t others)
+{
+    unsigned long bad_cpu = ~0ul;
+    long skew = 0;
+    for (unsigned id = 0; id < SMP_MAX_CPUS && bad_cpu == ~0ul; id++) {
+        if (!(others & CPU_MASK(id)))
+            continue;
+        volatile uint64_t theirs = 0;
+        uint64_t before = rdtsc();
+        smp_call(CPU_MASK(id), read_tsc, (void *)&theirs);
+        uint64_t after = rdtsc();
+        if (theirs < before || theirs > after) {
+            bad_cpu = id;
+            skew = theirs < before ? -(long)(before - theirs) : (long)(theirs - after);
+        }
+    }
+    check("tsc_in_step", bad_cpu == ~0ul, "CPU %lu's TSC is %ld cycles outside the BSP's around a call", bad_cpu,
+          skew);
+}
+
 static void nothing(void *arg) { (void)arg; }
 
 static void bench(cpu_mask_t others)
@@ -242,6 +268,7 @@ void smp_selftest(void)
     test_call_filters(others);
     test_reschedule(others);
     test_ticks(online);
+    test_tsc_in_step(others);
     bench(others);
     kprintf("smp selftest: %u passed, %u failed\n", passed, failed);
 }
