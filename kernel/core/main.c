@@ -224,8 +224,9 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     arch_timer_init(SCHED_HZ, boot_cmdline);
     console_input_init();
     kprintf("timer: %u Hz, TSC %lu MHz\n", SCHED_HZ, arch_tsc_per_us());
-    /* The other CPUs idle until the scheduler runs threads on them; the
-     * start-up code must not land on what the kernel still reads. */
+    /* The other CPUs idle until the scheduler runs threads on them. Their
+     * start-up code goes below 1 MiB (reserved[0]), but not onto what the
+     * kernel still reads: the multiboot information and the modules. */
     smp_start(&mbinfo, reserved + 1, nreserved - 1, boot_cmdline);
     if (cmdline_get(boot_cmdline, "smp.selftest", 0, 0))
         smp_selftest();

@@ -89,10 +89,10 @@ _Static_assert(offsetof(struct cpu, self) == CPU_OFFSET_SELF, "entry code reads 
 _Static_assert(offsetof(struct cpu, kernel_rsp) == CPU_OFFSET_KERNEL_RSP, "entry code reads kernel_rsp");
 _Static_assert(offsetof(struct cpu, user_rsp) == CPU_OFFSET_USER_RSP, "entry code reads user_rsp");
 
-/* The CPU this code runs on. Valid from arch_cpu_init on (BSP) and from
- * the first C instruction of an AP. The kernel never moves a running
- * thread between CPUs with interrupts off, so the answer holds until the
- * caller next enables them. */
+/* The CPU this code runs on. Valid from arch_cpu_init on the BSP and from
+ * cpu_init_this on an AP (ap_entry's first two lines run without it).
+ * Nothing moves a thread to another CPU while interrupts are off, so the
+ * answer holds until the caller next enables them. */
 static inline struct cpu *this_cpu(void)
 {
     struct cpu *c;
@@ -114,8 +114,8 @@ static inline unsigned cpu_mask_count(cpu_mask_t m)
     return n;
 }
 
-/* Every struct cpu, indexed by id (cpu.c); entries at or past
- * smp_cpus_known() are unused. */
+/* Every struct cpu, indexed by id (cpu.c). Only those in smp_online_mask()
+ * run; the others are unused or belong to a CPU that failed to start. */
 extern struct cpu cpus[SMP_MAX_CPUS];
 
 /* Brings the application processors up (kmain, once the scheduler and the
@@ -124,8 +124,9 @@ extern struct cpu cpus[SMP_MAX_CPUS];
  * start-up code goes to the first page of conventional memory that the
  * memory map calls RAM and no range of in_use covers (the multiboot
  * information and the modules, which the kernel still reads). Reads
- * `smp=off` (BSP only) and `smp.cpus=N` (at most N CPUs, the BSP
- * included) from the command line. Prints "smp: N of M CPUs online". */
+ * `smp=off` (BSP only), `smp.cpus=N` (at most N CPUs, the BSP included)
+ * and the test knob `smp.nosipi=APICID` (that CPU gets INIT but no start-up
+ * IPI) from the command line. Prints "smp: N of M CPUs online". */
 struct mb_info;
 struct phys_range;
 void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsigned nin_use, const char *cmdline);
