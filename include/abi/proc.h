@@ -64,12 +64,12 @@ struct abi_kinfo {
     uint64_t threads;            /* live threads */
     uint64_t ticks;              /* timer interrupts since boot */
     uint64_t tsc_per_us;         /* TSC calibration against the PIT */
-    uint64_t ncpus_present;      /* CPUs the firmware reports (only one runs) */
+    uint64_t ncpus_present;      /* CPUs the firmware lists as enabled (1 without a MADT) */
     uint64_t flags;              /* KINFO_* */
-    uint64_t reserved;
+    uint64_t ncpus_online;       /* CPUs running (today only CPU 0 runs threads; the others idle) */
     /* The kernel's boot-time self-tests ([PASS]/[FAIL]/[SKIP] lines it printed). */
     uint32_t selftests_passed, selftests_failed, selftests_skipped;
-    uint32_t reserved2;
+    uint32_t reserved;
 };
 ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 96, "kinfo layout");
 #define KINFO_IOMMU 0x1u /* devices reach only what is pinned for them (docs/iommu.md) */

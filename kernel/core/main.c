@@ -1,8 +1,9 @@
 /*
  * Kernel layer: kmain, the boot sequence after boot/boot.asm. Reads the
  * multiboot2 information, prints the physical memory map, carves out the
- * kernel frame pool, builds the real page tables, sets up the CPU, the timer
- * and the scheduler, and starts init from its boot module.
+ * kernel frame pool, builds the real page tables, sets up the CPU, the
+ * interrupt controllers, the timer and the scheduler, brings up the other
+ * CPUs, and starts init from its boot module.
  */
 #include <abi/errno.h>
 #include <arch/arch.h>
@@ -219,10 +220,16 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     irq_init();
     syscall_init();
     sched_init();
-    arch_timer_init(SCHED_HZ);
+    arch_interrupts_init(&mbinfo, boot_cmdline);
+    arch_timer_init(SCHED_HZ, boot_cmdline);
     console_input_init();
-    unsigned cpus = arch_cpu_count_hint();
-    kprintf("timer: %u Hz, TSC %lu MHz; %u CPU(s) reported, running on one\n", SCHED_HZ, arch_tsc_per_us(), cpus);
+    kprintf("timer: %u Hz, TSC %lu MHz\n", SCHED_HZ, arch_tsc_per_us());
+    /* The other CPUs idle until the scheduler runs threads on them. Their
+     * start-up code goes below 1 MiB (reserved[0]), but not onto what the
+     * kernel still reads: the multiboot information and the modules. */
+    smp_start(&mbinfo, reserved + 1, nreserved - 1, boot_cmdline);
+    if (cmdline_get(boot_cmdline, "smp.selftest", 0, 0))
+        smp_selftest();
     kprintf("iommu: %d remapping unit(s) in use\n", iommu_init(&mbinfo));
     iommu_set_fault_handler(device_dma_fault);
     if (cmdline_get(boot_cmdline, "iommu.selftest", 0, 0))

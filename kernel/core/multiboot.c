@@ -407,6 +407,16 @@ const char *mb_mem_type_name(uint32_t type)
     }
 }
 
+bool mb_overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len)
+{
+    for (size_t i = 0; i < info->nregions; i++) {
+        const struct mb_region *r = &info->regions[i];
+        if (r->type == MB_MEM_RAM && base < r->base + r->len && r->base < base + len)
+            return true;
+    }
+    return false;
+}
+
 uint64_t mb_ram_bytes(const struct mb_info *info)
 {
     uint64_t total = 0;

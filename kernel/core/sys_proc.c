@@ -261,7 +261,8 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .threads = thread_live_count(),
         .ticks = sched_ticks(),
         .tsc_per_us = arch_tsc_per_us(),
-        .ncpus_present = arch_cpu_count_hint(),
+        .ncpus_present = smp_cpus_present(),
+        .ncpus_online = smp_cpus_online(),
         .flags = iommu_present() ? KINFO_IOMMU : 0,
     };
     ktest_counts(&k.selftests_passed, &k.selftests_failed, &k.selftests_skipped);

@@ -1,20 +1,14 @@
 /*
- * Architecture layer (x86-64): per-CPU tables and modes. Builds the GDT with
- * a TSS, the IDT, programs the SYSCALL MSRs, turns on NX and SSE for user
- * code. Called once by kmain() through arch_cpu_init().
+ * Architecture layer (x86-64): per-CPU tables and modes. Every CPU gets its
+ * own GDT (its TSS descriptor is busy once loaded, so it cannot be shared),
+ * its own TSS with interrupt-stack-table stacks, the shared IDT, its GS
+ * base pointing at its struct cpu, the SYSCALL MSRs, NX and SSE for user
+ * code. Callers: kmain through arch_cpu_init (the BSP), smp.c through
+ * cpu_init_this (each AP, on its own stack).
  */
 #include <arch/arch.h>
+#include <arch/smp.h>
 #include <common/string.h>
-
-struct tss {
-    uint32_t reserved0;
-    uint64_t rsp0, rsp1, rsp2;
-    uint64_t reserved1;
-    uint64_t ist[7];
-    uint64_t reserved2;
-    uint16_t reserved3;
-    uint16_t iomap_base;
-} __attribute__((packed));
 
 struct idt_entry {
     uint16_t offset_lo;
@@ -31,22 +25,28 @@ struct table_ptr {
     uint64_t base;
 } __attribute__((packed));
 
-static uint64_t gdt[8] __attribute__((aligned(16)));
-static struct tss tss __attribute__((aligned(16)));
+struct cpu cpus[SMP_MAX_CPUS];
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 static bool have_nx;
 
-/* A separate stack for double faults, so a kernel stack overflow into a
- * guard page still reaches the panic path. */
-static uint8_t double_fault_stack[8192] __attribute__((aligned(16)));
+/* The BSP's interrupt-stack-table stacks (the APs' are mapped with guard
+ * pages by smp.c; the BSP's exist before paging is set up). A double
+ * fault gets a fresh stack, so a kernel stack overflow into a guard page
+ * still reaches the panic path. */
+static uint8_t bsp_ist_stacks[3][CPU_IST_STACK_SIZE] __attribute__((aligned(16)));
 
-extern const uint64_t isr_table[48];
+extern const uint64_t isr_table[VECTOR_STUBS];
 extern const uint64_t isr_spurious;
 extern char syscall_entry[];
-extern uint64_t cpu_kernel_rsp;
+extern char boot_stack_top[];
 
-static void gdt_init(void)
+#define VECTOR_NMI 2
+#define VECTOR_DOUBLE_FAULT 8
+#define VECTOR_MACHINE_CHECK 18
+
+static void gdt_load(struct cpu *c, const uint64_t ist_top[3])
 {
+    uint64_t *gdt = c->gdt;
     gdt[0] = 0;
     gdt[1] = 0x00af9a000000ffffull; /* 0x08 kernel code, 64-bit */
     gdt[2] = 0x00cf92000000ffffull; /* 0x10 kernel data */
@@ -54,16 +54,20 @@ static void gdt_init(void)
     gdt[4] = 0x00cff2000000ffffull; /* 0x20 user data */
     gdt[5] = 0x00affa000000ffffull; /* 0x28 user code, 64-bit */
 
-    uint64_t base = (uint64_t)&tss;
-    uint64_t limit = sizeof(tss) - 1;
+    uint64_t base = (uint64_t)&c->tss;
+    uint64_t limit = sizeof(c->tss) - 1;
     gdt[6] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
              (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
     gdt[7] = base >> 32;
 
-    tss.iomap_base = sizeof(tss); /* no I/O bitmap: user port access faults */
-    tss.ist[0] = (uint64_t)(double_fault_stack + sizeof(double_fault_stack));
+    memset(&c->tss, 0, sizeof c->tss);
+    c->tss.iomap_base = sizeof(c->tss); /* no I/O bitmap: user port access faults */
+    c->tss.ist[IST_DOUBLE_FAULT - 1] = ist_top[0];
+    c->tss.ist[IST_NMI - 1] = ist_top[1];
+    c->tss.ist[IST_MACHINE_CHECK - 1] = ist_top[2];
+    c->tss.rsp0 = c->idle_stack_top;
 
-    struct table_ptr p = { sizeof(gdt) - 1, (uint64_t)gdt };
+    struct table_ptr p = { sizeof(c->gdt) - 1, (uint64_t)gdt };
     __asm__ volatile("lgdt %0" ::"m"(p));
     __asm__ volatile(
         "mov %0, %%ds\n mov %0, %%es\n mov %0, %%ss\n"
@@ -71,6 +75,16 @@ static void gdt_init(void)
         "pushq %1\n lea 1f(%%rip), %%rax\n pushq %%rax\n lretq\n 1:\n"
         ::"r"((uint64_t)GDT_KERNEL_DATA), "i"(GDT_KERNEL_CODE) : "rax", "memory");
     __asm__ volatile("ltr %w0" ::"r"((uint16_t)GDT_TSS));
+}
+
+/* Loading GS's selector (gdt_load) may clear its base, so this comes after.
+ * The kernel's GS base is the struct cpu; user code starts with base 0,
+ * which swapgs brings in on the way out. */
+static void gs_init(struct cpu *c)
+{
+    c->self = c;
+    wrmsr(MSR_GS_BASE, (uint64_t)c);
+    wrmsr(MSR_KERNEL_GS_BASE, 0);
 }
 
 static void idt_set(unsigned vector, uint64_t handler, uint8_t ist)
@@ -85,11 +99,19 @@ static void idt_set(unsigned vector, uint64_t handler, uint8_t ist)
     };
 }
 
-static void idt_init(void)
+static void idt_build(void)
 {
-    for (unsigned v = 0; v < 48; v++)
-        idt_set(v, isr_table[v], v == 8 ? 1 : 0);
+    for (unsigned v = 0; v < VECTOR_STUBS; v++) {
+        uint8_t ist = v == VECTOR_DOUBLE_FAULT ? IST_DOUBLE_FAULT
+                    : v == VECTOR_NMI ? IST_NMI
+                    : v == VECTOR_MACHINE_CHECK ? IST_MACHINE_CHECK : 0;
+        idt_set(v, isr_table[v], ist);
+    }
     idt_set(VECTOR_SPURIOUS, isr_spurious, 0);
+}
+
+static void idt_load(void)
+{
     struct table_ptr p = { sizeof(idt) - 1, (uint64_t)idt };
     __asm__ volatile("lidt %0" ::"m"(p));
 }
@@ -117,31 +139,38 @@ static void fpu_init(void)
     __asm__ volatile("fninit");
 }
 
-void arch_cpu_init(void)
+void cpu_init_this(struct cpu *c, const uint64_t ist_top[3])
 {
-    uint32_t a, b, c, d;
-    cpuid(0x80000001, 0, &a, &b, &c, &d);
-    have_nx = (d >> 20) & 1;
-    gdt_init();
-    idt_init();
+    gdt_load(c, ist_top);
+    idt_load();
+    gs_init(c);
     syscall_init();
     fpu_init();
 }
 
-bool arch_has_nx(void) { return have_nx; }
-
-unsigned arch_cpu_count_hint(void)
+void arch_cpu_init(void)
 {
-    uint32_t a, b, c, d;
-    cpuid(1, 0, &a, &b, &c, &d);
-    unsigned logical = (b >> 16) & 0xff;
-    return logical ? logical : 1;
+    uint32_t a, b, cx, d;
+    cpuid(0x80000001, 0, &a, &b, &cx, &d);
+    have_nx = (d >> 20) & 1;
+    idt_build();
+    struct cpu *c = &cpus[0];
+    c->id = 0;
+    c->idle_stack_top = (uint64_t)boot_stack_top;
+    c->state = CPU_ONLINE;
+    uint64_t ist_top[3];
+    for (unsigned i = 0; i < 3; i++)
+        ist_top[i] = (uint64_t)(bsp_ist_stacks[i] + CPU_IST_STACK_SIZE);
+    cpu_init_this(c, ist_top);
 }
+
+bool arch_has_nx(void) { return have_nx; }
 
 void arch_set_kernel_stack(uint64_t top)
 {
-    tss.rsp0 = top;
-    cpu_kernel_rsp = top;
+    struct cpu *c = this_cpu();
+    c->tss.rsp0 = top;
+    c->kernel_rsp = top;
 }
 
 /* A clean FPU image, captured once after fninit, that new threads start from. */

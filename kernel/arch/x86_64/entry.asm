@@ -1,6 +1,8 @@
 ; Architecture layer (x86-64): the SYSCALL entry and the context switch.
-; The kernel runs on one CPU with interrupts off, so the current kernel stack
-; lives in a plain global (cpu_kernel_rsp) rather than per-CPU storage.
+; SYSCALL arrives with the user's GS base; swapgs brings in the kernel's,
+; which points at this CPU's struct cpu (arch/smp.h), where the running
+; thread's kernel stack top is kept. The way back to user mode is
+; trap_return (isr.asm), which swaps GS back.
 bits 64
 %include "frame.inc"
 %include "machine.inc"
@@ -8,14 +10,14 @@ section .text
 extern syscall_dispatch
 extern trap_return
 
-global cpu_kernel_rsp
 global syscall_entry
 syscall_entry:
     ; rcx = user rip, r11 = user rflags; interrupts are off (FMASK)
-    mov [rel syscall_user_rsp], rsp
-    mov rsp, [rel cpu_kernel_rsp]
+    swapgs
+    mov [gs:CPU_OFFSET_USER_RSP], rsp
+    mov rsp, [gs:CPU_OFFSET_KERNEL_RSP]
     push GDT_USER_DATA                    ; ss
-    push qword [rel syscall_user_rsp]     ; rsp
+    push qword [gs:CPU_OFFSET_USER_RSP]   ; rsp
     push r11                              ; rflags
     push GDT_USER_CODE                    ; cs
     push rcx                              ; rip
@@ -53,10 +55,5 @@ global arch_thread_trampoline
 arch_thread_trampoline:
     call sched_after_switch
     jmp trap_return
-
-section .bss
-align 8
-cpu_kernel_rsp:   resq 1
-syscall_user_rsp: resq 1
 
 section .note.GNU-stack noalloc noexec nowrite progbits

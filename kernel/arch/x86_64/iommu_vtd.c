@@ -573,16 +573,6 @@ static uint64_t ram_top(const struct mb_info *info)
     return top;
 }
 
-static bool overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len)
-{
-    for (size_t i = 0; i < info->nregions; i++) {
-        const struct mb_region *r = &info->regions[i];
-        if (r->type == MB_MEM_RAM && base < r->base + r->len && r->base < base + len)
-            return true;
-    }
-    return false;
-}
-
 static void unit_drop(struct vtd_unit *u)
 {
     if (u->root)
@@ -598,7 +588,7 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
                       const struct mb_info *info)
 {
     uint64_t bytes = (uint64_t)du->register_pages * PAGE_SIZE;
-    if (overlaps_ram(info, du->register_base, bytes)) {
+    if (mb_overlaps_ram(info, du->register_base, bytes)) {
         kprintf("iommu: the unit's registers at %#lx lie in RAM; refused\n", du->register_base);
         return -EINVAL;
     }

@@ -1,10 +1,22 @@
 ; Architecture layer (x86-64): interrupt and exception entry stubs. Every stub
 ; pushes a uniform frame (struct trap_frame in arch/trap.h) and calls
 ; trap_dispatch(); trap_return restores it and leaves with iretq.
+;
+; GS: user code runs with its own GS base, the kernel with its struct cpu's
+; (arch/smp.h). An entry from user mode (the frame's CS has RPL 3) swaps
+; them, and so does every return to user mode. One case needs more care:
+; an exception in kernel mode between SYSCALL and its swapgs, or between
+; trap_return's swapgs and iretq, finds the user's GS base. Only
+; exceptions can land there (interrupts are off), and any exception there
+; is fatal, so exceptions from kernel mode check the GS base MSR itself
+; (kernel addresses have bit 63 set) and, on finding the user's, swap and
+; report through trap_entry_window_fault, which does not return.
 bits 64
 %include "frame.inc"
+%include "machine.inc"
 section .text
 extern trap_dispatch
+extern trap_entry_window_fault
 
 %macro STUB_NOERR 1
 isr_%1:
@@ -20,7 +32,7 @@ isr_%1:
 
 ; Vectors that push an error code: 8, 10-14, 17, 21, 29, 30.
 %assign v 0
-%rep 48
+%rep VECTOR_STUBS
   %if v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30
     STUB_ERR v
   %else
@@ -32,11 +44,30 @@ STUB_NOERR 255
 
 isr_common:
     PUSH_GPRS
+    test byte [rsp + TRAP_FRAME_CS], 3
+    jnz .from_user
+    cmp qword [rsp + TRAP_FRAME_VECTOR], 32
+    jae .dispatch
+    mov ecx, MSR_GS_BASE                  ; an exception in kernel mode
+    rdmsr
+    test edx, edx
+    js .dispatch                          ; the kernel's GS base
+    swapgs
+    mov rdi, rsp
+    cld
+    call trap_entry_window_fault          ; does not return
+.from_user:
+    swapgs
+.dispatch:
     mov rdi, rsp
     cld
     call trap_dispatch
 global trap_return
 trap_return:
+    test byte [rsp + TRAP_FRAME_CS], 3
+    jz .restore
+    swapgs
+.restore:
     POP_GPRS
     add rsp, 16                           ; vector, error
     iretq
@@ -45,7 +76,7 @@ section .rodata
 global isr_table
 isr_table:
 %assign v 0
-%rep 48
+%rep VECTOR_STUBS
     dq isr_ %+ v
   %assign v v + 1
 %endrep

@@ -5,8 +5,8 @@
  *
  * All-or-nothing: paging_map() first counts the table pages the range is
  * missing and checks that the pool has them, then maps in a step that cannot
- * fail (the kernel is single-CPU and not preemptible, so nobody takes those
- * frames in between).
+ * fail (the kernel runs on one CPU and is not preemptible, so nobody takes
+ * those frames in between; the other CPUs only idle).
  */
 #include <arch/arch.h>
 #include <abi/errno.h>
@@ -287,6 +287,30 @@ void paging_unmap_kernel(uint64_t va, uint64_t size)
     /* Kernel entries are global: invlpg drops them whatever CR3 holds. */
     for (uint64_t off = 0; off < size; off += PAGE_SIZE)
         invlpg(va + off);
+}
+
+int paging_trampoline_create(uint64_t *root)
+{
+    if (pool_free_frames() < 3)
+        return -ENOMEM;
+    uint64_t r = new_table(), pdpt = new_table(), pd = new_table();
+    memcpy(&table(r)[PML4_USER_SLOTS], &table(kernel_root)[PML4_USER_SLOTS], 256 * sizeof(uint64_t));
+    /* Executable and not global: an entry left in a TLB would otherwise
+     * survive CR3 loads and map the null page. */
+    table(pd)[0] = PTE_P | PTE_W | PTE_PS;
+    table(pdpt)[0] = pd | PTE_P | PTE_W;
+    table(r)[0] = pdpt | PTE_P | PTE_W;
+    *root = r;
+    return 0;
+}
+
+void paging_trampoline_destroy(uint64_t root)
+{
+    uint64_t pdpt = table(root)[0] & PTE_ADDR;
+    uint64_t pd = table(pdpt)[0] & PTE_ADDR;
+    pool_free_frame(pd);
+    pool_free_frame(pdpt);
+    pool_free_frame(root);
 }
 
 extern char kernel_phys_start[], kernel_end[];

@@ -1,37 +1,29 @@
 /*
- * Architecture layer (x86-64): the legacy 8259 PICs and the 8254 PIT. The PIT
- * raises IRQ 0 at the scheduling rate; the TSC, calibrated against PIT
- * channel 2 once at boot, gives fine-grained time. Other IRQs stay masked
- * until a driver unmasks them (arch_irq_unmask: the serial console).
+ * Architecture layer (x86-64): time. The TSC, calibrated once at boot
+ * against PIT channel 2, measures time (arch_time_ns). The scheduling tick
+ * comes from each CPU's local APIC timer in APIC mode (apic.c measures it
+ * against the TSC), or from PIT channel 0 on ISA line 0: in legacy mode
+ * (arch/apic.h), when the BSP's local APIC timer does not count, or with
+ * `timer=pit` on the command line (which tests that path). Callers: kmain
+ * (arch_timer_init), smp.c (the APs' ticks), everyone (arch_time_ns).
  */
+#include <arch/apic.h>
 #include <arch/arch.h>
+#include <common/cmdline.h>
+#include <common/string.h>
+#include <kernel/console.h>
 
-#define PIC1_CMD 0x20
-#define PIC1_DATA 0x21
-#define PIC2_CMD 0xa0
-#define PIC2_DATA 0xa1
 #define PIT_CH0 0x40
 #define PIT_CH2 0x42
 #define PIT_CMD 0x43
 #define PIT_GATE 0x61
 #define PIT_HZ 1193182u
+#define PIT_LINE 0u
 
 static uint64_t tsc_per_us = 1;
 static uint64_t tsc_at_boot;
-
-static void pic_init(void)
-{
-    outb(PIC1_CMD, 0x11);
-    outb(PIC2_CMD, 0x11);
-    outb(PIC1_DATA, VECTOR_IRQ_BASE);
-    outb(PIC2_DATA, VECTOR_IRQ_BASE + 8);
-    outb(PIC1_DATA, 4);
-    outb(PIC2_DATA, 2);
-    outb(PIC1_DATA, 0x01);
-    outb(PIC2_DATA, 0x01);
-    outb(PIC1_DATA, 0xfe); /* only IRQ 0 */
-    outb(PIC2_DATA, 0xff);
-}
+static unsigned tick_hz;
+static bool pit_ticks;
 
 /* Counts TSC ticks across 10 ms of PIT channel 2 (gate-controlled, polled). */
 static void tsc_calibrate(void)
@@ -53,16 +45,32 @@ static void tsc_calibrate(void)
         tsc_per_us = 1;
 }
 
-void arch_timer_init(unsigned hz)
+void arch_timer_init(unsigned hz, const char *cmdline)
 {
-    pic_init();
     tsc_calibrate();
     tsc_at_boot = rdtsc();
+    tick_hz = hz;
+    if (interrupts_apic_mode()) {
+        const char *v;
+        size_t n;
+        if (cmdline_get(cmdline, "timer", &v, &n) && n == 3 && memcmp(v, "pit", 3) == 0)
+            kprintf("timer: timer=pit: the PIT ticks for the BSP\n");
+        else if (lapic_timer_start(hz))
+            return;
+        else
+            kprintf("timer: the BSP's local APIC timer does not count: the PIT ticks instead\n");
+    }
     uint32_t divisor = PIT_HZ / hz;
     outb(PIT_CMD, 0x34); /* channel 0, lo/hi, rate generator */
     outb(PIT_CH0, divisor & 0xff);
     outb(PIT_CH0, (divisor >> 8) & 0xff);
+    pit_ticks = true;
+    arch_irq_unmask(PIT_LINE);
 }
+
+bool timer_pit_ticks(void) { return pit_ticks; }
+
+bool timer_start_this_cpu(void) { return lapic_timer_start(tick_hz); }
 
 uint64_t arch_tsc_per_us(void) { return tsc_per_us; }
 
@@ -71,29 +79,4 @@ uint64_t arch_time_ns(void)
     uint64_t ticks = rdtsc() - tsc_at_boot;
     /* ticks * 1000 / tsc_per_us without overflowing for centuries */
     return (ticks / tsc_per_us) * 1000 + (ticks % tsc_per_us) * 1000 / tsc_per_us;
-}
-
-void arch_irq_unmask(unsigned irq)
-{
-    if (irq < 8) {
-        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << irq));
-    } else {
-        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << 2));
-        outb(PIC2_DATA, inb(PIC2_DATA) & (uint8_t)~(1u << (irq - 8)));
-    }
-}
-
-void arch_irq_mask(unsigned irq)
-{
-    if (irq < 8)
-        outb(PIC1_DATA, inb(PIC1_DATA) | (uint8_t)(1u << irq));
-    else
-        outb(PIC2_DATA, inb(PIC2_DATA) | (uint8_t)(1u << (irq - 8)));
-}
-
-void arch_irq_eoi(unsigned irq)
-{
-    if (irq >= 8)
-        outb(PIC2_CMD, 0x20);
-    outb(PIC1_CMD, 0x20);
 }

@@ -1,10 +1,12 @@
 /*
  * Architecture layer (x86-64): where every exception and interrupt lands
  * (isr.asm calls trap_dispatch). It decodes the vector and hands over to
- * generic code: the scheduler's tick, the process layer for user faults,
- * the exception table for faults in user copies, panic for other faults in
- * the kernel.
+ * generic code: the scheduler's tick (on the BSP), the process layer for
+ * user faults, the exception table for faults in user copies, panic for
+ * other faults in the kernel; the IPI handlers (smp.c) and the per-CPU
+ * tick count on every CPU.
  */
+#include <arch/apic.h>
 #include <arch/arch.h>
 #include <kernel/console.h>
 #include <kernel/iommu.h>
@@ -60,6 +62,40 @@ bool arch_fixup_fault(struct trap_frame *f)
 
 #define VECTOR_PAGE_FAULT 14
 
+void trap_entry_window_fault(struct trap_frame *f);
+void trap_entry_window_fault(struct trap_frame *f)
+{
+    kprintf("PANIC: kernel fault with the user's GS base (the entry or exit path): %s at %#lx\n",
+            trap_vector_name(f->vector), f->rip);
+    trap_print_frame(f);
+    panic("unrecoverable fault in the kernel's entry path");
+}
+
+/* An ISA line's interrupt, from either controller (arch/apic.h). Only the
+ * BSP receives them: both controllers deliver there. */
+static void device_line(struct trap_frame *f, unsigned line)
+{
+    bool apic = interrupts_apic_mode();
+    if (line == 0 && timer_pit_ticks()) {
+        /* The PIT: the BSP's tick (arch/apic.h says when). */
+        arch_irq_eoi(0);
+        this_cpu()->ticks++;
+        iommu_poll_faults();
+        sched_tick(f);
+        return;
+    }
+    /* The 8259s raise line 7 or 15 for an interrupt that went away before
+     * the CPU acknowledged it; those get no EOI from the PIC that did not
+     * raise them. The I/O APIC has no such thing. */
+    bool spurious = !apic && (line == 7 || line == 15);
+    if (line == ARCH_IRQ_SERIAL)
+        console_input_interrupt();
+    else if (!spurious)
+        irq_dispatch(line); /* a driver's: masked until it acknowledges */
+    if (!spurious)
+        arch_irq_eoi(line);
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
     if (f->vector < 32) {
@@ -69,26 +105,43 @@ void trap_dispatch(struct trap_frame *f)
         }
         if (f->vector == VECTOR_PAGE_FAULT && arch_fixup_fault(f))
             return; /* a user copy met an unmapped page: it returns -EFAULT */
-        kprintf("PANIC: kernel fault: %s at %#lx\n", trap_vector_name(f->vector), f->rip);
+        kprintf("PANIC: kernel fault on CPU %u: %s at %#lx\n", arch_cpu_id(), trap_vector_name(f->vector), f->rip);
         trap_print_frame(f);
         panic("unrecoverable fault in the kernel");
     }
-    if (f->vector == VECTOR_IRQ_BASE) {
-        arch_irq_eoi(0);
-        iommu_poll_faults();
-        sched_tick(f);
+    switch (f->vector) {
+    case VECTOR_LAPIC_TIMER: {
+        /* The EOI first: sched_tick may switch threads before this frame
+         * returns. Other CPUs count their ticks and nothing more until the
+         * scheduler runs threads on them. */
+        lapic_eoi();
+        struct cpu *c = this_cpu();
+        c->ticks++;
+        if (c->id == 0) {
+            iommu_poll_faults();
+            sched_tick(f);
+        }
         return;
     }
-    if (f->vector > VECTOR_IRQ_BASE && f->vector < VECTOR_IRQ_BASE + 16) {
-        unsigned irq = (unsigned)(f->vector - VECTOR_IRQ_BASE);
-        if (irq == ARCH_IRQ_SERIAL)
-            console_input_interrupt();
-        else if (irq != 7 && irq != 15)
-            irq_dispatch(irq); /* a driver's: masked until it acknowledges */
-        /* Spurious IRQ 7/15 get no EOI on the PIC that did not raise them. */
-        if (irq != 7 && irq != 15)
-            arch_irq_eoi(irq);
+    case VECTOR_IPI_CALL:
+        lapic_eoi();
+        smp_handle_call_ipi();
+        return;
+    case VECTOR_IPI_RESCHEDULE:
+        lapic_eoi();
+        smp_handle_reschedule_ipi();
+        return;
+    case VECTOR_LAPIC_ERROR:
+        this_cpu()->apic_errors++;
+        (void)lapic_error_status();
+        lapic_eoi();
+        return;
+    case VECTOR_SPURIOUS:
+        return; /* the local APIC's: no EOI */
+    }
+    if (f->vector >= VECTOR_IRQ_BASE && f->vector < VECTOR_IRQ_BASE + 16) {
+        device_line(f, (unsigned)(f->vector - VECTOR_IRQ_BASE));
         return;
     }
-    /* VECTOR_SPURIOUS and anything unexpected: ignore. */
+    /* Anything unexpected: ignore. */
 }

@@ -101,6 +101,10 @@ int mb_parse(const void *mbi, size_t avail, struct mb_info *out, mb_warn_fn warn
 /* "RAM", "reserved", ... for the boot log; "unknown" for other values. */
 const char *mb_mem_type_name(uint32_t type);
 
+/* Whether [base, base + len) shares a byte with a MB_MEM_RAM region (device
+ * registers a firmware table places there are refused). */
+bool mb_overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len);
+
 /* Total length of the MB_MEM_RAM regions. */
 uint64_t mb_ram_bytes(const struct mb_info *info);
 

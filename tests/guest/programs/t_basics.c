@@ -44,6 +44,8 @@ int main(int argc, char **argv)
     test_check(&t, "kinfo", r == 0 && k.pool_frames_free > 0 && k.pool_frames_free <= k.pool_frames_total &&
                k.processes >= 2 && k.threads >= 2, "kinfo %ld: pool %lu/%lu, %lu processes",
                r, k.pool_frames_free, k.pool_frames_total, k.processes);
+    test_check(&t, "kinfo_cpus", k.ncpus_online >= 1 && k.ncpus_online <= k.ncpus_present,
+               "%lu CPUs online of %lu present", k.ncpus_online, k.ncpus_present);
     r = sys_kinfo((struct abi_kinfo *)&read_only_kinfo);
     test_check(&t, "read_only_destination", r == -EFAULT, "write into .rodata gave %ld", r);
     r = sys_kinfo((struct abi_kinfo *)0xffff800000001000ull);

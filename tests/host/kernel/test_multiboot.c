@@ -232,6 +232,15 @@ static void test_qemu_pc_5g(void **state)
     assert_int_equal(info.rsdp_old[19], 0x42);
     assert_int_equal(info.rsdp_new_len, 0);
     assert_int_equal(mb_ram_bytes(&info), 0x9fc00 + (0xbffe0000 - 0x100000) + 0x80000000ull);
+    /* Device registers: the local and I/O APICs lie outside RAM; a page
+     * that touches RAM by one byte, at either end, does not. */
+    assert_false(mb_overlaps_ram(&info, 0xfee00000, 4096));
+    assert_false(mb_overlaps_ram(&info, 0xfec00000, 4096));
+    assert_false(mb_overlaps_ram(&info, 0x9fc00, 0x400));
+    assert_true(mb_overlaps_ram(&info, 0x9f000, 4096));
+    assert_true(mb_overlaps_ram(&info, 0xbffe0000 - 1, 4096));
+    assert_true(mb_overlaps_ram(&info, 0x100000000ull - 4096, 4097));
+    assert_false(mb_overlaps_ram(&info, 0x100000000ull - 4096, 4096));
     assert_string_equal(mb_mem_type_name(MB_MEM_RAM), "RAM");
     assert_string_equal(mb_mem_type_name(MB_MEM_ACPI_NVS), "ACPI NVS");
     assert_string_equal(mb_mem_type_name(99), "unknown");

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <arch/cpu.h>
 #include <arch/layout.h>
+#include <arch/smp.h>
 #include <arch/trap.h>
 
 /* Serial console (COM1). */
@@ -20,20 +21,30 @@ void arch_serial_enable_input(void); /* IRQ 4 on every received byte */
 int arch_serial_read_byte(void);     /* a received byte, or -1 */
 #define ARCH_IRQ_SERIAL 4u
 
-/* CPU set-up: GDT, TSS, IDT, SYSCALL MSRs, NX, SSE for user code. */
+/* The BSP's set-up: GDT, TSS, IDT, per-CPU data in GS, SYSCALL MSRs, NX,
+ * SSE for user code. The other CPUs: smp_start (arch/smp.h). */
 void arch_cpu_init(void);
 bool arch_has_nx(void);
-unsigned arch_cpu_count_hint(void);
-void arch_set_kernel_stack(uint64_t top); /* TSS rsp0 and the SYSCALL stack */
+/* This CPU's TSS rsp0 and SYSCALL stack. */
+void arch_set_kernel_stack(uint64_t top);
 
-/* Timer: the PIT drives scheduling ticks; the TSC, calibrated against the
- * PIT, measures time. */
-void arch_timer_init(unsigned hz);
+/* Interrupt controllers: the local and I/O APICs from the MADT, or the
+ * 8259s when there is no usable MADT or the command line says apic=off
+ * (arch/apic.h). After paging, before the timer. */
+struct mb_info;
+void arch_interrupts_init(const struct mb_info *info, const char *cmdline);
+/* Device interrupts by ISA line, 0-15 (the PCI interrupt-line register's
+ * numbering), on whichever controller carries them. */
+void arch_irq_eoi(unsigned line);
+void arch_irq_unmask(unsigned line);
+void arch_irq_mask(unsigned line);
+
+/* Time: the TSC, calibrated against the PIT, measures it; the tick comes
+ * from the local APIC timer of every CPU (or the PIT in legacy mode, or
+ * for the BSP with `timer=pit` on the command line). */
+void arch_timer_init(unsigned hz, const char *cmdline);
 uint64_t arch_tsc_per_us(void);
 uint64_t arch_time_ns(void);
-void arch_irq_eoi(unsigned irq);
-void arch_irq_unmask(unsigned irq);
-void arch_irq_mask(unsigned irq);
 
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
 #define ARCH_FPU_AREA_SIZE 512

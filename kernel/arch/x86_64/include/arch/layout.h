@@ -6,6 +6,8 @@
  *   0xfffffe8000000000 .. +1 GiB              window for device registers and
  *                                             firmware tables (kernel/ioremap.h)
  *   0xffffff0000000000 ..                     kernel stacks, with guard pages
+ *   0xffffff0008000000 ..                     each CPU's own stacks (idle, IST),
+ *                                             with guard pages
  *   0xffffffff80000000 ..                     kernel image (phys + KERNEL_VMA)
  *
  * The kernel half (PML4 slots 256..511) is shared by every address space.
@@ -24,6 +26,12 @@
 #define KSTACK_SLOT_SIZE  (32 * 1024ul)           /* 16 KiB stack + 16 KiB guard */
 #define KSTACK_SIZE       (16 * 1024ul)
 #define KSTACK_SLOTS      4096u
+/* Per CPU, above the thread stacks: the idle stack and the interrupt stack
+ * table's stacks, each above an unmapped guard page (smp.c maps them). */
+#define CPU_STACK_AREA_BASE (KSTACK_AREA_BASE + (uint64_t)KSTACK_SLOTS * KSTACK_SLOT_SIZE)
+#define CPU_STACK_SLOT_SIZE (64 * 1024ul)
+#define CPU_IDLE_STACK_SIZE (16 * 1024ul)
+#define CPU_IST_STACK_SIZE  (8 * 1024ul)
 
 #define PAGE_SIZE         ((uint64_t)ABI_PAGE_SIZE)
 #define LARGE_PAGE_SIZE   ((uint64_t)ABI_LARGE_PAGE_SIZE)

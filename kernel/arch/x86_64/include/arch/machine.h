@@ -30,11 +30,45 @@
 #define GDT_USER_CODE 0x2b
 #define GDT_TSS 0x30
 
-/* Interrupt vectors: the legacy PIC's IRQs from 32, the system call's
- * marker in trap frames, the spurious vector. */
+/* Interrupt vectors. ISA lines 0-15 arrive at VECTOR_IRQ_BASE + line from
+ * either controller (the 8259 pair or the I/O APIC); the local APIC's own
+ * sources follow; isr.asm has entry stubs for every vector below
+ * VECTOR_STUBS and for the spurious one. The system call's number is only
+ * a marker in trap frames (SYSCALL does not go through the IDT). The local
+ * APIC orders pending interrupts by vector / 16, so the IPIs share a class
+ * with the timer, above the device lines. */
 #define VECTOR_IRQ_BASE 32
+#define VECTOR_LAPIC_TIMER 48
+#define VECTOR_IPI_RESCHEDULE 49
+#define VECTOR_IPI_CALL 50
+#define VECTOR_LAPIC_ERROR 51
+#define VECTOR_STUBS 52
 #define VECTOR_SYSCALL 0x80
 #define VECTOR_SPURIOUS 0xff
+
+/* Offsets into struct trap_frame (arch/trap.h) that the entry code reads. */
+#define TRAP_FRAME_VECTOR 120
+#define TRAP_FRAME_CS 144
+
+/* Per-CPU data (struct cpu, arch/smp.h) is reached through GS while the
+ * kernel runs; the entry code reads these fields by offset. */
+#define MSR_GS_BASE 0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+#define CPU_OFFSET_SELF 0
+#define CPU_OFFSET_KERNEL_RSP 8
+#define CPU_OFFSET_USER_RSP 16
+
+/* The application processors' start-up code (trampoline.asm) runs from a
+ * page below 1 MiB that smp.c picks; it reads its parameters at this
+ * offset in the page, 8-byte fields in this order. */
+#define TRAMPOLINE_PARAMS 0xf00
+#define TRAMPOLINE_CR0 0
+#define TRAMPOLINE_CR3 8
+#define TRAMPOLINE_CR4 16
+#define TRAMPOLINE_EFER 24
+#define TRAMPOLINE_STACK 32
+#define TRAMPOLINE_CPU 40
+#define TRAMPOLINE_ENTRY 48
 
 /* The console: COM1. */
 #define COM1_PORT 0x3f8

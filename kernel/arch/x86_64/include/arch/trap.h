@@ -6,8 +6,9 @@
 #ifndef ARCH_TRAP_H
 #define ARCH_TRAP_H
 
-#include <stdint.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <arch/machine.h>
 
 struct trap_frame {
@@ -16,6 +17,8 @@ struct trap_frame {
     uint64_t vector, error;
     uint64_t rip, cs, rflags, rsp, ss;
 };
+_Static_assert(offsetof(struct trap_frame, vector) == TRAP_FRAME_VECTOR, "isr.asm reads the vector");
+_Static_assert(offsetof(struct trap_frame, cs) == TRAP_FRAME_CS, "isr.asm reads cs");
 
 
 #define RFLAGS_IF       (1ull << 9)

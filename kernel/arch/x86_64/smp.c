@@ -1,0 +1,440 @@
+/*
+ * Architecture layer (x86-64): the application processors (arch/smp.h).
+ * Callers: kmain (smp_start, once), generic code (smp_call,
+ * smp_send_reschedule), trap.c (the IPI handlers).
+ *
+ * Bring-up, one AP at a time (SDM 8.4.4: INIT, 10 ms, start-up IPI,
+ * 200 us, a second start-up IPI if the first went unanswered):
+ *
+ *   1. The BSP maps the AP's stacks (idle and IST, each above a guard
+ *      page), writes the trampoline's parameters (its page tables, CR0,
+ *      CR4, EFER as the BSP has them, the stack, the struct cpu, the entry
+ *      point) and sets the CPU's state to STARTING.
+ *   2. The AP runs trampoline.asm from a page below 1 MiB into long mode
+ *      and enters ap_entry on its idle stack; there it loads the kernel's
+ *      page tables, checks that it is the CPU the parameters name, and
+ *      moves the state from STARTING to ARRIVED by compare-and-swap.
+ *   3. It loads its GDT, TSS, IDT and GS base (cpu.c), sets up its local
+ *      APIC and starts its timer, then moves ARRIVED to ONLINE and idles.
+ *   4. The BSP waits at most AP_START_TIMEOUT_NS for ONLINE, then checks
+ *      with one cross-CPU call that the AP answers IPIs. An AP that misses
+ *      either is reported, moved to FAILED (the compare-and-swap tells a
+ *      late AP that it lost, and it halts) and sent INIT, which parks it
+ *      before the trampoline's parameters are written for the next one.
+ *
+ * Cross-CPU calls: one caller at a time holds call_lock and writes each
+ * target's mailbox in its struct cpu (function, argument, then a bumped
+ * request count); the target's VECTOR_IPI_CALL handler runs the function
+ * and copies the request count to its completion count, which the caller
+ * waits for. Release and acquire order the mailbox writes before the
+ * request count and the function's effects before the acknowledgement.
+ */
+#include <abi/errno.h>
+#include <arch/apic.h>
+#include <arch/arch.h>
+#include <arch/smp.h>
+#include <common/cmdline.h>
+#include <common/string.h>
+#include <kernel/console.h>
+#include <kernel/paging.h>
+#include <kernel/physmem.h>
+#include <kernel/pool.h>
+
+#define INIT_DELAY_US 10000u
+#define STARTUP_DELAY_US 200u
+/* Generous: under TCG on a loaded host a vCPU thread may wait for the
+ * host's scheduler, and the AP measures its timer for 10 ms. */
+#define AP_START_TIMEOUT_NS 2000000000ull
+#define AP_CALL_TIMEOUT_NS 2000000000ull
+/* The first page start-up IPIs may name; below it are the real-mode
+ * interrupt vectors and the BIOS data area (the ACPI RSDP search reads
+ * the EBDA pointer there). */
+#define TRAMPOLINE_LOWEST 0x1000ull
+#define TRAMPOLINE_LIMIT 0xa0000ull /* conventional memory ends here */
+
+struct trampoline_params {
+    uint64_t cr0, cr3, cr4, efer, stack, cpu, entry;
+};
+_Static_assert(offsetof(struct trampoline_params, cr0) == TRAMPOLINE_CR0, "trampoline.asm reads cr0");
+_Static_assert(offsetof(struct trampoline_params, cr3) == TRAMPOLINE_CR3, "trampoline.asm reads cr3");
+_Static_assert(offsetof(struct trampoline_params, cr4) == TRAMPOLINE_CR4, "trampoline.asm reads cr4");
+_Static_assert(offsetof(struct trampoline_params, efer) == TRAMPOLINE_EFER, "trampoline.asm reads efer");
+_Static_assert(offsetof(struct trampoline_params, stack) == TRAMPOLINE_STACK, "trampoline.asm reads stack");
+_Static_assert(offsetof(struct trampoline_params, cpu) == TRAMPOLINE_CPU, "trampoline.asm reads cpu");
+_Static_assert(offsetof(struct trampoline_params, entry) == TRAMPOLINE_ENTRY, "trampoline.asm reads entry");
+
+#define CR4_PGE (1ull << 7)
+#define EFER_LME (1ull << 8)
+
+extern const char trampoline_start[], trampoline_end[];
+
+static unsigned cpus_present = 1;
+static unsigned cpus_known = 1;              /* entries of cpus[] in use */
+static cpu_mask_t online_mask = CPU_MASK(0);
+static bool all_present_online = true;       /* the broadcast shorthand reaches only online CPUs */
+static uint64_t ap_cr4;                      /* the BSP's, which APs take once in the kernel's tables */
+static uint64_t ap_ist_top[SMP_MAX_CPUS][3];
+static volatile int call_lock;
+
+unsigned smp_cpus_present(void) { return cpus_present; }
+unsigned smp_cpus_online(void) { return cpu_mask_count(__atomic_load_n(&online_mask, __ATOMIC_ACQUIRE)); }
+cpu_mask_t smp_online_mask(void) { return __atomic_load_n(&online_mask, __ATOMIC_ACQUIRE); }
+
+static void delay_us(uint64_t us)
+{
+    uint64_t end = arch_time_ns() + us * 1000;
+    while (arch_time_ns() < end)
+        __asm__ volatile("pause");
+}
+
+static bool set_state(struct cpu *c, int from, int to)
+{
+    return __atomic_compare_exchange_n(&c->state, &from, to, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* ---- cross-CPU calls ---- */
+
+static void serve_call(struct cpu *c)
+{
+    uint64_t requested = __atomic_load_n(&c->call_requested, __ATOMIC_ACQUIRE);
+    if (requested == c->call_completed)
+        return;
+    c->call_fn(c->call_arg);
+    __atomic_store_n(&c->call_completed, requested, __ATOMIC_RELEASE);
+}
+
+void smp_handle_call_ipi(void)
+{
+    struct cpu *c = this_cpu();
+    c->call_ipis++;
+    serve_call(c);
+}
+
+void smp_handle_reschedule_ipi(void) { this_cpu()->resched_ipis++; }
+
+static void call_lock_acquire(struct cpu *self)
+{
+    while (__atomic_exchange_n(&call_lock, 1, __ATOMIC_ACQUIRE)) {
+        /* The holder may be waiting for this CPU, which has interrupts off. */
+        while (__atomic_load_n(&call_lock, __ATOMIC_RELAXED)) {
+            serve_call(self);
+            __asm__ volatile("pause");
+        }
+    }
+}
+
+static void call_lock_release(void) { __atomic_store_n(&call_lock, 0, __ATOMIC_RELEASE); }
+
+/* Posts fn to each target's mailbox, interrupts them, and waits up to
+ * timeout_ns; returns the targets that acknowledged. The caller holds
+ * call_lock and is not among the targets. */
+static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(void *), void *arg,
+                                uint64_t timeout_ns)
+{
+    for (unsigned id = 0; id < cpus_known; id++) {
+        if (!(targets & CPU_MASK(id)))
+            continue;
+        struct cpu *t = &cpus[id];
+        t->call_fn = fn;
+        t->call_arg = arg;
+        __atomic_store_n(&t->call_requested, t->call_requested + 1, __ATOMIC_RELEASE);
+    }
+    /* An IPI the local APIC would not send shows as a missing
+     * acknowledgement. */
+    if (broadcast) {
+        lapic_send_ipi_others(VECTOR_IPI_CALL);
+    } else {
+        for (unsigned id = 0; id < cpus_known; id++)
+            if (targets & CPU_MASK(id))
+                lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
+    }
+    cpu_mask_t acked = 0, waiting = targets;
+    uint64_t deadline = arch_time_ns() + timeout_ns;
+    while (waiting) {
+        for (unsigned id = 0; id < cpus_known; id++) {
+            struct cpu *t = &cpus[id];
+            if ((waiting & CPU_MASK(id)) &&
+                __atomic_load_n(&t->call_completed, __ATOMIC_ACQUIRE) == t->call_requested) {
+                acked |= CPU_MASK(id);
+                waiting &= ~CPU_MASK(id);
+            }
+        }
+        if (waiting && arch_time_ns() > deadline)
+            break;
+        __asm__ volatile("pause");
+    }
+    return acked;
+}
+
+cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg)
+{
+    struct cpu *self = this_cpu();
+    cpu_mask_t others = smp_online_mask() & ~CPU_MASK(self->id);
+    targets &= others;
+    if (!targets)
+        return 0;
+    call_lock_acquire(self);
+    cpu_mask_t acked = call_and_wait(targets, targets == others && all_present_online, fn, arg, SMP_CALL_TIMEOUT_NS);
+    call_lock_release();
+    if (acked != targets)
+        panic("smp: CPUs %#lx did not acknowledge a call from CPU %u within %llu s", targets & ~acked, self->id,
+              SMP_CALL_TIMEOUT_NS / 1000000000ull);
+    return targets;
+}
+
+void smp_send_reschedule(unsigned cpu)
+{
+    if (cpu >= SMP_MAX_CPUS || cpu == arch_cpu_id() || !(smp_online_mask() & CPU_MASK(cpu)))
+        return;
+    lapic_send_ipi(cpus[cpu].apic_id, VECTOR_IPI_RESCHEDULE);
+}
+
+void smp_ap_idle(void)
+{
+    for (;;)
+        arch_wait_for_interrupt();
+}
+
+/* ---- bring-up ---- */
+
+static void ap_entry(struct cpu *c) __attribute__((noreturn, used));
+static void ap_entry(struct cpu *c)
+{
+    write_cr3(paging_kernel_root());
+    write_cr4(ap_cr4);
+    cpu_init_this(c, ap_ist_top[c->id]);
+    /* A CPU whose parameters were meant for another, or that arrives after
+     * the BSP gave up on it, touches nothing more. */
+    if (lapic_id() != c->apic_id || !set_state(c, CPU_STARTING, CPU_ARRIVED))
+        arch_halt_forever();
+    lapic_init_this_cpu(interrupts_madt(), c->acpi_uid);
+    (void)timer_start_this_cpu(); /* without one, lapic_ticks_per_tick says so */
+    if (!set_state(c, CPU_ARRIVED, CPU_ONLINE))
+        arch_halt_forever();
+    smp_ap_idle();
+}
+
+/* The first page of conventional memory that is RAM and holds nothing
+ * the kernel still reads (the multiboot information, the modules). */
+static bool pick_trampoline_page(const struct mb_info *info, const struct phys_range *in_use, unsigned nin_use,
+                                 uint64_t *page)
+{
+    for (uint64_t p = TRAMPOLINE_LOWEST; p < TRAMPOLINE_LIMIT; p += PAGE_SIZE) {
+        bool ram = false, busy = false;
+        for (size_t i = 0; i < info->nregions; i++) {
+            const struct mb_region *r = &info->regions[i];
+            if (r->type == MB_MEM_RAM && r->base <= p && p + PAGE_SIZE <= r->base + r->len)
+                ram = true;
+        }
+        for (unsigned i = 0; i < nin_use; i++)
+            if (p < in_use[i].base + in_use[i].len && in_use[i].base < p + PAGE_SIZE)
+                busy = true;
+        if (ram && !busy) {
+            *page = p;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The AP's idle stack and its three IST stacks, each above an unmapped
+ * guard page, in its slot of the CPU stack area. */
+static const uint64_t cpu_stack_sizes[4] = { CPU_IDLE_STACK_SIZE, CPU_IST_STACK_SIZE, CPU_IST_STACK_SIZE,
+                                             CPU_IST_STACK_SIZE };
+
+static int map_cpu_stacks(struct cpu *c)
+{
+    uint64_t slot = CPU_STACK_AREA_BASE + (uint64_t)c->id * CPU_STACK_SLOT_SIZE;
+    uint64_t frames = 0;
+    for (unsigned i = 0; i < 4; i++)
+        frames += cpu_stack_sizes[i] / PAGE_SIZE;
+    if (frames + paging_tables_needed(paging_kernel_root(), slot, 0, CPU_STACK_SLOT_SIZE) > pool_free_frames())
+        return -ENOMEM;
+    uint64_t va = slot, tops[4];
+    for (unsigned i = 0; i < 4; i++) {
+        va += PAGE_SIZE; /* the guard */
+        for (uint64_t off = 0; off < cpu_stack_sizes[i]; off += PAGE_SIZE) {
+            uint64_t frame = pool_alloc_frame();
+            VERIFY(frame && paging_map_kernel(va + off, frame, PAGE_SIZE) == 0);
+        }
+        va += cpu_stack_sizes[i];
+        tops[i] = va;
+    }
+    VERIFY(va <= slot + CPU_STACK_SLOT_SIZE);
+    c->idle_stack_top = tops[0];
+    for (unsigned i = 0; i < 3; i++)
+        ap_ist_top[c->id][i] = tops[i + 1];
+    return 0;
+}
+
+static const char *state_name(int state)
+{
+    switch (state) {
+    case CPU_STARTING: return "it never ran kernel code";
+    case CPU_ARRIVED: return "it reached the kernel but did not finish its set-up";
+    case CPU_ONLINE: return "it came up but did not answer an IPI";
+    default: return "?";
+    }
+}
+
+static void note_answer(void *arg) { (void)arg; }
+
+/* INIT-SIPI-SIPI, the bounded waits, the IPI check. The CPU's struct has
+ * its id, APIC id, UID and stacks. `withhold_startup` (the smp.nosipi test
+ * knob) sends INIT but no start-up IPI: the CPU then behaves as one that
+ * never answers. */
+static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t page, uint64_t root,
+                     bool withhold_startup)
+{
+    *params = (struct trampoline_params){
+        .cr0 = read_cr0(),
+        .cr3 = root,
+        .cr4 = ap_cr4 & ~CR4_PGE, /* no global entries until the kernel's tables are in */
+        .efer = rdmsr(MSR_EFER) & (EFER_LME | EFER_NXE | EFER_SCE),
+        .stack = c->idle_stack_top,
+        .cpu = (uint64_t)c,
+        .entry = (uint64_t)ap_entry,
+    };
+    __atomic_store_n(&c->state, CPU_STARTING, __ATOMIC_RELEASE);
+    uint64_t start = arch_time_ns();
+    bool sent = lapic_send_init(c->apic_id);
+    delay_us(INIT_DELAY_US);
+    sent = sent && (withhold_startup || lapic_send_startup(c->apic_id, (uint8_t)(page >> 12)));
+    delay_us(STARTUP_DELAY_US);
+    if (sent && !withhold_startup && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) == CPU_STARTING) {
+        sent = lapic_send_startup(c->apic_id, (uint8_t)(page >> 12));
+        delay_us(STARTUP_DELAY_US);
+    }
+    while (sent && __atomic_load_n(&c->state, __ATOMIC_ACQUIRE) != CPU_ONLINE &&
+           arch_time_ns() - start < AP_START_TIMEOUT_NS)
+        __asm__ volatile("pause");
+    int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    if (state == CPU_ONLINE) {
+        c->bringup_ns = arch_time_ns() - start;
+        call_lock_acquire(this_cpu());
+        bool answered = call_and_wait(CPU_MASK(c->id), false, note_answer, 0, AP_CALL_TIMEOUT_NS) != 0;
+        call_lock_release();
+        if (answered) {
+            __atomic_or_fetch(&online_mask, CPU_MASK(c->id), __ATOMIC_RELEASE);
+            return true;
+        }
+    }
+    if (!sent)
+        kprintf("smp: CPU %u (APIC id %u): the local APIC would not send the start-up IPIs\n", c->id, c->apic_id);
+    else
+        kprintf("smp: CPU %u (APIC id %u) did not come up within %llu ms: %s; parked with INIT\n", c->id,
+                c->apic_id, AP_START_TIMEOUT_NS / 1000000, state_name(state));
+    /* Whatever it is doing, it loses the race for its state and stops. */
+    while (!set_state(c, state, CPU_FAILED))
+        state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+    lapic_send_init(c->apic_id);
+    delay_us(INIT_DELAY_US);
+    return false;
+}
+
+/* At most how many CPUs to run, the BSP included, from smp=off and
+ * smp.cpus=N. */
+static unsigned cpu_cap(const char *cmdline)
+{
+    const char *v;
+    size_t n;
+    if (cmdline_get(cmdline, "smp", &v, &n)) {
+        if (n == 3 && memcmp(v, "off", 3) == 0) {
+            kprintf("smp: smp=off on the command line: the BSP only\n");
+            return 1;
+        }
+        kprintf("smp: smp=%.*s is not understood (smp=off is); ignored\n", (int)n, v);
+    }
+    uint64_t cap;
+    if (cmdline_get(cmdline, "smp.cpus", 0, 0)) {
+        if (cmdline_get_u64(cmdline, "smp.cpus", &cap) && cap >= 1) {
+            kprintf("smp: smp.cpus=%lu on the command line\n", cap);
+            return cap < SMP_MAX_CPUS ? (unsigned)cap : SMP_MAX_CPUS;
+        }
+        kprintf("smp: smp.cpus wants a number of CPUs from 1 up; ignored\n");
+    }
+    return SMP_MAX_CPUS;
+}
+
+void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsigned nin_use, const char *cmdline)
+{
+    const struct acpi_madt *madt = interrupts_madt();
+    if (!madt) {
+        kprintf("smp: 1 of 1 CPUs online (legacy mode: no other CPU is known)\n");
+        return;
+    }
+    cpus_present = madt->enabled_cpus;
+    unsigned cap = cpu_cap(cmdline);
+    uint64_t page = 0, root = 0;
+    struct trampoline_params *params = 0;
+    bool ready = false;
+    if (cap > 1 && cpus_present > 1) {
+        if ((size_t)(trampoline_end - trampoline_start) > TRAMPOLINE_PARAMS)
+            panic("smp: the trampoline (%zu bytes) overlaps its parameters", (size_t)(trampoline_end - trampoline_start));
+        if (!pick_trampoline_page(info, in_use, nin_use, &page))
+            kprintf("smp: no free page of conventional memory for the trampoline: the BSP only\n");
+        else if (paging_trampoline_create(&root) != 0)
+            kprintf("smp: no pool frames for the trampoline's page tables: the BSP only\n");
+        else
+            ready = true;
+    }
+    if (ready) {
+        uint8_t *tramp = phys_to_virt(page);
+        memcpy(tramp, trampoline_start, (size_t)(trampoline_end - trampoline_start));
+        params = (struct trampoline_params *)(tramp + TRAMPOLINE_PARAMS);
+        ap_cr4 = read_cr4();
+        kprintf("smp: trampoline at %#lx\n", page);
+    }
+
+    uint64_t nosipi = ~0ull;
+    if (cmdline_get_u64(cmdline, "smp.nosipi", &nosipi))
+        kprintf("smp: smp.nosipi=%lu: that CPU gets no start-up IPI (a test of the timeout)\n", nosipi);
+    unsigned online = 1, parked = 0;
+    for (unsigned i = 0; i < madt->ncpus; i++) {
+        const struct acpi_cpu *m = &madt->cpus[i];
+        if (!m->enabled || m->apic_id == cpus[0].apic_id)
+            continue;
+        if (!ready || online >= cap) {
+            /* Out of the firmware's hands and out of the way: waiting
+             * for a start-up IPI, nothing wakes it. */
+            if (m->apic_id <= 0xff && lapic_send_init(m->apic_id))
+                parked++;
+            all_present_online = false;
+            continue;
+        }
+        if (m->apic_id > 0xff) {
+            kprintf("smp: APIC id %u needs x2APIC, which this kernel does not use; left out\n", m->apic_id);
+            all_present_online = false;
+            continue;
+        }
+        if (cpus_known == SMP_MAX_CPUS) {
+            kprintf("smp: more than %u CPUs; APIC id %u left out\n", SMP_MAX_CPUS, m->apic_id);
+            all_present_online = false;
+            continue;
+        }
+        struct cpu *c = &cpus[cpus_known];
+        c->id = cpus_known;
+        c->apic_id = m->apic_id;
+        c->acpi_uid = m->uid;
+        if (map_cpu_stacks(c) != 0) {
+            kprintf("smp: no pool frames for CPU %u's stacks; APIC id %u left out\n", c->id, m->apic_id);
+            all_present_online = false;
+            continue;
+        }
+        cpus_known++;
+        if (start_ap(c, params, page, root, m->apic_id == nosipi)) {
+            online++;
+            kprintf("smp: CPU %u (APIC id %u) online after %lu us, timer %u counts a tick\n", c->id, c->apic_id,
+                    c->bringup_ns / 1000, c->lapic_ticks_per_tick);
+            if (!c->lapic_ticks_per_tick)
+                kprintf("smp: CPU %u's local APIC timer does not count: it runs without a tick\n", c->id);
+        } else {
+            all_present_online = false;
+        }
+    }
+    if (ready)
+        paging_trampoline_destroy(root);
+    if (parked)
+        kprintf("smp: %u CPU(s) not started, parked with INIT\n", parked);
+    kprintf("smp: %u of %u CPUs online\n", smp_cpus_online(), cpus_present);
+}
