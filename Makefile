@@ -4,13 +4,15 @@
 #   make test-quick  build, then the host tests and one QEMU run of the suite
 #   make soak        build, then the suite again and again with fresh seeds, under
 #                    QEMU and Bochs, for SOAK_MINUTES (not part of make test)
+#   make stress      build, then the ctest entries labelled stress (churn with
+#                    compaction on 4 CPUs for a few minutes; not part of make test)
 BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 RUNARGS ?=
 SOAK_MINUTES ?= 30
 SOAK_ARGS ?=
 
-.PHONY: all deps configure build run test test-quick soak clean
+.PHONY: all deps configure build run test test-quick soak stress clean
 
 all: build
 
@@ -27,10 +29,13 @@ run: build
 	@iso/run --iso $(BUILD)/tessera.iso $(RUNARGS)
 
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE stress
 
 test-quick: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'host|quick'
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L 'host|quick' -LE stress
+
+stress: build
+	@cd $(BUILD) && ctest --output-on-failure -L stress
 
 soak: build
 	@scripts/soak --iso $(BUILD)/tessera.iso --minutes $(SOAK_MINUTES) --jobs $(JOBS) \

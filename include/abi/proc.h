@@ -55,6 +55,10 @@ ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + A
 #define ABI_EXIT_IS_FAULT(s)   ((s) <= ABI_EXIT_FAULT_BASE && (s) > ABI_EXIT_FAULT_BASE - 256)
 #define ABI_EXIT_FAULT_VECTOR(s) ((int)(ABI_EXIT_FAULT_BASE - (s)))
 
+/* SYS_THREAD_AFFINITY's cpu argument: a CPU id, or one of these. */
+#define ABI_CPU_ANY  UINT64_MAX        /* may run on any CPU */
+#define ABI_CPU_SAME (UINT64_MAX - 1)  /* leave it as it is (a query) */
+
 /* Kernel statistics, for tests and monitors. */
 struct abi_kinfo {
     uint64_t pool_frames_total;  /* kernel frame pool, 4 KiB frames */
@@ -66,12 +70,15 @@ struct abi_kinfo {
     uint64_t tsc_per_us;         /* TSC calibration against the PIT */
     uint64_t ncpus_present;      /* CPUs the firmware lists as enabled (1 without a MADT) */
     uint64_t flags;              /* KINFO_* */
-    uint64_t ncpus_online;       /* CPUs running (today only CPU 0 runs threads; the others idle) */
+    uint64_t ncpus_online;       /* CPUs running threads */
     /* The kernel's boot-time self-tests ([PASS]/[FAIL]/[SKIP] lines it printed). */
     uint32_t selftests_passed, selftests_failed, selftests_skipped;
     uint32_t reserved;
+    /* The kernel lock (docs/smp.md): times taken, times a CPU had to wait
+     * for it, and the nanoseconds of those waits in all, since boot. */
+    uint64_t lock_acquired, lock_contended, lock_wait_ns;
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 96, "kinfo layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 120, "kinfo layout");
 #define KINFO_IOMMU 0x1u /* devices reach only what is pinned for them (docs/iommu.md) */
 
 /*

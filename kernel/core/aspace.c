@@ -6,12 +6,20 @@
  * a mapping will take is known beforehand (paging_tables_needed), so a
  * reservation charges that many frames and aspace_map measures what the
  * pool actually gave (two reservations pending in one address space may
- * share tables) and refunds the difference. The kernel does not switch
- * threads between the measurement's two readings, so nothing else takes
- * frames in between.
+ * share tables) and refunds the difference. The kernel lock is held
+ * between the measurement's two readings, so nothing else takes frames in
+ * between.
+ *
+ * TLB shootdown. Each address space knows the CPUs that may cache its
+ * translations: those that have loaded it and not loaded another since
+ * (aspace_activate keeps the mask, under the kernel lock). Whatever takes a
+ * translation away (unmapping, suspending for a migration, a large page
+ * replacing an emptied table) flushes this CPU and then every CPU of the
+ * mask, and waits for them, before it returns: from then on no CPU can
+ * reach the old frames through this address space.
  */
 #include <abi/errno.h>
-#include <arch/layout.h>
+#include <arch/arch.h>
 #include <kernel/account.h>
 #include <kernel/aspace.h>
 #include <kernel/console.h>
@@ -23,6 +31,21 @@
 
 static struct slab_cache mapping_cache;
 static bool mapping_cache_ready;
+static struct aspace *loaded[SMP_MAX_CPUS]; /* the address space each CPU has in CR3 (0: the kernel's) */
+
+static void flush_others(struct aspace *as, uint64_t va, uint64_t size)
+{
+    uint64_t others = as->cpus & ~CPU_MASK(arch_cpu_id());
+    if (others)
+        paging_flush_others(others, va, size);
+}
+
+/* Frees the tables a mapping replaced, once no CPU can cache them. */
+static uint64_t release_tables(struct aspace *as, uint64_t va, uint64_t size)
+{
+    flush_others(as, va, size);
+    return (uint64_t)paging_release_tables() * PAGE_SIZE;
+}
 
 static void *area_page_get(void *ctx)
 {
@@ -64,6 +87,11 @@ void aspace_destroy(struct aspace *as)
 {
     if (!as->root)
         return;
+    /* Its threads are gone, and a CPU switches away from an address space
+     * when it leaves its last thread: only this one may still have it. */
+    VERIFY((as->cpus & ~CPU_MASK(arch_cpu_id())) == 0);
+    if (loaded[arch_cpu_id()] == as)
+        aspace_activate(0);
     while (as->device_maps)
         aspace_unmap_device(as, as->device_maps->device, as->device_maps->bar);
     vmareas_destroy(&as->areas);
@@ -73,7 +101,19 @@ void aspace_destroy(struct aspace *as)
     as->root = 0;
 }
 
-void aspace_activate(struct aspace *as) { paging_activate(as->root); }
+void aspace_activate(struct aspace *as)
+{
+    unsigned me = arch_cpu_id();
+    struct aspace *old = loaded[me];
+    if (old == as)
+        return;
+    paging_activate(as ? as->root : paging_kernel_root());
+    if (old)
+        old->cpus &= ~CPU_MASK(me);
+    if (as)
+        as->cpus |= CPU_MASK(me);
+    loaded[me] = as;
+}
 
 int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys,
                    struct aspace_reservation *out)
@@ -111,9 +151,15 @@ static void map_and_settle(struct aspace *as, uint64_t vaddr, uint64_t phys, uin
     uint64_t before = pool_free_frames();
     VERIFY(paging_map(as->root, vaddr, phys, size, flags) == 0);
     uint64_t after = pool_free_frames();
-    /* A large page may replace an emptied table, giving a frame back. */
     uint64_t taken = before >= after ? (before - after) * PAGE_SIZE : 0;
     uint64_t returned = after > before ? (after - before) * PAGE_SIZE : 0;
+    /* A large page may have replaced an emptied table: a frame back. */
+    returned += release_tables(as, vaddr, size);
+    if (taken && returned) {
+        uint64_t both = taken < returned ? taken : returned;
+        taken -= both;
+        returned -= both;
+    }
     VERIFY3U(taken, <=, charged);
     kmem_uncharge(as->account, charged - taken);
     as->table_bytes += taken;
@@ -132,21 +178,36 @@ void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t 
 void aspace_unmap(struct aspace *as, uint64_t vaddr, uint64_t size)
 {
     paging_unmap(as->root, vaddr, size);
+    flush_others(as, vaddr, size);
     VERIFY(vmareas_free(&as->areas, vaddr, 0) == 0);
 }
 
-int aspace_remap(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t new_phys, unsigned flags)
+void aspace_suspend(struct aspace *as, uint64_t vaddr, uint64_t size)
 {
-    /* At worst one page table per 2 MiB window the range touches, where
-     * large pages become small ones, plus a directory at each end. */
-    uint64_t worst = size / LARGE_PAGE_SIZE + 4;
-    if (!kmem_pool_has(0, worst))
-        return -ENOMEM;
     paging_unmap(as->root, vaddr, size);
+    flush_others(as, vaddr, size);
+}
+
+/* At worst one page table per 2 MiB window the range touches, where large
+ * pages become small ones, plus a directory at each end. */
+static uint64_t resume_tables_worst(uint64_t size) { return size / LARGE_PAGE_SIZE + 4; }
+
+bool aspace_can_resume(uint64_t size) { return kmem_pool_has(0, resume_tables_worst(size)); }
+
+void aspace_resume(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
+{
+    uint64_t worst = resume_tables_worst(size);
+    VERIFY(kmem_pool_has(0, worst));
     if (as->account)
         account_charge_force(as->account, RES_KMEM, worst * PAGE_SIZE);
-    map_and_settle(as, vaddr, new_phys, size, flags, worst * PAGE_SIZE);
-    return 0;
+    map_and_settle(as, vaddr, phys, size, flags, worst * PAGE_SIZE);
+}
+
+void aspace_restore(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
+{
+    /* The same frames in the same tables (a large page comes back as the
+     * directory entry it was): nothing to pay. */
+    map_and_settle(as, vaddr, phys, size, flags, 0);
 }
 
 bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags)

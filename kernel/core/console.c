@@ -9,6 +9,7 @@
 #include <abi/errno.h>
 #include <common/console.h>
 #include <kernel/console.h>
+#include <kernel/lock.h>
 #include <kernel/sched.h>
 #include <kernel/usercopy.h>
 
@@ -18,9 +19,42 @@ static void console_sink(void *ctx, const char *s, size_t n)
     arch_serial_write(s, n);
 }
 
-void console_write(const char *s, size_t n) { arch_serial_write(s, n); }
+/* Output from several CPUs: one message at a time, so lines do not mix. A
+ * panic takes the console over (its CPU may have held the lock when it
+ * faulted). */
+static struct spinlock output;
+static volatile int panic_cpu = -1;
 
-int kvprintf(const char *fmt, va_list ap) { return fmt_vformat(console_sink, 0, fmt, ap); }
+bool panic_in_progress(void) { return panic_cpu >= 0; }
+
+static bool output_lock(void)
+{
+    if (panic_cpu >= 0)
+        return false;
+    spin_lock(&output);
+    return true;
+}
+
+static void output_unlock(bool locked)
+{
+    if (locked)
+        spin_unlock(&output);
+}
+
+void console_write(const char *s, size_t n)
+{
+    bool locked = output_lock();
+    arch_serial_write(s, n);
+    output_unlock(locked);
+}
+
+int kvprintf(const char *fmt, va_list ap)
+{
+    bool locked = output_lock();
+    int n = fmt_vformat(console_sink, 0, fmt, ap);
+    output_unlock(locked);
+    return n;
+}
 
 int kprintf(const char *fmt, ...)
 {
@@ -87,6 +121,11 @@ int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
 void panic(const char *fmt, ...)
 {
     arch_irq_disable();
+    int expected = -1;
+    if (!__atomic_compare_exchange_n(&panic_cpu, &expected, (int)arch_cpu_id(), false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        arch_halt_forever(); /* another CPU is reporting its own */
+    smp_stop_others();
     va_list ap;
     va_start(ap, fmt);
     kprintf("PANIC: ");

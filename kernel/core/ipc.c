@@ -327,9 +327,11 @@ static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
     if (st->msg.seg != HANDLE_NONE) {
         struct segment *s;
         rights_t held;
-        err = handle_get(&current->proc->handles, st->msg.seg, HANDLE_SEGMENT, 0, (void **)&s, &held);
-        if (err)
-            return err;
+        do {
+            err = handle_get(&current->proc->handles, st->msg.seg, HANDLE_SEGMENT, 0, (void **)&s, &held);
+            if (err)
+                return err;
+        } while (segment_wait_idle(s)); /* a migration under way: sent after it */
         if (s->in_flight || s->pins)
             return -EBUSY;
         st->seg_rights = held & (st->msg.seg_rights ? st->msg.seg_rights : RIGHTS_SEGMENT);

@@ -13,6 +13,7 @@
 #include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
+#include <kernel/lock.h>
 #include <kernel/iommu.h>
 #include <kernel/ipc.h>
 #include <kernel/irq.h>
@@ -220,6 +221,9 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     irq_init();
     syscall_init();
     sched_init();
+    /* Boot code runs as the BSP's idle thread, under the kernel lock, until
+     * sched_start: the other CPUs run no thread before then. */
+    kernel_lock();
     arch_interrupts_init(&mbinfo, boot_cmdline);
     arch_timer_init(SCHED_HZ, boot_cmdline);
     console_input_init();

@@ -130,8 +130,9 @@ int64_t sys_ms_seg_create(SYSCALL_ARGS)
         segment_destroy(s);
         return err;
     }
-    /* Guarantee 4: nobody sees what the frames held before. */
-    memset(phys_to_virt(phys), 0, size);
+    /* Guarantee 4: nobody sees what the frames held before. In chunks:
+     * a large segment must not hold the kernel lock for its whole size. */
+    segment_zero(s);
     return (int64_t)s->handle;
 }
 

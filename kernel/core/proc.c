@@ -452,27 +452,59 @@ void proc_thread_died(struct process *p, struct thread *t)
     p->live_threads--;
 }
 
+/* An ended process whose last thread is gone gives everything back. */
+static void proc_finish(struct process *p)
+{
+    if (p->threads)
+        return; /* threads still running on other CPUs: the last one finishes it */
+    proc_release(p);
+    p->finished = true;
+    sched_wake_all(&p->waiters, 0);
+    proc_put(p); /* the reference it held on itself while running */
+}
+
 void proc_exit(struct process *p, int64_t status)
 {
     if (p->exited)
         return;
-    bool self = current->proc == p;
     p->exited = true;
     p->exit_status = status;
-    while (p->threads) {
-        struct thread *t = p->threads;
+    for (struct thread *t = p->threads, *next; t; t = next) {
+        next = t->proc_next;
+        if (t == current)
+            continue;
+        if (t->on_cpu) {
+            /* Running on another CPU: it cannot be stopped from here (its
+             * kernel stack is live). It dies on its way out of the kernel,
+             * which the reschedule IPI makes soon; the address space stays
+             * until it has. */
+            t->exiting = true;
+            smp_send_reschedule(t->cpu);
+            continue;
+        }
         proc_thread_died(p, t);
         thread_mark_dead(t);
-        if (t != current) {
-            thread_free_stack(t);
-            thread_put(t);
-        }
+        thread_free_stack(t);
+        thread_put(t);
     }
-    proc_release(p);
-    sched_wake_all(&p->waiters, 0);
-    proc_put(p); /* the reference it held on itself while running */
-    if (self)
-        sched_exit_current();
+    if (current->proc == p)
+        proc_thread_exit_current();
+    proc_finish(p);
+}
+
+void proc_thread_exit_current(void)
+{
+    struct thread *t = current;
+    struct process *p = t->proc;
+    if (!p->exited && p->live_threads == 1) {
+        p->exited = true; /* the last thread: the process ends with it */
+        p->exit_status = 0;
+    }
+    proc_thread_died(p, t);
+    thread_mark_dead(t);
+    if (p->exited)
+        proc_finish(p);
+    sched_exit_current();
 }
 
 /* A fault loop (a program that spawns faulting children) must not drown

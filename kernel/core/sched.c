@@ -1,30 +1,56 @@
 /*
- * Kernel layer: the scheduler (see kernel/sched.h). Round robin over one run
- * queue; the idle thread runs when the queue is empty. Timeouts sit on one
- * list sorted by wake time. Queues are common/list.h lists. Dead threads are reaped by whoever runs next,
- * since a thread cannot free the stack it is running on.
+ * Kernel layer: the scheduler (see kernel/sched.h). Called by every part of
+ * the kernel that blocks or wakes a thread, by the timer tick and the
+ * reschedule IPI (arch/trap.c), and by each CPU's idle loop.
+ *
+ * Each CPU has a run queue and an idle thread of its own (struct
+ * sched_cpu); `current` is the thread in its struct cpu's slot. All of it is
+ * guarded by the kernel lock (kernel/lock.h), which a CPU keeps across a
+ * context switch, so a switch is atomic to the other CPUs.
+ *
+ * Placement. A thread made runnable goes to the CPU it is pinned to; else
+ * to an idle CPU (the one it last ran on first), which is sent a reschedule
+ * IPI; else back to the CPU it last ran on. A CPU whose queue is empty
+ * takes the oldest thread it may run from the longest other queue (work
+ * stealing) before it idles, and idle CPUs look again on every tick, so
+ * busy threads spread over the CPUs within a tick of one going idle.
+ *
+ * Timeouts sit on one list sorted by wake time, which the BSP's tick
+ * serves. Dead threads are reaped by the next thread their CPU runs, since
+ * a thread cannot free the stack it is running on. FPU state is saved on
+ * every switch away from a user thread and restored on every switch to
+ * one: a thread may run on another CPU next.
  */
 #include <abi/errno.h>
 #include <abi/types.h>
 #include <arch/arch.h>
 #include <kernel/console.h>
+#include <kernel/lock.h>
 #include <kernel/paging.h>
 #include <kernel/proc.h>
 #include <kernel/sched.h>
 
-struct thread *current;
-static struct thread idle_thread;
-static struct list_node run_queue = LIST_HEAD_INIT(run_queue);
-static struct list_node sleepers = LIST_HEAD_INIT(sleepers); /* sorted by wake_ns */
-static struct thread *reap_list;
-static struct thread *fpu_owner;
-static uint64_t ticks;
-static unsigned quantum_left;
-static bool resched_pending; /* the quantum ran out while the kernel ran */
+struct sched_cpu {
+    struct thread idle;
+    struct list_node run_queue;
+    unsigned queued;          /* threads on run_queue (read without the lock as a hint) */
+    unsigned quantum_left;    /* ticks the running thread has left */
+    bool resched_pending;     /* the quantum ran out while the kernel ran */
+    struct thread *reap_list; /* dead threads switched away from here */
+    uint64_t switches, steals;
+};
 
-static struct thread *run_first(void)
+static struct sched_cpu sched_cpus[SMP_MAX_CPUS];
+static struct list_node sleepers = LIST_HEAD_INIT(sleepers); /* sorted by wake_ns */
+static uint64_t next_wake_ns = UINT64_MAX;                    /* the first sleeper's, for the tick */
+static uint64_t ticks;
+static bool started; /* the BSP entered its idle loop: the other CPUs may run threads */
+
+static struct sched_cpu *this_sched(void) { return &sched_cpus[arch_cpu_id()]; }
+
+static struct thread *queue_first(struct sched_cpu *sc)
 {
-    struct list_node *n = list_first(&run_queue);
+    struct list_node *n = list_first(&sc->run_queue);
     return n ? LIST_ENTRY(n, struct thread, run_link) : 0;
 }
 
@@ -32,6 +58,12 @@ static struct thread *sleeper_first(void)
 {
     struct list_node *n = list_first(&sleepers);
     return n ? LIST_ENTRY(n, struct thread, sleep_link) : 0;
+}
+
+static void note_next_wake(void)
+{
+    struct thread *t = sleeper_first();
+    __atomic_store_n(&next_wake_ns, t ? t->wake_ns : UINT64_MAX, __ATOMIC_RELAXED);
 }
 
 /* A queue in zero-filled memory is empty until its first use. */
@@ -62,6 +94,7 @@ static void sleep_remove(struct thread *t)
         return;
     list_remove(&t->sleep_link);
     t->wake_ns = 0;
+    note_next_wake();
 }
 
 static void sleep_insert(struct thread *t, uint64_t wake_ns)
@@ -71,15 +104,22 @@ static void sleep_insert(struct thread *t, uint64_t wake_ns)
     while (n != &sleepers && LIST_ENTRY(n, struct thread, sleep_link)->wake_ns <= wake_ns)
         n = n->next;
     list_insert_between(&t->sleep_link, n->prev, n);
+    note_next_wake();
+}
+
+static void dequeue(struct thread *t)
+{
+    if (!list_linked(&t->run_link))
+        return;
+    list_remove(&t->run_link);
+    sched_cpus[t->cpu].queued--;
 }
 
 void sched_remove(struct thread *t)
 {
-    list_remove(&t->run_link);
+    dequeue(t);
     wait_remove(t);
     sleep_remove(t);
-    if (fpu_owner == t)
-        fpu_owner = 0;
 }
 
 void sched_unqueue(struct thread *t)
@@ -88,26 +128,58 @@ void sched_unqueue(struct thread *t)
     sleep_remove(t);
 }
 
+static bool cpu_online(unsigned cpu) { return cpu < SMP_MAX_CPUS && (smp_online_mask() & CPU_MASK(cpu)); }
+
+static bool cpu_idle(unsigned cpu)
+{
+    return started && cpu_online(cpu) && cpus[cpu].thread == &sched_cpus[cpu].idle && !sched_cpus[cpu].queued;
+}
+
+static unsigned place(const struct thread *t)
+{
+    if (t->affinity >= 0 && cpu_online((unsigned)t->affinity))
+        return (unsigned)t->affinity;
+    if (cpu_idle(t->cpu))
+        return t->cpu;
+    cpu_mask_t online = smp_online_mask();
+    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++)
+        if ((online & CPU_MASK(cpu)) && cpu_idle(cpu))
+            return cpu;
+    return cpu_online(t->cpu) ? t->cpu : arch_cpu_id();
+}
+
+static void enqueue(struct thread *t, unsigned cpu)
+{
+    t->cpu = cpu;
+    list_push_back(&sched_cpus[cpu].run_queue, &t->run_link);
+    sched_cpus[cpu].queued++;
+}
+
 void sched_make_runnable(struct thread *t)
 {
     t->state = THREAD_RUNNABLE;
-    list_push_back(&run_queue, &t->run_link);
+    unsigned cpu = place(t);
+    enqueue(t, cpu);
+    if (cpu != arch_cpu_id())
+        smp_send_reschedule(cpu);
 }
 
 void sched_defer_reap(struct thread *t)
 {
-    t->reap_next = reap_list;
-    reap_list = t;
+    struct sched_cpu *sc = this_sched();
+    t->reap_next = sc->reap_list;
+    sc->reap_list = t;
 }
 
 /* Runs on the new thread right after every switch (also a new thread's
- * first instructions, via arch_thread_trampoline). */
+ * first instructions, via arch_thread_trampoline), with the kernel lock. */
 void sched_after_switch(void);
 void sched_after_switch(void)
 {
-    while (reap_list) {
-        struct thread *t = reap_list;
-        reap_list = t->reap_next;
+    struct sched_cpu *sc = this_sched();
+    while (sc->reap_list) {
+        struct thread *t = sc->reap_list;
+        sc->reap_list = t->reap_next;
         thread_free_stack(t);
         thread_put(t);
     }
@@ -116,35 +188,69 @@ void sched_after_switch(void)
 static void switch_to(struct thread *next)
 {
     struct thread *prev = current;
-    resched_pending = false;
+    struct sched_cpu *sc = this_sched();
+    sc->resched_pending = false;
     if (next == prev)
         return;
+    if (prev->proc && prev->state != THREAD_DEAD)
+        arch_fpu_save(prev->fpu);
     if (next->proc) {
         aspace_activate(&next->proc->aspace);
-        if (fpu_owner != next) {
-            if (fpu_owner)
-                arch_fpu_save(fpu_owner->fpu);
-            arch_fpu_restore(next->fpu);
-            fpu_owner = next;
-        }
+        arch_fpu_restore(next->fpu);
+    } else {
+        aspace_activate(0); /* idle: the kernel's tables, so no CPU idles in a dying space */
     }
     arch_set_kernel_stack(next->kstack_top);
-    quantum_left = SCHED_QUANTUM_TICKS;
+    sc->quantum_left = SCHED_QUANTUM_TICKS;
+    sc->switches++;
+    prev->on_cpu = false;
+    next->on_cpu = true;
+    next->cpu = arch_cpu_id();
     current = next;
     arch_context_switch(&prev->ksp, next->ksp);
     sched_after_switch();
+}
+
+/* The oldest thread this CPU may run from the longest other queue. */
+static struct thread *steal(unsigned self)
+{
+    struct sched_cpu *victim = 0;
+    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++) {
+        struct sched_cpu *sc = &sched_cpus[cpu];
+        if (cpu != self && sc->queued && (!victim || sc->queued > victim->queued))
+            victim = sc;
+    }
+    if (!victim)
+        return 0;
+    struct list_node *n;
+    for (n = victim->run_queue.next; n != &victim->run_queue; n = n->next) {
+        struct thread *t = LIST_ENTRY(n, struct thread, run_link);
+        if (t->affinity < 0 || (unsigned)t->affinity == self) {
+            dequeue(t);
+            this_sched()->steals++;
+            return t;
+        }
+    }
+    return 0;
+}
+
+static struct thread *pick_next(void)
+{
+    struct sched_cpu *sc = this_sched();
+    struct thread *next = queue_first(sc);
+    if (next) {
+        dequeue(next);
+        return next;
+    }
+    return started ? steal(arch_cpu_id()) : 0;
 }
 
 /* Picks the next thread; the current one must already be queued, blocked or
  * dead. */
 static void schedule(void)
 {
-    struct thread *next = run_first();
-    if (next)
-        list_remove(&next->run_link);
-    else
-        next = &idle_thread;
-    switch_to(next);
+    struct thread *next = pick_next();
+    switch_to(next ? next : &this_sched()->idle);
 }
 
 int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
@@ -189,9 +295,15 @@ int64_t sched_block_handoff(struct thread *to, int64_t result)
     wait_remove(to);
     sleep_remove(to);
     to->wait_result = result;
-    to->state = THREAD_RUNNABLE;
     t->state = THREAD_BLOCKED;
     t->wait_result = -ETIMEDOUT;
+    if (to->affinity >= 0 && (unsigned)to->affinity != arch_cpu_id()) {
+        /* It may not run here: wake it where it may, and wait. */
+        sched_make_runnable(to);
+        schedule();
+        return t->wait_result;
+    }
+    to->state = THREAD_RUNNABLE;
     switch_to(to);
     return t->wait_result;
 }
@@ -230,79 +342,196 @@ void sched_wake_all(struct wait_queue *wq, int64_t result)
         sched_wake(t, result);
 }
 
+/* Whether another thread waits for this CPU. (Threads waiting on other
+ * CPUs' queues are theirs, or an idle CPU's to steal.) */
+static bool others_waiting(void) { return this_sched()->queued != 0; }
+
 void sched_yield(void)
 {
-    if (list_empty(&run_queue))
+    struct thread *t = current;
+    if (t == &this_sched()->idle || !others_waiting())
         return;
-    if (current != &idle_thread)
-        sched_make_runnable(current);
+    t->state = THREAD_RUNNABLE;
+    enqueue(t, t->affinity >= 0 ? (unsigned)t->affinity : arch_cpu_id());
     schedule();
 }
 
 void sched_exit_current(void)
 {
     VERIFY(current->state == THREAD_DEAD);
-    if (fpu_owner == current)
-        fpu_owner = 0;
     sched_defer_reap(current);
     schedule();
     panic("sched: a dead thread was scheduled");
 }
 
-void sched_tick(struct trap_frame *f)
+void sched_return_to_user(void)
 {
-    ticks++;
+    struct thread *t = current;
+    if (t->exiting)
+        proc_thread_exit_current();
+    if (this_sched()->resched_pending)
+        sched_yield();
+    kernel_unlock();
+}
+
+/* Wakes the sleepers whose time has come (the BSP's tick). */
+static void wake_sleepers(void)
+{
     uint64_t now = arch_time_ns();
     struct thread *t;
     while ((t = sleeper_first()) != 0 && t->wake_ns <= now)
         sched_wake(t, -ETIMEDOUT);
-    if (current == &idle_thread) {
-        /* The idle loop picks up newly runnable threads itself. */
+}
+
+void sched_tick(struct trap_frame *f)
+{
+    if (!__atomic_load_n(&started, __ATOMIC_ACQUIRE))
+        return; /* boot: kmain holds the lock and the CPUs run no threads yet */
+    struct sched_cpu *sc = this_sched();
+    bool bsp = arch_cpu_id() == 0;
+    bool timeouts = bsp && __atomic_load_n(&next_wake_ns, __ATOMIC_RELAXED) <= arch_time_ns();
+    if (bsp)
+        ticks++;
+    bool idle = current == &sc->idle;
+    if (!idle && sc->quantum_left)
+        sc->quantum_left--;
+    /* The lock only when there is work for it: a quantum that ran out with
+     * another thread to run, or timeouts due. */
+    bool expired = !idle && sc->quantum_left == 0;
+    if (!timeouts && !expired)
         return;
-    }
-    if (quantum_left)
-        quantum_left--;
-    if (quantum_left == 0 && !list_empty(&run_queue)) {
-        /* The kernel is switched away from only at points of its choosing
-         * (sched_preempt_point), never in the middle of a change. */
+    bool took = !kernel_lock_held();
+    if (took)
+        kernel_lock();
+    if (timeouts)
+        wake_sleepers();
+    if (expired && others_waiting()) {
+        /* The kernel is switched away from only at points of its choosing,
+         * never in the middle of a change. */
         if (trap_from_user(f))
             sched_yield();
         else
-            resched_pending = true;
+            sc->resched_pending = true;
     }
+    /* From user mode the trap's way out drops the lock (trap.c). */
+    if (took && !trap_from_user(f))
+        kernel_unlock();
+}
+
+void sched_reschedule_ipi(struct trap_frame *f)
+{
+    /* In the idle loop the loop itself looks again; in user mode, the
+     * thread may have been asked to exit or another may be waiting. */
+    if (!trap_from_user(f))
+        return;
+    if (!current->exiting && !this_sched()->queued)
+        return;
+    if (!kernel_lock_held())
+        kernel_lock();
+    if (!current->exiting)
+        sched_yield();
 }
 
 void sched_preempt_point(void)
 {
-    /* Let a pending tick or device interrupt in. */
-    arch_irq_enable();
-    __asm__ volatile("nop");
-    arch_irq_disable();
-    if (resched_pending) {
-        resched_pending = false;
+    kernel_lock_break();
+    if (this_sched()->resched_pending)
         sched_yield();
-    }
 }
 
 uint64_t sched_ticks(void) { return ticks; }
+
+int sched_set_affinity(struct thread *t, int cpu)
+{
+    if (cpu >= 0 && !cpu_online((unsigned)cpu))
+        return -EINVAL;
+    t->affinity = cpu;
+    if (cpu < 0 || t->cpu == (unsigned)cpu)
+        return 0;
+    if (t == current) {
+        /* Off this CPU now: queued where it may run, which takes it. */
+        t->state = THREAD_RUNNABLE;
+        enqueue(t, (unsigned)cpu);
+        smp_send_reschedule((unsigned)cpu);
+        schedule();
+    } else if (list_linked(&t->run_link)) {
+        dequeue(t);
+        enqueue(t, (unsigned)cpu);
+        smp_send_reschedule((unsigned)cpu);
+    }
+    /* Running on another CPU: it goes where it may at its next switch
+     * (sched_yield and wakes place it by its affinity). */
+    return 0;
+}
+
+void sched_cpu_stats(unsigned cpu, uint64_t *switches, uint64_t *steals)
+{
+    *switches = sched_cpus[cpu].switches;
+    *steals = sched_cpus[cpu].steals;
+}
+
+/* This CPU's idle thread: what runs when nothing else does, on the stack
+ * the CPU came up on. */
+static void idle_init(void)
+{
+    struct sched_cpu *sc = this_sched();
+    list_init(&sc->run_queue);
+    sc->idle.id = 0;
+    sc->idle.kstack_top = this_cpu()->idle_stack_top;
+    sc->idle.state = THREAD_RUNNABLE;
+    sc->idle.refs = 1;
+    sc->idle.affinity = (int)arch_cpu_id();
+    sc->idle.cpu = arch_cpu_id();
+    sc->idle.on_cpu = true;
+    current = &sc->idle;
+}
 
 extern char boot_stack_top[];
 
 void sched_init(void)
 {
-    idle_thread.id = 0;
-    idle_thread.kstack_top = (uint64_t)boot_stack_top;
-    idle_thread.state = THREAD_RUNNABLE;
-    idle_thread.refs = 1;
-    current = &idle_thread;
+    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++)
+        list_init(&sched_cpus[cpu].run_queue);
+    this_cpu()->idle_stack_top = (uint64_t)boot_stack_top;
+    idle_init();
+}
+
+static void __attribute__((noreturn)) idle_loop(void)
+{
+    struct sched_cpu *sc = this_sched();
+    for (;;) {
+        /* The lock only when there may be something to run here: a thread
+         * on this queue, or one waiting on another CPU's to steal. */
+        bool work = sc->reap_list != 0;
+        for (unsigned cpu = 0; !work && cpu < SMP_MAX_CPUS; cpu++)
+            work = __atomic_load_n(&sched_cpus[cpu].queued, __ATOMIC_RELAXED) != 0;
+        if (work) {
+            kernel_lock();
+            sched_after_switch();
+            struct thread *next = pick_next();
+            if (next)
+                switch_to(next); /* back here, lock held, when this CPU has nothing else */
+            kernel_unlock();
+            continue;
+        }
+        arch_wait_for_interrupt();
+    }
 }
 
 void sched_start(void)
 {
-    for (;;) {
-        if (!list_empty(&run_queue))
-            schedule();
-        else
-            arch_wait_for_interrupt();
-    }
+    VERIFY(kernel_lock_held());
+    __atomic_store_n(&started, true, __ATOMIC_RELEASE);
+    kernel_unlock();
+    idle_loop();
+}
+
+void sched_ap_start(void)
+{
+    /* Until the BSP starts scheduling (boot, self-tests), idle as before:
+     * ticks and calls only. */
+    while (!__atomic_load_n(&started, __ATOMIC_ACQUIRE))
+        arch_wait_for_interrupt();
+    idle_init();
+    idle_loop();
 }

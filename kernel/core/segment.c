@@ -27,6 +27,7 @@
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/kmem.h>
+#include <kernel/lock.h>
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -43,6 +44,23 @@ static struct rb_tree by_phys;
 static uint64_t live_segments;
 static struct list_node reclaim_queue = LIST_HEAD_INIT(reclaim_queue);
 static struct list_node dma_changes = LIST_HEAD_INIT(dma_changes);
+/* Migrations under way, with the destinations they reserve. One per
+ * thread of the memory server at most; a few suffice. */
+#define MIGRATIONS_MAX 16
+static struct migration {
+    struct segment *s;
+    uint64_t dest;
+} migrations[MIGRATIONS_MAX];
+/* Threads waiting for a busy segment, by a hash of its address: segments
+ * are many and waits rare, so a queue each would cost every segment. A
+ * wake wakes the bucket; each waiter looks at its segment again. */
+#define IDLE_BUCKETS 64u
+static struct wait_queue idle_waiters[IDLE_BUCKETS];
+
+static struct wait_queue *idle_queue(const struct segment *s)
+{
+    return &idle_waiters[((uintptr_t)s >> 6) % IDLE_BUCKETS];
+}
 
 /* The sid table's pages are the kernel's: a segment's charge is its own. */
 static int sid_page_get(void *ctx, void **page) { return kmem_frame_alloc(ctx, page); }
@@ -88,7 +106,15 @@ bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except
     struct segment *s = last_below(phys + size);
     while (s && s == except)
         s = phys_entry(rb_prev(&s->by_phys));
-    return s && s->phys + s->size > phys;
+    if (s && s->phys + s->size > phys)
+        return true;
+    /* And the destinations of migrations under way. */
+    for (unsigned i = 0; i < MIGRATIONS_MAX; i++) {
+        const struct migration *m = &migrations[i];
+        if (m->s && m->s != except && m->dest < phys + size && m->dest + m->s->size > phys)
+            return true;
+    }
+    return false;
 }
 
 static void phys_insert(struct segment *s)
@@ -145,7 +171,7 @@ static void release_account(struct account *a) { proc_account_free(a); }
 
 void segment_destroy(struct segment *s)
 {
-    VERIFY(!s->owner && !s->vaddr && !s->pins && !s->in_flight && !s->dma_device);
+    VERIFY(!s->owner && !s->vaddr && !s->pins && !s->in_flight && !s->dma_device && !s->busy);
     VERIFY(!list_linked(&s->link));
     idt_free(&sids, s->sid);
     rb_erase(&by_phys, &s->by_phys);
@@ -169,7 +195,43 @@ bool segment_dma_busy(const struct segment *s)
 
 int segment_idle(const struct segment *s)
 {
-    return s->in_flight || s->pins || segment_dma_busy(s) ? -EBUSY : 0;
+    return s->in_flight || s->pins || s->busy || segment_dma_busy(s) ? -EBUSY : 0;
+}
+
+bool segment_wait_idle(struct segment *s)
+{
+    if (!s->busy)
+        return false;
+    /* The segment outlives the wait: a busy one is never destroyed, and
+     * the waiters are woken before it stops being busy's last step. */
+    sched_block(idle_queue(s), TIMEOUT_FOREVER);
+    return true;
+}
+
+bool segment_fault_wait(struct process *p, uint64_t addr)
+{
+    struct list_node *n;
+    for (n = p->segments.next; n != &p->segments; n = n->next) {
+        struct segment *s = LIST_ENTRY(n, struct segment, link);
+        if (s->busy && s->vaddr && addr >= s->vaddr && addr - s->vaddr < s->size) {
+            sched_block(idle_queue(s), TIMEOUT_FOREVER);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Busy work is done: waiters retry, and a holder that ended meanwhile
+ * hands the segment back now. */
+static void end_busy(struct segment *s)
+{
+    s->busy = false;
+    sched_wake_all(idle_queue(s), 0);
+    if (s->reclaim_when_idle) {
+        s->reclaim_when_idle = false;
+        segment_reclaim(s, s->former_pid);
+        proc_notify_memsrv_reclaim();
+    }
 }
 
 /* The segment's DMA state may have changed: the memory server hears of it
@@ -383,9 +445,41 @@ int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr
     return 0;
 }
 
+/* Bytes copied or zeroed between two lock breaks: bounds how long the
+ * kernel lock is held (a few microseconds of copying). */
+#define BUSY_CHUNK (64ull * 1024)
+
+static void copy_chunked(uint64_t dst, uint64_t src, uint64_t size)
+{
+    /* Overlapping ranges (a slide by less than the size) copy in the
+     * direction that reads each byte before it is overwritten. */
+    bool forward = dst < src;
+    for (uint64_t done = 0; done < size;) {
+        uint64_t n = size - done < BUSY_CHUNK ? size - done : BUSY_CHUNK;
+        uint64_t off = forward ? done : size - done - n;
+        memmove(phys_to_virt(dst + off), phys_to_virt(src + off), n);
+        done += n;
+        if (done < size)
+            kernel_lock_break();
+    }
+}
+
+void segment_zero(struct segment *s)
+{
+    s->busy = true;
+    for (uint64_t done = 0; done < s->size;) {
+        uint64_t n = s->size - done < BUSY_CHUNK ? s->size - done : BUSY_CHUNK;
+        memset(phys_to_virt(s->phys + done), 0, n);
+        done += n;
+        if (done < s->size)
+            kernel_lock_break();
+    }
+    end_busy(s);
+}
+
 int segment_migrate(struct segment *s, uint64_t new_phys)
 {
-    if (s->pins || segment_dma_busy(s))
+    if (s->pins || segment_dma_busy(s) || s->in_flight || s->busy)
         return -EBUSY;
     if (new_phys & (PAGE_SIZE - 1) || new_phys + s->size < new_phys)
         return -EINVAL;
@@ -393,17 +487,36 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
         return 0;
     if (segment_overlaps(new_phys, s->size, s))
         return -EEXIST;
-    /* Copy first, then point the owner at the copy: the owner cannot run in
-     * between (one CPU, the kernel is not preempted), so no write is lost. */
-    if (s->vaddr && !kmem_pool_has(0, s->size / LARGE_PAGE_SIZE + 4))
+    if (s->vaddr && !aspace_can_resume(s->size))
         return -ENOMEM;
-    memmove(phys_to_virt(new_phys), phys_to_virt(s->phys), s->size);
+    struct migration *m = 0;
+    for (unsigned i = 0; !m && i < MIGRATIONS_MAX; i++)
+        if (!migrations[i].s)
+            m = &migrations[i];
+    if (!m)
+        return -EBUSY; /* more migrations at once than the server has threads */
+    uint64_t old_phys = s->phys;
+    s->busy = true;
+    *m = (struct migration){ s, new_phys };
     if (s->vaddr)
-        VERIFY(aspace_remap(&s->owner->aspace, s->vaddr, s->size, new_phys, map_flags(s->rights)) == 0);
-    rb_erase(&by_phys, &s->by_phys);
-    s->phys = new_phys;
-    phys_insert(s);
-    return 0;
+        aspace_suspend(&s->owner->aspace, s->vaddr, s->size);
+    copy_chunked(new_phys, old_phys, s->size);
+    m->s = 0;
+    /* The owner may have ended meanwhile (then nothing is mapped), but
+     * nothing else changed: the segment was busy. */
+    int err = 0;
+    if (s->vaddr && !aspace_can_resume(s->size)) {
+        aspace_restore(&s->owner->aspace, s->vaddr, s->size, old_phys, map_flags(s->rights));
+        err = -ENOMEM;
+    } else {
+        rb_erase(&by_phys, &s->by_phys);
+        s->phys = new_phys;
+        phys_insert(s);
+        if (s->vaddr)
+            aspace_resume(&s->owner->aspace, s->vaddr, s->size, new_phys, map_flags(s->rights));
+    }
+    end_busy(s);
+    return err;
 }
 
 bool segment_large_mapped(const struct segment *s)
@@ -525,6 +638,10 @@ void segment_reclaim(struct segment *s, uint64_t pid)
 {
     VERIFY(!s->owner);
     s->former_pid = pid;
+    if (s->busy) {
+        s->reclaim_when_idle = true; /* end_busy queues it */
+        return;
+    }
     quarantine(s);
     s->reported = false;
     list_push_back(&reclaim_queue, &s->link);
@@ -548,7 +665,7 @@ struct segment *segment_reclaim_pop(void)
 
 int segment_retire(struct segment *s)
 {
-    if (s->pins || s->in_flight)
+    if (s->pins || s->in_flight || s->busy)
         return -EBUSY;
     if (s->owner)
         segment_detach(s);

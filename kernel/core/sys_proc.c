@@ -13,6 +13,7 @@
 #include <kernel/futex.h>
 #include <kernel/iommu.h>
 #include <kernel/ipc.h>
+#include <kernel/lock.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
@@ -73,15 +74,28 @@ int64_t sys_thread_create(SYSCALL_ARGS)
 int64_t sys_thread_exit(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = self();
-    if (p->live_threads == 1) {
-        proc_exit(p, 0);
-        return 0;
-    }
+    proc_thread_exit_current();
+}
+
+int64_t sys_thread_affinity(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
     struct thread *t = current;
-    proc_thread_died(p, t);
-    thread_mark_dead(t);
-    sched_exit_current();
+    if (a0 != HANDLE_NONE) {
+        int err = handle_get(&self()->handles, a0, HANDLE_THREAD, RIGHT_WAIT, (void **)&t, 0);
+        if (err)
+            return err;
+        if (t->state == THREAD_DEAD)
+            return -EPEER;
+    }
+    if (a1 != ABI_CPU_SAME) {
+        if (a1 != ABI_CPU_ANY && a1 >= SMP_MAX_CPUS)
+            return -EINVAL;
+        int err = sched_set_affinity(t, a1 == ABI_CPU_ANY ? -1 : (int)a1);
+        if (err)
+            return err;
+    }
+    return (int64_t)t->cpu;
 }
 
 static void thread_put_object(void *t) { thread_put(t); }
@@ -266,6 +280,7 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .flags = iommu_present() ? KINFO_IOMMU : 0,
     };
     ktest_counts(&k.selftests_passed, &k.selftests_failed, &k.selftests_skipped);
+    kernel_lock_stats(&k.lock_acquired, &k.lock_contended, &k.lock_wait_ns);
     return copy_to_user(a0, &k, sizeof(k));
 }
 
@@ -281,11 +296,14 @@ int64_t sys_proc_wait(SYSCALL_ARGS)
     if (a2 && !user_range_valid(a2, sizeof(int64_t)))
         return -EFAULT;
     /* The handle may be closed while we wait (and the slot reused): the
-     * wait holds its own reference, and reads the status through it. */
+     * wait holds its own reference, and reads the status through it. It
+     * waits for the end of the process's last thread, which may still be
+     * leaving another CPU after the process was ended: once the wait
+     * returns, everything the process held is back. */
     proc_get(p);
     sched_hold(proc_put_object, p);
-    int64_t r = p->exited ? 0 : sched_block(&p->waiters, a1);
-    bool ended = p->exited;
+    int64_t r = p->finished ? 0 : sched_block(&p->waiters, a1);
+    bool ended = p->finished;
     int64_t status = p->exit_status;
     sched_release_wait_hold(current);
     if (r < 0 && !ended)

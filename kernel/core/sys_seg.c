@@ -37,9 +37,11 @@ int64_t sys_seg_pin(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct segment *s;
     struct device *d;
-    int err = segment_arg(a0, RIGHT_PIN, &s);
-    if (err)
-        return err;
+    int err;
+    do {
+        if ((err = segment_arg(a0, RIGHT_PIN, &s)) != 0)
+            return err;
+    } while (segment_wait_idle(s)); /* a migration under way: pinned after it */
     err = handle_get(&self()->handles, a1, HANDLE_DEVICE, RIGHT_DMA, (void **)&d, 0);
     if (err)
         return err;
@@ -62,9 +64,11 @@ int64_t sys_seg_give(SYSCALL_ARGS)
     struct segment *s;
     struct process *to;
     rights_t held;
-    int err = handle_get(&self()->handles, a0, HANDLE_SEGMENT, 0, (void **)&s, &held);
-    if (err)
-        return err;
+    int err;
+    do {
+        if ((err = handle_get(&self()->handles, a0, HANDLE_SEGMENT, 0, (void **)&s, &held)) != 0)
+            return err;
+    } while (segment_wait_idle(s));
     if ((err = syscall_process_arg(a1, RIGHT_CONTROL, &to)) != 0)
         return err;
     if (to->exited)

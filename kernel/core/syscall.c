@@ -5,10 +5,15 @@
  * handler from the table built out of abi/syscall.h's list (the handler of
  * SYS_X with short name x is sys_x: one list, and a missing handler does
  * not link).
+ *
+ * Every call runs under the kernel lock (kernel/lock.h), taken here and
+ * dropped on the way out by sched_return_to_user; a handler may break it
+ * for long work.
  */
 #include <abi/errno.h>
 #include <abi/syscall.h>
 #include <kernel/console.h>
+#include <kernel/lock.h>
 #include <kernel/proc.h>
 #include <kernel/sched.h>
 #include <kernel/syscall.h>
@@ -37,6 +42,10 @@ void syscall_init(void)
 void syscall_dispatch(struct trap_frame *f)
 {
     uint64_t num = f->rax;
+    kernel_lock();
+    /* Its process may have ended while it waited for the lock. */
+    if (current->exiting)
+        proc_thread_exit_current();
     struct process *p = current->proc;
     int64_t result;
     if (num >= SYS_COUNT)
@@ -46,4 +55,5 @@ void syscall_dispatch(struct trap_frame *f)
     else
         result = handlers[num](f->rdi, f->rsi, f->rdx, f->r10, f->r8);
     f->rax = (uint64_t)result;
+    sched_return_to_user();
 }

@@ -58,12 +58,14 @@ void thread_free_stack(struct thread *t)
     if (!t->kstack_top)
         return;
     uint64_t base = t->kstack_top - KSTACK_SIZE;
-    for (unsigned i = 0; i < KSTACK_FRAMES; i++) {
-        uint64_t frame;
-        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &frame, 0));
-        paging_unmap_kernel(base + i * PAGE_SIZE, PAGE_SIZE);
-        pool_free_frame(frame);
-    }
+    uint64_t frames[KSTACK_FRAMES];
+    for (unsigned i = 0; i < KSTACK_FRAMES; i++)
+        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &frames[i], 0));
+    /* Every CPU the thread ran on may cache the stack's translations: they
+     * are gone from all of them (a shootdown) before the frames are reused. */
+    paging_unmap_kernel(base, KSTACK_SIZE);
+    for (unsigned i = 0; i < KSTACK_FRAMES; i++)
+        pool_free_frame(frames[i]);
     kstack_slot_used[t->kstack_slot / 8] &= (uint8_t)~(1u << (t->kstack_slot % 8));
     t->kstack_top = 0;
 }
@@ -104,6 +106,8 @@ int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64
     t->proc = p;
     t->id = next_thread_id++;
     t->refs = 1; /* alive */
+    t->affinity = -1;
+    t->cpu = arch_cpu_id();
     t->proc_next = p->threads;
     p->threads = t;
     p->live_threads++;
@@ -131,6 +135,7 @@ void thread_put(struct thread *t)
 
 void thread_mark_dead(struct thread *t)
 {
+    VERIFY(t == current || !t->on_cpu);
     if (t != current)
         sched_remove(t);
     t->state = THREAD_DEAD;

@@ -45,6 +45,7 @@
 #define TIMER_DIVIDE_16     0x3u
 
 #define ICR_FIXED           (0u << 8)
+#define ICR_NMI             (4u << 8)
 #define ICR_INIT            (5u << 8)
 #define ICR_STARTUP         (6u << 8)
 #define ICR_PENDING         (1u << 12)
@@ -193,6 +194,8 @@ bool lapic_send_ipi_others(uint8_t vector)
 {
     return icr_send(0, ICR_ALL_BUT_SELF | ICR_FIXED | ICR_ASSERT | vector);
 }
+
+bool lapic_send_nmi_others(void) { return icr_send(0, ICR_ALL_BUT_SELF | ICR_NMI | ICR_ASSERT); }
 
 bool lapic_send_init(uint32_t apic_id) { return icr_send(apic_id, ICR_INIT | ICR_ASSERT); }
 

@@ -49,11 +49,14 @@ arch_context_switch:
     ret
 
 ; First code a new thread runs: its kernel stack holds a trap frame that
-; returns to user mode.
+; returns to user mode. It starts as a switch ends, holding the kernel
+; lock, which sched_return_to_user drops.
 extern sched_after_switch
+extern sched_return_to_user
 global arch_thread_trampoline
 arch_thread_trampoline:
     call sched_after_switch
+    call sched_return_to_user
     jmp trap_return
 
 section .note.GNU-stack noalloc noexec nowrite progbits

@@ -113,17 +113,67 @@ static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint
     return need;
 }
 
-static void flush_range(uint64_t root, uint64_t va, uint64_t size)
+/* This CPU's TLB entries for the range. Kernel entries are global, so
+ * only invlpg drops them; beyond 64 pages of user range, reloading CR3 is
+ * cheaper (global kernel entries stay). */
+static void flush_here(uint64_t va, uint64_t size, bool kernel)
 {
-    if (root != read_cr3() && !(va >= DIRECT_MAP_BASE))
-        return;
-    if (size > 64 * PAGE_SIZE) {
-        /* Cheaper to drop the whole TLB (global kernel entries stay). */
+    if (!kernel && size > 64 * PAGE_SIZE) {
         write_cr3(read_cr3());
         return;
     }
     for (uint64_t off = 0; off < size; off += PAGE_SIZE)
         invlpg(va + off);
+}
+
+static void flush_range(uint64_t root, uint64_t va, uint64_t size)
+{
+    if (root != read_cr3() && !(va >= DIRECT_MAP_BASE))
+        return;
+    flush_here(va, size, false);
+}
+
+struct shootdown {
+    uint64_t va, size;
+    bool kernel;
+};
+
+static void shootdown_call(void *arg)
+{
+    const struct shootdown *s = arg;
+    flush_here(s->va, s->size, s->kernel);
+}
+
+void paging_flush_others(uint64_t targets, uint64_t va, uint64_t size)
+{
+    struct shootdown s = { va, size, va >= DIRECT_MAP_BASE }; /* the kernel half starts there */
+    /* smp_call returns once every target ran the flush: from then on no
+     * CPU of the set can reach the old translations. */
+    smp_call(targets, shootdown_call, &s);
+}
+
+/* Page tables a large page replaced: other CPUs may cache the directory
+ * entry that pointed at them until a flush, so they go back to the pool
+ * only after one (paging_release_tables). Chained through their first
+ * word. */
+static uint64_t released_tables;
+
+static void defer_table_free(uint64_t frame)
+{
+    *(uint64_t *)phys_to_virt(frame) = released_tables;
+    released_tables = frame;
+}
+
+unsigned paging_release_tables(void)
+{
+    unsigned n = 0;
+    while (released_tables) {
+        uint64_t frame = released_tables;
+        released_tables = *(uint64_t *)phys_to_virt(frame);
+        pool_free_frame(frame);
+        n++;
+    }
+    return n;
 }
 
 static bool table_empty(const uint64_t *t)
@@ -145,7 +195,7 @@ static void map_range(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, un
             table_empty(table(*pde))) {
             /* A page table left empty by an earlier unmap: a large page
              * replaces it, so a realigned segment gets large pages back. */
-            pool_free_frame(*pde & PTE_ADDR);
+            defer_table_free(*pde & PTE_ADDR);
             *pde = 0;
         }
         if (allow_large && large_fits(va, pa, end - va) && !(*pde & PTE_P)) {
@@ -284,9 +334,10 @@ int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned fl
 void paging_unmap_kernel(uint64_t va, uint64_t size)
 {
     paging_unmap(kernel_root, va, size);
-    /* Kernel entries are global: invlpg drops them whatever CR3 holds. */
-    for (uint64_t off = 0; off < size; off += PAGE_SIZE)
-        invlpg(va + off);
+    /* Kernel entries are global: invlpg drops them whatever CR3 holds, on
+     * this CPU and every other. */
+    flush_here(va, size, true);
+    paging_flush_others(smp_online_mask() & ~CPU_MASK(arch_cpu_id()), va, size);
 }
 
 int paging_trampoline_create(uint64_t *root)

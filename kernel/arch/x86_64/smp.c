@@ -39,6 +39,7 @@
 #include <kernel/paging.h>
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
+#include <kernel/sched.h>
 
 #define INIT_DELAY_US 10000u
 #define STARTUP_DELAY_US 200u
@@ -102,6 +103,16 @@ static void serve_call(struct cpu *c)
     c->call_fn(c->call_arg);
     __atomic_store_n(&c->call_completed, requested, __ATOMIC_RELEASE);
 }
+
+void smp_stop_others(void)
+{
+    /* An NMI gets through interrupts off; its handler halts the CPU for
+     * good once a panic is under way (trap.c). */
+    if (cpu_mask_count(smp_online_mask()) > 1)
+        (void)lapic_send_nmi_others();
+}
+
+void smp_serve_calls(void) { serve_call(this_cpu()); }
 
 void smp_handle_call_ipi(void)
 {
@@ -211,7 +222,7 @@ static void ap_entry(struct cpu *c)
     (void)timer_start_this_cpu(); /* without one, lapic_ticks_per_tick says so */
     if (!set_state(c, CPU_ARRIVED, CPU_ONLINE))
         arch_halt_forever();
-    smp_ap_idle();
+    sched_ap_start();
 }
 
 /* The first page of conventional memory that is RAM and holds nothing

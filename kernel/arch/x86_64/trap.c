@@ -5,12 +5,21 @@
  * user faults, the exception table for faults in user copies, panic for
  * other faults in the kernel; the IPI handlers (smp.c) and the per-CPU
  * tick count on every CPU.
+ *
+ * The kernel lock (kernel/lock.h): a trap from user mode takes it when its
+ * handler needs it and leaves through sched_return_to_user, which drops
+ * it; an interrupt in kernel mode comes only where interrupts are let in,
+ * the idle loop's halt and a lock break's window, both without the lock,
+ * and drops what it took before it returns.
  */
 #include <arch/apic.h>
 #include <arch/arch.h>
 #include <kernel/console.h>
 #include <kernel/iommu.h>
 #include <kernel/irq.h>
+#include <kernel/aspace.h>
+#include <kernel/lock.h>
+#include <kernel/segment.h>
 #include <kernel/sched.h>
 #include <kernel/proc.h>
 
@@ -60,6 +69,7 @@ bool arch_fixup_fault(struct trap_frame *f)
     return false;
 }
 
+#define VECTOR_NMI 2
 #define VECTOR_PAGE_FAULT 14
 
 void trap_entry_window_fault(struct trap_frame *f);
@@ -71,6 +81,53 @@ void trap_entry_window_fault(struct trap_frame *f)
     panic("unrecoverable fault in the kernel's entry path");
 }
 
+/* Takes the kernel lock unless this CPU holds it; returns whether it did. */
+static bool lock_here(void)
+{
+    if (kernel_lock_held())
+        return false;
+    kernel_lock();
+    return true;
+}
+
+/* Drops what lock_here took, unless the trap returns to user mode, whose
+ * way out drops it (after a possible switch). */
+static void unlock_here(const struct trap_frame *f, bool took)
+{
+    if (took && !trap_from_user(f))
+        kernel_unlock();
+}
+
+/* The BSP's tick work beyond the scheduler: the IOMMU's fault log. */
+static void bsp_tick(struct trap_frame *f)
+{
+    if (iommu_present()) {
+        bool took = lock_here();
+        iommu_poll_faults();
+        unlock_here(f, took);
+    }
+    sched_tick(f);
+}
+
+#define PF_PRESENT 0x1u /* the error code's bit: a protection fault, not a missing page */
+
+/* A page fault where a segment is busy (a migration copies it): the access
+ * waits and is retried. So is a missing-page fault whose page is there by
+ * the time this CPU holds the lock: a migration ended in between. Returns
+ * whether the access is to be retried. */
+static bool fault_waits(struct trap_frame *f)
+{
+    struct thread *t = current;
+    uint64_t addr = read_cr2();
+    if (!t || !t->proc || addr >= ABI_USER_TOP)
+        return false;
+    bool took = lock_here();
+    bool retry = segment_fault_wait(t->proc, addr) ||
+                 (!(f->error & PF_PRESENT) && aspace_translate(&t->proc->aspace, addr, 0, 0));
+    unlock_here(f, took);
+    return retry;
+}
+
 /* An ISA line's interrupt, from either controller (arch/apic.h). Only the
  * BSP receives them: both controllers deliver there. */
 static void device_line(struct trap_frame *f, unsigned line)
@@ -80,26 +137,43 @@ static void device_line(struct trap_frame *f, unsigned line)
         /* The PIT: the BSP's tick (arch/apic.h says when). */
         arch_irq_eoi(0);
         this_cpu()->ticks++;
-        iommu_poll_faults();
-        sched_tick(f);
+        bsp_tick(f);
         return;
     }
     /* The 8259s raise line 7 or 15 for an interrupt that went away before
      * the CPU acknowledged it; those get no EOI from the PIC that did not
      * raise them. The I/O APIC has no such thing. */
     bool spurious = !apic && (line == 7 || line == 15);
+    bool took = spurious ? false : lock_here();
     if (line == ARCH_IRQ_SERIAL)
         console_input_interrupt();
     else if (!spurious)
         irq_dispatch(line); /* a driver's: masked until it acknowledges */
     if (!spurious)
         arch_irq_eoi(line);
+    unlock_here(f, took);
 }
+
+static void dispatch(struct trap_frame *f);
 
 void trap_dispatch(struct trap_frame *f)
 {
+    dispatch(f);
+    /* Back to user mode: an exiting thread dies, a pending switch happens,
+     * and the lock goes. */
+    if (trap_from_user(f) && kernel_lock_held())
+        sched_return_to_user();
+}
+
+static void dispatch(struct trap_frame *f)
+{
     if (f->vector < 32) {
+        if (f->vector == VECTOR_NMI && panic_in_progress())
+            arch_halt_forever(); /* another CPU panicked: stop here */
+        if (f->vector == VECTOR_PAGE_FAULT && fault_waits(f))
+            return; /* the segment is back: the access is retried */
         if (trap_from_user(f)) {
+            lock_here();
             proc_fault(f); /* kills the process; does not return to it */
             return;
         }
@@ -117,10 +191,10 @@ void trap_dispatch(struct trap_frame *f)
         lapic_eoi();
         struct cpu *c = this_cpu();
         c->ticks++;
-        if (c->id == 0) {
-            iommu_poll_faults();
+        if (c->id == 0)
+            bsp_tick(f);
+        else
             sched_tick(f);
-        }
         return;
     }
     case VECTOR_IPI_CALL:
@@ -130,6 +204,7 @@ void trap_dispatch(struct trap_frame *f)
     case VECTOR_IPI_RESCHEDULE:
         lapic_eoi();
         smp_handle_reschedule_ipi();
+        sched_reschedule_ipi(f);
         return;
     case VECTOR_LAPIC_ERROR:
         this_cpu()->apic_errors++;

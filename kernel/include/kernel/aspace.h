@@ -42,6 +42,7 @@ struct aspace {
     struct account *account;             /* pays for tables, area pages, device mappings */
     uint64_t table_bytes;                /* page-table frames charged so far */
     struct device_mapping *device_maps;
+    uint64_t cpus;                       /* CPU_MASK bits: CPUs that may cache its translations */
 };
 
 /* An area taken and its page tables paid for, not yet mapped. */
@@ -53,6 +54,7 @@ struct aspace_reservation {
 int aspace_init(struct aspace *as, struct account *account);
 /* Unmaps everything, frees every table and area page, refunds the account. */
 void aspace_destroy(struct aspace *as);
+/* Loads `as` on this CPU (0: the kernel's tables only). */
 void aspace_activate(struct aspace *as);
 
 /* Reserves size bytes at vaddr (0: the area allocator picks) for a mapping
@@ -63,14 +65,20 @@ int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t ph
 void aspace_cancel(struct aspace *as, const struct aspace_reservation *r);
 /* Maps a reservation with MAP_* flags (kernel/paging.h). Cannot fail. */
 void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t phys, unsigned flags);
-/* Unmaps a whole area mapped earlier and frees it; the TLB is flushed
- * before this returns. */
+/* Unmaps a whole area mapped earlier and frees it; every CPU's TLB is
+ * flushed before this returns. */
 void aspace_unmap(struct aspace *as, uint64_t vaddr, uint64_t size);
-/* Points an existing mapping at new frames (migration): unmap, flush, map.
- * The tables a large-to-small change needs are charged to the account even
- * above its limit (the owner did not ask for the move); -ENOMEM only when
- * the pool itself lacks them, having changed nothing. */
-int aspace_remap(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t new_phys, unsigned flags);
+/* Migration, in two steps around the copy: suspend takes the mapping's
+ * translations away on every CPU (the area stays reserved; an access
+ * faults), resume maps it again at new frames. The tables a large-to-small
+ * change needs are charged to the account even above its limit (the owner
+ * did not ask for the move); resume needs aspace_can_resume first, and the
+ * old frames, which kept their tables, can always be resumed. */
+void aspace_suspend(struct aspace *as, uint64_t vaddr, uint64_t size);
+bool aspace_can_resume(uint64_t size);
+void aspace_resume(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags);
+/* Resumes a suspended mapping at the frames it had: cannot fail. */
+void aspace_restore(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags);
 bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags);
 
 /* Device register mappings (uncached, writable, never executable). */

@@ -21,6 +21,8 @@ void console_input_interrupt(void);
  * timeout_ns for the first one. Returns the count, or -ETIMEDOUT/-EFAULT. */
 int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns);
 void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* A panic is being reported (the other CPUs stop at their next NMI). */
+bool panic_in_progress(void);
 
 /*
  * The kernel's boot-time self-tests (iommu.selftest, smp.selftest) report

@@ -32,8 +32,15 @@ uint64_t paging_kernel_root(void);
 /* Maps [va, va+size) to [pa, pa+size), with 2 MiB pages wherever va and pa
  * are both 2 MiB aligned and the range covers the whole large page. */
 int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
-/* Unmaps and flushes the TLB for the range (when `root` is live). */
+/* Unmaps and flushes this CPU's TLB for the range (when `root` is live
+ * here); other CPUs that may cache it need paging_flush_others. */
 void paging_unmap(uint64_t root, uint64_t va, uint64_t size);
+/* TLB shootdown: flushes the range on every CPU of the mask (CPU_MASK
+ * bits; the caller's own is left out) and returns once each has. */
+void paging_flush_others(uint64_t targets, uint64_t va, uint64_t size);
+/* Frees the tables paging_map replaced with large pages, once the caller
+ * has flushed every CPU that may cache the old entries; returns how many. */
+unsigned paging_release_tables(void);
 /* Table frames mapping the range would take from the pool, at most. */
 uint64_t paging_tables_needed(uint64_t root, uint64_t va, uint64_t pa, uint64_t size);
 bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags);

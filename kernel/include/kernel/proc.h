@@ -36,7 +36,8 @@ struct process {
     unsigned live_threads;
     struct list_node segments;    /* owned segments */
     bool started;                 /* has had a thread */
-    bool exited;
+    bool exited;                  /* ended: no thread runs user code again */
+    bool finished;                /* ... and everything it held is given back: waiters wake */
     int64_t exit_status;
     struct wait_queue waiters;    /* SYS_PROC_WAIT */
     uint32_t refs;                /* handles naming it, blocked waiters, + 1 until it has exited */
@@ -61,6 +62,10 @@ int proc_load_module(unsigned module, const char *args, size_t args_len, struct 
  * endpoint. -EBUSY while one runs, -ENOENT if none was ever loaded,
  * -ENOEXEC if its parts are gone. */
 int proc_restart_memsrv(const char *args, size_t args_len, struct process **out);
+/* The current thread ends (SYS_THREAD_EXIT, or its process ended while it
+ * ran); the last one ends its process with status 0, or finishes the end
+ * of an ended one. Never returns. */
+void proc_thread_exit_current(void) __attribute__((noreturn));
 /* Ends a process (all threads) with `status`. Safe on the current process:
  * then it does not return. */
 void proc_exit(struct process *p, int64_t status);

@@ -1,9 +1,11 @@
 /*
- * Kernel layer: threads and the round-robin scheduler. One CPU; the kernel
- * runs with interrupts off and is never preempted, so a thread leaves the CPU
- * only by blocking, yielding, exiting, being preempted by the timer while
- * in user mode (or in the idle loop), or at a preemption point a long
- * kernel operation offers between bounded steps (sched_preempt_point).
+ * Kernel layer: threads and the scheduler. Each CPU runs threads from a run
+ * queue of its own, with work stealing when it runs dry; all of it under
+ * the kernel lock (kernel/lock.h). The kernel runs with interrupts off and
+ * is never preempted, so a thread leaves its CPU only by blocking,
+ * yielding, exiting, being preempted by the timer while in user mode (or
+ * in the idle loop), or at a preemption point a long kernel operation
+ * offers between bounded steps (sched_preempt_point).
  */
 #ifndef KERNEL_SCHED_H
 #define KERNEL_SCHED_H
@@ -93,16 +95,29 @@ struct thread {
     struct ipc_state ipc;
     struct wait_queue joiners;            /* SYS_THREAD_WAIT */
     struct thread *reap_next;
+
+    unsigned cpu;                         /* the CPU it runs on, last ran on, or is queued for */
+    int affinity;                         /* the only CPU it may run on; -1: any */
+    bool on_cpu;                          /* running (its kernel stack is live) */
+    bool exiting;                         /* its process ended while it ran: it dies on its way out */
 };
 
 #define SCHED_HZ 1000u
 #define SCHED_TICK_NS (1000000000ull / SCHED_HZ)
 #define SCHED_QUANTUM_TICKS 10u
 
-extern struct thread *current;
+/* The thread running on this CPU (the scheduler's slot in struct cpu). */
+#define current (this_cpu()->thread)
 
+/* The BSP's scheduler and idle thread; boot code runs as that thread, with
+ * the kernel lock taken before the other CPUs start. */
 void sched_init(void);
-void sched_start(void) __attribute__((noreturn)); /* becomes the idle loop */
+/* The BSP, done booting: drops the kernel lock, lets the other CPUs run
+ * threads, and becomes its idle loop. */
+void sched_start(void) __attribute__((noreturn));
+/* An application processor, once up: idles until the BSP starts
+ * scheduling, then runs threads. */
+void sched_ap_start(void) __attribute__((noreturn));
 void sched_make_runnable(struct thread *t);
 /* Blocks the current thread on `wq` (may be 0) for at most timeout_ns
  * (TIMEOUT_FOREVER: no limit). Returns the value given to sched_wake, or
@@ -133,7 +148,16 @@ void sched_yield(void);
  * The caller must hold no state another thread could trip over, and
  * accept never coming back (its process may be killed meanwhile). */
 void sched_preempt_point(void);
+/* Every CPU's timer tick; takes the kernel lock only when there is work. */
 void sched_tick(struct trap_frame *f);
+/* The reschedule IPI: an exiting thread or a waiting one gets the CPU. */
+void sched_reschedule_ipi(struct trap_frame *f);
+/* The way back to user mode, with the kernel lock: an exiting thread dies
+ * here; a pending reschedule yields; then the lock is dropped. */
+void sched_return_to_user(void);
+/* Pins a thread to a CPU (-1: any); -EINVAL for a CPU that is not online. */
+int sched_set_affinity(struct thread *t, int cpu);
+void sched_cpu_stats(unsigned cpu, uint64_t *switches, uint64_t *steals);
 uint64_t sched_ticks(void);
 /* Takes a thread off every queue (it must not be running). */
 void sched_remove(struct thread *t);

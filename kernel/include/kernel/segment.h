@@ -26,6 +26,29 @@
  * may still be handed back to the memory server, which cannot reuse its
  * frames: the kernel quarantines it until the device is quiesced.
  *
+ * Busy (SMP): a migration copies the frames, and SYS_MS_SEG_CREATE zeroes
+ * them, in bounded chunks with the kernel lock let go in between
+ * (kernel/lock.h). Meanwhile the segment is busy: a thread that would
+ * send, give or pin it waits until it is not (segment_wait_idle); so does a
+ * thread of its owner that touches it (segment_fault_wait); the memory
+ * server's calls on it get -EBUSY; a holder that ends meanwhile hands it
+ * back once the work is done.
+ *
+ * Migration protocol. Under the kernel lock: check that the segment may
+ * move (not pinned, not within a device's reach, not in flight, not
+ * busy) and that the destination is free; mark it busy and reserve the
+ * destination (no segment may be created over it); take the owner's
+ * mapping away on every CPU (aspace_suspend: PTEs cleared, then a TLB
+ * shootdown that returns only once every CPU that may cache the address
+ * space has flushed). From then on no CPU can write the old frames: a
+ * thread that touches the segment faults and waits. Copy, a chunk at a
+ * time. Under the lock again: point the segment at the copy and map it
+ * there (or, if the page tables the new mapping needs are not to be had,
+ * map the old frames back and fail); wake the waiters, who retry the
+ * access. A write is never lost: every write before the shootdown is in
+ * the old frames before the copy starts, and none can happen after it
+ * until the new mapping exists.
+ *
  * Charges: the payer's account (whom the memory server created it for) is
  * charged RES_MEMORY for the bytes and RES_KMEM for this object until the
  * segment is destroyed; the pinner's account RES_PINNED while a device may
@@ -63,6 +86,10 @@ struct segment {
     uint64_t former_pid;          /* for reclaim records */
     bool reported;                /* reclaimed and handed to the memory server */
     bool dma_told;                /* the DMA state the memory server last heard of */
+    /* Busy: the kernel works on its frames with the kernel lock let go
+     * between chunks (a migration's copy, a new segment's zero-fill). */
+    bool busy;
+    bool reclaim_when_idle;       /* its holder ended while it was busy */
     struct list_node link;        /* the owner's list, or the reclaim queue */
     struct list_node dma_link;    /* its device's list while dma_device is set */
     struct list_node dma_change;  /* on the change queue while dma_told is out of date */
@@ -92,9 +119,19 @@ void segment_detach(struct segment *s);
  * stays where it was. -EBUSY if busy (in flight excepted: the caller is
  * the delivery that ends the flight, and clears it first). */
 int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, rights_t rights);
-/* Copies the contents to new_phys, remaps the owner, flushes the TLB.
- * -EBUSY pinned or tainted, -EEXIST overlap, -ENOMEM. */
+/* Moves the contents to new_phys by the migration protocol above; the
+ * owner's threads that touch the segment meanwhile wait. -EBUSY pinned,
+ * tainted, in flight or busy; -EEXIST overlap; -ENOMEM page tables. */
 int segment_migrate(struct segment *s, uint64_t new_phys);
+/* Zeroes a new, unattached or server-held segment in chunks (busy
+ * meanwhile). */
+void segment_zero(struct segment *s);
+/* If s is busy, waits until it is not and returns true: the caller must
+ * look its handle up again (the segment may have changed hands or gone). */
+bool segment_wait_idle(struct segment *s);
+/* A fault at addr in p's address space: if addr lies in a busy segment,
+ * waits until it is not and returns true (the access is retried). */
+bool segment_fault_wait(struct process *p, uint64_t addr);
 bool segment_large_mapped(const struct segment *s);
 void segment_info(const struct segment *s, struct abi_seg_info *out);
 

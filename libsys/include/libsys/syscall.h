@@ -75,6 +75,13 @@ __attribute__((noreturn)) static inline void sys_thread_exit(void)
     __builtin_unreachable();
 }
 
+/* Pins a thread (HANDLE_NONE: the caller) to a CPU, or lets it run
+ * anywhere (ABI_CPU_ANY), or leaves it (ABI_CPU_SAME); returns the CPU it
+ * is on or queued for. -EINVAL for a CPU that is not online. */
+static inline int64_t sys_thread_affinity(handle_t thread, uint64_t cpu)
+{
+    return sysraw_thread_affinity(thread, cpu);
+}
 /* Waits until the thread has ended: 0, or -ETIMEDOUT. */
 static inline int64_t sys_thread_wait(handle_t thread, uint64_t timeout_ns)
 {

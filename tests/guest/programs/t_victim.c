@@ -47,6 +47,37 @@ static void receiver(uint64_t unused)
     sys_sleep(TIMEOUT_FOREVER);
 }
 
+/* Spins on its CPU while writing to a segment of its own: a thread the
+ * kernel must stop from another CPU, with memory to give back. */
+static volatile unsigned spinners_running;
+
+static void spin_on_cpu(uint64_t cpu)
+{
+    sys_thread_affinity(HANDLE_NONE, cpu);
+    struct ms_segment seg;
+    volatile uint64_t *word = ms_alloc(65536, 0, 0, 0, &seg) == 0 ? (volatile uint64_t *)seg.addr : 0;
+    __atomic_add_fetch(&spinners_running, 1, __ATOMIC_RELEASE);
+    for (;;)
+        if (word)
+            word[sink & 4095]++;
+        else
+            sink++;
+}
+
+/* A spinning thread pinned to each CPU but the first (three on one CPU). */
+static unsigned start_spinners(void)
+{
+    struct abi_kinfo k = {0};
+    sys_kinfo(&k);
+    unsigned ncpus = k.ncpus_online ? (unsigned)k.ncpus_online : 1, started = 0;
+    for (unsigned i = 0; i < 3; i++)
+        if (sys_thread_create(spin_on_cpu, thread_stacks[i] + sizeof(thread_stacks[i]), ncpus > 1 ? 1 + i % (ncpus - 1) : 0) >= 0)
+            started++;
+    while (__atomic_load_n(&spinners_running, __ATOMIC_ACQUIRE) < started)
+        sys_yield();
+    return started;
+}
+
 static int recurse(int depth)
 {
     volatile char pad[512];
@@ -83,7 +114,17 @@ int main(int argc, char **argv)
     else if (strcmp(mode, "spin") == 0)
         for (;;)
             sink++;
-    else if (strcmp(mode, "threads-then-exit") == 0) {
+    else if (strcmp(mode, "spin-everywhere") == 0) {
+        start_spinners();
+        for (;;)
+            sink++;
+    } else if (strcmp(mode, "exit-while-spinning") == 0) {
+        /* Ends the process from one CPU while its other threads run on
+         * the rest: the status is 7 only if none of them outlives it. */
+        if (start_spinners() != 3)
+            return 1;
+        sys_exit(7);
+    } else if (strcmp(mode, "threads-then-exit") == 0) {
         int64_t h[3];
         for (int i = 0; i < 3; i++)
             h[i] = sys_thread_create(sleeper, thread_stacks[i] + sizeof(thread_stacks[i]), 5 + (uint64_t)i);

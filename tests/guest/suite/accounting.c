@@ -19,17 +19,18 @@
 #include <libsys/syscall.h>
 #include "suite.h"
 
-struct memory_snapshot {
-    uint64_t pool_free, ms_free, processes;
-};
-
-static void snapshot(struct memory_snapshot *s)
+void memory_snapshot(struct memory_snapshot *s)
 {
-    struct abi_kinfo k;
+    struct abi_kinfo k = {0};
     struct ms_stats_global g = {0};
-    sys_kinfo(&k);
+    /* memsrv first: it handles the exit notifications it has before it
+     * answers, and the kernel destroys the segments of a process that
+     * ended only when memsrv reclaims them (on another CPU, maybe just
+     * after the process was waited for). Read after memsrv's answer, the
+     * pool includes that reclaim. */
     ms_stats_global(&g);
-    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes };
+    sys_kinfo(&k);
+    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
 }
 
 /* One run of a scenario: false if its own checks failed; `what` gets the
@@ -46,9 +47,9 @@ static struct measure measure_twice(scenario_fn run, char *what, size_t len)
 {
     struct measure m;
     m.warm_ok = run(what, len);
-    snapshot(&m.before);
+    memory_snapshot(&m.before);
     m.ok = run(what, len);
-    snapshot(&m.after);
+    memory_snapshot(&m.after);
     m.same = m.before.pool_free == m.after.pool_free && m.before.ms_free == m.after.ms_free &&
              m.before.processes == m.after.processes;
     return m;
@@ -116,9 +117,38 @@ static bool kill_scenario(char *what, size_t len)
            status == ABI_EXIT_KILLED;
 }
 
+/* The same with a thread spinning on every CPU, each writing to a segment
+ * of its own: the kill must stop threads running on other CPUs, and the
+ * wait returns only when the last of them is gone and everything is back. */
+static bool kill_spread_scenario(char *what, size_t len)
+{
+    int64_t status = 0, h = suite_spawn("t_victim", "spin-everywhere", 0);
+    if (h < 0) {
+        fmt_snprintf(what, len, "spawn: %s", sys_strerror(h));
+        return false;
+    }
+    sys_sleep(20ull * 1000 * 1000); /* usually long enough for all to be running; the check holds either way */
+    int64_t killed = sys_proc_kill((handle_t)h);
+    int64_t waited = sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
+    sys_handle_close((handle_t)h);
+    fmt_snprintf(what, len, "kill %ld wait %ld status %ld", killed, waited, status);
+    return killed == 0 && waited == 0 && status == ABI_EXIT_KILLED;
+}
+
+/* One thread ends the process while the others run on other CPUs. */
+static bool exit_spread_scenario(char *what, size_t len)
+{
+    int64_t status;
+    int64_t err = suite_run("t_victim", "exit-while-spinning", 0, &status);
+    fmt_snprintf(what, len, "run %ld status %ld (want 7)", err, status);
+    return err == 0 && status == 7;
+}
+
 void test_kill(void)
 {
     record_exact("kill", kill_scenario);
+    record_exact("kill_spread", kill_spread_scenario);
+    record_exact("exit_spread", exit_spread_scenario);
 }
 
 /* Exhausting the kernel frame pool is an error for the caller; the pool
@@ -270,11 +300,11 @@ static void record_leak_caught(const char *name, scenario_fn leak)
     leak(what, sizeof(what));
     let_go();
     struct memory_snapshot start, end;
-    snapshot(&start);
+    memory_snapshot(&start);
     struct measure m = measure_twice(leak, what, sizeof(what));
     describe(&m, what, why, sizeof(why));
     let_go();
-    snapshot(&end);
+    memory_snapshot(&end);
     bool returned = end.pool_free == start.pool_free && end.ms_free == start.ms_free && end.processes == start.processes;
     char full[480];
     fmt_snprintf(full, sizeof(full), "%s (the leak %s; after letting go: pool free %lu -> %lu, memsrv free %lu -> %lu)",

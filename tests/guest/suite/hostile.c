@@ -60,19 +60,6 @@ static const struct hostile_case cases[] = {
     { .name = "sync", .mode = "sync", .program = "t_sync", .kmem = 384 * 1024 },
 };
 
-struct snapshot {
-    uint64_t pool_free, ms_free, processes, quarantined;
-};
-
-static void take(struct snapshot *s)
-{
-    struct abi_kinfo k = {0};
-    struct ms_stats_global g = {0};
-    sys_kinfo(&k);
-    ms_stats_global(&g);
-    *s = (struct snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
-}
-
 /* A copy of a boot module's image in a segment of its own, to send. */
 static int64_t image_segment(const char *module, struct ms_segment *out)
 {
@@ -191,16 +178,16 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
 static void run_case(const struct hostile_case *c)
 {
     struct outcome warm, o;
-    struct snapshot before, after;
+    struct memory_snapshot before, after;
     char name[64], why[240];
     const char *program = c->program ? c->program : "t_hostile";
     /* The warming run's checks count too: an attack must fail every time. */
     fmt_snprintf(name, sizeof(name), "hostile_%s.warmup", c->name);
     int64_t warm_err = run_once(c, true, &warm);
     suite_count(name, program, warm_err, warm.status);
-    take(&before);
+    memory_snapshot(&before);
     int64_t err = run_once(c, false, &o);
-    take(&after);
+    memory_snapshot(&after);
     fmt_snprintf(name, sizeof(name), "hostile_%s", c->name);
     /* The attacker's own checks: each attack got its error. */
     suite_count(name, program, err, o.status);
@@ -224,10 +211,10 @@ static void run_case(const struct hostile_case *c)
 
 static void stateful_fuzz(void)
 {
-    struct snapshot before, after;
+    struct memory_snapshot before, after;
     int64_t ep = sys_ep_create();
     int64_t h[FUZZERS];
-    take(&before);
+    memory_snapshot(&before);
     for (unsigned i = 0; i < FUZZERS; i++) {
         char args[48];
         fmt_snprintf(args, sizeof(args), "stateful seed=%lu", suite_seed * 31 + i); /* the last seed= counts */
@@ -248,7 +235,7 @@ static void stateful_fuzz(void)
     }
     if (ep >= 0)
         sys_handle_close((handle_t)ep);
-    take(&after);
+    memory_snapshot(&after);
     char why[200];
     fmt_snprintf(why, sizeof(why), "memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.ms_free, after.ms_free, before.processes, after.processes, before.quarantined,

@@ -69,6 +69,12 @@ static const struct suite_entry suite[] = {
     FAULT("fault_port_io", "port-io", 13),
     FAULT("fault_stack_overflow", "stack-overflow", 14),
     FAULT("fault_after_send", "touch-after-send", 14),
+    /* Several CPUs (one works too): migration under writers, pins against
+     * migration, IPC across CPUs; and a writer on another CPU that must
+     * fault once the send of its segment returned. */
+    { .name = "smp", .module = "t_smp", .args = "client", .grants = GRANT_PAIR, .server_args = "server" },
+    { .name = "smp_transfer", .module = "t_smp", .args = "transfer-writer", .expect = EXPECT_FAULT, .vector = 14,
+      .grants = GRANT_PAIR, .server_args = "transfer-receiver" },
 };
 /* Tests that need the suite's view as a parent (accounting.c, clients.c),
  * run after the programs above. */
@@ -301,7 +307,7 @@ static bool selected(const char *name) { return selected_from(test_list, test_li
 /* Benchmarks: programs named b_NAME, started with a fresh endpoint in slot
  * SERVICE and, first, the same program with "server" on it (for the ones
  * that measure messages). They print BENCH lines and exit 0. */
-static const char *const benchmarks[] = { "ipc", "memsrv" };
+static const char *const benchmarks[] = { "ipc", "memsrv", "smp" };
 
 static void run_benchmarks(const char *list, size_t len)
 {

@@ -53,6 +53,15 @@ void suite_grants(struct loader_grant grants[ABI_STARTUP_HANDLES]);
  * touched). HANDLE_NONE if neither opens. */
 handle_t suite_dma_device(void);
 
+/* accounting.c: the memory the system has free, as one consistent reading. */
+struct memory_snapshot {
+    uint64_t pool_free;   /* kernel frame pool, frames */
+    uint64_t ms_free;     /* memsrv's free bytes */
+    uint64_t processes;
+    uint64_t quarantined; /* memsrv's bytes held back from reuse */
+};
+void memory_snapshot(struct memory_snapshot *s);
+
 /* pace.c: waits measured in the machine's own work, not in fixed time. */
 /* Times the reference work on the guest's clock; call once at start. */
 void pace_calibrate(void);

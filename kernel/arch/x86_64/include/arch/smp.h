@@ -153,6 +153,14 @@ cpu_mask_t smp_online_mask(void);
 cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg);
 #define SMP_CALL_TIMEOUT_NS 10000000000ull
 
+/* Stops every other CPU for good (panic): an NMI each. */
+void smp_stop_others(void);
+
+/* Runs a call posted to this CPU, if one waits: for code that spins with
+ * interrupts off (kernel/lock.h), whose lock's holder may be waiting for
+ * this CPU's acknowledgement. */
+void smp_serve_calls(void);
+
 /* Asks a CPU to reschedule (VECTOR_IPI_RESCHEDULE; its handler does
  * nothing yet but count). Ignored for an offline CPU or the caller. */
 void smp_send_reschedule(unsigned cpu);
