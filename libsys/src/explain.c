@@ -1,9 +1,9 @@
 /*
  * libsys layer: errors that explain themselves (libsys/explain.h). The
  * tables follow docs/abi.md (kernel calls) and docs/memsrv.md (memory
- * server requests) row by row; tests/host/libsys/test_explain.py checks that
- * every error those pages list for a call has its line here. Called by any
- * program that reports an error to a person.
+ * server requests) row by row: a change to an error there needs its line
+ * here (nothing checks that yet). Called by any program that reports an
+ * error to a person.
  */
 #include <abi/errno.h>
 #include <abi/memsrv.h>
