@@ -154,19 +154,24 @@ function(tessera_user_program name)
   endif()
 endfunction()
 
-# tessera_console_test(NAME SECONDS): boots the image without test= (init
-# starts the boot programs and the console), types the calling directory's
-# commands.txt at the console's prompt (iso/run --input) and checks the
-# console against its expected.txt, in order (--expect). The console is kept
-# in NAME.serial.log in the directory's build tree.
+# tessera_console_test(NAME SECONDS [--emulator bochs]): boots the image
+# without test= (init starts the boot programs and the console), types the
+# calling directory's commands.txt at the console's prompt (iso/run
+# --input) and checks the console against its expected.txt, in order
+# (--expect). The console is kept in NAME.serial.log in the directory's
+# build tree. Extra arguments go to iso/run.
 function(tessera_console_test name seconds)
+  set(labels "guest;qemu")
+  if("bochs" IN_LIST ARGN)
+    set(labels "guest;bochs")
+  endif()
   add_test(NAME ${name}
-           COMMAND ${PROJECT_SOURCE_DIR}/iso/run --iso ${CMAKE_BINARY_DIR}/tessera.iso --cmdline "seed=1"
+           COMMAND ${PROJECT_SOURCE_DIR}/iso/run ${ARGN} --iso ${CMAKE_BINARY_DIR}/tessera.iso --cmdline "seed=1"
                    --timeout ${seconds}
                    --log ${CMAKE_CURRENT_BINARY_DIR}/${name}.serial.log
                    --input ${CMAKE_CURRENT_SOURCE_DIR}/commands.txt --prompt "memctl> "
                    --expect ${CMAKE_CURRENT_SOURCE_DIR}/expected.txt)
   # ctest's own limit only catches a runner that fails to stop its emulator.
   math(EXPR limit "${seconds} + 120")
-  set_tests_properties(${name} PROPERTIES LABELS "guest;qemu" TIMEOUT ${limit})
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${limit})
 endfunction()

@@ -196,7 +196,8 @@ class Typist:
     prints one prompt each time it waits for a line); after a line
     "%after REGEX", the next line is typed instead once REGEX matches the
     console received since the line before it was typed (to type while no
-    prompt shows, e.g. Ctrl-C to a running program). Lines are decoded by
+    prompt shows, e.g. Ctrl-C to a running program), and the line after it
+    waits for a prompt that comes later still. Lines are decoded by
     decode_typed; blank lines and # comments are skipped."""
 
     def __init__(self, lines, prompt, write):
@@ -236,6 +237,11 @@ class Typist:
                 self.at_prompts += 1
             elif not after.search(self.since.decode("utf-8", "replace")):
                 return
+            else:
+                # The prompts seen so far are spent: the next line waits for
+                # a new one, never types ahead of a command still running
+                # (Bochs's UART drops what the guest does not read in time).
+                self.at_prompts = self.prompts
             self.write(data_out)
             self.sent += 1
             self.since = b""
@@ -351,6 +357,37 @@ class Keyboard:
         termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
+class PacedWriter:
+    """Bytes for Bochs's serial port, a few at a time: its UART holds 16
+    received bytes, and what arrives while the guest has not read them is
+    lost, so a whole line written at once can lose its end. PACE_BYTES
+    every PACE_S (about a fast typist's speed) keeps well inside that."""
+
+    PACE_BYTES = 4
+    PACE_S = 0.02
+
+    def __init__(self, fd):
+        self.fd, self.queue, self.last = fd, bytearray(), 0.0
+
+    def __call__(self, data):
+        self.queue += data
+        self.pump()
+
+    def pending(self):
+        return bool(self.queue)
+
+    def pump(self):
+        now = time.monotonic()
+        if not self.queue or now - self.last < self.PACE_S:
+            return
+        try:
+            n = os.write(self.fd, bytes(self.queue[:self.PACE_BYTES]))
+        except BlockingIOError:
+            return
+        del self.queue[:n]
+        self.last = now
+
+
 def open_pty(config):
     """A pseudo-terminal for the emulator's serial port (Bochs: com1 in
     `term` mode): its name replaces @PTY@ in the config file. Returns the
@@ -391,7 +428,7 @@ def run(args):
     elif args.pty:
         source, _slave = open_pty(args.pty)
         os.set_blocking(source, False)
-        feed = lambda b: os.write(source, b)  # noqa: E731
+        feed = PacedWriter(source)
     else:
         Path(args.serial).touch()
         source = os.open(args.serial, os.O_RDONLY | os.O_NONBLOCK)
@@ -404,7 +441,8 @@ def run(args):
         keyboard = Keyboard(feed)
     try:
         emulator = Emulator(args.emulator, output)
-        status, timed_out = watch(emulator, stream, keyboard, panic, signals, args)
+        paced = feed if isinstance(feed, PacedWriter) else None
+        status, timed_out = watch(emulator, stream, keyboard, panic, signals, args, paced)
     finally:
         if keyboard:
             keyboard.restore()
@@ -417,7 +455,7 @@ def run(args):
     return report(stream.lines(), args, protocol, args.timeout if timed_out else None, note)
 
 
-def watch(emulator, stream, keyboard, panic, signals, args):
+def watch(emulator, stream, keyboard, panic, signals, args, paced=None):
     """Streams the console until the emulator ends; stops it on a signal, a
     panic, the timeout or the keyboard's Ctrl-A X. Returns (an exit status
     if a signal ended the run, whether it timed out)."""
@@ -431,12 +469,15 @@ def watch(emulator, stream, keyboard, panic, signals, args):
         ready = []
         if inputs:
             try:
-                ready, _, _ = select.select(inputs, [], [], POLL_S)
+                wait = PacedWriter.PACE_S if paced and paced.pending() else POLL_S
+                ready, _, _ = select.select(inputs, [], [], wait)
             except InterruptedError:
                 pass
         else:
             time.sleep(POLL_S)
         stream.pump()
+        if paced:
+            paced.pump()
         if keyboard and keyboard.fd in ready:
             keyboard.pump()
         if signals or (keyboard and keyboard.quit):
