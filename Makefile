@@ -1,5 +1,8 @@
 # The commands a newcomer needs. Everything else is CMake and ctest.
 #   make run         build, make the ISO and boot it in QEMU, serial on the terminal
+#   make gdb         gdb with the kernel's symbols and the commands that know the
+#                    programs by name, attached to `make run RUNARGS=--gdb`
+#                    started in another terminal (docs/running.md, "Debugging")
 #   make test        build, then every test (host, the QEMU matrix, Bochs) via ctest
 #   make test-quick  build, then the host tests and one QEMU run of the suite
 #   make soak        build, then the suite again and again with fresh seeds, under
@@ -11,8 +14,9 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 RUNARGS ?=
 SOAK_MINUTES ?= 30
 SOAK_ARGS ?=
+GDB_PORT ?= 1234
 
-.PHONY: all deps configure build run test test-quick soak stress clean
+.PHONY: all deps configure build run gdb test test-quick soak stress clean
 
 all: build
 
@@ -27,6 +31,9 @@ build: configure
 
 run: build
 	@iso/run --iso $(BUILD)/tessera.iso $(RUNARGS)
+
+gdb: build
+	@gdb -x $(BUILD)/tessera.gdb -ex 'tessera-connect $(GDB_PORT)'
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE stress

@@ -117,17 +117,61 @@ function(tessera_host_test name)
   endforeach()
 endfunction()
 
-# tessera_user_program(NAME SOURCES ...): a ring-3 ELF linked with libsys.
+# tessera_user_program(NAME SOURCES ... [LINK lib ...] [BOOT] [CONSOLE]): a
+# ring-3 ELF linked with libsys, and a boot module of the ISO (iso/).
+#   BOOT     init starts it at boot, in declaration order (the `boot=` list
+#            of init's module command line); others start on request (the
+#            console's `run`) or, for t_ and b_ programs, from the suite.
+#   CONSOLE  it is the console (implies BOOT): init serves it the requests
+#            that start and end programs (abi/init.h), and gives it a
+#            device to pin for.
+# Each program is linked at an address of its own, 16 MiB apart from 4 MiB
+# up (TESSERA_IMAGE_BASE, libsys/user.ld), so that a breakpoint on one
+# program's code stops in no other (docs/running.md, "Debugging").
+set(TESSERA_IMAGE_BASE_FIRST 0x400000)
+set(TESSERA_IMAGE_BASE_STEP 0x1000000)
 function(tessera_user_program name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "BOOT;CONSOLE" "" "SOURCES;LINK" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   set_target_properties(${name} PROPERTIES SUFFIX ".elf")
   tessera_flavour_flags(${name} user)
   target_link_libraries(${name} PRIVATE ${ARG_LINK} libsys common_user)
+  get_property(count GLOBAL PROPERTY TESSERA_USER_PROGRAMS)
+  list(LENGTH count index)
+  math(EXPR base "${TESSERA_IMAGE_BASE_FIRST} + ${index} * ${TESSERA_IMAGE_BASE_STEP}" OUTPUT_FORMAT HEXADECIMAL)
   target_link_options(${name} PRIVATE -nostdlib -static -no-pie
-      -Wl,-T,${PROJECT_SOURCE_DIR}/libsys/user.ld -Wl,--build-id=none
-      -Wl,-z,max-page-size=0x1000)
+      -Wl,-T,${PROJECT_SOURCE_DIR}/libsys/user.ld -Wl,--defsym=TESSERA_IMAGE_BASE=${base}
+      -Wl,--build-id=none -Wl,-z,max-page-size=0x1000)
   target_link_libraries(${name} PRIVATE gcc)
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${PROJECT_SOURCE_DIR}/libsys/user.ld)
+  set_property(TARGET ${name} PROPERTY TESSERA_IMAGE_BASE ${base})
   set_property(GLOBAL APPEND PROPERTY TESSERA_USER_PROGRAMS ${name})
+  if(ARG_BOOT OR ARG_CONSOLE)
+    set_property(GLOBAL APPEND PROPERTY TESSERA_BOOT_PROGRAMS ${name})
+  endif()
+  if(ARG_CONSOLE)
+    set_property(GLOBAL PROPERTY TESSERA_CONSOLE_PROGRAM ${name})
+  endif()
+endfunction()
+
+# tessera_console_test(NAME SECONDS [--emulator bochs]): boots the image
+# without test= (init starts the boot programs and the console), types the
+# calling directory's commands.txt at the console's prompt (iso/run
+# --input) and checks the console against its expected.txt, in order
+# (--expect). The console is kept in NAME.serial.log in the directory's
+# build tree. Extra arguments go to iso/run.
+function(tessera_console_test name seconds)
+  set(labels "guest;qemu")
+  if("bochs" IN_LIST ARGN)
+    set(labels "guest;bochs")
+  endif()
+  add_test(NAME ${name}
+           COMMAND ${PROJECT_SOURCE_DIR}/iso/run ${ARGN} --iso ${CMAKE_BINARY_DIR}/tessera.iso --cmdline "seed=1"
+                   --timeout ${seconds}
+                   --log ${CMAKE_CURRENT_BINARY_DIR}/${name}.serial.log
+                   --input ${CMAKE_CURRENT_SOURCE_DIR}/commands.txt --prompt "memctl> "
+                   --expect ${CMAKE_CURRENT_SOURCE_DIR}/expected.txt)
+  # ctest's own limit only catches a runner that fails to stop its emulator.
+  math(EXPR limit "${seconds} + 120")
+  set_tests_properties(${name} PROPERTIES LABELS "${labels}" TIMEOUT ${limit})
 endfunction()

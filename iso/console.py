@@ -161,17 +161,63 @@ def check_expectations(lines, expect_file):
     return failures
 
 
+def decode_typed(text):
+    """The bytes a line of an --input file stands for: C-like escapes
+    (\\xHH, \\e for ESC, \\t, \\r, \\\\) decoded, then Enter (CR) unless the
+    line ends with \\c."""
+    out = bytearray()
+    enter = True
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c != "\\" or i + 1 == len(text):
+            out += c.encode()
+            i += 1
+            continue
+        e = text[i + 1]
+        if e == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", text[i + 2:i + 4]):
+            out.append(int(text[i + 2:i + 4], 16))
+            i += 4
+            continue
+        if e == "c" and i + 2 == len(text):
+            enter = False
+        elif e in "etr\\":
+            out += {"e": b"\x1b", "t": b"\t", "r": b"\r", "\\": b"\\"}[e]
+        else:
+            raise ValueError(f"unknown escape \\{e} in input line: {text!r}")
+        i += 2
+    return bytes(out) + (b"\r" if enter else b"")
+
+
 class Typist:
-    """Types lines into the guest, one per prompt seen. Fed the console as
-    it arrives, in chunks that may split a prompt."""
+    """Types lines into the guest, in order. Fed the console as it arrives,
+    in chunks that may split a prompt. A line is typed once the console
+    holds one more prompt than the lines typed at prompts so far (a program
+    prints one prompt each time it waits for a line); after a line
+    "%after REGEX", the next line is typed instead once REGEX matches the
+    console received since the line before it was typed (to type while no
+    prompt shows, e.g. Ctrl-C to a running program), and the line after it
+    waits for a prompt that comes later still. Lines are decoded by
+    decode_typed; blank lines and # comments are skipped."""
 
     def __init__(self, lines, prompt, write):
-        self.pending = [l.rstrip("\r") for l in lines if l.strip() and not l.startswith("#")]
-        self.total = len(self.pending)
+        self.steps = []
+        after = None
+        for line in lines:
+            line = line.rstrip("\r")
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line.startswith("%after "):
+                after = re.compile(line[len("%after "):])
+                continue
+            self.steps.append((after, decode_typed(line)))
+            after = None
+        self.total = len(self.steps)
         self.prompt = prompt.encode()
         self.write = write
-        self.prompts = self.sent = 0
+        self.prompts = self.sent = self.at_prompts = 0
         self.tail = b""
+        self.since = b""  # the console since the last line was typed
 
     def feed(self, data):
         window = self.tail + data
@@ -182,9 +228,23 @@ class Typist:
         self.tail = window[-keep:] if keep else b""
         if self.prompt in self.tail:
             self.tail = b""
-        while self.sent < min(self.prompts, self.total):
-            self.write((self.pending[self.sent] + "\r").encode())
+        self.since = (self.since + data)[-65536:]
+        while self.sent < self.total:
+            after, data_out = self.steps[self.sent]
+            if after is None:
+                if self.prompts <= self.at_prompts:
+                    return
+                self.at_prompts += 1
+            elif not after.search(self.since.decode("utf-8", "replace")):
+                return
+            else:
+                # The prompts seen so far are spent: the next line waits for
+                # a new one, never types ahead of a command still running
+                # (Bochs's UART drops what the guest does not read in time).
+                self.at_prompts = self.prompts
+            self.write(data_out)
             self.sent += 1
+            self.since = b""
 
 
 class LineWatch:
@@ -216,6 +276,8 @@ class Stream:
             try:
                 data = os.read(self.fd, 65536)
             except BlockingIOError:
+                return
+            except OSError:  # a pty whose other side closed (EIO)
                 return
             if not data:
                 return
@@ -254,6 +316,95 @@ class Emulator:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
+class Keyboard:
+    """The user's terminal in raw mode, typed into the guest byte by byte
+    (Ctrl-C included: it is the guest's). Ctrl-A X stops the emulator,
+    Ctrl-A Ctrl-A types a Ctrl-A, as in QEMU's console."""
+
+    ESCAPE = 0x01
+
+    def __init__(self, write):
+        import termios
+        import tty
+        self.write, self.fd = write, sys.stdin.fileno()
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setraw(self.fd)
+        self.escaped = False
+        self.quit = False
+
+    def pump(self):
+        try:
+            data = os.read(self.fd, 1024)
+        except (BlockingIOError, OSError):
+            return
+        out = bytearray()
+        for b in data:
+            if self.escaped:
+                self.escaped = False
+                if b in (ord("x"), ord("X")):
+                    self.quit = True
+                elif b == self.ESCAPE:
+                    out.append(b)
+            elif b == self.ESCAPE:
+                self.escaped = True
+            else:
+                out.append(b)
+        if out:
+            self.write(bytes(out))
+
+    def restore(self):
+        import termios
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+
+class PacedWriter:
+    """Bytes for Bochs's serial port, a few at a time: its UART holds 16
+    received bytes, and what arrives while the guest has not read them is
+    lost, so a whole line written at once can lose its end. PACE_BYTES
+    every PACE_S (about a fast typist's speed) keeps well inside that."""
+
+    PACE_BYTES = 4
+    PACE_S = 0.02
+
+    def __init__(self, fd):
+        self.fd, self.queue, self.last = fd, bytearray(), 0.0
+
+    def __call__(self, data):
+        self.queue += data
+        self.pump()
+
+    def pending(self):
+        return bool(self.queue)
+
+    def pump(self):
+        now = time.monotonic()
+        if not self.queue or now - self.last < self.PACE_S:
+            return
+        try:
+            n = os.write(self.fd, bytes(self.queue[:self.PACE_BYTES]))
+        except BlockingIOError:
+            return
+        del self.queue[:n]
+        self.last = now
+
+
+def open_pty(config):
+    """A pseudo-terminal for the emulator's serial port (Bochs: com1 in
+    `term` mode): its name replaces @PTY@ in the config file. Returns the
+    master's fd."""
+    import pty
+    import tty
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # bytes pass untouched: no echo, no CR/LF rewriting
+    text = Path(config).read_text()
+    if "@PTY@" not in text:
+        raise SystemExit(f"{PROG}: {config} has no @PTY@ to replace")
+    Path(config).write_text(text.replace("@PTY@", os.ttyname(slave)))
+    # The slave stays open here too, so the master never reads EIO while
+    # the emulator opens and reopens it.
+    return master, slave
+
+
 def run(args):
     # Signals first: the emulator runs in a session of its own, so a signal
     # that killed this process before it could stop the emulator would
@@ -264,7 +415,8 @@ def run(args):
     protocol = Protocol()
     watchers = [LineWatch(protocol.panic)]
     panic = watchers[0]
-    typist = None
+    typist = keyboard = None
+    feed = None
     if args.fifo:
         # QEMU's pipe chardev: it reads FIFO.in and writes FIFO.out, opening
         # both read-write, so neither side waits for the other. Holding
@@ -272,23 +424,63 @@ def run(args):
         # the end of its input.
         feed_fd = os.open(args.fifo + ".in", os.O_RDWR)
         source = os.open(args.fifo + ".out", os.O_RDWR | os.O_NONBLOCK)
-        if args.input:
-            typist = Typist(Path(args.input).read_text().splitlines(), args.prompt,
-                            lambda b: os.write(feed_fd, b))
-            watchers.append(typist)
+        feed = lambda b: os.write(feed_fd, b)  # noqa: E731
+    elif args.pty:
+        source, _slave = open_pty(args.pty)
+        os.set_blocking(source, False)
+        feed = PacedWriter(source)
     else:
         Path(args.serial).touch()
         source = os.open(args.serial, os.O_RDONLY | os.O_NONBLOCK)
+    if args.input:
+        typist = Typist(Path(args.input).read_text().splitlines(), args.prompt, feed)
+        watchers.append(typist)
     stream = Stream(source, open(args.log, "wb") if args.log else None, watchers)
     output = open(args.emulator_output, "wb") if args.emulator_output else None
-    emulator = Emulator(args.emulator, output)
+    if args.interactive:
+        keyboard = Keyboard(feed)
+    try:
+        emulator = Emulator(args.emulator, output)
+        paced = feed if isinstance(feed, PacedWriter) else None
+        status, timed_out = watch(emulator, stream, keyboard, panic, signals, args, paced)
+    finally:
+        if keyboard:
+            keyboard.restore()
+    if status is not None:
+        return status
+    if typist and typist.sent < typist.total:
+        print(f"{PROG}: input: only {typist.sent} of {typist.total} lines of {args.input} were typed",
+              file=sys.stderr)
+    note = f"{Path(args.emulator[0]).name} exited with status {emulator.process.returncode}"
+    return report(stream.lines(), args, protocol, args.timeout if timed_out else None, note)
 
+
+def watch(emulator, stream, keyboard, panic, signals, args, paced=None):
+    """Streams the console until the emulator ends; stops it on a signal, a
+    panic, the timeout or the keyboard's Ctrl-A X. Returns (an exit status
+    if a signal ended the run, whether it timed out)."""
+    import select
     started = time.monotonic()
     panic_at = None
     timed_out = False
+    # A regular file is always "ready": it is polled instead.
+    inputs = ([] if args.serial else [stream.fd]) + ([keyboard.fd] if keyboard else [])
     while emulator.running():
+        ready = []
+        if inputs:
+            try:
+                wait = PacedWriter.PACE_S if paced and paced.pending() else POLL_S
+                ready, _, _ = select.select(inputs, [], [], wait)
+            except InterruptedError:
+                pass
+        else:
+            time.sleep(POLL_S)
         stream.pump()
-        if signals:
+        if paced:
+            paced.pump()
+        if keyboard and keyboard.fd in ready:
+            keyboard.pump()
+        if signals or (keyboard and keyboard.quit):
             emulator.stop()
         now = time.monotonic()
         if panic.seen and panic_at is None:
@@ -301,17 +493,11 @@ def run(args):
             print(f"{PROG}: timeout after {args.timeout} s", file=sys.stderr)
             emulator.stop()
         emulator.enforce_stop()
-        time.sleep(POLL_S)
     stream.pump()
-
     if signals:
         print(f"{PROG}: {signals[0]}", file=sys.stderr)
-        return 130 if signals[0] == "interrupted" else 143
-    if typist and typist.sent < typist.total:
-        print(f"{PROG}: input: only {typist.sent} of {typist.total} lines of {args.input} were typed",
-              file=sys.stderr)
-    note = f"{Path(args.emulator[0]).name} exited with status {emulator.process.returncode}"
-    return report(stream.lines(), args, protocol, args.timeout if timed_out else None, note)
+        return (130 if signals[0] == "interrupted" else 143), timed_out
+    return None, timed_out
 
 
 def report(lines, args, protocol, timed_out_after=None, exit_note=""):
@@ -338,8 +524,12 @@ def main(argv=None):
     source = r.add_mutually_exclusive_group(required=True)
     source.add_argument("--serial", help="the file the emulator writes the console to")
     source.add_argument("--fifo", help="QEMU pipe chardev path (FIFO.in and FIFO.out)")
+    source.add_argument("--pty", metavar="CONFIG",
+                        help="a pseudo-terminal for the serial port, named in CONFIG where it says @PTY@ (Bochs)")
     r.add_argument("--emulator-output", help="file for the emulator's own stdout and stderr")
-    r.add_argument("--input", help="lines to type, one per prompt (needs --fifo)")
+    r.add_argument("--input", help="lines to type, one per prompt (needs --fifo or --pty)")
+    r.add_argument("--interactive", action="store_true",
+                   help="type the terminal's keys into the guest (needs --fifo or --pty; Ctrl-A X quits)")
     r.add_argument("--prompt", default="memctl> ")
     r.add_argument("--timeout", type=int, help="seconds before the emulator is stopped")
     j = sub.add_parser("judge", help="judge a kept console log")
@@ -358,8 +548,8 @@ def main(argv=None):
         args.emulator = args.emulator[1:]
     if not args.emulator:
         parser.error("run: no emulator command after --")
-    if args.input and not args.fifo:
-        parser.error("run: --input needs --fifo")
+    if (args.input or args.interactive) and not (args.fifo or args.pty):
+        parser.error("run: --input and --interactive need --fifo or --pty")
     return run(args)
 
 

@@ -1,12 +1,13 @@
 /*
  * ABI layer: what init serves to the programs it starts at boot.
  *
- * Without test= on the command line, init starts the boot modules and gives
- * each one, in startup slot ABI_STARTUP_PARENT, an endpoint of its own that
- * init serves (one per program, so that a server receiving on its slot
- * PARENT, as the suite's pair servers do, takes no one else's requests).
- * Requests are SYS_IPC_CALLs with a label below; the reply's label is 0 or
- * -E* as a uint64. Anything else gets -ENOSYS.
+ * Without test= on the command line, init starts the name service, then
+ * the boot modules listed by `boot=` in its own module command line, and
+ * gives each one, in startup slot ABI_STARTUP_PARENT, an endpoint of its
+ * own that init serves (one per program, so that a server receiving on its
+ * slot PARENT, as the suite's pair servers do, takes no one else's
+ * requests). Requests are SYS_IPC_CALLs with a label below; the reply's
+ * label is 0 or -E* as a uint64. Anything else gets -ENOSYS.
  */
 #ifndef ABI_INIT_H
 #define ABI_INIT_H
@@ -47,5 +48,39 @@
 /* MS_REVOKE (abi/memsrv.h) sent to the delegate endpoint goes to memsrv as
  * init's; memsrv's reply comes back unchanged. Other memsrv labels get
  * -ENOSYS (ask memsrv directly). */
+
+/*
+ * The console's requests. Init serves them only on the endpoint of the
+ * console program (memctl, named by `console=` in init's module command
+ * line): -EPERM on any other. They start, list and end the programs init
+ * started; init keeps a process handle to each.
+ */
+/* payload: the program's command line, "MODULE ARGS..." (the module is a
+ * boot module; its arguments as the program will see them, MODULE first),
+ * no NUL. The program gets what a program started at boot gets (docs/
+ * names.md): memsrv's and the name service's endpoints, an endpoint of its
+ * own to serve and a registrar for its module's name, and init's default
+ * limits; no endpoint to init. Reply: caps[0] a copy of init's process
+ * handle (CONTROL and WAIT: wait for it, kill it, limit it), w0 its pid.
+ * -ENOENT no such module; -EPERM a module that only init starts (init,
+ * memsrv, names, t_suite, the console itself); -ENOSPC init runs
+ * INIT_CHILDREN_MAX programs; the loader's errors. */
+#define INIT_RUN (INIT_LABEL_BASE + 16)
+/* w0 a cursor (0: from the first). Reply: one program init started and
+ * that still runs: w0 its pid, w1 INIT_PS_* flags, w2 the cursor of the
+ * next (0: it was the last), payload its module name (NUL-terminated).
+ * -ENOENT none at or after the cursor. */
+#define INIT_PS (INIT_LABEL_BASE + 17)
+#define INIT_PS_BOOT 0x1u    /* started at boot */
+#define INIT_PS_RUN 0x2u     /* started by INIT_RUN */
+/* w0 a pid: init kills that program and waits for its end. Reply: w0 its
+ * exit status (abi/proc.h). -ENOENT not a running program of init's;
+ * -EPERM the name service or the asking console itself. */
+#define INIT_KILL (INIT_LABEL_BASE + 18)
+/* w0 a cursor (0: from the first). Reply: a module INIT_RUN can start,
+ * payload its name (NUL-terminated), w0 the cursor of the next (0: it was
+ * the last). -ENOENT none at or after the cursor. */
+#define INIT_PROGRAMS (INIT_LABEL_BASE + 19)
+#define INIT_CHILDREN_MAX 64u
 
 #endif

@@ -23,6 +23,8 @@
 #define ABI_STARTUP_DEVICE 2   /* a device handle, for drivers */
 #define ABI_STARTUP_SERVICE 3  /* an endpoint the process serves (servers), or its server's (clients) */
 #define ABI_STARTUP_SUPERVISE 4 /* init: the memory server's process (control, wait), to restart it */
+#define ABI_STARTUP_NAMES 5     /* the name service's endpoint (include/proto/names.h) */
+#define ABI_STARTUP_REGISTRAR 6 /* a registrar of the name service: the names the process may register */
 struct abi_startup {
     uint64_t magic;
     uint64_t reserved;

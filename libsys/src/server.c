@@ -9,6 +9,7 @@
  * buffer, never sent from a second one.
  */
 #include <common/string.h>
+#include <libsys/explain.h>
 #include <libsys/memsrv.h>
 #include <libsys/server.h>
 #include <libsys/stdio.h>
@@ -47,7 +48,20 @@ static void log_refusal(struct server *srv, const struct ipc_msg *req, const cha
 {
     uint64_t refused = srv->stats.unknown + srv->stats.malformed + srv->stats.reply_failures;
     if (refused <= srv->log_limit)
-        printf("%s: %s (label %lu from %#lx): %s\n", srv->name, what, req->label, req->badge, sys_strerror(err));
+        printf("%s: %s (label %#lx from %#lx): %s\n", srv->name, what, req->label, req->badge,
+               request_error_meaning(err));
+}
+
+/* Closes the handles the message still names. */
+static void close_caps(struct server *srv, struct ipc_msg *m, bool moved_only)
+{
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
+        struct ipc_cap *c = &m->caps[i];
+        if (c->handle != HANDLE_NONE && (!moved_only || (c->flags & IPC_CAP_MOVE)) &&
+            sys_handle_close(c->handle) == 0)
+            srv->stats.caps_closed++;
+        c->handle = HANDLE_NONE;
+    }
 }
 
 /* Checks the op's flags; 0 or the error to reply with. */
@@ -100,6 +114,7 @@ static void dispatch(struct server *srv, struct ipc_msg *req, struct ipc_msg *re
         }
         req->seg = HANDLE_NONE;
     }
+    close_caps(srv, req, false);
 }
 
 /* A reply that was not delivered: the kernel already answered a caller that
@@ -108,10 +123,21 @@ static void reply_failed(struct server *srv, struct ipc_msg *failed, int64_t err
 {
     srv->stats.reply_failures++;
     log_refusal(srv, failed, "reply not delivered", err);
-    if (srv->on_reply_failed != NULL)
+    if (srv->on_reply_failed != NULL) {
         srv->on_reply_failed(srv, failed, err);
-    else if (failed->seg != HANDLE_NONE && ms_free(failed->seg) >= 0)
+        return;
+    }
+    if (failed->seg != HANDLE_NONE && ms_free(failed->seg) >= 0)
         srv->stats.segs_freed++;
+    close_caps(srv, failed, true);
+}
+
+static bool carries_moved_caps(const struct ipc_msg *m)
+{
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        if (m->caps[i].handle != HANDLE_NONE && (m->caps[i].flags & IPC_CAP_MOVE))
+            return true;
+    return false;
 }
 
 static bool from_kernel(const struct ipc_msg *m, uint64_t label)
@@ -151,7 +177,7 @@ int64_t server_run(struct server *srv)
         if (!call) {
             /* A one-way send has nobody to answer; what would have gone
              * back has nowhere to go. */
-            if (reply.seg != HANDLE_NONE)
+            if (reply.seg != HANDLE_NONE || carries_moved_caps(&reply))
                 reply_failed(srv, &reply, -ENOENT);
             memset(&m, 0, sizeof(m));
         } else {

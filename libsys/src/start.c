@@ -1,7 +1,6 @@
 /*
- * libsys: program start (called by crt0) and error names.
+ * libsys: program start (called by crt0).
  */
-#include <abi/errno.h>
 #include <common/string.h>
 #include <libsys/malloc.h>
 #include <libsys/start.h>
@@ -37,19 +36,4 @@ void libsys_start(const struct abi_startup *st, uint64_t pid)
     /* Points the default heap at the memory server; takes nothing yet. */
     malloc_init_memsrv();
     sys_exit(main(argc, argv));
-}
-
-static const char *const error_names[] = {
-#define ERROR_NAME(name, num, text) [num] = #name ": " text,
-    ABI_ERRORS(ERROR_NAME)
-#undef ERROR_NAME
-};
-
-const char *sys_strerror(int64_t err)
-{
-    if (err < 0)
-        err = -err;
-    if (err < (int64_t)(sizeof(error_names) / sizeof(error_names[0])) && error_names[err])
-        return error_names[err];
-    return "unknown error";
 }

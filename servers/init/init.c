@@ -2,15 +2,18 @@
  * init: the first user process, started by the kernel from the boot module
  * named "init" with the kernel command line as its arguments. It holds the
  * boot right (boot modules, devices, shutdown) and the boot modules' images,
- * mapped read-only; it starts programs from them with the libsys loader.
+ * mapped read-only; it starts programs from them with the libsys loader
+ * (programs.c).
  *
- * Without test= or bench= it starts every boot module that is neither init,
- * memsrv, a test program (names starting with "t_") nor a benchmark ("b_"),
- * giving each a service endpoint of its own (abi/init.h) that a thread of
- * init serves: an interactive program such as memctl powers the machine off
- * through it. With test= or bench= it starts the in-guest suite, the boot
- * module t_suite (tests/guest/suite), with the whole command line, the
- * powers to start processes and open devices, and a delegate endpoint
+ * It starts the name service first (servers/names/, docs/names.md). Then,
+ * without test= or bench=, it starts the boot modules listed by `boot=` in
+ * its own module command line (tessera_user_program's BOOT), giving each a
+ * service endpoint of its own (abi/init.h) that a thread of init serves:
+ * the console (`console=`, memctl) starts, lists and ends programs through
+ * it and powers the machine off. With test= or bench= it starts the
+ * in-guest suite, the boot module t_suite (tests/guest/suite), with the
+ * whole command line, the powers to start processes and open devices, a
+ * registrar for the names under "test", and a delegate endpoint
  * (abi/init.h) for what stays init's: the boot modules' images, memsrv's
  * init-only requests and powering off. The suite powers off with the
  * result.
@@ -20,15 +23,20 @@
 #include <common/string.h>
 #include <libsys/loader.h>
 #include <libsys/memsrv.h>
+#include <libsys/names.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
+#include "init.h"
 
-/* The delegate (abi/init.h): t_suite's process, which receives what it asks
- * for on the delegate endpoint. HANDLE_NONE on every other endpoint. */
+/* One endpoint init serves. The delegate (abi/init.h): t_suite's process,
+ * which receives what it asks for on the delegate endpoint; HANDLE_NONE on
+ * every other endpoint. The console's endpoint also takes INIT_RUN and the
+ * other console requests. */
 struct service {
     handle_t endpoint;
     handle_t delegate;
+    bool console;
 };
 
 /* INIT_MODULE: the module's image goes to the delegate, read-only. */
@@ -53,21 +61,6 @@ static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *re
     return 0;
 }
 
-/* The device pinning is done for by the programs init starts (memctl pins
- * on its operator's word): QEMU's edu device if there is one, else the host
- * bridge (every machine has one; its bus mastering is never touched). */
-static handle_t dma_device(void)
-{
-    static const uint16_t candidates[][2] = { { 0x1234, 0x11e8 }, { 0x8086, 0x1237 }, { 0x8086, 0x29c0 } };
-    static handle_t device = HANDLE_NONE;
-    for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-        int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
-        if (h >= 0)
-            device = (handle_t)h;
-    }
-    return device;
-}
-
 /* memsrv's init-only request (MS_REVOKE), passed on as init's. */
 static int64_t forward_to_memsrv(const struct ipc_msg *m, struct ipc_msg *reply)
 {
@@ -89,6 +82,11 @@ static bool delegate_request(uint64_t label)
     return label == INIT_MODULE || label == MS_REVOKE;
 }
 
+static bool console_request(uint64_t label)
+{
+    return label == INIT_RUN || label == INIT_PS || label == INIT_KILL || label == INIT_PROGRAMS;
+}
+
 /* Handles one request on a service endpoint; the reply is left in m.
  * Returns whether the sender waits for a reply. */
 static bool serve_request(const struct service *sv, struct ipc_msg *m)
@@ -104,6 +102,19 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
             sys_shutdown((int)m->w[0]);
         }
         result = -EINVAL;
+    } else if (console_request(m->label)) {
+        if (!sv->console)
+            result = -EPERM;
+        else if (m->seg != HANDLE_NONE)
+            result = -EINVAL;
+        else if (m->label == INIT_RUN)
+            result = programs_run(m, &reply);
+        else if (m->label == INIT_PS)
+            result = programs_ps(m, &reply);
+        else if (m->label == INIT_KILL)
+            result = programs_kill(m, m->badge, &reply);
+        else
+            result = programs_list(m, &reply);
     } else if (sv->delegate != HANDLE_NONE && delegate_request(m->label)) {
         if (m->seg != HANDLE_NONE)
             result = -EINVAL;
@@ -160,7 +171,7 @@ static void serve(const struct service *sv)
  * for init from another. The kernel has no wait on several endpoints, so a
  * thread of init serves each one.
  */
-#define SERVICE_THREADS_MAX 8
+#define SERVICE_THREADS_MAX 16
 #define SERVICE_STACK_SIZE 16384
 
 static uint8_t service_stacks[SERVICE_THREADS_MAX][SERVICE_STACK_SIZE] __attribute__((aligned(16)));
@@ -175,11 +186,11 @@ static void service_thread(uint64_t index)
 
 /* Serves the endpoint on a thread of its own; false if there is no room
  * for one. */
-static bool serve_on_thread(handle_t endpoint, handle_t delegate)
+static bool serve_on_thread(const struct service *sv)
 {
     if (nservices == SERVICE_THREADS_MAX)
         return false;
-    services[nservices] = (struct service){ endpoint, delegate };
+    services[nservices] = *sv;
     uint8_t *stack_top = service_stacks[nservices] + SERVICE_STACK_SIZE;
     if (sys_thread_create(service_thread, stack_top, nservices) < 0)
         return false;
@@ -187,40 +198,37 @@ static bool serve_on_thread(handle_t endpoint, handle_t delegate)
     return true;
 }
 
-static void start_servers(void)
+/* The modules named by `boot=` in init's module command line, in order. */
+static void start_boot_programs(void)
 {
-    struct abi_module_info info;
-    for (unsigned i = 0; sys_module_info(i, &info) == 0; i++) {
-        if (strcmp(info.name, "init") == 0 || strcmp(info.name, "memsrv") == 0 || strncmp(info.name, "t_", 2) == 0 ||
-            strncmp(info.name, "b_", 2) == 0)
+    struct abi_module_info self, info;
+    const char *list = "";
+    size_t len = 0;
+    if (programs_module("init", &self) < 0 || !cmdline_get(self.args, "boot", &list, &len))
+        printf("init: no boot= list in init's module command line: no program to start\n");
+    while (len > 0) {
+        char name[ABI_MODULE_NAME_MAX];
+        size_t n = 0;
+        while (n < len && list[n] != ',')
+            n++;
+        fmt_snprintf(name, sizeof(name), "%.*s", (int)n, list);
+        list += n < len ? n + 1 : n;
+        len -= n < len ? n + 1 : n;
+        if (programs_module(name, &info) < 0) {
+            printf("init: boot program %s is not a boot module\n", name);
             continue;
+        }
         int64_t ep = nservices < SERVICE_THREADS_MAX ? sys_ep_create() : -ENOSPC;
-        /* A server also gets an endpoint of its own to serve (its receive
-         * right moves to it); init keeps a send handle to it, the one a
-         * client would be given. */
-        int64_t own = sys_ep_create();
-        struct loader_spec spec;
-        loader_spec_init(&spec, info.name, (const void *)info.vaddr, info.size, info.args);
-        spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND };
-        spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ ep < 0 ? HANDLE_NONE : (handle_t)ep, RIGHT_SEND };
-        spec.grants[ABI_STARTUP_SERVICE] =
-            (struct loader_grant){ own < 0 ? HANDLE_NONE : (handle_t)own, RIGHT_SEND | RIGHT_RECV };
-        /* The console pins segments on its operator's word: it needs a
-         * device to pin them for. Nobody else is given one. */
-        if (strcmp(info.name, "memctl") == 0)
-            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ dma_device(), RIGHT_DMA };
-        loader_default_limits(spec.limits);
-        int64_t h = loader_spawn(&spec);
+        int64_t h = programs_spawn(&info, info.args, START_BOOT, ep < 0 ? HANDLE_NONE : (handle_t)ep);
         printf("init: started %s (%s)\n", info.name, h < 0 ? sys_strerror(h) : "ok");
         if (ep < 0) {
             printf("init: %s has no service endpoint (%s)\n", info.name, sys_strerror(ep));
             continue;
         }
-        if (h < 0) {
+        struct service sv = { .endpoint = (handle_t)ep, .console = programs_is_console(info.name) };
+        if (h < 0)
             sys_handle_close((handle_t)ep);
-            continue;
-        }
-        if (!serve_on_thread((handle_t)ep, HANDLE_NONE))
+        else if (!serve_on_thread(&sv))
             printf("init: cannot serve %s's endpoint\n", info.name);
     }
 }
@@ -248,10 +256,16 @@ static __attribute__((noreturn)) void start_suite(const char *cmdline)
         /* It hands the memory server's endpoint on to its test programs. */
         spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND | RIGHT_GRANT };
         spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND };
+        /* Its test programs find each other by name: the suite may register
+         * the names under "test" and make registrars for them. */
+        spec.grants[ABI_STARTUP_NAMES] = (struct loader_grant){ names_service, RIGHT_SEND | RIGHT_GRANT };
+        spec.grants[ABI_STARTUP_REGISTRAR] =
+            (struct loader_grant){ programs_registrar("test", NAMES_REGISTRAR_DELEGATE), RIGHT_SEND | RIGHT_GRANT };
         suite = loader_spawn(&spec);
     }
     int64_t status = 0;
-    if (suite >= 0 && serve_on_thread((handle_t)ep, (handle_t)suite))
+    struct service sv = { .endpoint = (handle_t)ep, .delegate = (handle_t)suite };
+    if (suite >= 0 && serve_on_thread(&sv))
         sys_proc_wait((handle_t)suite, TIMEOUT_FOREVER, &status);
     else if (suite >= 0)
         sys_proc_kill((handle_t)suite);
@@ -268,11 +282,12 @@ int main(int argc, char **argv)
     printf("init: started, command line '%s'\n", cmdline);
     if (ms_endpoint() == HANDLE_NONE)
         printf("init: no memory server: nothing can be started\n");
+    programs_start_names();
     const char *value;
     size_t len;
     if (cmdline_get(cmdline, "test", &value, &len) || cmdline_get(cmdline, "bench", &value, &len))
         start_suite(cmdline);
-    start_servers();
+    start_boot_programs();
     printf("init: ready\n");
     for (;;)
         sys_sleep(TIMEOUT_FOREVER);

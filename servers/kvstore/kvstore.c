@@ -5,10 +5,14 @@
  * the index on malloc, value ids from a vmem arena (store.c).
  *
  * It serves the endpoint its starter gave it in startup slot
- * ABI_STARTUP_SERVICE and exits 0 after KV_SHUTDOWN.
+ * ABI_STARTUP_SERVICE, registered with the name service as "kvstore" (or
+ * the name given as `name=`) when it was given a registrar, and exits 0
+ * after KV_SHUTDOWN.
  */
+#include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/memsrv.h>
+#include <libsys/names.h>
 #include <libsys/server.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
@@ -158,6 +162,25 @@ static const struct server_op kv_ops[] = {
     { KV_SHUTDOWN, op_shutdown, "shutdown", SERVER_OP_SEG_REFUSED },
 };
 
+/* Clients find the store by name: kvcli asks the name service for
+ * "kvstore". Without a registrar (the suite's kvstore test hands the
+ * endpoint to its client itself) the store serves unnamed. */
+static void register_name(handle_t ep)
+{
+    char name[NAMES_NAME_MAX + 1] = "kvstore";
+    const char *value;
+    size_t len;
+    if (cmdline_get(libsys_startup->args, "name", &value, &len))
+        fmt_snprintf(name, sizeof(name), "%.*s", (int)len, value);
+    if (names_registrar() == HANDLE_NONE)
+        return;
+    int64_t err = names_register(name, ep);
+    if (err < 0)
+        printf("kvstore: cannot register as '%s': %s\n", name, names_error_meaning(NAMES_REGISTER, err));
+    else
+        printf("kvstore: registered as '%s'\n", name);
+}
+
 int main(int argc, char **argv)
 {
     static struct kvstore kv;
@@ -175,6 +198,7 @@ int main(int argc, char **argv)
         return 1;
     }
     server_init(&srv, "kvstore", ep, kv_ops, sizeof(kv_ops) / sizeof(kv_ops[0]), &kv);
+    register_name(ep);
     int64_t status = server_run(&srv);
     if (status < 0)
         printf("kvstore: stopped serving: %s\n", sys_strerror(status));

@@ -23,6 +23,12 @@
  *      took it"). Otherwise the loop gives it back to the client in the
  *      reply (so a refused request never loses the client's memory), or, if
  *      the reply already carries another segment, returns it to memsrv.
+ *      Handles a request carried (req->caps, received only by a server that
+ *      sets IPC_RECV_CAPS in recv_flags) are the server's too: a handler
+ *      keeps one by setting its req->caps[i].handle = HANDLE_NONE; the loop
+ *      closes the others. Handles the handler puts in reply->caps are
+ *      copied to the client (the server keeps its own) unless flagged
+ *      IPC_CAP_MOVE.
  *   5. The reply goes out with sys_ipc_reply_recv, which also waits for the
  *      next request. A request sent with sys_ipc_send (no IPC_MSG_CALL)
  *      gets no reply; a segment its reply would have carried counts as a
@@ -37,8 +43,9 @@
  * failed reply is still the server's: on_reply_failed may keep it or free
  * it; without on_reply_failed the loop gives it back to memsrv (right for
  * a copy made for the reply, wrong for the server's only copy of
- * something: such servers set on_reply_failed). A failed reply without a
- * handle to a client that is gone is not reported.
+ * something: such servers set on_reply_failed), and closes the handles the
+ * reply would have moved. A failed reply without a handle to a client that
+ * is gone is not reported.
  *
  * Every request gets exactly one reply before the next is received; a
  * handler cannot defer its reply. One thread serves; not thread-safe.
@@ -75,6 +82,7 @@ struct server_stats {
     uint64_t reply_failures;  /* replies the kernel could not deliver */
     uint64_t segs_returned;   /* unclaimed request segments given back to their sender */
     uint64_t segs_freed;      /* unclaimed or undelivered segments given back to memsrv */
+    uint64_t caps_closed;     /* unclaimed request handles and undelivered moved ones, closed */
 };
 
 struct server {
@@ -84,7 +92,7 @@ struct server {
     const struct server_op *ops;
     size_t nops;
     void *ctx;                       /* the server's own state, for handlers */
-    uint32_t recv_flags;             /* IPC_RECV_*, e.g. NOMAP to get segments unmapped */
+    uint32_t recv_flags;             /* IPC_RECV_*: NOMAP to get segments unmapped, CAPS to take handles */
     uint64_t idle_ns;                /* receive timeout before on_idle (TIMEOUT_FOREVER: none) */
     void (*on_idle)(struct server *srv);
     void (*on_notify)(struct server *srv, const struct ipc_msg *note);

@@ -1,8 +1,9 @@
 /*
  * In-guest benchmark `bench=ipc`: the cost of messages, segment transfer,
- * pinning and migration, in TSC cycles. init starts this program twice on
- * one fresh endpoint (startup handle PARENT): "server" answers every call
- * at once (with the segment it got, if any); "client" measures and prints
+ * handles carried in messages, pinning and migration, in TSC cycles. The
+ * suite starts this program twice on one fresh endpoint (startup handle
+ * SERVICE): "server" answers every call at once (with the segment and the
+ * handles it got, if any); "client" measures and prints
  * `BENCH` lines (median, and a `_p99` line), then stops the server.
  */
 #include <abi/ipc.h>
@@ -32,13 +33,19 @@ static uint64_t samples[N_CHEAP];
 static int server(handle_t ep)
 {
     struct ipc_msg m = { .seg = HANDLE_NONE };
+    m.flags = IPC_RECV_CAPS;
     int64_t r = sys_ipc_recv(ep, &m, TIMEOUT_FOREVER);
     while (r == 0) {
         bool quit = m.label == L_QUIT;
         /* Reply in place: the received segment (m.seg) goes back as is. */
         m.label = quit || m.label == L_BOUNCE ? 0 : (uint64_t)-EINVAL;
         m.len = 0;
-        m.flags = 0;
+        m.flags = IPC_RECV_CAPS;
+        /* Handles received go back moved, as the segment does. */
+        for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+            if (m.caps[i].handle != HANDLE_NONE)
+                m.caps[i] = (struct ipc_cap){ .handle = m.caps[i].handle, .rights = RIGHTS_SAME,
+                                              .flags = IPC_CAP_MOVE };
         if (quit) {
             sys_ipc_reply(&m);
             return 0;
@@ -105,6 +112,43 @@ static bool measure_segment(handle_t ep, uint64_t size, unsigned flags, struct b
     return ok;
 }
 
+/* Call and reply each carrying `count` endpoint handles, moved there and
+ * back: the cost of handles in messages over measure_call's. */
+static bool measure_caps(handle_t ep, unsigned count, struct bench_stats *out)
+{
+    handle_t carried[IPC_CAPS_MAX];
+    for (unsigned k = 0; k < count; k++) {
+        int64_t h = sys_ep_create();
+        if (h < 0) {
+            fail("ep_create", h);
+            return false;
+        }
+        carried[k] = (handle_t)h;
+    }
+    bool ok = true;
+    for (unsigned i = 0; i < WARMUP + N_CHEAP && ok; i++) {
+        struct ipc_msg m = { .label = L_BOUNCE, .seg = HANDLE_NONE, .flags = IPC_RECV_CAPS };
+        for (unsigned k = 0; k < count; k++)
+            m.caps[k] = (struct ipc_cap){ .handle = carried[k], .rights = RIGHTS_SAME, .flags = IPC_CAP_MOVE };
+        uint64_t t0 = bench_tsc();
+        int64_t r = sys_ipc_call(ep, &m, TIMEOUT_FOREVER);
+        uint64_t t1 = bench_tsc();
+        ok = r == 0 && m.label == 0;
+        for (unsigned k = 0; k < count && ok; k++) {
+            ok = m.caps[k].handle != HANDLE_NONE;
+            carried[k] = m.caps[k].handle;
+        }
+        if (!ok)
+            fail("handle round trip", r ? r : m.label ? (int64_t)m.label : -EPEER);
+        if (i >= WARMUP)
+            samples[i - WARMUP] = t1 - t0;
+    }
+    for (unsigned k = 0; k < count && ok; k++)
+        sys_handle_close(carried[k]);
+    *out = bench_summarise(samples, N_CHEAP);
+    return ok;
+}
+
 static bool measure_pin(struct bench_stats *out)
 {
     struct ms_segment seg;
@@ -166,7 +210,7 @@ static bool measure_move(uint64_t size, unsigned n, struct bench_stats *out)
 
 static int client(handle_t ep)
 {
-    struct bench_stats call = {0}, seg4k, seg2m, pin, move4k, move2m;
+    struct bench_stats call = {0}, cap1, cap3, seg4k, seg2m, pin, move4k, move2m;
     bool have_call = false;
     uint64_t tsc_per_us = bench_tsc_per_us();
     printf("b_ipc: TSC %lu per us; medians of %u (cheap) / %u (segments) / %u, %u (ms_move) runs\n", tsc_per_us,
@@ -178,6 +222,14 @@ static int client(handle_t ep)
         bench_line("ipc_oneway_est", call.median / 2, "cycles");
         bench_line("ipc_call_reply_min", call.min, "cycles");
     }
+    /* Each handle is moved twice per round trip (there and back). */
+    if (measure_caps(ep, 1, &cap1)) {
+        bench_lines("ipc_call_reply_cap1", cap1, "cycles");
+        if (have_call)
+            bench_line("ipc_cap_move_est", cap1.median > call.median ? (cap1.median - call.median) / 2 : 0, "cycles");
+    }
+    if (measure_caps(ep, IPC_CAPS_MAX, &cap3))
+        bench_lines("ipc_call_reply_cap3", cap3, "cycles");
     if (measure_segment(ep, 4096, 0, &seg4k))
         bench_lines("ipc_call_reply_seg4k", seg4k, "cycles");
     if (measure_segment(ep, LARGE, MS_ALLOC_LARGE, &seg2m))
@@ -202,7 +254,7 @@ int main(int argc, char **argv)
 {
     handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
     if (ep == HANDLE_NONE) {
-        printf("b_ipc: no endpoint in startup handle PARENT\n");
+        printf("b_ipc: no endpoint in startup handle SERVICE\n");
         return 1;
     }
     for (int i = 1; i < argc; i++)

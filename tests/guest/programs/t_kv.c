@@ -1,10 +1,11 @@
 /*
  * In-guest test program: the kvstore server (servers/kvstore/, protocol in
- * abi/kvstore.h) from a client's side. init starts kvstore first on a fresh
- * endpoint (startup slot PARENT), then this client on the same endpoint.
+ * abi/kvstore.h) from a client's side. The suite starts kvstore first on a
+ * fresh endpoint (its receive right in startup slot SERVICE), then this
+ * client with a send right to the same endpoint in its slot SERVICE.
  * Every request, the bad ones, values of 4 KiB to 2 MiB with checksums, and
  * at the end the memory memsrv charges this client back where it started;
- * KV_SHUTDOWN last, after which the server exits 0 (init checks that).
+ * KV_SHUTDOWN last, after which the server exits 0 (the suite checks that).
  */
 #include <abi/kvstore.h>
 #include <common/string.h>
@@ -336,7 +337,7 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "kvstore", argc, argv);
     kv_ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
-    if (!test_check(&t, "endpoint", kv_ep != HANDLE_NONE, "no endpoint in startup slot PARENT"))
+    if (!test_check(&t, "endpoint", kv_ep != HANDLE_NONE, "no endpoint in startup slot SERVICE"))
         test_exit(&t);
     uint64_t before = charged();
 

@@ -12,6 +12,7 @@
 #include <common/console.h>
 #include <common/string.h>
 #include <libsys/loader.h>
+#include <libsys/names.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
@@ -29,6 +30,7 @@ enum grant {
     GRANT_NONE = 0,
     GRANT_PAIR = 1,  /* a fresh endpoint in slot SERVICE, shared with `server_args`'s process */
     GRANT_EDU = 2,   /* QEMU's edu device in slot DEVICE, if there is one */
+    GRANT_NAMES = 4, /* the name service (slot NAMES) and a registrar for "test.NAME" (slot REGISTRAR) */
 };
 
 struct suite_entry {
@@ -52,6 +54,8 @@ static const struct suite_entry suite[] = {
     { .name = "edu", .module = "t_edu", .args = "", .grants = GRANT_EDU },
     TEST_PROGRAM("seg", "t_seg", ""),
     TEST_PROGRAM("malloc", "t_malloc", ""),
+    { .name = "names", .module = "t_names", .args = "client", .grants = GRANT_PAIR | GRANT_NAMES,
+      .server_args = "server" },
     { .name = "kvstore", .module = "t_kv", .args = "", .grants = GRANT_PAIR, .server_args = "",
       .server_module = "kvstore" },
     TEST_PROGRAM("fuzz", "t_fuzz", ""),
@@ -97,7 +101,7 @@ static const struct {
 /* The quick set that also runs under Bochs. */
 static const char *const boot_set =
     "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors,churn,fragmenter,"
-    "planted_leaks";
+    "planted_leaks,names";
 
 static unsigned passed, failed, skipped;
 uint64_t suite_seed = 1;
@@ -212,11 +216,28 @@ static void judge(const struct suite_entry *e, int64_t err, int64_t status)
     suite_count(e->name, e->module, err, status);
 }
 
+/* The name service's endpoint and a registrar allowing "test.NAME" and the
+ * names under it, made through the suite's own registrar (which allows
+ * "test"), without the right to make registrars. Both stay the suite's. */
+static void grant_names(const char *test, struct loader_grant grant[ABI_STARTUP_HANDLES])
+{
+    char name[NAMES_NAME_MAX + 1];
+    handle_t registrar = HANDLE_NONE;
+    fmt_snprintf(name, sizeof(name), "test.%s", test);
+    int64_t err = names_new_registrar(names_registrar(), name, 0, &registrar);
+    if (err < 0)
+        printf("suite: no registrar for '%s': %s\n", name, names_error_meaning(NAMES_REGISTRAR, err));
+    grant[ABI_STARTUP_NAMES] = (struct loader_grant){ names_endpoint(), RIGHT_SEND };
+    grant[ABI_STARTUP_REGISTRAR] = (struct loader_grant){ registrar, RIGHT_SEND };
+}
+
 static void run_entry(const struct suite_entry *e)
 {
     struct loader_grant grant[ABI_STARTUP_HANDLES];
     suite_grants(grant);
     int64_t status = 0, err, server = -1, device = -1;
+    if (e->grants & GRANT_NAMES)
+        grant_names(e->name, grant);
     if (e->grants & GRANT_EDU) {
         device = sys_dev_open(0x1234, 0x11e8, 0);
         grant[ABI_STARTUP_DEVICE] = (struct loader_grant){ device >= 0 ? (handle_t)device : HANDLE_NONE,
@@ -258,6 +279,8 @@ static void run_entry(const struct suite_entry *e)
     }
     if (device >= 0)
         sys_handle_close((handle_t)device);
+    if ((e->grants & GRANT_NAMES) && grant[ABI_STARTUP_REGISTRAR].handle != HANDLE_NONE)
+        sys_handle_close(grant[ABI_STARTUP_REGISTRAR].handle);
 }
 
 /* The slowest tests of the run, printed at the end: what to look at when
