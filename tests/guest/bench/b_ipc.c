@@ -67,20 +67,10 @@ static void fail(const char *what, int64_t err)
 /* Call and reply with no segment. */
 static bool measure_call(handle_t ep, struct bench_stats *out)
 {
-    for (unsigned i = 0; i < WARMUP + N_CHEAP; i++) {
-        struct ipc_msg m = { .label = L_BOUNCE, .seg = HANDLE_NONE };
-        uint64_t t0 = bench_tsc();
-        int64_t r = sys_ipc_call(ep, &m, TIMEOUT_FOREVER);
-        uint64_t t1 = bench_tsc();
-        if (r != 0 || m.label != 0) {
-            fail("call", r ? r : (int64_t)m.label);
-            return false;
-        }
-        if (i >= WARMUP)
-            samples[i - WARMUP] = t1 - t0;
-    }
-    *out = bench_summarise(samples, N_CHEAP);
-    return true;
+    int64_t err = bench_calls(ep, L_BOUNCE, WARMUP, N_CHEAP, samples, out);
+    if (err)
+        fail("call", err);
+    return err == 0;
 }
 
 /* Call with a segment of `size` bytes that the server sends back. */

@@ -1,5 +1,5 @@
 /*
- * In-guest benchmarks: helpers shared by b_ipc.c and b_memsrv.c (boot
+ * In-guest benchmarks: helpers shared by b_ipc.c, b_memsrv.c and b_smp.c (boot
  * modules that init starts with `bench=NAME`): the TSC, sample statistics
  * and the `BENCH <name> <value> <unit>` lines (docs/benchmarks.md). Timings are
  * reported, never judged.
@@ -93,6 +93,26 @@ static inline uint64_t bench_mb_per_s(uint64_t bytes, uint64_t ticks, uint64_t t
         return 0;
     /* bytes / (ticks / tsc_per_us) us = bytes * tsc_per_us / ticks MB/s */
     return (uint64_t)(((unsigned __int128)bytes * tsc_per_us) / ticks);
+}
+
+/* Times `warmup + n` calls of `label` (no segment, no payload) to a server
+ * that answers each with label 0; the last n go into samples[]. Returns 0,
+ * or the first error (the call's, or the server's label). */
+static inline int64_t bench_calls(handle_t ep, uint64_t label, unsigned warmup, unsigned n, uint64_t *samples,
+                                  struct bench_stats *out)
+{
+    for (unsigned i = 0; i < warmup + n; i++) {
+        struct ipc_msg m = { .label = label, .seg = HANDLE_NONE };
+        uint64_t t0 = bench_tsc();
+        int64_t r = sys_ipc_call(ep, &m, TIMEOUT_FOREVER);
+        uint64_t t1 = bench_tsc();
+        if (r != 0 || m.label != 0)
+            return r ? r : (int64_t)m.label;
+        if (i >= warmup)
+            samples[i - warmup] = t1 - t0;
+    }
+    *out = bench_summarise(samples, n);
+    return 0;
 }
 
 #endif
