@@ -496,7 +496,10 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
     return store_message(user_msg, &self->ipc.msg);
 }
 
-int64_t ipc_reply(uint64_t user_msg)
+/* The reply half of SYS_IPC_REPLY and SYS_IPC_REPLY_RECV. `then_receive`:
+ * the server will block receiving right after, so the caller gets this
+ * CPU next instead of being placed elsewhere. */
+static int64_t reply(uint64_t user_msg, bool then_receive)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;
@@ -515,10 +518,15 @@ int64_t ipc_reply(uint64_t user_msg)
     send_done(self);
     caller->ipc.phase = IPC_IDLE;
     /* A reply the caller cannot take ends its call with the same error. */
-    sched_wake(caller, err);
+    if (then_receive)
+        sched_wake_next(caller, err);
+    else
+        sched_wake(caller, err);
     thread_put(caller);
     return err;
 }
+
+int64_t ipc_reply(uint64_t user_msg) { return reply(user_msg, false); }
 
 /* A malformed reply leaves the caller waiting: it gets a reply that holds
  * only the error as its label, as if the server had sent that. */
@@ -541,7 +549,7 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
     if (!caller)
         return ipc_recv(ep, user_msg, timeout_ns);
     badge_t pid = caller->proc->pid;
-    int64_t err = ipc_reply(user_msg);
+    int64_t err = reply(user_msg, true);
     if (!err)
         return ipc_recv(ep, user_msg, timeout_ns);
     if (self->ipc.reply_to)

@@ -141,10 +141,11 @@ static unsigned place(const struct thread *t)
         return (unsigned)t->affinity;
     if (cpu_idle(t->cpu))
         return t->cpu;
-    cpu_mask_t online = smp_online_mask();
-    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++)
-        if ((online & CPU_MASK(cpu)) && cpu_idle(cpu))
+    for (cpu_mask_t others = smp_online_mask() & ~CPU_MASK(t->cpu); others; others &= others - 1) {
+        unsigned cpu = (unsigned)__builtin_ctzll(others);
+        if (cpu_idle(cpu))
             return cpu;
+    }
     return cpu_online(t->cpu) ? t->cpu : arch_cpu_id();
 }
 
@@ -215,9 +216,9 @@ static void switch_to(struct thread *next)
 static struct thread *steal(unsigned self)
 {
     struct sched_cpu *victim = 0;
-    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++) {
-        struct sched_cpu *sc = &sched_cpus[cpu];
-        if (cpu != self && sc->queued && (!victim || sc->queued > victim->queued))
+    for (cpu_mask_t others = smp_online_mask() & ~CPU_MASK(self); others; others &= others - 1) {
+        struct sched_cpu *sc = &sched_cpus[__builtin_ctzll(others)];
+        if (sc->queued && (!victim || sc->queued > victim->queued))
             victim = sc;
     }
     if (!victim)
@@ -316,6 +317,24 @@ void sched_wake(struct thread *t, int64_t result)
     sleep_remove(t);
     t->wait_result = result;
     sched_make_runnable(t);
+}
+
+void sched_wake_next(struct thread *t, int64_t result)
+{
+    unsigned self = arch_cpu_id();
+    if (t->state != THREAD_BLOCKED)
+        return;
+    if (t->affinity >= 0 && (unsigned)t->affinity != self) {
+        sched_wake(t, result);
+        return;
+    }
+    wait_remove(t);
+    sleep_remove(t);
+    t->wait_result = result;
+    t->state = THREAD_RUNNABLE;
+    t->cpu = self;
+    list_push_front(&sched_cpus[self].run_queue, &t->run_link);
+    sched_cpus[self].queued++;
 }
 
 unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),

@@ -131,6 +131,12 @@ void sched_hold(void (*put)(void *), void *object);
  * the thread's death. */
 void sched_release_wait_hold(struct thread *t);
 void sched_wake(struct thread *t, int64_t result);
+/* sched_wake for a thread the caller hands the CPU to next (a reply whose
+ * server is about to receive again): it goes to the front of this CPU's
+ * queue, with no IPI, where the caller's next block or yield finds it (or
+ * an idle CPU steals it). Where its affinity forbids this CPU, a plain
+ * sched_wake. */
+void sched_wake_next(struct thread *t, int64_t result);
 /* Wakes the blocked thread `to` with `result` and runs it at once, while
  * the current thread blocks (no queue, no timeout) until someone wakes it:
  * a call hands the CPU straight to the server it called. */
