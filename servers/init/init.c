@@ -23,6 +23,7 @@
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
+#include "supervise.h"
 
 /* The delegate (abi/init.h): t_suite's process, which receives what it asks
  * for on the delegate endpoint. HANDLE_NONE on every other endpoint. */
@@ -104,6 +105,8 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
             sys_shutdown((int)m->w[0]);
         }
         result = -EINVAL;
+    } else if (supervise_handles(m->label)) {
+        result = supervise_request(m, sv->delegate != HANDLE_NONE, &reply);
     } else if (sv->delegate != HANDLE_NONE && delegate_request(m->label)) {
         if (m->seg != HANDLE_NONE)
             result = -EINVAL;
@@ -268,6 +271,7 @@ int main(int argc, char **argv)
     printf("init: started, command line '%s'\n", cmdline);
     if (ms_endpoint() == HANDLE_NONE)
         printf("init: no memory server: nothing can be started\n");
+    supervise_start();
     const char *value;
     size_t len;
     if (cmdline_get(cmdline, "test", &value, &len) || cmdline_get(cmdline, "bench", &value, &len))
