@@ -57,7 +57,8 @@
  * size or base not in whole granules, a segment before or over the one
  * listed before it, outside every RAM region, over a kernel range, flags
  * that contradict each other or the holder, a sid listed twice, more
- * segments the second time than the first) is refused: memsrv prints the
+ * segments the second time than the first, a sid, base or size that
+ * differs between the two walks) is refused: memsrv prints the
  * record and why, and memsrv_start fails, so the server exits with status
  * 1 and init's supervisor decides whether to try again. No room for the
  * books, or a kernel that will not create them, ends the same way. Books
@@ -196,6 +197,17 @@ static int list_segments(struct memsrv *ms, int (*fn)(void *ctx, const struct ab
     }
 }
 
+/* Only the server creates, destroys and moves segments, so between the two
+ * walks every segment's sid, base and size stay as they were (holders, pins
+ * and DMA state may change). Each walk folds them, in order, into one word;
+ * the two must agree. */
+static uint64_t layout_fingerprint(uint64_t h, const struct abi_seg_record *r)
+{
+    h = (h ^ r->sid) * 0x100000001b3ull;
+    h = (h ^ r->phys) * 0x100000001b3ull;
+    return (h ^ r->size) * 0x100000001b3ull;
+}
+
 /* ---- the survey ------------------------------------------------------ */
 
 struct survey {
@@ -203,6 +215,7 @@ struct survey {
     struct world_walk check, runs;     /* for the records; for the free runs */
     uint64_t end;                      /* end of the last segment kept */
     uint64_t segments, free_runs;
+    uint64_t fingerprint;              /* of the segments kept, in order (layout_fingerprint) */
     struct ms_range highest[SIZE_CLASSES]; /* highest free run of at least 2^k bytes */
     struct ms_range largest;
 };
@@ -274,6 +287,7 @@ static int survey_one(void *ctx, const struct abi_seg_record *r)
     note_free_runs(sv, sv->end, r->phys);
     sv->end = r->phys + r->size;
     sv->segments++;
+    sv->fingerprint = layout_fingerprint(sv->fingerprint, r);
     note_holder(r->owner_pid);
     return 0;
 }
@@ -364,6 +378,7 @@ struct booking {
     struct memsrv *ms;
     struct world_walk check;
     uint64_t expected, listed;
+    uint64_t fingerprint; /* of the segments other than the new books */
     unsigned books_seen;
 };
 
@@ -416,6 +431,7 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
         return 0;
     }
     ms->restart.segments++;
+    bk->fingerprint = layout_fingerprint(bk->fingerprint, r);
     if (r->flags & SEG_INFO_QUARANTINED) {
         span_lock(&ms->span, r->phys);
         books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->phys, r->size, MS_NO_CLIENT);
@@ -514,6 +530,12 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     err = list_segments(ms, book_one, &bk);
     if (err != 0)
         return err;
+    if (bk.fingerprint != sv.fingerprint) {
+        ms_print(ms, "memsrv: restart %llu: refusing the kernel's segment list: a sid, base or size "
+                     "changed between two walks, with no server to change them",
+                 (unsigned long long)ms->restart.number);
+        return -EINVAL;
+    }
     if (bk.books_seen != books_count(ms)) {
         ms_print(ms, "memsrv: restart %llu: the kernel did not list %u of the books segments it "
                      "had just made",
