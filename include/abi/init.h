@@ -70,8 +70,9 @@
  * with it, the reply comes once the successor has answered init (w0 its
  * restart number, w1 nanoseconds from the end to its first answer);
  * without, at once after the kill (w0 the restart number it will have).
- * -EBUSY while a restart is under way; -ENOSYS if init has no memory
- * server to supervise; -EINVAL other words set. */
+ * -EBUSY while a restart is under way (until the successor has answered
+ * init); -ENOSYS if init has no memory server to supervise; -EINVAL other
+ * words set. */
 #define INIT_MS_RESTART (INIT_LABEL_BASE + 3)
 #define INIT_MS_RESTART_WAIT 1u
 

@@ -43,6 +43,7 @@ static struct {
     struct condvar restarted;
     bool active;             /* a supervisor thread runs */
     handle_t server;         /* memsrv's process; HANDLE_NONE while it is down */
+    bool answered;           /* the server running has answered init (or started at boot) */
     bool asked;              /* the end now awaited is one init asked for */
     uint64_t restarts;       /* successors that answered init */
     uint64_t last_number;    /* the last one's memsrv.restart=N */
@@ -137,6 +138,7 @@ static void await_first_answer(uint64_t ended)
            m.w[0], m.w[1] / NS_PER_MS, m.w[1] / 1000 % 1000, m.w[2] / NS_PER_MS,
            m.w[2] / 1000 % 1000);
     mutex_lock(&sup.lock);
+    sup.answered = true;
     sup.restarts++;
     sup.last_number = m.w[0];
     sup.last_recovery_ns = m.w[1];
@@ -182,6 +184,7 @@ static void supervise(uint64_t unused)
         server = start_successor(delay);
         mutex_lock(&sup.lock);
         sup.server = server;
+        sup.answered = false;
         mutex_unlock(&sup.lock);
         await_first_answer(ended);
     }
@@ -196,6 +199,7 @@ void supervise_start(void)
         return;
     }
     sup.server = server;
+    sup.answered = true;
     sup.active = true;
     if (sys_thread_create(supervise, supervisor_stack + SUPERVISOR_STACK_SIZE, 0) < 0) {
         printf("init: no thread to supervise the memory server with\n");
@@ -216,7 +220,9 @@ static int64_t restart(uint64_t flags, struct ipc_msg *reply)
     mutex_lock(&sup.lock);
     if (!sup.active) {
         err = -ENOSYS;
-    } else if (sup.server == HANDLE_NONE) {
+    } else if (sup.server == HANDLE_NONE || !sup.answered) {
+        /* Until the successor answered, its restart is not over (and a
+         * waiter's count would be met by it). */
         err = -EBUSY;
     } else {
         target = sup.restarts + 1;
