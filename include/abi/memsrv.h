@@ -68,7 +68,7 @@ enum ms_label {
 #define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
 
-enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_RESTART = 3 };
+enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_RESTART = 4 };
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };
 
 /* Scores are per mille (0..1000). */
