@@ -64,15 +64,13 @@ struct snapshot {
     uint64_t pool_free, ms_free, processes, quarantined;
 };
 
-/* memsrv's free memory counts with its books: they grow with use and keep
- * their peak, and a restarted server (restart.c) starts them small again. */
 static void take(struct snapshot *s)
 {
     struct abi_kinfo k = {0};
     struct ms_stats_global g = {0};
     sys_kinfo(&k);
     ms_stats_global(&g);
-    *s = (struct snapshot){ k.pool_frames_free, g.free_bytes + g.books_bytes, k.processes, g.quarantined_bytes };
+    *s = (struct snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
 }
 
 /* A copy of a boot module's image in a segment of its own, to send. */
@@ -212,7 +210,7 @@ static void run_case(const struct hostile_case *c)
     suite_record(name, o.served, o.why);
     fmt_snprintf(name, sizeof(name), "hostile_%s.baseline", c->name);
     fmt_snprintf(why, sizeof(why),
-                 "pool free %lu -> %lu frames, memsrv free + books %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
+                 "pool free %lu -> %lu frames, memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes,
                  after.processes, before.quarantined, after.quarantined);
     suite_record(name, before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
@@ -252,7 +250,7 @@ static void stateful_fuzz(void)
         sys_handle_close((handle_t)ep);
     take(&after);
     char why[200];
-    fmt_snprintf(why, sizeof(why), "memsrv free + books %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
+    fmt_snprintf(why, sizeof(why), "memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.ms_free, after.ms_free, before.processes, after.processes, before.quarantined,
                  after.quarantined);
     suite_record("fuzz_stateful.baseline", before.ms_free == after.ms_free && before.processes == after.processes &&
