@@ -31,24 +31,6 @@
 #define INIT_POWEROFF_STATUS_MAX 255u
 
 /*
- * The delegate. With test= or bench= on the command line, init starts the
- * boot module t_suite (the in-guest suite) instead of the servers, with the
- * powers to start processes and open devices, and serves it, on the
- * endpoint in its PARENT slot, what stays init's: the requests below, and
- * memsrv's init-only request. The endpoint is the capability: init gives
- * it to t_suite alone, and what it hands out goes to t_suite's process
- * whoever asks.
- */
-/* w0 module index. Init gives the module's image to t_suite, mapped
- * read-only; reply w0 its address there, w1 its size in bytes, payload its
- * name (NUL-terminated). -ENOENT past the last module; -EPERM for init's and
- * memsrv's own images, which init keeps; -EEXIST if given before. */
-#define INIT_MODULE (INIT_LABEL_BASE + 2)
-/* MS_REVOKE (abi/memsrv.h) sent to the delegate endpoint goes to memsrv as
- * init's; memsrv's reply comes back unchanged. Other memsrv labels get
- * -ENOSYS (ask memsrv directly). */
-
-/*
  * The memory server's supervisor (servers/init/supervise.c). Init holds
  * memsrv's process handle (startup slot ABI_STARTUP_SUPERVISE) and the power
  * to restart it (SYS_MS_RESTART); a thread of init waits for memsrv to end
@@ -87,5 +69,23 @@
  * passed on as init's. Reply 0 and w0 1 if memsrv ended during the request
  * (MS_FAULT_NOW), else memsrv's reply. Such a fault is a crash. */
 #define INIT_MS_FAULT (INIT_LABEL_BASE + 5)
+
+/*
+ * The delegate. With test= or bench= on the command line, init starts the
+ * boot module t_suite (the in-guest suite) instead of the servers, with the
+ * powers to start processes and open devices, and serves it, on the
+ * endpoint in its PARENT slot, what stays init's: the requests below, and
+ * memsrv's init-only request. The endpoint is the capability: init gives
+ * it to t_suite alone, and what it hands out goes to t_suite's process
+ * whoever asks.
+ */
+/* w0 module index. Init gives the module's image to t_suite, mapped
+ * read-only; reply w0 its address there, w1 its size in bytes, payload its
+ * name (NUL-terminated). -ENOENT past the last module; -EPERM for init's and
+ * memsrv's own images, which init keeps; -EEXIST if given before. */
+#define INIT_MODULE (INIT_LABEL_BASE + 2)
+/* MS_REVOKE (abi/memsrv.h) sent to the delegate endpoint goes to memsrv as
+ * init's; memsrv's reply comes back unchanged. Other memsrv labels get
+ * -ENOSYS (ask memsrv directly). */
 
 #endif

@@ -508,23 +508,6 @@ static void cmd_compact(int argc, char **argv)
     printf("\n");
 }
 
-/* One request to init on the service endpoint it gave memctl: false (said
- * on the console) without one; else *result is the reply's label (0 or
- * -E*) or the call's error, and the reply is left in m. */
-static bool ask_init(const char *cmd, struct ipc_msg *m, int64_t *result)
-{
-    handle_t init = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
-    if (init == HANDLE_NONE) {
-        printf("error: %s: init gave memctl no service endpoint\n", cmd);
-        return false;
-    }
-    m->seg = HANDLE_NONE;
-    *result = sys_ipc_call(init, m, TIMEOUT_FOREVER);
-    if (*result >= 0)
-        *result = (int64_t)m->label;
-    return true;
-}
-
 static void cmd_poweroff(int argc, char **argv)
 {
     uint64_t status = 0;
@@ -532,36 +515,21 @@ static void cmd_poweroff(int argc, char **argv)
         print_usage("poweroff");
         return;
     }
-    struct ipc_msg m;
-    memset(&m, 0, sizeof(m));
-    m.label = INIT_POWEROFF;
-    m.w[0] = status;
-    printf("poweroff: asking init to power off with status %lu\n", status);
-    int64_t err;
-    if (ask_init("poweroff", &m, &err)) /* only a refusal comes back */
-        print_error("poweroff", err);
-}
-
-/* servers/init/supervise.c does it: memctl's segments stay where they are. */
-static void cmd_restart(int argc, char **argv)
-{
-    (void)argv;
-    if (argc != 1) {
-        print_usage("restart");
+    handle_t init = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
+    if (init == HANDLE_NONE) {
+        printf("error: poweroff: init gave memctl no service endpoint\n");
         return;
     }
     struct ipc_msg m;
     memset(&m, 0, sizeof(m));
-    m.label = INIT_MS_RESTART;
-    m.w[0] = INIT_MS_RESTART_WAIT;
-    int64_t err;
-    if (!ask_init("restart", &m, &err))
-        return;
-    if (err == 0)
-        printf("restart: memory server restart %lu answered %lu.%03lu ms after the old one ended\n", m.w[0],
-               m.w[1] / 1000000, m.w[1] / 1000 % 1000);
-    else
-        print_error("restart", err);
+    m.label = INIT_POWEROFF;
+    m.seg = HANDLE_NONE;
+    m.w[0] = status;
+    printf("poweroff: asking init to power off with status %lu\n", status);
+    int64_t err = sys_ipc_call(init, &m, TIMEOUT_FOREVER);
+    if (err >= 0)
+        err = (int64_t)m.label; /* only a refusal comes back */
+    print_error("poweroff", err);
 }
 
 static void cmd_help(int argc, char **argv);
@@ -580,7 +548,6 @@ static const struct command commands[] = {
     { "compact", cmd_compact, "compact [full|step|SIZE]",
       "compaction: a whole pass, one background step, or room for SIZE at 2 MiB alignment" },
     { "poweroff", cmd_poweroff, "poweroff [STATUS]", "ask init to power the machine off (STATUS 0..255, default 0)" },
-    { "restart", cmd_restart, "restart", "ask init to kill and restart the memory server (its books rebuilt from the kernel)" },
     { "help", cmd_help, "help", "this list" },
 };
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
