@@ -32,6 +32,46 @@
 #define INIT_POWEROFF_STATUS_MAX 255u
 
 /*
+ * The memory server's supervisor (servers/init/supervise.c). Init holds
+ * memsrv's process handle (startup slot ABI_STARTUP_SUPERVISE) and the power
+ * to restart it (SYS_MS_RESTART); a thread of init waits for memsrv to end
+ * and starts a successor, which rebuilds its books from the kernel.
+ *
+ * A crash is an end init did not ask for (a fault, an exit, a failed
+ * rebuild). After a crash init restarts at once, then after 25, 50 and
+ * 100 ms for the second to fourth crash within INIT_MS_CRASH_WINDOW_NS; at
+ * the INIT_MS_CRASHES_MAX-th within it init gives up: it prints why and
+ * powers off with status INIT_SHUTDOWN_MEMSRV_LOST. An end init asked for
+ * itself (INIT_MS_RESTART) is restarted at once and not counted.
+ */
+#define INIT_MS_CRASHES_MAX 5u
+#define INIT_MS_CRASH_WINDOW_NS (30ull * 1000 * 1000 * 1000)
+#define INIT_SHUTDOWN_MEMSRV_LOST 4
+
+/* Ends memsrv and starts a successor. Any program init started may ask
+ * (as it may power off), and the delegate. w0 0 or INIT_MS_RESTART_WAIT:
+ * with it, the reply comes once the successor has answered init (w0 its
+ * restart number, w1 nanoseconds from the end to its first answer);
+ * without, at once after the kill (w0 the restart number it will have).
+ * -EBUSY while a restart is under way (until the successor has answered
+ * init); -ENOSYS if init has no memory server to supervise; -EINVAL other
+ * words set. */
+#define INIT_MS_RESTART (INIT_LABEL_BASE + 3)
+#define INIT_MS_RESTART_WAIT 1u
+
+/* The supervisor's record. Anyone init serves may ask (no words). Reply:
+ * w0 restarts completed (a successor answered init), w1 how the last
+ * memsrv ended (its exit status: ABI_EXIT_*), w2 crashes counted in the
+ * current window, w3 nanoseconds from the last end to the successor's
+ * first answer. */
+#define INIT_MS_STATUS (INIT_LABEL_BASE + 4)
+
+/* Delegate only (the in-guest suite): memsrv's MS_FAULT (w0 MS_FAULT_*),
+ * passed on as init's. Reply 0 and w0 1 if memsrv ended during the request
+ * (MS_FAULT_NOW), else memsrv's reply. Such a fault is a crash. */
+#define INIT_MS_FAULT (INIT_LABEL_BASE + 5)
+
+/*
  * The delegate. With test= or bench= on the command line, init starts the
  * boot module t_suite (the in-guest suite) instead of the servers, with the
  * powers to start processes and open devices, and serves it, on the

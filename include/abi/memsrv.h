@@ -44,13 +44,31 @@ enum ms_label {
      * -EBUSY while it is pinned. For reclaiming memory from a process that
      * will not give it back. */
     MS_REVOKE = 10,
+    /* Init only, for tests of the restart path (init passes it on from the
+     * in-guest suite alone): w0 MS_FAULT_*, when the server is to fault on
+     * purpose (a page fault, as a bug would). NOW faults while handling
+     * this request (no reply: the call ends with -EPEER); the others arm
+     * a fault at a point where a crash leaves the most half done, and
+     * reply 0. -EINVAL for another w0, -EBUSY if one is armed already. */
+    MS_FAULT = 11,
+    /* Init only, once it has restarted the server: w0 the time (SYS_CLOCK)
+     * init saw the previous server end. Reply: w0 this server's restart
+     * number, w1 nanoseconds from that end to this server's first answer,
+     * w2 nanoseconds its books took to rebuild. -EINVAL if this server was
+     * not restarted, or w0 is 0 or in the future. */
+    MS_RECOVERY = 12,
 };
+
+#define MS_FAULT_NOW 1           /* while handling the MS_FAULT request */
+#define MS_FAULT_AFTER_MIGRATE 2 /* after the kernel's next migration, before the books record it */
+#define MS_FAULT_AFTER_CREATE 3  /* after the kernel creates a client's next segment, before the reply */
+#define MS_FAULT_AFTER_RECLAIM 4 /* after taking the next batch of reclaimed segments, before freeing any */
 
 #define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
 #define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
 
-enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2 };
+enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_RESTART = 4 };
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };
 
 /* Scores are per mille (0..1000). */
@@ -91,5 +109,23 @@ struct ms_stats_region {
     uint64_t segments;
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_region) <= 128, "stats fit a payload");
+
+/* MS_STATS_RESTART (w1 0): how this server came up. A server the kernel
+ * started at boot reports restarts 0 and nothing else. */
+struct ms_stats_restart {
+    uint64_t restarts;        /* N of memsrv.restart=N: 0 for the server started at boot */
+    uint64_t recovery_ns;     /* the previous server's end (as init saw it) to this one's first
+                                 answer; 0 until init tells it the end (MS_RECOVERY) */
+    uint64_t rebuild_ns;      /* its start to its books rebuilt from the kernel and checked */
+    uint64_t segments;        /* segments the kernel listed and the books now hold */
+    uint64_t clients;         /* clients the books were rebuilt with */
+    uint64_t freed_at_start;  /* segments freed before the books were built: what the previous
+                                 server held, and what ended processes left */
+    uint64_t freed_bytes;
+    uint64_t locked_dma;      /* listed pinned or within a device's reach: locked in the books */
+    uint64_t quarantined;     /* listed quarantined: locked, charged to nobody */
+    uint64_t list_calls;      /* SYS_MS_SEGMENTS calls the rebuild made (two passes) */
+};
+ABI_STATIC_ASSERT(sizeof(struct ms_stats_restart) <= 128, "stats fit a payload");
 
 #endif

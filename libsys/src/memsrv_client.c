@@ -6,10 +6,24 @@
  *
  * The server may crash and be restarted by init. A call that meets that
  * (-EPEER: nobody receives on the endpoint, or the server ended holding the
- * call) is made again, waiting a little longer each time, for up to
- * MS_RESTART_WAIT_NS in all; a request the dead server had taken is
- * forgotten with it (the kernel keeps every segment where it is, and the
- * new server finds what the old one held), so repeating it is safe.
+ * call) is made again, sleeping 1 ms, then twice as long each time up to
+ * 100 ms, until MS_RESTART_WAIT_NS of sleep in all; then -EPEER. Only the
+ * time with no server counts: once a successor receives, a call waits in
+ * its queue like any call. Repeating is safe because the kernel keeps
+ * every segment where it is and a request the dead server had taken is
+ * forgotten with it:
+ *   - ALLOC: a segment it had made and not handed over is freed by its
+ *     successor (it was the server's, so it comes back as reclaimed);
+ *   - FREE: if the segment had reached the server, the handle is gone and
+ *     the call is over (the successor frees it); otherwise it is sent again;
+ *   - MOVE, COMPACT: a migration is one system call, done or not done; a
+ *     second try finds the segment where the first left it;
+ *   - REVOKE (init): a segment the dead server had taken is freed by its
+ *     successor, so the repeat may answer -ENOENT for a revoke that
+ *     happened;
+ *   - STATS, MAP, CHECK only look.
+ * In the common case the wrapper costs a copy of the request's label,
+ * words and segment before the call (the requests here carry no payload).
  */
 #include <common/string.h>
 #include <libsys/memsrv.h>
@@ -39,35 +53,36 @@ static void msg_init(struct ipc_msg *m, enum ms_label label)
 
 #define MS_RESTART_WAIT_NS (10ull * 1000 * 1000 * 1000)
 #define MS_RETRY_FIRST_NS (1ull * 1000 * 1000)
+#define MS_RETRY_MAX_NS (100ull * 1000 * 1000)
 
 /* The server's answer, or the kernel's error when the call itself failed.
- * A segment the request carries must still be the caller's for a retry:
- * if it went to the server before it ended, the call is over (the new
- * server frees what the old one held). */
+ * m was made by msg_init: its label, words and segment say it all. */
 static int64_t call(struct ipc_msg *m)
 {
     handle_t ep = ms_endpoint();
-    struct ipc_msg request = *m;
-    uint64_t waited = 0, pause = MS_RETRY_FIRST_NS;
+    uint64_t label = m->label, w[IPC_WORDS], slept = 0, pause = MS_RETRY_FIRST_NS;
+    handle_t seg = m->seg;
     int64_t err;
 
     if (ep == HANDLE_NONE)
         return -EBADH;
+    memcpy(w, m->w, sizeof(w));
     for (;;) {
+        struct abi_seg_info info;
         err = sys_ipc_call(ep, m, TIMEOUT_FOREVER);
         if (err != -EPEER)
             break;
-        if (request.seg != HANDLE_NONE) {
-            struct abi_seg_info info;
-            if (sys_seg_info(request.seg, &info) != 0)
-                return request.label == MS_FREE ? 0 : err;
-        }
-        if (waited >= MS_RESTART_WAIT_NS)
+        /* A segment that reached the dead server is no longer the caller's. */
+        if (seg != HANDLE_NONE && sys_seg_info(seg, &info) != 0)
+            return label == MS_FREE ? 0 : err;
+        if (slept >= MS_RESTART_WAIT_NS)
             break;
         sys_sleep(pause);
-        waited += pause;
-        pause = pause * 2 < 100 * MS_RETRY_FIRST_NS ? pause * 2 : 100 * MS_RETRY_FIRST_NS;
-        *m = request;
+        slept += pause;
+        pause = pause * 2 < MS_RETRY_MAX_NS ? pause * 2 : MS_RETRY_MAX_NS;
+        msg_init(m, (enum ms_label)label);
+        memcpy(m->w, w, sizeof(w));
+        m->seg = seg;
     }
     if (err < 0)
         return err;
@@ -149,6 +164,11 @@ int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out)
 int64_t ms_stats_region(unsigned index, struct ms_stats_region *out)
 {
     return stats(MS_STATS_REGION, index, out, sizeof(*out));
+}
+
+int64_t ms_stats_restart(struct ms_stats_restart *out)
+{
+    return stats(MS_STATS_RESTART, 0, out, sizeof(*out));
 }
 
 int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,

@@ -28,6 +28,7 @@
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include "init.h"
+#include "supervise.h"
 
 /* One endpoint init serves. The delegate (abi/init.h): t_suite's process,
  * which receives what it asks for on the delegate endpoint; HANDLE_NONE on
@@ -102,6 +103,8 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
             sys_shutdown((int)m->w[0]);
         }
         result = -EINVAL;
+    } else if (supervise_handles(m->label)) {
+        result = supervise_request(m, sv->delegate != HANDLE_NONE, &reply);
     } else if (console_request(m->label)) {
         if (!sv->console)
             result = -EPERM;
@@ -282,6 +285,7 @@ int main(int argc, char **argv)
     printf("init: started, command line '%s'\n", cmdline);
     if (ms_endpoint() == HANDLE_NONE)
         printf("init: no memory server: nothing can be started\n");
+    supervise_start();
     programs_start_names();
     const char *value;
     size_t len;

@@ -41,6 +41,8 @@ static const struct error_meaning init_meanings[] = {
     { INIT_KILL, -ENOENT, "no running program of init's has that pid" },
     { INIT_KILL, -EPERM, "the name service and this console cannot be killed" },
     { INIT_POWEROFF, -EINVAL, "the status must be 0..255" },
+    { INIT_MS_RESTART, -EBUSY, "a restart is under way; try again when it has answered" },
+    { INIT_MS_RESTART, -ENOSYS, "init has no memory server to supervise" },
     { 0, -EPERM, "init serves that request only to the console" },
     { 0, -EBADH, "init gave this console no endpoint" },
 };
@@ -396,6 +398,24 @@ void cmd_poweroff(int argc, char **argv)
     printf("poweroff: asking init to power off with status %lu\n", status);
     int64_t err = call_init(&m); /* only a refusal comes back */
     print_error("poweroff", err, init_meaning(INIT_POWEROFF, err));
+}
+
+/* Asks init to restart the memory server and waits until the successor
+ * answered: the segments memctl holds must come through it intact. */
+void cmd_restart(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) {
+        print_usage("restart");
+        return;
+    }
+    struct ipc_msg m = { .label = INIT_MS_RESTART, .w = { INIT_MS_RESTART_WAIT } };
+    int64_t err = call_init(&m);
+    if (err == 0)
+        printf("restart: memory server restart %lu answered %lu.%03lu ms after the old one ended\n", m.w[0],
+               m.w[1] / 1000000, m.w[1] / 1000 % 1000);
+    else
+        print_error("restart", err, init_meaning(INIT_MS_RESTART, err));
 }
 
 /* --------------------------------------------------------- completion */

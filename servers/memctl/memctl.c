@@ -107,6 +107,7 @@ static const struct command commands[] = {
     { "map", cmd_map, "map [COLUMNS]", "memsrv's picture of physical memory ('.' free '#' used 'L' locked 'K' kernel)" },
     { "compact", cmd_compact, "compact [full|step|SIZE]",
       "compaction: a whole pass, one background step, or room for SIZE at 2 MiB alignment" },
+    { "restart", cmd_restart, "restart", "restart the memory server (as after a crash); the segments held stay intact" },
     { "poweroff", cmd_poweroff, "poweroff [STATUS]", "ask init to power the machine off (STATUS 0..255, default 0)" },
     { "help", cmd_help, "help", "this list" },
 };

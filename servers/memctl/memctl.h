@@ -52,6 +52,7 @@ void cmd_kill(int argc, char **argv);
 void cmd_jobs(int argc, char **argv);
 void cmd_services(int argc, char **argv);
 void cmd_quota(int argc, char **argv);
+void cmd_restart(int argc, char **argv);
 void cmd_poweroff(int argc, char **argv);
 /* Reports background programs that ended since the last prompt. */
 void jobs_report_ended(void);

@@ -6,7 +6,10 @@
  * spans already in use: kernel spans (never movable: recorded as locked
  * segments of kind KERNEL) and existing segments (memsrv's own image and
  * stack, init's, boot module images: ordinary movable segments charged to
- * their owner). Everything else in the regions is free.
+ * their owner). Everything else in the regions is free. The regions and
+ * kernel ranges (the "world", read once) are the same for a restarted
+ * server, which takes the segments from SYS_MS_SEGMENTS instead and builds
+ * its books in rebuild.c.
  *
  * The books (span slots, records, sid hash) start small, sized for the
  * spans in use at boot, not for the RAM: two segments memsrv takes for
@@ -79,33 +82,78 @@ static void used_range(const struct abi_mem_range *r, uint64_t *lo, uint64_t *hi
     *hi = granule_up(end);
 }
 
-static int add_regions(struct memsrv *ms, struct span_alloc *a, uint64_t *ram)
+/* Inserts [base, end) into a sorted array of n ranges (room checked). */
+static void range_insert(struct ms_range *r, unsigned n, uint64_t base, uint64_t end)
+{
+    unsigned i = n;
+
+    while (i > 0 && r[i - 1].base > base) {
+        r[i] = r[i - 1];
+        i--;
+    }
+    r[i] = (struct ms_range){ base, end };
+}
+
+/* Kernel ranges may overlap or touch: one range for each run of them, so
+ * that a walk in address order meets each address at most once. */
+static unsigned range_merge(struct ms_range *r, unsigned n)
+{
+    unsigned i, out = 0;
+
+    for (i = 0; i < n; i++) {
+        if (out > 0 && r[i].base <= r[out - 1].end) {
+            if (r[i].end > r[out - 1].end)
+                r[out - 1].end = r[i].end;
+        } else {
+            r[out++] = r[i];
+        }
+    }
+    return out;
+}
+
+int boot_world_read(struct memsrv *ms, struct ms_world *w)
 {
     struct abi_mem_range r;
     unsigned i;
 
-    *ram = 0;
+    memset(w, 0, sizeof(*w));
     for (i = 0; i < BOOTINFO_MAX && ms->k->bootinfo(ms->k->ctx, i, &r) == 0; i++) {
         uint64_t lo, hi;
-        int err;
-        if (r.kind != ABI_MEM_REGION || !region_range(&r, &lo, &hi))
-            continue;
-        err = span_add_region(a, lo, hi - lo);
-        if (err != 0) {
-            if (a != &boot_span)
-                ms_log(ms, "memsrv: RAM region %#llx+%#llx left out: %d",
-                       (unsigned long long)r.base, (unsigned long long)r.size, err);
+        if (r.kind == ABI_MEM_SEGMENT)
+            break;
+        if (r.kind == ABI_MEM_REGION) {
+            if (!region_range(&r, &lo, &hi))
+                continue;
+            if (w->nregions == MS_WORLD_MAX) {
+                ms_log(ms, "memsrv: RAM region %#llx+%#llx left out: more than %u regions",
+                       (unsigned long long)r.base, (unsigned long long)r.size, MS_WORLD_MAX);
+                continue;
+            }
+            range_insert(w->region, w->nregions++, lo, hi);
             continue;
         }
-        *ram += hi - lo;
+        if (r.kind != ABI_MEM_KERNEL)
+            ms_log(ms, "memsrv: boot range %u of unknown kind %u: kept as a kernel span", i, r.kind);
+        used_range(&r, &lo, &hi);
+        if (lo >= hi)
+            continue;
+        if (w->nkernel == MS_WORLD_MAX) {
+            /* The kernel keeps fewer: a kernel that lists more is not one
+             * whose ranges the server can trust to keep out of. */
+            ms_log(ms, "memsrv: more than %u kernel ranges", MS_WORLD_MAX);
+            return -E2BIG;
+        }
+        range_insert(w->kernel, w->nkernel++, lo, hi);
     }
-    return a->region_count > 0 ? 0 : -ENOMEM;
+    w->first_segment = i;
+    w->nkernel = range_merge(w->kernel, w->nkernel);
+    return w->nregions > 0 ? 0 : -ENOMEM;
 }
 
 /*
  * Reserves the free parts of [lo, hi) as kernel spans (locked for good):
- * kernel ranges may overlap each other or stick out of RAM, and both are
- * fine. For the bootstrap instance only its span books change.
+ * kernel ranges may stick out of RAM, which is fine. For the bootstrap
+ * instance only its span books change.
  */
 static int reserve_kernel(struct memsrv *ms, struct span_alloc *a, uint64_t lo, uint64_t hi)
 {
@@ -136,6 +184,33 @@ static int reserve_kernel(struct memsrv *ms, struct span_alloc *a, uint64_t lo, 
             }
         }
         at = end;
+    }
+    return 0;
+}
+
+int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w, uint64_t *ram)
+{
+    unsigned i;
+    int err;
+
+    *ram = 0;
+    for (i = 0; i < w->nregions; i++) {
+        const struct ms_range *r = &w->region[i];
+        err = span_add_region(a, r->base, r->end - r->base);
+        if (err != 0) {
+            if (a != &boot_span)
+                ms_log(ms, "memsrv: RAM region %#llx-%#llx left out: %d",
+                       (unsigned long long)r->base, (unsigned long long)r->end, err);
+            continue;
+        }
+        *ram += r->end - r->base;
+    }
+    if (a->region_count == 0)
+        return -ENOMEM;
+    for (i = 0; i < w->nkernel; i++) {
+        err = reserve_kernel(ms, a, w->kernel[i].base, w->kernel[i].end);
+        if (err != 0)
+            return err;
     }
     return 0;
 }
@@ -173,7 +248,7 @@ static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct
     return 0;
 }
 
-static bool books_known(const struct memsrv *ms, uint64_t sid)
+bool boot_books_known(const struct memsrv *ms, uint64_t sid)
 {
     unsigned i;
 
@@ -183,24 +258,22 @@ static bool books_known(const struct memsrv *ms, uint64_t sid)
     return false;
 }
 
-static int reserve_used(struct memsrv *ms, struct span_alloc *a)
+/* The segments of SYS_MS_BOOTINFO, after the world's entries. */
+static int reserve_boot_segments(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w)
 {
     struct abi_mem_range r;
     unsigned i;
 
-    for (i = 0; i < BOOTINFO_MAX && ms->k->bootinfo(ms->k->ctx, i, &r) == 0; i++) {
+    for (i = w->first_segment; i < BOOTINFO_MAX && ms->k->bootinfo(ms->k->ctx, i, &r) == 0; i++) {
         uint64_t lo, hi;
         int err = 0;
-        if (r.kind == ABI_MEM_KERNEL) {
-            used_range(&r, &lo, &hi);
-            err = reserve_kernel(ms, a, lo, hi);
-        } else if (r.kind == ABI_MEM_SEGMENT) {
+        if (r.kind == ABI_MEM_SEGMENT) {
             /* A kernel that lists live segments may list the books too. */
-            if (a != &boot_span && books_known(ms, r.sid))
+            if (a != &boot_span && boot_books_known(ms, r.sid))
                 continue;
             err = reserve_segment(ms, a, &r);
         } else if (r.kind != ABI_MEM_REGION) {
-            ms_log(ms, "memsrv: boot range %u of unknown kind %u: kept as a kernel span", i,
+            ms_log(ms, "memsrv: boot range %u (%u) after the segments: kept as a kernel span", i,
                    r.kind);
             used_range(&r, &lo, &hi);
             err = reserve_kernel(ms, a, lo, hi);
@@ -211,21 +284,13 @@ static int reserve_used(struct memsrv *ms, struct span_alloc *a)
     return 0;
 }
 
-/* Places (in the bootstrap books), creates and maps one books segment. */
-static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t bytes, void **addr)
+int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes,
+                      void **addr)
 {
-    struct span_request req = { .size = bytes, .flags = SPAN_LARGE_OK | SPAN_HIGH };
     struct abi_seg_info info;
-    uint64_t phys;
     int64_t h, mapped;
     int err;
 
-    err = span_alloc(&boot_span, &req, 0, &phys);
-    if (err != 0) {
-        ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10),
-               err);
-        return err;
-    }
     h = ms->k->seg_create(ms->k->ctx, phys, bytes, 0);
     if (h < 0) {
         ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld",
@@ -239,6 +304,22 @@ static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t by
     }
     *addr = (void *)(uintptr_t)mapped;
     return books_adopt(ms, use, info.sid, phys, bytes, *addr);
+}
+
+/* Places (in the bootstrap books), creates and maps one books segment. */
+static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t bytes, void **addr)
+{
+    struct span_request req = { .size = bytes, .flags = SPAN_LARGE_OK | SPAN_HIGH };
+    uint64_t phys;
+    int err;
+
+    err = span_alloc(&boot_span, &req, 0, &phys);
+    if (err != 0) {
+        ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10),
+               err);
+        return err;
+    }
+    return boot_books_create(ms, use, phys, bytes, addr);
 }
 
 /* The first books: span slots and records for every span in use at boot
@@ -295,6 +376,7 @@ static void print_summary(struct memsrv *ms, uint32_t slots)
 int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
                  uint64_t self_pid)
 {
+    static struct ms_world world;
     struct span_node *store = NULL;
     uint64_t ram, ram_again;
     uint32_t nodes = 0;
@@ -305,19 +387,30 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
     ms->k = k;
     ms->self_pid = self_pid;
     ms->next_work_ns = MS_NEVER;
+    ms->restart.started_ns = k->clock_ns(k->ctx);
     if (!memsrv_parse_policy(args, &ms->policy))
         ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit): using quickfit");
     if (args == NULL || !cmdline_get_u64(args, "init.pid", &ms->init_pid))
         ms_log(ms, "memsrv: no init.pid in the arguments: QUOTA and RELEASE are refused");
+    if (args != NULL)
+        cmdline_get_u64(args, "memsrv.restart", &ms->restart.number);
     ms_log(ms, "memsrv: policy %s", memsrv_policy_name(ms->policy));
+
+    err = boot_world_read(ms, &world);
+    if (err != 0) {
+        ms_log(ms, "memsrv: the kernel reported no usable RAM region");
+        return err;
+    }
+    if (ms->restart.number != 0)
+        return memsrv_rebuild(ms, &world);
 
     /* Bootstrap: where can the books go? */
     if (span_init(&boot_span, ms->policy, 0, boot_nodes, MS_BOOT_NODES) != 0 ||
-        add_regions(ms, &boot_span, &ram) != 0) {
+        boot_span_world(ms, &boot_span, &world, &ram) != 0) {
         ms_log(ms, "memsrv: the kernel reported no usable RAM region");
         return -ENOMEM;
     }
-    err = reserve_used(ms, &boot_span);
+    err = reserve_boot_segments(ms, &boot_span, &world);
     if (err != 0) {
         ms_log(ms, "memsrv: more used spans at boot than %u bootstrap nodes", MS_BOOT_NODES);
         return err;
@@ -330,9 +423,9 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
     /* The real books, in the same order. */
     err = span_init(&ms->span, ms->policy, 0, store, nodes);
     if (err == 0)
-        err = add_regions(ms, &ms->span, &ram_again);
+        err = boot_span_world(ms, &ms->span, &world, &ram_again);
     if (err == 0)
-        err = reserve_used(ms, &ms->span);
+        err = reserve_boot_segments(ms, &ms->span, &world);
     for (i = 0; err == 0 && i < MS_BOOKS_SEGS; i++) {
         const struct ms_books_seg *b = &ms->books[i];
         uint32_t index;

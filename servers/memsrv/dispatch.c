@@ -41,6 +41,8 @@ static const struct request_kind requests[] = {
     { MS_CHECK, req_check, "check", 0, 0 },
     { MS_MOVE, req_move, "move", 0, 1 },
     { MS_REVOKE, req_revoke, "revoke", REQ_INIT_ONLY, 1 },
+    { MS_FAULT, req_fault, "fault", REQ_INIT_ONLY, 1 },
+    { MS_RECOVERY, req_recovery, "recovery", REQ_INIT_ONLY, 1 },
 };
 
 static const struct request_kind *find_request(uint64_t label)
@@ -115,6 +117,7 @@ bool memsrv_handle(struct memsrv *ms, struct ipc_msg *msg)
     if (result < 0)
         msg->seg = req.seg;
     msg->label = (uint64_t)result;
+    restart_answered(ms);
     compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
     return true;
 }

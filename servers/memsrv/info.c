@@ -126,6 +126,8 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         };
         memcpy(reply->payload, &r, sizeof(r));
         reply->len = sizeof(r);
+    } else if (req->w[0] == MS_STATS_RESTART && req->w[1] == 0) {
+        restart_stats(ms, reply);
     } else {
         return -EINVAL;
     }

@@ -66,6 +66,11 @@ static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
     (void)ctx;
     return sys_ms_reclaimed(out, max);
 }
+static int64_t k_segments(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max)
+{
+    (void)ctx;
+    return sys_ms_segments(from, out, max);
+}
 static void k_handle_close(void *ctx, handle_t h)
 {
     (void)ctx;
@@ -93,6 +98,7 @@ static const struct ms_kernel_ops kernel_ops = {
     .seg_migrate = k_seg_migrate,
     .seg_query = k_seg_query,
     .reclaimed = k_reclaimed,
+    .segments = k_segments,
     .handle_close = k_handle_close,
     .clock_ns = k_clock_ns,
     .console = k_console,

@@ -9,7 +9,9 @@
  * clients), dispatch.c (the request table and validation), alloc.c (ALLOC,
  * FREE, MOVE, RELEASE, QUOTA), info.c (STATS, MAP, CHECK), compact.c
  * (migrations, direct and background compaction, COMPACT), reclaim.c (the
- * kernel's exit notification). The protocol is in docs/memsrv.md.
+ * kernel's exit notification), rebuild.c (a restarted server's books, from
+ * the kernel's segment list), restart.c (MS_FAULT, MS_RECOVERY and the
+ * restart statistics). The protocol is in docs/memsrv.md.
  *
  * Not thread-safe: one thread (the server loop) owns a struct memsrv.
  */
@@ -93,6 +95,9 @@ struct ms_kernel_ops {
     int64_t (*seg_migrate)(void *ctx, uint64_t sid, uint64_t new_phys);
     int64_t (*seg_query)(void *ctx, uint64_t sid, struct abi_seg_info *out);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
+    /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
+     * -> how many were written (at most max) */
+    int64_t (*segments)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
     void (*handle_close)(void *ctx, handle_t h);
     uint64_t (*clock_ns)(void *ctx);
     void (*console)(void *ctx, const char *text, size_t len);
@@ -126,6 +131,33 @@ struct ms_client {
 };
 
 enum ms_background_kind { MS_BG_NONE = 0, MS_BG_COMPACT, MS_BG_REALIGN };
+
+/* ---- restarts (boot.c, rebuild.c, restart.c) ---------------------------
+ * What the kernel says about memory besides its segments (boot.c reads
+ * it): the RAM regions, and the kernel's own ranges sorted and merged. */
+#define MS_WORLD_MAX 128u
+struct ms_range {
+    uint64_t base, end;
+};
+struct ms_world {
+    struct ms_range region[MS_WORLD_MAX]; /* shrunk to whole granules, sorted */
+    struct ms_range kernel[MS_WORLD_MAX]; /* grown to whole granules, sorted, disjoint */
+    unsigned nregions, nkernel;
+    unsigned first_segment;               /* SYS_MS_BOOTINFO index of the first segment */
+};
+
+/* A server started with memsrv.restart=N rebuilt its books from the
+ * kernel (rebuild.c); restart.c answers init about it and arms the faults
+ * init asks for (MS_FAULT). */
+struct ms_restart {
+    uint64_t number;          /* N of memsrv.restart=N; 0: started at boot */
+    uint64_t started_ns, ready_ns, first_answer_ns, recovery_ns;
+    uint64_t segments, clients, freed_at_start, freed_bytes, locked_dma, quarantined, list_calls;
+    unsigned fault_when;      /* MS_FAULT_* armed, or 0 */
+    const struct ms_kernel_ops *real_ops; /* while a fault is armed: ms->k wraps these */
+    struct ms_kernel_ops fault_ops;
+    void (*crash)(void);      /* faults on purpose; the host tests catch it */
+};
 
 /* What one of the server's own books segments holds. */
 enum ms_books_use {
@@ -183,6 +215,8 @@ struct memsrv {
     uint64_t books_gen, bg_compact_gen, bg_realign_gen;
     uint32_t last_score;
     uint64_t next_work_ns; /* MS_NEVER: nothing to do in the background */
+
+    struct ms_restart restart; /* rebuild.c, restart.c */
 };
 
 /* ---- boot.c ---- */
@@ -277,5 +311,37 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
 int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
 void reclaim_drain(struct memsrv *ms);
 void map_print(struct memsrv *ms, unsigned columns);
+
+/* ---- restarts (boot.c, rebuild.c, restart.c, reclaim.c) ---- */
+/* The RAM regions and kernel ranges of SYS_MS_BOOTINFO, read up to its
+ * first segment (a later index costs the kernel a walk of its list). */
+int boot_world_read(struct memsrv *ms, struct ms_world *w);
+/* Adds the world's regions to a span instance and books the kernel ranges
+ * (for the real books, as locked records of kind KERNEL); *ram: bytes. */
+int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w, uint64_t *ram);
+/* Creates a books segment of `use` at phys (the caller placed it), maps
+ * it into the server and adopts it (books_adopt). */
+int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes,
+                      void **addr);
+/* Whether sid is one of the server's own books segments. */
+bool boot_books_known(const struct memsrv *ms, uint64_t sid);
+/* memsrv.restart=N: the books rebuilt from the kernel's segment list and
+ * checked, before anyone is answered. 0, or -E* with a console line. */
+int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w);
+/* Before any books exist (a restart): takes everything the reclaim list
+ * holds and destroys what no device can reach, counting it in ms->restart
+ * (freed_at_start, freed_bytes). */
+void reclaim_without_books(struct memsrv *ms);
+/* The first request after a start is being answered: its time is noted. */
+void restart_first_answer(struct memsrv *ms);
+static inline void restart_answered(struct memsrv *ms)
+{
+    if (ms->restart.first_answer_ns == 0)
+        restart_first_answer(ms);
+}
+int64_t req_fault(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_recovery(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+/* MS_STATS_RESTART's payload. */
+void restart_stats(struct memsrv *ms, struct ipc_msg *reply);
 
 #endif

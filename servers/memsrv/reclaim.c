@@ -1,7 +1,8 @@
 /*
  * Memory-server layer: segments that come back when processes end. Called
  * by dispatch.c when the kernel's notification (IPC_LABEL_NOTIFY from
- * BADGE_KERNEL, IPC_NOTIFY_EXIT) arrives.
+ * BADGE_KERNEL, IPC_NOTIFY_EXIT) arrives, and by rebuild.c when a
+ * restarted server starts (reclaim_without_books, then reclaim_drain).
  *
  * The kernel holds each segment an ended process had and lists it in
  * SYS_MS_RECLAIMED. An ordinary one is destroyed and its span freed; the
@@ -9,6 +10,13 @@
  * ended) is credited. One a device may still reach comes quarantined: its
  * frames stay locked in the books until the kernel has quiesced the device
  * and lists the segment again, released, to be destroyed like any other.
+ *
+ * A restarted server takes the list before it has books: what the dead
+ * server held (its books, a FREE it had received, a segment made for an
+ * ALLOC it had not answered) is queued there, ownerless, with everything
+ * the processes that ended meanwhile left. Destroying it first puts its
+ * frames back among the free ones the new books are sized and placed
+ * around; a quarantined one stays, and the segment list shows it locked.
  */
 #include "ms_server.h"
 
@@ -36,22 +44,48 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
     books_destroy(ms, rec, "reclaimed");
 }
 
-void reclaim_drain(struct memsrv *ms)
+/* Takes the kernel's reclaim list, a batch at a time, to `take`. */
+static void take_reclaimed(struct memsrv *ms,
+                           void (*take)(struct memsrv *ms, const struct abi_reclaim *batch,
+                                        int64_t n))
 {
     struct abi_reclaim batch[MS_RECLAIM_BATCH];
     int64_t n;
 
-    while ((n = ms->k->reclaimed(ms->k->ctx, batch, MS_RECLAIM_BATCH)) > 0) {
-        int64_t i;
-        if (n > MS_RECLAIM_BATCH)
-            n = MS_RECLAIM_BATCH;
-        for (i = 0; i < n; i++)
-            reclaim_one(ms, &batch[i]);
-        /* The ended processes' slots go once they are charged for nothing
-         * (segments they passed on may still be live elsewhere). */
-        for (i = 0; i < n; i++)
-            books_client_ended(ms, batch[i].pid);
-    }
+    while ((n = ms->k->reclaimed(ms->k->ctx, batch, MS_RECLAIM_BATCH)) > 0)
+        take(ms, batch, n < MS_RECLAIM_BATCH ? n : MS_RECLAIM_BATCH);
     if (n < 0)
         ms_log(ms, "memsrv: SYS_MS_RECLAIMED failed: %lld", (long long)n);
 }
+
+static void take_with_books(struct memsrv *ms, const struct abi_reclaim *batch, int64_t n)
+{
+    int64_t i;
+
+    for (i = 0; i < n; i++)
+        reclaim_one(ms, &batch[i]);
+    /* The ended processes' slots go once they are charged for nothing
+     * (segments they passed on may still be live elsewhere). */
+    for (i = 0; i < n; i++)
+        books_client_ended(ms, batch[i].pid);
+}
+
+void reclaim_drain(struct memsrv *ms) { take_reclaimed(ms, take_with_books); }
+
+static void take_without_books(struct memsrv *ms, const struct abi_reclaim *batch, int64_t n)
+{
+    int64_t i;
+
+    for (i = 0; i < n; i++) {
+        /* A quarantined one stays: the segment list shows it, and it is
+         * booked from there. */
+        if (batch[i].flags & SEG_INFO_QUARANTINED)
+            continue;
+        if (ms->k->seg_destroy(ms->k->ctx, batch[i].sid) == 0) {
+            ms->restart.freed_at_start++;
+            ms->restart.freed_bytes += batch[i].size;
+        }
+    }
+}
+
+void reclaim_without_books(struct memsrv *ms) { take_reclaimed(ms, take_without_books); }

@@ -3,8 +3,9 @@
  * call is one SYS_IPC_CALL to the server's endpoint, which a process finds
  * in its startup block (handles[ABI_STARTUP_MEMSRV]). Every function returns
  * 0 (or a count) on success and -E* on failure. A call made while the
- * server is down (crashed, being restarted) is retried for up to 10 s;
- * -EPEER after that.
+ * server is down (crashed, being restarted by init) is made again, with
+ * sleeps of 1 ms growing to 100 ms, for up to 10 s of sleep; -EPEER after
+ * that (memsrv_client.c says why repeating is safe).
  */
 #ifndef LIBSYS_MEMSRV_H
 #define LIBSYS_MEMSRV_H
@@ -45,6 +46,9 @@ int64_t ms_free(handle_t seg);
 int64_t ms_stats_global(struct ms_stats_global *out);
 int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out);
 int64_t ms_stats_region(unsigned index, struct ms_stats_region *out);
+/* How this server came up: restarts 0 for the one started at boot; a
+ * restarted one says how long its books took and what it found. */
+int64_t ms_stats_restart(struct ms_stats_restart *out);
 /* Compaction now: MS_COMPACT_FULL (a whole pass), _STEP (one background
  * step) or _TARGET (make a free run of size/align below limit; -ENOMEM if it
  * cannot, with the counts still reported). size, align and limit are used

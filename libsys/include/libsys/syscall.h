@@ -295,6 +295,9 @@ static inline int64_t sys_ms_segments(uint64_t from_phys, struct abi_seg_record 
 {
     return sysraw_ms_segments(from_phys, (uint64_t)out, max);
 }
+/* POWER_SUPERVISE (init): a new memory server in the ended one's kept
+ * image and stack -> its process handle (CONTROL, WAIT). */
+static inline int64_t sys_ms_restart(void) { return sysraw_ms_restart(); }
 
 /* Devices for user-mode drivers: opened by init (POWER_DEVICES), then
  * granted with the rights the driver needs. Config space (RIGHT_CONFIG):

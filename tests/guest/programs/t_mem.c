@@ -521,7 +521,7 @@ static void fuzz(struct test_run *t)
         case 4: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = 1u << (4 + r % 28); break;  /* unknown flag */
         case 5: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = MS_ALLOC_BELOW; m.w[3] = test_rand(t) % 4096; break;
         case 6: m.label = MS_FREE; break;                                                /* no segment */
-        case 7: m.label = MS_STATS; m.w[0] = 3 + test_rand(t) % 100; break;             /* bad kind */
+        case 7: m.label = MS_STATS; m.w[0] = MS_STATS_RESTART + 1 + test_rand(t) % 100; break; /* bad kind */
         case 8: m.label = MS_REVOKE; m.w[0] = test_rand(t); break;                       /* not init */
         default:
             m.label = (uint64_t)(MS_ALLOC + r % 9);

@@ -2,7 +2,8 @@
  * In-guest suite: what stays init's and the suite asks init for, through
  * the delegate endpoint init gives it in startup slot PARENT (abi/init.h):
  * the boot modules' images (to start test programs from), memsrv's
- * init-only request (revoke), and powering off.
+ * init-only request (revoke), powering off, and the memory server's
+ * supervisor (restart.c).
  */
 #include <abi/init.h>
 #include <common/string.h>
@@ -26,8 +27,7 @@ static handle_t delegate_endpoint(void)
     return libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
 }
 
-/* One request to init; its reply is left in m. */
-static int64_t call_init(struct ipc_msg *m)
+int64_t delegate_call(struct ipc_msg *m)
 {
     m->seg = HANDLE_NONE;
     int64_t err = sys_ipc_call(delegate_endpoint(), m, TIMEOUT_FOREVER);
@@ -38,7 +38,7 @@ unsigned delegate_take_modules(void)
 {
     for (uint64_t index = 0; nmodules < MODULES_MAX; index++) {
         struct ipc_msg m = { .label = INIT_MODULE, .w = { index } };
-        int64_t err = call_init(&m);
+        int64_t err = delegate_call(&m);
         if (err == -ENOENT)
             break;
         if (err < 0 || m.len == 0 || m.len > sizeof(modules[0].name))
@@ -84,5 +84,5 @@ int64_t delegate_ms_revoke(uint64_t sid) { return as_init(revoke, sid, 0); }
 int64_t delegate_poweroff(unsigned status)
 {
     struct ipc_msg m = { .label = INIT_POWEROFF, .w = { status } };
-    return call_init(&m);
+    return delegate_call(&m);
 }

@@ -404,8 +404,16 @@ int main(int argc, char **argv)
     uint64_t t0 = sys_clock();
     test_hostile(selected);
     note_time("hostile", t0);
+    /* Last: a restarted memsrv sizes its books afresh, and tests that
+     * compare free memory alone would see them grow back. */
+    t0 = sys_clock();
+    test_restart(selected);
+    note_time("restart", t0);
+    test_restart_give_up(list, len);
     if (benches_len)
         run_benchmarks(benches, benches_len);
+    if (benches_len && cmdline_list_has(benches, benches_len, "restart"))
+        bench_restart();
     printf("suite: took %lu ms of guest time\n", (sys_clock() - start) / NS_PER_MS);
     print_slowest();
     printf(CONSOLE_SUMMARY "\n", passed, failed, skipped);

@@ -77,6 +77,9 @@ int64_t pace_wait_process(handle_t proc, int64_t *status);
 int64_t pace_recv(handle_t ep, struct ipc_msg *m);
 
 /* delegate.c: what stays init's, asked of init. */
+/* One request to init (abi/init.h); its reply is left in m. The reply's
+ * label, or the call's error. */
+int64_t delegate_call(struct ipc_msg *m);
 /* Takes every boot module image init can give; returns how many. */
 unsigned delegate_take_modules(void);
 /* The image of boot module `name`, as the suite has it mapped; -ENOENT. */
@@ -99,6 +102,13 @@ void test_planted_leaks(void);
 void test_churn(void);
 void test_quota(void);
 void test_revoke(void);
+
+/* restart.c: the memory server killed and faulted under its clients. */
+void test_restart(bool (*selected)(const char *name));
+/* restart_give_up, run only when named (it ends the machine). */
+void test_restart_give_up(const char *list, size_t len);
+/* bench=restart: recovery times and what the retry costs a client. */
+void bench_restart(void);
 
 /* hostile.c: adversarial programs (t_hostile, t_fuzz stateful, t_sync),
  * the cases `selected` picks from the test list. */

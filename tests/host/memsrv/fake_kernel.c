@@ -274,6 +274,105 @@ static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
     return n;
 }
 
+/* ---- restarts: SYS_MS_SEGMENTS, memsrv's end, a successor ------------- */
+
+static bool boot_listed(const struct fake_kernel *fk, uint64_t sid)
+{
+    unsigned i;
+
+    for (i = 0; i < fk->nboot; i++)
+        if (fk->boot[i].kind == ABI_MEM_SEGMENT && fk->boot[i].sid == sid)
+            return true;
+    return false;
+}
+
+static bool reclaim_queued(const struct fake_kernel *fk, uint64_t sid)
+{
+    unsigned i;
+
+    for (i = 0; i < fk->nreclaim; i++)
+        if (fk->reclaim[i].sid == sid)
+            return true;
+    return false;
+}
+
+/* A segment as the real kernel lists it: memsrv holds what it was handed
+ * or made; nobody holds a reclaimed one; an account pays for what memsrv
+ * made (its own, payer 0, is memsrv's), nobody for the boot segments. */
+static struct abi_seg_record record_of(const struct fake_kernel *fk, const struct fk_seg *s)
+{
+    bool reclaimed = !s->in_server && s->owner == 0;
+    struct abi_seg_record r = {
+        .sid = s->sid, .phys = s->phys, .size = s->size,
+        .owner_pid = s->in_server ? FK_MEMSRV_PID : s->owner,
+        .payer_pid = s->payer != 0 ? s->payer : boot_listed(fk, s->sid) ? 0 : FK_MEMSRV_PID,
+        .flags = s->flags | (s->dma ? SEG_INFO_DMA : 0), .pins = s->pins,
+    };
+
+    if (reclaimed)
+        r.flags |= SEG_RECORD_RECLAIMED | (reclaim_queued(fk, s->sid) ? 0 : SEG_RECORD_REPORTED);
+    return r;
+}
+
+/* Walks the granule map from `from`: each segment is met at its first granule. */
+static int64_t k_segments(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    uint64_t g = (from + 4095) >> 12;
+    unsigned n = 0;
+
+    fk->segment_calls++;
+    if (max > 32)
+        max = 32;
+    while (g < fk->map_granules && n < max) {
+        uint32_t owner = fk->owner_map[g];
+        const struct fk_seg *s;
+        if (owner == 0) {
+            g++;
+            continue;
+        }
+        s = &fk->segs[owner - 1];
+        if (s->phys >= from)
+            out[n++] = record_of(fk, s);
+        g = (s->phys + s->size) >> 12;
+    }
+    return n;
+}
+
+void fk_crash(struct fake_kernel *fk)
+{
+    uint32_t i;
+
+    for (i = 0; i < fk->seg_cap; i++) {
+        struct fk_seg *s = &fk->segs[i];
+        if (!s->live || !(s->in_server || s->owner == FK_MEMSRV_PID))
+            continue;
+        /* Its image and stack wait for a successor. */
+        if (boot_listed(fk, s->sid) && !s->in_server)
+            continue;
+        s->in_server = false;
+        s->owner = 0;
+        s->pins = 0;
+        if (s->dma)
+            s->flags |= SEG_INFO_QUARANTINED;
+        assert_true(fk->nreclaim < FK_RECLAIM);
+        fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){
+            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = FK_MEMSRV_PID, .flags = s->flags };
+    }
+    /* Its books die with it; the segments above hold what they pointed into. */
+    memset(&fk->ms, 0, sizeof(fk->ms));
+}
+
+int fk_restart(struct fake_kernel *fk, unsigned number)
+{
+    char args[96];
+
+    snprintf(args, sizeof(args), "init.pid=%#llx memsrv.restart=%u",
+             (unsigned long long)FK_INIT_PID, number);
+    fk->segment_calls = 0;
+    return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
+}
+
 static void k_handle_close(void *ctx, handle_t h)
 {
     (void)ctx;
@@ -345,6 +444,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
         .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
         .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
         .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .reclaimed = k_reclaimed,
+        .segments = k_segments,
         .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
     };
     fk->next_sid = 100;
@@ -465,10 +565,8 @@ void fk_quiesce(struct fake_kernel *fk, uint64_t sid)
     assert_int_equal(fk->nreclaim, 0);
 }
 
-void fk_exit(struct fake_kernel *fk, uint64_t pid)
+void fk_end_process(struct fake_kernel *fk, uint64_t pid)
 {
-    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
-                         .w = { IPC_NOTIFY_EXIT } };
     unsigned i;
 
     for (i = 0; i < fk->seg_cap; i++) {
@@ -484,6 +582,14 @@ void fk_exit(struct fake_kernel *fk, uint64_t pid)
         fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){
             .sid = s->sid, .phys = s->phys, .size = s->size, .pid = pid, .flags = s->flags };
     }
+}
+
+void fk_exit(struct fake_kernel *fk, uint64_t pid)
+{
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
+                         .w = { IPC_NOTIFY_EXIT } };
+
+    fk_end_process(fk, pid);
     assert_false(memsrv_handle(&fk->ms, &m));
     assert_int_equal(fk->nreclaim, 0);
 }

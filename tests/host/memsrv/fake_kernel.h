@@ -54,6 +54,7 @@ struct fake_kernel {
     int64_t fail_create;
     struct fk_limit limits[FK_LIMITS]; /* the kernel's accounts, for the payers that have a limit */
     bool no_iommu;        /* the last unpin leaves a segment tainted until fk_quiesce */
+    unsigned segment_calls; /* SYS_MS_SEGMENTS calls since the last fk_restart */
     char console[1 << 16];
     size_t console_len;
 };
@@ -87,6 +88,15 @@ void fk_quiesce(struct fake_kernel *fk, uint64_t sid);
 void fk_set_limit(struct fake_kernel *fk, uint64_t pid, uint64_t bytes);
 /* Ends a process: its segments go to the kernel's reclaim list, notification delivered. */
 void fk_exit(struct fake_kernel *fk, uint64_t pid);
+/* The same, with the notification not (yet) delivered. */
+void fk_end_process(struct fake_kernel *fk, uint64_t pid);
+
+/* memsrv ends: what it held (its books, a FREE it had received, a segment
+ * made for an ALLOC it had not answered) goes to the reclaim list, its boot
+ * image stays for a successor, clients keep theirs; its state is wiped. */
+void fk_crash(struct fake_kernel *fk);
+/* A successor started as SYS_MS_RESTART would (memsrv.restart=number). */
+int fk_restart(struct fake_kernel *fk, unsigned number);
 
 struct fk_seg *fk_seg(struct fake_kernel *fk, uint64_t sid);
 struct ms_stats_global fk_stats(struct fake_kernel *fk);

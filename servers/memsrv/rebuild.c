@@ -1,0 +1,559 @@
+/*
+ * Memory-server layer: the books of a restarted server, rebuilt from the
+ * kernel. Called once, by boot.c's memsrv_start, when the arguments carry
+ * memsrv.restart=N (SYS_MS_RESTART puts it there), before the server
+ * answers anyone.
+ *
+ * Theory. Only the memory server creates, destroys and moves segments, so
+ * while it is down, and while its successor rebuilds, the physical layout
+ * of the segments stands still: processes may end (their segments become
+ * ownerless and queue for reclaim), devices may be quiesced (a quarantine
+ * ends), segments may change hands by IPC, but no segment appears,
+ * vanishes or moves. Everything the dead server's books said follows from
+ * the kernel's state: a segment's place (the kernel's segment), the client
+ * charged (the kernel's payer: both charge the one the segment was created
+ * for), whether it is locked (pinned, within a device's reach, or
+ * quarantined: the kernel's flags), and the free spans (RAM less the
+ * kernel's ranges and the segments). So the books are rebuilt by reading:
+ *
+ *   1. the world: RAM regions and kernel ranges (boot.c, SYS_MS_BOOTINFO
+ *      up to its first segment);
+ *   2. the reclaim list, without books (reclaim.c): everything queued is
+ *      taken, and what no device can reach is destroyed: the dead server's
+ *      own books, what it held mid-request (a FREE it had received, a
+ *      segment made for an ALLOC it had not answered), what ended
+ *      processes left. Their frames are free before the new books need
+ *      room, so memory that was full at the crash still has the old books'
+ *      room for the new ones;
+ *   3. a survey: SYS_MS_SEGMENTS from address 0, 32 records a call, each
+ *      checked against the world and the one before it. A segment the dead
+ *      server had taken off the reclaim list but not destroyed is destroyed
+ *      now. The survey counts the segments and the free runs between them,
+ *      and notes per power of two the highest free run at least that large;
+ *   4. the books: span slots, records and the span library's hash, sized
+ *      for what the survey counted, placed together at the top of the
+ *      highest free run that holds them, created and mapped as the
+ *      server's own segments;
+ *   5. booking: the list again, each segment reserved where it lies and
+ *      recorded: the new books locked (kind BOOKS); the server's own image
+ *      and stack charged to itself (as at boot); quarantined segments
+ *      locked and charged to nobody (as after books_quarantine); pinned or
+ *      DMA-reachable ones locked and polled until free (as after a refused
+ *      migration); the rest charged to their payer, or, for the boot
+ *      modules nobody pays for, to their holder (as at boot). A payer
+ *      that holds no segment has ended (every live program holds at least
+ *      its stack): its entry goes once its segments come back;
+ *   6. the check: books_check (MS_CHECK's code) must pass; then the
+ *      reclaim list is drained the usual way, for processes that ended
+ *      meanwhile.
+ *
+ * A migration the dead server had asked for is no special case: it is one
+ * system call, which copies and remaps before it returns, so the kernel's
+ * segment is wholly at its old place or wholly at its new one, and the
+ * list says which. What the dead server had planned and not asked for is
+ * forgotten with its books.
+ *
+ * Failure modes. An answer no sane kernel gives (unknown flags, sid 0, a
+ * size or base not in whole granules, a segment before or over the one
+ * listed before it, outside every RAM region, over a kernel range, flags
+ * that contradict each other or the holder, a sid listed twice, more
+ * segments the second time than the first, a sid, base or size that
+ * differs between the two walks) is refused: memsrv prints the
+ * record and why, and memsrv_start fails, so the server exits with status
+ * 1 and init's supervisor decides whether to try again. No room for the
+ * books, or a kernel that will not create them, ends the same way. Books
+ * are never built from an answer that was refused.
+ *
+ * Cost: two walks of the list, each O(n log n) in the kernel (O(log n) to
+ * resume at an address, 32 records a call) and O(n log n) here (a span
+ * reservation per segment, with the hash sized up front).
+ */
+#include <common/string.h>
+
+#include "ms_server.h"
+
+#define LIST_BATCH 32u /* the most SYS_MS_SEGMENTS gives in one call */
+#define KNOWN_FLAGS                                                                          \
+    (SEG_INFO_QUARANTINED | SEG_INFO_MODULE | SEG_INFO_DMA | SEG_INFO_IN_FLIGHT |            \
+     SEG_RECORD_RECLAIMED | SEG_RECORD_REPORTED)
+#define SIZE_CLASSES 64u
+
+static struct abi_seg_record batch[LIST_BATCH];
+/* By pid slot, the pid seen holding a segment (0: none): a payer whose
+ * slot another process holds, or nobody, has ended. */
+static uint64_t holder_of_slot[MS_CLIENTS_MAX];
+
+static uint64_t pid_slot(uint64_t pid) { return (pid & 0xffffffffu) - 1; }
+
+/* ---- the world, walked in address order ------------------------------ */
+
+struct world_walk {
+    const struct ms_world *w;
+    unsigned region, kernel; /* the first range that ends above the walk */
+};
+
+/* The first region that ends above at (NULL: none). */
+static const struct ms_range *walk_region(struct world_walk *ww, uint64_t at)
+{
+    while (ww->region < ww->w->nregions && ww->w->region[ww->region].end <= at)
+        ww->region++;
+    return ww->region < ww->w->nregions ? &ww->w->region[ww->region] : NULL;
+}
+
+/* The first kernel range that ends above at (NULL: none). */
+static const struct ms_range *walk_kernel(struct world_walk *ww, uint64_t at)
+{
+    while (ww->kernel < ww->w->nkernel && ww->w->kernel[ww->kernel].end <= at)
+        ww->kernel++;
+    return ww->kernel < ww->w->nkernel ? &ww->w->kernel[ww->kernel] : NULL;
+}
+
+/* ---- checking the kernel's records ----------------------------------- */
+
+/* What no sane kernel lists, whatever the world: NULL if nothing. `from`:
+ * where the record may start at the earliest (the end of the one before). */
+static const char *record_fault(uint64_t from, const struct abi_seg_record *r)
+{
+    uint32_t f = r->flags;
+    bool held = r->owner_pid != 0, reclaimed = f & SEG_RECORD_RECLAIMED;
+
+    if (f & ~(uint32_t)KNOWN_FLAGS)
+        return "unknown flags";
+    if (r->sid == 0)
+        return "sid 0";
+    if (r->size == 0 || ((r->phys | r->size) & (SPAN_GRANULE - 1)) != 0 ||
+        r->phys + r->size < r->phys)
+        return "not whole granules";
+    if (r->phys < from)
+        return "before or over the segment listed before it";
+    /* The kernel's definitions: reclaimed means held by nobody and not a
+     * boot module; quarantined, held by nobody and within a device's reach;
+     * pins and flights belong to a holder, and pins keep a device's reach. */
+    if (held == reclaimed || (!held && !reclaimed && !(f & SEG_INFO_MODULE)) ||
+        ((f & SEG_INFO_MODULE) && reclaimed))
+        return "holder and reclaimed flag disagree";
+    if ((f & SEG_RECORD_REPORTED) && !reclaimed)
+        return "reported but not reclaimed";
+    if ((f & SEG_INFO_QUARANTINED) && (held || !(f & SEG_INFO_DMA)))
+        return "quarantined but held, or out of every device's reach";
+    if ((f & SEG_INFO_IN_FLIGHT) && !held)
+        return "in flight with no holder";
+    if (r->pins != 0 && (!held || !(f & SEG_INFO_DMA)))
+        return "pinned with no holder, or out of every device's reach";
+    return NULL;
+}
+
+/* The record against the world (the walk only moves up). */
+static const char *record_world_fault(struct world_walk *ww, const struct abi_seg_record *r)
+{
+    uint64_t end = r->phys + r->size;
+    const struct ms_range *region = walk_region(ww, r->phys);
+    const struct ms_range *kernel = walk_kernel(ww, r->phys);
+
+    if (region == NULL || r->phys < region->base || end > region->end)
+        return "not inside one RAM region";
+    if (kernel != NULL && kernel->base < end)
+        return "over a kernel range";
+    return NULL;
+}
+
+static int refuse(struct memsrv *ms, const struct abi_seg_record *r, const char *why)
+{
+    ms_print(ms, "memsrv: restart %llu: refusing the kernel's segment list: sid %#llx at "
+                 "%#llx+%#llx (holder %#llx, payer %#llx, flags %#x, pins %u): %s",
+             (unsigned long long)ms->restart.number, (unsigned long long)r->sid,
+             (unsigned long long)r->phys, (unsigned long long)r->size,
+             (unsigned long long)r->owner_pid, (unsigned long long)r->payer_pid, r->flags,
+             r->pins, why);
+    return -EINVAL;
+}
+
+/* Every live segment in physical order, each checked by record_fault
+ * before fn sees it. Each record moves the cursor up by at least a
+ * granule and fn checks it lies in RAM, so the walk ends. */
+static int list_segments(struct memsrv *ms, int (*fn)(void *ctx, const struct abi_seg_record *r),
+                         void *ctx)
+{
+    uint64_t from = 0;
+
+    for (;;) {
+        int64_t n = ms->k->segments(ms->k->ctx, from, batch, LIST_BATCH), i;
+        ms->restart.list_calls++;
+        if (n < 0 || n > (int64_t)LIST_BATCH) {
+            ms_print(ms, "memsrv: restart %llu: SYS_MS_SEGMENTS from %#llx answered %lld",
+                     (unsigned long long)ms->restart.number, (unsigned long long)from,
+                     (long long)n);
+            return n < 0 ? (int)n : -EINVAL;
+        }
+        for (i = 0; i < n; i++) {
+            const char *why = record_fault(from, &batch[i]);
+            int err = why != NULL ? refuse(ms, &batch[i], why) : fn(ctx, &batch[i]);
+            if (err != 0)
+                return err;
+            from = batch[i].phys + batch[i].size;
+        }
+        if (n < (int64_t)LIST_BATCH)
+            return 0;
+    }
+}
+
+/* Only the server creates, destroys and moves segments, so between the two
+ * walks every segment's sid, base and size stay as they were (holders, pins
+ * and DMA state may change). Each walk folds them, in order, into one word;
+ * the two must agree. */
+static uint64_t layout_fingerprint(uint64_t h, const struct abi_seg_record *r)
+{
+    h = (h ^ r->sid) * 0x100000001b3ull;
+    h = (h ^ r->phys) * 0x100000001b3ull;
+    return (h ^ r->size) * 0x100000001b3ull;
+}
+
+/* ---- the survey ------------------------------------------------------ */
+
+struct survey {
+    struct memsrv *ms;
+    struct world_walk check, runs;     /* for the records; for the free runs */
+    uint64_t end;                      /* end of the last segment kept */
+    uint64_t segments, free_runs;
+    uint64_t fingerprint;              /* of the segments kept, in order (layout_fingerprint) */
+    struct ms_range highest[SIZE_CLASSES]; /* highest free run of at least 2^k bytes */
+    struct ms_range largest;
+};
+
+static void note_run(struct survey *sv, uint64_t base, uint64_t end)
+{
+    uint64_t size = end - base;
+    unsigned k;
+
+    sv->free_runs++;
+    /* Runs come in address order: each is the highest so far. */
+    for (k = SPAN_GRANULE_SHIFT; k < SIZE_CLASSES && (1ull << k) <= size; k++)
+        sv->highest[k] = (struct ms_range){ base, end };
+    if (size > sv->largest.end - sv->largest.base)
+        sv->largest = (struct ms_range){ base, end };
+}
+
+/* The free runs in [lo, hi): RAM outside the kernel's ranges. */
+static void note_free_runs(struct survey *sv, uint64_t lo, uint64_t hi)
+{
+    while (lo < hi) {
+        const struct ms_range *region = walk_region(&sv->runs, lo);
+        uint64_t at, end;
+        if (region == NULL || region->base >= hi)
+            return;
+        at = lo > region->base ? lo : region->base;
+        end = hi < region->end ? hi : region->end;
+        while (at < end) {
+            const struct ms_range *k = walk_kernel(&sv->runs, at);
+            if (k != NULL && k->base < end) {
+                if (k->base > at)
+                    note_run(sv, at, k->base);
+                at = k->end;
+            } else {
+                note_run(sv, at, end);
+                at = end;
+            }
+        }
+        lo = end;
+    }
+}
+
+static void note_holder(uint64_t pid)
+{
+    if (pid != 0 && pid_slot(pid) < MS_CLIENTS_MAX)
+        holder_of_slot[pid_slot(pid)] = pid;
+}
+
+static int survey_one(void *ctx, const struct abi_seg_record *r)
+{
+    struct survey *sv = ctx;
+    struct memsrv *ms = sv->ms;
+    const char *why = record_world_fault(&sv->check, r);
+
+    if (why != NULL)
+        return refuse(ms, r, why);
+    if ((r->flags & (SEG_RECORD_REPORTED | SEG_INFO_QUARANTINED)) == SEG_RECORD_REPORTED) {
+        /* The dead server took it off the reclaim list and died before
+         * destroying it: it is what the reclaim path would have freed. */
+        int64_t err = ms->k->seg_destroy(ms->k->ctx, r->sid);
+        if (err == 0) {
+            ms->restart.freed_at_start++;
+            ms->restart.freed_bytes += r->size;
+            return 0;
+        }
+        if (err != SEG_DESTROY_QUARANTINED)
+            return refuse(ms, r, "reclaimed and reported, yet the kernel would not destroy it");
+    }
+    note_free_runs(sv, sv->end, r->phys);
+    sv->end = r->phys + r->size;
+    sv->segments++;
+    sv->fingerprint = layout_fingerprint(sv->fingerprint, r);
+    note_holder(r->owner_pid);
+    return 0;
+}
+
+/* ---- the books ------------------------------------------------------- */
+
+struct sizes {
+    uint64_t slots, slot_bytes, records, record_bytes, hash_bytes;
+};
+
+/* Books for what the survey counted: a slot per segment and locked span,
+ * two per free span; the three books segments may each split a free run.
+ * Kernel ranges give at most one span per range and region they cross. */
+static struct sizes books_sizes(const struct survey *sv, const struct ms_world *w)
+{
+    uint64_t kernel_spans = (uint64_t)w->nkernel + w->nregions, spans;
+    struct sizes z;
+    uint32_t records = MS_RECS_MIN;
+
+    spans = sv->segments + kernel_spans + 3;
+    z.slots = spans + 2 * (sv->free_runs + 3) + 4 * MS_SLOTS_SPARE + 16;
+    z.slot_bytes = (z.slots * sizeof(struct span_node) + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+    z.slots = z.slot_bytes / sizeof(struct span_node);
+    while (records < spans + 2 * MS_RECS_SPARE + 2)
+        records *= 2;
+    z.records = records;
+    z.record_bytes = books_records_bytes(records);
+    z.hash_bytes = 0;
+    if (spans > 2 * SPAN_HASH_INLINE) {
+        /* Chains of one or two, as span_hash_wanted asks for; a table of
+         * fewer than a page's worth of buckets is not worth a segment. */
+        uint64_t buckets = SPAN_GRANULE / sizeof(struct span_node *);
+        while (buckets < spans)
+            buckets *= 2;
+        z.hash_bytes = buckets * sizeof(struct span_node *);
+    }
+    return z;
+}
+
+/* The top of the highest free run that holds bytes; false if none does. */
+static bool place_books(const struct survey *sv, uint64_t bytes, uint64_t *base)
+{
+    unsigned k = SPAN_GRANULE_SHIFT;
+    const struct ms_range *run = NULL;
+
+    while (k < SIZE_CLASSES && (1ull << k) < bytes)
+        k++;
+    if (k < SIZE_CLASSES && sv->highest[k].end != 0)
+        run = &sv->highest[k];
+    else if (sv->largest.end - sv->largest.base >= bytes)
+        run = &sv->largest;
+    if (run == NULL)
+        return false;
+    *base = run->end - bytes;
+    return true;
+}
+
+static int take_books(struct memsrv *ms, const struct survey *sv, const struct sizes *z,
+                      struct span_node **store, void **hash)
+{
+    uint64_t total = z->slot_bytes + z->record_bytes + z->hash_bytes, base;
+    void *records;
+    int err;
+
+    if (!place_books(sv, total, &base)) {
+        ms_print(ms, "memsrv: restart %llu: no free run holds %llu KiB of books (the largest "
+                     "is %llu KiB)",
+                 (unsigned long long)ms->restart.number, (unsigned long long)(total >> 10),
+                 (unsigned long long)((sv->largest.end - sv->largest.base) >> 10));
+        return -ENOMEM;
+    }
+    err = boot_books_create(ms, MS_BOOKS_FIRST, base + z->record_bytes + z->hash_bytes,
+                            z->slot_bytes, (void **)store);
+    if (err == 0)
+        err = boot_books_create(ms, MS_BOOKS_RECORDS, base + z->hash_bytes, z->record_bytes,
+                                &records);
+    if (err == 0 && z->hash_bytes != 0)
+        err = boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
+    if (err != 0)
+        return err;
+    books_records_init(ms, records, z->record_bytes);
+    return 0;
+}
+
+/* ---- booking --------------------------------------------------------- */
+
+struct booking {
+    struct memsrv *ms;
+    struct world_walk check;
+    uint64_t expected, listed;
+    uint64_t fingerprint; /* of the segments other than the new books */
+    unsigned books_seen;
+};
+
+/* The client a listed segment is charged to (see the top of the file). */
+static uint32_t listed_client(struct memsrv *ms, const struct abi_seg_record *r)
+{
+    uint64_t pid = r->owner_pid == ms->self_pid ? ms->self_pid
+                   : r->payer_pid != 0          ? r->payer_pid
+                                                : r->owner_pid;
+    uint64_t slot = pid_slot(pid);
+
+    if (pid == 0 || slot >= MS_CLIENTS_MAX)
+        return MS_NO_CLIENT;
+    /* Two payers in one slot: one has ended. The one that holds segments
+     * keeps the slot; the other's segments are charged to nobody, as
+     * books_client leaves them when a new process takes an ended one's. */
+    if (ms->clients[slot].pid != 0 && ms->clients[slot].pid != pid && holder_of_slot[slot] != pid)
+        return MS_NO_CLIENT;
+    return books_client(ms, pid, true);
+}
+
+static int book_one(void *ctx, const struct abi_seg_record *r)
+{
+    struct booking *bk = ctx;
+    struct memsrv *ms = bk->ms;
+    const char *why = record_world_fault(&bk->check, r);
+    struct ms_record *rec;
+    uint32_t index;
+    bool own_books = boot_books_known(ms, r->sid);
+
+    if (why != NULL)
+        return refuse(ms, r, why);
+    if (++bk->listed > bk->expected)
+        return refuse(ms, r, "more segments than the kernel listed a moment before");
+    if ((r->flags & (SEG_RECORD_REPORTED | SEG_INFO_QUARANTINED)) == SEG_RECORD_REPORTED)
+        return refuse(ms, r, "reported as reclaimed, and still live after it was destroyed");
+    if (books_find_sid(ms, r->sid) != NULL)
+        return refuse(ms, r, "a sid listed twice");
+    index = books_new_record(ms);
+    if (index == MS_NO_RECORD)
+        return refuse(ms, r, "more segments than the books were sized for");
+    if (span_reserve(&ms->span, r->phys, r->size, index) != 0) {
+        books_drop_new_record(ms, index);
+        return refuse(ms, r, "over a span already booked");
+    }
+    if (own_books) {
+        span_lock(&ms->span, r->phys);
+        books_commit_record(ms, index, MS_REC_BOOKS, r->sid, r->phys, r->size, MS_NO_CLIENT);
+        bk->books_seen++;
+        return 0;
+    }
+    ms->restart.segments++;
+    bk->fingerprint = layout_fingerprint(bk->fingerprint, r);
+    if (r->flags & SEG_INFO_QUARANTINED) {
+        span_lock(&ms->span, r->phys);
+        books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->phys, r->size, MS_NO_CLIENT);
+        ms->recs[index].flags |= MS_REC_QUARANTINED;
+        ms->quarantined_bytes += r->size;
+        ms->restart.quarantined++;
+        return 0;
+    }
+    books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->phys, r->size,
+                        listed_client(ms, r));
+    rec = &ms->recs[index];
+    if ((r->flags & SEG_INFO_DMA) || r->pins != 0) {
+        span_lock(&ms->span, r->phys);
+        books_mark_pinned(ms, rec);
+        ms->restart.locked_dma++;
+    }
+    return 0;
+}
+
+static unsigned books_count(const struct memsrv *ms)
+{
+    unsigned i, n = 0;
+
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        n += ms->books[i].use != 0;
+    return n;
+}
+
+/* A client whose pid holds nothing has ended: it goes once uncharged. */
+static void mark_ended_clients(struct memsrv *ms)
+{
+    uint32_t i;
+
+    for (i = 0; i < MS_CLIENTS_MAX; i++)
+        if (ms->clients[i].pid != 0 && holder_of_slot[i] != ms->clients[i].pid)
+            ms->clients[i].ended = true;
+}
+
+static void print_rebuilt(struct memsrv *ms)
+{
+    struct span_stats st;
+    uint64_t took = ms->restart.ready_ns - ms->restart.started_ns;
+
+    span_stats(&ms->span, &st);
+    ms_print(ms, "memsrv: restart %llu: books rebuilt from the kernel in %llu.%03llu ms: %llu "
+                 "segments (%llu quarantined, %llu locked for DMA), %llu clients; %llu segments "
+                 "(%llu KiB) the previous server or ended processes left, freed; %llu MiB free of "
+                 "%llu MiB, books %llu KiB; %llu list calls",
+             (unsigned long long)ms->restart.number, (unsigned long long)(took / 1000000),
+             (unsigned long long)(took / 1000 % 1000), (unsigned long long)ms->restart.segments,
+             (unsigned long long)ms->restart.quarantined,
+             (unsigned long long)ms->restart.locked_dma, (unsigned long long)ms->restart.clients,
+             (unsigned long long)ms->restart.freed_at_start,
+             (unsigned long long)(ms->restart.freed_bytes >> 10),
+             (unsigned long long)(st.free_bytes >> 20), (unsigned long long)(st.total_bytes >> 20),
+             (unsigned long long)(ms->books_size >> 10),
+             (unsigned long long)ms->restart.list_calls);
+}
+
+int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
+{
+    static struct survey sv;
+    struct booking bk = { .ms = ms, .check = { .w = w } };
+    struct sizes z;
+    struct span_node *store = NULL;
+    void *hash = NULL, *old;
+    size_t old_bytes;
+    uint64_t ram;
+    char why[IPC_PAYLOAD_MAX];
+    int err;
+
+    memset(holder_of_slot, 0, sizeof(holder_of_slot));
+    sv = (struct survey){ .ms = ms, .check = { .w = w }, .runs = { .w = w } };
+    ms->books_fixed = true;
+    reclaim_without_books(ms);
+    err = list_segments(ms, survey_one, &sv);
+    if (err != 0)
+        return err;
+    note_free_runs(&sv, sv.end, UINT64_MAX);
+
+    z = books_sizes(&sv, w);
+    err = take_books(ms, &sv, &z, &store, &hash);
+    if (err != 0)
+        return err;
+    err = span_init(&ms->span, ms->policy, 0, store, z.slots);
+    if (err == 0 && hash != NULL)
+        err = span_hash_resize(&ms->span, hash, z.hash_bytes, &old, &old_bytes);
+    if (err == 0)
+        err = boot_span_world(ms, &ms->span, w, &ram);
+    if (err != 0) {
+        ms_print(ms, "memsrv: restart %llu: setting up the books failed: %d",
+                 (unsigned long long)ms->restart.number, err);
+        return err;
+    }
+    bk.expected = sv.segments + books_count(ms);
+    err = list_segments(ms, book_one, &bk);
+    if (err != 0)
+        return err;
+    if (bk.fingerprint != sv.fingerprint) {
+        ms_print(ms, "memsrv: restart %llu: refusing the kernel's segment list: a sid, base or size "
+                     "changed between two walks, with no server to change them",
+                 (unsigned long long)ms->restart.number);
+        return -EINVAL;
+    }
+    if (bk.books_seen != books_count(ms)) {
+        ms_print(ms, "memsrv: restart %llu: the kernel did not list %u of the books segments it "
+                     "had just made",
+                 (unsigned long long)ms->restart.number, books_count(ms) - bk.books_seen);
+        return -EINVAL;
+    }
+    mark_ended_clients(ms);
+    ms->restart.clients = ms->client_count;
+    ms->books_fixed = false;
+    if (books_check(ms, why, sizeof(why)) != 0) {
+        ms_print(ms, "memsrv: restart %llu: the rebuilt books do not check: %s",
+                 (unsigned long long)ms->restart.number, why);
+        return -EINVAL;
+    }
+    /* Processes that ended while the books were being built. */
+    reclaim_drain(ms);
+    ms->restart.ready_ns = ms->k->clock_ns(ms->k->ctx);
+    print_rebuilt(ms);
+    compact_schedule(ms, ms->restart.ready_ns);
+    return 0;
+}
