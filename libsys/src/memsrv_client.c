@@ -151,6 +151,11 @@ int64_t ms_stats_region(unsigned index, struct ms_stats_region *out)
     return stats(MS_STATS_REGION, index, out, sizeof(*out));
 }
 
+int64_t ms_stats_compaction(struct ms_stats_compaction *out)
+{
+    return stats(MS_STATS_COMPACTION, 0, out, sizeof(*out));
+}
+
 int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
                    uint64_t *moves, uint64_t *bytes_moved)
 {

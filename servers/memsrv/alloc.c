@@ -168,6 +168,8 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     ms->books_gen++;
     ms->moves++;
     ms->bytes_moved += rec->size;
+    ms->cstats.direct_moves++;
+    ms->cstats.direct_bytes += rec->size;
     reply->w[0] = to;
     return 0;
 }

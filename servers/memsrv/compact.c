@@ -38,6 +38,13 @@ static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const str
         ms->books_gen++; /* a move can open room for the other kind of pass */
         ms->moves++;
         ms->bytes_moved += mv->size;
+        if (ms->in_background) {
+            ms->cstats.bg_moves++;
+            ms->cstats.bg_bytes += mv->size;
+        } else {
+            ms->cstats.direct_moves++;
+            ms->cstats.direct_bytes += mv->size;
+        }
         return 0;
     }
     span_move_failed(&ms->span, plan, mv, err == -EBUSY);
@@ -85,6 +92,7 @@ int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t 
     if (ret != 0)
         return ret;
     ms->compactions++;
+    ms->cstats.direct_plans++;
     ret = run_plan(ms, &plan, 0, &failures);
     if (moves != NULL)
         *moves = plan.moves;
@@ -176,9 +184,15 @@ bool memsrv_work_due(const struct memsrv *ms, uint64_t now)
 
 void memsrv_background(struct memsrv *ms, uint64_t now)
 {
+    uint64_t start = ms->k->clock_ns(ms->k->ctx);
+
+    ms->in_background = true;
     if (ms->pinned_records > 0)
         compact_poll_pinned(ms);
     background_step(ms);
+    ms->in_background = false;
+    ms->cstats.steps++;
+    ms->cstats.busy_ns += ms->k->clock_ns(ms->k->ctx) - start;
     ms->next_work_ns = MS_NEVER;
     compact_schedule(ms, now);
 }

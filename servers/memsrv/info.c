@@ -109,6 +109,11 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         }
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
+    } else if (req->w[0] == MS_STATS_COMPACTION) {
+        if (req->w[1] != 0)
+            return -EINVAL;
+        memcpy(reply->payload, &ms->cstats, sizeof(ms->cstats));
+        reply->len = sizeof(ms->cstats);
     } else if (req->w[0] == MS_STATS_REGION) {
         struct region_walk w = { .ms = ms };
         struct ms_stats_region r;

@@ -183,6 +183,8 @@ struct memsrv {
     uint64_t books_gen, bg_compact_gen, bg_realign_gen;
     uint32_t last_score;
     uint64_t next_work_ns; /* MS_NEVER: nothing to do in the background */
+    bool in_background;    /* a background step runs: its moves count as background */
+    struct ms_stats_compaction cstats; /* MS_STATS_COMPACTION's figures */
 };
 
 /* ---- boot.c ---- */

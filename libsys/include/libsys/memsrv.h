@@ -45,6 +45,7 @@ int64_t ms_free(handle_t seg);
 int64_t ms_stats_global(struct ms_stats_global *out);
 int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out);
 int64_t ms_stats_region(unsigned index, struct ms_stats_region *out);
+int64_t ms_stats_compaction(struct ms_stats_compaction *out);
 /* Compaction now: MS_COMPACT_FULL (a whole pass), _STEP (one background
  * step) or _TARGET (make a free run of size/align below limit; -ENOMEM if it
  * cannot, with the counts still reported). size, align and limit are used
