@@ -148,7 +148,7 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         if (span_hash_find(a, n->base) != n)
             FAIL(f, "segment not found by its base", n->base);
         c->hashed++;
-        if (n->u.seg.reserve != NULL) {
+        if (n->flags & NODE_RESERVED) {
             c->reserves++;
             if (n->state != SPAN_IN_TRANSIT && !(n->flags & NODE_MOVING))
                 FAIL(f, "a slot is reserved for a span that is not moving", n->base);
@@ -180,6 +180,11 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
         if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
             FAIL(f, "misaligned mark wrong", n->base);
+        if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 ||
+            (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
+            FAIL(f, "segment constraints malformed", n->base);
+        if (!span_place_keeps(n, n->base))
+            FAIL(f, "segment outside its constraints (alignment or limit)", n->base);
         c->segments++;
         c->misaligned += misaligned;
         if (n->flags & NODE_MOVING)
@@ -293,7 +298,8 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c,
     return 0;
 }
 
-/* Every slot is a span, a free span's index entry, a reserve, or free. */
+/* Every slot is a span, a free span's index entry, or free (a free slot
+ * may be kept for a pending move: a->reserved of them). */
 static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fault *f)
 {
     const struct span_node *n;
@@ -317,7 +323,7 @@ static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fau
             unused += count;
         }
     }
-    if (unused != a->nodes_free || in_use + unused != a->capacity)
+    if (unused != a->nodes_free + a->reserved || in_use + unused != a->capacity)
         FAIL(f, "slot accounting wrong", in_use);
     return 0;
 }
@@ -362,7 +368,9 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
     if (prev != NULL && span_end(prev) != a->regions[prev->region].base +
                                            a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
-    err = check_pool(a, spans + c.free_spans + c.reserves, fault);
+    if (c.reserves != a->reserved)
+        FAIL(fault, "reserved slot count wrong", c.reserves);
+    err = check_pool(a, spans + c.free_spans, fault);
     if (err != 0)
         return err;
     err = check_free_index(a, fault);
