@@ -23,7 +23,10 @@ enum ms_label {
      * ms_stats_compaction (w1 0). */
     MS_STATS = 3,
     /* w0 MS_COMPACT_*; for TARGET: w1 size, w2 alignment, w3 limit (0: none).
-     * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. */
+     * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. FULL
+     * is done by the server's compactor while others are served; the reply
+     * comes when the pass ends (-EBUSY when the server has no thread to
+     * spare for the wait). */
     MS_COMPACT = 4,
     /* 5 was a per-client quota: limits are now the kernel's account tree
      * (SYS_PROC_LIMIT), which a client cannot escape through children. */
@@ -50,6 +53,7 @@ enum ms_label {
 #define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
 #define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
+#define MS_ALLOC_WAIT 0x8u   /* past direct compaction's budget, wait for the compactor rather than -ENOMEM */
 
 enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_COMPACTION = 3 };
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };

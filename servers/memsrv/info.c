@@ -3,9 +3,9 @@
  * the map picture, which boot.c also prints at start. Called by dispatch.c.
  *
  * Byte counts are disjoint: total = free + used + locked, where used is
- * movable segments and locked is kernel spans, the server's books, and
- * pinned or quarantined segments (no move is ever unconfirmed between
- * requests, so nothing is in transit when a client asks).
+ * movable segments (and the destinations of migrations under way) and
+ * locked is kernel spans, the server's books, and pinned or quarantined
+ * segments. Called with the books lock held.
  */
 #include <common/fmt.h>
 #include <common/string.h>
@@ -60,7 +60,7 @@ static void stats_global(struct memsrv *ms, const struct span_stats *st, struct 
     *g = (struct ms_stats_global){
         .total_bytes = st->total_bytes,
         .free_bytes = st->free_bytes,
-        .used_bytes = st->used_bytes - st->locked_bytes,
+        .used_bytes = st->total_bytes - st->free_bytes - st->locked_bytes,
         .locked_bytes = st->locked_bytes,
         .largest_free = st->largest_free,
         .segments = ms->segments,
@@ -77,7 +77,24 @@ static void stats_global(struct memsrv *ms, const struct span_stats *st, struct 
     };
 }
 
-int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+/* The upper edge of the wait histogram's bucket that holds the given
+ * fraction (per mille) of the waits: a power of two of nanoseconds. */
+static uint64_t wait_percentile(const struct memsrv *ms, unsigned permille)
+{
+    uint64_t total = 0, seen = 0;
+    unsigned b;
+
+    for (b = 0; b < MS_WAIT_BUCKETS; b++)
+        total += ms->wait_hist[b];
+    for (b = 0; b < MS_WAIT_BUCKETS && total != 0; b++) {
+        seen += ms->wait_hist[b];
+        if (seen * 1000 >= total * permille)
+            return b + 1 < 64 ? (uint64_t)1 << (b + 1) : UINT64_MAX;
+    }
+    return 0;
+}
+
+int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct span_stats st;
 
@@ -110,10 +127,12 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
     } else if (req->w[0] == MS_STATS_COMPACTION) {
+        struct ms_stats_compaction c = ms->cstats;
         if (req->w[1] != 0)
             return -EINVAL;
-        memcpy(reply->payload, &ms->cstats, sizeof(ms->cstats));
-        reply->len = sizeof(ms->cstats);
+        c.wait_p99_ns = wait_percentile(ms, 990);
+        memcpy(reply->payload, &c, sizeof(c));
+        reply->len = sizeof(c);
     } else if (req->w[0] == MS_STATS_REGION) {
         struct region_walk w = { .ms = ms };
         struct ms_stats_region r;
@@ -139,7 +158,7 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
 
 /* ---- CHECK ----------------------------------------------------------- */
 
-int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t req_check(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     char why[IPC_PAYLOAD_MAX];
     int err = books_check(ms, why, sizeof(why));
@@ -156,7 +175,7 @@ int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
 
 /* ---- MAP ------------------------------------------------------------- */
 
-/* One row at a time; static because it is large and the server is one thread. */
+/* One row at a time; static because it is large (the books lock guards it). */
 static struct {
     struct memsrv *ms;
     unsigned columns;
@@ -246,7 +265,7 @@ void map_print(struct memsrv *ms, unsigned columns)
            (unsigned long long)ms->moves);
 }
 
-int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
 

@@ -740,6 +740,7 @@ static void free_stats_add(struct span_alloc *a, struct span_node *n)
     a->free_spans++;
     a->free_bytes += n->size;
     a->regions[n->region].free_bytes += n->size;
+    a->regions[n->region].large_blocks += n->u.free.large_blocks;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
     a->buddy_blocks += n->u.free.buddy_blocks;
     a->large_blocks += n->u.free.large_blocks;
@@ -750,6 +751,7 @@ static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
     a->free_spans--;
     a->free_bytes -= n->size;
     a->regions[n->region].free_bytes -= n->size;
+    a->regions[n->region].large_blocks -= n->u.free.large_blocks;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
     a->buddy_blocks -= n->u.free.buddy_blocks;
     a->large_blocks -= n->u.free.large_blocks;

@@ -97,6 +97,7 @@ struct recount {
     uint64_t region_free[SPAN_MAX_REGIONS];
     uint64_t region_transit[SPAN_MAX_REGIONS];
     uint64_t region_locked[SPAN_MAX_REGIONS];
+    uint64_t region_large[SPAN_MAX_REGIONS];
     uint64_t hist[SPAN_HIST_BUCKETS];
     uint64_t buddy[SPAN_BUDDY_ORDERS];
 };
@@ -163,6 +164,7 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         c->free_bytes += n->size;
         c->free_spans++;
         c->region_free[n->region] += n->size;
+        c->region_large[n->region] += span_aligned_blocks(n->base, n->size, a->large_order);
         c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
         {
             uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
@@ -273,6 +275,8 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c,
             FAIL(f, "region transit bytes wrong", r->base);
         if (c->region_locked[i] != r->locked_bytes)
             FAIL(f, "region locked bytes wrong", r->base);
+        if (c->region_large[i] != r->large_blocks)
+            FAIL(f, "region large-page count wrong", r->base);
     }
     if (c->free_bytes != a->free_bytes || c->free_spans != a->free_spans)
         FAIL(f, "free byte or span count wrong", c->free_bytes);

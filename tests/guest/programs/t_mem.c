@@ -7,8 +7,9 @@
  *               with the number of live segments the suite replies to its
  *               "ready" call (after it has laid ballast there)
  *   fragmenter  fill a low window with 4 KiB segments, free three quarters of
- *               each 2 MiB block, then ask for 2 MiB aligned and for half the
- *               free memory there: compaction must make both possible
+ *               each 2 MiB block, then ask for 2 MiB aligned and (waiting
+ *               for the compactor) for half the free memory there:
+ *               compaction must make both possible
  *   pinned      pinned segments scattered in that window never move while
  *               compaction works around them
  *               (the window: the lowest memory holding enough free pages,
@@ -223,10 +224,12 @@ static void fragmenter(struct test_run *t)
     }
     printf("fragmenter: %u pages below %#lx, %lu KiB freed in scattered pages\n", n, limit, freed_bytes / KIB);
     ms_map(64);
+    /* The half takes more moving than a request's direct compaction may
+     * do: it asks to wait for the compactor instead of -ENOMEM. */
     struct ms_segment large, half;
     int64_t r_large = ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE | MS_ALLOC_BELOW, limit, &large);
     uint64_t half_size = ((freed_bytes - LARGE) / 2) & ~(4 * KIB - 1);
-    int64_t r_half = ms_alloc(half_size, 0, MS_ALLOC_BELOW, limit, &half);
+    int64_t r_half = ms_alloc(half_size, 0, MS_ALLOC_BELOW | MS_ALLOC_WAIT, limit, &half);
     ms_stats_global(&after);
     ms_map(64);
     test_check(t, "large_after_compaction", r_large == 0 && ((uint64_t)phys_of(large.handle) % LARGE) == 0,
@@ -521,7 +524,7 @@ static void fuzz(struct test_run *t)
         case 4: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = 1u << (4 + r % 28); break;  /* unknown flag */
         case 5: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = MS_ALLOC_BELOW; m.w[3] = test_rand(t) % 4096; break;
         case 6: m.label = MS_FREE; break;                                                /* no segment */
-        case 7: m.label = MS_STATS; m.w[0] = 3 + test_rand(t) % 100; break;             /* bad kind */
+        case 7: m.label = MS_STATS; m.w[0] = MS_STATS_COMPACTION + 1 + test_rand(t) % 100; break; /* bad kind */
         case 8: m.label = MS_REVOKE; m.w[0] = test_rand(t); break;                       /* not init */
         default:
             m.label = (uint64_t)(MS_ALLOC + r % 9);

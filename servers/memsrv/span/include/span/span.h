@@ -136,6 +136,7 @@ struct span_region {
     uint64_t free_bytes;
     uint64_t transit_bytes;
     uint64_t locked_bytes;
+    uint64_t large_blocks;  /* aligned large pages inside its free spans (its own score) */
 };
 
 struct span_block;                      /* a span_add_nodes block (span.c) */
