@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -648,6 +650,133 @@ static void test_kernel_refuses_create(void **state)
     fk_assert_consistent(fk);
 }
 
+/*
+ * Service and compactor threads interleaved, deterministically: every
+ * migration (the compactor's, or a request's direct plan) is made without
+ * the books lock, and the fake kernel's on_migrate hook runs there as
+ * another service thread would: it allocates (some below 16 MiB), frees and
+ * moves other segments, and checks the books, each time. At the end the
+ * books agree with the kernel and every limited segment is below its limit.
+ */
+#define WEAVE_HELD 512u
+
+struct weave {
+    uint64_t held[WEAVE_HELD], limit[WEAVE_HELD];
+    unsigned n, calls;
+};
+
+static void weave_hook(struct fake_kernel *fk, uint64_t moving, void *arg)
+{
+    struct weave *w = arg;
+    uint64_t r = test_rnd();
+    unsigned i = (unsigned)(r >> 8) % (w->n + 1);
+
+    w->calls++;
+    if (r % 4 != 0 && w->n < WEAVE_HELD) {
+        uint64_t limit = r % 3 == 0 ? 16 * MiB : 0;
+        if (fk_alloc(fk, PID_B, ((r >> 20) % 16 + 1) * 4 * KiB, 0, limit ? MS_ALLOC_BELOW | MS_ALLOC_NOWAIT : 0,
+                     limit, &w->held[w->n]) == 0)
+            w->limit[w->n++] = limit;
+    } else if (i < w->n && w->held[i] != moving) {
+        if (r % 8 == 0) {
+            int64_t err = fk_simple(fk, PID_B, MS_MOVE, w->held[i], 0, 0, 0);
+            assert_true(err == 0 || err == -ENOMEM);
+        } else {
+            assert_int_equal(fk_free(fk, PID_B, w->held[i]), 0);
+            w->held[i] = w->held[--w->n];
+            w->limit[i] = w->limit[w->n];
+        }
+    }
+    fk_assert_consistent(fk);
+}
+
+static void test_service_and_compactor_interleaved(void **state)
+{
+    struct fake_kernel *fk = *state;
+    static struct weave w;
+    unsigned i;
+
+    test_rng_seed(12);
+    memset(&w, 0, sizeof(w));
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    fk->on_migrate = weave_hook;
+    fk->on_migrate_arg = &w;
+    fk->now += 2 * MS_PRESSURE_NS;
+    /* The compactor's proactive pass, then a direct plan and its demand. */
+    fk_compact_idle(fk, 100000);
+    assert_true(w.calls > 10);
+    fk_alloc(fk, PID_C, 2 * MiB, 0, MS_ALLOC_LARGE, 0, NULL);
+    fk_compact_idle(fk, 100000);
+    fk->on_migrate = NULL;
+    fk_assert_consistent(fk);
+    for (i = 0; i < w.n; i++) {
+        struct fk_seg *seg = fk_seg(fk, w.held[i]);
+        assert_non_null(seg);
+        if (w.limit[i] != 0)
+            assert_true(seg->phys + seg->size <= w.limit[i]);
+    }
+    assert_int_equal(fk_cstats(fk).bg_moves + fk_cstats(fk).direct_moves, fk->ms.moves);
+}
+
+struct blocked_free {
+    struct fake_kernel *fk;
+    uint64_t sid;
+    int64_t result;
+    int done;
+};
+
+static void *free_moving(void *arg)
+{
+    struct blocked_free *b = arg;
+
+    b->result = fk_free(b->fk, PID_A, b->sid);
+    __atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void free_during_migration(struct fake_kernel *fk, uint64_t moving, void *arg)
+{
+    struct blocked_free *b = arg;
+    pthread_t t;
+
+    if (b->sid != 0)
+        return;
+    b->fk = fk;
+    b->sid = moving;
+    assert_int_equal(pthread_create(&t, NULL, free_moving, b), 0);
+    pthread_detach(t);
+    /* It must wait for this migration: the segment is in the kernel's hands. */
+    usleep(50 * 1000);
+    assert_int_equal(__atomic_load_n(&b->done, __ATOMIC_ACQUIRE), 0);
+}
+
+/* A request about the very segment the compactor is moving waits for the
+ * migration to settle, then sees the segment where it now is. */
+static void test_free_waits_for_its_migration(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct blocked_free b = { 0 };
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    fk->now += 2 * MS_PRESSURE_NS;
+    fk->on_migrate = free_during_migration;
+    fk->on_migrate_arg = &b;
+    for (unsigned steps = 0; b.sid == 0 && steps < 1000; steps++)
+        assert_true(memsrv_compactor_step(&fk->ms));
+    fk->on_migrate = NULL;
+    assert_true(b.sid != 0);
+    while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    assert_int_equal(b.result, 0);
+    assert_null(fk_seg(fk, b.sid));
+    assert_true(fk_cstats(fk).waits >= 1);
+    fk_assert_consistent(fk);
+}
+
 #define rnd test_rnd
 
 static void test_random_messages(void **state)
@@ -815,6 +944,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),
