@@ -33,7 +33,10 @@ enum ms_label {
     /* Prints the memory picture on the serial console (a row per region, a
      * character per chunk: '.' free, '#' used, 'L' locked, 'K' kernel,
      * ' ' hole) with totals. w0: characters per row (0: 64). -EAGAIN past
-     * a few maps a second (a console is shared). */
+     * a few maps a second (a console is shared). Zoom: w2 the bytes a
+     * character stands for (MS_MAP_ZOOM_4K or _64K), w1 where the picture
+     * starts (a multiple of w2): MS_MAP_ZOOM_ROWS rows from there; 0 in w1
+     * and w2 for the whole map. */
     MS_MAP = 6,
     /* Runs the allocator's invariant checker. Reply 0, or -EINVAL with the
      * reason in the payload. */
@@ -54,6 +57,10 @@ enum ms_label {
 #define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
 #define MS_ALLOC_WAIT 0x8u   /* past direct compaction's budget, wait for the compactor rather than -ENOMEM */
+
+#define MS_MAP_ZOOM_4K 0x1000u
+#define MS_MAP_ZOOM_64K 0x10000u
+#define MS_MAP_ZOOM_ROWS 16u
 
 enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_COMPACTION = 3 };
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };

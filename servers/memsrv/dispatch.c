@@ -57,7 +57,7 @@ static const struct server_op requests[] = {
     { MS_FREE, locked_req_free, "free", CHECKED | SERVER_OP_SEG_REQUIRED, 0 },
     { MS_STATS, locked_req_stats, "stats", CHECKED | SERVER_OP_SEG_REFUSED, 2 },
     { MS_COMPACT, locked_req_compact, "compact", CHECKED | SERVER_OP_SEG_REFUSED, 4 },
-    { MS_MAP, locked_req_map, "map", CHECKED | SERVER_OP_SEG_REFUSED, 1 },
+    { MS_MAP, locked_req_map, "map", CHECKED | SERVER_OP_SEG_REFUSED, 3 },
     { MS_CHECK, locked_req_check, "check", CHECKED | SERVER_OP_SEG_REFUSED, 0 },
     { MS_MOVE, locked_req_move, "move", CHECKED | SERVER_OP_SEG_REFUSED, 1 },
     { MS_REVOKE, locked_req_revoke, "revoke", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },

@@ -184,6 +184,19 @@ static struct {
     uint64_t bytes[MS_MAP_COLUMNS_MAX][MAP_CLASSES];
 } map;
 
+/* A character's picture of what its bytes hold: kernel or locked if any,
+ * used if mostly, free if any, a hole if nothing. */
+static char chunk_char(const uint64_t *b)
+{
+    if (b[MAP_KERNEL] != 0)
+        return map_chars[MAP_KERNEL];
+    if (b[MAP_LOCKED] != 0)
+        return map_chars[MAP_LOCKED];
+    if (b[MAP_USED] != 0 && b[MAP_USED] >= b[MAP_FREE])
+        return map_chars[MAP_USED];
+    return b[MAP_FREE] != 0 ? map_chars[MAP_FREE] : ' ';
+}
+
 static void map_flush(void)
 {
     char row[MS_MAP_COLUMNS_MAX + 1];
@@ -194,20 +207,8 @@ static void map_flush(void)
     if (map.prev_end != 0 && map.base > map.prev_end)
         ms_print(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
                (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
-    for (i = 0; i < map.columns; i++) {
-        const uint64_t *b = map.bytes[i];
-        uint64_t chunk_base = map.base + (uint64_t)i * map.chunk;
-        if (chunk_base >= map.end)
-            row[i] = ' ';
-        else if (b[MAP_KERNEL] != 0)
-            row[i] = map_chars[MAP_KERNEL];
-        else if (b[MAP_LOCKED] != 0)
-            row[i] = map_chars[MAP_LOCKED];
-        else if (b[MAP_USED] != 0 && b[MAP_USED] >= b[MAP_FREE])
-            row[i] = map_chars[MAP_USED];
-        else
-            row[i] = map_chars[MAP_FREE];
-    }
+    for (i = 0; i < map.columns; i++)
+        row[i] = map.base + (uint64_t)i * map.chunk >= map.end ? ' ' : chunk_char(map.bytes[i]);
     row[map.columns] = 0;
     ms_print(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
            (unsigned long long)(map.chunk >> 10), row);
@@ -265,14 +266,58 @@ void map_print(struct memsrv *ms, unsigned columns)
            (unsigned long long)ms->moves);
 }
 
+/* The zoom: MS_MAP_ZOOM_ROWS rows of `columns` characters of per_char
+ * bytes each from base, found span by span (span_lookup) rather than by a
+ * walk of all the books: the picture is small, the books may be large. */
+static void map_zoom(struct memsrv *ms, uint64_t base, uint64_t per_char, unsigned columns)
+{
+    uint64_t row_bytes = per_char * columns;
+    unsigned row;
+
+    ms_print(ms, "memsrv zoom: %llu KiB/char from 0x%llx: '.' free  '#' used  'L' locked  'K' kernel  ' ' hole",
+             (unsigned long long)(per_char >> 10), (unsigned long long)base);
+    for (row = 0; row < MS_MAP_ZOOM_ROWS; row++) {
+        uint64_t row_base = base + row * row_bytes, at = row_base, end = row_base + row_bytes;
+        char line[MS_MAP_COLUMNS_MAX + 1];
+        unsigned i;
+
+        memset(map.bytes, 0, sizeof(map.bytes));
+        while (at < end) {
+            struct span_info info;
+            uint64_t span_end;
+            if (span_lookup(&ms->span, at, &info) != 0) {
+                at = (at + SPAN_GRANULE) & ~(SPAN_GRANULE - 1); /* a hole */
+                continue;
+            }
+            span_end = info.base + info.size < end ? info.base + info.size : end;
+            while (at < span_end) {
+                uint64_t col = (at - row_base) / per_char;
+                uint64_t piece_end = row_base + (col + 1) * per_char;
+                if (piece_end > span_end)
+                    piece_end = span_end;
+                map.bytes[col][span_class(ms, &info)] += piece_end - at;
+                at = piece_end;
+            }
+        }
+        for (i = 0; i < columns; i++)
+            line[i] = chunk_char(map.bytes[i]);
+        line[columns] = 0;
+        ms_print(ms, "   0x%010llx |%s|", (unsigned long long)row_base, line);
+    }
+}
+
 int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
-
+    uint64_t base = req->w[1], per_char = req->w[2];
     uint64_t now = ms->k->clock_ns(ms->k->ctx);
 
     (void)reply;
     if (columns > MS_MAP_COLUMNS_MAX)
+        return -EINVAL;
+    if (per_char == 0 ? base != 0
+                      : (per_char != MS_MAP_ZOOM_4K && per_char != MS_MAP_ZOOM_64K) || base % per_char != 0 ||
+                            base > UINT64_MAX - per_char * columns * MS_MAP_ZOOM_ROWS)
         return -EINVAL;
     /* A map is a screenful: a client asking in a loop would drown the
      * console for everyone. */
@@ -283,6 +328,9 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     if (ms->maps_in_window >= MS_MAPS_PER_WINDOW)
         return -EAGAIN;
     ms->maps_in_window++;
-    map_print(ms, (unsigned)columns);
+    if (per_char != 0)
+        map_zoom(ms, base, per_char, (unsigned)columns);
+    else
+        map_print(ms, (unsigned)columns);
     return 0;
 }

@@ -777,6 +777,30 @@ static void test_free_waits_for_its_migration(void **state)
     fk_assert_consistent(fk);
 }
 
+/* The zoom: 4 KiB or 64 KiB a character from a multiple of that; anything
+ * else is refused before a line is printed. */
+static void test_map_zoom(void **state)
+{
+    struct fake_kernel *fk = *state;
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, MS_MAP_ZOOM_4K, 0), 0);
+    assert_true(fk_console_has(fk, "memsrv zoom: 4 KiB/char from 0x100000"));
+    assert_true(fk_console_has(fk, "   0x0000140000 |"));
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 0, MS_MAP_ZOOM_64K, 0), 0);
+    fk->now += 2 * MS_MAP_WINDOW_NS;
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 8 * KiB, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB + 4 * KiB, MS_MAP_ZOOM_64K, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 0, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 200, ~0ull & ~(MS_MAP_ZOOM_64K - 1ull), MS_MAP_ZOOM_64K, 0),
+                     -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 201, 0, MS_MAP_ZOOM_4K, 0), -EINVAL);
+    /* Past the RAM: holes, printed as such. */
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1ull << 40, MS_MAP_ZOOM_64K, 0), 0);
+    fk_assert_consistent(fk);
+}
+
 #define rnd test_rnd
 
 static void test_random_messages(void **state)
@@ -946,6 +970,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_zoom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),
