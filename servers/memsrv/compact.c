@@ -61,7 +61,8 @@
  *   5. REALIGN, when free memory is back (below).
  * Each step moves at most one segment. A rate limit keeps the compactor to
  * MS_BUSY_PERMILLE (half) of each MS_CHECK_NS window while nobody waits for
- * it (FULL, a waiting ALLOC): after that it sleeps to the window's end.
+ * it (FULL, a waiting ALLOC): after that it rests to the window's end, or
+ * until a request starts to wait for it.
  * A run ends after MS_PLAN_FAILURES_MAX refused migrations.
  *
  * Realignment both ways (large segments that only wish for large-page
@@ -322,7 +323,7 @@ static void wait_until(struct memsrv *ms, const uint64_t *done, uint64_t ticket)
 {
     ms->waiting++;
     ms->cstats.waited_requests++;
-    if (ms->compactor_idle)
+    if (ms->compactor_idle || ms->compactor_resting)
         condvar_signal(&ms->work);
     while (*done < ticket)
         condvar_wait(&ms->done, &ms->lock);
@@ -642,9 +643,9 @@ void memsrv_compactor_idle(struct memsrv *ms)
     books_unlock(ms);
 }
 
-uint64_t memsrv_compactor_pause(struct memsrv *ms)
+void memsrv_compactor_rest(struct memsrv *ms)
 {
-    uint64_t now, pause = 0;
+    uint64_t now, until;
 
     books_lock(ms);
     now = now_ns(ms);
@@ -652,10 +653,17 @@ uint64_t memsrv_compactor_pause(struct memsrv *ms)
         ms->window_start = now;
         ms->window_busy = 0;
     } else if (ms->waiting == 0 && ms->window_busy * 1000 >= MS_CHECK_NS * MS_BUSY_PERMILLE) {
-        pause = ms->window_start + MS_CHECK_NS - now;
+        /* Rests to the window's end, unless a request starts to wait for
+         * it (wait_until wakes it). */
+        until = ms->window_start + MS_CHECK_NS;
+        ms->compactor_resting = true;
+        while (ms->waiting == 0 && now < until) {
+            condvar_wait_timeout(&ms->work, &ms->lock, until - now);
+            now = now_ns(ms);
+        }
+        ms->compactor_resting = false;
     }
     books_unlock(ms);
-    return pause;
 }
 
 /* Whether a request's change may have given the compactor work (cheap:

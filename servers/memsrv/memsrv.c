@@ -128,11 +128,8 @@ static void compactor(uint64_t unused)
             memsrv_compactor_idle(&server);
             continue;
         }
-        uint64_t pause = memsrv_compactor_pause(&server);
-        if (pause != 0)
-            sys_sleep(pause);
-        else
-            sys_yield(); /* a request woken by our unlock gets the books first */
+        memsrv_compactor_rest(&server);
+        sys_yield(); /* a request woken by our unlock gets the books first */
     }
 }
 

@@ -232,6 +232,7 @@ struct memsrv {
     bool compactor_holds;         /* the compactor holds the lock (waits behind it are counted) */
     uint64_t hold_start_ns;       /* when it took the lock last (hold_max_ns) */
     bool compactor_idle;          /* it sleeps on `work` */
+    bool compactor_resting;       /* it keeps to its CPU share, on `work` too */
 
     /* Background compaction (compact.c). books_gen counts changes to the
      * books, so a pass that achieved all it could is not rerun until the
@@ -286,8 +287,9 @@ void memsrv_notify(struct memsrv *ms, uint64_t bits);
 bool memsrv_compactor_step(struct memsrv *ms);
 /* Sleeps until there may be work (a request wakes it, or the next check). */
 void memsrv_compactor_idle(struct memsrv *ms);
-/* After a step: how long to pause to keep to MS_BUSY_PERMILLE (0: none). */
-uint64_t memsrv_compactor_pause(struct memsrv *ms);
+/* After a step: rests as long as keeps the compactor to MS_BUSY_PERMILLE
+ * of the CPU, unless a request waits for it (it wakes then). */
+void memsrv_compactor_rest(struct memsrv *ms);
 
 /* ---- internal, shared between the files ---- */
 /* The books lock (compact.c): taking it counts the wait when the compactor
