@@ -334,6 +334,14 @@ static void measure_fragmented_alloc(struct frag *f, uint64_t region)
  * the holes were punched (`before`): its proactive pass starts as soon as
  * the holes appear and may leave the FULL pass little to do, so the rate
  * against the copy is its bytes over its busy time. */
+/* One BENCH line named "<name>_<what>". */
+static void named_line(const char *name, const char *what, uint64_t value, const char *unit)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "%s_%s", name, what);
+    bench_line(line, value, unit);
+}
+
 static void measure_compaction(const char *name, uint64_t copy_rate, const struct ms_stats_compaction *before)
 {
     uint64_t moves = 0, bytes = 0;
@@ -345,30 +353,20 @@ static void measure_compaction(const char *name, uint64_t copy_rate, const struc
         return;
     }
     struct ms_stats_compaction after;
-    char line[64];
     if (ms_stats_compaction(&after) == 0) {
         uint64_t bg = after.bg_bytes - before->bg_bytes, busy = after.busy_ns - before->busy_ns;
         uint64_t busy_rate = busy ? bg * 1000 / busy : 0; /* bytes per us = MB/s */
-        snprintf(line, sizeof(line), "%s_bg_bytes", name);
-        bench_line(line, bg, "bytes");
-        snprintf(line, sizeof(line), "%s_busy_ns", name);
-        bench_line(line, busy, "ns");
-        snprintf(line, sizeof(line), "%s_busy_mb_s", name);
-        bench_line(line, busy_rate, "MB/s");
-        snprintf(line, sizeof(line), "%s_busy_vs_best_copy", name);
-        bench_line(line, copy_rate ? busy_rate * 1000 / copy_rate : 0, "permille");
+        named_line(name, "bg_bytes", bg, "bytes");
+        named_line(name, "busy_ns", busy, "ns");
+        named_line(name, "busy_mb_s", busy_rate, "MB/s");
+        named_line(name, "busy_vs_best_copy", copy_rate ? busy_rate * 1000 / copy_rate : 0, "permille");
     }
     uint64_t rate = bench_mb_per_s(bytes, t1 - t0, tsc_per_us);
-    snprintf(line, sizeof(line), "%s_mb_s", name);
-    bench_line(line, rate, "MB/s");
-    snprintf(line, sizeof(line), "%s_bytes", name);
-    bench_line(line, bytes, "bytes");
-    snprintf(line, sizeof(line), "%s_moves", name);
-    bench_line(line, moves, "moves");
-    snprintf(line, sizeof(line), "%s_ns", name);
-    bench_line(line, ns(t1 - t0), "ns");
-    snprintf(line, sizeof(line), "%s_vs_best_copy", name);
-    bench_line(line, copy_rate ? rate * 1000 / copy_rate : 0, "permille");
+    named_line(name, "mb_s", rate, "MB/s");
+    named_line(name, "bytes", bytes, "bytes");
+    named_line(name, "moves", moves, "moves");
+    named_line(name, "ns", ns(t1 - t0), "ns");
+    named_line(name, "vs_best_copy", copy_rate ? rate * 1000 / copy_rate : 0, "permille");
 }
 
 /* ---- allocations while memsrv compacts --------------------------------- */
