@@ -15,8 +15,13 @@
  * written under it too. Service threads hold it for a whole request, except
  * where the request migrates or waits. The compactor holds it for one step
  * at a time: choosing work and proposing one move (span_plan_next, which
- * looks at no more than MS_SCAN_MAX segments in a background pass), then
- * again to confirm the move. No thread holds it across a migration: the
+ * looks at no more than MS_SCAN_MAX segments in a full, range, yield or
+ * realign pass), then again to confirm the move. A targeted plan (a
+ * demand's) is the exception: choosing its window sweeps every window
+ * class in one call, O(segments) under the lock; bounding it needs a
+ * sweep that can pause. The longest holds bench=memsrv measured (0.8 ms
+ * under icount at 128 MiB, 12-21 ms under TCG) are likely this sweep, or
+ * the compactor preempted by the timer while it holds the lock. No thread holds it across a migration: the
  * kernel copies while every other request is served. So a request waits
  * behind the compactor for one step's bookkeeping (its planning, not its
  * copy), measured as hold_max_ns; only a request about the very segment
