@@ -667,7 +667,9 @@ static int next_targeted(struct span_alloc *a, struct span_plan *plan, struct sp
             if (c == CHOSE_NONE)
                 return -ENOSPC;
             if (c == CHOSE_FALLBACK) {
-                if (plan->room_passes >= PLAN_ROOM_PASSES)
+                /* Room-making moves bytes no window's cost accounts for:
+                 * not within a byte cap (a request's direct budget). */
+                if (plan->room_passes >= PLAN_ROOM_PASSES || plan->max_cost != 0)
                     return -ENOSPC;
                 plan->room_passes++;
                 plan->phase = PHASE_ROOM;

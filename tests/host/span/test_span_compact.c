@@ -469,7 +469,7 @@ static void oracle(struct sim *s, unsigned n, unsigned align_g, uint64_t limit, 
 
 /* ---- trials ------------------------------------------------------------ */
 
-static unsigned by_witness, by_room, refused, refused_possible, targeted;
+static unsigned by_witness, by_room, refused, refused_possible, targeted, capped;
 
 static bool trial_targeted(struct sim *s)
 {
@@ -477,6 +477,9 @@ static bool trial_targeted(struct sim *s)
     unsigned align_g = 1u << (test_rand(&s->rng) % 4);
     uint64_t limit = test_rand(&s->rng) % 3 == 0
                          ? MEM_BASE + (20 + test_rand(&s->rng) % 92) * G : UINT64_MAX;
+    /* One plan in three has a byte cap, as a request's direct budget: it
+     * takes only windows within it and makes no room. */
+    uint64_t cap = test_rand(&s->rng) % 3 == 0 ? (1 + test_rand(&s->rng) % 24) * G : 0;
     struct oracle o;
     struct span_plan plan;
     int result = 1;
@@ -485,10 +488,21 @@ static bool trial_targeted(struct sim *s)
     targeted++;
     EXPECT(span_plan_targeted(&s->a, &plan, n * G, align_g * G,
                               limit == UINT64_MAX ? 0 : limit) == 0, "plan refused");
+    plan.max_cost = cap;
     if (!run_plan(s, &plan, &result, 0))
         return false;
     if (plan.failed_moves > 0)
         return true; /* a segment got pinned mid-plan: the oracle no longer applies */
+    if (cap != 0) {
+        bool within = o.witness && o.least_cost * G <= cap;
+        EXPECT(plan.room_passes == 0 && plan.moved_bytes <= cap, "capped plan moved %" PRIu64 " of a cap of %"
+               PRIu64 " granules, %u room passes", plan.moved_bytes / G, cap / G, plan.room_passes);
+        EXPECT(within ? result == SPAN_PLAN_DONE && plan.moved_bytes == o.least_cost * G : result == -ENOSPC,
+               "capped plan (cap %" PRIu64 ", least witness cost %" PRIu64 " granules): %d, moved %" PRIu64,
+               cap / G, o.witness ? o.least_cost : UINT64_MAX, result, plan.moved_bytes / G);
+        capped++;
+        return true;
+    }
     if (result == SPAN_PLAN_DONE) {
         struct span_info info;
         struct span_request req = { .size = n * G, .align = align_g * G,
@@ -658,8 +672,8 @@ int main(int argc, char **argv)
     printf("span_compact_test: %u trials, seed %#" PRIx64 ", %u moves checked against their "
            "constraints (%u of them yields): %u targeted plans: %u solved "
            "by a witness window at the least cost, %u by room-making without a witness, "
-           "%u refused (no witness; %u of them possible by a global repacking)\n",
-           trials, s.seed, moves_checked, yields, targeted, by_witness, by_room, refused, refused_possible);
+           "%u refused (no witness; %u of them possible by a global repacking); %u more under a byte cap\n",
+           trials, s.seed, moves_checked, yields, targeted, by_witness, by_room, refused, refused_possible, capped);
     free(s.mem);
     return failures != 0;
 }
