@@ -50,8 +50,12 @@
  *   2. DEMAND: an ALLOC that failed, or needed a direct plan, and was large
  *      (a large page or more, or large-page aligned) or limited (below
  *      an address) left a demand: the compactor runs a targeted plan like
- *      the request's, so the next such request finds room at once, and for
- *      a limited one then compacts the memory below the limit (LIMIT).
+ *      the request's, so the next such request finds room at once, taking
+ *      no window that moves more than MS_DEMAND_BYTES (64 MiB: a window
+ *      dearer than that is skipped before its witness is worked out, which
+ *      keeps the sweep cheap; FULL is the tool for more), and for a
+ *      limited one that found no window compacts the memory below the
+ *      limit (LIMIT).
  *      Requests that asked to wait (MS_ALLOC_WAIT) wait for this.
  *   3. REGION: proactive compaction, as Linux's: each region's score is
  *      its fragmentation score at the large-page order (per mille of its
@@ -460,6 +464,9 @@ static bool choose_work(struct memsrv *ms, uint64_t now)
     if (ms->ndemands > 0) {
         struct ms_demand d = ms->demands[0];
         if (span_plan_targeted(&ms->span, &ms->bg_plan, d.size, d.align, d.limit) == 0) {
+            /* Windows dearer than MS_DEMAND_BYTES are skipped before their
+             * witness is worked out, which bounds the sweep's cost. */
+            ms->bg_plan.max_cost = MS_DEMAND_BYTES;
             if (under_pressure(ms, now) && d.size < ms->span.large_size)
                 ms->bg_plan.flags |= SPAN_PLAN_RELAX_LARGE;
             ms->bg_ticket = d.ticket;

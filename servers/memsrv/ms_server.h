@@ -48,7 +48,8 @@
  *   pid's slot, so it cannot fill up;
  *   compaction (compact.c says why each value): a background move of at
  *     most MS_STEP_BYTES (4 MiB), MS_SCAN_MAX segments looked at per step,
- *     a direct plan's budget of MS_DIRECT_BYTES and MS_DIRECT_MOVES, region
+ *     a direct plan's budget of MS_DIRECT_BYTES and MS_DIRECT_MOVES, a
+ *     demand's window cost of at most MS_DEMAND_BYTES, region
  *     scores start at MS_SCORE_START and stop at MS_SCORE_STOP per mille,
  *     MS_CHECK_NS between looks while work is deferred, the compactor's
  *     share of the CPU at most MS_BUSY_PERMILLE of each MS_CHECK_NS
@@ -68,6 +69,7 @@
 #define MS_SCAN_MAX 64u
 #define MS_DIRECT_BYTES (2ull << 20)
 #define MS_DIRECT_MOVES 256u
+#define MS_DEMAND_BYTES (64ull << 20)
 #define MS_SCORE_START 200u
 #define MS_SCORE_STOP 100u
 #define MS_CHECK_NS (100ull * 1000 * 1000)
