@@ -19,17 +19,24 @@ enum ms_label {
     MS_FREE = 2,
     /* w0 MS_STATS_*; w1 the client pid (0: the caller; another's: init
      * only, -EPERM) or region index. Reply payload: struct
-     * ms_stats_global, ms_stats_client or ms_stats_region. */
+     * ms_stats_global, ms_stats_client, ms_stats_region or
+     * ms_stats_compaction (w1 0). */
     MS_STATS = 3,
     /* w0 MS_COMPACT_*; for TARGET: w1 size, w2 alignment, w3 limit (0: none).
-     * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. */
+     * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. FULL
+     * is done by the server's compactor while others are served; the reply
+     * comes when the pass ends (-EBUSY when the server has no thread to
+     * spare for the wait). */
     MS_COMPACT = 4,
     /* 5 was a per-client quota: limits are now the kernel's account tree
      * (SYS_PROC_LIMIT), which a client cannot escape through children. */
     /* Prints the memory picture on the serial console (a row per region, a
      * character per chunk: '.' free, '#' used, 'L' locked, 'K' kernel,
      * ' ' hole) with totals. w0: characters per row (0: 64). -EAGAIN past
-     * a few maps a second (a console is shared). */
+     * a few maps a second (a console is shared). Zoom: w2 the bytes a
+     * character stands for (MS_MAP_ZOOM_4K or _64K), w1 where the picture
+     * starts (a multiple of w2): MS_MAP_ZOOM_ROWS rows from there; 0 in w1
+     * and w2 for the whole map. */
     MS_MAP = 6,
     /* Runs the allocator's invariant checker. Reply 0, or -EINVAL with the
      * reason in the payload. */
@@ -67,8 +74,14 @@ enum ms_label {
 #define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
 #define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
+#define MS_ALLOC_WAIT 0x8u   /* past direct compaction's budget, wait for the compactor rather than -ENOMEM */
 
-enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_RESTART = 4 };
+#define MS_MAP_ZOOM_4K 0x1000u
+#define MS_MAP_ZOOM_64K 0x10000u
+#define MS_MAP_ZOOM_ROWS 16u
+
+enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_COMPACTION = 3,
+                     MS_STATS_RESTART = 4 };
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };
 
 /* Scores are per mille (0..1000). */
@@ -109,6 +122,31 @@ struct ms_stats_region {
     uint64_t segments;
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_region) <= 128, "stats fit a payload");
+
+/*
+ * Who moved what, and what it cost the clients (docs/memsrv.md,
+ * "Compaction"). Background: the compactor's own work (proactive, on
+ * demand, realignment, COMPACT FULL and STEP). Direct: moves made on a
+ * request's own path while its client waited (an ALLOC's direct plan,
+ * COMPACT TARGET, MOVE). Times are nanoseconds of the server's clock.
+ */
+struct ms_stats_compaction {
+    uint64_t bg_moves, bg_bytes;
+    uint64_t direct_moves, direct_bytes;
+    uint64_t busy_ns;          /* the compactor's time in its steps */
+    uint64_t steps;            /* background steps taken */
+    uint64_t direct_plans;     /* direct (targeted) plans run for requests */
+    uint64_t over_budget;      /* direct plans stopped at their byte or move budget */
+    uint64_t waits;            /* requests that waited on compaction (the books or a moving segment) */
+    uint64_t wait_max_ns;
+    uint64_t wait_p99_ns;      /* upper edge of the histogram bucket holding the 99th percentile */
+    uint64_t hold_max_ns;      /* the longest the compactor held the books in one step */
+    uint64_t realigned;        /* large segments moved to large-page alignment */
+    uint64_t yielded;          /* large segments slid to 4 KiB alignment under pressure */
+    uint64_t demand_runs;      /* background runs started by failed or direct-compacted requests */
+    uint64_t waited_requests;  /* requests that asked to wait (MS_ALLOC_WAIT, COMPACT FULL) and did */
+};
+ABI_STATIC_ASSERT(sizeof(struct ms_stats_compaction) <= 128, "stats fit a payload");
 
 /* MS_STATS_RESTART (w1 0): how this server came up. A server the kernel
  * started at boot reports restarts 0 and nothing else. */

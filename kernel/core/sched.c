@@ -202,7 +202,14 @@ static void switch_to(struct thread *next)
         aspace_activate(0); /* idle: the kernel's tables, so no CPU idles in a dying space */
     }
     arch_set_kernel_stack(next->kstack_top);
-    sc->quantum_left = SCHED_QUANTUM_TICKS;
+    /* A thread handed the CPU (a call to a server, its reply) runs on what
+     * is left of the giver's quantum: a pair calling each other shares one,
+     * and the tick still ends it, so the threads queued behind get their
+     * turn. */
+    if (next->slice_given)
+        next->slice_given = false;
+    else
+        sc->quantum_left = SCHED_QUANTUM_TICKS;
     sc->switches++;
     prev->on_cpu = false;
     next->on_cpu = true;
@@ -305,6 +312,7 @@ int64_t sched_block_handoff(struct thread *to, int64_t result)
         return t->wait_result;
     }
     to->state = THREAD_RUNNABLE;
+    to->slice_given = true;
     switch_to(to);
     return t->wait_result;
 }
@@ -333,6 +341,7 @@ void sched_wake_next(struct thread *t, int64_t result)
     t->wait_result = result;
     t->state = THREAD_RUNNABLE;
     t->cpu = self;
+    t->slice_given = true;
     list_push_front(&sched_cpus[self].run_queue, &t->run_link);
     sched_cpus[self].queued++;
 }

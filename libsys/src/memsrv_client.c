@@ -166,6 +166,11 @@ int64_t ms_stats_region(unsigned index, struct ms_stats_region *out)
     return stats(MS_STATS_REGION, index, out, sizeof(*out));
 }
 
+int64_t ms_stats_compaction(struct ms_stats_compaction *out)
+{
+    return stats(MS_STATS_COMPACTION, 0, out, sizeof(*out));
+}
+
 int64_t ms_stats_restart(struct ms_stats_restart *out)
 {
     return stats(MS_STATS_RESTART, 0, out, sizeof(*out));
@@ -207,6 +212,17 @@ static int64_t words_call(enum ms_label label, uint64_t w0, uint64_t w1)
 }
 
 int64_t ms_map(unsigned columns) { return words_call(MS_MAP, columns, 0); }
+
+int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, MS_MAP);
+    m.w[0] = columns;
+    m.w[1] = base;
+    m.w[2] = per_char;
+    return call(&m);
+}
 int64_t ms_move(uint64_t sid) { return words_call(MS_MOVE, sid, 0); }
 
 int64_t ms_revoke(uint64_t sid) { return words_call(MS_REVOKE, sid, 0); }

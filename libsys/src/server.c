@@ -1,135 +1,49 @@
 /*
  * libsys layer: the server loop (libsys/server.h says what it promises).
- * Used by servers such as kvstore; calls the IPC system calls and, for
- * segments nobody claimed, ms_free.
+ * Used by servers such as kvstore and memsrv; calls the IPC system calls
+ * and, for segments nobody claimed, ms_free. The checks and the handler run
+ * in server_dispatch (server_dispatch.c).
  *
- * One message buffer is handed to the kernel in every receive: the kernel
- * checks a buffer once and trusts it afterwards until something is unmapped
- * (kernel/core/ipc.c), so the reply is built apart and copied into that
- * buffer, never sent from a second one.
+ * Each thread hands the kernel its own message buffer in every receive: the
+ * kernel checks a buffer once and trusts it afterwards until something is
+ * unmapped (kernel/core/ipc.c), so the reply is built apart and copied into
+ * that buffer, never sent from a second one.
  */
 #include <common/string.h>
-#include <libsys/explain.h>
 #include <libsys/memsrv.h>
 #include <libsys/server.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 
-#define LOG_LIMIT_DEFAULT 16u
-
-void server_init(struct server *srv, const char *name, handle_t ep, const struct server_op *ops, size_t nops,
-                 void *ctx)
-{
-    memset(srv, 0, sizeof(*srv));
-    srv->name = name;
-    srv->ep = ep;
-    srv->ops = ops;
-    srv->nops = nops;
-    srv->ctx = ctx;
-    srv->idle_ns = TIMEOUT_FOREVER;
-    srv->log_limit = LOG_LIMIT_DEFAULT;
-}
-
-void server_stop(struct server *srv, int64_t status)
-{
-    srv->stopping = true;
-    srv->exit_status = status;
-}
-
-const struct server_op *server_find_op(const struct server *srv, uint64_t label)
-{
-    for (size_t i = 0; i < srv->nops; i++)
-        if (srv->ops[i].label == label)
-            return &srv->ops[i];
-    return NULL;
-}
+#define COUNT(srv, field) __atomic_fetch_add(&(srv)->stats.field, 1, __ATOMIC_RELAXED)
 
 static void log_refusal(struct server *srv, const struct ipc_msg *req, const char *what, int64_t err)
 {
-    uint64_t refused = srv->stats.unknown + srv->stats.malformed + srv->stats.reply_failures;
+    uint64_t refused = __atomic_load_n(&srv->stats.unknown, __ATOMIC_RELAXED) +
+                       __atomic_load_n(&srv->stats.malformed, __ATOMIC_RELAXED) +
+                       __atomic_load_n(&srv->stats.reply_failures, __ATOMIC_RELAXED);
     if (refused <= srv->log_limit)
-        printf("%s: %s (label %#lx from %#lx): %s\n", srv->name, what, req->label, req->badge,
-               request_error_meaning(err));
+        printf("%s: %s (label %lu from %#lx): %s\n", srv->name, what, req->label, req->badge, sys_strerror(err));
 }
 
-/* Closes the handles the message still names. */
+static void give_back_to_memsrv(struct server *srv, handle_t seg)
+{
+    if (ms_free(seg) >= 0)
+        COUNT(srv, segs_freed);
+}
+
+/* Closes the handles a message names (only the moved ones if moved_only):
+ * a request's that its handler did not keep, or a reply's that were not
+ * delivered and would otherwise stay with the server for good. */
 static void close_caps(struct server *srv, struct ipc_msg *m, bool moved_only)
 {
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
         struct ipc_cap *c = &m->caps[i];
         if (c->handle != HANDLE_NONE && (!moved_only || (c->flags & IPC_CAP_MOVE)) &&
             sys_handle_close(c->handle) == 0)
-            srv->stats.caps_closed++;
+            COUNT(srv, caps_closed);
         c->handle = HANDLE_NONE;
     }
-}
-
-/* Checks the op's flags; 0 or the error to reply with. */
-static int64_t check_request(const struct server_op *op, const struct ipc_msg *req)
-{
-    bool has_seg = req->seg != HANDLE_NONE;
-    if ((op->flags & SERVER_OP_SEG_REQUIRED) && !has_seg)
-        return -EINVAL;
-    if ((op->flags & SERVER_OP_SEG_REFUSED) && has_seg)
-        return -EINVAL;
-    return 0;
-}
-
-/* Runs the request in req through the table and builds the reply. */
-static void dispatch(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
-{
-    const struct server_op *op = server_find_op(srv, req->label);
-    int64_t result;
-
-    memset(reply, 0, offsetof(struct ipc_msg, payload));
-    reply->seg = HANDLE_NONE;
-    if (op == NULL) {
-        srv->stats.unknown++;
-        result = -ENOSYS;
-        log_refusal(srv, req, "unknown request", result);
-    } else if ((result = check_request(op, req)) < 0) {
-        srv->stats.malformed++;
-        log_refusal(srv, req, op->name, result);
-    } else {
-        result = op->handler(srv, req, reply);
-        if (reply->len > IPC_PAYLOAD_MAX) {
-            printf("%s: %s replied %u payload bytes; refused\n", srv->name, op->name, reply->len);
-            reply->len = 0;
-            result = -EINVAL;
-        }
-    }
-    reply->label = (uint64_t)result;
-    reply->flags = 0;
-    srv->stats.requests++;
-    if (result < 0)
-        srv->stats.errors++;
-
-    /* A segment the handler did not take goes back where it came from. */
-    if (req->seg != HANDLE_NONE) {
-        if (reply->seg == HANDLE_NONE) {
-            reply->seg = req->seg;
-            srv->stats.segs_returned++;
-        } else if (ms_free(req->seg) >= 0) {
-            srv->stats.segs_freed++;
-        }
-        req->seg = HANDLE_NONE;
-    }
-    close_caps(srv, req, false);
-}
-
-/* A reply that was not delivered: the kernel already answered a caller that
- * still waited; what the reply carried is still the server's. */
-static void reply_failed(struct server *srv, struct ipc_msg *failed, int64_t err)
-{
-    srv->stats.reply_failures++;
-    log_refusal(srv, failed, "reply not delivered", err);
-    if (srv->on_reply_failed != NULL) {
-        srv->on_reply_failed(srv, failed, err);
-        return;
-    }
-    if (failed->seg != HANDLE_NONE && ms_free(failed->seg) >= 0)
-        srv->stats.segs_freed++;
-    close_caps(srv, failed, true);
 }
 
 static bool carries_moved_caps(const struct ipc_msg *m)
@@ -138,6 +52,21 @@ static bool carries_moved_caps(const struct ipc_msg *m)
         if (m->caps[i].handle != HANDLE_NONE && (m->caps[i].flags & IPC_CAP_MOVE))
             return true;
     return false;
+}
+
+/* A reply that was not delivered: the kernel already answered a caller that
+ * still waited; what the reply carried is still the server's. */
+static void reply_failed(struct server *srv, struct ipc_msg *failed, int64_t err)
+{
+    COUNT(srv, reply_failures);
+    srv->on_refused(srv, failed, "reply not delivered", err);
+    if (srv->on_reply_failed != NULL) {
+        srv->on_reply_failed(srv, failed, err);
+        return;
+    }
+    if (failed->seg != HANDLE_NONE)
+        give_back_to_memsrv(srv, failed->seg);
+    close_caps(srv, failed, true);
 }
 
 static bool from_kernel(const struct ipc_msg *m, uint64_t label)
@@ -149,6 +78,10 @@ int64_t server_run(struct server *srv)
 {
     struct ipc_msg m, reply;
 
+    if (srv->release_seg == NULL)
+        srv->release_seg = give_back_to_memsrv;
+    if (srv->on_refused == NULL)
+        srv->on_refused = log_refusal;
     /* The kernel replies only when a reply is owed, so m may hold anything
      * else (a notification, a report) when nothing is. */
     memset(&m, 0, sizeof(m));
@@ -167,13 +100,14 @@ int64_t server_run(struct server *srv)
             continue;
         }
         if (from_kernel(&m, IPC_LABEL_NOTIFY)) {
-            srv->stats.notifications++;
+            COUNT(srv, notifications);
             if (srv->on_notify != NULL)
                 srv->on_notify(srv, &m);
             continue;
         }
         bool call = m.flags & IPC_MSG_CALL;
-        dispatch(srv, &m, &reply);
+        server_dispatch(srv, &m, &reply);
+        close_caps(srv, &m, false); /* the request's handles the handler did not keep */
         if (!call) {
             /* A one-way send has nobody to answer; what would have gone
              * back has nowhere to go. */

@@ -108,6 +108,9 @@ static const struct command commands[] = {
     { "compact", cmd_compact, "compact [full|step|SIZE]",
       "compaction: a whole pass, one background step, or room for SIZE at 2 MiB alignment" },
     { "restart", cmd_restart, "restart", "restart the memory server (as after a crash); the segments held stay intact" },
+    { "zoom", cmd_zoom, "zoom ADDR [4k|64k]", "16 rows of the map from ADDR, 4 KiB or 64 KiB a character" },
+    { "watch", cmd_watch, "watch [SECONDS] [zoom ADDR [4k|64k]]",
+      "redraw the map (or a zoom) twice a second while compaction runs (default 5 s)" },
     { "poweroff", cmd_poweroff, "poweroff [STATUS]", "ask init to power the machine off (STATUS 0..255, default 0)" },
     { "help", cmd_help, "help", "this list" },
 };

@@ -43,6 +43,8 @@ void cmd_list(int argc, char **argv);
 void cmd_stats(int argc, char **argv);
 void cmd_map(int argc, char **argv);
 void cmd_compact(int argc, char **argv);
+void cmd_zoom(int argc, char **argv);
+void cmd_watch(int argc, char **argv);
 void cmd_move(int argc, char **argv);
 
 /* jobs.c */

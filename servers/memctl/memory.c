@@ -267,6 +267,28 @@ void cmd_list(int argc, char **argv)
     printf("list: %u segment%s, %s\n", count, count == 1 ? "" : "s", SIZE_TEXT(bytes));
 }
 
+/* The compactor's figures (MS_STATS_COMPACTION): who moved what, what it
+ * cost the requests. */
+static void print_compaction_stats(void)
+{
+    struct ms_stats_compaction c;
+    int64_t err = ms_stats_compaction(&c);
+    if (err < 0) {
+        print_error("stats (compaction)", err, ms_error_meaning(MS_STATS, err));
+        return;
+    }
+    uint64_t all = c.bg_bytes + c.direct_bytes;
+    printf("stats: compaction: %lu moves (%s) in the background, %lu (%s) direct: %lu per mille in the "
+           "background\n", c.bg_moves, SIZE_TEXT(c.bg_bytes), c.direct_moves, SIZE_TEXT(c.direct_bytes),
+           all != 0 ? c.bg_bytes * 1000 / all : 0);
+    printf("stats: compaction: compactor busy %lu ms in %lu steps, holding the books %lu us at most; "
+           "%lu direct plans (%lu over budget), %lu demand runs, %lu realigned, %lu yielded\n",
+           c.busy_ns / 1000000, c.steps, c.hold_max_ns / 1000, c.direct_plans, c.over_budget, c.demand_runs,
+           c.realigned, c.yielded);
+    printf("stats: compaction: %lu requests waited on it, the longest %lu us, p99 under %lu us; %lu asked to "
+           "wait\n", c.waits, c.wait_max_ns / 1000, c.wait_p99_ns / 1000, c.waited_requests);
+}
+
 void cmd_stats(int argc, char **argv)
 {
     (void)argv;
@@ -287,6 +309,7 @@ void cmd_stats(int argc, char **argv)
            g.segments, g.regions, g.clients, g.frag_score, g.unusable_index);
     printf("stats: %lu moves (%s moved) in %lu compactions; %lu failed allocations\n", g.moves,
            SIZE_TEXT(g.bytes_moved), g.compactions, g.alloc_failures);
+    print_compaction_stats();
     struct ms_stats_client c;
     err = ms_stats_client(0, &c);
     if (err < 0) {
@@ -365,4 +388,77 @@ void cmd_move(int argc, char **argv)
     printf("move: ID %u (%s) now at ", id_of(h), SIZE_TEXT(h->seg.size));
     print_phys(h);
     printf(", contents kept\n");
+}
+
+/* "4k" or "64k": the bytes a zoomed character stands for. */
+static bool parse_zoom_scale(const char *word, uint64_t *per_char)
+{
+    if (strcmp(word, "4k") == 0 || strcmp(word, "4K") == 0)
+        *per_char = MS_MAP_ZOOM_4K;
+    else if (strcmp(word, "64k") == 0 || strcmp(word, "64K") == 0)
+        *per_char = MS_MAP_ZOOM_64K;
+    else
+        return false;
+    return true;
+}
+
+/* "ADDR [4k|64k]" from argv[first]: the zoom's start (rounded down to a
+ * character) and scale (default 4k). */
+static bool parse_zoom(int argc, char **argv, int first, uint64_t *base, uint64_t *per_char)
+{
+    *per_char = MS_MAP_ZOOM_4K;
+    if (argc - first < 1 || argc - first > 2 || !parse_size_word(argv[first], base) ||
+        (argc - first == 2 && !parse_zoom_scale(argv[first + 1], per_char)))
+        return false;
+    *base &= ~(*per_char - 1);
+    return true;
+}
+
+void cmd_zoom(int argc, char **argv)
+{
+    uint64_t base, per_char;
+    if (!parse_zoom(argc, argv, 1, &base, &per_char)) {
+        print_usage("zoom");
+        return;
+    }
+    int64_t err = ms_map_zoom(base, per_char, 64);
+    if (err < 0)
+        print_error("zoom", err, ms_error_meaning(MS_MAP, err));
+}
+
+#define WATCH_FRAME_NS (500ull * 1000 * 1000)
+#define WATCH_SECONDS_MAX 120u
+
+/* Redraws the map (or a zoom) twice a second for SECONDS, with the
+ * compactor's figures, so fragmentation can be seen appearing and going. */
+void cmd_watch(int argc, char **argv)
+{
+    uint64_t seconds = 5, base = 0, per_char = 0;
+    int zoom_at = 1;
+    if (argc >= 2 && parse_number_word(argv[1], &seconds))
+        zoom_at = 2;
+    if (seconds == 0 || seconds > WATCH_SECONDS_MAX ||
+        (argc > zoom_at && (strcmp(argv[zoom_at], "zoom") != 0 ||
+                            !parse_zoom(argc, argv, zoom_at + 1, &base, &per_char)))) {
+        print_usage("watch");
+        return;
+    }
+    struct ms_stats_compaction first = { 0 }, last = { 0 };
+    ms_stats_compaction(&first);
+    uint64_t end = sys_clock() + seconds * 1000000000ull;
+    unsigned frames = 0;
+    while (sys_clock() < end) {
+        printf("\x1b[H\x1b[J"); /* home, clear: the frame is redrawn in place */
+        int64_t err = per_char != 0 ? ms_map_zoom(base, per_char, 64) : ms_map(64);
+        if (err < 0 && err != -EAGAIN) {
+            print_error("watch", err, ms_error_meaning(MS_MAP, err));
+            return;
+        }
+        ms_stats_compaction(&last);
+        printf("watch: frame %u: %lu moves (%s) in the background, %lu (%s) direct since the start\n", ++frames,
+               last.bg_moves - first.bg_moves, SIZE_TEXT(last.bg_bytes - first.bg_bytes),
+               last.direct_moves - first.direct_moves, SIZE_TEXT(last.direct_bytes - first.direct_bytes));
+        sys_sleep(WATCH_FRAME_NS);
+    }
+    printf("watch: %u frames in %lu s\n", frames, seconds);
 }

@@ -2,10 +2,13 @@
  * Memory-server layer: the requests that create, return and move segments
  * (ALLOC, FREE, MOVE, REVOKE). Limits on what a client may hold are the
  * kernel's (its account tree): creating a segment for a client over them
- * is refused there, and the refusal (-EDQUOT) goes back to the client. Called by dispatch.c
- * after its checks; each handler checks its own words first and changes the
- * books only once nothing can fail any more, undoing the one booking it made
- * when the kernel refuses.
+ * is refused there, and the refusal (-EDQUOT) goes back to the client.
+ * Called by dispatch.c after its checks, with the books lock held; each
+ * handler checks its own words first and changes the books only once
+ * nothing can fail any more, undoing the one booking it made when the
+ * kernel refuses. A segment's constraints (its limit, alignment and
+ * large-page wish) are booked with it (span_alloc keeps them) and every
+ * move keeps them, MOVE's too.
  */
 #include "ms_server.h"
 
@@ -19,7 +22,40 @@ static bool valid_alignment(uint64_t align)
     return align == 0 || (align >= SPAN_GRANULE && (align & (align - 1)) == 0);
 }
 
-int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+/* Room for a request that found none: direct compaction within its budget
+ * (never for NOWAIT), the compactor told to prepare room like it when the
+ * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
+ * Returns span_alloc's answer after all that. */
+static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t index,
+                     uint64_t *base)
+{
+    bool large = sreq->size >= ms->span.large_size || sreq->align >= ms->span.large_size;
+    bool wanted = large || sreq->limit != 0; /* the demand worth preparing for */
+    uint64_t ticket = 0;
+    int err = -ENOMEM;
+
+    if (flags & MS_ALLOC_NOWAIT) {
+        /* A fill that stops where room ends asks below a limit; a poll for
+         * a large run asks to have one made. */
+        if (large && sreq->limit == 0)
+            compact_demand(ms, sreq->size, sreq->align, 0);
+        return -ENOMEM;
+    }
+    /* The planner weighs a window by booking a trial place for each of its
+     * segments (up to 4 slots each): with only the spare slots it would
+     * judge most windows impossible and move far more than it needs to. */
+    books_reserve(ms, MS_PLAN_SLOTS, 0);
+    if (compact_targeted(ms, sreq->size, sreq->align, sreq->limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES,
+                         NULL, NULL) == 0)
+        err = span_alloc(&ms->span, sreq, index, base);
+    if (wanted || err != 0)
+        ticket = compact_demand(ms, sreq->size, sreq->align, sreq->limit);
+    if (err == -ENOMEM && (flags & MS_ALLOC_WAIT) && compact_wait_demand(ms, ticket) == 0)
+        err = span_alloc(&ms->span, sreq, index, base);
+    return err;
+}
+
+int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     uint64_t size = req->w[0], align = req->w[1], flags = req->w[2], limit = req->w[3];
     uint64_t large = ms->span.large_size, base;
@@ -31,7 +67,8 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
     int err;
 
     if (size == 0 || !valid_alignment(align) ||
-        (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW | MS_ALLOC_NOWAIT)))
+        (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW | MS_ALLOC_NOWAIT | MS_ALLOC_WAIT)) ||
+        (flags & MS_ALLOC_NOWAIT && flags & MS_ALLOC_WAIT))
         return -EINVAL;
     if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
         return -EINVAL;
@@ -59,12 +96,8 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE)
                                                ? SPAN_LARGE_OK : 0 };
     err = span_alloc(&ms->span, &sreq, index, &base);
-    /* The planner weighs a window by booking a trial place for each of its
-     * segments (up to 4 slots each): with only the spare slots it would
-     * judge most windows impossible and move far more than it needs to. */
-    if (err == -ENOMEM && !(flags & MS_ALLOC_NOWAIT) &&
-        (books_reserve(ms, MS_PLAN_SLOTS, 0), compact_targeted(ms, size, align, limit, NULL, NULL) == 0))
-        err = span_alloc(&ms->span, &sreq, index, &base);
+    if (err == -ENOMEM)
+        err = make_room(ms, &sreq, flags, index, &base);
     if (err != 0) {
         books_drop_new_record(ms, index);
         c->failures++;
@@ -103,7 +136,7 @@ int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
     return 0;
 }
 
-int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct abi_seg_info info;
     struct ms_record *rec;
@@ -112,7 +145,7 @@ int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     (void)reply;
     if (ms->k->seg_info(ms->k->ctx, req->seg, &info) != 0)
         return -EINVAL;
-    rec = books_find_sid(ms, info.sid);
+    rec = books_settled(ms, info.sid);
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
         ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know",
                (unsigned long long)req->badge, (unsigned long long)info.sid);
@@ -122,16 +155,24 @@ int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     if (err < 0)
         return err;
     ms->k->handle_close(ms->k->ctx, req->seg);
+    req->seg = HANDLE_NONE; /* gone */
     return 0;
 }
 
-int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+/*
+ * MOVE books the destination as a second segment with the same tag and the
+ * same constraints, so nothing else can take it; both stay locked in the
+ * span books while the kernel migrates without the books lock (no plan
+ * touches them; a request about the segment waits for ms->moved), then the
+ * old place is freed.
+ */
+int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct ms_record *rec = books_find_sid(ms, req->w[0]);
+    struct ms_record *rec = books_settled(ms, req->w[0]);
     struct abi_seg_info info;
     struct span_request sreq;
     uint32_t index;
-    uint64_t to, from;
+    uint64_t to, from, sid;
     int64_t err;
 
     /* A sid the caller does not hold gets the same answer as no sid. */
@@ -147,16 +188,19 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     }
     books_unpin(ms, rec);
     index = (uint32_t)(rec - ms->recs);
-    /* The destination is booked as a second segment with the same tag for
-     * the length of the migration, so nothing else can take it. */
-    sreq = (struct span_request){ .size = rec->size,
-                                  .align = rec->size >= ms->span.large_size ? ms->span.large_size : 0,
-                                  .flags = rec->size >= ms->span.large_size ? SPAN_LARGE_OK : 0 };
+    from = rec->base;
+    sid = rec->sid;
+    if (span_request_of(&ms->span, from, &sreq) != 0 || books_reserve(ms, 3, 0) != 0)
+        return -ENOMEM;
     err = span_alloc(&ms->span, &sreq, index, &to);
     if (err != 0)
         return err;
-    from = rec->base;
-    err = ms->k->seg_migrate(ms->k->ctx, rec->sid, to);
+    span_lock(&ms->span, from);
+    span_lock(&ms->span, to);
+    err = compact_migrate(ms, index, sid, to);
+    rec = &ms->recs[index]; /* the records may have moved meanwhile */
+    span_unlock(&ms->span, from);
+    span_unlock(&ms->span, to);
     if (err != 0) {
         span_free(&ms->span, to);
         if (err == -EBUSY && span_lock(&ms->span, from) == 0)
@@ -165,16 +209,14 @@ int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *r
     }
     span_free(&ms->span, from);
     rec->base = to;
-    ms->books_gen++;
-    ms->moves++;
-    ms->bytes_moved += rec->size;
+    compact_count_move(ms, rec->size, false);
     reply->w[0] = to;
     return 0;
 }
 
-int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct ms_record *rec = books_find_sid(ms, req->w[0]);
+    struct ms_record *rec = books_settled(ms, req->w[0]);
     int64_t h, err;
 
     (void)reply;

@@ -386,8 +386,8 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
     memset(ms, 0, sizeof(*ms));
     ms->k = k;
     ms->self_pid = self_pid;
-    ms->next_work_ns = MS_NEVER;
     ms->restart.started_ns = k->clock_ns(k->ctx);
+    memsrv_server_init(ms);
     if (!memsrv_parse_policy(args, &ms->policy))
         ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit): using quickfit");
     if (args == NULL || !cmdline_get_u64(args, "init.pid", &ms->init_pid))

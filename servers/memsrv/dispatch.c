@@ -1,124 +1,141 @@
 /*
- * Memory-server layer: the request table and the checks every request
- * passes before its handler runs. Called by memsrv.c's loop (and the host
- * tests) for each received message through memsrv_handle.
+ * Memory-server layer: the request table libsys's server loop runs, and the
+ * kernel's notifications. memsrv.c's service threads reach the handlers
+ * through ms->srv (server_run); the host tests through memsrv_handle, which
+ * does what the loop does with one message.
  *
  * As in Minix's VM server, one table says per label: the handler, its name
- * for the log, who may call it and which words it reads. A request is
- * refused before anything changes when its label is unknown (-ENOSYS), the
- * caller lacks the right (-EPERM), a word the label does not use is not zero,
- * it carries a payload, or it carries a segment where none is expected or
- * lacks one where one is (-EINVAL). A segment that came with a refused or
- * failed request goes back to the caller in the reply; if the reply cannot
- * deliver it, memsrv_reply_failed destroys it, so nothing leaks. An error
- * reply's words and payload are zero unless the handler documents otherwise
- * (COMPACT's counts, CHECK's reason).
+ * for the log, who may call it and which words it reads. The loop refuses a
+ * request before anything changes when its label is unknown (-ENOSYS), the
+ * caller lacks the right (init-only labels: -EPERM), a word the label does
+ * not use is not zero, it carries a payload, or it carries a segment where
+ * none is expected or lacks one where one is (-EINVAL). A segment that came
+ * with a refused or failed request goes back to the caller in the reply; if
+ * the reply cannot deliver it, memsrv_reply_failed destroys it, so nothing
+ * leaks. An error reply's words and payload are zero unless the handler
+ * documents otherwise (COMPACT's counts, CHECK's reason).
+ *
+ * Each handler runs with the books lock held (books_lock); those that
+ * migrate or wait release it inside (compact.c, "Discipline").
  */
 #include <common/string.h>
 
 #include "ms_server.h"
 
-#define REQ_INIT_ONLY 0x1u /* only init (init.pid=) may ask */
-#define REQ_TAKES_SEG 0x2u /* the request carries a segment */
-
 /* Logging every malformed request would let a client flood the console. */
 #define MALFORMED_LOGGED 32u
 
-struct request_kind {
-    uint64_t label;
-    ms_handler_fn handler;
-    const char *name;
-    unsigned flags;
-    unsigned words; /* w[0..words) may be set; the rest must be zero */
+static struct memsrv *server_of(const struct server *srv) { return srv->ctx; }
+
+/* A table entry's handler: the memsrv handler under the books lock. */
+#define LOCKED(fn)                                                                   \
+    static int64_t locked_##fn(struct server *srv, struct ipc_msg *req,              \
+                               struct ipc_msg *reply)                                \
+    {                                                                                \
+        struct memsrv *ms = server_of(srv);                                          \
+        int64_t r;                                                                   \
+        books_lock(ms);                                                              \
+        r = fn(ms, req, reply);                                                      \
+        restart_answered(ms);                                                        \
+        compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));                           \
+        books_unlock(ms);                                                            \
+        return r;                                                                    \
+    }
+
+LOCKED(req_alloc)
+LOCKED(req_free)
+LOCKED(req_stats)
+LOCKED(req_compact)
+LOCKED(req_map)
+LOCKED(req_check)
+LOCKED(req_move)
+LOCKED(req_revoke)
+LOCKED(req_fault)
+LOCKED(req_recovery)
+
+#define CHECKED (SERVER_OP_WORDS | SERVER_OP_NO_PAYLOAD)
+
+static const struct server_op requests[] = {
+    { MS_ALLOC, locked_req_alloc, "alloc", CHECKED | SERVER_OP_SEG_REFUSED, 4 },
+    { MS_FREE, locked_req_free, "free", CHECKED | SERVER_OP_SEG_REQUIRED, 0 },
+    { MS_STATS, locked_req_stats, "stats", CHECKED | SERVER_OP_SEG_REFUSED, 2 },
+    { MS_COMPACT, locked_req_compact, "compact", CHECKED | SERVER_OP_SEG_REFUSED, 4 },
+    { MS_MAP, locked_req_map, "map", CHECKED | SERVER_OP_SEG_REFUSED, 3 },
+    { MS_CHECK, locked_req_check, "check", CHECKED | SERVER_OP_SEG_REFUSED, 0 },
+    { MS_MOVE, locked_req_move, "move", CHECKED | SERVER_OP_SEG_REFUSED, 1 },
+    { MS_REVOKE, locked_req_revoke, "revoke", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
+    { MS_FAULT, locked_req_fault, "fault", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
+    { MS_RECOVERY, locked_req_recovery, "recovery", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
 };
 
-static const struct request_kind requests[] = {
-    { MS_ALLOC, req_alloc, "alloc", 0, 4 },
-    { MS_FREE, req_free, "free", REQ_TAKES_SEG, 0 },
-    { MS_STATS, req_stats, "stats", 0, 2 },
-    { MS_COMPACT, req_compact, "compact", 0, 4 },
-    { MS_MAP, req_map, "map", 0, 1 },
-    { MS_CHECK, req_check, "check", 0, 0 },
-    { MS_MOVE, req_move, "move", 0, 1 },
-    { MS_REVOKE, req_revoke, "revoke", REQ_INIT_ONLY, 1 },
-    { MS_FAULT, req_fault, "fault", REQ_INIT_ONLY, 1 },
-    { MS_RECOVERY, req_recovery, "recovery", REQ_INIT_ONLY, 1 },
-};
-
-static const struct request_kind *find_request(uint64_t label)
+/* Init-only labels: init.pid from the arguments, none without it. */
+static bool trusted(const struct server *srv, uint64_t badge)
 {
-    size_t i;
-
-    for (i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
-        if (requests[i].label == label)
-            return &requests[i];
-    return NULL;
+    const struct memsrv *ms = server_of(srv);
+    return ms->init_pid != 0 && badge == ms->init_pid;
 }
 
-static int64_t validate(const struct memsrv *ms, const struct request_kind *kind,
-                        const struct ipc_msg *req, const char **why)
+static void refused(struct server *srv, const struct ipc_msg *req, const char *what, int64_t err)
 {
-    unsigned i;
+    struct memsrv *ms = server_of(srv);
 
-    if (kind == NULL) {
-        *why = "unknown label";
-        return -ENOSYS;
-    }
-    if ((kind->flags & REQ_INIT_ONLY) && (ms->init_pid == 0 || req->badge != ms->init_pid)) {
-        *why = "init only";
-        return -EPERM;
-    }
-    if (!(kind->flags & REQ_TAKES_SEG) && req->seg != HANDLE_NONE) {
-        *why = "unexpected segment";
-        return -EINVAL;
-    }
-    if ((kind->flags & REQ_TAKES_SEG) && req->seg == HANDLE_NONE) {
-        *why = "segment missing";
-        return -EINVAL;
-    }
-    if (req->len != 0) {
-        *why = "unexpected payload";
-        return -EINVAL;
-    }
-    for (i = kind->words; i < IPC_WORDS; i++)
-        if (req->w[i] != 0) {
-            *why = "unused word not zero";
-            return -EINVAL;
-        }
-    return 0;
+    books_lock(ms);
+    if (ms->malformed++ < MALFORMED_LOGGED)
+        ms_log(ms, "memsrv: pid %#llx: %s (label %#llx): %lld", (unsigned long long)req->badge, what,
+               (unsigned long long)req->label, (long long)err);
+    books_unlock(ms);
+}
+
+/* Never happens: no label takes a segment and replies with one. Should it,
+ * the segment is the server's and goes back to free memory. */
+static void release_seg(struct server *srv, handle_t seg)
+{
+    struct ipc_msg m = { .seg = seg };
+    memsrv_reply_failed(server_of(srv), &m, -EINVAL);
+}
+
+static void reply_failed(struct server *srv, struct ipc_msg *reply, int64_t err)
+{
+    memsrv_reply_failed(server_of(srv), reply, err);
+}
+
+static void notified(struct server *srv, const struct ipc_msg *note)
+{
+    memsrv_notify(server_of(srv), note->w[0]);
+}
+
+void memsrv_server_init(struct memsrv *ms)
+{
+    server_init(&ms->srv, "memsrv", HANDLE_NONE, requests, sizeof(requests) / sizeof(requests[0]), ms);
+    ms->srv.recv_flags = IPC_RECV_NOMAP;
+    ms->srv.trusted = trusted;
+    ms->srv.on_refused = refused;
+    ms->srv.release_seg = release_seg;
+    ms->srv.on_reply_failed = reply_failed;
+    ms->srv.on_notify = notified;
+    ms->service_threads = 1; /* memsrv.c says how many it starts */
+}
+
+void memsrv_notify(struct memsrv *ms, uint64_t bits)
+{
+    books_lock(ms);
+    if (bits & IPC_NOTIFY_EXIT)
+        reclaim_drain(ms);
+    if (bits & IPC_NOTIFY_DMA)
+        compact_dma_changes(ms);
+    compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+    books_unlock(ms);
 }
 
 bool memsrv_handle(struct memsrv *ms, struct ipc_msg *msg)
 {
-    const struct request_kind *kind;
     struct ipc_msg req = *msg;
-    const char *why = NULL;
-    int64_t result;
 
     if (req.label == IPC_LABEL_NOTIFY && req.badge == BADGE_KERNEL) {
-        if (req.w[0] & IPC_NOTIFY_EXIT)
-            reclaim_drain(ms);
-        compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+        memsrv_notify(ms, req.w[0]);
         return false;
     }
-    kind = find_request(req.label);
-    memset(msg, 0, sizeof(*msg));
-    msg->seg = HANDLE_NONE;
-    result = validate(ms, kind, &req, &why);
-    if (result == 0) {
-        result = kind->handler(ms, &req, msg);
-    } else if (ms->malformed++ < MALFORMED_LOGGED) {
-        ms_log(ms, "memsrv: pid %#llx: %s (label %#llx): %s", (unsigned long long)req.badge,
-               kind != NULL ? kind->name : "?", (unsigned long long)req.label, why);
-    }
-    /* A handler that fails has attached no segment of its own (its words
-     * and payload may say more, e.g. CHECK's reason); the caller's segment,
-     * if any, goes back to it. */
-    if (result < 0)
-        msg->seg = req.seg;
-    msg->label = (uint64_t)result;
-    restart_answered(ms);
-    compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+    server_dispatch(&ms->srv, &req, msg);
     return true;
 }
 
@@ -130,19 +147,23 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
 
     if (msg->seg == HANDLE_NONE)
         return;
+    books_lock(ms);
     if (ms->k->seg_info(ms->k->ctx, msg->seg, &info) != 0) {
         ms_log(ms, "memsrv: a reply failed (%lld) and its segment is unknown to the kernel",
                (long long)err);
+        books_unlock(ms);
         return;
     }
-    rec = books_find_sid(ms, info.sid);
+    rec = books_settled(ms, info.sid);
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
         ms_log(ms, "memsrv: a reply failed (%lld) with sid %llu, which the books do not know",
                (long long)err, (unsigned long long)info.sid);
+        books_unlock(ms);
         return;
     }
     derr = books_destroy(ms, rec, "a reply failed");
     if (derr >= 0)
         ms->k->handle_close(ms->k->ctx, msg->seg);
     compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+    books_unlock(ms);
 }

@@ -3,9 +3,9 @@
  * the map picture, which boot.c also prints at start. Called by dispatch.c.
  *
  * Byte counts are disjoint: total = free + used + locked, where used is
- * movable segments and locked is kernel spans, the server's books, and
- * pinned or quarantined segments (no move is ever unconfirmed between
- * requests, so nothing is in transit when a client asks).
+ * movable segments (and the destinations of migrations under way) and
+ * locked is kernel spans, the server's books, and pinned or quarantined
+ * segments. Called with the books lock held.
  */
 #include <common/fmt.h>
 #include <common/string.h>
@@ -60,7 +60,7 @@ static void stats_global(struct memsrv *ms, const struct span_stats *st, struct 
     *g = (struct ms_stats_global){
         .total_bytes = st->total_bytes,
         .free_bytes = st->free_bytes,
-        .used_bytes = st->used_bytes - st->locked_bytes,
+        .used_bytes = st->total_bytes - st->free_bytes - st->locked_bytes,
         .locked_bytes = st->locked_bytes,
         .largest_free = st->largest_free,
         .segments = ms->segments,
@@ -77,10 +77,32 @@ static void stats_global(struct memsrv *ms, const struct span_stats *st, struct 
     };
 }
 
-int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+/* The upper edge of the wait histogram's bucket that holds the given
+ * fraction (per mille) of the waits: a power of two of nanoseconds. */
+static uint64_t wait_percentile(const struct memsrv *ms, unsigned permille)
+{
+    uint64_t total = 0, seen = 0;
+    unsigned b;
+
+    for (b = 0; b < MS_WAIT_BUCKETS; b++)
+        total += ms->wait_hist[b];
+    for (b = 0; b < MS_WAIT_BUCKETS && total != 0; b++) {
+        seen += ms->wait_hist[b];
+        if (seen * 1000 >= total * permille)
+            return b + 1 < 64 ? (uint64_t)1 << (b + 1) : UINT64_MAX;
+    }
+    return 0;
+}
+
+int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct span_stats st;
 
+    /* Figures as of now: what ended processes and released quarantines
+     * gave back is taken first, since the notification that announces it
+     * may sit with another service thread (a caller that waited for a
+     * process to end reads its memory back here). */
+    reclaim_drain(ms);
     span_stats(&ms->span, &st);
     if (req->w[0] == MS_STATS_GLOBAL) {
         struct ms_stats_global g;
@@ -107,6 +129,13 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         } else if (pid != req->badge) {
             return -ENOENT;
         }
+        memcpy(reply->payload, &c, sizeof(c));
+        reply->len = sizeof(c);
+    } else if (req->w[0] == MS_STATS_COMPACTION) {
+        struct ms_stats_compaction c = ms->cstats;
+        if (req->w[1] != 0)
+            return -EINVAL;
+        c.wait_p99_ns = wait_percentile(ms, 990);
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
     } else if (req->w[0] == MS_STATS_REGION) {
@@ -136,7 +165,7 @@ int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
 
 /* ---- CHECK ----------------------------------------------------------- */
 
-int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t req_check(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     char why[IPC_PAYLOAD_MAX];
     int err = books_check(ms, why, sizeof(why));
@@ -153,7 +182,7 @@ int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
 
 /* ---- MAP ------------------------------------------------------------- */
 
-/* One row at a time; static because it is large and the server is one thread. */
+/* One row at a time; static because it is large (the books lock guards it). */
 static struct {
     struct memsrv *ms;
     unsigned columns;
@@ -161,6 +190,19 @@ static struct {
     uint64_t base, end, chunk, prev_end;
     uint64_t bytes[MS_MAP_COLUMNS_MAX][MAP_CLASSES];
 } map;
+
+/* A character's picture of what its bytes hold: kernel or locked if any,
+ * used if mostly, free if any, a hole if nothing. */
+static char chunk_char(const uint64_t *b)
+{
+    if (b[MAP_KERNEL] != 0)
+        return map_chars[MAP_KERNEL];
+    if (b[MAP_LOCKED] != 0)
+        return map_chars[MAP_LOCKED];
+    if (b[MAP_USED] != 0 && b[MAP_USED] >= b[MAP_FREE])
+        return map_chars[MAP_USED];
+    return b[MAP_FREE] != 0 ? map_chars[MAP_FREE] : ' ';
+}
 
 static void map_flush(void)
 {
@@ -172,20 +214,8 @@ static void map_flush(void)
     if (map.prev_end != 0 && map.base > map.prev_end)
         ms_print(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
                (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
-    for (i = 0; i < map.columns; i++) {
-        const uint64_t *b = map.bytes[i];
-        uint64_t chunk_base = map.base + (uint64_t)i * map.chunk;
-        if (chunk_base >= map.end)
-            row[i] = ' ';
-        else if (b[MAP_KERNEL] != 0)
-            row[i] = map_chars[MAP_KERNEL];
-        else if (b[MAP_LOCKED] != 0)
-            row[i] = map_chars[MAP_LOCKED];
-        else if (b[MAP_USED] != 0 && b[MAP_USED] >= b[MAP_FREE])
-            row[i] = map_chars[MAP_USED];
-        else
-            row[i] = map_chars[MAP_FREE];
-    }
+    for (i = 0; i < map.columns; i++)
+        row[i] = map.base + (uint64_t)i * map.chunk >= map.end ? ' ' : chunk_char(map.bytes[i]);
     row[map.columns] = 0;
     ms_print(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
            (unsigned long long)(map.chunk >> 10), row);
@@ -243,14 +273,58 @@ void map_print(struct memsrv *ms, unsigned columns)
            (unsigned long long)ms->moves);
 }
 
-int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
+/* The zoom: MS_MAP_ZOOM_ROWS rows of `columns` characters of per_char
+ * bytes each from base, found span by span (span_lookup) rather than by a
+ * walk of all the books: the picture is small, the books may be large. */
+static void map_zoom(struct memsrv *ms, uint64_t base, uint64_t per_char, unsigned columns)
+{
+    uint64_t row_bytes = per_char * columns;
+    unsigned row;
+
+    ms_print(ms, "memsrv zoom: %llu KiB/char from 0x%llx: '.' free  '#' used  'L' locked  'K' kernel  ' ' hole",
+             (unsigned long long)(per_char >> 10), (unsigned long long)base);
+    for (row = 0; row < MS_MAP_ZOOM_ROWS; row++) {
+        uint64_t row_base = base + row * row_bytes, at = row_base, end = row_base + row_bytes;
+        char line[MS_MAP_COLUMNS_MAX + 1];
+        unsigned i;
+
+        memset(map.bytes, 0, sizeof(map.bytes));
+        while (at < end) {
+            struct span_info info;
+            uint64_t span_end;
+            if (span_lookup(&ms->span, at, &info) != 0) {
+                at = (at + SPAN_GRANULE) & ~(SPAN_GRANULE - 1); /* a hole */
+                continue;
+            }
+            span_end = info.base + info.size < end ? info.base + info.size : end;
+            while (at < span_end) {
+                uint64_t col = (at - row_base) / per_char;
+                uint64_t piece_end = row_base + (col + 1) * per_char;
+                if (piece_end > span_end)
+                    piece_end = span_end;
+                map.bytes[col][span_class(ms, &info)] += piece_end - at;
+                at = piece_end;
+            }
+        }
+        for (i = 0; i < columns; i++)
+            line[i] = chunk_char(map.bytes[i]);
+        line[columns] = 0;
+        ms_print(ms, "   0x%010llx |%s|", (unsigned long long)row_base, line);
+    }
+}
+
+int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
-
+    uint64_t base = req->w[1], per_char = req->w[2];
     uint64_t now = ms->k->clock_ns(ms->k->ctx);
 
     (void)reply;
     if (columns > MS_MAP_COLUMNS_MAX)
+        return -EINVAL;
+    if (per_char == 0 ? base != 0
+                      : (per_char != MS_MAP_ZOOM_4K && per_char != MS_MAP_ZOOM_64K) || base % per_char != 0 ||
+                            base > UINT64_MAX - per_char * columns * MS_MAP_ZOOM_ROWS)
         return -EINVAL;
     /* A map is a screenful: a client asking in a loop would drown the
      * console for everyone. */
@@ -261,6 +335,9 @@ int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *re
     if (ms->maps_in_window >= MS_MAPS_PER_WINDOW)
         return -EAGAIN;
     ms->maps_in_window++;
-    map_print(ms, (unsigned)columns);
+    if (per_char != 0)
+        map_zoom(ms, base, per_char, (unsigned)columns);
+    else
+        map_print(ms, (unsigned)columns);
     return 0;
 }

@@ -1,18 +1,17 @@
 /*
  * memsrv: the memory server's process. Started by the kernel from the boot
- * module "memsrv" with the memory-server right, before init. This file is
- * the only one that makes system calls: it implements the kernel operations
- * the server core needs (ms_server.h) with the SYS_MS_* calls, takes over
- * memory (boot.c), and runs the receive loop on the endpoint in
- * handles[ABI_STARTUP_MEMSRV].
- *
- * The loop: receive with IPC_RECV_NOMAP (a freed segment arrives as a
- * handle, never mapped into the server) and with a timeout that brings the
- * next background step; handle; reply with the next receive
- * (SYS_IPC_REPLY_RECV). A reply the kernel could not deliver comes back as
- * an IPC_LABEL_REPLY_FAILED report, and the segment it carried is
- * destroyed. Background work runs between messages whenever it is due, even
- * under a steady stream of them; a reply owed then goes out first, alone.
+ * module "memsrv" with the memory-server right, before init. This file and
+ * libsys's server loop make its system calls: it implements the kernel
+ * operations the server core needs (ms_server.h) with the SYS_MS_* calls,
+ * takes over memory (boot.c), and starts its threads:
+ *   - MS_SERVICE_THREADS threads (main among them) run libsys's server loop
+ *     on the endpoint in handles[ABI_STARTUP_MEMSRV] (dispatch.c's table;
+ *     IPC_RECV_NOMAP, so a freed segment arrives as a handle, never mapped
+ *     into the server). Each owes the reply to its own request, so one may
+ *     wait (COMPACT FULL, MS_ALLOC_WAIT) while the others serve;
+ *   - the compactor thread, which takes memsrv_compactor_step after step,
+ *     sleeps when there is nothing to do (a request wakes it), and pauses
+ *     to keep to its share of the CPU (compact.c, "Discipline").
  */
 #include <common/string.h>
 #include <libsys/start.h>
@@ -71,6 +70,13 @@ static int64_t k_segments(void *ctx, uint64_t from, struct abi_seg_record *out, 
     (void)ctx;
     return sys_ms_segments(from, out, max);
 }
+
+static int64_t k_dma_changes(void *ctx, struct abi_dma_change *out, unsigned max)
+{
+    (void)ctx;
+    return sys_ms_dma_changes(out, max);
+}
+
 static void k_handle_close(void *ctx, handle_t h)
 {
     (void)ctx;
@@ -99,65 +105,39 @@ static const struct ms_kernel_ops kernel_ops = {
     .seg_query = k_seg_query,
     .reclaimed = k_reclaimed,
     .segments = k_segments,
+    .dma_changes = k_dma_changes,
     .handle_close = k_handle_close,
     .clock_ns = k_clock_ns,
     .console = k_console,
 };
 
 static struct memsrv server;
-static struct ipc_msg msg;
 
-/* A reply that is sent before background work rather than with the next
- * receive, so the caller does not wait for that work. */
-static void reply_now(struct memsrv *ms)
+/* Stacks of the threads main starts (main runs on the process's own). */
+#define THREAD_STACK (64 * 1024)
+static uint8_t stacks[MS_SERVICE_THREADS][THREAD_STACK] __attribute__((aligned(16)));
+
+static void serve(uint64_t unused)
 {
-    int64_t err = sys_ipc_reply(&msg);
+    int64_t err;
 
-    if (err < 0)
-        memsrv_reply_failed(ms, &msg, err);
+    (void)unused;
+    err = server_run(&server.srv);
+    /* Receiving fails only if the endpoint is gone: a kernel bug. */
+    printf("memsrv: a service thread stopped: %s\n", sys_strerror(err));
+    sys_thread_exit();
 }
 
-static void serve(struct memsrv *ms, handle_t ep)
+static void compactor(uint64_t unused)
 {
-    bool reply_pending = false;
-
-    memset(&msg, 0, sizeof(msg));
+    (void)unused;
     for (;;) {
-        uint64_t now = sys_clock();
-        int64_t r;
-
-        if (memsrv_work_due(ms, now)) {
-            if (reply_pending)
-                reply_now(ms);
-            reply_pending = false;
-            memsrv_background(ms, now);
-            now = sys_clock();
-        }
-        if (!reply_pending)
-            memset(&msg, 0, sizeof(msg));
-        msg.flags = IPC_RECV_NOMAP;
-        r = sys_ipc_reply_recv(ep, &msg, memsrv_timeout(ms, now));
-        reply_pending = false;
-        if (r == -ETIMEDOUT)
-            continue;
-        if (r < 0) {
-            /* A receive that keeps failing would be a kernel bug: do not spin. */
-            printf("memsrv: receive failed: %s\n", sys_strerror(r));
-            sys_sleep(MS_IDLE_NS);
+        if (!memsrv_compactor_step(&server)) {
+            memsrv_compactor_idle(&server);
             continue;
         }
-        if (msg.badge == BADGE_KERNEL && msg.label == IPC_LABEL_REPLY_FAILED) {
-            memsrv_reply_failed(ms, &msg, (int64_t)msg.w[0]);
-            continue;
-        }
-        bool call = msg.flags & IPC_MSG_CALL;
-        reply_pending = memsrv_handle(ms, &msg);
-        if (reply_pending && !call) {
-            /* A one-way send: nobody to answer, and a segment the reply
-             * would have carried has nowhere to go. */
-            memsrv_reply_failed(ms, &msg, -ENOENT);
-            reply_pending = false;
-        }
+        memsrv_compactor_rest(&server);
+        sys_yield(); /* a request woken by our unlock gets the books first */
     }
 }
 
@@ -183,6 +163,16 @@ int main(int argc, char **argv)
         return 1;
     }
     map_print(&server, MS_MAP_COLUMNS_DEFAULT);
-    serve(&server, ep);
+    server.srv.ep = ep;
+    /* The compactor on stacks[0], the other service threads on the rest;
+     * main serves too. A thread that cannot start leaves fewer to spare
+     * for requests that wait (COMPACT FULL, MS_ALLOC_WAIT). */
+    server.service_threads = 1;
+    if (sys_thread_create(compactor, stacks[0] + THREAD_STACK, 0) < 0)
+        printf("memsrv: no compactor thread: compaction only on requests\n");
+    for (unsigned i = 1; i < MS_SERVICE_THREADS; i++)
+        if (sys_thread_create(serve, stacks[i] + THREAD_STACK, 0) >= 0)
+            server.service_threads++;
+    serve(0);
     return 0;
 }

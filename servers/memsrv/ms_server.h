@@ -6,14 +6,18 @@
  * host against a fake kernel.
  *
  * Files: boot.c (taking over memory at start), books.c (segment records and
- * clients), dispatch.c (the request table and validation), alloc.c (ALLOC,
- * FREE, MOVE, RELEASE, QUOTA), info.c (STATS, MAP, CHECK), compact.c
- * (migrations, direct and background compaction, COMPACT), reclaim.c (the
- * kernel's exit notification), rebuild.c (a restarted server's books, from
- * the kernel's segment list), restart.c (MS_FAULT, MS_RECOVERY and the
- * restart statistics). The protocol is in docs/memsrv.md.
+ * clients), dispatch.c (the request table for libsys's server loop, kernel
+ * notifications), alloc.c (ALLOC, FREE, MOVE, REVOKE), info.c (STATS, MAP,
+ * CHECK), compact.c (the books lock, migrations, direct compaction, the
+ * compactor thread's steps, COMPACT), reclaim.c (the kernel's exit
+ * notification), rebuild.c (a restarted server's books, from the kernel's
+ * segment list), restart.c (MS_FAULT, MS_RECOVERY and the restart
+ * statistics). The protocol is in docs/memsrv.md.
  *
- * Not thread-safe: one thread (the server loop) owns a struct memsrv.
+ * Threads: several service threads run libsys's server loop on the
+ * endpoint and a compactor thread runs memsrv_compactor_step; they share a
+ * struct memsrv under ms->lock, as compact.c's "Discipline" says. Every
+ * entry point below takes the lock itself unless it says it wants it held.
  */
 #ifndef MEMSRV_MS_SERVER_H
 #define MEMSRV_MS_SERVER_H
@@ -23,6 +27,8 @@
 #include <abi/proc.h>
 #include <abi/seg.h>
 #include <abi/types.h>
+#include <libsys/server.h>
+#include <libsys/sync.h>
 #include <span/span.h>
 
 /*
@@ -41,12 +47,15 @@
  *     churn test's compaction runs), and a free-alloc cycle must not
  *     create and destroy a block each time;
  *   a client per process slot (ABI_PROC_MAX): the table is indexed by the
- *     pid's slot, so it cannot fill up;
- *   4 MiB per background step: two large pages, a few ms of copying under
- *     QEMU TCG, so a client waits at most that long behind a step;
- *   100 ms between background steps; a fragmentation score of 200 per mille
- *     (a fifth of free memory in runs smaller than a large page) starts a
- *     background pass.
+ *   pid's slot, so it cannot fill up;
+ *   compaction (compact.c says why each value): a background move of at
+ *     most MS_STEP_BYTES (4 MiB), MS_SCAN_MAX segments looked at per step,
+ *     a direct plan's budget of MS_DIRECT_BYTES and MS_DIRECT_MOVES, a
+ *     demand's window cost of at most MS_DEMAND_BYTES, region
+ *     scores start at MS_SCORE_START and stop at MS_SCORE_STOP per mille,
+ *     MS_CHECK_NS between looks while work is deferred, the compactor's
+ *     share of the CPU at most MS_BUSY_PERMILLE of each MS_CHECK_NS
+ *     window, pressure held for MS_PRESSURE_NS after a request for room.
  */
 #define MS_BOOT_NODES 512u
 #define MS_SLOTS_SPARE 32u
@@ -59,8 +68,20 @@
 #define MS_BOOKS_SEGS 128u
 #define MS_CLIENTS_MAX ABI_PROC_MAX
 #define MS_STEP_BYTES (4ull << 20)
-#define MS_IDLE_NS (100ull * 1000 * 1000)
-#define MS_FRAG_THRESHOLD 200u
+#define MS_SCAN_MAX 64u
+#define MS_DIRECT_BYTES (2ull << 20)
+#define MS_DIRECT_MOVES 256u
+#define MS_DEMAND_BYTES (64ull << 20)
+#define MS_SCORE_START 200u
+#define MS_SCORE_STOP 100u
+#define MS_CHECK_NS (100ull * 1000 * 1000)
+#define MS_IDLE_NS MS_CHECK_NS
+#define MS_DEFER_MAX 64u
+#define MS_BUSY_PERMILLE 500u
+#define MS_PRESSURE_NS (1000ull * 1000 * 1000)
+#define MS_DEMANDS 8u
+#define MS_SERVICE_THREADS 4u
+#define MS_WAIT_BUCKETS 64u
 #define MS_PLAN_FAILURES_MAX 8u
 #define MS_MAP_COLUMNS_DEFAULT 64u
 #define MS_MAP_COLUMNS_MAX 200u
@@ -98,6 +119,8 @@ struct ms_kernel_ops {
     /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
      * -> how many were written (at most max) */
     int64_t (*segments)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
+    /* segments whose DMA state changed (SYS_MS_DMA_CHANGES) -> count */
+    int64_t (*dma_changes)(void *ctx, struct abi_dma_change *out, unsigned max);
     void (*handle_close)(void *ctx, handle_t h);
     uint64_t (*clock_ns)(void *ctx);
     void (*console)(void *ctx, const char *text, size_t len);
@@ -109,8 +132,10 @@ enum ms_record_kind {
     MS_REC_BOOKS,       /* the server's own metadata segment: locked */
 };
 
-#define MS_REC_PINNED      0x1u /* locked in the books: the kernel refused a move (EBUSY) */
+#define MS_REC_PINNED      0x1u /* locked in the books: the kernel refused a move, or said it is DMA-busy */
 #define MS_REC_QUARANTINED 0x2u /* a device may still reach it: locked until the kernel releases it */
+#define MS_REC_MOVING      0x4u /* a migration runs without the lock: wait for ms->moved before touching it */
+#define MS_REC_DMA         0x8u /* PINNED on the kernel's word (SYS_MS_DMA_CHANGES): it says when it ends */
 
 /* One per non-free span in the span books; the span's tag is the index. */
 struct ms_record {
@@ -130,7 +155,31 @@ struct ms_client {
     uint64_t allocs, frees, failures, quota_refusals;
 };
 
-enum ms_background_kind { MS_BG_NONE = 0, MS_BG_COMPACT, MS_BG_REALIGN };
+/* What the compactor is working on (compact.c, "Choosing work"). */
+enum ms_background_kind {
+    MS_BG_NONE = 0,
+    MS_BG_FULL,    /* MS_COMPACT FULL requests */
+    MS_BG_DEMAND,  /* a request that found no room: a targeted plan like its own */
+    MS_BG_LIMIT,   /* then the memory below its limit, compacted */
+    MS_BG_REGION,  /* a region whose score passed MS_SCORE_START */
+    MS_BG_STEP,    /* MS_COMPACT STEP's pass */
+    MS_BG_YIELD,   /* under pressure: large segments give their gap below */
+    MS_BG_REALIGN, /* free memory back: large segments regain large alignment */
+};
+
+/* A request for room the compactor should prepare (a failed or directly
+ * compacted large or limited ALLOC). */
+struct ms_demand {
+    uint64_t size, align, limit;
+    uint64_t ticket;    /* requests waiting for this one wait for demand_done >= ticket */
+};
+
+/* Per region: the proactive pass's state. */
+struct ms_region_state {
+    uint64_t gen;           /* books_gen when its last pass ended */
+    uint64_t defer_until;   /* no pass before (no progress last time) */
+    unsigned defer;         /* MS_CHECK_NS periods of the next deferral */
+};
 
 /* ---- restarts (boot.c, rebuild.c, restart.c) ---------------------------
  * What the kernel says about memory besides its segments (boot.c reads
@@ -206,15 +255,41 @@ struct memsrv {
     uint32_t maps_in_window;
     unsigned pinned_records;
 
+    /* Threads (compact.c, "Discipline"). */
+    struct mutex lock;            /* everything in struct memsrv */
+    struct condvar moved;         /* a migration made without the lock settled */
+    struct condvar work;          /* the compactor may have work */
+    struct condvar done;          /* a FULL pass or a demand a request waits for ended */
+    struct server srv;            /* libsys's server loop: the request table and hooks */
+    unsigned service_threads;     /* threads serving the endpoint: a wait needs a spare one */
+    unsigned waiting;             /* requests waiting for the compactor */
+    bool compactor_holds;         /* the compactor holds the lock (waits behind it are counted) */
+    uint64_t hold_start_ns;       /* when it took the lock last (hold_max_ns) */
+    bool compactor_idle;          /* it sleeps on `work` */
+    bool compactor_resting;       /* it keeps to its CPU share, on `work` too */
+
     /* Background compaction (compact.c). books_gen counts changes to the
      * books, so a pass that achieved all it could is not rerun until the
      * books change. */
     enum ms_background_kind bg_kind;
     struct span_plan bg_plan;
     unsigned bg_failures;
-    uint64_t books_gen, bg_compact_gen, bg_realign_gen;
-    uint32_t last_score;
-    uint64_t next_work_ns; /* MS_NEVER: nothing to do in the background */
+    unsigned bg_region;
+    uint32_t bg_score_before;
+    uint64_t bg_ticket;           /* FULL or demand ticket the run serves */
+    uint64_t books_gen, step_gen, yield_gen, realign_gen;
+    struct ms_region_state regions[SPAN_MAX_REGIONS];
+    unsigned next_region;         /* round robin of the proactive passes */
+    struct ms_demand demands[MS_DEMANDS];
+    unsigned ndemands;
+    uint64_t demand_issued, demand_done;
+    uint64_t full_issued, full_done, full_moves, full_bytes;
+    uint64_t last_demand_ns;      /* the last request for room below a large page: pressure */
+    uint64_t next_poll_ns;        /* pinned records are asked about from then */
+    uint64_t window_start, window_busy; /* the compactor's CPU share (MS_BUSY_PERMILLE) */
+    unsigned dma_records;         /* records locked on the kernel's word (MS_REC_DMA) */
+    uint32_t wait_hist[MS_WAIT_BUCKETS]; /* waits on compaction by log2 of their ns */
+    struct ms_stats_compaction cstats; /* MS_STATS_COMPACTION's figures */
 
     struct ms_restart restart; /* rebuild.c, restart.c */
 };
@@ -230,21 +305,44 @@ bool memsrv_parse_policy(const char *args, enum span_policy *out);
 const char *memsrv_policy_name(enum span_policy policy);
 
 /* ---- dispatch.c ---- */
-/* Handles one received message and turns msg into the reply. Returns false
- * when no reply is due (kernel notifications). */
+/* Sets up ms->srv (the request table, the hooks) for libsys's server loop. */
+void memsrv_server_init(struct memsrv *ms);
+/* What the loop does with one received message, for the host tests:
+ * handles it and turns msg into the reply. Returns false when no reply is
+ * due (kernel notifications). */
 bool memsrv_handle(struct memsrv *ms, struct ipc_msg *msg);
 /* The kernel refused a reply that carried msg->seg: the segment is still
  * the server's. Destroys it and frees its span. */
 void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t err);
+/* A kernel notification (w[0] the IPC_NOTIFY_* bits). */
+void memsrv_notify(struct memsrv *ms, uint64_t bits);
 
-/* ---- compact.c ---- */
-/* Whether background work is due at now; run it with memsrv_background. */
-bool memsrv_work_due(const struct memsrv *ms, uint64_t now);
-void memsrv_background(struct memsrv *ms, uint64_t now);
-/* How long the next receive may wait (TIMEOUT_FOREVER if nothing to do). */
-uint64_t memsrv_timeout(const struct memsrv *ms, uint64_t now);
+/* ---- compact.c: the compactor thread ---- */
+/* One step of background work: at most one migration, made without the
+ * lock. False when there was nothing to do now. */
+bool memsrv_compactor_step(struct memsrv *ms);
+/* Sleeps until there may be work (a request wakes it, or the next check). */
+void memsrv_compactor_idle(struct memsrv *ms);
+/* After a step: rests as long as keeps the compactor to MS_BUSY_PERMILLE
+ * of the CPU, unless a request waits for it (it wakes then). */
+void memsrv_compactor_rest(struct memsrv *ms);
 
 /* ---- internal, shared between the files ---- */
+/* The books lock (compact.c): taking it counts the wait when the compactor
+ * held it. */
+void books_lock(struct memsrv *ms);
+void books_unlock(struct memsrv *ms);
+/* The record of sid once no migration runs on it (waits for ms->moved,
+ * lock held), or NULL. */
+struct ms_record *books_settled(struct memsrv *ms, uint64_t sid);
+/* A wait of ns on compaction, into the statistics. */
+void compact_count_wait(struct memsrv *ms, uint64_t ns);
+/* A confirmed move of bytes, in the background or on a request's path. */
+void compact_count_move(struct memsrv *ms, uint64_t bytes, bool background);
+/* Has the kernel migrate sid (record index) to `to` without the lock: the
+ * record is MS_REC_MOVING meanwhile, waiters are woken after. Lock held
+ * on entry and on return; the records may have moved (re-read by index). */
+int64_t compact_migrate(struct memsrv *ms, uint32_t index, uint64_t sid, uint64_t to);
 /* A log line: rate-limited, since clients can cause most of them. */
 void ms_log(struct memsrv *ms, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Output a request asked for (the map): never dropped. */
@@ -290,25 +388,39 @@ void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes);
 /* Bytes of books for a records array of `capacity` records. */
 uint64_t books_records_bytes(uint32_t capacity);
 
+/* Direct compaction for a request (lock held; released around each
+ * migration): a targeted plan within budget_bytes and budget_moves (0: no
+ * budget). 0 when the run is there, -ENOMEM otherwise. */
 int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit,
-                     uint64_t *moves, uint64_t *bytes);
+                     uint64_t budget_bytes, unsigned budget_moves, uint64_t *moves, uint64_t *bytes);
+/* A request found no room for (size, align, limit), or needed a direct
+ * plan: the compactor prepares room like it. Returns the ticket to wait
+ * for (demand_done >= ticket). */
+uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit);
+/* Waits (lock held, released while waiting) until demand_done >= ticket.
+ * -EAGAIN without waiting when no other service thread is free. */
+int compact_wait_demand(struct memsrv *ms, uint64_t ticket);
+/* After a request: wakes the compactor if there may be work for it. */
 void compact_schedule(struct memsrv *ms, uint64_t now);
 void compact_poll_pinned(struct memsrv *ms);
+/* The kernel's DMA changes (IPC_NOTIFY_DMA): busy segments lock in the
+ * books, plans go around them; free again, they unlock. */
+void compact_dma_changes(struct memsrv *ms);
 
-/* Request handlers: the request was checked against dispatch.c's table
- * (label, caller, unused words zero, no payload, a segment only where one is
- * expected). They fill reply's words, payload and segment and return 0 or
- * -E*; on an error the request's segment goes back to the caller. */
-typedef int64_t (*ms_handler_fn)(struct memsrv *ms, const struct ipc_msg *req,
-                                 struct ipc_msg *reply);
-int64_t req_alloc(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_free(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_stats(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_compact(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_map(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_check(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_move(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t req_revoke(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply);
+/* Request handlers, run with the lock held: the request was checked
+ * against dispatch.c's table (label, caller, unused words zero, no payload,
+ * a segment only where one is expected). They fill reply's words, payload
+ * and segment and return 0 or -E*; a handler that consumes the request's
+ * segment sets req->seg to HANDLE_NONE, otherwise it goes back to the
+ * caller. */
+int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_check(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 void reclaim_drain(struct memsrv *ms);
 void map_print(struct memsrv *ms, unsigned columns);
 

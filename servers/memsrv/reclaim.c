@@ -22,7 +22,7 @@
 
 static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
 {
-    struct ms_record *rec = books_find_sid(ms, rc->sid);
+    struct ms_record *rec = books_settled(ms, rc->sid);
 
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
         ms_log(ms, "memsrv: reclaimed sid %llu (%#llx+%#llx) is not in the books",

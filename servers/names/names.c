@@ -346,13 +346,13 @@ static void on_idle(struct server *srv)
 }
 
 static const struct server_op service_ops[] = {
-    { NAMES_LOOKUP, op_lookup, "lookup", SERVER_OP_SEG_REFUSED },
-    { NAMES_WAIT, op_wait, "wait", SERVER_OP_SEG_REFUSED },
-    { NAMES_WATCH, op_watch, "watch", SERVER_OP_SEG_REFUSED },
-    { NAMES_LIST, op_list, "list", SERVER_OP_SEG_REFUSED },
-    { NAMES_REGISTER, op_needs_registrar, "register", 0 },
-    { NAMES_UNREGISTER, op_needs_registrar, "unregister", 0 },
-    { NAMES_REGISTRAR, op_needs_registrar, "registrar", 0 },
+    { NAMES_LOOKUP, op_lookup, "lookup", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_WAIT, op_wait, "wait", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_WATCH, op_watch, "watch", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_LIST, op_list, "list", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_REGISTER, op_needs_registrar, "register", 0, 0 },
+    { NAMES_UNREGISTER, op_needs_registrar, "unregister", 0, 0 },
+    { NAMES_REGISTRAR, op_needs_registrar, "registrar", 0, 0 },
 };
 
 /* ------------------------------------------------------------ registrars */
@@ -457,9 +457,9 @@ static int64_t op_registrar(struct server *srv, struct ipc_msg *req, struct ipc_
 }
 
 static const struct server_op registrar_ops[] = {
-    { NAMES_REGISTER, op_register, "register", SERVER_OP_SEG_REFUSED },
-    { NAMES_UNREGISTER, op_unregister, "unregister", SERVER_OP_SEG_REFUSED },
-    { NAMES_REGISTRAR, op_registrar, "registrar", SERVER_OP_SEG_REFUSED },
+    { NAMES_REGISTER, op_register, "register", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_UNREGISTER, op_unregister, "unregister", SERVER_OP_SEG_REFUSED, 0 },
+    { NAMES_REGISTRAR, op_registrar, "registrar", SERVER_OP_SEG_REFUSED, 0 },
 };
 
 static void registrar_thread(uint64_t index)

@@ -100,6 +100,7 @@ struct thread {
     int affinity;                         /* the only CPU it may run on; -1: any */
     bool on_cpu;                          /* running (its kernel stack is live) */
     bool exiting;                         /* its process ended while it ran: it dies on its way out */
+    bool slice_given;                     /* runs next on the rest of the waker's quantum (handoff) */
 };
 
 #define SCHED_HZ 1000u

@@ -46,6 +46,7 @@ int64_t ms_free(handle_t seg);
 int64_t ms_stats_global(struct ms_stats_global *out);
 int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out);
 int64_t ms_stats_region(unsigned index, struct ms_stats_region *out);
+int64_t ms_stats_compaction(struct ms_stats_compaction *out);
 /* How this server came up: restarts 0 for the one started at boot; a
  * restarted one says how long its books took and what it found. */
 int64_t ms_stats_restart(struct ms_stats_restart *out);
@@ -58,6 +59,9 @@ int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uin
 /* Prints the memory map on the console, `columns` characters a row (0: 64,
  * at most 200). */
 int64_t ms_map(unsigned columns);
+/* Prints MS_MAP_ZOOM_ROWS rows of the map from base, a character for each
+ * per_char bytes (MS_MAP_ZOOM_4K or MS_MAP_ZOOM_64K; base a multiple). */
+int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns);
 /* Runs the server's invariant checker: 0, or -EINVAL with the reason copied
  * (NUL-terminated, cut to len) into why, which may be NULL. */
 int64_t ms_check(char *why, size_t len);

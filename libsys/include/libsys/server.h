@@ -1,18 +1,22 @@
 /*
  * libsys layer: the receive loop of a server, so a server is a table of
  * handlers. Used by servers written on libsys (servers/kvstore/ is the worked
- * example, docs/writing-a-server.md the guide); calls only the IPC system
- * calls and, for segments nobody claimed, the memsrv client API.
+ * example, docs/writing-a-server.md the guide; memsrv runs on it too, with
+ * several threads); calls only the IPC system calls and, for segments
+ * nobody claimed, the memsrv client API.
  *
  * A server describes its requests in a table of struct server_op
- * {label, handler, name, flags}, fills a struct server with server_init()
- * and calls server_run(). For each message:
+ * {label, handler, name, flags, words}, fills a struct server with
+ * server_init() and calls server_run(). For each message:
  *
  *   1. A kernel notification (IPC_LABEL_NOTIFY from BADGE_KERNEL) goes to
  *      on_notify, if set, and gets no reply.
  *   2. A label not in the table gets a reply with label -ENOSYS. A request
- *      that breaks its op's flags (a segment missing or unexpected) gets
- *      -EINVAL without reaching the handler.
+ *      from a caller an op trusts not (SERVER_OP_TRUSTED: srv->trusted says
+ *      no) gets -EPERM. A request that breaks its op's other flags (a
+ *      segment missing or unexpected, a payload where none is taken, a word
+ *      past the op's `words` not zero) gets -EINVAL. None of these reaches
+ *      the handler; each is counted and the first log_limit are logged.
  *   3. Otherwise the handler runs with the request (req->badge is the
  *      sender's pid, set by the kernel and unforgeable) and a zeroed reply
  *      it fills: words, payload (reply->len), at most one segment
@@ -22,17 +26,23 @@
  *      received. A handler that keeps it sets req->seg = HANDLE_NONE ("I
  *      took it"). Otherwise the loop gives it back to the client in the
  *      reply (so a refused request never loses the client's memory), or, if
- *      the reply already carries another segment, returns it to memsrv.
+ *      the reply already carries another segment, hands it to release_seg
+ *      (by default: back to memsrv).
  *      Handles a request carried (req->caps, received only by a server that
  *      sets IPC_RECV_CAPS in recv_flags) are the server's too: a handler
  *      keeps one by setting its req->caps[i].handle = HANDLE_NONE; the loop
- *      closes the others. Handles the handler puts in reply->caps are
- *      copied to the client (the server keeps its own) unless flagged
- *      IPC_CAP_MOVE.
+ *      closes the others after server_dispatch. Handles the handler puts in
+ *      reply->caps are copied to the client (the server keeps its own)
+ *      unless flagged IPC_CAP_MOVE; moved ones in a reply that fails are
+ *      closed.
  *   5. The reply goes out with sys_ipc_reply_recv, which also waits for the
  *      next request. A request sent with sys_ipc_send (no IPC_MSG_CALL)
  *      gets no reply; a segment its reply would have carried counts as a
  *      failed reply (-ENOENT).
+ *
+ * Steps 2 to 4 are server_dispatch(), which makes no system call of its
+ * own (only the server's hooks may): a server's core can be tested on the
+ * host by feeding it messages (memsrv's host tests do).
  *
  * Reply failures. If the kernel could not deliver a reply (the client's
  * address space has no room for the segment, the client is gone, the
@@ -47,8 +57,15 @@
  * reply would have moved. A failed reply without a handle to a client that
  * is gone is not reported.
  *
- * Every request gets exactly one reply before the next is received; a
- * handler cannot defer its reply. One thread serves; not thread-safe.
+ * Threads. Several threads may call server_run on one struct server: each
+ * receives on the endpoint, owes the reply to the request it received and
+ * sends it before it receives again (a thread owes at most one reply). A
+ * handler may take as long as it needs, waiting for another thread even,
+ * while the other threads serve; the handlers and hooks see requests
+ * concurrently and do their own locking. The counters are updated
+ * atomically. After server_stop, each thread's loop returns once it has
+ * answered the request it is handling (a thread waiting in a receive
+ * returns after the next one).
  */
 #ifndef LIBSYS_SERVER_H
 #define LIBSYS_SERVER_H
@@ -61,15 +78,20 @@ struct server;
 /* Returns the reply's label: >= 0 success, -E* an error. */
 typedef int64_t (*server_handler_fn)(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
 
-/* Per-op checks the loop makes before the handler runs (-EINVAL if broken). */
+/* Per-op checks the loop makes before the handler runs (-EPERM for
+ * TRUSTED, -EINVAL for the others when broken). */
 #define SERVER_OP_SEG_REQUIRED 0x1u /* the request must carry a segment */
 #define SERVER_OP_SEG_REFUSED  0x2u /* the request must not carry one (it is given back) */
+#define SERVER_OP_WORDS        0x4u /* only w[0..words) may be set, the rest must be zero */
+#define SERVER_OP_NO_PAYLOAD   0x8u /* the request must carry no payload */
+#define SERVER_OP_TRUSTED      0x10u /* only a caller srv->trusted accepts (none without it) */
 
 struct server_op {
     uint64_t label;
     server_handler_fn handler;
     const char *name;   /* for log lines and statistics */
     unsigned flags;     /* SERVER_OP_* */
+    unsigned words;     /* with SERVER_OP_WORDS: the words the op reads */
 };
 
 /* Counters, exact at all times; a server may report them (kvstore's STATS). */
@@ -77,7 +99,7 @@ struct server_stats {
     uint64_t requests;        /* messages answered, errors included */
     uint64_t errors;          /* replies with a negative label */
     uint64_t unknown;         /* labels not in the table (-ENOSYS) */
-    uint64_t malformed;       /* refused by the op's flags (-EINVAL) */
+    uint64_t malformed;       /* refused by the op's flags (-EINVAL, -EPERM) */
     uint64_t notifications;   /* kernel notifications */
     uint64_t reply_failures;  /* replies the kernel could not deliver */
     uint64_t segs_returned;   /* unclaimed request segments given back to their sender */
@@ -98,7 +120,16 @@ struct server {
     void (*on_notify)(struct server *srv, const struct ipc_msg *note);
     /* reply: the reply as the handler made it; err: the kernel's error. */
     void (*on_reply_failed)(struct server *srv, struct ipc_msg *reply, int64_t err);
-    unsigned log_limit;              /* refused requests logged (default 16) */
+    /* SERVER_OP_TRUSTED ops: whether the caller (its badge, a pid) may ask. */
+    bool (*trusted)(const struct server *srv, uint64_t badge);
+    /* A request segment nobody claimed while the reply carries another
+     * (default, set by server_run: back to memsrv). */
+    void (*release_seg)(struct server *srv, handle_t seg);
+    /* A request refused before its handler (what: the op's name or "unknown
+     * request"), or a handler's reply refused by the loop; err the reply's
+     * label. Default, set by server_run: the first log_limit are printed. */
+    void (*on_refused)(struct server *srv, const struct ipc_msg *req, const char *what, int64_t err);
+    unsigned log_limit;              /* refused requests logged by the default (default 16) */
 
     /* The loop's state: read, do not write. */
     struct server_stats stats;
@@ -119,5 +150,9 @@ int64_t server_run(struct server *srv);
 void server_stop(struct server *srv, int64_t status);
 /* The op for a label, or NULL. */
 const struct server_op *server_find_op(const struct server *srv, uint64_t label);
+/* Steps 2 to 4 above for one request: checks, the handler, the request's
+ * segment; fills reply (label included) and returns its label. req->seg is
+ * HANDLE_NONE afterwards (taken, given back in the reply, or released). */
+int64_t server_dispatch(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
 
 #endif

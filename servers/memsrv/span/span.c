@@ -374,14 +374,18 @@ int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *
 
 void span_reserve_slot(struct span_alloc *a, struct span_node *n)
 {
-    n->u.seg.reserve = ext_get(a);
+    n->flags |= NODE_RESERVED;
+    a->nodes_free--;
+    a->reserved++;
 }
 
 void span_return_slot(struct span_alloc *a, struct span_node *n)
 {
-    if (n->u.seg.reserve != NULL)
-        slot_put(a, n->u.seg.reserve);
-    n->u.seg.reserve = NULL;
+    if (!(n->flags & NODE_RESERVED))
+        return;
+    n->flags &= (uint8_t)~NODE_RESERVED;
+    a->nodes_free++;
+    a->reserved--;
 }
 
 /* ---- segments by base -------------------------------------------------- */
@@ -736,6 +740,7 @@ static void free_stats_add(struct span_alloc *a, struct span_node *n)
     a->free_spans++;
     a->free_bytes += n->size;
     a->regions[n->region].free_bytes += n->size;
+    a->regions[n->region].large_blocks += n->u.free.large_blocks;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
     a->buddy_blocks += n->u.free.buddy_blocks;
     a->large_blocks += n->u.free.large_blocks;
@@ -746,6 +751,7 @@ static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
     a->free_spans--;
     a->free_bytes -= n->size;
     a->regions[n->region].free_bytes -= n->size;
+    a->regions[n->region].large_blocks -= n->u.free.large_blocks;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
     a->buddy_blocks -= n->u.free.buddy_blocks;
     a->large_blocks -= n->u.free.large_blocks;
@@ -888,7 +894,7 @@ size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
 }
 
 static struct span_node *new_free_span(struct span_alloc *a, struct span_node *after,
-                                       uint64_t base, uint64_t size, uint16_t region)
+                                       uint64_t base, uint64_t size, uint8_t region)
 {
     struct span_node *n = node_get(a);
     struct span_free *e = ext_get(a);
@@ -948,8 +954,9 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
     n->state = (uint8_t)state;
     n->flags = 0;
     n->lock_count = 0;
+    n->align_shift = SPAN_GRANULE_SHIFT;
     n->u.seg.tag = tag;
-    n->u.seg.reserve = NULL;
+    n->u.seg.limit = 0;
     hash_insert(a, n);
     if (state == SPAN_ALLOCATED && size >= a->large_size && (place & (a->large_size - 1)))
         n->flags |= NODE_MISALIGNED;
@@ -965,17 +972,17 @@ static bool mergeable(const struct span_node *n, const struct span_node *neighbo
 
 size_t span_release_cost(const struct span_node *n)
 {
-    return mergeable(n, n->prev) || mergeable(n, n->next) || n->u.seg.reserve != NULL ? 0 : 1;
+    return mergeable(n, n->prev) || mergeable(n, n->next) || (n->flags & NODE_RESERVED) ? 0 : 1;
 }
 
 struct span_node *span_release(struct span_alloc *a, struct span_node *n)
 {
     struct span_node *prev = n->prev;
     struct span_node *next = n->next;
-    struct span_free *reserve = n->u.seg.reserve;
     bool with_prev = mergeable(n, prev), with_next = mergeable(n, next);
     struct span_node *f;
 
+    span_return_slot(a, n); /* the slot kept for this, if any, is free to take */
     span_account(a, n, -1);
     hash_remove(a, n);
     if (with_prev || with_next) {
@@ -1001,8 +1008,7 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         free_propagate(f->u.free.ext);
         resize_end(a, f, old_size);
     } else {
-        struct span_free *e = reserve != NULL ? reserve : ext_get(a);
-        reserve = NULL;
+        struct span_free *e = ext_get(a);
         f = n;
         f->state = SPAN_FREE;
         f->flags = 0;
@@ -1013,8 +1019,6 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         free_tree_place(a, f);
         span_free_index_insert(a, f);
     }
-    if (reserve != NULL)
-        slot_put(a, reserve);
     return f;
 }
 
@@ -1284,7 +1288,7 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
 int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size)
 {
     unsigned i;
-    uint16_t region;
+    uint8_t region;
 
     if (a == NULL || size == 0 || (base | size) & (SPAN_GRANULE - 1) ||
         base > UINT64_MAX - size)
@@ -1297,7 +1301,7 @@ int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size)
     if (a->region_count == SPAN_MAX_REGIONS || a->nodes_free < 2)
         return -ENOMEM;
 
-    region = (uint16_t)a->region_count++;
+    region = (uint8_t)a->region_count++;
     a->regions[region] = (struct span_region){ .base = base, .size = size };
     a->total_bytes += size;
     if (base + size > a->mem_end)
@@ -1372,7 +1376,11 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     }
     if (span_carve_cost(n, place, fit.size) > a->nodes_free)
         return -ENOMEM;
-    span_carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
+    n = span_carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
+    /* The constraints stay with the segment: a large one placed without
+     * SPAN_LARGE_OK has large-page alignment as a hard one. */
+    n->align_shift = (uint8_t)floor_log2(large && !(req->flags & SPAN_LARGE_OK) ? fit.align : align);
+    n->u.seg.limit = req->limit == 0 ? 0 : fit.hi;
     *out_base = place;
     return 0;
 }
@@ -1457,11 +1465,16 @@ int span_unlock(struct span_alloc *a, uint64_t base)
     return 0;
 }
 
-static void fill_info(const struct span_node *n, struct span_info *info)
+static void fill_info(const struct span_alloc *a, const struct span_node *n, struct span_info *info)
 {
+    bool segment = n->state == SPAN_ALLOCATED;
+
     info->base = n->base;
     info->size = n->size;
     info->tag = n->state != SPAN_FREE ? n->u.seg.tag : 0;
+    info->align = segment ? span_hard_align(n) : 0;
+    info->limit = segment ? n->u.seg.limit : 0;
+    info->wants_large = segment && span_wants_large(a, n);
     info->state = (enum span_state)n->state;
     if (n->state == SPAN_ALLOCATED && n->lock_count > 0)
         info->state = SPAN_LOCKED;
@@ -1480,7 +1493,22 @@ int span_lookup(const struct span_alloc *a, uint64_t addr, struct span_info *inf
     n = span_containing(a, addr);
     if (n == NULL)
         return -ENOENT;
-    fill_info(n, info);
+    fill_info(a, n, info);
+    return 0;
+}
+
+int span_request_of(const struct span_alloc *a, uint64_t base, struct span_request *req)
+{
+    const struct span_node *n;
+
+    if (a == NULL || req == NULL)
+        return -EINVAL;
+    n = segment_at(a, base);
+    if (n == NULL)
+        return -ENOENT;
+    *req = (struct span_request){ .size = n->size, .align = span_hard_align(n),
+                                  .limit = n->u.seg.limit,
+                                  .flags = span_wants_large(a, n) ? SPAN_LARGE_OK : 0 };
     return 0;
 }
 
@@ -1493,7 +1521,7 @@ int span_walk(const struct span_alloc *a, span_walk_fn fn, void *ctx)
     for (n = a->first; n != NULL; n = n->next) {
         struct span_info info;
         int ret;
-        fill_info(n, &info);
+        fill_info(a, n, &info);
         ret = fn(ctx, &info);
         if (ret != 0)
             return ret;

@@ -97,6 +97,7 @@ struct recount {
     uint64_t region_free[SPAN_MAX_REGIONS];
     uint64_t region_transit[SPAN_MAX_REGIONS];
     uint64_t region_locked[SPAN_MAX_REGIONS];
+    uint64_t region_large[SPAN_MAX_REGIONS];
     uint64_t hist[SPAN_HIST_BUCKETS];
     uint64_t buddy[SPAN_BUDDY_ORDERS];
 };
@@ -148,7 +149,7 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         if (span_hash_find(a, n->base) != n)
             FAIL(f, "segment not found by its base", n->base);
         c->hashed++;
-        if (n->u.seg.reserve != NULL) {
+        if (n->flags & NODE_RESERVED) {
             c->reserves++;
             if (n->state != SPAN_IN_TRANSIT && !(n->flags & NODE_MOVING))
                 FAIL(f, "a slot is reserved for a span that is not moving", n->base);
@@ -163,6 +164,7 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         c->free_bytes += n->size;
         c->free_spans++;
         c->region_free[n->region] += n->size;
+        c->region_large[n->region] += span_aligned_blocks(n->base, n->size, a->large_order);
         c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
         {
             uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
@@ -180,6 +182,11 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
         if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
             FAIL(f, "misaligned mark wrong", n->base);
+        if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 ||
+            (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
+            FAIL(f, "segment constraints malformed", n->base);
+        if (!span_place_keeps(n, n->base))
+            FAIL(f, "segment outside its constraints (alignment or limit)", n->base);
         c->segments++;
         c->misaligned += misaligned;
         if (n->flags & NODE_MOVING)
@@ -268,6 +275,8 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c,
             FAIL(f, "region transit bytes wrong", r->base);
         if (c->region_locked[i] != r->locked_bytes)
             FAIL(f, "region locked bytes wrong", r->base);
+        if (c->region_large[i] != r->large_blocks)
+            FAIL(f, "region large-page count wrong", r->base);
     }
     if (c->free_bytes != a->free_bytes || c->free_spans != a->free_spans)
         FAIL(f, "free byte or span count wrong", c->free_bytes);
@@ -293,7 +302,8 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c,
     return 0;
 }
 
-/* Every slot is a span, a free span's index entry, a reserve, or free. */
+/* Every slot is a span, a free span's index entry, or free (a free slot
+ * may be kept for a pending move: a->reserved of them). */
 static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fault *f)
 {
     const struct span_node *n;
@@ -317,7 +327,7 @@ static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fau
             unused += count;
         }
     }
-    if (unused != a->nodes_free || in_use + unused != a->capacity)
+    if (unused != a->nodes_free + a->reserved || in_use + unused != a->capacity)
         FAIL(f, "slot accounting wrong", in_use);
     return 0;
 }
@@ -362,7 +372,9 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
     if (prev != NULL && span_end(prev) != a->regions[prev->region].base +
                                            a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
-    err = check_pool(a, spans + c.free_spans + c.reserves, fault);
+    if (c.reserves != a->reserved)
+        FAIL(fault, "reserved slot count wrong", c.reserves);
+    err = check_pool(a, spans + c.free_spans, fault);
     if (err != 0)
         return err;
     err = check_free_index(a, fault);

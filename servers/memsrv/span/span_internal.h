@@ -10,6 +10,7 @@
 
 #define NODE_MISALIGNED 0x1u /* large segment not at large-page alignment */
 #define NODE_MOVING 0x2u     /* source of an unconfirmed move */
+#define NODE_RESERVED 0x4u   /* holds one of a->reserved: the slot its release may need */
 
 /* The header of a span_add_nodes block, in its first slot. Every later page
  * of the block starts with a pointer to it (the page's first slot), so a
@@ -55,6 +56,29 @@ union span_slot {
 
 _Static_assert(sizeof(struct span_node) == 64 && sizeof(struct span_free) == 64,
                "a span takes one 64-byte slot, a free span two");
+
+static inline uint64_t span_hard_align(const struct span_node *n)
+{
+    return (uint64_t)1 << n->align_shift;
+}
+
+/* The highest end a segment may have (its limit, or none). */
+static inline uint64_t span_limit(const struct span_node *n)
+{
+    return n->u.seg.limit != 0 ? n->u.seg.limit : UINT64_MAX;
+}
+
+/* A large segment whose large-page alignment is only a wish. */
+static inline bool span_wants_large(const struct span_alloc *a, const struct span_node *n)
+{
+    return n->size >= a->large_size && span_hard_align(n) < a->large_size;
+}
+
+/* Whether [to, to + n->size) keeps n's constraints. */
+static inline bool span_place_keeps(const struct span_node *n, uint64_t to)
+{
+    return (to & (span_hard_align(n) - 1)) == 0 && to + n->size <= span_limit(n);
+}
 
 static inline bool span_is_movable(const struct span_node *n)
 {
@@ -105,8 +129,9 @@ void span_mark_alignment(struct span_alloc *a, struct span_node *n);
  * free span of its region (the free span left needs a span_free), else 0. */
 size_t span_release_cost(const struct span_node *n);
 
-/* A slot for a pending move's release, kept in n->u.seg.reserve; the
- * caller has checked one is free. span_release uses or returns it. */
+/* Keeps a slot for a pending move's release of n (NODE_RESERVED: counted
+ * in a->reserved, taken out of nodes_free, left in the pool); the caller
+ * has checked one is free. span_release uses or returns it. */
 void span_reserve_slot(struct span_alloc *a, struct span_node *n);
 /* Gives n's reserved slot back (the move it was kept for is settled). */
 void span_return_slot(struct span_alloc *a, struct span_node *n);

@@ -80,7 +80,8 @@ enum plan_phase { PHASE_CHOOSE = 0, PHASE_EVACUATE, PHASE_ROOM };
 
 static void plan_reset(struct span_plan *plan, enum span_plan_kind kind)
 {
-    *plan = (struct span_plan){ .kind = kind, .window = NO_WINDOW, .result_base = NO_WINDOW };
+    *plan = (struct span_plan){ .kind = kind, .window = NO_WINDOW, .result_base = NO_WINDOW,
+                                .lo = 0, .hi = UINT64_MAX };
 }
 
 int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
@@ -101,10 +102,27 @@ int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint6
 
 int span_plan_full(const struct span_alloc *a, struct span_plan *plan, uint64_t step_bytes)
 {
-    if (a == NULL || plan == NULL)
+    return span_plan_range(a, plan, 0, UINT64_MAX, step_bytes);
+}
+
+int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi,
+                    uint64_t step_bytes)
+{
+    if (a == NULL || plan == NULL || lo >= hi)
         return -EINVAL;
     plan_reset(plan, SPAN_PLAN_FULL);
     plan->step_bytes = step_bytes;
+    plan->lo = lo;
+    plan->hi = hi;
+    plan->cursor = lo;
+    return 0;
+}
+
+int span_plan_yield(const struct span_alloc *a, struct span_plan *plan)
+{
+    if (a == NULL || plan == NULL)
+        return -EINVAL;
+    plan_reset(plan, SPAN_PLAN_YIELD);
     return 0;
 }
 
@@ -199,11 +217,14 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
     from = move->from;
     to = move->to;
     size = move->size;
+    span_return_slot(a, t); /* a segment now: it needs none */
     span_account(a, t, -1);
     span_hash_remove(a, t);
     span_hash_remove(a, seg);
     t->state = SPAN_ALLOCATED;
     t->u.seg.tag = seg->u.seg.tag;
+    t->u.seg.limit = seg->u.seg.limit;
+    t->align_shift = seg->align_shift;
     t->lock_count = 0;
     t->flags = 0;
     if (to < from && to + size > from) {        /* slid down over itself */
@@ -221,7 +242,6 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
     span_mark_alignment(a, t);
     seg->flags &= (uint8_t)~NODE_MOVING;
     span_release(a, seg); /* with its reserved slot */
-    span_return_slot(a, t); /* a segment now: it needs none */
     a->moves_in_flight--;
     plan->pending = false;
     plan->moves++;
@@ -271,11 +291,13 @@ static struct span_node *span_at_or_after(const struct span_alloc *a, uint64_t a
 }
 
 /* Lowest destination for seg at align: a free place inside [lo, hi), or a
- * slide down into the free span right below seg (overlapping itself). */
+ * slide down into the free span right below seg (overlapping itself).
+ * Never past seg's limit; align is a multiple of its hard alignment. */
 static bool lowest_below(const struct span_alloc *a, const struct span_node *seg,
                          uint64_t align, uint64_t lo, uint64_t hi, uint64_t *to)
 {
-    struct span_fit fit = { .size = seg->size, .align = align, .lo = lo, .hi = hi };
+    struct span_fit fit = { .size = seg->size, .align = align, .lo = lo,
+                            .hi = hi < span_limit(seg) ? hi : span_limit(seg) };
     const struct span_node *prev = seg->prev;
     uint64_t place;
     bool found = false;
@@ -294,18 +316,20 @@ static bool lowest_below(const struct span_alloc *a, const struct span_node *seg
     return found;
 }
 
-/* Alignments a segment may move at: large ones keep large-page alignment;
- * misaligned ones (or all, if allow_misaligned) may fall back to 4 KiB. */
+/* Alignments a segment may move at, best first: always a multiple of its
+ * hard alignment; a large segment that only wishes for large-page
+ * alignment keeps it while it has it, and one that lacks it tries for it
+ * first, then takes its hard alignment. */
 static unsigned move_alignments(const struct span_alloc *a, const struct span_node *seg,
-                                bool allow_misaligned, uint64_t out[2])
+                                uint64_t out[2])
 {
-    if (seg->size < a->large_size) {
-        out[0] = SPAN_GRANULE;
+    if (!span_wants_large(a, seg)) {
+        out[0] = span_hard_align(seg);
         return 1;
     }
     out[0] = a->large_size;
-    out[1] = SPAN_GRANULE;
-    return (allow_misaligned || (seg->flags & NODE_MISALIGNED)) ? 2 : 1;
+    out[1] = span_hard_align(seg);
+    return (seg->flags & NODE_MISALIGNED) ? 2 : 1;
 }
 
 /* A move into another region (across a hole) is worth it only if the free
@@ -326,13 +350,14 @@ static bool crossing_pays(const struct span_alloc *a, const struct span_node *se
 }
 
 /* Where seg should slide to, never into [wlo, whi) (an empty window for
- * none); only lower addresses. */
+ * none) nor below floor; only lower addresses. */
 static bool compaction_target(const struct span_alloc *a, const struct span_node *seg,
-                              uint64_t wlo, uint64_t whi, uint64_t *to)
+                              uint64_t floor, uint64_t wlo, uint64_t whi, uint64_t *to)
 {
     uint64_t aligns[2];
-    uint64_t floors[2] = { 0, a->regions[seg->region].base };
-    unsigned n = move_alignments(a, seg, false, aligns), i, f;
+    uint64_t region_base = a->regions[seg->region].base;
+    uint64_t floors[2] = { floor, region_base > floor ? region_base : floor };
+    unsigned n = move_alignments(a, seg, aligns), i, f;
 
     /* First anywhere below; if that means an unprofitable hole crossing,
      * only within the segment's own region. */
@@ -360,11 +385,19 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
                            uint64_t whi, struct span_move *move)
 {
     struct span_node *seg;
+    uint64_t scanned = 0;
 
-    for (seg = span_at_or_after(a, plan->cursor); seg != NULL; seg = seg->next) {
+    for (seg = span_at_or_after(a, plan->cursor); seg != NULL && seg->base < plan->hi;
+         seg = seg->next) {
         uint64_t to;
         if (!span_is_movable(seg) || (seg->base < whi && span_end(seg) > wlo))
             continue;
+        if (span_end(seg) > plan->hi)
+            break; /* reaches out of the range: neither it nor what follows is in it */
+        if (plan->scan_max != 0 && ++scanned > plan->scan_max) {
+            plan->cursor = seg->base;
+            return SPAN_PLAN_PAUSE;
+        }
         if (plan->step_bytes != 0) {
             if (seg->size > plan->step_bytes)
                 continue;
@@ -374,7 +407,7 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
                 return SPAN_PLAN_PAUSE;
             }
         }
-        if (compaction_target(a, seg, wlo, whi, &to)) {
+        if (compaction_target(a, seg, plan->lo, wlo, whi, &to)) {
             int ret = propose(a, plan, seg, to, move);
             if (ret == SPAN_PLAN_MOVE)
                 plan->cursor = seg->base + seg->size;
@@ -387,26 +420,31 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
 
 /* ---- targeted ---------------------------------------------------------- */
 
-/* Alignment an evicted segment needs: a large segment that has large-page
- * alignment keeps it (compaction never breaks a large mapping); every other
- * segment, including a large one already misaligned, needs 4 KiB. */
-static uint64_t evict_align(const struct span_alloc *a, const struct span_node *seg)
+/* Alignment an evicted segment needs: its hard alignment, and large-page
+ * alignment for a large segment that wishes for it and has it (compaction
+ * never breaks a large mapping), unless the plan may relax that. */
+static uint64_t evict_align(const struct span_alloc *a, const struct span_plan *plan,
+                            const struct span_node *seg)
 {
-    return seg->size >= a->large_size && !(seg->flags & NODE_MISALIGNED) ? a->large_size
-                                                                          : SPAN_GRANULE;
+    if (span_wants_large(a, seg) && !(seg->flags & NODE_MISALIGNED) &&
+        !(plan->flags & SPAN_PLAN_RELAX_LARGE))
+        return a->large_size;
+    return span_hard_align(seg);
 }
 
-/* The lowest place for seg in the free space outside [elo, ehi), or NULL. */
-static struct span_node *evict_place(const struct span_alloc *a, const struct span_node *seg,
-                                     uint64_t elo, uint64_t ehi, uint64_t *to)
+/* The lowest place for seg in the free space outside [elo, ehi) and below
+ * its limit, or NULL. */
+static struct span_node *evict_place(const struct span_alloc *a, const struct span_plan *plan,
+                                     const struct span_node *seg, uint64_t elo, uint64_t ehi,
+                                     uint64_t *to)
 {
-    struct span_fit below = { .size = seg->size, .align = evict_align(a, seg), .lo = 0,
-                              .hi = elo };
-    struct span_fit above = { .size = seg->size, .align = below.align, .lo = ehi,
-                              .hi = UINT64_MAX };
-    struct span_node *f = elo > 0 ? span_find_lowest(a, &below, to) : NULL;
+    uint64_t limit = span_limit(seg);
+    struct span_fit below = { .size = seg->size, .align = evict_align(a, plan, seg), .lo = 0,
+                              .hi = elo < limit ? elo : limit };
+    struct span_fit above = { .size = seg->size, .align = below.align, .lo = ehi, .hi = limit };
+    struct span_node *f = below.hi > 0 ? span_find_lowest(a, &below, to) : NULL;
 
-    return f != NULL ? f : span_find_lowest(a, &above, to);
+    return f != NULL || ehi >= limit ? f : span_find_lowest(a, &above, to);
 }
 
 /* The next segment of [elo, ehi) in eviction order (decreasing size, then
@@ -438,7 +476,7 @@ static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, 
  * spans they were cut from). True if every segment found a place; a full
  * slot pool counts as no.
  */
-static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
+static bool witness(struct span_alloc *a, const struct span_plan *plan, uint64_t elo, uint64_t ehi)
 {
     struct span_node *trials = NULL, *seg;
     uint64_t size = 0, base = 0;
@@ -450,7 +488,7 @@ static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
         first = false;
         size = seg->size;
         base = seg->base;
-        f = evict_place(a, seg, elo, ehi, &to);
+        f = evict_place(a, plan, seg, elo, ehi, &to);
         if (f == NULL || span_carve_cost(f, to, size) + 1 > a->nodes_free) {
             ok = false;
             break;
@@ -468,7 +506,9 @@ static bool witness(struct span_alloc *a, uint64_t elo, uint64_t ehi)
 }
 
 struct window_sweep {
+    const struct span_plan *plan;
     uint64_t size, align, limit;
+    uint64_t max_cost;          /* classes dearer than this are not taken */
     uint64_t total_free;
     bool found;                 /* best: least cost with a witness */
     uint64_t best_cost, best_base, best_lo, best_hi;
@@ -485,7 +525,7 @@ static bool cheaper(uint64_t cost, uint64_t base, uint64_t best_cost, uint64_t b
 static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, uint64_t elo,
                      uint64_t ehi, uint64_t used, uint64_t free_in)
 {
-    if (used > s->total_free - free_in)
+    if (used > s->total_free - free_in || used > s->max_cost)
         return;
     if (!s->fallback || cheaper(used, w, s->fb_cost, s->fb_base)) {
         s->fallback = true;
@@ -496,7 +536,7 @@ static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, u
     }
     if (s->found && !cheaper(used, w, s->best_cost, s->best_base))
         return;
-    if (used != 0 && !witness(a, elo, ehi))
+    if (used != 0 && !witness(a, s->plan, elo, ehi))
         return;
     s->found = true;
     s->best_cost = used;
@@ -577,7 +617,8 @@ enum choice { CHOSE_NONE, CHOSE_WITNESS, CHOSE_FALLBACK };
 static enum choice choose_window(struct span_alloc *a, struct span_plan *plan)
 {
     struct window_sweep s = {
-        .size = plan->size, .align = plan->align, .limit = plan->limit,
+        .plan = plan, .size = plan->size, .align = plan->align, .limit = plan->limit,
+        .max_cost = plan->max_cost != 0 ? plan->max_cost : UINT64_MAX,
         .total_free = a->free_bytes,
     };
     unsigned i;
@@ -626,7 +667,9 @@ static int next_targeted(struct span_alloc *a, struct span_plan *plan, struct sp
             if (c == CHOSE_NONE)
                 return -ENOSPC;
             if (c == CHOSE_FALLBACK) {
-                if (plan->room_passes >= PLAN_ROOM_PASSES)
+                /* Room-making moves bytes no window's cost accounts for:
+                 * not within a byte cap (a request's direct budget). */
+                if (plan->room_passes >= PLAN_ROOM_PASSES || plan->max_cost != 0)
                     return -ENOSPC;
                 plan->room_passes++;
                 plan->phase = PHASE_ROOM;
@@ -660,7 +703,7 @@ static int next_targeted(struct span_alloc *a, struct span_plan *plan, struct sp
             plan->result_base = plan->window;
             return SPAN_PLAN_DONE;
         }
-        if (evict_place(a, seg, lo, hi, &to) == NULL) {
+        if (evict_place(a, plan, seg, lo, hi, &to) == NULL) {
             plan->phase = PHASE_CHOOSE; /* the caller allocated meanwhile */
             continue;
         }
@@ -677,7 +720,7 @@ static bool realign_target(const struct span_alloc *a, const struct span_node *s
     uint64_t down = align_down(seg->base, a->large_size);
     uint64_t up = align_up(seg->base, a->large_size);
     struct span_fit fit = { .size = seg->size, .align = a->large_size, .lo = 0,
-                            .hi = UINT64_MAX };
+                            .hi = span_limit(seg) };
 
     if (prev != NULL && prev->state == SPAN_FREE && prev->region == seg->region &&
         prev->base <= down) {
@@ -685,7 +728,7 @@ static bool realign_target(const struct span_alloc *a, const struct span_node *s
         return true;
     }
     if (next != NULL && next->state == SPAN_FREE && next->region == seg->region &&
-        span_end(next) >= up + seg->size) {
+        span_end(next) >= up + seg->size && up + seg->size <= span_limit(seg)) {
         *to = up;
         return true;
     }
@@ -711,6 +754,47 @@ static int next_realign(struct span_alloc *a, struct span_plan *plan, struct spa
     return SPAN_PLAN_DONE;
 }
 
+/* ---- yield ------------------------------------------------------------- */
+
+/*
+ * A large segment that only wishes for large-page alignment and has it,
+ * with a free gap right below it and free space right after it, slides down
+ * over the gap: the gap and the space after become one run, at the price
+ * of the segment's large mapping (realignment brings it back later).
+ */
+static bool yield_target(const struct span_alloc *a, const struct span_node *seg, uint64_t *to)
+{
+    const struct span_node *prev = seg->prev, *next = seg->next;
+    uint64_t slide;
+
+    if (!span_wants_large(a, seg) || (seg->flags & NODE_MISALIGNED) || prev == NULL ||
+        next == NULL || prev->state != SPAN_FREE || next->state != SPAN_FREE ||
+        prev->region != seg->region || next->region != seg->region)
+        return false;
+    slide = align_up(prev->base, span_hard_align(seg));
+    if (slide >= seg->base || (slide & (a->large_size - 1)) == 0)
+        return false; /* no gap at its alignment, or an ordinary compaction move */
+    *to = slide;
+    return true;
+}
+
+static int next_yield(struct span_alloc *a, struct span_plan *plan, struct span_move *move)
+{
+    struct span_node *seg;
+
+    for (seg = span_at_or_after(a, plan->cursor); seg != NULL; seg = seg->next) {
+        uint64_t to;
+        if (span_is_movable(seg) && yield_target(a, seg, &to)) {
+            int ret = propose(a, plan, seg, to, move);
+            if (ret == SPAN_PLAN_MOVE)
+                plan->cursor = seg->base + seg->size;
+            return ret;
+        }
+    }
+    plan->cursor = UINT64_MAX;
+    return SPAN_PLAN_DONE;
+}
+
 int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_move *move)
 {
     if (a == NULL || plan == NULL || move == NULL)
@@ -724,6 +808,8 @@ int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_mov
         return next_targeted(a, plan, move);
     case SPAN_PLAN_REALIGN:
         return next_realign(a, plan, move);
+    case SPAN_PLAN_YIELD:
+        return next_yield(a, plan, move);
     }
     return -EINVAL;
 }

@@ -9,7 +9,14 @@
  *   - a 2 MiB allocation on fragmented memory: its time, the bytes memsrv
  *     moved for it, and the least any compactor could have moved;
  *   - MS_COMPACT_FULL throughput on fragmented memory (4 KiB and 64 KiB
- *     segments), next to the best of those copy rates.
+ *     segments), next to the best of those copy rates;
+ *   - how long 4 KiB allocations wait while another thread of this client
+ *     has memsrv compact (MS_COMPACT_FULL, then huge allocations that fail);
+ *   - after a burst of frees leaves memory fragmented, how long until a
+ *     2 MiB aligned run is there without direct compaction (NOWAIT);
+ *   - a churn below a limit around pinned ballast (as the suite's churn
+ *     test): the share of bytes moved in the background, and how long the
+ *     churn's allocations took.
  * Everything it allocated is freed before it exits.
  */
 #include <common/string.h>
@@ -20,6 +27,7 @@
 #include <libsys/test.h>
 
 #include "bench.h"
+#include "lowmem.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB ((uint64_t)1024 * 1024)
@@ -321,7 +329,20 @@ static void measure_fragmented_alloc(struct frag *f, uint64_t region)
 }
 
 /* MS_COMPACT_FULL on the current picture. */
-static void measure_compaction(const char *name, uint64_t copy_rate)
+/* The FULL request's own figures (what its pass moved, how long it took to
+ * answer), and the compactor's rate over everything it moved since before
+ * the holes were punched (`before`): its proactive pass starts as soon as
+ * the holes appear and may leave the FULL pass little to do, so the rate
+ * against the copy is its bytes over its busy time. */
+/* One BENCH line named "<name>_<what>". */
+static void named_line(const char *name, const char *what, uint64_t value, const char *unit)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "%s_%s", name, what);
+    bench_line(line, value, unit);
+}
+
+static void measure_compaction(const char *name, uint64_t copy_rate, const struct ms_stats_compaction *before)
 {
     uint64_t moves = 0, bytes = 0;
     uint64_t t0 = bench_tsc();
@@ -331,18 +352,306 @@ static void measure_compaction(const char *name, uint64_t copy_rate)
         fail("ms_compact(FULL)", r);
         return;
     }
-    char line[64];
+    struct ms_stats_compaction after;
+    if (ms_stats_compaction(&after) == 0) {
+        uint64_t bg = after.bg_bytes - before->bg_bytes, busy = after.busy_ns - before->busy_ns;
+        uint64_t busy_rate = busy ? bg * 1000 / busy : 0; /* bytes per us = MB/s */
+        named_line(name, "bg_bytes", bg, "bytes");
+        named_line(name, "busy_ns", busy, "ns");
+        named_line(name, "busy_mb_s", busy_rate, "MB/s");
+        named_line(name, "busy_vs_best_copy", copy_rate ? busy_rate * 1000 / copy_rate : 0, "permille");
+    }
     uint64_t rate = bench_mb_per_s(bytes, t1 - t0, tsc_per_us);
-    snprintf(line, sizeof(line), "%s_mb_s", name);
-    bench_line(line, rate, "MB/s");
-    snprintf(line, sizeof(line), "%s_bytes", name);
-    bench_line(line, bytes, "bytes");
-    snprintf(line, sizeof(line), "%s_moves", name);
-    bench_line(line, moves, "moves");
-    snprintf(line, sizeof(line), "%s_ns", name);
-    bench_line(line, ns(t1 - t0), "ns");
-    snprintf(line, sizeof(line), "%s_vs_best_copy", name);
-    bench_line(line, copy_rate ? rate * 1000 / copy_rate : 0, "permille");
+    named_line(name, "mb_s", rate, "MB/s");
+    named_line(name, "bytes", bytes, "bytes");
+    named_line(name, "moves", moves, "moves");
+    named_line(name, "ns", ns(t1 - t0), "ns");
+    named_line(name, "vs_best_copy", copy_rate ? rate * 1000 / copy_rate : 0, "permille");
+}
+
+/* ---- allocations while memsrv compacts --------------------------------- */
+
+#define STALL_SAMPLES 4000u
+#define STALL_HUGE_TRIES 4u
+
+static uint8_t compactor_stack[16384] __attribute__((aligned(16)));
+static volatile bool stall_done;
+static uint64_t stall_full_ticks, stall_huge_ticks;
+static int64_t stall_full_result;
+
+/* The other client: a full compaction, then huge allocations that cannot
+ * be met (half of free memory, 2 MiB aligned, while every 2 MiB window is
+ * fragmented), each of which memsrv tries to compact for. */
+static void stall_compactor(uint64_t unused)
+{
+    (void)unused;
+    uint64_t t0 = bench_tsc();
+    stall_full_result = ms_compact(MS_COMPACT_FULL, 0, 0, 0, 0, 0);
+    uint64_t t1 = bench_tsc();
+    struct ms_stats_global g = {0};
+    ms_stats_global(&g);
+    for (unsigned i = 0; i < STALL_HUGE_TRIES; i++) {
+        struct ms_segment seg;
+        uint64_t size = (g.free_bytes / 2) & ~(LARGE - 1);
+        if (ms_alloc(size ? size : LARGE, LARGE, MS_ALLOC_LARGE, 0, &seg) == 0)
+            ms_free(seg.handle);
+    }
+    stall_full_ticks = t1 - t0;
+    stall_huge_ticks = bench_tsc() - t1;
+    stall_done = true;
+    sys_thread_exit();
+}
+
+static uint64_t stall_samples[STALL_SAMPLES];
+
+/*
+ * On a fragmented picture, one thread asks for a full compaction and huge
+ * allocations; this one allocates and frees 4 KiB meanwhile, timing each
+ * request (the last STALL_SAMPLES of them). Every allocation must succeed (memory for 4 KiB is there all
+ * along); how long they took is reported, not judged.
+ */
+static void measure_stall(struct frag *f, uint64_t region)
+{
+    if (!prepare(f, region, GRANULE) || !punch_holes(f))
+        return;
+    stall_done = false;
+    int64_t th = sys_thread_create(stall_compactor, compactor_stack + sizeof(compactor_stack), 0);
+    if (th < 0) {
+        fail("sys_thread_create", th);
+        return;
+    }
+    unsigned n = 0, refused = 0;
+    uint64_t max = 0;
+    while (!stall_done || n < 16) {
+        struct ms_segment seg;
+        uint64_t t0 = bench_tsc();
+        int64_t r = ms_alloc(GRANULE, 0, 0, 0, &seg);
+        uint64_t t1 = bench_tsc();
+        if (r != 0) {
+            refused++;
+            continue;
+        }
+        ms_free(seg.handle);
+        uint64_t t2 = bench_tsc();
+        /* Both requests are samples: either may meet the compaction. */
+        stall_samples[n++ % STALL_SAMPLES] = t1 - t0;
+        stall_samples[n++ % STALL_SAMPLES] = t2 - t1;
+        max = t1 - t0 > max ? t1 - t0 : max;
+        max = t2 - t1 > max ? t2 - t1 : max;
+    }
+    uint64_t total = n;
+    if (n > STALL_SAMPLES)
+        n = STALL_SAMPLES; /* the last ones, a ring */
+    sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
+    sys_handle_close((handle_t)th);
+    struct bench_stats s = bench_summarise(stall_samples, n);
+    bench_line("stall_full_result", (uint64_t)(stall_full_result < 0 ? -stall_full_result : 0), "errno");
+    bench_line("stall_full_ns", ns(stall_full_ticks), "ns");
+    bench_line("stall_huge_allocs_ns", ns(stall_huge_ticks), "ns");
+    bench_line("stall_requests", total, "requests");
+    bench_line("stall_allocs_refused", refused, "allocs");
+    bench_line("stall_request_median_ns", ns(s.median), "ns");
+    bench_line("stall_request_p99_ns", ns(s.p99), "ns");
+    bench_line("stall_request_max_ns", ns(max), "ns");
+}
+
+/* ---- 2 MiB after a burst of frees ----------------------------------------- */
+
+#define READY_POLL_NS (1000ull * 1000)
+#define READY_GIVE_UP_NS (20ull * 1000 * 1000 * 1000)
+
+/* How long after the holes are punched a 2 MiB aligned allocation succeeds
+ * without direct compaction (MS_ALLOC_NOWAIT), asked every millisecond. */
+static void measure_ready(struct frag *f, uint64_t region)
+{
+    if (!prepare(f, region, GRANULE))
+        return;
+    uint64_t t0 = sys_clock();
+    if (!punch_holes(f))
+        return;
+    uint64_t punched = sys_clock(), tries = 0;
+    int64_t r;
+    struct ms_segment seg;
+    do {
+        tries++;
+        r = ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE | MS_ALLOC_NOWAIT, 0, &seg);
+        if (r != 0)
+            sys_sleep(READY_POLL_NS);
+    } while (r != 0 && sys_clock() - t0 < READY_GIVE_UP_NS);
+    uint64_t t1 = sys_clock();
+    bench_line("frag_burst_2m_ready", r == 0, "bool");
+    bench_line("frag_burst_2m_ready_us", (t1 - t0) / 1000, "us");
+    bench_line("frag_burst_punch_us", (punched - t0) / 1000, "us");
+    bench_line("frag_burst_2m_tries", tries, "tries");
+    if (r == 0)
+        ms_free(seg.handle);
+}
+
+/* ---- churn below a limit ------------------------------------------------ */
+
+#define CHURN_OPS 3000u
+#define CHURN_LIVE_MAX 48u
+#define CHURN_MEAN_SEGMENT (300 * KIB)
+#define BALLAST_MAX 1024u
+#define BALLAST_STEP (16 * MIB)
+
+struct churn {
+    struct ms_segment ballast[BALLAST_MAX];
+    unsigned nballast, room_mib;
+    uint64_t limit;
+    struct ms_segment live[CHURN_LIVE_MAX];
+    uint64_t alloc_ticks[CHURN_OPS];
+};
+
+static struct churn churn_state;
+static uint64_t churn_rng = 0x2545f4914f6cdd1dull;
+
+static uint64_t churn_rand(void)
+{
+    churn_rng ^= churn_rng << 13;
+    churn_rng ^= churn_rng >> 7;
+    churn_rng ^= churn_rng << 17;
+    return churn_rng;
+}
+
+static handle_t dma_device(void)
+{
+    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
+}
+
+static bool take_ballast(void *ctx, uint64_t limit)
+{
+    struct churn *c = ctx;
+    if (c->nballast == BALLAST_MAX ||
+        ms_alloc(MIB, 0, MS_ALLOC_BELOW | MS_ALLOC_NOWAIT, limit, &c->ballast[c->nballast]) != 0)
+        return false;
+    sys_seg_pin(c->ballast[c->nballast++].handle, dma_device());
+    return true;
+}
+
+static bool enough_ballast(void *ctx)
+{
+    const struct churn *c = ctx;
+    return c->nballast == BALLAST_MAX || c->nballast >= 3 * c->room_mib;
+}
+
+static uint64_t churn_size(void)
+{
+    uint64_t r = churn_rand() % 100;
+    if (r < 80)
+        return (churn_rand() % 64 + 1) * 4 * KIB;
+    if (r < 98)
+        return (churn_rand() % 448 + 65) * 4 * KIB;
+    return (churn_rand() % 3 + 2) * MIB;
+}
+
+/*
+ * The suite's churn, from one client: 1 MiB ballast, pinned, fills low
+ * memory below a rising limit, every third piece is freed (a scattered
+ * room), and random allocations (80% 4-256 KiB, 18% to 2 MiB, 2% 2-4 MiB)
+ * and frees below the limit keep about two and a half times the room
+ * asked for. The background share is measured over the churn alone.
+ */
+static void measure_churn(void)
+{
+    struct churn *c = &churn_state;
+    struct ms_stats_global g;
+    if (!stats(&g))
+        return;
+    if (dma_device() == HANDLE_NONE) {
+        printf("b_memsrv: no DMA device to pin ballast with: no churn figures\n");
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    uint64_t room = g.free_bytes / MIB / 8;
+    c->room_mib = (unsigned)(room < 4 ? 4 : room > 40 ? 40 : room);
+    c->limit = lowmem_fill(BALLAST_STEP, take_ballast, enough_ballast, c);
+    unsigned freed = 0;
+    for (unsigned i = 0; i < c->nballast && freed < c->room_mib; i += 3, freed++) {
+        sys_seg_unpin(c->ballast[i].handle);
+        ms_free(c->ballast[i].handle);
+        c->ballast[i].handle = HANDLE_NONE;
+    }
+    sys_dev_dma(dma_device(), false); /* the unpinned pieces leave the device's reach */
+    uint64_t live_max = (uint64_t)freed * MIB * 5 / 2 / CHURN_MEAN_SEGMENT;
+    live_max = live_max < 8 ? 8 : live_max > CHURN_LIVE_MAX ? CHURN_LIVE_MAX : live_max;
+    struct ms_stats_compaction before = {0}, after = {0};
+    struct ms_stats_global g0, g1;
+    int64_t have_split = ms_stats_compaction(&before);
+    stats(&g0);
+    unsigned nlive = 0, nalloc = 0, refused = 0;
+    uint64_t t_start = bench_tsc();
+    for (unsigned i = 0; i < CHURN_OPS; i++) {
+        if (nlive == 0 || (nlive < live_max && churn_rand() % 100 < 55)) {
+            uint64_t t0 = bench_tsc();
+            int64_t r = ms_alloc(churn_size(), 0, MS_ALLOC_BELOW, c->limit, &c->live[nlive]);
+            uint64_t t1 = bench_tsc();
+            if (r != 0) {
+                refused++;
+                continue;
+            }
+            c->alloc_ticks[nalloc++] = t1 - t0;
+            nlive++;
+        } else {
+            unsigned k = (unsigned)(churn_rand() % nlive);
+            ms_free(c->live[k].handle);
+            c->live[k] = c->live[--nlive];
+        }
+        if (i % 200 == 0)
+            sys_sleep(2 * 1000 * 1000); /* idle moments, as real clients have */
+    }
+    uint64_t t_end = bench_tsc();
+    if (have_split == 0)
+        ms_stats_compaction(&after);
+    stats(&g1);
+    while (nlive)
+        ms_free(c->live[--nlive].handle);
+    for (unsigned i = 0; i < c->nballast; i++) {
+        if (c->ballast[i].handle != HANDLE_NONE) {
+            sys_seg_unpin(c->ballast[i].handle);
+            ms_free(c->ballast[i].handle);
+        }
+    }
+    sys_dev_dma(dma_device(), false);
+    printf("b_memsrv: churn: %u MiB room in %u MiB of ballast below %#lx, %lu live at most, %u allocations, "
+           "%u refused, %lu moves, %lu KiB moved\n",
+           freed, c->nballast, c->limit, live_max, nalloc, refused, g1.moves - g0.moves,
+           (g1.bytes_moved - g0.bytes_moved) / KIB);
+    uint64_t max = 0;
+    for (unsigned i = 0; i < nalloc; i++)
+        max = c->alloc_ticks[i] > max ? c->alloc_ticks[i] : max;
+    struct bench_stats s = bench_summarise(c->alloc_ticks, nalloc);
+    bench_line("churn_ns", ns(t_end - t_start), "ns");
+    bench_line("churn_allocs", nalloc, "allocs");
+    bench_line("churn_refused", refused, "allocs");
+    bench_line("churn_alloc_median_ns", ns(s.median), "ns");
+    bench_line("churn_alloc_p99_ns", ns(s.p99), "ns");
+    bench_line("churn_alloc_max_ns", ns(max), "ns");
+    bench_line("churn_moved_bytes", g1.bytes_moved - g0.bytes_moved, "bytes");
+    if (have_split != 0) {
+        printf("b_memsrv: memsrv does not split background and direct moves (%s)\n", sys_strerror(have_split));
+        return;
+    }
+    uint64_t bg = after.bg_bytes - before.bg_bytes, direct = after.direct_bytes - before.direct_bytes;
+    bench_line("churn_bg_bytes", bg, "bytes");
+    bench_line("churn_direct_bytes", direct, "bytes");
+    bench_line("churn_bg_share", bg + direct ? bg * 1000 / (bg + direct) : 1000, "permille");
+    bench_line("churn_direct_plans", after.direct_plans - before.direct_plans, "plans");
+}
+
+/* memsrv's own account of the run: the compaction figures. */
+static void report_server(void)
+{
+    struct ms_stats_compaction c;
+    if (ms_stats_compaction(&c) != 0)
+        return;
+    bench_line("server_bg_bytes", c.bg_bytes, "bytes");
+    bench_line("server_direct_bytes", c.direct_bytes, "bytes");
+    bench_line("server_busy_ns", c.busy_ns, "ns");
+    bench_line("server_waits", c.waits, "requests");
+    bench_line("server_wait_max_ns", c.wait_max_ns, "ns");
+    bench_line("server_wait_p99_ns", c.wait_p99_ns, "ns");
+    bench_line("server_hold_max_ns", c.hold_max_ns, "ns");
 }
 
 static int client(void)
@@ -373,12 +682,19 @@ static int client(void)
     }
     measure_fragmented_alloc(&frag, region > FRAG_ALLOC_REGION ? FRAG_ALLOC_REGION : region);
     release(&frag);
-    if (prepare(&frag, region, GRANULE) && punch_holes(&frag))
-        measure_compaction("compact_full_4k", copy_rate);
+    struct ms_stats_compaction before;
+    if (prepare(&frag, region, GRANULE) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
+        measure_compaction("compact_full_4k", copy_rate, &before);
     release(&frag);
-    if (prepare(&frag, region, 64 * KIB) && punch_holes(&frag))
-        measure_compaction("compact_full_64k", copy_rate);
+    if (prepare(&frag, region, 64 * KIB) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
+        measure_compaction("compact_full_64k", copy_rate, &before);
     release(&frag);
+    measure_stall(&frag, region);
+    release(&frag);
+    measure_ready(&frag, region > FRAG_ALLOC_REGION ? FRAG_ALLOC_REGION : region);
+    release(&frag);
+    measure_churn();
+    report_server();
 
     if (stats(&g) && g.free_bytes != base_free)
         printf("b_memsrv: free bytes %lu at the end, %lu at the start\n", g.free_bytes, base_free);

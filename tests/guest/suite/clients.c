@@ -108,7 +108,9 @@ void test_churn(void)
     cmdline_get_u64(libsys_startup->args, "churn.ops", &ops);
 
     struct ms_stats_global before = {0}, after = {0};
+    struct ms_stats_compaction split_before = {0}, split_after = {0};
     ms_stats_global(&before);
+    ms_stats_compaction(&split_before);
     int64_t parent = sys_ep_create();
     struct loader_grant grant[ABI_STARTUP_HANDLES];
     suite_grants(grant);
@@ -136,6 +138,7 @@ void test_churn(void)
         int64_t err = h[i] < 0 ? h[i] : suite_finish(h[i], &status);
         suite_count("churn", "t_mem", err, status);
     }
+    ms_stats_compaction(&split_after);
     lift_ballast(&ballast);
     if (parent >= 0)
         sys_handle_close((handle_t)parent);
@@ -145,6 +148,14 @@ void test_churn(void)
                  after.moves, before.compactions, after.compactions, before.free_bytes, after.free_bytes);
     printf("suite: churn: %lu moves, %lu KiB moved, %lu compaction runs\n", after.moves - before.moves,
            (after.bytes_moved - before.bytes_moved) / 1024, after.compactions - before.compactions);
+    uint64_t bg = split_after.bg_bytes - split_before.bg_bytes;
+    uint64_t direct = split_after.direct_bytes - split_before.direct_bytes;
+    printf("suite: churn: %lu KiB moved in the background, %lu KiB directly (%lu per mille in the background), "
+           "%lu direct plans\n", bg / 1024, direct / 1024, bg + direct ? bg * 1000 / (bg + direct) : 0,
+           split_after.direct_plans - split_before.direct_plans);
+    char share[96];
+    fmt_snprintf(share, sizeof(share), "%lu KiB in the background, %lu KiB directly", bg / 1024, direct / 1024);
+    suite_record("churn_background_compaction_ran", bg > 0, share);
     /* The server's books grow and shrink with use: free memory and books
      * together must come out even. */
     suite_record("churn_compaction_moved",

@@ -65,6 +65,8 @@ static const struct suite_entry suite[] = {
     TEST_PROGRAM("holes", "t_mem", "holes"),
     TEST_PROGRAM("memsrv_ops", "t_mem", "ops"),
     TEST_PROGRAM("memsrv_fuzz", "t_mem", "fuzz"),
+    TEST_PROGRAM("constraints", "t_mem", "constraints"),
+    TEST_PROGRAM("stall", "t_mem", "stall"),
     FAULT("fault_null", "null", 14),
     FAULT("fault_privileged", "privileged", 13),
     FAULT("fault_kernel_write", "kernel-write", 14),

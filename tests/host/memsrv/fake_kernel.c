@@ -3,6 +3,8 @@
  * server's table are 0x1000 + the segment's slot; a segment the server
  * does not hold has no valid handle there.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,10 +246,21 @@ static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
 
     if (s == NULL)
         return -ENOENT;
+    if (fk->on_migrate != NULL) {
+        void (*hook)(struct fake_kernel *, uint64_t, void *) = fk->on_migrate;
+        fk->on_migrate = NULL; /* what it does may migrate too */
+        hook(fk, sid, fk->on_migrate_arg);
+        fk->on_migrate = hook;
+        s = fk_seg(fk, sid);
+        if (s == NULL)
+            return -ENOENT;
+    }
     if (fk->fail_migrate != 0)
         return fk->fail_migrate;
-    if (s->pins != 0 || s->dma)
+    if (s->pins != 0 || s->dma) {
+        fk->busy_refusals++;
         return -EBUSY;
+    }
     if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) ||
         overlaps_live(fk, new_phys, s->size, sid))
         return -EINVAL;
@@ -335,6 +348,38 @@ static int64_t k_segments(void *ctx, uint64_t from, struct abi_seg_record *out, 
         if (s->phys >= from)
             out[n++] = record_of(fk, s);
         g = (s->phys + s->size) >> 12;
+    }
+    return n;
+}
+
+static void dma_queue_update(struct fake_kernel *fk, struct fk_seg *s)
+{
+    unsigned i;
+
+    for (i = 0; i < fk->ndma && fk->dma_queue[i] != s->sid; i++)
+        ;
+    if (s->dma != s->dma_told && i == fk->ndma) {
+        assert_true(fk->ndma < FK_DMA_CHANGES);
+        fk->dma_queue[fk->ndma++] = s->sid;
+    } else if (s->dma == s->dma_told && i < fk->ndma) {
+        memmove(&fk->dma_queue[i], &fk->dma_queue[i + 1], (fk->ndma - i - 1) * sizeof(fk->dma_queue[0]));
+        fk->ndma--;
+    }
+}
+
+static int64_t k_dma_changes(void *ctx, struct abi_dma_change *out, unsigned max)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    unsigned n = 0;
+
+    while (n < max && fk->ndma > 0) {
+        struct fk_seg *s = fk_seg(fk, fk->dma_queue[0]);
+        memmove(&fk->dma_queue[0], &fk->dma_queue[1], (fk->ndma - 1) * sizeof(fk->dma_queue[0]));
+        fk->ndma--;
+        if (s == NULL)
+            continue;
+        s->dma_told = s->dma;
+        out[n++] = (struct abi_dma_change){ .sid = s->sid, .busy = s->dma };
     }
     return n;
 }
@@ -445,6 +490,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
         .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
         .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .reclaimed = k_reclaimed,
         .segments = k_segments,
+        .dma_changes = k_dma_changes,
         .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
     };
     fk->next_sid = 100;
@@ -537,6 +583,13 @@ void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid)
     s->owner = to_pid;
 }
 
+static void notify(struct fake_kernel *fk, uint64_t bits)
+{
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL, .w = { bits } };
+
+    assert_false(memsrv_handle(&fk->ms, &m));
+}
+
 void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta)
 {
     struct fk_seg *s = fk_seg(fk, sid);
@@ -545,6 +598,9 @@ void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta)
     s->pins = (uint32_t)((int)s->pins + delta);
     /* With an IOMMU the last unpin takes the frames from the device. */
     s->dma = s->pins != 0 || (s->dma && fk->no_iommu);
+    dma_queue_update(fk, s);
+    if (fk->ndma > 0)
+        notify(fk, IPC_NOTIFY_DMA);
 }
 
 void fk_quiesce(struct fake_kernel *fk, uint64_t sid)
@@ -556,6 +612,9 @@ void fk_quiesce(struct fake_kernel *fk, uint64_t sid)
     assert_non_null(s);
     assert_int_equal(s->pins, 0);
     s->dma = false;
+    dma_queue_update(fk, s);
+    if (fk->ndma > 0)
+        notify(fk, IPC_NOTIFY_DMA);
     if (!(s->flags & SEG_INFO_QUARANTINED))
         return;
     s->flags &= ~SEG_INFO_QUARANTINED;
@@ -636,6 +695,58 @@ void fk_assert_consistent(struct fake_kernel *fk)
         assert_int_equal(info.size, s->size);
         assert_true(info.state == SPAN_ALLOCATED || info.state == SPAN_LOCKED);
     }
+}
+
+struct full_call {
+    struct fake_kernel *fk;
+    uint64_t pid;
+    struct ipc_msg m;
+    int64_t result;
+    int done;
+};
+
+static void *full_thread(void *arg)
+{
+    struct full_call *c = arg;
+
+    c->m = (struct ipc_msg){ .label = MS_COMPACT, .badge = c->pid, .w = { MS_COMPACT_FULL } };
+    c->result = fk_request(c->fk, &c->m);
+    __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+int64_t fk_full(struct fake_kernel *fk, uint64_t pid, uint64_t *moves, uint64_t *bytes)
+{
+    struct full_call c = { .fk = fk, .pid = pid };
+    unsigned threads = fk->ms.service_threads;
+    pthread_t t;
+
+    fk->ms.service_threads = 2; /* one waits, one would serve */
+    assert_int_equal(pthread_create(&t, NULL, full_thread, &c), 0);
+    while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE))
+        if (!memsrv_compactor_step(&fk->ms))
+            sched_yield();
+    pthread_join(t, NULL);
+    fk->ms.service_threads = threads;
+    if (moves != NULL)
+        *moves = c.m.w[0];
+    if (bytes != NULL)
+        *bytes = c.m.w[1];
+    return c.result;
+}
+
+unsigned fk_compact_idle(struct fake_kernel *fk, unsigned max)
+{
+    unsigned steps = 0;
+
+    while (steps < max) {
+        uint64_t before = fk->ms.bytes_moved;
+        if (!memsrv_compactor_step(&fk->ms))
+            break;
+        assert_true(fk->ms.bytes_moved - before <= MS_STEP_BYTES);
+        steps++;
+    }
+    return steps;
 }
 
 bool fk_console_has(struct fake_kernel *fk, const char *text)

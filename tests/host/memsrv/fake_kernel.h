@@ -14,6 +14,7 @@
 #define FK_SEGS 4096
 #define FK_BOOT 64
 #define FK_RECLAIM 1024
+#define FK_DMA_CHANGES 1024
 #define FK_MEMSRV_PID 0x100000001ull
 #define FK_INIT_PID 0x100000002ull
 
@@ -24,6 +25,7 @@ struct fk_seg {
     uint64_t sid, phys, size, owner;
     uint64_t payer;   /* whose account pays (0: memsrv) */
     uint32_t pins, flags;
+    bool dma_told;    /* the busy state memsrv last read from the DMA change queue */
     void *mem;        /* the books segment, mapped into "memsrv" */
 };
 
@@ -48,6 +50,15 @@ struct fake_kernel {
     uint64_t next_sid;
     struct abi_reclaim reclaim[FK_RECLAIM];
     unsigned nreclaim;
+    /* The DMA change queue: sids whose busy state differs from what memsrv
+     * was told (told: the state it last read), in order. */
+    uint64_t dma_queue[FK_DMA_CHANGES];
+    unsigned ndma;
+    /* Called inside every migration, before it happens (memsrv holds no
+     * lock then): the interleaving tests act as other clients there. */
+    void (*on_migrate)(struct fake_kernel *fk, uint64_t sid, void *arg);
+    void *on_migrate_arg;
+    unsigned busy_refusals; /* migrations refused with -EBUSY */
     uint64_t now;
     unsigned migrations, creates, destroys;
     int64_t fail_migrate; /* nonzero: every migration fails with it */
@@ -79,8 +90,16 @@ int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t
 /* Moves a segment to another process, as an IPC transfer would. */
 void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid);
 /* Pins (delta > 0) or unpins: a segment pinned once stays within a
- * device's reach (tainted) until fk_quiesce. */
+ * device's reach (tainted) until fk_quiesce. A change of its DMA state is
+ * queued for memsrv and notified (IPC_NOTIFY_DMA), as the kernel does. */
 void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta);
+/* A full compaction as a client asks for it: the request waits on one
+ * thread while this one runs the compactor's steps, as memsrv's compactor
+ * thread would. Returns the reply's label; moves and bytes from it. */
+int64_t fk_full(struct fake_kernel *fk, uint64_t pid, uint64_t *moves, uint64_t *bytes);
+/* Runs the compactor's steps until it has nothing to do (or max steps);
+ * returns the steps taken. Each is checked to move at most MS_STEP_BYTES. */
+unsigned fk_compact_idle(struct fake_kernel *fk, unsigned max);
 /* The device was quiesced: the segment is untainted, and if it was
  * quarantined it comes through the reclaim list again, released. */
 void fk_quiesce(struct fake_kernel *fk, uint64_t sid);

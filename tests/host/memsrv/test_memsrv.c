@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -280,7 +282,7 @@ static void test_quarantine_until_release(void **state)
     assert_true(g.locked_bytes >= 256 * KiB);
     fk_assert_consistent(fk);
     /* Compaction never touches it. */
-    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
+    assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
     assert_non_null(fk_seg(fk, sid));
     /* The kernel quiesces the device and lists it again: it is freed. */
     fk_quiesce(fk, sid);
@@ -309,7 +311,7 @@ static void test_tainted_free_quarantined(void **state)
     /* The client is charged nothing for it any more. */
     assert_int_equal(fk_client(fk, PID_A).bytes, 0);
     fk_assert_consistent(fk);
-    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
+    assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
     fk_quiesce(fk, sid);
     assert_null(fk_seg(fk, sid));
     assert_int_equal(fk_stats(fk).quarantined_bytes, 0);
@@ -344,11 +346,25 @@ static void fragment(struct fake_kernel *fk, uint64_t pid)
         assert_int_equal(fk_free(fk, pid, sids[i]), 0);
 }
 
+static struct ms_stats_compaction fk_cstats(struct fake_kernel *fk)
+{
+    struct ipc_msg m = { .label = MS_STATS, .badge = PID_A, .w = { MS_STATS_COMPACTION } };
+    struct ms_stats_compaction c;
+
+    assert_int_equal(fk_request(fk, &m), 0);
+    assert_int_equal(m.len, sizeof(c));
+    memcpy(&c, m.payload, sizeof(c));
+    return c;
+}
+
+/* A request that finds no room compacts directly within its budget; past
+ * it, -ENOMEM, and the compactor prepares room for the next one. */
 static void test_direct_compaction(void **state)
 {
     struct fake_kernel *fk = *state;
     struct ms_stats_global g;
-    uint64_t sid;
+    struct ms_stats_compaction c;
+    uint64_t sid, migrations;
 
     fk_init(fk, 64, 0);
     assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
@@ -356,41 +372,71 @@ static void test_direct_compaction(void **state)
     g = fk_stats(fk);
     assert_true(g.largest_free < MiB);
     assert_true(g.free_bytes > 16 * MiB);
-    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE, 0, &sid), 0);
+    migrations = fk->migrations;
+    /* 2 MiB aligned: 1 MiB to move out of the cheapest window, in budget. */
+    assert_int_equal(fk_alloc(fk, PID_B, 2 * MiB, 0, MS_ALLOC_LARGE, 0, &sid), 0);
     assert_int_equal(fk_seg(fk, sid)->phys % (2 * MiB), 0);
-    g = fk_stats(fk);
-    assert_true(g.moves > 0);
-    assert_int_equal(g.moves, fk->migrations);
-    assert_true(g.compactions >= 1);
+    c = fk_cstats(fk);
+    assert_true(fk->migrations > migrations);
+    assert_int_equal(c.direct_moves + c.bg_moves, fk->migrations);
+    assert_true(c.direct_bytes > 0 && c.direct_bytes <= MS_DIRECT_BYTES);
+    assert_true(c.direct_plans >= 1);
+    fk_assert_consistent(fk);
+    /* 8 MiB aligned would move 4 MiB: past the budget, refused at once
+     * without a move; the compactor makes the room in the background. */
+    migrations = fk->migrations;
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), -ENOMEM);
+    assert_int_equal(fk->migrations, migrations);
+    assert_true(fk->ms.ndemands > 0);
+    assert_true(fk_compact_idle(fk, 100000) > 0);
+    assert_true(fk_cstats(fk).bg_bytes >= 4 * MiB - 64 * KiB);
+    migrations = fk->migrations;
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE | MS_ALLOC_NOWAIT, 0, &sid), 0);
+    assert_int_equal(fk->migrations, migrations);
     fk_assert_consistent(fk);
     /* More than is free: an honest -ENOMEM after trying. */
+    g = fk_stats(fk);
     assert_int_equal(fk_alloc(fk, PID_B, g.free_bytes + MiB, 0, 0, 0, NULL), -ENOMEM);
     fk_assert_consistent(fk);
+}
+
+/* Pins a few of the client's surviving segments (about 10 MiB apart),
+ * telling memsrv as the kernel does (tell) or behind its back; records
+ * where each was. Returns how many. */
+static unsigned pin_some(struct fake_kernel *fk, uint64_t pid, bool tell, uint64_t pinned_phys[FK_SEGS])
+{
+    unsigned i, pinned = 0, survivors = 0;
+
+    for (i = 0; i < FK_SEGS; i++) {
+        struct fk_seg *s = &fk->segs[i];
+        if (s->live && s->owner == pid && survivors++ % 80 == 40) {
+            pinned_phys[i] = s->phys;
+            if (tell)
+                fk_pin(fk, s->sid, 1);
+            else
+                s->pins = 1;
+            pinned++;
+        }
+    }
+    return pinned;
 }
 
 static void test_pinned_segments_are_moved_around(void **state)
 {
     struct fake_kernel *fk = *state;
     uint64_t pinned_phys[FK_SEGS] = { 0 };
-    unsigned i, pinned = 0, survivors = 0;
+    unsigned i;
     uint64_t sid;
 
     fk_init(fk, 64, 0);
     assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
     fragment(fk, PID_A);
-    /* Pin a few surviving segments behind memsrv's back (about 10 MiB apart). */
-    for (i = 0; i < FK_SEGS; i++) {
-        struct fk_seg *s = &fk->segs[i];
-        if (s->live && s->owner == PID_A && survivors++ % 80 == 40) {
-            s->pins = 1;
-            pinned_phys[i] = s->phys;
-            pinned++;
-        }
-    }
-    assert_true(pinned >= 3);
+    /* Pinned behind memsrv's back: it learns only from refusals. */
+    assert_true(pin_some(fk, PID_A, false, pinned_phys) >= 3);
     /* A full pass meets them: refused with EBUSY, locked in the books. */
-    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
+    assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
     assert_true(fk->ms.pinned_records > 0);
+    assert_true(fk->busy_refusals > 0);
     assert_true(fk->migrations > 0);
     fk_assert_consistent(fk);
     assert_int_equal(fk_alloc(fk, PID_B, 4 * MiB, 0, 0, 0, &sid), 0);
@@ -398,14 +444,47 @@ static void test_pinned_segments_are_moved_around(void **state)
         if (pinned_phys[i] != 0)
             assert_int_equal(fk->segs[i].phys, pinned_phys[i]);
     fk_assert_consistent(fk);
-    /* Unpinned later: the background poll unlocks them. */
+    /* Unpinned later: the compactor's poll unlocks them. */
     for (i = 0; i < FK_SEGS; i++)
         fk->segs[i].pins = 0;
-    assert_true(memsrv_timeout(&fk->ms, fk->now) <= MS_IDLE_NS);
-    fk->now += MS_IDLE_NS;
-    assert_true(memsrv_work_due(&fk->ms, fk->now));
-    memsrv_background(&fk->ms, fk->now);
+    fk->now += MS_CHECK_NS;
+    fk_compact_idle(fk, 100000);
     assert_int_equal(fk->ms.pinned_records, 0);
+    fk_assert_consistent(fk);
+}
+
+/* The kernel says when a segment comes within a device's reach and when it
+ * leaves: memsrv locks it at once and plans go around it, so no migration
+ * of it is ever tried (none refused). */
+static void test_pins_known_early(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t pinned_phys[FK_SEGS] = { 0 }, sid;
+    unsigned i, pinned;
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    pinned = pin_some(fk, PID_A, true, pinned_phys);
+    assert_true(pinned >= 3);
+    assert_int_equal(fk->ms.pinned_records, pinned);
+    assert_int_equal(fk->ms.dma_records, pinned);
+    fk_assert_consistent(fk);
+    assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
+    fk_compact_idle(fk, 100000);
+    assert_int_equal(fk_alloc(fk, PID_B, 2 * MiB, 0, MS_ALLOC_LARGE, 0, &sid), 0);
+    assert_int_equal(fk->busy_refusals, 0);
+    for (i = 0; i < FK_SEGS; i++)
+        if (pinned_phys[i] != 0)
+            assert_int_equal(fk->segs[i].phys, pinned_phys[i]);
+    fk_assert_consistent(fk);
+    /* Unpinned: with an IOMMU the device's reach ends at once, and the
+     * kernel says so; the segments may move again. */
+    for (i = 0; i < FK_SEGS; i++)
+        if (pinned_phys[i] != 0)
+            fk_pin(fk, fk->segs[i].sid, -1);
+    assert_int_equal(fk->ms.pinned_records, 0);
+    assert_int_equal(fk->ms.dma_records, 0);
     fk_assert_consistent(fk);
 }
 
@@ -420,43 +499,55 @@ static void test_refused_migrations_end_the_plan(void **state)
     free0 = fk_stats(fk).free_bytes;
     fk->migrations = 0; /* the fill's last, failed request may have compacted */
     fk->fail_migrate = -EINVAL;
-    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), -ENOMEM);
+    assert_int_equal(fk_alloc(fk, PID_B, 2 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), -ENOMEM);
     assert_int_equal(fk->migrations, 0);
     assert_int_equal(fk_stats(fk).free_bytes, free0);
     fk_assert_consistent(fk);
+    /* The compactor meets the same refusals and gives up its run. */
+    assert_true(fk_compact_idle(fk, 1000) < 1000);
+    assert_int_equal(fk->migrations, 0);
     fk->fail_migrate = 0;
-    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), 0);
+    assert_int_equal(fk_alloc(fk, PID_B, 2 * MiB, 0, MS_ALLOC_LARGE, 0, NULL), 0);
     fk_assert_consistent(fk);
 }
 
+/* Proactive, per region: a region whose score passed the start threshold
+ * is compacted in steps of one move, until its score is at the stop
+ * threshold or the pass ends; then the compactor has nothing to do. */
 static void test_background_compaction_in_steps(void **state)
 {
     struct fake_kernel *fk = *state;
-    uint64_t score0, steps = 0, moved_before;
+    uint64_t score0, steps = 0;
+    struct span_stats st;
 
     fk_init(fk, 64, 0);
     assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
     fragment(fk, PID_A);
     score0 = fk_stats(fk).frag_score;
-    assert_true(score0 >= MS_FRAG_THRESHOLD);
-    /* Crossing the threshold makes work due at once. */
-    assert_true(memsrv_work_due(&fk->ms, fk->now));
-    while (memsrv_work_due(&fk->ms, fk->now) && steps < 1000) {
-        moved_before = fk->ms.bytes_moved;
-        memsrv_background(&fk->ms, fk->now);
-        assert_true(fk->ms.bytes_moved - moved_before <= MS_STEP_BYTES);
-        fk_assert_consistent(fk);
-        fk->now += memsrv_timeout(&fk->ms, fk->now) == TIMEOUT_FOREVER ? 0 : MS_IDLE_NS;
+    assert_true(score0 >= MS_SCORE_START);
+    fk->now += 2 * MS_PRESSURE_NS; /* the fill's last refusal is old news */
+    while (steps < 100000) {
+        uint64_t before = fk->ms.bytes_moved, moves = fk->ms.moves;
+        if (!memsrv_compactor_step(&fk->ms))
+            break;
+        assert_true(fk->ms.bytes_moved - before <= MS_STEP_BYTES);
+        assert_true(fk->ms.moves - moves <= 1);
+        if (steps % 64 == 0)
+            fk_assert_consistent(fk);
         steps++;
     }
-    assert_true(steps > 1);
+    assert_true(steps > 1 && steps < 100000);
+    span_stats(&fk->ms.span, &st);
     assert_true(fk_stats(fk).frag_score < score0);
-    assert_int_equal(memsrv_timeout(&fk->ms, fk->now), TIMEOUT_FOREVER);
+    assert_true(fk_cstats(fk).bg_moves > 0 && fk_cstats(fk).direct_moves == 0);
+    fk_assert_consistent(fk);
     /* Explicit requests: a step, a full pass, a target. */
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
-    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), 0);
+    assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 2 * MiB, 2 * MiB, 0), 0);
     fk_assert_consistent(fk);
+    /* FULL needs a thread to spare: with the only one, it is refused. */
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), -EBUSY);
 }
 
 static void test_realign_misaligned_large(void **state)
@@ -472,9 +563,11 @@ static void test_realign_misaligned_large(void **state)
     assert_int_equal(fk_alloc(fk, PID_B, 2 * MiB + 64 * KiB, 0, 0, 0, &big), 0);
     if (fk_seg(fk, big)->phys % (2 * MiB) == 0)
         skip(); /* the allocator found an aligned place after all */
-    while (fk_seg(fk, big)->phys % (2 * MiB) != 0 && steps < 2000) {
-        fk->now += MS_IDLE_NS;
-        memsrv_background(&fk->ms, fk->now);
+    /* Realigned once pressure is over (the fill's refusals) and enough is
+     * free. */
+    while (fk_seg(fk, big)->phys % (2 * MiB) != 0 && steps < 200000) {
+        if (!memsrv_compactor_step(&fk->ms))
+            fk->now += MS_CHECK_NS;
         steps++;
     }
     assert_int_equal(fk_seg(fk, big)->phys % (2 * MiB), 0);
@@ -557,6 +650,157 @@ static void test_kernel_refuses_create(void **state)
     fk_assert_consistent(fk);
 }
 
+/*
+ * Service and compactor threads interleaved, deterministically: every
+ * migration (the compactor's, or a request's direct plan) is made without
+ * the books lock, and the fake kernel's on_migrate hook runs there as
+ * another service thread would: it allocates (some below 16 MiB), frees and
+ * moves other segments, and checks the books, each time. At the end the
+ * books agree with the kernel and every limited segment is below its limit.
+ */
+#define WEAVE_HELD 512u
+
+struct weave {
+    uint64_t held[WEAVE_HELD], limit[WEAVE_HELD];
+    unsigned n, calls;
+};
+
+static void weave_hook(struct fake_kernel *fk, uint64_t moving, void *arg)
+{
+    struct weave *w = arg;
+    uint64_t r = test_rnd();
+    unsigned i = (unsigned)(r >> 8) % (w->n + 1);
+
+    w->calls++;
+    if (r % 4 != 0 && w->n < WEAVE_HELD) {
+        uint64_t limit = r % 3 == 0 ? 16 * MiB : 0;
+        if (fk_alloc(fk, PID_B, ((r >> 20) % 16 + 1) * 4 * KiB, 0, limit ? MS_ALLOC_BELOW | MS_ALLOC_NOWAIT : 0,
+                     limit, &w->held[w->n]) == 0)
+            w->limit[w->n++] = limit;
+    } else if (i < w->n && w->held[i] != moving) {
+        if (r % 8 == 0) {
+            int64_t err = fk_simple(fk, PID_B, MS_MOVE, w->held[i], 0, 0, 0);
+            assert_true(err == 0 || err == -ENOMEM);
+        } else {
+            assert_int_equal(fk_free(fk, PID_B, w->held[i]), 0);
+            w->held[i] = w->held[--w->n];
+            w->limit[i] = w->limit[w->n];
+        }
+    }
+    fk_assert_consistent(fk);
+}
+
+static void test_service_and_compactor_interleaved(void **state)
+{
+    struct fake_kernel *fk = *state;
+    static struct weave w;
+    unsigned i;
+
+    test_rng_seed(12);
+    memset(&w, 0, sizeof(w));
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    fk->on_migrate = weave_hook;
+    fk->on_migrate_arg = &w;
+    fk->now += 2 * MS_PRESSURE_NS;
+    /* The compactor's proactive pass, then a direct plan and its demand. */
+    fk_compact_idle(fk, 100000);
+    assert_true(w.calls > 10);
+    fk_alloc(fk, PID_C, 2 * MiB, 0, MS_ALLOC_LARGE, 0, NULL);
+    fk_compact_idle(fk, 100000);
+    fk->on_migrate = NULL;
+    fk_assert_consistent(fk);
+    for (i = 0; i < w.n; i++) {
+        struct fk_seg *seg = fk_seg(fk, w.held[i]);
+        assert_non_null(seg);
+        if (w.limit[i] != 0)
+            assert_true(seg->phys + seg->size <= w.limit[i]);
+    }
+    assert_int_equal(fk_cstats(fk).bg_moves + fk_cstats(fk).direct_moves, fk->ms.moves);
+}
+
+struct blocked_free {
+    struct fake_kernel *fk;
+    uint64_t sid;
+    int64_t result;
+    int done;
+};
+
+static void *free_moving(void *arg)
+{
+    struct blocked_free *b = arg;
+
+    b->result = fk_free(b->fk, PID_A, b->sid);
+    __atomic_store_n(&b->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void free_during_migration(struct fake_kernel *fk, uint64_t moving, void *arg)
+{
+    struct blocked_free *b = arg;
+    pthread_t t;
+
+    if (b->sid != 0)
+        return;
+    b->fk = fk;
+    b->sid = moving;
+    assert_int_equal(pthread_create(&t, NULL, free_moving, b), 0);
+    pthread_detach(t);
+    /* It must wait for this migration: the segment is in the kernel's hands. */
+    usleep(50 * 1000);
+    assert_int_equal(__atomic_load_n(&b->done, __ATOMIC_ACQUIRE), 0);
+}
+
+/* A request about the very segment the compactor is moving waits for the
+ * migration to settle, then sees the segment where it now is. */
+static void test_free_waits_for_its_migration(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct blocked_free b = { 0 };
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    fk->now += 2 * MS_PRESSURE_NS;
+    fk->on_migrate = free_during_migration;
+    fk->on_migrate_arg = &b;
+    for (unsigned steps = 0; b.sid == 0 && steps < 1000; steps++)
+        assert_true(memsrv_compactor_step(&fk->ms));
+    fk->on_migrate = NULL;
+    assert_true(b.sid != 0);
+    while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
+        usleep(1000);
+    assert_int_equal(b.result, 0);
+    assert_null(fk_seg(fk, b.sid));
+    assert_true(fk_cstats(fk).waits >= 1);
+    fk_assert_consistent(fk);
+}
+
+/* The zoom: 4 KiB or 64 KiB a character from a multiple of that; anything
+ * else is refused before a line is printed. */
+static void test_map_zoom(void **state)
+{
+    struct fake_kernel *fk = *state;
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, MS_MAP_ZOOM_4K, 0), 0);
+    assert_true(fk_console_has(fk, "memsrv zoom: 4 KiB/char from 0x100000"));
+    assert_true(fk_console_has(fk, "   0x0000140000 |"));
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 0, MS_MAP_ZOOM_64K, 0), 0);
+    fk->now += 2 * MS_MAP_WINDOW_NS;
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 8 * KiB, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB + 4 * KiB, MS_MAP_ZOOM_64K, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 0, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 200, ~0ull & ~(MS_MAP_ZOOM_64K - 1ull), MS_MAP_ZOOM_64K, 0),
+                     -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 201, 0, MS_MAP_ZOOM_4K, 0), -EINVAL);
+    /* Past the RAM: holes, printed as such. */
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1ull << 40, MS_MAP_ZOOM_64K, 0), 0);
+    fk_assert_consistent(fk);
+}
+
 #define rnd test_rnd
 
 static void test_random_messages(void **state)
@@ -602,9 +846,8 @@ static void test_random_messages(void **state)
             continue; /* prints only */
         fk_request(fk, &m);
         if (i % 97 == 0) {
-            fk->now += MS_IDLE_NS;
-            if (memsrv_work_due(&fk->ms, fk->now))
-                memsrv_background(&fk->ms, fk->now);
+            fk->now += MS_CHECK_NS;
+            memsrv_compactor_step(&fk->ms);
         }
         if (i % 1000 == 0)
             fk_assert_consistent(fk);
@@ -717,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reply_failure_destroys_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinned_segments_are_moved_around, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pins_known_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_migrations_end_the_plan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_background_compaction_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realign_misaligned_large, setup, teardown),
@@ -724,6 +968,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_zoom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),

@@ -40,7 +40,8 @@ bool snapshot_equal(const struct span_snapshot *x, const struct span_snapshot *y
         const struct span_info *p = &x->spans[i], *q = &y->spans[i];
         if (p->base != q->base || p->size != q->size || p->state != q->state ||
             p->tag != q->tag || p->lock_count != q->lock_count ||
-            p->misaligned != q->misaligned || p->moving != q->moving)
+            p->misaligned != q->misaligned || p->moving != q->moving ||
+            p->align != q->align || p->limit != q->limit || p->wants_large != q->wants_large)
             return false;
     }
     return true;

@@ -9,8 +9,13 @@
  * move is checked (a movable segment, a destination inside one region and
  * free or overlapping only itself), carried out with memmove, and confirmed;
  * one move in MOVE_FAIL_ONE_IN is reported failed as if the segment had been
- * pinned meanwhile. After each plan: every segment's contents are intact,
- * locked segments never moved, holes untouched, span_check passes.
+ * pinned meanwhile. Segments are allocated with random constraints (an
+ * alignment, a limit, large-page alignment as a hard constraint or a wish)
+ * and every move must keep them, as the test recorded them: alignment and
+ * limit always, a wished-for large alignment the segment has except in
+ * yield plans. After each plan: every segment's contents are intact and
+ * inside its constraints, locked segments never moved, holes untouched,
+ * span_check passes.
  *
  * Targeted plans are compared with two brute-force oracles on a granule
  * map, written independently of the library. The eviction witness (see
@@ -43,6 +48,8 @@
 
 struct seg {
     uint64_t base, size, tag;
+    uint64_t align, limit; /* its constraints: hard alignment, end limit (UINT64_MAX: none) */
+    bool wish;             /* large, its large-page alignment only wished for */
     bool locked;
     bool live;
 };
@@ -125,12 +132,23 @@ static void build(struct sim *s, enum span_policy policy)
     for (tries = 0; tries < 200 && s->nsegs < MAX_SEGS; tries++) {
         uint64_t r = test_rand(&s->rng);
         struct span_request req = { .size = (1 + r % 6) * G, .flags = SPAN_LARGE_OK };
-        uint64_t base;
+        uint64_t base, hard;
         if (r % 7 == 0)
             req.size = (4 + (r >> 8) % 8) * G;
+        if ((r >> 16) % 5 == 0)
+            req.align = (uint64_t)2 * G << ((r >> 20) % 2);      /* 8 or 16 KiB */
+        if ((r >> 24) % 4 == 0)
+            req.limit = MEM_BASE + (24 + (r >> 28) % 88) * G;    /* anywhere from the first region on */
+        if (req.size >= LARGE && (r >> 36) % 3 == 0)
+            req.flags = 0;                                      /* large alignment a hard constraint */
         if (span_alloc(&s->a, &req, s->nsegs, &base) != 0)
             continue;
-        s->segs[s->nsegs] = (struct seg){ base, req.size, s->nsegs, false, true };
+        hard = req.align ? req.align : G;
+        if (req.size >= LARGE && !(req.flags & SPAN_LARGE_OK) && hard < LARGE)
+            hard = LARGE;
+        s->segs[s->nsegs] = (struct seg){ base, req.size, s->nsegs, hard,
+                                          req.limit ? req.limit : UINT64_MAX,
+                                          req.size >= LARGE && hard < LARGE, false, true };
         stamp(s, &s->segs[s->nsegs]);
         s->nsegs++;
     }
@@ -146,6 +164,11 @@ static void build(struct sim *s, enum span_policy policy)
     }
 }
 
+static bool keeps(const struct seg *g, uint64_t to)
+{
+    return to % g->align == 0 && to + g->size <= g->limit;
+}
+
 static bool verify_memory(struct sim *s)
 {
     unsigned i;
@@ -159,6 +182,8 @@ static bool verify_memory(struct sim *s)
                    info.tag == s->segs[i].tag,
                "segment %u lost from the books", i);
         EXPECT(intact(s, &s->segs[i]), "segment %u contents changed", i);
+        EXPECT(keeps(&s->segs[i], s->segs[i].base), "segment %u at %#" PRIx64 " outside its constraints", i,
+               s->segs[i].base);
     }
     for (g = 0; g < GRANULES; g++)
         if (s->hole[g])
@@ -168,6 +193,8 @@ static bool verify_memory(struct sim *s)
     return true;
 }
 
+static unsigned moves_checked;
+
 /* Carries out one proposed move in the buffer and confirms it. */
 static bool carry_out(struct sim *s, struct span_plan *plan, const struct span_move *mv)
 {
@@ -176,6 +203,12 @@ static bool carry_out(struct sim *s, struct span_plan *plan, const struct span_m
 
     EXPECT(g != NULL && g->base == mv->from && g->size == mv->size, "move of a non-segment");
     EXPECT(!g->locked, "locked segment proposed for a move");
+    EXPECT(keeps(g, mv->to), "move of segment %" PRIu64 " to %#" PRIx64 " breaks its alignment %#" PRIx64
+           " or limit %#" PRIx64, mv->tag, mv->to, g->align, g->limit);
+    EXPECT(!g->wish || g->base % LARGE != 0 || mv->to % LARGE == 0 || plan->kind == SPAN_PLAN_YIELD ||
+               (plan->flags & SPAN_PLAN_RELAX_LARGE),
+           "move gives up a large segment's large-page alignment");
+    moves_checked++;
     EXPECT(mv->to >= MEM_BASE && mv->to + mv->size <= MEM_BASE + GRANULES * G,
            "move outside memory");
     for (gi = (mv->to - MEM_BASE) / G; gi < (mv->to + mv->size - MEM_BASE) / G; gi++)
@@ -244,7 +277,8 @@ static void granule_map(struct sim *s, uint8_t *map)
     }
 }
 
-/* Exact bin packing by backtracking, with a work budget (pack_budget). */
+/* Exact bin packing by backtracking, with a work budget (pack_budget).
+ * It ignores the segments' constraints: an upper bound on what is possible. */
 static unsigned long pack_budget;
 
 static bool pack(uint64_t *items, unsigned n, uint64_t *bins, unsigned nbins)
@@ -372,12 +406,13 @@ static uint64_t window_witness(const struct sim *s, const uint8_t *map,
         }
     for (i = 0; i < ni; i++) {
         unsigned sz = (unsigned)(items[i]->size / G);
-        bool aligned_large = items[i]->size >= LARGE && items[i]->base % LARGE == 0;
-        uint64_t align = aligned_large ? LARGE : G;
+        bool keeps_large = items[i]->wish && items[i]->base % LARGE == 0;
+        uint64_t align = keeps_large ? LARGE : items[i]->align;
         bool placed = false;
         for (g = 0; g + sz <= GRANULES && !placed; g++) {
             unsigned k;
-            bool ok = (MEM_BASE + (uint64_t)g * G) % align == 0;
+            bool ok = (MEM_BASE + (uint64_t)g * G) % align == 0 &&
+                      MEM_BASE + (uint64_t)(g + sz) * G <= items[i]->limit;
             for (k = g; k < g + sz && ok; k++)
                 ok = avail[k] && region_of[k] == region_of[g];
             if (ok) {
@@ -434,7 +469,7 @@ static void oracle(struct sim *s, unsigned n, unsigned align_g, uint64_t limit, 
 
 /* ---- trials ------------------------------------------------------------ */
 
-static unsigned by_witness, by_room, refused, refused_possible, targeted;
+static unsigned by_witness, by_room, refused, refused_possible, targeted, capped;
 
 static bool trial_targeted(struct sim *s)
 {
@@ -442,6 +477,9 @@ static bool trial_targeted(struct sim *s)
     unsigned align_g = 1u << (test_rand(&s->rng) % 4);
     uint64_t limit = test_rand(&s->rng) % 3 == 0
                          ? MEM_BASE + (20 + test_rand(&s->rng) % 92) * G : UINT64_MAX;
+    /* One plan in three has a byte cap, as a request's direct budget: it
+     * takes only windows within it and makes no room. */
+    uint64_t cap = test_rand(&s->rng) % 3 == 0 ? (1 + test_rand(&s->rng) % 24) * G : 0;
     struct oracle o;
     struct span_plan plan;
     int result = 1;
@@ -450,10 +488,21 @@ static bool trial_targeted(struct sim *s)
     targeted++;
     EXPECT(span_plan_targeted(&s->a, &plan, n * G, align_g * G,
                               limit == UINT64_MAX ? 0 : limit) == 0, "plan refused");
+    plan.max_cost = cap;
     if (!run_plan(s, &plan, &result, 0))
         return false;
     if (plan.failed_moves > 0)
         return true; /* a segment got pinned mid-plan: the oracle no longer applies */
+    if (cap != 0) {
+        bool within = o.witness && o.least_cost * G <= cap;
+        EXPECT(plan.room_passes == 0 && plan.moved_bytes <= cap, "capped plan moved %" PRIu64 " of a cap of %"
+               PRIu64 " granules, %u room passes", plan.moved_bytes / G, cap / G, plan.room_passes);
+        EXPECT(within ? result == SPAN_PLAN_DONE && plan.moved_bytes == o.least_cost * G : result == -ENOSPC,
+               "capped plan (cap %" PRIu64 ", least witness cost %" PRIu64 " granules): %d, moved %" PRIu64,
+               cap / G, o.witness ? o.least_cost : UINT64_MAX, result, plan.moved_bytes / G);
+        capped++;
+        return true;
+    }
     if (result == SPAN_PLAN_DONE) {
         struct span_info info;
         struct span_request req = { .size = n * G, .align = align_g * G,
@@ -507,6 +556,67 @@ static bool trial_full(struct sim *s, uint64_t step)
     return true;
 }
 
+/* A range plan moves only segments inside the range, to places inside it. */
+static bool trial_range(struct sim *s)
+{
+    uint64_t lo = MEM_BASE + (test_rand(&s->rng) % 80) * G;
+    uint64_t hi = lo + (8 + test_rand(&s->rng) % 40) * G;
+    struct span_plan plan;
+    struct span_move mv;
+    unsigned guard;
+    int ret = 0;
+
+    EXPECT(span_plan_range(&s->a, &plan, lo, hi, 0) == 0, "range plan refused");
+    EXPECT(span_plan_range(&s->a, &plan, hi, lo, 0) == -EINVAL, "empty range accepted");
+    EXPECT(span_plan_range(&s->a, &plan, lo, hi, 0) == 0, "range plan refused");
+    for (guard = 0; guard < 1000; guard++) {
+        ret = span_plan_next(&s->a, &plan, &mv);
+        if (ret != SPAN_PLAN_MOVE)
+            break;
+        EXPECT(mv.from >= lo && mv.from + mv.size <= hi && mv.to >= lo && mv.to + mv.size <= hi,
+               "range move %#" PRIx64 " -> %#" PRIx64 " leaves [%#" PRIx64 ", %#" PRIx64 ")", mv.from, mv.to,
+               lo, hi);
+        if (!carry_out(s, &plan, &mv))
+            return false;
+    }
+    EXPECT(ret == SPAN_PLAN_DONE, "range plan ended with %d", ret);
+    return verify_memory(s);
+}
+
+/* Yield: each move slides a wished-for large segment that had large
+ * alignment down over a free gap, next to free space after it, to a place
+ * that is not large-aligned. */
+static unsigned yields;
+
+static bool trial_yield(struct sim *s)
+{
+    struct span_plan plan;
+    struct span_move mv;
+    unsigned guard;
+    int ret = 0;
+
+    EXPECT(span_plan_yield(&s->a, &plan) == 0, "yield plan refused");
+    for (guard = 0; guard < 1000; guard++) {
+        struct seg *g;
+        struct span_info below, after;
+        ret = span_plan_next(&s->a, &plan, &mv);
+        if (ret != SPAN_PLAN_MOVE)
+            break;
+        g = seg_by_tag(s, mv.tag);
+        EXPECT(g != NULL && g->wish && mv.from % LARGE == 0 && mv.to < mv.from && mv.to % LARGE != 0,
+               "yield move %#" PRIx64 " -> %#" PRIx64 " is not a wished-for large segment sliding down", mv.from,
+               mv.to);
+        EXPECT(span_lookup(&s->a, mv.to, &below) == 0 && below.state == SPAN_IN_TRANSIT &&
+                   span_lookup(&s->a, mv.from + mv.size, &after) == 0 && after.state == SPAN_FREE,
+               "yield move without a gap below and free space after");
+        if (!carry_out(s, &plan, &mv))
+            return false;
+        yields++;
+    }
+    EXPECT(ret == SPAN_PLAN_DONE, "yield plan ended with %d", ret);
+    return verify_memory(s);
+}
+
 static bool trial_realign(struct sim *s)
 {
     struct span_plan plan;
@@ -538,13 +648,19 @@ int main(int argc, char **argv)
         build(&s, (enum span_policy)(t % SPAN_POLICY_COUNT));
         if (!verify_memory(&s))
             return 1;
-        switch (t % 4) {
+        switch (t % 6) {
         case 0:
         case 1:
             ok = trial_targeted(&s);
             break;
         case 2:
-            ok = trial_full(&s, (t / 4) % 2 ? 0 : (1 + test_rand(&s.rng) % 8) * G);
+            ok = trial_full(&s, (t / 6) % 2 ? 0 : (1 + test_rand(&s.rng) % 8) * G);
+            break;
+        case 3:
+            ok = trial_range(&s) && trial_targeted(&s);
+            break;
+        case 4:
+            ok = trial_yield(&s) && trial_realign(&s) && trial_targeted(&s);
             break;
         default:
             ok = trial_realign(&s) && trial_targeted(&s);
@@ -553,10 +669,11 @@ int main(int argc, char **argv)
         if (!ok)
             return 1;
     }
-    printf("span_compact_test: %u trials, seed %#" PRIx64 ": %u targeted plans: %u solved "
+    printf("span_compact_test: %u trials, seed %#" PRIx64 ", %u moves checked against their "
+           "constraints (%u of them yields): %u targeted plans: %u solved "
            "by a witness window at the least cost, %u by room-making without a witness, "
-           "%u refused (no witness; %u of them possible by a global repacking)\n",
-           trials, s.seed, targeted, by_witness, by_room, refused, refused_possible);
+           "%u refused (no witness; %u of them possible by a global repacking); %u more under a byte cap\n",
+           trials, s.seed, moves_checked, yields, targeted, by_witness, by_room, refused, refused_possible, capped);
     free(s.mem);
     return failures != 0;
 }

@@ -3,11 +3,19 @@
  *
  * Millions of random operations (allocate with random size, alignment, limit
  * and large-page flag; free, including bad and double frees; lock, unlock;
- * reserve at fixed places) on memory with holes and touching regions, for
- * every policy. Each result is checked against a reference model with one
- * byte per granule: a successful allocation must lie on free granules of one
- * region and honour its constraints; a failed one must be impossible in the
- * model (so the allocator never refuses what fits). The full invariant
+ * reserve at fixed places; runs of compaction plans of every kind: targeted,
+ * full, incremental, over a range, realign and yield) on memory with holes
+ * and touching regions, for every policy. Each result is checked against a
+ * reference model with one byte per granule: a successful allocation must
+ * lie on free granules of one region and honour its constraints; a failed
+ * one must be impossible in the model (so the allocator never refuses what
+ * fits). Every proposed move is checked the same way: the segment it names
+ * is a live unlocked one, its destination lies on granules that are free
+ * (or its own) inside one region, and keeps the segment's constraints (its hard
+ * alignment and its limit as the test recorded them at allocation, and the
+ * large-page alignment of a large segment that has it, except in a yield
+ * plan or a relaxed targeted plan); the model then follows the move, and
+ * one move in 40 is refused as if the segment had been pinned. The full invariant
  * checker (O(spans)) runs after every one of the first CHECK_ALL_OPS
  * operations of each policy and after every CHECK_EVERY-th one later (each
  * operation's own result is always checked against the model); the whole
@@ -31,9 +39,13 @@
 #define CHECK_EVERY 16
 #define NODES 8192
 #define MAX_LIVE 4096
+#define PLAN_MOVES_MAX 12 /* moves of one plan run, at most */
+#define MOVE_FAIL_ONE_IN 40
 
 struct live {
     uint64_t base, size;
+    uint64_t align, limit; /* the constraints it was allocated with (hard alignment; 0: no limit) */
+    bool wish;             /* large, with large-page alignment only wished for */
     uint32_t locks;
 };
 
@@ -47,6 +59,7 @@ struct world {
     uint64_t rng;
     uint64_t large;
     uint64_t op;
+    uint64_t moves;  /* moves followed, for the closing line */
     const char *why;
 };
 
@@ -132,11 +145,21 @@ static bool do_alloc(struct world *w)
             if (ref_can_place(&w->m, size, eff_align, hi))
                 return fail(w, "large segment misaligned though an aligned place existed");
         }
-        ref_set(&w->m, base, size, REF_USED);
-        if (w->nlive < MAX_LIVE)
-            w->live[w->nlive++] = (struct live){ base, size, 0 };
-        else
-            return fail(w, "test live table full");
+        {
+            /* What the segment must keep for good: a large one placed
+             * without SPAN_LARGE_OK has large-page alignment as a hard
+             * constraint, with it only as a wish. */
+            bool hard_large = large && !(req.flags & SPAN_LARGE_OK);
+            uint64_t keep = hard_large ? eff_align : align;
+            uint64_t limit = req.limit ? req.limit & ~(G - 1) : 0;
+            if (info.align != keep || info.limit != limit ||
+                info.wants_large != (large && keep < w->large))
+                return fail(w, "the segment does not carry the constraints it was asked with");
+            ref_set(&w->m, base, size, REF_USED);
+            if (w->nlive == MAX_LIVE)
+                return fail(w, "test live table full");
+            w->live[w->nlive++] = (struct live){ base, size, keep, limit, large && keep < w->large, 0 };
+        }
         return true;
     }
     if (err != -ENOMEM && err != -ERANGE && err != -E2BIG)
@@ -211,10 +234,115 @@ static bool do_reserve(struct world *w)
         ref_set(&w->m, base, size, REF_USED);
         if (w->nlive == MAX_LIVE)
             return fail(w, "test live table full");
-        w->live[w->nlive++] = (struct live){ base, size, 0 };
+        w->live[w->nlive++] = (struct live){ base, size, G, 0, size >= w->large, 0 };
     } else if (err != -EBUSY && err != -EINVAL) {
         return fail(w, "reserve error code");
     }
+    return true;
+}
+
+static struct live *live_at(struct world *w, uint64_t base)
+{
+    size_t i;
+
+    for (i = 0; i < w->nlive; i++)
+        if (w->live[i].base == base)
+            return &w->live[i];
+    return NULL;
+}
+
+/* Checks a proposed move against the model and the segment's recorded
+ * constraints, then carries it out in the model (or refuses it as pinned). */
+static bool follow_move(struct world *w, struct span_plan *plan, const struct span_move *mv,
+                        bool may_drop_large)
+{
+    struct live *l = live_at(w, mv->from);
+    uint64_t g;
+
+    if (l == NULL || l->size != mv->size || l->locks != 0)
+        return fail(w, "a move of something that is not a live, unlocked segment");
+    if (mv->to % l->align != 0 || (l->limit != 0 && mv->to + mv->size > l->limit))
+        return fail(w, "a move breaks the segment's alignment or limit");
+    if (l->wish && l->base % w->large == 0 && mv->to % w->large != 0 && !may_drop_large)
+        return fail(w, "a move gives up a large segment's large-page alignment");
+    for (g = mv->to; g < mv->to + mv->size; g += G) {
+        size_t k = (size_t)((g - w->m.base) / G);
+        bool own = g >= mv->from && g < mv->from + mv->size;
+        if (k >= w->m.granules || w->m.region[k] == 0 ||
+            w->m.region[k] != w->m.region[(mv->to - w->m.base) / G] ||
+            (!own && w->m.state[k] != REF_FREE))
+            return fail(w, "a move's destination is not free memory inside one region");
+    }
+    if (span_plan_next(&w->a, plan, (struct span_move[1]){ 0 }) != -EBUSY)
+        return fail(w, "a second proposal while one is pending");
+    if (test_rand(&w->rng) % MOVE_FAIL_ONE_IN == 0) {
+        if (span_move_failed(&w->a, plan, mv, true) != 0)
+            return fail(w, "move_failed refused");
+        l->locks = 1;
+        return true;
+    }
+    if (span_move_done(&w->a, plan, mv) != 0)
+        return fail(w, "move_done refused");
+    ref_set(&w->m, mv->from, mv->size, REF_FREE);
+    ref_set(&w->m, mv->to, mv->size, REF_USED);
+    l->base = mv->to;
+    w->moves++;
+    return true;
+}
+
+/* A short run of a random plan, every move followed and checked. */
+static bool do_plan(struct world *w)
+{
+    uint64_t r = test_rand(&w->rng);
+    struct span_plan plan;
+    bool may_drop = false;
+    unsigned moves;
+    int ret = 0;
+
+    switch (r % 6) {
+    case 0:
+        ret = span_plan_targeted(&w->a, &plan, pick_size(w),
+                                 (r >> 8) % 3 == 0 ? (uint64_t)1 << (13 + (r >> 12) % 8) : 0,
+                                 (r >> 16) % 3 == 0 ? (1 + (r >> 20) % 26) * MIB : 0);
+        if ((r >> 24) % 4 == 0) {
+            plan.flags |= SPAN_PLAN_RELAX_LARGE;
+            may_drop = true;
+        }
+        break;
+    case 1:
+        ret = span_plan_full(&w->a, &plan, 0);
+        break;
+    case 2:
+        ret = span_plan_full(&w->a, &plan, (1 + (r >> 8) % 64) * G);
+        plan.scan_max = 1 + (r >> 16) % 8;
+        break;
+    case 3: {
+        uint64_t lo = ((r >> 8) % 27) * MIB, hi = lo + (1 + (r >> 16) % 12) * MIB;
+        ret = span_plan_range(&w->a, &plan, lo, hi, 0);
+        break;
+    }
+    case 4:
+        ret = span_plan_realign(&w->a, &plan);
+        break;
+    default:
+        ret = span_plan_yield(&w->a, &plan);
+        may_drop = true;
+        break;
+    }
+    if (ret != 0)
+        return fail(w, "a plan was refused");
+    for (moves = 0; moves < PLAN_MOVES_MAX; moves++) {
+        struct span_move mv;
+        ret = span_plan_next(&w->a, &plan, &mv);
+        if (ret == SPAN_PLAN_PAUSE)
+            continue;
+        if (ret != SPAN_PLAN_MOVE)
+            break;
+        if (!follow_move(w, &plan, &mv, may_drop))
+            return false;
+    }
+    if (ret < 0 && ret != -ENOSPC && ret != -ENOMEM)
+        return fail(w, "unexpected plan error");
     return true;
 }
 
@@ -227,11 +355,13 @@ static bool step(struct world *w)
 
     if (r < alloc_share)
         return do_alloc(w);
-    if (r < 92)
+    if (r < 91)
         return do_free(w);
-    if (r < 98)
+    if (r < 97)
         return do_lock(w);
-    return do_reserve(w);
+    if (r < 99)
+        return do_reserve(w);
+    return do_plan(w);
 }
 
 int main(int argc, char **argv)
@@ -240,7 +370,7 @@ int main(int argc, char **argv)
     uint64_t seed = test_seed(argc, argv, 2);
     static struct world w;
     unsigned policy;
-    uint64_t total = 0;
+    uint64_t total = 0, moves = 0;
 
     for (policy = 0; policy < SPAN_POLICY_COUNT; policy++) {
         uint64_t pseed = seed + policy;
@@ -262,9 +392,11 @@ int main(int argc, char **argv)
             return 1;
         }
         total += ops;
+        moves += w.moves;
+        w.moves = 0;
         ref_free_model(&w.m);
     }
-    printf("span_random_test: %" PRIu64 " operations, seed %#" PRIx64 ", all checked\n", total,
-           seed);
+    printf("span_random_test: %" PRIu64 " operations and %" PRIu64 " plan moves, seed %#" PRIx64
+           ", all checked\n", total, moves, seed);
     return 0;
 }

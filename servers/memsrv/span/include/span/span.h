@@ -68,6 +68,14 @@ enum span_state {
                               that limited (DMA) requests and compaction work in */
 #define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK | SPAN_HIGH)
 
+/*
+ * A request's alignment and limit are the segment's constraints for good:
+ * the segment keeps them (with its large-page wish, below) through every
+ * move any plan proposes. A large segment allocated without SPAN_LARGE_OK
+ * has large-page alignment as a hard constraint; with it, only a wish: it
+ * is placed aligned when it can be, realigned later when it is not, and
+ * under pressure it may give the alignment up (span_plan_yield).
+ */
 struct span_request {
     uint64_t size;  /* bytes, > 0; rounded up to the granule */
     uint64_t align; /* 0 = granule; else a power of two >= 4 KiB */
@@ -89,14 +97,15 @@ struct span_node {
     uint64_t base;
     uint64_t size;
     uint8_t state;                      /* enum span_state (LOCKED not stored) */
-    uint8_t flags;                      /* private SPAN_NODE_* flags */
-    uint16_t region;
+    uint8_t flags;                      /* private NODE_* flags */
+    uint8_t region;
+    uint8_t align_shift;                /* segment: log2 of its hard alignment (12..63) */
     uint32_t lock_count;
     union {
         struct {
             struct span_node *hash_next; /* segments by base */
             uint64_t tag;
-            struct span_free *reserve;   /* moving/in transit: the slot its release needs */
+            uint64_t limit;              /* segment: its end stays <= limit (0: none) */
         } seg;
         struct {
             struct span_free *ext;
@@ -127,6 +136,7 @@ struct span_region {
     uint64_t free_bytes;
     uint64_t transit_bytes;
     uint64_t locked_bytes;
+    uint64_t large_blocks;  /* aligned large pages inside its free spans (its own score) */
 };
 
 struct span_block;                      /* a span_add_nodes block (span.c) */
@@ -142,7 +152,8 @@ struct span_alloc {
     size_t store_count;
     struct span_node *store_free;
     size_t capacity;                    /* slots in all */
-    size_t nodes_free;
+    size_t nodes_free;                  /* free and not reserved */
+    size_t reserved;                    /* free but kept for pending moves' settlement */
     struct span_block *partial, *empty; /* blocks with some / all slots free */
     size_t blocks;
     uint32_t block_seq;
@@ -236,15 +247,23 @@ struct span_info {
     uint64_t base;
     uint64_t size;
     uint64_t tag;          /* segments only */
+    uint64_t align;        /* segments: the hard alignment, kept through every move */
+    uint64_t limit;        /* segments: the end stays <= limit (0: none) */
     enum span_state state;
     uint32_t lock_count;
     unsigned region;
     bool misaligned;       /* large segment not at large-page alignment */
+    bool wants_large;      /* large segment whose large-page alignment is a wish, not a constraint */
     bool moving;           /* source of an unconfirmed move */
 };
 
 /* Describes the span containing addr. -ENOENT if addr is in no region. */
 int span_lookup(const struct span_alloc *a, uint64_t addr, struct span_info *info);
+
+/* The request that reproduces the segment at base's constraints (size,
+ * hard alignment, limit, SPAN_LARGE_OK for a wish): to book another place
+ * for it (memsrv's MOVE). -ENOENT if no segment starts there. */
+int span_request_of(const struct span_alloc *a, uint64_t base, struct span_request *req);
 
 /*
  * Pins the segment starting at base. Locks nest: each span_lock needs one
@@ -281,11 +300,19 @@ enum span_plan_kind {
     SPAN_PLAN_TARGETED = 1,
     SPAN_PLAN_FULL,
     SPAN_PLAN_REALIGN,
+    SPAN_PLAN_YIELD,
 };
+
+/* span_plan.flags, set by the caller after creating a targeted plan */
+#define SPAN_PLAN_RELAX_LARGE 0x1u /* evicted large segments may give up a wished-for large alignment */
 
 struct span_plan {
     enum span_plan_kind kind;
+    unsigned flags;                 /* SPAN_PLAN_* */
     uint64_t size, align, limit;    /* targeted: the run wanted */
+    uint64_t max_cost;              /* targeted: windows moving more bytes are not taken (0: no cap) */
+    uint64_t lo, hi;                /* full: the range compacted (segments and destinations) */
+    uint64_t scan_max;              /* full: segments looked at per call before a pause (0: no cap) */
     uint64_t step_bytes;            /* full: 0 = unbounded; else per step */
     uint64_t step_used;
     uint64_t cursor;                /* address the sweep has reached */
@@ -309,6 +336,11 @@ struct span_plan {
 #define SPAN_PLAN_PAUSE 2 /* incremental step's byte budget reached */
 
 /*
+ * Every plan keeps each segment's constraints on every move: its hard
+ * alignment, its limit, and (unless a targeted plan has
+ * SPAN_PLAN_RELAX_LARGE, or it is a yield plan) the large-page alignment of
+ * a large segment that has it.
+ *
  * Targeted: make a free run of size bytes at align (0 = granule), ending at
  * or below limit (0 = none), moving as few bytes as possible. On DONE,
  * plan->result_base is the run's base; span_alloc with the same constraints
@@ -324,11 +356,25 @@ int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint6
 
 /* Full (step_bytes = 0) or incremental (each step moves at most step_bytes;
  * larger segments are left alone): slides movable segments toward the
- * bottom of memory, around locked spans and holes, across regions. */
+ * bottom of memory, around locked spans and holes, across regions. With
+ * plan->scan_max set, a call that has looked at that many segments without
+ * finding a move pauses (SPAN_PLAN_PAUSE) and the next goes on from there. */
 int span_plan_full(const struct span_alloc *a, struct span_plan *plan, uint64_t step_bytes);
+
+/* The same, for the segments lying inside [lo, hi), which only move to
+ * places inside it (a region, or memory below a limit that requests need
+ * room in). -EINVAL for an empty range. */
+int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi,
+                    uint64_t step_bytes);
 
 /* Moves misaligned large segments to large-page-aligned places. */
 int span_plan_realign(const struct span_alloc *a, struct span_plan *plan);
+
+/* The other way, under pressure: a large segment that only wishes for
+ * large-page alignment, has it, and has a free gap right below it and free
+ * space right after it slides down over the gap (to its hard alignment),
+ * joining the two into one run. */
+int span_plan_yield(const struct span_alloc *a, struct span_plan *plan);
 
 /* Proposes the next move. -EBUSY if the previous one is not confirmed,
  * -ENOMEM node store full (retry later), -ENOSPC targeted run impossible. */
