@@ -123,7 +123,7 @@ endfunction()
 #            of init's module command line); others start on request (the
 #            console's `run`) or, for t_ and b_ programs, from the suite.
 #   CONSOLE  it is the console (implies BOOT): init serves it the requests
-#            that start and end programs (abi/init.h), and gives it a
+#            that start and end programs (proto/init.h), and gives it a
 #            device to pin for.
 # Each program is linked at an address of its own, 16 MiB apart from 4 MiB
 # up (TESSERA_IMAGE_BASE, libsys/user.ld), so that a breakpoint on one

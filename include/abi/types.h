@@ -28,6 +28,10 @@ typedef uint64_t badge_t;
 /* Timeouts in nanoseconds for blocking calls. */
 #define TIMEOUT_FOREVER UINT64_MAX
 #define TIMEOUT_POLL    0
+/* Timeouts and clocks count nanoseconds. */
+#define NS_PER_US  ((uint64_t)1000)
+#define NS_PER_MS  ((uint64_t)1000 * 1000)
+#define NS_PER_SEC ((uint64_t)1000 * 1000 * 1000)
 
 #define ABI_PAGE_SIZE       4096ull
 #define ABI_LARGE_PAGE_SIZE (2ull * 1024 * 1024)

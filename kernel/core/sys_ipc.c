@@ -14,23 +14,42 @@ static int endpoint_arg(uint64_t h, rights_t need, struct endpoint **ep)
     return handle_get(&current->proc->handles, h, HANDLE_ENDPOINT, need, (void **)ep, 0);
 }
 
-int64_t sys_ep_create(SYSCALL_ARGS)
+/* A new object and a handle to it in the caller's table, or neither: the
+ * handle slot is taken first, so the object is made only when it can be
+ * named. */
+static int64_t new_object_handle(enum handle_type type, rights_t rights,
+                                 int (*create)(struct account *account, void **out), void **object)
 {
-    SYSCALL_UNUSED;
     struct process *p = current->proc;
     handle_t h;
     int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h);
     if (err)
         return err;
-    struct endpoint *ep;
-    err = endpoint_create(p->account, &ep);
+    err = create(p->account, object);
     if (err) {
         handle_remove(&p->handles, h, 0);
         return err;
     }
-    handle_fill(&p->handles, h, ep, HANDLE_ENDPOINT, RIGHTS_ENDPOINT);
-    endpoint_handle_added(ep, RIGHTS_ENDPOINT);
+    handle_fill(&p->handles, h, *object, type, rights);
     return (int64_t)h;
+}
+
+static int create_endpoint(struct account *account, void **out)
+{
+    struct endpoint *ep = 0;
+    int err = endpoint_create(account, &ep);
+    *out = ep;
+    return err;
+}
+
+int64_t sys_ep_create(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    void *ep = 0;
+    int64_t h = new_object_handle(HANDLE_ENDPOINT, RIGHTS_ENDPOINT, create_endpoint, &ep);
+    if (h >= 0)
+        endpoint_handle_added(ep, RIGHTS_ENDPOINT);
+    return h;
 }
 
 int64_t sys_ipc_send(SYSCALL_ARGS)
@@ -80,22 +99,19 @@ static int notification_arg(uint64_t h, rights_t need, struct notification **n)
     return handle_get(&current->proc->handles, h, HANDLE_NOTIFICATION, need, (void **)n, 0);
 }
 
+static int create_notification(struct account *account, void **out)
+{
+    struct notification *n = 0;
+    int err = notification_create(account, &n);
+    *out = n;
+    return err;
+}
+
 int64_t sys_notify_create(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = current->proc;
-    handle_t h;
-    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h);
-    if (err)
-        return err;
-    struct notification *n;
-    err = notification_create(p->account, &n);
-    if (err) {
-        handle_remove(&p->handles, h, 0);
-        return err;
-    }
-    handle_fill(&p->handles, h, n, HANDLE_NOTIFICATION, RIGHTS_NOTIFICATION);
-    return (int64_t)h;
+    void *n = 0;
+    return new_object_handle(HANDLE_NOTIFICATION, RIGHTS_NOTIFICATION, create_notification, &n);
 }
 
 /* Bit 63 stays clear: collected bits come back as a non-negative result. */

@@ -6,7 +6,7 @@
  * error to a person.
  */
 #include <abi/errno.h>
-#include <abi/memsrv.h>
+#include <proto/memsrv.h>
 #include <abi/proc.h>
 #include <abi/syscall.h>
 #include <common/fmt.h>

@@ -1,7 +1,7 @@
 /*
  * libsys: the memory server's client API (libsys/memsrv.h), called by user
  * programs and by libsys's own malloc backend. Each call is one
- * SYS_IPC_CALL with a label of abi/memsrv.h; the server's reply label is 0
+ * SYS_IPC_CALL with a label of proto/memsrv.h; the server's reply label is 0
  * or a negative error stored as a uint64, returned here as is.
  *
  * The server may crash and be restarted by init. A call that meets that

@@ -8,17 +8,17 @@
  * It starts the name service first (servers/names/, docs/names.md). Then,
  * without test= or bench=, it starts the boot modules listed by `boot=` in
  * its own module command line (tessera_user_program's BOOT), giving each a
- * service endpoint of its own (abi/init.h) that a thread of init serves:
+ * service endpoint of its own (proto/init.h) that a thread of init serves:
  * the console (`console=`, memctl) starts, lists and ends programs through
  * it and powers the machine off. With test= or bench= it starts the
  * in-guest suite, the boot module t_suite (tests/guest/suite), with the
  * whole command line, the powers to start processes and open devices, a
  * registrar for the names under "test", and a delegate endpoint
- * (abi/init.h) for what stays init's: the boot modules' images, memsrv's
+ * (proto/init.h) for what stays init's: the boot modules' images, memsrv's
  * init-only requests and powering off. The suite powers off with the
  * result.
  */
-#include <abi/init.h>
+#include <proto/init.h>
 #include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/loader.h>
@@ -30,7 +30,7 @@
 #include "init.h"
 #include "supervise.h"
 
-/* One endpoint init serves. The delegate (abi/init.h): t_suite's process,
+/* One endpoint init serves. The delegate (proto/init.h): t_suite's process,
  * which receives what it asks for on the delegate endpoint; HANDLE_NONE on
  * every other endpoint. The console's endpoint also takes INIT_RUN and the
  * other console requests. */
@@ -134,7 +134,7 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
     return true;
 }
 
-/* The service loop (abi/init.h). A reply that gives a segment back goes out
+/* The service loop (proto/init.h). A reply that gives a segment back goes out
  * alone, so that if it fails init can return the segment to memsrv. */
 static void serve(const struct service *sv)
 {

@@ -2,7 +2,7 @@
  * init (private): what init's files share. init.c starts the system and
  * serves the endpoints init gives the programs it starts; programs.c keeps
  * the programs init started and starts new ones, at boot and for the
- * console (abi/init.h).
+ * console (proto/init.h).
  */
 #ifndef INIT_INIT_H
 #define INIT_INIT_H
@@ -43,7 +43,7 @@ handle_t programs_registrar(const char *name, unsigned flags);
  * command line). */
 bool programs_is_console(const char *name);
 
-/* The console's requests (abi/init.h): the reply is built in *reply, the
+/* The console's requests (proto/init.h): the reply is built in *reply, the
  * result returned. `asker` is the console's own pid. */
 int64_t programs_run(const struct ipc_msg *req, struct ipc_msg *reply);
 int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply);

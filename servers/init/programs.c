@@ -11,7 +11,7 @@
  * The children and the registrars are shared by init's service threads
  * under one mutex; spawning happens outside it.
  */
-#include <abi/init.h>
+#include <proto/init.h>
 #include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/explain.h>

@@ -1,5 +1,5 @@
 /*
- * init: the memory server's supervisor (abi/init.h). init.c's main starts
+ * init: the memory server's supervisor (proto/init.h). init.c's main starts
  * it (supervise_start); its requests come through init.c's service loop
  * (supervise_request).
  *
@@ -18,8 +18,8 @@
  * successor when the server is down: the thread that starts successors
  * must not be one of those waiting. It allocates nothing.
  */
-#include <abi/init.h>
-#include <abi/memsrv.h>
+#include <proto/init.h>
+#include <proto/memsrv.h>
 #include <abi/proc.h>
 #include <common/fmt.h>
 #include <common/string.h>
@@ -31,7 +31,6 @@
 
 #include "supervise.h"
 
-#define NS_PER_MS (1000ul * 1000)
 #define BACKOFF_FIRST_NS (25ul * NS_PER_MS)
 #define SUPERVISOR_STACK_SIZE 16384
 

@@ -10,7 +10,7 @@
 /* Starts the thread that restarts memsrv when it ends (if init was given
  * its process handle). */
 void supervise_start(void);
-/* Whether label is one of the supervisor's requests (abi/init.h). */
+/* Whether label is one of the supervisor's requests (proto/init.h). */
 bool supervise_handles(uint64_t label);
 /* Serves one: delegate says whether it came on the suite's delegate
  * endpoint (INIT_MS_FAULT is served only there). Returns the reply's

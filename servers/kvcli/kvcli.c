@@ -1,6 +1,6 @@
 /*
  * kvcli: a command-line client of the key-value store (servers/kvstore/,
- * protocol abi/kvstore.h), started from the console: `run kvcli put a 1`,
+ * protocol proto/kvstore.h), started from the console: `run kvcli put a 1`,
  * `run kvcli get a`. It finds the store by name through the name service
  * (libsys/names.h), waiting a few seconds for the name if it is not
  * registered yet, and makes one request.
@@ -11,7 +11,7 @@
  * \xHH). Exit status: 0 done, 1 the store refused (no such key, ...), 2
  * bad usage, 3 no store by that name.
  */
-#include <abi/kvstore.h>
+#include <proto/kvstore.h>
 #include <common/cmdline.h>
 #include <common/string.h>
 #include <libsys/explain.h>
@@ -21,7 +21,6 @@
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 
-#define NS_PER_S (1000ull * 1000 * 1000)
 #define WAIT_DEFAULT_S 5
 
 static const struct error_meaning kv_meanings[] = {
@@ -182,7 +181,7 @@ static int64_t find_store(const char *name, uint64_t wait_s, handle_t *store)
     if (err != -ENOENT || wait_s == 0)
         return err;
     printf("kvcli: waiting up to %lu s for '%s' to be registered\n", wait_s, name);
-    return names_wait(name, wait_s * NS_PER_S, store);
+    return names_wait(name, wait_s * NS_PER_SEC, store);
 }
 
 int main(int argc, char **argv)

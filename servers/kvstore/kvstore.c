@@ -1,6 +1,6 @@
 /*
  * kvstore server: a key-value store whose values live in memsrv segments
- * (protocol: include/abi/kvstore.h). The worked example of
+ * (protocol: include/proto/kvstore.h). The worked example of
  * docs/writing-a-server.md: a table of handlers run by libsys's server loop,
  * the index on malloc, value ids from a vmem arena (store.c).
  *

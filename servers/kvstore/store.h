@@ -11,7 +11,7 @@
 #ifndef KVSTORE_STORE_H
 #define KVSTORE_STORE_H
 
-#include <abi/kvstore.h>
+#include <proto/kvstore.h>
 #include <libsys/arena.h>
 
 struct kv_entry {

@@ -1,7 +1,7 @@
 /*
  * memctl: the commands about programs (run, ps, kill, jobs, services,
  * quota, poweroff). Programs are init's to start and end: memctl asks it on
- * the endpoint init serves the console (abi/init.h, INIT_RUN and the rest)
+ * the endpoint init serves the console (proto/init.h, INIT_RUN and the rest)
  * and gets a process handle back for each program it runs, with which it
  * waits for the program, stops it (Ctrl-C, kill) and limits it (quota).
  *
@@ -11,7 +11,7 @@
  * the console. Background programs are jobs ([1], [2]...) that `jobs`
  * lists and whose end is reported at the next prompt.
  */
-#include <abi/init.h>
+#include <proto/init.h>
 #include <common/string.h>
 #include <libsys/explain.h>
 #include <libsys/names.h>

@@ -8,7 +8,7 @@
  *
  * It owns no boot right: starting and ending programs and powering off are
  * requests to init on the endpoint in startup slot ABI_STARTUP_PARENT
- * (abi/init.h), which init serves as the console's.
+ * (proto/init.h), which init serves as the console's.
  *
  * Lines are read by the line editor (lineedit.c: history, Tab completion
  * of commands and program names, Ctrl-C); a line is split at spaces into

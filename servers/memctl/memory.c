@@ -1,7 +1,7 @@
 /*
  * memctl: the memory server's commands (alloc, free, pin, unpin, fill,
  * check, list, stats, map, compact, move). Each is one or two memsrv
- * requests (abi/memsrv.h) or segment system calls, so a newcomer can
+ * requests (proto/memsrv.h) or segment system calls, so a newcomer can
  * allocate, pin, fill, compact and watch the map change; refusals come with
  * their meaning (libsys/explain.h).
  *

@@ -55,12 +55,15 @@ static int region_span(void *ctx, const struct span_info *info)
     return 0;
 }
 
+/* A migration under way holds its destination in transit: counted as free
+ * here, since the move leaves exactly one of its two spans in use, so free
+ * memory reads the same before, during and after a background move. */
 static void stats_global(struct memsrv *ms, const struct span_stats *st, struct ms_stats_global *g)
 {
     *g = (struct ms_stats_global){
         .total_bytes = st->total_bytes,
-        .free_bytes = st->free_bytes,
-        .used_bytes = st->total_bytes - st->free_bytes - st->locked_bytes,
+        .free_bytes = st->free_bytes + st->transit_bytes,
+        .used_bytes = st->total_bytes - st->free_bytes - st->transit_bytes - st->locked_bytes,
         .locked_bytes = st->locked_bytes,
         .largest_free = st->largest_free,
         .segments = ms->segments,

@@ -23,7 +23,7 @@
 #define MEMSRV_MS_SERVER_H
 
 #include <abi/ipc.h>
-#include <abi/memsrv.h>
+#include <proto/memsrv.h>
 #include <abi/proc.h>
 #include <abi/seg.h>
 #include <abi/types.h>

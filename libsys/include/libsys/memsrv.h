@@ -1,5 +1,5 @@
 /*
- * libsys: the memory server's client API (protocol in abi/memsrv.h). Each
+ * libsys: the memory server's client API (protocol in proto/memsrv.h). Each
  * call is one SYS_IPC_CALL to the server's endpoint, which a process finds
  * in its startup block (handles[ABI_STARTUP_MEMSRV]). Every function returns
  * 0 (or a count) on success and -E* on failure. A call made while the
@@ -10,7 +10,7 @@
 #ifndef LIBSYS_MEMSRV_H
 #define LIBSYS_MEMSRV_H
 
-#include <abi/memsrv.h>
+#include <proto/memsrv.h>
 #include <abi/types.h>
 
 /* A segment the caller holds, mapped at addr. */
@@ -40,7 +40,7 @@ int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, 
  * the caller, unreachable, until exit (docs/memsrv.md, "Client API"). */
 int64_t ms_free(handle_t seg);
 
-/* Statistics (abi/memsrv.h). client: pid 0 is the caller; -ENOENT for an
+/* Statistics (proto/memsrv.h). client: pid 0 is the caller; -ENOENT for an
  * unknown pid. region: -ENOENT past the last region, so iterate from 0
  * until it. -EINVAL for a NULL out or a reply of the wrong size. */
 int64_t ms_stats_global(struct ms_stats_global *out);

@@ -60,7 +60,6 @@
 
 #define KIB ((uint64_t)1024)
 #define MIB ((uint64_t)1024 * 1024)
-#define MS_NS (1000ull * 1000)
 
 /* Where the kernel's image starts (physical): a target no device may reach. */
 #define KERNEL_PHYS_PROBE 0x100000ull
@@ -186,7 +185,7 @@ static void recv_into_sent(void)
     pair_ep = (handle_t)ep;
     sent_seg = seg.handle;
     int64_t th = sys_thread_create(sender_thread, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * MS_NS); /* the sender blocks, its segment in flight */
+    sys_sleep(5 * NS_PER_MS); /* the sender blocks, its segment in flight */
     struct ipc_msg *inside = (struct ipc_msg *)((uint8_t *)seg.addr + 4096);
     inside->flags = 0;
     int64_t got = sys_ipc_recv((handle_t)ep, inside, TIMEOUT_FOREVER);
@@ -211,7 +210,7 @@ static void send_then_free(void)
     pair_ep = (handle_t)ep;
     sent_seg = x.handle;
     int64_t th = sys_thread_create(sender_thread, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * MS_NS);
+    sys_sleep(5 * NS_PER_MS);
     /* X is in flight: nobody may take it from the send. */
     int64_t freed = ms_free(x.handle);
     int64_t given = sys_seg_give(x.handle, HANDLE_SELF, 0, RIGHTS_SAME);
@@ -518,7 +517,7 @@ static void wait_races(void)
     wait_target = (handle_t)child;
     wait_result = 99;
     int64_t th = sys_thread_create(proc_waiter, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * MS_NS);
+    sys_sleep(5 * NS_PER_MS);
     sys_handle_close((handle_t)child);
     int64_t reuse = sys_proc_create("reuse", 5, 0);
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
@@ -533,11 +532,11 @@ static void wait_races(void)
     wait_target = (handle_t)sleeper;
     wait_result = 99;
     int64_t w = sys_thread_create(thread_waiter, stacks[2] + sizeof(stacks[2]), 0);
-    sys_sleep(5 * MS_NS);
+    sys_sleep(5 * NS_PER_MS);
     sys_handle_close((handle_t)sleeper);
     for (unsigned i = 0; i < 4; i++) /* slab slots reused by new threads */
         sys_thread_create(idle_thread, stacks[3 + i] + sizeof(stacks[0]), 0);
-    int64_t still = sys_thread_wait((handle_t)w, 20 * MS_NS);
+    int64_t still = sys_thread_wait((handle_t)w, 20 * NS_PER_MS);
     test_check(&t, "thread_wait_holds_on", still == -ETIMEDOUT && wait_result == 99,
                "the waiter ended (%ld, its wait %ld) though the thread lives", still, wait_result);
 }
@@ -631,7 +630,7 @@ static void edu_transfer(uint64_t phys, bool to_ram, uint32_t bytes)
     *(volatile uint64_t *)(edu + EDU_DMA_DEST) = to_ram ? phys : EDU_DMA_BUFFER;
     *(volatile uint64_t *)(edu + EDU_DMA_COUNT) = bytes;
     *(volatile uint64_t *)(edu + EDU_DMA_COMMAND) = (to_ram ? EDU_DMA_TO_RAM : 0) | EDU_DMA_RUN;
-    uint64_t deadline = sys_clock() + 5000 * MS_NS;
+    uint64_t deadline = sys_clock() + 5000 * NS_PER_MS;
     while ((*(volatile uint64_t *)(edu + EDU_DMA_COMMAND) & EDU_DMA_RUN) && sys_clock() < deadline)
         sys_yield();
     __asm__ volatile("mfence" ::: "memory");
@@ -671,14 +670,14 @@ static void dma_attacks_with_iommu(handle_t dev)
      * frames: the attacker learnt them somehow). */
     sys_notify_wait((handle_t)fault_n, TIMEOUT_POLL);
     edu_transfer(vi.phys, true, EDU_DMA_BYTES);
-    int64_t fault1 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    int64_t fault1 = sys_notify_wait((handle_t)fault_n, 5000 * NS_PER_MS);
     test_check(&t, "dma_to_unpinned_blocked", count_not(victim.addr, victim.size, 0x55) == 0 && fault1 == 1,
                "%u victim bytes changed, fault %ld", count_not(victim.addr, victim.size, 0x55), fault1);
     /* Into the kernel (its image sits at 1 MiB), and out of it. */
     edu_transfer(KERNEL_PHYS_PROBE, true, 64);
-    int64_t fault2 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    int64_t fault2 = sys_notify_wait((handle_t)fault_n, 5000 * NS_PER_MS);
     edu_transfer(KERNEL_PHYS_PROBE, false, 64);
-    int64_t fault3 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    int64_t fault3 = sys_notify_wait((handle_t)fault_n, 5000 * NS_PER_MS);
     test_check(&t, "dma_to_kernel_blocked", fault2 == 1 && fault3 == 1, "write fault %ld, read fault %ld", fault2,
                fault3);
     /* A stale address: pinned, used, unpinned; the same DMA is blocked. */
@@ -690,7 +689,7 @@ static void dma_attacks_with_iommu(handle_t dev)
     sys_seg_unpin(stale.handle);
     memset(stale.addr, 0x22, stale.size);
     edu_transfer((uint64_t)ps, true, EDU_DMA_BYTES);
-    int64_t fault4 = sys_notify_wait((handle_t)fault_n, 5000 * MS_NS);
+    int64_t fault4 = sys_notify_wait((handle_t)fault_n, 5000 * NS_PER_MS);
     test_check(&t, "stale_address_blocked", worked && count_not(stale.addr, stale.size, 0x22) == 0 && fault4 == 1,
                "pinned DMA %s; after unpin %u bytes changed, fault %ld", worked ? "worked" : "failed",
                count_not(stale.addr, stale.size, 0x22), fault4);

@@ -1,13 +1,13 @@
 /*
  * In-guest test program: the kvstore server (servers/kvstore/, protocol in
- * abi/kvstore.h) from a client's side. The suite starts kvstore first on a
+ * proto/kvstore.h) from a client's side. The suite starts kvstore first on a
  * fresh endpoint (its receive right in startup slot SERVICE), then this
  * client with a send right to the same endpoint in its slot SERVICE.
  * Every request, the bad ones, values of 4 KiB to 2 MiB with checksums, and
  * at the end the memory memsrv charges this client back where it started;
  * KV_SHUTDOWN last, after which the server exits 0 (the suite checks that).
  */
-#include <abi/kvstore.h>
+#include <proto/kvstore.h>
 #include <common/string.h>
 #include <libsys/memsrv.h>
 #include <libsys/start.h>

@@ -38,7 +38,6 @@
 #define WORDS_PER_WRITER 512              /* a 4 KiB part each */
 #define MOVES 1000
 #define TRANSFER_EVERY 100
-#define MS_NS (1000ull * 1000)
 
 enum label { L_ECHO = 1, L_KEEP, L_QUIT };
 
@@ -326,7 +325,7 @@ static void check_spread(void)
     unsigned want = ncpus < 2 ? 1 : 2;
     uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
     while (popcount(seen_cpus) < (ncpus < nthreads ? ncpus : nthreads) && sys_clock() < deadline)
-        sys_sleep(MS_NS);
+        sys_sleep(NS_PER_MS);
     spin_stop = true;
     for (unsigned i = 0; i < nthreads; i++)
         join(th[i]);
@@ -364,7 +363,7 @@ static int server(bool receiver)
              * other CPU wrote is in; nothing may change from now on. */
             volatile uint64_t *p = (volatile uint64_t *)m.seg_addr;
             uint64_t first = p[0];
-            uint64_t end = sys_clock() + 50 * MS_NS;
+            uint64_t end = sys_clock() + 50 * NS_PER_MS;
             unsigned changed = 0;
             while (sys_clock() < end)
                 changed += p[0] != first;

@@ -15,7 +15,6 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define MS_NS (1000ull * 1000)
 
 static struct test_run t;
 static uint8_t stacks[4][16384] __attribute__((aligned(16)));
@@ -36,7 +35,7 @@ static int64_t start_receiver(bool caps)
 {
     got_result = 99;
     int64_t th = sys_thread_create(receiver, stacks[0] + sizeof(stacks[0]), caps);
-    sys_sleep(2 * MS_NS); /* it blocks in receive */
+    sys_sleep(2 * NS_PER_MS); /* it blocks in receive */
     return th;
 }
 
@@ -158,7 +157,7 @@ static void check_caps(void)
     for (uint64_t i = 0; i < filled; i++)
         sys_handle_close(copies[i]);
     /* Whatever happened, the receiver must not be left waiting for ever. */
-    int64_t after = sys_ipc_send(ep, &m, 200 * MS_NS);
+    int64_t after = sys_ipc_send(ep, &m, 200 * NS_PER_MS);
     finish_receiver(th);
     test_check(&t, "no_room_for_caps", (full == -EDQUOT || full == -ENOMEM) && after == 0 && got.caps[1].handle,
                "%lu handles filled the table (then %ld); send %ld, then %ld", filled, copy, full, after);
@@ -236,7 +235,7 @@ static void check_futex(void)
     int64_t changed = sys_futex_wait(&word, 0, TIMEOUT_POLL);
     int64_t unaligned = sys_futex_wait((const uint32_t *)((uintptr_t)&word + 1), 1, TIMEOUT_POLL);
     int64_t kernel = sys_futex_wait((const uint32_t *)0xffffffff80000000ull, 0, TIMEOUT_POLL);
-    int64_t timed = sys_futex_wait(&word, 1, 1 * MS_NS);
+    int64_t timed = sys_futex_wait(&word, 1, 1 * NS_PER_MS);
     test_check(&t, "futex_refusals",
                changed == -EAGAIN && unaligned == -EINVAL && kernel == -EFAULT && timed == -ETIMEDOUT,
                "changed %ld, unaligned %ld, kernel address %ld, timeout %ld", changed, unaligned, kernel, timed);
@@ -247,9 +246,9 @@ static void check_futex(void)
     for (unsigned i = 0; i < 3; i++)
         started += (th[i] = sys_thread_create(futex_waiter, stacks[1 + i] + sizeof(stacks[0]), 0)) >= 0;
     test_check(&t, "futex_waiters_started", started == 3, "%u of 3 threads", started);
-    sys_sleep(3 * MS_NS);
+    sys_sleep(3 * NS_PER_MS);
     int64_t one = sys_futex_wake(&word, 1);
-    sys_sleep(1 * MS_NS);
+    sys_sleep(1 * NS_PER_MS);
     unsigned after_one = woke;
     int64_t rest = sys_futex_wake(&word, 100);
     for (unsigned i = 0; i < 3; i++)
@@ -373,11 +372,11 @@ static void check_condvar(void)
     struct condvar c = CONDVAR_INIT;
     mutex_lock(&m);
     uint64_t start = sys_clock();
-    int r = condvar_wait_timeout(&c, &m, 5 * MS_NS);
+    int r = condvar_wait_timeout(&c, &m, 5 * NS_PER_MS);
     uint64_t waited = sys_clock() - start;
     bool held = !mutex_trylock(&m);
     mutex_unlock(&m);
-    test_check(&t, "condvar_timeout", r == -ETIMEDOUT && waited >= 4 * MS_NS && held,
+    test_check(&t, "condvar_timeout", r == -ETIMEDOUT && waited >= 4 * NS_PER_MS && held,
                "gave %d after %lu ns, mutex held after: %d", r, waited, held);
 }
 

@@ -19,18 +19,46 @@
 #include <libsys/syscall.h>
 #include "suite.h"
 
-void memory_snapshot(struct memory_snapshot *s)
+static void read_memory(struct memory_snapshot *s)
 {
     struct abi_kinfo k = {0};
     struct ms_stats_global g = {0};
-    /* memsrv first: it handles the exit notifications it has before it
-     * answers, and the kernel destroys the segments of a process that
-     * ended only when memsrv reclaims them (on another CPU, maybe just
-     * after the process was waited for). Read after memsrv's answer, the
-     * pool includes that reclaim. */
+    /* memsrv first: it takes the kernel's reclaim list before it answers,
+     * and the kernel destroys the segments of a process that ended only
+     * when memsrv reclaims them. Read after memsrv's answer, the pool
+     * includes that reclaim. */
     ms_stats_global(&g);
     sys_kinfo(&k);
     *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
+}
+
+static bool same_memory(const struct memory_snapshot *a, const struct memory_snapshot *b)
+{
+    return a->pool_free == b->pool_free && a->ms_free == b->ms_free && a->processes == b->processes &&
+           a->quarantined == b->quarantined;
+}
+
+/* Settled readings: memsrv serves on several threads, and one may still be
+ * finishing work for a process that just ended (an allocation it was
+ * making when its caller was killed, whose reply then fails and whose
+ * segment it destroys) while another answers. The reading is taken when
+ * SETTLE_READINGS in a row, a millisecond apart, agree (at most
+ * SETTLE_TRIES): a leak never settles back and is still seen. */
+#define SETTLE_READINGS 3u
+#define SETTLE_TRIES 200u
+
+void memory_snapshot(struct memory_snapshot *s)
+{
+    struct memory_snapshot last;
+    unsigned same = 1;
+    read_memory(&last);
+    for (unsigned i = 0; i < SETTLE_TRIES && same < SETTLE_READINGS; i++) {
+        sys_sleep(NS_PER_MS);
+        read_memory(s);
+        same = same_memory(s, &last) ? same + 1 : 1;
+        last = *s;
+    }
+    *s = last;
 }
 
 /* One run of a scenario: false if its own checks failed; `what` gets the
@@ -127,7 +155,7 @@ static bool kill_spread_scenario(char *what, size_t len)
         fmt_snprintf(what, len, "spawn: %s", sys_strerror(h));
         return false;
     }
-    sys_sleep(20ull * 1000 * 1000); /* usually long enough for all to be running; the check holds either way */
+    sys_sleep(20 * NS_PER_MS); /* usually long enough for all to be running; the check holds either way */
     int64_t killed = sys_proc_kill((handle_t)h);
     int64_t waited = sys_proc_wait((handle_t)h, TIMEOUT_FOREVER, &status);
     sys_handle_close((handle_t)h);

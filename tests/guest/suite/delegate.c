@@ -1,11 +1,11 @@
 /*
  * In-guest suite: what stays init's and the suite asks init for, through
- * the delegate endpoint init gives it in startup slot PARENT (abi/init.h):
+ * the delegate endpoint init gives it in startup slot PARENT (proto/init.h):
  * the boot modules' images (to start test programs from), memsrv's
  * init-only request (revoke), powering off, and the memory server's
  * supervisor (restart.c).
  */
-#include <abi/init.h>
+#include <proto/init.h>
 #include <common/string.h>
 #include <libsys/start.h>
 #include <libsys/syscall.h>

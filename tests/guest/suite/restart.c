@@ -4,7 +4,7 @@
  * rebuilt from the kernel (servers/memsrv/rebuild.c). The suite reaches
  * the server's process only through init: INIT_MS_RESTART kills it (an
  * ordered end, not counted as a crash), INIT_MS_FAULT makes it fault,
- * INIT_MS_STATUS tells what the supervisor saw (abi/init.h). Clients are
+ * INIT_MS_STATUS tells what the supervisor saw (proto/init.h). Clients are
  * t_restart (protocol in ../programs/restart.h); they check their own
  * data. The suite checks that they finished, that the server restarted,
  * and that free memory (with the server's books, which a restarted server
@@ -27,7 +27,7 @@
  *                        until the supervisor gives up and powers off with
  *                        INIT_SHUTDOWN_MEMSRV_LOST
  */
-#include <abi/init.h>
+#include <proto/init.h>
 #include <common/cmdline.h>
 #include <common/edu.h>
 #include <common/string.h>
@@ -39,7 +39,6 @@
 #include "suite.h"
 
 #define CLIENTS 3
-#define NS_PER_MS (1000ul * 1000)
 #define COMPACT_TRIES 6
 #define BENCH_SEGMENTS_MAX 65536
 

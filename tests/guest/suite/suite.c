@@ -19,7 +19,6 @@
 #include <libsys/test.h>
 #include "suite.h"
 
-#define NS_PER_MS (1000ul * 1000)
 
 enum expect {
     EXPECT_TEST_PROGRAM, /* a libsys test program: its own counts */
@@ -319,8 +318,9 @@ static bool selected_from(const char *list, size_t len, const char *name)
 {
     if (!len)
         return false;
-    if (len == 4 && strncmp(list, "boot", 4) == 0)
-        return cmdline_list_has(boot_set, strlen(boot_set), name);
+    /* "boot" names the quick set, alone or beside other names. */
+    if (cmdline_list_has(list, len, "boot") && cmdline_list_has(boot_set, strlen(boot_set), name))
+        return true;
     return cmdline_list_has(list, len, name);
 }
 

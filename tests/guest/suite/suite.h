@@ -3,7 +3,7 @@
  * module that init starts with test= or bench= (servers/init/init.c), with
  * the powers to start processes and open devices; what stays init's (the
  * boot modules' images, memsrv's init-only requests, powering off) it asks
- * for through the delegate endpoint (abi/init.h, delegate.c). It runs the
+ * for through the delegate endpoint (proto/init.h, delegate.c). It runs the
  * test programs from the images init gives it (suite.c), times its waits by
  * the machine's own pace (pace.c), and runs the tests that need a parent's
  * view: memory accounting around a process's whole life (accounting.c),
@@ -53,7 +53,8 @@ void suite_grants(struct loader_grant grants[ABI_STARTUP_HANDLES]);
  * touched). HANDLE_NONE if neither opens. */
 handle_t suite_dma_device(void);
 
-/* accounting.c: the memory the system has free, as one consistent reading. */
+/* accounting.c: the memory the system has free, read once memsrv has
+ * settled (the same figures several readings in a row). */
 struct memory_snapshot {
     uint64_t pool_free;   /* kernel frame pool, frames */
     uint64_t ms_free;     /* memsrv's free bytes */
@@ -77,7 +78,7 @@ int64_t pace_wait_process(handle_t proc, int64_t *status);
 int64_t pace_recv(handle_t ep, struct ipc_msg *m);
 
 /* delegate.c: what stays init's, asked of init. */
-/* One request to init (abi/init.h); its reply is left in m. The reply's
+/* One request to init (proto/init.h); its reply is left in m. The reply's
  * label, or the call's error. */
 int64_t delegate_call(struct ipc_msg *m);
 /* Takes every boot module image init can give; returns how many. */

@@ -1,5 +1,5 @@
 /*
- * ABI layer: what init serves to the programs it starts at boot.
+ * Protocol layer: what init serves to the programs it starts at boot.
  *
  * Without test= on the command line, init starts the name service, then
  * the boot modules listed by `boot=` in its own module command line, and
@@ -9,8 +9,8 @@
  * requests). Requests are SYS_IPC_CALLs with a label below; the reply's
  * label is 0 or -E* as a uint64. Anything else gets -ENOSYS.
  */
-#ifndef ABI_INIT_H
-#define ABI_INIT_H
+#ifndef PROTO_INIT_H
+#define PROTO_INIT_H
 
 #include <abi/types.h>
 
@@ -85,7 +85,7 @@
  * name (NUL-terminated). -ENOENT past the last module; -EPERM for init's and
  * memsrv's own images, which init keeps; -EEXIST if given before. */
 #define INIT_MODULE (INIT_LABEL_BASE + 2)
-/* MS_REVOKE (abi/memsrv.h) sent to the delegate endpoint goes to memsrv as
+/* MS_REVOKE (proto/memsrv.h) sent to the delegate endpoint goes to memsrv as
  * init's; memsrv's reply comes back unchanged. Other memsrv labels get
  * -ENOSYS (ask memsrv directly). */
 

@@ -1,5 +1,5 @@
 /*
- * ABI layer: the key-value store's protocol (servers/kvstore/). Included by
+ * Protocol layer: the key-value store's protocol (servers/kvstore/). Included by
  * the server and its clients (tests/guest/programs/t_kv.c); the worked
  * example of docs/writing-a-server.md.
  *
@@ -14,8 +14,8 @@
  * a refused request comes back in the reply (reply.seg), still the client's.
  * Errors every request may get: -ENOSYS unknown label, -EINVAL malformed.
  */
-#ifndef ABI_KVSTORE_H
-#define ABI_KVSTORE_H
+#ifndef PROTO_KVSTORE_H
+#define PROTO_KVSTORE_H
 
 #include <abi/ipc.h>
 #include <abi/types.h>

@@ -1,11 +1,12 @@
 /*
- * ABI layer: the memory server's protocol. Clients call the server's
- * endpoint (SYS_IPC_CALL) with one of the labels below; the reply's label is
+ * Protocol layer: the memory server's protocol (the kernel knows nothing
+ * of it). Clients call the server's endpoint (SYS_IPC_CALL) with one of the
+ * labels below; the reply's label is
  * 0 on success or a negative error (-E*, abi/errno.h) stored as a uint64.
  * Every request is validated; a malformed one changes nothing.
  */
-#ifndef ABI_MEMSRV_H
-#define ABI_MEMSRV_H
+#ifndef PROTO_MEMSRV_H
+#define PROTO_MEMSRV_H
 
 #include <abi/types.h>
 
@@ -87,7 +88,7 @@ enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARG
 /* Scores are per mille (0..1000). */
 struct ms_stats_global {
     uint64_t total_bytes;     /* RAM the server manages */
-    uint64_t free_bytes;
+    uint64_t free_bytes;      /* free, a background move's destination counted as free */
     uint64_t used_bytes;      /* segments */
     uint64_t locked_bytes;    /* pinned or kernel spans */
     uint64_t largest_free;    /* largest free run */
