@@ -245,15 +245,4 @@ static int client(handle_t ep)
     return failed ? 1 : 0;
 }
 
-int main(int argc, char **argv)
-{
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
-    if (ep == HANDLE_NONE) {
-        printf("b_smp: no endpoint in startup handle SERVICE\n");
-        return 1;
-    }
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "server") == 0)
-            return server(ep);
-    return client(ep);
-}
+int main(int argc, char **argv) { return bench_pair_main("b_smp", argc, argv, server, client); }

@@ -7,6 +7,8 @@
 #ifndef TESSERA_BENCH_H
 #define TESSERA_BENCH_H
 
+#include <common/string.h>
+#include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include <stdint.h>
@@ -113,6 +115,23 @@ static inline int64_t bench_calls(handle_t ep, uint64_t label, unsigned warmup, 
     }
     *out = bench_summarise(samples, n);
     return 0;
+}
+
+/* The main of a benchmark that runs as a server and a client on the one
+ * endpoint in startup slot SERVICE (suite.c, run_benchmarks): "server" in
+ * the arguments runs `server`, else `client`. */
+static inline int bench_pair_main(const char *name, int argc, char **argv, int (*server)(handle_t ep),
+                                  int (*client)(handle_t ep))
+{
+    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    if (ep == HANDLE_NONE) {
+        printf("%s: no endpoint in startup handle SERVICE\n", name);
+        return 1;
+    }
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "server") == 0)
+            return server(ep);
+    return client(ep);
 }
 
 #endif
