@@ -72,6 +72,22 @@ void loader_spec_init(struct loader_spec *spec, const char *name, const void *im
         spec->limits[r] = ABI_LIMIT_NONE;
 }
 
+handle_t loader_dma_device(void)
+{
+    static const uint16_t candidates[][2] = {
+        { 0x1234, 0x11e8 }, /* QEMU's edu: a real DMA engine */
+        { 0x8086, 0x1237 }, /* i440FX host bridge (QEMU pc, Bochs) */
+        { 0x8086, 0x29c0 }, /* Q35 host bridge */
+    };
+    static handle_t device = HANDLE_NONE;
+    for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
+        int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
+        if (h >= 0)
+            device = (handle_t)h;
+    }
+    return device;
+}
+
 void loader_default_limits(uint64_t limits[RES_COUNT])
 {
     struct ms_stats_global g = {0};

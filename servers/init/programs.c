@@ -80,21 +80,6 @@ static bool runnable(const char *name)
     return !programs_is_console(name);
 }
 
-/* The device pinning is done for by the console (memctl pins on its
- * operator's word): QEMU's edu device if there is one, else the host
- * bridge (every machine has one; its bus mastering is never touched). */
-static handle_t dma_device(void)
-{
-    static const uint16_t candidates[][2] = { { 0x1234, 0x11e8 }, { 0x8086, 0x1237 }, { 0x8086, 0x29c0 } };
-    static handle_t device = HANDLE_NONE;
-    for (unsigned i = 0; device == HANDLE_NONE && i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-        int64_t h = sys_dev_open(candidates[i][0], candidates[i][1], 0);
-        if (h >= 0)
-            device = (handle_t)h;
-    }
-    return device;
-}
-
 /* ---------------------------------------------------------- name service */
 
 void programs_start_names(void)
@@ -212,7 +197,7 @@ int64_t programs_spawn(const struct abi_module_info *info, const char *args, enu
         /* The console pins segments on its operator's word: it needs a
          * device to pin them for. Nobody else is given one. */
         if (programs_is_console(info->name))
-            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ dma_device(), RIGHT_DMA };
+            spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ loader_dma_device(), RIGHT_DMA };
         loader_default_limits(spec.limits);
         h = loader_spawn(&spec);
         sys_handle_close((handle_t)own); /* the program holds it now */

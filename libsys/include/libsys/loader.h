@@ -44,6 +44,11 @@ void loader_spec_init(struct loader_spec *spec, const char *name, const void *im
  * eighth of memory pinned for devices.
  */
 void loader_default_limits(uint64_t limits[RES_COUNT]);
+/* The device a started program pins its segments for (startup slot
+ * DEVICE): QEMU's edu device if there is one, else the host bridge (every
+ * machine has one; its bus mastering is never touched). Opened once by the
+ * caller, which needs POWER_DEVICES; HANDLE_NONE if neither opens. */
+handle_t loader_dma_device(void);
 
 /* Starts the program. Returns a process handle (with every right), or
  * -ENOEXEC (with the reason on the console), -E2BIG, or the error of the
