@@ -623,6 +623,15 @@ bool memsrv_compactor_step(struct memsrv *ms)
     return worked;
 }
 
+/* Whether a request's change may have given the compactor work (cheap:
+ * O(regions)); lock held. */
+static bool work_possible(const struct memsrv *ms, uint64_t now)
+{
+    return ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0 ||
+           region_due(ms, now) >= 0 || (under_pressure(ms, now) && ms->yield_gen != ms->books_gen) ||
+           (ms->span.misaligned > 0 && memory_back(ms, now) && ms->realign_gen != ms->books_gen);
+}
+
 /* How long the compactor may sleep: until a deferred region comes due, a
  * pinned segment is to be asked about, or pressure ends (realignment);
  * TIMEOUT_FOREVER when only a request can bring work. Lock held. */
@@ -646,10 +655,19 @@ static uint64_t idle_timeout(const struct memsrv *ms, uint64_t now)
 
 void memsrv_compactor_idle(struct memsrv *ms)
 {
-    uint64_t timeout;
+    uint64_t now, timeout;
 
     books_lock(ms);
-    timeout = idle_timeout(ms, now_ns(ms));
+    now = now_ns(ms);
+    /* Work that came between the step that found none and this lock (a
+     * FULL request on another CPU, say) signalled nobody: the compactor
+     * was neither idle nor resting. Sleeping now would leave it waiting
+     * for the next request that happens to signal. */
+    if (work_possible(ms, now)) {
+        books_unlock(ms);
+        return;
+    }
+    timeout = idle_timeout(ms, now);
     ms->compactor_idle = true;
     if (timeout == TIMEOUT_FOREVER)
         condvar_wait(&ms->work, &ms->lock);
@@ -680,15 +698,6 @@ void memsrv_compactor_rest(struct memsrv *ms)
         ms->compactor_resting = false;
     }
     books_unlock(ms);
-}
-
-/* Whether a request's change may have given the compactor work (cheap:
- * O(regions)); lock held. */
-static bool work_possible(const struct memsrv *ms, uint64_t now)
-{
-    return ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0 ||
-           region_due(ms, now) >= 0 || (under_pressure(ms, now) && ms->yield_gen != ms->books_gen) ||
-           (ms->span.misaligned > 0 && memory_back(ms, now) && ms->realign_gen != ms->books_gen);
 }
 
 void compact_schedule(struct memsrv *ms, uint64_t now)

@@ -166,13 +166,17 @@ int main(int argc, char **argv)
     server.srv.ep = ep;
     /* The compactor on stacks[0], the other service threads on the rest;
      * main serves too. A thread that cannot start leaves fewer to spare
-     * for requests that wait (COMPACT FULL, MS_ALLOC_WAIT). */
+     * for requests that wait (COMPACT FULL, MS_ALLOC_WAIT). On another
+     * CPU a new thread may take a request at once: the count is settled,
+     * under the lock, before any request can read it. */
+    mutex_lock(&server.lock);
     server.service_threads = 1;
     if (sys_thread_create(compactor, stacks[0] + THREAD_STACK, 0) < 0)
         printf("memsrv: no compactor thread: compaction only on requests\n");
     for (unsigned i = 1; i < MS_SERVICE_THREADS; i++)
         if (sys_thread_create(serve, stacks[i] + THREAD_STACK, 0) >= 0)
             server.service_threads++;
+    mutex_unlock(&server.lock);
     serve(0);
     return 0;
 }

@@ -325,6 +325,30 @@ static void compact_directly(uint64_t unused)
     sys_thread_exit();
 }
 
+/* Until the server has taken compact_directly's call (a request waits)
+ * and moved a segment since, or the call ended, or a hang budget passed:
+ * whether the move was seen. */
+static bool await_full_compaction_moving(void)
+{
+    struct ms_stats_compaction c = {0};
+    uint64_t deadline = sys_clock() + PACE_HANG_UNITS * pace_unit_ns(), waited_before, moves_taken = 0;
+    bool taken = false;
+    ms_stats_compaction(&c);
+    waited_before = c.waited_requests;
+    while (__atomic_load_n(&compactor.result, __ATOMIC_ACQUIRE) == 1 && sys_clock() < deadline) {
+        if (ms_stats_compaction(&c) == 0) {
+            if (!taken && c.waited_requests > waited_before) {
+                taken = true;
+                moves_taken = c.bg_moves;
+            } else if (taken && c.bg_moves > moves_taken) {
+                return true;
+            }
+        }
+        sys_sleep(50 * NS_PER_US);
+    }
+    return false;
+}
+
 static void compaction(void)
 {
     struct supervisor_status before, after;
@@ -348,13 +372,13 @@ static void compaction(void)
                  armed == 0 && compacted == 0 && after.last_end == ABI_EXIT_FAULT(14), why);
     record_restarted("restart_compaction", &before, waited, &after);
 
-    /* Killed while a full compaction runs. Caught in the middle when the
-     * call was cut short (-EPEER) after some of the holder's segments
-     * moved; a kill that came before the server took the call moved
-     * nothing (wait longer next time), one after it finished let the
-     * call return (more segments next time). */
+    /* Killed while a full compaction runs: the kill comes once the server
+     * has taken the call and moved a segment since (its statistics say
+     * so), not after a guessed delay, which a busy host stretches. Caught
+     * when the call was cut short (-EPEER) after some of the holder's
+     * segments moved; a compaction that ended before the kill let the call
+     * return (more segments next time). */
     unsigned tries = 0;
-    uint64_t delay_us = 500;
     bool caught = false;
     while (!caught && tries++ < COMPACT_TRIES) {
         supervisor_status(&before);
@@ -363,21 +387,22 @@ static void compaction(void)
         int64_t thread = h.ready ? sys_thread_create(compact_directly, compactor_stack + sizeof(compactor_stack), 0)
                                  : -EAGAIN;
         int64_t killed = -EAGAIN;
+        bool seen_moving = false;
         if (thread >= 0) {
-            sys_sleep(delay_us * 1000);
+            seen_moving = await_full_compaction_moving();
             killed = restart_server(false, 0);
             sys_thread_wait((handle_t)thread, TIMEOUT_FOREVER);
         }
         waited = killed == 0 && await_restarts(before.restarts + 1, &after);
         holder_finish(&h, "restart_compaction");
         caught = killed == 0 && compactor.result == -EPEER && h.moved > 0;
-        printf("suite: restart_compaction: kill %ld after %lu us: the compaction %s, %lu of %lu segments moved "
+        printf("suite: restart_compaction: kill %ld %s: the compaction %s (%s), %lu of %lu segments moved "
                "(try %u)\n",
-               killed, delay_us, compactor.result == 0 ? "was done" : "was cut short", h.moved, h.kept, tries);
+               killed, seen_moving ? "once it moved" : "with no move seen",
+               compactor.result == 0 ? "was done" : "was cut short", sys_strerror(compactor.result), h.moved, h.kept,
+               tries);
         if (compactor.result == 0)
             count = count * 2 > most ? most : count * 2;
-        else if (!caught)
-            delay_us *= 2;
     }
     fmt_snprintf(why, sizeof(why), "in %u tries no kill came while the compaction ran", tries - 1);
     suite_record("restart_compaction_killed_while_running", caught, why);

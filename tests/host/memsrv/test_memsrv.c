@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -777,6 +778,64 @@ static void test_free_waits_for_its_migration(void **state)
     fk_assert_consistent(fk);
 }
 
+struct late_full {
+    struct fake_kernel *fk;
+    struct ipc_msg m;
+    int64_t result;
+    int full_done, idle_done;
+};
+
+static void *late_full_request(void *arg)
+{
+    struct late_full *c = arg;
+
+    c->m = (struct ipc_msg){ .label = MS_COMPACT, .badge = PID_A, .w = { MS_COMPACT_FULL } };
+    c->result = fk_request(c->fk, &c->m);
+    __atomic_store_n(&c->full_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *compactor_goes_idle(void *arg)
+{
+    struct late_full *c = arg;
+
+    memsrv_compactor_idle(&c->fk->ms);
+    __atomic_store_n(&c->idle_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* A FULL request that comes after the compactor's step found no work and
+ * before the compactor sleeps signals nobody (the compactor is neither
+ * idle nor resting then): going to sleep must notice it, or the request
+ * waits until some other request happens to wake the compactor. */
+static void test_full_request_just_before_the_compactor_sleeps(void **state)
+{
+    struct fake_kernel *fk = *state;
+    static struct late_full c;
+    pthread_t full, idle;
+    unsigned waited_ms = 0;
+
+    memset(&c, 0, sizeof(c));
+    c.fk = fk;
+    fk->ms.service_threads = 2; /* one waits, one would serve */
+    fk_compact_idle(fk, 100000); /* the step that found no work */
+    assert_false(memsrv_compactor_step(&fk->ms));
+    assert_int_equal(pthread_create(&full, NULL, late_full_request, &c), 0);
+    while (__atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE) == 0)
+        usleep(1000);
+    assert_int_equal(pthread_create(&idle, NULL, compactor_goes_idle, &c), 0);
+    while (!__atomic_load_n(&c.idle_done, __ATOMIC_ACQUIRE) && waited_ms++ < 2000)
+        usleep(1000);
+    assert_true(__atomic_load_n(&c.idle_done, __ATOMIC_ACQUIRE)); /* else it sleeps on a pending FULL */
+    pthread_join(idle, NULL);
+    while (!__atomic_load_n(&c.full_done, __ATOMIC_ACQUIRE))
+        if (!memsrv_compactor_step(&fk->ms))
+            sched_yield();
+    pthread_join(full, NULL);
+    assert_int_equal(c.result, 0);
+    fk_assert_consistent(fk);
+}
+
 /* The zoom: 4 KiB or 64 KiB a character from a multiple of that; anything
  * else is refused before a line is printed. */
 static void test_map_zoom(void **state)
@@ -970,6 +1029,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_request_just_before_the_compactor_sleeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_zoom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
