@@ -1054,10 +1054,20 @@ static bool place_high(const struct span_node *f, const struct span_fit *fit, ui
     return true;
 }
 
-/* Leftmost free span of size >= min_size in which fit has a place. Spans
- * left of r end at or before r's base, right ones start after its end. */
 static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
-                                    const struct span_fit *fit, uint64_t *place)
+                                    const struct span_fit *fit, uint64_t *place);
+static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
+                                     const struct span_fit *fit, uint64_t *place);
+
+/* First free span of size >= min_size in which fit has a place, counting
+ * from the low end or (high) from the high end of the address tree. Spans
+ * left of r end at or before r's base, right ones start after its end; the
+ * side searched first is the "nearer" one. Inlined into search_low and
+ * search_high so that each is compiled for its own direction: this is the
+ * allocator's hottest loop. */
+static inline __attribute__((always_inline)) struct span_node *
+search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit, bool high,
+             uint64_t *place)
 {
     while (r != NULL) {
         const struct span_free *e = span_free_of(r);
@@ -1066,44 +1076,34 @@ static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
 
         if (e->max_free < min_size)
             return NULL;
-        if (n->base > fit->lo) {
-            found = search_low(r->left, min_size, fit, place);
+        /* Whether the nearer side can reach into the window. */
+        if (high ? n->base < fit->hi : n->base > fit->lo) {
+            found = high ? search_high(r->right, min_size, fit, place)
+                         : search_low(r->left, min_size, fit, place);
             if (found != NULL)
                 return found;
         }
-        if (n->base >= fit->hi)
+        /* Whether n and the farther side lie wholly outside it. */
+        if (high ? span_end(n) <= fit->lo : n->base >= fit->hi)
             return NULL;
-        if (n->size >= min_size && span_place_low(n, fit, place))
+        if (n->base < fit->hi && n->size >= min_size &&
+            (high ? place_high(n, fit, place) : span_place_low(n, fit, place)))
             return (struct span_node *)n;
-        r = r->right;
+        r = high ? r->left : r->right;
     }
     return NULL;
+}
+
+static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
+                                    const struct span_fit *fit, uint64_t *place)
+{
+    return search_first(r, min_size, fit, false, place);
 }
 
 static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
                                      const struct span_fit *fit, uint64_t *place)
 {
-    while (r != NULL) {
-        const struct span_free *e = span_free_of(r);
-        const struct span_node *n = e->span;
-        struct span_node *found;
-
-        if (e->max_free < min_size)
-            return NULL;
-        if (n->base >= fit->hi) {
-            r = r->left;
-            continue;
-        }
-        found = search_high(r->right, min_size, fit, place);
-        if (found != NULL)
-            return found;
-        if (span_end(n) <= fit->lo)
-            return NULL;
-        if (n->size >= min_size && place_high(n, fit, place))
-            return (struct span_node *)n;
-        r = r->left;
-    }
-    return NULL;
+    return search_first(r, min_size, fit, true, place);
 }
 
 /* Size from which every span fits at any alignment (0 if none does). */

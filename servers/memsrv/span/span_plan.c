@@ -181,6 +181,27 @@ static int propose(struct span_alloc *a, struct span_plan *plan, struct span_nod
     return SPAN_PLAN_MOVE;
 }
 
+/* The sweeping kinds resume after a segment once its move is proposed; a
+ * failed proposal leaves the cursor where it was, so the next call reaches
+ * the segment again. */
+static int propose_and_pass(struct span_alloc *a, struct span_plan *plan, struct span_node *seg,
+                            uint64_t to, struct span_move *move)
+{
+    int ret = propose(a, plan, seg, to, move);
+
+    if (ret == SPAN_PLAN_MOVE)
+        plan->cursor = seg->base + seg->size;
+    return ret;
+}
+
+/* A finished sweep resumes past every address, so later calls find it done
+ * too. */
+static int sweep_done(struct span_plan *plan)
+{
+    plan->cursor = UINT64_MAX;
+    return SPAN_PLAN_DONE;
+}
+
 /* Finds the segment and transit span of a pending move, or -EINVAL. */
 static int pending_move(struct span_alloc *a, const struct span_plan *plan,
                         const struct span_move *move, struct span_node **seg,
@@ -408,14 +429,10 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
             }
         }
         if (compaction_target(a, seg, plan->lo, wlo, whi, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 /* ---- targeted ---------------------------------------------------------- */
@@ -744,14 +761,10 @@ static int next_realign(struct span_alloc *a, struct span_plan *plan, struct spa
         if (!span_is_movable(seg) || !(seg->flags & NODE_MISALIGNED))
             continue;
         if (realign_target(a, seg, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 /* ---- yield ------------------------------------------------------------- */
@@ -785,14 +798,10 @@ static int next_yield(struct span_alloc *a, struct span_plan *plan, struct span_
     for (seg = span_at_or_after(a, plan->cursor); seg != NULL; seg = seg->next) {
         uint64_t to;
         if (span_is_movable(seg) && yield_target(a, seg, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_move *move)
