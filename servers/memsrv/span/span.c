@@ -1412,15 +1412,32 @@ static struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
     return n;
 }
 
+/* The segment a caller names by its base: -EINVAL without an allocator,
+ * -ENOENT if no segment starts there. */
+static int named_segment(const struct span_alloc *a, uint64_t base, struct span_node **out)
+{
+    if (a == NULL)
+        return -EINVAL;
+    *out = segment_at(a, base);
+    return *out == NULL ? -ENOENT : 0;
+}
+
+/* Locked bytes are counted per region, so the segment is taken out of the
+ * statistics and put back with its new count. */
+static void set_lock_count(struct span_alloc *a, struct span_node *n, uint32_t count)
+{
+    span_account(a, n, -1);
+    n->lock_count = count;
+    span_account(a, n, 1);
+}
+
 int span_free(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->lock_count > 0 || (n->flags & NODE_MOVING))
         return -EBUSY;
     if (span_release_cost(n) > a->nodes_free)
@@ -1432,36 +1449,28 @@ int span_free(struct span_alloc *a, uint64_t base)
 int span_lock(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->flags & NODE_MOVING)
         return -EBUSY;
     if (n->lock_count == UINT32_MAX)
         return -ERANGE;
-    span_account(a, n, -1);
-    n->lock_count++;
-    span_account(a, n, 1);
+    set_lock_count(a, n, n->lock_count + 1);
     return 0;
 }
 
 int span_unlock(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->lock_count == 0)
         return -EINVAL;
-    span_account(a, n, -1);
-    n->lock_count--;
-    span_account(a, n, 1);
+    set_lock_count(a, n, n->lock_count - 1);
     return 0;
 }
 
@@ -1499,13 +1508,14 @@ int span_lookup(const struct span_alloc *a, uint64_t addr, struct span_info *inf
 
 int span_request_of(const struct span_alloc *a, uint64_t base, struct span_request *req)
 {
-    const struct span_node *n;
+    struct span_node *n;
+    int err;
 
-    if (a == NULL || req == NULL)
+    if (req == NULL)
         return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    err = named_segment(a, base, &n);
+    if (err != 0)
+        return err;
     *req = (struct span_request){ .size = n->size, .align = span_hard_align(n),
                                   .limit = n->u.seg.limit,
                                   .flags = span_wants_large(a, n) ? SPAN_LARGE_OK : 0 };
