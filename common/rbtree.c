@@ -241,57 +241,38 @@ void rb_erase(struct rb_tree *tree, struct rb_node *z)
         erase_fixup(tree, x, x_parent);
 }
 
-struct rb_node *rb_first(const struct rb_tree *tree)
+/* The last node down `side` from n (n itself if it has no such child). */
+static struct rb_node *outermost(struct rb_node *n, enum rb_side side)
 {
-    struct rb_node *n = tree->root;
-
-    if (n == NULL)
-        return NULL;
-    while (n->left != NULL)
-        n = n->left;
+    while (*child(n, side) != NULL)
+        n = *child(n, side);
     return n;
 }
 
-struct rb_node *rb_last(const struct rb_tree *tree)
+static struct rb_node *tree_end(const struct rb_tree *tree, enum rb_side side)
 {
-    struct rb_node *n = tree->root;
-
-    if (n == NULL)
-        return NULL;
-    while (n->right != NULL)
-        n = n->right;
-    return n;
+    return tree->root == NULL ? NULL : outermost(tree->root, side);
 }
 
-struct rb_node *rb_next(const struct rb_node *n)
+/* The neighbour of n towards `side` in key order: the outermost node of
+ * its subtree on that side, else the first ancestor reached from the other
+ * side. */
+static struct rb_node *neighbour(const struct rb_node *n, enum rb_side side)
 {
+    struct rb_node *node = (struct rb_node *)n;
     struct rb_node *parent;
 
-    if (n->right != NULL) {
-        n = n->right;
-        while (n->left != NULL)
-            n = n->left;
-        return (struct rb_node *)n;
-    }
-    while ((parent = rb_parent(n)) != NULL && n == parent->right)
-        n = parent;
+    if (*child(node, side) != NULL)
+        return outermost(*child(node, side), other(side));
+    while ((parent = rb_parent(node)) != NULL && node == *child(parent, side))
+        node = parent;
     return parent;
 }
 
-struct rb_node *rb_prev(const struct rb_node *n)
-{
-    struct rb_node *parent;
-
-    if (n->left != NULL) {
-        n = n->left;
-        while (n->right != NULL)
-            n = n->right;
-        return (struct rb_node *)n;
-    }
-    while ((parent = rb_parent(n)) != NULL && n == parent->left)
-        n = parent;
-    return parent;
-}
+struct rb_node *rb_first(const struct rb_tree *tree) { return tree_end(tree, RB_LEFT); }
+struct rb_node *rb_last(const struct rb_tree *tree) { return tree_end(tree, RB_RIGHT); }
+struct rb_node *rb_next(const struct rb_node *n) { return neighbour(n, RB_RIGHT); }
+struct rb_node *rb_prev(const struct rb_node *n) { return neighbour(n, RB_LEFT); }
 
 /* Returns the black height of the subtree, or -1 if broken; counts nodes. */
 static long validate_subtree(const struct rb_node *n, const struct rb_node *parent,
