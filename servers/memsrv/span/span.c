@@ -732,29 +732,33 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
 }
 
 /* Counters that follow the free spans: all arithmetic, O(1). A free span
- * keeps its own share of the block counts, so leaving costs no arithmetic. */
+ * keeps its own share of the block counts, so leaving costs no arithmetic.
+ * sign is +1 (n joins the free spans) or -1 (it leaves them): both ways
+ * must touch the same counters by the same amounts. Inlined so that the
+ * constant sign folds away: this runs on every free-index change. */
+static inline __attribute__((always_inline)) void free_stats_count(struct span_alloc *a, const struct span_node *n, int sign)
+{
+    uint64_t one = (uint64_t)(int64_t)sign;
+
+    a->free_spans += one;
+    a->free_bytes += one * n->size;
+    a->regions[n->region].free_bytes += one * n->size;
+    a->regions[n->region].large_blocks += one * n->u.free.large_blocks;
+    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)] += one;
+    a->buddy_blocks += one * n->u.free.buddy_blocks;
+    a->large_blocks += one * n->u.free.large_blocks;
+}
+
 static void free_stats_add(struct span_alloc *a, struct span_node *n)
 {
     n->u.free.buddy_blocks = span_buddy_blocks(n->base, n->size, a->buddy_cap);
     n->u.free.large_blocks = span_aligned_blocks(n->base, n->size, a->large_order);
-    a->free_spans++;
-    a->free_bytes += n->size;
-    a->regions[n->region].free_bytes += n->size;
-    a->regions[n->region].large_blocks += n->u.free.large_blocks;
-    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
-    a->buddy_blocks += n->u.free.buddy_blocks;
-    a->large_blocks += n->u.free.large_blocks;
+    free_stats_count(a, n, 1);
 }
 
 static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
 {
-    a->free_spans--;
-    a->free_bytes -= n->size;
-    a->regions[n->region].free_bytes -= n->size;
-    a->regions[n->region].large_blocks -= n->u.free.large_blocks;
-    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
-    a->buddy_blocks -= n->u.free.buddy_blocks;
-    a->large_blocks -= n->u.free.large_blocks;
+    free_stats_count(a, n, -1);
 }
 
 static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
