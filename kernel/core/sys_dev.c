@@ -53,17 +53,12 @@ int64_t sys_dev_open(SYSCALL_ARGS)
     if (a0 > 0xffff || a1 > 0xffff || a2 > 0xffff)
         return -EINVAL;
     handle_t h;
-    int err = handle_install(&current->proc->handles, 0, HANDLE_RESERVED, 0, &h);
+    int err = syscall_reserve_handle(&h);
     if (err)
         return err;
-    struct device *d;
+    struct device *d = NULL;
     err = device_open((uint16_t)a0, (uint16_t)a1, (unsigned)a2, &d);
-    if (err) {
-        handle_remove(&current->proc->handles, h, 0);
-        return err;
-    }
-    handle_fill(&current->proc->handles, h, d, HANDLE_DEVICE, RIGHTS_DEVICE);
-    return (int64_t)h;
+    return syscall_publish_handle(h, err, d, HANDLE_DEVICE, RIGHTS_DEVICE);
 }
 
 int64_t sys_dev_config_read(SYSCALL_ARGS)
@@ -165,16 +160,11 @@ int64_t sys_dev_irq(SYSCALL_ARGS)
     if (err)
         return err;
     handle_t h;
-    if ((err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h)) != 0)
+    if ((err = syscall_reserve_handle(&h)) != 0)
         return err;
-    struct irq_object *o;
+    struct irq_object *o = NULL;
     err = irq_create(d, p->account, &o);
-    if (err) {
-        handle_remove(&p->handles, h, 0);
-        return err;
-    }
-    handle_fill(&p->handles, h, o, HANDLE_IRQ, RIGHTS_IRQ);
-    return (int64_t)h;
+    return syscall_publish_handle(h, err, o, HANDLE_IRQ, RIGHTS_IRQ);
 }
 
 int64_t sys_irq_bind(SYSCALL_ARGS)
