@@ -371,102 +371,121 @@ static bool witness_exists(const struct span_alloc *a, uint64_t size, uint64_t a
     return found;
 }
 
-static void bench_steady(enum span_policy p, unsigned occupancy)
-{
+/* One steady-state run: segments come and go around a target occupancy. */
+struct steady {
     struct span_alloc a;
-    size_t cap = 200000, nlive = 0;
-    uint64_t *live = malloc(cap * sizeof(*live)); /* slot ids; slot id = tag */
-    uint64_t *free_ids = malloc(cap * sizeof(*free_ids));
-    size_t nfree_ids = cap;
-    uint64_t ops = quick ? 20000 : 100000, op;
-    uint64_t *t_alloc = malloc(ops * sizeof(uint64_t)), *t_free = malloc(ops * sizeof(uint64_t));
-    size_t na = 0, nf = 0, i;
-    uint64_t tries[CLASSES] = { 0 }, fail_raw[CLASSES] = { 0 }, fail_cmp[CLASSES] = { 0 };
-    uint64_t fail_witness = 0, fail_nowitness = 0, moved = 0;
+    enum span_policy p;
+    unsigned occupancy;
+    uint64_t ops;
+    uint64_t *live; /* slot ids, oldest first; slot id = tag */
+    size_t nlive;
+    uint64_t *free_ids;
+    size_t nfree_ids;
+    uint64_t *t_alloc, *t_free; /* each operation's time */
+    size_t na, nf;
+    uint64_t tries[CLASSES], fail_raw[CLASSES], fail_cmp[CLASSES];
+    uint64_t fail_witness, fail_nowitness, moved;
+};
+
+/* A failed allocation is retried after a targeted compaction, and (outside
+ * count mode) the oracle says whether any placement could have served it. */
+static int steady_alloc_compacted(struct steady *s, const struct span_stats *st,
+                                  const struct span_request *req, uint64_t id, uint64_t *base,
+                                  unsigned c)
+{
+    struct span_plan plan;
+    int err = -ENOMEM;
+
+    s->fail_raw[c]++;
+    /* Compaction only when the free memory could hold it at all. */
+    if (st->free_bytes >= req->size) {
+        span_plan_targeted(&s->a, &plan, req->size, 0, 0);
+        if (run_plan(&s->a, &plan, &s->moved) == SPAN_PLAN_DONE)
+            err = span_alloc(&s->a, req, id, base);
+    }
+    if (err != 0) {
+        s->fail_cmp[c]++;
+        if (count_mode)
+            ; /* the oracle is for the failure table only */
+        else if (st->free_bytes >= req->size && witness_exists(&s->a, req->size, G))
+            s->fail_witness++;
+        else
+            s->fail_nowitness++;
+    }
+    return err;
+}
+
+static void steady_alloc(struct steady *s, uint64_t op, const struct span_stats *st)
+{
+    struct span_request req = { .flags = SPAN_LARGE_OK };
+    uint64_t base, t0, id = s->free_ids[s->nfree_ids - 1];
+    unsigned c;
+    int err;
+
+    req.size = pick_size(&c);
+    s->tries[c]++;
+    t0 = now_ns();
+    if (measured(op, s->ops)) {
+        op_begin(s->p, s->occupancy, OP_ALLOC);
+        err = span_alloc(&s->a, &req, id, &base);
+        op_end();
+    } else {
+        err = span_alloc(&s->a, &req, id, &base);
+    }
+    s->t_alloc[s->na++] = now_ns() - t0;
+    if (err != 0)
+        err = steady_alloc_compacted(s, st, &req, id, &base, c);
+    if (err == 0) {
+        s->nfree_ids--;
+        slot_base[id] = base;
+        s->live[s->nlive++] = id;
+        if (rnd() % 50 == 0)
+            span_lock(&s->a, base); /* 2% pinned for good */
+    }
+}
+
+static void steady_free(struct steady *s, uint64_t op)
+{
+    /* Old segments (low indices) die more often. */
+    double u = (double)(rnd() % 1000000) / 1e6;
+    size_t k = (size_t)(u * u * (double)s->nlive);
+    uint64_t id = s->live[k], t0;
+    int err;
+
+    t0 = now_ns();
+    if (measured(op, s->ops)) {
+        op_begin(s->p, s->occupancy, OP_FREE);
+        err = span_free(&s->a, slot_base[id]);
+        op_end();
+    } else {
+        err = span_free(&s->a, slot_base[id]);
+    }
+    s->t_free[s->nf++] = now_ns() - t0;
+    if (err != 0 && err != -EBUSY) {
+        fprintf(stderr, "span-bench: lost segment %" PRIu64 " (%d)\n", id, err);
+        exit(1);
+    }
+    /* Locked ones stay allocated for good; forget them either way,
+     * keeping the old-first order of the rest. */
+    memmove(&s->live[k], &s->live[k + 1], (s->nlive - k - 1) * sizeof(*s->live));
+    s->nlive--;
+    if (err == 0)
+        s->free_ids[s->nfree_ids++] = id;
+}
+
+static void steady_report(struct steady *s)
+{
+    const uint64_t *t_alloc = s->t_alloc, *t_free = s->t_free;
+    size_t na = s->na, nf = s->nf;
+    enum span_policy p = s->p;
+    unsigned occupancy = s->occupancy;
     struct span_stats st;
     char name[96];
     unsigned c;
 
-    slot_base = malloc(cap * sizeof(*slot_base));
-    slot_count = cap;
-    for (i = 0; i < cap; i++)
-        free_ids[i] = cap - 1 - i;
-    setup(&a, p);
-    for (op = 0; op < ops; op++) {
-        span_stats(&a, &st);
-        if ((st.used_bytes * 100 < st.total_bytes * occupancy || nlive == 0) && nfree_ids > 0) {
-            struct span_request req = { .flags = SPAN_LARGE_OK };
-            uint64_t base, t0, id = free_ids[nfree_ids - 1];
-            int err;
-            req.size = pick_size(&c);
-            tries[c]++;
-            t0 = now_ns();
-            if (measured(op, ops)) {
-                op_begin(p, occupancy, OP_ALLOC);
-                err = span_alloc(&a, &req, id, &base);
-                op_end();
-            } else {
-                err = span_alloc(&a, &req, id, &base);
-            }
-            t_alloc[na++] = now_ns() - t0;
-            if (err != 0) {
-                struct span_plan plan;
-                fail_raw[c]++;
-                /* Compaction only when the free memory could hold it at all. */
-                if (st.free_bytes >= req.size) {
-                    span_plan_targeted(&a, &plan, req.size, 0, 0);
-                    if (run_plan(&a, &plan, &moved) == SPAN_PLAN_DONE)
-                        err = span_alloc(&a, &req, id, &base);
-                }
-                if (err != 0) {
-                    fail_cmp[c]++;
-                    if (count_mode)
-                        ; /* the oracle is for the failure table only */
-                    else if (st.free_bytes >= req.size && witness_exists(&a, req.size, G))
-                        fail_witness++;
-                    else
-                        fail_nowitness++;
-                }
-            }
-            if (err == 0) {
-                nfree_ids--;
-                slot_base[id] = base;
-                live[nlive++] = id;
-                if (rnd() % 50 == 0)
-                    span_lock(&a, base); /* 2% pinned for good */
-            }
-        } else {
-            /* Old segments (low indices) die more often. */
-            double u = (double)(rnd() % 1000000) / 1e6;
-            size_t k = (size_t)(u * u * (double)nlive);
-            uint64_t id = live[k], t0;
-            int err;
-            t0 = now_ns();
-            if (measured(op, ops)) {
-                op_begin(p, occupancy, OP_FREE);
-                err = span_free(&a, slot_base[id]);
-                op_end();
-            } else {
-                err = span_free(&a, slot_base[id]);
-            }
-            t_free[nf++] = now_ns() - t0;
-            if (err != 0 && err != -EBUSY) {
-                fprintf(stderr, "span-bench: lost segment %" PRIu64 " (%d)\n", id, err);
-                exit(1);
-            }
-            /* Locked ones stay allocated for good; forget them either way,
-             * keeping the old-first order of the rest. */
-            memmove(&live[k], &live[k + 1], (nlive - k - 1) * sizeof(*live));
-            nlive--;
-            if (err == 0)
-                free_ids[nfree_ids++] = id;
-        }
-    }
-    if (count_mode)
-        goto out;
-    qsort(t_alloc, na, sizeof(uint64_t), cmp_u64);
-    qsort(t_free, nf, sizeof(uint64_t), cmp_u64);
-    span_stats(&a, &st);
+    qsort(s->t_alloc, na, sizeof(uint64_t), cmp_u64);
+    qsort(s->t_free, nf, sizeof(uint64_t), cmp_u64);
+    span_stats(&s->a, &st);
     printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64
            " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u\n",
            policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1],
@@ -485,25 +504,59 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
     B("steady_%s_%u_free_max", t_free[nf - 1], "ns");
     B("steady_%s_%u_largest_free", st.largest_free / KIB, "KiB");
     B("steady_%s_%u_unusable_2m", st.unusable_index, "permille");
-    B("steady_%s_%u_moved", moved / KIB, "KiB");
-    B("steady_%s_%u_fail_compacted_witness", fail_witness, "count");
-    B("steady_%s_%u_fail_compacted_no_witness", fail_nowitness, "count");
+    B("steady_%s_%u_moved", s->moved / KIB, "KiB");
+    B("steady_%s_%u_fail_compacted_witness", s->fail_witness, "count");
+    B("steady_%s_%u_fail_compacted_no_witness", s->fail_nowitness, "count");
+#undef B
     for (c = 0; c < CLASSES; c++) {
+        uint64_t tries = s->tries[c];
         snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_raw", policy_names[p], occupancy,
                  class_names[c]);
-        bench(name, tries[c] ? 1000.0 * (double)fail_raw[c] / (double)tries[c] : 0, "permille");
+        bench(name, tries ? 1000.0 * (double)s->fail_raw[c] / (double)tries : 0, "permille");
         snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_compacted", policy_names[p],
                  occupancy, class_names[c]);
-        bench(name, tries[c] ? 1000.0 * (double)fail_cmp[c] / (double)tries[c] : 0, "permille");
+        bench(name, tries ? 1000.0 * (double)s->fail_cmp[c] / (double)tries : 0, "permille");
     }
-out:
-    free(live);
-    free(free_ids);
+}
+
+static void bench_steady(enum span_policy p, unsigned occupancy)
+{
+    struct steady s;
+    const size_t cap = 200000;
+    struct span_stats st;
+    uint64_t op;
+    size_t i;
+
+    memset(&s, 0, sizeof(s));
+    s.p = p;
+    s.occupancy = occupancy;
+    s.ops = quick ? 20000 : 100000;
+    s.live = malloc(cap * sizeof(*s.live));
+    s.free_ids = malloc(cap * sizeof(*s.free_ids));
+    s.nfree_ids = cap;
+    s.t_alloc = malloc(s.ops * sizeof(uint64_t));
+    s.t_free = malloc(s.ops * sizeof(uint64_t));
+    slot_base = malloc(cap * sizeof(*slot_base));
+    slot_count = cap;
+    for (i = 0; i < cap; i++)
+        s.free_ids[i] = cap - 1 - i;
+    setup(&s.a, p);
+    for (op = 0; op < s.ops; op++) {
+        span_stats(&s.a, &st);
+        if ((st.used_bytes * 100 < st.total_bytes * occupancy || s.nlive == 0) && s.nfree_ids > 0)
+            steady_alloc(&s, op, &st);
+        else
+            steady_free(&s, op);
+    }
+    if (!count_mode)
+        steady_report(&s);
+    free(s.live);
+    free(s.free_ids);
     free(slot_base);
     slot_base = NULL;
     slot_count = 0;
-    free(t_alloc);
-    free(t_free);
+    free(s.t_alloc);
+    free(s.t_free);
 }
 
 /* ---- shatter ------------------------------------------------------------ */
