@@ -303,71 +303,112 @@ static bool run_witness(const struct ospans *o, size_t i, size_t j)
     return ok;
 }
 
+/* Prefix sums over the spans in address order, so that any run i..j is
+ * summed in O(1): bytes used, bytes free, unmovable spans, and the largest
+ * free span before i (maxpre) and from j on (maxsuf). */
+struct ospan_sums {
+    uint64_t *used, *freeb, *blocked, *maxpre, *maxsuf;
+};
+
+static void sums_build(const struct ospans *o, struct ospan_sums *s)
+{
+    size_t k;
+
+    s->used = calloc(o->n + 1, sizeof(uint64_t));
+    s->freeb = calloc(o->n + 1, sizeof(uint64_t));
+    s->blocked = calloc(o->n + 1, sizeof(uint64_t));
+    s->maxpre = calloc(o->n + 2, sizeof(uint64_t));
+    s->maxsuf = calloc(o->n + 2, sizeof(uint64_t));
+    for (k = 0; k < o->n; k++) {
+        uint64_t sz = o->v[k].end - o->v[k].base;
+        s->used[k + 1] = s->used[k] + (o->v[k].kind == 1 ? sz : 0);
+        s->freeb[k + 1] = s->freeb[k] + (o->v[k].kind == 0 ? sz : 0);
+        s->blocked[k + 1] = s->blocked[k] + (o->v[k].kind == 2);
+        s->maxpre[k + 1] = o->v[k].kind == 0 && sz > s->maxpre[k] ? sz : s->maxpre[k];
+    }
+    for (k = o->n; k > 0; k--) {
+        uint64_t sz = o->v[k - 1].end - o->v[k - 1].base;
+        s->maxsuf[k - 1] = o->v[k - 1].kind == 0 && sz > s->maxsuf[k] ? sz : s->maxsuf[k];
+    }
+}
+
+static void sums_free(struct ospan_sums *s)
+{
+    free(s->used);
+    free(s->freeb);
+    free(s->blocked);
+    free(s->maxpre);
+    free(s->maxsuf);
+}
+
+/* Whether the segments in spans i..j can be evicted: nothing unmovable,
+ * room for them outside, and the largest fits in some free span outside
+ * (cheap necessary tests first, then the real packing). */
+static bool window_has_witness(const struct ospans *o, const struct ospan_sums *s, size_t i, size_t j)
+{
+    uint64_t total_free = s->freeb[o->n];
+    uint64_t cost = s->used[j + 1] - s->used[i];
+    uint64_t free_in = s->freeb[j + 1] - s->freeb[i];
+    uint64_t largest_item = 0;
+    size_t k;
+
+    if (s->blocked[j + 1] != s->blocked[i] || cost > total_free - free_in)
+        return false;
+    for (k = i; k <= j; k++)
+        if (o->v[k].kind == 1 && o->v[k].end - o->v[k].base > largest_item)
+            largest_item = o->v[k].end - o->v[k].base;
+    if (largest_item > (s->maxpre[i] > s->maxsuf[j + 1] ? s->maxpre[i] : s->maxsuf[j + 1]))
+        return false;
+    return run_witness(o, i, j);
+}
+
+/* Slides an aligned window of `size` over the region made of spans
+ * start..end, jumping to the next place where the set of spans it covers
+ * changes. */
+static bool region_has_witness(const struct ospans *o, const struct ospan_sums *s, size_t start, size_t end,
+                               uint64_t size, uint64_t align)
+{
+    size_t i = start, j = start;
+    uint64_t w, rend = o->v[end].end;
+
+    for (w = (o->v[start].base + align - 1) & ~(align - 1); w + size <= rend;) {
+        uint64_t next;
+        while (o->v[i].end <= w)
+            i++;
+        if (j < i)
+            j = i;
+        while (j < end && o->v[j + 1].base < w + size)
+            j++;
+        if (window_has_witness(o, s, i, j))
+            return true;
+        next = (o->v[i].end + align - 1) & ~(align - 1);
+        if (j < end) {
+            uint64_t y = (o->v[j + 1].base - size + G + align - 1) & ~(align - 1);
+            if (y < next)
+                next = y;
+        }
+        w = next;
+    }
+    return false;
+}
+
 static bool witness_exists(const struct span_alloc *a, uint64_t size, uint64_t align)
 {
     struct ospans o = { 0 };
-    uint64_t *used, *freeb, *blocked, *maxpre, *maxsuf, total_free = 0;
-    size_t k, start;
+    struct ospan_sums s;
+    size_t start, end;
     bool found = false;
 
     span_walk(a, collect_ospan, &o);
-    used = calloc(o.n + 1, sizeof(uint64_t));
-    freeb = calloc(o.n + 1, sizeof(uint64_t));
-    blocked = calloc(o.n + 1, sizeof(uint64_t));
-    maxpre = calloc(o.n + 2, sizeof(uint64_t));
-    maxsuf = calloc(o.n + 2, sizeof(uint64_t));
-    for (k = 0; k < o.n; k++) { /* prefix sums; largest free span before / after */
-        uint64_t sz = o.v[k].end - o.v[k].base;
-        used[k + 1] = used[k] + (o.v[k].kind == 1 ? sz : 0);
-        freeb[k + 1] = freeb[k] + (o.v[k].kind == 0 ? sz : 0);
-        blocked[k + 1] = blocked[k] + (o.v[k].kind == 2);
-        maxpre[k + 1] = o.v[k].kind == 0 && sz > maxpre[k] ? sz : maxpre[k];
-    }
-    for (k = o.n; k > 0; k--) {
-        uint64_t sz = o.v[k - 1].end - o.v[k - 1].base;
-        maxsuf[k - 1] = o.v[k - 1].kind == 0 && sz > maxsuf[k] ? sz : maxsuf[k];
-    }
-    total_free = freeb[o.n];
-    for (start = 0; start < o.n && !found;) {
-        size_t end = start, i = start, j = start;
-        uint64_t w, rbase = o.v[start].base, rend;
+    sums_build(&o, &s);
+    for (start = 0; start < o.n && !found; start = end + 1) {
+        end = start;
         while (end + 1 < o.n && o.v[end + 1].region == o.v[start].region)
             end++;
-        rend = o.v[end].end;
-        for (w = (rbase + align - 1) & ~(align - 1); w + size <= rend && !found;) {
-            uint64_t cost, free_in, largest_item = 0, next;
-            size_t k2;
-            while (o.v[i].end <= w)
-                i++;
-            if (j < i)
-                j = i;
-            while (j < end && o.v[j + 1].base < w + size)
-                j++;
-            cost = used[j + 1] - used[i];
-            free_in = freeb[j + 1] - freeb[i];
-            if (blocked[j + 1] == blocked[i] && cost <= total_free - free_in) {
-                for (k2 = i; k2 <= j; k2++)
-                    if (o.v[k2].kind == 1 && o.v[k2].end - o.v[k2].base > largest_item)
-                        largest_item = o.v[k2].end - o.v[k2].base;
-                if (largest_item <= (maxpre[i] > maxsuf[j + 1] ? maxpre[i] : maxsuf[j + 1]))
-                    found = run_witness(&o, i, j);
-            }
-            next = (o.v[i].end + align - 1) & ~(align - 1);
-            if (j < end) {
-                uint64_t y = (o.v[j + 1].base - size + G + align - 1) & ~(align - 1);
-                if (y < next)
-                    next = y;
-            }
-            w = next;
-        }
-        start = end + 1;
+        found = region_has_witness(&o, &s, start, end, size, align);
     }
     free(o.v);
-    free(used);
-    free(freeb);
-    free(blocked);
-    free(maxpre);
-    free(maxsuf);
+    sums_free(&s);
     return found;
 }
 
