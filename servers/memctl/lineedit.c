@@ -340,6 +340,47 @@ void le_start(struct lineedit *le)
 
 const char *le_line(const struct lineedit *le) { return le->line; }
 
+/* A key that edits the line or moves in it (everything but the keys that
+ * end it): the line stays open. */
+static void edit_key(struct lineedit *le, int c)
+{
+    switch (c) {
+    case 0x1b:
+        le->escape = LE_ESC_START;
+        break;
+    case 0x7f:
+    case '\b':
+        erase_back(le);
+        break;
+    case CTRL('D'):
+        erase_here(le);
+        break;
+    case CTRL('A'): move_to(le, 0); break;
+    case CTRL('E'): move_to(le, le->len); break;
+    case CTRL('B'): if (le->cursor > 0) move_to(le, le->cursor - 1); break;
+    case CTRL('F'): if (le->cursor < le->len) move_to(le, le->cursor + 1); break;
+    case CTRL('P'): history_up(le); break;
+    case CTRL('N'): history_down(le); break;
+    case CTRL('K'):
+        splice(le, le->cursor, le->len, "", 0);
+        le->overflow = false;
+        break;
+    case CTRL('U'):
+        splice(le, 0, le->cursor, "", 0);
+        le->overflow = false;
+        break;
+    case CTRL('W'): erase_word(le); break;
+    case CTRL('L'): redraw_all(le, 0); break;
+    case '\t': complete(le); break;
+    default:
+        if (c >= 0x20 && c < 0x7f) {
+            char ch = (char)c;
+            splice(le, le->cursor, le->cursor, &ch, 1);
+        }
+        break;
+    }
+}
+
 enum le_result le_feed(struct lineedit *le, int c)
 {
     bool after_cr = le->after_cr;
@@ -365,38 +406,8 @@ enum le_result le_feed(struct lineedit *le, int c)
         move_to(le, le->len);
         outs(le, "^C\n");
         return LE_INTERRUPT;
-    case 0x1b:
-        le->escape = LE_ESC_START;
-        return LE_MORE;
-    case 0x7f:
-    case '\b':
-        erase_back(le);
-        return LE_MORE;
-    case CTRL('D'):
-        erase_here(le);
-        return LE_MORE;
-    case CTRL('A'): move_to(le, 0); return LE_MORE;
-    case CTRL('E'): move_to(le, le->len); return LE_MORE;
-    case CTRL('B'): if (le->cursor > 0) move_to(le, le->cursor - 1); return LE_MORE;
-    case CTRL('F'): if (le->cursor < le->len) move_to(le, le->cursor + 1); return LE_MORE;
-    case CTRL('P'): history_up(le); return LE_MORE;
-    case CTRL('N'): history_down(le); return LE_MORE;
-    case CTRL('K'):
-        splice(le, le->cursor, le->len, "", 0);
-        le->overflow = false;
-        return LE_MORE;
-    case CTRL('U'):
-        splice(le, 0, le->cursor, "", 0);
-        le->overflow = false;
-        return LE_MORE;
-    case CTRL('W'): erase_word(le); return LE_MORE;
-    case CTRL('L'): redraw_all(le, 0); return LE_MORE;
-    case '\t': complete(le); return LE_MORE;
     default:
-        if (c >= 0x20 && c < 0x7f) {
-            char ch = (char)c;
-            splice(le, le->cursor, le->cursor, &ch, 1);
-        }
+        edit_key(le, c);
         return LE_MORE;
     }
 }
