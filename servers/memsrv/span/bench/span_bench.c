@@ -868,11 +868,50 @@ static unsigned long peek_probe(pid_t pid, const volatile unsigned *field)
 
 /* Runs the steady states in a traced child and counts every measured
  * operation; an empty begin/end pair, counted first, is subtracted. */
+/* Medians, 90th percentiles and means of the counted calls, per policy
+ * and occupancy. */
+static void print_instruction_counts(struct counts counts[SPAN_POLICY_COUNT][OCCUPANCIES][OP_KINDS])
+{
+    unsigned p, o, k;
+
+    printf("span-bench --instructions: instructions per call, steady states (second half)\n");
+    printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
+        for (o = 0; o < OCCUPANCIES; o++) {
+            uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
+            char name[96];
+            for (k = 0; k < OP_KINDS; k++) {
+                struct counts *c = &counts[p][o][k];
+                uint64_t sum = 0;
+                size_t i;
+                med[k] = p90[k] = mean[k] = 0;
+                if (c->n == 0)
+                    continue;
+                qsort(c->v, c->n, sizeof(*c->v), cmp_u64);
+                for (i = 0; i < c->n; i++)
+                    sum += c->v[i];
+                med[k] = c->v[c->n / 2];
+                p90[k] = c->v[c->n * 9 / 10];
+                mean[k] = sum / c->n;
+            }
+            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
+                   " %5" PRIu64 " %5" PRIu64 "\n",
+                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
+                   mean[1]);
+            snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[0], "instructions");
+            snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[1], "instructions");
+        }
+    }
+}
+
 static int count_instructions(void)
 {
     static struct counts counts[SPAN_POLICY_COUNT][OCCUPANCIES][OP_KINDS];
     uint64_t empty;
-    unsigned p, o, k;
     int status;
     pid_t pid;
 
@@ -912,38 +951,7 @@ static int count_instructions(void)
             ptrace(PTRACE_CONT, pid, NULL, (void *)(uintptr_t)WSTOPSIG(status));
         }
     }
-    printf("span-bench --instructions: instructions per call, steady states (second half)\n");
-    printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
-    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
-        if (only_policy >= 0 && (int)p != only_policy)
-            continue;
-        for (o = 0; o < OCCUPANCIES; o++) {
-            uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
-            char name[96];
-            for (k = 0; k < OP_KINDS; k++) {
-                struct counts *c = &counts[p][o][k];
-                uint64_t sum = 0;
-                size_t i;
-                med[k] = p90[k] = mean[k] = 0;
-                if (c->n == 0)
-                    continue;
-                qsort(c->v, c->n, sizeof(*c->v), cmp_u64);
-                for (i = 0; i < c->n; i++)
-                    sum += c->v[i];
-                med[k] = c->v[c->n / 2];
-                p90[k] = c->v[c->n * 9 / 10];
-                mean[k] = sum / c->n;
-            }
-            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
-                   " %5" PRIu64 " %5" PRIu64 "\n",
-                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
-                   mean[1]);
-            snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
-            bench(name, (double)med[0], "instructions");
-            snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);
-            bench(name, (double)med[1], "instructions");
-        }
-    }
+    print_instruction_counts(counts);
     return 0;
 }
 
