@@ -398,6 +398,44 @@ static int madt_add_nmi(struct acpi_madt *out, uint32_t uid, uint16_t flags, uin
     return 0;
 }
 
+static int madt_add_ioapic(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off,
+                           struct acpi_error *err)
+{
+    unsigned type = e[0];
+    struct acpi_ioapic io = { e[2], get32(e, 4), get32(e, 8) };
+    if (io.address == 0)
+        return MADT_REFUSE(err, i, type, off, "I/O APIC %u has address 0", io.id);
+    for (unsigned k = 0; k < out->nioapics; k++)
+        if (out->ioapics[k].id == io.id)
+            return MADT_REFUSE(err, i, type, off, "I/O APIC id %u is listed twice", io.id);
+    if (out->nioapics == ACPI_MADT_MAX_IOAPICS)
+        return MADT_REFUSE(err, i, type, off, "more than %d I/O APICs", ACPI_MADT_MAX_IOAPICS);
+    out->ioapics[out->nioapics++] = io;
+    return 0;
+}
+
+/* An interrupt source override: only ISA IRQs (bus 0) can be overridden,
+ * each once. */
+static int madt_add_override(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off,
+                             struct acpi_error *err)
+{
+    unsigned type = e[0];
+    struct acpi_override o = { e[3], get32(e, 4), get16(e, 8) };
+    if (e[2] != 0)
+        return MADT_REFUSE(err, i, type, off, "bus %u (only 0, ISA, exists)", e[2]);
+    if (o.source_irq > 15)
+        return MADT_REFUSE(err, i, type, off, "source IRQ %u is not an ISA IRQ", o.source_irq);
+    if (!mps_flags_ok(o.flags))
+        return MADT_REFUSE(err, i, type, off, "reserved polarity or trigger in flags %#x", o.flags);
+    for (unsigned k = 0; k < out->noverrides; k++)
+        if (out->overrides[k].source_irq == o.source_irq)
+            return MADT_REFUSE(err, i, type, off, "IRQ %u is overridden twice", o.source_irq);
+    if (out->noverrides == ACPI_MADT_MAX_OVERRIDES)
+        return MADT_REFUSE(err, i, type, off, "more than %d overrides", ACPI_MADT_MAX_OVERRIDES);
+    out->overrides[out->noverrides++] = o;
+    return 0;
+}
+
 static int madt_entry(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off, bool *address_seen,
                       struct acpi_error *err)
 {
@@ -407,34 +445,10 @@ static int madt_entry(struct acpi_madt *out, const uint8_t *e, unsigned i, size_
         return madt_add_cpu(out, e[3], e[2], get32(e, 4), false, i, off, err);
     case MADT_X2APIC:
         return madt_add_cpu(out, get32(e, 4), get32(e, 12), get32(e, 8), true, i, off, err);
-    case MADT_IOAPIC: {
-        struct acpi_ioapic io = { e[2], get32(e, 4), get32(e, 8) };
-        if (io.address == 0)
-            return MADT_REFUSE(err, i, type, off, "I/O APIC %u has address 0", io.id);
-        for (unsigned k = 0; k < out->nioapics; k++)
-            if (out->ioapics[k].id == io.id)
-                return MADT_REFUSE(err, i, type, off, "I/O APIC id %u is listed twice", io.id);
-        if (out->nioapics == ACPI_MADT_MAX_IOAPICS)
-            return MADT_REFUSE(err, i, type, off, "more than %d I/O APICs", ACPI_MADT_MAX_IOAPICS);
-        out->ioapics[out->nioapics++] = io;
-        return 0;
-    }
-    case MADT_OVERRIDE: {
-        struct acpi_override o = { e[3], get32(e, 4), get16(e, 8) };
-        if (e[2] != 0)
-            return MADT_REFUSE(err, i, type, off, "bus %u (only 0, ISA, exists)", e[2]);
-        if (o.source_irq > 15)
-            return MADT_REFUSE(err, i, type, off, "source IRQ %u is not an ISA IRQ", o.source_irq);
-        if (!mps_flags_ok(o.flags))
-            return MADT_REFUSE(err, i, type, off, "reserved polarity or trigger in flags %#x", o.flags);
-        for (unsigned k = 0; k < out->noverrides; k++)
-            if (out->overrides[k].source_irq == o.source_irq)
-                return MADT_REFUSE(err, i, type, off, "IRQ %u is overridden twice", o.source_irq);
-        if (out->noverrides == ACPI_MADT_MAX_OVERRIDES)
-            return MADT_REFUSE(err, i, type, off, "more than %d overrides", ACPI_MADT_MAX_OVERRIDES);
-        out->overrides[out->noverrides++] = o;
-        return 0;
-    }
+    case MADT_IOAPIC:
+        return madt_add_ioapic(out, e, i, off, err);
+    case MADT_OVERRIDE:
+        return madt_add_override(out, e, i, off, err);
     case MADT_LAPIC_NMI:
         return madt_add_nmi(out, e[2] == 0xff ? 0xffffffffu : e[2], get16(e, 3), e[5], i, type, off, err);
     case MADT_X2APIC_NMI:

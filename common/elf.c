@@ -70,6 +70,63 @@ static const char *check_segment(const struct elf64_phdr *ph, size_t size, uint6
     return NULL;
 }
 
+/* Adds a PT_LOAD segment to img, kept sorted by vaddr (insertion: there
+ * are at most ELF_MAX_SEGMENTS). */
+static void insert_segment(struct elf_image *img, const struct elf64_phdr *ph)
+{
+    size_t j = img->nsegments++;
+    for (; j > 0 && img->seg[j - 1].vaddr > ph->p_vaddr; j--)
+        img->seg[j] = img->seg[j - 1];
+    img->seg[j].vaddr = ph->p_vaddr;
+    img->seg[j].memsz = ph->p_memsz;
+    img->seg[j].offset = ph->p_offset;
+    img->seg[j].filesz = ph->p_filesz;
+    img->seg[j].flags = ph->p_flags & (ELF_SEG_R | ELF_SEG_W | ELF_SEG_X);
+}
+
+/* The loadable segments, each checked on its own; NULL or why not. */
+static const char *collect_segments(const unsigned char *file, size_t size, const struct elf64_ehdr *eh,
+                                    uint64_t user_lo, uint64_t user_hi, struct elf_image *img)
+{
+    const char *reason;
+
+    for (size_t i = 0; i < eh->e_phnum; i++) {
+        struct elf64_phdr ph;
+        memcpy(&ph, file + eh->e_phoff + i * sizeof ph, sizeof ph);
+        if (ph.p_type == ELF_PT_INTERP || ph.p_type == ELF_PT_DYNAMIC)
+            return "dynamically linked (PT_INTERP or PT_DYNAMIC)";
+        if (ph.p_type != ELF_PT_LOAD)
+            continue;
+        if (ph.p_filesz > ph.p_memsz)
+            return "segment filesz > memsz";
+        if (ph.p_memsz == 0)
+            continue;
+        if ((reason = check_segment(&ph, size, user_lo, user_hi)) != NULL)
+            return reason;
+        if (img->nsegments == ELF_MAX_SEGMENTS)
+            return "too many PT_LOAD segments";
+        insert_segment(img, &ph);
+    }
+    return img->nsegments == 0 ? "no PT_LOAD segment" : NULL;
+}
+
+/* What the segments must satisfy together: no two share a page, and the
+ * entry point lies in an executable one. */
+static const char *check_layout(const struct elf_image *img)
+{
+    bool entry_ok = false;
+    for (size_t i = 0; i < img->nsegments; i++) {
+        const struct elf_segment *s = &img->seg[i];
+        /* check_segment proved that these page roundings cannot wrap. */
+        if (i + 1 < img->nsegments &&
+            ((s->vaddr + s->memsz + PAGE_MASK) & ~PAGE_MASK) > (s[1].vaddr & ~PAGE_MASK))
+            return "segments overlap (after rounding to pages)";
+        if ((s->flags & ELF_SEG_X) && img->entry >= s->vaddr && img->entry - s->vaddr < s->memsz)
+            entry_ok = true;
+    }
+    return entry_ok ? NULL : "entry point not in an executable segment";
+}
+
 int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi,
               struct elf_image *out, const char **why)
 {
@@ -83,51 +140,11 @@ int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi
     memcpy(&eh, file, sizeof eh);
     if ((reason = check_header(&eh, size)) != NULL)
         return refuse(why, reason);
-
     img.entry = eh.e_entry;
     img.nsegments = 0;
-    for (size_t i = 0; i < eh.e_phnum; i++) {
-        struct elf64_phdr ph;
-        memcpy(&ph, file + eh.e_phoff + i * sizeof ph, sizeof ph);
-        if (ph.p_type == ELF_PT_INTERP || ph.p_type == ELF_PT_DYNAMIC)
-            return refuse(why, "dynamically linked (PT_INTERP or PT_DYNAMIC)");
-        if (ph.p_type != ELF_PT_LOAD)
-            continue;
-        if (ph.p_filesz > ph.p_memsz)
-            return refuse(why, "segment filesz > memsz");
-        if (ph.p_memsz == 0)
-            continue;
-        if ((reason = check_segment(&ph, size, user_lo, user_hi)) != NULL)
-            return refuse(why, reason);
-        if (img.nsegments == ELF_MAX_SEGMENTS)
-            return refuse(why, "too many PT_LOAD segments");
-
-        /* Insertion by vaddr: at most ELF_MAX_SEGMENTS entries. */
-        size_t j = img.nsegments++;
-        for (; j > 0 && img.seg[j - 1].vaddr > ph.p_vaddr; j--)
-            img.seg[j] = img.seg[j - 1];
-        img.seg[j].vaddr = ph.p_vaddr;
-        img.seg[j].memsz = ph.p_memsz;
-        img.seg[j].offset = ph.p_offset;
-        img.seg[j].filesz = ph.p_filesz;
-        img.seg[j].flags = ph.p_flags & (ELF_SEG_R | ELF_SEG_W | ELF_SEG_X);
-    }
-    if (img.nsegments == 0)
-        return refuse(why, "no PT_LOAD segment");
-
-    bool entry_ok = false;
-    for (size_t i = 0; i < img.nsegments; i++) {
-        const struct elf_segment *s = &img.seg[i];
-        /* check_segment proved that these page roundings cannot wrap. */
-        if (i + 1 < img.nsegments &&
-            ((s->vaddr + s->memsz + PAGE_MASK) & ~PAGE_MASK) > (s[1].vaddr & ~PAGE_MASK))
-            return refuse(why, "segments overlap (after rounding to pages)");
-        if ((s->flags & ELF_SEG_X) && img.entry >= s->vaddr && img.entry - s->vaddr < s->memsz)
-            entry_ok = true;
-    }
-    if (!entry_ok)
-        return refuse(why, "entry point not in an executable segment");
-
+    if ((reason = collect_segments(file, size, &eh, user_lo, user_hi, &img)) != NULL ||
+        (reason = check_layout(&img)) != NULL)
+        return refuse(why, reason);
     *out = img;
     return 0;
 }

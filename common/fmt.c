@@ -128,14 +128,209 @@ static void put_int(struct out *o, uintmax_t v, bool negative, unsigned base, un
         out_fill(o, ' ', pad);
 }
 
+/* One conversion specification, %[flags][width][.precision][length]conv. */
+enum length { LEN_INT, LEN_HH, LEN_H, LEN_L, LEN_LL, LEN_Z, LEN_J, LEN_T };
+
+struct spec {
+    unsigned flags;
+    size_t width;
+    int prec; /* -1: none */
+    enum length length;
+    char conv; /* 0 when the format ended inside the spec */
+};
+
+/* The helpers below take the va_list by pointer: one that took va_arg from
+ * its own copy would leave the caller's list indeterminate. */
+
+static const char *parse_flags(const char *fmt, unsigned *flags)
+{
+    for (;; fmt++) {
+        if (*fmt == '-')
+            *flags |= FL_LEFT;
+        else if (*fmt == '0')
+            *flags |= FL_ZERO;
+        else if (*fmt == '+')
+            *flags |= FL_PLUS;
+        else if (*fmt == ' ')
+            *flags |= FL_SPACE;
+        else if (*fmt == '#')
+            *flags |= FL_ALT;
+        else
+            return fmt;
+    }
+}
+
+static const char *parse_width(const char *fmt, va_list *ap, struct spec *sp)
+{
+    if (*fmt == '*') {
+        int w = va_arg(*ap, int);
+        if (w < 0) {
+            sp->flags |= FL_LEFT; /* as C says: a negative width is '-' */
+            sp->width = (size_t)-(long)w;
+        } else {
+            sp->width = (size_t)w;
+        }
+        return fmt + 1;
+    }
+    while (*fmt >= '0' && *fmt <= '9') {
+        if (sp->width < __INT_MAX__)
+            sp->width = sp->width * 10 + (size_t)(*fmt - '0');
+        fmt++;
+    }
+    return fmt;
+}
+
+static const char *parse_precision(const char *fmt, va_list *ap, int *prec)
+{
+    *prec = -1;
+    if (*fmt != '.')
+        return fmt;
+    fmt++;
+    *prec = 0;
+    if (*fmt == '*') {
+        int p = va_arg(*ap, int);
+        *prec = p < 0 ? -1 : p; /* a negative precision is "none" */
+        return fmt + 1;
+    }
+    while (*fmt >= '0' && *fmt <= '9') {
+        if (*prec < __INT_MAX__ / 10)
+            *prec = *prec * 10 + (*fmt - '0');
+        fmt++;
+    }
+    return fmt;
+}
+
+static const char *parse_length(const char *fmt, enum length *length)
+{
+    static const struct {
+        char c;
+        enum length single, doubled;
+    } mods[] = { { 'h', LEN_H, LEN_HH }, { 'l', LEN_L, LEN_LL }, { 'z', LEN_Z, LEN_Z },
+                 { 'j', LEN_J, LEN_J },  { 't', LEN_T, LEN_T } };
+
+    *length = LEN_INT;
+    for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
+        if (*fmt != mods[i].c)
+            continue;
+        /* Only hh and ll are modifiers when doubled. */
+        if (mods[i].single != mods[i].doubled && fmt[1] == mods[i].c) {
+            *length = mods[i].doubled;
+            return fmt + 2;
+        }
+        *length = mods[i].single;
+        return fmt + 1;
+    }
+    return fmt;
+}
+
+/* fmt points just past the '%'; returns where the spec ends. */
+static const char *parse_spec(const char *fmt, va_list *ap, struct spec *sp)
+{
+    sp->flags = 0;
+    sp->width = 0;
+    fmt = parse_flags(fmt, &sp->flags);
+    fmt = parse_width(fmt, ap, sp);
+    fmt = parse_precision(fmt, ap, &sp->prec);
+    fmt = parse_length(fmt, &sp->length);
+    sp->conv = *fmt;
+    return sp->conv ? fmt + 1 : fmt;
+}
+
+static intmax_t signed_arg(enum length length, va_list *ap)
+{
+    switch (length) {
+    case LEN_HH: return (signed char)va_arg(*ap, int);
+    case LEN_H: return (short)va_arg(*ap, int);
+    case LEN_L: return va_arg(*ap, long);
+    case LEN_LL: return va_arg(*ap, long long);
+    case LEN_Z: return va_arg(*ap, ptrdiff_t); /* signed size_t */
+    case LEN_J: return va_arg(*ap, intmax_t);
+    case LEN_T: return va_arg(*ap, ptrdiff_t);
+    default: return va_arg(*ap, int);
+    }
+}
+
+static uintmax_t unsigned_arg(enum length length, va_list *ap)
+{
+    switch (length) {
+    case LEN_HH: return (unsigned char)va_arg(*ap, unsigned);
+    case LEN_H: return (unsigned short)va_arg(*ap, unsigned);
+    case LEN_L: return va_arg(*ap, unsigned long);
+    case LEN_LL: return va_arg(*ap, unsigned long long);
+    case LEN_Z: return va_arg(*ap, size_t);
+    case LEN_J: return va_arg(*ap, uintmax_t);
+    case LEN_T: return va_arg(*ap, size_t); /* unsigned ptrdiff_t */
+    default: return va_arg(*ap, unsigned);
+    }
+}
+
+/* Writes one conversion; false if conv is none this formatter knows. */
+static bool put_conversion(struct out *o, const struct spec *sp, va_list *ap)
+{
+    unsigned flags = sp->flags;
+
+    switch (sp->conv) {
+    case 'd':
+    case 'i': {
+        intmax_t v = signed_arg(sp->length, ap);
+        /* Negate in unsigned arithmetic: INTMAX_MIN has no positive twin. */
+        uintmax_t mag = v < 0 ? -(uintmax_t)v : (uintmax_t)v;
+        put_int(o, mag, v < 0, 10, flags, sp->width, sp->prec);
+        return true;
+    }
+    case 'u':
+    case 'x':
+    case 'X':
+    case 'o': {
+        uintmax_t v = unsigned_arg(sp->length, ap);
+        unsigned base = sp->conv == 'u' ? 10 : sp->conv == 'o' ? 8 : 16;
+        if (sp->conv == 'X')
+            flags |= FL_UPPER;
+        /* '+' and ' ' apply to signed conversions only. */
+        put_int(o, v, false, base, flags & ~(unsigned)(FL_PLUS | FL_SPACE), sp->width, sp->prec);
+        return true;
+    }
+    case 'p': {
+        void *p = va_arg(*ap, void *);
+        if (p == NULL)
+            put_padded(o, "(nil)", 5, sp->width, flags);
+        else
+            put_int(o, (uintptr_t)p, false, 16, flags | FL_ALT, sp->width, sp->prec);
+        return true;
+    }
+    case 's': {
+        const char *s = va_arg(*ap, const char *);
+        if (s == NULL)
+            s = "(null)";
+        /* With a precision, s need not be NUL-terminated. */
+        size_t n = sp->prec >= 0 ? strnlen(s, (size_t)sp->prec) : strlen(s);
+        put_padded(o, s, n, sp->width, flags);
+        return true;
+    }
+    case 'c': {
+        char c = (char)va_arg(*ap, int);
+        put_padded(o, &c, 1, sp->width, flags);
+        return true;
+    }
+    case '%':
+        out_put(o, "%", 1);
+        return true;
+    default:
+        return false;
+    }
+}
+
 int fmt_vformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap)
 {
     struct out o;
-    o.sink = sink;
+    va_list args;
+
+    o.sink = sink; /* not an initializer: that would clear the buffer too */
     o.ctx = ctx;
     o.used = 0;
     o.total = 0;
 
+    va_copy(args, ap);
     while (*fmt) {
         if (*fmt != '%') {
             const char *lit = fmt;
@@ -144,158 +339,14 @@ int fmt_vformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap)
             out_put(&o, lit, (size_t)(fmt - lit));
             continue;
         }
-        const char *spec = fmt++;
-
-        unsigned flags = 0;
-        for (;; fmt++) {
-            if (*fmt == '-')
-                flags |= FL_LEFT;
-            else if (*fmt == '0')
-                flags |= FL_ZERO;
-            else if (*fmt == '+')
-                flags |= FL_PLUS;
-            else if (*fmt == ' ')
-                flags |= FL_SPACE;
-            else if (*fmt == '#')
-                flags |= FL_ALT;
-            else
-                break;
-        }
-
-        size_t width = 0;
-        if (*fmt == '*') {
-            int w = va_arg(ap, int);
-            if (w < 0) {
-                flags |= FL_LEFT;
-                width = (size_t)-(long)w;
-            } else {
-                width = (size_t)w;
-            }
-            fmt++;
-        } else {
-            while (*fmt >= '0' && *fmt <= '9') {
-                if (width < __INT_MAX__)
-                    width = width * 10 + (size_t)(*fmt - '0');
-                fmt++;
-            }
-        }
-
-        int prec = -1;
-        if (*fmt == '.') {
-            fmt++;
-            prec = 0;
-            if (*fmt == '*') {
-                int p = va_arg(ap, int);
-                prec = p < 0 ? -1 : p; /* a negative precision is "none" */
-                fmt++;
-            } else {
-                while (*fmt >= '0' && *fmt <= '9') {
-                    if (prec < __INT_MAX__ / 10)
-                        prec = prec * 10 + (*fmt - '0');
-                    fmt++;
-                }
-            }
-        }
-
-        enum { LEN_INT, LEN_HH, LEN_H, LEN_L, LEN_LL, LEN_Z, LEN_J, LEN_T } length = LEN_INT;
-        if (fmt[0] == 'h' && fmt[1] == 'h') {
-            length = LEN_HH;
-            fmt += 2;
-        } else if (fmt[0] == 'l' && fmt[1] == 'l') {
-            length = LEN_LL;
-            fmt += 2;
-        } else if (*fmt == 'h') {
-            length = LEN_H;
-            fmt++;
-        } else if (*fmt == 'l') {
-            length = LEN_L;
-            fmt++;
-        } else if (*fmt == 'z') {
-            length = LEN_Z;
-            fmt++;
-        } else if (*fmt == 'j') {
-            length = LEN_J;
-            fmt++;
-        } else if (*fmt == 't') {
-            length = LEN_T;
-            fmt++;
-        }
-
-        char conv = *fmt;
-        if (conv)
-            fmt++;
-        switch (conv) {
-        case 'd':
-        case 'i': {
-            intmax_t v;
-            switch (length) {
-            case LEN_HH: v = (signed char)va_arg(ap, int); break;
-            case LEN_H: v = (short)va_arg(ap, int); break;
-            case LEN_L: v = va_arg(ap, long); break;
-            case LEN_LL: v = va_arg(ap, long long); break;
-            case LEN_Z: v = va_arg(ap, ptrdiff_t); break; /* signed size_t */
-            case LEN_J: v = va_arg(ap, intmax_t); break;
-            case LEN_T: v = va_arg(ap, ptrdiff_t); break;
-            default: v = va_arg(ap, int); break;
-            }
-            /* Negate in unsigned arithmetic: INTMAX_MIN has no positive twin. */
-            uintmax_t mag = v < 0 ? -(uintmax_t)v : (uintmax_t)v;
-            put_int(&o, mag, v < 0, 10, flags, width, prec);
-            break;
-        }
-        case 'u':
-        case 'x':
-        case 'X':
-        case 'o': {
-            uintmax_t v;
-            switch (length) {
-            case LEN_HH: v = (unsigned char)va_arg(ap, unsigned); break;
-            case LEN_H: v = (unsigned short)va_arg(ap, unsigned); break;
-            case LEN_L: v = va_arg(ap, unsigned long); break;
-            case LEN_LL: v = va_arg(ap, unsigned long long); break;
-            case LEN_Z: v = va_arg(ap, size_t); break;
-            case LEN_J: v = va_arg(ap, uintmax_t); break;
-            case LEN_T: v = va_arg(ap, size_t); break; /* unsigned ptrdiff_t */
-            default: v = va_arg(ap, unsigned); break;
-            }
-            unsigned base = conv == 'u' ? 10 : conv == 'o' ? 8 : 16;
-            if (conv == 'X')
-                flags |= FL_UPPER;
-            /* '+' and ' ' apply to signed conversions only. */
-            put_int(&o, v, false, base, flags & ~(unsigned)(FL_PLUS | FL_SPACE), width, prec);
-            break;
-        }
-        case 'p': {
-            void *p = va_arg(ap, void *);
-            if (p == NULL)
-                put_padded(&o, "(nil)", 5, width, flags);
-            else
-                put_int(&o, (uintptr_t)p, false, 16, flags | FL_ALT, width, prec);
-            break;
-        }
-        case 's': {
-            const char *s = va_arg(ap, const char *);
-            if (s == NULL)
-                s = "(null)";
-            /* With a precision, s need not be NUL-terminated. */
-            size_t n = prec >= 0 ? strnlen(s, (size_t)prec) : strlen(s);
-            put_padded(&o, s, n, width, flags);
-            break;
-        }
-        case 'c': {
-            char c = (char)va_arg(ap, int);
-            put_padded(&o, &c, 1, width, flags);
-            break;
-        }
-        case '%':
-            out_put(&o, "%", 1);
-            break;
-        default:
-            /* Unknown or missing conversion: show the spec as written. */
+        const char *spec = fmt;
+        struct spec sp;
+        fmt = parse_spec(fmt + 1, &args, &sp);
+        /* Unknown or missing conversion: show the spec as written. */
+        if (!put_conversion(&o, &sp, &args))
             out_put(&o, spec, (size_t)(fmt - spec));
-            break;
-        }
     }
+    va_end(args);
     out_flush(&o);
     return o.total > __INT_MAX__ ? __INT_MAX__ : (int)o.total;
 }

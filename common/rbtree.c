@@ -16,6 +16,7 @@
  * place lost the successor from its subtree and is recomputed whatever
  * happens below it, and only above it does the early stop apply.
  */
+#include <stddef.h>
 #include <common/rbtree.h>
 
 static void set_parent(struct rb_node *n, struct rb_node *parent)
@@ -91,29 +92,38 @@ static void replace_child(struct rb_tree *tree, struct rb_node *from, struct rb_
         set_parent(to, parent);
 }
 
-static void rotate_left(struct rb_tree *tree, struct rb_node *x)
-{
-    struct rb_node *y = x->right;
+/* A side of a node, so that each rebalancing case is written once and
+ * serves its mirror image by swapping the side for !side. */
+enum rb_side { RB_LEFT = 0, RB_RIGHT = 1 };
 
-    x->right = y->left;
-    if (y->left != NULL)
-        set_parent(y->left, x);
-    replace_child(tree, x, y);
-    y->left = x;
-    set_parent(x, y);
-    augment_one(tree, x);
-    augment_one(tree, y);
+_Static_assert(offsetof(struct rb_node, right) == offsetof(struct rb_node, left) + sizeof(struct rb_node *),
+               "child() indexes left and right as a pair");
+
+/* Indexed, not chosen with a branch: rebalancing runs on every allocator
+ * insert and erase. */
+static struct rb_node **child(struct rb_node *n, enum rb_side side)
+{
+    return (struct rb_node **)((char *)n + offsetof(struct rb_node, left) +
+                               (size_t)side * sizeof(struct rb_node *));
 }
 
-static void rotate_right(struct rb_tree *tree, struct rb_node *x)
+static enum rb_side other(enum rb_side side)
 {
-    struct rb_node *y = x->left;
+    return side == RB_LEFT ? RB_RIGHT : RB_LEFT;
+}
 
-    x->left = y->right;
-    if (y->right != NULL)
-        set_parent(y->right, x);
+/* Moves x down towards `side`: its child on the other side takes x's place
+ * and x becomes that child's `side` child. */
+static void rotate(struct rb_tree *tree, struct rb_node *x, enum rb_side side)
+{
+    struct rb_node *y = *child(x, other(side));
+    struct rb_node *inner = *child(y, side);
+
+    *child(x, other(side)) = inner;
+    if (inner != NULL)
+        set_parent(inner, x);
     replace_child(tree, x, y);
-    y->right = x;
+    *child(y, side) = x;
     set_parent(x, y);
     augment_one(tree, x);
     augment_one(tree, y);
@@ -131,101 +141,62 @@ void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *paren
 
     while (!rb_is_black(parent)) {
         struct rb_node *grand = rb_parent(parent);
+        enum rb_side side = parent == grand->left ? RB_LEFT : RB_RIGHT;
+        struct rb_node *uncle = *child(grand, other(side));
 
-        if (parent == grand->left) {
-            struct rb_node *uncle = grand->right;
-            if (!rb_is_black(uncle)) {
-                set_black(parent);
-                set_black(uncle);
-                set_red(grand);
-                node = grand;
-                parent = rb_parent(node);
-                continue;
-            }
-            if (node == parent->right) {
-                rotate_left(tree, parent);
-                node = parent;
-                parent = rb_parent(node);
-            }
+        if (!rb_is_black(uncle)) {
             set_black(parent);
+            set_black(uncle);
             set_red(grand);
-            rotate_right(tree, grand);
-        } else {
-            struct rb_node *uncle = grand->left;
-            if (!rb_is_black(uncle)) {
-                set_black(parent);
-                set_black(uncle);
-                set_red(grand);
-                node = grand;
-                parent = rb_parent(node);
-                continue;
-            }
-            if (node == parent->left) {
-                rotate_right(tree, parent);
-                node = parent;
-                parent = rb_parent(node);
-            }
-            set_black(parent);
-            set_red(grand);
-            rotate_left(tree, grand);
+            node = grand;
+            parent = rb_parent(node);
+            continue;
         }
+        /* An inner grandchild is first turned into an outer one. */
+        if (node == *child(parent, other(side))) {
+            rotate(tree, parent, side);
+            node = parent;
+            parent = rb_parent(node);
+        }
+        set_black(parent);
+        set_red(grand);
+        rotate(tree, grand, other(side));
         break;
     }
     set_black(tree->root);
 }
 
+/* x (maybe NULL) carries an extra black until a rotation or recolouring can
+ * absorb it; w is its sibling. */
 static void erase_fixup(struct rb_tree *tree, struct rb_node *x, struct rb_node *parent)
 {
     while (x != tree->root && rb_is_black(x)) {
-        if (x == parent->left) {
-            struct rb_node *w = parent->right;
-            if (!rb_is_black(w)) {
-                set_black(w);
-                set_red(parent);
-                rotate_left(tree, parent);
-                w = parent->right;
-            }
-            if (rb_is_black(w->left) && rb_is_black(w->right)) {
-                set_red(w);
-                x = parent;
-                parent = rb_parent(x);
-                continue;
-            }
-            if (rb_is_black(w->right)) {
-                set_black(w->left);
-                set_red(w);
-                rotate_right(tree, w);
-                w = parent->right;
-            }
-            copy_colour(w, parent);
-            set_black(parent);
-            set_black(w->right);
-            rotate_left(tree, parent);
-        } else {
-            struct rb_node *w = parent->left;
-            if (!rb_is_black(w)) {
-                set_black(w);
-                set_red(parent);
-                rotate_right(tree, parent);
-                w = parent->left;
-            }
-            if (rb_is_black(w->left) && rb_is_black(w->right)) {
-                set_red(w);
-                x = parent;
-                parent = rb_parent(x);
-                continue;
-            }
-            if (rb_is_black(w->left)) {
-                set_black(w->right);
-                set_red(w);
-                rotate_left(tree, w);
-                w = parent->left;
-            }
-            copy_colour(w, parent);
-            set_black(parent);
-            set_black(w->left);
-            rotate_right(tree, parent);
+        enum rb_side side = x == parent->left ? RB_LEFT : RB_RIGHT;
+        struct rb_node *w = *child(parent, other(side));
+
+        if (!rb_is_black(w)) {
+            set_black(w);
+            set_red(parent);
+            rotate(tree, parent, side);
+            w = *child(parent, other(side));
         }
+        if (rb_is_black(w->left) && rb_is_black(w->right)) {
+            set_red(w);
+            x = parent;
+            parent = rb_parent(x);
+            continue;
+        }
+        /* w's far child must be red for the final rotation to end it. */
+        if (rb_is_black(*child(w, other(side)))) {
+            set_black(*child(w, side));
+            set_red(w);
+            rotate(tree, w, other(side));
+            w = *child(parent, other(side));
+        }
+        copy_colour(w, parent);
+        set_black(parent);
+        set_black(*child(w, other(side)));
+        rotate(tree, parent, side);
         x = tree->root;
         break;
     }
@@ -270,57 +241,38 @@ void rb_erase(struct rb_tree *tree, struct rb_node *z)
         erase_fixup(tree, x, x_parent);
 }
 
-struct rb_node *rb_first(const struct rb_tree *tree)
+/* The last node down `side` from n (n itself if it has no such child). */
+static struct rb_node *outermost(struct rb_node *n, enum rb_side side)
 {
-    struct rb_node *n = tree->root;
-
-    if (n == NULL)
-        return NULL;
-    while (n->left != NULL)
-        n = n->left;
+    while (*child(n, side) != NULL)
+        n = *child(n, side);
     return n;
 }
 
-struct rb_node *rb_last(const struct rb_tree *tree)
+static struct rb_node *tree_end(const struct rb_tree *tree, enum rb_side side)
 {
-    struct rb_node *n = tree->root;
-
-    if (n == NULL)
-        return NULL;
-    while (n->right != NULL)
-        n = n->right;
-    return n;
+    return tree->root == NULL ? NULL : outermost(tree->root, side);
 }
 
-struct rb_node *rb_next(const struct rb_node *n)
+/* The neighbour of n towards `side` in key order: the outermost node of
+ * its subtree on that side, else the first ancestor reached from the other
+ * side. */
+static struct rb_node *neighbour(const struct rb_node *n, enum rb_side side)
 {
+    struct rb_node *node = (struct rb_node *)n;
     struct rb_node *parent;
 
-    if (n->right != NULL) {
-        n = n->right;
-        while (n->left != NULL)
-            n = n->left;
-        return (struct rb_node *)n;
-    }
-    while ((parent = rb_parent(n)) != NULL && n == parent->right)
-        n = parent;
+    if (*child(node, side) != NULL)
+        return outermost(*child(node, side), other(side));
+    while ((parent = rb_parent(node)) != NULL && node == *child(parent, side))
+        node = parent;
     return parent;
 }
 
-struct rb_node *rb_prev(const struct rb_node *n)
-{
-    struct rb_node *parent;
-
-    if (n->left != NULL) {
-        n = n->left;
-        while (n->right != NULL)
-            n = n->right;
-        return (struct rb_node *)n;
-    }
-    while ((parent = rb_parent(n)) != NULL && n == parent->left)
-        n = parent;
-    return parent;
-}
+struct rb_node *rb_first(const struct rb_tree *tree) { return tree_end(tree, RB_LEFT); }
+struct rb_node *rb_last(const struct rb_tree *tree) { return tree_end(tree, RB_RIGHT); }
+struct rb_node *rb_next(const struct rb_node *n) { return neighbour(n, RB_RIGHT); }
+struct rb_node *rb_prev(const struct rb_node *n) { return neighbour(n, RB_LEFT); }
 
 /* Returns the black height of the subtree, or -1 if broken; counts nodes. */
 static long validate_subtree(const struct rb_node *n, const struct rb_node *parent,

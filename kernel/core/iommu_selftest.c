@@ -294,95 +294,146 @@ static void high_memory(struct iommu_domain *d, const struct mb_info *info, cons
     memcpy(page, saved, PAGE_SIZE);
 }
 
-static void run(struct device *dev, const struct mb_info *info)
+/* The pages the DMA plays with, physical and as the kernel sees them. */
+struct frames {
+    uint64_t source, dest, stale;
+    uint8_t *s, *t, *u;
+    uint64_t dest_iova; /* where the domain maps dest */
+};
+
+/* Maps edu's registers, reads its id and lets it master the bus; *command
+ * is the command register to put back. */
+static bool edu_enable(struct device *dev, void **regs, uint32_t *id, uint16_t *command)
 {
     uint64_t bar, bar_size;
-    void *regs;
     int err = device_bar(dev, 0, &bar, &bar_size);
     if (err == 0)
-        err = ioremap(bar, PAGE_SIZE, IOREMAP_MMIO, &regs);
+        err = ioremap(bar, PAGE_SIZE, IOREMAP_MMIO, regs);
     if (!check("edu_registers", err == 0, "BAR0: error %d", err))
-        return;
-    st.regs = regs;
-    uint32_t id = *(volatile uint32_t *)(st.regs + EDU_ID);
-    uint16_t command = (uint16_t)pci_config_read(st.edu, PCI_COMMAND, 2);
-    pci_config_write(st.edu, PCI_COMMAND, 2, command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+        return false;
+    st.regs = *regs;
+    *id = *(volatile uint32_t *)(st.regs + EDU_ID);
+    *command = (uint16_t)pci_config_read(st.edu, PCI_COMMAND, 2);
+    pci_config_write(st.edu, PCI_COMMAND, 2, *command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    return true;
+}
 
-    uint64_t source = pool_alloc_frame(), dest = pool_alloc_frame(), stale = pool_alloc_frame();
-    uint64_t baseline = pool_free_frames();
-    struct iommu_domain *d = 0, *again = 0;
-    if (!check("setup", (id & EDU_ID_MAGIC_MASK) == EDU_ID_MAGIC && source && dest && stale,
-               "edu id %#x, frames %#lx %#lx %#lx", id, source, dest, stale))
-        goto out;
-    uint8_t *s = phys_to_virt(source), *t = phys_to_virt(dest), *u = phys_to_virt(stale);
-    static uint8_t pattern[PAGE_SIZE], old[PAGE_SIZE];
-    fill_pattern(s, 3);
-    memcpy(pattern, s, PAGE_SIZE);
-    memset(t, 0, PAGE_SIZE);
-    memset(u, 0x5a, PAGE_SIZE);
+/* Known contents everywhere, so that a write that got through shows. */
+static void fill_frames(struct frames *f, uint8_t *pattern)
+{
+    f->s = phys_to_virt(f->source);
+    f->t = phys_to_virt(f->dest);
+    f->u = phys_to_virt(f->stale);
+    fill_pattern(f->s, 3);
+    memcpy(pattern, f->s, PAGE_SIZE);
+    memset(f->t, 0, PAGE_SIZE);
+    memset(f->u, 0x5a, PAGE_SIZE);
     memset(kernel_victim, 0xa5, PAGE_SIZE);
+}
 
-    err = iommu_domain_create(st.edu, &d);
-    int twice = err ? 0 : iommu_domain_create(st.edu, &again);
-    if (!check("domain_create", err == 0 && twice == -EBUSY, "create %d, a second one %d", err, twice))
-        goto out;
-
+static bool map_frames(struct iommu_domain *d, struct frames *f)
+{
     /* The destination 1:1 when edu can address it, the source elsewhere. */
-    uint64_t dest_iova = dest + PAGE_SIZE <= EDU_DMA_LIMIT ? dest : IOVA_DEST;
-    int map_source = iommu_map(d, IOVA_SOURCE, source, PAGE_SIZE, false);
-    int map_dest = iommu_map(d, dest_iova, dest, PAGE_SIZE, true);
+    f->dest_iova = f->dest + PAGE_SIZE <= EDU_DMA_LIMIT ? f->dest : IOVA_DEST;
+    int map_source = iommu_map(d, IOVA_SOURCE, f->source, PAGE_SIZE, false);
+    int map_dest = iommu_map(d, f->dest_iova, f->dest, PAGE_SIZE, true);
     kprintf("iommu selftest: edu at %02x:%02x.%x; source page %#lx at iova %#lx (read-only), destination %#lx at "
-            "iova %#lx%s\n", st.edu.bus, st.edu.device, st.edu.function, source, IOVA_SOURCE, dest, dest_iova,
-            dest_iova == dest ? " (identity)" : "");
-    if (!check("map", map_source == 0 && map_dest == 0, "source %d, destination %d", map_source, map_dest))
-        goto out;
-    map_refusals(d, source);
+            "iova %#lx%s\n", st.edu.bus, st.edu.device, st.edu.function, f->source, IOVA_SOURCE, f->dest,
+            f->dest_iova, f->dest_iova == f->dest ? " (identity)" : "");
+    return check("map", map_source == 0 && map_dest == 0, "source %d, destination %d", map_source, map_dest);
+}
 
+static void mapped_dma(const struct frames *f, const uint8_t *pattern)
+{
     unsigned faults = st.faults;
-    bool done = edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, dest_iova, true);
-    bool copied = memcmp(t, pattern, EDU_DMA_BYTES) == 0 && all_bytes(t + EDU_DMA_BYTES, PAGE_SIZE - EDU_DMA_BYTES, 0);
+    bool done = edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, f->dest_iova, true);
+    bool copied = memcmp(f->t, pattern, EDU_DMA_BYTES) == 0 &&
+                  all_bytes(f->t + EDU_DMA_BYTES, PAGE_SIZE - EDU_DMA_BYTES, 0);
     check("mapped_dma", done && copied && st.faults == faults, "DMA %s, copy %s, %u fault(s)",
           done ? "done" : "timed out", copied ? "exact" : "WRONG", st.faults - faults);
+}
 
-    large_page(d, t, dest_iova);
-    high_memory(d, info, pattern);
-    bench(d, source);
-    expect_blocked("read_only_blocked", IOVA_SOURCE, s, pattern, REASON_WRITE_DENIED);
+/* What a malicious driver would aim at through its domain: a page mapped
+ * read-only, a physical address it once had, and kernel memory. */
+static void attacks(const struct frames *f, const uint8_t *pattern, uint8_t *old)
+{
+    expect_blocked("read_only_blocked", IOVA_SOURCE, f->s, pattern, REASON_WRITE_DENIED);
     memset(old, 0x5a, PAGE_SIZE);
-    expect_blocked("stale_address_blocked", stale, u, old, REASON_WRITE_DENIED);
+    expect_blocked("stale_address_blocked", f->stale, f->u, old, REASON_WRITE_DENIED);
     memset(old, 0xa5, PAGE_SIZE);
     expect_blocked("kernel_write_blocked", virt_to_phys(kernel_victim), kernel_victim, old, REASON_WRITE_DENIED);
     fill_pattern(kernel_victim, 101);
-    expect_read_blocked("kernel_read_blocked", virt_to_phys(kernel_victim), kernel_victim, t, dest_iova);
+    expect_read_blocked("kernel_read_blocked", virt_to_phys(kernel_victim), kernel_victim, f->t, f->dest_iova);
+}
 
-    iommu_unmap(d, dest_iova, PAGE_SIZE);
-    memset(t, 0x11, PAGE_SIZE);
+/* Unmapping cuts the device off from a page, mapping it again restores it,
+ * and destroying the domain (*d is then 0) cuts it off from everything. */
+static void teardown(struct iommu_domain **d, const struct frames *f, const uint8_t *pattern, uint8_t *old)
+{
+    iommu_unmap(*d, f->dest_iova, PAGE_SIZE);
+    memset(f->t, 0x11, PAGE_SIZE);
     memset(old, 0x11, PAGE_SIZE);
-    expect_blocked("unmap_blocks", dest_iova, t, old, REASON_WRITE_DENIED);
+    expect_blocked("unmap_blocks", f->dest_iova, f->t, old, REASON_WRITE_DENIED);
 
-    /* Mapped again it works again, then the domain goes. */
-    err = iommu_map(d, dest_iova, dest, PAGE_SIZE, true);
-    done = err == 0 && edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, dest_iova, true);
-    check("remap", done && memcmp(t, pattern, EDU_DMA_BYTES) == 0, "map %d, DMA %s", err, done ? "done" : "failed");
-    iommu_domain_destroy(d);
-    d = 0;
-    memset(t, 0x22, PAGE_SIZE);
+    int err = iommu_map(*d, f->dest_iova, f->dest, PAGE_SIZE, true);
+    bool done = err == 0 && edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) &&
+                edu_dma(EDU_DMA_BUFFER, f->dest_iova, true);
+    check("remap", done && memcmp(f->t, pattern, EDU_DMA_BYTES) == 0, "map %d, DMA %s", err,
+          done ? "done" : "failed");
+    iommu_domain_destroy(*d);
+    *d = 0;
+    memset(f->t, 0x22, PAGE_SIZE);
     memset(old, 0x22, PAGE_SIZE);
     /* No context entry, or (the bus's last domain gone) no root entry. */
-    expect_blocked("destroy_blocks", dest_iova, t, old, REASON_NO_CONTEXT | REASON_NO_ROOT);
-    check("pool_baseline", pool_free_frames() == baseline, "%lu frames free, %lu before the domain",
-          pool_free_frames(), baseline);
-out:
+    expect_blocked("destroy_blocks", f->dest_iova, f->t, old, REASON_NO_CONTEXT | REASON_NO_ROOT);
+}
+
+/* Every check that needs a domain; the pool must be back at `baseline`
+ * once the domain is gone. */
+static void exercise_domain(struct frames *f, const struct mb_info *info, uint64_t baseline)
+{
+    static uint8_t pattern[PAGE_SIZE], old[PAGE_SIZE];
+    struct iommu_domain *d = 0, *again = 0;
+
+    fill_frames(f, pattern);
+    int err = iommu_domain_create(st.edu, &d);
+    int twice = err ? 0 : iommu_domain_create(st.edu, &again);
+    if (check("domain_create", err == 0 && twice == -EBUSY, "create %d, a second one %d", err, twice) &&
+        map_frames(d, f)) {
+        map_refusals(d, f->source);
+        mapped_dma(f, pattern);
+        large_page(d, f->t, f->dest_iova);
+        high_memory(d, info, pattern);
+        bench(d, f->source);
+        attacks(f, pattern, old);
+        teardown(&d, f, pattern, old);
+        check("pool_baseline", pool_free_frames() == baseline, "%lu frames free, %lu before the domain",
+              pool_free_frames(), baseline);
+    }
     if (d)
         iommu_domain_destroy(d);
+}
+
+static void run(struct device *dev, const struct mb_info *info)
+{
+    void *regs;
+    uint32_t id;
+    uint16_t command;
+    if (!edu_enable(dev, &regs, &id, &command))
+        return;
+    struct frames f = { .source = pool_alloc_frame(), .dest = pool_alloc_frame(), .stale = pool_alloc_frame() };
+    uint64_t baseline = pool_free_frames();
+    if (check("setup", (id & EDU_ID_MAGIC_MASK) == EDU_ID_MAGIC && f.source && f.dest && f.stale,
+              "edu id %#x, frames %#lx %#lx %#lx", id, f.source, f.dest, f.stale))
+        exercise_domain(&f, info, baseline);
     pci_config_write(st.edu, PCI_COMMAND, 2, command);
     iounmap(regs);
-    if (source)
-        pool_free_frame(source);
-    if (dest)
-        pool_free_frame(dest);
-    if (stale)
-        pool_free_frame(stale);
+    if (f.source)
+        pool_free_frame(f.source);
+    if (f.dest)
+        pool_free_frame(f.dest);
+    if (f.stale)
+        pool_free_frame(f.stale);
 }
 
 void iommu_selftest(const struct mb_info *info)

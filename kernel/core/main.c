@@ -183,11 +183,10 @@ static void start_boot_processes(void)
         physmem_hand_over();
 }
 
-void kmain(uint32_t magic, uint32_t mbi_phys);
-void kmain(uint32_t magic, uint32_t mbi_phys)
+/* The multiboot information, checked and logged; the command line and the
+ * modules' names and arguments are copied into the kernel. */
+static void read_boot_info(uint32_t magic, uint32_t mbi_phys)
 {
-    arch_serial_init();
-    kprintf("\ntessera: booting\n");
     if (magic != MB2_BOOTLOADER_MAGIC)
         panic("not started by a multiboot2 loader (magic %#x)", magic);
     if (mbi_phys >= EARLY_MAP_LIMIT)
@@ -197,23 +196,35 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     kprintf("boot loader: %s\ncommand line: %s\n", mbinfo.bootloader, mbinfo.cmdline);
     print_memory_map(&mbinfo);
     copy_boot_strings(&mbinfo);
+}
 
-    struct phys_range reserved[BOOT_MODULES_MAX + 3];
-    unsigned nreserved = 0;
-    reserved[nreserved++] = (struct phys_range){ 0, 1ull << 20 };
-    reserved[nreserved++] = (struct phys_range){ (uint64_t)kernel_phys_start,
-                                                 (uint64_t)kernel_end - KERNEL_VMA - (uint64_t)kernel_phys_start };
-    reserved[nreserved++] = (struct phys_range){ mbi_phys, mbinfo.total_size };
+/* What no allocation may take: the first MiB (firmware data; the APs'
+ * trampoline goes there later), the kernel image, the multiboot
+ * information and the modules. Returns how many ranges it wrote. */
+static unsigned boot_reserved_ranges(uint32_t mbi_phys, struct phys_range *reserved)
+{
+    unsigned n = 0;
+    reserved[n++] = (struct phys_range){ 0, 1ull << 20 };
+    reserved[n++] = (struct phys_range){ (uint64_t)kernel_phys_start,
+                                         (uint64_t)kernel_end - KERNEL_VMA - (uint64_t)kernel_phys_start };
+    reserved[n++] = (struct phys_range){ mbi_phys, mbinfo.total_size };
     for (unsigned i = 0; i < boot_module_count; i++)
-        reserved[nreserved++] = module_ranges[i];
+        reserved[n++] = module_ranges[i];
+    return n;
+}
+
+static void memory_init(const struct phys_range *reserved, unsigned nreserved)
+{
     physmem_init(&mbinfo, reserved, nreserved);
     carve_pool();
     kmem_init();
-
     arch_cpu_init();
     paging_init(&mbinfo);
     kprintf("paging: direct map of RAM at %#lx, NX %s\n", DIRECT_MAP_BASE, arch_has_nx() ? "on" : "off");
+}
 
+static void kernel_objects_init(void)
+{
     proc_init();
     segment_init();
     ipc_init();
@@ -221,9 +232,12 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     irq_init();
     syscall_init();
     sched_init();
-    /* Boot code runs as the BSP's idle thread, under the kernel lock, until
-     * sched_start: the other CPUs run no thread before then. */
-    kernel_lock();
+}
+
+/* Interrupts, the timer, the other CPUs and the IOMMU, with their
+ * self-tests when the command line asks for them. */
+static void hardware_init(const struct phys_range *reserved, unsigned nreserved)
+{
     arch_interrupts_init(&mbinfo, boot_cmdline);
     arch_timer_init(SCHED_HZ, boot_cmdline);
     console_input_init();
@@ -238,6 +252,22 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
     iommu_set_fault_handler(device_dma_fault);
     if (cmdline_get(boot_cmdline, "iommu.selftest", 0, 0))
         iommu_selftest(&mbinfo);
+}
+
+void kmain(uint32_t magic, uint32_t mbi_phys);
+void kmain(uint32_t magic, uint32_t mbi_phys)
+{
+    arch_serial_init();
+    kprintf("\ntessera: booting\n");
+    read_boot_info(magic, mbi_phys);
+    struct phys_range reserved[BOOT_MODULES_MAX + 3];
+    unsigned nreserved = boot_reserved_ranges(mbi_phys, reserved);
+    memory_init(reserved, nreserved);
+    kernel_objects_init();
+    /* Boot code runs as the BSP's idle thread, under the kernel lock, until
+     * sched_start: the other CPUs run no thread before then. */
+    kernel_lock();
+    hardware_init(reserved, nreserved);
     kprintf("modules: %u; user memory free: %lu MiB; pool: %lu frames free\n", boot_module_count,
             physmem_free_bytes() >> 20, pool_free_frames());
     make_module_segments();

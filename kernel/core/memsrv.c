@@ -279,18 +279,15 @@ int64_t sys_ms_restart(SYSCALL_ARGS)
     if (n < 0 || (size_t)n >= sizeof(args))
         return -E2BIG;
     handle_t h;
-    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
+    int err = syscall_reserve_handle(&h);
     if (err)
         return err;
-    struct process *p;
+    struct process *p = NULL;
     err = proc_restart_memsrv(args, (size_t)n, &p);
-    if (err) {
-        handle_remove(&self()->handles, h, 0);
-        return err;
+    if (!err) {
+        restarts++;
+        kprintf("tessera: memory server restarted (%u so far), pid %#lx\n", restarts, p->pid);
+        proc_get(p);
     }
-    restarts++;
-    kprintf("tessera: memory server restarted (%u so far), pid %#lx\n", restarts, p->pid);
-    proc_get(p);
-    handle_fill(&self()->handles, h, p, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT);
-    return (int64_t)h;
+    return syscall_publish_handle(h, err, p, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT);
 }

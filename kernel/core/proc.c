@@ -330,32 +330,53 @@ static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights
     return 0;
 }
 
-/* Loads boot module `module` (reuse: into the memory server's kept
- * parts) and starts it. */
-static int load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                       uint32_t powers, bool reuse, struct process **out, struct abi_startup **startup_out)
+/* The parts a module is being loaded into, in load order (the ELF
+ * segments, then the stack): a reload of the memory server takes them from
+ * its predecessor's kept parts in the same order. */
+struct module_load {
+    struct process *p;
+    bool reuse;
+    unsigned nparts;
+    struct segment *parts[MODULE_PARTS_MAX];
+};
+
+static int load_part(struct module_load *ld, uint64_t vaddr, uint64_t size, rights_t rights,
+                     struct segment **out)
 {
+    int err = load_segment(ld->p, vaddr, size, rights, ld->reuse, ld->nparts, out);
+
+    if (err)
+        return err;
+    ld->parts[ld->nparts++] = *out;
+    return 0;
+}
+
+/* Boot module `module`'s image, if it is an executable this kernel can
+ * load; a refusal is logged, since nothing else will say why. */
+static int module_image(unsigned module, size_t args_len, const struct boot_module **m,
+                        const void **image, struct elf_image *elf)
+{
+    const char *why = "";
+
     if (module >= boot_module_count)
         return -ENOENT;
     if (args_len >= ABI_ARGS_MAX)
         return -E2BIG;
-    const struct boot_module *m = &boot_modules[module];
-    const void *image = phys_to_virt(m->seg->phys);
-    struct elf_image elf;
-    const char *why = "";
-    if (elf_check(image, m->size, ABI_USER_BASE, ABI_STACK_TOP - ABI_STACK_SIZE, &elf, &why) != 0) {
-        kprintf("load: module %s refused: %s\n", m->name, why);
+    *m = &boot_modules[module];
+    *image = phys_to_virt((*m)->seg->phys);
+    if (elf_check(*image, (*m)->size, ABI_USER_BASE, ABI_STACK_TOP - ABI_STACK_SIZE, elf, &why) != 0) {
+        kprintf("load: module %s refused: %s\n", (*m)->name, why);
         return -ENOEXEC;
     }
+    return 0;
+}
 
-    struct process *p;
-    int err = proc_create(m->name, 0, powers, &p);
-    if (err)
-        return err;
-    struct segment *parts[MODULE_PARTS_MAX];
-    unsigned nparts = 0;
-    for (size_t i = 0; i < elf.nsegments && !err; i++) {
-        const struct elf_segment *e = &elf.seg[i];
+/* Each ELF segment gets whole pages of its own, with the rights its flags
+ * ask for; the bytes past its file size stay zero (the part is zero-filled). */
+static int load_elf_segments(struct module_load *ld, const void *image, const struct elf_image *elf)
+{
+    for (size_t i = 0; i < elf->nsegments; i++) {
+        const struct elf_segment *e = &elf->seg[i];
         if (!e->memsz)
             continue;
         uint64_t page_start = e->vaddr & ~(PAGE_SIZE - 1);
@@ -363,58 +384,108 @@ static int load_module(unsigned module, const char *args, size_t args_len, struc
         rights_t rights = RIGHT_READ | RIGHT_PIN | ((e->flags & ELF_SEG_W) ? RIGHT_WRITE : 0) |
                           ((e->flags & ELF_SEG_X) ? RIGHT_EXEC : 0);
         struct segment *s;
-        err = load_segment(p, page_start, page_end - page_start, rights, reuse, nparts, &s);
-        if (!err) {
-            parts[nparts++] = s;
-            memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset, e->filesz);
-        }
+        int err = load_part(ld, page_start, page_end - page_start, rights, &s);
+        if (err)
+            return err;
+        memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset,
+               e->filesz);
     }
+    return 0;
+}
+
+/* The handle to the memory server's endpoint every process starts with
+ * (HANDLE_NONE while there is none, as for memsrv's first start). */
+static int grant_memsrv_endpoint(struct process *p, struct endpoint *memsrv_ep, uint32_t powers,
+                                 handle_t *out)
+{
+    *out = HANDLE_NONE;
+    if (!memsrv_ep)
+        return 0;
+    /* The memory server receives on its endpoint; everyone else may only
+     * send (and init may pass that on). */
+    rights_t rights = (powers & POWER_MEMSRV) ? RIGHT_SEND | RIGHT_RECV : RIGHT_SEND | RIGHT_GRANT;
+    int err = handle_install(&p->handles, memsrv_ep, HANDLE_ENDPOINT, rights, out);
+    if (err)
+        return err;
+    endpoint_get(memsrv_ep);
+    endpoint_handle_added(memsrv_ep, rights);
+    return 0;
+}
+
+/* The stack, with the startup block (arguments and initial handles) at
+ * ABI_STARTUP_ADDR inside it, where the process's entry finds it. */
+static int load_stack(struct module_load *ld, const char *args, size_t args_len, handle_t memsrv_handle,
+                      struct abi_startup **out)
+{
+    const uint64_t stack_base = ABI_STACK_TOP - ABI_STACK_SIZE;
+    struct segment *stack;
+    int err = load_part(ld, stack_base, ABI_STACK_SIZE, RIGHT_READ | RIGHT_WRITE | RIGHT_PIN, &stack);
+    if (err)
+        return err;
+    struct abi_startup *st =
+        (struct abi_startup *)((char *)phys_to_virt(stack->phys) + (ABI_STARTUP_ADDR - stack_base));
+    st->magic = ABI_STARTUP_MAGIC;
+    st->args_len = args_len;
+    st->handles[ABI_STARTUP_MEMSRV] = memsrv_handle;
+    memcpy(st->args, args, args_len);
+    st->args[args_len] = 0;
+    *out = st;
+    return 0;
+}
+
+static void abandon_load(struct module_load *ld)
+{
+    /* Reused parts go back to the keep, fresh ones to the boot ranges. */
+    if (ld->reuse)
+        for (unsigned i = 0; i < ld->nparts; i++)
+            segment_detach(ld->parts[i]);
+    ld->p->exited = true;
+    proc_release(ld->p);
+    proc_put(ld->p);
+}
+
+/* Remembers the memory server's parts, so that a successor can be loaded
+ * into them (see memsrv_parts). */
+static void keep_memsrv_parts(const struct module_load *ld, unsigned module)
+{
+    for (unsigned i = 0; i < ld->nparts; i++)
+        memsrv_parts[i] = ld->parts[i];
+    memsrv_nparts = ld->nparts;
+    memsrv_module_index = module;
+}
+
+/* Loads boot module `module` (reuse: into the memory server's kept
+ * parts) and starts it. */
+static int load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
+                       uint32_t powers, bool reuse, struct process **out, struct abi_startup **startup_out)
+{
+    const struct boot_module *m;
+    const void *image;
+    struct elf_image elf;
+    int err = module_image(module, args_len, &m, &image, &elf);
+    if (err)
+        return err;
+
+    struct module_load ld = { .reuse = reuse };
+    err = proc_create(m->name, 0, powers, &ld.p);
+    if (err)
+        return err;
     handle_t memsrv_handle = HANDLE_NONE;
-    if (!err && memsrv_ep) {
-        /* The memory server receives on its endpoint; everyone else may
-         * only send (and init may pass that on). */
-        rights_t rights = (powers & POWER_MEMSRV) ? RIGHT_SEND | RIGHT_RECV : RIGHT_SEND | RIGHT_GRANT;
-        err = handle_install(&p->handles, memsrv_ep, HANDLE_ENDPOINT, rights, &memsrv_handle);
-        if (!err) {
-            endpoint_get(memsrv_ep);
-            endpoint_handle_added(memsrv_ep, rights);
-        }
-    }
-    struct segment *stack = 0;
+    struct abi_startup *st = NULL;
+    err = load_elf_segments(&ld, image, &elf);
     if (!err)
-        err = load_segment(p, ABI_STACK_TOP - ABI_STACK_SIZE, ABI_STACK_SIZE, RIGHT_READ | RIGHT_WRITE | RIGHT_PIN,
-                           reuse, nparts, &stack);
+        err = grant_memsrv_endpoint(ld.p, memsrv_ep, powers, &memsrv_handle);
     if (!err)
-        parts[nparts++] = stack;
-    uint64_t startup_va = ABI_STARTUP_ADDR;
-    struct abi_startup *st = 0;
-    if (!err) {
-        st = (struct abi_startup *)((char *)phys_to_virt(stack->phys) + (startup_va - (ABI_STACK_TOP - ABI_STACK_SIZE)));
-        st->magic = ABI_STARTUP_MAGIC;
-        st->args_len = args_len;
-        st->handles[ABI_STARTUP_MEMSRV] = memsrv_handle;
-        memcpy(st->args, args, args_len);
-        st->args[args_len] = 0;
-    }
+        err = load_stack(&ld, args, args_len, memsrv_handle, &st);
     if (!err)
-        err = proc_start(p, elf.entry, startup_va, startup_va);
+        err = proc_start(ld.p, elf.entry, ABI_STARTUP_ADDR, ABI_STARTUP_ADDR);
     if (err) {
-        /* Reused parts go back to the keep, fresh ones to the boot ranges. */
-        if (reuse)
-            for (unsigned i = 0; i < nparts; i++)
-                segment_detach(parts[i]);
-        p->exited = true;
-        proc_release(p);
-        proc_put(p);
+        abandon_load(&ld);
         return err;
     }
-    if (powers & POWER_MEMSRV) {
-        for (unsigned i = 0; i < nparts; i++)
-            memsrv_parts[i] = parts[i];
-        memsrv_nparts = nparts;
-        memsrv_module_index = module;
-    }
-    *out = p;
+    if (powers & POWER_MEMSRV)
+        keep_memsrv_parts(&ld, module);
+    *out = ld.p;
     if (startup_out)
         *startup_out = st;
     return 0;

@@ -25,23 +25,40 @@ static int device_arg(uint64_t h, rights_t need, struct device **d)
     return handle_get(&current->proc->handles, h, HANDLE_DEVICE, need, (void **)d, 0);
 }
 
+/* The device and BAR index a BAR call names; mapping needs the MMIO right. */
+static int bar_arg(uint64_t h, uint64_t bar, struct device **d)
+{
+    int err = device_arg(h, RIGHT_MMIO, d);
+
+    if (err)
+        return err;
+    return bar > PCI_BAR_MAX ? -EINVAL : 0;
+}
+
+/* The notification an interrupt or fault is delivered to, and its bit: not
+ * bit 63, since a wait returns the bits as its non-negative result. */
+static int signal_arg(uint64_t h, uint64_t bit, struct notification **n)
+{
+    int err = handle_get(&current->proc->handles, h, HANDLE_NOTIFICATION, RIGHT_SIGNAL,
+                         (void **)n, 0);
+
+    if (err)
+        return err;
+    return bit >= 63 ? -EINVAL : 0;
+}
+
 int64_t sys_dev_open(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     if (a0 > 0xffff || a1 > 0xffff || a2 > 0xffff)
         return -EINVAL;
     handle_t h;
-    int err = handle_install(&current->proc->handles, 0, HANDLE_RESERVED, 0, &h);
+    int err = syscall_reserve_handle(&h);
     if (err)
         return err;
-    struct device *d;
+    struct device *d = NULL;
     err = device_open((uint16_t)a0, (uint16_t)a1, (unsigned)a2, &d);
-    if (err) {
-        handle_remove(&current->proc->handles, h, 0);
-        return err;
-    }
-    handle_fill(&current->proc->handles, h, d, HANDLE_DEVICE, RIGHTS_DEVICE);
-    return (int64_t)h;
+    return syscall_publish_handle(h, err, d, HANDLE_DEVICE, RIGHTS_DEVICE);
 }
 
 int64_t sys_dev_config_read(SYSCALL_ARGS)
@@ -74,11 +91,9 @@ int64_t sys_dev_map_bar(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = device_arg(a0, RIGHT_MMIO, &d);
+    int err = bar_arg(a0, a1, &d);
     if (err)
         return err;
-    if (a1 > PCI_BAR_MAX)
-        return -EINVAL;
     if (!user_range_valid(a2, sizeof(struct abi_bar_info)))
         return -EFAULT;
     struct aspace *as = &current->proc->aspace;
@@ -111,11 +126,9 @@ int64_t sys_dev_unmap_bar(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = device_arg(a0, RIGHT_MMIO, &d);
+    int err = bar_arg(a0, a1, &d);
     if (err)
         return err;
-    if (a1 > PCI_BAR_MAX)
-        return -EINVAL;
     return aspace_unmap_device(&current->proc->aspace, d, (unsigned)a1);
 }
 
@@ -147,16 +160,11 @@ int64_t sys_dev_irq(SYSCALL_ARGS)
     if (err)
         return err;
     handle_t h;
-    if ((err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &h)) != 0)
+    if ((err = syscall_reserve_handle(&h)) != 0)
         return err;
-    struct irq_object *o;
+    struct irq_object *o = NULL;
     err = irq_create(d, p->account, &o);
-    if (err) {
-        handle_remove(&p->handles, h, 0);
-        return err;
-    }
-    handle_fill(&p->handles, h, o, HANDLE_IRQ, RIGHTS_IRQ);
-    return (int64_t)h;
+    return syscall_publish_handle(h, err, o, HANDLE_IRQ, RIGHTS_IRQ);
 }
 
 int64_t sys_irq_bind(SYSCALL_ARGS)
@@ -167,11 +175,9 @@ int64_t sys_irq_bind(SYSCALL_ARGS)
     struct notification *n;
     int err = handle_get(t, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
     if (!err)
-        err = handle_get(t, a1, HANDLE_NOTIFICATION, RIGHT_SIGNAL, (void **)&n, 0);
+        err = signal_arg(a1, a2, &n);
     if (err)
         return err;
-    if (a2 >= 63)
-        return -EINVAL;
     return irq_bind(o, n, (unsigned)a2);
 }
 
@@ -190,10 +196,8 @@ int64_t sys_dev_fault_bind(SYSCALL_ARGS)
     struct notification *n;
     int err = device_arg(a0, RIGHT_DMA, &d);
     if (!err)
-        err = handle_get(&current->proc->handles, a1, HANDLE_NOTIFICATION, RIGHT_SIGNAL, (void **)&n, 0);
+        err = signal_arg(a1, a2, &n);
     if (err)
         return err;
-    if (a2 >= 63)
-        return -EINVAL;
     return device_fault_bind(d, n, (unsigned)a2, current->proc->pid);
 }

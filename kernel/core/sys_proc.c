@@ -33,6 +33,21 @@ int syscall_process_arg(uint64_t h, rights_t need, struct process **out)
     return handle_get(&self()->handles, h, HANDLE_PROCESS, need, (void **)out, 0);
 }
 
+int syscall_reserve_handle(handle_t *h)
+{
+    return handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, h);
+}
+
+int64_t syscall_publish_handle(handle_t h, int err, void *object, enum handle_type type, rights_t rights)
+{
+    if (err) {
+        handle_remove(&self()->handles, h, 0);
+        return err;
+    }
+    handle_fill(&self()->handles, h, object, type, rights);
+    return (int64_t)h;
+}
+
 int64_t sys_exit(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
@@ -57,18 +72,14 @@ int64_t sys_thread_create(SYSCALL_ARGS)
     if (copy_to_user(stack_top - 8, &no_return, sizeof(no_return)) != 0)
         return -EFAULT;
     handle_t h;
-    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
+    int err = syscall_reserve_handle(&h);
     if (err)
         return err;
-    struct thread *t;
+    struct thread *t = NULL;
     err = thread_create(self(), entry, stack_top - 8, arg, &t);
-    if (err) {
-        handle_remove(&self()->handles, h, 0);
-        return err;
-    }
-    thread_get(t);
-    handle_fill(&self()->handles, h, t, HANDLE_THREAD, RIGHTS_THREAD);
-    return (int64_t)h;
+    if (!err)
+        thread_get(t);
+    return syscall_publish_handle(h, err, t, HANDLE_THREAD, RIGHTS_THREAD);
 }
 
 int64_t sys_thread_exit(SYSCALL_ARGS)
@@ -337,18 +348,14 @@ int64_t sys_proc_create(SYSCALL_ARGS)
         return -EFAULT;
     name[a1] = 0;
     handle_t h;
-    int err = handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, &h);
+    int err = syscall_reserve_handle(&h);
     if (err)
         return err;
-    struct process *p;
+    struct process *p = NULL;
     err = proc_create(name, self(), (uint32_t)a2, &p);
-    if (err) {
-        handle_remove(&self()->handles, h, 0);
-        return err;
-    }
-    proc_get(p);
-    handle_fill(&self()->handles, h, p, HANDLE_PROCESS, RIGHTS_PROCESS);
-    return (int64_t)h;
+    if (!err)
+        proc_get(p);
+    return syscall_publish_handle(h, err, p, HANDLE_PROCESS, RIGHTS_PROCESS);
 }
 
 int64_t sys_proc_start(SYSCALL_ARGS)

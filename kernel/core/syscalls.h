@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <abi/syscall.h>
+#include <kernel/handle.h>
 
 #define SYSCALL_ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
 #define SYSCALL_UNUSED (void)a0, (void)a1, (void)a2, (void)a3, (void)a4
@@ -27,5 +28,14 @@ struct process;
  * (every right over oneself) or a process handle. 0 with *out, -EBADH,
  * -EPERM. */
 int syscall_process_arg(uint64_t h, rights_t need, struct process **out);
+
+/* A call that makes an object reserves the caller's handle for it first,
+ * so that the object, once made, is never undone for want of a slot:
+ * syscall_reserve_handle, then make it, then syscall_publish_handle with
+ * the outcome, which fills the slot (returning the handle) or, when `err`
+ * says the object was not made, frees it (returning err). The handle holds
+ * a reference the caller has already taken. */
+int syscall_reserve_handle(handle_t *h);
+int64_t syscall_publish_handle(handle_t h, int err, void *object, enum handle_type type, rights_t rights);
 
 #endif

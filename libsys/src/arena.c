@@ -409,56 +409,83 @@ void arena_stats(const struct arena *a, struct arena_stats *out)
 
 /* ---- checker ---- */
 
-int arena_check(const struct arena *a)
+/* What the walk over the address list counts, and where it is. */
+struct census {
+    uint64_t total, in_use, freeb;
+    size_t spans, frees, allocs;
+    const struct arena_tag *span; /* the span being tiled */
+    uint64_t cursor;              /* next address the current span expects */
+    bool prev_free;
+};
+
+/* A span tag: the previous span must be tiled to its end and lie below. */
+static int census_span(struct census *c, const struct arena_tag *t)
 {
-    uint64_t q = a->quantum, total = 0, in_use = 0, freeb = 0;
-    size_t spans = 0, frees = 0, allocs = 0;
-    const struct arena_tag *span = NULL, *prev = &a->head;
-    uint64_t cursor = 0; /* next address the current span expects */
-    bool prev_free = false;
+    if (c->span && c->cursor != c->span->base + c->span->size)
+        return -EINVAL; /* previous span not tiled */
+    if (c->span && t->base < c->span->base + c->span->size)
+        return -EINVAL;
+    c->span = t;
+    c->cursor = t->base;
+    c->prev_free = false;
+    c->spans++;
+    c->total += t->size;
+    return 0;
+}
+
+/* A segment tag: next in its span's tiling, a free one listed (and never
+ * next to another free one: they would have been merged), an allocated
+ * one hashed. */
+static int census_segment(const struct arena *a, struct census *c, const struct arena_tag *t)
+{
+    if (!c->span || t->base != c->cursor || t->base + t->size - 1 > c->span->base + c->span->size - 1)
+        return -EINVAL;
+    c->cursor = t->base + t->size;
+    if (t->type == TAG_FREE) {
+        if (c->prev_free)
+            return -EINVAL;
+        const struct arena_tag *f = a->lists[floor_log2(t->size)];
+        while (f && f != t)
+            f = f->next;
+        if (!f)
+            return -EINVAL;
+        c->frees++;
+        c->freeb += t->size;
+    } else if (t->type == TAG_ALLOC) {
+        if (*hash_slot(a, t->base) != t)
+            return -EINVAL;
+        c->allocs++;
+        c->in_use += t->size;
+    } else {
+        return -EINVAL;
+    }
+    c->prev_free = t->type == TAG_FREE;
+    return 0;
+}
+
+static int census_take(const struct arena *a, struct census *c)
+{
+    uint64_t q = a->quantum;
+    const struct arena_tag *prev = &a->head;
     if (a->head.type != TAG_SENTINEL)
         return -EINVAL;
     for (const struct arena_tag *t = a->head.anext; t != &a->head; prev = t, t = t->anext) {
         if (t->aprev != prev || !t->size || (t->base & (q - 1)) || (t->size & (q - 1)))
             return -EINVAL;
-        if (t->type == TAG_SPAN) {
-            if (span && cursor != span->base + span->size)
-                return -EINVAL; /* previous span not tiled */
-            if (span && t->base < span->base + span->size)
-                return -EINVAL;
-            span = t;
-            cursor = t->base;
-            prev_free = false;
-            spans++;
-            total += t->size;
-            continue;
-        }
-        if (!span || t->base != cursor || t->base + t->size - 1 > span->base + span->size - 1)
-            return -EINVAL;
-        cursor = t->base + t->size;
-        if (t->type == TAG_FREE) {
-            if (prev_free)
-                return -EINVAL;
-            const struct arena_tag *f = a->lists[floor_log2(t->size)];
-            while (f && f != t)
-                f = f->next;
-            if (!f)
-                return -EINVAL;
-            frees++;
-            freeb += t->size;
-        } else if (t->type == TAG_ALLOC) {
-            if (*hash_slot(a, t->base) != t)
-                return -EINVAL;
-            allocs++;
-            in_use += t->size;
-        } else {
-            return -EINVAL;
-        }
-        prev_free = t->type == TAG_FREE;
+        int err = t->type == TAG_SPAN ? census_span(c, t) : census_segment(a, c, t);
+        if (err)
+            return err;
     }
-    if (a->head.aprev != prev || (span && cursor != span->base + span->size))
+    if (a->head.aprev != prev || (c->span && c->cursor != c->span->base + c->span->size))
         return -EINVAL;
-    size_t listed = 0, hashed = 0;
+    return 0;
+}
+
+/* The free lists hold exactly the free tags the walk found, each in its
+ * size class, and the bitmap says which lists are non-empty. */
+static int check_free_lists(const struct arena *a, size_t frees)
+{
+    size_t listed = 0;
     for (unsigned i = 0; i < ARENA_LISTS; i++) {
         if (!!a->lists[i] != !!(a->list_map & (1ull << i)))
             return -EINVAL;
@@ -468,14 +495,32 @@ int arena_check(const struct arena *a)
                 return -EINVAL;
         }
     }
+    return listed == frees ? 0 : -EINVAL;
+}
+
+/* The hash holds exactly the allocated tags, each in its own bucket. */
+static int check_hash(const struct arena *a, size_t allocs)
+{
+    size_t hashed = 0;
     for (size_t b = 0; b <= a->hash_mask; b++)
         for (const struct arena_tag *t = a->hash[b]; t; t = t->next)
             if (t->type != TAG_ALLOC || bucket(a, t->base) != &a->hash[b] || ++hashed > allocs)
                 return -EINVAL;
-    if (listed != frees || hashed != allocs)
-        return -EINVAL;
-    if (total != a->st.total || in_use != a->st.in_use || freeb != a->st.free ||
-        spans != a->st.spans || frees != a->st.free_segments || allocs != a->st.allocs)
+    return hashed == allocs ? 0 : -EINVAL;
+}
+
+int arena_check(const struct arena *a)
+{
+    struct census c = { 0 };
+    int err = census_take(a, &c);
+    if (!err)
+        err = check_free_lists(a, c.frees);
+    if (!err)
+        err = check_hash(a, c.allocs);
+    if (err)
+        return err;
+    if (c.total != a->st.total || c.in_use != a->st.in_use || c.freeb != a->st.free ||
+        c.spans != a->st.spans || c.frees != a->st.free_segments || c.allocs != a->st.allocs)
         return -EINVAL;
     return 0;
 }

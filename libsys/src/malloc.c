@@ -342,18 +342,27 @@ static void bin_unlink(struct heap *h, struct heap_chunk *c)
     h->st.chunk_free_bytes -= csize(c);
 }
 
+/* c (size sz) follows an in-use chunk and becomes free, merged with the
+ * chunk after it if that one is free; returns the chunk that now follows
+ * c, told that its predecessor is free. c is not binned yet. */
+static struct heap_chunk *chunk_free_forward(struct heap *h, struct heap_chunk *c, size_t sz)
+{
+    struct heap_chunk *n = chunk_at(addr(c) + sz);
+    if (!(n->head & CINUSE)) {
+        bin_unlink(h, n);
+        sz += csize(n);
+        n = chunk_at(addr(c) + sz);
+    }
+    c->head = sz | PINUSE;
+    n->prev_size = sz;
+    n->head &= ~PINUSE;
+    return n;
+}
+
 /* t (size tsize) follows an in-use chunk and becomes free, merging forward. */
 static void chunk_free_tail(struct heap *h, struct heap_chunk *t, size_t tsize)
 {
-    struct heap_chunk *n = chunk_at(addr(t) + tsize);
-    if (!(n->head & CINUSE)) {
-        bin_unlink(h, n);
-        tsize += csize(n);
-        n = chunk_at(addr(t) + tsize);
-    }
-    t->head = tsize | PINUSE;
-    n->prev_size = tsize;
-    n->head &= ~PINUSE;
+    chunk_free_forward(h, t, tsize);
     bin_insert(h, t);
 }
 
@@ -455,15 +464,7 @@ static void chunk_free(struct heap *h, struct heap_seg *s, struct heap_chunk *c)
         sz += csize(pc);
         c = pc;
     }
-    struct heap_chunk *n = chunk_at(addr(c) + sz);
-    if (!(n->head & CINUSE)) {
-        bin_unlink(h, n);
-        sz += csize(n);
-        n = chunk_at(addr(c) + sz);
-    }
-    c->head = sz | PINUSE;
-    n->prev_size = sz;
-    n->head &= ~PINUSE;
+    struct heap_chunk *n = chunk_free_forward(h, c, sz);
     if (c == seg_first(s) && n == seg_fence(s)) {
         if (!h->spare_chunk_seg) {
             h->spare_chunk_seg = s;

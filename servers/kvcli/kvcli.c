@@ -114,14 +114,22 @@ static void print_value(const uint8_t *v, uint64_t len)
     sys_console_write(line, at);
 }
 
+/* A request that carries only the key: 0 with the reply in *m, or the
+ * exit status after saying why it was refused. */
+static int key_call(handle_t store, const char *what, uint64_t label, const char *key, struct ipc_msg *m)
+{
+    int64_t err = key_request(m, label, key);
+    if (err == 0)
+        err = call(store, m);
+    return err < 0 ? refused(what, key, label, err) : 0;
+}
+
 static int get(handle_t store, const char *key)
 {
     struct ipc_msg m;
-    int64_t err = key_request(&m, KV_GET, key);
-    if (err == 0)
-        err = call(store, &m);
-    if (err < 0)
-        return refused("get", key, KV_GET, err);
+    int refusal = key_call(store, "get", KV_GET, key, &m);
+    if (refusal)
+        return refusal;
     if (m.seg == HANDLE_NONE || m.w[0] > m.seg_size) {
         printf("kvcli: get %s: the store answered without the value\n", key);
         return 1;
@@ -134,11 +142,9 @@ static int get(handle_t store, const char *key)
 static int delete(handle_t store, const char *key)
 {
     struct ipc_msg m;
-    int64_t err = key_request(&m, KV_DELETE, key);
-    if (err == 0)
-        err = call(store, &m);
-    if (err < 0)
-        return refused("delete", key, KV_DELETE, err);
+    int refusal = key_call(store, "delete", KV_DELETE, key, &m);
+    if (refusal)
+        return refusal;
     printf("kvcli: %s deleted\n", key);
     return 0;
 }

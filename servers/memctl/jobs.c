@@ -64,6 +64,20 @@ static int64_t call_init(struct ipc_msg *m)
     return err < 0 ? err : (int64_t)m->label;
 }
 
+/* Calls init for `command arg`; a refusal is reported with its meaning
+ * (taken from the request's label: the reply overwrites it). */
+static bool ask_init(struct ipc_msg *m, const char *command, const char *arg)
+{
+    uint64_t label = m->label;
+    int64_t err = call_init(m);
+    if (err >= 0)
+        return true;
+    char what[48];
+    fmt_snprintf(what, sizeof(what), "%s %s", command, arg);
+    print_error(what, err, init_meaning(label, err));
+    return false;
+}
+
 static const char *ended_text(int64_t status)
 {
     static char buf[80];
@@ -133,13 +147,8 @@ void cmd_run(int argc, char **argv)
             return;
         }
     }
-    int64_t err = call_init(&m);
-    if (err < 0) {
-        char what[48];
-        fmt_snprintf(what, sizeof(what), "run %s", argv[1]);
-        print_error(what, err, init_meaning(INIT_RUN, err));
+    if (!ask_init(&m, "run", argv[1]))
         return;
-    }
     handle_t proc = m.caps[0].handle;
     uint64_t pid = m.w[0];
     if (proc == HANDLE_NONE) {
@@ -279,13 +288,8 @@ void cmd_kill(int argc, char **argv)
         return;
     }
     struct ipc_msg m = { .label = INIT_KILL, .w = { pid } };
-    int64_t err = call_init(&m);
-    if (err < 0) {
-        char what[48];
-        fmt_snprintf(what, sizeof(what), "kill %s", argv[1]);
-        print_error(what, err, init_meaning(INIT_KILL, err));
+    if (!ask_init(&m, "kill", argv[1]))
         return;
-    }
     printf("kill: pid %#lx ended: %s\n", pid, ended_text((int64_t)m.w[0]));
 }
 

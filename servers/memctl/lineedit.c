@@ -148,18 +148,12 @@ static void history_down(struct lineedit *le)
 
 /* ------------------------------------------------------------- completion */
 
-static void complete(struct lineedit *le)
+/* Which word (0: the first) the one starting at `start` is, and a copy of
+ * the line's first word: what the completer needs to offer candidates. */
+static size_t word_index(const struct lineedit *le, size_t start, char first[LE_LINE_MAX + 1])
 {
-    if (le->complete == NULL) {
-        outs(le, BELL);
-        return;
-    }
-    size_t start = le->cursor;
-    while (start > 0 && !is_space(le->line[start - 1]))
-        start--;
-    /* Which word the cursor is in, and the first word of the line. */
     size_t index = 0, i = 0;
-    char first[LE_LINE_MAX + 1] = "";
+    first[0] = 0;
     while (i < start) {
         while (i < start && is_space(le->line[i]))
             i++;
@@ -174,6 +168,50 @@ static void complete(struct lineedit *le)
         }
         index++;
     }
+    return index;
+}
+
+/* How far every match agrees (the length of their common prefix). */
+static size_t common_prefix(const char *const *match, size_t matches)
+{
+    size_t common = strlen(match[0]);
+    for (size_t k = 1; k < matches; k++) {
+        size_t c = 0;
+        while (c < common && match[k][c] == match[0][c])
+            c++;
+        common = c;
+    }
+    return common;
+}
+
+/* Tab with several matches and nothing more they agree on: a bell, and on
+ * a second Tab the candidates on a line of their own, then the line again. */
+static void list_matches(struct lineedit *le, const char *const *match, size_t matches)
+{
+    if (!le->tabbed) {
+        outs(le, BELL);
+        le->tabbed = true;
+        return;
+    }
+    outs(le, "\n");
+    for (size_t k = 0; k < matches; k++) {
+        outs(le, match[k]);
+        outs(le, k + 1 < matches ? "  " : "\n");
+    }
+    redraw_all(le, 0);
+}
+
+static void complete(struct lineedit *le)
+{
+    if (le->complete == NULL) {
+        outs(le, BELL);
+        return;
+    }
+    size_t start = le->cursor;
+    while (start > 0 && !is_space(le->line[start - 1]))
+        start--;
+    char first[LE_LINE_MAX + 1];
+    size_t index = word_index(le, start, first);
     const char *offered[LE_CANDIDATES_MAX], *match[LE_CANDIDATES_MAX];
     size_t n = le->complete(le->ctx, index, first, offered, LE_CANDIDATES_MAX), matches = 0;
     size_t typed = le->cursor - start;
@@ -184,14 +222,7 @@ static void complete(struct lineedit *le)
         outs(le, BELL);
         return;
     }
-    /* How far every match agrees beyond what was typed. */
-    size_t common = strlen(match[0]);
-    for (size_t k = 1; k < matches; k++) {
-        size_t c = 0;
-        while (c < common && match[k][c] == match[0][c])
-            c++;
-        common = c;
-    }
+    size_t common = common_prefix(match, matches);
     if (matches == 1) {
         splice(le, le->cursor, le->cursor, match[0] + typed, common - typed);
         if (le->cursor == le->len || !is_space(le->line[le->cursor]))
@@ -200,18 +231,8 @@ static void complete(struct lineedit *le)
     } else if (common > typed) {
         splice(le, le->cursor, le->cursor, match[0] + typed, common - typed);
         le->tabbed = false;
-    } else if (!le->tabbed) {
-        outs(le, BELL);
-        le->tabbed = true;
     } else {
-        /* A second Tab: the candidates on a line of their own, then the
-         * line again. */
-        outs(le, "\n");
-        for (size_t k = 0; k < matches; k++) {
-            outs(le, match[k]);
-            outs(le, k + 1 < matches ? "  " : "\n");
-        }
-        redraw_all(le, 0);
+        list_matches(le, match, matches);
     }
 }
 
@@ -319,6 +340,47 @@ void le_start(struct lineedit *le)
 
 const char *le_line(const struct lineedit *le) { return le->line; }
 
+/* A key that edits the line or moves in it (everything but the keys that
+ * end it): the line stays open. */
+static void edit_key(struct lineedit *le, int c)
+{
+    switch (c) {
+    case 0x1b:
+        le->escape = LE_ESC_START;
+        break;
+    case 0x7f:
+    case '\b':
+        erase_back(le);
+        break;
+    case CTRL('D'):
+        erase_here(le);
+        break;
+    case CTRL('A'): move_to(le, 0); break;
+    case CTRL('E'): move_to(le, le->len); break;
+    case CTRL('B'): if (le->cursor > 0) move_to(le, le->cursor - 1); break;
+    case CTRL('F'): if (le->cursor < le->len) move_to(le, le->cursor + 1); break;
+    case CTRL('P'): history_up(le); break;
+    case CTRL('N'): history_down(le); break;
+    case CTRL('K'):
+        splice(le, le->cursor, le->len, "", 0);
+        le->overflow = false;
+        break;
+    case CTRL('U'):
+        splice(le, 0, le->cursor, "", 0);
+        le->overflow = false;
+        break;
+    case CTRL('W'): erase_word(le); break;
+    case CTRL('L'): redraw_all(le, 0); break;
+    case '\t': complete(le); break;
+    default:
+        if (c >= 0x20 && c < 0x7f) {
+            char ch = (char)c;
+            splice(le, le->cursor, le->cursor, &ch, 1);
+        }
+        break;
+    }
+}
+
 enum le_result le_feed(struct lineedit *le, int c)
 {
     bool after_cr = le->after_cr;
@@ -344,38 +406,8 @@ enum le_result le_feed(struct lineedit *le, int c)
         move_to(le, le->len);
         outs(le, "^C\n");
         return LE_INTERRUPT;
-    case 0x1b:
-        le->escape = LE_ESC_START;
-        return LE_MORE;
-    case 0x7f:
-    case '\b':
-        erase_back(le);
-        return LE_MORE;
-    case CTRL('D'):
-        erase_here(le);
-        return LE_MORE;
-    case CTRL('A'): move_to(le, 0); return LE_MORE;
-    case CTRL('E'): move_to(le, le->len); return LE_MORE;
-    case CTRL('B'): if (le->cursor > 0) move_to(le, le->cursor - 1); return LE_MORE;
-    case CTRL('F'): if (le->cursor < le->len) move_to(le, le->cursor + 1); return LE_MORE;
-    case CTRL('P'): history_up(le); return LE_MORE;
-    case CTRL('N'): history_down(le); return LE_MORE;
-    case CTRL('K'):
-        splice(le, le->cursor, le->len, "", 0);
-        le->overflow = false;
-        return LE_MORE;
-    case CTRL('U'):
-        splice(le, 0, le->cursor, "", 0);
-        le->overflow = false;
-        return LE_MORE;
-    case CTRL('W'): erase_word(le); return LE_MORE;
-    case CTRL('L'): redraw_all(le, 0); return LE_MORE;
-    case '\t': complete(le); return LE_MORE;
     default:
-        if (c >= 0x20 && c < 0x7f) {
-            char ch = (char)c;
-            splice(le, le->cursor, le->cursor, &ch, 1);
-        }
+        edit_key(le, c);
         return LE_MORE;
     }
 }

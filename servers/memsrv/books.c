@@ -653,27 +653,16 @@ static int check_span_record(void *ctx, const struct span_info *info)
     return 0;
 }
 
-int books_check(struct memsrv *ms, char *why, size_t len)
-{
-    struct span_fault fault;
-    struct check_walk w = { .ms = ms };
-    uint64_t bytes[MS_CLIENTS_MAX] = { 0 }, segs[MS_CLIENTS_MAX] = { 0 };
-    uint32_t i, pinned = 0, dma = 0, clients = 0;
+/* What the records say each client holds, recounted from the records. */
+struct record_tally {
+    uint64_t bytes[MS_CLIENTS_MAX], segs[MS_CLIENTS_MAX];
+    uint32_t pinned, dma;
+};
 
-    if (span_check(&ms->span, &fault) != 0) {
-        fmt_snprintf(why, len, "span: %s at %#llx", fault.what, (unsigned long long)fault.addr);
-        return -EINVAL;
-    }
-    if (span_walk(&ms->span, check_span_record, &w) != 0) {
-        fmt_snprintf(why, len, "books: %s at %#llx", w.what, (unsigned long long)w.addr);
-        return -EINVAL;
-    }
-    if (w.spans != ms->recs_used) {
-        fmt_snprintf(why, len, "books: %llu records for %llu segment spans",
-                     (unsigned long long)ms->recs_used, (unsigned long long)w.spans);
-        return -EINVAL;
-    }
-    for (i = 0; i < ms->rec_capacity; i++) {
+/* Each record is found by its sid and charged to a live client. */
+static int check_records(struct memsrv *ms, struct record_tally *t, char *why, size_t len)
+{
+    for (uint32_t i = 0; i < ms->rec_capacity; i++) {
         const struct ms_record *rec = &ms->recs[i];
         if (rec->kind == 0)
             continue;
@@ -688,31 +677,63 @@ int books_check(struct memsrv *ms, char *why, size_t len)
                              (unsigned long long)rec->sid);
                 return -EINVAL;
             }
-            bytes[rec->client] += rec->size;
-            segs[rec->client]++;
+            t->bytes[rec->client] += rec->size;
+            t->segs[rec->client]++;
         }
         if (rec->flags & MS_REC_PINNED)
-            pinned++;
+            t->pinned++;
         if (rec->flags & MS_REC_DMA)
-            dma++;
+            t->dma++;
     }
-    for (i = 0; i < MS_CLIENTS_MAX; i++) {
+    return 0;
+}
+
+/* Each client's running charge matches the recount, and so do the totals
+ * the server keeps. */
+static int check_clients(const struct memsrv *ms, const struct record_tally *t, char *why, size_t len)
+{
+    uint32_t clients = 0;
+    for (uint32_t i = 0; i < MS_CLIENTS_MAX; i++) {
         const struct ms_client *c = &ms->clients[i];
         if (c->pid == 0)
             continue;
         clients++;
-        if (c->bytes != bytes[i] || c->segments != segs[i]) {
+        if (c->bytes != t->bytes[i] || c->segments != t->segs[i]) {
             fmt_snprintf(why, len, "books: client %#llx charged %llu bytes in %llu, holds %llu in %llu",
                          (unsigned long long)c->pid, (unsigned long long)c->bytes,
-                         (unsigned long long)c->segments, (unsigned long long)bytes[i],
-                         (unsigned long long)segs[i]);
+                         (unsigned long long)c->segments, (unsigned long long)t->bytes[i],
+                         (unsigned long long)t->segs[i]);
             return -EINVAL;
         }
     }
-    if (clients != ms->client_count || pinned != ms->pinned_records || dma != ms->dma_records) {
+    if (clients != ms->client_count || t->pinned != ms->pinned_records || t->dma != ms->dma_records) {
         fmt_snprintf(why, len, "books: client or pinned counts off");
         return -EINVAL;
     }
+    return 0;
+}
+
+int books_check(struct memsrv *ms, char *why, size_t len)
+{
+    struct span_fault fault;
+    struct check_walk w = { .ms = ms };
+    struct record_tally tally = { 0 };
+
+    if (span_check(&ms->span, &fault) != 0) {
+        fmt_snprintf(why, len, "span: %s at %#llx", fault.what, (unsigned long long)fault.addr);
+        return -EINVAL;
+    }
+    if (span_walk(&ms->span, check_span_record, &w) != 0) {
+        fmt_snprintf(why, len, "books: %s at %#llx", w.what, (unsigned long long)w.addr);
+        return -EINVAL;
+    }
+    if (w.spans != ms->recs_used) {
+        fmt_snprintf(why, len, "books: %llu records for %llu segment spans",
+                     (unsigned long long)ms->recs_used, (unsigned long long)w.spans);
+        return -EINVAL;
+    }
+    if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0)
+        return -EINVAL;
     if (len > 0)
         why[0] = 0;
     return 0;

@@ -373,21 +373,10 @@ static void print_summary(struct memsrv *ms, uint32_t slots)
            (unsigned long long)ms->init_pid);
 }
 
-int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
-                 uint64_t self_pid)
+/* The command line's settings; each missing one is logged with what it
+ * costs. */
+static void read_arguments(struct memsrv *ms, const char *args)
 {
-    static struct ms_world world;
-    struct span_node *store = NULL;
-    uint64_t ram, ram_again;
-    uint32_t nodes = 0;
-    unsigned i;
-    int err;
-
-    memset(ms, 0, sizeof(*ms));
-    ms->k = k;
-    ms->self_pid = self_pid;
-    ms->restart.started_ns = k->clock_ns(k->ctx);
-    memsrv_server_init(ms);
     if (!memsrv_parse_policy(args, &ms->policy))
         ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit): using quickfit");
     if (args == NULL || !cmdline_get_u64(args, "init.pid", &ms->init_pid))
@@ -395,37 +384,44 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
     if (args != NULL)
         cmdline_get_u64(args, "memsrv.restart", &ms->restart.number);
     ms_log(ms, "memsrv: policy %s", memsrv_policy_name(ms->policy));
+}
 
-    err = boot_world_read(ms, &world);
-    if (err != 0) {
-        ms_log(ms, "memsrv: the kernel reported no usable RAM region");
-        return err;
-    }
-    if (ms->restart.number != 0)
-        return memsrv_rebuild(ms, &world);
+/* The books need memory, and where free memory is only the books can
+ * tell: a first pass over the world in the static bootstrap nodes finds
+ * the place for them (take_books). */
+static int bootstrap_books(struct memsrv *ms, const struct ms_world *world, uint32_t *nodes,
+                           struct span_node **store)
+{
+    uint64_t ram;
+    int err;
 
-    /* Bootstrap: where can the books go? */
     if (span_init(&boot_span, ms->policy, 0, boot_nodes, MS_BOOT_NODES) != 0 ||
-        boot_span_world(ms, &boot_span, &world, &ram) != 0) {
+        boot_span_world(ms, &boot_span, world, &ram) != 0) {
         ms_log(ms, "memsrv: the kernel reported no usable RAM region");
         return -ENOMEM;
     }
-    err = reserve_boot_segments(ms, &boot_span, &world);
+    err = reserve_boot_segments(ms, &boot_span, world);
     if (err != 0) {
         ms_log(ms, "memsrv: more used spans at boot than %u bootstrap nodes", MS_BOOT_NODES);
         return err;
     }
     ms->books_fixed = true;
-    err = take_books(ms, &nodes, &store);
-    if (err != 0)
-        return err;
+    return take_books(ms, nodes, store);
+}
 
-    /* The real books, in the same order. */
-    err = span_init(&ms->span, ms->policy, 0, store, nodes);
+/* The real books, built in the same order as the bootstrap pass so that
+ * they come out the same, and then holding the books' own segments. */
+static int build_books(struct memsrv *ms, const struct ms_world *world, struct span_node *store,
+                       uint32_t nodes)
+{
+    uint64_t ram_again;
+    unsigned i;
+    int err = span_init(&ms->span, ms->policy, 0, store, nodes);
+
     if (err == 0)
-        err = boot_span_world(ms, &ms->span, &world, &ram_again);
+        err = boot_span_world(ms, &ms->span, world, &ram_again);
     if (err == 0)
-        err = reserve_boot_segments(ms, &ms->span, &world);
+        err = reserve_boot_segments(ms, &ms->span, world);
     for (i = 0; err == 0 && i < MS_BOOKS_SEGS; i++) {
         const struct ms_books_seg *b = &ms->books[i];
         uint32_t index;
@@ -438,6 +434,36 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
             books_commit_record(ms, index, MS_REC_BOOKS, b->sid, b->base, b->size, MS_NO_CLIENT);
         }
     }
+    return err;
+}
+
+int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
+                 uint64_t self_pid)
+{
+    static struct ms_world world;
+    struct span_node *store = NULL;
+    uint32_t nodes = 0;
+    int err;
+
+    memset(ms, 0, sizeof(*ms));
+    ms->k = k;
+    ms->self_pid = self_pid;
+    ms->restart.started_ns = k->clock_ns(k->ctx);
+    memsrv_server_init(ms);
+    read_arguments(ms, args);
+
+    err = boot_world_read(ms, &world);
+    if (err != 0) {
+        ms_log(ms, "memsrv: the kernel reported no usable RAM region");
+        return err;
+    }
+    if (ms->restart.number != 0)
+        return memsrv_rebuild(ms, &world);
+
+    err = bootstrap_books(ms, &world, &nodes, &store);
+    if (err != 0)
+        return err;
+    err = build_books(ms, &world, store, nodes);
     ms->books_fixed = false;
     if (err != 0) {
         ms_log(ms, "memsrv: building the books failed: %d", err);

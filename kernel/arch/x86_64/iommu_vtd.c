@@ -582,10 +582,9 @@ static void unit_drop(struct vtd_unit *u)
     memset(u, 0, sizeof *u);
 }
 
-/* Reads the unit's capabilities and picks the table depth; the register
- * mapping must cover the fault and IOTLB registers. */
-static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const struct acpi_dmar_unit *du,
-                      const struct mb_info *info)
+/* Maps the unit's first register page and reads its version and
+ * capabilities; a unit that reads all ones (or version 0) is not there. */
+static int unit_map(struct vtd_unit *u, const struct acpi_dmar_unit *du, const struct mb_info *info)
 {
     uint64_t bytes = (uint64_t)du->register_pages * PAGE_SIZE;
     if (mb_overlaps_ram(info, du->register_base, bytes)) {
@@ -607,6 +606,15 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
         kprintf("iommu: no remapping unit answers at %#lx\n", du->register_base);
         return -ENOENT;
     }
+    return 0;
+}
+
+/* The fault recording and IOTLB registers sit where the capabilities say,
+ * possibly past the first page: the mapping is widened to reach them, but
+ * never past the register set the DMAR table gives the unit. */
+static int unit_map_fault_and_iotlb(struct vtd_unit *u, const struct acpi_dmar_unit *du)
+{
+    uint64_t bytes = (uint64_t)du->register_pages * PAGE_SIZE;
     u->fault_offset = CAP_FRO(u->cap);
     u->fault_records = CAP_NFR(u->cap);
     u->iotlb_offset = ECAP_IRO(u->ecap);
@@ -619,15 +627,22 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
         return -EINVAL;
     }
     if (used > PAGE_SIZE) {
-        iounmap(regs);
+        void *regs;
+        iounmap((void *)u->regs);
         u->regs = 0;
-        if ((err = ioremap(du->register_base, used, IOREMAP_MMIO, &regs)) != 0)
+        int err = ioremap(du->register_base, used, IOREMAP_MMIO, &regs);
+        if (err)
             return err;
         u->regs = regs;
     }
-    /* The shallowest table the unit supports that covers all RAM, so that
-     * identity mappings of any RAM page work; iommu.levels=4 on the command
-     * line asks for 4 levels anyway (to test them). */
+    return 0;
+}
+
+/* The shallowest table the unit supports that covers all RAM, so that
+ * identity mappings of any RAM page work; iommu.levels=4 on the command
+ * line asks for 4 levels anyway (to test them). */
+static int unit_pick_levels(struct vtd_unit *u, const struct mb_info *info)
+{
     unsigned sagaw = CAP_SAGAW(u->cap);
     uint64_t want_levels = 0;
     cmdline_get_u64(info->cmdline, "iommu.levels", &want_levels);
@@ -637,10 +652,25 @@ static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const st
     else if (sagaw & SAGAW_4LEVEL)
         u->levels = 4;
     else {
-        kprintf("iommu: the unit at %#lx supports neither 3- nor 4-level tables (SAGAW %#x)\n", du->register_base,
+        kprintf("iommu: the unit at %#lx supports neither 3- nor 4-level tables (SAGAW %#x)\n", u->register_base,
                 sagaw);
         return -ENOTSUP;
     }
+    return 0;
+}
+
+/* Reads the unit's capabilities and picks the table depth; the register
+ * mapping must cover the fault and IOTLB registers. */
+static int unit_probe(struct vtd_unit *u, const struct acpi_dmar *dmar, const struct acpi_dmar_unit *du,
+                      const struct mb_info *info)
+{
+    int err = unit_map(u, du, info);
+    if (!err)
+        err = unit_map_fault_and_iotlb(u, du);
+    if (!err)
+        err = unit_pick_levels(u, info);
+    if (err)
+        return err;
     unsigned width = 12 + 9 * u->levels; /* what the tables can address */
     if (CAP_MGAW(u->cap) < width)
         width = CAP_MGAW(u->cap);
@@ -749,7 +779,9 @@ static void dmar_refused(const char *why)
     kprintf("iommu: %s: running without an IOMMU; devices can reach all memory\n", why);
 }
 
-int iommu_init(const struct mb_info *info)
+/* The firmware's DMAR table, parsed; NULL (and the reason logged) when
+ * there is none this kernel can use. */
+static const struct acpi_dmar *read_dmar(const struct mb_info *info)
 {
     static uint8_t copy[DMAR_COPY_MAX];
     static struct acpi_dmar dmar;
@@ -757,61 +789,79 @@ int iommu_init(const struct mb_info *info)
     size_t len;
     if (acpi_tables_init(info) != 0) {
         dmar_refused("no ACPI tables");
-        return 0;
+        return NULL;
     }
     int r = acpi_table_copy("DMAR", copy, sizeof copy, &len, &err);
     if (r == -ENOENT) {
         dmar_refused("no DMAR table (no VT-d remapping hardware)");
-        return 0;
+        return NULL;
     }
     if (r == 0)
         r = acpi_dmar_parse(copy, len, &dmar, &err);
     if (r != 0) {
         kprintf("iommu: DMAR table refused: %s\n", err.msg);
         dmar_refused("no usable DMAR table");
+        return NULL;
+    }
+    return &dmar;
+}
+
+/* Probes and starts DMAR unit du as units[nunits]; a unit that cannot be
+ * used is left off (and said so), the others still serve. */
+static void unit_add(const struct acpi_dmar *dmar, const struct acpi_dmar_unit *du, const struct mb_info *info)
+{
+    struct vtd_unit *u = &units[nunits];
+    int r;
+    if (du->segment != 0) {
+        kprintf("iommu: the unit at %#lx serves PCI segment %u, which this kernel does not reach; left off\n",
+                du->register_base, du->segment);
+        return;
+    }
+    if ((r = unit_probe(u, dmar, du, info)) == 0)
+        unit_scopes(u, dmar, du);
+    if (r == 0 && (r = unit_start(u)) != 0)
+        kprintf("iommu: the unit at %#lx did not start (error %d); left off\n", du->register_base, r);
+    if (r != 0) {
+        unit_drop(u);
+        return;
+    }
+    nunits++;
+}
+
+/* Turns translation on. Only once every unit is ready and the reserved
+ * regions are mapped: from then on a device reaches nothing else. */
+static void unit_turn_on(struct vtd_unit *u)
+{
+    int r = unit_enable(u);
+    if (r != 0)
+        panic("iommu: the unit at %#lx did not turn translation on (error %d)", u->register_base, r);
+    iommu_poll_faults(); /* anything left from before the kernel */
+    uint32_t version = rd32(u, REG_VER);
+    char scope[48];
+    if (u->include_all)
+        strlcpy(scope, "every PCI device", sizeof scope);
+    else
+        fmt_snprintf(scope, sizeof scope, "%u PCI device(s) and bridge(s)", u->nscopes);
+    kprintf("iommu: VT-d %u.%u at %#lx for %s: %u-level tables (%lu-bit I/O addresses), %u fault record(s)%s; "
+            "translation on, every device blocked until given a domain\n",
+            (version >> 4) & 0xf, version & 0xf, u->register_base, scope, u->levels,
+            (unsigned long)__builtin_ctzll(u->iova_limit), u->fault_records,
+            u->ecap & ECAP_C ? "" : ", non-coherent walks");
+}
+
+int iommu_init(const struct mb_info *info)
+{
+    const struct acpi_dmar *dmar = read_dmar(info);
+    if (!dmar)
         return 0;
-    }
-    for (unsigned i = 0; i < dmar.nunits; i++) {
-        const struct acpi_dmar_unit *du = &dmar.units[i];
-        struct vtd_unit *u = &units[nunits];
-        if (du->segment != 0) {
-            kprintf("iommu: the unit at %#lx serves PCI segment %u, which this kernel does not reach; left off\n",
-                    du->register_base, du->segment);
-            continue;
-        }
-        if ((r = unit_probe(u, &dmar, du, info)) == 0)
-            unit_scopes(u, &dmar, du);
-        if (r == 0 && (r = unit_start(u)) != 0)
-            kprintf("iommu: the unit at %#lx did not start (error %d); left off\n", du->register_base, r);
-        if (r != 0) {
-            unit_drop(u);
-            continue;
-        }
-        nunits++;
-    }
-    map_reserved_regions(&dmar);
-    unsigned started = 0;
-    for (unsigned i = 0; i < nunits; i++) {
-        struct vtd_unit *u = &units[i];
-        if ((r = unit_enable(u)) != 0)
-            panic("iommu: the unit at %#lx did not turn translation on (error %d)", u->register_base, r);
-        iommu_poll_faults(); /* anything left from before the kernel */
-        uint32_t version = rd32(u, REG_VER);
-        char scope[48];
-        if (u->include_all)
-            strlcpy(scope, "every PCI device", sizeof scope);
-        else
-            fmt_snprintf(scope, sizeof scope, "%u PCI device(s) and bridge(s)", u->nscopes);
-        kprintf("iommu: VT-d %u.%u at %#lx for %s: %u-level tables (%lu-bit I/O addresses), %u fault record(s)%s; "
-                "translation on, every device blocked until given a domain\n",
-                (version >> 4) & 0xf, version & 0xf, u->register_base, scope, u->levels,
-                (unsigned long)__builtin_ctzll(u->iova_limit), u->fault_records,
-                u->ecap & ECAP_C ? "" : ", non-coherent walks");
-        started++;
-    }
-    if (dmar.nunits && !started)
+    for (unsigned i = 0; i < dmar->nunits; i++)
+        unit_add(dmar, &dmar->units[i], info);
+    map_reserved_regions(dmar);
+    for (unsigned i = 0; i < nunits; i++)
+        unit_turn_on(&units[i]);
+    if (dmar->nunits && !nunits)
         dmar_refused("no remapping unit could be used");
-    return (int)started;
+    return (int)nunits;
 }
 
 bool iommu_present(void) { return nunits > 0; }

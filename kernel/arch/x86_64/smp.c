@@ -367,6 +367,84 @@ static unsigned cpu_cap(const char *cmdline)
     return SMP_MAX_CPUS;
 }
 
+/* Where APs start: a copy of the trampoline in a page below 1 MiB, its
+ * parameters in the same page, and temporary page tables that map that page
+ * where the AP finds it before it switches to the kernel's. */
+struct trampoline {
+    uint64_t page;
+    uint64_t root;
+    struct trampoline_params *params;
+};
+
+/* Whether t is set up; if not, the BSP runs alone and the log says why. */
+static bool trampoline_install(const struct mb_info *info, const struct phys_range *in_use, unsigned nin_use,
+                               struct trampoline *t)
+{
+    size_t code_size = (size_t)(trampoline_end - trampoline_start);
+
+    if (code_size > TRAMPOLINE_PARAMS)
+        panic("smp: the trampoline (%zu bytes) overlaps its parameters", code_size);
+    if (!pick_trampoline_page(info, in_use, nin_use, &t->page)) {
+        kprintf("smp: no free page of conventional memory for the trampoline: the BSP only\n");
+        return false;
+    }
+    if (paging_trampoline_create(&t->root) != 0) {
+        kprintf("smp: no pool frames for the trampoline's page tables: the BSP only\n");
+        return false;
+    }
+    uint8_t *tramp = phys_to_virt(t->page);
+    memcpy(tramp, trampoline_start, code_size);
+    t->params = (struct trampoline_params *)(tramp + TRAMPOLINE_PARAMS);
+    ap_cr4 = read_cr4();
+    kprintf("smp: trampoline at %#lx\n", t->page);
+    return true;
+}
+
+/* A CPU that will not be started is taken out of the firmware's hands and
+ * out of the way: waiting for a start-up IPI, nothing wakes it. Returns
+ * whether it got the INIT (an x2APIC id cannot be reached in xAPIC mode). */
+static bool park_cpu(const struct acpi_cpu *m)
+{
+    return m->apic_id <= 0xff && lapic_send_init(m->apic_id);
+}
+
+/* The next cpus[] entry for the MADT's CPU m, with its stacks mapped; NULL
+ * (and a log line) if the kernel cannot run it. */
+static struct cpu *claim_cpu(const struct acpi_cpu *m)
+{
+    if (m->apic_id > 0xff) {
+        kprintf("smp: APIC id %u needs x2APIC, which this kernel does not use; left out\n", m->apic_id);
+        return NULL;
+    }
+    if (cpus_known == SMP_MAX_CPUS) {
+        kprintf("smp: more than %u CPUs; APIC id %u left out\n", SMP_MAX_CPUS, m->apic_id);
+        return NULL;
+    }
+    struct cpu *c = &cpus[cpus_known];
+    c->id = cpus_known;
+    c->apic_id = m->apic_id;
+    c->acpi_uid = m->uid;
+    if (map_cpu_stacks(c) != 0) {
+        kprintf("smp: no pool frames for CPU %u's stacks; APIC id %u left out\n", c->id, m->apic_id);
+        return NULL;
+    }
+    cpus_known++;
+    return c;
+}
+
+/* Whether c came online; the log gives each CPU's bring-up time and timer
+ * rate, the first things to look at when an AP misbehaves. */
+static bool bring_up(struct cpu *c, const struct trampoline *t, bool withhold_startup)
+{
+    if (!start_ap(c, t->params, t->page, t->root, withhold_startup))
+        return false;
+    kprintf("smp: CPU %u (APIC id %u) online after %lu us, timer %u counts a tick\n", c->id, c->apic_id,
+            c->bringup_ns / 1000, c->lapic_ticks_per_tick);
+    if (!c->lapic_ticks_per_tick)
+        kprintf("smp: CPU %u's local APIC timer does not count: it runs without a tick\n", c->id);
+    return true;
+}
+
 void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsigned nin_use, const char *cmdline)
 {
     const struct acpi_madt *madt = interrupts_madt();
@@ -376,26 +454,8 @@ void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsi
     }
     cpus_present = madt->enabled_cpus;
     unsigned cap = cpu_cap(cmdline);
-    uint64_t page = 0, root = 0;
-    struct trampoline_params *params = 0;
-    bool ready = false;
-    if (cap > 1 && cpus_present > 1) {
-        if ((size_t)(trampoline_end - trampoline_start) > TRAMPOLINE_PARAMS)
-            panic("smp: the trampoline (%zu bytes) overlaps its parameters", (size_t)(trampoline_end - trampoline_start));
-        if (!pick_trampoline_page(info, in_use, nin_use, &page))
-            kprintf("smp: no free page of conventional memory for the trampoline: the BSP only\n");
-        else if (paging_trampoline_create(&root) != 0)
-            kprintf("smp: no pool frames for the trampoline's page tables: the BSP only\n");
-        else
-            ready = true;
-    }
-    if (ready) {
-        uint8_t *tramp = phys_to_virt(page);
-        memcpy(tramp, trampoline_start, (size_t)(trampoline_end - trampoline_start));
-        params = (struct trampoline_params *)(tramp + TRAMPOLINE_PARAMS);
-        ap_cr4 = read_cr4();
-        kprintf("smp: trampoline at %#lx\n", page);
-    }
+    struct trampoline t = { 0 };
+    bool ready = cap > 1 && cpus_present > 1 && trampoline_install(info, in_use, nin_use, &t);
 
     uint64_t nosipi = ~0ull;
     if (cmdline_get_u64(cmdline, "smp.nosipi", &nosipi))
@@ -406,45 +466,19 @@ void smp_start(const struct mb_info *info, const struct phys_range *in_use, unsi
         if (!m->enabled || m->apic_id == cpus[0].apic_id)
             continue;
         if (!ready || online >= cap) {
-            /* Out of the firmware's hands and out of the way: waiting
-             * for a start-up IPI, nothing wakes it. */
-            if (m->apic_id <= 0xff && lapic_send_init(m->apic_id))
+            if (park_cpu(m))
                 parked++;
             all_present_online = false;
             continue;
         }
-        if (m->apic_id > 0xff) {
-            kprintf("smp: APIC id %u needs x2APIC, which this kernel does not use; left out\n", m->apic_id);
-            all_present_online = false;
-            continue;
-        }
-        if (cpus_known == SMP_MAX_CPUS) {
-            kprintf("smp: more than %u CPUs; APIC id %u left out\n", SMP_MAX_CPUS, m->apic_id);
-            all_present_online = false;
-            continue;
-        }
-        struct cpu *c = &cpus[cpus_known];
-        c->id = cpus_known;
-        c->apic_id = m->apic_id;
-        c->acpi_uid = m->uid;
-        if (map_cpu_stacks(c) != 0) {
-            kprintf("smp: no pool frames for CPU %u's stacks; APIC id %u left out\n", c->id, m->apic_id);
-            all_present_online = false;
-            continue;
-        }
-        cpus_known++;
-        if (start_ap(c, params, page, root, m->apic_id == nosipi)) {
+        struct cpu *c = claim_cpu(m);
+        if (c && bring_up(c, &t, m->apic_id == nosipi))
             online++;
-            kprintf("smp: CPU %u (APIC id %u) online after %lu us, timer %u counts a tick\n", c->id, c->apic_id,
-                    c->bringup_ns / 1000, c->lapic_ticks_per_tick);
-            if (!c->lapic_ticks_per_tick)
-                kprintf("smp: CPU %u's local APIC timer does not count: it runs without a tick\n", c->id);
-        } else {
+        else
             all_present_online = false;
-        }
     }
     if (ready)
-        paging_trampoline_destroy(root);
+        paging_trampoline_destroy(t.root);
     if (parked)
         kprintf("smp: %u CPU(s) not started, parked with INIT\n", parked);
     kprintf("smp: %u of %u CPUs online\n", smp_cpus_online(), cpus_present);

@@ -732,29 +732,33 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
 }
 
 /* Counters that follow the free spans: all arithmetic, O(1). A free span
- * keeps its own share of the block counts, so leaving costs no arithmetic. */
+ * keeps its own share of the block counts, so leaving costs no arithmetic.
+ * sign is +1 (n joins the free spans) or -1 (it leaves them): both ways
+ * must touch the same counters by the same amounts. Inlined so that the
+ * constant sign folds away: this runs on every free-index change. */
+static inline __attribute__((always_inline)) void free_stats_count(struct span_alloc *a, const struct span_node *n, int sign)
+{
+    uint64_t one = (uint64_t)(int64_t)sign;
+
+    a->free_spans += one;
+    a->free_bytes += one * n->size;
+    a->regions[n->region].free_bytes += one * n->size;
+    a->regions[n->region].large_blocks += one * n->u.free.large_blocks;
+    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)] += one;
+    a->buddy_blocks += one * n->u.free.buddy_blocks;
+    a->large_blocks += one * n->u.free.large_blocks;
+}
+
 static void free_stats_add(struct span_alloc *a, struct span_node *n)
 {
     n->u.free.buddy_blocks = span_buddy_blocks(n->base, n->size, a->buddy_cap);
     n->u.free.large_blocks = span_aligned_blocks(n->base, n->size, a->large_order);
-    a->free_spans++;
-    a->free_bytes += n->size;
-    a->regions[n->region].free_bytes += n->size;
-    a->regions[n->region].large_blocks += n->u.free.large_blocks;
-    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
-    a->buddy_blocks += n->u.free.buddy_blocks;
-    a->large_blocks += n->u.free.large_blocks;
+    free_stats_count(a, n, 1);
 }
 
 static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
 {
-    a->free_spans--;
-    a->free_bytes -= n->size;
-    a->regions[n->region].free_bytes -= n->size;
-    a->regions[n->region].large_blocks -= n->u.free.large_blocks;
-    a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]--;
-    a->buddy_blocks -= n->u.free.buddy_blocks;
-    a->large_blocks -= n->u.free.large_blocks;
+    free_stats_count(a, n, -1);
 }
 
 static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
@@ -1054,10 +1058,20 @@ static bool place_high(const struct span_node *f, const struct span_fit *fit, ui
     return true;
 }
 
-/* Leftmost free span of size >= min_size in which fit has a place. Spans
- * left of r end at or before r's base, right ones start after its end. */
 static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
-                                    const struct span_fit *fit, uint64_t *place)
+                                    const struct span_fit *fit, uint64_t *place);
+static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
+                                     const struct span_fit *fit, uint64_t *place);
+
+/* First free span of size >= min_size in which fit has a place, counting
+ * from the low end or (high) from the high end of the address tree. Spans
+ * left of r end at or before r's base, right ones start after its end; the
+ * side searched first is the "nearer" one. Inlined into search_low and
+ * search_high so that each is compiled for its own direction: this is the
+ * allocator's hottest loop. */
+static inline __attribute__((always_inline)) struct span_node *
+search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit, bool high,
+             uint64_t *place)
 {
     while (r != NULL) {
         const struct span_free *e = span_free_of(r);
@@ -1066,44 +1080,34 @@ static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
 
         if (e->max_free < min_size)
             return NULL;
-        if (n->base > fit->lo) {
-            found = search_low(r->left, min_size, fit, place);
+        /* Whether the nearer side can reach into the window. */
+        if (high ? n->base < fit->hi : n->base > fit->lo) {
+            found = high ? search_high(r->right, min_size, fit, place)
+                         : search_low(r->left, min_size, fit, place);
             if (found != NULL)
                 return found;
         }
-        if (n->base >= fit->hi)
+        /* Whether n and the farther side lie wholly outside it. */
+        if (high ? span_end(n) <= fit->lo : n->base >= fit->hi)
             return NULL;
-        if (n->size >= min_size && span_place_low(n, fit, place))
+        if (n->base < fit->hi && n->size >= min_size &&
+            (high ? place_high(n, fit, place) : span_place_low(n, fit, place)))
             return (struct span_node *)n;
-        r = r->right;
+        r = high ? r->left : r->right;
     }
     return NULL;
+}
+
+static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
+                                    const struct span_fit *fit, uint64_t *place)
+{
+    return search_first(r, min_size, fit, false, place);
 }
 
 static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
                                      const struct span_fit *fit, uint64_t *place)
 {
-    while (r != NULL) {
-        const struct span_free *e = span_free_of(r);
-        const struct span_node *n = e->span;
-        struct span_node *found;
-
-        if (e->max_free < min_size)
-            return NULL;
-        if (n->base >= fit->hi) {
-            r = r->left;
-            continue;
-        }
-        found = search_high(r->right, min_size, fit, place);
-        if (found != NULL)
-            return found;
-        if (span_end(n) <= fit->lo)
-            return NULL;
-        if (n->size >= min_size && place_high(n, fit, place))
-            return (struct span_node *)n;
-        r = r->left;
-    }
-    return NULL;
+    return search_first(r, min_size, fit, true, place);
 }
 
 /* Size from which every span fits at any alignment (0 if none does). */
@@ -1412,15 +1416,32 @@ static struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
     return n;
 }
 
+/* The segment a caller names by its base: -EINVAL without an allocator,
+ * -ENOENT if no segment starts there. */
+static int named_segment(const struct span_alloc *a, uint64_t base, struct span_node **out)
+{
+    if (a == NULL)
+        return -EINVAL;
+    *out = segment_at(a, base);
+    return *out == NULL ? -ENOENT : 0;
+}
+
+/* Locked bytes are counted per region, so the segment is taken out of the
+ * statistics and put back with its new count. */
+static void set_lock_count(struct span_alloc *a, struct span_node *n, uint32_t count)
+{
+    span_account(a, n, -1);
+    n->lock_count = count;
+    span_account(a, n, 1);
+}
+
 int span_free(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->lock_count > 0 || (n->flags & NODE_MOVING))
         return -EBUSY;
     if (span_release_cost(n) > a->nodes_free)
@@ -1432,36 +1453,28 @@ int span_free(struct span_alloc *a, uint64_t base)
 int span_lock(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->flags & NODE_MOVING)
         return -EBUSY;
     if (n->lock_count == UINT32_MAX)
         return -ERANGE;
-    span_account(a, n, -1);
-    n->lock_count++;
-    span_account(a, n, 1);
+    set_lock_count(a, n, n->lock_count + 1);
     return 0;
 }
 
 int span_unlock(struct span_alloc *a, uint64_t base)
 {
     struct span_node *n;
+    int err = named_segment(a, base, &n);
 
-    if (a == NULL)
-        return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    if (err != 0)
+        return err;
     if (n->lock_count == 0)
         return -EINVAL;
-    span_account(a, n, -1);
-    n->lock_count--;
-    span_account(a, n, 1);
+    set_lock_count(a, n, n->lock_count - 1);
     return 0;
 }
 
@@ -1499,13 +1512,14 @@ int span_lookup(const struct span_alloc *a, uint64_t addr, struct span_info *inf
 
 int span_request_of(const struct span_alloc *a, uint64_t base, struct span_request *req)
 {
-    const struct span_node *n;
+    struct span_node *n;
+    int err;
 
-    if (a == NULL || req == NULL)
+    if (req == NULL)
         return -EINVAL;
-    n = segment_at(a, base);
-    if (n == NULL)
-        return -ENOENT;
+    err = named_segment(a, base, &n);
+    if (err != 0)
+        return err;
     *req = (struct span_request){ .size = n->size, .align = span_hard_align(n),
                                   .limit = n->u.seg.limit,
                                   .flags = span_wants_large(a, n) ? SPAN_LARGE_OK : 0 };

@@ -107,11 +107,12 @@ static uint64_t subtree_max(const struct rb_node *r)
     return r != NULL ? span_free_of(r)->max_free : 0;
 }
 
-static int check_span(const struct span_alloc *a, const struct span_node *n,
-                      const struct span_node *prev, struct recount *c, struct span_fault *f)
+/* n lies inside its region, in address order after prev, and the spans of
+ * a region tile it: no gap, no overlap, no two free spans side by side. */
+static int check_tiling(const struct span_alloc *a, const struct span_node *n,
+                        const struct span_node *prev, struct span_fault *f)
 {
     const struct span_region *r;
-    uint64_t own;
 
     if (n->size == 0 || ((n->base | n->size) & (SPAN_GRANULE - 1)))
         FAIL(f, "span empty or not granule-aligned", n->base);
@@ -134,8 +135,17 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         if (n->base != r->base)
             FAIL(f, "region does not start with a span", n->base);
     }
+    return 0;
+}
+
+/* n is findable the way its state says: a free span through its index
+ * entry (whose max_free summary must be current), a segment by its base. */
+static int check_lookup(const struct span_alloc *a, const struct span_node *n, struct recount *c,
+                        struct span_fault *f)
+{
     if (n->state == SPAN_FREE) {
         const struct span_free *e = n->u.free.ext;
+        uint64_t own;
         if (e == NULL || e->span != n)
             FAIL(f, "free span and its index entry disagree", n->base);
         own = n->size;
@@ -145,66 +155,93 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
             own = subtree_max(e->addr_link.right);
         if (e->max_free != own)
             FAIL(f, "address tree max_free is stale", n->base);
-    } else {
-        if (span_hash_find(a, n->base) != n)
-            FAIL(f, "segment not found by its base", n->base);
-        c->hashed++;
-        if (n->flags & NODE_RESERVED) {
-            c->reserves++;
-            if (n->state != SPAN_IN_TRANSIT && !(n->flags & NODE_MOVING))
-                FAIL(f, "a slot is reserved for a span that is not moving", n->base);
-        }
+        return 0;
     }
+    if (span_hash_find(a, n->base) != n)
+        FAIL(f, "segment not found by its base", n->base);
+    c->hashed++;
+    if (n->flags & NODE_RESERVED) {
+        c->reserves++;
+        if (n->state != SPAN_IN_TRANSIT && !(n->flags & NODE_MOVING))
+            FAIL(f, "a slot is reserved for a span that is not moving", n->base);
+    }
+    return 0;
+}
 
+/* Adds free span n to the recount, checking the buddy arithmetic the
+ * statistics use against an explicit decomposition of the span. */
+static int recount_free(const struct span_alloc *a, const struct span_node *n, struct recount *c,
+                        struct span_fault *f)
+{
+    uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
+    unsigned k;
+
+    if (n->flags != 0 || n->lock_count != 0)
+        FAIL(f, "free span carries segment state", n->base);
+    c->free_bytes += n->size;
+    c->free_spans++;
+    c->region_free[n->region] += n->size;
+    c->region_large[n->region] += span_aligned_blocks(n->base, n->size, a->large_order);
+    c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
+    span_buddy_count(n->base, n->size, a->buddy_cap, one, 1);
+    for (k = 0; k <= a->buddy_cap; k++) {
+        blocks += one[k];
+        c->buddy[k] += one[k];
+    }
+    if (blocks != span_buddy_blocks(n->base, n->size, a->buddy_cap))
+        FAIL(f, "buddy block arithmetic disagrees with the decomposition", n->base);
+    return 0;
+}
+
+/* Adds segment n to the recount, checking its constraints and marks. */
+static int recount_segment(const struct span_alloc *a, const struct span_node *n, struct recount *c,
+                           struct span_fault *f)
+{
+    bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
+
+    if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
+        FAIL(f, "misaligned mark wrong", n->base);
+    if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 ||
+        (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
+        FAIL(f, "segment constraints malformed", n->base);
+    if (!span_place_keeps(n, n->base))
+        FAIL(f, "segment outside its constraints (alignment or limit)", n->base);
+    c->segments++;
+    c->misaligned += misaligned;
+    if (n->flags & NODE_MOVING)
+        c->moving++;
+    if (n->lock_count > 0)
+        c->region_locked[n->region] += n->size;
+    if ((n->flags & NODE_MOVING) && n->lock_count > 0)
+        FAIL(f, "locked segment is moving", n->base);
+    return 0;
+}
+
+/* One span's invariants, the most basic first (a report names the first
+ * that fails), and its share of the recount the totals are checked
+ * against. */
+static int check_span(const struct span_alloc *a, const struct span_node *n,
+                      const struct span_node *prev, struct recount *c, struct span_fault *f)
+{
+    int err = check_tiling(a, n, prev, f);
+
+    if (err == 0)
+        err = check_lookup(a, n, c, f);
+    if (err != 0)
+        return err;
     c->region_size[n->region] += n->size;
     switch (n->state) {
     case SPAN_FREE:
-        if (n->flags != 0 || n->lock_count != 0)
-            FAIL(f, "free span carries segment state", n->base);
-        c->free_bytes += n->size;
-        c->free_spans++;
-        c->region_free[n->region] += n->size;
-        c->region_large[n->region] += span_aligned_blocks(n->base, n->size, a->large_order);
-        c->hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)]++;
-        {
-            uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
-            unsigned k;
-            span_buddy_count(n->base, n->size, a->buddy_cap, one, 1);
-            for (k = 0; k <= a->buddy_cap; k++) {
-                blocks += one[k];
-                c->buddy[k] += one[k];
-            }
-            if (blocks != span_buddy_blocks(n->base, n->size, a->buddy_cap))
-                FAIL(f, "buddy block arithmetic disagrees with the decomposition", n->base);
-        }
-        break;
-    case SPAN_ALLOCATED: {
-        bool misaligned = n->size >= a->large_size && (n->base & (a->large_size - 1)) != 0;
-        if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
-            FAIL(f, "misaligned mark wrong", n->base);
-        if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 ||
-            (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
-            FAIL(f, "segment constraints malformed", n->base);
-        if (!span_place_keeps(n, n->base))
-            FAIL(f, "segment outside its constraints (alignment or limit)", n->base);
-        c->segments++;
-        c->misaligned += misaligned;
-        if (n->flags & NODE_MOVING)
-            c->moving++;
-        if (n->lock_count > 0)
-            c->region_locked[n->region] += n->size;
-        if ((n->flags & NODE_MOVING) && n->lock_count > 0)
-            FAIL(f, "locked segment is moving", n->base);
-        break;
-    }
+        return recount_free(a, n, c, f);
+    case SPAN_ALLOCATED:
+        return recount_segment(a, n, c, f);
     case SPAN_IN_TRANSIT:
         c->transit_spans++;
         c->region_transit[n->region] += n->size;
-        break;
+        return 0;
     default:
         FAIL(f, "span in unknown state", n->base);
     }
-    return 0;
 }
 
 static int check_free_index(const struct span_alloc *a, struct span_fault *f)

@@ -181,6 +181,27 @@ static int propose(struct span_alloc *a, struct span_plan *plan, struct span_nod
     return SPAN_PLAN_MOVE;
 }
 
+/* The sweeping kinds resume after a segment once its move is proposed; a
+ * failed proposal leaves the cursor where it was, so the next call reaches
+ * the segment again. */
+static int propose_and_pass(struct span_alloc *a, struct span_plan *plan, struct span_node *seg,
+                            uint64_t to, struct span_move *move)
+{
+    int ret = propose(a, plan, seg, to, move);
+
+    if (ret == SPAN_PLAN_MOVE)
+        plan->cursor = seg->base + seg->size;
+    return ret;
+}
+
+/* A finished sweep resumes past every address, so later calls find it done
+ * too. */
+static int sweep_done(struct span_plan *plan)
+{
+    plan->cursor = UINT64_MAX;
+    return SPAN_PLAN_DONE;
+}
+
 /* Finds the segment and transit span of a pending move, or -EINVAL. */
 static int pending_move(struct span_alloc *a, const struct span_plan *plan,
                         const struct span_move *move, struct span_node **seg,
@@ -408,14 +429,10 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
             }
         }
         if (compaction_target(a, seg, plan->lo, wlo, whi, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 /* ---- targeted ---------------------------------------------------------- */
@@ -545,6 +562,66 @@ static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, u
     s->best_hi = ehi;
 }
 
+/* The spans a window [w, w+size) touches, [left, right), and what they
+ * hold: bytes free, bytes of movable segments, and unmovable spans. */
+struct window {
+    struct span_node *left, *right;
+    uint64_t used, free_in, blocked;
+};
+
+/* sign +1 counts n into the window, -1 out of it; inlined so that the
+ * sign folds away. */
+static inline __attribute__((always_inline)) void window_count(struct window *win, const struct span_node *n,
+                                                                int sign)
+{
+    uint64_t one = (uint64_t)(int64_t)sign;
+
+    if (n->state == SPAN_FREE)
+        win->free_in += one * n->size;
+    else if (span_is_movable(n))
+        win->used += one * n->size;
+    else
+        win->blocked += one;
+}
+
+/* Drops the spans that end at or before w; an emptied window restarts at
+ * the span containing w. */
+static void window_drop_left(struct window *win, uint64_t w)
+{
+    while (win->left != win->right && span_end(win->left) <= w) {
+        window_count(win, win->left, -1);
+        win->left = win->left->next;
+    }
+    if (win->left == win->right) {
+        while (span_end(win->right) <= w)
+            win->right = win->right->next;
+        win->left = win->right;
+    }
+}
+
+/* Takes in the spans of region ri that start before w_end. */
+static void window_take_right(struct window *win, unsigned ri, uint64_t w_end)
+{
+    while (win->right != NULL && win->right->region == ri && win->right->base < w_end) {
+        window_count(win, win->right, 1);
+        win->right = win->right->next;
+    }
+}
+
+/* The next class: w passes the end of the first span, or w+size passes
+ * the base of the span after the window, whichever comes first. */
+static uint64_t next_window(const struct window *win, unsigned ri, const struct window_sweep *s)
+{
+    uint64_t next_w = align_up(span_end(win->left), s->align);
+
+    if (win->right != NULL && win->right->region == ri) {
+        uint64_t y = align_up(win->right->base - s->size + SPAN_GRANULE, s->align);
+        if (y < next_w)
+            next_w = y;
+    }
+    return next_w;
+}
+
 /*
  * Every class of windows of one region: the lowest aligned w at which
  * [w, w+size) touches a given run of spans. The run changes when w passes
@@ -557,55 +634,27 @@ static void sweep_region(struct span_alloc *a, unsigned ri, struct window_sweep 
     uint64_t r_end = r->base + r->size;
     uint64_t top = r_end < s->limit ? r_end : s->limit;
     uint64_t w, w_max;
-    struct span_node *left, *right; /* spans touched: [left, right) */
-    uint64_t used = 0, free_in = 0, blocked = 0;
+    struct window win = { 0 };
 
     if (top < r->base || top - r->base < s->size || r->base > UINT64_MAX - s->align)
         return;
     w = align_up(r->base, s->align);
     w_max = align_down(top - s->size, s->align);
-    left = right = span_containing(a, r->base);
+    win.left = win.right = span_containing(a, r->base);
     while (w <= w_max) {
-        struct span_node *last;
         uint64_t next_w;
 
-        while (left != right && span_end(left) <= w) {
-            if (left->state == SPAN_FREE)
-                free_in -= left->size;
-            else if (span_is_movable(left))
-                used -= left->size;
-            else
-                blocked--;
-            left = left->next;
-        }
-        if (left == right) {
-            while (span_end(right) <= w)
-                right = right->next;
-            left = right;
-        }
-        while (right != NULL && right->region == ri && right->base < w + s->size) {
-            if (right->state == SPAN_FREE)
-                free_in += right->size;
-            else if (span_is_movable(right))
-                used += right->size;
-            else
-                blocked++;
-            right = right->next;
-        }
-        last = right != NULL ? right->prev : a->last;
-        if (blocked == 0) {
-            uint64_t right_base = right != NULL ? right->base : 0;
-            consider(a, s, w, left->base, span_end(last), used, free_in);
+        window_drop_left(&win, w);
+        window_take_right(&win, ri, w + s->size);
+        if (win.blocked == 0) {
+            struct span_node *last = win.right != NULL ? win.right->prev : a->last;
+            uint64_t right_base = win.right != NULL ? win.right->base : 0;
+            consider(a, s, w, win.left->base, span_end(last), win.used, win.free_in);
             /* A witness may have re-coalesced the free span at right. */
-            if (right != NULL)
-                right = span_containing(a, right_base);
+            if (win.right != NULL)
+                win.right = span_containing(a, right_base);
         }
-        next_w = align_up(span_end(left), s->align);
-        if (right != NULL && right->region == ri) {
-            uint64_t y = align_up(right->base - s->size + SPAN_GRANULE, s->align);
-            if (y < next_w)
-                next_w = y;
-        }
+        next_w = next_window(&win, ri, s);
         if (next_w <= w)
             break;
         w = next_w;
@@ -744,14 +793,10 @@ static int next_realign(struct span_alloc *a, struct span_plan *plan, struct spa
         if (!span_is_movable(seg) || !(seg->flags & NODE_MISALIGNED))
             continue;
         if (realign_target(a, seg, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 /* ---- yield ------------------------------------------------------------- */
@@ -785,14 +830,10 @@ static int next_yield(struct span_alloc *a, struct span_plan *plan, struct span_
     for (seg = span_at_or_after(a, plan->cursor); seg != NULL; seg = seg->next) {
         uint64_t to;
         if (span_is_movable(seg) && yield_target(a, seg, &to)) {
-            int ret = propose(a, plan, seg, to, move);
-            if (ret == SPAN_PLAN_MOVE)
-                plan->cursor = seg->base + seg->size;
-            return ret;
+            return propose_and_pass(a, plan, seg, to, move);
         }
     }
-    plan->cursor = UINT64_MAX;
-    return SPAN_PLAN_DONE;
+    return sweep_done(plan);
 }
 
 int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_move *move)

@@ -303,170 +303,230 @@ static bool run_witness(const struct ospans *o, size_t i, size_t j)
     return ok;
 }
 
+/* Prefix sums over the spans in address order, so that any run i..j is
+ * summed in O(1): bytes used, bytes free, unmovable spans, and the largest
+ * free span before i (maxpre) and from j on (maxsuf). */
+struct ospan_sums {
+    uint64_t *used, *freeb, *blocked, *maxpre, *maxsuf;
+};
+
+static void sums_build(const struct ospans *o, struct ospan_sums *s)
+{
+    size_t k;
+
+    s->used = calloc(o->n + 1, sizeof(uint64_t));
+    s->freeb = calloc(o->n + 1, sizeof(uint64_t));
+    s->blocked = calloc(o->n + 1, sizeof(uint64_t));
+    s->maxpre = calloc(o->n + 2, sizeof(uint64_t));
+    s->maxsuf = calloc(o->n + 2, sizeof(uint64_t));
+    for (k = 0; k < o->n; k++) {
+        uint64_t sz = o->v[k].end - o->v[k].base;
+        s->used[k + 1] = s->used[k] + (o->v[k].kind == 1 ? sz : 0);
+        s->freeb[k + 1] = s->freeb[k] + (o->v[k].kind == 0 ? sz : 0);
+        s->blocked[k + 1] = s->blocked[k] + (o->v[k].kind == 2);
+        s->maxpre[k + 1] = o->v[k].kind == 0 && sz > s->maxpre[k] ? sz : s->maxpre[k];
+    }
+    for (k = o->n; k > 0; k--) {
+        uint64_t sz = o->v[k - 1].end - o->v[k - 1].base;
+        s->maxsuf[k - 1] = o->v[k - 1].kind == 0 && sz > s->maxsuf[k] ? sz : s->maxsuf[k];
+    }
+}
+
+static void sums_free(struct ospan_sums *s)
+{
+    free(s->used);
+    free(s->freeb);
+    free(s->blocked);
+    free(s->maxpre);
+    free(s->maxsuf);
+}
+
+/* Whether the segments in spans i..j can be evicted: nothing unmovable,
+ * room for them outside, and the largest fits in some free span outside
+ * (cheap necessary tests first, then the real packing). */
+static bool window_has_witness(const struct ospans *o, const struct ospan_sums *s, size_t i, size_t j)
+{
+    uint64_t total_free = s->freeb[o->n];
+    uint64_t cost = s->used[j + 1] - s->used[i];
+    uint64_t free_in = s->freeb[j + 1] - s->freeb[i];
+    uint64_t largest_item = 0;
+    size_t k;
+
+    if (s->blocked[j + 1] != s->blocked[i] || cost > total_free - free_in)
+        return false;
+    for (k = i; k <= j; k++)
+        if (o->v[k].kind == 1 && o->v[k].end - o->v[k].base > largest_item)
+            largest_item = o->v[k].end - o->v[k].base;
+    if (largest_item > (s->maxpre[i] > s->maxsuf[j + 1] ? s->maxpre[i] : s->maxsuf[j + 1]))
+        return false;
+    return run_witness(o, i, j);
+}
+
+/* Slides an aligned window of `size` over the region made of spans
+ * start..end, jumping to the next place where the set of spans it covers
+ * changes. */
+static bool region_has_witness(const struct ospans *o, const struct ospan_sums *s, size_t start, size_t end,
+                               uint64_t size, uint64_t align)
+{
+    size_t i = start, j = start;
+    uint64_t w, rend = o->v[end].end;
+
+    for (w = (o->v[start].base + align - 1) & ~(align - 1); w + size <= rend;) {
+        uint64_t next;
+        while (o->v[i].end <= w)
+            i++;
+        if (j < i)
+            j = i;
+        while (j < end && o->v[j + 1].base < w + size)
+            j++;
+        if (window_has_witness(o, s, i, j))
+            return true;
+        next = (o->v[i].end + align - 1) & ~(align - 1);
+        if (j < end) {
+            uint64_t y = (o->v[j + 1].base - size + G + align - 1) & ~(align - 1);
+            if (y < next)
+                next = y;
+        }
+        w = next;
+    }
+    return false;
+}
+
 static bool witness_exists(const struct span_alloc *a, uint64_t size, uint64_t align)
 {
     struct ospans o = { 0 };
-    uint64_t *used, *freeb, *blocked, *maxpre, *maxsuf, total_free = 0;
-    size_t k, start;
+    struct ospan_sums s;
+    size_t start, end;
     bool found = false;
 
     span_walk(a, collect_ospan, &o);
-    used = calloc(o.n + 1, sizeof(uint64_t));
-    freeb = calloc(o.n + 1, sizeof(uint64_t));
-    blocked = calloc(o.n + 1, sizeof(uint64_t));
-    maxpre = calloc(o.n + 2, sizeof(uint64_t));
-    maxsuf = calloc(o.n + 2, sizeof(uint64_t));
-    for (k = 0; k < o.n; k++) { /* prefix sums; largest free span before / after */
-        uint64_t sz = o.v[k].end - o.v[k].base;
-        used[k + 1] = used[k] + (o.v[k].kind == 1 ? sz : 0);
-        freeb[k + 1] = freeb[k] + (o.v[k].kind == 0 ? sz : 0);
-        blocked[k + 1] = blocked[k] + (o.v[k].kind == 2);
-        maxpre[k + 1] = o.v[k].kind == 0 && sz > maxpre[k] ? sz : maxpre[k];
-    }
-    for (k = o.n; k > 0; k--) {
-        uint64_t sz = o.v[k - 1].end - o.v[k - 1].base;
-        maxsuf[k - 1] = o.v[k - 1].kind == 0 && sz > maxsuf[k] ? sz : maxsuf[k];
-    }
-    total_free = freeb[o.n];
-    for (start = 0; start < o.n && !found;) {
-        size_t end = start, i = start, j = start;
-        uint64_t w, rbase = o.v[start].base, rend;
+    sums_build(&o, &s);
+    for (start = 0; start < o.n && !found; start = end + 1) {
+        end = start;
         while (end + 1 < o.n && o.v[end + 1].region == o.v[start].region)
             end++;
-        rend = o.v[end].end;
-        for (w = (rbase + align - 1) & ~(align - 1); w + size <= rend && !found;) {
-            uint64_t cost, free_in, largest_item = 0, next;
-            size_t k2;
-            while (o.v[i].end <= w)
-                i++;
-            if (j < i)
-                j = i;
-            while (j < end && o.v[j + 1].base < w + size)
-                j++;
-            cost = used[j + 1] - used[i];
-            free_in = freeb[j + 1] - freeb[i];
-            if (blocked[j + 1] == blocked[i] && cost <= total_free - free_in) {
-                for (k2 = i; k2 <= j; k2++)
-                    if (o.v[k2].kind == 1 && o.v[k2].end - o.v[k2].base > largest_item)
-                        largest_item = o.v[k2].end - o.v[k2].base;
-                if (largest_item <= (maxpre[i] > maxsuf[j + 1] ? maxpre[i] : maxsuf[j + 1]))
-                    found = run_witness(&o, i, j);
-            }
-            next = (o.v[i].end + align - 1) & ~(align - 1);
-            if (j < end) {
-                uint64_t y = (o.v[j + 1].base - size + G + align - 1) & ~(align - 1);
-                if (y < next)
-                    next = y;
-            }
-            w = next;
-        }
-        start = end + 1;
+        found = region_has_witness(&o, &s, start, end, size, align);
     }
     free(o.v);
-    free(used);
-    free(freeb);
-    free(blocked);
-    free(maxpre);
-    free(maxsuf);
+    sums_free(&s);
     return found;
 }
 
-static void bench_steady(enum span_policy p, unsigned occupancy)
-{
+/* One steady-state run: segments come and go around a target occupancy. */
+struct steady {
     struct span_alloc a;
-    size_t cap = 200000, nlive = 0;
-    uint64_t *live = malloc(cap * sizeof(*live)); /* slot ids; slot id = tag */
-    uint64_t *free_ids = malloc(cap * sizeof(*free_ids));
-    size_t nfree_ids = cap;
-    uint64_t ops = quick ? 20000 : 100000, op;
-    uint64_t *t_alloc = malloc(ops * sizeof(uint64_t)), *t_free = malloc(ops * sizeof(uint64_t));
-    size_t na = 0, nf = 0, i;
-    uint64_t tries[CLASSES] = { 0 }, fail_raw[CLASSES] = { 0 }, fail_cmp[CLASSES] = { 0 };
-    uint64_t fail_witness = 0, fail_nowitness = 0, moved = 0;
+    enum span_policy p;
+    unsigned occupancy;
+    uint64_t ops;
+    uint64_t *live; /* slot ids, oldest first; slot id = tag */
+    size_t nlive;
+    uint64_t *free_ids;
+    size_t nfree_ids;
+    uint64_t *t_alloc, *t_free; /* each operation's time */
+    size_t na, nf;
+    uint64_t tries[CLASSES], fail_raw[CLASSES], fail_cmp[CLASSES];
+    uint64_t fail_witness, fail_nowitness, moved;
+};
+
+/* A failed allocation is retried after a targeted compaction, and (outside
+ * count mode) the oracle says whether any placement could have served it. */
+static int steady_alloc_compacted(struct steady *s, const struct span_stats *st,
+                                  const struct span_request *req, uint64_t id, uint64_t *base,
+                                  unsigned c)
+{
+    struct span_plan plan;
+    int err = -ENOMEM;
+
+    s->fail_raw[c]++;
+    /* Compaction only when the free memory could hold it at all. */
+    if (st->free_bytes >= req->size) {
+        span_plan_targeted(&s->a, &plan, req->size, 0, 0);
+        if (run_plan(&s->a, &plan, &s->moved) == SPAN_PLAN_DONE)
+            err = span_alloc(&s->a, req, id, base);
+    }
+    if (err != 0) {
+        s->fail_cmp[c]++;
+        if (count_mode)
+            ; /* the oracle is for the failure table only */
+        else if (st->free_bytes >= req->size && witness_exists(&s->a, req->size, G))
+            s->fail_witness++;
+        else
+            s->fail_nowitness++;
+    }
+    return err;
+}
+
+static void steady_alloc(struct steady *s, uint64_t op, const struct span_stats *st)
+{
+    struct span_request req = { .flags = SPAN_LARGE_OK };
+    uint64_t base, t0, id = s->free_ids[s->nfree_ids - 1];
+    unsigned c;
+    int err;
+
+    req.size = pick_size(&c);
+    s->tries[c]++;
+    t0 = now_ns();
+    if (measured(op, s->ops)) {
+        op_begin(s->p, s->occupancy, OP_ALLOC);
+        err = span_alloc(&s->a, &req, id, &base);
+        op_end();
+    } else {
+        err = span_alloc(&s->a, &req, id, &base);
+    }
+    s->t_alloc[s->na++] = now_ns() - t0;
+    if (err != 0)
+        err = steady_alloc_compacted(s, st, &req, id, &base, c);
+    if (err == 0) {
+        s->nfree_ids--;
+        slot_base[id] = base;
+        s->live[s->nlive++] = id;
+        if (rnd() % 50 == 0)
+            span_lock(&s->a, base); /* 2% pinned for good */
+    }
+}
+
+static void steady_free(struct steady *s, uint64_t op)
+{
+    /* Old segments (low indices) die more often. */
+    double u = (double)(rnd() % 1000000) / 1e6;
+    size_t k = (size_t)(u * u * (double)s->nlive);
+    uint64_t id = s->live[k], t0;
+    int err;
+
+    t0 = now_ns();
+    if (measured(op, s->ops)) {
+        op_begin(s->p, s->occupancy, OP_FREE);
+        err = span_free(&s->a, slot_base[id]);
+        op_end();
+    } else {
+        err = span_free(&s->a, slot_base[id]);
+    }
+    s->t_free[s->nf++] = now_ns() - t0;
+    if (err != 0 && err != -EBUSY) {
+        fprintf(stderr, "span-bench: lost segment %" PRIu64 " (%d)\n", id, err);
+        exit(1);
+    }
+    /* Locked ones stay allocated for good; forget them either way,
+     * keeping the old-first order of the rest. */
+    memmove(&s->live[k], &s->live[k + 1], (s->nlive - k - 1) * sizeof(*s->live));
+    s->nlive--;
+    if (err == 0)
+        s->free_ids[s->nfree_ids++] = id;
+}
+
+static void steady_report(struct steady *s)
+{
+    const uint64_t *t_alloc = s->t_alloc, *t_free = s->t_free;
+    size_t na = s->na, nf = s->nf;
+    enum span_policy p = s->p;
+    unsigned occupancy = s->occupancy;
     struct span_stats st;
     char name[96];
     unsigned c;
 
-    slot_base = malloc(cap * sizeof(*slot_base));
-    slot_count = cap;
-    for (i = 0; i < cap; i++)
-        free_ids[i] = cap - 1 - i;
-    setup(&a, p);
-    for (op = 0; op < ops; op++) {
-        span_stats(&a, &st);
-        if ((st.used_bytes * 100 < st.total_bytes * occupancy || nlive == 0) && nfree_ids > 0) {
-            struct span_request req = { .flags = SPAN_LARGE_OK };
-            uint64_t base, t0, id = free_ids[nfree_ids - 1];
-            int err;
-            req.size = pick_size(&c);
-            tries[c]++;
-            t0 = now_ns();
-            if (measured(op, ops)) {
-                op_begin(p, occupancy, OP_ALLOC);
-                err = span_alloc(&a, &req, id, &base);
-                op_end();
-            } else {
-                err = span_alloc(&a, &req, id, &base);
-            }
-            t_alloc[na++] = now_ns() - t0;
-            if (err != 0) {
-                struct span_plan plan;
-                fail_raw[c]++;
-                /* Compaction only when the free memory could hold it at all. */
-                if (st.free_bytes >= req.size) {
-                    span_plan_targeted(&a, &plan, req.size, 0, 0);
-                    if (run_plan(&a, &plan, &moved) == SPAN_PLAN_DONE)
-                        err = span_alloc(&a, &req, id, &base);
-                }
-                if (err != 0) {
-                    fail_cmp[c]++;
-                    if (count_mode)
-                        ; /* the oracle is for the failure table only */
-                    else if (st.free_bytes >= req.size && witness_exists(&a, req.size, G))
-                        fail_witness++;
-                    else
-                        fail_nowitness++;
-                }
-            }
-            if (err == 0) {
-                nfree_ids--;
-                slot_base[id] = base;
-                live[nlive++] = id;
-                if (rnd() % 50 == 0)
-                    span_lock(&a, base); /* 2% pinned for good */
-            }
-        } else {
-            /* Old segments (low indices) die more often. */
-            double u = (double)(rnd() % 1000000) / 1e6;
-            size_t k = (size_t)(u * u * (double)nlive);
-            uint64_t id = live[k], t0;
-            int err;
-            t0 = now_ns();
-            if (measured(op, ops)) {
-                op_begin(p, occupancy, OP_FREE);
-                err = span_free(&a, slot_base[id]);
-                op_end();
-            } else {
-                err = span_free(&a, slot_base[id]);
-            }
-            t_free[nf++] = now_ns() - t0;
-            if (err != 0 && err != -EBUSY) {
-                fprintf(stderr, "span-bench: lost segment %" PRIu64 " (%d)\n", id, err);
-                exit(1);
-            }
-            /* Locked ones stay allocated for good; forget them either way,
-             * keeping the old-first order of the rest. */
-            memmove(&live[k], &live[k + 1], (nlive - k - 1) * sizeof(*live));
-            nlive--;
-            if (err == 0)
-                free_ids[nfree_ids++] = id;
-        }
-    }
-    if (count_mode)
-        goto out;
-    qsort(t_alloc, na, sizeof(uint64_t), cmp_u64);
-    qsort(t_free, nf, sizeof(uint64_t), cmp_u64);
-    span_stats(&a, &st);
+    qsort(s->t_alloc, na, sizeof(uint64_t), cmp_u64);
+    qsort(s->t_free, nf, sizeof(uint64_t), cmp_u64);
+    span_stats(&s->a, &st);
     printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64
            " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u\n",
            policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1],
@@ -485,25 +545,59 @@ static void bench_steady(enum span_policy p, unsigned occupancy)
     B("steady_%s_%u_free_max", t_free[nf - 1], "ns");
     B("steady_%s_%u_largest_free", st.largest_free / KIB, "KiB");
     B("steady_%s_%u_unusable_2m", st.unusable_index, "permille");
-    B("steady_%s_%u_moved", moved / KIB, "KiB");
-    B("steady_%s_%u_fail_compacted_witness", fail_witness, "count");
-    B("steady_%s_%u_fail_compacted_no_witness", fail_nowitness, "count");
+    B("steady_%s_%u_moved", s->moved / KIB, "KiB");
+    B("steady_%s_%u_fail_compacted_witness", s->fail_witness, "count");
+    B("steady_%s_%u_fail_compacted_no_witness", s->fail_nowitness, "count");
+#undef B
     for (c = 0; c < CLASSES; c++) {
+        uint64_t tries = s->tries[c];
         snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_raw", policy_names[p], occupancy,
                  class_names[c]);
-        bench(name, tries[c] ? 1000.0 * (double)fail_raw[c] / (double)tries[c] : 0, "permille");
+        bench(name, tries ? 1000.0 * (double)s->fail_raw[c] / (double)tries : 0, "permille");
         snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_compacted", policy_names[p],
                  occupancy, class_names[c]);
-        bench(name, tries[c] ? 1000.0 * (double)fail_cmp[c] / (double)tries[c] : 0, "permille");
+        bench(name, tries ? 1000.0 * (double)s->fail_cmp[c] / (double)tries : 0, "permille");
     }
-out:
-    free(live);
-    free(free_ids);
+}
+
+static void bench_steady(enum span_policy p, unsigned occupancy)
+{
+    struct steady s;
+    const size_t cap = 200000;
+    struct span_stats st;
+    uint64_t op;
+    size_t i;
+
+    memset(&s, 0, sizeof(s));
+    s.p = p;
+    s.occupancy = occupancy;
+    s.ops = quick ? 20000 : 100000;
+    s.live = malloc(cap * sizeof(*s.live));
+    s.free_ids = malloc(cap * sizeof(*s.free_ids));
+    s.nfree_ids = cap;
+    s.t_alloc = malloc(s.ops * sizeof(uint64_t));
+    s.t_free = malloc(s.ops * sizeof(uint64_t));
+    slot_base = malloc(cap * sizeof(*slot_base));
+    slot_count = cap;
+    for (i = 0; i < cap; i++)
+        s.free_ids[i] = cap - 1 - i;
+    setup(&s.a, p);
+    for (op = 0; op < s.ops; op++) {
+        span_stats(&s.a, &st);
+        if ((st.used_bytes * 100 < st.total_bytes * occupancy || s.nlive == 0) && s.nfree_ids > 0)
+            steady_alloc(&s, op, &st);
+        else
+            steady_free(&s, op);
+    }
+    if (!count_mode)
+        steady_report(&s);
+    free(s.live);
+    free(s.free_ids);
     free(slot_base);
     slot_base = NULL;
     slot_count = 0;
-    free(t_alloc);
-    free(t_free);
+    free(s.t_alloc);
+    free(s.t_free);
 }
 
 /* ---- shatter ------------------------------------------------------------ */
@@ -774,11 +868,50 @@ static unsigned long peek_probe(pid_t pid, const volatile unsigned *field)
 
 /* Runs the steady states in a traced child and counts every measured
  * operation; an empty begin/end pair, counted first, is subtracted. */
+/* Medians, 90th percentiles and means of the counted calls, per policy
+ * and occupancy. */
+static void print_instruction_counts(struct counts counts[SPAN_POLICY_COUNT][OCCUPANCIES][OP_KINDS])
+{
+    unsigned p, o, k;
+
+    printf("span-bench --instructions: instructions per call, steady states (second half)\n");
+    printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        if (only_policy >= 0 && (int)p != only_policy)
+            continue;
+        for (o = 0; o < OCCUPANCIES; o++) {
+            uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
+            char name[96];
+            for (k = 0; k < OP_KINDS; k++) {
+                struct counts *c = &counts[p][o][k];
+                uint64_t sum = 0;
+                size_t i;
+                med[k] = p90[k] = mean[k] = 0;
+                if (c->n == 0)
+                    continue;
+                qsort(c->v, c->n, sizeof(*c->v), cmp_u64);
+                for (i = 0; i < c->n; i++)
+                    sum += c->v[i];
+                med[k] = c->v[c->n / 2];
+                p90[k] = c->v[c->n * 9 / 10];
+                mean[k] = sum / c->n;
+            }
+            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
+                   " %5" PRIu64 " %5" PRIu64 "\n",
+                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
+                   mean[1]);
+            snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[0], "instructions");
+            snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);
+            bench(name, (double)med[1], "instructions");
+        }
+    }
+}
+
 static int count_instructions(void)
 {
     static struct counts counts[SPAN_POLICY_COUNT][OCCUPANCIES][OP_KINDS];
     uint64_t empty;
-    unsigned p, o, k;
     int status;
     pid_t pid;
 
@@ -818,38 +951,7 @@ static int count_instructions(void)
             ptrace(PTRACE_CONT, pid, NULL, (void *)(uintptr_t)WSTOPSIG(status));
         }
     }
-    printf("span-bench --instructions: instructions per call, steady states (second half)\n");
-    printf("policy   occ    alloc median   p90  mean     free median   p90  mean\n");
-    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
-        if (only_policy >= 0 && (int)p != only_policy)
-            continue;
-        for (o = 0; o < OCCUPANCIES; o++) {
-            uint64_t med[OP_KINDS], p90[OP_KINDS], mean[OP_KINDS];
-            char name[96];
-            for (k = 0; k < OP_KINDS; k++) {
-                struct counts *c = &counts[p][o][k];
-                uint64_t sum = 0;
-                size_t i;
-                med[k] = p90[k] = mean[k] = 0;
-                if (c->n == 0)
-                    continue;
-                qsort(c->v, c->n, sizeof(*c->v), cmp_u64);
-                for (i = 0; i < c->n; i++)
-                    sum += c->v[i];
-                med[k] = c->v[c->n / 2];
-                p90[k] = c->v[c->n * 9 / 10];
-                mean[k] = sum / c->n;
-            }
-            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
-                   " %5" PRIu64 " %5" PRIu64 "\n",
-                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
-                   mean[1]);
-            snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
-            bench(name, (double)med[0], "instructions");
-            snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);
-            bench(name, (double)med[1], "instructions");
-        }
-    }
+    print_instruction_counts(counts);
     return 0;
 }
 
