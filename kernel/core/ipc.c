@@ -219,10 +219,24 @@ static bool carriable(enum handle_type type)
            type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
 }
 
+_Static_assert(HANDLE_NONE == 0, "names_caps ORs the handles together");
+
+/* Whether a message names any handle to carry (most name none, and skip
+ * the per-handle checks). */
+static bool names_caps(const struct ipc_msg *m)
+{
+    handle_t any = HANDLE_NONE;
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        any |= m->caps[i].handle;
+    return any != HANDLE_NONE;
+}
+
 /* Checks a message's handles against the sender's table as it is now. */
 static int check_caps(struct process *sender, const struct ipc_msg *m, struct cap_plan *plan)
 {
     plan->n = 0;
+    if (!names_caps(m))
+        return 0;
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
         const struct ipc_cap *c = &m->caps[i];
         if (c->handle == HANDLE_NONE)
@@ -351,7 +365,8 @@ static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
 static int deliver(struct thread *from, struct thread *to)
 {
     struct segment *s = from->ipc.seg;
-    struct cap_plan caps = { .n = 0 };
+    struct cap_plan caps; /* only the first caps.n entries are ever read */
+    caps.n = 0;
     if (from->ipc.has_caps) {
         if (!(to->ipc.recv_flags & IPC_RECV_CAPS))
             return -ENOTSUP; /* the receiver takes no handles */
@@ -560,9 +575,7 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
      * server's. A reply that named nothing to a caller that is gone needs
      * no report: the server simply receives on. */
     const struct ipc_msg *reply = &self->ipc.msg;
-    bool named = reply->seg != HANDLE_NONE;
-    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
-        named |= reply->caps[i].handle != HANDLE_NONE;
+    bool named = reply->seg != HANDLE_NONE || names_caps(reply);
     if (err == -EPEER && !named)
         return ipc_recv(ep, user_msg, timeout_ns);
     struct ipc_msg report = { .label = IPC_LABEL_REPLY_FAILED, .badge = BADGE_KERNEL, .seg = reply->seg };

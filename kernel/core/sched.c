@@ -214,7 +214,7 @@ static void switch_to(struct thread *next)
     prev->on_cpu = false;
     next->on_cpu = true;
     next->cpu = arch_cpu_id();
-    current = next;
+    this_cpu()->thread = next;
     arch_context_switch(&prev->ksp, next->ksp);
     sched_after_switch();
 }
@@ -511,7 +511,7 @@ static void idle_init(void)
     sc->idle.affinity = (int)arch_cpu_id();
     sc->idle.cpu = arch_cpu_id();
     sc->idle.on_cpu = true;
-    current = &sc->idle;
+    this_cpu()->thread = &sc->idle;
 }
 
 extern char boot_stack_top[];

@@ -108,7 +108,7 @@ struct thread {
 #define SCHED_QUANTUM_TICKS 10u
 
 /* The thread running on this CPU (the scheduler's slot in struct cpu). */
-#define current (this_cpu()->thread)
+#define current THIS_CPU_READ(thread)
 
 /* The BSP's scheduler and idle thread; boot code runs as that thread, with
  * the kernel lock taken before the other CPUs start. */
