@@ -47,6 +47,11 @@
 
 #define MSG_HEADER_SIZE offsetof(struct ipc_msg, payload)
 
+/* The steps of the call, reply and receive paths that their callers take
+ * in whole: left to the compiler, the calls between them cost about a
+ * tenth of a round trip (docs/benchmarks.md). */
+#define FAST_PATH_STEP static inline __attribute__((always_inline))
+
 static struct slab_cache endpoint_cache, watch_cache;
 
 /* A one-shot watch on an endpoint's receiver (endpoint_watch). */
@@ -420,8 +425,8 @@ static int deliver(struct thread *from, struct thread *to)
  * changed but the receiver's message, which is unused while it waits: the
  * sender then takes the general path (load_message, deliver), which reads
  * the message again and reports what is wrong with it. */
-static bool deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call, bool reply,
-                           uint16_t *flags)
+FAST_PATH_STEP bool deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call,
+                                   bool reply, uint16_t *flags)
 {
     struct ipc_msg *m = &to->ipc.msg;
     if (copy_from_user(m, user_msg, MSG_HEADER_SIZE) || m->len > IPC_PAYLOAD_MAX || !header_valid(m, reply) ||
@@ -518,8 +523,8 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
  * caller SYS_IPC_REPLY_RECV just gave its reply to, still blocked, with the
  * reply's reference; it runs next on this CPU, handed the CPU at once if
  * this thread is about to wait, else first in the queue. */
-static int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, int flags,
-                       struct thread *answered)
+FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, int flags,
+                               struct thread *answered)
 {
     struct thread *self = current;
     int err = 0;
@@ -592,7 +597,7 @@ static bool awaits_reply(const struct thread *caller)
  * this reference, in *answered for the receive to run (receive). A reply
  * that went direct (it moved nothing, so the buffer is still there) leaves
  * the flags the server wrote in *flags. */
-static int64_t reply(uint64_t user_msg, struct thread **answered, int *flags)
+FAST_PATH_STEP int64_t reply(uint64_t user_msg, struct thread **answered, int *flags)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;

@@ -210,7 +210,7 @@ static void switch_to(struct thread *next)
     prev->on_cpu = false;
     next->on_cpu = true;
     next->cpu = cpu;
-    this_cpu()->thread = next;
+    THIS_CPU_WRITE(thread, next);
     arch_context_switch(&prev->ksp, next->ksp);
     sched_after_switch();
 }
@@ -285,18 +285,11 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
     return t->wait_result;
 }
 
-void sched_release_wait_hold(struct thread *t)
-{
-    struct wait_hold hold = t->hold;
-    t->hold = (struct wait_hold){ 0 };
-    if (hold.put)
-        hold.put(hold.object);
-}
-
 void sched_hold(void (*put)(void *), void *object)
 {
-    VERIFY(!current->hold.put);
-    current->hold = (struct wait_hold){ put, object };
+    struct thread *t = current;
+    VERIFY(!t->hold.put);
+    t->hold = (struct wait_hold){ put, object };
 }
 
 int64_t sched_block_handoff(struct wait_queue *wq, uint64_t timeout_ns, struct thread *to, int64_t result)
@@ -513,7 +506,7 @@ static void idle_init(void)
     sc->idle.affinity = (int)arch_cpu_id();
     sc->idle.cpu = arch_cpu_id();
     sc->idle.on_cpu = true;
-    this_cpu()->thread = &sc->idle;
+    THIS_CPU_WRITE(thread, &sc->idle);
 }
 
 extern char boot_stack_top[];

@@ -129,8 +129,14 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
  * meantime (killed while blocked), put drops it. */
 void sched_hold(void (*put)(void *), void *object);
 /* Drops a thread's hold, if any: the owner when done with the object, or
- * the thread's death. */
-void sched_release_wait_hold(struct thread *t);
+ * the thread's death. (Inline: every IPC receive ends with it.) */
+static inline void sched_release_wait_hold(struct thread *t)
+{
+    struct wait_hold hold = t->hold;
+    t->hold = (struct wait_hold){ 0 };
+    if (hold.put)
+        hold.put(hold.object);
+}
 void sched_wake(struct thread *t, int64_t result);
 /* sched_wake for a thread the caller hands the CPU to next (a reply whose
  * server is about to receive again): it goes to the front of this CPU's

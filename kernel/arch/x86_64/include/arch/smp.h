@@ -99,16 +99,22 @@ static inline struct cpu *this_cpu(void)
     return c;
 }
 
-/* One field of this CPU's struct cpu in one load through GS, for the hot
- * paths (`current`, the CPU id). Volatile like this_cpu(): a thread that
- * blocks may wake on another CPU, so no read may be reused across a
- * switch. */
+/* One field of this CPU's struct cpu read or written in one instruction
+ * through GS, for the hot paths (`current`, the CPU id). Volatile like
+ * this_cpu(): a thread that blocks may wake on another CPU, so no read may
+ * be reused across a switch. */
 #define THIS_CPU_READ(field)                                                                        \
     ({                                                                                              \
         __typeof__(((struct cpu *)0)->field) value_;                                                \
         __asm__ volatile("mov %%gs:%c1, %0" : "=r"(value_) : "i"(offsetof(struct cpu, field)));     \
         value_;                                                                                     \
     })
+
+#define THIS_CPU_WRITE(field, value)                                                                \
+    do {                                                                                            \
+        __typeof__(((struct cpu *)0)->field) value_ = (value);                                      \
+        __asm__ volatile("mov %0, %%gs:%c1" ::"r"(value_), "i"(offsetof(struct cpu, field)) : "memory"); \
+    } while (0)
 
 static inline unsigned arch_cpu_id(void) { return THIS_CPU_READ(id); }
 
