@@ -5,7 +5,9 @@
  * A message travels through kernel memory: the sender's copy sits in its
  * thread (struct ipc_state) until a receiver takes it into its own thread,
  * and the receiver copies it out to its user buffer when it runs again, in
- * its own address space. User buffers are only ever touched by the
+ * its own address space. A message that names no segment and no handle,
+ * sent to a thread already waiting for it, skips the sender's copy: it is
+ * read straight into the receiver's thread (deliver_direct). User buffers are only ever touched by the
  * fault-recovering copies (kernel/usercopy.h), each time afresh: a buffer
  * that vanished meanwhile (its segment sent away by another thread, or by
  * this very call) gives -EFAULT.
