@@ -5,7 +5,9 @@
  * A message travels through kernel memory: the sender's copy sits in its
  * thread (struct ipc_state) until a receiver takes it into its own thread,
  * and the receiver copies it out to its user buffer when it runs again, in
- * its own address space. User buffers are only ever touched by the
+ * its own address space. A message that names no segment and no handle,
+ * sent to a thread already waiting for it, skips the sender's copy: it is
+ * read straight into the receiver's thread (deliver_direct). User buffers are only ever touched by the
  * fault-recovering copies (kernel/usercopy.h), each time afresh: a buffer
  * that vanished meanwhile (its segment sent away by another thread, or by
  * this very call) gives -EFAULT.
@@ -46,6 +48,11 @@
 #include <kernel/usercopy.h>
 
 #define MSG_HEADER_SIZE offsetof(struct ipc_msg, payload)
+
+/* The steps of the call, reply and receive paths that their callers take
+ * in whole: left to the compiler, the calls between them cost about a
+ * tenth of a round trip (docs/benchmarks.md). */
+#define FAST_PATH_STEP static inline __attribute__((always_inline))
 
 static struct slab_cache endpoint_cache, watch_cache;
 
@@ -219,10 +226,24 @@ static bool carriable(enum handle_type type)
            type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
 }
 
+_Static_assert(HANDLE_NONE == 0, "names_caps ORs the handles together");
+
+/* Whether a message names any handle to carry (most name none, and skip
+ * the per-handle checks). */
+static bool names_caps(const struct ipc_msg *m)
+{
+    handle_t any = HANDLE_NONE;
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        any |= m->caps[i].handle;
+    return any != HANDLE_NONE;
+}
+
 /* Checks a message's handles against the sender's table as it is now. */
 static int check_caps(struct process *sender, const struct ipc_msg *m, struct cap_plan *plan)
 {
     plan->n = 0;
+    if (!names_caps(m))
+        return 0;
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
         const struct ipc_cap *c = &m->caps[i];
         if (c->handle == HANDLE_NONE)
@@ -274,6 +295,8 @@ static void unreserve_caps(struct process *to, const struct cap_plan *plan)
 /* Cannot fail: copies take a new reference, moves carry the sender's. */
 static void commit_caps(struct process *from, struct process *to, const struct cap_plan *plan, struct ipc_msg *m)
 {
+    for (unsigned k = 0; k < IPC_CAPS_MAX; k++)
+        m->caps[k] = (struct ipc_cap){ 0 };
     for (unsigned k = 0; k < plan->n; k++) {
         handle_fill(&to->handles, plan->to[k], plan->object[k], plan->type[k], plan->rights[k]);
         if (plan->move[k]) {
@@ -285,8 +308,6 @@ static void commit_caps(struct process *from, struct process *to, const struct c
         }
         m->caps[k] = (struct ipc_cap){ .handle = plan->to[k], .rights = plan->rights[k] };
     }
-    for (unsigned k = plan->n; k < IPC_CAPS_MAX; k++)
-        m->caps[k] = (struct ipc_cap){ 0 };
 }
 
 /* The send a thread was making has ended, however: its segment is no
@@ -301,6 +322,13 @@ static void send_done(struct thread *t)
     }
 }
 
+/* The label and the segment rights a sender wrote (its length is checked
+ * before its payload is read). */
+static bool header_valid(const struct ipc_msg *m, bool reply)
+{
+    return (reply || m->label < IPC_LABEL_KERNEL_BASE) && !(m->seg_rights & ~(rights_t)RIGHTS_SEGMENT);
+}
+
 /* Copies a message in from the caller's buffer and checks it; on success
  * a segment it carries is marked in flight. Nothing changes on failure. */
 static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
@@ -312,9 +340,7 @@ static int load_message(uint64_t user_msg, struct ipc_state *st, bool reply)
         return -EINVAL;
     if (st->msg.len && (err = copy_from_user(st->msg.payload, user_msg + MSG_HEADER_SIZE, st->msg.len)) != 0)
         return err;
-    if (!reply && st->msg.label >= IPC_LABEL_KERNEL_BASE)
-        return -EINVAL;
-    if (st->msg.seg_rights & ~(rights_t)RIGHTS_SEGMENT)
+    if (!header_valid(&st->msg, reply))
         return -EINVAL;
     /* The handles it carries: checked now for an early error, and again
      * at delivery (the sender may close them while it waits). */
@@ -346,12 +372,25 @@ static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
     return copy_to_user(user_msg, msg, MSG_HEADER_SIZE + msg->len);
 }
 
+/* What the kernel writes into a message it delivers: who sent it, whether
+ * the sender waits for a reply, and the segment `s` it carried. */
+static void stamp(struct ipc_msg *m, const struct thread *from, bool call, const struct segment *s)
+{
+    m->badge = from->proc->pid;
+    m->flags = call ? IPC_MSG_CALL : 0;
+    m->seg = s ? s->handle : HANDLE_NONE;
+    m->seg_addr = s ? s->vaddr : 0;
+    m->seg_size = s ? s->size : 0;
+    m->seg_rights = s ? (uint16_t)s->rights : 0;
+}
+
 /* Moves the sender's message (and segment) to the receiver. On failure the
  * receiver got nothing and the segment is still the sender's, in flight. */
 static int deliver(struct thread *from, struct thread *to)
 {
     struct segment *s = from->ipc.seg;
-    struct cap_plan caps = { .n = 0 };
+    struct cap_plan caps; /* only the first caps.n entries are ever read */
+    caps.n = 0;
     if (from->ipc.has_caps) {
         if (!(to->ipc.recv_flags & IPC_RECV_CAPS))
             return -ENOTSUP; /* the receiver takes no handles */
@@ -376,13 +415,32 @@ static int deliver(struct thread *from, struct thread *to)
     struct ipc_msg *m = &to->ipc.msg;
     memcpy(m, &from->ipc.msg, MSG_HEADER_SIZE + from->ipc.msg.len);
     commit_caps(from->proc, to->proc, &caps, m);
-    m->badge = from->proc->pid;
-    m->flags = from->ipc.is_call ? IPC_MSG_CALL : 0;
-    m->seg = s ? s->handle : HANDLE_NONE;
-    m->seg_addr = s ? s->vaddr : 0;
-    m->seg_size = s ? s->size : 0;
-    m->seg_rights = s ? (uint16_t)s->rights : 0;
+    stamp(m, from, from->ipc.is_call, s);
     return 0;
+}
+
+/* A message that names no segment and no handle goes straight from the
+ * sender's buffer into the receiver's thread, which waits for it (to
+ * receive, or for this reply): one copy fewer, and nothing to check at
+ * delivery. `flags` gets the flags the sender wrote (its own receive
+ * flags). False when the message is anything else or faulty, with nothing
+ * changed but the receiver's message, which is unused while it waits: the
+ * sender then takes the general path (load_message, deliver), which reads
+ * the message again and reports what is wrong with it. */
+FAST_PATH_STEP bool deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call,
+                                   bool reply, uint16_t *flags)
+{
+    struct ipc_msg *m = &to->ipc.msg;
+    if (copy_from_user(m, user_msg, MSG_HEADER_SIZE) || m->len > IPC_PAYLOAD_MAX || !header_valid(m, reply) ||
+        m->seg != HANDLE_NONE || names_caps(m))
+        return false;
+    if (m->len && copy_from_user(m->payload, user_msg + MSG_HEADER_SIZE, m->len))
+        return false;
+    *flags = m->flags;
+    for (unsigned k = 0; k < IPC_CAPS_MAX; k++)
+        m->caps[k] = (struct ipc_cap){ 0 };
+    stamp(m, from, call, 0);
+    return true;
 }
 
 /* The receiver `to` took `from`'s message: a plain send is done; a call now
@@ -415,30 +473,37 @@ static void drop_reply(struct thread *server)
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
 {
     struct thread *self = current;
-    int err = load_message(user_msg, &self->ipc, false);
-    if (err)
-        return err;
-    if (!ep->has_receiver) {
-        send_done(self);
-        return -EPEER;
-    }
-    self->ipc.is_call = call;
-    self->ipc.recv_flags = call ? (self->ipc.msg.flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS)) : 0;
-
-    struct thread *receiver = sched_first_waiter(&ep->receivers);
-    if (receiver) {
-        err = deliver(self, receiver);
-        if (err) {
+    struct thread *receiver = ep->has_receiver ? sched_first_waiter(&ep->receivers) : 0;
+    uint16_t flags;
+    int err;
+    ASSERT(!self->ipc.seg);
+    if (receiver && deliver_direct(user_msg, self, receiver, call, false, &flags)) {
+        self->ipc.is_call = call;
+    } else {
+        if ((err = load_message(user_msg, &self->ipc, false)) != 0)
+            return err;
+        if (!ep->has_receiver) {
+            send_done(self);
+            return -EPEER;
+        }
+        flags = self->ipc.msg.flags;
+        self->ipc.is_call = call;
+        receiver = sched_first_waiter(&ep->receivers);
+        if (receiver && (err = deliver(self, receiver)) != 0) {
             send_done(self);
             return err;
         }
+    }
+    self->ipc.recv_flags = call ? (flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS)) : 0;
+
+    if (receiver) {
         receiver->ipc.phase = IPC_IDLE;
         taken(self, receiver);
         if (!call) {
             sched_wake(receiver, 0);
             return 0;
         }
-        err = (int)sched_block_handoff(receiver, 0);
+        err = (int)sched_block_handoff(0, TIMEOUT_FOREVER, receiver, 0);
     } else {
         self->ipc.phase = IPC_SENDING;
         endpoint_get(ep);
@@ -454,15 +519,36 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     return store_message(user_msg, &self->ipc.msg);
 }
 
-int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+/* The receive half of SYS_IPC_RECV and SYS_IPC_REPLY_RECV. `flags`: the
+ * receive flags, or -1 to read them from the buffer (which the reply just
+ * made may have sent away with its segment: -EFAULT). `answered`: the
+ * caller SYS_IPC_REPLY_RECV just gave its reply to, still blocked, with the
+ * reply's reference; it runs next on this CPU, handed the CPU at once if
+ * this thread is about to wait, else first in the queue. */
+FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, int flags,
+                               struct thread *answered)
 {
     struct thread *self = current;
-    uint16_t flags;
-    int err = copy_from_user(&flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(flags));
+    int err = 0;
+    uint16_t buffer_flags;
+    if (flags < 0 && (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags),
+                                           sizeof(buffer_flags))) == 0)
+        flags = buffer_flags;
+    if (answered) {
+        bool waits = !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) &&
+                     ep->has_receiver && timeout_ns != TIMEOUT_POLL;
+        /* Blocked, not dead, and linked to its process: our reference is
+         * not its last, so it may go before the switch. */
+        thread_put(answered);
+        if (!waits) {
+            sched_wake_next(answered, 0);
+            answered = 0;
+        }
+    }
     if (err)
         return err;
     drop_reply(self);
-    self->ipc.recv_flags = flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS);
+    self->ipc.recv_flags = (uint16_t)flags & (IPC_RECV_NOMAP | IPC_RECV_CAPS);
 
     if (ep->bound && ep->bound->bits) {
         notification_message(&self->ipc.msg, notification_take(ep->bound));
@@ -487,7 +573,8 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
     self->ipc.phase = IPC_RECEIVING;
     endpoint_get(ep);
     sched_hold(endpoint_put_object, ep);
-    int64_t result = sched_block(&ep->receivers, timeout_ns);
+    int64_t result = answered ? sched_block_handoff(&ep->receivers, timeout_ns, answered, 0)
+                              : sched_block(&ep->receivers, timeout_ns);
     sched_release_wait_hold(self);
     if (self->ipc.phase == IPC_RECEIVING)
         self->ipc.phase = IPC_IDLE;
@@ -496,29 +583,54 @@ int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
     return store_message(user_msg, &self->ipc.msg);
 }
 
-/* The reply half of SYS_IPC_REPLY and SYS_IPC_REPLY_RECV. `then_receive`:
- * the server will block receiving right after, so the caller gets this
- * CPU next instead of being placed elsewhere. */
-static int64_t reply(uint64_t user_msg, bool then_receive)
+int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+{
+    return receive(ep, user_msg, timeout_ns, -1, 0);
+}
+
+static bool awaits_reply(const struct thread *caller)
+{
+    return caller->state == THREAD_BLOCKED && caller->ipc.phase == IPC_AWAIT_REPLY;
+}
+
+/* The reply half of SYS_IPC_REPLY and SYS_IPC_REPLY_RECV. `answered`: the
+ * server receives right after, so the caller gets this CPU next instead of
+ * being placed elsewhere; a reply delivered leaves the caller blocked, with
+ * this reference, in *answered for the receive to run (receive). A reply
+ * that went direct (it moved nothing, so the buffer is still there) leaves
+ * the flags the server wrote in *flags. */
+FAST_PATH_STEP int64_t reply(uint64_t user_msg, struct thread **answered, int *flags)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;
     if (!caller)
         return -ENOENT;
-    int err = load_message(user_msg, &self->ipc, true);
-    if (err)
-        return err; /* the caller still waits; the server may reply again */
-    self->ipc.reply_to = 0;
-    if (caller->state != THREAD_BLOCKED || caller->ipc.phase != IPC_AWAIT_REPLY) {
+    int err;
+    ASSERT(!self->ipc.seg);
+    uint16_t direct_flags;
+    if (awaits_reply(caller) && deliver_direct(user_msg, self, caller, false, true, &direct_flags)) {
+        err = 0;
+        *flags = direct_flags;
+        self->ipc.reply_to = 0;
+    } else {
+        if ((err = load_message(user_msg, &self->ipc, true)) != 0)
+            return err; /* the caller still waits; the server may reply again */
+        self->ipc.reply_to = 0;
+        if (!awaits_reply(caller)) {
+            send_done(self);
+            thread_put(caller);
+            return -EPEER;
+        }
+        err = deliver(self, caller);
         send_done(self);
-        thread_put(caller);
-        return -EPEER;
     }
-    err = deliver(self, caller);
-    send_done(self);
     caller->ipc.phase = IPC_IDLE;
+    if (!err && answered) {
+        *answered = caller;
+        return 0;
+    }
     /* A reply the caller cannot take ends its call with the same error. */
-    if (then_receive)
+    if (answered)
         sched_wake_next(caller, err);
     else
         sched_wake(caller, err);
@@ -526,7 +638,11 @@ static int64_t reply(uint64_t user_msg, bool then_receive)
     return err;
 }
 
-int64_t ipc_reply(uint64_t user_msg) { return reply(user_msg, false); }
+int64_t ipc_reply(uint64_t user_msg)
+{
+    int flags;
+    return reply(user_msg, 0, &flags);
+}
 
 /* A malformed reply leaves the caller waiting: it gets a reply that holds
  * only the error as its label, as if the server had sent that. */
@@ -534,7 +650,7 @@ static void answer_with_error(struct thread *server, int64_t err)
 {
     struct thread *caller = server->ipc.reply_to;
     server->ipc.reply_to = 0;
-    if (caller->state == THREAD_BLOCKED && caller->ipc.phase == IPC_AWAIT_REPLY) {
+    if (awaits_reply(caller)) {
         caller->ipc.msg = (struct ipc_msg){ .label = (uint64_t)err, .badge = server->proc->pid };
         caller->ipc.phase = IPC_IDLE;
         sched_wake(caller, 0);
@@ -549,9 +665,11 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
     if (!caller)
         return ipc_recv(ep, user_msg, timeout_ns);
     badge_t pid = caller->proc->pid;
-    int64_t err = reply(user_msg, true);
+    struct thread *answered = 0;
+    int flags = -1;
+    int64_t err = reply(user_msg, &answered, &flags);
     if (!err)
-        return ipc_recv(ep, user_msg, timeout_ns);
+        return receive(ep, user_msg, timeout_ns, flags, answered);
     if (self->ipc.reply_to)
         answer_with_error(self, err);
     if (err == -EFAULT)
@@ -560,9 +678,7 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
      * server's. A reply that named nothing to a caller that is gone needs
      * no report: the server simply receives on. */
     const struct ipc_msg *reply = &self->ipc.msg;
-    bool named = reply->seg != HANDLE_NONE;
-    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
-        named |= reply->caps[i].handle != HANDLE_NONE;
+    bool named = reply->seg != HANDLE_NONE || names_caps(reply);
     if (err == -EPEER && !named)
         return ipc_recv(ep, user_msg, timeout_ns);
     struct ipc_msg report = { .label = IPC_LABEL_REPLY_FAILED, .badge = BADGE_KERNEL, .seg = reply->seg };

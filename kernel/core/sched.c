@@ -74,11 +74,6 @@ static struct list_node *queue_of(struct wait_queue *wq)
     return &wq->threads;
 }
 
-struct thread *sched_first_waiter(struct wait_queue *wq)
-{
-    struct list_node *n = list_first(queue_of(wq));
-    return n ? LIST_ENTRY(n, struct thread, wait_link) : 0;
-}
 
 static void wait_remove(struct thread *t)
 {
@@ -189,7 +184,8 @@ void sched_after_switch(void)
 static void switch_to(struct thread *next)
 {
     struct thread *prev = current;
-    struct sched_cpu *sc = this_sched();
+    unsigned cpu = arch_cpu_id();
+    struct sched_cpu *sc = &sched_cpus[cpu];
     sc->resched_pending = false;
     if (next == prev)
         return;
@@ -213,8 +209,8 @@ static void switch_to(struct thread *next)
     sc->switches++;
     prev->on_cpu = false;
     next->on_cpu = true;
-    next->cpu = arch_cpu_id();
-    current = next;
+    next->cpu = cpu;
+    THIS_CPU_WRITE(thread, next);
     arch_context_switch(&prev->ksp, next->ksp);
     sched_after_switch();
 }
@@ -261,11 +257,10 @@ static void schedule(void)
     switch_to(next ? next : &this_sched()->idle);
 }
 
-int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
+/* Marks the current thread blocked on wq (may be 0) until timeout_ns; the
+ * caller then switches away. */
+static void block_current(struct thread *t, struct wait_queue *wq, uint64_t timeout_ns)
 {
-    struct thread *t = current;
-    if (timeout_ns == TIMEOUT_POLL)
-        return -ETIMEDOUT;
     t->state = THREAD_BLOCKED;
     t->wait_result = -ETIMEDOUT;
     if (wq) {
@@ -278,33 +273,33 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
         uint64_t now = arch_time_ns();
         sleep_insert(t, timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns);
     }
+}
+
+int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
+{
+    struct thread *t = current;
+    if (timeout_ns == TIMEOUT_POLL)
+        return -ETIMEDOUT;
+    block_current(t, wq, timeout_ns);
     schedule();
     return t->wait_result;
 }
 
-void sched_release_wait_hold(struct thread *t)
-{
-    struct wait_hold hold = t->hold;
-    t->hold = (struct wait_hold){ 0 };
-    if (hold.put)
-        hold.put(hold.object);
-}
-
 void sched_hold(void (*put)(void *), void *object)
 {
-    VERIFY(!current->hold.put);
-    current->hold = (struct wait_hold){ put, object };
+    struct thread *t = current;
+    VERIFY(!t->hold.put);
+    t->hold = (struct wait_hold){ put, object };
 }
 
-int64_t sched_block_handoff(struct thread *to, int64_t result)
+int64_t sched_block_handoff(struct wait_queue *wq, uint64_t timeout_ns, struct thread *to, int64_t result)
 {
     struct thread *t = current;
-    VERIFY(to->state == THREAD_BLOCKED && to != t);
+    VERIFY(to->state == THREAD_BLOCKED && to != t && timeout_ns != TIMEOUT_POLL);
     wait_remove(to);
     sleep_remove(to);
     to->wait_result = result;
-    t->state = THREAD_BLOCKED;
-    t->wait_result = -ETIMEDOUT;
+    block_current(t, wq, timeout_ns);
     if (to->affinity >= 0 && (unsigned)to->affinity != arch_cpu_id()) {
         /* It may not run here: wake it where it may, and wait. */
         sched_make_runnable(to);
@@ -511,7 +506,7 @@ static void idle_init(void)
     sc->idle.affinity = (int)arch_cpu_id();
     sc->idle.cpu = arch_cpu_id();
     sc->idle.on_cpu = true;
-    current = &sc->idle;
+    THIS_CPU_WRITE(thread, &sc->idle);
 }
 
 extern char boot_stack_top[];

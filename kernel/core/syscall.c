@@ -43,10 +43,11 @@ void syscall_dispatch(struct trap_frame *f)
 {
     uint64_t num = f->rax;
     kernel_lock();
+    struct thread *self = current;
     /* Its process may have ended while it waited for the lock. */
-    if (current->exiting)
+    if (self->exiting)
         proc_thread_exit_current();
-    struct process *p = current->proc;
+    struct process *p = self->proc;
     int64_t result;
     if (num >= SYS_COUNT)
         result = -ENOSYS;

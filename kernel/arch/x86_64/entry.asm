@@ -24,8 +24,7 @@ syscall_entry:
     push 0                                ; error
     push VECTOR_SYSCALL                   ; vector: system call
     PUSH_GPRS
-    mov rdi, rsp
-    cld
+    mov rdi, rsp                          ; DF is clear: FMASK clears it (cpu.c)
     call syscall_dispatch
     jmp trap_return
 

@@ -108,7 +108,7 @@ struct thread {
 #define SCHED_QUANTUM_TICKS 10u
 
 /* The thread running on this CPU (the scheduler's slot in struct cpu). */
-#define current (this_cpu()->thread)
+#define current THIS_CPU_READ(thread)
 
 /* The BSP's scheduler and idle thread; boot code runs as that thread, with
  * the kernel lock taken before the other CPUs start. */
@@ -129,8 +129,14 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
  * meantime (killed while blocked), put drops it. */
 void sched_hold(void (*put)(void *), void *object);
 /* Drops a thread's hold, if any: the owner when done with the object, or
- * the thread's death. */
-void sched_release_wait_hold(struct thread *t);
+ * the thread's death. (Inline: every IPC receive ends with it.) */
+static inline void sched_release_wait_hold(struct thread *t)
+{
+    struct wait_hold hold = t->hold;
+    t->hold = (struct wait_hold){ 0 };
+    if (hold.put)
+        hold.put(hold.object);
+}
 void sched_wake(struct thread *t, int64_t result);
 /* sched_wake for a thread the caller hands the CPU to next (a reply whose
  * server is about to receive again): it goes to the front of this CPU's
@@ -138,13 +144,20 @@ void sched_wake(struct thread *t, int64_t result);
  * an idle CPU steals it). Where its affinity forbids this CPU, a plain
  * sched_wake. */
 void sched_wake_next(struct thread *t, int64_t result);
-/* Wakes the blocked thread `to` with `result` and runs it at once, while
- * the current thread blocks (no queue, no timeout) until someone wakes it:
- * a call hands the CPU straight to the server it called. */
-int64_t sched_block_handoff(struct thread *to, int64_t result);
+/* Wakes the blocked thread `to` with `result` and runs it at once, on the
+ * rest of this quantum, while the current thread blocks as sched_block
+ * would (timeout_ns not TIMEOUT_POLL): a call hands the CPU straight to the
+ * server it called, a reply-and-receive straight back to the caller. Where
+ * to's affinity forbids this CPU, it is woken there instead. */
+int64_t sched_block_handoff(struct wait_queue *wq, uint64_t timeout_ns, struct thread *to, int64_t result);
 void sched_wake_all(struct wait_queue *wq, int64_t result);
-/* The thread that has waited longest on wq, or 0. */
-struct thread *sched_first_waiter(struct wait_queue *wq);
+/* The thread that has waited longest on wq, or 0 (a zero-filled queue has
+ * no list yet). On every IPC path, hence inline. */
+static inline struct thread *sched_first_waiter(struct wait_queue *wq)
+{
+    struct list_node *n = wq->threads.next;
+    return n && n != &wq->threads ? LIST_ENTRY(n, struct thread, wait_link) : 0;
+}
 /* Wakes, oldest first, at most max waiters of wq that match accepts, with
  * result; returns how many. */
 unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),

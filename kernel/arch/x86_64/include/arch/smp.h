@@ -56,8 +56,7 @@ struct cpu {
     struct cpu *self;          /* this_cpu() reads it through GS */
     uint64_t kernel_rsp;       /* top of the running thread's kernel stack: SYSCALL switches to it */
     uint64_t user_rsp;         /* SYSCALL entry's scratch for the user stack pointer */
-    struct thread *thread;     /* the thread running here: the scheduler's slot (unused until it
-                                * keeps one per CPU: sched.c still has its global `current`) */
+    struct thread *thread;     /* the thread running here: `current` (kernel/sched.h) */
     unsigned id;               /* dense: 0 is the bootstrap processor, then MADT order */
     uint32_t apic_id;
     uint32_t acpi_uid;         /* the MADT's processor UID (its NMI entries name CPUs by it) */
@@ -100,7 +99,24 @@ static inline struct cpu *this_cpu(void)
     return c;
 }
 
-static inline unsigned arch_cpu_id(void) { return this_cpu()->id; }
+/* One field of this CPU's struct cpu read or written in one instruction
+ * through GS, for the hot paths (`current`, the CPU id). Volatile like
+ * this_cpu(): a thread that blocks may wake on another CPU, so no read may
+ * be reused across a switch. */
+#define THIS_CPU_READ(field)                                                                        \
+    ({                                                                                              \
+        __typeof__(((struct cpu *)0)->field) value_;                                                \
+        __asm__ volatile("mov %%gs:%c1, %0" : "=r"(value_) : "i"(offsetof(struct cpu, field)));     \
+        value_;                                                                                     \
+    })
+
+#define THIS_CPU_WRITE(field, value)                                                                \
+    do {                                                                                            \
+        __typeof__(((struct cpu *)0)->field) value_ = (value);                                      \
+        __asm__ volatile("mov %0, %%gs:%c1" ::"r"(value_), "i"(offsetof(struct cpu, field)) : "memory"); \
+    } while (0)
+
+static inline unsigned arch_cpu_id(void) { return THIS_CPU_READ(id); }
 
 /* Sets of CPUs by id. */
 typedef uint64_t cpu_mask_t;
