@@ -53,8 +53,7 @@ static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *re
     int64_t vaddr = sys_seg_give(info.seg, delegate, 0, 0);
     if (vaddr < 0)
         return vaddr;
-    reply->w[0] = (uint64_t)vaddr;
-    reply->w[1] = info.size;
+    init_module_reply_put(reply, (struct init_module_reply){ .addr = (uint64_t)vaddr, .size = info.size });
     size_t len = strnlen(info.name, sizeof(info.name) - 1);
     memcpy(reply->payload, info.name, len);
     reply->payload[len] = 0;
@@ -98,9 +97,10 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
     int64_t result = -ENOSYS;
     if (m->label == INIT_POWEROFF) {
         bool well_formed = m->w[1] == 0 && m->w[2] == 0 && m->w[3] == 0 && m->len == 0 && m->seg == HANDLE_NONE;
-        if (well_formed && m->w[0] <= INIT_POWEROFF_STATUS_MAX) {
-            printf("init: power off with status %lu, asked by pid %#lx\n", m->w[0], m->badge);
-            sys_shutdown((int)m->w[0]);
+        uint64_t status = init_poweroff_req_get(m).status;
+        if (well_formed && status <= INIT_POWEROFF_STATUS_MAX) {
+            printf("init: power off with status %lu, asked by pid %#lx\n", status, m->badge);
+            sys_shutdown((int)status);
         }
         result = -EINVAL;
     } else if (supervise_handles(m->label)) {
@@ -122,7 +122,7 @@ static bool serve_request(const struct service *sv, struct ipc_msg *m)
         if (m->seg != HANDLE_NONE)
             result = -EINVAL;
         else if (m->label == INIT_MODULE)
-            result = m->w[1] || m->w[2] || m->w[3] || m->len ? -EINVAL : give_module(sv->delegate, m->w[0], &reply);
+            result = m->w[1] || m->w[2] || m->w[3] || m->len ? -EINVAL : give_module(sv->delegate, init_module_req_get(m).index, &reply);
         else
             result = forward_to_memsrv(m, &reply);
     }

@@ -256,14 +256,14 @@ int64_t programs_run(const struct ipc_msg *req, struct ipc_msg *reply)
     sys_handle_info((handle_t)h, &hi);
     /* A copy: init keeps its own handle for INIT_PS and INIT_KILL. */
     reply->caps[0] = (struct ipc_cap){ .handle = (handle_t)h, .rights = RIGHT_CONTROL | RIGHT_WAIT };
-    reply->w[0] = hi.id;
+    init_run_reply_put(reply, (struct init_run_reply){ .pid = hi.id });
     printf("init: started %s (pid %#lx) for the console\n", module, hi.id);
     return 0;
 }
 
 int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t cursor = req->w[0];
+    uint64_t cursor = init_cursor_req_get(req).cursor;
     if (req->len || !words_zero_from(req, 1))
         return -EINVAL;
     int64_t err = -ENOENT;
@@ -273,12 +273,11 @@ int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply)
         const struct child *c = &children[i];
         if (!c->used || c->ending)
             continue;
-        reply->w[0] = c->pid;
-        reply->w[1] = c->flags;
-        reply->w[2] = 0;
-        for (uint64_t k = i + 1; k < INIT_CHILDREN_MAX && reply->w[2] == 0; k++)
+        uint64_t next = 0;
+        for (uint64_t k = i + 1; k < INIT_CHILDREN_MAX && next == 0; k++)
             if (children[k].used && !children[k].ending)
-                reply->w[2] = k;
+                next = k;
+        init_ps_reply_put(reply, (struct init_ps_reply){ .pid = c->pid, .flags = c->flags, .next = next });
         size_t len = strlen(c->name);
         memcpy(reply->payload, c->name, len + 1);
         reply->len = (uint32_t)len + 1;
@@ -290,7 +289,7 @@ int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply)
 
 int64_t programs_kill(const struct ipc_msg *req, uint64_t asker, struct ipc_msg *reply)
 {
-    uint64_t pid = req->w[0];
+    uint64_t pid = init_kill_req_get(req).pid;
     if (req->len || !words_zero_from(req, 1))
         return -EINVAL;
     struct child *victim = NULL;
@@ -318,13 +317,13 @@ int64_t programs_kill(const struct ipc_msg *req, uint64_t asker, struct ipc_msg 
     sys_handle_close(victim->proc);
     victim->used = false;
     mutex_unlock(&lock);
-    reply->w[0] = (uint64_t)status;
+    init_kill_reply_put(reply, (struct init_kill_reply){ .status = (uint64_t)status });
     return 0;
 }
 
 int64_t programs_list(const struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t cursor = req->w[0];
+    uint64_t cursor = init_cursor_req_get(req).cursor;
     if (req->len || !words_zero_from(req, 1) || cursor > UINT32_MAX)
         return -EINVAL;
     struct abi_module_info info;
@@ -333,14 +332,14 @@ int64_t programs_list(const struct ipc_msg *req, struct ipc_msg *reply)
         if (!runnable(info.name))
             continue;
         if (err == 0) { /* the one after the answer: its cursor */
-            reply->w[0] = i;
+            init_programs_reply_put(reply, (struct init_programs_reply){ .next = i });
             return 0;
         }
         size_t len = strnlen(info.name, sizeof(info.name) - 1);
         memcpy(reply->payload, info.name, len);
         reply->payload[len] = 0;
         reply->len = (uint32_t)len + 1;
-        reply->w[0] = 0;
+        init_programs_reply_put(reply, (struct init_programs_reply){ .next = 0 });
         err = 0;
     }
     return err;

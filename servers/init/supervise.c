@@ -122,7 +122,8 @@ static handle_t start_successor(uint64_t delay)
 /* Waits for the successor's answer to MS_RECOVERY and records it. */
 static void await_first_answer(uint64_t ended)
 {
-    struct ipc_msg m = { .label = MS_RECOVERY, .w = { ended }, .seg = HANDLE_NONE };
+    struct ipc_msg m = { .label = MS_RECOVERY, .seg = HANDLE_NONE };
+    ms_recovery_req_put(&m, (struct ms_recovery_req){ .ended_ns = ended });
     int64_t err = sys_ipc_call(ms_endpoint(), &m, TIMEOUT_FOREVER);
 
     if (err == 0)
@@ -132,15 +133,16 @@ static void await_first_answer(uint64_t ended)
         printf("init: the new memory server did not answer: %s\n", sys_strerror(err));
         return;
     }
+    const struct ms_recovery_reply r = ms_recovery_reply_get(&m);
     printf("init: memory server restart %lu: %lu.%03lu ms from the end to its first answer "
            "(books rebuilt in %lu.%03lu ms)\n",
-           m.w[0], m.w[1] / NS_PER_MS, m.w[1] / 1000 % 1000, m.w[2] / NS_PER_MS,
-           m.w[2] / 1000 % 1000);
+           r.restart, r.recovery_ns / NS_PER_MS, r.recovery_ns / 1000 % 1000, r.rebuild_ns / NS_PER_MS,
+           r.rebuild_ns / 1000 % 1000);
     mutex_lock(&sup.lock);
     sup.answered = true;
     sup.restarts++;
-    sup.last_number = m.w[0];
-    sup.last_recovery_ns = m.w[1];
+    sup.last_number = r.restart;
+    sup.last_recovery_ns = r.recovery_ns;
     condvar_broadcast(&sup.restarted);
     mutex_unlock(&sup.lock);
 }
@@ -231,8 +233,9 @@ static int64_t restart(uint64_t flags, struct ipc_msg *reply)
             sup.asked = false;
         while (err == 0 && (flags & INIT_MS_RESTART_WAIT) && sup.restarts < target && sup.active)
             condvar_wait(&sup.restarted, &sup.lock);
-        reply->w[0] = target;
-        reply->w[1] = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0;
+        init_ms_restart_reply_put(reply, (struct init_ms_restart_reply){
+                                             .restart = target,
+                                             .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
         if (err == 0 && sup.restarts < target && (flags & INIT_MS_RESTART_WAIT))
             err = -ENOSYS; /* the supervisor stopped */
     }
@@ -243,11 +246,13 @@ static int64_t restart(uint64_t flags, struct ipc_msg *reply)
 /* MS_FAULT, passed on to memsrv as init's. */
 static int64_t fault(uint64_t when, struct ipc_msg *reply)
 {
-    struct ipc_msg call = { .label = MS_FAULT, .w = { when }, .seg = HANDLE_NONE };
+    struct ipc_msg call = { .label = MS_FAULT, .seg = HANDLE_NONE };
+    ms_fault_req_put(&call, (struct ms_fault_req){ .when = when });
     int64_t err = sys_ipc_call(ms_endpoint(), &call, TIMEOUT_FOREVER);
 
     if (err == -EPEER) {
-        reply->w[0] = 1; /* it ended holding the request, as MS_FAULT_NOW does */
+        /* it ended holding the request, as MS_FAULT_NOW does */
+        init_ms_fault_reply_put(reply, (struct init_ms_fault_reply){ .ended = 1 });
         return 0;
     }
     if (call.seg != HANDLE_NONE) /* not memsrv's way with this request: give it back */
@@ -260,22 +265,24 @@ int64_t supervise_request(const struct ipc_msg *m, bool delegate, struct ipc_msg
     if (m->len != 0 || m->seg != HANDLE_NONE || m->w[1] != 0 || m->w[2] != 0 || m->w[3] != 0)
         return -EINVAL;
     if (m->label == INIT_MS_RESTART) {
-        if (m->w[0] & ~(uint64_t)INIT_MS_RESTART_WAIT)
+        uint64_t flags = init_ms_restart_req_get(m).flags;
+        if (flags & ~(uint64_t)INIT_MS_RESTART_WAIT)
             return -EINVAL;
-        return restart(m->w[0], reply);
+        return restart(flags, reply);
     }
     if (m->label == INIT_MS_STATUS) {
         if (m->w[0] != 0)
             return -EINVAL;
         mutex_lock(&sup.lock);
-        reply->w[0] = sup.restarts;
-        reply->w[1] = (uint64_t)sup.last_status;
-        reply->w[2] = crashes_in_window(sys_clock());
-        reply->w[3] = sup.last_recovery_ns;
+        init_ms_status_reply_put(reply, (struct init_ms_status_reply){
+                                            .restarts = sup.restarts,
+                                            .last_status = (uint64_t)sup.last_status,
+                                            .crashes = crashes_in_window(sys_clock()),
+                                            .recovery_ns = sup.last_recovery_ns });
         mutex_unlock(&sup.lock);
         return 0;
     }
     if (m->label == INIT_MS_FAULT && delegate)
-        return fault(m->w[0], reply);
+        return fault(ms_fault_req_get(m).when, reply);
     return -ENOSYS;
 }
