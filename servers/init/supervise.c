@@ -1,7 +1,7 @@
 /*
  * init: the memory server's supervisor (proto/init.h). init.c's main starts
- * it (supervise_start); its requests come through init.c's service loop
- * (supervise_request).
+ * it (supervise_start); its requests are handlers in init.c's service
+ * tables (supervise_restart, _status, _fault).
  *
  * A thread of init waits on memsrv's process handle. When memsrv ends, the
  * thread notes how, counts the end as a crash unless init asked for it,
@@ -208,16 +208,15 @@ void supervise_start(void)
     }
 }
 
-bool supervise_handles(uint64_t label)
+int64_t supervise_restart(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    return label == INIT_MS_RESTART || label == INIT_MS_STATUS || label == INIT_MS_FAULT;
-}
-
-static int64_t restart(uint64_t flags, struct ipc_msg *reply)
-{
+    uint64_t flags = init_ms_restart_req_get(req).flags;
     int64_t err = 0;
-    uint64_t target;
+    uint64_t target = 0;
 
+    (void)srv;
+    if (flags & ~(uint64_t)INIT_MS_RESTART_WAIT)
+        return -EINVAL;
     mutex_lock(&sup.lock);
     if (!sup.active) {
         err = -ENOSYS;
@@ -233,23 +232,38 @@ static int64_t restart(uint64_t flags, struct ipc_msg *reply)
             sup.asked = false;
         while (err == 0 && (flags & INIT_MS_RESTART_WAIT) && sup.restarts < target && sup.active)
             condvar_wait(&sup.restarted, &sup.lock);
-        init_ms_restart_reply_put(reply, (struct init_ms_restart_reply){
-                                             .restart = target,
-                                             .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
         if (err == 0 && sup.restarts < target && (flags & INIT_MS_RESTART_WAIT))
             err = -ENOSYS; /* the supervisor stopped */
     }
+    if (err == 0)
+        init_ms_restart_reply_put(reply, (struct init_ms_restart_reply){
+                                             .restart = target,
+                                             .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
     mutex_unlock(&sup.lock);
     return err;
 }
 
-/* MS_FAULT, passed on to memsrv as init's. */
-static int64_t fault(uint64_t when, struct ipc_msg *reply)
+int64_t supervise_status(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    (void)srv;
+    (void)req;
+    mutex_lock(&sup.lock);
+    init_ms_status_reply_put(reply, (struct init_ms_status_reply){
+                                        .restarts = sup.restarts,
+                                        .last_status = (uint64_t)sup.last_status,
+                                        .crashes = crashes_in_window(sys_clock()),
+                                        .recovery_ns = sup.last_recovery_ns });
+    mutex_unlock(&sup.lock);
+    return 0;
+}
+
+int64_t supervise_fault(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct ipc_msg call = { .label = MS_FAULT, .seg = HANDLE_NONE };
-    ms_fault_req_put(&call, (struct ms_fault_req){ .when = when });
+    ms_fault_req_put(&call, ms_fault_req_get(req));
     int64_t err = sys_ipc_call(ms_endpoint(), &call, TIMEOUT_FOREVER);
 
+    (void)srv;
     if (err == -EPEER) {
         /* it ended holding the request, as MS_FAULT_NOW does */
         init_ms_fault_reply_put(reply, (struct init_ms_fault_reply){ .ended = 1 });
@@ -258,31 +272,4 @@ static int64_t fault(uint64_t when, struct ipc_msg *reply)
     if (call.seg != HANDLE_NONE) /* not memsrv's way with this request: give it back */
         ms_free(call.seg);
     return err < 0 ? err : (int64_t)call.label;
-}
-
-int64_t supervise_request(const struct ipc_msg *m, bool delegate, struct ipc_msg *reply)
-{
-    if (m->len != 0 || m->seg != HANDLE_NONE || m->w[1] != 0 || m->w[2] != 0 || m->w[3] != 0)
-        return -EINVAL;
-    if (m->label == INIT_MS_RESTART) {
-        uint64_t flags = init_ms_restart_req_get(m).flags;
-        if (flags & ~(uint64_t)INIT_MS_RESTART_WAIT)
-            return -EINVAL;
-        return restart(flags, reply);
-    }
-    if (m->label == INIT_MS_STATUS) {
-        if (m->w[0] != 0)
-            return -EINVAL;
-        mutex_lock(&sup.lock);
-        init_ms_status_reply_put(reply, (struct init_ms_status_reply){
-                                            .restarts = sup.restarts,
-                                            .last_status = (uint64_t)sup.last_status,
-                                            .crashes = crashes_in_window(sys_clock()),
-                                            .recovery_ns = sup.last_recovery_ns });
-        mutex_unlock(&sup.lock);
-        return 0;
-    }
-    if (m->label == INIT_MS_FAULT && delegate)
-        return fault(ms_fault_req_get(m).when, reply);
-    return -ENOSYS;
 }
