@@ -13,6 +13,7 @@
 #define PROTO_INIT_H
 
 #include <abi/types.h>
+#include <proto/words.h>
 
 /*
  * Labels carry a tag ("init" in the high half) so that a program which
@@ -122,5 +123,36 @@
  * the last). -ENOENT none at or after the cursor. */
 #define INIT_PROGRAMS (INIT_LABEL_BASE + 19)
 #define INIT_CHILDREN_MAX 64u
+
+/*
+ * The words of each request and reply above (proto/words.h): a server reads
+ * them with init_poweroff_req_get(req), a client fills them with
+ * init_poweroff_req_put(&m, (struct init_poweroff_req){ ... }). Words past a
+ * struct are 0; INIT_RUN and INIT_MS_STATUS take none.
+ */
+PROTO_WORDS(init_poweroff_req, status);
+
+PROTO_WORDS(init_ms_restart_req, flags); /* INIT_MS_RESTART_* */
+/* restart: the restart number the successor has (or will have, without
+ * INIT_MS_RESTART_WAIT); recovery_ns 0 without it. */
+PROTO_WORDS(init_ms_restart_reply, restart, recovery_ns);
+
+PROTO_WORDS(init_ms_status_reply, restarts, last_status, crashes, recovery_ns);
+
+/* INIT_MS_FAULT's request is memsrv's (struct ms_fault_req); its reply: */
+PROTO_WORDS(init_ms_fault_reply, ended);
+
+PROTO_WORDS(init_module_req, index);
+PROTO_WORDS(init_module_reply, addr, size);
+
+PROTO_WORDS(init_run_reply, pid);
+
+/* INIT_PS and INIT_PROGRAMS: where to start. */
+PROTO_WORDS(init_cursor_req, cursor);
+PROTO_WORDS(init_ps_reply, pid, flags, next);
+PROTO_WORDS(init_programs_reply, next);
+
+PROTO_WORDS(init_kill_req, pid);
+PROTO_WORDS(init_kill_reply, status); /* abi/proc.h */
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <abi/ipc.h>
 #include <abi/types.h>
+#include <proto/words.h>
 
 #define KV_KEY_MAX    64u                   /* bytes */
 #define KV_VALUE_MAX  (16ull * 1024 * 1024) /* bytes; one value's limit */
@@ -47,6 +48,13 @@ enum kv_label {
      * exits with status 0. */
     KV_SHUTDOWN = 6,
 };
+
+/* The words of each request and reply (proto/words.h); the others carry
+ * none. */
+PROTO_WORDS(kv_put_req, len);
+PROTO_WORDS(kv_put_reply, id, replaced);
+PROTO_WORDS(kv_get_reply, len, id);
+PROTO_WORDS(kv_delete_reply, id);
 
 /* KV_LIST's reply payload: `count` entries packed in data, each one byte of
  * length then that many key bytes. The largest key always fits. */

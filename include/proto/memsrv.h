@@ -9,6 +9,7 @@
 #define PROTO_MEMSRV_H
 
 #include <abi/types.h>
+#include <proto/words.h>
 
 enum ms_label {
     /* w0 size (bytes, rounded up to 4 KiB), w1 alignment (0: default, else a
@@ -43,7 +44,8 @@ enum ms_label {
      * reason in the payload. */
     MS_CHECK = 7,
     /* w0 the sid of a segment the caller holds: move it to another place
-     * (contents kept). For tests and defragmentation hints. */
+     * (contents kept). Reply: w0 the physical address it now starts at.
+     * For tests and defragmentation hints. */
     MS_MOVE = 8,
     /* 9 released a quarantined segment on init's word: the kernel now
      * releases it itself once it has quiesced the device. */
@@ -80,6 +82,36 @@ enum ms_label {
 #define MS_MAP_ZOOM_4K 0x1000u
 #define MS_MAP_ZOOM_64K 0x10000u
 #define MS_MAP_ZOOM_ROWS 16u
+
+/*
+ * The words of each request and reply (proto/words.h): a server reads a
+ * request with ms_alloc_req_get(req), a client fills it with
+ * ms_alloc_req_put(&m, (struct ms_alloc_req){ ... }). Words past a struct
+ * are 0 in a request (the server refuses others: -EINVAL) and in a reply.
+ * FREE and CHECK carry no words; STATS, MAP, FAULT and REVOKE reply none.
+ */
+PROTO_WORDS(ms_alloc_req, size, align, flags, limit);
+PROTO_WORDS(ms_alloc_reply, sid);
+
+/* which: a pid (MS_STATS_CLIENT) or a region index (MS_STATS_REGION), else 0. */
+PROTO_WORDS(ms_stats_req, kind, which);
+
+/* size, align and limit: TARGET's, 0 for the other modes. */
+PROTO_WORDS(ms_compact_req, mode, size, align, limit);
+/* Also in an error reply to COMPACT (what the run did before it failed). */
+PROTO_WORDS(ms_compact_reply, moves, bytes_moved, largest_free);
+
+PROTO_WORDS(ms_map_req, columns, base, per_char);
+
+/* MOVE and REVOKE: the segment's sid. */
+PROTO_WORDS(ms_sid_req, sid);
+/* MOVE's reply: the physical address the segment now starts at. */
+PROTO_WORDS(ms_move_reply, base);
+
+PROTO_WORDS(ms_fault_req, when);  /* MS_FAULT_* */
+
+PROTO_WORDS(ms_recovery_req, ended_ns);
+PROTO_WORDS(ms_recovery_reply, restart, recovery_ns, rebuild_ns);
 
 enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_COMPACTION = 3,
                      MS_STATS_RESTART = 4 };

@@ -104,10 +104,7 @@ int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, 
     if (out == NULL)
         return -EINVAL;
     msg_init(&m, MS_ALLOC);
-    m.w[0] = size;
-    m.w[1] = align;
-    m.w[2] = flags;
-    m.w[3] = limit;
+    ms_alloc_req_put(&m, (struct ms_alloc_req){ .size = size, .align = align, .flags = flags, .limit = limit });
     err = call(&m);
     if (err < 0)
         return err;
@@ -116,7 +113,7 @@ int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, 
     out->handle = m.seg;
     out->addr = (void *)(uintptr_t)m.seg_addr;
     out->size = m.seg_size;
-    out->sid = m.w[0];
+    out->sid = ms_alloc_reply_get(&m).sid;
     return 0;
 }
 
@@ -140,8 +137,7 @@ static int64_t stats(enum ms_stats_kind kind, uint64_t which, void *out, size_t 
     if (out == NULL)
         return -EINVAL;
     msg_init(&m, MS_STATS);
-    m.w[0] = kind;
-    m.w[1] = which;
+    ms_stats_req_put(&m, (struct ms_stats_req){ .kind = kind, .which = which });
     err = call(&m);
     if (err < 0)
         return err;
@@ -179,53 +175,50 @@ int64_t ms_stats_restart(struct ms_stats_restart *out)
 int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
                    uint64_t *moves, uint64_t *bytes_moved)
 {
+    struct ms_compact_req args = { .mode = mode };
+    struct ms_compact_reply done = { 0 };
     struct ipc_msg m;
     int64_t err;
 
     msg_init(&m, MS_COMPACT);
-    m.w[0] = mode;
-    if (mode == MS_COMPACT_TARGET) {
-        m.w[1] = size;
-        m.w[2] = align;
-        m.w[3] = limit;
-    }
+    if (mode == MS_COMPACT_TARGET)
+        args = (struct ms_compact_req){ .mode = mode, .size = size, .align = align, .limit = limit };
+    ms_compact_req_put(&m, args);
     err = call(&m);
     /* The server reports its counts even when a targeted run fails. */
-    if (!answered(&m, err))
-        m.w[0] = m.w[1] = 0;
+    if (answered(&m, err))
+        done = ms_compact_reply_get(&m);
     if (moves != NULL)
-        *moves = m.w[0];
+        *moves = done.moves;
     if (bytes_moved != NULL)
-        *bytes_moved = m.w[1];
+        *bytes_moved = done.bytes_moved;
     return err;
 }
 
-/* A request that is only words and whose reply is only its label. */
-static int64_t words_call(enum ms_label label, uint64_t w0, uint64_t w1)
-{
-    struct ipc_msg m;
-
-    msg_init(&m, label);
-    m.w[0] = w0;
-    m.w[1] = w1;
-    return call(&m);
-}
-
-int64_t ms_map(unsigned columns) { return words_call(MS_MAP, columns, 0); }
+int64_t ms_map(unsigned columns) { return ms_map_zoom(0, 0, columns); }
 
 int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns)
 {
     struct ipc_msg m;
 
     msg_init(&m, MS_MAP);
-    m.w[0] = columns;
-    m.w[1] = base;
-    m.w[2] = per_char;
+    ms_map_req_put(&m, (struct ms_map_req){ .columns = columns, .base = base, .per_char = per_char });
     return call(&m);
 }
-int64_t ms_move(uint64_t sid) { return words_call(MS_MOVE, sid, 0); }
 
-int64_t ms_revoke(uint64_t sid) { return words_call(MS_REVOKE, sid, 0); }
+/* MOVE and REVOKE: a sid in, only a label back. */
+static int64_t sid_call(enum ms_label label, uint64_t sid)
+{
+    struct ipc_msg m;
+
+    msg_init(&m, label);
+    ms_sid_req_put(&m, (struct ms_sid_req){ .sid = sid });
+    return call(&m);
+}
+
+int64_t ms_move(uint64_t sid) { return sid_call(MS_MOVE, sid); }
+
+int64_t ms_revoke(uint64_t sid) { return sid_call(MS_REVOKE, sid); }
 
 int64_t ms_check(char *why, size_t len)
 {

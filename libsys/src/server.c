@@ -1,6 +1,6 @@
 /*
  * libsys layer: the server loop (libsys/server.h says what it promises).
- * Used by servers such as kvstore and memsrv; calls the IPC system calls
+ * Used by servers such as kvstore, memsrv and init; calls the IPC system calls
  * and, for segments nobody claimed, ms_free. The checks and the handler run
  * in server_dispatch (server_dispatch.c).
  *

@@ -24,25 +24,41 @@
 #include <libsys/loader.h>
 #include <libsys/memsrv.h>
 #include <libsys/names.h>
+#include <libsys/server.h>
 #include <libsys/start.h>
 #include <libsys/stdio.h>
 #include <libsys/syscall.h>
 #include "init.h"
 #include "supervise.h"
 
-/* One endpoint init serves. The delegate (proto/init.h): t_suite's process,
- * which receives what it asks for on the delegate endpoint; HANDLE_NONE on
- * every other endpoint. The console's endpoint also takes INIT_RUN and the
- * other console requests. */
+/* One endpoint init serves, with libsys's server loop (libsys/server.h)
+ * on a thread of its own. The delegate (proto/init.h): t_suite's process,
+ * which receives what it asks for on the delegate endpoint; HANDLE_NONE
+ * on every other endpoint. The console's endpoint also takes INIT_RUN and
+ * the other console requests. */
 struct service {
-    handle_t endpoint;
+    struct server srv;
     handle_t delegate;
     bool console;
 };
 
-/* INIT_MODULE: the module's image goes to the delegate, read-only. */
-static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *reply)
+static const struct service *service_of(const struct server *srv) { return srv->ctx; }
+
+static int64_t poweroff(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
+    uint64_t status = init_poweroff_req_get(req).status;
+    (void)srv;
+    (void)reply;
+    if (status > INIT_POWEROFF_STATUS_MAX)
+        return -EINVAL;
+    printf("init: power off with status %lu, asked by pid %#lx\n", status, req->badge);
+    sys_shutdown((int)status); /* no reply: the machine is off */
+}
+
+/* INIT_MODULE: the module's image goes to the delegate, read-only. */
+static int64_t give_module(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    uint64_t index = init_module_req_get(req).index;
     struct abi_module_info info;
     if (index > UINT32_MAX || sys_module_info((unsigned)index, &info) != 0)
         return -ENOENT;
@@ -50,11 +66,10 @@ static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *re
         return -EPERM;
     if (!info.vaddr)
         return -EEXIST;
-    int64_t vaddr = sys_seg_give(info.seg, delegate, 0, 0);
+    int64_t vaddr = sys_seg_give(info.seg, service_of(srv)->delegate, 0, 0);
     if (vaddr < 0)
         return vaddr;
-    reply->w[0] = (uint64_t)vaddr;
-    reply->w[1] = info.size;
+    init_module_reply_put(reply, (struct init_module_reply){ .addr = (uint64_t)vaddr, .size = info.size });
     size_t len = strnlen(info.name, sizeof(info.name) - 1);
     memcpy(reply->payload, info.name, len);
     reply->payload[len] = 0;
@@ -62,111 +77,68 @@ static int64_t give_module(handle_t delegate, uint64_t index, struct ipc_msg *re
     return 0;
 }
 
-/* memsrv's init-only request (MS_REVOKE), passed on as init's. */
-static int64_t forward_to_memsrv(const struct ipc_msg *m, struct ipc_msg *reply)
+/* memsrv's init-only request (MS_REVOKE), passed on as init's: memsrv
+ * checks its words. */
+static int64_t forward_to_memsrv(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    if (m->len || m->seg != HANDLE_NONE)
-        return -EINVAL;
-    struct ipc_msg call = { .label = m->label, .seg = HANDLE_NONE };
-    memcpy(call.w, m->w, sizeof(call.w));
+    (void)srv;
+    struct ipc_msg call = { .label = req->label, .seg = HANDLE_NONE };
+    memcpy(call.w, req->w, sizeof(call.w));
     int64_t err = sys_ipc_call(ms_endpoint(), &call, TIMEOUT_FOREVER);
     if (err < 0)
         return err;
     if (call.seg != HANDLE_NONE) /* not memsrv's way with these: give it back */
         ms_free(call.seg);
-    memcpy(reply->w, call.w, sizeof(reply->w));
+    if ((int64_t)call.label >= 0)
+        memcpy(reply->w, call.w, sizeof(reply->w));
     return (int64_t)call.label;
 }
 
-static bool delegate_request(uint64_t label)
+/* INIT_MS_FAULT on an endpoint other than the delegate's. */
+static int64_t delegate_only(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    return label == INIT_MODULE || label == MS_REVOKE;
+    (void)srv;
+    (void)req;
+    (void)reply;
+    return -ENOSYS;
 }
 
-static bool console_request(uint64_t label)
+/* The console's requests: SERVER_OP_TRUSTED, and the endpoint is the
+ * capability (init gives the console's to the console alone), so whoever
+ * sends on it is trusted there and nowhere else (-EPERM). */
+static bool console_endpoint(const struct server *srv, uint64_t badge)
 {
-    return label == INIT_RUN || label == INIT_PS || label == INIT_KILL || label == INIT_PROGRAMS;
+    (void)badge;
+    return service_of(srv)->console;
 }
 
-/* Handles one request on a service endpoint; the reply is left in m.
- * Returns whether the sender waits for a reply. */
-static bool serve_request(const struct service *sv, struct ipc_msg *m)
-{
-    if (m->badge == BADGE_KERNEL)
-        return false;
-    struct ipc_msg reply = { .seg = HANDLE_NONE };
-    int64_t result = -ENOSYS;
-    if (m->label == INIT_POWEROFF) {
-        bool well_formed = m->w[1] == 0 && m->w[2] == 0 && m->w[3] == 0 && m->len == 0 && m->seg == HANDLE_NONE;
-        if (well_formed && m->w[0] <= INIT_POWEROFF_STATUS_MAX) {
-            printf("init: power off with status %lu, asked by pid %#lx\n", m->w[0], m->badge);
-            sys_shutdown((int)m->w[0]);
-        }
-        result = -EINVAL;
-    } else if (supervise_handles(m->label)) {
-        result = supervise_request(m, sv->delegate != HANDLE_NONE, &reply);
-    } else if (console_request(m->label)) {
-        if (!sv->console)
-            result = -EPERM;
-        else if (m->seg != HANDLE_NONE)
-            result = -EINVAL;
-        else if (m->label == INIT_RUN)
-            result = programs_run(m, &reply);
-        else if (m->label == INIT_PS)
-            result = programs_ps(m, &reply);
-        else if (m->label == INIT_KILL)
-            result = programs_kill(m, m->badge, &reply);
-        else
-            result = programs_list(m, &reply);
-    } else if (sv->delegate != HANDLE_NONE && delegate_request(m->label)) {
-        if (m->seg != HANDLE_NONE)
-            result = -EINVAL;
-        else if (m->label == INIT_MODULE)
-            result = m->w[1] || m->w[2] || m->w[3] || m->len ? -EINVAL : give_module(sv->delegate, m->w[0], &reply);
-        else
-            result = forward_to_memsrv(m, &reply);
-    }
-    if (result < 0)
-        reply = (struct ipc_msg){ .seg = HANDLE_NONE };
-    reply.label = (uint64_t)result;
-    reply.seg = m->seg; /* nothing here takes a segment: it goes back */
-    *m = reply;
-    return true;
-}
+/* The loop refuses before a handler runs (-EINVAL) a request with a
+ * segment (nothing here takes one: it goes back), a payload where none is
+ * taken, or a word past its request's struct (proto/init.h) that is not 0;
+ * the console's requests on another endpoint get -EPERM. */
+#define CHECKED (SERVER_OP_SEG_REFUSED | SERVER_OP_NO_PAYLOAD | SERVER_OP_WORDS)
+#define CONSOLE SERVER_OP_TRUSTED
+#define WORDS(req) PROTO_WORDS_USED(req)
 
-/* The service loop (proto/init.h). A reply that gives a segment back goes out
- * alone, so that if it fails init can return the segment to memsrv. */
-static void serve(const struct service *sv)
-{
-    handle_t service = sv->endpoint;
-    struct ipc_msg m;
-    bool reply = false;
-    for (;;) {
-        int64_t err;
-        if (reply) {
-            m.flags = IPC_RECV_NOMAP;
-            err = sys_ipc_reply_recv(service, &m, TIMEOUT_FOREVER);
-            reply = false;
-            if (err < 0)
-                continue; /* the caller is gone or never waited: receive afresh */
-        } else {
-            memset(&m, 0, sizeof(m));
-            m.flags = IPC_RECV_NOMAP;
-            err = sys_ipc_recv(service, &m, TIMEOUT_FOREVER);
-            if (err < 0) {
-                printf("init: service endpoint: %s; no more requests\n", sys_strerror(err));
-                return;
-            }
-        }
-        reply = serve_request(sv, &m);
-        if (reply && m.seg != HANDLE_NONE) {
-            handle_t seg = m.seg;
-            if (sys_ipc_reply(&m) < 0)
-                ms_free(seg);
-            reply = false;
-        }
-    }
-}
+/* What every endpoint serves; ms_fault is the INIT_MS_FAULT handler. */
+#define SERVICE_OPS(ms_fault)                                                                        \
+    { INIT_POWEROFF, poweroff, "poweroff", CHECKED, WORDS(init_poweroff_req) },                      \
+    { INIT_MS_RESTART, supervise_restart, "ms_restart", CHECKED, WORDS(init_ms_restart_req) },       \
+    { INIT_MS_STATUS, supervise_status, "ms_status", CHECKED, 0 },                                   \
+    { INIT_MS_FAULT, ms_fault, "ms_fault", CHECKED, WORDS(ms_fault_req) },                           \
+    { INIT_RUN, programs_run, "run", CONSOLE | SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },         \
+    { INIT_PS, programs_ps, "ps", CONSOLE | CHECKED, WORDS(init_cursor_req) },                       \
+    { INIT_KILL, programs_kill, "kill", CONSOLE | CHECKED, WORDS(init_kill_req) },                   \
+    { INIT_PROGRAMS, programs_list, "programs", CONSOLE | CHECKED, WORDS(init_cursor_req) }
+
+static const struct server_op program_ops[] = { SERVICE_OPS(delegate_only) };
+
+/* The delegate's endpoint: the same, with what stays init's. */
+static const struct server_op delegate_ops[] = {
+    SERVICE_OPS(supervise_fault),
+    { INIT_MODULE, give_module, "module", CHECKED, WORDS(init_module_req) },
+    { MS_REVOKE, forward_to_memsrv, "ms_revoke", SERVER_OP_SEG_REFUSED | SERVER_OP_NO_PAYLOAD, 0 },
+};
 
 /*
  * Each program started at boot gets an endpoint of its own, so that one
@@ -183,17 +155,26 @@ static unsigned nservices;
 
 static void service_thread(uint64_t index)
 {
-    serve(&services[index]);
+    int64_t err = server_run(&services[index].srv);
+    printf("init: service endpoint: %s; no more requests\n", sys_strerror(err));
     sys_thread_exit();
 }
 
-/* Serves the endpoint on a thread of its own; false if there is no room
- * for one. */
-static bool serve_on_thread(const struct service *sv)
+/* Serves endpoint on a thread of its own (delegate: HANDLE_NONE but for
+ * the suite's); false if there is no room for one. */
+static bool serve_on_thread(handle_t endpoint, handle_t delegate, bool console)
 {
     if (nservices == SERVICE_THREADS_MAX)
         return false;
-    services[nservices] = *sv;
+    struct service *sv = &services[nservices];
+    if (delegate != HANDLE_NONE)
+        server_init(&sv->srv, "init", endpoint, delegate_ops, sizeof(delegate_ops) / sizeof(delegate_ops[0]), sv);
+    else
+        server_init(&sv->srv, "init", endpoint, program_ops, sizeof(program_ops) / sizeof(program_ops[0]), sv);
+    sv->srv.recv_flags = IPC_RECV_NOMAP;
+    sv->srv.trusted = console_endpoint;
+    sv->delegate = delegate;
+    sv->console = console;
     uint8_t *stack_top = service_stacks[nservices] + SERVICE_STACK_SIZE;
     if (sys_thread_create(service_thread, stack_top, nservices) < 0)
         return false;
@@ -228,10 +209,9 @@ static void start_boot_programs(void)
             printf("init: %s has no service endpoint (%s)\n", info.name, sys_strerror(ep));
             continue;
         }
-        struct service sv = { .endpoint = (handle_t)ep, .console = programs_is_console(info.name) };
         if (h < 0)
             sys_handle_close((handle_t)ep);
-        else if (!serve_on_thread(&sv))
+        else if (!serve_on_thread((handle_t)ep, HANDLE_NONE, programs_is_console(info.name)))
             printf("init: cannot serve %s's endpoint\n", info.name);
     }
 }
@@ -267,8 +247,7 @@ static __attribute__((noreturn)) void start_suite(const char *cmdline)
         suite = loader_spawn(&spec);
     }
     int64_t status = 0;
-    struct service sv = { .endpoint = (handle_t)ep, .delegate = (handle_t)suite };
-    if (suite >= 0 && serve_on_thread(&sv))
+    if (suite >= 0 && serve_on_thread((handle_t)ep, (handle_t)suite, false))
         sys_proc_wait((handle_t)suite, TIMEOUT_FOREVER, &status);
     else if (suite >= 0)
         sys_proc_kill((handle_t)suite);

@@ -10,6 +10,7 @@
 #include <abi/ipc.h>
 #include <abi/proc.h>
 #include <abi/types.h>
+#include <libsys/server.h>
 
 /* How a program is started. */
 enum start_kind {
@@ -43,11 +44,12 @@ handle_t programs_registrar(const char *name, unsigned flags);
  * command line). */
 bool programs_is_console(const char *name);
 
-/* The console's requests (proto/init.h): the reply is built in *reply, the
- * result returned. `asker` is the console's own pid. */
-int64_t programs_run(const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply);
-int64_t programs_kill(const struct ipc_msg *req, uint64_t asker, struct ipc_msg *reply);
-int64_t programs_list(const struct ipc_msg *req, struct ipc_msg *reply);
+/* The console's requests (proto/init.h), as handlers of libsys's server
+ * loop (init.c's tables): the reply is built in *reply, the result
+ * returned. INIT_KILL's asker, refused its own end, is req->badge. */
+int64_t programs_run(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t programs_ps(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t programs_kill(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t programs_list(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
 
 #endif

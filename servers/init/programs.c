@@ -218,18 +218,14 @@ int64_t programs_spawn(const struct abi_module_info *info, const char *args, enu
 
 /* ------------------------------------------------ the console's requests */
 
-static bool words_zero_from(const struct ipc_msg *m, unsigned first)
-{
-    for (unsigned i = first; i < IPC_WORDS; i++)
-        if (m->w[i] != 0)
-            return false;
-    return true;
-}
+/* The words, segment and (but for RUN) payload are checked by the server
+ * loop from init.c's table before these run. */
 
-int64_t programs_run(const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t programs_run(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
     char line[IPC_PAYLOAD_MAX + 1];
-    if (req->len == 0 || req->len > IPC_PAYLOAD_MAX || !words_zero_from(req, 0))
+    (void)srv;
+    if (req->len == 0 || req->len > IPC_PAYLOAD_MAX)
         return -EINVAL;
     memcpy(line, req->payload, req->len);
     line[req->len] = 0;
@@ -256,29 +252,27 @@ int64_t programs_run(const struct ipc_msg *req, struct ipc_msg *reply)
     sys_handle_info((handle_t)h, &hi);
     /* A copy: init keeps its own handle for INIT_PS and INIT_KILL. */
     reply->caps[0] = (struct ipc_cap){ .handle = (handle_t)h, .rights = RIGHT_CONTROL | RIGHT_WAIT };
-    reply->w[0] = hi.id;
+    init_run_reply_put(reply, (struct init_run_reply){ .pid = hi.id });
     printf("init: started %s (pid %#lx) for the console\n", module, hi.id);
     return 0;
 }
 
-int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t programs_ps(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t cursor = req->w[0];
-    if (req->len || !words_zero_from(req, 1))
-        return -EINVAL;
+    uint64_t cursor = init_cursor_req_get(req).cursor;
     int64_t err = -ENOENT;
+    (void)srv;
     mutex_lock(&lock);
     reap();
     for (uint64_t i = cursor; i < INIT_CHILDREN_MAX && err < 0; i++) {
         const struct child *c = &children[i];
         if (!c->used || c->ending)
             continue;
-        reply->w[0] = c->pid;
-        reply->w[1] = c->flags;
-        reply->w[2] = 0;
-        for (uint64_t k = i + 1; k < INIT_CHILDREN_MAX && reply->w[2] == 0; k++)
+        uint64_t next = 0;
+        for (uint64_t k = i + 1; k < INIT_CHILDREN_MAX && next == 0; k++)
             if (children[k].used && !children[k].ending)
-                reply->w[2] = k;
+                next = k;
+        init_ps_reply_put(reply, (struct init_ps_reply){ .pid = c->pid, .flags = c->flags, .next = next });
         size_t len = strlen(c->name);
         memcpy(reply->payload, c->name, len + 1);
         reply->len = (uint32_t)len + 1;
@@ -288,11 +282,10 @@ int64_t programs_ps(const struct ipc_msg *req, struct ipc_msg *reply)
     return err;
 }
 
-int64_t programs_kill(const struct ipc_msg *req, uint64_t asker, struct ipc_msg *reply)
+int64_t programs_kill(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t pid = req->w[0];
-    if (req->len || !words_zero_from(req, 1))
-        return -EINVAL;
+    uint64_t pid = init_kill_req_get(req).pid, asker = req->badge;
+    (void)srv;
     struct child *victim = NULL;
     int64_t err = -ENOENT;
     mutex_lock(&lock);
@@ -318,14 +311,15 @@ int64_t programs_kill(const struct ipc_msg *req, uint64_t asker, struct ipc_msg 
     sys_handle_close(victim->proc);
     victim->used = false;
     mutex_unlock(&lock);
-    reply->w[0] = (uint64_t)status;
+    init_kill_reply_put(reply, (struct init_kill_reply){ .status = (uint64_t)status });
     return 0;
 }
 
-int64_t programs_list(const struct ipc_msg *req, struct ipc_msg *reply)
+int64_t programs_list(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t cursor = req->w[0];
-    if (req->len || !words_zero_from(req, 1) || cursor > UINT32_MAX)
+    uint64_t cursor = init_cursor_req_get(req).cursor;
+    (void)srv;
+    if (cursor > UINT32_MAX)
         return -EINVAL;
     struct abi_module_info info;
     int64_t err = -ENOENT;
@@ -333,14 +327,14 @@ int64_t programs_list(const struct ipc_msg *req, struct ipc_msg *reply)
         if (!runnable(info.name))
             continue;
         if (err == 0) { /* the one after the answer: its cursor */
-            reply->w[0] = i;
+            init_programs_reply_put(reply, (struct init_programs_reply){ .next = i });
             return 0;
         }
         size_t len = strnlen(info.name, sizeof(info.name) - 1);
         memcpy(reply->payload, info.name, len);
         reply->payload[len] = 0;
         reply->len = (uint32_t)len + 1;
-        reply->w[0] = 0;
+        init_programs_reply_put(reply, (struct init_programs_reply){ .next = 0 });
         err = 0;
     }
     return err;

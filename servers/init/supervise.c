@@ -1,7 +1,7 @@
 /*
  * init: the memory server's supervisor (proto/init.h). init.c's main starts
- * it (supervise_start); its requests come through init.c's service loop
- * (supervise_request).
+ * it (supervise_start); its requests are handlers in init.c's service
+ * tables (supervise_restart, _status, _fault).
  *
  * A thread of init waits on memsrv's process handle. When memsrv ends, the
  * thread notes how, counts the end as a crash unless init asked for it,
@@ -122,7 +122,8 @@ static handle_t start_successor(uint64_t delay)
 /* Waits for the successor's answer to MS_RECOVERY and records it. */
 static void await_first_answer(uint64_t ended)
 {
-    struct ipc_msg m = { .label = MS_RECOVERY, .w = { ended }, .seg = HANDLE_NONE };
+    struct ipc_msg m = { .label = MS_RECOVERY, .seg = HANDLE_NONE };
+    ms_recovery_req_put(&m, (struct ms_recovery_req){ .ended_ns = ended });
     int64_t err = sys_ipc_call(ms_endpoint(), &m, TIMEOUT_FOREVER);
 
     if (err == 0)
@@ -132,15 +133,16 @@ static void await_first_answer(uint64_t ended)
         printf("init: the new memory server did not answer: %s\n", sys_strerror(err));
         return;
     }
+    const struct ms_recovery_reply r = ms_recovery_reply_get(&m);
     printf("init: memory server restart %lu: %lu.%03lu ms from the end to its first answer "
            "(books rebuilt in %lu.%03lu ms)\n",
-           m.w[0], m.w[1] / NS_PER_MS, m.w[1] / 1000 % 1000, m.w[2] / NS_PER_MS,
-           m.w[2] / 1000 % 1000);
+           r.restart, r.recovery_ns / NS_PER_MS, r.recovery_ns / 1000 % 1000, r.rebuild_ns / NS_PER_MS,
+           r.rebuild_ns / 1000 % 1000);
     mutex_lock(&sup.lock);
     sup.answered = true;
     sup.restarts++;
-    sup.last_number = m.w[0];
-    sup.last_recovery_ns = m.w[1];
+    sup.last_number = r.restart;
+    sup.last_recovery_ns = r.recovery_ns;
     condvar_broadcast(&sup.restarted);
     mutex_unlock(&sup.lock);
 }
@@ -206,16 +208,15 @@ void supervise_start(void)
     }
 }
 
-bool supervise_handles(uint64_t label)
+int64_t supervise_restart(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    return label == INIT_MS_RESTART || label == INIT_MS_STATUS || label == INIT_MS_FAULT;
-}
-
-static int64_t restart(uint64_t flags, struct ipc_msg *reply)
-{
+    uint64_t flags = init_ms_restart_req_get(req).flags;
     int64_t err = 0;
-    uint64_t target;
+    uint64_t target = 0;
 
+    (void)srv;
+    if (flags & ~(uint64_t)INIT_MS_RESTART_WAIT)
+        return -EINVAL;
     mutex_lock(&sup.lock);
     if (!sup.active) {
         err = -ENOSYS;
@@ -231,51 +232,44 @@ static int64_t restart(uint64_t flags, struct ipc_msg *reply)
             sup.asked = false;
         while (err == 0 && (flags & INIT_MS_RESTART_WAIT) && sup.restarts < target && sup.active)
             condvar_wait(&sup.restarted, &sup.lock);
-        reply->w[0] = target;
-        reply->w[1] = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0;
         if (err == 0 && sup.restarts < target && (flags & INIT_MS_RESTART_WAIT))
             err = -ENOSYS; /* the supervisor stopped */
     }
+    if (err == 0)
+        init_ms_restart_reply_put(reply, (struct init_ms_restart_reply){
+                                             .restart = target,
+                                             .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
     mutex_unlock(&sup.lock);
     return err;
 }
 
-/* MS_FAULT, passed on to memsrv as init's. */
-static int64_t fault(uint64_t when, struct ipc_msg *reply)
+int64_t supervise_status(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct ipc_msg call = { .label = MS_FAULT, .w = { when }, .seg = HANDLE_NONE };
+    (void)srv;
+    (void)req;
+    mutex_lock(&sup.lock);
+    init_ms_status_reply_put(reply, (struct init_ms_status_reply){
+                                        .restarts = sup.restarts,
+                                        .last_status = (uint64_t)sup.last_status,
+                                        .crashes = crashes_in_window(sys_clock()),
+                                        .recovery_ns = sup.last_recovery_ns });
+    mutex_unlock(&sup.lock);
+    return 0;
+}
+
+int64_t supervise_fault(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    struct ipc_msg call = { .label = MS_FAULT, .seg = HANDLE_NONE };
+    ms_fault_req_put(&call, ms_fault_req_get(req));
     int64_t err = sys_ipc_call(ms_endpoint(), &call, TIMEOUT_FOREVER);
 
+    (void)srv;
     if (err == -EPEER) {
-        reply->w[0] = 1; /* it ended holding the request, as MS_FAULT_NOW does */
+        /* it ended holding the request, as MS_FAULT_NOW does */
+        init_ms_fault_reply_put(reply, (struct init_ms_fault_reply){ .ended = 1 });
         return 0;
     }
     if (call.seg != HANDLE_NONE) /* not memsrv's way with this request: give it back */
         ms_free(call.seg);
     return err < 0 ? err : (int64_t)call.label;
-}
-
-int64_t supervise_request(const struct ipc_msg *m, bool delegate, struct ipc_msg *reply)
-{
-    if (m->len != 0 || m->seg != HANDLE_NONE || m->w[1] != 0 || m->w[2] != 0 || m->w[3] != 0)
-        return -EINVAL;
-    if (m->label == INIT_MS_RESTART) {
-        if (m->w[0] & ~(uint64_t)INIT_MS_RESTART_WAIT)
-            return -EINVAL;
-        return restart(m->w[0], reply);
-    }
-    if (m->label == INIT_MS_STATUS) {
-        if (m->w[0] != 0)
-            return -EINVAL;
-        mutex_lock(&sup.lock);
-        reply->w[0] = sup.restarts;
-        reply->w[1] = (uint64_t)sup.last_status;
-        reply->w[2] = crashes_in_window(sys_clock());
-        reply->w[3] = sup.last_recovery_ns;
-        mutex_unlock(&sup.lock);
-        return 0;
-    }
-    if (m->label == INIT_MS_FAULT && delegate)
-        return fault(m->w[0], reply);
-    return -ENOSYS;
 }

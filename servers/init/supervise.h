@@ -6,15 +6,17 @@
 
 #include <stdbool.h>
 #include <abi/ipc.h>
+#include <libsys/server.h>
 
 /* Starts the thread that restarts memsrv when it ends (if init was given
  * its process handle). */
 void supervise_start(void);
-/* Whether label is one of the supervisor's requests (proto/init.h). */
-bool supervise_handles(uint64_t label);
-/* Serves one: delegate says whether it came on the suite's delegate
- * endpoint (INIT_MS_FAULT is served only there). Returns the reply's
- * label (0 or -E*), its words in *reply. */
-int64_t supervise_request(const struct ipc_msg *m, bool delegate, struct ipc_msg *reply);
+/* The supervisor's requests (proto/init.h), as handlers of libsys's
+ * server loop; the loop has checked the words, payload and segment.
+ * INIT_MS_FAULT is served on the delegate endpoint alone (init.c's
+ * tables). */
+int64_t supervise_restart(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t supervise_status(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t supervise_fault(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply);
 
 #endif

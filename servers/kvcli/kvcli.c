@@ -82,7 +82,7 @@ static int put(handle_t store, const char *key, const char *value)
     }
     memcpy(seg.addr, value, len);
     m.seg = seg.handle;
-    m.w[0] = len;
+    kv_put_req_put(&m, (struct kv_put_req){ .len = len });
     err = call(store, &m);
     if (err < 0) {
         /* A refused request gives the segment back under a new handle; a
@@ -92,7 +92,8 @@ static int put(handle_t store, const char *key, const char *value)
             ms_free(m.seg);
         return refused("put", key, KV_PUT, err);
     }
-    printf("kvcli: %s stored (%zu byte%s)%s\n", key, len, len == 1 ? "" : "s", m.w[1] ? ", replacing the old value" : "");
+    printf("kvcli: %s stored (%zu byte%s)%s\n", key, len, len == 1 ? "" : "s",
+           kv_put_reply_get(&m).replaced ? ", replacing the old value" : "");
     return 0;
 }
 
@@ -130,11 +131,12 @@ static int get(handle_t store, const char *key)
     int refusal = key_call(store, "get", KV_GET, key, &m);
     if (refusal)
         return refusal;
-    if (m.seg == HANDLE_NONE || m.w[0] > m.seg_size) {
+    uint64_t len = kv_get_reply_get(&m).len;
+    if (m.seg == HANDLE_NONE || len > m.seg_size) {
         printf("kvcli: get %s: the store answered without the value\n", key);
         return 1;
     }
-    print_value((const uint8_t *)m.seg_addr, m.w[0]);
+    print_value((const uint8_t *)m.seg_addr, len);
     ms_free(m.seg);
     return 0;
 }

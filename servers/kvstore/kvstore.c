@@ -34,7 +34,7 @@ static bool key_ok(const struct ipc_msg *req)
 static int64_t op_put(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct kvstore *kv = state(srv);
-    uint64_t len = req->w[0], id;
+    uint64_t len = kv_put_req_get(req).len, id;
     bool replaced;
     if (!key_ok(req) || req->seg_addr == 0 || len == 0 || len > req->seg_size ||
         len > KV_VALUE_MAX)
@@ -45,8 +45,7 @@ static int64_t op_put(struct server *srv, struct ipc_msg *req, struct ipc_msg *r
         return err;
     req->seg = HANDLE_NONE; /* the store keeps it */
     kv->puts++;
-    reply->w[0] = id;
-    reply->w[1] = replaced;
+    kv_put_reply_put(reply, (struct kv_put_reply){ .id = id, .replaced = replaced });
     return 0;
 }
 
@@ -68,8 +67,7 @@ static int64_t op_get(struct server *srv, struct ipc_msg *req, struct ipc_msg *r
     memcpy(copy.addr, e->addr, e->len);
     kv->gets++;
     reply->seg = copy.handle;
-    reply->w[0] = e->len;
-    reply->w[1] = e->id;
+    kv_get_reply_put(reply, (struct kv_get_reply){ .len = e->len, .id = e->id });
     return 0;
 }
 
@@ -83,7 +81,7 @@ static int64_t op_delete(struct server *srv, struct ipc_msg *req, struct ipc_msg
     if (err < 0)
         return err;
     kv->deletes++;
-    reply->w[0] = id;
+    kv_delete_reply_put(reply, (struct kv_delete_reply){ .id = id });
     return 0;
 }
 
@@ -146,7 +144,7 @@ static int64_t op_shutdown(struct server *srv, struct ipc_msg *req, struct ipc_m
  * words past the ones an op reads must be zero (room to grow the
  * protocol), and STATS and SHUTDOWN take no payload. */
 static const struct server_op kv_ops[] = {
-    { KV_PUT, op_put, "put", SERVER_OP_SEG_REQUIRED | SERVER_OP_WORDS, 1 },
+    { KV_PUT, op_put, "put", SERVER_OP_SEG_REQUIRED | SERVER_OP_WORDS, PROTO_WORDS_USED(kv_put_req) },
     { KV_GET, op_get, "get", SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },
     { KV_DELETE, op_delete, "delete", SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },
     { KV_LIST, op_list, "list", SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },

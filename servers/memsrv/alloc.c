@@ -57,7 +57,8 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
 
 int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t size = req->w[0], align = req->w[1], flags = req->w[2], limit = req->w[3];
+    const struct ms_alloc_req args = ms_alloc_req_get(req);
+    uint64_t size = args.size, align = args.align, flags = args.flags, limit = args.limit;
     uint64_t large = ms->span.large_size, base;
     struct span_request sreq;
     struct abi_seg_info info;
@@ -132,7 +133,7 @@ int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     books_commit_record(ms, index, MS_REC_SEGMENT, info.sid, base, size, client);
     c->allocs++;
     reply->seg = (handle_t)h;
-    reply->w[0] = info.sid;
+    ms_alloc_reply_put(reply, (struct ms_alloc_reply){ .sid = info.sid });
     return 0;
 }
 
@@ -168,7 +169,7 @@ int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
  */
 int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct ms_record *rec = books_settled(ms, req->w[0]);
+    struct ms_record *rec = books_settled(ms, ms_sid_req_get(req).sid);
     struct abi_seg_info info;
     struct span_request sreq;
     uint32_t index;
@@ -210,13 +211,13 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     span_free(&ms->span, from);
     rec->base = to;
     compact_count_move(ms, rec->size, false);
-    reply->w[0] = to;
+    ms_move_reply_put(reply, (struct ms_move_reply){ .base = to });
     return 0;
 }
 
 int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct ms_record *rec = books_settled(ms, req->w[0]);
+    struct ms_record *rec = books_settled(ms, ms_sid_req_get(req).sid);
     int64_t h, err;
 
     (void)reply;

@@ -712,8 +712,9 @@ void compact_schedule(struct memsrv *ms, uint64_t now)
 
 int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t mode = req->w[0], moves = 0, bytes = 0;
-    uint64_t size = req->w[1], align = req->w[2], limit = req->w[3];
+    const struct ms_compact_req args = ms_compact_req_get(req);
+    uint64_t mode = args.mode, size = args.size, align = args.align, limit = args.limit;
+    uint64_t moves = 0, bytes = 0;
     struct span_stats st;
     int64_t result = 0;
 
@@ -751,8 +752,7 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
         result = compact_targeted(ms, size, align, limit, 0, 0, &moves, &bytes);
     }
     span_stats(&ms->span, &st);
-    reply->w[0] = moves;
-    reply->w[1] = bytes;
-    reply->w[2] = st.largest_free;
+    ms_compact_reply_put(reply, (struct ms_compact_reply){ .moves = moves, .bytes_moved = bytes,
+                                                           .largest_free = st.largest_free });
     return result;
 }

@@ -5,7 +5,8 @@
  * does what the loop does with one message.
  *
  * As in Minix's VM server, one table says per label: the handler, its name
- * for the log, who may call it and which words it reads. The loop refuses a
+ * for the log, who may call it and which words it reads (the size of its
+ * request's struct in proto/memsrv.h). The loop refuses a
  * request before anything changes when its label is unknown (-ENOSYS), the
  * caller lacks the right (init-only labels: -EPERM), a word the label does
  * not use is not zero, it carries a payload, or it carries a segment where
@@ -54,18 +55,19 @@ LOCKED(req_fault)
 LOCKED(req_recovery)
 
 #define CHECKED (SERVER_OP_WORDS | SERVER_OP_NO_PAYLOAD)
+#define INIT_ONLY (CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED)
 
 static const struct server_op requests[] = {
-    { MS_ALLOC, locked_req_alloc, "alloc", CHECKED | SERVER_OP_SEG_REFUSED, 4 },
+    { MS_ALLOC, locked_req_alloc, "alloc", CHECKED | SERVER_OP_SEG_REFUSED, PROTO_WORDS_USED(ms_alloc_req) },
     { MS_FREE, locked_req_free, "free", CHECKED | SERVER_OP_SEG_REQUIRED, 0 },
-    { MS_STATS, locked_req_stats, "stats", CHECKED | SERVER_OP_SEG_REFUSED, 2 },
-    { MS_COMPACT, locked_req_compact, "compact", CHECKED | SERVER_OP_SEG_REFUSED, 4 },
-    { MS_MAP, locked_req_map, "map", CHECKED | SERVER_OP_SEG_REFUSED, 3 },
+    { MS_STATS, locked_req_stats, "stats", CHECKED | SERVER_OP_SEG_REFUSED, PROTO_WORDS_USED(ms_stats_req) },
+    { MS_COMPACT, locked_req_compact, "compact", CHECKED | SERVER_OP_SEG_REFUSED, PROTO_WORDS_USED(ms_compact_req) },
+    { MS_MAP, locked_req_map, "map", CHECKED | SERVER_OP_SEG_REFUSED, PROTO_WORDS_USED(ms_map_req) },
     { MS_CHECK, locked_req_check, "check", CHECKED | SERVER_OP_SEG_REFUSED, 0 },
-    { MS_MOVE, locked_req_move, "move", CHECKED | SERVER_OP_SEG_REFUSED, 1 },
-    { MS_REVOKE, locked_req_revoke, "revoke", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
-    { MS_FAULT, locked_req_fault, "fault", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
-    { MS_RECOVERY, locked_req_recovery, "recovery", CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED, 1 },
+    { MS_MOVE, locked_req_move, "move", CHECKED | SERVER_OP_SEG_REFUSED, PROTO_WORDS_USED(ms_sid_req) },
+    { MS_REVOKE, locked_req_revoke, "revoke", INIT_ONLY, PROTO_WORDS_USED(ms_sid_req) },
+    { MS_FAULT, locked_req_fault, "fault", INIT_ONLY, PROTO_WORDS_USED(ms_fault_req) },
+    { MS_RECOVERY, locked_req_recovery, "recovery", INIT_ONLY, PROTO_WORDS_USED(ms_recovery_req) },
 };
 
 /* Init-only labels: init.pid from the arguments, none without it. */

@@ -99,6 +99,7 @@ static uint64_t wait_percentile(const struct memsrv *ms, unsigned permille)
 
 int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
+    const struct ms_stats_req args = ms_stats_req_get(req);
     struct span_stats st;
 
     /* Figures as of now: what ended processes and released quarantines
@@ -107,15 +108,15 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
      * process to end reads its memory back here). */
     reclaim_drain(ms);
     span_stats(&ms->span, &st);
-    if (req->w[0] == MS_STATS_GLOBAL) {
+    if (args.kind == MS_STATS_GLOBAL) {
         struct ms_stats_global g;
-        if (req->w[1] != 0)
+        if (args.which != 0)
             return -EINVAL;
         stats_global(ms, &st, &g);
         memcpy(reply->payload, &g, sizeof(g));
         reply->len = sizeof(g);
-    } else if (req->w[0] == MS_STATS_CLIENT) {
-        uint64_t pid = req->w[1] != 0 ? req->w[1] : req->badge;
+    } else if (args.kind == MS_STATS_CLIENT) {
+        uint64_t pid = args.which != 0 ? args.which : req->badge;
         uint32_t i;
         /* A client learns about itself; only init may ask about anyone. */
         if (pid != req->badge && (ms->init_pid == 0 || req->badge != ms->init_pid))
@@ -134,21 +135,21 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         }
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
-    } else if (req->w[0] == MS_STATS_COMPACTION) {
+    } else if (args.kind == MS_STATS_COMPACTION) {
         struct ms_stats_compaction c = ms->cstats;
-        if (req->w[1] != 0)
+        if (args.which != 0)
             return -EINVAL;
         c.wait_p99_ns = wait_percentile(ms, 990);
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
-    } else if (req->w[0] == MS_STATS_REGION) {
+    } else if (args.kind == MS_STATS_REGION) {
         struct region_walk w = { .ms = ms };
         struct ms_stats_region r;
         const struct span_region *sr;
-        if (req->w[1] >= st.region_count)
+        if (args.which >= st.region_count)
             return -ENOENT;
-        sr = &st.regions[req->w[1]];
-        w.region = (unsigned)req->w[1];
+        sr = &st.regions[args.which];
+        w.region = (unsigned)args.which;
         span_walk(&ms->span, region_span, &w);
         r = (struct ms_stats_region){
             .base = sr->base, .size = sr->size, .free_bytes = sr->free_bytes,
@@ -158,7 +159,7 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         };
         memcpy(reply->payload, &r, sizeof(r));
         reply->len = sizeof(r);
-    } else if (req->w[0] == MS_STATS_RESTART && req->w[1] == 0) {
+    } else if (args.kind == MS_STATS_RESTART && args.which == 0) {
         restart_stats(ms, reply);
     } else {
         return -EINVAL;
@@ -318,8 +319,9 @@ static void map_zoom(struct memsrv *ms, uint64_t base, uint64_t per_char, unsign
 
 int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t columns = req->w[0] != 0 ? req->w[0] : MS_MAP_COLUMNS_DEFAULT;
-    uint64_t base = req->w[1], per_char = req->w[2];
+    const struct ms_map_req args = ms_map_req_get(req);
+    uint64_t columns = args.columns != 0 ? args.columns : MS_MAP_COLUMNS_DEFAULT;
+    uint64_t base = args.base, per_char = args.per_char;
     uint64_t now = ms->k->clock_ns(ms->k->ctx);
 
     (void)reply;

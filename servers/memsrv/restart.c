@@ -85,7 +85,7 @@ int64_t req_fault(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *
         [MS_FAULT_AFTER_CREATE] = "after the next client segment is made",
         [MS_FAULT_AFTER_RECLAIM] = "after the next reclaimed segments are taken",
     };
-    uint64_t when = req->w[0];
+    uint64_t when = ms_fault_req_get(req).when;
     struct ms_kernel_ops *ops = &ms->restart.fault_ops;
 
     (void)reply;
@@ -119,7 +119,7 @@ void restart_first_answer(struct memsrv *ms)
 
 int64_t req_recovery(struct memsrv *ms, const struct ipc_msg *req, struct ipc_msg *reply)
 {
-    uint64_t ended = req->w[0], now = ms->k->clock_ns(ms->k->ctx);
+    uint64_t ended = ms_recovery_req_get(req).ended_ns, now = ms->k->clock_ns(ms->k->ctx);
 
     if (ms->restart.number == 0 || ended == 0 || ended > now)
         return -EINVAL;
@@ -129,9 +129,10 @@ int64_t req_recovery(struct memsrv *ms, const struct ipc_msg *req, struct ipc_ms
     if (ended > ms->restart.first_answer_ns)
         return -EINVAL;
     ms->restart.recovery_ns = ms->restart.first_answer_ns - ended;
-    reply->w[0] = ms->restart.number;
-    reply->w[1] = ms->restart.recovery_ns;
-    reply->w[2] = ms->restart.ready_ns - ms->restart.started_ns;
+    ms_recovery_reply_put(reply, (struct ms_recovery_reply){
+                                     .restart = ms->restart.number,
+                                     .recovery_ns = ms->restart.recovery_ns,
+                                     .rebuild_ns = ms->restart.ready_ns - ms->restart.started_ns });
     return 0;
 }
 

@@ -2,7 +2,7 @@
  * libsys layer: the receive loop of a server, so a server is a table of
  * handlers. Used by servers written on libsys (servers/kvstore/ is the worked
  * example, docs/writing-a-server.md the guide; memsrv runs on it too, with
- * several threads); calls only the IPC system calls and, for segments
+ * several threads, and init, a loop per endpoint it serves); calls only the IPC system calls and, for segments
  * nobody claimed, the memsrv client API.
  *
  * A server describes its requests in a table of struct server_op
@@ -120,7 +120,9 @@ struct server {
     void (*on_notify)(struct server *srv, const struct ipc_msg *note);
     /* reply: the reply as the handler made it; err: the kernel's error. */
     void (*on_reply_failed)(struct server *srv, struct ipc_msg *reply, int64_t err);
-    /* SERVER_OP_TRUSTED ops: whether the caller (its badge, a pid) may ask. */
+    /* SERVER_OP_TRUSTED ops: whether the caller (its badge, a pid) may ask;
+     * where the endpoint itself is the capability (init's console
+     * endpoint), whether this endpoint's callers may. */
     bool (*trusted)(const struct server *srv, uint64_t badge);
     /* A request segment nobody claimed while the reply carries another
      * (default, set by server_run: back to memsrv). */

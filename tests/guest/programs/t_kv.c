@@ -78,7 +78,7 @@ static int64_t put(struct ipc_msg *m, const char *key, uint64_t len, uint64_t se
         *sum = checksum(seg.addr, len);
     request(m, KV_PUT, key, strlen(key));
     m->seg = seg.handle;
-    m->w[0] = len;
+    kv_put_req_put(m, (struct kv_put_req){ .len = len });
     err = call(m);
     if (m->seg != HANDLE_NONE && err != 0)
         ms_free(m->seg); /* a refused PUT gives the segment back */
@@ -93,14 +93,15 @@ static int64_t get(const char *key, uint64_t *len, uint64_t *sum, uint64_t *id, 
     int64_t r = call(&m);
     if (r != 0)
         return r;
-    if (m.seg == HANDLE_NONE || m.seg_addr == 0 || m.w[0] > m.seg_size)
+    const struct kv_get_reply got = kv_get_reply_get(&m);
+    if (m.seg == HANDLE_NONE || m.seg_addr == 0 || got.len > m.seg_size)
         return -EPEER;
     const uint8_t *v = (const uint8_t *)m.seg_addr;
-    *len = m.w[0];
-    *sum = checksum(v, m.w[0]);
-    *id = m.w[1];
+    *len = got.len;
+    *sum = checksum(v, got.len);
+    *id = got.id;
     *zero_tail = true;
-    for (uint64_t i = m.w[0]; i < m.seg_size; i += 61)
+    for (uint64_t i = got.len; i < m.seg_size; i += 61)
         *zero_tail &= v[i] == 0;
     return ms_free(m.seg);
 }
@@ -132,8 +133,9 @@ static void check_values(struct test_run *t)
         value_key(key, sizeof(key), i);
         struct abi_seg_info info;
         int64_t r = put(&m, key, value_sizes[i], i + 1, &sums[i]);
-        ids[i] = m.w[0];
-        puts_ok &= r == 0 && m.w[0] != 0 && m.w[1] == 0 && m.seg == HANDLE_NONE;
+        const struct kv_put_reply done = kv_put_reply_get(&m);
+        ids[i] = done.id;
+        puts_ok &= r == 0 && done.id != 0 && done.replaced == 0 && m.seg == HANDLE_NONE;
         gone &= sys_seg_info(m.seg, &info) == -EBADH;
         if (r != 0)
             printf("t_kv: put %s (%lu bytes): %s\n", key, value_sizes[i], sys_strerror(r));
@@ -166,8 +168,8 @@ static void check_values(struct test_run *t)
     char key[32];
     value_key(key, sizeof(key), 3);
     int64_t r = put(&m, key, 100 * KIB, 777, &new_sum);
-    uint64_t new_id = m.w[0];
-    bool replaced = m.w[1] == 1;
+    uint64_t new_id = kv_put_reply_get(&m).id;
+    bool replaced = kv_put_reply_get(&m).replaced == 1;
     int64_t g = get(key, &len, &sum, &id, &zero_tail);
     test_check(t, "put_replaces", r == 0 && replaced && new_id != ids[3] && g == 0 && len == 100 * KIB &&
                sum == new_sum && id == new_id, "put %ld replaced %d id %lu (was %lu), get %ld len %lu", r, replaced,
@@ -243,7 +245,7 @@ static void check_bad_requests(struct test_run *t)
     if (ms_alloc(4 * KIB, 0, 0, 0, &seg) == 0) {
         request(&m, KV_PUT, too_long, KV_KEY_MAX + 1);
         m.seg = seg.handle;
-        m.w[0] = 100;
+        kv_put_req_put(&m, (struct kv_put_req){ .len = 100 });
         long_put = call(&m);
         seg_back = m.seg != HANDLE_NONE && m.seg_addr != 0;
         if (m.seg != HANDLE_NONE)
@@ -257,7 +259,7 @@ static void check_bad_requests(struct test_run *t)
     int64_t missing = call(&m);
     bool missing_no_seg = m.seg == HANDLE_NONE;
     request(&m, KV_PUT, "no segment", 10);
-    m.w[0] = 10;
+    kv_put_req_put(&m, (struct kv_put_req){ .len = 10 });
     int64_t no_seg = call(&m);
     int64_t too_big = put(&m, "value longer than segment", 4 * KIB, 1, 0);
     /* put() sends len bytes in a len-byte segment: make a lie by hand. */
@@ -265,13 +267,13 @@ static void check_bad_requests(struct test_run *t)
     if (ms_alloc(4 * KIB, 0, 0, 0, &seg) == 0) {
         request(&m, KV_PUT, "lie", 3);
         m.seg = seg.handle;
-        m.w[0] = 4 * KIB + 1;
+        kv_put_req_put(&m, (struct kv_put_req){ .len = 4 * KIB + 1 });
         lie = call(&m);
         if (m.seg != HANDLE_NONE)
             ms_free(m.seg);
     }
     request(&m, KV_GET, "value/0", 7);
-    m.w[2] = 1;
+    m.w[2] = 1; /* a word no request uses */
     int64_t stray_word = call(&m);
     request(&m, KV_DELETE, "no such key", 11);
     int64_t missing_delete = call(&m);
@@ -311,7 +313,7 @@ static void check_delete_all(struct test_run *t, uint64_t charged_before)
             memcpy(key, &page.data[at + 1], n);
             at += 1 + n;
             request(&m, KV_DELETE, key, n);
-            if (call(&m) == 0 && m.w[0] != 0)
+            if (call(&m) == 0 && kv_delete_reply_get(&m).id != 0)
                 deleted++;
             else
                 failures++;
