@@ -37,6 +37,7 @@
 #define SEG_BYTES (256 * 1024)            /* four of the kernel's copy chunks */
 #define WORDS_PER_WRITER 512              /* a 4 KiB part each */
 #define MOVES 1000
+#define WRITER_BURST 4096                 /* writes between yields when writer and mover share one CPU */
 #define TRANSFER_EVERY 100
 
 enum label { L_ECHO = 1, L_KEEP, L_QUIT };
@@ -98,6 +99,10 @@ static void writer(uint64_t i)
         base[i * WORDS_PER_WRITER + word] = n;
         w->last[word] = n;
         w->writes = n;
+        /* One CPU: hand it back after a burst, so that the test's length is
+         * its work and not one 10 ms quantum per move. */
+        if (ncpus == 1 && n % WRITER_BURST == 0)
+            sys_yield();
     }
     sys_thread_exit();
 }
@@ -193,6 +198,9 @@ static void pinner(uint64_t unused)
         if (phys < 0)
             continue; /* busy: a migration under way */
         for (unsigned k = 0; k < 50; k++) {
+            /* One CPU: every other pin lets the mover try while it holds. */
+            if (ncpus == 1 && k == 25 && pins_done % 2)
+                sys_yield();
             struct abi_seg_info info;
             if (sys_seg_info(pin_seg.handle, &info) != 0 || info.phys != (uint64_t)phys)
                 pin_changed++;
@@ -202,6 +210,8 @@ static void pinner(uint64_t unused)
          * stopped; stopping it lets the segment move again. */
         sys_dev_dma(dev, false);
         pins_done++;
+        if (ncpus == 1)
+            sys_yield(); /* as the writers do */
     }
     sys_thread_exit();
 }
