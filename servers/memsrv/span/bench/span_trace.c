@@ -1,29 +1,31 @@
 /*
  * Memory-server layer tool: span-trace replays real programs' allocation
  * traces (traces/NAME.trace, recorded with strace; traces/README.md says how)
- * against the span library, for every policy, on heaps of 1.25 and 1.1
+ * against the span library, for every policy, on heaps of 1.25, 1.1 and 1.0
  * times each trace's peak live bytes. A host program, not linked into
- * memsrv; ctest runs its --check mode (span_trace_test).
+ * memsrv; ctest runs its --check mode (span_trace_test, and _asan).
  *
  * The heap is one region of that size; every mapping of the trace is a
  * segment (SPAN_LARGE_OK, as memsrv's ALLOC asks). When an allocation
- * fails and the free bytes could hold it, the failure is handled the way
- * memsrv's direct compaction does (compact.c): a targeted plan for the
- * request's size, every move carried out and confirmed, then the
- * allocation retried. Reported per trace, policy and heap: wall time per
- * operation (median of several replays), failures before compaction,
- * failures left after it, bytes moved; with --instructions also the
- * instructions per span_alloc and span_free call and for all compaction,
- * counted by valgrind's callgrind on a child that replays once.
- * A failed allocation's later free is skipped (the program would have
- * had its mmap fail).
+ * fails, it is handled the way memsrv's direct compaction does (compact.c):
+ * a targeted plan for the request's size, every move carried out and
+ * confirmed, the allocation retried; if that fails too, a full compaction
+ * (what memsrv's background compactor would get to) and a last retry.
+ * Reported per trace, policy and heap: wall time per operation (median of
+ * several replays, compaction included), failures before compaction, after
+ * the targeted plan and after the full one, plans run, bytes moved; with
+ * --instructions also the instructions per span_alloc and span_free call
+ * and in all compaction calls, counted by valgrind's callgrind on a child
+ * that replays once. A failed allocation's later free is skipped (the
+ * program would have had its mmap fail).
  *
- * --check replays on the 1.25x heap with span_check every CHECK_EVERY
+ * --check replays on every heap with span_check every CHECK_EVERY
  * operations, after every compaction and at the end, compares the books'
  * used bytes and segment count with the replayer's own, looks every new
- * segment up, and requires the books to be exact at the end: every
- * segment freed, free bytes == heap bytes, one free span. Exit status 1
- * on any fault. Timings are reported, never asserted.
+ * segment up, checks every move names the segment where the replayer has
+ * it, and requires the books to be exact at the end: every segment freed,
+ * free bytes == heap bytes, one free span. Exit status 1 on any fault.
+ * Timings are reported, never asserted.
  *
  * Usage: span-trace [--check | --instructions] TRACE...
  *        span-trace --once POLICY PERMILLE TRACE   (one replay, for callgrind)
@@ -192,7 +194,7 @@ struct replay {
     uint64_t *base_of;    /* id -> segment base, or NO_BASE */
     uint64_t live_bytes, live_count;
     /* results */
-    uint64_t fail_raw, fail_after, skipped_frees;
+    uint64_t alloc_calls, fail_raw, fail_targeted, fail_after, skipped_frees;
     uint64_t plans, moves, moved_bytes;
     uint64_t ns;
     unsigned faults;
@@ -269,19 +271,15 @@ static void check_books(struct replay *r, const struct trace *t, size_t op)
         fault(r, t, op, "books disagree with the trace's live bytes or segments", st.used_bytes);
 }
 
-/* memsrv's direct compaction, without budgets: a targeted plan for the
- * request, every move carried out at once (only the books are modelled). */
-static int compact_for(struct replay *r, const struct trace *t, size_t op, uint64_t bytes)
+/* Carries out every move of a plan at once (only the books are modelled). */
+static int run_plan(struct replay *r, const struct trace *t, size_t op, struct span_plan *plan)
 {
-    struct span_plan plan;
     struct span_move mv;
     int ret;
 
-    if (span_plan_targeted(&r->a, &plan, bytes, 0, 0) != 0)
-        return -1;
     r->plans++;
-    while ((ret = span_plan_next(&r->a, &plan, &mv)) == SPAN_PLAN_MOVE) {
-        if (span_move_done(&r->a, &plan, &mv) != 0) {
+    while ((ret = span_plan_next(&r->a, plan, &mv)) == SPAN_PLAN_MOVE) {
+        if (span_move_done(&r->a, plan, &mv) != 0) {
             fault(r, t, op, "span_move_done refused a proposed move", mv.from);
             return -1;
         }
@@ -298,19 +296,47 @@ static int compact_for(struct replay *r, const struct trace *t, size_t op, uint6
     return ret == SPAN_PLAN_DONE ? 0 : -1;
 }
 
+static int try_alloc(struct replay *r, const struct span_request *req, uint32_t id, uint64_t *base)
+{
+    r->alloc_calls++;
+    return span_alloc(&r->a, req, id, base);
+}
+
+/* A failed request is handled as memsrv's direct compaction does (a
+ * targeted plan for it, without budgets, then the retry); if that fails
+ * too, a full compaction, as memsrv's background compactor would run
+ * sooner or later, and a last retry. */
+static int alloc_compacted(struct replay *r, const struct trace *t, size_t op,
+                           const struct span_request *req, uint32_t id, uint64_t *base)
+{
+    struct span_plan plan;
+    struct span_stats st;
+    int err = -ENOMEM;
+
+    span_stats(&r->a, &st);
+    if (st.free_bytes < req->size)
+        return err; /* out of memory, not fragmentation */
+    if (span_plan_targeted(&r->a, &plan, req->size, 0, 0) == 0 &&
+        run_plan(r, t, op, &plan) == 0)
+        err = try_alloc(r, req, id, base);
+    if (err == 0)
+        return 0;
+    r->fail_targeted++;
+    if (span_plan_full(&r->a, &plan, 0) == 0 && run_plan(r, t, op, &plan) == 0)
+        err = try_alloc(r, req, id, base);
+    return err;
+}
+
 static void replay_alloc(struct replay *r, const struct trace *t, size_t op,
                          const struct trace_op *o)
 {
     struct span_request req = { .size = o->bytes, .flags = SPAN_LARGE_OK };
-    struct span_stats st;
     uint64_t base;
-    int err = span_alloc(&r->a, &req, o->id, &base);
+    int err = try_alloc(r, &req, o->id, &base);
 
     if (err == -ENOMEM) {
         r->fail_raw++;
-        span_stats(&r->a, &st);
-        if (st.free_bytes >= o->bytes && compact_for(r, t, op, o->bytes) == 0)
-            err = span_alloc(&r->a, &req, o->id, &base);
+        err = alloc_compacted(r, t, op, &req, o->id, &base);
         if (err != 0)
             r->fail_after++;
     } else if (err != 0) {
@@ -419,8 +445,8 @@ static bool annotate_line(const char *line, const char *fn, uint64_t *out)
 static struct instr count_instructions(const char *self, const struct trace *t,
                                        enum span_policy p, unsigned permille)
 {
-    static const char *const compaction[] = { "span_plan_targeted", "span_plan_next",
-                                              "span_move_done" };
+    static const char *const compaction[] = { "span_plan_targeted", "span_plan_full",
+                                              "span_plan_next", "span_move_done" };
     struct instr in = { 0 };
     char out[64], cmd[1024], line[1024];
     FILE *ann;
@@ -476,7 +502,7 @@ static int measure(const char *self, const struct trace *t, enum span_policy p,
     uint64_t ns[TIMED_REPLAYS];
     struct replay r;
     struct instr in = { 0 };
-    uint64_t allocs_called, ops = t->n;
+    uint64_t frees_called, ops = t->n;
 
     for (unsigned k = 0; k < TIMED_REPLAYS; k++) {
         if (replay_setup(&r, t, p, permille, false) != 0) {
@@ -491,27 +517,26 @@ static int measure(const char *self, const struct trace *t, enum span_policy p,
     qsort(ns, TIMED_REPLAYS, sizeof(ns[0]), cmp_u64);
     if (with_instructions)
         in = count_instructions(self, t, p, permille);
-    /* span_alloc calls: one per alloc, one more per retry after a plan. */
-    allocs_called = t->allocs + r.plans;
+    frees_called = t->allocs - r.skipped_frees;
     printf("%-16s %-10s %5.2fx %9" PRIu64 " %7.1f %6" PRIu64 " %6" PRIu64 " %6" PRIu64
-           " %10" PRIu64,
+           " %6" PRIu64 " %10" PRIu64,
            t->name, span_policy_name(p), permille / 1000.0, r.heap / KIB,
-           (double)ns[TIMED_REPLAYS / 2] / (double)ops, r.fail_raw, r.fail_after, r.plans,
-           r.moved_bytes / KIB);
+           (double)ns[TIMED_REPLAYS / 2] / (double)ops, r.fail_raw, r.fail_targeted,
+           r.fail_after, r.plans, r.moved_bytes / KIB);
     if (with_instructions && in.ok)
-        printf(" %8" PRIu64 " %8" PRIu64 " %11" PRIu64, in.alloc / allocs_called,
-               in.free / (t->allocs - r.skipped_frees ? t->allocs - r.skipped_frees : 1),
-               in.compact);
+        printf(" %8" PRIu64 " %8" PRIu64 " %11" PRIu64, in.alloc / r.alloc_calls,
+               in.free / frees_called, in.compact);
     printf("\n");
     bench(t->name, p, permille, "ns_per_op", (double)ns[TIMED_REPLAYS / 2] / (double)ops, "ns");
     bench(t->name, p, permille, "fail_raw", (double)r.fail_raw, "count");
-    bench(t->name, p, permille, "fail_compacted", (double)r.fail_after, "count");
+    bench(t->name, p, permille, "fail_after_targeted", (double)r.fail_targeted, "count");
+    bench(t->name, p, permille, "fail_after_full", (double)r.fail_after, "count");
     bench(t->name, p, permille, "moved", (double)(r.moved_bytes / KIB), "KiB");
     if (with_instructions && in.ok) {
-        bench(t->name, p, permille, "instr_per_alloc", (double)in.alloc / (double)allocs_called,
+        bench(t->name, p, permille, "instr_per_alloc", (double)in.alloc / (double)r.alloc_calls,
               "instructions");
-        bench(t->name, p, permille, "instr_per_free",
-              (double)in.free / (double)(t->allocs - r.skipped_frees), "instructions");
+        bench(t->name, p, permille, "instr_per_free", (double)in.free / (double)frees_called,
+              "instructions");
         bench(t->name, p, permille, "instr_compaction", (double)in.compact, "instructions");
     }
     replay_teardown(&r);
@@ -523,18 +548,21 @@ static int check_all(const struct trace *t)
     unsigned faults = 0;
 
     for (unsigned p = 0; p < SPAN_POLICY_COUNT; p++) {
-        struct replay r;
-        if (replay_setup(&r, t, (enum span_policy)p, heap_permille[0], true) != 0) {
-            fprintf(stderr, "span-trace: cannot set up the heap\n");
-            return 1;
+        for (unsigned h = 0; h < HEAPS; h++) {
+            struct replay r;
+            if (replay_setup(&r, t, (enum span_policy)p, heap_permille[h], true) != 0) {
+                fprintf(stderr, "span-trace: cannot set up the heap\n");
+                return 1;
+            }
+            replay_run(&r, t);
+            printf("%s %-10s heap %" PRIu64 " KiB: %zu ops, %" PRIu64 " failures (%" PRIu64
+                   " after compaction), %" PRIu64 " moves, %" PRIu64 " KiB moved: %s\n",
+                   t->name, span_policy_name((enum span_policy)p), r.heap / KIB, t->n,
+                   r.fail_raw, r.fail_after, r.moves, r.moved_bytes / KIB,
+                   r.faults ? "FAULTS" : "books exact");
+            faults += r.faults;
+            replay_teardown(&r);
         }
-        replay_run(&r, t);
-        printf("%s %-10s heap %" PRIu64 " KiB: %zu ops, %" PRIu64 " failures (%" PRIu64
-               " after compaction), %" PRIu64 " KiB moved: %s\n",
-               t->name, span_policy_name((enum span_policy)p), r.heap / KIB, t->n, r.fail_raw,
-               r.fail_after, r.moved_bytes / KIB, r.faults ? "FAULTS" : "books exact");
-        faults += r.faults;
-        replay_teardown(&r);
     }
     return faults ? 1 : 0;
 }
@@ -575,8 +603,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!check) {
-        printf("trace            policy      heap  heap KiB   ns/op  fails  after  plans "
-               "moved KiB%s\n", instructions ? "  instr/a  instr/f compact-ins" : "");
+        printf("trace            policy      heap  heap KiB   ns/op  fails  after  after  plans "
+               " moved KiB%s\n", instructions ? "  instr/a  instr/f compact-ins" : "");
+        printf("%52s targeted   full\n", "");
     }
     for (int i = first; i < argc; i++) {
         struct trace t;
