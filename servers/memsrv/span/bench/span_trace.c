@@ -45,6 +45,7 @@
 #define HEAP_BASE ((uint64_t)16 << 20)
 #define CHECK_EVERY 256
 #define TIMED_REPLAYS 5
+#define MAX_IDS ((uint64_t)1 << 24) /* the converter numbers segments 0, 1, 2, ... */
 
 static const unsigned heap_permille[] = { 1250, 1100, 1000 };
 #define HEAPS (sizeof(heap_permille) / sizeof(heap_permille[0]))
@@ -113,17 +114,25 @@ static int trace_load(struct trace *t, const char *path)
             break;
         }
         fields = sscanf(line, "%c %llu %llu %c", &kind, &id, &bytes, &extra);
-        if (!((kind == 'a' && fields == 3) || (kind == 'f' && fields == 2)) || id >= UINT32_MAX) {
+        if (!((kind == 'a' && fields == 3) || (kind == 'f' && fields == 2))) {
             err = trace_error(t, lineno, "expected 'a <id> <bytes>' or 'f <id>'");
+            break;
+        }
+        if (id >= MAX_IDS) {
+            err = trace_error(t, lineno, "id too large (ids are dense, below 2^24)");
             break;
         }
         if (id >= state_cap) {
             size_t cap = state_cap ? state_cap : 1024;
             while (cap <= id)
                 cap *= 2;
-            state = realloc(state, cap);
-            size_of = realloc(size_of, cap * sizeof(*size_of));
-            if (state == NULL || size_of == NULL) {
+            uint8_t *more_state = realloc(state, cap);
+            if (more_state != NULL)
+                state = more_state;
+            uint64_t *more_size = realloc(size_of, cap * sizeof(*size_of));
+            if (more_size != NULL)
+                size_of = more_size;
+            if (more_state == NULL || more_size == NULL) {
                 err = trace_error(t, lineno, "out of memory");
                 break;
             }
@@ -146,12 +155,14 @@ static int trace_load(struct trace *t, const char *path)
         if (err != 0)
             break;
         if (t->n == t->cap) {
-            t->cap = t->cap ? 2 * t->cap : 4096;
-            t->ops = realloc(t->ops, t->cap * sizeof(*t->ops));
-            if (t->ops == NULL) {
+            size_t cap = t->cap ? 2 * t->cap : 4096;
+            struct trace_op *more = realloc(t->ops, cap * sizeof(*t->ops));
+            if (more == NULL) {
                 err = trace_error(t, lineno, "out of memory");
                 break;
             }
+            t->ops = more;
+            t->cap = cap;
         }
         t->ops[t->n++] = op;
         if (op.alloc) {
@@ -177,6 +188,10 @@ static int trace_load(struct trace *t, const char *path)
     free(size_of);
     if (err == 0 && (live != 0 || t->allocs == 0))
         err = trace_error(t, lineno, live ? "segments still live at the end" : "no allocation");
+    if (err != 0) {
+        free(t->ops);
+        t->ops = NULL;
+    }
     return err;
 }
 
