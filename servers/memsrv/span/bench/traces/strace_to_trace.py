@@ -243,6 +243,15 @@ def find_parents(lines):
     return parents
 
 
+def convert(lines):
+    """The Converter after the whole log: its ops and counts."""
+    conv = Converter(find_parents(lines))
+    for tid, text in merged_calls(lines):
+        conv.event(tid, text)
+    conv.finish()
+    return conv
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("strace_log")
@@ -253,11 +262,7 @@ def main():
     opt = ap.parse_args()
 
     with open(opt.strace_log) as f:
-        lines = f.readlines()
-    conv = Converter(find_parents(lines))
-    for tid, text in merged_calls(lines):
-        conv.event(tid, text)
-    conv.finish()
+        conv = convert(f.readlines())
 
     body, size, live, peak, cut, allocs = [], 0, {}, 0, None, 0
     for i, op in enumerate(conv.ops):
