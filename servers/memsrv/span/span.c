@@ -219,6 +219,22 @@ const char *span_state_name(enum span_state state)
     return "?";
 }
 
+/* The names memsrv.policy= takes (no default case: a new policy must be named). */
+const char *span_policy_name(enum span_policy policy)
+{
+    switch (policy) {
+    case SPAN_POLICY_BEST_FIT:
+        return "quickfit";
+    case SPAN_POLICY_TOP_OF_HEAP:
+        return "topheap";
+    case SPAN_POLICY_INSTANT_FIT:
+        return "instantfit";
+    case SPAN_POLICY_COUNT:
+        break;
+    }
+    return "?";
+}
+
 /* ---- slot pool --------------------------------------------------------- */
 
 static struct span_block **block_head(struct span_alloc *a, uint32_t list)

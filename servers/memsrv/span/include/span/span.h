@@ -420,5 +420,6 @@ struct span_fault {
 int span_check(const struct span_alloc *a, struct span_fault *fault);
 
 const char *span_state_name(enum span_state state);
+const char *span_policy_name(enum span_policy policy); /* as memsrv.policy= spells it */
 
 #endif
