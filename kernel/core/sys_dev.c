@@ -27,14 +27,6 @@ static int bar_arg(uint64_t h, uint64_t bar, struct device **d)
     return bar > PCI_BAR_MAX ? -EINVAL : 0;
 }
 
-/* The notification an interrupt or fault is delivered to, and its bit: not
- * bit 63, since a wait returns the bits as its non-negative result. */
-static int signal_arg(uint64_t h, uint64_t bit, struct notification **n)
-{
-    SYSCALL_TRY(notification_arg(h, RIGHT_SIGNAL, n));
-    return bit >= 63 ? -EINVAL : 0;
-}
-
 int64_t sys_dev_open(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
@@ -140,8 +132,7 @@ int64_t sys_irq_bind(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct irq_object *o;
     struct notification *n;
-    SYSCALL_TRY(irq_arg(a0, RIGHT_CONTROL, &o));
-    SYSCALL_TRY(signal_arg(a1, a2, &n));
+    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, a1, a2, &n));
     return irq_bind(o, n, (unsigned)a2);
 }
 
@@ -158,7 +149,6 @@ int64_t sys_dev_fault_bind(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct device *d;
     struct notification *n;
-    SYSCALL_TRY(device_arg(a0, RIGHT_DMA, &d));
-    SYSCALL_TRY(signal_arg(a1, a2, &n));
+    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_DEVICE, RIGHT_DMA, (void **)&d, a1, a2, &n));
     return device_fault_bind(d, n, (unsigned)a2, current->proc->pid);
 }

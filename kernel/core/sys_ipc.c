@@ -22,20 +22,24 @@ int64_t sys_ep_create(SYSCALL_ARGS)
     return published;
 }
 
+/* A send and a call decode alike; a call then waits for the reply. */
+static inline int64_t send(uint64_t h, uint64_t msg, uint64_t timeout_ns, bool call)
+{
+    struct endpoint *ep;
+    int err = endpoint_arg(h, RIGHT_SEND, &ep);
+    return err ? err : ipc_send(ep, msg, timeout_ns, call);
+}
+
 int64_t sys_ipc_send(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep;
-    int err = endpoint_arg(a0, RIGHT_SEND, &ep);
-    return err ? err : ipc_send(ep, a1, a2, false);
+    return send(a0, a1, a2, false);
 }
 
 int64_t sys_ipc_call(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep;
-    int err = endpoint_arg(a0, RIGHT_SEND, &ep);
-    return err ? err : ipc_send(ep, a1, a2, true);
+    return send(a0, a1, a2, true);
 }
 
 int64_t sys_ipc_recv(SYSCALL_ARGS)
@@ -101,10 +105,7 @@ int64_t sys_ep_watch(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct endpoint *ep;
     struct notification *n;
-    SYSCALL_TRY(endpoint_arg(a0, RIGHT_SEND, &ep));
-    SYSCALL_TRY(notification_arg(a1, RIGHT_SIGNAL, &n));
-    if (a2 >= 63)
-        return -EINVAL;
+    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_ENDPOINT, RIGHT_SEND, (void **)&ep, a1, a2, &n));
     return endpoint_watch(ep, n, (unsigned)a2, current->proc->account);
 }
 

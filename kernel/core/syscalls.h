@@ -12,6 +12,7 @@
 #define KERNEL_CORE_SYSCALLS_H
 
 #include <stdint.h>
+#include <abi/errno.h>
 #include <abi/syscall.h>
 #include <kernel/handle.h>
 
@@ -57,6 +58,19 @@ SYSCALL_OBJECT_ARG(segment_arg, struct segment, HANDLE_SEGMENT)
 SYSCALL_OBJECT_ARG(device_arg, struct device, HANDLE_DEVICE)
 SYSCALL_OBJECT_ARG(irq_arg, struct irq_object, HANDLE_IRQ)
 #undef SYSCALL_OBJECT_ARG
+
+/* The arguments of the calls that bind an event source to a notification
+ * bit (SYS_EP_WATCH, SYS_IRQ_BIND, SYS_DEV_FAULT_BIND): the source `h`,
+ * of `type` and with the rights `need`; the notification `nh` the events
+ * are delivered to (RIGHT_SIGNAL); and its bit, not bit 63, since a wait
+ * returns the bits as its non-negative result. */
+static inline int syscall_binding_args(uint64_t h, enum handle_type type, rights_t need, void **source,
+                                       uint64_t nh, uint64_t bit, struct notification **n)
+{
+    SYSCALL_TRY(syscall_handle_arg(h, type, need, source));
+    SYSCALL_TRY(notification_arg(nh, RIGHT_SIGNAL, n));
+    return bit >= 63 ? -EINVAL : 0;
+}
 
 /* The process a handle argument names with the rights `need`: HANDLE_SELF
  * (every right over oneself) or a process handle. 0 with *out, -EBADH,

@@ -17,6 +17,7 @@
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/sched.h>
 #include <kernel/slab.h>
 
@@ -121,8 +122,7 @@ void thread_get(struct thread *t) { t->refs++; }
 
 void thread_put(struct thread *t)
 {
-    VERIFY(t->refs > 0);
-    if (--t->refs)
+    if (!ref_drop(&t->refs))
         return;
     VERIFY(t->state == THREAD_DEAD && !t->kstack_top);
     struct account *a = t->account;
