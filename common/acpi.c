@@ -3,9 +3,9 @@
  * by the kernel at boot, through a callback that copies physical memory, and
  * by the host tests on fake and corrupted tables.
  *
- * Every multi-byte field is read with memcpy at an offset already proven to
- * lie inside the buffer, so neither alignment nor a lying length field can
- * make the parser read outside what it was given. Tables are parsed from
+ * Every multi-byte field is read byte by byte at an offset already proven
+ * to lie inside the buffer, so neither alignment nor a lying length field
+ * can make the parser read outside what it was given. Tables are parsed from
  * the caller's copy, the same bytes the checksum covered. A refusal returns
  * at once with a reason; the partial result is cleared, never half-used.
  */
@@ -37,26 +37,18 @@ static int refuse(struct acpi_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-static uint16_t get16(const uint8_t *p, size_t off)
+/* A little-endian field (ACPI's byte order) of `size` bytes at p + off. */
+static uint64_t field(const uint8_t *p, size_t off, size_t size)
 {
-    uint16_t v;
-    memcpy(&v, p + off, sizeof v);
+    uint64_t v = 0;
+    while (size--)
+        v = v << 8 | p[off + size];
     return v;
 }
 
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-    uint32_t v;
-    memcpy(&v, p + off, sizeof v);
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p, size_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof v);
-    return v;
-}
+static uint16_t get16(const uint8_t *p, size_t off) { return (uint16_t)field(p, off, 2); }
+static uint32_t get32(const uint8_t *p, size_t off) { return (uint32_t)field(p, off, 4); }
+static uint64_t get64(const uint8_t *p, size_t off) { return field(p, off, 8); }
 
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
