@@ -83,8 +83,7 @@ struct device {
     uint64_t master_pid;           /* the process that turned bus mastering on (0: nobody) */
 };
 
-static struct slab_cache device_cache;
-static bool cache_ready;
+static struct slab_cache device_cache = SLAB_CACHE("device", sizeof(struct device));
 static struct device *open_devices;
 
 static uint16_t read16(struct pci_address a, unsigned offset) { return (uint16_t)pci_config_read(a, offset, 2); }
@@ -148,10 +147,6 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
             *out = d;
             return 0;
         }
-    }
-    if (!cache_ready) {
-        slab_cache_init(&device_cache, "device", sizeof(struct device));
-        cache_ready = true;
     }
     struct device *d = slab_alloc(&device_cache);
     if (!d)
