@@ -102,6 +102,7 @@
  */
 #include <libsys/malloc.h>
 #include <libsys/sync.h>
+#include <common/check.h>
 #include <common/string.h>
 #include <abi/errno.h>
 #include "bins.h"
@@ -870,14 +871,7 @@ void heap_stats(const struct heap *h, struct heap_stats *out)
 /* ------------------------------------------------------------------ */
 /* checker                                                              */
 
-#define CHECK(cond, at)                                                  \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            if (where)                                                   \
-                *where = (const void *)(at);                             \
-            return -EINVAL;                                              \
-        }                                                                \
-    } while (0)
+#define CHECK(cond, at) CHECK_OR_REFUSE(cond, where, (const void *)(at))
 
 static int check_chunks(struct heap_seg *s, size_t *nfree, size_t *free_bytes,
                         size_t *live, size_t *live_bytes, const void **where)
