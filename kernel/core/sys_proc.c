@@ -24,11 +24,6 @@
 
 static struct process *self(void) { return current->proc; }
 
-int syscall_handle_arg(uint64_t h, enum handle_type type, rights_t need, void **out)
-{
-    return handle_get(&self()->handles, h, type, need, out, 0);
-}
-
 int syscall_process_arg(uint64_t h, rights_t need, struct process **out)
 {
     if (h == HANDLE_SELF) {

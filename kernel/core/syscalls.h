@@ -15,6 +15,8 @@
 #include <abi/errno.h>
 #include <abi/syscall.h>
 #include <kernel/handle.h>
+#include <kernel/proc.h>
+#include <kernel/sched.h>
 
 #define SYSCALL_ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
 #define SYSCALL_UNUSED (void)a0, (void)a1, (void)a2, (void)a3, (void)a4
@@ -35,8 +37,12 @@ ABI_SYSCALLS(SYSCALL_DECLARE)
 
 /* The object the caller's handle `h` names, of `type` and with the rights
  * `need`: 0 with *out, -EBADH or -EPERM. The typed forms below are what
- * handlers use. */
-int syscall_handle_arg(uint64_t h, enum handle_type type, rights_t need, void **out);
+ * handlers use. Inline: the IPC calls look up an endpoint on every
+ * message. */
+static inline int syscall_handle_arg(uint64_t h, enum handle_type type, rights_t need, void **out)
+{
+    return handle_get(&current->proc->handles, h, type, need, out, 0);
+}
 
 #define SYSCALL_OBJECT_ARG(name, object_type, handle_type)                                         \
     static inline int name(uint64_t h, rights_t need, object_type **out)                            \
