@@ -3,9 +3,9 @@
  * by the kernel at boot, through a callback that copies physical memory, and
  * by the host tests on fake and corrupted tables.
  *
- * Every multi-byte field is read with memcpy at an offset already proven to
- * lie inside the buffer, so neither alignment nor a lying length field can
- * make the parser read outside what it was given. Tables are parsed from
+ * Every multi-byte field is read byte by byte at an offset already proven
+ * to lie inside the buffer, so neither alignment nor a lying length field
+ * can make the parser read outside what it was given. Tables are parsed from
  * the caller's copy, the same bytes the checksum covered. A refusal returns
  * at once with a reason; the partial result is cleared, never half-used.
  */
@@ -37,26 +37,18 @@ static int refuse(struct acpi_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-static uint16_t get16(const uint8_t *p, size_t off)
+/* A little-endian field (ACPI's byte order) of `size` bytes at p + off. */
+static uint64_t field(const uint8_t *p, size_t off, size_t size)
 {
-    uint16_t v;
-    memcpy(&v, p + off, sizeof v);
+    uint64_t v = 0;
+    while (size--)
+        v = v << 8 | p[off + size];
     return v;
 }
 
-static uint32_t get32(const uint8_t *p, size_t off)
-{
-    uint32_t v;
-    memcpy(&v, p + off, sizeof v);
-    return v;
-}
-
-static uint64_t get64(const uint8_t *p, size_t off)
-{
-    uint64_t v;
-    memcpy(&v, p + off, sizeof v);
-    return v;
-}
+static uint16_t get16(const uint8_t *p, size_t off) { return (uint16_t)field(p, off, 2); }
+static uint32_t get32(const uint8_t *p, size_t off) { return (uint32_t)field(p, off, 4); }
+static uint64_t get64(const uint8_t *p, size_t off) { return field(p, off, 8); }
 
 static uint8_t checksum(const uint8_t *p, size_t len)
 {
@@ -64,6 +56,35 @@ static uint8_t checksum(const uint8_t *p, size_t len)
     for (size_t i = 0; i < len; i++)
         sum = (uint8_t)(sum + p[i]);
     return sum;
+}
+
+/* How a table's variable part is laid out: entries (MADT) or structures
+ * (DMAR), each opening with a type and a length of `field` bytes each. */
+struct entry_layout {
+    const char *table;   /* "MADT" */
+    const char *noun;    /* "entry" */
+    const char *article; /* "an" */
+    size_t field;
+    const char *(*type_name)(unsigned type);
+};
+
+/* The header of entry i at `off`, checked against the table's `len`
+ * bytes: its type and its length, which lies inside the table. */
+static int entry_at(const struct entry_layout *l, const uint8_t *p, size_t len, size_t off, unsigned i,
+                    unsigned *type, size_t *elen, struct acpi_error *err)
+{
+    if (len - off < 2 * l->field)
+        return refuse(err, -EINVAL, "%s: %zu stray byte%s at offset %zu, too few for %s %s", l->table, len - off,
+                      len - off == 1 ? "" : "s", off, l->article, l->noun);
+    *type = (unsigned)field(p, off, l->field);
+    *elen = (size_t)field(p, off + l->field, l->field);
+    if (*elen < 2 * l->field)
+        return refuse(err, -EINVAL, "%s %s %u (%s) at offset %zu: length %zu is less than its own header", l->table,
+                      l->noun, i, l->type_name(*type), off, *elen);
+    if (*elen > len - off)
+        return refuse(err, -EINVAL, "%s %s %u (%s) at offset %zu: length %zu runs past the table's end (%zu bytes left)",
+                      l->table, l->noun, i, l->type_name(*type), off, *elen, len - off);
+    return 0;
 }
 
 /* n bytes of firmware text, printable, for messages. */
@@ -480,18 +501,14 @@ static int madt_parse(const uint8_t *p, size_t len, struct acpi_madt *out, struc
     out->flags = get32(p, 40);
     bool address_seen = false;
     unsigned i = 0;
+    static const struct entry_layout layout = { "MADT", "entry", "an", 1, madt_type_name };
     for (size_t off = MADT_FIXED; off < len; i++) {
-        if (len - off < 2)
-            return refuse(err, -EINVAL, "MADT: %zu stray byte at offset %zu, too few for an entry", len - off,
-                          off);
-        unsigned type = p[off], elen = p[off + 1];
-        if (elen < 2)
-            return MADT_REFUSE(err, i, type, off, "length %u is less than its own header", elen);
-        if (elen > len - off)
-            return MADT_REFUSE(err, i, type, off, "length %u runs past the table's end (%zu bytes left)", elen,
-                               len - off);
+        unsigned type;
+        size_t elen;
+        if ((r = entry_at(&layout, p, len, off, i, &type, &elen, err)) != 0)
+            return r;
         if (type < MADT_KNOWN_TYPES && madt_entry_length[type] && elen != madt_entry_length[type])
-            return MADT_REFUSE(err, i, type, off, "length %u, but this entry type has %u", elen,
+            return MADT_REFUSE(err, i, type, off, "length %zu, but this entry type has %u", elen,
                                madt_entry_length[type]);
         if ((r = madt_entry(out, p + off, i, off, &address_seen, err)) != 0)
             return r;
@@ -634,17 +651,12 @@ static int dmar_parse(const uint8_t *p, size_t len, struct acpi_dmar *out, struc
     if (out->host_address_width < 32 || out->host_address_width > 64)
         return refuse(err, -EINVAL, "DMAR: host address width of %u bits", out->host_address_width);
     unsigned i = 0;
+    static const struct entry_layout layout = { "DMAR", "structure", "a", 2, dmar_type_name };
     for (size_t off = DMAR_FIXED; off < len; i++) {
-        if (len - off < 4)
-            return refuse(err, -EINVAL, "DMAR: %zu stray bytes at offset %zu, too few for a structure", len - off,
-                          off);
-        unsigned type = get16(p, off);
-        size_t slen = get16(p, off + 2);
-        if (slen < 4)
-            return DMAR_REFUSE(err, i, type, off, "length %zu is less than its own header", slen);
-        if (slen > len - off)
-            return DMAR_REFUSE(err, i, type, off, "length %zu runs past the table's end (%zu bytes left)", slen,
-                               len - off);
+        unsigned type;
+        size_t slen;
+        if ((r = entry_at(&layout, p, len, off, i, &type, &slen, err)) != 0)
+            return r;
         if (type == DMAR_DRHD)
             r = dmar_drhd(out, p + off, slen, i, off, err);
         else if (type == DMAR_RMRR)

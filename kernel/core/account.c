@@ -11,6 +11,7 @@
 #include <abi/errno.h>
 #include <kernel/account.h>
 #include <kernel/console.h>
+#include <kernel/ref.h>
 
 void account_init(struct account *a, struct account *parent)
 {
@@ -26,8 +27,7 @@ void account_get(struct account *a) { a->refs++; }
 void account_put(struct account *a, void (*release)(struct account *))
 {
     while (a) {
-        VERIFY(a->refs > 0);
-        if (--a->refs)
+        if (!ref_drop(&a->refs))
             return;
         for (unsigned r = 0; r < RES_COUNT; r++)
             VERIFY3U(a->used[r], ==, 0);

@@ -29,8 +29,7 @@
 #include <kernel/pool.h>
 #include <kernel/slab.h>
 
-static struct slab_cache mapping_cache;
-static bool mapping_cache_ready;
+static struct slab_cache mapping_cache = SLAB_CACHE("device mapping", sizeof(struct device_mapping));
 static struct aspace *loaded[SMP_MAX_CPUS]; /* the address space each CPU has in CR3 (0: the kernel's) */
 
 static void flush_others(struct aspace *as, uint64_t va, uint64_t size)
@@ -235,10 +234,6 @@ int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned 
 {
     if (aspace_device_mapped(as, d, bar))
         return -EEXIST;
-    if (!mapping_cache_ready) {
-        slab_cache_init(&mapping_cache, "device mapping", sizeof(struct device_mapping));
-        mapping_cache_ready = true;
-    }
     int err = kmem_charge(as->account, sizeof(struct device_mapping), 1);
     if (err)
         return err;

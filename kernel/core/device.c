@@ -30,6 +30,7 @@
 #include <kernel/device.h>
 #include <kernel/iommu.h>
 #include <kernel/notification.h>
+#include <kernel/ref.h>
 #include <kernel/slab.h>
 
 #define PCI_VENDOR_ID        0x00
@@ -73,18 +74,16 @@ struct device {
     uint8_t class_code;
     uint8_t msi_cap, msix_cap; /* config offsets of the capabilities (0: none) */
     int16_t irq_line;          /* its INTx line as firmware routed it, read at open; -1: none */
-    unsigned refs;
+    uint32_t refs;
     struct device *next_open;
     struct list_node dma_segments; /* segments pinned for it or tainted by it */
     struct iommu_domain *domain;   /* with an IOMMU: what it may reach (pinned segments only) */
-    struct notification *fault_notify; /* DMA faults the IOMMU blocked: a reference */
-    uint64_t fault_bit;
+    struct notify_bit fault_notify;    /* where DMA faults the IOMMU blocked are signalled */
     uint64_t fault_pid;            /* the process that bound them */
     uint64_t master_pid;           /* the process that turned bus mastering on (0: nobody) */
 };
 
-static struct slab_cache device_cache;
-static bool cache_ready;
+static struct slab_cache device_cache = SLAB_CACHE("device", sizeof(struct device));
 static struct device *open_devices;
 
 static uint16_t read16(struct pci_address a, unsigned offset) { return (uint16_t)pci_config_read(a, offset, 2); }
@@ -149,10 +148,6 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
             return 0;
         }
     }
-    if (!cache_ready) {
-        slab_cache_init(&device_cache, "device", sizeof(struct device));
-        cache_ready = true;
-    }
     struct device *d = slab_alloc(&device_cache);
     if (!d)
         return -ENOMEM;
@@ -194,8 +189,7 @@ void device_get(struct device *d)
 
 void device_put(struct device *d)
 {
-    VERIFY(d->refs > 0);
-    if (--d->refs)
+    if (!ref_drop(&d->refs))
         return;
     struct device **link = &open_devices;
     while (*link != d) {
@@ -208,8 +202,7 @@ void device_put(struct device *d)
     device_set_bus_master(d, false);
     if (d->domain)
         iommu_domain_destroy(d->domain);
-    if (d->fault_notify)
-        notification_put(d->fault_notify);
+    notify_bit_unbind(&d->fault_notify);
     slab_free(&device_cache, d);
 }
 
@@ -310,15 +303,10 @@ bool device_dma_unmap(struct device *d, uint64_t phys, uint64_t size)
 
 int device_fault_bind(struct device *d, struct notification *n, unsigned bit, uint64_t pid)
 {
-    if (bit >= 63)
-        return -EINVAL;
-    if (d->fault_notify)
-        return -EBUSY;
-    notification_get(n);
-    d->fault_notify = n;
-    d->fault_bit = 1ull << bit;
-    d->fault_pid = pid;
-    return 0;
+    int err = notify_bit_bind(&d->fault_notify, n, bit);
+    if (!err)
+        d->fault_pid = pid;
+    return err;
 }
 
 void device_set_master_by(struct device *d, uint64_t pid) { d->master_pid = pid; }
@@ -333,10 +321,8 @@ struct iommu_domain *device_take_domain(struct device *d)
 
 bool device_driver_gone(struct device *d, uint64_t pid)
 {
-    if (d->fault_notify && d->fault_pid == pid) {
-        notification_put(d->fault_notify);
-        d->fault_notify = 0;
-    }
+    if (d->fault_pid == pid)
+        notify_bit_unbind(&d->fault_notify);
     if (!d->master_pid || d->master_pid != pid)
         return false;
     d->master_pid = 0;
@@ -348,8 +334,8 @@ void device_dma_fault(struct pci_address a, uint64_t addr, bool write, unsigned 
 {
     (void)addr, (void)write, (void)reason; /* the IOMMU driver has logged them */
     for (struct device *d = open_devices; d; d = d->next_open)
-        if (same_address(d->address, a) && d->fault_notify)
-            notification_signal(d->fault_notify, d->fault_bit);
+        if (same_address(d->address, a))
+            notify_bit_signal(&d->fault_notify);
 }
 
 static bool bar_is_mem64(uint32_t raw)

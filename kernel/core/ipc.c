@@ -37,12 +37,11 @@
 #include <abi/errno.h>
 #include <abi/ipc.h>
 #include <common/string.h>
-#include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
-#include <kernel/kmem.h>
 #include <kernel/notification.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/segment.h>
 #include <kernel/slab.h>
 #include <kernel/usercopy.h>
@@ -73,14 +72,12 @@ void ipc_init(void)
 int endpoint_create(struct account *account, struct endpoint **out)
 {
     struct endpoint *ep;
-    int err = kmem_slab_alloc(account, &endpoint_cache, (void **)&ep);
+    int err = account_object_alloc(account, &endpoint_cache, (void **)&ep);
     if (err)
         return err;
     ep->refs = 1;
     ep->account = account;
     list_init(&ep->watches);
-    if (account)
-        account_get(account);
     *out = ep;
     return 0;
 }
@@ -91,16 +88,12 @@ void endpoint_get(struct endpoint *ep) { ep->refs++; }
 
 void endpoint_put(struct endpoint *ep)
 {
-    VERIFY(ep->refs > 0);
-    if (--ep->refs)
+    if (!ref_drop(&ep->refs))
         return;
     VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
     endpoint_bind(ep, 0);
     end_watches(ep, false); /* it had a receiver to the end: nothing to tell */
-    struct account *a = ep->account;
-    kmem_slab_free(a, &endpoint_cache, ep);
-    if (a)
-        account_put(a, proc_account_free);
+    account_object_free(ep->account, &endpoint_cache, ep);
 }
 
 static void endpoint_put_object(void *ep) { endpoint_put(ep); }
@@ -114,10 +107,7 @@ static void end_watches(struct endpoint *ep, bool fire)
         if (fire)
             notification_signal(w->notify, w->bits);
         notification_put(w->notify);
-        struct account *a = w->account;
-        kmem_slab_free(a, &watch_cache, w);
-        if (a)
-            account_put(a, proc_account_free);
+        account_object_free(w->account, &watch_cache, w);
     }
 }
 
@@ -137,13 +127,11 @@ int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, st
         return 0;
     }
     struct ep_watch *w;
-    int err = kmem_slab_alloc(account, &watch_cache, (void **)&w);
+    int err = account_object_alloc(account, &watch_cache, (void **)&w);
     if (err)
         return err;
     notification_get(n);
     *w = (struct ep_watch){ .notify = n, .bits = 1ull << bit, .account = account };
-    if (account)
-        account_get(account);
     list_push_back(&ep->watches, &w->link);
     return 0;
 }

@@ -8,13 +8,12 @@
 #include <abi/errno.h>
 #include <arch/arch.h>
 #include <common/list.h>
-#include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/device.h>
 #include <kernel/irq.h>
-#include <kernel/kmem.h>
 #include <kernel/notification.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/slab.h>
 
 #define IRQ_LINES 16u
@@ -23,8 +22,7 @@ struct irq_object {
     uint32_t refs;                /* handles naming it */
     unsigned line;
     struct device *device;        /* a reference */
-    struct notification *notify;  /* bound: a reference */
-    uint64_t bit;
+    struct notify_bit notify;     /* where it signals once bound */
     bool pending;                 /* fired, not yet acknowledged */
     struct list_node line_link;   /* on its line's list while bound */
     struct account *account;
@@ -50,7 +48,7 @@ int irq_create(struct device *d, struct account *account, struct irq_object **ou
     if (line < 0 || (unsigned)line >= IRQ_LINES || kernel_line((unsigned)line))
         return -ENOENT;
     struct irq_object *o;
-    int err = kmem_slab_alloc(account, &irq_cache, (void **)&o);
+    int err = account_object_alloc(account, &irq_cache, (void **)&o);
     if (err)
         return err;
     o->refs = 1;
@@ -59,8 +57,6 @@ int irq_create(struct device *d, struct account *account, struct irq_object **ou
     device_get(d);
     list_init(&o->line_link);
     o->account = account;
-    if (account)
-        account_get(account);
     *out = o;
     return 0;
 }
@@ -77,32 +73,24 @@ static void settle_line(unsigned line)
 
 void irq_handle_dropped(struct irq_object *o)
 {
-    VERIFY(o->refs > 0);
-    if (--o->refs)
+    if (!ref_drop(&o->refs))
         return;
-    if (o->notify) {
+    if (o->notify.to) {
         list_remove(&o->line_link);
         if (o->pending)
             unacknowledged[o->line]--;
         settle_line(o->line);
-        notification_put(o->notify);
+        notify_bit_unbind(&o->notify);
     }
     device_put(o->device);
-    struct account *a = o->account;
-    kmem_slab_free(a, &irq_cache, o);
-    if (a)
-        account_put(a, proc_account_free);
+    account_object_free(o->account, &irq_cache, o);
 }
 
 int irq_bind(struct irq_object *o, struct notification *n, unsigned bit)
 {
-    if (bit >= 63)
-        return -EINVAL;
-    if (o->notify)
-        return -EBUSY;
-    notification_get(n);
-    o->notify = n;
-    o->bit = 1ull << bit;
+    int err = notify_bit_bind(&o->notify, n, bit);
+    if (err)
+        return err;
     o->pending = false;
     list_push_back(&lines[o->line], &o->line_link);
     settle_line(o->line);
@@ -111,7 +99,7 @@ int irq_bind(struct irq_object *o, struct notification *n, unsigned bit)
 
 int irq_ack(struct irq_object *o)
 {
-    if (!o->notify || !o->pending)
+    if (!o->notify.to || !o->pending)
         return -EINVAL;
     o->pending = false;
     unacknowledged[o->line]--;
@@ -137,7 +125,7 @@ bool irq_dispatch(unsigned line)
             o->pending = true;
             unacknowledged[line]++;
         }
-        notification_signal(o->notify, o->bit);
+        notify_bit_signal(&o->notify);
     }
     if (!owned)
         settle_line(line);

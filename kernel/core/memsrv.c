@@ -279,15 +279,12 @@ int64_t sys_ms_restart(SYSCALL_ARGS)
     if (n < 0 || (size_t)n >= sizeof(args))
         return -E2BIG;
     handle_t h;
-    int err = syscall_reserve_handle(&h);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_reserve_handle(&h));
     struct process *p = NULL;
-    err = proc_restart_memsrv(args, (size_t)n, &p);
+    int err = proc_restart_memsrv(args, (size_t)n, &p);
     if (!err) {
         restarts++;
         kprintf("tessera: memory server restarted (%u so far), pid %#lx\n", restarts, p->pid);
-        proc_get(p);
     }
-    return syscall_publish_handle(h, err, p, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT);
+    return syscall_publish_shared(h, err, p, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT);
 }

@@ -2,12 +2,11 @@
  * Kernel layer: notifications (see kernel/notification.h).
  */
 #include <abi/errno.h>
-#include <kernel/account.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
-#include <kernel/kmem.h>
 #include <kernel/notification.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/slab.h>
 
 static struct slab_cache notification_cache;
@@ -20,13 +19,11 @@ void notification_init(void)
 int notification_create(struct account *account, struct notification **out)
 {
     struct notification *n;
-    int err = kmem_slab_alloc(account, &notification_cache, (void **)&n);
+    int err = account_object_alloc(account, &notification_cache, (void **)&n);
     if (err)
         return err;
     n->refs = 1;
     n->account = account;
-    if (account)
-        account_get(account);
     *out = n;
     return 0;
 }
@@ -35,14 +32,10 @@ void notification_get(struct notification *n) { n->refs++; }
 
 void notification_put(struct notification *n)
 {
-    VERIFY(n->refs > 0);
-    if (--n->refs)
+    if (!ref_drop(&n->refs))
         return;
     VERIFY(!sched_first_waiter(&n->waiters) && !n->bound);
-    struct account *a = n->account;
-    kmem_slab_free(a, &notification_cache, n);
-    if (a)
-        account_put(a, proc_account_free);
+    account_object_free(n->account, &notification_cache, n);
 }
 
 uint64_t notification_take(struct notification *n)

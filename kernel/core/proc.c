@@ -35,6 +35,7 @@
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/segment.h>
 #include <kernel/slab.h>
 
@@ -68,6 +69,21 @@ struct process *proc_by_pid(uint64_t pid)
 }
 
 void proc_account_free(struct account *a) { kmem_slab_free(a->parent, &account_cache, a); }
+
+int account_object_alloc(struct account *a, struct slab_cache *c, void **out)
+{
+    int err = kmem_slab_alloc(a, c, out);
+    if (!err && a)
+        account_get(a);
+    return err;
+}
+
+void account_object_free(struct account *a, struct slab_cache *c, void *object)
+{
+    kmem_slab_free(a, c, object);
+    if (a)
+        account_put(a, proc_account_free);
+}
 
 /* A new account under parent's, charged for one process. */
 static int account_new(struct account *parent, struct account **out)
@@ -281,8 +297,7 @@ void proc_handle_dropped(struct process *p)
 
 void proc_put(struct process *p)
 {
-    VERIFY(p->refs > 0);
-    if (--p->refs)
+    if (!ref_drop(&p->refs))
         return;
     VERIFY(p->exited);
     struct account *a = p->account;

@@ -25,10 +25,17 @@ struct slab {
 
 void slab_cache_init(struct slab_cache *c, const char *name, size_t object_size)
 {
-    object_size = (object_size + 15) & ~15ul;
-    VERIFY(object_size >= sizeof(void *) && object_size <= PAGE_SIZE - SLAB_HEADER);
-    *c = (struct slab_cache){ .name = name, .object_size = object_size };
-    c->per_slab = (unsigned)((PAGE_SIZE - SLAB_HEADER) / object_size);
+    *c = (struct slab_cache)SLAB_CACHE(name, object_size);
+}
+
+/* Settled on the first slab, so that SLAB_CACHE needs no set-up call. */
+static unsigned objects_per_slab(struct slab_cache *c)
+{
+    if (!c->per_slab) {
+        VERIFY(c->object_size >= sizeof(void *) && c->object_size <= PAGE_SIZE - SLAB_HEADER);
+        c->per_slab = (unsigned)((PAGE_SIZE - SLAB_HEADER) / c->object_size);
+    }
+    return c->per_slab;
 }
 
 static struct list_node *partial_list(struct slab_cache *c)
@@ -47,7 +54,7 @@ static struct slab *slab_new(struct slab_cache *c)
     *s = (struct slab){ .cache = c };
     list_init(&s->partial_link);
     char *obj = (char *)s + SLAB_HEADER;
-    for (unsigned i = 0; i < c->per_slab; i++, obj += c->object_size) {
+    for (unsigned i = 0, n = objects_per_slab(c); i < n; i++, obj += c->object_size) {
         *(void **)obj = s->free;
         s->free = obj;
     }

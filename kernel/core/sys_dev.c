@@ -20,31 +20,11 @@
 
 #define PCI_BAR_MAX 5u
 
-static int device_arg(uint64_t h, rights_t need, struct device **d)
-{
-    return handle_get(&current->proc->handles, h, HANDLE_DEVICE, need, (void **)d, 0);
-}
-
 /* The device and BAR index a BAR call names; mapping needs the MMIO right. */
 static int bar_arg(uint64_t h, uint64_t bar, struct device **d)
 {
-    int err = device_arg(h, RIGHT_MMIO, d);
-
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(h, RIGHT_MMIO, d));
     return bar > PCI_BAR_MAX ? -EINVAL : 0;
-}
-
-/* The notification an interrupt or fault is delivered to, and its bit: not
- * bit 63, since a wait returns the bits as its non-negative result. */
-static int signal_arg(uint64_t h, uint64_t bit, struct notification **n)
-{
-    int err = handle_get(&current->proc->handles, h, HANDLE_NOTIFICATION, RIGHT_SIGNAL,
-                         (void **)n, 0);
-
-    if (err)
-        return err;
-    return bit >= 63 ? -EINVAL : 0;
 }
 
 int64_t sys_dev_open(SYSCALL_ARGS)
@@ -53,11 +33,9 @@ int64_t sys_dev_open(SYSCALL_ARGS)
     if (a0 > 0xffff || a1 > 0xffff || a2 > 0xffff)
         return -EINVAL;
     handle_t h;
-    int err = syscall_reserve_handle(&h);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_reserve_handle(&h));
     struct device *d = NULL;
-    err = device_open((uint16_t)a0, (uint16_t)a1, (unsigned)a2, &d);
+    int err = device_open((uint16_t)a0, (uint16_t)a1, (unsigned)a2, &d);
     return syscall_publish_handle(h, err, d, HANDLE_DEVICE, RIGHTS_DEVICE);
 }
 
@@ -65,13 +43,11 @@ int64_t sys_dev_config_read(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = device_arg(a0, RIGHT_CONFIG, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(a0, RIGHT_CONFIG, &d));
     if (a1 > 0xff || a2 > 4)
         return -EINVAL;
     uint32_t value;
-    err = device_config_read(d, (unsigned)a1, (unsigned)a2, &value);
+    int err = device_config_read(d, (unsigned)a1, (unsigned)a2, &value);
     return err ? err : (int64_t)value;
 }
 
@@ -79,9 +55,7 @@ int64_t sys_dev_config_write(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = device_arg(a0, RIGHT_CONFIG, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(a0, RIGHT_CONFIG, &d));
     if (a1 > 0xff || a2 > 4 || a3 > 0xffffffffu)
         return -EINVAL;
     return device_config_write(d, (unsigned)a1, (unsigned)a2, (uint32_t)a3);
@@ -91,18 +65,14 @@ int64_t sys_dev_map_bar(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = bar_arg(a0, a1, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(bar_arg(a0, a1, &d));
     if (!user_range_valid(a2, sizeof(struct abi_bar_info)))
         return -EFAULT;
     struct aspace *as = &current->proc->aspace;
     if (aspace_device_mapped(as, d, (unsigned)a1))
         return -EEXIST;
     uint64_t phys, size;
-    err = device_bar(d, (unsigned)a1, &phys, &size);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_bar(d, (unsigned)a1, &phys, &size));
     /* A BAR smaller than a page may share its page with another device's
      * registers: mapping it would hand those out too. */
     if (size < PAGE_SIZE)
@@ -112,11 +82,9 @@ int64_t sys_dev_map_bar(SYSCALL_ARGS)
     uint64_t map_base = phys - offset;
     uint64_t map_size = (offset + size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
     uint64_t vaddr;
-    err = aspace_map_device(as, d, a0, (unsigned)a1, map_base, map_size, &vaddr);
-    if (err)
-        return err;
+    SYSCALL_TRY(aspace_map_device(as, d, a0, (unsigned)a1, map_base, map_size, &vaddr));
     struct abi_bar_info info = { .vaddr = vaddr + offset, .size = size, .phys = phys };
-    err = copy_to_user(a2, &info, sizeof(info));
+    int err = copy_to_user(a2, &info, sizeof(info));
     if (err)
         aspace_unmap_device(as, d, (unsigned)a1); /* nobody learnt where it is */
     return err;
@@ -126,9 +94,7 @@ int64_t sys_dev_unmap_bar(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = bar_arg(a0, a1, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(bar_arg(a0, a1, &d));
     return aspace_unmap_device(&current->proc->aspace, d, (unsigned)a1);
 }
 
@@ -136,12 +102,10 @@ int64_t sys_dev_dma(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct device *d;
-    int err = device_arg(a0, RIGHT_DMA, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(a0, RIGHT_DMA, &d));
     if (a1 > 1)
         return -EINVAL;
-    err = device_set_bus_master(d, a1 == 1);
+    int err = device_set_bus_master(d, a1 == 1);
     device_set_master_by(d, a1 == 1 && !err ? current->proc->pid : 0);
     /* Off, the device can reach nothing: what it could reach is released. */
     if (a1 == 0)
@@ -154,30 +118,21 @@ int64_t sys_dev_dma(SYSCALL_ARGS)
 int64_t sys_dev_irq(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct process *p = current->proc;
     struct device *d;
-    int err = device_arg(a0, RIGHT_IRQ, &d);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(a0, RIGHT_IRQ, &d));
     handle_t h;
-    if ((err = syscall_reserve_handle(&h)) != 0)
-        return err;
+    SYSCALL_TRY(syscall_reserve_handle(&h));
     struct irq_object *o = NULL;
-    err = irq_create(d, p->account, &o);
+    int err = irq_create(d, current->proc->account, &o);
     return syscall_publish_handle(h, err, o, HANDLE_IRQ, RIGHTS_IRQ);
 }
 
 int64_t sys_irq_bind(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct handle_table *t = &current->proc->handles;
     struct irq_object *o;
     struct notification *n;
-    int err = handle_get(t, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
-    if (!err)
-        err = signal_arg(a1, a2, &n);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, a1, a2, &n));
     return irq_bind(o, n, (unsigned)a2);
 }
 
@@ -185,7 +140,7 @@ int64_t sys_irq_ack(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct irq_object *o;
-    int err = handle_get(&current->proc->handles, a0, HANDLE_IRQ, RIGHT_CONTROL, (void **)&o, 0);
+    int err = irq_arg(a0, RIGHT_CONTROL, &o);
     return err ? err : irq_ack(o);
 }
 
@@ -194,10 +149,6 @@ int64_t sys_dev_fault_bind(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct device *d;
     struct notification *n;
-    int err = device_arg(a0, RIGHT_DMA, &d);
-    if (!err)
-        err = signal_arg(a1, a2, &n);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_DEVICE, RIGHT_DMA, (void **)&d, a1, a2, &n));
     return device_fault_bind(d, n, (unsigned)a2, current->proc->pid);
 }

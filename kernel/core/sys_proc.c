@@ -30,7 +30,7 @@ int syscall_process_arg(uint64_t h, rights_t need, struct process **out)
         *out = self();
         return 0;
     }
-    return handle_get(&self()->handles, h, HANDLE_PROCESS, need, (void **)out, 0);
+    return process_handle_arg(h, need, out);
 }
 
 int syscall_reserve_handle(handle_t *h)
@@ -46,6 +46,13 @@ int64_t syscall_publish_handle(handle_t h, int err, void *object, enum handle_ty
     }
     handle_fill(&self()->handles, h, object, type, rights);
     return (int64_t)h;
+}
+
+int64_t syscall_publish_shared(handle_t h, int err, void *object, enum handle_type type, rights_t rights)
+{
+    if (!err)
+        object_handle_added(object, type, rights);
+    return syscall_publish_handle(h, err, object, type, rights);
 }
 
 int64_t sys_exit(SYSCALL_ARGS)
@@ -72,14 +79,10 @@ int64_t sys_thread_create(SYSCALL_ARGS)
     if (copy_to_user(stack_top - 8, &no_return, sizeof(no_return)) != 0)
         return -EFAULT;
     handle_t h;
-    int err = syscall_reserve_handle(&h);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_reserve_handle(&h));
     struct thread *t = NULL;
-    err = thread_create(self(), entry, stack_top - 8, arg, &t);
-    if (!err)
-        thread_get(t);
-    return syscall_publish_handle(h, err, t, HANDLE_THREAD, RIGHTS_THREAD);
+    int err = thread_create(self(), entry, stack_top - 8, arg, &t);
+    return syscall_publish_shared(h, err, t, HANDLE_THREAD, RIGHTS_THREAD);
 }
 
 int64_t sys_thread_exit(SYSCALL_ARGS)
@@ -93,18 +96,14 @@ int64_t sys_thread_affinity(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct thread *t = current;
     if (a0 != HANDLE_NONE) {
-        int err = handle_get(&self()->handles, a0, HANDLE_THREAD, RIGHT_WAIT, (void **)&t, 0);
-        if (err)
-            return err;
+        SYSCALL_TRY(thread_arg(a0, RIGHT_WAIT, &t));
         if (t->state == THREAD_DEAD)
             return -EPEER;
     }
     if (a1 != ABI_CPU_SAME) {
         if (a1 != ABI_CPU_ANY && a1 >= SMP_MAX_CPUS)
             return -EINVAL;
-        int err = sched_set_affinity(t, a1 == ABI_CPU_ANY ? -1 : (int)a1);
-        if (err)
-            return err;
+        SYSCALL_TRY(sched_set_affinity(t, a1 == ABI_CPU_ANY ? -1 : (int)a1));
     }
     return (int64_t)t->cpu;
 }
@@ -115,9 +114,7 @@ int64_t sys_thread_wait(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct thread *t;
-    int err = handle_get(&self()->handles, a0, HANDLE_THREAD, RIGHT_WAIT, (void **)&t, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(thread_arg(a0, RIGHT_WAIT, &t));
     if (t == current)
         return -EINVAL;
     if (t->state == THREAD_DEAD)
@@ -219,9 +216,7 @@ int64_t sys_handle_grant(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct process *to;
-    int err = syscall_process_arg(a0, RIGHT_CONTROL, &to);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_process_arg(a0, RIGHT_CONTROL, &to));
     if (to->exited)
         return -EPEER;
     if (a2 & ~(uint64_t)RIGHTS_ALL)
@@ -242,9 +237,7 @@ int64_t sys_handle_grant(SYSCALL_ARGS)
     if (move_recv && to == self())
         return -EINVAL; /* to oneself, it would be a copy */
     handle_t h;
-    err = handle_install(&to->handles, object, type, give, &h);
-    if (err)
-        return err;
+    SYSCALL_TRY(handle_install(&to->handles, object, type, give, &h));
     object_handle_added(object, type, give);
     if (move_recv) {
         handle_restrict(mine, a1, ~(rights_t)RIGHT_RECV);
@@ -301,9 +294,7 @@ int64_t sys_proc_wait(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct process *p;
-    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_WAIT, (void **)&p, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(process_handle_arg(a0, RIGHT_WAIT, &p));
     if (a2 && !user_range_valid(a2, sizeof(int64_t)))
         return -EFAULT;
     /* The handle may be closed while we wait (and the slot reused): the
@@ -326,9 +317,7 @@ int64_t sys_proc_kill(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct process *p;
-    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(process_handle_arg(a0, RIGHT_CONTROL, &p));
     proc_exit(p, ABI_EXIT_KILLED);
     return 0;
 }
@@ -348,23 +337,17 @@ int64_t sys_proc_create(SYSCALL_ARGS)
         return -EFAULT;
     name[a1] = 0;
     handle_t h;
-    int err = syscall_reserve_handle(&h);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_reserve_handle(&h));
     struct process *p = NULL;
-    err = proc_create(name, self(), (uint32_t)a2, &p);
-    if (!err)
-        proc_get(p);
-    return syscall_publish_handle(h, err, p, HANDLE_PROCESS, RIGHTS_PROCESS);
+    int err = proc_create(name, self(), (uint32_t)a2, &p);
+    return syscall_publish_shared(h, err, p, HANDLE_PROCESS, RIGHTS_PROCESS);
 }
 
 int64_t sys_proc_start(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct process *p;
-    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(process_handle_arg(a0, RIGHT_CONTROL, &p));
     if (!user_code_address(a1) || a2 < ABI_USER_BASE || a2 > ABI_USER_TOP)
         return -EFAULT;
     return proc_start(p, a1, a2, a3);
@@ -377,9 +360,7 @@ int64_t sys_proc_limit(SYSCALL_ARGS)
     /* Only over another: a process may not lift its own limits. */
     if (a0 == HANDLE_SELF)
         return -EPERM;
-    int err = handle_get(&self()->handles, a0, HANDLE_PROCESS, RIGHT_CONTROL, (void **)&p, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(process_handle_arg(a0, RIGHT_CONTROL, &p));
     if (a1 >= RES_COUNT)
         return -EINVAL;
     if (p->exited)
@@ -391,9 +372,7 @@ int64_t sys_account_info(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct process *p;
-    int err = syscall_process_arg(a0, RIGHT_WAIT, &p);
-    if (err)
-        return err;
+    SYSCALL_TRY(syscall_process_arg(a0, RIGHT_WAIT, &p));
     struct abi_account info = {0};
     for (unsigned r = 0; r < RES_COUNT; r++) {
         info.used[r] = p->account->used[r];

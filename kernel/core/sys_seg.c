@@ -15,18 +15,11 @@
 
 static struct process *self(void) { return current->proc; }
 
-static int segment_arg(uint64_t h, rights_t need, struct segment **s)
-{
-    return handle_get(&self()->handles, h, HANDLE_SEGMENT, need, (void **)s, 0);
-}
-
 int64_t sys_seg_info(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct segment *s;
-    int err = segment_arg(a0, 0, &s);
-    if (err)
-        return err;
+    SYSCALL_TRY(segment_arg(a0, 0, &s));
     struct abi_seg_info info;
     segment_info(s, &info);
     return copy_to_user(a1, &info, sizeof(info));
@@ -37,16 +30,12 @@ int64_t sys_seg_pin(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct segment *s;
     struct device *d;
-    int err;
     do {
-        if ((err = segment_arg(a0, RIGHT_PIN, &s)) != 0)
-            return err;
+        SYSCALL_TRY(segment_arg(a0, RIGHT_PIN, &s));
     } while (segment_wait_idle(s)); /* a migration under way: pinned after it */
-    err = handle_get(&self()->handles, a1, HANDLE_DEVICE, RIGHT_DMA, (void **)&d, 0);
-    if (err)
-        return err;
+    SYSCALL_TRY(device_arg(a1, RIGHT_DMA, &d));
     uint64_t phys;
-    err = segment_pin(s, d, &phys);
+    int err = segment_pin(s, d, &phys);
     return err ? err : (int64_t)phys;
 }
 
@@ -69,8 +58,7 @@ int64_t sys_seg_give(SYSCALL_ARGS)
         if ((err = handle_get(&self()->handles, a0, HANDLE_SEGMENT, 0, (void **)&s, &held)) != 0)
             return err;
     } while (segment_wait_idle(s));
-    if ((err = syscall_process_arg(a1, RIGHT_CONTROL, &to)) != 0)
-        return err;
+    SYSCALL_TRY(syscall_process_arg(a1, RIGHT_CONTROL, &to));
     if (to->exited)
         return -EPEER;
     if (a3 & ~(uint64_t)RIGHTS_SEGMENT)

@@ -17,14 +17,14 @@
 #include <kernel/paging.h>
 #include <kernel/pool.h>
 #include <kernel/proc.h>
+#include <kernel/ref.h>
 #include <kernel/sched.h>
 #include <kernel/slab.h>
 
-static struct slab_cache thread_cache;
+static struct slab_cache thread_cache = SLAB_CACHE("thread", sizeof(struct thread));
 static uint8_t kstack_slot_used[KSTACK_SLOTS / 8];
 static uint64_t next_thread_id = 1;
 static uint64_t live_threads;
-static bool cache_ready;
 
 #define KSTACK_FRAMES (KSTACK_SIZE / PAGE_SIZE)
 
@@ -74,10 +74,6 @@ void thread_free_stack(struct thread *t)
 
 int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out)
 {
-    if (!cache_ready) {
-        slab_cache_init(&thread_cache, "thread", sizeof(struct thread));
-        cache_ready = true;
-    }
     /* The object's slab and the stack's frames. */
     int err = kmem_charge(p->account, THREAD_KMEM_BYTES, 1 + KSTACK_FRAMES);
     if (err)
@@ -121,8 +117,7 @@ void thread_get(struct thread *t) { t->refs++; }
 
 void thread_put(struct thread *t)
 {
-    VERIFY(t->refs > 0);
-    if (--t->refs)
+    if (!ref_drop(&t->refs))
         return;
     VERIFY(t->state == THREAD_DEAD && !t->kstack_top);
     struct account *a = t->account;

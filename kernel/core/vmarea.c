@@ -96,6 +96,7 @@
  *    See tests/host/vmarea/bench_vmarea.c for measured figures.
  */
 #include <abi/errno.h>
+#include <common/check.h>
 #include <common/string.h>
 #include <kernel/vmarea.h>
 
@@ -476,14 +477,7 @@ void vmareas_area(const struct vmareas *a, uint64_t i, uint64_t *start, uint64_t
     *used = area_used(a, i);
 }
 
-#define CHECK(cond, text)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (why)                                                                               \
-                *why = text;                                                                       \
-            return -EINVAL;                                                                        \
-        }                                                                                          \
-    } while (0)
+#define CHECK(cond, text) CHECK_OR_REFUSE(cond, why, text)
 
 int vmareas_check(const struct vmareas *a, const char **why)
 {

@@ -61,6 +61,7 @@
  */
 #include <libsys/arena.h>
 #include <abi/errno.h>
+#include "bins.h"
 
 enum { TAG_SPAN = 1, TAG_FREE = 2, TAG_ALLOC = 3, TAG_SENTINEL = 4 };
 
@@ -135,26 +136,14 @@ static void flist_insert(struct arena *a, struct arena_tag *t)
 {
     unsigned i = floor_log2(t->size);
     t->type = TAG_FREE;
-    t->prev = NULL;
-    t->next = a->lists[i];
-    if (t->next)
-        t->next->prev = t;
-    a->lists[i] = t;
-    a->list_map |= 1ull << i;
+    BINS_PUSH(a->lists, a->list_map, i, t);
     a->st.free_segments++;
 }
 
 static void flist_remove(struct arena *a, struct arena_tag *t)
 {
     unsigned i = floor_log2(t->size);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        a->lists[i] = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    if (!a->lists[i])
-        a->list_map &= ~(1ull << i);
+    BINS_UNLINK(a->lists, a->list_map, i, t);
     a->st.free_segments--;
 }
 

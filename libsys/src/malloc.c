@@ -102,8 +102,10 @@
  */
 #include <libsys/malloc.h>
 #include <libsys/sync.h>
+#include <common/check.h>
 #include <common/string.h>
 #include <abi/errno.h>
+#include "bins.h"
 
 #define PAGE        4096u
 #define SEG_HDR     64u
@@ -319,26 +321,14 @@ static void seg_put(struct heap *h, struct heap_seg *s)
 static void bin_insert(struct heap *h, struct heap_chunk *c)
 {
     unsigned b = bin_of(csize(c));
-    c->prev = NULL;
-    c->next = h->bins[b];
-    if (c->next)
-        c->next->prev = c;
-    h->bins[b] = c;
-    h->bin_map |= 1ull << b;
+    BINS_PUSH(h->bins, h->bin_map, b, c);
     h->st.chunk_free_bytes += csize(c);
 }
 
 static void bin_unlink(struct heap *h, struct heap_chunk *c)
 {
     unsigned b = bin_of(csize(c));
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        h->bins[b] = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    if (!h->bins[b])
-        h->bin_map &= ~(1ull << b);
+    BINS_UNLINK(h->bins, h->bin_map, b, c);
     h->st.chunk_free_bytes -= csize(c);
 }
 
@@ -881,14 +871,7 @@ void heap_stats(const struct heap *h, struct heap_stats *out)
 /* ------------------------------------------------------------------ */
 /* checker                                                              */
 
-#define CHECK(cond, at)                                                  \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            if (where)                                                   \
-                *where = (const void *)(at);                             \
-            return -EINVAL;                                              \
-        }                                                                \
-    } while (0)
+#define CHECK(cond, at) CHECK_OR_REFUSE(cond, where, (const void *)(at))
 
 static int check_chunks(struct heap_seg *s, size_t *nfree, size_t *free_bytes,
                         size_t *live, size_t *live_bytes, const void **where)

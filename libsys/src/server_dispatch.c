@@ -17,14 +17,17 @@
 void server_init(struct server *srv, const char *name, handle_t ep, const struct server_op *ops, size_t nops,
                  void *ctx)
 {
-    memset(srv, 0, sizeof(*srv));
-    srv->name = name;
-    srv->ep = ep;
-    srv->ops = ops;
-    srv->nops = nops;
-    srv->ctx = ctx;
-    srv->idle_ns = TIMEOUT_FOREVER;
-    srv->log_limit = LOG_LIMIT_DEFAULT;
+    *srv = (struct server){ .name = name, .ep = ep, .ops = ops, .nops = nops, .ctx = ctx,
+                            .idle_ns = TIMEOUT_FOREVER, .log_limit = LOG_LIMIT_DEFAULT };
+}
+
+int64_t server_reply_payload(struct ipc_msg *reply, const void *data, size_t len)
+{
+    if (len > sizeof(reply->payload))
+        return -E2BIG;
+    memcpy(reply->payload, data, len);
+    reply->len = (uint32_t)len;
+    return 0;
 }
 
 void server_stop(struct server *srv, int64_t status)

@@ -273,10 +273,7 @@ int64_t programs_ps(struct server *srv, struct ipc_msg *req, struct ipc_msg *rep
             if (children[k].used && !children[k].ending)
                 next = k;
         init_ps_reply_put(reply, (struct init_ps_reply){ .pid = c->pid, .flags = c->flags, .next = next });
-        size_t len = strlen(c->name);
-        memcpy(reply->payload, c->name, len + 1);
-        reply->len = (uint32_t)len + 1;
-        err = 0;
+        err = (int)server_reply_payload(reply, c->name, strlen(c->name) + 1);
     }
     mutex_unlock(&lock);
     return err;

@@ -105,9 +105,7 @@ static int64_t op_list(struct server *srv, struct ipc_msg *req, struct ipc_msg *
     }
     page.more = i < kv->store.count;
     kv->lists++;
-    memcpy(reply->payload, &page, sizeof(page));
-    reply->len = sizeof(page);
-    return 0;
+    return server_reply_payload(reply, &page, sizeof(page));
 }
 
 static int64_t op_stats(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
@@ -127,9 +125,7 @@ static int64_t op_stats(struct server *srv, struct ipc_msg *req, struct ipc_msg 
         .errors = srv->stats.errors,
         .reply_failures = srv->stats.reply_failures,
     };
-    memcpy(reply->payload, &st, sizeof(st));
-    reply->len = sizeof(st);
-    return 0;
+    return server_reply_payload(reply, &st, sizeof(st));
 }
 
 static int64_t op_shutdown(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)

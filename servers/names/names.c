@@ -302,9 +302,7 @@ static int64_t op_list(struct server *srv, struct ipc_msg *req, struct ipc_msg *
         after_len = r->len;
     }
     mutex_unlock(&book.lock);
-    memcpy(reply->payload, &page, sizeof(page));
-    reply->len = sizeof(page);
-    return 0;
+    return server_reply_payload(reply, &page, sizeof(page));
 }
 
 /* Registration belongs on a registrar: said plainly, not as an unknown

@@ -177,8 +177,7 @@ struct iommu_domain {
 
 static struct vtd_unit units[ACPI_DMAR_MAX_UNITS];
 static unsigned nunits;
-static struct slab_cache domain_cache;
-static bool domain_cache_ready;
+static struct slab_cache domain_cache = SLAB_CACHE("iommu domain", sizeof(struct iommu_domain));
 static iommu_fault_fn fault_handler;
 static uint64_t faults_seen, faults_lost;
 static uint64_t fault_window_start;
@@ -376,10 +375,6 @@ static int domain_create(struct vtd_unit *u, struct pci_address dev, struct iomm
     int did = did_find(u);
     if (did < 0)
         return did;
-    if (!domain_cache_ready) {
-        slab_cache_init(&domain_cache, "iommu domain", sizeof(struct iommu_domain));
-        domain_cache_ready = true;
-    }
     struct iommu_domain *d = slab_alloc(&domain_cache);
     if (!d)
         return -ENOMEM;

@@ -19,6 +19,7 @@
 #define KERNEL_NOTIFICATION_H
 
 #include <stdint.h>
+#include <abi/errno.h>
 #include <kernel/sched.h>
 
 struct account;
@@ -43,5 +44,40 @@ void notification_signal(struct notification *n, uint64_t bits);
 int64_t notification_wait(struct notification *n, uint64_t timeout_ns);
 /* Takes the bits if any are set (for a receiver of the bound endpoint). */
 uint64_t notification_take(struct notification *n);
+
+/* Where an event source the kernel owns (an interrupt object, a device's
+ * DMA faults) signals: one bit of a notification, held by a reference
+ * while bound. */
+struct notify_bit {
+    struct notification *to; /* 0 while unbound */
+    uint64_t bit;
+};
+/* Binds b to bit `bit` of n: -EINVAL for bit 63 (a wait returns the bits
+ * as its non-negative result), -EBUSY if b is bound already. */
+static inline int notify_bit_bind(struct notify_bit *b, struct notification *n, unsigned bit)
+{
+    if (bit >= 63)
+        return -EINVAL;
+    if (b->to)
+        return -EBUSY;
+    notification_get(n);
+    *b = (struct notify_bit){ .to = n, .bit = 1ull << bit };
+    return 0;
+}
+
+/* Drops the binding and its reference; nothing if unbound. */
+static inline void notify_bit_unbind(struct notify_bit *b)
+{
+    if (b->to)
+        notification_put(b->to);
+    b->to = 0;
+}
+
+/* Sets the bound bit; nothing if unbound. */
+static inline void notify_bit_signal(const struct notify_bit *b)
+{
+    if (b->to)
+        notification_signal(b->to, b->bit);
+}
 
 #endif

@@ -88,6 +88,13 @@ uint64_t proc_live_count(void);
 /* Frees an account object whose last reference went (account_put's
  * release callback). */
 void proc_account_free(struct account *a);
+struct slab_cache;
+/* A kernel object a process causes (an endpoint, a watch, a notification,
+ * an interrupt object): zeroed from cache c, its size charged to `a` (0:
+ * the kernel's own), and holding a reference to `a` until
+ * account_object_free, so the account outlives what it pays for. */
+int account_object_alloc(struct account *a, struct slab_cache *c, void **out);
+void account_object_free(struct account *a, struct slab_cache *c, void *object);
 /* Segments wait in the reclaim queue: tell the memory server. */
 void proc_notify_memsrv_reclaim(void);
 /* Signals IPC_NOTIFY_* bits to the memory server (nothing if none runs). */

@@ -148,6 +148,9 @@ void server_init(struct server *srv, const char *name, handle_t ep, const struct
  * e.g. -EBADH for an endpoint that is not one).
  */
 int64_t server_run(struct server *srv);
+/* From a handler: `len` bytes of data become the reply's payload. Returns
+ * 0, the handler's result, or -E2BIG past IPC_PAYLOAD_MAX. */
+int64_t server_reply_payload(struct ipc_msg *reply, const void *data, size_t len);
 /* From a handler: the current request is the last; server_run returns status. */
 void server_stop(struct server *srv, int64_t status);
 /* The op for a label, or NULL. */

@@ -30,14 +30,8 @@ static inline bool trap_from_user(const struct trap_frame *f) { return (f->cs & 
  * starts with rdi = arg and rsi = its process's pid. */
 static inline void trap_frame_init_user(struct trap_frame *f, uint64_t rip, uint64_t rsp, uint64_t arg, uint64_t pid)
 {
-    *f = (struct trap_frame){0};
-    f->rip = rip;
-    f->rsp = rsp;
-    f->rdi = arg;
-    f->rsi = pid;
-    f->cs = GDT_USER_CODE;
-    f->ss = GDT_USER_DATA;
-    f->rflags = RFLAGS_IF | RFLAGS_RESERVED;
+    *f = (struct trap_frame){ .rip = rip, .rsp = rsp, .rdi = arg, .rsi = pid, .cs = GDT_USER_CODE,
+                              .ss = GDT_USER_DATA, .rflags = RFLAGS_IF | RFLAGS_RESERVED };
 }
 
 /* Implemented in trap.c (arch) and called from assembly. */
