@@ -75,124 +75,140 @@ static int trace_error(const struct trace *t, unsigned line, const char *what)
     return -1;
 }
 
+/* What loading knows about each id so far. */
+struct trace_ids {
+    uint8_t *state;    /* per id: 0 unseen, 1 live, 2 freed */
+    uint64_t *size_of; /* per live id: its size */
+    size_t cap;
+    uint64_t live, live_count;
+};
+
+/* Room for ids up to `id`: NULL, or why not. */
+static const char *ids_reserve(struct trace_ids *ids, uint64_t id)
+{
+    if (id < ids->cap)
+        return NULL;
+    size_t cap = ids->cap ? ids->cap : 1024;
+    while (cap <= id)
+        cap *= 2;
+    uint8_t *more_state = realloc(ids->state, cap);
+    if (more_state != NULL)
+        ids->state = more_state;
+    uint64_t *more_size = realloc(ids->size_of, cap * sizeof(*ids->size_of));
+    if (more_size != NULL)
+        ids->size_of = more_size;
+    if (more_state == NULL || more_size == NULL)
+        return "out of memory";
+    memset(ids->state + ids->cap, 0, cap - ids->cap);
+    ids->cap = cap;
+    return NULL;
+}
+
+/* One line of a trace as an operation that is valid after those before
+ * it: NULL with *op, or why not. */
+static const char *parse_op(const char *line, bool whole, struct trace_ids *ids, struct trace_op *op)
+{
+    unsigned long long id, bytes;
+    char kind, extra;
+
+    if (!whole)
+        return "line too long";
+    int fields = sscanf(line, "%c %llu %llu %c", &kind, &id, &bytes, &extra);
+    if (!((kind == 'a' && fields == 3) || (kind == 'f' && fields == 2)))
+        return "expected 'a <id> <bytes>' or 'f <id>'";
+    if (id >= MAX_IDS)
+        return "id too large (ids are dense, below 2^24)";
+    const char *why = ids_reserve(ids, id);
+    if (why != NULL)
+        return why;
+    *op = (struct trace_op){ .id = (uint32_t)id, .alloc = kind == 'a' };
+    if (!op->alloc) {
+        if (ids->state[id] != 1)
+            return "free of an id that is not live";
+        op->bytes = ids->size_of[id];
+        return NULL;
+    }
+    if (bytes == 0 || bytes % G != 0 || bytes > ((uint64_t)1 << 40))
+        return "size is not a multiple of 4 KiB in (0, 1 TiB]";
+    if (ids->state[id] != 0)
+        return "id allocated twice";
+    op->bytes = bytes;
+    return NULL;
+}
+
+/* Appends a valid operation and follows the live bytes and the peaks:
+ * NULL, or why not. */
+static const char *trace_append(struct trace *t, struct trace_ids *ids, struct trace_op op)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        struct trace_op *more = realloc(t->ops, cap * sizeof(*t->ops));
+        if (more == NULL)
+            return "out of memory";
+        t->ops = more;
+        t->cap = cap;
+    }
+    t->ops[t->n++] = op;
+    if (!op.alloc) {
+        ids->state[op.id] = 2;
+        ids->live -= op.bytes;
+        ids->live_count--;
+        return NULL;
+    }
+    ids->state[op.id] = 1;
+    ids->size_of[op.id] = op.bytes;
+    ids->live += op.bytes;
+    ids->live_count++;
+    t->allocs++;
+    if (ids->live > t->peak_bytes)
+        t->peak_bytes = ids->live;
+    if (ids->live_count > t->peak_count)
+        t->peak_count = ids->live_count;
+    if (op.id + 1 > t->ids)
+        t->ids = op.id + 1;
+    return NULL;
+}
+
 /* Reads and validates a whole trace: every id allocated once, freed once
  * after its allocation, sizes non-zero multiples of 4 KiB. Nothing is
  * replayed from a trace that fails. */
 static int trace_load(struct trace *t, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    char line[256];
-    uint8_t *state = NULL; /* per id: 0 unseen, 1 live, 2 freed */
-    uint64_t *size_of = NULL;
-    size_t state_cap = 0;
-    uint64_t live = 0, live_count = 0;
-    unsigned lineno = 0;
     const char *slash = strrchr(path, '/'), *dot;
-    int err = 0;
-
     memset(t, 0, sizeof(*t));
     t->path = path;
     slash = slash ? slash + 1 : path;
     dot = strrchr(slash, '.');
-    snprintf(t->name, sizeof(t->name), "%.*s", (int)(dot ? dot - slash : (long)strlen(slash)),
-             slash);
+    snprintf(t->name, sizeof(t->name), "%.*s", (int)(dot ? dot - slash : (long)strlen(slash)), slash);
+
+    FILE *f = fopen(path, "r");
     if (f == NULL) {
         perror(path);
         return -1;
     }
-    while (err == 0 && fgets(line, sizeof(line), f) != NULL) {
-        struct trace_op op = { 0 };
-        unsigned long long id, bytes;
-        char kind, extra;
-        int fields;
-
+    struct trace_ids ids = { 0 };
+    const char *why = NULL;
+    char line[256];
+    unsigned lineno = 0;
+    while (why == NULL && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        if (strchr(line, '\n') == NULL && !feof(f)) {
-            err = trace_error(t, lineno, "line too long");
-            break;
-        }
-        fields = sscanf(line, "%c %llu %llu %c", &kind, &id, &bytes, &extra);
-        if (!((kind == 'a' && fields == 3) || (kind == 'f' && fields == 2))) {
-            err = trace_error(t, lineno, "expected 'a <id> <bytes>' or 'f <id>'");
-            break;
-        }
-        if (id >= MAX_IDS) {
-            err = trace_error(t, lineno, "id too large (ids are dense, below 2^24)");
-            break;
-        }
-        if (id >= state_cap) {
-            size_t cap = state_cap ? state_cap : 1024;
-            while (cap <= id)
-                cap *= 2;
-            uint8_t *more_state = realloc(state, cap);
-            if (more_state != NULL)
-                state = more_state;
-            uint64_t *more_size = realloc(size_of, cap * sizeof(*size_of));
-            if (more_size != NULL)
-                size_of = more_size;
-            if (more_state == NULL || more_size == NULL) {
-                err = trace_error(t, lineno, "out of memory");
-                break;
-            }
-            memset(state + state_cap, 0, cap - state_cap);
-            state_cap = cap;
-        }
-        op.id = (uint32_t)id;
-        op.alloc = kind == 'a';
-        if (op.alloc) {
-            if (bytes == 0 || bytes % G != 0 || bytes > ((uint64_t)1 << 40))
-                err = trace_error(t, lineno, "size is not a multiple of 4 KiB in (0, 1 TiB]");
-            else if (state[id] != 0)
-                err = trace_error(t, lineno, "id allocated twice");
-            op.bytes = bytes;
-        } else if (state[id] != 1) {
-            err = trace_error(t, lineno, "free of an id that is not live");
-        } else {
-            op.bytes = size_of[id];
-        }
-        if (err != 0)
-            break;
-        if (t->n == t->cap) {
-            size_t cap = t->cap ? 2 * t->cap : 4096;
-            struct trace_op *more = realloc(t->ops, cap * sizeof(*t->ops));
-            if (more == NULL) {
-                err = trace_error(t, lineno, "out of memory");
-                break;
-            }
-            t->ops = more;
-            t->cap = cap;
-        }
-        t->ops[t->n++] = op;
-        if (op.alloc) {
-            state[id] = 1;
-            size_of[id] = op.bytes;
-            live += op.bytes;
-            live_count++;
-            t->allocs++;
-            if (live > t->peak_bytes)
-                t->peak_bytes = live;
-            if (live_count > t->peak_count)
-                t->peak_count = live_count;
-            if (id + 1 > t->ids)
-                t->ids = (uint32_t)id + 1;
-        } else {
-            state[id] = 2;
-            live -= op.bytes;
-            live_count--;
-        }
+        struct trace_op op;
+        why = parse_op(line, strchr(line, '\n') != NULL || feof(f), &ids, &op);
+        if (why == NULL)
+            why = trace_append(t, &ids, op);
     }
     fclose(f);
-    free(state);
-    free(size_of);
-    if (err == 0 && (live != 0 || t->allocs == 0))
-        err = trace_error(t, lineno, live ? "segments still live at the end" : "no allocation");
-    if (err != 0) {
-        free(t->ops);
-        t->ops = NULL;
-    }
-    return err;
+    free(ids.state);
+    free(ids.size_of);
+    if (why == NULL && (ids.live != 0 || t->allocs == 0))
+        why = ids.live ? "segments still live at the end" : "no allocation";
+    if (why == NULL)
+        return 0;
+    free(t->ops);
+    t->ops = NULL;
+    return trace_error(t, lineno, why);
 }
 
 /* ---- replay ---------------------------------------------------------- */
