@@ -543,6 +543,12 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
 {
     int64_t err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
 
+    books_destroyed(ms, rec, err, why);
+    return err;
+}
+
+void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
+{
     if (err == SEG_DESTROY_QUARANTINED) {
         ms_log(ms, "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
                    "quarantined until the kernel releases it",
@@ -555,7 +561,6 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
         ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked",
                (unsigned long long)rec->sid, why, (long long)err);
     }
-    return err;
 }
 
 /* ---- clients --------------------------------------------------------- */

@@ -45,6 +45,8 @@ static struct memsrv *server_of(const struct server *srv) { return srv->ctx; }
 
 LOCKED(req_alloc)
 LOCKED(req_free)
+LOCKED(req_alloc_batch)
+LOCKED(req_free_batch)
 LOCKED(req_stats)
 LOCKED(req_compact)
 LOCKED(req_map)
@@ -68,6 +70,10 @@ static const struct server_op requests[] = {
     { MS_REVOKE, locked_req_revoke, "revoke", INIT_ONLY, PROTO_WORDS_USED(ms_sid_req) },
     { MS_FAULT, locked_req_fault, "fault", INIT_ONLY, PROTO_WORDS_USED(ms_fault_req) },
     { MS_RECOVERY, locked_req_recovery, "recovery", INIT_ONLY, PROTO_WORDS_USED(ms_recovery_req) },
+    { MS_ALLOC_BATCH, locked_req_alloc_batch, "alloc batch", CHECKED | SERVER_OP_SEG_REFUSED,
+      PROTO_WORDS_USED(ms_alloc_batch_req) },
+    { MS_FREE_BATCH, locked_req_free_batch, "free batch", SERVER_OP_WORDS | SERVER_OP_SEG_REFUSED,
+      PROTO_WORDS_USED(ms_free_batch_req) },
 };
 
 /* Init-only labels: init.pid from the arguments, none without it. */

@@ -60,6 +60,16 @@ static int64_t k_seg_query(void *ctx, uint64_t sid, struct abi_seg_info *out)
     (void)ctx;
     return sys_ms_seg_query(sid, out);
 }
+static int64_t k_seg_give(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n)
+{
+    (void)ctx;
+    return sys_ms_seg_give(pid, v, n);
+}
+static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n)
+{
+    (void)ctx;
+    return sys_ms_seg_free(pid, v, n);
+}
 static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
 {
     (void)ctx;
@@ -103,6 +113,8 @@ static const struct ms_kernel_ops kernel_ops = {
     .seg_revoke = k_seg_revoke,
     .seg_migrate = k_seg_migrate,
     .seg_query = k_seg_query,
+    .seg_give = k_seg_give,
+    .seg_free = k_seg_free,
     .reclaimed = k_reclaimed,
     .segments = k_segments,
     .dma_changes = k_dma_changes,

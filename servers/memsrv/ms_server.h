@@ -89,6 +89,8 @@
 #define MS_MAP_WINDOW_NS (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
 #define MS_RECLAIM_BATCH 16u
 
+ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
+
 #define MS_NO_CLIENT UINT32_MAX
 #define MS_NO_RECORD UINT32_MAX
 #define MS_NEVER UINT64_MAX
@@ -115,6 +117,12 @@ struct ms_kernel_ops {
     int64_t (*seg_revoke)(void *ctx, uint64_t sid);
     int64_t (*seg_migrate)(void *ctx, uint64_t sid, uint64_t new_phys);
     int64_t (*seg_query)(void *ctx, uint64_t sid, struct abi_seg_info *out);
+    /* SYS_MS_SEG_GIVE: the server's segments v[i].sid become process
+     * pid's, mapped (handle and address filled in); all or none */
+    int64_t (*seg_give)(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n);
+    /* SYS_MS_SEG_FREE: the segments pid holds under v[i].handle are
+     * destroyed (sid and 0 or SEG_DESTROY_QUARANTINED filled in); all or none */
+    int64_t (*seg_free)(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
     /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
      * -> how many were written (at most max) */
@@ -365,6 +373,8 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec);
  * (when the kernel refuses) left booked with a log line. Returns the
  * kernel's answer. */
 int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why);
+/* The same once the kernel answered err for it (SYS_MS_SEG_FREE). */
+void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why);
 void books_uncharge(struct memsrv *ms, struct ms_record *rec);
 /* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
@@ -415,6 +425,8 @@ void compact_dma_changes(struct memsrv *ms);
  * caller. */
 int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_free_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
