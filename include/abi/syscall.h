@@ -48,7 +48,7 @@
     X(SYS_PROC_CREATE, proc_create, 26, 3, POWER_SPAWN) /* (name, len, powers) -> proc h, empty */    \
     X(SYS_PROC_START, proc_start, 27, 4, 0)           /* (proc h, entry, stack_top, arg) */           \
     X(SYS_MS_BOOTINFO, ms_bootinfo, 28, 2, POWER_MEMSRV) /* (index, struct abi_mem_range *) */        \
-    X(SYS_MS_SEG_CREATE, ms_seg_create, 29, 3, POWER_MEMSRV) /* (phys, size, payer pid) -> seg h */   \
+    X(SYS_MS_SEG_CREATE, ms_seg_create, 29, 4, POWER_MEMSRV) /* (phys, size, payer pid, sid *) -> seg h */\
     X(SYS_MS_SEG_REVOKE, ms_seg_revoke, 30, 1, POWER_MEMSRV) /* (sid) -> seg h in the memory server */ \
     X(SYS_MS_SEG_MIGRATE, ms_seg_migrate, 31, 2, POWER_MEMSRV) /* (sid, new phys) */                  \
     X(SYS_MS_SEG_QUERY, ms_seg_query, 32, 2, POWER_MEMSRV) /* (sid, struct abi_seg_info *) */         \

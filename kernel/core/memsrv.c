@@ -114,9 +114,13 @@ int64_t sys_ms_bootinfo(SYSCALL_ARGS)
 int64_t sys_ms_seg_create(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t phys = a0, size = a1, payer_pid = a2;
+    uint64_t phys = a0, size = a1, payer_pid = a2, no_sid = 0;
     if (!memsrv_world_owns(phys, size))
         return -EINVAL;
+    /* The sid goes with the handle (no SYS_SEG_INFO to learn it); the
+     * word is written first so the one written after cannot fault. */
+    if (a3 && copy_to_user(a3, &no_sid, sizeof(no_sid)) != 0)
+        return -EFAULT;
     /* The client it is for pays; 0 is the server's own (its books). */
     struct process *payer = payer_pid ? proc_by_pid(payer_pid) : self();
     if (!payer)
@@ -133,6 +137,8 @@ int64_t sys_ms_seg_create(SYSCALL_ARGS)
     /* Guarantee 4: nobody sees what the frames held before. In chunks:
      * a large segment must not hold the kernel lock for its whole size. */
     segment_zero(s);
+    if (a3)
+        (void)copy_to_user(a3, &s->sid, sizeof(s->sid)); /* failing, the sid stays 0: unnamed */
     return (int64_t)s->handle;
 }
 

@@ -132,8 +132,7 @@ static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
 static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index,
                             uint64_t base, uint64_t size, handle_t *handle, uint64_t *sid)
 {
-    struct abi_seg_info info;
-    int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge);
+    int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge, sid);
 
     if (h <= 0) {
         alloc_unplace(ms, index, base);
@@ -148,7 +147,7 @@ static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t bad
         count_failure(ms, c);
         return -ENOMEM;
     }
-    if (ms->k->seg_info(ms->k->ctx, (handle_t)h, &info) != 0 || info.sid == 0) {
+    if (*sid == 0) {
         ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked",
                (unsigned long long)base);
         books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, size, MS_NO_CLIENT);
@@ -156,7 +155,6 @@ static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t bad
         return -ENOMEM;
     }
     *handle = (handle_t)h;
-    *sid = info.sid;
     return 0;
 }
 
@@ -291,8 +289,7 @@ int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     err = books_destroy(ms, rec, "freed");
     if (err < 0)
         return err;
-    ms->k->handle_close(ms->k->ctx, req->seg);
-    req->seg = HANDLE_NONE; /* gone */
+    req->seg = HANDLE_NONE; /* gone: destroying it took the server's handle */
     return 0;
 }
 
@@ -403,9 +400,6 @@ int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply
     ms_log(ms, "memsrv: sid %llu (%llu KiB) revoked by init", (unsigned long long)rec->sid,
            (unsigned long long)(rec->size >> 10));
     err = books_destroy(ms, rec, "revoked");
-    if (err < 0)
-        return err;
-    ms->k->handle_close(ms->k->ctx, (handle_t)h);
-    return 0;
+    return err < 0 ? err : 0; /* destroying it took the handle h */
 }
 

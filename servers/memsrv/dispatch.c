@@ -151,7 +151,6 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
 {
     struct abi_seg_info info;
     struct ms_record *rec;
-    int64_t derr;
 
     if (msg->seg == HANDLE_NONE)
         return;
@@ -169,9 +168,7 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
         books_unlock(ms);
         return;
     }
-    derr = books_destroy(ms, rec, "a reply failed");
-    if (derr >= 0)
-        ms->k->handle_close(ms->k->ctx, msg->seg);
+    (void)books_destroy(ms, rec, "a reply failed"); /* takes the server's handle with it */
     compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
     books_unlock(ms);
 }

@@ -25,10 +25,10 @@ static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
     (void)ctx;
     return sys_ms_bootinfo(index, out);
 }
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
     (void)ctx;
-    return sys_ms_seg_create(phys, size, payer);
+    return sys_ms_seg_create(phys, size, payer, sid);
 }
 static int64_t k_seg_info(void *ctx, handle_t seg, struct abi_seg_info *out)
 {
@@ -87,12 +87,6 @@ static int64_t k_dma_changes(void *ctx, struct abi_dma_change *out, unsigned max
     return sys_ms_dma_changes(out, max);
 }
 
-static void k_handle_close(void *ctx, handle_t h)
-{
-    (void)ctx;
-    /* The kernel may already have dropped the handle with the segment. */
-    (void)sys_handle_close(h);
-}
 static uint64_t k_clock_ns(void *ctx)
 {
     (void)ctx;
@@ -118,7 +112,6 @@ static const struct ms_kernel_ops kernel_ops = {
     .reclaimed = k_reclaimed,
     .segments = k_segments,
     .dma_changes = k_dma_changes,
-    .handle_close = k_handle_close,
     .clock_ns = k_clock_ns,
     .console = k_console,
 };

@@ -104,14 +104,16 @@ struct ms_kernel_ops {
     void *ctx;
     int64_t (*bootinfo)(void *ctx, unsigned index, struct abi_mem_range *out);
     /* -> handle of a new zero-filled, unmapped segment in the server,
-     * charged to the client payer (0: the server itself); -EDQUOT past the
-     * client's limits, -EPEER if it has ended */
-    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size, uint64_t payer);
+     * charged to the client payer (0: the server itself), *sid its sid (0
+     * if the kernel could not say); -EDQUOT past the client's limits,
+     * -EPEER if it has ended */
+    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid);
     int64_t (*seg_info)(void *ctx, handle_t seg, struct abi_seg_info *out);
     /* maps a segment the server holds into the server -> its address */
     int64_t (*seg_map_self)(void *ctx, handle_t seg);
     /* 0, or SEG_DESTROY_QUARANTINED: a device may still reach it, the
-     * kernel keeps it and reclaims it later, released */
+     * kernel keeps it and reclaims it later, released. Either way a
+     * handle the server held for it is gone (no close needed). */
     int64_t (*seg_destroy)(void *ctx, uint64_t sid);
     /* takes a segment from whoever holds it -> its handle in the server */
     int64_t (*seg_revoke)(void *ctx, uint64_t sid);
@@ -129,7 +131,6 @@ struct ms_kernel_ops {
     int64_t (*segments)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
     /* segments whose DMA state changed (SYS_MS_DMA_CHANGES) -> count */
     int64_t (*dma_changes)(void *ctx, struct abi_dma_change *out, unsigned max);
-    void (*handle_close)(void *ctx, handle_t h);
     uint64_t (*clock_ns)(void *ctx);
     void (*console)(void *ctx, const char *text, size_t len);
 };

@@ -267,10 +267,11 @@ static inline int64_t sys_ms_bootinfo(unsigned index, struct abi_mem_range *out)
     return sysraw_ms_bootinfo(index, (uint64_t)out);
 }
 /* payer: the pid of the client the segment is for (its account pays;
- * -EDQUOT past its limits, -EPEER if it has ended); 0: the server itself. */
-static inline int64_t sys_ms_seg_create(uint64_t phys, uint64_t size, uint64_t payer)
+ * -EDQUOT past its limits, -EPEER if it has ended); 0: the server itself.
+ * *sid (unless sid is NULL) gets the new segment's sid. */
+static inline int64_t sys_ms_seg_create(uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
-    return sysraw_ms_seg_create(phys, size, payer);
+    return sysraw_ms_seg_create(phys, size, payer, (uint64_t)sid);
 }
 static inline int64_t sys_ms_seg_revoke(uint64_t sid) { return sysraw_ms_seg_revoke(sid); }
 static inline int64_t sys_ms_seg_migrate(uint64_t sid, uint64_t new_phys)

@@ -145,7 +145,7 @@ void fk_set_limit(struct fake_kernel *fk, uint64_t pid, uint64_t bytes)
     l->limit = bytes;
 }
 
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
     struct fake_kernel *fk = fk_of(ctx);
     struct fk_limit *l = limit_of(fk, payer);
@@ -165,6 +165,7 @@ static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t pa
     s->in_server = true;
     s->payer = payer;
     fk->creates++;
+    *sid = s->sid;
     return (int64_t)handle_of(fk, s);
 }
 
@@ -497,12 +498,6 @@ int fk_restart(struct fake_kernel *fk, unsigned number)
     return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
 }
 
-static void k_handle_close(void *ctx, handle_t h)
-{
-    (void)ctx;
-    (void)h;
-}
-
 static uint64_t k_clock_ns(void *ctx) { return fk_of(ctx)->now; }
 
 static void k_console(void *ctx, const char *text, size_t len)
@@ -571,7 +566,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
         .seg_free = k_seg_free, .reclaimed = k_reclaimed,
         .segments = k_segments,
         .dma_changes = k_dma_changes,
-        .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
+        .clock_ns = k_clock_ns, .console = k_console,
     };
     fk->next_sid = 100;
     fk->now = 1000000;
