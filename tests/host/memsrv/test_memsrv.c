@@ -1040,7 +1040,7 @@ static void test_random_messages(void **state)
     static const uint64_t pids[] = { PID_A, PID_B, PID_C, FK_INIT_PID };
     uint64_t held[256];
     const char *env = getenv("MEMSRV_FUZZ_ITERS");
-    unsigned nheld = 0, i, iters = env != NULL ? (unsigned)atoi(env) : 20000;
+    unsigned nheld = 0, i, iters = env != NULL ? (unsigned)atoi(env) : 20000, batch_frees = 0;
 
     test_rng_seed(42);
 
@@ -1062,20 +1062,43 @@ static void test_random_messages(void **state)
             held[k] = held[--nheld];
             continue;
         }
-        m.label = rnd() % 12;
+        m.label = rnd() % 15; /* up to FREE_BATCH (14) */
         m.w[0] = rnd() % 3 == 0 ? rnd() : rnd() % 8;
         m.w[1] = rnd() % 2 ? rnd() : rnd() % (1 << 20);
         m.w[2] = rnd() % 2 ? 0 : rnd();
         m.w[3] = rnd() % 2 ? 0 : rnd();
         m.len = rnd() % 4 == 0 ? (uint32_t)(rnd() % 200) : 0;
+        for (unsigned b = 0; b < IPC_PAYLOAD_MAX; b += 8) {
+            uint64_t word = rnd() % 2 && nheld > 0 ? fk_client_handle(fk, held[rnd() % nheld]) : rnd();
+            memcpy(m.payload + b, &word, sizeof(word));
+        }
         m.seg = rnd() % 8 == 0 ? rnd() % 0x2000 : HANDLE_NONE;
         if (m.label == MS_FREE)
             m.seg = HANDLE_NONE; /* only a segment the client holds can be sent */
+        if (m.label == MS_FREE_BATCH && rnd() % 2 && nheld > 0) {
+            /* A well-formed one: held segments (PID_A's), maybe one twice. */
+            m.w[0] = 1 + rnd() % (nheld < MS_BATCH_MAX ? nheld : MS_BATCH_MAX);
+            m.w[1] = m.w[2] = m.w[3] = 0;
+            m.len = (uint32_t)(m.w[0] * sizeof(handle_t));
+            m.seg = HANDLE_NONE;
+            for (unsigned b = 0; b < m.len; b += 8) {
+                handle_t h = fk_client_handle(fk, held[rnd() % nheld]);
+                memcpy(m.payload + b, &h, sizeof(h));
+            }
+        }
         if (m.label == MS_COMPACT && m.w[0] == MS_COMPACT_FULL)
             m.w[0] = MS_COMPACT_STEP;
         if (m.label == MS_MAP)
             continue; /* prints only */
-        fk_request(fk, &m);
+        if (m.label == MS_FREE_BATCH && fk_request(fk, &m) == 0)
+            batch_frees++;
+        else if (m.label != MS_FREE_BATCH)
+            fk_request(fk, &m);
+        /* A batch free of PID_A's (payload handles of held segments) may
+         * have taken some. */
+        for (unsigned k = nheld; k-- > 0;)
+            if (fk_seg(fk, held[k]) == NULL)
+                held[k] = held[--nheld];
         if (i % 97 == 0) {
             fk->now += MS_CHECK_NS;
             memsrv_compactor_step(&fk->ms);
@@ -1084,6 +1107,8 @@ static void test_random_messages(void **state)
             fk_assert_consistent(fk);
     }
     fk_assert_consistent(fk);
+    print_message("random: %u batch frees taken\n", batch_frees);
+    assert_true(batch_frees > 0);
 }
 
 /*
