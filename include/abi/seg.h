@@ -86,6 +86,28 @@ ABI_STATIC_ASSERT(sizeof(struct abi_seg_record) == 48, "segment record layout");
 #define SEG_RECORD_RECLAIMED 0x80000000u
 #define SEG_RECORD_REPORTED  0x40000000u /* with RECLAIMED: already handed out by SYS_MS_RECLAIMED */
 
+/* A batch of segments handed to a client (SYS_MS_SEG_GIVE) or taken back
+ * from one (SYS_MS_SEG_FREE): at most SEG_BATCH_MAX, all or none. */
+#define SEG_BATCH_MAX 16
+
+/* One segment of SYS_MS_SEG_GIVE: a segment the server holds, named by
+ * sid, becomes the client's, mapped with every segment right. */
+struct abi_seg_give {
+    uint64_t sid;        /* in */
+    handle_t handle;     /* out: the client's handle */
+    uint64_t vaddr;      /* out: where it is mapped in the client */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_seg_give) == 24, "seg give layout");
+
+/* One segment of SYS_MS_SEG_FREE: a segment the client holds, named by
+ * its handle, is destroyed (or quarantined, as SYS_MS_SEG_DESTROY). */
+struct abi_seg_free {
+    handle_t handle;     /* in: the client's handle */
+    uint64_t sid;        /* out */
+    uint64_t result;     /* out: 0, or SEG_DESTROY_QUARANTINED */
+};
+ABI_STATIC_ASSERT(sizeof(struct abi_seg_free) == 24, "seg free layout");
+
 /* A PCI memory BAR mapped into a driver (SYS_DEV_MAP_BAR). */
 struct abi_bar_info {
     uint64_t vaddr, size, phys;

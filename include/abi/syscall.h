@@ -48,7 +48,7 @@
     X(SYS_PROC_CREATE, proc_create, 26, 3, POWER_SPAWN) /* (name, len, powers) -> proc h, empty */    \
     X(SYS_PROC_START, proc_start, 27, 4, 0)           /* (proc h, entry, stack_top, arg) */           \
     X(SYS_MS_BOOTINFO, ms_bootinfo, 28, 2, POWER_MEMSRV) /* (index, struct abi_mem_range *) */        \
-    X(SYS_MS_SEG_CREATE, ms_seg_create, 29, 3, POWER_MEMSRV) /* (phys, size, payer pid) -> seg h */   \
+    X(SYS_MS_SEG_CREATE, ms_seg_create, 29, 4, POWER_MEMSRV) /* (phys, size, payer pid, sid *) -> seg h */\
     X(SYS_MS_SEG_REVOKE, ms_seg_revoke, 30, 1, POWER_MEMSRV) /* (sid) -> seg h in the memory server */ \
     X(SYS_MS_SEG_MIGRATE, ms_seg_migrate, 31, 2, POWER_MEMSRV) /* (sid, new phys) */                  \
     X(SYS_MS_SEG_QUERY, ms_seg_query, 32, 2, POWER_MEMSRV) /* (sid, struct abi_seg_info *) */         \
@@ -78,7 +78,9 @@
     X(SYS_MS_DMA_CHANGES, ms_dma_changes, 56, 2, POWER_MEMSRV) /* (struct abi_dma_change *, max) -> count */ \
     X(SYS_MS_SEGMENTS, ms_segments, 57, 3, POWER_MEMSRV) /* (from phys, struct abi_seg_record *, max) -> count */ \
     X(SYS_EP_WATCH, ep_watch, 58, 3, 0)               /* (ep h, notification h, bit): receiver gone */ \
-    X(SYS_THREAD_AFFINITY, thread_affinity, 59, 2, 0) /* (thread h or 0, cpu) -> the CPU it is on */
+    X(SYS_THREAD_AFFINITY, thread_affinity, 59, 2, 0) /* (thread h or 0, cpu) -> the CPU it is on */ \
+    X(SYS_MS_SEG_GIVE, ms_seg_give, 60, 3, POWER_MEMSRV) /* (pid, struct abi_seg_give *, n) */        \
+    X(SYS_MS_SEG_FREE, ms_seg_free, 61, 3, POWER_MEMSRV) /* (pid, struct abi_seg_free *, n) */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,

@@ -67,7 +67,28 @@ enum ms_label {
      * w2 nanoseconds its books took to rebuild. -EINVAL if this server was
      * not restarted, or w0 is 0 or in the future. */
     MS_RECOVERY = 12,
+    /* w0 count (1..MS_BATCH_MAX) segments of w1 size each, w2 alignment,
+     * w3 MS_ALLOC_LARGE or MS_ALLOC_NOWAIT flags (a batch never compacts:
+     * NOWAIT is implied; BELOW and WAIT are -EINVAL). All or none. Reply:
+     * w0 the size each got, payload struct ms_batch_seg[count]: the
+     * segments, zero-filled, mapped into the caller (no reply segment). */
+    MS_ALLOC_BATCH = 13,
+    /* w0 count (1..MS_BATCH_MAX), payload handle_t[count]: segments the
+     * caller holds, freed all or none. Reply 0 and nothing else. */
+    MS_FREE_BATCH = 14,
 };
+
+/* A batch's size: the reply's payload holds one struct ms_batch_seg per segment. */
+#define MS_BATCH_MAX 8u
+
+/* One segment of an ALLOC_BATCH reply. Its sid is not there (no room):
+ * SYS_SEG_INFO on the handle gives it. */
+struct ms_batch_seg {
+    handle_t handle;
+    uint64_t vaddr;
+};
+ABI_STATIC_ASSERT(MS_BATCH_MAX * sizeof(struct ms_batch_seg) <= IPC_PAYLOAD_MAX, "a batch fits a payload");
+ABI_STATIC_ASSERT(MS_BATCH_MAX * sizeof(handle_t) <= IPC_PAYLOAD_MAX, "a batch free fits a payload");
 
 #define MS_FAULT_NOW 1           /* while handling the MS_FAULT request */
 #define MS_FAULT_AFTER_MIGRATE 2 /* after the kernel's next migration, before the books record it */
@@ -109,6 +130,10 @@ PROTO_WORDS(ms_sid_req, sid);
 PROTO_WORDS(ms_move_reply, base);
 
 PROTO_WORDS(ms_fault_req, when);  /* MS_FAULT_* */
+
+PROTO_WORDS(ms_alloc_batch_req, count, size, align, flags);
+PROTO_WORDS(ms_alloc_batch_reply, size); /* the size each segment got (rounded up) */
+PROTO_WORDS(ms_free_batch_req, count);
 
 PROTO_WORDS(ms_recovery_req, ended_ns);
 PROTO_WORDS(ms_recovery_reply, restart, recovery_ns, rebuild_ns);

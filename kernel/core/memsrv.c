@@ -114,9 +114,13 @@ int64_t sys_ms_bootinfo(SYSCALL_ARGS)
 int64_t sys_ms_seg_create(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t phys = a0, size = a1, payer_pid = a2;
+    uint64_t phys = a0, size = a1, payer_pid = a2, no_sid = 0;
     if (!memsrv_world_owns(phys, size))
         return -EINVAL;
+    /* The sid goes with the handle (no SYS_SEG_INFO to learn it); the
+     * word is written first so the one written after cannot fault. */
+    if (a3 && copy_to_user(a3, &no_sid, sizeof(no_sid)) != 0)
+        return -EFAULT;
     /* The client it is for pays; 0 is the server's own (its books). */
     struct process *payer = payer_pid ? proc_by_pid(payer_pid) : self();
     if (!payer)
@@ -133,6 +137,8 @@ int64_t sys_ms_seg_create(SYSCALL_ARGS)
     /* Guarantee 4: nobody sees what the frames held before. In chunks:
      * a large segment must not hold the kernel lock for its whole size. */
     segment_zero(s);
+    if (a3)
+        (void)copy_to_user(a3, &s->sid, sizeof(s->sid)); /* failing, the sid stays 0: unnamed */
     return (int64_t)s->handle;
 }
 
@@ -187,6 +193,88 @@ int64_t sys_ms_seg_destroy(SYSCALL_ARGS)
     if (held_by_kernel)
         segment_reclaim_forget(s);
     return segment_retire(s);
+}
+
+/* A client's batch: SYS_MS_SEG_GIVE hands the server's new segments over,
+ * SYS_MS_SEG_FREE destroys segments the client names by handle. Both check
+ * every entry before changing anything and write the caller's array back
+ * once before the change, so a change is never made that cannot be
+ * reported. */
+static int batch_in(uint64_t user, uint64_t n, void *v, size_t entry)
+{
+    if (n == 0 || n > SEG_BATCH_MAX)
+        return -EINVAL;
+    int err = copy_from_user(v, user, n * entry);
+    return err ? err : copy_to_user(user, v, n * entry);
+}
+
+int64_t sys_ms_seg_give(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct abi_seg_give v[SEG_BATCH_MAX];
+    struct segment *segs[SEG_BATCH_MAX];
+    int err = batch_in(a1, a2, v, sizeof(v[0]));
+    if (err)
+        return err;
+    struct process *to = proc_by_pid(a0);
+    if (!to || to->exited)
+        return -EPEER;
+    if (to == self())
+        return -EINVAL;
+    for (uint64_t i = 0; i < a2; i++) {
+        segs[i] = segment_by_sid(v[i].sid);
+        if (!segs[i] || segs[i]->owner != self())
+            return -ENOENT;
+        if (segs[i]->busy)
+            return -EBUSY;
+        for (uint64_t j = 0; j < i; j++)
+            if (segs[j] == segs[i])
+                return -EINVAL;
+    }
+    err = segment_move_batch(segs, (unsigned)a2, to, RIGHTS_SEGMENT);
+    if (err)
+        return err;
+    for (uint64_t i = 0; i < a2; i++) {
+        v[i].handle = segs[i]->handle;
+        v[i].vaddr = segs[i]->vaddr;
+    }
+    return copy_to_user(a1, v, a2 * sizeof(v[0]));
+}
+
+int64_t sys_ms_seg_free(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    struct abi_seg_free v[SEG_BATCH_MAX];
+    struct segment *segs[SEG_BATCH_MAX];
+    int err = batch_in(a1, a2, v, sizeof(v[0]));
+    if (err)
+        return err;
+    for (uint64_t i = 0; i < a2; i++) {
+        /* Looked up again after each wait: the holder or its handles may
+         * have changed meanwhile. */
+        struct process *from = proc_by_pid(a0);
+        if (!from)
+            return -EPEER;
+        err = handle_get(&from->handles, v[i].handle, HANDLE_SEGMENT, 0, (void **)&segs[i], 0);
+        if (err)
+            return err;
+        if (segment_wait_idle(segs[i])) {
+            i = (uint64_t)-1; /* a migration or zero-fill ended: start over */
+            continue;
+        }
+        if (segs[i]->pins || segs[i]->in_flight)
+            return -EBUSY;
+        for (uint64_t j = 0; j < i; j++)
+            if (segs[j] == segs[i])
+                return -EINVAL;
+    }
+    for (uint64_t i = 0; i < a2; i++) {
+        v[i].sid = segs[i]->sid; /* read first: a destroyed segment is gone */
+        int r = segment_retire(segs[i]); /* idle, so it cannot refuse */
+        VERIFY(r >= 0);
+        v[i].result = (uint64_t)r;
+    }
+    return copy_to_user(a1, v, a2 * sizeof(v[0]));
 }
 
 #define RECLAIM_BATCH 32

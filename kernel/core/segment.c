@@ -445,6 +445,40 @@ int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr
     return 0;
 }
 
+static void cancel_attach(struct process *p, const struct attach_plan *plan)
+{
+    if (plan->mapped)
+        aspace_cancel(&p->aspace, &plan->area);
+    handle_remove(&p->handles, plan->handle, 0);
+}
+
+int segment_move_batch(struct segment *const *segs, unsigned n, struct process *to, rights_t rights)
+{
+    struct attach_plan plans[SEG_BATCH_MAX];
+    unsigned i;
+    int err = 0;
+
+    VERIFY(n <= SEG_BATCH_MAX);
+    for (i = 0; i < n && err == 0; i++)
+        if (segs[i]->in_flight || segs[i]->pins || segment_dma_busy(segs[i]))
+            err = -EBUSY;
+    /* Every handle slot and area is reserved before anything moves, so a
+     * shortage part way leaves every segment where it was. */
+    for (i = 0; i < n && err == 0; i++)
+        err = plan_attach(segs[i], to, true, 0, &plans[i]);
+    if (err) {
+        for (i--; i-- > 0;) /* plan i failed and undid itself */
+            cancel_attach(to, &plans[i]);
+        return err;
+    }
+    for (i = 0; i < n; i++) {
+        if (segs[i]->owner)
+            segment_detach(segs[i]);
+        commit_attach(segs[i], to, &plans[i], rights & RIGHTS_SEGMENT);
+    }
+    return 0;
+}
+
 /* Bytes copied or zeroed between two lock breaks: bounds how long the
  * kernel lock is held (a few microseconds of copying). */
 #define BUSY_CHUNK (64ull * 1024)

@@ -22,8 +22,15 @@
  *     successor, so the repeat may answer -ENOENT for a revoke that
  *     happened;
  *   - STATS, MAP, CHECK only look.
+ *   - FREE_BATCH: the kernel frees the batch all at once; if its first
+ *     handle is gone, the dead server had freed them all;
+ *   - ALLOC_BATCH: the segments are handed over before the reply, so a
+ *     server that dies in between leaves them with the caller, charged to
+ *     it, under handles it never learns (until it exits); the repeat
+ *     allocates afresh.
  * In the common case the wrapper costs a copy of the request's label,
- * words and segment before the call (the requests here carry no payload).
+ * words and segment before the call (and of the payload, FREE_BATCH's
+ * handles, the one request that carries one).
  */
 #include <common/string.h>
 #include <libsys/memsrv.h>
@@ -61,12 +68,19 @@ static int64_t call(struct ipc_msg *m)
 {
     handle_t ep = ms_endpoint();
     uint64_t label = m->label, w[IPC_WORDS], slept = 0, pause = MS_RETRY_FIRST_NS;
-    handle_t seg = m->seg;
+    handle_t seg = m->seg, first = HANDLE_NONE;
+    uint8_t payload[IPC_PAYLOAD_MAX];
+    uint32_t len = m->len;
     int64_t err;
 
     if (ep == HANDLE_NONE)
         return -EBADH;
     memcpy(w, m->w, sizeof(w));
+    if (len != 0)
+        memcpy(payload, m->payload, len);
+    /* A FREE_BATCH's segments go all at once: the first tells for all. */
+    if (label == MS_FREE_BATCH && len >= sizeof(first))
+        memcpy(&first, payload, sizeof(first));
     for (;;) {
         struct abi_seg_info info;
         err = sys_ipc_call(ep, m, TIMEOUT_FOREVER);
@@ -75,6 +89,8 @@ static int64_t call(struct ipc_msg *m)
         /* A segment that reached the dead server is no longer the caller's. */
         if (seg != HANDLE_NONE && sys_seg_info(seg, &info) != 0)
             return label == MS_FREE ? 0 : err;
+        if (first != HANDLE_NONE && sys_seg_info(first, &info) != 0)
+            return 0;
         if (slept >= MS_RESTART_WAIT_NS)
             break;
         sys_sleep(pause);
@@ -83,6 +99,9 @@ static int64_t call(struct ipc_msg *m)
         msg_init(m, (enum ms_label)label);
         memcpy(m->w, w, sizeof(w));
         m->seg = seg;
+        m->len = len;
+        if (len != 0)
+            memcpy(m->payload, payload, len);
     }
     if (err < 0)
         return err;
@@ -126,6 +145,45 @@ int64_t ms_free(handle_t seg)
     /* On an error the server gives the segment back: it is mapped into the
      * caller again, under the handle m.seg, which this API cannot return
      * (see docs/memsrv.md, "Client API"). */
+    return call(&m);
+}
+
+int64_t ms_alloc_batch(unsigned count, uint64_t size, uint64_t align, unsigned flags, struct ms_segment *out)
+{
+    struct ms_batch_seg segs[MS_BATCH_MAX];
+    struct ipc_msg m;
+    uint64_t got;
+    int64_t err;
+
+    if (out == NULL || count > MS_BATCH_MAX)
+        return -EINVAL;
+    msg_init(&m, MS_ALLOC_BATCH);
+    ms_alloc_batch_req_put(&m, (struct ms_alloc_batch_req){ .count = count, .size = size, .align = align,
+                                                            .flags = flags });
+    err = call(&m);
+    if (err < 0)
+        return err;
+    if (m.len != count * sizeof(segs[0]))
+        return -EPEER; /* not a memory server's answer */
+    memcpy(segs, m.payload, m.len);
+    got = ms_alloc_batch_reply_get(&m).size;
+    for (unsigned i = 0; i < count; i++)
+        out[i] = (struct ms_segment){ .handle = segs[i].handle, .addr = (void *)(uintptr_t)segs[i].vaddr,
+                                      .size = got };
+    return 0;
+}
+
+int64_t ms_free_batch(const handle_t *segs, unsigned count)
+{
+    struct ipc_msg m;
+
+    if ((segs == NULL && count != 0) || count > MS_BATCH_MAX)
+        return -EINVAL;
+    msg_init(&m, MS_FREE_BATCH);
+    ms_free_batch_req_put(&m, (struct ms_free_batch_req){ .count = count });
+    m.len = (uint32_t)(count * sizeof(handle_t));
+    if (count != 0)
+        memcpy(m.payload, segs, m.len);
     return call(&m);
 }
 

@@ -10,6 +10,8 @@
  * large-page wish) are booked with it (span_alloc keeps them) and every
  * move keeps them, MOVE's too.
  */
+#include <common/string.h>
+
 #include "ms_server.h"
 
 static uint64_t round_granule(uint64_t size)
@@ -55,60 +57,85 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
     return err;
 }
 
-int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
+static void count_failure(struct memsrv *ms, struct ms_client *c)
 {
-    const struct ms_alloc_req args = ms_alloc_req_get(req);
-    uint64_t size = args.size, align = args.align, flags = args.flags, limit = args.limit;
-    uint64_t large = ms->span.large_size, base;
-    struct span_request sreq;
-    struct abi_seg_info info;
-    struct ms_client *c;
-    uint32_t client, index;
-    int64_t h;
-    int err;
+    c->failures++;
+    ms->alloc_failures++;
+}
+
+/*
+ * The checks ALLOC and ALLOC_BATCH share: the words, the caller, the size.
+ * 0 with the caller's client index and the span request for one segment,
+ * or -E* with nothing changed (a failure counted against a known client).
+ */
+static int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *args, uint64_t badge,
+                           uint32_t *client, struct span_request *sreq)
+{
+    uint64_t size = args->size, align = args->align, flags = args->flags, large = ms->span.large_size;
 
     if (size == 0 || !valid_alignment(align) ||
         (flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_BELOW | MS_ALLOC_NOWAIT | MS_ALLOC_WAIT)) ||
         (flags & MS_ALLOC_NOWAIT && flags & MS_ALLOC_WAIT))
         return -EINVAL;
-    if ((flags & MS_ALLOC_BELOW) ? limit == 0 : limit != 0)
+    if ((flags & MS_ALLOC_BELOW) ? args->limit == 0 : args->limit != 0)
         return -EINVAL;
-    client = books_client(ms, req->badge, true);
-    if (client == MS_NO_CLIENT)
+    *client = books_client(ms, badge, true);
+    if (*client == MS_NO_CLIENT)
         return -EINVAL; /* not a pid the kernel makes */
-    c = &ms->clients[client];
     if (size > ms->span.total_bytes) {
-        c->failures++;
-        ms->alloc_failures++;
+        count_failure(ms, &ms->clients[*client]);
         return -E2BIG;
     }
     size = round_granule(size);
     if ((flags & MS_ALLOC_LARGE) && align < large)
         align = large;
-    index = books_new_record(ms);
-    if (index == MS_NO_RECORD) {
-        c->failures++;
-        ms->alloc_failures++;
-        return -ENOMEM;
-    }
     /* A large segment asked for without MS_ALLOC_LARGE may land at 4 KiB
      * alignment under pressure; background realignment fixes it later. */
-    sreq = (struct span_request){ .size = size, .align = align, .limit = limit,
-                                  .flags = size >= large && !(flags & MS_ALLOC_LARGE)
-                                               ? SPAN_LARGE_OK : 0 };
-    err = span_alloc(&ms->span, &sreq, index, &base);
+    *sreq = (struct span_request){ .size = size, .align = align, .limit = args->limit,
+                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE)
+                                                ? SPAN_LARGE_OK : 0 };
+    return 0;
+}
+
+/* A record and a span for sreq (compacting as flags allow): 0 with both
+ * booked, or -E* with neither. */
+static int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags,
+                       uint32_t *index, uint64_t *base)
+{
+    int err;
+
+    *index = books_new_record(ms);
+    if (*index == MS_NO_RECORD)
+        return -ENOMEM;
+    err = span_alloc(&ms->span, sreq, *index, base);
     if (err == -ENOMEM)
-        err = make_room(ms, &sreq, flags, index, &base);
-    if (err != 0) {
-        books_drop_new_record(ms, index);
-        c->failures++;
-        ms->alloc_failures++;
-        return err;
-    }
-    h = ms->k->seg_create(ms->k->ctx, base, size, req->badge);
+        err = make_room(ms, sreq, flags, *index, base);
+    if (err != 0)
+        books_drop_new_record(ms, *index);
+    return err;
+}
+
+/* Undoes alloc_place. */
+static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
+{
+    span_free(&ms->span, base);
+    books_drop_new_record(ms, index);
+}
+
+/*
+ * The kernel makes the placed segment for the client c (pid badge),
+ * zero-filled and held by the server: 0 with its handle and sid, the
+ * record still uncommitted. On -E* the placing is undone, unless the
+ * kernel made a segment the server cannot name: its span stays booked,
+ * charged to nobody, rather than be handed out twice.
+ */
+static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index,
+                            uint64_t base, uint64_t size, handle_t *handle, uint64_t *sid)
+{
+    int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge, sid);
+
     if (h <= 0) {
-        span_free(&ms->span, base);
-        books_drop_new_record(ms, index);
+        alloc_unplace(ms, index, base);
         /* The client's account is full, or the client is gone: its own
          * affair, not the server's. */
         if (h == -EDQUOT || h == -EPEER) {
@@ -117,23 +144,130 @@ int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         }
         ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld",
                (unsigned long long)base, (unsigned long long)size, (long long)h);
-        c->failures++;
-        ms->alloc_failures++;
+        count_failure(ms, c);
         return -ENOMEM;
     }
-    if (ms->k->seg_info(ms->k->ctx, (handle_t)h, &info) != 0 || info.sid == 0) {
-        /* The frames now belong to a segment the server cannot name: keep
-         * them booked (charged to nobody) rather than hand them out twice. */
+    if (*sid == 0) {
         ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked",
                (unsigned long long)base);
         books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, size, MS_NO_CLIENT);
         c->failures++;
         return -ENOMEM;
     }
-    books_commit_record(ms, index, MS_REC_SEGMENT, info.sid, base, size, client);
+    *handle = (handle_t)h;
+    return 0;
+}
+
+/* Undoes alloc_create and alloc_place for a segment the server still
+ * holds; a destroy the kernel refuses leaves the span booked, charged to
+ * nobody. */
+static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uint64_t size, uint64_t sid)
+{
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, sid);
+
+    if (err == 0) {
+        alloc_unplace(ms, index, base);
+        return;
+    }
+    ms_log(ms, "memsrv: destroying unused sid %llu failed: %lld; its span stays booked",
+           (unsigned long long)sid, (long long)err);
+    books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, size, MS_NO_CLIENT);
+}
+
+int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    const struct ms_alloc_req args = ms_alloc_req_get(req);
+    struct span_request sreq;
+    struct ms_client *c;
+    uint32_t client, index;
+    uint64_t base, sid;
+    handle_t h;
+    int64_t err;
+
+    err = alloc_check(ms, &args, req->badge, &client, &sreq);
+    if (err != 0)
+        return err;
+    c = &ms->clients[client];
+    err = alloc_place(ms, &sreq, args.flags, &index, &base);
+    if (err != 0) {
+        count_failure(ms, c);
+        return err;
+    }
+    err = alloc_create(ms, c, req->badge, index, base, sreq.size, &h, &sid);
+    if (err != 0)
+        return err;
+    books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, sreq.size, client);
     c->allocs++;
-    reply->seg = (handle_t)h;
-    ms_alloc_reply_put(reply, (struct ms_alloc_reply){ .sid = info.sid });
+    reply->seg = h;
+    ms_alloc_reply_put(reply, (struct ms_alloc_reply){ .sid = sid });
+    return 0;
+}
+
+/*
+ * ALLOC_BATCH: count segments of one size, all or none. Every span is
+ * placed first (no compaction: a span placed early must not sit in the
+ * books, uncommitted, while a later one's compaction lets other threads
+ * in), then the kernel makes each segment for the client (its account is
+ * charged here: -EDQUOT part way undoes the ones made), then hands them all
+ * over in one call, which moves all or none. Only then are the records
+ * committed.
+ */
+int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    const struct ms_alloc_batch_req args = ms_alloc_batch_req_get(req);
+    const struct ms_alloc_req one = { .size = args.size, .align = args.align,
+                                      .flags = args.flags | MS_ALLOC_NOWAIT };
+    struct abi_seg_give give[MS_BATCH_MAX];
+    struct ms_batch_seg segs[MS_BATCH_MAX];
+    uint32_t index[MS_BATCH_MAX], client;
+    uint64_t base[MS_BATCH_MAX];
+    unsigned placed = 0, made = 0, refused = MS_BATCH_MAX, i;
+    struct span_request sreq;
+    struct ms_client *c;
+    handle_t h;
+    int64_t err;
+
+    if (args.count == 0 || args.count > MS_BATCH_MAX ||
+        (args.flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_NOWAIT)))
+        return -EINVAL;
+    err = alloc_check(ms, &one, req->badge, &client, &sreq);
+    if (err != 0)
+        return err;
+    c = &ms->clients[client];
+    if (sreq.size > ms->span.total_bytes / args.count) {
+        count_failure(ms, c);
+        return -E2BIG; /* more than RAM in all */
+    }
+    err = books_reserve(ms, 3 * args.count, (uint32_t)args.count);
+    for (; err == 0 && placed < args.count; placed++)
+        if ((err = alloc_place(ms, &sreq, one.flags, &index[placed], &base[placed])) != 0)
+            break;
+    for (; err == 0 && made < args.count; made++)
+        if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h,
+                                &give[made].sid)) != 0) {
+            refused = made; /* alloc_create undid it and counted the failure */
+            break;
+        }
+    if (err == 0)
+        err = ms->k->seg_give(ms->k->ctx, req->badge, give, (unsigned)args.count);
+    if (err != 0) {
+        for (i = 0; i < placed; i++)
+            if (i < made)
+                alloc_uncreate(ms, index[i], base[i], sreq.size, give[i].sid);
+            else if (i != refused)
+                alloc_unplace(ms, index[i], base[i]);
+        if (refused == MS_BATCH_MAX && err != -EPEER)
+            count_failure(ms, c);
+        return err;
+    }
+    for (i = 0; i < args.count; i++) {
+        books_commit_record(ms, index[i], MS_REC_SEGMENT, give[i].sid, base[i], sreq.size, client);
+        segs[i] = (struct ms_batch_seg){ .handle = give[i].handle, .vaddr = give[i].vaddr };
+    }
+    c->allocs += args.count;
+    memcpy(reply->payload, segs, args.count * sizeof(segs[0]));
+    reply->len = (uint32_t)(args.count * sizeof(segs[0]));
+    ms_alloc_batch_reply_put(reply, (struct ms_alloc_batch_reply){ .size = sreq.size });
     return 0;
 }
 
@@ -155,8 +289,43 @@ int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     err = books_destroy(ms, rec, "freed");
     if (err < 0)
         return err;
-    ms->k->handle_close(ms->k->ctx, req->seg);
-    req->seg = HANDLE_NONE; /* gone */
+    req->seg = HANDLE_NONE; /* gone: destroying it took the server's handle */
+    return 0;
+}
+
+/*
+ * FREE_BATCH: the kernel checks every handle (a segment the caller holds,
+ * none twice, none pinned or in flight) and destroys all of them or none;
+ * the books then settle each by the sid it reports, after any migration of
+ * it the compactor had under way has settled.
+ */
+int64_t req_free_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
+{
+    uint64_t count = ms_free_batch_req_get(req).count;
+    struct abi_seg_free v[MS_BATCH_MAX];
+    handle_t handles[MS_BATCH_MAX];
+    struct ms_record *rec;
+    int64_t err;
+    unsigned i;
+
+    (void)reply;
+    if (count == 0 || count > MS_BATCH_MAX || req->len != count * sizeof(handle_t))
+        return -EINVAL;
+    memcpy(handles, req->payload, req->len);
+    for (i = 0; i < count; i++)
+        v[i] = (struct abi_seg_free){ .handle = handles[i] };
+    err = ms->k->seg_free(ms->k->ctx, req->badge, v, (unsigned)count);
+    if (err != 0)
+        return err;
+    for (i = 0; i < count; i++) {
+        rec = books_settled(ms, v[i].sid);
+        if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
+            ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know",
+                   (unsigned long long)req->badge, (unsigned long long)v[i].sid);
+            continue;
+        }
+        books_destroyed(ms, rec, (int64_t)v[i].result, "freed");
+    }
     return 0;
 }
 
@@ -231,9 +400,6 @@ int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply
     ms_log(ms, "memsrv: sid %llu (%llu KiB) revoked by init", (unsigned long long)rec->sid,
            (unsigned long long)(rec->size >> 10));
     err = books_destroy(ms, rec, "revoked");
-    if (err < 0)
-        return err;
-    ms->k->handle_close(ms->k->ctx, (handle_t)h);
-    return 0;
+    return err < 0 ? err : 0; /* destroying it took the handle h */
 }
 

@@ -367,8 +367,7 @@ int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t
 static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, void **addr)
 {
     struct span_request req = { .size = size, .flags = SPAN_LARGE_OK | SPAN_HIGH };
-    struct abi_seg_info info;
-    uint64_t base;
+    uint64_t base, sid;
     uint32_t index;
     int64_t h, mapped;
     int err;
@@ -379,13 +378,12 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
     err = span_alloc(&ms->span, &req, index, &base);
     if (err != 0)
         return err;
-    h = ms->k->seg_create(ms->k->ctx, base, size, 0); /* the server's own */
+    h = ms->k->seg_create(ms->k->ctx, base, size, 0, &sid); /* the server's own */
     if (h <= 0) {
         span_free(&ms->span, base);
         return -ENOMEM;
     }
-    if (ms->k->seg_info(ms->k->ctx, (handle_t)h, &info) != 0 || info.sid == 0 ||
-        (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+    if (sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
         /* Frames the server cannot name or use: keep them booked. */
         ms_log(ms, "memsrv: books segment at %#llx could not be mapped: its span stays booked",
                (unsigned long long)base);
@@ -396,8 +394,8 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
     }
     ms->rec_free = ms->recs[index].next_free;
     span_lock(&ms->span, base);
-    books_commit_record(ms, index, MS_REC_BOOKS, info.sid, base, size, MS_NO_CLIENT);
-    books_adopt(ms, use, info.sid, base, size, (void *)(uintptr_t)mapped);
+    books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
+    books_adopt(ms, use, sid, base, size, (void *)(uintptr_t)mapped);
     *addr = (void *)(uintptr_t)mapped;
     ms->books_grown++;
     return 0;
@@ -543,6 +541,12 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
 {
     int64_t err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
 
+    books_destroyed(ms, rec, err, why);
+    return err;
+}
+
+void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
+{
     if (err == SEG_DESTROY_QUARANTINED) {
         ms_log(ms, "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
                    "quarantined until the kernel releases it",
@@ -555,7 +559,6 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
         ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked",
                (unsigned long long)rec->sid, why, (long long)err);
     }
-    return err;
 }
 
 /* ---- clients --------------------------------------------------------- */

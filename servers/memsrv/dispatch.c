@@ -45,6 +45,8 @@ static struct memsrv *server_of(const struct server *srv) { return srv->ctx; }
 
 LOCKED(req_alloc)
 LOCKED(req_free)
+LOCKED(req_alloc_batch)
+LOCKED(req_free_batch)
 LOCKED(req_stats)
 LOCKED(req_compact)
 LOCKED(req_map)
@@ -68,6 +70,10 @@ static const struct server_op requests[] = {
     { MS_REVOKE, locked_req_revoke, "revoke", INIT_ONLY, PROTO_WORDS_USED(ms_sid_req) },
     { MS_FAULT, locked_req_fault, "fault", INIT_ONLY, PROTO_WORDS_USED(ms_fault_req) },
     { MS_RECOVERY, locked_req_recovery, "recovery", INIT_ONLY, PROTO_WORDS_USED(ms_recovery_req) },
+    { MS_ALLOC_BATCH, locked_req_alloc_batch, "alloc batch", CHECKED | SERVER_OP_SEG_REFUSED,
+      PROTO_WORDS_USED(ms_alloc_batch_req) },
+    { MS_FREE_BATCH, locked_req_free_batch, "free batch", SERVER_OP_WORDS | SERVER_OP_SEG_REFUSED,
+      PROTO_WORDS_USED(ms_free_batch_req) },
 };
 
 /* Init-only labels: init.pid from the arguments, none without it. */
@@ -145,7 +151,6 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
 {
     struct abi_seg_info info;
     struct ms_record *rec;
-    int64_t derr;
 
     if (msg->seg == HANDLE_NONE)
         return;
@@ -163,9 +168,7 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
         books_unlock(ms);
         return;
     }
-    derr = books_destroy(ms, rec, "a reply failed");
-    if (derr >= 0)
-        ms->k->handle_close(ms->k->ctx, msg->seg);
+    (void)books_destroy(ms, rec, "a reply failed"); /* takes the server's handle with it */
     compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
     books_unlock(ms);
 }

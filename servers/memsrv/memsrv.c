@@ -25,10 +25,10 @@ static int64_t k_bootinfo(void *ctx, unsigned index, struct abi_mem_range *out)
     (void)ctx;
     return sys_ms_bootinfo(index, out);
 }
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
     (void)ctx;
-    return sys_ms_seg_create(phys, size, payer);
+    return sys_ms_seg_create(phys, size, payer, sid);
 }
 static int64_t k_seg_info(void *ctx, handle_t seg, struct abi_seg_info *out)
 {
@@ -60,6 +60,16 @@ static int64_t k_seg_query(void *ctx, uint64_t sid, struct abi_seg_info *out)
     (void)ctx;
     return sys_ms_seg_query(sid, out);
 }
+static int64_t k_seg_give(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n)
+{
+    (void)ctx;
+    return sys_ms_seg_give(pid, v, n);
+}
+static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n)
+{
+    (void)ctx;
+    return sys_ms_seg_free(pid, v, n);
+}
 static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
 {
     (void)ctx;
@@ -77,12 +87,6 @@ static int64_t k_dma_changes(void *ctx, struct abi_dma_change *out, unsigned max
     return sys_ms_dma_changes(out, max);
 }
 
-static void k_handle_close(void *ctx, handle_t h)
-{
-    (void)ctx;
-    /* The kernel may already have dropped the handle with the segment. */
-    (void)sys_handle_close(h);
-}
 static uint64_t k_clock_ns(void *ctx)
 {
     (void)ctx;
@@ -103,10 +107,11 @@ static const struct ms_kernel_ops kernel_ops = {
     .seg_revoke = k_seg_revoke,
     .seg_migrate = k_seg_migrate,
     .seg_query = k_seg_query,
+    .seg_give = k_seg_give,
+    .seg_free = k_seg_free,
     .reclaimed = k_reclaimed,
     .segments = k_segments,
     .dma_changes = k_dma_changes,
-    .handle_close = k_handle_close,
     .clock_ns = k_clock_ns,
     .console = k_console,
 };

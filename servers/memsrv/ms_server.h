@@ -89,6 +89,8 @@
 #define MS_MAP_WINDOW_NS (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
 #define MS_RECLAIM_BATCH 16u
 
+ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
+
 #define MS_NO_CLIENT UINT32_MAX
 #define MS_NO_RECORD UINT32_MAX
 #define MS_NEVER UINT64_MAX
@@ -102,26 +104,33 @@ struct ms_kernel_ops {
     void *ctx;
     int64_t (*bootinfo)(void *ctx, unsigned index, struct abi_mem_range *out);
     /* -> handle of a new zero-filled, unmapped segment in the server,
-     * charged to the client payer (0: the server itself); -EDQUOT past the
-     * client's limits, -EPEER if it has ended */
-    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size, uint64_t payer);
+     * charged to the client payer (0: the server itself), *sid its sid (0
+     * if the kernel could not say); -EDQUOT past the client's limits,
+     * -EPEER if it has ended */
+    int64_t (*seg_create)(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid);
     int64_t (*seg_info)(void *ctx, handle_t seg, struct abi_seg_info *out);
     /* maps a segment the server holds into the server -> its address */
     int64_t (*seg_map_self)(void *ctx, handle_t seg);
     /* 0, or SEG_DESTROY_QUARANTINED: a device may still reach it, the
-     * kernel keeps it and reclaims it later, released */
+     * kernel keeps it and reclaims it later, released. Either way a
+     * handle the server held for it is gone (no close needed). */
     int64_t (*seg_destroy)(void *ctx, uint64_t sid);
     /* takes a segment from whoever holds it -> its handle in the server */
     int64_t (*seg_revoke)(void *ctx, uint64_t sid);
     int64_t (*seg_migrate)(void *ctx, uint64_t sid, uint64_t new_phys);
     int64_t (*seg_query)(void *ctx, uint64_t sid, struct abi_seg_info *out);
+    /* SYS_MS_SEG_GIVE: the server's segments v[i].sid become process
+     * pid's, mapped (handle and address filled in); all or none */
+    int64_t (*seg_give)(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n);
+    /* SYS_MS_SEG_FREE: the segments pid holds under v[i].handle are
+     * destroyed (sid and 0 or SEG_DESTROY_QUARANTINED filled in); all or none */
+    int64_t (*seg_free)(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
     /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
      * -> how many were written (at most max) */
     int64_t (*segments)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
     /* segments whose DMA state changed (SYS_MS_DMA_CHANGES) -> count */
     int64_t (*dma_changes)(void *ctx, struct abi_dma_change *out, unsigned max);
-    void (*handle_close)(void *ctx, handle_t h);
     uint64_t (*clock_ns)(void *ctx);
     void (*console)(void *ctx, const char *text, size_t len);
 };
@@ -365,6 +374,8 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec);
  * (when the kernel refuses) left booked with a log line. Returns the
  * kernel's answer. */
 int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why);
+/* The same once the kernel answered err for it (SYS_MS_SEG_FREE). */
+void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why);
 void books_uncharge(struct memsrv *ms, struct ms_record *rec);
 /* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
@@ -415,6 +426,8 @@ void compact_dma_changes(struct memsrv *ms);
  * caller. */
 int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+int64_t req_free_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);

@@ -57,10 +57,10 @@ static int64_t migrate_then_fault(void *ctx, uint64_t sid, uint64_t new_phys)
     return err;
 }
 
-static int64_t create_then_fault(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
+static int64_t create_then_fault(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
     struct memsrv *ms = armed;
-    int64_t h = ms->restart.real_ops->seg_create(ctx, phys, size, payer);
+    int64_t h = ms->restart.real_ops->seg_create(ctx, phys, size, payer, sid);
 
     /* A client's segment (payer 0 is one of the server's own books). */
     if (h > 0 && payer != 0)

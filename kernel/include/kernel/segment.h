@@ -119,6 +119,11 @@ void segment_detach(struct segment *s);
  * stays where it was. -EBUSY if busy (in flight excepted: the caller is
  * the delivery that ends the flight, and clears it first). */
 int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr, rights_t rights);
+/* Moves n segments (at most SEG_BATCH_MAX, distinct) from their owners to
+ * p, each mapped where the kernel picks: all or none. -EBUSY if one is in
+ * flight, pinned or within a device's reach; -ENOMEM (handles, page tables
+ * or address space of p) with nothing changed. */
+int segment_move_batch(struct segment *const *segs, unsigned n, struct process *to, rights_t rights);
 /* Moves the contents to new_phys by the migration protocol above; the
  * owner's threads that touch the segment meanwhile wait. -EBUSY pinned,
  * tainted, in flight or busy; -EEXIST overlap; -ENOMEM page tables. */

@@ -40,6 +40,19 @@ int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, 
  * the caller, unreachable, until exit (docs/memsrv.md, "Client API"). */
 int64_t ms_free(handle_t seg);
 
+/* Batches (at most MS_BATCH_MAX segments a call), all or none.
+ * ms_alloc_batch: count zero-filled segments of `size` bytes each, mapped
+ * and charged as ms_alloc's, into out[0..count); flags MS_ALLOC_LARGE or
+ * MS_ALLOC_NOWAIT (a batch never waits for compaction: -ENOMEM when one
+ * of them finds no room). out[i].sid is 0: the reply has no room for
+ * sids (sys_seg_info gives one). ms_free_batch: gives back the segments
+ * the caller holds under segs[0..count): -EBADH if one is not a segment
+ * the caller holds, -EBUSY if one is pinned or being sent, -EINVAL for a
+ * handle twice; on any error every one stays the caller's. -EINVAL for a
+ * count of 0 or over MS_BATCH_MAX. */
+int64_t ms_alloc_batch(unsigned count, uint64_t size, uint64_t align, unsigned flags, struct ms_segment *out);
+int64_t ms_free_batch(const handle_t *segs, unsigned count);
+
 /* Statistics (proto/memsrv.h). client: pid 0 is the caller; -ENOENT for an
  * unknown pid. region: -ENOENT past the last region, so iterate from 0
  * until it. -EINVAL for a NULL out or a reply of the wrong size. */

@@ -267,10 +267,11 @@ static inline int64_t sys_ms_bootinfo(unsigned index, struct abi_mem_range *out)
     return sysraw_ms_bootinfo(index, (uint64_t)out);
 }
 /* payer: the pid of the client the segment is for (its account pays;
- * -EDQUOT past its limits, -EPEER if it has ended); 0: the server itself. */
-static inline int64_t sys_ms_seg_create(uint64_t phys, uint64_t size, uint64_t payer)
+ * -EDQUOT past its limits, -EPEER if it has ended); 0: the server itself.
+ * *sid (unless sid is NULL) gets the new segment's sid. */
+static inline int64_t sys_ms_seg_create(uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
-    return sysraw_ms_seg_create(phys, size, payer);
+    return sysraw_ms_seg_create(phys, size, payer, (uint64_t)sid);
 }
 static inline int64_t sys_ms_seg_revoke(uint64_t sid) { return sysraw_ms_seg_revoke(sid); }
 static inline int64_t sys_ms_seg_migrate(uint64_t sid, uint64_t new_phys)
@@ -294,6 +295,23 @@ static inline int64_t sys_ms_dma_changes(struct abi_dma_change *out, unsigned ma
 static inline int64_t sys_ms_segments(uint64_t from_phys, struct abi_seg_record *out, unsigned max)
 {
     return sysraw_ms_segments(from_phys, (uint64_t)out, max);
+}
+/* Hands the segments v[i].sid (the server's, idle) to process pid, mapped,
+ * filling in each one's handle and address there; all or none (-EPEER the
+ * process ended, -ENOENT a sid not the server's, -EBUSY one busy, -EINVAL
+ * a sid twice or n outside 1..SEG_BATCH_MAX, -ENOMEM no room in pid). */
+static inline int64_t sys_ms_seg_give(uint64_t pid, struct abi_seg_give *v, unsigned n)
+{
+    return sysraw_ms_seg_give(pid, (uint64_t)v, n);
+}
+/* Destroys the segments process pid holds under the handles v[i].handle
+ * (each 0 or SEG_DESTROY_QUARANTINED in v[i].result, its sid in v[i].sid);
+ * all or none (-EBADH a handle not a segment of pid's, -EBUSY one pinned or
+ * in flight, -EINVAL a handle twice or n outside 1..SEG_BATCH_MAX, -EPEER no
+ * such process). */
+static inline int64_t sys_ms_seg_free(uint64_t pid, struct abi_seg_free *v, unsigned n)
+{
+    return sysraw_ms_seg_free(pid, (uint64_t)v, n);
 }
 /* POWER_SUPERVISE (init): a new memory server in the ended one's kept
  * image and stack -> its process handle (CONTROL, WAIT). */

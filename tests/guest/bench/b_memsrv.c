@@ -3,7 +3,8 @@
  * init starts this program twice (startup handle PARENT holds a fresh
  * endpoint); the "server" instance has nothing to serve and ends at once,
  * the "client" instance measures and prints `BENCH` lines:
- *   - ALLOC+FREE round trips for 4 KiB, 64 KiB and 2 MiB (cycles and ns);
+ *   - ALLOC+FREE round trips for 4 KiB, 64 KiB and 2 MiB (cycles and ns),
+ *     and ALLOC_BATCH+FREE_BATCH of 1, 4 and 8 segments, per segment;
  *   - the in-guest copy rate (4 MiB segment to 4 MiB segment): memcpy,
  *     rep movsq, a 64-bit loop;
  *   - a 2 MiB allocation on fragmented memory: its time, the bytes memsrv
@@ -72,6 +73,36 @@ static void measure_alloc_free(const char *name, uint64_t size, unsigned n)
             samples[i - warm] = t1 - t0;
     }
     struct bench_stats s = bench_summarise(samples, n);
+    char ns_name[64];
+    bench_lines(name, s, "cycles");
+    snprintf(ns_name, sizeof(ns_name), "%s_ns", name);
+    bench_line(ns_name, ns(s.median), "ns");
+}
+
+/* One ALLOC_BATCH of n segments of `size` and one FREE_BATCH of them, per
+ * segment (the pair's time over n), beside the single pair above. */
+static void measure_batch(const char *name, uint64_t size, unsigned n, unsigned rounds)
+{
+    unsigned warm = rounds / 10;
+    for (unsigned i = 0; i < warm + rounds; i++) {
+        struct ms_segment segs[MS_BATCH_MAX];
+        handle_t h[MS_BATCH_MAX];
+        uint64_t t0 = bench_tsc();
+        int64_t a = ms_alloc_batch(n, size, 0, 0, segs), f = 0;
+        if (a == 0) {
+            for (unsigned k = 0; k < n; k++)
+                h[k] = segs[k].handle;
+            f = ms_free_batch(h, n);
+        }
+        uint64_t t1 = bench_tsc();
+        if (a != 0 || f != 0) {
+            fail(name, a ? a : f);
+            return;
+        }
+        if (i >= warm)
+            samples[i - warm] = (t1 - t0) / n;
+    }
+    struct bench_stats s = bench_summarise(samples, rounds);
     char ns_name[64];
     bench_lines(name, s, "cycles");
     snprintf(ns_name, sizeof(ns_name), "%s_ns", name);
@@ -671,6 +702,10 @@ static int client(void)
     measure_alloc_free("ms_alloc_free_4k", 4 * KIB, 2000);
     measure_alloc_free("ms_alloc_free_64k", 64 * KIB, 2000);
     measure_alloc_free("ms_alloc_free_2m", LARGE, 200);
+    measure_batch("ms_batch1_alloc_free_4k_per_seg", 4 * KIB, 1, 2000);
+    measure_batch("ms_batch4_alloc_free_4k_per_seg", 4 * KIB, 4, 500);
+    measure_batch("ms_batch8_alloc_free_4k_per_seg", 4 * KIB, MS_BATCH_MAX, 250);
+    measure_batch("ms_batch8_alloc_free_64k_per_seg", 64 * KIB, MS_BATCH_MAX, 250);
     uint64_t copy_rate = measure_copy();
 
     /* A quarter of free memory, 4 to 16 MiB, whole large pages. */

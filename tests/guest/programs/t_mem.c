@@ -26,6 +26,11 @@
  *               hard 2 MiB alignment keep their limits and alignment
  *               through churn, MOVE, full compaction and the compactor's
  *               realignment (checked where the kernel says they are)
+ *   batch       ALLOC_BATCH and FREE_BATCH: sizes and counts up to the
+ *               maximum, hostile batches refused with nothing lost, a batch
+ *               free racing a single FREE of one of its segments on another
+ *               thread (all or none, every round), and free memory plus
+ *               books exactly back at the end
  *   stall       one thread runs COMPACT FULL and huge allocations that fail
  *               while the main thread allocates and frees: the main thread
  *               must progress while each pass runs (its latency printed,
@@ -785,6 +790,195 @@ static void stall(struct test_run *t)
             ms_free(stall_segs[i].handle);
 }
 
+/* batch: ALLOC_BATCH and FREE_BATCH as a client sees them */
+
+/* Memory that is neither a client's nor the kernel's: free, memsrv's books,
+ * and quarantined (the pinned segment freed below stays within the test
+ * device's reach until that device is quiesced). */
+static uint64_t free_and_books(void)
+{
+    struct ms_stats_global g;
+    return ms_stats_global(&g) == 0 ? g.free_bytes + g.books_bytes + g.quarantined_bytes : 0;
+}
+
+/* Whether every handle names a live segment of ours (alive) or none does. */
+static bool all_held(const struct ms_segment *segs, unsigned n, bool alive)
+{
+    struct abi_seg_info info;
+    for (unsigned i = 0; i < n; i++)
+        if ((sys_seg_info(segs[i].handle, &info) == 0) != alive)
+            return false;
+    return true;
+}
+
+static void handles(const struct ms_segment *segs, unsigned n, handle_t *out)
+{
+    for (unsigned i = 0; i < n; i++)
+        out[i] = segs[i].handle;
+}
+
+/* A raw ALLOC_BATCH (libsys refuses a count past the maximum itself). */
+static int64_t raw_alloc_batch(uint64_t count, uint64_t size)
+{
+    struct ipc_msg m = { .label = MS_ALLOC_BATCH, .seg = HANDLE_NONE, .w = { count, size } };
+    int64_t r = sys_ipc_call(ms_endpoint(), &m, TIMEOUT_FOREVER);
+    return r < 0 ? r : (int64_t)m.label;
+}
+
+static uint8_t racer_stack[16384] __attribute__((aligned(16)));
+static volatile handle_t race_target;
+static volatile int64_t race_result;
+static volatile unsigned race_go, race_done;
+
+/* Frees race_target on its own (one FREE) each time race_go moves. */
+static void racer(uint64_t rounds)
+{
+    for (unsigned seen = 0; seen < rounds; seen++) {
+        while (race_go == seen)
+            sys_yield();
+        race_result = ms_free(race_target);
+        race_done = seen + 1;
+    }
+    sys_thread_exit();
+}
+
+#define RACE_ROUNDS 200u
+
+static void batch_race(struct test_run *t)
+{
+    struct ms_segment segs[MS_BATCH_MAX];
+    handle_t h[MS_BATCH_MAX];
+    unsigned batch_won = 0, single_won = 0, broken = 0;
+    int64_t r = sys_thread_create(racer, racer_stack + sizeof(racer_stack), RACE_ROUNDS);
+    if (r < 0) {
+        test_check(t, "race", false, "no racer thread: %s", sys_strerror(r));
+        return;
+    }
+    for (unsigned round = 0; round < RACE_ROUNDS; round++) {
+        if ((r = ms_alloc_batch(MS_BATCH_MAX, 4 * KIB, 0, 0, segs)) != 0) {
+            broken++;
+            race_go = round + 1; /* the racer frees a dead handle this round */
+            while (race_done != round + 1)
+                sys_yield();
+            continue;
+        }
+        unsigned k = (unsigned)(test_rand(t) % MS_BATCH_MAX);
+        handles(segs, MS_BATCH_MAX, h);
+        race_target = h[k];
+        race_go = round + 1;
+        if ((round & 1) != 0)
+            sys_yield(); /* let the racer start first half the time */
+        int64_t b = ms_free_batch(h, MS_BATCH_MAX);
+        while (race_done != round + 1)
+            sys_yield();
+        if (b == 0 && race_result != 0 && all_held(segs, MS_BATCH_MAX, false)) {
+            batch_won++;
+        } else if (b < 0 && race_result == 0) {
+            /* All or none: every other segment is still ours. */
+            struct ms_segment rest[MS_BATCH_MAX];
+            unsigned n = 0;
+            for (unsigned i = 0; i < MS_BATCH_MAX; i++)
+                if (i != k)
+                    rest[n++] = segs[i];
+            handles(rest, n, h);
+            if (all_held(rest, n, true) && ms_free_batch(h, n) == 0)
+                single_won++;
+            else
+                broken++;
+        } else {
+            broken++;
+            printf("t_mem: race round %u: batch %ld, single %ld\n", round, b, race_result);
+        }
+    }
+    test_check(t, "batch_free_race", broken == 0, "%u of %u rounds broke (batch first %u, single first %u)",
+               broken, RACE_ROUNDS, batch_won, single_won);
+    printf("t_mem: batch race: the batch freed first %u times, the single FREE %u times\n", batch_won,
+           single_won);
+}
+
+static void batch(struct test_run *t)
+{
+    struct ms_segment segs[MS_BATCH_MAX], one;
+    struct ms_stats_client before, after;
+    handle_t h[MS_BATCH_MAX];
+    unsigned bad = 0;
+    int64_t r;
+
+    uint64_t base = free_and_books();
+    ms_stats_client(0, &before);
+    for (unsigned n = 1; n <= MS_BATCH_MAX && bad == 0; n++) {
+        uint64_t size = n * 4 * KIB;
+        if ((r = ms_alloc_batch(n, size, 0, 0, segs)) != 0) {
+            bad++;
+            printf("t_mem: batch of %u: %s\n", n, sys_strerror(r));
+            break;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            uint64_t *w = segs[i].addr;
+            struct abi_seg_info info;
+            if (segs[i].size != size || w[0] != 0 || w[size / 8 - 1] != 0 ||
+                sys_seg_info(segs[i].handle, &info) != 0 || info.vaddr != (uint64_t)w || info.size != size)
+                bad++;
+            stamp(w, size / 8, i);
+        }
+        for (unsigned i = 0; i < n; i++) {
+            const uint64_t *w = segs[i].addr;
+            if (w[1] != i + 0x2545f4914f6cdd1dull || w[size / 8 - 1] != i + (size / 8 - 1) * 0x2545f4914f6cdd1dull)
+                bad++; /* each its own memory: no two mapped over each other */
+        }
+        handles(segs, n, h);
+        if (ms_free_batch(h, n) != 0 || !all_held(segs, n, false))
+            bad++;
+    }
+    test_check(t, "batch_alloc_free", bad == 0, "%u wrong segments or refusals", bad);
+
+    /* Hostile batches: each refused, nothing lost. */
+    int64_t zero = ms_alloc_batch(0, 4096, 0, 0, segs), over = raw_alloc_batch(MS_BATCH_MAX + 1, 4096);
+    int64_t huge = ms_alloc_batch(MS_BATCH_MAX, 1ull << 62, 0, 0, segs);
+    int64_t below = ms_alloc_batch(2, 4096, 0, MS_ALLOC_BELOW, segs);
+    test_check(t, "batch_bad_alloc_refused", zero == -EINVAL && over == -EINVAL && huge == -E2BIG && below == -EINVAL,
+               "count 0 %ld, count %u %ld, 2^62 bytes %ld, BELOW %ld", zero, MS_BATCH_MAX + 1, over, huge, below);
+    if ((r = ms_alloc_batch(4, 8 * KIB, 0, 0, segs)) == 0 && ms_alloc(4 * KIB, 0, 0, 0, &one) == 0) {
+        handles(segs, 4, h);
+        int64_t none = ms_free_batch(h, 0);
+        h[3] = h[1];
+        int64_t twice = ms_free_batch(h, 4);
+        h[3] = ms_endpoint(); /* a handle, not a segment */
+        int64_t not_seg = ms_free_batch(h, 4);
+        h[3] = (handle_t)0x7777000000001234ull;
+        int64_t bogus = ms_free_batch(h, 4);
+        h[3] = segs[3].handle;
+        int64_t pinned = sys_seg_pin(one.handle, test_dma_device()) >= 0 ? 0 : -1;
+        h[2] = one.handle;
+        int64_t busy = pinned == 0 ? ms_free_batch(h, 4) : -EBUSY;
+        if (pinned == 0)
+            sys_seg_unpin(one.handle);
+        h[2] = segs[2].handle;
+        test_check(t, "batch_bad_free_refused",
+                   none == -EINVAL && twice == -EINVAL && not_seg == -EBADH && bogus == -EBADH && busy == -EBUSY &&
+                       all_held(segs, 4, true) && all_held(&one, 1, true),
+                   "none %ld, twice %ld, not a segment %ld, bogus %ld, pinned %ld", none, twice, not_seg, bogus,
+                   busy);
+        int64_t freed = ms_free_batch(h, 4), again = ms_free_batch(h, 4);
+        test_check(t, "batch_free_once", freed == 0 && again == -EBADH && all_held(segs, 4, false),
+                   "free %ld, again %ld", freed, again);
+        ms_free(one.handle);
+    } else {
+        test_check(t, "batch_bad_free_refused", false, "no segments: %s", sys_strerror(r));
+    }
+
+    batch_race(t);
+
+    ms_stats_client(0, &after);
+    uint64_t end = free_and_books();
+    char why[128] = "";
+    test_check(t, "batch_books_exact",
+               end == base && after.bytes == before.bytes && after.segments == before.segments &&
+                   ms_check(why, sizeof(why)) == 0,
+               "free+books+quarantined %lu -> %lu KiB, charged %lu -> %lu bytes, %lu -> %lu segments; check: %s", base / KIB,
+               end / KIB, before.bytes, after.bytes, before.segments, after.segments, why);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = "";
@@ -827,6 +1021,8 @@ int main(int argc, char **argv)
         constraints(&t);
     else if (strcmp(mode, "stall") == 0)
         stall(&t);
+    else if (strcmp(mode, "batch") == 0)
+        batch(&t);
     else
         test_check(&t, "mode", false, "unknown mode '%s'", mode);
     test_exit(&t);

@@ -66,6 +66,7 @@ static const struct suite_entry suite[] = {
     TEST_PROGRAM("memsrv_fuzz", "t_mem", "fuzz"),
     TEST_PROGRAM("constraints", "t_mem", "constraints"),
     TEST_PROGRAM("stall", "t_mem", "stall"),
+    TEST_PROGRAM("memsrv_batch", "t_mem", "batch"),
     FAULT("fault_null", "null", 14),
     FAULT("fault_privileged", "privileged", 13),
     FAULT("fault_kernel_write", "kernel-write", 14),

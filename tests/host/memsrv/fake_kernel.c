@@ -17,6 +17,7 @@
 #include "fake_kernel.h"
 
 #define HANDLE_BASE 0x1000u
+#define CLIENT_HANDLE_BASE 0x100000u /* a client's handle: this plus the segment's slot */
 
 static struct fake_kernel *fk_of(void *ctx) { return ctx; }
 
@@ -144,7 +145,7 @@ void fk_set_limit(struct fake_kernel *fk, uint64_t pid, uint64_t bytes)
     l->limit = bytes;
 }
 
-static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer)
+static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t payer, uint64_t *sid)
 {
     struct fake_kernel *fk = fk_of(ctx);
     struct fk_limit *l = limit_of(fk, payer);
@@ -164,6 +165,7 @@ static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t pa
     s->in_server = true;
     s->payer = payer;
     fk->creates++;
+    *sid = s->sid;
     return (int64_t)handle_of(fk, s);
 }
 
@@ -197,6 +199,22 @@ static int64_t k_seg_map_self(void *ctx, handle_t h)
     return (int64_t)(uintptr_t)s->mem;
 }
 
+/* An idle segment destroyed, or quarantined while a device may reach it. */
+static int64_t retire(struct fake_kernel *fk, struct fk_seg *s)
+{
+    if (s->dma) {
+        s->in_server = false;
+        s->owner = 0;
+        s->flags |= SEG_INFO_QUARANTINED;
+        return SEG_DESTROY_QUARANTINED;
+    }
+    if (limit_of(fk, s->payer) != NULL)
+        limit_of(fk, s->payer)->used -= s->size;
+    drop_seg(fk, s);
+    fk->destroys++;
+    return 0;
+}
+
 static int64_t k_seg_destroy(void *ctx, uint64_t sid)
 {
     struct fake_kernel *fk = fk_of(ctx);
@@ -212,16 +230,78 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
         return -EBUSY; /* until the kernel releases it */
     if (s->pins != 0)
         return -EBUSY;
-    if (s->dma) {
-        s->in_server = false;
-        s->owner = 0;
-        s->flags |= SEG_INFO_QUARANTINED;
-        return SEG_DESTROY_QUARANTINED;
+    return retire(fk, s);
+}
+
+handle_t fk_client_handle(struct fake_kernel *fk, uint64_t sid)
+{
+    struct fk_seg *s = fk_seg(fk, sid);
+
+    assert_non_null(s);
+    return CLIENT_HANDLE_BASE + (handle_t)(s - fk->segs);
+}
+
+/* The segment pid holds under handle h, or NULL. */
+static struct fk_seg *client_seg(struct fake_kernel *fk, uint64_t pid, handle_t h)
+{
+    struct fk_seg *s;
+
+    if (h < CLIENT_HANDLE_BASE || h >= CLIENT_HANDLE_BASE + (uint64_t)fk->seg_cap)
+        return NULL;
+    s = &fk->segs[h - CLIENT_HANDLE_BASE];
+    return s->live && !s->in_server && s->owner == pid ? s : NULL;
+}
+
+static int64_t k_seg_give(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *segs[SEG_BATCH_MAX];
+    unsigned i, j;
+
+    if (n == 0 || n > SEG_BATCH_MAX)
+        return -EINVAL;
+    if (fk->fail_give != 0)
+        return fk->fail_give;
+    for (i = 0; i < n; i++) {
+        segs[i] = fk_seg(fk, v[i].sid);
+        if (segs[i] == NULL || !segs[i]->in_server)
+            return -ENOENT;
+        for (j = 0; j < i; j++)
+            if (segs[j] == segs[i])
+                return -EINVAL;
     }
-    if (limit_of(fk, s->payer) != NULL)
-        limit_of(fk, s->payer)->used -= s->size;
-    drop_seg(fk, s);
-    fk->destroys++;
+    for (i = 0; i < n; i++) {
+        segs[i]->in_server = false;
+        segs[i]->owner = pid;
+        v[i].handle = CLIENT_HANDLE_BASE + (handle_t)(segs[i] - fk->segs);
+        v[i].vaddr = 0x40000000000ull + segs[i]->phys; /* somewhere in the client */
+    }
+    fk->gives++;
+    return 0;
+}
+
+static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *segs[SEG_BATCH_MAX];
+    unsigned i, j;
+
+    if (n == 0 || n > SEG_BATCH_MAX)
+        return -EINVAL;
+    for (i = 0; i < n; i++) {
+        segs[i] = client_seg(fk, pid, v[i].handle);
+        if (segs[i] == NULL)
+            return -EBADH;
+        if (segs[i]->pins != 0 || segs[i]->in_flight)
+            return -EBUSY;
+        for (j = 0; j < i; j++)
+            if (segs[j] == segs[i])
+                return -EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        v[i].sid = segs[i]->sid;
+        v[i].result = (uint64_t)retire(fk, segs[i]);
+    }
     return 0;
 }
 
@@ -418,12 +498,6 @@ int fk_restart(struct fake_kernel *fk, unsigned number)
     return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
 }
 
-static void k_handle_close(void *ctx, handle_t h)
-{
-    (void)ctx;
-    (void)h;
-}
-
 static uint64_t k_clock_ns(void *ctx) { return fk_of(ctx)->now; }
 
 static void k_console(void *ctx, const char *text, size_t len)
@@ -488,10 +562,11 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
     fk->ops = (struct ms_kernel_ops){
         .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
         .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
-        .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .reclaimed = k_reclaimed,
+        .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .seg_give = k_seg_give,
+        .seg_free = k_seg_free, .reclaimed = k_reclaimed,
         .segments = k_segments,
         .dma_changes = k_dma_changes,
-        .handle_close = k_handle_close, .clock_ns = k_clock_ns, .console = k_console,
+        .clock_ns = k_clock_ns, .console = k_console,
     };
     fk->next_sid = 100;
     fk->now = 1000000;
@@ -565,6 +640,41 @@ int64_t fk_free(struct fake_kernel *fk, uint64_t pid, uint64_t sid)
     r = fk_request(fk, &m);
     deliver(fk, &m, pid); /* given back on an error */
     return r;
+}
+
+int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uint64_t size,
+                       uint64_t align, uint64_t flags, uint64_t *sids)
+{
+    struct ipc_msg m = { .label = MS_ALLOC_BATCH, .badge = pid, .w = { count, size, align, flags } };
+    struct ms_batch_seg segs[MS_BATCH_MAX];
+    int64_t r = fk_request(fk, &m);
+    unsigned i;
+
+    assert_int_equal(m.seg, HANDLE_NONE);
+    if (r != 0) {
+        assert_int_equal(m.len, 0);
+        return r;
+    }
+    assert_int_equal(m.len, count * sizeof(segs[0]));
+    memcpy(segs, m.payload, m.len);
+    for (i = 0; i < count; i++) {
+        struct fk_seg *s = client_seg(fk, pid, segs[i].handle);
+        assert_non_null(s);
+        assert_int_equal(s->size, m.w[0]);
+        assert_int_equal(segs[i].vaddr, 0x40000000000ull + s->phys);
+        if (sids != NULL)
+            sids[i] = s->sid;
+    }
+    return r;
+}
+
+int64_t fk_free_batch(struct fake_kernel *fk, uint64_t pid, const handle_t *handles, unsigned count)
+{
+    struct ipc_msg m = { .label = MS_FREE_BATCH, .badge = pid, .w = { count },
+                         .len = (uint32_t)(count * sizeof(handle_t)) };
+
+    memcpy(m.payload, handles, m.len);
+    return fk_request(fk, &m);
 }
 
 int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0,

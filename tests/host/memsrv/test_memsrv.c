@@ -126,6 +126,178 @@ static void test_alloc_free_round_trip(void **state)
     assert_int_equal(fk_stats(fk).alloc_failures, 2);
 }
 
+/* The books are exactly as before: free memory, segments, what pid is charged. */
+static void assert_books_back(struct fake_kernel *fk, const struct ms_stats_global *before, uint64_t pid)
+{
+    struct ms_stats_global now = fk_stats(fk);
+
+    assert_int_equal(now.free_bytes, before->free_bytes);
+    assert_int_equal(now.used_bytes, before->used_bytes);
+    assert_int_equal(now.segments, before->segments);
+    assert_int_equal(fk_client(fk, pid).bytes, 0);
+    assert_int_equal(fk_client(fk, pid).segments, 0);
+    fk_assert_consistent(fk);
+}
+
+static void handles_of(struct fake_kernel *fk, const uint64_t *sids, unsigned n, handle_t *out)
+{
+    for (unsigned i = 0; i < n; i++)
+        out[i] = fk_client_handle(fk, sids[i]);
+}
+
+static void test_batch_round_trip(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ms_stats_global before = fk_stats(fk);
+    uint64_t sids[MS_BATCH_MAX], sid;
+    handle_t h[MS_BATCH_MAX];
+    unsigned n, i;
+
+    for (n = 1; n <= MS_BATCH_MAX; n++) {
+        unsigned creates = fk->creates, destroys = fk->destroys;
+        assert_int_equal(fk_alloc_batch(fk, PID_A, n, 10000, 0, 0, sids), 0);
+        assert_int_equal(fk->creates - creates, n);
+        assert_int_equal(fk_client(fk, PID_A).bytes, n * 12288ull);
+        assert_int_equal(fk_client(fk, PID_A).segments, n);
+        for (i = 0; i < n; i++) {
+            assert_int_equal(fk_seg(fk, sids[i])->owner, PID_A);
+            assert_int_equal(fk_seg(fk, sids[i])->size, 12288);
+        }
+        fk_assert_consistent(fk);
+        handles_of(fk, sids, n, h);
+        assert_int_equal(fk_free_batch(fk, PID_A, h, n), 0);
+        assert_int_equal(fk->destroys - destroys, n);
+        for (i = 0; i < n; i++)
+            assert_null(fk_seg(fk, sids[i]));
+        assert_books_back(fk, &before, PID_A);
+    }
+    assert_int_equal(fk_client(fk, PID_A).allocs, MS_BATCH_MAX * (MS_BATCH_MAX + 1) / 2);
+    assert_int_equal(fk_client(fk, PID_A).frees, MS_BATCH_MAX * (MS_BATCH_MAX + 1) / 2);
+    /* Large pages, and a segment from a single ALLOC freed in a batch with
+     * batch ones (a batch free takes any segment the caller holds). */
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 3, 8192, 0, MS_ALLOC_LARGE | MS_ALLOC_NOWAIT, sids), 0);
+    for (i = 0; i < 3; i++)
+        assert_int_equal(fk_seg(fk, sids[i])->phys % (2 * MiB), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 4096, 0, 0, 0, &sid), 0);
+    sids[3] = sid;
+    handles_of(fk, sids, 4, h);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 4), 0);
+    assert_books_back(fk, &before, PID_A);
+}
+
+static void test_batch_hostile(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ms_stats_global before = fk_stats(fk);
+    uint64_t sids[MS_BATCH_MAX], other;
+    handle_t h[MS_BATCH_MAX + 1];
+    struct ipc_msg m;
+    unsigned creates;
+
+    /* Words: a count of 0 or past the maximum, sizes, flags. */
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 0, 4096, 0, 0, NULL), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, MS_BATCH_MAX + 1, 4096, 0, 0, NULL), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_ALLOC_BATCH, UINT64_MAX, 4096, 0, 0), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 0, 0, 0, NULL), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 4096, 3000, 0, NULL), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 4096, 0, MS_ALLOC_BELOW, NULL), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 4096, 0, MS_ALLOC_WAIT, NULL), -EINVAL);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 4096, 0, 0x80, NULL), -EINVAL);
+    /* Sizes that overflow when rounded or multiplied, more than RAM in all. */
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, UINT64_MAX, 0, 0, NULL), -E2BIG);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 8, 1ull << 61, 0, 0, NULL), -E2BIG);
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 8, before.total_bytes / 4, 0, 0, NULL), -E2BIG);
+    m = (struct ipc_msg){ .label = MS_ALLOC_BATCH, .badge = PID_A, .w = { 2, 4096 }, .len = 8 };
+    assert_int_equal(fk_request(fk, &m), -EINVAL);
+    /* Room for some but not all (no compaction in a batch): none. */
+    creates = fk->creates;
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 8, (before.total_bytes / 8) & ~4095ull, 0, 0, NULL), -ENOMEM);
+    assert_int_equal(fk->creates, creates);
+    assert_books_back(fk, &before, PID_A);
+    /* The kernel refuses the 6th charge: the 5 made are destroyed. */
+    fk_set_limit(fk, PID_B, 5 * 4096);
+    creates = fk->creates;
+    assert_int_equal(fk_alloc_batch(fk, PID_B, 8, 4096, 0, 0, NULL), -EDQUOT);
+    assert_int_equal(fk->creates - creates, 5);
+    assert_int_equal(fk_client(fk, PID_B).quota_refusals, 1);
+    assert_books_back(fk, &before, PID_B);
+    assert_int_equal(fk_alloc_batch(fk, PID_B, 5, 4096, 0, 0, sids), 0);
+    handles_of(fk, sids, 5, h);
+    assert_int_equal(fk_free_batch(fk, PID_B, h, 5), 0);
+    /* The hand-over fails (the client ended, or has no room for them). */
+    fk->fail_give = -EPEER;
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 4, 4096, 0, 0, NULL), -EPEER);
+    fk->fail_give = -ENOMEM;
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 4, 4096, 0, 0, NULL), -ENOMEM);
+    fk->fail_give = 0;
+    assert_books_back(fk, &before, PID_A);
+
+    /* Frees: each refusal frees nothing and every segment stays A's. */
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 4, 4096, 0, 0, sids), 0);
+    assert_int_equal(fk_alloc(fk, PID_B, 4096, 0, 0, 0, &other), 0);
+    handles_of(fk, sids, 4, h);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 0), -EINVAL);
+    h[4] = h[0];
+    h[5] = h[1];
+    h[6] = h[2];
+    h[7] = h[3];
+    h[8] = h[0];
+    assert_int_equal(fk_free_batch(fk, PID_A, h, MS_BATCH_MAX + 1), -EINVAL);
+    m = (struct ipc_msg){ .label = MS_FREE_BATCH, .badge = PID_A, .w = { 2 }, .len = 8 };
+    memcpy(m.payload, h, 8);
+    assert_int_equal(fk_request(fk, &m), -EINVAL); /* fewer handles than the count */
+    m = (struct ipc_msg){ .label = MS_FREE_BATCH, .badge = PID_A, .w = { 1, 1 }, .len = 8 };
+    memcpy(m.payload, h, 8);
+    assert_int_equal(fk_request(fk, &m), -EINVAL); /* an unused word set */
+    h[2] = h[0];
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 3), -EINVAL); /* a handle twice */
+    h[2] = fk_client_handle(fk, other);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 3), -EBADH); /* B's */
+    h[2] = 0x12345;
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 3), -EBADH); /* nobody's */
+    h[2] = fk_client_handle(fk, sids[2]);
+    fk_seg(fk, sids[2])->in_flight = true;
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 4), -EBUSY);
+    fk_seg(fk, sids[2])->in_flight = false;
+    fk_pin(fk, sids[3], 1);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 4), -EBUSY);
+    fk_pin(fk, sids[3], -1);
+    for (unsigned i = 0; i < 4; i++)
+        assert_int_equal(fk_seg(fk, sids[i])->owner, PID_A);
+    assert_int_equal(fk_client(fk, PID_A).bytes, 4 * 4096);
+    assert_int_equal(fk_client(fk, PID_A).frees, 0);
+    fk_assert_consistent(fk);
+    /* A batch already freed: its handles are dead. */
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 4), 0);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 1), -EBADH);
+    assert_int_equal(fk_free(fk, PID_B, other), 0);
+    assert_books_back(fk, &before, PID_A);
+    assert_books_back(fk, &before, PID_B);
+}
+
+/* A batch free of a segment a device may still reach: quarantined like FREE's. */
+static void test_batch_free_tainted(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ms_stats_global before = fk_stats(fk);
+    uint64_t sids[2];
+    handle_t h[2];
+
+    fk->no_iommu = true;
+    assert_int_equal(fk_alloc_batch(fk, PID_A, 2, 64 * KiB, 0, 0, sids), 0);
+    fk_pin(fk, sids[1], 1);
+    fk_pin(fk, sids[1], -1);
+    handles_of(fk, sids, 2, h);
+    assert_int_equal(fk_free_batch(fk, PID_A, h, 2), 0);
+    assert_null(fk_seg(fk, sids[0]));
+    assert_int_equal(fk_stats(fk).quarantined_bytes, 64 * KiB);
+    assert_int_equal(fk_client(fk, PID_A).bytes, 0);
+    fk_assert_consistent(fk);
+    fk_quiesce(fk, sids[1]);
+    assert_int_equal(fk_stats(fk).quarantined_bytes, 0);
+    assert_books_back(fk, &before, PID_A);
+}
+
 static void test_malformed_requests_change_nothing(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -868,7 +1040,7 @@ static void test_random_messages(void **state)
     static const uint64_t pids[] = { PID_A, PID_B, PID_C, FK_INIT_PID };
     uint64_t held[256];
     const char *env = getenv("MEMSRV_FUZZ_ITERS");
-    unsigned nheld = 0, i, iters = env != NULL ? (unsigned)atoi(env) : 20000;
+    unsigned nheld = 0, i, iters = env != NULL ? (unsigned)atoi(env) : 20000, batch_frees = 0;
 
     test_rng_seed(42);
 
@@ -890,20 +1062,43 @@ static void test_random_messages(void **state)
             held[k] = held[--nheld];
             continue;
         }
-        m.label = rnd() % 12;
+        m.label = rnd() % 15; /* up to FREE_BATCH (14) */
         m.w[0] = rnd() % 3 == 0 ? rnd() : rnd() % 8;
         m.w[1] = rnd() % 2 ? rnd() : rnd() % (1 << 20);
         m.w[2] = rnd() % 2 ? 0 : rnd();
         m.w[3] = rnd() % 2 ? 0 : rnd();
         m.len = rnd() % 4 == 0 ? (uint32_t)(rnd() % 200) : 0;
+        for (unsigned b = 0; b < IPC_PAYLOAD_MAX; b += 8) {
+            uint64_t word = rnd() % 2 && nheld > 0 ? fk_client_handle(fk, held[rnd() % nheld]) : rnd();
+            memcpy(m.payload + b, &word, sizeof(word));
+        }
         m.seg = rnd() % 8 == 0 ? rnd() % 0x2000 : HANDLE_NONE;
         if (m.label == MS_FREE)
             m.seg = HANDLE_NONE; /* only a segment the client holds can be sent */
+        if (m.label == MS_FREE_BATCH && rnd() % 2 && nheld > 0) {
+            /* A well-formed one: held segments (PID_A's), maybe one twice. */
+            m.w[0] = 1 + rnd() % (nheld < MS_BATCH_MAX ? nheld : MS_BATCH_MAX);
+            m.w[1] = m.w[2] = m.w[3] = 0;
+            m.len = (uint32_t)(m.w[0] * sizeof(handle_t));
+            m.seg = HANDLE_NONE;
+            for (unsigned b = 0; b < m.len; b += 8) {
+                handle_t h = fk_client_handle(fk, held[rnd() % nheld]);
+                memcpy(m.payload + b, &h, sizeof(h));
+            }
+        }
         if (m.label == MS_COMPACT && m.w[0] == MS_COMPACT_FULL)
             m.w[0] = MS_COMPACT_STEP;
         if (m.label == MS_MAP)
             continue; /* prints only */
-        fk_request(fk, &m);
+        if (m.label == MS_FREE_BATCH && fk_request(fk, &m) == 0)
+            batch_frees++;
+        else if (m.label != MS_FREE_BATCH)
+            fk_request(fk, &m);
+        /* A batch free of PID_A's (payload handles of held segments) may
+         * have taken some. */
+        for (unsigned k = nheld; k-- > 0;)
+            if (fk_seg(fk, held[k]) == NULL)
+                held[k] = held[--nheld];
         if (i % 97 == 0) {
             fk->now += MS_CHECK_NS;
             memsrv_compactor_step(&fk->ms);
@@ -912,6 +1107,8 @@ static void test_random_messages(void **state)
             fk_assert_consistent(fk);
     }
     fk_assert_consistent(fk);
+    print_message("random: %u batch frees taken\n", batch_frees);
+    assert_true(batch_frees > 0);
 }
 
 /*
@@ -1011,6 +1208,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_from_cmdline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alloc_free_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_requests_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_free_tainted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_limit_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_table_by_pid_slot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_reclaims_and_credits_allocator, setup, teardown),
