@@ -9,6 +9,8 @@
 #                    QEMU and Bochs, for SOAK_MINUTES (not part of make test)
 #   make stress      build, then the ctest entries labelled stress (churn with
 #                    compaction on 4 CPUs for a few minutes; not part of make test)
+#   make format      lay every C file out by .clang-format (the host test
+#                    format_check fails when one is not)
 BUILD   ?= build
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 RUNARGS ?=
@@ -16,7 +18,7 @@ SOAK_MINUTES ?= 30
 SOAK_ARGS ?=
 GDB_PORT ?= 1234
 
-.PHONY: all deps configure build run gdb test test-quick soak stress clean
+.PHONY: all deps configure build run gdb test test-quick soak stress format clean
 
 all: build
 
@@ -47,6 +49,9 @@ stress: build
 soak: build
 	@scripts/soak --iso $(BUILD)/tessera.iso --minutes $(SOAK_MINUTES) --jobs $(JOBS) \
 	    --out $(BUILD)/soak $(SOAK_ARGS)
+
+format: deps
+	@scripts/format
 
 clean:
 	rm -rf $(BUILD)
