@@ -696,18 +696,101 @@ void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *bloc
     }
 }
 
-static unsigned list_index(const struct span_alloc *a, uint64_t size)
+/*
+ * The buddy decomposition of the free run [lo, hi) (granule numbers), orders
+ * capped at cap, in three stretches: blocks growing from lo to c (one per
+ * set bit of c - lo, smallest first), blocks of order cap from c to mid_end,
+ * blocks shrinking from mid_end to hi (one per set bit of hi - mid_end,
+ * largest first). Both end stretches are shorter than 2^cap granules.
+ */
+struct buddy_split {
+    uint64_t lo, c, mid_end, hi;
+};
+
+static void buddy_split(uint64_t base, uint64_t size, unsigned cap, struct buddy_split *s)
+{
+    uint64_t big = (uint64_t)1 << cap;
+
+    s->lo = base >> SPAN_GRANULE_SHIFT;
+    s->hi = s->lo + (size >> SPAN_GRANULE_SHIFT);
+    s->c = align_up(s->lo, big);
+    s->mid_end = align_down(s->hi, big);
+    if (s->c > s->mid_end) /* no cap-aligned point inside: the most aligned one */
+        s->c = s->mid_end = align_down(s->hi, (uint64_t)1 << floor_log2(s->lo ^ s->hi));
+}
+
+unsigned span_buddy_top_order(uint64_t base, uint64_t size, unsigned cap)
+{
+    struct buddy_split s;
+    unsigned top = 0;
+
+    buddy_split(base, size, cap, &s);
+    if (s.mid_end > s.c)
+        return cap;
+    if (s.c > s.lo)
+        top = floor_log2(s.c - s.lo);
+    if (s.hi > s.mid_end && floor_log2(s.hi - s.mid_end) > top)
+        top = floor_log2(s.hi - s.mid_end);
+    return top;
+}
+
+/* The base of the smallest block of order >= k (k <= cap) in free span n's
+ * buddy decomposition, the lowest of equals; false if it has none. O(1). */
+static bool buddy_pick(const struct span_node *n, unsigned k, unsigned cap, uint64_t *place)
+{
+    struct buddy_split s;
+    uint64_t wanted = ~(((uint64_t)1 << k) - 1);
+    uint64_t grow, shrink;
+    unsigned order = cap + 1;
+    uint64_t pfn = 0;
+
+    buddy_split(n->base, n->size, cap, &s);
+    grow = (s.c - s.lo) & wanted;
+    shrink = (s.hi - s.mid_end) & wanted;
+    if (grow != 0) {
+        order = (unsigned)__builtin_ctzll(grow);
+        pfn = s.lo + ((s.c - s.lo) & (((uint64_t)1 << order) - 1));
+    }
+    if (shrink != 0 && (unsigned)__builtin_ctzll(shrink) < order) {
+        order = (unsigned)__builtin_ctzll(shrink);
+        pfn = s.mid_end + ((s.hi - s.mid_end) & ~(((uint64_t)2 << order) - 1));
+    }
+    if (order > cap && s.mid_end > s.c) {
+        order = cap;
+        pfn = s.c;
+    }
+    if (order > cap)
+        return false;
+    *place = pfn << SPAN_GRANULE_SHIFT;
+    return true;
+}
+
+/* The order a buddy allocation of size bytes asks for: its granules rounded
+ * up to a power of two, capped (larger requests are runs of cap blocks). */
+static unsigned buddy_order(const struct span_alloc *a, uint64_t size)
 {
     uint64_t granules = size >> SPAN_GRANULE_SHIFT;
+    unsigned k = floor_log2(granules);
+
+    if (((uint64_t)1 << k) != granules)
+        k++;
+    return k < a->buddy_cap ? k : a->buddy_cap;
+}
+
+static unsigned list_index(const struct span_alloc *a, const struct span_node *n)
+{
+    uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
 
     if (a->policy == SPAN_POLICY_INSTANT_FIT)
         return floor_log2(granules);
+    if (a->policy == SPAN_POLICY_BUDDY)
+        return span_buddy_top_order(n->base, n->size, a->buddy_cap);
     return (unsigned)(granules - 1); /* best fit, granules <= 64 */
 }
 
 static bool uses_list(const struct span_alloc *a, uint64_t size)
 {
-    if (a->policy == SPAN_POLICY_INSTANT_FIT)
+    if (a->policy == SPAN_POLICY_INSTANT_FIT || a->policy == SPAN_POLICY_BUDDY)
         return true;
     return a->policy == SPAN_POLICY_BEST_FIT &&
            (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
@@ -761,8 +844,10 @@ static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
     free_stats_count(a, n, -1);
 }
 
-static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
-static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size);
+/* A span's list is chosen by its size and (buddy) base as they are when it
+ * joins the list: it must leave before either changes. */
+static void list_remove(struct span_alloc *a, struct span_free *e);
+static void list_push(struct span_alloc *a, struct span_free *e);
 
 static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 {
@@ -770,7 +855,7 @@ static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 
     free_stats_add(a, n);
     if (uses_list(a, n->size))
-        list_push(a, e, n->size);
+        list_push(a, e);
     else if (a->policy == SPAN_POLICY_BEST_FIT)
         size_tree_insert(a, e);
 }
@@ -801,14 +886,14 @@ static void span_free_index_remove(struct span_alloc *a, struct span_node *n)
 
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
-        list_remove(a, e, n->size);
+        list_remove(a, e);
     else if (a->policy == SPAN_POLICY_BEST_FIT)
         rb_erase(&a->size_tree, &e->idx.size_link);
 }
 
-static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size)
+static void list_remove(struct span_alloc *a, struct span_free *e)
 {
-    unsigned k = list_index(a, size);
+    unsigned k = list_index(a, e->span);
 
     if (e->idx.list.prev != NULL)
         e->idx.list.prev->idx.list.next = e->idx.list.next;
@@ -820,9 +905,9 @@ static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size
         a->list_bitmap &= ~((uint64_t)1 << k);
 }
 
-static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size)
+static void list_push(struct span_alloc *a, struct span_free *e)
 {
-    unsigned k = list_index(a, size);
+    unsigned k = list_index(a, e->span);
 
     e->idx.list.prev = NULL;
     e->idx.list.next = a->lists[k];
@@ -836,7 +921,7 @@ static void resize_begin(struct span_alloc *a, struct span_node *n)
 {
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
-        list_remove(a, n->u.free.ext, n->size);
+        list_remove(a, n->u.free.ext);
 }
 
 static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size)
@@ -859,7 +944,7 @@ static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_s
     if (is_tree)
         size_tree_insert(a, e);
     else if (uses_list(a, n->size))
-        list_push(a, e, n->size);
+        list_push(a, e);
 }
 
 void span_account(struct span_alloc *a, const struct span_node *n, int sign)
@@ -926,6 +1011,8 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
         rb_erase(&a->addr_tree, &e->addr_link);
         slot_put(a, e);
         n = f;
+        if (a->marker == f)
+            a->marker = NULL; /* used up: the next allocation recalculates it */
     } else {
         resize_begin(a, f);
         n = node_get(a);
@@ -951,6 +1038,8 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
             list_link_after(a, n, r);
             free_tree_insert_next(a, e, re, true);
             span_free_index_insert(a, r);
+            if (a->marker == f)
+                a->marker = r; /* bumped past the segment */
         }
     }
     n->base = place;
@@ -1000,6 +1089,8 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
             span_free_index_remove(a, next);
             rb_erase(&a->addr_tree, &ne->addr_link);
             prev->size += next->size;
+            if (a->marker == next)
+                a->marker = prev;
             list_unlink(a, next);
             slot_put(a, ne);
             slot_put(a, next);
@@ -1232,7 +1323,80 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
     return n;
 }
 
-static struct span_node *find_place(const struct span_alloc *a, const struct span_fit *fit,
+/*
+ * Buddy: the smallest naturally aligned block of the request's order k
+ * that the free lists hold, the segment at its base and the tail of the
+ * block left free (alloc_pages_exact). With a stricter alignment than the
+ * block's, a limit, or more than one block of the top order, the exact
+ * address search at the natural alignment; and when no naturally aligned
+ * place exists at all, the lowest place at the request's own alignment, so
+ * that the policy never refuses what the books can do.
+ */
+static struct span_node *find_buddy(const struct span_alloc *a, const struct span_fit *fit,
+                                    uint64_t *place)
+{
+    unsigned k = buddy_order(a, fit->size);
+    uint64_t natural = (uint64_t)1 << (k + SPAN_GRANULE_SHIFT);
+    struct span_fit block = *fit;
+    struct span_node *n = NULL;
+
+    if (block.align < natural)
+        block.align = natural;
+    if (block.align == natural && block.hi >= a->mem_end && fit->size <= natural) {
+        /* Every span on list j >= k holds a block of order j, so of order k. */
+        uint64_t mask = a->list_bitmap & (~(uint64_t)0 << k);
+        if (mask != 0) {
+            n = a->lists[__builtin_ctzll(mask)]->span;
+            if (buddy_pick(n, k, a->buddy_cap, place))
+                return n;
+        }
+    } else {
+        n = find_any(a, &block, false, place);
+        if (n != NULL)
+            return n;
+    }
+    /* A block of the order is more than the request needs: the tail it
+     * would leave free may be missing where the request still fits. */
+    return find_any(a, fit, false, place);
+}
+
+/* The greatest free span, the lowest of equals: one descent of the
+ * augmented address tree, O(log n). NULL if nothing is free. */
+static struct span_node *greatest_free(const struct span_alloc *a)
+{
+    const struct rb_node *r = a->addr_tree.root;
+    uint64_t greatest = r != NULL ? span_free_of(r)->max_free : 0;
+
+    while (r != NULL) {
+        if (r->left != NULL && span_free_of(r->left)->max_free == greatest)
+            r = r->left;
+        else if (span_free_of(r)->span->size == greatest)
+            return span_free_of(r)->span;
+        else
+            r = r->right;
+    }
+    return NULL;
+}
+
+/*
+ * Marker: the lowest place for the request in the free span the marker
+ * points into (O(1); span_carve moves the marker past what it takes);
+ * failing that, the marker is recalculated to the greatest free span and
+ * the request retried there; failing that too (a limit or an alignment the
+ * greatest span cannot meet), the exact address search.
+ */
+static struct span_node *find_marker(struct span_alloc *a, const struct span_fit *fit,
+                                     uint64_t *place)
+{
+    if (a->marker != NULL && span_place_low(a->marker, fit, place))
+        return a->marker;
+    a->marker = greatest_free(a);
+    if (a->marker != NULL && span_place_low(a->marker, fit, place))
+        return a->marker;
+    return find_any(a, fit, false, place);
+}
+
+static struct span_node *find_place(struct span_alloc *a, const struct span_fit *fit,
                                     bool high, uint64_t *place)
 {
     struct span_node *n;
@@ -1240,6 +1404,10 @@ static struct span_node *find_place(const struct span_alloc *a, const struct spa
 
     if (high || a->policy == SPAN_POLICY_TOP_OF_HEAP)
         return find_any(a, fit, true, place);
+    if (a->policy == SPAN_POLICY_BUDDY)
+        return find_buddy(a, fit, place);
+    if (a->policy == SPAN_POLICY_MARKER)
+        return find_marker(a, fit, place);
     if (!constrained) {
         n = find_unconstrained(a, fit->size, place);
         if (n != NULL)

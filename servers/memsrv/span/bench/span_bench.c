@@ -55,7 +55,8 @@
 #define MIB ((uint64_t)1 << 20)
 #define G SPAN_GRANULE
 
-static const char *policy_names[] = { "bestfit", "topheap", "instant" };
+static const char *const policy_names[SPAN_POLICY_COUNT] = { "bestfit", "topheap", "instant",
+                                                             "buddy", "marker" };
 static bool quick;
 static struct span_node *nodes;
 static size_t node_count = 1 << 20;
