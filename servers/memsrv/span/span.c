@@ -62,7 +62,11 @@
  *                   between its neighbours;
  *      instant fit: 64 lists, list k holding sizes in [2^k, 2^(k+1))
  *                   granules (k < 52 in practice);
- *      top of heap: none; it searches the augmented addr_tree from the top.
+ *      buddy:       lists per order: list k holds the free spans whose
+ *                   largest naturally aligned block (below) has order k;
+ *      top of heap, marker: none; they search the augmented addr_tree
+ *                   (the marker policy also keeps `marker`, a pointer to
+ *                   one free span).
  *    A 64-bit bitmap says which lists are non-empty, so "the smallest
  *    non-empty list at or above k" is one count-trailing-zeros.
  *  - per-region byte counters, the free-span histogram and the two sums
@@ -77,7 +81,9 @@
  *     equals tree order; no span is empty or crosses a region end.
  *  I2 no two free spans are adjacent in one region (fully coalesced).
  *  I3 a span is in the free index iff it is FREE, in exactly the list or tree
- *     its size and the policy say; list bitmap bits match list emptiness.
+ *     its size (buddy: its largest block's order, recounted block by block)
+ *     and the policy say; list bitmap bits match list emptiness; the marker
+ *     is NULL or points at a free span, and only the marker policy sets it.
  *  I4 max_free of every addr_tree node is exact; both trees are valid
  *     red-black trees; the addr_tree holds exactly the free spans, in list
  *     order; the hash holds exactly the non-free spans.
@@ -112,6 +118,50 @@
  *    addr_tree search from the right, so segments stack down from the top
  *    of memory in age order; full compaction slides them back down to make
  *    room, which the caller drives with the plans of span_plan.c.
+ *  buddy (binary buddy over the span books): a request of n granules has
+ *    order k = ceil(log2 n), capped at buddy_cap (max(10, large order), the
+ *    same cap as the statistics' decomposition; a larger request is a run
+ *    of top-order blocks). Every free span, being maximal, is exactly the
+ *    set of naturally aligned blocks a buddy allocator with full
+ *    coalescing would hold for that memory: its buddy decomposition,
+ *    blocks growing from its base to its most aligned point and shrinking
+ *    after it (one block per set bit of each distance, so it is computed,
+ *    not stored). The span sits on the list of its largest block's order;
+ *    allocation takes the first non-empty list j >= k, and in its head
+ *    span the smallest block of order >= k (lowest of equals), in O(1).
+ *    The segment goes at the block's base, so every segment is naturally
+ *    aligned to its block and a large one comes large-page aligned. A size
+ *    that is not a power of two takes the block and gives the tail back at
+ *    once, as Linux's alloc_pages_exact does: the tail stays in the free
+ *    span left after the segment, so nothing is lost to rounding for
+ *    longer than the call. Splitting is the carve (the rest of the span
+ *    stays free, its decomposition the halves a buddy split would leave);
+ *    coalescing is the release's merge with both neighbours, which joins
+ *    every buddy pair that is free (and merges non-buddies too, which
+ *    changes nothing the lists see but the span's list). Deviations from a
+ *    textbook buddy: a span is one list entry, filed under its largest
+ *    block, so "the smallest block" is looked for in the spans of the first
+ *    list that has one of order >= k, not among all blocks; and when no
+ *    naturally aligned place exists (or the request has a limit or a
+ *    stricter alignment, then searched by the addr_tree at the natural
+ *    alignment first), the lowest place at the request's own alignment is
+ *    taken, so the policy never refuses what the books can do (that
+ *    segment is not naturally aligned; a large one may be marked
+ *    misaligned exactly as with the other policies).
+ *  marker (seed 004: a page-frame allocator with a marker index): `marker`
+ *    points into a free span, initially the greatest. An allocation takes
+ *    the lowest place for it in that span, O(1) for an unconstrained one
+ *    (the span's base); span_carve bumps the marker past the segment (to
+ *    the free part above it, or the same span when the segment was its
+ *    low end) and clears it when the span is used up; a free that merges
+ *    the marker's span into its lower neighbour moves it there. When the
+ *    request does not fit at the marker (too little room, or an alignment
+ *    or limit it cannot meet there), the marker is recalculated, one
+ *    descent of the augmented addr_tree to the greatest free span (lowest
+ *    of equals), O(log n), and the request retried there; if that fails
+ *    too, the exact addr_tree search (lowest place) takes it, so a request
+ *    that only fits off the greatest extent still succeeds. The marker is
+ *    a hint, not part of the books: a failed allocation may move it.
  *
  * The addr_tree search is O(log n) when the first candidate with a large
  * enough max_free fits; it only walks further when alignment or the limit
@@ -156,7 +206,9 @@
  *    alignment typically rejects while staying a few hundred nanoseconds.
  *  64 regions: e820/multiboot maps on real machines have tens of entries.
  *  Buddy orders up to max(10, large order): Linux's MAX_ORDER is 10, and the
- *    statistics must be comparable with /proc/pagetypeinfo-style numbers.
+ *    statistics must be comparable with /proc/pagetypeinfo-style numbers;
+ *    the buddy policy uses the same cap, so with 2 MiB large pages its
+ *    largest block is 4 MiB, as Linux's.
  */
 #include <common/string.h>
 
