@@ -695,23 +695,36 @@ static uint64_t popcount64(uint64_t x)
 }
 
 /*
- * The buddy decomposition of [lo, hi) (in granules) has, around the point c
- * of [lo, hi] with the most trailing zeros, blocks growing from lo to c and
- * shrinking from c to hi: popcount(c - lo) + popcount(hi - c) of them. With
- * orders capped, every cap-aligned stretch in the middle adds one block per
- * 2^cap granules.
+ * The buddy decomposition of the free run [lo, hi) (granule numbers), orders
+ * capped at cap, in three stretches: blocks growing from lo to c (one per
+ * set bit of c - lo, smallest first), blocks of order cap from c to mid_end,
+ * blocks shrinking from mid_end to hi (one per set bit of hi - mid_end,
+ * largest first). Both end stretches are shorter than 2^cap granules.
  */
+struct buddy_split {
+    uint64_t lo, c, mid_end, hi;
+};
+
+static void buddy_split(uint64_t base, uint64_t size, unsigned cap, struct buddy_split *s)
+{
+    uint64_t big = (uint64_t)1 << cap;
+
+    s->lo = base >> SPAN_GRANULE_SHIFT;
+    s->hi = s->lo + (size >> SPAN_GRANULE_SHIFT);
+    s->c = align_up(s->lo, big);
+    s->mid_end = align_down(s->hi, big);
+    if (s->c > s->mid_end) /* no cap-aligned point inside: the most aligned one */
+        s->c = s->mid_end = align_down(s->hi, (uint64_t)1 << floor_log2(s->lo ^ s->hi));
+}
+
+/* One block per set bit of each end stretch's length, one per 2^cap
+ * granules of the middle. */
 uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap)
 {
-    uint64_t lo = base >> SPAN_GRANULE_SHIFT;
-    uint64_t hi = lo + (size >> SPAN_GRANULE_SHIFT);
-    uint64_t big = (uint64_t)1 << cap;
-    uint64_t mid_lo = align_up(lo, big), mid_hi = align_down(hi, big), c;
+    struct buddy_split s;
 
-    if (mid_lo <= mid_hi)
-        return popcount64(mid_lo - lo) + ((mid_hi - mid_lo) >> cap) + popcount64(hi - mid_hi);
-    c = align_down(hi, (uint64_t)1 << floor_log2(lo ^ hi));
-    return popcount64(c - lo) + popcount64(hi - c);
+    buddy_split(base, size, cap, &s);
+    return popcount64(s.c - s.lo) + ((s.mid_end - s.c) >> cap) + popcount64(s.hi - s.mid_end);
 }
 
 uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order)
@@ -753,29 +766,6 @@ void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *bloc
         blocks[order] += (uint64_t)sign;
         pfn += (uint64_t)1 << order;
     }
-}
-
-/*
- * The buddy decomposition of the free run [lo, hi) (granule numbers), orders
- * capped at cap, in three stretches: blocks growing from lo to c (one per
- * set bit of c - lo, smallest first), blocks of order cap from c to mid_end,
- * blocks shrinking from mid_end to hi (one per set bit of hi - mid_end,
- * largest first). Both end stretches are shorter than 2^cap granules.
- */
-struct buddy_split {
-    uint64_t lo, c, mid_end, hi;
-};
-
-static void buddy_split(uint64_t base, uint64_t size, unsigned cap, struct buddy_split *s)
-{
-    uint64_t big = (uint64_t)1 << cap;
-
-    s->lo = base >> SPAN_GRANULE_SHIFT;
-    s->hi = s->lo + (size >> SPAN_GRANULE_SHIFT);
-    s->c = align_up(s->lo, big);
-    s->mid_end = align_down(s->hi, big);
-    if (s->c > s->mid_end) /* no cap-aligned point inside: the most aligned one */
-        s->c = s->mid_end = align_down(s->hi, (uint64_t)1 << floor_log2(s->lo ^ s->hi));
 }
 
 unsigned span_buddy_top_order(uint64_t base, uint64_t size, unsigned cap)
