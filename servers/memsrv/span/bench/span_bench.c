@@ -18,7 +18,9 @@
  *            provably have met by evicting its segments into free space
  *            (the planner should have: target 0); "no witness" ones are
  *            not known to be satisfiable (no window passes the witness,
- *            which may still be beaten by a full bin-packing search).
+ *            which may still be beaten by a full bin-packing search); and
+ *            the large segments placed off 2 MiB for want of an aligned
+ *            place (all are requested with SPAN_LARGE_OK).
  *  shatter   fill with 4 KiB segments, free 3/4 of each 2 MiB block:
  *            unusable index at 2 MiB, then full compaction: bytes moved per
  *            byte of free memory made usable at 2 MiB (contiguous space).
