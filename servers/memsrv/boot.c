@@ -32,6 +32,8 @@ static const char *const policy_names[SPAN_POLICY_COUNT] = {
     [SPAN_POLICY_BEST_FIT] = "quickfit",
     [SPAN_POLICY_TOP_OF_HEAP] = "topheap",
     [SPAN_POLICY_INSTANT_FIT] = "instantfit",
+    [SPAN_POLICY_BUDDY] = "buddy",
+    [SPAN_POLICY_MARKER] = "marker",
 };
 
 const char *memsrv_policy_name(enum span_policy policy)
@@ -377,7 +379,7 @@ static void print_summary(struct memsrv *ms, uint32_t slots)
 static void read_arguments(struct memsrv *ms, const char *args)
 {
     if (!memsrv_parse_policy(args, &ms->policy))
-        ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit): using quickfit");
+        ms_log(ms, "memsrv: unknown memsrv.policy (quickfit, topheap, instantfit, buddy, marker): using quickfit");
     if (args == NULL || !cmdline_get_u64(args, "init.pid", &ms->init_pid))
         ms_log(ms, "memsrv: no init.pid in the arguments: QUOTA and RELEASE are refused");
     if (args != NULL)

@@ -62,7 +62,11 @@
  *                   between its neighbours;
  *      instant fit: 64 lists, list k holding sizes in [2^k, 2^(k+1))
  *                   granules (k < 52 in practice);
- *      top of heap: none; it searches the augmented addr_tree from the top.
+ *      buddy:       lists per order: list k holds the free spans whose
+ *                   largest naturally aligned block (below) has order k;
+ *      top of heap, marker: none; they search the augmented addr_tree
+ *                   (the marker policy also keeps `marker`, a pointer to
+ *                   one free span).
  *    A 64-bit bitmap says which lists are non-empty, so "the smallest
  *    non-empty list at or above k" is one count-trailing-zeros.
  *  - per-region byte counters, the free-span histogram and the two sums
@@ -77,7 +81,9 @@
  *     equals tree order; no span is empty or crosses a region end.
  *  I2 no two free spans are adjacent in one region (fully coalesced).
  *  I3 a span is in the free index iff it is FREE, in exactly the list or tree
- *     its size and the policy say; list bitmap bits match list emptiness.
+ *     its size (buddy: its largest block's order, recounted block by block)
+ *     and the policy say; list bitmap bits match list emptiness; the marker
+ *     is NULL or points at a free span, and only the marker policy sets it.
  *  I4 max_free of every addr_tree node is exact; both trees are valid
  *     red-black trees; the addr_tree holds exactly the free spans, in list
  *     order; the hash holds exactly the non-free spans.
@@ -112,6 +118,54 @@
  *    addr_tree search from the right, so segments stack down from the top
  *    of memory in age order; full compaction slides them back down to make
  *    room, which the caller drives with the plans of span_plan.c.
+ *  buddy (binary buddy over the span books): a request of n granules has
+ *    order k = ceil(log2 n), capped at buddy_cap (max(10, large order), the
+ *    same cap as the statistics' decomposition; a larger request is a run
+ *    of top-order blocks). Every free span, being maximal, is exactly the
+ *    set of naturally aligned blocks a buddy allocator with full
+ *    coalescing would hold for that memory: its buddy decomposition,
+ *    blocks growing from its base to its most aligned point and shrinking
+ *    after it (one block per set bit of each distance, so it is computed,
+ *    not stored). The span sits on the list of its largest block's order;
+ *    allocation takes the first non-empty list j >= k, the lowest in
+ *    address of its first SPAN_PROBES spans (address order: taking the
+ *    list head, as Linux does, left a quarter of large segments misaligned
+ *    at 60% occupancy in span-bench, this none), and in that span the
+ *    smallest block of order >= k (lowest of equals), in O(1).
+ *    The segment goes at the block's base, so every segment is naturally
+ *    aligned to its block and a large one comes large-page aligned. A size
+ *    that is not a power of two takes the block and gives the tail back at
+ *    once, as Linux's alloc_pages_exact does: the tail stays in the free
+ *    span left after the segment, so nothing is lost to rounding for
+ *    longer than the call. Splitting is the carve (the rest of the span
+ *    stays free, its decomposition the halves a buddy split would leave);
+ *    coalescing is the release's merge with both neighbours, which joins
+ *    every buddy pair that is free (and merges non-buddies too, which
+ *    changes nothing the lists see but the span's list). Deviations from a
+ *    textbook buddy: a span is one list entry, filed under its largest
+ *    block, so "the smallest block" is looked for in the spans of the first
+ *    list that has one of order >= k, not among all blocks; the span is
+ *    chosen by address among a few, not taken from the head; and when no
+ *    naturally aligned place exists (or the request has a limit or a
+ *    stricter alignment, then searched by the addr_tree at the natural
+ *    alignment first), the lowest place at the request's own alignment is
+ *    taken, so the policy never refuses what the books can do (that
+ *    segment is not naturally aligned; a large one may be marked
+ *    misaligned exactly as with the other policies).
+ *  marker (seed 004: a page-frame allocator with a marker index): `marker`
+ *    points into a free span, initially the greatest. An allocation takes
+ *    the lowest place for it in that span, O(1) for an unconstrained one
+ *    (the span's base); span_carve bumps the marker past the segment (to
+ *    the free part above it, or the same span when the segment was its
+ *    low end) and clears it when the span is used up; a free that merges
+ *    the marker's span into its lower neighbour moves it there. When the
+ *    request does not fit at the marker (too little room, or an alignment
+ *    or limit it cannot meet there), the marker is recalculated, one
+ *    descent of the augmented addr_tree to the greatest free span (lowest
+ *    of equals), O(log n), and the request retried there; if that fails
+ *    too, the exact addr_tree search (lowest place) takes it, so a request
+ *    that only fits off the greatest extent still succeeds. The marker is
+ *    a hint, not part of the books: a failed allocation may move it.
  *
  * The addr_tree search is O(log n) when the first candidate with a large
  * enough max_free fits; it only walks further when alignment or the limit
@@ -154,9 +208,14 @@
  *  SPAN_PROBES = 16: the probe for constrained best fit does bounded work
  *    before the exact search; 16 is enough to step over the few spans an
  *    alignment typically rejects while staying a few hundred nanoseconds.
+ *    Buddy looks at as many spans of a list for the lowest (at 60%
+ *    occupancy in span-bench --quick, 8 left 2 large segments misaligned
+ *    and 0.9% of large requests failing, 16 none).
  *  64 regions: e820/multiboot maps on real machines have tens of entries.
  *  Buddy orders up to max(10, large order): Linux's MAX_ORDER is 10, and the
- *    statistics must be comparable with /proc/pagetypeinfo-style numbers.
+ *    statistics must be comparable with /proc/pagetypeinfo-style numbers;
+ *    the buddy policy uses the same cap, so with 2 MiB large pages its
+ *    largest block is 4 MiB, as Linux's.
  */
 #include <common/string.h>
 
@@ -652,23 +711,36 @@ static uint64_t popcount64(uint64_t x)
 }
 
 /*
- * The buddy decomposition of [lo, hi) (in granules) has, around the point c
- * of [lo, hi] with the most trailing zeros, blocks growing from lo to c and
- * shrinking from c to hi: popcount(c - lo) + popcount(hi - c) of them. With
- * orders capped, every cap-aligned stretch in the middle adds one block per
- * 2^cap granules.
+ * The buddy decomposition of the free run [lo, hi) (granule numbers), orders
+ * capped at cap, in three stretches: blocks growing from lo to c (one per
+ * set bit of c - lo, smallest first), blocks of order cap from c to mid_end,
+ * blocks shrinking from mid_end to hi (one per set bit of hi - mid_end,
+ * largest first). Both end stretches are shorter than 2^cap granules.
  */
+struct buddy_split {
+    uint64_t lo, c, mid_end, hi;
+};
+
+static void buddy_split(uint64_t base, uint64_t size, unsigned cap, struct buddy_split *s)
+{
+    uint64_t big = (uint64_t)1 << cap;
+
+    s->lo = base >> SPAN_GRANULE_SHIFT;
+    s->hi = s->lo + (size >> SPAN_GRANULE_SHIFT);
+    s->c = align_up(s->lo, big);
+    s->mid_end = align_down(s->hi, big);
+    if (s->c > s->mid_end) /* no cap-aligned point inside: the most aligned one */
+        s->c = s->mid_end = align_down(s->hi, (uint64_t)1 << floor_log2(s->lo ^ s->hi));
+}
+
+/* One block per set bit of each end stretch's length, one per 2^cap
+ * granules of the middle. */
 uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap)
 {
-    uint64_t lo = base >> SPAN_GRANULE_SHIFT;
-    uint64_t hi = lo + (size >> SPAN_GRANULE_SHIFT);
-    uint64_t big = (uint64_t)1 << cap;
-    uint64_t mid_lo = align_up(lo, big), mid_hi = align_down(hi, big), c;
+    struct buddy_split s;
 
-    if (mid_lo <= mid_hi)
-        return popcount64(mid_lo - lo) + ((mid_hi - mid_lo) >> cap) + popcount64(hi - mid_hi);
-    c = align_down(hi, (uint64_t)1 << floor_log2(lo ^ hi));
-    return popcount64(c - lo) + popcount64(hi - c);
+    buddy_split(base, size, cap, &s);
+    return popcount64(s.c - s.lo) + ((s.mid_end - s.c) >> cap) + popcount64(s.hi - s.mid_end);
 }
 
 uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order)
@@ -712,18 +784,78 @@ void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *bloc
     }
 }
 
-static unsigned list_index(const struct span_alloc *a, uint64_t size)
+unsigned span_buddy_top_order(uint64_t base, uint64_t size, unsigned cap)
+{
+    struct buddy_split s;
+    unsigned top = 0;
+
+    buddy_split(base, size, cap, &s);
+    if (s.mid_end > s.c)
+        return cap;
+    if (s.c > s.lo)
+        top = floor_log2(s.c - s.lo);
+    if (s.hi > s.mid_end && floor_log2(s.hi - s.mid_end) > top)
+        top = floor_log2(s.hi - s.mid_end);
+    return top;
+}
+
+/* The base of the smallest block of order >= k (k <= cap) in free span n's
+ * buddy decomposition, the lowest of equals; false if it has none. O(1). */
+static bool buddy_pick(const struct span_node *n, unsigned k, unsigned cap, uint64_t *place)
+{
+    struct buddy_split s;
+    uint64_t wanted = ~(((uint64_t)1 << k) - 1);
+    uint64_t grow, shrink;
+    unsigned order = cap + 1;
+    uint64_t pfn = 0;
+
+    buddy_split(n->base, n->size, cap, &s);
+    grow = (s.c - s.lo) & wanted;
+    shrink = (s.hi - s.mid_end) & wanted;
+    if (grow != 0) {
+        order = (unsigned)__builtin_ctzll(grow);
+        pfn = s.lo + ((s.c - s.lo) & (((uint64_t)1 << order) - 1));
+    }
+    if (shrink != 0 && (unsigned)__builtin_ctzll(shrink) < order) {
+        order = (unsigned)__builtin_ctzll(shrink);
+        pfn = s.mid_end + ((s.hi - s.mid_end) & ~(((uint64_t)2 << order) - 1));
+    }
+    if (order > cap && s.mid_end > s.c) {
+        order = cap;
+        pfn = s.c;
+    }
+    if (order > cap)
+        return false;
+    *place = pfn << SPAN_GRANULE_SHIFT;
+    return true;
+}
+
+/* The order a buddy allocation of size bytes asks for: its granules rounded
+ * up to a power of two, capped (larger requests are runs of cap blocks). */
+static unsigned buddy_order(const struct span_alloc *a, uint64_t size)
 {
     uint64_t granules = size >> SPAN_GRANULE_SHIFT;
+    unsigned k = floor_log2(granules);
+
+    if (((uint64_t)1 << k) != granules)
+        k++;
+    return k < a->buddy_cap ? k : a->buddy_cap;
+}
+
+static unsigned list_index(const struct span_alloc *a, const struct span_node *n)
+{
+    uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
 
     if (a->policy == SPAN_POLICY_INSTANT_FIT)
         return floor_log2(granules);
+    if (a->policy == SPAN_POLICY_BUDDY)
+        return span_buddy_top_order(n->base, n->size, a->buddy_cap);
     return (unsigned)(granules - 1); /* best fit, granules <= 64 */
 }
 
 static bool uses_list(const struct span_alloc *a, uint64_t size)
 {
-    if (a->policy == SPAN_POLICY_INSTANT_FIT)
+    if (a->policy == SPAN_POLICY_INSTANT_FIT || a->policy == SPAN_POLICY_BUDDY)
         return true;
     return a->policy == SPAN_POLICY_BEST_FIT &&
            (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
@@ -777,8 +909,10 @@ static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
     free_stats_count(a, n, -1);
 }
 
-static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size);
-static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size);
+/* A span's list is chosen by its size and (buddy) base as they are when it
+ * joins the list: it must leave before either changes. */
+static void list_remove(struct span_alloc *a, struct span_free *e);
+static void list_push(struct span_alloc *a, struct span_free *e);
 
 static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 {
@@ -786,7 +920,7 @@ static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 
     free_stats_add(a, n);
     if (uses_list(a, n->size))
-        list_push(a, e, n->size);
+        list_push(a, e);
     else if (a->policy == SPAN_POLICY_BEST_FIT)
         size_tree_insert(a, e);
 }
@@ -817,14 +951,14 @@ static void span_free_index_remove(struct span_alloc *a, struct span_node *n)
 
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
-        list_remove(a, e, n->size);
+        list_remove(a, e);
     else if (a->policy == SPAN_POLICY_BEST_FIT)
         rb_erase(&a->size_tree, &e->idx.size_link);
 }
 
-static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size)
+static void list_remove(struct span_alloc *a, struct span_free *e)
 {
-    unsigned k = list_index(a, size);
+    unsigned k = list_index(a, e->span);
 
     if (e->idx.list.prev != NULL)
         e->idx.list.prev->idx.list.next = e->idx.list.next;
@@ -836,9 +970,9 @@ static void list_remove(struct span_alloc *a, struct span_free *e, uint64_t size
         a->list_bitmap &= ~((uint64_t)1 << k);
 }
 
-static void list_push(struct span_alloc *a, struct span_free *e, uint64_t size)
+static void list_push(struct span_alloc *a, struct span_free *e)
 {
-    unsigned k = list_index(a, size);
+    unsigned k = list_index(a, e->span);
 
     e->idx.list.prev = NULL;
     e->idx.list.next = a->lists[k];
@@ -852,7 +986,7 @@ static void resize_begin(struct span_alloc *a, struct span_node *n)
 {
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
-        list_remove(a, n->u.free.ext, n->size);
+        list_remove(a, n->u.free.ext);
 }
 
 static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size)
@@ -875,7 +1009,7 @@ static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_s
     if (is_tree)
         size_tree_insert(a, e);
     else if (uses_list(a, n->size))
-        list_push(a, e, n->size);
+        list_push(a, e);
 }
 
 void span_account(struct span_alloc *a, const struct span_node *n, int sign)
@@ -942,6 +1076,8 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
         rb_erase(&a->addr_tree, &e->addr_link);
         slot_put(a, e);
         n = f;
+        if (a->marker == f)
+            a->marker = NULL; /* used up: the next allocation recalculates it */
     } else {
         resize_begin(a, f);
         n = node_get(a);
@@ -967,6 +1103,8 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
             list_link_after(a, n, r);
             free_tree_insert_next(a, e, re, true);
             span_free_index_insert(a, r);
+            if (a->marker == f)
+                a->marker = r; /* bumped past the segment */
         }
     }
     n->base = place;
@@ -1016,6 +1154,8 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
             span_free_index_remove(a, next);
             rb_erase(&a->addr_tree, &ne->addr_link);
             prev->size += next->size;
+            if (a->marker == next)
+                a->marker = prev;
             list_unlink(a, next);
             slot_put(a, ne);
             slot_put(a, next);
@@ -1248,7 +1388,87 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
     return n;
 }
 
-static struct span_node *find_place(const struct span_alloc *a, const struct span_fit *fit,
+/*
+ * Buddy: the smallest naturally aligned block of the request's order k
+ * that the free lists hold, the segment at its base and the tail of the
+ * block left free (alloc_pages_exact). With a stricter alignment than the
+ * block's, a limit, or more than one block of the top order, the exact
+ * address search at the natural alignment; and when no naturally aligned
+ * place exists at all, the lowest place at the request's own alignment, so
+ * that the policy never refuses what the books can do.
+ */
+static struct span_node *find_buddy(const struct span_alloc *a, const struct span_fit *fit,
+                                    uint64_t *place)
+{
+    unsigned k = buddy_order(a, fit->size);
+    uint64_t natural = (uint64_t)1 << (k + SPAN_GRANULE_SHIFT);
+    struct span_fit block = *fit;
+    struct span_node *n = NULL;
+
+    if (block.align < natural)
+        block.align = natural;
+    if (block.align == natural && block.hi >= a->mem_end && fit->size <= natural) {
+        /* Every span on list j >= k holds a block of order j, so of order k. */
+        uint64_t mask = a->list_bitmap & (~(uint64_t)0 << k);
+        if (mask != 0) {
+            /* Of the list's first SPAN_PROBES spans, the lowest: address
+             * order keeps the blocks higher up whole (bounded work). */
+            const struct span_free *e = a->lists[__builtin_ctzll(mask)];
+            unsigned probes = 0;
+            n = e->span;
+            for (; e != NULL && probes < SPAN_PROBES; e = e->idx.list.next, probes++)
+                if (e->span->base < n->base)
+                    n = e->span;
+            if (buddy_pick(n, k, a->buddy_cap, place))
+                return n;
+        }
+    } else {
+        n = find_any(a, &block, false, place);
+        if (n != NULL)
+            return n;
+    }
+    /* A block of the order is more than the request needs: the tail it
+     * would leave free may be missing where the request still fits. */
+    return find_any(a, fit, false, place);
+}
+
+/* The greatest free span, the lowest of equals: one descent of the
+ * augmented address tree, O(log n). NULL if nothing is free. */
+static struct span_node *greatest_free(const struct span_alloc *a)
+{
+    const struct rb_node *r = a->addr_tree.root;
+    uint64_t greatest = r != NULL ? span_free_of(r)->max_free : 0;
+
+    while (r != NULL) {
+        if (r->left != NULL && span_free_of(r->left)->max_free == greatest)
+            r = r->left;
+        else if (span_free_of(r)->span->size == greatest)
+            return span_free_of(r)->span;
+        else
+            r = r->right;
+    }
+    return NULL;
+}
+
+/*
+ * Marker: the lowest place for the request in the free span the marker
+ * points into (O(1); span_carve moves the marker past what it takes);
+ * failing that, the marker is recalculated to the greatest free span and
+ * the request retried there; failing that too (a limit or an alignment the
+ * greatest span cannot meet), the exact address search.
+ */
+static struct span_node *find_marker(struct span_alloc *a, const struct span_fit *fit,
+                                     uint64_t *place)
+{
+    if (a->marker != NULL && span_place_low(a->marker, fit, place))
+        return a->marker;
+    a->marker = greatest_free(a);
+    if (a->marker != NULL && span_place_low(a->marker, fit, place))
+        return a->marker;
+    return find_any(a, fit, false, place);
+}
+
+static struct span_node *find_place(struct span_alloc *a, const struct span_fit *fit,
                                     bool high, uint64_t *place)
 {
     struct span_node *n;
@@ -1256,6 +1476,10 @@ static struct span_node *find_place(const struct span_alloc *a, const struct spa
 
     if (high || a->policy == SPAN_POLICY_TOP_OF_HEAP)
         return find_any(a, fit, true, place);
+    if (a->policy == SPAN_POLICY_BUDDY)
+        return find_buddy(a, fit, place);
+    if (a->policy == SPAN_POLICY_MARKER)
+        return find_marker(a, fit, place);
     if (!constrained) {
         n = find_unconstrained(a, fit->size, place);
         if (n != NULL)

@@ -244,8 +244,39 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
     }
 }
 
+/* The largest block of n's buddy decomposition, block by block (the
+ * allocator's own figure is arithmetic). */
+static unsigned buddy_top_order(const struct span_alloc *a, const struct span_node *n)
+{
+    uint64_t blocks[SPAN_BUDDY_ORDERS] = { 0 };
+    unsigned k = a->buddy_cap;
+
+    span_buddy_count(n->base, n->size, a->buddy_cap, blocks, 1);
+    while (k > 0 && blocks[k] == 0)
+        k--;
+    return k;
+}
+
+/* The marker points into a free span of the books, or nowhere; only the
+ * marker policy sets it. */
+static int check_marker(const struct span_alloc *a, struct span_fault *f)
+{
+    const struct span_node *n;
+
+    if (a->marker == NULL)
+        return 0;
+    if (a->policy != SPAN_POLICY_MARKER)
+        FAIL(f, "marker set by a policy without one", a->marker->base);
+    for (n = a->first; n != NULL && n != a->marker; n = n->next)
+        ;
+    if (n == NULL || n->state != SPAN_FREE)
+        FAIL(f, "marker points at no free span", a->marker->base);
+    return 0;
+}
+
 static int check_free_index(const struct span_alloc *a, struct span_fault *f)
 {
+    bool has_lists = a->policy != SPAN_POLICY_TOP_OF_HEAP && a->policy != SPAN_POLICY_MARKER;
     uint64_t indexed = 0;
     unsigned k;
 
@@ -260,6 +291,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
             uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
             bool right_list = a->policy == SPAN_POLICY_INSTANT_FIT ? floor_log2(granules) == k
                               : a->policy == SPAN_POLICY_BEST_FIT ? granules == k + 1u
+                              : a->policy == SPAN_POLICY_BUDDY    ? buddy_top_order(a, n) == k
                                                                   : false;
             if (n->state != SPAN_FREE || !right_list)
                 FAIL(f, "span on the wrong free list", n->base);
@@ -290,11 +322,11 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
     } else if (a->size_tree.root != NULL) {
         FAIL(f, "size tree used by a policy without one", 0);
     }
-    if (a->policy == SPAN_POLICY_TOP_OF_HEAP && a->list_bitmap != 0)
-        FAIL(f, "free lists used by top-of-heap", 0);
-    if (a->policy != SPAN_POLICY_TOP_OF_HEAP && indexed != a->free_spans)
+    if (!has_lists && a->list_bitmap != 0)
+        FAIL(f, "free lists used by a policy without them", 0);
+    if (has_lists && indexed != a->free_spans)
         FAIL(f, "free index does not hold every free span", indexed);
-    return 0;
+    return check_marker(a, f);
 }
 
 static int compare_counts(const struct span_alloc *a, const struct recount *c,

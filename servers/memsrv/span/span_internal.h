@@ -150,6 +150,9 @@ void span_account(struct span_alloc *a, const struct span_node *n, int sign);
 uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap);
 /* ... and the same, block by block into blocks[] (the checker's recount). */
 void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *blocks, int sign);
+/* ... and the order of its largest block (the buddy policy files a free
+ * span on that order's list). */
+unsigned span_buddy_top_order(uint64_t base, uint64_t size, unsigned cap);
 /* Large pages (2^order granules, naturally aligned) inside [base, base+size). */
 uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order);
 

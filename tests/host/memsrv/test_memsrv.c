@@ -77,7 +77,14 @@ static void test_policy_from_cmdline(void **state)
     assert_int_equal(fk->ms.span.policy, SPAN_POLICY_TOP_OF_HEAP);
     assert_true(memsrv_parse_policy("a memsrv.policy=instantfit b", &p));
     assert_int_equal(p, SPAN_POLICY_INSTANT_FIT);
-    assert_false(memsrv_parse_policy("memsrv.policy=buddy", &p));
+    assert_true(memsrv_parse_policy("memsrv.policy=buddy", &p));
+    assert_int_equal(p, SPAN_POLICY_BUDDY);
+    assert_string_equal(memsrv_policy_name(p), "buddy");
+    assert_true(memsrv_parse_policy("memsrv.policy=marker x", &p));
+    assert_int_equal(p, SPAN_POLICY_MARKER);
+    assert_string_equal(memsrv_policy_name(p), "marker");
+    assert_false(memsrv_parse_policy("memsrv.policy=buddyx", &p));
+    assert_false(memsrv_parse_policy("memsrv.policy=slab", &p));
     fk_init(fk, 64, 0);
     assert_int_equal(fk_start(fk, "memsrv.policy=nonsense"), 0);
     assert_true(fk_console_has(fk, "unknown memsrv.policy"));

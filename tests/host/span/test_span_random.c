@@ -63,7 +63,8 @@ struct world {
     const char *why;
 };
 
-static const char *policy_names[] = { "best-fit", "top-of-heap", "instant-fit" };
+static const char *policy_names[SPAN_POLICY_COUNT] = { "best-fit", "top-of-heap", "instant-fit",
+                                                        "buddy", "marker" };
 
 static void setup(struct world *w, enum span_policy policy, uint64_t seed)
 {
@@ -164,8 +165,9 @@ static bool do_alloc(struct world *w)
     }
     if (err != -ENOMEM && err != -ERANGE && err != -E2BIG)
         return fail(w, "unexpected alloc error");
-    if (ref_can_place(&w->m, size, eff_align, hi))
+    if (ref_can_place(&w->m, size, eff_align, hi)) {
         return fail(w, "alloc refused though the reference has room");
+    }
     if (large && (req.flags & SPAN_LARGE_OK) && ref_can_place(&w->m, size, align, hi))
         return fail(w, "SPAN_LARGE_OK alloc refused though a 4K-aligned place existed");
     return true;

@@ -24,10 +24,20 @@ struct fixture {
 
 static struct fixture fx;
 
+/* The fixture's policy: the tests that hold for every policy run once per
+ * policy (the state cmocka passes in), the others with best fit. */
+static const enum span_policy all_policies[SPAN_POLICY_COUNT] = {
+    SPAN_POLICY_BEST_FIT, SPAN_POLICY_TOP_OF_HEAP, SPAN_POLICY_INSTANT_FIT,
+    SPAN_POLICY_BUDDY, SPAN_POLICY_MARKER,
+};
+
 static int setup(void **state)
 {
+    enum span_policy policy = *state != NULL ? *(const enum span_policy *)*state
+                                             : SPAN_POLICY_BEST_FIT;
+
     memset(&fx.a, 0, sizeof(fx.a));
-    assert_int_equal(span_init(&fx.a, SPAN_POLICY_BEST_FIT, 0, fx.nodes, 256), 0);
+    assert_int_equal(span_init(&fx.a, policy, 0, fx.nodes, 256), 0);
     assert_int_equal(span_add_region(&fx.a, 1 * MIB, 15 * MIB), 0);  /* 1..16 MiB */
     assert_int_equal(span_add_region(&fx.a, 32 * MIB, 32 * MIB), 0); /* 32..64 MiB */
     *state = &fx;
@@ -497,26 +507,219 @@ static void test_check_detects_corruption(void **state)
     assert_int_equal(span_check(&fx.a, &fault), 0);
 }
 
+/* ---- the buddy policy --------------------------------------------------- */
+
+#define BUDDY_NODES 4096
+
+static void buddy_instance(struct span_alloc *a, struct span_node *nodes, uint64_t base,
+                           uint64_t size)
+{
+    assert_int_equal(span_init(a, SPAN_POLICY_BUDDY, 0, nodes, BUDDY_NODES), 0);
+    assert_int_equal(span_add_region(a, base, size), 0);
+}
+
+/* The block a buddy allocation of size takes: its granules rounded up to a
+ * power of two, at most a 4 MiB block (order 10) with 2 MiB large pages. */
+static uint64_t buddy_block(uint64_t size)
+{
+    uint64_t block = 4096;
+
+    while (block < size && block < 4 * MIB)
+        block *= 2;
+    return block;
+}
+
+/* Segments of mixed sizes, powers of two and not, all naturally aligned,
+ * then freed in many different orders: every time the books coalesce back
+ * to the one 4 MiB block they started as. */
+static void test_buddy_coalesces_in_any_order(void **state)
+{
+    static struct span_node nodes[BUDDY_NODES];
+    struct span_alloc a;
+    uint64_t bases[16], rng = 7;
+    unsigned round, n, i;
+
+    (void)state;
+    /* At most 16 blocks of at most 128 KiB: never short of a natural one. */
+    for (round = 0; round < 40; round++) {
+        struct span_stats st;
+        struct span_info info;
+        buddy_instance(&a, nodes, 4 * MIB, 4 * MIB);
+        for (n = 0; n < 16; n++) {
+            struct span_request req = { .size = (1 + test_rand(&rng) % 32) * 4096 - (n & 1) * 100 };
+            assert_int_equal(span_alloc(&a, &req, n, &bases[n]), 0);
+            assert_int_equal(bases[n] % buddy_block(req.size), 0);
+        }
+        assert_true(check_books(&a, "buddy fill"));
+        for (i = n; i > 1; i--) { /* Fisher-Yates: a different order each round */
+            unsigned j = (unsigned)(test_rand(&rng) % i);
+            uint64_t t = bases[i - 1];
+            bases[i - 1] = bases[j];
+            bases[j] = t;
+        }
+        for (i = 0; i < n; i++) {
+            assert_int_equal(span_free(&a, bases[i]), 0);
+            assert_true(check_books(&a, "buddy free"));
+        }
+        span_stats(&a, &st);
+        assert_int_equal(st.free_spans, 1);
+        assert_int_equal(st.free_bytes, 4 * MIB);
+        assert_int_equal(span_lookup(&a, 4 * MIB, &info), 0);
+        assert_int_equal(info.size, 4 * MIB);
+        /* ... so the one block of the top order is there to take again. */
+        {
+            struct span_request whole = { .size = 4 * MIB };
+            uint64_t b;
+            assert_int_equal(span_alloc(&a, &whole, 1, &b), 0);
+            assert_int_equal(b, 4 * MIB);
+        }
+    }
+}
+
+/* Every size from 1 to 1100 granules on a region that starts off every
+ * large boundary: each segment at the natural alignment of its block. */
+static void test_buddy_natural_alignment(void **state)
+{
+    static struct span_node nodes[BUDDY_NODES];
+    struct span_alloc a;
+    uint64_t granules;
+
+    (void)state;
+    buddy_instance(&a, nodes, 1 * MIB + 4096, 60 * MIB);
+    for (granules = 1; granules <= 1100; granules++) {
+        struct span_request req = { .size = granules * 4096 };
+        uint64_t small, b;
+        struct span_request one = { .size = 4096 };
+        /* A granule left behind each time, so the free space is broken up. */
+        assert_int_equal(span_alloc(&a, &req, granules, &b), 0);
+        assert_int_equal(b % buddy_block(req.size), 0);
+        assert_int_equal(span_alloc(&a, &one, 0, &small), 0);
+        assert_int_equal(span_free(&a, b), 0);
+    }
+    assert_true(check_books(&a, "buddy alignment"));
+}
+
+/* A request of 3 granules takes a 4-granule block and gives its tail back
+ * at once: the next granule goes there, and freeing returns all of it. */
+static void test_buddy_tail_given_back(void **state)
+{
+    static struct span_node nodes[BUDDY_NODES];
+    struct span_alloc a;
+    struct span_request three = { .size = 3 * 4096 }, one = { .size = 4096 };
+    struct span_stats st;
+    uint64_t x, y;
+
+    (void)state;
+    buddy_instance(&a, nodes, 8 * MIB, 4 * MIB);
+    assert_int_equal(span_alloc(&a, &three, 1, &x), 0);
+    assert_int_equal(x, 8 * MIB);
+    span_stats(&a, &st);
+    assert_int_equal(st.free_bytes, 4 * MIB - 3 * 4096);
+    assert_int_equal(span_alloc(&a, &one, 2, &y), 0);
+    assert_int_equal(y, x + 3 * 4096); /* the smallest block: the tail */
+    assert_int_equal(span_free(&a, x), 0);
+    assert_int_equal(span_free(&a, y), 0);
+    span_stats(&a, &st);
+    assert_int_equal(st.free_bytes, 4 * MIB);
+    assert_int_equal(st.free_spans, 1);
+    assert_true(check_books(&a, "buddy tail"));
+}
+
+/* ---- the marker policy --------------------------------------------------- */
+
+static uint64_t marker_alloc(uint64_t size, uint64_t limit)
+{
+    struct span_request req = { .size = size, .limit = limit };
+    uint64_t base = 0;
+
+    assert_int_equal(span_alloc(&fx.a, &req, 5, &base), 0);
+    assert_true(check_books(&fx.a, "marker alloc"));
+    return base;
+}
+
+/* Regions 1..16 MiB (15 MiB) and 32..64 MiB (32 MiB). */
+static void test_marker_bumps_and_recalculates(void **state)
+{
+    (void)state;
+    /* No marker yet: recalculated to the greatest extent, then bumped. */
+    assert_int_equal(marker_alloc(4096, 0), 32 * MIB);
+    assert_int_equal(marker_alloc(8192, 0), 32 * MIB + 4096);
+    assert_int_equal(marker_alloc(4096, 0), 32 * MIB + 12288);
+    assert_int_equal(span_free(&fx.a, 32 * MIB + 4096), 0);
+    /* The marker stays put: the freed hole behind it is not looked at. */
+    assert_int_equal(marker_alloc(4096, 0), 32 * MIB + 16384);
+    /* 20 MiB is large: from the marker's first 2 MiB boundary, 34 MiB,
+     * leaving 54..64 MiB at the marker... */
+    assert_int_equal(marker_alloc(20 * MIB, 0), 34 * MIB);
+    /* ... too little for 13 MiB: recalculated to 1..16 MiB, the greatest,
+     * and bumped past the segment to 15..16 MiB. */
+    assert_int_equal(marker_alloc(13 * MIB, 0), 2 * MIB);
+    /* From the marker, though other extents are bigger now. */
+    assert_int_equal(marker_alloc(4096, 0), 15 * MIB);
+    /* 300 KiB still fits there; 768 KiB does not fit the 720 KiB then
+     * left: back to the greatest, 54..64 MiB. */
+    assert_int_equal(marker_alloc(300 * KIB, 0), 15 * MIB + 4096);
+    assert_int_equal(marker_alloc(768 * KIB, 0), 54 * MIB);
+}
+
+/* A request the marker's extent, and the greatest extent, cannot meet
+ * still gets the place that exists elsewhere. */
+static void test_marker_off_marker(void **state)
+{
+    struct span_request req = { .size = 64 * KIB, .align = 1 * MIB };
+    uint64_t b;
+
+    (void)state;
+    assert_int_equal(marker_alloc(4096, 0), 32 * MIB); /* marker in 32..64 MiB */
+    b = marker_alloc(4096, 16 * MIB);                   /* a limit below it */
+    assert_true(b >= 1 * MIB && b + 4096 <= 16 * MIB);
+    /* Alignment: in the marker's extent, after the gap alignment leaves. */
+    assert_int_equal(span_alloc(&fx.a, &req, 5, &b), 0);
+    assert_int_equal(b, 33 * MIB);
+    /* A large segment comes large-page aligned from the marker too. */
+    b = marker_alloc(2 * MIB, 0);
+    assert_int_equal(b % (2 * MIB), 0);
+    /* Fill the greatest extent: the next one is found on failure. */
+    b = marker_alloc(28 * MIB, 0);
+    assert_true(b >= 32 * MIB);
+    b = marker_alloc(14 * MIB, 0);
+    assert_true(b >= 1 * MIB && b + 14 * MIB <= 16 * MIB);
+    req = (struct span_request){ .size = 8 * MIB };
+    EXPECT_UNCHANGED(-ENOMEM, span_alloc(&fx.a, &req, 1, &b));
+}
+
+#define POLICY_TEST(f, p, name) { #f " " name, f, setup, teardown, (void *)&all_policies[p] }
+#define ALL_POLICIES(f)                                                              \
+    POLICY_TEST(f, SPAN_POLICY_BEST_FIT, "bestfit"),                                  \
+        POLICY_TEST(f, SPAN_POLICY_TOP_OF_HEAP, "topheap"),                           \
+        POLICY_TEST(f, SPAN_POLICY_INSTANT_FIT, "instantfit"),                        \
+        POLICY_TEST(f, SPAN_POLICY_BUDDY, "buddy"), POLICY_TEST(f, SPAN_POLICY_MARKER, "marker")
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_errors),
-        cmocka_unit_test_setup_teardown(test_region_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_alloc_free_basics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limit_and_full, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_pages, setup, teardown),
+        ALL_POLICIES(test_region_errors),
+        ALL_POLICIES(test_alloc_errors),
+        ALL_POLICIES(test_alloc_free_basics),
+        ALL_POLICIES(test_limit_and_full),
+        ALL_POLICIES(test_large_pages),
         cmocka_unit_test(test_misaligned_fallback),
-        cmocka_unit_test_setup_teardown(test_lock_unlock, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
+        ALL_POLICIES(test_lock_unlock),
+        ALL_POLICIES(test_reserve),
         cmocka_unit_test(test_node_store_full),
         cmocka_unit_test(test_pool_grows_and_shrinks),
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_walk_and_stats, setup, teardown),
+        ALL_POLICIES(test_walk_and_stats),
         cmocka_unit_test(test_fragmentation_figures),
-        cmocka_unit_test_setup_teardown(test_walk_stops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_check_detects_corruption, setup, teardown),
+        ALL_POLICIES(test_walk_stops),
+        ALL_POLICIES(test_check_detects_corruption),
+        cmocka_unit_test(test_buddy_coalesces_in_any_order),
+        cmocka_unit_test(test_buddy_natural_alignment),
+        cmocka_unit_test(test_buddy_tail_given_back),
+        POLICY_TEST(test_marker_bumps_and_recalculates, SPAN_POLICY_MARKER, "marker"),
+        POLICY_TEST(test_marker_off_marker, SPAN_POLICY_MARKER, "marker"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,9 @@
  *            provably have met by evicting its segments into free space
  *            (the planner should have: target 0); "no witness" ones are
  *            not known to be satisfiable (no window passes the witness,
- *            which may still be beaten by a full bin-packing search).
+ *            which may still be beaten by a full bin-packing search); and
+ *            the large segments placed off 2 MiB for want of an aligned
+ *            place (all are requested with SPAN_LARGE_OK).
  *  shatter   fill with 4 KiB segments, free 3/4 of each 2 MiB block:
  *            unusable index at 2 MiB, then full compaction: bytes moved per
  *            byte of free memory made usable at 2 MiB (contiguous space).
@@ -55,7 +57,8 @@
 #define MIB ((uint64_t)1 << 20)
 #define G SPAN_GRANULE
 
-static const char *policy_names[] = { "bestfit", "topheap", "instant" };
+static const char *const policy_names[SPAN_POLICY_COUNT] = { "bestfit", "topheap", "instant",
+                                                             "buddy", "marker" };
 static bool quick;
 static struct span_node *nodes;
 static size_t node_count = 1 << 20;
@@ -426,6 +429,7 @@ struct steady {
     size_t na, nf;
     uint64_t tries[CLASSES], fail_raw[CLASSES], fail_cmp[CLASSES];
     uint64_t fail_witness, fail_nowitness, moved;
+    uint64_t large_placed, large_misaligned; /* large segments allocated, and off 2 MiB */
 };
 
 /* A failed allocation is retried after a targeted compaction, and (outside
@@ -477,6 +481,12 @@ static void steady_alloc(struct steady *s, uint64_t op, const struct span_stats 
     if (err != 0)
         err = steady_alloc_compacted(s, st, &req, id, &base, c);
     if (err == 0) {
+        struct span_info info;
+        if (req.size >= 2 * MIB) {
+            s->large_placed++;
+            if (span_lookup(&s->a, base, &info) == 0 && info.misaligned)
+                s->large_misaligned++;
+        }
         s->nfree_ids--;
         slot_base[id] = base;
         s->live[s->nlive++] = id;
@@ -528,10 +538,11 @@ static void steady_report(struct steady *s)
     qsort(s->t_free, nf, sizeof(uint64_t), cmp_u64);
     span_stats(&s->a, &st);
     printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64
-           " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u\n",
+           " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u"
+           "  misaligned %" PRIu64 "/%" PRIu64 "\n",
            policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1],
            t_free[nf / 2], t_free[nf * 99 / 100], t_free[nf - 1], st.largest_free / KIB,
-           st.unusable_index);
+           st.unusable_index, s->large_misaligned, s->large_placed);
 #define B(fmt, val, unit)                                                        \
     do {                                                                         \
         snprintf(name, sizeof(name), fmt, policy_names[p], occupancy);          \
@@ -548,6 +559,8 @@ static void steady_report(struct steady *s)
     B("steady_%s_%u_moved", s->moved / KIB, "KiB");
     B("steady_%s_%u_fail_compacted_witness", s->fail_witness, "count");
     B("steady_%s_%u_fail_compacted_no_witness", s->fail_nowitness, "count");
+    B("steady_%s_%u_large_placed", s->large_placed, "count");
+    B("steady_%s_%u_large_misaligned", s->large_misaligned, "count");
 #undef B
     for (c = 0; c < CLASSES; c++) {
         uint64_t tries = s->tries[c];
@@ -973,14 +986,18 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--steady") == 0) {
         /* Only the steady states, no oracle: for a profiler, e.g.
          * valgrind --tool=callgrind --toggle-collect=span_alloc
-         * --toggle-collect=span_free span-bench --steady */
+         * --toggle-collect=span_free span-bench --steady [POLICY [OCCUPANCY]]
+         * (one occupancy alone: its run starts from the same seed as in
+         * the whole sequence only for the first, so it is its own run) */
+        unsigned only_occupancy = argc > 3 ? (unsigned)atoi(argv[3]) : 0;
         count_mode = true;
         for (p = 0; p < SPAN_POLICY_COUNT; p++) {
             if (argc > 2 && strcmp(argv[2], policy_names[p]) != 0)
                 continue;
             rng_state = 12345;
             for (o = 0; o < OCCUPANCIES; o++)
-                bench_steady((enum span_policy)p, occupancies[o]);
+                if (only_occupancy == 0 || occupancies[o] == only_occupancy)
+                    bench_steady((enum span_policy)p, occupancies[o]);
         }
         return 0;
     }

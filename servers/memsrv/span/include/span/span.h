@@ -51,6 +51,8 @@ enum span_policy {
     SPAN_POLICY_BEST_FIT = 0,  /* quick-fit lists + size tree, best fit (default) */
     SPAN_POLICY_TOP_OF_HEAP,   /* highest place that fits; compaction slides down */
     SPAN_POLICY_INSTANT_FIT,   /* power-of-two free lists, as in vmem */
+    SPAN_POLICY_BUDDY,         /* binary buddy: lists per order, naturally aligned blocks */
+    SPAN_POLICY_MARKER,        /* a marker to the greatest free extent, recalculated on failure */
     SPAN_POLICY_COUNT
 };
 
@@ -125,7 +127,7 @@ struct span_free {
         struct rb_node size_link;       /* best fit: free spans > 64 granules */
         struct {
             struct span_free *next, *prev;
-        } list;                         /* quick / instant-fit lists */
+        } list;                         /* quick / instant-fit / buddy lists */
     } idx;
     struct span_node *span;
 };
@@ -168,6 +170,7 @@ struct span_alloc {
     struct rb_tree size_tree;           /* best fit only */
     struct span_free *lists[SPAN_QUICK_LISTS];
     uint64_t list_bitmap;               /* bit k: lists[k] not empty */
+    struct span_node *marker;           /* marker policy: the free span it points into, or NULL */
     struct span_region regions[SPAN_MAX_REGIONS];
     unsigned region_count;
     uint64_t total_bytes;
