@@ -28,19 +28,6 @@
 static struct span_alloc boot_span;
 static struct span_node boot_nodes[MS_BOOT_NODES];
 
-static const char *const policy_names[SPAN_POLICY_COUNT] = {
-    [SPAN_POLICY_BEST_FIT] = "quickfit",
-    [SPAN_POLICY_TOP_OF_HEAP] = "topheap",
-    [SPAN_POLICY_INSTANT_FIT] = "instantfit",
-    [SPAN_POLICY_BUDDY] = "buddy",
-    [SPAN_POLICY_MARKER] = "marker",
-};
-
-const char *memsrv_policy_name(enum span_policy policy)
-{
-    return (unsigned)policy < SPAN_POLICY_COUNT ? policy_names[policy] : "?";
-}
-
 bool memsrv_parse_policy(const char *args, enum span_policy *out)
 {
     const char *value;
@@ -50,11 +37,13 @@ bool memsrv_parse_policy(const char *args, enum span_policy *out)
     *out = SPAN_POLICY_BEST_FIT;
     if (args == NULL || !cmdline_get(args, "memsrv.policy", &value, &len))
         return true;
-    for (p = 0; p < SPAN_POLICY_COUNT; p++)
-        if (strlen(policy_names[p]) == len && memcmp(policy_names[p], value, len) == 0) {
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        const char *name = span_policy_name((enum span_policy)p);
+        if (strlen(name) == len && memcmp(name, value, len) == 0) {
             *out = (enum span_policy)p;
             return true;
         }
+    }
     return false;
 }
 
@@ -384,7 +373,7 @@ static void read_arguments(struct memsrv *ms, const char *args)
         ms_log(ms, "memsrv: no init.pid in the arguments: QUOTA and RELEASE are refused");
     if (args != NULL)
         cmdline_get_u64(args, "memsrv.restart", &ms->restart.number);
-    ms_log(ms, "memsrv: policy %s", memsrv_policy_name(ms->policy));
+    ms_log(ms, "memsrv: policy %s", span_policy_name(ms->policy));
 }
 
 /* The books need memory, and where free memory is only the books can

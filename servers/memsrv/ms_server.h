@@ -308,10 +308,9 @@ struct memsrv {
  * in use, prints the policy and a summary. args: the startup arguments. */
 int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
                  uint64_t self_pid);
-/* The policy memsrv.policy=NAME selects (best fit when absent); false if the
+/* The policy memsrv.policy=NAME selects, by span_policy_name (best fit when absent); false if the
  * value names none. */
 bool memsrv_parse_policy(const char *args, enum span_policy *out);
-const char *memsrv_policy_name(enum span_policy policy);
 
 /* ---- dispatch.c ---- */
 /* Sets up ms->srv (the request table, the hooks) for libsys's server loop. */

@@ -288,6 +288,10 @@ const char *span_policy_name(enum span_policy policy)
         return "topheap";
     case SPAN_POLICY_INSTANT_FIT:
         return "instantfit";
+    case SPAN_POLICY_BUDDY:
+        return "buddy";
+    case SPAN_POLICY_MARKER:
+        return "marker";
     case SPAN_POLICY_COUNT:
         break;
     }

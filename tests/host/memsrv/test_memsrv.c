@@ -79,10 +79,10 @@ static void test_policy_from_cmdline(void **state)
     assert_int_equal(p, SPAN_POLICY_INSTANT_FIT);
     assert_true(memsrv_parse_policy("memsrv.policy=buddy", &p));
     assert_int_equal(p, SPAN_POLICY_BUDDY);
-    assert_string_equal(memsrv_policy_name(p), "buddy");
+    assert_string_equal(span_policy_name(p), "buddy");
     assert_true(memsrv_parse_policy("memsrv.policy=marker x", &p));
     assert_int_equal(p, SPAN_POLICY_MARKER);
-    assert_string_equal(memsrv_policy_name(p), "marker");
+    assert_string_equal(span_policy_name(p), "marker");
     assert_false(memsrv_parse_policy("memsrv.policy=buddyx", &p));
     assert_false(memsrv_parse_policy("memsrv.policy=slab", &p));
     fk_init(fk, 64, 0);
