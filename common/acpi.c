@@ -70,8 +70,8 @@ struct entry_layout {
 
 /* The header of entry i at `off`, checked against the table's `len`
  * bytes: its type and its length, which lies inside the table. */
-static int entry_at(const struct entry_layout *l, const uint8_t *p, size_t len, size_t off, unsigned i,
-                    unsigned *type, size_t *elen, struct acpi_error *err)
+static int entry_at(const struct entry_layout *l, const uint8_t *p, size_t len, size_t off, unsigned i, unsigned *type,
+                    size_t *elen, struct acpi_error *err)
 {
     if (len - off < 2 * l->field)
         return refuse(err, -EINVAL, "%s: %zu stray byte%s at offset %zu, too few for %s %s", l->table, len - off,
@@ -82,8 +82,9 @@ static int entry_at(const struct entry_layout *l, const uint8_t *p, size_t len, 
         return refuse(err, -EINVAL, "%s %s %u (%s) at offset %zu: length %zu is less than its own header", l->table,
                       l->noun, i, l->type_name(*type), off, *elen);
     if (*elen > len - off)
-        return refuse(err, -EINVAL, "%s %s %u (%s) at offset %zu: length %zu runs past the table's end (%zu bytes left)",
-                      l->table, l->noun, i, l->type_name(*type), off, *elen, len - off);
+        return refuse(err, -EINVAL,
+                      "%s %s %u (%s) at offset %zu: length %zu runs past the table's end (%zu bytes left)", l->table,
+                      l->noun, i, l->type_name(*type), off, *elen, len - off);
     return 0;
 }
 
@@ -102,8 +103,7 @@ int acpi_rsdp_parse(const void *bytes, size_t len, struct acpi_rsdp *out, struct
     const uint8_t *p = bytes;
     memset(out, 0, sizeof *out);
     if (p == NULL || len < ACPI_RSDP_V1_SIZE)
-        return refuse(err, -EINVAL, "RSDP: %zu bytes, fewer than the %d of ACPI 1.0", p ? len : 0,
-                      ACPI_RSDP_V1_SIZE);
+        return refuse(err, -EINVAL, "RSDP: %zu bytes, fewer than the %d of ACPI 1.0", p ? len : 0, ACPI_RSDP_V1_SIZE);
     if (memcmp(p, RSDP_SIGNATURE, RSDP_SIGNATURE_LEN) != 0)
         return refuse(err, -EINVAL, "RSDP: no \"RSD PTR \" signature");
     uint8_t sum = checksum(p, ACPI_RSDP_V1_SIZE);
@@ -114,12 +114,11 @@ int acpi_rsdp_parse(const void *bytes, size_t len, struct acpi_rsdp *out, struct
     uint64_t xsdt = 0;
     if (revision >= 2) {
         if (len < ACPI_RSDP_V2_SIZE)
-            return refuse(err, -EINVAL, "RSDP: revision %u needs %d bytes, %zu given", revision,
-                          ACPI_RSDP_V2_SIZE, len);
+            return refuse(err, -EINVAL, "RSDP: revision %u needs %d bytes, %zu given", revision, ACPI_RSDP_V2_SIZE,
+                          len);
         uint32_t length = get32(p, 20);
         if (length < ACPI_RSDP_V2_SIZE || length > len)
-            return refuse(err, -EINVAL, "RSDP: length field %u is outside %d..%zu", length,
-                          ACPI_RSDP_V2_SIZE, len);
+            return refuse(err, -EINVAL, "RSDP: length field %u is outside %d..%zu", length, ACPI_RSDP_V2_SIZE, len);
         sum = checksum(p, length);
         if (sum != 0)
             return refuse(err, -EINVAL, "RSDP: extended checksum over %u bytes is %#x, not 0", length, sum);
@@ -160,8 +159,7 @@ static int scan_area(acpi_read_fn read, void *ctx, uint64_t start, uint64_t end,
     return -ENOENT;
 }
 
-int acpi_rsdp_scan(acpi_read_fn read, void *ctx, struct acpi_rsdp *out, uint64_t *found_at,
-                   struct acpi_error *err)
+int acpi_rsdp_scan(acpi_read_fn read, void *ctx, struct acpi_rsdp *out, uint64_t *found_at, struct acpi_error *err)
 {
     unsigned bad = 0;
     uint16_t segment = 0;
@@ -225,15 +223,15 @@ static int read_root(struct acpi_root *root, uint64_t addr, bool xsdt, struct ac
     }
     uint32_t length = get32(chunk, 4);
     if (length < ACPI_HEADER_SIZE || (length - ACPI_HEADER_SIZE) % entry_size != 0)
-        return refuse(err, -EINVAL, "%s at %#llx: length %u is not %d plus a whole number of %zu-byte entries",
-                      sig, (unsigned long long)addr, length, ACPI_HEADER_SIZE, entry_size);
+        return refuse(err, -EINVAL, "%s at %#llx: length %u is not %d plus a whole number of %zu-byte entries", sig,
+                      (unsigned long long)addr, length, ACPI_HEADER_SIZE, entry_size);
     uint32_t count = (uint32_t)((length - ACPI_HEADER_SIZE) / entry_size);
     if (count > ACPI_ROOT_MAX_ENTRIES)
         return refuse(err, -EINVAL, "%s at %#llx: %u entries, more than the %d read here", sig,
                       (unsigned long long)addr, count, ACPI_ROOT_MAX_ENTRIES);
     if (addr + length < addr)
-        return refuse(err, -EINVAL, "%s at %#llx: %u bytes wrap the address space", sig,
-                      (unsigned long long)addr, length);
+        return refuse(err, -EINVAL, "%s at %#llx: %u bytes wrap the address space", sig, (unsigned long long)addr,
+                      length);
     /* Entries land in root->entries, but count says 0 until the checksum holds. */
     root->count = 0;
     uint8_t sum = checksum(chunk, ACPI_HEADER_SIZE);
@@ -241,8 +239,8 @@ static int read_root(struct acpi_root *root, uint64_t addr, bool xsdt, struct ac
     for (uint32_t off = ACPI_HEADER_SIZE; off < length;) {
         uint32_t n = length - off < ROOT_CHUNK ? length - off : ROOT_CHUNK;
         if (!root->read(root->ctx, addr + off, chunk, n))
-            return refuse(err, -ERANGE, "%s at %#llx: bytes %u..%u cannot be read", sig, (unsigned long long)addr,
-                          off, off + n - 1);
+            return refuse(err, -ERANGE, "%s at %#llx: bytes %u..%u cannot be read", sig, (unsigned long long)addr, off,
+                          off + n - 1);
         sum = (uint8_t)(sum + checksum(chunk, n));
         for (uint32_t i = 0; i < n; i += (uint32_t)entry_size)
             root->entries[got++] = xsdt ? get64(chunk, i) : get32(chunk, i);
@@ -320,8 +318,8 @@ int acpi_find_table(const struct acpi_root *root, const char *sig, void *buf, si
             refuse(&last_bad, -EINVAL, "%.4s at %#llx: length %u is less than its header", sig,
                    (unsigned long long)addr, length);
         } else if (!root->read(root->ctx, addr, buf, length)) {
-            refuse(&last_bad, -EINVAL, "%.4s at %#llx: its %u bytes cannot be read", sig,
-                   (unsigned long long)addr, length);
+            refuse(&last_bad, -EINVAL, "%.4s at %#llx: its %u bytes cannot be read", sig, (unsigned long long)addr,
+                   length);
         } else if (acpi_table_check(buf, length, sig, ACPI_HEADER_SIZE, &last_bad) == 0) {
             *len = length;
             return 0;
@@ -354,8 +352,8 @@ enum madt_type {
 
 /* The defined length of each entry type this parser reads; 0: not read. */
 static const uint8_t madt_entry_length[MADT_KNOWN_TYPES] = {
-    [MADT_LAPIC] = 8,      [MADT_IOAPIC] = 12,         [MADT_OVERRIDE] = 10, [MADT_NMI_SOURCE] = 8,
-    [MADT_LAPIC_NMI] = 6,  [MADT_LAPIC_ADDRESS] = 12,  [MADT_X2APIC] = 16,   [MADT_X2APIC_NMI] = 12,
+    [MADT_LAPIC] = 8,     [MADT_IOAPIC] = 12,        [MADT_OVERRIDE] = 10, [MADT_NMI_SOURCE] = 8,
+    [MADT_LAPIC_NMI] = 6, [MADT_LAPIC_ADDRESS] = 12, [MADT_X2APIC] = 16,   [MADT_X2APIC_NMI] = 12,
 };
 
 static const char *madt_type_name(unsigned type)
@@ -373,15 +371,14 @@ static const char *madt_type_name(unsigned type)
     }
 }
 
-#define MADT_REFUSE(err, i, type, off, fmt, ...)                                                  \
-    refuse(err, -EINVAL, "MADT entry %u (%s) at offset %zu: " fmt, i, madt_type_name(type), off, \
-           __VA_ARGS__)
+#define MADT_REFUSE(err, i, type, off, fmt, ...)                                                                       \
+    refuse(err, -EINVAL, "MADT entry %u (%s) at offset %zu: " fmt, i, madt_type_name(type), off, __VA_ARGS__)
 
 #define LAPIC_ENABLED        0x1u
 #define LAPIC_ONLINE_CAPABLE 0x2u
 
-static int madt_add_cpu(struct acpi_madt *out, uint32_t apic_id, uint32_t uid, uint32_t flags, bool x2apic,
-                        unsigned i, size_t off, struct acpi_error *err)
+static int madt_add_cpu(struct acpi_madt *out, uint32_t apic_id, uint32_t uid, uint32_t flags, bool x2apic, unsigned i,
+                        size_t off, struct acpi_error *err)
 {
     bool enabled = flags & LAPIC_ENABLED, capable = flags & LAPIC_ONLINE_CAPABLE;
     unsigned type = x2apic ? MADT_X2APIC : MADT_LAPIC;
@@ -406,8 +403,8 @@ static bool mps_flags_ok(uint16_t flags)
            ((flags & ACPI_MPS_TRIGGER_MASK) >> 2) != ACPI_MPS_RESERVED;
 }
 
-static int madt_add_nmi(struct acpi_madt *out, uint32_t uid, uint16_t flags, uint8_t lint, unsigned i,
-                        unsigned type, size_t off, struct acpi_error *err)
+static int madt_add_nmi(struct acpi_madt *out, uint32_t uid, uint16_t flags, uint8_t lint, unsigned i, unsigned type,
+                        size_t off, struct acpi_error *err)
 {
     if (lint > 1)
         return MADT_REFUSE(err, i, type, off, "LINT%u does not exist (0 or 1)", lint);
@@ -419,8 +416,7 @@ static int madt_add_nmi(struct acpi_madt *out, uint32_t uid, uint16_t flags, uin
     return 0;
 }
 
-static int madt_add_ioapic(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off,
-                           struct acpi_error *err)
+static int madt_add_ioapic(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off, struct acpi_error *err)
 {
     unsigned type = e[0];
     struct acpi_ioapic io = { e[2], get32(e, 4), get32(e, 8) };
@@ -437,8 +433,7 @@ static int madt_add_ioapic(struct acpi_madt *out, const uint8_t *e, unsigned i, 
 
 /* An interrupt source override: only ISA IRQs (bus 0) can be overridden,
  * each once. */
-static int madt_add_override(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off,
-                             struct acpi_error *err)
+static int madt_add_override(struct acpi_madt *out, const uint8_t *e, unsigned i, size_t off, struct acpi_error *err)
 {
     unsigned type = e[0];
     struct acpi_override o = { e[3], get32(e, 4), get16(e, 8) };
@@ -462,18 +457,13 @@ static int madt_entry(struct acpi_madt *out, const uint8_t *e, unsigned i, size_
 {
     unsigned type = e[0];
     switch (type) {
-    case MADT_LAPIC:
-        return madt_add_cpu(out, e[3], e[2], get32(e, 4), false, i, off, err);
-    case MADT_X2APIC:
-        return madt_add_cpu(out, get32(e, 4), get32(e, 12), get32(e, 8), true, i, off, err);
-    case MADT_IOAPIC:
-        return madt_add_ioapic(out, e, i, off, err);
-    case MADT_OVERRIDE:
-        return madt_add_override(out, e, i, off, err);
+    case MADT_LAPIC: return madt_add_cpu(out, e[3], e[2], get32(e, 4), false, i, off, err);
+    case MADT_X2APIC: return madt_add_cpu(out, get32(e, 4), get32(e, 12), get32(e, 8), true, i, off, err);
+    case MADT_IOAPIC: return madt_add_ioapic(out, e, i, off, err);
+    case MADT_OVERRIDE: return madt_add_override(out, e, i, off, err);
     case MADT_LAPIC_NMI:
         return madt_add_nmi(out, e[2] == 0xff ? 0xffffffffu : e[2], get16(e, 3), e[5], i, type, off, err);
-    case MADT_X2APIC_NMI:
-        return madt_add_nmi(out, get32(e, 4), get16(e, 2), e[8], i, type, off, err);
+    case MADT_X2APIC_NMI: return madt_add_nmi(out, get32(e, 4), get16(e, 2), e[8], i, type, off, err);
     case MADT_LAPIC_ADDRESS:
         if (*address_seen)
             return MADT_REFUSE(err, i, type, off, "%s", "a second override");
@@ -486,9 +476,7 @@ static int madt_entry(struct acpi_madt *out, const uint8_t *e, unsigned i, size_
         if (!mps_flags_ok(get16(e, 2)))
             return MADT_REFUSE(err, i, type, off, "reserved polarity or trigger in flags %#x", get16(e, 2));
         return 0;
-    default:
-        out->other_entries++;
-        return 0;
+    default: out->other_entries++; return 0;
     }
 }
 
@@ -538,9 +526,8 @@ static const char *dmar_type_name(unsigned type)
     return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
-#define DMAR_REFUSE(err, i, type, off, fmt, ...)                                                  \
-    refuse(err, -EINVAL, "DMAR structure %u (%s) at offset %zu: " fmt, i, dmar_type_name(type), off, \
-           __VA_ARGS__)
+#define DMAR_REFUSE(err, i, type, off, fmt, ...)                                                                       \
+    refuse(err, -EINVAL, "DMAR structure %u (%s) at offset %zu: " fmt, i, dmar_type_name(type), off, __VA_ARGS__)
 
 /* The device scopes filling s[0, n) of structure i, appended to out->scopes. */
 static int dmar_scopes(struct acpi_dmar *out, const uint8_t *s, size_t n, unsigned i, unsigned type, size_t off,
@@ -556,8 +543,8 @@ static int dmar_scopes(struct acpi_dmar *out, const uint8_t *s, size_t n, unsign
             return DMAR_REFUSE(err, i, type, off, "device scope of length %u (6 plus 2 per path entry, at least one)",
                                slen);
         if (slen > n - at)
-            return DMAR_REFUSE(err, i, type, off, "device scope of length %u runs past the structure (%zu left)",
-                               slen, n - at);
+            return DMAR_REFUSE(err, i, type, off, "device scope of length %u runs past the structure (%zu left)", slen,
+                               n - at);
         if (stype < ACPI_DMAR_SCOPE_ENDPOINT || stype > ACPI_DMAR_SCOPE_NAMESPACE)
             return DMAR_REFUSE(err, i, type, off, "device scope type %u is reserved", stype);
         if (type == DMAR_RMRR && stype != ACPI_DMAR_SCOPE_ENDPOINT)
@@ -569,8 +556,9 @@ static int dmar_scopes(struct acpi_dmar *out, const uint8_t *s, size_t n, unsign
         if (out->nscopes == ACPI_DMAR_MAX_SCOPES)
             return DMAR_REFUSE(err, i, type, off, "more than %d device scopes in the table", ACPI_DMAR_MAX_SCOPES);
         struct acpi_dmar_scope *scope = &out->scopes[out->nscopes];
-        *scope = (struct acpi_dmar_scope){ .type = (uint8_t)stype, .enumeration_id = s[at + 4],
-                                           .start_bus = s[at + 5], .path_len = (uint8_t)path_len };
+        *scope = (struct acpi_dmar_scope){
+            .type = (uint8_t)stype, .enumeration_id = s[at + 4], .start_bus = s[at + 5], .path_len = (uint8_t)path_len
+        };
         for (unsigned k = 0; k < path_len; k++) {
             uint8_t device = s[at + DMAR_SCOPE_FIXED + 2 * k], function = s[at + DMAR_SCOPE_FIXED + 2 * k + 1];
             if (device > 31 || function > 7)
@@ -611,8 +599,8 @@ static int dmar_drhd(struct acpi_dmar *out, const uint8_t *e, size_t slen, unsig
     }
     if (out->nunits == ACPI_DMAR_MAX_UNITS)
         return DMAR_REFUSE(err, i, DMAR_DRHD, off, "more than %d remapping units", ACPI_DMAR_MAX_UNITS);
-    int r = dmar_scopes(out, e + DMAR_DRHD_FIXED, slen - DMAR_DRHD_FIXED, i, DMAR_DRHD, off, &u.first_scope,
-                        &u.nscopes, err);
+    int r = dmar_scopes(out, e + DMAR_DRHD_FIXED, slen - DMAR_DRHD_FIXED, i, DMAR_DRHD, off, &u.first_scope, &u.nscopes,
+                        err);
     if (r)
         return r;
     out->units[out->nunits++] = u;
@@ -631,8 +619,8 @@ static int dmar_rmrr(struct acpi_dmar *out, const uint8_t *e, size_t slen, unsig
     if (out->nrmrrs == ACPI_DMAR_MAX_RMRRS)
         return DMAR_REFUSE(err, i, DMAR_RMRR, off, "more than %d reserved memory regions", ACPI_DMAR_MAX_RMRRS);
     struct acpi_dmar_rmrr m = { .base = base, .end = limit + 1, .segment = get16(e, 6) };
-    int r = dmar_scopes(out, e + DMAR_RMRR_FIXED, slen - DMAR_RMRR_FIXED, i, DMAR_RMRR, off, &m.first_scope,
-                        &m.nscopes, err);
+    int r = dmar_scopes(out, e + DMAR_RMRR_FIXED, slen - DMAR_RMRR_FIXED, i, DMAR_RMRR, off, &m.first_scope, &m.nscopes,
+                        err);
     if (r)
         return r;
     if (m.nscopes == 0)

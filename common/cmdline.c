@@ -7,10 +7,7 @@
 #include <common/cmdline.h>
 #include <common/string.h>
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 bool cmdline_get(const char *cmdline, const char *key, const char **value, size_t *len)
 {
@@ -106,10 +103,14 @@ int parse_size(const char *s, size_t len, uint64_t *out)
     if (s == NULL || len == 0)
         return -EINVAL;
     switch (s[len - 1]) {
-    case 'k': case 'K': shift = 10; break;
-    case 'm': case 'M': shift = 20; break;
-    case 'g': case 'G': shift = 30; break;
-    case 't': case 'T': shift = 40; break;
+    case 'k':
+    case 'K': shift = 10; break;
+    case 'm':
+    case 'M': shift = 20; break;
+    case 'g':
+    case 'G': shift = 30; break;
+    case 't':
+    case 'T': shift = 40; break;
     default: break;
     }
     if (shift)

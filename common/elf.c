@@ -21,10 +21,7 @@ static int refuse(const char **why, const char *reason)
 }
 
 /* Whether [off, off+len) lies within [0, size). */
-static bool in_file(uint64_t off, uint64_t len, size_t size)
-{
-    return off <= size && len <= size - off;
-}
+static bool in_file(uint64_t off, uint64_t len, size_t size) { return off <= size && len <= size - off; }
 
 static const char *check_header(const struct elf64_ehdr *eh, size_t size)
 {
@@ -51,8 +48,7 @@ static const char *check_header(const struct elf64_ehdr *eh, size_t size)
 }
 
 /* Checks one PT_LOAD with memsz > 0 on its own (not against the others). */
-static const char *check_segment(const struct elf64_phdr *ph, size_t size, uint64_t user_lo,
-                                 uint64_t user_hi)
+static const char *check_segment(const struct elf64_phdr *ph, size_t size, uint64_t user_lo, uint64_t user_hi)
 {
     if (!in_file(ph->p_offset, ph->p_filesz, size))
         return "segment file range outside the file";
@@ -118,8 +114,7 @@ static const char *check_layout(const struct elf_image *img)
     for (size_t i = 0; i < img->nsegments; i++) {
         const struct elf_segment *s = &img->seg[i];
         /* check_segment proved that these page roundings cannot wrap. */
-        if (i + 1 < img->nsegments &&
-            ((s->vaddr + s->memsz + PAGE_MASK) & ~PAGE_MASK) > (s[1].vaddr & ~PAGE_MASK))
+        if (i + 1 < img->nsegments && ((s->vaddr + s->memsz + PAGE_MASK) & ~PAGE_MASK) > (s[1].vaddr & ~PAGE_MASK))
             return "segments overlap (after rounding to pages)";
         if ((s->flags & ELF_SEG_X) && img->entry >= s->vaddr && img->entry - s->vaddr < s->memsz)
             entry_ok = true;
@@ -127,8 +122,8 @@ static const char *check_layout(const struct elf_image *img)
     return entry_ok ? NULL : "entry point not in an executable segment";
 }
 
-int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi,
-              struct elf_image *out, const char **why)
+int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi, struct elf_image *out,
+              const char **why)
 {
     const unsigned char *file = image;
     struct elf64_ehdr eh;

@@ -81,8 +81,7 @@ static void put_padded(struct out *o, const char *s, size_t n, size_t width, uns
  * One integer conversion: sign or 0x prefix, zeros for precision (or for
  * width under '0'), digits, space padding. prec < 0 means "none given".
  */
-static void put_int(struct out *o, uintmax_t v, bool negative, unsigned base, unsigned flags,
-                    size_t width, int prec)
+static void put_int(struct out *o, uintmax_t v, bool negative, unsigned base, unsigned flags, size_t width, int prec)
 {
     const char *digitset = (flags & FL_UPPER) ? "0123456789ABCDEF" : "0123456789abcdef";
     char digits[sizeof(uintmax_t) * __CHAR_BIT__ / 3 + 2];
@@ -109,11 +108,9 @@ static void put_int(struct out *o, uintmax_t v, bool negative, unsigned base, un
 
     size_t zeros = prec > 0 && (size_t)prec > ndigits ? (size_t)prec - ndigits : 0;
     /* '#' with %o: the first digit must be a 0. */
-    if ((flags & FL_ALT) && base == 8 && zeros == 0 &&
-        (ndigits == 0 || digits[sizeof digits - ndigits] != '0'))
+    if ((flags & FL_ALT) && base == 8 && zeros == 0 && (ndigits == 0 || digits[sizeof digits - ndigits] != '0'))
         zeros = 1;
-    if ((flags & (FL_ZERO | FL_LEFT)) == FL_ZERO && prec < 0 &&
-        width > nprefix + zeros + ndigits)
+    if ((flags & (FL_ZERO | FL_LEFT)) == FL_ZERO && prec < 0 && width > nprefix + zeros + ndigits)
         zeros = width - nprefix - ndigits;
 
     size_t len = nprefix + zeros + ndigits;
@@ -166,7 +163,7 @@ static const char *parse_width(const char *fmt, va_list *ap, struct spec *sp)
         int w = va_arg(*ap, int);
         if (w < 0) {
             sp->flags |= FL_LEFT; /* as C says: a negative width is '-' */
-            sp->width = (size_t)-(long)w;
+            sp->width = (size_t) - (long)w;
         } else {
             sp->width = (size_t)w;
         }
@@ -205,8 +202,11 @@ static const char *parse_length(const char *fmt, enum length *length)
     static const struct {
         char c;
         enum length single, doubled;
-    } mods[] = { { 'h', LEN_H, LEN_HH }, { 'l', LEN_L, LEN_LL }, { 'z', LEN_Z, LEN_Z },
-                 { 'j', LEN_J, LEN_J },  { 't', LEN_T, LEN_T } };
+    } mods[] = { { 'h', LEN_H, LEN_HH },
+                 { 'l', LEN_L, LEN_LL },
+                 { 'z', LEN_Z, LEN_Z },
+                 { 'j', LEN_J, LEN_J },
+                 { 't', LEN_T, LEN_T } };
 
     *length = LEN_INT;
     for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++) {
@@ -312,11 +312,8 @@ static bool put_conversion(struct out *o, const struct spec *sp, va_list *ap)
         put_padded(o, &c, 1, sp->width, flags);
         return true;
     }
-    case '%':
-        out_put(o, "%", 1);
-        return true;
-    default:
-        return false;
+    case '%': out_put(o, "%", 1); return true;
+    default: return false;
     }
 }
 

@@ -5,12 +5,12 @@
 #include <common/idtable.h>
 #include <common/string.h>
 
-#define ID_ENOMEM (-2) /* -ENOMEM (abi/errno.h), without pulling the ABI into common/ */
+#define ID_ENOMEM        (-2) /* -ENOMEM (abi/errno.h), without pulling the ABI into common/ */
 #define ID_SLOT_RESERVED 0xffffffffu
 
 _Static_assert(sizeof(struct id_slot) * ID_SLOTS_PER_PAGE == 4096, "a page of slots");
 _Static_assert(sizeof(struct id_slot *) * ID_DIRECTORY_SLOTS == 4096, "a page of pages");
-_Static_assert((uint64_t)ID_SLOTS_PER_PAGE * ID_DIRECTORY_SLOTS < ID_SLOT_RESERVED, "the reserved slot is unreachable");
+_Static_assert((uint64_t)ID_SLOTS_PER_PAGE *ID_DIRECTORY_SLOTS < ID_SLOT_RESERVED, "the reserved slot is unreachable");
 
 int idt_init(struct id_table *t, uint32_t max_pages, const struct id_pages *provider)
 {

@@ -24,15 +24,9 @@ static void set_parent(struct rb_node *n, struct rb_node *parent)
     n->parent_colour = (uintptr_t)parent | (n->parent_colour & 1);
 }
 
-static void set_black(struct rb_node *n)
-{
-    n->parent_colour |= 1;
-}
+static void set_black(struct rb_node *n) { n->parent_colour |= 1; }
 
-static void set_red(struct rb_node *n)
-{
-    n->parent_colour &= ~(uintptr_t)1;
-}
+static void set_red(struct rb_node *n) { n->parent_colour &= ~(uintptr_t)1; }
 
 static void copy_colour(struct rb_node *dst, const struct rb_node *src)
 {
@@ -53,8 +47,7 @@ void rb_init(struct rb_tree *tree, rb_augment_fn augment)
 
 /* Recomputes node and its ancestors: unconditionally up to and including
  * `through` (NULL: node only), then while summaries change. */
-static void propagate_through(struct rb_tree *tree, struct rb_node *node,
-                              const struct rb_node *through)
+static void propagate_through(struct rb_tree *tree, struct rb_node *node, const struct rb_node *through)
 {
     bool forced = through != NULL;
 
@@ -72,10 +65,7 @@ static void propagate_through(struct rb_tree *tree, struct rb_node *node,
     }
 }
 
-void rb_propagate(struct rb_tree *tree, struct rb_node *node)
-{
-    propagate_through(tree, node, NULL);
-}
+void rb_propagate(struct rb_tree *tree, struct rb_node *node) { propagate_through(tree, node, NULL); }
 
 /* Makes `to` take `from`'s place under from's parent. */
 static void replace_child(struct rb_tree *tree, struct rb_node *from, struct rb_node *to)
@@ -103,14 +93,10 @@ _Static_assert(offsetof(struct rb_node, right) == offsetof(struct rb_node, left)
  * insert and erase. */
 static struct rb_node **child(struct rb_node *n, enum rb_side side)
 {
-    return (struct rb_node **)((char *)n + offsetof(struct rb_node, left) +
-                               (size_t)side * sizeof(struct rb_node *));
+    return (struct rb_node **)((char *)n + offsetof(struct rb_node, left) + (size_t)side * sizeof(struct rb_node *));
 }
 
-static enum rb_side other(enum rb_side side)
-{
-    return side == RB_LEFT ? RB_RIGHT : RB_LEFT;
-}
+static enum rb_side other(enum rb_side side) { return side == RB_LEFT ? RB_RIGHT : RB_LEFT; }
 
 /* Moves x down towards `side`: its child on the other side takes x's place
  * and x becomes that child's `side` child. */
@@ -129,8 +115,7 @@ static void rotate(struct rb_tree *tree, struct rb_node *x, enum rb_side side)
     augment_one(tree, y);
 }
 
-void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *parent,
-               struct rb_node **link)
+void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *parent, struct rb_node **link)
 {
     node->parent_colour = (uintptr_t)parent; /* red */
     node->left = NULL;
@@ -275,8 +260,7 @@ struct rb_node *rb_next(const struct rb_node *n) { return neighbour(n, RB_RIGHT)
 struct rb_node *rb_prev(const struct rb_node *n) { return neighbour(n, RB_LEFT); }
 
 /* Returns the black height of the subtree, or -1 if broken; counts nodes. */
-static long validate_subtree(const struct rb_node *n, const struct rb_node *parent,
-                             long *count)
+static long validate_subtree(const struct rb_node *n, const struct rb_node *parent, long *count)
 {
     long left, right;
 

@@ -45,8 +45,8 @@
  * powers off with status INIT_SHUTDOWN_MEMSRV_LOST. An end init asked for
  * itself (INIT_MS_RESTART) is restarted at once and not counted.
  */
-#define INIT_MS_CRASHES_MAX 5u
-#define INIT_MS_CRASH_WINDOW_NS (30ull * 1000 * 1000 * 1000)
+#define INIT_MS_CRASHES_MAX       5u
+#define INIT_MS_CRASH_WINDOW_NS   (30ull * 1000 * 1000 * 1000)
 #define INIT_SHUTDOWN_MEMSRV_LOST 4
 
 /* Ends memsrv and starts a successor. Any program init started may ask
@@ -57,7 +57,7 @@
  * -EBUSY while a restart is under way (until the successor has answered
  * init); -ENOSYS if init has no memory server to supervise; -EINVAL other
  * words set. */
-#define INIT_MS_RESTART (INIT_LABEL_BASE + 3)
+#define INIT_MS_RESTART      (INIT_LABEL_BASE + 3)
 #define INIT_MS_RESTART_WAIT 1u
 
 /* The supervisor's record. Anyone init serves may ask (no words). Reply:
@@ -111,9 +111,9 @@
  * that still runs: w0 its pid, w1 INIT_PS_* flags, w2 the cursor of the
  * next (0: it was the last), payload its module name (NUL-terminated).
  * -ENOENT none at or after the cursor. */
-#define INIT_PS (INIT_LABEL_BASE + 17)
-#define INIT_PS_BOOT 0x1u    /* started at boot */
-#define INIT_PS_RUN 0x2u     /* started by INIT_RUN */
+#define INIT_PS      (INIT_LABEL_BASE + 17)
+#define INIT_PS_BOOT 0x1u /* started at boot */
+#define INIT_PS_RUN  0x2u /* started by INIT_RUN */
 /* w0 a pid: init kills that program and waits for its end. Reply: w0 its
  * exit status (abi/proc.h). -ENOENT not a running program of init's;
  * -EPERM the name service or the asking console itself. */
@@ -121,7 +121,7 @@
 /* w0 a cursor (0: from the first). Reply: a module INIT_RUN can start,
  * payload its name (NUL-terminated), w0 the cursor of the next (0: it was
  * the last). -ENOENT none at or after the cursor. */
-#define INIT_PROGRAMS (INIT_LABEL_BASE + 19)
+#define INIT_PROGRAMS     (INIT_LABEL_BASE + 19)
 #define INIT_CHILDREN_MAX 64u
 
 /*

@@ -21,9 +21,9 @@
 #include <abi/types.h>
 #include <proto/words.h>
 
-#define KV_KEY_MAX    64u                   /* bytes */
-#define KV_VALUE_MAX  (16ull * 1024 * 1024) /* bytes; one value's limit */
-#define KV_KEYS_MAX   4096u                 /* keys the store holds at most */
+#define KV_KEY_MAX   64u                   /* bytes */
+#define KV_VALUE_MAX (16ull * 1024 * 1024) /* bytes; one value's limit */
+#define KV_KEYS_MAX  4096u                 /* keys the store holds at most */
 
 enum kv_label {
     /* payload: the key. The value: the attached segment (required); w0 its
@@ -60,7 +60,7 @@ PROTO_WORDS(kv_delete_reply, id);
  * length then that many key bytes. The largest key always fits. */
 struct kv_list_page {
     uint8_t count;
-    uint8_t more;        /* 1: keys after the last entry remain */
+    uint8_t more; /* 1: keys after the last entry remain */
     uint8_t reserved[6];
     uint8_t data[IPC_PAYLOAD_MAX - 8];
 };
@@ -70,13 +70,13 @@ ABI_STATIC_ASSERT(1 + KV_KEY_MAX <= sizeof(((struct kv_list_page *)0)->data), "a
 /* KV_STATS's reply payload. */
 struct kv_stats {
     uint64_t keys;
-    uint64_t value_bytes;     /* sum of the values' lengths */
-    uint64_t segment_bytes;   /* the segments holding them */
-    uint64_t ids_in_use;      /* value ids handed out and not yet retired */
+    uint64_t value_bytes;   /* sum of the values' lengths */
+    uint64_t segment_bytes; /* the segments holding them */
+    uint64_t ids_in_use;    /* value ids handed out and not yet retired */
     uint64_t puts, gets, deletes, lists;
-    uint64_t requests;        /* every request answered, errors included */
-    uint64_t errors;          /* requests answered with an error */
-    uint64_t reply_failures;  /* GET copies that could not be delivered */
+    uint64_t requests;       /* every request answered, errors included */
+    uint64_t errors;         /* requests answered with an error */
+    uint64_t reply_failures; /* GET copies that could not be delivered */
     uint64_t reserved[5];
 };
 ABI_STATIC_ASSERT(sizeof(struct kv_stats) == IPC_PAYLOAD_MAX, "stats fill a payload");

@@ -90,18 +90,18 @@ struct ms_batch_seg {
 ABI_STATIC_ASSERT(MS_BATCH_MAX * sizeof(struct ms_batch_seg) <= IPC_PAYLOAD_MAX, "a batch fits a payload");
 ABI_STATIC_ASSERT(MS_BATCH_MAX * sizeof(handle_t) <= IPC_PAYLOAD_MAX, "a batch free fits a payload");
 
-#define MS_FAULT_NOW 1           /* while handling the MS_FAULT request */
+#define MS_FAULT_NOW           1 /* while handling the MS_FAULT request */
 #define MS_FAULT_AFTER_MIGRATE 2 /* after the kernel's next migration, before the books record it */
-#define MS_FAULT_AFTER_CREATE 3  /* after the kernel creates a client's next segment, before the reply */
+#define MS_FAULT_AFTER_CREATE  3 /* after the kernel creates a client's next segment, before the reply */
 #define MS_FAULT_AFTER_RECLAIM 4 /* after taking the next batch of reclaimed segments, before freeing any */
 
-#define MS_ALLOC_LARGE 0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
-#define MS_ALLOC_BELOW 0x2u /* w3 is a highest physical address (exclusive) */
+#define MS_ALLOC_LARGE  0x1u /* large-page alignment (implied for sizes >= 2 MiB) */
+#define MS_ALLOC_BELOW  0x2u /* w3 is a highest physical address (exclusive) */
 #define MS_ALLOC_NOWAIT 0x4u /* no direct compaction: -ENOMEM at once when there is no room */
-#define MS_ALLOC_WAIT 0x8u   /* past direct compaction's budget, wait for the compactor rather than -ENOMEM */
+#define MS_ALLOC_WAIT   0x8u /* past direct compaction's budget, wait for the compactor rather than -ENOMEM */
 
-#define MS_MAP_ZOOM_4K 0x1000u
-#define MS_MAP_ZOOM_64K 0x10000u
+#define MS_MAP_ZOOM_4K   0x1000u
+#define MS_MAP_ZOOM_64K  0x10000u
 #define MS_MAP_ZOOM_ROWS 16u
 
 /*
@@ -129,7 +129,7 @@ PROTO_WORDS(ms_sid_req, sid);
 /* MOVE's reply: the physical address the segment now starts at. */
 PROTO_WORDS(ms_move_reply, base);
 
-PROTO_WORDS(ms_fault_req, when);  /* MS_FAULT_* */
+PROTO_WORDS(ms_fault_req, when); /* MS_FAULT_* */
 
 PROTO_WORDS(ms_alloc_batch_req, count, size, align, flags);
 PROTO_WORDS(ms_alloc_batch_reply, size); /* the size each segment got (rounded up) */
@@ -138,38 +138,43 @@ PROTO_WORDS(ms_free_batch_req, count);
 PROTO_WORDS(ms_recovery_req, ended_ns);
 PROTO_WORDS(ms_recovery_reply, restart, recovery_ns, rebuild_ns);
 
-enum ms_stats_kind { MS_STATS_GLOBAL = 0, MS_STATS_CLIENT = 1, MS_STATS_REGION = 2, MS_STATS_COMPACTION = 3,
-                     MS_STATS_RESTART = 4 };
+enum ms_stats_kind {
+    MS_STATS_GLOBAL = 0,
+    MS_STATS_CLIENT = 1,
+    MS_STATS_REGION = 2,
+    MS_STATS_COMPACTION = 3,
+    MS_STATS_RESTART = 4
+};
 enum ms_compact_mode { MS_COMPACT_FULL = 0, MS_COMPACT_STEP = 1, MS_COMPACT_TARGET = 2 };
 
 /* Scores are per mille (0..1000). */
 struct ms_stats_global {
-    uint64_t total_bytes;     /* RAM the server manages */
-    uint64_t free_bytes;      /* free, a background move's destination counted as free */
-    uint64_t used_bytes;      /* segments */
-    uint64_t locked_bytes;    /* pinned or kernel spans */
-    uint64_t largest_free;    /* largest free run */
+    uint64_t total_bytes;  /* RAM the server manages */
+    uint64_t free_bytes;   /* free, a background move's destination counted as free */
+    uint64_t used_bytes;   /* segments */
+    uint64_t locked_bytes; /* pinned or kernel spans */
+    uint64_t largest_free; /* largest free run */
     uint64_t segments;
     uint64_t regions;
-    uint64_t moves;           /* migrations done, since boot */
+    uint64_t moves; /* migrations done, since boot */
     uint64_t bytes_moved;
-    uint64_t frag_score;      /* Linux's fragmentation score at the large-page order */
-    uint64_t unusable_index;  /* Linux's unusable free index at the large-page order */
+    uint64_t frag_score;     /* Linux's fragmentation score at the large-page order */
+    uint64_t unusable_index; /* Linux's unusable free index at the large-page order */
     uint64_t alloc_failures;
     uint64_t quarantined_bytes;
     uint64_t clients;
-    uint64_t compactions;     /* background and direct runs */
-    uint64_t books_bytes;     /* the server's own books (locked), which grow and shrink */
+    uint64_t compactions; /* background and direct runs */
+    uint64_t books_bytes; /* the server's own books (locked), which grow and shrink */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_global) == 128, "stats fit a payload");
 
 struct ms_stats_client {
     uint64_t pid;
-    uint64_t bytes;           /* charged to it now */
+    uint64_t bytes; /* charged to it now */
     uint64_t segments;
-    uint64_t reserved;        /* limits are the kernel's: SYS_ACCOUNT_INFO */
+    uint64_t reserved; /* limits are the kernel's: SYS_ACCOUNT_INFO */
     uint64_t allocs, frees, failures;
-    uint64_t quota_refusals;  /* allocations the kernel refused: the client's account was full */
+    uint64_t quota_refusals; /* allocations the kernel refused: the client's account was full */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_client) <= 128, "stats fit a payload");
 
@@ -191,36 +196,36 @@ ABI_STATIC_ASSERT(sizeof(struct ms_stats_region) <= 128, "stats fit a payload");
 struct ms_stats_compaction {
     uint64_t bg_moves, bg_bytes;
     uint64_t direct_moves, direct_bytes;
-    uint64_t busy_ns;          /* the compactor's time in its steps */
-    uint64_t steps;            /* background steps taken */
-    uint64_t direct_plans;     /* direct (targeted) plans run for requests */
-    uint64_t over_budget;      /* direct plans stopped at their byte or move budget */
-    uint64_t waits;            /* requests that waited on compaction (the books or a moving segment) */
+    uint64_t busy_ns;      /* the compactor's time in its steps */
+    uint64_t steps;        /* background steps taken */
+    uint64_t direct_plans; /* direct (targeted) plans run for requests */
+    uint64_t over_budget;  /* direct plans stopped at their byte or move budget */
+    uint64_t waits;        /* requests that waited on compaction (the books or a moving segment) */
     uint64_t wait_max_ns;
-    uint64_t wait_p99_ns;      /* upper edge of the histogram bucket holding the 99th percentile */
-    uint64_t hold_max_ns;      /* the longest the compactor held the books in one step */
-    uint64_t realigned;        /* large segments moved to large-page alignment */
-    uint64_t yielded;          /* large segments slid to 4 KiB alignment under pressure */
-    uint64_t demand_runs;      /* background runs started by failed or direct-compacted requests */
-    uint64_t waited_requests;  /* requests that asked to wait (MS_ALLOC_WAIT, COMPACT FULL) and did */
+    uint64_t wait_p99_ns;     /* upper edge of the histogram bucket holding the 99th percentile */
+    uint64_t hold_max_ns;     /* the longest the compactor held the books in one step */
+    uint64_t realigned;       /* large segments moved to large-page alignment */
+    uint64_t yielded;         /* large segments slid to 4 KiB alignment under pressure */
+    uint64_t demand_runs;     /* background runs started by failed or direct-compacted requests */
+    uint64_t waited_requests; /* requests that asked to wait (MS_ALLOC_WAIT, COMPACT FULL) and did */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_compaction) <= 128, "stats fit a payload");
 
 /* MS_STATS_RESTART (w1 0): how this server came up. A server the kernel
  * started at boot reports restarts 0 and nothing else. */
 struct ms_stats_restart {
-    uint64_t restarts;        /* N of memsrv.restart=N: 0 for the server started at boot */
-    uint64_t recovery_ns;     /* the previous server's end (as init saw it) to this one's first
+    uint64_t restarts;       /* N of memsrv.restart=N: 0 for the server started at boot */
+    uint64_t recovery_ns;    /* the previous server's end (as init saw it) to this one's first
                                  answer; 0 until init tells it the end (MS_RECOVERY) */
-    uint64_t rebuild_ns;      /* its start to its books rebuilt from the kernel and checked */
-    uint64_t segments;        /* segments the kernel listed and the books now hold */
-    uint64_t clients;         /* clients the books were rebuilt with */
-    uint64_t freed_at_start;  /* segments freed before the books were built: what the previous
+    uint64_t rebuild_ns;     /* its start to its books rebuilt from the kernel and checked */
+    uint64_t segments;       /* segments the kernel listed and the books now hold */
+    uint64_t clients;        /* clients the books were rebuilt with */
+    uint64_t freed_at_start; /* segments freed before the books were built: what the previous
                                  server held, and what ended processes left */
     uint64_t freed_bytes;
-    uint64_t locked_dma;      /* listed pinned or within a device's reach: locked in the books */
-    uint64_t quarantined;     /* listed quarantined: locked, charged to nobody */
-    uint64_t list_calls;      /* SYS_MS_SEGMENTS calls the rebuild made (two passes) */
+    uint64_t locked_dma;  /* listed pinned or within a device's reach: locked in the books */
+    uint64_t quarantined; /* listed quarantined: locked, charged to nobody */
+    uint64_t list_calls;  /* SYS_MS_SEGMENTS calls the rebuild made (two passes) */
 };
 ABI_STATIC_ASSERT(sizeof(struct ms_stats_restart) <= 128, "stats fit a payload");
 

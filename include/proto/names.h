@@ -102,18 +102,18 @@
  * ask (the root may), for a name it allows itself (-EPERM); each may make
  * NAMES_SUBREGISTRARS_MAX (the root any number); -ENOSPC the service runs
  * NAMES_REGISTRARS_MAX. Registrars last as long as the service. */
-#define NAMES_REGISTRAR (NAMES_LABEL_BASE + 18)
+#define NAMES_REGISTRAR          (NAMES_LABEL_BASE + 18)
 #define NAMES_REGISTRAR_DELEGATE 0x1u /* the new registrar may make registrars of its own */
 
 /* ---- limits --------------------------------------------------------------- */
 
-#define NAMES_REGISTRATIONS_MAX 128u
-#define NAMES_REGISTRARS_MAX 64u
-#define NAMES_SUBREGISTRARS_MAX 16u
-#define NAMES_WAITS_MAX 128u
-#define NAMES_WAITS_PER_CLIENT 8u
-#define NAMES_WAIT_MAX_NS (60ull * 1000 * 1000 * 1000)
-#define NAMES_WATCHES_MAX 512u
+#define NAMES_REGISTRATIONS_MAX  128u
+#define NAMES_REGISTRARS_MAX     64u
+#define NAMES_SUBREGISTRARS_MAX  16u
+#define NAMES_WAITS_MAX          128u
+#define NAMES_WAITS_PER_CLIENT   8u
+#define NAMES_WAIT_MAX_NS        (60ull * 1000 * 1000 * 1000)
+#define NAMES_WATCHES_MAX        512u
 #define NAMES_WATCHES_PER_CLIENT 16u
 
 /* NAMES_LIST's reply payload: `count` entries packed in data, each one byte
@@ -121,7 +121,7 @@
  * (8 bytes, little-endian, unaligned). Two entries always fit. */
 struct names_list_page {
     uint8_t count;
-    uint8_t more;        /* 1: names after the last entry remain */
+    uint8_t more; /* 1: names after the last entry remain */
     uint8_t reserved[6];
     uint8_t data[IPC_PAYLOAD_MAX - 8];
 };

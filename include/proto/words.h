@@ -32,20 +32,22 @@
 #define PROTO_WORDS_USED(name) ((unsigned)(sizeof(struct name) / sizeof(uint64_t)))
 
 /* The number of names given (1 to IPC_WORDS; more fail the size check). */
-#define PROTO_COUNT(...) PROTO_COUNT_(__VA_ARGS__, 4, 3, 2, 1, 0)
+#define PROTO_COUNT(...)                 PROTO_COUNT_(__VA_ARGS__, 4, 3, 2, 1, 0)
 #define PROTO_COUNT_(a, b, c, d, n, ...) n
 
-#define PROTO_WORDS(name, ...)                                                                         \
-    struct name { uint64_t __VA_ARGS__; };                                                             \
-    static inline struct name name##_get(const struct ipc_msg *m)                                      \
-    {                                                                                                  \
-        struct name v;                                                                                 \
-        __builtin_memcpy(&v, m->w, sizeof(v));                                                         \
-        return v;                                                                                      \
-    }                                                                                                  \
-    static inline void name##_put(struct ipc_msg *m, struct name v) { __builtin_memcpy(m->w, &v, sizeof(v)); } \
-    ABI_STATIC_ASSERT(sizeof(struct name) == PROTO_COUNT(__VA_ARGS__) * sizeof(uint64_t),              \
-                      #name ": word k is the k-th field");                                             \
+#define PROTO_WORDS(name, ...)                                                                                         \
+    struct name {                                                                                                      \
+        uint64_t __VA_ARGS__;                                                                                          \
+    };                                                                                                                 \
+    static inline struct name name##_get(const struct ipc_msg *m)                                                      \
+    {                                                                                                                  \
+        struct name v;                                                                                                 \
+        __builtin_memcpy(&v, m->w, sizeof(v));                                                                         \
+        return v;                                                                                                      \
+    }                                                                                                                  \
+    static inline void name##_put(struct ipc_msg *m, struct name v) { __builtin_memcpy(m->w, &v, sizeof(v)); }         \
+    ABI_STATIC_ASSERT(sizeof(struct name) == PROTO_COUNT(__VA_ARGS__) * sizeof(uint64_t),                              \
+                      #name ": word k is the k-th field");                                                             \
     ABI_STATIC_ASSERT(sizeof(struct name) <= sizeof(((struct ipc_msg *)0)->w), #name " fits the words")
 
 #endif

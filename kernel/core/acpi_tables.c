@@ -67,8 +67,8 @@ static int find_rsdp(struct acpi_rsdp *rsdp, const char **where, uint64_t *at)
     struct acpi_error err;
     const char *choice;
     size_t len;
-    bool tags = !(cmdline_get(boot_info->cmdline, "acpi.rsdp", &choice, &len) && len == 4 &&
-                  memcmp(choice, "bios", 4) == 0);
+    bool tags =
+        !(cmdline_get(boot_info->cmdline, "acpi.rsdp", &choice, &len) && len == 4 && memcmp(choice, "bios", 4) == 0);
     if (!tags)
         kprintf("acpi: acpi.rsdp=bios: the boot loader's RSDP is not used\n");
     if (tags && boot_info->rsdp_new_len) {

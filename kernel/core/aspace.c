@@ -114,8 +114,7 @@ void aspace_activate(struct aspace *as)
     loaded[me] = as;
 }
 
-int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys,
-                   struct aspace_reservation *out)
+int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, struct aspace_reservation *out)
 {
     int err;
     if (vaddr) {
@@ -229,8 +228,8 @@ bool aspace_device_mapped(const struct aspace *as, const struct device *d, unsig
     return *find_device_map((struct aspace *)as, d, bar) != 0;
 }
 
-int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned bar, uint64_t phys,
-                      uint64_t size, uint64_t *vaddr)
+int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned bar, uint64_t phys, uint64_t size,
+                      uint64_t *vaddr)
 {
     if (aspace_device_mapped(as, d, bar))
         return -EEXIST;
@@ -251,8 +250,9 @@ int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned 
     }
     aspace_map(as, &r, phys, MAP_USER | MAP_WRITE | MAP_UNCACHED);
     device_get(d);
-    *m = (struct device_mapping){ .device = d, .handle = h, .bar = bar, .vaddr = r.vaddr, .size = size,
-                                  .next = as->device_maps };
+    *m = (struct device_mapping){
+        .device = d, .handle = h, .bar = bar, .vaddr = r.vaddr, .size = size, .next = as->device_maps
+    };
     as->device_maps = m;
     *vaddr = r.vaddr;
     return 0;

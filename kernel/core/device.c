@@ -33,32 +33,32 @@
 #include <kernel/ref.h>
 #include <kernel/slab.h>
 
-#define PCI_VENDOR_ID        0x00
-#define PCI_DEVICE_ID        0x02
-#define PCI_COMMAND          0x04
-#define PCI_STATUS           0x06
-#define PCI_CLASS            0x0B
-#define PCI_HEADER_TYPE      0x0E
-#define PCI_CAPABILITIES     0x34
-#define PCI_INTERRUPT_LINE   0x3C
-#define PCI_INTERRUPT_PIN    0x3D
-#define PCI_BAR0             0x10
-#define PCI_BAR_COUNT        6u
-#define PCI_ROM_BASE         0x30
-#define PCI_VENDOR_ABSENT    0xFFFFu
+#define PCI_VENDOR_ID      0x00
+#define PCI_DEVICE_ID      0x02
+#define PCI_COMMAND        0x04
+#define PCI_STATUS         0x06
+#define PCI_CLASS          0x0B
+#define PCI_HEADER_TYPE    0x0E
+#define PCI_CAPABILITIES   0x34
+#define PCI_INTERRUPT_LINE 0x3C
+#define PCI_INTERRUPT_PIN  0x3D
+#define PCI_BAR0           0x10
+#define PCI_BAR_COUNT      6u
+#define PCI_ROM_BASE       0x30
+#define PCI_VENDOR_ABSENT  0xFFFFu
 
-#define PCI_COMMAND_MEMORY      0x0002u
-#define PCI_COMMAND_MASTER      0x0004u
-#define PCI_STATUS_CAPABILITIES 0x0010u
-#define PCI_CLASS_BRIDGE        0x06u
-#define PCI_CAP_MSI             0x05u
-#define PCI_CAP_MSIX            0x11u
-#define PCI_CAP_MSI_SIZE        24u /* control, 64-bit address, data, mask, pending: the largest form */
-#define PCI_CAP_MSIX_SIZE       12u /* control, table and pending-bit-array locations */
-#define PCI_CAPS_MAX            48u /* a list longer than the space can hold is a loop */
+#define PCI_COMMAND_MEMORY       0x0002u
+#define PCI_COMMAND_MASTER       0x0004u
+#define PCI_STATUS_CAPABILITIES  0x0010u
+#define PCI_CLASS_BRIDGE         0x06u
+#define PCI_CAP_MSI              0x05u
+#define PCI_CAP_MSIX             0x11u
+#define PCI_CAP_MSI_SIZE         24u /* control, 64-bit address, data, mask, pending: the largest form */
+#define PCI_CAP_MSIX_SIZE        12u /* control, table and pending-bit-array locations */
+#define PCI_CAPS_MAX             48u /* a list longer than the space can hold is a loop */
 #define PCI_HEADER_MULTIFUNCTION 0x80u
-#define PCI_HEADER_LAYOUT_MASK  0x7Fu
-#define PCI_HEADER_GENERAL      0x00u /* type 0: an endpoint, six BARs */
+#define PCI_HEADER_LAYOUT_MASK   0x7Fu
+#define PCI_HEADER_GENERAL       0x00u /* type 0: an endpoint, six BARs */
 
 #define PCI_BAR_IO           0x1u
 #define PCI_BAR_MEM_TYPE     0x6u
@@ -76,11 +76,11 @@ struct device {
     int16_t irq_line;          /* its INTx line as firmware routed it, read at open; -1: none */
     uint32_t refs;
     struct device *next_open;
-    struct list_node dma_segments; /* segments pinned for it or tainted by it */
-    struct iommu_domain *domain;   /* with an IOMMU: what it may reach (pinned segments only) */
-    struct notify_bit fault_notify;    /* where DMA faults the IOMMU blocked are signalled */
-    uint64_t fault_pid;            /* the process that bound them */
-    uint64_t master_pid;           /* the process that turned bus mastering on (0: nobody) */
+    struct list_node dma_segments;  /* segments pinned for it or tainted by it */
+    struct iommu_domain *domain;    /* with an IOMMU: what it may reach (pinned segments only) */
+    struct notify_bit fault_notify; /* where DMA faults the IOMMU blocked are signalled */
+    uint64_t fault_pid;             /* the process that bound them */
+    uint64_t master_pid;            /* the process that turned bus mastering on (0: nobody) */
 };
 
 static struct slab_cache device_cache = SLAB_CACHE("device", sizeof(struct device));
@@ -338,10 +338,7 @@ void device_dma_fault(struct pci_address a, uint64_t addr, bool write, unsigned 
             notify_bit_signal(&d->fault_notify);
 }
 
-static bool bar_is_mem64(uint32_t raw)
-{
-    return !(raw & PCI_BAR_IO) && (raw & PCI_BAR_MEM_TYPE) == PCI_BAR_MEM_64;
-}
+static bool bar_is_mem64(uint32_t raw) { return !(raw & PCI_BAR_IO) && (raw & PCI_BAR_MEM_TYPE) == PCI_BAR_MEM_64; }
 
 bool device_bar_is_upper_half(const uint32_t bars[6], unsigned bar)
 {
@@ -412,13 +409,10 @@ int device_bar(struct device *d, unsigned bar, uint64_t *phys, uint64_t *size)
     return device_bar_decode(low, high, probe_low, probe_high, phys, size);
 }
 
-struct pci_address device_address(const struct device *d)
-{
-    return d->address;
-}
+struct pci_address device_address(const struct device *d) { return d->address; }
 
 void device_describe(const struct device *d, char *buf, size_t len)
 {
-    fmt_snprintf(buf, len, "%02x:%02x.%x %04x:%04x", d->address.bus, d->address.device, d->address.function,
-                 d->vendor, d->device);
+    fmt_snprintf(buf, len, "%02x:%02x.%x %04x:%04x", d->address.bus, d->address.device, d->address.function, d->vendor,
+                 d->device);
 }

@@ -37,21 +37,21 @@
 #include <kernel/ioremap.h>
 #include <kernel/pool.h>
 
-#define EDU_WAIT_NS         5000000000ull
+#define EDU_WAIT_NS 5000000000ull
 
-#define PCI_COMMAND         0x04
-#define PCI_COMMAND_MEMORY  0x2u
-#define PCI_COMMAND_MASTER  0x4u
+#define PCI_COMMAND        0x04
+#define PCI_COMMAND_MEMORY 0x2u
+#define PCI_COMMAND_MASTER 0x4u
 
 /* I/O virtual addresses that are not the pages' physical ones, below
  * EDU_DMA_LIMIT (edu drops higher address bits) except the spare one,
  * which no DMA uses. */
-#define IOVA_SOURCE         0x0fe00000ul
-#define IOVA_DEST           0x0fc00000ul
-#define IOVA_LARGE          0x0e000000ul
-#define IOVA_SPARE          0x40000000ul
-#define IOVA_HIGH           0x0fa00000ul
-#define FOUR_GIB            0x100000000ull
+#define IOVA_SOURCE 0x0fe00000ul
+#define IOVA_DEST   0x0fc00000ul
+#define IOVA_LARGE  0x0e000000ul
+#define IOVA_SPARE  0x40000000ul
+#define IOVA_HIGH   0x0fa00000ul
+#define FOUR_GIB    0x100000000ull
 
 /* VT-d fault reasons, as bits of the sets expect_blocked accepts. */
 #define REASON_NO_ROOT      (1u << 0x1)
@@ -153,8 +153,8 @@ static void expect_blocked(const char *name, uint64_t iova, const uint8_t *victi
     check(name, done && intact && reported,
           "DMA to %#lx %s, target %s; %u fault(s), last %02x:%02x.%x %s %#lx reason %#x (want one of %#x)", iova,
           done ? "ended" : "timed out", intact ? "intact" : "CHANGED", st.faults - before, st.fault_dev.bus,
-          st.fault_dev.device, st.fault_dev.function, st.fault_write ? "write" : "read", st.fault_addr,
-          st.fault_reason, reasons);
+          st.fault_dev.device, st.fault_dev.function, st.fault_write ? "write" : "read", st.fault_addr, st.fault_reason,
+          reasons);
 }
 
 /* Reading `iova` into the device must be blocked: a read fault, and what
@@ -169,10 +169,9 @@ static void expect_read_blocked(const char *name, uint64_t iova, const uint8_t *
     memset(dest, 0, PAGE_SIZE);
     done = done && edu_dma(EDU_DMA_BUFFER, dest_iova, true);
     bool leaked = memcmp(dest, secret, EDU_DMA_BYTES) == 0;
-    check(name, done && reported && !leaked,
-          "DMA from %#lx %s, secret %s; %u fault(s), last %s %#lx reason %#x", iova, done ? "ended" : "timed out",
-          leaked ? "LEAKED" : "not read", st.faults - before, st.fault_write ? "write" : "read", st.fault_addr,
-          st.fault_reason);
+    check(name, done && reported && !leaked, "DMA from %#lx %s, secret %s; %u fault(s), last %s %#lx reason %#x", iova,
+          done ? "ended" : "timed out", leaked ? "LEAKED" : "not read", st.faults - before,
+          st.fault_write ? "write" : "read", st.fault_addr, st.fault_reason);
 }
 
 static void map_refusals(struct iommu_domain *d, uint64_t source)
@@ -199,8 +198,9 @@ static void map_refusals(struct iommu_domain *d, uint64_t source)
               need > free_before && unchanged && after_overlap == 0 && after_nomem == 0 &&
               pool_free_frames() == free_before,
           "misaligned %d, empty %d, overlap %d, too wide %d, %lu bytes %d (need %lu tables, %lu free), pool %s, "
-          "then %d and %d", misaligned, empty, overlap, wide, big, nomem, need, free_before,
-          unchanged ? "unchanged" : "CHANGED", after_overlap, after_nomem);
+          "then %d and %d",
+          misaligned, empty, overlap, wide, big, nomem, need, free_before, unchanged ? "unchanged" : "CHANGED",
+          after_overlap, after_nomem);
 }
 
 /* A 2 MiB mapping of the pool's first 2 MiB (read-only): one leaf, and the
@@ -212,8 +212,8 @@ static void large_page(struct iommu_domain *d, uint8_t *dest, uint64_t dest_iova
     int err = iommu_map(d, IOVA_LARGE, base, LARGE_PAGE_SIZE, false);
     uint64_t used = free_before - pool_free_frames();
     memset(dest, 0, PAGE_SIZE);
-    bool done = err == 0 && edu_dma(IOVA_LARGE + 0x3000, EDU_DMA_BUFFER, false) &&
-                edu_dma(EDU_DMA_BUFFER, dest_iova, true);
+    bool done =
+        err == 0 && edu_dma(IOVA_LARGE + 0x3000, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, dest_iova, true);
     bool same = memcmp(dest, phys_to_virt(base + 0x3000), EDU_DMA_BYTES) == 0;
     if (err == 0)
         iommu_unmap(d, IOVA_LARGE, LARGE_PAGE_SIZE);
@@ -338,8 +338,9 @@ static bool map_frames(struct iommu_domain *d, struct frames *f)
     int map_source = iommu_map(d, IOVA_SOURCE, f->source, PAGE_SIZE, false);
     int map_dest = iommu_map(d, f->dest_iova, f->dest, PAGE_SIZE, true);
     kprintf("iommu selftest: edu at %02x:%02x.%x; source page %#lx at iova %#lx (read-only), destination %#lx at "
-            "iova %#lx%s\n", st.edu.bus, st.edu.device, st.edu.function, f->source, IOVA_SOURCE, f->dest,
-            f->dest_iova, f->dest_iova == f->dest ? " (identity)" : "");
+            "iova %#lx%s\n",
+            st.edu.bus, st.edu.device, st.edu.function, f->source, IOVA_SOURCE, f->dest, f->dest_iova,
+            f->dest_iova == f->dest ? " (identity)" : "");
     return check("map", map_source == 0 && map_dest == 0, "source %d, destination %d", map_source, map_dest);
 }
 
@@ -347,8 +348,8 @@ static void mapped_dma(const struct frames *f, const uint8_t *pattern)
 {
     unsigned faults = st.faults;
     bool done = edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, f->dest_iova, true);
-    bool copied = memcmp(f->t, pattern, EDU_DMA_BYTES) == 0 &&
-                  all_bytes(f->t + EDU_DMA_BYTES, PAGE_SIZE - EDU_DMA_BYTES, 0);
+    bool copied =
+        memcmp(f->t, pattern, EDU_DMA_BYTES) == 0 && all_bytes(f->t + EDU_DMA_BYTES, PAGE_SIZE - EDU_DMA_BYTES, 0);
     check("mapped_dma", done && copied && st.faults == faults, "DMA %s, copy %s, %u fault(s)",
           done ? "done" : "timed out", copied ? "exact" : "WRONG", st.faults - faults);
 }
@@ -376,10 +377,8 @@ static void teardown(struct iommu_domain **d, const struct frames *f, const uint
     expect_blocked("unmap_blocks", f->dest_iova, f->t, old, REASON_WRITE_DENIED);
 
     int err = iommu_map(*d, f->dest_iova, f->dest, PAGE_SIZE, true);
-    bool done = err == 0 && edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) &&
-                edu_dma(EDU_DMA_BUFFER, f->dest_iova, true);
-    check("remap", done && memcmp(f->t, pattern, EDU_DMA_BYTES) == 0, "map %d, DMA %s", err,
-          done ? "done" : "failed");
+    bool done = err == 0 && edu_dma(IOVA_SOURCE, EDU_DMA_BUFFER, false) && edu_dma(EDU_DMA_BUFFER, f->dest_iova, true);
+    check("remap", done && memcmp(f->t, pattern, EDU_DMA_BYTES) == 0, "map %d, DMA %s", err, done ? "done" : "failed");
     iommu_domain_destroy(*d);
     *d = 0;
     memset(f->t, 0x22, PAGE_SIZE);

@@ -60,7 +60,7 @@ struct ep_watch {
     struct list_node link;
     struct notification *notify; /* a reference */
     uint64_t bits;
-    struct account *account;     /* charged for this object */
+    struct account *account; /* charged for this object */
 };
 
 void ipc_init(void)
@@ -210,8 +210,8 @@ struct cap_plan {
 
 static bool carriable(enum handle_type type)
 {
-    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS ||
-           type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
+    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS || type == HANDLE_NOTIFICATION ||
+           type == HANDLE_IRQ;
 }
 
 _Static_assert(HANDLE_NONE == 0, "names_caps ORs the handles together");
@@ -519,12 +519,12 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
     struct thread *self = current;
     int err = 0;
     uint16_t buffer_flags;
-    if (flags < 0 && (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags),
-                                           sizeof(buffer_flags))) == 0)
+    if (flags < 0 &&
+        (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(buffer_flags))) == 0)
         flags = buffer_flags;
     if (answered) {
-        bool waits = !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) &&
-                     ep->has_receiver && timeout_ns != TIMEOUT_POLL;
+        bool waits = !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) && ep->has_receiver &&
+                     timeout_ns != TIMEOUT_POLL;
         /* Blocked, not dead, and linked to its process: our reference is
          * not its last, so it may go before the switch. */
         thread_put(answered);

@@ -19,12 +19,12 @@
 #define IRQ_LINES 16u
 
 struct irq_object {
-    uint32_t refs;                /* handles naming it */
+    uint32_t refs; /* handles naming it */
     unsigned line;
-    struct device *device;        /* a reference */
-    struct notify_bit notify;     /* where it signals once bound */
-    bool pending;                 /* fired, not yet acknowledged */
-    struct list_node line_link;   /* on its line's list while bound */
+    struct device *device;      /* a reference */
+    struct notify_bit notify;   /* where it signals once bound */
+    bool pending;               /* fired, not yet acknowledged */
+    struct list_node line_link; /* on its line's list while bound */
     struct account *account;
 };
 

@@ -24,14 +24,10 @@ bool spin_trylock(struct spinlock *l)
 {
     uint32_t serving = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
     uint32_t expected = serving;
-    return __atomic_compare_exchange_n(&l->next, &expected, serving + 1, false, __ATOMIC_ACQUIRE,
-                                       __ATOMIC_RELAXED);
+    return __atomic_compare_exchange_n(&l->next, &expected, serving + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
-void spin_unlock(struct spinlock *l)
-{
-    __atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
-}
+void spin_unlock(struct spinlock *l) { __atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE); }
 
 static struct spinlock big;
 static volatile unsigned owner; /* holding CPU's id + 1; 0 when free */

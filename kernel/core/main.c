@@ -57,8 +57,8 @@ static void print_memory_map(const struct mb_info *info)
         const struct mb_region *r = &info->regions[i];
         if (r->base > prev_end)
             kprintf("  %#014lx-%#014lx  hole      %8lu KiB\n", prev_end, r->base - 1, (r->base - prev_end) >> 10);
-        kprintf("  %#014lx-%#014lx  %-9s %8lu KiB\n", r->base, r->base + r->len - 1,
-                mb_mem_type_name(r->type), r->len >> 10);
+        kprintf("  %#014lx-%#014lx  %-9s %8lu KiB\n", r->base, r->base + r->len - 1, mb_mem_type_name(r->type),
+                r->len >> 10);
         prev_end = r->base + r->len;
     }
     kprintf("  RAM total %lu MiB\n", mb_ram_bytes(info) >> 20);

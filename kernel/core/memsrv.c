@@ -93,12 +93,14 @@ bool memsrv_world_owns(uint64_t phys, uint64_t size)
 int64_t sys_ms_bootinfo(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct abi_mem_range r = {0};
+    struct abi_mem_range r = { 0 };
     uint64_t i = a0;
     if (i < nram) {
         r = (struct abi_mem_range){ .base = ram_regions[i].base, .size = ram_regions[i].len, .kind = ABI_MEM_REGION };
     } else if ((i -= nram) < nkernel) {
-        r = (struct abi_mem_range){ .base = kernel_ranges[i].base, .size = kernel_ranges[i].len, .kind = ABI_MEM_KERNEL };
+        r = (struct abi_mem_range){ .base = kernel_ranges[i].base,
+                                    .size = kernel_ranges[i].len,
+                                    .kind = ABI_MEM_KERNEL };
     } else {
         i -= nkernel;
         struct segment *s = segment_first_by_phys();
@@ -269,7 +271,7 @@ int64_t sys_ms_seg_free(SYSCALL_ARGS)
                 return -EINVAL;
     }
     for (uint64_t i = 0; i < a2; i++) {
-        v[i].sid = segs[i]->sid; /* read first: a destroyed segment is gone */
+        v[i].sid = segs[i]->sid;         /* read first: a destroyed segment is gone */
         int r = segment_retire(segs[i]); /* idle, so it cannot refuse */
         VERIFY(r >= 0);
         v[i].result = (uint64_t)r;
@@ -297,7 +299,10 @@ int64_t sys_ms_reclaimed(SYSCALL_ARGS)
     struct segment *s;
     while (n < max && (s = segment_reclaim_pop())) {
         batch[n++] = (struct abi_reclaim){
-            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = s->former_pid,
+            .sid = s->sid,
+            .phys = s->phys,
+            .size = s->size,
+            .pid = s->former_pid,
             .flags = s->flags & SEG_INFO_QUARANTINED,
         };
     }
@@ -346,8 +351,13 @@ int64_t sys_ms_segments(SYSCALL_ARGS)
                 flags |= SEG_RECORD_REPORTED;
         }
         batch[n++] = (struct abi_seg_record){
-            .sid = s->sid, .phys = s->phys, .size = s->size, .owner_pid = info.owner_pid,
-            .payer_pid = info.payer_pid, .flags = flags, .pins = s->pins,
+            .sid = s->sid,
+            .phys = s->phys,
+            .size = s->size,
+            .owner_pid = info.owner_pid,
+            .payer_pid = info.payer_pid,
+            .flags = flags,
+            .pins = s->pins,
         };
     }
     int err = copy_to_user(a1, batch, n * sizeof(batch[0]));
@@ -362,8 +372,8 @@ int64_t sys_ms_restart(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     char args[ABI_ARGS_MAX];
-    int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx memsrv.restart=%u", boot_cmdline, self()->pid,
-                         restarts + 1);
+    int n =
+        fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx memsrv.restart=%u", boot_cmdline, self()->pid, restarts + 1);
     if (n < 0 || (size_t)n >= sizeof(args))
         return -E2BIG;
     handle_t h;

@@ -14,13 +14,13 @@
 #include <common/fmt.h>
 #include <common/string.h>
 
-#define MB_INFO_HEADER   8
-#define MB_TAG_HEADER    8
-#define MB_MODULE_FIXED  16 /* type, size, mod_start, mod_end */
-#define MB_MEMINFO_SIZE  16 /* type, size, mem_lower, mem_upper */
-#define MB_MMAP_FIXED    16 /* type, size, entry_size, entry_version */
-#define MB_MMAP_ENTRY    24 /* base_addr, length, type, reserved */
-#define MIB              0x100000ull
+#define MB_INFO_HEADER  8
+#define MB_TAG_HEADER   8
+#define MB_MODULE_FIXED 16 /* type, size, mod_start, mod_end */
+#define MB_MEMINFO_SIZE 16 /* type, size, mem_lower, mem_upper */
+#define MB_MMAP_FIXED   16 /* type, size, entry_size, entry_version */
+#define MB_MMAP_ENTRY   24 /* base_addr, length, type, reserved */
+#define MIB             0x100000ull
 
 struct parser {
     const unsigned char *base;
@@ -81,7 +81,7 @@ static void warnf(struct parser *p, const char *fmt, ...)
     p->warn(p->ctx, msg);
 }
 
-#define TAG_WARN(p, type, fmt, ...) \
+#define TAG_WARN(p, type, fmt, ...)                                                                                    \
     warnf(p, "multiboot: tag type %u (%s): " fmt, (unsigned)(type), tag_name(type), __VA_ARGS__)
 
 /* The string at [off, off+len) if a NUL ends it within that range, else NULL. */
@@ -93,8 +93,7 @@ static const char *string_in(const struct parser *p, size_t off, size_t len)
     return NULL;
 }
 
-static void parse_string_tag(struct parser *p, uint32_t type, size_t off, uint32_t size,
-                             const char **field, bool *seen)
+static void parse_string_tag(struct parser *p, uint32_t type, size_t off, uint32_t size, const char **field, bool *seen)
 {
     const char *s = string_in(p, off + MB_TAG_HEADER, size - MB_TAG_HEADER);
     if (s == NULL) {
@@ -120,15 +119,13 @@ static void parse_module(struct parser *p, size_t off, uint32_t size)
         return;
     }
     if (cmdline == NULL) {
-        TAG_WARN(p, MB_TAG_MODULE, "string at %#x not NUL-terminated within the tag; refused",
-                 start);
+        TAG_WARN(p, MB_TAG_MODULE, "string at %#x not NUL-terminated within the tag; refused", start);
         return;
     }
     struct mb_info *out = p->out;
     if (out->nmodules == MB_MAX_MODULES) {
         if (!p->modules_full_warned)
-            TAG_WARN(p, MB_TAG_MODULE, "more than %d modules; the later ones are ignored",
-                     MB_MAX_MODULES);
+            TAG_WARN(p, MB_TAG_MODULE, "more than %d modules; the later ones are ignored", MB_MAX_MODULES);
         p->modules_full_warned = true;
         return;
     }
@@ -158,20 +155,18 @@ static void parse_mmap(struct parser *p, size_t off, uint32_t size)
     }
     uint32_t entry_size = read_u32(p, off + 8);
     if (entry_size < MB_MMAP_ENTRY || entry_size % 8 != 0) {
-        TAG_WARN(p, MB_TAG_MMAP, "entry_size %u is not a multiple of 8 of at least %d; refused",
-                 entry_size, MB_MMAP_ENTRY);
+        TAG_WARN(p, MB_TAG_MMAP, "entry_size %u is not a multiple of 8 of at least %d; refused", entry_size,
+                 MB_MMAP_ENTRY);
         return;
     }
     uint32_t bytes = size - MB_MMAP_FIXED;
     if (bytes % entry_size != 0) {
-        TAG_WARN(p, MB_TAG_MMAP, "size %u is not 16 + a whole number of %u-byte entries; refused",
-                 size, entry_size);
+        TAG_WARN(p, MB_TAG_MMAP, "size %u is not 16 + a whole number of %u-byte entries; refused", size, entry_size);
         return;
     }
     size_t count = bytes / entry_size;
     if (count > MB_MAX_REGIONS) {
-        TAG_WARN(p, MB_TAG_MMAP, "%zu entries; only the first %d are used", count,
-                 MB_MAX_REGIONS);
+        TAG_WARN(p, MB_TAG_MMAP, "%zu entries; only the first %d are used", count, MB_MAX_REGIONS);
         count = MB_MAX_REGIONS;
     }
     p->have_mmap = true;
@@ -224,8 +219,7 @@ static unsigned type_rank(uint32_t type)
 }
 
 /* Entry i of the memory map as [*base, *end) with a known type; false if empty. */
-static bool map_entry(const struct parser *p, size_t i, uint64_t *base, uint64_t *end,
-                      uint32_t *type)
+static bool map_entry(const struct parser *p, size_t i, uint64_t *base, uint64_t *end, uint32_t *type)
 {
     size_t off = p->mmap_entries + i * p->mmap_entry_size;
     uint64_t len = read_u64(p, off + 8);
@@ -258,8 +252,8 @@ static void add_region(struct parser *p, uint64_t base, uint64_t end, uint32_t t
         return;
     }
     if (out->nregions == MB_MAX_REGIONS) {
-        TAG_WARN(p, MB_TAG_MMAP, "more than %d regions after clipping; [%#llx, %#llx) dropped",
-                 MB_MAX_REGIONS, (unsigned long long)base, (unsigned long long)end);
+        TAG_WARN(p, MB_TAG_MMAP, "more than %d regions after clipping; [%#llx, %#llx) dropped", MB_MAX_REGIONS,
+                 (unsigned long long)base, (unsigned long long)end);
         return;
     }
     out->regions[out->nregions++] = (struct mb_region){ base, end - base, type };
@@ -355,8 +349,7 @@ int mb_parse(const void *mbi, size_t avail, struct mb_info *out, mb_warn_fn warn
     }
     p.limit = out->total_size;
     if (p.limit > avail) {
-        warnf(&p, "multiboot: total_size %u but only %zu bytes readable; parsing those",
-              out->total_size, avail);
+        warnf(&p, "multiboot: total_size %u but only %zu bytes readable; parsing those", out->total_size, avail);
         p.limit = avail;
     }
 
@@ -369,15 +362,13 @@ int mb_parse(const void *mbi, size_t avail, struct mb_info *out, mb_warn_fn warn
             return finish(&p);
         }
         if (size > p.limit - off) {
-            TAG_WARN(&p, type, "size %u overflows the info (%zu bytes left); walk stopped", size,
-                     p.limit - off);
+            TAG_WARN(&p, type, "size %u overflows the info (%zu bytes left); walk stopped", size, p.limit - off);
             return finish(&p);
         }
         switch (type) {
         case MB_TAG_END: ended = true; break;
         case MB_TAG_CMDLINE: parse_string_tag(&p, type, off, size, &out->cmdline, &p.have_cmdline); break;
-        case MB_TAG_BOOTLOADER: parse_string_tag(&p, type, off, size, &out->bootloader,
-                                                 &p.have_bootloader); break;
+        case MB_TAG_BOOTLOADER: parse_string_tag(&p, type, off, size, &out->bootloader, &p.have_bootloader); break;
         case MB_TAG_MODULE: parse_module(&p, off, size); break;
         case MB_TAG_MEMINFO: parse_meminfo(&p, off, size); break;
         case MB_TAG_MMAP: parse_mmap(&p, off, size); break;

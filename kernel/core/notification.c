@@ -11,10 +11,7 @@
 
 static struct slab_cache notification_cache;
 
-void notification_init(void)
-{
-    slab_cache_init(&notification_cache, "notification", sizeof(struct notification));
-}
+void notification_init(void) { slab_cache_init(&notification_cache, "notification", sizeof(struct notification)); }
 
 int notification_create(struct account *account, struct notification **out)
 {

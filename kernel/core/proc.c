@@ -278,8 +278,7 @@ static void proc_release(struct process *p)
         /* Its segments stay where they are: clients keep theirs, its own
          * wait in the reclaim queue or (image and stack) for a successor.
          * Calls on its endpoint fail with -EPEER until one receives. */
-        kprintf("tessera: the memory server ended (status %ld); its memory is kept for a successor\n",
-                p->exit_status);
+        kprintf("tessera: the memory server ended (status %ld); its memory is kept for a successor\n", p->exit_status);
         memsrv_process = 0;
     }
 }
@@ -307,8 +306,8 @@ void proc_put(struct process *p)
 
 /* A part for p at vaddr: part number `index` of the predecessor's (reuse)
  * or fresh frames from the kernel's boot ranges; zero-filled and mapped. */
-static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights_t rights, bool reuse,
-                        unsigned index, struct segment **out)
+static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights_t rights, bool reuse, unsigned index,
+                        struct segment **out)
 {
     struct segment *s;
     int err;
@@ -355,8 +354,7 @@ struct module_load {
     struct segment *parts[MODULE_PARTS_MAX];
 };
 
-static int load_part(struct module_load *ld, uint64_t vaddr, uint64_t size, rights_t rights,
-                     struct segment **out)
+static int load_part(struct module_load *ld, uint64_t vaddr, uint64_t size, rights_t rights, struct segment **out)
 {
     int err = load_segment(ld->p, vaddr, size, rights, ld->reuse, ld->nparts, out);
 
@@ -368,8 +366,8 @@ static int load_part(struct module_load *ld, uint64_t vaddr, uint64_t size, righ
 
 /* Boot module `module`'s image, if it is an executable this kernel can
  * load; a refusal is logged, since nothing else will say why. */
-static int module_image(unsigned module, size_t args_len, const struct boot_module **m,
-                        const void **image, struct elf_image *elf)
+static int module_image(unsigned module, size_t args_len, const struct boot_module **m, const void **image,
+                        struct elf_image *elf)
 {
     const char *why = "";
 
@@ -402,16 +400,14 @@ static int load_elf_segments(struct module_load *ld, const void *image, const st
         int err = load_part(ld, page_start, page_end - page_start, rights, &s);
         if (err)
             return err;
-        memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset,
-               e->filesz);
+        memcpy((char *)phys_to_virt(s->phys) + (e->vaddr - page_start), (const char *)image + e->offset, e->filesz);
     }
     return 0;
 }
 
 /* The handle to the memory server's endpoint every process starts with
  * (HANDLE_NONE while there is none, as for memsrv's first start). */
-static int grant_memsrv_endpoint(struct process *p, struct endpoint *memsrv_ep, uint32_t powers,
-                                 handle_t *out)
+static int grant_memsrv_endpoint(struct process *p, struct endpoint *memsrv_ep, uint32_t powers, handle_t *out)
 {
     *out = HANDLE_NONE;
     if (!memsrv_ep)
@@ -471,8 +467,8 @@ static void keep_memsrv_parts(const struct module_load *ld, unsigned module)
 
 /* Loads boot module `module` (reuse: into the memory server's kept
  * parts) and starts it. */
-static int load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                       uint32_t powers, bool reuse, struct process **out, struct abi_startup **startup_out)
+static int load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep, uint32_t powers,
+                       bool reuse, struct process **out, struct abi_startup **startup_out)
 {
     const struct boot_module *m;
     const void *image;
@@ -506,8 +502,8 @@ static int load_module(unsigned module, const char *args, size_t args_len, struc
     return 0;
 }
 
-int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                     uint32_t powers, struct process **out, struct abi_startup **startup)
+int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep, uint32_t powers,
+                     struct process **out, struct abi_startup **startup)
 {
     return load_module(module, args, args_len, memsrv_ep, powers, false, out, startup);
 }

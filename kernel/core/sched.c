@@ -42,7 +42,7 @@ struct sched_cpu {
 
 static struct sched_cpu sched_cpus[SMP_MAX_CPUS];
 static struct list_node sleepers = LIST_HEAD_INIT(sleepers); /* sorted by wake_ns */
-static uint64_t next_wake_ns = UINT64_MAX;                    /* the first sleeper's, for the tick */
+static uint64_t next_wake_ns = UINT64_MAX;                   /* the first sleeper's, for the tick */
 static uint64_t ticks;
 static bool started; /* the BSP entered its idle loop: the other CPUs may run threads */
 
@@ -73,7 +73,6 @@ static struct list_node *queue_of(struct wait_queue *wq)
         list_init(&wq->threads);
     return &wq->threads;
 }
-
 
 static void wait_remove(struct thread *t)
 {
@@ -341,12 +340,13 @@ void sched_wake_next(struct thread *t, int64_t result)
     sched_cpus[self].queued++;
 }
 
-unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),
-                             const void *ctx, unsigned max, int64_t result)
+unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *), const void *ctx,
+                             unsigned max, int64_t result)
 {
     unsigned woken = 0;
     struct list_node *n, *next;
-    LIST_FOR_EACH_SAFE(n, next, queue_of(wq)) {
+    LIST_FOR_EACH_SAFE(n, next, queue_of(wq))
+    {
         struct thread *t = LIST_ENTRY(n, struct thread, wait_link);
         if (woken == max)
             break;

@@ -188,10 +188,7 @@ void segment_destroy(struct segment *s)
 
 /* ---- DMA state ------------------------------------------------------ */
 
-bool segment_dma_busy(const struct segment *s)
-{
-    return s->dma_device != 0;
-}
+bool segment_dma_busy(const struct segment *s) { return s->dma_device != 0; }
 
 int segment_idle(const struct segment *s)
 {
@@ -327,7 +324,8 @@ int segment_unpin(struct segment *s)
 void segment_device_quiesced(struct device *d)
 {
     struct list_node *n, *next;
-    LIST_FOR_EACH_SAFE(n, next, device_dma_segments(d)) {
+    LIST_FOR_EACH_SAFE(n, next, device_dma_segments(d))
+    {
         struct segment *s = LIST_ENTRY(n, struct segment, dma_link);
         if (s->pins)
             continue; /* still pinned: the driver may turn mastering back on */
@@ -595,9 +593,10 @@ static const char *check_one(struct segment *s)
         /* A busy segment's mapping is suspended while it is copied, and
          * the copy lets others run (and check) between its chunks. */
         uint64_t phys;
-        if (s->vaddr && !s->busy && (!aspace_translate(&s->owner->aspace, s->vaddr, &phys, 0) || phys != s->phys ||
-                         !aspace_translate(&s->owner->aspace, s->vaddr + s->size - PAGE_SIZE, &phys, 0) ||
-                         phys != s->phys + s->size - PAGE_SIZE))
+        if (s->vaddr && !s->busy &&
+            (!aspace_translate(&s->owner->aspace, s->vaddr, &phys, 0) || phys != s->phys ||
+             !aspace_translate(&s->owner->aspace, s->vaddr + s->size - PAGE_SIZE, &phys, 0) ||
+             phys != s->phys + s->size - PAGE_SIZE))
             return "mapping does not reach its frames";
     } else if (s->vaddr || s->handle) {
         return "ownerless but mapped or named";

@@ -33,10 +33,7 @@ int syscall_process_arg(uint64_t h, rights_t need, struct process **out)
     return process_handle_arg(h, need, out);
 }
 
-int syscall_reserve_handle(handle_t *h)
-{
-    return handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, h);
-}
+int syscall_reserve_handle(handle_t *h) { return handle_install(&self()->handles, 0, HANDLE_RESERVED, 0, h); }
 
 int64_t syscall_publish_handle(handle_t h, int err, void *object, enum handle_type type, rights_t rights)
 {
@@ -150,7 +147,7 @@ int64_t sys_clock(SYSCALL_ARGS)
 }
 
 #define CONSOLE_WRITE_MAX (64 * 1024)
-#define CONSOLE_CHUNK 256
+#define CONSOLE_CHUNK     256
 
 int64_t sys_console_write(SYSCALL_ARGS)
 {
@@ -208,8 +205,8 @@ int64_t sys_handle_close(SYSCALL_ARGS)
  * or a message) and threads (they belong to their process). */
 static bool grantable(enum handle_type type)
 {
-    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS ||
-           type == HANDLE_NOTIFICATION || type == HANDLE_IRQ;
+    return type == HANDLE_ENDPOINT || type == HANDLE_DEVICE || type == HANDLE_PROCESS || type == HANDLE_NOTIFICATION ||
+           type == HANDLE_IRQ;
 }
 
 int64_t sys_handle_grant(SYSCALL_ARGS)
@@ -256,10 +253,16 @@ int64_t sys_handle_info(SYSCALL_ARGS)
     struct abi_handle_info info = { .rights = rights };
     void *object = handle_lookup(&self()->handles, a0, type);
     switch (type) {
-    case HANDLE_PROCESS: info.kind = ABI_HANDLE_PROCESS; info.id = ((struct process *)object)->pid; break;
+    case HANDLE_PROCESS:
+        info.kind = ABI_HANDLE_PROCESS;
+        info.id = ((struct process *)object)->pid;
+        break;
     case HANDLE_THREAD: info.kind = ABI_HANDLE_THREAD; break;
     case HANDLE_ENDPOINT: info.kind = ABI_HANDLE_ENDPOINT; break;
-    case HANDLE_SEGMENT: info.kind = ABI_HANDLE_SEGMENT; info.id = ((struct segment *)object)->sid; break;
+    case HANDLE_SEGMENT:
+        info.kind = ABI_HANDLE_SEGMENT;
+        info.id = ((struct segment *)object)->sid;
+        break;
     case HANDLE_DEVICE: info.kind = ABI_HANDLE_DEVICE; break;
     case HANDLE_NOTIFICATION: info.kind = ABI_HANDLE_NOTIFICATION; break;
     case HANDLE_IRQ: info.kind = ABI_HANDLE_IRQ; break;
@@ -373,7 +376,7 @@ int64_t sys_account_info(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct process *p;
     SYSCALL_TRY(syscall_process_arg(a0, RIGHT_WAIT, &p));
-    struct abi_account info = {0};
+    struct abi_account info = { 0 };
     for (unsigned r = 0; r < RES_COUNT; r++) {
         info.used[r] = p->account->used[r];
         info.limit[r] = p->account->limit[r];

@@ -18,7 +18,7 @@
 #include <kernel/proc.h>
 #include <kernel/sched.h>
 
-#define SYSCALL_ARGS uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
+#define SYSCALL_ARGS   uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
 #define SYSCALL_UNUSED (void)a0, (void)a1, (void)a2, (void)a3, (void)a4
 typedef int64_t (*syscall_fn)(SYSCALL_ARGS);
 
@@ -28,11 +28,11 @@ ABI_SYSCALLS(SYSCALL_DECLARE)
 
 /* Leaves the system call with the error `check` gives, if it gives one: a
  * handler checks its arguments in turn and answers the first refusal. */
-#define SYSCALL_TRY(check)                                                                         \
-    do {                                                                                           \
-        int syscall_try_err_ = (check);                                                            \
-        if (syscall_try_err_)                                                                      \
-            return syscall_try_err_;                                                               \
+#define SYSCALL_TRY(check)                                                                                             \
+    do {                                                                                                               \
+        int syscall_try_err_ = (check);                                                                                \
+        if (syscall_try_err_)                                                                                          \
+            return syscall_try_err_;                                                                                   \
     } while (0)
 
 /* The object the caller's handle `h` names, of `type` and with the rights
@@ -44,10 +44,10 @@ static inline int syscall_handle_arg(uint64_t h, enum handle_type type, rights_t
     return handle_get(&current->proc->handles, h, type, need, out, 0);
 }
 
-#define SYSCALL_OBJECT_ARG(name, object_type, handle_type)                                         \
-    static inline int name(uint64_t h, rights_t need, object_type **out)                            \
-    {                                                                                              \
-        return syscall_handle_arg(h, handle_type, need, (void **)out);                             \
+#define SYSCALL_OBJECT_ARG(name, object_type, handle_type)                                                             \
+    static inline int name(uint64_t h, rights_t need, object_type **out)                                               \
+    {                                                                                                                  \
+        return syscall_handle_arg(h, handle_type, need, (void **)out);                                                 \
     }
 struct process;
 struct thread;
@@ -70,8 +70,8 @@ SYSCALL_OBJECT_ARG(irq_arg, struct irq_object, HANDLE_IRQ)
  * of `type` and with the rights `need`; the notification `nh` the events
  * are delivered to (RIGHT_SIGNAL); and its bit, not bit 63, since a wait
  * returns the bits as its non-negative result. */
-static inline int syscall_binding_args(uint64_t h, enum handle_type type, rights_t need, void **source,
-                                       uint64_t nh, uint64_t bit, struct notification **n)
+static inline int syscall_binding_args(uint64_t h, enum handle_type type, rights_t need, void **source, uint64_t nh,
+                                       uint64_t bit, struct notification **n)
 {
     SYSCALL_TRY(syscall_handle_arg(h, type, need, source));
     SYSCALL_TRY(notification_arg(nh, RIGHT_SIGNAL, n));

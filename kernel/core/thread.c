@@ -66,7 +66,7 @@ void thread_free_stack(struct thread *t)
     paging_unmap_kernel(base, KSTACK_SIZE);
     for (unsigned i = 0; i < KSTACK_FRAMES; i++)
         pool_free_frame(frames[i]);
-    kstack_slot_used[t->kstack_slot / 8] &= (uint8_t)~(1u << (t->kstack_slot % 8));
+    kstack_slot_used[t->kstack_slot / 8] &= (uint8_t) ~(1u << (t->kstack_slot % 8));
     t->kstack_top = 0;
 }
 

@@ -107,7 +107,7 @@
 
 _Static_assert(VMAREA_PER_PAGE * sizeof(uint64_t) == VMAREA_PAGE_SIZE, "element page is full");
 _Static_assert(VMAREA_MAX_PAGES * sizeof(uint64_t *) == VMAREA_PAGE_SIZE, "directory page is full");
-_Static_assert(VMAREA_QUICK_CLASSES * VMAREA_QUICK_DEPTH * sizeof(uint64_t) <= VMAREA_PAGE_SIZE,
+_Static_assert(VMAREA_QUICK_CLASSES *VMAREA_QUICK_DEPTH * sizeof(uint64_t) <= VMAREA_PAGE_SIZE,
                "quick-fit lists fit a page");
 _Static_assert((VMAREA_QUICK_CLASSES * (VMAREA_QUICK_DEPTH + 1)) * sizeof(uint64_t) > VMAREA_PAGE_SIZE,
                "quick-fit depth is the most that fits");
@@ -156,14 +156,12 @@ static void move_elements(struct vmareas *a, uint64_t dst, uint64_t src, uint64_
         while (n) {
             uint64_t src_last = src + n - 1, dst_last = dst + n - 1;
             uint64_t piece = min3(n, src_last % VMAREA_PER_PAGE + 1, dst_last % VMAREA_PER_PAGE + 1);
-            memmove(element(a, dst_last - piece + 1), element(a, src_last - piece + 1),
-                    piece * sizeof(uint64_t));
+            memmove(element(a, dst_last - piece + 1), element(a, src_last - piece + 1), piece * sizeof(uint64_t));
             n -= piece;
         }
     } else if (dst < src) {
         while (n) {
-            uint64_t piece = min3(n, VMAREA_PER_PAGE - src % VMAREA_PER_PAGE,
-                                  VMAREA_PER_PAGE - dst % VMAREA_PER_PAGE);
+            uint64_t piece = min3(n, VMAREA_PER_PAGE - src % VMAREA_PER_PAGE, VMAREA_PER_PAGE - dst % VMAREA_PER_PAGE);
             memmove(element(a, dst), element(a, src), piece * sizeof(uint64_t));
             dst += piece;
             src += piece;
@@ -198,8 +196,7 @@ static void delete_slots(struct vmareas *a, uint64_t i, uint64_t n)
 {
     move_elements(a, i, i + n, a->count - i - n);
     a->count -= n;
-    while (a->element_pages > 1 &&
-           a->count + SHRINK_SLACK <= (uint64_t)(a->element_pages - 1) * VMAREA_PER_PAGE) {
+    while (a->element_pages > 1 && a->count + SHRINK_SLACK <= (uint64_t)(a->element_pages - 1) * VMAREA_PER_PAGE) {
         a->element_pages--;
         a->pages.put_page(a->pages.ctx, a->directory[a->element_pages]);
         a->directory[a->element_pages] = NULL;
@@ -482,18 +479,16 @@ void vmareas_area(const struct vmareas *a, uint64_t i, uint64_t *start, uint64_t
 int vmareas_check(const struct vmareas *a, const char **why)
 {
     CHECK(a->directory && a->quick, "not initialised");
-    CHECK(a->base < a->limit && a->base % VMAREA_PAGE_SIZE == 0 && a->limit % VMAREA_PAGE_SIZE == 0,
-          "managed range");
+    CHECK(a->base < a->limit && a->base % VMAREA_PAGE_SIZE == 0 && a->limit % VMAREA_PAGE_SIZE == 0, "managed range");
     CHECK(a->element_pages >= 1 && a->element_pages <= VMAREA_MAX_PAGES, "element page count");
     CHECK(a->pages_held == a->element_pages + 2, "page accounting: pages_held");
     for (uint32_t p = 0; p < VMAREA_MAX_PAGES; p++)
         CHECK((a->directory[p] != NULL) == (p < a->element_pages), "directory holds the element pages");
     CHECK(a->count >= 1 && a->count <= (uint64_t)a->element_pages * VMAREA_PER_PAGE, "count fits the pages");
-    CHECK(a->element_pages == 1 ||
-              a->count + SHRINK_SLACK > (uint64_t)(a->element_pages - 1) * VMAREA_PER_PAGE,
+    CHECK(a->element_pages == 1 || a->count + SHRINK_SLACK > (uint64_t)(a->element_pages - 1) * VMAREA_PER_PAGE,
           "a page that should have been returned is kept");
 
-    uint64_t free_in_class[VMAREA_QUICK_CLASSES] = {0};
+    uint64_t free_in_class[VMAREA_QUICK_CLASSES] = { 0 };
     CHECK(area_start(a, 0) == a->base, "first area starts at base");
     for (uint64_t i = 0; i < a->count; i++) {
         uint64_t word = *element(a, i), start = word & ~USED_BIT;

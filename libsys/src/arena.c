@@ -165,13 +165,12 @@ static struct arena_tag **hash_slot(const struct arena *a, uint64_t base)
 
 /* ---- create / destroy / add ---- */
 
-int arena_create(struct arena *a, const char *name, uint64_t quantum,
-                 struct arena_tagstore *store, struct arena_tag **buckets, size_t nbuckets)
+int arena_create(struct arena *a, const char *name, uint64_t quantum, struct arena_tagstore *store,
+                 struct arena_tag **buckets, size_t nbuckets)
 {
     if (!a || !store || !buckets || !is_pow2(quantum) || !is_pow2(nbuckets))
         return -EINVAL;
-    *a = (struct arena){ .name = name, .quantum = quantum, .store = store,
-                         .hash = buckets, .hash_mask = nbuckets - 1 };
+    *a = (struct arena){ .name = name, .quantum = quantum, .store = store, .hash = buckets, .hash_mask = nbuckets - 1 };
     a->head.anext = a->head.aprev = &a->head;
     a->head.type = TAG_SENTINEL;
     for (size_t i = 0; i < nbuckets; i++)
@@ -227,8 +226,8 @@ int arena_add(struct arena *a, uint64_t base, uint64_t size)
 /* ---- allocation ---- */
 
 /* Lowest r in free segment t meeting the constraints; false if none. */
-static bool place(const struct arena_tag *t, uint64_t size, uint64_t align, uint64_t phase,
-                  uint64_t nocross, uint64_t *out)
+static bool place(const struct arena_tag *t, uint64_t size, uint64_t align, uint64_t phase, uint64_t nocross,
+                  uint64_t *out)
 {
     uint64_t start = t->base, end = t->base + t->size; /* end may be 0: 2^64 */
     uint64_t r = start;
@@ -249,8 +248,8 @@ static bool place(const struct arena_tag *t, uint64_t size, uint64_t align, uint
 }
 
 /* Searches lists from `first` upward; first fit or best fit. */
-static struct arena_tag *search(struct arena *a, unsigned first, uint64_t size, uint64_t align,
-                                uint64_t phase, uint64_t nocross, bool best, uint64_t *out)
+static struct arena_tag *search(struct arena *a, unsigned first, uint64_t size, uint64_t align, uint64_t phase,
+                                uint64_t nocross, bool best, uint64_t *out)
 {
     for (unsigned i = first; i < ARENA_LISTS; i++) {
         struct arena_tag *found = NULL;
@@ -310,8 +309,8 @@ static void carve(struct arena *a, struct arena_tag *t, uint64_t r, uint64_t siz
     a->st.allocs++;
 }
 
-int arena_xalloc(struct arena *a, uint64_t size, uint64_t align, uint64_t phase,
-                 uint64_t nocross, unsigned flags, uint64_t *out)
+int arena_xalloc(struct arena *a, uint64_t size, uint64_t align, uint64_t phase, uint64_t nocross, unsigned flags,
+                 uint64_t *out)
 {
     uint64_t q = a->quantum;
     if (!out || !size || size + (q - 1) < size || (flags & ~(ARENA_INSTANTFIT | ARENA_BESTFIT)) ||
@@ -508,8 +507,8 @@ int arena_check(const struct arena *a)
         err = check_hash(a, c.allocs);
     if (err)
         return err;
-    if (c.total != a->st.total || c.in_use != a->st.in_use || c.freeb != a->st.free ||
-        c.spans != a->st.spans || c.frees != a->st.free_segments || c.allocs != a->st.allocs)
+    if (c.total != a->st.total || c.in_use != a->st.in_use || c.freeb != a->st.free || c.spans != a->st.spans ||
+        c.frees != a->st.free_segments || c.allocs != a->st.allocs)
         return -EINVAL;
     return 0;
 }

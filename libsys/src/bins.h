@@ -12,26 +12,26 @@
 
 #include <stddef.h>
 
-#define BINS_PUSH(heads, map, i, node)                                                             \
-    do {                                                                                           \
-        (node)->prev = NULL;                                                                       \
-        (node)->next = (heads)[i];                                                                 \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node);                                                           \
-        (heads)[i] = (node);                                                                       \
-        (map) |= 1ull << (i);                                                                      \
+#define BINS_PUSH(heads, map, i, node)                                                                                 \
+    do {                                                                                                               \
+        (node)->prev = NULL;                                                                                           \
+        (node)->next = (heads)[i];                                                                                     \
+        if ((node)->next)                                                                                              \
+            (node)->next->prev = (node);                                                                               \
+        (heads)[i] = (node);                                                                                           \
+        (map) |= 1ull << (i);                                                                                          \
     } while (0)
 
-#define BINS_UNLINK(heads, map, i, node)                                                           \
-    do {                                                                                           \
-        if ((node)->prev)                                                                          \
-            (node)->prev->next = (node)->next;                                                     \
-        else                                                                                       \
-            (heads)[i] = (node)->next;                                                             \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node)->prev;                                                     \
-        if (!(heads)[i])                                                                           \
-            (map) &= ~(1ull << (i));                                                               \
+#define BINS_UNLINK(heads, map, i, node)                                                                               \
+    do {                                                                                                               \
+        if ((node)->prev)                                                                                              \
+            (node)->prev->next = (node)->next;                                                                         \
+        else                                                                                                           \
+            (heads)[i] = (node)->next;                                                                                 \
+        if ((node)->next)                                                                                              \
+            (node)->next->prev = (node)->prev;                                                                         \
+        if (!(heads)[i])                                                                                               \
+            (map) &= ~(1ull << (i));                                                                                   \
     } while (0)
 
 #endif

@@ -303,9 +303,9 @@ static const char *about(uint64_t bytes, char *buf, size_t len)
 /* RAM below `limit` and the largest region, from the region statistics. */
 struct ram_view {
     uint64_t largest_region;
-    uint64_t below;       /* bytes of RAM under the limit */
-    uint64_t free_below;  /* free bytes in regions wholly under it */
-    bool partial;         /* a region straddles the limit: free_below is a lower bound */
+    uint64_t below;      /* bytes of RAM under the limit */
+    uint64_t free_below; /* free bytes in regions wholly under it */
+    bool partial;        /* a region straddles the limit: free_below is a lower bound */
 };
 
 static void view_ram(uint64_t limit, struct ram_view *v)
@@ -340,20 +340,21 @@ const char *ms_explain_alloc(int64_t err, uint64_t size, unsigned flags, uint64_
         if (ram.below == 0)
             fmt_snprintf(buf, len, "no RAM lies below %s", SIZE_TEXT(limit));
         else if (ram.free_below == 0 && !ram.partial)
-            fmt_snprintf(buf, len, "no free room below %s (%s of RAM lies below it, none of it free)",
-                         SIZE_TEXT(limit), ABOUT(ram.below));
+            fmt_snprintf(buf, len, "no free room below %s (%s of RAM lies below it, none of it free)", SIZE_TEXT(limit),
+                         ABOUT(ram.below));
         else
             fmt_snprintf(buf, len, "no free run of %s below %s (%s of RAM lies below it)", SIZE_TEXT(size),
                          SIZE_TEXT(limit), ABOUT(ram.below));
     } else if (err == -ENOMEM && have_stats) {
         fmt_snprintf(buf, len, "no free run of %s%s, even after compaction (largest free run %s, %s free in all)",
-                     SIZE_TEXT(size), (flags & MS_ALLOC_LARGE) ? " at 2 MiB alignment" : "",
-                     ABOUT(g.largest_free), ABOUT(g.free_bytes));
+                     SIZE_TEXT(size), (flags & MS_ALLOC_LARGE) ? " at 2 MiB alignment" : "", ABOUT(g.largest_free),
+                     ABOUT(g.free_bytes));
     } else if (err == -EDQUOT) {
         struct abi_account a;
         if (sys_account_info(HANDLE_SELF, &a) == 0 && a.limit[RES_MEMORY] != ABI_LIMIT_NONE)
-            fmt_snprintf(buf, len, "over this process's memory limit (it holds %s of %s; the limit of an ancestor "
-                                   "may be lower)",
+            fmt_snprintf(buf, len,
+                         "over this process's memory limit (it holds %s of %s; the limit of an ancestor "
+                         "may be lower)",
                          ABOUT(a.used[RES_MEMORY]), ABOUT(a.limit[RES_MEMORY]));
         else
             fmt_snprintf(buf, len, "%s", ms_error_meaning(MS_ALLOC, err));
@@ -366,8 +367,8 @@ const char *ms_explain_alloc(int64_t err, uint64_t size, unsigned flags, uint64_
 const char *exit_status_text(int64_t status, char *buf, size_t len)
 {
     static const char *const vectors[32] = {
-        [0] = "divide error", [6] = "invalid opcode", [8] = "double fault", [13] = "general protection",
-        [14] = "page fault", [17] = "alignment check", [19] = "SIMD floating point",
+        [0] = "divide error", [6] = "invalid opcode",   [8] = "double fault",         [13] = "general protection",
+        [14] = "page fault",  [17] = "alignment check", [19] = "SIMD floating point",
     };
     if (status >= 0) {
         fmt_snprintf(buf, len, "exit status %ld", status);

@@ -36,9 +36,9 @@ struct seg_row {
 static struct seg_row inline_rows[SEG_TABLE_INLINE];
 
 static struct {
-    struct seg_row *rows;   /* sorted by base */
+    struct seg_row *rows; /* sorted by base */
     size_t count, cap;
-    handle_t table_seg;     /* the segment holding rows, or HANDLE_NONE (inline) */
+    handle_t table_seg; /* the segment holding rows, or HANDLE_NONE (inline) */
     bool ready;
 } segs;
 

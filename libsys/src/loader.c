@@ -35,7 +35,7 @@ static int64_t give_part(handle_t proc, const struct elf_segment *part, const ui
 }
 
 static int64_t give_stack(handle_t proc, const char *args, size_t args_len, const struct loader_grant *grants,
-                         uint64_t *startup_va)
+                          uint64_t *startup_va)
 {
     struct ms_segment seg;
     int64_t err = ms_alloc(ABI_STACK_SIZE, 0, 0, 0, &seg);
@@ -64,8 +64,7 @@ static int64_t give_stack(handle_t proc, const char *args, size_t args_len, cons
     return 0;
 }
 
-void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size,
-                      const char *args)
+void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size, const char *args)
 {
     *spec = (struct loader_spec){ .name = name, .image = image, .size = size, .args = args };
     for (unsigned r = 0; r < RES_COUNT; r++)
@@ -90,8 +89,8 @@ handle_t loader_dma_device(void)
 
 void loader_default_limits(uint64_t limits[RES_COUNT])
 {
-    struct ms_stats_global g = {0};
-    struct abi_kinfo k = {0};
+    struct ms_stats_global g = { 0 };
+    struct abi_kinfo k = { 0 };
     ms_stats_global(&g);
     sys_kinfo(&k);
     limits[RES_MEMORY] = g.total_bytes ? g.total_bytes / 2 : ABI_LIMIT_NONE;

@@ -107,18 +107,18 @@
 #include <abi/errno.h>
 #include "bins.h"
 
-#define PAGE        4096u
-#define SEG_HDR     64u
-#define SEG_MAGIC   0x5e65a11cu
-#define PAGE_MAGIC  0xb17a9e01u
-#define PAGE_FREE   0xb17afee0u
-#define CINUSE      ((size_t)1)
-#define PINUSE      ((size_t)2)
-#define FLAGS       ((size_t)15)
-#define MIN_CHUNK   32u
-#define CHUNK_HDR   16u /* c to user pointer */
-#define BIN_SCAN    8
-#define SMALL_HDR   64u
+#define PAGE       4096u
+#define SEG_HDR    64u
+#define SEG_MAGIC  0x5e65a11cu
+#define PAGE_MAGIC 0xb17a9e01u
+#define PAGE_FREE  0xb17afee0u
+#define CINUSE     ((size_t)1)
+#define PINUSE     ((size_t)2)
+#define FLAGS      ((size_t)15)
+#define MIN_CHUNK  32u
+#define CHUNK_HDR  16u /* c to user pointer */
+#define BIN_SCAN   8
+#define SMALL_HDR  64u
 
 enum seg_kind { SEG_SMALL = 1, SEG_CHUNK = 2, SEG_LARGE = 3 };
 
@@ -142,11 +142,11 @@ _Static_assert(sizeof(struct heap_seg) == SEG_HDR, "segment header is 64 bytes")
 
 struct heap_page {
     uint32_t magic;
-    uint16_t cls, first;   /* class; offset of block 0 from the page start */
+    uint16_t cls, first; /* class; offset of block 0 from the page start */
     uint16_t nblocks, nfree;
     uint32_t pad;
     struct heap_page *next, *prev;
-    uint64_t map[4];       /* 1 = free */
+    uint64_t map[4]; /* 1 = free */
 };
 _Static_assert(sizeof(struct heap_page) == SMALL_HDR, "page header is 64 bytes");
 
@@ -586,8 +586,7 @@ static long small_validate(struct heap_seg *s, void *p, struct heap_page **out)
         return -MALLOC_ERR_FOREIGN; /* in a header */
     if (pg->magic == PAGE_FREE)
         return -MALLOC_ERR_DOUBLE_FREE;
-    if (pg->magic != PAGE_MAGIC || pg->cls >= HEAP_SMALL_CLASSES ||
-        pg->first != addr(pg) - page_start(pg) + SMALL_HDR)
+    if (pg->magic != PAGE_MAGIC || pg->cls >= HEAP_SMALL_CLASSES || pg->first != addr(pg) - page_start(pg) + SMALL_HDR)
         return -MALLOC_ERR_CORRUPT;
     size_t size = class_size[pg->cls], off = addr(p) - page_start(pg) - pg->first;
     if (off % size || off / size >= pg->nblocks)
@@ -735,7 +734,7 @@ static struct heap_seg *locate(struct heap *h, void *p, struct heap_page **pg, s
     } else if (s->kind == SEG_SMALL) {
         long i = small_validate(s, p, pg);
         if (i < 0)
-            err = (enum malloc_error)-i;
+            err = (enum malloc_error) - i;
         else
             *idx = (size_t)i;
     } else if (s->kind == SEG_CHUNK) {
@@ -863,18 +862,15 @@ void heap_trim(struct heap *h)
     }
 }
 
-void heap_stats(const struct heap *h, struct heap_stats *out)
-{
-    *out = h->st;
-}
+void heap_stats(const struct heap *h, struct heap_stats *out) { *out = h->st; }
 
 /* ------------------------------------------------------------------ */
 /* checker                                                              */
 
 #define CHECK(cond, at) CHECK_OR_REFUSE(cond, where, (const void *)(at))
 
-static int check_chunks(struct heap_seg *s, size_t *nfree, size_t *free_bytes,
-                        size_t *live, size_t *live_bytes, const void **where)
+static int check_chunks(struct heap_seg *s, size_t *nfree, size_t *free_bytes, size_t *live, size_t *live_bytes,
+                        const void **where)
 {
     struct heap_chunk *c = seg_first(s), *fence = seg_fence(s);
     bool prev_inuse = true;
@@ -900,8 +896,8 @@ static int check_chunks(struct heap_seg *s, size_t *nfree, size_t *free_bytes,
     return 0;
 }
 
-static int check_small(struct heap *h, struct heap_seg *s, size_t *partial, size_t *pages,
-                       size_t *live, size_t *live_bytes, const void **where)
+static int check_small(struct heap *h, struct heap_seg *s, size_t *partial, size_t *pages, size_t *live,
+                       size_t *live_bytes, const void **where)
 {
     uint32_t nfree = 0;
     for (uint32_t i = 0; i < s->u.small.npages; i++) {
@@ -999,12 +995,12 @@ int heap_check(struct heap *h, const void **where)
 static struct heap default_heap;
 static struct mutex default_lock;
 
-#define LOCKED(expr)                                                     \
-    ({                                                                   \
-        mutex_lock(&default_lock);                                       \
-        __typeof__(expr) locked_result_ = (expr);                        \
-        mutex_unlock(&default_lock);                                     \
-        locked_result_;                                                  \
+#define LOCKED(expr)                                                                                                   \
+    ({                                                                                                                 \
+        mutex_lock(&default_lock);                                                                                     \
+        __typeof__(expr) locked_result_ = (expr);                                                                      \
+        mutex_unlock(&default_lock);                                                                                   \
+        locked_result_;                                                                                                \
     })
 
 void malloc_init(const struct malloc_backend *backend) { heap_init(&default_heap, backend); }

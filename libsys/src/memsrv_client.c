@@ -46,10 +46,7 @@ handle_t ms_endpoint(void)
     return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_MEMSRV] : HANDLE_NONE;
 }
 
-void ms_set_endpoint(handle_t ep)
-{
-    endpoint_override = ep;
-}
+void ms_set_endpoint(handle_t ep) { endpoint_override = ep; }
 
 static void msg_init(struct ipc_msg *m, enum ms_label label)
 {
@@ -59,8 +56,8 @@ static void msg_init(struct ipc_msg *m, enum ms_label label)
 }
 
 #define MS_RESTART_WAIT_NS (10ull * 1000 * 1000 * 1000)
-#define MS_RETRY_FIRST_NS (1ull * 1000 * 1000)
-#define MS_RETRY_MAX_NS (100ull * 1000 * 1000)
+#define MS_RETRY_FIRST_NS  (1ull * 1000 * 1000)
+#define MS_RETRY_MAX_NS    (100ull * 1000 * 1000)
 
 /* The server's answer, or the kernel's error when the call itself failed.
  * m was made by msg_init: its label, words and segment say it all. */
@@ -110,10 +107,7 @@ static int64_t call(struct ipc_msg *m)
 
 /* Whether m holds the server's reply (else the call failed in the kernel
  * and m is still the request). */
-static bool answered(const struct ipc_msg *m, int64_t result)
-{
-    return result >= 0 || m->label == (uint64_t)result;
-}
+static bool answered(const struct ipc_msg *m, int64_t result) { return result >= 0 || m->label == (uint64_t)result; }
 
 int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, struct ms_segment *out)
 {
@@ -158,8 +152,8 @@ int64_t ms_alloc_batch(unsigned count, uint64_t size, uint64_t align, unsigned f
     if (out == NULL || count > MS_BATCH_MAX)
         return -EINVAL;
     msg_init(&m, MS_ALLOC_BATCH);
-    ms_alloc_batch_req_put(&m, (struct ms_alloc_batch_req){ .count = count, .size = size, .align = align,
-                                                            .flags = flags });
+    ms_alloc_batch_req_put(&m,
+                           (struct ms_alloc_batch_req){ .count = count, .size = size, .align = align, .flags = flags });
     err = call(&m);
     if (err < 0)
         return err;
@@ -168,8 +162,7 @@ int64_t ms_alloc_batch(unsigned count, uint64_t size, uint64_t align, unsigned f
     memcpy(segs, m.payload, m.len);
     got = ms_alloc_batch_reply_get(&m).size;
     for (unsigned i = 0; i < count; i++)
-        out[i] = (struct ms_segment){ .handle = segs[i].handle, .addr = (void *)(uintptr_t)segs[i].vaddr,
-                                      .size = got };
+        out[i] = (struct ms_segment){ .handle = segs[i].handle, .addr = (void *)(uintptr_t)segs[i].vaddr, .size = got };
     return 0;
 }
 
@@ -205,10 +198,7 @@ static int64_t stats(enum ms_stats_kind kind, uint64_t which, void *out, size_t 
     return 0;
 }
 
-int64_t ms_stats_global(struct ms_stats_global *out)
-{
-    return stats(MS_STATS_GLOBAL, 0, out, sizeof(*out));
-}
+int64_t ms_stats_global(struct ms_stats_global *out) { return stats(MS_STATS_GLOBAL, 0, out, sizeof(*out)); }
 
 int64_t ms_stats_client(uint64_t pid, struct ms_stats_client *out)
 {
@@ -225,13 +215,10 @@ int64_t ms_stats_compaction(struct ms_stats_compaction *out)
     return stats(MS_STATS_COMPACTION, 0, out, sizeof(*out));
 }
 
-int64_t ms_stats_restart(struct ms_stats_restart *out)
-{
-    return stats(MS_STATS_RESTART, 0, out, sizeof(*out));
-}
+int64_t ms_stats_restart(struct ms_stats_restart *out) { return stats(MS_STATS_RESTART, 0, out, sizeof(*out)); }
 
-int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
-                   uint64_t *moves, uint64_t *bytes_moved)
+int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit, uint64_t *moves,
+                   uint64_t *bytes_moved)
 {
     struct ms_compact_req args = { .mode = mode };
     struct ms_compact_reply done = { 0 };

@@ -201,8 +201,9 @@ static const struct error_meaning names_meanings[] = {
     { NAMES_UNREGISTER, -ENOENT, "nothing is registered under that name" },
     { NAMES_REGISTRAR, -EPERM, "the registrar may not make registrars, or not for that name" },
     { NAMES_REGISTRAR, -ENOSPC, "no more registrars can be made" },
-    { 0, -EINVAL, "not a name: 1 to 32 characters, dot-separated parts of a-z, 0-9, '_' and '-', each starting "
-                  "with a letter" },
+    { 0, -EINVAL,
+      "not a name: 1 to 32 characters, dot-separated parts of a-z, 0-9, '_' and '-', each starting "
+      "with a letter" },
     { 0, -E2BIG, "longer than a name can be (32 characters)" },
     { 0, -EBADH, "this program was given no name-service endpoint" },
 };

@@ -39,8 +39,7 @@ static void close_caps(struct server *srv, struct ipc_msg *m, bool moved_only)
 {
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
         struct ipc_cap *c = &m->caps[i];
-        if (c->handle != HANDLE_NONE && (!moved_only || (c->flags & IPC_CAP_MOVE)) &&
-            sys_handle_close(c->handle) == 0)
+        if (c->handle != HANDLE_NONE && (!moved_only || (c->flags & IPC_CAP_MOVE)) && sys_handle_close(c->handle) == 0)
             COUNT(srv, caps_closed);
         c->handle = HANDLE_NONE;
     }

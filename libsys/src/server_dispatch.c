@@ -14,11 +14,15 @@
 
 #define COUNT(srv, field) __atomic_fetch_add(&(srv)->stats.field, 1, __ATOMIC_RELAXED)
 
-void server_init(struct server *srv, const char *name, handle_t ep, const struct server_op *ops, size_t nops,
-                 void *ctx)
+void server_init(struct server *srv, const char *name, handle_t ep, const struct server_op *ops, size_t nops, void *ctx)
 {
-    *srv = (struct server){ .name = name, .ep = ep, .ops = ops, .nops = nops, .ctx = ctx,
-                            .idle_ns = TIMEOUT_FOREVER, .log_limit = LOG_LIMIT_DEFAULT };
+    *srv = (struct server){ .name = name,
+                            .ep = ep,
+                            .ops = ops,
+                            .nops = nops,
+                            .ctx = ctx,
+                            .idle_ns = TIMEOUT_FOREVER,
+                            .log_limit = LOG_LIMIT_DEFAULT };
 }
 
 int64_t server_reply_payload(struct ipc_msg *reply, const void *data, size_t len)

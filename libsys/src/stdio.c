@@ -50,7 +50,4 @@ int printf(const char *fmt, ...)
     return n;
 }
 
-int puts(const char *s)
-{
-    return printf("%s\n", s);
-}
+int puts(const char *s) { return printf("%s\n", s); }

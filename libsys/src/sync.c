@@ -27,12 +27,15 @@ extern int *__errno_location(void);
 static int futex_wait(uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 {
     struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
-    long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns == TIMEOUT_FOREVER ? NULL : &ts,
-                     NULL, 0);
+    long r =
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, timeout_ns == TIMEOUT_FOREVER ? NULL : &ts, NULL, 0);
     return r == 0 ? 0 : *__errno_location() == LINUX_ETIMEDOUT ? -ETIMEDOUT : -EAGAIN;
 }
 
-static void futex_wake(uint32_t *word, int count) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0); }
+static void futex_wake(uint32_t *word, int count)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
 #else
 #include <libsys/syscall.h>
 

@@ -50,15 +50,9 @@ void test_skip(struct test_run *r, const char *name, const char *fmt, ...)
     printf(CONSOLE_SKIP " %s.%s: %s\n", r->group, name, reason);
 }
 
-void test_exit(struct test_run *r)
-{
-    sys_exit(TEST_STATUS(r->passed, r->failed, r->skipped));
-}
+void test_exit(struct test_run *r) { sys_exit(TEST_STATUS(r->passed, r->failed, r->skipped)); }
 
-uint64_t test_budget_ns(const struct test_run *r, uint64_t units)
-{
-    return r->pace_ns * units;
-}
+uint64_t test_budget_ns(const struct test_run *r, uint64_t units) { return r->pace_ns * units; }
 
 uint64_t test_rand(struct test_run *r)
 {
@@ -68,7 +62,4 @@ uint64_t test_rand(struct test_run *r)
     return r->rng * 0x2545f4914f6cdd1dull;
 }
 
-handle_t test_dma_device(void)
-{
-    return libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
-}
+handle_t test_dma_device(void) { return libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE; }

@@ -116,20 +116,22 @@ static bool console_endpoint(const struct server *srv, uint64_t badge)
  * segment (nothing here takes one: it goes back), a payload where none is
  * taken, or a word past its request's struct (proto/init.h) that is not 0;
  * the console's requests on another endpoint get -EPERM. */
-#define CHECKED (SERVER_OP_SEG_REFUSED | SERVER_OP_NO_PAYLOAD | SERVER_OP_WORDS)
-#define CONSOLE SERVER_OP_TRUSTED
+#define CHECKED    (SERVER_OP_SEG_REFUSED | SERVER_OP_NO_PAYLOAD | SERVER_OP_WORDS)
+#define CONSOLE    SERVER_OP_TRUSTED
 #define WORDS(req) PROTO_WORDS_USED(req)
 
 /* What every endpoint serves; ms_fault is the INIT_MS_FAULT handler. */
-#define SERVICE_OPS(ms_fault)                                                                        \
-    { INIT_POWEROFF, poweroff, "poweroff", CHECKED, WORDS(init_poweroff_req) },                      \
-    { INIT_MS_RESTART, supervise_restart, "ms_restart", CHECKED, WORDS(init_ms_restart_req) },       \
-    { INIT_MS_STATUS, supervise_status, "ms_status", CHECKED, 0 },                                   \
-    { INIT_MS_FAULT, ms_fault, "ms_fault", CHECKED, WORDS(ms_fault_req) },                           \
-    { INIT_RUN, programs_run, "run", CONSOLE | SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },         \
-    { INIT_PS, programs_ps, "ps", CONSOLE | CHECKED, WORDS(init_cursor_req) },                       \
-    { INIT_KILL, programs_kill, "kill", CONSOLE | CHECKED, WORDS(init_kill_req) },                   \
-    { INIT_PROGRAMS, programs_list, "programs", CONSOLE | CHECKED, WORDS(init_cursor_req) }
+#define SERVICE_OPS(ms_fault)                                                                                          \
+    { INIT_POWEROFF, poweroff, "poweroff", CHECKED, WORDS(init_poweroff_req) },                                        \
+        { INIT_MS_RESTART, supervise_restart, "ms_restart", CHECKED, WORDS(init_ms_restart_req) },                     \
+        { INIT_MS_STATUS, supervise_status, "ms_status", CHECKED, 0 },                                                 \
+        { INIT_MS_FAULT, ms_fault, "ms_fault", CHECKED, WORDS(ms_fault_req) },                                         \
+        { INIT_RUN, programs_run, "run", CONSOLE | SERVER_OP_SEG_REFUSED | SERVER_OP_WORDS, 0 },                       \
+        { INIT_PS, programs_ps, "ps", CONSOLE | CHECKED, WORDS(init_cursor_req) },                                     \
+        { INIT_KILL, programs_kill, "kill", CONSOLE | CHECKED, WORDS(init_kill_req) },                                 \
+    {                                                                                                                  \
+        INIT_PROGRAMS, programs_list, "programs", CONSOLE | CHECKED, WORDS(init_cursor_req)                            \
+    }
 
 static const struct server_op program_ops[] = { SERVICE_OPS(delegate_only) };
 
@@ -147,7 +149,7 @@ static const struct server_op delegate_ops[] = {
  * thread of init serves each one.
  */
 #define SERVICE_THREADS_MAX 16
-#define SERVICE_STACK_SIZE 16384
+#define SERVICE_STACK_SIZE  16384
 
 static uint8_t service_stacks[SERVICE_THREADS_MAX][SERVICE_STACK_SIZE] __attribute__((aligned(16)));
 static struct service services[SERVICE_THREADS_MAX];

@@ -14,8 +14,8 @@
 
 /* How a program is started. */
 enum start_kind {
-    START_BOOT,    /* at boot: it gets an endpoint to init (PARENT) */
-    START_RUN,     /* by the console's INIT_RUN */
+    START_BOOT, /* at boot: it gets an endpoint to init (PARENT) */
+    START_RUN,  /* by the console's INIT_RUN */
 };
 
 /* The name service's endpoints, kept by init to hand out (send, grant):

@@ -27,10 +27,10 @@ handle_t names_service = HANDLE_NONE, names_root = HANDLE_NONE;
 
 struct child {
     bool used;
-    bool ending;        /* INIT_KILL is waiting for it: not reaped by others */
-    handle_t proc;      /* every right */
+    bool ending;   /* INIT_KILL is waiting for it: not reaped by others */
+    handle_t proc; /* every right */
     uint64_t pid;
-    unsigned flags;     /* INIT_PS_* */
+    unsigned flags; /* INIT_PS_* */
     char name[ABI_MODULE_NAME_MAX];
 };
 
@@ -109,8 +109,8 @@ void programs_start_names(void)
     struct abi_handle_info hi = { 0 };
     sys_handle_info((handle_t)h, &hi);
     mutex_lock(&lock);
-    children[0] = (struct child){ .used = true, .proc = (handle_t)h, .pid = hi.id, .flags = INIT_PS_BOOT,
-                                  .name = "names" };
+    children[0] =
+        (struct child){ .used = true, .proc = (handle_t)h, .pid = hi.id, .flags = INIT_PS_BOOT, .name = "names" };
     mutex_unlock(&lock);
     printf("init: started names (pid %#lx)\n", hi.id);
 }
@@ -208,8 +208,9 @@ int64_t programs_spawn(const struct abi_module_info *info, const char *args, enu
     } else {
         struct abi_handle_info hi = { 0 };
         sys_handle_info((handle_t)h, &hi);
-        children[slot] = (struct child){ .used = true, .proc = (handle_t)h, .pid = hi.id,
-                                         .flags = kind == START_BOOT ? INIT_PS_BOOT : INIT_PS_RUN };
+        children[slot] = (struct child){
+            .used = true, .proc = (handle_t)h, .pid = hi.id, .flags = kind == START_BOOT ? INIT_PS_BOOT : INIT_PS_RUN
+        };
         strlcpy(children[slot].name, info->name, sizeof(children[slot].name));
     }
     mutex_unlock(&lock);

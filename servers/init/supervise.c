@@ -31,7 +31,7 @@
 
 #include "supervise.h"
 
-#define BACKOFF_FIRST_NS (25ul * NS_PER_MS)
+#define BACKOFF_FIRST_NS      (25ul * NS_PER_MS)
 #define SUPERVISOR_STACK_SIZE 16384
 
 static uint8_t supervisor_stack[SUPERVISOR_STACK_SIZE] __attribute__((aligned(16)));
@@ -40,16 +40,16 @@ static uint8_t supervisor_stack[SUPERVISOR_STACK_SIZE] __attribute__((aligned(16
 static struct {
     struct mutex lock;
     struct condvar restarted;
-    bool active;             /* a supervisor thread runs */
-    handle_t server;         /* memsrv's process; HANDLE_NONE while it is down */
-    bool answered;           /* the server running has answered init (or started at boot) */
-    bool asked;              /* the end now awaited is one init asked for */
-    uint64_t restarts;       /* successors that answered init */
-    uint64_t last_number;    /* the last one's memsrv.restart=N */
-    int64_t last_status;     /* how the last server ended */
+    bool active;          /* a supervisor thread runs */
+    handle_t server;      /* memsrv's process; HANDLE_NONE while it is down */
+    bool answered;        /* the server running has answered init (or started at boot) */
+    bool asked;           /* the end now awaited is one init asked for */
+    uint64_t restarts;    /* successors that answered init */
+    uint64_t last_number; /* the last one's memsrv.restart=N */
+    int64_t last_status;  /* how the last server ended */
     uint64_t last_recovery_ns;
     uint64_t crash_ns[INIT_MS_CRASHES_MAX]; /* the latest crashes, a ring */
-    unsigned crashes;        /* ever */
+    unsigned crashes;                       /* ever */
 } sup;
 
 static void describe_end(int64_t status, char *out, size_t len)
@@ -75,8 +75,7 @@ static unsigned crashes_in_window(uint64_t now)
 
 static __attribute__((noreturn)) void give_up(const char *why)
 {
-    printf("init: giving up on the memory server: %s; powering off with status %d\n", why,
-           INIT_SHUTDOWN_MEMSRV_LOST);
+    printf("init: giving up on the memory server: %s; powering off with status %d\n", why, INIT_SHUTDOWN_MEMSRV_LOST);
     sys_shutdown(INIT_SHUTDOWN_MEMSRV_LOST);
     for (;;)
         sys_sleep(TIMEOUT_FOREVER);
@@ -162,8 +161,7 @@ static void supervise(uint64_t unused)
         mutex_unlock(&sup.lock);
         err = sys_proc_wait(server, TIMEOUT_FOREVER, &status);
         if (err < 0) {
-            printf("init: cannot wait for the memory server (%s): it is not supervised\n",
-                   sys_strerror(err));
+            printf("init: cannot wait for the memory server (%s): it is not supervised\n", sys_strerror(err));
             mutex_lock(&sup.lock);
             sup.active = false;
             condvar_broadcast(&sup.restarted);
@@ -236,9 +234,9 @@ int64_t supervise_restart(struct server *srv, struct ipc_msg *req, struct ipc_ms
             err = -ENOSYS; /* the supervisor stopped */
     }
     if (err == 0)
-        init_ms_restart_reply_put(reply, (struct init_ms_restart_reply){
-                                             .restart = target,
-                                             .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
+        init_ms_restart_reply_put(
+            reply, (struct init_ms_restart_reply){
+                       .restart = target, .recovery_ns = (flags & INIT_MS_RESTART_WAIT) ? sup.last_recovery_ns : 0 });
     mutex_unlock(&sup.lock);
     return err;
 }
@@ -248,11 +246,10 @@ int64_t supervise_status(struct server *srv, struct ipc_msg *req, struct ipc_msg
     (void)srv;
     (void)req;
     mutex_lock(&sup.lock);
-    init_ms_status_reply_put(reply, (struct init_ms_status_reply){
-                                        .restarts = sup.restarts,
-                                        .last_status = (uint64_t)sup.last_status,
-                                        .crashes = crashes_in_window(sys_clock()),
-                                        .recovery_ns = sup.last_recovery_ns });
+    init_ms_status_reply_put(reply, (struct init_ms_status_reply){ .restarts = sup.restarts,
+                                                                   .last_status = (uint64_t)sup.last_status,
+                                                                   .crashes = crashes_in_window(sys_clock()),
+                                                                   .recovery_ns = sup.last_recovery_ns });
     mutex_unlock(&sup.lock);
     return 0;
 }

@@ -141,7 +141,7 @@ static int get(handle_t store, const char *key)
     return 0;
 }
 
-static int delete(handle_t store, const char *key)
+static int delete (handle_t store, const char *key)
 {
     struct ipc_msg m;
     int refusal = key_call(store, "delete", KV_DELETE, key, &m);
@@ -217,9 +217,9 @@ int main(int argc, char **argv)
                names_error_meaning(err == -ETIMEDOUT ? NAMES_WAIT : NAMES_LOOKUP, err));
         return 3;
     }
-    int status = verb[0] == 'p' ? put(store, argv[i + 1], argv[i + 2])
+    int status = verb[0] == 'p'   ? put(store, argv[i + 1], argv[i + 2])
                  : verb[0] == 'g' ? get(store, argv[i + 1])
-                 : verb[0] == 'd' ? delete(store, argv[i + 1])
+                 : verb[0] == 'd' ? delete (store, argv[i + 1])
                                   : list(store);
     sys_handle_close(store);
     return status;

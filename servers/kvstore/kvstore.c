@@ -26,18 +26,14 @@ struct kvstore {
 
 static struct kvstore *state(struct server *srv) { return srv->ctx; }
 
-static bool key_ok(const struct ipc_msg *req)
-{
-    return req->len >= 1 && req->len <= KV_KEY_MAX;
-}
+static bool key_ok(const struct ipc_msg *req) { return req->len >= 1 && req->len <= KV_KEY_MAX; }
 
 static int64_t op_put(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)
 {
     struct kvstore *kv = state(srv);
     uint64_t len = kv_put_req_get(req).len, id;
     bool replaced;
-    if (!key_ok(req) || req->seg_addr == 0 || len == 0 || len > req->seg_size ||
-        len > KV_VALUE_MAX)
+    if (!key_ok(req) || req->seg_addr == 0 || len == 0 || len > req->seg_size || len > KV_VALUE_MAX)
         return -EINVAL;
     struct kv_value v = { req->seg, (const void *)req->seg_addr, req->seg_size, len };
     int err = store_put(&kv->store, req->payload, req->len, &v, &id, &replaced);

@@ -110,8 +110,8 @@ int store_put(struct kv_store *s, const uint8_t *key, size_t len, const struct k
               bool *replaced)
 {
     size_t i = lower_bound(s, key, len, false);
-    struct kv_entry *old = i < s->count && key_cmp(s->index[i]->key, s->index[i]->key_len, key, len) == 0
-                               ? s->index[i] : NULL;
+    struct kv_entry *old =
+        i < s->count && key_cmp(s->index[i]->key, s->index[i]->key_len, key, len) == 0 ? s->index[i] : NULL;
     if (old == NULL && s->count == KV_KEYS_MAX)
         return -ENOSPC;
     int err = id_alloc(s, id);

@@ -16,12 +16,12 @@
 
 struct kv_entry {
     uint64_t id;
-    handle_t seg;        /* the value's segment, held by the server */
-    const void *addr;    /* where it is mapped here */
+    handle_t seg;     /* the value's segment, held by the server */
+    const void *addr; /* where it is mapped here */
     uint64_t seg_size;
-    uint64_t len;        /* the value's bytes, <= seg_size */
+    uint64_t len; /* the value's bytes, <= seg_size */
     uint8_t key_len;
-    uint8_t key[];       /* key_len bytes */
+    uint8_t key[]; /* key_len bytes */
 };
 
 struct kv_store {

@@ -19,13 +19,13 @@
 #include <libsys/syscall.h>
 #include "memctl.h"
 
-#define JOBS_MAX 16
-#define POLL_NS (20ull * 1000 * 1000) /* how often a foreground program's end is checked while reading */
+#define JOBS_MAX     16
+#define POLL_NS      (20ull * 1000 * 1000) /* how often a foreground program's end is checked while reading */
 #define PROGRAMS_MAX 64
 
 struct job {
     bool used;
-    handle_t proc;     /* CONTROL and WAIT, from init */
+    handle_t proc; /* CONTROL and WAIT, from init */
     uint64_t pid;
     char name[32];
 };
@@ -263,8 +263,8 @@ static uint64_t pid_argument(const char *word)
     } while (cursor != 0);
     if (matches == 1)
         return found;
-    printf("error: kill: %s '%s' (give a pid; try ps)\n", matches ? "several programs are named" : "no program is named",
-           word);
+    printf("error: kill: %s '%s' (give a pid; try ps)\n",
+           matches ? "several programs are named" : "no program is named", word);
     return 0;
 }
 
@@ -320,7 +320,7 @@ static const struct {
     enum abi_resource resource;
     bool bytes;
 } resources[] = {
-    { "memory", RES_MEMORY, true },   { "kmem", RES_KMEM, true },       { "processes", RES_PROCESSES, false },
+    { "memory", RES_MEMORY, true },    { "kmem", RES_KMEM, true },     { "processes", RES_PROCESSES, false },
     { "threads", RES_THREADS, false }, { "pinned", RES_PINNED, true },
 };
 #define RESOURCE_COUNT (sizeof(resources) / sizeof(resources[0]))
@@ -362,10 +362,9 @@ void cmd_quota(int argc, char **argv)
         while (r < RESOURCE_COUNT && strcmp(resources[r].name, argv[2]) != 0)
             r++;
         uint64_t limit;
-        bool ok = r < RESOURCE_COUNT &&
-                  (strcmp(argv[3], "none") == 0 ? (limit = ABI_LIMIT_NONE, true)
-                   : resources[r].bytes         ? parse_size_word(argv[3], &limit)
-                                                : parse_number_word(argv[3], &limit));
+        bool ok = r < RESOURCE_COUNT && (strcmp(argv[3], "none") == 0 ? (limit = ABI_LIMIT_NONE, true)
+                                         : resources[r].bytes         ? parse_size_word(argv[3], &limit)
+                                                                      : parse_number_word(argv[3], &limit));
         if (!ok) {
             print_usage("quota");
             return;

@@ -10,8 +10,8 @@
 #include <common/string.h>
 #include "lineedit.h"
 
-#define CTRL(c) ((c) & 0x1f)
-#define BELL "\a"
+#define CTRL(c) ((c)&0x1f)
+#define BELL    "\a"
 
 static void out(struct lineedit *le, const char *s, size_t n)
 {
@@ -278,8 +278,14 @@ static void escape_key(struct lineedit *le, int final)
     switch (final) {
     case 'A': history_up(le); break;
     case 'B': history_down(le); break;
-    case 'C': if (le->cursor < le->len) move_to(le, le->cursor + 1); break;
-    case 'D': if (le->cursor > 0) move_to(le, le->cursor - 1); break;
+    case 'C':
+        if (le->cursor < le->len)
+            move_to(le, le->cursor + 1);
+        break;
+    case 'D':
+        if (le->cursor > 0)
+            move_to(le, le->cursor - 1);
+        break;
     case 'H': move_to(le, 0); break;
     case 'F': move_to(le, le->len); break;
     case '~':
@@ -298,8 +304,7 @@ static void escape_key(struct lineedit *le, int final)
 static bool in_escape(struct lineedit *le, int c)
 {
     switch (le->escape) {
-    case LE_ESC_NONE:
-        return false;
+    case LE_ESC_NONE: return false;
     case LE_ESC_START:
         le->escape = c == '[' ? LE_ESC_CSI : c == 'O' ? LE_ESC_SS3 : LE_ESC_NONE;
         le->csi_len = 0;
@@ -345,20 +350,20 @@ const char *le_line(const struct lineedit *le) { return le->line; }
 static void edit_key(struct lineedit *le, int c)
 {
     switch (c) {
-    case 0x1b:
-        le->escape = LE_ESC_START;
-        break;
+    case 0x1b: le->escape = LE_ESC_START; break;
     case 0x7f:
-    case '\b':
-        erase_back(le);
-        break;
-    case CTRL('D'):
-        erase_here(le);
-        break;
+    case '\b': erase_back(le); break;
+    case CTRL('D'): erase_here(le); break;
     case CTRL('A'): move_to(le, 0); break;
     case CTRL('E'): move_to(le, le->len); break;
-    case CTRL('B'): if (le->cursor > 0) move_to(le, le->cursor - 1); break;
-    case CTRL('F'): if (le->cursor < le->len) move_to(le, le->cursor + 1); break;
+    case CTRL('B'):
+        if (le->cursor > 0)
+            move_to(le, le->cursor - 1);
+        break;
+    case CTRL('F'):
+        if (le->cursor < le->len)
+            move_to(le, le->cursor + 1);
+        break;
     case CTRL('P'): history_up(le); break;
     case CTRL('N'): history_down(le); break;
     case CTRL('K'):
@@ -406,8 +411,6 @@ enum le_result le_feed(struct lineedit *le, int c)
         move_to(le, le->len);
         outs(le, "^C\n");
         return LE_INTERRUPT;
-    default:
-        edit_key(le, c);
-        return LE_MORE;
+    default: edit_key(le, c); return LE_MORE;
     }
 }

@@ -29,15 +29,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define LE_LINE_MAX 511u
-#define LE_HISTORY 32u
+#define LE_LINE_MAX       511u
+#define LE_HISTORY        32u
 #define LE_CANDIDATES_MAX 64u
 
 enum le_result {
-    LE_MORE,        /* keep feeding */
-    LE_LINE,        /* a line is complete: le_line() */
-    LE_INTERRUPT,   /* ^C dropped the line */
-    LE_TOO_LONG,    /* Enter after more than LE_LINE_MAX characters: nothing to run */
+    LE_MORE,      /* keep feeding */
+    LE_LINE,      /* a line is complete: le_line() */
+    LE_INTERRUPT, /* ^C dropped the line */
+    LE_TOO_LONG,  /* Enter after more than LE_LINE_MAX characters: nothing to run */
 };
 
 typedef void (*le_write_fn)(void *ctx, const char *s, size_t n);
@@ -57,17 +57,17 @@ struct lineedit {
 
     char line[LE_LINE_MAX + 1];
     size_t len, cursor;
-    bool overflow;        /* characters were refused: the line is too long */
-    bool tabbed;          /* the last key was a Tab that completed nothing */
-    bool after_cr;        /* a LF right after a CR ends no second line */
+    bool overflow; /* characters were refused: the line is too long */
+    bool tabbed;   /* the last key was a Tab that completed nothing */
+    bool after_cr; /* a LF right after a CR ends no second line */
     enum le_escape escape;
-    char csi[8];          /* parameter bytes of an ESC [ sequence */
+    char csi[8]; /* parameter bytes of an ESC [ sequence */
     size_t csi_len;
 
     char history[LE_HISTORY][LE_LINE_MAX + 1];
-    size_t history_count; /* lines kept, at most LE_HISTORY */
-    size_t history_next;  /* where the next line goes (a ring) */
-    size_t browse;        /* 0: editing a new line; k: the k-th newest history line shown */
+    size_t history_count;        /* lines kept, at most LE_HISTORY */
+    size_t history_next;         /* where the next line goes (a ring) */
+    size_t browse;               /* 0: editing a new line; k: the k-th newest history line shown */
     char draft[LE_LINE_MAX + 1]; /* the new line, kept while browsing */
 };
 

@@ -25,8 +25,8 @@
 #include "memctl.h"
 
 #define MEMCTL_WORDS_MAX 32
-#define MEMCTL_PROMPT "memctl> "
-#define TYPEAHEAD_MAX 1024
+#define MEMCTL_PROMPT    "memctl> "
+#define TYPEAHEAD_MAX    1024
 
 /* ------------------------------------------------------------- helpers */
 
@@ -104,10 +104,12 @@ static const struct command commands[] = {
     { "move", cmd_move, "move ID", "ask memsrv to move the segment elsewhere in memory, contents kept" },
     { "list", cmd_list, "list", "the segments memctl holds, with their current physical bases" },
     { "stats", cmd_stats, "stats", "memsrv's global statistics and memctl's own account" },
-    { "map", cmd_map, "map [COLUMNS]", "memsrv's picture of physical memory ('.' free '#' used 'L' locked 'K' kernel)" },
+    { "map", cmd_map, "map [COLUMNS]",
+      "memsrv's picture of physical memory ('.' free '#' used 'L' locked 'K' kernel)" },
     { "compact", cmd_compact, "compact [full|step|SIZE]",
       "compaction: a whole pass, one background step, or room for SIZE at 2 MiB alignment" },
-    { "restart", cmd_restart, "restart", "restart the memory server (as after a crash); the segments held stay intact" },
+    { "restart", cmd_restart, "restart",
+      "restart the memory server (as after a crash); the segments held stay intact" },
     { "zoom", cmd_zoom, "zoom ADDR [4k|64k]", "16 rows of the map from ADDR, 4 KiB or 64 KiB a character" },
     { "watch", cmd_watch, "watch [SECONDS] [zoom ADDR [4k|64k]]",
       "redraw the map (or a zoom) twice a second while compaction runs (default 5 s)" },

@@ -173,17 +173,17 @@ void cmd_pin(int argc, char **argv)
     }
     if (pin) {
         h->phys_seen = (uint64_t)result;
-        printf("pin: ID %u pinned at phys %#lx (depth %u): it cannot move or be freed until unpinned\n",
-               id_of(h), (uint64_t)result, pin_depth(h));
+        printf("pin: ID %u pinned at phys %#lx (depth %u): it cannot move or be freed until unpinned\n", id_of(h),
+               (uint64_t)result, pin_depth(h));
     } else {
         uint32_t depth = pin_depth(h);
-        struct abi_seg_info info = {0};
+        struct abi_seg_info info = { 0 };
         sys_seg_info(h->seg.handle, &info);
         printf("unpin: ID %u %s\n", id_of(h),
-               depth                          ? "still pinned (pins nest)"
+               depth                         ? "still pinned (pins nest)"
                : (info.flags & SEG_INFO_DMA) ? "is unpinned; its device may still reach it until it is quiesced "
-                                                "(no IOMMU), so it stays put"
-                                              : "is movable again");
+                                               "(no IOMMU), so it stays put"
+                                             : "is movable again");
     }
 }
 
@@ -279,14 +279,16 @@ static void print_compaction_stats(void)
     }
     uint64_t all = c.bg_bytes + c.direct_bytes;
     printf("stats: compaction: %lu moves (%s) in the background, %lu (%s) direct: %lu per mille in the "
-           "background\n", c.bg_moves, SIZE_TEXT(c.bg_bytes), c.direct_moves, SIZE_TEXT(c.direct_bytes),
+           "background\n",
+           c.bg_moves, SIZE_TEXT(c.bg_bytes), c.direct_moves, SIZE_TEXT(c.direct_bytes),
            all != 0 ? c.bg_bytes * 1000 / all : 0);
     printf("stats: compaction: compactor busy %lu ms in %lu steps, holding the books %lu us at most; "
            "%lu direct plans (%lu over budget), %lu demand runs, %lu realigned, %lu yielded\n",
            c.busy_ns / 1000000, c.steps, c.hold_max_ns / 1000, c.direct_plans, c.over_budget, c.demand_runs,
            c.realigned, c.yielded);
     printf("stats: compaction: %lu requests waited on it, the longest %lu us, p99 under %lu us; %lu asked to "
-           "wait\n", c.waits, c.wait_max_ns / 1000, c.wait_p99_ns / 1000, c.waited_requests);
+           "wait\n",
+           c.waits, c.wait_max_ns / 1000, c.wait_p99_ns / 1000, c.waited_requests);
 }
 
 void cmd_stats(int argc, char **argv)
@@ -317,7 +319,7 @@ void cmd_stats(int argc, char **argv)
         return;
     }
     /* Its limit is the kernel's: what init allowed this console's subtree. */
-    struct abi_account account = {0};
+    struct abi_account account = { 0 };
     sys_account_info(HANDLE_SELF, &account);
     uint64_t limit = account.limit[RES_MEMORY];
     printf("stats: memctl (pid %#lx): %s in %lu segments, limit %s; %lu allocs, %lu frees, %lu failures\n", c.pid,
@@ -372,7 +374,6 @@ void cmd_compact(int argc, char **argv)
     printf("\n");
 }
 
-
 void cmd_move(int argc, char **argv)
 {
     struct held_segment *h = id_argument(argc, argv);
@@ -426,7 +427,7 @@ void cmd_zoom(int argc, char **argv)
         print_error("zoom", err, ms_error_meaning(MS_MAP, err));
 }
 
-#define WATCH_FRAME_NS (500ull * 1000 * 1000)
+#define WATCH_FRAME_NS    (500ull * 1000 * 1000)
 #define WATCH_SECONDS_MAX 120u
 
 /* Redraws the map (or a zoom) twice a second for SECONDS, with the
@@ -438,8 +439,8 @@ void cmd_watch(int argc, char **argv)
     if (argc >= 2 && parse_number_word(argv[1], &seconds))
         zoom_at = 2;
     if (seconds == 0 || seconds > WATCH_SECONDS_MAX ||
-        (argc > zoom_at && (strcmp(argv[zoom_at], "zoom") != 0 ||
-                            !parse_zoom(argc, argv, zoom_at + 1, &base, &per_char)))) {
+        (argc > zoom_at &&
+         (strcmp(argv[zoom_at], "zoom") != 0 || !parse_zoom(argc, argv, zoom_at + 1, &base, &per_char)))) {
         print_usage("watch");
         return;
     }

@@ -14,10 +14,7 @@
 
 #include "ms_server.h"
 
-static uint64_t round_granule(uint64_t size)
-{
-    return (size + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
-}
+static uint64_t round_granule(uint64_t size) { return (size + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1); }
 
 static bool valid_alignment(uint64_t align)
 {
@@ -28,8 +25,7 @@ static bool valid_alignment(uint64_t align)
  * (never for NOWAIT), the compactor told to prepare room like it when the
  * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
  * Returns span_alloc's answer after all that. */
-static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t index,
-                     uint64_t *base)
+static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t index, uint64_t *base)
 {
     bool large = sreq->size >= ms->span.large_size || sreq->align >= ms->span.large_size;
     bool wanted = large || sreq->limit != 0; /* the demand worth preparing for */
@@ -47,8 +43,7 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
      * segments (up to 4 slots each): with only the spare slots it would
      * judge most windows impossible and move far more than it needs to. */
     books_reserve(ms, MS_PLAN_SLOTS, 0);
-    if (compact_targeted(ms, sreq->size, sreq->align, sreq->limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES,
-                         NULL, NULL) == 0)
+    if (compact_targeted(ms, sreq->size, sreq->align, sreq->limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES, NULL, NULL) == 0)
         err = span_alloc(&ms->span, sreq, index, base);
     if (wanted || err != 0)
         ticket = compact_demand(ms, sreq->size, sreq->align, sreq->limit);
@@ -68,8 +63,8 @@ static void count_failure(struct memsrv *ms, struct ms_client *c)
  * 0 with the caller's client index and the span request for one segment,
  * or -E* with nothing changed (a failure counted against a known client).
  */
-static int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *args, uint64_t badge,
-                           uint32_t *client, struct span_request *sreq)
+static int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *args, uint64_t badge, uint32_t *client,
+                           struct span_request *sreq)
 {
     uint64_t size = args->size, align = args->align, flags = args->flags, large = ms->span.large_size;
 
@@ -91,16 +86,17 @@ static int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *args, u
         align = large;
     /* A large segment asked for without MS_ALLOC_LARGE may land at 4 KiB
      * alignment under pressure; background realignment fixes it later. */
-    *sreq = (struct span_request){ .size = size, .align = align, .limit = args->limit,
-                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE)
-                                                ? SPAN_LARGE_OK : 0 };
+    *sreq = (struct span_request){ .size = size,
+                                   .align = align,
+                                   .limit = args->limit,
+                                   .flags = size >= large && !(flags & MS_ALLOC_LARGE) ? SPAN_LARGE_OK : 0 };
     return 0;
 }
 
 /* A record and a span for sreq (compacting as flags allow): 0 with both
  * booked, or -E* with neither. */
-static int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags,
-                       uint32_t *index, uint64_t *base)
+static int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint32_t *index,
+                       uint64_t *base)
 {
     int err;
 
@@ -129,8 +125,8 @@ static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
  * kernel made a segment the server cannot name: its span stays booked,
  * charged to nobody, rather than be handed out twice.
  */
-static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index,
-                            uint64_t base, uint64_t size, handle_t *handle, uint64_t *sid)
+static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index, uint64_t base,
+                            uint64_t size, handle_t *handle, uint64_t *sid)
 {
     int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge, sid);
 
@@ -142,14 +138,13 @@ static int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t bad
             c->quota_refusals++;
             return h;
         }
-        ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld",
-               (unsigned long long)base, (unsigned long long)size, (long long)h);
+        ms_log(ms, "memsrv: kernel refused a segment at %#llx+%#llx: %lld", (unsigned long long)base,
+               (unsigned long long)size, (long long)h);
         count_failure(ms, c);
         return -ENOMEM;
     }
     if (*sid == 0) {
-        ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked",
-               (unsigned long long)base);
+        ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked", (unsigned long long)base);
         books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, size, MS_NO_CLIENT);
         c->failures++;
         return -ENOMEM;
@@ -169,8 +164,8 @@ static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uin
         alloc_unplace(ms, index, base);
         return;
     }
-    ms_log(ms, "memsrv: destroying unused sid %llu failed: %lld; its span stays booked",
-           (unsigned long long)sid, (long long)err);
+    ms_log(ms, "memsrv: destroying unused sid %llu failed: %lld; its span stays booked", (unsigned long long)sid,
+           (long long)err);
     books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, size, MS_NO_CLIENT);
 }
 
@@ -215,8 +210,7 @@ int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     const struct ms_alloc_batch_req args = ms_alloc_batch_req_get(req);
-    const struct ms_alloc_req one = { .size = args.size, .align = args.align,
-                                      .flags = args.flags | MS_ALLOC_NOWAIT };
+    const struct ms_alloc_req one = { .size = args.size, .align = args.align, .flags = args.flags | MS_ALLOC_NOWAIT };
     struct abi_seg_give give[MS_BATCH_MAX];
     struct ms_batch_seg segs[MS_BATCH_MAX];
     uint32_t index[MS_BATCH_MAX], client;
@@ -227,8 +221,7 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
     handle_t h;
     int64_t err;
 
-    if (args.count == 0 || args.count > MS_BATCH_MAX ||
-        (args.flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_NOWAIT)))
+    if (args.count == 0 || args.count > MS_BATCH_MAX || (args.flags & ~(uint64_t)(MS_ALLOC_LARGE | MS_ALLOC_NOWAIT)))
         return -EINVAL;
     err = alloc_check(ms, &one, req->badge, &client, &sreq);
     if (err != 0)
@@ -243,8 +236,7 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
         if ((err = alloc_place(ms, &sreq, one.flags, &index[placed], &base[placed])) != 0)
             break;
     for (; err == 0 && made < args.count; made++)
-        if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h,
-                                &give[made].sid)) != 0) {
+        if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h, &give[made].sid)) != 0) {
             refused = made; /* alloc_create undid it and counted the failure */
             break;
         }
@@ -282,8 +274,8 @@ int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         return -EINVAL;
     rec = books_settled(ms, info.sid);
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
-        ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know",
-               (unsigned long long)req->badge, (unsigned long long)info.sid);
+        ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know", (unsigned long long)req->badge,
+               (unsigned long long)info.sid);
         return -ENOENT;
     }
     err = books_destroy(ms, rec, "freed");
@@ -320,8 +312,8 @@ int64_t req_free_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *r
     for (i = 0; i < count; i++) {
         rec = books_settled(ms, v[i].sid);
         if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
-            ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know",
-                   (unsigned long long)req->badge, (unsigned long long)v[i].sid);
+            ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know", (unsigned long long)req->badge,
+                   (unsigned long long)v[i].sid);
             continue;
         }
         books_destroyed(ms, rec, (int64_t)v[i].result, "freed");
@@ -346,8 +338,8 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     int64_t err;
 
     /* A sid the caller does not hold gets the same answer as no sid. */
-    if (rec == NULL || rec->kind != MS_REC_SEGMENT ||
-        ms->k->seg_query(ms->k->ctx, rec->sid, &info) != 0 || info.owner_pid != req->badge)
+    if (rec == NULL || rec->kind != MS_REC_SEGMENT || ms->k->seg_query(ms->k->ctx, rec->sid, &info) != 0 ||
+        info.owner_pid != req->badge)
         return -ENOENT;
     if (rec->flags & MS_REC_QUARANTINED)
         return -EBUSY;
@@ -402,4 +394,3 @@ int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply
     err = books_destroy(ms, rec, "revoked");
     return err < 0 ? err : 0; /* destroying it took the handle h */
 }
-

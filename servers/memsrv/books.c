@@ -42,9 +42,9 @@
 /* Clients can make the server log (malformed requests, refusals, frees of
  * quarantined memory): past a burst, lines are counted, not printed, and
  * the count is reported when printing resumes. */
-#define LOG_BURST 32u
+#define LOG_BURST      32u
 #define LOG_PER_SECOND 8u
-#define LOG_WINDOW_NS 1000000000ull
+#define LOG_WINDOW_NS  1000000000ull
 
 static bool log_admit(struct memsrv *ms)
 {
@@ -148,8 +148,7 @@ static void hash_remove(struct memsrv *ms, uint32_t index)
     }
     /* Backward shift: pull later entries of the probe run into the gap
      * when their home slot does not lie cyclically in (gap, entry]. */
-    for (next = (slot + 1) & ms->hash_mask; ms->sid_hash[next] != 0;
-         next = (next + 1) & ms->hash_mask) {
+    for (next = (slot + 1) & ms->hash_mask; ms->sid_hash[next] != 0; next = (next + 1) & ms->hash_mask) {
         uint32_t home = sid_slot(ms, ms->recs[ms->sid_hash[next] - 1].sid);
         bool stays = slot <= next ? (home > slot && home <= next) : (home > slot || home <= next);
         if (!stays) {
@@ -183,13 +182,14 @@ void books_drop_new_record(struct memsrv *ms, uint32_t index)
     ms->rec_free = index;
 }
 
-void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind,
-                         uint64_t sid, uint64_t base, uint64_t size, uint32_t client)
+void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind, uint64_t sid, uint64_t base,
+                         uint64_t size, uint32_t client)
 {
     struct ms_record *rec = &ms->recs[index];
 
-    *rec = (struct ms_record){ .sid = sid, .base = base, .size = size, .client = client,
-                               .next_free = MS_NO_RECORD, .kind = (uint8_t)kind };
+    *rec = (struct ms_record){
+        .sid = sid, .base = base, .size = size, .client = client, .next_free = MS_NO_RECORD, .kind = (uint8_t)kind
+    };
     if (sid != 0)
         hash_insert(ms, index);
     if (client != MS_NO_CLIENT) {
@@ -242,8 +242,8 @@ void books_unpin(struct memsrv *ms, struct ms_record *rec)
         ms->dma_records--;
     }
     if (span_unlock(&ms->span, rec->base) != 0)
-        ms_log(ms, "memsrv: books: sid %llu at %#llx was not locked",
-               (unsigned long long)rec->sid, (unsigned long long)rec->base);
+        ms_log(ms, "memsrv: books: sid %llu at %#llx was not locked", (unsigned long long)rec->sid,
+               (unsigned long long)rec->base);
     rec->flags &= (uint8_t)~MS_REC_PINNED;
     ms->pinned_records--;
     ms->books_gen++;
@@ -349,15 +349,13 @@ static struct ms_books_seg *books_slot(struct memsrv *ms, enum ms_books_use use)
     return NULL;
 }
 
-int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base,
-                uint64_t size, void *addr)
+int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base, uint64_t size, void *addr)
 {
     struct ms_books_seg *b = books_slot(ms, 0);
 
     if (b == NULL)
         return -ENOMEM;
-    *b = (struct ms_books_seg){ .sid = sid, .base = base, .size = size, .addr = addr,
-                                .use = (uint32_t)use };
+    *b = (struct ms_books_seg){ .sid = sid, .base = base, .size = size, .addr = addr, .use = (uint32_t)use };
     ms->books_size += size;
     return 0;
 }
@@ -408,8 +406,7 @@ static void books_give_back(struct memsrv *ms, struct ms_books_seg *b)
     int64_t err = ms->k->seg_destroy(ms->k->ctx, b->sid);
 
     if (err != 0 || rec == NULL) {
-        ms_log(ms, "memsrv: giving back books sid %llu failed: %lld", (unsigned long long)b->sid,
-               (long long)err);
+        ms_log(ms, "memsrv: giving back books sid %llu failed: %lld", (unsigned long long)b->sid, (long long)err);
         return;
     }
     ms->books_size -= b->size;
@@ -467,8 +464,7 @@ static void tune_hash(struct memsrv *ms)
     void *mem, *old_mem;
     size_t old_bytes;
 
-    if (want == 0 || ms->rec_capacity - ms->recs_used <= MS_RECS_SPARE ||
-        ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
+    if (want == 0 || ms->rec_capacity - ms->recs_used <= MS_RECS_SPARE || ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
         return;
     old = books_slot(ms, MS_BOOKS_HASH);
     want = (want + SPAN_GRANULE - 1) & ~(size_t)(SPAN_GRANULE - 1);
@@ -507,8 +503,7 @@ void books_trim(struct memsrv *ms)
         return;
     ms->books_busy = true;
     /* Giving a block back may empty the block that held its node. */
-    while (ms->span.nodes_free > keep &&
-           span_take_nodes(&ms->span, keep / 4, &mem, &bytes) == 0) {
+    while (ms->span.nodes_free > keep && span_take_nodes(&ms->span, keep / 4, &mem, &bytes) == 0) {
         struct ms_books_seg *b = books_at(ms, mem);
         if (b == NULL)
             break;
@@ -526,7 +521,7 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec)
         /* Already locked in the books: it only changes why. */
         if (rec->flags & MS_REC_DMA)
             ms->dma_records--;
-        rec->flags &= (uint8_t)~(MS_REC_PINNED | MS_REC_DMA);
+        rec->flags &= (uint8_t) ~(MS_REC_PINNED | MS_REC_DMA);
         ms->pinned_records--;
     } else {
         span_lock(&ms->span, rec->base);
@@ -548,16 +543,16 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
 void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
 {
     if (err == SEG_DESTROY_QUARANTINED) {
-        ms_log(ms, "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
-                   "quarantined until the kernel releases it",
-               (unsigned long long)rec->sid, why, (unsigned long long)(rec->size >> 10),
-               (unsigned long long)rec->base);
+        ms_log(ms,
+               "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
+               "quarantined until the kernel releases it",
+               (unsigned long long)rec->sid, why, (unsigned long long)(rec->size >> 10), (unsigned long long)rec->base);
         books_quarantine(ms, rec);
     } else if (err == 0) {
         books_release(ms, rec);
     } else {
-        ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked",
-               (unsigned long long)rec->sid, why, (long long)err);
+        ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked", (unsigned long long)rec->sid,
+               why, (long long)err);
     }
 }
 
@@ -670,14 +665,12 @@ static int check_records(struct memsrv *ms, struct record_tally *t, char *why, s
         if (rec->kind == 0)
             continue;
         if (rec->sid != 0 && books_find_sid(ms, rec->sid) != rec) {
-            fmt_snprintf(why, len, "books: sid %llu not found by its hash",
-                         (unsigned long long)rec->sid);
+            fmt_snprintf(why, len, "books: sid %llu not found by its hash", (unsigned long long)rec->sid);
             return -EINVAL;
         }
         if (rec->client != MS_NO_CLIENT) {
             if (rec->client >= MS_CLIENTS_MAX || ms->clients[rec->client].pid == 0) {
-                fmt_snprintf(why, len, "books: sid %llu charged to no client",
-                             (unsigned long long)rec->sid);
+                fmt_snprintf(why, len, "books: sid %llu charged to no client", (unsigned long long)rec->sid);
                 return -EINVAL;
             }
             t->bytes[rec->client] += rec->size;
@@ -703,9 +696,8 @@ static int check_clients(const struct memsrv *ms, const struct record_tally *t, 
         clients++;
         if (c->bytes != t->bytes[i] || c->segments != t->segs[i]) {
             fmt_snprintf(why, len, "books: client %#llx charged %llu bytes in %llu, holds %llu in %llu",
-                         (unsigned long long)c->pid, (unsigned long long)c->bytes,
-                         (unsigned long long)c->segments, (unsigned long long)t->bytes[i],
-                         (unsigned long long)t->segs[i]);
+                         (unsigned long long)c->pid, (unsigned long long)c->bytes, (unsigned long long)c->segments,
+                         (unsigned long long)t->bytes[i], (unsigned long long)t->segs[i]);
             return -EINVAL;
         }
     }
@@ -731,8 +723,8 @@ int books_check(struct memsrv *ms, char *why, size_t len)
         return -EINVAL;
     }
     if (w.spans != ms->recs_used) {
-        fmt_snprintf(why, len, "books: %llu records for %llu segment spans",
-                     (unsigned long long)ms->recs_used, (unsigned long long)w.spans);
+        fmt_snprintf(why, len, "books: %llu records for %llu segment spans", (unsigned long long)ms->recs_used,
+                     (unsigned long long)w.spans);
         return -EINVAL;
     }
     if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0)

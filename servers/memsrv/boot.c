@@ -50,8 +50,7 @@ bool memsrv_parse_policy(const char *args, enum span_policy *out)
 static uint64_t granule_down(uint64_t x) { return x & ~(SPAN_GRANULE - 1); }
 static uint64_t granule_up(uint64_t x)
 {
-    return x > UINT64_MAX - (SPAN_GRANULE - 1) ? granule_down(UINT64_MAX)
-                                                : granule_down(x + SPAN_GRANULE - 1);
+    return x > UINT64_MAX - (SPAN_GRANULE - 1) ? granule_down(UINT64_MAX) : granule_down(x + SPAN_GRANULE - 1);
 }
 
 /* Region [base, base+size) shrunk to whole granules; false if nothing is left. */
@@ -116,8 +115,8 @@ int boot_world_read(struct memsrv *ms, struct ms_world *w)
             if (!region_range(&r, &lo, &hi))
                 continue;
             if (w->nregions == MS_WORLD_MAX) {
-                ms_log(ms, "memsrv: RAM region %#llx+%#llx left out: more than %u regions",
-                       (unsigned long long)r.base, (unsigned long long)r.size, MS_WORLD_MAX);
+                ms_log(ms, "memsrv: RAM region %#llx+%#llx left out: more than %u regions", (unsigned long long)r.base,
+                       (unsigned long long)r.size, MS_WORLD_MAX);
                 continue;
             }
             range_insert(w->region, w->nregions++, lo, hi);
@@ -190,8 +189,8 @@ int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_wor
         err = span_add_region(a, r->base, r->end - r->base);
         if (err != 0) {
             if (a != &boot_span)
-                ms_log(ms, "memsrv: RAM region %#llx-%#llx left out: %d",
-                       (unsigned long long)r->base, (unsigned long long)r->end, err);
+                ms_log(ms, "memsrv: RAM region %#llx-%#llx left out: %d", (unsigned long long)r->base,
+                       (unsigned long long)r->end, err);
             continue;
         }
         *ram += r->end - r->base;
@@ -214,16 +213,16 @@ static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct
     struct abi_seg_info seg;
     uint32_t index, client = MS_NO_CLIENT;
     bool whole = r->size != 0 && r->base % SPAN_GRANULE == 0 && r->size % SPAN_GRANULE == 0 &&
-                 r->base + r->size > r->base && r->sid != 0 &&
-                 span_lookup(a, r->base, &info) == 0 && info.state == SPAN_FREE &&
-                 info.base + info.size >= r->base + r->size;
+                 r->base + r->size > r->base && r->sid != 0 && span_lookup(a, r->base, &info) == 0 &&
+                 info.state == SPAN_FREE && info.base + info.size >= r->base + r->size;
     uint64_t lo, hi;
 
     if (!whole || a == &boot_span) {
         if (!whole && a != &boot_span)
-            ms_log(ms, "memsrv: boot segment sid %llu at %#llx+%#llx is not a whole free span: "
-                       "kept as a kernel span", (unsigned long long)r->sid,
-                   (unsigned long long)r->base, (unsigned long long)r->size);
+            ms_log(ms,
+                   "memsrv: boot segment sid %llu at %#llx+%#llx is not a whole free span: "
+                   "kept as a kernel span",
+                   (unsigned long long)r->sid, (unsigned long long)r->base, (unsigned long long)r->size);
         used_range(r, &lo, &hi);
         return reserve_kernel(ms, a, lo, hi);
     }
@@ -264,8 +263,7 @@ static int reserve_boot_segments(struct memsrv *ms, struct span_alloc *a, const 
                 continue;
             err = reserve_segment(ms, a, &r);
         } else if (r.kind != ABI_MEM_REGION) {
-            ms_log(ms, "memsrv: boot range %u (%u) after the segments: kept as a kernel span", i,
-                   r.kind);
+            ms_log(ms, "memsrv: boot range %u (%u) after the segments: kept as a kernel span", i, r.kind);
             used_range(&r, &lo, &hi);
             err = reserve_kernel(ms, a, lo, hi);
         }
@@ -275,21 +273,18 @@ static int reserve_boot_segments(struct memsrv *ms, struct span_alloc *a, const 
     return 0;
 }
 
-int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes,
-                      void **addr)
+int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr)
 {
     uint64_t sid;
     int64_t h, mapped = 0;
 
     h = ms->k->seg_create(ms->k->ctx, phys, bytes, 0, &sid);
     if (h < 0) {
-        ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld",
-               (unsigned long long)phys, (long long)h);
+        ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld", (unsigned long long)phys, (long long)h);
         return (int)h;
     }
     if (sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
-        ms_log(ms, "memsrv: cannot map the books segment (sid %llu): %lld", (unsigned long long)sid,
-               (long long)mapped);
+        ms_log(ms, "memsrv: cannot map the books segment (sid %llu): %lld", (unsigned long long)sid, (long long)mapped);
         return mapped < 0 ? (int)mapped : -ENOMEM;
     }
     *addr = (void *)(uintptr_t)mapped;
@@ -305,8 +300,7 @@ static int take_boot_books(struct memsrv *ms, enum ms_books_use use, uint64_t by
 
     err = span_alloc(&boot_span, &req, 0, &phys);
     if (err != 0) {
-        ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10),
-               err);
+        ms_log(ms, "memsrv: no room for %llu KiB of books: %d", (unsigned long long)(bytes >> 10), err);
         return err;
     }
     return boot_books_create(ms, use, phys, bytes, addr);
@@ -353,13 +347,13 @@ static void print_summary(struct memsrv *ms, uint32_t slots)
             seg_bytes += ms->recs[i].size;
             segs++;
         }
-    ms_log(ms, "memsrv: took over %u regions, %llu MiB of RAM: %llu MiB free, %llu KiB kernel, "
-               "%llu KiB in %llu boot segments, books %llu KiB (%u slots, %u records, growing "
-               "with use); init pid %#llx",
-           st.region_count, (unsigned long long)(st.total_bytes >> 20),
-           (unsigned long long)(st.free_bytes >> 20), (unsigned long long)(ms->kernel_bytes >> 10),
-           (unsigned long long)(seg_bytes >> 10), (unsigned long long)segs,
-           (unsigned long long)(ms->books_size >> 10), slots, ms->rec_capacity,
+    ms_log(ms,
+           "memsrv: took over %u regions, %llu MiB of RAM: %llu MiB free, %llu KiB kernel, "
+           "%llu KiB in %llu boot segments, books %llu KiB (%u slots, %u records, growing "
+           "with use); init pid %#llx",
+           st.region_count, (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(st.free_bytes >> 20),
+           (unsigned long long)(ms->kernel_bytes >> 10), (unsigned long long)(seg_bytes >> 10),
+           (unsigned long long)segs, (unsigned long long)(ms->books_size >> 10), slots, ms->rec_capacity,
            (unsigned long long)ms->init_pid);
 }
 
@@ -379,8 +373,7 @@ static void read_arguments(struct memsrv *ms, const char *args)
 /* The books need memory, and where free memory is only the books can
  * tell: a first pass over the world in the static bootstrap nodes finds
  * the place for them (take_books). */
-static int bootstrap_books(struct memsrv *ms, const struct ms_world *world, uint32_t *nodes,
-                           struct span_node **store)
+static int bootstrap_books(struct memsrv *ms, const struct ms_world *world, uint32_t *nodes, struct span_node **store)
 {
     uint64_t ram;
     int err;
@@ -401,8 +394,7 @@ static int bootstrap_books(struct memsrv *ms, const struct ms_world *world, uint
 
 /* The real books, built in the same order as the bootstrap pass so that
  * they come out the same, and then holding the books' own segments. */
-static int build_books(struct memsrv *ms, const struct ms_world *world, struct span_node *store,
-                       uint32_t nodes)
+static int build_books(struct memsrv *ms, const struct ms_world *world, struct span_node *store, uint32_t nodes)
 {
     uint64_t ram_again;
     unsigned i;
@@ -427,8 +419,7 @@ static int build_books(struct memsrv *ms, const struct ms_world *world, struct s
     return err;
 }
 
-int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
-                 uint64_t self_pid)
+int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args, uint64_t self_pid)
 {
     static struct ms_world world;
     struct span_node *store = NULL;

@@ -115,10 +115,7 @@
 
 /* ---- the lock and the statistics ---------------------------------------- */
 
-static uint64_t now_ns(struct memsrv *ms)
-{
-    return ms->k->clock_ns(ms->k->ctx);
-}
+static uint64_t now_ns(struct memsrv *ms) { return ms->k->clock_ns(ms->k->ctx); }
 
 void compact_count_wait(struct memsrv *ms, uint64_t ns)
 {
@@ -160,10 +157,7 @@ void books_lock(struct memsrv *ms)
         compact_count_wait(ms, now_ns(ms) - t0);
 }
 
-void books_unlock(struct memsrv *ms)
-{
-    mutex_unlock(&ms->lock);
-}
+void books_unlock(struct memsrv *ms) { mutex_unlock(&ms->lock); }
 
 /* The compactor took the lock (lock held): requests that wait for it from
  * now on wait on compaction. */
@@ -224,8 +218,7 @@ int64_t compact_migrate(struct memsrv *ms, uint32_t index, uint64_t sid, uint64_
  * reports the failure; 0 or the kernel's error. A span the server cannot
  * name is never moved. Lock held on entry and on return.
  */
-static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const struct span_move *mv,
-                            bool background)
+static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const struct span_move *mv, bool background)
 {
     struct ms_record *rec = books_record(ms, mv->tag);
     uint32_t index = (uint32_t)mv->tag;
@@ -250,16 +243,15 @@ static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const str
     if (err == -EBUSY && rec != NULL)
         books_mark_pinned(ms, rec);
     else
-        ms_log(ms, "memsrv: migrating %#llx+%#llx to %#llx failed: %lld",
-               (unsigned long long)mv->from, (unsigned long long)mv->size,
-               (unsigned long long)mv->to, (long long)err);
+        ms_log(ms, "memsrv: migrating %#llx+%#llx to %#llx failed: %lld", (unsigned long long)mv->from,
+               (unsigned long long)mv->size, (unsigned long long)mv->to, (long long)err);
     return err;
 }
 
 /* ---- direct compaction ---------------------------------------------------- */
 
-int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit,
-                     uint64_t budget_bytes, unsigned budget_moves, uint64_t *moves, uint64_t *bytes)
+int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit, uint64_t budget_bytes,
+                     unsigned budget_moves, uint64_t *moves, uint64_t *bytes)
 {
     struct span_plan plan;
     unsigned failures = 0;
@@ -278,8 +270,7 @@ int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t 
         ret = span_plan_next(&ms->span, &plan, &mv);
         if (ret != SPAN_PLAN_MOVE)
             break;
-        if (budget_bytes != 0 &&
-            (plan.moved_bytes + mv.size > budget_bytes || plan.moves >= budget_moves)) {
+        if (budget_bytes != 0 && (plan.moved_bytes + mv.size > budget_bytes || plan.moves >= budget_moves)) {
             span_move_failed(&ms->span, &plan, &mv, false);
             ms->cstats.over_budget++;
             ret = -ENOSPC;
@@ -327,10 +318,7 @@ uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64
 
 /* A wait for the compactor needs a service thread to spare: one always
  * stays to serve. */
-static bool wait_allowed(const struct memsrv *ms)
-{
-    return ms->waiting + 1 < ms->service_threads;
-}
+static bool wait_allowed(const struct memsrv *ms) { return ms->waiting + 1 < ms->service_threads; }
 
 static void wait_until(struct memsrv *ms, const uint64_t *done, uint64_t ticket)
 {
@@ -433,9 +421,8 @@ static int region_due(const struct memsrv *ms, uint64_t now)
         unsigned i = (ms->next_region + k) % ms->span.region_count;
         const struct span_region *r = &ms->span.regions[i];
         const struct ms_region_state *st = &ms->regions[i];
-        if (r->free_bytes >= 2 * ms->span.large_size &&
-            region_score(r, ms->span.large_order) >= MS_SCORE_START && now >= st->defer_until &&
-            st->gen != ms->books_gen)
+        if (r->free_bytes >= 2 * ms->span.large_size && region_score(r, ms->span.large_order) >= MS_SCORE_START &&
+            now >= st->defer_until && st->gen != ms->books_gen)
             return (int)i;
     }
     return -1;
@@ -539,17 +526,10 @@ static void finish(struct memsrv *ms, int ret, uint64_t now)
         }
         break;
     }
-    case MS_BG_STEP:
-        ms->step_gen = ms->books_gen;
-        break;
-    case MS_BG_YIELD:
-        ms->yield_gen = ms->books_gen;
-        break;
-    case MS_BG_REALIGN:
-        ms->realign_gen = ms->books_gen;
-        break;
-    case MS_BG_NONE:
-        break;
+    case MS_BG_STEP: ms->step_gen = ms->books_gen; break;
+    case MS_BG_YIELD: ms->yield_gen = ms->books_gen; break;
+    case MS_BG_REALIGN: ms->realign_gen = ms->books_gen; break;
+    case MS_BG_NONE: break;
     }
     ms->bg_kind = MS_BG_NONE;
 }
@@ -752,7 +732,7 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
         result = compact_targeted(ms, size, align, limit, 0, 0, &moves, &bytes);
     }
     span_stats(&ms->span, &st);
-    ms_compact_reply_put(reply, (struct ms_compact_reply){ .moves = moves, .bytes_moved = bytes,
-                                                           .largest_free = st.largest_free });
+    ms_compact_reply_put(
+        reply, (struct ms_compact_reply){ .moves = moves, .bytes_moved = bytes, .largest_free = st.largest_free });
     return result;
 }

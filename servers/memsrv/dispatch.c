@@ -29,18 +29,17 @@
 static struct memsrv *server_of(const struct server *srv) { return srv->ctx; }
 
 /* A table entry's handler: the memsrv handler under the books lock. */
-#define LOCKED(fn)                                                                   \
-    static int64_t locked_##fn(struct server *srv, struct ipc_msg *req,              \
-                               struct ipc_msg *reply)                                \
-    {                                                                                \
-        struct memsrv *ms = server_of(srv);                                          \
-        int64_t r;                                                                   \
-        books_lock(ms);                                                              \
-        r = fn(ms, req, reply);                                                      \
-        restart_answered(ms);                                                        \
-        compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));                           \
-        books_unlock(ms);                                                            \
-        return r;                                                                    \
+#define LOCKED(fn)                                                                                                     \
+    static int64_t locked_##fn(struct server *srv, struct ipc_msg *req, struct ipc_msg *reply)                         \
+    {                                                                                                                  \
+        struct memsrv *ms = server_of(srv);                                                                            \
+        int64_t r;                                                                                                     \
+        books_lock(ms);                                                                                                \
+        r = fn(ms, req, reply);                                                                                        \
+        restart_answered(ms);                                                                                          \
+        compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));                                                             \
+        books_unlock(ms);                                                                                              \
+        return r;                                                                                                      \
     }
 
 LOCKED(req_alloc)
@@ -56,7 +55,7 @@ LOCKED(req_revoke)
 LOCKED(req_fault)
 LOCKED(req_recovery)
 
-#define CHECKED (SERVER_OP_WORDS | SERVER_OP_NO_PAYLOAD)
+#define CHECKED   (SERVER_OP_WORDS | SERVER_OP_NO_PAYLOAD)
 #define INIT_ONLY (CHECKED | SERVER_OP_SEG_REFUSED | SERVER_OP_TRUSTED)
 
 static const struct server_op requests[] = {
@@ -107,10 +106,7 @@ static void reply_failed(struct server *srv, struct ipc_msg *reply, int64_t err)
     memsrv_reply_failed(server_of(srv), reply, err);
 }
 
-static void notified(struct server *srv, const struct ipc_msg *note)
-{
-    memsrv_notify(server_of(srv), note->w[0]);
-}
+static void notified(struct server *srv, const struct ipc_msg *note) { memsrv_notify(server_of(srv), note->w[0]); }
 
 void memsrv_server_init(struct memsrv *ms)
 {
@@ -156,15 +152,14 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
         return;
     books_lock(ms);
     if (ms->k->seg_info(ms->k->ctx, msg->seg, &info) != 0) {
-        ms_log(ms, "memsrv: a reply failed (%lld) and its segment is unknown to the kernel",
-               (long long)err);
+        ms_log(ms, "memsrv: a reply failed (%lld) and its segment is unknown to the kernel", (long long)err);
         books_unlock(ms);
         return;
     }
     rec = books_settled(ms, info.sid);
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
-        ms_log(ms, "memsrv: a reply failed (%lld) with sid %llu, which the books do not know",
-               (long long)err, (unsigned long long)info.sid);
+        ms_log(ms, "memsrv: a reply failed (%lld) with sid %llu, which the books do not know", (long long)err,
+               (unsigned long long)info.sid);
         books_unlock(ms);
         return;
     }

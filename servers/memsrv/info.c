@@ -125,9 +125,11 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         struct ms_stats_client c = { .pid = pid };
         if (i != MS_NO_CLIENT) {
             const struct ms_client *cl = &ms->clients[i];
-            c = (struct ms_stats_client){ .pid = pid, .bytes = cl->bytes,
+            c = (struct ms_stats_client){ .pid = pid,
+                                          .bytes = cl->bytes,
                                           .segments = cl->segments,
-                                          .allocs = cl->allocs, .frees = cl->frees,
+                                          .allocs = cl->allocs,
+                                          .frees = cl->frees,
                                           .failures = cl->failures,
                                           .quota_refusals = cl->quota_refusals };
         } else if (pid != req->badge) {
@@ -152,9 +154,12 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         w.region = (unsigned)args.which;
         span_walk(&ms->span, region_span, &w);
         r = (struct ms_stats_region){
-            .base = sr->base, .size = sr->size, .free_bytes = sr->free_bytes,
+            .base = sr->base,
+            .size = sr->size,
+            .free_bytes = sr->free_bytes,
             .used_bytes = sr->size - sr->free_bytes - sr->transit_bytes - sr->locked_bytes,
-            .locked_bytes = sr->locked_bytes, .largest_free = w.largest_free,
+            .locked_bytes = sr->locked_bytes,
+            .largest_free = w.largest_free,
             .segments = w.segments,
         };
         memcpy(reply->payload, &r, sizeof(r));
@@ -217,12 +222,12 @@ static void map_flush(void)
         return;
     if (map.prev_end != 0 && map.base > map.prev_end)
         ms_print(map.ms, "   hole %#llx-%#llx (%llu KiB)", (unsigned long long)map.prev_end,
-               (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
+                 (unsigned long long)map.base, (unsigned long long)((map.base - map.prev_end) >> 10));
     for (i = 0; i < map.columns; i++)
         row[i] = map.base + (uint64_t)i * map.chunk >= map.end ? ' ' : chunk_char(map.bytes[i]);
     row[map.columns] = 0;
     ms_print(map.ms, "%2d 0x%010llx %6llu KiB/char |%s|", map.region, (unsigned long long)map.base,
-           (unsigned long long)(map.chunk >> 10), row);
+             (unsigned long long)(map.chunk >> 10), row);
     map.prev_end = map.end;
 }
 
@@ -265,16 +270,15 @@ void map_print(struct memsrv *ms, unsigned columns)
     span_walk(&ms->span, map_span, ms);
     map_flush();
     span_stats(&ms->span, &st);
-    ms_print(ms, "memsrv map: %llu MiB: %llu MiB free, %llu MiB used in %llu segments, "
-               "%llu KiB locked (%llu KiB kernel, %llu KiB quarantined), largest free %llu KiB, "
-               "score %u/1000, %llu moves",
-           (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(st.free_bytes >> 20),
-           (unsigned long long)((st.used_bytes - st.locked_bytes) >> 20),
-           (unsigned long long)ms->segments, (unsigned long long)(st.locked_bytes >> 10),
-           (unsigned long long)(ms->kernel_bytes >> 10),
-           (unsigned long long)(ms->quarantined_bytes >> 10),
-           (unsigned long long)(st.largest_free >> 10), st.fragmentation_score,
-           (unsigned long long)ms->moves);
+    ms_print(ms,
+             "memsrv map: %llu MiB: %llu MiB free, %llu MiB used in %llu segments, "
+             "%llu KiB locked (%llu KiB kernel, %llu KiB quarantined), largest free %llu KiB, "
+             "score %u/1000, %llu moves",
+             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(st.free_bytes >> 20),
+             (unsigned long long)((st.used_bytes - st.locked_bytes) >> 20), (unsigned long long)ms->segments,
+             (unsigned long long)(st.locked_bytes >> 10), (unsigned long long)(ms->kernel_bytes >> 10),
+             (unsigned long long)(ms->quarantined_bytes >> 10), (unsigned long long)(st.largest_free >> 10),
+             st.fragmentation_score, (unsigned long long)ms->moves);
 }
 
 /* The zoom: MS_MAP_ZOOM_ROWS rows of `columns` characters of per_char

@@ -57,43 +57,43 @@
  *     share of the CPU at most MS_BUSY_PERMILLE of each MS_CHECK_NS
  *     window, pressure held for MS_PRESSURE_NS after a request for room.
  */
-#define MS_BOOT_NODES 512u
-#define MS_SLOTS_SPARE 32u
-#define MS_RECS_SPARE 4u
-#define MS_TRIM_SLOTS 65536u
-#define MS_PLAN_SLOTS 2048u
-#define MS_BLOCK_MIN (64ull << 10)
-#define MS_BLOCK_MAX (4ull << 20)
-#define MS_RECS_MIN 256u
-#define MS_BOOKS_SEGS 128u
-#define MS_CLIENTS_MAX ABI_PROC_MAX
-#define MS_STEP_BYTES (4ull << 20)
-#define MS_SCAN_MAX 64u
-#define MS_DIRECT_BYTES (2ull << 20)
-#define MS_DIRECT_MOVES 256u
-#define MS_DEMAND_BYTES (64ull << 20)
-#define MS_SCORE_START 200u
-#define MS_SCORE_STOP 100u
-#define MS_CHECK_NS (100ull * 1000 * 1000)
-#define MS_IDLE_NS MS_CHECK_NS
-#define MS_DEFER_MAX 64u
-#define MS_BUSY_PERMILLE 500u
-#define MS_PRESSURE_NS (1000ull * 1000 * 1000)
-#define MS_DEMANDS 8u
-#define MS_SERVICE_THREADS 4u
-#define MS_WAIT_BUCKETS 64u
-#define MS_PLAN_FAILURES_MAX 8u
+#define MS_BOOT_NODES          512u
+#define MS_SLOTS_SPARE         32u
+#define MS_RECS_SPARE          4u
+#define MS_TRIM_SLOTS          65536u
+#define MS_PLAN_SLOTS          2048u
+#define MS_BLOCK_MIN           (64ull << 10)
+#define MS_BLOCK_MAX           (4ull << 20)
+#define MS_RECS_MIN            256u
+#define MS_BOOKS_SEGS          128u
+#define MS_CLIENTS_MAX         ABI_PROC_MAX
+#define MS_STEP_BYTES          (4ull << 20)
+#define MS_SCAN_MAX            64u
+#define MS_DIRECT_BYTES        (2ull << 20)
+#define MS_DIRECT_MOVES        256u
+#define MS_DEMAND_BYTES        (64ull << 20)
+#define MS_SCORE_START         200u
+#define MS_SCORE_STOP          100u
+#define MS_CHECK_NS            (100ull * 1000 * 1000)
+#define MS_IDLE_NS             MS_CHECK_NS
+#define MS_DEFER_MAX           64u
+#define MS_BUSY_PERMILLE       500u
+#define MS_PRESSURE_NS         (1000ull * 1000 * 1000)
+#define MS_DEMANDS             8u
+#define MS_SERVICE_THREADS     4u
+#define MS_WAIT_BUCKETS        64u
+#define MS_PLAN_FAILURES_MAX   8u
 #define MS_MAP_COLUMNS_DEFAULT 64u
-#define MS_MAP_COLUMNS_MAX 200u
-#define MS_MAPS_PER_WINDOW 8u               /* MS_MAP requests answered per window ... */
-#define MS_MAP_WINDOW_NS (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
-#define MS_RECLAIM_BATCH 16u
+#define MS_MAP_COLUMNS_MAX     200u
+#define MS_MAPS_PER_WINDOW     8u                      /* MS_MAP requests answered per window ... */
+#define MS_MAP_WINDOW_NS       (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
+#define MS_RECLAIM_BATCH       16u
 
 ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
 
 #define MS_NO_CLIENT UINT32_MAX
 #define MS_NO_RECORD UINT32_MAX
-#define MS_NEVER UINT64_MAX
+#define MS_NEVER     UINT64_MAX
 
 /*
  * What the server needs from the kernel. memsrv.c implements these with the
@@ -180,14 +180,14 @@ enum ms_background_kind {
  * compacted large or limited ALLOC). */
 struct ms_demand {
     uint64_t size, align, limit;
-    uint64_t ticket;    /* requests waiting for this one wait for demand_done >= ticket */
+    uint64_t ticket; /* requests waiting for this one wait for demand_done >= ticket */
 };
 
 /* Per region: the proactive pass's state. */
 struct ms_region_state {
-    uint64_t gen;           /* books_gen when its last pass ended */
-    uint64_t defer_until;   /* no pass before (no progress last time) */
-    unsigned defer;         /* MS_CHECK_NS periods of the next deferral */
+    uint64_t gen;         /* books_gen when its last pass ended */
+    uint64_t defer_until; /* no pass before (no progress last time) */
+    unsigned defer;       /* MS_CHECK_NS periods of the next deferral */
 };
 
 /* ---- restarts (boot.c, rebuild.c, restart.c) ---------------------------
@@ -201,20 +201,20 @@ struct ms_world {
     struct ms_range region[MS_WORLD_MAX]; /* shrunk to whole granules, sorted */
     struct ms_range kernel[MS_WORLD_MAX]; /* grown to whole granules, sorted, disjoint */
     unsigned nregions, nkernel;
-    unsigned first_segment;               /* SYS_MS_BOOTINFO index of the first segment */
+    unsigned first_segment; /* SYS_MS_BOOTINFO index of the first segment */
 };
 
 /* A server started with memsrv.restart=N rebuilt its books from the
  * kernel (rebuild.c); restart.c answers init about it and arms the faults
  * init asks for (MS_FAULT). */
 struct ms_restart {
-    uint64_t number;          /* N of memsrv.restart=N; 0: started at boot */
+    uint64_t number; /* N of memsrv.restart=N; 0: started at boot */
     uint64_t started_ns, ready_ns, first_answer_ns, recovery_ns;
     uint64_t segments, clients, freed_at_start, freed_bytes, locked_dma, quarantined, list_calls;
-    unsigned fault_when;      /* MS_FAULT_* armed, or 0 */
+    unsigned fault_when;                  /* MS_FAULT_* armed, or 0 */
     const struct ms_kernel_ops *real_ops; /* while a fault is armed: ms->k wraps these */
     struct ms_kernel_ops fault_ops;
-    void (*crash)(void);      /* faults on purpose; the host tests catch it */
+    void (*crash)(void); /* faults on purpose; the host tests catch it */
 };
 
 /* What one of the server's own books segments holds. */
@@ -227,8 +227,8 @@ enum ms_books_use {
 
 struct ms_books_seg {
     uint64_t sid, base, size;
-    void *addr;         /* where it is mapped in the server */
-    uint32_t use;       /* enum ms_books_use; 0: the entry is unused */
+    void *addr;   /* where it is mapped in the server */
+    uint32_t use; /* enum ms_books_use; 0: the entry is unused */
 };
 
 struct memsrv {
@@ -249,8 +249,8 @@ struct memsrv {
     /* The server's own books segments (books.c); books_size is their sum. */
     struct ms_books_seg books[MS_BOOKS_SEGS];
     uint64_t books_size;
-    bool books_fixed;   /* at boot: no growth until every boot span is booked */
-    bool books_busy;    /* growing or trimming: no second level of it */
+    bool books_fixed; /* at boot: no growth until every boot span is booked */
+    bool books_busy;  /* growing or trimming: no second level of it */
     uint64_t books_grown, books_trimmed;
     uint64_t kernel_bytes;
 
@@ -265,17 +265,17 @@ struct memsrv {
     unsigned pinned_records;
 
     /* Threads (compact.c, "Discipline"). */
-    struct mutex lock;            /* everything in struct memsrv */
-    struct condvar moved;         /* a migration made without the lock settled */
-    struct condvar work;          /* the compactor may have work */
-    struct condvar done;          /* a FULL pass or a demand a request waits for ended */
-    struct server srv;            /* libsys's server loop: the request table and hooks */
-    unsigned service_threads;     /* threads serving the endpoint: a wait needs a spare one */
-    unsigned waiting;             /* requests waiting for the compactor */
-    bool compactor_holds;         /* the compactor holds the lock (waits behind it are counted) */
-    uint64_t hold_start_ns;       /* when it took the lock last (hold_max_ns) */
-    bool compactor_idle;          /* it sleeps on `work` */
-    bool compactor_resting;       /* it keeps to its CPU share, on `work` too */
+    struct mutex lock;        /* everything in struct memsrv */
+    struct condvar moved;     /* a migration made without the lock settled */
+    struct condvar work;      /* the compactor may have work */
+    struct condvar done;      /* a FULL pass or a demand a request waits for ended */
+    struct server srv;        /* libsys's server loop: the request table and hooks */
+    unsigned service_threads; /* threads serving the endpoint: a wait needs a spare one */
+    unsigned waiting;         /* requests waiting for the compactor */
+    bool compactor_holds;     /* the compactor holds the lock (waits behind it are counted) */
+    uint64_t hold_start_ns;   /* when it took the lock last (hold_max_ns) */
+    bool compactor_idle;      /* it sleeps on `work` */
+    bool compactor_resting;   /* it keeps to its CPU share, on `work` too */
 
     /* Background compaction (compact.c). books_gen counts changes to the
      * books, so a pass that achieved all it could is not rerun until the
@@ -285,20 +285,20 @@ struct memsrv {
     unsigned bg_failures;
     unsigned bg_region;
     uint32_t bg_score_before;
-    uint64_t bg_ticket;           /* FULL or demand ticket the run serves */
+    uint64_t bg_ticket; /* FULL or demand ticket the run serves */
     uint64_t books_gen, step_gen, yield_gen, realign_gen;
     struct ms_region_state regions[SPAN_MAX_REGIONS];
-    unsigned next_region;         /* round robin of the proactive passes */
+    unsigned next_region; /* round robin of the proactive passes */
     struct ms_demand demands[MS_DEMANDS];
     unsigned ndemands;
     uint64_t demand_issued, demand_done;
     uint64_t full_issued, full_done, full_moves, full_bytes;
-    uint64_t last_demand_ns;      /* the last request for room below a large page: pressure */
-    uint64_t next_poll_ns;        /* pinned records are asked about from then */
-    uint64_t window_start, window_busy; /* the compactor's CPU share (MS_BUSY_PERMILLE) */
-    unsigned dma_records;         /* records locked on the kernel's word (MS_REC_DMA) */
+    uint64_t last_demand_ns;             /* the last request for room below a large page: pressure */
+    uint64_t next_poll_ns;               /* pinned records are asked about from then */
+    uint64_t window_start, window_busy;  /* the compactor's CPU share (MS_BUSY_PERMILLE) */
+    unsigned dma_records;                /* records locked on the kernel's word (MS_REC_DMA) */
     uint32_t wait_hist[MS_WAIT_BUCKETS]; /* waits on compaction by log2 of their ns */
-    struct ms_stats_compaction cstats; /* MS_STATS_COMPACTION's figures */
+    struct ms_stats_compaction cstats;   /* MS_STATS_COMPACTION's figures */
 
     struct ms_restart restart; /* rebuild.c, restart.c */
 };
@@ -306,8 +306,7 @@ struct memsrv {
 /* ---- boot.c ---- */
 /* Learns memory from the kernel, takes its books segment, records the spans
  * in use, prints the policy and a summary. args: the startup arguments. */
-int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args,
-                 uint64_t self_pid);
+int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *args, uint64_t self_pid);
 /* The policy memsrv.policy=NAME selects, by span_policy_name (best fit when absent); false if the
  * value names none. */
 bool memsrv_parse_policy(const char *args, enum span_policy *out);
@@ -361,8 +360,8 @@ struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid);
 uint32_t books_new_record(struct memsrv *ms);
 void books_drop_new_record(struct memsrv *ms, uint32_t index);
 /* Fills a new record and charges its client (which may be MS_NO_CLIENT). */
-void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind,
-                         uint64_t sid, uint64_t base, uint64_t size, uint32_t client);
+void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind, uint64_t sid, uint64_t base,
+                         uint64_t size, uint32_t client);
 /* The kernel destroyed the segment: its span becomes free, its client is credited. */
 void books_release(struct memsrv *ms, struct ms_record *rec);
 /* The kernel kept the segment quarantined (a device may still reach it):
@@ -391,8 +390,7 @@ int books_reserve(struct memsrv *ms, size_t slots, uint32_t records);
 /* Gives back books no longer needed (empty slot blocks, an oversized hash). */
 void books_trim(struct memsrv *ms);
 /* Takes a books segment of `use` at boot, placed by the bootstrap books. */
-int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base,
-                uint64_t size, void *addr);
+int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t base, uint64_t size, void *addr);
 /* Sets up the records array and sid hash in a books segment of `bytes`. */
 void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes);
 /* Bytes of books for a records array of `capacity` records. */
@@ -401,8 +399,8 @@ uint64_t books_records_bytes(uint32_t capacity);
 /* Direct compaction for a request (lock held; released around each
  * migration): a targeted plan within budget_bytes and budget_moves (0: no
  * budget). 0 when the run is there, -ENOMEM otherwise. */
-int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit,
-                     uint64_t budget_bytes, unsigned budget_moves, uint64_t *moves, uint64_t *bytes);
+int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit, uint64_t budget_bytes,
+                     unsigned budget_moves, uint64_t *moves, uint64_t *bytes);
 /* A request found no room for (size, align, limit), or needed a direct
  * plan: the compactor prepares room like it. Returns the ticket to wait
  * for (demand_done >= ticket). */
@@ -445,8 +443,7 @@ int boot_world_read(struct memsrv *ms, struct ms_world *w);
 int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w, uint64_t *ram);
 /* Creates a books segment of `use` at phys (the caller placed it), maps
  * it into the server and adopts it (books_adopt). */
-int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes,
-                      void **addr);
+int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr);
 /* Whether sid is one of the server's own books segments. */
 bool boot_books_known(const struct memsrv *ms, uint64_t sid);
 /* memsrv.restart=N: the books rebuilt from the kernel's segment list and

@@ -73,9 +73,9 @@
 #include "ms_server.h"
 
 #define LIST_BATCH 32u /* the most SYS_MS_SEGMENTS gives in one call */
-#define KNOWN_FLAGS                                                                          \
-    (SEG_INFO_QUARANTINED | SEG_INFO_MODULE | SEG_INFO_DMA | SEG_INFO_IN_FLIGHT |            \
-     SEG_RECORD_RECLAIMED | SEG_RECORD_REPORTED)
+#define KNOWN_FLAGS                                                                                                    \
+    (SEG_INFO_QUARANTINED | SEG_INFO_MODULE | SEG_INFO_DMA | SEG_INFO_IN_FLIGHT | SEG_RECORD_RECLAIMED |               \
+     SEG_RECORD_REPORTED)
 #define SIZE_CLASSES 64u
 
 static struct abi_seg_record batch[LIST_BATCH];
@@ -121,16 +121,14 @@ static const char *record_fault(uint64_t from, const struct abi_seg_record *r)
         return "unknown flags";
     if (r->sid == 0)
         return "sid 0";
-    if (r->size == 0 || ((r->phys | r->size) & (SPAN_GRANULE - 1)) != 0 ||
-        r->phys + r->size < r->phys)
+    if (r->size == 0 || ((r->phys | r->size) & (SPAN_GRANULE - 1)) != 0 || r->phys + r->size < r->phys)
         return "not whole granules";
     if (r->phys < from)
         return "before or over the segment listed before it";
     /* The kernel's definitions: reclaimed means held by nobody and not a
      * boot module; quarantined, held by nobody and within a device's reach;
      * pins and flights belong to a holder, and pins keep a device's reach. */
-    if (held == reclaimed || (!held && !reclaimed && !(f & SEG_INFO_MODULE)) ||
-        ((f & SEG_INFO_MODULE) && reclaimed))
+    if (held == reclaimed || (!held && !reclaimed && !(f & SEG_INFO_MODULE)) || ((f & SEG_INFO_MODULE) && reclaimed))
         return "holder and reclaimed flag disagree";
     if ((f & SEG_RECORD_REPORTED) && !reclaimed)
         return "reported but not reclaimed";
@@ -159,11 +157,11 @@ static const char *record_world_fault(struct world_walk *ww, const struct abi_se
 
 static int refuse(struct memsrv *ms, const struct abi_seg_record *r, const char *why)
 {
-    ms_print(ms, "memsrv: restart %llu: refusing the kernel's segment list: sid %#llx at "
-                 "%#llx+%#llx (holder %#llx, payer %#llx, flags %#x, pins %u): %s",
-             (unsigned long long)ms->restart.number, (unsigned long long)r->sid,
-             (unsigned long long)r->phys, (unsigned long long)r->size,
-             (unsigned long long)r->owner_pid, (unsigned long long)r->payer_pid, r->flags,
+    ms_print(ms,
+             "memsrv: restart %llu: refusing the kernel's segment list: sid %#llx at "
+             "%#llx+%#llx (holder %#llx, payer %#llx, flags %#x, pins %u): %s",
+             (unsigned long long)ms->restart.number, (unsigned long long)r->sid, (unsigned long long)r->phys,
+             (unsigned long long)r->size, (unsigned long long)r->owner_pid, (unsigned long long)r->payer_pid, r->flags,
              r->pins, why);
     return -EINVAL;
 }
@@ -171,8 +169,7 @@ static int refuse(struct memsrv *ms, const struct abi_seg_record *r, const char 
 /* Every live segment in physical order, each checked by record_fault
  * before fn sees it. Each record moves the cursor up by at least a
  * granule and fn checks it lies in RAM, so the walk ends. */
-static int list_segments(struct memsrv *ms, int (*fn)(void *ctx, const struct abi_seg_record *r),
-                         void *ctx)
+static int list_segments(struct memsrv *ms, int (*fn)(void *ctx, const struct abi_seg_record *r), void *ctx)
 {
     uint64_t from = 0;
 
@@ -181,8 +178,7 @@ static int list_segments(struct memsrv *ms, int (*fn)(void *ctx, const struct ab
         ms->restart.list_calls++;
         if (n < 0 || n > (int64_t)LIST_BATCH) {
             ms_print(ms, "memsrv: restart %llu: SYS_MS_SEGMENTS from %#llx answered %lld",
-                     (unsigned long long)ms->restart.number, (unsigned long long)from,
-                     (long long)n);
+                     (unsigned long long)ms->restart.number, (unsigned long long)from, (long long)n);
             return n < 0 ? (int)n : -EINVAL;
         }
         for (i = 0; i < n; i++) {
@@ -212,10 +208,10 @@ static uint64_t layout_fingerprint(uint64_t h, const struct abi_seg_record *r)
 
 struct survey {
     struct memsrv *ms;
-    struct world_walk check, runs;     /* for the records; for the free runs */
-    uint64_t end;                      /* end of the last segment kept */
+    struct world_walk check, runs; /* for the records; for the free runs */
+    uint64_t end;                  /* end of the last segment kept */
     uint64_t segments, free_runs;
-    uint64_t fingerprint;              /* of the segments kept, in order (layout_fingerprint) */
+    uint64_t fingerprint;                  /* of the segments kept, in order (layout_fingerprint) */
     struct ms_range highest[SIZE_CLASSES]; /* highest free run of at least 2^k bytes */
     struct ms_range largest;
 };
@@ -345,25 +341,24 @@ static bool place_books(const struct survey *sv, uint64_t bytes, uint64_t *base)
     return true;
 }
 
-static int take_books(struct memsrv *ms, const struct survey *sv, const struct sizes *z,
-                      struct span_node **store, void **hash)
+static int take_books(struct memsrv *ms, const struct survey *sv, const struct sizes *z, struct span_node **store,
+                      void **hash)
 {
     uint64_t total = z->slot_bytes + z->record_bytes + z->hash_bytes, base;
     void *records;
     int err;
 
     if (!place_books(sv, total, &base)) {
-        ms_print(ms, "memsrv: restart %llu: no free run holds %llu KiB of books (the largest "
-                     "is %llu KiB)",
+        ms_print(ms,
+                 "memsrv: restart %llu: no free run holds %llu KiB of books (the largest "
+                 "is %llu KiB)",
                  (unsigned long long)ms->restart.number, (unsigned long long)(total >> 10),
                  (unsigned long long)((sv->largest.end - sv->largest.base) >> 10));
         return -ENOMEM;
     }
-    err = boot_books_create(ms, MS_BOOKS_FIRST, base + z->record_bytes + z->hash_bytes,
-                            z->slot_bytes, (void **)store);
+    err = boot_books_create(ms, MS_BOOKS_FIRST, base + z->record_bytes + z->hash_bytes, z->slot_bytes, (void **)store);
     if (err == 0)
-        err = boot_books_create(ms, MS_BOOKS_RECORDS, base + z->hash_bytes, z->record_bytes,
-                                &records);
+        err = boot_books_create(ms, MS_BOOKS_RECORDS, base + z->hash_bytes, z->record_bytes, &records);
     if (err == 0 && z->hash_bytes != 0)
         err = boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
     if (err != 0)
@@ -385,9 +380,7 @@ struct booking {
 /* The client a listed segment is charged to (see the top of the file). */
 static uint32_t listed_client(struct memsrv *ms, const struct abi_seg_record *r)
 {
-    uint64_t pid = r->owner_pid == ms->self_pid ? ms->self_pid
-                   : r->payer_pid != 0          ? r->payer_pid
-                                                : r->owner_pid;
+    uint64_t pid = r->owner_pid == ms->self_pid ? ms->self_pid : r->payer_pid != 0 ? r->payer_pid : r->owner_pid;
     uint64_t slot = pid_slot(pid);
 
     if (pid == 0 || slot >= MS_CLIENTS_MAX)
@@ -440,8 +433,7 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
         ms->restart.quarantined++;
         return 0;
     }
-    books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->phys, r->size,
-                        listed_client(ms, r));
+    books_commit_record(ms, index, MS_REC_SEGMENT, r->sid, r->phys, r->size, listed_client(ms, r));
     rec = &ms->recs[index];
     if ((r->flags & SEG_INFO_DMA) || r->pins != 0) {
         span_lock(&ms->span, r->phys);
@@ -476,18 +468,17 @@ static void print_rebuilt(struct memsrv *ms)
     uint64_t took = ms->restart.ready_ns - ms->restart.started_ns;
 
     span_stats(&ms->span, &st);
-    ms_print(ms, "memsrv: restart %llu: books rebuilt from the kernel in %llu.%03llu ms: %llu "
-                 "segments (%llu quarantined, %llu locked for DMA), %llu clients; %llu segments "
-                 "(%llu KiB) the previous server or ended processes left, freed; %llu MiB free of "
-                 "%llu MiB, books %llu KiB; %llu list calls",
+    ms_print(ms,
+             "memsrv: restart %llu: books rebuilt from the kernel in %llu.%03llu ms: %llu "
+             "segments (%llu quarantined, %llu locked for DMA), %llu clients; %llu segments "
+             "(%llu KiB) the previous server or ended processes left, freed; %llu MiB free of "
+             "%llu MiB, books %llu KiB; %llu list calls",
              (unsigned long long)ms->restart.number, (unsigned long long)(took / 1000000),
              (unsigned long long)(took / 1000 % 1000), (unsigned long long)ms->restart.segments,
-             (unsigned long long)ms->restart.quarantined,
-             (unsigned long long)ms->restart.locked_dma, (unsigned long long)ms->restart.clients,
-             (unsigned long long)ms->restart.freed_at_start,
-             (unsigned long long)(ms->restart.freed_bytes >> 10),
-             (unsigned long long)(st.free_bytes >> 20), (unsigned long long)(st.total_bytes >> 20),
-             (unsigned long long)(ms->books_size >> 10),
+             (unsigned long long)ms->restart.quarantined, (unsigned long long)ms->restart.locked_dma,
+             (unsigned long long)ms->restart.clients, (unsigned long long)ms->restart.freed_at_start,
+             (unsigned long long)(ms->restart.freed_bytes >> 10), (unsigned long long)(st.free_bytes >> 20),
+             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(ms->books_size >> 10),
              (unsigned long long)ms->restart.list_calls);
 }
 
@@ -522,8 +513,8 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     if (err == 0)
         err = boot_span_world(ms, &ms->span, w, &ram);
     if (err != 0) {
-        ms_print(ms, "memsrv: restart %llu: setting up the books failed: %d",
-                 (unsigned long long)ms->restart.number, err);
+        ms_print(ms, "memsrv: restart %llu: setting up the books failed: %d", (unsigned long long)ms->restart.number,
+                 err);
         return err;
     }
     bk.expected = sv.segments + books_count(ms);
@@ -531,14 +522,16 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     if (err != 0)
         return err;
     if (bk.fingerprint != sv.fingerprint) {
-        ms_print(ms, "memsrv: restart %llu: refusing the kernel's segment list: a sid, base or size "
-                     "changed between two walks, with no server to change them",
+        ms_print(ms,
+                 "memsrv: restart %llu: refusing the kernel's segment list: a sid, base or size "
+                 "changed between two walks, with no server to change them",
                  (unsigned long long)ms->restart.number);
         return -EINVAL;
     }
     if (bk.books_seen != books_count(ms)) {
-        ms_print(ms, "memsrv: restart %llu: the kernel did not list %u of the books segments it "
-                     "had just made",
+        ms_print(ms,
+                 "memsrv: restart %llu: the kernel did not list %u of the books segments it "
+                 "had just made",
                  (unsigned long long)ms->restart.number, books_count(ms) - bk.books_seen);
         return -EINVAL;
     }
@@ -546,8 +539,8 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     ms->restart.clients = ms->client_count;
     ms->books_fixed = false;
     if (books_check(ms, why, sizeof(why)) != 0) {
-        ms_print(ms, "memsrv: restart %llu: the rebuilt books do not check: %s",
-                 (unsigned long long)ms->restart.number, why);
+        ms_print(ms, "memsrv: restart %llu: the rebuilt books do not check: %s", (unsigned long long)ms->restart.number,
+                 why);
         return -EINVAL;
     }
     /* Processes that ended while the books were being built. */

@@ -25,19 +25,19 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
     struct ms_record *rec = books_settled(ms, rc->sid);
 
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
-        ms_log(ms, "memsrv: reclaimed sid %llu (%#llx+%#llx) is not in the books",
-               (unsigned long long)rc->sid, (unsigned long long)rc->phys,
-               (unsigned long long)rc->size);
+        ms_log(ms, "memsrv: reclaimed sid %llu (%#llx+%#llx) is not in the books", (unsigned long long)rc->sid,
+               (unsigned long long)rc->phys, (unsigned long long)rc->size);
         if (!(rc->flags & SEG_INFO_QUARANTINED))
             ms->k->seg_destroy(ms->k->ctx, rc->sid);
         return;
     }
     if (rc->flags & SEG_INFO_QUARANTINED) {
         if (!(rec->flags & MS_REC_QUARANTINED))
-            ms_log(ms, "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended while a "
-                       "device could reach it; locked until the kernel releases it",
-                   (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10),
-                   (unsigned long long)rec->base, (unsigned long long)rc->pid);
+            ms_log(ms,
+                   "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended while a "
+                   "device could reach it; locked until the kernel releases it",
+                   (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10), (unsigned long long)rec->base,
+                   (unsigned long long)rc->pid);
         books_quarantine(ms, rec);
         return;
     }
@@ -46,8 +46,7 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
 
 /* Takes the kernel's reclaim list, a batch at a time, to `take`. */
 static void take_reclaimed(struct memsrv *ms,
-                           void (*take)(struct memsrv *ms, const struct abi_reclaim *batch,
-                                        int64_t n))
+                           void (*take)(struct memsrv *ms, const struct abi_reclaim *batch, int64_t n))
 {
     struct abi_reclaim batch[MS_RECLAIM_BATCH];
     int64_t n;

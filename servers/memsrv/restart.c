@@ -129,10 +129,10 @@ int64_t req_recovery(struct memsrv *ms, const struct ipc_msg *req, struct ipc_ms
     if (ended > ms->restart.first_answer_ns)
         return -EINVAL;
     ms->restart.recovery_ns = ms->restart.first_answer_ns - ended;
-    ms_recovery_reply_put(reply, (struct ms_recovery_reply){
-                                     .restart = ms->restart.number,
-                                     .recovery_ns = ms->restart.recovery_ns,
-                                     .rebuild_ns = ms->restart.ready_ns - ms->restart.started_ns });
+    ms_recovery_reply_put(reply,
+                          (struct ms_recovery_reply){ .restart = ms->restart.number,
+                                                      .recovery_ns = ms->restart.recovery_ns,
+                                                      .rebuild_ns = ms->restart.ready_ns - ms->restart.started_ns });
     return 0;
 }
 

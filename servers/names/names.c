@@ -30,24 +30,24 @@
 #include <proto/names.h>
 #include "rules.h"
 
-#define NOTIFY_BITS 63u
+#define NOTIFY_BITS          63u
 #define REGISTRAR_STACK_SIZE (16u * 1024)
-#define IDLE_NS (1000ull * 1000 * 1000) /* how often expired waits are dropped while some are kept */
+#define IDLE_NS              (1000ull * 1000 * 1000) /* how often expired waits are dropped while some are kept */
 
 struct registration {
     bool used;
     char name[NAMES_NAME_MAX];
     size_t len;
-    handle_t ep;       /* SEND and GRANT */
-    handle_t probe;    /* signalled (bit 0) when ep loses its receiver */
-    uint64_t owner;    /* the pid that registered it */
+    handle_t ep;    /* SEND and GRANT */
+    handle_t probe; /* signalled (bit 0) when ep loses its receiver */
+    uint64_t owner; /* the pid that registered it */
 };
 
 struct wait {
     bool used;
     char name[NAMES_NAME_MAX];
     size_t len;
-    handle_t note;     /* the client's notification (SIGNAL) */
+    handle_t note; /* the client's notification (SIGNAL) */
     uint64_t bits;
     uint64_t deadline; /* sys_clock() after which it is dropped */
     uint64_t client;
@@ -55,7 +55,7 @@ struct wait {
 
 struct watch {
     bool used;
-    unsigned reg;      /* the registration watched */
+    unsigned reg; /* the registration watched */
     handle_t note;
     uint64_t bits;
     uint64_t client;
@@ -65,10 +65,10 @@ struct registrar {
     bool used;
     bool root;
     char allow[NAMES_NAME_MAX];
-    size_t allow_len;  /* 0: every name (the root) */
-    unsigned flags;    /* NAMES_REGISTRAR_* */
-    unsigned made;     /* registrars made through it */
-    handle_t ep;       /* the receive right; holders of its send rights may register */
+    size_t allow_len; /* 0: every name (the root) */
+    unsigned flags;   /* NAMES_REGISTRAR_* */
+    unsigned made;    /* registrars made through it */
+    handle_t ep;      /* the receive right; holders of its send rights may register */
     struct server srv;
 };
 
@@ -78,7 +78,7 @@ static struct {
     struct wait waits[NAMES_WAITS_MAX];
     struct watch watches[NAMES_WATCHES_MAX];
     struct registrar registrars[NAMES_REGISTRARS_MAX];
-    handle_t ended;    /* bound to the service endpoint: bit (slot % 63) when a registration may have ended */
+    handle_t ended; /* bound to the service endpoint: bit (slot % 63) when a registration may have ended */
 } book;
 
 /* ---------------------------------------------------------------- checks */
@@ -108,8 +108,8 @@ static bool no_caps_from(const struct ipc_msg *m, unsigned first)
 static bool cap_is(const struct ipc_msg *m, uint32_t kind, uint32_t rights, uint32_t refused)
 {
     struct abi_handle_info info;
-    return m->caps[0].handle != HANDLE_NONE && sys_handle_info(m->caps[0].handle, &info) == 0 &&
-           info.kind == kind && (info.rights & rights) == rights && !(info.rights & refused);
+    return m->caps[0].handle != HANDLE_NONE && sys_handle_info(m->caps[0].handle, &info) == 0 && info.kind == kind &&
+           (info.rights & rights) == rights && !(info.rights & refused);
 }
 
 /* ------------------------------------------------------------------ book */
@@ -226,11 +226,15 @@ static int64_t op_wait(struct server *srv, struct ipc_msg *req, struct ipc_msg *
             err = -ENOSPC;
         } else {
             struct wait *w = &book.waits[slot];
-            *w = (struct wait){ .used = true, .len = req->len, .note = req->caps[0].handle, .bits = 1ull << bit,
-                                .deadline = now + timeout, .client = req->badge };
+            *w = (struct wait){ .used = true,
+                                .len = req->len,
+                                .note = req->caps[0].handle,
+                                .bits = 1ull << bit,
+                                .deadline = now + timeout,
+                                .client = req->badge };
             memcpy(w->name, req->payload, req->len);
             req->caps[0].handle = HANDLE_NONE; /* kept */
-            srv->idle_ns = IDLE_NS;           /* until the waits have expired */
+            srv->idle_ns = IDLE_NS;            /* until the waits have expired */
         }
     }
     mutex_unlock(&book.lock);
@@ -256,8 +260,9 @@ static int64_t op_watch(struct server *srv, struct ipc_msg *req, struct ipc_msg 
     else if (slot == NAMES_WATCHES_MAX || count_for(req->badge, false) >= NAMES_WATCHES_PER_CLIENT)
         err = -ENOSPC;
     else {
-        book.watches[slot] = (struct watch){ .used = true, .reg = (unsigned)i, .note = req->caps[0].handle,
-                                             .bits = 1ull << bit, .client = req->badge };
+        book.watches[slot] = (struct watch){
+            .used = true, .reg = (unsigned)i, .note = req->caps[0].handle, .bits = 1ull << bit, .client = req->badge
+        };
         req->caps[0].handle = HANDLE_NONE; /* kept */
     }
     mutex_unlock(&book.lock);
@@ -392,8 +397,9 @@ static int64_t op_register(struct server *srv, struct ipc_msg *req, struct ipc_m
         err = -EPEER;
     } else {
         struct registration *r = &book.regs[slot];
-        *r = (struct registration){ .used = true, .len = req->len, .ep = ep, .probe = (handle_t)probe,
-                                    .owner = req->badge };
+        *r = (struct registration){
+            .used = true, .len = req->len, .ep = ep, .probe = (handle_t)probe, .owner = req->badge
+        };
         memcpy(r->name, req->payload, req->len);
         req->caps[0].handle = HANDLE_NONE; /* kept */
         printf("names: '%.*s' registered by pid %#lx\n", (int)r->len, r->name, r->owner);

@@ -19,25 +19,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ACPI_HEADER_SIZE   36 /* the header every system description table starts with */
-#define ACPI_RSDP_V1_SIZE  20 /* ACPI 1.0: up to the RSDT address */
-#define ACPI_RSDP_V2_SIZE  36 /* ACPI 2.0+: length, XSDT address, extended checksum */
+#define ACPI_HEADER_SIZE  36 /* the header every system description table starts with */
+#define ACPI_RSDP_V1_SIZE 20 /* ACPI 1.0: up to the RSDT address */
+#define ACPI_RSDP_V2_SIZE 36 /* ACPI 2.0+: length, XSDT address, extended checksum */
 
 /* Where the RSDP may be when the boot loader does not say (ACPI 5.2.5.1). */
-#define ACPI_EBDA_POINTER      0x40eu   /* real-mode segment of the EBDA */
-#define ACPI_EBDA_SCAN_BYTES   1024u
-#define ACPI_BIOS_AREA_START   0xe0000u
-#define ACPI_BIOS_AREA_END     0x100000u
+#define ACPI_EBDA_POINTER    0x40eu /* real-mode segment of the EBDA */
+#define ACPI_EBDA_SCAN_BYTES 1024u
+#define ACPI_BIOS_AREA_START 0xe0000u
+#define ACPI_BIOS_AREA_END   0x100000u
 
-#define ACPI_ROOT_MAX_ENTRIES  256
-#define ACPI_MADT_MAX_CPUS     256
-#define ACPI_MADT_MAX_IOAPICS  16
+#define ACPI_ROOT_MAX_ENTRIES   256
+#define ACPI_MADT_MAX_CPUS      256
+#define ACPI_MADT_MAX_IOAPICS   16
 #define ACPI_MADT_MAX_OVERRIDES 16
-#define ACPI_MADT_MAX_NMIS     32
-#define ACPI_DMAR_MAX_UNITS    8
-#define ACPI_DMAR_MAX_RMRRS    16
-#define ACPI_DMAR_MAX_SCOPES   64 /* device scopes of all units and RMRRs together */
-#define ACPI_DMAR_MAX_PATH     8  /* bridges on the way to a device, and the device */
+#define ACPI_MADT_MAX_NMIS      32
+#define ACPI_DMAR_MAX_UNITS     8
+#define ACPI_DMAR_MAX_RMRRS     16
+#define ACPI_DMAR_MAX_SCOPES    64 /* device scopes of all units and RMRRs together */
+#define ACPI_DMAR_MAX_PATH      8  /* bridges on the way to a device, and the device */
 
 /* Why a table was refused: one line, for the boot log. */
 struct acpi_error {
@@ -78,8 +78,7 @@ int acpi_rsdp_parse(const void *bytes, size_t len, struct acpi_rsdp *out, struct
  * the EBDA (its segment is the 16-bit word at 0x40e), then 0xe0000-0xfffff,
  * at 16-byte boundaries. 0 with *out and *found_at, or -ENOENT.
  */
-int acpi_rsdp_scan(acpi_read_fn read, void *ctx, struct acpi_rsdp *out, uint64_t *found_at,
-                   struct acpi_error *err);
+int acpi_rsdp_scan(acpi_read_fn read, void *ctx, struct acpi_rsdp *out, uint64_t *found_at, struct acpi_error *err);
 
 /* ---- RSDT / XSDT ---- */
 
@@ -88,8 +87,8 @@ struct acpi_root {
     void *ctx;
     acpi_warn_fn warn; /* may be NULL */
     void *warn_ctx;
-    uint64_t address;  /* of the table in use */
-    bool xsdt;         /* 64-bit entries (XSDT) or 32-bit (RSDT) */
+    uint64_t address; /* of the table in use */
+    bool xsdt;        /* 64-bit entries (XSDT) or 32-bit (RSDT) */
     uint32_t count;
     uint64_t entries[ACPI_ROOT_MAX_ENTRIES]; /* copied from the checked table */
 };
@@ -116,8 +115,7 @@ int acpi_find_table(const struct acpi_root *root, const char *sig, void *buf, si
 
 /* The checks acpi_find_table makes, on a table already in memory: sig, a
  * length field equal to len and at least min_len, the checksum. */
-int acpi_table_check(const void *table, size_t len, const char *sig, size_t min_len,
-                     struct acpi_error *err);
+int acpi_table_check(const void *table, size_t len, const char *sig, size_t min_len, struct acpi_error *err);
 
 /* ---- MADT ("APIC") ---- */
 
@@ -140,17 +138,17 @@ struct acpi_ioapic {
 struct acpi_override {
     uint8_t source_irq; /* ISA IRQ 0..15 */
     uint32_t gsi;
-    uint16_t flags;     /* MPS INTI flags: polarity bits 0-1, trigger bits 2-3 */
+    uint16_t flags; /* MPS INTI flags: polarity bits 0-1, trigger bits 2-3 */
 };
 
 /* A local APIC LINT pin wired as NMI (types 4 and 10). */
 struct acpi_lapic_nmi {
-    uint32_t uid;   /* 0xff (type 4) or 0xffffffff (type 10): every processor */
+    uint32_t uid; /* 0xff (type 4) or 0xffffffff (type 10): every processor */
     uint16_t flags;
-    uint8_t lint;   /* 0 or 1 */
+    uint8_t lint; /* 0 or 1 */
 };
 
-#define ACPI_MADT_PCAT_COMPAT 0x1u /* dual 8259 PICs present */
+#define ACPI_MADT_PCAT_COMPAT  0x1u /* dual 8259 PICs present */
 #define ACPI_MPS_POLARITY_MASK 0x3u
 #define ACPI_MPS_TRIGGER_MASK  0xcu
 #define ACPI_MPS_RESERVED      0x2u /* value 2 of either two-bit field */
@@ -197,10 +195,10 @@ enum acpi_dmar_scope_type {
 /* A device named by the bus it starts on and the device/function numbers
  * of each bridge on the way, the last one naming the device itself. */
 struct acpi_dmar_scope {
-    uint8_t type;       /* enum acpi_dmar_scope_type */
+    uint8_t type; /* enum acpi_dmar_scope_type */
     uint8_t enumeration_id;
     uint8_t start_bus;
-    uint8_t path_len;   /* 1..ACPI_DMAR_MAX_PATH */
+    uint8_t path_len; /* 1..ACPI_DMAR_MAX_PATH */
     struct {
         uint8_t device, function;
     } path[ACPI_DMAR_MAX_PATH];
@@ -210,10 +208,10 @@ struct acpi_dmar_scope {
 
 /* A remapping unit (DRHD). */
 struct acpi_dmar_unit {
-    uint64_t register_base; /* 4 KiB aligned, not 0 */
+    uint64_t register_base;  /* 4 KiB aligned, not 0 */
     uint32_t register_pages; /* 2^size field */
     uint16_t segment;
-    uint8_t flags;           /* ACPI_DMAR_INCLUDE_PCI_ALL: every device of the segment not named by another unit */
+    uint8_t flags; /* ACPI_DMAR_INCLUDE_PCI_ALL: every device of the segment not named by another unit */
     uint16_t first_scope, nscopes; /* in acpi_dmar.scopes */
 };
 
@@ -225,8 +223,8 @@ struct acpi_dmar_rmrr {
     uint16_t first_scope, nscopes; /* endpoints only */
 };
 
-#define ACPI_DMAR_INTR_REMAP      0x1u
-#define ACPI_DMAR_X2APIC_OPT_OUT  0x2u
+#define ACPI_DMAR_INTR_REMAP     0x1u
+#define ACPI_DMAR_X2APIC_OPT_OUT 0x2u
 
 struct acpi_dmar {
     unsigned host_address_width; /* bits of physical address DMA can reach */

@@ -11,13 +11,13 @@
 
 /* Leaves the checker with -EINVAL when cond is false, first storing `what`
  * (a reason, an address) in *out unless out is null. */
-#define CHECK_OR_REFUSE(cond, out, what)                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (out)                                                                               \
-                *(out) = (what);                                                                   \
-            return -EINVAL;                                                                        \
-        }                                                                                          \
+#define CHECK_OR_REFUSE(cond, out, what)                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            if (out)                                                                                                   \
+                *(out) = (what);                                                                                       \
+            return -EINVAL;                                                                                            \
+        }                                                                                                              \
     } while (0)
 
 #endif

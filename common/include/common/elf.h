@@ -49,21 +49,21 @@ struct elf64_phdr {
 _Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header is 64 bytes");
 _Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header is 56 bytes");
 
-#define ELF_CLASS64     2
-#define ELF_DATA2LSB    1
-#define ELF_EV_CURRENT  1
-#define ELF_ET_EXEC     2
-#define ELF_EM_X86_64   62
-#define ELF_PT_LOAD     1
-#define ELF_PT_DYNAMIC  2
-#define ELF_PT_INTERP   3
-#define ELF_PN_XNUM     0xffff
-#define ELF_PAGE_SIZE   ABI_PAGE_SIZE
+#define ELF_CLASS64    2
+#define ELF_DATA2LSB   1
+#define ELF_EV_CURRENT 1
+#define ELF_ET_EXEC    2
+#define ELF_EM_X86_64  62
+#define ELF_PT_LOAD    1
+#define ELF_PT_DYNAMIC 2
+#define ELF_PT_INTERP  3
+#define ELF_PN_XNUM    0xffff
+#define ELF_PAGE_SIZE  ABI_PAGE_SIZE
 
 struct elf_segment {
-    uint64_t vaddr, memsz;  /* [vaddr, vaddr+memsz) in the address space */
+    uint64_t vaddr, memsz;   /* [vaddr, vaddr+memsz) in the address space */
     uint64_t offset, filesz; /* [offset, offset+filesz) in the file; the rest is zero */
-    uint32_t flags;         /* ELF_SEG_* */
+    uint32_t flags;          /* ELF_SEG_* */
 };
 
 struct elf_image {
@@ -87,7 +87,7 @@ struct elf_image {
  *  - e_phnum == PN_XNUM (extended numbering): refused.
  *  - Writable and executable segments are allowed; policy is the caller's.
  */
-int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi,
-              struct elf_image *out, const char **why);
+int elf_check(const void *image, size_t size, uint64_t user_lo, uint64_t user_hi, struct elf_image *out,
+              const char **why);
 
 #endif

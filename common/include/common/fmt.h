@@ -19,15 +19,13 @@ typedef void (*fmt_sink_fn)(void *ctx, const char *s, size_t n);
 
 /* Returns the number of characters produced (saturated at INT_MAX). */
 int fmt_vformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap);
-int fmt_format(fmt_sink_fn sink, void *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int fmt_format(fmt_sink_fn sink, void *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * C99 semantics: returns the length the full output would have, writes at
  * most size bytes and always NUL-terminates when size > 0.
  */
 int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-int fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int fmt_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

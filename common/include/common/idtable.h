@@ -24,13 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ID_SLOTS_PER_PAGE 256u
+#define ID_SLOTS_PER_PAGE  256u
 #define ID_DIRECTORY_SLOTS 512u /* pages a directory page can point to */
 
 struct id_slot {
-    void *object;          /* when free: the next free slot + 1 (0: none), as an integer */
+    void *object; /* when free: the next free slot + 1 (0: none), as an integer */
     uint32_t generation;
-    uint32_t tag;          /* 0: free */
+    uint32_t tag; /* 0: free */
 };
 
 /* The page provider: 4096-byte zeroed pages; get returns 0 (and the
@@ -42,10 +42,10 @@ struct id_pages {
 };
 
 struct id_table {
-    struct id_slot **pages;   /* the directory: a provider page, or the caller's array */
-    bool own_directory;       /* the directory came from the provider */
+    struct id_slot **pages; /* the directory: a provider page, or the caller's array */
+    bool own_directory;     /* the directory came from the provider */
     uint32_t npages, max_pages;
-    uint32_t free_head;       /* slot + 1, 0: none free */
+    uint32_t free_head; /* slot + 1, 0: none free */
     uint32_t used;
     struct id_pages provider;
 };

@@ -18,8 +18,11 @@ struct list_node {
     struct list_node *next, *prev;
 };
 
-#define LIST_ENTRY(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
-#define LIST_HEAD_INIT(name) { &(name), &(name) }
+#define LIST_ENTRY(node, type, member) ((type *)((char *)(node)-offsetof(type, member)))
+#define LIST_HEAD_INIT(name)                                                                                           \
+    {                                                                                                                  \
+        &(name), &(name)                                                                                               \
+    }
 
 static inline void list_init(struct list_node *n) { n->next = n->prev = n; }
 static inline bool list_empty(const struct list_node *head) { return head->next == head; }
@@ -71,8 +74,8 @@ static inline struct list_node *list_pop_front(struct list_node *head)
 }
 
 /* Iterates over every node; the body may remove `node` (not others). */
-#define LIST_FOR_EACH_SAFE(node, next_node, head)                                     \
-    for ((node) = (head)->next, (next_node) = (node)->next; (node) != (head);       \
+#define LIST_FOR_EACH_SAFE(node, next_node, head)                                                                      \
+    for ((node) = (head)->next, (next_node) = (node)->next; (node) != (head);                                          \
          (node) = (next_node), (next_node) = (node)->next)
 
 #endif

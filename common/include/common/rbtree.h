@@ -41,24 +41,19 @@ struct rb_tree {
     rb_augment_fn augment; /* NULL for a plain tree */
 };
 
-#define RB_ENTRY(ptr, type, member) \
-    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define RB_ENTRY(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static inline struct rb_node *rb_parent(const struct rb_node *n)
 {
     return (struct rb_node *)(n->parent_colour & ~(uintptr_t)1);
 }
 
-static inline int rb_is_black(const struct rb_node *n)
-{
-    return n == NULL || (n->parent_colour & 1) != 0;
-}
+static inline int rb_is_black(const struct rb_node *n) { return n == NULL || (n->parent_colour & 1) != 0; }
 
 void rb_init(struct rb_tree *tree, rb_augment_fn augment);
 
 /* Links node at *link (a child slot of parent, or &tree->root) and rebalances. */
-void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *parent,
-               struct rb_node **link);
+void rb_insert(struct rb_tree *tree, struct rb_node *node, struct rb_node *parent, struct rb_node **link);
 void rb_erase(struct rb_tree *tree, struct rb_node *node);
 
 /* Re-runs the augment callback from node towards the root, stopping at the

@@ -36,31 +36,31 @@
 #define LAPIC_TIMER_CURRENT 0x390
 #define LAPIC_TIMER_DIVIDE  0x3e0
 
-#define SVR_ENABLE          (1u << 8)
-#define LVT_MASKED          (1u << 16)
-#define LVT_TIMER_PERIODIC  (1u << 17)
-#define LVT_NMI             (4u << 8)
-#define LVT_ACTIVE_LOW      (1u << 13)
-#define LVT_LEVEL           (1u << 15)
-#define TIMER_DIVIDE_16     0x3u
+#define SVR_ENABLE         (1u << 8)
+#define LVT_MASKED         (1u << 16)
+#define LVT_TIMER_PERIODIC (1u << 17)
+#define LVT_NMI            (4u << 8)
+#define LVT_ACTIVE_LOW     (1u << 13)
+#define LVT_LEVEL          (1u << 15)
+#define TIMER_DIVIDE_16    0x3u
 
-#define ICR_FIXED           (0u << 8)
-#define ICR_NMI             (4u << 8)
-#define ICR_INIT            (5u << 8)
-#define ICR_STARTUP         (6u << 8)
-#define ICR_PENDING         (1u << 12)
-#define ICR_ASSERT          (1u << 14)
-#define ICR_ALL_BUT_SELF    (3u << 18)
+#define ICR_FIXED        (0u << 8)
+#define ICR_NMI          (4u << 8)
+#define ICR_INIT         (5u << 8)
+#define ICR_STARTUP      (6u << 8)
+#define ICR_PENDING      (1u << 12)
+#define ICR_ASSERT       (1u << 14)
+#define ICR_ALL_BUT_SELF (3u << 18)
 
-#define MSR_APIC_BASE       0x1bu
-#define APIC_BASE_ENABLE    (1ull << 11)
-#define APIC_BASE_X2APIC    (1ull << 10)
-#define APIC_BASE_ADDRESS   0xffffff000ull
+#define MSR_APIC_BASE     0x1bu
+#define APIC_BASE_ENABLE  (1ull << 11)
+#define APIC_BASE_X2APIC  (1ull << 10)
+#define APIC_BASE_ADDRESS 0xffffff000ull
 
 /* How long the timer runs against the TSC when it is measured, and the
  * fewest counts a tick may take. */
 #define TIMER_CALIBRATION_US 10000u
-#define TIMER_MIN_COUNTS 16u
+#define TIMER_MIN_COUNTS     16u
 /* A local APIC takes a few bus cycles to send an IPI; longer is a fault. */
 #define ICR_IDLE_TIMEOUT_NS 100000000ull
 
@@ -190,10 +190,7 @@ static bool icr_send(uint32_t apic_id, uint32_t low)
 
 bool lapic_send_ipi(uint32_t apic_id, uint8_t vector) { return icr_send(apic_id, ICR_FIXED | ICR_ASSERT | vector); }
 
-bool lapic_send_ipi_others(uint8_t vector)
-{
-    return icr_send(0, ICR_ALL_BUT_SELF | ICR_FIXED | ICR_ASSERT | vector);
-}
+bool lapic_send_ipi_others(uint8_t vector) { return icr_send(0, ICR_ALL_BUT_SELF | ICR_FIXED | ICR_ASSERT | vector); }
 
 bool lapic_send_nmi_others(void) { return icr_send(0, ICR_ALL_BUT_SELF | ICR_NMI | ICR_ASSERT); }
 

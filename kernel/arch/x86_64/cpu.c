@@ -40,8 +40,8 @@ extern const uint64_t isr_spurious;
 extern char syscall_entry[];
 extern char boot_stack_top[];
 
-#define VECTOR_NMI 2
-#define VECTOR_DOUBLE_FAULT 8
+#define VECTOR_NMI           2
+#define VECTOR_DOUBLE_FAULT  8
 #define VECTOR_MACHINE_CHECK 18
 
 static void gdt_load(struct cpu *c, const uint64_t ist_top[3])
@@ -56,8 +56,8 @@ static void gdt_load(struct cpu *c, const uint64_t ist_top[3])
 
     uint64_t base = (uint64_t)&c->tss;
     uint64_t limit = sizeof(c->tss) - 1;
-    gdt[6] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
-             (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+    gdt[6] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) | (((limit >> 16) & 0xf) << 48) |
+             (((base >> 24) & 0xff) << 56);
     gdt[7] = base >> 32;
 
     memset(&c->tss, 0, sizeof c->tss);
@@ -69,11 +69,11 @@ static void gdt_load(struct cpu *c, const uint64_t ist_top[3])
 
     struct table_ptr p = { sizeof(c->gdt) - 1, (uint64_t)gdt };
     __asm__ volatile("lgdt %0" ::"m"(p));
-    __asm__ volatile(
-        "mov %0, %%ds\n mov %0, %%es\n mov %0, %%ss\n"
-        "xor %%eax, %%eax\n mov %%ax, %%fs\n mov %%ax, %%gs\n"
-        "pushq %1\n lea 1f(%%rip), %%rax\n pushq %%rax\n lretq\n 1:\n"
-        ::"r"((uint64_t)GDT_KERNEL_DATA), "i"(GDT_KERNEL_CODE) : "rax", "memory");
+    __asm__ volatile("mov %0, %%ds\n mov %0, %%es\n mov %0, %%ss\n"
+                     "xor %%eax, %%eax\n mov %%ax, %%fs\n mov %%ax, %%gs\n"
+                     "pushq %1\n lea 1f(%%rip), %%rax\n pushq %%rax\n lretq\n 1:\n" ::"r"((uint64_t)GDT_KERNEL_DATA),
+                     "i"(GDT_KERNEL_CODE)
+                     : "rax", "memory");
     __asm__ volatile("ltr %w0" ::"r"((uint16_t)GDT_TSS));
 }
 
@@ -102,9 +102,10 @@ static void idt_set(unsigned vector, uint64_t handler, uint8_t ist)
 static void idt_build(void)
 {
     for (unsigned v = 0; v < VECTOR_STUBS; v++) {
-        uint8_t ist = v == VECTOR_DOUBLE_FAULT ? IST_DOUBLE_FAULT
-                    : v == VECTOR_NMI ? IST_NMI
-                    : v == VECTOR_MACHINE_CHECK ? IST_MACHINE_CHECK : 0;
+        uint8_t ist = v == VECTOR_DOUBLE_FAULT    ? IST_DOUBLE_FAULT
+                      : v == VECTOR_NMI           ? IST_NMI
+                      : v == VECTOR_MACHINE_CHECK ? IST_MACHINE_CHECK
+                                                  : 0;
         idt_set(v, isr_table[v], ist);
     }
     idt_set(VECTOR_SPURIOUS, isr_spurious, 0);

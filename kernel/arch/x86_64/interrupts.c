@@ -83,8 +83,8 @@ static bool enter_apic_mode(const struct mb_info *info)
         return false;
     uint64_t base = lapic_base_address();
     if (base != madt.lapic_address)
-        kprintf("apic: the MADT puts the local APIC at %#lx, the CPU at %#lx: the CPU's is used\n",
-                madt.lapic_address, base);
+        kprintf("apic: the MADT puts the local APIC at %#lx, the CPU at %#lx: the CPU's is used\n", madt.lapic_address,
+                base);
     if (!registers_outside_ram(info, base) || !lapic_map(base))
         return false;
     uint32_t bsp_id = lapic_id();
@@ -99,8 +99,8 @@ static bool enter_apic_mode(const struct mb_info *info)
     c->apic_id = bsp_id;
     c->acpi_uid = bsp->uid;
     lapic_init_this_cpu(&madt, bsp->uid);
-    kprintf("apic: local APIC at %#lx, BSP APIC id %u; MADT: %u CPU(s) enabled, %u I/O APIC(s), %u override(s)\n",
-            base, bsp_id, madt.enabled_cpus, madt.nioapics, madt.noverrides);
+    kprintf("apic: local APIC at %#lx, BSP APIC id %u; MADT: %u CPU(s) enabled, %u I/O APIC(s), %u override(s)\n", base,
+            bsp_id, madt.enabled_cpus, madt.nioapics, madt.noverrides);
     return true;
 }
 

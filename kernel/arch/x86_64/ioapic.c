@@ -33,14 +33,14 @@
 
 #define ISA_LINES 16u
 
-#define IOAPIC_REGSEL 0x00
-#define IOAPIC_WINDOW 0x10
-#define IOAPIC_REG_VERSION 0x01
+#define IOAPIC_REGSEL       0x00
+#define IOAPIC_WINDOW       0x10
+#define IOAPIC_REG_VERSION  0x01
 #define IOAPIC_REG_REDIRECT 0x10
 
 #define REDIRECT_ACTIVE_LOW (1u << 13)
-#define REDIRECT_LEVEL (1u << 15)
-#define REDIRECT_MASKED (1u << 16)
+#define REDIRECT_LEVEL      (1u << 15)
+#define REDIRECT_MASKED     (1u << 16)
 
 struct ioapic {
     volatile uint32_t *regs;
@@ -172,7 +172,9 @@ bool ioapic_init(const struct acpi_madt *madt, uint32_t bsp_apic_id)
         if (gsi[line] != line || (low & (REDIRECT_LEVEL | REDIRECT_ACTIVE_LOW)))
             kprintf("ioapic: ISA line %u -> input %u, %s, active %s%s\n", line, gsi[line],
                     (low & REDIRECT_LEVEL) ? "level" : "edge", (low & REDIRECT_ACTIVE_LOW) ? "low" : "high",
-                    overridden[line] ? " (MADT override)" : (elcr_level & (1u << line)) ? " (PCI, ELCR)" : "");
+                    overridden[line]              ? " (MADT override)"
+                    : (elcr_level & (1u << line)) ? " (PCI, ELCR)"
+                                                  : "");
     }
     return true;
 }

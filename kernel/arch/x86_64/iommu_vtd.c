@@ -85,68 +85,68 @@
 #define REG_IQH    0x80
 #define REG_IQT    0x88
 
-#define CAP_ND(c)     ((unsigned)((c) & 7))
-#define CAP_RWBF      (1ull << 4)
-#define CAP_PMR       (3ull << 5)   /* protected low/high memory regions */
-#define CAP_CM        (1ull << 7)   /* caching mode: not-present entries may be cached */
-#define CAP_SAGAW(c)  ((unsigned)(((c) >> 8) & 0x1f))
-#define SAGAW_3LEVEL  0x2u
-#define SAGAW_4LEVEL  0x4u
-#define CAP_MGAW(c)   ((unsigned)(((c) >> 16) & 0x3f) + 1)
-#define CAP_FRO(c)    ((unsigned)(((c) >> 24) & 0x3ff) * 16)
-#define CAP_SLLPS_2M  (1ull << 34)
-#define CAP_NFR(c)    ((unsigned)(((c) >> 40) & 0xff) + 1)
-#define CAP_DWD       (1ull << 54)
-#define CAP_DRD       (1ull << 55)
-#define ECAP_C        (1ull << 0)   /* page walks snoop the CPU caches */
-#define ECAP_IRO(e)   ((unsigned)(((e) >> 8) & 0x3ff) * 16)
+#define CAP_ND(c)    ((unsigned)((c)&7))
+#define CAP_RWBF     (1ull << 4)
+#define CAP_PMR      (3ull << 5) /* protected low/high memory regions */
+#define CAP_CM       (1ull << 7) /* caching mode: not-present entries may be cached */
+#define CAP_SAGAW(c) ((unsigned)(((c) >> 8) & 0x1f))
+#define SAGAW_3LEVEL 0x2u
+#define SAGAW_4LEVEL 0x4u
+#define CAP_MGAW(c)  ((unsigned)(((c) >> 16) & 0x3f) + 1)
+#define CAP_FRO(c)   ((unsigned)(((c) >> 24) & 0x3ff) * 16)
+#define CAP_SLLPS_2M (1ull << 34)
+#define CAP_NFR(c)   ((unsigned)(((c) >> 40) & 0xff) + 1)
+#define CAP_DWD      (1ull << 54)
+#define CAP_DRD      (1ull << 55)
+#define ECAP_C       (1ull << 0) /* page walks snoop the CPU caches */
+#define ECAP_IRO(e)  ((unsigned)(((e) >> 8) & 0x3ff) * 16)
 
 /* GCMD bits; GSTS reports each at the same position. */
-#define GCMD_TE       (1u << 31)
-#define GCMD_SRTP     (1u << 30)
-#define GCMD_WBF      (1u << 27)
-#define GCMD_QIE      (1u << 26)
-#define GSTS_IRES     (1u << 25)
+#define GCMD_TE   (1u << 31)
+#define GCMD_SRTP (1u << 30)
+#define GCMD_WBF  (1u << 27)
+#define GCMD_QIE  (1u << 26)
+#define GSTS_IRES (1u << 25)
 /* The enables a GCMD write must repeat (TE, EAFL, QIE, IRE, CFI); the
  * one-shot commands must not be. */
 #define GSTS_PERSISTENT 0x96800000u
 
-#define CCMD_ICC      (1ull << 63)
-#define CCMD_GLOBAL   (1ull << 61)
-#define CCMD_DEVICE   (3ull << 61)
-#define IOTLB_IVT     (1ull << 63)
-#define IOTLB_GLOBAL  (1ull << 60)
-#define IOTLB_DOMAIN  (2ull << 60)
-#define IOTLB_DR      (1ull << 49)
-#define IOTLB_DW      (1ull << 48)
+#define CCMD_ICC     (1ull << 63)
+#define CCMD_GLOBAL  (1ull << 61)
+#define CCMD_DEVICE  (3ull << 61)
+#define IOTLB_IVT    (1ull << 63)
+#define IOTLB_GLOBAL (1ull << 60)
+#define IOTLB_DOMAIN (2ull << 60)
+#define IOTLB_DR     (1ull << 49)
+#define IOTLB_DW     (1ull << 48)
 
-#define FSTS_PFO      (1u << 0)
-#define FSTS_PPF      (1u << 1)
-#define FSTS_ERRORS   0x7cu         /* AFO, APF, IQE, ICE, ITE: write 1 to clear */
-#define FSTS_FRI(f)   (((f) >> 8) & 0xffu)
-#define FECTL_IM      (1u << 31)
-#define PMEN_EPM      (1u << 31)
-#define PMEN_PRS      (1u << 0)
-#define FRCD_F        (1ull << 63)  /* in the record's upper quadword */
-#define FRCD_READ     (1ull << 62)
+#define FSTS_PFO       (1u << 0)
+#define FSTS_PPF       (1u << 1)
+#define FSTS_ERRORS    0x7cu /* AFO, APF, IQE, ICE, ITE: write 1 to clear */
+#define FSTS_FRI(f)    (((f) >> 8) & 0xffu)
+#define FECTL_IM       (1u << 31)
+#define PMEN_EPM       (1u << 31)
+#define PMEN_PRS       (1u << 0)
+#define FRCD_F         (1ull << 63) /* in the record's upper quadword */
+#define FRCD_READ      (1ull << 62)
 #define FRCD_REASON(h) ((unsigned)((h) >> 32) & 0xffu)
-#define FRCD_SID(h)   ((unsigned)(h) & 0xffffu)
+#define FRCD_SID(h)    ((unsigned)(h)&0xffffu)
 
 /* Root, context and second-level entries. */
-#define ROOT_PRESENT  1ull
-#define CTX_PRESENT   1ull          /* translation type 00: untranslated requests, second level */
-#define CTX_AW(levels) ((uint64_t)(levels) - 2)
-#define CTX_DID(did)  ((uint64_t)(did) << 8)
-#define ENTRY_ADDR    0x000ffffffffff000ull
+#define ROOT_PRESENT   1ull
+#define CTX_PRESENT    1ull /* translation type 00: untranslated requests, second level */
+#define CTX_AW(levels) ((uint64_t)(levels)-2)
+#define CTX_DID(did)   ((uint64_t)(did) << 8)
+#define ENTRY_ADDR     0x000ffffffffff000ull
 
-#define MAX_DOMAIN_IDS   1024u
-#define WAIT_NS          1000000000ull
+#define MAX_DOMAIN_IDS          1024u
+#define WAIT_NS                 1000000000ull
 #define FAULTS_SHOWN_PER_SECOND 10u
-#define DMAR_COPY_MAX    8192u
+#define DMAR_COPY_MAX           8192u
 
 /* A device scope of a unit, resolved to bus numbers at boot. */
 struct unit_scope {
-    uint8_t type;                  /* ACPI_DMAR_SCOPE_ENDPOINT or _BRIDGE */
+    uint8_t type; /* ACPI_DMAR_SCOPE_ENDPOINT or _BRIDGE */
     struct pci_address dev;
     uint8_t secondary, subordinate; /* a bridge's buses */
 };
@@ -155,11 +155,11 @@ struct vtd_unit {
     volatile uint8_t *regs;
     uint64_t register_base;
     uint64_t cap, ecap;
-    unsigned levels;        /* second-level table depth: 3 (39-bit iova) or 4 (48-bit) */
-    uint64_t iova_limit;    /* exclusive */
-    uint64_t phys_limit;    /* exclusive: the DMAR's host address width */
+    unsigned levels;     /* second-level table depth: 3 (39-bit iova) or 4 (48-bit) */
+    uint64_t iova_limit; /* exclusive */
+    uint64_t phys_limit; /* exclusive: the DMAR's host address width */
     unsigned fault_offset, fault_records, iotlb_offset;
-    uint64_t root;          /* physical address of the root table */
+    uint64_t root; /* physical address of the root table */
     bool include_all;
     struct unit_scope scopes[ACPI_DMAR_MAX_SCOPES];
     unsigned nscopes;
@@ -349,9 +349,21 @@ static struct vtd_unit *unit_for(struct pci_address dev)
 
 /* How a domain's page tables (vtd_tables.c) reach the pool and the unit. */
 static uint64_t op_alloc_table(void *ctx) { return new_table(((struct iommu_domain *)ctx)->unit); }
-static void op_free_table(void *ctx, uint64_t frame) { (void)ctx; pool_free_frame(frame); }
-static uint64_t op_frames_free(void *ctx) { (void)ctx; return pool_free_frames(); }
-static uint64_t *op_table(void *ctx, uint64_t frame) { (void)ctx; return table(frame); }
+static void op_free_table(void *ctx, uint64_t frame)
+{
+    (void)ctx;
+    pool_free_frame(frame);
+}
+static uint64_t op_frames_free(void *ctx)
+{
+    (void)ctx;
+    return pool_free_frames();
+}
+static uint64_t *op_table(void *ctx, uint64_t frame)
+{
+    (void)ctx;
+    return table(frame);
+}
 static void op_publish(void *ctx, const uint64_t *e) { publish(((struct iommu_domain *)ctx)->unit, e, sizeof *e); }
 static void op_invalidate(void *ctx) { invalidate_domain_iotlb(ctx); }
 
@@ -426,7 +438,7 @@ void iommu_domain_destroy(struct iommu_domain *d)
     invalidate_domain_iotlb(d);
     /* The unit can no longer reach the tables: now they may go. */
     vtd_tables_destroy(&d->tables);
-    u->did_used[d->did / 8] &= (uint8_t)~(1u << (d->did % 8));
+    u->did_used[d->did / 8] &= (uint8_t) ~(1u << (d->did % 8));
     if (--u->bus_domains[d->dev.bus] == 0) {
         uint64_t *root = root_entry(u, d->dev.bus);
         uint64_t context_table = root[0] & ENTRY_ADDR;
@@ -458,10 +470,7 @@ int iommu_map(struct iommu_domain *d, uint64_t iova, uint64_t phys, uint64_t siz
     return err;
 }
 
-void iommu_unmap(struct iommu_domain *d, uint64_t iova, uint64_t size)
-{
-    vtd_tables_unmap(&d->tables, iova, size);
-}
+void iommu_unmap(struct iommu_domain *d, uint64_t iova, uint64_t size) { vtd_tables_unmap(&d->tables, iova, size); }
 
 /* ---- faults ---- */
 
@@ -523,8 +532,8 @@ static void report_fault(uint64_t high, uint64_t low)
     bool write = !(high & FRCD_READ);
     faults_seen++;
     if (fault_may_print())
-        kprintf("iommu: DMA fault: %02x:%02x.%x %s %#lx blocked: %s (reason %#x)\n", dev.bus, dev.device,
-                dev.function, write ? "write to" : "read from", addr, iommu_fault_reason_name(reason), reason);
+        kprintf("iommu: DMA fault: %02x:%02x.%x %s %#lx blocked: %s (reason %#x)\n", dev.bus, dev.device, dev.function,
+                write ? "write to" : "read from", addr, iommu_fault_reason_name(reason), reason);
     if (fault_handler)
         fault_handler(dev, addr, write, reason);
 }
@@ -617,8 +626,8 @@ static int unit_map_fault_and_iotlb(struct vtd_unit *u, const struct acpi_dmar_u
     if (u->iotlb_offset + 16ull > used)
         used = u->iotlb_offset + 16ull;
     if (used > bytes) {
-        kprintf("iommu: the unit at %#lx has registers up to %#lx, past its %lu-byte register set\n",
-                du->register_base, used, bytes);
+        kprintf("iommu: the unit at %#lx has registers up to %#lx, past its %lu-byte register set\n", du->register_base,
+                used, bytes);
         return -EINVAL;
     }
     if (used > PAGE_SIZE) {
@@ -760,11 +769,11 @@ static void map_reserved_regions(const struct acpi_dmar *dmar)
                 err = iommu_map(d, m->base, m->base, m->end - m->base, true);
             if (err)
                 kprintf("iommu: reserved region %#lx-%#lx of %02x:%02x.%x cannot be mapped (error %d); "
-                        "the device's DMA there is blocked\n", m->base, m->end - 1, dev.bus, dev.device,
-                        dev.function, err);
+                        "the device's DMA there is blocked\n",
+                        m->base, m->end - 1, dev.bus, dev.device, dev.function, err);
             else
-                kprintf("iommu: reserved region %#lx-%#lx of %02x:%02x.%x stays mapped 1:1\n", m->base,
-                        m->end - 1, dev.bus, dev.device, dev.function);
+                kprintf("iommu: reserved region %#lx-%#lx of %02x:%02x.%x stays mapped 1:1\n", m->base, m->end - 1,
+                        dev.bus, dev.device, dev.function);
         }
     }
 }

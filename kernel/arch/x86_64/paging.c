@@ -16,14 +16,14 @@
 #include <kernel/physmem.h>
 #include <kernel/pool.h>
 
-#define PTE_P   (1ull << 0)
-#define PTE_W   (1ull << 1)
-#define PTE_U   (1ull << 2)
-#define PTE_PWT (1ull << 3)
-#define PTE_PCD (1ull << 4)
-#define PTE_PS  (1ull << 7)
-#define PTE_G   (1ull << 8)
-#define PTE_NX  (1ull << 63)
+#define PTE_P    (1ull << 0)
+#define PTE_W    (1ull << 1)
+#define PTE_U    (1ull << 2)
+#define PTE_PWT  (1ull << 3)
+#define PTE_PCD  (1ull << 4)
+#define PTE_PS   (1ull << 7)
+#define PTE_G    (1ull << 8)
+#define PTE_NX   (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 
 #define PML4_USER_SLOTS 256
@@ -101,12 +101,21 @@ static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint
         bool have_pdpt = *pml4e & PTE_P;
         bool have_pd = have_pdpt && (table(*pml4e)[idx(va, 2)] & PTE_P);
         bool have_pt = have_pd && (table(table(*pml4e)[idx(va, 2)])[idx(va, 1)] & PTE_P);
-        if (!have_pdpt && pdpt_key != last_pdpt) { need++; last_pdpt = pdpt_key; }
-        if (!have_pd && pd_key != last_pd) { need++; last_pd = pd_key; }
+        if (!have_pdpt && pdpt_key != last_pdpt) {
+            need++;
+            last_pdpt = pdpt_key;
+        }
+        if (!have_pd && pd_key != last_pd) {
+            need++;
+            last_pd = pd_key;
+        }
         uint64_t step = LARGE_PAGE_SIZE - (va & (LARGE_PAGE_SIZE - 1));
         if (step > end - va)
             step = end - va;
-        if (!large_fits(va, pa, end - va) && !have_pt && pt_key != last_pt) { need++; last_pt = pt_key; }
+        if (!large_fits(va, pa, end - va) && !have_pt && pt_key != last_pt) {
+            need++;
+            last_pt = pt_key;
+        }
         va += step;
         pa += step;
     }
@@ -233,11 +242,20 @@ void paging_unmap(uint64_t root, uint64_t va, uint64_t size)
     uint64_t end = va + size, start = va;
     while (va < end) {
         uint64_t *pml4e = &table(root)[idx(va, 3)];
-        if (!(*pml4e & PTE_P)) { va = (va | ((1ull << 39) - 1)) + 1; continue; }
+        if (!(*pml4e & PTE_P)) {
+            va = (va | ((1ull << 39) - 1)) + 1;
+            continue;
+        }
         uint64_t *pdpte = &table(*pml4e)[idx(va, 2)];
-        if (!(*pdpte & PTE_P)) { va = (va | ((1ull << 30) - 1)) + 1; continue; }
+        if (!(*pdpte & PTE_P)) {
+            va = (va | ((1ull << 30) - 1)) + 1;
+            continue;
+        }
         uint64_t *pde = &table(*pdpte)[idx(va, 1)];
-        if (!(*pde & PTE_P)) { va = (va | (LARGE_PAGE_SIZE - 1)) + 1; continue; }
+        if (!(*pde & PTE_P)) {
+            va = (va | (LARGE_PAGE_SIZE - 1)) + 1;
+            continue;
+        }
         if (*pde & PTE_PS) {
             if ((va & (LARGE_PAGE_SIZE - 1)) || end - va < LARGE_PAGE_SIZE)
                 panic("paging: partial unmap of a large page at %#lx", va);
@@ -254,11 +272,14 @@ void paging_unmap(uint64_t root, uint64_t va, uint64_t size)
 bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags)
 {
     uint64_t e = table(root)[idx(va, 3)];
-    if (!(e & PTE_P)) return false;
+    if (!(e & PTE_P))
+        return false;
     e = table(e)[idx(va, 2)];
-    if (!(e & PTE_P)) return false;
+    if (!(e & PTE_P))
+        return false;
     e = table(e)[idx(va, 1)];
-    if (!(e & PTE_P)) return false;
+    if (!(e & PTE_P))
+        return false;
     uint64_t page_mask = PAGE_SIZE - 1;
     unsigned extra = 0;
     if (e & PTE_PS) {
@@ -266,7 +287,8 @@ bool paging_translate(uint64_t root, uint64_t va, uint64_t *pa, unsigned *flags)
         extra = MAP_LARGE;
     } else {
         e = table(e)[idx(va, 0)];
-        if (!(e & PTE_P)) return false;
+        if (!(e & PTE_P))
+            return false;
     }
     if (pa)
         *pa = (e & PTE_ADDR & ~page_mask) | (va & page_mask);

@@ -8,14 +8,14 @@
 #include <arch/apic.h>
 #include <arch/arch.h>
 
-#define PIC1_CMD 0x20
-#define PIC1_DATA 0x21
-#define PIC2_CMD 0xa0
-#define PIC2_DATA 0xa1
-#define PIC_ELCR1 0x4d0
-#define PIC_ELCR2 0x4d1
+#define PIC1_CMD         0x20
+#define PIC1_DATA        0x21
+#define PIC2_CMD         0xa0
+#define PIC2_DATA        0xa1
+#define PIC_ELCR1        0x4d0
+#define PIC_ELCR2        0x4d1
 #define PIC_CASCADE_LINE 2u
-#define PIC_EOI 0x20
+#define PIC_EOI          0x20
 
 void pic_init(void)
 {
@@ -34,10 +34,10 @@ void pic_init(void)
 void pic_unmask(unsigned line)
 {
     if (line < 8) {
-        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << line));
+        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t) ~(1u << line));
     } else {
-        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t)~(1u << PIC_CASCADE_LINE));
-        outb(PIC2_DATA, inb(PIC2_DATA) & (uint8_t)~(1u << (line - 8)));
+        outb(PIC1_DATA, inb(PIC1_DATA) & (uint8_t) ~(1u << PIC_CASCADE_LINE));
+        outb(PIC2_DATA, inb(PIC2_DATA) & (uint8_t) ~(1u << (line - 8)));
     }
 }
 

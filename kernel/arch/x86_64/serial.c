@@ -5,16 +5,16 @@
  */
 #include <arch/arch.h>
 
-#define COM1 COM1_PORT
-#define UART_DATA 0
-#define UART_IER 1
-#define UART_FCR 2
-#define UART_LCR 3
-#define UART_MCR 4
-#define UART_LSR 5
+#define COM1           COM1_PORT
+#define UART_DATA      0
+#define UART_IER       1
+#define UART_FCR       2
+#define UART_LCR       3
+#define UART_MCR       4
+#define UART_LSR       5
 #define LSR_DATA_READY 0x01
-#define LSR_THR_EMPTY 0x20
-#define LSR_TX_IDLE   0x40
+#define LSR_THR_EMPTY  0x20
+#define LSR_TX_IDLE    0x40
 
 void arch_serial_init(void)
 {

@@ -41,17 +41,17 @@
 #include <kernel/pool.h>
 #include <kernel/sched.h>
 
-#define INIT_DELAY_US 10000u
+#define INIT_DELAY_US    10000u
 #define STARTUP_DELAY_US 200u
 /* Generous: under TCG on a loaded host a vCPU thread may wait for the
  * host's scheduler, and the AP measures its timer for 10 ms. */
 #define AP_START_TIMEOUT_NS 2000000000ull
-#define AP_CALL_TIMEOUT_NS 2000000000ull
+#define AP_CALL_TIMEOUT_NS  2000000000ull
 /* The first page start-up IPIs may name; below it are the real-mode
  * interrupt vectors and the BIOS data area (the ACPI RSDP search reads
  * the EBDA pointer there). */
 #define TRAMPOLINE_LOWEST 0x1000ull
-#define TRAMPOLINE_LIMIT 0xa0000ull /* conventional memory ends here */
+#define TRAMPOLINE_LIMIT  0xa0000ull /* conventional memory ends here */
 
 struct trampoline_params {
     uint64_t cr0, cr3, cr4, efer, stack, cpu, entry;
@@ -64,16 +64,16 @@ _Static_assert(offsetof(struct trampoline_params, stack) == TRAMPOLINE_STACK, "t
 _Static_assert(offsetof(struct trampoline_params, cpu) == TRAMPOLINE_CPU, "trampoline.asm reads cpu");
 _Static_assert(offsetof(struct trampoline_params, entry) == TRAMPOLINE_ENTRY, "trampoline.asm reads entry");
 
-#define CR4_PGE (1ull << 7)
+#define CR4_PGE  (1ull << 7)
 #define EFER_LME (1ull << 8)
 
 extern const char trampoline_start[], trampoline_end[];
 
 static unsigned cpus_present = 1;
-static unsigned cpus_known = 1;              /* entries of cpus[] in use */
+static unsigned cpus_known = 1; /* entries of cpus[] in use */
 static cpu_mask_t online_mask = CPU_MASK(0);
-static bool all_present_online = true;       /* the broadcast shorthand reaches only online CPUs */
-static uint64_t ap_cr4;                      /* the BSP's, which APs take once in the kernel's tables */
+static bool all_present_online = true; /* the broadcast shorthand reaches only online CPUs */
+static uint64_t ap_cr4;                /* the BSP's, which APs take once in the kernel's tables */
 static uint64_t ap_ist_top[SMP_MAX_CPUS][3];
 static volatile int call_lock;
 
@@ -139,8 +139,7 @@ static void call_lock_release(void) { __atomic_store_n(&call_lock, 0, __ATOMIC_R
 /* Posts fn to each target's mailbox, interrupts them, and waits up to
  * timeout_ns; returns the targets that acknowledged. The caller holds
  * call_lock and is not among the targets. */
-static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(void *), void *arg,
-                                uint64_t timeout_ns)
+static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(void *), void *arg, uint64_t timeout_ns)
 {
     for (unsigned id = 0; id < cpus_known; id++) {
         if (!(targets & CPU_MASK(id)))
@@ -333,8 +332,8 @@ static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t p
     if (!sent)
         kprintf("smp: CPU %u (APIC id %u): the local APIC would not send the start-up IPIs\n", c->id, c->apic_id);
     else
-        kprintf("smp: CPU %u (APIC id %u) did not come up within %llu ms: %s; parked with INIT\n", c->id,
-                c->apic_id, AP_START_TIMEOUT_NS / 1000000, state_name(state));
+        kprintf("smp: CPU %u (APIC id %u) did not come up within %llu ms: %s; parked with INIT\n", c->id, c->apic_id,
+                AP_START_TIMEOUT_NS / 1000000, state_name(state));
     /* Whatever it is doing, it loses the race for its state and stops. */
     while (!set_state(c, state, CPU_FAILED))
         state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
@@ -403,10 +402,7 @@ static bool trampoline_install(const struct mb_info *info, const struct phys_ran
 /* A CPU that will not be started is taken out of the firmware's hands and
  * out of the way: waiting for a start-up IPI, nothing wakes it. Returns
  * whether it got the INIT (an x2APIC id cannot be reached in xAPIC mode). */
-static bool park_cpu(const struct acpi_cpu *m)
-{
-    return m->apic_id <= 0xff && lapic_send_init(m->apic_id);
-}
+static bool park_cpu(const struct acpi_cpu *m) { return m->apic_id <= 0xff && lapic_send_init(m->apic_id); }
 
 /* The next cpus[] entry for the MADT's CPU m, with its stacks mapped; NULL
  * (and a log line) if the kernel cannot run it. */

@@ -20,9 +20,9 @@
 #include <common/fmt.h>
 #include <kernel/console.h>
 
-#define CALLS_PER_CPU 100u
-#define BENCH_CALLS 1000u
-#define WAIT_NS 1000000000ull     /* for an IPI nobody waits on */
+#define CALLS_PER_CPU  100u
+#define BENCH_CALLS    1000u
+#define WAIT_NS        1000000000ull /* for an IPI nobody waits on */
 #define TICK_WINDOW_NS 50000000ull
 
 static unsigned passed, failed;
@@ -92,8 +92,9 @@ static void test_call_each(cpu_mask_t others)
         if (bad_cpu != ~0ul)
             break;
     }
-    check("call_each", bad_cpu == ~0ul, "CPU %lu: a call ran %lu times where it should not have, or was acknowledged before it ran",
-          bad_cpu, bad_count);
+    check("call_each", bad_cpu == ~0ul,
+          "CPU %lu: a call ran %lu times where it should not have, or was acknowledged before it ran", bad_cpu,
+          bad_count);
 }
 
 /* All APs at once (the broadcast shorthand when every listed CPU is up):
@@ -223,8 +224,7 @@ static void test_tsc_in_step(cpu_mask_t others)
             skew = theirs < before ? -(long)(before - theirs) : (long)(theirs - after);
         }
     }
-    check("tsc_in_step", bad_cpu == ~0ul, "CPU %lu's TSC is %ld cycles outside the BSP's around a call", bad_cpu,
-          skew);
+    check("tsc_in_step", bad_cpu == ~0ul, "CPU %lu's TSC is %ld cycles outside the BSP's around a call", bad_cpu, skew);
 }
 
 static void nothing(void *arg) { (void)arg; }

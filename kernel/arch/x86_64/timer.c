@@ -13,11 +13,11 @@
 #include <common/string.h>
 #include <kernel/console.h>
 
-#define PIT_CH0 0x40
-#define PIT_CH2 0x42
-#define PIT_CMD 0x43
+#define PIT_CH0  0x40
+#define PIT_CH2  0x42
+#define PIT_CMD  0x43
 #define PIT_GATE 0x61
-#define PIT_HZ 1193182u
+#define PIT_HZ   1193182u
 #define PIT_LINE 0u
 
 static uint64_t tsc_per_us = 1;

@@ -24,13 +24,38 @@
 #include <kernel/proc.h>
 
 static const char *const exception_names[32] = {
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
-    "invalid opcode", "device not available", "double fault", "coprocessor overrun",
-    "invalid TSS", "segment not present", "stack fault", "general protection",
-    "page fault", "reserved", "x87 floating point", "alignment check",
-    "machine check", "SIMD floating point", "virtualization", "control protection",
-    "reserved", "reserved", "reserved", "reserved", "reserved", "reserved",
-    "hypervisor injection", "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 };
 
 const char *trap_vector_name(uint64_t vector)
@@ -45,8 +70,8 @@ const char *trap_vector_name(uint64_t vector)
 void trap_print_frame(const struct trap_frame *f)
 {
     kprintf("  vector %lu (%s) error %#lx\n", f->vector, trap_vector_name(f->vector), f->error);
-    kprintf("  rip %#018lx cs %#lx rflags %#lx rsp %#018lx ss %#lx cr2 %#018lx\n",
-            f->rip, f->cs, f->rflags, f->rsp, f->ss, read_cr2());
+    kprintf("  rip %#018lx cs %#lx rflags %#lx rsp %#018lx ss %#lx cr2 %#018lx\n", f->rip, f->cs, f->rflags, f->rsp,
+            f->ss, read_cr2());
     kprintf("  rax %#018lx rbx %#018lx rcx %#018lx rdx %#018lx\n", f->rax, f->rbx, f->rcx, f->rdx);
     kprintf("  rsi %#018lx rdi %#018lx rbp %#018lx r8  %#018lx\n", f->rsi, f->rdi, f->rbp, f->r8);
     kprintf("  r9  %#018lx r10 %#018lx r11 %#018lx r12 %#018lx\n", f->r9, f->r10, f->r11, f->r12);
@@ -69,7 +94,7 @@ bool arch_fixup_fault(struct trap_frame *f)
     return false;
 }
 
-#define VECTOR_NMI 2
+#define VECTOR_NMI        2
 #define VECTOR_PAGE_FAULT 14
 
 void trap_entry_window_fault(struct trap_frame *f);
@@ -211,8 +236,7 @@ static void dispatch(struct trap_frame *f)
         (void)lapic_error_status();
         lapic_eoi();
         return;
-    case VECTOR_SPURIOUS:
-        return; /* the local APIC's: no EOI */
+    case VECTOR_SPURIOUS: return; /* the local APIC's: no EOI */
     }
     if (f->vector >= VECTOR_IRQ_BASE && f->vector < VECTOR_IRQ_BASE + 16) {
         device_line(f, (unsigned)(f->vector - VECTOR_IRQ_BASE));

@@ -43,9 +43,9 @@
 
 struct account {
     struct account *parent;
-    uint64_t pid;                 /* the process it was made for (it may have ended) */
+    uint64_t pid; /* the process it was made for (it may have ended) */
     uint32_t refs;
-    bool root;                    /* a top of the tree: init's and the memory server's */
+    bool root; /* a top of the tree: init's and the memory server's */
     uint64_t used[RES_COUNT];
     uint64_t limit[RES_COUNT];
 };

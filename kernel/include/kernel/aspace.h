@@ -29,26 +29,26 @@ struct account;
 struct device;
 
 struct device_mapping {
-    struct device *device;       /* holds a reference */
-    handle_t handle;             /* the device handle it was made through */
+    struct device *device; /* holds a reference */
+    handle_t handle;       /* the device handle it was made through */
     unsigned bar;
-    uint64_t vaddr, size;        /* whole pages */
+    uint64_t vaddr, size; /* whole pages */
     struct device_mapping *next;
 };
 
 struct aspace {
-    uint64_t root;                       /* page-table root */
+    uint64_t root; /* page-table root */
     struct vmareas areas;
-    struct account *account;             /* pays for tables, area pages, device mappings */
-    uint64_t table_bytes;                /* page-table frames charged so far */
+    struct account *account; /* pays for tables, area pages, device mappings */
+    uint64_t table_bytes;    /* page-table frames charged so far */
     struct device_mapping *device_maps;
-    uint64_t cpus;                       /* CPU_MASK bits: CPUs that may cache its translations */
+    uint64_t cpus; /* CPU_MASK bits: CPUs that may cache its translations */
 };
 
 /* An area taken and its page tables paid for, not yet mapped. */
 struct aspace_reservation {
     uint64_t vaddr, size;
-    uint64_t table_bytes;                /* charged at worst; aspace_map refunds the rest */
+    uint64_t table_bytes; /* charged at worst; aspace_map refunds the rest */
 };
 
 int aspace_init(struct aspace *as, struct account *account);
@@ -60,8 +60,7 @@ void aspace_activate(struct aspace *as);
 /* Reserves size bytes at vaddr (0: the area allocator picks) for a mapping
  * of [phys, phys + size). -EFAULT (vaddr outside the user half or taken),
  * -ENOSPC, -ENOMEM, -EDQUOT. */
-int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys,
-                   struct aspace_reservation *out);
+int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, struct aspace_reservation *out);
 void aspace_cancel(struct aspace *as, const struct aspace_reservation *r);
 /* Maps a reservation with MAP_* flags (kernel/paging.h). Cannot fail. */
 void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t phys, unsigned flags);
@@ -82,8 +81,8 @@ void aspace_restore(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t p
 bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags);
 
 /* Device register mappings (uncached, writable, never executable). */
-int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned bar, uint64_t phys,
-                      uint64_t size, uint64_t *vaddr);
+int aspace_map_device(struct aspace *as, struct device *d, handle_t h, unsigned bar, uint64_t phys, uint64_t size,
+                      uint64_t *vaddr);
 /* -ENOENT if that BAR of that device is not mapped here. */
 int aspace_unmap_device(struct aspace *as, struct device *d, unsigned bar);
 /* Every mapping made through handle h goes (the handle was closed). */

@@ -15,7 +15,7 @@ struct segment;
  * given to init, mapped read-only, for its loader. */
 struct boot_module {
     struct segment *seg;
-    uint64_t size;       /* bytes of the image (the segment is page-rounded) */
+    uint64_t size; /* bytes of the image (the segment is page-rounded) */
     char name[ABI_MODULE_NAME_MAX];
     char args[ABI_ARGS_MAX];
 };

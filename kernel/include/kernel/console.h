@@ -45,25 +45,24 @@ void ktest_counts(uint32_t *passed, uint32_t *failed, uint32_t *skipped);
  * (TESSERA_DEBUG), for checks on hot paths. The 3U forms print both
  * operands. Neither is ever for input from user space: that gets an error.
  */
-#define VERIFY(cond)                                                                \
-    do {                                                                            \
-        if (!(cond))                                                                \
-            panic("%s:%d: VERIFY(%s) failed", __FILE__, __LINE__, #cond);           \
+#define VERIFY(cond)                                                                                                   \
+    do {                                                                                                               \
+        if (!(cond))                                                                                                   \
+            panic("%s:%d: VERIFY(%s) failed", __FILE__, __LINE__, #cond);                                              \
     } while (0)
-#define VERIFY3U(a, op, b)                                                          \
-    do {                                                                            \
-        unsigned long long va_ = (a), vb_ = (b);                                    \
-        if (!(va_ op vb_))                                                          \
-            panic("%s:%d: VERIFY3U(%s %s %s) failed: %#llx %s %#llx", __FILE__,     \
-                  __LINE__, #a, #op, #b, va_, #op, vb_);                            \
+#define VERIFY3U(a, op, b)                                                                                             \
+    do {                                                                                                               \
+        unsigned long long va_ = (a), vb_ = (b);                                                                       \
+        if (!(va_ op vb_))                                                                                             \
+            panic("%s:%d: VERIFY3U(%s %s %s) failed: %#llx %s %#llx", __FILE__, __LINE__, #a, #op, #b, va_, #op, vb_); \
     } while (0)
 
 #ifdef TESSERA_DEBUG
-#define ASSERT(cond) VERIFY(cond)
+#define ASSERT(cond)       VERIFY(cond)
 #define ASSERT3U(a, op, b) VERIFY3U(a, op, b)
 #else
-#define ASSERT(cond) ((void)sizeof(cond))
-#define ASSERT3U(a, op, b) ((void)sizeof((a) op (b)))
+#define ASSERT(cond)       ((void)sizeof(cond))
+#define ASSERT3U(a, op, b) ((void)sizeof((a)op(b)))
 #endif
 
 #endif

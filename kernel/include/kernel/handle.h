@@ -39,7 +39,7 @@ enum handle_type {
 #define HANDLE_TABLE_MAX (ID_SLOTS_PER_PAGE * HANDLE_PAGES_MAX)
 
 struct handle_table {
-    struct id_table ids;   /* pages charged to the owning process's account */
+    struct id_table ids; /* pages charged to the owning process's account */
 };
 
 int handle_table_init(struct handle_table *t, struct account *account);

@@ -24,14 +24,14 @@ struct account;
 struct notification;
 
 struct endpoint {
-    uint32_t refs;                /* handles naming it + blocked threads holding it + the kernel's */
-    uint32_t handles;             /* handles naming it */
-    bool has_receiver;            /* a handle with RIGHT_RECV exists */
-    struct notification *bound;   /* receivers also collect its bits (a reference) */
-    struct wait_queue senders;    /* blocked in send or call */
-    struct wait_queue receivers;  /* blocked in receive */
-    struct account *account;      /* its creator's, charged for it */
-    struct list_node watches;     /* one-shot watches for the loss of its receiver */
+    uint32_t refs;               /* handles naming it + blocked threads holding it + the kernel's */
+    uint32_t handles;            /* handles naming it */
+    bool has_receiver;           /* a handle with RIGHT_RECV exists */
+    struct notification *bound;  /* receivers also collect its bits (a reference) */
+    struct wait_queue senders;   /* blocked in send or call */
+    struct wait_queue receivers; /* blocked in receive */
+    struct account *account;     /* its creator's, charged for it */
+    struct list_node watches;    /* one-shot watches for the loss of its receiver */
 };
 
 void ipc_init(void);

@@ -14,18 +14,18 @@
 #define MB_MAX_MODULES 32
 
 /* Multiboot2 tag types that mb_parse reads; the others are skipped. */
-#define MB_TAG_END         0
-#define MB_TAG_CMDLINE     1
-#define MB_TAG_BOOTLOADER  2
-#define MB_TAG_MODULE      3
-#define MB_TAG_MEMINFO     4
-#define MB_TAG_MMAP        6
-#define MB_TAG_ACPI_OLD    14 /* a copy of the ACPI 1.0 RSDP */
-#define MB_TAG_ACPI_NEW    15 /* a copy of the ACPI 2.0+ RSDP */
+#define MB_TAG_END        0
+#define MB_TAG_CMDLINE    1
+#define MB_TAG_BOOTLOADER 2
+#define MB_TAG_MODULE     3
+#define MB_TAG_MEMINFO    4
+#define MB_TAG_MMAP       6
+#define MB_TAG_ACPI_OLD   14 /* a copy of the ACPI 1.0 RSDP */
+#define MB_TAG_ACPI_NEW   15 /* a copy of the ACPI 2.0+ RSDP */
 
-#define MB_RSDP_OLD_SIZE   20 /* the ACPI 1.0 RSDP */
-#define MB_RSDP_NEW_MIN    36 /* the ACPI 2.0 RSDP */
-#define MB_RSDP_NEW_MAX    64 /* room for a later, longer revision */
+#define MB_RSDP_OLD_SIZE 20 /* the ACPI 1.0 RSDP */
+#define MB_RSDP_NEW_MIN  36 /* the ACPI 2.0 RSDP */
+#define MB_RSDP_NEW_MAX  64 /* room for a later, longer revision */
 
 /*
  * Memory types as the memory map reports them. A type the spec does not

@@ -26,11 +26,11 @@ struct account;
 struct endpoint;
 
 struct notification {
-    uint32_t refs;                /* handles + the kernel's holders (a bound endpoint, interrupts) */
-    uint64_t bits;                /* set and not yet collected */
-    struct wait_queue waiters;    /* SYS_NOTIFY_WAIT */
-    struct endpoint *bound;       /* receivers of this endpoint collect it too (no reference) */
-    struct account *account;      /* charged for it */
+    uint32_t refs;             /* handles + the kernel's holders (a bound endpoint, interrupts) */
+    uint64_t bits;             /* set and not yet collected */
+    struct wait_queue waiters; /* SYS_NOTIFY_WAIT */
+    struct endpoint *bound;    /* receivers of this endpoint collect it too (no reference) */
+    struct account *account;   /* charged for it */
 };
 
 void notification_init(void);

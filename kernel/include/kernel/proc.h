@@ -29,18 +29,18 @@ struct process {
     char name[32];
     struct aspace aspace;
     struct handle_table handles;
-    struct account *account;      /* charged for everything it holds; a reference */
-    uint64_t parent_pid;          /* its creator (0: started by the kernel) */
-    uint32_t powers;              /* POWER_* */
-    struct thread *threads;       /* live threads */
+    struct account *account; /* charged for everything it holds; a reference */
+    uint64_t parent_pid;     /* its creator (0: started by the kernel) */
+    uint32_t powers;         /* POWER_* */
+    struct thread *threads;  /* live threads */
     unsigned live_threads;
-    struct list_node segments;    /* owned segments */
-    bool started;                 /* has had a thread */
-    bool exited;                  /* ended: no thread runs user code again */
-    bool finished;                /* ... and everything it held is given back: waiters wake */
+    struct list_node segments; /* owned segments */
+    bool started;              /* has had a thread */
+    bool exited;               /* ended: no thread runs user code again */
+    bool finished;             /* ... and everything it held is given back: waiters wake */
     int64_t exit_status;
-    struct wait_queue waiters;    /* SYS_PROC_WAIT */
-    uint32_t refs;                /* handles naming it, blocked waiters, + 1 until it has exited */
+    struct wait_queue waiters; /* SYS_PROC_WAIT */
+    uint32_t refs;             /* handles naming it, blocked waiters, + 1 until it has exited */
 };
 
 #define PROC_MAX ABI_PROC_MAX
@@ -55,8 +55,8 @@ int proc_start(struct process *p, uint64_t entry, uint64_t stack_top, uint64_t a
 /* Loads boot module `module` with memory from the kernel's boot ranges and
  * starts it (the first processes, before the memory server runs). With
  * memsrv_ep, the process gets a send handle to it in its startup block. */
-int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep,
-                     uint32_t powers, struct process **out, struct abi_startup **startup);
+int proc_load_module(unsigned module, const char *args, size_t args_len, struct endpoint *memsrv_ep, uint32_t powers,
+                     struct process **out, struct abi_startup **startup);
 /* Starts a fresh memory server from its boot module in the segments its
  * predecessor was loaded into (kept when it ended), receiving on the same
  * endpoint. -EBUSY while one runs, -ENOENT if none was ever loaded,

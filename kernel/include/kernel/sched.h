@@ -34,14 +34,14 @@ enum ipc_phase { IPC_IDLE, IPC_SENDING, IPC_RECEIVING, IPC_AWAIT_REPLY };
 
 /* A thread's side of a message exchange (kernel/ipc.h). */
 struct ipc_state {
-    struct ipc_msg msg;        /* outgoing while sending, incoming once delivered */
-    struct segment *seg;       /* the segment the outgoing message carries (in flight) */
-    rights_t seg_rights;       /* the rights it is to keep */
-    bool has_caps;             /* the outgoing message carries handles */
-    uint32_t recv_flags;       /* IPC_RECV_* for what this thread receives */
+    struct ipc_msg msg;  /* outgoing while sending, incoming once delivered */
+    struct segment *seg; /* the segment the outgoing message carries (in flight) */
+    rights_t seg_rights; /* the rights it is to keep */
+    bool has_caps;       /* the outgoing message carries handles */
+    uint32_t recv_flags; /* IPC_RECV_* for what this thread receives */
     enum ipc_phase phase;
     bool is_call;
-    struct thread *reply_to;   /* a caller this thread owes a reply (holds a reference) */
+    struct thread *reply_to; /* a caller this thread owes a reply (holds a reference) */
 };
 
 /*
@@ -73,38 +73,38 @@ struct wait_hold {
 
 struct thread {
     uint8_t fpu[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
-    struct process *proc;      /* 0 for the idle thread */
-    struct account *account;   /* charged for it; a reference */
+    struct process *proc;    /* 0 for the idle thread */
+    struct account *account; /* charged for it; a reference */
     uint64_t id;
     enum thread_state state;
-    uint64_t ksp;              /* saved kernel stack pointer while switched out */
+    uint64_t ksp; /* saved kernel stack pointer while switched out */
     uint64_t kstack_top;
     unsigned kstack_slot;
-    uint32_t refs;             /* handles naming this thread, + 1 while alive */
+    uint32_t refs; /* handles naming this thread, + 1 while alive */
 
-    struct list_node run_link;            /* run queue (RUNNABLE, not running) */
-    struct thread *proc_next;             /* the process's live threads */
-    struct wait_queue *waiting_on;        /* where it is blocked, if anywhere */
+    struct list_node run_link;     /* run queue (RUNNABLE, not running) */
+    struct thread *proc_next;      /* the process's live threads */
+    struct wait_queue *waiting_on; /* where it is blocked, if anywhere */
     struct list_node wait_link;
-    uint64_t wake_ns;                     /* timeout by arch_time_ns(); 0 = none */
-    struct list_node sleep_link;          /* the timeout list, sorted by wake_ns */
+    uint64_t wake_ns;            /* timeout by arch_time_ns(); 0 = none */
+    struct list_node sleep_link; /* the timeout list, sorted by wake_ns */
     int64_t wait_result;
-    struct wait_hold hold;                /* released when the wait ends */
-    uint64_t futex_addr;                  /* the word it waits on in SYS_FUTEX_WAIT */
+    struct wait_hold hold; /* released when the wait ends */
+    uint64_t futex_addr;   /* the word it waits on in SYS_FUTEX_WAIT */
 
     struct ipc_state ipc;
-    struct wait_queue joiners;            /* SYS_THREAD_WAIT */
+    struct wait_queue joiners; /* SYS_THREAD_WAIT */
     struct thread *reap_next;
 
-    unsigned cpu;                         /* the CPU it runs on, last ran on, or is queued for */
-    int affinity;                         /* the only CPU it may run on; -1: any */
-    bool on_cpu;                          /* running (its kernel stack is live) */
-    bool exiting;                         /* its process ended while it ran: it dies on its way out */
-    bool slice_given;                     /* runs next on the rest of the waker's quantum (handoff) */
+    unsigned cpu;     /* the CPU it runs on, last ran on, or is queued for */
+    int affinity;     /* the only CPU it may run on; -1: any */
+    bool on_cpu;      /* running (its kernel stack is live) */
+    bool exiting;     /* its process ended while it ran: it dies on its way out */
+    bool slice_given; /* runs next on the rest of the waker's quantum (handoff) */
 };
 
-#define SCHED_HZ 1000u
-#define SCHED_TICK_NS (1000000000ull / SCHED_HZ)
+#define SCHED_HZ            1000u
+#define SCHED_TICK_NS       (1000000000ull / SCHED_HZ)
 #define SCHED_QUANTUM_TICKS 10u
 
 /* The thread running on this CPU (the scheduler's slot in struct cpu). */
@@ -160,8 +160,8 @@ static inline struct thread *sched_first_waiter(struct wait_queue *wq)
 }
 /* Wakes, oldest first, at most max waiters of wq that match accepts, with
  * result; returns how many. */
-unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *),
-                             const void *ctx, unsigned max, int64_t result);
+unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *), const void *ctx,
+                             unsigned max, int64_t result);
 void sched_yield(void);
 /* Called by long kernel work between bounded steps: lets pending
  * interrupts run and gives the CPU away if the quantum ran out meanwhile.
@@ -192,8 +192,8 @@ void sched_defer_reap(struct thread *t);
 /* Threads (thread.c). */
 int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out);
 void thread_get(struct thread *t);
-void thread_put(struct thread *t);          /* drops a reference */
-void thread_mark_dead(struct thread *t);    /* off every queue, joiners woken */
+void thread_put(struct thread *t);       /* drops a reference */
+void thread_mark_dead(struct thread *t); /* off every queue, joiners woken */
 void thread_free_stack(struct thread *t);
 uint64_t thread_live_count(void);
 

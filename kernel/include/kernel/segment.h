@@ -74,25 +74,25 @@ struct segment {
     uint64_t sid;
     uint64_t phys, size;
     struct process *owner;
-    handle_t handle;              /* in the owner's table */
-    uint64_t vaddr;               /* in the owner; 0 when unmapped */
-    rights_t rights;              /* of the owner's handle; the mapping follows them */
+    handle_t handle; /* in the owner's table */
+    uint64_t vaddr;  /* in the owner; 0 when unmapped */
+    rights_t rights; /* of the owner's handle; the mapping follows them */
     uint32_t pins;
-    uint32_t flags;               /* SEG_INFO_QUARANTINED, SEG_INFO_MODULE */
-    struct thread *in_flight;     /* the blocked sender whose message carries it */
-    struct account *payer;        /* RES_MEMORY + RES_KMEM, until destroyed */
-    struct account *pinner;       /* RES_PINNED, while a device may reach it */
-    struct device *dma_device;    /* pinned for it, or tainted by it (a reference) */
-    uint64_t former_pid;          /* for reclaim records */
-    bool reported;                /* reclaimed and handed to the memory server */
-    bool dma_told;                /* the DMA state the memory server last heard of */
+    uint32_t flags;            /* SEG_INFO_QUARANTINED, SEG_INFO_MODULE */
+    struct thread *in_flight;  /* the blocked sender whose message carries it */
+    struct account *payer;     /* RES_MEMORY + RES_KMEM, until destroyed */
+    struct account *pinner;    /* RES_PINNED, while a device may reach it */
+    struct device *dma_device; /* pinned for it, or tainted by it (a reference) */
+    uint64_t former_pid;       /* for reclaim records */
+    bool reported;             /* reclaimed and handed to the memory server */
+    bool dma_told;             /* the DMA state the memory server last heard of */
     /* Busy: the kernel works on its frames with the kernel lock let go
      * between chunks (a migration's copy, a new segment's zero-fill). */
     bool busy;
-    bool reclaim_when_idle;       /* its holder ended while it was busy */
-    struct list_node link;        /* the owner's list, or the reclaim queue */
-    struct list_node dma_link;    /* its device's list while dma_device is set */
-    struct list_node dma_change;  /* on the change queue while dma_told is out of date */
+    bool reclaim_when_idle;      /* its holder ended while it was busy */
+    struct list_node link;       /* the owner's list, or the reclaim queue */
+    struct list_node dma_link;   /* its device's list while dma_device is set */
+    struct list_node dma_change; /* on the change queue while dma_told is out of date */
     struct rb_node by_phys;
 };
 

@@ -25,7 +25,10 @@ struct slab_cache {
  * `static struct slab_cache c = SLAB_CACHE("name", sizeof(struct x));`
  * (slab_cache_init does the same at run time). */
 #define SLAB_OBJECT_SIZE(size) (((size) + 15) & ~(size_t)15)
-#define SLAB_CACHE(cache_name, size) { .name = (cache_name), .object_size = SLAB_OBJECT_SIZE(size) }
+#define SLAB_CACHE(cache_name, size)                                                                                   \
+    {                                                                                                                  \
+        .name = (cache_name), .object_size = SLAB_OBJECT_SIZE(size)                                                    \
+    }
 void slab_cache_init(struct slab_cache *c, const char *name, size_t object_size);
 void *slab_alloc(struct slab_cache *c); /* zero-filled, or 0 when the pool is empty */
 void slab_free(struct slab_cache *c, void *object);

@@ -19,21 +19,21 @@
 #include <stdint.h>
 #include <abi/types.h>
 
-#define VMAREA_PAGE_SIZE ABI_PAGE_SIZE
+#define VMAREA_PAGE_SIZE  ABI_PAGE_SIZE
 #define VMAREA_LARGE_SIZE ABI_LARGE_PAGE_SIZE
 
 /* Elements of the area array per element page, and element pages per
  * directory page: one 8-byte word each, so both are 4096 / 8. */
-#define VMAREA_PER_PAGE 512u
+#define VMAREA_PER_PAGE  512u
 #define VMAREA_MAX_PAGES 512u
 #define VMAREA_MAX_AREAS ((uint64_t)VMAREA_PER_PAGE * VMAREA_MAX_PAGES)
 
 /* Quick-fit classes: 0 holds free areas larger than VMAREA_QUICK_PAGES
  * pages, class k (1..64) free areas of exactly k pages. The lists share one
  * page: 65 lists of 7 eight-byte addresses = 3640 of 4096 bytes. */
-#define VMAREA_QUICK_PAGES 64u
+#define VMAREA_QUICK_PAGES   64u
 #define VMAREA_QUICK_CLASSES (VMAREA_QUICK_PAGES + 1u)
-#define VMAREA_QUICK_DEPTH 7u
+#define VMAREA_QUICK_DEPTH   7u
 
 /* The page provider: get_page returns a zeroed 4 KiB page or NULL. */
 struct vmarea_pages {
@@ -43,12 +43,12 @@ struct vmarea_pages {
 };
 
 struct vmareas {
-    uint64_t base, limit;       /* managed range [base, limit) */
-    uint64_t count;             /* areas in the array, used and free; >= 1 */
-    uint64_t **directory;       /* element pages; [0, element_pages) non-NULL */
+    uint64_t base, limit; /* managed range [base, limit) */
+    uint64_t count;       /* areas in the array, used and free; >= 1 */
+    uint64_t **directory; /* element pages; [0, element_pages) non-NULL */
     uint32_t element_pages;
-    uint32_t pages_held;        /* element pages + directory + quick page */
-    uint64_t *quick;            /* class c's list: quick[c * DEPTH .. + len[c]) */
+    uint32_t pages_held; /* element pages + directory + quick page */
+    uint64_t *quick;     /* class c's list: quick[c * DEPTH .. + len[c]) */
     uint8_t quick_len[VMAREA_QUICK_CLASSES];
     bool quick_complete[VMAREA_QUICK_CLASSES]; /* list holds every such area */
     struct vmarea_pages pages;

@@ -28,7 +28,7 @@ struct arena_tag {
     struct arena_tag *anext, *aprev; /* all tags of the arena, by address */
     struct arena_tag *next, *prev;   /* free list, or hash chain (next only) */
     uint64_t base, size;
-    uint8_t type;                    /* ARENA_TAG_SPAN / _FREE / _ALLOC */
+    uint8_t type; /* ARENA_TAG_SPAN / _FREE / _ALLOC */
 };
 
 /* A pool of unused tags; several arenas may share one. */
@@ -45,18 +45,18 @@ struct arena_stats {
     size_t allocs;         /* live allocations */
     size_t spans;
     size_t free_segments;
-    size_t tag_failures;   /* requests refused because the store was empty */
+    size_t tag_failures; /* requests refused because the store was empty */
 };
 
 struct arena {
     const char *name;
     uint64_t quantum;
     struct arena_tagstore *store;
-    struct arena_tag head;            /* sentinel of the address-ordered list */
+    struct arena_tag head; /* sentinel of the address-ordered list */
     struct arena_tag *lists[ARENA_LISTS];
-    uint64_t list_map;                /* bit i: lists[i] non-empty */
+    uint64_t list_map; /* bit i: lists[i] non-empty */
     struct arena_tag **hash;
-    size_t hash_mask;                 /* nbuckets - 1 */
+    size_t hash_mask; /* nbuckets - 1 */
     struct arena_stats st;
 };
 
@@ -70,8 +70,8 @@ void arena_tagstore_add(struct arena_tagstore *ts, struct arena_tag *tags, size_
  * it. buckets: nbuckets (a power of two) pointers; for O(1) frees keep it at
  * least the expected number of live allocations. -EINVAL on bad arguments.
  */
-int arena_create(struct arena *a, const char *name, uint64_t quantum,
-                 struct arena_tagstore *store, struct arena_tag **buckets, size_t nbuckets);
+int arena_create(struct arena *a, const char *name, uint64_t quantum, struct arena_tagstore *store,
+                 struct arena_tag **buckets, size_t nbuckets);
 /* Returns every tag to the store; -EBUSY (nothing done) if allocations remain. */
 int arena_destroy(struct arena *a);
 
@@ -85,8 +85,8 @@ int arena_alloc(struct arena *a, uint64_t size, unsigned flags, uint64_t *out);
  * nocross are 0 or powers of two >= quantum; phase < align (0 if align is 0);
  * nocross >= size and a multiple of align. Needs up to 2 tags.
  */
-int arena_xalloc(struct arena *a, uint64_t size, uint64_t align, uint64_t phase,
-                 uint64_t nocross, unsigned flags, uint64_t *out);
+int arena_xalloc(struct arena *a, uint64_t size, uint64_t align, uint64_t phase, uint64_t nocross, unsigned flags,
+                 uint64_t *out);
 /* Frees exactly what was allocated: same address, same size (rounded). */
 int arena_free(struct arena *a, uint64_t addr, uint64_t size);
 void arena_stats(const struct arena *a, struct arena_stats *out);

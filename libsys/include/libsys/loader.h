@@ -17,24 +17,23 @@
 
 /* One handle the child receives in its startup block. */
 struct loader_grant {
-    handle_t handle;  /* one of the caller's (it needs RIGHT_GRANT); HANDLE_NONE: slot left empty */
-    rights_t rights;  /* the rights the child gets of it (RIGHTS_SAME: all the caller's but
+    handle_t handle; /* one of the caller's (it needs RIGHT_GRANT); HANDLE_NONE: slot left empty */
+    rights_t rights; /* the rights the child gets of it (RIGHTS_SAME: all the caller's but
                          RIGHT_RECV; with RIGHT_RECV an endpoint's receive right moves to the child) */
 };
 
 struct loader_spec {
-    const char *name;      /* the process's name (< 32 bytes) */
-    const void *image;     /* the ELF file, mapped */
+    const char *name;  /* the process's name (< 32 bytes) */
+    const void *image; /* the ELF file, mapped */
     size_t size;
-    const char *args;      /* its startup arguments */
-    uint32_t powers;       /* POWER_*, at most the caller's */
+    const char *args;                                /* its startup arguments */
+    uint32_t powers;                                 /* POWER_*, at most the caller's */
     struct loader_grant grants[ABI_STARTUP_HANDLES]; /* [i] goes to startup handles[i] */
-    uint64_t limits[RES_COUNT]; /* its account's limits (ABI_LIMIT_NONE: none of its own) */
+    uint64_t limits[RES_COUNT];                      /* its account's limits (ABI_LIMIT_NONE: none of its own) */
 };
 
 /* A spec with no powers, no grants and no limits of its own. */
-void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size,
-                      const char *args);
+void loader_spec_init(struct loader_spec *spec, const char *name, const void *image, size_t size, const char *args);
 
 /*
  * The limits init puts on every program it starts (the suite on the

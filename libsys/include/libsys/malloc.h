@@ -48,24 +48,24 @@ typedef void (*malloc_error_fn)(void *ctx, enum malloc_error err, void *ptr);
 
 /* Counters, exact at all times. */
 struct heap_stats {
-    size_t segments;       /* segments held from the backend (excluding registry) */
-    size_t segment_bytes;  /* their total size */
-    size_t registry_bytes; /* the segment registry's own segment (0 when empty) */
-    size_t live_blocks;    /* allocations not yet freed */
-    size_t live_bytes;     /* sum of their usable sizes */
-    size_t small_pages;    /* bitmap pages in use */
+    size_t segments;         /* segments held from the backend (excluding registry) */
+    size_t segment_bytes;    /* their total size */
+    size_t registry_bytes;   /* the segment registry's own segment (0 when empty) */
+    size_t live_blocks;      /* allocations not yet freed */
+    size_t live_bytes;       /* sum of their usable sizes */
+    size_t small_pages;      /* bitmap pages in use */
     size_t chunk_free_bytes; /* bytes in free chunks */
 };
 
 /* ---- tuning constants, justified in malloc.c ---- */
-#define HEAP_ALIGN          16u                  /* every pointer returned */
-#define HEAP_SMALL_MAX      256u                 /* largest bitmap-block request */
-#define HEAP_SMALL_CLASSES  12u
-#define HEAP_LARGE_MIN      (256u * 1024u)       /* own segment from here on */
-#define HEAP_CHUNK_SEG      (1024u * 1024u)      /* usual chunk segment size */
-#define HEAP_SMALL_SEG      (64u * 1024u)        /* 16 bitmap pages */
-#define HEAP_BINS           64u                  /* segregated free lists */
-#define HEAP_MAX_REQUEST    ((size_t)1 << 46)    /* above: refused, no backend call */
+#define HEAP_ALIGN         16u  /* every pointer returned */
+#define HEAP_SMALL_MAX     256u /* largest bitmap-block request */
+#define HEAP_SMALL_CLASSES 12u
+#define HEAP_LARGE_MIN     (256u * 1024u)    /* own segment from here on */
+#define HEAP_CHUNK_SEG     (1024u * 1024u)   /* usual chunk segment size */
+#define HEAP_SMALL_SEG     (64u * 1024u)     /* 16 bitmap pages */
+#define HEAP_BINS          64u               /* segregated free lists */
+#define HEAP_MAX_REQUEST   ((size_t)1 << 46) /* above: refused, no backend call */
 
 struct heap_seg;
 struct heap_page;

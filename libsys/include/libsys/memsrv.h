@@ -67,8 +67,8 @@ int64_t ms_stats_restart(struct ms_stats_restart *out);
  * step) or _TARGET (make a free run of size/align below limit; -ENOMEM if it
  * cannot, with the counts still reported). size, align and limit are used
  * only with TARGET. moves and bytes_moved may be NULL. */
-int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit,
-                   uint64_t *moves, uint64_t *bytes_moved);
+int64_t ms_compact(enum ms_compact_mode mode, uint64_t size, uint64_t align, uint64_t limit, uint64_t *moves,
+                   uint64_t *bytes_moved);
 /* Prints the memory map on the console, `columns` characters a row (0: 64,
  * at most 200). */
 int64_t ms_map(unsigned columns);

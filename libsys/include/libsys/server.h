@@ -80,42 +80,42 @@ typedef int64_t (*server_handler_fn)(struct server *srv, struct ipc_msg *req, st
 
 /* Per-op checks the loop makes before the handler runs (-EPERM for
  * TRUSTED, -EINVAL for the others when broken). */
-#define SERVER_OP_SEG_REQUIRED 0x1u /* the request must carry a segment */
-#define SERVER_OP_SEG_REFUSED  0x2u /* the request must not carry one (it is given back) */
-#define SERVER_OP_WORDS        0x4u /* only w[0..words) may be set, the rest must be zero */
-#define SERVER_OP_NO_PAYLOAD   0x8u /* the request must carry no payload */
+#define SERVER_OP_SEG_REQUIRED 0x1u  /* the request must carry a segment */
+#define SERVER_OP_SEG_REFUSED  0x2u  /* the request must not carry one (it is given back) */
+#define SERVER_OP_WORDS        0x4u  /* only w[0..words) may be set, the rest must be zero */
+#define SERVER_OP_NO_PAYLOAD   0x8u  /* the request must carry no payload */
 #define SERVER_OP_TRUSTED      0x10u /* only a caller srv->trusted accepts (none without it) */
 
 struct server_op {
     uint64_t label;
     server_handler_fn handler;
-    const char *name;   /* for log lines and statistics */
-    unsigned flags;     /* SERVER_OP_* */
-    unsigned words;     /* with SERVER_OP_WORDS: the words the op reads */
+    const char *name; /* for log lines and statistics */
+    unsigned flags;   /* SERVER_OP_* */
+    unsigned words;   /* with SERVER_OP_WORDS: the words the op reads */
 };
 
 /* Counters, exact at all times; a server may report them (kvstore's STATS). */
 struct server_stats {
-    uint64_t requests;        /* messages answered, errors included */
-    uint64_t errors;          /* replies with a negative label */
-    uint64_t unknown;         /* labels not in the table (-ENOSYS) */
-    uint64_t malformed;       /* refused by the op's flags (-EINVAL, -EPERM) */
-    uint64_t notifications;   /* kernel notifications */
-    uint64_t reply_failures;  /* replies the kernel could not deliver */
-    uint64_t segs_returned;   /* unclaimed request segments given back to their sender */
-    uint64_t segs_freed;      /* unclaimed or undelivered segments given back to memsrv */
-    uint64_t caps_closed;     /* unclaimed request handles and undelivered moved ones, closed */
+    uint64_t requests;       /* messages answered, errors included */
+    uint64_t errors;         /* replies with a negative label */
+    uint64_t unknown;        /* labels not in the table (-ENOSYS) */
+    uint64_t malformed;      /* refused by the op's flags (-EINVAL, -EPERM) */
+    uint64_t notifications;  /* kernel notifications */
+    uint64_t reply_failures; /* replies the kernel could not deliver */
+    uint64_t segs_returned;  /* unclaimed request segments given back to their sender */
+    uint64_t segs_freed;     /* unclaimed or undelivered segments given back to memsrv */
+    uint64_t caps_closed;    /* unclaimed request handles and undelivered moved ones, closed */
 };
 
 struct server {
     /* Set by server_init; the callbacks and options after it, before server_run. */
-    const char *name;                /* prefix of log lines */
-    handle_t ep;                     /* the endpoint served */
+    const char *name; /* prefix of log lines */
+    handle_t ep;      /* the endpoint served */
     const struct server_op *ops;
     size_t nops;
-    void *ctx;                       /* the server's own state, for handlers */
-    uint32_t recv_flags;             /* IPC_RECV_*: NOMAP to get segments unmapped, CAPS to take handles */
-    uint64_t idle_ns;                /* receive timeout before on_idle (TIMEOUT_FOREVER: none) */
+    void *ctx;           /* the server's own state, for handlers */
+    uint32_t recv_flags; /* IPC_RECV_*: NOMAP to get segments unmapped, CAPS to take handles */
+    uint64_t idle_ns;    /* receive timeout before on_idle (TIMEOUT_FOREVER: none) */
     void (*on_idle)(struct server *srv);
     void (*on_notify)(struct server *srv, const struct ipc_msg *note);
     /* reply: the reply as the handler made it; err: the kernel's error. */
@@ -131,7 +131,7 @@ struct server {
      * request"), or a handler's reply refused by the loop; err the reply's
      * label. Default, set by server_run: the first log_limit are printed. */
     void (*on_refused)(struct server *srv, const struct ipc_msg *req, const char *what, int64_t err);
-    unsigned log_limit;              /* refused requests logged by the default (default 16) */
+    unsigned log_limit; /* refused requests logged by the default (default 16) */
 
     /* The loop's state: read, do not write. */
     struct server_stats stats;

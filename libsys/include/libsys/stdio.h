@@ -12,7 +12,7 @@
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vprintf(const char *fmt, va_list ap);
 int puts(const char *s);
-#define snprintf fmt_snprintf
+#define snprintf  fmt_snprintf
 #define vsnprintf fmt_vsnprintf
 
 #endif

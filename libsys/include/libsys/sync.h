@@ -33,8 +33,14 @@ struct condvar {
     uint32_t seq;
 };
 
-#define MUTEX_INIT { 0 }
-#define CONDVAR_INIT { 0 }
+#define MUTEX_INIT                                                                                                     \
+    {                                                                                                                  \
+        0                                                                                                              \
+    }
+#define CONDVAR_INIT                                                                                                   \
+    {                                                                                                                  \
+        0                                                                                                              \
+    }
 
 void mutex_lock(struct mutex *m);
 /* Takes the mutex if it is free; never waits. */

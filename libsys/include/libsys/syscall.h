@@ -27,9 +27,9 @@ static inline int64_t syscall5(uint64_t n, uint64_t a0, uint64_t a1, uint64_t a2
                      : "rcx", "r11", "memory");
     return ret;
 }
-#define syscall0(n) syscall5((n), 0, 0, 0, 0, 0)
-#define syscall1(n, a) syscall5((n), (uint64_t)(a), 0, 0, 0, 0)
-#define syscall2(n, a, b) syscall5((n), (uint64_t)(a), (uint64_t)(b), 0, 0, 0)
+#define syscall0(n)          syscall5((n), 0, 0, 0, 0, 0)
+#define syscall1(n, a)       syscall5((n), (uint64_t)(a), 0, 0, 0, 0)
+#define syscall2(n, a, b)    syscall5((n), (uint64_t)(a), (uint64_t)(b), 0, 0, 0)
 #define syscall3(n, a, b, c) syscall5((n), (uint64_t)(a), (uint64_t)(b), (uint64_t)(c), 0, 0)
 
 #define LIBSYS_PARAMS_0 void
@@ -38,17 +38,14 @@ static inline int64_t syscall5(uint64_t n, uint64_t a0, uint64_t a1, uint64_t a2
 #define LIBSYS_PARAMS_3 uint64_t a0, uint64_t a1, uint64_t a2
 #define LIBSYS_PARAMS_4 uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3
 #define LIBSYS_PARAMS_5 uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4
-#define LIBSYS_WORDS_0 0, 0, 0, 0, 0
-#define LIBSYS_WORDS_1 a0, 0, 0, 0, 0
-#define LIBSYS_WORDS_2 a0, a1, 0, 0, 0
-#define LIBSYS_WORDS_3 a0, a1, a2, 0, 0
-#define LIBSYS_WORDS_4 a0, a1, a2, a3, 0
-#define LIBSYS_WORDS_5 a0, a1, a2, a3, a4
-#define LIBSYS_RAW_STUB(name, short_name, num, nargs, powers)                                        \
-    static inline int64_t sysraw_##short_name(LIBSYS_PARAMS_##nargs)                                 \
-    {                                                                                                \
-        return syscall5(name, LIBSYS_WORDS_##nargs);                                                 \
-    }
+#define LIBSYS_WORDS_0  0, 0, 0, 0, 0
+#define LIBSYS_WORDS_1  a0, 0, 0, 0, 0
+#define LIBSYS_WORDS_2  a0, a1, 0, 0, 0
+#define LIBSYS_WORDS_3  a0, a1, a2, 0, 0
+#define LIBSYS_WORDS_4  a0, a1, a2, a3, 0
+#define LIBSYS_WORDS_5  a0, a1, a2, a3, a4
+#define LIBSYS_RAW_STUB(name, short_name, num, nargs, powers)                                                          \
+    static inline int64_t sysraw_##short_name(LIBSYS_PARAMS_##nargs) { return syscall5(name, LIBSYS_WORDS_##nargs); }
 ABI_SYSCALLS(LIBSYS_RAW_STUB)
 #undef LIBSYS_RAW_STUB
 
@@ -78,10 +75,7 @@ __attribute__((noreturn)) static inline void sys_thread_exit(void)
 /* Pins a thread (HANDLE_NONE: the caller) to a CPU, or lets it run
  * anywhere (ABI_CPU_ANY), or leaves it (ABI_CPU_SAME); returns the CPU it
  * is on or queued for. -EINVAL for a CPU that is not online. */
-static inline int64_t sys_thread_affinity(handle_t thread, uint64_t cpu)
-{
-    return sysraw_thread_affinity(thread, cpu);
-}
+static inline int64_t sys_thread_affinity(handle_t thread, uint64_t cpu) { return sysraw_thread_affinity(thread, cpu); }
 /* Waits until the thread has ended: 0, or -ETIMEDOUT. */
 static inline int64_t sys_thread_wait(handle_t thread, uint64_t timeout_ns)
 {

@@ -21,12 +21,12 @@ struct test_run {
 
 /* Exit status of a test program: a marker bit, then three 20-bit counts. */
 #define TEST_STATUS_MARK (1ll << 60)
-#define TEST_STATUS(passed, failed, skipped)                                                              \
+#define TEST_STATUS(passed, failed, skipped)                                                                           \
     (TEST_STATUS_MARK | ((int64_t)(passed) << 40) | ((int64_t)(failed) << 20) | (int64_t)(skipped))
-#define TEST_STATUS_VALID(s) ((s) >= 0 && ((s) & TEST_STATUS_MARK))
-#define TEST_STATUS_PASSED(s) ((unsigned)(((s) >> 40) & 0xfffff))
-#define TEST_STATUS_FAILED(s) ((unsigned)(((s) >> 20) & 0xfffff))
-#define TEST_STATUS_SKIPPED(s) ((unsigned)((s) & 0xfffff))
+#define TEST_STATUS_VALID(s)   ((s) >= 0 && ((s)&TEST_STATUS_MARK))
+#define TEST_STATUS_PASSED(s)  ((unsigned)(((s) >> 40) & 0xfffff))
+#define TEST_STATUS_FAILED(s)  ((unsigned)(((s) >> 20) & 0xfffff))
+#define TEST_STATUS_SKIPPED(s) ((unsigned)((s)&0xfffff))
 
 /* Reads seed=N (default 1) and pace_ns=N from argv. */
 void test_begin(struct test_run *r, const char *group, int argc, char **argv);

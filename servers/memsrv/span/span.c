@@ -221,10 +221,9 @@
 
 #include "span_internal.h"
 
-#define SPAN_PROBES 16
+#define SPAN_PROBES     16
 #define LINUX_MAX_ORDER 10
-#define NEIGHBOUR_WALK 4 /* spans walked for a free neighbour before a tree descent */
-
+#define NEIGHBOUR_WALK  4 /* spans walked for a free neighbour before a tree descent */
 
 static struct span_node *size_node(const struct rb_node *r)
 {
@@ -248,10 +247,7 @@ static inline bool free_augment_one(struct rb_node *r)
     return true;
 }
 
-static bool free_augment(struct rb_node *r)
-{
-    return free_augment_one(r);
-}
+static bool free_augment(struct rb_node *r) { return free_augment_one(r); }
 
 /* Recomputes max_free from e up while it changes (rb_propagate without the
  * indirect call: this runs on every allocation and free). */
@@ -266,14 +262,10 @@ static void free_propagate(struct span_free *e)
 const char *span_state_name(enum span_state state)
 {
     switch (state) {
-    case SPAN_FREE:
-        return "free";
-    case SPAN_ALLOCATED:
-        return "allocated";
-    case SPAN_LOCKED:
-        return "locked";
-    case SPAN_IN_TRANSIT:
-        return "in-transit";
+    case SPAN_FREE: return "free";
+    case SPAN_ALLOCATED: return "allocated";
+    case SPAN_LOCKED: return "locked";
+    case SPAN_IN_TRANSIT: return "in-transit";
     }
     return "?";
 }
@@ -282,18 +274,12 @@ const char *span_state_name(enum span_state state)
 const char *span_policy_name(enum span_policy policy)
 {
     switch (policy) {
-    case SPAN_POLICY_BEST_FIT:
-        return "quickfit";
-    case SPAN_POLICY_TOP_OF_HEAP:
-        return "topheap";
-    case SPAN_POLICY_INSTANT_FIT:
-        return "instantfit";
-    case SPAN_POLICY_BUDDY:
-        return "buddy";
-    case SPAN_POLICY_MARKER:
-        return "marker";
-    case SPAN_POLICY_COUNT:
-        break;
+    case SPAN_POLICY_BEST_FIT: return "quickfit";
+    case SPAN_POLICY_TOP_OF_HEAP: return "topheap";
+    case SPAN_POLICY_INSTANT_FIT: return "instantfit";
+    case SPAN_POLICY_BUDDY: return "buddy";
+    case SPAN_POLICY_MARKER: return "marker";
+    case SPAN_POLICY_COUNT: break;
     }
     return "?";
 }
@@ -334,8 +320,7 @@ static void block_relist(struct span_alloc *a, struct span_block *b)
     b->list = want;
     if (want == BLOCK_FULL)
         return;
-    for (link = block_head(a, want); *link != NULL && (*link)->seq < b->seq;
-         link = &(*link)->next)
+    for (link = block_head(a, want); *link != NULL && (*link)->seq < b->seq; link = &(*link)->next)
         prev = *link;
     b->prev = prev;
     b->next = *link;
@@ -392,15 +377,9 @@ static void slot_put(struct span_alloc *a, void *slot)
     a->nodes_free++;
 }
 
-static struct span_node *node_get(struct span_alloc *a)
-{
-    return &slot_get(a)->node;
-}
+static struct span_node *node_get(struct span_alloc *a) { return &slot_get(a)->node; }
 
-static struct span_free *ext_get(struct span_alloc *a)
-{
-    return &slot_get(a)->ext;
-}
+static struct span_free *ext_get(struct span_alloc *a) { return &slot_get(a)->ext; }
 
 int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
 {
@@ -408,12 +387,12 @@ int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
     char *page;
     size_t p, pages;
 
-    if (a == NULL || mem == NULL || bytes == 0 || bytes % SPAN_PAGE != 0 ||
-        (uintptr_t)mem % SPAN_PAGE != 0)
+    if (a == NULL || mem == NULL || bytes == 0 || bytes % SPAN_PAGE != 0 || (uintptr_t)mem % SPAN_PAGE != 0)
         return -EINVAL;
     pages = bytes / SPAN_PAGE;
-    *b = (struct span_block){ .self = b, .bytes = bytes, .slots = pages * SPAN_SLOTS_PER_PAGE,
-                              .list = BLOCK_FULL, .seq = a->block_seq++ };
+    *b = (struct span_block){
+        .self = b, .bytes = bytes, .slots = pages * SPAN_SLOTS_PER_PAGE, .list = BLOCK_FULL, .seq = a->block_seq++
+    };
     for (p = pages; p-- > 0;) {
         size_t i;
         page = (char *)mem + p * SPAN_PAGE;
@@ -493,15 +472,9 @@ static void hash_remove(struct span_alloc *a, struct span_node *n)
     a->hashed--;
 }
 
-void span_hash_insert(struct span_alloc *a, struct span_node *n)
-{
-    hash_insert(a, n);
-}
+void span_hash_insert(struct span_alloc *a, struct span_node *n) { hash_insert(a, n); }
 
-void span_hash_remove(struct span_alloc *a, struct span_node *n)
-{
-    hash_remove(a, n);
-}
+void span_hash_remove(struct span_alloc *a, struct span_node *n) { hash_remove(a, n); }
 
 struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base)
 {
@@ -540,8 +513,7 @@ int span_hash_resize(struct span_alloc *a, void *mem, size_t bytes, void **old, 
         bytes = sizeof(a->hash_inline);
     }
     count = bytes / sizeof(*to);
-    if (count < SPAN_HASH_INLINE || (count & (count - 1)) != 0 || count * sizeof(*to) != bytes ||
-        to == a->hash)
+    if (count < SPAN_HASH_INLINE || (count & (count - 1)) != 0 || count * sizeof(*to) != bytes || to == a->hash)
         return -EINVAL;
     from = a->hash;
     *old = from == a->hash_inline ? NULL : (void *)from;
@@ -616,8 +588,7 @@ static void free_tree_insert(struct span_alloc *a, struct span_free *e)
 }
 
 /* Inserts e right after (or before) p in address order: no descent. */
-static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, struct span_free *e,
-                                  bool after)
+static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, struct span_free *e, bool after)
 {
     struct rb_node *parent = &p->addr_link;
     struct rb_node **link;
@@ -861,8 +832,7 @@ static bool uses_list(const struct span_alloc *a, uint64_t size)
 {
     if (a->policy == SPAN_POLICY_INSTANT_FIT || a->policy == SPAN_POLICY_BUDDY)
         return true;
-    return a->policy == SPAN_POLICY_BEST_FIT &&
-           (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
+    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
 }
 
 static void size_tree_insert(struct span_alloc *a, struct span_free *e)
@@ -888,7 +858,8 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
  * sign is +1 (n joins the free spans) or -1 (it leaves them): both ways
  * must touch the same counters by the same amounts. Inlined so that the
  * constant sign folds away: this runs on every free-index change. */
-static inline __attribute__((always_inline)) void free_stats_count(struct span_alloc *a, const struct span_node *n, int sign)
+static inline __attribute__((always_inline)) void free_stats_count(struct span_alloc *a, const struct span_node *n,
+                                                                   int sign)
 {
     uint64_t one = (uint64_t)(int64_t)sign;
 
@@ -908,10 +879,7 @@ static void free_stats_add(struct span_alloc *a, struct span_node *n)
     free_stats_count(a, n, 1);
 }
 
-static void free_stats_sub(struct span_alloc *a, const struct span_node *n)
-{
-    free_stats_count(a, n, -1);
-}
+static void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_stats_count(a, n, -1); }
 
 /* A span's list is chosen by its size and (buddy) base as they are when it
  * joins the list: it must leave before either changes. */
@@ -1051,8 +1019,8 @@ size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
     return low && high ? 3 : (size_t)(low || high);
 }
 
-static struct span_node *new_free_span(struct span_alloc *a, struct span_node *after,
-                                       uint64_t base, uint64_t size, uint8_t region)
+static struct span_node *new_free_span(struct span_alloc *a, struct span_node *after, uint64_t base, uint64_t size,
+                                       uint8_t region)
 {
     struct span_node *n = node_get(a);
     struct span_free *e = ext_get(a);
@@ -1067,8 +1035,8 @@ static struct span_node *new_free_span(struct span_alloc *a, struct span_node *a
     return n;
 }
 
-struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place,
-                             uint64_t size, enum span_state state, uint64_t tag)
+struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
+                             enum span_state state, uint64_t tag)
 {
     uint64_t base = f->base;
     uint64_t end = span_end(f);
@@ -1086,11 +1054,11 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
         resize_begin(a, f);
         n = node_get(a);
         n->region = f->region;
-        if (place == base) {            /* low end: f keeps the rest above */
+        if (place == base) { /* low end: f keeps the rest above */
             list_link_after(a, f->prev, n);
             f->base = place + size;
             f->size = end - f->base;
-        } else {                        /* f keeps [base, place) */
+        } else { /* f keeps [base, place) */
             list_link_after(a, f, n);
             f->size = place - base;
         }
@@ -1099,8 +1067,9 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
         if (place + size < end && place > base) {
             struct span_node *r = node_get(a);
             struct span_free *re = ext_get(a);
-            *r = (struct span_node){ .base = place + size, .size = end - place - size,
-                                     .state = SPAN_FREE, .region = f->region };
+            *r = (struct span_node){
+                .base = place + size, .size = end - place - size, .state = SPAN_FREE, .region = f->region
+            };
             r->u.free.ext = re;
             re->span = r;
             re->max_free = 0;
@@ -1128,8 +1097,7 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
 
 static bool mergeable(const struct span_node *n, const struct span_node *neighbour)
 {
-    return neighbour != NULL && neighbour->state == SPAN_FREE &&
-           neighbour->region == n->region;
+    return neighbour != NULL && neighbour->state == SPAN_FREE && neighbour->region == n->region;
 }
 
 size_t span_release_cost(const struct span_node *n)
@@ -1218,10 +1186,10 @@ static bool place_high(const struct span_node *f, const struct span_fit *fit, ui
     return true;
 }
 
-static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
-                                    const struct span_fit *fit, uint64_t *place);
-static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
-                                     const struct span_fit *fit, uint64_t *place);
+static struct span_node *search_low(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit,
+                                    uint64_t *place);
+static struct span_node *search_high(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit,
+                                     uint64_t *place);
 
 /* First free span of size >= min_size in which fit has a place, counting
  * from the low end or (high) from the high end of the address tree. Spans
@@ -1230,8 +1198,7 @@ static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
  * search_high so that each is compiled for its own direction: this is the
  * allocator's hottest loop. */
 static inline __attribute__((always_inline)) struct span_node *
-search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit, bool high,
-             uint64_t *place)
+search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit, bool high, uint64_t *place)
 {
     while (r != NULL) {
         const struct span_free *e = span_free_of(r);
@@ -1242,8 +1209,7 @@ search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *
             return NULL;
         /* Whether the nearer side can reach into the window. */
         if (high ? n->base < fit->hi : n->base > fit->lo) {
-            found = high ? search_high(r->right, min_size, fit, place)
-                         : search_low(r->left, min_size, fit, place);
+            found = high ? search_high(r->right, min_size, fit, place) : search_low(r->left, min_size, fit, place);
             if (found != NULL)
                 return found;
         }
@@ -1258,14 +1224,14 @@ search_first(const struct rb_node *r, uint64_t min_size, const struct span_fit *
     return NULL;
 }
 
-static struct span_node *search_low(const struct rb_node *r, uint64_t min_size,
-                                    const struct span_fit *fit, uint64_t *place)
+static struct span_node *search_low(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit,
+                                    uint64_t *place)
 {
     return search_first(r, min_size, fit, false, place);
 }
 
-static struct span_node *search_high(const struct rb_node *r, uint64_t min_size,
-                                     const struct span_fit *fit, uint64_t *place)
+static struct span_node *search_high(const struct rb_node *r, uint64_t min_size, const struct span_fit *fit,
+                                     uint64_t *place)
 {
     return search_first(r, min_size, fit, true, place);
 }
@@ -1278,23 +1244,20 @@ static uint64_t always_fits_size(const struct span_fit *fit)
     return fit->size > UINT64_MAX - slack ? 0 : fit->size + slack;
 }
 
-static struct span_node *find_any(const struct span_alloc *a, const struct span_fit *fit,
-                                  bool high, uint64_t *place)
+static struct span_node *find_any(const struct span_alloc *a, const struct span_fit *fit, bool high, uint64_t *place)
 {
     uint64_t easy = always_fits_size(fit);
     struct span_node *n = NULL;
 
     if (easy != 0)
-        n = high ? search_high(a->addr_tree.root, easy, fit, place)
-                 : search_low(a->addr_tree.root, easy, fit, place);
+        n = high ? search_high(a->addr_tree.root, easy, fit, place) : search_low(a->addr_tree.root, easy, fit, place);
     if (n == NULL && easy != fit->size)
         n = high ? search_high(a->addr_tree.root, fit->size, fit, place)
                  : search_low(a->addr_tree.root, fit->size, fit, place);
     return n;
 }
 
-struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit,
-                                   uint64_t *place)
+struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     uint64_t easy = always_fits_size(fit);
     struct span_node *n = NULL;
@@ -1335,8 +1298,7 @@ static struct span_node *size_lower_bound(const struct span_alloc *a, uint64_t s
 }
 
 /* Best fit among the first SPAN_PROBES free spans in size order. */
-static struct span_node *probe_best_fit(const struct span_alloc *a, const struct span_fit *fit,
-                                        uint64_t *place)
+static struct span_node *probe_best_fit(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     uint64_t granules = fit->size >> SPAN_GRANULE_SHIFT;
     unsigned probes = 0;
@@ -1364,8 +1326,7 @@ static struct span_node *probe_best_fit(const struct span_alloc *a, const struct
     return NULL;
 }
 
-static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t size,
-                                            uint64_t *place)
+static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t size, uint64_t *place)
 {
     uint64_t granules = size >> SPAN_GRANULE_SHIFT;
     struct span_node *n = NULL;
@@ -1401,8 +1362,7 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
  * place exists at all, the lowest place at the request's own alignment, so
  * that the policy never refuses what the books can do.
  */
-static struct span_node *find_buddy(const struct span_alloc *a, const struct span_fit *fit,
-                                    uint64_t *place)
+static struct span_node *find_buddy(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     unsigned k = buddy_order(a, fit->size);
     uint64_t natural = (uint64_t)1 << (k + SPAN_GRANULE_SHIFT);
@@ -1461,8 +1421,7 @@ static struct span_node *greatest_free(const struct span_alloc *a)
  * the request retried there; failing that too (a limit or an alignment the
  * greatest span cannot meet), the exact address search.
  */
-static struct span_node *find_marker(struct span_alloc *a, const struct span_fit *fit,
-                                     uint64_t *place)
+static struct span_node *find_marker(struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     if (a->marker != NULL && span_place_low(a->marker, fit, place))
         return a->marker;
@@ -1472,8 +1431,7 @@ static struct span_node *find_marker(struct span_alloc *a, const struct span_fit
     return find_any(a, fit, false, place);
 }
 
-static struct span_node *find_place(struct span_alloc *a, const struct span_fit *fit,
-                                    bool high, uint64_t *place)
+static struct span_node *find_place(struct span_alloc *a, const struct span_fit *fit, bool high, uint64_t *place)
 {
     struct span_node *n;
     bool constrained = fit->align > SPAN_GRANULE || fit->hi < a->mem_end;
@@ -1500,13 +1458,10 @@ static struct span_node *find_place(struct span_alloc *a, const struct span_fit 
 
 /* ---- entry points ------------------------------------------------------ */
 
-static bool is_pow2(uint64_t x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
+static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
-int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size,
-              struct span_node *store, size_t capacity)
+int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size, struct span_node *store,
+              size_t capacity)
 {
     size_t i;
 
@@ -1538,8 +1493,7 @@ int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size)
     unsigned i;
     uint8_t region;
 
-    if (a == NULL || size == 0 || (base | size) & (SPAN_GRANULE - 1) ||
-        base > UINT64_MAX - size)
+    if (a == NULL || size == 0 || (base | size) & (SPAN_GRANULE - 1) || base > UINT64_MAX - size)
         return -EINVAL;
     for (i = 0; i < a->region_count; i++) {
         const struct span_region *r = &a->regions[i];
@@ -1567,8 +1521,7 @@ int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size)
 }
 
 /* Could the request ever be met, in an empty instance? */
-static int check_possible(const struct span_alloc *a, uint64_t size, uint64_t align,
-                          uint64_t hi)
+static int check_possible(const struct span_alloc *a, uint64_t size, uint64_t align, uint64_t hi)
 {
     bool any_big = false;
     unsigned i;
@@ -1586,8 +1539,7 @@ static int check_possible(const struct span_alloc *a, uint64_t size, uint64_t al
     return any_big ? -ERANGE : -E2BIG;
 }
 
-int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag,
-               uint64_t *out_base)
+int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base)
 {
     struct span_fit fit;
     struct span_node *n;
@@ -1596,8 +1548,7 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     bool large;
     int err;
 
-    if (a == NULL || req == NULL || out_base == NULL || req->size == 0 ||
-        (req->flags & ~SPAN_REQUEST_FLAGS) != 0)
+    if (a == NULL || req == NULL || out_base == NULL || req->size == 0 || (req->flags & ~SPAN_REQUEST_FLAGS) != 0)
         return -EINVAL;
     align = req->align == 0 ? SPAN_GRANULE : req->align;
     if (!is_pow2(align) || align < SPAN_GRANULE)
@@ -1637,8 +1588,7 @@ int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t ta
 {
     struct span_node *n;
 
-    if (a == NULL || size == 0 || (base | size) & (SPAN_GRANULE - 1) ||
-        base > UINT64_MAX - size)
+    if (a == NULL || size == 0 || (base | size) & (SPAN_GRANULE - 1) || base > UINT64_MAX - size)
         return -EINVAL;
     n = span_containing(a, base);
     if (n == NULL)
@@ -1764,7 +1714,8 @@ int span_request_of(const struct span_alloc *a, uint64_t base, struct span_reque
     err = named_segment(a, base, &n);
     if (err != 0)
         return err;
-    *req = (struct span_request){ .size = n->size, .align = span_hard_align(n),
+    *req = (struct span_request){ .size = n->size,
+                                  .align = span_hard_align(n),
                                   .limit = n->u.seg.limit,
                                   .flags = span_wants_large(a, n) ? SPAN_LARGE_OK : 0 };
     return 0;

@@ -62,10 +62,10 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
 
     contig_info(a, &info);
     /* unusable_free_index: no free memory counts as all unusable. */
-    out->unusable_index = info.free_pages == 0
-        ? 1000
-        : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) *
-                     1000 / info.free_pages);
+    out->unusable_index =
+        info.free_pages == 0
+            ? 1000
+            : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) * 1000 / info.free_pages);
     /* __fragmentation_index */
     if (info.free_blocks_total == 0)
         out->fragmentation_index = 0;
@@ -73,22 +73,21 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->fragmentation_index = -1000;
     else
         out->fragmentation_index =
-            (int32_t)(1000 - (1000 + info.free_pages * 1000 / requested) /
-                                 info.free_blocks_total);
+            (int32_t)(1000 - (1000 + info.free_pages * 1000 / requested) / info.free_blocks_total);
     /* extfrag_for_order, kept per mille rather than Linux's percent. */
-    out->fragmentation_score = info.free_pages == 0
-        ? 0
-        : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) *
-                     1000 / info.free_pages);
+    out->fragmentation_score =
+        info.free_pages == 0
+            ? 0
+            : (uint32_t)((info.free_pages - (info.free_blocks_suitable << a->large_order)) * 1000 / info.free_pages);
 }
 
 /* ---- the checker -------------------------------------------------------- */
 
-#define FAIL(f, msg, at)          \
-    do {                          \
-        (f)->what = (msg);        \
-        (f)->addr = (at);         \
-        return -EINVAL;           \
+#define FAIL(f, msg, at)                                                                                               \
+    do {                                                                                                               \
+        (f)->what = (msg);                                                                                             \
+        (f)->addr = (at);                                                                                              \
+        return -EINVAL;                                                                                                \
     } while (0)
 
 struct recount {
@@ -102,15 +101,12 @@ struct recount {
     uint64_t buddy[SPAN_BUDDY_ORDERS];
 };
 
-static uint64_t subtree_max(const struct rb_node *r)
-{
-    return r != NULL ? span_free_of(r)->max_free : 0;
-}
+static uint64_t subtree_max(const struct rb_node *r) { return r != NULL ? span_free_of(r)->max_free : 0; }
 
 /* n lies inside its region, in address order after prev, and the spans of
  * a region tile it: no gap, no overlap, no two free spans side by side. */
-static int check_tiling(const struct span_alloc *a, const struct span_node *n,
-                        const struct span_node *prev, struct span_fault *f)
+static int check_tiling(const struct span_alloc *a, const struct span_node *n, const struct span_node *prev,
+                        struct span_fault *f)
 {
     const struct span_region *r;
 
@@ -140,8 +136,7 @@ static int check_tiling(const struct span_alloc *a, const struct span_node *n,
 
 /* n is findable the way its state says: a free span through its index
  * entry (whose max_free summary must be current), a segment by its base. */
-static int check_lookup(const struct span_alloc *a, const struct span_node *n, struct recount *c,
-                        struct span_fault *f)
+static int check_lookup(const struct span_alloc *a, const struct span_node *n, struct recount *c, struct span_fault *f)
 {
     if (n->state == SPAN_FREE) {
         const struct span_free *e = n->u.free.ext;
@@ -170,8 +165,7 @@ static int check_lookup(const struct span_alloc *a, const struct span_node *n, s
 
 /* Adds free span n to the recount, checking the buddy arithmetic the
  * statistics use against an explicit decomposition of the span. */
-static int recount_free(const struct span_alloc *a, const struct span_node *n, struct recount *c,
-                        struct span_fault *f)
+static int recount_free(const struct span_alloc *a, const struct span_node *n, struct recount *c, struct span_fault *f)
 {
     uint64_t one[SPAN_BUDDY_ORDERS] = { 0 }, blocks = 0;
     unsigned k;
@@ -201,8 +195,7 @@ static int recount_segment(const struct span_alloc *a, const struct span_node *n
 
     if (misaligned != ((n->flags & NODE_MISALIGNED) != 0))
         FAIL(f, "misaligned mark wrong", n->base);
-    if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 ||
-        (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
+    if (n->align_shift < SPAN_GRANULE_SHIFT || n->align_shift > 63 || (n->u.seg.limit & (SPAN_GRANULE - 1)) != 0)
         FAIL(f, "segment constraints malformed", n->base);
     if (!span_place_keeps(n, n->base))
         FAIL(f, "segment outside its constraints (alignment or limit)", n->base);
@@ -220,8 +213,8 @@ static int recount_segment(const struct span_alloc *a, const struct span_node *n
 /* One span's invariants, the most basic first (a report names the first
  * that fails), and its share of the recount the totals are checked
  * against. */
-static int check_span(const struct span_alloc *a, const struct span_node *n,
-                      const struct span_node *prev, struct recount *c, struct span_fault *f)
+static int check_span(const struct span_alloc *a, const struct span_node *n, const struct span_node *prev,
+                      struct recount *c, struct span_fault *f)
 {
     int err = check_tiling(a, n, prev, f);
 
@@ -231,16 +224,13 @@ static int check_span(const struct span_alloc *a, const struct span_node *n,
         return err;
     c->region_size[n->region] += n->size;
     switch (n->state) {
-    case SPAN_FREE:
-        return recount_free(a, n, c, f);
-    case SPAN_ALLOCATED:
-        return recount_segment(a, n, c, f);
+    case SPAN_FREE: return recount_free(a, n, c, f);
+    case SPAN_ALLOCATED: return recount_segment(a, n, c, f);
     case SPAN_IN_TRANSIT:
         c->transit_spans++;
         c->region_transit[n->region] += n->size;
         return 0;
-    default:
-        FAIL(f, "span in unknown state", n->base);
+    default: FAIL(f, "span in unknown state", n->base);
     }
 }
 
@@ -290,9 +280,9 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
             const struct span_node *n = e->span;
             uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
             bool right_list = a->policy == SPAN_POLICY_INSTANT_FIT ? floor_log2(granules) == k
-                              : a->policy == SPAN_POLICY_BEST_FIT ? granules == k + 1u
-                              : a->policy == SPAN_POLICY_BUDDY    ? buddy_top_order(a, n) == k
-                                                                  : false;
+                              : a->policy == SPAN_POLICY_BEST_FIT  ? granules == k + 1u
+                              : a->policy == SPAN_POLICY_BUDDY     ? buddy_top_order(a, n) == k
+                                                                   : false;
             if (n->state != SPAN_FREE || !right_list)
                 FAIL(f, "span on the wrong free list", n->base);
             if (n->u.free.ext != e)
@@ -313,8 +303,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
             const struct span_node *n = RB_ENTRY(r, struct span_free, idx.size_link)->span;
             if (n->state != SPAN_FREE || n->size <= SPAN_QUICK_LISTS * SPAN_GRANULE)
                 FAIL(f, "size tree holds a span it should not", n->base);
-            if (prev != NULL && (prev->size > n->size ||
-                                 (prev->size == n->size && prev->base >= n->base)))
+            if (prev != NULL && (prev->size > n->size || (prev->size == n->size && prev->base >= n->base)))
                 FAIL(f, "size tree out of order", n->base);
             prev = n;
         }
@@ -329,8 +318,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
     return check_marker(a, f);
 }
 
-static int compare_counts(const struct span_alloc *a, const struct recount *c,
-                          struct span_fault *f)
+static int compare_counts(const struct span_alloc *a, const struct recount *c, struct span_fault *f)
 {
     unsigned i;
 
@@ -438,8 +426,7 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
     }
     if (r != NULL || prev != a->last || (uint64_t)tree_count != c.free_spans)
         FAIL(fault, "free spans in the list and the tree disagree at the end", 0);
-    if (prev != NULL && span_end(prev) != a->regions[prev->region].base +
-                                           a->regions[prev->region].size)
+    if (prev != NULL && span_end(prev) != a->regions[prev->region].base + a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
     if (c.reserves != a->reserved)
         FAIL(fault, "reserved slot count wrong", c.reserves);

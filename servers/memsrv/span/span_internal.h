@@ -9,8 +9,8 @@
 #include <span/span.h>
 
 #define NODE_MISALIGNED 0x1u /* large segment not at large-page alignment */
-#define NODE_MOVING 0x2u     /* source of an unconfirmed move */
-#define NODE_RESERVED 0x4u   /* holds one of a->reserved: the slot its release may need */
+#define NODE_MOVING     0x2u /* source of an unconfirmed move */
+#define NODE_RESERVED   0x4u /* holds one of a->reserved: the slot its release may need */
 
 /* The header of a span_add_nodes block, in its first slot. Every later page
  * of the block starts with a pointer to it (the page's first slot), so a
@@ -18,14 +18,14 @@
 enum block_list { BLOCK_FULL = 0, BLOCK_PARTIAL, BLOCK_EMPTY };
 
 struct span_block {
-    struct span_block *self;       /* the page header's field, as in every page */
+    struct span_block *self; /* the page header's field, as in every page */
     struct span_block *next, *prev;
-    struct span_node *free;        /* this block's free slots */
+    struct span_node *free; /* this block's free slots */
     size_t bytes;
     size_t slots;
     size_t used;
-    uint32_t list;                 /* enum block_list */
-    uint32_t seq;                  /* order of arrival: partial blocks are kept oldest first */
+    uint32_t list; /* enum block_list */
+    uint32_t seq;  /* order of arrival: partial blocks are kept oldest first */
 };
 
 _Static_assert(sizeof(struct span_block) <= sizeof(struct span_node), "block header fits a slot");
@@ -38,10 +38,7 @@ struct span_fit {
     uint64_t hi;
 };
 
-static inline uint64_t span_end(const struct span_node *n)
-{
-    return n->base + n->size;
-}
+static inline uint64_t span_end(const struct span_node *n) { return n->base + n->size; }
 
 static inline struct span_free *span_free_of(const struct rb_node *r)
 {
@@ -57,10 +54,7 @@ union span_slot {
 _Static_assert(sizeof(struct span_node) == 64 && sizeof(struct span_free) == 64,
                "a span takes one 64-byte slot, a free span two");
 
-static inline uint64_t span_hard_align(const struct span_node *n)
-{
-    return (uint64_t)1 << n->align_shift;
-}
+static inline uint64_t span_hard_align(const struct span_node *n) { return (uint64_t)1 << n->align_shift; }
 
 /* The highest end a segment may have (its limit, or none). */
 static inline uint64_t span_limit(const struct span_node *n)
@@ -82,31 +76,20 @@ static inline bool span_place_keeps(const struct span_node *n, uint64_t to)
 
 static inline bool span_is_movable(const struct span_node *n)
 {
-    return n->state == SPAN_ALLOCATED && n->lock_count == 0 &&
-           (n->flags & NODE_MOVING) == 0;
+    return n->state == SPAN_ALLOCATED && n->lock_count == 0 && (n->flags & NODE_MOVING) == 0;
 }
 
-static inline uint64_t align_up(uint64_t x, uint64_t align)
-{
-    return (x + align - 1) & ~(align - 1);
-}
+static inline uint64_t align_up(uint64_t x, uint64_t align) { return (x + align - 1) & ~(align - 1); }
 
-static inline uint64_t align_down(uint64_t x, uint64_t align)
-{
-    return x & ~(align - 1);
-}
+static inline uint64_t align_down(uint64_t x, uint64_t align) { return x & ~(align - 1); }
 
-static inline unsigned floor_log2(uint64_t x)
-{
-    return 63u - (unsigned)__builtin_clzll(x);
-}
+static inline unsigned floor_log2(uint64_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr);
 
 /* Lowest place in a free span for fit (lowest address first among big-enough
  * spans). NULL if none. */
-struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit,
-                                   uint64_t *place);
+struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place);
 
 /* Lowest place for fit in free span f, or false. */
 bool span_place_low(const struct span_node *f, const struct span_fit *fit, uint64_t *place);
@@ -116,8 +99,8 @@ size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
 
 /* Turns [place, place+size) of free span f into a span of `state`; the caller
  * has checked span_carve_cost() nodes are free. Returns the new span. */
-struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place,
-                             uint64_t size, enum span_state state, uint64_t tag);
+struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
+                             enum span_state state, uint64_t tag);
 
 /* Makes an allocated or in-transit span free and coalesces it. */
 struct span_node *span_release(struct span_alloc *a, struct span_node *n);

@@ -72,20 +72,20 @@
  */
 #include "span_internal.h"
 
-#define PLAN_SELECTIONS 64
+#define PLAN_SELECTIONS  64
 #define PLAN_ROOM_PASSES 4
-#define NO_WINDOW UINT64_MAX
+#define NO_WINDOW        UINT64_MAX
 
 enum plan_phase { PHASE_CHOOSE = 0, PHASE_EVACUATE, PHASE_ROOM };
 
 static void plan_reset(struct span_plan *plan, enum span_plan_kind kind)
 {
-    *plan = (struct span_plan){ .kind = kind, .window = NO_WINDOW, .result_base = NO_WINDOW,
-                                .lo = 0, .hi = UINT64_MAX };
+    *plan =
+        (struct span_plan){ .kind = kind, .window = NO_WINDOW, .result_base = NO_WINDOW, .lo = 0, .hi = UINT64_MAX };
 }
 
-int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
-                       uint64_t align, uint64_t limit)
+int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size, uint64_t align,
+                       uint64_t limit)
 {
     if (a == NULL || plan == NULL || size == 0 || size > UINT64_MAX - (SPAN_GRANULE - 1))
         return -EINVAL;
@@ -105,8 +105,7 @@ int span_plan_full(const struct span_alloc *a, struct span_plan *plan, uint64_t 
     return span_plan_range(a, plan, 0, UINT64_MAX, step_bytes);
 }
 
-int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi,
-                    uint64_t step_bytes)
+int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi, uint64_t step_bytes)
 {
     if (a == NULL || plan == NULL || lo >= hi)
         return -EINVAL;
@@ -137,8 +136,7 @@ int span_plan_realign(const struct span_alloc *a, struct span_plan *plan)
 /* ---- booking moves ------------------------------------------------------ */
 
 /* The part of the destination the segment does not cover: [*lo, *hi). */
-static void transit_range(uint64_t from, uint64_t to, uint64_t size, uint64_t *lo,
-                          uint64_t *hi)
+static void transit_range(uint64_t from, uint64_t to, uint64_t size, uint64_t *lo, uint64_t *hi)
 {
     if (to + size <= from || from + size <= to) {
         *lo = to;
@@ -152,8 +150,8 @@ static void transit_range(uint64_t from, uint64_t to, uint64_t size, uint64_t *l
     }
 }
 
-static int propose(struct span_alloc *a, struct span_plan *plan, struct span_node *seg,
-                   uint64_t to, struct span_move *move)
+static int propose(struct span_alloc *a, struct span_plan *plan, struct span_node *seg, uint64_t to,
+                   struct span_move *move)
 {
     uint64_t lo, hi;
     struct span_node *f, *t;
@@ -184,8 +182,8 @@ static int propose(struct span_alloc *a, struct span_plan *plan, struct span_nod
 /* The sweeping kinds resume after a segment once its move is proposed; a
  * failed proposal leaves the cursor where it was, so the next call reaches
  * the segment again. */
-static int propose_and_pass(struct span_alloc *a, struct span_plan *plan, struct span_node *seg,
-                            uint64_t to, struct span_move *move)
+static int propose_and_pass(struct span_alloc *a, struct span_plan *plan, struct span_node *seg, uint64_t to,
+                            struct span_move *move)
 {
     int ret = propose(a, plan, seg, to, move);
 
@@ -203,20 +201,18 @@ static int sweep_done(struct span_plan *plan)
 }
 
 /* Finds the segment and transit span of a pending move, or -EINVAL. */
-static int pending_move(struct span_alloc *a, const struct span_plan *plan,
-                        const struct span_move *move, struct span_node **seg,
-                        struct span_node **transit)
+static int pending_move(struct span_alloc *a, const struct span_plan *plan, const struct span_move *move,
+                        struct span_node **seg, struct span_node **transit)
 {
     uint64_t lo, hi;
     struct span_node *s, *t;
 
-    if (a == NULL || plan == NULL || move == NULL || !plan->pending || move->size == 0 ||
-        move->from == move->to || move->from > UINT64_MAX - move->size ||
-        move->to > UINT64_MAX - move->size)
+    if (a == NULL || plan == NULL || move == NULL || !plan->pending || move->size == 0 || move->from == move->to ||
+        move->from > UINT64_MAX - move->size || move->to > UINT64_MAX - move->size)
         return -EINVAL;
     s = span_containing(a, move->from);
-    if (s == NULL || s->base != move->from || s->size != move->size ||
-        s->state != SPAN_ALLOCATED || !(s->flags & NODE_MOVING))
+    if (s == NULL || s->base != move->from || s->size != move->size || s->state != SPAN_ALLOCATED ||
+        !(s->flags & NODE_MOVING))
         return -EINVAL;
     transit_range(move->from, move->to, move->size, &lo, &hi);
     t = span_containing(a, lo);
@@ -248,7 +244,7 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
     t->align_shift = seg->align_shift;
     t->lock_count = 0;
     t->flags = 0;
-    if (to < from && to + size > from) {        /* slid down over itself */
+    if (to < from && to + size > from) { /* slid down over itself */
         t->size = size;
         seg->base = to + size;
         seg->size = from - to;
@@ -270,8 +266,7 @@ int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct sp
     return 0;
 }
 
-int span_move_failed(struct span_alloc *a, struct span_plan *plan,
-                     const struct span_move *move, bool pinned)
+int span_move_failed(struct span_alloc *a, struct span_plan *plan, const struct span_move *move, bool pinned)
 {
     struct span_node *seg, *t;
     int err = pending_move(a, plan, move, &seg, &t);
@@ -314,11 +309,12 @@ static struct span_node *span_at_or_after(const struct span_alloc *a, uint64_t a
 /* Lowest destination for seg at align: a free place inside [lo, hi), or a
  * slide down into the free span right below seg (overlapping itself).
  * Never past seg's limit; align is a multiple of its hard alignment. */
-static bool lowest_below(const struct span_alloc *a, const struct span_node *seg,
-                         uint64_t align, uint64_t lo, uint64_t hi, uint64_t *to)
+static bool lowest_below(const struct span_alloc *a, const struct span_node *seg, uint64_t align, uint64_t lo,
+                         uint64_t hi, uint64_t *to)
 {
-    struct span_fit fit = { .size = seg->size, .align = align, .lo = lo,
-                            .hi = hi < span_limit(seg) ? hi : span_limit(seg) };
+    struct span_fit fit = {
+        .size = seg->size, .align = align, .lo = lo, .hi = hi < span_limit(seg) ? hi : span_limit(seg)
+    };
     const struct span_node *prev = seg->prev;
     uint64_t place;
     bool found = false;
@@ -341,8 +337,7 @@ static bool lowest_below(const struct span_alloc *a, const struct span_node *seg
  * hard alignment; a large segment that only wishes for large-page
  * alignment keeps it while it has it, and one that lacks it tries for it
  * first, then takes its hard alignment. */
-static unsigned move_alignments(const struct span_alloc *a, const struct span_node *seg,
-                                uint64_t out[2])
+static unsigned move_alignments(const struct span_alloc *a, const struct span_node *seg, uint64_t out[2])
 {
     if (!span_wants_large(a, seg)) {
         out[0] = span_hard_align(seg);
@@ -355,8 +350,7 @@ static unsigned move_alignments(const struct span_alloc *a, const struct span_no
 
 /* A move into another region (across a hole) is worth it only if the free
  * run it opens at the source is larger than the one it consumes. */
-static bool crossing_pays(const struct span_alloc *a, const struct span_node *seg,
-                          uint64_t to)
+static bool crossing_pays(const struct span_alloc *a, const struct span_node *seg, uint64_t to)
 {
     const struct span_node *dest = span_containing(a, to);
     uint64_t opened = seg->size;
@@ -372,8 +366,8 @@ static bool crossing_pays(const struct span_alloc *a, const struct span_node *se
 
 /* Where seg should slide to, never into [wlo, whi) (an empty window for
  * none) nor below floor; only lower addresses. */
-static bool compaction_target(const struct span_alloc *a, const struct span_node *seg,
-                              uint64_t floor, uint64_t wlo, uint64_t whi, uint64_t *to)
+static bool compaction_target(const struct span_alloc *a, const struct span_node *seg, uint64_t floor, uint64_t wlo,
+                              uint64_t whi, uint64_t *to)
 {
     uint64_t aligns[2];
     uint64_t region_base = a->regions[seg->region].base;
@@ -390,8 +384,7 @@ static bool compaction_target(const struct span_alloc *a, const struct span_node
             bool found = lowest_below(a, seg, aligns[i], floors[f], below_hi, &cand);
             if (!found && whi < seg->base)
                 found = lowest_below(a, seg, aligns[i], lo, seg->base, &cand);
-            if (found && (cand + seg->size <= wlo || cand >= whi) &&
-                crossing_pays(a, seg, cand)) {
+            if (found && (cand + seg->size <= wlo || cand >= whi) && crossing_pays(a, seg, cand)) {
                 *to = cand;
                 return true;
             }
@@ -402,14 +395,13 @@ static bool compaction_target(const struct span_alloc *a, const struct span_node
 
 /* ---- full and incremental ---------------------------------------------- */
 
-static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_t wlo,
-                           uint64_t whi, struct span_move *move)
+static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_t wlo, uint64_t whi,
+                           struct span_move *move)
 {
     struct span_node *seg;
     uint64_t scanned = 0;
 
-    for (seg = span_at_or_after(a, plan->cursor); seg != NULL && seg->base < plan->hi;
-         seg = seg->next) {
+    for (seg = span_at_or_after(a, plan->cursor); seg != NULL && seg->base < plan->hi; seg = seg->next) {
         uint64_t to;
         if (!span_is_movable(seg) || (seg->base < whi && span_end(seg) > wlo))
             continue;
@@ -440,11 +432,9 @@ static int next_compaction(struct span_alloc *a, struct span_plan *plan, uint64_
 /* Alignment an evicted segment needs: its hard alignment, and large-page
  * alignment for a large segment that wishes for it and has it (compaction
  * never breaks a large mapping), unless the plan may relax that. */
-static uint64_t evict_align(const struct span_alloc *a, const struct span_plan *plan,
-                            const struct span_node *seg)
+static uint64_t evict_align(const struct span_alloc *a, const struct span_plan *plan, const struct span_node *seg)
 {
-    if (span_wants_large(a, seg) && !(seg->flags & NODE_MISALIGNED) &&
-        !(plan->flags & SPAN_PLAN_RELAX_LARGE))
+    if (span_wants_large(a, seg) && !(seg->flags & NODE_MISALIGNED) && !(plan->flags & SPAN_PLAN_RELAX_LARGE))
         return a->large_size;
     return span_hard_align(seg);
 }
@@ -452,12 +442,12 @@ static uint64_t evict_align(const struct span_alloc *a, const struct span_plan *
 /* The lowest place for seg in the free space outside [elo, ehi) and below
  * its limit, or NULL. */
 static struct span_node *evict_place(const struct span_alloc *a, const struct span_plan *plan,
-                                     const struct span_node *seg, uint64_t elo, uint64_t ehi,
-                                     uint64_t *to)
+                                     const struct span_node *seg, uint64_t elo, uint64_t ehi, uint64_t *to)
 {
     uint64_t limit = span_limit(seg);
-    struct span_fit below = { .size = seg->size, .align = evict_align(a, plan, seg), .lo = 0,
-                              .hi = elo < limit ? elo : limit };
+    struct span_fit below = {
+        .size = seg->size, .align = evict_align(a, plan, seg), .lo = 0, .hi = elo < limit ? elo : limit
+    };
     struct span_fit above = { .size = seg->size, .align = below.align, .lo = ehi, .hi = limit };
     struct span_node *f = below.hi > 0 ? span_find_lowest(a, &below, to) : NULL;
 
@@ -466,8 +456,8 @@ static struct span_node *evict_place(const struct span_alloc *a, const struct sp
 
 /* The next segment of [elo, ehi) in eviction order (decreasing size, then
  * increasing base) after the key (size, base); first: from the start. */
-static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, uint64_t ehi,
-                                      bool first, uint64_t size, uint64_t base)
+static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, uint64_t ehi, bool first, uint64_t size,
+                                      uint64_t base)
 {
     struct span_node *seg, *best = NULL;
 
@@ -476,8 +466,7 @@ static struct span_node *next_evictee(const struct span_alloc *a, uint64_t elo, 
             continue;
         if (!first && (seg->size > size || (seg->size == size && seg->base <= base)))
             continue;
-        if (best == NULL || seg->size > best->size ||
-            (seg->size == best->size && seg->base < best->base))
+        if (best == NULL || seg->size > best->size || (seg->size == best->size && seg->base < best->base))
             best = seg;
     }
     return best;
@@ -525,11 +514,11 @@ static bool witness(struct span_alloc *a, const struct span_plan *plan, uint64_t
 struct window_sweep {
     const struct span_plan *plan;
     uint64_t size, align, limit;
-    uint64_t max_cost;          /* classes dearer than this are not taken */
+    uint64_t max_cost; /* classes dearer than this are not taken */
     uint64_t total_free;
-    bool found;                 /* best: least cost with a witness */
+    bool found; /* best: least cost with a witness */
     uint64_t best_cost, best_base, best_lo, best_hi;
-    bool fallback;              /* least cost that passes the byte count */
+    bool fallback; /* least cost that passes the byte count */
     uint64_t fb_cost, fb_base, fb_lo, fb_hi;
 };
 
@@ -539,8 +528,8 @@ static bool cheaper(uint64_t cost, uint64_t base, uint64_t best_cost, uint64_t b
 }
 
 /* One window class: [w, w+size) touches exactly the spans [elo, ehi). */
-static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, uint64_t elo,
-                     uint64_t ehi, uint64_t used, uint64_t free_in)
+static void consider(struct span_alloc *a, struct window_sweep *s, uint64_t w, uint64_t elo, uint64_t ehi,
+                     uint64_t used, uint64_t free_in)
 {
     if (used > s->total_free - free_in || used > s->max_cost)
         return;
@@ -571,8 +560,7 @@ struct window {
 
 /* sign +1 counts n into the window, -1 out of it; inlined so that the
  * sign folds away. */
-static inline __attribute__((always_inline)) void window_count(struct window *win, const struct span_node *n,
-                                                                int sign)
+static inline __attribute__((always_inline)) void window_count(struct window *win, const struct span_node *n, int sign)
 {
     uint64_t one = (uint64_t)(int64_t)sign;
 
@@ -666,7 +654,10 @@ enum choice { CHOSE_NONE, CHOSE_WITNESS, CHOSE_FALLBACK };
 static enum choice choose_window(struct span_alloc *a, struct span_plan *plan)
 {
     struct window_sweep s = {
-        .plan = plan, .size = plan->size, .align = plan->align, .limit = plan->limit,
+        .plan = plan,
+        .size = plan->size,
+        .align = plan->align,
+        .limit = plan->limit,
         .max_cost = plan->max_cost != 0 ? plan->max_cost : UINT64_MAX,
         .total_free = a->free_bytes,
     };
@@ -762,22 +753,19 @@ static int next_targeted(struct span_alloc *a, struct span_plan *plan, struct sp
 
 /* ---- realign ----------------------------------------------------------- */
 
-static bool realign_target(const struct span_alloc *a, const struct span_node *seg,
-                           uint64_t *to)
+static bool realign_target(const struct span_alloc *a, const struct span_node *seg, uint64_t *to)
 {
     const struct span_node *prev = seg->prev, *next = seg->next;
     uint64_t down = align_down(seg->base, a->large_size);
     uint64_t up = align_up(seg->base, a->large_size);
-    struct span_fit fit = { .size = seg->size, .align = a->large_size, .lo = 0,
-                            .hi = span_limit(seg) };
+    struct span_fit fit = { .size = seg->size, .align = a->large_size, .lo = 0, .hi = span_limit(seg) };
 
-    if (prev != NULL && prev->state == SPAN_FREE && prev->region == seg->region &&
-        prev->base <= down) {
+    if (prev != NULL && prev->state == SPAN_FREE && prev->region == seg->region && prev->base <= down) {
         *to = down;
         return true;
     }
-    if (next != NULL && next->state == SPAN_FREE && next->region == seg->region &&
-        span_end(next) >= up + seg->size && up + seg->size <= span_limit(seg)) {
+    if (next != NULL && next->state == SPAN_FREE && next->region == seg->region && span_end(next) >= up + seg->size &&
+        up + seg->size <= span_limit(seg)) {
         *to = up;
         return true;
     }
@@ -812,9 +800,9 @@ static bool yield_target(const struct span_alloc *a, const struct span_node *seg
     const struct span_node *prev = seg->prev, *next = seg->next;
     uint64_t slide;
 
-    if (!span_wants_large(a, seg) || (seg->flags & NODE_MISALIGNED) || prev == NULL ||
-        next == NULL || prev->state != SPAN_FREE || next->state != SPAN_FREE ||
-        prev->region != seg->region || next->region != seg->region)
+    if (!span_wants_large(a, seg) || (seg->flags & NODE_MISALIGNED) || prev == NULL || next == NULL ||
+        prev->state != SPAN_FREE || next->state != SPAN_FREE || prev->region != seg->region ||
+        next->region != seg->region)
         return false;
     slide = align_up(prev->base, span_hard_align(seg));
     if (slide >= seg->base || (slide & (a->large_size - 1)) == 0)
@@ -843,14 +831,10 @@ int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_mov
     if (plan->pending)
         return -EBUSY;
     switch (plan->kind) {
-    case SPAN_PLAN_FULL:
-        return next_compaction(a, plan, UINT64_MAX, UINT64_MAX, move);
-    case SPAN_PLAN_TARGETED:
-        return next_targeted(a, plan, move);
-    case SPAN_PLAN_REALIGN:
-        return next_realign(a, plan, move);
-    case SPAN_PLAN_YIELD:
-        return next_yield(a, plan, move);
+    case SPAN_PLAN_FULL: return next_compaction(a, plan, UINT64_MAX, UINT64_MAX, move);
+    case SPAN_PLAN_TARGETED: return next_targeted(a, plan, move);
+    case SPAN_PLAN_REALIGN: return next_realign(a, plan, move);
+    case SPAN_PLAN_YIELD: return next_yield(a, plan, move);
     }
     return -EINVAL;
 }

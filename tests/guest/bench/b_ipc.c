@@ -21,12 +21,12 @@ enum label {
     L_QUIT,
 };
 
-#define WARMUP 1000u
-#define N_CHEAP 20000u  /* no segment, pin+unpin */
-#define N_SEG 5000u     /* a segment there and back */
-#define N_MOVE_4K 5000u /* ms_move of 4 KiB */
-#define N_MOVE_2M 200u  /* ms_move of 2 MiB: a 2 MiB copy each */
-#define LARGE (2ull << 20)
+#define WARMUP    1000u
+#define N_CHEAP   20000u /* no segment, pin+unpin */
+#define N_SEG     5000u  /* a segment there and back */
+#define N_MOVE_4K 5000u  /* ms_move of 4 KiB */
+#define N_MOVE_2M 200u   /* ms_move of 2 MiB: a 2 MiB copy each */
+#define LARGE     (2ull << 20)
 
 static uint64_t samples[N_CHEAP];
 
@@ -44,8 +44,8 @@ static int server(handle_t ep)
         /* Handles received go back moved, as the segment does. */
         for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
             if (m.caps[i].handle != HANDLE_NONE)
-                m.caps[i] = (struct ipc_cap){ .handle = m.caps[i].handle, .rights = RIGHTS_SAME,
-                                              .flags = IPC_CAP_MOVE };
+                m.caps[i] =
+                    (struct ipc_cap){ .handle = m.caps[i].handle, .rights = RIGHTS_SAME, .flags = IPC_CAP_MOVE };
         if (quit) {
             sys_ipc_reply(&m);
             return 0;
@@ -200,7 +200,7 @@ static bool measure_move(uint64_t size, unsigned n, struct bench_stats *out)
 
 static int client(handle_t ep)
 {
-    struct bench_stats call = {0}, cap1, cap3, seg4k, seg2m, pin, move4k, move2m;
+    struct bench_stats call = { 0 }, cap1, cap3, seg4k, seg2m, pin, move4k, move2m;
     bool have_call = false;
     uint64_t tsc_per_us = bench_tsc_per_us();
     printf("b_ipc: TSC %lu per us; medians of %u (cheap) / %u (segments) / %u, %u (ms_move) runs\n", tsc_per_us,

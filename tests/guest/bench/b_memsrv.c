@@ -30,16 +30,16 @@
 #include "bench.h"
 #include "lowmem.h"
 
-#define KIB ((uint64_t)1024)
-#define MIB ((uint64_t)1024 * 1024)
-#define LARGE (2 * MIB)
+#define KIB     ((uint64_t)1024)
+#define MIB     ((uint64_t)1024 * 1024)
+#define LARGE   (2 * MIB)
 #define GRANULE (4 * KIB)
 
-#define REGION_MAX (16 * MIB)       /* the fragmented region, at most */
-#define REGION_MIN (4 * MIB)
+#define REGION_MAX        (16 * MIB) /* the fragmented region, at most */
+#define REGION_MIN        (4 * MIB)
 #define FRAG_ALLOC_REGION (4 * MIB) /* its holes must be punched within 100 ms */
-#define SEGS_MAX (REGION_MAX / GRANULE)
-#define FILLERS_MAX 4096u           /* segments that fill the rest of memory */
+#define SEGS_MAX          (REGION_MAX / GRANULE)
+#define FILLERS_MAX       4096u /* segments that fill the rest of memory */
 
 static uint64_t tsc_per_us;
 static bool failed;
@@ -171,8 +171,8 @@ struct frag {
     uint64_t sid[SEGS_MAX], phys[SEGS_MAX];
     bool live[SEGS_MAX];
     handle_t fill[FILLERS_MAX];
-    uint64_t residual_free;   /* free bytes left once memory was filled */
-    uint64_t least_moved;     /* live bytes in the emptiest 2 MiB window */
+    uint64_t residual_free; /* free bytes left once memory was filled */
+    uint64_t least_moved;   /* live bytes in the emptiest 2 MiB window */
 };
 
 static struct frag frag;
@@ -402,7 +402,7 @@ static void measure_compaction(const char *name, uint64_t copy_rate, const struc
 
 /* ---- allocations while memsrv compacts --------------------------------- */
 
-#define STALL_SAMPLES 4000u
+#define STALL_SAMPLES    4000u
 #define STALL_HUGE_TRIES 4u
 
 static uint8_t compactor_stack[16384] __attribute__((aligned(16)));
@@ -419,7 +419,7 @@ static void stall_compactor(uint64_t unused)
     uint64_t t0 = bench_tsc();
     stall_full_result = ms_compact(MS_COMPACT_FULL, 0, 0, 0, 0, 0);
     uint64_t t1 = bench_tsc();
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     for (unsigned i = 0; i < STALL_HUGE_TRIES; i++) {
         struct ms_segment seg;
@@ -488,7 +488,7 @@ static void measure_stall(struct frag *f, uint64_t region)
 
 /* ---- 2 MiB after a burst of frees ----------------------------------------- */
 
-#define READY_POLL_NS (1000ull * 1000)
+#define READY_POLL_NS    (1000ull * 1000)
 #define READY_GIVE_UP_NS (20ull * 1000 * 1000 * 1000)
 
 /* How long after the holes are punched a 2 MiB aligned allocation succeeds
@@ -520,11 +520,11 @@ static void measure_ready(struct frag *f, uint64_t region)
 
 /* ---- churn below a limit ------------------------------------------------ */
 
-#define CHURN_OPS 3000u
-#define CHURN_LIVE_MAX 48u
+#define CHURN_OPS          3000u
+#define CHURN_LIVE_MAX     48u
 #define CHURN_MEAN_SEGMENT (300 * KIB)
-#define BALLAST_MAX 1024u
-#define BALLAST_STEP (16 * MIB)
+#define BALLAST_MAX        1024u
+#define BALLAST_STEP       (16 * MIB)
 
 struct churn {
     struct ms_segment ballast[BALLAST_MAX];
@@ -606,7 +606,7 @@ static void measure_churn(void)
     sys_dev_dma(dma_device(), false); /* the unpinned pieces leave the device's reach */
     uint64_t live_max = (uint64_t)freed * MIB * 5 / 2 / CHURN_MEAN_SEGMENT;
     live_max = live_max < 8 ? 8 : live_max > CHURN_LIVE_MAX ? CHURN_LIVE_MAX : live_max;
-    struct ms_stats_compaction before = {0}, after = {0};
+    struct ms_stats_compaction before = { 0 }, after = { 0 };
     struct ms_stats_global g0, g1;
     int64_t have_split = ms_stats_compaction(&before);
     stats(&g0);

@@ -33,12 +33,12 @@ enum label {
     L_QUIT,
 };
 
-#define WARMUP 500u
-#define N_CALLS 10000u
-#define N_MOVES 2000u
+#define WARMUP      500u
+#define N_CALLS     10000u
+#define N_MOVES     2000u
 #define CHURN_PAIRS 2000u
 #define WORKERS_MAX 8
-#define STACK_SIZE 16384
+#define STACK_SIZE  16384
 
 static uint64_t samples[N_CALLS];
 static uint8_t stacks[WORKERS_MAX][STACK_SIZE] __attribute__((aligned(16)));
@@ -75,7 +75,7 @@ static int server(handle_t ep)
 
 static unsigned online_cpus(void)
 {
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     return k.ncpus_online ? (unsigned)k.ncpus_online : 1;
 }
@@ -225,7 +225,7 @@ static int client(handle_t ep)
     unsigned threads_max = ncpus < WORKERS_MAX ? ncpus : WORKERS_MAX;
     for (unsigned n = 1; n <= threads_max; n *= 2) {
         uint64_t rate;
-        struct abi_kinfo before = {0}, after = {0};
+        struct abi_kinfo before = { 0 }, after = { 0 };
         sys_kinfo(&before);
         if (!measure_churn(n, tsc_per_us, &rate))
             break;

@@ -55,7 +55,7 @@ struct bench_stats {
 /* Sorts the samples and returns their median, 99th percentile and minimum. */
 static inline struct bench_stats bench_summarise(uint64_t *v, size_t n)
 {
-    struct bench_stats s = {0};
+    struct bench_stats s = { 0 };
     if (n == 0)
         return s;
     bench_sort(v, n);
@@ -82,7 +82,7 @@ static inline void bench_lines(const char *name, struct bench_stats s, const cha
 /* TSC ticks per microsecond (the kernel's calibration against the PIT). */
 static inline uint64_t bench_tsc_per_us(void)
 {
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     if (sys_kinfo(&k) < 0 || k.tsc_per_us == 0)
         return 0;
     return k.tsc_per_us;

@@ -16,7 +16,7 @@ uint64_t lowmem_top_of_ram(void)
 
 uint64_t lowmem_fill(uint64_t step, bool (*take)(void *ctx, uint64_t limit), bool (*enough)(void *ctx), void *ctx)
 {
-    struct ms_stats_region first = {0};
+    struct ms_stats_region first = { 0 };
     ms_stats_region(0, &first);
     uint64_t top = lowmem_top_of_ram();
     uint64_t limit = (first.base / step + 1) * step;

@@ -25,10 +25,10 @@
 #define RESTART_SLOT_STOP 6
 
 /* Labels on the suite's endpoint and between the churn clients. */
-#define RESTART_READY 0x7265616479ull   /* to the suite */
-#define RESTART_REPORT 0x7265706f7274ull /* to the suite */
-#define RESTART_SEGMENT 0x7365676dull   /* a checksummed segment, to the next client */
-#define RESTART_DONE 0x646f6e65ull      /* the last message to the next client */
+#define RESTART_READY   0x7265616479ull   /* to the suite */
+#define RESTART_REPORT  0x7265706f7274ull /* to the suite */
+#define RESTART_SEGMENT 0x7365676dull     /* a checksummed segment, to the next client */
+#define RESTART_DONE    0x646f6e65ull     /* the last message to the next client */
 
 /* A checksummed segment: words 0 and 1 hold its seed and size, every
  * other word a mix of the seed and its index, so a word moved, lost or

@@ -17,9 +17,10 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "basics", argc, argv);
 
-    test_check(&t, "startup_block", libsys_startup && libsys_startup->magic == ABI_STARTUP_MAGIC && libsys_pid != 0 &&
-               strncmp(libsys_startup->args, "t_basics seed=", 14) == 0 &&
-               libsys_startup->handles[ABI_STARTUP_MEMSRV] != HANDLE_NONE,
+    test_check(&t, "startup_block",
+               libsys_startup && libsys_startup->magic == ABI_STARTUP_MAGIC && libsys_pid != 0 &&
+                   strncmp(libsys_startup->args, "t_basics seed=", 14) == 0 &&
+                   libsys_startup->handles[ABI_STARTUP_MEMSRV] != HANDLE_NONE,
                "startup block missing or wrong");
 
     const char msg[] = "basics: console write\n";
@@ -41,9 +42,10 @@ int main(int argc, char **argv)
 
     struct abi_kinfo k;
     r = sys_kinfo(&k);
-    test_check(&t, "kinfo", r == 0 && k.pool_frames_free > 0 && k.pool_frames_free <= k.pool_frames_total &&
-               k.processes >= 2 && k.threads >= 2, "kinfo %ld: pool %lu/%lu, %lu processes",
-               r, k.pool_frames_free, k.pool_frames_total, k.processes);
+    test_check(&t, "kinfo",
+               r == 0 && k.pool_frames_free > 0 && k.pool_frames_free <= k.pool_frames_total && k.processes >= 2 &&
+                   k.threads >= 2,
+               "kinfo %ld: pool %lu/%lu, %lu processes", r, k.pool_frames_free, k.pool_frames_total, k.processes);
     test_check(&t, "kinfo_cpus", k.ncpus_online >= 1 && k.ncpus_online <= k.ncpus_present,
                "%lu CPUs online of %lu present", k.ncpus_online, k.ncpus_present);
     r = sys_kinfo((struct abi_kinfo *)&read_only_kinfo);
@@ -74,8 +76,8 @@ int main(int argc, char **argv)
         all_bad &= sys_proc_kill(guesses[i]) == -EBADH;
         all_bad &= sys_thread_wait(guesses[i], 0) == -EBADH;
     }
-    test_check(&t, "bad_handles", all_bad, "a made-up handle was accepted (close: %ld %ld %ld %ld %ld)",
-               bad[0], bad[1], bad[2], bad[3], bad[4]);
+    test_check(&t, "bad_handles", all_bad, "a made-up handle was accepted (close: %ld %ld %ld %ld %ld)", bad[0], bad[1],
+               bad[2], bad[3], bad[4]);
 
     r = sys_thread_create((void (*)(uint64_t))0xffffffff80100000ull, (void *)0x500000, 0);
     test_check(&t, "thread_kernel_entry", r == -EFAULT, "kernel entry gave %ld", r);

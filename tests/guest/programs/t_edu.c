@@ -21,20 +21,20 @@
 #include <libsys/test.h>
 
 /* PCI configuration space (type-0 header). */
-#define PCI_ID_REG            0x00
-#define PCI_COMMAND           0x04
-#define PCI_COMMAND_MEMORY    0x0002u
-#define PCI_COMMAND_MASTER    0x0004u
-#define PCI_BAR0              0x10
+#define PCI_ID_REG         0x00
+#define PCI_COMMAND        0x04
+#define PCI_COMMAND_MEMORY 0x0002u
+#define PCI_COMMAND_MASTER 0x0004u
+#define PCI_BAR0           0x10
 
-#define EDU_IRQ_BIT           3        /* the notification bit this driver binds its interrupt to */
-#define PAGE_BYTES            4096u
-#define DMA_BYTES             EDU_DMA_BYTES
+#define EDU_IRQ_BIT 3 /* the notification bit this driver binds its interrupt to */
+#define PAGE_BYTES  4096u
+#define DMA_BYTES   EDU_DMA_BYTES
 /* QEMU finishes a DMA 100 ms (virtual) after the start; a factorial is a
  * thread wakeup on the host. The wait's bound is in the suite's units of
  * reference work (test_budget_ns): a few milliseconds each under QEMU, so
  * seconds in all, and proportionally more on a loaded host. */
-#define EDU_WAIT_UNITS        5000u
+#define EDU_WAIT_UNITS 5000u
 
 static volatile uint8_t *edu_regs;
 /* The device's interrupt, bound to a notification: DMA completion is
@@ -103,11 +103,10 @@ static void check_config(struct test_run *t, handle_t dev)
     /* Memory decode is the driver's to switch; bus mastering the kernel's:
      * a config write that would turn it on is refused, sys_dev_dma does it. */
     int64_t command = sys_dev_config_read(dev, PCI_COMMAND, 2);
-    int64_t master_write = command < 0 ? command
-                                       : sys_dev_config_write(dev, PCI_COMMAND, 2,
-                                                              (uint32_t)command | PCI_COMMAND_MASTER);
-    test_check(t, "master_write_refused", master_write == -EPERM &&
-                   !(sys_dev_config_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MASTER),
+    int64_t master_write =
+        command < 0 ? command : sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command | PCI_COMMAND_MASTER);
+    test_check(t, "master_write_refused",
+               master_write == -EPERM && !(sys_dev_config_read(dev, PCI_COMMAND, 2) & PCI_COMMAND_MASTER),
                "a config write turning bus mastering on gave %ld", master_write);
     r = command < 0 ? command : sys_dev_config_write(dev, PCI_COMMAND, 2, (uint32_t)command | PCI_COMMAND_MEMORY);
     int64_t dma = sys_dev_dma(dev, true);
@@ -201,8 +200,8 @@ static void check_interrupts(struct test_run *t, handle_t dev)
         edu_write32(EDU_IRQ_ACK, status);
         int64_t ack = sys_irq_ack((handle_t)irq);
         int64_t again = sys_irq_ack((handle_t)irq);
-        all = test_check(t, "irq_delivered", bits == (1 << EDU_IRQ_BIT) && status == value && ack == 0 &&
-                             again == -EINVAL,
+        all = test_check(t, "irq_delivered",
+                         bits == (1 << EDU_IRQ_BIT) && status == value && ack == 0 && again == -EINVAL,
                          "round %u: bits %ld, device status %#x (raised %#x), ack %ld, second ack %ld", round, bits,
                          status, value, ack, again);
     }
@@ -230,7 +229,7 @@ static bool edu_dma(struct test_run *t, const char *name, uint64_t src, uint64_t
     edu_write64(EDU_DMA_COUNT, DMA_BYTES);
     edu_write64(EDU_DMA_COMMAND, command | EDU_DMA_RUN);
     if (compact) {
-        struct ms_stats_global before = {0}, after = {0};
+        struct ms_stats_global before = { 0 }, after = { 0 };
         ms_stats_global(&before);
         for (unsigned i = 1; i < around_count; i += 2) {
             ms_free(around[i].handle);
@@ -268,8 +267,7 @@ static void check_dma(struct test_run *t, handle_t dev)
 {
     struct ms_segment seg;
     int64_t r = ms_alloc(2 * PAGE_BYTES, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &seg);
-    if (!test_check(t, "dma_alloc", r == 0 && seg.addr && seg.size >= 2 * PAGE_BYTES, "ms_alloc: %s",
-                    sys_strerror(r)))
+    if (!test_check(t, "dma_alloc", r == 0 && seg.addr && seg.size >= 2 * PAGE_BYTES, "ms_alloc: %s", sys_strerror(r)))
         return;
     uint8_t *out = seg.addr, *back = out + PAGE_BYTES;
 
@@ -331,7 +329,7 @@ static void check_dma(struct test_run *t, handle_t dev)
     test_check(t, "free_while_pinned", r == -EBUSY && memcmp(out, back, DMA_BYTES) == 0,
                "ms_free of a pinned segment gave %s", sys_strerror(r));
 
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     if (k.flags & KINFO_IOMMU) {
         /* Behind an IOMMU the device loses the frames at the unpin: the
@@ -362,7 +360,7 @@ static void check_dma(struct test_run *t, handle_t dev)
     }
     /* Unpinned, the device can still reach the frames until it is
      * quiesced: freed now, they stay quarantined. */
-    struct ms_stats_global before = {0}, during = {0}, after = {0};
+    struct ms_stats_global before = { 0 }, during = { 0 }, after = { 0 };
     ms_stats_global(&before);
     r = sys_seg_unpin(seg.handle);
     int64_t freed = ms_free(seg.handle);

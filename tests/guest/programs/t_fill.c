@@ -19,9 +19,9 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define KIB 1024ul
-#define MIB (1024 * KIB)
-#define FILL_MAX 40000u
+#define KIB         1024ul
+#define MIB         (1024 * KIB)
+#define FILL_MAX    40000u
 #define CHECK_EVERY 4096u
 
 static struct ms_segment segs[FILL_MAX];
@@ -53,20 +53,21 @@ int main(int argc, char **argv)
     }
     ms_stats_global(&peak);
     printf("fill: %u segments of 4 KiB (%s); %llu KiB of %llu MiB free at the peak\n", n,
-           n == FILL_MAX ? "stopped at the test's cap" : sys_strerror(err),
-           (unsigned long long)(peak.free_bytes / KIB), (unsigned long long)(peak.total_bytes / MIB));
+           n == FILL_MAX ? "stopped at the test's cap" : sys_strerror(err), (unsigned long long)(peak.free_bytes / KIB),
+           (unsigned long long)(peak.total_bytes / MIB));
     test_check(&t, "checks_during_fill", checks_ok, "MS_CHECK failed while filling");
     books_sound(&t, "books_at_peak");
     if (n < FILL_MAX) {
-        test_check(&t, "ends_with_enomem", err == -ENOMEM, "the fill ended with %s",
-                   sys_strerror(err));
+        test_check(&t, "ends_with_enomem", err == -ENOMEM, "the fill ended with %s", sys_strerror(err));
         /* To the end: what is left is less than 1% of RAM (the books' spare
          * slots and a block of books the last requests could not grow). */
-        test_check(&t, "fills_memory", peak.free_bytes < peak.total_bytes / 100,
-                   "%llu KiB left free", (unsigned long long)(peak.free_bytes / KIB));
+        test_check(&t, "fills_memory", peak.free_bytes < peak.total_bytes / 100, "%llu KiB left free",
+                   (unsigned long long)(peak.free_bytes / KIB));
     } else {
-        test_skip(&t, "fills_memory", "stopped at the test's cap of %u segments with %llu MiB free (the host "
-                  "test fills 5 GiB to the end)", FILL_MAX, (unsigned long long)(peak.free_bytes / MIB));
+        test_skip(&t, "fills_memory",
+                  "stopped at the test's cap of %u segments with %llu MiB free (the host "
+                  "test fills 5 GiB to the end)",
+                  FILL_MAX, (unsigned long long)(peak.free_bytes / MIB));
     }
     for (i = 0; i < n; i++) {
         if (*(volatile uint64_t *)segs[i].addr != i)

@@ -40,7 +40,7 @@ static const uint64_t read_only_word = 1;
 static void echo_server(uint64_t unused)
 {
     (void)unused;
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     int64_t r = sys_ipc_recv(ep, &m, TIMEOUT_FOREVER);
     for (;;) {
         (void)r; /* every message, good or not, gets an answer with what it carried */
@@ -54,8 +54,14 @@ static void echo_server(uint64_t unused)
 static uint64_t bad_pointer(struct test_run *t, bool for_write)
 {
     static const uint64_t pointers[] = {
-        0, 8, 0xffffffff80000000ull, 0xffff800000000000ull, 0x0000100000000000ull, 0xfffffffffffff000ull,
-        0x00007ffffffff000ull, 0x0000800000000000ull,
+        0,
+        8,
+        0xffffffff80000000ull,
+        0xffff800000000000ull,
+        0x0000100000000000ull,
+        0xfffffffffffff000ull,
+        0x00007ffffffff000ull,
+        0x0000800000000000ull,
         ABI_STACK_TOP - 8, /* the stack's last bytes: straddles for lengths over 8 */
     };
     uint64_t r = test_rand(t);
@@ -96,11 +102,15 @@ static void fuzz_once(struct test_run *t, struct outcome *o)
     uint64_t r = test_rand(t), any = test_rand(t);
     static struct ipc_msg scratch;
     switch (r % 16) {
-    case 0: expect_error(o, SYS_CONSOLE_WRITE, syscall2(SYS_CONSOLE_WRITE, bad_pointer(t, false) | 1, any % 4000 + 16)); break;
+    case 0:
+        expect_error(o, SYS_CONSOLE_WRITE, syscall2(SYS_CONSOLE_WRITE, bad_pointer(t, false) | 1, any % 4000 + 16));
+        break;
     case 1: expect_error(o, SYS_KINFO, syscall1(SYS_KINFO, bad_pointer(t, true))); break;
     case 2: expect_error(o, SYS_HANDLE_CLOSE, syscall1(SYS_HANDLE_CLOSE, bad_handle(t))); break;
     case 3: expect_error(o, SYS_THREAD_WAIT, syscall2(SYS_THREAD_WAIT, bad_handle(t), any)); break;
-    case 4: expect_error(o, SYS_PROC_WAIT, syscall3(SYS_PROC_WAIT, bad_handle(t), any, bad_pointer(t, true) | 8)); break;
+    case 4:
+        expect_error(o, SYS_PROC_WAIT, syscall3(SYS_PROC_WAIT, bad_handle(t), any, bad_pointer(t, true) | 8));
+        break;
     case 5: expect_error(o, SYS_IPC_SEND, syscall3(SYS_IPC_SEND, bad_handle(t), (uint64_t)&scratch, 0)); break;
     case 6: expect_error(o, SYS_IPC_CALL, syscall3(SYS_IPC_CALL, ep, bad_pointer(t, true), any)); break;
     case 7: {
@@ -119,12 +129,23 @@ static void fuzz_once(struct test_run *t, struct outcome *o)
     case 10: expect_error(o, SYS_SEG_PIN, syscall1(any & 1 ? SYS_SEG_PIN : SYS_SEG_UNPIN, bad_handle(t))); break;
     case 11: expect_error(o, SYS_SEG_GIVE, syscall5(SYS_SEG_GIVE, bad_handle(t), HANDLE_SELF, any, any, 0)); break;
     case 12: expect_error(o, SYS_HANDLE_GRANT, syscall2(SYS_HANDLE_GRANT, bad_handle(t) | 1, ep)); break;
-    case 13: expect_error(o, SYS_PROC_CREATE, syscall2(SYS_PROC_CREATE, bad_pointer(t, false) | 1, any % 15 + 16)); break;
+    case 13:
+        expect_error(o, SYS_PROC_CREATE, syscall2(SYS_PROC_CREATE, bad_pointer(t, false) | 1, any % 15 + 16));
+        break;
     case 14: {
         /* Calls this process has no right to, and numbers that do not exist. */
-        const uint64_t refused[] = { SYS_MS_BOOTINFO, SYS_MS_SEG_CREATE, SYS_MS_SEG_MIGRATE, SYS_MS_SEG_DESTROY,
-                                            SYS_MS_RECLAIMED, SYS_DEV_OPEN, SYS_MODULE_INFO, SYS_DEV_MAP_BAR,
-                                            SYS_SHUTDOWN, SYS_COUNT, SYS_COUNT + 1 + any % 100000, ~0ull };
+        const uint64_t refused[] = { SYS_MS_BOOTINFO,
+                                     SYS_MS_SEG_CREATE,
+                                     SYS_MS_SEG_MIGRATE,
+                                     SYS_MS_SEG_DESTROY,
+                                     SYS_MS_RECLAIMED,
+                                     SYS_DEV_OPEN,
+                                     SYS_MODULE_INFO,
+                                     SYS_DEV_MAP_BAR,
+                                     SYS_SHUTDOWN,
+                                     SYS_COUNT,
+                                     SYS_COUNT + 1 + any % 100000,
+                                     ~0ull };
         uint64_t n = refused[any % (sizeof(refused) / sizeof(refused[0]))];
         expect_error(o, n, syscall5(n, any, test_rand(t), test_rand(t), test_rand(t), test_rand(t)));
         break;
@@ -137,8 +158,8 @@ static void fuzz_once(struct test_run *t, struct outcome *o)
 
 /* ---- stateful ----------------------------------------------------------- */
 
-#define WORKERS 4
-#define LIVE 48
+#define WORKERS       4
+#define LIVE          48
 #define OPS_PER_ROUND 400
 
 static handle_t live[LIVE]; /* handles any worker may use, close or replace: races on purpose */
@@ -190,7 +211,7 @@ static void stateful_op(uint64_t *x, unsigned worker)
     uint64_t r = rng_next(x), pick = rng_next(x);
     unsigned i = (unsigned)(pick % LIVE);
     handle_t h = live[i];
-    struct ipc_msg local = {0};
+    struct ipc_msg local = { 0 };
     struct ms_segment seg;
     op_counts[worker]++;
     switch (r % 17) {
@@ -218,7 +239,9 @@ static void stateful_op(uint64_t *x, unsigned worker)
         handle_t to = (pick & 1) ? own_ep : shared_out;
         /* Through a buffer inside a live segment, the kernel reads whatever
          * it holds (we never write there: another thread may free it). */
-        struct ipc_msg out = { .label = 5, .seg = (pick & 2) ? h : HANDLE_NONE, .seg_rights = (uint16_t)(pick >> 8 & 0x78) };
+        struct ipc_msg out = { .label = 5,
+                               .seg = (pick & 2) ? h : HANDLE_NONE,
+                               .seg_rights = (uint16_t)(pick >> 8 & 0x78) };
         count_ok(OK_SEND, sys_ipc_send(to, m == &local ? &out : m, (pick & 4) ? TIMEOUT_POLL : 2000000));
         break;
     }
@@ -306,7 +329,7 @@ static void stateful(struct test_run *t, unsigned rounds)
         int64_t kernel = sys_kcheck(kwhy, sizeof(kwhy));
         struct ipc_msg ping = { .label = 7, .w = { 41 } };
         int64_t sent = sys_ipc_send(own_ep, &ping, TIMEOUT_POLL);
-        struct ipc_msg pong = {0};
+        struct ipc_msg pong = { 0 };
         int64_t got = sys_ipc_recv(own_ep, &pong, TIMEOUT_POLL);
         /* A send may have been left waiting by a worker: drain what is there. */
         while (got == 0 && pong.label != 7) {
@@ -328,11 +351,11 @@ static void stateful(struct test_run *t, unsigned rounds)
         ms_free(live[i]);
     }
     printf("fuzz: stateful: %u rounds, %lu calls from %u threads; succeeded: %lu allocs, %lu frees, %lu pins, "
-           "%lu sends, %lu segments received, %lu remaps, %lu grants\n", rounds, ops, WORKERS, ok_counts[OK_ALLOC],
-           ok_counts[OK_FREE], ok_counts[OK_PIN], ok_counts[OK_SEND], ok_counts[OK_RECV_SEG], ok_counts[OK_GIVE],
-           ok_counts[OK_GRANT]);
-    test_check(t, "stateful_rounds_consistent", rounds_ok == rounds, "%u of %u rounds kept every invariant",
-               rounds_ok, rounds);
+           "%lu sends, %lu segments received, %lu remaps, %lu grants\n",
+           rounds, ops, WORKERS, ok_counts[OK_ALLOC], ok_counts[OK_FREE], ok_counts[OK_PIN], ok_counts[OK_SEND],
+           ok_counts[OK_RECV_SEG], ok_counts[OK_GIVE], ok_counts[OK_GRANT]);
+    test_check(t, "stateful_rounds_consistent", rounds_ok == rounds, "%u of %u rounds kept every invariant", rounds_ok,
+               rounds);
 }
 
 int main(int argc, char **argv)
@@ -355,7 +378,7 @@ int main(int argc, char **argv)
     ep = (handle_t)e;
     sys_thread_create(echo_server, server_stack + sizeof(server_stack), 0);
 
-    struct outcome o = {0};
+    struct outcome o = { 0 };
     for (int i = 0; i < CALLS; i++)
         fuzz_once(&t, &o);
     test_check(&t, "every_call_refused", o.accepted == 0 && o.calls == CALLS,

@@ -64,13 +64,13 @@
 /* Where the kernel's image starts (physical): a target no device may reach. */
 #define KERNEL_PHYS_PROBE 0x100000ull
 
-#define PCI_COMMAND 0x04
+#define PCI_COMMAND        0x04
 #define PCI_COMMAND_MASTER 0x04u
 
 #define L_HOLDING HOSTILE_HOLDING
-#define L_IMAGE HOSTILE_IMAGE
+#define L_IMAGE   HOSTILE_IMAGE
 #define L_SEGMENT HOSTILE_SEGMENT
-#define L_DONE HOSTILE_DONE
+#define L_DONE    HOSTILE_DONE
 
 static struct test_run t;
 static uint8_t stacks[8][16384] __attribute__((aligned(16)));
@@ -90,8 +90,7 @@ static void hold(const char *what, uint64_t count)
 static bool receive_image(void)
 {
     struct ipc_msg m = { .flags = 0 };
-    if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label != L_IMAGE ||
-        m.seg == HANDLE_NONE)
+    if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label != L_IMAGE || m.seg == HANDLE_NONE)
         return test_check(&t, "image_received", false, "no image from the suite (label %lu)", m.label);
     image = (struct ms_segment){ m.seg, (void *)m.seg_addr, m.seg_size, 0 };
     return true;
@@ -190,8 +189,8 @@ static void recv_into_sent(void)
     inside->flags = 0;
     int64_t got = sys_ipc_recv((handle_t)ep, inside, TIMEOUT_FOREVER);
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
-    test_check(&t, "recv_into_sent_segment", got == -EFAULT && thread_result == 0,
-               "recv %ld (want EFAULT), send %ld", got, thread_result);
+    test_check(&t, "recv_into_sent_segment", got == -EFAULT && thread_result == 0, "recv %ld (want EFAULT), send %ld",
+               got, thread_result);
     /* The segment arrived all the same: it is ours under a new handle. */
     struct ms_stats_client me;
     test_check(&t, "segment_still_held", ms_stats_client(0, &me) == 0 && me.segments >= 1, "memsrv lost it");
@@ -225,13 +224,13 @@ static void send_then_free(void)
     r = ms_alloc(64 * KIB, 0, 0, 0, &y);
     if (r == 0)
         memset(y.addr, 0xa5, y.size);
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     int64_t got = sys_ipc_recv((handle_t)ep, &m, TIMEOUT_FOREVER);
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
-    struct abi_seg_info info = {0};
+    struct abi_seg_info info = { 0 };
     sys_seg_info(m.seg, &info);
-    bool intact = got == 0 && m.seg_addr && ((uint8_t *)m.seg_addr)[0] == 0x5a &&
-                  ((uint8_t *)m.seg_addr)[m.seg_size - 1] == 0x5a;
+    bool intact =
+        got == 0 && m.seg_addr && ((uint8_t *)m.seg_addr)[0] == 0x5a && ((uint8_t *)m.seg_addr)[m.seg_size - 1] == 0x5a;
     test_check(&t, "receiver_got_what_was_sent", intact && info.sid == x.sid && thread_result == 0,
                "recv %ld, sid %lu (sent %lu), send %ld", got, info.sid, x.sid, thread_result);
     if (got == 0)
@@ -244,7 +243,7 @@ static void send_then_free(void)
 
 static void steal_receive(void)
 {
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     int64_t from_memsrv = sys_ipc_recv(ms_endpoint(), &m, TIMEOUT_POLL);
     int64_t reply_recv = sys_ipc_reply_recv(ms_endpoint(), &m, TIMEOUT_POLL);
     int64_t from_parent = sys_ipc_recv(slot(ABI_STARTUP_PARENT), &m, TIMEOUT_POLL);
@@ -253,7 +252,7 @@ static void steal_receive(void)
     /* Granting to oneself cannot widen: asking for RECV on a send-only
      * handle gives a send-only one (and the memsrv handle keeps sending). */
     int64_t copy = sys_handle_grant(HANDLE_SELF, ms_endpoint(), RIGHT_SEND | RIGHT_RECV | RIGHT_GRANT);
-    struct abi_handle_info info = {0};
+    struct abi_handle_info info = { 0 };
     int64_t inf = copy >= 0 ? sys_handle_info((handle_t)copy, &info) : copy;
     int64_t recv_copy = copy >= 0 ? sys_ipc_recv((handle_t)copy, &m, TIMEOUT_POLL) : copy;
     test_check(&t, "grant_never_widens", inf == 0 && !(info.rights & RIGHT_RECV) && recv_copy == -EPERM,
@@ -272,8 +271,8 @@ static void steal_receive(void)
     int64_t g2 = sys_handle_grant(made_up, ms_endpoint(), RIGHT_SEND);
     int64_t k = sys_proc_kill(made_up);
     int64_t give = r == 0 ? sys_seg_give(s.handle, made_up, 0, RIGHTS_SAME) : -EBADH;
-    test_check(&t, "made_up_handles", g2 == -EBADH && k == -EBADH && give == -EBADH, "grant %ld kill %ld give %ld",
-               g2, k, give);
+    test_check(&t, "made_up_handles", g2 == -EBADH && k == -EBADH && give == -EBADH, "grant %ld kill %ld give %ld", g2,
+               k, give);
     if (r == 0)
         ms_free(s.handle);
     /* Stats about another client: refused. */
@@ -311,11 +310,10 @@ static void spawn_flood(void)
     int64_t err = 0;
     while (n < FLOOD_MAX && (err = sys_proc_create("flood", 5, 0)) >= 0)
         flood[n++] = err;
-    struct abi_account a = {0};
+    struct abi_account a = { 0 };
     sys_account_info(HANDLE_SELF, &a);
     test_check(&t, "spawn_refused_at_limit", (err == -EDQUOT || err == -ENOMEM) && n > 0,
-               "%u created, then %ld; processes %lu of %lu", n, err, a.used[RES_PROCESSES],
-               a.limit[RES_PROCESSES]);
+               "%u created, then %ld; processes %lu of %lu", n, err, a.used[RES_PROCESSES], a.limit[RES_PROCESSES]);
     hold("processes", n);
     release_flood(n);
 }
@@ -350,8 +348,8 @@ static void endpoint_flood(void)
     int64_t copy = 0;
     while (n > 0 && copies < 1000000 && (copy = sys_handle_grant(HANDLE_SELF, (handle_t)flood[0], RIGHT_SEND)) >= 0)
         copies++;
-    test_check(&t, "endpoints_refused_at_limit", (err == -EDQUOT || err == -ENOMEM) && n > 0,
-               "%u endpoints, then %ld", n, err);
+    test_check(&t, "endpoints_refused_at_limit", (err == -EDQUOT || err == -ENOMEM) && n > 0, "%u endpoints, then %ld",
+               n, err);
     test_check(&t, "handles_refused_at_limit", copy == -EDQUOT || copy == -ENOMEM, "%lu handles, then %ld", copies,
                copy);
     hold("endpoints and handles", n + copies);
@@ -364,10 +362,10 @@ static void memory_flood(void)
     int64_t err = 0;
     while (n < FLOOD_MAX && (err = ms_alloc(64 * KIB, 0, MS_ALLOC_NOWAIT, 0, &segs[n])) == 0)
         n++;
-    struct abi_account a = {0};
+    struct abi_account a = { 0 };
     sys_account_info(HANDLE_SELF, &a);
-    test_check(&t, "memory_refused_at_limit", err == -EDQUOT && n > 0,
-               "%u segments, then %ld; memory %lu of %lu", n, err, a.used[RES_MEMORY], a.limit[RES_MEMORY]);
+    test_check(&t, "memory_refused_at_limit", err == -EDQUOT && n > 0, "%u segments, then %ld; memory %lu of %lu", n,
+               err, a.used[RES_MEMORY], a.limit[RES_MEMORY]);
     hold("segments", n);
 }
 
@@ -388,7 +386,7 @@ static void child_escape(void)
     uint64_t got = 0, bytes = 0;
     unsigned done = 0;
     while (done < started) {
-        struct ipc_msg m = {0};
+        struct ipc_msg m = { 0 };
         if (sys_ipc_recv((handle_t)ep, &m, TIMEOUT_FOREVER) != 0)
             break;
         if (m.seg != HANDLE_NONE) {
@@ -398,7 +396,7 @@ static void child_escape(void)
             done++;
         }
     }
-    struct abi_account a = {0};
+    struct abi_account a = { 0 };
     sys_account_info(HANDLE_SELF, &a);
     printf("hostile: children sent %lu segments, %lu KiB; subtree holds %lu KiB of %lu\n", got, (uint64_t)(bytes / KIB),
            (uint64_t)(a.used[RES_MEMORY] / KIB), (uint64_t)(a.limit[RES_MEMORY] / KIB));
@@ -428,7 +426,7 @@ static void pin_exit_loop(void)
 {
     if (!receive_image())
         return;
-    struct ms_stats_global before = {0}, after = {0};
+    struct ms_stats_global before = { 0 }, after = { 0 };
     ms_stats_global(&before);
     unsigned ok = 0;
     for (unsigned i = 0; i < 16; i++)
@@ -475,7 +473,7 @@ static void readonly_transfer(void)
 
 static void child_write_ro(void)
 {
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || !m.seg_addr)
         sys_exit(2);
     if (m.seg_rights & RIGHT_WRITE)
@@ -558,8 +556,9 @@ static void device_attacks(void)
     int64_t master_byte = sys_dev_config_write(dev, PCI_COMMAND, 1, ((uint32_t)command ^ PCI_COMMAND_MASTER) & 0xff);
     int64_t bar = sys_dev_config_write(dev, 0x10, 4, 0);
     int64_t wide = sys_dev_config_write(dev, 0x3c, 1, 0x100);
-    test_check(&t, "kernel_registers_refused", master == -EPERM && master_byte == -EPERM && bar == -EPERM &&
-                   wide == -EINVAL && sys_dev_config_read(dev, PCI_COMMAND, 2) == command,
+    test_check(&t, "kernel_registers_refused",
+               master == -EPERM && master_byte == -EPERM && bar == -EPERM && wide == -EINVAL &&
+                   sys_dev_config_read(dev, PCI_COMMAND, 2) == command,
                "master %ld/%ld, bar %ld, wide value %ld", master, master_byte, bar, wide);
     /* MSI, if the device has it: every register of the capability. */
     int64_t status = sys_dev_config_read(dev, 0x06, 2);
@@ -704,7 +703,7 @@ static void dma_attacks_with_iommu(handle_t dev)
 static void stale_dma(void)
 {
     handle_t dev = slot(ABI_STARTUP_DEVICE);
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     if (k.flags & KINFO_IOMMU) {
         if (sys_dev_config_read(dev, 0, 4) == (int64_t)(EDU_DEVICE << 16 | EDU_VENDOR))
@@ -718,7 +717,7 @@ static void stale_dma(void)
     int64_t phys = r == 0 ? sys_seg_pin(s.handle, dev) : r;
     if (!test_check(&t, "setup", phys > 0, "alloc %ld, pin %ld", r, phys))
         return;
-    struct ms_stats_global before = {0}, during = {0};
+    struct ms_stats_global before = { 0 }, during = { 0 };
     ms_stats_global(&before);
     sys_seg_unpin(s.handle);
     int64_t freed = ms_free(s.handle);
@@ -740,7 +739,7 @@ static void stale_dma(void)
                before.quarantined_bytes, during.quarantined_bytes);
     /* Stopping the device releases them. */
     sys_dev_dma(dev, false);
-    struct ms_stats_global after = {0};
+    struct ms_stats_global after = { 0 };
     ms_stats_global(&after);
     test_check(&t, "released_when_quiesced", after.quarantined_bytes == before.quarantined_bytes,
                "quarantined %lu after stopping the device", after.quarantined_bytes);
@@ -795,14 +794,22 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(void);
     } modes[] = {
-        { "reply-recv-buffer", reply_recv_buffer }, { "recv-into-sent", recv_into_sent },
-        { "send-then-free", send_then_free },       { "steal-receive", steal_receive },
-        { "no-powers", no_powers },                 { "spawn-flood", spawn_flood },
-        { "thread-flood", thread_flood },           { "endpoint-flood", endpoint_flood },
-        { "memory-flood", memory_flood },           { "child-escape", child_escape },
-        { "pin-exit-loop", pin_exit_loop },         { "readonly-transfer", readonly_transfer },
-        { "wait-races", wait_races },               { "device-attacks", device_attacks },
-        { "stale-dma", stale_dma },                 { "bystander", bystander },
+        { "reply-recv-buffer", reply_recv_buffer },
+        { "recv-into-sent", recv_into_sent },
+        { "send-then-free", send_then_free },
+        { "steal-receive", steal_receive },
+        { "no-powers", no_powers },
+        { "spawn-flood", spawn_flood },
+        { "thread-flood", thread_flood },
+        { "endpoint-flood", endpoint_flood },
+        { "memory-flood", memory_flood },
+        { "child-escape", child_escape },
+        { "pin-exit-loop", pin_exit_loop },
+        { "readonly-transfer", readonly_transfer },
+        { "wait-races", wait_races },
+        { "device-attacks", device_attacks },
+        { "stale-dma", stale_dma },
+        { "bystander", bystander },
     };
     bool found = false;
     for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {

@@ -15,13 +15,13 @@
 #define MS (1000ul * 1000)
 
 enum label {
-    L_PING = 1,    /* reply w0 + 1, and the badge seen in w1 */
-    L_ECHO,        /* reply the payload as it came */
-    L_BOUNCE,      /* check the segment's checksum (w0), reply with it attached */
-    L_KEEP,        /* keep the segment; reply its handle value in the server (w0) */
-    L_BAD_REPLY,   /* reply with a payload length the kernel refuses */
-    L_CAP_REPLY,   /* reply with the segment and an endpoint handle (refused by a caller that takes none) */
-    L_REPORTS,     /* reply the failed-reply reports seen: w0 count, w1 last error, w2 handles they named,
+    L_PING = 1,  /* reply w0 + 1, and the badge seen in w1 */
+    L_ECHO,      /* reply the payload as it came */
+    L_BOUNCE,    /* check the segment's checksum (w0), reply with it attached */
+    L_KEEP,      /* keep the segment; reply its handle value in the server (w0) */
+    L_BAD_REPLY, /* reply with a payload length the kernel refuses */
+    L_CAP_REPLY, /* reply with the segment and an endpoint handle (refused by a caller that takes none) */
+    L_REPORTS,   /* reply the failed-reply reports seen: w0 count, w1 last error, w2 handles they named,
                       w3 whether every one of those handles was still the server's */
     L_QUIT,
 };
@@ -72,7 +72,7 @@ static int server(handle_t ep)
 {
     struct test_run t;
     test_begin(&t, "ipc_server", 0, 0);
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     unsigned bad_checksums = 0;
     struct reports rep = { .handles_held = true };
     int64_t r = sys_ipc_recv(ep, &m, TIMEOUT_FOREVER);
@@ -91,9 +91,7 @@ static int server(handle_t ep)
             reply.w[1] = m.badge;
             reply.w[2] = m.flags & IPC_MSG_CALL;
             break;
-        case L_BAD_REPLY:
-            reply.len = IPC_PAYLOAD_MAX + 1;
-            break;
+        case L_BAD_REPLY: reply.len = IPC_PAYLOAD_MAX + 1; break;
         case L_CAP_REPLY: {
             int64_t cap = sys_ep_create();
             reply.seg = m.seg;
@@ -116,15 +114,12 @@ static int server(handle_t ep)
             reply.seg = m.seg;
             reply.w[0] = bad_checksums;
             break;
-        case L_KEEP:
-            reply.w[0] = m.seg;
-            break;
+        case L_KEEP: reply.w[0] = m.seg; break;
         case L_QUIT:
             sys_ipc_reply(&reply);
             test_check(&t, "checksums", bad_checksums == 0, "%u segments arrived damaged", bad_checksums);
             test_exit(&t);
-        default:
-            reply.label = (uint64_t)-EINVAL;
+        default: reply.label = (uint64_t)-EINVAL;
         }
         m = reply;
         r = sys_ipc_reply_recv(ep, &m, TIMEOUT_FOREVER);
@@ -208,7 +203,7 @@ static void check_payload(struct test_run *t, handle_t ep)
 static void check_timeout(struct test_run *t)
 {
     int64_t ep = sys_ep_create();
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     uint64_t t0 = sys_clock();
     int64_t r = sys_ipc_recv((handle_t)ep, &m, 20 * MS);
     uint64_t waited = sys_clock() - t0;
@@ -233,7 +228,7 @@ static void check_bad_buffers(struct test_run *t, handle_t ep)
         all &= sys_ipc_recv((handle_t)own, (struct ipc_msg *)bad[i], TIMEOUT_POLL) == -EFAULT;
         all &= sys_seg_info(HANDLE_NONE, (struct abi_seg_info *)bad[i]) == -EBADH;
     }
-    struct ipc_msg probe = {0};
+    struct ipc_msg probe = { 0 };
     all &= sys_ipc_recv(ep, &probe, TIMEOUT_POLL) == -EPERM; /* a client's handle sends only */
     sys_handle_close((handle_t)own);
     test_check(t, "bad_message_buffers", all, "a kernel, unmapped, wrapping or straddling buffer was taken");
@@ -256,8 +251,8 @@ static void check_segments(struct test_run *t, handle_t ep)
         struct ipc_msg m = { .label = L_BOUNCE, .seg = h, .w = { sum } };
         r = call(ep, &m);
         /* While the server held it, the old mapping was gone. */
-        intact = r == 0 && m.w[0] == 0 && m.seg && m.seg_size == seg.size &&
-                 checksum((void *)m.seg_addr, m.seg_size) == sum;
+        intact =
+            r == 0 && m.w[0] == 0 && m.seg && m.seg_size == seg.size && checksum((void *)m.seg_addr, m.seg_size) == sum;
         struct abi_seg_info info;
         moved_out &= sys_seg_info(h, &info) == -EBADH || m.seg == h;
         one_owner &= sys_seg_info(m.seg, &info) == 0 && info.owner_pid == libsys_pid;
@@ -317,11 +312,12 @@ static void check_large_pages(struct test_run *t)
 {
     struct ms_segment seg;
     int64_t r = ms_alloc(2ull << 20, 2ull << 20, MS_ALLOC_LARGE, 0, &seg);
-    struct abi_seg_info info = {0};
+    struct abi_seg_info info = { 0 };
     if (r == 0)
         sys_seg_info(seg.handle, &info);
-    test_check(t, "large_page_mapping", r == 0 && (info.flags & SEG_INFO_LARGE_PAGES) &&
-               ((uint64_t)seg.addr & ((2ull << 20) - 1)) == 0, "alloc %ld, flags %#x, at %p", r, info.flags, seg.addr);
+    test_check(t, "large_page_mapping",
+               r == 0 && (info.flags & SEG_INFO_LARGE_PAGES) && ((uint64_t)seg.addr & ((2ull << 20) - 1)) == 0,
+               "alloc %ld, flags %#x, at %p", r, info.flags, seg.addr);
     if (r == 0)
         ms_free(seg.handle);
 }

@@ -15,8 +15,8 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define KIB 1024ull
-#define MIB (1024ull * 1024)
+#define KIB       1024ull
+#define MIB       (1024ull * 1024)
 #define LIST_KEYS 50
 
 static handle_t kv_ep;
@@ -44,7 +44,7 @@ static void stamp(void *p, size_t n, uint64_t seed)
 
 static uint64_t charged(void)
 {
-    struct ms_stats_client c = {0};
+    struct ms_stats_client c = { 0 };
     return ms_stats_client(0, &c) == 0 ? c.bytes : UINT64_MAX;
 }
 
@@ -171,9 +171,9 @@ static void check_values(struct test_run *t)
     uint64_t new_id = kv_put_reply_get(&m).id;
     bool replaced = kv_put_reply_get(&m).replaced == 1;
     int64_t g = get(key, &len, &sum, &id, &zero_tail);
-    test_check(t, "put_replaces", r == 0 && replaced && new_id != ids[3] && g == 0 && len == 100 * KIB &&
-               sum == new_sum && id == new_id, "put %ld replaced %d id %lu (was %lu), get %ld len %lu", r, replaced,
-               new_id, ids[3], g, len);
+    test_check(t, "put_replaces",
+               r == 0 && replaced && new_id != ids[3] && g == 0 && len == 100 * KIB && sum == new_sum && id == new_id,
+               "put %ld replaced %d id %lu (was %lu), get %ld len %lu", r, replaced, new_id, ids[3], g, len);
 }
 
 static void check_list(struct test_run *t)
@@ -223,11 +223,12 @@ static void check_list(struct test_run *t)
         if (page.count == 0)
             break;
     }
-    struct kv_stats st = {0};
+    struct kv_stats st = { 0 };
     int64_t s = stats(&st);
-    test_check(t, "list_pages", r == 0 && !more && ordered && list_keys == LIST_KEYS && longest_seen &&
-               s == 0 && total == st.keys, "list %ld, %u keys in %u pages (stats say %lu), ordered %d, more %d",
-               r, total, pages, st.keys, ordered, more);
+    test_check(t, "list_pages",
+               r == 0 && !more && ordered && list_keys == LIST_KEYS && longest_seen && s == 0 && total == st.keys,
+               "list %ld, %u keys in %u pages (stats say %lu), ordered %d, more %d", r, total, pages, st.keys, ordered,
+               more);
 }
 
 static void check_bad_requests(struct test_run *t)
@@ -286,8 +287,8 @@ static void check_bad_requests(struct test_run *t)
                "put %ld (segment back %d), get %ld, empty key %ld", long_put, seg_back, long_get, empty_get);
     test_check(t, "get_missing", missing == -ENOENT && missing_no_seg, "GET of a missing key gave %ld", missing);
     test_check(t, "put_without_segment", no_seg == -EINVAL, "gave %ld", no_seg);
-    test_check(t, "put_length_past_segment", too_big == 0 && lie == -EINVAL, "exact %ld, one byte over %ld",
-               too_big, lie);
+    test_check(t, "put_length_past_segment", too_big == 0 && lie == -EINVAL, "exact %ld, one byte over %ld", too_big,
+               lie);
     test_check(t, "stray_words_and_payload", stray_word == -EINVAL && stats_payload == -EINVAL,
                "GET with w2 %ld, STATS with a payload %ld", stray_word, stats_payload);
     test_check(t, "delete_missing", missing_delete == -ENOENT, "gave %ld", missing_delete);
@@ -319,19 +320,21 @@ static void check_delete_all(struct test_run *t, uint64_t charged_before)
                 failures++;
         }
     }
-    struct kv_stats st = {0};
+    struct kv_stats st = { 0 };
     int64_t s = stats(&st);
     uint64_t after = charged();
-    test_check(t, "delete_all", s == 0 && failures == 0 && st.keys == 0 && st.value_bytes == 0 &&
-               st.segment_bytes == 0 && st.ids_in_use == 0 && deleted > LIST_KEYS,
-               "deleted %u, %u failed; left: %lu keys, %lu bytes, %lu ids", deleted, failures, st.keys,
-               st.value_bytes, st.ids_in_use);
+    test_check(t, "delete_all",
+               s == 0 && failures == 0 && st.keys == 0 && st.value_bytes == 0 && st.segment_bytes == 0 &&
+                   st.ids_in_use == 0 && deleted > LIST_KEYS,
+               "deleted %u, %u failed; left: %lu keys, %lu bytes, %lu ids", deleted, failures, st.keys, st.value_bytes,
+               st.ids_in_use);
     test_check(t, "values_back_to_memsrv", charged_before != UINT64_MAX && after == charged_before,
                "memsrv charges this client %lu bytes, %lu at the start", after, charged_before);
-    test_check(t, "stats_count_requests", st.puts > LIST_KEYS && st.gets >= NVALUES && st.deletes == deleted &&
-               st.errors >= 8 && st.requests > st.errors && st.reply_failures == 0,
-               "puts %lu gets %lu deletes %lu errors %lu requests %lu reply failures %lu", st.puts, st.gets,
-               st.deletes, st.errors, st.requests, st.reply_failures);
+    test_check(t, "stats_count_requests",
+               st.puts > LIST_KEYS && st.gets >= NVALUES && st.deletes == deleted && st.errors >= 8 &&
+                   st.requests > st.errors && st.reply_failures == 0,
+               "puts %lu gets %lu deletes %lu errors %lu requests %lu reply failures %lu", st.puts, st.gets, st.deletes,
+               st.errors, st.requests, st.reply_failures);
 }
 
 int main(int argc, char **argv)

@@ -13,10 +13,10 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define SLOTS 256
-#define OPS 4000
+#define SLOTS       256
+#define OPS         4000
 #define CHECK_EVERY 500
-#define KIB 1024ul
+#define KIB         1024ul
 
 struct block {
     uint8_t *p;
@@ -43,7 +43,7 @@ static size_t first_bad(const struct block *b, size_t n)
 
 static uint64_t charged(void)
 {
-    struct ms_stats_client c = {0};
+    struct ms_stats_client c = { 0 };
     return ms_stats_client(0, &c) == 0 ? c.bytes : UINT64_MAX;
 }
 
@@ -75,8 +75,8 @@ static void check_edges(struct test_run *t)
     void *over = calloc(SIZE_MAX / 2, 4);
     void *huge = malloc((size_t)1 << 50);
     void *more_than_ram = malloc((size_t)1 << 40); /* memsrv refuses: E2BIG */
-    test_check(t, "too_big_is_null", !over && !huge && !more_than_ram, "calloc overflow %p, 2^50 %p, 1 TiB %p",
-               over, huge, more_than_ram);
+    test_check(t, "too_big_is_null", !over && !huge && !more_than_ram, "calloc overflow %p, 2^50 %p, 1 TiB %p", over,
+               huge, more_than_ram);
 
     /* calloc on memory just freed dirty must still hand out zeros. */
     bool zeros = true;
@@ -197,8 +197,8 @@ static void check_many_segments(struct test_run *t)
     }
     for (unsigned i = N; i-- > 0;)
         free(big[(i * 7) % N]); /* out of order: the table shifts rows both ways */
-    test_check(t, "many_segments", got == N && intact && st.segments >= N, "%u of %u, %zu segments, intact %d",
-               got, N, st.segments, intact);
+    test_check(t, "many_segments", got == N && intact && st.segments >= N, "%u of %u, %zu segments, intact %d", got, N,
+               st.segments, intact);
 }
 
 int main(int argc, char **argv)
@@ -215,9 +215,8 @@ int main(int argc, char **argv)
     struct heap_stats st;
     heap_stats(malloc_default_heap(), &st);
     uint64_t after = charged();
-    test_check(&t, "heap_empty_after_trim", st.segments == 0 && st.registry_bytes == 0 &&
-               st.live_blocks == 0, "%zu segments, registry %zu bytes, %zu live blocks", st.segments,
-               st.registry_bytes, st.live_blocks);
+    test_check(&t, "heap_empty_after_trim", st.segments == 0 && st.registry_bytes == 0 && st.live_blocks == 0,
+               "%zu segments, registry %zu bytes, %zu live blocks", st.segments, st.registry_bytes, st.live_blocks);
     test_check(&t, "segments_back_to_memsrv", before != UINT64_MAX && after == before,
                "memsrv charges %lu bytes, %lu before the first malloc", after, before);
     test_exit(&t);

@@ -47,8 +47,8 @@
 #include <libsys/test.h>
 #include "lowmem.h"
 
-#define KIB 1024ul
-#define MIB (1024 * KIB)
+#define KIB   1024ul
+#define MIB   (1024 * KIB)
 #define LARGE (2 * MIB)
 
 static uint64_t checksum(const uint64_t *w, size_t words)
@@ -86,10 +86,10 @@ static uint64_t churn_size(struct test_run *t)
 {
     uint64_t r = test_rand(t) % 100;
     if (r < 80)
-        return (test_rand(t) % 64 + 1) * 4 * KIB;         /* 4K..256K */
+        return (test_rand(t) % 64 + 1) * 4 * KIB; /* 4K..256K */
     if (r < 98)
-        return (test_rand(t) % 448 + 65) * 4 * KIB;       /* to ~2M */
-    return (test_rand(t) % 3 + 2) * MIB;                  /* 2M..4M */
+        return (test_rand(t) % 448 + 65) * 4 * KIB; /* to ~2M */
+    return (test_rand(t) % 3 + 2) * MIB;            /* 2M..4M */
 }
 
 /* Churn works below the limit the suite gives, where it has laid ballast
@@ -145,11 +145,11 @@ static void churn(struct test_run *t, unsigned ops)
  * it make the target (an eighth of free memory, 4 to 32 MiB), so a kernel
  * pool or boot modules at the bottom of memory only push it up. */
 
-#define WINDOW_STEP (16 * MIB)
+#define WINDOW_STEP     (16 * MIB)
 #define FILL_TARGET_MIN (4 * MIB)
 #define FILL_TARGET_MAX (32 * MIB)
-#define FILL_MAX ((FILL_TARGET_MAX + 2 * WINDOW_STEP) / (4 * KIB))
-#define FILL_PAGES_MIN 1024u
+#define FILL_MAX        ((FILL_TARGET_MAX + 2 * WINDOW_STEP) / (4 * KIB))
+#define FILL_PAGES_MIN  1024u
 
 static struct ms_segment fill[FILL_MAX];
 static int64_t fill_phys[FILL_MAX];
@@ -180,7 +180,7 @@ static bool enough_pages(void *ctx)
 
 static struct window fill_window(void)
 {
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     uint64_t target = g.free_bytes / 8;
     struct window w = { .target = target < FILL_TARGET_MIN   ? FILL_TARGET_MIN
@@ -368,8 +368,8 @@ static void holes(struct test_run *t)
                 intact++;
         ms_free(segs[i].handle);
     }
-    test_check(t, "compaction_respects_holes", r == 0 && intact == got / 2, "compact %ld; %u of %u inside a region",
-               r, intact, got / 2);
+    test_check(t, "compaction_respects_holes", r == 0 && intact == got / 2, "compact %ld; %u of %u inside a region", r,
+               intact, got / 2);
     test_check(t, "compaction_in_regions", after.moves > before.moves || before.largest_free == after.largest_free,
                "moves %lu -> %lu", before.moves, after.moves);
     /* With RAM above 4 GiB there is a hole below it: both sides must have
@@ -405,8 +405,8 @@ static void ops(struct test_run *t)
     uint64_t sum = checksum(s.addr, s.size / 8);
     int64_t before = phys_of(s.handle);
     int64_t moved = ms_move(s.sid);
-    test_check(t, "move", moved == 0 && phys_of(s.handle) != before && checksum(s.addr, s.size / 8) == sum,
-               "move %ld", moved);
+    test_check(t, "move", moved == 0 && phys_of(s.handle) != before && checksum(s.addr, s.size / 8) == sum, "move %ld",
+               moved);
     uint64_t moves = 0, bytes = 0;
     test_check(t, "compact_step", ms_compact(MS_COMPACT_STEP, 0, 0, 0, &moves, &bytes) == 0, "step refused");
     test_check(t, "compact_target", ms_compact(MS_COMPACT_TARGET, LARGE, LARGE, 0, &moves, &bytes) == 0,
@@ -521,8 +521,8 @@ static void revoke_me(struct test_run *t)
                "call %ld, revoke %ld, handle %ld, old mapping %ld", r, (int64_t)m.w[0], gone, unmapped);
     test_check(t, "pinned_not_revoked", (int64_t)m.w[1] == -EBUSY && sys_seg_info(pinned.handle, &info) == 0,
                "revoking a pinned segment gave %ld", (int64_t)m.w[1]);
-    test_check(t, "charge_returned", after.bytes == before.bytes - plain.size, "charged %lu -> %lu bytes",
-               before.bytes, after.bytes);
+    test_check(t, "charge_returned", after.bytes == before.bytes - plain.size, "charged %lu -> %lu bytes", before.bytes,
+               after.bytes);
     sys_seg_unpin(pinned.handle);
     ms_free(pinned.handle);
 }
@@ -535,21 +535,46 @@ static void fuzz(struct test_run *t)
     unsigned accepted = 0;
     uint64_t first_label = 0;
     for (unsigned i = 0; i < 10000; i++) {
-        struct ipc_msg m = {0};
+        struct ipc_msg m = { 0 };
         uint64_t r = test_rand(t);
         switch (r % 10) {
-        case 0: m.label = 100 + test_rand(t) % 100000; break;                         /* unknown */
-        case 1: m.label = MS_ALLOC; m.w[0] = 0; break;                                  /* zero size */
-        case 2: m.label = MS_ALLOC; m.w[0] = ~0ull - test_rand(t) % 4096; break;        /* overflow */
-        case 3: m.label = MS_ALLOC; m.w[0] = 4096; m.w[1] = 4096 * 3 + test_rand(t) % 7; break; /* odd align */
-        case 4: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = 1u << (4 + r % 28); break;  /* unknown flag */
-        case 5: m.label = MS_ALLOC; m.w[0] = 4096; m.w[2] = MS_ALLOC_BELOW; m.w[3] = test_rand(t) % 4096; break;
-        case 6: m.label = MS_FREE; break;                                                /* no segment */
-        case 7: m.label = MS_STATS; m.w[0] = MS_STATS_RESTART + 1 + test_rand(t) % 100; break; /* bad kind */
-        case 8: m.label = MS_REVOKE; m.w[0] = test_rand(t); break;                       /* not init */
+        case 0: m.label = 100 + test_rand(t) % 100000; break; /* unknown */
+        case 1:
+            m.label = MS_ALLOC;
+            m.w[0] = 0;
+            break; /* zero size */
+        case 2:
+            m.label = MS_ALLOC;
+            m.w[0] = ~0ull - test_rand(t) % 4096;
+            break; /* overflow */
+        case 3:
+            m.label = MS_ALLOC;
+            m.w[0] = 4096;
+            m.w[1] = 4096 * 3 + test_rand(t) % 7;
+            break; /* odd align */
+        case 4:
+            m.label = MS_ALLOC;
+            m.w[0] = 4096;
+            m.w[2] = 1u << (4 + r % 28);
+            break; /* unknown flag */
+        case 5:
+            m.label = MS_ALLOC;
+            m.w[0] = 4096;
+            m.w[2] = MS_ALLOC_BELOW;
+            m.w[3] = test_rand(t) % 4096;
+            break;
+        case 6: m.label = MS_FREE; break; /* no segment */
+        case 7:
+            m.label = MS_STATS;
+            m.w[0] = MS_STATS_RESTART + 1 + test_rand(t) % 100;
+            break; /* bad kind */
+        case 8:
+            m.label = MS_REVOKE;
+            m.w[0] = test_rand(t);
+            break; /* not init */
         default:
             m.label = (uint64_t)(MS_ALLOC + r % 9);
-            m.len = 1 + (uint32_t)(test_rand(t) % IPC_PAYLOAD_MAX);                     /* stray payload */
+            m.len = 1 + (uint32_t)(test_rand(t) % IPC_PAYLOAD_MAX); /* stray payload */
             m.w[3] = ~0ull;
             break;
         }
@@ -576,7 +601,7 @@ struct constrained {
 };
 
 #define CONSTRAINED_MAX 32u
-#define FILLERS_MAX 512u
+#define FILLERS_MAX     512u
 
 static struct constrained kept[CONSTRAINED_MAX];
 static struct ms_segment fillers[FILLERS_MAX];
@@ -695,8 +720,8 @@ static void constraints(struct test_run *t)
     sys_sleep(1500ull * 1000 * 1000);
     ms_stats_compaction(&after);
     check_constraints(t, "realignment", n);
-    printf("constraints: in the background %lu moves, %lu realigned, %lu yielded\n",
-           after.bg_moves - before.bg_moves, after.realigned - before.realigned, after.yielded - before.yielded);
+    printf("constraints: in the background %lu moves, %lu realigned, %lu yielded\n", after.bg_moves - before.bg_moves,
+           after.realigned - before.realigned, after.yielded - before.yielded);
     for (unsigned i = 0; i < n; i++)
         ms_free(kept[i].s.handle);
     char why[128] = "";
@@ -706,7 +731,7 @@ static void constraints(struct test_run *t)
 /* stall: a client compacting does not hold up another */
 
 #define STALL_ROUNDS 3u
-#define STALL_SEGS 1024u
+#define STALL_SEGS   1024u
 
 static uint8_t compactor_stack[16384] __attribute__((aligned(16)));
 static volatile bool full_running, stall_done;
@@ -730,7 +755,7 @@ static void stall_compactor(uint64_t rounds)
 {
     for (uint64_t i = 0; i < rounds; i++) {
         stall_fragment();
-        struct ms_stats_global g = {0};
+        struct ms_stats_global g = { 0 };
         ms_stats_global(&g);
         struct ms_segment huge;
         /* More than the largest free run, large-page aligned: past any
@@ -890,10 +915,9 @@ static void batch_race(struct test_run *t)
             printf("t_mem: race round %u: batch %ld, single %ld\n", round, b, race_result);
         }
     }
-    test_check(t, "batch_free_race", broken == 0, "%u of %u rounds broke (batch first %u, single first %u)",
-               broken, RACE_ROUNDS, batch_won, single_won);
-    printf("t_mem: batch race: the batch freed first %u times, the single FREE %u times\n", batch_won,
-           single_won);
+    test_check(t, "batch_free_race", broken == 0, "%u of %u rounds broke (batch first %u, single first %u)", broken,
+               RACE_ROUNDS, batch_won, single_won);
+    printf("t_mem: batch race: the batch freed first %u times, the single FREE %u times\n", batch_won, single_won);
 }
 
 static void batch(struct test_run *t)
@@ -916,8 +940,8 @@ static void batch(struct test_run *t)
         for (unsigned i = 0; i < n; i++) {
             uint64_t *w = segs[i].addr;
             struct abi_seg_info info;
-            if (segs[i].size != size || w[0] != 0 || w[size / 8 - 1] != 0 ||
-                sys_seg_info(segs[i].handle, &info) != 0 || info.vaddr != (uint64_t)w || info.size != size)
+            if (segs[i].size != size || w[0] != 0 || w[size / 8 - 1] != 0 || sys_seg_info(segs[i].handle, &info) != 0 ||
+                info.vaddr != (uint64_t)w || info.size != size)
                 bad++;
             stamp(w, size / 8, i);
         }
@@ -957,8 +981,7 @@ static void batch(struct test_run *t)
         test_check(t, "batch_bad_free_refused",
                    none == -EINVAL && twice == -EINVAL && not_seg == -EBADH && bogus == -EBADH && busy == -EBUSY &&
                        all_held(segs, 4, true) && all_held(&one, 1, true),
-                   "none %ld, twice %ld, not a segment %ld, bogus %ld, pinned %ld", none, twice, not_seg, bogus,
-                   busy);
+                   "none %ld, twice %ld, not a segment %ld, bogus %ld, pinned %ld", none, twice, not_seg, bogus, busy);
         int64_t freed = ms_free_batch(h, 4), again = ms_free_batch(h, 4);
         test_check(t, "batch_free_once", freed == 0 && again == -EBADH && all_held(segs, 4, false),
                    "free %ld, again %ld", freed, again);
@@ -975,8 +998,8 @@ static void batch(struct test_run *t)
     test_check(t, "batch_books_exact",
                end == base && after.bytes == before.bytes && after.segments == before.segments &&
                    ms_check(why, sizeof(why)) == 0,
-               "free+books+quarantined %lu -> %lu KiB, charged %lu -> %lu bytes, %lu -> %lu segments; check: %s", base / KIB,
-               end / KIB, before.bytes, after.bytes, before.segments, after.segments, why);
+               "free+books+quarantined %lu -> %lu KiB, charged %lu -> %lu bytes, %lu -> %lu segments; check: %s",
+               base / KIB, end / KIB, before.bytes, after.bytes, before.segments, after.segments, why);
 }
 
 int main(int argc, char **argv)
@@ -1002,8 +1025,7 @@ int main(int argc, char **argv)
             if (strncmp(argv[i], "ops=", 4) == 0)
                 parse_u64(argv[i] + 4, strlen(argv[i] + 4), &ops);
         churn(&t, (unsigned)ops);
-    }
-    else if (strcmp(mode, "fragmenter") == 0)
+    } else if (strcmp(mode, "fragmenter") == 0)
         fragmenter(&t);
     else if (strcmp(mode, "pinned") == 0)
         pinned(&t);

@@ -26,7 +26,7 @@
 
 #define SERVER_NAME "test.names.server"
 #define LABEL_HELLO 0x68656c6cull
-#define LABEL_EXIT 0x65786974ull
+#define LABEL_EXIT  0x65786974ull
 
 static struct test_run run;
 static uint8_t stack[16384] __attribute__((aligned(16)));
@@ -91,8 +91,10 @@ static void expect(const char *check, int64_t got, int64_t want, uint64_t label)
 
 static void check_refusals(handle_t ep)
 {
-    static const char *const malformed[] = { "", "Test.names.x", "test..names", "test.names.", ".test", "9lives",
-                                             "test.names.a b", "test.names.x/y", "test.names.\xc3\xa9" };
+    static const char *const malformed[] = {
+        "",       "Test.names.x",   "test..names",    "test.names.",        ".test",
+        "9lives", "test.names.a b", "test.names.x/y", "test.names.\xc3\xa9"
+    };
     for (unsigned i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
         char check[48];
         fmt_snprintf(check, sizeof(check), "register.malformed_%u", i);
@@ -151,8 +153,9 @@ static handle_t check_register_lookup(void)
     test_check(&run, "lookup.ok", err == 0 && owner == libsys_pid, "err %ld, owner %#lx (self %#lx)", err, owner,
                libsys_pid);
     struct abi_handle_info info = { 0 };
-    test_check(&run, "lookup.send_only", err == 0 && sys_handle_info(found, &info) == 0 &&
-                                             info.kind == ABI_HANDLE_ENDPOINT && !(info.rights & RIGHT_RECV),
+    test_check(&run, "lookup.send_only",
+               err == 0 && sys_handle_info(found, &info) == 0 && info.kind == ABI_HANDLE_ENDPOINT &&
+                   !(info.rights & RIGHT_RECV),
                "kind %u rights %#x", info.kind, info.rights);
     hello_ep = a;
     int64_t th = err < 0 ? err : sys_thread_create(receive_one, stack + sizeof(stack), test_budget_ns(&run, 50000));

@@ -30,12 +30,12 @@
 #include <libsys/test.h>
 #include "restart.h"
 
-#define PAGE 4096ul
+#define PAGE     4096ul
 #define LIVE_MAX 64
 #define HELD_MAX 4096
 /* A client that is never told to stop ends here (the suite's budget ends
  * sooner, and says so). */
-#define OPS_CAP 1000000u
+#define OPS_CAP        1000000u
 #define RECEIVER_STACK 16384
 #define EDU_WAIT_UNITS 5000u
 
@@ -222,8 +222,8 @@ static void churn(const char *args, uint64_t index)
     test_check(&t, "calls_succeed", tally.alloc_errors + tally.free_errors + tally.send_errors == 0,
                "%lu allocations, %lu frees, %lu sends failed; first: %s", tally.alloc_errors, tally.free_errors,
                tally.send_errors, sys_strerror(tally.first_error));
-    printf("t_restart: churn %lu: %lu operations, %lu segments checked, %lu sent, %lu received, %lu moved\n", index,
-           op, tally.checked, tally.sent, tally.received, tally.moved);
+    printf("t_restart: churn %lu: %lu operations, %lu segments checked, %lu sent, %lu received, %lu moved\n", index, op,
+           tally.checked, tally.sent, tally.received, tally.moved);
 }
 
 /* ---- holder ---------------------------------------------------------- */
@@ -276,8 +276,8 @@ static void holder(const char *args)
     }
     struct ipc_msg report = { .label = RESTART_REPORT, .w = { moved, kept }, .seg = HANDLE_NONE };
     int64_t reported = sys_ipc_send(slot(ABI_STARTUP_PARENT), &report, test_budget_ns(&t, 80000));
-    test_check(&t, "ready", ready && stopped && reported == 0, "ready %d, told to stop %d, report %ld", ready,
-               stopped, reported);
+    test_check(&t, "ready", ready && stopped && reported == 0, "ready %d, told to stop %d, report %ld", ready, stopped,
+               reported);
     test_check(&t, "contents_intact", broken == 0, "%lu of %lu segments broken", broken, kept);
     printf("t_restart: holder: %lu of %lu segments made (%s), %lu kept, %lu of them moved\n", n, count,
            err == 0 ? "ok" : sys_strerror(err), kept, moved);

@@ -7,7 +7,7 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define MS (1000ull * 1000)
+#define MS      (1000ull * 1000)
 #define THREADS 8
 
 static uint8_t stacks[THREADS][16384] __attribute__((aligned(16)));
@@ -131,8 +131,8 @@ int main(int argc, char **argv)
 
     int64_t fp = sys_thread_create(frame_probe, stacks[4] + sizeof(stacks[4]), 0);
     sys_thread_wait((handle_t)fp, TIMEOUT_FOREVER);
-    test_check(&t, "thread_stack_alignment", fp >= 0 && thread_frame % 16 == 0 && thread_frame != 0,
-               "frame at %#lx", (unsigned long)thread_frame);
+    test_check(&t, "thread_stack_alignment", fp >= 0 && thread_frame % 16 == 0 && thread_frame != 0, "frame at %#lx",
+               (unsigned long)thread_frame);
 
     uint64_t y0 = sys_clock();
     for (int i = 0; i < 100; i++)

@@ -80,8 +80,9 @@ static void check_migrate_under_writer(struct test_run *t)
     }
     stop_writer = 1;
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
-    test_check(t, "migrations", moved == MOVES && changed == MOVES, "%u of %d moves done (last error %s), %u changed the base",
-               moved, MOVES, sys_strerror(last_err), changed);
+    test_check(t, "migrations", moved == MOVES && changed == MOVES,
+               "%u of %d moves done (last error %s), %u changed the base", moved, MOVES, sys_strerror(last_err),
+               changed);
     test_check(t, "no_lost_update", w[0] == writer_count && writer_count > 0, "segment says %lu, writer counted %lu",
                w[0], writer_count);
     test_check(t, "contents_intact", checksum(w + 1, words - 1) == sum, "contents changed across migrations");

@@ -32,13 +32,13 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-#define WORKERS_MAX 8
-#define STACK_SIZE 16384
-#define SEG_BYTES (256 * 1024)            /* four of the kernel's copy chunks */
-#define WORDS_PER_WRITER 512              /* a 4 KiB part each */
-#define MOVES 1000
-#define WRITER_BURST 4096                 /* writes between yields when writer and mover share one CPU */
-#define TRANSFER_EVERY 100
+#define WORKERS_MAX      8
+#define STACK_SIZE       16384
+#define SEG_BYTES        (256 * 1024) /* four of the kernel's copy chunks */
+#define WORDS_PER_WRITER 512          /* a 4 KiB part each */
+#define MOVES            1000
+#define WRITER_BURST     4096 /* writes between yields when writer and mover share one CPU */
+#define TRANSFER_EVERY   100
 
 enum label { L_ECHO = 1, L_KEEP, L_QUIT };
 
@@ -49,7 +49,7 @@ static uint8_t stacks[WORKERS_MAX][STACK_SIZE] __attribute__((aligned(16)));
 
 static unsigned online_cpus(void)
 {
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     return k.ncpus_online ? (unsigned)k.ncpus_online : 1;
 }
@@ -176,10 +176,9 @@ static void check_writers_survive_migration(void)
            "%u round trips\n",
            nwriters, ncpus, writes, moved, refused, trips);
     test_check(&t, "writers_pinned", placed == nwriters, "%u of %u writers on their CPU", placed, nwriters);
-    test_check(&t, "writers_survive_migration",
-               lost == 0 && silent == 0 && moved > MOVES / 2 && trips_failed == 0,
-               "%u words lost, %u writers never wrote, %u of %u moves done, %u of %u round trips failed", lost,
-               silent, moved, MOVES, trips_failed, trips);
+    test_check(&t, "writers_survive_migration", lost == 0 && silent == 0 && moved > MOVES / 2 && trips_failed == 0,
+               "%u words lost, %u writers never wrote, %u of %u moves done, %u of %u round trips failed", lost, silent,
+               moved, MOVES, trips_failed, trips);
     ms_free(seg.handle);
 }
 
@@ -256,7 +255,7 @@ static volatile int64_t pong_result;
 static void ponger(uint64_t cpu)
 {
     sys_thread_affinity(HANDLE_NONE, cpu);
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     int64_t r = sys_ipc_recv(pong_ep, &m, TIMEOUT_FOREVER);
     while (r == 0 && m.label != L_QUIT) {
         m.w[0] = m.w[0] * 3 + 1;
@@ -340,8 +339,8 @@ static void check_spread(void)
     for (unsigned i = 0; i < nthreads; i++)
         join(th[i]);
     printf("smp: %u busy threads ran on CPUs %#lx of %u\n", nthreads, seen_cpus, ncpus);
-    test_check(&t, "busy_threads_spread", popcount(seen_cpus) >= want, "%u busy threads used CPUs %#lx of %u",
-               nthreads, seen_cpus, ncpus);
+    test_check(&t, "busy_threads_spread", popcount(seen_cpus) >= want, "%u busy threads used CPUs %#lx of %u", nthreads,
+               seen_cpus, ncpus);
 }
 
 static void check_affinity_refusals(void)

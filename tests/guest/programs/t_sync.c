@@ -15,7 +15,6 @@
 #include <libsys/syscall.h>
 #include <libsys/test.h>
 
-
 static struct test_run t;
 static uint8_t stacks[4][16384] __attribute__((aligned(16)));
 static handle_t ep;
@@ -48,7 +47,7 @@ static int64_t finish_receiver(int64_t th)
 
 static rights_t rights_of(handle_t h)
 {
-    struct abi_handle_info info = {0};
+    struct abi_handle_info info = { 0 };
     return sys_handle_info(h, &info) == 0 ? info.rights : 0;
 }
 
@@ -203,7 +202,7 @@ static void check_notifications(void)
                wait_bound, as_message, sent, got.label);
     /* Bits set before the receive are there at once. */
     sys_notify_signal((handle_t)n, 2);
-    struct ipc_msg pending = {0};
+    struct ipc_msg pending = { 0 };
     int64_t pr = sys_ipc_recv(ep, &pending, TIMEOUT_POLL);
     test_check(&t, "notify_pending_at_receive", pr == 0 && pending.label == IPC_LABEL_NOTIFY && pending.w[0] == 2,
                "recv %ld label %#lx bits %lu", pr, pending.label, pending.w[0]);
@@ -260,7 +259,7 @@ static void check_futex(void)
 
 /* ---- libsys/sync.h and the default heap, from four threads ---- */
 
-#define WORKERS 4
+#define WORKERS      4
 #define COUNT_ROUNDS 20000
 
 static struct mutex counter_lock;
@@ -380,7 +379,7 @@ static void check_condvar(void)
                "gave %d after %lu ns, mutex held after: %d", r, waited, held);
 }
 
-#define HEAP_OPS 3000
+#define HEAP_OPS   3000
 #define HEAP_SLOTS 32
 static volatile unsigned heap_damage, heap_failures;
 
@@ -436,7 +435,7 @@ static void check_threaded_malloc(void)
  * receiver; watches are one-shot, charged, and go with the endpoint. */
 static uint64_t kmem_used(void)
 {
-    struct abi_account a = {0};
+    struct abi_account a = { 0 };
     sys_account_info(HANDLE_SELF, &a);
     return a.used[RES_KMEM];
 }
@@ -458,10 +457,10 @@ static void check_watch(void)
     int64_t dead = sys_ep_watch((handle_t)client, (handle_t)n, 7); /* no receiver now: at once */
     int64_t at_once = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
     test_check(&t, "watch_fires_once_receiver_gone",
-               bad_bit == -EINVAL && no_right == -EPERM && watched == 0 && early == -ETIMEDOUT &&
-                   fired == (1 << 5) && dead == 0 && at_once == (1 << 7),
-               "bit 63 %ld, without SEND %ld, watch %ld, before %ld, after %#lx, on a dead one %ld then %#lx",
-               bad_bit, no_right, watched, early, fired, dead, at_once);
+               bad_bit == -EINVAL && no_right == -EPERM && watched == 0 && early == -ETIMEDOUT && fired == (1 << 5) &&
+                   dead == 0 && at_once == (1 << 7),
+               "bit 63 %ld, without SEND %ld, watch %ld, before %ld, after %#lx, on a dead one %ld then %#lx", bad_bit,
+               no_right, watched, early, fired, dead, at_once);
     sys_handle_close((handle_t)client);
     sys_handle_close((handle_t)no_send);
 

@@ -31,8 +31,8 @@ static void faulter(uint64_t unused)
 extern void block_forever(uint64_t unused);
 __asm__(".globl block_forever\n"
         "block_forever:\n"
-        "1: mov $5, %eax\n"        /* SYS_SLEEP */
-        "   mov $-1, %rdi\n"       /* TIMEOUT_FOREVER */
+        "1: mov $5, %eax\n"  /* SYS_SLEEP */
+        "   mov $-1, %rdi\n" /* TIMEOUT_FOREVER */
         "   syscall\n"
         "   jmp 1b\n");
 _Static_assert(SYS_SLEEP == 5, "block_forever hard-codes SYS_SLEEP");
@@ -42,7 +42,7 @@ static handle_t receiver_ep;
 static void receiver(uint64_t unused)
 {
     (void)unused;
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     sys_ipc_recv(receiver_ep, &m, TIMEOUT_FOREVER);
     sys_sleep(TIMEOUT_FOREVER);
 }
@@ -67,11 +67,12 @@ static void spin_on_cpu(uint64_t cpu)
 /* A spinning thread pinned to each CPU but the first (three on one CPU). */
 static unsigned start_spinners(void)
 {
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     unsigned ncpus = k.ncpus_online ? (unsigned)k.ncpus_online : 1, started = 0;
     for (unsigned i = 0; i < 3; i++)
-        if (sys_thread_create(spin_on_cpu, thread_stacks[i] + sizeof(thread_stacks[i]), ncpus > 1 ? 1 + i % (ncpus - 1) : 0) >= 0)
+        if (sys_thread_create(spin_on_cpu, thread_stacks[i] + sizeof(thread_stacks[i]),
+                              ncpus > 1 ? 1 + i % (ncpus - 1) : 0) >= 0)
             started++;
     while (__atomic_load_n(&spinners_running, __ATOMIC_ACQUIRE) < started)
         sys_yield();

@@ -21,8 +21,8 @@
 
 static void read_memory(struct memory_snapshot *s)
 {
-    struct abi_kinfo k = {0};
-    struct ms_stats_global g = {0};
+    struct abi_kinfo k = { 0 };
+    struct ms_stats_global g = { 0 };
     /* memsrv first: it takes the kernel's reclaim list before it answers,
      * and the kernel destroys the segments of a process that ended only
      * when memsrv reclaims them. Read after memsrv's answer, the pool
@@ -45,7 +45,7 @@ static bool same_memory(const struct memory_snapshot *a, const struct memory_sna
  * SETTLE_READINGS in a row, a millisecond apart, agree (at most
  * SETTLE_TRIES): a leak never settles back and is still seen. */
 #define SETTLE_READINGS 3u
-#define SETTLE_TRIES 200u
+#define SETTLE_TRIES    200u
 
 void memory_snapshot(struct memory_snapshot *s)
 {
@@ -85,9 +85,11 @@ static struct measure measure_twice(scenario_fn run, char *what, size_t len)
 
 static void describe(const struct measure *m, const char *what, char *why, size_t len)
 {
-    fmt_snprintf(why, len, "%s%s; measured run: pool free %lu -> %lu frames, memsrv free %lu -> %lu bytes, "
-                 "processes %lu -> %lu", m->warm_ok ? "" : "warming run failed; ", what, m->before.pool_free,
-                 m->after.pool_free, m->before.ms_free, m->after.ms_free, m->before.processes, m->after.processes);
+    fmt_snprintf(why, len,
+                 "%s%s; measured run: pool free %lu -> %lu frames, memsrv free %lu -> %lu bytes, "
+                 "processes %lu -> %lu",
+                 m->warm_ok ? "" : "warming run failed; ", what, m->before.pool_free, m->after.pool_free,
+                 m->before.ms_free, m->after.ms_free, m->before.processes, m->after.processes);
 }
 
 /* Records `name`: the scenario's checks held in both runs, and the measured
@@ -189,10 +191,7 @@ static bool pool_scenario(char *what, size_t len)
     return err == 0 && status == ENOMEM;
 }
 
-void test_pool_exhaustion(void)
-{
-    record_exact("pool_exhaustion", pool_scenario);
-}
+void test_pool_exhaustion(void) { record_exact("pool_exhaustion", pool_scenario); }
 
 /* Bad images and bad arguments to the loader's calls: errors, nothing left. */
 static bool spawn_errors_scenario(char *what, size_t len)
@@ -223,10 +222,7 @@ static bool spawn_errors_scenario(char *what, size_t len)
            kernel_entry == -EFAULT && twice == -EINVAL;
 }
 
-void test_spawn_errors(void)
-{
-    record_exact("spawn_errors", spawn_errors_scenario);
-}
+void test_spawn_errors(void) { record_exact("spawn_errors", spawn_errors_scenario); }
 
 /* A process that ends with a pinned segment leaves it quarantined while
  * its device could still reach it; the kernel stops the device's bus
@@ -234,7 +230,7 @@ void test_spawn_errors(void)
  * memory comes back, and nothing stays quarantined for good. */
 void test_pin_then_exit(void)
 {
-    struct ms_stats_global before = {0}, after = {0};
+    struct ms_stats_global before = { 0 }, after = { 0 };
     struct loader_grant grants[ABI_STARTUP_HANDLES];
     suite_grants(grants);
     ms_stats_global(&before);
@@ -259,10 +255,10 @@ static bool hold_scenario(char *what, size_t len)
     grant[ABI_STARTUP_PARENT] = (struct loader_grant){ parent < 0 ? HANDLE_NONE : (handle_t)parent, RIGHT_SEND };
     /* Nobody receives on it: the client's send stays blocked, in flight. */
     grant[ABI_STARTUP_SERVICE] = (struct loader_grant){ nobody < 0 ? HANDLE_NONE : (handle_t)nobody, RIGHT_SEND };
-    struct ms_stats_global start = {0}, holding = {0};
+    struct ms_stats_global start = { 0 }, holding = { 0 };
     ms_stats_global(&start);
     int64_t status = 0, h = parent < 0 || nobody < 0 ? -ENOMEM : suite_spawn("t_mem", "hold", grant);
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     int64_t ready = h < 0 ? h : pace_recv((handle_t)parent, &m);
     ms_stats_global(&holding);
     if (h >= 0) {
@@ -283,10 +279,7 @@ static bool hold_scenario(char *what, size_t len)
     return ready == 0 && status == ABI_EXIT_KILLED && holding.free_bytes < start.free_bytes;
 }
 
-void test_exit_reclaim(void)
-{
-    record_exact("kill_reclaims_everything", hold_scenario);
-}
+void test_exit_reclaim(void) { record_exact("kill_reclaims_everything", hold_scenario); }
 
 /*
  * The accounting catches a real leak: scenarios that keep what they made
@@ -339,7 +332,8 @@ static void record_leak_caught(const char *name, scenario_fn leak)
     describe(&m, what, why, sizeof(why));
     let_go();
     memory_snapshot(&end);
-    bool returned = end.pool_free == start.pool_free && end.ms_free == start.ms_free && end.processes == start.processes;
+    bool returned =
+        end.pool_free == start.pool_free && end.ms_free == start.ms_free && end.processes == start.processes;
     char full[480];
     fmt_snprintf(full, sizeof(full), "%s (the leak %s; after letting go: pool free %lu -> %lu, memsrv free %lu -> %lu)",
                  why, m.same ? "went unnoticed" : "was caught", start.pool_free, end.pool_free, start.ms_free,

@@ -12,19 +12,16 @@
 #include "lowmem.h"
 #include "suite.h"
 
-#define CHURN_CLIENTS 3
+#define CHURN_CLIENTS     3
 #define CHURN_OPS_DEFAULT 1000
-#define BALLAST_MAX 1024
-#define WINDOW_STEP (16 * SUITE_MIB)
+#define BALLAST_MAX       1024
+#define WINDOW_STEP       (16 * SUITE_MIB)
 /* The clients' live segments at most (t_mem's CHURN_LIVE_MAX). */
 #define CHURN_LIVE_MAX 48
 /* What t_mem's churn sizes average, roughly: for the live count. */
 #define CHURN_MEAN_SEGMENT (300 * 1024ul)
 
-static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi)
-{
-    return v < lo ? lo : v > hi ? hi : v;
-}
+static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /*
  * Ballast: 1 MiB segments, pinned, filling every free MiB below a limit;
@@ -97,7 +94,7 @@ static void lift_ballast(struct ballast *b)
 void test_churn(void)
 {
     static struct ballast ballast;
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     unsigned room_mib = (unsigned)clamp(g.free_bytes / SUITE_MIB / 8, 4, 40);
     uint64_t live = clamp(room_mib * SUITE_MIB * 5 / 2 / (CHURN_CLIENTS * CHURN_MEAN_SEGMENT), 8, CHURN_LIVE_MAX);
@@ -107,8 +104,8 @@ void test_churn(void)
     uint64_t ops = CHURN_OPS_DEFAULT;
     cmdline_get_u64(libsys_startup->args, "churn.ops", &ops);
 
-    struct ms_stats_global before = {0}, after = {0};
-    struct ms_stats_compaction split_before = {0}, split_after = {0};
+    struct ms_stats_global before = { 0 }, after = { 0 };
+    struct ms_stats_compaction split_before = { 0 }, split_after = { 0 };
     ms_stats_global(&before);
     ms_stats_compaction(&split_before);
     int64_t parent = sys_ep_create();
@@ -127,7 +124,7 @@ void test_churn(void)
     for (unsigned i = 0; i < CHURN_CLIENTS; i++) {
         if (h[i] < 0)
             continue;
-        struct ipc_msg m = {0};
+        struct ipc_msg m = { 0 };
         if (pace_recv((handle_t)parent, &m) != 0)
             break; /* the clients' waits below say the rest */
         m = (struct ipc_msg){ .w = { ballast.limit, live } };
@@ -151,7 +148,8 @@ void test_churn(void)
     uint64_t bg = split_after.bg_bytes - split_before.bg_bytes;
     uint64_t direct = split_after.direct_bytes - split_before.direct_bytes;
     printf("suite: churn: %lu KiB moved in the background, %lu KiB directly (%lu per mille in the background), "
-           "%lu direct plans\n", bg / 1024, direct / 1024, bg + direct ? bg * 1000 / (bg + direct) : 0,
+           "%lu direct plans\n",
+           bg / 1024, direct / 1024, bg + direct ? bg * 1000 / (bg + direct) : 0,
            split_after.direct_plans - split_before.direct_plans);
     char share[96];
     fmt_snprintf(share, sizeof(share), "%lu KiB in the background, %lu KiB directly", bg / 1024, direct / 1024);
@@ -204,7 +202,7 @@ void test_quota(void)
     int64_t set = p.call == 0 ? sys_proc_limit((handle_t)p.proc, RES_MEMORY, SUITE_MIB) : p.call;
     struct ms_segment mine;
     int64_t other = ms_alloc(2 * SUITE_MIB, 0, 0, 0, &mine);
-    struct ipc_msg reply = {0};
+    struct ipc_msg reply = { 0 };
     partner_end(&p, &reply, "quota");
     char why[120];
     fmt_snprintf(why, sizeof(why), "limit %ld, the suite's own 2 MiB %ld", set, other);

@@ -27,12 +27,12 @@
 #define HOSTILE_POLL_NS (50ull * 1000 * 1000)
 
 struct hostile_case {
-    const char *name;  /* the test's name: hostile_NAME */
-    const char *mode;  /* the program's argument */
+    const char *name;    /* the test's name: hostile_NAME */
+    const char *mode;    /* the program's argument */
     const char *program; /* 0: t_hostile */
     uint32_t powers;
-    bool image;        /* it starts children from its own image */
-    bool device_full;  /* the edu device with every right (else the pin device, DMA only) */
+    bool image;       /* it starts children from its own image */
+    bool device_full; /* the edu device with every right (else the pin device, DMA only) */
     uint64_t memory, kmem, processes, threads, pinned; /* its limits; 0: init's defaults */
 };
 
@@ -86,14 +86,15 @@ static bool serve_bystander(char *why, size_t len)
     }
     int64_t err = suite_finish(h, &status);
     suite_count("hostile_bystander", "t_hostile", err, status); /* its own checks */
-    bool ok = err == 0 && TEST_STATUS_VALID(status) && TEST_STATUS_FAILED(status) == 0 && TEST_STATUS_PASSED(status) > 0;
+    bool ok =
+        err == 0 && TEST_STATUS_VALID(status) && TEST_STATUS_FAILED(status) == 0 && TEST_STATUS_PASSED(status) > 0;
     fmt_snprintf(why, len, "bystander ended with %ld (wait %ld)", status, err);
     return ok;
 }
 
 struct outcome {
-    int64_t status;       /* the attacker's test status */
-    bool held, served;    /* it said it held; the bystander was served meanwhile */
+    int64_t status;    /* the attacker's test status */
+    bool held, served; /* it said it held; the bystander was served meanwhile */
     char why[160];
 };
 
@@ -129,9 +130,8 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
     spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ ms_endpoint(), RIGHT_SEND | RIGHT_GRANT };
     spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)parent, RIGHT_SEND };
     spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)service, RIGHT_SEND | RIGHT_RECV };
-    spec.grants[ABI_STARTUP_DEVICE] =
-        edu >= 0 ? (struct loader_grant){ (handle_t)edu, RIGHTS_SAME }
-                 : (struct loader_grant){ suite_dma_device(), RIGHT_DMA | RIGHT_GRANT };
+    spec.grants[ABI_STARTUP_DEVICE] = edu >= 0 ? (struct loader_grant){ (handle_t)edu, RIGHTS_SAME }
+                                               : (struct loader_grant){ suite_dma_device(), RIGHT_DMA | RIGHT_GRANT };
     int64_t h = suite_spawn_spec(program, args, &spec);
     /* Its own image, for modes that start children from it. Offered a
      * little at a time between looks at the parent endpoint: a mode that
@@ -151,12 +151,12 @@ static int64_t run_once(const struct hostile_case *c, bool warmup, struct outcom
             else if (r != -ETIMEDOUT)
                 break;
         }
-        struct ipc_msg m = {0};
+        struct ipc_msg m = { 0 };
         int64_t r = sys_ipc_recv((handle_t)parent, &m, HOSTILE_POLL_NS);
         if (r == 0 && m.label == HOSTILE_HOLDING) {
             out->held = true;
             out->served = serve_bystander(out->why, sizeof(out->why));
-            m = (struct ipc_msg){0};
+            m = (struct ipc_msg){ 0 };
             sys_ipc_reply(&m);
             continue;
         }
@@ -198,10 +198,11 @@ static void run_case(const struct hostile_case *c)
     fmt_snprintf(name, sizeof(name), "hostile_%s.baseline", c->name);
     fmt_snprintf(why, sizeof(why),
                  "pool free %lu -> %lu frames, memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
-                 before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes,
-                 after.processes, before.quarantined, after.quarantined);
-    suite_record(name, before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
-                           before.processes == after.processes && before.quarantined == after.quarantined,
+                 before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes, after.processes,
+                 before.quarantined, after.quarantined);
+    suite_record(name,
+                 before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
+                     before.processes == after.processes && before.quarantined == after.quarantined,
                  why);
 }
 
@@ -240,8 +241,9 @@ static void stateful_fuzz(void)
     fmt_snprintf(why, sizeof(why), "memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
                  before.ms_free, after.ms_free, before.processes, after.processes, before.quarantined,
                  after.quarantined);
-    suite_record("fuzz_stateful.baseline", before.ms_free == after.ms_free && before.processes == after.processes &&
-                                               before.quarantined == after.quarantined,
+    suite_record("fuzz_stateful.baseline",
+                 before.ms_free == after.ms_free && before.processes == after.processes &&
+                     before.quarantined == after.quarantined,
                  why);
 }
 

@@ -15,7 +15,7 @@
 #include "suite.h"
 
 /* Reference work: a few milliseconds under QEMU (TCG) on the build machines. */
-#define REFERENCE_CALLS 1000
+#define REFERENCE_CALLS  1000
 #define REFERENCE_ROUNDS 100000
 
 static uint64_t unit_ns;
@@ -61,10 +61,7 @@ void pace_calibrate(void)
            (uint64_t)(unit_ns * PACE_HANG_UNITS / 1000000000ull));
 }
 
-uint64_t pace_unit_ns(void)
-{
-    return unit_ns;
-}
+uint64_t pace_unit_ns(void) { return unit_ns; }
 
 /* Waits with `wait(timeout)` until it stops saying -ETIMEDOUT or the budget
  * is spent, re-timing the reference each time the budget runs out. */

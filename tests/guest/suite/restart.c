@@ -38,8 +38,8 @@
 #include "restart.h"
 #include "suite.h"
 
-#define CLIENTS 3
-#define COMPACT_TRIES 6
+#define CLIENTS            3
+#define COMPACT_TRIES      6
 #define BENCH_SEGMENTS_MAX 65536
 
 struct supervisor_status {
@@ -92,7 +92,7 @@ static bool await_restarts(uint64_t target, struct supervisor_status *st)
  * its books afresh, and they grow and shrink with use anyway. */
 static uint64_t free_and_books(void)
 {
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     return g.free_bytes + g.books_bytes;
 }
@@ -101,13 +101,11 @@ static void record_memory_back(const char *name, uint64_t before)
 {
     char check[64], why[160];
     uint64_t after = free_and_books();
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     fmt_snprintf(check, sizeof(check), "%s_memory_back", name);
-    fmt_snprintf(why, sizeof(why), "free + books %lu -> %lu bytes (%ld)", before, after,
-                 (int64_t)(after - before));
-    printf("suite: %s: free + books %lu KiB, kernel pool %lu frames free\n", name, after >> 10,
-           k.pool_frames_free);
+    fmt_snprintf(why, sizeof(why), "free + books %lu -> %lu bytes (%ld)", before, after, (int64_t)(after - before));
+    printf("suite: %s: free + books %lu KiB, kernel pool %lu frames free\n", name, after >> 10, k.pool_frames_free);
     suite_record(check, after == before, why);
 }
 
@@ -123,7 +121,7 @@ static uint64_t clamp(uint64_t v, uint64_t lo, uint64_t hi) { return v < lo ? lo
 /* Three churn clients in a ring, started and under way (each said ready). */
 static void crew_start(struct crew *c, uint64_t ops)
 {
-    struct ms_stats_global stats = {0};
+    struct ms_stats_global stats = { 0 };
     ms_stats_global(&stats);
     /* Together about an eighth of free memory: 24 live segments a client,
      * of 1 to `pages` pages. */
@@ -148,7 +146,7 @@ static void crew_start(struct crew *c, uint64_t ops)
         c->proc[i] = suite_spawn("t_restart", args, g);
     }
     for (unsigned i = 0; i < CLIENTS; i++) {
-        struct ipc_msg m = {0};
+        struct ipc_msg m = { 0 };
         if (c->proc[i] >= 0 && pace_recv((handle_t)c->parent, &m) == 0 && m.label == RESTART_READY)
             c->ready++;
     }
@@ -192,7 +190,7 @@ static void record_restarted(const char *name, const struct supervisor_status *b
                              const struct supervisor_status *after)
 {
     char check[64], why[200];
-    struct ms_stats_restart r = {0};
+    struct ms_stats_restart r = { 0 };
     int64_t got = ms_stats_restart(&r);
     char books[80] = "";
     int64_t checked = ms_check(books, sizeof(books));
@@ -248,8 +246,8 @@ static void ten_in_a_row(void)
     char why[120];
     fmt_snprintf(why, sizeof(why), "%u restarts done (%s), supervisor count %lu -> %lu", done,
                  err < 0 ? sys_strerror(err) : "ok", before.restarts, after.restarts);
-    printf("suite: restart_ten: first answers %lu us on average, %lu us at worst\n",
-           done ? total / done / 1000 : 0, worst / 1000);
+    printf("suite: restart_ten: first answers %lu us on average, %lu us at worst\n", done ? total / done / 1000 : 0,
+           worst / 1000);
     suite_record("restart_ten_in_a_row", done == 10 && err == 0 && after.restarts == before.restarts + 10, why);
     record_restarted("restart_ten", &before, done == 10, &after);
     record_memory_back("restart_ten", baseline);
@@ -266,7 +264,7 @@ static void holder_start(struct holder *h, uint64_t count)
 {
     struct loader_grant g[ABI_STARTUP_HANDLES];
     char args[64];
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     *h = (struct holder){ .parent = sys_ep_create(), .stop = sys_notify_create(), .proc = -EINVAL };
     if (h->parent < 0 || h->stop < 0)
         return;
@@ -281,7 +279,7 @@ static void holder_start(struct holder *h, uint64_t count)
 static void holder_finish(struct holder *h, const char *name)
 {
     int64_t status = 0, err;
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     if (h->stop >= 0)
         sys_notify_signal((handle_t)h->stop, 1);
     if (h->ready && pace_recv((handle_t)h->parent, &m) == 0 && m.label == RESTART_REPORT) {
@@ -302,7 +300,7 @@ static void holder_finish(struct holder *h, const char *name)
  * of it (*most). */
 static uint64_t holder_count(uint64_t *most)
 {
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     *most = clamp(g.free_bytes / 2 / 4096, 16, 4096);
     return clamp(g.free_bytes / 8 / 4096, 1024, *most);
@@ -330,7 +328,7 @@ static void compact_directly(uint64_t unused)
  * whether the move was seen. */
 static bool await_full_compaction_moving(void)
 {
-    struct ms_stats_compaction c = {0};
+    struct ms_stats_compaction c = { 0 };
     uint64_t deadline = sys_clock() + PACE_HANG_UNITS * pace_unit_ns(), waited_before, moves_taken = 0;
     bool taken = false;
     ms_stats_compaction(&c);
@@ -384,8 +382,8 @@ static void compaction(void)
         supervisor_status(&before);
         holder_start(&h, count);
         compactor.result = 1;
-        int64_t thread = h.ready ? sys_thread_create(compact_directly, compactor_stack + sizeof(compactor_stack), 0)
-                                 : -EAGAIN;
+        int64_t thread =
+            h.ready ? sys_thread_create(compact_directly, compactor_stack + sizeof(compactor_stack), 0) : -EAGAIN;
         int64_t killed = -EAGAIN;
         bool seen_moving = false;
         if (thread >= 0) {
@@ -422,7 +420,7 @@ static void dma_running(void)
     uint64_t baseline = free_and_books();
     int64_t parent = sys_ep_create(), stop = sys_notify_create(), proc = -EINVAL, status = 0;
     struct loader_grant g[ABI_STARTUP_HANDLES];
-    struct ipc_msg m = {0};
+    struct ipc_msg m = { 0 };
     supervisor_status(&before);
     suite_grants(g);
     g[ABI_STARTUP_DEVICE] = (struct loader_grant){ (handle_t)dev, RIGHTS_SAME };
@@ -433,7 +431,7 @@ static void dma_running(void)
     bool ready = proc >= 0 && pace_recv((handle_t)parent, &m) == 0 && m.label == RESTART_READY;
     int64_t killed = ready ? restart_server(false, 0) : -EAGAIN;
     bool waited = killed == 0 && await_restarts(before.restarts + 1, &after);
-    struct ms_stats_restart r = {0};
+    struct ms_stats_restart r = { 0 };
     ms_stats_restart(&r);
     uint64_t moves = 0;
     int64_t compacted = ms_compact(MS_COMPACT_FULL, 0, 0, 0, &moves, 0);
@@ -479,13 +477,13 @@ static void faults(void)
     int64_t armed = fault_server(MS_FAULT_AFTER_CREATE, 0);
     int64_t got = armed == 0 ? ms_alloc(64 * 1024, 0, 0, 0, &seg) : armed;
     waited = armed == 0 && await_restarts(before.restarts + 1, &after);
-    struct ms_stats_restart r = {0};
+    struct ms_stats_restart r = { 0 };
     ms_stats_restart(&r);
     bool intact = got == 0 && seg.size == 64 * 1024 && ((uint64_t *)seg.addr)[seg.size / 8 - 1] == 0;
     if (got == 0)
         ms_free(seg.handle);
-    fmt_snprintf(why, sizeof(why), "armed %ld, the allocation %ld (zeroed %d), %lu segments freed at the restart", armed,
-                 got, intact, r.freed_at_start);
+    fmt_snprintf(why, sizeof(why), "armed %ld, the allocation %ld (zeroed %d), %lu segments freed at the restart",
+                 armed, got, intact, r.freed_at_start);
     suite_record("restart_fault_after_create", armed == 0 && got == 0 && intact && r.freed_at_start >= 1, why);
     supervisor_status(&after);
     record_restarted("restart_fault_after_create", &before, waited, &after);
@@ -511,11 +509,8 @@ void test_restart(bool (*selected)(const char *name))
         const char *name;
         void (*run)(void);
     } cases[] = {
-        { "restart_churn", churn_killed },
-        { "restart_compaction", compaction },
-        { "restart_dma", dma_running },
-        { "restart_fault", faults },
-        { "restart_ten", ten_in_a_row },
+        { "restart_churn", churn_killed }, { "restart_compaction", compaction }, { "restart_dma", dma_running },
+        { "restart_fault", faults },       { "restart_ten", ten_in_a_row },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (selected(cases[i].name))
@@ -594,7 +589,7 @@ static bool bench_recovery(handle_t *held, uint64_t extra)
     int64_t got = killed == 0 ? ms_alloc(4096, 0, 0, 0, &seg) : killed;
     uint64_t t1 = sys_clock();
     bool waited = got == 0 && await_restarts(before.restarts + 1, &after);
-    struct ms_stats_restart r = {0};
+    struct ms_stats_restart r = { 0 };
     ms_stats_restart(&r);
     if (got == 0)
         ms_free(seg.handle);
@@ -614,7 +609,7 @@ static bool bench_recovery(handle_t *held, uint64_t extra)
 
 void bench_restart(void)
 {
-    struct ms_stats_global g = {0};
+    struct ms_stats_global g = { 0 };
     ms_stats_global(&g);
     /* Up to half of free memory in 4 KiB segments. */
     uint64_t most = clamp(g.free_bytes / 2 / 4096, 0, BENCH_SEGMENTS_MAX);

@@ -19,7 +19,6 @@
 #include <libsys/test.h>
 #include "suite.h"
 
-
 enum expect {
     EXPECT_TEST_PROGRAM, /* a libsys test program: its own counts */
     EXPECT_FAULT,        /* killed by CPU exception `vector` */
@@ -33,7 +32,7 @@ enum grant {
 };
 
 struct suite_entry {
-    const char *name;        /* what test= selects */
+    const char *name; /* what test= selects */
     const char *module;
     const char *args;
     enum expect expect;
@@ -43,8 +42,14 @@ struct suite_entry {
     const char *server_module; /* ... from this module (0: the same as `module`) */
 };
 
-#define TEST_PROGRAM(test, prog, arguments) { .name = test, .module = prog, .args = arguments }
-#define FAULT(test, mode, v) { .name = test, .module = "t_victim", .args = mode, .expect = EXPECT_FAULT, .vector = v }
+#define TEST_PROGRAM(test, prog, arguments)                                                                            \
+    {                                                                                                                  \
+        .name = test, .module = prog, .args = arguments                                                                \
+    }
+#define FAULT(test, mode, v)                                                                                           \
+    {                                                                                                                  \
+        .name = test, .module = "t_victim", .args = mode, .expect = EXPECT_FAULT, .vector = v                          \
+    }
 
 static const struct suite_entry suite[] = {
     TEST_PROGRAM("basics", "t_basics", ""),
@@ -53,9 +58,16 @@ static const struct suite_entry suite[] = {
     { .name = "edu", .module = "t_edu", .args = "", .grants = GRANT_EDU },
     TEST_PROGRAM("seg", "t_seg", ""),
     TEST_PROGRAM("malloc", "t_malloc", ""),
-    { .name = "names", .module = "t_names", .args = "client", .grants = GRANT_PAIR | GRANT_NAMES,
+    { .name = "names",
+      .module = "t_names",
+      .args = "client",
+      .grants = GRANT_PAIR | GRANT_NAMES,
       .server_args = "server" },
-    { .name = "kvstore", .module = "t_kv", .args = "", .grants = GRANT_PAIR, .server_args = "",
+    { .name = "kvstore",
+      .module = "t_kv",
+      .args = "",
+      .grants = GRANT_PAIR,
+      .server_args = "",
       .server_module = "kvstore" },
     TEST_PROGRAM("fuzz", "t_fuzz", ""),
     TEST_PROGRAM("fill", "t_fill", ""),
@@ -79,8 +91,13 @@ static const struct suite_entry suite[] = {
      * migration, IPC across CPUs; and a writer on another CPU that must
      * fault once the send of its segment returned. */
     { .name = "smp", .module = "t_smp", .args = "client", .grants = GRANT_PAIR, .server_args = "server" },
-    { .name = "smp_transfer", .module = "t_smp", .args = "transfer-writer", .expect = EXPECT_FAULT, .vector = 14,
-      .grants = GRANT_PAIR, .server_args = "transfer-receiver" },
+    { .name = "smp_transfer",
+      .module = "t_smp",
+      .args = "transfer-writer",
+      .expect = EXPECT_FAULT,
+      .vector = 14,
+      .grants = GRANT_PAIR,
+      .server_args = "transfer-receiver" },
 };
 /* Tests that need the suite's view as a parent (accounting.c, clients.c),
  * run after the programs above. */
@@ -228,8 +245,7 @@ static void run_entry(const struct suite_entry *e)
         grant_names(e->name, grant);
     if (e->grants & GRANT_EDU) {
         device = sys_dev_open(0x1234, 0x11e8, 0);
-        grant[ABI_STARTUP_DEVICE] = (struct loader_grant){ device >= 0 ? (handle_t)device : HANDLE_NONE,
-                                                           RIGHTS_SAME };
+        grant[ABI_STARTUP_DEVICE] = (struct loader_grant){ device >= 0 ? (handle_t)device : HANDLE_NONE, RIGHTS_SAME };
     }
     if (e->grants & GRANT_PAIR) {
         int64_t ep = sys_ep_create();
@@ -365,7 +381,7 @@ int main(int argc, char **argv)
     printf("suite: %u boot modules from init\n", delegate_take_modules());
     /* The kernel's self-tests ran before us: their lines are on the
      * console, so their counts go into the closing line. */
-    struct abi_kinfo k = {0};
+    struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     passed += k.selftests_passed;
     failed += k.selftests_failed;

@@ -56,8 +56,8 @@ handle_t suite_dma_device(void);
 /* accounting.c: the memory the system has free, read once memsrv has
  * settled (the same figures several readings in a row). */
 struct memory_snapshot {
-    uint64_t pool_free;   /* kernel frame pool, frames */
-    uint64_t ms_free;     /* memsrv's free bytes */
+    uint64_t pool_free; /* kernel frame pool, frames */
+    uint64_t ms_free;   /* memsrv's free bytes */
     uint64_t processes;
     uint64_t quarantined; /* memsrv's bytes held back from reuse */
 };

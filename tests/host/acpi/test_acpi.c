@@ -84,8 +84,8 @@ static const void *exact_copy(const void *p, size_t n)
 static void expect_reason(const struct acpi_error *e, const char *a, const char *b)
 {
     if (!strstr(e->msg, a) || (b && !strstr(e->msg, b)))
-        fail_msg("expected a reason with \"%s\"%s%s%s, got: %s", a, b ? " and \"" : "", b ? b : "",
-                 b ? "\"" : "", e->msg);
+        fail_msg("expected a reason with \"%s\"%s%s%s, got: %s", a, b ? " and \"" : "", b ? b : "", b ? "\"" : "",
+                 e->msg);
 }
 
 /* ---- RSDP ---- */
@@ -526,8 +526,8 @@ static void test_madt_qemu(void **state)
      * disabled one, a 64-bit address override and an unknown entry type. */
     madt_init(&t, 0xfee00000, 0);
     madt_lapic(&t, 0, 0, 1);
-    madt_lapic(&t, 1, 1, 0);          /* never usable: left out */
-    madt_lapic(&t, 2, 2, 2);          /* online capable */
+    madt_lapic(&t, 1, 1, 0); /* never usable: left out */
+    madt_lapic(&t, 2, 2, 2); /* online capable */
     madt_x2apic(&t, 0x100, 1, 3);
     uint8_t addr[12] = { 5, 12 };
     uint64_t lapic64 = 0xfee00000ull;
@@ -721,8 +721,8 @@ static size_t scope_bytes(uint8_t *out, const struct scope_spec *s)
     return len;
 }
 
-static void dmar_drhd(struct table *t, uint8_t flags, uint16_t segment, uint64_t base,
-                      const struct scope_spec *scopes, size_t n)
+static void dmar_drhd(struct table *t, uint8_t flags, uint16_t segment, uint64_t base, const struct scope_spec *scopes,
+                      size_t n)
 {
     uint8_t s[512];
     size_t len = 16;
@@ -738,8 +738,8 @@ static void dmar_drhd(struct table *t, uint8_t flags, uint16_t segment, uint64_t
     t_append(t, s, len);
 }
 
-static void dmar_rmrr(struct table *t, uint16_t segment, uint64_t base, uint64_t limit,
-                      const struct scope_spec *scopes, size_t n)
+static void dmar_rmrr(struct table *t, uint16_t segment, uint64_t base, uint64_t limit, const struct scope_spec *scopes,
+                      size_t n)
 {
     uint8_t s[512];
     size_t len = 24;
@@ -761,14 +761,10 @@ static void dmar_rmrr(struct table *t, uint16_t segment, uint64_t base, uint64_t
 static void build_qemu_dmar(struct table *t)
 {
     static const struct scope_spec scopes[] = {
-        { ACPI_DMAR_SCOPE_IOAPIC, 0, 0xff, 1, { { 0, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 0, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 1, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 2, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 3, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 0 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 2 } } },
-        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 3 } } },
+        { ACPI_DMAR_SCOPE_IOAPIC, 0, 0xff, 1, { { 0, 0 } } }, { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 0, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 1, 0 } } },  { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 2, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 3, 0 } } },  { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 0 } } },
+        { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 2 } } }, { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 1, { { 31, 3 } } },
     };
     dmar_init(t, 38, ACPI_DMAR_INTR_REMAP);
     dmar_drhd(t, 0, 0, 0xfed90000, scopes, sizeof scopes / sizeof scopes[0]);
@@ -972,9 +968,13 @@ static void test_dmar_malformed(void **state)
     put8(&t, 48 + 16 + 9, 8);
     expect_dmar_refused(&t, "path entry 00.8", NULL);
 
-    static const struct scope_spec deep = { ACPI_DMAR_SCOPE_ENDPOINT, 0, 0, 8,
-                                            { { 1, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 },
-                                              { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 } } };
+    static const struct scope_spec deep = {
+        ACPI_DMAR_SCOPE_ENDPOINT,
+        0,
+        0,
+        8,
+        { { 1, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 }, { 0, 0 } }
+    };
     dmar_init(&t, 38, 0);
     dmar_drhd(&t, 0, 0, 0xfed90000, &deep, 1);
     uint8_t extra[2] = { 0, 0 };
@@ -1201,12 +1201,11 @@ static void test_random_corruption(void **state)
             assert_int_equal(madt ? m.ncpus : d.nunits, 0);
         }
         /* An inconsistent header is always refused. */
-        if (!consistent && (t.len != base.len || memcmp(t.b, base.b, t.len) != 0) &&
-            sum_of(t.b, t.len) != 0)
+        if (!consistent && (t.len != base.len || memcmp(t.b, base.b, t.len) != 0) && sum_of(t.b, t.len) != 0)
             assert_int_equal(r, -EINVAL);
     }
-    print_message("random corruption: MADT %u accepted, %u refused; DMAR %u accepted, %u refused\n",
-                  accepted[0], refused[0], accepted[1], refused[1]);
+    print_message("random corruption: MADT %u accepted, %u refused; DMAR %u accepted, %u refused\n", accepted[0],
+                  refused[0], accepted[1], refused[1]);
     /* Both outcomes happen, or the run tests less than it seems to. */
     assert_true(accepted[0] > 1000 && refused[0] > 1000 && accepted[1] > 1000 && refused[1] > 1000);
 }

@@ -8,9 +8,8 @@
 #include <abi/errno.h>
 #include <common/cmdline.h>
 
-static const char *const line =
-    "test=all seed=42 bench=ipc,memsrv memsrv.policy=topheap quiet  mem=0x1000\tsize=64M "
-    "empty= last";
+static const char *const line = "test=all seed=42 bench=ipc,memsrv memsrv.policy=topheap quiet  mem=0x1000\tsize=64M "
+                                "empty= last";
 
 static void expect_arg(const char *cl, const char *key, const char *want)
 {
@@ -38,9 +37,9 @@ static void test_get(void **state)
     size_t len;
     assert_true(cmdline_get(line, "quiet", &v, &len));
     assert_string_equal(v, "");
-    assert_false(cmdline_get(line, "tes", &v, &len));      /* prefix of a key */
-    assert_false(cmdline_get(line, "memsrv", &v, &len));   /* prefix up to '.' */
-    assert_false(cmdline_get(line, "all", &v, &len));      /* a value, not a key */
+    assert_false(cmdline_get(line, "tes", &v, &len));    /* prefix of a key */
+    assert_false(cmdline_get(line, "memsrv", &v, &len)); /* prefix up to '.' */
+    assert_false(cmdline_get(line, "all", &v, &len));    /* a value, not a key */
     assert_false(cmdline_get(line, "quiet2", &v, &len));
     assert_false(cmdline_get(line, "", &v, &len));
     assert_false(cmdline_get("", "test", &v, &len));
@@ -71,10 +70,7 @@ static void test_get_u64(void **state)
     assert_true(v == UINT64_MAX);
 }
 
-static int pu(const char *s, uint64_t *out)
-{
-    return parse_u64(s, strlen(s), out);
-}
+static int pu(const char *s, uint64_t *out) { return parse_u64(s, strlen(s), out); }
 
 static void test_parse_u64(void **state)
 {
@@ -106,10 +102,7 @@ static void test_parse_u64(void **state)
     assert_int_equal(v, 123);
 }
 
-static int ps(const char *s, uint64_t *out)
-{
-    return parse_size(s, strlen(s), out);
-}
+static int ps(const char *s, uint64_t *out) { return parse_size(s, strlen(s), out); }
 
 static void test_parse_size(void **state)
 {
@@ -166,11 +159,8 @@ static void test_list_has(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get),
-        cmocka_unit_test(test_get_u64),
-        cmocka_unit_test(test_parse_u64),
-        cmocka_unit_test(test_parse_size),
-        cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_get),        cmocka_unit_test(test_get_u64),  cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_size), cmocka_unit_test(test_list_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

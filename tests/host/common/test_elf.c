@@ -16,24 +16,18 @@
 #include <abi/errno.h>
 #include <common/elf.h>
 
-#define USER_LO 0x400000ull
-#define USER_HI 0x7ffffffff000ull
+#define USER_LO   0x400000ull
+#define USER_HI   0x7ffffffff000ull
 #define FILE_SIZE 0x1100
-#define MAX_PH 20
+#define MAX_PH    20
 
 struct test_image {
     unsigned char bytes[FILE_SIZE];
 };
 
-static struct elf64_ehdr *ehdr(struct test_image *t)
-{
-    return (struct elf64_ehdr *)t->bytes;
-}
+static struct elf64_ehdr *ehdr(struct test_image *t) { return (struct elf64_ehdr *)t->bytes; }
 
-static struct elf64_phdr *phdr(struct test_image *t, size_t i)
-{
-    return (struct elf64_phdr *)(t->bytes + 64 + i * 56);
-}
+static struct elf64_phdr *phdr(struct test_image *t, size_t i) { return (struct elf64_phdr *)(t->bytes + 64 + i * 56); }
 
 /*
  * text: file [0, 0x800)  -> 0x400000, R X, entry 0x400100
@@ -44,7 +38,10 @@ static void build_valid(struct test_image *t)
 {
     memset(t, 0, sizeof *t);
     struct elf64_ehdr *e = ehdr(t);
-    memcpy(e->e_ident, "\x7f" "ELF", 4);
+    memcpy(e->e_ident,
+           "\x7f"
+           "ELF",
+           4);
     e->e_ident[4] = ELF_CLASS64;
     e->e_ident[5] = ELF_DATA2LSB;
     e->e_ident[6] = ELF_EV_CURRENT;
@@ -56,13 +53,22 @@ static void build_valid(struct test_image *t)
     e->e_ehsize = 64;
     e->e_phentsize = 56;
     e->e_phnum = 3;
-    *phdr(t, 0) = (struct elf64_phdr){ .p_type = ELF_PT_LOAD, .p_flags = ELF_SEG_R | ELF_SEG_X,
-                                       .p_offset = 0, .p_vaddr = 0x400000, .p_paddr = 0x400000,
-                                       .p_filesz = 0x800, .p_memsz = 0x800, .p_align = 0x1000 };
-    *phdr(t, 1) = (struct elf64_phdr){ .p_type = ELF_PT_LOAD, .p_flags = ELF_SEG_R | ELF_SEG_W,
-                                       .p_offset = 0x1000, .p_vaddr = 0x402000,
-                                       .p_paddr = 0x402000, .p_filesz = 0x100,
-                                       .p_memsz = 0x3000, .p_align = 0x1000 };
+    *phdr(t, 0) = (struct elf64_phdr){ .p_type = ELF_PT_LOAD,
+                                       .p_flags = ELF_SEG_R | ELF_SEG_X,
+                                       .p_offset = 0,
+                                       .p_vaddr = 0x400000,
+                                       .p_paddr = 0x400000,
+                                       .p_filesz = 0x800,
+                                       .p_memsz = 0x800,
+                                       .p_align = 0x1000 };
+    *phdr(t, 1) = (struct elf64_phdr){ .p_type = ELF_PT_LOAD,
+                                       .p_flags = ELF_SEG_R | ELF_SEG_W,
+                                       .p_offset = 0x1000,
+                                       .p_vaddr = 0x402000,
+                                       .p_paddr = 0x402000,
+                                       .p_filesz = 0x100,
+                                       .p_memsz = 0x3000,
+                                       .p_align = 0x1000 };
     *phdr(t, 2) = (struct elf64_phdr){ .p_type = 0x6474e551, .p_flags = ELF_SEG_R | ELF_SEG_W };
 }
 
@@ -139,11 +145,11 @@ static void test_each_refusal(void **state)
     struct elf_image img;
     const char *why;
 
-#define MUTATE(stmt, part)                                                     \
-    do {                                                                       \
-        build_valid(&t);                                                       \
-        stmt;                                                                  \
-        expect_refused(&t, part);                                              \
+#define MUTATE(stmt, part)                                                                                             \
+    do {                                                                                                               \
+        build_valid(&t);                                                                                               \
+        stmt;                                                                                                          \
+        expect_refused(&t, part);                                                                                      \
     } while (0)
     MUTATE(t.bytes[0] = 0x7e, "magic");
     MUTATE(t.bytes[3] = 'f', "magic");
@@ -171,21 +177,15 @@ static void test_each_refusal(void **state)
            "outside the file");
     MUTATE(phdr(&t, 0)->p_vaddr = 0x3ff000, "outside user space");
     MUTATE((phdr(&t, 1)->p_vaddr = USER_HI - 0x2000), "outside user space");
-    MUTATE((phdr(&t, 1)->p_vaddr = USER_HI - 0x3000, phdr(&t, 1)->p_memsz = 0x3001),
-           "outside user space");
-    MUTATE((phdr(&t, 1)->p_vaddr = 0xfffffffffffff000ull, phdr(&t, 1)->p_memsz = 0x2000),
-           "wraps");
-    MUTATE((phdr(&t, 1)->p_vaddr = 0xffffffffffffe000ull, phdr(&t, 1)->p_memsz = 0x1ff0),
-           "wraps");
+    MUTATE((phdr(&t, 1)->p_vaddr = USER_HI - 0x3000, phdr(&t, 1)->p_memsz = 0x3001), "outside user space");
+    MUTATE((phdr(&t, 1)->p_vaddr = 0xfffffffffffff000ull, phdr(&t, 1)->p_memsz = 0x2000), "wraps");
+    MUTATE((phdr(&t, 1)->p_vaddr = 0xffffffffffffe000ull, phdr(&t, 1)->p_memsz = 0x1ff0), "wraps");
     MUTATE(phdr(&t, 1)->p_vaddr = 0x402800, "modulo the page size");
     MUTATE(phdr(&t, 1)->p_vaddr = 0x400000, "overlap");
-    MUTATE((phdr(&t, 1)->p_vaddr = 0x400000 + 0x1000, phdr(&t, 1)->p_offset = 0x0,
-            phdr(&t, 0)->p_memsz = 0x1001),
+    MUTATE((phdr(&t, 1)->p_vaddr = 0x400000 + 0x1000, phdr(&t, 1)->p_offset = 0x0, phdr(&t, 0)->p_memsz = 0x1001),
            "overlap");
     /* Sharing one page is an overlap too: text ends at 0x400800, data on the same page. */
-    MUTATE((phdr(&t, 1)->p_vaddr = 0x400800, phdr(&t, 1)->p_offset = 0x800,
-            phdr(&t, 1)->p_filesz = 0x100),
-           "overlap");
+    MUTATE((phdr(&t, 1)->p_vaddr = 0x400800, phdr(&t, 1)->p_offset = 0x800, phdr(&t, 1)->p_filesz = 0x100), "overlap");
     MUTATE(ehdr(&t)->e_entry = 0x402000, "entry");
     MUTATE(ehdr(&t)->e_entry = 0x400800, "entry");
     MUTATE(ehdr(&t)->e_entry = 0x3fffff, "entry");
@@ -202,10 +202,12 @@ static void test_each_refusal(void **state)
         e->e_phnum = (uint16_t)n;
         e->e_entry = 0x400000;
         for (int i = 0; i < n; i++) {
-            struct elf64_phdr ph = { .p_type = ELF_PT_LOAD, .p_flags = ELF_SEG_R | ELF_SEG_X,
+            struct elf64_phdr ph = { .p_type = ELF_PT_LOAD,
+                                     .p_flags = ELF_SEG_R | ELF_SEG_X,
                                      .p_offset = 0x1000 * (uint64_t)(i == 0 ? 0 : 1),
                                      .p_vaddr = 0x400000 + 0x2000 * (uint64_t)i,
-                                     .p_filesz = 0x10, .p_memsz = 0x10 };
+                                     .p_filesz = 0x10,
+                                     .p_memsz = 0x10 };
             memcpy(big + 64 + 56 * i, &ph, sizeof ph);
         }
         int r = check_copy(big, sizeof big, &img, &why);
@@ -253,9 +255,12 @@ static bool oracle(const unsigned char *b, size_t size, struct elf_image *want)
     if (size < 64)
         return false;
     memcpy(&e, b, 64);
-    if (memcmp(e.e_ident, "\x7f" "ELF", 4) || e.e_ident[4] != 2 || e.e_ident[5] != 1 ||
-        e.e_ident[6] != 1 || e.e_version != 1 || e.e_type != 2 || e.e_machine != 62 ||
-        e.e_phentsize != 56 || e.e_phnum == 0xffff)
+    if (memcmp(e.e_ident,
+               "\x7f"
+               "ELF",
+               4) ||
+        e.e_ident[4] != 2 || e.e_ident[5] != 1 || e.e_ident[6] != 1 || e.e_version != 1 || e.e_type != 2 ||
+        e.e_machine != 62 || e.e_phentsize != 56 || e.e_phnum == 0xffff)
         return false;
     if ((u128)e.e_phoff + (u128)e.e_phnum * 56 > size)
         return false;
@@ -282,8 +287,7 @@ static bool oracle(const unsigned char *b, size_t size, struct elf_image *want)
             return false;
         if (n == ELF_MAX_SEGMENTS)
             return false;
-        segs[n++] = (struct elf_segment){ p.p_vaddr, p.p_memsz, p.p_offset, p.p_filesz,
-                                          p.p_flags & 7 };
+        segs[n++] = (struct elf_segment){ p.p_vaddr, p.p_memsz, p.p_offset, p.p_filesz, p.p_flags & 7 };
     }
     if (n == 0)
         return false;
@@ -296,8 +300,7 @@ static bool oracle(const unsigned char *b, size_t size, struct elf_image *want)
             if (i != j && ilo < jhi && jlo < ihi)
                 return false;
         }
-        if ((segs[i].flags & 1) && e.e_entry >= segs[i].vaddr &&
-            (u128)e.e_entry < (u128)segs[i].vaddr + segs[i].memsz)
+        if ((segs[i].flags & 1) && e.e_entry >= segs[i].vaddr && (u128)e.e_entry < (u128)segs[i].vaddr + segs[i].memsz)
             entry_ok = true;
     }
     if (!entry_ok)
@@ -322,8 +325,22 @@ static bool oracle(const unsigned char *b, size_t size, struct elf_image *want)
 static uint64_t interesting(void)
 {
     static const uint64_t v[] = {
-        0, 1, 56, 64, 0xfff, 0x1000, 0x1001, 0x1100, 0x400000, 0x400100, 0x402000, 0x7fffffffe000,
-        0x7ffffffff000, 0xffffffffffffffff, 0xfffffffffffff000, 0x8000000000000000,
+        0,
+        1,
+        56,
+        64,
+        0xfff,
+        0x1000,
+        0x1001,
+        0x1100,
+        0x400000,
+        0x400100,
+        0x402000,
+        0x7fffffffe000,
+        0x7ffffffff000,
+        0xffffffffffffffff,
+        0xfffffffffffff000,
+        0x8000000000000000,
     };
     return v[test_rnd() % (sizeof v / sizeof v[0])] + (test_rnd() % 4 == 0 ? test_rnd() % 3 - 1 : 0);
 }
@@ -363,8 +380,7 @@ static void test_fuzz_against_oracle(void **state)
         int r = check_copy(t.bytes, size, &got, &why);
         bool ok = oracle(t.bytes, size, &want);
         if ((r == 0) != ok)
-            fail_msg("iteration %d: elf_check %d (%s), oracle %s", iter, r, r ? why : "-",
-                     ok ? "accepts" : "refuses");
+            fail_msg("iteration %d: elf_check %d (%s), oracle %s", iter, r, r ? why : "-", ok ? "accepts" : "refuses");
         if (r != 0) {
             assert_int_equal(r, -ENOEXEC);
             assert_non_null(why);

@@ -83,7 +83,7 @@ static uint64_t rnd_value(void)
     switch (test_rnd() % 6) {
     case 0: return 0;
     case 1: return test_rnd() % 10;
-    case 2: return (uint64_t)-(int64_t)(test_rnd() % 1000);
+    case 2: return (uint64_t) - (int64_t)(test_rnd() % 1000);
     case 3: return UINT64_C(1) << (test_rnd() % 64);
     case 4: return (UINT64_C(1) << (test_rnd() % 64)) - 1;
     default: return test_rnd();
@@ -106,11 +106,16 @@ static void test_random_against_glibc(void **state)
         fmt[n++] = '<';
         fmt[n++] = '%';
         /* Flags whose effect the C standard leaves undefined are not drawn. */
-        if (test_rnd() % 3 == 0) fmt[n++] = '-';
-        if (numeric && test_rnd() % 3 == 0) fmt[n++] = '0';
-        if (numeric && test_rnd() % 4 == 0) fmt[n++] = '+';
-        if (numeric && test_rnd() % 4 == 0) fmt[n++] = ' ';
-        if (strchr("xXo", conv) && test_rnd() % 3 == 0) fmt[n++] = '#';
+        if (test_rnd() % 3 == 0)
+            fmt[n++] = '-';
+        if (numeric && test_rnd() % 3 == 0)
+            fmt[n++] = '0';
+        if (numeric && test_rnd() % 4 == 0)
+            fmt[n++] = '+';
+        if (numeric && test_rnd() % 4 == 0)
+            fmt[n++] = ' ';
+        if (strchr("xXo", conv) && test_rnd() % 3 == 0)
+            fmt[n++] = '#';
 
         int width = -1, prec = -2; /* -2: none; -1: '.' alone */
         bool star_w = false, star_p = false;
@@ -141,21 +146,21 @@ static void test_random_against_glibc(void **state)
         int w = width, p = prec;
         char got[256], want[256];
         int ngot, nwant;
-#define BOTH(...)                                                              \
-    do {                                                                       \
-        if (star_w && star_p) {                                                \
-            ngot = fmt_snprintf(got, sizeof got, fmt, w, p, __VA_ARGS__);      \
-            nwant = snprintf(want, sizeof want, fmt, w, p, __VA_ARGS__);       \
-        } else if (star_w) {                                                   \
-            ngot = fmt_snprintf(got, sizeof got, fmt, w, __VA_ARGS__);         \
-            nwant = snprintf(want, sizeof want, fmt, w, __VA_ARGS__);          \
-        } else if (star_p) {                                                   \
-            ngot = fmt_snprintf(got, sizeof got, fmt, p, __VA_ARGS__);         \
-            nwant = snprintf(want, sizeof want, fmt, p, __VA_ARGS__);          \
-        } else {                                                               \
-            ngot = fmt_snprintf(got, sizeof got, fmt, __VA_ARGS__);            \
-            nwant = snprintf(want, sizeof want, fmt, __VA_ARGS__);             \
-        }                                                                      \
+#define BOTH(...)                                                                                                      \
+    do {                                                                                                               \
+        if (star_w && star_p) {                                                                                        \
+            ngot = fmt_snprintf(got, sizeof got, fmt, w, p, __VA_ARGS__);                                              \
+            nwant = snprintf(want, sizeof want, fmt, w, p, __VA_ARGS__);                                               \
+        } else if (star_w) {                                                                                           \
+            ngot = fmt_snprintf(got, sizeof got, fmt, w, __VA_ARGS__);                                                 \
+            nwant = snprintf(want, sizeof want, fmt, w, __VA_ARGS__);                                                  \
+        } else if (star_p) {                                                                                           \
+            ngot = fmt_snprintf(got, sizeof got, fmt, p, __VA_ARGS__);                                                 \
+            nwant = snprintf(want, sizeof want, fmt, p, __VA_ARGS__);                                                  \
+        } else {                                                                                                       \
+            ngot = fmt_snprintf(got, sizeof got, fmt, __VA_ARGS__);                                                    \
+            nwant = snprintf(want, sizeof want, fmt, __VA_ARGS__);                                                     \
+        }                                                                                                              \
     } while (0)
         if (conv == 's') {
             const char *s = strings[test_rnd() % 4];

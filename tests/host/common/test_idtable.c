@@ -71,8 +71,8 @@ static void test_alloc_lookup_free(void **state)
     }
     assert_int_equal(t.used, 3);
     assert_ptr_equal(idt_free(&t, id[1]), &objects[1]);
-    assert_null(idt_slot(&t, id[1]));           /* stale */
-    assert_null(idt_free(&t, id[1]));           /* twice */
+    assert_null(idt_slot(&t, id[1])); /* stale */
+    assert_null(idt_free(&t, id[1])); /* twice */
     /* The slot comes back with a new generation: the old ID stays dead. */
     uint64_t again;
     assert_int_equal(idt_alloc(&t, &objects[1], 9, &again), 0);
@@ -93,10 +93,10 @@ static void test_made_up_ids(void **state)
     assert_null(idt_slot(&t, 0));
     assert_null(idt_slot(&t, 1)); /* nothing allocated yet */
     assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
-    assert_null(idt_slot(&t, id + (1ull << 32)));               /* wrong generation */
-    assert_null(idt_slot(&t, (id & ~0xffffffffull) | 257));     /* past the pages */
-    assert_null(idt_slot(&t, 0xffffffffffffffffull));           /* the reserved slot */
-    assert_null(idt_slot(&t, (id & ~0xffffffffull)));           /* slot 0 */
+    assert_null(idt_slot(&t, id + (1ull << 32)));           /* wrong generation */
+    assert_null(idt_slot(&t, (id & ~0xffffffffull) | 257)); /* past the pages */
+    assert_null(idt_slot(&t, 0xffffffffffffffffull));       /* the reserved slot */
+    assert_null(idt_slot(&t, (id & ~0xffffffffull)));       /* slot 0 */
     idt_destroy(&t);
 }
 

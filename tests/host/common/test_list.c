@@ -74,7 +74,8 @@ static void test_iterate_and_remove(void **state)
     }
     struct list_node *p, *next;
     int sum = 0;
-    LIST_FOR_EACH_SAFE(p, next, &head) {
+    LIST_FOR_EACH_SAFE(p, next, &head)
+    {
         struct item *it = LIST_ENTRY(p, struct item, link);
         sum += it->value;
         if (it->value % 2)

@@ -10,10 +10,7 @@
 
 static uint64_t test_rng_state = 0x9e3779b97f4a7c15ull;
 
-static inline void test_rng_seed(uint64_t seed)
-{
-    test_rng_state = seed ? seed : 1; /* xorshift stays at 0 forever */
-}
+static inline void test_rng_seed(uint64_t seed) { test_rng_state = seed ? seed : 1; /* xorshift stays at 0 forever */ }
 
 static inline uint64_t test_rnd(void)
 {

@@ -12,18 +12,18 @@
 #include <string.h>
 #include <cmocka.h>
 
-#define IMPL_DECLS(p)                                                          \
-    void *p##_memcpy(void *restrict, const void *restrict, size_t);            \
-    void *p##_memmove(void *, const void *, size_t);                           \
-    void *p##_memset(void *, int, size_t);                                     \
-    int p##_memcmp(const void *, const void *, size_t);                        \
-    size_t p##_strlen(const char *);                                           \
-    size_t p##_strnlen(const char *, size_t);                                  \
-    int p##_strcmp(const char *, const char *);                                \
-    int p##_strncmp(const char *, const char *, size_t);                       \
-    char *p##_strchr(const char *, int);                                       \
-    char *p##_strrchr(const char *, int);                                      \
-    char *p##_strstr(const char *, const char *);                              \
+#define IMPL_DECLS(p)                                                                                                  \
+    void *p##_memcpy(void *restrict, const void *restrict, size_t);                                                    \
+    void *p##_memmove(void *, const void *, size_t);                                                                   \
+    void *p##_memset(void *, int, size_t);                                                                             \
+    int p##_memcmp(const void *, const void *, size_t);                                                                \
+    size_t p##_strlen(const char *);                                                                                   \
+    size_t p##_strnlen(const char *, size_t);                                                                          \
+    int p##_strcmp(const char *, const char *);                                                                        \
+    int p##_strncmp(const char *, const char *, size_t);                                                               \
+    char *p##_strchr(const char *, int);                                                                               \
+    char *p##_strrchr(const char *, int);                                                                              \
+    char *p##_strstr(const char *, const char *);                                                                      \
     size_t p##_strlcpy(char *restrict, const char *restrict, size_t);
 IMPL_DECLS(r)
 IMPL_DECLS(p)
@@ -44,10 +44,11 @@ struct impl {
     size_t (*strlcpy)(char *restrict, const char *restrict, size_t);
 };
 
-#define IMPL(p)                                                                \
-    { #p, p##_memcpy, p##_memmove, p##_memset, p##_memcmp, p##_strlen,         \
-      p##_strnlen, p##_strcmp, p##_strncmp, p##_strchr, p##_strrchr,           \
-      p##_strstr, p##_strlcpy }
+#define IMPL(p)                                                                                                        \
+    {                                                                                                                  \
+#p, p##_memcpy, p##_memmove, p##_memset, p##_memcmp, p##_strlen, p##_strnlen, p##_strcmp, p##_strncmp,         \
+            p##_strchr, p##_strrchr, p##_strstr, p##_strlcpy                                                           \
+    }
 static const struct impl impls[] = { IMPL(r), IMPL(p) };
 #define NIMPLS (sizeof impls / sizeof impls[0])
 
@@ -59,10 +60,7 @@ static void fill_pattern(unsigned char *b, size_t n, unsigned seed)
         b[i] = (unsigned char)(i * 131 + seed * 7 + 1);
 }
 
-static int sign(int v)
-{
-    return (v > 0) - (v < 0);
-}
+static int sign(int v) { return (v > 0) - (v < 0); }
 
 static void test_memcpy_memset(void **state)
 {
@@ -124,8 +122,22 @@ static void test_memcmp(void **state)
 }
 
 static const char *const words[] = {
-    "", "a", "b", "ab", "abc", "abd", "abcdefghijklmnopqrstuvwxyz", "\x80", "\xff\x01",
-    "aaaaaaaaab", "aab", "aaaaaaaaaaaaaaaaab", "hello world", "world", "o w", "Z",
+    "",
+    "a",
+    "b",
+    "ab",
+    "abc",
+    "abd",
+    "abcdefghijklmnopqrstuvwxyz",
+    "\x80",
+    "\xff\x01",
+    "aaaaaaaaab",
+    "aab",
+    "aaaaaaaaaaaaaaaaab",
+    "hello world",
+    "world",
+    "o w",
+    "Z",
 };
 #define NWORDS (sizeof words / sizeof words[0])
 

@@ -40,8 +40,7 @@ static unsigned config_writes;
 static struct fake_function *lookup(struct pci_address a)
 {
     for (unsigned i = 0; i < functions; i++)
-        if (bus[i].address.bus == a.bus && bus[i].address.device == a.device &&
-            bus[i].address.function == a.function)
+        if (bus[i].address.bus == a.bus && bus[i].address.device == a.device && bus[i].address.function == a.function)
             return &bus[i];
     return NULL;
 }
@@ -333,8 +332,8 @@ static void test_config_read_checks(void **state)
 
     v = 0x5555;
     unsigned writes_after_open = config_writes;
-    const unsigned bad[][2] = { { 0, 0 }, { 0, 3 }, { 0, 8 }, { 1, 2 }, { 2, 4 }, { 256, 1 }, { 256, 4 },
-                                { 0xFFFFFFFFu, 1 }, { 0, 0xFFFFFFFFu }, { 0xFE, 4 } };
+    const unsigned bad[][2] = { { 0, 0 },   { 0, 3 },   { 0, 8 },           { 1, 2 },           { 2, 4 },
+                                { 256, 1 }, { 256, 4 }, { 0xFFFFFFFFu, 1 }, { 0, 0xFFFFFFFFu }, { 0xFE, 4 } };
     for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(device_config_read(d, bad[i][0], bad[i][1], &v), -EINVAL);
         assert_int_equal(device_config_write(d, bad[i][0], bad[i][1], 0), -EINVAL);
@@ -464,13 +463,13 @@ static void test_msi_capabilities_refused(void **state)
 {
     (void)state;
     struct fake_function *f = add_function(0, 4, 0, 0x1234, 0x11e8, 0x00);
-    f->config[0x06] = 0x10;              /* status: a capability list */
+    f->config[0x06] = 0x10; /* status: a capability list */
     f->config[0x34] = 0x40;
-    f->config[0x40] = 0x09;              /* vendor-specific, then ... */
+    f->config[0x40] = 0x09; /* vendor-specific, then ... */
     f->config[0x41] = 0x50;
-    f->config[0x50] = 0x05;              /* MSI at 0x50, then ... */
+    f->config[0x50] = 0x05; /* MSI at 0x50, then ... */
     f->config[0x51] = 0x70;
-    f->config[0x70] = 0x11;              /* MSI-X at 0x70, end */
+    f->config[0x70] = 0x11; /* MSI-X at 0x70, end */
     f->config[0x71] = 0x00;
     struct device *d;
     assert_int_equal(device_open(0x1234, 0x11e8, 0, &d), 0);
@@ -499,13 +498,13 @@ static void test_bar_probe(void **state)
 {
     (void)state;
     struct fake_function *f = add_function(0, 4, 0, 0x1234, 0x11e8, 0x00);
-    set_bar32(f, 0, 0xfea00000, 1 << 20, 0x8);            /* 32-bit, prefetchable */
-    put32(&f->config[0x14], 0xc001);                       /* I/O BAR */
+    set_bar32(f, 0, 0xfea00000, 1 << 20, 0x8); /* 32-bit, prefetchable */
+    put32(&f->config[0x14], 0xc001);           /* I/O BAR */
     f->bar_writable[1] = 0xFFFFFFE0;
-    set_bar64(f, 2, 0x800000000ull, 1ull << 33, 0x8);      /* 8 GiB above 32 GiB */
+    set_bar64(f, 2, 0x800000000ull, 1ull << 33, 0x8); /* 8 GiB above 32 GiB */
     /* BAR 4 unimplemented (reads zero, nothing writable) */
-    set_bar64(f, 5, 0x10000000ull, 1 << 12, 0);            /* 64-bit in the last slot */
-    f->config[0x04] = 0x02;                                /* memory decode on, no bus mastering */
+    set_bar64(f, 5, 0x10000000ull, 1 << 12, 0); /* 64-bit in the last slot */
+    f->config[0x04] = 0x02;                     /* memory decode on, no bus mastering */
     uint8_t before[256];
     memcpy(before, f->config, sizeof(before));
 
@@ -568,22 +567,22 @@ static void test_decode(void **state)
         uint64_t phys, size;
     } cases[] = {
         { 0xfea00000, 0, 0xfff00000, 0, 0, 0xfea00000, 1 << 20 },
-        { 0xfea00008, 0, 0xfff00008, 0, 0, 0xfea00000, 1 << 20 },          /* prefetchable */
-        { 0x000d0002, 0, 0xffff0002, 0, 0, 0xd0000, 1 << 16 },             /* below-1M type */
-        { 0xfebf1000, 0xdead, 0xfffff000, 0, 0, 0xfebf1000, 4096 },        /* 32-bit: high ignored */
-        { 0xfebf1010, 0, 0xfffffff0, 0, 0, 0xfebf1010, 16 },               /* tiny */
+        { 0xfea00008, 0, 0xfff00008, 0, 0, 0xfea00000, 1 << 20 },   /* prefetchable */
+        { 0x000d0002, 0, 0xffff0002, 0, 0, 0xd0000, 1 << 16 },      /* below-1M type */
+        { 0xfebf1000, 0xdead, 0xfffff000, 0, 0, 0xfebf1000, 4096 }, /* 32-bit: high ignored */
+        { 0xfebf1010, 0, 0xfffffff0, 0, 0, 0xfebf1010, 16 },        /* tiny */
         { 0x80000000, 0, 0x80000000, 0, 0, 0x80000000, 1ull << 31 },
         { 0x0000000c, 0x1, 0x0000000c, 0xffffffff, 0, 1ull << 32, 1ull << 32 },
         { 0xc000000c, 0x8, 0xc000000c, 0xffffffff, 0, 0x8c0000000ull, 1ull << 30 },
         { 0x00000004, 0x80000000, 0x00000004, 0x80000000, 0, 1ull << 63, 1ull << 63 },
-        { 0xc0001, 0, 0xffffffe1, 0, -EINVAL, 0, 0 },                       /* I/O */
-        { 0, 0, 0, 0, -EINVAL, 0, 0 },                                      /* unimplemented */
-        { 0x4, 0, 0x4, 0, -EINVAL, 0, 0 },                                  /* unimplemented 64-bit */
-        { 0, 0, 0xfff00000, 0, -EINVAL, 0, 0 },                             /* unassigned */
-        { 0xfea00006, 0, 0xfff00006, 0, -EINVAL, 0, 0 },                    /* reserved type */
-        { 0xfea00000, 0, 0xff0f0000, 0, -EINVAL, 0, 0 },                    /* holes in the mask */
-        { 0xfea0000c, 0, 0xfff0000c, 0, -EINVAL, 0, 0 },                    /* 64-bit, high not writable */
-        { 0xfea80000, 0, 0xfff00000, 0, -EINVAL, 0, 0 },                    /* base not aligned */
+        { 0xc0001, 0, 0xffffffe1, 0, -EINVAL, 0, 0 },    /* I/O */
+        { 0, 0, 0, 0, -EINVAL, 0, 0 },                   /* unimplemented */
+        { 0x4, 0, 0x4, 0, -EINVAL, 0, 0 },               /* unimplemented 64-bit */
+        { 0, 0, 0xfff00000, 0, -EINVAL, 0, 0 },          /* unassigned */
+        { 0xfea00006, 0, 0xfff00006, 0, -EINVAL, 0, 0 }, /* reserved type */
+        { 0xfea00000, 0, 0xff0f0000, 0, -EINVAL, 0, 0 }, /* holes in the mask */
+        { 0xfea0000c, 0, 0xfff0000c, 0, -EINVAL, 0, 0 }, /* 64-bit, high not writable */
+        { 0xfea80000, 0, 0xfff00000, 0, -EINVAL, 0, 0 }, /* base not aligned */
     };
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t phys = 0x1234, size = 0x5678;

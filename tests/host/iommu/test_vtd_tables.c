@@ -47,7 +47,7 @@ void panic(const char *fmt, ...)
 static struct pool {
     uint64_t *frames[MAX_FRAMES]; /* frame i has address (i + 1) << 12 */
     unsigned in_use;
-    unsigned limit;               /* alloc_table fails beyond this many in use */
+    unsigned limit; /* alloc_table fails beyond this many in use */
     unsigned allocs, frees, invalidations, publishes;
     bool cleared_since_invalidate; /* an entry went to 0 with no invalidation since */
     bool checking_frees;
@@ -133,7 +133,7 @@ static void pool_reset(unsigned limit)
     pool.checking_frees = true;
 }
 
-#define GIB (1ull << 30)
+#define GIB  (1ull << 30)
 #define MIB2 VTD_LARGE_PAGE_SIZE
 #define PAGE VTD_PAGE_SIZE
 
@@ -304,7 +304,7 @@ static void test_unmap_invalidates(void **state)
 /* ---- random maps and unmaps against an oracle ---- */
 
 #define WINDOW_PAGES 8192u /* 32 MiB per window */
-#define WINDOWS 3
+#define WINDOWS      3
 
 struct page_state {
     uint64_t phys;
@@ -446,13 +446,14 @@ static void random_run(unsigned levels, bool large, uint64_t seed, unsigned ops)
                 for (unsigned k = 0; k < WINDOW_PAGES; k += 7)
                     check_page(&t, oracle.base[ww] + k * PAGE);
             if (pool.in_use != expected_tables(levels))
-                fail_msg("op %u (seed %#llx): %u tables in use, the mappings need %u", op,
-                         (unsigned long long)seed, pool.in_use, expected_tables(levels));
+                fail_msg("op %u (seed %#llx): %u tables in use, the mappings need %u", op, (unsigned long long)seed,
+                         pool.in_use, expected_tables(levels));
         }
     }
     print_message("%u levels, 2 MiB pages %s: %u maps (%u 2 MiB leaves), %u refused as overlapping, %u for lack of "
-                  "frames, %u unmaps, %u invalidations\n", levels, large ? "on" : "off", maps, large_leaves,
-                  refused_exist, refused_nomem, unmaps, pool.invalidations);
+                  "frames, %u unmaps, %u invalidations\n",
+                  levels, large ? "on" : "off", maps, large_leaves, refused_exist, refused_nomem, unmaps,
+                  pool.invalidations);
     assert_true(maps > ops / 10 && refused_exist > ops / 20 && refused_nomem > 0 && unmaps > ops / 5);
     assert_true(large ? large_leaves > ops / 50 : large_leaves == 0);
     for (unsigned w = 0; w < WINDOWS; w++)
@@ -485,12 +486,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_all_or_nothing_nomem),
-        cmocka_unit_test(test_large_pages),
-        cmocka_unit_test(test_unmap_invalidates),
-        cmocka_unit_test(test_random_3_levels),
-        cmocka_unit_test(test_random_4_levels),
+        cmocka_unit_test(test_refusals),        cmocka_unit_test(test_all_or_nothing_nomem),
+        cmocka_unit_test(test_large_pages),     cmocka_unit_test(test_unmap_invalidates),
+        cmocka_unit_test(test_random_3_levels), cmocka_unit_test(test_random_4_levels),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -120,10 +120,10 @@ static void test_release_bottom_up(void **state)
     account_get(&child);              /* a segment charged to it */
     account_put(&child, release);     /* its process ends */
     assert_int_equal(released, 0);
-    account_put(&parent, release);    /* the parent's process ends */
-    assert_int_equal(released, 0);    /* the child still holds it */
-    account_put(&child, release);     /* the segment goes */
-    assert_int_equal(released, 2);    /* child, then parent */
+    account_put(&parent, release); /* the parent's process ends */
+    assert_int_equal(released, 0); /* the child still holds it */
+    account_put(&child, release);  /* the segment goes */
+    assert_int_equal(released, 2); /* child, then parent */
     assert_int_equal(root.refs, 1);
 }
 
@@ -183,10 +183,8 @@ static void test_random_against_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_charges_go_up_the_path),
-        cmocka_unit_test(test_ancestor_limit_bounds_subtree),
-        cmocka_unit_test(test_overflow_refused),
-        cmocka_unit_test(test_release_bottom_up),
+        cmocka_unit_test(test_charges_go_up_the_path), cmocka_unit_test(test_ancestor_limit_bounds_subtree),
+        cmocka_unit_test(test_overflow_refused),       cmocka_unit_test(test_release_bottom_up),
         cmocka_unit_test(test_random_against_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,10 +24,7 @@ struct builder {
     size_t len;
 };
 
-static void put32(struct builder *b, size_t off, uint32_t v)
-{
-    memcpy(b->buf + off, &v, 4);
-}
+static void put32(struct builder *b, size_t off, uint32_t v) { memcpy(b->buf + off, &v, 4); }
 
 static void b_init(struct builder *b)
 {
@@ -36,8 +33,7 @@ static void b_init(struct builder *b)
 }
 
 /* Appends a tag whose size field says `size` (normally 8 + plen). */
-static void b_tag_sized(struct builder *b, uint32_t type, uint32_t size, const void *payload,
-                        size_t plen)
+static void b_tag_sized(struct builder *b, uint32_t type, uint32_t size, const void *payload, size_t plen)
 {
     put32(b, b->len, type);
     put32(b, b->len + 4, size);
@@ -51,10 +47,7 @@ static void b_tag(struct builder *b, uint32_t type, const void *payload, size_t 
     b_tag_sized(b, type, (uint32_t)(8 + plen), payload, plen);
 }
 
-static void b_string(struct builder *b, uint32_t type, const char *s)
-{
-    b_tag(b, type, s, strlen(s) + 1);
-}
+static void b_string(struct builder *b, uint32_t type, const char *s) { b_tag(b, type, s, strlen(s) + 1); }
 
 static void b_module(struct builder *b, uint32_t start, uint32_t end, const char *s)
 {
@@ -76,8 +69,7 @@ struct entry {
     uint32_t type;
 };
 
-static void b_mmap_custom(struct builder *b, const struct entry *e, size_t n,
-                          uint32_t entry_size, uint32_t version)
+static void b_mmap_custom(struct builder *b, const struct entry *e, size_t n, uint32_t entry_size, uint32_t version)
 {
     static unsigned char p[8 + 256 * 64];
     memset(p, 0, sizeof p);
@@ -92,10 +84,7 @@ static void b_mmap_custom(struct builder *b, const struct entry *e, size_t n,
     b_tag(b, MB_TAG_MMAP, p, 8 + n * entry_size);
 }
 
-static void b_mmap(struct builder *b, const struct entry *e, size_t n)
-{
-    b_mmap_custom(b, e, n, 24, 0);
-}
+static void b_mmap(struct builder *b, const struct entry *e, size_t n) { b_mmap_custom(b, e, n, 24, 0); }
 
 static void b_finish(struct builder *b)
 {
@@ -514,7 +503,11 @@ static void test_acpi_rsdp_tags(void **state)
     assert_memory_equal(info->rsdp_new, rsdp, 64);
 
     /* Wrong sizes are refused, and nothing is copied. */
-    static const struct { uint32_t type; size_t len; const char *why; } bad[] = {
+    static const struct {
+        uint32_t type;
+        size_t len;
+        const char *why;
+    } bad[] = {
         { MB_TAG_ACPI_OLD, 19, "19 bytes, but an ACPI 1.0 RSDP has 20" },
         { MB_TAG_ACPI_OLD, 21, "21 bytes, but an ACPI 1.0 RSDP has 20" },
         { MB_TAG_ACPI_OLD, 0, "0 bytes" },
@@ -529,8 +522,9 @@ static void test_acpi_rsdp_tags(void **state)
         b_finish(&b);
         info = parse_built(&b, &w, 0);
         assert_int_equal(info->warnings, 1);
-        expect_warning(&w, bad[i].type == MB_TAG_ACPI_OLD ? "tag type 14 (ACPI old RSDP)"
-                                                          : "tag type 15 (ACPI new RSDP)", bad[i].why);
+        expect_warning(&w,
+                       bad[i].type == MB_TAG_ACPI_OLD ? "tag type 14 (ACPI old RSDP)" : "tag type 15 (ACPI new RSDP)",
+                       bad[i].why);
         assert_false(info->have_rsdp_old);
         assert_int_equal(info->rsdp_new_len, 0);
     }
@@ -592,16 +586,16 @@ static void test_overlapping_unsorted(void **state)
 
     /* Unsorted, overlapping, adjacent and empty entries; an unknown type. */
     static const struct entry messy[] = {
-        { 0x100000, 0x7ff00000, MB_MEM_RAM },          /* [1M, 2G) RAM */
+        { 0x100000, 0x7ff00000, MB_MEM_RAM }, /* [1M, 2G) RAM */
         { 0x0, 0x9fc00, MB_MEM_RAM },
-        { 0x9f000, 0x1000, MB_MEM_RESERVED },           /* cuts the low RAM */
-        { 0x80000000, 0x1000000, MB_MEM_RAM },          /* adjacent: merged */
+        { 0x9f000, 0x1000, MB_MEM_RESERVED },             /* cuts the low RAM */
+        { 0x80000000, 0x1000000, MB_MEM_RAM },            /* adjacent: merged */
         { 0x7ffe0000, 0x20000, MB_MEM_ACPI_RECLAIMABLE }, /* inside RAM: splits it */
-        { 0x7fff0000, 0x8000, MB_MEM_ACPI_NVS },        /* inside ACPI: NVS wins */
-        { 0x500000, 0, MB_MEM_BAD },                    /* empty: dropped */
-        { 0x600000, 0x1000, MB_MEM_BAD },               /* bad beats RAM */
-        { 0xfee00000, 0x1000, 17 },                     /* unknown: reserved */
-        { 0x600800, 0x1000, MB_MEM_RESERVED },          /* overlaps bad: bad keeps its part */
+        { 0x7fff0000, 0x8000, MB_MEM_ACPI_NVS },          /* inside ACPI: NVS wins */
+        { 0x500000, 0, MB_MEM_BAD },                      /* empty: dropped */
+        { 0x600000, 0x1000, MB_MEM_BAD },                 /* bad beats RAM */
+        { 0xfee00000, 0x1000, 17 },                       /* unknown: reserved */
+        { 0x600800, 0x1000, MB_MEM_RESERVED },            /* overlaps bad: bad keeps its part */
     };
     b_init(&b);
     b_mmap(&b, messy, sizeof messy / sizeof messy[0]);
@@ -626,9 +620,8 @@ static void test_overlapping_unsorted(void **state)
         if (info->regions[i].base != want[i].base || info->regions[i].len != want[i].len ||
             info->regions[i].type != want[i].type)
             fail_msg("region %zu: [%#llx +%#llx) type %u, want [%#llx +%#llx) type %u", i,
-                     (unsigned long long)info->regions[i].base,
-                     (unsigned long long)info->regions[i].len, info->regions[i].type,
-                     (unsigned long long)want[i].base, (unsigned long long)want[i].len,
+                     (unsigned long long)info->regions[i].base, (unsigned long long)info->regions[i].len,
+                     info->regions[i].type, (unsigned long long)want[i].base, (unsigned long long)want[i].len,
                      want[i].type);
     }
 
@@ -692,22 +685,17 @@ static void test_random_maps(void **state)
         assert_int_equal(r, info.nregions ? 0 : -EINVAL);
         for (int pg = 0; pg < 64; pg++)
             if (got[pg] != page_type[pg])
-                fail_msg("iteration %d page %d: type %u, want %u", iter, pg, got[pg],
-                         page_type[pg]);
+                fail_msg("iteration %d page %d: type %u, want %u", iter, pg, got[pg], page_type[pg]);
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qemu_pc_5g),
-        cmocka_unit_test(test_every_truncation),
-        cmocka_unit_test(test_malformed_tags),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_acpi_rsdp_tags),
-        cmocka_unit_test(test_meminfo_only),
-        cmocka_unit_test(test_overlapping_unsorted),
-        cmocka_unit_test(test_random_maps),
+        cmocka_unit_test(test_qemu_pc_5g),           cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_malformed_tags),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_acpi_rsdp_tags),       cmocka_unit_test(test_meminfo_only),
+        cmocka_unit_test(test_overlapping_unsorted), cmocka_unit_test(test_random_maps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

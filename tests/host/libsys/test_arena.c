@@ -158,7 +158,7 @@ static void test_tag_exhaustion(void **state)
     uint64_t a, b;
     arena_tagstore_init(&small, few, 3);
     assert_int_equal(arena_create(&ar, "tiny", 1, &small, buckets, 256), 0);
-    assert_int_equal(arena_add(&ar, 0, 100), 0); /* 2 tags */
+    assert_int_equal(arena_add(&ar, 0, 100), 0);      /* 2 tags */
     assert_int_equal(arena_alloc(&ar, 10, 0, &a), 0); /* 1 more */
     struct arena_stats before, after;
     arena_stats(&ar, &before);
@@ -183,7 +183,6 @@ static void test_tag_exhaustion(void **state)
 #define U 8192 /* universe in quanta */
 static unsigned char used[U], inspan[U];
 
-
 static bool fits(uint64_t r, uint64_t n, uint64_t align, uint64_t phase, uint64_t nocross)
 {
     if (r + n > U || (align && r % align != phase))
@@ -200,7 +199,9 @@ static bool fits(uint64_t r, uint64_t n, uint64_t align, uint64_t phase, uint64_
 static void random_run(uint64_t q)
 {
     enum { LIVE = 600, OPS = 40000 };
-    static struct { uint64_t a, n; } live[LIVE];
+    static struct {
+        uint64_t a, n;
+    } live[LIVE];
     unsigned nlive = 0;
     memset(used, 0, sizeof(used));
     memset(inspan, 0, sizeof(inspan));
@@ -230,12 +231,12 @@ static void random_run(uint64_t q)
                 }
             }
             int rc = arena_xalloc(&ar, n * q, align * q, phase * q, nocross * q, flags, &r);
-            if (align == 1) align = 0, phase = 0;
+            if (align == 1)
+                align = 0, phase = 0;
             if (rc == -ENOSPC) {
                 for (uint64_t s = 0; s < U; s++)
                     if (fits(s, n, align, phase, nocross))
-                        fail_msg("ENOSPC but %llu quanta fit at %llu", (unsigned long long)n,
-                                 (unsigned long long)s);
+                        fail_msg("ENOSPC but %llu quanta fit at %llu", (unsigned long long)n, (unsigned long long)s);
                 continue;
             }
             assert_int_equal(rc, 0);
@@ -296,12 +297,9 @@ int main(int argc, char **argv)
     test_rng_seed(argc > 1 ? strtoull(argv[1], NULL, 0) : 0xa5e9a5e9ull);
     printf("seed=%llu\n", (unsigned long long)test_rng_state);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_create_add, setup),
-        cmocka_unit_test_setup(test_ids_and_free_errors, setup),
-        cmocka_unit_test_setup(test_policies, setup),
-        cmocka_unit_test_setup(test_xalloc, setup),
-        cmocka_unit_test_setup(test_tag_exhaustion, setup),
-        cmocka_unit_test_setup(test_random_ids, setup),
+        cmocka_unit_test_setup(test_create_add, setup),     cmocka_unit_test_setup(test_ids_and_free_errors, setup),
+        cmocka_unit_test_setup(test_policies, setup),       cmocka_unit_test_setup(test_xalloc, setup),
+        cmocka_unit_test_setup(test_tag_exhaustion, setup), cmocka_unit_test_setup(test_random_ids, setup),
         cmocka_unit_test_setup(test_random_pages, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -160,9 +160,10 @@ static void test_zero_and_null(void **state)
 static void test_sizes_alignment(void **state)
 {
     struct fixture *f = *state;
-    static const size_t sizes[] = { 1, 8, 15, 16, 17, 100, 128, 129, 200, 255, 256, 257, 300,
-                                    1000, 4000, 4096, 5000, 65536, 100000, 262143, 262144,
-                                    300000, 1 << 20, 3 << 20 };
+    static const size_t sizes[] = {
+        1,   8,    15,   16,   17,   100,   128,    129,    200,    255,    256,     257,
+        300, 1000, 4000, 4096, 5000, 65536, 100000, 262143, 262144, 300000, 1 << 20, 3 << 20
+    };
     enum { N = sizeof(sizes) / sizeof(sizes[0]) };
     void *p[N];
     for (unsigned i = 0; i < N; i++) {
@@ -326,9 +327,9 @@ static void test_bad_frees(void **state)
     heap_free(&f->h, &local);
     heap_free(&f->h, libc);
     assert_int_equal(f->errors[MALLOC_ERR_FOREIGN], 2);
-    heap_free(&f->h, small + 8);       /* not on a block boundary */
-    heap_free(&f->h, large + 16);      /* not the start of the large block */
-    heap_free(&f->h, chunk + 1);       /* misaligned */
+    heap_free(&f->h, small + 8);  /* not on a block boundary */
+    heap_free(&f->h, large + 16); /* not the start of the large block */
+    heap_free(&f->h, chunk + 1);  /* misaligned */
     assert_int_equal(f->errors[MALLOC_ERR_FOREIGN], 5);
     assert_null(heap_realloc(&f->h, &local, 10));
     assert_int_equal(f->errors[MALLOC_ERR_FOREIGN], 6);
@@ -450,7 +451,6 @@ static void test_default_instance(void **state)
 
 /* ---- randomized, against a shadow table ---- */
 
-
 static size_t random_size(void)
 {
     unsigned k = (unsigned)(test_rnd() % 100);
@@ -467,7 +467,11 @@ static void test_random(void **state)
 {
     struct fixture *f = *state;
     enum { SLOTS = 1500, OPS = 150000 };
-    static struct { char *p; size_t n; unsigned seed; } s[SLOTS];
+    static struct {
+        char *p;
+        size_t n;
+        unsigned seed;
+    } s[SLOTS];
     memset(s, 0, sizeof(s));
     for (unsigned op = 0; op < OPS; op++) {
         unsigned i = (unsigned)(test_rnd() % SLOTS), k = (unsigned)(test_rnd() % 10);
@@ -478,8 +482,9 @@ static void test_random(void **state)
                 heap_free(&f->h, s[i].p);
             size_t n = random_size();
             size_t align = k == 0 ? (size_t)1 << (test_rnd() % 14) : 0;
-            s[i].p = align ? heap_alloc_aligned(&f->h, align, n)
-                   : k == 1 ? heap_calloc(&f->h, 1, n) : heap_alloc(&f->h, n);
+            s[i].p = align    ? heap_alloc_aligned(&f->h, align, n)
+                     : k == 1 ? heap_calloc(&f->h, 1, n)
+                              : heap_alloc(&f->h, n);
             assert_non_null(s[i].p);
             if (align)
                 assert_int_equal((uintptr_t)s[i].p % align, 0);

@@ -20,7 +20,7 @@
 #include <libsys/sync.h>
 
 #define THREADS 4
-#define ROUNDS 20000
+#define ROUNDS  20000
 
 static struct mutex counter_lock;
 static volatile uint64_t counter;
@@ -66,7 +66,7 @@ static void test_trylock_and_bad_unlock(void **state)
 
 /* A bounded queue: producers wait while it is full, consumers while empty. */
 #define QUEUE_CAP 4
-#define ITEMS 5000
+#define ITEMS     5000
 #define PRODUCERS 4
 #define CONSUMERS 4
 
@@ -172,7 +172,7 @@ static void host_put(void *ctx, void *base, size_t size)
     free(base);
 }
 
-#define HEAP_OPS 10000
+#define HEAP_OPS   10000
 #define HEAP_SLOTS 64
 
 static void *heap_worker(void *arg)
@@ -228,10 +228,8 @@ static void test_default_heap_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mutex_counts_exactly),
-        cmocka_unit_test(test_trylock_and_bad_unlock),
-        cmocka_unit_test(test_condvar_queue_loses_nothing),
-        cmocka_unit_test(test_condvar_timeout),
+        cmocka_unit_test(test_mutex_counts_exactly),        cmocka_unit_test(test_trylock_and_bad_unlock),
+        cmocka_unit_test(test_condvar_queue_loses_nothing), cmocka_unit_test(test_condvar_timeout),
         cmocka_unit_test(test_default_heap_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -91,14 +91,14 @@ static void test_plain_line_and_enter_forms(void **state)
 static void test_editing_keys(void **state)
 {
     (void)state;
-    EXPECT_LINE("psx\x7f\r", "ps");                 /* DEL */
-    EXPECT_LINE("psx\b\r", "ps");                   /* ^H */
-    EXPECT_LINE("pz\x1b[Ds\x1b[3~\r", "ps");        /* Left, insert, Delete */
-    EXPECT_LINE("s\x01p\x05\r", "ps");              /* ^A home, ^E end */
-    EXPECT_LINE("garbage\x15ps\r", "ps");           /* ^U */
+    EXPECT_LINE("psx\x7f\r", "ps");                    /* DEL */
+    EXPECT_LINE("psx\b\r", "ps");                      /* ^H */
+    EXPECT_LINE("pz\x1b[Ds\x1b[3~\r", "ps");           /* Left, insert, Delete */
+    EXPECT_LINE("s\x01p\x05\r", "ps");                 /* ^A home, ^E end */
+    EXPECT_LINE("garbage\x15ps\r", "ps");              /* ^U */
     EXPECT_LINE("psjunk\x02\x02\x02\x02\x0b\r", "ps"); /* ^B four times, ^K */
-    EXPECT_LINE("run kvcli\x17ps\r", "run ps");     /* ^W */
-    EXPECT_LINE("ps\x1b[H\x1b[F\r", "ps");          /* Home, End */
+    EXPECT_LINE("run kvcli\x17ps\r", "run ps");        /* ^W */
+    EXPECT_LINE("ps\x1b[H\x1b[F\r", "ps");             /* Home, End */
 }
 
 static void test_unknown_escapes_put_no_letters(void **state)

@@ -16,7 +16,7 @@
 
 #include "fake_kernel.h"
 
-#define HANDLE_BASE 0x1000u
+#define HANDLE_BASE        0x1000u
 #define CLIENT_HANDLE_BASE 0x100000u /* a client's handle: this plus the segment's slot */
 
 static struct fake_kernel *fk_of(void *ctx) { return ctx; }
@@ -94,8 +94,9 @@ static struct fk_seg *new_seg(struct fake_kernel *fk, uint64_t phys, uint64_t si
     }
     slot = fk->free_slots[--fk->nfree_slots];
     s = &fk->segs[slot];
-    *s = (struct fk_seg){ .live = true, .sid = ((uint64_t)slot << 32) | fk->next_sid++,
-                          .phys = phys, .size = size, .owner = owner };
+    *s = (struct fk_seg){
+        .live = true, .sid = ((uint64_t)slot << 32) | fk->next_sid++, .phys = phys, .size = size, .owner = owner
+    };
     map_mark(fk, s, true);
     return s;
 }
@@ -173,8 +174,11 @@ static int64_t describe(const struct fk_seg *s, struct abi_seg_info *out)
 {
     if (s == NULL)
         return -ENOENT;
-    *out = (struct abi_seg_info){ .sid = s->sid, .size = s->size, .phys = s->phys,
-                                  .owner_pid = s->owner, .pins = s->pins,
+    *out = (struct abi_seg_info){ .sid = s->sid,
+                                  .size = s->size,
+                                  .phys = s->phys,
+                                  .owner_pid = s->owner,
+                                  .pins = s->pins,
                                   .flags = s->flags | (s->dma ? SEG_INFO_DMA : 0) };
     return 0;
 }
@@ -341,8 +345,7 @@ static int64_t k_seg_migrate(void *ctx, uint64_t sid, uint64_t new_phys)
         fk->busy_refusals++;
         return -EBUSY;
     }
-    if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) ||
-        overlaps_live(fk, new_phys, s->size, sid))
+    if (new_phys % 4096 || !in_ram(fk, new_phys, s->size) || overlaps_live(fk, new_phys, s->size, sid))
         return -EINVAL;
     map_mark(fk, s, false);
     s->phys = new_phys;
@@ -396,10 +399,15 @@ static struct abi_seg_record record_of(const struct fake_kernel *fk, const struc
 {
     bool reclaimed = !s->in_server && s->owner == 0;
     struct abi_seg_record r = {
-        .sid = s->sid, .phys = s->phys, .size = s->size,
+        .sid = s->sid,
+        .phys = s->phys,
+        .size = s->size,
         .owner_pid = s->in_server ? FK_MEMSRV_PID : s->owner,
-        .payer_pid = s->payer != 0 ? s->payer : boot_listed(fk, s->sid) ? 0 : FK_MEMSRV_PID,
-        .flags = s->flags | (s->dma ? SEG_INFO_DMA : 0), .pins = s->pins,
+        .payer_pid = s->payer != 0             ? s->payer
+                     : boot_listed(fk, s->sid) ? 0
+                                               : FK_MEMSRV_PID,
+        .flags = s->flags | (s->dma ? SEG_INFO_DMA : 0),
+        .pins = s->pins,
     };
 
     if (reclaimed)
@@ -482,7 +490,8 @@ void fk_crash(struct fake_kernel *fk)
             s->flags |= SEG_INFO_QUARANTINED;
         assert_true(fk->nreclaim < FK_RECLAIM);
         fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){
-            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = FK_MEMSRV_PID, .flags = s->flags };
+            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = FK_MEMSRV_PID, .flags = s->flags
+        };
     }
     /* Its books die with it; the segments above hold what they pointed into. */
     memset(&fk->ms, 0, sizeof(fk->ms));
@@ -492,8 +501,7 @@ int fk_restart(struct fake_kernel *fk, unsigned number)
 {
     char args[96];
 
-    snprintf(args, sizeof(args), "init.pid=%#llx memsrv.restart=%u",
-             (unsigned long long)FK_INIT_PID, number);
+    snprintf(args, sizeof(args), "init.pid=%#llx memsrv.restart=%u", (unsigned long long)FK_INIT_PID, number);
     fk->segment_calls = 0;
     return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
 }
@@ -517,8 +525,7 @@ static void k_console(void *ctx, const char *text, size_t len)
 
 static void add_boot(struct fake_kernel *fk, uint32_t kind, uint64_t base, uint64_t size, uint64_t sid)
 {
-    fk->boot[fk->nboot++] = (struct abi_mem_range){ .base = base, .size = size, .sid = sid,
-                                                    .kind = kind };
+    fk->boot[fk->nboot++] = (struct abi_mem_range){ .base = base, .size = size, .sid = sid, .kind = kind };
 }
 
 void fk_fini(struct fake_kernel *fk)
@@ -551,8 +558,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
     fk->seg_cap = seg_cap;
     fk->segs = calloc(seg_cap, sizeof(*fk->segs));
     fk->free_slots = malloc(seg_cap * sizeof(*fk->free_slots));
-    fk->map_granules = ((high_mib != 0 ? 0x100000000ull + (high_mib << 20)
-                                       : 0x100000 + (ram_mib << 20)) >> 12);
+    fk->map_granules = ((high_mib != 0 ? 0x100000000ull + (high_mib << 20) : 0x100000 + (ram_mib << 20)) >> 12);
     fk->owner_map = calloc(fk->map_granules, sizeof(*fk->owner_map));
     assert_non_null(fk->segs);
     assert_non_null(fk->free_slots);
@@ -560,13 +566,22 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
     for (i = seg_cap; i-- > 0;)
         fk->free_slots[fk->nfree_slots++] = i;
     fk->ops = (struct ms_kernel_ops){
-        .ctx = fk, .bootinfo = k_bootinfo, .seg_create = k_seg_create, .seg_info = k_seg_info,
-        .seg_map_self = k_seg_map_self, .seg_destroy = k_seg_destroy, .seg_revoke = k_seg_revoke,
-        .seg_migrate = k_seg_migrate, .seg_query = k_seg_query, .seg_give = k_seg_give,
-        .seg_free = k_seg_free, .reclaimed = k_reclaimed,
+        .ctx = fk,
+        .bootinfo = k_bootinfo,
+        .seg_create = k_seg_create,
+        .seg_info = k_seg_info,
+        .seg_map_self = k_seg_map_self,
+        .seg_destroy = k_seg_destroy,
+        .seg_revoke = k_seg_revoke,
+        .seg_migrate = k_seg_migrate,
+        .seg_query = k_seg_query,
+        .seg_give = k_seg_give,
+        .seg_free = k_seg_free,
+        .reclaimed = k_reclaimed,
         .segments = k_segments,
         .dma_changes = k_dma_changes,
-        .clock_ns = k_clock_ns, .console = k_console,
+        .clock_ns = k_clock_ns,
+        .console = k_console,
     };
     fk->next_sid = 100;
     fk->now = 1000000;
@@ -582,10 +597,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
     add_boot(fk, ABI_MEM_SEGMENT, s->phys, s->size, s->sid);
 }
 
-int fk_start(struct fake_kernel *fk, const char *args)
-{
-    return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
-}
+int fk_start(struct fake_kernel *fk, const char *args) { return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID); }
 
 int64_t fk_request(struct fake_kernel *fk, struct ipc_msg *msg)
 {
@@ -607,8 +619,8 @@ static void deliver(struct fake_kernel *fk, struct ipc_msg *msg, uint64_t pid)
     s->owner = pid;
 }
 
-int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align,
-                 uint64_t flags, uint64_t limit, uint64_t *sid)
+int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align, uint64_t flags, uint64_t limit,
+                 uint64_t *sid)
 {
     struct ipc_msg m = { .label = MS_ALLOC, .badge = pid, .w = { size, align, flags, limit } };
     int64_t r = fk_request(fk, &m);
@@ -642,8 +654,8 @@ int64_t fk_free(struct fake_kernel *fk, uint64_t pid, uint64_t sid)
     return r;
 }
 
-int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uint64_t size,
-                       uint64_t align, uint64_t flags, uint64_t *sids)
+int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uint64_t size, uint64_t align,
+                       uint64_t flags, uint64_t *sids)
 {
     struct ipc_msg m = { .label = MS_ALLOC_BATCH, .badge = pid, .w = { count, size, align, flags } };
     struct ms_batch_seg segs[MS_BATCH_MAX];
@@ -670,15 +682,16 @@ int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uin
 
 int64_t fk_free_batch(struct fake_kernel *fk, uint64_t pid, const handle_t *handles, unsigned count)
 {
-    struct ipc_msg m = { .label = MS_FREE_BATCH, .badge = pid, .w = { count },
-                         .len = (uint32_t)(count * sizeof(handle_t)) };
+    struct ipc_msg m = {
+        .label = MS_FREE_BATCH, .badge = pid, .w = { count }, .len = (uint32_t)(count * sizeof(handle_t))
+    };
 
     memcpy(m.payload, handles, m.len);
     return fk_request(fk, &m);
 }
 
-int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0,
-                  uint64_t w1, uint64_t w2, uint64_t w3)
+int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0, uint64_t w1, uint64_t w2,
+                  uint64_t w3)
 {
     struct ipc_msg m = { .label = label, .badge = pid, .w = { w0, w1, w2, w3 } };
 
@@ -715,8 +728,7 @@ void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta)
 
 void fk_quiesce(struct fake_kernel *fk, uint64_t sid)
 {
-    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
-                         .w = { IPC_NOTIFY_EXIT } };
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL, .w = { IPC_NOTIFY_EXIT } };
     struct fk_seg *s = fk_seg(fk, sid);
 
     assert_non_null(s);
@@ -748,15 +760,14 @@ void fk_end_process(struct fake_kernel *fk, uint64_t pid)
         if (s->dma)
             s->flags |= SEG_INFO_QUARANTINED;
         assert_true(fk->nreclaim < FK_RECLAIM);
-        fk->reclaim[fk->nreclaim++] = (struct abi_reclaim){
-            .sid = s->sid, .phys = s->phys, .size = s->size, .pid = pid, .flags = s->flags };
+        fk->reclaim[fk->nreclaim++] =
+            (struct abi_reclaim){ .sid = s->sid, .phys = s->phys, .size = s->size, .pid = pid, .flags = s->flags };
     }
 }
 
 void fk_exit(struct fake_kernel *fk, uint64_t pid)
 {
-    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL,
-                         .w = { IPC_NOTIFY_EXIT } };
+    struct ipc_msg m = { .label = IPC_LABEL_NOTIFY, .badge = BADGE_KERNEL, .w = { IPC_NOTIFY_EXIT } };
 
     fk_end_process(fk, pid);
     assert_false(memsrv_handle(&fk->ms, &m));
@@ -859,7 +870,4 @@ unsigned fk_compact_idle(struct fake_kernel *fk, unsigned max)
     return steps;
 }
 
-bool fk_console_has(struct fake_kernel *fk, const char *text)
-{
-    return strstr(fk->console, text) != NULL;
-}
+bool fk_console_has(struct fake_kernel *fk, const char *text) { return strstr(fk->console, text) != NULL; }

@@ -11,23 +11,23 @@
 
 #include "ms_server.h"
 
-#define FK_SEGS 4096
-#define FK_BOOT 64
-#define FK_RECLAIM 1024
+#define FK_SEGS        4096
+#define FK_BOOT        64
+#define FK_RECLAIM     1024
 #define FK_DMA_CHANGES 1024
-#define FK_MEMSRV_PID 0x100000001ull
-#define FK_INIT_PID 0x100000002ull
+#define FK_MEMSRV_PID  0x100000001ull
+#define FK_INIT_PID    0x100000002ull
 
 struct fk_seg {
     bool live;
-    bool in_server;   /* held by memsrv (a valid handle there) */
-    bool dma;         /* pinned for a device, or tainted by one not yet quiesced */
+    bool in_server; /* held by memsrv (a valid handle there) */
+    bool dma;       /* pinned for a device, or tainted by one not yet quiesced */
     uint64_t sid, phys, size, owner;
-    uint64_t payer;   /* whose account pays (0: memsrv) */
+    uint64_t payer; /* whose account pays (0: memsrv) */
     uint32_t pins, flags;
-    bool dma_told;    /* the busy state memsrv last read from the DMA change queue */
-    bool in_flight;   /* a blocked send carries it (set by a test) */
-    void *mem;        /* the books segment, mapped into "memsrv" */
+    bool dma_told;  /* the busy state memsrv last read from the DMA change queue */
+    bool in_flight; /* a blocked send carries it (set by a test) */
+    void *mem;      /* the books segment, mapped into "memsrv" */
 };
 
 #define FK_LIMITS 16
@@ -64,11 +64,11 @@ struct fake_kernel {
     unsigned migrations, creates, destroys;
     int64_t fail_migrate; /* nonzero: every migration fails with it */
     int64_t fail_create;
-    int64_t fail_give;    /* nonzero: every SYS_MS_SEG_GIVE fails with it */
-    unsigned gives;       /* SYS_MS_SEG_GIVE calls that succeeded */
+    int64_t fail_give;                 /* nonzero: every SYS_MS_SEG_GIVE fails with it */
+    unsigned gives;                    /* SYS_MS_SEG_GIVE calls that succeeded */
     struct fk_limit limits[FK_LIMITS]; /* the kernel's accounts, for the payers that have a limit */
-    bool no_iommu;        /* the last unpin leaves a segment tainted until fk_quiesce */
-    unsigned segment_calls; /* SYS_MS_SEGMENTS calls since the last fk_restart */
+    bool no_iommu;                     /* the last unpin leaves a segment tainted until fk_quiesce */
+    unsigned segment_calls;            /* SYS_MS_SEGMENTS calls since the last fk_restart */
     char console[1 << 16];
     size_t console_len;
 };
@@ -85,18 +85,18 @@ void fk_fini(struct fake_kernel *fk);
 
 /* The client's side of a request; returns the reply's label as int64. */
 int64_t fk_request(struct fake_kernel *fk, struct ipc_msg *msg);
-int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align,
-                 uint64_t flags, uint64_t limit, uint64_t *sid);
+int64_t fk_alloc(struct fake_kernel *fk, uint64_t pid, uint64_t size, uint64_t align, uint64_t flags, uint64_t limit,
+                 uint64_t *sid);
 int64_t fk_free(struct fake_kernel *fk, uint64_t pid, uint64_t sid);
 /* ALLOC_BATCH and FREE_BATCH as a client makes them: the batch's sids in
  * sids[0..count) on success (each checked to be pid's, mapped, of the
  * reply's size); a client's handle for a segment it holds. */
-int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uint64_t size,
-                       uint64_t align, uint64_t flags, uint64_t *sids);
+int64_t fk_alloc_batch(struct fake_kernel *fk, uint64_t pid, unsigned count, uint64_t size, uint64_t align,
+                       uint64_t flags, uint64_t *sids);
 int64_t fk_free_batch(struct fake_kernel *fk, uint64_t pid, const handle_t *handles, unsigned count);
 handle_t fk_client_handle(struct fake_kernel *fk, uint64_t sid);
-int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0,
-                  uint64_t w1, uint64_t w2, uint64_t w3);
+int64_t fk_simple(struct fake_kernel *fk, uint64_t pid, uint64_t label, uint64_t w0, uint64_t w1, uint64_t w2,
+                  uint64_t w3);
 /* Moves a segment to another process, as an IPC transfer would. */
 void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid);
 /* Pins (delta > 0) or unpins: a segment pinned once stays within a

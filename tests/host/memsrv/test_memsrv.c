@@ -21,8 +21,8 @@
 #include "../common/test_rng.h"
 #include "fake_kernel.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * 1024)
+#define KiB   1024ull
+#define MiB   (1024ull * 1024)
 #define PID_A 0x200000010ull
 #define PID_B 0x200000011ull
 #define PID_C 0x200000012ull
@@ -401,8 +401,7 @@ static void test_client_table_by_pid_slot(void **state)
     /* A client in every process slot: the table never refuses one. */
     for (pid = 0x300000001ull; pid <= 0x300000000ull + MS_CLIENTS_MAX; pid++)
         if (pid != (FK_MEMSRV_PID & 0xffffffffu) + 0x300000000ull &&
-            pid != (FK_INIT_PID & 0xffffffffu) + 0x300000000ull &&
-            (pid & 0xffffffffu) != (PID_A & 0xffffffffu))
+            pid != (FK_INIT_PID & 0xffffffffu) + 0x300000000ull && (pid & 0xffffffffu) != (PID_A & 0xffffffffu))
             assert_int_equal(fk_alloc(fk, pid, 4096, 0, 0, 0, NULL), 0);
     assert_false(fk_console_has(fk, "client table full"));
     /* A pid the kernel never makes (slot 0, or past the last) is refused. */
@@ -854,8 +853,8 @@ static void weave_hook(struct fake_kernel *fk, uint64_t moving, void *arg)
     w->calls++;
     if (r % 4 != 0 && w->n < WEAVE_HELD) {
         uint64_t limit = r % 3 == 0 ? 16 * MiB : 0;
-        if (fk_alloc(fk, PID_B, ((r >> 20) % 16 + 1) * 4 * KiB, 0, limit ? MS_ALLOC_BELOW | MS_ALLOC_NOWAIT : 0,
-                     limit, &w->held[w->n]) == 0)
+        if (fk_alloc(fk, PID_B, ((r >> 20) % 16 + 1) * 4 * KiB, 0, limit ? MS_ALLOC_BELOW | MS_ALLOC_NOWAIT : 0, limit,
+                     &w->held[w->n]) == 0)
             w->limit[w->n++] = limit;
     } else if (i < w->n && w->held[i] != moving) {
         if (r % 8 == 0) {
@@ -996,7 +995,7 @@ static void test_full_request_just_before_the_compactor_sleeps(void **state)
 
     memset(&c, 0, sizeof(c));
     c.fk = fk;
-    fk->ms.service_threads = 2; /* one waits, one would serve */
+    fk->ms.service_threads = 2;  /* one waits, one would serve */
     fk_compact_idle(fk, 100000); /* the step that found no work */
     assert_false(memsrv_compactor_step(&fk->ms));
     assert_int_equal(pthread_create(&full, NULL, late_full_request, &c), 0);
@@ -1031,8 +1030,7 @@ static void test_map_zoom(void **state)
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 8 * KiB, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB + 4 * KiB, MS_MAP_ZOOM_64K, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1 * MiB, 0, 0), -EINVAL);
-    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 200, ~0ull & ~(MS_MAP_ZOOM_64K - 1ull), MS_MAP_ZOOM_64K, 0),
-                     -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 200, ~0ull & ~(MS_MAP_ZOOM_64K - 1ull), MS_MAP_ZOOM_64K, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 201, 0, MS_MAP_ZOOM_4K, 0), -EINVAL);
     /* Past the RAM: holes, printed as such. */
     assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 64, 1ull << 40, MS_MAP_ZOOM_64K, 0), 0);
@@ -1056,8 +1054,8 @@ static void test_random_messages(void **state)
         struct ipc_msg m = { .badge = pid };
         if (r % 4 == 0 && nheld < 256) {
             uint64_t sid;
-            if (fk_alloc(fk, pid, rnd() % (4 * MiB) + 1, (rnd() % 3 == 0) ? 1ull << (12 + rnd() % 10) : 0,
-                         rnd() % 2, 0, &sid) == 0) {
+            if (fk_alloc(fk, pid, rnd() % (4 * MiB) + 1, (rnd() % 3 == 0) ? 1ull << (12 + rnd() % 10) : 0, rnd() % 2, 0,
+                         &sid) == 0) {
                 fk_transfer(fk, sid, PID_A);
                 held[nheld++] = sid;
             }
@@ -1142,10 +1140,9 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
     print_message("fill: %llu segments of 4 KiB in %llu MiB of RAM; %llu KiB free; books %llu KiB "
                   "(%llu bytes a segment, %llu slots, %u records)\n",
                   (unsigned long long)n, (unsigned long long)(g.total_bytes >> 20),
-                  (unsigned long long)(g.free_bytes >> 10),
-                  (unsigned long long)(fk->ms.books_size >> 10),
-                  (unsigned long long)(fk->ms.books_size / n),
-                  (unsigned long long)fk->ms.span.capacity, fk->ms.rec_capacity);
+                  (unsigned long long)(g.free_bytes >> 10), (unsigned long long)(fk->ms.books_size >> 10),
+                  (unsigned long long)(fk->ms.books_size / n), (unsigned long long)fk->ms.span.capacity,
+                  fk->ms.rec_capacity);
     books_peak = fk->ms.books_size;
     assert_true(books_peak > books_at_start); /* the books grew */
     /* Every granule not in a segment, the kernel or the books, at most a
@@ -1167,10 +1164,8 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
      * while any of its slots is in use: see docs/memsrv.md.) */
     print_message("after freeing all: books %llu KiB (%llu at start): %llu slots (%llu free) in "
                   "%llu blocks, %u records, hash %llu buckets\n",
-                  (unsigned long long)(fk->ms.books_size >> 10),
-                  (unsigned long long)(books_at_start >> 10),
-                  (unsigned long long)fk->ms.span.capacity,
-                  (unsigned long long)fk->ms.span.nodes_free,
+                  (unsigned long long)(fk->ms.books_size >> 10), (unsigned long long)(books_at_start >> 10),
+                  (unsigned long long)fk->ms.span.capacity, (unsigned long long)fk->ms.span.nodes_free,
                   (unsigned long long)fk->ms.span.blocks, fk->ms.rec_capacity,
                   (unsigned long long)fk->ms.span.hash_mask + 1);
     assert_true(fk->ms.books_size < books_peak);

@@ -20,10 +20,10 @@
 #include "../common/test_rng.h"
 #include "fake_kernel.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * 1024)
-#define CLIENTS 5
-#define HELD_MAX 512
+#define KiB          1024ull
+#define MiB          (1024ull * 1024)
+#define CLIENTS      5
+#define HELD_MAX     512
 #define CLIENT_SLOT0 0x10u
 
 #define rnd test_rnd
@@ -41,10 +41,7 @@ struct table {
     uint64_t half_done_bytes; /* what the crash left half done: the successor frees it */
 };
 
-static uint64_t client_pid(unsigned i, uint64_t generation)
-{
-    return (generation << 32) | (CLIENT_SLOT0 + i);
-}
+static uint64_t client_pid(unsigned i, uint64_t generation) { return (generation << 32) | (CLIENT_SLOT0 + i); }
 
 static void drop_held(struct table *t, unsigned k) { t->held[k] = t->held[--t->nheld]; }
 
@@ -232,8 +229,7 @@ static void crash_and_check(struct table *t, unsigned number)
     assert_true(fk_console_has(fk, "books rebuilt from the kernel"));
 }
 
-static void run_random_table(uint64_t seed, uint64_t ram_mib, uint64_t high_mib, bool no_iommu,
-                             unsigned ops)
+static void run_random_table(uint64_t seed, uint64_t ram_mib, uint64_t high_mib, bool no_iommu, unsigned ops)
 {
     struct fake_kernel *fk = calloc(1, sizeof(*fk));
     struct table t = { .fk = fk };
@@ -337,8 +333,19 @@ static void test_pinned_and_quarantined_stay_locked(void **state)
 /* ---- corrupt or inconsistent kernel answers ----------------------------- */
 
 enum corruption {
-    BAD_FLAGS, SID_ZERO, UNALIGNED, OVERLAP, OUTSIDE_RAM, OVER_KERNEL, HELD_AND_RECLAIMED,
-    QUARANTINED_HELD, PINNED_UNHELD, SID_TWICE, TOO_MANY, NEGATIVE, EXTRA_ON_SECOND_PASS,
+    BAD_FLAGS,
+    SID_ZERO,
+    UNALIGNED,
+    OVERLAP,
+    OUTSIDE_RAM,
+    OVER_KERNEL,
+    HELD_AND_RECLAIMED,
+    QUARANTINED_HELD,
+    PINNED_UNHELD,
+    SID_TWICE,
+    TOO_MANY,
+    NEGATIVE,
+    EXTRA_ON_SECOND_PASS,
     MOVED_ON_SECOND_PASS,
 };
 
@@ -390,11 +397,21 @@ static int64_t corrupt_segments(void *ctx, uint64_t from, struct abi_seg_record 
     case UNALIGNED: out[2].phys += 0x800; break;
     case OVERLAP: out[2].phys = out[1].phys; break;
     case OUTSIDE_RAM: out[n - 1].phys = 0x200000000ull; break;
-    case OVER_KERNEL: out[0].phys = 0x400000; out[0].size = 0x1000; break;
+    case OVER_KERNEL:
+        out[0].phys = 0x400000;
+        out[0].size = 0x1000;
+        break;
     case HELD_AND_RECLAIMED: out[2].flags |= SEG_RECORD_RECLAIMED; break;
     case QUARANTINED_HELD: out[2].flags |= SEG_INFO_QUARANTINED | SEG_INFO_DMA; break;
-    case PINNED_UNHELD: out[2].pins = 1; out[2].owner_pid = 0; out[2].flags |= SEG_INFO_DMA | SEG_RECORD_RECLAIMED; break;
-    case SID_TWICE: out[3].sid = out[2].sid; corrupt.calls = 0; break; /* on the booking pass too */
+    case PINNED_UNHELD:
+        out[2].pins = 1;
+        out[2].owner_pid = 0;
+        out[2].flags |= SEG_INFO_DMA | SEG_RECORD_RECLAIMED;
+        break;
+    case SID_TWICE:
+        out[3].sid = out[2].sid;
+        corrupt.calls = 0;
+        break; /* on the booking pass too */
     case TOO_MANY: return (int64_t)max + 1;
     case NEGATIVE: return -EFAULT;
     case EXTRA_ON_SECOND_PASS:

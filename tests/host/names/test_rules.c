@@ -20,7 +20,12 @@ static bool allowed(const char *allow, const char *name)
 static void test_valid_names(void **state)
 {
     (void)state;
-    const char *good[] = { "a", "kvstore", "t_kv", "test.names.a", "a-b.c_d.e9", "x.y.z",
+    const char *good[] = { "a",
+                           "kvstore",
+                           "t_kv",
+                           "test.names.a",
+                           "a-b.c_d.e9",
+                           "x.y.z",
                            "abcdefghijklmnopqrstuvwxyz012345" /* 32 */ };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         assert_true(valid(good[i]));
@@ -29,8 +34,10 @@ static void test_valid_names(void **state)
 static void test_malformed_names(void **state)
 {
     (void)state;
-    const char *bad[] = { "", ".", "a.", ".a", "a..b", "A", "kvStore", "9a", "_a", "-a", "a.9", "a b", "a/b",
-                          "a\tb", "caf\xc3\xa9", "abcdefghijklmnopqrstuvwxyz0123456" /* 33 */ };
+    const char *bad[] = { "",     ".",    "a.",          ".a",
+                          "a..b", "A",    "kvStore",     "9a",
+                          "_a",   "-a",   "a.9",         "a b",
+                          "a/b",  "a\tb", "caf\xc3\xa9", "abcdefghijklmnopqrstuvwxyz0123456" /* 33 */ };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(valid(bad[i]));
     /* Length is the caller's: a NUL inside the length is a bad byte. */

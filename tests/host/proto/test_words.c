@@ -15,7 +15,7 @@
 #include <proto/kvstore.h>
 #include <proto/memsrv.h>
 
-#define MARK 0x1122334455667788ull
+#define MARK      0x1122334455667788ull
 #define UNTOUCHED 0xa5a5a5a5a5a5a5a5ull
 
 /* After a put of a struct holding MARK in the field at word n alone: w[n]
@@ -29,18 +29,18 @@ static void check_put(const struct ipc_msg *m, unsigned n, unsigned used, const 
     }
 }
 
-#define AT(name, field, n)                                                                   \
-    do {                                                                                     \
-        struct ipc_msg m;                                                                    \
-        struct name v;                                                                       \
-        memset(&m, 0xa5, sizeof(m));                                                         \
-        memset(&v, 0, sizeof(v));                                                            \
-        v.field = MARK;                                                                      \
-        name##_put(&m, v);                                                                   \
-        check_put(&m, (n), PROTO_WORDS_USED(name), #name "." #field);                        \
-        memset(m.w, 0, sizeof(m.w));                                                         \
-        m.w[(n)] = MARK;                                                                     \
-        assert_true(name##_get(&m).field == MARK);                                           \
+#define AT(name, field, n)                                                                                             \
+    do {                                                                                                               \
+        struct ipc_msg m;                                                                                              \
+        struct name v;                                                                                                 \
+        memset(&m, 0xa5, sizeof(m));                                                                                   \
+        memset(&v, 0, sizeof(v));                                                                                      \
+        v.field = MARK;                                                                                                \
+        name##_put(&m, v);                                                                                             \
+        check_put(&m, (n), PROTO_WORDS_USED(name), #name "." #field);                                                  \
+        memset(m.w, 0, sizeof(m.w));                                                                                   \
+        m.w[(n)] = MARK;                                                                                               \
+        assert_true(name##_get(&m).field == MARK);                                                                     \
     } while (0)
 
 static void test_memsrv_words(void **state)

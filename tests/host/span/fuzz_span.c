@@ -55,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t bases[16] = { 0 };
     unsigned i, steps;
 
-    if (span_init(&a, (enum span_policy)(take(&in, 1) % SPAN_POLICY_COUNT),
-                  (uint64_t)8192 << (take(&in, 1) % 10), nodes, NODES) != 0)
+    if (span_init(&a, (enum span_policy)(take(&in, 1) % SPAN_POLICY_COUNT), (uint64_t)8192 << (take(&in, 1) % 10),
+                  nodes, NODES) != 0)
         return 0;
     for (i = 0; i < 3; i++)
         span_add_region(&a, (take(&in, 1) % 64) << 16, ((take(&in, 1) % 64) + 1) << 12);
@@ -68,7 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int ret;
 
         switch (op & 15) {
-        case 0: case 1: case 2: case 3: {
+        case 0:
+        case 1:
+        case 2:
+        case 3: {
             struct span_request req = {
                 .size = take(&in, 2) << 10,
                 .align = (uint64_t)1 << (take(&in, 1) % 24),
@@ -78,34 +81,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             span_alloc(&a, &req, op, &bases[slot]);
             break;
         }
-        case 4: case 5: case 6:
-            span_free(&a, bases[slot]);
-            break;
-        case 7:
-            span_reserve(&a, take(&in, 2) << 12, take(&in, 1) << 12, 1);
-            break;
-        case 8:
-            span_lock(&a, bases[slot]);
-            break;
-        case 9:
-            span_unlock(&a, bases[slot]);
-            break;
+        case 4:
+        case 5:
+        case 6: span_free(&a, bases[slot]); break;
+        case 7: span_reserve(&a, take(&in, 2) << 12, take(&in, 1) << 12, 1); break;
+        case 8: span_lock(&a, bases[slot]); break;
+        case 9: span_unlock(&a, bases[slot]); break;
         case 10: {
             struct span_info info;
             span_lookup(&a, take(&in, 3) << 8, &info);
             break;
         }
         case 11:
-            have_plan = span_plan_targeted(&a, &plan, take(&in, 2) << 12,
-                                           (uint64_t)1 << (take(&in, 1) % 24),
+            have_plan = span_plan_targeted(&a, &plan, take(&in, 2) << 12, (uint64_t)1 << (take(&in, 1) % 24),
                                            take(&in, 1) << 16) == 0;
             break;
-        case 12:
-            have_plan = span_plan_full(&a, &plan, take(&in, 1) << 12) == 0;
-            break;
-        case 13:
-            have_plan = span_plan_realign(&a, &plan) == 0;
-            break;
+        case 12: have_plan = span_plan_full(&a, &plan, take(&in, 1) << 12) == 0; break;
+        case 13: have_plan = span_plan_realign(&a, &plan) == 0; break;
         default:
             if (!have_plan)
                 break;

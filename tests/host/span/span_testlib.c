@@ -38,9 +38,8 @@ bool snapshot_equal(const struct span_snapshot *x, const struct span_snapshot *y
         return false;
     for (i = 0; i < x->count; i++) {
         const struct span_info *p = &x->spans[i], *q = &y->spans[i];
-        if (p->base != q->base || p->size != q->size || p->state != q->state ||
-            p->tag != q->tag || p->lock_count != q->lock_count ||
-            p->misaligned != q->misaligned || p->moving != q->moving ||
+        if (p->base != q->base || p->size != q->size || p->state != q->state || p->tag != q->tag ||
+            p->lock_count != q->lock_count || p->misaligned != q->misaligned || p->moving != q->moving ||
             p->align != q->align || p->limit != q->limit || p->wants_large != q->wants_large)
             return false;
     }
@@ -117,8 +116,7 @@ bool ref_can_place(const struct ref_model *m, uint64_t size, uint64_t align, uin
             continue;
         }
         run_end = g;
-        while (run_end < m->granules && m->state[run_end] == REF_FREE &&
-               m->region[run_end] == m->region[g])
+        while (run_end < m->granules && m->state[run_end] == REF_FREE && m->region[run_end] == m->region[g])
             run_end++;
         start = m->base + ((uint64_t)g << SPAN_GRANULE_SHIFT);
         p = (start + align - 1) & ~(align - 1);
@@ -135,8 +133,7 @@ uint64_t ref_largest_free(const struct ref_model *m)
 
     while (g < m->granules) {
         size_t run_end = g;
-        while (run_end < m->granules && m->state[run_end] == REF_FREE &&
-               m->region[run_end] == m->region[g])
+        while (run_end < m->granules && m->state[run_end] == REF_FREE && m->region[run_end] == m->region[g])
             run_end++;
         if (run_end - g > best)
             best = run_end - g;
@@ -157,9 +154,8 @@ static int match_one(void *ctx, const struct span_info *info)
     enum ref_state want = info->state == SPAN_FREE ? REF_FREE : REF_USED;
 
     if (!ref_all(c->m, info->base, info->size, want)) {
-        fprintf(stderr, "span %#llx+%#llx (%s) disagrees with the reference\n",
-                (unsigned long long)info->base, (unsigned long long)info->size,
-                span_state_name(info->state));
+        fprintf(stderr, "span %#llx+%#llx (%s) disagrees with the reference\n", (unsigned long long)info->base,
+                (unsigned long long)info->size, span_state_name(info->state));
         c->ok = false;
         return 1;
     }
@@ -180,14 +176,12 @@ bool ref_matches(const struct ref_model *m, const struct span_alloc *a)
         free_ref += m->state[g] == REF_FREE;
     span_stats(a, &st);
     if (st.free_bytes != free_ref << SPAN_GRANULE_SHIFT) {
-        fprintf(stderr, "free bytes %llu, reference %llu\n",
-                (unsigned long long)st.free_bytes,
+        fprintf(stderr, "free bytes %llu, reference %llu\n", (unsigned long long)st.free_bytes,
                 (unsigned long long)(free_ref << SPAN_GRANULE_SHIFT));
         return false;
     }
     if (st.largest_free != ref_largest_free(m)) {
-        fprintf(stderr, "largest free %llu, reference %llu\n",
-                (unsigned long long)st.largest_free,
+        fprintf(stderr, "largest free %llu, reference %llu\n", (unsigned long long)st.largest_free,
                 (unsigned long long)ref_largest_free(m));
         return false;
     }
@@ -200,8 +194,7 @@ bool check_books(const struct span_alloc *a, const char *when)
 
     if (span_check(a, &fault) == 0)
         return true;
-    fprintf(stderr, "span_check failed %s: %s at %#llx\n", when, fault.what,
-            (unsigned long long)fault.addr);
+    fprintf(stderr, "span_check failed %s: %s at %#llx\n", when, fault.what, (unsigned long long)fault.addr);
     return false;
 }
 

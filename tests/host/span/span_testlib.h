@@ -29,9 +29,9 @@ enum ref_state { REF_HOLE = 0, REF_FREE, REF_USED };
 struct ref_model {
     uint64_t base;
     size_t granules;
-    uint8_t *state;     /* enum ref_state */
-    uint8_t *region;    /* region index + 1 per granule, 0 in holes */
-    uint8_t *locked;    /* 1 on granules of locked segments */
+    uint8_t *state;  /* enum ref_state */
+    uint8_t *region; /* region index + 1 per granule, 0 in holes */
+    uint8_t *locked; /* 1 on granules of locked segments */
 };
 
 void ref_init(struct ref_model *m, uint64_t base, size_t granules);

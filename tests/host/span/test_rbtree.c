@@ -22,10 +22,7 @@ struct item {
     int in_tree;
 };
 
-static uint64_t sum_of(const struct rb_node *r)
-{
-    return r ? RB_ENTRY(r, struct item, link)->sum : 0;
-}
+static uint64_t sum_of(const struct rb_node *r) { return r ? RB_ENTRY(r, struct item, link)->sum : 0; }
 
 static bool augment(struct rb_node *r)
 {

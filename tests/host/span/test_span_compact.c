@@ -38,13 +38,13 @@
 
 #include "span_testlib.h"
 
-#define G SPAN_GRANULE
-#define MEM_BASE ((uint64_t)0x100000)
-#define GRANULES 112
-#define LARGE (4 * G)
-#define NODES 512
+#define G                SPAN_GRANULE
+#define MEM_BASE         ((uint64_t)0x100000)
+#define GRANULES         112
+#define LARGE            (4 * G)
+#define NODES            512
 #define MOVE_FAIL_ONE_IN 50
-#define MAX_SEGS 128
+#define MAX_SEGS         128
 
 struct seg {
     uint64_t base, size, tag;
@@ -73,10 +73,7 @@ static uint8_t pattern(uint64_t tag, uint64_t off)
     return (uint8_t)((x >> 29) ^ off);
 }
 
-static uint8_t *at(struct sim *s, uint64_t addr)
-{
-    return s->mem + (addr - MEM_BASE);
-}
+static uint8_t *at(struct sim *s, uint64_t addr) { return s->mem + (addr - MEM_BASE); }
 
 static void stamp(struct sim *s, const struct seg *g)
 {
@@ -103,21 +100,23 @@ static struct seg *seg_by_tag(struct sim *s, uint64_t tag)
 
 static int failures;
 
-#define EXPECT(cond, ...)                                                            \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "FAIL seed=%#" PRIx64 " trial=%u: ", s->seed, s->trial); \
-            fprintf(stderr, __VA_ARGS__);                                            \
-            fprintf(stderr, "\n");                                                   \
-            failures++;                                                              \
-            return false;                                                            \
-        }                                                                            \
+#define EXPECT(cond, ...)                                                                                              \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "FAIL seed=%#" PRIx64 " trial=%u: ", s->seed, s->trial);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                                              \
+            fprintf(stderr, "\n");                                                                                     \
+            failures++;                                                                                                \
+            return false;                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 /* Regions 0..40, hole 40..48, 48..80, 80..112 (touching). */
 static void build(struct sim *s, enum span_policy policy)
 {
-    static const struct { unsigned lo, hi; } regions[] = { { 0, 40 }, { 48, 80 }, { 80, 112 } };
+    static const struct {
+        unsigned lo, hi;
+    } regions[] = { { 0, 40 }, { 48, 80 }, { 80, 112 } };
     unsigned i, g, tries;
 
     span_init(&s->a, policy, LARGE, s->nodes, NODES);
@@ -136,19 +135,20 @@ static void build(struct sim *s, enum span_policy policy)
         if (r % 7 == 0)
             req.size = (4 + (r >> 8) % 8) * G;
         if ((r >> 16) % 5 == 0)
-            req.align = (uint64_t)2 * G << ((r >> 20) % 2);      /* 8 or 16 KiB */
+            req.align = (uint64_t)2 * G << ((r >> 20) % 2); /* 8 or 16 KiB */
         if ((r >> 24) % 4 == 0)
-            req.limit = MEM_BASE + (24 + (r >> 28) % 88) * G;    /* anywhere from the first region on */
+            req.limit = MEM_BASE + (24 + (r >> 28) % 88) * G; /* anywhere from the first region on */
         if (req.size >= LARGE && (r >> 36) % 3 == 0)
-            req.flags = 0;                                      /* large alignment a hard constraint */
+            req.flags = 0; /* large alignment a hard constraint */
         if (span_alloc(&s->a, &req, s->nsegs, &base) != 0)
             continue;
         hard = req.align ? req.align : G;
         if (req.size >= LARGE && !(req.flags & SPAN_LARGE_OK) && hard < LARGE)
             hard = LARGE;
-        s->segs[s->nsegs] = (struct seg){ base, req.size, s->nsegs, hard,
-                                          req.limit ? req.limit : UINT64_MAX,
-                                          req.size >= LARGE && hard < LARGE, false, true };
+        s->segs[s->nsegs] = (struct seg){
+            base,  req.size, s->nsegs, hard, req.limit ? req.limit : UINT64_MAX, req.size >= LARGE && hard < LARGE,
+            false, true
+        };
         stamp(s, &s->segs[s->nsegs]);
         s->nsegs++;
     }
@@ -164,10 +164,7 @@ static void build(struct sim *s, enum span_policy policy)
     }
 }
 
-static bool keeps(const struct seg *g, uint64_t to)
-{
-    return to % g->align == 0 && to + g->size <= g->limit;
-}
+static bool keeps(const struct seg *g, uint64_t to) { return to % g->align == 0 && to + g->size <= g->limit; }
 
 static bool verify_memory(struct sim *s)
 {
@@ -203,14 +200,14 @@ static bool carry_out(struct sim *s, struct span_plan *plan, const struct span_m
 
     EXPECT(g != NULL && g->base == mv->from && g->size == mv->size, "move of a non-segment");
     EXPECT(!g->locked, "locked segment proposed for a move");
-    EXPECT(keeps(g, mv->to), "move of segment %" PRIu64 " to %#" PRIx64 " breaks its alignment %#" PRIx64
-           " or limit %#" PRIx64, mv->tag, mv->to, g->align, g->limit);
+    EXPECT(keeps(g, mv->to),
+           "move of segment %" PRIu64 " to %#" PRIx64 " breaks its alignment %#" PRIx64 " or limit %#" PRIx64, mv->tag,
+           mv->to, g->align, g->limit);
     EXPECT(!g->wish || g->base % LARGE != 0 || mv->to % LARGE == 0 || plan->kind == SPAN_PLAN_YIELD ||
                (plan->flags & SPAN_PLAN_RELAX_LARGE),
            "move gives up a large segment's large-page alignment");
     moves_checked++;
-    EXPECT(mv->to >= MEM_BASE && mv->to + mv->size <= MEM_BASE + GRANULES * G,
-           "move outside memory");
+    EXPECT(mv->to >= MEM_BASE && mv->to + mv->size <= MEM_BASE + GRANULES * G, "move outside memory");
     for (gi = (mv->to - MEM_BASE) / G; gi < (mv->to + mv->size - MEM_BASE) / G; gi++)
         EXPECT(!s->hole[gi], "move into a hole");
     EXPECT(span_free(&s->a, mv->from) == -EBUSY, "moving segment could be freed");
@@ -314,15 +311,14 @@ static int cmp_desc(const void *x, const void *y)
 }
 
 /* Free runs (or usable runs, when `usable`) outside [w, w+n) in granules. */
-static unsigned runs_outside(const uint8_t *map, unsigned w, unsigned n, bool usable,
-                             uint64_t *bins, const uint8_t *region_of)
+static unsigned runs_outside(const uint8_t *map, unsigned w, unsigned n, bool usable, uint64_t *bins,
+                             const uint8_t *region_of)
 {
     unsigned g = 0, nb = 0;
 
     while (g < GRANULES) {
         unsigned e;
-        bool ok = (usable ? (map[g] == O_FREE || map[g] == O_MOVABLE) : map[g] == O_FREE) &&
-                  (g < w || g >= w + n);
+        bool ok = (usable ? (map[g] == O_FREE || map[g] == O_MOVABLE) : map[g] == O_FREE) && (g < w || g >= w + n);
         if (!ok) {
             g++;
             continue;
@@ -352,9 +348,9 @@ static const struct seg *seg_at(const struct sim *s, unsigned g)
 }
 
 struct oracle {
-    bool possible;        /* some packing of all movable segments works */
-    bool witness;         /* some aligned window has the eviction witness */
-    uint64_t least_cost;  /* least movable granules of a window with a witness */
+    bool possible;       /* some packing of all movable segments works */
+    bool witness;        /* some aligned window has the eviction witness */
+    uint64_t least_cost; /* least movable granules of a window with a witness */
 };
 
 /*
@@ -367,8 +363,8 @@ struct oracle {
  * inside one region, and not taken by an earlier one. Returns the cost in
  * granules, or UINT64_MAX if some segment finds no place.
  */
-static uint64_t window_witness(const struct sim *s, const uint8_t *map,
-                               const uint8_t *region_of, unsigned w, unsigned n)
+static uint64_t window_witness(const struct sim *s, const uint8_t *map, const uint8_t *region_of, unsigned w,
+                               unsigned n)
 {
     uint8_t avail[GRANULES];
     const struct seg *items[MAX_SEGS];
@@ -398,8 +394,8 @@ static uint64_t window_witness(const struct sim *s, const uint8_t *map,
     }
     for (i = 1; i < ni; i++) /* insertion sort: size down, base up */
         for (j = i; j > 0 && (items[j]->size > items[j - 1]->size ||
-                              (items[j]->size == items[j - 1]->size &&
-                               items[j]->base < items[j - 1]->base)); j--) {
+                              (items[j]->size == items[j - 1]->size && items[j]->base < items[j - 1]->base));
+             j--) {
             const struct seg *t = items[j];
             items[j] = items[j - 1];
             items[j - 1] = t;
@@ -411,8 +407,7 @@ static uint64_t window_witness(const struct sim *s, const uint8_t *map,
         bool placed = false;
         for (g = 0; g + sz <= GRANULES && !placed; g++) {
             unsigned k;
-            bool ok = (MEM_BASE + (uint64_t)g * G) % align == 0 &&
-                      MEM_BASE + (uint64_t)(g + sz) * G <= items[i]->limit;
+            bool ok = (MEM_BASE + (uint64_t)g * G) % align == 0 && MEM_BASE + (uint64_t)(g + sz) * G <= items[i]->limit;
             for (k = g; k < g + sz && ok; k++)
                 ok = avail[k] && region_of[k] == region_of[g];
             if (ok) {
@@ -475,8 +470,7 @@ static bool trial_targeted(struct sim *s)
 {
     unsigned n = 1 + test_rand(&s->rng) % 24;
     unsigned align_g = 1u << (test_rand(&s->rng) % 4);
-    uint64_t limit = test_rand(&s->rng) % 3 == 0
-                         ? MEM_BASE + (20 + test_rand(&s->rng) % 92) * G : UINT64_MAX;
+    uint64_t limit = test_rand(&s->rng) % 3 == 0 ? MEM_BASE + (20 + test_rand(&s->rng) % 92) * G : UINT64_MAX;
     /* One plan in three has a byte cap, as a request's direct budget: it
      * takes only windows within it and makes no room. */
     uint64_t cap = test_rand(&s->rng) % 3 == 0 ? (1 + test_rand(&s->rng) % 24) * G : 0;
@@ -486,8 +480,7 @@ static bool trial_targeted(struct sim *s)
 
     oracle(s, n, align_g, limit, &o);
     targeted++;
-    EXPECT(span_plan_targeted(&s->a, &plan, n * G, align_g * G,
-                              limit == UINT64_MAX ? 0 : limit) == 0, "plan refused");
+    EXPECT(span_plan_targeted(&s->a, &plan, n * G, align_g * G, limit == UINT64_MAX ? 0 : limit) == 0, "plan refused");
     plan.max_cost = cap;
     if (!run_plan(s, &plan, &result, 0))
         return false;
@@ -495,32 +488,32 @@ static bool trial_targeted(struct sim *s)
         return true; /* a segment got pinned mid-plan: the oracle no longer applies */
     if (cap != 0) {
         bool within = o.witness && o.least_cost * G <= cap;
-        EXPECT(plan.room_passes == 0 && plan.moved_bytes <= cap, "capped plan moved %" PRIu64 " of a cap of %"
-               PRIu64 " granules, %u room passes", plan.moved_bytes / G, cap / G, plan.room_passes);
+        EXPECT(plan.room_passes == 0 && plan.moved_bytes <= cap,
+               "capped plan moved %" PRIu64 " of a cap of %" PRIu64 " granules, %u room passes", plan.moved_bytes / G,
+               cap / G, plan.room_passes);
         EXPECT(within ? result == SPAN_PLAN_DONE && plan.moved_bytes == o.least_cost * G : result == -ENOSPC,
-               "capped plan (cap %" PRIu64 ", least witness cost %" PRIu64 " granules): %d, moved %" PRIu64,
-               cap / G, o.witness ? o.least_cost : UINT64_MAX, result, plan.moved_bytes / G);
+               "capped plan (cap %" PRIu64 ", least witness cost %" PRIu64 " granules): %d, moved %" PRIu64, cap / G,
+               o.witness ? o.least_cost : UINT64_MAX, result, plan.moved_bytes / G);
         capped++;
         return true;
     }
     if (result == SPAN_PLAN_DONE) {
         struct span_info info;
-        struct span_request req = { .size = n * G, .align = align_g * G,
-                                    .limit = limit == UINT64_MAX ? 0 : limit,
-                                    .flags = SPAN_LARGE_OK };
+        struct span_request req = {
+            .size = n * G, .align = align_g * G, .limit = limit == UINT64_MAX ? 0 : limit, .flags = SPAN_LARGE_OK
+        };
         uint64_t base;
         EXPECT(span_lookup(&s->a, plan.result_base, &info) == 0 && info.state == SPAN_FREE &&
                    info.base + info.size >= plan.result_base + n * G,
                "targeted plan done but no free run at %#" PRIx64, plan.result_base);
-        EXPECT(plan.result_base % (align_g * G) == 0 && plan.result_base + n * G <= limit,
-               "run breaks constraints");
+        EXPECT(plan.result_base % (align_g * G) == 0 && plan.result_base + n * G <= limit, "run breaks constraints");
         EXPECT(o.possible || pack_budget == 0, "plan succeeded where the oracle says impossible");
         if (o.witness) {
             /* The witness window is taken directly, at the least cost. */
             EXPECT(plan.room_passes == 0, "room-making although a witness exists");
             EXPECT(plan.window_cost / G == o.least_cost && plan.moved_bytes == plan.window_cost,
-                   "moved %" PRIu64 ", window cost %" PRIu64 ", least witness cost %" PRIu64
-                   " granules", plan.moved_bytes / G, plan.window_cost / G, o.least_cost);
+                   "moved %" PRIu64 ", window cost %" PRIu64 ", least witness cost %" PRIu64 " granules",
+                   plan.moved_bytes / G, plan.window_cost / G, o.least_cost);
             by_witness++;
         } else {
             EXPECT(plan.room_passes > 0, "success without room-making or a witness");
@@ -532,8 +525,8 @@ static bool trial_targeted(struct sim *s)
     }
     EXPECT(result == -ENOSPC, "targeted plan error %d", result);
     /* Zero tolerance: a witness means the planner must have found it. */
-    EXPECT(!o.witness, "targeted plan refused although a window of cost %" PRIu64
-           " granules has a witness", o.least_cost);
+    EXPECT(!o.witness, "targeted plan refused although a window of cost %" PRIu64 " granules has a witness",
+           o.least_cost);
     refused++;
     if (o.possible)
         refused_possible++; /* possible only by repacking beyond the witness */
@@ -574,8 +567,7 @@ static bool trial_range(struct sim *s)
         if (ret != SPAN_PLAN_MOVE)
             break;
         EXPECT(mv.from >= lo && mv.from + mv.size <= hi && mv.to >= lo && mv.to + mv.size <= hi,
-               "range move %#" PRIx64 " -> %#" PRIx64 " leaves [%#" PRIx64 ", %#" PRIx64 ")", mv.from, mv.to,
-               lo, hi);
+               "range move %#" PRIx64 " -> %#" PRIx64 " leaves [%#" PRIx64 ", %#" PRIx64 ")", mv.from, mv.to, lo, hi);
         if (!carry_out(s, &plan, &mv))
             return false;
     }
@@ -650,21 +642,11 @@ int main(int argc, char **argv)
             return 1;
         switch (t % 6) {
         case 0:
-        case 1:
-            ok = trial_targeted(&s);
-            break;
-        case 2:
-            ok = trial_full(&s, (t / 6) % 2 ? 0 : (1 + test_rand(&s.rng) % 8) * G);
-            break;
-        case 3:
-            ok = trial_range(&s) && trial_targeted(&s);
-            break;
-        case 4:
-            ok = trial_yield(&s) && trial_realign(&s) && trial_targeted(&s);
-            break;
-        default:
-            ok = trial_realign(&s) && trial_targeted(&s);
-            break;
+        case 1: ok = trial_targeted(&s); break;
+        case 2: ok = trial_full(&s, (t / 6) % 2 ? 0 : (1 + test_rand(&s.rng) % 8) * G); break;
+        case 3: ok = trial_range(&s) && trial_targeted(&s); break;
+        case 4: ok = trial_yield(&s) && trial_realign(&s) && trial_targeted(&s); break;
+        default: ok = trial_realign(&s) && trial_targeted(&s); break;
         }
         if (!ok)
             return 1;

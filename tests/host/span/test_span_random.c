@@ -32,14 +32,14 @@
 
 #include "span_testlib.h"
 
-#define MIB ((uint64_t)1 << 20)
-#define G SPAN_GRANULE
-#define MATCH_EVERY 64
-#define CHECK_ALL_OPS 150000
-#define CHECK_EVERY 16
-#define NODES 8192
-#define MAX_LIVE 4096
-#define PLAN_MOVES_MAX 12 /* moves of one plan run, at most */
+#define MIB              ((uint64_t)1 << 20)
+#define G                SPAN_GRANULE
+#define MATCH_EVERY      64
+#define CHECK_ALL_OPS    150000
+#define CHECK_EVERY      16
+#define NODES            8192
+#define MAX_LIVE         4096
+#define PLAN_MOVES_MAX   12 /* moves of one plan run, at most */
 #define MOVE_FAIL_ONE_IN 40
 
 struct live {
@@ -59,19 +59,20 @@ struct world {
     uint64_t rng;
     uint64_t large;
     uint64_t op;
-    uint64_t moves;  /* moves followed, for the closing line */
+    uint64_t moves; /* moves followed, for the closing line */
     const char *why;
 };
 
-static const char *policy_names[SPAN_POLICY_COUNT] = { "best-fit", "top-of-heap", "instant-fit",
-                                                        "buddy", "marker" };
+static const char *policy_names[SPAN_POLICY_COUNT] = { "best-fit", "top-of-heap", "instant-fit", "buddy", "marker" };
 
 static void setup(struct world *w, enum span_policy policy, uint64_t seed)
 {
-    static const struct { uint64_t base, size; } regions[] = {
-        { 1 * MIB, 8 * MIB },   /* hole 9..10 MiB */
+    static const struct {
+        uint64_t base, size;
+    } regions[] = {
+        { 1 * MIB, 8 * MIB }, /* hole 9..10 MiB */
         { 10 * MIB, 10 * MIB },
-        { 20 * MIB, 5 * MIB },  /* touches the previous region */
+        { 20 * MIB, 5 * MIB }, /* touches the previous region */
         { 26 * MIB, 64 * 4096 },
     };
     unsigned i;
@@ -84,8 +85,7 @@ static void setup(struct world *w, enum span_policy policy, uint64_t seed)
     {
         void *old;
         size_t old_bytes;
-        if (span_hash_resize(&w->a, w->buckets, sizeof(w->buckets), &old, &old_bytes) != 0 ||
-            old != NULL)
+        if (span_hash_resize(&w->a, w->buckets, sizeof(w->buckets), &old, &old_bytes) != 0 || old != NULL)
             abort();
     }
     ref_init(&w->m, 0, (27 * MIB) / G);
@@ -153,8 +153,7 @@ static bool do_alloc(struct world *w)
             bool hard_large = large && !(req.flags & SPAN_LARGE_OK);
             uint64_t keep = hard_large ? eff_align : align;
             uint64_t limit = req.limit ? req.limit & ~(G - 1) : 0;
-            if (info.align != keep || info.limit != limit ||
-                info.wants_large != (large && keep < w->large))
+            if (info.align != keep || info.limit != limit || info.wants_large != (large && keep < w->large))
                 return fail(w, "the segment does not carry the constraints it was asked with");
             ref_set(&w->m, base, size, REF_USED);
             if (w->nlive == MAX_LIVE)
@@ -255,8 +254,7 @@ static struct live *live_at(struct world *w, uint64_t base)
 
 /* Checks a proposed move against the model and the segment's recorded
  * constraints, then carries it out in the model (or refuses it as pinned). */
-static bool follow_move(struct world *w, struct span_plan *plan, const struct span_move *mv,
-                        bool may_drop_large)
+static bool follow_move(struct world *w, struct span_plan *plan, const struct span_move *mv, bool may_drop_large)
 {
     struct live *l = live_at(w, mv->from);
     uint64_t g;
@@ -270,8 +268,7 @@ static bool follow_move(struct world *w, struct span_plan *plan, const struct sp
     for (g = mv->to; g < mv->to + mv->size; g += G) {
         size_t k = (size_t)((g - w->m.base) / G);
         bool own = g >= mv->from && g < mv->from + mv->size;
-        if (k >= w->m.granules || w->m.region[k] == 0 ||
-            w->m.region[k] != w->m.region[(mv->to - w->m.base) / G] ||
+        if (k >= w->m.granules || w->m.region[k] == 0 || w->m.region[k] != w->m.region[(mv->to - w->m.base) / G] ||
             (!own && w->m.state[k] != REF_FREE))
             return fail(w, "a move's destination is not free memory inside one region");
     }
@@ -303,17 +300,15 @@ static bool do_plan(struct world *w)
 
     switch (r % 6) {
     case 0:
-        ret = span_plan_targeted(&w->a, &plan, pick_size(w),
-                                 (r >> 8) % 3 == 0 ? (uint64_t)1 << (13 + (r >> 12) % 8) : 0,
-                                 (r >> 16) % 3 == 0 ? (1 + (r >> 20) % 26) * MIB : 0);
+        ret =
+            span_plan_targeted(&w->a, &plan, pick_size(w), (r >> 8) % 3 == 0 ? (uint64_t)1 << (13 + (r >> 12) % 8) : 0,
+                               (r >> 16) % 3 == 0 ? (1 + (r >> 20) % 26) * MIB : 0);
         if ((r >> 24) % 4 == 0) {
             plan.flags |= SPAN_PLAN_RELAX_LARGE;
             may_drop = true;
         }
         break;
-    case 1:
-        ret = span_plan_full(&w->a, &plan, 0);
-        break;
+    case 1: ret = span_plan_full(&w->a, &plan, 0); break;
     case 2:
         ret = span_plan_full(&w->a, &plan, (1 + (r >> 8) % 64) * G);
         plan.scan_max = 1 + (r >> 16) % 8;
@@ -323,9 +318,7 @@ static bool do_plan(struct world *w)
         ret = span_plan_range(&w->a, &plan, lo, hi, 0);
         break;
     }
-    case 4:
-        ret = span_plan_realign(&w->a, &plan);
-        break;
+    case 4: ret = span_plan_realign(&w->a, &plan); break;
     default:
         ret = span_plan_yield(&w->a, &plan);
         may_drop = true;
@@ -383,14 +376,13 @@ int main(int argc, char **argv)
             if (ok && w.op % MATCH_EVERY == 0)
                 ok = ref_matches(&w.m, &w.a) || fail(&w, "span map differs from reference");
             if (!ok) {
-                fprintf(stderr, "FAIL seed=%#" PRIx64 " policy=%s op=%" PRIu64 ": %s\n",
-                        seed, policy_names[policy], w.op, w.why ? w.why : "check");
+                fprintf(stderr, "FAIL seed=%#" PRIx64 " policy=%s op=%" PRIu64 ": %s\n", seed, policy_names[policy],
+                        w.op, w.why ? w.why : "check");
                 return 1;
             }
         }
         if (!ref_matches(&w.m, &w.a)) {
-            fprintf(stderr, "FAIL seed=%#" PRIx64 " policy=%s at end\n", seed,
-                    policy_names[policy]);
+            fprintf(stderr, "FAIL seed=%#" PRIx64 " policy=%s at end\n", seed, policy_names[policy]);
             return 1;
         }
         total += ops;
@@ -398,7 +390,7 @@ int main(int argc, char **argv)
         w.moves = 0;
         ref_free_model(&w.m);
     }
-    printf("span_random_test: %" PRIu64 " operations and %" PRIu64 " plan moves, seed %#" PRIx64
-           ", all checked\n", total, moves, seed);
+    printf("span_random_test: %" PRIu64 " operations and %" PRIu64 " plan moves, seed %#" PRIx64 ", all checked\n",
+           total, moves, seed);
     return 0;
 }

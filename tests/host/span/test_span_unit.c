@@ -27,14 +27,12 @@ static struct fixture fx;
 /* The fixture's policy: the tests that hold for every policy run once per
  * policy (the state cmocka passes in), the others with best fit. */
 static const enum span_policy all_policies[SPAN_POLICY_COUNT] = {
-    SPAN_POLICY_BEST_FIT, SPAN_POLICY_TOP_OF_HEAP, SPAN_POLICY_INSTANT_FIT,
-    SPAN_POLICY_BUDDY, SPAN_POLICY_MARKER,
+    SPAN_POLICY_BEST_FIT, SPAN_POLICY_TOP_OF_HEAP, SPAN_POLICY_INSTANT_FIT, SPAN_POLICY_BUDDY, SPAN_POLICY_MARKER,
 };
 
 static int setup(void **state)
 {
-    enum span_policy policy = *state != NULL ? *(const enum span_policy *)*state
-                                             : SPAN_POLICY_BEST_FIT;
+    enum span_policy policy = *state != NULL ? *(const enum span_policy *)*state : SPAN_POLICY_BEST_FIT;
 
     memset(&fx.a, 0, sizeof(fx.a));
     assert_int_equal(span_init(&fx.a, policy, 0, fx.nodes, 256), 0);
@@ -53,13 +51,13 @@ static int teardown(void **state)
 }
 
 /* Runs call, expects err, and checks the books are unchanged. */
-#define EXPECT_UNCHANGED(err, call)                                  \
-    do {                                                             \
-        snapshot_take(&fx.a, &fx.before);                            \
-        assert_int_equal((call), (err));                             \
-        snapshot_take(&fx.a, &fx.after);                             \
-        assert_true(snapshot_equal(&fx.before, &fx.after));          \
-        assert_true(check_books(&fx.a, #call));                      \
+#define EXPECT_UNCHANGED(err, call)                                                                                    \
+    do {                                                                                                               \
+        snapshot_take(&fx.a, &fx.before);                                                                              \
+        assert_int_equal((call), (err));                                                                               \
+        snapshot_take(&fx.a, &fx.after);                                                                               \
+        assert_true(snapshot_equal(&fx.before, &fx.after));                                                            \
+        assert_true(check_books(&fx.a, #call));                                                                        \
     } while (0)
 
 static uint64_t alloc_ok(uint64_t size, uint64_t align, uint64_t limit, uint32_t flags)
@@ -145,10 +143,10 @@ static void test_alloc_free_basics(void **state)
     assert_int_equal(info.state, SPAN_ALLOCATED);
     z = alloc_ok(64 * KIB, 64 * KIB, 0, 0);
     assert_int_equal(z % (64 * KIB), 0);
-    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y + 4096)); /* not a start */
+    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y + 4096));  /* not a start */
     EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, 200 * MIB)); /* in a hole */
     assert_int_equal(span_free(&fx.a, y), 0);
-    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y));          /* double free */
+    EXPECT_UNCHANGED(-ENOENT, span_free(&fx.a, y)); /* double free */
     assert_int_equal(span_free(&fx.a, x), 0);
     assert_int_equal(span_free(&fx.a, z), 0);
     assert_true(check_books(&fx.a, "frees"));
@@ -511,8 +509,7 @@ static void test_check_detects_corruption(void **state)
 
 #define BUDDY_NODES 4096
 
-static void buddy_instance(struct span_alloc *a, struct span_node *nodes, uint64_t base,
-                           uint64_t size)
+static void buddy_instance(struct span_alloc *a, struct span_node *nodes, uint64_t base, uint64_t size)
 {
     assert_int_equal(span_init(a, SPAN_POLICY_BUDDY, 0, nodes, BUDDY_NODES), 0);
     assert_int_equal(span_add_region(a, base, size), 0);
@@ -671,7 +668,7 @@ static void test_marker_off_marker(void **state)
 
     (void)state;
     assert_int_equal(marker_alloc(4096, 0), 32 * MIB); /* marker in 32..64 MiB */
-    b = marker_alloc(4096, 16 * MIB);                   /* a limit below it */
+    b = marker_alloc(4096, 16 * MIB);                  /* a limit below it */
     assert_true(b >= 1 * MIB && b + 4096 <= 16 * MIB);
     /* Alignment: in the marker's extent, after the gap alignment leaves. */
     assert_int_equal(span_alloc(&fx.a, &req, 5, &b), 0);
@@ -688,12 +685,14 @@ static void test_marker_off_marker(void **state)
     EXPECT_UNCHANGED(-ENOMEM, span_alloc(&fx.a, &req, 1, &b));
 }
 
-#define POLICY_TEST(f, p, name) { #f " " name, f, setup, teardown, (void *)&all_policies[p] }
-#define ALL_POLICIES(f)                                                              \
-    POLICY_TEST(f, SPAN_POLICY_BEST_FIT, "bestfit"),                                  \
-        POLICY_TEST(f, SPAN_POLICY_TOP_OF_HEAP, "topheap"),                           \
-        POLICY_TEST(f, SPAN_POLICY_INSTANT_FIT, "instantfit"),                        \
-        POLICY_TEST(f, SPAN_POLICY_BUDDY, "buddy"), POLICY_TEST(f, SPAN_POLICY_MARKER, "marker")
+#define POLICY_TEST(f, p, name)                                                                                        \
+    {                                                                                                                  \
+#f " " name, f, setup, teardown, (void *)&all_policies[p]                                                      \
+    }
+#define ALL_POLICIES(f)                                                                                                \
+    POLICY_TEST(f, SPAN_POLICY_BEST_FIT, "bestfit"), POLICY_TEST(f, SPAN_POLICY_TOP_OF_HEAP, "topheap"),               \
+        POLICY_TEST(f, SPAN_POLICY_INSTANT_FIT, "instantfit"), POLICY_TEST(f, SPAN_POLICY_BUDDY, "buddy"),             \
+        POLICY_TEST(f, SPAN_POLICY_MARKER, "marker")
 
 int main(void)
 {

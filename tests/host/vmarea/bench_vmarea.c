@@ -75,10 +75,9 @@ static void bench(uint64_t target_areas, unsigned rounds)
     if (vmareas_check(&va, &why))
         die(why, -1);
     printf("BENCH vmarea_alloc_free_%lluk %.0f ns (areas %llu -> %llu, %u rounds)\n",
-           (unsigned long long)(target_areas / 1000), (double)(t1 - t0) / rounds,
-           (unsigned long long)count_before, (unsigned long long)vmareas_count(&va), rounds);
-    printf("BENCH vmarea_find_%lluk %.0f ns\n", (unsigned long long)(target_areas / 1000),
-           (double)(t2 - t1) / rounds);
+           (unsigned long long)(target_areas / 1000), (double)(t1 - t0) / rounds, (unsigned long long)count_before,
+           (unsigned long long)vmareas_count(&va), rounds);
+    printf("BENCH vmarea_find_%lluk %.0f ns\n", (unsigned long long)(target_areas / 1000), (double)(t2 - t1) / rounds);
     /* Tear-down by frees in address order: each free shifts the array. */
     uint64_t t3 = now_ns(), n = 0, i = 0;
     while (vmareas_count(&va) > 1) {

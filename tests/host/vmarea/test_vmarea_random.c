@@ -27,13 +27,12 @@ static uint64_t total_ops = 240000;
 static uint64_t step;
 static uint64_t refused; /* calls that failed with -ENOMEM */
 
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            print_message("vmarea_random: seed %llu step %llu: ", (unsigned long long)seed,      \
-                          (unsigned long long)step);                                               \
-            fail_msg(__VA_ARGS__);                                                                 \
-        }                                                                                          \
+#define REQUIRE(cond, ...)                                                                                             \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            print_message("vmarea_random: seed %llu step %llu: ", (unsigned long long)seed, (unsigned long long)step); \
+            fail_msg(__VA_ARGS__);                                                                                     \
+        }                                                                                                              \
     } while (0)
 
 struct ref_area {
@@ -44,9 +43,9 @@ struct ref_area {
 static struct test_provider prov;
 static struct vmareas va;
 static uint64_t base, limit, npages;
-static uint32_t *owner;         /* per page: 0 free, else an id in areas[] */
-static struct ref_area *areas;  /* by id; id 0 unused */
-static uint32_t *live, nlive;   /* ids of used areas */
+static uint32_t *owner;        /* per page: 0 free, else an id in areas[] */
+static struct ref_area *areas; /* by id; id 0 unused */
+static uint32_t *live, nlive;  /* ids of used areas */
 static uint32_t *free_ids, nfree_ids;
 static struct area_snapshot snap;
 
@@ -63,7 +62,7 @@ static bool ref_range_free(uint64_t start, uint64_t size)
 static void ref_add(uint64_t start, uint64_t size)
 {
     uint32_t id = free_ids[--nfree_ids];
-    areas[id] = (struct ref_area){start, size, nlive};
+    areas[id] = (struct ref_area){ start, size, nlive };
     live[nlive++] = id;
     for (uint64_t p = (start - base) / PG; p < (start - base + size) / PG; p++)
         owner[p] = id;
@@ -109,15 +108,13 @@ static void compare_all(void)
         uint64_t start, size;
         bool used;
         vmareas_area(&va, i, &start, &size, &used);
-        REQUIRE(start == expect_start, "area %llu starts at %#llx", (unsigned long long)i,
-                (unsigned long long)start);
+        REQUIRE(start == expect_start, "area %llu starts at %#llx", (unsigned long long)i, (unsigned long long)start);
         uint32_t id = owner[(start - base) / PG];
         if (used) {
             REQUIRE(id && areas[id].start == start && areas[id].size == size, "used area %#llx+%#llx",
                     (unsigned long long)start, (unsigned long long)size);
         } else {
-            REQUIRE(ref_range_free(start, size), "free area %#llx is used in the reference",
-                    (unsigned long long)start);
+            REQUIRE(ref_range_free(start, size), "free area %#llx is used in the reference", (unsigned long long)start);
         }
         expect_start = start + size;
     }
@@ -169,8 +166,8 @@ static void one_step(unsigned alloc_percent)
             REQUIRE(err == -EINVAL, "alloc %#llx: %d", (unsigned long long)size, err);
         } else if (err == 0) {
             uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : PG;
-            REQUIRE(at % align == 0 && at >= base && at <= limit && limit - at >= size,
-                    "alloc %#llx at %#llx", (unsigned long long)size, (unsigned long long)at);
+            REQUIRE(at % align == 0 && at >= base && at <= limit && limit - at >= size, "alloc %#llx at %#llx",
+                    (unsigned long long)size, (unsigned long long)at);
             REQUIRE(ref_range_free(at, size), "alloc %#llx at %#llx overlaps", (unsigned long long)size,
                     (unsigned long long)at);
             ref_add(at, size);
@@ -195,8 +192,8 @@ static void one_step(unsigned alloc_percent)
             expect = 0;
         if (expect == 0 && err == -ENOMEM && refuse)
             expect = -ENOMEM;
-        REQUIRE(err == expect, "reserve %#llx+%#llx: %d, expected %d", (unsigned long long)at,
-                (unsigned long long)size, err, expect);
+        REQUIRE(err == expect, "reserve %#llx+%#llx: %d, expected %d", (unsigned long long)at, (unsigned long long)size,
+                err, expect);
         if (!err) {
             ref_add(at, size);
             changed = true;

@@ -48,7 +48,7 @@ static void test_init_destroy(void **state)
     assert_int_equal(vmareas_init(&va, 0x1001, 0x9000, &pages), -EINVAL);
     assert_int_equal(vmareas_init(&va, 0x1000, 0x9001, &pages), -EINVAL);
     assert_int_equal(vmareas_init(&va, 0x1000, 0x9000, NULL), -EINVAL);
-    struct vmarea_pages broken = {NULL, test_put_page, &prov};
+    struct vmarea_pages broken = { NULL, test_put_page, &prov };
     assert_int_equal(vmareas_init(&va, 0x1000, 0x9000, &broken), -EINVAL);
     vmareas_destroy(&va); /* harmless after a failed init */
     for (long fail_at = 0; fail_at < 3; fail_at++) {
@@ -189,8 +189,7 @@ static void test_reserve(void **state)
     assert_int_equal(vmareas_alloc(&va, PG, &at), 0);
     assert_int_equal(at, base + 13 * PG);
     /* Free everything: back to one free area. */
-    uint64_t starts[] = {base, base + PG, base + 7 * PG, base + 8 * PG, base + 12 * PG, base + 13 * PG,
-                         limit - PG};
+    uint64_t starts[] = { base, base + PG, base + 7 * PG, base + 8 * PG, base + 12 * PG, base + 13 * PG, limit - PG };
     for (unsigned i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
         assert_int_equal(vmareas_free(&va, starts[(i * 3) % 7], NULL), 0);
         assert_checked(&va);
@@ -336,7 +335,7 @@ static void test_no_page(void **state)
     (void)state;
     pages = test_pages(&prov);
     const uint64_t base = 1ull << 32, limit = base + (1ull << 34);
-    struct area_snapshot snap = {0};
+    struct area_snapshot snap = { 0 };
     for (uint64_t target = VMAREA_PER_PAGE - 4; target <= 2 * VMAREA_PER_PAGE + 2; target++) {
         if (target == VMAREA_PER_PAGE + 4)
             target = 2 * VMAREA_PER_PAGE - 4;
@@ -344,7 +343,7 @@ static void test_no_page(void **state)
             prov.gets_left = -1;
             assert_int_equal(vmareas_init(&va, base, limit, &pages), 0);
             uint64_t at;
-                        /* Used pages with a one-page gap (+2 areas each), the last one
+            /* Used pages with a one-page gap (+2 areas each), the last one
              * against the tail's start (+1) when the target is odd. */
             for (uint64_t next = base; vmareas_count(&va) < target; next += PG) {
                 if (next > base && target - vmareas_count(&va) >= 2)
@@ -369,12 +368,8 @@ static void test_no_page(void **state)
             case 1: /* large, aligned: head and tail remainders, +2 */
                 err = vmareas_alloc(&va, 2 * MB, &at), added = (tail % (2 * MB)) ? 2 : 1;
                 break;
-            case 2: /* reserve inside the tail: +2 */
-                err = vmareas_reserve(&va, tail + 5 * PG, PG), added = 2;
-                break;
-            case 3: /* reserve at the tail's start: +1 */
-                err = vmareas_reserve(&va, tail, 3 * PG), added = 1;
-                break;
+            case 2: /* reserve inside the tail: +2 */ err = vmareas_reserve(&va, tail + 5 * PG, PG), added = 2; break;
+            case 3: /* reserve at the tail's start: +1 */ err = vmareas_reserve(&va, tail, 3 * PG), added = 1; break;
             case 4: /* exact fit into a 4 KiB gap: +0 */
                 err = before > 2 ? vmareas_alloc(&va, PG, &at) : 0, added = 0;
                 break;
@@ -423,10 +418,10 @@ static void test_no_churn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_destroy), cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_reserve),      cmocka_unit_test(test_free_area),
+        cmocka_unit_test(test_init_destroy),      cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_reserve),           cmocka_unit_test(test_free_area),
         cmocka_unit_test(test_growth_and_shrink), cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_no_page),      cmocka_unit_test(test_no_churn),
+        cmocka_unit_test(test_no_page),           cmocka_unit_test(test_no_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,8 +16,8 @@
 #include <kernel/vmarea.h>
 
 struct test_provider {
-    long outstanding;   /* pages handed out and not yet returned */
-    long gets_left;     /* successful gets before failing; < 0: never fail */
+    long outstanding; /* pages handed out and not yet returned */
+    long gets_left;   /* successful gets before failing; < 0: never fail */
     long gets, puts;
 };
 
@@ -50,7 +50,7 @@ static inline struct vmarea_pages test_pages(struct test_provider *p)
     p->outstanding = 0;
     p->gets_left = -1;
     p->gets = p->puts = 0;
-    return (struct vmarea_pages){test_get_page, test_put_page, p};
+    return (struct vmarea_pages){ test_get_page, test_put_page, p };
 }
 
 struct area_snapshot {

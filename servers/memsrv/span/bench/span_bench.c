@@ -55,10 +55,9 @@
 
 #define KIB ((uint64_t)1 << 10)
 #define MIB ((uint64_t)1 << 20)
-#define G SPAN_GRANULE
+#define G   SPAN_GRANULE
 
-static const char *const policy_names[SPAN_POLICY_COUNT] = { "bestfit", "topheap", "instant",
-                                                             "buddy", "marker" };
+static const char *const policy_names[SPAN_POLICY_COUNT] = { "bestfit", "topheap", "instant", "buddy", "marker" };
 static bool quick;
 static struct span_node *nodes;
 static size_t node_count = 1 << 20;
@@ -86,10 +85,7 @@ static int cmp_u64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void bench(const char *name, double value, const char *unit)
-{
-    printf("BENCH %s %.3f %s\n", name, value, unit);
-}
+static void bench(const char *name, double value, const char *unit) { printf("BENCH %s %.3f %s\n", name, value, unit); }
 
 /* ---- instruction counting --------------------------------------------- */
 
@@ -102,10 +98,7 @@ static volatile struct {
 static bool count_mode;
 
 /* The parent stops counting when the child reaches this function. */
-static void __attribute__((noinline)) op_end(void)
-{
-    __asm__ volatile("" ::: "memory");
-}
+static void __attribute__((noinline)) op_end(void) { __asm__ volatile("" ::: "memory"); }
 
 static inline void op_begin(unsigned policy, unsigned occupancy, enum op_kind kind)
 {
@@ -119,10 +112,7 @@ static inline void op_begin(unsigned policy, unsigned occupancy, enum op_kind ki
  * state, a few seconds of single-stepping each. */
 static bool tracing;
 
-static bool measured(uint64_t op, uint64_t ops)
-{
-    return tracing && op >= ops / 2 && op % 16 == 0;
-}
+static bool measured(uint64_t op, uint64_t ops) { return tracing && op >= ops / 2 && op % 16 == 0; }
 
 /* Buckets for the segment hash: 2^17, chains of at most two even when the
  * Robson workload fills 1 GiB with 4 KiB segments (memsrv resizes its table
@@ -153,8 +143,7 @@ static int run_plan(struct span_alloc *a, struct span_plan *plan, uint64_t *move
     struct span_move mv;
     int ret;
 
-    while ((ret = span_plan_next(a, plan, &mv)) == SPAN_PLAN_MOVE ||
-           ret == SPAN_PLAN_PAUSE) {
+    while ((ret = span_plan_next(a, plan, &mv)) == SPAN_PLAN_MOVE || ret == SPAN_PLAN_PAUSE) {
         if (ret == SPAN_PLAN_MOVE) {
             span_move_done(a, plan, &mv);
             *moved += mv.size;
@@ -230,7 +219,7 @@ static uint64_t pick_size(unsigned *cls)
 struct ospan {
     uint64_t base, end;
     unsigned region;
-    uint8_t kind;  /* 0 free, 1 movable segment, 2 locked / in transit / moving */
+    uint8_t kind; /* 0 free, 1 movable segment, 2 locked / in transit / moving */
     bool keep_large;
 };
 
@@ -247,9 +236,12 @@ static int collect_ospan(void *ctx, const struct span_info *info)
         o->v = realloc(o->v, o->cap * sizeof(*o->v));
     }
     o->v[o->n++] = (struct ospan){
-        .base = info->base, .end = info->base + info->size, .region = info->region,
-        .kind = info->state == SPAN_FREE ? 0
-                : info->state == SPAN_ALLOCATED && !info->moving ? 1 : 2,
+        .base = info->base,
+        .end = info->base + info->size,
+        .region = info->region,
+        .kind = info->state == SPAN_FREE                         ? 0
+                : info->state == SPAN_ALLOCATED && !info->moving ? 1
+                                                                 : 2,
         .keep_large = info->size >= 2 * MIB && !info->misaligned,
     };
     return 0;
@@ -269,7 +261,7 @@ static int cmp_item(const void *x, const void *y)
 static bool run_witness(const struct ospans *o, size_t i, size_t j)
 {
     const struct ospan **items = malloc((j - i + 1) * sizeof(*items));
-    uint64_t (*gaps)[2] = malloc((o->n + 2 * (j - i + 1)) * sizeof(*gaps));
+    uint64_t(*gaps)[2] = malloc((o->n + 2 * (j - i + 1)) * sizeof(*gaps));
     size_t ni = 0, ng = 0, k, g;
     bool ok = true;
 
@@ -434,9 +426,8 @@ struct steady {
 
 /* A failed allocation is retried after a targeted compaction, and (outside
  * count mode) the oracle says whether any placement could have served it. */
-static int steady_alloc_compacted(struct steady *s, const struct span_stats *st,
-                                  const struct span_request *req, uint64_t id, uint64_t *base,
-                                  unsigned c)
+static int steady_alloc_compacted(struct steady *s, const struct span_stats *st, const struct span_request *req,
+                                  uint64_t id, uint64_t *base, unsigned c)
 {
     struct span_plan plan;
     int err = -ENOMEM;
@@ -537,16 +528,16 @@ static void steady_report(struct steady *s)
     qsort(s->t_alloc, na, sizeof(uint64_t), cmp_u64);
     qsort(s->t_free, nf, sizeof(uint64_t), cmp_u64);
     span_stats(&s->a, &st);
-    printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64
-           " %6" PRIu64 " %8" PRIu64 "  largest %6" PRIu64 " KiB  unusable %4u"
+    printf("%-8s %3u%% alloc ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64 "  free ns %5" PRIu64 " %6" PRIu64 " %8" PRIu64
+           "  largest %6" PRIu64 " KiB  unusable %4u"
            "  misaligned %" PRIu64 "/%" PRIu64 "\n",
-           policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1],
-           t_free[nf / 2], t_free[nf * 99 / 100], t_free[nf - 1], st.largest_free / KIB,
-           st.unusable_index, s->large_misaligned, s->large_placed);
-#define B(fmt, val, unit)                                                        \
-    do {                                                                         \
-        snprintf(name, sizeof(name), fmt, policy_names[p], occupancy);          \
-        bench(name, (double)(val), unit);                                        \
+           policy_names[p], occupancy, t_alloc[na / 2], t_alloc[na * 99 / 100], t_alloc[na - 1], t_free[nf / 2],
+           t_free[nf * 99 / 100], t_free[nf - 1], st.largest_free / KIB, st.unusable_index, s->large_misaligned,
+           s->large_placed);
+#define B(fmt, val, unit)                                                                                              \
+    do {                                                                                                               \
+        snprintf(name, sizeof(name), fmt, policy_names[p], occupancy);                                                 \
+        bench(name, (double)(val), unit);                                                                              \
     } while (0)
     B("steady_%s_%u_alloc_median", t_alloc[na / 2], "ns");
     B("steady_%s_%u_alloc_p99", t_alloc[na * 99 / 100], "ns");
@@ -564,11 +555,9 @@ static void steady_report(struct steady *s)
 #undef B
     for (c = 0; c < CLASSES; c++) {
         uint64_t tries = s->tries[c];
-        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_raw", policy_names[p], occupancy,
-                 class_names[c]);
+        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_raw", policy_names[p], occupancy, class_names[c]);
         bench(name, tries ? 1000.0 * (double)s->fail_raw[c] / (double)tries : 0, "permille");
-        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_compacted", policy_names[p],
-                 occupancy, class_names[c]);
+        snprintf(name, sizeof(name), "steady_%s_%u_fail_%s_compacted", policy_names[p], occupancy, class_names[c]);
         bench(name, tries ? 1000.0 * (double)s->fail_cmp[c] / (double)tries : 0, "permille");
     }
 }
@@ -627,8 +616,8 @@ static void shatter(struct span_alloc *a, uint64_t bytes)
         struct span_info info;
         uint64_t addr;
         for (addr = 0; addr < 1100 * MIB; addr += G) {
-            if (span_lookup(a, addr, &info) == 0 && info.state == SPAN_ALLOCATED &&
-                info.base == addr && ((addr / G) % 4) != 0)
+            if (span_lookup(a, addr, &info) == 0 && info.state == SPAN_ALLOCATED && info.base == addr &&
+                ((addr / G) % 4) != 0)
                 span_free(a, addr);
         }
     }
@@ -650,11 +639,10 @@ static void bench_shatter(enum span_policy p)
     span_plan_full(&a, &plan, 0);
     run_plan(&a, &plan, &moved);
     span_stats(&a, &after);
-    printf("%-8s shatter: unusable %u -> %u, largest %" PRIu64 " -> %" PRIu64
-           " KiB, moved %" PRIu64 " MiB in %.1f ms\n",
-           policy_names[p], before.unusable_index, after.unusable_index,
-           before.largest_free / KIB, after.largest_free / KIB, moved / MIB,
-           (double)(now_ns() - t0) / 1e6);
+    printf("%-8s shatter: unusable %u -> %u, largest %" PRIu64 " -> %" PRIu64 " KiB, moved %" PRIu64
+           " MiB in %.1f ms\n",
+           policy_names[p], before.unusable_index, after.unusable_index, before.largest_free / KIB,
+           after.largest_free / KIB, moved / MIB, (double)(now_ns() - t0) / 1e6);
     snprintf(name, sizeof(name), "shatter_%s_unusable_before", policy_names[p]);
     bench(name, before.unusable_index, "permille");
     snprintf(name, sizeof(name), "shatter_%s_unusable_after", policy_names[p]);
@@ -664,8 +652,7 @@ static void bench_shatter(enum span_policy p)
         /* Contiguous space created: free bytes that became usable at 2 MiB. */
         double usable_before = (double)before.free_bytes * (1000 - before.unusable_index) / 1000;
         double usable_after = (double)after.free_bytes * (1000 - after.unusable_index) / 1000;
-        bench(name, usable_after > usable_before ? (double)moved / (usable_after - usable_before)
-                                                 : 0, "ratio");
+        bench(name, usable_after > usable_before ? (double)moved / (usable_after - usable_before) : 0, "ratio");
     }
 }
 
@@ -692,15 +679,14 @@ static void bench_robson(enum span_policy p)
         /* Keep one segment of this size per 2*size (+1 granule) stretch. */
         for (addr = 0; addr < 1100 * MIB; addr += size) {
             struct span_info info;
-            if (span_lookup(&a, addr, &info) == 0 && info.state == SPAN_ALLOCATED &&
-                info.base == addr && info.size == size && (addr / size) % 2 == 1)
+            if (span_lookup(&a, addr, &info) == 0 && info.state == SPAN_ALLOCATED && info.base == addr &&
+                info.size == size && (addr / size) % 2 == 1)
                 span_free(&a, addr);
         }
     }
     span_stats(&a, &st);
-    printf("%-8s robson: lowest occupancy at failure %.1f%%, final largest free %" PRIu64
-           " KiB\n", policy_names[p], 100.0 * (double)worst_used / (double)st.total_bytes,
-           st.largest_free / KIB);
+    printf("%-8s robson: lowest occupancy at failure %.1f%%, final largest free %" PRIu64 " KiB\n", policy_names[p],
+           100.0 * (double)worst_used / (double)st.total_bytes, st.largest_free / KIB);
     snprintf(name, sizeof(name), "robson_%s_occupancy_at_failure", policy_names[p]);
     bench(name, 1000.0 * (double)worst_used / (double)st.total_bytes, "permille");
 }
@@ -754,8 +740,8 @@ static uint64_t least_cost(const struct span_alloc *a, uint64_t size, uint64_t a
                 else if (w.movable[i] == 1)
                     cost += w.ends[i] - w.starts[i];
                 else
-                    free_in += (w.ends[i] < pos + size ? w.ends[i] : pos + size) -
-                               (w.starts[i] > pos ? w.starts[i] : pos);
+                    free_in +=
+                        (w.ends[i] < pos + size ? w.ends[i] : pos + size) - (w.starts[i] > pos ? w.starts[i] : pos);
             }
             if (!blocked && cost <= st.free_bytes - free_in && cost < best)
                 best = cost;
@@ -799,9 +785,8 @@ static void bench_targeted(enum span_policy p)
         span_alloc(&a, &req, 7, &base); /* consume it, so the next run differs */
     }
     t = least_total ? moved_total * 1000 / least_total : 0;
-    printf("%-8s targeted 2 MiB x%u: moved %" PRIu64 " KiB, least possible %" PRIu64
-           " KiB (ratio %.3f)\n", policy_names[p], i, moved_total / KIB, least_total / KIB,
-           (double)t / 1000.0);
+    printf("%-8s targeted 2 MiB x%u: moved %" PRIu64 " KiB, least possible %" PRIu64 " KiB (ratio %.3f)\n",
+           policy_names[p], i, moved_total / KIB, least_total / KIB, (double)t / 1000.0);
     snprintf(name, sizeof(name), "targeted_%s_moved_over_least", policy_names[p]);
     bench(name, (double)t / 1000.0, "ratio");
 }
@@ -862,8 +847,7 @@ static uint64_t step_until_end(pid_t pid)
 
     for (;;) {
         struct user_regs_struct regs;
-        if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) != 0 || waitpid(pid, &status, 0) != pid ||
-            !WIFSTOPPED(status)) {
+        if (ptrace(PTRACE_SINGLESTEP, pid, NULL, NULL) != 0 || waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status)) {
             fprintf(stderr, "span-bench: lost the traced child\n");
             exit(1);
         }
@@ -909,10 +893,8 @@ static void print_instruction_counts(struct counts counts[SPAN_POLICY_COUNT][OCC
                 p90[k] = c->v[c->n * 9 / 10];
                 mean[k] = sum / c->n;
             }
-            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64
-                   " %5" PRIu64 " %5" PRIu64 "\n",
-                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1],
-                   mean[1]);
+            printf("%-8s %3u%%   %12" PRIu64 " %5" PRIu64 " %5" PRIu64 "   %11" PRIu64 " %5" PRIu64 " %5" PRIu64 "\n",
+                   policy_names[p], occupancies[o], med[0], p90[0], mean[0], med[1], p90[1], mean[1]);
             snprintf(name, sizeof(name), "instr_%s_%u_alloc_median", policy_names[p], occupancies[o]);
             bench(name, (double)med[0], "instructions");
             snprintf(name, sizeof(name), "instr_%s_%u_free_median", policy_names[p], occupancies[o]);

@@ -40,12 +40,12 @@
 
 #include <span/span.h>
 
-#define G SPAN_GRANULE
-#define KIB ((uint64_t)1 << 10)
-#define HEAP_BASE ((uint64_t)16 << 20)
-#define CHECK_EVERY 256
+#define G             SPAN_GRANULE
+#define KIB           ((uint64_t)1 << 10)
+#define HEAP_BASE     ((uint64_t)16 << 20)
+#define CHECK_EVERY   256
 #define TIMED_REPLAYS 5
-#define MAX_IDS ((uint64_t)1 << 24) /* the converter numbers segments 0, 1, 2, ... */
+#define MAX_IDS       ((uint64_t)1 << 24) /* the converter numbers segments 0, 1, 2, ... */
 
 static const unsigned heap_permille[] = { 1250, 1100, 1000 };
 #define HEAPS (sizeof(heap_permille) / sizeof(heap_permille[0]))
@@ -54,8 +54,8 @@ static const unsigned heap_permille[] = { 1250, 1100, 1000 };
 
 struct trace_op {
     uint32_t id;
-    uint32_t alloc;  /* 1: a <id> <bytes>; 0: f <id> */
-    uint64_t bytes;  /* the segment's size (a free: the size it was allocated with) */
+    uint32_t alloc; /* 1: a <id> <bytes>; 0: f <id> */
+    uint64_t bytes; /* the segment's size (a free: the size it was allocated with) */
 };
 
 struct trace {
@@ -222,7 +222,7 @@ struct replay {
     struct span_alloc a;
     struct span_node *nodes;
     void *hash;
-    uint64_t *base_of;    /* id -> segment base, or NO_BASE */
+    uint64_t *base_of; /* id -> segment base, or NO_BASE */
     uint64_t live_bytes, live_count;
     /* results */
     uint64_t alloc_calls, fail_raw, fail_targeted, fail_after, skipped_frees;
@@ -233,12 +233,11 @@ struct replay {
 
 #define NO_BASE UINT64_MAX
 
-static void fault(struct replay *r, const struct trace *t, size_t op, const char *what,
-                  uint64_t addr)
+static void fault(struct replay *r, const struct trace *t, size_t op, const char *what, uint64_t addr)
 {
     if (r->faults++ < 5)
-        fprintf(stderr, "span-trace: %s %s heap %" PRIu64 " KiB, op %zu: %s (%#" PRIx64 ")\n",
-                t->name, span_policy_name(r->policy), r->heap / KIB, op, what, addr);
+        fprintf(stderr, "span-trace: %s %s heap %" PRIu64 " KiB, op %zu: %s (%#" PRIx64 ")\n", t->name,
+                span_policy_name(r->policy), r->heap / KIB, op, what, addr);
 }
 
 /* memsrv resizes the segment hash as span_hash_wanted asks; so does this. */
@@ -259,8 +258,7 @@ static void keep_hash(struct replay *r)
     r->hash = mem;
 }
 
-static int replay_setup(struct replay *r, const struct trace *t, enum span_policy policy,
-                        unsigned permille, bool check)
+static int replay_setup(struct replay *r, const struct trace *t, enum span_policy policy, unsigned permille, bool check)
 {
     /* A free span takes two slots, a segment one; 2 * (segments + 1) free
      * spans at most, plus what an operation and a plan may hold. */
@@ -276,8 +274,7 @@ static int replay_setup(struct replay *r, const struct trace *t, enum span_polic
         return -1;
     for (uint32_t i = 0; i < t->ids; i++)
         r->base_of[i] = NO_BASE;
-    if (span_init(&r->a, policy, 0, r->nodes, slots) != 0 ||
-        span_add_region(&r->a, HEAP_BASE, r->heap) != 0)
+    if (span_init(&r->a, policy, 0, r->nodes, slots) != 0 || span_add_region(&r->a, HEAP_BASE, r->heap) != 0)
         return -1;
     return 0;
 }
@@ -337,8 +334,8 @@ static int try_alloc(struct replay *r, const struct span_request *req, uint32_t 
  * targeted plan for it, without budgets, then the retry); if that fails
  * too, a full compaction, as memsrv's background compactor would run
  * sooner or later, and a last retry. */
-static int alloc_compacted(struct replay *r, const struct trace *t, size_t op,
-                           const struct span_request *req, uint32_t id, uint64_t *base)
+static int alloc_compacted(struct replay *r, const struct trace *t, size_t op, const struct span_request *req,
+                           uint32_t id, uint64_t *base)
 {
     struct span_plan plan;
     struct span_stats st;
@@ -347,8 +344,7 @@ static int alloc_compacted(struct replay *r, const struct trace *t, size_t op,
     span_stats(&r->a, &st);
     if (st.free_bytes < req->size)
         return err; /* out of memory, not fragmentation */
-    if (span_plan_targeted(&r->a, &plan, req->size, 0, 0) == 0 &&
-        run_plan(r, t, op, &plan) == 0)
+    if (span_plan_targeted(&r->a, &plan, req->size, 0, 0) == 0 && run_plan(r, t, op, &plan) == 0)
         err = try_alloc(r, req, id, base);
     if (err == 0)
         return 0;
@@ -358,8 +354,7 @@ static int alloc_compacted(struct replay *r, const struct trace *t, size_t op,
     return err;
 }
 
-static void replay_alloc(struct replay *r, const struct trace *t, size_t op,
-                         const struct trace_op *o)
+static void replay_alloc(struct replay *r, const struct trace *t, size_t op, const struct trace_op *o)
 {
     struct span_request req = { .size = o->bytes, .flags = SPAN_LARGE_OK };
     uint64_t base;
@@ -380,15 +375,14 @@ static void replay_alloc(struct replay *r, const struct trace *t, size_t op,
     r->live_count++;
     if (r->check) {
         struct span_info info;
-        if (span_lookup(&r->a, base, &info) != 0 || info.base != base ||
-            info.size != o->bytes || info.state != SPAN_ALLOCATED || info.tag != o->id ||
-            base < HEAP_BASE || base + o->bytes > HEAP_BASE + r->heap)
+        if (span_lookup(&r->a, base, &info) != 0 || info.base != base || info.size != o->bytes ||
+            info.state != SPAN_ALLOCATED || info.tag != o->id || base < HEAP_BASE ||
+            base + o->bytes > HEAP_BASE + r->heap)
             fault(r, t, op, "a new segment is not booked as returned", base);
     }
 }
 
-static void replay_free(struct replay *r, const struct trace *t, size_t op,
-                        const struct trace_op *o)
+static void replay_free(struct replay *r, const struct trace *t, size_t op, const struct trace_op *o)
 {
     uint64_t base = r->base_of[o->id];
     int err;
@@ -434,8 +428,8 @@ static void replay_run(struct replay *r, const struct trace *t)
         struct span_stats st;
         check_books(r, t, t->n);
         span_stats(&r->a, &st);
-        if (r->live_count != 0 || st.segments != 0 || st.free_bytes != r->heap ||
-            st.free_spans != 1 || st.largest_free != r->heap)
+        if (r->live_count != 0 || st.segments != 0 || st.free_bytes != r->heap || st.free_spans != 1 ||
+            st.largest_free != r->heap)
             fault(r, t, t->n, "the books are not all free after the last free", st.free_bytes);
     }
 }
@@ -473,19 +467,17 @@ static bool annotate_line(const char *line, const char *fn, uint64_t *out)
     return true;
 }
 
-static struct instr count_instructions(const char *self, const struct trace *t,
-                                       enum span_policy p, unsigned permille)
+static struct instr count_instructions(const char *self, const struct trace *t, enum span_policy p, unsigned permille)
 {
-    static const char *const compaction[] = { "span_plan_targeted", "span_plan_full",
-                                              "span_plan_next", "span_move_done" };
+    static const char *const compaction[] = { "span_plan_targeted", "span_plan_full", "span_plan_next",
+                                              "span_move_done" };
     struct instr in = { 0 };
     char out[64], cmd[1024], line[1024];
     FILE *ann;
     int status;
 
     snprintf(out, sizeof(out), "/tmp/span-trace.%d.callgrind", (int)getpid());
-    snprintf(cmd, sizeof(cmd),
-             "valgrind --tool=callgrind --callgrind-out-file=%s %s --once %s %u %s >/dev/null 2>&1",
+    snprintf(cmd, sizeof(cmd), "valgrind --tool=callgrind --callgrind-out-file=%s %s --once %s %u %s >/dev/null 2>&1",
              out, self, span_policy_name(p), permille, t->path);
     status = system(cmd);
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -494,8 +486,7 @@ static struct instr count_instructions(const char *self, const struct trace *t,
     }
     /* From /: run where the sources' relative names resolve, callgrind_annotate
      * lists each function twice (by relative and by absolute name). */
-    snprintf(cmd, sizeof(cmd),
-             "cd / && callgrind_annotate --inclusive=yes --threshold=100 --auto=no %s", out);
+    snprintf(cmd, sizeof(cmd), "cd / && callgrind_annotate --inclusive=yes --threshold=100 --auto=no %s", out);
     ann = popen(cmd, "r");
     if (ann == NULL)
         return in;
@@ -518,17 +509,16 @@ static int cmp_u64(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static void bench(const char *trace, enum span_policy p, unsigned permille, const char *what,
-                  double value, const char *unit)
+static void bench(const char *trace, enum span_policy p, unsigned permille, const char *what, double value,
+                  const char *unit)
 {
-    printf("BENCH trace_%s_%s_%u_%s %.3f %s\n", trace, span_policy_name(p), permille, what,
-           value, unit);
+    printf("BENCH trace_%s_%s_%u_%s %.3f %s\n", trace, span_policy_name(p), permille, what, value, unit);
 }
 
 /* Replays TIMED_REPLAYS times (the failures and moves are the same every
  * time: the library is deterministic) and reports the median time. */
-static int measure(const char *self, const struct trace *t, enum span_policy p,
-                   unsigned permille, bool with_instructions)
+static int measure(const char *self, const struct trace *t, enum span_policy p, unsigned permille,
+                   bool with_instructions)
 {
     uint64_t ns[TIMED_REPLAYS];
     struct replay r;
@@ -549,14 +539,11 @@ static int measure(const char *self, const struct trace *t, enum span_policy p,
     if (with_instructions)
         in = count_instructions(self, t, p, permille);
     frees_called = t->allocs - r.skipped_frees;
-    printf("%-16s %-10s %5.2fx %9" PRIu64 " %7.1f %6" PRIu64 " %6" PRIu64 " %6" PRIu64
-           " %6" PRIu64 " %10" PRIu64,
-           t->name, span_policy_name(p), permille / 1000.0, r.heap / KIB,
-           (double)ns[TIMED_REPLAYS / 2] / (double)ops, r.fail_raw, r.fail_targeted,
-           r.fail_after, r.plans, r.moved_bytes / KIB);
+    printf("%-16s %-10s %5.2fx %9" PRIu64 " %7.1f %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %10" PRIu64,
+           t->name, span_policy_name(p), permille / 1000.0, r.heap / KIB, (double)ns[TIMED_REPLAYS / 2] / (double)ops,
+           r.fail_raw, r.fail_targeted, r.fail_after, r.plans, r.moved_bytes / KIB);
     if (with_instructions && in.ok)
-        printf(" %8" PRIu64 " %8" PRIu64 " %11" PRIu64, in.alloc / r.alloc_calls,
-               in.free / frees_called, in.compact);
+        printf(" %8" PRIu64 " %8" PRIu64 " %11" PRIu64, in.alloc / r.alloc_calls, in.free / frees_called, in.compact);
     printf("\n");
     bench(t->name, p, permille, "ns_per_op", (double)ns[TIMED_REPLAYS / 2] / (double)ops, "ns");
     bench(t->name, p, permille, "fail_raw", (double)r.fail_raw, "count");
@@ -564,10 +551,8 @@ static int measure(const char *self, const struct trace *t, enum span_policy p,
     bench(t->name, p, permille, "fail_after_full", (double)r.fail_after, "count");
     bench(t->name, p, permille, "moved", (double)(r.moved_bytes / KIB), "KiB");
     if (with_instructions && in.ok) {
-        bench(t->name, p, permille, "instr_per_alloc", (double)in.alloc / (double)r.alloc_calls,
-              "instructions");
-        bench(t->name, p, permille, "instr_per_free", (double)in.free / (double)frees_called,
-              "instructions");
+        bench(t->name, p, permille, "instr_per_alloc", (double)in.alloc / (double)r.alloc_calls, "instructions");
+        bench(t->name, p, permille, "instr_per_free", (double)in.free / (double)frees_called, "instructions");
         bench(t->name, p, permille, "instr_compaction", (double)in.compact, "instructions");
     }
     replay_teardown(&r);
@@ -588,9 +573,8 @@ static int check_all(const struct trace *t)
             replay_run(&r, t);
             printf("%s %-10s heap %" PRIu64 " KiB: %zu ops, %" PRIu64 " failures (%" PRIu64
                    " after compaction), %" PRIu64 " moves, %" PRIu64 " KiB moved: %s\n",
-                   t->name, span_policy_name((enum span_policy)p), r.heap / KIB, t->n,
-                   r.fail_raw, r.fail_after, r.moves, r.moved_bytes / KIB,
-                   r.faults ? "FAULTS" : "books exact");
+                   t->name, span_policy_name((enum span_policy)p), r.heap / KIB, t->n, r.fail_raw, r.fail_after,
+                   r.moves, r.moved_bytes / KIB, r.faults ? "FAULTS" : "books exact");
             faults += r.faults;
             replay_teardown(&r);
         }
@@ -635,7 +619,8 @@ int main(int argc, char **argv)
     }
     if (!check) {
         printf("trace            policy      heap  heap KiB   ns/op  fails  after  after  plans "
-               " moved KiB%s\n", instructions ? "  instr/a  instr/f compact-ins" : "");
+               " moved KiB%s\n",
+               instructions ? "  instr/a  instr/f compact-ins" : "");
         printf("%52s targeted   full\n", "");
     }
     for (int i = first; i < argc; i++) {
@@ -643,14 +628,13 @@ int main(int argc, char **argv)
         if (trace_load(&t, argv[i]) != 0)
             return 2;
         if (check) {
-            printf("%s: %zu ops, %" PRIu64 " segments, peak %" PRIu64 " KiB in %" PRIu64
-                   " segments\n", t.name, t.n, t.allocs, t.peak_bytes / KIB, t.peak_count);
+            printf("%s: %zu ops, %" PRIu64 " segments, peak %" PRIu64 " KiB in %" PRIu64 " segments\n", t.name, t.n,
+                   t.allocs, t.peak_bytes / KIB, t.peak_count);
             status |= check_all(&t);
         } else {
             for (unsigned p = 0; p < SPAN_POLICY_COUNT; p++)
                 for (unsigned h = 0; h < HEAPS; h++)
-                    status |= measure(argv[0], &t, (enum span_policy)p, heap_permille[h],
-                                      instructions);
+                    status |= measure(argv[0], &t, (enum span_policy)p, heap_permille[h], instructions);
         }
         free(t.ops);
     }

@@ -54,7 +54,7 @@ bool timer_pit_ticks(void);
  * leave the local APIC, then sends; false if the APIC stayed busy. */
 bool lapic_send_ipi(uint32_t apic_id, uint8_t vector);
 bool lapic_send_ipi_others(uint8_t vector); /* shorthand: all excluding self */
-bool lapic_send_nmi_others(void); /* a panic stops the other CPUs */
+bool lapic_send_nmi_others(void);           /* a panic stops the other CPUs */
 bool lapic_send_init(uint32_t apic_id);
 bool lapic_send_startup(uint32_t apic_id, uint8_t page);
 /* Reads and clears the error status (VECTOR_LAPIC_ERROR). */

@@ -16,7 +16,7 @@
 /* Serial console (COM1). */
 void arch_serial_init(void);
 void arch_serial_write(const char *s, size_t n);
-void arch_serial_drain(void); /* waits until the transmitter is empty */
+void arch_serial_drain(void);        /* waits until the transmitter is empty */
 void arch_serial_enable_input(void); /* IRQ 4 on every received byte */
 int arch_serial_read_byte(void);     /* a received byte, or -1 */
 #define ARCH_IRQ_SERIAL 4u

@@ -19,11 +19,11 @@
 #include <abi/types.h>
 #include <arch/machine.h>
 
-#define DIRECT_MAP_LIMIT  0x0000400000000000ul  /* 64 TiB of physical space */
-#define IOREMAP_AREA_BASE 0xfffffe8000000000ul  /* PML4 slot 509 */
+#define DIRECT_MAP_LIMIT  0x0000400000000000ul /* 64 TiB of physical space */
+#define IOREMAP_AREA_BASE 0xfffffe8000000000ul /* PML4 slot 509 */
 #define IOREMAP_AREA_SIZE (1ul << 30)
 #define KSTACK_AREA_BASE  0xffffff0000000000ul
-#define KSTACK_SLOT_SIZE  (32 * 1024ul)           /* 16 KiB stack + 16 KiB guard */
+#define KSTACK_SLOT_SIZE  (32 * 1024ul) /* 16 KiB stack + 16 KiB guard */
 #define KSTACK_SIZE       (16 * 1024ul)
 #define KSTACK_SLOTS      4096u
 /* Per CPU, above the thread stacks: the idle stack and the interrupt stack
@@ -33,13 +33,10 @@
 #define CPU_IDLE_STACK_SIZE (16 * 1024ul)
 #define CPU_IST_STACK_SIZE  (8 * 1024ul)
 
-#define PAGE_SIZE         ((uint64_t)ABI_PAGE_SIZE)
-#define LARGE_PAGE_SIZE   ((uint64_t)ABI_LARGE_PAGE_SIZE)
+#define PAGE_SIZE       ((uint64_t)ABI_PAGE_SIZE)
+#define LARGE_PAGE_SIZE ((uint64_t)ABI_LARGE_PAGE_SIZE)
 
-static inline void *phys_to_virt(uint64_t phys)
-{
-    return (void *)(phys + DIRECT_MAP_BASE);
-}
+static inline void *phys_to_virt(uint64_t phys) { return (void *)(phys + DIRECT_MAP_BASE); }
 
 static inline uint64_t virt_to_phys(const void *virt)
 {

@@ -10,10 +10,10 @@
 
 #include <stdint.h>
 
-#define PCI_BUSES 256u
-#define PCI_DEVICES_PER_BUS 32u
+#define PCI_BUSES                256u
+#define PCI_DEVICES_PER_BUS      32u
 #define PCI_FUNCTIONS_PER_DEVICE 8u
-#define PCI_CONFIG_SIZE 256u
+#define PCI_CONFIG_SIZE          256u
 
 /* One function on the bus: bus 0..255, device 0..31, function 0..7. */
 struct pci_address {

@@ -39,11 +39,11 @@ struct tss {
 enum cpu_ist { IST_DOUBLE_FAULT = 1, IST_NMI = 2, IST_MACHINE_CHECK = 3 };
 
 enum cpu_state {
-    CPU_ABSENT = 0,   /* no such CPU, or not started */
-    CPU_STARTING,     /* INIT-SIPI-SIPI sent, not yet heard from */
-    CPU_ARRIVED,      /* running kernel code, setting itself up */
-    CPU_ONLINE,       /* idling, answering IPIs */
-    CPU_FAILED,       /* did not answer in time: parked with INIT */
+    CPU_ABSENT = 0, /* no such CPU, or not started */
+    CPU_STARTING,   /* INIT-SIPI-SIPI sent, not yet heard from */
+    CPU_ARRIVED,    /* running kernel code, setting itself up */
+    CPU_ONLINE,     /* idling, answering IPIs */
+    CPU_FAILED,     /* did not answer in time: parked with INIT */
 };
 
 /*
@@ -53,15 +53,15 @@ enum cpu_state {
  * does (the call mailbox, the state during bring-up).
  */
 struct cpu {
-    struct cpu *self;          /* this_cpu() reads it through GS */
-    uint64_t kernel_rsp;       /* top of the running thread's kernel stack: SYSCALL switches to it */
-    uint64_t user_rsp;         /* SYSCALL entry's scratch for the user stack pointer */
-    struct thread *thread;     /* the thread running here: `current` (kernel/sched.h) */
-    unsigned id;               /* dense: 0 is the bootstrap processor, then MADT order */
+    struct cpu *self;      /* this_cpu() reads it through GS */
+    uint64_t kernel_rsp;   /* top of the running thread's kernel stack: SYSCALL switches to it */
+    uint64_t user_rsp;     /* SYSCALL entry's scratch for the user stack pointer */
+    struct thread *thread; /* the thread running here: `current` (kernel/sched.h) */
+    unsigned id;           /* dense: 0 is the bootstrap processor, then MADT order */
     uint32_t apic_id;
-    uint32_t acpi_uid;         /* the MADT's processor UID (its NMI entries name CPUs by it) */
-    uint64_t idle_stack_top;   /* the stack interrupts land on while the CPU idles */
-    volatile int state;        /* enum cpu_state; written by the BSP and the CPU during bring-up */
+    uint32_t acpi_uid;       /* the MADT's processor UID (its NMI entries name CPUs by it) */
+    uint64_t idle_stack_top; /* the stack interrupts land on while the CPU idles */
+    volatile int state;      /* enum cpu_state; written by the BSP and the CPU during bring-up */
 
     /* Cross-CPU calls (smp_call): the caller fills fn and arg, then bumps
      * call_requested; the handler runs fn and copies call_requested to
@@ -72,13 +72,13 @@ struct cpu {
     volatile uint64_t call_completed;
 
     /* Interrupts this CPU took, for tests and the boot log. */
-    volatile uint64_t ticks;          /* local APIC timer */
-    volatile uint64_t call_ipis;      /* VECTOR_IPI_CALL */
-    volatile uint64_t resched_ipis;   /* VECTOR_IPI_RESCHEDULE */
-    volatile uint64_t apic_errors;    /* VECTOR_LAPIC_ERROR */
+    volatile uint64_t ticks;        /* local APIC timer */
+    volatile uint64_t call_ipis;    /* VECTOR_IPI_CALL */
+    volatile uint64_t resched_ipis; /* VECTOR_IPI_RESCHEDULE */
+    volatile uint64_t apic_errors;  /* VECTOR_LAPIC_ERROR */
 
-    uint32_t lapic_ticks_per_tick;    /* timer count for one scheduler tick, measured here */
-    uint64_t bringup_ns;              /* INIT to online, as the BSP measured it (0 for the BSP) */
+    uint32_t lapic_ticks_per_tick; /* timer count for one scheduler tick, measured here */
+    uint64_t bringup_ns;           /* INIT to online, as the BSP measured it (0 for the BSP) */
 
     uint64_t gdt[8] __attribute__((aligned(16)));
     struct tss tss __attribute__((aligned(16)));
@@ -103,17 +103,17 @@ static inline struct cpu *this_cpu(void)
  * through GS, for the hot paths (`current`, the CPU id). Volatile like
  * this_cpu(): a thread that blocks may wake on another CPU, so no read may
  * be reused across a switch. */
-#define THIS_CPU_READ(field)                                                                        \
-    ({                                                                                              \
-        __typeof__(((struct cpu *)0)->field) value_;                                                \
-        __asm__ volatile("mov %%gs:%c1, %0" : "=r"(value_) : "i"(offsetof(struct cpu, field)));     \
-        value_;                                                                                     \
+#define THIS_CPU_READ(field)                                                                                           \
+    ({                                                                                                                 \
+        __typeof__(((struct cpu *)0)->field) value_;                                                                   \
+        __asm__ volatile("mov %%gs:%c1, %0" : "=r"(value_) : "i"(offsetof(struct cpu, field)));                        \
+        value_;                                                                                                        \
     })
 
-#define THIS_CPU_WRITE(field, value)                                                                \
-    do {                                                                                            \
-        __typeof__(((struct cpu *)0)->field) value_ = (value);                                      \
-        __asm__ volatile("mov %0, %%gs:%c1" ::"r"(value_), "i"(offsetof(struct cpu, field)) : "memory"); \
+#define THIS_CPU_WRITE(field, value)                                                                                   \
+    do {                                                                                                               \
+        __typeof__(((struct cpu *)0)->field) value_ = (value);                                                         \
+        __asm__ volatile("mov %0, %%gs:%c1" ::"r"(value_), "i"(offsetof(struct cpu, field)) : "memory");               \
     } while (0)
 
 static inline unsigned arch_cpu_id(void) { return THIS_CPU_READ(id); }

@@ -20,7 +20,6 @@ struct trap_frame {
 _Static_assert(offsetof(struct trap_frame, vector) == TRAP_FRAME_VECTOR, "isr.asm reads the vector");
 _Static_assert(offsetof(struct trap_frame, cs) == TRAP_FRAME_CS, "isr.asm reads cs");
 
-
 #define RFLAGS_IF       (1ull << 9)
 #define RFLAGS_RESERVED (1ull << 1)
 
@@ -30,8 +29,13 @@ static inline bool trap_from_user(const struct trap_frame *f) { return (f->cs & 
  * starts with rdi = arg and rsi = its process's pid. */
 static inline void trap_frame_init_user(struct trap_frame *f, uint64_t rip, uint64_t rsp, uint64_t arg, uint64_t pid)
 {
-    *f = (struct trap_frame){ .rip = rip, .rsp = rsp, .rdi = arg, .rsi = pid, .cs = GDT_USER_CODE,
-                              .ss = GDT_USER_DATA, .rflags = RFLAGS_IF | RFLAGS_RESERVED };
+    *f = (struct trap_frame){ .rip = rip,
+                              .rsp = rsp,
+                              .rdi = arg,
+                              .rsi = pid,
+                              .cs = GDT_USER_CODE,
+                              .ss = GDT_USER_DATA,
+                              .rflags = RFLAGS_IF | RFLAGS_RESERVED };
 }
 
 /* Implemented in trap.c (arch) and called from assembly. */

@@ -38,21 +38,21 @@
 #include <abi/errno.h>
 #include <common/rbtree.h>
 
-#define SPAN_GRANULE ((uint64_t)4096)
+#define SPAN_GRANULE       ((uint64_t)4096)
 #define SPAN_GRANULE_SHIFT 12
-#define SPAN_QUICK_LISTS 64   /* quick-fit lists: free spans of 1..64 granules */
-#define SPAN_MAX_REGIONS 64   /* more than any e820/multiboot map we expect */
-#define SPAN_HIST_BUCKETS 52  /* log2 of (2^64 / 4 KiB) */
-#define SPAN_BUDDY_ORDERS 31  /* orders 0..30: up to 4 TiB blocks */
-#define SPAN_LARGE_MIN ((uint64_t)8192)
-#define SPAN_LARGE_MAX ((uint64_t)1 << 30) /* 1 GiB pages on x86-64 */
+#define SPAN_QUICK_LISTS   64 /* quick-fit lists: free spans of 1..64 granules */
+#define SPAN_MAX_REGIONS   64 /* more than any e820/multiboot map we expect */
+#define SPAN_HIST_BUCKETS  52 /* log2 of (2^64 / 4 KiB) */
+#define SPAN_BUDDY_ORDERS  31 /* orders 0..30: up to 4 TiB blocks */
+#define SPAN_LARGE_MIN     ((uint64_t)8192)
+#define SPAN_LARGE_MAX     ((uint64_t)1 << 30) /* 1 GiB pages on x86-64 */
 
 enum span_policy {
-    SPAN_POLICY_BEST_FIT = 0,  /* quick-fit lists + size tree, best fit (default) */
-    SPAN_POLICY_TOP_OF_HEAP,   /* highest place that fits; compaction slides down */
-    SPAN_POLICY_INSTANT_FIT,   /* power-of-two free lists, as in vmem */
-    SPAN_POLICY_BUDDY,         /* binary buddy: lists per order, naturally aligned blocks */
-    SPAN_POLICY_MARKER,        /* a marker to the greatest free extent, recalculated on failure */
+    SPAN_POLICY_BEST_FIT = 0, /* quick-fit lists + size tree, best fit (default) */
+    SPAN_POLICY_TOP_OF_HEAP,  /* highest place that fits; compaction slides down */
+    SPAN_POLICY_INSTANT_FIT,  /* power-of-two free lists, as in vmem */
+    SPAN_POLICY_BUDDY,        /* binary buddy: lists per order, naturally aligned blocks */
+    SPAN_POLICY_MARKER,       /* a marker to the greatest free extent, recalculated on failure */
     SPAN_POLICY_COUNT
 };
 
@@ -65,7 +65,8 @@ enum span_state {
 
 /* span_request.flags */
 #define SPAN_LARGE_OK 0x1u /* a large segment may fall back to 4 KiB alignment */
-#define SPAN_HIGH 0x2u     /* the highest place that fits, whatever the policy: for
+#define SPAN_HIGH                                                                                                      \
+    0x2u /* the highest place that fits, whatever the policy: for
                               long-lived locked books kept away from the low memory
                               that limited (DMA) requests and compaction work in */
 #define SPAN_REQUEST_FLAGS (SPAN_LARGE_OK | SPAN_HIGH)
@@ -95,39 +96,39 @@ struct span_request {
 struct span_free;
 
 struct span_node {
-    struct span_node *prev, *next;      /* all spans in address order */
+    struct span_node *prev, *next; /* all spans in address order */
     uint64_t base;
     uint64_t size;
-    uint8_t state;                      /* enum span_state (LOCKED not stored) */
-    uint8_t flags;                      /* private NODE_* flags */
+    uint8_t state; /* enum span_state (LOCKED not stored) */
+    uint8_t flags; /* private NODE_* flags */
     uint8_t region;
-    uint8_t align_shift;                /* segment: log2 of its hard alignment (12..63) */
+    uint8_t align_shift; /* segment: log2 of its hard alignment (12..63) */
     uint32_t lock_count;
     union {
         struct {
             struct span_node *hash_next; /* segments by base */
             uint64_t tag;
-            uint64_t limit;              /* segment: its end stays <= limit (0: none) */
+            uint64_t limit; /* segment: its end stays <= limit (0: none) */
         } seg;
         struct {
             struct span_free *ext;
-            uint64_t buddy_blocks;       /* its share of span_alloc's counters */
+            uint64_t buddy_blocks; /* its share of span_alloc's counters */
             uint64_t large_blocks;
         } free;
         struct {
-            struct span_node *next;      /* free slots */
+            struct span_node *next; /* free slots */
         } pool;
     } u;
 };
 
 struct span_free {
-    struct rb_node addr_link;           /* free spans by address, augmented */
-    uint64_t max_free;                  /* largest free span in addr subtree */
+    struct rb_node addr_link; /* free spans by address, augmented */
+    uint64_t max_free;        /* largest free span in addr subtree */
     union {
-        struct rb_node size_link;       /* best fit: free spans > 64 granules */
+        struct rb_node size_link; /* best fit: free spans > 64 granules */
         struct {
             struct span_free *next, *prev;
-        } list;                         /* quick / instant-fit / buddy lists */
+        } list; /* quick / instant-fit / buddy lists */
     } idx;
     struct span_node *span;
 };
@@ -138,17 +139,17 @@ struct span_region {
     uint64_t free_bytes;
     uint64_t transit_bytes;
     uint64_t locked_bytes;
-    uint64_t large_blocks;  /* aligned large pages inside its free spans (its own score) */
+    uint64_t large_blocks; /* aligned large pages inside its free spans (its own score) */
 };
 
-struct span_block;                      /* a span_add_nodes block (span.c) */
+struct span_block; /* a span_add_nodes block (span.c) */
 
-#define SPAN_HASH_INLINE 64             /* buckets before span_hash_resize */
+#define SPAN_HASH_INLINE 64 /* buckets before span_hash_resize */
 
 struct span_alloc {
     enum span_policy policy;
     uint64_t large_size;
-    unsigned large_order;               /* log2(large_size / granule) */
+    unsigned large_order; /* log2(large_size / granule) */
     /* slot pool: the fixed array first, then blocks with free slots */
     struct span_node *store;
     size_t store_count;
@@ -165,25 +166,25 @@ struct span_alloc {
     uint64_t hashed;
     struct span_node *hash_inline[SPAN_HASH_INLINE];
     /* free spans */
-    struct rb_tree addr_tree;           /* of span_free, by base */
-    struct span_node *first, *last;     /* address-ordered list of all spans */
-    struct rb_tree size_tree;           /* best fit only */
+    struct rb_tree addr_tree;       /* of span_free, by base */
+    struct span_node *first, *last; /* address-ordered list of all spans */
+    struct rb_tree size_tree;       /* best fit only */
     struct span_free *lists[SPAN_QUICK_LISTS];
-    uint64_t list_bitmap;               /* bit k: lists[k] not empty */
-    struct span_node *marker;           /* marker policy: the free span it points into, or NULL */
+    uint64_t list_bitmap;     /* bit k: lists[k] not empty */
+    struct span_node *marker; /* marker policy: the free span it points into, or NULL */
     struct span_region regions[SPAN_MAX_REGIONS];
     unsigned region_count;
     uint64_t total_bytes;
-    uint64_t mem_end;                   /* highest region end */
-    unsigned buddy_cap;                 /* largest buddy order counted */
+    uint64_t mem_end;   /* highest region end */
+    unsigned buddy_cap; /* largest buddy order counted */
     uint64_t free_bytes;
     uint64_t segments;
     uint64_t free_spans;
     uint64_t misaligned;
     uint64_t moves_in_flight;
     uint64_t free_hist[SPAN_HIST_BUCKETS];
-    uint64_t buddy_blocks;              /* blocks of the free spans' buddy decomposition */
-    uint64_t large_blocks;              /* aligned large pages inside free spans */
+    uint64_t buddy_blocks; /* blocks of the free spans' buddy decomposition */
+    uint64_t large_blocks; /* aligned large pages inside free spans */
 };
 
 /*
@@ -191,8 +192,8 @@ struct span_alloc {
  * (0 = 2 MiB). store/capacity: the first slots (at least 1); they stay the
  * instance's for good. -EINVAL on bad arguments.
  */
-int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size,
-              struct span_node *store, size_t capacity);
+int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size, struct span_node *store,
+              size_t capacity);
 
 /* ---- books that grow and shrink -----------------------------------------
  *
@@ -201,7 +202,7 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
  * most 3, a free that leaves a free span with no free neighbour needs 1, a
  * compaction proposal at most 5. The caller keeps the pool topped up:
  */
-#define SPAN_PAGE ((size_t)4096)
+#define SPAN_PAGE           ((size_t)4096)
 #define SPAN_SLOTS_PER_PAGE (SPAN_PAGE / sizeof(struct span_node) - 1)
 
 /* Adds a block of slots: mem 4 KiB-aligned, bytes a non-zero multiple of
@@ -234,8 +235,7 @@ int span_add_region(struct span_alloc *a, uint64_t base, uint64_t size);
  * limit/alignment, -ENOMEM not possible now (fragmentation or full; a
  * compaction plan may help) or the node store is full.
  */
-int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag,
-               uint64_t *out_base);
+int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base);
 
 /* Records a segment at a fixed place (boot modules): [base, base+size) must
  * be free. -EINVAL bad range, -EBUSY not free, -ENOMEM node store full. */
@@ -249,15 +249,15 @@ int span_free(struct span_alloc *a, uint64_t base);
 struct span_info {
     uint64_t base;
     uint64_t size;
-    uint64_t tag;          /* segments only */
-    uint64_t align;        /* segments: the hard alignment, kept through every move */
-    uint64_t limit;        /* segments: the end stays <= limit (0: none) */
+    uint64_t tag;   /* segments only */
+    uint64_t align; /* segments: the hard alignment, kept through every move */
+    uint64_t limit; /* segments: the end stays <= limit (0: none) */
     enum span_state state;
     uint32_t lock_count;
     unsigned region;
-    bool misaligned;       /* large segment not at large-page alignment */
-    bool wants_large;      /* large segment whose large-page alignment is a wish, not a constraint */
-    bool moving;           /* source of an unconfirmed move */
+    bool misaligned;  /* large segment not at large-page alignment */
+    bool wants_large; /* large segment whose large-page alignment is a wish, not a constraint */
+    bool moving;      /* source of an unconfirmed move */
 };
 
 /* Describes the span containing addr. -ENOENT if addr is in no region. */
@@ -293,7 +293,7 @@ int span_walk(const struct span_alloc *a, span_walk_fn fn, void *ctx);
  * allocations and frees between steps are fine.
  */
 struct span_move {
-    uint64_t from;  /* the segment's base before the move */
+    uint64_t from; /* the segment's base before the move */
     uint64_t to;
     uint64_t size;
     uint64_t tag;
@@ -311,31 +311,31 @@ enum span_plan_kind {
 
 struct span_plan {
     enum span_plan_kind kind;
-    unsigned flags;                 /* SPAN_PLAN_* */
-    uint64_t size, align, limit;    /* targeted: the run wanted */
-    uint64_t max_cost;              /* targeted: windows moving more bytes are not taken (0: no cap) */
-    uint64_t lo, hi;                /* full: the range compacted (segments and destinations) */
-    uint64_t scan_max;              /* full: segments looked at per call before a pause (0: no cap) */
-    uint64_t step_bytes;            /* full: 0 = unbounded; else per step */
+    unsigned flags;              /* SPAN_PLAN_* */
+    uint64_t size, align, limit; /* targeted: the run wanted */
+    uint64_t max_cost;           /* targeted: windows moving more bytes are not taken (0: no cap) */
+    uint64_t lo, hi;             /* full: the range compacted (segments and destinations) */
+    uint64_t scan_max;           /* full: segments looked at per call before a pause (0: no cap) */
+    uint64_t step_bytes;         /* full: 0 = unbounded; else per step */
     uint64_t step_used;
-    uint64_t cursor;                /* address the sweep has reached */
-    uint64_t window;                /* targeted: chosen run, or ~0 */
-    uint64_t window_cost;           /* its movable bytes when chosen */
-    uint64_t evict_lo, evict_hi;    /* targeted: the spans the window touches */
-    uint64_t result_base;           /* targeted, after DONE: the free run */
-    uint64_t moved_bytes;           /* confirmed moves */
+    uint64_t cursor;             /* address the sweep has reached */
+    uint64_t window;             /* targeted: chosen run, or ~0 */
+    uint64_t window_cost;        /* its movable bytes when chosen */
+    uint64_t evict_lo, evict_hi; /* targeted: the spans the window touches */
+    uint64_t result_base;        /* targeted, after DONE: the free run */
+    uint64_t moved_bytes;        /* confirmed moves */
     uint64_t moves;
     uint64_t failed_moves;
-    unsigned attempts;              /* targeted: window selections made */
-    unsigned room_passes;           /* targeted: room-making passes run */
-    unsigned phase;                 /* private */
-    bool compacted;                 /* private: a room-making pass moved */
-    bool pending;                   /* a proposed move awaits done/failed */
+    unsigned attempts;    /* targeted: window selections made */
+    unsigned room_passes; /* targeted: room-making passes run */
+    unsigned phase;       /* private */
+    bool compacted;       /* private: a room-making pass moved */
+    bool pending;         /* a proposed move awaits done/failed */
 };
 
 /* span_plan_next results (>= 0); errors are negative. */
-#define SPAN_PLAN_DONE 0  /* nothing more to do (targeted: run exists) */
-#define SPAN_PLAN_MOVE 1  /* *move filled in: carry it out, then confirm */
+#define SPAN_PLAN_DONE  0 /* nothing more to do (targeted: run exists) */
+#define SPAN_PLAN_MOVE  1 /* *move filled in: carry it out, then confirm */
 #define SPAN_PLAN_PAUSE 2 /* incremental step's byte budget reached */
 
 /*
@@ -354,8 +354,8 @@ struct span_plan {
  * touches); span_plan_next returns -ENOSPC when neither that nor its
  * room-making fallback gives such a run.
  */
-int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size,
-                       uint64_t align, uint64_t limit);
+int span_plan_targeted(const struct span_alloc *a, struct span_plan *plan, uint64_t size, uint64_t align,
+                       uint64_t limit);
 
 /* Full (step_bytes = 0) or incremental (each step moves at most step_bytes;
  * larger segments are left alone): slides movable segments toward the
@@ -367,8 +367,7 @@ int span_plan_full(const struct span_alloc *a, struct span_plan *plan, uint64_t 
 /* The same, for the segments lying inside [lo, hi), which only move to
  * places inside it (a region, or memory below a limit that requests need
  * room in). -EINVAL for an empty range. */
-int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi,
-                    uint64_t step_bytes);
+int span_plan_range(const struct span_alloc *a, struct span_plan *plan, uint64_t lo, uint64_t hi, uint64_t step_bytes);
 
 /* Moves misaligned large segments to large-page-aligned places. */
 int span_plan_realign(const struct span_alloc *a, struct span_plan *plan);
@@ -387,8 +386,7 @@ int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_mov
 int span_move_done(struct span_alloc *a, struct span_plan *plan, const struct span_move *move);
 
 /* The move did not happen; if pinned, the segment is now locked (count 1). */
-int span_move_failed(struct span_alloc *a, struct span_plan *plan,
-                     const struct span_move *move, bool pinned);
+int span_move_failed(struct span_alloc *a, struct span_plan *plan, const struct span_move *move, bool pinned);
 
 /* ---- Statistics and checking ----------------------------------------- */
 
@@ -399,7 +397,7 @@ struct span_stats {
     uint64_t nodes_used, nodes_capacity;
     /* free spans with a granule count in [2^k, 2^(k+1)) */
     uint64_t free_hist[SPAN_HIST_BUCKETS];
-    unsigned large_order;          /* log2(large size / 4 KiB), e.g. 9 */
+    unsigned large_order; /* log2(large size / 4 KiB), e.g. 9 */
     /* Linux mm/vmstat.c unusable_free_index at large_order, per mille */
     uint32_t unusable_index;
     /* Linux __fragmentation_index at large_order, per mille (-1000: a
@@ -415,8 +413,8 @@ struct span_stats {
 void span_stats(const struct span_alloc *a, struct span_stats *out);
 
 struct span_fault {
-    const char *what;  /* static description of the broken invariant */
-    uint64_t addr;     /* the span concerned, when there is one */
+    const char *what; /* static description of the broken invariant */
+    uint64_t addr;    /* the span concerned, when there is one */
 };
 
 /* Checks every invariant (O(n)). 0 if sound, else -EINVAL with *fault. */
