@@ -7,10 +7,14 @@
  * boot: they must grow to hold every segment and the fill must end at the
  * end of memory, not at a cap of the books (docs/memsrv.md).
  *
- * Started by the suite (tests/guest/suite/suite.c) as "fill". It stops at
- * FILL_MAX segments (about 160 MiB: filling 1 GiB would take the emulator
- * too long) and then skips the end-of-memory checks; the host test
- * test_books_grow_with_use_5g fills a 5 GiB machine to the end instead.
+ * Started by the suite (tests/guest/suite/suite.c) as "fill". One MS_ALLOC
+ * per 4 KiB of a large machine would take the emulator too long, so when
+ * free memory is more than FILL_TAIL 4 KiB segments, large segments take
+ * all but that tail first, and 4 KiB segments fill the tail to the end: the
+ * books still meet tens of thousands of segments, and the fill still ends
+ * at the end of memory. Only if the 4 KiB part reaches FILL_MAX anyway (the
+ * large segments found no room) are the end-of-memory checks skipped; the
+ * host test test_books_grow_with_use_5g fills 5 GiB with 4 KiB segments.
  */
 #include <abi/errno.h>
 #include <libsys/memsrv.h>
@@ -22,9 +26,30 @@
 #define KIB         1024ul
 #define MIB         (1024 * KIB)
 #define FILL_MAX    40000u
+#define FILL_TAIL   (FILL_MAX / 2) /* 4 KiB segments the large ones leave room for */
+#define BIG_MAX     4096u
+#define BIG_MIN     (2 * MIB)
 #define CHECK_EVERY 4096u
 
-static struct ms_segment segs[FILL_MAX];
+static struct ms_segment segs[FILL_MAX], bigs[BIG_MAX];
+
+/* Large segments over all but FILL_TAIL * 4 KiB of `free_bytes`, as few as
+ * BIG_MAX allows; stops early where none fits. Returns how many. */
+static unsigned fill_large(uint64_t free_bytes, uint64_t *big_size)
+{
+    uint64_t tail = FILL_TAIL * 4 * KIB, size = BIG_MIN;
+    if (free_bytes <= tail + size)
+        return 0;
+    while ((free_bytes - tail) / size > BIG_MAX)
+        size *= 2;
+    unsigned want = (unsigned)((free_bytes - tail) / size), n = 0;
+    while (n < want && ms_alloc(size, 0, MS_ALLOC_NOWAIT, 0, &bigs[n]) == 0) {
+        *(volatile uint64_t *)bigs[n].addr = n;
+        n++;
+    }
+    *big_size = size;
+    return n;
+}
 
 static bool books_sound(struct test_run *t, const char *when)
 {
@@ -41,9 +66,14 @@ int main(int argc, char **argv)
     unsigned n = 0, i, bad_free = 0;
     int64_t err = 0;
     bool checks_ok = true;
+    uint64_t big_size = 0;
 
     test_begin(&t, "fill", argc, argv);
     ms_stats_global(&before);
+    unsigned nbig = fill_large(before.free_bytes, &big_size);
+    if (nbig)
+        printf("fill: %u segments of %llu MiB first, leaving the rest to 4 KiB segments\n", nbig,
+               (unsigned long long)(big_size / MIB));
     /* NOWAIT: a 4 KiB request that fails cannot be helped by compaction. */
     while (n < FILL_MAX && (err = ms_alloc(4 * KIB, 0, MS_ALLOC_NOWAIT, 0, &segs[n])) == 0) {
         *(volatile uint64_t *)segs[n].addr = n; /* mapped and writable */
@@ -65,14 +95,20 @@ int main(int argc, char **argv)
                    (unsigned long long)(peak.free_bytes / KIB));
     } else {
         test_skip(&t, "fills_memory",
-                  "stopped at the test's cap of %u segments with %llu MiB free (the host "
-                  "test fills 5 GiB to the end)",
-                  FILL_MAX, (unsigned long long)(peak.free_bytes / MIB));
+                  "stopped at the test's cap of %u segments with %llu MiB free (%u large segments "
+                  "found room first; the host test fills 5 GiB to the end)",
+                  FILL_MAX, (unsigned long long)(peak.free_bytes / MIB), nbig);
     }
     for (i = 0; i < n; i++) {
         if (*(volatile uint64_t *)segs[i].addr != i)
             bad_free++;
         if (ms_free(segs[i].handle) != 0)
+            bad_free++;
+    }
+    for (i = 0; i < nbig; i++) {
+        if (*(volatile uint64_t *)bigs[i].addr != i)
+            bad_free++;
+        if (ms_free(bigs[i].handle) != 0)
             bad_free++;
     }
     ms_stats_global(&after);
