@@ -1,18 +1,24 @@
 /*
- * libsys layer: errors that explain themselves (libsys/explain.h). The
- * tables follow docs/abi.md (kernel calls) and docs/memsrv.md (memory
- * server requests) row by row: a change to an error there needs its line
- * here (nothing checks that yet). Called by any program that reports an
- * error to a person.
+ * libsys layer: errors that explain themselves (libsys/explain.h). One
+ * table holds what each error means from each source: the kernel's calls
+ * row by row from docs/abi.md, the memory server's requests from
+ * docs/memsrv.md, the name service's, init's and the key-value store's
+ * from their protocol headers (include/proto/): a change to an error there
+ * needs its line here (nothing checks that yet). Called by any program
+ * that reports an error to a person.
  */
 #include <abi/errno.h>
-#include <proto/memsrv.h>
 #include <abi/proc.h>
 #include <abi/syscall.h>
+#include <proto/init.h>
+#include <proto/kvstore.h>
+#include <proto/memsrv.h>
+#include <proto/names.h>
 #include <common/fmt.h>
 #include <common/string.h>
 #include <libsys/explain.h>
 #include <libsys/memsrv.h>
+#include <libsys/names.h>
 #include <libsys/syscall.h>
 
 static const char *const error_names[] = {
@@ -82,18 +88,13 @@ const char *request_error_meaning(int64_t err)
     }
 }
 
-const char *error_meaning_in(const struct error_meaning *table, size_t n, uint64_t label, int64_t err)
-{
-    int64_t code = -(int64_t)code_of(err);
-    for (size_t i = 0; i < n; i++)
-        if ((table[i].label == label || table[i].label == 0) && table[i].err == code)
-            return table[i].text;
-    return request_error_meaning(err);
-}
-
 /* The kernel's calls: docs/abi.md, "The system calls", one line per error
  * a row lists (and -EPERM where a right or power is the likely cause). */
-static const struct error_meaning kernel_meanings[] = {
+static const struct call_meaning {
+    unsigned call; /* SYS_* */
+    int64_t err;
+    const char *text;
+} call_meanings[] = {
     { SYS_THREAD_CREATE, -EFAULT, "the entry or the stack lies outside the user half" },
     { SYS_THREAD_CREATE, -EDQUOT, "the account's thread or kernel-memory limit would be passed" },
     { SYS_THREAD_CREATE, -ENOMEM, "the kernel has no frames left for a thread" },
@@ -236,44 +237,111 @@ static const struct error_meaning kernel_meanings[] = {
 const char *sys_error_meaning(unsigned call, int64_t err)
 {
     int64_t code = -(int64_t)code_of(err);
-    for (size_t i = 0; i < COUNT(kernel_meanings); i++)
-        if (kernel_meanings[i].label == call && kernel_meanings[i].err == code)
-            return kernel_meanings[i].text;
+    for (size_t i = 0; i < COUNT(call_meanings); i++)
+        if (call_meanings[i].call == call && call_meanings[i].err == code)
+            return call_meanings[i].text;
     return general_meaning(err);
 }
 
-/* The memory server's requests: docs/memsrv.md, "Protocol". An MS_FREE is
- * a call carrying the segment, so the kernel's refusals to send it come
- * first. */
-static const struct error_meaning memsrv_meanings[] = {
-    { MS_ALLOC, -EINVAL, "a size of 0, an alignment that is not a power of two of at least 4 KiB, or bad flags" },
-    { MS_ALLOC, -E2BIG, "larger than all the RAM the memory server manages" },
-    { MS_ALLOC, -ERANGE, "no RAM region lies below the limit" },
-    { MS_ALLOC, -EDQUOT, "over the memory limit of this process's account, or of an ancestor's" },
-    { MS_ALLOC, -ENOMEM, "no free run that large, even after compaction" },
-    { MS_FREE, -EBUSY, "the segment is pinned (or a device may still reach it): unpin it first" },
-    { MS_FREE, -ENOENT, "not a segment the memory server handed out" },
-    { MS_STATS, -EPERM, "another client's figures are init's to ask for" },
-    { MS_STATS, -ENOENT, "no such client, or past the last region" },
-    { MS_COMPACT, -ENOMEM, "compaction could not make a free run that large" },
-    { MS_COMPACT, -EINVAL, "an unknown mode, or a target of size 0 or a bad alignment" },
-    { MS_MAP, -EAGAIN, "more than 8 maps a second: the console is shared, try again in a moment" },
-    { MS_MAP, -EINVAL, "more than 200 columns" },
-    { MS_CHECK, -EINVAL, "the memory server's books are inconsistent (the reason follows)" },
-    { MS_MOVE, -ENOENT, "not a segment this process holds" },
-    { MS_MOVE, -EBUSY, "the segment is pinned or quarantined: it cannot move" },
-    { MS_MOVE, -ENOMEM, "no other free place that large" },
-    { MS_REVOKE, -EPERM, "only init may take a segment back" },
-    { MS_REVOKE, -EBUSY, "the segment is pinned or quarantined" },
-    { MS_REVOKE, -ENOENT, "no segment has that sid" },
-    { 5, -ENOSYS, "request 5 is retired: limits are the kernel's (SYS_PROC_LIMIT)" },
-    { 9, -ENOSYS, "request 9 is retired: the kernel releases quarantine itself" },
+/* The servers whose requests libsys explains. */
+enum server { MEMSRV, NAMES, INIT, KVSTORE };
+
+/* A server's row for any of its requests. */
+#define ANY_REQUEST UINT64_MAX
+
+/* What each server's refusals mean, request by request; the first
+ * matching row wins. */
+static const struct request_meaning {
+    enum server server;
+    uint64_t label;
+    int64_t err;
+    const char *text;
+} request_meanings[] = {
+    /* The memory server's: docs/memsrv.md, "Protocol". An MS_FREE is a call
+     * carrying the segment, so the kernel's refusals to send it come
+     * first. */
+    { MEMSRV, MS_ALLOC, -EINVAL,
+      "a size of 0, an alignment that is not a power of two of at least 4 KiB, or bad flags" },
+    { MEMSRV, MS_ALLOC, -E2BIG, "larger than all the RAM the memory server manages" },
+    { MEMSRV, MS_ALLOC, -ERANGE, "no RAM region lies below the limit" },
+    { MEMSRV, MS_ALLOC, -EDQUOT, "over the memory limit of this process's account, or of an ancestor's" },
+    { MEMSRV, MS_ALLOC, -ENOMEM, "no free run that large, even after compaction" },
+    { MEMSRV, MS_FREE, -EBUSY, "the segment is pinned (or a device may still reach it): unpin it first" },
+    { MEMSRV, MS_FREE, -ENOENT, "not a segment the memory server handed out" },
+    { MEMSRV, MS_STATS, -EPERM, "another client's figures are init's to ask for" },
+    { MEMSRV, MS_STATS, -ENOENT, "no such client, or past the last region" },
+    { MEMSRV, MS_COMPACT, -ENOMEM, "compaction could not make a free run that large" },
+    { MEMSRV, MS_COMPACT, -EINVAL, "an unknown mode, or a target of size 0 or a bad alignment" },
+    { MEMSRV, MS_MAP, -EAGAIN, "more than 8 maps a second: the console is shared, try again in a moment" },
+    { MEMSRV, MS_MAP, -EINVAL, "more than 200 columns" },
+    { MEMSRV, MS_CHECK, -EINVAL, "the memory server's books are inconsistent (the reason follows)" },
+    { MEMSRV, MS_MOVE, -ENOENT, "not a segment this process holds" },
+    { MEMSRV, MS_MOVE, -EBUSY, "the segment is pinned or quarantined: it cannot move" },
+    { MEMSRV, MS_MOVE, -ENOMEM, "no other free place that large" },
+    { MEMSRV, MS_REVOKE, -EPERM, "only init may take a segment back" },
+    { MEMSRV, MS_REVOKE, -EBUSY, "the segment is pinned or quarantined" },
+    { MEMSRV, MS_REVOKE, -ENOENT, "no segment has that sid" },
+    { MEMSRV, 5, -ENOSYS, "request 5 is retired: limits are the kernel's (SYS_PROC_LIMIT)" },
+    { MEMSRV, 9, -ENOSYS, "request 9 is retired: the kernel releases quarantine itself" },
+
+    /* The name service's: proto/names.h. */
+    { NAMES, NAMES_LOOKUP, -ENOENT, "no server is registered under that name" },
+    { NAMES, NAMES_WAIT, -ETIMEDOUT, "no server registered that name in time" },
+    { NAMES, NAMES_WAIT, -ENOSPC, "the name service keeps too many waits (or this process's share of them)" },
+    { NAMES, NAMES_WATCH, -ENOENT, "no server is registered under that name: nothing to watch" },
+    { NAMES, NAMES_WATCH, -ENOSPC, "the name service keeps too many watches (or this process's share of them)" },
+    { NAMES, NAMES_REGISTER, -EPERM, "this program's registrar does not allow that name" },
+    { NAMES, NAMES_REGISTER, -EEXIST, "another server holds that name" },
+    { NAMES, NAMES_REGISTER, -EPEER, "nobody receives on that endpoint" },
+    { NAMES, NAMES_REGISTER, -ENOSPC, "the name service holds as many names as it can" },
+    { NAMES, NAMES_REGISTER, -EBADH, "this program has no registrar" },
+    { NAMES, NAMES_UNREGISTER, -EPERM, "this program's registrar does not allow that name" },
+    { NAMES, NAMES_UNREGISTER, -ENOENT, "nothing is registered under that name" },
+    { NAMES, NAMES_REGISTRAR, -EPERM, "the registrar may not make registrars, or not for that name" },
+    { NAMES, NAMES_REGISTRAR, -ENOSPC, "no more registrars can be made" },
+    { NAMES, ANY_REQUEST, -EINVAL,
+      "not a name: 1 to 32 characters, dot-separated parts of a-z, 0-9, '_' and '-', each starting "
+      "with a letter" },
+    { NAMES, ANY_REQUEST, -E2BIG, "longer than a name can be (32 characters)" },
+    { NAMES, ANY_REQUEST, -EBADH, "this program was given no name-service endpoint" },
+
+    /* Init's, to the console: proto/init.h. */
+    { INIT, INIT_RUN, -ENOENT, "no boot module of that name (Tab after run lists them)" },
+    { INIT, INIT_RUN, -EPERM, "init starts that program itself, once" },
+    { INIT, INIT_RUN, -ENOSPC, "init runs as many programs as it keeps track of" },
+    { INIT, INIT_RUN, -ENOEXEC, "the module is not a program this system can run" },
+    { INIT, INIT_RUN, -EINVAL, "the command line is empty, too long or malformed" },
+    { INIT, INIT_KILL, -ENOENT, "no running program of init's has that pid" },
+    { INIT, INIT_KILL, -EPERM, "the name service and this console cannot be killed" },
+    { INIT, INIT_POWEROFF, -EINVAL, "the status must be 0..255" },
+    { INIT, INIT_MS_RESTART, -EBUSY, "a restart is under way; try again when it has answered" },
+    { INIT, INIT_MS_RESTART, -ENOSYS, "init has no memory server to supervise" },
+    { INIT, ANY_REQUEST, -EPERM, "init serves that request only to the console" },
+    { INIT, ANY_REQUEST, -EBADH, "init gave this console no endpoint" },
+
+    /* The key-value store's: proto/kvstore.h. */
+    { KVSTORE, KV_GET, -ENOENT, "no such key" },
+    { KVSTORE, KV_DELETE, -ENOENT, "no such key" },
+    { KVSTORE, KV_PUT, -ENOSPC, "the store holds as many keys as it can" },
+    { KVSTORE, KV_PUT, -EINVAL, "a key of 1 to 64 bytes and a value of 1 byte to 16 MiB" },
+    { KVSTORE, KV_GET, -ENOMEM, "the store has no memory for the value's copy" },
 };
 
-const char *ms_error_meaning(uint64_t label, int64_t err)
+static const char *server_meaning(enum server server, uint64_t label, int64_t err)
 {
-    return error_meaning_in(memsrv_meanings, COUNT(memsrv_meanings), label, err);
+    int64_t code = -(int64_t)code_of(err);
+    for (size_t i = 0; i < COUNT(request_meanings); i++) {
+        const struct request_meaning *m = &request_meanings[i];
+        if (m->server == server && m->err == code && (m->label == label || m->label == ANY_REQUEST))
+            return m->text;
+    }
+    return request_error_meaning(err);
 }
+
+const char *ms_error_meaning(uint64_t label, int64_t err) { return server_meaning(MEMSRV, label, err); }
+const char *names_error_meaning(uint64_t label, int64_t err) { return server_meaning(NAMES, label, err); }
+const char *init_error_meaning(uint64_t label, int64_t err) { return server_meaning(INIT, label, err); }
+const char *kv_error_meaning(uint64_t label, int64_t err) { return server_meaning(KVSTORE, label, err); }
 
 const char *size_text(uint64_t bytes, char *buf, size_t len)
 {

@@ -4,7 +4,6 @@
  * adds a notification the service signals when the name appears.
  */
 #include <common/string.h>
-#include <libsys/explain.h>
 #include <libsys/names.h>
 #include <libsys/start.h>
 #include <libsys/syscall.h>
@@ -184,31 +183,4 @@ int64_t names_list(void (*fn)(const struct names_entry *entry, void *ctx), void 
         if (!page.more || page.count == 0)
             return count;
     }
-}
-
-static const struct error_meaning names_meanings[] = {
-    { NAMES_LOOKUP, -ENOENT, "no server is registered under that name" },
-    { NAMES_WAIT, -ETIMEDOUT, "no server registered that name in time" },
-    { NAMES_WAIT, -ENOSPC, "the name service keeps too many waits (or this process's share of them)" },
-    { NAMES_WATCH, -ENOENT, "no server is registered under that name: nothing to watch" },
-    { NAMES_WATCH, -ENOSPC, "the name service keeps too many watches (or this process's share of them)" },
-    { NAMES_REGISTER, -EPERM, "this program's registrar does not allow that name" },
-    { NAMES_REGISTER, -EEXIST, "another server holds that name" },
-    { NAMES_REGISTER, -EPEER, "nobody receives on that endpoint" },
-    { NAMES_REGISTER, -ENOSPC, "the name service holds as many names as it can" },
-    { NAMES_REGISTER, -EBADH, "this program has no registrar" },
-    { NAMES_UNREGISTER, -EPERM, "this program's registrar does not allow that name" },
-    { NAMES_UNREGISTER, -ENOENT, "nothing is registered under that name" },
-    { NAMES_REGISTRAR, -EPERM, "the registrar may not make registrars, or not for that name" },
-    { NAMES_REGISTRAR, -ENOSPC, "no more registrars can be made" },
-    { 0, -EINVAL,
-      "not a name: 1 to 32 characters, dot-separated parts of a-z, 0-9, '_' and '-', each starting "
-      "with a letter" },
-    { 0, -E2BIG, "longer than a name can be (32 characters)" },
-    { 0, -EBADH, "this program was given no name-service endpoint" },
-};
-
-const char *names_error_meaning(uint64_t label, int64_t err)
-{
-    return error_meaning_in(names_meanings, sizeof(names_meanings) / sizeof(names_meanings[0]), label, err);
 }

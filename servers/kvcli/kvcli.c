@@ -23,14 +23,6 @@
 
 #define WAIT_DEFAULT_S 5
 
-static const struct error_meaning kv_meanings[] = {
-    { KV_GET, -ENOENT, "no such key" },
-    { KV_DELETE, -ENOENT, "no such key" },
-    { KV_PUT, -ENOSPC, "the store holds as many keys as it can" },
-    { KV_PUT, -EINVAL, "a key of 1 to 64 bytes and a value of 1 byte to 16 MiB" },
-    { KV_GET, -ENOMEM, "the store has no memory for the value's copy" },
-};
-
 static int usage(void)
 {
     printf("usage: kvcli [-s NAME] [-w SECONDS] put KEY VALUE | get KEY | delete KEY | list\n"
@@ -41,8 +33,7 @@ static int usage(void)
 
 static int refused(const char *what, const char *key, uint64_t label, int64_t err)
 {
-    printf("kvcli: %s %s: %s: %s\n", what, key, err_name(err),
-           error_meaning_in(kv_meanings, sizeof(kv_meanings) / sizeof(kv_meanings[0]), label, err));
+    printf("kvcli: %s %s: %s: %s\n", what, key, err_name(err), kv_error_meaning(label, err));
     return 1;
 }
 

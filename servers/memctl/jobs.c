@@ -32,26 +32,6 @@ struct job {
 
 static struct job jobs[JOBS_MAX + 1]; /* [1..JOBS_MAX]: job numbers start at 1 */
 
-static const struct error_meaning init_meanings[] = {
-    { INIT_RUN, -ENOENT, "no boot module of that name (Tab after run lists them)" },
-    { INIT_RUN, -EPERM, "init starts that program itself, once" },
-    { INIT_RUN, -ENOSPC, "init runs as many programs as it keeps track of" },
-    { INIT_RUN, -ENOEXEC, "the module is not a program this system can run" },
-    { INIT_RUN, -EINVAL, "the command line is empty, too long or malformed" },
-    { INIT_KILL, -ENOENT, "no running program of init's has that pid" },
-    { INIT_KILL, -EPERM, "the name service and this console cannot be killed" },
-    { INIT_POWEROFF, -EINVAL, "the status must be 0..255" },
-    { INIT_MS_RESTART, -EBUSY, "a restart is under way; try again when it has answered" },
-    { INIT_MS_RESTART, -ENOSYS, "init has no memory server to supervise" },
-    { 0, -EPERM, "init serves that request only to the console" },
-    { 0, -EBADH, "init gave this console no endpoint" },
-};
-
-static const char *init_meaning(uint64_t label, int64_t err)
-{
-    return error_meaning_in(init_meanings, sizeof(init_meanings) / sizeof(init_meanings[0]), label, err);
-}
-
 /* One request to init; the reply in *m. */
 static int64_t call_init(struct ipc_msg *m)
 {
@@ -74,7 +54,7 @@ static bool ask_init(struct ipc_msg *m, const char *command, const char *arg)
         return true;
     char what[48];
     fmt_snprintf(what, sizeof(what), "%s %s", command, arg);
-    print_error(what, err, init_meaning(label, err));
+    print_error(what, err, init_error_meaning(label, err));
     return false;
 }
 
@@ -219,7 +199,7 @@ void cmd_ps(int argc, char **argv)
         if (err == -ENOENT)
             break;
         if (err < 0) {
-            print_error("ps", err, init_meaning(INIT_PS, err));
+            print_error("ps", err, init_error_meaning(INIT_PS, err));
             return;
         }
         m.payload[m.len && m.len <= IPC_PAYLOAD_MAX ? m.len - 1 : 0] = 0;
@@ -400,7 +380,7 @@ void cmd_poweroff(int argc, char **argv)
     struct ipc_msg m = { .label = INIT_POWEROFF, .w = { status } };
     printf("poweroff: asking init to power off with status %lu\n", status);
     int64_t err = call_init(&m); /* only a refusal comes back */
-    print_error("poweroff", err, init_meaning(INIT_POWEROFF, err));
+    print_error("poweroff", err, init_error_meaning(INIT_POWEROFF, err));
 }
 
 /* Asks init to restart the memory server and waits until the successor
@@ -418,7 +398,7 @@ void cmd_restart(int argc, char **argv)
         printf("restart: memory server restart %lu answered %lu.%03lu ms after the old one ended\n", m.w[0],
                m.w[1] / 1000000, m.w[1] / 1000 % 1000);
     else
-        print_error("restart", err, init_meaning(INIT_MS_RESTART, err));
+        print_error("restart", err, init_error_meaning(INIT_MS_RESTART, err));
 }
 
 /* --------------------------------------------------------- completion */

@@ -27,9 +27,12 @@ const char *sys_error_meaning(unsigned call, int64_t err);
 /* What `err` means as a server's reply to a request: -ENOSYS is "the
  * server has no such request", never "no such system call". */
 const char *request_error_meaning(int64_t err);
-/* What `err` means as the memory server's answer to request `label`
- * (MS_*), or request_error_meaning's. */
-const char *ms_error_meaning(uint64_t label, int64_t err);
+/* What `err` means as a server's answer to request `label`, or
+ * request_error_meaning's if the request gives it no particular one
+ * (names_error_meaning, libsys/names.h, is the name service's). */
+const char *ms_error_meaning(uint64_t label, int64_t err);   /* MS_* */
+const char *init_error_meaning(uint64_t label, int64_t err); /* INIT_* */
+const char *kv_error_meaning(uint64_t label, int64_t err);   /* KV_* */
 
 /*
  * An MS_ALLOC refusal (err) of `size` bytes with MS_ALLOC_* `flags` and
@@ -50,15 +53,5 @@ const char *exit_status_text(int64_t status, char *buf, size_t len);
  * that divides the size; for sizes in messages. */
 const char *size_text(uint64_t bytes, char *buf, size_t len);
 #define SIZE_TEXT(bytes) size_text((bytes), (char[24]){ 0 }, 24)
-
-/* One entry of a protocol's table of meanings: `err` answered to `label`
- * (a label of 0 matches any). */
-struct error_meaning {
-    uint64_t label;
-    int64_t err;
-    const char *text;
-};
-/* The text for (label, err) in the table, else request_error_meaning's. */
-const char *error_meaning_in(const struct error_meaning *table, size_t n, uint64_t label, int64_t err);
 
 #endif

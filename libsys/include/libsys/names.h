@@ -49,7 +49,8 @@ struct names_entry {
  * -E* (after the names listed so far). */
 int64_t names_list(void (*fn)(const struct names_entry *entry, void *ctx), void *ctx);
 
-/* What err means as the service's answer to `label` (NAMES_*). */
+/* What err means as the service's answer to `label` (NAMES_*); its text
+ * lives with the other servers' in explain.c. */
 const char *names_error_meaning(uint64_t label, int64_t err);
 
 #endif
