@@ -41,9 +41,7 @@ static handle_t endpoint_override = HANDLE_NONE;
 
 handle_t ms_endpoint(void)
 {
-    if (endpoint_override != HANDLE_NONE)
-        return endpoint_override;
-    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_MEMSRV] : HANDLE_NONE;
+    return endpoint_override != HANDLE_NONE ? endpoint_override : startup_handle(ABI_STARTUP_MEMSRV);
 }
 
 void ms_set_endpoint(handle_t ep) { endpoint_override = ep; }

@@ -12,17 +12,12 @@ static handle_t endpoint_override = HANDLE_NONE;
 
 handle_t names_endpoint(void)
 {
-    if (endpoint_override != HANDLE_NONE)
-        return endpoint_override;
-    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_NAMES] : HANDLE_NONE;
+    return endpoint_override != HANDLE_NONE ? endpoint_override : startup_handle(ABI_STARTUP_NAMES);
 }
 
 void names_set_endpoint(handle_t ep) { endpoint_override = ep; }
 
-handle_t names_registrar(void)
-{
-    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_REGISTRAR] : HANDLE_NONE;
-}
+handle_t names_registrar(void) { return startup_handle(ABI_STARTUP_REGISTRAR); }
 
 /* A request naming `name`; -E2BIG if it cannot be a name at all. */
 static int64_t request(struct ipc_msg *m, uint64_t label, const char *name)

@@ -9,6 +9,11 @@
 const struct abi_startup *libsys_startup;
 uint64_t libsys_pid;
 
+handle_t startup_handle(unsigned slot)
+{
+    return libsys_startup != NULL && slot < ABI_STARTUP_HANDLES ? libsys_startup->handles[slot] : HANDLE_NONE;
+}
+
 #define ARGV_MAX 32
 static char args_copy[ABI_ARGS_MAX];
 static char *argv[ARGV_MAX + 1];

@@ -62,4 +62,4 @@ uint64_t test_rand(struct test_run *r)
     return r->rng * 0x2545f4914f6cdd1dull;
 }
 
-handle_t test_dma_device(void) { return libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE; }
+handle_t test_dma_device(void) { return startup_handle(ABI_STARTUP_DEVICE); }
