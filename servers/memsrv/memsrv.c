@@ -98,23 +98,7 @@ static void k_console(void *ctx, const char *text, size_t len)
     sys_console_write(text, len);
 }
 
-static const struct ms_kernel_ops kernel_ops = {
-    .bootinfo = k_bootinfo,
-    .seg_create = k_seg_create,
-    .seg_info = k_seg_info,
-    .seg_map_self = k_seg_map_self,
-    .seg_destroy = k_seg_destroy,
-    .seg_revoke = k_seg_revoke,
-    .seg_migrate = k_seg_migrate,
-    .seg_query = k_seg_query,
-    .seg_give = k_seg_give,
-    .seg_free = k_seg_free,
-    .reclaimed = k_reclaimed,
-    .segments = k_segments,
-    .dma_changes = k_dma_changes,
-    .clock_ns = k_clock_ns,
-    .console = k_console,
-};
+static const struct ms_kernel_ops kernel_ops = { MS_KERNEL_OPS(MS_KERNEL_OP_K) };
 
 static struct memsrv server;
 

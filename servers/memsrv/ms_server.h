@@ -135,6 +135,30 @@ struct ms_kernel_ops {
     void (*console)(void *ctx, const char *text, size_t len);
 };
 
+/* Every operation by name, in the struct's order: a kernel fills its table
+ * from functions k_NAME with MS_KERNEL_OPS(MS_KERNEL_OP_K), so an operation
+ * added here and there cannot be left out of one of them. */
+#define MS_KERNEL_OPS(X)                                                                                               \
+    X(bootinfo)                                                                                                        \
+    X(seg_create)                                                                                                      \
+    X(seg_info)                                                                                                        \
+    X(seg_map_self)                                                                                                    \
+    X(seg_destroy)                                                                                                     \
+    X(seg_revoke)                                                                                                      \
+    X(seg_migrate)                                                                                                     \
+    X(seg_query)                                                                                                       \
+    X(seg_give)                                                                                                        \
+    X(seg_free)                                                                                                        \
+    X(reclaimed)                                                                                                       \
+    X(segments)                                                                                                        \
+    X(dma_changes)                                                                                                     \
+    X(clock_ns)                                                                                                        \
+    X(console)
+#define MS_KERNEL_OP_K(name)     .name = k_##name,
+#define MS_KERNEL_OP_COUNT(name) +1
+ABI_STATIC_ASSERT(sizeof(struct ms_kernel_ops) == sizeof(void *) * (1 MS_KERNEL_OPS(MS_KERNEL_OP_COUNT)),
+                  "MS_KERNEL_OPS names every operation");
+
 enum ms_record_kind {
     MS_REC_SEGMENT = 1, /* a segment some client was charged for (or none, boot) */
     MS_REC_KERNEL,      /* a kernel span: locked for good, no sid */

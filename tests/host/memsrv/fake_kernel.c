@@ -565,24 +565,7 @@ void fk_init_sized(struct fake_kernel *fk, uint64_t ram_mib, uint64_t high_mib, 
     assert_non_null(fk->owner_map);
     for (i = seg_cap; i-- > 0;)
         fk->free_slots[fk->nfree_slots++] = i;
-    fk->ops = (struct ms_kernel_ops){
-        .ctx = fk,
-        .bootinfo = k_bootinfo,
-        .seg_create = k_seg_create,
-        .seg_info = k_seg_info,
-        .seg_map_self = k_seg_map_self,
-        .seg_destroy = k_seg_destroy,
-        .seg_revoke = k_seg_revoke,
-        .seg_migrate = k_seg_migrate,
-        .seg_query = k_seg_query,
-        .seg_give = k_seg_give,
-        .seg_free = k_seg_free,
-        .reclaimed = k_reclaimed,
-        .segments = k_segments,
-        .dma_changes = k_dma_changes,
-        .clock_ns = k_clock_ns,
-        .console = k_console,
-    };
+    fk->ops = (struct ms_kernel_ops){ .ctx = fk, MS_KERNEL_OPS(MS_KERNEL_OP_K) };
     fk->next_sid = 100;
     fk->now = 1000000;
     add_boot(fk, ABI_MEM_REGION, 0x100000, ram_mib << 20, 0);
