@@ -243,31 +243,28 @@ int64_t sys_handle_grant(SYSCALL_ARGS)
     return (int64_t)h;
 }
 
+/* What SYS_HANDLE_INFO calls each type of handle a process can hold. */
+static const enum abi_handle_kind abi_kinds[] = {
+    [HANDLE_PROCESS] = ABI_HANDLE_PROCESS,   [HANDLE_THREAD] = ABI_HANDLE_THREAD,
+    [HANDLE_ENDPOINT] = ABI_HANDLE_ENDPOINT, [HANDLE_SEGMENT] = ABI_HANDLE_SEGMENT,
+    [HANDLE_DEVICE] = ABI_HANDLE_DEVICE,     [HANDLE_NOTIFICATION] = ABI_HANDLE_NOTIFICATION,
+    [HANDLE_IRQ] = ABI_HANDLE_IRQ,
+};
+
 int64_t sys_handle_info(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     enum handle_type type;
     rights_t rights;
-    if (!handle_describe(&self()->handles, a0, &type, &rights))
+    if (!handle_describe(&self()->handles, a0, &type, &rights) || type >= sizeof(abi_kinds) / sizeof(abi_kinds[0]) ||
+        !abi_kinds[type])
         return -EBADH;
-    struct abi_handle_info info = { .rights = rights };
+    struct abi_handle_info info = { .kind = abi_kinds[type], .rights = rights };
     void *object = handle_lookup(&self()->handles, a0, type);
-    switch (type) {
-    case HANDLE_PROCESS:
-        info.kind = ABI_HANDLE_PROCESS;
+    if (type == HANDLE_PROCESS)
         info.id = ((struct process *)object)->pid;
-        break;
-    case HANDLE_THREAD: info.kind = ABI_HANDLE_THREAD; break;
-    case HANDLE_ENDPOINT: info.kind = ABI_HANDLE_ENDPOINT; break;
-    case HANDLE_SEGMENT:
-        info.kind = ABI_HANDLE_SEGMENT;
+    else if (type == HANDLE_SEGMENT)
         info.id = ((struct segment *)object)->sid;
-        break;
-    case HANDLE_DEVICE: info.kind = ABI_HANDLE_DEVICE; break;
-    case HANDLE_NOTIFICATION: info.kind = ABI_HANDLE_NOTIFICATION; break;
-    case HANDLE_IRQ: info.kind = ABI_HANDLE_IRQ; break;
-    default: return -EBADH;
-    }
     return copy_to_user(a1, &info, sizeof(info));
 }
 
