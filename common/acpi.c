@@ -96,6 +96,21 @@ static void printable(char *out, const uint8_t *in, size_t n)
     out[n] = '\0';
 }
 
+/* A table's parser: fills the zeroed *into as it reads the table at p. */
+typedef int (*table_parser)(const uint8_t *p, size_t len, void *into, struct acpi_error *err);
+
+/* Runs a parser all or nothing: *out starts zeroed and is zeroed again if
+ * the table is refused, so a caller never acts on half a table. */
+static int parse_whole(table_parser parse, const void *table, size_t len, void *out, size_t size,
+                       struct acpi_error *err)
+{
+    memset(out, 0, size);
+    int r = parse(table, len, out, err);
+    if (r)
+        memset(out, 0, size);
+    return r;
+}
+
 /* ---- RSDP ---- */
 
 int acpi_rsdp_parse(const void *bytes, size_t len, struct acpi_rsdp *out, struct acpi_error *err)
@@ -480,8 +495,9 @@ static int madt_entry(struct acpi_madt *out, const uint8_t *e, unsigned i, size_
     }
 }
 
-static int madt_parse(const uint8_t *p, size_t len, struct acpi_madt *out, struct acpi_error *err)
+static int madt_parse(const uint8_t *p, size_t len, void *into, struct acpi_error *err)
 {
+    struct acpi_madt *out = into;
     int r = acpi_table_check(p, len, "APIC", MADT_FIXED, err);
     if (r)
         return r;
@@ -509,11 +525,7 @@ static int madt_parse(const uint8_t *p, size_t len, struct acpi_madt *out, struc
 
 int acpi_madt_parse(const void *table, size_t len, struct acpi_madt *out, struct acpi_error *err)
 {
-    memset(out, 0, sizeof *out);
-    int r = madt_parse(table, len, out, err);
-    if (r)
-        memset(out, 0, sizeof *out);
-    return r;
+    return parse_whole(madt_parse, table, len, out, sizeof *out, err);
 }
 
 /* ---- DMAR ---- */
@@ -629,8 +641,9 @@ static int dmar_rmrr(struct acpi_dmar *out, const uint8_t *e, size_t slen, unsig
     return 0;
 }
 
-static int dmar_parse(const uint8_t *p, size_t len, struct acpi_dmar *out, struct acpi_error *err)
+static int dmar_parse(const uint8_t *p, size_t len, void *into, struct acpi_error *err)
 {
+    struct acpi_dmar *out = into;
     int r = acpi_table_check(p, len, "DMAR", DMAR_FIXED, err);
     if (r)
         return r;
@@ -662,9 +675,5 @@ static int dmar_parse(const uint8_t *p, size_t len, struct acpi_dmar *out, struc
 
 int acpi_dmar_parse(const void *table, size_t len, struct acpi_dmar *out, struct acpi_error *err)
 {
-    memset(out, 0, sizeof *out);
-    int r = dmar_parse(table, len, out, err);
-    if (r)
-        memset(out, 0, sizeof *out);
-    return r;
+    return parse_whole(dmar_parse, table, len, out, sizeof *out, err);
 }
