@@ -72,11 +72,9 @@ void ipc_init(void)
 int endpoint_create(struct account *account, struct endpoint **out)
 {
     struct endpoint *ep;
-    int err = account_object_alloc(account, &endpoint_cache, (void **)&ep);
+    int err = ACCOUNT_OBJECT_CREATE(account, &endpoint_cache, &ep);
     if (err)
         return err;
-    ep->refs = 1;
-    ep->account = account;
     list_init(&ep->watches);
     *out = ep;
     return 0;

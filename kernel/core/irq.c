@@ -48,15 +48,13 @@ int irq_create(struct device *d, struct account *account, struct irq_object **ou
     if (line < 0 || (unsigned)line >= IRQ_LINES || kernel_line((unsigned)line))
         return -ENOENT;
     struct irq_object *o;
-    int err = account_object_alloc(account, &irq_cache, (void **)&o);
+    int err = ACCOUNT_OBJECT_CREATE(account, &irq_cache, &o);
     if (err)
         return err;
-    o->refs = 1;
     o->line = (unsigned)line;
     o->device = d;
     device_get(d);
     list_init(&o->line_link);
-    o->account = account;
     *out = o;
     return 0;
 }

@@ -15,14 +15,7 @@ void notification_init(void) { slab_cache_init(&notification_cache, "notificatio
 
 int notification_create(struct account *account, struct notification **out)
 {
-    struct notification *n;
-    int err = account_object_alloc(account, &notification_cache, (void **)&n);
-    if (err)
-        return err;
-    n->refs = 1;
-    n->account = account;
-    *out = n;
-    return 0;
+    return ACCOUNT_OBJECT_CREATE(account, &notification_cache, out);
 }
 
 void notification_get(struct notification *n) { n->refs++; }

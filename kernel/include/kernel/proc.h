@@ -95,6 +95,18 @@ struct slab_cache;
  * account_object_free, so the account outlives what it pays for. */
 int account_object_alloc(struct account *a, struct slab_cache *c, void **out);
 void account_object_free(struct account *a, struct slab_cache *c, void *object);
+/* account_object_alloc for an object counted by its field `refs` that names
+ * its payer in `account` (an endpoint, a notification, an interrupt
+ * object): *out starts with one reference, the caller's. 0 or -E*. */
+#define ACCOUNT_OBJECT_CREATE(a, c, out)                                                                               \
+    ({                                                                                                                 \
+        int err_ = account_object_alloc((a), (c), (void **)(out));                                                     \
+        if (!err_) {                                                                                                   \
+            (*(out))->refs = 1;                                                                                        \
+            (*(out))->account = (a);                                                                                   \
+        }                                                                                                              \
+        err_;                                                                                                          \
+    })
 /* Segments wait in the reclaim queue: tell the memory server. */
 void proc_notify_memsrv_reclaim(void);
 /* Signals IPC_NOTIFY_* bits to the memory server (nothing if none runs). */
