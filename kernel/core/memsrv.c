@@ -279,12 +279,16 @@ int64_t sys_ms_seg_free(SYSCALL_ARGS)
     return copy_to_user(a1, v, a2 * sizeof(v[0]));
 }
 
-#define RECLAIM_BATCH 32
+/* The record readers below return at most a batch a call, built on the
+ * kernel stack and copied out whole; the server calls again for more. */
+#define RECORD_BATCH 32
+
+static uint64_t batch_of(uint64_t asked) { return asked < RECORD_BATCH ? asked : RECORD_BATCH; }
 
 int64_t sys_ms_reclaimed(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t max = a1 < RECLAIM_BATCH ? a1 : RECLAIM_BATCH;
+    uint64_t max = batch_of(a1);
     if (!user_range_valid(a0, max * sizeof(struct abi_reclaim)))
         return -EFAULT;
     /* Nothing is taken off the queue unless the records can be written:
@@ -294,7 +298,7 @@ int64_t sys_ms_reclaimed(SYSCALL_ARGS)
                 copy_from_user(&probe, a0 + (max - 1) * sizeof(probe), sizeof(probe)) ||
                 copy_to_user(a0 + (max - 1) * sizeof(probe), &probe, sizeof(probe))))
         return -EFAULT;
-    struct abi_reclaim batch[RECLAIM_BATCH];
+    struct abi_reclaim batch[RECORD_BATCH];
     uint64_t n = 0;
     struct segment *s;
     while (n < max && (s = segment_reclaim_pop())) {
@@ -311,14 +315,12 @@ int64_t sys_ms_reclaimed(SYSCALL_ARGS)
     return (int64_t)n;
 }
 
-#define DMA_CHANGE_BATCH 32
-
 int64_t sys_ms_dma_changes(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t max = a1 < DMA_CHANGE_BATCH ? a1 : DMA_CHANGE_BATCH;
-    struct abi_dma_change batch[DMA_CHANGE_BATCH];
-    struct segment *taken[DMA_CHANGE_BATCH];
+    uint64_t max = batch_of(a1);
+    struct abi_dma_change batch[RECORD_BATCH];
+    struct segment *taken[RECORD_BATCH];
     uint64_t n = 0;
     for (struct segment *s = segment_dma_change_first(); s && n < max; s = segment_dma_change_next(s)) {
         taken[n] = s;
@@ -333,13 +335,11 @@ int64_t sys_ms_dma_changes(SYSCALL_ARGS)
     return (int64_t)n;
 }
 
-#define SEG_RECORD_BATCH 32
-
 int64_t sys_ms_segments(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t max = a2 < SEG_RECORD_BATCH ? a2 : SEG_RECORD_BATCH;
-    struct abi_seg_record batch[SEG_RECORD_BATCH];
+    uint64_t max = batch_of(a2);
+    struct abi_seg_record batch[RECORD_BATCH];
     uint64_t n = 0;
     for (struct segment *s = segment_at_or_after(a0); s && n < max; s = segment_next_by_phys(s)) {
         struct abi_seg_info info;
