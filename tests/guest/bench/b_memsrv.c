@@ -545,10 +545,7 @@ static uint64_t churn_rand(void)
     return churn_rng;
 }
 
-static handle_t dma_device(void)
-{
-    return libsys_startup != NULL ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
-}
+static handle_t dma_device(void) { return startup_handle(ABI_STARTUP_DEVICE); }
 
 static bool take_ballast(void *ctx, uint64_t limit)
 {

@@ -123,7 +123,7 @@ static inline int64_t bench_calls(handle_t ep, uint64_t label, unsigned warmup, 
 static inline int bench_pair_main(const char *name, int argc, char **argv, int (*server)(handle_t ep),
                                   int (*client)(handle_t ep))
 {
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    handle_t ep = startup_handle(ABI_STARTUP_SERVICE);
     if (ep == HANDLE_NONE) {
         printf("%s: no endpoint in startup handle SERVICE\n", name);
         return 1;

@@ -381,7 +381,7 @@ int main(int argc, char **argv)
     struct test_run t;
     test_begin(&t, "edu", argc, argv);
 
-    handle_t dev = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
+    handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
     char why[160];
     if (handle_missing(dev, why, sizeof(why))) {
         test_skip(&t, "device", "%s", why);

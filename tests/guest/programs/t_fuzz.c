@@ -308,8 +308,8 @@ static void stateful(struct test_run *t, unsigned rounds)
 {
     int64_t e = sys_ep_create();
     own_ep = e >= 0 ? (handle_t)e : HANDLE_NONE;
-    shared_in = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
-    shared_out = libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
+    shared_in = startup_handle(ABI_STARTUP_SERVICE);
+    shared_out = startup_handle(ABI_STARTUP_PARENT);
     device = test_dma_device();
     unsigned rounds_ok = 0;
     uint64_t ops = 0;

@@ -76,21 +76,20 @@ static struct test_run t;
 static uint8_t stacks[8][16384] __attribute__((aligned(16)));
 static struct ms_segment image; /* this program's ELF, from the suite */
 
-static handle_t slot(unsigned i) { return libsys_startup ? libsys_startup->handles[i] : HANDLE_NONE; }
-
 /* Tells the suite the attack holds what it took, and waits until the suite
  * has served someone else meanwhile. */
 static void hold(const char *what, uint64_t count)
 {
     printf("hostile: holding %lu %s\n", count, what);
     struct ipc_msg m = { .label = L_HOLDING, .w = { count } };
-    sys_ipc_call(slot(ABI_STARTUP_PARENT), &m, TIMEOUT_FOREVER);
+    sys_ipc_call(startup_handle(ABI_STARTUP_PARENT), &m, TIMEOUT_FOREVER);
 }
 
 static bool receive_image(void)
 {
     struct ipc_msg m = { .flags = 0 };
-    if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label != L_IMAGE || m.seg == HANDLE_NONE)
+    if (sys_ipc_recv(startup_handle(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label != L_IMAGE ||
+        m.seg == HANDLE_NONE)
         return test_check(&t, "image_received", false, "no image from the suite (label %lu)", m.label);
     image = (struct ms_segment){ m.seg, (void *)m.seg_addr, m.seg_size, 0 };
     return true;
@@ -106,10 +105,11 @@ static int64_t spawn_child(const char *mode, handle_t parent_ep, bool device, ui
     struct loader_spec spec;
     loader_spec_init(&spec, "t_hostile", image.addr, image.size, args);
     spec.powers = powers;
-    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ slot(ABI_STARTUP_MEMSRV), RIGHT_SEND | RIGHT_GRANT };
+    spec.grants[ABI_STARTUP_MEMSRV] =
+        (struct loader_grant){ startup_handle(ABI_STARTUP_MEMSRV), RIGHT_SEND | RIGHT_GRANT };
     spec.grants[ABI_STARTUP_PARENT] = (struct loader_grant){ parent_ep, RIGHT_SEND };
     if (device)
-        spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ slot(ABI_STARTUP_DEVICE), RIGHTS_SAME };
+        spec.grants[ABI_STARTUP_DEVICE] = (struct loader_grant){ startup_handle(ABI_STARTUP_DEVICE), RIGHTS_SAME };
     return loader_spawn(&spec);
 }
 
@@ -213,7 +213,7 @@ static void send_then_free(void)
     /* X is in flight: nobody may take it from the send. */
     int64_t freed = ms_free(x.handle);
     int64_t given = sys_seg_give(x.handle, HANDLE_SELF, 0, RIGHTS_SAME);
-    int64_t pinned = sys_seg_pin(x.handle, slot(ABI_STARTUP_DEVICE));
+    int64_t pinned = sys_seg_pin(x.handle, startup_handle(ABI_STARTUP_DEVICE));
     struct ipc_msg again = { .label = 10, .seg = x.handle };
     int64_t second = sys_ipc_send((handle_t)ep, &again, TIMEOUT_POLL);
     test_check(&t, "in_flight_refused", freed == -EBUSY && given == -EBUSY && pinned == -EBUSY && second == -EBUSY,
@@ -246,7 +246,7 @@ static void steal_receive(void)
     struct ipc_msg m = { 0 };
     int64_t from_memsrv = sys_ipc_recv(ms_endpoint(), &m, TIMEOUT_POLL);
     int64_t reply_recv = sys_ipc_reply_recv(ms_endpoint(), &m, TIMEOUT_POLL);
-    int64_t from_parent = sys_ipc_recv(slot(ABI_STARTUP_PARENT), &m, TIMEOUT_POLL);
+    int64_t from_parent = sys_ipc_recv(startup_handle(ABI_STARTUP_PARENT), &m, TIMEOUT_POLL);
     test_check(&t, "receive_needs_right", from_memsrv == -EPERM && reply_recv == -EPERM && from_parent == -EPERM,
                "memsrv %ld, reply-recv %ld, parent %ld (want EPERM)", from_memsrv, reply_recv, from_parent);
     /* Granting to oneself cannot widen: asking for RECV on a send-only
@@ -409,7 +409,7 @@ static void child_escape(void)
 
 static void child_alloc_send(void)
 {
-    handle_t up = slot(ABI_STARTUP_PARENT);
+    handle_t up = startup_handle(ABI_STARTUP_PARENT);
     struct ms_segment s;
     /* As much as the subtree allows, all of it sent up. */
     while (ms_alloc(256 * KIB, 0, MS_ALLOC_NOWAIT, 0, &s) == 0) {
@@ -441,7 +441,7 @@ static void pin_exit_loop(void)
 static void child_pin(void)
 {
     struct ms_segment s;
-    if (ms_alloc(2 * MIB, 0, 0, 0, &s) != 0 || sys_seg_pin(s.handle, slot(ABI_STARTUP_DEVICE)) < 0)
+    if (ms_alloc(2 * MIB, 0, 0, 0, &s) != 0 || sys_seg_pin(s.handle, startup_handle(ABI_STARTUP_DEVICE)) < 0)
         sys_exit(1);
     sys_exit(0); /* with the pin */
 }
@@ -460,7 +460,7 @@ static void readonly_transfer(void)
     snprintf(args, sizeof(args), "t_hostile kid-write-ro");
     struct loader_spec spec;
     loader_spec_init(&spec, "t_hostile", image.addr, image.size, args);
-    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ slot(ABI_STARTUP_MEMSRV), RIGHT_SEND };
+    spec.grants[ABI_STARTUP_MEMSRV] = (struct loader_grant){ startup_handle(ABI_STARTUP_MEMSRV), RIGHT_SEND };
     spec.grants[ABI_STARTUP_SERVICE] = (struct loader_grant){ (handle_t)ep, RIGHT_SEND | RIGHT_RECV };
     int64_t child = loader_spawn(&spec);
     struct ipc_msg m = { .label = L_SEGMENT, .seg = s.handle, .seg_rights = RIGHT_READ };
@@ -474,7 +474,7 @@ static void readonly_transfer(void)
 static void child_write_ro(void)
 {
     struct ipc_msg m = { 0 };
-    if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || !m.seg_addr)
+    if (sys_ipc_recv(startup_handle(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || !m.seg_addr)
         sys_exit(2);
     if (m.seg_rights & RIGHT_WRITE)
         sys_exit(3);
@@ -543,7 +543,7 @@ static void wait_races(void)
 
 static void device_attacks(void)
 {
-    handle_t dev = slot(ABI_STARTUP_DEVICE);
+    handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
     int64_t id = sys_dev_config_read(dev, 0, 4);
     if (id != 0x11e81234) {
         test_check(&t, "config_right_required", id == -EPERM, "reading config without RIGHT_CONFIG gave %ld", id);
@@ -606,7 +606,7 @@ static void device_attacks(void)
 
 static void child_touch_bar(void)
 {
-    handle_t dev = slot(ABI_STARTUP_DEVICE);
+    handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
     struct abi_bar_info b;
     int64_t copy = sys_handle_grant(HANDLE_SELF, dev, RIGHTS_SAME);
     if (copy < 0 || sys_dev_map_bar((handle_t)copy, 0, &b) != 0)
@@ -702,7 +702,7 @@ static void dma_attacks_with_iommu(handle_t dev)
 
 static void stale_dma(void)
 {
-    handle_t dev = slot(ABI_STARTUP_DEVICE);
+    handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
     struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
     if (k.flags & KINFO_IOMMU) {
@@ -821,6 +821,6 @@ int main(int argc, char **argv)
     test_check(&t, "mode_known", found, "unknown mode '%s'", mode);
     /* The suite waits for this: whatever the mode, it is over. */
     struct ipc_msg done = { .label = L_DONE };
-    sys_ipc_send(slot(ABI_STARTUP_PARENT), &done, TIMEOUT_FOREVER);
+    sys_ipc_send(startup_handle(ABI_STARTUP_PARENT), &done, TIMEOUT_FOREVER);
     test_exit(&t);
 }

@@ -336,7 +336,7 @@ static void check_memsrv_calls_refused(struct test_run *t)
 
 int main(int argc, char **argv)
 {
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    handle_t ep = startup_handle(ABI_STARTUP_SERVICE);
     bool is_server = false;
     for (int i = 1; i < argc; i++)
         is_server |= strcmp(argv[i], "server") == 0;

@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 {
     struct test_run t;
     test_begin(&t, "kvstore", argc, argv);
-    kv_ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    kv_ep = startup_handle(ABI_STARTUP_SERVICE);
     if (!test_check(&t, "endpoint", kv_ep != HANDLE_NONE, "no endpoint in startup slot SERVICE"))
         test_exit(&t);
     uint64_t before = charged();

@@ -41,16 +41,14 @@
 
 static struct test_run t;
 
-static handle_t slot(unsigned i) { return libsys_startup ? libsys_startup->handles[i] : HANDLE_NONE; }
-
 /* Tells the suite this client is under way. */
 static bool say_ready(uint64_t index, uint64_t count)
 {
     struct ipc_msg m = { .label = RESTART_READY, .w = { index, count }, .seg = HANDLE_NONE };
-    return sys_ipc_send(slot(ABI_STARTUP_PARENT), &m, test_budget_ns(&t, 80000)) == 0;
+    return sys_ipc_send(startup_handle(ABI_STARTUP_PARENT), &m, test_budget_ns(&t, 80000)) == 0;
 }
 
-static bool told_to_stop(void) { return sys_notify_wait(slot(RESTART_SLOT_STOP), TIMEOUT_POLL) > 0; }
+static bool told_to_stop(void) { return sys_notify_wait(startup_handle(RESTART_SLOT_STOP), TIMEOUT_POLL) > 0; }
 
 /* ---- churn ----------------------------------------------------------- */
 
@@ -122,7 +120,7 @@ static void receiver(uint64_t unused)
     (void)unused;
     for (;;) {
         struct ipc_msg m = { .seg = HANDLE_NONE };
-        if (sys_ipc_recv(slot(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label == RESTART_DONE)
+        if (sys_ipc_recv(startup_handle(ABI_STARTUP_SERVICE), &m, TIMEOUT_FOREVER) != 0 || m.label == RESTART_DONE)
             break;
         if (m.seg == HANDLE_NONE)
             continue;
@@ -161,7 +159,7 @@ static void churn_op(uint64_t pages)
         if (!take_any(&s))
             return;
         struct ipc_msg m = { .label = RESTART_SEGMENT, .seg = s.handle };
-        int64_t err = sys_ipc_send(slot(RESTART_SLOT_PEER), &m, TIMEOUT_FOREVER);
+        int64_t err = sys_ipc_send(startup_handle(RESTART_SLOT_PEER), &m, TIMEOUT_FOREVER);
         if (err == 0) {
             tally.sent++;
         } else {
@@ -208,7 +206,7 @@ static void churn(const char *args, uint64_t index)
         churn_op(pages);
     }
     struct ipc_msg done = { .label = RESTART_DONE, .seg = HANDLE_NONE };
-    int64_t sent_done = sys_ipc_send(slot(RESTART_SLOT_PEER), &done, TIMEOUT_FOREVER);
+    int64_t sent_done = sys_ipc_send(startup_handle(RESTART_SLOT_PEER), &done, TIMEOUT_FOREVER);
     int64_t waited = sys_thread_wait((handle_t)thread, test_budget_ns(&t, 80000));
     struct ms_segment s;
     while (take_any(&s))
@@ -265,7 +263,7 @@ static void holder(const char *args)
     uint64_t deadline = sys_clock() + test_budget_ns(&t, 3 * 80000);
     bool stopped = false;
     while (!stopped && sys_clock() < deadline)
-        stopped = sys_notify_wait(slot(RESTART_SLOT_STOP), deadline - sys_clock()) > 0;
+        stopped = sys_notify_wait(startup_handle(RESTART_SLOT_STOP), deadline - sys_clock()) > 0;
     kept = 0;
     for (uint64_t i = 1; i < n; i += 2) {
         struct abi_seg_info info;
@@ -275,7 +273,7 @@ static void holder(const char *args)
         ms_free(held[i].handle);
     }
     struct ipc_msg report = { .label = RESTART_REPORT, .w = { moved, kept }, .seg = HANDLE_NONE };
-    int64_t reported = sys_ipc_send(slot(ABI_STARTUP_PARENT), &report, test_budget_ns(&t, 80000));
+    int64_t reported = sys_ipc_send(startup_handle(ABI_STARTUP_PARENT), &report, test_budget_ns(&t, 80000));
     test_check(&t, "ready", ready && stopped && reported == 0, "ready %d, told to stop %d, report %ld", ready, stopped,
                reported);
     test_check(&t, "contents_intact", broken == 0, "%lu of %lu segments broken", broken, kept);
@@ -311,7 +309,7 @@ static bool edu_copy(uint64_t src, uint64_t dst, uint32_t command)
 
 static void dma(const char *args)
 {
-    handle_t dev = slot(ABI_STARTUP_DEVICE);
+    handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
     uint64_t rounds = 3;
     cmdline_get_u64(args, "rounds", &rounds);
     struct abi_bar_info bar = { 0, 0, 0 };

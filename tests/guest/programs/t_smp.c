@@ -431,7 +431,7 @@ static int transfer_writer(void)
 
 int main(int argc, char **argv)
 {
-    ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    ep = startup_handle(ABI_STARTUP_SERVICE);
     ncpus = online_cpus();
     const char *mode = "";
     for (int i = 1; i < argc; i++)

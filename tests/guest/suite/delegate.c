@@ -22,10 +22,7 @@ struct module {
 static struct module modules[MODULES_MAX];
 static unsigned nmodules;
 
-static handle_t delegate_endpoint(void)
-{
-    return libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE;
-}
+static handle_t delegate_endpoint(void) { return startup_handle(ABI_STARTUP_PARENT); }
 
 int64_t delegate_call(struct ipc_msg *m)
 {
