@@ -191,7 +191,7 @@ static void supervise(uint64_t unused)
 
 void supervise_start(void)
 {
-    handle_t server = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SUPERVISE] : HANDLE_NONE;
+    handle_t server = startup_handle(ABI_STARTUP_SUPERVISE);
 
     if (server == HANDLE_NONE) {
         printf("init: no memory server to supervise\n");

@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     struct server srv;
     (void)argc;
     (void)argv;
-    handle_t ep = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
+    handle_t ep = startup_handle(ABI_STARTUP_SERVICE);
     if (ep == HANDLE_NONE) {
         printf("kvstore: no endpoint in startup slot %d; nothing to serve\n", ABI_STARTUP_SERVICE);
         return 1;

@@ -35,7 +35,7 @@ void print_error(const char *what, int64_t err, const char *meaning)
     printf("error: %s: %s: %s\n", what, err_name(err), meaning);
 }
 
-handle_t init_endpoint(void) { return libsys_startup ? libsys_startup->handles[ABI_STARTUP_PARENT] : HANDLE_NONE; }
+handle_t init_endpoint(void) { return startup_handle(ABI_STARTUP_PARENT); }
 
 bool parse_size_word(const char *word, uint64_t *out) { return parse_size(word, strlen(word), out) == 0; }
 bool parse_number_word(const char *word, uint64_t *out) { return parse_u64(word, strlen(word), out) == 0; }

@@ -165,7 +165,7 @@ void cmd_pin(int argc, char **argv)
     struct held_segment *h = id_argument(argc, argv);
     if (h == NULL)
         return;
-    handle_t device = libsys_startup ? libsys_startup->handles[ABI_STARTUP_DEVICE] : HANDLE_NONE;
+    handle_t device = startup_handle(ABI_STARTUP_DEVICE);
     int64_t result = pin ? sys_seg_pin(h->seg.handle, device) : sys_seg_unpin(h->seg.handle);
     if (result < 0) {
         print_segment_error(argv[0], h, result, sys_error_meaning(pin ? SYS_SEG_PIN : SYS_SEG_UNPIN, result));

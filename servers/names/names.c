@@ -516,8 +516,8 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    handle_t service = libsys_startup ? libsys_startup->handles[ABI_STARTUP_SERVICE] : HANDLE_NONE;
-    handle_t root = libsys_startup ? libsys_startup->handles[ABI_STARTUP_REGISTRAR] : HANDLE_NONE;
+    handle_t service = startup_handle(ABI_STARTUP_SERVICE);
+    handle_t root = startup_handle(ABI_STARTUP_REGISTRAR);
     if (service == HANDLE_NONE) {
         printf("names: no service endpoint in startup slot %d; nothing to serve\n", ABI_STARTUP_SERVICE);
         return 1;
