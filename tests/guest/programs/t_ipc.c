@@ -292,6 +292,11 @@ static void check_segments(struct test_run *t, handle_t ep)
     int64_t touch = sys_console_write(addr, 1);
     test_check(t, "sender_loses_access", r == 0 && touch == -EFAULT, "keep %ld, old mapping gave %ld", r, touch);
 
+    /* The server holds it now: the memory server refuses to move it for us. */
+    int64_t foreign_move = ms_move(mine.sid);
+    test_check(t, "move_foreign_refused", foreign_move == -ENOENT, "moving the server's segment gave %ld",
+               foreign_move);
+
     /* The server's handle value means nothing here: foreign, like a guess. */
     struct abi_seg_info info;
     int64_t foreign = sys_seg_info(keep.w[0], &info);
