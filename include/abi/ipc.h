@@ -29,8 +29,12 @@ struct ipc_msg {
     uint64_t label; /* message type, the sender's choice (< IPC_LABEL_KERNEL_BASE) */
     badge_t badge;  /* out: the sender's pid, set by the kernel; BADGE_KERNEL for notifications */
     uint64_t w[IPC_WORDS];
-    handle_t seg;                      /* in: segment to send (HANDLE_NONE: none); out: the segment received */
-    uint64_t seg_addr;                 /* out: where the received segment is mapped (0 with IPC_RECV_NOMAP) */
+    handle_t seg; /* in: segment to send (HANDLE_NONE: none); out: the segment received */
+    union {
+        uint64_t seg_addr; /* out: where the received segment is mapped */
+        uint64_t seg_sid;  /* out, with IPC_RECV_NOMAP (nothing is mapped): the segment's sid, as SYS_SEG_INFO
+                              gives it to any holder; the memory server's name for it */
+    };
     uint64_t seg_size;                 /* out: its size in bytes */
     uint32_t len;                      /* payload bytes, <= IPC_PAYLOAD_MAX */
     uint16_t flags;                    /* in, when receiving: IPC_RECV_*; out: IPC_MSG_* */

@@ -78,8 +78,19 @@ struct abi_kinfo {
     /* The kernel lock (docs/smp.md): times taken, times a CPU had to wait
      * for it, and the nanoseconds of those waits in all, since boot. */
     uint64_t lock_acquired, lock_contended, lock_wait_ns;
+    /* The TSC's reading at the clock's zero: SYS_CLOCK's nanoseconds are
+     * abi_tsc_to_ns(rdtsc - tsc_at_boot, tsc_per_us), so a program can read
+     * the same clock without entering the kernel (libsys clock_ns). */
+    uint64_t tsc_at_boot;
 };
-ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 120, "kinfo layout");
+ABI_STATIC_ASSERT(sizeof(struct abi_kinfo) == 128, "kinfo layout");
+
+/* TSC ticks to nanoseconds, without overflowing for centuries: the one
+ * conversion of the kernel's clock and of libsys's clock_ns. */
+static inline uint64_t abi_tsc_to_ns(uint64_t ticks, uint64_t tsc_per_us)
+{
+    return (ticks / tsc_per_us) * 1000 + (ticks % tsc_per_us) * 1000 / tsc_per_us;
+}
 #define KINFO_IOMMU 0x1u /* devices reach only what is pinned for them (docs/iommu.md) */
 
 /*

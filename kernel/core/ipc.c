@@ -359,13 +359,14 @@ static int store_message(uint64_t user_msg, const struct ipc_msg *msg)
 }
 
 /* What the kernel writes into a message it delivers: who sent it, whether
- * the sender waits for a reply, and the segment `s` it carried. */
-static void stamp(struct ipc_msg *m, const struct thread *from, bool call, const struct segment *s)
+ * the sender waits for a reply, and the segment `s` it carried (mapped, or
+ * named by its sid when the receiver keeps segments unmapped). */
+static void stamp(struct ipc_msg *m, const struct thread *from, bool call, const struct segment *s, bool mapped)
 {
     m->badge = from->proc->pid;
     m->flags = call ? IPC_MSG_CALL : 0;
     m->seg = s ? s->handle : HANDLE_NONE;
-    m->seg_addr = s ? s->vaddr : 0;
+    m->seg_addr = !s ? 0 : mapped ? s->vaddr : s->sid;
     m->seg_size = s ? s->size : 0;
     m->seg_rights = s ? (uint16_t)s->rights : 0;
 }
@@ -401,7 +402,7 @@ static int deliver(struct thread *from, struct thread *to)
     struct ipc_msg *m = &to->ipc.msg;
     memcpy(m, &from->ipc.msg, MSG_HEADER_SIZE + from->ipc.msg.len);
     commit_caps(from->proc, to->proc, &caps, m);
-    stamp(m, from, from->ipc.is_call, s);
+    stamp(m, from, from->ipc.is_call, s, !(to->ipc.recv_flags & IPC_RECV_NOMAP));
     return 0;
 }
 
@@ -425,7 +426,7 @@ FAST_PATH_STEP bool deliver_direct(uint64_t user_msg, const struct thread *from,
     *flags = m->flags;
     for (unsigned k = 0; k < IPC_CAPS_MAX; k++)
         m->caps[k] = (struct ipc_cap){ 0 };
-    stamp(m, from, call, 0);
+    stamp(m, from, call, 0, false);
     return true;
 }
 

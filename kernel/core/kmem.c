@@ -33,6 +33,8 @@ bool kmem_pool_has(const struct account *a, uint64_t frames)
 
 int kmem_charge(struct account *a, uint64_t bytes, uint64_t frames)
 {
+    if (bytes == 0 && frames == 0)
+        return 0; /* a mapping into tables that exist: nothing taken, nothing to refuse */
     if (!kmem_pool_has(a, frames))
         return -ENOMEM;
     if (!a)
@@ -42,7 +44,7 @@ int kmem_charge(struct account *a, uint64_t bytes, uint64_t frames)
 
 void kmem_uncharge(struct account *a, uint64_t bytes)
 {
-    if (a)
+    if (a && bytes)
         account_uncharge(a, RES_KMEM, bytes);
 }
 

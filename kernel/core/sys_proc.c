@@ -279,6 +279,7 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .threads = thread_live_count(),
         .ticks = sched_ticks(),
         .tsc_per_us = arch_tsc_per_us(),
+        .tsc_at_boot = arch_tsc_at_boot(),
         .ncpus_present = smp_cpus_present(),
         .ncpus_online = smp_cpus_online(),
         .flags = iommu_present() ? KINFO_IOMMU : 0,

@@ -48,7 +48,9 @@
  *
  *    Allocation of k <= 64 pages: list k (exact fit, no split); if list k is
  *    empty but incomplete, the pass above (true best fit); else the first
- *    non-empty list above k (best fit among the listed); then list 0; then,
+ *    non-empty list above k (best fit among the listed; a mask of the
+ *    non-empty lists finds it with one bit scan, not a walk over up to 64
+ *    lengths); then list 0; then,
  *    if any list from k up or list 0 is incomplete, the pass; else -ENOSPC.
  *    Larger sizes start at list 0. Sizes >= 2 MiB are placed 2 MiB aligned
  *    (so the segment maps with large pages); the area below the aligned start
@@ -112,6 +114,7 @@ _Static_assert(VMAREA_QUICK_CLASSES *VMAREA_QUICK_DEPTH * sizeof(uint64_t) <= VM
 _Static_assert((VMAREA_QUICK_CLASSES * (VMAREA_QUICK_DEPTH + 1)) * sizeof(uint64_t) > VMAREA_PAGE_SIZE,
                "quick-fit depth is the most that fits");
 _Static_assert(VMAREA_QUICK_DEPTH < 256, "quick_len is a uint8_t");
+_Static_assert(VMAREA_QUICK_PAGES <= 64, "quick_nonempty has a bit per sized list");
 _Static_assert(SHRINK_SLACK >= 2 && SHRINK_SLACK < VMAREA_PER_PAGE, "shrink slack");
 
 static inline uint64_t *element(const struct vmareas *a, uint64_t i)
@@ -217,6 +220,9 @@ static inline uint64_t *quick_list(const struct vmareas *a, unsigned cls)
     return &a->quick[cls * VMAREA_QUICK_DEPTH];
 }
 
+/* The mask bit of sized list cls (1..64); list 0 has none. */
+static inline uint64_t quick_bit(unsigned cls) { return cls ? 1ull << (cls - 1) : 0; }
+
 /* A free area [start, start + size) now exists. */
 static void quick_note(struct vmareas *a, uint64_t start, uint64_t size)
 {
@@ -230,6 +236,7 @@ static void quick_note(struct vmareas *a, uint64_t start, uint64_t size)
     }
     list[len] = start;
     a->quick_len[cls] = (uint8_t)(len + 1);
+    a->quick_nonempty |= quick_bit(cls);
 }
 
 /* The free area [start, start + size) is about to disappear or change size. */
@@ -242,6 +249,8 @@ static void quick_forget(struct vmareas *a, uint64_t start, uint64_t size)
         if (list[j] == start) {
             memmove(list + j, list + j + 1, (len - j - 1) * sizeof(uint64_t));
             a->quick_len[cls] = (uint8_t)(len - 1);
+            if (len == 1)
+                a->quick_nonempty &= ~quick_bit(cls);
             return;
         }
     }
@@ -266,6 +275,7 @@ static bool scan_best_fit(struct vmareas *a, uint64_t size, uint64_t align, uint
         a->quick_len[cls] = 0;
         a->quick_complete[cls] = true;
     }
+    a->quick_nonempty = 0;
     bool found = false;
     uint64_t best_size = 0;
     uint64_t start = area_start(a, 0);
@@ -294,12 +304,12 @@ static bool choose_free_area(struct vmareas *a, uint64_t size, uint64_t align, u
     if (pages_class) {
         if (!a->quick_len[pages_class] && !a->quick_complete[pages_class])
             return scan_best_fit(a, size, align, index, at);
-        for (unsigned cls = pages_class; cls <= VMAREA_QUICK_PAGES; cls++) {
-            if (a->quick_len[cls]) {
-                *at = quick_list(a, cls)[a->quick_len[cls] - 1];
-                *index = area_index(a, *at);
-                return true;
-            }
+        uint64_t listed = a->quick_nonempty & (~0ull << (pages_class - 1)); /* lists pages_class and up */
+        if (listed) {
+            unsigned cls = (unsigned)__builtin_ctzll(listed) + 1;
+            *at = quick_list(a, cls)[a->quick_len[cls] - 1];
+            *index = area_index(a, *at);
+            return true;
         }
     }
     bool found = false;
@@ -516,6 +526,7 @@ int vmareas_check(const struct vmareas *a, const char **why)
         }
         if (a->quick_complete[cls])
             CHECK(free_in_class[cls] == len, "complete quick-fit list misses a free area");
+        CHECK(!!(a->quick_nonempty & quick_bit(cls)) == (cls && len), "non-empty mask agrees with the lists");
     }
     return 0;
 }

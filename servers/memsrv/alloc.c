@@ -263,19 +263,18 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
     return 0;
 }
 
+/* The segment arrives unmapped (IPC_RECV_NOMAP), so the kernel names it by
+ * its sid in the message: no SYS_SEG_INFO to learn it. */
 int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
-    struct abi_seg_info info;
     struct ms_record *rec;
     int64_t err;
 
     (void)reply;
-    if (ms->k->seg_info(ms->k->ctx, req->seg, &info) != 0)
-        return -EINVAL;
-    rec = books_settled(ms, info.sid);
+    rec = books_settled(ms, req->seg_sid);
     if (rec == NULL || rec->kind != MS_REC_SEGMENT) {
         ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know", (unsigned long long)req->badge,
-               (unsigned long long)info.sid);
+               (unsigned long long)req->seg_sid);
         return -ENOENT;
     }
     err = books_destroy(ms, rec, "freed");

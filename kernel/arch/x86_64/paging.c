@@ -231,9 +231,7 @@ int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned 
 {
     if (!range_ok(va, pa, size))
         return -EINVAL;
-    if (tables_needed_walk(root, va, pa, size) > pool_free_frames())
-        return -ENOMEM;
-    map_range(root, va, pa, size, flags, true);
+    map_range(root, va, pa, size, flags, true); /* next_level panics if the reservation was wrong */
     return 0;
 }
 

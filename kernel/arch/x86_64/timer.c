@@ -7,6 +7,7 @@
  * `timer=pit` on the command line (which tests that path). Callers: kmain
  * (arch_timer_init), smp.c (the APs' ticks), everyone (arch_time_ns).
  */
+#include <abi/proc.h>
 #include <arch/apic.h>
 #include <arch/arch.h>
 #include <common/cmdline.h>
@@ -74,9 +75,6 @@ bool timer_start_this_cpu(void) { return lapic_timer_start(tick_hz); }
 
 uint64_t arch_tsc_per_us(void) { return tsc_per_us; }
 
-uint64_t arch_time_ns(void)
-{
-    uint64_t ticks = rdtsc() - tsc_at_boot;
-    /* ticks * 1000 / tsc_per_us without overflowing for centuries */
-    return (ticks / tsc_per_us) * 1000 + (ticks % tsc_per_us) * 1000 / tsc_per_us;
-}
+uint64_t arch_tsc_at_boot(void) { return tsc_at_boot; }
+
+uint64_t arch_time_ns(void) { return abi_tsc_to_ns(rdtsc() - tsc_at_boot, tsc_per_us); }

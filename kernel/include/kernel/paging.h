@@ -30,7 +30,10 @@ void paging_activate(uint64_t root);
 uint64_t paging_kernel_root(void);
 
 /* Maps [va, va+size) to [pa, pa+size), with 2 MiB pages wherever va and pa
- * are both 2 MiB aligned and the range covers the whole large page. */
+ * are both 2 MiB aligned and the range covers the whole large page. The
+ * caller has made sure the pool holds paging_tables_needed frames (its
+ * reservation, under the kernel lock): the walk is not done twice. -EINVAL
+ * for a range that is not page aligned or wraps. */
 int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
 /* Unmaps and flushes this CPU's TLB for the range (when `root` is live
  * here); other CPUs that may cache it need paging_flush_others. */

@@ -51,6 +51,7 @@ struct vmareas {
     uint64_t *quick;     /* class c's list: quick[c * DEPTH .. + len[c]) */
     uint8_t quick_len[VMAREA_QUICK_CLASSES];
     bool quick_complete[VMAREA_QUICK_CLASSES]; /* list holds every such area */
+    uint64_t quick_nonempty;                   /* bit c - 1 set: list c (1..64) has an entry */
     struct vmarea_pages pages;
 };
 

@@ -88,6 +88,8 @@ static inline void sys_yield(void) { sysraw_yield(); }
 static inline int64_t sys_sleep(uint64_t ns) { return sysraw_sleep(ns); }
 /* Nanoseconds since boot. */
 static inline uint64_t sys_clock(void) { return (uint64_t)sysraw_clock(); }
+/* The same clock read from the TSC without entering the kernel (clock.c). */
+uint64_t clock_ns(void);
 /* Writes len bytes to the serial console in one piece (at most 64 KiB:
  * -E2BIG); returns len. */
 static inline int64_t sys_console_write(const void *buf, size_t len)

@@ -95,5 +95,20 @@ int main(int argc, char **argv)
     test_check(&t, "sleep_not_early", slept >= 30ull * 1000 * 1000, "slept only %lu ns", slept);
     test_check(&t, "clock_monotonic", sys_clock() >= t0 + slept, "clock went backwards");
 
+    /* libsys's user-mode reading is the kernel's clock, not an estimate of it:
+     * it falls between two kernel readings taken around it, every time. */
+    unsigned outside = 0;
+    uint64_t before = 0, user = 0, after = 0;
+    for (unsigned i = 0; i < 1000; i++) {
+        uint64_t b = sys_clock(), u = clock_ns(), a = sys_clock();
+        if (u < b || u > a) {
+            outside++;
+            before = b, user = u, after = a;
+        }
+    }
+    test_check(&t, "user_clock_is_kernel_clock", outside == 0,
+               "%u of 1000 user readings outside the kernel's (last: %lu not in [%lu, %lu])", outside, user, before,
+               after);
+
     test_exit(&t);
 }

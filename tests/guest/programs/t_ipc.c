@@ -19,6 +19,9 @@ enum label {
     L_ECHO,      /* reply the payload as it came */
     L_BOUNCE,    /* check the segment's checksum (w0), reply with it attached */
     L_KEEP,      /* keep the segment; reply its handle value in the server (w0) */
+    L_UNMAPPED,  /* receive the next message with IPC_RECV_NOMAP */
+    L_SID,       /* (received unmapped) reply the sid the message named (w0), SYS_SEG_INFO's (w1) and whether
+                    the segment has a mapping (w2); send the segment back */
     L_BAD_REPLY, /* reply with a payload length the kernel refuses */
     L_CAP_REPLY, /* reply with the segment and an endpoint handle (refused by a caller that takes none) */
     L_REPORTS,   /* reply the failed-reply reports seen: w0 count, w1 last error, w2 handles they named,
@@ -115,6 +118,15 @@ static int server(handle_t ep)
             reply.w[0] = bad_checksums;
             break;
         case L_KEEP: reply.w[0] = m.seg; break;
+        case L_UNMAPPED: reply.flags = IPC_RECV_NOMAP; break;
+        case L_SID: {
+            struct abi_seg_info info = { 0 };
+            reply.w[0] = m.seg_sid;
+            reply.w[1] = sys_seg_info(m.seg, &info) == 0 ? info.sid : 0;
+            reply.w[2] = info.vaddr != 0;
+            reply.seg = m.seg;
+            break;
+        }
         case L_QUIT:
             sys_ipc_reply(&reply);
             test_check(&t, "checksums", bad_checksums == 0, "%u segments arrived damaged", bad_checksums);
@@ -262,11 +274,28 @@ static void check_segments(struct test_run *t, handle_t ep)
     test_check(t, "segment_round_trips", intact, "after a round trip: call %ld or checksum wrong", r);
     test_check(t, "segment_one_owner", moved_out && one_owner, "a segment was named in two places");
 
+    /* A receiver that keeps segments unmapped learns the sid from the
+     * message itself (what memsrv's FREE relies on). */
+    struct abi_seg_info mine;
+    struct ipc_msg arm = { .label = L_UNMAPPED }, probe = { .label = L_SID, .seg = h };
+    bool named = sys_seg_info(h, &mine) == 0 && call(ep, &arm) == 0 && call(ep, &probe) == 0;
+    test_check(t, "unmapped_receive_names_sid",
+               named && probe.w[0] == mine.sid && probe.w[1] == mine.sid && probe.w[2] == 0 && probe.seg != HANDLE_NONE,
+               "sid %lu: the message named %lu, SEG_INFO %lu, mapped %lu", mine.sid, probe.w[0], probe.w[1],
+               probe.w[2]);
+    h = probe.seg;
+    addr = (void *)probe.seg_addr;
+
     /* After sending, the old address is unmapped: the kernel refuses it. */
     struct ipc_msg keep = { .label = L_KEEP, .seg = h };
     r = call(ep, &keep);
     int64_t touch = sys_console_write(addr, 1);
     test_check(t, "sender_loses_access", r == 0 && touch == -EFAULT, "keep %ld, old mapping gave %ld", r, touch);
+
+    /* The server holds it now: the memory server refuses to move it for us. */
+    int64_t foreign_move = ms_move(mine.sid);
+    test_check(t, "move_foreign_refused", foreign_move == -ENOENT, "moving the server's segment gave %ld",
+               foreign_move);
 
     /* The server's handle value means nothing here: foreign, like a guess. */
     struct abi_seg_info info;

@@ -584,6 +584,11 @@ int fk_start(struct fake_kernel *fk, const char *args) { return memsrv_start(&fk
 
 int64_t fk_request(struct fake_kernel *fk, struct ipc_msg *msg)
 {
+    if (msg->seg != HANDLE_NONE && msg->label != IPC_LABEL_NOTIFY) {
+        /* memsrv receives unmapped: the kernel names the segment by sid. */
+        const struct fk_seg *s = seg_of_handle(fk, msg->seg);
+        msg->seg_sid = s != NULL ? s->sid : 0;
+    }
     if (!memsrv_handle(&fk->ms, msg))
         return 0;
     return (int64_t)msg->label;

@@ -44,6 +44,7 @@ void arch_irq_mask(unsigned line);
  * for the BSP with `timer=pit` on the command line). */
 void arch_timer_init(unsigned hz, const char *cmdline);
 uint64_t arch_tsc_per_us(void);
+uint64_t arch_tsc_at_boot(void);
 uint64_t arch_time_ns(void);
 
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
