@@ -210,14 +210,22 @@ static int batch_in(uint64_t user, uint64_t n, void *v, size_t entry)
     return err ? err : copy_to_user(user, v, n * entry);
 }
 
+/* Whether entry i names a segment an earlier entry named: a batch may not
+ * name one twice (it would be moved or destroyed twice). */
+static bool named_before(struct segment *const *segs, uint64_t i)
+{
+    for (uint64_t j = 0; j < i; j++)
+        if (segs[j] == segs[i])
+            return true;
+    return false;
+}
+
 int64_t sys_ms_seg_give(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
     struct abi_seg_give v[SEG_BATCH_MAX];
     struct segment *segs[SEG_BATCH_MAX];
-    int err = batch_in(a1, a2, v, sizeof(v[0]));
-    if (err)
-        return err;
+    SYSCALL_TRY(batch_in(a1, a2, v, sizeof(v[0])));
     struct process *to = proc_by_pid(a0);
     if (!to || to->exited)
         return -EPEER;
@@ -229,13 +237,10 @@ int64_t sys_ms_seg_give(SYSCALL_ARGS)
             return -ENOENT;
         if (segs[i]->busy)
             return -EBUSY;
-        for (uint64_t j = 0; j < i; j++)
-            if (segs[j] == segs[i])
-                return -EINVAL;
+        if (named_before(segs, i))
+            return -EINVAL;
     }
-    err = segment_move_batch(segs, (unsigned)a2, to, RIGHTS_SEGMENT);
-    if (err)
-        return err;
+    SYSCALL_TRY(segment_move_batch(segs, (unsigned)a2, to, RIGHTS_SEGMENT));
     for (uint64_t i = 0; i < a2; i++) {
         v[i].handle = segs[i]->handle;
         v[i].vaddr = segs[i]->vaddr;
@@ -248,27 +253,22 @@ int64_t sys_ms_seg_free(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     struct abi_seg_free v[SEG_BATCH_MAX];
     struct segment *segs[SEG_BATCH_MAX];
-    int err = batch_in(a1, a2, v, sizeof(v[0]));
-    if (err)
-        return err;
+    SYSCALL_TRY(batch_in(a1, a2, v, sizeof(v[0])));
     for (uint64_t i = 0; i < a2; i++) {
         /* Looked up again after each wait: the holder or its handles may
          * have changed meanwhile. */
         struct process *from = proc_by_pid(a0);
         if (!from)
             return -EPEER;
-        err = handle_get(&from->handles, v[i].handle, HANDLE_SEGMENT, 0, (void **)&segs[i], 0);
-        if (err)
-            return err;
+        SYSCALL_TRY(handle_get(&from->handles, v[i].handle, HANDLE_SEGMENT, 0, (void **)&segs[i], 0));
         if (segment_wait_idle(segs[i])) {
             i = (uint64_t)-1; /* a migration or zero-fill ended: start over */
             continue;
         }
         if (segs[i]->pins || segs[i]->in_flight)
             return -EBUSY;
-        for (uint64_t j = 0; j < i; j++)
-            if (segs[j] == segs[i])
-                return -EINVAL;
+        if (named_before(segs, i))
+            return -EINVAL;
     }
     for (uint64_t i = 0; i < a2; i++) {
         v[i].sid = segs[i]->sid;         /* read first: a destroyed segment is gone */
