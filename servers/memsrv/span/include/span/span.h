@@ -179,12 +179,10 @@ struct span_alloc {
     unsigned buddy_cap; /* largest buddy order counted */
     uint64_t free_bytes;
     uint64_t segments;
-    uint64_t free_spans;
     uint64_t misaligned;
     uint64_t moves_in_flight;
     uint64_t free_hist[SPAN_HIST_BUCKETS];
     uint64_t buddy_blocks; /* blocks of the free spans' buddy decomposition */
-    uint64_t large_blocks; /* aligned large pages inside free spans */
 };
 
 /*
