@@ -224,7 +224,7 @@
 
 #define SPAN_PROBES     16
 #define LINUX_MAX_ORDER 10
-#define NEIGHBOUR_WALK  4 /* spans walked for a free neighbour before a tree descent */
+#define NEIGHBOUR_WALK  8 /* spans walked for a free neighbour before a tree descent */
 
 /* The allocation and free paths are a few hundred instructions: calls
  * and their register shuffles are a real share of that, so the helpers
@@ -854,12 +854,12 @@ HOT unsigned list_index(const struct span_alloc *a, const struct span_node *n)
     return (unsigned)(granules - 1); /* best fit, granules <= 64 */
 }
 
-HOT bool uses_list(const struct span_alloc *a, uint64_t size)
-{
-    if (a->policy == SPAN_POLICY_INSTANT_FIT || a->policy == SPAN_POLICY_BUDDY)
-        return true;
-    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
-}
+/* Which free spans the policy keeps on lists and which in the size tree:
+ * set once by span_init, so that the hot paths compare a size and do not
+ * branch on the policy. */
+HOT bool uses_list(const struct span_alloc *a, uint64_t size) { return size <= a->list_max; }
+
+HOT bool in_size_tree(const struct span_alloc *a, uint64_t size) { return size > a->tree_above; }
 
 static void size_tree_insert(struct span_alloc *a, struct span_free *e)
 {
@@ -947,13 +947,8 @@ HOT void span_free_index_insert(struct span_alloc *a, struct span_node *n)
     free_stats_add(a, n);
     if (uses_list(a, n->size))
         list_push(a, e, list_index(a, n));
-    else if (a->policy == SPAN_POLICY_BEST_FIT)
+    else if (in_size_tree(a, n->size))
         size_tree_insert(a, e);
-}
-
-HOT bool in_size_tree(const struct span_alloc *a, uint64_t size)
-{
-    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) > SPAN_QUICK_LISTS;
 }
 
 HOT bool size_key_less(const struct span_node *x, const struct span_node *y)
@@ -981,7 +976,7 @@ HOT void span_free_index_remove(struct span_alloc *a, struct span_node *n)
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
         list_remove(a, e, list_index(a, n));
-    else if (a->policy == SPAN_POLICY_BEST_FIT)
+    else if (in_size_tree(a, n->size))
         size_erase(a, e);
 }
 
@@ -1022,10 +1017,17 @@ HOT void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size
         list_remove(a, e, (unsigned)old_list);
     }
     if (was_tree && is_tree) {
-        struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
-        struct span_node *succ = size_node(rb_next(&e->idx.size_link));
-        if ((pred == NULL || size_key_less(pred, n)) && (succ == NULL || size_key_less(n, succ)))
-            return;
+        /* A resize always changes the size, so the key moved one way and
+         * only the neighbour on that side can have been passed. */
+        if (n->size < old_size) {
+            struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
+            if (pred == NULL || size_key_less(pred, n))
+                return;
+        } else {
+            struct span_node *succ = size_node(rb_next(&e->idx.size_link));
+            if (succ == NULL || size_key_less(n, succ))
+                return;
+        }
         size_erase(a, e);
         size_tree_insert(a, e);
         return;
@@ -1164,19 +1166,24 @@ HOT bool mergeable(const struct span_node *n, const struct span_node *neighbour)
     return neighbour != NULL && neighbour->state == SPAN_FREE && neighbour->region == n->region;
 }
 
-HOT size_t release_cost(const struct span_node *n)
+/* Slots a release needs, given whether each neighbour is mergeable. */
+HOT size_t release_slots(const struct span_node *n, bool with_prev, bool with_next)
 {
-    return mergeable(n, n->prev) || mergeable(n, n->next) || (n->flags & NODE_RESERVED) ? 0 : 1;
+    return with_prev || with_next || (n->flags & NODE_RESERVED) ? 0 : 1;
 }
 
-size_t span_release_cost(const struct span_node *n) { return release_cost(n); }
+size_t span_release_cost(const struct span_node *n)
+{
+    return release_slots(n, mergeable(n, n->prev), mergeable(n, n->next));
+}
 
-/* link: n's link in the hash (hash_link). */
-HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, struct span_node **link)
+/* link: n's link in the hash (hash_link); with_prev, with_next: whether
+ * each neighbour is mergeable (the caller has just looked). */
+HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, struct span_node **link, bool with_prev,
+                                 bool with_next)
 {
     struct span_node *prev = n->prev;
     struct span_node *next = n->next;
-    bool with_prev = mergeable(n, prev), with_next = mergeable(n, next);
     struct span_node *f;
 
     if (n->flags & NODE_RESERVED)
@@ -1225,7 +1232,7 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
 
 struct span_node *span_release(struct span_alloc *a, struct span_node *n)
 {
-    return release_at(a, n, hash_link(a, n->base));
+    return release_at(a, n, hash_link(a, n->base), mergeable(n, n->prev), mergeable(n, n->next));
 }
 
 /* ---- searching --------------------------------------------------------- */
@@ -1540,6 +1547,10 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
         return -EINVAL;
     memset(a, 0, sizeof(*a));
     a->policy = policy;
+    a->list_max = policy == SPAN_POLICY_INSTANT_FIT || policy == SPAN_POLICY_BUDDY ? UINT64_MAX
+                  : policy == SPAN_POLICY_BEST_FIT                                 ? SPAN_QUICK_LISTS * SPAN_GRANULE
+                                                                                   : 0;
+    a->tree_above = policy == SPAN_POLICY_BEST_FIT ? SPAN_QUICK_LISTS * SPAN_GRANULE : UINT64_MAX;
     a->large_size = large_size;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;
@@ -1690,6 +1701,7 @@ HOT int named_segment(const struct span_alloc *a, uint64_t base, struct span_nod
 int span_free(struct span_alloc *a, uint64_t base)
 {
     struct span_node **link, *n;
+    bool with_prev, with_next;
 
     if (a == NULL)
         return -EINVAL;
@@ -1699,9 +1711,12 @@ int span_free(struct span_alloc *a, uint64_t base)
         return -ENOENT;
     if (n->lock_count > 0 || (n->flags & NODE_MOVING))
         return -EBUSY;
-    if (release_cost(n) > a->nodes_free)
+    /* The neighbours are looked at once, for the cost and the release. */
+    with_prev = mergeable(n, n->prev);
+    with_next = mergeable(n, n->next);
+    if (release_slots(n, with_prev, with_next) > a->nodes_free)
         return -ENOMEM;
-    release_at(a, n, link);
+    release_at(a, n, link, with_prev, with_next);
     return 0;
 }
 
