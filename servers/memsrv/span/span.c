@@ -71,9 +71,11 @@
  *    non-empty list at or above k" is one count-trailing-zeros.
  *  - per-region byte counters, the free-span histogram and the two sums
  *    the Linux fragmentation figures need (blocks of the buddy
- *    decomposition, aligned large pages), kept by arithmetic (popcount)
- *    whenever a span enters or leaves the free index; each free span
- *    caches its share, so span_stats is O(regions), not O(spans).
+ *    decomposition, aligned large pages per region), kept by arithmetic
+ *    (popcount) whenever a span enters, leaves or resizes in the free
+ *    index (a resize by difference); each free span caches its share, so
+ *    span_stats is O(regions), not O(spans): it sums the regions' large
+ *    pages and the histogram's free-span count when asked.
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -224,7 +226,8 @@
 
 #define SPAN_PROBES     16
 #define LINUX_MAX_ORDER 10
-#define NEIGHBOUR_WALK  8 /* spans walked for a free neighbour before a tree descent */
+#define NEIGHBOUR_WALK                                                                                                 \
+    8 /* spans walked each way for a free neighbour before a tree descent (8: fewer instructions than 4 in span-bench) */
 
 /* The allocation and free paths are a few hundred instructions: calls
  * and their register shuffles are a real share of that, so the helpers
@@ -884,9 +887,9 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
  * sign is +1 (n joins the free spans) or -1 (it leaves them): both ways
  * must touch the same counters by the same amounts. Inlined so that the
  * constant sign folds away: this runs on every free-index change. The
- * totals over all regions (free spans, large pages) are
- * summed when asked (span_internal.h), not kept here; memsrv reads
- * free_bytes, so that one is. */
+ * free-span count and the large-page total are summed when asked
+ * (span_internal.h), not kept here; the free bytes are kept, memsrv reads
+ * them. */
 HOT void free_stats_count(struct span_alloc *a, const struct span_node *n, int sign)
 {
     uint64_t one = (uint64_t)(int64_t)sign;
@@ -930,7 +933,8 @@ HOT void free_stats_resize(struct span_alloc *a, struct span_node *n, uint64_t o
 }
 
 /* A span's list is chosen by its size and (buddy) base as they are when it
- * joins the list: it must leave before either changes. */
+ * joins the list (list_of): a span leaves the list it was pushed on, by
+ * that index, even after its size or base changed (resize_end). */
 HOT void list_remove(struct span_alloc *a, struct span_free *e, unsigned k);
 HOT void list_push(struct span_alloc *a, struct span_free *e, unsigned k);
 
