@@ -634,20 +634,14 @@ int segment_check_all(uint64_t *bad_sid, const char **why)
 struct segment *segment_first_by_phys(void) { return phys_entry(rb_first(&by_phys)); }
 struct segment *segment_next_by_phys(const struct segment *s) { return phys_entry(rb_next(&s->by_phys)); }
 
+static bool phys_at_or_after(const struct rb_node *n, const void *phys)
+{
+    return RB_ENTRY(n, const struct segment, by_phys)->phys >= *(const uint64_t *)phys;
+}
+
 struct segment *segment_at_or_after(uint64_t phys)
 {
-    struct rb_node *n = by_phys.root;
-    struct segment *best = 0;
-    while (n) {
-        struct segment *s = phys_entry(n);
-        if (s->phys >= phys) {
-            best = s;
-            n = n->left;
-        } else {
-            n = n->right;
-        }
-    }
-    return best;
+    return phys_entry(rb_lower_bound(&by_phys, phys_at_or_after, &phys));
 }
 uint64_t segment_count(void) { return live_segments; }
 

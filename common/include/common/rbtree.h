@@ -60,6 +60,26 @@ void rb_erase(struct rb_tree *tree, struct rb_node *node);
  * first node whose summary did not change. */
 void rb_propagate(struct rb_tree *tree, struct rb_node *node);
 
+/* Says whether node sorts at or after key. */
+typedef bool (*rb_at_or_after_fn)(const struct rb_node *node, const void *key);
+
+/* The first node in key order that sorts at or after key (NULL if none):
+ * one descent. Inline, so a constant callback is inlined too. */
+static inline struct rb_node *rb_lower_bound(const struct rb_tree *tree, rb_at_or_after_fn at_or_after, const void *key)
+{
+    struct rb_node *n = tree->root, *best = NULL;
+
+    while (n != NULL) {
+        if (at_or_after(n, key)) {
+            best = n;
+            n = n->left;
+        } else {
+            n = n->right;
+        }
+    }
+    return best;
+}
+
 struct rb_node *rb_first(const struct rb_tree *tree);
 struct rb_node *rb_last(const struct rb_tree *tree);
 struct rb_node *rb_next(const struct rb_node *node);

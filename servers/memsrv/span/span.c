@@ -71,9 +71,11 @@
  *    non-empty list at or above k" is one count-trailing-zeros.
  *  - per-region byte counters, the free-span histogram and the two sums
  *    the Linux fragmentation figures need (blocks of the buddy
- *    decomposition, aligned large pages), kept by arithmetic (popcount)
- *    whenever a span enters or leaves the free index; each free span
- *    caches its share, so span_stats is O(regions), not O(spans).
+ *    decomposition, aligned large pages per region), kept by arithmetic
+ *    (popcount) whenever a span enters, leaves or resizes in the free
+ *    index (a resize by difference); each free span caches its share, so
+ *    span_stats is O(regions), not O(spans): it sums the regions' large
+ *    pages and the histogram's free-span count when asked.
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -217,13 +219,20 @@
  *    the buddy policy uses the same cap, so with 2 MiB large pages its
  *    largest block is 4 MiB, as Linux's.
  */
+#include <common/rbtree_inline.h>
 #include <common/string.h>
 
 #include "span_internal.h"
 
 #define SPAN_PROBES     16
 #define LINUX_MAX_ORDER 10
-#define NEIGHBOUR_WALK  4 /* spans walked for a free neighbour before a tree descent */
+#define NEIGHBOUR_WALK                                                                                                 \
+    8 /* spans walked each way for a free neighbour before a tree descent (8: fewer instructions than 4 in span-bench) */
+
+/* The allocation and free paths are a few hundred instructions: calls
+ * and their register shuffles are a real share of that, so the helpers
+ * they run on every call are forced inline. */
+#define HOT static inline __attribute__((always_inline))
 
 static struct span_node *size_node(const struct rb_node *r)
 {
@@ -249,14 +258,25 @@ static inline bool free_augment_one(struct rb_node *r)
 
 static bool free_augment(struct rb_node *r) { return free_augment_one(r); }
 
-/* Recomputes max_free from e up while it changes (rb_propagate without the
- * indirect call: this runs on every allocation and free). */
-static void free_propagate(struct span_free *e)
+/* The free-span tree's operations with free_augment_one inlined (the
+ * tree's callback is the same function, for the generic entry points). */
+static void addr_insert(struct span_alloc *a, struct span_free *e, struct rb_node *parent, struct rb_node **link)
 {
-    struct rb_node *r;
+    rb_insert_with(&a->addr_tree, &e->addr_link, parent, link, free_augment_one);
+}
 
-    for (r = &e->addr_link; r != NULL && free_augment_one(r); r = rb_parent(r))
-        ;
+static void addr_erase(struct span_alloc *a, struct span_free *e)
+{
+    rb_erase_with(&a->addr_tree, &e->addr_link, free_augment_one);
+}
+
+/* Recomputes max_free from e up while it changes. */
+HOT void free_propagate(struct span_free *e) { rb_propagate_through(&e->addr_link, NULL, free_augment_one); }
+
+/* The size tree is not augmented. */
+static void size_erase(struct span_alloc *a, struct span_free *e)
+{
+    rb_erase_with(&a->size_tree, &e->idx.size_link, NULL);
 }
 
 const char *span_state_name(enum span_state state)
@@ -329,20 +349,20 @@ static void block_relist(struct span_alloc *a, struct span_block *b)
     *link = b;
 }
 
-static bool in_store(const struct span_alloc *a, const void *slot)
+HOT bool in_store(const struct span_alloc *a, const void *slot)
 {
     const struct span_node *n = slot;
     return n >= a->store && n < a->store + a->store_count;
 }
 
-static struct span_block *block_of(const void *slot)
+HOT struct span_block *block_of(const void *slot)
 {
     return *(struct span_block *const *)((uintptr_t)slot & ~(uintptr_t)(SPAN_PAGE - 1));
 }
 
 /* A free slot; the caller has checked nodes_free. The fixed store goes
  * first, then partly used blocks, then empty ones, so blocks drain. */
-static union span_slot *slot_get(struct span_alloc *a)
+HOT union span_slot *slot_get(struct span_alloc *a)
 {
     struct span_node *n = a->store_free;
 
@@ -360,7 +380,7 @@ static union span_slot *slot_get(struct span_alloc *a)
     return (union span_slot *)n;
 }
 
-static void slot_put(struct span_alloc *a, void *slot)
+HOT void slot_put(struct span_alloc *a, void *slot)
 {
     struct span_node *n = slot;
 
@@ -377,9 +397,9 @@ static void slot_put(struct span_alloc *a, void *slot)
     a->nodes_free++;
 }
 
-static struct span_node *node_get(struct span_alloc *a) { return &slot_get(a)->node; }
+HOT struct span_node *node_get(struct span_alloc *a) { return &slot_get(a)->node; }
 
-static struct span_free *ext_get(struct span_alloc *a) { return &slot_get(a)->ext; }
+HOT struct span_free *ext_get(struct span_alloc *a) { return &slot_get(a)->ext; }
 
 int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
 {
@@ -448,12 +468,12 @@ void span_return_slot(struct span_alloc *a, struct span_node *n)
 
 /* ---- segments by base -------------------------------------------------- */
 
-static uint64_t hash_bucket(const struct span_alloc *a, uint64_t base)
+HOT uint64_t hash_bucket(const struct span_alloc *a, uint64_t base)
 {
     return ((base >> SPAN_GRANULE_SHIFT) * 0x9e3779b97f4a7c15ull >> 29) & a->hash_mask;
 }
 
-static void hash_insert(struct span_alloc *a, struct span_node *n)
+HOT void hash_insert(struct span_alloc *a, struct span_node *n)
 {
     struct span_node **b = &a->hash[hash_bucket(a, n->base)];
 
@@ -462,29 +482,30 @@ static void hash_insert(struct span_alloc *a, struct span_node *n)
     a->hashed++;
 }
 
-static void hash_remove(struct span_alloc *a, struct span_node *n)
+/* The link that points at the segment starting at base, or the NULL at
+ * the end of its chain: a free finds and unlinks with one walk. */
+HOT struct span_node **hash_link(const struct span_alloc *a, uint64_t base)
 {
-    struct span_node **p = &a->hash[hash_bucket(a, n->base)];
+    struct span_node **p = &a->hash[hash_bucket(a, base)];
 
-    while (*p != n)
+    while (*p != NULL && (*p)->base != base)
         p = &(*p)->u.seg.hash_next;
-    *p = n->u.seg.hash_next;
+    return p;
+}
+
+HOT void hash_unlink(struct span_alloc *a, struct span_node **link)
+{
+    *link = (*link)->u.seg.hash_next;
     a->hashed--;
 }
+
+HOT void hash_remove(struct span_alloc *a, struct span_node *n) { hash_unlink(a, hash_link(a, n->base)); }
 
 void span_hash_insert(struct span_alloc *a, struct span_node *n) { hash_insert(a, n); }
 
 void span_hash_remove(struct span_alloc *a, struct span_node *n) { hash_remove(a, n); }
 
-struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base)
-{
-    struct span_node *n;
-
-    for (n = a->hash[hash_bucket(a, base)]; n != NULL; n = n->u.seg.hash_next)
-        if (n->base == base)
-            return n;
-    return NULL;
-}
+struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base) { return *hash_link(a, base); }
 
 size_t span_hash_wanted(const struct span_alloc *a)
 {
@@ -546,7 +567,7 @@ int span_hash_resize(struct span_alloc *a, void *mem, size_t bytes, void **old, 
 
 /* ---- address list ------------------------------------------------------ */
 
-static void list_link_after(struct span_alloc *a, struct span_node *pos, struct span_node *n)
+HOT void list_link_after(struct span_alloc *a, struct span_node *pos, struct span_node *n)
 {
     n->prev = pos;
     n->next = pos != NULL ? pos->next : a->first;
@@ -560,7 +581,7 @@ static void list_link_after(struct span_alloc *a, struct span_node *pos, struct 
         a->first = n;
 }
 
-static void list_unlink(struct span_alloc *a, struct span_node *n)
+HOT void list_unlink(struct span_alloc *a, struct span_node *n)
 {
     if (n->prev != NULL)
         n->prev->next = n->next;
@@ -584,7 +605,7 @@ static void free_tree_insert(struct span_alloc *a, struct span_free *e)
         parent = *link;
         link = base < span_free_of(parent)->span->base ? &parent->left : &parent->right;
     }
-    rb_insert(&a->addr_tree, &e->addr_link, parent, link);
+    addr_insert(a, e, parent, link);
 }
 
 /* Inserts e right after (or before) p in address order: no descent. */
@@ -612,7 +633,7 @@ static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, str
             link = &parent->right;
         }
     }
-    rb_insert(&a->addr_tree, &e->addr_link, parent, link);
+    addr_insert(a, e, parent, link);
 }
 
 /* Inserts the free span n (its ext set): next to a free span a few spans
@@ -676,13 +697,12 @@ struct span_node *span_containing(const struct span_alloc *a, uint64_t addr)
 #define POP6(n) POP4(n), POP4(n + 1), POP4(n + 1), POP4(n + 2)
 static const uint8_t pop8[256] = { POP6(0), POP6(1), POP6(1), POP6(2) };
 
-static uint64_t popcount64(uint64_t x)
+/* Set bits of x < 2^24: the end stretches of a buddy decomposition are
+ * shorter than 2^buddy_cap granules, and buddy_cap is at most 18 (1 GiB
+ * large pages), so three table lookups count them. */
+static inline unsigned popcount24(uint64_t x)
 {
-    uint64_t count = (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
-
-    for (x >>= 16; x != 0; x >>= 16)
-        count += (uint64_t)pop8[x & 0xff] + pop8[(x >> 8) & 0xff];
-    return count;
+    return (unsigned)pop8[x & 0xff] + pop8[(x >> 8) & 0xff] + pop8[(x >> 16) & 0xff];
 }
 
 /*
@@ -709,22 +729,31 @@ static void buddy_split(uint64_t base, uint64_t size, unsigned cap, struct buddy
 }
 
 /* One block per set bit of each end stretch's length, one per 2^cap
- * granules of the middle. */
-uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap)
+ * granules of the middle (buddy_split, inlined: this runs whenever a free
+ * span changes). */
+static inline __attribute__((always_inline)) uint64_t buddy_blocks(uint64_t base, uint64_t size, unsigned cap)
 {
-    struct buddy_split s;
+    uint64_t lo = base >> SPAN_GRANULE_SHIFT, hi = lo + (size >> SPAN_GRANULE_SHIFT);
+    uint64_t big = (uint64_t)1 << cap, c = align_up(lo, big), mid_end = align_down(hi, big), middle = 0;
 
-    buddy_split(base, size, cap, &s);
-    return popcount64(s.c - s.lo) + ((s.mid_end - s.c) >> cap) + popcount64(s.hi - s.mid_end);
+    if (c <= mid_end)
+        middle = (mid_end - c) >> cap;
+    else
+        c = mid_end = align_down(hi, (uint64_t)1 << floor_log2(lo ^ hi));
+    return popcount24(c - lo) + middle + popcount24(hi - mid_end);
 }
 
-uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order)
+uint64_t span_buddy_blocks(uint64_t base, uint64_t size, unsigned cap) { return buddy_blocks(base, size, cap); }
+
+static inline uint64_t aligned_blocks(uint64_t base, uint64_t size, unsigned order)
 {
     uint64_t block = (uint64_t)1 << (order + SPAN_GRANULE_SHIFT);
     uint64_t lo = align_up(base, block), hi = align_down(base + size, block);
 
     return hi > lo ? (hi - lo) >> (order + SPAN_GRANULE_SHIFT) : 0;
 }
+
+uint64_t span_aligned_blocks(uint64_t base, uint64_t size, unsigned order) { return aligned_blocks(base, size, order); }
 
 void span_buddy_count(uint64_t base, uint64_t size, unsigned cap, uint64_t *blocks, int sign)
 {
@@ -817,7 +846,7 @@ static unsigned buddy_order(const struct span_alloc *a, uint64_t size)
     return k < a->buddy_cap ? k : a->buddy_cap;
 }
 
-static unsigned list_index(const struct span_alloc *a, const struct span_node *n)
+HOT unsigned list_index(const struct span_alloc *a, const struct span_node *n)
 {
     uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
 
@@ -828,12 +857,12 @@ static unsigned list_index(const struct span_alloc *a, const struct span_node *n
     return (unsigned)(granules - 1); /* best fit, granules <= 64 */
 }
 
-static bool uses_list(const struct span_alloc *a, uint64_t size)
-{
-    if (a->policy == SPAN_POLICY_INSTANT_FIT || a->policy == SPAN_POLICY_BUDDY)
-        return true;
-    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) <= SPAN_QUICK_LISTS;
-}
+/* Which free spans the policy keeps on lists and which in the size tree:
+ * set once by span_init, so that the hot paths compare a size and do not
+ * branch on the policy. */
+HOT bool uses_list(const struct span_alloc *a, uint64_t size) { return size <= a->list_max; }
+
+HOT bool in_size_tree(const struct span_alloc *a, uint64_t size) { return size > a->tree_above; }
 
 static void size_tree_insert(struct span_alloc *a, struct span_free *e)
 {
@@ -850,88 +879,113 @@ static void size_tree_insert(struct span_alloc *a, struct span_free *e)
         else
             link = &parent->right;
     }
-    rb_insert(&a->size_tree, &e->idx.size_link, parent, link);
+    rb_insert_with(&a->size_tree, &e->idx.size_link, parent, link, NULL);
 }
 
 /* Counters that follow the free spans: all arithmetic, O(1). A free span
  * keeps its own share of the block counts, so leaving costs no arithmetic.
  * sign is +1 (n joins the free spans) or -1 (it leaves them): both ways
  * must touch the same counters by the same amounts. Inlined so that the
- * constant sign folds away: this runs on every free-index change. */
-static inline __attribute__((always_inline)) void free_stats_count(struct span_alloc *a, const struct span_node *n,
-                                                                   int sign)
+ * constant sign folds away: this runs on every free-index change. The
+ * free-span count and the large-page total are summed when asked
+ * (span_internal.h), not kept here; the free bytes are kept, memsrv reads
+ * them. */
+HOT void free_stats_count(struct span_alloc *a, const struct span_node *n, int sign)
 {
     uint64_t one = (uint64_t)(int64_t)sign;
 
-    a->free_spans += one;
     a->free_bytes += one * n->size;
     a->regions[n->region].free_bytes += one * n->size;
     a->regions[n->region].large_blocks += one * n->u.free.large_blocks;
     a->free_hist[floor_log2(n->size >> SPAN_GRANULE_SHIFT)] += one;
     a->buddy_blocks += one * n->u.free.buddy_blocks;
-    a->large_blocks += one * n->u.free.large_blocks;
 }
 
-static void free_stats_add(struct span_alloc *a, struct span_node *n)
+HOT void free_stats_add(struct span_alloc *a, struct span_node *n)
 {
-    n->u.free.buddy_blocks = span_buddy_blocks(n->base, n->size, a->buddy_cap);
-    n->u.free.large_blocks = span_aligned_blocks(n->base, n->size, a->large_order);
+    n->u.free.buddy_blocks = buddy_blocks(n->base, n->size, a->buddy_cap);
+    n->u.free.large_blocks = aligned_blocks(n->base, n->size, a->large_order);
     free_stats_count(a, n, 1);
 }
 
-static void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_stats_count(a, n, -1); }
+HOT void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_stats_count(a, n, -1); }
+
+/* A free span that was old_size bytes has its new base and size: the
+ * counters take the difference (the same as a sub and an add). */
+HOT void free_stats_resize(struct span_alloc *a, struct span_node *n, uint64_t old_size)
+{
+    struct span_region *r = &a->regions[n->region];
+    uint64_t buddy = buddy_blocks(n->base, n->size, a->buddy_cap);
+    uint64_t large = aligned_blocks(n->base, n->size, a->large_order);
+    unsigned old_bucket = floor_log2(old_size >> SPAN_GRANULE_SHIFT);
+    unsigned bucket = floor_log2(n->size >> SPAN_GRANULE_SHIFT);
+
+    a->free_bytes += n->size - old_size;
+    r->free_bytes += n->size - old_size;
+    r->large_blocks += large - n->u.free.large_blocks;
+    a->buddy_blocks += buddy - n->u.free.buddy_blocks;
+    n->u.free.buddy_blocks = buddy;
+    n->u.free.large_blocks = large;
+    if (bucket != old_bucket) {
+        a->free_hist[old_bucket]--;
+        a->free_hist[bucket]++;
+    }
+}
 
 /* A span's list is chosen by its size and (buddy) base as they are when it
- * joins the list: it must leave before either changes. */
-static void list_remove(struct span_alloc *a, struct span_free *e);
-static void list_push(struct span_alloc *a, struct span_free *e);
+ * joins the list (list_of): a span leaves the list it was pushed on, by
+ * that index, even after its size or base changed (resize_end). */
+HOT void list_remove(struct span_alloc *a, struct span_free *e, unsigned k);
+HOT void list_push(struct span_alloc *a, struct span_free *e, unsigned k);
 
-static void span_free_index_insert(struct span_alloc *a, struct span_node *n)
+/* The list free span n belongs on, or -1 (the size tree, or no lists). */
+HOT int list_of(const struct span_alloc *a, const struct span_node *n)
+{
+    return uses_list(a, n->size) ? (int)list_index(a, n) : -1;
+}
+
+HOT void span_free_index_insert(struct span_alloc *a, struct span_node *n)
 {
     struct span_free *e = n->u.free.ext;
 
     free_stats_add(a, n);
     if (uses_list(a, n->size))
-        list_push(a, e);
-    else if (a->policy == SPAN_POLICY_BEST_FIT)
+        list_push(a, e, list_index(a, n));
+    else if (in_size_tree(a, n->size))
         size_tree_insert(a, e);
 }
 
-static bool in_size_tree(const struct span_alloc *a, uint64_t size)
-{
-    return a->policy == SPAN_POLICY_BEST_FIT && (size >> SPAN_GRANULE_SHIFT) > SPAN_QUICK_LISTS;
-}
-
-static bool size_key_less(const struct span_node *x, const struct span_node *y)
+HOT bool size_key_less(const struct span_node *x, const struct span_node *y)
 {
     return x->size < y->size || (x->size == y->size && x->base < y->base);
 }
 
 /*
- * A free span about to change its base or size leaves the counters and its
- * list; in the size tree it stays linked, and resize_end keeps it in place
- * when its new key still sorts between its neighbours (the common case for
- * a span that shrinks or grows a little), so only a real reorder pays for an
- * erase and an insert. No other size-tree insertion may happen in between.
+ * A free span about to change its base or size notes its list (resize_begin);
+ * resize_end then settles the counters by difference and moves it to the
+ * head of its new list (a span whose list does not change and is already
+ * its head stays). In the size tree it stays linked, and resize_end keeps
+ * it in place when its new key still sorts between its neighbours (the
+ * common case for a span that shrinks or grows a little), so only a real
+ * reorder pays for an erase and an insert. No other list or size-tree
+ * change may happen in between.
  */
-static void resize_begin(struct span_alloc *a, struct span_node *n);
-static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size);
+HOT int resize_begin(const struct span_alloc *a, const struct span_node *n);
+HOT void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size, int old_list);
 
-static void span_free_index_remove(struct span_alloc *a, struct span_node *n)
+HOT void span_free_index_remove(struct span_alloc *a, struct span_node *n)
 {
     struct span_free *e = n->u.free.ext;
 
     free_stats_sub(a, n);
     if (uses_list(a, n->size))
-        list_remove(a, e);
-    else if (a->policy == SPAN_POLICY_BEST_FIT)
-        rb_erase(&a->size_tree, &e->idx.size_link);
+        list_remove(a, e, list_index(a, n));
+    else if (in_size_tree(a, n->size))
+        size_erase(a, e);
 }
 
-static void list_remove(struct span_alloc *a, struct span_free *e)
+HOT void list_remove(struct span_alloc *a, struct span_free *e, unsigned k)
 {
-    unsigned k = list_index(a, e->span);
-
     if (e->idx.list.prev != NULL)
         e->idx.list.prev->idx.list.next = e->idx.list.next;
     else
@@ -942,10 +996,8 @@ static void list_remove(struct span_alloc *a, struct span_free *e)
         a->list_bitmap &= ~((uint64_t)1 << k);
 }
 
-static void list_push(struct span_alloc *a, struct span_free *e)
+HOT void list_push(struct span_alloc *a, struct span_free *e, unsigned k)
 {
-    unsigned k = list_index(a, e->span);
-
     e->idx.list.prev = NULL;
     e->idx.list.next = a->lists[k];
     if (a->lists[k] != NULL)
@@ -954,37 +1006,45 @@ static void list_push(struct span_alloc *a, struct span_free *e)
     a->list_bitmap |= (uint64_t)1 << k;
 }
 
-static void resize_begin(struct span_alloc *a, struct span_node *n)
-{
-    free_stats_sub(a, n);
-    if (uses_list(a, n->size))
-        list_remove(a, n->u.free.ext);
-}
+HOT int resize_begin(const struct span_alloc *a, const struct span_node *n) { return list_of(a, n); }
 
-static void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size)
+HOT void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size, int old_list)
 {
     struct span_free *e = n->u.free.ext;
     bool was_tree = in_size_tree(a, old_size), is_tree = in_size_tree(a, n->size);
+    int new_list = list_of(a, n);
 
-    free_stats_add(a, n);
+    free_stats_resize(a, n, old_size);
+    if (old_list >= 0) {
+        if (old_list == new_list && a->lists[old_list] == e)
+            return; /* already the head of its list */
+        list_remove(a, e, (unsigned)old_list);
+    }
     if (was_tree && is_tree) {
-        struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
-        struct span_node *succ = size_node(rb_next(&e->idx.size_link));
-        if ((pred == NULL || size_key_less(pred, n)) && (succ == NULL || size_key_less(n, succ)))
-            return;
-        rb_erase(&a->size_tree, &e->idx.size_link);
+        /* A resize always changes the size, so the key moved one way and
+         * only the neighbour on that side can have been passed. */
+        if (n->size < old_size) {
+            struct span_node *pred = size_node(rb_prev(&e->idx.size_link));
+            if (pred == NULL || size_key_less(pred, n))
+                return;
+        } else {
+            struct span_node *succ = size_node(rb_next(&e->idx.size_link));
+            if (succ == NULL || size_key_less(n, succ))
+                return;
+        }
+        size_erase(a, e);
         size_tree_insert(a, e);
         return;
     }
     if (was_tree)
-        rb_erase(&a->size_tree, &e->idx.size_link);
+        size_erase(a, e);
     if (is_tree)
         size_tree_insert(a, e);
-    else if (uses_list(a, n->size))
-        list_push(a, e);
+    else if (new_list >= 0)
+        list_push(a, e, (unsigned)new_list);
 }
 
-void span_account(struct span_alloc *a, const struct span_node *n, int sign)
+HOT void account(struct span_alloc *a, const struct span_node *n, int sign)
 {
     struct span_region *r = &a->regions[n->region];
 
@@ -999,6 +1059,8 @@ void span_account(struct span_alloc *a, const struct span_node *n, int sign)
     }
 }
 
+void span_account(struct span_alloc *a, const struct span_node *n, int sign) { account(a, n, sign); }
+
 void span_mark_alignment(struct span_alloc *a, struct span_node *n)
 {
     span_account(a, n, -1);
@@ -1010,7 +1072,7 @@ void span_mark_alignment(struct span_alloc *a, struct span_node *n)
 
 /* ---- splitting and coalescing ------------------------------------------ */
 
-size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
+HOT size_t carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
 {
     bool low = place > f->base, high = place + size < span_end(f);
 
@@ -1018,6 +1080,8 @@ size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size)
      * upper free piece's two. The whole span: its span_free comes back. */
     return low && high ? 3 : (size_t)(low || high);
 }
+
+size_t span_carve_cost(const struct span_node *f, uint64_t place, uint64_t size) { return carve_cost(f, place, size); }
 
 static struct span_node *new_free_span(struct span_alloc *a, struct span_node *after, uint64_t base, uint64_t size,
                                        uint8_t region)
@@ -1035,8 +1099,8 @@ static struct span_node *new_free_span(struct span_alloc *a, struct span_node *a
     return n;
 }
 
-struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
-                             enum span_state state, uint64_t tag)
+HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
+                            enum span_state state, uint64_t tag)
 {
     uint64_t base = f->base;
     uint64_t end = span_end(f);
@@ -1045,13 +1109,13 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
 
     if (place == base && place + size == end) {
         span_free_index_remove(a, f);
-        rb_erase(&a->addr_tree, &e->addr_link);
+        addr_erase(a, e);
         slot_put(a, e);
         n = f;
         if (a->marker == f)
             a->marker = NULL; /* used up: the next allocation recalculates it */
     } else {
-        resize_begin(a, f);
+        int old_list = resize_begin(a, f);
         n = node_get(a);
         n->region = f->region;
         if (place == base) { /* low end: f keeps the rest above */
@@ -1063,7 +1127,7 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
             f->size = place - base;
         }
         free_propagate(e);
-        resize_end(a, f, end - base);
+        resize_end(a, f, end - base, old_list);
         if (place + size < end && place > base) {
             struct span_node *r = node_get(a);
             struct span_free *re = ext_get(a);
@@ -1091,40 +1155,56 @@ struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t
     hash_insert(a, n);
     if (state == SPAN_ALLOCATED && size >= a->large_size && (place & (a->large_size - 1)))
         n->flags |= NODE_MISALIGNED;
-    span_account(a, n, 1);
+    account(a, n, 1);
     return n;
 }
 
-static bool mergeable(const struct span_node *n, const struct span_node *neighbour)
+struct span_node *span_carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
+                             enum span_state state, uint64_t tag)
+{
+    return carve(a, f, place, size, state, tag);
+}
+
+HOT bool mergeable(const struct span_node *n, const struct span_node *neighbour)
 {
     return neighbour != NULL && neighbour->state == SPAN_FREE && neighbour->region == n->region;
 }
 
-size_t span_release_cost(const struct span_node *n)
+/* Slots a release needs, given whether each neighbour is mergeable. */
+HOT size_t release_slots(const struct span_node *n, bool with_prev, bool with_next)
 {
-    return mergeable(n, n->prev) || mergeable(n, n->next) || (n->flags & NODE_RESERVED) ? 0 : 1;
+    return with_prev || with_next || (n->flags & NODE_RESERVED) ? 0 : 1;
 }
 
-struct span_node *span_release(struct span_alloc *a, struct span_node *n)
+size_t span_release_cost(const struct span_node *n)
+{
+    return release_slots(n, mergeable(n, n->prev), mergeable(n, n->next));
+}
+
+/* link: n's link in the hash (hash_link); with_prev, with_next: whether
+ * each neighbour is mergeable (the caller has just looked). */
+HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, struct span_node **link, bool with_prev,
+                                 bool with_next)
 {
     struct span_node *prev = n->prev;
     struct span_node *next = n->next;
-    bool with_prev = mergeable(n, prev), with_next = mergeable(n, next);
     struct span_node *f;
 
-    span_return_slot(a, n); /* the slot kept for this, if any, is free to take */
-    span_account(a, n, -1);
-    hash_remove(a, n);
+    if (n->flags & NODE_RESERVED)
+        span_return_slot(a, n); /* the slot kept for this is free to take */
+    account(a, n, -1);
+    hash_unlink(a, link);
     if (with_prev || with_next) {
         /* The free neighbour absorbs n; its tree position stays right. */
         uint64_t old_size;
+        int old_list;
         f = with_prev ? prev : next;
         old_size = f->size;
-        resize_begin(a, f);
+        old_list = resize_begin(a, f);
         if (with_prev && with_next) {
             struct span_free *ne = next->u.free.ext;
             span_free_index_remove(a, next);
-            rb_erase(&a->addr_tree, &ne->addr_link);
+            addr_erase(a, ne);
             prev->size += next->size;
             if (a->marker == next)
                 a->marker = prev;
@@ -1138,7 +1218,7 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         list_unlink(a, n);
         slot_put(a, n);
         free_propagate(f->u.free.ext);
-        resize_end(a, f, old_size);
+        resize_end(a, f, old_size, old_list);
     } else {
         struct span_free *e = ext_get(a);
         f = n;
@@ -1152,6 +1232,11 @@ struct span_node *span_release(struct span_alloc *a, struct span_node *n)
         span_free_index_insert(a, f);
     }
     return f;
+}
+
+struct span_node *span_release(struct span_alloc *a, struct span_node *n)
+{
+    return release_at(a, n, hash_link(a, n->base), mergeable(n, n->prev), mergeable(n, n->next));
 }
 
 /* ---- searching --------------------------------------------------------- */
@@ -1279,22 +1364,15 @@ struct span_node *span_find_lowest(const struct span_alloc *a, const struct span
     return n;
 }
 
+static bool size_at_or_after(const struct rb_node *r, const void *size)
+{
+    return size_node(r)->size >= *(const uint64_t *)size;
+}
+
 /* Smallest free span of at least size in the (size, base) tree. */
 static struct span_node *size_lower_bound(const struct span_alloc *a, uint64_t size)
 {
-    const struct rb_node *r = a->size_tree.root;
-    struct span_node *best = NULL;
-
-    while (r != NULL) {
-        struct span_node *n = size_node(r);
-        if (n->size >= size) {
-            best = n;
-            r = r->left;
-        } else {
-            r = r->right;
-        }
-    }
-    return best;
+    return size_node(rb_lower_bound(&a->size_tree, size_at_or_after, &size));
 }
 
 /* Best fit among the first SPAN_PROBES free spans in size order. */
@@ -1326,17 +1404,26 @@ static struct span_node *probe_best_fit(const struct span_alloc *a, const struct
     return NULL;
 }
 
+/* Best fit from the quick lists: the head of the first non-empty list of
+ * spans at least size long, or NULL (none, or size beyond the lists). */
+HOT struct span_node *quick_fit(const struct span_alloc *a, uint64_t size)
+{
+    uint64_t granules = size >> SPAN_GRANULE_SHIFT;
+    uint64_t mask;
+
+    if (granules > SPAN_QUICK_LISTS)
+        return NULL;
+    mask = a->list_bitmap & (~(uint64_t)0 << (granules - 1));
+    return mask != 0 ? a->lists[__builtin_ctzll(mask)]->span : NULL;
+}
+
 static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t size, uint64_t *place)
 {
     uint64_t granules = size >> SPAN_GRANULE_SHIFT;
     struct span_node *n = NULL;
 
     if (a->policy == SPAN_POLICY_BEST_FIT) {
-        if (granules <= SPAN_QUICK_LISTS) {
-            uint64_t mask = a->list_bitmap & (~(uint64_t)0 << (granules - 1));
-            if (mask != 0)
-                n = a->lists[__builtin_ctzll(mask)]->span;
-        }
+        n = quick_fit(a, size);
         if (n == NULL)
             n = size_lower_bound(a, size);
     } else if (a->policy == SPAN_POLICY_INSTANT_FIT) {
@@ -1473,6 +1560,10 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
         return -EINVAL;
     memset(a, 0, sizeof(*a));
     a->policy = policy;
+    a->list_max = policy == SPAN_POLICY_INSTANT_FIT || policy == SPAN_POLICY_BUDDY ? UINT64_MAX
+                  : policy == SPAN_POLICY_BEST_FIT                                 ? SPAN_QUICK_LISTS * SPAN_GRANULE
+                                                                                   : 0;
+    a->tree_above = policy == SPAN_POLICY_BEST_FIT ? SPAN_QUICK_LISTS * SPAN_GRANULE : UINT64_MAX;
     a->large_size = large_size;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;
@@ -1562,7 +1653,16 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     large = fit.size >= a->large_size;
     fit.align = large && align < a->large_size ? a->large_size : align;
 
-    n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
+    /* Best fit's common case, an unconstrained request a quick list
+     * serves, without find_place's general frame (same choice). */
+    n = NULL;
+    if (a->policy == SPAN_POLICY_BEST_FIT && fit.align == SPAN_GRANULE && fit.hi >= a->mem_end &&
+        !(req->flags & SPAN_HIGH))
+        n = quick_fit(a, fit.size);
+    if (n != NULL)
+        place = n->base;
+    else
+        n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     if (n == NULL && large && (req->flags & SPAN_LARGE_OK) && align < fit.align) {
         fit.align = align;
         n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
@@ -1573,9 +1673,9 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
         err = check_possible(a, fit.size, fit.align, fit.hi);
         return err != 0 ? err : -ENOMEM;
     }
-    if (span_carve_cost(n, place, fit.size) > a->nodes_free)
+    if (carve_cost(n, place, fit.size) > a->nodes_free)
         return -ENOMEM;
-    n = span_carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
+    n = carve(a, n, place, fit.size, SPAN_ALLOCATED, tag);
     /* The constraints stay with the segment: a large one placed without
      * SPAN_LARGE_OK has large-page alignment as a hard one. */
     n->align_shift = (uint8_t)floor_log2(large && !(req->flags & SPAN_LARGE_OK) ? fit.align : align);
@@ -1601,7 +1701,7 @@ int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t ta
     return 0;
 }
 
-static struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
+HOT struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
 {
     struct span_node *n = span_hash_find(a, base);
 
@@ -1612,7 +1712,7 @@ static struct span_node *segment_at(const struct span_alloc *a, uint64_t base)
 
 /* The segment a caller names by its base: -EINVAL without an allocator,
  * -ENOENT if no segment starts there. */
-static int named_segment(const struct span_alloc *a, uint64_t base, struct span_node **out)
+HOT int named_segment(const struct span_alloc *a, uint64_t base, struct span_node **out)
 {
     if (a == NULL)
         return -EINVAL;
@@ -1620,57 +1720,56 @@ static int named_segment(const struct span_alloc *a, uint64_t base, struct span_
     return *out == NULL ? -ENOENT : 0;
 }
 
-/* Locked bytes are counted per region, so the segment is taken out of the
- * statistics and put back with its new count. */
-static void set_lock_count(struct span_alloc *a, struct span_node *n, uint32_t count)
-{
-    span_account(a, n, -1);
-    n->lock_count = count;
-    span_account(a, n, 1);
-}
-
 int span_free(struct span_alloc *a, uint64_t base)
 {
-    struct span_node *n;
-    int err = named_segment(a, base, &n);
+    struct span_node **link, *n;
+    bool with_prev, with_next;
 
-    if (err != 0)
-        return err;
+    if (a == NULL)
+        return -EINVAL;
+    link = hash_link(a, base);
+    n = *link;
+    if (n == NULL || n->state != SPAN_ALLOCATED)
+        return -ENOENT;
     if (n->lock_count > 0 || (n->flags & NODE_MOVING))
         return -EBUSY;
-    if (span_release_cost(n) > a->nodes_free)
+    /* The neighbours are looked at once, for the cost and the release. */
+    with_prev = mergeable(n, n->prev);
+    with_next = mergeable(n, n->next);
+    if (release_slots(n, with_prev, with_next) > a->nodes_free)
         return -ENOMEM;
-    span_release(a, n);
+    release_at(a, n, link, with_prev, with_next);
     return 0;
 }
 
-int span_lock(struct span_alloc *a, uint64_t base)
+/*
+ * Adds step (+1: span_lock, -1: span_unlock) to a segment's lock count.
+ * Locked bytes are counted per region, so the segment is taken out of the
+ * statistics and put back with its new count. A segment being moved
+ * cannot be locked (it is unlocked only if it was locked before).
+ */
+static int step_lock_count(struct span_alloc *a, uint64_t base, int step)
 {
     struct span_node *n;
     int err = named_segment(a, base, &n);
 
     if (err != 0)
         return err;
-    if (n->flags & NODE_MOVING)
+    if (step > 0 && (n->flags & NODE_MOVING))
         return -EBUSY;
-    if (n->lock_count == UINT32_MAX)
+    if (step > 0 && n->lock_count == UINT32_MAX)
         return -ERANGE;
-    set_lock_count(a, n, n->lock_count + 1);
-    return 0;
-}
-
-int span_unlock(struct span_alloc *a, uint64_t base)
-{
-    struct span_node *n;
-    int err = named_segment(a, base, &n);
-
-    if (err != 0)
-        return err;
-    if (n->lock_count == 0)
+    if (step < 0 && n->lock_count == 0)
         return -EINVAL;
-    set_lock_count(a, n, n->lock_count - 1);
+    account(a, n, -1);
+    n->lock_count += (uint32_t)step;
+    account(a, n, 1);
     return 0;
 }
+
+int span_lock(struct span_alloc *a, uint64_t base) { return step_lock_count(a, base, 1); }
+
+int span_unlock(struct span_alloc *a, uint64_t base) { return step_lock_count(a, base, -1); }
 
 static void fill_info(const struct span_alloc *a, const struct span_node *n, struct span_info *info)
 {

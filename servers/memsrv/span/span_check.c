@@ -30,7 +30,7 @@ static void contig_info(const struct span_alloc *a, struct contig_info *info)
 {
     info->free_pages = a->free_bytes >> SPAN_GRANULE_SHIFT;
     info->free_blocks_total = a->buddy_blocks;
-    info->free_blocks_suitable = a->large_blocks;
+    info->free_blocks_suitable = span_large_total(a);
 }
 
 void span_stats(const struct span_alloc *a, struct span_stats *out)
@@ -49,9 +49,9 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->transit_bytes += a->regions[i].transit_bytes;
     }
     out->region_count = a->region_count;
-    out->used_bytes = a->total_bytes - a->free_bytes - out->transit_bytes;
+    out->used_bytes = a->total_bytes - out->free_bytes - out->transit_bytes;
     out->largest_free = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
-    out->free_spans = a->free_spans;
+    out->free_spans = span_free_span_count(a);
     out->segments = a->segments;
     out->misaligned_segments = a->misaligned;
     out->nodes_used = a->capacity - a->nodes_free;
@@ -313,7 +313,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
     }
     if (!has_lists && a->list_bitmap != 0)
         FAIL(f, "free lists used by a policy without them", 0);
-    if (has_lists && indexed != a->free_spans)
+    if (has_lists && indexed != span_free_span_count(a))
         FAIL(f, "free index does not hold every free span", indexed);
     return check_marker(a, f);
 }
@@ -335,7 +335,7 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c, s
         if (c->region_large[i] != r->large_blocks)
             FAIL(f, "region large-page count wrong", r->base);
     }
-    if (c->free_bytes != a->free_bytes || c->free_spans != a->free_spans)
+    if (c->free_bytes != a->free_bytes || c->free_spans != span_free_span_count(a))
         FAIL(f, "free byte or span count wrong", c->free_bytes);
     if (c->segments != a->segments || c->misaligned != a->misaligned)
         FAIL(f, "segment or misaligned count wrong", c->segments);
@@ -351,7 +351,7 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c, s
             if (i >= a->large_order)
                 suitable += c->buddy[i] << (i - a->large_order);
         }
-        if (blocks != a->buddy_blocks || suitable != a->large_blocks)
+        if (blocks != a->buddy_blocks || suitable != span_large_total(a))
             FAIL(f, "buddy block counts wrong", blocks);
     }
     if (c->hashed != a->hashed)

@@ -85,6 +85,28 @@ static inline uint64_t align_down(uint64_t x, uint64_t align) { return x & ~(ali
 
 static inline unsigned floor_log2(uint64_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
+/* Totals over the regions' and the histogram's counters: summed when
+ * asked, so that the allocation and free paths keep fewer counters. */
+static inline uint64_t span_large_total(const struct span_alloc *a)
+{
+    uint64_t blocks = 0;
+    unsigned i;
+
+    for (i = 0; i < a->region_count; i++)
+        blocks += a->regions[i].large_blocks;
+    return blocks;
+}
+
+static inline uint64_t span_free_span_count(const struct span_alloc *a)
+{
+    uint64_t spans = 0;
+    unsigned i;
+
+    for (i = 0; i < SPAN_HIST_BUCKETS; i++)
+        spans += a->free_hist[i];
+    return spans;
+}
+
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr);
 
 /* Lowest place in a free span for fit (lowest address first among big-enough

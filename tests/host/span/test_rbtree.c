@@ -1,7 +1,8 @@
 /*
  * Host test of common/rbtree.c: random inserts and erases checked against a
  * sorted array, with the red-black shape and an augmented subtree sum
- * validated after every operation.
+ * validated after every operation, and rb_lower_bound against a walk in
+ * key order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +44,22 @@ static uint64_t check_sums(const struct rb_node *r)
     s = RB_ENTRY(r, struct item, link)->key + check_sums(r->left) + check_sums(r->right);
     assert_int_equal(s, sum_of(r));
     return s;
+}
+
+static bool key_at_or_after(const struct rb_node *r, const void *key)
+{
+    return RB_ENTRY(r, const struct item, link)->key >= *(const uint64_t *)key;
+}
+
+/* rb_lower_bound must give the first node, in key order, whose key is at
+ * least key: the same node a walk from rb_first stops at. */
+static void check_lower_bound(const struct rb_tree *t, uint64_t key)
+{
+    const struct rb_node *walk = rb_first(t);
+
+    while (walk != NULL && RB_ENTRY(walk, const struct item, link)->key < key)
+        walk = rb_next(walk);
+    assert_ptr_equal(rb_lower_bound(t, key_at_or_after, &key), walk);
 }
 
 static void insert(struct rb_tree *t, struct item *it)
@@ -98,6 +115,9 @@ static void test_random_ops(void **state)
             for (r = rb_last(&t), seen = 0; r; r = rb_prev(r))
                 seen++;
             assert_int_equal(seen, count);
+            check_lower_bound(&t, test_rand(&rng) % 5100);
+            check_lower_bound(&t, 0);
+            check_lower_bound(&t, 5000); /* beyond every key: NULL */
         }
     }
 }

@@ -112,7 +112,11 @@ static inline void op_begin(unsigned policy, unsigned occupancy, enum op_kind ki
  * state, a few seconds of single-stepping each. */
 static bool tracing;
 
-static bool measured(uint64_t op, uint64_t ops) { return tracing && op >= ops / 2 && op % 16 == 0; }
+#ifndef INSTR_STRIDE
+#define INSTR_STRIDE 16 /* a build with a larger stride gives rougher medians sooner */
+#endif
+
+static bool measured(uint64_t op, uint64_t ops) { return tracing && op >= ops / 2 && op % INSTR_STRIDE == 0; }
 
 /* Buckets for the segment hash: 2^17, chains of at most two even when the
  * Robson workload fills 1 GiB with 4 KiB segments (memsrv resizes its table

@@ -171,6 +171,8 @@ struct span_alloc {
     struct rb_tree size_tree;       /* best fit only */
     struct span_free *lists[SPAN_QUICK_LISTS];
     uint64_t list_bitmap;     /* bit k: lists[k] not empty */
+    uint64_t list_max;        /* free spans of at most this size are on lists (by policy) */
+    uint64_t tree_above;      /* free spans larger than this are in size_tree (by policy) */
     struct span_node *marker; /* marker policy: the free span it points into, or NULL */
     struct span_region regions[SPAN_MAX_REGIONS];
     unsigned region_count;
@@ -179,12 +181,10 @@ struct span_alloc {
     unsigned buddy_cap; /* largest buddy order counted */
     uint64_t free_bytes;
     uint64_t segments;
-    uint64_t free_spans;
     uint64_t misaligned;
     uint64_t moves_in_flight;
     uint64_t free_hist[SPAN_HIST_BUCKETS];
     uint64_t buddy_blocks; /* blocks of the free spans' buddy decomposition */
-    uint64_t large_blocks; /* aligned large pages inside free spans */
 };
 
 /*
