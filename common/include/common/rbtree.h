@@ -80,6 +80,23 @@ static inline struct rb_node *rb_lower_bound(const struct rb_tree *tree, rb_at_o
     return best;
 }
 
+/* The empty child slot where a new node goes to sit right after p in key
+ * order (or right before it): *parent and *link for rb_insert, found below
+ * p without a descent from the root. For a caller that already holds the
+ * new node's neighbour. */
+static inline void rb_link_beside(struct rb_node *p, bool after, struct rb_node **parent, struct rb_node ***link)
+{
+    struct rb_node **slot = after ? &p->right : &p->left;
+
+    *parent = p;
+    /* Then down the near side of that subtree: its extreme faces p. */
+    while (*slot != NULL) {
+        *parent = *slot;
+        slot = after ? &(*slot)->left : &(*slot)->right;
+    }
+    *link = slot;
+}
+
 struct rb_node *rb_first(const struct rb_tree *tree);
 struct rb_node *rb_last(const struct rb_tree *tree);
 struct rb_node *rb_next(const struct rb_node *node);

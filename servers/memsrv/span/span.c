@@ -611,28 +611,9 @@ static void free_tree_insert(struct span_alloc *a, struct span_free *e)
 /* Inserts e right after (or before) p in address order: no descent. */
 static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, struct span_free *e, bool after)
 {
-    struct rb_node *parent = &p->addr_link;
-    struct rb_node **link;
+    struct rb_node *parent, **link;
 
-    if (after) {
-        if (parent->right == NULL) {
-            link = &parent->right;
-        } else {
-            parent = parent->right;
-            while (parent->left != NULL)
-                parent = parent->left;
-            link = &parent->left;
-        }
-    } else {
-        if (parent->left == NULL) {
-            link = &parent->left;
-        } else {
-            parent = parent->left;
-            while (parent->right != NULL)
-                parent = parent->right;
-            link = &parent->right;
-        }
-    }
+    rb_link_beside(&p->addr_link, after, &parent, &link);
     addr_insert(a, e, parent, link);
 }
 
@@ -944,15 +925,32 @@ HOT int list_of(const struct span_alloc *a, const struct span_node *n)
     return uses_list(a, n->size) ? (int)list_index(a, n) : -1;
 }
 
-HOT void span_free_index_insert(struct span_alloc *a, struct span_node *n)
+/* Files free span n in the counters and in its size index, or (filing
+ * false) takes it out of both. One rule says where a span is filed, by its
+ * size and the policy: its list, the size tree, or neither (top of heap and
+ * marker search the address tree alone); taking it out must find it where
+ * filing put it. The flag is a constant at every call, so each call site
+ * keeps only its own half. */
+HOT void span_free_index(struct span_alloc *a, struct span_node *n, bool filing)
 {
     struct span_free *e = n->u.free.ext;
 
-    free_stats_add(a, n);
-    if (uses_list(a, n->size))
-        list_push(a, e, list_index(a, n));
-    else if (in_size_tree(a, n->size))
-        size_tree_insert(a, e);
+    if (filing)
+        free_stats_add(a, n);
+    else
+        free_stats_sub(a, n);
+    if (uses_list(a, n->size)) {
+        unsigned k = list_index(a, n);
+        if (filing)
+            list_push(a, e, k);
+        else
+            list_remove(a, e, k);
+    } else if (in_size_tree(a, n->size)) {
+        if (filing)
+            size_tree_insert(a, e);
+        else
+            size_erase(a, e);
+    }
 }
 
 HOT bool size_key_less(const struct span_node *x, const struct span_node *y)
@@ -972,17 +970,6 @@ HOT bool size_key_less(const struct span_node *x, const struct span_node *y)
  */
 HOT int resize_begin(const struct span_alloc *a, const struct span_node *n);
 HOT void resize_end(struct span_alloc *a, struct span_node *n, uint64_t old_size, int old_list);
-
-HOT void span_free_index_remove(struct span_alloc *a, struct span_node *n)
-{
-    struct span_free *e = n->u.free.ext;
-
-    free_stats_sub(a, n);
-    if (uses_list(a, n->size))
-        list_remove(a, e, list_index(a, n));
-    else if (in_size_tree(a, n->size))
-        size_erase(a, e);
-}
 
 HOT void list_remove(struct span_alloc *a, struct span_free *e, unsigned k)
 {
@@ -1095,7 +1082,7 @@ static struct span_node *new_free_span(struct span_alloc *a, struct span_node *a
     e->max_free = 0;
     list_link_after(a, after, n);
     free_tree_insert(a, e);
-    span_free_index_insert(a, n);
+    span_free_index(a, n, true);
     return n;
 }
 
@@ -1108,7 +1095,7 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
     struct span_node *n;
 
     if (place == base && place + size == end) {
-        span_free_index_remove(a, f);
+        span_free_index(a, f, false);
         addr_erase(a, e);
         slot_put(a, e);
         n = f;
@@ -1139,7 +1126,7 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
             re->max_free = 0;
             list_link_after(a, n, r);
             free_tree_insert_next(a, e, re, true);
-            span_free_index_insert(a, r);
+            span_free_index(a, r, true);
             if (a->marker == f)
                 a->marker = r; /* bumped past the segment */
         }
@@ -1203,7 +1190,7 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
         old_list = resize_begin(a, f);
         if (with_prev && with_next) {
             struct span_free *ne = next->u.free.ext;
-            span_free_index_remove(a, next);
+            span_free_index(a, next, false);
             addr_erase(a, ne);
             prev->size += next->size;
             if (a->marker == next)
@@ -1229,7 +1216,7 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
         e->span = f;
         e->max_free = 0;
         free_tree_place(a, f);
-        span_free_index_insert(a, f);
+        span_free_index(a, f, true);
     }
     return f;
 }

@@ -1,8 +1,8 @@
 /*
  * Host test of common/rbtree.c: random inserts and erases checked against a
  * sorted array, with the red-black shape and an augmented subtree sum
- * validated after every operation, and rb_lower_bound against a walk in
- * key order.
+ * validated after every operation, rb_lower_bound against a walk in key
+ * order, and rb_link_beside's placement.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,6 +122,57 @@ static void test_random_ops(void **state)
     }
 }
 
+/* rb_link_beside: a node linked beside p sits right after (or before) it
+ * in order, and the tree stays a valid red-black tree. Keys 10 apart leave
+ * room for one neighbour on each side of every node. */
+static void test_link_beside(void **state)
+{
+    enum { N = 600 };
+    static struct item items[N], beside[2 * N];
+    struct rb_tree t;
+    uint64_t rng = 7;
+    int i, used = 0;
+
+    (void)state;
+    rb_init(&t, augment);
+    for (i = 0; i < N; i++) {
+        items[i].key = 10 * (uint64_t)(test_rand(&rng) % 100000) + 10 * (uint64_t)i * 100000 + 5;
+        insert(&t, &items[i]);
+    }
+    for (i = 0; i < N; i++) {
+        for (int side = 0; side < 2; side++) {
+            struct item *p = &items[test_rand(&rng) % N], *it = &beside[used++];
+            bool after = side == 1;
+            struct rb_node *parent, **link;
+            /* p's own neighbour on that side, if one was added already,
+             * lies between: link beside that one instead. */
+            struct rb_node *near = after ? rb_next(&p->link) : rb_prev(&p->link);
+            uint64_t near_key = near ? RB_ENTRY(near, struct item, link)->key : 0;
+            bool taken = near && (after ? near_key == p->key + 1 : near_key == p->key - 1);
+            if (taken) {
+                used--;
+                continue;
+            }
+            it->key = after ? p->key + 1 : p->key - 1;
+            rb_link_beside(&p->link, after, &parent, &link);
+            rb_insert(&t, &it->link, parent, link);
+            it->in_tree = 1;
+            assert_ptr_equal(after ? rb_next(&p->link) : rb_prev(&p->link), &it->link);
+        }
+        if (i % 50 == 0) {
+            const struct rb_node *r;
+            uint64_t prev = 0;
+            assert_int_equal(rb_validate(&t), N + used);
+            check_sums(t.root);
+            for (r = rb_first(&t); r; r = rb_next(r)) {
+                assert_true(RB_ENTRY(r, struct item, link)->key > prev);
+                prev = RB_ENTRY(r, struct item, link)->key;
+            }
+        }
+    }
+    assert_int_equal(rb_validate(&t), N + used);
+}
+
 static void test_broken_shape_detected(void **state)
 {
     struct item a = { .key = 1 }, b = { .key = 2 };
@@ -140,6 +191,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_ops),
+        cmocka_unit_test(test_link_beside),
         cmocka_unit_test(test_broken_shape_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
