@@ -425,6 +425,24 @@ static void ops(struct test_run *t)
     if (other == 0 && (other = ms_free(gone.handle)) == 0)
         other = ms_move(gone.sid);
     test_check(t, "move_unheld_refused", other == -ENOENT, "moving a segment freed before gave %ld", other);
+
+    /* A FREE whose sender writes another segment's sid into seg_sid: the
+     * kernel stamps the sid of the segment the message carries, so the
+     * carried one goes and the named one stays. */
+    struct ms_segment carried, named;
+    if (ms_alloc(4096, 0, 0, 0, &carried) == 0 && ms_alloc(4096, 0, 0, 0, &named) == 0) {
+        ((volatile uint8_t *)named.addr)[0] = 0x77;
+        struct ipc_msg forged = { .label = MS_FREE, .seg = carried.handle, .seg_sid = named.sid };
+        int64_t sent = sys_ipc_call(ms_endpoint(), &forged, TIMEOUT_FOREVER);
+        struct abi_seg_info ci, ni;
+        int64_t carried_gone = sys_seg_info(carried.handle, &ci), named_held = sys_seg_info(named.handle, &ni);
+        test_check(t, "free_sid_stamped_by_kernel",
+                   sent == 0 && (int64_t)forged.label == 0 && carried_gone == -EBADH && named_held == 0 &&
+                       ni.sid == named.sid && ((volatile uint8_t *)named.addr)[0] == 0x77,
+                   "call %ld, reply %ld; carried segment: info %ld; named segment: info %ld", sent,
+                   (int64_t)forged.label, carried_gone, named_held);
+        ms_free(named.handle);
+    }
     test_check(t, "limit_own_refused", sys_proc_limit(HANDLE_SELF, RES_MEMORY, ABI_LIMIT_NONE) == -EPERM,
                "a process lifted its own limit");
     struct ms_stats_client someone;

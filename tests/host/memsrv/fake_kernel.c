@@ -256,11 +256,20 @@ static struct fk_seg *client_seg(struct fake_kernel *fk, uint64_t pid, handle_t 
     return s->live && !s->in_server && s->owner == pid ? s : NULL;
 }
 
+/* The kernel's batch rule: no segment named twice. */
+static bool named_before(struct fk_seg *const *segs, unsigned i)
+{
+    for (unsigned j = 0; j < i; j++)
+        if (segs[j] == segs[i])
+            return true;
+    return false;
+}
+
 static int64_t k_seg_give(void *ctx, uint64_t pid, struct abi_seg_give *v, unsigned n)
 {
     struct fake_kernel *fk = fk_of(ctx);
     struct fk_seg *segs[SEG_BATCH_MAX];
-    unsigned i, j;
+    unsigned i;
 
     if (n == 0 || n > SEG_BATCH_MAX)
         return -EINVAL;
@@ -270,9 +279,8 @@ static int64_t k_seg_give(void *ctx, uint64_t pid, struct abi_seg_give *v, unsig
         segs[i] = fk_seg(fk, v[i].sid);
         if (segs[i] == NULL || !segs[i]->in_server)
             return -ENOENT;
-        for (j = 0; j < i; j++)
-            if (segs[j] == segs[i])
-                return -EINVAL;
+        if (named_before(segs, i))
+            return -EINVAL;
     }
     for (i = 0; i < n; i++) {
         segs[i]->in_server = false;
@@ -288,7 +296,7 @@ static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsig
 {
     struct fake_kernel *fk = fk_of(ctx);
     struct fk_seg *segs[SEG_BATCH_MAX];
-    unsigned i, j;
+    unsigned i;
 
     if (n == 0 || n > SEG_BATCH_MAX)
         return -EINVAL;
@@ -298,9 +306,8 @@ static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsig
             return -EBADH;
         if (segs[i]->pins != 0 || segs[i]->in_flight)
             return -EBUSY;
-        for (j = 0; j < i; j++)
-            if (segs[j] == segs[i])
-                return -EINVAL;
+        if (named_before(segs, i))
+            return -EINVAL;
     }
     for (i = 0; i < n; i++) {
         v[i].sid = segs[i]->sid;
