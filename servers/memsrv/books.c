@@ -13,10 +13,14 @@
  * them, each booked as a locked span with a record of kind BOOKS:
  *   - span slots (64 bytes a segment, 128 a free span): a first store sized
  *     for the boot spans, then span_add_nodes blocks of 64 KiB to 4 MiB;
- *     an empty block goes back once plenty of slots are free;
+ *     blocks go back once plenty of slots are free (span_take_nodes
+ *     empties a nearly empty one by moving its slots);
  *   - recs[] and sid_hash[] (40 + about 8 bytes a record) in one segment,
  *     moved to one twice the size when the records run short (records are
- *     named by index, so the array is copied, never split);
+ *     named by index, so the array is copied, never split), and to one
+ *     half the size once at most a quarter is used: the records past the
+ *     cut are renumbered first, which waits until no thread holds an index
+ *     across the lock (rec_holds);
  *   - the span library's segment hash, resized as span_hash_wanted says.
  * books_reserve runs before every booking (books_new_record, and before a
  * free) and keeps MS_SLOTS_SPARE slots and MS_RECS_SPARE records free
@@ -173,13 +177,22 @@ uint32_t books_new_record(struct memsrv *ms)
         return MS_NO_RECORD;
     ms->rec_free = ms->recs[index].next_free;
     ms->recs[index].next_free = MS_NO_RECORD;
+    ms->rec_holds++;
     return index;
+}
+
+/* Puts an unused record on the free list (lowest first when pushed in
+ * descending order). */
+static void record_push_free(struct memsrv *ms, uint32_t index)
+{
+    ms->recs[index] = (struct ms_record){ .next_free = ms->rec_free };
+    ms->rec_free = index;
 }
 
 void books_drop_new_record(struct memsrv *ms, uint32_t index)
 {
-    ms->recs[index] = (struct ms_record){ .next_free = ms->rec_free };
-    ms->rec_free = index;
+    record_push_free(ms, index);
+    ms->rec_holds--;
 }
 
 void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind, uint64_t sid, uint64_t base,
@@ -199,6 +212,7 @@ void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind 
     if (kind == MS_REC_SEGMENT)
         ms->segments++;
     ms->recs_used++;
+    ms->rec_holds--;
     ms->books_gen++;
 }
 
@@ -271,7 +285,7 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
         ms->segments--;
     ms->recs_used--;
     ms->books_gen++;
-    books_drop_new_record(ms, index);
+    record_push_free(ms, index);
     books_trim(ms);
 }
 
@@ -297,13 +311,31 @@ static uint32_t records_capacity(uint64_t bytes)
     return cap;
 }
 
-/* Lays out recs[] then sid_hash[] in mem; the records of the old array (if
- * any) are copied, the hash rebuilt, the free list covers the new part. */
+/* Rebuilds the free list (lowest index first) and the sid hash from the
+ * records themselves. Only with rec_holds == 0: a record taken but not
+ * committed looks unused and would go back on the list. */
+static void records_reindex(struct memsrv *ms)
+{
+    uint32_t i;
+
+    memset(ms->sid_hash, 0, ((uint64_t)ms->hash_mask + 1) * sizeof(uint32_t));
+    ms->rec_free = MS_NO_RECORD;
+    for (i = ms->rec_capacity; i-- > 0;)
+        if (ms->recs[i].kind == 0)
+            record_push_free(ms, i);
+        else if (ms->recs[i].sid != 0)
+            hash_insert(ms, i);
+}
+
+/* Lays out recs[] then sid_hash[] in mem and copies the records of the old
+ * array (if any) that fit. Growing, the free list gains the new part;
+ * shrinking (every record past the new capacity unused, rec_holds == 0),
+ * it is rebuilt. The hash is rebuilt either way. */
 static void records_place(struct memsrv *ms, void *mem, uint32_t capacity)
 {
     uint64_t slots = 1;
     struct ms_record *old = ms->recs;
-    uint32_t old_cap = ms->rec_capacity, i;
+    uint32_t old_cap = ms->rec_capacity, kept = old_cap < capacity ? old_cap : capacity, i;
 
     while (slots < 2 * (uint64_t)capacity)
         slots <<= 1;
@@ -311,11 +343,15 @@ static void records_place(struct memsrv *ms, void *mem, uint32_t capacity)
     ms->sid_hash = (uint32_t *)((char *)mem + (uint64_t)capacity * sizeof(struct ms_record));
     ms->hash_mask = (uint32_t)(slots - 1);
     ms->rec_capacity = capacity;
-    memset(ms->sid_hash, 0, slots * sizeof(uint32_t));
     if (old != NULL)
-        memcpy(ms->recs, old, (uint64_t)old_cap * sizeof(*old));
+        memcpy(ms->recs, old, (uint64_t)kept * sizeof(*old));
+    if (capacity < old_cap) {
+        records_reindex(ms);
+        return;
+    }
+    memset(ms->sid_hash, 0, slots * sizeof(uint32_t));
     for (i = capacity; i-- > old_cap;)
-        books_drop_new_record(ms, i);
+        record_push_free(ms, i);
     for (i = 0; i < old_cap; i++)
         if (ms->recs[i].kind != 0 && ms->recs[i].sid != 0)
             hash_insert(ms, i);
@@ -387,10 +423,12 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
                (unsigned long long)base);
         span_lock(&ms->span, base);
         ms->rec_free = ms->recs[index].next_free;
+        ms->rec_holds++;
         books_commit_record(ms, index, MS_REC_KERNEL, 0, base, size, MS_NO_CLIENT);
         return -ENOMEM;
     }
     ms->rec_free = ms->recs[index].next_free;
+    ms->rec_holds++;
     span_lock(&ms->span, base);
     books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
     books_adopt(ms, use, sid, base, size, (void *)(uintptr_t)mapped);
@@ -433,6 +471,45 @@ static int grow_records(struct memsrv *ms)
     if (old != NULL)
         books_give_back(ms, old);
     return 0;
+}
+
+/*
+ * Records shrink once at most a quarter of them is in use: the live ones
+ * past half the capacity are renumbered below it (their span tags follow),
+ * then the array moves to a books segment half the size. Only when no
+ * thread holds a record index across the lock (rec_holds: taken and not
+ * yet committed, or being migrated), since that index would go stale. If
+ * no segment can be had, the records stay renumbered in the old array,
+ * which is as good.
+ */
+static void shrink_records(struct memsrv *ms)
+{
+    struct ms_books_seg *old = books_slot(ms, MS_BOOKS_RECORDS);
+    uint32_t capacity = ms->rec_capacity / 2, low = 0, i;
+    void *mem;
+
+    if (old == NULL || ms->rec_holds != 0 || capacity < MS_RECS_MIN ||
+        ((uint64_t)ms->recs_used + MS_RECS_SPARE + 1) * 4 > ms->rec_capacity)
+        return;
+    for (i = capacity; i < ms->rec_capacity; i++) {
+        if (ms->recs[i].kind == 0)
+            continue;
+        while (ms->recs[low].kind != 0)
+            low++;
+        if (span_retag(&ms->span, ms->recs[i].base, low) != 0) {
+            ms_log(ms, "memsrv: books: record %u at %#llx has no span to renumber", i,
+                   (unsigned long long)ms->recs[i].base);
+            records_reindex(ms);
+            return;
+        }
+        ms->recs[low] = ms->recs[i];
+        ms->recs[i] = (struct ms_record){ 0 };
+    }
+    records_reindex(ms); /* lowest first: the new segment's own record falls below the cut */
+    if (books_take(ms, books_records_bytes(capacity), MS_BOOKS_RECORDS, &mem) != 0)
+        return;
+    records_place(ms, mem, capacity);
+    books_give_back(ms, old);
 }
 
 /* A block of slots: half of what the pool holds, within [64 KiB, 4 MiB],
@@ -495,7 +572,8 @@ int books_reserve(struct memsrv *ms, size_t slots, uint32_t records)
 
 void books_trim(struct memsrv *ms)
 {
-    size_t keep = MS_TRIM_SLOTS;
+    size_t in_use = ms->span.capacity - ms->span.nodes_free;
+    size_t start = in_use > MS_TRIM_SLOTS ? in_use : MS_TRIM_SLOTS;
     void *mem;
     size_t bytes;
 
@@ -503,12 +581,13 @@ void books_trim(struct memsrv *ms)
         return;
     ms->books_busy = true;
     /* Giving a block back may empty the block that held its node. */
-    while (ms->span.nodes_free > keep && span_take_nodes(&ms->span, keep / 4, &mem, &bytes) == 0) {
+    while (ms->span.nodes_free > start && span_take_nodes(&ms->span, start / 4, &mem, &bytes) == 0) {
         struct ms_books_seg *b = books_at(ms, mem);
         if (b == NULL)
             break;
         books_give_back(ms, b);
     }
+    shrink_records(ms);
     tune_hash(ms);
     ms->books_busy = false;
 }

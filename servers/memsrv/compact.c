@@ -201,6 +201,7 @@ int64_t compact_migrate(struct memsrv *ms, uint32_t index, uint64_t sid, uint64_
     int64_t err;
 
     ms->recs[index].flags |= MS_REC_MOVING;
+    ms->rec_holds++; /* the records must not be renumbered meanwhile */
     if (compactor)
         compactor_release(ms);
     books_unlock(ms);
@@ -209,6 +210,7 @@ int64_t compact_migrate(struct memsrv *ms, uint32_t index, uint64_t sid, uint64_
     if (compactor)
         compactor_hold(ms);
     ms->recs[index].flags &= (uint8_t)~MS_REC_MOVING;
+    ms->rec_holds--;
     condvar_broadcast(&ms->moved);
     return err;
 }

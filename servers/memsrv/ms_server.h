@@ -40,12 +40,14 @@
  *     compaction proposal 5, and growing the books itself 3 and a record;
  *     before a targeted compaction 2048 are made free, since its witness
  *     books a trial place (up to 4 slots) for each segment of a window;
- *     a block is given back once empty and more than 65536 slots (4 MiB)
- *     are free, keeping 16384: books live at the top of memory, and
- *     giving blocks back often leaves holes there that fragmentation
- *     scoring sees (under Bochs, trimming at 4096 free slots tripled the
- *     churn test's compaction runs), and a free-alloc cycle must not
- *     create and destroy a block each time;
+ *     blocks are given back (emptied by moving slots if need be) while
+ *     more slots are free than are in use and than 16384 (1 MiB), keeping
+ *     a quarter of that: books live at the top of memory, and giving
+ *     blocks back often leaves holes there that fragmentation scoring
+ *     sees (under Bochs, trimming at 4096 free slots tripled the churn
+ *     test's compaction runs), and a free-alloc cycle must not create and
+ *     destroy a block each time; records shrink to half once a quarter
+ *     is in use;
  *   a client per process slot (ABI_PROC_MAX): the table is indexed by the
  *   pid's slot, so it cannot fill up;
  *   compaction (compact.c says why each value): a background move of at
@@ -60,7 +62,7 @@
 #define MS_BOOT_NODES          512u
 #define MS_SLOTS_SPARE         32u
 #define MS_RECS_SPARE          4u
-#define MS_TRIM_SLOTS          65536u
+#define MS_TRIM_SLOTS          16384u
 #define MS_PLAN_SLOTS          2048u
 #define MS_BLOCK_MIN           (64ull << 10)
 #define MS_BLOCK_MAX           (4ull << 20)
@@ -264,6 +266,7 @@ struct memsrv {
     /* Records: the span books' tags index them; sid_hash finds them by sid. */
     struct ms_record *recs;
     uint32_t rec_capacity, rec_free, recs_used;
+    uint32_t rec_holds; /* indices held across the lock: taken, not committed; or migrating */
     uint32_t *sid_hash; /* record index + 1; 0 = empty slot */
     uint32_t hash_mask;
 

@@ -213,4 +213,16 @@ RB_INLINE void rb_erase_with(struct rb_tree *tree, struct rb_node *z, rb_augment
         rb_erase_fixup(tree, x, x_parent, augment);
 }
 
+/* The node at `from` was copied to `to` (links and colour included): its
+ * parent and children point at the copy from now on. No rebalancing, no
+ * summary changes. */
+RB_INLINE void rb_relocate(struct rb_tree *tree, struct rb_node *from, struct rb_node *to)
+{
+    rb_replace_child(tree, from, to);
+    if (to->left != NULL)
+        rb_set_parent(to->left, to);
+    if (to->right != NULL)
+        rb_set_parent(to->right, to);
+}
+
 #endif

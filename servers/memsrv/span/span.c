@@ -30,8 +30,9 @@
  * array, then blocks given with span_add_nodes (a page header per 4 KiB
  * points at the block, so a slot finds its block in one load; slots are
  * taken from the oldest partly used block, so the newest drain and
- * span_take_nodes can hand them back). Metadata is per span, never per
- * page, and never comes from the memory managed:
+ * span_take_nodes can hand them back; a block that keeps a few live slots
+ * is emptied by moving them, see "giving slots back"). Metadata is per
+ * span, never per page, and never comes from the memory managed:
  *   a segment (allocated, locked or in-transit span) takes ONE slot, its
  *     span_node: address-list links, base, size, state, lock count, its
  *     link in the segment hash and the caller's tag (64 bytes in all);
@@ -427,26 +428,6 @@ int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
     a->nodes_free += b->slots;
     a->blocks++;
     block_relist(a, b);
-    return 0;
-}
-
-int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes)
-{
-    struct span_block *b;
-
-    if (a == NULL || mem == NULL || bytes == NULL)
-        return -EINVAL;
-    for (b = a->empty; b != NULL; b = b->next)
-        if (a->nodes_free >= b->slots && a->nodes_free - b->slots >= keep_free)
-            break;
-    if (b == NULL)
-        return -ENOENT;
-    block_unlink(a, b);
-    a->capacity -= b->slots;
-    a->nodes_free -= b->slots;
-    a->blocks--;
-    *mem = b;
-    *bytes = b->bytes;
     return 0;
 }
 
@@ -1804,6 +1785,150 @@ int span_request_of(const struct span_alloc *a, uint64_t base, struct span_reque
                                   .align = span_hard_align(n),
                                   .limit = n->u.seg.limit,
                                   .flags = span_wants_large(a, n) ? SPAN_LARGE_OK : 0 };
+    return 0;
+}
+
+/* ---- giving slots back ------------------------------------------------
+ *
+ * A block goes back when none of its slots is in use. Freeing leaves a few
+ * live slots scattered over many blocks (the books' own spans, the free
+ * spans between them), so a block that is nearly empty is emptied first:
+ * each live slot in it is copied to a free slot elsewhere and everything
+ * that pointed at it is pointed at the copy. What points at a span_node:
+ * its neighbours' prev/next (or first/last), its free span's back pointer
+ * or its hash chain, and the marker; at a span_free: its node, the address
+ * tree, and its list or the size tree. Finding a block's live slots walks
+ * every span, so a block is emptied only when the spans are no more than
+ * the slots it gives back: the walk is paid for by what it returns.
+ */
+
+static void slot_back(struct span_alloc *a, struct span_block *b, struct span_node *slot)
+{
+    slot->u.pool.next = b->free;
+    b->free = slot;
+    b->used--;
+    a->nodes_free++;
+}
+
+static bool slot_in(const struct span_alloc *a, const void *slot, const struct span_block *b)
+{
+    return !in_store(a, slot) && block_of(slot) == b;
+}
+
+static struct span_node *relocate_node(struct span_alloc *a, struct span_node *from)
+{
+    struct span_node *to = node_get(a);
+
+    *to = *from;
+    if (to->prev != NULL)
+        to->prev->next = to;
+    else
+        a->first = to;
+    if (to->next != NULL)
+        to->next->prev = to;
+    else
+        a->last = to;
+    if (to->state == SPAN_FREE) {
+        to->u.free.ext->span = to;
+        if (a->marker == from)
+            a->marker = to;
+    } else {
+        *hash_link(a, to->base) = to;
+    }
+    return to;
+}
+
+static void relocate_free(struct span_alloc *a, struct span_free *from)
+{
+    struct span_free *to = ext_get(a);
+    struct span_node *n = from->span;
+
+    *to = *from;
+    rb_relocate(&a->addr_tree, &from->addr_link, &to->addr_link);
+    if (uses_list(a, n->size)) {
+        if (to->idx.list.prev != NULL)
+            to->idx.list.prev->idx.list.next = to;
+        else
+            a->lists[list_index(a, n)] = to;
+        if (to->idx.list.next != NULL)
+            to->idx.list.next->idx.list.prev = to;
+    } else if (in_size_tree(a, n->size)) {
+        rb_relocate(&a->size_tree, &from->idx.size_link, &to->idx.size_link);
+    }
+    n->u.free.ext = to;
+}
+
+/* Moves every live slot out of b; the caller has checked that the pool has
+ * that many free slots outside b. b is off the block lists meanwhile, so
+ * none of its own free slots is handed out. */
+static void block_evacuate(struct span_alloc *a, struct span_block *b)
+{
+    struct span_node *n, *next;
+
+    block_unlink(a, b);
+    b->list = BLOCK_FULL;
+    for (n = a->first; n != NULL; n = next) {
+        next = n->next;
+        if (slot_in(a, n, b)) {
+            struct span_node *old = n;
+            n = relocate_node(a, old);
+            slot_back(a, b, old);
+        }
+        if (n->state == SPAN_FREE && slot_in(a, n->u.free.ext, b)) {
+            struct span_free *old = n->u.free.ext;
+            relocate_free(a, old);
+            slot_back(a, b, (struct span_node *)old);
+        }
+    }
+    block_relist(a, b);
+}
+
+/* The block to empty for span_take_nodes, or NULL: the partly used one with
+ * the fewest live slots, when the walk is worth it and the pool keeps
+ * keep_free without it. */
+static struct span_block *block_to_empty(const struct span_alloc *a, size_t keep_free)
+{
+    size_t spans = a->capacity - a->nodes_free - a->reserved;
+    struct span_block *b, *best = NULL;
+
+    for (b = a->partial; b != NULL; b = b->next)
+        if (best == NULL || b->used < best->used)
+            best = b;
+    if (best == NULL || spans > best->slots || a->nodes_free < best->slots + keep_free)
+        return NULL;
+    return best;
+}
+
+int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes)
+{
+    struct span_block *b;
+
+    if (a == NULL || mem == NULL || bytes == NULL)
+        return -EINVAL;
+    for (b = a->empty; b != NULL; b = b->next)
+        if (a->nodes_free >= b->slots && a->nodes_free - b->slots >= keep_free)
+            break;
+    if (b == NULL && (b = block_to_empty(a, keep_free)) != NULL)
+        block_evacuate(a, b);
+    if (b == NULL)
+        return -ENOENT;
+    block_unlink(a, b);
+    a->capacity -= b->slots;
+    a->nodes_free -= b->slots;
+    a->blocks--;
+    *mem = b;
+    *bytes = b->bytes;
+    return 0;
+}
+
+int span_retag(struct span_alloc *a, uint64_t base, uint64_t tag)
+{
+    struct span_node *n;
+    int err = named_segment(a, base, &n);
+
+    if (err != 0)
+        return err;
+    n->u.seg.tag = tag;
     return 0;
 }
 

@@ -1159,9 +1159,9 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
     fk_assert_consistent(fk);
     g = fk_stats(fk);
     assert_int_equal(g.segments, 2);
-    /* The books shrank: the segment hash is small again and empty slot
-     * blocks went back. (Records keep their peak size, and a block stays
-     * while any of its slots is in use: see docs/memsrv.md.) */
+    /* The books shrank: the segment hash is small again, empty slot blocks
+     * went back down to MS_TRIM_SLOTS free slots (1 MiB), and the records
+     * array is near its first size again. */
     print_message("after freeing all: books %llu KiB (%llu at start): %llu slots (%llu free) in "
                   "%llu blocks, %u records, hash %llu buckets\n",
                   (unsigned long long)(fk->ms.books_size >> 10), (unsigned long long)(books_at_start >> 10),
@@ -1171,8 +1171,69 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
     assert_true(fk->ms.books_size < books_peak);
     assert_true(fk->ms.span.hash_mask + 1 <= 1024);
     assert_true(fk->ms.books_trimmed > 0);
+    assert_true(fk->ms.span.nodes_free <= MS_TRIM_SLOTS + MS_BLOCK_MAX / sizeof(struct span_node));
+    assert_true(fk->ms.rec_capacity <= 4 * MS_RECS_MIN);
+    assert_true(fk->ms.books_size <= books_at_start + (MS_TRIM_SLOTS * sizeof(struct span_node)) + MS_BLOCK_MAX);
     free(sids);
     return n;
+}
+
+struct renumber_race {
+    uint64_t *sids;
+    unsigned count;
+    bool freed;
+};
+
+/* During the MOVE's migration (books lock released): frees every other
+ * segment, which empties the records enough to renumber them. */
+static void free_all_during_migration(struct fake_kernel *fk, uint64_t sid, void *arg)
+{
+    struct renumber_race *r = arg;
+    unsigned i;
+
+    (void)sid;
+    if (r->freed)
+        return;
+    r->freed = true;
+    for (i = 0; i < r->count; i++)
+        assert_int_equal(fk_free(fk, PID_A, r->sids[i]), 0);
+}
+
+/* Records are renumbered when most go unused, but never while a thread
+ * holds an index across the lock: here a MOVE of the newest segment (the
+ * highest record index) migrates while every other segment is freed. Were
+ * the records renumbered meanwhile, the MOVE would write the new base into
+ * a record that no longer is its segment's. */
+static void test_records_shrink_not_under_a_migration(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct renumber_race r = { .count = 4 * MS_RECS_MIN };
+    uint64_t moving, phys;
+    uint32_t peak;
+
+    r.sids = calloc(r.count, sizeof(*r.sids));
+    assert_non_null(r.sids);
+    for (unsigned i = 0; i < r.count; i++)
+        assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &r.sids[i]), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 8 * KiB, 0, 0, 0, &moving), 0);
+    peak = fk->ms.rec_capacity;
+    assert_true(peak >= 4 * MS_RECS_MIN);
+    assert_true(books_find_sid(&fk->ms, moving) - fk->ms.recs >= peak / 2);
+    phys = fk_seg(fk, moving)->phys;
+    fk->on_migrate = free_all_during_migration;
+    fk->on_migrate_arg = &r;
+    assert_int_equal(fk_simple(fk, PID_A, MS_MOVE, moving, 0, 0, 0), 0);
+    fk->on_migrate = NULL;
+    assert_true(r.freed);
+    assert_int_not_equal(fk_seg(fk, moving)->phys, phys);
+    assert_int_equal(books_find_sid(&fk->ms, moving)->base, fk_seg(fk, moving)->phys);
+    fk_assert_consistent(fk);
+    /* Once the migration settled, the next release renumbers them. */
+    assert_int_equal(fk_free(fk, PID_A, moving), 0);
+    assert_true(fk->ms.rec_capacity < peak);
+    assert_int_equal(fk->ms.rec_holds, 0);
+    fk_assert_consistent(fk);
+    free(r.sids);
 }
 
 static void test_books_grow_with_use_128m(void **state)
@@ -1236,6 +1297,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_shrink_not_under_a_migration, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

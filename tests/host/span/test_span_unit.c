@@ -364,6 +364,65 @@ static void test_pool_grows_and_shrinks(void **state)
         free(blocks[i]);
 }
 
+/* A block that still holds a few live slots is emptied by moving them:
+ * segments (one locked) and free spans of every kind of size index (quick
+ * lists, the size tree, the marker's span) keep their links, for every
+ * policy, and the books stay sound after each block taken. */
+static void test_blocks_emptied_by_moving_slots(void **state)
+{
+    enum { BLOCK = 4 * 4096, SEGS = 1500, KEEP_EVERY = 37, MAX_BLOCKS = 64 };
+    static uint64_t base[SEGS];
+    static void *blocks[MAX_BLOCKS];
+    struct span_node nodes[8];
+    struct span_alloc a;
+    size_t nblocks, taken, i, bytes;
+    unsigned p;
+    void *mem;
+
+    (void)state;
+    for (p = 0; p < SPAN_POLICY_COUNT; p++) {
+        assert_int_equal(span_init(&a, all_policies[p], 0, nodes, 8), 0);
+        assert_int_equal(span_add_region(&a, 1 * MIB, 127 * MIB), 0);
+        nblocks = 0;
+        for (i = 0; i < SEGS; i++) {
+            struct span_request req = { .size = (i % 20 + 1 + (i % 10 == 0 ? 60 : 0)) * 4096 };
+            int err;
+            while ((err = span_alloc(&a, &req, i, &base[i])) == -ENOMEM) {
+                assert_true(nblocks < MAX_BLOCKS);
+                blocks[nblocks] = aligned_alloc(4096, BLOCK);
+                assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+            }
+            assert_int_equal(err, 0);
+        }
+        /* Kept: i % KEEP_EVERY of 0 and 2, so the one between is a small
+         * free span (a quick list's) and the rest large ones (the tree's). */
+        for (i = 0; i < SEGS; i++)
+            if (i % KEEP_EVERY != 0 && i % KEEP_EVERY != 2)
+                assert_int_equal(span_free(&a, base[i]), 0);
+        assert_int_equal(span_lock(&a, base[KEEP_EVERY]), 0);
+        assert_true(check_books(&a, "scattered"));
+        for (taken = 0; span_take_nodes(&a, 0, &mem, &bytes) == 0; taken++) {
+            assert_int_equal(bytes, BLOCK);
+            for (i = 0; i < nblocks; i++)
+                if (blocks[i] == mem)
+                    blocks[i] = NULL;
+            free(mem);
+            assert_true(check_books(&a, "block taken"));
+        }
+        /* What is left is what the live slots need, and one block more. */
+        assert_true(a.blocks * (BLOCK / 4096) * SPAN_SLOTS_PER_PAGE <=
+                    a.capacity - a.nodes_free + (BLOCK / 4096) * SPAN_SLOTS_PER_PAGE + 8);
+        assert_true(taken + a.blocks == nblocks);
+        assert_int_equal(span_unlock(&a, base[KEEP_EVERY]), 0);
+        for (i = 0; i < SEGS; i++)
+            if (i % KEEP_EVERY == 0 || i % KEEP_EVERY == 2)
+                assert_int_equal(span_free(&a, base[i]), 0);
+        assert_true(check_books(&a, "emptied"));
+        for (i = 0; i < nblocks; i++)
+            free(blocks[i]);
+    }
+}
+
 static void test_policies_place(void **state)
 {
     static struct span_node nodes[64];
@@ -708,6 +767,7 @@ int main(void)
         ALL_POLICIES(test_reserve),
         cmocka_unit_test(test_node_store_full),
         cmocka_unit_test(test_pool_grows_and_shrinks),
+        cmocka_unit_test(test_blocks_emptied_by_moving_slots),
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
         ALL_POLICIES(test_walk_and_stats),

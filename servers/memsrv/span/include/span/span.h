@@ -211,7 +211,10 @@ int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes);
 
 /* Takes back a block none of whose slots is in use, if one exists and the
  * pool keeps at least keep_free free slots without it: its memory and size
- * in *mem and *bytes. -ENOENT when there is none. */
+ * in *mem and *bytes. Failing that, empties the least used block by moving
+ * its live slots elsewhere, when there are no more spans than it has slots
+ * (the walk that finds them costs O(spans)), and takes that. -ENOENT when
+ * neither works. */
 int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes);
 
 /* Segments are found by base through a chained hash. It starts with
@@ -275,6 +278,10 @@ int span_request_of(const struct span_alloc *a, uint64_t base, struct span_reque
  */
 int span_lock(struct span_alloc *a, uint64_t base);
 int span_unlock(struct span_alloc *a, uint64_t base);
+
+/* Gives the segment starting at base a new tag (its owner renumbered its
+ * records). -ENOENT no segment there. */
+int span_retag(struct span_alloc *a, uint64_t base, uint64_t tag);
 
 /* Calls fn for every span in address order; stops early if fn returns != 0
  * and returns that value. */
