@@ -333,8 +333,14 @@ static void holes(struct test_run *t)
     enum { N = 96 };
     static struct ms_segment segs[N];
     unsigned got = 0, straddling = 0, outside = 0;
+    /* Sizes of 1 to 8 units, the unit at most 128 KiB and small enough
+     * that all N take about half of the free memory on a small machine. */
+    struct ms_stats_global start;
+    ms_stats_global(&start);
+    uint64_t unit = start.free_bytes / (N * 9) & ~(4 * KIB - 1);
+    unit = unit > 128 * KIB ? 128 * KIB : unit < 4 * KIB ? 4 * KIB : unit;
     for (unsigned i = 0; i < N; i++) {
-        uint64_t size = (test_rand(t) % 8 + 1) * 128 * KIB;
+        uint64_t size = (test_rand(t) % 8 + 1) * unit;
         bool low = i % 2;
         if (ms_alloc(size, 0, low ? MS_ALLOC_BELOW : 0, low ? 4096 * MIB : 0, &segs[got]) != 0)
             continue;
@@ -697,7 +703,14 @@ static void constraints(struct test_run *t)
     if (low16 == 0) {
         test_skip(t, "below_16M", "no room below 16 MiB on this machine");
     }
-    test_check(t, "allocated", n >= 18, "%u constrained segments (%u below 16 MiB)", n, low16);
+    /* Room for 18 of the 30 asked for on a machine of 64 MiB or more;
+     * below that the fillers and the other tests' segments crowd them out,
+     * and a few must still fit. */
+    struct ms_stats_global g;
+    ms_stats_global(&g);
+    unsigned want = g.total_bytes >= 64 * MIB ? 18 : 6;
+    test_check(t, "allocated", n >= want, "%u constrained segments (%u below 16 MiB), at least %u wanted", n, low16,
+               want);
     check_constraints(t, "alloc", n);
 
     filler_churn(t, 3000);
@@ -761,13 +774,14 @@ static volatile bool full_running, stall_done;
 static volatile int64_t stall_full_result, stall_huge_result;
 static volatile uint64_t stall_full_bytes;
 static struct ms_segment stall_segs[STALL_SEGS];
+static unsigned stall_count; /* of stall_segs used: a quarter of free memory at most */
 
 static void stall_fragment(void)
 {
-    for (unsigned i = 0; i < STALL_SEGS; i++)
+    for (unsigned i = 0; i < stall_count; i++)
         if (stall_segs[i].handle == HANDLE_NONE && ms_alloc(16 * KIB, 0, 0, 0, &stall_segs[i]) != 0)
             stall_segs[i].handle = HANDLE_NONE;
-    for (unsigned i = 0; i < STALL_SEGS; i += 2)
+    for (unsigned i = 0; i < stall_count; i += 2)
         if (stall_segs[i].handle != HANDLE_NONE) {
             ms_free(stall_segs[i].handle);
             stall_segs[i].handle = HANDLE_NONE;
@@ -806,6 +820,13 @@ static void stall(struct test_run *t)
 {
     for (unsigned i = 0; i < STALL_SEGS; i++)
         stall_segs[i].handle = HANDLE_NONE;
+    /* The fragments take a quarter of free memory at most: on a small
+     * machine all of it would leave no 64 KiB run for the requests below
+     * to find without waiting for the full pass. */
+    struct ms_stats_global start;
+    ms_stats_global(&start);
+    stall_count = (unsigned)(start.free_bytes / (4 * 16 * KIB));
+    stall_count = stall_count < STALL_SEGS ? stall_count : STALL_SEGS;
     stall_huge_result = 1;
     uint64_t ops = 0, during = 0, failed = 0, worst = 0;
     if (sys_thread_create(stall_compactor, compactor_stack + sizeof(compactor_stack), STALL_ROUNDS) < 0) {

@@ -61,17 +61,17 @@ static void check_migrate_under_writer(struct test_run *t)
         w[i] = i * 0x9e3779b97f4a7c15ull;
     uint64_t sum = checksum(w + 1, words - 1);
     shared_counter = &w[0];
-    int64_t first_phys = phys_of(seg.handle);
     int64_t th = sys_thread_create(writer, writer_stack + sizeof(writer_stack), 0);
     unsigned moved = 0, changed = 0;
-    int64_t last_err = 0, prev = first_phys;
+    int64_t last_err = 0, prev;
     for (int i = 0; i < MOVES; i++) {
+        /* Read just before the move: background compaction may have moved
+         * the segment since the last one, even back to where it was. */
+        prev = phys_of(seg.handle);
         int64_t r = ms_move(seg.sid);
         if (r == 0) {
             moved++;
-            int64_t now = phys_of(seg.handle);
-            changed += now != prev;
-            prev = now;
+            changed += phys_of(seg.handle) != prev;
         } else {
             last_err = r;
         }
