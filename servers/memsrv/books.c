@@ -482,14 +482,19 @@ static int grow_records(struct memsrv *ms)
  * no segment can be had, the records stay renumbered in the old array,
  * which is as good.
  */
+static bool records_shrinkable(const struct memsrv *ms)
+{
+    return ms->rec_holds == 0 && ms->rec_capacity / 2 >= MS_RECS_MIN &&
+           ((uint64_t)ms->recs_used + MS_RECS_SPARE + 1) * 4 <= ms->rec_capacity;
+}
+
 static void shrink_records(struct memsrv *ms)
 {
     struct ms_books_seg *old = books_slot(ms, MS_BOOKS_RECORDS);
     uint32_t capacity = ms->rec_capacity / 2, low = 0, i;
     void *mem;
 
-    if (old == NULL || ms->rec_holds != 0 || capacity < MS_RECS_MIN ||
-        ((uint64_t)ms->recs_used + MS_RECS_SPARE + 1) * 4 > ms->rec_capacity)
+    if (old == NULL || !records_shrinkable(ms))
         return;
     for (i = capacity; i < ms->rec_capacity; i++) {
         if (ms->recs[i].kind == 0)
@@ -552,10 +557,20 @@ static void tune_hash(struct memsrv *ms)
         books_give_back(ms, old);
 }
 
+/* Whether books_reserve has nothing to grow: the common case, checked
+ * before anything else on every request. */
+static bool books_ready(const struct memsrv *ms, size_t slots, uint32_t records)
+{
+    return ms->span.nodes_free >= slots + MS_SLOTS_SPARE &&
+           ms->rec_capacity - ms->recs_used >= records + MS_RECS_SPARE && span_hash_wanted(&ms->span) == 0;
+}
+
 int books_reserve(struct memsrv *ms, size_t slots, uint32_t records)
 {
     if (ms->books_fixed || ms->books_busy)
         return ms->span.nodes_free >= slots ? 0 : -ENOMEM;
+    if (books_ready(ms, slots, records))
+        return 0;
     ms->books_busy = true;
     while (ms->rec_capacity - ms->recs_used < records + MS_RECS_SPARE) {
         if (grow_records(ms) != 0)
@@ -578,6 +593,8 @@ void books_trim(struct memsrv *ms)
     size_t bytes;
 
     if (ms->books_fixed || ms->books_busy)
+        return;
+    if (ms->span.nodes_free <= start && !records_shrinkable(ms) && span_hash_wanted(&ms->span) == 0)
         return;
     ms->books_busy = true;
     /* Giving a block back may empty the block that held its node. */
