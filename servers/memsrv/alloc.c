@@ -77,7 +77,7 @@ static int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *args, u
     *client = books_client(ms, badge, true);
     if (*client == MS_NO_CLIENT)
         return -EINVAL; /* not a pid the kernel makes */
-    if (size > ms->span.total_bytes) {
+    if (size > ms->span.total_bytes || size > MS_RECORD_MAX) {
         count_failure(ms, &ms->clients[*client]);
         return -E2BIG;
     }
@@ -370,7 +370,7 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     }
     span_free(&ms->span, from);
     rec->base = to;
-    compact_count_move(ms, rec->size, false);
+    compact_count_move(ms, rec_size(rec), false);
     ms_move_reply_put(reply, (struct ms_move_reply){ .base = to });
     return 0;
 }
@@ -389,7 +389,7 @@ int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply
     if (h < 0)
         return h; /* pinned (-EBUSY) or not a client's any more */
     ms_log(ms, "memsrv: sid %llu (%llu KiB) revoked by init", (unsigned long long)rec->sid,
-           (unsigned long long)(rec->size >> 10));
+           (unsigned long long)(rec_size(rec) >> 10));
     err = books_destroy(ms, rec, "revoked");
     return err < 0 ? err : 0; /* destroying it took the handle h */
 }

@@ -15,7 +15,7 @@
  *     for the boot spans, then span_add_nodes blocks of 64 KiB to 4 MiB;
  *     blocks go back once plenty of slots are free (span_take_nodes
  *     empties a nearly empty one by moving its slots);
- *   - recs[] and sid_hash[] (40 + about 8 bytes a record) in one segment,
+ *   - recs[] and sid_hash[] (24 + about 8 bytes a record) in one segment,
  *     moved to one twice the size when the records run short (records are
  *     named by index, so the array is copied, never split), and to one
  *     half the size once at most a quarter is used: the records past the
@@ -200,9 +200,11 @@ void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind 
 {
     struct ms_record *rec = &ms->recs[index];
 
-    *rec = (struct ms_record){
-        .sid = sid, .base = base, .size = size, .client = client, .next_free = MS_NO_RECORD, .kind = (uint8_t)kind
-    };
+    *rec = (struct ms_record){ .sid = sid,
+                               .base = base,
+                               .granules = (uint32_t)(size >> SPAN_GRANULE_SHIFT),
+                               .client = (uint16_t)client,
+                               .kind = (uint8_t)kind };
     if (sid != 0)
         hash_insert(ms, index);
     if (client != MS_NO_CLIENT) {
@@ -232,7 +234,7 @@ void books_uncharge(struct memsrv *ms, struct ms_record *rec)
 
     if (index == MS_NO_CLIENT)
         return;
-    ms->clients[index].bytes -= rec->size;
+    ms->clients[index].bytes -= rec_size(rec);
     ms->clients[index].segments--;
     ms->clients[index].frees++;
     rec->client = MS_NO_CLIENT;
@@ -271,7 +273,7 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
     books_unpin(ms, rec);
     if (rec->flags & MS_REC_QUARANTINED) {
         span_unlock(&ms->span, rec->base);
-        ms->quarantined_bytes -= rec->size;
+        ms->quarantined_bytes -= rec_size(rec);
     }
     books_reserve(ms, 1, 0); /* the free span it leaves may need a slot */
     err = span_free(&ms->span, rec->base);
@@ -623,7 +625,7 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec)
         span_lock(&ms->span, rec->base);
     }
     rec->flags |= MS_REC_QUARANTINED;
-    ms->quarantined_bytes += rec->size;
+    ms->quarantined_bytes += rec_size(rec);
     books_uncharge(ms, rec);
     ms->books_gen++;
 }
@@ -642,7 +644,8 @@ void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, cons
         ms_log(ms,
                "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
                "quarantined until the kernel releases it",
-               (unsigned long long)rec->sid, why, (unsigned long long)(rec->size >> 10), (unsigned long long)rec->base);
+               (unsigned long long)rec->sid, why, (unsigned long long)(rec_size(rec) >> 10),
+               (unsigned long long)rec->base);
         books_quarantine(ms, rec);
     } else if (err == 0) {
         books_release(ms, rec);
@@ -735,7 +738,7 @@ static int check_span_record(void *ctx, const struct span_info *info)
     }
     if (rec->flags & MS_REC_MOVING)
         return 0; /* MOVE locks it in the span books while the kernel copies */
-    if (rec->base != info->base || rec->size != info->size) {
+    if (rec->base != info->base || rec_size(rec) != info->size) {
         w->what = "record disagrees with its span";
         return 1;
     }
@@ -769,7 +772,7 @@ static int check_records(struct memsrv *ms, struct record_tally *t, char *why, s
                 fmt_snprintf(why, len, "books: sid %llu charged to no client", (unsigned long long)rec->sid);
                 return -EINVAL;
             }
-            t->bytes[rec->client] += rec->size;
+            t->bytes[rec->client] += rec_size(rec);
             t->segs[rec->client]++;
         }
         if (rec->flags & MS_REC_PINNED)

@@ -157,6 +157,8 @@ static int reserve_kernel(struct memsrv *ms, struct span_alloc *a, uint64_t lo, 
             continue;
         }
         end = info.base + info.size < hi ? info.base + info.size : hi;
+        if (end - at > MS_RECORD_MAX)
+            end = at + MS_RECORD_MAX; /* one record each */
         if (info.state == SPAN_FREE) {
             if (a == &boot_span) {
                 if (span_reserve(a, at, end - at, 0) != 0)
@@ -212,9 +214,10 @@ static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct
     struct span_info info;
     struct abi_seg_info seg;
     uint32_t index, client = MS_NO_CLIENT;
-    bool whole = r->size != 0 && r->base % SPAN_GRANULE == 0 && r->size % SPAN_GRANULE == 0 &&
-                 r->base + r->size > r->base && r->sid != 0 && span_lookup(a, r->base, &info) == 0 &&
-                 info.state == SPAN_FREE && info.base + info.size >= r->base + r->size;
+    bool whole = r->size != 0 && r->size <= MS_RECORD_MAX && r->base % SPAN_GRANULE == 0 &&
+                 r->size % SPAN_GRANULE == 0 && r->base + r->size > r->base && r->sid != 0 &&
+                 span_lookup(a, r->base, &info) == 0 && info.state == SPAN_FREE &&
+                 info.base + info.size >= r->base + r->size;
     uint64_t lo, hi;
 
     if (!whole || a == &boot_span) {
@@ -344,7 +347,7 @@ static void print_summary(struct memsrv *ms, uint32_t slots)
     span_stats(&ms->span, &st);
     for (i = 0; i < ms->rec_capacity; i++)
         if (ms->recs[i].kind == MS_REC_SEGMENT) {
-            seg_bytes += ms->recs[i].size;
+            seg_bytes += rec_size(&ms->recs[i]);
             segs++;
         }
     ms_log(ms,

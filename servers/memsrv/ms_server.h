@@ -92,8 +92,9 @@
 #define MS_RECLAIM_BATCH       16u
 
 ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
+ABI_STATIC_ASSERT(MS_CLIENTS_MAX < UINT16_MAX, "a record names its client in 16 bits");
 
-#define MS_NO_CLIENT UINT32_MAX
+#define MS_NO_CLIENT UINT16_MAX
 #define MS_NO_RECORD UINT32_MAX
 #define MS_NEVER     UINT64_MAX
 
@@ -172,16 +173,27 @@ enum ms_record_kind {
 #define MS_REC_MOVING      0x4u /* a migration runs without the lock: wait for ms->moved before touching it */
 #define MS_REC_DMA         0x8u /* PINNED on the kernel's word (SYS_MS_DMA_CHANGES): it says when it ends */
 
-/* One per non-free span in the span books; the span's tag is the index. */
+/* One per non-free span in the span books; the span's tag is the index.
+ * 24 bytes: the size in granules (a record is at most MS_RECORD_MAX bytes),
+ * and the free list's link in its place while the record is unused. */
 struct ms_record {
     uint64_t sid;
     uint64_t base;
-    uint64_t size;
-    uint32_t client;    /* index into clients[] charged for it, or MS_NO_CLIENT */
-    uint32_t next_free; /* free-record list, when unused */
-    uint8_t kind;       /* enum ms_record_kind; 0 = unused */
-    uint8_t flags;      /* MS_REC_* */
+    union {
+        uint32_t granules;  /* its size in granules, when in use */
+        uint32_t next_free; /* the free-record list, when unused (kind 0) */
+    };
+    uint16_t client; /* index into clients[] charged for it, or MS_NO_CLIENT */
+    uint8_t kind;    /* enum ms_record_kind; 0 = unused */
+    uint8_t flags;   /* MS_REC_* */
 };
+
+_Static_assert(sizeof(struct ms_record) == 24, "a record is 24 bytes");
+
+/* The most bytes one record covers (a segment asked for, a kernel range). */
+#define MS_RECORD_MAX ((uint64_t)UINT32_MAX << SPAN_GRANULE_SHIFT)
+
+static inline uint64_t rec_size(const struct ms_record *rec) { return (uint64_t)rec->granules << SPAN_GRANULE_SHIFT; }
 
 struct ms_client {
     uint64_t pid; /* 0: the slot is unused */

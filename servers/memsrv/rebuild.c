@@ -123,6 +123,8 @@ static const char *record_fault(uint64_t from, const struct abi_seg_record *r)
         return "sid 0";
     if (r->size == 0 || ((r->phys | r->size) & (SPAN_GRANULE - 1)) != 0 || r->phys + r->size < r->phys)
         return "not whole granules";
+    if (r->size > MS_RECORD_MAX)
+        return "larger than a record covers";
     if (r->phys < from)
         return "before or over the segment listed before it";
     /* The kernel's definitions: reclaimed means held by nobody and not a

@@ -36,8 +36,8 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
             ms_log(ms,
                    "memsrv: quarantined sid %llu, %llu KiB at %#llx: pid %#llx ended while a "
                    "device could reach it; locked until the kernel releases it",
-                   (unsigned long long)rec->sid, (unsigned long long)(rec->size >> 10), (unsigned long long)rec->base,
-                   (unsigned long long)rc->pid);
+                   (unsigned long long)rec->sid, (unsigned long long)(rec_size(rec) >> 10),
+                   (unsigned long long)rec->base, (unsigned long long)rc->pid);
         books_quarantine(ms, rec);
         return;
     }

@@ -336,6 +336,7 @@ enum corruption {
     BAD_FLAGS,
     SID_ZERO,
     UNALIGNED,
+    HUGE,
     OVERLAP,
     OUTSIDE_RAM,
     OVER_KERNEL,
@@ -395,6 +396,7 @@ static int64_t corrupt_segments(void *ctx, uint64_t from, struct abi_seg_record 
     case BAD_FLAGS: out[2].flags |= 0x1000; break;
     case SID_ZERO: out[2].sid = 0; break;
     case UNALIGNED: out[2].phys += 0x800; break;
+    case HUGE: out[2].size = MS_RECORD_MAX + SPAN_GRANULE; break;
     case OVERLAP: out[2].phys = out[1].phys; break;
     case OUTSIDE_RAM: out[n - 1].phys = 0x200000000ull; break;
     case OVER_KERNEL:
@@ -464,6 +466,7 @@ static void test_corrupt_answers_refused(void **state)
     refused(BAD_FLAGS, "unknown flags");
     refused(SID_ZERO, "sid 0");
     refused(UNALIGNED, "not whole granules");
+    refused(HUGE, "larger than a record covers");
     refused(OVERLAP, "before or over the segment listed before it");
     refused(OUTSIDE_RAM, "not inside one RAM region");
     refused(OVER_KERNEL, "over a kernel range");
