@@ -45,6 +45,7 @@ struct vmarea_pages {
 struct vmareas {
     uint64_t base, limit; /* managed range [base, limit) */
     uint64_t count;       /* areas in the array, used and free; >= 1 */
+    uint64_t hint;        /* index of the area last carved or freed: a guess, checked before use */
     uint64_t **directory; /* element pages; [0, element_pages) non-NULL */
     uint32_t element_pages;
     uint32_t pages_held; /* element pages + directory + quick page */

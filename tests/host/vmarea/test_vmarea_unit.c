@@ -249,6 +249,79 @@ static void test_free_area(void **state)
     assert_int_equal(prov.outstanding, 0);
 }
 
+/* The lookup hint is a guess: whatever it holds (any area's index, one past
+ * the end, garbage), every lookup must give the answer the array gives. A
+ * fast path that trusted a stale hint would find, reserve or free the wrong
+ * area here. */
+static void test_hint_never_trusted(void **state)
+{
+    (void)state;
+    pages = test_pages(&prov);
+    const uint64_t base = 0x10000, limit = base + 64 * PG;
+    assert_int_equal(vmareas_init(&va, base, limit, &pages), 0);
+    uint64_t at[6];
+    for (unsigned k = 0; k < 6; k++)
+        assert_int_equal(vmareas_alloc(&va, (k + 1) * PG, &at[k]), 0);
+    assert_int_equal(vmareas_free(&va, at[1], NULL), 0);
+    assert_int_equal(vmareas_free(&va, at[4], NULL), 0); /* used free used used free used free */
+    const uint64_t count = vmareas_count(&va);
+    assert_int_equal(count, 7);
+    const uint64_t hints[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 1000, UINT64_MAX };
+    for (unsigned h = 0; h < sizeof(hints) / sizeof(hints[0]); h++) {
+        for (uint64_t addr = base - PG; addr <= limit; addr += PG) {
+            uint64_t want_start = 0, want_size = 0;
+            bool want_used = false;
+            for (uint64_t i = 0; i < count; i++) {
+                uint64_t s, z;
+                bool u;
+                vmareas_area(&va, i, &s, &z, &u);
+                if (addr >= s && addr < s + z) {
+                    want_start = s;
+                    want_size = z;
+                    want_used = u;
+                }
+            }
+            uint64_t start = 0, size = 0;
+            va.hint = hints[h];
+            int err = vmareas_find(&va, addr, &start, &size);
+            assert_int_equal(err, want_used ? 0 : -ENOENT);
+            if (want_used) {
+                assert_int_equal(start, want_start);
+                assert_int_equal(size, want_size);
+            }
+            va.hint = hints[h];
+            err = vmareas_free(&va, addr + PG / 2, NULL);
+            assert_int_equal(err, -ENOENT);
+            bool in_range = addr >= base && addr < limit;
+            va.hint = hints[h];
+            err = vmareas_reserve(&va, addr, PG);
+            assert_int_equal(err, !in_range ? -ERANGE : want_used ? -EEXIST : 0);
+            assert_checked(&va);
+            if (err == 0) {
+                va.hint = hints[h];
+                uint64_t freed = 0;
+                assert_int_equal(vmareas_free(&va, addr, &freed), 0);
+                assert_int_equal(freed, PG);
+                assert_int_equal(vmareas_count(&va), count);
+                assert_checked(&va);
+            }
+        }
+    }
+    /* Free what is left with the hint on the wrong area each time. */
+    const unsigned order[] = { 5, 0, 3, 2 };
+    for (unsigned k = 0; k < 4; k++) {
+        uint64_t freed = 0;
+        va.hint = k;
+        assert_int_equal(vmareas_free(&va, at[order[k]], &freed), 0);
+        assert_int_equal(freed, (order[k] + 1) * PG);
+        assert_checked(&va);
+    }
+    assert_int_equal(vmareas_count(&va), 1);
+    expect_area(0, base, 64 * PG, false);
+    vmareas_destroy(&va);
+    assert_int_equal(prov.outstanding, 0);
+}
+
 static void test_growth_and_shrink(void **state)
 {
     (void)state;
@@ -418,10 +491,15 @@ static void test_no_churn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_destroy),      cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_reserve),           cmocka_unit_test(test_free_area),
-        cmocka_unit_test(test_growth_and_shrink), cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_no_page),           cmocka_unit_test(test_no_churn),
+        cmocka_unit_test(test_init_destroy),
+        cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_free_area),
+        cmocka_unit_test(test_growth_and_shrink),
+        cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_no_page),
+        cmocka_unit_test(test_no_churn),
+        cmocka_unit_test(test_hint_never_trusted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
