@@ -362,16 +362,21 @@ static unsigned map_flags(rights_t rights)
     return MAP_USER | ((rights & RIGHT_WRITE) ? MAP_WRITE : 0) | ((rights & RIGHT_EXEC) ? MAP_EXEC : 0);
 }
 
-/* What attaching needs in p, reserved: a handle slot and an area. */
+/* What attaching needs in p, reserved: an area, and the handle itself.
+ * The handle is installed whole at once rather than reserved and filled
+ * in later: nothing can look at p's table before the commit or the cancel
+ * (both follow under the kernel lock, which nothing between them drops),
+ * so for that moment the segment may be named in two tables. */
 struct attach_plan {
     handle_t handle;
     bool mapped;
     struct aspace_reservation area;
 };
 
-static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, struct attach_plan *plan)
+static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, rights_t rights,
+                       struct attach_plan *plan)
 {
-    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &plan->handle);
+    int err = handle_install(&p->handles, s, HANDLE_SEGMENT, rights, &plan->handle);
     if (err)
         return err;
     plan->mapped = map;
@@ -385,7 +390,6 @@ static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t 
 
 static void commit_attach(struct segment *s, struct process *p, const struct attach_plan *plan, rights_t rights)
 {
-    handle_fill(&p->handles, plan->handle, s, HANDLE_SEGMENT, rights);
     s->vaddr = 0;
     if (plan->mapped) {
         aspace_map(&p->aspace, &plan->area, s->phys, map_flags(rights));
@@ -401,10 +405,11 @@ int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vadd
 {
     VERIFY(!s->owner);
     struct attach_plan plan;
-    int err = plan_attach(s, p, map, vaddr, &plan);
+    rights &= RIGHTS_SEGMENT;
+    int err = plan_attach(s, p, map, vaddr, rights, &plan);
     if (err)
         return err;
-    commit_attach(s, p, &plan, rights & RIGHTS_SEGMENT);
+    commit_attach(s, p, &plan, rights);
     return 0;
 }
 
@@ -429,17 +434,17 @@ int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr
      * device can still reach. */
     if (s->in_flight || s->pins || (segment_dma_busy(s) && to != memsrv_process))
         return -EBUSY;
-    int err;
     struct attach_plan plan;
-    err = plan_attach(s, to, map, vaddr, &plan);
+    rights &= RIGHTS_SEGMENT;
+    int err = plan_attach(s, to, map, vaddr, rights, &plan);
     if (err)
         return err;
     /* The area may have been planned in the same address space the segment
      * leaves (a remap, or a move to oneself): detaching frees only the old
-     * area, which the plan did not use. */
+     * area and handle, which the plan did not use. */
     if (s->owner)
         segment_detach(s);
-    commit_attach(s, to, &plan, rights & RIGHTS_SEGMENT);
+    commit_attach(s, to, &plan, rights);
     return 0;
 }
 
@@ -462,8 +467,9 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
             err = -EBUSY;
     /* Every handle slot and area is reserved before anything moves, so a
      * shortage part way leaves every segment where it was. */
+    rights &= RIGHTS_SEGMENT;
     for (i = 0; i < n && err == 0; i++)
-        err = plan_attach(segs[i], to, true, 0, &plans[i]);
+        err = plan_attach(segs[i], to, true, 0, rights, &plans[i]);
     if (err) {
         for (i--; i-- > 0;) /* plan i failed and undid itself */
             cancel_attach(to, &plans[i]);
@@ -472,7 +478,7 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
     for (i = 0; i < n; i++) {
         if (segs[i]->owner)
             segment_detach(segs[i]);
-        commit_attach(segs[i], to, &plans[i], rights & RIGHTS_SEGMENT);
+        commit_attach(segs[i], to, &plans[i], rights);
     }
     return 0;
 }
