@@ -11,8 +11,8 @@
  * 1. Concepts. An instance manages [base, limit) of one address space. That
  *    range is cut into areas, each used (something is mapped there, or is
  *    reserved) or free. The areas cover the range exactly, in address order,
- *    and no two free areas are adjacent (a free merges with free neighbours).
- *    Used areas are never merged: each is one segment or one fixed mapping,
+ *    and no two free areas are adjacent (a free merges with free neighbours),
+ *    save around the one area whose merge is put off (3a). Used areas are never merged: each is one segment or one fixed mapping,
  *    freed as a whole by its start address.
  *
  * 2. The area array. One 8-byte word per area: its start address, with bit 0
@@ -70,9 +70,24 @@
  *    stays a free area. Within the chosen free area, allocation takes the
  *    lowest suitable address.
  *
+ * 3a. The unmerged area. A segment moving back and forth through IPC is
+ *    freed in one address space and, the next time round, allocated there
+ *    again at the same size. Merging it with its free neighbour and carving
+ *    it out again would shift the array and move quick-fit entries between
+ *    classes twice per trip for nothing. So free marks the area free, lists
+ *    it in its exact class, and when a neighbour is free too, leaves the
+ *    merge for later: it records the area as the instance's one unmerged
+ *    area. The next call settles it first, except one: an allocation of
+ *    exactly its size (and, at >= 2 MiB, with its start 2 MiB aligned),
+ *    which takes it back at once (an exact fit, as list k would give). Every
+ *    other allocation, reserve or free merges it before doing anything else,
+ *    so the pass, the best-fit search and the -ENOSPC and -EEXIST answers
+ *    always see merged free areas, and at most one area is ever unmerged.
+ *
  * 4. Invariants (vmareas_check verifies each one):
  *    - count >= 1; starts strictly increase from base and stay below limit,
- *      page aligned; no two adjacent areas free;
+ *      page aligned; no two adjacent areas free unless one of them is the
+ *      unmerged area, which is a free area's start;
  *    - element pages: directory[0 .. element_pages) non-NULL, the rest NULL;
  *      count <= element_pages * 512; and either element_pages == 1 or
  *      count + SHRINK_SLACK > (element_pages - 1) * 512, i.e. at most one
@@ -90,8 +105,11 @@
  *    page (-ENOMEM if it cannot be had or the directory is full), and only
  *    then change the array, in steps that cannot fail. The one thing a failed
  *    allocation may have changed is the content of the quick-fit lists, if it
- *    refilled them: that is a cache, and it stays exact. Free removes
- *    elements and so never needs a page.
+ *    refilled them: that is a cache, and it stays exact; and it may have
+ *    merged the unmerged area, which changes how the free space is cut into
+ *    areas but not what is free. Free removes elements or leaves their
+ *    number alone, and so never needs a page; the unmerged area holds at
+ *    most two elements a merge would have given back.
  *
  * 6. Pages. Init takes three pages (directory, quick-fit, one element page);
  *    destroy returns all. When the array shrinks, the last element page goes
@@ -107,7 +125,9 @@
  *    at most one pass per 7 allocations of a class while more exist). The
  *    search is O(1) when the hint names the area: a free of the area last
  *    carved, an allocation from the area last freed (the pattern of a
- *    segment moving back and forth through IPC). The shift moves the areas
+ *    segment moving back and forth through IPC, which the unmerged area
+ *    turns into a free and an allocation of O(1) each, with no shift). A
+ *    merge put off costs the same when it is done later. The shift moves the areas
  *    above the changed one: at most 8n bytes, in practice far less because
  *    allocation fills free areas from the bottom of the lowest-addressed fits
  *    and the tail of the space is one free area.
@@ -417,6 +437,33 @@ static int carve(struct vmareas *a, uint64_t i, uint64_t at, uint64_t size)
     return 0;
 }
 
+/* Merges the unmerged free area with its free neighbours (theory, 3a). */
+static void merge_unmerged(struct vmareas *a)
+{
+    if (!a->has_unmerged)
+        return;
+    a->has_unmerged = false;
+    uint64_t start = a->unmerged, i = area_index(a, start), end = area_end(a, i);
+    uint64_t merged_start = start, merged_end = end;
+    bool prev_free = i > 0 && !area_used(a, i - 1);
+    bool next_free = i + 1 < a->count && !area_used(a, i + 1);
+    if (next_free) {
+        merged_end = area_end(a, i + 1);
+        quick_forget(a, end, merged_end - end);
+    }
+    if (prev_free) {
+        merged_start = area_start(a, i - 1);
+        quick_forget(a, start, end - start);
+        quick_move(a, merged_start, start - merged_start, merged_start, merged_end - merged_start);
+        delete_slots(a, i, 1 + (uint64_t)next_free);
+        i--;
+    } else if (next_free) {
+        quick_move(a, start, end - start, start, merged_end - start);
+        delete_slots(a, i + 1, 1);
+    }
+    a->hint = i;
+}
+
 /* ---- interface ---- */
 
 int vmareas_init(struct vmareas *a, uint64_t base, uint64_t limit, const struct vmarea_pages *pages)
@@ -471,6 +518,19 @@ int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
     if (size > a->limit - a->base)
         return -ENOSPC;
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
+    if (a->has_unmerged) {
+        /* The area just freed, asked for again at its size (theory, 3a). */
+        uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
+        if (area_end(a, i) - start == size && start % align == 0) {
+            quick_forget(a, start, size);
+            *element(a, i) = start | USED_BIT;
+            a->has_unmerged = false;
+            a->hint = i;
+            *addr = start;
+            return 0;
+        }
+        merge_unmerged(a);
+    }
     uint64_t index, at;
     if (!choose_free_area(a, size, align, &index, &at))
         return -ENOSPC;
@@ -487,6 +547,7 @@ int vmareas_reserve(struct vmareas *a, uint64_t addr, uint64_t size)
         return -EINVAL;
     if (addr < a->base || addr >= a->limit || size > a->limit - addr)
         return -ERANGE;
+    merge_unmerged(a);
     uint64_t i = area_index(a, addr);
     if (area_used(a, i) || area_end(a, i) - addr < size)
         return -EEXIST; /* free neighbours are merged: anything else is used */
@@ -500,27 +561,19 @@ int vmareas_free(struct vmareas *a, uint64_t addr, uint64_t *size)
     uint64_t i = area_index(a, addr);
     if (area_start(a, i) != addr || !area_used(a, i))
         return -ENOENT;
-    uint64_t end = area_end(a, i), merged_start = addr, merged_end = end;
-    bool prev_free = i > 0 && !area_used(a, i - 1);
-    bool next_free = i + 1 < a->count && !area_used(a, i + 1);
-    if (next_free)
-        merged_end = area_end(a, i + 1);
-    if (prev_free) {
-        merged_start = area_start(a, i - 1);
-        if (next_free)
-            quick_forget(a, end, merged_end - end);
-        quick_move(a, merged_start, addr - merged_start, merged_start, merged_end - merged_start);
-        delete_slots(a, i, 1 + (uint64_t)next_free);
-        i--;
-    } else if (next_free) {
-        quick_move(a, end, merged_end - end, addr, merged_end - addr);
-        *element(a, i) = addr;
-        delete_slots(a, i + 1, 1);
-    } else {
-        quick_note(a, addr, end - addr);
-        *element(a, i) = addr;
+    if (a->has_unmerged) {
+        merge_unmerged(a); /* moves the areas above it down */
+        i = area_index(a, addr);
     }
+    uint64_t end = area_end(a, i);
+    *element(a, i) = addr;
+    quick_note(a, addr, end - addr);
     a->hint = i;
+    /* Merging with a free neighbour is put off (theory, 3a). */
+    if ((i > 0 && !area_used(a, i - 1)) || (i + 1 < a->count && !area_used(a, i + 1))) {
+        a->unmerged = addr;
+        a->has_unmerged = true;
+    }
     if (size)
         *size = end - addr;
     return 0;
@@ -541,6 +594,8 @@ int vmareas_find(const struct vmareas *a, uint64_t addr, uint64_t *start, uint64
 }
 
 uint64_t vmareas_count(const struct vmareas *a) { return a->count; }
+
+void vmareas_settle(struct vmareas *a) { merge_unmerged(a); }
 
 void vmareas_area(const struct vmareas *a, uint64_t i, uint64_t *start, uint64_t *size, bool *used)
 {
@@ -572,9 +627,16 @@ int vmareas_check(const struct vmareas *a, const char **why)
         if (i + 1 < a->count)
             CHECK(start < area_start(a, i + 1), "areas sorted, none empty");
         if (!(word & USED_BIT)) {
-            CHECK(i == 0 || area_used(a, i - 1), "no two adjacent free areas");
+            bool beside_unmerged =
+                a->has_unmerged && i > 0 && (start == a->unmerged || area_start(a, i - 1) == a->unmerged);
+            CHECK(i == 0 || area_used(a, i - 1) || beside_unmerged, "no two adjacent free areas");
             free_in_class[quick_class(area_end(a, i) - start)]++;
         }
+    }
+    if (a->has_unmerged) {
+        CHECK(a->unmerged >= a->base && a->unmerged < a->limit, "unmerged area in range");
+        uint64_t i = area_search(a, a->unmerged);
+        CHECK(area_start(a, i) == a->unmerged && !area_used(a, i), "unmerged area is a free area's start");
     }
     /* The hint may hold anything; a lookup through it must still agree with
      * the search, at both ends of the hinted area and of its neighbours. */

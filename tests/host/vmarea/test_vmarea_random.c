@@ -276,6 +276,9 @@ static void run(uint64_t range_base, uint64_t range_pages, uint64_t ops)
         assert_int_equal(vmareas_free(&va, areas[id].start, NULL), 0);
         ref_remove(id);
     }
+    assert_int_equal(prov.outstanding, 3); /* the baseline, even with the last merge put off */
+    assert_true(vmareas_count(&va) <= 3);
+    vmareas_settle(&va);
     assert_int_equal(vmareas_count(&va), 1);
     assert_int_equal(prov.outstanding, 3);
     vmareas_destroy(&va);
