@@ -51,6 +51,7 @@ static struct migration {
     struct segment *s;
     uint64_t dest;
 } migrations[MIGRATIONS_MAX];
+static unsigned migrating; /* entries of migrations[] in use: none, most of the time */
 /* Threads waiting for a busy segment, by a hash of its address: segments
  * are many and waits rare, so a queue each would cost every segment. A
  * wake wakes the bucket; each waiter looks at its segment again. */
@@ -99,6 +100,18 @@ static struct segment *last_below(uint64_t end)
     return best;
 }
 
+/* Whether [phys, phys + size) meets the destination of a migration under
+ * way (other than except's). */
+static bool migration_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
+{
+    for (unsigned i = 0; migrating && i < MIGRATIONS_MAX; i++) {
+        const struct migration *m = &migrations[i];
+        if (m->s && m->s != except && m->dest < phys + size && m->dest + m->s->size > phys)
+            return true;
+    }
+    return false;
+}
+
 bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
 {
     /* Segments are disjoint, so only the last one starting below the end
@@ -108,22 +121,32 @@ bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except
         s = phys_entry(rb_prev(&s->by_phys));
     if (s && s->phys + s->size > phys)
         return true;
-    /* And the destinations of migrations under way. */
-    for (unsigned i = 0; i < MIGRATIONS_MAX; i++) {
-        const struct migration *m = &migrations[i];
-        if (m->s && m->s != except && m->dest < phys + size && m->dest + m->s->size > phys)
-            return true;
+    return migration_overlaps(phys, size, except);
+}
+
+/* Where a segment at [phys, phys + size) goes in by_phys: one descent, as
+ * for an insert, that also answers whether a live segment overlaps it (then
+ * false). An overlapping one either starts in the range, and then the
+ * first start at or above phys does, or is the last start below phys: both
+ * are on the path an insert of phys takes. */
+static bool phys_slot(uint64_t phys, uint64_t size, struct rb_node ***link, struct rb_node **parent)
+{
+    *link = &by_phys.root;
+    *parent = 0;
+    while (**link) {
+        *parent = **link;
+        const struct segment *s = phys_entry(*parent);
+        if (s->phys < phys + size && s->phys + s->size > phys)
+            return false;
+        *link = phys < s->phys ? &(*parent)->left : &(*parent)->right;
     }
-    return false;
+    return true;
 }
 
 static void phys_insert(struct segment *s)
 {
-    struct rb_node **link = &by_phys.root, *parent = 0;
-    while (*link) {
-        parent = *link;
-        link = s->phys < phys_entry(parent)->phys ? &parent->left : &parent->right;
-    }
+    struct rb_node **link, *parent;
+    VERIFY(phys_slot(s->phys, s->size, &link, &parent));
     rb_insert(&by_phys, &s->by_phys, parent, link);
 }
 
@@ -131,7 +154,8 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
 {
     if (!size || ((phys | size) & (PAGE_SIZE - 1)) || phys + size < phys)
         return -EINVAL;
-    if (segment_overlaps(phys, size, 0))
+    struct rb_node **link, *parent;
+    if (!phys_slot(phys, size, &link, &parent) || migration_overlaps(phys, size, 0))
         return -EEXIST;
     if (payer && !account_fits(payer, RES_MEMORY, size))
         return -EDQUOT;
@@ -161,7 +185,8 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
     list_init(&s->link);
     list_init(&s->dma_link);
     list_init(&s->dma_change);
-    phys_insert(s);
+    /* Nothing since phys_slot changed the tree: the slot still holds. */
+    rb_insert(&by_phys, &s->by_phys, parent, link);
     live_segments++;
     *out = s;
     return 0;
@@ -536,10 +561,12 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
     uint64_t old_phys = s->phys;
     s->busy = true;
     *m = (struct migration){ s, new_phys };
+    migrating++;
     if (s->vaddr)
         aspace_suspend(&s->owner->aspace, s->vaddr, s->size);
     copy_chunked(new_phys, old_phys, s->size);
     m->s = 0;
+    migrating--;
     /* The owner may have ended meanwhile (then nothing is mapped), but
      * nothing else changed: the segment was busy. */
     int err = 0;
