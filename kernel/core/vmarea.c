@@ -521,7 +521,7 @@ int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
     if (a->has_unmerged) {
         /* The area just freed, asked for again at its size (theory, 3a). */
         uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
-        if (area_end(a, i) - start == size && start % align == 0) {
+        if (area_end(a, i) - start == size && !(start & (align - 1))) {
             quick_forget(a, start, size);
             *element(a, i) = start | USED_BIT;
             a->has_unmerged = false;
