@@ -12,8 +12,9 @@
  *    range is cut into areas, each used (something is mapped there, or is
  *    reserved) or free. The areas cover the range exactly, in address order,
  *    and no two free areas are adjacent (a free merges with free neighbours),
- *    save around the one area whose merge is put off (3a). Used areas are never merged: each is one segment or one fixed mapping,
- *    freed as a whole by its start address.
+ *    save around the one area whose merge is put off (3a). Used areas are
+ *    never merged: each is one segment or one fixed mapping, freed as a
+ *    whole by its start address.
  *
  * 2. The area array. One 8-byte word per area: its start address, with bit 0
  *    set when the area is used (starts are page aligned, so bit 0 is spare).
@@ -24,13 +25,13 @@
  *
  *    The lookup hint. Most lookups name the area the previous call made or
  *    freed: a segment moving through IPC is freed in the address space that
- *    carved it last, and the area a free just merged is the one a quick-fit
+ *    carved it last, and the area a free just made is the one a quick-fit
  *    list hands to the next allocation of that size. So the instance keeps
  *    the index of the area last carved or freed, and a lookup first asks
  *    whether that area contains the address (two loads and two compares)
  *    before the binary search. The hint is a guess, never trusted: an
  *    insert or delete may have shifted it onto another area or past the
- *    end, and the test checks the answer itself, so any value is safe.
+ *    end, and the lookup tests the answer itself, so any value is safe.
  *
  *    The kernel has no heap, so the array lives in 4 KiB element pages of 512
  *    words, reached through one directory page of 512 pointers: element i is
@@ -127,10 +128,10 @@
  *    carved, an allocation from the area last freed (the pattern of a
  *    segment moving back and forth through IPC, which the unmerged area
  *    turns into a free and an allocation of O(1) each, with no shift). A
- *    merge put off costs the same when it is done later. The shift moves the areas
- *    above the changed one: at most 8n bytes, in practice far less because
- *    allocation fills free areas from the bottom of the lowest-addressed fits
- *    and the tail of the space is one free area.
+ *    merge put off costs the same when it is done later. The shift moves
+ *    the areas above the changed one: at most 8n bytes, in practice far less
+ *    because allocation fills free areas from the bottom of the
+ *    lowest-addressed fits and the tail of the space is one free area.
  *    See tests/host/vmarea/bench_vmarea.c for measured figures.
  */
 #include <abi/errno.h>
