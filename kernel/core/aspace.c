@@ -149,10 +149,19 @@ static void map_and_settle(struct aspace *as, uint64_t vaddr, uint64_t phys, uin
     uint64_t before = pool_free_frames();
     VERIFY(paging_map(as->root, vaddr, phys, size, flags) == 0);
     uint64_t after = pool_free_frames();
+    /* The common case, a small segment into tables that exist: no table
+     * was paid for or taken, and below 2 MiB no large page replaced one
+     * (paging_release_tables), so there is nothing to settle and no CPU to
+     * flush: a new translation replaces none that a TLB may hold. */
+    if (!charged && size < LARGE_PAGE_SIZE) {
+        VERIFY3U(after, ==, before);
+        return;
+    }
     uint64_t taken = before >= after ? (before - after) * PAGE_SIZE : 0;
     uint64_t returned = after > before ? (after - before) * PAGE_SIZE : 0;
     /* A large page may have replaced an emptied table: a frame back. */
-    returned += release_tables(as, vaddr, size);
+    if (size >= LARGE_PAGE_SIZE)
+        returned += release_tables(as, vaddr, size);
     if (taken && returned) {
         uint64_t both = taken < returned ? taken : returned;
         taken -= both;

@@ -51,6 +51,7 @@ static struct migration {
     struct segment *s;
     uint64_t dest;
 } migrations[MIGRATIONS_MAX];
+static unsigned migrating; /* entries of migrations[] in use: none, most of the time */
 /* Threads waiting for a busy segment, by a hash of its address: segments
  * are many and waits rare, so a queue each would cost every segment. A
  * wake wakes the bucket; each waiter looks at its segment again. */
@@ -99,6 +100,18 @@ static struct segment *last_below(uint64_t end)
     return best;
 }
 
+/* Whether [phys, phys + size) meets the destination of a migration under
+ * way (other than except's). */
+static bool migration_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
+{
+    for (unsigned i = 0; migrating && i < MIGRATIONS_MAX; i++) {
+        const struct migration *m = &migrations[i];
+        if (m->s && m->s != except && m->dest < phys + size && m->dest + m->s->size > phys)
+            return true;
+    }
+    return false;
+}
+
 bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
 {
     /* Segments are disjoint, so only the last one starting below the end
@@ -108,22 +121,32 @@ bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except
         s = phys_entry(rb_prev(&s->by_phys));
     if (s && s->phys + s->size > phys)
         return true;
-    /* And the destinations of migrations under way. */
-    for (unsigned i = 0; i < MIGRATIONS_MAX; i++) {
-        const struct migration *m = &migrations[i];
-        if (m->s && m->s != except && m->dest < phys + size && m->dest + m->s->size > phys)
-            return true;
+    return migration_overlaps(phys, size, except);
+}
+
+/* Where a segment at [phys, phys + size) goes in by_phys: one descent, as
+ * for an insert, that also answers whether a live segment overlaps it (then
+ * false). An overlapping one either starts in the range, and then the
+ * first start at or above phys does, or is the last start below phys: both
+ * are on the path an insert of phys takes. */
+static bool phys_slot(uint64_t phys, uint64_t size, struct rb_node ***link, struct rb_node **parent)
+{
+    *link = &by_phys.root;
+    *parent = 0;
+    while (**link) {
+        *parent = **link;
+        const struct segment *s = phys_entry(*parent);
+        if (s->phys < phys + size && s->phys + s->size > phys)
+            return false;
+        *link = phys < s->phys ? &(*parent)->left : &(*parent)->right;
     }
-    return false;
+    return true;
 }
 
 static void phys_insert(struct segment *s)
 {
-    struct rb_node **link = &by_phys.root, *parent = 0;
-    while (*link) {
-        parent = *link;
-        link = s->phys < phys_entry(parent)->phys ? &parent->left : &parent->right;
-    }
+    struct rb_node **link, *parent;
+    VERIFY(phys_slot(s->phys, s->size, &link, &parent));
     rb_insert(&by_phys, &s->by_phys, parent, link);
 }
 
@@ -131,7 +154,8 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
 {
     if (!size || ((phys | size) & (PAGE_SIZE - 1)) || phys + size < phys)
         return -EINVAL;
-    if (segment_overlaps(phys, size, 0))
+    struct rb_node **link, *parent;
+    if (!phys_slot(phys, size, &link, &parent) || migration_overlaps(phys, size, 0))
         return -EEXIST;
     if (payer && !account_fits(payer, RES_MEMORY, size))
         return -EDQUOT;
@@ -161,7 +185,8 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
     list_init(&s->link);
     list_init(&s->dma_link);
     list_init(&s->dma_change);
-    phys_insert(s);
+    /* Nothing since phys_slot changed the tree: the slot still holds. */
+    rb_insert(&by_phys, &s->by_phys, parent, link);
     live_segments++;
     *out = s;
     return 0;
@@ -362,16 +387,21 @@ static unsigned map_flags(rights_t rights)
     return MAP_USER | ((rights & RIGHT_WRITE) ? MAP_WRITE : 0) | ((rights & RIGHT_EXEC) ? MAP_EXEC : 0);
 }
 
-/* What attaching needs in p, reserved: a handle slot and an area. */
+/* What attaching needs in p, reserved: an area, and the handle itself.
+ * The handle is installed whole at once rather than reserved and filled
+ * in later: nothing can look at p's table before the commit or the cancel
+ * (both follow under the kernel lock, which nothing between them drops),
+ * so for that moment the segment may be named in two tables. */
 struct attach_plan {
     handle_t handle;
     bool mapped;
     struct aspace_reservation area;
 };
 
-static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, struct attach_plan *plan)
+static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t vaddr, rights_t rights,
+                       struct attach_plan *plan)
 {
-    int err = handle_install(&p->handles, 0, HANDLE_RESERVED, 0, &plan->handle);
+    int err = handle_install(&p->handles, s, HANDLE_SEGMENT, rights, &plan->handle);
     if (err)
         return err;
     plan->mapped = map;
@@ -385,7 +415,6 @@ static int plan_attach(struct segment *s, struct process *p, bool map, uint64_t 
 
 static void commit_attach(struct segment *s, struct process *p, const struct attach_plan *plan, rights_t rights)
 {
-    handle_fill(&p->handles, plan->handle, s, HANDLE_SEGMENT, rights);
     s->vaddr = 0;
     if (plan->mapped) {
         aspace_map(&p->aspace, &plan->area, s->phys, map_flags(rights));
@@ -401,10 +430,11 @@ int segment_attach(struct segment *s, struct process *p, bool map, uint64_t vadd
 {
     VERIFY(!s->owner);
     struct attach_plan plan;
-    int err = plan_attach(s, p, map, vaddr, &plan);
+    rights &= RIGHTS_SEGMENT;
+    int err = plan_attach(s, p, map, vaddr, rights, &plan);
     if (err)
         return err;
-    commit_attach(s, p, &plan, rights & RIGHTS_SEGMENT);
+    commit_attach(s, p, &plan, rights);
     return 0;
 }
 
@@ -429,17 +459,17 @@ int segment_move(struct segment *s, struct process *to, bool map, uint64_t vaddr
      * device can still reach. */
     if (s->in_flight || s->pins || (segment_dma_busy(s) && to != memsrv_process))
         return -EBUSY;
-    int err;
     struct attach_plan plan;
-    err = plan_attach(s, to, map, vaddr, &plan);
+    rights &= RIGHTS_SEGMENT;
+    int err = plan_attach(s, to, map, vaddr, rights, &plan);
     if (err)
         return err;
     /* The area may have been planned in the same address space the segment
      * leaves (a remap, or a move to oneself): detaching frees only the old
-     * area, which the plan did not use. */
+     * area and handle, which the plan did not use. */
     if (s->owner)
         segment_detach(s);
-    commit_attach(s, to, &plan, rights & RIGHTS_SEGMENT);
+    commit_attach(s, to, &plan, rights);
     return 0;
 }
 
@@ -462,8 +492,9 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
             err = -EBUSY;
     /* Every handle slot and area is reserved before anything moves, so a
      * shortage part way leaves every segment where it was. */
+    rights &= RIGHTS_SEGMENT;
     for (i = 0; i < n && err == 0; i++)
-        err = plan_attach(segs[i], to, true, 0, &plans[i]);
+        err = plan_attach(segs[i], to, true, 0, rights, &plans[i]);
     if (err) {
         for (i--; i-- > 0;) /* plan i failed and undid itself */
             cancel_attach(to, &plans[i]);
@@ -472,7 +503,7 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
     for (i = 0; i < n; i++) {
         if (segs[i]->owner)
             segment_detach(segs[i]);
-        commit_attach(segs[i], to, &plans[i], rights & RIGHTS_SEGMENT);
+        commit_attach(segs[i], to, &plans[i], rights);
     }
     return 0;
 }
@@ -530,10 +561,12 @@ int segment_migrate(struct segment *s, uint64_t new_phys)
     uint64_t old_phys = s->phys;
     s->busy = true;
     *m = (struct migration){ s, new_phys };
+    migrating++;
     if (s->vaddr)
         aspace_suspend(&s->owner->aspace, s->vaddr, s->size);
     copy_chunked(new_phys, old_phys, s->size);
     m->s = 0;
+    migrating--;
     /* The owner may have ended meanwhile (then nothing is mapped), but
      * nothing else changed: the segment was busy. */
     int err = 0;

@@ -11,9 +11,10 @@
  * 1. Concepts. An instance manages [base, limit) of one address space. That
  *    range is cut into areas, each used (something is mapped there, or is
  *    reserved) or free. The areas cover the range exactly, in address order,
- *    and no two free areas are adjacent (a free merges with free neighbours).
- *    Used areas are never merged: each is one segment or one fixed mapping,
- *    freed as a whole by its start address.
+ *    and no two free areas are adjacent (a free merges with free neighbours),
+ *    save around the one area whose merge is put off (3a). Used areas are
+ *    never merged: each is one segment or one fixed mapping, freed as a
+ *    whole by its start address.
  *
  * 2. The area array. One 8-byte word per area: its start address, with bit 0
  *    set when the area is used (starts are page aligned, so bit 0 is spare).
@@ -21,6 +22,16 @@
  *    sizes need no storage and the cover property cannot be broken by a
  *    stale size. Looking up an address is a binary search for the last start
  *    <= addr: O(log n).
+ *
+ *    The lookup hint. Most lookups name the area the previous call made or
+ *    freed: a segment moving through IPC is freed in the address space that
+ *    carved it last, and the area a free just made is the one a quick-fit
+ *    list hands to the next allocation of that size. So the instance keeps
+ *    the index of the area last carved or freed, and a lookup first asks
+ *    whether that area contains the address (two loads and two compares)
+ *    before the binary search. The hint is a guess, never trusted: an
+ *    insert or delete may have shifted it onto another area or past the
+ *    end, and the lookup tests the answer itself, so any value is safe.
  *
  *    The kernel has no heap, so the array lives in 4 KiB element pages of 512
  *    words, reached through one directory page of 512 pointers: element i is
@@ -44,7 +55,10 @@
  *    every free area of its class. The lists are hints, never the truth: when
  *    they cannot answer and some relevant list is incomplete, one pass over
  *    the array finds the best fit and refills every list (marking complete
- *    each list whose class has at most 7 free areas).
+ *    each list whose class has at most 7 free areas). A free area that
+ *    changes size within its class (a large area carved from, or growing by
+ *    a merge) keeps its list entry, rewritten in place; lists are searched
+ *    newest first, as the entry touched next is most often the last noted.
  *
  *    Allocation of k <= 64 pages: list k (exact fit, no split); if list k is
  *    empty but incomplete, the pass above (true best fit); else the first
@@ -57,9 +71,24 @@
  *    stays a free area. Within the chosen free area, allocation takes the
  *    lowest suitable address.
  *
+ * 3a. The unmerged area. A segment moving back and forth through IPC is
+ *    freed in one address space and, the next time round, allocated there
+ *    again at the same size. Merging it with its free neighbour and carving
+ *    it out again would shift the array and move quick-fit entries between
+ *    classes twice per trip for nothing. So free marks the area free, lists
+ *    it in its exact class, and when a neighbour is free too, leaves the
+ *    merge for later: it records the area as the instance's one unmerged
+ *    area. The next call settles it first, except one: an allocation of
+ *    exactly its size (and, at >= 2 MiB, with its start 2 MiB aligned),
+ *    which takes it back at once (an exact fit, as list k would give). Every
+ *    other allocation, reserve or free merges it before doing anything else,
+ *    so the pass, the best-fit search and the -ENOSPC and -EEXIST answers
+ *    always see merged free areas, and at most one area is ever unmerged.
+ *
  * 4. Invariants (vmareas_check verifies each one):
  *    - count >= 1; starts strictly increase from base and stay below limit,
- *      page aligned; no two adjacent areas free;
+ *      page aligned; no two adjacent areas free unless one of them is the
+ *      unmerged area, which is a free area's start;
  *    - element pages: directory[0 .. element_pages) non-NULL, the rest NULL;
  *      count <= element_pages * 512; and either element_pages == 1 or
  *      count + SHRINK_SLACK > (element_pages - 1) * 512, i.e. at most one
@@ -77,8 +106,11 @@
  *    page (-ENOMEM if it cannot be had or the directory is full), and only
  *    then change the array, in steps that cannot fail. The one thing a failed
  *    allocation may have changed is the content of the quick-fit lists, if it
- *    refilled them: that is a cache, and it stays exact. Free removes
- *    elements and so never needs a page.
+ *    refilled them: that is a cache, and it stays exact; and it may have
+ *    merged the unmerged area, which changes how the free space is cut into
+ *    areas but not what is free. Free removes elements or leaves their
+ *    number alone, and so never needs a page; the unmerged area holds at
+ *    most two elements a merge would have given back.
  *
  * 6. Pages. Init takes three pages (directory, quick-fit, one element page);
  *    destroy returns all. When the array shrinks, the last element page goes
@@ -92,9 +124,14 @@
  *    work + O(log n) search + shift, or O(n) when the pass runs, which needs
  *    an empty incomplete list (refilled with up to 7 areas by the pass, so
  *    at most one pass per 7 allocations of a class while more exist). The
- *    shift moves the areas above the changed one: at most 8n bytes, in
- *    practice far less because allocation fills free areas from the bottom
- *    of the lowest-addressed fits and the tail of the space is one free area.
+ *    search is O(1) when the hint names the area: a free of the area last
+ *    carved, an allocation from the area last freed (the pattern of a
+ *    segment moving back and forth through IPC, which the unmerged area
+ *    turns into a free and an allocation of O(1) each, with no shift). A
+ *    merge put off costs the same when it is done later. The shift moves
+ *    the areas above the changed one: at most 8n bytes, in practice far less
+ *    because allocation fills free areas from the bottom of the
+ *    lowest-addressed fits and the tail of the space is one free area.
  *    See tests/host/vmarea/bench_vmarea.c for measured figures.
  */
 #include <abi/errno.h>
@@ -132,7 +169,7 @@ static inline uint64_t area_end(const struct vmareas *a, uint64_t i)
 }
 
 /* The area containing addr; base <= addr < limit. */
-static uint64_t area_index(const struct vmareas *a, uint64_t addr)
+static uint64_t area_search(const struct vmareas *a, uint64_t addr)
 {
     uint64_t lo = 0, hi = a->count; /* answer in [lo, hi) */
     while (hi - lo > 1) {
@@ -143,6 +180,16 @@ static uint64_t area_index(const struct vmareas *a, uint64_t addr)
             hi = mid;
     }
     return lo;
+}
+
+/* The same, trying the hint first (theory, section 2). The hint is only a
+ * guess, so it is checked like any other candidate and may be anything. */
+static inline uint64_t area_index(const struct vmareas *a, uint64_t addr)
+{
+    uint64_t h = a->hint;
+    if (h < a->count && area_start(a, h) <= addr && addr < area_end(a, h))
+        return h;
+    return area_search(a, addr);
 }
 
 static inline uint64_t min3(uint64_t x, uint64_t y, uint64_t z)
@@ -223,14 +270,16 @@ static inline uint64_t *quick_list(const struct vmareas *a, unsigned cls)
 /* The mask bit of sized list cls (1..64); list 0 has none. */
 static inline uint64_t quick_bit(unsigned cls) { return cls ? 1ull << (cls - 1) : 0; }
 
-/* A free area [start, start + size) now exists. */
-static void quick_note(struct vmareas *a, uint64_t start, uint64_t size)
+/* A free area [start, start + size) now exists. Lists are a few words:
+ * plain loops beat a call to memmove. */
+static inline void quick_note(struct vmareas *a, uint64_t start, uint64_t size)
 {
     unsigned cls = quick_class(size);
     uint64_t *list = quick_list(a, cls);
     unsigned len = a->quick_len[cls];
     if (len == VMAREA_QUICK_DEPTH) {
-        memmove(list, list + 1, (VMAREA_QUICK_DEPTH - 1) * sizeof(uint64_t));
+        for (unsigned j = 0; j + 1 < VMAREA_QUICK_DEPTH; j++)
+            list[j] = list[j + 1];
         len--;
         a->quick_complete[cls] = false;
     }
@@ -239,21 +288,50 @@ static void quick_note(struct vmareas *a, uint64_t start, uint64_t size)
     a->quick_nonempty |= quick_bit(cls);
 }
 
+/* Where start is in list cls, or -1. Searched newest first: the area
+ * touched next is most often the one noted last. */
+static inline int quick_find(const struct vmareas *a, unsigned cls, uint64_t start)
+{
+    const uint64_t *list = quick_list(a, cls);
+    for (int j = a->quick_len[cls] - 1; j >= 0; j--)
+        if (list[j] == start)
+            return j;
+    return -1;
+}
+
 /* The free area [start, start + size) is about to disappear or change size. */
-static void quick_forget(struct vmareas *a, uint64_t start, uint64_t size)
+static inline void quick_forget(struct vmareas *a, uint64_t start, uint64_t size)
 {
     unsigned cls = quick_class(size);
+    int j = quick_find(a, cls, start);
+    if (j < 0)
+        return;
     uint64_t *list = quick_list(a, cls);
     unsigned len = a->quick_len[cls];
-    for (unsigned j = 0; j < len; j++) {
-        if (list[j] == start) {
-            memmove(list + j, list + j + 1, (len - j - 1) * sizeof(uint64_t));
-            a->quick_len[cls] = (uint8_t)(len - 1);
-            if (len == 1)
-                a->quick_nonempty &= ~quick_bit(cls);
+    for (unsigned k = (unsigned)j; k + 1 < len; k++)
+        list[k] = list[k + 1];
+    a->quick_len[cls] = (uint8_t)(len - 1);
+    if (len == 1)
+        a->quick_nonempty &= ~quick_bit(cls);
+}
+
+/* The free area [from, from + from_size) becomes [to, to + to_size): the
+ * same as forgetting the one and noting the other, but when both are of
+ * one class (a large area losing or gaining a few pages) the entry is
+ * rewritten in place. */
+static inline void quick_move(struct vmareas *a, uint64_t from, uint64_t from_size, uint64_t to, uint64_t to_size)
+{
+    unsigned cls = quick_class(to_size);
+    if (cls == quick_class(from_size)) {
+        int j = quick_find(a, cls, from);
+        if (j >= 0) {
+            quick_list(a, cls)[j] = to;
             return;
         }
+    } else {
+        quick_forget(a, from, from_size);
     }
+    quick_note(a, to, to_size);
 }
 
 /* Where a request of size bytes at the given alignment would go in the free
@@ -342,18 +420,49 @@ static int carve(struct vmareas *a, uint64_t i, uint64_t at, uint64_t size)
     if (err)
         return err;
     /* From here on nothing can fail. */
-    quick_forget(a, start, end - start);
-    insert_slots(a, i + 1, (uint64_t)head + tail);
-    if (head) {
-        *element(a, i++) = start;
-        quick_note(a, start, at - start);
-    }
-    *element(a, i++) = at | USED_BIT;
-    if (tail) {
-        *element(a, i) = at + size;
+    if (head)
+        quick_move(a, start, end - start, start, at - start);
+    else if (tail)
+        quick_move(a, start, end - start, at + size, end - at - size);
+    else
+        quick_forget(a, start, end - start);
+    if (head && tail)
         quick_note(a, at + size, end - at - size);
-    }
+    insert_slots(a, i + 1, (uint64_t)head + tail);
+    if (head)
+        *element(a, i++) = start;
+    a->hint = i;
+    *element(a, i++) = at | USED_BIT;
+    if (tail)
+        *element(a, i) = at + size;
     return 0;
+}
+
+/* Merges the unmerged free area with its free neighbours (theory, 3a). */
+static void merge_unmerged(struct vmareas *a)
+{
+    if (!a->has_unmerged)
+        return;
+    a->has_unmerged = false;
+    uint64_t start = a->unmerged, i = area_index(a, start), end = area_end(a, i);
+    uint64_t merged_start = start, merged_end = end;
+    bool prev_free = i > 0 && !area_used(a, i - 1);
+    bool next_free = i + 1 < a->count && !area_used(a, i + 1);
+    if (next_free) {
+        merged_end = area_end(a, i + 1);
+        quick_forget(a, end, merged_end - end);
+    }
+    if (prev_free) {
+        merged_start = area_start(a, i - 1);
+        quick_forget(a, start, end - start);
+        quick_move(a, merged_start, start - merged_start, merged_start, merged_end - merged_start);
+        delete_slots(a, i, 1 + (uint64_t)next_free);
+        i--;
+    } else if (next_free) {
+        quick_move(a, start, end - start, start, merged_end - start);
+        delete_slots(a, i + 1, 1);
+    }
+    a->hint = i;
 }
 
 /* ---- interface ---- */
@@ -410,6 +519,19 @@ int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
     if (size > a->limit - a->base)
         return -ENOSPC;
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
+    if (a->has_unmerged) {
+        /* The area just freed, asked for again at its size (theory, 3a). */
+        uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
+        if (area_end(a, i) - start == size && !(start & (align - 1))) {
+            quick_forget(a, start, size);
+            *element(a, i) = start | USED_BIT;
+            a->has_unmerged = false;
+            a->hint = i;
+            *addr = start;
+            return 0;
+        }
+        merge_unmerged(a);
+    }
     uint64_t index, at;
     if (!choose_free_area(a, size, align, &index, &at))
         return -ENOSPC;
@@ -426,6 +548,7 @@ int vmareas_reserve(struct vmareas *a, uint64_t addr, uint64_t size)
         return -EINVAL;
     if (addr < a->base || addr >= a->limit || size > a->limit - addr)
         return -ERANGE;
+    merge_unmerged(a);
     uint64_t i = area_index(a, addr);
     if (area_used(a, i) || area_end(a, i) - addr < size)
         return -EEXIST; /* free neighbours are merged: anything else is used */
@@ -439,23 +562,19 @@ int vmareas_free(struct vmareas *a, uint64_t addr, uint64_t *size)
     uint64_t i = area_index(a, addr);
     if (area_start(a, i) != addr || !area_used(a, i))
         return -ENOENT;
-    uint64_t end = area_end(a, i), merged_start = addr, merged_end = end;
-    bool prev_free = i > 0 && !area_used(a, i - 1);
-    bool next_free = i + 1 < a->count && !area_used(a, i + 1);
-    if (next_free) {
-        merged_end = area_end(a, i + 1);
-        quick_forget(a, end, merged_end - end);
+    if (a->has_unmerged) {
+        merge_unmerged(a); /* moves the areas above it down */
+        i = area_index(a, addr);
     }
-    if (prev_free) {
-        merged_start = area_start(a, i - 1);
-        quick_forget(a, merged_start, addr - merged_start);
-        delete_slots(a, i, 1 + (uint64_t)next_free);
-    } else {
-        *element(a, i) = addr;
-        if (next_free)
-            delete_slots(a, i + 1, 1);
+    uint64_t end = area_end(a, i);
+    *element(a, i) = addr;
+    quick_note(a, addr, end - addr);
+    a->hint = i;
+    /* Merging with a free neighbour is put off (theory, 3a). */
+    if ((i > 0 && !area_used(a, i - 1)) || (i + 1 < a->count && !area_used(a, i + 1))) {
+        a->unmerged = addr;
+        a->has_unmerged = true;
     }
-    quick_note(a, merged_start, merged_end - merged_start);
     if (size)
         *size = end - addr;
     return 0;
@@ -476,6 +595,8 @@ int vmareas_find(const struct vmareas *a, uint64_t addr, uint64_t *start, uint64
 }
 
 uint64_t vmareas_count(const struct vmareas *a) { return a->count; }
+
+void vmareas_settle(struct vmareas *a) { merge_unmerged(a); }
 
 void vmareas_area(const struct vmareas *a, uint64_t i, uint64_t *start, uint64_t *size, bool *used)
 {
@@ -507,9 +628,22 @@ int vmareas_check(const struct vmareas *a, const char **why)
         if (i + 1 < a->count)
             CHECK(start < area_start(a, i + 1), "areas sorted, none empty");
         if (!(word & USED_BIT)) {
-            CHECK(i == 0 || area_used(a, i - 1), "no two adjacent free areas");
+            bool beside_unmerged =
+                a->has_unmerged && i > 0 && (start == a->unmerged || area_start(a, i - 1) == a->unmerged);
+            CHECK(i == 0 || area_used(a, i - 1) || beside_unmerged, "no two adjacent free areas");
             free_in_class[quick_class(area_end(a, i) - start)]++;
         }
+    }
+    if (a->has_unmerged) {
+        CHECK(a->unmerged >= a->base && a->unmerged < a->limit, "unmerged area in range");
+        uint64_t i = area_search(a, a->unmerged);
+        CHECK(area_start(a, i) == a->unmerged && !area_used(a, i), "unmerged area is a free area's start");
+    }
+    /* The hint may hold anything; a lookup through it must still agree with
+     * the search, at both ends of the hinted area and of its neighbours. */
+    for (uint64_t i = a->hint > 0 ? a->hint - 1 : 0; i <= a->hint + 1 && i < a->count; i++) {
+        CHECK(area_index(a, area_start(a, i)) == area_search(a, area_start(a, i)), "hinted lookup at a start");
+        CHECK(area_index(a, area_end(a, i) - 1) == area_search(a, area_end(a, i) - 1), "hinted lookup at an end");
     }
 
     for (unsigned cls = 0; cls < VMAREA_QUICK_CLASSES; cls++) {

@@ -45,6 +45,9 @@ struct vmarea_pages {
 struct vmareas {
     uint64_t base, limit; /* managed range [base, limit) */
     uint64_t count;       /* areas in the array, used and free; >= 1 */
+    uint64_t hint;        /* index of the area last carved or freed: a guess, checked before use */
+    uint64_t unmerged;    /* if has_unmerged: the free area whose merge is put off */
+    bool has_unmerged;
     uint64_t **directory; /* element pages; [0, element_pages) non-NULL */
     uint32_t element_pages;
     uint32_t pages_held; /* element pages + directory + quick page */
@@ -76,6 +79,9 @@ uint64_t vmareas_count(const struct vmareas *a);
 /* Verifies every invariant; 0, or -EINVAL with *why naming the broken one. */
 int vmareas_check(const struct vmareas *a, const char **why);
 
+/* Does the merge a free put off (vmarea.c, theory 3a) now, so that no two
+ * free areas are adjacent: for tests and debug dumps that count areas. */
+void vmareas_settle(struct vmareas *a);
 /* The i-th area in address order (i < count), for tests and debug dumps. */
 void vmareas_area(const struct vmareas *a, uint64_t i, uint64_t *start, uint64_t *size, bool *used);
 

@@ -29,14 +29,33 @@ static void assert_checked(const struct vmareas *a)
         fail_msg("vmareas_check: %s", why);
 }
 
+/* Areas once the merge a free may have put off is done. */
+static uint64_t settled_count(void)
+{
+    vmareas_settle(&va);
+    return vmareas_count(&va);
+}
+
 static void expect_area(uint64_t i, uint64_t start, uint64_t size, bool used)
 {
+    vmareas_settle(&va);
     uint64_t s, z;
     bool u;
     vmareas_area(&va, i, &s, &z, &u);
     assert_int_equal(s, start);
     assert_int_equal(z, size);
     assert_int_equal(u, used);
+}
+
+/* A fresh instance over [base, limit) with areas of 1, 2 and c_pages
+ * pages allocated from the bottom. */
+static void init_with_three(uint64_t base, uint64_t limit, uint64_t c_pages, uint64_t *a, uint64_t *b, uint64_t *c)
+{
+    pages = test_pages(&prov);
+    assert_int_equal(vmareas_init(&va, base, limit, &pages), 0);
+    assert_int_equal(vmareas_alloc(&va, PG, a), 0);
+    assert_int_equal(vmareas_alloc(&va, 2 * PG, b), 0);
+    assert_int_equal(vmareas_alloc(&va, c_pages * PG, c), 0);
 }
 
 static void test_init_destroy(void **state)
@@ -61,7 +80,7 @@ static void test_init_destroy(void **state)
     assert_int_equal(vmareas_init(&va, 0, UINT64_MAX - PG + 1, &pages), 0); /* the widest range */
     assert_checked(&va);
     assert_int_equal(prov.outstanding, 3);
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     expect_area(0, 0, UINT64_MAX - PG + 1, false);
     uint64_t at;
     assert_int_equal(vmareas_alloc(&va, 4 * MB, &at), 0);
@@ -84,7 +103,7 @@ static void test_alloc(void **state)
     assert_int_equal(vmareas_alloc(&va, PG + 1, &at), -EINVAL);
     assert_int_equal(vmareas_alloc(&va, range + PG, &at), -ENOSPC);
     assert_int_equal(vmareas_alloc(&va, UINT64_MAX - PG + 1, &at), -ENOSPC);
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
 
     assert_int_equal(vmareas_alloc(&va, PG, &at), 0);
     assert_int_equal(at, base);
@@ -104,7 +123,7 @@ static void test_alloc(void **state)
     assert_int_equal(vmareas_alloc(&va, 2 * MB - PG, &at), 0); /* not large: fills the gap */
     assert_int_equal(at, base + PG);
     assert_checked(&va);
-    assert_int_equal(vmareas_count(&va), 5); /* 4 used + the free tail */
+    assert_int_equal(settled_count(), 5); /* 4 used + the free tail */
 
     /* Fill the rest with 64 KiB pieces, then the space is full. */
     uint64_t used = PG + 2 * MB + 3 * MB + 2 * MB - PG;
@@ -139,7 +158,7 @@ static void test_alloc(void **state)
     assert_int_equal(at, 2 * MB);
     expect_area(0, PG, 2 * MB - PG, false);
     expect_area(1, 2 * MB, 2 * MB, true);
-    assert_int_equal(vmareas_count(&va), 2);
+    assert_int_equal(settled_count(), 2);
     assert_checked(&va);
     vmareas_destroy(&va);
 }
@@ -159,10 +178,10 @@ static void test_reserve(void **state)
     assert_int_equal(vmareas_reserve(&va, limit - PG, 2 * PG), -ERANGE);
     assert_int_equal(vmareas_reserve(&va, base + PG, UINT64_MAX - PG + 1), -ERANGE); /* wraps */
     assert_int_equal(vmareas_reserve(&va, UINT64_MAX - PG + 1, PG), -ERANGE);
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
 
     assert_int_equal(vmareas_reserve(&va, base + 8 * PG, 4 * PG), 0);
-    assert_int_equal(vmareas_count(&va), 3);
+    assert_int_equal(settled_count(), 3);
     expect_area(0, base, 8 * PG, false);
     expect_area(1, base + 8 * PG, 4 * PG, true);
     expect_area(2, base + 12 * PG, 16 * MB - 12 * PG, false);
@@ -171,14 +190,14 @@ static void test_reserve(void **state)
     assert_int_equal(vmareas_reserve(&va, base + 11 * PG, 2 * PG), -EEXIST);
     assert_int_equal(vmareas_reserve(&va, base + 9 * PG, PG), -EEXIST);
     assert_int_equal(vmareas_reserve(&va, base, 16 * MB), -EEXIST);
-    assert_int_equal(vmareas_count(&va), 3);
+    assert_int_equal(settled_count(), 3);
     /* Adjacent on both sides: used areas stay separate. */
     assert_int_equal(vmareas_reserve(&va, base + 12 * PG, PG), 0);
     assert_int_equal(vmareas_reserve(&va, base + 7 * PG, PG), 0);
     assert_int_equal(vmareas_reserve(&va, base, PG), 0);
     assert_int_equal(vmareas_reserve(&va, limit - PG, PG), 0);
     assert_checked(&va);
-    assert_int_equal(vmareas_count(&va), 7);
+    assert_int_equal(settled_count(), 7);
     uint64_t start, size, at;
     assert_int_equal(vmareas_find(&va, base + 9 * PG + 5, &start, &size), 0);
     assert_int_equal(start, base + 8 * PG);
@@ -194,9 +213,9 @@ static void test_reserve(void **state)
         assert_int_equal(vmareas_free(&va, starts[(i * 3) % 7], NULL), 0);
         assert_checked(&va);
     }
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     assert_int_equal(vmareas_reserve(&va, base, 16 * MB), 0); /* the whole range */
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     assert_int_equal(vmareas_alloc(&va, PG, &at), -ENOSPC);
     assert_checked(&va);
     vmareas_destroy(&va);
@@ -206,14 +225,10 @@ static void test_reserve(void **state)
 static void test_free_area(void **state)
 {
     (void)state;
-    pages = test_pages(&prov);
     const uint64_t base = 0x10000, limit = base + 64 * PG;
-    assert_int_equal(vmareas_init(&va, base, limit, &pages), 0);
     uint64_t a, b, c, size;
-    assert_int_equal(vmareas_alloc(&va, PG, &a), 0);
-    assert_int_equal(vmareas_alloc(&va, 2 * PG, &b), 0);
-    assert_int_equal(vmareas_alloc(&va, 3 * PG, &c), 0);
-    assert_int_equal(vmareas_count(&va), 4);
+    init_with_three(base, limit, 3, &a, &b, &c);
+    assert_int_equal(settled_count(), 4);
     assert_int_equal(vmareas_free(&va, c + 3 * PG, NULL), -ENOENT); /* the free tail */
     assert_int_equal(vmareas_free(&va, b + PG, NULL), -ENOENT);     /* not a start */
     assert_int_equal(vmareas_free(&va, b + 1, NULL), -ENOENT);
@@ -222,29 +237,170 @@ static void test_free_area(void **state)
     assert_int_equal(vmareas_free(&va, UINT64_MAX, NULL), -ENOENT);
     assert_int_equal(vmareas_free(&va, b, &size), 0); /* between used: no merge */
     assert_int_equal(size, 2 * PG);
-    assert_int_equal(vmareas_count(&va), 4);
+    assert_int_equal(settled_count(), 4);
     assert_int_equal(vmareas_free(&va, b, &size), -ENOENT); /* double free */
     assert_int_equal(vmareas_find(&va, b, NULL, NULL), -ENOENT);
     assert_checked(&va);
     assert_int_equal(vmareas_free(&va, a, NULL), 0); /* merges with the next */
-    assert_int_equal(vmareas_count(&va), 3);
+    assert_int_equal(settled_count(), 3);
     expect_area(0, base, 3 * PG, false);
     assert_checked(&va);
     assert_int_equal(vmareas_free(&va, c, &size), 0); /* merges both sides */
     assert_int_equal(size, 3 * PG);
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     assert_checked(&va);
     /* Merge with the previous only. */
     assert_int_equal(vmareas_alloc(&va, PG, &a), 0);
     assert_int_equal(vmareas_alloc(&va, PG, &b), 0);
     assert_int_equal(vmareas_reserve(&va, limit - PG, PG), 0);
     assert_int_equal(vmareas_alloc(&va, 61 * PG, &c), 0); /* fills up to the reserved page */
-    assert_int_equal(vmareas_count(&va), 4);
+    assert_int_equal(settled_count(), 4);
     assert_int_equal(vmareas_free(&va, a, NULL), 0);
     assert_int_equal(vmareas_free(&va, b, NULL), 0);
-    assert_int_equal(vmareas_count(&va), 3);
+    assert_int_equal(settled_count(), 3);
     expect_area(0, base, 2 * PG, false);
     assert_checked(&va);
+    vmareas_destroy(&va);
+    assert_int_equal(prov.outstanding, 0);
+}
+
+/* The lookup hint is a guess: whatever it holds (any area's index, one past
+ * the end, garbage), every lookup must give the answer the array gives. A
+ * fast path that trusted a stale hint would find, reserve or free the wrong
+ * area here. */
+static void test_hint_never_trusted(void **state)
+{
+    (void)state;
+    pages = test_pages(&prov);
+    const uint64_t base = 0x10000, limit = base + 64 * PG;
+    assert_int_equal(vmareas_init(&va, base, limit, &pages), 0);
+    uint64_t at[6];
+    for (unsigned k = 0; k < 6; k++)
+        assert_int_equal(vmareas_alloc(&va, (k + 1) * PG, &at[k]), 0);
+    assert_int_equal(vmareas_free(&va, at[1], NULL), 0);
+    assert_int_equal(vmareas_free(&va, at[4], NULL), 0); /* used free used used free used free */
+    const uint64_t count = settled_count();
+    assert_int_equal(count, 7);
+    const uint64_t hints[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 1000, UINT64_MAX };
+    for (unsigned h = 0; h < sizeof(hints) / sizeof(hints[0]); h++) {
+        for (uint64_t addr = base - PG; addr <= limit; addr += PG) {
+            uint64_t want_start = 0, want_size = 0;
+            bool want_used = false;
+            for (uint64_t i = 0; i < count; i++) {
+                uint64_t s, z;
+                bool u;
+                vmareas_area(&va, i, &s, &z, &u);
+                if (addr >= s && addr < s + z) {
+                    want_start = s;
+                    want_size = z;
+                    want_used = u;
+                }
+            }
+            uint64_t start = 0, size = 0;
+            va.hint = hints[h];
+            int err = vmareas_find(&va, addr, &start, &size);
+            assert_int_equal(err, want_used ? 0 : -ENOENT);
+            if (want_used) {
+                assert_int_equal(start, want_start);
+                assert_int_equal(size, want_size);
+            }
+            va.hint = hints[h];
+            err = vmareas_free(&va, addr + PG / 2, NULL);
+            assert_int_equal(err, -ENOENT);
+            bool in_range = addr >= base && addr < limit;
+            va.hint = hints[h];
+            err = vmareas_reserve(&va, addr, PG);
+            assert_int_equal(err, !in_range ? -ERANGE : want_used ? -EEXIST : 0);
+            assert_checked(&va);
+            if (err == 0) {
+                va.hint = hints[h];
+                uint64_t freed = 0;
+                assert_int_equal(vmareas_free(&va, addr, &freed), 0);
+                assert_int_equal(freed, PG);
+                assert_int_equal(settled_count(), count);
+                assert_checked(&va);
+            }
+        }
+    }
+    /* Free what is left with the hint on the wrong area each time. */
+    const unsigned order[] = { 5, 0, 3, 2 };
+    for (unsigned k = 0; k < 4; k++) {
+        uint64_t freed = 0;
+        va.hint = k;
+        assert_int_equal(vmareas_free(&va, at[order[k]], &freed), 0);
+        assert_int_equal(freed, (order[k] + 1) * PG);
+        assert_checked(&va);
+    }
+    assert_int_equal(settled_count(), 1);
+    expect_area(0, base, 64 * PG, false);
+    vmareas_destroy(&va);
+    assert_int_equal(prov.outstanding, 0);
+}
+
+/* The merge a free puts off (theory 3a): an allocation of the freed size
+ * takes the area back with no change to the array; anything else sees the
+ * free run whole. Each step would fail if the unmerged area were taken for
+ * a size it does not have, at an alignment it lacks, or hid free space. */
+static void test_unmerged_area(void **state)
+{
+    (void)state;
+    const uint64_t base = 0x10000, limit = base + 64 * PG;
+    uint64_t a, b, c, got;
+    init_with_three(base, limit, 1, &a, &b, &c);
+    assert_int_equal(vmareas_free(&va, b, NULL), 0); /* between used: nothing to put off */
+    assert_false(va.has_unmerged);
+    assert_int_equal(vmareas_alloc(&va, 2 * PG, &got), 0); /* exact fit from list 2 */
+    assert_int_equal(got, b);
+    /* c has the free tail above it: its merge is put off. */
+    assert_int_equal(vmareas_free(&va, c, NULL), 0);
+    assert_true(va.has_unmerged);
+    assert_int_equal(vmareas_count(&va), 4); /* a b c tail: c and the tail unmerged */
+    assert_checked(&va);
+    assert_int_equal(vmareas_free(&va, c, NULL), -ENOENT); /* double free */
+    assert_int_equal(vmareas_find(&va, c, NULL, NULL), -ENOENT);
+    assert_int_equal(vmareas_alloc(&va, PG, &got), 0); /* the same size: taken back as it is */
+    assert_int_equal(got, c);
+    assert_false(va.has_unmerged);
+    assert_int_equal(vmareas_count(&va), 4);
+    assert_checked(&va);
+    /* Another size: merged first, then carved from the run. */
+    assert_int_equal(vmareas_free(&va, c, NULL), 0);
+    assert_int_equal(vmareas_alloc(&va, 2 * PG, &got), 0);
+    assert_int_equal(got, c);
+    assert_false(va.has_unmerged);
+    assert_checked(&va);
+    assert_int_equal(vmareas_free(&va, got, NULL), 0);
+    /* A reserve across the unmerged area and its free neighbour. */
+    assert_true(va.has_unmerged);
+    assert_int_equal(vmareas_reserve(&va, c, 3 * PG), 0);
+    assert_checked(&va);
+    assert_int_equal(vmareas_free(&va, c, NULL), 0);
+    /* The whole free run, a size only the merged run has. */
+    assert_int_equal(vmareas_alloc(&va, limit - c, &got), 0);
+    assert_int_equal(got, c);
+    assert_int_equal(vmareas_free(&va, got, NULL), 0);
+    /* Freeing another area merges the pending one first. */
+    assert_int_equal(vmareas_free(&va, a, NULL), 0);
+    assert_checked(&va);
+    assert_int_equal(vmareas_free(&va, b, NULL), 0);
+    assert_checked(&va);
+    assert_int_equal(settled_count(), 1);
+    vmareas_destroy(&va);
+
+    /* An unmerged area of exactly 2 MiB whose start is not 2 MiB aligned is
+     * no answer to a 2 MiB request. */
+    const uint64_t big_base = 0x40000000, big_limit = big_base + 8 * MB;
+    assert_int_equal(vmareas_init(&va, big_base, big_limit, &pages), 0);
+    assert_int_equal(vmareas_reserve(&va, big_base, PG), 0);
+    assert_int_equal(vmareas_reserve(&va, big_base + PG, 2 * MB), 0);
+    assert_int_equal(vmareas_free(&va, big_base + PG, NULL), 0);
+    assert_true(va.has_unmerged);
+    assert_int_equal(vmareas_alloc(&va, 2 * MB, &got), 0);
+    assert_int_equal(got % (2 * MB), 0);
+    assert_checked(&va);
+    assert_int_equal(vmareas_free(&va, got, NULL), 0);
+    assert_int_equal(vmareas_free(&va, big_base, NULL), 0);
+    assert_int_equal(settled_count(), 1);
     vmareas_destroy(&va);
     assert_int_equal(prov.outstanding, 0);
 }
@@ -262,7 +418,7 @@ static void test_growth_and_shrink(void **state)
         if (i % 499 == 0)
             assert_checked(&va);
     }
-    assert_int_equal(vmareas_count(&va), N + 1);
+    assert_int_equal(settled_count(), N + 1);
     assert_int_equal(prov.outstanding, 2 + (N + 1 + VMAREA_PER_PAGE - 1) / VMAREA_PER_PAGE);
     assert_checked(&va);
     for (unsigned i = 0; i < N; i++) {
@@ -275,7 +431,7 @@ static void test_growth_and_shrink(void **state)
      * scrambled order: the count falls to one and the pages go back. */
     for (unsigned i = 0; i < N; i += 2)
         assert_int_equal(vmareas_free(&va, addrs[i], NULL), 0);
-    assert_int_equal(vmareas_count(&va), N + 1);
+    assert_int_equal(settled_count(), N + 1);
     assert_checked(&va);
     for (unsigned k = 0; k < N / 2; k++) {
         unsigned i = 1 + 2 * ((k * 769u) % (N / 2));
@@ -283,7 +439,7 @@ static void test_growth_and_shrink(void **state)
         if (k % 97 == 0)
             assert_checked(&va);
     }
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     assert_int_equal(prov.outstanding, 3);
     assert_checked(&va);
     vmareas_destroy(&va);
@@ -301,7 +457,7 @@ static void test_capacity(void **state)
     for (uint64_t i = 0; i < VMAREA_MAX_AREAS - 1; i++)
         assert_int_equal(vmareas_alloc(&va, PG, &at), 0);
     assert_true(vmareas_count(&va) >= 100000);
-    assert_int_equal(vmareas_count(&va), VMAREA_MAX_AREAS);
+    assert_int_equal(settled_count(), VMAREA_MAX_AREAS);
     assert_int_equal(prov.outstanding, 2 + VMAREA_MAX_PAGES);
     assert_checked(&va);
     assert_int_equal(vmareas_alloc(&va, PG, &at), -ENOMEM);
@@ -317,7 +473,7 @@ static void test_capacity(void **state)
     /* Free from the top: each free merges into the free tail. */
     for (uint64_t i = VMAREA_MAX_AREAS - 1; i-- > 0;)
         assert_int_equal(vmareas_free(&va, base + i * PG, NULL), 0);
-    assert_int_equal(vmareas_count(&va), 1);
+    assert_int_equal(settled_count(), 1);
     assert_int_equal(prov.outstanding, 3);
     assert_checked(&va);
     vmareas_destroy(&va);
@@ -350,7 +506,7 @@ static void test_no_page(void **state)
                     next += PG;
                 assert_int_equal(vmareas_reserve(&va, next, PG), 0);
             }
-            assert_int_equal(vmareas_count(&va), target);
+            assert_int_equal(settled_count(), target);
             uint64_t before = vmareas_count(&va);
             long pages_before = prov.outstanding;
             snapshot_take(&va, &snap);
@@ -418,10 +574,16 @@ static void test_no_churn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_destroy),      cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_reserve),           cmocka_unit_test(test_free_area),
-        cmocka_unit_test(test_growth_and_shrink), cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_no_page),           cmocka_unit_test(test_no_churn),
+        cmocka_unit_test(test_init_destroy),
+        cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_free_area),
+        cmocka_unit_test(test_growth_and_shrink),
+        cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_no_page),
+        cmocka_unit_test(test_no_churn),
+        cmocka_unit_test(test_hint_never_trusted),
+        cmocka_unit_test(test_unmerged_area),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
