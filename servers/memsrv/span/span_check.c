@@ -50,7 +50,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
     }
     out->region_count = a->region_count;
     out->used_bytes = a->total_bytes - out->free_bytes - out->transit_bytes;
-    out->largest_free = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
+    out->largest_free = span_largest_free(a);
     out->free_spans = span_free_span_count(a);
     out->segments = a->segments;
     out->misaligned_segments = a->misaligned;
@@ -91,7 +91,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
     } while (0)
 
 struct recount {
-    uint64_t free_bytes, free_spans, segments, misaligned, moving, transit_spans, hashed, reserves;
+    uint64_t free_bytes, free_spans, pending, segments, misaligned, moving, transit_spans, hashed, reserves;
     uint64_t region_size[SPAN_MAX_REGIONS];
     uint64_t region_free[SPAN_MAX_REGIONS];
     uint64_t region_transit[SPAN_MAX_REGIONS];
@@ -143,6 +143,10 @@ static int check_lookup(const struct span_alloc *a, const struct span_node *n, s
         uint64_t own;
         if (e == NULL || e->span != n)
             FAIL(f, "free span and its index entry disagree", n->base);
+        if (e->max_free == 0) {
+            c->pending++; /* not in the tree: check_pending finds it */
+            return 0;
+        }
         own = n->size;
         if (subtree_max(e->addr_link.left) > own)
             own = subtree_max(e->addr_link.left);
@@ -389,6 +393,30 @@ static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fau
     return 0;
 }
 
+/* The pending list holds exactly the free spans outside the address tree
+ * (max_free 0, counted in c->pending by check_lookup): at most
+ * SPAN_PENDING_MAX, each small enough to wait, newest first. */
+static int check_pending(const struct span_alloc *a, const struct recount *c, struct span_fault *f)
+{
+    const struct span_free *e, *newer = NULL;
+    uint64_t count = 0;
+
+    for (e = a->pending_newest; e != NULL; newer = e, e = e->pending.older) {
+        const struct span_node *n = e->span;
+        if (++count > SPAN_PENDING_MAX)
+            FAIL(f, "pending list too long or cycles", count);
+        if (n == NULL || n->state != SPAN_FREE || n->u.free.ext != e || e->max_free != 0)
+            FAIL(f, "pending list holds a span that is not a pending free span", n != NULL ? n->base : 0);
+        if (n->size > a->pending_max)
+            FAIL(f, "pending free span too large to wait", n->base);
+        if (e->pending.newer != newer)
+            FAIL(f, "pending list back link broken", n->base);
+    }
+    if (newer != a->pending_oldest || count != a->pending_count || count != c->pending)
+        FAIL(f, "pending list and the free spans outside the tree disagree", count);
+    return 0;
+}
+
 int span_check(const struct span_alloc *a, struct span_fault *fault)
 {
     static struct span_fault ignored;
@@ -413,7 +441,7 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
         FAIL(fault, "address tree is not a valid red-black tree", 0);
     r = rb_first(&a->addr_tree);
     for (n = a->first; n != NULL; prev = n, n = n->next) {
-        if (n->state == SPAN_FREE) {
+        if (n->state == SPAN_FREE && n->u.free.ext != NULL && n->u.free.ext->max_free != 0) {
             if (r == NULL || span_free_of(r)->span != n)
                 FAIL(fault, "free spans in the list and the tree disagree", n->base);
             r = rb_next(r);
@@ -424,8 +452,11 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
         if (++spans > a->capacity)
             FAIL(fault, "address list cycles", n->base);
     }
-    if (r != NULL || prev != a->last || (uint64_t)tree_count != c.free_spans)
+    if (r != NULL || prev != a->last || (uint64_t)tree_count + c.pending != c.free_spans)
         FAIL(fault, "free spans in the list and the tree disagree at the end", 0);
+    err = check_pending(a, &c, fault);
+    if (err != 0)
+        return err;
     if (prev != NULL && span_end(prev) != a->regions[prev->region].base + a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
     if (c.reserves != a->reserved)

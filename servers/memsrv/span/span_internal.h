@@ -12,6 +12,8 @@
 #define NODE_MOVING     0x2u /* source of an unconfirmed move */
 #define NODE_RESERVED   0x4u /* holds one of a->reserved: the slot its release may need */
 
+#define SPAN_PENDING_MAX 256 /* small free spans that may wait outside the address tree (best fit) */
+
 /* The header of a span_add_nodes block, in its first slot. Every later page
  * of the block starts with a pointer to it (the page's first slot), so a
  * slot finds its block with one mask and one load. */
@@ -109,8 +111,23 @@ static inline uint64_t span_free_span_count(const struct span_alloc *a)
 
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr);
 
+/* Enters every pending free span (best fit's small ones, span.c) into the
+ * address tree: at most SPAN_PENDING_MAX insertions. Every search of the tree
+ * by address runs after it. */
+void span_settle(struct span_alloc *a);
+
+/* The largest free span. A pending one is small, so on a quick list: the
+ * highest non-empty list is the largest of them. */
+static inline uint64_t span_largest_free(const struct span_alloc *a)
+{
+    uint64_t largest = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
+    uint64_t small = a->pending_count != 0 ? (uint64_t)(64 - __builtin_clzll(a->list_bitmap)) * SPAN_GRANULE : 0;
+
+    return small > largest ? small : largest;
+}
+
 /* Lowest place in a free span for fit (lowest address first among big-enough
- * spans). NULL if none. */
+ * spans), pending ones included. NULL if none. */
 struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place);
 
 /* Lowest place for fit in free span f, or false. */
