@@ -91,7 +91,11 @@
  *    (popcount) whenever a span enters, leaves or resizes in the free
  *    index (a resize by difference); each free span caches its share, so
  *    span_stats is O(regions), not O(spans): it sums the regions' large
- *    pages and the histogram's free-span count when asked.
+ *    pages and the histogram's free-span count when asked. A pending span
+ *    is in the byte counters and the histogram at once, but its two block
+ *    shares (the dearest arithmetic) only when it enters the tree: until
+ *    then its cached shares are 0 and span_stats adds the pending spans'
+ *    shares itself (at most SPAN_PENDING_MAX, so O(regions + 256)).
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -109,7 +113,8 @@
  *     lets wait; the hash holds exactly the non-free spans.
  *  I5 every counter (free bytes, per-region free/transit/locked bytes,
  *     segment and free-span counts, misaligned count, histogram, buddy
- *     block sums) equals a recount; every slot is a span, a free span's
+ *     block sums, the latter with the pending spans' shares added, which
+ *     are cached as 0) equals a recount; every slot is a span, a free span's
  *     span_free, a reserved slot of a pending move, or free.
  *  I6 a segment is marked misaligned iff it is large and its base is not
  *     large-page aligned; every in-transit span belongs to exactly one
@@ -670,89 +675,6 @@ static void free_tree_place(struct span_alloc *a, struct span_node *n)
     free_tree_insert(a, n->u.free.ext);
 }
 
-/* ---- free spans waiting outside the address tree (best fit) -------------
- *
- * A small free span is taken by an allocation of its own size or merged
- * with a freed neighbour soon more often than it is looked for by
- * address, so it waits on the pending list (newest first) instead of
- * entering the tree at once; only address-ordered searches need it there,
- * and they settle the list first. The list is bounded: the span that would
- * be the SPAN_PENDING_MAX+1st enters the tree in the oldest one's place, so no
- * free costs more than one tree insertion, and a settle at most
- * SPAN_PENDING_MAX of them. */
-
-HOT void pending_remove(struct span_alloc *a, struct span_free *e)
-{
-    if (e->pending.newer != NULL)
-        e->pending.newer->pending.older = e->pending.older;
-    else
-        a->pending_newest = e->pending.older;
-    if (e->pending.older != NULL)
-        e->pending.older->pending.newer = e->pending.newer;
-    else
-        a->pending_oldest = e->pending.newer;
-    a->pending_count--;
-}
-
-static void settle_oldest(struct span_alloc *a)
-{
-    struct span_free *e = a->pending_oldest;
-
-    pending_remove(a, e);
-    free_tree_place(a, e->span);
-}
-
-void span_settle(struct span_alloc *a)
-{
-    while (a->pending_oldest != NULL)
-        settle_oldest(a);
-}
-
-/* Files the new free span n (its ext set, max_free 0) by address: on the
- * pending list when it is small enough to wait, else in the tree. */
-HOT void free_addr_file(struct span_alloc *a, struct span_node *n)
-{
-    struct span_free *e = n->u.free.ext;
-
-    if (n->size > a->pending_max) {
-        free_tree_place(a, n);
-        return;
-    }
-    if (a->pending_count == SPAN_PENDING_MAX)
-        settle_oldest(a);
-    e->pending.newer = NULL;
-    e->pending.older = a->pending_newest;
-    if (a->pending_newest != NULL)
-        a->pending_newest->pending.newer = e;
-    else
-        a->pending_oldest = e;
-    a->pending_newest = e;
-    a->pending_count++;
-}
-
-/* Takes free span n out of the address books, wherever it is filed. */
-HOT void free_addr_unfile(struct span_alloc *a, struct span_node *n)
-{
-    if (n->u.free.ext->max_free != 0)
-        addr_erase(a, n->u.free.ext);
-    else
-        pending_remove(a, n->u.free.ext);
-}
-
-/* Free span n changed its base or size: its tree summary follows, and a
- * pending span grown too large to wait enters the tree. */
-HOT void free_addr_resized(struct span_alloc *a, struct span_node *n)
-{
-    struct span_free *e = n->u.free.ext;
-
-    if (e->max_free != 0) {
-        free_propagate(e);
-    } else if (n->size > a->pending_max) {
-        pending_remove(a, e);
-        free_tree_place(a, n);
-    }
-}
-
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr)
 {
     const struct rb_node *r = a->addr_tree.root;
@@ -993,11 +915,29 @@ HOT void free_stats_count(struct span_alloc *a, const struct span_node *n, int s
     a->buddy_blocks += one * n->u.free.buddy_blocks;
 }
 
+/* A pending free span (below) is in the byte counters and the histogram,
+ * but its shares of the block sums are counted only when it enters the
+ * address tree (span_stats adds the pending ones' itself): the shares are
+ * the dearest counters, and most pending spans are gone before then. Its
+ * cached shares are 0 meanwhile, so taking it out subtracts nothing. */
+HOT bool shares_counted(const struct span_node *n) { return n->u.free.ext->max_free != 0; }
+
 HOT void free_stats_add(struct span_alloc *a, struct span_node *n)
+{
+    bool counted = shares_counted(n);
+
+    n->u.free.buddy_blocks = counted ? buddy_blocks(n->base, n->size, a->buddy_cap) : 0;
+    n->u.free.large_blocks = counted ? aligned_blocks(n->base, n->size, a->large_order) : 0;
+    free_stats_count(a, n, 1);
+}
+
+/* Counts the shares of a pending span that has just entered the tree. */
+static void free_stats_shares(struct span_alloc *a, struct span_node *n)
 {
     n->u.free.buddy_blocks = buddy_blocks(n->base, n->size, a->buddy_cap);
     n->u.free.large_blocks = aligned_blocks(n->base, n->size, a->large_order);
-    free_stats_count(a, n, 1);
+    a->buddy_blocks += n->u.free.buddy_blocks;
+    a->regions[n->region].large_blocks += n->u.free.large_blocks;
 }
 
 HOT void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_stats_count(a, n, -1); }
@@ -1007,21 +947,106 @@ HOT void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_
 HOT void free_stats_resize(struct span_alloc *a, struct span_node *n, uint64_t old_size)
 {
     struct span_region *r = &a->regions[n->region];
-    uint64_t buddy = buddy_blocks(n->base, n->size, a->buddy_cap);
-    uint64_t large = aligned_blocks(n->base, n->size, a->large_order);
     unsigned old_bucket = floor_log2(old_size >> SPAN_GRANULE_SHIFT);
     unsigned bucket = floor_log2(n->size >> SPAN_GRANULE_SHIFT);
 
     a->free_bytes += n->size - old_size;
     r->free_bytes += n->size - old_size;
-    r->large_blocks += large - n->u.free.large_blocks;
-    a->buddy_blocks += buddy - n->u.free.buddy_blocks;
-    n->u.free.buddy_blocks = buddy;
-    n->u.free.large_blocks = large;
+    if (shares_counted(n)) {
+        uint64_t buddy = buddy_blocks(n->base, n->size, a->buddy_cap);
+        uint64_t large = aligned_blocks(n->base, n->size, a->large_order);
+        r->large_blocks += large - n->u.free.large_blocks;
+        a->buddy_blocks += buddy - n->u.free.buddy_blocks;
+        n->u.free.buddy_blocks = buddy;
+        n->u.free.large_blocks = large;
+    }
     if (bucket != old_bucket) {
         a->free_hist[old_bucket]--;
         a->free_hist[bucket]++;
     }
+}
+
+/* ---- free spans waiting outside the address tree (best fit) -------------
+ *
+ * A small free span is taken by an allocation of its own size or merged
+ * with a freed neighbour soon more often than it is looked for by
+ * address, so it waits on the pending list (newest first) instead of
+ * entering the tree at once; only address-ordered searches need it there,
+ * and they settle the list first. The list is bounded: the span that would
+ * be the SPAN_PENDING_MAX+1st enters the tree in the oldest one's place, so no
+ * free costs more than one tree insertion, and a settle at most
+ * SPAN_PENDING_MAX of them. */
+
+HOT void pending_remove(struct span_alloc *a, struct span_free *e)
+{
+    if (e->pending.newer != NULL)
+        e->pending.newer->pending.older = e->pending.older;
+    else
+        a->pending_newest = e->pending.older;
+    if (e->pending.older != NULL)
+        e->pending.older->pending.newer = e->pending.newer;
+    else
+        a->pending_oldest = e->pending.newer;
+    a->pending_count--;
+}
+
+/* Pending free span n enters the tree, and its shares the counters. */
+static void pending_enter_tree(struct span_alloc *a, struct span_node *n)
+{
+    pending_remove(a, n->u.free.ext);
+    free_tree_place(a, n);
+    free_stats_shares(a, n);
+}
+
+static void settle_oldest(struct span_alloc *a) { pending_enter_tree(a, a->pending_oldest->span); }
+
+void span_settle(struct span_alloc *a)
+{
+    while (a->pending_oldest != NULL)
+        settle_oldest(a);
+}
+
+/* Files the new free span n (its ext set, max_free 0) by address: on the
+ * pending list when it is small enough to wait, else in the tree. */
+HOT void free_addr_file(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    if (n->size > a->pending_max) {
+        free_tree_place(a, n);
+        return;
+    }
+    if (a->pending_count == SPAN_PENDING_MAX)
+        settle_oldest(a);
+    e->pending.newer = NULL;
+    e->pending.older = a->pending_newest;
+    if (a->pending_newest != NULL)
+        a->pending_newest->pending.newer = e;
+    else
+        a->pending_oldest = e;
+    a->pending_newest = e;
+    a->pending_count++;
+}
+
+/* Takes free span n out of the address books, wherever it is filed. */
+HOT void free_addr_unfile(struct span_alloc *a, struct span_node *n)
+{
+    if (n->u.free.ext->max_free != 0)
+        addr_erase(a, n->u.free.ext);
+    else
+        pending_remove(a, n->u.free.ext);
+}
+
+/* Free span n changed its base or size: its tree summary follows, and a
+ * pending span grown too large to wait enters the tree. */
+HOT void free_addr_resized(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    if (e->max_free != 0)
+        free_propagate(e);
+    else if (n->size > a->pending_max)
+        pending_enter_tree(a, n);
 }
 
 /* A span's list is chosen by its size and (buddy) base as they are when it
