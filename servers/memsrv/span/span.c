@@ -864,11 +864,11 @@ HOT unsigned list_index(const struct span_alloc *a, const struct span_node *n)
 {
     uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
 
+    if (a->policy == SPAN_POLICY_BEST_FIT) /* first: the default, and the cheapest */
+        return (unsigned)(granules - 1);   /* granules <= 64 */
     if (a->policy == SPAN_POLICY_INSTANT_FIT)
         return floor_log2(granules);
-    if (a->policy == SPAN_POLICY_BUDDY)
-        return span_buddy_top_order(n->base, n->size, a->buddy_cap);
-    return (unsigned)(granules - 1); /* best fit, granules <= 64 */
+    return span_buddy_top_order(n->base, n->size, a->buddy_cap); /* buddy (the others use no list) */
 }
 
 /* Which free spans the policy keeps on lists and which in the size tree:
@@ -1307,6 +1307,22 @@ size_t span_release_cost(const struct span_node *n)
     return release_slots(n, mergeable(n, n->prev), mergeable(n, n->next));
 }
 
+/* Free span prev takes in free span next (a release between them): out of
+ * line, so that the common release keeps fewer registers busy. */
+static __attribute__((noinline)) void absorb_next(struct span_alloc *a, struct span_node *prev, struct span_node *next)
+{
+    struct span_free *ne = next->u.free.ext;
+
+    span_free_index(a, next, false);
+    free_addr_unfile(a, next);
+    prev->size += next->size;
+    if (a->marker == next)
+        a->marker = prev;
+    list_unlink(a, next);
+    slot_put(a, ne);
+    slot_put(a, next);
+}
+
 /* link: n's link in the hash (hash_link); with_prev, with_next: whether
  * each neighbour is mergeable (the caller has just looked). */
 HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, struct span_node **link, bool with_prev,
@@ -1327,17 +1343,8 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
         f = with_prev ? prev : next;
         old_size = f->size;
         old_list = resize_begin(a, f);
-        if (with_prev && with_next) {
-            struct span_free *ne = next->u.free.ext;
-            span_free_index(a, next, false);
-            free_addr_unfile(a, next);
-            prev->size += next->size;
-            if (a->marker == next)
-                a->marker = prev;
-            list_unlink(a, next);
-            slot_put(a, ne);
-            slot_put(a, next);
-        }
+        if (with_prev && with_next)
+            absorb_next(a, prev, next);
         if (f == next)
             f->base = n->base;
         f->size += n->size;
