@@ -48,11 +48,12 @@
  *    carving a segment off the end of a free span, or freeing a segment next
  *    to a free span, changes no tree shape: only max_free is recomputed,
  *    upwards until unchanged.
- *  - pending list (best fit only): free spans of quick-list size (at most
- *    64 granules) that have not entered addr_tree yet, newest first, at
- *    most SPAN_PENDING_MAX. Best fit finds a small span through its quick
- *    list, and a small free span is usually taken whole by an allocation
- *    of its size or merged into a freed neighbour before anything looks
+ *  - pending list (best fit, instant fit and buddy: the policies whose
+ *    common case a free list serves): free spans of at most 64 granules
+ *    (SPAN_PENDING_SIZE) that have not entered addr_tree yet, newest
+ *    first, at most SPAN_PENDING_MAX. These policies find a small span
+ *    through its list, and a small free span is usually taken by an
+ *    allocation or merged into a freed neighbour before anything looks
  *    for it by address; waiting, it costs neither the tree insertion nor
  *    the erasure (about 190 and 120 instructions). An address-ordered
  *    search for a request that a small span could hold first settles the
@@ -62,7 +63,10 @@
  *    list is full the oldest enters it to make room, so a free never costs
  *    more than one insertion and a settle at most SPAN_PENDING_MAX. The
  *    largest free span is the larger of the tree's max_free and the
- *    highest non-empty quick list.
+ *    largest pending span (span_stats looks at each, as for the counters
+ *    below). A carve's new segment gets its state before it joins the
+ *    address list, since filing the piece above it may settle a span whose
+ *    placement walks the list (a stale slot would look like a free span).
  *  - hash: segments by base (chained through the span_node), for free,
  *    lock and lookup in O(1); its table is resized by the caller as
  *    span_hash_wanted says. An arbitrary address is found by the hash, or
@@ -966,7 +970,7 @@ HOT void free_stats_resize(struct span_alloc *a, struct span_node *n, uint64_t o
     }
 }
 
-/* ---- free spans waiting outside the address tree (best fit) -------------
+/* ---- free spans waiting outside the address tree ------------------------
  *
  * A small free span is taken by an allocation of its own size or merged
  * with a freed neighbour soon more often than it is looked for by
@@ -1241,6 +1245,10 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
         int old_list = resize_begin(a, f);
         n = node_get(a);
         n->region = f->region;
+        /* Its state before it joins the address list: filing the upper
+         * piece below may settle pending spans, and their placement walks
+         * the list looking for free neighbours. */
+        n->state = (uint8_t)state;
         if (place == base) { /* low end: f keeps the rest above */
             list_link_after(a, f->prev, n);
             f->base = place + size;
@@ -1721,7 +1729,9 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
                   : policy == SPAN_POLICY_BEST_FIT                                 ? SPAN_QUICK_LISTS * SPAN_GRANULE
                                                                                    : 0;
     a->tree_above = policy == SPAN_POLICY_BEST_FIT ? SPAN_QUICK_LISTS * SPAN_GRANULE : UINT64_MAX;
-    a->pending_max = policy == SPAN_POLICY_BEST_FIT ? SPAN_QUICK_LISTS * SPAN_GRANULE : 0;
+    /* The policies whose common case a list serves; top of heap and marker
+     * search the tree on every allocation. */
+    a->pending_max = policy == SPAN_POLICY_TOP_OF_HEAP || policy == SPAN_POLICY_MARKER ? 0 : SPAN_PENDING_SIZE;
     a->large_size = large_size;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;

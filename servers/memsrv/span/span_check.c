@@ -26,11 +26,12 @@ struct contig_info {
     uint64_t free_blocks_suitable;
 };
 
-/* The pending free spans' shares of the block sums, which the counters
- * leave out until they enter the address tree (span.c): added to *buddy
- * and to each region's large_blocks in regions[]. At most
- * SPAN_PENDING_MAX spans. */
-static void add_pending_shares(const struct span_alloc *a, uint64_t *buddy, struct span_region *regions)
+/* What the pending free spans (span.c) add to the figures: their shares
+ * of the block sums, which the counters leave out until they enter the
+ * address tree (added to *buddy and to each region's large_blocks in
+ * regions[]), and the largest of them, which the tree's max_free does not
+ * see (raises *largest). At most SPAN_PENDING_MAX spans. */
+static void add_pending(const struct span_alloc *a, uint64_t *buddy, struct span_region *regions, uint64_t *largest)
 {
     const struct span_free *e;
 
@@ -38,6 +39,8 @@ static void add_pending_shares(const struct span_alloc *a, uint64_t *buddy, stru
         const struct span_node *n = e->span;
         *buddy += span_buddy_blocks(n->base, n->size, a->buddy_cap);
         regions[n->region].large_blocks += span_aligned_blocks(n->base, n->size, a->large_order);
+        if (n->size > *largest)
+            *largest = n->size;
     }
 }
 
@@ -71,9 +74,9 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->transit_bytes += a->regions[i].transit_bytes;
     }
     out->region_count = a->region_count;
-    add_pending_shares(a, &buddy, out->regions);
+    out->largest_free = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
+    add_pending(a, &buddy, out->regions, &out->largest_free);
     out->used_bytes = a->total_bytes - out->free_bytes - out->transit_bytes;
-    out->largest_free = span_largest_free(a);
     out->free_spans = span_free_span_count(a);
     out->segments = a->segments;
     out->misaligned_segments = a->misaligned;

@@ -12,7 +12,8 @@
 #define NODE_MOVING     0x2u /* source of an unconfirmed move */
 #define NODE_RESERVED   0x4u /* holds one of a->reserved: the slot its release may need */
 
-#define SPAN_PENDING_MAX 256 /* small free spans that may wait outside the address tree (best fit) */
+#define SPAN_PENDING_MAX  256 /* small free spans that may wait outside the address tree */
+#define SPAN_PENDING_SIZE (SPAN_QUICK_LISTS * SPAN_GRANULE) /* the largest that may wait */
 
 /* The header of a span_add_nodes block, in its first slot. Every later page
  * of the block starts with a pointer to it (the page's first slot), so a
@@ -111,20 +112,11 @@ static inline uint64_t span_free_span_count(const struct span_alloc *a)
 
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr);
 
-/* Enters every pending free span (best fit's small ones, span.c) into the
- * address tree: at most SPAN_PENDING_MAX insertions. Every search of the tree
- * by address runs after it. */
+/* Enters every pending free span (the small ones that wait, span.c) into the
+ * address tree: at most SPAN_PENDING_MAX insertions. A search of the tree
+ * by address for a request that a pending span could hold runs after it
+ * (span_find_lowest scans the list instead). */
 void span_settle(struct span_alloc *a);
-
-/* The largest free span. A pending one is small, so on a quick list: the
- * highest non-empty list is the largest of them. */
-static inline uint64_t span_largest_free(const struct span_alloc *a)
-{
-    uint64_t largest = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
-    uint64_t small = a->pending_count != 0 ? (uint64_t)(64 - __builtin_clzll(a->list_bitmap)) * SPAN_GRANULE : 0;
-
-    return small > largest ? small : largest;
-}
 
 /* Lowest place in a free span for fit (lowest address first among big-enough
  * spans), pending ones included. NULL if none. */

@@ -470,6 +470,48 @@ static void test_pending_small_spans(void **state)
     assert_int_equal(st.largest_free, SEGMENTS * 4 * KIB);
 }
 
+/* More small free spans than the pending list holds, under churn that
+ * carves spans in the middle (alignment, buddy blocks) while the list is
+ * full, so that filing the upper piece settles the oldest span; the books
+ * are checked after every operation. */
+static void test_pending_churn(void **state)
+{
+    enum { SLOTS = 4096, LIVE = 1200 };
+    static struct span_node nodes[SLOTS];
+    static uint64_t live[LIVE];
+    enum span_policy policy = fx.a.policy; /* the fixture's, set for this run */
+    struct span_alloc a;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    unsigned i, step;
+
+    (void)state;
+    assert_int_equal(span_init(&a, policy, 0, nodes, SLOTS), 0);
+    assert_int_equal(span_add_region(&a, 1 * MIB, 16 * MIB), 0);
+    for (i = 0; i < LIVE; i++) {
+        struct span_request req = { .size = 4 * KIB * (1 + i % 3) };
+        assert_int_equal(span_alloc(&a, &req, i, &live[i]), 0);
+    }
+    for (i = 0; i < LIVE; i += 2) { /* 600 holes with no free neighbour */
+        assert_int_equal(span_free(&a, live[i]), 0);
+        live[i] = 0;
+    }
+    for (step = 0; step < 4000; step++) {
+        unsigned k;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        k = (unsigned)(seed >> 33) % LIVE;
+        if (live[k] != 0) {
+            assert_int_equal(span_free(&a, live[k]), 0);
+            live[k] = 0;
+        } else {
+            struct span_request req = { .size = 4 * KIB * (1 + (seed >> 20) % 6),
+                                        .align = 4 * KIB << ((seed >> 40) % 3) };
+            if (span_alloc(&a, &req, k, &live[k]) != 0)
+                live[k] = 0;
+        }
+        assert_true(check_books(&a, "churn"));
+    }
+}
+
 static void test_walk_and_stats(void **state)
 {
     struct span_stats st;
@@ -776,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
         cmocka_unit_test(test_pending_small_spans),
+        ALL_POLICIES(test_pending_churn),
         ALL_POLICIES(test_walk_and_stats),
         cmocka_unit_test(test_fragmentation_figures),
         ALL_POLICIES(test_walk_stops),

@@ -126,7 +126,7 @@ struct span_free {
         struct rb_node addr_link; /* free spans by address, augmented */
         struct {
             struct span_free *newer, *older;
-        } pending; /* best fit: a small free span not in the tree yet */
+        } pending; /* a small free span not in the tree yet (span.c) */
     };
     uint64_t max_free; /* largest free span in addr subtree; 0 while pending */
     union {
