@@ -41,13 +41,33 @@
  * Every operation first counts the slots it needs (span_carve_cost,
  * span_release_cost) and fails with -ENOMEM before touching anything.
  *
- *  - addr_tree: a red-black tree of the FREE spans by base address,
- *    augmented with max_free, the largest free span in each subtree. It
- *    answers "the lowest (or highest) free place for this size, alignment
- *    and address window" in O(log n): subtrees whose max_free is too small
- *    are skipped. Segments are not in it, so carving a segment off the end
- *    of a free span, or freeing a segment next to a free span, changes no
- *    tree shape: only max_free is recomputed, upwards until unchanged.
+ *  - addr_tree: a red-black tree of the FREE spans by base address (but
+ *    the pending ones, below), augmented with max_free, the largest free
+ *    span in each subtree. It answers "the lowest (or highest) free place
+ *    for this size, alignment and address window" in O(log n): subtrees
+ *    whose max_free is too small are skipped. Segments are not in it, so
+ *    carving a segment off the end of a free span, or freeing a segment next
+ *    to a free span, changes no tree shape: only max_free is recomputed,
+ *    upwards until unchanged.
+ *  - pending list (best fit, instant fit and buddy: the policies whose
+ *    common case a free list serves): free spans of at most 64 granules
+ *    (SPAN_PENDING_SIZE) that have not entered addr_tree yet, newest
+ *    first, at most SPAN_PENDING_MAX. These policies find a small span
+ *    through its list, and a small free span is usually taken by an
+ *    allocation or merged into a freed neighbour before anything looks
+ *    for it by address; waiting, it costs neither the tree insertion nor
+ *    the erasure (about 190 and 120 instructions). An address-ordered
+ *    search for a request that a small span could hold first settles the
+ *    list (inserts every pending span); a request larger than 64 granules
+ *    skips that, since no pending span can hold it. A pending span that
+ *    grows past 64 granules (a merge) enters the tree at once, and when the
+ *    list is full the oldest enters it to make room, so a free never costs
+ *    more than one insertion and a settle at most SPAN_PENDING_MAX. The
+ *    largest free span is the larger of the tree's max_free and the
+ *    largest pending span (span_stats looks at each, as for the counters
+ *    below). A carve's new segment gets its state before it joins the
+ *    address list, since filing the piece above it may settle a span whose
+ *    placement walks the list (a stale slot would look like a free span).
  *  - hash: segments by base (chained through the span_node), for free,
  *    lock and lookup in O(1); its table is resized by the caller as
  *    span_hash_wanted says. An arbitrary address is found by the hash, or
@@ -76,7 +96,11 @@
  *    (popcount) whenever a span enters, leaves or resizes in the free
  *    index (a resize by difference); each free span caches its share, so
  *    span_stats is O(regions), not O(spans): it sums the regions' large
- *    pages and the histogram's free-span count when asked.
+ *    pages and the histogram's free-span count when asked. A pending span
+ *    is in the byte counters and the histogram at once, but its two block
+ *    shares (the dearest arithmetic) only when it enters the tree: until
+ *    then its cached shares are 0 and span_stats adds the pending spans'
+ *    shares itself (at most SPAN_PENDING_MAX, so O(regions + 256)).
  *
  * 3. Invariants (all checked by span_check)
  * -----------------------------------------
@@ -88,11 +112,14 @@
  *     and the policy say; list bitmap bits match list emptiness; the marker
  *     is NULL or points at a free span, and only the marker policy sets it.
  *  I4 max_free of every addr_tree node is exact; both trees are valid
- *     red-black trees; the addr_tree holds exactly the free spans, in list
- *     order; the hash holds exactly the non-free spans.
+ *     red-black trees; the addr_tree holds exactly the free spans that are
+ *     not pending, in list order; the pending list holds the others (their
+ *     max_free 0), at most SPAN_PENDING_MAX, none larger than the policy
+ *     lets wait; the hash holds exactly the non-free spans.
  *  I5 every counter (free bytes, per-region free/transit/locked bytes,
  *     segment and free-span counts, misaligned count, histogram, buddy
- *     block sums) equals a recount; every slot is a span, a free span's
+ *     block sums, the latter with the pending spans' shares added, which
+ *     are cached as 0) equals a recount; every slot is a span, a free span's
  *     span_free, a reserved slot of a pending move, or free.
  *  I6 a segment is marked misaligned iff it is large and its base is not
  *     large-page aligned; every in-transit span belongs to exactly one
@@ -214,6 +241,12 @@
  *    Buddy looks at as many spans of a list for the lowest (at 60%
  *    occupancy in span-bench --quick, 8 left 2 large segments misaligned
  *    and 0.9% of large requests failing, 16 none).
+ *  SPAN_PENDING_MAX = 256: in span-bench's four best-fit steady states
+ *    (400,000 calls) the list overflowed 891 times (64: 22,699 times), so
+ *    almost every small free span that is taken or merged before a search
+ *    never enters the tree; a settle costs at most 256 insertions (about
+ *    50,000 instructions), paid by a small constrained or SPAN_HIGH
+ *    allocation or a plan step, and each insertion at most once per free.
  *  64 regions: e820/multiboot maps on real machines have tens of entries.
  *  Buddy orders up to max(10, large order): Linux's MAX_ORDER is 10, and the
  *    statistics must be comparable with /proc/pagetypeinfo-style numbers;
@@ -598,8 +631,11 @@ static void free_tree_insert_next(struct span_alloc *a, struct span_free *p, str
     addr_insert(a, e, parent, link);
 }
 
-/* Inserts the free span n (its ext set): next to a free span a few spans
- * away when there is one, else by descent. */
+HOT bool in_addr_tree(const struct span_node *n) { return n->state == SPAN_FREE && n->u.free.ext->max_free != 0; }
+
+/* Inserts the free span n (its ext set): next to a free span of the tree a
+ * few spans away when there is one, else by descent. The spans walked over
+ * are segments or pending free spans, none of them in the tree. */
 static void free_tree_place(struct span_alloc *a, struct span_node *n)
 {
     struct span_node *p = n->prev, *q = n->next;
@@ -607,14 +643,14 @@ static void free_tree_place(struct span_alloc *a, struct span_node *n)
 
     for (i = 0; i < NEIGHBOUR_WALK; i++) {
         if (p != NULL) {
-            if (p->state == SPAN_FREE) {
+            if (in_addr_tree(p)) {
                 free_tree_insert_next(a, p->u.free.ext, n->u.free.ext, true);
                 return;
             }
             p = p->prev;
         }
         if (q != NULL) {
-            if (q->state == SPAN_FREE) {
+            if (in_addr_tree(q)) {
                 free_tree_insert_next(a, q->u.free.ext, n->u.free.ext, false);
                 return;
             }
@@ -632,9 +668,10 @@ struct span_node *span_containing(const struct span_alloc *a, uint64_t addr)
 
     if (n != NULL)
         return n;
-    /* The free span with the greatest base <= addr, then forward: a
-     * segment's base is found by the hash, so only an address inside a
-     * segment walks, over the spans since the last free one. */
+    /* The free span of the tree with the greatest base <= addr, then
+     * forward: a segment's base is found by the hash, so only an address
+     * inside a segment or a pending free span walks, over the spans since
+     * the last free span in the tree. */
     while (r != NULL) {
         const struct span_free *e = span_free_of(r);
         if (e->span->base <= addr) {
@@ -812,11 +849,11 @@ HOT unsigned list_index(const struct span_alloc *a, const struct span_node *n)
 {
     uint64_t granules = n->size >> SPAN_GRANULE_SHIFT;
 
+    if (a->policy == SPAN_POLICY_BEST_FIT) /* first: the default, and the cheapest */
+        return (unsigned)(granules - 1);   /* granules <= 64 */
     if (a->policy == SPAN_POLICY_INSTANT_FIT)
         return floor_log2(granules);
-    if (a->policy == SPAN_POLICY_BUDDY)
-        return span_buddy_top_order(n->base, n->size, a->buddy_cap);
-    return (unsigned)(granules - 1); /* best fit, granules <= 64 */
+    return span_buddy_top_order(n->base, n->size, a->buddy_cap); /* buddy (the others use no list) */
 }
 
 /* Which free spans the policy keeps on lists and which in the size tree:
@@ -863,11 +900,29 @@ HOT void free_stats_count(struct span_alloc *a, const struct span_node *n, int s
     a->buddy_blocks += one * n->u.free.buddy_blocks;
 }
 
+/* A pending free span (below) is in the byte counters and the histogram,
+ * but its shares of the block sums are counted only when it enters the
+ * address tree (span_stats adds the pending ones' itself): the shares are
+ * the dearest counters, and most pending spans are gone before then. Its
+ * cached shares are 0 meanwhile, so taking it out subtracts nothing. */
+HOT bool shares_counted(const struct span_node *n) { return n->u.free.ext->max_free != 0; }
+
 HOT void free_stats_add(struct span_alloc *a, struct span_node *n)
+{
+    bool counted = shares_counted(n);
+
+    n->u.free.buddy_blocks = counted ? buddy_blocks(n->base, n->size, a->buddy_cap) : 0;
+    n->u.free.large_blocks = counted ? aligned_blocks(n->base, n->size, a->large_order) : 0;
+    free_stats_count(a, n, 1);
+}
+
+/* Counts the shares of a pending span that has just entered the tree. */
+static void free_stats_shares(struct span_alloc *a, struct span_node *n)
 {
     n->u.free.buddy_blocks = buddy_blocks(n->base, n->size, a->buddy_cap);
     n->u.free.large_blocks = aligned_blocks(n->base, n->size, a->large_order);
-    free_stats_count(a, n, 1);
+    a->buddy_blocks += n->u.free.buddy_blocks;
+    a->regions[n->region].large_blocks += n->u.free.large_blocks;
 }
 
 HOT void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_stats_count(a, n, -1); }
@@ -877,21 +932,106 @@ HOT void free_stats_sub(struct span_alloc *a, const struct span_node *n) { free_
 HOT void free_stats_resize(struct span_alloc *a, struct span_node *n, uint64_t old_size)
 {
     struct span_region *r = &a->regions[n->region];
-    uint64_t buddy = buddy_blocks(n->base, n->size, a->buddy_cap);
-    uint64_t large = aligned_blocks(n->base, n->size, a->large_order);
     unsigned old_bucket = floor_log2(old_size >> SPAN_GRANULE_SHIFT);
     unsigned bucket = floor_log2(n->size >> SPAN_GRANULE_SHIFT);
 
     a->free_bytes += n->size - old_size;
     r->free_bytes += n->size - old_size;
-    r->large_blocks += large - n->u.free.large_blocks;
-    a->buddy_blocks += buddy - n->u.free.buddy_blocks;
-    n->u.free.buddy_blocks = buddy;
-    n->u.free.large_blocks = large;
+    if (shares_counted(n)) {
+        uint64_t buddy = buddy_blocks(n->base, n->size, a->buddy_cap);
+        uint64_t large = aligned_blocks(n->base, n->size, a->large_order);
+        r->large_blocks += large - n->u.free.large_blocks;
+        a->buddy_blocks += buddy - n->u.free.buddy_blocks;
+        n->u.free.buddy_blocks = buddy;
+        n->u.free.large_blocks = large;
+    }
     if (bucket != old_bucket) {
         a->free_hist[old_bucket]--;
         a->free_hist[bucket]++;
     }
+}
+
+/* ---- free spans waiting outside the address tree ------------------------
+ *
+ * A small free span is taken by an allocation of its own size or merged
+ * with a freed neighbour soon more often than it is looked for by
+ * address, so it waits on the pending list (newest first) instead of
+ * entering the tree at once; only address-ordered searches need it there,
+ * and they settle the list first. The list is bounded: the span that would
+ * be the SPAN_PENDING_MAX+1st enters the tree in the oldest one's place, so no
+ * free costs more than one tree insertion, and a settle at most
+ * SPAN_PENDING_MAX of them. */
+
+HOT void pending_remove(struct span_alloc *a, struct span_free *e)
+{
+    if (e->pending.newer != NULL)
+        e->pending.newer->pending.older = e->pending.older;
+    else
+        a->pending_newest = e->pending.older;
+    if (e->pending.older != NULL)
+        e->pending.older->pending.newer = e->pending.newer;
+    else
+        a->pending_oldest = e->pending.newer;
+    a->pending_count--;
+}
+
+/* Pending free span n enters the tree, and its shares the counters. */
+static void pending_enter_tree(struct span_alloc *a, struct span_node *n)
+{
+    pending_remove(a, n->u.free.ext);
+    free_tree_place(a, n);
+    free_stats_shares(a, n);
+}
+
+static void settle_oldest(struct span_alloc *a) { pending_enter_tree(a, a->pending_oldest->span); }
+
+void span_settle(struct span_alloc *a)
+{
+    while (a->pending_oldest != NULL)
+        settle_oldest(a);
+}
+
+/* Files the new free span n (its ext set, max_free 0) by address: on the
+ * pending list when it is small enough to wait, else in the tree. */
+HOT void free_addr_file(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    if (n->size > a->pending_max) {
+        free_tree_place(a, n);
+        return;
+    }
+    if (a->pending_count == SPAN_PENDING_MAX)
+        settle_oldest(a);
+    e->pending.newer = NULL;
+    e->pending.older = a->pending_newest;
+    if (a->pending_newest != NULL)
+        a->pending_newest->pending.newer = e;
+    else
+        a->pending_oldest = e;
+    a->pending_newest = e;
+    a->pending_count++;
+}
+
+/* Takes free span n out of the address books, wherever it is filed. */
+HOT void free_addr_unfile(struct span_alloc *a, struct span_node *n)
+{
+    if (n->u.free.ext->max_free != 0)
+        addr_erase(a, n->u.free.ext);
+    else
+        pending_remove(a, n->u.free.ext);
+}
+
+/* Free span n changed its base or size: its tree summary follows, and a
+ * pending span grown too large to wait enters the tree. */
+HOT void free_addr_resized(struct span_alloc *a, struct span_node *n)
+{
+    struct span_free *e = n->u.free.ext;
+
+    if (e->max_free != 0)
+        free_propagate(e);
+    else if (n->size > a->pending_max)
+        pending_enter_tree(a, n);
 }
 
 /* A span's list is chosen by its size and (buddy) base as they are when it
@@ -1062,7 +1202,7 @@ static struct span_node *new_free_span(struct span_alloc *a, struct span_node *a
     e->span = n;
     e->max_free = 0;
     list_link_after(a, after, n);
-    free_tree_insert(a, e);
+    free_addr_file(a, n);
     span_free_index(a, n, true);
     return n;
 }
@@ -1077,7 +1217,7 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
 
     if (place == base && place + size == end) {
         span_free_index(a, f, false);
-        addr_erase(a, e);
+        free_addr_unfile(a, f);
         slot_put(a, e);
         n = f;
         if (a->marker == f)
@@ -1086,6 +1226,10 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
         int old_list = resize_begin(a, f);
         n = node_get(a);
         n->region = f->region;
+        /* Its state before it joins the address list: filing the upper
+         * piece below may settle pending spans, and their placement walks
+         * the list looking for free neighbours. */
+        n->state = (uint8_t)state;
         if (place == base) { /* low end: f keeps the rest above */
             list_link_after(a, f->prev, n);
             f->base = place + size;
@@ -1094,7 +1238,7 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
             list_link_after(a, f, n);
             f->size = place - base;
         }
-        free_propagate(e);
+        free_addr_resized(a, f);
         resize_end(a, f, end - base, old_list);
         if (place + size < end && place > base) {
             struct span_node *r = node_get(a);
@@ -1106,7 +1250,10 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
             re->span = r;
             re->max_free = 0;
             list_link_after(a, n, r);
-            free_tree_insert_next(a, e, re, true);
+            if (r->size > a->pending_max) /* then f was too large to wait: it is in the tree */
+                free_tree_insert_next(a, e, re, true);
+            else
+                free_addr_file(a, r);
             span_free_index(a, r, true);
             if (a->marker == f)
                 a->marker = r; /* bumped past the segment */
@@ -1149,6 +1296,22 @@ size_t span_release_cost(const struct span_node *n)
     return release_slots(n, mergeable(n, n->prev), mergeable(n, n->next));
 }
 
+/* Free span prev takes in free span next (a release between them): out of
+ * line, so that the common release keeps fewer registers busy. */
+static __attribute__((noinline)) void absorb_next(struct span_alloc *a, struct span_node *prev, struct span_node *next)
+{
+    struct span_free *ne = next->u.free.ext;
+
+    span_free_index(a, next, false);
+    free_addr_unfile(a, next);
+    prev->size += next->size;
+    if (a->marker == next)
+        a->marker = prev;
+    list_unlink(a, next);
+    slot_put(a, ne);
+    slot_put(a, next);
+}
+
 /* link: n's link in the hash (hash_link); with_prev, with_next: whether
  * each neighbour is mergeable (the caller has just looked). */
 HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, struct span_node **link, bool with_prev,
@@ -1169,23 +1332,14 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
         f = with_prev ? prev : next;
         old_size = f->size;
         old_list = resize_begin(a, f);
-        if (with_prev && with_next) {
-            struct span_free *ne = next->u.free.ext;
-            span_free_index(a, next, false);
-            addr_erase(a, ne);
-            prev->size += next->size;
-            if (a->marker == next)
-                a->marker = prev;
-            list_unlink(a, next);
-            slot_put(a, ne);
-            slot_put(a, next);
-        }
+        if (with_prev && with_next)
+            absorb_next(a, prev, next);
         if (f == next)
             f->base = n->base;
         f->size += n->size;
         list_unlink(a, n);
         slot_put(a, n);
-        free_propagate(f->u.free.ext);
+        free_addr_resized(a, f);
         resize_end(a, f, old_size, old_list);
     } else {
         struct span_free *e = ext_get(a);
@@ -1196,7 +1350,7 @@ HOT struct span_node *release_at(struct span_alloc *a, struct span_node *n, stru
         f->u.free.ext = e;
         e->span = f;
         e->max_free = 0;
-        free_tree_place(a, f);
+        free_addr_file(a, f);
         span_free_index(a, f, true);
     }
     return f;
@@ -1297,10 +1451,13 @@ static uint64_t always_fits_size(const struct span_fit *fit)
     return fit->size > UINT64_MAX - slack ? 0 : fit->size + slack;
 }
 
-static struct span_node *find_any(const struct span_alloc *a, const struct span_fit *fit, bool high, uint64_t *place)
+static struct span_node *find_any(struct span_alloc *a, const struct span_fit *fit, bool high, uint64_t *place)
 {
     uint64_t easy = always_fits_size(fit);
     struct span_node *n = NULL;
+
+    if (fit->size <= a->pending_max)
+        span_settle(a); /* a larger request fits in no pending span */
 
     if (easy != 0)
         n = high ? search_high(a->addr_tree.root, easy, fit, place) : search_low(a->addr_tree.root, easy, fit, place);
@@ -1310,7 +1467,8 @@ static struct span_node *find_any(const struct span_alloc *a, const struct span_
     return n;
 }
 
-struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
+/* The lowest place for fit in the address tree alone. */
+static struct span_node *tree_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     uint64_t easy = always_fits_size(fit);
     struct span_node *n = NULL;
@@ -1329,6 +1487,26 @@ struct span_node *span_find_lowest(const struct span_alloc *a, const struct span
         *place = lower_place;
         return lower;
     }
+    return n;
+}
+
+/* The planners search between carves of their own (a witness books trial
+ * places, whose leftover pieces may wait on the pending list), so the
+ * pending spans are looked at too: at most SPAN_PENDING_MAX, and only for
+ * a request small enough for one. */
+struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
+{
+    struct span_node *n = tree_lowest(a, fit, place);
+    const struct span_free *e;
+    uint64_t p;
+
+    if (fit->size > a->pending_max)
+        return n;
+    for (e = a->pending_newest; e != NULL; e = e->pending.older)
+        if ((n == NULL || e->span->base < n->base) && span_place_low(e->span, fit, &p)) {
+            n = e->span;
+            *place = p;
+        }
     return n;
 }
 
@@ -1417,7 +1595,7 @@ static struct span_node *find_unconstrained(const struct span_alloc *a, uint64_t
  * place exists at all, the lowest place at the request's own alignment, so
  * that the policy never refuses what the books can do.
  */
-static struct span_node *find_buddy(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
+static struct span_node *find_buddy(struct span_alloc *a, const struct span_fit *fit, uint64_t *place)
 {
     unsigned k = buddy_order(a, fit->size);
     uint64_t natural = (uint64_t)1 << (k + SPAN_GRANULE_SHIFT);
@@ -1532,6 +1710,9 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
                   : policy == SPAN_POLICY_BEST_FIT                                 ? SPAN_QUICK_LISTS * SPAN_GRANULE
                                                                                    : 0;
     a->tree_above = policy == SPAN_POLICY_BEST_FIT ? SPAN_QUICK_LISTS * SPAN_GRANULE : UINT64_MAX;
+    /* The policies whose common case a list serves; top of heap and marker
+     * search the tree on every allocation. */
+    a->pending_max = policy == SPAN_POLICY_TOP_OF_HEAP || policy == SPAN_POLICY_MARKER ? 0 : SPAN_PENDING_SIZE;
     a->large_size = large_size;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;

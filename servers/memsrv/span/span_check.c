@@ -26,17 +26,42 @@ struct contig_info {
     uint64_t free_blocks_suitable;
 };
 
-static void contig_info(const struct span_alloc *a, struct contig_info *info)
+/* What the pending free spans (span.c) add to the figures: their shares
+ * of the block sums, which the counters leave out until they enter the
+ * address tree (added to *buddy and to each region's large_blocks in
+ * regions[]), and the largest of them, which the tree's max_free does not
+ * see (raises *largest). At most SPAN_PENDING_MAX spans. */
+static void add_pending(const struct span_alloc *a, uint64_t *buddy, struct span_region *regions, uint64_t *largest)
 {
+    const struct span_free *e;
+
+    for (e = a->pending_newest; e != NULL; e = e->pending.older) {
+        const struct span_node *n = e->span;
+        *buddy += span_buddy_blocks(n->base, n->size, a->buddy_cap);
+        regions[n->region].large_blocks += span_aligned_blocks(n->base, n->size, a->large_order);
+        if (n->size > *largest)
+            *largest = n->size;
+    }
+}
+
+/* From the counters and the regions of out, pending shares included. */
+static void contig_info(const struct span_alloc *a, const struct span_stats *out, uint64_t buddy,
+                        struct contig_info *info)
+{
+    unsigned i;
+
     info->free_pages = a->free_bytes >> SPAN_GRANULE_SHIFT;
-    info->free_blocks_total = a->buddy_blocks;
-    info->free_blocks_suitable = span_large_total(a);
+    info->free_blocks_total = buddy;
+    info->free_blocks_suitable = 0;
+    for (i = 0; i < out->region_count; i++)
+        info->free_blocks_suitable += out->regions[i].large_blocks;
 }
 
 void span_stats(const struct span_alloc *a, struct span_stats *out)
 {
     struct contig_info info;
     uint64_t requested = (uint64_t)1 << a->large_order;
+    uint64_t buddy = a->buddy_blocks;
     unsigned i;
 
     out->total_bytes = a->total_bytes;
@@ -49,8 +74,9 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->transit_bytes += a->regions[i].transit_bytes;
     }
     out->region_count = a->region_count;
-    out->used_bytes = a->total_bytes - out->free_bytes - out->transit_bytes;
     out->largest_free = a->addr_tree.root != NULL ? span_free_of(a->addr_tree.root)->max_free : 0;
+    add_pending(a, &buddy, out->regions, &out->largest_free);
+    out->used_bytes = a->total_bytes - out->free_bytes - out->transit_bytes;
     out->free_spans = span_free_span_count(a);
     out->segments = a->segments;
     out->misaligned_segments = a->misaligned;
@@ -60,7 +86,7 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
         out->free_hist[i] = a->free_hist[i];
     out->large_order = a->large_order;
 
-    contig_info(a, &info);
+    contig_info(a, out, buddy, &info);
     /* unusable_free_index: no free memory counts as all unusable. */
     out->unusable_index =
         info.free_pages == 0
@@ -91,12 +117,14 @@ void span_stats(const struct span_alloc *a, struct span_stats *out)
     } while (0)
 
 struct recount {
-    uint64_t free_bytes, free_spans, segments, misaligned, moving, transit_spans, hashed, reserves;
+    uint64_t free_bytes, free_spans, pending, segments, misaligned, moving, transit_spans, hashed, reserves;
     uint64_t region_size[SPAN_MAX_REGIONS];
     uint64_t region_free[SPAN_MAX_REGIONS];
     uint64_t region_transit[SPAN_MAX_REGIONS];
     uint64_t region_locked[SPAN_MAX_REGIONS];
     uint64_t region_large[SPAN_MAX_REGIONS];
+    uint64_t pending_large[SPAN_MAX_REGIONS]; /* the pending spans' shares, left out of the counters */
+    uint64_t pending_buddy;
     uint64_t hist[SPAN_HIST_BUCKETS];
     uint64_t buddy[SPAN_BUDDY_ORDERS];
 };
@@ -143,6 +171,10 @@ static int check_lookup(const struct span_alloc *a, const struct span_node *n, s
         uint64_t own;
         if (e == NULL || e->span != n)
             FAIL(f, "free span and its index entry disagree", n->base);
+        if (e->max_free == 0) {
+            c->pending++; /* not in the tree: check_pending finds it */
+            return 0;
+        }
         own = n->size;
         if (subtree_max(e->addr_link.left) > own)
             own = subtree_max(e->addr_link.left);
@@ -320,6 +352,7 @@ static int check_free_index(const struct span_alloc *a, struct span_fault *f)
 
 static int compare_counts(const struct span_alloc *a, const struct recount *c, struct span_fault *f)
 {
+    uint64_t pending_suitable = 0;
     unsigned i;
 
     for (i = 0; i < a->region_count; i++) {
@@ -332,8 +365,9 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c, s
             FAIL(f, "region transit bytes wrong", r->base);
         if (c->region_locked[i] != r->locked_bytes)
             FAIL(f, "region locked bytes wrong", r->base);
-        if (c->region_large[i] != r->large_blocks)
+        if (c->region_large[i] != r->large_blocks + c->pending_large[i])
             FAIL(f, "region large-page count wrong", r->base);
+        pending_suitable += c->pending_large[i];
     }
     if (c->free_bytes != a->free_bytes || c->free_spans != span_free_span_count(a))
         FAIL(f, "free byte or span count wrong", c->free_bytes);
@@ -351,7 +385,7 @@ static int compare_counts(const struct span_alloc *a, const struct recount *c, s
             if (i >= a->large_order)
                 suitable += c->buddy[i] << (i - a->large_order);
         }
-        if (blocks != a->buddy_blocks || suitable != span_large_total(a))
+        if (blocks != a->buddy_blocks + c->pending_buddy || suitable != span_large_total(a) + pending_suitable)
             FAIL(f, "buddy block counts wrong", blocks);
     }
     if (c->hashed != a->hashed)
@@ -389,6 +423,34 @@ static int check_pool(const struct span_alloc *a, size_t in_use, struct span_fau
     return 0;
 }
 
+/* The pending list holds exactly the free spans outside the address tree
+ * (max_free 0, counted in c->pending by check_lookup): at most
+ * SPAN_PENDING_MAX, each small enough to wait, newest first. */
+static int check_pending(const struct span_alloc *a, struct recount *c, struct span_fault *f)
+{
+    const struct span_free *e, *newer = NULL;
+    uint64_t count = 0;
+
+    for (e = a->pending_newest; e != NULL; newer = e, e = e->pending.older) {
+        const struct span_node *n = e->span;
+        if (++count > SPAN_PENDING_MAX)
+            FAIL(f, "pending list too long or cycles", count);
+        if (n == NULL || n->state != SPAN_FREE || n->u.free.ext != e || e->max_free != 0)
+            FAIL(f, "pending list holds a span that is not a pending free span", n != NULL ? n->base : 0);
+        if (n->size > a->pending_max)
+            FAIL(f, "pending free span too large to wait", n->base);
+        if (e->pending.newer != newer)
+            FAIL(f, "pending list back link broken", n->base);
+        if (n->u.free.buddy_blocks != 0 || n->u.free.large_blocks != 0)
+            FAIL(f, "pending free span's block shares are counted", n->base);
+        c->pending_buddy += span_buddy_blocks(n->base, n->size, a->buddy_cap);
+        c->pending_large[n->region] += span_aligned_blocks(n->base, n->size, a->large_order);
+    }
+    if (newer != a->pending_oldest || count != a->pending_count || count != c->pending)
+        FAIL(f, "pending list and the free spans outside the tree disagree", count);
+    return 0;
+}
+
 int span_check(const struct span_alloc *a, struct span_fault *fault)
 {
     static struct span_fault ignored;
@@ -413,7 +475,7 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
         FAIL(fault, "address tree is not a valid red-black tree", 0);
     r = rb_first(&a->addr_tree);
     for (n = a->first; n != NULL; prev = n, n = n->next) {
-        if (n->state == SPAN_FREE) {
+        if (n->state == SPAN_FREE && n->u.free.ext != NULL && n->u.free.ext->max_free != 0) {
             if (r == NULL || span_free_of(r)->span != n)
                 FAIL(fault, "free spans in the list and the tree disagree", n->base);
             r = rb_next(r);
@@ -424,8 +486,11 @@ int span_check(const struct span_alloc *a, struct span_fault *fault)
         if (++spans > a->capacity)
             FAIL(fault, "address list cycles", n->base);
     }
-    if (r != NULL || prev != a->last || (uint64_t)tree_count != c.free_spans)
+    if (r != NULL || prev != a->last || (uint64_t)tree_count + c.pending != c.free_spans)
         FAIL(fault, "free spans in the list and the tree disagree at the end", 0);
+    err = check_pending(a, &c, fault);
+    if (err != 0)
+        return err;
     if (prev != NULL && span_end(prev) != a->regions[prev->region].base + a->regions[prev->region].size)
         FAIL(fault, "last region not tiled to its end", prev->base);
     if (c.reserves != a->reserved)

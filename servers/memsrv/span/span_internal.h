@@ -12,6 +12,9 @@
 #define NODE_MOVING     0x2u /* source of an unconfirmed move */
 #define NODE_RESERVED   0x4u /* holds one of a->reserved: the slot its release may need */
 
+#define SPAN_PENDING_MAX  256 /* small free spans that may wait outside the address tree */
+#define SPAN_PENDING_SIZE (SPAN_QUICK_LISTS * SPAN_GRANULE) /* the largest that may wait */
+
 /* The header of a span_add_nodes block, in its first slot. Every later page
  * of the block starts with a pointer to it (the page's first slot), so a
  * slot finds its block with one mask and one load. */
@@ -109,8 +112,14 @@ static inline uint64_t span_free_span_count(const struct span_alloc *a)
 
 struct span_node *span_containing(const struct span_alloc *a, uint64_t addr);
 
+/* Enters every pending free span (the small ones that wait, span.c) into the
+ * address tree: at most SPAN_PENDING_MAX insertions. A search of the tree
+ * by address for a request that a pending span could hold runs after it
+ * (span_find_lowest scans the list instead). */
+void span_settle(struct span_alloc *a);
+
 /* Lowest place in a free span for fit (lowest address first among big-enough
- * spans). NULL if none. */
+ * spans), pending ones included. NULL if none. */
 struct span_node *span_find_lowest(const struct span_alloc *a, const struct span_fit *fit, uint64_t *place);
 
 /* Lowest place for fit in free span f, or false. */

@@ -830,6 +830,7 @@ int span_plan_next(struct span_alloc *a, struct span_plan *plan, struct span_mov
         return -EINVAL;
     if (plan->pending)
         return -EBUSY;
+    span_settle(a); /* the planners search the address tree */
     switch (plan->kind) {
     case SPAN_PLAN_FULL: return next_compaction(a, plan, UINT64_MAX, UINT64_MAX, move);
     case SPAN_PLAN_TARGETED: return next_targeted(a, plan, move);

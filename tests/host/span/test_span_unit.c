@@ -464,6 +464,113 @@ static void test_best_fit_choice(void **state)
     (void)b;
 }
 
+/* Best fit keeps small free spans off the address tree while they wait
+ * (more of them than the pending list holds, so some enter it to make
+ * room); every search by address must still see them all. */
+static void test_pending_small_spans(void **state)
+{
+    enum { SEGMENTS = 600 };
+    static struct span_node nodes[1024];
+    static uint64_t base[SEGMENTS];
+    struct span_alloc a;
+    struct span_request page = { .size = 4 * KIB }, two = { .size = 8 * KIB };
+    struct span_stats st;
+    struct span_info info;
+    uint64_t region = 1 * MIB, at;
+    unsigned i;
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 1024), 0);
+    assert_int_equal(span_add_region(&a, region, SEGMENTS * 4 * KIB), 0);
+    for (i = 0; i < SEGMENTS; i++)
+        assert_int_equal(span_alloc(&a, &page, i, &base[i]), 0);
+    /* 300 holes of one granule, none with a free neighbour, freed from the
+     * top: the oldest (highest) enter the tree to make room, the lowest
+     * wait. */
+    for (i = SEGMENTS; i >= 2; i -= 2)
+        assert_int_equal(span_free(&a, base[i - 2]), 0);
+    assert_true(check_books(&a, "holes"));
+    span_stats(&a, &st);
+    assert_int_equal(st.largest_free, 4 * KIB);
+    assert_int_equal(st.free_spans, SEGMENTS / 2);
+    /* Two holes and the segment between them: 12 KiB. */
+    assert_int_equal(span_free(&a, base[1]), 0);
+    assert_true(check_books(&a, "merge"));
+    span_stats(&a, &st);
+    assert_int_equal(st.largest_free, 12 * KIB);
+    assert_int_equal(span_lookup(&a, base[2] + 100, &info), 0);
+    assert_int_equal(info.state, SPAN_FREE);
+    assert_int_equal(info.base, base[0]);
+    assert_int_equal(info.size, 12 * KIB);
+    /* The highest place: the last hole, wherever it waits. */
+    page.flags = SPAN_HIGH;
+    assert_int_equal(span_alloc(&a, &page, 1000, &at), 0);
+    assert_int_equal(at, base[SEGMENTS - 2]);
+    assert_true(check_books(&a, "high"));
+    /* A limit that the 16 newest holes (best fit's probe) miss: the lowest
+     * place, a waiting span, found after the list settled. */
+    page.flags = 0;
+    page.limit = region + 8 * KIB;
+    assert_int_equal(span_alloc(&a, &page, 1001, &at), 0);
+    assert_int_equal(at, region);
+    two.limit = region + 16 * KIB;
+    assert_int_equal(span_alloc(&a, &two, 1002, &at), 0);
+    assert_int_equal(at, region + 4 * KIB);
+    assert_int_equal(span_alloc(&a, &two, 1003, &at), -ENOMEM);
+    assert_true(check_books(&a, "limit"));
+    for (i = 3; i < SEGMENTS; i += 2)
+        assert_int_equal(span_free(&a, base[i]), 0);
+    assert_int_equal(span_free(&a, base[SEGMENTS - 2]), 0);
+    assert_int_equal(span_free(&a, region), 0);
+    assert_int_equal(span_free(&a, region + 4 * KIB), 0);
+    assert_true(check_books(&a, "all freed"));
+    span_stats(&a, &st);
+    assert_int_equal(st.free_spans, 1);
+    assert_int_equal(st.largest_free, SEGMENTS * 4 * KIB);
+}
+
+/* More small free spans than the pending list holds, under churn that
+ * carves spans in the middle (alignment, buddy blocks) while the list is
+ * full, so that filing the upper piece settles the oldest span; the books
+ * are checked after every operation. */
+static void test_pending_churn(void **state)
+{
+    enum { SLOTS = 4096, LIVE = 1200 };
+    static struct span_node nodes[SLOTS];
+    static uint64_t live[LIVE];
+    enum span_policy policy = fx.a.policy; /* the fixture's, set for this run */
+    struct span_alloc a;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    unsigned i, step;
+
+    (void)state;
+    assert_int_equal(span_init(&a, policy, 0, nodes, SLOTS), 0);
+    assert_int_equal(span_add_region(&a, 1 * MIB, 16 * MIB), 0);
+    for (i = 0; i < LIVE; i++) {
+        struct span_request req = { .size = 4 * KIB * (1 + i % 3) };
+        assert_int_equal(span_alloc(&a, &req, i, &live[i]), 0);
+    }
+    for (i = 0; i < LIVE; i += 2) { /* 600 holes with no free neighbour */
+        assert_int_equal(span_free(&a, live[i]), 0);
+        live[i] = 0;
+    }
+    for (step = 0; step < 4000; step++) {
+        unsigned k;
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        k = (unsigned)(seed >> 33) % LIVE;
+        if (live[k] != 0) {
+            assert_int_equal(span_free(&a, live[k]), 0);
+            live[k] = 0;
+        } else {
+            struct span_request req = { .size = 4 * KIB * (1 + (seed >> 20) % 6),
+                                        .align = 4 * KIB << ((seed >> 40) % 3) };
+            if (span_alloc(&a, &req, k, &live[k]) != 0)
+                live[k] = 0;
+        }
+        assert_true(check_books(&a, "churn"));
+    }
+}
+
 static void test_walk_and_stats(void **state)
 {
     struct span_stats st;
@@ -770,6 +877,8 @@ int main(void)
         cmocka_unit_test(test_blocks_emptied_by_moving_slots),
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
+        cmocka_unit_test(test_pending_small_spans),
+        ALL_POLICIES(test_pending_churn),
         ALL_POLICIES(test_walk_and_stats),
         cmocka_unit_test(test_fragmentation_figures),
         ALL_POLICIES(test_walk_stops),

@@ -122,8 +122,13 @@ struct span_node {
 };
 
 struct span_free {
-    struct rb_node addr_link; /* free spans by address, augmented */
-    uint64_t max_free;        /* largest free span in addr subtree */
+    union {
+        struct rb_node addr_link; /* free spans by address, augmented */
+        struct {
+            struct span_free *newer, *older;
+        } pending; /* a small free span not in the tree yet (span.c) */
+    };
+    uint64_t max_free; /* largest free span in addr subtree; 0 while pending */
     union {
         struct rb_node size_link; /* best fit: free spans > 64 granules */
         struct {
@@ -166,7 +171,10 @@ struct span_alloc {
     uint64_t hashed;
     struct span_node *hash_inline[SPAN_HASH_INLINE];
     /* free spans */
-    struct rb_tree addr_tree;       /* of span_free, by base */
+    struct rb_tree addr_tree;                          /* of span_free, by base */
+    struct span_free *pending_newest, *pending_oldest; /* free spans not in addr_tree yet */
+    unsigned pending_count;
+    uint64_t pending_max;           /* free spans of at most this size may wait (by policy) */
     struct span_node *first, *last; /* address-ordered list of all spans */
     struct rb_tree size_tree;       /* best fit only */
     struct span_free *lists[SPAN_QUICK_LISTS];
