@@ -1978,7 +1978,8 @@ int span_request_of(const struct span_alloc *a, uint64_t base, struct span_reque
  * that pointed at it is pointed at the copy. What points at a span_node:
  * its neighbours' prev/next (or first/last), its free span's back pointer
  * or its hash chain, and the marker; at a span_free: its node, the address
- * tree, and its list or the size tree. Finding a block's live slots walks
+ * tree, and its list or the size tree (the free spans that wait outside
+ * the tree are entered first, so there is one case). Finding a block's live slots walks
  * every span, so a block is emptied only when the spans are no more than
  * the slots it gives back: the walk is paid for by what it returns.
  */
@@ -2046,6 +2047,7 @@ static void block_evacuate(struct span_alloc *a, struct span_block *b)
 {
     struct span_node *n, *next;
 
+    span_settle(a); /* a waiting free span has no tree links to move */
     block_unlink(a, b);
     b->list = BLOCK_FULL;
     for (n = a->first; n != NULL; n = next) {
