@@ -1984,6 +1984,8 @@ int span_request_of(const struct span_alloc *a, uint64_t base, struct span_reque
  * the slots it gives back: the walk is paid for by what it returns.
  */
 
+/* slot_put without the relisting: the block being emptied stays off the
+ * block lists until it is empty, so slot_get never hands its slots out. */
 static void slot_back(struct span_alloc *a, struct span_block *b, struct span_node *slot)
 {
     slot->u.pool.next = b->free;
