@@ -4,9 +4,10 @@
  * path that creates a charged kernel object or segment, and by the host
  * tests in tests/host/kernel.
  *
- * A charge walks the path twice: once to check every limit, once to add.
- * Nothing between the two can change the path (the kernel does not switch
- * threads inside a charge), so the second walk cannot fail.
+ * A charge walks the path once, adding as it goes up; an account that
+ * refuses makes it take back what it added below. Nothing can change the
+ * path meanwhile (the kernel does not switch threads inside a charge), so
+ * a refused charge leaves every account as it found it.
  */
 #include <abi/errno.h>
 #include <kernel/account.h>
@@ -54,10 +55,16 @@ bool account_fits(const struct account *a, enum abi_resource r, uint64_t n)
 
 int account_charge(struct account *a, enum abi_resource r, uint64_t n)
 {
-    if (!account_fits(a, r, n))
+    if ((unsigned)r >= RES_COUNT)
         return -EDQUOT;
-    for (struct account *x = a; x; x = x->parent)
+    for (struct account *x = a; x; x = x->parent) {
+        if (!fits_one(x, r, n)) {
+            for (struct account *y = a; y != x; y = y->parent)
+                y->used[r] -= n;
+            return -EDQUOT;
+        }
         x->used[r] += n;
+    }
     return 0;
 }
 

@@ -173,7 +173,7 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
         return err;
     }
     if (payer) {
-        VERIFY(account_charge(payer, RES_MEMORY, size) == 0);
+        account_charge_force(payer, RES_MEMORY, size); /* account_fits said yes above */
         account_get(payer);
     }
     s->sid = sid;

@@ -454,6 +454,6 @@ int memsrv_start(struct memsrv *ms, const struct ms_kernel_ops *k, const char *a
         return err;
     }
     print_summary(ms, nodes);
-    compact_schedule(ms, k->clock_ns(k->ctx));
+    compact_schedule(ms);
     return 0;
 }

@@ -682,9 +682,9 @@ void memsrv_compactor_rest(struct memsrv *ms)
     books_unlock(ms);
 }
 
-void compact_schedule(struct memsrv *ms, uint64_t now)
+void compact_schedule(struct memsrv *ms)
 {
-    if (ms->compactor_idle && work_possible(ms, now)) {
+    if (ms->compactor_idle && work_possible(ms, now_ns(ms))) {
         ms->compactor_idle = false; /* one signal is enough */
         condvar_signal(&ms->work);
     }

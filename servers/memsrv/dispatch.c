@@ -37,7 +37,7 @@ static struct memsrv *server_of(const struct server *srv) { return srv->ctx; }
         books_lock(ms);                                                                                                \
         r = fn(ms, req, reply);                                                                                        \
         restart_answered(ms);                                                                                          \
-        compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));                                                             \
+        compact_schedule(ms);                                                                                          \
         books_unlock(ms);                                                                                              \
         return r;                                                                                                      \
     }
@@ -127,7 +127,7 @@ void memsrv_notify(struct memsrv *ms, uint64_t bits)
         reclaim_drain(ms);
     if (bits & IPC_NOTIFY_DMA)
         compact_dma_changes(ms);
-    compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+    compact_schedule(ms);
     books_unlock(ms);
 }
 
@@ -164,6 +164,6 @@ void memsrv_reply_failed(struct memsrv *ms, const struct ipc_msg *msg, int64_t e
         return;
     }
     (void)books_destroy(ms, rec, "a reply failed"); /* takes the server's handle with it */
-    compact_schedule(ms, ms->k->clock_ns(ms->k->ctx));
+    compact_schedule(ms);
     books_unlock(ms);
 }

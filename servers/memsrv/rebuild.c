@@ -549,6 +549,6 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     reclaim_drain(ms);
     ms->restart.ready_ns = ms->k->clock_ns(ms->k->ctx);
     print_rebuilt(ms);
-    compact_schedule(ms, ms->restart.ready_ns);
+    compact_schedule(ms);
     return 0;
 }

@@ -75,6 +75,7 @@ static void test_ancestor_limit_bounds_subtree(void **state)
     assert_int_equal(account_charge(&b, RES_MEMORY, 500), -EDQUOT);
     assert_int_equal(b.used[RES_MEMORY], 0);
     assert_int_equal(parent.used[RES_MEMORY], 600); /* the refusal changed nothing */
+    assert_int_equal(root.used[RES_MEMORY], 600);
     assert_int_equal(account_charge(&b, RES_MEMORY, 400), 0);
     assert_int_equal(account_room(&a, RES_MEMORY), 0);
     assert_int_equal(account_charge(&a, RES_MEMORY, 1), -EDQUOT);
@@ -93,6 +94,13 @@ static void test_ancestor_limit_bounds_subtree(void **state)
     /* Forced charges pass any limit (what the holder did not ask for). */
     account_charge_force(&a, RES_MEMORY, 7);
     assert_int_equal(parent.used[RES_MEMORY], 407);
+    /* Refused two levels up: what the walk added below is taken back. */
+    assert_int_equal(account_set_limit(&parent, RES_MEMORY, ACCOUNT_NO_LIMIT), 0);
+    assert_int_equal(account_set_limit(&root, RES_MEMORY, 400), 0);
+    assert_int_equal(account_charge(&a, RES_MEMORY, 1), -EDQUOT);
+    assert_int_equal(a.used[RES_MEMORY], 7);
+    assert_int_equal(parent.used[RES_MEMORY], 407);
+    assert_int_equal(root.used[RES_MEMORY], 407);
     assert_int_equal(account_set_limit(&a, RES_COUNT, 1), -EINVAL);
     assert_int_equal(account_charge(&a, RES_COUNT, 1), -EDQUOT);
 }
