@@ -320,6 +320,7 @@ static void records_reindex(struct memsrv *ms)
 {
     uint32_t i;
 
+    ms->records_rebuilt++;
     memset(ms->sid_hash, 0, ((uint64_t)ms->hash_mask + 1) * sizeof(uint32_t));
     ms->rec_free = MS_NO_RECORD;
     for (i = ms->rec_capacity; i-- > 0;)
@@ -480,9 +481,10 @@ static int grow_records(struct memsrv *ms)
  * past half the capacity are renumbered below it (their span tags follow),
  * then the array moves to a books segment half the size. Only when no
  * thread holds a record index across the lock (rec_holds: taken and not
- * yet committed, or being migrated), since that index would go stale. If
- * no segment can be had, the records stay renumbered in the old array,
- * which is as good.
+ * yet committed, or being migrated), since that index would go stale.
+ * The half-size segment is taken first: when none can be had (memory is
+ * full), nothing is renumbered, so a try that fails costs one search, not
+ * a pass over every record on each request until memory comes back.
  */
 static bool records_shrinkable(const struct memsrv *ms)
 {
@@ -498,6 +500,9 @@ static void shrink_records(struct memsrv *ms)
 
     if (old == NULL || !records_shrinkable(ms))
         return;
+    /* Its record may fall past the cut: it is renumbered like the rest. */
+    if (books_take(ms, books_records_bytes(capacity), MS_BOOKS_RECORDS, &mem) != 0)
+        return;
     for (i = capacity; i < ms->rec_capacity; i++) {
         if (ms->recs[i].kind == 0)
             continue;
@@ -507,15 +512,13 @@ static void shrink_records(struct memsrv *ms)
             ms_log(ms, "memsrv: books: record %u at %#llx has no span to renumber", i,
                    (unsigned long long)ms->recs[i].base);
             records_reindex(ms);
+            books_give_back(ms, books_at(ms, mem));
             return;
         }
         ms->recs[low] = ms->recs[i];
         ms->recs[i] = (struct ms_record){ 0 };
     }
-    records_reindex(ms); /* lowest first: the new segment's own record falls below the cut */
-    if (books_take(ms, books_records_bytes(capacity), MS_BOOKS_RECORDS, &mem) != 0)
-        return;
-    records_place(ms, mem, capacity);
+    records_place(ms, mem, capacity); /* rebuilds the free list and the hash */
     books_give_back(ms, old);
 }
 

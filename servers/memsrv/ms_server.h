@@ -291,6 +291,7 @@ struct memsrv {
     bool books_fixed; /* at boot: no growth until every boot span is booked */
     bool books_busy;  /* growing or trimming: no second level of it */
     uint64_t books_grown, books_trimmed;
+    uint64_t records_rebuilt; /* passes over every record (a shrink's): never one per request */
     uint64_t kernel_bytes;
 
     uint64_t segments; /* records of kind MS_REC_SEGMENT */

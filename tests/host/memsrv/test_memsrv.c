@@ -1236,6 +1236,39 @@ static void test_records_shrink_not_under_a_migration(void **state)
     free(r.sids);
 }
 
+/* A shrink that cannot get its half-size segment (memory for books is
+ * refused, as when memory is full) must not pass over every record on
+ * each release until memory comes back: the books took most of memsrv's
+ * time that way while a client filled memory. Once segments can be had
+ * again, the next release shrinks them. */
+static void test_records_shrink_refused_costs_no_pass(void **state)
+{
+    struct fake_kernel *fk = *state;
+    unsigned count = 8 * MS_RECS_MIN, i;
+    uint64_t *sids = calloc(count, sizeof(*sids)), passes, spare;
+    uint32_t peak;
+
+    assert_non_null(sids);
+    for (i = 0; i < count; i++)
+        assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sids[i]), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &spare), 0);
+    peak = fk->ms.rec_capacity;
+    assert_true(peak >= count);
+    passes = fk->ms.records_rebuilt;
+    fk->fail_create = -ENOMEM;
+    for (i = 0; i < count; i++)
+        assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
+    assert_int_equal(fk->ms.records_rebuilt, passes);
+    assert_int_equal(fk->ms.rec_capacity, peak);
+    fk_assert_consistent(fk);
+    fk->fail_create = 0;
+    assert_int_equal(fk_free(fk, PID_A, spare), 0);
+    assert_true(fk->ms.rec_capacity < peak);
+    assert_true(fk->ms.records_rebuilt > passes);
+    fk_assert_consistent(fk);
+    free(sids);
+}
+
 static void test_books_grow_with_use_128m(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -1298,6 +1331,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_5g, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_shrink_not_under_a_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_shrink_refused_costs_no_pass, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
