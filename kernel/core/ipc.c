@@ -84,17 +84,32 @@ static void end_watches(struct endpoint *ep, bool fire);
 
 void endpoint_get(struct endpoint *ep) { ep->refs++; }
 
-void endpoint_put(struct endpoint *ep)
+static void endpoint_free(struct endpoint *ep)
 {
-    if (!ref_drop(&ep->refs))
-        return;
     VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
     endpoint_bind(ep, 0);
     end_watches(ep, false); /* it had a receiver to the end: nothing to tell */
     account_object_free(ep->account, &endpoint_cache, ep);
 }
 
+/* Inline here: a receive that waited drops the reference it held. */
+FAST_PATH_STEP void endpoint_drop(struct endpoint *ep)
+{
+    if (ref_drop(&ep->refs))
+        endpoint_free(ep);
+}
+
+void endpoint_put(struct endpoint *ep) { endpoint_drop(ep); }
+
 static void endpoint_put_object(void *ep) { endpoint_put(ep); }
+
+/* A thread that waited on `ep` (holding it, sched_hold) is done with it. */
+FAST_PATH_STEP void endpoint_hold_end(struct thread *self, struct endpoint *ep)
+{
+    ASSERT(self->hold.put == endpoint_put_object && self->hold.object == ep);
+    self->hold = (struct wait_hold){ 0 };
+    endpoint_drop(ep);
+}
 
 /* Ends every watch, signalling its bits if `fire`. */
 static void end_watches(struct endpoint *ep, bool fire)
@@ -444,17 +459,21 @@ static void taken(struct thread *from, struct thread *to)
 }
 
 /* A server that takes a new message gives up the reply it still owed. */
-static void drop_reply(struct thread *server)
+static void give_up_reply(struct thread *server)
 {
     struct thread *caller = server->ipc.reply_to;
-    if (!caller)
-        return;
     server->ipc.reply_to = 0;
     if (caller->state == THREAD_BLOCKED && caller->ipc.phase == IPC_AWAIT_REPLY) {
         caller->ipc.phase = IPC_IDLE;
         sched_wake(caller, -EPEER);
     }
     thread_put(caller);
+}
+
+FAST_PATH_STEP void drop_reply(struct thread *server)
+{
+    if (server->ipc.reply_to)
+        give_up_reply(server);
 }
 
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
@@ -496,7 +515,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         endpoint_get(ep);
         sched_hold(endpoint_put_object, ep);
         err = (int)sched_block(&ep->senders, timeout_ns);
-        sched_release_wait_hold(self);
+        endpoint_hold_end(self, ep);
         if (self->ipc.phase == IPC_SENDING) /* timed out, or refused on delivery */
             self->ipc.phase = IPC_IDLE;
     }
@@ -562,7 +581,7 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
     sched_hold(endpoint_put_object, ep);
     int64_t result = answered ? sched_block_handoff(&ep->receivers, timeout_ns, answered, 0)
                               : sched_block(&ep->receivers, timeout_ns);
-    sched_release_wait_hold(self);
+    endpoint_hold_end(self, ep);
     if (self->ipc.phase == IPC_RECEIVING)
         self->ipc.phase = IPC_IDLE;
     if (result)
