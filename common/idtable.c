@@ -87,8 +87,11 @@ int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
 void *idt_free(struct id_table *t, uint64_t id)
 {
     struct id_slot *e = idt_slot(t, id);
-    if (!e)
-        return NULL;
+    return e ? idt_free_slot(t, id, e) : NULL;
+}
+
+void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e)
+{
     void *object = e->object;
     e->tag = 0;
     if (++e->generation == 0)

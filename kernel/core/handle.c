@@ -67,7 +67,7 @@ void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type)
         return 0;
     if (type)
         *type = handle_tag_type(e->tag);
-    return idt_free(&t->ids, h);
+    return idt_free_slot(&t->ids, h, e);
 }
 
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights))

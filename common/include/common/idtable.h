@@ -83,6 +83,8 @@ static inline struct id_slot *idt_slot(const struct id_table *t, uint64_t id)
 }
 /* Frees a live ID; returns its object. */
 void *idt_free(struct id_table *t, uint64_t id);
+/* The same for the slot e = idt_slot(t, id) the caller already holds. */
+void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e);
 /* Iterates live slots: *cursor starts at 0; returns the next live slot's
  * ID (its slot in *slot) or 0 at the end. Freeing the returned ID during
  * iteration is allowed. */
