@@ -46,12 +46,8 @@ void idt_destroy(struct id_table *t)
     t->npages = 0;
 }
 
-static struct id_slot *slot_at(const struct id_table *t, uint32_t slot)
-{
-    return &t->pages[slot / ID_SLOTS_PER_PAGE][slot % ID_SLOTS_PER_PAGE];
-}
-
-static int grow(struct id_table *t)
+/* Out of line: the allocation fast path then saves no registers. */
+static int __attribute__((noinline)) grow(struct id_table *t)
 {
     if (t->npages == t->max_pages)
         return ID_ENOMEM;
@@ -80,7 +76,7 @@ int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
             return err;
     }
     uint32_t slot = t->free_head - 1;
-    struct id_slot *e = slot_at(t, slot);
+    struct id_slot *e = idt_slot_at(t, slot);
     t->free_head = (uint32_t)(uintptr_t)e->object;
     e->object = object;
     e->tag = tag;
@@ -89,22 +85,14 @@ int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
     return 0;
 }
 
-struct id_slot *idt_slot(const struct id_table *t, uint64_t id)
-{
-    uint64_t slot = id & 0xffffffffu;
-    if (slot == 0 || !t->pages || slot > (uint64_t)t->npages * ID_SLOTS_PER_PAGE)
-        return NULL;
-    struct id_slot *e = slot_at(t, (uint32_t)slot - 1);
-    if (e->tag == 0 || e->generation != (uint32_t)(id >> 32))
-        return NULL;
-    return e;
-}
-
 void *idt_free(struct id_table *t, uint64_t id)
 {
     struct id_slot *e = idt_slot(t, id);
-    if (!e)
-        return NULL;
+    return e ? idt_free_slot(t, id, e) : NULL;
+}
+
+void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e)
+{
     void *object = e->object;
     e->tag = 0;
     if (++e->generation == 0)
@@ -120,7 +108,7 @@ uint64_t idt_next(const struct id_table *t, uint64_t *cursor, struct id_slot **s
     uint64_t limit = (uint64_t)t->npages * ID_SLOTS_PER_PAGE;
     while (*cursor < limit) {
         uint32_t i = (uint32_t)(*cursor)++;
-        struct id_slot *e = slot_at(t, i);
+        struct id_slot *e = idt_slot_at(t, i);
         if (e->tag != 0) {
             if (slot)
                 *slot = e;

@@ -106,12 +106,16 @@ void aspace_activate(struct aspace *as)
     struct aspace *old = loaded[me];
     if (old == as)
         return;
-    paging_activate(as ? as->root : paging_kernel_root());
+    cpu_mask_t mask = CPU_MASK(me);
     if (old)
-        old->cpus &= ~CPU_MASK(me);
-    if (as)
-        as->cpus |= CPU_MASK(me);
+        old->cpus &= ~mask;
     loaded[me] = as;
+    if (!as) {
+        paging_activate(paging_kernel_root());
+        return;
+    }
+    as->cpus |= mask;
+    paging_activate(as->root);
 }
 
 int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, struct aspace_reservation *out)
@@ -126,13 +130,17 @@ int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t ph
     }
     if (err)
         return err;
-    uint64_t tables = paging_tables_needed(as->root, vaddr, phys, size);
-    err = kmem_charge(as->account, tables * PAGE_SIZE, tables);
-    if (err) {
+    /* The common case, one small page into a table that exists, walks the
+     * tables once here, and owes nothing. */
+    uint64_t *small_entry = size == PAGE_SIZE ? paging_small_entry(as->root, vaddr) : 0;
+    uint64_t tables = small_entry ? 0 : paging_tables_needed(as->root, vaddr, phys, size);
+    if (tables && (err = kmem_charge(as->account, tables * PAGE_SIZE, tables)) != 0) {
         vmareas_free(&as->areas, vaddr, 0);
         return err;
     }
-    *out = (struct aspace_reservation){ .vaddr = vaddr, .size = size, .table_bytes = tables * PAGE_SIZE };
+    *out = (struct aspace_reservation){
+        .vaddr = vaddr, .size = size, .table_bytes = tables * PAGE_SIZE, .small_entry = small_entry
+    };
     return 0;
 }
 
@@ -179,6 +187,10 @@ static void map_and_settle(struct aspace *as, uint64_t vaddr, uint64_t phys, uin
 
 void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t phys, unsigned flags)
 {
+    if (r->small_entry) {
+        paging_map_small_entry(r->small_entry, phys, flags);
+        return;
+    }
     map_and_settle(as, r->vaddr, phys, r->size, flags, r->table_bytes);
 }
 

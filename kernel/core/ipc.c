@@ -5,14 +5,16 @@
  * A message travels through kernel memory: the sender's copy sits in its
  * thread (struct ipc_state) until a receiver takes it into its own thread,
  * and the receiver copies it out to its user buffer when it runs again, in
- * its own address space. A message that names no segment and no handle,
- * sent to a thread already waiting for it, skips the sender's copy: it is
- * read straight into the receiver's thread (deliver_direct). User buffers are only ever touched by the
+ * its own address space. A message that names no handle, sent to a thread
+ * already waiting for it, skips the sender's copy: it is read straight into
+ * the receiver's thread, and a segment it names moves at once
+ * (deliver_direct). User buffers are only ever touched by the
  * fault-recovering copies (kernel/usercopy.h), each time afresh: a buffer
  * that vanished meanwhile (its segment sent away by another thread, or by
  * this very call) gives -EFAULT.
  *
- * In-flight segments: a segment attached to a message stays the sender's,
+ * In-flight segments: a segment attached to a message that is not
+ * delivered at once (deliver_direct) stays the sender's,
  * mapped, until the moment of delivery, when it moves (segment_move:
  * reserve in the receiver, unmap from the sender, map into the receiver),
  * so it is never mapped in two places. While the send is under way the
@@ -84,17 +86,32 @@ static void end_watches(struct endpoint *ep, bool fire);
 
 void endpoint_get(struct endpoint *ep) { ep->refs++; }
 
-void endpoint_put(struct endpoint *ep)
+static void endpoint_free(struct endpoint *ep)
 {
-    if (!ref_drop(&ep->refs))
-        return;
     VERIFY(!sched_first_waiter(&ep->senders) && !sched_first_waiter(&ep->receivers));
     endpoint_bind(ep, 0);
     end_watches(ep, false); /* it had a receiver to the end: nothing to tell */
     account_object_free(ep->account, &endpoint_cache, ep);
 }
 
+/* Inline here: a receive that waited drops the reference it held. */
+FAST_PATH_STEP void endpoint_drop(struct endpoint *ep)
+{
+    if (ref_drop(&ep->refs))
+        endpoint_free(ep);
+}
+
+void endpoint_put(struct endpoint *ep) { endpoint_drop(ep); }
+
 static void endpoint_put_object(void *ep) { endpoint_put(ep); }
+
+/* A thread that waited on `ep` (holding it, sched_hold) is done with it. */
+FAST_PATH_STEP void endpoint_hold_end(struct thread *self, struct endpoint *ep)
+{
+    ASSERT(self->hold.put == endpoint_put_object && self->hold.object == ep);
+    self->hold = (struct wait_hold){ 0 };
+    endpoint_drop(ep);
+}
 
 /* Ends every watch, signalling its bits if `fire`. */
 static void end_watches(struct endpoint *ep, bool fire)
@@ -406,28 +423,47 @@ static int deliver(struct thread *from, struct thread *to)
     return 0;
 }
 
-/* A message that names no segment and no handle goes straight from the
- * sender's buffer into the receiver's thread, which waits for it (to
- * receive, or for this reply): one copy fewer, and nothing to check at
- * delivery. `flags` gets the flags the sender wrote (its own receive
- * flags). False when the message is anything else or faulty, with nothing
- * changed but the receiver's message, which is unused while it waits: the
- * sender then takes the general path (load_message, deliver), which reads
- * the message again and reports what is wrong with it. */
-FAST_PATH_STEP bool deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call,
-                                   bool reply, uint16_t *flags)
+/* What deliver_direct did. */
+enum direct {
+    DIRECT_NO,       /* nothing: take the general path */
+    DIRECT_DONE,     /* delivered; the sender's buffer was not touched */
+    DIRECT_SEG_SENT, /* delivered with a segment, which may have held the buffer */
+};
+
+/* A message that names no handle, sent to a thread already waiting for it
+ * (to receive, or for this reply), goes straight from the sender's buffer
+ * into the receiver's thread: one copy fewer, and nothing to check twice.
+ * A segment it names moves at once (segment_move), never in flight.
+ * `flags` gets the flags the sender wrote (its own receive flags).
+ * DIRECT_NO when the message is anything else or faulty, or its segment
+ * cannot move now (busy, or no room in the receiver), with nothing changed
+ * but the receiver's message, which is unused while it waits: the sender
+ * then takes the general path (load_message, deliver), which reads the
+ * message again, waits out a migration, and reports what is wrong. */
+FAST_PATH_STEP enum direct deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call,
+                                          bool reply, uint16_t *flags)
 {
     struct ipc_msg *m = &to->ipc.msg;
     if (copy_from_user(m, user_msg, MSG_HEADER_SIZE) || m->len > IPC_PAYLOAD_MAX || !header_valid(m, reply) ||
-        m->seg != HANDLE_NONE || names_caps(m))
-        return false;
+        names_caps(m))
+        return DIRECT_NO;
     if (m->len && copy_from_user(m->payload, user_msg + MSG_HEADER_SIZE, m->len))
-        return false;
+        return DIRECT_NO;
+    struct segment *s = 0;
+    bool map = !(to->ipc.recv_flags & IPC_RECV_NOMAP);
+    if (m->seg != HANDLE_NONE) {
+        rights_t held;
+        if (handle_get(&from->proc->handles, m->seg, HANDLE_SEGMENT, 0, (void **)&s, &held) || s->busy)
+            return DIRECT_NO;
+        ASSERT(s->owner == from->proc);
+        if (segment_move(s, to->proc, map, 0, held & (m->seg_rights ? m->seg_rights : RIGHTS_SEGMENT)))
+            return DIRECT_NO;
+    }
     *flags = m->flags;
     for (unsigned k = 0; k < IPC_CAPS_MAX; k++)
         m->caps[k] = (struct ipc_cap){ 0 };
-    stamp(m, from, call, 0, false);
-    return true;
+    stamp(m, from, call, s, map);
+    return s ? DIRECT_SEG_SENT : DIRECT_DONE;
 }
 
 /* The receiver `to` took `from`'s message: a plain send is done; a call now
@@ -444,17 +480,21 @@ static void taken(struct thread *from, struct thread *to)
 }
 
 /* A server that takes a new message gives up the reply it still owed. */
-static void drop_reply(struct thread *server)
+static void give_up_reply(struct thread *server)
 {
     struct thread *caller = server->ipc.reply_to;
-    if (!caller)
-        return;
     server->ipc.reply_to = 0;
     if (caller->state == THREAD_BLOCKED && caller->ipc.phase == IPC_AWAIT_REPLY) {
         caller->ipc.phase = IPC_IDLE;
         sched_wake(caller, -EPEER);
     }
     thread_put(caller);
+}
+
+FAST_PATH_STEP void drop_reply(struct thread *server)
+{
+    if (server->ipc.reply_to)
+        give_up_reply(server);
 }
 
 int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
@@ -464,7 +504,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     uint16_t flags;
     int err;
     ASSERT(!self->ipc.seg);
-    if (receiver && deliver_direct(user_msg, self, receiver, call, false, &flags)) {
+    if (receiver && deliver_direct(user_msg, self, receiver, call, false, &flags) != DIRECT_NO) {
         self->ipc.is_call = call;
     } else {
         if ((err = load_message(user_msg, &self->ipc, false)) != 0)
@@ -496,7 +536,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         endpoint_get(ep);
         sched_hold(endpoint_put_object, ep);
         err = (int)sched_block(&ep->senders, timeout_ns);
-        sched_release_wait_hold(self);
+        endpoint_hold_end(self, ep);
         if (self->ipc.phase == IPC_SENDING) /* timed out, or refused on delivery */
             self->ipc.phase = IPC_IDLE;
     }
@@ -562,7 +602,7 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
     sched_hold(endpoint_put_object, ep);
     int64_t result = answered ? sched_block_handoff(&ep->receivers, timeout_ns, answered, 0)
                               : sched_block(&ep->receivers, timeout_ns);
-    sched_release_wait_hold(self);
+    endpoint_hold_end(self, ep);
     if (self->ipc.phase == IPC_RECEIVING)
         self->ipc.phase = IPC_IDLE;
     if (result)
@@ -584,8 +624,8 @@ static bool awaits_reply(const struct thread *caller)
  * server receives right after, so the caller gets this CPU next instead of
  * being placed elsewhere; a reply delivered leaves the caller blocked, with
  * this reference, in *answered for the receive to run (receive). A reply
- * that went direct (it moved nothing, so the buffer is still there) leaves
- * the flags the server wrote in *flags. */
+ * that went direct and moved no segment (so the buffer is still there)
+ * leaves the flags the server wrote in *flags. */
 FAST_PATH_STEP int64_t reply(uint64_t user_msg, struct thread **answered, int *flags)
 {
     struct thread *self = current;
@@ -595,9 +635,12 @@ FAST_PATH_STEP int64_t reply(uint64_t user_msg, struct thread **answered, int *f
     int err;
     ASSERT(!self->ipc.seg);
     uint16_t direct_flags;
-    if (awaits_reply(caller) && deliver_direct(user_msg, self, caller, false, true, &direct_flags)) {
+    enum direct direct =
+        awaits_reply(caller) ? deliver_direct(user_msg, self, caller, false, true, &direct_flags) : DIRECT_NO;
+    if (direct != DIRECT_NO) {
         err = 0;
-        *flags = direct_flags;
+        if (direct == DIRECT_DONE)
+            *flags = direct_flags; /* else the receive reads the buffer again, as after load_message */
         self->ipc.reply_to = 0;
     } else {
         if ((err = load_message(user_msg, &self->ipc, true)) != 0)

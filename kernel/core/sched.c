@@ -211,7 +211,8 @@ static void switch_to(struct thread *next)
     next->cpu = cpu;
     THIS_CPU_WRITE(thread, next);
     arch_context_switch(&prev->ksp, next->ksp);
-    sched_after_switch();
+    if (this_sched()->reap_list)
+        sched_after_switch();
 }
 
 /* The oldest thread this CPU may run from the longest other queue. */
@@ -282,13 +283,6 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns)
     block_current(t, wq, timeout_ns);
     schedule();
     return t->wait_result;
-}
-
-void sched_hold(void (*put)(void *), void *object)
-{
-    struct thread *t = current;
-    VERIFY(!t->hold.put);
-    t->hold = (struct wait_hold){ put, object };
 }
 
 int64_t sched_block_handoff(struct wait_queue *wq, uint64_t timeout_ns, struct thread *to, int64_t result)

@@ -113,12 +113,8 @@ int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64
     return 0;
 }
 
-void thread_get(struct thread *t) { t->refs++; }
-
-void thread_put(struct thread *t)
+void thread_free(struct thread *t)
 {
-    if (!ref_drop(&t->refs))
-        return;
     VERIFY(t->state == THREAD_DEAD && !t->kstack_top);
     struct account *a = t->account;
     slab_free(&thread_cache, t);

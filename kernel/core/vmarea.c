@@ -75,10 +75,11 @@
  *    freed in one address space and, the next time round, allocated there
  *    again at the same size. Merging it with its free neighbour and carving
  *    it out again would shift the array and move quick-fit entries between
- *    classes twice per trip for nothing. So free marks the area free, lists
- *    it in its exact class, and when a neighbour is free too, leaves the
- *    merge for later: it records the area as the instance's one unmerged
- *    area. The next call settles it first, except one: an allocation of
+ *    classes twice per trip for nothing. So free marks the area free and,
+ *    when a neighbour is free too, leaves both the merge and the listing in
+ *    a quick-fit list for later: it records the area as the instance's one
+ *    unmerged area, which no list holds (merging lists the merged area).
+ *    The next call settles it first, except one: an allocation of
  *    exactly its size (and, at >= 2 MiB, with its start 2 MiB aligned),
  *    which takes it back at once (an exact fit, as list k would give). Every
  *    other allocation, reserve or free merges it before doing anything else,
@@ -95,8 +96,8 @@
  *      page beyond need is kept, and only briefly; pages_held counts element
  *      pages plus the directory and quick-fit pages;
  *    - each quick-fit entry is the start of a free area of its class, at most
- *      once; a complete list holds as many entries as there are free areas of
- *      its class.
+ *      once, never the unmerged area; a complete list holds as many entries
+ *      as there are free areas of its class, the unmerged one aside.
  *
  * 5. Failure modes. Bad arguments get -EINVAL, -ERANGE, -EEXIST, -ENOENT or
  *    -ENOSPC and change nothing; nothing here panics on client input.
@@ -452,15 +453,16 @@ static void merge_unmerged(struct vmareas *a)
         merged_end = area_end(a, i + 1);
         quick_forget(a, end, merged_end - end);
     }
+    /* The unmerged area itself is in no list (theory, 3a). */
     if (prev_free) {
         merged_start = area_start(a, i - 1);
-        quick_forget(a, start, end - start);
         quick_move(a, merged_start, start - merged_start, merged_start, merged_end - merged_start);
         delete_slots(a, i, 1 + (uint64_t)next_free);
         i--;
-    } else if (next_free) {
-        quick_move(a, start, end - start, start, merged_end - start);
-        delete_slots(a, i + 1, 1);
+    } else {
+        quick_note(a, start, merged_end - start);
+        if (next_free)
+            delete_slots(a, i + 1, 1);
     }
     a->hint = i;
 }
@@ -523,7 +525,6 @@ int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
         /* The area just freed, asked for again at its size (theory, 3a). */
         uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
         if (area_end(a, i) - start == size && !(start & (align - 1))) {
-            quick_forget(a, start, size);
             *element(a, i) = start | USED_BIT;
             a->has_unmerged = false;
             a->hint = i;
@@ -568,12 +569,13 @@ int vmareas_free(struct vmareas *a, uint64_t addr, uint64_t *size)
     }
     uint64_t end = area_end(a, i);
     *element(a, i) = addr;
-    quick_note(a, addr, end - addr);
     a->hint = i;
-    /* Merging with a free neighbour is put off (theory, 3a). */
+    /* Merging with a free neighbour, and listing, are put off (theory, 3a). */
     if ((i > 0 && !area_used(a, i - 1)) || (i + 1 < a->count && !area_used(a, i + 1))) {
         a->unmerged = addr;
         a->has_unmerged = true;
+    } else {
+        quick_note(a, addr, end - addr);
     }
     if (size)
         *size = end - addr;
@@ -631,7 +633,8 @@ int vmareas_check(const struct vmareas *a, const char **why)
             bool beside_unmerged =
                 a->has_unmerged && i > 0 && (start == a->unmerged || area_start(a, i - 1) == a->unmerged);
             CHECK(i == 0 || area_used(a, i - 1) || beside_unmerged, "no two adjacent free areas");
-            free_in_class[quick_class(area_end(a, i) - start)]++;
+            if (!a->has_unmerged || start != a->unmerged)
+                free_in_class[quick_class(area_end(a, i) - start)]++;
         }
     }
     if (a->has_unmerged) {
@@ -652,6 +655,7 @@ int vmareas_check(const struct vmareas *a, const char **why)
         CHECK(len <= VMAREA_QUICK_DEPTH, "quick-fit list length");
         for (unsigned j = 0; j < len; j++) {
             CHECK(list[j] >= a->base && list[j] < a->limit, "quick-fit entry in range");
+            CHECK(!a->has_unmerged || list[j] != a->unmerged, "the unmerged area is listed");
             uint64_t i = area_index(a, list[j]);
             CHECK(area_start(a, i) == list[j] && !area_used(a, i), "quick-fit entry is a free area's start");
             CHECK(quick_class(area_end(a, i) - list[j]) == cls, "quick-fit entry in its size's list");

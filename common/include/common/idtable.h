@@ -61,10 +61,30 @@ void idt_destroy(struct id_table *t);
 /* A new ID for object with a nonzero tag: 0, or -ENOMEM (table at its
  * maximum) or the provider's error, having changed nothing. */
 int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id);
-/* The live slot an ID names, or 0. */
-struct id_slot *idt_slot(const struct id_table *t, uint64_t id);
+/* The slot of a slot index below npages * ID_SLOTS_PER_PAGE. */
+static inline struct id_slot *idt_slot_at(const struct id_table *t, uint32_t slot)
+{
+    return &t->pages[slot / ID_SLOTS_PER_PAGE][slot % ID_SLOTS_PER_PAGE];
+}
+
+/* The live slot an ID names, or 0. Inline: every handle lookup, and so
+ * every message, goes through it. An ID with slot 0 wraps to UINT32_MAX,
+ * past any table's slots (idt_init_with_directory keeps the reserved slot
+ * out of reach). */
+static inline struct id_slot *idt_slot(const struct id_table *t, uint64_t id)
+{
+    uint32_t slot = (uint32_t)id - 1;
+    if (slot >= t->npages * ID_SLOTS_PER_PAGE)
+        return NULL;
+    struct id_slot *e = idt_slot_at(t, slot);
+    if (e->tag == 0 || e->generation != (uint32_t)(id >> 32))
+        return NULL;
+    return e;
+}
 /* Frees a live ID; returns its object. */
 void *idt_free(struct id_table *t, uint64_t id);
+/* The same for the slot e = idt_slot(t, id) the caller already holds. */
+void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e);
 /* Iterates live slots: *cursor starts at 0; returns the next live slot's
  * ID (its slot in *slot) or 0 at the end. Freeing the returned ID during
  * iteration is allowed. */

@@ -167,13 +167,6 @@ void arch_cpu_init(void)
 
 bool arch_has_nx(void) { return have_nx; }
 
-void arch_set_kernel_stack(uint64_t top)
-{
-    struct cpu *c = this_cpu();
-    c->tss.rsp0 = top;
-    c->kernel_rsp = top;
-}
-
 /* A clean FPU image, captured once after fninit, that new threads start from. */
 static uint8_t fpu_clean_area[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));
 static bool fpu_clean_ready;
@@ -188,9 +181,6 @@ void arch_fpu_init_area(void *area)
     }
     memcpy(area, fpu_clean_area, ARCH_FPU_AREA_SIZE);
 }
-
-void arch_fpu_save(void *area) { __asm__ volatile("fxsave64 (%0)" ::"r"(area) : "memory"); }
-void arch_fpu_restore(const void *area) { __asm__ volatile("fxrstor64 (%0)" ::"r"(area) : "memory"); }
 
 uint64_t arch_prepare_kernel_stack(uint64_t stack_top, struct trap_frame **frame)
 {

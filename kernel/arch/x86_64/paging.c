@@ -235,8 +235,35 @@ int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned 
     return 0;
 }
 
+uint64_t *paging_small_entry(uint64_t root, uint64_t va)
+{
+    uint64_t e = table(root)[idx(va, 3)];
+    if (!(e & PTE_P))
+        return 0;
+    e = table(e)[idx(va, 2)];
+    if (!(e & PTE_P))
+        return 0;
+    e = table(e)[idx(va, 1)];
+    if (!(e & PTE_P) || (e & PTE_PS))
+        return 0;
+    return &table(e)[idx(va, 0)];
+}
+
+void paging_map_small_entry(uint64_t *entry, uint64_t pa, unsigned flags)
+{
+    VERIFY(!(*entry & PTE_P) && !(pa & (PAGE_SIZE - 1)));
+    *entry = pa | leaf_bits(flags);
+}
+
 void paging_unmap(uint64_t root, uint64_t va, uint64_t size)
 {
+    uint64_t *small = size == PAGE_SIZE ? paging_small_entry(root, va) : 0;
+    if (small) {
+        /* One walk for the common case: a single small page. */
+        *small = 0;
+        flush_range(root, va, size);
+        return;
+    }
     uint64_t end = va + size, start = va;
     while (va < end) {
         uint64_t *pml4e = &table(root)[idx(va, 3)];
@@ -326,12 +353,6 @@ void paging_destroy(uint64_t root)
         if (pml4[i] & PTE_P)
             free_tables(pml4[i] & PTE_ADDR, 2);
     pool_free_frame(root);
-}
-
-void paging_activate(uint64_t root)
-{
-    if (read_cr3() != root)
-        write_cr3(root);
 }
 
 uint64_t paging_kernel_root(void) { return kernel_root; }

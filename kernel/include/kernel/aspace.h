@@ -48,7 +48,8 @@ struct aspace {
 /* An area taken and its page tables paid for, not yet mapped. */
 struct aspace_reservation {
     uint64_t vaddr, size;
-    uint64_t table_bytes; /* charged at worst; aspace_map refunds the rest */
+    uint64_t table_bytes;  /* charged at worst; aspace_map refunds the rest */
+    uint64_t *small_entry; /* a 4 KiB page into a table that exists: its entry (paging_small_entry) */
 };
 
 int aspace_init(struct aspace *as, struct account *account);

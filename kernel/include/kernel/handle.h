@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <abi/errno.h>
 #include <abi/rights.h>
 #include <abi/types.h>
 #include <common/idtable.h>
@@ -53,8 +54,8 @@ void handle_fill(struct handle_table *t, handle_t h, void *object, enum handle_t
 /* The object h names if it is of `type` and carries every right in `need`:
  * 0 with *object set, -EBADH (no such handle of that type), -EPERM (a right
  * is missing). `rights` (may be 0) gets the rights the handle carries. */
-int handle_get(struct handle_table *t, handle_t h, enum handle_type type, rights_t need, void **object,
-               rights_t *rights);
+static inline int handle_get(struct handle_table *t, handle_t h, enum handle_type type, rights_t need, void **object,
+                             rights_t *rights);
 /* The object, whatever the rights (kernel-internal lookups); 0 if bad. */
 void *handle_lookup(struct handle_table *t, handle_t h, enum handle_type type);
 /* The type and rights of a live handle: false if it names nothing. */
@@ -65,5 +66,26 @@ void handle_restrict(struct handle_table *t, handle_t h, rights_t keep);
 void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
 /* Calls fn on each live entry after removing it. */
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights));
+
+/* A slot's tag: the handle's type (low 16 bits, never 0 while live) and
+ * rights (high 16 bits). */
+static inline uint32_t handle_tag(enum handle_type type, rights_t rights) { return (uint32_t)type | (rights << 16); }
+static inline enum handle_type handle_tag_type(uint32_t tag) { return (enum handle_type)(tag & 0xffffu); }
+static inline rights_t handle_tag_rights(uint32_t tag) { return tag >> 16; }
+
+/* Inline: every message looks its endpoint up. */
+static inline int handle_get(struct handle_table *t, handle_t h, enum handle_type type, rights_t need, void **object,
+                             rights_t *rights)
+{
+    struct id_slot *e = idt_slot(&t->ids, h);
+    if (!e || handle_tag_type(e->tag) != type)
+        return -EBADH;
+    if ((handle_tag_rights(e->tag) & need) != need)
+        return -EPERM;
+    *object = e->object;
+    if (rights)
+        *rights = handle_tag_rights(e->tag);
+    return 0;
+}
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 #include <stdbool.h>
+#include <arch/cpu.h>
 #include <kernel/multiboot.h>
 
 #define MAP_WRITE    0x1u
@@ -26,7 +27,13 @@ int paging_create(uint64_t *root);
 /* Frees every user-half table of `root` and the root itself (not the mapped
  * frames, which belong to segments). */
 void paging_destroy(uint64_t root);
-void paging_activate(uint64_t root);
+/* Loads `root` into CR3 unless it is there (inline: every switch between
+ * processes loads one). */
+static inline void paging_activate(uint64_t root)
+{
+    if (read_cr3() != root)
+        write_cr3(root);
+}
 uint64_t paging_kernel_root(void);
 
 /* Maps [va, va+size) to [pa, pa+size), with 2 MiB pages wherever va and pa
@@ -38,6 +45,15 @@ int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned 
 /* Unmaps and flushes this CPU's TLB for the range (when `root` is live
  * here); other CPUs that may cache it need paging_flush_others. */
 void paging_unmap(uint64_t root, uint64_t va, uint64_t size);
+/* The one page-table entry that would map the 4 KiB page at `va`, when its
+ * page table exists (mapping it then creates no table), else 0. A page
+ * table goes only with its address space, or when a large page replaces it
+ * (a mapping that covers its whole 2 MiB window), so the entry of an area
+ * its caller holds stays valid until the caller maps it: a reservation
+ * walks the tables once, and the mapping needs no walk. */
+uint64_t *paging_small_entry(uint64_t root, uint64_t va);
+/* Maps the page at `entry` (from paging_small_entry; unmapped) to pa. */
+void paging_map_small_entry(uint64_t *entry, uint64_t pa, unsigned flags);
 /* TLB shootdown: flushes the range on every CPU of the mask (CPU_MASK
  * bits; the caller's own is left out) and returns once each has. */
 void paging_flush_others(uint64_t targets, uint64_t va, uint64_t size);

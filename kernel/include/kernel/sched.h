@@ -16,6 +16,7 @@
 #include <abi/rights.h>
 #include <arch/arch.h>
 #include <common/list.h>
+#include <kernel/ref.h>
 
 struct account;
 struct process;
@@ -127,7 +128,12 @@ int64_t sched_block(struct wait_queue *wq, uint64_t timeout_ns);
 /* From now until sched_release_wait_hold, the current thread holds a
  * reference (taken by the caller) on object: if the thread dies in the
  * meantime (killed while blocked), put drops it. */
-void sched_hold(void (*put)(void *), void *object);
+static inline void sched_hold(void (*put)(void *), void *object)
+{
+    struct thread *t = current;
+    VERIFY(!t->hold.put);
+    t->hold = (struct wait_hold){ put, object };
+}
 /* Drops a thread's hold, if any: the owner when done with the object, or
  * the thread's death. (Inline: every IPC receive ends with it.) */
 static inline void sched_release_wait_hold(struct thread *t)
@@ -191,8 +197,15 @@ void sched_defer_reap(struct thread *t);
 
 /* Threads (thread.c). */
 int thread_create(struct process *p, uint64_t entry, uint64_t user_stack, uint64_t arg, struct thread **out);
-void thread_get(struct thread *t);
-void thread_put(struct thread *t);       /* drops a reference */
+/* Frees a dead thread whose last reference went (thread_put). */
+void thread_free(struct thread *t);
+/* Inline: a call takes a reference on its caller, and the reply drops it. */
+static inline void thread_get(struct thread *t) { t->refs++; }
+static inline void thread_put(struct thread *t) /* drops a reference */
+{
+    if (ref_drop(&t->refs))
+        thread_free(t);
+}
 void thread_mark_dead(struct thread *t); /* off every queue, joiners woken */
 void thread_free_stack(struct thread *t);
 uint64_t thread_live_count(void);

@@ -12,10 +12,33 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
+#include <abi/errno.h>
+#include <abi/types.h>
+#include <arch/arch.h>
 
-bool user_range_valid(uint64_t addr, size_t len);
-int copy_from_user(void *dst, uint64_t src, size_t len);
-int copy_to_user(uint64_t dst, const void *src, size_t len);
+/* Inline, as are the copies: every message is copied in and out. */
+static inline bool user_range_valid(uint64_t addr, size_t len)
+{
+    if (len == 0)
+        return addr <= ABI_USER_TOP;
+    uint64_t end = addr + len;
+    return end > addr && addr >= ABI_USER_BASE && end <= ABI_USER_TOP;
+}
+
+static inline int copy_from_user(void *dst, uint64_t src, size_t len)
+{
+    if (!user_range_valid(src, len))
+        return -EFAULT;
+    return arch_user_copy(dst, (const void *)src, len);
+}
+
+static inline int copy_to_user(uint64_t dst, const void *src, size_t len)
+{
+    if (!user_range_valid(dst, len))
+        return -EFAULT;
+    return arch_user_copy((void *)dst, src, len);
+}
+
 int zero_user(uint64_t dst, size_t len);
 
 #endif

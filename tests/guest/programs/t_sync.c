@@ -45,6 +45,14 @@ static int64_t finish_receiver(int64_t th)
     return got_result;
 }
 
+static bool pattern_intact(const uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)(seed + i * 7))
+            return false;
+    return true;
+}
+
 static rights_t rights_of(handle_t h)
 {
     struct abi_handle_info info = { 0 };
@@ -113,11 +121,17 @@ static void check_caps(void)
     int64_t segcap = a == 0 ? sys_ipc_send(ep, &m, TIMEOUT_POLL) : -1;
     m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHTS_SAME, 0x80 }; /* unknown flag */
     int64_t badflag = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    struct ms_segment gone;
+    int64_t g = ms_alloc(4096, 0, 0, 0, &gone);
+    if (g == 0)
+        g = ms_free(gone.handle);
+    m = (struct ipc_msg){ .label = 3, .seg = gone.handle }; /* freed: its handle is stale */
+    int64_t stale_seg = g == 0 ? sys_ipc_send(ep, &m, TIMEOUT_POLL) : g;
     test_check(&t, "cap_refusals",
                bad == -EBADH && no_grant == -EPERM && twice == -EINVAL && segcap == -EBADH && badflag == -EINVAL &&
-                   got_result == 99,
-               "made up %ld, no grant %ld, twice %ld, segment %ld, flag %ld; the receiver got %ld", bad, no_grant,
-               twice, segcap, badflag, got_result);
+                   stale_seg == -EBADH && got_result == 99,
+               "made up %ld, no grant %ld, twice %ld, segment %ld, flag %ld, freed segment %ld; the receiver got %ld",
+               bad, no_grant, twice, segcap, badflag, stale_seg, got_result);
     /* Unblock the receiver with a plain message. */
     m = (struct ipc_msg){ .label = 4 };
     sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
@@ -143,6 +157,11 @@ static void check_caps(void)
         ms_free(seg.handle);
 
     /* A receiver with no room for the handles: nothing moves. */
+    struct ms_segment seg2;
+    int64_t a2 = ms_alloc(4096, 0, 0, 0, &seg2);
+    if (a2 == 0)
+        for (size_t i = 0; i < 4096; i++)
+            ((uint8_t *)seg2.addr)[i] = (uint8_t)(0x33 + i * 7);
     th = start_receiver(true);
     uint64_t filled = 0;
     int64_t copy;
@@ -153,6 +172,16 @@ static void check_caps(void)
     m.caps[0] = (struct ipc_cap){ (handle_t)other, RIGHT_SEND, 0 };
     m.caps[1] = (struct ipc_cap){ (handle_t)n, RIGHT_SIGNAL, 0 };
     int64_t full = sys_ipc_send(ep, &m, TIMEOUT_POLL);
+    /* Nor for a segment sent to the waiting receiver: it stays the
+     * sender's, mapped where it was, with what it held. */
+    int64_t seg_full = -1;
+    bool seg_stayed = false;
+    if (a2 == 0) {
+        struct ipc_msg sm = { .label = 8, .seg = seg2.handle };
+        seg_full = sys_ipc_send(ep, &sm, TIMEOUT_POLL);
+        seg_stayed = sys_seg_info(seg2.handle, &sinfo) == 0 && sinfo.owner_pid == libsys_pid &&
+                     sinfo.vaddr == (uint64_t)seg2.addr && pattern_intact(seg2.addr, 4096, 0x33);
+    }
     for (uint64_t i = 0; i < filled; i++)
         sys_handle_close(copies[i]);
     /* Whatever happened, the receiver must not be left waiting for ever. */
@@ -160,6 +189,10 @@ static void check_caps(void)
     finish_receiver(th);
     test_check(&t, "no_room_for_caps", (full == -EDQUOT || full == -ENOMEM) && after == 0 && got.caps[1].handle,
                "%lu handles filled the table (then %ld); send %ld, then %ld", filled, copy, full, after);
+    test_check(&t, "no_room_for_segment", (seg_full == -EDQUOT || seg_full == -ENOMEM) && seg_stayed,
+               "alloc %ld, send %ld, segment stayed %d", a2, seg_full, seg_stayed);
+    if (a2 == 0)
+        ms_free(seg2.handle);
     sys_handle_close(got.caps[0].handle);
     sys_handle_close(got.caps[1].handle);
     sys_handle_close(send_only);

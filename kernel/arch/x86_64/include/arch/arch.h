@@ -25,8 +25,13 @@ int arch_serial_read_byte(void);     /* a received byte, or -1 */
  * SSE for user code. The other CPUs: smp_start (arch/smp.h). */
 void arch_cpu_init(void);
 bool arch_has_nx(void);
-/* This CPU's TSS rsp0 and SYSCALL stack. */
-void arch_set_kernel_stack(uint64_t top);
+/* This CPU's TSS rsp0 and SYSCALL stack (inline: every switch sets them). */
+static inline void arch_set_kernel_stack(uint64_t top)
+{
+    struct cpu *c = this_cpu();
+    c->tss.rsp0 = top;
+    c->kernel_rsp = top;
+}
 
 /* Interrupt controllers: the local and I/O APICs from the MADT, or the
  * 8259s when there is no usable MADT or the command line says apic=off
@@ -50,8 +55,8 @@ uint64_t arch_time_ns(void);
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
 #define ARCH_FPU_AREA_SIZE 512
 void arch_fpu_init_area(void *area);
-void arch_fpu_save(void *area);
-void arch_fpu_restore(const void *area);
+static inline void arch_fpu_save(void *area) { __asm__ volatile("fxsave64 (%0)" ::"r"(area) : "memory"); }
+static inline void arch_fpu_restore(const void *area) { __asm__ volatile("fxrstor64 (%0)" ::"r"(area) : "memory"); }
 
 /* Copies touching user memory (usercopy.asm): 0, or -EFAULT when a page
  * fault stopped them (the caller checked the range is in the user half). */
