@@ -46,8 +46,7 @@ void idt_destroy(struct id_table *t)
     t->npages = 0;
 }
 
-/* Out of line: the allocation fast path then saves no registers. */
-static int __attribute__((noinline)) grow(struct id_table *t)
+static int grow(struct id_table *t)
 {
     if (t->npages == t->max_pages)
         return ID_ENOMEM;
@@ -68,13 +67,9 @@ static int __attribute__((noinline)) grow(struct id_table *t)
     return 0;
 }
 
-int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+/* Takes the first free slot (there is one) for object. */
+static inline void take_free_slot(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
 {
-    if (!t->free_head) {
-        int err = grow(t);
-        if (err)
-            return err;
-    }
     uint32_t slot = t->free_head - 1;
     struct id_slot *e = idt_slot_at(t, slot);
     t->free_head = (uint32_t)(uintptr_t)e->object;
@@ -82,6 +77,23 @@ int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
     e->tag = tag;
     t->used++;
     *id = ((uint64_t)e->generation << 32) | (slot + 1);
+}
+
+/* Out of line, so that the common case saves no registers. */
+static int __attribute__((noinline)) alloc_after_growing(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+{
+    int err = grow(t);
+    if (err)
+        return err;
+    take_free_slot(t, object, tag, id);
+    return 0;
+}
+
+int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+{
+    if (!t->free_head)
+        return alloc_after_growing(t, object, tag, id);
+    take_free_slot(t, object, tag, id);
     return 0;
 }
 

@@ -514,25 +514,31 @@ void vmareas_destroy(struct vmareas *a)
     memset(a, 0, sizeof(*a));
 }
 
-int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
+/* The area just freed, asked for again at its size (theory, 3a): no list
+ * to update, nothing to shift. Any size that is not exactly the area's
+ * (zero, unaligned, too large) misses. */
+static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t *addr)
+{
+    uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
+    uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
+    if (area_end(a, i) - start != size || (start & (align - 1)))
+        return false;
+    *element(a, i) = start | USED_BIT;
+    a->has_unmerged = false;
+    a->hint = i;
+    *addr = start;
+    return true;
+}
+
+/* Out of line: the take-back above then saves no registers. */
+static int __attribute__((noinline)) alloc_anywhere(struct vmareas *a, uint64_t size, uint64_t *addr)
 {
     if (!size || size % VMAREA_PAGE_SIZE)
         return -EINVAL;
     if (size > a->limit - a->base)
         return -ENOSPC;
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
-    if (a->has_unmerged) {
-        /* The area just freed, asked for again at its size (theory, 3a). */
-        uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
-        if (area_end(a, i) - start == size && !(start & (align - 1))) {
-            *element(a, i) = start | USED_BIT;
-            a->has_unmerged = false;
-            a->hint = i;
-            *addr = start;
-            return 0;
-        }
-        merge_unmerged(a);
-    }
+    merge_unmerged(a);
     uint64_t index, at;
     if (!choose_free_area(a, size, align, &index, &at))
         return -ENOSPC;
@@ -541,6 +547,13 @@ int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
         return err;
     *addr = at;
     return 0;
+}
+
+int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
+{
+    if (a->has_unmerged && take_back_unmerged(a, size, addr))
+        return 0;
+    return alloc_anywhere(a, size, addr);
 }
 
 int vmareas_reserve(struct vmareas *a, uint64_t addr, uint64_t size)
