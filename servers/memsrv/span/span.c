@@ -1822,7 +1822,10 @@ static int check_possible(const struct span_alloc *a, uint64_t size, uint64_t al
     return any_big ? -ERANGE : -E2BIG;
 }
 
-int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base)
+/* span_alloc past its quick path: every check and the policy's search.
+ * Out of line, so that the quick path keeps a small frame. */
+static __attribute__((noinline)) int alloc_general(struct span_alloc *a, const struct span_request *req, uint64_t tag,
+                                                   uint64_t *out_base)
 {
     struct span_fit fit;
     struct span_node *n;
@@ -1831,24 +1834,6 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     bool large;
     int err;
 
-    if (a == NULL || req == NULL || out_base == NULL)
-        return -EINVAL;
-    /* Best fit's common case first: an unconstrained request a quick list
-     * serves (4 KiB alignment, no limit, no flag but SPAN_LARGE_OK, which
-     * a small request ignores, smaller than a large page). The same
-     * choice as below, without the general frame. */
-    if (req->size - 1 < a->quick_request_max && (req->align & ~(uint64_t)SPAN_GRANULE) == 0 && req->limit == 0 &&
-        (req->flags & ~(uint32_t)SPAN_LARGE_OK) == 0) {
-        uint64_t size = align_up(req->size, SPAN_GRANULE);
-        n = quick_fit(a, size);
-        if (n != NULL && (n->size == size || a->nodes_free != 0)) {
-            place = n->base;
-            n = n->size == size ? take_whole(a, n) : take_piece(a, n, place, size, SPAN_ALLOCATED);
-            segment_set(a, n, place, size, SPAN_ALLOCATED, tag);
-            *out_base = place;
-            return 0;
-        }
-    }
     if (req->size == 0 || (req->flags & ~SPAN_REQUEST_FLAGS) != 0)
         return -EINVAL;
     align = req->align == 0 ? SPAN_GRANULE : req->align;
@@ -1883,6 +1868,31 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     n->u.seg.limit = req->limit == 0 ? 0 : fit.hi;
     *out_base = place;
     return 0;
+}
+
+int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base)
+{
+    if (a == NULL || req == NULL || out_base == NULL)
+        return -EINVAL;
+    /* Best fit's common case first: an unconstrained request a quick list
+     * serves (4 KiB alignment, no limit, no flag but SPAN_LARGE_OK, which
+     * a small request ignores, smaller than a large page). The same
+     * choice as alloc_general's, without its checks and search. The
+     * policy is tested although quick_request_max says it too, so that
+     * the list helpers inlined below know it. */
+    if (a->policy == SPAN_POLICY_BEST_FIT && req->size - 1 < a->quick_request_max &&
+        (req->align & ~(uint64_t)SPAN_GRANULE) == 0 && req->limit == 0 && (req->flags & ~(uint32_t)SPAN_LARGE_OK) == 0) {
+        uint64_t size = align_up(req->size, SPAN_GRANULE);
+        struct span_node *n = quick_fit(a, size);
+        if (n != NULL && (n->size == size || a->nodes_free != 0)) {
+            uint64_t place = n->base;
+            n = n->size == size ? take_whole(a, n) : take_piece(a, n, place, size, SPAN_ALLOCATED);
+            segment_set(a, n, place, size, SPAN_ALLOCATED, tag);
+            *out_base = place;
+            return 0;
+        }
+    }
+    return alloc_general(a, req, tag, out_base);
 }
 
 int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t tag)
