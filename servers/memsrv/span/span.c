@@ -1230,8 +1230,8 @@ HOT struct span_node *take_whole(struct span_alloc *a, struct span_node *f)
 
 /* A new node for the segment at [place, place+size), a piece of free span
  * f but not all of it; f keeps the part below place, or (place at f's base)
- * the part above. The caller files a part above the segment that is left
- * when place is inside f. */
+ * the part above. When place is inside f, the part above the segment is
+ * left for the caller to file (carve). */
 HOT struct span_node *take_piece(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
                                  enum span_state state)
 {
