@@ -135,6 +135,11 @@
  *
  *  best fit (default): an unconstrained request of n <= 64 granules takes the
  *    head of the first non-empty quick list >= n (O(1) with the bitmap);
+ *    span_alloc tries that first, before its general checks and search
+ *    (its quick path: 4 KiB alignment, no limit, no flag but
+ *    SPAN_LARGE_OK, smaller than a large page, so the segment needs
+ *    nothing but its place; anything else, or no slot for the split, takes
+ *    the general path, which makes the same choice);
  *    larger ones the lower bound of (n, 0) in the size tree (O(log n)). The
  *    chosen span is split, the segment at its low end. A constrained request
  *    (alignment above 4 KiB, a limit below the top of memory) probes the
@@ -1207,40 +1212,83 @@ static struct span_node *new_free_span(struct span_alloc *a, struct span_node *a
     return n;
 }
 
+/* carve's cases, each inlined where its constants are known. */
+
+/* The whole of free span f becomes the segment: its node stays, its
+ * span_free goes back to the pool. */
+HOT struct span_node *take_whole(struct span_alloc *a, struct span_node *f)
+{
+    struct span_free *e = f->u.free.ext;
+
+    span_free_index(a, f, false);
+    free_addr_unfile(a, f);
+    slot_put(a, e);
+    if (a->marker == f)
+        a->marker = NULL; /* used up: the next allocation recalculates it */
+    return f;
+}
+
+/* A new node for the segment at [place, place+size), a piece of free span
+ * f but not all of it; f keeps the part below place, or (place at f's base)
+ * the part above. When place is inside f, the part above the segment is
+ * left for the caller to file (carve). */
+HOT struct span_node *take_piece(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
+                                 enum span_state state)
+{
+    uint64_t base = f->base, end = span_end(f);
+    int old_list = resize_begin(a, f);
+    struct span_node *n = node_get(a);
+
+    n->region = f->region;
+    /* Its state before it joins the address list: filing the upper
+     * piece may settle pending spans, and their placement walks the list
+     * looking for free neighbours. */
+    n->state = (uint8_t)state;
+    if (place == base) { /* low end: f keeps the rest above */
+        list_link_after(a, f->prev, n);
+        f->base = place + size;
+        f->size = end - f->base;
+    } else { /* f keeps [base, place) */
+        list_link_after(a, f, n);
+        f->size = place - base;
+    }
+    free_addr_resized(a, f);
+    resize_end(a, f, end - base, old_list);
+    return n;
+}
+
+/* Node n becomes the segment [place, place+size) with the default
+ * constraints (span_alloc sets its own after) and enters the hash. */
+HOT void segment_set(struct span_alloc *a, struct span_node *n, uint64_t place, uint64_t size, enum span_state state,
+                     uint64_t tag)
+{
+    n->base = place;
+    n->size = size;
+    n->state = (uint8_t)state;
+    n->flags = 0;
+    n->lock_count = 0;
+    n->align_shift = SPAN_GRANULE_SHIFT;
+    n->u.seg.tag = tag;
+    n->u.seg.limit = 0;
+    hash_insert(a, n);
+    if (state == SPAN_ALLOCATED && size >= a->large_size && (place & (a->large_size - 1)))
+        n->flags |= NODE_MISALIGNED;
+    account(a, n, 1);
+}
+
 HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t place, uint64_t size,
                             enum span_state state, uint64_t tag)
 {
-    uint64_t base = f->base;
     uint64_t end = span_end(f);
     struct span_free *e = f->u.free.ext;
     struct span_node *n;
 
-    if (place == base && place + size == end) {
-        span_free_index(a, f, false);
-        free_addr_unfile(a, f);
-        slot_put(a, e);
-        n = f;
-        if (a->marker == f)
-            a->marker = NULL; /* used up: the next allocation recalculates it */
+    if (place == f->base && place + size == end) {
+        n = take_whole(a, f);
     } else {
-        int old_list = resize_begin(a, f);
-        n = node_get(a);
-        n->region = f->region;
-        /* Its state before it joins the address list: filing the upper
-         * piece below may settle pending spans, and their placement walks
-         * the list looking for free neighbours. */
-        n->state = (uint8_t)state;
-        if (place == base) { /* low end: f keeps the rest above */
-            list_link_after(a, f->prev, n);
-            f->base = place + size;
-            f->size = end - f->base;
-        } else { /* f keeps [base, place) */
-            list_link_after(a, f, n);
-            f->size = place - base;
-        }
-        free_addr_resized(a, f);
-        resize_end(a, f, end - base, old_list);
-        if (place + size < end && place > base) {
+        bool middle = place > f->base && place + size < end;
+        n = take_piece(a, f, place, size, state);
+        if (middle) {
             struct span_node *r = node_get(a);
             struct span_free *re = ext_get(a);
             *r = (struct span_node){
@@ -1259,18 +1307,7 @@ HOT struct span_node *carve(struct span_alloc *a, struct span_node *f, uint64_t 
                 a->marker = r; /* bumped past the segment */
         }
     }
-    n->base = place;
-    n->size = size;
-    n->state = (uint8_t)state;
-    n->flags = 0;
-    n->lock_count = 0;
-    n->align_shift = SPAN_GRANULE_SHIFT;
-    n->u.seg.tag = tag;
-    n->u.seg.limit = 0;
-    hash_insert(a, n);
-    if (state == SPAN_ALLOCATED && size >= a->large_size && (place & (a->large_size - 1)))
-        n->flags |= NODE_MISALIGNED;
-    account(a, n, 1);
+    segment_set(a, n, place, size, state, tag);
     return n;
 }
 
@@ -1714,6 +1751,12 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
      * search the tree on every allocation. */
     a->pending_max = policy == SPAN_POLICY_TOP_OF_HEAP || policy == SPAN_POLICY_MARKER ? 0 : SPAN_PENDING_SIZE;
     a->large_size = large_size;
+    /* Requests of at most this many bytes may take span_alloc's quick
+     * path: up to the quick lists' 64 granules, and below a large page
+     * (whose alignment the quick path does not give). */
+    a->quick_request_max = policy != SPAN_POLICY_BEST_FIT     ? 0
+                           : large_size - SPAN_GRANULE < a->list_max ? large_size - SPAN_GRANULE
+                                                                     : a->list_max;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
     a->buddy_cap = a->large_order > LINUX_MAX_ORDER ? a->large_order : LINUX_MAX_ORDER;
     a->store = store;
@@ -1779,7 +1822,10 @@ static int check_possible(const struct span_alloc *a, uint64_t size, uint64_t al
     return any_big ? -ERANGE : -E2BIG;
 }
 
-int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base)
+/* span_alloc past its quick path: every check and the policy's search.
+ * Out of line, so that the quick path keeps a small frame. */
+static __attribute__((noinline)) int alloc_general(struct span_alloc *a, const struct span_request *req, uint64_t tag,
+                                                   uint64_t *out_base)
 {
     struct span_fit fit;
     struct span_node *n;
@@ -1788,7 +1834,7 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     bool large;
     int err;
 
-    if (a == NULL || req == NULL || out_base == NULL || req->size == 0 || (req->flags & ~SPAN_REQUEST_FLAGS) != 0)
+    if (req->size == 0 || (req->flags & ~SPAN_REQUEST_FLAGS) != 0)
         return -EINVAL;
     align = req->align == 0 ? SPAN_GRANULE : req->align;
     if (!is_pow2(align) || align < SPAN_GRANULE)
@@ -1802,16 +1848,7 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     large = fit.size >= a->large_size;
     fit.align = large && align < a->large_size ? a->large_size : align;
 
-    /* Best fit's common case, an unconstrained request a quick list
-     * serves, without find_place's general frame (same choice). */
-    n = NULL;
-    if (a->policy == SPAN_POLICY_BEST_FIT && fit.align == SPAN_GRANULE && fit.hi >= a->mem_end &&
-        !(req->flags & SPAN_HIGH))
-        n = quick_fit(a, fit.size);
-    if (n != NULL)
-        place = n->base;
-    else
-        n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
+    n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
     if (n == NULL && large && (req->flags & SPAN_LARGE_OK) && align < fit.align) {
         fit.align = align;
         n = find_place(a, &fit, (req->flags & SPAN_HIGH) != 0, &place);
@@ -1831,6 +1868,31 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
     n->u.seg.limit = req->limit == 0 ? 0 : fit.hi;
     *out_base = place;
     return 0;
+}
+
+int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t tag, uint64_t *out_base)
+{
+    if (a == NULL || req == NULL || out_base == NULL)
+        return -EINVAL;
+    /* Best fit's common case first: an unconstrained request a quick list
+     * serves (4 KiB alignment, no limit, no flag but SPAN_LARGE_OK, which
+     * a small request ignores, smaller than a large page). The same
+     * choice as alloc_general's, without its checks and search. The
+     * policy is tested although quick_request_max says it too, so that
+     * the list helpers inlined below know it. */
+    if (a->policy == SPAN_POLICY_BEST_FIT && req->size - 1 < a->quick_request_max &&
+        (req->align & ~(uint64_t)SPAN_GRANULE) == 0 && req->limit == 0 && (req->flags & ~(uint32_t)SPAN_LARGE_OK) == 0) {
+        uint64_t size = align_up(req->size, SPAN_GRANULE);
+        struct span_node *n = quick_fit(a, size);
+        if (n != NULL && (n->size == size || a->nodes_free != 0)) {
+            uint64_t place = n->base;
+            n = n->size == size ? take_whole(a, n) : take_piece(a, n, place, size, SPAN_ALLOCATED);
+            segment_set(a, n, place, size, SPAN_ALLOCATED, tag);
+            *out_base = place;
+            return 0;
+        }
+    }
+    return alloc_general(a, req, tag, out_base);
 }
 
 int span_reserve(struct span_alloc *a, uint64_t base, uint64_t size, uint64_t tag)

@@ -464,6 +464,67 @@ static void test_best_fit_choice(void **state)
     (void)b;
 }
 
+/* span_alloc's quick path (best fit, a quick list's head) serves only a
+ * request without constraints: every request below is one the head of the
+ * 1- or 2-granule list would break, so a quick path that took it would
+ * fail. The large page is 8 KiB, so a 2-granule request is large. */
+static void test_quick_path_constraints(void **state)
+{
+    enum { SEGMENTS = 64 };
+    static struct span_node nodes[256];
+    uint64_t base[SEGMENTS], region = 1 * MIB, at;
+    struct span_alloc a;
+    struct span_request req = { .size = 8 * KIB };
+    struct span_info info;
+    unsigned i;
+
+    (void)state;
+    assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 8 * KIB, nodes, 256), 0);
+    assert_int_equal(span_add_region(&a, region, SEGMENTS * 4 * KIB), 0);
+    for (i = 0; i < SEGMENTS; i++)
+        assert_int_equal(span_alloc(&a, &(struct span_request){ .size = 4 * KIB }, i, &base[i]), 0);
+    /* Free: granules 1-2 (one 8 KiB span, off 8 KiB alignment), then 4 (the
+     * lowest 1-granule hole), 60 (the highest) and 41 (the list's head). */
+    assert_int_equal(span_free(&a, base[1]), 0);
+    assert_int_equal(span_free(&a, base[2]), 0);
+    assert_int_equal(span_free(&a, base[4]), 0);
+    assert_int_equal(span_free(&a, base[60]), 0);
+    assert_int_equal(span_free(&a, base[41]), 0);
+    /* Large without SPAN_LARGE_OK: 8 KiB alignment is hard, and the only
+     * 2-granule span lacks it. */
+    assert_int_equal(span_alloc(&a, &req, 100, &at), -ENOMEM);
+    req.flags = SPAN_LARGE_OK;
+    assert_int_equal(span_alloc(&a, &req, 100, &at), 0);
+    assert_int_equal(at, base[1]);
+    assert_int_equal(span_lookup(&a, at, &info), 0);
+    assert_true(info.misaligned);
+    assert_int_equal(span_free(&a, at), 0);
+    /* The highest place, not the head. */
+    req = (struct span_request){ .size = 4 * KIB, .flags = SPAN_HIGH };
+    assert_int_equal(span_alloc(&a, &req, 101, &at), 0);
+    assert_int_equal(at, base[60]);
+    /* Below a limit that the head is past. */
+    req = (struct span_request){ .size = 4 * KIB, .limit = base[5] };
+    assert_int_equal(span_alloc(&a, &req, 102, &at), 0);
+    assert_true(at + 4 * KIB <= base[5]);
+    assert_int_equal(at, base[4]); /* the smallest span below it */
+    /* At an alignment the head does not have (granule 41 is odd). */
+    req = (struct span_request){ .size = 4 * KIB, .align = 8 * KIB };
+    assert_int_equal(span_alloc(&a, &req, 103, &at), 0);
+    assert_int_equal(at & (8 * KIB - 1), 0);
+    assert_int_equal(span_lookup(&a, at, &info), 0);
+    assert_int_equal(info.tag, 103);
+    assert_int_equal(at, base[2]); /* the 8 KiB span's upper granule */
+    /* An unconstrained one takes the head: the newest 1-granule span, the
+     * piece the aligned request left below itself. */
+    req = (struct span_request){ .size = 4 * KIB };
+    assert_int_equal(span_alloc(&a, &req, 104, &at), 0);
+    assert_int_equal(at, base[1]);
+    assert_int_equal(span_alloc(&a, &req, 105, &at), 0);
+    assert_int_equal(at, base[41]);
+    assert_true(check_books(&a, "quick path"));
+}
+
 /* Best fit keeps small free spans off the address tree while they wait
  * (more of them than the pending list holds, so some enter it to make
  * room); every search by address must still see them all. */
@@ -877,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_blocks_emptied_by_moving_slots),
         cmocka_unit_test(test_policies_place),
         cmocka_unit_test_setup_teardown(test_best_fit_choice, setup, teardown),
+        cmocka_unit_test(test_quick_path_constraints),
         cmocka_unit_test(test_pending_small_spans),
         ALL_POLICIES(test_pending_churn),
         ALL_POLICIES(test_walk_and_stats),
