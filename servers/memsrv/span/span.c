@@ -1754,7 +1754,7 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
     /* Requests of at most this many bytes may take span_alloc's quick
      * path: up to the quick lists' 64 granules, and below a large page
      * (whose alignment the quick path does not give). */
-    a->quick_request_max = policy != SPAN_POLICY_BEST_FIT     ? 0
+    a->quick_request_max = policy != SPAN_POLICY_BEST_FIT            ? 0
                            : large_size - SPAN_GRANULE < a->list_max ? large_size - SPAN_GRANULE
                                                                      : a->list_max;
     a->large_order = floor_log2(large_size >> SPAN_GRANULE_SHIFT);
@@ -1881,7 +1881,8 @@ int span_alloc(struct span_alloc *a, const struct span_request *req, uint64_t ta
      * policy is tested although quick_request_max says it too, so that
      * the list helpers inlined below know it. */
     if (a->policy == SPAN_POLICY_BEST_FIT && req->size - 1 < a->quick_request_max &&
-        (req->align & ~(uint64_t)SPAN_GRANULE) == 0 && req->limit == 0 && (req->flags & ~(uint32_t)SPAN_LARGE_OK) == 0) {
+        (req->align & ~(uint64_t)SPAN_GRANULE) == 0 && req->limit == 0 &&
+        (req->flags & ~(uint32_t)SPAN_LARGE_OK) == 0) {
         uint64_t size = align_up(req->size, SPAN_GRANULE);
         struct span_node *n = quick_fit(a, size);
         if (n != NULL && (n->size == size || a->nodes_free != 0)) {

@@ -178,11 +178,11 @@ struct span_alloc {
     struct span_node *first, *last; /* address-ordered list of all spans */
     struct rb_tree size_tree;       /* best fit only */
     struct span_free *lists[SPAN_QUICK_LISTS];
-    uint64_t list_bitmap;     /* bit k: lists[k] not empty */
-    uint64_t list_max;        /* free spans of at most this size are on lists (by policy) */
-    uint64_t tree_above;      /* free spans larger than this are in size_tree (by policy) */
+    uint64_t list_bitmap;       /* bit k: lists[k] not empty */
+    uint64_t list_max;          /* free spans of at most this size are on lists (by policy) */
+    uint64_t tree_above;        /* free spans larger than this are in size_tree (by policy) */
     uint64_t quick_request_max; /* best fit: requests up to this size may take the quick path */
-    struct span_node *marker; /* marker policy: the free span it points into, or NULL */
+    struct span_node *marker;   /* marker policy: the free span it points into, or NULL */
     struct span_region regions[SPAN_MAX_REGIONS];
     unsigned region_count;
     uint64_t total_bytes;
