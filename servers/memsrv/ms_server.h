@@ -449,7 +449,7 @@ uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64
  * -EAGAIN without waiting when no other service thread is free. */
 int compact_wait_demand(struct memsrv *ms, uint64_t ticket);
 /* After a request: wakes the compactor if there may be work for it (the
- * clock is read only when it sleeps). */
+ * clock is read only when it sleeps and a check needs the time). */
 void compact_schedule(struct memsrv *ms);
 void compact_poll_pinned(struct memsrv *ms);
 /* The kernel's DMA changes (IPC_NOTIFY_DMA): busy segments lock in the
