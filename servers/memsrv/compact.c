@@ -180,9 +180,11 @@ static void compactor_release(struct memsrv *ms)
 
 struct ms_record *books_settled(struct memsrv *ms, uint64_t sid)
 {
-    struct ms_record *rec;
+    struct ms_record *rec = books_find_sid(ms, sid);
     uint64_t t0 = 0;
 
+    if (rec == NULL || !(rec->flags & MS_REC_MOVING))
+        return rec; /* the common case: no wait, nothing to count */
     while ((rec = books_find_sid(ms, sid)) != NULL && (rec->flags & MS_REC_MOVING)) {
         if (t0 == 0)
             t0 = now_ns(ms) | 1;
