@@ -143,21 +143,17 @@ void compact_count_move(struct memsrv *ms, uint64_t bytes, bool background)
     }
 }
 
-void books_lock(struct memsrv *ms)
+void books_lock_contended(struct memsrv *ms)
 {
     uint64_t t0;
     bool behind;
 
-    if (mutex_trylock(&ms->lock))
-        return;
     behind = __atomic_load_n(&ms->compactor_holds, __ATOMIC_RELAXED);
     t0 = now_ns(ms);
     mutex_lock(&ms->lock);
     if (behind)
         compact_count_wait(ms, now_ns(ms) - t0);
 }
-
-void books_unlock(struct memsrv *ms) { mutex_unlock(&ms->lock); }
 
 /* The compactor took the lock (lock held): requests that wait for it from
  * now on wait on compaction. */

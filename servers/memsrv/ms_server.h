@@ -377,8 +377,13 @@ void memsrv_compactor_rest(struct memsrv *ms);
 /* ---- internal, shared between the files ---- */
 /* The books lock (compact.c): taking it counts the wait when the compactor
  * held it. */
-void books_lock(struct memsrv *ms);
-void books_unlock(struct memsrv *ms);
+void books_lock_contended(struct memsrv *ms);
+static inline void books_lock(struct memsrv *ms)
+{
+    if (!mutex_trylock(&ms->lock)) /* the common case inline: every request takes it */
+        books_lock_contended(ms);
+}
+static inline void books_unlock(struct memsrv *ms) { mutex_unlock(&ms->lock); }
 /* The record of sid once no migration runs on it (waits for ms->moved,
  * lock held), or NULL. */
 struct ms_record *books_settled(struct memsrv *ms, uint64_t sid);
