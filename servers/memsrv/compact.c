@@ -438,8 +438,8 @@ static bool memory_back(const struct memsrv *ms, struct lazy_now *now)
     return ms->span.free_bytes * 8 >= ms->span.total_bytes && !under_pressure(ms, now);
 }
 
-/* Whether region i is due for a proactive pass: the books changed since
- * its last one, it has two large pages free, its score reached
+/* Whether region i is due for a proactive pass: it has two large pages
+ * free, the books changed since its last one, its score reached
  * MS_SCORE_START, and it is not deferred (a region never deferred needs
  * no clock). */
 static inline __attribute__((always_inline)) bool region_ready(const struct memsrv *ms, unsigned i,
@@ -448,7 +448,7 @@ static inline __attribute__((always_inline)) bool region_ready(const struct mems
     const struct span_region *r = &ms->span.regions[i];
     const struct ms_region_state *st = &ms->regions[i];
 
-    return st->gen != ms->books_gen && r->free_bytes >= 2 * ms->span.large_size &&
+    return r->free_bytes >= 2 * ms->span.large_size && st->gen != ms->books_gen &&
            region_score(r, ms->span.large_order) >= MS_SCORE_START &&
            (st->defer_until == 0 || read_now(now) >= st->defer_until);
 }
@@ -645,7 +645,7 @@ bool memsrv_compactor_step(struct memsrv *ms)
 
 /* Whether a request's change may have given the compactor work (cheap:
  * O(regions), the clock read only if a check needs it); lock held. */
-static bool work_possible(const struct memsrv *ms, struct lazy_now *now)
+static inline __attribute__((always_inline)) bool work_possible(const struct memsrv *ms, struct lazy_now *now)
 {
     if (ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0)
         return true;
