@@ -8,6 +8,7 @@
  */
 #include <abi/errno.h>
 #include <common/string.h>
+#include <libsys/ipc_msg.h>
 #include <libsys/server.h>
 
 #define LOG_LIMIT_DEFAULT 16u
@@ -78,8 +79,7 @@ int64_t server_dispatch(struct server *srv, struct ipc_msg *req, struct ipc_msg 
     const struct server_op *op = server_find_op(srv, req->label);
     int64_t result;
 
-    memset(reply, 0, offsetof(struct ipc_msg, payload));
-    reply->seg = HANDLE_NONE;
+    ipc_msg_clear_header(reply); /* its payload counts only up to the len a handler sets */
     if (op == NULL) {
         COUNT(srv, unknown);
         result = -ENOSYS;

@@ -104,6 +104,16 @@ void ms_log(struct memsrv *ms, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The steps of an ALLOC and a FREE that would otherwise be calls from one
+ * function of this file to the next (a FREE goes books_destroy,
+ * books_destroyed, books_release, books_uncharge, books_reserve,
+ * books_trim): inlined into the exported entry points, each of which
+ * stays a plain wrapper for the other files. */
+#define BOOKS_STEP static inline __attribute__((always_inline))
+
+BOOKS_STEP int reserve(struct memsrv *ms, size_t slots, uint32_t records);
+BOOKS_STEP void trim(struct memsrv *ms);
+
 /* ---- records --------------------------------------------------------- */
 
 struct ms_record *books_record(struct memsrv *ms, uint64_t index)
@@ -169,7 +179,7 @@ uint32_t books_new_record(struct memsrv *ms)
 
     /* An allocation's slots: without them span_alloc would fail for want
      * of books, which compaction cannot cure. */
-    if (books_reserve(ms, 3, 1) != 0)
+    if (reserve(ms, 3, 1) != 0)
         return MS_NO_RECORD;
     index = ms->rec_free;
 
@@ -228,7 +238,7 @@ static void forget_if_done(struct memsrv *ms, uint32_t index)
     }
 }
 
-void books_uncharge(struct memsrv *ms, struct ms_record *rec)
+BOOKS_STEP void uncharge(struct memsrv *ms, struct ms_record *rec)
 {
     uint32_t index = rec->client;
 
@@ -240,6 +250,8 @@ void books_uncharge(struct memsrv *ms, struct ms_record *rec)
     rec->client = MS_NO_CLIENT;
     forget_if_done(ms, index);
 }
+
+void books_uncharge(struct memsrv *ms, struct ms_record *rec) { uncharge(ms, rec); }
 
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec)
 {
@@ -265,22 +277,23 @@ void books_unpin(struct memsrv *ms, struct ms_record *rec)
     ms->books_gen++;
 }
 
-void books_release(struct memsrv *ms, struct ms_record *rec)
+BOOKS_STEP void release(struct memsrv *ms, struct ms_record *rec)
 {
     uint32_t index = (uint32_t)(rec - ms->recs);
     int err;
 
-    books_unpin(ms, rec);
+    if (rec->flags & MS_REC_PINNED) /* rare: not worth a call each time */
+        books_unpin(ms, rec);
     if (rec->flags & MS_REC_QUARANTINED) {
         span_unlock(&ms->span, rec->base);
         ms->quarantined_bytes -= rec_size(rec);
     }
-    books_reserve(ms, 1, 0); /* the free span it leaves may need a slot */
+    reserve(ms, 1, 0); /* the free span it leaves may need a slot */
     err = span_free(&ms->span, rec->base);
     if (err != 0)
         ms_log(ms, "memsrv: books: freeing sid %llu at %#llx: %d", (unsigned long long)rec->sid,
                (unsigned long long)rec->base, err);
-    books_uncharge(ms, rec);
+    uncharge(ms, rec);
     if (rec->sid != 0)
         hash_remove(ms, index);
     if (rec->kind == MS_REC_SEGMENT)
@@ -288,8 +301,10 @@ void books_release(struct memsrv *ms, struct ms_record *rec)
     ms->recs_used--;
     ms->books_gen++;
     record_push_free(ms, index);
-    books_trim(ms);
+    trim(ms);
 }
+
+void books_release(struct memsrv *ms, struct ms_record *rec) { release(ms, rec); }
 
 /* ---- growing and shrinking the books -------------------------------- */
 
@@ -570,12 +585,12 @@ static bool books_ready(const struct memsrv *ms, size_t slots, uint32_t records)
            ms->rec_capacity - ms->recs_used >= records + MS_RECS_SPARE && span_hash_wanted(&ms->span) == 0;
 }
 
-int books_reserve(struct memsrv *ms, size_t slots, uint32_t records)
+/* books_reserve past its common case: out of line, so that the check
+ * before it is inlined into each caller here (one per ALLOC and FREE). */
+static __attribute__((noinline)) int books_grow(struct memsrv *ms, size_t slots, uint32_t records)
 {
     if (ms->books_fixed || ms->books_busy)
         return ms->span.nodes_free >= slots ? 0 : -ENOMEM;
-    if (books_ready(ms, slots, records))
-        return 0;
     ms->books_busy = true;
     while (ms->rec_capacity - ms->recs_used < records + MS_RECS_SPARE) {
         if (grow_records(ms) != 0)
@@ -590,16 +605,31 @@ int books_reserve(struct memsrv *ms, size_t slots, uint32_t records)
     return ms->span.nodes_free >= slots && ms->rec_capacity - ms->recs_used >= records ? 0 : -ENOMEM;
 }
 
-void books_trim(struct memsrv *ms)
+/* Ready books need nothing, at boot or while growing too: books_grow's
+ * answer there (whether enough slots are free) would be yes. */
+BOOKS_STEP int reserve(struct memsrv *ms, size_t slots, uint32_t records)
+{
+    return books_ready(ms, slots, records) ? 0 : books_grow(ms, slots, records);
+}
+
+int books_reserve(struct memsrv *ms, size_t slots, uint32_t records) { return reserve(ms, slots, records); }
+
+/* The slots past which blocks are given back. */
+static size_t trim_start(const struct memsrv *ms)
 {
     size_t in_use = ms->span.capacity - ms->span.nodes_free;
-    size_t start = in_use > MS_TRIM_SLOTS ? in_use : MS_TRIM_SLOTS;
+
+    return in_use > MS_TRIM_SLOTS ? in_use : MS_TRIM_SLOTS;
+}
+
+/* books_trim past its common case (nothing to give back), out of line. */
+static __attribute__((noinline)) void trim_now(struct memsrv *ms)
+{
+    size_t start = trim_start(ms);
     void *mem;
     size_t bytes;
 
     if (ms->books_fixed || ms->books_busy)
-        return;
-    if (ms->span.nodes_free <= start && !records_shrinkable(ms) && span_hash_wanted(&ms->span) == 0)
         return;
     ms->books_busy = true;
     /* Giving a block back may empty the block that held its node. */
@@ -613,6 +643,14 @@ void books_trim(struct memsrv *ms)
     tune_hash(ms);
     ms->books_busy = false;
 }
+
+BOOKS_STEP void trim(struct memsrv *ms)
+{
+    if (ms->span.nodes_free > trim_start(ms) || records_shrinkable(ms) || span_hash_wanted(&ms->span) != 0)
+        trim_now(ms);
+}
+
+void books_trim(struct memsrv *ms) { trim(ms); }
 
 void books_quarantine(struct memsrv *ms, struct ms_record *rec)
 {
@@ -633,15 +671,7 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec)
     ms->books_gen++;
 }
 
-int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
-{
-    int64_t err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
-
-    books_destroyed(ms, rec, err, why);
-    return err;
-}
-
-void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
+BOOKS_STEP void destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
 {
     if (err == SEG_DESTROY_QUARANTINED) {
         ms_log(ms,
@@ -651,11 +681,24 @@ void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, cons
                (unsigned long long)rec->base);
         books_quarantine(ms, rec);
     } else if (err == 0) {
-        books_release(ms, rec);
+        release(ms, rec);
     } else {
         ms_log(ms, "memsrv: destroying sid %llu (%s) failed: %lld; its span stays booked", (unsigned long long)rec->sid,
                why, (long long)err);
     }
+}
+
+int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
+{
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, rec->sid);
+
+    destroyed(ms, rec, err, why);
+    return err;
+}
+
+void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
+{
+    destroyed(ms, rec, err, why);
 }
 
 /* ---- clients --------------------------------------------------------- */

@@ -115,7 +115,7 @@
 
 /* ---- the lock and the statistics ---------------------------------------- */
 
-static uint64_t now_ns(struct memsrv *ms) { return ms->k->clock_ns(ms->k->ctx); }
+static uint64_t now_ns(const struct memsrv *ms) { return ms->k->clock_ns(ms->k->ctx); }
 
 void compact_count_wait(struct memsrv *ms, uint64_t ns)
 {
@@ -143,21 +143,17 @@ void compact_count_move(struct memsrv *ms, uint64_t bytes, bool background)
     }
 }
 
-void books_lock(struct memsrv *ms)
+void books_lock_contended(struct memsrv *ms)
 {
     uint64_t t0;
     bool behind;
 
-    if (mutex_trylock(&ms->lock))
-        return;
     behind = __atomic_load_n(&ms->compactor_holds, __ATOMIC_RELAXED);
     t0 = now_ns(ms);
     mutex_lock(&ms->lock);
     if (behind)
         compact_count_wait(ms, now_ns(ms) - t0);
 }
-
-void books_unlock(struct memsrv *ms) { mutex_unlock(&ms->lock); }
 
 /* The compactor took the lock (lock held): requests that wait for it from
  * now on wait on compaction. */
@@ -180,9 +176,11 @@ static void compactor_release(struct memsrv *ms)
 
 struct ms_record *books_settled(struct memsrv *ms, uint64_t sid)
 {
-    struct ms_record *rec;
+    struct ms_record *rec = books_find_sid(ms, sid);
     uint64_t t0 = 0;
 
+    if (rec == NULL || !(rec->flags & MS_REC_MOVING))
+        return rec; /* the common case: no wait, nothing to count */
     while ((rec = books_find_sid(ms, sid)) != NULL && (rec->flags & MS_REC_MOVING)) {
         if (t0 == 0)
             t0 = now_ns(ms) | 1;
@@ -403,28 +401,67 @@ static uint32_t region_score(const struct span_region *r, unsigned large_order)
     return pages == 0 ? 0 : (uint32_t)((pages - (r->large_blocks << large_order)) * 1000 / pages);
 }
 
-static bool under_pressure(const struct memsrv *ms, uint64_t now)
+/* The time for checks that may not need it: the clock is read at the
+ * first check that does, and once. A request's compact_schedule mostly
+ * needs none (no deferred region, no recent demand), and reading the clock
+ * is most of what that check would cost. */
+struct lazy_now {
+    const struct memsrv *ms;
+    uint64_t ns;
+    bool known;
+};
+
+static struct lazy_now known_now(const struct memsrv *ms, uint64_t now)
 {
-    return (ms->last_demand_ns != 0 && now - ms->last_demand_ns < MS_PRESSURE_NS) ||
-           ms->span.free_bytes * 16 < ms->span.total_bytes;
+    return (struct lazy_now){ .ms = ms, .ns = now, .known = true };
 }
 
-static bool memory_back(const struct memsrv *ms, uint64_t now)
+/* Out of line: most checks after a request never get here, and the
+ * checks that run after every request are inlined into one function. */
+static __attribute__((noinline)) uint64_t read_now(struct lazy_now *now)
 {
-    return !under_pressure(ms, now) && ms->span.free_bytes * 8 >= ms->span.total_bytes;
+    if (!now->known) {
+        now->ns = now_ns(now->ms);
+        now->known = true;
+    }
+    return now->ns;
 }
 
-/* The region a proactive pass should take now, or -1. */
-static int region_due(const struct memsrv *ms, uint64_t now)
+static inline __attribute__((always_inline)) bool under_pressure(const struct memsrv *ms, struct lazy_now *now)
+{
+    return ms->span.free_bytes * 16 < ms->span.total_bytes ||
+           (ms->last_demand_ns != 0 && read_now(now) - ms->last_demand_ns < MS_PRESSURE_NS);
+}
+
+static bool memory_back(const struct memsrv *ms, struct lazy_now *now)
+{
+    return ms->span.free_bytes * 8 >= ms->span.total_bytes && !under_pressure(ms, now);
+}
+
+/* Whether region i is due for a proactive pass: it has two large pages
+ * free, the books changed since its last one, its score reached
+ * MS_SCORE_START, and it is not deferred (a region never deferred needs
+ * no clock). */
+static inline __attribute__((always_inline)) bool region_ready(const struct memsrv *ms, unsigned i,
+                                                               struct lazy_now *now)
+{
+    const struct span_region *r = &ms->span.regions[i];
+    const struct ms_region_state *st = &ms->regions[i];
+
+    return r->free_bytes >= 2 * ms->span.large_size && st->gen != ms->books_gen &&
+           region_score(r, ms->span.large_order) >= MS_SCORE_START &&
+           (st->defer_until == 0 || read_now(now) >= st->defer_until);
+}
+
+/* The region a proactive pass should take now, round robin from
+ * next_region, or -1. */
+static int region_due(const struct memsrv *ms, struct lazy_now *now)
 {
     unsigned k;
 
     for (k = 0; k < ms->span.region_count; k++) {
         unsigned i = (ms->next_region + k) % ms->span.region_count;
-        const struct span_region *r = &ms->span.regions[i];
-        const struct ms_region_state *st = &ms->regions[i];
-        if (r->free_bytes >= 2 * ms->span.large_size && region_score(r, ms->span.large_order) >= MS_SCORE_START &&
-            now >= st->defer_until && st->gen != ms->books_gen)
+        if (region_ready(ms, i, now))
             return (int)i;
     }
     return -1;
@@ -440,8 +477,9 @@ static void start(struct memsrv *ms, enum ms_background_kind kind)
 }
 
 /* Starts the most urgent work (Choosing work, above); false if none. */
-static bool choose_work(struct memsrv *ms, uint64_t now)
+static bool choose_work(struct memsrv *ms, uint64_t now_ns)
 {
+    struct lazy_now now = known_now(ms, now_ns);
     int region;
 
     if (ms->full_done < ms->full_issued) {
@@ -456,7 +494,7 @@ static bool choose_work(struct memsrv *ms, uint64_t now)
             /* Windows dearer than MS_DEMAND_BYTES are skipped before their
              * witness is worked out, which bounds the sweep's cost. */
             ms->bg_plan.max_cost = MS_DEMAND_BYTES;
-            if (under_pressure(ms, now) && d.size < ms->span.large_size)
+            if (under_pressure(ms, &now) && d.size < ms->span.large_size)
                 ms->bg_plan.flags |= SPAN_PLAN_RELAX_LARGE;
             ms->bg_ticket = d.ticket;
             start(ms, MS_BG_DEMAND);
@@ -466,7 +504,7 @@ static bool choose_work(struct memsrv *ms, uint64_t now)
         memmove(&ms->demands[0], &ms->demands[1], --ms->ndemands * sizeof(ms->demands[0]));
         condvar_broadcast(&ms->done);
     }
-    region = region_due(ms, now);
+    region = region_due(ms, &now);
     if (region >= 0) {
         const struct span_region *r = &ms->span.regions[region];
         span_plan_range(&ms->span, &ms->bg_plan, r->base, r->base + r->size, MS_STEP_BYTES);
@@ -476,12 +514,12 @@ static bool choose_work(struct memsrv *ms, uint64_t now)
         start(ms, MS_BG_REGION);
         return true;
     }
-    if (under_pressure(ms, now) && ms->yield_gen != ms->books_gen) {
+    if (under_pressure(ms, &now) && ms->yield_gen != ms->books_gen) {
         span_plan_yield(&ms->span, &ms->bg_plan);
         start(ms, MS_BG_YIELD);
         return true;
     }
-    if (ms->span.misaligned > 0 && memory_back(ms, now) && ms->realign_gen != ms->books_gen) {
+    if (ms->span.misaligned > 0 && memory_back(ms, &now) && ms->realign_gen != ms->books_gen) {
         span_plan_realign(&ms->span, &ms->bg_plan);
         start(ms, MS_BG_REALIGN);
         return true;
@@ -606,12 +644,16 @@ bool memsrv_compactor_step(struct memsrv *ms)
 }
 
 /* Whether a request's change may have given the compactor work (cheap:
- * O(regions)); lock held. */
-static bool work_possible(const struct memsrv *ms, uint64_t now)
+ * O(regions), the clock read only if a check needs it); lock held. */
+static inline __attribute__((always_inline)) bool work_possible(const struct memsrv *ms, struct lazy_now *now)
 {
-    return ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0 ||
-           region_due(ms, now) >= 0 || (under_pressure(ms, now) && ms->yield_gen != ms->books_gen) ||
-           (ms->span.misaligned > 0 && memory_back(ms, now) && ms->realign_gen != ms->books_gen);
+    if (ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0)
+        return true;
+    for (unsigned i = 0; i < ms->span.region_count; i++)
+        if (region_ready(ms, i, now))
+            return true;
+    return (ms->yield_gen != ms->books_gen && under_pressure(ms, now)) ||
+           (ms->span.misaligned > 0 && ms->realign_gen != ms->books_gen && memory_back(ms, now));
 }
 
 /* How long the compactor may sleep: until a deferred region comes due, a
@@ -619,6 +661,7 @@ static bool work_possible(const struct memsrv *ms, uint64_t now)
  * TIMEOUT_FOREVER when only a request can bring work. Lock held. */
 static uint64_t idle_timeout(const struct memsrv *ms, uint64_t now)
 {
+    struct lazy_now at = known_now(ms, now);
     uint64_t next = UINT64_MAX;
     unsigned i;
 
@@ -628,7 +671,7 @@ static uint64_t idle_timeout(const struct memsrv *ms, uint64_t now)
             next = ms->regions[i].defer_until;
     if (ms->pinned_records > ms->dma_records && ms->next_poll_ns < next)
         next = ms->next_poll_ns > now ? ms->next_poll_ns : now;
-    if (ms->span.misaligned > 0 && under_pressure(ms, now) && ms->last_demand_ns + MS_PRESSURE_NS < next)
+    if (ms->span.misaligned > 0 && under_pressure(ms, &at) && ms->last_demand_ns + MS_PRESSURE_NS < next)
         next = ms->last_demand_ns + MS_PRESSURE_NS;
     if (next == UINT64_MAX)
         return TIMEOUT_FOREVER;
@@ -637,15 +680,17 @@ static uint64_t idle_timeout(const struct memsrv *ms, uint64_t now)
 
 void memsrv_compactor_idle(struct memsrv *ms)
 {
+    struct lazy_now at;
     uint64_t now, timeout;
 
     books_lock(ms);
     now = now_ns(ms);
+    at = known_now(ms, now);
     /* Work that came between the step that found none and this lock (a
      * FULL request on another CPU, say) signalled nobody: the compactor
      * was neither idle nor resting. Sleeping now would leave it waiting
      * for the next request that happens to signal. */
-    if (work_possible(ms, now)) {
+    if (work_possible(ms, &at)) {
         books_unlock(ms);
         return;
     }
@@ -684,7 +729,9 @@ void memsrv_compactor_rest(struct memsrv *ms)
 
 void compact_schedule(struct memsrv *ms)
 {
-    if (ms->compactor_idle && work_possible(ms, now_ns(ms))) {
+    struct lazy_now now = { .ms = ms };
+
+    if (ms->compactor_idle && work_possible(ms, &now)) {
         ms->compactor_idle = false; /* one signal is enough */
         condvar_signal(&ms->work);
     }

@@ -377,8 +377,13 @@ void memsrv_compactor_rest(struct memsrv *ms);
 /* ---- internal, shared between the files ---- */
 /* The books lock (compact.c): taking it counts the wait when the compactor
  * held it. */
-void books_lock(struct memsrv *ms);
-void books_unlock(struct memsrv *ms);
+void books_lock_contended(struct memsrv *ms);
+static inline void books_lock(struct memsrv *ms)
+{
+    if (!mutex_trylock(&ms->lock)) /* the common case inline: every request takes it */
+        books_lock_contended(ms);
+}
+static inline void books_unlock(struct memsrv *ms) { mutex_unlock(&ms->lock); }
 /* The record of sid once no migration runs on it (waits for ms->moved,
  * lock held), or NULL. */
 struct ms_record *books_settled(struct memsrv *ms, uint64_t sid);
@@ -449,7 +454,7 @@ uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64
  * -EAGAIN without waiting when no other service thread is free. */
 int compact_wait_demand(struct memsrv *ms, uint64_t ticket);
 /* After a request: wakes the compactor if there may be work for it (the
- * clock is read only when it sleeps). */
+ * clock is read only when it sleeps and a check needs the time). */
 void compact_schedule(struct memsrv *ms);
 void compact_poll_pinned(struct memsrv *ms);
 /* The kernel's DMA changes (IPC_NOTIFY_DMA): busy segments lock in the

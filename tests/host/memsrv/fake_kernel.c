@@ -513,7 +513,11 @@ int fk_restart(struct fake_kernel *fk, unsigned number)
     return memsrv_start(&fk->ms, &fk->ops, args, FK_MEMSRV_PID);
 }
 
-static uint64_t k_clock_ns(void *ctx) { return fk_of(ctx)->now; }
+static uint64_t k_clock_ns(void *ctx)
+{
+    fk_of(ctx)->clock_reads++;
+    return fk_of(ctx)->now;
+}
 
 static void k_console(void *ctx, const char *text, size_t len)
 {

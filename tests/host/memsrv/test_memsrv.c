@@ -1014,6 +1014,108 @@ static void test_full_request_just_before_the_compactor_sleeps(void **state)
     fk_assert_consistent(fk);
 }
 
+/* compact.c's rule for waking the compactor after a request ("Choosing
+ * work"), restated as plainly as it reads there, with the time read first:
+ * the reference compact_schedule's cheaper check must agree with. */
+static bool pressure_at(const struct memsrv *ms, uint64_t now)
+{
+    return (ms->last_demand_ns != 0 && now - ms->last_demand_ns < MS_PRESSURE_NS) ||
+           ms->span.free_bytes * 16 < ms->span.total_bytes;
+}
+
+static bool compactor_has_work_at(const struct memsrv *ms, uint64_t now)
+{
+    if (ms->bg_kind != MS_BG_NONE || ms->full_done < ms->full_issued || ms->ndemands > 0)
+        return true;
+    for (unsigned i = 0; i < ms->span.region_count; i++) {
+        const struct span_region *r = &ms->span.regions[i];
+        uint64_t pages = r->free_bytes >> SPAN_GRANULE_SHIFT;
+        uint64_t score = pages == 0 ? 0 : (pages - (r->large_blocks << ms->span.large_order)) * 1000 / pages;
+        if (r->free_bytes >= 2 * ms->span.large_size && score >= MS_SCORE_START && now >= ms->regions[i].defer_until &&
+            ms->regions[i].gen != ms->books_gen)
+            return true;
+    }
+    return (pressure_at(ms, now) && ms->yield_gen != ms->books_gen) ||
+           (ms->span.misaligned > 0 && !pressure_at(ms, now) && ms->span.free_bytes * 8 >= ms->span.total_bytes &&
+            ms->realign_gen != ms->books_gen);
+}
+
+/* One of: long ago, exactly a pressure period ago, just past, now, just
+ * ahead, far ahead. */
+static uint64_t time_near(uint64_t now)
+{
+    static const int64_t offsets[] = { -(int64_t)(3 * MS_PRESSURE_NS), -(int64_t)MS_PRESSURE_NS, -1, 0, 1,
+                                       (int64_t)MS_PRESSURE_NS };
+    return now + (uint64_t)offsets[test_rnd() % (sizeof(offsets) / sizeof(offsets[0]))];
+}
+
+/* After each request, the compactor (asleep) is woken exactly when the
+ * rule above says it has work, whatever the regions' deferrals and
+ * generations, the pressure and the time: compact_schedule reads the clock
+ * only for the checks that need it and looks at the cheap ones first. A
+ * request that touches nothing time-dependent reads no clock at all. */
+static void test_compactor_woken_exactly_when_work_is_possible(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct memsrv *ms = &fk->ms;
+    uint64_t held[512];
+    unsigned nheld = 0, woken = 0, slept = 0, by_time = 0;
+
+    test_rng_seed(7);
+    fk_init(fk, 64, 64); /* two regions */
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    /* Holes in part of memory, without ever running out (which would
+     * leave a demand, and work, for good). */
+    for (unsigned k = 0; k < 512; k++)
+        assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &held[k]), 0);
+    for (unsigned k = 0; k < 512; k += 2)
+        assert_int_equal(fk_free(fk, PID_A, held[k]), 0);
+    assert_true(ms->ndemands == 0 && ms->bg_kind == MS_BG_NONE);
+    for (unsigned i = 0; i < 4000; i++) {
+        uint64_t r = test_rnd(), sid, reads;
+        bool expected, timed = false;
+
+        fk->now += test_rnd() % 4 == 0 ? test_rnd() % (2 * MS_PRESSURE_NS) : test_rnd() % 1000;
+        for (unsigned k = 0; k < ms->span.region_count; k++) {
+            ms->regions[k].defer_until = test_rnd() % 3 == 0 ? 0 : time_near(fk->now);
+            /* The generation a pass would have left: the request changes
+             * books_gen unless it only looks. */
+            ms->regions[k].gen = test_rnd() % 2 ? ms->books_gen : 0;
+            timed |= ms->regions[k].defer_until != 0;
+        }
+        ms->last_demand_ns = test_rnd() % 3 == 0 ? 0 : time_near(fk->now);
+        ms->yield_gen = test_rnd() % 2 ? ms->books_gen : 0;
+        ms->realign_gen = test_rnd() % 2 ? ms->books_gen : 0;
+        timed |= ms->last_demand_ns != 0;
+        ms->compactor_idle = true; /* asleep on `work`: nobody waits, the signal only counts */
+        reads = fk->clock_reads;
+        if (r % 3 == 0 && nheld < 512 &&
+            fk_alloc(fk, PID_A, (test_rnd() % 64 + 1) * 4 * KiB, 0, MS_ALLOC_NOWAIT, 0, &sid) == 0) {
+            held[nheld++] = sid;
+        } else if (r % 3 == 1 && nheld > 0) {
+            unsigned k = (unsigned)(test_rnd() % nheld);
+            assert_int_equal(fk_free(fk, PID_A, held[k]), 0);
+            held[k] = held[--nheld];
+        } else {
+            assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_GLOBAL, 0, 0, 0), 0);
+        }
+        expected = compactor_has_work_at(ms, fk->now);
+        assert_int_equal(!ms->compactor_idle, expected);
+        if (!timed)
+            assert_int_equal(fk->clock_reads, reads);
+        else if (fk->clock_reads != reads)
+            by_time++;
+        if (expected)
+            woken++;
+        else
+            slept++;
+    }
+    /* Both answers, and answers that needed the clock, were checked. */
+    assert_true(woken > 100 && slept > 100 && by_time > 100);
+    ms->compactor_idle = false;
+    fk_assert_consistent(fk);
+}
+
 /* The zoom: 4 KiB or 64 KiB a character from a multiple of that; anything
  * else is refused before a line is printed. */
 static void test_map_zoom(void **state)
@@ -1326,6 +1428,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_request_just_before_the_compactor_sleeps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compactor_woken_exactly_when_work_is_possible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_zoom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_books_grow_with_use_128m, setup, teardown),
