@@ -4,10 +4,10 @@
  * and, for segments nobody claimed, ms_free. The checks and the handler run
  * in server_dispatch (server_dispatch.c).
  *
- * Each thread hands the kernel its own message buffer in every receive: the
- * kernel checks a buffer once and trusts it afterwards until something is
- * unmapped (kernel/core/ipc.c), so the reply is built apart and copied into
- * that buffer, never sent from a second one.
+ * Each thread sends its reply and receives the next request through one
+ * buffer (SYS_IPC_REPLY_RECV). The reply is built apart, while the handler
+ * still reads the request, and copied into that buffer; the copy built
+ * apart is also what a failed reply's report is matched with (reply_failed).
  */
 #include <common/string.h>
 #include <libsys/memsrv.h>
