@@ -196,7 +196,9 @@ void segment_destroy(struct segment *s)
 {
     VERIFY(!s->owner && !s->vaddr && !s->pins && !s->in_flight && !s->dma_device && !s->busy);
     VERIFY(!list_linked(&s->link));
-    idt_free(&sids, s->sid);
+    struct id_slot *named = idt_slot(&sids, s->sid);
+    VERIFY(named && named->object == s);
+    idt_free_slot(&sids, s->sid, named);
     rb_erase(&by_phys, &s->by_phys);
     live_segments--;
     if (list_linked(&s->dma_change))
