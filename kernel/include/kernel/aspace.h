@@ -43,7 +43,7 @@ struct aspace {
     struct account *account; /* pays for tables, area pages, device mappings */
     uint64_t table_bytes;    /* page-table frames charged so far */
     struct device_mapping *device_maps;
-    uint64_t cpus; /* CPU_MASK bits: CPUs that may cache its translations */
+    uint64_t cpus;                 /* CPU_MASK bits: CPUs that may cache its translations */
     struct paging_pt_hint pt_hint; /* the page table of the last small page reserved or unmapped */
 };
 
