@@ -216,8 +216,22 @@ static uint64_t resume_tables_worst(uint64_t size) { return size / LARGE_PAGE_SI
 
 bool aspace_can_resume(uint64_t size) { return kmem_pool_has(0, resume_tables_worst(size)); }
 
+/* A suspended small page whose page table is still there (the common
+ * case: only a large mapping over its window could have replaced it, and
+ * the area is held): its entry written again, no table to pay for or
+ * settle, and no CPU to flush (the suspension did). */
+static bool resume_small(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
+{
+    uint64_t *entry = size == PAGE_SIZE ? paging_small_entry(as->root, vaddr, &as->pt_hint) : 0;
+    if (entry)
+        paging_map_small_entry(entry, phys, flags);
+    return entry != 0;
+}
+
 void aspace_resume(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
 {
+    if (resume_small(as, vaddr, size, phys, flags))
+        return;
     uint64_t worst = resume_tables_worst(size);
     VERIFY(kmem_pool_has(0, worst));
     if (as->account)
@@ -229,7 +243,8 @@ void aspace_restore(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t p
 {
     /* The same frames in the same tables (a large page comes back as the
      * directory entry it was): nothing to pay. */
-    map_and_settle(as, vaddr, phys, size, flags, 0);
+    if (!resume_small(as, vaddr, size, phys, flags))
+        map_and_settle(as, vaddr, phys, size, flags, 0);
 }
 
 bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags)
