@@ -17,8 +17,12 @@ set(TESSERA_ABI_INCLUDE ${PROJECT_SOURCE_DIR}/include)
 set(TESSERA_FREESTANDING_FLAGS -ffreestanding -nostdinc -isystem ${TESSERA_GCC_INCLUDE}
     -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables
     -fno-omit-frame-pointer -O2 -g)
+# The kernel keeps no frame pointers: nothing in it walks them (a panic
+# prints the trap frame), gdb unwinds from the DWARF -g writes
+# (.debug_frame), and each call that would set one up costs three
+# instructions more (about 120 of a memory server ALLOC+FREE).
 set(TESSERA_KERNEL_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mno-red-zone -mgeneral-regs-only
-    -mno-mmx -mno-sse -mno-sse2 -mcmodel=kernel -DTESSERA_KERNEL=1)
+    -mno-mmx -mno-sse -mno-sse2 -mcmodel=kernel -fomit-frame-pointer -DTESSERA_KERNEL=1)
 set(TESSERA_USER_FLAGS ${TESSERA_FREESTANDING_FLAGS} -mcmodel=small -DTESSERA_USER=1)
 set(TESSERA_HOST_FLAGS -O2 -g -DTESSERA_HOST=1)
 set(TESSERA_SANITIZE_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -67,33 +67,12 @@ static int grow(struct id_table *t)
     return 0;
 }
 
-/* Takes the first free slot (there is one) for object. */
-static inline void take_free_slot(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
-{
-    uint32_t slot = t->free_head - 1;
-    struct id_slot *e = idt_slot_at(t, slot);
-    t->free_head = (uint32_t)(uintptr_t)e->object;
-    e->object = object;
-    e->tag = tag;
-    t->used++;
-    *id = ((uint64_t)e->generation << 32) | (slot + 1);
-}
-
-/* Out of line, so that the common case saves no registers. */
-static int __attribute__((noinline)) alloc_after_growing(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+int idt_alloc_after_growing(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
 {
     int err = grow(t);
     if (err)
         return err;
-    take_free_slot(t, object, tag, id);
-    return 0;
-}
-
-int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
-{
-    if (!t->free_head)
-        return alloc_after_growing(t, object, tag, id);
-    take_free_slot(t, object, tag, id);
+    idt_take_free_slot(t, object, tag, id);
     return 0;
 }
 
@@ -101,18 +80,6 @@ void *idt_free(struct id_table *t, uint64_t id)
 {
     struct id_slot *e = idt_slot(t, id);
     return e ? idt_free_slot(t, id, e) : NULL;
-}
-
-void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e)
-{
-    void *object = e->object;
-    e->tag = 0;
-    if (++e->generation == 0)
-        e->generation = 1;
-    e->object = (void *)(uintptr_t)t->free_head;
-    t->free_head = (uint32_t)(id & 0xffffffffu);
-    t->used--;
-    return object;
 }
 
 uint64_t idt_next(const struct id_table *t, uint64_t *cursor, struct id_slot **slot)

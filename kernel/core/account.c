@@ -38,9 +38,19 @@ void account_put(struct account *a, void (*release)(struct account *))
     }
 }
 
+/* Whether n more units of r fit under x's own limit (used + n <= limit,
+ * counted without overflow: so a limit lowered below use refuses even 0),
+ * and x's use after the charge. */
+static inline bool room_for(const struct account *x, enum abi_resource r, uint64_t n, uint64_t *after)
+{
+    *after = x->used[r] + n;
+    return *after >= n && *after <= x->limit[r];
+}
+
 static bool fits_one(const struct account *x, enum abi_resource r, uint64_t n)
 {
-    return x->used[r] <= x->limit[r] && n <= x->limit[r] - x->used[r];
+    uint64_t after;
+    return room_for(x, r, n, &after);
 }
 
 bool account_fits(const struct account *a, enum abi_resource r, uint64_t n)
@@ -58,12 +68,32 @@ int account_charge(struct account *a, enum abi_resource r, uint64_t n)
     if ((unsigned)r >= RES_COUNT)
         return -EDQUOT;
     for (struct account *x = a; x; x = x->parent) {
-        if (!fits_one(x, r, n)) {
+        uint64_t after;
+        if (!room_for(x, r, n, &after)) {
             for (struct account *y = a; y != x; y = y->parent)
                 y->used[r] -= n;
             return -EDQUOT;
         }
-        x->used[r] += n;
+        x->used[r] = after;
+    }
+    return 0;
+}
+
+int account_charge_both(struct account *a, enum abi_resource r1, uint64_t n1, enum abi_resource r2, uint64_t n2)
+{
+    if ((unsigned)r1 >= RES_COUNT || (unsigned)r2 >= RES_COUNT || r1 == r2)
+        return -EDQUOT;
+    for (struct account *x = a; x; x = x->parent) {
+        uint64_t after1, after2;
+        if (!room_for(x, r1, n1, &after1) || !room_for(x, r2, n2, &after2)) {
+            for (struct account *y = a; y != x; y = y->parent) {
+                y->used[r1] -= n1;
+                y->used[r2] -= n2;
+            }
+            return -EDQUOT;
+        }
+        x->used[r1] = after1;
+        x->used[r2] = after2;
     }
     return 0;
 }
@@ -79,6 +109,16 @@ void account_uncharge(struct account *a, enum abi_resource r, uint64_t n)
     for (struct account *x = a; x; x = x->parent) {
         VERIFY3U(x->used[r], >=, n);
         x->used[r] -= n;
+    }
+}
+
+void account_uncharge_both(struct account *a, enum abi_resource r1, uint64_t n1, enum abi_resource r2, uint64_t n2)
+{
+    for (struct account *x = a; x; x = x->parent) {
+        VERIFY3U(x->used[r1], >=, n1);
+        VERIFY3U(x->used[r2], >=, n2);
+        x->used[r1] -= n1;
+        x->used[r2] -= n2;
     }
 }
 

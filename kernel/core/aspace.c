@@ -94,6 +94,7 @@ void aspace_destroy(struct aspace *as)
     while (as->device_maps)
         aspace_unmap_device(as, as->device_maps->device, as->device_maps->bar);
     vmareas_destroy(&as->areas);
+    paging_pt_hint_forget(&as->pt_hint);
     paging_destroy(as->root);
     kmem_uncharge(as->account, as->table_bytes);
     as->table_bytes = 0;
@@ -132,7 +133,7 @@ int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t ph
         return err;
     /* The common case, one small page into a table that exists, walks the
      * tables once here, and owes nothing. */
-    uint64_t *small_entry = size == PAGE_SIZE ? paging_small_entry(as->root, vaddr) : 0;
+    uint64_t *small_entry = size == PAGE_SIZE ? paging_small_entry(as->root, vaddr, &as->pt_hint) : 0;
     uint64_t tables = small_entry ? 0 : paging_tables_needed(as->root, vaddr, phys, size);
     if (tables && (err = kmem_charge(as->account, tables * PAGE_SIZE, tables)) != 0) {
         vmareas_free(&as->areas, vaddr, 0);
@@ -155,6 +156,8 @@ static void map_and_settle(struct aspace *as, uint64_t vaddr, uint64_t phys, uin
                            uint64_t charged)
 {
     uint64_t before = pool_free_frames();
+    if (size >= LARGE_PAGE_SIZE)
+        paging_pt_hint_forget(&as->pt_hint); /* a large page may replace that table */
     VERIFY(paging_map(as->root, vaddr, phys, size, flags) == 0);
     uint64_t after = pool_free_frames();
     /* The common case, a small segment into tables that exist: no table
@@ -196,14 +199,14 @@ void aspace_map(struct aspace *as, const struct aspace_reservation *r, uint64_t 
 
 void aspace_unmap(struct aspace *as, uint64_t vaddr, uint64_t size)
 {
-    paging_unmap(as->root, vaddr, size);
+    paging_unmap(as->root, vaddr, size, &as->pt_hint);
     flush_others(as, vaddr, size);
     VERIFY(vmareas_free(&as->areas, vaddr, 0) == 0);
 }
 
 void aspace_suspend(struct aspace *as, uint64_t vaddr, uint64_t size)
 {
-    paging_unmap(as->root, vaddr, size);
+    paging_unmap(as->root, vaddr, size, &as->pt_hint);
     flush_others(as, vaddr, size);
 }
 
@@ -213,8 +216,22 @@ static uint64_t resume_tables_worst(uint64_t size) { return size / LARGE_PAGE_SI
 
 bool aspace_can_resume(uint64_t size) { return kmem_pool_has(0, resume_tables_worst(size)); }
 
+/* A suspended small page whose page table is still there (the common
+ * case: only a large mapping over its window could have replaced it, and
+ * the area is held): its entry written again, no table to pay for or
+ * settle, and no CPU to flush (the suspension did). */
+static bool resume_small(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
+{
+    uint64_t *entry = size == PAGE_SIZE ? paging_small_entry(as->root, vaddr, &as->pt_hint) : 0;
+    if (entry)
+        paging_map_small_entry(entry, phys, flags);
+    return entry != 0;
+}
+
 void aspace_resume(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t phys, unsigned flags)
 {
+    if (resume_small(as, vaddr, size, phys, flags))
+        return;
     uint64_t worst = resume_tables_worst(size);
     VERIFY(kmem_pool_has(0, worst));
     if (as->account)
@@ -226,7 +243,8 @@ void aspace_restore(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t p
 {
     /* The same frames in the same tables (a large page comes back as the
      * directory entry it was): nothing to pay. */
-    map_and_settle(as, vaddr, phys, size, flags, 0);
+    if (!resume_small(as, vaddr, size, phys, flags))
+        map_and_settle(as, vaddr, phys, size, flags, 0);
 }
 
 bool aspace_translate(struct aspace *as, uint64_t vaddr, uint64_t *phys, unsigned *flags)

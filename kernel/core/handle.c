@@ -24,11 +24,6 @@ void handle_table_destroy(struct handle_table *t)
     idt_destroy(&t->ids);
 }
 
-int handle_install(struct handle_table *t, void *object, enum handle_type type, rights_t rights, handle_t *out)
-{
-    return idt_alloc(&t->ids, object, handle_tag(type, rights), out);
-}
-
 void handle_fill(struct handle_table *t, handle_t h, void *object, enum handle_type type, rights_t rights)
 {
     struct id_slot *e = idt_slot(&t->ids, h);
@@ -58,16 +53,6 @@ void handle_restrict(struct handle_table *t, handle_t h, rights_t keep)
     struct id_slot *e = idt_slot(&t->ids, h);
     VERIFY(e);
     e->tag = handle_tag(handle_tag_type(e->tag), handle_tag_rights(e->tag) & keep);
-}
-
-void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type)
-{
-    struct id_slot *e = idt_slot(&t->ids, h);
-    if (!e)
-        return 0;
-    if (type)
-        *type = handle_tag_type(e->tag);
-    return idt_free_slot(&t->ids, h, e);
 }
 
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights))

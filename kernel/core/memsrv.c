@@ -25,16 +25,54 @@
 
 static struct phys_range ram_regions[WORLD_MAX], kernel_ranges[WORLD_MAX];
 static unsigned nram, nkernel;
+/* What the server may name: each RAM region less every kernel range, in
+ * pieces. A span lies in one region and outside the kernel's ranges
+ * exactly when it lies in one piece, so a check is one containment test
+ * (the piece the last check found, most of the time) instead of a walk
+ * over both lists. */
+#define PIECES_MAX (2 * WORLD_MAX)
+static struct phys_range pieces[PIECES_MAX];
+static unsigned npieces, last_piece;
 
 static struct process *self(void) { return current->proc; }
 
-static void add_kernel_range(uint64_t base, uint64_t end)
+/* Appends [base, end), if not empty, to a list of at most max ranges. */
+static void add_range(struct phys_range *list, unsigned *n, unsigned max, const char *what, uint64_t base, uint64_t end)
 {
     if (end <= base)
         return;
-    if (nkernel == WORLD_MAX)
-        panic("memsrv world: more than %u kernel ranges", WORLD_MAX);
-    kernel_ranges[nkernel++] = (struct phys_range){ base, end - base };
+    if (*n == max)
+        panic("memsrv world: more than %u %s", max, what);
+    list[(*n)++] = (struct phys_range){ base, end - base };
+}
+
+/* The kernel range that starts first among those ending after `from` and
+ * starting before `end`, or 0. */
+static const struct phys_range *first_kernel_range_in(uint64_t from, uint64_t end)
+{
+    const struct phys_range *first = 0;
+    for (unsigned k = 0; k < nkernel; k++) {
+        const struct phys_range *r = &kernel_ranges[k];
+        if (r->base + r->len > from && r->base < end && (!first || r->base < first->base))
+            first = r;
+    }
+    return first;
+}
+
+/* Cuts every RAM region at the kernel ranges within it. Regions are
+ * disjoint (multiboot.c normalises the map) and the kernel ranges lie
+ * within them, so the pieces number at most nram + nkernel. */
+static void record_pieces(void)
+{
+    for (unsigned i = 0; i < nram; i++) {
+        uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
+        const struct phys_range *k;
+        while (cursor < end && (k = first_kernel_range_in(cursor, end)) != 0) {
+            add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", cursor, k->base);
+            cursor = k->base + k->len;
+        }
+        add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", cursor, end);
+    }
 }
 
 void memsrv_world_record(const struct mb_info *info)
@@ -67,10 +105,17 @@ void memsrv_world_record(const struct mb_info *info)
                 owned_end = seg->phys + seg->size;
             }
             if (owned_base > cursor)
-                add_kernel_range(cursor, owned_base < end ? owned_base : end);
+                add_range(kernel_ranges, &nkernel, WORLD_MAX, "kernel ranges", cursor,
+                          owned_base < end ? owned_base : end);
             cursor = owned_end > cursor ? owned_end : end;
         }
     }
+    record_pieces();
+}
+
+static bool piece_holds(unsigned i, uint64_t phys, uint64_t end)
+{
+    return phys >= pieces[i].base && end <= pieces[i].base + pieces[i].len;
 }
 
 bool memsrv_world_owns(uint64_t phys, uint64_t size)
@@ -78,16 +123,15 @@ bool memsrv_world_owns(uint64_t phys, uint64_t size)
     uint64_t end = phys + size;
     if (!size || end < phys || ((phys | size) & (PAGE_SIZE - 1)))
         return false;
-    bool in_ram = false;
-    for (unsigned i = 0; i < nram; i++)
-        if (phys >= ram_regions[i].base && end <= ram_regions[i].base + ram_regions[i].len)
-            in_ram = true;
-    if (!in_ram)
-        return false;
-    for (unsigned i = 0; i < nkernel; i++)
-        if (phys < kernel_ranges[i].base + kernel_ranges[i].len && end > kernel_ranges[i].base)
-            return false;
-    return true;
+    if (last_piece < npieces && piece_holds(last_piece, phys, end))
+        return true;
+    for (unsigned i = 0; i < npieces; i++) {
+        if (piece_holds(i, phys, end)) {
+            last_piece = i;
+            return true;
+        }
+    }
+    return false;
 }
 
 int64_t sys_ms_bootinfo(SYSCALL_ARGS)

@@ -180,7 +180,8 @@ void sched_after_switch(void)
     }
 }
 
-static void switch_to(struct thread *next)
+/* Inline in its two callers: every call and reply switches threads. */
+static inline __attribute__((always_inline)) void switch_to(struct thread *next)
 {
     struct thread *prev = current;
     unsigned cpu = arch_cpu_id();

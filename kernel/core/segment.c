@@ -102,7 +102,7 @@ static struct segment *last_below(uint64_t end)
 
 /* Whether [phys, phys + size) meets the destination of a migration under
  * way (other than except's). */
-static bool migration_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
+static inline bool migration_overlaps(uint64_t phys, uint64_t size, const struct segment *except)
 {
     for (unsigned i = 0; migrating && i < MIGRATIONS_MAX; i++) {
         const struct migration *m = &migrations[i];
@@ -157,25 +157,23 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
     struct rb_node **link, *parent;
     if (!phys_slot(phys, size, &link, &parent) || migration_overlaps(phys, size, 0))
         return -EEXIST;
-    if (payer && !account_fits(payer, RES_MEMORY, size))
-        return -EDQUOT;
-    /* A sid page and a slab at most. */
-    if (!kmem_pool_has(payer, 2))
-        return -ENOMEM;
-    struct segment *s;
-    int err = kmem_slab_alloc(payer, &segment_cache, (void **)&s);
+    /* The bytes and this object, in one walk up the payer's path. */
+    int err = payer ? account_charge_both(payer, RES_MEMORY, size, RES_KMEM, segment_cache.object_size) : 0;
     if (err)
         return err;
+    /* A sid page and a slab at most. */
+    struct segment *s = kmem_pool_has(payer, 2) ? slab_alloc(&segment_cache) : 0;
     uint64_t sid;
-    err = idt_alloc(&sids, s, 1, &sid);
+    err = s ? idt_alloc(&sids, s, 1, &sid) : -ENOMEM;
     if (err) {
-        kmem_slab_free(payer, &segment_cache, s);
+        if (s)
+            slab_free(&segment_cache, s);
+        if (payer)
+            account_uncharge_both(payer, RES_MEMORY, size, RES_KMEM, segment_cache.object_size);
         return err;
     }
-    if (payer) {
-        account_charge_force(payer, RES_MEMORY, size); /* account_fits said yes above */
+    if (payer)
         account_get(payer);
-    }
     s->sid = sid;
     s->phys = phys;
     s->size = size;
@@ -198,15 +196,17 @@ void segment_destroy(struct segment *s)
 {
     VERIFY(!s->owner && !s->vaddr && !s->pins && !s->in_flight && !s->dma_device && !s->busy);
     VERIFY(!list_linked(&s->link));
-    idt_free(&sids, s->sid);
+    struct id_slot *named = idt_slot(&sids, s->sid);
+    VERIFY(named && named->object == s);
+    idt_free_slot(&sids, s->sid, named);
     rb_erase(&by_phys, &s->by_phys);
     live_segments--;
     if (list_linked(&s->dma_change))
         list_remove(&s->dma_change);
     struct account *payer = s->payer;
     if (payer)
-        account_uncharge(payer, RES_MEMORY, s->size);
-    kmem_slab_free(payer, &segment_cache, s);
+        account_uncharge_both(payer, RES_MEMORY, s->size, RES_KMEM, segment_cache.object_size);
+    slab_free(&segment_cache, s);
     if (payer)
         account_put(payer, release_account);
 }
@@ -529,6 +529,12 @@ static void copy_chunked(uint64_t dst, uint64_t src, uint64_t size)
 
 void segment_zero(struct segment *s)
 {
+    /* One chunk is zeroed with the lock held throughout: nobody can see
+     * the segment busy, so there is nobody to wake and nothing put off. */
+    if (s->size <= BUSY_CHUNK) {
+        memset(phys_to_virt(s->phys), 0, s->size);
+        return;
+    }
     s->busy = true;
     for (uint64_t done = 0; done < s->size;) {
         uint64_t n = s->size - done < BUSY_CHUNK ? s->size - done : BUSY_CHUNK;
@@ -731,7 +737,8 @@ int segment_retire(struct segment *s)
         return -EBUSY;
     if (s->owner)
         segment_detach(s);
-    quarantine(s);
+    if (segment_dma_busy(s))
+        quarantine(s);
     if (!segment_dma_busy(s)) {
         segment_destroy(s);
         return 0;

@@ -193,6 +193,19 @@ static inline uint64_t area_index(const struct vmareas *a, uint64_t addr)
     return area_search(a, addr);
 }
 
+/* The words of the areas beside area i, whose word is at e = element(a, i):
+ * a neighbour on the same element page is e[-1] or e[1], with no
+ * directory lookup. i - 1 and i + 1 must be areas. */
+static inline uint64_t word_before(const struct vmareas *a, uint64_t i, const uint64_t *e)
+{
+    return i % VMAREA_PER_PAGE ? e[-1] : *element(a, i - 1);
+}
+
+static inline uint64_t word_after(const struct vmareas *a, uint64_t i, const uint64_t *e)
+{
+    return (i + 1) % VMAREA_PER_PAGE ? e[1] : *element(a, i + 1);
+}
+
 static inline uint64_t min3(uint64_t x, uint64_t y, uint64_t z)
 {
     uint64_t m = x < y ? x : y;
@@ -520,10 +533,18 @@ void vmareas_destroy(struct vmareas *a)
 static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t *addr)
 {
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
-    uint64_t i = area_index(a, a->unmerged), start = a->unmerged;
-    if (area_end(a, i) - start != size || (start & (align - 1)))
+    uint64_t start = a->unmerged, i = a->hint;
+    /* The unmerged area is a free area's start: the hint names it when its
+     * word is that start (the free that made it set the hint). */
+    uint64_t *e = i < a->count ? element(a, i) : 0;
+    if (!e || *e != start) {
+        i = area_search(a, start);
+        e = element(a, i);
+    }
+    uint64_t end = i + 1 < a->count ? word_after(a, i, e) & ~USED_BIT : a->limit;
+    if (end - start != size || (start & (align - 1)))
         return false;
-    *element(a, i) = start | USED_BIT;
+    *e = start | USED_BIT;
     a->has_unmerged = false;
     a->hint = i;
     *addr = start;
@@ -574,17 +595,21 @@ int vmareas_free(struct vmareas *a, uint64_t addr, uint64_t *size)
     if (addr < a->base || addr >= a->limit)
         return -ENOENT;
     uint64_t i = area_index(a, addr);
-    if (area_start(a, i) != addr || !area_used(a, i))
+    uint64_t *e = element(a, i);
+    if ((*e & ~USED_BIT) != addr || !(*e & USED_BIT))
         return -ENOENT;
     if (a->has_unmerged) {
         merge_unmerged(a); /* moves the areas above it down */
         i = area_index(a, addr);
+        e = element(a, i);
     }
-    uint64_t end = area_end(a, i);
-    *element(a, i) = addr;
+    bool last = i + 1 == a->count;
+    uint64_t next = last ? a->limit | USED_BIT : word_after(a, i, e); /* past the end: as if used */
+    uint64_t end = next & ~USED_BIT;
+    *e = addr;
     a->hint = i;
     /* Merging with a free neighbour, and listing, are put off (theory, 3a). */
-    if ((i > 0 && !area_used(a, i - 1)) || (i + 1 < a->count && !area_used(a, i + 1))) {
+    if ((i > 0 && !(word_before(a, i, e) & USED_BIT)) || !(next & USED_BIT)) {
         a->unmerged = addr;
         a->has_unmerged = true;
     } else {

@@ -58,13 +58,37 @@ void idt_init_with_directory(struct id_table *t, struct id_slot **directory, uin
                              const struct id_pages *provider);
 /* Gives every page back; the caller has freed every ID (or does not care). */
 void idt_destroy(struct id_table *t);
-/* A new ID for object with a nonzero tag: 0, or -ENOMEM (table at its
- * maximum) or the provider's error, having changed nothing. */
-int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id);
 /* The slot of a slot index below npages * ID_SLOTS_PER_PAGE. */
 static inline struct id_slot *idt_slot_at(const struct id_table *t, uint32_t slot)
 {
     return &t->pages[slot / ID_SLOTS_PER_PAGE][slot % ID_SLOTS_PER_PAGE];
+}
+
+/* Takes the first free slot (there is one) for object. */
+static inline void idt_take_free_slot(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+{
+    uint32_t slot = t->free_head - 1;
+    struct id_slot *e = idt_slot_at(t, slot);
+    t->free_head = (uint32_t)(uintptr_t)e->object;
+    e->object = object;
+    e->tag = tag;
+    t->used++;
+    *id = ((uint64_t)e->generation << 32) | (slot + 1);
+}
+
+/* idt_alloc when no slot is free: grows the table first. */
+int idt_alloc_after_growing(struct id_table *t, void *object, uint32_t tag, uint64_t *id);
+
+/* A new ID for object with a nonzero tag: 0, or -ENOMEM (table at its
+ * maximum) or the provider's error, having changed nothing. Inline: a
+ * segment that changes hands takes a handle slot, and a free one is a few
+ * loads and stores; growing is out of line. */
+static inline int idt_alloc(struct id_table *t, void *object, uint32_t tag, uint64_t *id)
+{
+    if (!t->free_head)
+        return idt_alloc_after_growing(t, object, tag, id);
+    idt_take_free_slot(t, object, tag, id);
+    return 0;
 }
 
 /* The live slot an ID names, or 0. Inline: every handle lookup, and so
@@ -84,7 +108,17 @@ static inline struct id_slot *idt_slot(const struct id_table *t, uint64_t id)
 /* Frees a live ID; returns its object. */
 void *idt_free(struct id_table *t, uint64_t id);
 /* The same for the slot e = idt_slot(t, id) the caller already holds. */
-void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e);
+static inline void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slot *e)
+{
+    void *object = e->object;
+    e->tag = 0;
+    if (++e->generation == 0)
+        e->generation = 1;
+    e->object = (void *)(uintptr_t)t->free_head;
+    t->free_head = (uint32_t)(id & 0xffffffffu);
+    t->used--;
+    return object;
+}
 /* Iterates live slots: *cursor starts at 0; returns the next live slot's
  * ID (its slot in *slot) or 0 at the end. Freeing the returned ID during
  * iteration is allowed. */

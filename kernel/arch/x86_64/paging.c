@@ -235,7 +235,7 @@ int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned 
     return 0;
 }
 
-uint64_t *paging_small_entry(uint64_t root, uint64_t va)
+static uint64_t *walk_small_entry(uint64_t root, uint64_t va)
 {
     uint64_t e = table(root)[idx(va, 3)];
     if (!(e & PTE_P))
@@ -249,15 +249,27 @@ uint64_t *paging_small_entry(uint64_t root, uint64_t va)
     return &table(e)[idx(va, 0)];
 }
 
+uint64_t *paging_small_entry(uint64_t root, uint64_t va, struct paging_pt_hint *hint)
+{
+    if (hint && hint->table && hint->window == va / LARGE_PAGE_SIZE)
+        return &hint->table[idx(va, 0)];
+    uint64_t *entry = walk_small_entry(root, va);
+    if (hint && entry) {
+        hint->window = va / LARGE_PAGE_SIZE;
+        hint->table = entry - idx(va, 0);
+    }
+    return entry;
+}
+
 void paging_map_small_entry(uint64_t *entry, uint64_t pa, unsigned flags)
 {
     VERIFY(!(*entry & PTE_P) && !(pa & (PAGE_SIZE - 1)));
     *entry = pa | leaf_bits(flags);
 }
 
-void paging_unmap(uint64_t root, uint64_t va, uint64_t size)
+void paging_unmap(uint64_t root, uint64_t va, uint64_t size, struct paging_pt_hint *hint)
 {
-    uint64_t *small = size == PAGE_SIZE ? paging_small_entry(root, va) : 0;
+    uint64_t *small = size == PAGE_SIZE ? paging_small_entry(root, va, hint) : 0;
     if (small) {
         /* One walk for the common case: a single small page. */
         *small = 0;
@@ -374,7 +386,7 @@ int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned fl
 
 void paging_unmap_kernel(uint64_t va, uint64_t size)
 {
-    paging_unmap(kernel_root, va, size);
+    paging_unmap(kernel_root, va, size, 0);
     /* Kernel entries are global: invlpg drops them whatever CR3 holds, on
      * this CPU and every other. */
     flush_here(va, size, true);

@@ -62,11 +62,17 @@ void account_put(struct account *a, void (*release)(struct account *));
 bool account_fits(const struct account *a, enum abi_resource r, uint64_t n);
 /* Charges n units of r up the path: 0, or -EDQUOT having changed nothing. */
 int account_charge(struct account *a, enum abi_resource r, uint64_t n);
+/* Two charges of two different resources in one walk up the path (a
+ * segment's bytes and its kernel object): both, or -EDQUOT having changed
+ * nothing. */
+int account_charge_both(struct account *a, enum abi_resource r1, uint64_t n1, enum abi_resource r2, uint64_t n2);
 /* Charges even past a limit: for what the holder did not ask for (page
  * tables a migration needs). New charges are refused until use drops. */
 void account_charge_force(struct account *a, enum abi_resource r, uint64_t n);
 /* Takes back a charge made earlier on the same account. */
 void account_uncharge(struct account *a, enum abi_resource r, uint64_t n);
+/* Takes back a charge account_charge_both made. */
+void account_uncharge_both(struct account *a, enum abi_resource r1, uint64_t n1, enum abi_resource r2, uint64_t n2);
 /* Sets a's own limit (what its parent allows it). -EINVAL for an unknown
  * resource. A limit below current use refuses new charges only. */
 int account_set_limit(struct account *a, enum abi_resource r, uint64_t limit);

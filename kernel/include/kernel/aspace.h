@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <abi/types.h>
+#include <kernel/paging.h>
 #include <kernel/vmarea.h>
 
 struct account;
@@ -42,7 +43,8 @@ struct aspace {
     struct account *account; /* pays for tables, area pages, device mappings */
     uint64_t table_bytes;    /* page-table frames charged so far */
     struct device_mapping *device_maps;
-    uint64_t cpus; /* CPU_MASK bits: CPUs that may cache its translations */
+    uint64_t cpus;                 /* CPU_MASK bits: CPUs that may cache its translations */
+    struct paging_pt_hint pt_hint; /* the page table of the last small page reserved or unmapped */
 };
 
 /* An area taken and its page tables paid for, not yet mapped. */

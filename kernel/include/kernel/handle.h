@@ -48,7 +48,8 @@ int handle_table_init(struct handle_table *t, struct account *account);
 void handle_table_destroy(struct handle_table *t);
 /* Installs `object` with `rights` (0 with HANDLE_RESERVED to reserve a slot
  * first). -ENOMEM, -EDQUOT (no room for a new page of slots). */
-int handle_install(struct handle_table *t, void *object, enum handle_type type, rights_t rights, handle_t *out);
+static inline int handle_install(struct handle_table *t, void *object, enum handle_type type, rights_t rights,
+                                 handle_t *out);
 /* Attaches the object to a slot reserved with HANDLE_RESERVED. */
 void handle_fill(struct handle_table *t, handle_t h, void *object, enum handle_type type, rights_t rights);
 /* The object h names if it is of `type` and carries every right in `need`:
@@ -63,7 +64,7 @@ bool handle_describe(struct handle_table *t, handle_t h, enum handle_type *type,
 /* Takes rights away from a live handle (they never come back). */
 void handle_restrict(struct handle_table *t, handle_t h, rights_t keep);
 /* Removes the entry; returns the object and its type (or 0 if bad). */
-void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
+static inline void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
 /* Calls fn on each live entry after removing it. */
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights));
 
@@ -73,7 +74,24 @@ static inline uint32_t handle_tag(enum handle_type type, rights_t rights) { retu
 static inline enum handle_type handle_tag_type(uint32_t tag) { return (enum handle_type)(tag & 0xffffu); }
 static inline rights_t handle_tag_rights(uint32_t tag) { return tag >> 16; }
 
-/* Inline: every message looks its endpoint up. */
+/* Inline, as the three below: every message looks its endpoint up, and a
+ * segment that changes hands installs one handle and removes another. */
+static inline int handle_install(struct handle_table *t, void *object, enum handle_type type, rights_t rights,
+                                 handle_t *out)
+{
+    return idt_alloc(&t->ids, object, handle_tag(type, rights), out);
+}
+
+static inline void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type)
+{
+    struct id_slot *e = idt_slot(&t->ids, h);
+    if (!e)
+        return 0;
+    if (type)
+        *type = handle_tag_type(e->tag);
+    return idt_free_slot(&t->ids, h, e);
+}
+
 static inline int handle_get(struct handle_table *t, handle_t h, enum handle_type type, rights_t need, void **object,
                              rights_t *rights)
 {

@@ -42,16 +42,28 @@ uint64_t paging_kernel_root(void);
  * reservation, under the kernel lock): the walk is not done twice. -EINVAL
  * for a range that is not page aligned or wraps. */
 int paging_map(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
+/* The page table of one 2 MiB window of a root, remembered between walks
+ * (an address space keeps one): a 4 KiB page of the same window is found
+ * without walking the three levels above it. A page table goes only with
+ * its root, or when a large page replaces it (paging_map of 2 MiB or
+ * more), so the keeper forgets the hint before either. */
+struct paging_pt_hint {
+    uint64_t window; /* va / LARGE_PAGE_SIZE */
+    uint64_t *table; /* 0: none */
+};
+static inline void paging_pt_hint_forget(struct paging_pt_hint *hint) { hint->table = 0; }
 /* Unmaps and flushes this CPU's TLB for the range (when `root` is live
- * here); other CPUs that may cache it need paging_flush_others. */
-void paging_unmap(uint64_t root, uint64_t va, uint64_t size);
+ * here); other CPUs that may cache it need paging_flush_others. `hint` (may
+ * be 0) serves a single small page. */
+void paging_unmap(uint64_t root, uint64_t va, uint64_t size, struct paging_pt_hint *hint);
 /* The one page-table entry that would map the 4 KiB page at `va`, when its
- * page table exists (mapping it then creates no table), else 0. A page
- * table goes only with its address space, or when a large page replaces it
- * (a mapping that covers its whole 2 MiB window), so the entry of an area
- * its caller holds stays valid until the caller maps it: a reservation
- * walks the tables once, and the mapping needs no walk. */
-uint64_t *paging_small_entry(uint64_t root, uint64_t va);
+ * page table exists (mapping it then creates no table), else 0; `hint`
+ * (may be 0) is tried first and then names the table found. A page table
+ * goes only with its address space, or when a large page replaces it (a
+ * mapping that covers its whole 2 MiB window), so the entry of an area its
+ * caller holds stays valid until the caller maps it: a reservation walks
+ * the tables once, and the mapping needs no walk. */
+uint64_t *paging_small_entry(uint64_t root, uint64_t va, struct paging_pt_hint *hint);
 /* Maps the page at `entry` (from paging_small_entry; unmapped) to pa. */
 void paging_map_small_entry(uint64_t *entry, uint64_t pa, unsigned flags);
 /* TLB shootdown: flushes the range on every CPU of the mask (CPU_MASK

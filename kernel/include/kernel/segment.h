@@ -129,7 +129,8 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
  * tainted, in flight or busy; -EEXIST overlap; -ENOMEM page tables. */
 int segment_migrate(struct segment *s, uint64_t new_phys);
 /* Zeroes a new, unattached or server-held segment in chunks (busy
- * meanwhile). */
+ * meanwhile; one chunk is zeroed with the lock held throughout, and the
+ * segment is never seen busy). */
 void segment_zero(struct segment *s);
 /* If s is busy, waits until it is not and returns true: the caller must
  * look its handle up again (the segment may have changed hands or gone). */

@@ -21,8 +21,9 @@ static inline bool user_range_valid(uint64_t addr, size_t len)
 {
     if (len == 0)
         return addr <= ABI_USER_TOP;
-    uint64_t end = addr + len;
-    return end > addr && addr >= ABI_USER_BASE && end <= ABI_USER_TOP;
+    /* addr + len <= ABI_USER_TOP, without a sum that could wrap: two
+     * compares when len is a constant. */
+    return len <= ABI_USER_TOP && addr >= ABI_USER_BASE && addr <= ABI_USER_TOP - len;
 }
 
 static inline int copy_from_user(void *dst, uint64_t src, size_t len)

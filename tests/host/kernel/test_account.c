@@ -116,6 +116,37 @@ static void test_overflow_refused(void **state)
     assert_int_equal(account_charge(&a, RES_KMEM, 10), 0);
 }
 
+/* Two resources in one walk (a segment's bytes and its object): a refusal
+ * of either, at any level, leaves both as they were on the whole path. */
+static void test_charge_both(void **state)
+{
+    (void)state;
+    struct account root, parent, a;
+    account_init(&root, 0);
+    account_init(&parent, &root);
+    account_init(&a, &parent);
+    assert_int_equal(account_charge_both(&a, RES_MEMORY, 4096, RES_KMEM, 184), 0);
+    assert_int_equal(root.used[RES_MEMORY], 4096);
+    assert_int_equal(root.used[RES_KMEM], 184);
+    assert_int_equal(account_set_limit(&root, RES_KMEM, 300), 0); /* the second refused two levels up */
+    assert_int_equal(account_charge_both(&a, RES_MEMORY, 4096, RES_KMEM, 184), -EDQUOT);
+    assert_int_equal(account_set_limit(&parent, RES_MEMORY, 5000), 0); /* the first refused one level up */
+    assert_int_equal(account_charge_both(&a, RES_MEMORY, 4096, RES_KMEM, 1), -EDQUOT);
+    for (struct account *x = &a; x; x = x->parent) {
+        assert_int_equal(x->used[RES_MEMORY], 4096);
+        assert_int_equal(x->used[RES_KMEM], 184);
+    }
+    assert_int_equal(account_charge_both(&a, RES_MEMORY, 1, RES_MEMORY, 1), -EDQUOT); /* one resource twice */
+    assert_int_equal(account_charge_both(&a, RES_COUNT, 1, RES_KMEM, 1), -EDQUOT);
+    assert_int_equal(account_charge_both(&a, RES_MEMORY, 1, RES_KMEM, UINT64_MAX), -EDQUOT); /* would wrap */
+    assert_int_equal(a.used[RES_MEMORY], 4096);
+    account_uncharge_both(&a, RES_MEMORY, 4096, RES_KMEM, 184);
+    for (struct account *x = &a; x; x = x->parent) {
+        assert_int_equal(x->used[RES_MEMORY], 0);
+        assert_int_equal(x->used[RES_KMEM], 0);
+    }
+}
+
 static void test_release_bottom_up(void **state)
 {
     (void)state;
@@ -193,7 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_charges_go_up_the_path), cmocka_unit_test(test_ancestor_limit_bounds_subtree),
         cmocka_unit_test(test_overflow_refused),       cmocka_unit_test(test_release_bottom_up),
-        cmocka_unit_test(test_random_against_model),
+        cmocka_unit_test(test_random_against_model),   cmocka_unit_test(test_charge_both),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
