@@ -582,7 +582,7 @@ static void tune_hash(struct memsrv *ms)
 static bool books_ready(const struct memsrv *ms, size_t slots, uint32_t records)
 {
     return ms->span.nodes_free >= slots + MS_SLOTS_SPARE &&
-           ms->rec_capacity - ms->recs_used >= records + MS_RECS_SPARE && span_hash_wanted(&ms->span) == 0;
+           ms->rec_capacity - ms->recs_used >= records + MS_RECS_SPARE && span_hash_right(&ms->span);
 }
 
 /* books_reserve past its common case: out of line, so that the check
@@ -646,7 +646,7 @@ static __attribute__((noinline)) void trim_now(struct memsrv *ms)
 
 BOOKS_STEP void trim(struct memsrv *ms)
 {
-    if (ms->span.nodes_free > trim_start(ms) || records_shrinkable(ms) || span_hash_wanted(&ms->span) != 0)
+    if (ms->span.nodes_free > trim_start(ms) || records_shrinkable(ms) || !span_hash_right(&ms->span))
         trim_now(ms);
 }
 

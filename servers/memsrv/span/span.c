@@ -528,13 +528,9 @@ struct span_node *span_hash_find(const struct span_alloc *a, uint64_t base) { re
 
 size_t span_hash_wanted(const struct span_alloc *a)
 {
-    uint64_t buckets = a->hash_mask + 1, want = SPAN_HASH_INLINE;
+    uint64_t want = SPAN_HASH_INLINE;
 
-    if (a == NULL)
-        return 0;
-    /* Chains of one to two on average; shrink only at an eighth, so a
-     * table is not resized back and forth around one size. */
-    if (a->hashed <= 2 * buckets && (buckets == SPAN_HASH_INLINE || a->hashed >= buckets / 8))
+    if (a == NULL || span_hash_right(a))
         return 0;
     while (want < a->hashed)
         want *= 2;

@@ -231,7 +231,16 @@ int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *
  * how many bytes of buckets the current number of segments calls for
  * (0: the present table is right), and span_hash_resize moves the table to
  * mem (a power of two of pointers; O(segments)), giving back the old one in
- * *old (NULL if it was the inline one). */
+ * *old (NULL if it was the inline one). span_hash_right is
+ * span_hash_wanted(a) == 0 inline: the check a caller makes on every
+ * request. Chains of one to two on average; a table shrinks only at an
+ * eighth, so it is not resized back and forth around one size. */
+static inline bool span_hash_right(const struct span_alloc *a)
+{
+    uint64_t buckets = a->hash_mask + 1;
+
+    return a->hashed <= 2 * buckets && (buckets == SPAN_HASH_INLINE || a->hashed >= buckets / 8);
+}
 size_t span_hash_wanted(const struct span_alloc *a);
 int span_hash_resize(struct span_alloc *a, void *mem, size_t bytes, void **old, size_t *old_bytes);
 
