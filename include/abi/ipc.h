@@ -45,6 +45,19 @@ struct ipc_msg {
 };
 ABI_STATIC_ASSERT(sizeof(struct ipc_msg) == 128 + IPC_PAYLOAD_MAX, "ipc_msg layout");
 
+/* Whether a message names any handle besides its segment: the one test of
+ * the kernel's send path and of libsys's server loop, so that the common
+ * message, which names none, costs no per-handle pass. */
+ABI_STATIC_ASSERT(HANDLE_NONE == 0, "ipc_msg_names_caps ORs the handles together");
+static inline int ipc_msg_names_caps(const struct ipc_msg *m)
+{
+    handle_t any = HANDLE_NONE;
+
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
+        any |= m->caps[i].handle;
+    return any != HANDLE_NONE;
+}
+
 /* Receive flags. */
 #define IPC_RECV_NOMAP 0x1u /* keep a received segment unmapped (handle only) */
 #define IPC_RECV_CAPS  0x2u /* accept handles: without it, a message carrying any is refused (-ENOTSUP) */

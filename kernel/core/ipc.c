@@ -229,23 +229,11 @@ static bool carriable(enum handle_type type)
            type == HANDLE_IRQ;
 }
 
-_Static_assert(HANDLE_NONE == 0, "names_caps ORs the handles together");
-
-/* Whether a message names any handle to carry (most name none, and skip
- * the per-handle checks). */
-static bool names_caps(const struct ipc_msg *m)
-{
-    handle_t any = HANDLE_NONE;
-    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
-        any |= m->caps[i].handle;
-    return any != HANDLE_NONE;
-}
-
 /* Checks a message's handles against the sender's table as it is now. */
 static int check_caps(struct process *sender, const struct ipc_msg *m, struct cap_plan *plan)
 {
     plan->n = 0;
-    if (!names_caps(m))
+    if (!ipc_msg_names_caps(m))
         return 0;
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
         const struct ipc_cap *c = &m->caps[i];
@@ -445,7 +433,7 @@ FAST_PATH_STEP enum direct deliver_direct(uint64_t user_msg, const struct thread
 {
     struct ipc_msg *m = &to->ipc.msg;
     if (copy_from_user(m, user_msg, MSG_HEADER_SIZE) || m->len > IPC_PAYLOAD_MAX || !header_valid(m, reply) ||
-        names_caps(m))
+        ipc_msg_names_caps(m))
         return DIRECT_NO;
     if (m->len && copy_from_user(m->payload, user_msg + MSG_HEADER_SIZE, m->len))
         return DIRECT_NO;
@@ -708,7 +696,7 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
      * server's. A reply that named nothing to a caller that is gone needs
      * no report: the server simply receives on. */
     const struct ipc_msg *reply = &self->ipc.msg;
-    bool named = reply->seg != HANDLE_NONE || names_caps(reply);
+    bool named = reply->seg != HANDLE_NONE || ipc_msg_names_caps(reply);
     if (err == -EPEER && !named)
         return ipc_recv(ep, user_msg, timeout_ns);
     struct ipc_msg report = { .label = IPC_LABEL_REPLY_FAILED, .badge = BADGE_KERNEL, .seg = reply->seg };

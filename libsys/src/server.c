@@ -45,19 +45,6 @@ static void close_caps(struct server *srv, struct ipc_msg *m, bool moved_only)
     }
 }
 
-/* Whether a message names any handle: a request received without
- * IPC_RECV_CAPS never does (the kernel clears them), so the common case
- * costs no loop. */
-_Static_assert(HANDLE_NONE == 0, "names_caps ORs the handles together");
-static bool names_caps(const struct ipc_msg *m)
-{
-    handle_t any = HANDLE_NONE;
-
-    for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
-        any |= m->caps[i].handle;
-    return any != HANDLE_NONE;
-}
-
 static bool carries_moved_caps(const struct ipc_msg *m)
 {
     for (unsigned i = 0; i < IPC_CAPS_MAX; i++)
@@ -119,7 +106,9 @@ int64_t server_run(struct server *srv)
         }
         bool call = m.flags & IPC_MSG_CALL;
         server_dispatch(srv, &m, &reply);
-        if (names_caps(&m))
+        /* A request received without IPC_RECV_CAPS names none (the kernel
+         * clears them): the common case makes no pass over them. */
+        if (ipc_msg_names_caps(&m))
             close_caps(srv, &m, false); /* the request's handles the handler did not keep */
         if (!call) {
             /* A one-way send has nobody to answer; what would have gone
