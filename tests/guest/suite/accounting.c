@@ -29,13 +29,13 @@ static void read_memory(struct memory_snapshot *s)
      * includes that reclaim. */
     ms_stats_global(&g);
     sys_kinfo(&k);
-    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, k.processes, g.quarantined_bytes };
+    *s = (struct memory_snapshot){ k.pool_frames_free, g.free_bytes, g.books_bytes, k.processes, g.quarantined_bytes };
 }
 
 static bool same_memory(const struct memory_snapshot *a, const struct memory_snapshot *b)
 {
-    return a->pool_free == b->pool_free && a->ms_free == b->ms_free && a->processes == b->processes &&
-           a->quarantined == b->quarantined;
+    return a->pool_free == b->pool_free && a->ms_free == b->ms_free && a->ms_books == b->ms_books &&
+           a->processes == b->processes && a->quarantined == b->quarantined;
 }
 
 /* Settled readings: memsrv serves on several threads, and one may still be

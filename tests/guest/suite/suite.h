@@ -58,6 +58,8 @@ handle_t suite_dma_device(void);
 struct memory_snapshot {
     uint64_t pool_free; /* kernel frame pool, frames */
     uint64_t ms_free;   /* memsrv's free bytes */
+    uint64_t ms_books;  /* memsrv's own books, bytes: taken from free memory as they grow, and given back by
+                           their own rule (docs/memsrv.md), not when a workload ends */
     uint64_t processes;
     uint64_t quarantined; /* memsrv's bytes held back from reuse */
 };
