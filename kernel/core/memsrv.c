@@ -26,10 +26,11 @@
 static struct phys_range ram_regions[WORLD_MAX], kernel_ranges[WORLD_MAX];
 static unsigned nram, nkernel;
 /* What the server may name: each RAM region less every kernel range, in
- * pieces. A span lies in one region and outside the kernel's ranges
- * exactly when it lies in one piece, so a check is one containment test
- * (the piece the last check found, most of the time) instead of a walk
- * over both lists. */
+ * pieces, recorded by the same walk that finds the kernel ranges (each
+ * lies within one region, so there are at most nram + nkernel pieces). A
+ * span lies in one region and outside the kernel's ranges exactly when it
+ * lies in one piece, so a check is one containment test (the piece the
+ * last check found, most of the time) instead of a walk over both lists. */
 #define PIECES_MAX (2 * WORLD_MAX)
 static struct phys_range pieces[PIECES_MAX];
 static unsigned npieces, last_piece;
@@ -46,35 +47,6 @@ static void add_range(struct phys_range *list, unsigned *n, unsigned max, const 
     list[(*n)++] = (struct phys_range){ base, end - base };
 }
 
-/* The kernel range that starts first among those ending after `from` and
- * starting before `end`, or 0. */
-static const struct phys_range *first_kernel_range_in(uint64_t from, uint64_t end)
-{
-    const struct phys_range *first = 0;
-    for (unsigned k = 0; k < nkernel; k++) {
-        const struct phys_range *r = &kernel_ranges[k];
-        if (r->base + r->len > from && r->base < end && (!first || r->base < first->base))
-            first = r;
-    }
-    return first;
-}
-
-/* Cuts every RAM region at the kernel ranges within it. Regions are
- * disjoint (multiboot.c normalises the map) and the kernel ranges lie
- * within them, so the pieces number at most nram + nkernel. */
-static void record_pieces(void)
-{
-    for (unsigned i = 0; i < nram; i++) {
-        uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
-        const struct phys_range *k;
-        while (cursor < end && (k = first_kernel_range_in(cursor, end)) != 0) {
-            add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", cursor, k->base);
-            cursor = k->base + k->len;
-        }
-        add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", cursor, end);
-    }
-}
-
 void memsrv_world_record(const struct mb_info *info)
 {
     for (size_t i = 0; i < info->nregions && nram < WORLD_MAX; i++)
@@ -89,6 +61,7 @@ void memsrv_world_record(const struct mb_info *info)
     struct segment *seg = segment_first_by_phys();
     for (unsigned i = 0; i < nram; i++) {
         uint64_t cursor = ram_regions[i].base, end = ram_regions[i].base + ram_regions[i].len;
+        uint64_t piece = cursor; /* where the piece of RAM being recorded starts */
         while (cursor < end) {
             while (have_free && free_range.base + free_range.len <= cursor)
                 have_free = physmem_range(++next_free, &free_range);
@@ -104,13 +77,16 @@ void memsrv_world_record(const struct mb_info *info)
                 owned_base = seg->phys;
                 owned_end = seg->phys + seg->size;
             }
-            if (owned_base > cursor)
-                add_range(kernel_ranges, &nkernel, WORLD_MAX, "kernel ranges", cursor,
-                          owned_base < end ? owned_base : end);
+            if (owned_base > cursor) {
+                uint64_t kernel_end = owned_base < end ? owned_base : end;
+                add_range(kernel_ranges, &nkernel, WORLD_MAX, "kernel ranges", cursor, kernel_end);
+                add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", piece, cursor);
+                piece = kernel_end;
+            }
             cursor = owned_end > cursor ? owned_end : end;
         }
+        add_range(pieces, &npieces, PIECES_MAX, "pieces of RAM", piece, end);
     }
-    record_pieces();
 }
 
 static bool piece_holds(unsigned i, uint64_t phys, uint64_t end)
