@@ -253,6 +253,13 @@ BOOKS_STEP void uncharge(struct memsrv *ms, struct ms_record *rec)
 
 void books_uncharge(struct memsrv *ms, struct ms_record *rec) { uncharge(ms, rec); }
 
+void books_charge(struct memsrv *ms, struct ms_record *rec, uint32_t client)
+{
+    rec->client = (uint16_t)client;
+    ms->clients[client].bytes += rec_size(rec);
+    ms->clients[client].segments++;
+}
+
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec)
 {
     if (rec->flags & (MS_REC_PINNED | MS_REC_QUARANTINED))
@@ -673,6 +680,8 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec)
 
 BOOKS_STEP void destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
 {
+    if (rec->flags & MS_REC_READY) /* rare: REVOKE's, say */
+        ready_forget(ms, rec);
     if (err == SEG_DESTROY_QUARANTINED) {
         ms_log(ms,
                "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
@@ -872,7 +881,8 @@ int books_check(struct memsrv *ms, char *why, size_t len)
                      (unsigned long long)w.spans);
         return -EINVAL;
     }
-    if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0)
+    if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0 ||
+        ready_check(ms, why, len) != 0)
         return -EINVAL;
     if (len > 0)
         why[0] = 0;
