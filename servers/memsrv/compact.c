@@ -698,8 +698,6 @@ void memsrv_compactor_idle(struct memsrv *ms)
     }
     timeout = idle_timeout(ms, now);
     ms->compactor_idle = true;
-    ms->idle_books_gen = ms->books_gen;
-    ms->idle_demand_ns = ms->last_demand_ns;
     if (timeout == TIMEOUT_FOREVER)
         condvar_wait(&ms->work, &ms->lock);
     else
@@ -735,16 +733,7 @@ void compact_schedule(struct memsrv *ms)
 {
     struct lazy_now now = { .ms = ms };
 
-    if (!ms->compactor_idle)
-        return;
-    /* Nothing the compactor's last look depended on changed since it found
-     * no work, but the time, and it sleeps with a timeout for what time
-     * alone brings (idle_timeout): a request that left the books as they
-     * were (a ready segment's FREE or ALLOC) needs no look of its own. */
-    if (ms->books_gen == ms->idle_books_gen && ms->last_demand_ns == ms->idle_demand_ns && ms->ndemands == 0 &&
-        ms->full_done >= ms->full_issued && ms->bg_kind == MS_BG_NONE)
-        return;
-    if (work_possible(ms, &now)) {
+    if (ms->compactor_idle && work_possible(ms, &now)) {
         ms->compactor_idle = false; /* one signal is enough */
         condvar_signal(&ms->work);
     }

@@ -332,8 +332,6 @@ struct memsrv {
     bool compactor_holds;     /* the compactor holds the lock (waits behind it are counted) */
     uint64_t hold_start_ns;   /* when it took the lock last (hold_max_ns) */
     bool compactor_idle;      /* it sleeps on `work` */
-    uint64_t idle_books_gen;  /* books_gen and last_demand_ns when it went idle */
-    uint64_t idle_demand_ns;
     bool compactor_resting; /* it keeps to its CPU share, on `work` too */
 
     /* Background compaction (compact.c). books_gen counts changes to the
