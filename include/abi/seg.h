@@ -33,9 +33,6 @@ ABI_STATIC_ASSERT(sizeof(struct abi_seg_info) == 64, "seg info layout");
  * SYS_MS_RECLAIMED again (without SEG_INFO_QUARANTINED) once released. */
 #define SEG_DESTROY_QUARANTINED 1
 
-/* SYS_MS_SEG_CHARGE: zero-fill the segment as its payer changes. */
-#define SEG_CHARGE_ZERO 0x1u
-
 /*
  * The memory server's boot information (SYS_MS_BOOTINFO, one entry per
  * index): first every RAM region, then every span already in use inside

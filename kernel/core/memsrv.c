@@ -219,16 +219,15 @@ int64_t sys_ms_seg_destroy(SYSCALL_ARGS)
 
 /* A segment the server holds changes payer: a freed one it keeps whole
  * for the next request of its size is charged to the server, and to the
- * client it goes to next, zero-filled first (SEG_CHARGE_ZERO); either way
- * the server's handle gets every segment right back. Idle only:
- * a segment a device may still reach goes through SYS_MS_SEG_DESTROY's
- * quarantine, never back to a client. */
+ * client it goes to next. Charged to anyone but the server it is
+ * zero-filled first, as a new segment is: nobody sees what the frames held
+ * before, whatever the server does. Either way the server's handle gets
+ * every segment right back. Idle only: a segment a device may still reach
+ * goes through SYS_MS_SEG_DESTROY's quarantine, never back to a client. */
 int64_t sys_ms_seg_charge(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    uint64_t sid = a0, payer_pid = a1, flags = a2;
-    if (flags & ~(uint64_t)SEG_CHARGE_ZERO)
-        return -EINVAL;
+    uint64_t sid = a0, payer_pid = a1;
     struct segment *s = segment_by_sid(sid);
     if (!s || s->owner != self())
         return -ENOENT;
@@ -244,7 +243,7 @@ int64_t sys_ms_seg_charge(SYSCALL_ARGS)
         handle_renew(&self()->handles, s->handle, RIGHTS_SEGMENT);
         s->rights = RIGHTS_SEGMENT;
     }
-    if (flags & SEG_CHARGE_ZERO)
+    if (payer != self())
         segment_zero(s);
     return 0;
 }

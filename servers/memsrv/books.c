@@ -296,6 +296,11 @@ BOOKS_STEP void release(struct memsrv *ms, struct ms_record *rec)
         ms->quarantined_bytes -= rec_size(rec);
     }
     reserve(ms, 1, 0); /* the free span it leaves may need a slot */
+    /* Growing them may have moved the records (a release inside a request
+     * that holds a new record, as an ALLOC that flushes the ready
+     * segments to make room, may leave fewer than the spare ones): the
+     * index still names this one. */
+    rec = &ms->recs[index];
     err = span_free(&ms->span, rec->base);
     if (err != 0)
         ms_log(ms, "memsrv: books: freeing sid %llu at %#llx: %d", (unsigned long long)rec->sid,

@@ -129,9 +129,9 @@ struct ms_kernel_ops {
      * destroyed (sid and 0 or SEG_DESTROY_QUARANTINED filled in); all or none */
     int64_t (*seg_free)(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n);
     /* SYS_MS_SEG_CHARGE: the server's idle segment sid is charged to pid
-     * (0: the server), zero-filled first with SEG_CHARGE_ZERO; -EBUSY not
-     * idle, -EDQUOT over pid's limits, -EPEER pid ended: nothing changed */
-    int64_t (*seg_charge)(void *ctx, uint64_t sid, uint64_t pid, unsigned flags);
+     * (0: the server), zero-filled first for a client; -EBUSY not idle,
+     * -EDQUOT over pid's limits, -EPEER pid ended: nothing changed */
+    int64_t (*seg_charge)(void *ctx, uint64_t sid, uint64_t pid);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
     /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
      * -> how many were written (at most max) */
@@ -332,7 +332,7 @@ struct memsrv {
     bool compactor_holds;     /* the compactor holds the lock (waits behind it are counted) */
     uint64_t hold_start_ns;   /* when it took the lock last (hold_max_ns) */
     bool compactor_idle;      /* it sleeps on `work` */
-    bool compactor_resting; /* it keeps to its CPU share, on `work` too */
+    bool compactor_resting;   /* it keeps to its CPU share, on `work` too */
 
     /* Background compaction (compact.c). books_gen counts changes to the
      * books, so a pass that achieved all it could is not rerun until the

@@ -57,7 +57,7 @@ bool ready_keep(struct memsrv *ms, struct ms_record *rec, handle_t h)
     if (granules == 0 || granules > MS_READY_GRANULES || rec->flags != 0 ||
         ms->ready_count[granules - 1] >= MS_READY_DEPTH || ms->ready_bytes + size > MS_READY_BYTES || keeps_none(ms))
         return false;
-    if (ms->k->seg_charge(ms->k->ctx, rec->sid, 0, 0) != 0)
+    if (ms->k->seg_charge(ms->k->ctx, rec->sid, 0) != 0)
         return false;
     books_uncharge(ms, rec);
     rec->flags |= MS_REC_READY;
@@ -99,7 +99,7 @@ int64_t ready_take(struct memsrv *ms, uint32_t client, uint64_t badge, uint64_t 
     }
     if (rec->flags & MS_REC_MOVING)
         return 1; /* the compactor has it: a new one costs less than waiting */
-    err = ms->k->seg_charge(ms->k->ctx, *sid, badge, SEG_CHARGE_ZERO);
+    err = ms->k->seg_charge(ms->k->ctx, *sid, badge);
     if (err == -EDQUOT || err == -EPEER)
         return err;
     unready(ms, rec, list, top);
@@ -162,7 +162,7 @@ int ready_check(struct memsrv *ms, char *why, size_t len)
             if (rec == NULL || !(rec->flags & MS_REC_READY) || rec->granules != list + 1 ||
                 rec->client != MS_NO_CLIENT || rec->kind != MS_REC_SEGMENT) {
                 fmt_snprintf(why, len, "ready sid %llu (list %u) is not a ready record of its size",
-                         (unsigned long long)ms->ready[list][at].sid, list + 1);
+                             (unsigned long long)ms->ready[list][at].sid, list + 1);
                 return -1;
             }
             bytes += rec_size(rec);
@@ -173,8 +173,8 @@ int ready_check(struct memsrv *ms, char *why, size_t len)
             flagged++;
     if (flagged != entries || bytes != ms->ready_bytes || bytes > MS_READY_BYTES) {
         fmt_snprintf(why, len, "ready: %llu records flagged, %llu listed, %llu bytes listed, %llu counted",
-                 (unsigned long long)flagged, (unsigned long long)entries, (unsigned long long)bytes,
-                 (unsigned long long)ms->ready_bytes);
+                     (unsigned long long)flagged, (unsigned long long)entries, (unsigned long long)bytes,
+                     (unsigned long long)ms->ready_bytes);
         return -1;
     }
     return 0;

@@ -239,14 +239,12 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
 
 /* As the real kernel: only a segment the server holds, idle; the new payer
  * is charged first. */
-static int64_t k_seg_charge(void *ctx, uint64_t sid, uint64_t pid, unsigned flags)
+static int64_t k_seg_charge(void *ctx, uint64_t sid, uint64_t pid)
 {
     struct fake_kernel *fk = fk_of(ctx);
     struct fk_seg *s = fk_seg(fk, sid);
     struct fk_limit *to = limit_of(fk, pid), *from;
 
-    if (flags & ~(unsigned)SEG_CHARGE_ZERO)
-        return -EINVAL;
     if (s == NULL || !s->in_server)
         return -ENOENT;
     if (s->pins != 0 || s->dma || s->in_flight || (s->flags & SEG_INFO_QUARANTINED))
