@@ -76,11 +76,12 @@
     X(SYS_MS_RESTART, ms_restart, 54, 0, POWER_SUPERVISE)      /* () -> the new memory server's process h */           \
     X(SYS_DEV_FAULT_BIND, dev_fault_bind, 55, 3, 0)            /* (dev h, notification h, bit) */                      \
     X(SYS_MS_DMA_CHANGES, ms_dma_changes, 56, 2, POWER_MEMSRV) /* (struct abi_dma_change *, max) -> count */           \
-    X(SYS_MS_SEGMENTS, ms_segments, 57, 3, POWER_MEMSRV) /* (from phys, struct abi_seg_record *, max) -> count */      \
-    X(SYS_EP_WATCH, ep_watch, 58, 3, 0)                  /* (ep h, notification h, bit): receiver gone */              \
-    X(SYS_THREAD_AFFINITY, thread_affinity, 59, 2, 0)    /* (thread h or 0, cpu) -> the CPU it is on */                \
-    X(SYS_MS_SEG_GIVE, ms_seg_give, 60, 3, POWER_MEMSRV) /* (pid, struct abi_seg_give *, n) */                         \
-    X(SYS_MS_SEG_FREE, ms_seg_free, 61, 3, POWER_MEMSRV) /* (pid, struct abi_seg_free *, n) */
+    X(SYS_MS_SEGMENTS, ms_segments, 57, 3, POWER_MEMSRV)     /* (from phys, struct abi_seg_record *, max) -> count */  \
+    X(SYS_EP_WATCH, ep_watch, 58, 3, 0)                      /* (ep h, notification h, bit): receiver gone */          \
+    X(SYS_THREAD_AFFINITY, thread_affinity, 59, 2, 0)        /* (thread h or 0, cpu) -> the CPU it is on */            \
+    X(SYS_MS_SEG_GIVE, ms_seg_give, 60, 3, POWER_MEMSRV)     /* (pid, struct abi_seg_give *, n) */                     \
+    X(SYS_MS_SEG_FREE, ms_seg_free, 61, 3, POWER_MEMSRV)     /* (pid, struct abi_seg_free *, n) */                     \
+    X(SYS_MS_SEG_CHARGE, ms_seg_charge, 62, 2, POWER_MEMSRV) /* (sid, payer pid or 0): zeroed for a client */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,

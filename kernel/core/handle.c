@@ -48,6 +48,13 @@ bool handle_describe(struct handle_table *t, handle_t h, enum handle_type *type,
     return true;
 }
 
+void handle_renew(struct handle_table *t, handle_t h, rights_t rights)
+{
+    struct id_slot *e = idt_slot(&t->ids, h);
+    VERIFY(e);
+    e->tag = handle_tag(handle_tag_type(e->tag), rights);
+}
+
 void handle_restrict(struct handle_table *t, handle_t h, rights_t keep)
 {
     struct id_slot *e = idt_slot(&t->ids, h);

@@ -217,6 +217,37 @@ int64_t sys_ms_seg_destroy(SYSCALL_ARGS)
     return segment_retire(s);
 }
 
+/* A segment the server holds changes payer: a freed one it keeps whole
+ * for the next request of its size is charged to the server, and to the
+ * client it goes to next. Charged to anyone but the server it is
+ * zero-filled first, as a new segment is: nobody sees what the frames held
+ * before, whatever the server does. Either way the server's handle gets
+ * every segment right back. Idle only: a segment a device may still reach
+ * goes through SYS_MS_SEG_DESTROY's quarantine, never back to a client. */
+int64_t sys_ms_seg_charge(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    uint64_t sid = a0, payer_pid = a1;
+    struct segment *s = segment_by_sid(sid);
+    if (!s || s->owner != self())
+        return -ENOENT;
+    if (segment_idle(s))
+        return -EBUSY;
+    struct process *payer = payer_pid ? proc_by_pid(payer_pid) : self();
+    if (!payer || payer->exited)
+        return -EPEER;
+    SYSCALL_TRY(segment_recharge(s, payer->account));
+    /* Kept to be handed out again, it is a new segment in all but its
+     * sid: the rights a holder gave up (a read-only mapping) come back. */
+    if (s->rights != RIGHTS_SEGMENT) {
+        handle_renew(&self()->handles, s->handle, RIGHTS_SEGMENT);
+        s->rights = RIGHTS_SEGMENT;
+    }
+    if (payer != self())
+        segment_zero(s);
+    return 0;
+}
+
 /* A client's batch: SYS_MS_SEG_GIVE hands the server's new segments over,
  * SYS_MS_SEG_FREE destroys segments the client names by handle. Both check
  * every entry before changing anything and write the caller's array back

@@ -211,6 +211,24 @@ void segment_destroy(struct segment *s)
         account_put(payer, release_account);
 }
 
+int segment_recharge(struct segment *s, struct account *to)
+{
+    struct account *from = s->payer;
+    if (to == from)
+        return 0;
+    int err = to ? account_charge_both(to, RES_MEMORY, s->size, RES_KMEM, segment_cache.object_size) : 0;
+    if (err)
+        return err;
+    if (to)
+        account_get(to);
+    s->payer = to;
+    if (from) {
+        account_uncharge_both(from, RES_MEMORY, s->size, RES_KMEM, segment_cache.object_size);
+        account_put(from, release_account);
+    }
+    return 0;
+}
+
 /* ---- DMA state ------------------------------------------------------ */
 
 bool segment_dma_busy(const struct segment *s) { return s->dma_device != 0; }

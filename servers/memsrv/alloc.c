@@ -37,6 +37,13 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
     uint64_t ticket = 0;
     int err = -ENOMEM;
 
+    if (ms->ready_bytes != 0) {
+        /* The ready segments first: they may be all that stands between
+         * free spans. */
+        ready_flush(ms);
+        if (span_alloc(&ms->span, sreq, index, base) == 0)
+            return 0;
+    }
     if (flags & MS_ALLOC_NOWAIT) {
         /* A fill that stops where room ends asks below a limit; a poll for
          * a large run asks to have one made. */
@@ -174,13 +181,42 @@ static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uin
     books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, size, MS_NO_CLIENT);
 }
 
+/* Whether a ready segment may serve sreq: one of their sizes, and no
+ * constraint a ready segment's place need not keep. */
+ALLOC_STEP bool ready_fits(const struct span_request *sreq)
+{
+    return sreq->align <= SPAN_GRANULE && sreq->limit == 0 && sreq->size <= MS_READY_GRANULES * SPAN_GRANULE;
+}
+
+/* A new segment for client c (index client, pid badge): booked, made by
+ * the kernel and committed. 0 with its handle and sid, or -E* with
+ * nothing booked. */
+ALLOC_STEP int64_t alloc_new(struct memsrv *ms, struct ms_client *c, uint32_t client, const struct span_request *sreq,
+                             uint64_t flags, uint64_t badge, handle_t *h, uint64_t *sid)
+{
+    uint32_t index;
+    uint64_t base;
+    int64_t err;
+
+    err = alloc_place(ms, sreq, flags, &index, &base);
+    if (err != 0) {
+        count_failure(ms, c);
+        return err;
+    }
+    err = alloc_create(ms, c, badge, index, base, sreq->size, h, sid);
+    if (err != 0)
+        return err;
+    books_commit_record(ms, index, MS_REC_SEGMENT, *sid, base, sreq->size, client);
+    return 0;
+}
+
 int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     const struct ms_alloc_req args = ms_alloc_req_get(req);
     struct span_request sreq;
     struct ms_client *c;
-    uint32_t client, index;
-    uint64_t base, sid;
+    uint32_t client;
+    uint64_t sid;
     handle_t h;
     int64_t err;
 
@@ -188,15 +224,13 @@ int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     if (err != 0)
         return err;
     c = &ms->clients[client];
-    err = alloc_place(ms, &sreq, args.flags, &index, &base);
-    if (err != 0) {
-        count_failure(ms, c);
-        return err;
-    }
-    err = alloc_create(ms, c, req->badge, index, base, sreq.size, &h, &sid);
+    err = ready_fits(&sreq) ? ready_take(ms, client, req->badge, sreq.size >> SPAN_GRANULE_SHIFT, &h, &sid) : 1;
+    if (err > 0)
+        err = alloc_new(ms, c, client, &sreq, args.flags, req->badge, &h, &sid);
+    else if (err < 0)
+        c->quota_refusals++; /* the ready segment's charge refused: the client's account */
     if (err != 0)
         return err;
-    books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, sreq.size, client);
     c->allocs++;
     reply->seg = h;
     ms_alloc_reply_put(reply, (struct ms_alloc_reply){ .sid = sid });
@@ -281,6 +315,10 @@ int64_t req_free(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         ms_log(ms, "memsrv: pid %#llx freed sid %llu, which the books do not know", (unsigned long long)req->badge,
                (unsigned long long)req->seg_sid);
         return -ENOENT;
+    }
+    if (ready_keep(ms, rec, req->seg)) {
+        req->seg = HANDLE_NONE; /* the server's now, ready for the next ALLOC of its size */
+        return 0;
     }
     err = books_destroy(ms, rec, "freed");
     if (err < 0)

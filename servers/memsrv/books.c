@@ -253,6 +253,13 @@ BOOKS_STEP void uncharge(struct memsrv *ms, struct ms_record *rec)
 
 void books_uncharge(struct memsrv *ms, struct ms_record *rec) { uncharge(ms, rec); }
 
+void books_charge(struct memsrv *ms, struct ms_record *rec, uint32_t client)
+{
+    rec->client = (uint16_t)client;
+    ms->clients[client].bytes += rec_size(rec);
+    ms->clients[client].segments++;
+}
+
 void books_mark_pinned(struct memsrv *ms, struct ms_record *rec)
 {
     if (rec->flags & (MS_REC_PINNED | MS_REC_QUARANTINED))
@@ -289,6 +296,11 @@ BOOKS_STEP void release(struct memsrv *ms, struct ms_record *rec)
         ms->quarantined_bytes -= rec_size(rec);
     }
     reserve(ms, 1, 0); /* the free span it leaves may need a slot */
+    /* Growing them may have moved the records (a release inside a request
+     * that holds a new record, as an ALLOC that flushes the ready
+     * segments to make room, may leave fewer than the spare ones): the
+     * index still names this one. */
+    rec = &ms->recs[index];
     err = span_free(&ms->span, rec->base);
     if (err != 0)
         ms_log(ms, "memsrv: books: freeing sid %llu at %#llx: %d", (unsigned long long)rec->sid,
@@ -673,6 +685,8 @@ void books_quarantine(struct memsrv *ms, struct ms_record *rec)
 
 BOOKS_STEP void destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why)
 {
+    if (rec->flags & MS_REC_READY) /* rare: REVOKE's, say */
+        ready_forget(ms, rec);
     if (err == SEG_DESTROY_QUARANTINED) {
         ms_log(ms,
                "memsrv: sid %llu (%s), %llu KiB at %#llx: a device may still reach it; "
@@ -872,7 +886,8 @@ int books_check(struct memsrv *ms, char *why, size_t len)
                      (unsigned long long)w.spans);
         return -EINVAL;
     }
-    if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0)
+    if (check_records(ms, &tally, why, len) != 0 || check_clients(ms, &tally, why, len) != 0 ||
+        ready_check(ms, why, len) != 0)
         return -EINVAL;
     if (len > 0)
         why[0] = 0;

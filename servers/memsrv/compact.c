@@ -482,6 +482,8 @@ static bool choose_work(struct memsrv *ms, uint64_t now_ns)
     struct lazy_now now = known_now(ms, now_ns);
     int region;
 
+    ready_flush(ms); /* a pass would move them, and around them */
+
     if (ms->full_done < ms->full_issued) {
         span_plan_full(&ms->span, &ms->bg_plan, MS_STEP_BYTES);
         ms->bg_ticket = ms->full_issued;
@@ -757,6 +759,7 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
         return -EINVAL;
     }
 
+    ready_flush(ms);
     if (mode == MS_COMPACT_FULL) {
         /* The compactor does it; this thread holds the reply meanwhile. */
         uint64_t ticket;

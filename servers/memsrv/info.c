@@ -107,6 +107,7 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
      * may sit with another service thread (a caller that waited for a
      * process to end reads its memory back here). */
     reclaim_drain(ms);
+    ready_flush(ms); /* the books as they are without the ready layer */
     span_stats(&ms->span, &st);
     if (args.kind == MS_STATS_GLOBAL) {
         struct ms_stats_global g;
@@ -331,6 +332,7 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     (void)reply;
     if (columns > MS_MAP_COLUMNS_MAX)
         return -EINVAL;
+    ready_flush(ms);
     if (per_char == 0 ? base != 0
                       : (per_char != MS_MAP_ZOOM_4K && per_char != MS_MAP_ZOOM_64K) || base % per_char != 0 ||
                             base > UINT64_MAX - per_char * columns * MS_MAP_ZOOM_ROWS)

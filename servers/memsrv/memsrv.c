@@ -70,6 +70,11 @@ static int64_t k_seg_free(void *ctx, uint64_t pid, struct abi_seg_free *v, unsig
     (void)ctx;
     return sys_ms_seg_free(pid, v, n);
 }
+static int64_t k_seg_charge(void *ctx, uint64_t sid, uint64_t pid)
+{
+    (void)ctx;
+    return sys_ms_seg_charge(sid, pid);
+}
 static int64_t k_reclaimed(void *ctx, struct abi_reclaim *out, unsigned max)
 {
     (void)ctx;

@@ -128,6 +128,10 @@ struct ms_kernel_ops {
     /* SYS_MS_SEG_FREE: the segments pid holds under v[i].handle are
      * destroyed (sid and 0 or SEG_DESTROY_QUARANTINED filled in); all or none */
     int64_t (*seg_free)(void *ctx, uint64_t pid, struct abi_seg_free *v, unsigned n);
+    /* SYS_MS_SEG_CHARGE: the server's idle segment sid is charged to pid
+     * (0: the server), zero-filled first for a client; -EBUSY not idle,
+     * -EDQUOT over pid's limits, -EPEER pid ended: nothing changed */
+    int64_t (*seg_charge)(void *ctx, uint64_t sid, uint64_t pid);
     int64_t (*reclaimed)(void *ctx, struct abi_reclaim *out, unsigned max);
     /* SYS_MS_SEGMENTS: live segments with base >= from, in physical order
      * -> how many were written (at most max) */
@@ -152,6 +156,7 @@ struct ms_kernel_ops {
     X(seg_query)                                                                                                       \
     X(seg_give)                                                                                                        \
     X(seg_free)                                                                                                        \
+    X(seg_charge)                                                                                                      \
     X(reclaimed)                                                                                                       \
     X(segments)                                                                                                        \
     X(dma_changes)                                                                                                     \
@@ -172,6 +177,7 @@ enum ms_record_kind {
 #define MS_REC_QUARANTINED 0x2u /* a device may still reach it: locked until the kernel releases it */
 #define MS_REC_MOVING      0x4u /* a migration runs without the lock: wait for ms->moved before touching it */
 #define MS_REC_DMA         0x8u /* PINNED on the kernel's word (SYS_MS_DMA_CHANGES): it says when it ends */
+#define MS_REC_READY       0x10u /* freed, kept whole and charged to the server for the next ALLOC of its size (ready.c) */
 
 /* One per non-free span in the span books; the span's tag is the index.
  * 24 bytes: the size in granules (a record is at most MS_RECORD_MAX bytes),
@@ -200,6 +206,17 @@ struct ms_client {
     bool ended;   /* seen in the kernel's reclaim list: forget it once it is charged nothing */
     uint64_t bytes, segments;
     uint64_t allocs, frees, failures, quota_refusals;
+};
+
+/* Ready segments (ready.c): a freed segment of at most MS_READY_GRANULES
+ * kept whole, by size, at most MS_READY_DEPTH of a size and MS_READY_BYTES
+ * in all. */
+#define MS_READY_GRANULES 16u
+#define MS_READY_DEPTH    4u
+#define MS_READY_BYTES    (256u * 1024)
+struct ms_ready {
+    uint64_t sid;
+    handle_t handle; /* the server's */
 };
 
 /* What the compactor is working on (compact.c, "Choosing work"). */
@@ -341,6 +358,12 @@ struct memsrv {
     struct ms_stats_compaction cstats;   /* MS_STATS_COMPACTION's figures */
 
     struct ms_restart restart; /* rebuild.c, restart.c */
+
+    /* Ready segments (ready.c), newest last per size. */
+    struct ms_ready ready[MS_READY_GRANULES][MS_READY_DEPTH];
+    uint8_t ready_count[MS_READY_GRANULES];
+    uint64_t ready_bytes;
+    uint64_t ready_kept, ready_reused, ready_flushed;
 };
 
 /* ---- boot.c ---- */
@@ -420,6 +443,8 @@ int64_t books_destroy(struct memsrv *ms, struct ms_record *rec, const char *why)
 /* The same once the kernel answered err for it (SYS_MS_SEG_FREE). */
 void books_destroyed(struct memsrv *ms, struct ms_record *rec, int64_t err, const char *why);
 void books_uncharge(struct memsrv *ms, struct ms_record *rec);
+/* Charges an uncharged record to client (an index, not MS_NO_CLIENT). */
+void books_charge(struct memsrv *ms, struct ms_record *rec, uint32_t client);
 /* A client's index, creating it if needed: MS_NO_CLIENT when the table is full. */
 uint32_t books_client(struct memsrv *ms, uint64_t pid, bool create);
 /* The process ended: its slot goes once it is charged for nothing. */
@@ -478,6 +503,26 @@ int64_t req_check(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 void reclaim_drain(struct memsrv *ms);
+
+/* ---- ready.c ---- */
+/* A FREE's segment (record rec, the server's handle h) kept whole for the
+ * next ALLOC of its size, charged to the server: true, or false when it is
+ * not kept (the caller destroys it). */
+bool ready_keep(struct memsrv *ms, struct ms_record *rec, handle_t h);
+/* An ALLOC of `granules` (no alignment above a granule, no limit) for
+ * client c (pid badge) served by a ready segment, zero-filled and charged
+ * to the client: 0 with the handle and sid, the refusal of the client's
+ * account (-EDQUOT, -EPEER; the segment stays ready), or 1 when there is
+ * none to give (the caller books a new one). */
+int64_t ready_take(struct memsrv *ms, uint32_t client, uint64_t badge, uint64_t granules, handle_t *h, uint64_t *sid);
+/* Destroys every ready segment, freeing their spans: before the books are
+ * looked at from outside (STATS, MAP, CHECK) and before room is made. */
+void ready_flush(struct memsrv *ms);
+/* The record rec is going away (destroyed by another path): no longer ready. */
+void ready_forget(struct memsrv *ms, struct ms_record *rec);
+/* CHECK's part: every entry names a ready record, every ready record has an
+ * entry, and the byte count adds up. */
+int ready_check(struct memsrv *ms, char *why, size_t len);
 void map_print(struct memsrv *ms, unsigned columns);
 
 /* ---- restarts (boot.c, rebuild.c, restart.c, reclaim.c) ---- */

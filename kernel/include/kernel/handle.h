@@ -61,8 +61,13 @@ static inline int handle_get(struct handle_table *t, handle_t h, enum handle_typ
 void *handle_lookup(struct handle_table *t, handle_t h, enum handle_type type);
 /* The type and rights of a live handle: false if it names nothing. */
 bool handle_describe(struct handle_table *t, handle_t h, enum handle_type *type, rights_t *rights);
-/* Takes rights away from a live handle (they never come back). */
+/* Takes rights away from a live handle (they never come back, but for
+ * handle_renew's one case). */
 void handle_restrict(struct handle_table *t, handle_t h, rights_t keep);
+/* Gives a live handle `rights` outright: only for a segment the memory
+ * server holds, which it could as well destroy and make anew with them
+ * (SYS_MS_SEG_CHARGE). */
+void handle_renew(struct handle_table *t, handle_t h, rights_t rights);
 /* Removes the entry; returns the object and its type (or 0 if bad). */
 static inline void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
 /* Calls fn on each live entry after removing it. */

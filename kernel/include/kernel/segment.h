@@ -105,6 +105,9 @@ int segment_create(uint64_t phys, uint64_t size, uint32_t flags, struct account 
 /* Forgets an ownerless, idle segment (its frames are someone else's
  * business) and refunds its payer. */
 void segment_destroy(struct segment *s);
+/* Moves s's charge (its bytes and its object) to `to`, which is charged
+ * first: -EDQUOT changes nothing. */
+int segment_recharge(struct segment *s, struct account *to);
 struct segment *segment_by_sid(uint64_t sid);
 bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except);
 

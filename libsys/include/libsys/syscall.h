@@ -280,6 +280,14 @@ static inline int64_t sys_ms_seg_query(uint64_t sid, struct abi_seg_info *out)
 }
 /* 0, or SEG_DESTROY_QUARANTINED when a device may still reach the frames. */
 static inline int64_t sys_ms_seg_destroy(uint64_t sid) { return sysraw_ms_seg_destroy(sid); }
+/* The server's idle segment sid is charged to process payer_pid (0: the
+ * server), zero-filled first when that is not the server: -ENOENT not the
+ * server's, -EBUSY not idle (pinned, in flight, within a device's reach),
+ * -EPEER no such process, -EDQUOT over payer's limits (nothing changed). */
+static inline int64_t sys_ms_seg_charge(uint64_t sid, uint64_t payer_pid)
+{
+    return sysraw_ms_seg_charge(sid, payer_pid);
+}
 static inline int64_t sys_ms_reclaimed(struct abi_reclaim *out, unsigned max)
 {
     return sysraw_ms_reclaimed((uint64_t)out, max);

@@ -359,7 +359,7 @@ static void check_memsrv_calls_refused(struct test_run *t)
     bool all = sys_ms_bootinfo(0, &range) == -EPERM && sys_ms_seg_create(0x1000000, 4096, 0, NULL) == -EPERM &&
                sys_ms_seg_revoke(1) == -EPERM && sys_ms_seg_migrate(1, 0x1000000) == -EPERM &&
                sys_ms_seg_query(1, &info) == -EPERM && sys_ms_seg_destroy(1) == -EPERM &&
-               sys_ms_reclaimed(&rec, 1) == -EPERM;
+               sys_ms_reclaimed(&rec, 1) == -EPERM && sys_ms_seg_charge(1, 0) == -EPERM;
     test_check(t, "memsrv_calls_refused", all, "an ordinary process made a memory-server call");
 }
 

@@ -401,6 +401,68 @@ static void holes(struct test_run *t)
 
 /* ops: the requests a client can see */
 
+/* memsrv keeps a freed small segment ready and hands it to the next ALLOC
+ * of its size: that caller must get what a new segment is, zero-filled,
+ * writable and charged to it, though the last holder dirtied it and held
+ * it read-only when it freed it (it came through a message that kept only
+ * the right to read: to a thread of ours, here). */
+static handle_t ro_ep;
+static volatile handle_t ro_received;
+static uint8_t ro_stack[8192] __attribute__((aligned(16)));
+
+static void ro_receiver(uint64_t unused)
+{
+    struct ipc_msg m = { 0 };
+
+    (void)unused;
+    if (sys_ipc_recv(ro_ep, &m, 5000000000ull) == 0 && m.seg != HANDLE_NONE)
+        ro_received = m.seg;
+    else
+        ro_received = (handle_t)-1;
+    sys_thread_exit();
+}
+
+static void ready_as_new(struct test_run *t)
+{
+    struct ms_segment dirty, fresh;
+    struct abi_seg_info held = { 0 }, info = { 0 };
+    bool zero = true;
+    int64_t sent = -1, freed = -1, r = -1;
+
+    ro_received = HANDLE_NONE;
+    int64_t ep = sys_ep_create();
+    if (ep >= 0 && ms_alloc(8 * KIB, 0, 0, 0, &dirty) == 0) {
+        ro_ep = (handle_t)ep;
+        memset(dirty.addr, 0xa5, dirty.size);
+        int64_t th = sys_thread_create(ro_receiver, ro_stack + sizeof(ro_stack), 0);
+        struct ipc_msg m = { .label = 1, .seg = dirty.handle, .seg_rights = RIGHT_READ };
+        sent = th >= 0 ? sys_ipc_send(ro_ep, &m, 5000000000ull) : th;
+        for (unsigned i = 0; i < 5000 && ro_received == HANDLE_NONE; i++)
+            sys_sleep(1000000);
+        if (th >= 0)
+            sys_handle_close((handle_t)th);
+        sys_seg_info(ro_received, &held);
+        freed = ms_free(ro_received);
+        r = ms_alloc(8 * KIB, 0, 0, 0, &fresh);
+    }
+    if (r == 0) {
+        for (uint64_t i = 0; i < fresh.size; i++)
+            zero = zero && ((volatile uint8_t *)fresh.addr)[i] == 0;
+        memset(fresh.addr, 0x5a, fresh.size); /* faults if it came read-only */
+        sys_seg_info(fresh.handle, &info);
+    }
+    test_check(t, "ready_segment_as_new",
+               sent == 0 && !(held.rights & RIGHT_WRITE) && freed == 0 && r == 0 && zero &&
+                   (info.rights & RIGHT_WRITE) && info.payer_pid == libsys_pid,
+               "send %ld (held rights %#x), free %ld, alloc %ld, zero %d, rights %#x, payer %#lx (the same segment: "
+               "%d)",
+               sent, held.rights, freed, r, zero, info.rights, info.payer_pid, r == 0 && fresh.sid == held.sid);
+    if (r == 0)
+        ms_free(fresh.handle);
+    if (ep >= 0)
+        sys_handle_close((handle_t)ep);
+}
+
 static void ops(struct test_run *t)
 {
     struct ms_segment s;
@@ -424,6 +486,7 @@ static void ops(struct test_run *t)
     r = ms_stats_client(0, &me);
     test_check(t, "client_stats", r == 0 && me.pid == libsys_pid && me.bytes >= s.size && me.segments >= 1,
                "stats %ld: pid %#lx, %lu bytes, %lu segments", r, me.pid, me.bytes, me.segments);
+    ready_as_new(t);
     /* A sid the caller no longer holds (t_ipc moves one another process
      * holds): not s.sid + 1, which may be one of the caller's own. */
     struct ms_segment gone;

@@ -237,6 +237,34 @@ static int64_t k_seg_destroy(void *ctx, uint64_t sid)
     return retire(fk, s);
 }
 
+/* As the real kernel: only a segment the server holds, idle; the new payer
+ * is charged first. */
+static int64_t k_seg_charge(void *ctx, uint64_t sid, uint64_t pid)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+    struct fk_seg *s = fk_seg(fk, sid);
+    struct fk_limit *to = limit_of(fk, pid), *from;
+
+    if (s == NULL || !s->in_server)
+        return -ENOENT;
+    if (s->pins != 0 || s->dma || s->in_flight || (s->flags & SEG_INFO_QUARANTINED))
+        return -EBUSY;
+    if (fk->fail_charge != 0)
+        return fk->fail_charge;
+    if (pid == s->payer)
+        return 0;
+    if (to != NULL && (to->used > to->limit || s->size > to->limit - to->used))
+        return -EDQUOT;
+    from = limit_of(fk, s->payer);
+    if (from != NULL)
+        from->used -= s->size;
+    if (to != NULL)
+        to->used += s->size;
+    s->payer = pid;
+    fk->charges++;
+    return 0;
+}
+
 handle_t fk_client_handle(struct fake_kernel *fk, uint64_t sid)
 {
     struct fk_seg *s = fk_seg(fk, sid);
@@ -814,6 +842,13 @@ void fk_assert_consistent(struct fake_kernel *fk)
         assert_int_equal(info.base, s->phys);
         assert_int_equal(info.size, s->size);
         assert_true(info.state == SPAN_ALLOCATED || info.state == SPAN_LOCKED);
+        /* A ready segment is the server's, charged to it. */
+        const struct ms_record *rec = books_find_sid(&fk->ms, s->sid);
+        if (rec != NULL && (rec->flags & MS_REC_READY)) {
+            assert_true(s->in_server);
+            assert_int_equal(s->owner, FK_MEMSRV_PID);
+            assert_int_equal(s->payer, 0);
+        }
     }
 }
 

@@ -65,6 +65,8 @@ struct fake_kernel {
     unsigned migrations, creates, destroys;
     int64_t fail_migrate; /* nonzero: every migration fails with it */
     int64_t fail_create;
+    int64_t fail_charge;               /* nonzero: every SYS_MS_SEG_CHARGE of an idle server segment fails with it */
+    unsigned charges;                  /* SYS_MS_SEG_CHARGE calls that moved a charge */
     int64_t fail_give;                 /* nonzero: every SYS_MS_SEG_GIVE fails with it */
     unsigned gives;                    /* SYS_MS_SEG_GIVE calls that succeeded */
     struct fk_limit limits[FK_LIMITS]; /* the kernel's accounts, for the payers that have a limit */

@@ -146,6 +146,170 @@ static void assert_books_back(struct fake_kernel *fk, const struct ms_stats_glob
     fk_assert_consistent(fk);
 }
 
+/* sid is no longer its client's: destroyed, or kept ready (the server's,
+ * charged to the server). */
+static void assert_freed(struct fake_kernel *fk, uint64_t sid)
+{
+    struct fk_seg *s = fk_seg(fk, sid);
+    const struct ms_record *rec = books_find_sid(&fk->ms, sid);
+
+    if (s == NULL)
+        return;
+    assert_non_null(rec);
+    assert_true(rec->flags & MS_REC_READY);
+    assert_true(s->in_server);
+    assert_int_equal(s->payer, 0);
+}
+
+/* What the books charge pid, read without a request (STATS would flush
+ * the ready segments). */
+static const struct ms_client *books_of(struct fake_kernel *fk, uint64_t pid)
+{
+    uint32_t i = books_client(&fk->ms, pid, false);
+
+    assert_int_not_equal(i, MS_NO_CLIENT);
+    return &fk->ms.clients[i];
+}
+
+/* A FREE of a small segment keeps it ready: the next ALLOC of its size,
+ * by any client, gets the same segment, zero-filled by the kernel and
+ * charged to it; the span books never changed. */
+static void test_ready_segment_reused(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ms_stats_global before = fk_stats(fk);
+    uint64_t sid, again, other, third, gen;
+    unsigned creates;
+
+    fk_set_limit(fk, PID_A, 64 * KiB);
+    fk_set_limit(fk, PID_B, 64 * KiB);
+    assert_int_equal(fk_alloc(fk, PID_A, 8 * KiB, 0, 0, 0, &sid), 0);
+    gen = fk->ms.books_gen;
+    creates = fk->creates;
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
+    assert_non_null(fk_seg(fk, sid));
+    assert_freed(fk, sid);
+    assert_int_equal(fk->ms.ready_bytes, 8 * KiB);
+    assert_int_equal(fk->limits[0].used + fk->limits[1].used, 0); /* A's charge went with it */
+    assert_int_equal(books_of(fk, PID_A)->bytes, 0);
+    assert_int_equal(books_of(fk, PID_A)->frees, 1);
+    fk_assert_consistent(fk);
+    /* Another size, an alignment or a limit gets a new one. */
+    assert_int_equal(fk_alloc(fk, PID_B, 4 * KiB, 0, 0, 0, &other), 0);
+    assert_int_not_equal(other, sid);
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * KiB, 8 * KiB, 0, 0, &again), 0);
+    assert_int_not_equal(again, sid);
+    assert_int_equal(fk_free(fk, PID_B, again), 0);
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * KiB, 0, MS_ALLOC_BELOW, 64 * MiB, &again), 0);
+    assert_int_not_equal(again, sid);
+    assert_int_equal(fk_free(fk, PID_B, again), 0);
+    assert_int_equal(fk_free(fk, PID_B, other), 0);
+    /* The same size, by B: the ready ones, newest first, made by nobody. */
+    gen = fk->ms.books_gen;
+    creates = fk->creates;
+    assert_int_equal(fk_alloc(fk, PID_B, 5000, 0, 0, 0, &third), 0);
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * KiB, 0, 0, 0, &other), 0);
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * KiB, 0, 0, 0, &again), 0);
+    assert_int_equal(fk->creates, creates);
+    assert_int_equal(fk->ms.books_gen, gen);
+    assert_int_equal(again, sid);
+    assert_int_equal(fk_seg(fk, again)->owner, PID_B);
+    assert_int_equal(fk_seg(fk, again)->payer, PID_B);
+    assert_int_equal(books_of(fk, PID_B)->bytes, 24 * KiB);
+    assert_int_equal(fk->ms.ready_bytes, 4 * KiB); /* the 4 KiB one */
+    fk_assert_consistent(fk);
+    /* Back to A. */
+    assert_int_equal(fk_free(fk, PID_B, again), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 8 * KiB, 0, 0, 0, &again), 0);
+    assert_int_equal(again, sid);
+    assert_int_equal(fk_seg(fk, again)->payer, PID_A);
+    assert_int_equal(fk_free(fk, PID_A, again), 0);
+    assert_int_equal(fk->ms.ready_reused, 4);
+    /* STATS sees the books without them. */
+    assert_int_equal(fk_free(fk, PID_B, other), 0);
+    assert_int_equal(fk_free(fk, PID_B, third), 0);
+    assert_books_back(fk, &before, PID_A);
+    assert_int_equal(fk->ms.ready_bytes, 0);
+    assert_int_equal(fk_client(fk, PID_B).bytes, 0);
+}
+
+/* The kernel refuses the new client's charge: the ALLOC fails with that,
+ * the segment stays ready; refusing the server's, the FREE destroys. */
+static void test_ready_refusals(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t sid, other;
+
+    assert_int_equal(fk_alloc(fk, PID_A, 16 * KiB, 0, 0, 0, &sid), 0);
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
+    fk_set_limit(fk, PID_B, 8 * KiB);
+    assert_int_equal(fk_alloc(fk, PID_B, 16 * KiB, 0, 0, 0, NULL), -EDQUOT);
+    assert_non_null(fk_seg(fk, sid));
+    assert_freed(fk, sid);
+    assert_int_equal(books_of(fk, PID_B)->quota_refusals, 1);
+    assert_int_equal(books_of(fk, PID_B)->bytes, 0);
+    fk_assert_consistent(fk);
+    /* Not idle (a device may reach it, say): destroyed as before. */
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &other), 0);
+    fk->fail_charge = -EBUSY;
+    assert_int_equal(fk_free(fk, PID_A, other), 0);
+    assert_null(fk_seg(fk, other));
+    /* A ready segment the kernel refuses to hand out is destroyed; the
+     * ALLOC gets a new one. */
+    assert_int_equal(fk_alloc(fk, PID_A, 16 * KiB, 0, 0, 0, &other), 0);
+    assert_int_not_equal(other, sid);
+    assert_null(fk_seg(fk, sid));
+    fk->fail_charge = 0;
+    assert_int_equal(fk->ms.ready_bytes, 0);
+    fk_assert_consistent(fk);
+}
+
+/* Bounded: at most MS_READY_DEPTH of a size and MS_READY_BYTES in all;
+ * none under pressure; and an ALLOC that finds no room destroys them
+ * before anything else (two ready neighbours make one free run). */
+static void test_ready_bounded_and_flushed_for_room(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t sids[64], big = 0, pair[2];
+    unsigned i;
+
+    for (i = 0; i < 64; i++)
+        assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &sids[i]), 0);
+    for (i = 0; i < 64; i++)
+        assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
+    assert_int_equal(fk->ms.ready_count[15], MS_READY_DEPTH);
+    assert_int_equal(fk->ms.ready_bytes, MS_READY_DEPTH * 64 * KiB);
+    for (i = 0; i < 16; i++)
+        assert_int_equal(fk_alloc(fk, PID_A, (i + 1) * 4 * KiB, 0, 0, 0, &sids[i]), 0);
+    for (i = 0; i < 16; i++)
+        assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
+    assert_true(fk->ms.ready_bytes <= MS_READY_BYTES);
+    fk_assert_consistent(fk);
+    (void)fk_stats(fk);
+    assert_int_equal(fk->ms.ready_bytes, 0);
+
+    /* Two ready neighbours; then memory filled with 64 KiB segments: the
+     * first that finds no room destroys them, and what they leave free
+     * is used like any free span. */
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &pair[0]), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &pair[1]), 0);
+    assert_int_equal(fk_free(fk, PID_A, pair[0]), 0);
+    assert_int_equal(fk_free(fk, PID_A, pair[1]), 0);
+    assert_int_equal(fk->ms.ready_bytes, 8 * KiB);
+    while (fk_alloc(fk, PID_B, 64 * KiB, 0, MS_ALLOC_NOWAIT, 0, &big) == 0)
+        ;
+    assert_int_equal(fk->ms.ready_bytes, 0);
+    assert_null(fk_seg(fk, pair[0]));
+    assert_null(fk_seg(fk, pair[1]));
+    fk_assert_consistent(fk);
+    /* Memory short: a FREE keeps nothing. */
+    while (fk_alloc(fk, PID_B, 4 * KiB, 0, MS_ALLOC_NOWAIT, 0, &big) == 0)
+        ;
+    assert_int_equal(fk_free(fk, PID_B, big), 0);
+    assert_null(fk_seg(fk, big));
+    fk_assert_consistent(fk);
+}
+
 static void handles_of(struct fake_kernel *fk, const uint64_t *sids, unsigned n, handle_t *out)
 {
     for (unsigned i = 0; i < n; i++)
@@ -951,7 +1115,7 @@ static void test_free_waits_for_its_migration(void **state)
     while (!__atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
         usleep(1000);
     assert_int_equal(b.result, 0);
-    assert_null(fk_seg(fk, b.sid));
+    assert_freed(fk, b.sid);
     assert_true(fk_cstats(fk).waits >= 1);
     fk_assert_consistent(fk);
 }
@@ -1330,8 +1494,10 @@ static void test_records_shrink_not_under_a_migration(void **state)
     assert_int_not_equal(fk_seg(fk, moving)->phys, phys);
     assert_int_equal(books_find_sid(&fk->ms, moving)->base, fk_seg(fk, moving)->phys);
     fk_assert_consistent(fk);
-    /* Once the migration settled, the next release renumbers them. */
+    /* Once the migration settled, the next release renumbers them (a
+     * FREE keeps a small segment ready: STATS releases it). */
     assert_int_equal(fk_free(fk, PID_A, moving), 0);
+    (void)fk_stats(fk);
     assert_true(fk->ms.rec_capacity < peak);
     assert_int_equal(fk->ms.rec_holds, 0);
     fk_assert_consistent(fk);
@@ -1415,6 +1581,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tainted_free_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_until_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_failure_destroys_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_segment_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ready_bounded_and_flushed_for_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_compaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinned_segments_are_moved_around, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pins_known_early, setup, teardown),
