@@ -548,15 +548,16 @@ static void copy_chunked(uint64_t dst, uint64_t src, uint64_t size)
 void segment_zero(struct segment *s)
 {
     /* One chunk is zeroed with the lock held throughout: nobody can see
-     * the segment busy, so there is nobody to wake and nothing put off. */
+     * the segment busy, so there is nobody to wake and nothing put off.
+     * A segment is whole pages (segment_create), as arch_zero_pages needs. */
     if (s->size <= BUSY_CHUNK) {
-        memset(phys_to_virt(s->phys), 0, s->size);
+        arch_zero_pages(phys_to_virt(s->phys), s->size);
         return;
     }
     s->busy = true;
     for (uint64_t done = 0; done < s->size;) {
         uint64_t n = s->size - done < BUSY_CHUNK ? s->size - done : BUSY_CHUNK;
-        memset(phys_to_virt(s->phys + done), 0, n);
+        arch_zero_pages(phys_to_virt(s->phys + done), n);
         done += n;
         if (done < s->size)
             kernel_lock_break();

@@ -54,7 +54,7 @@ static uint64_t new_table(void)
 {
     uint64_t phys = pool_alloc_frame();
     if (phys)
-        memset(phys_to_virt(phys), 0, PAGE_SIZE);
+        arch_zero_pages(phys_to_virt(phys), PAGE_SIZE);
     return phys;
 }
 

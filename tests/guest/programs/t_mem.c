@@ -15,7 +15,10 @@
  *               (the window: the lowest memory holding enough free pages,
  *               wherever the kernel's pool and the boot modules lie)
  *   holes       no segment straddles a hole; compaction works in each region
- *   ops         COMPACT, MAP, CHECK and MOVE as a client sees them
+ *   ops         COMPACT, MAP, CHECK and MOVE as a client sees them; every
+ *               byte of a new segment zero over frames dirtied before; the
+ *               vector registers kept across calls in which the kernel
+ *               zeroes pages
  *   quota-over  under a quota set by the suite: over it is refused (EDQUOT)
  *   hold        holds segments (one in flight in a blocked send), says so,
  *               and waits to be killed
@@ -463,12 +466,117 @@ static void ready_as_new(struct test_run *t)
         sys_handle_close((handle_t)ep);
 }
 
+/* Every byte of a new segment reads zero, also over frames that held a
+ * pattern just before: memsrv hands out the range just freed again when
+ * nothing took it in between (checked: otherwise the test says it could
+ * not tell). Sizes: within one of the kernel's zeroing chunks (64 KiB),
+ * and over several with a part one at the end. */
+static void zeroed_over_dirty_frames(struct test_run *t)
+{
+    static const uint64_t sizes[] = { 16 * KIB, 196 * KIB };
+    unsigned reused = 0, refused = 0;
+    const char *dirty = 0;
+    uint64_t dirty_size = 0, dirty_offset = 0;
+    for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct ms_segment s;
+        if (ms_alloc(sizes[i], 0, 0, 0, &s) != 0) {
+            refused++;
+            continue;
+        }
+        memset(s.addr, 0xa5, s.size);
+        int64_t before = phys_of(s.handle);
+        ms_free(s.handle);
+        if (ms_alloc(sizes[i], 0, 0, 0, &s) != 0) {
+            refused++;
+            continue;
+        }
+        int64_t after = phys_of(s.handle);
+        reused += before >= 0 && after >= 0 && after < before + (int64_t)s.size && before < after + (int64_t)s.size;
+        const uint8_t *b = s.addr;
+        for (uint64_t k = 0; k < s.size && !dirty; k++)
+            if (b[k] != 0) {
+                dirty = "a byte not zero";
+                dirty_size = s.size;
+                dirty_offset = k;
+            }
+        ms_free(s.handle);
+    }
+    if (!dirty && reused == 0 && refused == 0)
+        test_skip(t, "alloc_zeroed_over_dirty_frames", "memsrv gave none of the dirtied frames back");
+    else
+        test_check(t, "alloc_zeroed_over_dirty_frames", !dirty && refused == 0,
+                   "%u allocations refused; %s at offset %#lx of a %lu KiB segment", refused, dirty ? dirty : "no byte",
+                   dirty_offset, dirty_size / KIB);
+}
+
+/* A system call made with xmm0-15 holding in[i], their values after it in
+ * out[i]. One asm block from the loads to the stores, so no SSE code the
+ * compiler made runs in between. */
+static int64_t syscall_vectors(uint64_t n, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, const uint64_t in[16][2],
+                               uint64_t out[16][2])
+{
+#define VECTOR_IN(i)  "movdqu " #i "*16(%[in]), %%xmm" #i "\n\t"
+#define VECTOR_OUT(i) "movdqu %%xmm" #i ", " #i "*16(%[out])\n\t"
+#define VECTORS(X)    X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+    int64_t ret;
+    register uint64_t r10 __asm__("r10") = a3;
+    __asm__ volatile(VECTORS(VECTOR_IN) "syscall\n\t" VECTORS(VECTOR_OUT)
+                     : "=a"(ret)
+                     : "a"(n), "D"(a0), "S"(a1), "d"(a2), "r"(r10), [in] "r"(in), [out] "r"(out)
+                     : "rcx", "r11", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",
+                       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+    return ret;
+#undef VECTORS
+#undef VECTOR_OUT
+#undef VECTOR_IN
+}
+
+/* The kernel zeroes pages with SSE stores (arch_zero_pages) and must give
+ * the thread in the kernel its vector registers back. Giving a segment to
+ * oneself at an address in an untouched 512 GiB slot makes the kernel
+ * zero three new page tables in this thread's own call; an ALLOC has
+ * memsrv's call zero the segment while this thread is switched out. The
+ * giver loses its handle (docs/abi.md), so the four 4 KiB segments stay
+ * where they went until the process ends and memsrv takes them back. */
+static void vectors_kept(struct test_run *t)
+{
+    const uint64_t fresh_slots = 0x400000000000ull, slot = 1ull << 39;
+    unsigned calls = 0, changed = 0, refused = 0;
+    const char *first = 0;
+    for (unsigned round = 0; round < 4; round++) {
+        uint64_t in[16][2], out[16][2];
+        for (unsigned i = 0; i < 16; i++)
+            in[i][0] = test_rand(t), in[i][1] = test_rand(t);
+        struct ipc_msg m = { .label = MS_ALLOC, .seg = HANDLE_NONE };
+        ms_alloc_req_put(&m, (struct ms_alloc_req){ .size = 4 * KIB });
+        int64_t r = syscall_vectors(SYS_IPC_CALL, ms_endpoint(), (uint64_t)&m, TIMEOUT_FOREVER, 0, in, out);
+        calls++;
+        if (memcmp(in, out, sizeof(in)) != 0 && changed++ == 0)
+            first = "ALLOC";
+        if (r != 0 || m.label != 0 || m.seg == HANDLE_NONE) {
+            refused++;
+            continue;
+        }
+        handle_t seg = m.seg;
+        r = syscall_vectors(SYS_SEG_GIVE, seg, HANDLE_SELF, fresh_slots + round * slot, RIGHTS_SAME, in, out);
+        calls++;
+        if (memcmp(in, out, sizeof(in)) != 0 && changed++ == 0)
+            first = "SEG_GIVE";
+        refused += r != (int64_t)(fresh_slots + round * slot);
+    }
+    test_check(t, "syscalls_keep_vector_registers", changed == 0 && refused == 0,
+               "%u of %u calls changed xmm0-15 (first: %s); %u refused", changed, calls, first ? first : "none",
+               refused);
+}
+
 static void ops(struct test_run *t)
 {
     struct ms_segment s;
     int64_t r = ms_alloc(16 * KIB, 0, 0, 0, &s);
     test_check(t, "alloc_zeroed", r == 0 && ((uint64_t *)s.addr)[0] == 0 && ((uint64_t *)s.addr)[2047] == 0,
                "alloc %ld or not zero-filled", r);
+    zeroed_over_dirty_frames(t);
+    vectors_kept(t);
     stamp(s.addr, s.size / 8, 5);
     uint64_t sum = checksum(s.addr, s.size / 8);
     int64_t before = phys_of(s.handle);

@@ -62,6 +62,11 @@ static inline void arch_fpu_restore(const void *area) { __asm__ volatile("fxrsto
  * fault stopped them (the caller checked the range is in the user half). */
 int arch_user_copy(void *dst, const void *src, size_t len);
 int arch_user_zero(void *dst, size_t len);
+/* Zero-fills whole pages (zero_pages.asm): dst page-aligned, bytes a
+ * multiple of the page size (a call whose stores would run past its end
+ * panics). Half memset's instructions (16-byte stores); the SSE registers
+ * of the thread in the kernel are kept. */
+void arch_zero_pages(void *dst, uint64_t bytes);
 /* A kernel-mode fault at an instruction the exception table covers:
  * resumes at its fixup and returns true. */
 bool arch_fixup_fault(struct trap_frame *f);
