@@ -1,6 +1,6 @@
 ; Architecture layer (x86-64): zero-fills whole pages with 16-byte SSE
 ; stores. Called by kernel/core/segment.c (segment_zero: every memsrv ALLOC
-; zero-fills its new segment) and paging.c (new page-table pages).
+; zero-fills its new segment), paging.c and iommu_vtd.c (new page tables).
 ;
 ; Why not memset: its `rep stosq` is one instruction per 8 bytes to an
 ; emulator that counts instructions (QEMU's -icount, Bochs), 512 per page;
@@ -12,15 +12,16 @@
 ; switched eagerly, so while the kernel runs, xmm0 holds the live value of
 ; the thread that entered it (or of the last one, for the idle thread). This
 ; routine therefore saves xmm0 on the stack first and puts it back before
-; returning; nothing else in the kernel touches vector registers.
+; returning. Nothing else in the kernel computes with vector registers (the
+; thread switch only saves and loads them).
 ;
 ; Why nothing can see xmm0 zeroed in between: each window of at most
 ; ZERO_WINDOW bytes runs with interrupts off (RFLAGS saved, cli, restored).
 ; The kernel holds its lock with interrupts off anyway (kernel/lock.h), but
 ; the routine does not rely on its caller for that: an interrupt that came
 ; in mid-window could end in a thread switch, whose fxsave would record the
-; zero as the thread's own. An NMI only halts a CPU (a panic) and an
-; exception here is a kernel bug that panics; neither returns to a switch.
+; zero as the thread's own. An NMI in the kernel ends in a halt or a panic
+; (trap.c), as does an exception here (a kernel bug): neither switches.
 ; The window bounds the interrupts-off time of a caller that had them on.
 ;
 ; Plain stores, not non-temporal ones: the client touches its new segment
