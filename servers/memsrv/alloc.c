@@ -8,7 +8,8 @@
  * nothing can fail any more, undoing the one booking it made when the
  * kernel refuses. A segment's constraints (its limit, alignment and
  * large-page wish) are booked with it (span_alloc keeps them) and every
- * move keeps them, MOVE's too.
+ * move keeps them, MOVE's too. A FREE of a small segment keeps it ready
+ * and an ALLOC of its size takes a ready one first (ready.c).
  */
 #include <common/string.h>
 

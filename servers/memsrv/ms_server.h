@@ -12,7 +12,8 @@
  * compactor thread's steps, COMPACT), reclaim.c (the kernel's exit
  * notification), rebuild.c (a restarted server's books, from the kernel's
  * segment list), restart.c (MS_FAULT, MS_RECOVERY and the restart
- * statistics). The protocol is in docs/memsrv.md.
+ * statistics), ready.c (freed small segments kept whole for the next
+ * ALLOC of their size). The protocol is in docs/memsrv.md.
  *
  * Threads: several service threads run libsys's server loop on the
  * endpoint and a compactor thread runs memsrv_compactor_step; they share a
