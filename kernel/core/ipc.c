@@ -428,14 +428,20 @@ enum direct {
  * but the receiver's message, which is unused while it waits: the sender
  * then takes the general path (load_message, deliver), which reads the
  * message again, waits out a migration, and reports what is wrong. */
-FAST_PATH_STEP enum direct deliver_direct(uint64_t user_msg, const struct thread *from, struct thread *to, bool call,
+FAST_PATH_STEP enum direct deliver_direct(uint64_t user_msg, struct thread *from, struct thread *to, bool call,
                                           bool reply, uint16_t *flags)
 {
     struct ipc_msg *m = &to->ipc.msg;
-    if (copy_from_user(m, user_msg, MSG_HEADER_SIZE) || m->len > IPC_PAYLOAD_MAX || !header_valid(m, reply) ||
-        ipc_msg_names_caps(m))
-        return DIRECT_NO;
-    if (m->len && copy_from_user(m->payload, user_msg + MSG_HEADER_SIZE, m->len))
+    /* The copies may not wait for a page being migrated: that wait drops
+     * the kernel lock, and another CPU could take, wake or end `to`
+     * meanwhile. A buffer in such a page takes the general path, whose
+     * copy into the sender's own thread may wait. */
+    from->copy_no_wait = true;
+    bool copied = !copy_from_user(m, user_msg, MSG_HEADER_SIZE) && m->len <= IPC_PAYLOAD_MAX &&
+                  header_valid(m, reply) && !ipc_msg_names_caps(m) &&
+                  !(m->len && copy_from_user(m->payload, user_msg + MSG_HEADER_SIZE, m->len));
+    from->copy_no_wait = false;
+    if (!copied)
         return DIRECT_NO;
     struct segment *s = 0;
     bool map = !(to->ipc.recv_flags & IPC_RECV_NOMAP);
@@ -550,15 +556,19 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
         (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(buffer_flags))) == 0)
         flags = buffer_flags;
     if (answered) {
-        bool waits = !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) && ep->has_receiver &&
-                     timeout_ns != TIMEOUT_POLL;
-        /* Blocked, not dead, and linked to its process: our reference is
-         * not its last, so it may go before the switch. */
-        thread_put(answered);
-        if (!waits) {
+        /* The copy above may have waited for a page being migrated, with
+         * the lock dropped: the caller may have ended meanwhile. Only a
+         * caller still blocked is woken or handed the CPU. */
+        bool blocked = answered->state == THREAD_BLOCKED;
+        bool waits = blocked && !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) &&
+                     ep->has_receiver && timeout_ns != TIMEOUT_POLL;
+        if (!waits && blocked)
             sched_wake_next(answered, 0);
+        /* Blocked, not dead, and linked to its process, or already woken:
+         * our reference is not its last before a switch to it. */
+        thread_put(answered);
+        if (!waits)
             answered = 0;
-        }
     }
     if (err)
         return err;

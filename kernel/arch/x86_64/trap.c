@@ -144,7 +144,9 @@ static bool fault_waits(struct trap_frame *f)
 {
     struct thread *t = current;
     uint64_t addr = read_cr2();
-    if (!t || !t->proc || addr >= ABI_USER_TOP)
+    /* A kernel copy that must not drop the lock (it has chosen the thread
+     * it delivers to) fails instead; its caller takes the path that may. */
+    if (!t || !t->proc || addr >= ABI_USER_TOP || (t->copy_no_wait && !trap_from_user(f)))
         return false;
     bool took = lock_here();
     bool retry = segment_fault_wait(t->proc, addr) ||

@@ -97,11 +97,12 @@ struct thread {
     struct wait_queue joiners; /* SYS_THREAD_WAIT */
     struct thread *reap_next;
 
-    unsigned cpu;     /* the CPU it runs on, last ran on, or is queued for */
-    int affinity;     /* the only CPU it may run on; -1: any */
-    bool on_cpu;      /* running (its kernel stack is live) */
-    bool exiting;     /* its process ended while it ran: it dies on its way out */
-    bool slice_given; /* runs next on the rest of the waker's quantum (handoff) */
+    unsigned cpu;      /* the CPU it runs on, last ran on, or is queued for */
+    int affinity;      /* the only CPU it may run on; -1: any */
+    bool on_cpu;       /* running (its kernel stack is live) */
+    bool exiting;      /* its process ended while it ran: it dies on its way out */
+    bool slice_given;  /* runs next on the rest of the waker's quantum (handoff) */
+    bool copy_no_wait; /* a user copy that faults on a migrating page fails (-EFAULT) instead of waiting */
 };
 
 #define SCHED_HZ            1000u
