@@ -552,14 +552,18 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
     struct thread *self = current;
     int err = 0;
     uint16_t buffer_flags;
+    uint32_t answered_wait = answered ? answered->blocks : 0;
     if (flags < 0 &&
         (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(buffer_flags))) == 0)
         flags = buffer_flags;
     if (answered) {
         /* The copy above may have waited for a page being migrated, with
          * the lock dropped: the caller may have ended meanwhile. Only a
-         * caller still blocked is woken or handed the CPU. */
-        bool blocked = answered->state == THREAD_BLOCKED;
+         * caller still in the wait the reply answered is woken or handed
+         * the CPU; the count of its blocks tells that wait from a later one
+         * should anything end it meanwhile (no path does today: the wait
+         * for a reply has no timeout). */
+        bool blocked = answered->state == THREAD_BLOCKED && answered->blocks == answered_wait;
         bool waits = blocked && !err && !(ep->bound && ep->bound->bits) && !sched_first_waiter(&ep->senders) &&
                      ep->has_receiver && timeout_ns != TIMEOUT_POLL;
         if (!waits && blocked)

@@ -263,6 +263,7 @@ static void schedule(void)
 static void block_current(struct thread *t, struct wait_queue *wq, uint64_t timeout_ns)
 {
     t->state = THREAD_BLOCKED;
+    t->blocks++;
     t->wait_result = -ETIMEDOUT;
     if (wq) {
         t->waiting_on = wq;

@@ -78,7 +78,8 @@ struct thread {
     struct account *account; /* charged for it; a reference */
     uint64_t id;
     enum thread_state state;
-    uint64_t ksp; /* saved kernel stack pointer while switched out */
+    uint32_t blocks; /* times it has blocked: a waker that dropped the lock tells the same wait */
+    uint64_t ksp;    /* saved kernel stack pointer while switched out */
     uint64_t kstack_top;
     unsigned kstack_slot;
     uint32_t refs; /* handles naming this thread, + 1 while alive */
