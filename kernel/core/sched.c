@@ -11,9 +11,10 @@
  * Placement. A thread made runnable goes to the CPU it is pinned to; else
  * to an idle CPU (the one it last ran on first), which is sent a reschedule
  * IPI; else back to the CPU it last ran on. A CPU whose queue is empty
- * takes the oldest thread it may run from the longest other queue (work
- * stealing) before it idles, and idle CPUs look again on every tick, so
- * busy threads spread over the CPUs within a tick of one going idle.
+ * takes the oldest thread it may run from the other queue with the most
+ * unpinned threads (work stealing) before it idles, and idle CPUs look
+ * again on every tick, so busy threads spread over the CPUs within a tick
+ * of one going idle.
  *
  * Timeouts sit on one list sorted by wake time, which the BSP's tick
  * serves. Dead threads are reaped by the next thread their CPU runs, since
@@ -34,6 +35,7 @@ struct sched_cpu {
     struct thread idle;
     struct list_node run_queue;
     unsigned queued;          /* threads on run_queue (read without the lock as a hint) */
+    unsigned stealable;       /* those of them another CPU may take (same) */
     unsigned quantum_left;    /* ticks the running thread has left */
     bool resched_pending;     /* the quantum ran out while the kernel ran */
     struct thread *reap_list; /* dead threads switched away from here */
@@ -107,6 +109,7 @@ static void dequeue(struct thread *t)
         return;
     list_remove(&t->run_link);
     sched_cpus[t->cpu].queued--;
+    sched_cpus[t->cpu].stealable -= t->stealable;
 }
 
 void sched_remove(struct thread *t)
@@ -146,8 +149,10 @@ static unsigned place(const struct thread *t)
 static void enqueue(struct thread *t, unsigned cpu)
 {
     t->cpu = cpu;
+    t->stealable = t->affinity < 0;
     list_push_back(&sched_cpus[cpu].run_queue, &t->run_link);
     sched_cpus[cpu].queued++;
+    sched_cpus[cpu].stealable += t->stealable;
 }
 
 void sched_make_runnable(struct thread *t)
@@ -216,13 +221,15 @@ static inline __attribute__((always_inline)) void switch_to(struct thread *next)
         sched_after_switch();
 }
 
-/* The oldest thread this CPU may run from the longest other queue. */
+/* The oldest thread this CPU may run from the other queue with the most
+ * threads no CPU is pinned to. (A thread pinned to this CPU is queued
+ * here, never elsewhere: placement and sched_set_affinity see to it.) */
 static struct thread *steal(unsigned self)
 {
     struct sched_cpu *victim = 0;
     for (cpu_mask_t others = smp_online_mask() & ~CPU_MASK(self); others; others &= others - 1) {
         struct sched_cpu *sc = &sched_cpus[__builtin_ctzll(others)];
-        if (sc->queued && (!victim || sc->queued > victim->queued))
+        if (sc->stealable && (!victim || sc->stealable > victim->stealable))
             victim = sc;
     }
     if (!victim)
@@ -332,8 +339,10 @@ void sched_wake_next(struct thread *t, int64_t result)
     t->state = THREAD_RUNNABLE;
     t->cpu = self;
     t->slice_given = true;
+    t->stealable = t->affinity < 0;
     list_push_front(&sched_cpus[self].run_queue, &t->run_link);
     sched_cpus[self].queued++;
+    sched_cpus[self].stealable += t->stealable;
 }
 
 unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *), const void *ctx,
@@ -465,6 +474,11 @@ int sched_set_affinity(struct thread *t, int cpu)
     if (cpu >= 0 && !cpu_online((unsigned)cpu))
         return -EINVAL;
     t->affinity = cpu;
+    if (list_linked(&t->run_link)) {
+        sched_cpus[t->cpu].stealable -= t->stealable;
+        t->stealable = cpu < 0;
+        sched_cpus[t->cpu].stealable += t->stealable;
+    }
     if (cpu < 0 || t->cpu == (unsigned)cpu)
         return 0;
     if (t == current) {
@@ -520,10 +534,12 @@ static void __attribute__((noreturn)) idle_loop(void)
     struct sched_cpu *sc = this_sched();
     for (;;) {
         /* The lock only when there may be something to run here: a thread
-         * on this queue, or one waiting on another CPU's to steal. */
-        bool work = sc->reap_list != 0;
+         * on this queue, or one on another CPU's that this one may steal
+         * (threads pinned elsewhere are no work for it: an idle CPU that
+         * took the lock for them would only slow their CPU down). */
+        bool work = sc->reap_list != 0 || __atomic_load_n(&sc->queued, __ATOMIC_RELAXED) != 0;
         for (unsigned cpu = 0; !work && cpu < SMP_MAX_CPUS; cpu++)
-            work = __atomic_load_n(&sched_cpus[cpu].queued, __ATOMIC_RELAXED) != 0;
+            work = __atomic_load_n(&sched_cpus[cpu].stealable, __ATOMIC_RELAXED) != 0;
         if (work) {
             kernel_lock();
             sched_after_switch();

@@ -103,6 +103,7 @@ struct thread {
     bool on_cpu;       /* running (its kernel stack is live) */
     bool exiting;      /* its process ended while it ran: it dies on its way out */
     bool slice_given;  /* runs next on the rest of the waker's quantum (handoff) */
+    bool stealable;    /* queued unpinned: counted in its queue's stealable */
     bool copy_no_wait; /* a user copy that faults on a migrating page fails (-EFAULT) instead of waiting */
 };
 
