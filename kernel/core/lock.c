@@ -32,8 +32,8 @@ void spin_unlock(struct spinlock *l) { __atomic_store_n(&l->serving, l->serving 
 /*
  * The kernel lock is test-and-test-and-set, not a ticket lock: a ticket
  * lock hands itself to the next ticket in line, and under a hypervisor
- * that preempts virtual CPUs (more virtual CPUs than host cores, the usual
- * case under QEMU) a waiter that is not running then stalls every CPU
+ * that preempts virtual CPUs (more virtual CPUs than host cores, common
+ * under QEMU) a waiter that is not running then stalls every CPU
  * behind it until the host runs it again. Measured with two 4-CPU guests
  * on 2 host cores, 1,000 system calls went from about 1 ms to 9-29 s that
  * way. Whoever finds the lock free takes it; so that no CPU starves, one

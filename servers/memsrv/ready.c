@@ -28,8 +28,8 @@
  * Nothing outside sees them: STATS and MAP flush first (every ready
  * segment destroyed, its span freed), so the books they report are those
  * without the layer; so do a request that found no room (before it
- * compacts) and every compaction pass. CHECK does not: it checks them. Memory short (less than a
- * sixteenth free) keeps none. A restarted server finds them among its
+ * compacts) and every compaction pass. CHECK does not: it checks them.
+ * Memory short (less than a sixteenth free) keeps none. A restarted server finds them among its
  * predecessor's segments and frees them. A FREE while a fault is armed
  * (MS_FAULT) keeps none and an ALLOC then takes none, so the fault comes
  * after the kernel call it names.
