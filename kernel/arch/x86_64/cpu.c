@@ -40,7 +40,6 @@ extern const uint64_t isr_spurious;
 extern char syscall_entry[];
 extern char boot_stack_top[];
 
-#define VECTOR_NMI           2
 #define VECTOR_DOUBLE_FAULT  8
 #define VECTOR_MACHINE_CHECK 18
 

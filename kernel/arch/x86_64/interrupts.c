@@ -16,8 +16,10 @@
 #include <arch/apic.h>
 #include <arch/arch.h>
 #include <arch/smp.h>
+#include <arch/trap.h>
 #include <kernel/acpi_tables.h>
 #include <kernel/console.h>
+#include <kernel/sched.h>
 
 /* Room for the MADT: 8 bytes per processor, 256 processors, and the rest. */
 #define MADT_MAX_BYTES 8192u
@@ -115,6 +117,15 @@ void arch_interrupts_init(const struct mb_info *info, const char *cmdline)
         apic_mode = enter_apic_mode(info);
     if (!apic_mode)
         kprintf("apic: legacy mode: the 8259 PICs and the PIT carry interrupts; one CPU\n");
+    uint64_t storm;
+    if (cmdline_get(cmdline, "nmi.storm", 0, 0)) {
+        if (apic_mode && cmdline_get_u64(cmdline, "nmi.storm", &storm) && storm >= 1 && storm <= SCHED_HZ) {
+            trap_set_nmi_storm((unsigned)storm);
+            kprintf("nmi: storm test: an NMI to every other CPU each %lu ms\n", storm * 1000 / SCHED_HZ);
+        } else {
+            kprintf("nmi: nmi.storm wants 1 to %u ticks and the local APIC; ignored\n", SCHED_HZ);
+        }
+    }
 }
 
 void arch_irq_unmask(unsigned line)

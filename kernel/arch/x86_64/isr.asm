@@ -6,11 +6,13 @@
 ; (arch/smp.h). An entry from user mode (the frame's CS has RPL 3) swaps
 ; them, and so does every return to user mode. One case needs more care:
 ; an exception in kernel mode between SYSCALL and its swapgs, or between
-; trap_return's swapgs and iretq, finds the user's GS base. Only
-; exceptions can land there (interrupts are off), and any exception there
-; is fatal, so exceptions from kernel mode check the GS base MSR itself
-; (kernel addresses have bit 63 set) and, on finding the user's, swap and
-; report through trap_entry_window_fault, which does not return.
+; trap_return's swapgs and iretq, finds the user's GS base. Interrupts are
+; off there, so only exceptions and NMIs can land in it; exceptions from
+; kernel mode therefore check the GS base MSR itself (kernel addresses
+; have bit 63 set). An NMI that finds the user's swaps, is handled like
+; any other, and swaps back before it returns into the window; any other
+; exception there is fatal and is reported through trap_entry_window_fault,
+; which does not return.
 bits 64
 %include "frame.inc"
 %include "machine.inc"
@@ -55,6 +57,12 @@ isr_common:
     swapgs
     mov rdi, rsp
     cld
+    cmp qword [rsp + TRAP_FRAME_VECTOR], VECTOR_NMI
+    jne .window_fault
+    call trap_dispatch                    ; an NMI in the window: handled,
+    swapgs                                ; then the user's GS base again
+    jmp trap_return.restore
+.window_fault:
     call trap_entry_window_fault          ; does not return
 .from_user:
     swapgs

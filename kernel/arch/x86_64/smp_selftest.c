@@ -4,10 +4,10 @@
  * (ctest's SMP runs check its summary). From the BSP it proves that each
  * online AP takes IPIs and runs what they ask on itself, that the
  * acknowledgement comes after the work, that targets are filtered as
- * smp_call promises, that reschedule IPIs arrive once each, that every
- * CPU's local APIC timer ticks, and that every CPU's TSC runs in step with
- * the BSP's (arch_time_ns depends on it). Then it measures cross-CPU call
- * costs.
+ * smp_call promises, that reschedule IPIs arrive once each, that an NMI
+ * is taken and survived, that every CPU's local APIC timer ticks, and
+ * that every CPU's TSC runs in step with the BSP's (arch_time_ns depends
+ * on it). Then it measures cross-CPU call costs.
  *
  * Output: `[PASS] smp_selftest.NAME` or `[FAIL] smp_selftest.NAME: why`
  * per check (ktest_report: the suite counts them; iso/run fails a run with
@@ -15,6 +15,7 @@
  * closing `smp selftest: N passed, M failed`.
  */
 #include <stdarg.h>
+#include <arch/apic.h>
 #include <arch/arch.h>
 #include <arch/smp.h>
 #include <common/fmt.h>
@@ -148,6 +149,24 @@ static bool wait_for(volatile uint64_t *counter, uint64_t above)
     return true;
 }
 
+/* An NMI to every other CPU: each counts it and goes on, answering calls
+ * as before (trap.c: an NMI that is not a panic's is ignored). */
+static void test_nmi(cpu_mask_t others)
+{
+    uint64_t before[SMP_MAX_CPUS];
+    for (unsigned id = 0; id < SMP_MAX_CPUS; id++)
+        before[id] = cpus[id].nmis;
+    bool sent = lapic_send_nmi_others();
+    unsigned long bad_cpu = ~0ul;
+    for (unsigned id = 0; id < SMP_MAX_CPUS && bad_cpu == ~0ul; id++)
+        if ((others & CPU_MASK(id)) && !wait_for(&cpus[id].nmis, before[id]))
+            bad_cpu = id;
+    check("nmi_taken", sent && bad_cpu == ~0ul, "CPU %lu did not count the NMI sent to it (sent: %d)", bad_cpu, sent);
+    clear_record();
+    cpu_mask_t ran = smp_call(others, record_here, &rec);
+    check("nmi_survived", ran == others, "after an NMI, a call to every other CPU reached %#lx, not %#lx", ran, others);
+}
+
 /* One reschedule IPI each, arriving once; the caller and absent CPUs are
  * not sent any. */
 static void test_reschedule(cpu_mask_t others)
@@ -269,6 +288,7 @@ void smp_selftest(void)
     test_call_all(others);
     test_call_filters(others);
     test_reschedule(others);
+    test_nmi(others);
     test_ticks(online);
     test_tsc_in_step(others);
     bench(others);

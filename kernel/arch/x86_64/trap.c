@@ -11,9 +11,19 @@
  * it; an interrupt in kernel mode comes only where interrupts are let in,
  * the idle loop's halt and a lock break's window, both without the lock,
  * and drops what it took before it returns.
+ *
+ * NMIs. The kernel raises them only to stop the other CPUs in a panic, and
+ * under the nmi.storm test; any other comes from the board or the emulator
+ * (QEMU's monitor command `nmi`), in user mode, in the kernel, or inside
+ * the entry path (isr.asm). It is counted and the machine goes on, whatever
+ * it interrupted: an NMI can land while this CPU holds any lock, so its
+ * handler takes none and prints nothing. The BSP's tick reports them
+ * later, with the board's reason when port 0x61 gives one.
  */
 #include <arch/apic.h>
 #include <arch/arch.h>
+#include <arch/cpu.h>
+#include <arch/smp.h>
 #include <kernel/console.h>
 #include <kernel/iommu.h>
 #include <kernel/irq.h>
@@ -94,7 +104,6 @@ bool arch_fixup_fault(struct trap_frame *f)
     return false;
 }
 
-#define VECTOR_NMI        2
 #define VECTOR_PAGE_FAULT 14
 
 void trap_entry_window_fault(struct trap_frame *f);
@@ -123,12 +132,73 @@ static void unlock_here(const struct trap_frame *f, bool took)
         kernel_unlock();
 }
 
-/* The BSP's tick work beyond the scheduler: the IOMMU's fault log. */
+/* The board's NMI status (system control port B): a PCI system error
+ * (SERR#) or an I/O channel check latched; writing the matching enable bit
+ * high then low clears it. The low four bits are the speaker and PIT
+ * gate's, written back as they were. */
+#define PORT_SYSTEM_CONTROL_B 0x61
+#define NMI_REASON_SERR       0x80u
+#define NMI_REASON_IOCHK      0x40u
+#define NMI_CLEAR_SERR        0x04u
+#define NMI_CLEAR_IOCHK       0x08u
+#define NMI_REPORT_TICKS      (10u * SCHED_HZ) /* at most one report line per 10 s */
+
+static uint8_t nmi_reasons;      /* NMI_REASON_* seen since the last report (BSP only) */
+static uint64_t nmis_reported;   /* the sum over CPUs at the last report */
+static uint64_t nmi_report_tick; /* the BSP's tick count then */
+static unsigned nmi_storm_ticks; /* nmi.storm: NMI the other CPUs every this many ticks */
+
+static void nmi_received(void)
+{
+    if (panic_in_progress())
+        arch_halt_forever(); /* another CPU panicked: stop here */
+    struct cpu *c = this_cpu();
+    c->nmis++;
+    if (c->id != 0)
+        return; /* the board's NMIs come to the BSP (LINT1) */
+    uint8_t status = inb(PORT_SYSTEM_CONTROL_B);
+    uint8_t reasons = status & (NMI_REASON_SERR | NMI_REASON_IOCHK);
+    if (reasons == 0)
+        return;
+    nmi_reasons |= reasons;
+    uint8_t clear =
+        (reasons & NMI_REASON_SERR ? NMI_CLEAR_SERR : 0) | (reasons & NMI_REASON_IOCHK ? NMI_CLEAR_IOCHK : 0);
+    outb(PORT_SYSTEM_CONTROL_B, (uint8_t)((status & 0x0f) | clear));
+    outb(PORT_SYSTEM_CONTROL_B, (uint8_t)(status & 0x0f & ~clear));
+}
+
+/* One line for the NMIs since the last (BSP tick, lock held). */
+static void nmi_report(uint64_t tick)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < SMP_MAX_CPUS; i++)
+        total += cpus[i].nmis;
+    if (total == nmis_reported || (nmis_reported != 0 && tick - nmi_report_tick < NMI_REPORT_TICKS))
+        return;
+    uint8_t reasons = nmi_reasons;
+    nmi_reasons = 0;
+    kprintf("nmi: %lu received (%lu in all)%s%s; ignored\n", total - nmis_reported, total,
+            reasons & NMI_REASON_SERR ? ", the board reports a system error (SERR#)" : "",
+            reasons & NMI_REASON_IOCHK ? ", the board reports an I/O channel check" : "");
+    nmis_reported = total;
+    nmi_report_tick = tick;
+}
+
+void trap_set_nmi_storm(unsigned ticks) { nmi_storm_ticks = ticks; }
+
+/* The BSP's tick work beyond the scheduler: the IOMMU's fault log, the
+ * NMI report and the NMI storm. */
 static void bsp_tick(struct trap_frame *f)
 {
-    if (iommu_present()) {
+    uint64_t tick = this_cpu()->ticks;
+    if (nmi_storm_ticks != 0 && tick % nmi_storm_ticks == 0 && smp_cpus_online() > 1)
+        (void)lapic_send_nmi_others();
+    if (iommu_present() || tick % SCHED_HZ == 0) {
         bool took = lock_here();
-        iommu_poll_faults();
+        if (iommu_present())
+            iommu_poll_faults();
+        if (tick % SCHED_HZ == 0)
+            nmi_report(tick);
         unlock_here(f, took);
     }
     sched_tick(f);
@@ -194,9 +264,11 @@ void trap_dispatch(struct trap_frame *f)
 
 static void dispatch(struct trap_frame *f)
 {
+    if (f->vector == VECTOR_NMI) {
+        nmi_received();
+        return;
+    }
     if (f->vector < 32) {
-        if (f->vector == VECTOR_NMI && panic_in_progress())
-            arch_halt_forever(); /* another CPU panicked: stop here */
         if (f->vector == VECTOR_PAGE_FAULT && fault_waits(f))
             return; /* the segment is back: the access is retried */
         if (trap_from_user(f)) {

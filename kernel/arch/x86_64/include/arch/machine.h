@@ -36,7 +36,10 @@
  * VECTOR_STUBS and for the spurious one. The system call's number is only
  * a marker in trap frames (SYSCALL does not go through the IDT). The local
  * APIC orders pending interrupts by vector / 16, so the IPIs share a class
- * with the timer, above the device lines. */
+ * with the timer, above the device lines. An NMI (vector 2) arrives
+ * whatever the interrupt flag says, so also inside the entry and exit
+ * paths (isr.asm). */
+#define VECTOR_NMI            2
 #define VECTOR_IRQ_BASE       32
 #define VECTOR_LAPIC_TIMER    48
 #define VECTOR_IPI_RESCHEDULE 49

@@ -76,6 +76,7 @@ struct cpu {
     volatile uint64_t call_ipis;    /* VECTOR_IPI_CALL */
     volatile uint64_t resched_ipis; /* VECTOR_IPI_RESCHEDULE */
     volatile uint64_t apic_errors;  /* VECTOR_LAPIC_ERROR */
+    volatile uint64_t nmis;         /* VECTOR_NMI (trap.c reports them) */
 
     uint32_t lapic_ticks_per_tick; /* timer count for one scheduler tick, measured here */
     uint64_t bringup_ns;           /* INIT to online, as the BSP measured it (0 for the BSP) */

@@ -43,4 +43,8 @@ void trap_dispatch(struct trap_frame *f);
 void trap_print_frame(const struct trap_frame *f);
 const char *trap_vector_name(uint64_t vector);
 
+/* The nmi.storm test (arch_interrupts_init reads it): from the BSP's tick,
+ * an NMI to every other CPU each `ticks` ticks, wherever they are. 0: off. */
+void trap_set_nmi_storm(unsigned ticks);
+
 #endif
