@@ -194,6 +194,12 @@ static void read_boot_info(uint32_t magic, uint32_t mbi_phys)
     if (mb_parse(phys_to_virt(mbi_phys), EARLY_MAP_LIMIT - mbi_phys, &mbinfo, mb_warn, 0) != 0)
         panic("the boot loader gave no usable memory map");
     kprintf("boot loader: %s\ncommand line: %s\n", mbinfo.bootloader, mbinfo.cmdline);
+    if (mbinfo.have_efi)
+        kprintf("firmware: UEFI, %u-bit system table at %#lx (not called)\n", mbinfo.efi_bits, mbinfo.efi_system_table);
+    else
+        kprintf("firmware: BIOS (no EFI system table tag)\n");
+    if (mbinfo.efi_boot_services)
+        kprintf("firmware: warning: the boot loader left UEFI boot services running; the kernel ignores them\n");
     print_memory_map(&mbinfo);
     copy_boot_strings(&mbinfo);
 }

@@ -63,6 +63,9 @@ static const char *tag_name(uint32_t type)
     case MB_TAG_MMAP: return "memory map";
     case MB_TAG_ACPI_OLD: return "ACPI old RSDP";
     case MB_TAG_ACPI_NEW: return "ACPI new RSDP";
+    case MB_TAG_EFI32: return "EFI 32-bit system table";
+    case MB_TAG_EFI64: return "EFI 64-bit system table";
+    case MB_TAG_EFI_BS: return "EFI boot services not terminated";
     default: return "other";
     }
 }
@@ -141,6 +144,24 @@ static void parse_meminfo(struct parser *p, size_t off, uint32_t size)
     p->out->mem_lower_kb = read_u32(p, off + 8);
     p->out->mem_upper_kb = read_u32(p, off + 12);
     p->out->have_meminfo = true;
+}
+
+/* Tags 11 and 12: the system table's address, 4 or 8 bytes after the
+ * header. A second one is refused. */
+static void parse_efi_table(struct parser *p, uint32_t type, size_t off, uint32_t size)
+{
+    uint32_t want = type == MB_TAG_EFI64 ? 16 : 12;
+    if (size < want) {
+        TAG_WARN(p, type, "size %u too small (%u); refused", size, want);
+        return;
+    }
+    if (p->out->have_efi) {
+        TAG_WARN(p, type, "%s", "a second EFI system table; the first one is kept");
+        return;
+    }
+    p->out->have_efi = true;
+    p->out->efi_bits = type == MB_TAG_EFI64 ? 64 : 32;
+    p->out->efi_system_table = type == MB_TAG_EFI64 ? read_u64(p, off + 8) : read_u32(p, off + 8);
 }
 
 static void parse_mmap(struct parser *p, size_t off, uint32_t size)
@@ -374,6 +395,9 @@ int mb_parse(const void *mbi, size_t avail, struct mb_info *out, mb_warn_fn warn
         case MB_TAG_MMAP: parse_mmap(&p, off, size); break;
         case MB_TAG_ACPI_OLD:
         case MB_TAG_ACPI_NEW: parse_rsdp(&p, type, off, size); break;
+        case MB_TAG_EFI32:
+        case MB_TAG_EFI64: parse_efi_table(&p, type, off, size); break;
+        case MB_TAG_EFI_BS: out->efi_boot_services = true; break;
         default: break;
         }
         /* Tags start 8-aligned; size <= limit - off, so this cannot wrap. */

@@ -22,6 +22,9 @@
 #define MB_TAG_MMAP       6
 #define MB_TAG_ACPI_OLD   14 /* a copy of the ACPI 1.0 RSDP */
 #define MB_TAG_ACPI_NEW   15 /* a copy of the ACPI 2.0+ RSDP */
+#define MB_TAG_EFI32      11 /* the UEFI system table's address (32-bit firmware) */
+#define MB_TAG_EFI64      12 /* the UEFI system table's address (64-bit firmware) */
+#define MB_TAG_EFI_BS     18 /* UEFI boot services were left running */
 
 #define MB_RSDP_OLD_SIZE 20 /* the ACPI 1.0 RSDP */
 #define MB_RSDP_NEW_MIN  36 /* the ACPI 2.0 RSDP */
@@ -65,6 +68,13 @@ struct mb_info {
     bool have_rsdp_old;
     uint8_t rsdp_new[MB_RSDP_NEW_MAX];
     uint32_t rsdp_new_len; /* 0: no tag 15 */
+    /* Firmware: UEFI when a system table tag came (GRUB passes one under
+     * UEFI, none under a BIOS). The kernel calls no firmware service; the
+     * address is for the boot log. */
+    bool have_efi;
+    uint8_t efi_bits; /* 32 or 64: which tag */
+    uint64_t efi_system_table;
+    bool efi_boot_services; /* tag 18: GRUB did not exit boot services */
     uint32_t total_size;
     unsigned warnings; /* tags refused or clipped */
 };

@@ -559,6 +559,60 @@ static void test_acpi_rsdp_tags(void **state)
     }
 }
 
+/* The UEFI system table tags: which firmware GRUB came from. */
+static void test_efi_tags(void **state)
+{
+    (void)state;
+    static struct builder b;
+    struct warnings w;
+    struct mb_info *info;
+    uint64_t table64 = 0x7f9e2018ull;
+    uint32_t table32 = 0x3f6e1018u;
+
+    /* None: a BIOS boot. */
+    b_init(&b);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_false(info->have_efi);
+    assert_false(info->efi_boot_services);
+
+    /* 64-bit, then a second table tag: the first is kept, with a warning. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_EFI64, &table64, 8);
+    b_tag(&b, MB_TAG_EFI32, &table32, 4);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_true(info->have_efi);
+    assert_int_equal(info->efi_bits, 64);
+    assert_int_equal(info->efi_system_table, table64);
+    assert_int_equal(info->warnings, 1);
+    expect_warning(&w, "tag type 11 (EFI 32-bit system table)", "first one is kept");
+
+    /* 32-bit, with boot services left running. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_EFI32, &table32, 4);
+    b_tag(&b, MB_TAG_EFI_BS, NULL, 0);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_true(info->have_efi);
+    assert_int_equal(info->efi_bits, 32);
+    assert_int_equal(info->efi_system_table, table32);
+    assert_true(info->efi_boot_services);
+    assert_int_equal(info->warnings, 0);
+
+    /* Too short to hold the address: refused, nothing recorded. */
+    b_init(&b);
+    b_tag(&b, MB_TAG_EFI64, &table64, 4);
+    b_mmap(&b, one_ram, 1);
+    b_finish(&b);
+    info = parse_built(&b, &w, 0);
+    assert_false(info->have_efi);
+    expect_warning(&w, "tag type 12 (EFI 64-bit system table)", "too small");
+}
+
 static void test_meminfo_only(void **state)
 {
     (void)state;
@@ -692,10 +746,11 @@ static void test_random_maps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qemu_pc_5g),           cmocka_unit_test(test_every_truncation),
-        cmocka_unit_test(test_malformed_tags),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_acpi_rsdp_tags),       cmocka_unit_test(test_meminfo_only),
-        cmocka_unit_test(test_overlapping_unsorted), cmocka_unit_test(test_random_maps),
+        cmocka_unit_test(test_qemu_pc_5g),     cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_malformed_tags), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_acpi_rsdp_tags), cmocka_unit_test(test_meminfo_only),
+        cmocka_unit_test(test_efi_tags),       cmocka_unit_test(test_overlapping_unsorted),
+        cmocka_unit_test(test_random_maps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
