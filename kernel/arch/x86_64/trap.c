@@ -160,7 +160,7 @@ static void nmi_received(void)
     uint8_t reasons = status & (NMI_REASON_SERR | NMI_REASON_IOCHK);
     if (reasons == 0)
         return;
-    nmi_reasons |= reasons;
+    __atomic_or_fetch(&nmi_reasons, reasons, __ATOMIC_RELAXED);
     uint8_t clear =
         (reasons & NMI_REASON_SERR ? NMI_CLEAR_SERR : 0) | (reasons & NMI_REASON_IOCHK ? NMI_CLEAR_IOCHK : 0);
     outb(PORT_SYSTEM_CONTROL_B, (uint8_t)((status & 0x0f) | clear));
@@ -175,8 +175,7 @@ static void nmi_report(uint64_t tick)
         total += cpus[i].nmis;
     if (total == nmis_reported || (nmis_reported != 0 && tick - nmi_report_tick < NMI_REPORT_TICKS))
         return;
-    uint8_t reasons = nmi_reasons;
-    nmi_reasons = 0;
+    uint8_t reasons = __atomic_exchange_n(&nmi_reasons, 0, __ATOMIC_RELAXED); /* an NMI may land in between */
     kprintf("nmi: %lu received (%lu in all)%s%s; ignored\n", total - nmis_reported, total,
             reasons & NMI_REASON_SERR ? ", the board reports a system error (SERR#)" : "",
             reasons & NMI_REASON_IOCHK ? ", the board reports an I/O channel check" : "");
