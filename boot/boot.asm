@@ -199,8 +199,9 @@ long_mode_high:
     jmp .hang
 
 section .rodata
-msg_no_mb2: db "boot: not started by a multiboot2 loader (bad magic in eax); halting", 13, 10, 0
-msg_no_lm:  db "boot: this CPU has no long mode (x86-64) or no PAE; halting", 13, 10, 0
+; Both start with CONSOLE_REFUSED (common/console.h), which the runner watches for.
+msg_no_mb2: db "tessera: cannot run here: not started by a multiboot2 loader (bad magic in eax); halting", 13, 10, 0
+msg_no_lm:  db "tessera: cannot run here: this CPU has no long mode (x86-64) or no PAE; halting", 13, 10, 0
 
 align 8
 boot_gdt:

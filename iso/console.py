@@ -7,7 +7,8 @@ hands over to `console.py run`, which
   - starts the emulator and streams its serial console to stdout and --log;
   - with --input, types the file's lines into the guest, line k once the
     console holds k prompts (the console is read as a stream, once);
-  - stops the emulator 2 s after a PANIC line, or at --timeout;
+  - stops the emulator 2 s after a PANIC line or a refusal of the machine
+    ("tessera: cannot run here: ..."), or at --timeout;
   - judges the console (judge() below) and exits 0 only on success.
 `console.py judge LOG` judges a kept log the same way (scripts/soak uses it).
 
@@ -39,7 +40,7 @@ class Protocol:
         text = Path(header).read_text()
         strings = dict(re.findall(r'#define\s+(CONSOLE_\w+)\s+"([^"]*)"', text))
         missing = {"CONSOLE_PASS", "CONSOLE_FAIL", "CONSOLE_SKIP", "CONSOLE_SUMMARY",
-                   "CONSOLE_SEED", "CONSOLE_SHUTDOWN", "CONSOLE_PANIC"} - strings.keys()
+                   "CONSOLE_SEED", "CONSOLE_SHUTDOWN", "CONSOLE_PANIC", "CONSOLE_REFUSED"} - strings.keys()
         if missing:
             raise ValueError(f"{header}: no {', '.join(sorted(missing))}")
         self.strings = strings
@@ -47,6 +48,7 @@ class Protocol:
         self.fail_tag = strings["CONSOLE_FAIL"]
         self.skip_tag = strings["CONSOLE_SKIP"]
         self.panic = strings["CONSOLE_PANIC"]
+        self.refused = strings["CONSOLE_REFUSED"]
         self.summary = format_regex(strings["CONSOLE_SUMMARY"])
         self.seed = format_regex(strings["CONSOLE_SEED"])
         self.shutdown = format_regex(strings["CONSOLE_SHUTDOWN"])
@@ -84,10 +86,11 @@ def judge(lines, test_mode, protocol, timed_out_after=None, exit_note=""):
     command line) succeeds when the last summary line says N >= 1 passed
     and 0 failed, agrees with the [PASS] and [SKIP] lines above it, no
     [FAIL] line appears, and a later line says shutdown status 0. Any other
-    run succeeds on a shutdown status 0 line. A panic or a timeout fails
-    both."""
+    run succeeds on a shutdown status 0 line. A panic, a refusal of the
+    machine or a timeout fails both."""
     p = protocol
     panic = next((l for l in lines if l.startswith(p.panic)), None)
+    refused = next((l for l in lines if l.startswith(p.refused)), None)
     first_fail = next((l for l in lines if l.startswith(p.fail_tag)), None)
     skips = [l[len(p.skip_tag):].strip() for l in lines if l.startswith(p.skip_tag)]
     pass_lines = sum(l.startswith(p.pass_tag) for l in lines)
@@ -110,6 +113,8 @@ def judge(lines, test_mode, protocol, timed_out_after=None, exit_note=""):
 
     if panic:
         return fail(f"kernel panic: {panic}")
+    if refused:
+        return fail(f"the machine was refused: {refused}")
     if timed_out_after is not None:
         return fail(f"timeout after {timed_out_after} s")
     note = f" ({exit_note})" if exit_note else ""
@@ -413,8 +418,9 @@ def run(args):
     for number, name in ((signal.SIGTERM, "terminated"), (signal.SIGINT, "interrupted")):
         signal.signal(number, lambda *_, name=name: signals.append(name))
     protocol = Protocol()
-    watchers = [LineWatch(protocol.panic)]
-    panic = watchers[0]
+    # A panic or a refusal ends the run (the kernel halts after either).
+    panic = [LineWatch(protocol.panic), LineWatch(protocol.refused)]
+    watchers = list(panic)
     typist = keyboard = None
     feed = None
     if args.fifo:
@@ -457,7 +463,8 @@ def run(args):
 
 def watch(emulator, stream, keyboard, panic, signals, args, paced=None):
     """Streams the console until the emulator ends; stops it on a signal, a
-    panic, the timeout or the keyboard's Ctrl-A X. Returns (an exit status
+    panic or refusal (any of the `panic` watchers), the timeout or the
+    keyboard's Ctrl-A X. Returns (an exit status
     if a signal ended the run, whether it timed out)."""
     import select
     started = time.monotonic()
@@ -483,10 +490,10 @@ def watch(emulator, stream, keyboard, panic, signals, args, paced=None):
         if signals or (keyboard and keyboard.quit):
             emulator.stop()
         now = time.monotonic()
-        if panic.seen and panic_at is None:
+        if panic_at is None and any(w.seen for w in panic):
             panic_at = now
         if panic_at is not None and now - panic_at > PANIC_GRACE_S and emulator.stopped_at is None:
-            print(f"{PROG}: kernel panic: stopping the emulator", file=sys.stderr)
+            print(f"{PROG}: kernel panic or refusal: stopping the emulator", file=sys.stderr)
             emulator.stop()
         if args.timeout and now - started > args.timeout and emulator.stopped_at is None:
             timed_out = True

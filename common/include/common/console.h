@@ -27,4 +27,9 @@
 /* The start of the kernel's line when a kernel invariant broke. */
 #define CONSOLE_PANIC "PANIC"
 
+/* The start of the line by which the boot path or the kernel refuses a
+ * machine it cannot run on (no long mode, a CPU feature it needs), before
+ * it halts. boot/boot.asm spells it out too: NASM cannot read this file. */
+#define CONSOLE_REFUSED "tessera: cannot run here:"
+
 #endif

@@ -8,7 +8,9 @@
  */
 #include <arch/arch.h>
 #include <arch/smp.h>
+#include <common/console.h>
 #include <common/string.h>
+#include <kernel/console.h>
 
 struct idt_entry {
     uint16_t offset_lo;
@@ -148,9 +150,38 @@ void cpu_init_this(struct cpu *c, const uint64_t ist_top[3])
     fpu_init();
 }
 
+/* What the kernel cannot run without beyond long mode (boot.asm checks
+ * that): SYSCALL for every system call, the TSC for all time keeping,
+ * FXSR and SSE2 for the FPU state it saves and the SSE it gives user code.
+ * Every x86-64 CPU has them, but an emulator can take them away
+ * (`-cpu qemu64,-syscall`): refused with one line, rather than every
+ * program dying of an invalid opcode. */
+static void require_features(void)
+{
+    static const struct {
+        uint32_t leaf;
+        unsigned bit;
+        const char *name;
+    } needed[] = {
+        { 0x80000001, 11, "SYSCALL" },
+        { 1, 4, "the TSC" },
+        { 1, 24, "FXSAVE" },
+        { 1, 26, "SSE2" },
+    };
+    uint32_t a, b, c, d;
+    for (unsigned i = 0; i < sizeof needed / sizeof needed[0]; i++) {
+        cpuid(needed[i].leaf, 0, &a, &b, &c, &d);
+        if (!((d >> needed[i].bit) & 1)) {
+            kprintf(CONSOLE_REFUSED " this CPU lacks %s, which the kernel needs; halting\n", needed[i].name);
+            arch_halt_forever();
+        }
+    }
+}
+
 void arch_cpu_init(void)
 {
     uint32_t a, b, cx, d;
+    require_features();
     cpuid(0x80000001, 0, &a, &b, &cx, &d);
     have_nx = (d >> 20) & 1;
     idt_build();

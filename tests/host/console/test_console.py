@@ -56,6 +56,12 @@ class ProtocolTest(unittest.TestCase):
         shutdown = P.strings["CONSOLE_SHUTDOWN"]
         self.assertIn(f'"{shutdown}\\n"', kernel)
         self.assertIn(f'kprintf("{P.panic}: ', kernel)
+        # A refusal comes from the boot path (NASM, which cannot include the
+        # header) and from the kernel (through the macro).
+        refused = P.strings["CONSOLE_REFUSED"]
+        boot = (REPO / "boot/boot.asm").read_text()
+        self.assertEqual(boot.count(f'db "{refused} '), 2)
+        self.assertIn("CONSOLE_REFUSED", kernel)
 
 
 class JudgeTest(unittest.TestCase):
@@ -80,6 +86,8 @@ class JudgeTest(unittest.TestCase):
             "no summary line": GOOD.replace("2 passed, 0 failed, 1 skipped\n", ""),
             "no test passed": "0 passed, 0 failed, 0 skipped\ntessera: shutdown status 0\n",
             "kernel panic: PANIC: oops": GOOD.replace("[PASS] kill", "PANIC: oops"),
+            "the machine was refused: tessera: cannot run here: no SYSCALL":
+                GOOD.replace("[PASS] kill", "tessera: cannot run here: no SYSCALL"),
             "status 1": GOOD.replace("status 0", "status 1"),
             "after the summary": GOOD.replace("tessera: shutdown status 0\n", ""),
             # A count that disagrees with the lines: a pass claimed but not
@@ -188,6 +196,19 @@ class RunTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertLess(took, 20)
         self.assertIn("FAIL: kernel panic: PANIC: broken invariant; replay: iso/run --cmdline", r.stderr)
+
+    def test_a_refused_machine_is_stopped_soon(self):
+        serial = self.tmp / "serial"
+        emu = self.fake(f"""
+            with open({str(serial)!r}, "a") as f:
+                f.write("tessera: cannot run here: this CPU has no long mode (x86-64) or no PAE; halting\\n")
+                f.flush()
+            time.sleep(100)
+        """)
+        r, took = self.run_console("--serial", str(serial), "--timeout", "50", "--", *emu)
+        self.assertEqual(r.returncode, 1)
+        self.assertLess(took, 20)
+        self.assertIn("FAIL: the machine was refused: tessera: cannot run here: this CPU has no long mode", r.stderr)
 
     def test_a_hung_guest_times_out(self):
         serial = self.tmp / "serial"
