@@ -28,6 +28,9 @@ extern uint64_t suite_seed;
 void suite_record(const char *name, bool ok, const char *why);
 /* One check whose premise cannot hold on this machine: [SKIP] name: why. */
 void suite_skip(const char *name, const char *why);
+/* Whether the test `name` needs more free memory than memsrv has now; if
+ * so it is skipped, saying how much there is and how much it needs. */
+bool suite_memory_short(const char *name);
 /* Counts a test program's own checks from its exit status, or fails `name`
  * if it could not run (err < 0) or did not end as a test program. */
 void suite_count(const char *name, const char *module, int64_t err, int64_t status);
