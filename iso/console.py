@@ -464,8 +464,8 @@ def run(args):
 def watch(emulator, stream, keyboard, panic, signals, args, paced=None):
     """Streams the console until the emulator ends; stops it on a signal, a
     panic or refusal (any of the `panic` watchers), the timeout or the
-    keyboard's Ctrl-A X. Returns (an exit status
-    if a signal ended the run, whether it timed out)."""
+    keyboard's Ctrl-A X. Returns (an exit status if a signal ended the run,
+    whether it timed out)."""
     import select
     started = time.monotonic()
     panic_at = None
