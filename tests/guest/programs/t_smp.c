@@ -42,9 +42,9 @@
 #define TRANSFER_EVERY   100
 /* The moving loops stop early past this many of the suite's pace units (a
  * quarter of the time it gives a program before it calls it hung) once
- * they have done a round trip: under QEMU's -icount every vCPU runs in
- * turn on one host thread, and the spinning writers eat most of the
- * guest's time, so 1,000 moves can take 90 s of it. */
+ * they have done a round trip: where the vCPUs do not run side by side,
+ * the spinning writers eat most of the guest's time (under QEMU's -icount
+ * on 3 CPUs, which iso/run now refuses, 1,000 moves took up to 92 s). */
 #define MOVE_BUDGET_UNITS 20000
 
 enum label { L_ECHO = 1, L_KEEP, L_QUIT };
