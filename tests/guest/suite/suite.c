@@ -192,7 +192,7 @@ static const struct {
 } memory_needs[] = {
     { "malloc", 16 },    { "kvstore", 12 },    { "hostile_child_escape", 12 },
     { "fragmenter", 9 }, { "constraints", 9 }, { "hostile_sync", 9 },
-    { "seg", 6 },        { "quota", 6 },
+    { "churn", 9 },      { "seg", 6 },         { "quota", 6 },
 };
 
 bool suite_memory_short(const char *name)
