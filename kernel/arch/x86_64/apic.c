@@ -194,6 +194,8 @@ bool lapic_send_ipi_others(uint8_t vector) { return icr_send(0, ICR_ALL_BUT_SELF
 
 bool lapic_send_nmi_others(void) { return icr_send(0, ICR_ALL_BUT_SELF | ICR_NMI | ICR_ASSERT); }
 
+bool lapic_send_nmi(uint32_t apic_id) { return icr_send(apic_id, ICR_NMI | ICR_ASSERT); }
+
 bool lapic_send_init(uint32_t apic_id) { return icr_send(apic_id, ICR_INIT | ICR_ASSERT); }
 
 bool lapic_send_startup(uint32_t apic_id, uint8_t page) { return icr_send(apic_id, ICR_STARTUP | ICR_ASSERT | page); }

@@ -28,11 +28,16 @@
  * and copies the request count to its completion count, which the caller
  * waits for. Release and acquire order the mailbox writes before the
  * request count and the function's effects before the acknowledgement.
+ * A target still silent after SMP_CALL_RESEND_NS gets the IPI again (the
+ * handler does nothing when its counts agree, so extra ones are harmless);
+ * one silent at the timeout is asked where it is with an NMI, and that
+ * goes into the panic's report.
  */
 #include <abi/errno.h>
 #include <arch/apic.h>
 #include <arch/arch.h>
 #include <arch/smp.h>
+#include <arch/trap.h>
 #include <common/cmdline.h>
 #include <common/string.h>
 #include <kernel/console.h>
@@ -76,6 +81,7 @@ static bool all_present_online = true; /* the broadcast shorthand reaches only o
 static uint64_t ap_cr4;                /* the BSP's, which APs take once in the kernel's tables */
 static uint64_t ap_ist_top[SMP_MAX_CPUS][3];
 static volatile int call_lock;
+static bool drop_next_ipi; /* smp_test_drop_next_call_ipi */
 
 unsigned smp_cpus_present(void) { return cpus_present; }
 unsigned smp_cpus_online(void) { return cpu_mask_count(__atomic_load_n(&online_mask, __ATOMIC_ACQUIRE)); }
@@ -114,6 +120,8 @@ void smp_stop_others(void)
 
 void smp_serve_calls(void) { serve_call(this_cpu()); }
 
+void smp_test_drop_next_call_ipi(void) { __atomic_store_n(&drop_next_ipi, true, __ATOMIC_RELAXED); }
+
 void smp_handle_call_ipi(void)
 {
     struct cpu *c = this_cpu();
@@ -151,7 +159,9 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
     }
     /* An IPI the local APIC would not send shows as a missing
      * acknowledgement. */
-    if (broadcast) {
+    if (__atomic_exchange_n(&drop_next_ipi, false, __ATOMIC_RELAXED)) {
+        /* smp_selftest: as if this one were lost on the way */
+    } else if (broadcast) {
         lapic_send_ipi_others(VECTOR_IPI_CALL);
     } else {
         for (unsigned id = 0; id < cpus_known; id++)
@@ -159,8 +169,12 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
                 lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
     }
     cpu_mask_t acked = 0, waiting = targets;
-    uint64_t deadline = arch_time_ns() + timeout_ns;
-    while (waiting) {
+    uint64_t start = arch_time_ns(), deadline = start + timeout_ns, resend = start + SMP_CALL_RESEND_NS;
+    for (;;) {
+        /* The clock is read before the mailboxes: a caller that the host
+         * stops for a while between the two cannot fail a CPU that
+         * answered meanwhile. */
+        uint64_t now = arch_time_ns();
         for (unsigned id = 0; id < cpus_known; id++) {
             struct cpu *t = &cpus[id];
             if ((waiting & CPU_MASK(id)) &&
@@ -169,11 +183,78 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
                 waiting &= ~CPU_MASK(id);
             }
         }
-        if (waiting && arch_time_ns() > deadline)
+        if (!waiting || now > deadline)
             break;
+        if (now > resend) {
+            /* A second IPI to a CPU that already ran the call finds
+             * call_completed == call_requested and does nothing. */
+            for (unsigned id = 0; id < cpus_known; id++)
+                if (waiting & CPU_MASK(id))
+                    lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
+            resend = now + SMP_CALL_RESEND_NS;
+        }
         __asm__ volatile("pause");
     }
     return acked;
+}
+
+void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags)
+{
+    struct cpu *c = this_cpu();
+    if (!__atomic_load_n(&c->sample_wanted, __ATOMIC_ACQUIRE))
+        return;
+    c->sample_rip = rip;
+    c->sample_cs = cs;
+    c->sample_rflags = rflags;
+    __atomic_store_n(&c->sample_wanted, 0, __ATOMIC_RELEASE);
+}
+
+cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS])
+{
+    targets &= smp_online_mask() & ~CPU_MASK(this_cpu()->id);
+    for (unsigned id = 0; id < cpus_known; id++) {
+        if (!(targets & CPU_MASK(id)))
+            continue;
+        ticks_before[id] = cpus[id].ticks;
+        __atomic_store_n(&cpus[id].sample_wanted, 1, __ATOMIC_RELEASE);
+        (void)lapic_send_nmi(cpus[id].apic_id);
+    }
+    /* The whole wait, answered or not: the tick counts cover as long. */
+    uint64_t deadline = arch_time_ns() + SMP_SAMPLE_WAIT_NS;
+    while (arch_time_ns() < deadline)
+        __asm__ volatile("pause");
+    cpu_mask_t answered = 0;
+    for (unsigned id = 0; id < cpus_known; id++) {
+        if (!(targets & CPU_MASK(id)))
+            continue;
+        /* One that did not answer must not write a sample later. */
+        int wanted = 1;
+        if (!__atomic_compare_exchange_n(&cpus[id].sample_wanted, &wanted, 0, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_ACQUIRE))
+            answered |= CPU_MASK(id);
+    }
+    return answered;
+}
+
+/* For the panic that follows: where each CPU that left a call unanswered
+ * is (its NMI handler says, interrupts off or not), and whether its timer
+ * still interrupts it. */
+static void report_unanswered(cpu_mask_t laggards)
+{
+    uint64_t ticks_before[SMP_MAX_CPUS];
+    cpu_mask_t answered = smp_sample(laggards, ticks_before);
+    for (unsigned id = 0; id < cpus_known; id++) {
+        if (!(laggards & CPU_MASK(id)))
+            continue;
+        struct cpu *t = &cpus[id];
+        kprintf("smp: CPU %u: call %lu requested, %lu done; %lu timer ticks in the last %llu ms; ", id,
+                t->call_requested, t->call_completed, t->ticks - ticks_before[id], SMP_SAMPLE_WAIT_NS / 1000000ull);
+        if (!(answered & CPU_MASK(id)))
+            kprintf("no answer to an NMI either\n");
+        else
+            kprintf("an NMI found it at %#lx in %s mode, interrupts %s\n", t->sample_rip,
+                    (t->sample_cs & 3) == 3 ? "user" : "kernel", t->sample_rflags & RFLAGS_IF ? "on" : "off");
+    }
 }
 
 cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg)
@@ -185,6 +266,8 @@ cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg)
         return 0;
     call_lock_acquire(self);
     cpu_mask_t acked = call_and_wait(targets, targets == others && all_present_online, fn, arg, SMP_CALL_TIMEOUT_NS);
+    if (acked != targets)
+        report_unanswered(targets & ~acked);
     call_lock_release();
     if (acked != targets)
         panic("smp: CPUs %#lx did not acknowledge a call from CPU %u within %llu s", targets & ~acked, self->id,

@@ -5,7 +5,9 @@
  * online AP takes IPIs and runs what they ask on itself, that the
  * acknowledgement comes after the work, that targets are filtered as
  * smp_call promises, that reschedule IPIs arrive once each, that an NMI
- * is taken and survived, that every CPU's local APIC timer ticks, and
+ * is taken and survived, that a call whose IPI was lost is sent again,
+ * that an NMI can ask a CPU where it is (what the report on a CPU that
+ * does not answer prints), that every CPU's local APIC timer ticks, and
  * that every CPU's TSC runs in step with the BSP's (arch_time_ns depends
  * on it). Then it measures cross-CPU call costs.
  *
@@ -167,6 +169,38 @@ static void test_nmi(cpu_mask_t others)
     check("nmi_survived", ran == others, "after an NMI, a call to every other CPU reached %#lx, not %#lx", ran, others);
 }
 
+/* A call whose IPI is lost on the way still runs, once, when the caller
+ * sends it again. */
+static void test_lost_ipi(cpu_mask_t others)
+{
+    unsigned id = (unsigned)__builtin_ctzll(others);
+    clear_record();
+    smp_test_drop_next_call_ipi();
+    uint64_t start = arch_time_ns();
+    cpu_mask_t ran = smp_call(CPU_MASK(id), record_here, &rec);
+    uint64_t took = arch_time_ns() - start;
+    check("lost_ipi_resent", ran == CPU_MASK(id) && ran_on(&rec, id) == 1 && took >= SMP_CALL_RESEND_NS,
+          "CPU %u ran the call %lu times in %lu ms (the first IPI was held back)", id, ran_on(&rec, id),
+          took / 1000000);
+}
+
+/* The report a call that goes unanswered ends in: an idle CPU says it was
+ * halted in the kernel with interrupts on, and its timer ticked. */
+static void test_sample(cpu_mask_t others)
+{
+    uint64_t ticks_before[SMP_MAX_CPUS];
+    cpu_mask_t answered = smp_sample(others, ticks_before);
+    unsigned long bad_cpu = ~0ul;
+    for (unsigned id = 0; id < SMP_MAX_CPUS && bad_cpu == ~0ul; id++)
+        if ((others & CPU_MASK(id)) && (!(answered & CPU_MASK(id)) || (cpus[id].sample_cs & 3) != 0 ||
+                                        cpus[id].sample_rip < KERNEL_VMA || cpus[id].ticks == ticks_before[id]))
+            bad_cpu = id;
+    check("nmi_sample", bad_cpu == ~0ul, "CPU %lu: answered %d, cs %#lx, rip %#lx, %lu ticks", bad_cpu,
+          bad_cpu == ~0ul ? 1 : !!(answered & CPU_MASK(bad_cpu)), bad_cpu == ~0ul ? 0 : cpus[bad_cpu].sample_cs,
+          bad_cpu == ~0ul ? 0 : cpus[bad_cpu].sample_rip,
+          bad_cpu == ~0ul ? 0 : cpus[bad_cpu].ticks - ticks_before[bad_cpu]);
+}
+
 /* One reschedule IPI each, arriving once; the caller and absent CPUs are
  * not sent any. */
 static void test_reschedule(cpu_mask_t others)
@@ -289,6 +323,8 @@ void smp_selftest(void)
     test_call_filters(others);
     test_reschedule(others);
     test_nmi(others);
+    test_lost_ipi(others);
+    test_sample(others);
     test_ticks(online);
     test_tsc_in_step(others);
     bench(others);

@@ -148,10 +148,11 @@ static uint64_t nmis_reported;   /* the sum over CPUs at the last report */
 static uint64_t nmi_report_tick; /* the BSP's tick count then */
 static unsigned nmi_storm_ticks; /* nmi.storm: NMI the other CPUs every this many ticks */
 
-static void nmi_received(void)
+static void nmi_received(const struct trap_frame *f)
 {
     if (panic_in_progress())
         arch_halt_forever(); /* another CPU panicked: stop here */
+    smp_nmi_sample(f->rip, f->cs, f->rflags);
     struct cpu *c = this_cpu();
     c->nmis++;
     if (c->id != 0)
@@ -264,7 +265,7 @@ void trap_dispatch(struct trap_frame *f)
 static void dispatch(struct trap_frame *f)
 {
     if (f->vector == VECTOR_NMI) {
-        nmi_received();
+        nmi_received(f);
         return;
     }
     if (f->vector < 32) {

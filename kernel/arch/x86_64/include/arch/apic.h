@@ -55,6 +55,7 @@ bool timer_pit_ticks(void);
 bool lapic_send_ipi(uint32_t apic_id, uint8_t vector);
 bool lapic_send_ipi_others(uint8_t vector); /* shorthand: all excluding self */
 bool lapic_send_nmi_others(void);           /* a panic stops the other CPUs */
+bool lapic_send_nmi(uint32_t apic_id);      /* asks a CPU that ignores IPIs where it is */
 bool lapic_send_init(uint32_t apic_id);
 bool lapic_send_startup(uint32_t apic_id, uint8_t page);
 /* Reads and clears the error status (VECTOR_LAPIC_ERROR). */

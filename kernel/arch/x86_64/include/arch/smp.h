@@ -71,6 +71,12 @@ struct cpu {
     volatile uint64_t call_requested;
     volatile uint64_t call_completed;
 
+    /* Where an NMI found this CPU, when a caller whose call it left
+     * unanswered asked (sample_wanted, set by the caller, cleared by this
+     * CPU's NMI handler once the rest is written). */
+    volatile int sample_wanted;
+    volatile uint64_t sample_rip, sample_cs, sample_rflags;
+
     /* Interrupts this CPU took, for tests and the boot log. */
     volatile uint64_t ticks;        /* local APIC timer */
     volatile uint64_t call_ipis;    /* VECTOR_IPI_CALL */
@@ -163,12 +169,31 @@ cpu_mask_t smp_online_mask(void);
  * Called with interrupts off. Calls are serialised by one lock; while the
  * caller waits for it, it answers the calls aimed at itself, so two CPUs
  * calling each other cannot deadlock. fn must be short and must not take
- * a lock its caller might hold or call smp_call itself. A target that
- * does not acknowledge within SMP_CALL_TIMEOUT_NS is a broken invariant
- * (it must be stuck with interrupts off): panic.
+ * a lock its caller might hold or call smp_call itself. The IPI is sent
+ * again every SMP_CALL_RESEND_NS to a target that has not answered (one
+ * lost on the way costs that long, no more). A target that does not
+ * acknowledge within SMP_CALL_TIMEOUT_NS is a broken invariant (it must be
+ * stuck with interrupts off): the caller asks it with an NMI where it is,
+ * prints that, and panics.
  */
 cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg);
 #define SMP_CALL_TIMEOUT_NS 10000000000ull
+#define SMP_CALL_RESEND_NS  100000000ull
+
+/* Where the other online CPUs of `targets` are: an NMI each, whose handler
+ * records the rip, cs and rflags it interrupted in their struct cpu
+ * (sample_*), then SMP_SAMPLE_WAIT_NS of waiting. Returns those that
+ * answered; ticks_before[id] gets each target's tick count before the
+ * wait. For smp_call's report on a CPU that does not answer, and its test. */
+cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS]);
+#define SMP_SAMPLE_WAIT_NS 100000000ull
+
+/* The NMI handler's part (trap.c): records what it interrupted if
+ * smp_sample asked. */
+void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags);
+
+/* smp_selftest: the next call's first IPI is not sent, as if lost. */
+void smp_test_drop_next_call_ipi(void);
 
 /* Stops every other CPU for good (panic): an NMI each. */
 void smp_stop_others(void);
