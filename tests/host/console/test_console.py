@@ -1,6 +1,7 @@
 """Host tests of iso/console.py, the runner's judge and typist: the verdict
 on good and bad consoles, prompts cut across reads, the protocol's one
-definition, and whole runs of fake emulators (a panic, a hang, typed input).
+definition, whole runs of fake emulators (a panic, a hang, typed input),
+and iso/run's refusal of settings that cannot work.
 Run by ctest as console_test; by hand: python3 -m unittest -v test_console."""
 import os
 import re
@@ -269,6 +270,54 @@ class RunTest(unittest.TestCase):
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 1)
         self.assertTrue(re.search(r"FAIL: summary says 0 failed but the log has: \[FAIL\] kill", r.stderr))
+
+
+class LauncherUsageTest(unittest.TestCase):
+    """iso/run refuses what cannot work before it reads the ISO: exit 2 and
+    the reason, for each combination its checks name."""
+
+    MISSING_ISO = "/nonexistent/tessera.iso"
+
+    def run_launcher(self, *args):
+        return subprocess.run([str(REPO / "iso" / "run"), "--iso", self.MISSING_ISO, "--timeout", "5", *args],
+                              capture_output=True, text=True, timeout=30)
+
+    def test_refusals(self):
+        cases = [
+            (["--bogus"], "unknown argument '--bogus'"),
+            (["--mem"], "option --mem needs an argument"),
+            (["--emulator", "vbox"], "--emulator must be qemu or bochs"),
+            (["--machine", "virt"], "--machine must be pc or q35"),
+            (["--firmware", "coreboot"], "--firmware must be bios or uefi"),
+            (["--smp", "0"], "--smp must be a positive number"),
+            (["--smp", "two"], "--smp must be a positive number"),
+            (["--mem", "12X"], "--mem must look like"),
+            (["--mem", "0"], "--mem must look like"),
+            (["--gdb-port", "70000"], "--gdb-port must be a port number"),
+            (["--emulator", "bochs", "--machine", "q35"], "--machine is QEMU only"),
+            (["--emulator", "bochs", "--edu"], "--edu is QEMU only"),
+            (["--emulator", "bochs", "--icount"], "--icount is QEMU only"),
+            (["--emulator", "bochs", "--firmware", "uefi"], "--firmware uefi is QEMU only"),
+            (["--iommu"], "--iommu needs --machine q35"),
+            (["--firmware", "uefi", "--mem", "48M"], "--firmware uefi needs --mem 64M or more"),
+            (["--icount", "--smp", "2"], "--icount needs --smp 1"),
+            (["--cmdline", "test=all name='x'"], "--cmdline cannot contain quotes or backslashes"),
+        ]
+        for args, reason in cases:
+            with self.subTest(args=args):
+                r = self.run_launcher(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(reason, r.stderr)
+
+    def test_accepted_settings_reach_the_iso_check(self):
+        # The same checks let good combinations through: they stop only at
+        # the missing image (exit 1), not at a usage error.
+        for args in (["--firmware", "uefi", "--mem", "64M"], ["--icount", "--smp", "1"],
+                     ["--machine", "q35", "--iommu", "--smp", "4", "--mem", "5G"]):
+            with self.subTest(args=args):
+                r = self.run_launcher(*args)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn("no ISO at " + self.MISSING_ISO, r.stderr)
 
 
 if __name__ == "__main__":
