@@ -267,10 +267,11 @@ void test_hostile(bool (*selected)(const char *name))
 {
     if (selected("fuzz_stateful"))
         stateful_fuzz();
+    bool every_case = selected("hostile");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[64];
         fmt_snprintf(name, sizeof(name), "hostile_%s", cases[i].name);
-        if ((selected(name) || selected("hostile")) && !suite_memory_short(name))
+        if ((selected(name) || every_case) && !suite_memory_short(name))
             run_case(&cases[i]);
     }
 }

@@ -365,13 +365,83 @@ static bool selected_from(const char *list, size_t len, const char *name)
 
 static const char *test_list;
 static size_t test_list_len;
+static uint64_t test_words_named; /* bit i: the list's word i is some test's name */
 
-static bool selected(const char *name) { return selected_from(test_list, test_list_len, name); }
+/* Every part of the suite asks about each of its tests by name, whether it
+ * runs it or not; the words of test= that no part asked about name
+ * nothing (check_test_words). */
+static void note_name(const char *name)
+{
+    size_t namelen = strlen(name), i = 0;
+    for (unsigned word = 0; i < test_list_len && word < 64; word++) {
+        size_t start = i;
+        while (i < test_list_len && test_list[i] != ',')
+            i++;
+        if (i - start == namelen && memcmp(test_list + start, name, namelen) == 0)
+            test_words_named |= 1ull << word;
+        i++;
+    }
+}
+
+static bool selected(const char *name)
+{
+    note_name(name);
+    return selected_from(test_list, test_list_len, name);
+}
+
+/* Each word of key's list that known() rejects fails the run with a line
+ * naming it: a misspelt name would otherwise run nothing and say nothing. */
+static void refuse_unknown_words(const char *key, const char *list, size_t len,
+                                 bool (*known)(unsigned index, const char *word, size_t n))
+{
+    size_t i = 0;
+    for (unsigned index = 0; i < len; index++) {
+        size_t start = i;
+        while (i < len && list[i] != ',')
+            i++;
+        if (i > start && !known(index, list + start, i - start)) {
+            char name[32], why[128];
+            fmt_snprintf(name, sizeof(name), "%s_names", key);
+            fmt_snprintf(why, sizeof(why), "%s=%.*s: nothing is named '%.*s'", key, (int)len, list, (int)(i - start),
+                         list + start);
+            suite_record(name, false, why);
+        }
+        i++;
+    }
+}
+
+static bool test_word_named(unsigned index, const char *word, size_t n)
+{
+    (void)word;
+    (void)n;
+    return index >= 64 || (test_words_named & (1ull << index));
+}
+
+static void check_test_words(void)
+{
+    static const char *const not_tests[] = { "all", "boot", "restart_give_up" };
+    for (size_t i = 0; i < sizeof(not_tests) / sizeof(not_tests[0]); i++)
+        note_name(not_tests[i]);
+    refuse_unknown_words("test", test_list, test_list_len, test_word_named);
+}
 
 /* Benchmarks: programs named b_NAME, started with a fresh endpoint in slot
  * SERVICE and, first, the same program with "server" on it (for the ones
  * that measure messages). They print BENCH lines and exit 0. */
 static const char *const benchmarks[] = { "ipc", "memsrv", "smp" };
+
+static bool bench_word_known(unsigned index, const char *word, size_t n)
+{
+    (void)index;
+    static const char *const others[] = { "all", "restart" }; /* restart: bench_restart */
+    for (size_t i = 0; i < sizeof(benchmarks) / sizeof(benchmarks[0]); i++)
+        if (strlen(benchmarks[i]) == n && memcmp(benchmarks[i], word, n) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        if (strlen(others[i]) == n && memcmp(others[i], word, n) == 0)
+            return true;
+    return false;
+}
 
 static void run_benchmarks(const char *list, size_t len)
 {
@@ -407,13 +477,22 @@ int main(int argc, char **argv)
     const char *cmdline = libsys_startup ? libsys_startup->args : "";
     const char *list = 0, *benches = 0;
     size_t len = 0, benches_len = 0;
-    cmdline_get_u64(cmdline, "seed", &suite_seed);
+    const char *seed_word = 0;
+    size_t seed_len = 0;
+    bool bad_seed =
+        cmdline_get(cmdline, "seed", &seed_word, &seed_len) && !cmdline_get_u64(cmdline, "seed", &suite_seed);
     cmdline_get(cmdline, "test", &list, &len);
     test_list = list;
     test_list_len = len;
     cmdline_get(cmdline, "bench", &benches, &benches_len);
     uint64_t start = sys_clock();
     printf(CONSOLE_SEED "\n", suite_seed);
+    if (bad_seed) {
+        char why[96];
+        fmt_snprintf(why, sizeof(why), "seed=%.*s is not a number below 2^64 (runs with seed=%lu)", (int)seed_len,
+                     seed_word, suite_seed);
+        suite_record("seed", false, why);
+    }
     printf("suite: %u boot modules from init\n", delegate_take_modules());
     /* The kernel's self-tests ran before us: their lines are on the
      * console, so their counts go into the closing line. */
@@ -451,6 +530,8 @@ int main(int argc, char **argv)
     test_restart(selected);
     note_time("restart", t0);
     test_restart_give_up(list, len);
+    check_test_words();
+    refuse_unknown_words("bench", benches, benches_len, bench_word_known);
     if (benches_len)
         run_benchmarks(benches, benches_len);
     if (benches_len && cmdline_list_has(benches, benches_len, "restart"))
