@@ -3,6 +3,7 @@
  * locking model). Called on every way into and out of the kernel.
  */
 #include <arch/arch.h>
+#include <kernel/console.h>
 #include <kernel/lock.h>
 
 static void relax(void)
@@ -42,6 +43,11 @@ void spin_unlock(struct spinlock *l) { __atomic_store_n(&l->serving, l->serving 
  */
 #define STARVE_SPINS 20000u
 
+/* Every hold is bounded (kernel/lock.h), so a wait this long means the
+ * holder is stuck: the waiter says so, with where the holder is, and goes
+ * on waiting (again every as long). */
+#define STUCK_REPORT_NS (30ull * 1000000000ull)
+
 static uint32_t held;           /* 1 while a CPU holds the lock */
 static uint32_t starving;       /* the id + 1 of a CPU that waited too long, or 0 */
 static uint32_t waiting;        /* CPUs in wait_for_turn */
@@ -55,15 +61,32 @@ static bool may_take(uint32_t self)
            !__atomic_exchange_n(&held, 1, __ATOMIC_ACQUIRE);
 }
 
+static void __attribute__((noinline, cold)) report_stuck(uint64_t waited_ns)
+{
+    unsigned holder = owner;
+    uint64_t seconds = waited_ns / 1000000000ull;
+    if (holder == 0) {
+        kprintf("lock: CPU %u has waited %lu s for the kernel lock, which no CPU holds now\n", arch_cpu_id(), seconds);
+        return;
+    }
+    kprintf("lock: CPU %u has waited %lu s for the kernel lock, which CPU %u holds\n", arch_cpu_id(), seconds,
+            holder - 1);
+    smp_report_where(CPU_MASK(holder - 1));
+}
+
 /* Out of line: every system call takes the lock, and most find it free. */
 static void __attribute__((noinline)) wait_for_turn(uint32_t self)
 {
-    uint64_t start = arch_time_ns();
+    uint64_t start = arch_time_ns(), report_at = start + STUCK_REPORT_NS;
     __atomic_add_fetch(&waiting, 1, __ATOMIC_RELAXED);
     for (unsigned spins = 0; !may_take(self); spins++) {
         uint32_t none = 0;
         if (spins >= STARVE_SPINS && __atomic_load_n(&starving, __ATOMIC_RELAXED) == 0)
             __atomic_compare_exchange_n(&starving, &none, self, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+        if (spins % 4096 == 0 && arch_time_ns() > report_at) {
+            report_stuck(arch_time_ns() - start);
+            report_at = arch_time_ns() + STUCK_REPORT_NS;
+        }
         relax();
     }
     __atomic_sub_fetch(&waiting, 1, __ATOMIC_RELAXED);

@@ -219,10 +219,13 @@ cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS])
         __atomic_store_n(&cpus[id].sample_wanted, 1, __ATOMIC_RELEASE);
         (void)lapic_send_nmi(cpus[id].apic_id);
     }
-    /* The whole wait, answered or not: the tick counts cover as long. */
+    /* The whole wait, answered or not: the tick counts cover as long. A
+     * caller holding the kernel lock may be waiting on this CPU meanwhile. */
     uint64_t deadline = arch_time_ns() + SMP_SAMPLE_WAIT_NS;
-    while (arch_time_ns() < deadline)
+    while (arch_time_ns() < deadline) {
+        serve_call(this_cpu());
         __asm__ volatile("pause");
+    }
     cpu_mask_t answered = 0;
     for (unsigned id = 0; id < cpus_known; id++) {
         if (!(targets & CPU_MASK(id)))
@@ -236,25 +239,34 @@ cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS])
     return answered;
 }
 
-/* For the panic that follows: where each CPU that left a call unanswered
- * is (its NMI handler says, interrupts off or not), and whether its timer
- * still interrupts it. */
-static void report_unanswered(cpu_mask_t laggards)
+void smp_report_where(cpu_mask_t targets)
 {
     uint64_t ticks_before[SMP_MAX_CPUS];
-    cpu_mask_t answered = smp_sample(laggards, ticks_before);
+    cpu_mask_t answered = smp_sample(targets, ticks_before);
     for (unsigned id = 0; id < cpus_known; id++) {
-        if (!(laggards & CPU_MASK(id)))
+        if (!(targets & smp_online_mask() & ~CPU_MASK(this_cpu()->id) & CPU_MASK(id)))
             continue;
         struct cpu *t = &cpus[id];
-        kprintf("smp: CPU %u: call %lu requested, %lu done; %lu timer ticks in the last %llu ms; ", id,
-                t->call_requested, t->call_completed, t->ticks - ticks_before[id], SMP_SAMPLE_WAIT_NS / 1000000ull);
+        uint64_t ticks = t->ticks - ticks_before[id], ms = SMP_SAMPLE_WAIT_NS / 1000000ull;
         if (!(answered & CPU_MASK(id)))
-            kprintf("no answer to an NMI either\n");
+            kprintf("smp: CPU %u: %lu timer ticks in the last %lu ms; no answer to an NMI either\n", id, ticks, ms);
         else
-            kprintf("an NMI found it at %#lx in %s mode, interrupts %s\n", t->sample_rip,
-                    (t->sample_cs & 3) == 3 ? "user" : "kernel", t->sample_rflags & RFLAGS_IF ? "on" : "off");
+            kprintf("smp: CPU %u: %lu timer ticks in the last %lu ms; an NMI found it at %#lx in %s mode, "
+                    "interrupts %s\n",
+                    id, ticks, ms, t->sample_rip, (t->sample_cs & 3) == 3 ? "user" : "kernel",
+                    t->sample_rflags & RFLAGS_IF ? "on" : "off");
     }
+}
+
+/* For the panic that follows: what each CPU that left a call unanswered
+ * was asked, and where it is. */
+static void report_unanswered(cpu_mask_t laggards)
+{
+    for (unsigned id = 0; id < cpus_known; id++)
+        if (laggards & CPU_MASK(id))
+            kprintf("smp: CPU %u: call %lu requested, %lu done\n", id, cpus[id].call_requested,
+                    cpus[id].call_completed);
+    smp_report_where(laggards);
 }
 
 cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg)

@@ -31,7 +31,9 @@
  * Every spin, the kernel lock's and the leaf locks', answers cross-CPU
  * calls aimed at its CPU while it waits: the holder may be waiting for this
  * very CPU to acknowledge a TLB shootdown, and the spinner has interrupts
- * off.
+ * off. Since every hold is bounded, a wait for the kernel lock past 30 s
+ * means a stuck holder: the waiter prints where an NMI finds it
+ * (smp_report_where), every 30 s, and waits on.
  */
 #ifndef KERNEL_LOCK_H
 #define KERNEL_LOCK_H

@@ -188,6 +188,11 @@ cpu_mask_t smp_call(cpu_mask_t targets, void (*fn)(void *arg), void *arg);
 cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS]);
 #define SMP_SAMPLE_WAIT_NS 100000000ull
 
+/* smp_sample, then one line per target: its ticks during the wait and
+ * where the NMI found it (rip, user or kernel mode, interrupts on or off),
+ * or that it did not answer. For reports on a CPU that seems stuck. */
+void smp_report_where(cpu_mask_t targets);
+
 /* The NMI handler's part (trap.c): records what it interrupted if
  * smp_sample asked. */
 void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags);
