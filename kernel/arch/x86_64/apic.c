@@ -83,6 +83,18 @@ bool lapic_map(uint64_t phys)
 
 uint32_t lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
 
+#define LAPIC_ISR_32_63 0x110
+#define LAPIC_IRR_32_63 0x210
+
+void lapic_read_state(struct lapic_state *out)
+{
+    out->isr = lapic_read(LAPIC_ISR_32_63);
+    out->irr = lapic_read(LAPIC_IRR_32_63);
+    out->tpr = lapic_read(LAPIC_TPR);
+    out->lvt_timer = lapic_read(LAPIC_LVT_TIMER);
+    out->timer_count = lapic_read(LAPIC_TIMER_CURRENT);
+}
+
 void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
 
 /* Firmware may hand over a CPU in x2APIC mode, whose registers are MSRs;

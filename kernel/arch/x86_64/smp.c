@@ -82,6 +82,7 @@ static uint64_t ap_cr4;                /* the BSP's, which APs take once in the 
 static uint64_t ap_ist_top[SMP_MAX_CPUS][3];
 static volatile int call_lock;
 static bool drop_next_ipi; /* smp_test_drop_next_call_ipi */
+static uint64_t resends;   /* IPIs sent again (call_and_wait, under call_lock) */
 
 unsigned smp_cpus_present(void) { return cpus_present; }
 unsigned smp_cpus_online(void) { return cpu_mask_count(__atomic_load_n(&online_mask, __ATOMIC_ACQUIRE)); }
@@ -192,6 +193,13 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
                 if (waiting & CPU_MASK(id))
                     lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
             resend = now + SMP_CALL_RESEND_NS;
+            /* Rare (a lost IPI, or a CPU the host did not run for that
+             * long): said the 1st, 2nd, 4th, 8th... time. */
+            resends++;
+            if ((resends & (resends - 1)) == 0)
+                kprintf("smp: CPUs %#lx had not answered a call from CPU %u in %llu ms: IPI sent again (resend %lu "
+                        "since boot)\n",
+                        waiting, this_cpu()->id, (now - start) / 1000000ull, resends);
         }
         __asm__ volatile("pause");
     }
@@ -206,6 +214,7 @@ void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags)
     c->sample_rip = rip;
     c->sample_cs = cs;
     c->sample_rflags = rflags;
+    lapic_read_state(&c->sample_lapic);
     __atomic_store_n(&c->sample_wanted, 0, __ATOMIC_RELEASE);
 }
 
@@ -252,9 +261,11 @@ void smp_report_where(cpu_mask_t targets)
             kprintf("smp: CPU %u: %lu timer ticks in the last %lu ms; no answer to an NMI either\n", id, ticks, ms);
         else
             kprintf("smp: CPU %u: %lu timer ticks in the last %lu ms; an NMI found it at %#lx in %s mode, "
-                    "interrupts %s\n",
+                    "interrupts %s; local APIC: vectors 32-63 in service %#x, requested %#x, TPR %#x, timer LVT "
+                    "%#x count %u\n",
                     id, ticks, ms, t->sample_rip, (t->sample_cs & 3) == 3 ? "user" : "kernel",
-                    t->sample_rflags & RFLAGS_IF ? "on" : "off");
+                    t->sample_rflags & RFLAGS_IF ? "on" : "off", t->sample_lapic.isr, t->sample_lapic.irr,
+                    t->sample_lapic.tpr, t->sample_lapic.lvt_timer, t->sample_lapic.timer_count);
     }
 }
 

@@ -55,7 +55,16 @@ bool timer_pit_ticks(void);
 bool lapic_send_ipi(uint32_t apic_id, uint8_t vector);
 bool lapic_send_ipi_others(uint8_t vector); /* shorthand: all excluding self */
 bool lapic_send_nmi_others(void);           /* a panic stops the other CPUs */
-bool lapic_send_nmi(uint32_t apic_id);      /* asks a CPU that ignores IPIs where it is */
+/* What this CPU's local APIC holds for the kernel's vectors (32-63: device
+ * lines, timer, IPIs), read in place: for the report on a CPU that does not
+ * answer (smp.c). */
+struct lapic_state {
+    uint32_t isr, irr; /* bit v - 32: vector v in service, requested */
+    uint32_t tpr;
+    uint32_t lvt_timer, timer_count;
+};
+void lapic_read_state(struct lapic_state *out);
+bool lapic_send_nmi(uint32_t apic_id); /* asks a CPU that ignores IPIs where it is */
 bool lapic_send_init(uint32_t apic_id);
 bool lapic_send_startup(uint32_t apic_id, uint8_t page);
 /* Reads and clears the error status (VECTOR_LAPIC_ERROR). */

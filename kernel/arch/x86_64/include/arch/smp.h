@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <arch/apic.h>
 #include <arch/machine.h>
 
 #define SMP_MAX_CPUS 64u
@@ -76,6 +77,7 @@ struct cpu {
      * CPU's NMI handler once the rest is written). */
     volatile int sample_wanted;
     volatile uint64_t sample_rip, sample_cs, sample_rflags;
+    struct lapic_state sample_lapic;
 
     /* Interrupts this CPU took, for tests and the boot log. */
     volatile uint64_t ticks;        /* local APIC timer */
