@@ -193,13 +193,23 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
                 if (waiting & CPU_MASK(id))
                     lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
             resend = now + SMP_CALL_RESEND_NS;
-            /* Rare (a lost IPI, or a CPU the host did not run for that
-             * long): said the 1st, 2nd, 4th, 8th... time. */
+            /* Deaf for a second: an interrupt may be stuck in service
+             * (seen under QEMU: the timer's vector, with the CPU halted and
+             * interrupts on), which an NMI gets past. */
+            bool kick = now - start >= SMP_CALL_KICK_NS;
+            for (unsigned id = 0; kick && id < cpus_known; id++) {
+                if (!(waiting & CPU_MASK(id)))
+                    continue;
+                __atomic_store_n(&cpus[id].repair_wanted, 1, __ATOMIC_RELEASE);
+                (void)lapic_send_nmi(cpus[id].apic_id);
+            }
+            /* Rare (a lost IPI, a stuck one, or a CPU the host did not run
+             * for that long): said the 1st, 2nd, 4th, 8th... time. */
             resends++;
             if ((resends & (resends - 1)) == 0)
-                kprintf("smp: CPUs %#lx had not answered a call from CPU %u in %llu ms: IPI sent again (resend %lu "
-                        "since boot)\n",
-                        waiting, this_cpu()->id, (now - start) / 1000000ull, resends);
+                kprintf("smp: CPUs %#lx had not answered a call from CPU %u in %llu ms: IPI sent again%s (resend "
+                        "%lu since boot)\n",
+                        waiting, this_cpu()->id, (now - start) / 1000000ull, kick ? ", and an NMI" : "", resends);
         }
         __asm__ volatile("pause");
     }
@@ -216,6 +226,21 @@ void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags)
     c->sample_rflags = rflags;
     lapic_read_state(&c->sample_lapic);
     __atomic_store_n(&c->sample_wanted, 0, __ATOMIC_RELEASE);
+}
+
+void smp_nmi_repair(uint64_t rflags)
+{
+    struct cpu *c = this_cpu();
+    if (!__atomic_exchange_n(&c->repair_wanted, 0, __ATOMIC_ACQ_REL) || !(rflags & RFLAGS_IF))
+        return;
+    struct lapic_state st;
+    lapic_read_state(&st);
+    /* Each EOI ends the highest vector in service: at most one per bit. */
+    for (unsigned n = 0; st.isr != 0 && n < 32; n++) {
+        lapic_eoi();
+        c->isr_repairs++;
+        lapic_read_state(&st);
+    }
 }
 
 cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS])

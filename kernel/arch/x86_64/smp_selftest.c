@@ -184,6 +184,29 @@ static void test_lost_ipi(cpu_mask_t others)
           took / 1000000);
 }
 
+/* An AP whose timer interrupt was never ended (its EOI held back) is deaf
+ * to IPIs; a call to it still runs, once, after the NMI that ends the
+ * interrupt left in service. */
+static void test_stuck_in_service(cpu_mask_t others)
+{
+    unsigned id = (unsigned)__builtin_ctzll(others);
+    struct cpu *t = &cpus[id];
+    uint64_t repairs = t->isr_repairs;
+    __atomic_store_n(&t->skip_next_timer_eoi, true, __ATOMIC_RELAXED);
+    /* Until its next tick has come and gone without an EOI. */
+    uint64_t ticks = t->ticks, give_up = arch_time_ns() + WAIT_NS;
+    while ((t->ticks == ticks || t->skip_next_timer_eoi) && arch_time_ns() < give_up)
+        __asm__ volatile("pause");
+    clear_record();
+    uint64_t start = arch_time_ns();
+    cpu_mask_t ran = smp_call(CPU_MASK(id), record_here, &rec);
+    uint64_t took = arch_time_ns() - start;
+    check("stuck_in_service_repaired",
+          ran == CPU_MASK(id) && ran_on(&rec, id) == 1 && took >= SMP_CALL_KICK_NS && t->isr_repairs == repairs + 1,
+          "CPU %u ran the call %lu times in %lu ms, %lu in-service vectors ended", id, ran_on(&rec, id), took / 1000000,
+          t->isr_repairs - repairs);
+}
+
 /* The report a call that goes unanswered ends in: an idle CPU says it was
  * halted in the kernel with interrupts on, and its timer ticked. */
 static void test_sample(cpu_mask_t others)
@@ -324,6 +347,7 @@ void smp_selftest(void)
     test_reschedule(others);
     test_nmi(others);
     test_lost_ipi(others);
+    test_stuck_in_service(others);
     test_sample(others);
     test_ticks(online);
     test_tsc_in_step(others);

@@ -153,6 +153,7 @@ static void nmi_received(const struct trap_frame *f)
     if (panic_in_progress())
         arch_halt_forever(); /* another CPU panicked: stop here */
     smp_nmi_sample(f->rip, f->cs, f->rflags);
+    smp_nmi_repair(f->rflags);
     struct cpu *c = this_cpu();
     c->nmis++;
     if (c->id != 0)
@@ -287,8 +288,9 @@ static void dispatch(struct trap_frame *f)
         /* The EOI first: sched_tick may switch threads before this frame
          * returns. Other CPUs count their ticks and nothing more until the
          * scheduler runs threads on them. */
-        lapic_eoi();
         struct cpu *c = this_cpu();
+        if (!__atomic_exchange_n(&c->skip_next_timer_eoi, false, __ATOMIC_RELAXED))
+            lapic_eoi();
         c->ticks++;
         if (c->id == 0)
             bsp_tick(f);

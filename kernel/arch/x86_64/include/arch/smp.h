@@ -78,6 +78,12 @@ struct cpu {
     volatile int sample_wanted;
     volatile uint64_t sample_rip, sample_cs, sample_rflags;
     struct lapic_state sample_lapic;
+    /* A caller whose call went unanswered for SMP_CALL_KICK_NS sets
+     * repair_wanted and sends an NMI; the handler ends interrupts left in
+     * service with nobody serving them (smp_nmi_repair) and counts them. */
+    volatile int repair_wanted;
+    volatile uint64_t isr_repairs;
+    volatile bool skip_next_timer_eoi; /* smp_selftest: as if a timer EOI were lost */
 
     /* Interrupts this CPU took, for tests and the boot log. */
     volatile uint64_t ticks;        /* local APIC timer */
@@ -198,6 +204,14 @@ void smp_report_where(cpu_mask_t targets);
 /* The NMI handler's part (trap.c): records what it interrupted if
  * smp_sample asked. */
 void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags);
+
+/* The NMI handler's other part: when a caller asked (repair_wanted) and
+ * the NMI interrupted code with interrupts on, any vector of 32-63 the
+ * local APIC holds in service has nobody serving it (every handler ends
+ * its interrupt before interrupts are next enabled), and it would keep the
+ * timer and the IPIs out for good: ended here, counted in isr_repairs. */
+void smp_nmi_repair(uint64_t rflags);
+#define SMP_CALL_KICK_NS 1000000000ull
 
 /* smp_selftest: the next call's first IPI is not sent, as if lost. */
 void smp_test_drop_next_call_ipi(void);
