@@ -169,8 +169,9 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
             if (targets & CPU_MASK(id))
                 lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
     }
-    cpu_mask_t acked = 0, waiting = targets;
+    cpu_mask_t acked = 0, waiting = targets, kicked = 0;
     uint64_t start = arch_time_ns(), deadline = start + timeout_ns, resend = start + SMP_CALL_RESEND_NS;
+    uint64_t repairs_before[SMP_MAX_CPUS];
     for (;;) {
         /* The clock is read before the mailboxes: a caller that the host
          * stops for a while between the two cannot fail a CPU that
@@ -200,6 +201,9 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
             for (unsigned id = 0; kick && id < cpus_known; id++) {
                 if (!(waiting & CPU_MASK(id)))
                     continue;
+                if (!(kicked & CPU_MASK(id)))
+                    repairs_before[id] = cpus[id].isr_repairs;
+                kicked |= CPU_MASK(id);
                 __atomic_store_n(&cpus[id].repair_wanted, 1, __ATOMIC_RELEASE);
                 (void)lapic_send_nmi(cpus[id].apic_id);
             }
@@ -213,6 +217,12 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
         }
         __asm__ volatile("pause");
     }
+    /* A repair hides what caused it, so each is said. */
+    for (unsigned id = 0; kicked && id < cpus_known; id++)
+        if ((kicked & CPU_MASK(id)) && cpus[id].isr_repairs != repairs_before[id])
+            kprintf("smp: CPU %u had %lu interrupt(s) in service with nothing serving them: ended by an NMI (%lu "
+                    "since boot)\n",
+                    id, cpus[id].isr_repairs - repairs_before[id], cpus[id].isr_repairs);
     return acked;
 }
 
