@@ -126,23 +126,32 @@ int parse_size(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
+bool cmdline_list_next(const char *list, size_t len, size_t *pos, const char **item, size_t *item_len)
+{
+    if (list == NULL || *pos >= len)
+        return false;
+    size_t start = *pos, i = start;
+    while (i < len && list[i] != ',')
+        i++;
+    *item = list + start;
+    *item_len = i - start;
+    *pos = i + 1; /* past the comma */
+    return true;
+}
+
+bool cmdline_item_is(const char *item, size_t item_len, const char *name)
+{
+    return strlen(name) == item_len && memcmp(item, name, item_len) == 0;
+}
+
 bool cmdline_list_has(const char *list, size_t len, const char *name)
 {
-    if (list == NULL || name == NULL)
-        return false;
-    size_t namelen = strlen(name);
-    if (namelen == 0)
+    if (name == NULL || name[0] == '\0')
         return false; /* or it would match an empty item, as in "a,,b" */
-    size_t i = 0;
-    while (i < len) {
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        size_t itemlen = i - start;
-        if ((itemlen == namelen && memcmp(list + start, name, namelen) == 0) ||
-            (itemlen == 3 && memcmp(list + start, "all", 3) == 0))
+    const char *item;
+    size_t item_len, pos = 0;
+    while (cmdline_list_next(list, len, &pos, &item, &item_len))
+        if (cmdline_item_is(item, item_len, name) || cmdline_item_is(item, item_len, "all"))
             return true;
-        i++; /* skip the comma */
-    }
     return false;
 }

@@ -43,4 +43,14 @@ int parse_size(const char *s, size_t len, uint64_t *out);
  */
 bool cmdline_list_has(const char *list, size_t len, const char *name);
 
+/*
+ * The items of a comma-separated list one at a time: with *pos 0 at first,
+ * each call sets *item and *item_len to the next item (empty ones, as in
+ * "a,,b", included) and returns true, or returns false past the end.
+ */
+bool cmdline_list_next(const char *list, size_t len, size_t *pos, const char **item, size_t *item_len);
+
+/* Whether item[0..item_len) is exactly name (no "all" wildcard). */
+bool cmdline_item_is(const char *item, size_t item_len, const char *name);
+
 #endif

@@ -522,16 +522,11 @@ void test_restart(bool (*selected)(const char *name))
 void test_restart_give_up(const char *list, size_t len)
 {
     /* Named, not picked by cmdline_list_has: "all" must not end the run. */
-    const char *name = "restart_give_up";
-    size_t n = strlen(name), i = 0;
+    const char *item;
+    size_t item_len, pos = 0;
     bool named = false;
-    while (i < len && !named) {
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        named = i - start == n && memcmp(list + start, name, n) == 0;
-        i++;
-    }
+    while (!named && cmdline_list_next(list, len, &pos, &item, &item_len))
+        named = cmdline_item_is(item, item_len, "restart_give_up");
     if (!named)
         return;
     struct supervisor_status st;
@@ -545,7 +540,7 @@ void test_restart_give_up(const char *list, size_t len)
         if (!await_restarts(target, &st))
             break;
     }
-    suite_record(name, false, "the supervisor neither gave up nor restarted the server");
+    suite_record("restart_give_up", false, "the supervisor neither gave up nor restarted the server");
 }
 
 /* ---- bench=restart ------------------------------------------------------ */

@@ -372,15 +372,11 @@ static uint64_t test_words_named; /* bit i: the list's word i is some test's nam
  * nothing (check_test_words). */
 static void note_name(const char *name)
 {
-    size_t namelen = strlen(name), i = 0;
-    for (unsigned word = 0; i < test_list_len && word < 64; word++) {
-        size_t start = i;
-        while (i < test_list_len && test_list[i] != ',')
-            i++;
-        if (i - start == namelen && memcmp(test_list + start, name, namelen) == 0)
+    const char *item;
+    size_t item_len, pos = 0;
+    for (unsigned word = 0; word < 64 && cmdline_list_next(test_list, test_list_len, &pos, &item, &item_len); word++)
+        if (cmdline_item_is(item, item_len, name))
             test_words_named |= 1ull << word;
-        i++;
-    }
 }
 
 static bool selected(const char *name)
@@ -394,19 +390,16 @@ static bool selected(const char *name)
 static void refuse_unknown_words(const char *key, const char *list, size_t len,
                                  bool (*known)(unsigned index, const char *word, size_t n))
 {
-    size_t i = 0;
-    for (unsigned index = 0; i < len; index++) {
-        size_t start = i;
-        while (i < len && list[i] != ',')
-            i++;
-        if (i > start && !known(index, list + start, i - start)) {
+    const char *item;
+    size_t item_len, pos = 0;
+    for (unsigned index = 0; cmdline_list_next(list, len, &pos, &item, &item_len); index++) {
+        if (item_len > 0 && !known(index, item, item_len)) {
             char name[32], why[128];
             fmt_snprintf(name, sizeof(name), "%s_names", key);
-            fmt_snprintf(why, sizeof(why), "%s=%.*s: nothing is named '%.*s'", key, (int)len, list, (int)(i - start),
-                         list + start);
+            fmt_snprintf(why, sizeof(why), "%s=%.*s: nothing is named '%.*s'", key, (int)len, list, (int)item_len,
+                         item);
             suite_record(name, false, why);
         }
-        i++;
     }
 }
 
@@ -433,14 +426,10 @@ static const char *const benchmarks[] = { "ipc", "memsrv", "smp" };
 static bool bench_word_known(unsigned index, const char *word, size_t n)
 {
     (void)index;
-    static const char *const others[] = { "all", "restart" }; /* restart: bench_restart */
     for (size_t i = 0; i < sizeof(benchmarks) / sizeof(benchmarks[0]); i++)
-        if (strlen(benchmarks[i]) == n && memcmp(benchmarks[i], word, n) == 0)
+        if (cmdline_item_is(word, n, benchmarks[i]))
             return true;
-    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
-        if (strlen(others[i]) == n && memcmp(others[i], word, n) == 0)
-            return true;
-    return false;
+    return cmdline_item_is(word, n, "all") || cmdline_item_is(word, n, "restart"); /* restart: bench_restart */
 }
 
 static void run_benchmarks(const char *list, size_t len)

@@ -130,6 +130,31 @@ static void test_parse_size(void **state)
     assert_int_equal(ps("4X", &v), -EINVAL);
 }
 
+static void test_list_next(void **state)
+{
+    (void)state;
+    const char *l = ",ipc,,sched,";
+    const char *item;
+    size_t item_len, pos = 0;
+    const char *want[] = { "", "ipc", "", "sched" };
+    for (size_t k = 0; k < 4; k++) {
+        assert_true(cmdline_list_next(l, strlen(l), &pos, &item, &item_len));
+        assert_true(cmdline_item_is(item, item_len, want[k]));
+    }
+    assert_false(cmdline_list_next(l, strlen(l), &pos, &item, &item_len)); /* no item after the last comma */
+    pos = 0;
+    assert_true(cmdline_list_next("ipc,memsrv", 5, &pos, &item, &item_len)); /* only len bytes count */
+    assert_true(cmdline_item_is(item, item_len, "ipc"));
+    assert_true(cmdline_list_next("ipc,memsrv", 5, &pos, &item, &item_len));
+    assert_true(cmdline_item_is(item, item_len, "m"));
+    assert_false(cmdline_list_next("ipc,memsrv", 5, &pos, &item, &item_len));
+    pos = 0;
+    assert_false(cmdline_list_next(NULL, 4, &pos, &item, &item_len));
+    assert_false(cmdline_list_next("", 0, &pos, &item, &item_len));
+    assert_false(cmdline_item_is("all", 3, "al"));
+    assert_false(cmdline_item_is("al", 2, "all"));
+}
+
 static void test_list_has(void **state)
 {
     (void)state;
@@ -159,8 +184,8 @@ static void test_list_has(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get),        cmocka_unit_test(test_get_u64),  cmocka_unit_test(test_parse_u64),
-        cmocka_unit_test(test_parse_size), cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_get),        cmocka_unit_test(test_get_u64),   cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_size), cmocka_unit_test(test_list_next), cmocka_unit_test(test_list_has),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
