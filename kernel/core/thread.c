@@ -53,21 +53,50 @@ static int kstack_alloc(struct thread *t)
     return 0;
 }
 
-void thread_free_stack(struct thread *t)
+/* A stack waiting in a batch: written into its own first frame, reached
+ * through the direct map since its stack address is already unmapped. */
+struct parked_stack {
+    uint64_t next_first_frame; /* the next parked stack's first frame */
+    uint64_t frames[KSTACK_FRAMES];
+    unsigned slot;
+};
+
+void thread_stack_park(struct kstack_batch *batch, struct thread *t)
 {
     if (!t->kstack_top)
         return;
     uint64_t base = t->kstack_top - KSTACK_SIZE;
-    uint64_t frames[KSTACK_FRAMES];
+    struct parked_stack parked = { .next_first_frame = batch->first_frame, .slot = t->kstack_slot };
     for (unsigned i = 0; i < KSTACK_FRAMES; i++)
-        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &frames[i], 0));
-    /* Every CPU the thread ran on may cache the stack's translations: they
-     * are gone from all of them (a shootdown) before the frames are reused. */
-    paging_unmap_kernel(base, KSTACK_SIZE);
-    for (unsigned i = 0; i < KSTACK_FRAMES; i++)
-        pool_free_frame(frames[i]);
-    kstack_slot_used[t->kstack_slot / 8] &= (uint8_t) ~(1u << (t->kstack_slot % 8));
+        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &parked.frames[i], 0));
+    /* Other CPUs may still cache the old translations: the slot stays
+     * taken and the frames stay out of the pool until the batch's one
+     * shootdown (thread_stacks_release). */
+    paging_unmap_kernel_here(base, KSTACK_SIZE);
+    *(struct parked_stack *)phys_to_virt(parked.frames[0]) = parked;
+    batch->first_frame = parked.frames[0];
+    batch->lo = batch->count == 0 || base < batch->lo ? base : batch->lo;
+    batch->hi = batch->count == 0 || base + KSTACK_SIZE > batch->hi ? base + KSTACK_SIZE : batch->hi;
+    batch->count++;
     t->kstack_top = 0;
+}
+
+void thread_stacks_release(struct kstack_batch *batch)
+{
+    if (batch->count == 0)
+        return;
+    /* One round of IPIs for the whole batch: a process that exits with
+     * thousands of threads would otherwise hold the kernel lock through
+     * one round per stack. */
+    paging_flush_kernel_others(batch->lo, batch->hi - batch->lo);
+    for (unsigned n = 0; n < batch->count; n++) {
+        struct parked_stack parked = *(const struct parked_stack *)phys_to_virt(batch->first_frame);
+        for (unsigned i = 0; i < KSTACK_FRAMES; i++)
+            pool_free_frame(parked.frames[i]);
+        kstack_slot_used[parked.slot / 8] &= (uint8_t) ~(1u << (parked.slot % 8));
+        batch->first_frame = parked.next_first_frame;
+    }
+    *batch = (struct kstack_batch){ 0 };
 }
 
 #define THREAD_KMEM_BYTES (sizeof(struct thread) + KSTACK_SIZE)

@@ -122,13 +122,22 @@ static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint
     return need;
 }
 
-/* This CPU's TLB entries for the range. Kernel entries are global, so
- * only invlpg drops them; beyond 64 pages of user range, reloading CR3 is
- * cheaper (global kernel entries stay). */
+/* This CPU's TLB entries for the range. Past FLUSH_PAGES_MAX pages one
+ * whole flush is cheaper than a page at a time: for a user range a CR3
+ * reload (the global kernel entries stay); kernel entries are global, so
+ * for them turning CR4.PGE off and on again, which drops every entry. */
+#define FLUSH_PAGES_MAX 64
+
 static void flush_here(uint64_t va, uint64_t size, bool kernel)
 {
-    if (!kernel && size > 64 * PAGE_SIZE) {
-        write_cr3(read_cr3());
+    if (size > FLUSH_PAGES_MAX * PAGE_SIZE) {
+        if (kernel) {
+            uint64_t cr4 = read_cr4();
+            write_cr4(cr4 & ~CR4_PGE);
+            write_cr4(cr4);
+        } else {
+            write_cr3(read_cr3());
+        }
         return;
     }
     for (uint64_t off = 0; off < size; off += PAGE_SIZE)
@@ -386,10 +395,20 @@ int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned fl
 
 void paging_unmap_kernel(uint64_t va, uint64_t size)
 {
+    paging_unmap_kernel_here(va, size);
+    paging_flush_kernel_others(va, size);
+}
+
+void paging_unmap_kernel_here(uint64_t va, uint64_t size)
+{
     paging_unmap(kernel_root, va, size, 0);
-    /* Kernel entries are global: invlpg drops them whatever CR3 holds, on
-     * this CPU and every other. */
+    /* Kernel entries are global: only invlpg or a CR4.PGE toggle drops
+     * them, whatever CR3 holds. */
     flush_here(va, size, true);
+}
+
+void paging_flush_kernel_others(uint64_t va, uint64_t size)
+{
     paging_flush_others(smp_online_mask() & ~CPU_MASK(arch_cpu_id()), va, size);
 }
 
@@ -422,7 +441,7 @@ extern char kernel_phys_start[], kernel_end[];
 void paging_init(const struct mb_info *info)
 {
     nx_bit = arch_has_nx() ? PTE_NX : 0;
-    write_cr4(read_cr4() | (1ull << 7)); /* PGE: global kernel entries */
+    write_cr4(read_cr4() | CR4_PGE); /* global kernel entries */
     kernel_root = new_table();
     if (!kernel_root)
         panic("paging: no frame for the kernel's root table");

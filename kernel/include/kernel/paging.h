@@ -82,5 +82,10 @@ int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size);
  * MAP_USER): the ioremap window's read-only and uncached pages. */
 int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
 void paging_unmap_kernel(uint64_t va, uint64_t size);
+/* paging_unmap_kernel in two steps: unmaps and flushes this CPU only; the
+ * caller keeps the range and its frames out of use until it has flushed
+ * every other CPU with paging_flush_kernel_others. */
+void paging_unmap_kernel_here(uint64_t va, uint64_t size);
+void paging_flush_kernel_others(uint64_t va, uint64_t size);
 
 #endif

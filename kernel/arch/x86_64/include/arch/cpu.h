@@ -67,7 +67,10 @@ static inline uint64_t read_cr4(void)
     __asm__ volatile("mov %%cr4, %0" : "=r"(v));
     return v;
 }
-static inline void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v)); }
+/* "memory": a CR4.PGE toggle flushes the TLB, so page-table writes must
+ * not move past it. */
+static inline void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v) : "memory"); }
+#define CR4_PGE (1ull << 7) /* global pages */
 
 static inline void invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
