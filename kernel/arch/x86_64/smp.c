@@ -69,7 +69,6 @@ _Static_assert(offsetof(struct trampoline_params, stack) == TRAMPOLINE_STACK, "t
 _Static_assert(offsetof(struct trampoline_params, cpu) == TRAMPOLINE_CPU, "trampoline.asm reads cpu");
 _Static_assert(offsetof(struct trampoline_params, entry) == TRAMPOLINE_ENTRY, "trampoline.asm reads entry");
 
-#define CR4_PGE  (1ull << 7)
 #define EFER_LME (1ull << 8)
 
 extern const char trampoline_start[], trampoline_end[];
@@ -145,6 +144,15 @@ static void call_lock_acquire(struct cpu *self)
 
 static void call_lock_release(void) { __atomic_store_n(&call_lock, 0, __ATOMIC_RELEASE); }
 
+/* An interrupt may be stuck in service on `t` (seen under QEMU: the
+ * timer's vector, with the CPU halted and interrupts on), which keeps out
+ * the timer and the IPIs; an NMI gets past it and ends it (smp_nmi_repair). */
+static void ask_repair(struct cpu *t)
+{
+    __atomic_store_n(&t->repair_wanted, 1, __ATOMIC_RELEASE);
+    (void)lapic_send_nmi(t->apic_id);
+}
+
 /* Posts fn to each target's mailbox, interrupts them, and waits up to
  * timeout_ns; returns the targets that acknowledged. The caller holds
  * call_lock and is not among the targets. */
@@ -171,7 +179,6 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
     }
     cpu_mask_t acked = 0, waiting = targets, kicked = 0;
     uint64_t start = arch_time_ns(), deadline = start + timeout_ns, resend = start + SMP_CALL_RESEND_NS;
-    uint64_t repairs_before[SMP_MAX_CPUS];
     for (;;) {
         /* The clock is read before the mailboxes: a caller that the host
          * stops for a while between the two cannot fail a CPU that
@@ -194,18 +201,13 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
                 if (waiting & CPU_MASK(id))
                     lapic_send_ipi(cpus[id].apic_id, VECTOR_IPI_CALL);
             resend = now + SMP_CALL_RESEND_NS;
-            /* Deaf for a second: an interrupt may be stuck in service
-             * (seen under QEMU: the timer's vector, with the CPU halted and
-             * interrupts on), which an NMI gets past. */
+            /* Deaf for a second: ask for a repair. */
             bool kick = now - start >= SMP_CALL_KICK_NS;
             for (unsigned id = 0; kick && id < cpus_known; id++) {
                 if (!(waiting & CPU_MASK(id)))
                     continue;
-                if (!(kicked & CPU_MASK(id)))
-                    repairs_before[id] = cpus[id].isr_repairs;
                 kicked |= CPU_MASK(id);
-                __atomic_store_n(&cpus[id].repair_wanted, 1, __ATOMIC_RELEASE);
-                (void)lapic_send_nmi(cpus[id].apic_id);
+                ask_repair(&cpus[id]);
             }
             /* Rare (a lost IPI, a stuck one, or a CPU the host did not run
              * for that long): said the 1st, 2nd, 4th, 8th... time. */
@@ -217,32 +219,76 @@ static cpu_mask_t call_and_wait(cpu_mask_t targets, bool broadcast, void (*fn)(v
         }
         __asm__ volatile("pause");
     }
-    /* A repair hides what caused it, so each is said. */
-    for (unsigned id = 0; kicked && id < cpus_known; id++)
-        if ((kicked & CPU_MASK(id)) && cpus[id].isr_repairs != repairs_before[id])
-            kprintf("smp: CPU %u had %lu interrupt(s) in service with nothing serving them: ended by an NMI (%lu "
-                    "since boot)\n",
-                    id, cpus[id].isr_repairs - repairs_before[id], cpus[id].isr_repairs);
+    if (kicked)
+        smp_say_repairs(kicked);
     return acked;
 }
 
-void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags)
+void smp_say_repairs(cpu_mask_t targets)
+{
+    /* A repair hides what caused it, so each is said, once: by the caller
+     * whose call was stuck or by CPU 0's tick, whichever looks first. */
+    for (unsigned id = 0; id < cpus_known; id++) {
+        if (!(targets & CPU_MASK(id)))
+            continue;
+        uint64_t repairs = cpus[id].isr_repairs;
+        uint64_t said = __atomic_exchange_n(&cpus[id].isr_repairs_said, repairs, __ATOMIC_RELAXED);
+        if (repairs != said)
+            kprintf("smp: CPU %u had %lu interrupt(s) in service with nothing serving them: ended by an NMI (%lu "
+                    "since boot)\n",
+                    id, repairs - said, repairs);
+    }
+}
+
+/* The next online CPU after `id`, cyclically; `id` itself when alone. */
+static unsigned next_online(unsigned id)
+{
+    cpu_mask_t online = smp_online_mask();
+    for (unsigned step = 1; step < cpus_known; step++) {
+        unsigned next = (id + step) % cpus_known;
+        if (online & CPU_MASK(next))
+            return next;
+    }
+    return id;
+}
+
+void smp_watch_next(void)
+{
+    struct cpu *self = this_cpu();
+    unsigned id = next_online(self->id);
+    if (id == self->id)
+        return;
+    struct cpu *t = &cpus[id];
+    uint64_t ticks = t->ticks;
+    bool same = self->watched == id && ticks == self->watched_ticks;
+    self->watched = id;
+    self->watched_ticks = ticks;
+    /* An AP whose own timer never counted has no ticks to miss (CPU 0
+     * then ticks from the PIT). */
+    if (same && (id == 0 || t->lapic_ticks_per_tick != 0))
+        ask_repair(t);
+}
+
+bool smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags)
 {
     struct cpu *c = this_cpu();
     if (!__atomic_load_n(&c->sample_wanted, __ATOMIC_ACQUIRE))
-        return;
+        return false;
     c->sample_rip = rip;
     c->sample_cs = cs;
     c->sample_rflags = rflags;
     lapic_read_state(&c->sample_lapic);
     __atomic_store_n(&c->sample_wanted, 0, __ATOMIC_RELEASE);
+    return true;
 }
 
-void smp_nmi_repair(uint64_t rflags)
+bool smp_nmi_repair(uint64_t rflags)
 {
     struct cpu *c = this_cpu();
-    if (!__atomic_exchange_n(&c->repair_wanted, 0, __ATOMIC_ACQ_REL) || !(rflags & RFLAGS_IF))
-        return;
+    if (!__atomic_exchange_n(&c->repair_wanted, 0, __ATOMIC_ACQ_REL))
+        return false;
+    if (!(rflags & RFLAGS_IF))
+        return true;
     struct lapic_state st;
     lapic_read_state(&st);
     /* Each EOI ends the highest vector in service: at most one per bit. */
@@ -251,6 +297,7 @@ void smp_nmi_repair(uint64_t rflags)
         c->isr_repairs++;
         lapic_read_state(&st);
     }
+    return true;
 }
 
 cpu_mask_t smp_sample(cpu_mask_t targets, uint64_t ticks_before[SMP_MAX_CPUS])

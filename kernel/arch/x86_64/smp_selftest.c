@@ -6,6 +6,8 @@
  * acknowledgement comes after the work, that targets are filtered as
  * smp_call promises, that reschedule IPIs arrive once each, that an NMI
  * is taken and survived, that a call whose IPI was lost is sent again,
+ * that a CPU left deaf by an interrupt stuck in service is repaired by the
+ * call that finds it so and by the CPU watching it,
  * that an NMI can ask a CPU where it is (what the report on a CPU that
  * does not answer prints), that every CPU's local APIC timer ticks, and
  * that every CPU's TSC runs in step with the BSP's (arch_time_ns depends
@@ -27,6 +29,9 @@
 #define BENCH_CALLS    1000u
 #define WAIT_NS        1000000000ull /* for an IPI nobody waits on */
 #define TICK_WINDOW_NS 50000000ull
+/* A watcher looks once a second of its own ticks and repairs at the
+ * second look that finds no tick: two seconds, and slack for a slow host. */
+#define WATCHDOG_WAIT_NS 5000000000ull
 
 static unsigned passed, failed;
 
@@ -207,6 +212,30 @@ static void test_stuck_in_service(cpu_mask_t others)
           t->isr_repairs - repairs);
 }
 
+/* The same deafness on a CPU nobody calls: the CPU watching it (the one
+ * before it; CPU 0 for CPU 1, so interrupts are on here meanwhile) sees
+ * its tick count stand still for a second of its own ticks and repairs
+ * it, and its timer ticks again. */
+static void test_watchdog(cpu_mask_t others)
+{
+    unsigned id = 63u - (unsigned)__builtin_clzll(others);
+    struct cpu *t = &cpus[id];
+    uint64_t repairs = t->isr_repairs;
+    __atomic_store_n(&t->skip_next_timer_eoi, true, __ATOMIC_RELAXED);
+    uint64_t ticks = t->ticks, give_up = arch_time_ns() + WAIT_NS;
+    while ((t->ticks == ticks || t->skip_next_timer_eoi) && arch_time_ns() < give_up)
+        __asm__ volatile("pause");
+    uint64_t stalled = t->ticks, start = arch_time_ns();
+    give_up = start + WATCHDOG_WAIT_NS;
+    arch_irq_enable();
+    while ((t->isr_repairs == repairs || t->ticks == stalled) && arch_time_ns() < give_up)
+        __asm__ volatile("pause");
+    arch_irq_disable();
+    check("deaf_cpu_watched", t->isr_repairs == repairs + 1 && t->ticks != stalled,
+          "CPU %u: %lu in-service vectors ended, %lu ticks since, after %lu ms", id, t->isr_repairs - repairs,
+          t->ticks - stalled, (arch_time_ns() - start) / 1000000);
+}
+
 /* The report a call that goes unanswered ends in: an idle CPU says it was
  * halted in the kernel with interrupts on, and its timer ticked. */
 static void test_sample(cpu_mask_t others)
@@ -348,6 +377,7 @@ void smp_selftest(void)
     test_nmi(others);
     test_lost_ipi(others);
     test_stuck_in_service(others);
+    test_watchdog(others);
     test_sample(others);
     test_ticks(online);
     test_tsc_in_step(others);

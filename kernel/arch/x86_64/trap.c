@@ -152,10 +152,12 @@ static void nmi_received(const struct trap_frame *f)
 {
     if (panic_in_progress())
         arch_halt_forever(); /* another CPU panicked: stop here */
-    smp_nmi_sample(f->rip, f->cs, f->rflags);
-    smp_nmi_repair(f->rflags);
+    bool sample = smp_nmi_sample(f->rip, f->cs, f->rflags);
+    bool repair = smp_nmi_repair(f->rflags);
     struct cpu *c = this_cpu();
     c->nmis++;
+    if (sample || repair)
+        c->nmis_asked++;
     if (c->id != 0)
         return; /* the board's NMIs come to the BSP (LINT1) */
     uint8_t status = inb(PORT_SYSTEM_CONTROL_B);
@@ -174,7 +176,7 @@ static void nmi_report(uint64_t tick)
 {
     uint64_t total = 0;
     for (unsigned i = 0; i < SMP_MAX_CPUS; i++)
-        total += cpus[i].nmis;
+        total += cpus[i].nmis - cpus[i].nmis_asked; /* the kernel's own are not news */
     if (total == nmis_reported || (nmis_reported != 0 && tick - nmi_report_tick < NMI_REPORT_TICKS))
         return;
     uint8_t reasons = __atomic_exchange_n(&nmi_reasons, 0, __ATOMIC_RELAXED); /* an NMI may land in between */
@@ -198,11 +200,26 @@ static void bsp_tick(struct trap_frame *f)
         bool took = lock_here();
         if (iommu_present())
             iommu_poll_faults();
-        if (tick % SCHED_HZ == 0)
+        if (tick % SCHED_HZ == 0) {
             nmi_report(tick);
+            smp_say_repairs(smp_online_mask());
+        }
         unlock_here(f, took);
     }
     sched_tick(f);
+}
+
+/* A tick of this CPU's timer (CPU 0's may be the PIT), its EOI done. */
+static void tick(struct trap_frame *f)
+{
+    struct cpu *c = this_cpu();
+    c->ticks++;
+    if (c->ticks % SCHED_HZ == 0)
+        smp_watch_next();
+    if (c->id == 0)
+        bsp_tick(f);
+    else
+        sched_tick(f);
 }
 
 #define PF_PRESENT 0x1u /* the error code's bit: a protection fault, not a missing page */
@@ -234,8 +251,7 @@ static void device_line(struct trap_frame *f, unsigned line)
     if (line == 0 && timer_pit_ticks()) {
         /* The PIT: the BSP's tick (arch/apic.h says when). */
         arch_irq_eoi(0);
-        this_cpu()->ticks++;
-        bsp_tick(f);
+        tick(f);
         return;
     }
     /* The 8259s raise line 7 or 15 for an interrupt that went away before
@@ -286,16 +302,11 @@ static void dispatch(struct trap_frame *f)
     switch (f->vector) {
     case VECTOR_LAPIC_TIMER: {
         /* The EOI first: sched_tick may switch threads before this frame
-         * returns. Other CPUs count their ticks and nothing more until the
-         * scheduler runs threads on them. */
-        struct cpu *c = this_cpu();
-        if (!__atomic_exchange_n(&c->skip_next_timer_eoi, false, __ATOMIC_RELAXED))
+         * returns. Other CPUs count their ticks and watch their neighbour,
+         * and nothing more until the scheduler runs threads on them. */
+        if (!__atomic_exchange_n(&this_cpu()->skip_next_timer_eoi, false, __ATOMIC_RELAXED))
             lapic_eoi();
-        c->ticks++;
-        if (c->id == 0)
-            bsp_tick(f);
-        else
-            sched_tick(f);
+        tick(f);
         return;
     }
     case VECTOR_IPI_CALL:

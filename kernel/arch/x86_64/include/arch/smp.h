@@ -78,11 +78,17 @@ struct cpu {
     volatile int sample_wanted;
     volatile uint64_t sample_rip, sample_cs, sample_rflags;
     struct lapic_state sample_lapic;
-    /* A caller whose call went unanswered for SMP_CALL_KICK_NS sets
-     * repair_wanted and sends an NMI; the handler ends interrupts left in
-     * service with nobody serving them (smp_nmi_repair) and counts them. */
+    /* A caller whose call went unanswered for SMP_CALL_KICK_NS, or the
+     * CPU watching this one (smp_watch_next), sets repair_wanted and sends
+     * an NMI; the handler ends interrupts left in service with nobody
+     * serving them (smp_nmi_repair) and counts them; smp_say_repairs has
+     * printed isr_repairs_said of them. */
     volatile int repair_wanted;
-    volatile uint64_t isr_repairs;
+    volatile uint64_t isr_repairs, isr_repairs_said;
+    /* This CPU watches the next online one: which, and its tick count at
+     * the last look. */
+    unsigned watched;
+    uint64_t watched_ticks;
     volatile bool skip_next_timer_eoi; /* smp_selftest: as if a timer EOI were lost */
 
     /* Interrupts this CPU took, for tests and the boot log. */
@@ -91,6 +97,7 @@ struct cpu {
     volatile uint64_t resched_ipis; /* VECTOR_IPI_RESCHEDULE */
     volatile uint64_t apic_errors;  /* VECTOR_LAPIC_ERROR */
     volatile uint64_t nmis;         /* VECTOR_NMI (trap.c reports them) */
+    volatile uint64_t nmis_asked;   /* of which the kernel sent for a sample or a repair */
 
     uint32_t lapic_ticks_per_tick; /* timer count for one scheduler tick, measured here */
     uint64_t bringup_ns;           /* INIT to online, as the BSP measured it (0 for the BSP) */
@@ -203,14 +210,24 @@ void smp_report_where(cpu_mask_t targets);
 
 /* The NMI handler's part (trap.c): records what it interrupted if
  * smp_sample asked. */
-void smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags);
+bool smp_nmi_sample(uint64_t rip, uint64_t cs, uint64_t rflags);
 
 /* The NMI handler's other part: when a caller asked (repair_wanted) and
  * the NMI interrupted code with interrupts on, any vector of 32-63 the
  * local APIC holds in service has nobody serving it (every handler ends
  * its interrupt before interrupts are next enabled), and it would keep the
- * timer and the IPIs out for good: ended here, counted in isr_repairs. */
-void smp_nmi_repair(uint64_t rflags);
+ * timer and the IPIs out for good: ended here, counted in isr_repairs.
+ * Both return whether the NMI was asked for (else it came from elsewhere). */
+bool smp_nmi_repair(uint64_t rflags);
+/* Prints the repairs on the targets not printed yet. */
+void smp_say_repairs(cpu_mask_t targets);
+/* Every CPU's tick, once a second of its own ticks: each online CPU
+ * watches the next one (the last watches CPU 0). One whose tick count has
+ * not moved since the last look gets the NMI repair; that also covers a
+ * deaf CPU nobody makes a call to, whose timer and reschedule IPIs would
+ * otherwise stay kept out. A CPU that merely runs with interrupts off
+ * that long is left as it is (smp_nmi_repair). */
+void smp_watch_next(void);
 #define SMP_CALL_KICK_NS 1000000000ull
 
 /* smp_selftest: the next call's first IPI is not sent, as if lost. */
