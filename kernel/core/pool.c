@@ -5,7 +5,6 @@
  * metadata of its own.
  */
 #include <arch/arch.h>
-#include <common/string.h>
 #include <kernel/console.h>
 #include <kernel/pool.h>
 #include <kernel/vmarea.h>
@@ -55,7 +54,7 @@ static void *vmarea_page_get(void *ctx)
     uint64_t frame = pool_alloc_frame();
     if (!frame)
         return 0;
-    memset(phys_to_virt(frame), 0, PAGE_SIZE);
+    arch_zero_pages(phys_to_virt(frame), PAGE_SIZE);
     return phys_to_virt(frame);
 }
 

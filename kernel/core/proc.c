@@ -315,7 +315,7 @@ static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights
         s = index < memsrv_nparts ? memsrv_parts[index] : 0;
         if (!s || s->owner || s->size != size)
             return -ENOEXEC; /* the image no longer fits what it was loaded into */
-        memset(phys_to_virt(s->phys), 0, size);
+        arch_zero_pages(phys_to_virt(s->phys), size);
         err = segment_attach(s, p, true, vaddr, rights);
     } else {
         uint64_t align = (size >= LARGE_PAGE_SIZE && !(vaddr & (LARGE_PAGE_SIZE - 1))) ? LARGE_PAGE_SIZE : PAGE_SIZE;
@@ -330,7 +330,7 @@ static int load_segment(struct process *p, uint64_t vaddr, uint64_t size, rights
             physmem_free(phys, size);
             return err;
         }
-        memset(phys_to_virt(phys), 0, size);
+        arch_zero_pages(phys_to_virt(phys), size);
         err = segment_attach(s, p, true, vaddr, rights);
         if (err) {
             segment_destroy(s);

@@ -1,6 +1,8 @@
 ; Architecture layer (x86-64): zero-fills whole pages with 16-byte SSE
 ; stores. Called by kernel/core/segment.c (segment_zero: every memsrv ALLOC
-; zero-fills its new segment), paging.c and iommu_vtd.c (new page tables).
+; zero-fills its new segment), paging.c and iommu_vtd.c (new page tables),
+; kernel/core/proc.c (a boot image's parts) and pool.c (the ioremap
+; window's area pages).
 ;
 ; Why not memset: its `rep stosq` is one instruction per 8 bytes to an
 ; emulator that counts instructions (QEMU's -icount, Bochs), 512 per page;
@@ -20,8 +22,8 @@
 ; The kernel holds its lock with interrupts off anyway (kernel/lock.h), but
 ; the routine does not rely on its caller for that: an interrupt that came
 ; in mid-window could end in a thread switch, whose fxsave would record the
-; zero as the thread's own. An NMI in the kernel ends in a halt or a panic
-; (trap.c), as does an exception here (a kernel bug): neither switches.
+; zero as the thread's own. An NMI returns to where it came in without a
+; switch (trap.c), and an exception here (a kernel bug) ends in a panic.
 ; The window bounds the interrupts-off time of a caller that had them on.
 ;
 ; Plain stores, not non-temporal ones: the client touches its new segment
