@@ -189,19 +189,25 @@ static void test_lost_ipi(cpu_mask_t others)
           took / 1000000);
 }
 
-/* An AP whose timer interrupt was never ended (its EOI held back) is deaf
- * to IPIs; a call to it still runs, once, after the NMI that ends the
+/* Leaves an AP's next timer interrupt in service (its EOI held back), and
+ * returns once that tick has come and gone: from then on it is deaf to
+ * its timer and the IPIs. */
+static void deafen(struct cpu *t)
+{
+    __atomic_store_n(&t->skip_next_timer_eoi, true, __ATOMIC_RELAXED);
+    uint64_t ticks = t->ticks, give_up = arch_time_ns() + WAIT_NS;
+    while ((t->ticks == ticks || t->skip_next_timer_eoi) && arch_time_ns() < give_up)
+        __asm__ volatile("pause");
+}
+
+/* A call to a deaf AP still runs, once, after the NMI that ends the
  * interrupt left in service. */
 static void test_stuck_in_service(cpu_mask_t others)
 {
     unsigned id = (unsigned)__builtin_ctzll(others);
     struct cpu *t = &cpus[id];
     uint64_t repairs = t->isr_repairs;
-    __atomic_store_n(&t->skip_next_timer_eoi, true, __ATOMIC_RELAXED);
-    /* Until its next tick has come and gone without an EOI. */
-    uint64_t ticks = t->ticks, give_up = arch_time_ns() + WAIT_NS;
-    while ((t->ticks == ticks || t->skip_next_timer_eoi) && arch_time_ns() < give_up)
-        __asm__ volatile("pause");
+    deafen(t);
     clear_record();
     uint64_t start = arch_time_ns();
     cpu_mask_t ran = smp_call(CPU_MASK(id), record_here, &rec);
@@ -221,12 +227,8 @@ static void test_watchdog(cpu_mask_t others)
     unsigned id = 63u - (unsigned)__builtin_clzll(others);
     struct cpu *t = &cpus[id];
     uint64_t repairs = t->isr_repairs;
-    __atomic_store_n(&t->skip_next_timer_eoi, true, __ATOMIC_RELAXED);
-    uint64_t ticks = t->ticks, give_up = arch_time_ns() + WAIT_NS;
-    while ((t->ticks == ticks || t->skip_next_timer_eoi) && arch_time_ns() < give_up)
-        __asm__ volatile("pause");
-    uint64_t stalled = t->ticks, start = arch_time_ns();
-    give_up = start + WATCHDOG_WAIT_NS;
+    deafen(t);
+    uint64_t stalled = t->ticks, start = arch_time_ns(), give_up = start + WATCHDOG_WAIT_NS;
     arch_irq_enable();
     while ((t->isr_repairs == repairs || t->ticks == stalled) && arch_time_ns() < give_up)
         __asm__ volatile("pause");
