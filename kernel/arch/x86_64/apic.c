@@ -40,6 +40,7 @@
 #define LVT_MASKED         (1u << 16)
 #define LVT_TIMER_PERIODIC (1u << 17)
 #define LVT_NMI            (4u << 8)
+#define LVT_EXTINT         (7u << 8)
 #define LVT_ACTIVE_LOW     (1u << 13)
 #define LVT_LEVEL          (1u << 15)
 #define TIMER_DIVIDE_16    0x3u
@@ -217,6 +218,16 @@ bool lapic_present(void)
     uint32_t a, b, c, d;
     cpuid(1, 0, &a, &b, &c, &d);
     return (d >> 9) & 1;
+}
+
+bool lapic_enabled_by_msr(void) { return rdmsr(MSR_APIC_BASE) & APIC_BASE_ENABLE; }
+
+void lapic_virtual_wire(void)
+{
+    xapic_enable();
+    lapic_write(LAPIC_SVR, SVR_ENABLE | VECTOR_SPURIOUS);
+    lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT);
+    lapic_write(LAPIC_LVT_LINT1, LVT_NMI);
 }
 
 uint64_t lapic_base_address(void) { return rdmsr(MSR_APIC_BASE) & APIC_BASE_ADDRESS; }

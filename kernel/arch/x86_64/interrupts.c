@@ -106,6 +106,21 @@ static bool enter_apic_mode(const struct mb_info *info)
     return true;
 }
 
+/* CPUID may deny a local APIC that is there all the same: QEMU with
+ * `-cpu ...,-apic` and more than one CPU gives each one, and firmware that
+ * believes CPUID leaves it as at reset, LINT0 masked. The 8259s' output
+ * arrives on LINT0, so it would stop there and the PIT never tick. */
+static void pass_8259s_through_hidden_lapic(const struct mb_info *info)
+{
+    if (!lapic_enabled_by_msr())
+        return;
+    uint64_t base = lapic_base_address();
+    if (!registers_outside_ram(info, base) || !lapic_map(base))
+        return;
+    lapic_virtual_wire();
+    kprintf("apic: CPUID denies a local APIC, yet one answers at %#lx: set to pass the 8259s' interrupts on\n", base);
+}
+
 void arch_interrupts_init(const struct mb_info *info, const char *cmdline)
 {
     pic_init();
@@ -115,8 +130,11 @@ void arch_interrupts_init(const struct mb_info *info, const char *cmdline)
         kprintf("apic: apic=off on the command line\n");
     else
         apic_mode = enter_apic_mode(info);
-    if (!apic_mode)
+    if (!apic_mode) {
+        if (!lapic_present())
+            pass_8259s_through_hidden_lapic(info);
         kprintf("apic: legacy mode: the 8259 PICs and the PIT carry interrupts; one CPU\n");
+    }
     uint64_t storm;
     if (cmdline_get(cmdline, "nmi.storm", 0, 0)) {
         if (apic_mode && cmdline_get_u64(cmdline, "nmi.storm", &storm) && storm >= 1 && storm <= SCHED_HZ) {

@@ -28,6 +28,12 @@ const struct acpi_madt *interrupts_madt(void);
 /* Whether this CPU has a local APIC (CPUID), and where its registers are
  * (IA32_APIC_BASE). */
 bool lapic_present(void);
+/* Whether IA32_APIC_BASE says a local APIC is enabled (the MSR exists on
+ * every x86-64 CPU, and reads without the bit where no APIC answers). */
+bool lapic_enabled_by_msr(void);
+/* Virtual wire mode, what firmware sets up for the 8259s: the APIC
+ * enabled, LINT0 ExtINT (the 8259s' output), LINT1 NMI; mapped first. */
+void lapic_virtual_wire(void);
 uint64_t lapic_base_address(void);
 /* Maps the registers at phys (the BSP, once); false if that fails. */
 bool lapic_map(uint64_t phys);
