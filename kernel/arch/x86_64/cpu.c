@@ -30,6 +30,7 @@ struct table_ptr {
 struct cpu cpus[SMP_MAX_CPUS];
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 static bool have_nx;
+static bool have_pge;
 
 /* The BSP's interrupt-stack-table stacks (the APs' are mapped with guard
  * pages by smp.c; the BSP's exist before paging is set up). A double
@@ -184,6 +185,8 @@ void arch_cpu_init(void)
     require_features();
     cpuid(0x80000001, 0, &a, &b, &cx, &d);
     have_nx = (d >> 20) & 1;
+    cpuid(1, 0, &a, &b, &cx, &d);
+    have_pge = (d >> 13) & 1;
     idt_build();
     struct cpu *c = &cpus[0];
     c->id = 0;
@@ -196,6 +199,7 @@ void arch_cpu_init(void)
 }
 
 bool arch_has_nx(void) { return have_nx; }
+bool arch_has_pge(void) { return have_pge; }
 
 /* A clean FPU image, captured once after fninit, that new threads start from. */
 static uint8_t fpu_clean_area[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));

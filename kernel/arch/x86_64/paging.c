@@ -124,15 +124,16 @@ static uint64_t tables_needed_walk(uint64_t root, uint64_t va, uint64_t pa, uint
 
 /* This CPU's TLB entries for the range. Past FLUSH_PAGES_MAX pages one
  * whole flush is cheaper than a page at a time: for a user range a CR3
- * reload (the global kernel entries stay); kernel entries are global, so
- * for them turning CR4.PGE off and on again, which drops every entry. */
+ * reload (the global kernel entries stay); kernel entries are global where
+ * the CPU has global pages, so for them turning CR4.PGE off and on again,
+ * which drops every entry (writing CR4 unchanged would drop none). */
 #define FLUSH_PAGES_MAX 64
 
 static void flush_here(uint64_t va, uint64_t size, bool kernel)
 {
     if (size > FLUSH_PAGES_MAX * PAGE_SIZE) {
-        if (kernel) {
-            uint64_t cr4 = read_cr4();
+        uint64_t cr4 = read_cr4();
+        if (kernel && (cr4 & CR4_PGE)) {
             write_cr4(cr4 & ~CR4_PGE);
             write_cr4(cr4);
         } else {
@@ -441,7 +442,8 @@ extern char kernel_phys_start[], kernel_end[];
 void paging_init(const struct mb_info *info)
 {
     nx_bit = arch_has_nx() ? PTE_NX : 0;
-    write_cr4(read_cr4() | CR4_PGE); /* global kernel entries */
+    if (arch_has_pge())
+        write_cr4(read_cr4() | CR4_PGE); /* global kernel entries */
     kernel_root = new_table();
     if (!kernel_root)
         panic("paging: no frame for the kernel's root table");

@@ -25,6 +25,7 @@ int arch_serial_read_byte(void);     /* a received byte, or -1 */
  * SSE for user code. The other CPUs: smp_start (arch/smp.h). */
 void arch_cpu_init(void);
 bool arch_has_nx(void);
+bool arch_has_pge(void); /* global pages (CPUID); without them kernel entries go at every CR3 load */
 /* This CPU's TSS rsp0 and SYSCALL stack (inline: every switch sets them). */
 static inline void arch_set_kernel_stack(uint64_t top)
 {
