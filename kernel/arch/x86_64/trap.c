@@ -156,8 +156,8 @@ static void nmi_received(const struct trap_frame *f)
     bool repair = smp_nmi_repair(f->rflags);
     struct cpu *c = this_cpu();
     c->nmis++;
-    if (sample || repair)
-        c->nmis_asked++;
+    if (!sample && !repair)
+        c->nmis_unasked++;
     if (c->id != 0)
         return; /* the board's NMIs come to the BSP (LINT1) */
     uint8_t status = inb(PORT_SYSTEM_CONTROL_B);
@@ -176,7 +176,7 @@ static void nmi_report(uint64_t tick)
 {
     uint64_t total = 0;
     for (unsigned i = 0; i < SMP_MAX_CPUS; i++)
-        total += cpus[i].nmis - cpus[i].nmis_asked; /* the kernel's own are not news */
+        total += cpus[i].nmis_unasked; /* the kernel's own are not news */
     if (total == nmis_reported || (nmis_reported != 0 && tick - nmi_report_tick < NMI_REPORT_TICKS))
         return;
     uint8_t reasons = __atomic_exchange_n(&nmi_reasons, 0, __ATOMIC_RELAXED); /* an NMI may land in between */

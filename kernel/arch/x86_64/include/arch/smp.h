@@ -96,8 +96,8 @@ struct cpu {
     volatile uint64_t call_ipis;    /* VECTOR_IPI_CALL */
     volatile uint64_t resched_ipis; /* VECTOR_IPI_RESCHEDULE */
     volatile uint64_t apic_errors;  /* VECTOR_LAPIC_ERROR */
-    volatile uint64_t nmis;         /* VECTOR_NMI (trap.c reports them) */
-    volatile uint64_t nmis_asked;   /* of which the kernel sent for a sample or a repair */
+    volatile uint64_t nmis;         /* VECTOR_NMI */
+    volatile uint64_t nmis_unasked; /* of which the kernel sent none for a sample or a repair (trap.c reports these) */
 
     uint32_t lapic_ticks_per_tick; /* timer count for one scheduler tick, measured here */
     uint64_t bringup_ns;           /* INIT to online, as the BSP measured it (0 for the BSP) */
