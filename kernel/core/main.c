@@ -8,6 +8,7 @@
 #include <abi/errno.h>
 #include <arch/arch.h>
 #include <common/cmdline.h>
+#include <common/console.h>
 #include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/boot.h>
@@ -103,8 +104,14 @@ static void carve_pool(void)
     /* Below the early map's limit, since paging_init builds the real tables
      * out of pool frames before they exist. */
     while (physmem_alloc(size, LARGE_PAGE_SIZE, EARLY_MAP_LIMIT, &base) != 0) {
-        if (size <= (2ull << 20))
-            panic("no room for the kernel frame pool below 1 GiB");
+        if (size <= (2ull << 20)) {
+            /* Too little memory is the machine's fault, not a broken
+             * invariant: refused in one line, as a CPU that lacks a feature. */
+            kprintf(CONSOLE_REFUSED " no 2 MiB of free RAM below 1 GiB for the kernel's frame pool (%lu MiB of RAM in "
+                                    "all); halting\n",
+                    mb_ram_bytes(&mbinfo) >> 20);
+            arch_halt_forever();
+        }
         size /= 2;
     }
     pool_init(base, size);

@@ -341,6 +341,13 @@ static void check_large_pages(struct test_run *t)
 {
     struct ms_segment seg;
     int64_t r = ms_alloc(2ull << 20, 2ull << 20, MS_ALLOC_LARGE, 0, &seg);
+    struct ms_stats_global g;
+    /* A machine of about 20 MiB has less than one large page free once
+     * the system is up: nothing to map, which is not a failure. */
+    if (r == -ENOMEM && ms_stats_global(&g) == 0 && g.free_bytes < (2ull << 20)) {
+        test_skip(t, "large_page_mapping", "only %lu KiB free, a 2 MiB large page wanted", g.free_bytes / 1024);
+        return;
+    }
     struct abi_seg_info info = { 0 };
     if (r == 0)
         sys_seg_info(seg.handle, &info);
