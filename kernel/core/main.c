@@ -37,6 +37,12 @@
 #define POOL_MIN (8ull << 20)
 #define POOL_MAX (128ull << 20)
 
+/* Below this much RAM (as the memory map counts it: QEMU's `-m 16M` gives
+ * 15 MiB) the kernel's pool and the boot modules leave the memory server
+ * too little to start the system's own services (measured: at 14 MiB
+ * `names` cannot serve, at 12 and 13 programs cannot start). */
+#define RAM_MIN (15ull << 20)
+
 struct boot_module boot_modules[BOOT_MODULES_MAX];
 unsigned boot_module_count;
 char boot_cmdline[ABI_ARGS_MAX];
@@ -97,6 +103,13 @@ static void copy_boot_strings(const struct mb_info *info)
 
 static void carve_pool(void)
 {
+    if (mb_ram_bytes(&mbinfo) < RAM_MIN) {
+        /* Too little memory is the machine's fault, not a broken
+         * invariant: refused in one line, as a CPU that lacks a feature. */
+        kprintf(CONSOLE_REFUSED " %lu MiB of RAM, and the system needs at least %llu; halting\n",
+                mb_ram_bytes(&mbinfo) >> 20, RAM_MIN >> 20);
+        arch_halt_forever();
+    }
     uint64_t size = mb_ram_bytes(&mbinfo) / 16;
     size = size < POOL_MIN ? POOL_MIN : size > POOL_MAX ? POOL_MAX : size;
     size &= ~(LARGE_PAGE_SIZE - 1);
@@ -105,8 +118,7 @@ static void carve_pool(void)
      * out of pool frames before they exist. */
     while (physmem_alloc(size, LARGE_PAGE_SIZE, EARLY_MAP_LIMIT, &base) != 0) {
         if (size <= (2ull << 20)) {
-            /* Too little memory is the machine's fault, not a broken
-             * invariant: refused in one line, as a CPU that lacks a feature. */
+            /* A memory map with its RAM above 1 GiB. */
             kprintf(CONSOLE_REFUSED " no 2 MiB of free RAM below 1 GiB for the kernel's frame pool (%lu MiB of RAM in "
                                     "all); halting\n",
                     mb_ram_bytes(&mbinfo) >> 20);
