@@ -118,6 +118,17 @@ int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
     return (int64_t)n;
 }
 
+void refuse_machine(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    kprintf(CONSOLE_REFUSED " ");
+    kvprintf(fmt, ap);
+    kprintf("; halting\n");
+    va_end(ap);
+    arch_halt_forever();
+}
+
 void panic(const char *fmt, ...)
 {
     arch_irq_disable();

@@ -8,7 +8,6 @@
 #include <abi/errno.h>
 #include <arch/arch.h>
 #include <common/cmdline.h>
-#include <common/console.h>
 #include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/boot.h>
@@ -106,9 +105,8 @@ static void carve_pool(void)
     if (mb_ram_bytes(&mbinfo) < RAM_MIN) {
         /* Too little memory is the machine's fault, not a broken
          * invariant: refused in one line, as a CPU that lacks a feature. */
-        kprintf(CONSOLE_REFUSED " %lu MiB of RAM, and the system needs at least %llu; halting\n",
-                mb_ram_bytes(&mbinfo) >> 20, RAM_MIN >> 20);
-        arch_halt_forever();
+        refuse_machine("%lu MiB of RAM, and the system needs at least %llu", mb_ram_bytes(&mbinfo) >> 20,
+                       RAM_MIN >> 20);
     }
     uint64_t size = mb_ram_bytes(&mbinfo) / 16;
     size = size < POOL_MIN ? POOL_MIN : size > POOL_MAX ? POOL_MAX : size;
@@ -119,10 +117,8 @@ static void carve_pool(void)
     while (physmem_alloc(size, LARGE_PAGE_SIZE, EARLY_MAP_LIMIT, &base) != 0) {
         if (size <= (2ull << 20)) {
             /* A memory map with its RAM above 1 GiB. */
-            kprintf(CONSOLE_REFUSED " no 2 MiB of free RAM below 1 GiB for the kernel's frame pool (%lu MiB of RAM in "
-                                    "all); halting\n",
-                    mb_ram_bytes(&mbinfo) >> 20);
-            arch_halt_forever();
+            refuse_machine("no 2 MiB of free RAM below 1 GiB for the kernel's frame pool (%lu MiB of RAM in all)",
+                           mb_ram_bytes(&mbinfo) >> 20);
         }
         size /= 2;
     }

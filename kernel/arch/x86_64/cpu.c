@@ -8,7 +8,6 @@
  */
 #include <arch/arch.h>
 #include <arch/smp.h>
-#include <common/console.h>
 #include <common/string.h>
 #include <kernel/console.h>
 
@@ -173,8 +172,7 @@ static void require_features(void)
     for (unsigned i = 0; i < sizeof needed / sizeof needed[0]; i++) {
         cpuid(needed[i].leaf, 0, &a, &b, &c, &d);
         if (!((d >> needed[i].bit) & 1)) {
-            kprintf(CONSOLE_REFUSED " this CPU lacks %s, which the kernel needs; halting\n", needed[i].name);
-            arch_halt_forever();
+            refuse_machine("this CPU lacks %s, which the kernel needs", needed[i].name);
         }
     }
 }

@@ -21,6 +21,10 @@ void console_input_interrupt(void);
  * timeout_ns for the first one. Returns the count, or -ETIMEDOUT/-EFAULT. */
 int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns);
 void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* A machine the kernel cannot run on (a CPU feature or memory it lacks):
+ * one line, `tessera: cannot run here: WHY; halting` (CONSOLE_REFUSED),
+ * then this CPU halts for good. Boot only, before other CPUs start. */
+void refuse_machine(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* A panic is being reported (the other CPUs stop at their next NMI). */
 bool panic_in_progress(void);
 
