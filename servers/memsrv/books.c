@@ -25,8 +25,9 @@
  * books_reserve runs before every booking (books_new_record, and before a
  * free) and keeps MS_SLOTS_SPARE slots and MS_RECS_SPARE records free
  * besides, which covers growing the books themselves. When no memory can be
- * had for them, the request that needed them fails with -ENOMEM; nothing
- * else is lost. At boot (books_fixed) the books do not grow: the first
+ * had for them, the request that needed them fails with -ENOMEM once it
+ * would leave fewer than MS_SLOTS_FLOOR slots; nothing else is lost, and
+ * a free, which needs at most one, always has it. At boot (books_fixed) the books do not grow: the first
  * store is sized for the boot spans.
  *
  * Charging: the client that allocated a segment stays charged until the
@@ -550,7 +551,9 @@ static void shrink_records(struct memsrv *ms)
 }
 
 /* A block of slots: half of what the pool holds, within [64 KiB, 4 MiB],
- * smaller when memory is too fragmented for that, down to one page. */
+ * smaller when memory is too fragmented for that, down to one page. Each
+ * try is whole granules: halving 56 granules gives 7, then 3 and 1, never
+ * a size no free run can be booked for. */
 static int grow_slots(struct memsrv *ms)
 {
     uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2;
@@ -558,7 +561,7 @@ static int grow_slots(struct memsrv *ms)
 
     bytes = bytes < MS_BLOCK_MIN ? MS_BLOCK_MIN : bytes > MS_BLOCK_MAX ? MS_BLOCK_MAX : bytes;
     bytes &= ~(uint64_t)(SPAN_GRANULE - 1);
-    for (; bytes >= SPAN_GRANULE; bytes /= 2) {
+    for (; bytes >= SPAN_GRANULE; bytes = bytes / 2 & ~(uint64_t)(SPAN_GRANULE - 1)) {
         if (books_take(ms, bytes, MS_BOOKS_NODES, &mem) != 0)
             continue;
         if (span_add_nodes(&ms->span, mem, bytes) == 0)
@@ -602,7 +605,7 @@ static bool books_ready(const struct memsrv *ms, size_t slots, uint32_t records)
 static __attribute__((noinline)) int books_grow(struct memsrv *ms, size_t slots, uint32_t records)
 {
     if (ms->books_fixed || ms->books_busy)
-        return ms->span.nodes_free >= slots ? 0 : -ENOMEM;
+        return ms->span.nodes_free >= slots + MS_SLOTS_FLOOR ? 0 : -ENOMEM;
     ms->books_busy = true;
     while (ms->rec_capacity - ms->recs_used < records + MS_RECS_SPARE) {
         if (grow_records(ms) != 0)
@@ -614,7 +617,7 @@ static __attribute__((noinline)) int books_grow(struct memsrv *ms, size_t slots,
     }
     tune_hash(ms);
     ms->books_busy = false;
-    return ms->span.nodes_free >= slots && ms->rec_capacity - ms->recs_used >= records ? 0 : -ENOMEM;
+    return ms->span.nodes_free >= slots + MS_SLOTS_FLOOR && ms->rec_capacity - ms->recs_used >= records ? 0 : -ENOMEM;
 }
 
 /* Ready books need nothing, at boot or while growing too: books_grow's

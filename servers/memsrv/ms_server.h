@@ -39,6 +39,10 @@
  *     O(log n) blocks), and at least 32 slots and 4 records are kept free
  *     between requests: an allocation needs 3 slots, a free 1, a
  *     compaction proposal 5, and growing the books itself 3 and a record;
+ *     when memory is full and the books cannot grow, a booking fails
+ *     once it would leave fewer than MS_SLOTS_FLOOR (4) slots free: a
+ *     free then always has its slot, and the granule it frees is room
+ *     for a block of slots the next one grows into;
  *     before a targeted compaction 2048 are made free, since its witness
  *     books a trial place (up to 4 slots) for each segment of a window;
  *     blocks are given back (emptied by moving slots if need be) while
@@ -62,6 +66,7 @@
  */
 #define MS_BOOT_NODES          512u
 #define MS_SLOTS_SPARE         32u
+#define MS_SLOTS_FLOOR         4u
 #define MS_RECS_SPARE          4u
 #define MS_TRIM_SLOTS          16384u
 #define MS_PLAN_SLOTS          2048u

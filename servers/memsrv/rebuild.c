@@ -29,11 +29,17 @@
  *      checked against the world and the one before it. A segment the dead
  *      server had taken off the reclaim list but not destroyed is destroyed
  *      now. The survey counts the segments and the free runs between them,
- *      and notes per power of two the highest free run at least that large;
- *   4. the books: span slots, records and the span library's hash, sized
- *      for what the survey counted, placed together at the top of the
- *      highest free run that holds them, created and mapped as the
- *      server's own segments;
+ *      and keeps the RUNS_KEPT largest free runs;
+ *   4. the books: records, span slots and the span library's hash, sized
+ *      for what the survey counted, each at the top of the highest kept
+ *      run that holds it, created and mapped as the server's own segments.
+ *      Memory full of small segments may have no run that holds them all,
+ *      or even the slots alone (the dead server's books, freed in step 2,
+ *      were several segments too): the records, which are one array, need
+ *      one run; the slots are split over up to SLOT_PIECES runs, largest
+ *      first (the first piece goes to span_init, the others are blocks
+ *      for span_add_nodes); the hash is left out when no run holds it, and
+ *      the running server sizes it once it can (books.c, tune_hash);
  *   5. booking: the list again, each segment reserved where it lies and
  *      recorded: the new books locked (kind BOOKS); the server's own image
  *      and stack charged to itself (as at boot); quarantined segments
@@ -76,7 +82,9 @@
 #define KNOWN_FLAGS                                                                                                    \
     (SEG_INFO_QUARANTINED | SEG_INFO_MODULE | SEG_INFO_DMA | SEG_INFO_IN_FLIGHT | SEG_RECORD_RECLAIMED |               \
      SEG_RECORD_REPORTED)
-#define SIZE_CLASSES 64u
+#define RUNS_KEPT    32u /* the largest free runs the survey keeps, for the books */
+#define SLOT_PIECES  16u /* the most runs the span slots are split over */
+#define BOOKS_PIECES (SLOT_PIECES + 2)
 
 static struct abi_seg_record batch[LIST_BATCH];
 /* By pid slot, the pid seen holding a segment (0: none): a payer whose
@@ -213,22 +221,28 @@ struct survey {
     struct world_walk check, runs; /* for the records; for the free runs */
     uint64_t end;                  /* end of the last segment kept */
     uint64_t segments, free_runs;
-    uint64_t fingerprint;                  /* of the segments kept, in order (layout_fingerprint) */
-    struct ms_range highest[SIZE_CLASSES]; /* highest free run of at least 2^k bytes */
-    struct ms_range largest;
+    uint64_t fingerprint;            /* of the segments kept, in order (layout_fingerprint) */
+    struct ms_range kept[RUNS_KEPT]; /* the largest free runs, largest first */
+    unsigned nkept;
 };
 
+static uint64_t range_size(const struct ms_range *r) { return r->end - r->base; }
+
+/* Keeps the run if it is among the RUNS_KEPT largest so far; of runs the
+ * same size, the one found first (the lowest) stays ahead. */
 static void note_run(struct survey *sv, uint64_t base, uint64_t end)
 {
-    uint64_t size = end - base;
-    unsigned k;
+    unsigned at = sv->nkept;
 
     sv->free_runs++;
-    /* Runs come in address order: each is the highest so far. */
-    for (k = SPAN_GRANULE_SHIFT; k < SIZE_CLASSES && (1ull << k) <= size; k++)
-        sv->highest[k] = (struct ms_range){ base, end };
-    if (size > sv->largest.end - sv->largest.base)
-        sv->largest = (struct ms_range){ base, end };
+    while (at > 0 && range_size(&sv->kept[at - 1]) < end - base)
+        at--;
+    if (at == RUNS_KEPT)
+        return;
+    if (sv->nkept < RUNS_KEPT)
+        sv->nkept++;
+    memmove(&sv->kept[at + 1], &sv->kept[at], (sv->nkept - 1 - at) * sizeof(sv->kept[0]));
+    sv->kept[at] = (struct ms_range){ base, end };
 }
 
 /* The free runs in [lo, hi): RAM outside the kernel's ranges. */
@@ -297,16 +311,17 @@ struct sizes {
 };
 
 /* Books for what the survey counted: a slot per segment and locked span,
- * two per free span; the three books segments may each split a free run.
- * Kernel ranges give at most one span per range and region they cross. */
+ * two per free span; each books segment is a span and may split a free
+ * run. Kernel ranges give at most one span per range and region they
+ * cross. */
 static struct sizes books_sizes(const struct survey *sv, const struct ms_world *w)
 {
     uint64_t kernel_spans = (uint64_t)w->nkernel + w->nregions, spans;
     struct sizes z;
     uint32_t records = MS_RECS_MIN;
 
-    spans = sv->segments + kernel_spans + 3;
-    z.slots = spans + 2 * (sv->free_runs + 3) + 4 * MS_SLOTS_SPARE + 16;
+    spans = sv->segments + kernel_spans + BOOKS_PIECES;
+    z.slots = spans + 2 * (sv->free_runs + BOOKS_PIECES) + 4 * MS_SLOTS_SPARE + 16;
     z.slot_bytes = (z.slots * sizeof(struct span_node) + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
     z.slots = z.slot_bytes / sizeof(struct span_node);
     while (records < spans + 2 * MS_RECS_SPARE + 2)
@@ -325,48 +340,109 @@ static struct sizes books_sizes(const struct survey *sv, const struct ms_world *
     return z;
 }
 
-/* The top of the highest free run that holds bytes; false if none does. */
-static bool place_books(const struct survey *sv, uint64_t bytes, uint64_t *base)
+/* The top of the highest kept run that holds bytes, taken off the run;
+ * false if none does. */
+static bool place_books(struct survey *sv, uint64_t bytes, uint64_t *base)
 {
-    unsigned k = SPAN_GRANULE_SHIFT;
-    const struct ms_range *run = NULL;
+    struct ms_range *run = NULL;
+    unsigned i;
 
-    while (k < SIZE_CLASSES && (1ull << k) < bytes)
-        k++;
-    if (k < SIZE_CLASSES && sv->highest[k].end != 0)
-        run = &sv->highest[k];
-    else if (sv->largest.end - sv->largest.base >= bytes)
-        run = &sv->largest;
+    /* Placing books shrinks runs, so the kept ones are no longer in
+     * order: look at each. */
+    for (i = 0; i < sv->nkept; i++)
+        if (range_size(&sv->kept[i]) >= bytes && (run == NULL || sv->kept[i].end > run->end))
+            run = &sv->kept[i];
     if (run == NULL)
         return false;
-    *base = run->end - bytes;
+    run->end -= bytes;
+    *base = run->end;
     return true;
 }
 
-static int take_books(struct memsrv *ms, const struct survey *sv, const struct sizes *z, struct span_node **store,
-                      void **hash)
+/* The largest kept run's whole granules, at most bytes. */
+static uint64_t largest_piece(const struct survey *sv, uint64_t bytes)
 {
-    uint64_t total = z->slot_bytes + z->record_bytes + z->hash_bytes, base;
+    uint64_t most = 0;
+    unsigned i;
+
+    for (i = 0; i < sv->nkept; i++)
+        if (range_size(&sv->kept[i]) > most)
+            most = range_size(&sv->kept[i]);
+    most &= ~(SPAN_GRANULE - 1);
+    return most < bytes ? most : bytes;
+}
+
+static int no_room(struct memsrv *ms, const struct survey *sv, const char *what, uint64_t bytes)
+{
+    ms_print(ms, "memsrv: restart %llu: no room for %llu KiB of %s (the largest free run left is %llu KiB)",
+             (unsigned long long)ms->restart.number, (unsigned long long)(bytes >> 10), what,
+             (unsigned long long)(largest_piece(sv, UINT64_MAX) >> 10));
+    return -ENOMEM;
+}
+
+/* The span slots: in one run if one holds them, else over the largest
+ * runs. The first piece is span_init's store (whole span_node slots); the
+ * others are span_add_nodes blocks, whose pages each give one slot less. */
+static int take_slots(struct memsrv *ms, struct survey *sv, const struct sizes *z, struct span_node **store,
+                      size_t *first_slots)
+{
+    uint64_t bytes = z->slot_bytes, base, have;
+    unsigned pieces = 1;
+    void *block;
+    int err;
+
+    if (!place_books(sv, bytes, &base)) {
+        bytes = largest_piece(sv, bytes);
+        if (bytes == 0 || !place_books(sv, bytes, &base))
+            return no_room(ms, sv, "span slots", z->slot_bytes);
+    }
+    err = boot_books_create(ms, MS_BOOKS_FIRST, base, bytes, (void **)store);
+    *first_slots = bytes / sizeof(struct span_node);
+    for (have = *first_slots; err == 0 && have < z->slots; pieces++) {
+        uint64_t pages = (z->slots - have + SPAN_SLOTS_PER_PAGE - 1) / SPAN_SLOTS_PER_PAGE;
+        bytes = largest_piece(sv, pages * SPAN_GRANULE);
+        if (pieces == SLOT_PIECES || bytes == 0 || !place_books(sv, bytes, &base))
+            return no_room(ms, sv, "span slots", (z->slots - have) * sizeof(struct span_node));
+        err = boot_books_create(ms, MS_BOOKS_NODES, base, bytes, &block);
+        have += bytes / SPAN_GRANULE * SPAN_SLOTS_PER_PAGE;
+    }
+    return err;
+}
+
+/* Records first (one array: the one part that cannot be split), then the
+ * slots; the hash only where room is left. */
+static int take_books(struct memsrv *ms, struct survey *sv, struct sizes *z, struct span_node **store,
+                      size_t *first_slots, void **hash)
+{
+    uint64_t base;
     void *records;
     int err;
 
-    if (!place_books(sv, total, &base)) {
-        ms_print(ms,
-                 "memsrv: restart %llu: no free run holds %llu KiB of books (the largest "
-                 "is %llu KiB)",
-                 (unsigned long long)ms->restart.number, (unsigned long long)(total >> 10),
-                 (unsigned long long)((sv->largest.end - sv->largest.base) >> 10));
-        return -ENOMEM;
-    }
-    err = boot_books_create(ms, MS_BOOKS_FIRST, base + z->record_bytes + z->hash_bytes, z->slot_bytes, (void **)store);
+    if (!place_books(sv, z->record_bytes, &base))
+        return no_room(ms, sv, "records", z->record_bytes);
+    err = boot_books_create(ms, MS_BOOKS_RECORDS, base, z->record_bytes, &records);
     if (err == 0)
-        err = boot_books_create(ms, MS_BOOKS_RECORDS, base + z->hash_bytes, z->record_bytes, &records);
-    if (err == 0 && z->hash_bytes != 0)
-        err = boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
+        err = take_slots(ms, sv, z, store, first_slots);
     if (err != 0)
         return err;
     books_records_init(ms, records, z->record_bytes);
-    return 0;
+    if (z->hash_bytes == 0 || !place_books(sv, z->hash_bytes, &base)) {
+        z->hash_bytes = 0;
+        return 0;
+    }
+    return boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
+}
+
+/* The slot blocks take_slots made past the first, given to the span books. */
+static int add_slot_blocks(struct memsrv *ms)
+{
+    unsigned i;
+    int err = 0;
+
+    for (i = 0; i < MS_BOOKS_SEGS && err == 0; i++)
+        if (ms->books[i].use == MS_BOOKS_NODES)
+            err = span_add_nodes(&ms->span, ms->books[i].addr, ms->books[i].size);
+    return err;
 }
 
 /* ---- booking --------------------------------------------------------- */
@@ -474,13 +550,13 @@ static void print_rebuilt(struct memsrv *ms)
              "memsrv: restart %llu: books rebuilt from the kernel in %llu.%03llu ms: %llu "
              "segments (%llu quarantined, %llu locked for DMA), %llu clients; %llu segments "
              "(%llu KiB) the previous server or ended processes left, freed; %llu MiB free of "
-             "%llu MiB, books %llu KiB; %llu list calls",
+             "%llu MiB, books %llu KiB in %u segments; %llu list calls",
              (unsigned long long)ms->restart.number, (unsigned long long)(took / 1000000),
              (unsigned long long)(took / 1000 % 1000), (unsigned long long)ms->restart.segments,
              (unsigned long long)ms->restart.quarantined, (unsigned long long)ms->restart.locked_dma,
              (unsigned long long)ms->restart.clients, (unsigned long long)ms->restart.freed_at_start,
              (unsigned long long)(ms->restart.freed_bytes >> 10), (unsigned long long)(st.free_bytes >> 20),
-             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(ms->books_size >> 10),
+             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(ms->books_size >> 10), books_count(ms),
              (unsigned long long)ms->restart.list_calls);
 }
 
@@ -490,6 +566,7 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     struct booking bk = { .ms = ms, .check = { .w = w } };
     struct sizes z;
     struct span_node *store = NULL;
+    size_t first_slots = 0;
     void *hash = NULL, *old;
     size_t old_bytes;
     uint64_t ram;
@@ -506,10 +583,12 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
     note_free_runs(&sv, sv.end, UINT64_MAX);
 
     z = books_sizes(&sv, w);
-    err = take_books(ms, &sv, &z, &store, &hash);
+    err = take_books(ms, &sv, &z, &store, &first_slots, &hash);
     if (err != 0)
         return err;
-    err = span_init(&ms->span, ms->policy, 0, store, z.slots);
+    err = span_init(&ms->span, ms->policy, 0, store, first_slots);
+    if (err == 0)
+        err = add_slot_blocks(ms);
     if (err == 0 && hash != NULL)
         err = span_hash_resize(&ms->span, hash, z.hash_bytes, &old, &old_bytes);
     if (err == 0)

@@ -20,11 +20,12 @@
 #include "../common/test_rng.h"
 #include "fake_kernel.h"
 
-#define KiB          1024ull
-#define MiB          (1024ull * 1024)
-#define CLIENTS      5
-#define HELD_MAX     512
-#define CLIENT_SLOT0 0x10u
+#define KiB            1024ull
+#define MiB            (1024ull * 1024)
+#define CLIENTS        5
+#define HELD_MAX       512
+#define CLIENT_SLOT0   0x10u
+#define FRAGMENTED_MAX 8192u /* 4 KiB segments: more than 24 MiB holds */
 
 #define rnd test_rnd
 
@@ -460,6 +461,114 @@ static void refused(enum corruption kind, const char *why)
     free(fk);
 }
 
+/* The dead server's books, cut up: while its successor starts, after the
+ * books are freed and before the survey, a held 4 KiB segment is placed
+ * every CARVE_STEP bytes over where they were. A server whose books grew
+ * a block at a time in fragmented memory leaves runs like these. */
+#define CARVE_STEP (160 * KiB)
+#define CARVE_MAX  64u
+static struct {
+    struct fake_kernel *fk;
+    int64_t (*real)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
+    struct ms_range books[MS_BOOKS_SEGS];
+    unsigned nbooks, ncarved;
+    uint64_t holder, carved[CARVE_MAX];
+} carve;
+
+static int64_t carving_segments(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max)
+{
+    unsigned i;
+    uint64_t at;
+
+    for (i = 0; i < carve.nbooks; i++) {
+        for (at = carve.books[i].base; at < carve.books[i].end; at += CARVE_STEP) {
+            uint64_t sid;
+            assert_true(carve.ncarved < CARVE_MAX);
+            assert_true(carve.fk->ops.seg_create(ctx, at, 4 * KiB, carve.holder, &sid) > 0);
+            fk_seg(carve.fk, sid)->in_server = false;
+            fk_transfer(carve.fk, sid, carve.holder);
+            carve.carved[carve.ncarved++] = sid;
+        }
+    }
+    carve.nbooks = 0;
+    return carve.real(ctx, from, out, max);
+}
+
+static void carve_books_at_restart(struct fake_kernel *fk, uint64_t holder)
+{
+    unsigned i;
+
+    carve = (typeof(carve)){ .fk = fk, .real = fk->ops.segments, .holder = holder };
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (fk->ms.books[i].use != 0)
+            carve.books[carve.nbooks++] =
+                (struct ms_range){ fk->ms.books[i].base, fk->ms.books[i].base + fk->ms.books[i].size };
+    fk->ops.segments = carving_segments;
+}
+
+/* Memory filled with 4 KiB segments, every other one freed, and each kept
+ * one pinned so nothing can be compacted. Freeing them needs more slots
+ * than were spare, with no free run larger than a granule to grow into.
+ * Then a crash, and the dead server's books cut up: no free run holds all
+ * of the successor's books, nor its slots alone. It places its records in
+ * one run, spreads its slots over several, leaves its hash out if no run
+ * is left for it, and starts; once everything is freed, nothing is lost. */
+static void test_books_over_scattered_runs(void **state)
+{
+    struct fake_kernel *fk = calloc(1, sizeof(*fk));
+    uint64_t pid = client_pid(0, 2), baseline, *sids = calloc(FRAGMENTED_MAX, sizeof(*sids));
+    unsigned n = 0, i, pieces = 0;
+    struct ms_stats_restart r;
+    struct ipc_msg m = { .label = MS_STATS, .badge = FK_INIT_PID, .w = { MS_STATS_RESTART } };
+
+    (void)state;
+    fk_init_sized(fk, 24, 0, FRAGMENTED_MAX + 64);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    baseline = fk_stats(fk).free_bytes + fk_stats(fk).books_bytes;
+    while (n < FRAGMENTED_MAX && fk_alloc(fk, pid, 4 * KiB, 0, MS_ALLOC_NOWAIT, 0, &sids[n]) == 0)
+        n++;
+    assert_true(n > 1000 && n < FRAGMENTED_MAX);
+    /* Every free leaves a free span of its own, which takes a slot: the
+     * slots run out long before the frees do, and the books must grow
+     * into the granules the frees leave. */
+    for (i = 0; i < n; i += 2) {
+        assert_int_equal(fk_free(fk, pid, sids[i]), 0);
+        if (i % 256 == 0)
+            fk_assert_consistent(fk);
+    }
+    assert_false(fk_console_has(fk, "freeing sid"));
+    for (i = 1; i < n; i += 2)
+        fk_pin(fk, sids[i], 1);
+    fk_assert_consistent(fk);
+
+    carve_books_at_restart(fk, pid);
+    fk_crash(fk);
+    assert_int_equal(fk_restart(fk, 1), 0);
+    fk->ops.segments = carve.real;
+    assert_true(carve.ncarved > 4);
+    fk_assert_consistent(fk);
+    assert_dma_locked(fk);
+    assert_int_equal(fk_request(fk, &m), 0);
+    memcpy(&r, m.payload, sizeof(r));
+    assert_int_equal(r.locked_dma, n / 2);
+    assert_int_equal(fk_client(fk, pid).segments, n / 2 + carve.ncarved);
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        pieces += fk->ms.books[i].use == MS_BOOKS_NODES;
+    assert_true(pieces >= 1);
+
+    for (i = 1; i < n; i += 2) {
+        fk_pin(fk, sids[i], -1);
+        assert_int_equal(fk_free(fk, pid, sids[i]), 0);
+    }
+    for (i = 0; i < carve.ncarved; i++)
+        assert_int_equal(fk_free(fk, pid, carve.carved[i]), 0);
+    fk_assert_consistent(fk);
+    assert_int_equal(fk_stats(fk).free_bytes + fk_stats(fk).books_bytes, baseline);
+    fk_fini(fk);
+    free(fk);
+    free(sids);
+}
+
 static void test_corrupt_answers_refused(void **state)
 {
     (void)state;
@@ -581,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_random_tables),
         cmocka_unit_test(test_large_table),
         cmocka_unit_test(test_pinned_and_quarantined_stay_locked),
+        cmocka_unit_test(test_books_over_scattered_runs),
         cmocka_unit_test(test_corrupt_answers_refused),
         cmocka_unit_test(test_random_damage_refused_or_checked),
     };
