@@ -62,7 +62,8 @@
  * Failure modes. An answer no sane kernel gives (unknown flags, sid 0, a
  * size or base not in whole granules, a segment before or over the one
  * listed before it, outside every RAM region, over a kernel range, flags
- * that contradict each other or the holder, a sid listed twice, more
+ * that contradict each other or the holder, a sid listed twice, the
+ * server's own new books listed where it did not make them, more
  * segments the second time than the first, a sid, base or size that
  * differs between the two walks) is refused: memsrv prints the
  * record and why, and memsrv_start fails, so the server exits with status
@@ -471,6 +472,17 @@ static uint32_t listed_client(struct memsrv *ms, const struct abi_seg_record *r)
     return books_client(ms, pid, true);
 }
 
+/* The server made its books itself: the list must agree with it. */
+static bool books_listed_where_made(const struct memsrv *ms, const struct abi_seg_record *r)
+{
+    unsigned i;
+
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (ms->books[i].use != 0 && ms->books[i].sid == r->sid)
+            return ms->books[i].base == r->phys && ms->books[i].size == r->size;
+    return false;
+}
+
 static int book_one(void *ctx, const struct abi_seg_record *r)
 {
     struct booking *bk = ctx;
@@ -488,6 +500,8 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
         return refuse(ms, r, "reported as reclaimed, and still live after it was destroyed");
     if (books_find_sid(ms, r->sid) != NULL)
         return refuse(ms, r, "a sid listed twice");
+    if (own_books && !books_listed_where_made(ms, r))
+        return refuse(ms, r, "the new books listed where they were not made");
     index = books_new_record(ms);
     if (index == MS_NO_RECORD)
         return refuse(ms, r, "more segments than the books were sized for");
