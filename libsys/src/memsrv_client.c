@@ -250,7 +250,7 @@ int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns)
     return call(&m);
 }
 
-/* MOVE and REVOKE: a sid in, only a label back. */
+/* REVOKE: a sid in, only a label back. */
 static int64_t sid_call(enum ms_label label, uint64_t sid)
 {
     struct ipc_msg m;
@@ -260,7 +260,20 @@ static int64_t sid_call(enum ms_label label, uint64_t sid)
     return call(&m);
 }
 
-int64_t ms_move(uint64_t sid) { return sid_call(MS_MOVE, sid); }
+int64_t ms_move_to(uint64_t sid, uint64_t *base)
+{
+    struct ipc_msg m;
+    int64_t err;
+
+    msg_init(&m, MS_MOVE);
+    ms_sid_req_put(&m, (struct ms_sid_req){ .sid = sid });
+    err = call(&m);
+    if (err == 0 && base != NULL)
+        *base = ms_move_reply_get(&m).base;
+    return err;
+}
+
+int64_t ms_move(uint64_t sid) { return ms_move_to(sid, NULL); }
 
 int64_t ms_revoke(uint64_t sid) { return sid_call(MS_REVOKE, sid); }
 

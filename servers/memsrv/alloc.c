@@ -27,7 +27,8 @@ static bool valid_alignment(uint64_t align)
     return align == 0 || (align >= SPAN_GRANULE && (align & (align - 1)) == 0);
 }
 
-/* Room for a request that found none: direct compaction within its budget
+/* Room for a request that found none: the reclaim list and the ready
+ * segments, then direct compaction within its budget
  * (never for NOWAIT), the compactor told to prepare room like it when the
  * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
  * Returns span_alloc's answer after all that. */
@@ -38,8 +39,14 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
     uint64_t ticket = 0;
     int err = -ENOMEM;
 
+    /* What ended processes gave back first: the notification that
+     * announces it may sit with another service thread, and a parent that
+     * waited for a child to end allocates right after. */
+    reclaim_drain(ms);
+    if (span_alloc(&ms->span, sreq, index, base) == 0)
+        return 0;
     if (ms->ready_bytes != 0) {
-        /* The ready segments first: they may be all that stands between
+        /* Then the ready segments: they may be all that stands between
          * free spans. */
         ready_flush(ms);
         if (span_alloc(&ms->span, sreq, index, base) == 0)

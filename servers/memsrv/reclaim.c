@@ -1,8 +1,10 @@
 /*
  * Memory-server layer: segments that come back when processes end. Called
  * by dispatch.c when the kernel's notification (IPC_LABEL_NOTIFY from
- * BADGE_KERNEL, IPC_NOTIFY_EXIT) arrives, and by rebuild.c when a
- * restarted server starts (reclaim_without_books, then reclaim_drain).
+ * BADGE_KERNEL, IPC_NOTIFY_EXIT) arrives, by STATS and by an ALLOC that
+ * found no room (the notification may sit with another service thread),
+ * and by rebuild.c when a restarted server starts (reclaim_without_books,
+ * then reclaim_drain).
  *
  * The kernel holds each segment an ended process had and lists it in
  * SYS_MS_RECLAIMED. An ordinary one is destroyed and its span freed; the

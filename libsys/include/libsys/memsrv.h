@@ -79,9 +79,11 @@ int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns);
  * (NUL-terminated, cut to len) into why, which may be NULL. */
 int64_t ms_check(char *why, size_t len);
 /* Moves a segment the caller holds to another physical place, contents
- * kept. -ENOENT not the caller's, -EBUSY pinned, -ENOMEM no room. The new
- * physical base the server replies is not returned. */
+ * kept. -ENOENT not the caller's, -EBUSY pinned, -ENOMEM no room. */
 int64_t ms_move(uint64_t sid);
+/* ms_move, and the physical base the server moved it to in *base (if not
+ * NULL). Background compaction may move it again at any time after. */
+int64_t ms_move_to(uint64_t sid, uint64_t *base);
 /* Init only: takes a segment back from the client that holds it (its
  * mapping goes away) and frees it. -EBUSY while pinned, -ENOENT for an
  * unknown sid. */

@@ -422,6 +422,25 @@ static void child_alloc_send(void)
     sys_exit(0);
 }
 
+/* kid-pin's exit status: 0 pinned, PIN_KID_ALLOC + e or PIN_KID_PIN + e
+ * when the allocation or the pin failed with -e. */
+#define PIN_KID_ALLOC 1000
+#define PIN_KID_PIN   2000
+
+static const char *pin_failure(int64_t status)
+{
+    static char text[64];
+    if (status >= PIN_KID_PIN && status < PIN_KID_PIN + 1000)
+        snprintf(text, sizeof(text), "pin %s", sys_strerror(PIN_KID_PIN - status));
+    else if (status >= PIN_KID_ALLOC && status < PIN_KID_ALLOC + 1000)
+        snprintf(text, sizeof(text), "2 MiB alloc %s", sys_strerror(PIN_KID_ALLOC - status));
+    else if (status < 0)
+        snprintf(text, sizeof(text), "spawn %s", sys_strerror(status));
+    else
+        snprintf(text, sizeof(text), "status %ld", status);
+    return text;
+}
+
 static void pin_exit_loop(void)
 {
     if (!receive_image())
@@ -429,20 +448,29 @@ static void pin_exit_loop(void)
     struct ms_stats_global before = { 0 }, after = { 0 };
     ms_stats_global(&before);
     unsigned ok = 0;
-    for (unsigned i = 0; i < 16; i++)
-        ok += wait_status(spawn_child("kid-pin", HANDLE_NONE, true, 0)) == 0;
+    int64_t first_failure = 0;
+    for (unsigned i = 0; i < 16; i++) {
+        int64_t status = wait_status(spawn_child("kid-pin", HANDLE_NONE, true, 0));
+        ok += status == 0;
+        first_failure = first_failure == 0 ? status : first_failure;
+    }
     ms_stats_global(&after);
     test_check(&t, "pin_exit_loop_leaves_nothing",
                ok == 16 && after.quarantined_bytes == before.quarantined_bytes && after.free_bytes == before.free_bytes,
-               "%u of 16 children pinned; quarantined %lu -> %lu, free %lu -> %lu", ok, before.quarantined_bytes,
-               after.quarantined_bytes, before.free_bytes, after.free_bytes);
+               "%u of 16 children pinned (the first that did not: %s); quarantined %lu -> %lu, free %lu -> %lu", ok,
+               pin_failure(first_failure), before.quarantined_bytes, after.quarantined_bytes, before.free_bytes,
+               after.free_bytes);
 }
 
 static void child_pin(void)
 {
     struct ms_segment s;
-    if (ms_alloc(2 * MIB, 0, 0, 0, &s) != 0 || sys_seg_pin(s.handle, startup_handle(ABI_STARTUP_DEVICE)) < 0)
-        sys_exit(1);
+    int64_t err = ms_alloc(2 * MIB, 0, 0, 0, &s);
+    if (err != 0)
+        sys_exit(PIN_KID_ALLOC - err);
+    err = sys_seg_pin(s.handle, startup_handle(ABI_STARTUP_DEVICE));
+    if (err < 0)
+        sys_exit(PIN_KID_PIN - err);
     sys_exit(0); /* with the pin */
 }
 

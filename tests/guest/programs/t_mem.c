@@ -944,6 +944,7 @@ static uint8_t compactor_stack[16384] __attribute__((aligned(16)));
 static volatile bool full_running, stall_done;
 static volatile int64_t stall_full_result, stall_huge_result;
 static volatile uint64_t stall_full_bytes;
+static uint64_t stall_pass_ns[STALL_ROUNDS]; /* how long each full pass took */
 static struct ms_segment stall_segs[STALL_SEGS];
 static unsigned stall_count; /* of stall_segs used: a quarter of free memory at most */
 
@@ -976,9 +977,11 @@ static void stall_compactor(uint64_t rounds)
             stall_huge_result = h;
         }
         uint64_t moves = 0, bytes = 0;
+        uint64_t t0 = sys_clock();
         full_running = true;
         int64_t r = ms_compact(MS_COMPACT_FULL, 0, 0, 0, &moves, &bytes);
         full_running = false;
+        stall_pass_ns[i] = sys_clock() - t0;
         stall_full_bytes += bytes;
         if (r != 0)
             stall_full_result = r;
@@ -999,7 +1002,7 @@ static void stall(struct test_run *t)
     stall_count = (unsigned)(start.free_bytes / (4 * 16 * KIB));
     stall_count = stall_count < STALL_SEGS ? stall_count : STALL_SEGS;
     stall_huge_result = 1;
-    uint64_t ops = 0, during = 0, failed = 0, worst = 0;
+    uint64_t ops = 0, during = 0, failed = 0, worst = 0, outside = 0, outside_ns = 0;
     if (sys_thread_create(stall_compactor, compactor_stack + sizeof(compactor_stack), STALL_ROUNDS) < 0) {
         test_check(t, "thread", false, "no second thread");
         return;
@@ -1018,11 +1021,26 @@ static void stall(struct test_run *t)
         worst = took > worst ? took : worst;
         ops++;
         during += was_running && full_running;
+        if (!was_running && !full_running) {
+            outside++;
+            outside_ns += took;
+        }
     }
     test_check(t, "full_answered", stall_full_result == 0, "compact full: %s", sys_strerror(stall_full_result));
     test_check(t, "huge_refused", stall_huge_result < 0, "a huge allocation: %ld", stall_huge_result);
-    test_check(t, "progress_during_full", during >= STALL_ROUNDS && failed == 0,
-               "%lu of %lu allocations made while a full pass ran, %lu refused", during, ops, failed);
+    /* A pass shorter than a few allocations take when no pass runs (a
+     * small machine's pass is a few milliseconds; an overloaded host's
+     * allocation may take longer) leaves no room for one to be seen
+     * inside it, and is not judged. A server that holds requests back for
+     * a whole pass still fails: only the allocations outside the passes
+     * set the measure. */
+    uint64_t average = outside != 0 ? outside_ns / outside : 0, judged = 0;
+    for (unsigned i = 0; i < STALL_ROUNDS; i++)
+        judged += stall_pass_ns[i] >= 4 * average;
+    test_check(t, "progress_during_full", during >= judged && failed == 0,
+               "%lu of %lu allocations made while a full pass ran, %lu refused; %lu of %u passes lasted 4 "
+               "allocations (%lu us each)",
+               during, ops, failed, judged, STALL_ROUNDS, average / 1000);
     printf("stall: %lu allocations (%lu during full passes moving %lu KiB), the slowest %lu us\n", ops, during,
            stall_full_bytes / KIB, worst / 1000);
     for (unsigned i = 0; i < STALL_SEGS; i++)

@@ -62,16 +62,22 @@ static void check_migrate_under_writer(struct test_run *t)
     uint64_t sum = checksum(w + 1, words - 1);
     shared_counter = &w[0];
     int64_t th = sys_thread_create(writer, writer_stack + sizeof(writer_stack), 0);
-    unsigned moved = 0, changed = 0;
-    int64_t last_err = 0, prev;
+    unsigned moved = 0, changed = 0, overtaken = 0, landed = 0;
+    int64_t last_err = 0;
     for (int i = 0; i < MOVES; i++) {
-        /* Read just before the move: background compaction may have moved
-         * the segment since the last one, even back to where it was. */
-        prev = phys_of(seg.handle);
-        int64_t r = ms_move(seg.sid);
+        /* The server never moves a segment to where it is, so a base it
+         * reports equal to the one read just before means background
+         * compaction moved the segment in between (overtaken): rare, but
+         * on a small machine with several CPUs it happens. Most times the
+         * kernel must show the segment where the reply says. */
+        int64_t prev = phys_of(seg.handle);
+        uint64_t to = 0;
+        int64_t r = ms_move_to(seg.sid, &to);
         if (r == 0) {
             moved++;
-            changed += phys_of(seg.handle) != prev;
+            changed += to != (uint64_t)prev;
+            overtaken += to == (uint64_t)prev;
+            landed += phys_of(seg.handle) == (int64_t)to;
         } else {
             last_err = r;
         }
@@ -80,9 +86,10 @@ static void check_migrate_under_writer(struct test_run *t)
     }
     stop_writer = 1;
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
-    test_check(t, "migrations", moved == MOVES && changed == MOVES,
-               "%u of %d moves done (last error %s), %u changed the base", moved, MOVES, sys_strerror(last_err),
-               changed);
+    test_check(t, "migrations", moved == MOVES && overtaken <= MOVES / 16 && landed >= MOVES - MOVES / 16,
+               "%u of %d moves done (last error %s), %u changed the base, %u overtaken by compaction, %u found "
+               "where the reply said",
+               moved, MOVES, sys_strerror(last_err), changed, overtaken, landed);
     test_check(t, "no_lost_update", w[0] == writer_count && writer_count > 0, "segment says %lu, writer counted %lu",
                w[0], writer_count);
     test_check(t, "contents_intact", checksum(w + 1, words - 1) == sum, "contents changed across migrations");
@@ -116,8 +123,14 @@ static void check_large_moves(struct test_run *t)
         if (ms_move(seg.sid) != 0)
             continue;
         moved++;
-        struct abi_seg_info info;
-        sys_seg_info(seg.handle, &info);
+        /* Background compaction may be moving it too, and the kernel
+         * unmaps a segment while it copies it: a touch waits for the copy
+         * to end and the mapping to come back. */
+        struct abi_seg_info info = { 0 };
+        for (int tries = 0; tries < 3 && !(info.flags & SEG_INFO_LARGE_PAGES); tries++) {
+            (void)*(volatile uint64_t *)seg.addr;
+            sys_seg_info(seg.handle, &info);
+        }
         large_after += (info.flags & SEG_INFO_LARGE_PAGES) != 0;
     }
     bool intact = true;
