@@ -27,8 +27,8 @@
  * besides, which covers growing the books themselves. When no memory can be
  * had for them, the request that needed them fails with -ENOMEM once it
  * would leave fewer than MS_SLOTS_FLOOR slots; nothing else is lost, and
- * a free, which needs at most one, always has it. At boot (books_fixed) the books do not grow: the first
- * store is sized for the boot spans.
+ * a free, which needs at most one, always has it. At boot (books_fixed)
+ * the books do not grow: the first store is sized for the boot spans.
  *
  * Charging: the client that allocated a segment stays charged until the
  * segment comes back (FREE, a failed reply, or the kernel's reclaim after an

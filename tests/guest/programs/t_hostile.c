@@ -430,12 +430,14 @@ static void child_alloc_send(void)
 static const char *pin_failure(int64_t status)
 {
     static char text[64];
+    if (status == 0)
+        return "none";
     if (status >= PIN_KID_PIN && status < PIN_KID_PIN + 1000)
         snprintf(text, sizeof(text), "pin %s", sys_strerror(PIN_KID_PIN - status));
     else if (status >= PIN_KID_ALLOC && status < PIN_KID_ALLOC + 1000)
         snprintf(text, sizeof(text), "2 MiB alloc %s", sys_strerror(PIN_KID_ALLOC - status));
     else if (status < 0)
-        snprintf(text, sizeof(text), "spawn %s", sys_strerror(status));
+        snprintf(text, sizeof(text), "spawn or wait %s", sys_strerror(status));
     else
         snprintf(text, sizeof(text), "status %ld", status);
     return text;
