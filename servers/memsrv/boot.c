@@ -241,15 +241,17 @@ static int reserve_segment(struct memsrv *ms, struct span_alloc *a, const struct
     return 0;
 }
 
-bool boot_books_known(const struct memsrv *ms, uint64_t sid)
+const struct ms_books_seg *boot_books_of(const struct memsrv *ms, uint64_t sid)
 {
     unsigned i;
 
     for (i = 0; i < MS_BOOKS_SEGS; i++)
         if (ms->books[i].use != 0 && ms->books[i].sid == sid)
-            return true;
-    return false;
+            return &ms->books[i];
+    return NULL;
 }
+
+bool boot_books_known(const struct memsrv *ms, uint64_t sid) { return boot_books_of(ms, sid) != NULL; }
 
 /* The segments of SYS_MS_BOOTINFO, after the world's entries. */
 static int reserve_boot_segments(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w)

@@ -541,7 +541,8 @@ int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_wor
 /* Creates a books segment of `use` at phys (the caller placed it), maps
  * it into the server and adopts it (books_adopt). */
 int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr);
-/* Whether sid is one of the server's own books segments. */
+/* The server's own books segment sid names, or NULL; whether there is one. */
+const struct ms_books_seg *boot_books_of(const struct memsrv *ms, uint64_t sid);
 bool boot_books_known(const struct memsrv *ms, uint64_t sid);
 /* memsrv.restart=N: the books rebuilt from the kernel's segment list and
  * checked, before anyone is answered. 0, or -E* with a console line. */

@@ -472,17 +472,6 @@ static uint32_t listed_client(struct memsrv *ms, const struct abi_seg_record *r)
     return books_client(ms, pid, true);
 }
 
-/* The server made its books itself: the list must agree with it. */
-static bool books_listed_where_made(const struct memsrv *ms, const struct abi_seg_record *r)
-{
-    unsigned i;
-
-    for (i = 0; i < MS_BOOKS_SEGS; i++)
-        if (ms->books[i].use != 0 && ms->books[i].sid == r->sid)
-            return ms->books[i].base == r->phys && ms->books[i].size == r->size;
-    return false;
-}
-
 static int book_one(void *ctx, const struct abi_seg_record *r)
 {
     struct booking *bk = ctx;
@@ -490,7 +479,8 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
     const char *why = record_world_fault(&bk->check, r);
     struct ms_record *rec;
     uint32_t index;
-    bool own_books = boot_books_known(ms, r->sid);
+    const struct ms_books_seg *own = boot_books_of(ms, r->sid);
+    bool own_books = own != NULL;
 
     if (why != NULL)
         return refuse(ms, r, why);
@@ -500,7 +490,8 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
         return refuse(ms, r, "reported as reclaimed, and still live after it was destroyed");
     if (books_find_sid(ms, r->sid) != NULL)
         return refuse(ms, r, "a sid listed twice");
-    if (own_books && !books_listed_where_made(ms, r))
+    /* The server made its books itself: the list must agree with it. */
+    if (own_books && (own->base != r->phys || own->size != r->size))
         return refuse(ms, r, "the new books listed where they were not made");
     index = books_new_record(ms);
     if (index == MS_NO_RECORD)
