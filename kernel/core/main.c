@@ -32,14 +32,19 @@
 #define EARLY_MAP_LIMIT (1ull << 30) /* boot.asm maps the first GiB */
 
 /* The pool is 1/16 of RAM, at least 8 MiB and at most 128 MiB: page tables
- * for every user mapping and all kernel objects live there. */
-#define POOL_MIN (8ull << 20)
-#define POOL_MAX (128ull << 20)
+ * for every user mapping and all kernel objects live there. Below 40 MiB
+ * it is at most a fifth of RAM (2 MiB at least): an 8 MiB pool on 19 MiB
+ * left the memory server less than a 2 MiB pool on 15 MiB, the whole suite
+ * ran in the latter, and a quarter (4 MiB of 16) left too little. */
+#define POOL_MIN       (8ull << 20)
+#define POOL_MAX       (128ull << 20)
+#define POOL_SMALL_MIN (2ull << 20)
 
 /* Below this much RAM (as the memory map counts it: QEMU's `-m 16M` gives
  * 15 MiB) the kernel's pool and the boot modules leave the memory server
- * too little to start the system's own services (measured: at 14 MiB
- * `names` cannot serve, at 12 and 13 programs cannot start). */
+ * too little to start the system's own services (measured with the old
+ * 8 MiB least pool: at 14 MiB `names` could not serve, at 12 and 13
+ * programs could not start; not measured again with the smaller pool). */
 #define RAM_MIN (15ull << 20)
 
 struct boot_module boot_modules[BOOT_MODULES_MAX];
@@ -108,8 +113,10 @@ static void carve_pool(void)
         refuse_machine("%lu MiB of RAM, and the system needs at least %llu", mb_ram_bytes(&mbinfo) >> 20,
                        RAM_MIN >> 20);
     }
-    uint64_t size = mb_ram_bytes(&mbinfo) / 16;
+    uint64_t ram = mb_ram_bytes(&mbinfo), size = ram / 16;
     size = size < POOL_MIN ? POOL_MIN : size > POOL_MAX ? POOL_MAX : size;
+    if (size > ram / 5)
+        size = ram / 5 < POOL_SMALL_MIN ? POOL_SMALL_MIN : ram / 5;
     size &= ~(LARGE_PAGE_SIZE - 1);
     uint64_t base;
     /* Below the early map's limit, since paging_init builds the real tables

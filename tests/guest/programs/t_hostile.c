@@ -424,8 +424,10 @@ static void child_alloc_send(void)
 
 /* kid-pin's exit status: 0 pinned, PIN_KID_ALLOC + e or PIN_KID_PIN + e
  * when the allocation or the pin failed with -e. */
-#define PIN_KID_ALLOC 1000
-#define PIN_KID_PIN   2000
+#define PIN_KID_ALLOC  1000
+#define PIN_KID_PIN    2000
+#define PIN_KID_ROOM   (4 * MIB)
+#define PIN_BACK_TRIES 1000u
 
 static const char *pin_failure(int64_t status)
 {
@@ -449,6 +451,13 @@ static void pin_exit_loop(void)
         return;
     struct ms_stats_global before = { 0 }, after = { 0 };
     ms_stats_global(&before);
+    /* Each child holds a 2 MiB segment beside its own image: on 16 to 20
+     * MiB there may be no room for one, which is no failure of the pins. */
+    if (before.free_bytes < PIN_KID_ROOM) {
+        test_skip(&t, "pin_exit_loop_leaves_nothing", "only %lu KiB free, %lu KiB needed", before.free_bytes / KIB,
+                  PIN_KID_ROOM / KIB);
+        return;
+    }
     unsigned ok = 0;
     int64_t first_failure = 0;
     for (unsigned i = 0; i < 16; i++) {
@@ -456,7 +465,16 @@ static void pin_exit_loop(void)
         ok += status == 0;
         first_failure = first_failure == 0 ? status : first_failure;
     }
-    ms_stats_global(&after);
+    /* What the children held comes back through the kernel's reclaim
+     * list, which memsrv drains on its own thread: on several CPUs the last
+     * child's may still be on its way when its wait returns. A leak never
+     * comes back within the second this allows. */
+    for (unsigned i = 0; i < PIN_BACK_TRIES; i++) {
+        ms_stats_global(&after);
+        if (after.free_bytes == before.free_bytes && after.quarantined_bytes == before.quarantined_bytes)
+            break;
+        sys_sleep(NS_PER_MS);
+    }
     test_check(&t, "pin_exit_loop_leaves_nothing",
                ok == 16 && after.quarantined_bytes == before.quarantined_bytes && after.free_bytes == before.free_bytes,
                "%u of 16 children pinned (the first that did not: %s); quarantined %lu -> %lu, free %lu -> %lu", ok,
