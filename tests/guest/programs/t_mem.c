@@ -945,6 +945,7 @@ static void constraints(struct test_run *t)
 /* stall: a client compacting does not hold up another */
 
 #define STALL_ROUNDS 3u
+#define STALL_JUDGED 16u /* a pass this many allocations long must see one */
 #define STALL_SEGS   1024u
 
 static uint8_t compactor_stack[16384] __attribute__((aligned(16)));
@@ -1035,19 +1036,21 @@ static void stall(struct test_run *t)
     }
     test_check(t, "full_answered", stall_full_result == 0, "compact full: %s", sys_strerror(stall_full_result));
     test_check(t, "huge_refused", stall_huge_result < 0, "a huge allocation: %ld", stall_huge_result);
-    /* A pass shorter than a few allocations take when no pass runs (a
-     * small machine's pass is a few milliseconds; an overloaded host's
-     * allocation may take longer) leaves no room for one to be seen
-     * inside it, and is not judged. A server that holds requests back for
-     * a whole pass still fails: only the allocations outside the passes
-     * set the measure. */
+    /* A pass shorter than STALL_JUDGED allocations take when no pass runs
+     * (a small machine's pass is a few milliseconds; an overloaded host's
+     * allocation may take longer) is not judged: the host may hold the
+     * allocating CPU back for that long (seen: 4 CPUs beside another
+     * guest on 2 host cores, 3.3 ms allocations, 13 ms passes, none
+     * inside). A server that holds requests back for a whole pass still
+     * fails: only the allocations outside the passes set the measure, and
+     * a pass is tens to hundreds of them. */
     uint64_t average = outside != 0 ? outside_ns / outside : 0, judged = 0;
     for (unsigned i = 0; i < STALL_ROUNDS; i++)
-        judged += stall_pass_ns[i] >= 4 * average;
+        judged += stall_pass_ns[i] >= STALL_JUDGED * average;
     test_check(t, "progress_during_full", during >= judged && failed == 0,
-               "%lu of %lu allocations made while a full pass ran, %lu refused; %lu of %u passes lasted 4 "
+               "%lu of %lu allocations made while a full pass ran, %lu refused; %lu of %u passes lasted %u "
                "allocations (%lu us each)",
-               during, ops, failed, judged, STALL_ROUNDS, average / 1000);
+               during, ops, failed, judged, STALL_ROUNDS, STALL_JUDGED, average / 1000);
     printf("stall: %lu allocations (%lu during full passes moving %lu KiB), the slowest %lu us\n", ops, during,
            stall_full_bytes / KIB, worst / 1000);
     for (unsigned i = 0; i < STALL_SEGS; i++)
