@@ -16,8 +16,8 @@
  * again on every tick, so busy threads spread over the CPUs within a tick
  * of one going idle.
  *
- * Timeouts sit on one list sorted by wake time, which the BSP's tick
- * serves. Dead threads are reaped by the next thread their CPU runs, since
+ * Timeouts sit on one list sorted by wake time, served by every CPU's
+ * tick and by every return to user mode. Dead threads are reaped by the next thread their CPU runs, since
  * a thread cannot free the stack it is running on. FPU state is saved on
  * every switch away from a user thread and restored on every switch to
  * one: a thread may run on another CPU next.
@@ -44,7 +44,7 @@ struct sched_cpu {
 
 static struct sched_cpu sched_cpus[SMP_MAX_CPUS];
 static struct list_node sleepers = LIST_HEAD_INIT(sleepers); /* sorted by wake_ns */
-static uint64_t next_wake_ns = UINT64_MAX;                   /* the first sleeper's, for the tick */
+static uint64_t next_wake_count = UINT64_MAX; /* the first sleeper's wake_ns, as arch_clock_count() reads it */
 static uint64_t ticks;
 static bool started; /* the BSP entered its idle loop: the other CPUs may run threads */
 
@@ -65,7 +65,7 @@ static struct thread *sleeper_first(void)
 static void note_next_wake(void)
 {
     struct thread *t = sleeper_first();
-    __atomic_store_n(&next_wake_ns, t ? t->wake_ns : UINT64_MAX, __ATOMIC_RELAXED);
+    __atomic_store_n(&next_wake_count, t ? arch_clock_count_at(t->wake_ns) : UINT64_MAX, __ATOMIC_RELAXED);
 }
 
 /* A queue in zero-filled memory is empty until its first use. */
@@ -394,17 +394,10 @@ void sched_exit_current(void)
     panic("sched: a dead thread was scheduled");
 }
 
-void sched_return_to_user(void)
-{
-    struct thread *t = current;
-    if (t->exiting)
-        proc_thread_exit_current();
-    if (this_sched()->resched_pending)
-        sched_yield();
-    kernel_unlock();
-}
-
-/* Wakes the sleepers whose time has come (the BSP's tick). */
+/* Wakes the sleepers whose time has come: on any CPU's tick, and on
+ * every return to user mode, since a host that runs the virtual CPUs on
+ * fewer cores delivers a few ticks a second instead of a thousand (seen:
+ * 21), while the system calls keep coming. */
 static void wake_sleepers(void)
 {
     uint64_t now = arch_time_ns();
@@ -413,13 +406,25 @@ static void wake_sleepers(void)
         sched_wake(t, -ETIMEDOUT);
 }
 
+void sched_return_to_user(void)
+{
+    struct thread *t = current;
+    if (arch_clock_count() >= __atomic_load_n(&next_wake_count, __ATOMIC_RELAXED))
+        wake_sleepers();
+    if (t->exiting)
+        proc_thread_exit_current();
+    if (this_sched()->resched_pending)
+        sched_yield();
+    kernel_unlock();
+}
+
 void sched_tick(struct trap_frame *f)
 {
     if (!__atomic_load_n(&started, __ATOMIC_ACQUIRE))
         return; /* boot: kmain holds the lock and the CPUs run no threads yet */
     struct sched_cpu *sc = this_sched();
     bool bsp = arch_cpu_id() == 0;
-    bool timeouts = bsp && __atomic_load_n(&next_wake_ns, __ATOMIC_RELAXED) <= arch_time_ns();
+    bool timeouts = __atomic_load_n(&next_wake_count, __ATOMIC_RELAXED) <= arch_clock_count();
     if (bsp)
         ticks++;
     bool idle = current == &sc->idle;

@@ -78,3 +78,14 @@ uint64_t arch_tsc_per_us(void) { return tsc_per_us; }
 uint64_t arch_tsc_at_boot(void) { return tsc_at_boot; }
 
 uint64_t arch_time_ns(void) { return abi_tsc_to_ns(rdtsc() - tsc_at_boot, tsc_per_us); }
+
+uint64_t arch_clock_count_at(uint64_t ns)
+{
+    /* The part below a microsecond rounded up, so that the count is never
+     * reached before ns is. */
+    uint64_t whole, count, part = ((ns % 1000) * tsc_per_us + 999) / 1000;
+    if (__builtin_mul_overflow(ns / 1000, tsc_per_us, &whole) ||
+        __builtin_add_overflow(whole, tsc_at_boot + part, &count))
+        return UINT64_MAX;
+    return count;
+}

@@ -172,6 +172,22 @@ static void sender_thread(uint64_t unused)
     sys_thread_exit();
 }
 
+/* Until a blocked send carries seg (false if the run's budget ran out
+ * first): a fixed nap is not enough on a host that runs several virtual
+ * CPUs on one core, where the sender may not have started yet (seen: 6
+ * CPUs beside another guest of 8, on 2 cores). */
+static bool wait_in_flight(handle_t seg)
+{
+    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
+    struct abi_seg_info info;
+    while (sys_seg_info(seg, &info) == 0 && (info.flags & SEG_INFO_IN_FLIGHT) == 0) {
+        if (sys_clock() >= deadline)
+            return false;
+        sys_sleep(NS_PER_MS);
+    }
+    return true;
+}
+
 /* A sibling's blocked send carries segment S; we receive into a buffer
  * inside S: delivery moves S, and the store must fail cleanly. */
 static void recv_into_sent(void)
@@ -184,7 +200,8 @@ static void recv_into_sent(void)
     pair_ep = (handle_t)ep;
     sent_seg = seg.handle;
     int64_t th = sys_thread_create(sender_thread, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * NS_PER_MS); /* the sender blocks, its segment in flight */
+    if (!test_check(&t, "sender_blocked", th >= 0 && wait_in_flight(seg.handle), "thread %ld; no send carried it", th))
+        return;
     struct ipc_msg *inside = (struct ipc_msg *)((uint8_t *)seg.addr + 4096);
     inside->flags = 0;
     int64_t got = sys_ipc_recv((handle_t)ep, inside, TIMEOUT_FOREVER);
@@ -209,7 +226,8 @@ static void send_then_free(void)
     pair_ep = (handle_t)ep;
     sent_seg = x.handle;
     int64_t th = sys_thread_create(sender_thread, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * NS_PER_MS);
+    if (!test_check(&t, "sender_blocked", th >= 0 && wait_in_flight(x.handle), "thread %ld; no send carried it", th))
+        return;
     /* X is in flight: nobody may take it from the send. */
     int64_t freed = ms_free(x.handle);
     int64_t given = sys_seg_give(x.handle, HANDLE_SELF, 0, RIGHTS_SAME);
@@ -535,12 +553,25 @@ static void child_write_ro(void)
 /* ---- waits whose objects go away --------------------------------------- */
 
 static volatile int64_t waited_status, wait_result;
+static volatile bool waiter_started;
 static handle_t wait_target;
+
+/* Until the waiter thread is about to wait, then a nap for it to block:
+ * it may not have started within a fixed nap on a host that runs several
+ * virtual CPUs on one core. */
+static void waiter_blocks(void)
+{
+    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
+    while (!waiter_started && sys_clock() < deadline)
+        sys_sleep(NS_PER_MS);
+    sys_sleep(5 * NS_PER_MS);
+}
 
 static void proc_waiter(uint64_t unused)
 {
     (void)unused;
     int64_t status = 12345;
+    waiter_started = true;
     wait_result = sys_proc_wait(wait_target, TIMEOUT_FOREVER, (int64_t *)&status);
     waited_status = status;
     sys_thread_exit();
@@ -549,6 +580,7 @@ static void proc_waiter(uint64_t unused)
 static void thread_waiter(uint64_t unused)
 {
     (void)unused;
+    waiter_started = true;
     wait_result = sys_thread_wait(wait_target, TIMEOUT_FOREVER);
     sys_thread_exit();
 }
@@ -562,8 +594,9 @@ static void wait_races(void)
         return;
     wait_target = (handle_t)child;
     wait_result = 99;
+    waiter_started = false;
     int64_t th = sys_thread_create(proc_waiter, stacks[0] + sizeof(stacks[0]), 0);
-    sys_sleep(5 * NS_PER_MS);
+    waiter_blocks();
     sys_handle_close((handle_t)child);
     int64_t reuse = sys_proc_create("reuse", 5, 0);
     sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
@@ -577,8 +610,9 @@ static void wait_races(void)
     int64_t sleeper = sys_thread_create(idle_thread, stacks[1] + sizeof(stacks[1]), 0);
     wait_target = (handle_t)sleeper;
     wait_result = 99;
+    waiter_started = false;
     int64_t w = sys_thread_create(thread_waiter, stacks[2] + sizeof(stacks[2]), 0);
-    sys_sleep(5 * NS_PER_MS);
+    waiter_blocks();
     sys_handle_close((handle_t)sleeper);
     for (unsigned i = 0; i < 4; i++) /* slab slots reused by new threads */
         sys_thread_create(idle_thread, stacks[3 + i] + sizeof(stacks[0]), 0);

@@ -116,6 +116,27 @@ int main(int argc, char **argv)
                "create %ld, short wait %ld, long wait %ld", s, early, late);
     sys_handle_close((handle_t)s);
 
+    /* A timed wait never ends before its time, whichever CPU's tick or
+     * return to user mode ends it; how late it ends is the host's
+     * business, and printed. */
+    static const uint64_t naps_ns[] = { 1000, 250 * 1000, 999 * 1000, MS, 1500 * 1000, 3 * MS };
+    uint64_t early_slept = 0, early_nap = 0, late_ns = 0, naps = 0;
+    for (unsigned round = 0; round < 8; round++)
+        for (unsigned i = 0; i < sizeof(naps_ns) / sizeof(naps_ns[0]); i++) {
+            uint64_t t0 = sys_clock();
+            int64_t r = sys_sleep(naps_ns[i]);
+            uint64_t slept = sys_clock() - t0;
+            if (slept < naps_ns[i] || r != 0) {
+                early_slept = slept;
+                early_nap = naps_ns[i];
+            } else {
+                late_ns += slept - naps_ns[i];
+            }
+            naps++;
+        }
+    test_check(&t, "sleep_never_early", early_nap == 0, "a sleep of %lu ns ended after %lu ns", early_nap, early_slept);
+    printf("BENCH sched_sleep_late %lu ns\n", late_ns / naps);
+
     /* A thread's own handle is no use for waiting on itself; a closed one is stale. */
     int64_t stale = sys_thread_wait((handle_t)s, 0);
     test_check(&t, "stale_thread_handle", stale == -EBADH, "closed handle gave %ld", stale);

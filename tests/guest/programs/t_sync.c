@@ -20,12 +20,26 @@ static uint8_t stacks[4][16384] __attribute__((aligned(16)));
 static handle_t ep;
 static volatile int64_t got_result;
 static struct ipc_msg got;
+static volatile unsigned about_to_block; /* threads a step from their blocking call */
+
+/* Until `threads` helper threads are a step from blocking, then a nap for
+ * them to block. A fixed nap alone is not enough on a host that runs
+ * several virtual CPUs on one core, where a new thread may not have
+ * started within it (seen with 6 CPUs beside a guest of 8, on 2 cores). */
+static void until_blocked(unsigned threads)
+{
+    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
+    while (__atomic_load_n(&about_to_block, __ATOMIC_ACQUIRE) < threads && sys_clock() < deadline)
+        sys_sleep(NS_PER_MS);
+    sys_sleep(2 * NS_PER_MS);
+}
 
 /* Receives one message into `got` (with IPC_RECV_CAPS if arg is 1). */
 static void receiver(uint64_t caps)
 {
     memset(&got, 0, sizeof(got));
     got.flags = caps ? IPC_RECV_CAPS : 0;
+    __atomic_add_fetch(&about_to_block, 1, __ATOMIC_RELEASE);
     got_result = sys_ipc_recv(ep, &got, TIMEOUT_FOREVER);
     sys_thread_exit();
 }
@@ -33,8 +47,10 @@ static void receiver(uint64_t caps)
 static int64_t start_receiver(bool caps)
 {
     got_result = 99;
+    about_to_block = 0;
     int64_t th = sys_thread_create(receiver, stacks[0] + sizeof(stacks[0]), caps);
-    sys_sleep(2 * NS_PER_MS); /* it blocks in receive */
+    if (th >= 0)
+        until_blocked(1);
     return th;
 }
 
@@ -256,6 +272,7 @@ static volatile unsigned woke;
 static void futex_waiter(uint64_t unused)
 {
     (void)unused;
+    __atomic_add_fetch(&about_to_block, 1, __ATOMIC_RELEASE);
     if (sys_futex_wait(&word, 0, TIMEOUT_FOREVER) == 0)
         __atomic_add_fetch(&woke, 1, __ATOMIC_SEQ_CST);
     sys_thread_exit();
@@ -273,14 +290,20 @@ static void check_futex(void)
                "changed %ld, unaligned %ld, kernel address %ld, timeout %ld", changed, unaligned, kernel, timed);
     word = 0;
     woke = 0;
+    about_to_block = 0;
     int64_t th[3];
     unsigned started = 0;
     for (unsigned i = 0; i < 3; i++)
         started += (th[i] = sys_thread_create(futex_waiter, stacks[1 + i] + sizeof(stacks[0]), 0)) >= 0;
     test_check(&t, "futex_waiters_started", started == 3, "%u of 3 threads", started);
-    sys_sleep(3 * NS_PER_MS);
+    until_blocked(started);
     int64_t one = sys_futex_wake(&word, 1);
-    sys_sleep(1 * NS_PER_MS);
+    /* The woken thread counts itself once it runs. A second thread woken,
+     * one too many, would count itself within the nap after that. */
+    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
+    while (__atomic_load_n(&woke, __ATOMIC_ACQUIRE) == 0 && sys_clock() < deadline)
+        sys_sleep(NS_PER_MS);
+    sys_sleep(NS_PER_MS);
     unsigned after_one = woke;
     int64_t rest = sys_futex_wake(&word, 100);
     for (unsigned i = 0; i < 3; i++)

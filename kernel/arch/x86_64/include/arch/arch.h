@@ -52,6 +52,11 @@ void arch_timer_init(unsigned hz, const char *cmdline);
 uint64_t arch_tsc_per_us(void);
 uint64_t arch_tsc_at_boot(void);
 uint64_t arch_time_ns(void);
+/* The clock as a raw count (the TSC), and the count at which
+ * arch_time_ns() reaches ns (UINT64_MAX when it never does): a deadline
+ * compared on every return to user mode costs no division. */
+static inline uint64_t arch_clock_count(void) { return rdtsc(); }
+uint64_t arch_clock_count_at(uint64_t ns);
 
 /* FPU/SSE state of user threads (512-byte, 16-byte aligned areas). */
 #define ARCH_FPU_AREA_SIZE 512
