@@ -17,10 +17,11 @@
  * of one going idle.
  *
  * Timeouts sit on one list sorted by wake time, served by every CPU's
- * tick and by every return to user mode. Dead threads are reaped by the next thread their CPU runs, since
- * a thread cannot free the stack it is running on. FPU state is saved on
- * every switch away from a user thread and restored on every switch to
- * one: a thread may run on another CPU next.
+ * tick and by every return to user mode. Dead threads are reaped by the
+ * next thread their CPU runs, since a thread cannot free the stack it is
+ * running on. FPU state is saved on every switch away from a user thread
+ * and restored on every switch to one: a thread may run on another CPU
+ * next.
  */
 #include <abi/errno.h>
 #include <abi/types.h>
