@@ -54,6 +54,17 @@ void test_exit(struct test_run *r) { sys_exit(TEST_STATUS(r->passed, r->failed, 
 
 uint64_t test_budget_ns(const struct test_run *r, uint64_t units) { return r->pace_ns * units; }
 
+bool test_wait_count(const struct test_run *r, const volatile unsigned *count, unsigned want, uint64_t units)
+{
+    uint64_t deadline = sys_clock() + test_budget_ns(r, units);
+    while (__atomic_load_n(count, __ATOMIC_ACQUIRE) < want) {
+        if (sys_clock() >= deadline)
+            return false;
+        sys_sleep(NS_PER_MS);
+    }
+    return true;
+}
+
 uint64_t test_rand(struct test_run *r)
 {
     r->rng ^= r->rng >> 12;

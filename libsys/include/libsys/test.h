@@ -42,6 +42,9 @@ __attribute__((noreturn)) void test_exit(struct test_run *r);
  * (tests/guest/suite/pace.c), so that a slow emulator or a busy host gets
  * proportionally longer; 0.1 ms a unit when started without pace_ns=. */
 uint64_t test_budget_ns(const struct test_run *r, uint64_t units);
+/* Until *count reaches `want` (a helper thread's progress, looked at every
+ * millisecond) or a budget of `units` runs out; false if it ran out. */
+bool test_wait_count(const struct test_run *r, const volatile unsigned *count, unsigned want, uint64_t units);
 /* Seeded pseudo-random numbers (xorshift64*). */
 uint64_t test_rand(struct test_run *r);
 /* The device the suite gave this program to pin segments for (startup

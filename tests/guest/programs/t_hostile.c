@@ -553,7 +553,7 @@ static void child_write_ro(void)
 /* ---- waits whose objects go away --------------------------------------- */
 
 static volatile int64_t waited_status, wait_result;
-static volatile bool waiter_started;
+static volatile unsigned waiter_started;
 static handle_t wait_target;
 
 /* Until the waiter thread is about to wait, then a nap for it to block:
@@ -561,9 +561,7 @@ static handle_t wait_target;
  * virtual CPUs on one core. */
 static void waiter_blocks(void)
 {
-    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
-    while (!waiter_started && sys_clock() < deadline)
-        sys_sleep(NS_PER_MS);
+    test_wait_count(&t, &waiter_started, 1, 2000);
     sys_sleep(5 * NS_PER_MS);
 }
 
@@ -571,7 +569,7 @@ static void proc_waiter(uint64_t unused)
 {
     (void)unused;
     int64_t status = 12345;
-    waiter_started = true;
+    waiter_started = 1;
     wait_result = sys_proc_wait(wait_target, TIMEOUT_FOREVER, (int64_t *)&status);
     waited_status = status;
     sys_thread_exit();
@@ -580,7 +578,7 @@ static void proc_waiter(uint64_t unused)
 static void thread_waiter(uint64_t unused)
 {
     (void)unused;
-    waiter_started = true;
+    waiter_started = 1;
     wait_result = sys_thread_wait(wait_target, TIMEOUT_FOREVER);
     sys_thread_exit();
 }
@@ -594,7 +592,7 @@ static void wait_races(void)
         return;
     wait_target = (handle_t)child;
     wait_result = 99;
-    waiter_started = false;
+    waiter_started = 0;
     int64_t th = sys_thread_create(proc_waiter, stacks[0] + sizeof(stacks[0]), 0);
     waiter_blocks();
     sys_handle_close((handle_t)child);
@@ -610,7 +608,7 @@ static void wait_races(void)
     int64_t sleeper = sys_thread_create(idle_thread, stacks[1] + sizeof(stacks[1]), 0);
     wait_target = (handle_t)sleeper;
     wait_result = 99;
-    waiter_started = false;
+    waiter_started = 0;
     int64_t w = sys_thread_create(thread_waiter, stacks[2] + sizeof(stacks[2]), 0);
     waiter_blocks();
     sys_handle_close((handle_t)sleeper);

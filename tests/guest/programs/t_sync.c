@@ -28,9 +28,7 @@ static volatile unsigned about_to_block; /* threads a step from their blocking c
  * started within it (seen with 6 CPUs beside a guest of 8, on 2 cores). */
 static void until_blocked(unsigned threads)
 {
-    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
-    while (__atomic_load_n(&about_to_block, __ATOMIC_ACQUIRE) < threads && sys_clock() < deadline)
-        sys_sleep(NS_PER_MS);
+    test_wait_count(&t, &about_to_block, threads, 2000);
     sys_sleep(2 * NS_PER_MS);
 }
 
@@ -300,9 +298,7 @@ static void check_futex(void)
     int64_t one = sys_futex_wake(&word, 1);
     /* The woken thread counts itself once it runs. A second thread woken,
      * one too many, would count itself within the nap after that. */
-    uint64_t deadline = sys_clock() + test_budget_ns(&t, 2000);
-    while (__atomic_load_n(&woke, __ATOMIC_ACQUIRE) == 0 && sys_clock() < deadline)
-        sys_sleep(NS_PER_MS);
+    test_wait_count(&t, &woke, 1, 2000);
     sys_sleep(NS_PER_MS);
     unsigned after_one = woke;
     int64_t rest = sys_futex_wake(&word, 100);
