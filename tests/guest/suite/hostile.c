@@ -13,7 +13,8 @@
  *     server's free bytes and the process count are exactly as before.
  * Each case runs twice and the second run is measured: the first lets
  * long-lived tables (segment ids, handle pages of the server) grow to what
- * the case needs; they keep that size, which is not a leak.
+ * the case needs; they keep that size, which is not a leak. A measured run
+ * that reads a frame off is measured once more, as accounting.c explains.
  */
 #include <common/string.h>
 #include <libsys/loader.h>
@@ -190,31 +191,32 @@ static void run_case(const struct hostile_case *c)
 {
     struct outcome warm, o;
     struct memory_snapshot before, after;
-    char name[64], why[240];
+    char name[64], why[600] = "";
+    size_t used = 0;
     const char *program = c->program ? c->program : "t_hostile";
     /* The warming run's checks count too: an attack must fail every time. */
     fmt_snprintf(name, sizeof(name), "hostile_%s.warmup", c->name);
     int64_t warm_err = run_once(c, true, &warm);
     suite_count(name, program, warm_err, warm.status);
-    memory_snapshot(&before);
-    int64_t err = run_once(c, false, &o);
-    memory_snapshot(&after);
-    fmt_snprintf(name, sizeof(name), "hostile_%s", c->name);
-    /* The attacker's own checks: each attack got its error. */
-    suite_count(name, program, err, o.status);
-    if (err < 0)
-        return;
-    fmt_snprintf(name, sizeof(name), "hostile_%s.others_served", c->name);
-    suite_record(name, o.served, o.why);
+    bool returned = false;
+    for (unsigned run = 0; run < SUITE_MEASURED_RUNS && !returned; run++) {
+        memory_snapshot(&before);
+        int64_t err = run_once(c, false, &o);
+        memory_snapshot(&after);
+        /* The attacker's own checks: each attack got its error. */
+        fmt_snprintf(name, sizeof(name), run == 0 ? "hostile_%s" : "hostile_%s.remeasured", c->name);
+        suite_count(name, program, err, o.status);
+        if (err < 0)
+            return;
+        if (run == 0) {
+            fmt_snprintf(name, sizeof(name), "hostile_%s.others_served", c->name);
+            suite_record(name, o.served, o.why);
+        }
+        returned = memory_returned(&before, &after);
+        used = memory_append_reading(why, sizeof(why), used, run, &before, &after);
+    }
     fmt_snprintf(name, sizeof(name), "hostile_%s.baseline", c->name);
-    fmt_snprintf(why, sizeof(why),
-                 "pool free %lu -> %lu frames, memsrv free %lu -> %lu, processes %lu -> %lu, quarantined %lu -> %lu",
-                 before.pool_free, after.pool_free, before.ms_free, after.ms_free, before.processes, after.processes,
-                 before.quarantined, after.quarantined);
-    suite_record(name,
-                 before.pool_free == after.pool_free && before.ms_free == after.ms_free &&
-                     before.processes == after.processes && before.quarantined == after.quarantined,
-                 why);
+    suite_record(name, returned, why);
 }
 
 /* The stateful fuzzer (t_fuzz stateful) in FUZZERS processes at once,

@@ -67,6 +67,16 @@ struct memory_snapshot {
     uint64_t quarantined; /* memsrv's bytes held back from reuse */
 };
 void memory_snapshot(struct memory_snapshot *s);
+/* Whether a finished workload gave back every frame, byte and process. */
+bool memory_returned(const struct memory_snapshot *before, const struct memory_snapshot *after);
+/* Appends measured run `run`'s readings to out (used bytes so far);
+ * returns the new length. */
+size_t memory_append_reading(char *out, size_t len, size_t used, unsigned run, const struct memory_snapshot *before,
+                             const struct memory_snapshot *after);
+/* Measured runs of a warmed workload before a difference is called a leak:
+ * a frame that comes and goes with the interleaving of CPUs reads exact
+ * on one of them, a leak on none (accounting.c). */
+#define SUITE_MEASURED_RUNS 2u
 
 /* pace.c: waits measured in the machine's own work, not in fixed time. */
 /* Times the reference work on the guest's clock; call once at start. */
