@@ -551,7 +551,6 @@ void proc_exit(struct process *p, int64_t status)
         return;
     p->exited = true;
     p->exit_status = status;
-    struct kstack_batch stacks = { 0 };
     for (struct thread *t = p->threads, *next; t; t = next) {
         next = t->proc_next;
         if (t == current)
@@ -567,10 +566,9 @@ void proc_exit(struct process *p, int64_t status)
         }
         proc_thread_died(p, t);
         thread_mark_dead(t);
-        thread_stack_park(&stacks, t);
+        thread_stack_free(t);
         thread_put(t);
     }
-    thread_stacks_release(&stacks);
     if (current->proc == p)
         proc_thread_exit_current();
     proc_finish(p);

@@ -178,14 +178,12 @@ void sched_after_switch(void);
 void sched_after_switch(void)
 {
     struct sched_cpu *sc = this_sched();
-    struct kstack_batch stacks = { 0 };
     while (sc->reap_list) {
         struct thread *t = sc->reap_list;
         sc->reap_list = t->reap_next;
-        thread_stack_park(&stacks, t);
+        thread_stack_free(t);
         thread_put(t);
     }
-    thread_stacks_release(&stacks);
 }
 
 /* Inline in its two callers: every call and reply switches threads. */

@@ -22,20 +22,55 @@
 #include <kernel/slab.h>
 
 static struct slab_cache thread_cache = SLAB_CACHE("thread", sizeof(struct thread));
-static uint8_t kstack_slot_used[KSTACK_SLOTS / 8];
+static uint8_t kstack_slot_used[KSTACK_SLOTS / 8];  /* mapped, or stale */
+static uint8_t kstack_slot_stale[KSTACK_SLOTS / 8]; /* unmapped here; other CPUs may still cache it */
+static unsigned stale_slots;
+static uint64_t stale_lo, stale_hi; /* the addresses the stale slots cover */
 static uint64_t next_thread_id = 1;
 static uint64_t live_threads;
 
 #define KSTACK_FRAMES (KSTACK_SIZE / PAGE_SIZE)
 
+/*
+ * Freed stacks' slots are flushed from other CPUs lazily. A dead thread's
+ * stack is unmapped on the CPU that frees it and its frames go back to the
+ * pool at once, but other CPUs may keep its translations cached: nothing
+ * reads or writes a dead thread's stack, so those entries are never used,
+ * and the slot's address is not given to a new stack until one shootdown
+ * has flushed every other CPU for all the stale slots together (Linux
+ * frees vmalloc pages the same way). One shootdown per freed stack, all
+ * under the kernel lock, made 8 virtual CPUs on 2 host cores spend most of
+ * their time waiting for the lock while a CPU the host was not running held
+ * up the shootdown (docs/smp.md has the figures).
+ */
+#define KSTACK_STALE_MAX 64u
+
+static void kstack_purge(void)
+{
+    if (stale_slots == 0)
+        return;
+    paging_flush_kernel_others(stale_lo, stale_hi - stale_lo);
+    for (unsigned i = 0; i < KSTACK_SLOTS / 8; i++) {
+        kstack_slot_used[i] &= (uint8_t)~kstack_slot_stale[i];
+        kstack_slot_stale[i] = 0;
+    }
+    stale_slots = 0;
+}
+
+static unsigned kstack_free_slot(void)
+{
+    for (unsigned i = 0; i < KSTACK_SLOTS; i++)
+        if (!(kstack_slot_used[i / 8] & (1u << (i % 8))))
+            return i;
+    return KSTACK_SLOTS;
+}
+
 static int kstack_alloc(struct thread *t)
 {
-    unsigned slot = KSTACK_SLOTS;
-    for (unsigned i = 0; i < KSTACK_SLOTS; i++) {
-        if (!(kstack_slot_used[i / 8] & (1u << (i % 8)))) {
-            slot = i;
-            break;
-        }
+    unsigned slot = kstack_free_slot();
+    if (slot == KSTACK_SLOTS && stale_slots != 0) {
+        kstack_purge();
+        slot = kstack_free_slot();
     }
     if (slot == KSTACK_SLOTS)
         return -ENOMEM;
@@ -53,50 +88,24 @@ static int kstack_alloc(struct thread *t)
     return 0;
 }
 
-/* A stack waiting in a batch: written into its own first frame, reached
- * through the direct map since its stack address is already unmapped. */
-struct parked_stack {
-    uint64_t next_first_frame; /* the next parked stack's first frame */
-    uint64_t frames[KSTACK_FRAMES];
-    unsigned slot;
-};
-
-void thread_stack_park(struct kstack_batch *batch, struct thread *t)
+void thread_stack_free(struct thread *t)
 {
     if (!t->kstack_top)
         return;
-    uint64_t base = t->kstack_top - KSTACK_SIZE;
-    struct parked_stack parked = { .next_first_frame = batch->first_frame, .slot = t->kstack_slot };
+    uint64_t base = t->kstack_top - KSTACK_SIZE, frames[KSTACK_FRAMES];
     for (unsigned i = 0; i < KSTACK_FRAMES; i++)
-        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &parked.frames[i], 0));
-    /* Other CPUs may still cache the old translations: the slot stays
-     * taken and the frames stay out of the pool until the batch's one
-     * shootdown (thread_stacks_release). */
+        VERIFY(paging_translate(paging_kernel_root(), base + i * PAGE_SIZE, &frames[i], 0));
     paging_unmap_kernel_here(base, KSTACK_SIZE);
-    *(struct parked_stack *)phys_to_virt(parked.frames[0]) = parked;
-    batch->first_frame = parked.frames[0];
-    batch->lo = batch->count == 0 || base < batch->lo ? base : batch->lo;
-    batch->hi = batch->count == 0 || base + KSTACK_SIZE > batch->hi ? base + KSTACK_SIZE : batch->hi;
-    batch->count++;
+    for (unsigned i = 0; i < KSTACK_FRAMES; i++)
+        pool_free_frame(frames[i]);
+    unsigned slot = t->kstack_slot;
+    kstack_slot_stale[slot / 8] |= (uint8_t)(1u << (slot % 8));
+    stale_lo = stale_slots == 0 || base < stale_lo ? base : stale_lo;
+    stale_hi = stale_slots == 0 || base + KSTACK_SIZE > stale_hi ? base + KSTACK_SIZE : stale_hi;
+    stale_slots++;
     t->kstack_top = 0;
-}
-
-void thread_stacks_release(struct kstack_batch *batch)
-{
-    if (batch->count == 0)
-        return;
-    /* One round of IPIs for the whole batch: a process that exits with
-     * thousands of threads would otherwise hold the kernel lock through
-     * one round per stack. */
-    paging_flush_kernel_others(batch->lo, batch->hi - batch->lo);
-    for (unsigned n = 0; n < batch->count; n++) {
-        struct parked_stack parked = *(const struct parked_stack *)phys_to_virt(batch->first_frame);
-        for (unsigned i = 0; i < KSTACK_FRAMES; i++)
-            pool_free_frame(parked.frames[i]);
-        kstack_slot_used[parked.slot / 8] &= (uint8_t) ~(1u << (parked.slot % 8));
-        batch->first_frame = parked.next_first_frame;
-    }
-    *batch = (struct kstack_batch){ 0 };
+    if (stale_slots >= KSTACK_STALE_MAX)
+        kstack_purge();
 }
 
 #define THREAD_KMEM_BYTES (sizeof(struct thread) + KSTACK_SIZE)

@@ -210,18 +210,10 @@ static inline void thread_put(struct thread *t) /* drops a reference */
         thread_free(t);
 }
 void thread_mark_dead(struct thread *t); /* off every queue, joiners woken */
-/* A dead thread's kernel stack is freed in a batch, so that stacks freed
- * together share one TLB shootdown: thread_stack_park unmaps it on this CPU
- * and keeps its slot and frames until thread_stacks_release, which flushes
- * every other CPU once and gives them back. A batch lives within one hold
- * of the kernel lock. */
-struct kstack_batch {
-    uint64_t first_frame; /* the last parked stack's; each names the one before */
-    uint64_t lo, hi;      /* the addresses they covered */
-    unsigned count;
-};
-void thread_stack_park(struct kstack_batch *batch, struct thread *t);
-void thread_stacks_release(struct kstack_batch *batch);
+/* Frees a dead thread's kernel stack: unmapped on this CPU, its frames
+ * back in the pool; its slot is reused only after one shootdown for many
+ * freed slots (thread.c). */
+void thread_stack_free(struct thread *t);
 uint64_t thread_live_count(void);
 
 #endif
