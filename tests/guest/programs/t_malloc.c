@@ -24,21 +24,54 @@ struct block {
     uint8_t tag;
 };
 
-static uint8_t pattern(uint8_t tag, size_t i) { return (uint8_t)(tag ^ (i * 0x9d) ^ (i >> 8)); }
+/* Byte i of a block is byte i % 8 of word i / 8's pattern: every word
+ * differs from its neighbours, so a block copied to the wrong offset or
+ * mixed with another shows. Whole words are written and compared at once:
+ * a byte at a time made this test 35 of Bochs's 150 s. */
+static uint64_t pattern_word(uint8_t tag, size_t w)
+{
+    return (w + 1) * 0x9e3779b97f4a7c15ull ^ tag * 0x0101010101010101ull;
+}
+
+static uint8_t pattern(uint8_t tag, size_t i) { return (uint8_t)(pattern_word(tag, i / 8) >> (i % 8 * 8)); }
+
+static bool word_aligned(const void *p) { return ((uintptr_t)p & 7) == 0; }
 
 static void fill(struct block *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    size_t i = 0;
+    if (word_aligned(b->p))
+        for (; i + 8 <= b->n; i += 8)
+            *(uint64_t *)(b->p + i) = pattern_word(b->tag, i / 8);
+    for (; i < b->n; i++)
         b->p[i] = pattern(b->tag, i);
 }
 
 /* Index of the first wrong byte among the first n, or n. */
 static size_t first_bad(const struct block *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    if (word_aligned(b->p))
+        while (i + 8 <= n && *(const uint64_t *)(b->p + i) == pattern_word(b->tag, i / 8))
+            i += 8;
+    for (; i < n; i++)
         if (b->p[i] != pattern(b->tag, i))
             return i;
     return n;
+}
+
+/* Whether the first n bytes at p are zero. */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    if (word_aligned(p))
+        for (; i + 8 <= n; i += 8)
+            if (*(const uint64_t *)(p + i) != 0)
+                return false;
+    for (; i < n; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
 }
 
 static uint64_t charged(void)
@@ -89,9 +122,7 @@ static void check_edges(struct test_run *t)
         memset(d, 0xa5, n);
         free(d);
         uint8_t *c = calloc(1, n);
-        for (size_t i = 0; c && i < n && zeros; i++)
-            zeros = c[i] == 0;
-        zeros &= c != NULL;
+        zeros = c != NULL && all_zero(c, n);
         free(c);
     }
     test_check(t, "calloc_zeroes_reused_memory", zeros, "calloc handed out a dirty byte");
@@ -121,12 +152,10 @@ static void check_random(struct test_run *t)
                 failed_allocs++;
                 continue;
             }
-            for (size_t i = 0; zeroed && i < b->n; i++)
-                if (b->p[i] != 0) {
-                    bad++;
-                    bad_op = "calloc not zero";
-                    break;
-                }
+            if (zeroed && !all_zero(b->p, b->n)) {
+                bad++;
+                bad_op = "calloc not zero";
+            }
             fill(b);
             continue;
         }
