@@ -19,7 +19,7 @@
  * must be zero): a write would make the emulator's host allocate each one
  * whole, and the kernel leaves memory that already reads as zero unwritten
  * (kernel/arch/x86_64/zero_pages.asm), which took a 5 GiB fill from 25 s to
- * a few on the build machine.
+ * 11.5 s on the build machine.
  */
 #include <abi/errno.h>
 #include <libsys/memsrv.h>

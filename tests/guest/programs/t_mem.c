@@ -470,10 +470,25 @@ static void ready_as_new(struct test_run *t)
  * pattern just before: memsrv hands out the range just freed again when
  * nothing took it in between (checked: otherwise the test says it could
  * not tell). Sizes: within one of the kernel's zeroing chunks (64 KiB),
- * and over several with a part one at the end. */
-static void zeroed_over_dirty_frames(struct test_run *t)
+ * and over several with a part one at the end. Two ways of dirtying: every
+ * byte, and one byte a page past its first 16, in a different 512-byte
+ * block of each page (the kernel skips a page that reads as zero, and its
+ * first 16 bytes alone decide only pages that do not start with zeros). */
+static void dirty_frames(uint8_t *p, uint64_t size, bool sparse)
+{
+    if (!sparse) {
+        memset(p, 0xa5, size);
+        return;
+    }
+    const uint64_t page_size = 4 * KIB, block = 512;
+    for (uint64_t page = 0; page < size / page_size; page++)
+        p[page * page_size + page_size - 1 - (page % 8) * block] = 0x5a;
+}
+
+static void zeroed_over_dirty_frames(struct test_run *t, bool sparse)
 {
     static const uint64_t sizes[] = { 16 * KIB, 196 * KIB };
+    const char *name = sparse ? "alloc_zeroed_over_sparse_dirty_frames" : "alloc_zeroed_over_dirty_frames";
     unsigned reused = 0, refused = 0;
     const char *dirty = 0;
     uint64_t dirty_size = 0, dirty_offset = 0;
@@ -483,7 +498,7 @@ static void zeroed_over_dirty_frames(struct test_run *t)
             refused++;
             continue;
         }
-        memset(s.addr, 0xa5, s.size);
+        dirty_frames(s.addr, s.size, sparse);
         int64_t before = phys_of(s.handle);
         ms_free(s.handle);
         if (ms_alloc(sizes[i], 0, 0, 0, &s) != 0) {
@@ -502,11 +517,10 @@ static void zeroed_over_dirty_frames(struct test_run *t)
         ms_free(s.handle);
     }
     if (!dirty && reused == 0 && refused == 0)
-        test_skip(t, "alloc_zeroed_over_dirty_frames", "memsrv gave none of the dirtied frames back");
+        test_skip(t, name, "memsrv gave none of the dirtied frames back");
     else
-        test_check(t, "alloc_zeroed_over_dirty_frames", !dirty && refused == 0,
-                   "%u allocations refused; %s at offset %#lx of a %lu KiB segment", refused, dirty ? dirty : "no byte",
-                   dirty_offset, dirty_size / KIB);
+        test_check(t, name, !dirty && refused == 0, "%u allocations refused; %s at offset %#lx of a %lu KiB segment",
+                   refused, dirty ? dirty : "no byte", dirty_offset, dirty_size / KIB);
 }
 
 /* A system call made with xmm0-15 holding in[i], their values after it in
@@ -575,7 +589,8 @@ static void ops(struct test_run *t)
     int64_t r = ms_alloc(16 * KIB, 0, 0, 0, &s);
     test_check(t, "alloc_zeroed", r == 0 && ((uint64_t *)s.addr)[0] == 0 && ((uint64_t *)s.addr)[2047] == 0,
                "alloc %ld or not zero-filled", r);
-    zeroed_over_dirty_frames(t);
+    zeroed_over_dirty_frames(t, false);
+    zeroed_over_dirty_frames(t, true);
     vectors_kept(t);
     stamp(s.addr, s.size / 8, 5);
     uint64_t sum = checksum(s.addr, s.size / 8);

@@ -70,7 +70,7 @@ int arch_user_copy(void *dst, const void *src, size_t len);
 int arch_user_zero(void *dst, size_t len);
 /* Zero-fills whole pages (zero_pages.asm): dst page-aligned, bytes a
  * multiple of the page size (a call whose stores would run past its end
- * panics). Half memset's instructions (16-byte stores); blocks that
+ * panics). Half memset's instructions (16-byte stores); pages that
  * already read as zero are left unwritten, so an emulator's host need not
  * back them; the SSE registers of the thread in the kernel are kept. */
 void arch_zero_pages(void *dst, uint64_t bytes);
