@@ -15,12 +15,13 @@
  *     for the boot spans, then span_add_nodes blocks of 64 KiB to 4 MiB;
  *     blocks go back once plenty of slots are free (span_take_nodes
  *     empties a nearly empty one by moving its slots);
- *   - recs[] and sid_hash[] (24 + about 8 bytes a record) in one segment,
- *     moved to one twice the size when the records run short (records are
- *     named by index, so the array is copied, never split), and to one
- *     half the size once at most a quarter is used: the records past the
- *     cut are renumbered first, which waits until no thread holds an index
- *     across the lock (rec_holds);
+ *   - recs[] and sid_hash[] (24 + about 5.3 bytes a record) in one
+ *     segment, moved to one a quarter larger when the records run short
+ *     (records are named by index, so the array is copied, never split; a
+ *     quarter, not double, so that a full machine's records carry at most
+ *     a quarter of slack), and to one half the size once at most a quarter
+ *     is used: the records past the cut are renumbered first, which waits
+ *     until no thread holds an index across the lock (rec_holds);
  *   - the span library's segment hash, resized as span_hash_wanted says.
  * books_reserve runs before every booking (books_new_record, and before a
  * free) and keeps MS_SLOTS_SPARE slots and MS_RECS_SPARE records free
@@ -124,10 +125,14 @@ struct ms_record *books_record(struct memsrv *ms, uint64_t index)
     return &ms->recs[index];
 }
 
+/* The sid's home slot: the hash's top 32 bits scaled to sid_slots, which
+ * need not be a power of two (the table is sized to the records). */
 static uint32_t sid_slot(const struct memsrv *ms, uint64_t sid)
 {
-    return (uint32_t)((sid * 0x9e3779b97f4a7c15ull) >> 32) & ms->hash_mask;
+    return (uint32_t)((((sid * 0x9e3779b97f4a7c15ull) >> 32) * ms->sid_slots) >> 32);
 }
+
+static uint32_t sid_next(const struct memsrv *ms, uint32_t slot) { return slot + 1 == ms->sid_slots ? 0 : slot + 1; }
 
 struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid)
 {
@@ -135,7 +140,7 @@ struct ms_record *books_find_sid(struct memsrv *ms, uint64_t sid)
 
     if (sid == 0)
         return NULL;
-    for (slot = sid_slot(ms, sid); ms->sid_hash[slot] != 0; slot = (slot + 1) & ms->hash_mask) {
+    for (slot = sid_slot(ms, sid); ms->sid_hash[slot] != 0; slot = sid_next(ms, slot)) {
         struct ms_record *rec = &ms->recs[ms->sid_hash[slot] - 1];
         if (rec->sid == sid)
             return rec;
@@ -148,7 +153,7 @@ static void hash_insert(struct memsrv *ms, uint32_t index)
     uint32_t slot = sid_slot(ms, ms->recs[index].sid);
 
     while (ms->sid_hash[slot] != 0)
-        slot = (slot + 1) & ms->hash_mask;
+        slot = sid_next(ms, slot);
     ms->sid_hash[slot] = index + 1;
 }
 
@@ -159,11 +164,11 @@ static void hash_remove(struct memsrv *ms, uint32_t index)
     while (ms->sid_hash[slot] != index + 1) {
         if (ms->sid_hash[slot] == 0)
             return;
-        slot = (slot + 1) & ms->hash_mask;
+        slot = sid_next(ms, slot);
     }
     /* Backward shift: pull later entries of the probe run into the gap
      * when their home slot does not lie cyclically in (gap, entry]. */
-    for (next = (slot + 1) & ms->hash_mask; ms->sid_hash[next] != 0; next = (next + 1) & ms->hash_mask) {
+    for (next = sid_next(ms, slot); ms->sid_hash[next] != 0; next = sid_next(ms, next)) {
         uint32_t home = sid_slot(ms, ms->recs[ms->sid_hash[next] - 1].sid);
         bool stays = slot <= next ? (home > slot && home <= next) : (home > slot || home <= next);
         if (!stays) {
@@ -321,24 +326,39 @@ void books_release(struct memsrv *ms, struct ms_record *rec) { release(ms, rec);
 
 /* ---- growing and shrinking the books -------------------------------- */
 
-uint64_t books_records_bytes(uint32_t capacity)
-{
-    uint64_t slots = 1, bytes;
+/* Hash slots for `capacity` records: at most three quarters full when
+ * every record has a sid, and never full, so that a probe always ends. */
+static uint64_t sid_slots_for(uint64_t capacity) { return capacity + capacity / 3 + 1; }
 
-    while (slots < 2 * (uint64_t)capacity)
-        slots <<= 1;
-    bytes = (uint64_t)capacity * sizeof(struct ms_record) + slots * sizeof(uint32_t);
-    return (bytes + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+static uint64_t records_bytes_exact(uint64_t capacity)
+{
+    return capacity * sizeof(struct ms_record) + sid_slots_for(capacity) * sizeof(uint32_t);
 }
 
-/* The capacity a records segment of `bytes` holds (inverse of the above). */
+uint64_t books_records_bytes(uint32_t capacity)
+{
+    return (records_bytes_exact(capacity) + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
+}
+
+uint32_t books_records_for(uint64_t needed)
+{
+    uint64_t records = needed + needed / 8;
+
+    return records < MS_RECS_MIN ? MS_RECS_MIN : records >= MS_NO_RECORD ? MS_NO_RECORD - 1 : (uint32_t)records;
+}
+
+/* The most records a segment of `bytes` holds (at least MS_RECS_MIN, which
+ * the caller sized it for): the granule's slack becomes records too. */
 static uint32_t records_capacity(uint64_t bytes)
 {
-    uint32_t cap = MS_RECS_MIN;
+    /* 24 + 4 * 4/3 bytes a record: start there, then step to the exact one. */
+    uint64_t cap = bytes * 3 / 88;
 
-    while (books_records_bytes(cap * 2) <= bytes)
-        cap *= 2;
-    return cap;
+    while (cap < MS_NO_RECORD - 1 && records_bytes_exact(cap + 1) <= bytes)
+        cap++;
+    while (cap > MS_RECS_MIN && (cap >= MS_NO_RECORD || records_bytes_exact(cap) > bytes))
+        cap--;
+    return (uint32_t)cap;
 }
 
 /* Rebuilds the free list (lowest index first) and the sid hash from the
@@ -349,7 +369,7 @@ static void records_reindex(struct memsrv *ms)
     uint32_t i;
 
     ms->records_rebuilt++;
-    memset(ms->sid_hash, 0, ((uint64_t)ms->hash_mask + 1) * sizeof(uint32_t));
+    memset(ms->sid_hash, 0, (uint64_t)ms->sid_slots * sizeof(uint32_t));
     ms->rec_free = MS_NO_RECORD;
     for (i = ms->rec_capacity; i-- > 0;)
         if (ms->recs[i].kind == 0)
@@ -364,15 +384,13 @@ static void records_reindex(struct memsrv *ms)
  * it is rebuilt. The hash is rebuilt either way. */
 static void records_place(struct memsrv *ms, void *mem, uint32_t capacity)
 {
-    uint64_t slots = 1;
+    uint64_t slots = sid_slots_for(capacity);
     struct ms_record *old = ms->recs;
     uint32_t old_cap = ms->rec_capacity, kept = old_cap < capacity ? old_cap : capacity, i;
 
-    while (slots < 2 * (uint64_t)capacity)
-        slots <<= 1;
     ms->recs = mem;
     ms->sid_hash = (uint32_t *)((char *)mem + (uint64_t)capacity * sizeof(struct ms_record));
-    ms->hash_mask = (uint32_t)(slots - 1);
+    ms->sid_slots = (uint32_t)slots;
     ms->rec_capacity = capacity;
     if (old != NULL)
         memcpy(ms->recs, old, (uint64_t)kept * sizeof(*old));
@@ -396,16 +414,6 @@ void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes)
     records_place(ms, mem, records_capacity(bytes));
 }
 
-static struct ms_books_seg *books_at(struct memsrv *ms, const void *addr)
-{
-    unsigned i;
-
-    for (i = 0; i < MS_BOOKS_SEGS; i++)
-        if (ms->books[i].use != 0 && ms->books[i].addr == addr)
-            return &ms->books[i];
-    return NULL;
-}
-
 static struct ms_books_seg *books_slot(struct memsrv *ms, enum ms_books_use use)
 {
     unsigned i;
@@ -427,9 +435,13 @@ int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t
     return 0;
 }
 
-/* A new segment of the server's own, mapped, locked and recorded. The
- * caller has made sure a record and 3 span slots are free. */
-static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, void **addr)
+/* A new segment of the server's own, mapped, locked and recorded; its sid
+ * in *sid_out. The caller has made sure a record and 3 span slots are
+ * free. The records, the hash and the first store have an entry in
+ * books[]; slot blocks have none (their header keeps the sid, see
+ * grow_slots): memory fragmented to single granules makes the books grow
+ * a granule at a time, into more blocks than any table would hold. */
+static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, void **addr, uint64_t *sid_out)
 {
     struct span_request req = { .size = size, .flags = SPAN_LARGE_OK | SPAN_HIGH };
     uint64_t base, sid;
@@ -437,7 +449,7 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
     int64_t h, mapped;
     int err;
 
-    if (books_slot(ms, 0) == NULL || ms->rec_free == MS_NO_RECORD)
+    if ((use != MS_BOOKS_NODES && books_slot(ms, 0) == NULL) || ms->rec_free == MS_NO_RECORD)
         return -ENOMEM;
     index = ms->rec_free;
     err = span_alloc(&ms->span, &req, index, &base);
@@ -462,43 +474,56 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
     ms->rec_holds++;
     span_lock(&ms->span, base);
     books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
-    books_adopt(ms, use, sid, base, size, (void *)(uintptr_t)mapped);
+    if (use == MS_BOOKS_NODES)
+        ms->books_size += size;
+    else
+        books_adopt(ms, use, sid, base, size, (void *)(uintptr_t)mapped);
     *addr = (void *)(uintptr_t)mapped;
+    *sid_out = sid;
     ms->books_grown++;
     return 0;
 }
 
-/* Destroys a books segment and frees its span and record. */
-static void books_give_back(struct memsrv *ms, struct ms_books_seg *b)
+/* Destroys a books segment of `size` bytes and frees its span, its record
+ * and its entry in books[] if it has one. */
+static void books_give_back_sid(struct memsrv *ms, uint64_t sid, uint64_t size)
 {
-    struct ms_record *rec = books_find_sid(ms, b->sid);
-    int64_t err = ms->k->seg_destroy(ms->k->ctx, b->sid);
+    struct ms_record *rec = books_find_sid(ms, sid);
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, sid);
+    unsigned i;
 
     if (err != 0 || rec == NULL) {
-        ms_log(ms, "memsrv: giving back books sid %llu failed: %lld", (unsigned long long)b->sid, (long long)err);
+        ms_log(ms, "memsrv: giving back books sid %llu failed: %lld", (unsigned long long)sid, (long long)err);
         return;
     }
-    ms->books_size -= b->size;
-    b->use = 0;
+    ms->books_size -= size;
+    for (i = 0; i < MS_BOOKS_SEGS; i++)
+        if (ms->books[i].use != 0 && ms->books[i].sid == sid)
+            ms->books[i].use = 0;
     span_unlock(&ms->span, rec->base);
     books_release(ms, rec);
     ms->books_trimmed++;
 }
 
+static void books_give_back(struct memsrv *ms, const struct ms_books_seg *b)
+{
+    books_give_back_sid(ms, b->sid, b->size);
+}
+
 static int grow_records(struct memsrv *ms)
 {
     struct ms_books_seg *old = books_slot(ms, MS_BOOKS_RECORDS);
-    uint32_t capacity = ms->rec_capacity * 2;
-    uint64_t bytes = books_records_bytes(capacity);
+    uint64_t capacity = (uint64_t)ms->rec_capacity + ms->rec_capacity / 4, bytes, sid;
     void *mem;
     int err;
 
-    if (capacity <= ms->rec_capacity)
+    if (capacity >= MS_NO_RECORD)
         return -ENOMEM;
-    err = books_take(ms, bytes, MS_BOOKS_RECORDS, &mem);
+    bytes = books_records_bytes((uint32_t)capacity);
+    err = books_take(ms, bytes, MS_BOOKS_RECORDS, &mem, &sid);
     if (err != 0)
         return err;
-    records_place(ms, mem, capacity);
+    records_place(ms, mem, records_capacity(bytes));
     if (old != NULL)
         books_give_back(ms, old);
     return 0;
@@ -524,12 +549,13 @@ static void shrink_records(struct memsrv *ms)
 {
     struct ms_books_seg *old = books_slot(ms, MS_BOOKS_RECORDS);
     uint32_t capacity = ms->rec_capacity / 2, low = 0, i;
+    uint64_t sid;
     void *mem;
 
     if (old == NULL || !records_shrinkable(ms))
         return;
     /* Its record may fall past the cut: it is renumbered like the rest. */
-    if (books_take(ms, books_records_bytes(capacity), MS_BOOKS_RECORDS, &mem) != 0)
+    if (books_take(ms, books_records_bytes(capacity), MS_BOOKS_RECORDS, &mem, &sid) != 0)
         return;
     for (i = capacity; i < ms->rec_capacity; i++) {
         if (ms->recs[i].kind == 0)
@@ -540,7 +566,7 @@ static void shrink_records(struct memsrv *ms)
             ms_log(ms, "memsrv: books: record %u at %#llx has no span to renumber", i,
                    (unsigned long long)ms->recs[i].base);
             records_reindex(ms);
-            books_give_back(ms, books_at(ms, mem));
+            books_give_back_sid(ms, sid, books_records_bytes(capacity));
             return;
         }
         ms->recs[low] = ms->recs[i];
@@ -551,7 +577,8 @@ static void shrink_records(struct memsrv *ms)
 }
 
 /* A block of slots: half of what the pool holds, within [64 KiB, 4 MiB],
- * smaller when memory is too fragmented for that, down to one page. Each
+ * smaller when memory is too fragmented for that or nearly full, down to
+ * one page. Each
  * try is whole granules: halving 56 granules gives 7, then 3 and 1, never
  * a size no free run can be booked for. */
 static int grow_slots(struct memsrv *ms)
@@ -559,14 +586,19 @@ static int grow_slots(struct memsrv *ms)
     uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2;
     void *mem;
 
+    /* Nor more than the free memory could ever need, one slot a granule:
+     * near the end of memory a block of 4 MiB would stay mostly unused. */
+    uint64_t could_use = ms->span.free_bytes / (SPAN_GRANULE / sizeof(struct span_node)), sid;
+
     bytes = bytes < MS_BLOCK_MIN ? MS_BLOCK_MIN : bytes > MS_BLOCK_MAX ? MS_BLOCK_MAX : bytes;
-    bytes &= ~(uint64_t)(SPAN_GRANULE - 1);
+    bytes = bytes > could_use ? could_use : bytes;
+    bytes = bytes < SPAN_GRANULE ? SPAN_GRANULE : bytes & ~(uint64_t)(SPAN_GRANULE - 1);
     for (; bytes >= SPAN_GRANULE; bytes = bytes / 2 & ~(uint64_t)(SPAN_GRANULE - 1)) {
-        if (books_take(ms, bytes, MS_BOOKS_NODES, &mem) != 0)
+        if (books_take(ms, bytes, MS_BOOKS_NODES, &mem, &sid) != 0)
             continue;
-        if (span_add_nodes(&ms->span, mem, bytes) == 0)
+        if (span_add_nodes(&ms->span, mem, bytes, sid) == 0)
             return 0;
-        books_give_back(ms, books_at(ms, mem)); /* not page-aligned: a kernel bug */
+        books_give_back_sid(ms, sid, bytes); /* not page-aligned: a kernel bug */
         return -EINVAL;
     }
     return -ENOMEM;
@@ -580,12 +612,13 @@ static void tune_hash(struct memsrv *ms)
     struct ms_books_seg *old;
     void *mem, *old_mem;
     size_t old_bytes;
+    uint64_t sid;
 
     if (want == 0 || ms->rec_capacity - ms->recs_used <= MS_RECS_SPARE || ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
         return;
     old = books_slot(ms, MS_BOOKS_HASH);
     want = (want + SPAN_GRANULE - 1) & ~(size_t)(SPAN_GRANULE - 1);
-    if (books_take(ms, want, MS_BOOKS_HASH, &mem) != 0)
+    if (books_take(ms, want, MS_BOOKS_HASH, &mem, &sid) != 0)
         return;
     span_hash_resize(&ms->span, mem, want, &old_mem, &old_bytes);
     if (old != NULL)
@@ -643,17 +676,14 @@ static __attribute__((noinline)) void trim_now(struct memsrv *ms)
     size_t start = trim_start(ms);
     void *mem;
     size_t bytes;
+    uint64_t sid;
 
     if (ms->books_fixed || ms->books_busy)
         return;
     ms->books_busy = true;
     /* Giving a block back may empty the block that held its node. */
-    while (ms->span.nodes_free > start && span_take_nodes(&ms->span, start / 4, &mem, &bytes) == 0) {
-        struct ms_books_seg *b = books_at(ms, mem);
-        if (b == NULL)
-            break;
-        books_give_back(ms, b);
-    }
+    while (ms->span.nodes_free > start && span_take_nodes(&ms->span, start / 4, &mem, &bytes, &sid) == 0)
+        books_give_back_sid(ms, sid, bytes);
     shrink_records(ms);
     tune_hash(ms);
     ms->books_busy = false;

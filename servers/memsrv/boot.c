@@ -329,9 +329,7 @@ static int take_books(struct memsrv *ms, uint32_t *slots_out, struct span_node *
         return err;
     *store = mem;
     *slots_out = (uint32_t)(bytes / sizeof(struct span_node));
-    records = MS_RECS_MIN;
-    while (records < st.segments + 2 * MS_RECS_SPARE + 2)
-        records *= 2;
+    records = books_records_for(st.segments + 2 * MS_RECS_SPARE + 2);
     bytes = books_records_bytes(records);
     err = take_boot_books(ms, MS_BOOKS_RECORDS, bytes, &mem);
     if (err != 0)

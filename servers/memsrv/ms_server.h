@@ -36,7 +36,7 @@
  * Constants (why each value, see docs/memsrv.md "Constants"):
  *   books grow with use (books.c): span slots come in blocks of 64 KiB to
  *     4 MiB (half of what the pool holds, so a pool of n slots took
- *     O(log n) blocks), and at least 32 slots and 4 records are kept free
+ *     O(log n) blocks; no more than the free memory could use), and at least 32 slots and 4 records are kept free
  *     between requests: an allocation needs 3 slots, a free 1, a
  *     compaction proposal 5, and growing the books itself 3 and a record;
  *     when memory is full and the books cannot grow, a booking fails
@@ -272,6 +272,7 @@ struct ms_restart {
     uint64_t number; /* N of memsrv.restart=N; 0: started at boot */
     uint64_t started_ns, ready_ns, first_answer_ns, recovery_ns;
     uint64_t segments, clients, freed_at_start, freed_bytes, locked_dma, quarantined, list_calls;
+    uint64_t pieces_grown;                /* slot pieces made while booking (rebuild.c, grow_behind) */
     unsigned fault_when;                  /* MS_FAULT_* armed, or 0 */
     const struct ms_kernel_ops *real_ops; /* while a fault is armed: ms->k wraps these */
     struct ms_kernel_ops fault_ops;
@@ -303,7 +304,7 @@ struct memsrv {
     uint32_t rec_capacity, rec_free, recs_used;
     uint32_t rec_holds; /* indices held across the lock: taken, not committed; or migrating */
     uint32_t *sid_hash; /* record index + 1; 0 = empty slot */
-    uint32_t hash_mask;
+    uint32_t sid_slots; /* about 4/3 of rec_capacity: see books_records_bytes */
 
     struct ms_client clients[MS_CLIENTS_MAX];
     unsigned client_count;
@@ -471,6 +472,9 @@ int books_adopt(struct memsrv *ms, enum ms_books_use use, uint64_t sid, uint64_t
 void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes);
 /* Bytes of books for a records array of `capacity` records. */
 uint64_t books_records_bytes(uint32_t capacity);
+/* Records to provide for `needed` of them: an eighth more, so that growing
+ * (by a quarter) does not come at once, and at least MS_RECS_MIN. */
+uint32_t books_records_for(uint64_t needed);
 
 /* Direct compaction for a request (lock held; released around each
  * migration): a targeted plan within budget_bytes and budget_moves (0: no

@@ -38,8 +38,11 @@
  *      were several segments too): the records, which are one array, need
  *      one run; the slots are split over up to SLOT_PIECES runs, largest
  *      first (the first piece goes to span_init, the others are blocks
- *      for span_add_nodes); the hash is left out when no run holds it, and
- *      the running server sizes it once it can (books.c, tune_hash);
+ *      for span_add_nodes), and grow_behind makes the rest while booking,
+ *      in the runs the walk has passed; the hash, which cannot grow while
+ *      booking, is placed before the slots, as large as a run holds (a
+ *      power of two), and the running server sizes it once it can
+ *      (books.c, tune_hash);
  *   5. booking: the list again, each segment reserved where it lies and
  *      recorded: the new books locked (kind BOOKS); the server's own image
  *      and stack charged to itself (as at boot); quarantined segments
@@ -309,6 +312,7 @@ static int survey_one(void *ctx, const struct abi_seg_record *r)
 
 struct sizes {
     uint64_t slots, slot_bytes, records, record_bytes, hash_bytes;
+    uint64_t slots_min; /* enough to start booking: the rest can grow while it runs */
 };
 
 /* Books for what the survey counted: a slot per segment and locked span,
@@ -319,14 +323,20 @@ static struct sizes books_sizes(const struct survey *sv, const struct ms_world *
 {
     uint64_t kernel_spans = (uint64_t)w->nkernel + w->nregions, spans;
     struct sizes z;
-    uint32_t records = MS_RECS_MIN;
+    uint32_t records;
 
     spans = sv->segments + kernel_spans + BOOKS_PIECES;
     z.slots = spans + 2 * (sv->free_runs + BOOKS_PIECES) + 4 * MS_SLOTS_SPARE + 16;
     z.slot_bytes = (z.slots * sizeof(struct span_node) + SPAN_GRANULE - 1) & ~(SPAN_GRANULE - 1);
     z.slots = z.slot_bytes / sizeof(struct span_node);
-    while (records < spans + 2 * MS_RECS_SPARE + 2)
-        records *= 2;
+    /* The world, the books' own pieces and the spare ones, each splitting
+     * a free span (grow_behind adds the rest as the walk goes). */
+    z.slots_min = 3 * (kernel_spans + BOOKS_PIECES) + 4 * MS_SLOTS_SPARE + 16;
+    /* No slack beyond the spare ones (memory may be full: the dead
+     * server's records segment is the run these must fit), but a record
+     * for each piece of slots grow_behind may add, a page each at worst. */
+    records = (uint32_t)(spans + 2 * MS_RECS_SPARE + 2 + z.slots / SPAN_SLOTS_PER_PAGE);
+    records = records < MS_RECS_MIN ? MS_RECS_MIN : records;
     z.records = records;
     z.record_bytes = books_records_bytes(records);
     z.hash_bytes = 0;
@@ -402,8 +412,11 @@ static int take_slots(struct memsrv *ms, struct survey *sv, const struct sizes *
     for (have = *first_slots; err == 0 && have < z->slots; pieces++) {
         uint64_t pages = (z->slots - have + SPAN_SLOTS_PER_PAGE - 1) / SPAN_SLOTS_PER_PAGE;
         bytes = largest_piece(sv, pages * SPAN_GRANULE);
-        if (pieces == SLOT_PIECES || bytes == 0 || !place_books(sv, bytes, &base))
+        if (pieces == SLOT_PIECES || bytes == 0 || !place_books(sv, bytes, &base)) {
+            if (have >= z->slots_min)
+                break; /* grow_behind finds the rest in the runs the walk passes */
             return no_room(ms, sv, "span slots", (z->slots - have) * sizeof(struct span_node));
+        }
         err = boot_books_create(ms, MS_BOOKS_NODES, base, bytes, &block);
         have += bytes / SPAN_GRANULE * SPAN_SLOTS_PER_PAGE;
     }
@@ -411,27 +424,35 @@ static int take_slots(struct memsrv *ms, struct survey *sv, const struct sizes *
 }
 
 /* Records first (one array: the one part that cannot be split), then the
- * slots; the hash only where room is left. */
+ * hash, then the slots. */
 static int take_books(struct memsrv *ms, struct survey *sv, struct sizes *z, struct span_node **store,
                       size_t *first_slots, void **hash)
 {
-    uint64_t base;
+    uint64_t base, hash_bytes = z->hash_bytes;
     void *records;
     int err;
 
     if (!place_books(sv, z->record_bytes, &base))
         return no_room(ms, sv, "records", z->record_bytes);
     err = boot_books_create(ms, MS_BOOKS_RECORDS, base, z->record_bytes, &records);
+    if (err != 0)
+        return err;
+    /* The hash before the slots: slots can grow while booking, and it
+     * cannot. Without one, each lookup walks a chain of n/64 segments (at
+     * 5 GiB filled with 4 KiB segments, the check alone took minutes), so
+     * it takes the largest power of two a run holds, and the running
+     * server resizes it to what it wants once it can (books.c, tune_hash). */
+    while (hash_bytes >= SPAN_GRANULE && !place_books(sv, hash_bytes, &base))
+        hash_bytes /= 2;
+    z->hash_bytes = hash_bytes >= SPAN_GRANULE ? hash_bytes : 0;
+    if (z->hash_bytes != 0)
+        err = boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
     if (err == 0)
         err = take_slots(ms, sv, z, store, first_slots);
     if (err != 0)
         return err;
     books_records_init(ms, records, z->record_bytes);
-    if (z->hash_bytes == 0 || !place_books(sv, z->hash_bytes, &base)) {
-        z->hash_bytes = 0;
-        return 0;
-    }
-    return boot_books_create(ms, MS_BOOKS_HASH, base, z->hash_bytes, hash);
+    return 0;
 }
 
 /* The slot blocks take_slots made past the first, given to the span books. */
@@ -442,7 +463,7 @@ static int add_slot_blocks(struct memsrv *ms)
 
     for (i = 0; i < MS_BOOKS_SEGS && err == 0; i++)
         if (ms->books[i].use == MS_BOOKS_NODES)
-            err = span_add_nodes(&ms->span, ms->books[i].addr, ms->books[i].size);
+            err = span_add_nodes(&ms->span, ms->books[i].addr, ms->books[i].size, ms->books[i].sid);
     return err;
 }
 
@@ -454,7 +475,61 @@ struct booking {
     uint64_t expected, listed;
     uint64_t fingerprint; /* of the segments other than the new books */
     unsigned books_seen;
+    uint64_t end; /* of the last segment booked: memory below is booked as it lies */
 };
+
+/* Slots kept free while booking (a reservation takes up to 3, a record's
+ * booking wants MS_SLOTS_FLOOR more), and the most one piece takes. */
+#define BOOKING_SLOTS_LOW 32u
+#define BOOKING_PIECE_MAX (64 * 1024u)
+
+/*
+ * The books' slots may run short while booking when memory is full and
+ * fragmented: no run held all of them, and SLOT_PIECES runs did not
+ * either (a server whose books grew a granule at a time into memory freed
+ * every other granule leaves its books in hundreds of pieces). The layout
+ * stands still, so a run the walk has passed, between the last segment
+ * booked and the next, is free if the books say so (RAM, not the
+ * kernel's): a piece of slots is made there, booked, locked and recorded
+ * like any books segment, with its sid in its block header. The walk
+ * never lists it, being past it. Returns whether it made one.
+ */
+static bool grow_behind(struct booking *bk, uint64_t upto)
+{
+    struct memsrv *ms = bk->ms;
+    struct span_info info;
+    uint64_t base = bk->end, end, size, sid;
+    int64_t h, mapped = 0;
+    uint32_t index;
+
+    if (base >= upto || span_lookup(&ms->span, base, &info) != 0 || info.state != SPAN_FREE)
+        return false;
+    end = info.base + info.size < upto ? info.base + info.size : upto;
+    size = (end - base) & ~(SPAN_GRANULE - 1);
+    size = size > BOOKING_PIECE_MAX ? BOOKING_PIECE_MAX : size;
+    if (size == 0 || (index = books_new_record(ms)) == MS_NO_RECORD)
+        return false;
+    if (span_reserve(&ms->span, base, size, index) != 0) {
+        books_drop_new_record(ms, index);
+        return false;
+    }
+    h = ms->k->seg_create(ms->k->ctx, base, size, 0, &sid);
+    if (h <= 0 || sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+        ms_log(ms, "memsrv: restart %llu: a piece of books at %#llx: kernel answered %lld, %lld",
+               (unsigned long long)ms->restart.number, (unsigned long long)base, (long long)h, (long long)mapped);
+        if (h > 0 && sid != 0)
+            ms->k->seg_destroy(ms->k->ctx, sid);
+        span_free(&ms->span, base);
+        books_drop_new_record(ms, index);
+        return false;
+    }
+    span_lock(&ms->span, base);
+    books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
+    ms->books_size += size;
+    ms->restart.pieces_grown++;
+    bk->end = base + size;
+    return span_add_nodes(&ms->span, (void *)(uintptr_t)mapped, size, sid) == 0;
+}
 
 /* The client a listed segment is charged to (see the top of the file). */
 static uint32_t listed_client(struct memsrv *ms, const struct abi_seg_record *r)
@@ -493,6 +568,9 @@ static int book_one(void *ctx, const struct abi_seg_record *r)
     /* The server made its books itself: the list must agree with it. */
     if (own_books && (own->base != r->phys || own->size != r->size))
         return refuse(ms, r, "the new books listed where they were not made");
+    while (ms->span.nodes_free < BOOKING_SLOTS_LOW && grow_behind(bk, r->phys))
+        continue;
+    bk->end = r->phys + r->size;
     index = books_new_record(ms);
     if (index == MS_NO_RECORD)
         return refuse(ms, r, "more segments than the books were sized for");
@@ -555,13 +633,14 @@ static void print_rebuilt(struct memsrv *ms)
              "memsrv: restart %llu: books rebuilt from the kernel in %llu.%03llu ms: %llu "
              "segments (%llu quarantined, %llu locked for DMA), %llu clients; %llu segments "
              "(%llu KiB) the previous server or ended processes left, freed; %llu MiB free of "
-             "%llu MiB, books %llu KiB in %u segments; %llu list calls",
+             "%llu MiB, books %llu KiB in %llu segments; %llu list calls",
              (unsigned long long)ms->restart.number, (unsigned long long)(took / 1000000),
              (unsigned long long)(took / 1000 % 1000), (unsigned long long)ms->restart.segments,
              (unsigned long long)ms->restart.quarantined, (unsigned long long)ms->restart.locked_dma,
              (unsigned long long)ms->restart.clients, (unsigned long long)ms->restart.freed_at_start,
              (unsigned long long)(ms->restart.freed_bytes >> 10), (unsigned long long)(st.free_bytes >> 20),
-             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(ms->books_size >> 10), books_count(ms),
+             (unsigned long long)(st.total_bytes >> 20), (unsigned long long)(ms->books_size >> 10),
+             (unsigned long long)(books_count(ms) + ms->restart.pieces_grown),
              (unsigned long long)ms->restart.list_calls);
 }
 

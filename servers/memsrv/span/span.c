@@ -440,18 +440,22 @@ HOT struct span_node *node_get(struct span_alloc *a) { return &slot_get(a)->node
 
 HOT struct span_free *ext_get(struct span_alloc *a) { return &slot_get(a)->ext; }
 
-int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
+int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes, uint64_t owner)
 {
     struct span_block *b = mem;
     char *page;
     size_t p, pages;
 
-    if (a == NULL || mem == NULL || bytes == 0 || bytes % SPAN_PAGE != 0 || (uintptr_t)mem % SPAN_PAGE != 0)
+    if (a == NULL || mem == NULL || bytes == 0 || bytes % SPAN_PAGE != 0 || (uintptr_t)mem % SPAN_PAGE != 0 ||
+        bytes / SPAN_PAGE > ((size_t)1 << 28))
         return -EINVAL;
     pages = bytes / SPAN_PAGE;
-    *b = (struct span_block){
-        .self = b, .bytes = bytes, .slots = pages * SPAN_SLOTS_PER_PAGE, .list = BLOCK_FULL, .seq = a->block_seq++
-    };
+    *b = (struct span_block){ .self = b,
+                              .bytes = bytes,
+                              .owner = owner,
+                              .slots = (uint32_t)(pages * SPAN_SLOTS_PER_PAGE),
+                              .list = BLOCK_FULL,
+                              .seq = a->block_seq++ };
     for (p = pages; p-- > 0;) {
         size_t i;
         page = (char *)mem + p * SPAN_PAGE;
@@ -465,6 +469,8 @@ int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes)
     a->capacity += b->slots;
     a->nodes_free += b->slots;
     a->blocks++;
+    if (b->slots > a->block_slots_max)
+        a->block_slots_max = b->slots;
     block_relist(a, b);
     return 0;
 }
@@ -2135,6 +2141,11 @@ static struct span_block *block_to_empty(const struct span_alloc *a, size_t keep
     size_t spans = a->capacity - a->nodes_free - a->reserved;
     struct span_block *b, *best = NULL;
 
+    /* No block could be worth it: skip the walk, which fragmented memory
+     * makes long (thousands of single-page blocks) and a caller may try
+     * after every free. */
+    if (spans > a->block_slots_max)
+        return NULL;
     for (b = a->partial; b != NULL; b = b->next)
         if (best == NULL || b->used < best->used)
             best = b;
@@ -2143,11 +2154,11 @@ static struct span_block *block_to_empty(const struct span_alloc *a, size_t keep
     return best;
 }
 
-int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes)
+int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes, uint64_t *owner)
 {
     struct span_block *b;
 
-    if (a == NULL || mem == NULL || bytes == NULL)
+    if (a == NULL || mem == NULL || bytes == NULL || owner == NULL)
         return -EINVAL;
     for (b = a->empty; b != NULL; b = b->next)
         if (a->nodes_free >= b->slots && a->nodes_free - b->slots >= keep_free)
@@ -2162,6 +2173,7 @@ int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *
     a->blocks--;
     *mem = b;
     *bytes = b->bytes;
+    *owner = b->owner;
     return 0;
 }
 

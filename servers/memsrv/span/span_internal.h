@@ -25,8 +25,9 @@ struct span_block {
     struct span_block *next, *prev;
     struct span_node *free; /* this block's free slots */
     size_t bytes;
-    size_t slots;
-    size_t used;
+    uint64_t owner; /* the caller's word for the block (span_add_nodes) */
+    uint32_t slots; /* span_add_nodes keeps a block under 2^32 slots */
+    uint32_t used;
     uint32_t list; /* enum block_list */
     uint32_t seq;  /* order of arrival: partial blocks are kept oldest first */
 };

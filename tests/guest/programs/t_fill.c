@@ -102,11 +102,20 @@ int main(int argc, char **argv)
                   "found room first; the host test fills 5 GiB to the end)",
                   FILL_MAX, (unsigned long long)(peak.free_bytes / MIB), nbig);
     }
-    for (i = 0; i < n; i++) {
-        if (*(volatile uint64_t *)segs[i].addr != i)
-            bad_free++;
-        if (ms_free(segs[i].handle) != 0)
-            bad_free++;
+    /* Every other one first: each of those frees leaves a free span of its
+     * own, which costs the books a slot more, and memory has no free run
+     * above a granule for them to grow into, so they grow a granule at a
+     * time (a fixed table of books segments once ran out here and the
+     * frees left spans without records). Then the rest. */
+    for (unsigned pass = 0; pass < 2; pass++) {
+        for (i = pass == 0 ? 1 : 0; i < n; i += 2) {
+            if (*(volatile uint64_t *)segs[i].addr != i)
+                bad_free++;
+            if (ms_free(segs[i].handle) != 0)
+                bad_free++;
+        }
+        if (pass == 0)
+            books_sound(&t, "books_after_every_other_freed");
     }
     for (i = 0; i < nbig; i++) {
         const volatile uint64_t *words = (const volatile uint64_t *)bigs[i].addr;

@@ -18,9 +18,9 @@
  * whether memsrv's books took one more segment (its kernel object and a
  * page of its map), depends on how the threads interleaved. Such a frame
  * comes and goes; a leak does not come back. So a measured run that does
- * not read exact is measured once more (SUITE_MEASURED_RUNS), and the
+ * not read exact is measured again (up to SUITE_MEASURED_RUNS), and the
  * check holds when one of them reads exact: a leak that happens on every
- * run still fails, with both readings in the message.
+ * run still fails, with every reading in the message.
  */
 #include <common/string.h>
 #include <libsys/loader.h>
@@ -126,7 +126,7 @@ static void describe(const struct measure *m, const char *what, const char *read
  * run gave everything back. */
 static void record_exact(const char *name, scenario_fn run)
 {
-    char what[200] = "", readings[400], why[640];
+    char what[200] = "", readings[900], why[1140];
     struct measure m = measure_runs(run, what, sizeof(what), readings, sizeof(readings));
     describe(&m, what, readings, why, sizeof(why));
     suite_record(name, m.warm_ok && m.ok && m.same, why);
@@ -353,7 +353,7 @@ static void let_go(void)
  * leak, and letting go must return it all. */
 static void record_leak_caught(const char *name, scenario_fn leak)
 {
-    char what[200] = "", readings[400], why[640];
+    char what[200] = "", readings[900], why[1140];
     for (unsigned i = 0; i < PLANTED_MAX; i++)
         leak(what, sizeof(what));
     let_go();

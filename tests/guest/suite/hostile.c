@@ -14,7 +14,7 @@
  * Each case runs twice and the second run is measured: the first lets
  * long-lived tables (segment ids, handle pages of the server) grow to what
  * the case needs; they keep that size, which is not a leak. A measured run
- * that reads a frame off is measured once more, as accounting.c explains.
+ * that reads a frame off is measured again, as accounting.c explains.
  */
 #include <common/string.h>
 #include <libsys/loader.h>
@@ -191,7 +191,7 @@ static void run_case(const struct hostile_case *c)
 {
     struct outcome warm, o;
     struct memory_snapshot before, after;
-    char name[64], why[600] = "";
+    char name[64], why[900] = "";
     size_t used = 0;
     const char *program = c->program ? c->program : "t_hostile";
     /* The warming run's checks count too: an attack must fail every time. */

@@ -76,7 +76,7 @@ size_t memory_append_reading(char *out, size_t len, size_t used, unsigned run, c
 /* Measured runs of a warmed workload before a difference is called a leak:
  * a frame that comes and goes with the interleaving of CPUs reads exact
  * on one of them, a leak on none (accounting.c). */
-#define SUITE_MEASURED_RUNS 2u
+#define SUITE_MEASURED_RUNS 3u
 
 /* pace.c: waits measured in the machine's own work, not in fixed time. */
 /* Times the reference work on the guest's clock; call once at start. */

@@ -13,7 +13,7 @@
 
 #define FK_SEGS        4096
 #define FK_BOOT        64
-#define FK_RECLAIM     1024
+#define FK_RECLAIM     16384
 #define FK_DMA_CHANGES 1024
 #define FK_MEMSRV_PID  0x100000001ull
 #define FK_INIT_PID    0x100000002ull

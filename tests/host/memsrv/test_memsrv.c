@@ -1418,7 +1418,20 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
     /* One more after freeing one: the books have room again. */
     assert_int_equal(fk_free(fk, PID_A, sids[n - 1]), 0);
     assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sids[n - 1]), 0);
-    for (i = 0; i < n; i++) {
+    /* Every other one first: each free then leaves a free span of its own,
+     * which needs a slot more, with no free run above a granule for the
+     * books to grow into, so they grow a granule at a time: 242 blocks at
+     * 128 MiB, 9,976 at 5 GiB. (With a fixed table of 128 books segments,
+     * the frees ran out of slots halfway and left spans without records.) */
+    for (i = 1; i < n; i += 2) {
+        assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
+        if (check_often && i % 4096 == 1)
+            fk_assert_consistent(fk);
+    }
+    fk_assert_consistent(fk);
+    print_message("every other one freed: books %llu KiB in %llu slot blocks\n",
+                  (unsigned long long)(fk->ms.books_size >> 10), (unsigned long long)fk->ms.span.blocks);
+    for (i = 0; i < n; i += 2) {
         assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);
         if (check_often && i % 4096 == 0)
             fk_assert_consistent(fk);

@@ -477,12 +477,13 @@ static void refused(enum corruption kind, const char *why)
  * books are freed and before the survey, a held 4 KiB segment is placed
  * every CARVE_STEP bytes over where they were. A server whose books grew
  * a block at a time in fragmented memory leaves runs like these. */
-#define CARVE_STEP (160 * KiB)
-#define CARVE_MAX  64u
+#define CARVE_STEP  (160 * KiB)
+#define CARVE_MAX   64u
+#define CARVE_BOOKS 64u
 static struct {
     struct fake_kernel *fk;
     int64_t (*real)(void *ctx, uint64_t from, struct abi_seg_record *out, unsigned max);
-    struct ms_range books[MS_BOOKS_SEGS];
+    struct ms_range books[CARVE_BOOKS];
     unsigned nbooks, ncarved;
     uint64_t holder, carved[CARVE_MAX];
 } carve;
@@ -511,10 +512,15 @@ static void carve_books_at_restart(struct fake_kernel *fk, uint64_t holder)
     unsigned i;
 
     carve = (typeof(carve)){ .fk = fk, .real = fk->ops.segments, .holder = holder };
-    for (i = 0; i < MS_BOOKS_SEGS; i++)
-        if (fk->ms.books[i].use != 0)
-            carve.books[carve.nbooks++] =
-                (struct ms_range){ fk->ms.books[i].base, fk->ms.books[i].base + fk->ms.books[i].size };
+    /* The books segments are the records of kind BOOKS (slot blocks have no
+     * entry in ms.books[]); single granules are left whole. */
+    for (i = 0; i < fk->ms.rec_capacity; i++) {
+        const struct ms_record *rec = &fk->ms.recs[i];
+        if (rec->kind == MS_REC_BOOKS && rec_size(rec) > 4 * KiB) {
+            assert_true(carve.nbooks < CARVE_BOOKS);
+            carve.books[carve.nbooks++] = (struct ms_range){ rec->base, rec->base + rec_size(rec) };
+        }
+    }
     fk->ops.segments = carving_segments;
 }
 
@@ -579,6 +585,54 @@ static void test_books_over_scattered_runs(void **state)
     fk_fini(fk);
     free(fk);
     free(sids);
+}
+
+/* Memory filled with 4 KiB segments, every other one freed, so that the
+ * books grew a granule at a time (hundreds of slot blocks at 128 MiB,
+ * thousands at 5 GiB), then a crash: the successor's slots do not fit in
+ * SLOT_PIECES runs, and grow_behind makes the rest in the runs its walk
+ * passes. Everything is booked, and every byte comes back. */
+static void restart_after_every_other_freed(uint64_t ram_mib, uint64_t high_mib, unsigned max)
+{
+    struct fake_kernel *fk = calloc(1, sizeof(*fk));
+    uint64_t pid = client_pid(0, 2), baseline, *sids = calloc(max, sizeof(*sids));
+    unsigned n = 0, i;
+
+    fk_init_sized(fk, ram_mib, high_mib, max + 64);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    baseline = fk_stats(fk).free_bytes + fk_stats(fk).books_bytes;
+    while (n < max && fk_alloc(fk, pid, 4 * KiB, 0, MS_ALLOC_NOWAIT, 0, &sids[n]) == 0)
+        n++;
+    assert_true(n > max / 2 && n < max);
+    for (i = 1; i < n; i += 2)
+        assert_int_equal(fk_free(fk, pid, sids[i]), 0);
+    fk_assert_consistent(fk);
+    print_message("before the crash: %u segments, books %llu KiB in %llu slot blocks\n", n - n / 2,
+                  (unsigned long long)(fk->ms.books_size >> 10), (unsigned long long)fk->ms.span.blocks);
+    fk_crash(fk);
+    assert_int_equal(fk_restart(fk, 1), 0);
+    assert_true(fk->ms.restart.pieces_grown > 0);
+    fk_assert_consistent(fk);
+    assert_int_equal(fk_client(fk, pid).segments, n - n / 2);
+    for (i = 0; i < n; i += 2)
+        assert_int_equal(fk_free(fk, pid, sids[i]), 0);
+    fk_assert_consistent(fk);
+    assert_int_equal(fk_stats(fk).free_bytes + fk_stats(fk).books_bytes, baseline);
+    fk_fini(fk);
+    free(fk);
+    free(sids);
+}
+
+static void test_restart_after_every_other_freed_128m(void **state)
+{
+    (void)state;
+    restart_after_every_other_freed(128, 0, 40 * 1024);
+}
+
+static void test_restart_after_every_other_freed_5g(void **state)
+{
+    (void)state;
+    restart_after_every_other_freed(3071, 2049, 1400 * 1024);
 }
 
 static void test_corrupt_answers_refused(void **state)
@@ -704,6 +758,8 @@ int main(void)
         cmocka_unit_test(test_large_table),
         cmocka_unit_test(test_pinned_and_quarantined_stay_locked),
         cmocka_unit_test(test_books_over_scattered_runs),
+        cmocka_unit_test(test_restart_after_every_other_freed_128m),
+        cmocka_unit_test(test_restart_after_every_other_freed_5g),
         cmocka_unit_test(test_corrupt_answers_refused),
         cmocka_unit_test(test_random_damage_refused_or_checked),
     };

@@ -292,6 +292,9 @@ static void test_node_store_full(void **state)
     snapshot_free(&s2);
 }
 
+/* The word each block is added with, given back when it is taken. */
+#define OWNER_BASE 1000u
+
 /* Blocks added with span_add_nodes carry the books past the first store
  * and come back once empty; the hash grows and shrinks on request. */
 static void test_pool_grows_and_shrinks(void **state)
@@ -303,17 +306,19 @@ static void test_pool_grows_and_shrinks(void **state)
     uint64_t base[SEGS];
     void *blocks[16], *mem, *old;
     size_t nblocks = 0, bytes, old_bytes, want, i;
+    uint64_t owner;
 
     (void)state;
     assert_int_equal(span_init(&a, SPAN_POLICY_BEST_FIT, 0, nodes, 8), 0);
     assert_int_equal(span_add_region(&a, 1 * MIB, 64 * MIB), 0);
-    assert_int_equal(span_add_nodes(&a, nodes, 4096), -EINVAL); /* not page-aligned */
+    assert_int_equal(span_add_nodes(&a, nodes, 4096, 0), -EINVAL); /* not page-aligned */
     for (i = 0; i < SEGS; i++) {
         int err = span_alloc(&a, &req, i, &base[i]);
         if (err == -ENOMEM) {
             assert_true(nblocks < 16);
             blocks[nblocks] = aligned_alloc(4096, BLOCK);
-            assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+            assert_int_equal(span_add_nodes(&a, blocks[nblocks], BLOCK, OWNER_BASE + nblocks), 0);
+            nblocks++;
             err = span_alloc(&a, &req, i, &base[i]);
         }
         assert_int_equal(err, 0);
@@ -326,14 +331,15 @@ static void test_pool_grows_and_shrinks(void **state)
     }
     assert_true(check_books(&a, "grown"));
     assert_true(a.hash_mask + 1 >= SEGS / 2);
-    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes), -ENOENT); /* all in use */
+    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes, &owner), -ENOENT); /* all in use */
     /* Free every other one first: each needs a slot for its free span. */
     for (i = 0; i < SEGS; i += 2) {
         int err = span_free(&a, base[i]);
         if (err == -ENOMEM) {
             assert_true(nblocks < 16);
             blocks[nblocks] = aligned_alloc(4096, BLOCK);
-            assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+            assert_int_equal(span_add_nodes(&a, blocks[nblocks], BLOCK, OWNER_BASE + nblocks), 0);
+            nblocks++;
             err = span_free(&a, base[i]);
         }
         assert_int_equal(err, 0);
@@ -347,9 +353,10 @@ static void test_pool_grows_and_shrinks(void **state)
     free(old);
     /* Every block comes back but the one (at most) that holds the slots of
      * the one free span left. */
-    for (i = 0; span_take_nodes(&a, 0, &mem, &bytes) == 0; i++) {
+    for (i = 0; span_take_nodes(&a, 0, &mem, &bytes, &owner) == 0; i++) {
         size_t j;
         assert_int_equal(bytes, BLOCK);
+        assert_true(owner >= OWNER_BASE && owner < OWNER_BASE + nblocks && blocks[owner - OWNER_BASE] == mem);
         for (j = 0; j < nblocks; j++)
             if (blocks[j] == mem)
                 blocks[j] = NULL;
@@ -359,7 +366,7 @@ static void test_pool_grows_and_shrinks(void **state)
     assert_true(check_books(&a, "shrunk"));
     assert_int_equal(a.capacity, 8 + (nblocks - i) * (BLOCK / 4096) * SPAN_SLOTS_PER_PAGE);
     /* The one left is still in use: the instance keeps it until it goes. */
-    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes), -ENOENT);
+    assert_int_equal(span_take_nodes(&a, 0, &mem, &bytes, &owner), -ENOENT);
     for (i = 0; i < nblocks; i++)
         free(blocks[i]);
 }
@@ -376,6 +383,7 @@ static void test_blocks_emptied_by_moving_slots(void **state)
     struct span_node nodes[8];
     struct span_alloc a;
     size_t nblocks, taken, i, bytes;
+    uint64_t owner;
     unsigned p;
     void *mem;
 
@@ -390,7 +398,8 @@ static void test_blocks_emptied_by_moving_slots(void **state)
             while ((err = span_alloc(&a, &req, i, &base[i])) == -ENOMEM) {
                 assert_true(nblocks < MAX_BLOCKS);
                 blocks[nblocks] = aligned_alloc(4096, BLOCK);
-                assert_int_equal(span_add_nodes(&a, blocks[nblocks++], BLOCK), 0);
+                assert_int_equal(span_add_nodes(&a, blocks[nblocks], BLOCK, OWNER_BASE + nblocks), 0);
+                nblocks++;
             }
             assert_int_equal(err, 0);
         }
@@ -401,8 +410,9 @@ static void test_blocks_emptied_by_moving_slots(void **state)
                 assert_int_equal(span_free(&a, base[i]), 0);
         assert_int_equal(span_lock(&a, base[KEEP_EVERY]), 0);
         assert_true(check_books(&a, "scattered"));
-        for (taken = 0; span_take_nodes(&a, 0, &mem, &bytes) == 0; taken++) {
+        for (taken = 0; span_take_nodes(&a, 0, &mem, &bytes, &owner) == 0; taken++) {
             assert_int_equal(bytes, BLOCK);
+            assert_true(owner >= OWNER_BASE && owner < OWNER_BASE + nblocks && blocks[owner - OWNER_BASE] == mem);
             for (i = 0; i < nblocks; i++)
                 if (blocks[i] == mem)
                     blocks[i] = NULL;

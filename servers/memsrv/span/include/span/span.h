@@ -165,6 +165,7 @@ struct span_alloc {
     struct span_block *partial, *empty; /* blocks with some / all slots free */
     size_t blocks;
     uint32_t block_seq;
+    size_t block_slots_max; /* the most slots a block ever added had */
     /* segments (and locked and in-transit spans) by base */
     struct span_node **hash;
     uint64_t hash_mask;
@@ -215,16 +216,19 @@ int span_init(struct span_alloc *a, enum span_policy policy, uint64_t large_size
 #define SPAN_SLOTS_PER_PAGE (SPAN_PAGE / sizeof(struct span_node) - 1)
 
 /* Adds a block of slots: mem 4 KiB-aligned, bytes a non-zero multiple of
- * 4 KiB (the first 64 bytes of each page are a header). -EINVAL otherwise. */
-int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes);
+ * 4 KiB (the first 64 bytes of each page are a header) and under 1 TiB.
+ * -EINVAL otherwise. owner is the caller's word for the block, kept in its
+ * header and given back by span_take_nodes: the caller needs no table of
+ * its blocks, however many small ones fragmented memory makes it take. */
+int span_add_nodes(struct span_alloc *a, void *mem, size_t bytes, uint64_t owner);
 
 /* Takes back a block none of whose slots is in use, if one exists and the
- * pool keeps at least keep_free free slots without it: its memory and size
- * in *mem and *bytes. Failing that, empties the least used block by moving
+ * pool keeps at least keep_free free slots without it: its memory, size
+ * and owner in *mem, *bytes and *owner. Failing that, empties the least used block by moving
  * its live slots elsewhere, when there are no more spans than it has slots
  * (the walk that finds them costs O(spans)), and takes that. -ENOENT when
  * neither works. */
-int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes);
+int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *bytes, uint64_t *owner);
 
 /* Segments are found by base through a chained hash. It starts with
  * SPAN_HASH_INLINE buckets inside struct span_alloc; span_hash_wanted says
