@@ -577,8 +577,11 @@ static void shrink_records(struct memsrv *ms)
 }
 
 /* A block of slots: half of what the pool holds, within [64 KiB, 4 MiB],
- * smaller when memory is too fragmented for that or nearly full, down to
- * one page. Each
+ * smaller when memory is too fragmented for that, down to one page. Not
+ * capped by the free memory: a block that size leaves a few thousand
+ * slots spare at the end of a fill, which is what a targeted compaction
+ * on nearly full memory books its trial places with (MS_PLAN_SLOTS)
+ * rather than growing the books into the holes it works with. Each
  * try is whole granules: halving 56 granules gives 7, then 3 and 1, never
  * a size no free run can be booked for. */
 static int grow_slots(struct memsrv *ms)
@@ -586,13 +589,10 @@ static int grow_slots(struct memsrv *ms)
     uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2;
     void *mem;
 
-    /* Nor more than the free memory could ever need, one slot a granule:
-     * near the end of memory a block of 4 MiB would stay mostly unused. */
-    uint64_t could_use = ms->span.free_bytes / (SPAN_GRANULE / sizeof(struct span_node)), sid;
+    uint64_t sid;
 
     bytes = bytes < MS_BLOCK_MIN ? MS_BLOCK_MIN : bytes > MS_BLOCK_MAX ? MS_BLOCK_MAX : bytes;
-    bytes = bytes > could_use ? could_use : bytes;
-    bytes = bytes < SPAN_GRANULE ? SPAN_GRANULE : bytes & ~(uint64_t)(SPAN_GRANULE - 1);
+    bytes &= ~(uint64_t)(SPAN_GRANULE - 1);
     for (; bytes >= SPAN_GRANULE; bytes = bytes / 2 & ~(uint64_t)(SPAN_GRANULE - 1)) {
         if (books_take(ms, bytes, MS_BOOKS_NODES, &mem, &sid) != 0)
             continue;

@@ -36,7 +36,7 @@
  * Constants (why each value, see docs/memsrv.md "Constants"):
  *   books grow with use (books.c): span slots come in blocks of 64 KiB to
  *     4 MiB (half of what the pool holds, so a pool of n slots took
- *     O(log n) blocks; no more than the free memory could use), and at least 32 slots and 4 records are kept free
+ *     O(log n) blocks), and at least 32 slots and 4 records are kept free
  *     between requests: an allocation needs 3 slots, a free 1, a
  *     compaction proposal 5, and growing the books itself 3 and a record;
  *     when memory is full and the books cannot grow, a booking fails

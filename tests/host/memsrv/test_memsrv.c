@@ -1420,8 +1420,8 @@ static uint64_t fill_and_empty(struct fake_kernel *fk, uint64_t max_segs, bool c
     assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sids[n - 1]), 0);
     /* Every other one first: each free then leaves a free span of its own,
      * which needs a slot more, with no free run above a granule for the
-     * books to grow into, so they grow a granule at a time: 242 blocks at
-     * 128 MiB, 9,976 at 5 GiB. (With a fixed table of 128 books segments,
+     * books to grow into, so they grow a granule at a time: 172 blocks at
+     * 128 MiB, 8,992 at 5 GiB. (With a fixed table of 128 books segments,
      * the frees ran out of slots halfway and left spans without records.) */
     for (i = 1; i < n; i += 2) {
         assert_int_equal(fk_free(fk, PID_A, sids[i]), 0);

@@ -589,10 +589,10 @@ static void test_books_over_scattered_runs(void **state)
 
 /* Memory filled with 4 KiB segments, every other one freed, so that the
  * books grew a granule at a time (hundreds of slot blocks at 128 MiB,
- * thousands at 5 GiB), then a crash: the successor's slots do not fit in
- * SLOT_PIECES runs, and grow_behind makes the rest in the runs its walk
- * passes. Everything is booked, and every byte comes back. */
-static void restart_after_every_other_freed(uint64_t ram_mib, uint64_t high_mib, unsigned max)
+ * thousands at 5 GiB), then a crash. At 5 GiB the successor's slots do not
+ * fit in SLOT_PIECES runs, and grow_behind makes the rest in the runs its
+ * walk passes. Everything is booked, and every byte comes back. */
+static void restart_after_every_other_freed(uint64_t ram_mib, uint64_t high_mib, unsigned max, bool grows)
 {
     struct fake_kernel *fk = calloc(1, sizeof(*fk));
     uint64_t pid = client_pid(0, 2), baseline, *sids = calloc(max, sizeof(*sids));
@@ -611,7 +611,8 @@ static void restart_after_every_other_freed(uint64_t ram_mib, uint64_t high_mib,
                   (unsigned long long)(fk->ms.books_size >> 10), (unsigned long long)fk->ms.span.blocks);
     fk_crash(fk);
     assert_int_equal(fk_restart(fk, 1), 0);
-    assert_true(fk->ms.restart.pieces_grown > 0);
+    print_message("restarted: %llu slot pieces made while booking\n", (unsigned long long)fk->ms.restart.pieces_grown);
+    assert_true(!grows || fk->ms.restart.pieces_grown > 0);
     fk_assert_consistent(fk);
     assert_int_equal(fk_client(fk, pid).segments, n - n / 2);
     for (i = 0; i < n; i += 2)
@@ -626,13 +627,13 @@ static void restart_after_every_other_freed(uint64_t ram_mib, uint64_t high_mib,
 static void test_restart_after_every_other_freed_128m(void **state)
 {
     (void)state;
-    restart_after_every_other_freed(128, 0, 40 * 1024);
+    restart_after_every_other_freed(128, 0, 40 * 1024, false);
 }
 
 static void test_restart_after_every_other_freed_5g(void **state)
 {
     (void)state;
-    restart_after_every_other_freed(3071, 2049, 1400 * 1024);
+    restart_after_every_other_freed(3071, 2049, 1400 * 1024, true);
 }
 
 static void test_corrupt_answers_refused(void **state)
