@@ -171,6 +171,7 @@ struct frag {
     uint64_t sid[SEGS_MAX], phys[SEGS_MAX];
     bool live[SEGS_MAX];
     handle_t fill[FILLERS_MAX];
+    unsigned nlarge;        /* the first fillers, of LARGE bytes each */
     uint64_t residual_free; /* free bytes left once memory was filled */
     uint64_t least_moved;   /* live bytes in the emptiest 2 MiB window */
 };
@@ -204,7 +205,7 @@ static void fill_memory(struct frag *f)
 {
     struct ms_stats_global g;
     while (stats(&g) && g.largest_free >= 2 * LARGE && add_filler(f, LARGE, MS_ALLOC_LARGE))
-        ;
+        f->nlarge++;
     while (stats(&g) && g.free_bytes > GRANULE && f->nfill < FILLERS_MAX) {
         uint64_t size = g.largest_free < LARGE ? g.largest_free : LARGE / 2;
         if (size > g.free_bytes - GRANULE)
@@ -233,9 +234,44 @@ static void settle(void)
     printf("b_memsrv: background compaction still busy after 10 s\n");
 }
 
+/* The region in windows of its own: memory filled first, then as many of
+ * the 2 MiB fillers as the region needs given back and taken again in
+ * seg_size segments, up to the end of memory (the books take some room
+ * too). A region allocated first lands among the boot modules, and every
+ * 2 MiB window then holds one of 64 KiB or more that no hole of the region
+ * can take: the 2 MiB allocation would measure that, not the eviction of
+ * small segments. */
+static bool region_in_own_windows(struct frag *f, uint64_t region, uint64_t seg_size)
+{
+    unsigned windows = (unsigned)((region + LARGE - 1) / LARGE);
+    fill_memory(f);
+    if (f->nlarge < windows) {
+        printf("b_memsrv: %u free 2 MiB windows, %u wanted\n", f->nlarge, windows);
+        return false;
+    }
+    for (unsigned i = 0; i < windows; i++)
+        if (ms_free(f->fill[i]) != 0)
+            return false;
+    memmove(f->fill, f->fill + windows, (f->nfill - windows) * sizeof(f->fill[0]));
+    f->nfill -= windows;
+    f->nlarge -= windows;
+    for (uint64_t done = 0; done < region && f->nsegs < SEGS_MAX; done += seg_size) {
+        struct ms_segment seg;
+        if (ms_alloc(seg_size, 0, MS_ALLOC_NOWAIT, 0, &seg) != 0)
+            break;
+        f->seg[f->nsegs] = seg.handle;
+        f->sid[f->nsegs] = seg.sid;
+        f->live[f->nsegs++] = true;
+    }
+    struct ms_stats_global g;
+    f->residual_free = stats(&g) ? g.free_bytes : 0;
+    return f->nsegs > 0;
+}
+
 /*
  * Fills `region` bytes with segments of seg_size and the rest of memory with
- * filler, waits for memsrv to settle, learns each region segment's physical
+ * filler (own_windows: the region in 2 MiB windows of its own, see
+ * region_in_own_windows), waits for memsrv to settle, learns each region segment's physical
  * base, and chooses three quarters of them to free (by physical address: in
  * each 2 MiB block, all but every fourth seg_size slot), so that free memory
  * will be all in holes smaller than a large page. Computes the least bytes
@@ -243,11 +279,13 @@ static void settle(void)
  * free memory (one granule aside), 2 MiB minus the most this program will
  * free in one window (everything else in a window is in use by someone).
  */
-static bool prepare(struct frag *f, uint64_t region, uint64_t seg_size)
+static bool prepare(struct frag *f, uint64_t region, uint64_t seg_size, bool own_windows)
 {
     memset(f, 0, sizeof(*f));
     f->seg_size = seg_size;
-    for (uint64_t done = 0; done < region && f->nsegs < SEGS_MAX; done += seg_size) {
+    if (own_windows && !region_in_own_windows(f, region, seg_size))
+        return false;
+    for (uint64_t done = own_windows ? region : 0; done < region && f->nsegs < SEGS_MAX; done += seg_size) {
         struct ms_segment seg;
         int64_t r = ms_alloc(seg_size, 0, 0, 0, &seg);
         if (r != 0) {
@@ -258,7 +296,8 @@ static bool prepare(struct frag *f, uint64_t region, uint64_t seg_size)
         f->sid[f->nsegs] = seg.sid;
         f->live[f->nsegs++] = true;
     }
-    fill_memory(f);
+    if (!own_windows)
+        fill_memory(f);
     settle();
     for (unsigned i = 0; i < f->nsegs; i++) {
         struct abi_seg_info info;
@@ -324,7 +363,7 @@ static void release(struct frag *f)
 static void measure_fragmented_alloc(struct frag *f, uint64_t region)
 {
     struct ms_stats_global g0, g1, g2, g3;
-    if (!stats(&g0) || !prepare(f, region, GRANULE) || !stats(&g1))
+    if (!stats(&g0) || !prepare(f, region, GRANULE, true) || !stats(&g1))
         return;
     uint64_t t0 = bench_tsc();
     if (!punch_holes(f))
@@ -443,7 +482,7 @@ static uint64_t stall_samples[STALL_SAMPLES];
  */
 static void measure_stall(struct frag *f, uint64_t region)
 {
-    if (!prepare(f, region, GRANULE) || !punch_holes(f))
+    if (!prepare(f, region, GRANULE, false) || !punch_holes(f))
         return;
     stall_done = false;
     int64_t th = sys_thread_create(stall_compactor, compactor_stack + sizeof(compactor_stack), 0);
@@ -495,7 +534,7 @@ static void measure_stall(struct frag *f, uint64_t region)
  * without direct compaction (MS_ALLOC_NOWAIT), asked every millisecond. */
 static void measure_ready(struct frag *f, uint64_t region)
 {
-    if (!prepare(f, region, GRANULE))
+    if (!prepare(f, region, GRANULE, false))
         return;
     uint64_t t0 = sys_clock();
     if (!punch_holes(f))
@@ -715,10 +754,10 @@ static int client(void)
     measure_fragmented_alloc(&frag, region > FRAG_ALLOC_REGION ? FRAG_ALLOC_REGION : region);
     release(&frag);
     struct ms_stats_compaction before;
-    if (prepare(&frag, region, GRANULE) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
+    if (prepare(&frag, region, GRANULE, false) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
         measure_compaction("compact_full_4k", copy_rate, &before);
     release(&frag);
-    if (prepare(&frag, region, 64 * KIB) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
+    if (prepare(&frag, region, 64 * KIB, false) && ms_stats_compaction(&before) == 0 && punch_holes(&frag))
         measure_compaction("compact_full_64k", copy_rate, &before);
     release(&frag);
     measure_stall(&frag, region);
