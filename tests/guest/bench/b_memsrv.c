@@ -271,10 +271,11 @@ static bool region_in_own_windows(struct frag *f, uint64_t region, uint64_t seg_
 /*
  * Fills `region` bytes with segments of seg_size and the rest of memory with
  * filler (own_windows: the region in 2 MiB windows of its own, see
- * region_in_own_windows), waits for memsrv to settle, learns each region segment's physical
- * base, and chooses three quarters of them to free (by physical address: in
- * each 2 MiB block, all but every fourth seg_size slot), so that free memory
- * will be all in holes smaller than a large page. Computes the least bytes
+ * region_in_own_windows), waits for memsrv to settle, learns each region
+ * segment's physical base, and chooses three quarters of them to free (by
+ * physical address: in each 2 MiB block, all but every fourth seg_size
+ * slot), so that free memory will be all in holes smaller than a large
+ * page. Computes the least bytes
  * a compactor must move to empty one 2 MiB-aligned window: with no other
  * free memory (one granule aside), 2 MiB minus the most this program will
  * free in one window (everything else in a window is in use by someone).
