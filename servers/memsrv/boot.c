@@ -278,22 +278,31 @@ static int reserve_boot_segments(struct memsrv *ms, struct span_alloc *a, const 
     return 0;
 }
 
-int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr)
+int boot_books_map(struct memsrv *ms, uint64_t phys, uint64_t bytes, void **addr, uint64_t *sid)
 {
-    uint64_t sid;
     int64_t h, mapped = 0;
 
-    h = ms->k->seg_create(ms->k->ctx, phys, bytes, 0, &sid);
+    *sid = 0;
+    h = ms->k->seg_create(ms->k->ctx, phys, bytes, 0, sid);
     if (h < 0) {
         ms_log(ms, "memsrv: kernel refused the books segment at %#llx: %lld", (unsigned long long)phys, (long long)h);
         return (int)h;
     }
-    if (sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
-        ms_log(ms, "memsrv: cannot map the books segment (sid %llu): %lld", (unsigned long long)sid, (long long)mapped);
+    if (*sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
+        ms_log(ms, "memsrv: cannot map the books segment (sid %llu): %lld", (unsigned long long)*sid,
+               (long long)mapped);
         return mapped < 0 ? (int)mapped : -ENOMEM;
     }
     *addr = (void *)(uintptr_t)mapped;
-    return books_adopt(ms, use, sid, phys, bytes, *addr);
+    return 0;
+}
+
+int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr)
+{
+    uint64_t sid;
+    int err = boot_books_map(ms, phys, bytes, addr, &sid);
+
+    return err != 0 ? err : books_adopt(ms, use, sid, phys, bytes, *addr);
 }
 
 /* Places (in the bootstrap books), creates and maps one books segment. */

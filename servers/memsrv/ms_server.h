@@ -542,8 +542,10 @@ int boot_world_read(struct memsrv *ms, struct ms_world *w);
 /* Adds the world's regions to a span instance and books the kernel ranges
  * (for the real books, as locked records of kind KERNEL); *ram: bytes. */
 int boot_span_world(struct memsrv *ms, struct span_alloc *a, const struct ms_world *w, uint64_t *ram);
-/* Creates a books segment of `use` at phys (the caller placed it), maps
- * it into the server and adopts it (books_adopt). */
+/* Creates a books segment at phys (the caller placed it) and maps it into
+ * the server: 0, or -E* logged (*sid nonzero if the kernel made one). */
+int boot_books_map(struct memsrv *ms, uint64_t phys, uint64_t bytes, void **addr, uint64_t *sid);
+/* The same, and adopts it as `use` (books_adopt). */
 int boot_books_create(struct memsrv *ms, enum ms_books_use use, uint64_t phys, uint64_t bytes, void **addr);
 /* The server's own books segment sid names, or NULL; whether there is one. */
 const struct ms_books_seg *boot_books_of(const struct memsrv *ms, uint64_t sid);

@@ -499,7 +499,7 @@ static bool grow_behind(struct booking *bk, uint64_t upto)
     struct memsrv *ms = bk->ms;
     struct span_info info;
     uint64_t base = bk->end, end, size, sid;
-    int64_t h, mapped = 0;
+    void *mem;
     uint32_t index;
 
     if (base >= upto || span_lookup(&ms->span, base, &info) != 0 || info.state != SPAN_FREE)
@@ -513,11 +513,8 @@ static bool grow_behind(struct booking *bk, uint64_t upto)
         books_drop_new_record(ms, index);
         return false;
     }
-    h = ms->k->seg_create(ms->k->ctx, base, size, 0, &sid);
-    if (h <= 0 || sid == 0 || (mapped = ms->k->seg_map_self(ms->k->ctx, (handle_t)h)) <= 0) {
-        ms_log(ms, "memsrv: restart %llu: a piece of books at %#llx: kernel answered %lld, %lld",
-               (unsigned long long)ms->restart.number, (unsigned long long)base, (long long)h, (long long)mapped);
-        if (h > 0 && sid != 0)
+    if (boot_books_map(ms, base, size, &mem, &sid) != 0) {
+        if (sid != 0)
             ms->k->seg_destroy(ms->k->ctx, sid);
         span_free(&ms->span, base);
         books_drop_new_record(ms, index);
@@ -528,7 +525,7 @@ static bool grow_behind(struct booking *bk, uint64_t upto)
     ms->books_size += size;
     ms->restart.pieces_grown++;
     bk->end = base + size;
-    return span_add_nodes(&ms->span, (void *)(uintptr_t)mapped, size, sid) == 0;
+    return span_add_nodes(&ms->span, mem, size, sid) == 0;
 }
 
 /* The client a listed segment is charged to (see the top of the file). */

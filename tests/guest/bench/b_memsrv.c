@@ -234,6 +234,22 @@ static void settle(void)
     printf("b_memsrv: background compaction still busy after 10 s\n");
 }
 
+/* Allocates the region's segments, `region` bytes of seg_size, with
+ * ms_alloc's flags: 0, or the error that stopped it. */
+static int64_t add_region(struct frag *f, uint64_t region, unsigned flags)
+{
+    for (uint64_t done = 0; done < region && f->nsegs < SEGS_MAX; done += f->seg_size) {
+        struct ms_segment seg;
+        int64_t r = ms_alloc(f->seg_size, 0, flags, 0, &seg);
+        if (r != 0)
+            return r;
+        f->seg[f->nsegs] = seg.handle;
+        f->sid[f->nsegs] = seg.sid;
+        f->live[f->nsegs++] = true;
+    }
+    return 0;
+}
+
 /* The region in windows of its own: memory filled first, then as many of
  * the 2 MiB fillers as the region needs given back and taken again in
  * seg_size segments, up to the end of memory (the books take some room
@@ -241,7 +257,7 @@ static void settle(void)
  * 2 MiB window then holds one of 64 KiB or more that no hole of the region
  * can take: the 2 MiB allocation would measure that, not the eviction of
  * small segments. */
-static bool region_in_own_windows(struct frag *f, uint64_t region, uint64_t seg_size)
+static bool region_in_own_windows(struct frag *f, uint64_t region)
 {
     unsigned windows = (unsigned)((region + LARGE - 1) / LARGE);
     fill_memory(f);
@@ -255,14 +271,7 @@ static bool region_in_own_windows(struct frag *f, uint64_t region, uint64_t seg_
     memmove(f->fill, f->fill + windows, (f->nfill - windows) * sizeof(f->fill[0]));
     f->nfill -= windows;
     f->nlarge -= windows;
-    for (uint64_t done = 0; done < region && f->nsegs < SEGS_MAX; done += seg_size) {
-        struct ms_segment seg;
-        if (ms_alloc(seg_size, 0, MS_ALLOC_NOWAIT, 0, &seg) != 0)
-            break;
-        f->seg[f->nsegs] = seg.handle;
-        f->sid[f->nsegs] = seg.sid;
-        f->live[f->nsegs++] = true;
-    }
+    add_region(f, region, MS_ALLOC_NOWAIT); /* to the end of memory */
     struct ms_stats_global g;
     f->residual_free = stats(&g) ? g.free_bytes : 0;
     return f->nsegs > 0;
@@ -275,30 +284,26 @@ static bool region_in_own_windows(struct frag *f, uint64_t region, uint64_t seg_
  * segment's physical base, and chooses three quarters of them to free (by
  * physical address: in each 2 MiB block, all but every fourth seg_size
  * slot), so that free memory will be all in holes smaller than a large
- * page. Computes the least bytes
- * a compactor must move to empty one 2 MiB-aligned window: with no other
- * free memory (one granule aside), 2 MiB minus the most this program will
- * free in one window (everything else in a window is in use by someone).
+ * page. Computes the least bytes a compactor must move to empty one 2
+ * MiB-aligned window: with no other free memory (one granule aside), 2 MiB
+ * minus the most this program will free in one window (everything else in
+ * a window is in use by someone).
  */
 static bool prepare(struct frag *f, uint64_t region, uint64_t seg_size, bool own_windows)
 {
     memset(f, 0, sizeof(*f));
     f->seg_size = seg_size;
-    if (own_windows && !region_in_own_windows(f, region, seg_size))
-        return false;
-    for (uint64_t done = own_windows ? region : 0; done < region && f->nsegs < SEGS_MAX; done += seg_size) {
-        struct ms_segment seg;
-        int64_t r = ms_alloc(seg_size, 0, 0, 0, &seg);
+    if (own_windows) {
+        if (!region_in_own_windows(f, region))
+            return false;
+    } else {
+        int64_t r = add_region(f, region, 0);
         if (r != 0) {
             fail("ms_alloc for the region", r);
             return false;
         }
-        f->seg[f->nsegs] = seg.handle;
-        f->sid[f->nsegs] = seg.sid;
-        f->live[f->nsegs++] = true;
-    }
-    if (!own_windows)
         fill_memory(f);
+    }
     settle();
     for (unsigned i = 0; i < f->nsegs; i++) {
         struct abi_seg_info info;
