@@ -605,7 +605,7 @@ static int grow_slots(struct memsrv *ms)
 }
 
 /* Moves the span library's segment hash to a table of the size it asks
- * for (chains of one or two), when books for that can be had. */
+ * for (one or two segments a bucket), when books for that can be had. */
 static void tune_hash(struct memsrv *ms)
 {
     size_t want = span_hash_wanted(&ms->span);

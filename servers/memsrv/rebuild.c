@@ -341,10 +341,11 @@ static struct sizes books_sizes(const struct survey *sv, const struct ms_world *
     z.record_bytes = books_records_bytes(records);
     z.hash_bytes = 0;
     if (spans > 2 * SPAN_HASH_INLINE) {
-        /* Chains of one or two, as span_hash_wanted asks for; a table of
-         * fewer than a page's worth of buckets is not worth a segment. */
+        /* One or two segments a bucket, as span_hash_wanted asks for; a
+         * table of fewer than a page's worth of buckets is not worth a
+         * segment. */
         uint64_t buckets = SPAN_GRANULE / sizeof(struct span_node *);
-        while (buckets < spans)
+        while (2 * buckets < spans)
             buckets *= 2;
         z.hash_bytes = buckets * sizeof(struct span_node *);
     }

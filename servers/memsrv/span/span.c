@@ -538,7 +538,7 @@ size_t span_hash_wanted(const struct span_alloc *a)
 
     if (a == NULL || span_hash_right(a))
         return 0;
-    while (want < a->hashed)
+    while (2 * want < a->hashed)
         want *= 2;
     return want == SPAN_HASH_INLINE ? 0 : (size_t)want * sizeof(struct span_node *);
 }

@@ -120,7 +120,7 @@ static bool measured(uint64_t op, uint64_t ops) { return tracing && op >= ops / 
 
 /* Buckets for the segment hash: 2^17, chains of at most two even when the
  * Robson workload fills 1 GiB with 4 KiB segments (memsrv resizes its table
- * to keep chains that short as the segments come and go). */
+ * to keep one or two a bucket as the segments come and go). */
 #define HASH_BUCKETS ((size_t)1 << 17)
 static struct span_node **hash_buckets;
 
