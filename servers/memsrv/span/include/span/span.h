@@ -238,8 +238,8 @@ int span_take_nodes(struct span_alloc *a, size_t keep_free, void **mem, size_t *
  * *old (NULL if it was the inline one). span_hash_right is
  * span_hash_wanted(a) == 0 inline: the check a caller makes on every
  * request. A new table holds one to two segments a bucket (4 to 8 bytes
- * a segment, of the 64 the books may spend on one; a longer chain costs
- * a load or two on the free path). It grows past two a bucket and
+ * a segment, of the 64 the books may spend on one; a free walks 1 + a/2
+ * links on average at a segments a bucket). It grows past two a bucket and
  * shrinks only below an eighth, so it is not resized back and forth
  * around one size. */
 static inline bool span_hash_right(const struct span_alloc *a)
