@@ -32,16 +32,21 @@ static uint64_t live_threads;
 #define KSTACK_FRAMES (KSTACK_SIZE / PAGE_SIZE)
 
 /*
- * Freed stacks' slots are flushed from other CPUs lazily. A dead thread's
- * stack is unmapped on the CPU that frees it and its frames go back to the
- * pool at once, but other CPUs may keep its translations cached: nothing
- * reads or writes a dead thread's stack, so those entries are never used,
- * and the slot's address is not given to a new stack until one shootdown
- * has flushed every other CPU for all the stale slots together (Linux
- * frees vmalloc pages the same way). One shootdown per freed stack, all
- * under the kernel lock, made 8 virtual CPUs on 2 host cores spend most of
- * their time waiting for the lock while a CPU the host was not running held
- * up the shootdown (docs/smp.md has the figures).
+ * Freed stacks' slots are flushed lazily. A dead thread's stack is unmapped
+ * on the CPU that frees it and its frames go back to the pool at once, but
+ * other CPUs may keep its translations cached: nothing reads or writes a
+ * dead thread's stack, so those entries are never used, and the slot's
+ * address is not given to a new stack until one shootdown has flushed
+ * every CPU for all the stale slots together (Linux frees vmalloc pages
+ * the same way). Every CPU includes the one that purges: it may cache a
+ * slot another CPU freed (it created that stack, or ran its thread), and
+ * would otherwise write the slot's next stack through the old translation,
+ * into a frame the pool has given to something else, while the new
+ * thread's CPU reads the new frame (seen under Bochs on 2 CPUs: a new
+ * thread's first switch returned to address 0). One shootdown per freed
+ * stack, all under the kernel lock, made 8 virtual CPUs on 2 host cores
+ * spend most of their time waiting for the lock while a CPU the host was
+ * not running held up the shootdown (docs/smp.md has the figures).
  */
 #define KSTACK_STALE_MAX 64u
 
@@ -49,7 +54,7 @@ static void kstack_purge(void)
 {
     if (stale_slots == 0)
         return;
-    paging_flush_kernel_others(stale_lo, stale_hi - stale_lo);
+    paging_flush_kernel_all(stale_lo, stale_hi - stale_lo);
     for (unsigned i = 0; i < KSTACK_SLOTS / 8; i++) {
         kstack_slot_used[i] &= (uint8_t)~kstack_slot_stale[i];
         kstack_slot_stale[i] = 0;

@@ -394,10 +394,15 @@ int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned fl
     return 0;
 }
 
+static void flush_kernel_others(uint64_t va, uint64_t size)
+{
+    paging_flush_others(smp_online_mask() & ~CPU_MASK(arch_cpu_id()), va, size);
+}
+
 void paging_unmap_kernel(uint64_t va, uint64_t size)
 {
     paging_unmap_kernel_here(va, size);
-    paging_flush_kernel_others(va, size);
+    flush_kernel_others(va, size);
 }
 
 void paging_unmap_kernel_here(uint64_t va, uint64_t size)
@@ -408,9 +413,10 @@ void paging_unmap_kernel_here(uint64_t va, uint64_t size)
     flush_here(va, size, true);
 }
 
-void paging_flush_kernel_others(uint64_t va, uint64_t size)
+void paging_flush_kernel_all(uint64_t va, uint64_t size)
 {
-    paging_flush_others(smp_online_mask() & ~CPU_MASK(arch_cpu_id()), va, size);
+    flush_here(va, size, true);
+    flush_kernel_others(va, size);
 }
 
 int paging_trampoline_create(uint64_t *root)

@@ -83,9 +83,11 @@ int paging_map_kernel(uint64_t va, uint64_t pa, uint64_t size);
 int paging_map_kernel_flags(uint64_t va, uint64_t pa, uint64_t size, unsigned flags);
 void paging_unmap_kernel(uint64_t va, uint64_t size);
 /* paging_unmap_kernel in two steps: unmaps and flushes this CPU only; the
- * caller keeps the range and its frames out of use until it has flushed
- * every other CPU with paging_flush_kernel_others. */
+ * caller keeps the range out of use until it has flushed every CPU with
+ * paging_flush_kernel_all. Every CPU, this one included: the flush may run
+ * on another CPU than the unmap, and that CPU may have cached the range
+ * before it was unmapped (it mapped the stack there, or ran on it). */
 void paging_unmap_kernel_here(uint64_t va, uint64_t size);
-void paging_flush_kernel_others(uint64_t va, uint64_t size);
+void paging_flush_kernel_all(uint64_t va, uint64_t size);
 
 #endif

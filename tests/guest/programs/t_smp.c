@@ -17,7 +17,10 @@
  *     CPUs, and to one, come back right;
  *   - busy_threads_spread: busy threads with no affinity end up on more
  *     than one CPU;
- *   - affinity_refusals: pinning to a CPU that is not online is refused.
+ *   - affinity_refusals: pinning to a CPU that is not online is refused;
+ *   - stack_reuse_across_cpus: threads made one after another on the first
+ *     CPU, each ending on the next CPU in turn, so that kernel stacks are
+ *     freed on every CPU and their slots reused by the first.
  * "transfer-writer" (the suite expects it to die of a page fault): a
  * thread on another CPU writes a counter into a segment without pause
  * while the first sends the segment to the server; the writer faults at
@@ -365,6 +368,43 @@ static void check_affinity_refusals(void)
                "CPU 63 %ld, CPU 1000 %ld, query %ld, bad handle %ld", offline, huge, here, bad);
 }
 
+/* ---- kernel stacks freed on one CPU, reused from another ---------------- */
+
+#define REUSE_THREADS 512 /* eight times the kernel's batch of stale stack slots */
+
+static volatile unsigned reuse_ran;
+
+static void reuse_thread(uint64_t cpu)
+{
+    if (sys_thread_affinity(HANDLE_NONE, cpu) >= 0)
+        reuse_ran++; /* the threads run one at a time */
+    sys_thread_exit();
+}
+
+/* A thread's kernel stack is freed on the CPU it died on, and its slot is
+ * given to a new stack once every CPU has been flushed of the old
+ * translation. Here the first CPU makes every stack and the threads die
+ * on each CPU in turn: a CPU that kept a freed slot's translation would
+ * write a new thread's first frame into a frame the kernel has reused,
+ * and the thread would start on garbage. The kernel panics or corrupts
+ * itself; the count says whether every thread ran. */
+static void check_stack_reuse(void)
+{
+    unsigned made = 0;
+    reuse_ran = 0;
+    sys_thread_affinity(HANDLE_NONE, 0);
+    for (unsigned i = 0; i < REUSE_THREADS; i++) {
+        int64_t th = sys_thread_create(reuse_thread, stacks[0] + STACK_SIZE, i % ncpus);
+        if (th < 0)
+            break;
+        made++;
+        join(th);
+    }
+    sys_thread_affinity(HANDLE_NONE, ABI_CPU_ANY);
+    test_check(&t, "stack_reuse_across_cpus", made == REUSE_THREADS && reuse_ran == made,
+               "%u of %u threads made, %u ran on their CPU", made, REUSE_THREADS, reuse_ran);
+}
+
 /* ---- the server ----------------------------------------------------------- */
 
 /* "server" echoes until L_QUIT; "transfer-receiver" ends after the one
@@ -461,6 +501,7 @@ int main(int argc, char **argv)
     check_spread();
     check_writers_survive_migration();
     check_pin_races_migration();
+    check_stack_reuse();
     struct ipc_msg quit = { .label = L_QUIT };
     sys_ipc_call(ep, &quit, TIMEOUT_FOREVER);
     test_exit(&t);
