@@ -213,9 +213,16 @@ static void map_range(uint64_t root, uint64_t va, uint64_t pa, uint64_t size, un
         if (allow_large && large_fits(va, pa, end - va) && (*pde & PTE_P) && !(*pde & PTE_PS) &&
             table_empty(table(*pde))) {
             /* A page table left empty by an earlier unmap: a large page
-             * replaces it, so a realigned segment gets large pages back. */
+             * replaces it, so a realigned segment gets large pages back.
+             * Other CPUs are flushed before the table is freed
+             * (paging_release_tables); this one may cache the directory
+             * entry that pointed at it (a paging-structure cache may hold
+             * one even when every entry of the table is clear), and
+             * INVLPG drops that. */
             defer_table_free(*pde & PTE_ADDR);
             *pde = 0;
+            if (root == read_cr3())
+                invlpg(va);
         }
         if (allow_large && large_fits(va, pa, end - va) && !(*pde & PTE_P)) {
             *pde = pa | bits | PTE_PS;
