@@ -334,16 +334,24 @@ static void compact_directly(uint64_t unused)
     sys_thread_exit();
 }
 
-/* Until the server has taken compact_directly's call (a request waits)
- * and moved a segment since, or the call ended, or a hang budget passed:
- * whether the move was seen. */
-static bool await_full_compaction_moving(void)
+/* The server's count of requests that waited for the compactor: read
+ * before compact_directly starts, since on another CPU its call may be
+ * taken before the caller looks. */
+static uint64_t waited_requests(void)
 {
     struct ms_stats_compaction c = { 0 };
-    uint64_t deadline = sys_clock() + PACE_HANG_UNITS * pace_unit_ns(), waited_before, moves_taken = 0;
-    bool taken = false;
     ms_stats_compaction(&c);
-    waited_before = c.waited_requests;
+    return c.waited_requests;
+}
+
+/* Until the server has taken compact_directly's call (a request waits:
+ * more than waited_before) and moved a segment since, or the call ended,
+ * or a hang budget passed: whether the move was seen. */
+static bool await_full_compaction_moving(uint64_t waited_before)
+{
+    struct ms_stats_compaction c = { 0 };
+    uint64_t deadline = sys_clock() + PACE_HANG_UNITS * pace_unit_ns(), moves_taken = 0;
+    bool taken = false;
     while (__atomic_load_n(&compactor.result, __ATOMIC_ACQUIRE) == 1 && sys_clock() < deadline) {
         if (ms_stats_compaction(&c) == 0) {
             if (!taken && c.waited_requests > waited_before) {
@@ -406,12 +414,13 @@ static void compaction(void)
         supervisor_status(&before);
         holder_start(&h, count);
         compactor.result = 1;
+        uint64_t waited_before = waited_requests();
         int64_t thread =
             h.ready ? sys_thread_create(compact_directly, compactor_stack + sizeof(compactor_stack), 0) : -EAGAIN;
         int64_t killed = -EAGAIN;
         bool seen_moving = false;
         if (thread >= 0) {
-            seen_moving = await_full_compaction_moving();
+            seen_moving = await_full_compaction_moving(waited_before);
             killed = restart_server(false, 0);
             sys_thread_wait((handle_t)thread, TIMEOUT_FOREVER);
         }
