@@ -586,10 +586,8 @@ static void shrink_records(struct memsrv *ms)
  * a size no free run can be booked for. */
 static int grow_slots(struct memsrv *ms)
 {
-    uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2;
+    uint64_t bytes = (uint64_t)ms->span.capacity * sizeof(struct span_node) / 2, sid;
     void *mem;
-
-    uint64_t sid;
 
     bytes = bytes < MS_BLOCK_MIN ? MS_BLOCK_MIN : bytes > MS_BLOCK_MAX ? MS_BLOCK_MAX : bytes;
     bytes &= ~(uint64_t)(SPAN_GRANULE - 1);
