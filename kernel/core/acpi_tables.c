@@ -10,9 +10,9 @@
  */
 #include <abi/errno.h>
 #include <common/acpi.h>
-#include <common/cmdline.h>
 #include <common/string.h>
 #include <kernel/acpi_tables.h>
+#include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/ioremap.h>
 
@@ -65,10 +65,7 @@ static void warn(void *ctx, const char *msg)
 static int find_rsdp(struct acpi_rsdp *rsdp, const char **where, uint64_t *at)
 {
     struct acpi_error err;
-    const char *choice;
-    size_t len;
-    bool tags =
-        !(cmdline_get(boot_info->cmdline, "acpi.rsdp", &choice, &len) && len == 4 && memcmp(choice, "bios", 4) == 0);
+    bool tags = !boot_option_is(boot_info->cmdline, "acpi.rsdp", "bios");
     if (!tags)
         kprintf("acpi: acpi.rsdp=bios: the boot loader's RSDP is not used\n");
     if (tags && boot_info->rsdp_new_len) {

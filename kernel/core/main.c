@@ -78,8 +78,28 @@ static void print_memory_map(const struct mb_info *info)
 /* Where the boot modules are, until they become segments. */
 static struct phys_range module_ranges[BOOT_MODULES_MAX];
 
+bool boot_option_is(const char *cmdline, const char *key, const char *word)
+{
+    const char *value;
+    size_t len, subsystem = 0;
+    if (!cmdline_get(cmdline, key, &value, &len))
+        return false;
+    if (cmdline_item_is(value, len, word))
+        return true;
+    while (key[subsystem] != '\0' && key[subsystem] != '.')
+        subsystem++;
+    kprintf("%.*s: %s=%.*s is not understood (%s=%s is); ignored\n", (int)subsystem, key, key, (int)len, value, key,
+            word);
+    return false;
+}
+
+/* The command line's length as the boot loader gave it: boot_cmdline
+ * holds at most ABI_ARGS_MAX - 1 bytes of it. */
+static size_t boot_cmdline_given;
+
 static void copy_boot_strings(const struct mb_info *info)
 {
+    boot_cmdline_given = strlen(info->cmdline);
     strlcpy(boot_cmdline, info->cmdline, sizeof(boot_cmdline));
     for (size_t i = 0; i < info->nmodules && boot_module_count < BOOT_MODULES_MAX; i++) {
         const struct mb_module *mod = &info->modules[i];
@@ -185,8 +205,13 @@ static void start_boot_processes(void)
     if (memsrv_module >= 0) {
         char args[ABI_ARGS_MAX];
         int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
-        if (n < 0 || (size_t)n >= sizeof(args))
+        if (n < 0 || (size_t)n >= sizeof(args) || boot_cmdline_given >= sizeof(boot_cmdline)) {
+            /* Refused whole rather than cut: a cut line would drop words. */
+            size_t own = n < 0 ? 0 : (size_t)n - strlen(boot_cmdline); /* memsrv's own words */
+            kprintf("tessera: the kernel command line is %lu bytes; at most %lu fit\n", boot_cmdline_given,
+                    sizeof(args) - 1 - own);
             boot_failure("kernel command line too long", -E2BIG);
+        }
         err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, POWER_MEMSRV, &memsrv, 0);
         if (err)
             boot_failure("memsrv could not start", err);

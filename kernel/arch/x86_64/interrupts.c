@@ -18,6 +18,7 @@
 #include <arch/smp.h>
 #include <arch/trap.h>
 #include <kernel/acpi_tables.h>
+#include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/sched.h>
 
@@ -124,9 +125,7 @@ static void pass_8259s_through_hidden_lapic(const struct mb_info *info)
 void arch_interrupts_init(const struct mb_info *info, const char *cmdline)
 {
     pic_init();
-    const char *v;
-    size_t n;
-    if (cmdline_get(cmdline, "apic", &v, &n) && n == 3 && memcmp(v, "off", 3) == 0)
+    if (boot_option_is(cmdline, "apic", "off"))
         kprintf("apic: apic=off on the command line\n");
     else
         apic_mode = enter_apic_mode(info);

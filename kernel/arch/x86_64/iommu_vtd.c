@@ -64,6 +64,7 @@
 #include <common/fmt.h>
 #include <common/string.h>
 #include <kernel/acpi_tables.h>
+#include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/iommu.h>
 #include <kernel/ioremap.h>
@@ -648,9 +649,8 @@ static int unit_map_fault_and_iotlb(struct vtd_unit *u, const struct acpi_dmar_u
 static int unit_pick_levels(struct vtd_unit *u, const struct mb_info *info)
 {
     unsigned sagaw = CAP_SAGAW(u->cap);
-    uint64_t want_levels = 0;
-    cmdline_get_u64(info->cmdline, "iommu.levels", &want_levels);
-    bool three_fits = ram_top(info) <= (1ull << 39) && want_levels != 4;
+    bool want_four = boot_option_is(info->cmdline, "iommu.levels", "4");
+    bool three_fits = ram_top(info) <= (1ull << 39) && !want_four;
     if ((sagaw & SAGAW_3LEVEL) && (three_fits || !(sagaw & SAGAW_4LEVEL)))
         u->levels = 3;
     else if (sagaw & SAGAW_4LEVEL)

@@ -40,6 +40,7 @@
 #include <arch/trap.h>
 #include <common/cmdline.h>
 #include <common/string.h>
+#include <kernel/boot.h>
 #include <kernel/console.h>
 #include <kernel/paging.h>
 #include <kernel/physmem.h>
@@ -534,14 +535,9 @@ static bool start_ap(struct cpu *c, struct trampoline_params *params, uint64_t p
  * smp.cpus=N. */
 static unsigned cpu_cap(const char *cmdline)
 {
-    const char *v;
-    size_t n;
-    if (cmdline_get(cmdline, "smp", &v, &n)) {
-        if (n == 3 && memcmp(v, "off", 3) == 0) {
-            kprintf("smp: smp=off on the command line: the BSP only\n");
-            return 1;
-        }
-        kprintf("smp: smp=%.*s is not understood (smp=off is); ignored\n", (int)n, v);
+    if (boot_option_is(cmdline, "smp", "off")) {
+        kprintf("smp: smp=off on the command line: the BSP only\n");
+        return 1;
     }
     uint64_t cap;
     if (cmdline_get(cmdline, "smp.cpus", 0, 0)) {

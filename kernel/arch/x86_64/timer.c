@@ -10,8 +10,7 @@
 #include <abi/proc.h>
 #include <arch/apic.h>
 #include <arch/arch.h>
-#include <common/cmdline.h>
-#include <common/string.h>
+#include <kernel/boot.h>
 #include <kernel/console.h>
 
 #define PIT_CH0  0x40
@@ -51,10 +50,9 @@ void arch_timer_init(unsigned hz, const char *cmdline)
     tsc_calibrate();
     tsc_at_boot = rdtsc();
     tick_hz = hz;
+    bool want_pit = boot_option_is(cmdline, "timer", "pit");
     if (interrupts_apic_mode()) {
-        const char *v;
-        size_t n;
-        if (cmdline_get(cmdline, "timer", &v, &n) && n == 3 && memcmp(v, "pit", 3) == 0)
+        if (want_pit)
             kprintf("timer: timer=pit: the PIT ticks for the BSP\n");
         else if (lapic_timer_start(hz))
             return;

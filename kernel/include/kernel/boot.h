@@ -6,6 +6,7 @@
 #ifndef KERNEL_BOOT_H
 #define KERNEL_BOOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <abi/proc.h>
 
@@ -24,5 +25,10 @@ struct boot_module {
 extern struct boot_module boot_modules[BOOT_MODULES_MAX];
 extern unsigned boot_module_count;
 extern char boot_cmdline[ABI_ARGS_MAX];
+
+/* Whether the command line says key=word. A key with any other value (or
+ * bare) is logged as not understood and reads as absent, so that a typo
+ * never changes how the kernel runs without saying so. */
+bool boot_option_is(const char *cmdline, const char *key, const char *word);
 
 #endif
