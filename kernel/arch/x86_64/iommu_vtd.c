@@ -660,6 +660,9 @@ static int unit_pick_levels(struct vtd_unit *u, const struct mb_info *info)
                 sagaw);
         return -ENOTSUP;
     }
+    if (want_four && u->levels != 4)
+        kprintf("iommu: iommu.levels=4, but the unit at %#lx offers 3-level tables only (SAGAW %#x)\n",
+                u->register_base, sagaw);
     return 0;
 }
 
