@@ -781,7 +781,19 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
         moves = ms->cstats.bg_moves - before_moves;
         bytes = ms->cstats.bg_bytes - before_bytes;
     } else {
-        result = compact_targeted(ms, size, align, limit, 0, 0, &moves, &bytes);
+        /* As an ALLOC's room-making: direct within its budget, then the
+         * compactor's run for a demand (its share of the CPU is bounded),
+         * waited for when a thread is spare. Unbudgeted, a client asking
+         * for ever larger runs on memory it keeps fragmenting would keep
+         * the service threads copying memory for it. */
+        result = compact_targeted(ms, size, align, limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES, &moves, &bytes);
+        if (result != 0 && compact_wait_demand(ms, compact_demand(ms, size, align, limit)) == 0) {
+            uint64_t more_moves = 0, more_bytes = 0;
+            result =
+                compact_targeted(ms, size, align, limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES, &more_moves, &more_bytes);
+            moves += more_moves;
+            bytes += more_bytes;
+        }
     }
     span_stats(&ms->span, &st);
     ms_compact_reply_put(

@@ -743,6 +743,43 @@ static void test_direct_compaction(void **state)
     fk_assert_consistent(fk);
 }
 
+/* MS_COMPACT TARGET from a client compacts as an ALLOC does: within the
+ * direct budget, then through the compactor; never unbudgeted in the
+ * foreground. */
+static void test_target_compaction_budgeted(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ms_stats_compaction c;
+    uint64_t migrations, sid;
+
+    fk_init(fk, 64, 0);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    fragment(fk, PID_A);
+    assert_true(fk_stats(fk).largest_free < MiB);
+    /* 2 MiB aligned: 1 MiB to move, within the budget. */
+    migrations = fk->migrations;
+    assert_int_equal(fk_simple(fk, PID_B, MS_COMPACT, MS_COMPACT_TARGET, 2 * MiB, 2 * MiB, 0), 0);
+    c = fk_cstats(fk);
+    assert_true(fk->migrations > migrations);
+    assert_true(c.direct_bytes > 0 && c.direct_bytes <= MS_DIRECT_BYTES);
+    fk_assert_consistent(fk);
+    /* 8 MiB aligned would move 4 MiB: no move in the foreground, and with
+     * no service thread to spare for a wait, -ENOMEM at once; the demand
+     * it leaves has the compactor make the run. */
+    migrations = fk->migrations;
+    assert_int_equal(fk_simple(fk, PID_B, MS_COMPACT, MS_COMPACT_TARGET, 8 * MiB, 8 * MiB, 0), -ENOMEM);
+    assert_int_equal(fk->migrations, migrations);
+    assert_true(fk->ms.ndemands > 0);
+    assert_true(fk_compact_idle(fk, 100000) > 0);
+    assert_true(fk_cstats(fk).bg_bytes >= 4 * MiB - 64 * KiB);
+    migrations = fk->migrations;
+    assert_int_equal(fk_simple(fk, PID_B, MS_COMPACT, MS_COMPACT_TARGET, 8 * MiB, 8 * MiB, 0), 0);
+    assert_int_equal(fk->migrations, migrations);
+    assert_int_equal(fk_alloc(fk, PID_B, 8 * MiB, 8 * MiB, MS_ALLOC_NOWAIT, 0, &sid), 0);
+    assert_int_equal(fk_seg(fk, sid)->phys % (8 * MiB), 0);
+    fk_assert_consistent(fk);
+}
+
 /* Pins a few of the client's surviving segments (about 10 MiB apart),
  * telling memsrv as the kernel does (tell) or behind its back; records
  * where each was. Returns how many. */
@@ -1655,6 +1692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ready_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ready_bounded_and_flushed_for_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_target_compaction_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pinned_segments_are_moved_around, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pins_known_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_migrations_end_the_plan, setup, teardown),
