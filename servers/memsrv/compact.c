@@ -56,7 +56,8 @@
  *      keeps the sweep cheap; FULL is the tool for more), and for a
  *      limited one that found no window compacts the memory below the
  *      limit (LIMIT).
- *      Requests that asked to wait (MS_ALLOC_WAIT) wait for this.
+ *      Requests that asked to wait (MS_ALLOC_WAIT), and MS_COMPACT TARGET
+ *      past its direct budget, wait for this.
  *   3. REGION: proactive compaction, as Linux's: each region's score is
  *      its fragmentation score at the large-page order (per mille of its
  *      free memory in runs that cannot hold an aligned large page). A
