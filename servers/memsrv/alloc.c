@@ -32,7 +32,8 @@ static bool valid_alignment(uint64_t align)
  * (never for NOWAIT), the compactor told to prepare room like it when the
  * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
  * Returns span_alloc's answer after all that. */
-static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t index, uint64_t *base)
+static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t pid, uint64_t index,
+                     uint64_t *base)
 {
     bool large = sreq->size >= ms->span.large_size || sreq->align >= ms->span.large_size;
     bool wanted = large || sreq->limit != 0; /* the demand worth preparing for */
@@ -67,7 +68,7 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
         err = span_alloc(&ms->span, sreq, index, base);
     if (wanted || err != 0)
         ticket = compact_demand(ms, sreq->size, sreq->align, sreq->limit);
-    if (err == -ENOMEM && (flags & MS_ALLOC_WAIT) && compact_wait_demand(ms, ticket) == 0)
+    if (err == -ENOMEM && (flags & MS_ALLOC_WAIT) && compact_wait_demand(ms, pid, ticket) == 0)
         err = span_alloc(&ms->span, sreq, index, base);
     return err;
 }
@@ -115,8 +116,8 @@ ALLOC_STEP int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *arg
 
 /* A record and a span for sreq (compacting as flags allow): 0 with both
  * booked, or -E* with neither. */
-ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint32_t *index,
-                           uint64_t *base)
+ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t pid,
+                           uint32_t *index, uint64_t *base)
 {
     int err;
 
@@ -125,7 +126,7 @@ ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, u
         return -ENOMEM;
     err = span_alloc(&ms->span, sreq, *index, base);
     if (err == -ENOMEM)
-        err = make_room(ms, sreq, flags, *index, base);
+        err = make_room(ms, sreq, flags, pid, *index, base);
     if (err != 0)
         books_drop_new_record(ms, *index);
     return err;
@@ -206,7 +207,7 @@ ALLOC_STEP int64_t alloc_new(struct memsrv *ms, struct ms_client *c, uint32_t cl
     uint64_t base;
     int64_t err;
 
-    err = alloc_place(ms, sreq, flags, &index, &base);
+    err = alloc_place(ms, sreq, flags, badge, &index, &base);
     if (err != 0) {
         count_failure(ms, c);
         return err;
@@ -280,7 +281,7 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
     }
     err = books_reserve(ms, 3 * args.count, (uint32_t)args.count);
     for (; err == 0 && placed < args.count; placed++)
-        if ((err = alloc_place(ms, &sreq, one.flags, &index[placed], &base[placed])) != 0)
+        if ((err = alloc_place(ms, &sreq, one.flags, req->badge, &index[placed], &base[placed])) != 0)
             break;
     for (; err == 0 && made < args.count; made++)
         if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h, &give[made].sid)) != 0) {

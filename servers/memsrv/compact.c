@@ -98,8 +98,9 @@
  * this took direct bytes on the churn benchmark from 188 MB to 33 MB), and
  * the run stops after MS_DIRECT_BYTES or MS_DIRECT_MOVES (256) moves. Past
  * it the request gets -ENOMEM, or with MS_ALLOC_WAIT waits for the
- * compactor's run for its demand (when a service thread is spare); either
- * way the compactor prepares room like it in the background.
+ * compactor's run for its demand (when a service thread is spare, and
+ * the client does not already hold its share of the waits: wait_allowed);
+ * either way the compactor prepares room like it in the background.
  *
  * What never moves: kernel spans, the server's books, quarantined
  * segments, and pinned segments: the kernel tells the server when a
@@ -318,11 +319,27 @@ uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64
 }
 
 /* A wait for the compactor needs a service thread to spare: one always
- * stays to serve. */
-static bool wait_allowed(const struct memsrv *ms) { return ms->waiting + 1 < ms->service_threads; }
-
-static void wait_until(struct memsrv *ms, const uint64_t *done, uint64_t ticket)
+ * stays to serve. One client (pid) may hold at most half of the threads
+ * that may wait (at least one), so that another can still wait beside
+ * it however many requests the first sends. */
+static bool wait_allowed(const struct memsrv *ms, uint64_t pid)
 {
+    unsigned spare = ms->service_threads - 1, share = spare / 2 > 1 ? spare / 2 : 1, theirs = 0, i;
+
+    if (pid == 0 || ms->waiting >= spare || ms->waiting >= MS_SERVICE_THREADS) /* 0 marks a free entry */
+        return false;
+    for (i = 0; i < MS_SERVICE_THREADS; i++)
+        theirs += ms->waiting_pid[i] == pid;
+    return theirs < share;
+}
+
+static void wait_until(struct memsrv *ms, uint64_t pid, const uint64_t *done, uint64_t ticket)
+{
+    unsigned entry = 0;
+
+    while (ms->waiting_pid[entry] != 0) /* wait_allowed left one free */
+        entry++;
+    ms->waiting_pid[entry] = pid;
     ms->waiting++;
     ms->cstats.waited_requests++;
     if (ms->compactor_idle || ms->compactor_resting)
@@ -330,13 +347,14 @@ static void wait_until(struct memsrv *ms, const uint64_t *done, uint64_t ticket)
     while (*done < ticket)
         condvar_wait(&ms->done, &ms->lock);
     ms->waiting--;
+    ms->waiting_pid[entry] = 0;
 }
 
-int compact_wait_demand(struct memsrv *ms, uint64_t ticket)
+int compact_wait_demand(struct memsrv *ms, uint64_t pid, uint64_t ticket)
 {
-    if (!wait_allowed(ms))
+    if (!wait_allowed(ms, pid))
         return -EAGAIN;
-    wait_until(ms, &ms->demand_done, ticket);
+    wait_until(ms, pid, &ms->demand_done, ticket);
     return 0;
 }
 
@@ -764,10 +782,10 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
     if (mode == MS_COMPACT_FULL) {
         /* The compactor does it; this thread holds the reply meanwhile. */
         uint64_t ticket;
-        if (!wait_allowed(ms))
+        if (!wait_allowed(ms, req->badge))
             return -EBUSY;
         ticket = ++ms->full_issued;
-        wait_until(ms, &ms->full_done, ticket);
+        wait_until(ms, req->badge, &ms->full_done, ticket);
         moves = ms->full_moves;
         bytes = ms->full_bytes;
     } else if (mode == MS_COMPACT_STEP) {
@@ -788,7 +806,7 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
          * for ever larger runs on memory it keeps fragmenting would keep
          * the service threads copying memory for it. */
         result = compact_targeted(ms, size, align, limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES, &moves, &bytes);
-        if (result != 0 && compact_wait_demand(ms, compact_demand(ms, size, align, limit)) == 0) {
+        if (result != 0 && compact_wait_demand(ms, req->badge, compact_demand(ms, size, align, limit)) == 0) {
             uint64_t more_moves = 0, more_bytes = 0;
             result =
                 compact_targeted(ms, size, align, limit, MS_DIRECT_BYTES, MS_DIRECT_MOVES, &more_moves, &more_bytes);

@@ -340,6 +340,8 @@ struct memsrv {
     uint64_t hold_start_ns;   /* when it took the lock last (hold_max_ns) */
     bool compactor_idle;      /* it sleeps on `work` */
     bool compactor_resting;   /* it keeps to its CPU share, on `work` too */
+    /* Whose the waiting requests are, by pid (0: a free entry; wait_allowed). */
+    uint64_t waiting_pid[MS_SERVICE_THREADS];
 
     /* Background compaction (compact.c). books_gen counts changes to the
      * books, so a pass that achieved all it could is not rerun until the
@@ -486,8 +488,9 @@ int compact_targeted(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t 
  * for (demand_done >= ticket). */
 uint64_t compact_demand(struct memsrv *ms, uint64_t size, uint64_t align, uint64_t limit);
 /* Waits (lock held, released while waiting) until demand_done >= ticket.
- * -EAGAIN without waiting when no other service thread is free. */
-int compact_wait_demand(struct memsrv *ms, uint64_t ticket);
+ * -EAGAIN without waiting when no other service thread is free, or the
+ * client (pid) already holds its share of the waits. */
+int compact_wait_demand(struct memsrv *ms, uint64_t pid, uint64_t ticket);
 /* After a request: wakes the compactor if there may be work for it (the
  * clock is read only when it sleeps and a check needs the time). */
 void compact_schedule(struct memsrv *ms);

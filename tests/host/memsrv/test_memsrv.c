@@ -1184,6 +1184,77 @@ static void *compactor_goes_idle(void *arg)
     return NULL;
 }
 
+struct waiting_full {
+    struct fake_kernel *fk;
+    uint64_t pid;
+    int64_t result;
+    int done;
+};
+
+static void *waiting_full_request(void *arg)
+{
+    struct waiting_full *w = arg;
+    struct ipc_msg m = { .label = MS_COMPACT, .badge = w->pid, .w = { MS_COMPACT_FULL } };
+
+    w->result = fk_request(w->fk, &m);
+    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Waits until n requests wait for the compactor or one of w is answered
+ * (at most 2 s); returns whether n wait. */
+static bool waiters_reach(struct fake_kernel *fk, unsigned n, struct waiting_full *w, unsigned nw)
+{
+    for (unsigned ms = 0; ms < 2000; ms++) {
+        if (__atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE) == n)
+            return true;
+        for (unsigned i = 0; i < nw; i++)
+            if (__atomic_load_n(&w[i].done, __ATOMIC_ACQUIRE))
+                return __atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE) == n;
+        usleep(1000);
+    }
+    return false;
+}
+
+/* One client cannot take every service thread that may wait: with four
+ * threads (three may wait), a client's second wait is refused at once,
+ * while another client's first still waits. */
+static void test_waits_shared_between_clients(void **state)
+{
+    struct fake_kernel *fk = *state;
+    static struct waiting_full w[3];
+    pthread_t t[3];
+
+    memset(w, 0, sizeof(w));
+    for (unsigned i = 0; i < 3; i++)
+        w[i].fk = fk;
+    w[0].pid = PID_A;
+    w[1].pid = PID_A;
+    w[2].pid = PID_B;
+    fk->ms.service_threads = 4;
+    fk_compact_idle(fk, 100000);
+    assert_int_equal(pthread_create(&t[0], NULL, waiting_full_request, &w[0]), 0);
+    assert_true(waiters_reach(fk, 1, &w[0], 1));
+    assert_int_equal(pthread_create(&t[1], NULL, waiting_full_request, &w[1]), 0);
+    for (unsigned ms = 0; ms < 2000 && !__atomic_load_n(&w[1].done, __ATOMIC_ACQUIRE); ms++)
+        usleep(1000);
+    assert_true(__atomic_load_n(&w[1].done, __ATOMIC_ACQUIRE)); /* refused at once, not waiting */
+    pthread_join(t[1], NULL);
+    assert_int_equal(w[1].result, -EBUSY); /* PID_A already waits once */
+    assert_int_equal(__atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE), 1);
+    assert_int_equal(pthread_create(&t[2], NULL, waiting_full_request, &w[2]), 0);
+    assert_true(waiters_reach(fk, 2, &w[2], 1)); /* PID_B still may */
+    while (!__atomic_load_n(&w[0].done, __ATOMIC_ACQUIRE) || !__atomic_load_n(&w[2].done, __ATOMIC_ACQUIRE))
+        if (!memsrv_compactor_step(&fk->ms))
+            sched_yield();
+    pthread_join(t[0], NULL);
+    pthread_join(t[2], NULL);
+    assert_int_equal(w[0].result, 0);
+    assert_int_equal(w[2].result, 0);
+    assert_int_equal(fk->ms.waiting, 0);
+    fk_assert_consistent(fk);
+}
+
 /* A FULL request that comes after the compactor's step found no work and
  * before the compactor sleeps signals nobody (the compactor is neither
  * idle nor resting then): going to sleep must notice it, or the request
@@ -1705,6 +1776,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_request_just_before_the_compactor_sleeps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waits_shared_between_clients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compactor_woken_exactly_when_work_is_possible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_zoom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_messages, setup, teardown),
