@@ -852,17 +852,9 @@ void fk_assert_consistent(struct fake_kernel *fk)
     }
 }
 
-struct full_call {
-    struct fake_kernel *fk;
-    uint64_t pid;
-    struct ipc_msg m;
-    int64_t result;
-    int done;
-};
-
-static void *full_thread(void *arg)
+void *fk_full_thread(void *arg)
 {
-    struct full_call *c = arg;
+    struct fk_full_call *c = arg;
 
     c->m = (struct ipc_msg){ .label = MS_COMPACT, .badge = c->pid, .w = { MS_COMPACT_FULL } };
     c->result = fk_request(c->fk, &c->m);
@@ -872,12 +864,12 @@ static void *full_thread(void *arg)
 
 int64_t fk_full(struct fake_kernel *fk, uint64_t pid, uint64_t *moves, uint64_t *bytes)
 {
-    struct full_call c = { .fk = fk, .pid = pid };
+    struct fk_full_call c = { .fk = fk, .pid = pid };
     unsigned threads = fk->ms.service_threads;
     pthread_t t;
 
     fk->ms.service_threads = 2; /* one waits, one would serve */
-    assert_int_equal(pthread_create(&t, NULL, full_thread, &c), 0);
+    assert_int_equal(pthread_create(&t, NULL, fk_full_thread, &c), 0);
     while (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE))
         if (!memsrv_compactor_step(&fk->ms))
             sched_yield();

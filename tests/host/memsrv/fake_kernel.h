@@ -106,6 +106,17 @@ void fk_transfer(struct fake_kernel *fk, uint64_t sid, uint64_t to_pid);
  * device's reach (tainted) until fk_quiesce. A change of its DMA state is
  * queued for memsrv and notified (IPC_NOTIFY_DMA), as the kernel does. */
 void fk_pin(struct fake_kernel *fk, uint64_t sid, int delta);
+/* A FULL request from pid, run on a thread of its own (pthread start
+ * routine): it waits in memsrv until the compactor's steps end the pass;
+ * done is set (release) once result and m hold the reply. */
+struct fk_full_call {
+    struct fake_kernel *fk;
+    uint64_t pid;
+    struct ipc_msg m;
+    int64_t result;
+    int done;
+};
+void *fk_full_thread(void *arg);
 /* A full compaction as a client asks for it: the request waits on one
  * thread while this one runs the compactor's steps, as memsrv's compactor
  * thread would. Returns the reply's label; moves and bytes from it. */

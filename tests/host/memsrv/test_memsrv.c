@@ -1184,26 +1184,9 @@ static void *compactor_goes_idle(void *arg)
     return NULL;
 }
 
-struct waiting_full {
-    struct fake_kernel *fk;
-    uint64_t pid;
-    int64_t result;
-    int done;
-};
-
-static void *waiting_full_request(void *arg)
-{
-    struct waiting_full *w = arg;
-    struct ipc_msg m = { .label = MS_COMPACT, .badge = w->pid, .w = { MS_COMPACT_FULL } };
-
-    w->result = fk_request(w->fk, &m);
-    __atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
 /* Waits until n requests wait for the compactor or one of w is answered
  * (at most 2 s); returns whether n wait. */
-static bool waiters_reach(struct fake_kernel *fk, unsigned n, struct waiting_full *w, unsigned nw)
+static bool waiters_reach(struct fake_kernel *fk, unsigned n, struct fk_full_call *w, unsigned nw)
 {
     for (unsigned ms = 0; ms < 2000; ms++) {
         if (__atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE) == n)
@@ -1222,7 +1205,7 @@ static bool waiters_reach(struct fake_kernel *fk, unsigned n, struct waiting_ful
 static void test_waits_shared_between_clients(void **state)
 {
     struct fake_kernel *fk = *state;
-    static struct waiting_full w[3];
+    static struct fk_full_call w[3];
     pthread_t t[3];
 
     memset(w, 0, sizeof(w));
@@ -1233,16 +1216,16 @@ static void test_waits_shared_between_clients(void **state)
     w[2].pid = PID_B;
     fk->ms.service_threads = 4;
     fk_compact_idle(fk, 100000);
-    assert_int_equal(pthread_create(&t[0], NULL, waiting_full_request, &w[0]), 0);
+    assert_int_equal(pthread_create(&t[0], NULL, fk_full_thread, &w[0]), 0);
     assert_true(waiters_reach(fk, 1, &w[0], 1));
-    assert_int_equal(pthread_create(&t[1], NULL, waiting_full_request, &w[1]), 0);
+    assert_int_equal(pthread_create(&t[1], NULL, fk_full_thread, &w[1]), 0);
     for (unsigned ms = 0; ms < 2000 && !__atomic_load_n(&w[1].done, __ATOMIC_ACQUIRE); ms++)
         usleep(1000);
     assert_true(__atomic_load_n(&w[1].done, __ATOMIC_ACQUIRE)); /* refused at once, not waiting */
     pthread_join(t[1], NULL);
     assert_int_equal(w[1].result, -EBUSY); /* PID_A already waits once */
     assert_int_equal(__atomic_load_n(&fk->ms.waiting, __ATOMIC_ACQUIRE), 1);
-    assert_int_equal(pthread_create(&t[2], NULL, waiting_full_request, &w[2]), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, fk_full_thread, &w[2]), 0);
     assert_true(waiters_reach(fk, 2, &w[2], 1)); /* PID_B still may */
     while (!__atomic_load_n(&w[0].done, __ATOMIC_ACQUIRE) || !__atomic_load_n(&w[2].done, __ATOMIC_ACQUIRE))
         if (!memsrv_compactor_step(&fk->ms))
