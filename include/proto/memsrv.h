@@ -22,7 +22,8 @@ enum ms_label {
     /* w0 MS_STATS_*; w1 the client pid (0: the caller; another's: init
      * only, -EPERM) or region index. Reply payload: struct
      * ms_stats_global, ms_stats_client, ms_stats_region or
-     * ms_stats_compaction (w1 0). */
+     * ms_stats_compaction (w1 0). MS_STATS_REGION walks every span: it
+     * shares CHECK's budget (-EAGAIN, below). */
     MS_STATS = 3,
     /* w0 MS_COMPACT_*; for TARGET: w1 size, w2 alignment, w3 limit (0: none).
      * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. FULL
@@ -38,13 +39,19 @@ enum ms_label {
      * a few maps a second (a console is shared). Zoom: w2 the bytes a
      * character stands for (MS_MAP_ZOOM_4K or _64K), w1 where the picture
      * starts (a multiple of w2): MS_MAP_ZOOM_ROWS rows from there; 0 in w1
-     * and w2 for the whole map. */
+     * and w2 for the whole map, which walks every span and shares CHECK's
+     * budget (-EAGAIN with w0 the wait, below). */
     MS_MAP = 6,
     /* Runs the allocator's invariant checker. Reply 0, or -EINVAL with the
-     * reason in the payload. */
+     * reason in the payload. It looks at every span with the books locked
+     * (about a second under QEMU TCG on 5 GiB of 4 KiB segments), so a
+     * client's checks (with MS_STATS_REGION and whole-MAP walks) take at
+     * most a fifth of the server's time: too soon after the last one, -EAGAIN with w0 the
+     * nanoseconds to wait (ms_again_reply); libsys waits and asks again. */
     MS_CHECK = 7,
-    /* w0 the sid of a segment the caller holds: move it to another place
-     * (contents kept). Reply: w0 the physical address it now starts at.
+    /* w0 the sid of a segment the caller holds, of at most MS_MOVE_MAX
+     * bytes: move it to another place (contents kept). Reply: w0 the
+     * physical address it now starts at. -E2BIG for a larger segment.
      * For tests and defragmentation hints. */
     MS_MOVE = 8,
     /* 9 released a quarantined segment on init's word: the kernel now
@@ -77,6 +84,13 @@ enum ms_label {
      * caller holds, freed all or none. Reply 0 and nothing else. */
     MS_FREE_BATCH = 14,
 };
+
+/* The largest segment MOVE moves: as large as any move the compactor makes.
+ * A migration holds a service thread, and every request about the segment,
+ * for its whole copy: without a bound, a client repeating MOVE on a segment
+ * of half of RAM from several threads would keep the server's threads
+ * copying for it while every other client waited. */
+#define MS_MOVE_MAX (4ull << 20)
 
 /* A batch's size: the reply's payload holds one struct ms_batch_seg per segment. */
 #define MS_BATCH_MAX 8u
@@ -111,6 +125,10 @@ ABI_STATIC_ASSERT(MS_BATCH_MAX * sizeof(handle_t) <= IPC_PAYLOAD_MAX, "a batch f
  * are 0 in a request (the server refuses others: -EINVAL) and in a reply.
  * FREE and CHECK carry no words; STATS, MAP, FAULT and REVOKE reply none.
  */
+/* An -EAGAIN reply to CHECK, STATS_REGION or a whole MAP: when the next
+ * may run (0: MAP's own limit of a few a second). */
+PROTO_WORDS(ms_again_reply, wait_ns);
+
 PROTO_WORDS(ms_alloc_req, size, align, flags, limit);
 PROTO_WORDS(ms_alloc_reply, sid);
 

@@ -108,6 +108,34 @@ static int64_t call(struct ipc_msg *m)
  * and m is still the request). */
 static bool answered(const struct ipc_msg *m, int64_t result) { return result >= 0 || m->label == (uint64_t)result; }
 
+/* CHECK, STATS_REGION and the whole MAP, which the server turns away for a
+ * while when a client's last one was recent (-EAGAIN, w0 the wait:
+ * proto/memsrv.h): waits as told and asks again, for up to
+ * MS_RESTART_WAIT_NS of waiting. MAP's own limit of a few a second is
+ * -EAGAIN without a wait: not asked again. Their requests carry words only. */
+static int64_t call_admitted(struct ipc_msg *m)
+{
+    uint64_t label = m->label, w[IPC_WORDS], waited = 0;
+    int64_t err;
+
+    __builtin_memcpy(w, m->w, sizeof(w));
+    for (;;) {
+        uint64_t wait;
+        err = call(m);
+        if (err != -EAGAIN || !answered(m, err))
+            return err;
+        wait = ms_again_reply_get(m).wait_ns;
+        if (wait == 0 || waited >= MS_RESTART_WAIT_NS)
+            return err;
+        if (wait > MS_RETRY_MAX_NS)
+            wait = MS_RETRY_MAX_NS;
+        sys_sleep(wait);
+        waited += wait;
+        msg_init(m, (enum ms_label)label);
+        __builtin_memcpy(m->w, w, sizeof(w));
+    }
+}
+
 int64_t ms_alloc(uint64_t size, uint64_t align, unsigned flags, uint64_t limit, struct ms_segment *out)
 {
     struct ipc_msg m;
@@ -188,7 +216,7 @@ static int64_t stats(enum ms_stats_kind kind, uint64_t which, void *out, size_t 
         return -EINVAL;
     msg_init(&m, MS_STATS);
     ms_stats_req_put(&m, (struct ms_stats_req){ .kind = kind, .which = which });
-    err = call(&m);
+    err = call_admitted(&m);
     if (err < 0)
         return err;
     if (m.len != size)
@@ -247,7 +275,7 @@ int64_t ms_map_zoom(uint64_t base, uint64_t per_char, unsigned columns)
 
     msg_init(&m, MS_MAP);
     ms_map_req_put(&m, (struct ms_map_req){ .columns = columns, .base = base, .per_char = per_char });
-    return call(&m);
+    return call_admitted(&m);
 }
 
 /* REVOKE: a sid in, only a label back. */
@@ -283,7 +311,7 @@ int64_t ms_check(char *why, size_t len)
     int64_t err;
 
     msg_init(&m, MS_CHECK);
-    err = call(&m);
+    err = call_admitted(&m);
     if (why != NULL && len > 0) {
         size_t n = 0;
         if (err < 0 && answered(&m, err) && m.len <= IPC_PAYLOAD_MAX)

@@ -372,6 +372,8 @@ int64_t req_free_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *r
     return 0;
 }
 
+_Static_assert(MS_MOVE_MAX <= MS_STEP_BYTES, "a MOVE waits no longer than a background move");
+
 /*
  * MOVE books the destination as a second segment with the same tag and the
  * same constraints, so nothing else can take it; both stay locked in the
@@ -392,6 +394,8 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     if (rec == NULL || rec->kind != MS_REC_SEGMENT || ms->k->seg_query(ms->k->ctx, rec->sid, &info) != 0 ||
         info.owner_pid != req->badge)
         return -ENOENT;
+    if (rec_size(rec) > MS_MOVE_MAX)
+        return -E2BIG;
     if (rec->flags & MS_REC_QUARANTINED)
         return -EBUSY;
     if (info.pins != 0) {

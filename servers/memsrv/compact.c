@@ -27,7 +27,8 @@
  * copy), measured as hold_max_ns; only a request about the very segment
  * being moved (FREE, MOVE, REVOKE, its holder's exit, its failed reply)
  * waits for that migration, at most MS_STEP_BYTES (4 MiB, two large pages,
- * about 14 ms under QEMU TCG) in the background. On one CPU whose kernel
+ * about 14 ms under QEMU TCG) in the background, and no longer for a
+ * MOVE's (MS_MOVE_MAX). On one CPU whose kernel
  * does not preempt a system call, a request that arrives during a
  * migration waits for the kernel's copy as well: the bound is then one
  * migration of at most MS_STEP_BYTES. Both waits are counted (waits,

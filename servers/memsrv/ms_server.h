@@ -95,6 +95,8 @@
 #define MS_MAP_COLUMNS_MAX     200u
 #define MS_MAPS_PER_WINDOW     8u                      /* MS_MAP requests answered per window ... */
 #define MS_MAP_WINDOW_NS       (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
+#define MS_DIAG_FACTOR         4u /* a client's CHECK or region walk waits 4 times its length after the last */
+#define MS_DIAG_OWED_NS        (100ull * 1000 * 1000) /* the next is kept this long for a client refused meanwhile */
 #define MS_RECLAIM_BATCH       16u
 
 ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
@@ -325,6 +327,8 @@ struct memsrv {
     uint32_t log_allowance;
     bool log_window_open;
     uint64_t map_window_start; /* MS_MAP's rate limit */
+    uint64_t diag_after_ns;    /* CHECK and STATS_REGION: when a client's next may run (info.c) */
+    uint64_t diag_last_pid, diag_owed_pid;
     uint32_t maps_in_window;
     unsigned pinned_records;
 

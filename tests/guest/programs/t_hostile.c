@@ -43,6 +43,10 @@
  *                       is closed (by a child, which is killed)
  *   stale-dma           pin, learn the address, unpin, free: the frames stay
  *                       quarantined while the device may still use them
+ *   check-flood         threads ask the memory server for CHECK and a
+ *                       region's figures (each looks at every span under
+ *                       its lock) without pause: most are turned away with
+ *                       a wait, and the bystander's own check gets a turn
  *   bystander           the other program: allocates, checks and frees
  *                       while an attack holds what it took
  * Child modes, started by the modes above: kid-alloc-send, kid-pin,
@@ -825,6 +829,68 @@ static void stale_dma(void)
                "quarantined %lu after stopping the device", after.quarantined_bytes);
 }
 
+/* ---- looks at every span, without pause -------------------------------- */
+
+#define FLOOD_THREADS 3
+
+static volatile bool flood_stop;
+static volatile uint64_t flood_ok, flood_refused, flood_refused_no_wait, flood_other;
+
+static void flood_thread(uint64_t index)
+{
+    while (!flood_stop) {
+        /* Raw calls: libsys's would wait as told. */
+        struct ipc_msg m = { .label = index % 2 ? MS_CHECK : MS_STATS };
+        if (m.label == MS_STATS)
+            ms_stats_req_put(&m, (struct ms_stats_req){ .kind = MS_STATS_REGION, .which = 0 });
+        int64_t r = sys_ipc_call(ms_endpoint(), &m, TIMEOUT_FOREVER);
+        int64_t answer = r == 0 ? (int64_t)m.label : r;
+        if (answer == 0)
+            __atomic_fetch_add(&flood_ok, 1, __ATOMIC_RELAXED);
+        else if (answer == -EAGAIN && ms_again_reply_get(&m).wait_ns != 0)
+            __atomic_fetch_add(&flood_refused, 1, __ATOMIC_RELAXED);
+        else if (answer == -EAGAIN)
+            __atomic_fetch_add(&flood_refused_no_wait, 1, __ATOMIC_RELAXED);
+        else
+            __atomic_fetch_add(&flood_other, 1, __ATOMIC_RELAXED);
+    }
+    sys_thread_exit();
+}
+
+#define FLOOD_SEGMENTS 1024u
+
+static struct ms_segment flood_segs[FLOOD_SEGMENTS];
+
+static void check_flood(void)
+{
+    int64_t th[FLOOD_THREADS];
+    unsigned started = 0, held = 0;
+    /* Many small segments first, to its limit: the longer a check, the
+     * more of the server's time the attacker could take. */
+    while (held < FLOOD_SEGMENTS && ms_alloc_batch(MS_BATCH_MAX, 4 * KIB, 0, MS_ALLOC_NOWAIT, &flood_segs[held]) == 0)
+        held += MS_BATCH_MAX;
+    for (unsigned i = 0; i < FLOOD_THREADS; i++)
+        if ((th[i] = sys_thread_create(flood_thread, stacks[i] + sizeof(stacks[i]), i)) >= 0)
+            started++;
+    /* Let them run a while before the bystander comes. */
+    sys_sleep(50 * NS_PER_MS);
+    hold("threads asking for checks", started);
+    flood_stop = true;
+    for (unsigned i = 0; i < FLOOD_THREADS; i++)
+        if (th[i] >= 0)
+            sys_thread_wait((handle_t)th[i], TIMEOUT_FOREVER);
+    printf("hostile: check flood: %u segments held, %lu answered, %lu refused with a wait\n", held, (uint64_t)flood_ok,
+           (uint64_t)flood_refused);
+    test_check(&t, "check_flood_turned_away",
+               started == FLOOD_THREADS && held > 0 && flood_ok > 0 && flood_refused > flood_ok &&
+                   flood_refused_no_wait == 0 && flood_other == 0,
+               "%u threads, %u segments held: %lu answered, %lu refused with a wait, %lu without, %lu other answers",
+               started, held, (uint64_t)flood_ok, (uint64_t)flood_refused, (uint64_t)flood_refused_no_wait,
+               (uint64_t)flood_other);
+    for (unsigned i = 0; i < held; i++)
+        ms_free(flood_segs[i].handle);
+}
+
 /* ---- the bystander ----------------------------------------------------- */
 
 static void bystander(void)
@@ -839,11 +905,15 @@ static void bystander(void)
         memset(s.addr, (int)i, size);
         ok += ((uint8_t *)s.addr)[size - 1] == (uint8_t)i && ms_free(s.handle) == 0;
     }
+    /* The server's books hold up under the attack, and a check gets its
+     * turn however many the attacker asks for. */
+    char why[96] = "";
+    int64_t checked = ms_check(why, sizeof(why));
     int64_t ep = sys_ep_create();
     struct ipc_msg m = { .label = 1 };
     int64_t sent = sys_ipc_send((handle_t)ep, &m, TIMEOUT_POLL);
-    test_check(&t, "served_during_attack", ok == 64 && ep >= 0 && sent == -ETIMEDOUT,
-               "%u of 64 allocations served, endpoint %ld", ok, ep);
+    test_check(&t, "served_during_attack", ok == 64 && checked == 0 && ep >= 0 && sent == -ETIMEDOUT,
+               "%u of 64 allocations served, check %ld (%s), endpoint %ld", ok, checked, why, ep);
 }
 
 int main(int argc, char **argv)
@@ -889,6 +959,7 @@ int main(int argc, char **argv)
         { "wait-races", wait_races },
         { "device-attacks", device_attacks },
         { "stale-dma", stale_dma },
+        { "check-flood", check_flood },
         { "bystander", bystander },
     };
     bool found = false;

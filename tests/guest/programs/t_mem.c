@@ -583,6 +583,34 @@ static void vectors_kept(struct test_run *t)
                refused);
 }
 
+/* MOVE moves at most MS_MOVE_MAX: a segment a granule larger is refused
+ * and stays where it was, whole; one of exactly MS_MOVE_MAX is not refused
+ * for its size (it may find no other place on a small machine). */
+static void move_bound(struct test_run *t)
+{
+    struct ms_segment big, edge;
+    int64_t r = ms_alloc(MS_MOVE_MAX + 4 * KIB, 0, MS_ALLOC_NOWAIT, 0, &big);
+    if (r != 0) {
+        test_skip(t, "move_over_max_refused", "no room for %lu KiB: %s", (unsigned long)(MS_MOVE_MAX / KIB + 4),
+                  sys_strerror(r));
+        return;
+    }
+    stamp(big.addr, big.size / 8, 9);
+    uint64_t sum = checksum(big.addr, big.size / 8);
+    int64_t before = phys_of(big.handle), refused = ms_move(big.sid);
+    test_check(t, "move_over_max_refused",
+               refused == -E2BIG && phys_of(big.handle) == before && checksum(big.addr, big.size / 8) == sum,
+               "moving %lu KiB gave %ld (at most %lu KiB move)", big.size / KIB, refused,
+               (unsigned long)(MS_MOVE_MAX / KIB));
+    ms_free(big.handle);
+    r = ms_alloc(MS_MOVE_MAX, 0, MS_ALLOC_NOWAIT, 0, &edge);
+    if (r == 0) {
+        int64_t moved = ms_move(edge.sid);
+        test_check(t, "move_at_max", moved == 0 || moved == -ENOMEM, "moving %lu KiB gave %ld", edge.size / KIB, moved);
+        ms_free(edge.handle);
+    }
+}
+
 static void ops(struct test_run *t)
 {
     struct ms_segment s;
@@ -624,6 +652,7 @@ static void ops(struct test_run *t)
     if (other == 0 && (other = ms_free(gone.handle)) == 0)
         other = ms_move(gone.sid);
     test_check(t, "move_unheld_refused", other == -ENOENT, "moving a segment freed before gave %ld", other);
+    move_bound(t);
 
     /* A FREE whose sender writes another segment's sid into seg_sid: the
      * kernel stamps the sid of the segment the message carries, so the

@@ -543,8 +543,11 @@ int fk_restart(struct fake_kernel *fk, unsigned number)
 
 static uint64_t k_clock_ns(void *ctx)
 {
-    fk_of(ctx)->clock_reads++;
-    return fk_of(ctx)->now;
+    struct fake_kernel *fk = fk_of(ctx);
+
+    fk->clock_reads++;
+    fk->now += fk->clock_step;
+    return fk->now;
 }
 
 static void k_console(void *ctx, const char *text, size_t len)

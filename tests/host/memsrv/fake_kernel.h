@@ -61,6 +61,7 @@ struct fake_kernel {
     void *on_migrate_arg;
     unsigned busy_refusals; /* migrations refused with -EBUSY */
     uint64_t now;
+    uint64_t clock_step;  /* added to now at each read: time that passes while memsrv works */
     unsigned clock_reads; /* of now, by memsrv */
     unsigned migrations, creates, destroys;
     int64_t fail_migrate; /* nonzero: every migration fails with it */

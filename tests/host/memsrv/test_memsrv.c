@@ -975,6 +975,65 @@ static void test_move_own_segment(void **state)
     fk_assert_consistent(fk);
 }
 
+/* MOVE moves at most MS_MOVE_MAX: past it the segment is refused and
+ * stays, and nothing is booked for it. */
+static void test_move_bounded(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t big, edge, phys, free_before;
+
+    assert_int_equal(fk_alloc(fk, PID_A, MS_MOVE_MAX + 4 * KiB, 0, 0, 0, &big), 0);
+    assert_int_equal(fk_alloc(fk, PID_A, MS_MOVE_MAX, 0, 0, 0, &edge), 0);
+    phys = fk_seg(fk, big)->phys;
+    free_before = fk->ms.span.free_bytes;
+    assert_int_equal(fk_simple(fk, PID_A, MS_MOVE, big, 0, 0, 0), -E2BIG);
+    assert_int_equal(fk_seg(fk, big)->phys, phys);
+    assert_int_equal(fk->ms.span.free_bytes, free_before);
+    phys = fk_seg(fk, edge)->phys;
+    assert_int_equal(fk_simple(fk, PID_A, MS_MOVE, edge, 0, 0, 0), 0);
+    assert_int_not_equal(fk_seg(fk, edge)->phys, phys);
+    assert_int_equal(fk_free(fk, PID_A, big), 0);
+    assert_int_equal(fk_free(fk, PID_A, edge), 0);
+    fk_assert_consistent(fk);
+}
+
+/* A client's CHECKs and region walks take at most a fifth of the server's
+ * time: one right after another is refused with the wait; a client refused
+ * while another ran the last one gets the next turn, even against the one
+ * asking in a loop; init is never refused. */
+static void test_checks_budgeted(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct ipc_msg m;
+    uint64_t wait;
+
+    fk->clock_step = 1000; /* every clock read: 1 us passes, as the check runs */
+    assert_int_equal(fk_simple(fk, PID_A, MS_CHECK, 0, 0, 0, 0), 0);
+    fk->clock_step = 0;
+    m = (struct ipc_msg){ .label = MS_CHECK, .badge = PID_A };
+    assert_int_equal(fk_request(fk, &m), -EAGAIN);
+    wait = ms_again_reply_get(&m).wait_ns;
+    assert_true(wait > 0 && wait < 1000000);
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_REGION, 0, 0, 0), -EAGAIN);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 0, 0, 0), -EAGAIN);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 0, MS_MAP_ZOOM_64K, 0), 0); /* a zoom walks 16 rows */
+    assert_int_equal(fk_simple(fk, PID_B, MS_CHECK, 0, 0, 0, 0), -EAGAIN);       /* B is owed the next */
+    fk_assert_consistent(fk);                                                    /* init's: never refused */
+    fk->now += wait;
+    assert_int_equal(fk_simple(fk, PID_A, MS_CHECK, 0, 0, 0, 0), -EAGAIN); /* B's turn */
+    fk->clock_step = 1000;
+    assert_int_equal(fk_simple(fk, PID_B, MS_STATS, MS_STATS_REGION, 0, 0, 0), 0);
+    fk->clock_step = 0;
+    fk->now += MS_DIAG_OWED_NS;
+    fk->clock_step = 1000;
+    assert_int_equal(fk_simple(fk, PID_A, MS_CHECK, 0, 0, 0, 0), 0);
+    fk->clock_step = 0;
+    /* An owed turn not taken lapses. */
+    assert_int_equal(fk_simple(fk, PID_B, MS_CHECK, 0, 0, 0, 0), -EAGAIN);
+    fk->now += 2 * MS_DIAG_OWED_NS;
+    assert_int_equal(fk_simple(fk, PID_A, MS_CHECK, 0, 0, 0, 0), 0);
+}
+
 static void test_revoke_from_client(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -1753,6 +1812,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_background_compaction_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_realign_misaligned_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_own_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
