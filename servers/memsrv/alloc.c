@@ -31,9 +31,12 @@ static bool valid_alignment(uint64_t align)
  * segments, then direct compaction within its budget
  * (never for NOWAIT), the compactor told to prepare room like it when the
  * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
- * Returns span_alloc's answer after all that. */
+ * Returns span_alloc's answer after all that. A caller holding segments it
+ * placed but has not committed (held_work) takes at most
+ * MS_RECLAIM_HELD_BATCHES of the reclaim list, since it cannot let the
+ * books lock go: a concurrent CHECK would find spans without records. */
 static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t pid, uint64_t index,
-                     uint64_t *base)
+                     bool held_work, uint64_t *base)
 {
     bool large = sreq->size >= ms->span.large_size || sreq->align >= ms->span.large_size;
     bool wanted = large || sreq->limit != 0; /* the demand worth preparing for */
@@ -43,7 +46,10 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
     /* What ended processes gave back first: the notification that
      * announces it may sit with another service thread, and a parent that
      * waited for a child to end allocates right after. */
-    reclaim_drain(ms);
+    if (held_work)
+        reclaim_drain_held(ms, MS_RECLAIM_HELD_BATCHES);
+    else
+        reclaim_drain(ms);
     if (span_alloc(&ms->span, sreq, index, base) == 0)
         return 0;
     if (ms->ready_bytes != 0) {
@@ -115,9 +121,10 @@ ALLOC_STEP int64_t alloc_check(struct memsrv *ms, const struct ms_alloc_req *arg
 }
 
 /* A record and a span for sreq (compacting as flags allow): 0 with both
- * booked, or -E* with neither. */
+ * booked, or -E* with neither. held_work: the caller holds placements it
+ * has not committed (make_room). */
 ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t pid,
-                           uint32_t *index, uint64_t *base)
+                           bool held_work, uint32_t *index, uint64_t *base)
 {
     int err;
 
@@ -126,7 +133,7 @@ ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, u
         return -ENOMEM;
     err = span_alloc(&ms->span, sreq, *index, base);
     if (err == -ENOMEM)
-        err = make_room(ms, sreq, flags, pid, *index, base);
+        err = make_room(ms, sreq, flags, pid, *index, held_work, base);
     if (err != 0)
         books_drop_new_record(ms, *index);
     return err;
@@ -207,7 +214,7 @@ ALLOC_STEP int64_t alloc_new(struct memsrv *ms, struct ms_client *c, uint32_t cl
     uint64_t base;
     int64_t err;
 
-    err = alloc_place(ms, sreq, flags, badge, &index, &base);
+    err = alloc_place(ms, sreq, flags, badge, false, &index, &base);
     if (err != 0) {
         count_failure(ms, c);
         return err;
@@ -281,7 +288,7 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
     }
     err = books_reserve(ms, 3 * args.count, (uint32_t)args.count);
     for (; err == 0 && placed < args.count; placed++)
-        if ((err = alloc_place(ms, &sreq, one.flags, req->badge, &index[placed], &base[placed])) != 0)
+        if ((err = alloc_place(ms, &sreq, one.flags, req->badge, placed != 0, &index[placed], &base[placed])) != 0)
             break;
     for (; err == 0 && made < args.count; made++)
         if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h, &give[made].sid)) != 0) {

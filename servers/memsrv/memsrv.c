@@ -102,6 +102,11 @@ static void k_console(void *ctx, const char *text, size_t len)
     (void)ctx;
     sys_console_write(text, len);
 }
+static void k_yield(void *ctx)
+{
+    (void)ctx;
+    sys_yield();
+}
 
 static const struct ms_kernel_ops kernel_ops = { MS_KERNEL_OPS(MS_KERNEL_OP_K) };
 

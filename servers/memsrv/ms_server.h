@@ -64,40 +64,41 @@
  *     share of the CPU at most MS_BUSY_PERMILLE of each MS_CHECK_NS
  *     window, pressure held for MS_PRESSURE_NS after a request for room.
  */
-#define MS_BOOT_NODES          512u
-#define MS_SLOTS_SPARE         32u
-#define MS_SLOTS_FLOOR         4u
-#define MS_RECS_SPARE          4u
-#define MS_TRIM_SLOTS          16384u
-#define MS_PLAN_SLOTS          2048u
-#define MS_BLOCK_MIN           (64ull << 10)
-#define MS_BLOCK_MAX           (4ull << 20)
-#define MS_RECS_MIN            256u
-#define MS_BOOKS_SEGS          128u
-#define MS_CLIENTS_MAX         ABI_PROC_MAX
-#define MS_STEP_BYTES          (4ull << 20)
-#define MS_SCAN_MAX            64u
-#define MS_DIRECT_BYTES        (2ull << 20)
-#define MS_DIRECT_MOVES        256u
-#define MS_DEMAND_BYTES        (64ull << 20)
-#define MS_SCORE_START         200u
-#define MS_SCORE_STOP          100u
-#define MS_CHECK_NS            (100ull * 1000 * 1000)
-#define MS_IDLE_NS             MS_CHECK_NS
-#define MS_DEFER_MAX           64u
-#define MS_BUSY_PERMILLE       500u
-#define MS_PRESSURE_NS         (1000ull * 1000 * 1000)
-#define MS_DEMANDS             8u
-#define MS_SERVICE_THREADS     4u
-#define MS_WAIT_BUCKETS        64u
-#define MS_PLAN_FAILURES_MAX   8u
-#define MS_MAP_COLUMNS_DEFAULT 64u
-#define MS_MAP_COLUMNS_MAX     200u
-#define MS_MAPS_PER_WINDOW     8u                      /* MS_MAP requests answered per window ... */
-#define MS_MAP_WINDOW_NS       (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
-#define MS_DIAG_FACTOR         4u /* a client's CHECK or region walk waits 4 times its length after the last */
-#define MS_DIAG_OWED_NS        (100ull * 1000 * 1000) /* the next is kept this long for a client refused meanwhile */
-#define MS_RECLAIM_BATCH       16u
+#define MS_BOOT_NODES           512u
+#define MS_SLOTS_SPARE          32u
+#define MS_SLOTS_FLOOR          4u
+#define MS_RECS_SPARE           4u
+#define MS_TRIM_SLOTS           16384u
+#define MS_PLAN_SLOTS           2048u
+#define MS_BLOCK_MIN            (64ull << 10)
+#define MS_BLOCK_MAX            (4ull << 20)
+#define MS_RECS_MIN             256u
+#define MS_BOOKS_SEGS           128u
+#define MS_CLIENTS_MAX          ABI_PROC_MAX
+#define MS_STEP_BYTES           (4ull << 20)
+#define MS_SCAN_MAX             64u
+#define MS_DIRECT_BYTES         (2ull << 20)
+#define MS_DIRECT_MOVES         256u
+#define MS_DEMAND_BYTES         (64ull << 20)
+#define MS_SCORE_START          200u
+#define MS_SCORE_STOP           100u
+#define MS_CHECK_NS             (100ull * 1000 * 1000)
+#define MS_IDLE_NS              MS_CHECK_NS
+#define MS_DEFER_MAX            64u
+#define MS_BUSY_PERMILLE        500u
+#define MS_PRESSURE_NS          (1000ull * 1000 * 1000)
+#define MS_DEMANDS              8u
+#define MS_SERVICE_THREADS      4u
+#define MS_WAIT_BUCKETS         64u
+#define MS_PLAN_FAILURES_MAX    8u
+#define MS_MAP_COLUMNS_DEFAULT  64u
+#define MS_MAP_COLUMNS_MAX      200u
+#define MS_MAPS_PER_WINDOW      8u                      /* MS_MAP requests answered per window ... */
+#define MS_MAP_WINDOW_NS        (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
+#define MS_DIAG_FACTOR          4u /* a client's CHECK or region walk waits 4 times its length after the last */
+#define MS_DIAG_OWED_NS         (100ull * 1000 * 1000) /* the next is kept this long for a client refused meanwhile */
+#define MS_RECLAIM_BATCH        16u
+#define MS_RECLAIM_HELD_BATCHES 4u /* of the reclaim list an ALLOC_BATCH with segments placed takes (alloc.c) */
 
 ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
 ABI_STATIC_ASSERT(MS_CLIENTS_MAX < UINT16_MAX, "a record names its client in 16 bits");
@@ -148,6 +149,9 @@ struct ms_kernel_ops {
     int64_t (*dma_changes)(void *ctx, struct abi_dma_change *out, unsigned max);
     uint64_t (*clock_ns)(void *ctx);
     void (*console)(void *ctx, const char *text, size_t len);
+    /* SYS_YIELD: called just after the books lock was let go, so that a
+     * thread the unlock woke takes it before the caller takes it again */
+    void (*yield)(void *ctx);
 };
 
 /* Every operation by name, in the struct's order: a kernel fills its table
@@ -169,7 +173,8 @@ struct ms_kernel_ops {
     X(segments)                                                                                                        \
     X(dma_changes)                                                                                                     \
     X(clock_ns)                                                                                                        \
-    X(console)
+    X(console)                                                                                                         \
+    X(yield)
 #define MS_KERNEL_OP_K(name)     .name = k_##name,
 #define MS_KERNEL_OP_COUNT(name) +1
 ABI_STATIC_ASSERT(sizeof(struct ms_kernel_ops) == sizeof(void *) * (1 MS_KERNEL_OPS(MS_KERNEL_OP_COUNT)),
@@ -519,7 +524,16 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_check(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
 int64_t req_revoke(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply);
+/* Frees what ended processes left (the kernel's reclaim list) a batch of
+ * MS_RECLAIM_BATCH at a time, letting the books lock go between batches:
+ * a process that ended holding a million segments would otherwise keep
+ * every other request waiting for seconds. Lock held on entry and return;
+ * only for callers that hold no half-done work across it. */
 void reclaim_drain(struct memsrv *ms);
+/* The same without letting the lock go, at most `batches` batches: inside a
+ * request with work half done (an ALLOC_BATCH's placed segments), and at a
+ * restart, before there are other threads. */
+void reclaim_drain_held(struct memsrv *ms, unsigned batches);
 
 /* ---- ready.c ---- */
 /* A FREE's segment (record rec, the server's handle h) kept whole for the

@@ -706,8 +706,9 @@ int memsrv_rebuild(struct memsrv *ms, const struct ms_world *w)
                  why);
         return -EINVAL;
     }
-    /* Processes that ended while the books were being built. */
-    reclaim_drain(ms);
+    /* Processes that ended while the books were being built (no other
+     * thread yet, nor the lock). */
+    reclaim_drain_held(ms, ~0u);
     ms->restart.ready_ns = ms->k->clock_ns(ms->k->ctx);
     print_rebuilt(ms);
     compact_schedule(ms);

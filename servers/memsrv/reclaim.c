@@ -22,6 +22,8 @@
  */
 #include "ms_server.h"
 
+#define ALL_BATCHES (~0u)
+
 static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
 {
     struct ms_record *rec = books_settled(ms, rc->sid);
@@ -46,15 +48,24 @@ static void reclaim_one(struct memsrv *ms, const struct abi_reclaim *rc)
     books_destroy(ms, rec, "reclaimed");
 }
 
-/* Takes the kernel's reclaim list, a batch at a time, to `take`. */
-static void take_reclaimed(struct memsrv *ms,
+/* Takes the kernel's reclaim list, a batch at a time, to `take`: at most
+ * `batches` batches, the books lock let go between them if others_may_run.
+ * Each batch is taken and booked under one hold of the lock, so a thread
+ * that finds the list empty knows every entry taken before is booked. */
+static void take_reclaimed(struct memsrv *ms, unsigned batches, bool others_may_run,
                            void (*take)(struct memsrv *ms, const struct abi_reclaim *batch, int64_t n))
 {
     struct abi_reclaim batch[MS_RECLAIM_BATCH];
-    int64_t n;
+    int64_t n = 0;
 
-    while ((n = ms->k->reclaimed(ms->k->ctx, batch, MS_RECLAIM_BATCH)) > 0)
+    while (batches-- > 0 && (n = ms->k->reclaimed(ms->k->ctx, batch, MS_RECLAIM_BATCH)) > 0) {
         take(ms, batch, n < MS_RECLAIM_BATCH ? n : MS_RECLAIM_BATCH);
+        if (others_may_run && n == MS_RECLAIM_BATCH) {
+            books_unlock(ms);
+            ms->k->yield(ms->k->ctx);
+            books_lock(ms);
+        }
+    }
     if (n < 0)
         ms_log(ms, "memsrv: SYS_MS_RECLAIMED failed: %lld", (long long)n);
 }
@@ -71,7 +82,9 @@ static void take_with_books(struct memsrv *ms, const struct abi_reclaim *batch, 
         books_client_ended(ms, batch[i].pid);
 }
 
-void reclaim_drain(struct memsrv *ms) { take_reclaimed(ms, take_with_books); }
+void reclaim_drain(struct memsrv *ms) { take_reclaimed(ms, ALL_BATCHES, true, take_with_books); }
+
+void reclaim_drain_held(struct memsrv *ms, unsigned batches) { take_reclaimed(ms, batches, false, take_with_books); }
 
 static void take_without_books(struct memsrv *ms, const struct abi_reclaim *batch, int64_t n)
 {
@@ -89,4 +102,4 @@ static void take_without_books(struct memsrv *ms, const struct abi_reclaim *batc
     }
 }
 
-void reclaim_without_books(struct memsrv *ms) { take_reclaimed(ms, take_without_books); }
+void reclaim_without_books(struct memsrv *ms) { take_reclaimed(ms, ALL_BATCHES, false, take_without_books); }

@@ -550,6 +550,15 @@ static uint64_t k_clock_ns(void *ctx)
     return fk->now;
 }
 
+static void k_yield(void *ctx)
+{
+    struct fake_kernel *fk = fk_of(ctx);
+
+    fk->yields++;
+    if (fk->on_yield != NULL)
+        fk->on_yield(fk, fk->on_yield_arg);
+}
+
 static void k_console(void *ctx, const char *text, size_t len)
 {
     struct fake_kernel *fk = fk_of(ctx);

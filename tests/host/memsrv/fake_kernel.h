@@ -59,6 +59,11 @@ struct fake_kernel {
      * lock then): the interleaving tests act as other clients there. */
     void (*on_migrate)(struct fake_kernel *fk, uint64_t sid, void *arg);
     void *on_migrate_arg;
+    /* Called when memsrv lets the books lock go to yield (the reclaim
+     * list's batches): the tests act as other clients there. */
+    void (*on_yield)(struct fake_kernel *fk, void *arg);
+    void *on_yield_arg;
+    unsigned yields;
     unsigned busy_refusals; /* migrations refused with -EBUSY */
     uint64_t now;
     uint64_t clock_step;  /* added to now at each read: time that passes while memsrv works */

@@ -1034,6 +1034,51 @@ static void test_checks_budgeted(void **state)
     assert_int_equal(fk_simple(fk, PID_A, MS_CHECK, 0, 0, 0, 0), 0);
 }
 
+struct reclaim_bystander {
+    unsigned served, yields_seen;
+    bool consistent;
+};
+
+/* While the books lock is let go between reclaim batches: another client
+ * allocates and frees, and the books check. */
+static void serve_during_reclaim(struct fake_kernel *fk, void *arg)
+{
+    struct reclaim_bystander *b = arg;
+    uint64_t sid;
+
+    b->yields_seen++;
+    if (fk_alloc(fk, PID_B, 4 * KiB, 0, 0, 0, &sid) == 0 && fk_free(fk, PID_B, sid) == 0)
+        b->served++;
+    fk_assert_consistent(fk);
+    b->consistent = true;
+}
+
+/* A process that ends holding many segments does not hold the books lock
+ * for the whole reclaim: it is let go after every batch, and another
+ * client is served there; every byte comes back. */
+static void test_reclaim_lets_others_in(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct reclaim_bystander b = { 0 };
+    unsigned count = 40 * MS_RECLAIM_BATCH + 3, i;
+    struct ms_stats_global before = fk_stats(fk), after;
+    uint64_t sid;
+
+    for (i = 0; i < count; i++)
+        assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sid), 0);
+    fk->on_yield = serve_during_reclaim;
+    fk->on_yield_arg = &b;
+    fk_exit(fk, PID_A);
+    fk->on_yield = NULL;
+    assert_true(b.yields_seen >= count / MS_RECLAIM_BATCH - 1);
+    assert_int_equal(b.served, b.yields_seen);
+    assert_true(b.consistent);
+    after = fk_stats(fk);
+    /* The books grew for the segments and keep their slots for a while. */
+    assert_int_equal(after.free_bytes + after.books_bytes, before.free_bytes + before.books_bytes);
+    fk_assert_consistent(fk);
+}
+
 static void test_revoke_from_client(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -1814,6 +1859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_move_own_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
