@@ -29,7 +29,8 @@ enum ms_label {
      * Reply: w0 moves done, w1 bytes moved, w2 largest free run after. FULL
      * is done by the server's compactor while others are served; the reply
      * comes when the pass ends (-EBUSY when the server has no thread to
-     * spare for the wait). */
+     * spare for the wait), or at once with 0 moves when the last pass had
+     * nothing to move and nothing changed since. */
     MS_COMPACT = 4,
     /* 5 was a per-client quota: limits are now the kernel's account tree
      * (SYS_PROC_LIMIT), which a client cannot escape through children. */

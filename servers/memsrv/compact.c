@@ -47,7 +47,9 @@
  * ==========================================================================
  * In order, the first that applies:
  *   1. FULL: MS_COMPACT FULL requests wait for a full pass (each move at
- *      most MS_STEP_BYTES); it answers them all when it ends.
+ *      most MS_STEP_BYTES); it answers them all when it ends. One that
+ *      comes when the last pass had nothing to move and the books have not
+ *      changed since is answered at once (req_compact).
  *   2. DEMAND: an ALLOC that failed, or needed a direct plan, and was large
  *      (a large page or more, or large-page aligned) or limited (below
  *      an address) left a demand: the compactor runs a targeted plan like
@@ -557,6 +559,8 @@ static void finish(struct memsrv *ms, int ret, uint64_t now)
         ms->full_done = ms->bg_ticket;
         ms->full_moves = ms->bg_plan.moves;
         ms->full_bytes = ms->bg_plan.moved_bytes;
+        ms->full_idle_gen =
+            ret == SPAN_PLAN_DONE && ms->bg_plan.moves == 0 && ms->bg_failures == 0 ? ms->books_gen + 1 : 0;
         condvar_broadcast(&ms->done);
         break;
     case MS_BG_DEMAND: {
@@ -781,8 +785,16 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
 
     ready_flush(ms);
     if (mode == MS_COMPACT_FULL) {
-        /* The compactor does it; this thread holds the reply meanwhile. */
+        /* The compactor does it; this thread holds the reply meanwhile.
+         * When the last pass had nothing to move and nothing has changed
+         * since, another would find the same: answered at once, so that a
+         * client asking in a loop does not keep the compactor scanning. */
         uint64_t ticket;
+        if (ms->full_idle_gen == ms->books_gen + 1 && ms->full_done == ms->full_issued) {
+            span_stats(&ms->span, &st);
+            ms_compact_reply_put(reply, (struct ms_compact_reply){ .largest_free = st.largest_free });
+            return 0;
+        }
         if (!wait_allowed(ms, req->badge))
             return -EBUSY;
         ticket = ++ms->full_issued;

@@ -368,6 +368,7 @@ struct memsrv {
     unsigned ndemands;
     uint64_t demand_issued, demand_done;
     uint64_t full_issued, full_done, full_moves, full_bytes;
+    uint64_t full_idle_gen;              /* books_gen + 1 when the last FULL pass had nothing to move (0: not so) */
     uint64_t last_demand_ns;             /* the last request for room below a large page: pressure */
     uint64_t next_poll_ns;               /* pinned records are asked about from then */
     uint64_t window_start, window_busy;  /* the compactor's CPU share (MS_BUSY_PERMILLE) */

@@ -898,7 +898,7 @@ static void test_refused_migrations_end_the_plan(void **state)
 static void test_background_compaction_in_steps(void **state)
 {
     struct fake_kernel *fk = *state;
-    uint64_t score0, steps = 0;
+    uint64_t score0, steps = 0, sid;
     struct span_stats st;
 
     fk_init(fk, 64, 0);
@@ -927,7 +927,10 @@ static void test_background_compaction_in_steps(void **state)
     assert_int_equal(fk_full(fk, PID_A, NULL, NULL), 0);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 2 * MiB, 2 * MiB, 0), 0);
     fk_assert_consistent(fk);
-    /* FULL needs a thread to spare: with the only one, it is refused. */
+    /* FULL needs a thread to spare: with the only one, it is refused (once
+     * the books changed: a FULL that another pass would not serve better
+     * is answered without waiting). */
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sid), 0);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 0, 0, 0), -EBUSY);
 }
 
@@ -1076,6 +1079,29 @@ static void test_reclaim_lets_others_in(void **state)
     after = fk_stats(fk);
     /* The books grew for the segments and keep their slots for a while. */
     assert_int_equal(after.free_bytes + after.books_bytes, before.free_bytes + before.books_bytes);
+    fk_assert_consistent(fk);
+}
+
+/* A FULL right after a pass that had nothing to move, with nothing changed
+ * since, is answered at once (no pass is started); once the books change,
+ * the next FULL runs a pass again. */
+static void test_full_without_change_answered_at_once(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t moves = 1, issued, sid;
+    unsigned passes = 0;
+
+    while (moves != 0 && passes++ < 8)
+        assert_int_equal(fk_full(fk, PID_A, &moves, NULL), 0);
+    assert_int_equal(moves, 0);
+    issued = fk->ms.full_issued;
+    assert_int_equal(fk_full(fk, PID_A, &moves, NULL), 0);
+    assert_int_equal(moves, 0);
+    assert_int_equal(fk->ms.full_issued, issued);
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sid), 0);
+    assert_int_equal(fk_full(fk, PID_A, &moves, NULL), 0);
+    assert_int_equal(fk->ms.full_issued, issued + 1);
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
     fk_assert_consistent(fk);
 }
 
@@ -1860,6 +1886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
