@@ -33,7 +33,7 @@ static bool valid_alignment(uint64_t align)
  * request is large or limited, and with MS_ALLOC_WAIT a wait for that.
  * Returns span_alloc's answer after all that. A caller holding segments it
  * placed but has not committed (held_work) takes at most
- * MS_RECLAIM_HELD_BATCHES of the reclaim list, since it cannot let the
+ * MS_RECLAIM_HELD_MAX of the reclaim list, since it cannot let the
  * books lock go: a concurrent CHECK would find spans without records. */
 static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_t flags, uint64_t pid, uint64_t index,
                      bool held_work, uint64_t *base)
@@ -47,7 +47,7 @@ static int make_room(struct memsrv *ms, const struct span_request *sreq, uint64_
      * announces it may sit with another service thread, and a parent that
      * waited for a child to end allocates right after. */
     if (held_work)
-        reclaim_drain_held(ms, MS_RECLAIM_HELD_BATCHES);
+        reclaim_drain_held(ms, MS_RECLAIM_HELD_MAX);
     else
         reclaim_drain(ms);
     if (span_alloc(&ms->span, sreq, index, base) == 0)

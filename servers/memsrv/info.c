@@ -99,15 +99,16 @@ static uint64_t wait_percentile(const struct memsrv *ms, unsigned permille)
 
 /* ---- the looks at every span: their share of the server's time -------
  *
- * CHECK, STATS_REGION and the whole MAP look at every span with the books locked: about
- * 90 ms natively on 5 GiB filled with 4 KiB segments, a second under QEMU
- * TCG. A client asking in a loop from several threads would keep the lock
- * for itself and every other request waiting. So a client's (init's are not
- * counted: it is trusted) runs only once MS_DIAG_FACTOR times the length of
- * the last one has passed since it ended, else -EAGAIN with the wait in w0:
- * together they take at most a fifth of the server's time. A client refused
- * while another ran the last one is owed the next for MS_DIAG_OWED_NS, so a
- * client asking in a loop cannot take every turn.
+ * CHECK, STATS_REGION and the whole MAP look at every span with the books
+ * locked: a check takes about 90 ms natively on 5 GiB filled with 4 KiB
+ * segments, a second under QEMU TCG. A client asking in a loop from
+ * several threads would keep the lock for itself and every other request
+ * waiting. So a client's (init's are not counted: it is trusted) runs only
+ * once MS_DIAG_FACTOR times the length of the last one has passed since it
+ * ended, else -EAGAIN with the wait in w0: together they take at most a
+ * fifth of the server's time. A client refused while another ran the last
+ * one is owed the next for MS_DIAG_OWED_NS, so a client asking in a loop
+ * cannot take every turn.
  */
 static int64_t diag_admit(struct memsrv *ms, uint64_t pid, struct ipc_msg *reply)
 {

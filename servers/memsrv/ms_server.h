@@ -64,41 +64,41 @@
  *     share of the CPU at most MS_BUSY_PERMILLE of each MS_CHECK_NS
  *     window, pressure held for MS_PRESSURE_NS after a request for room.
  */
-#define MS_BOOT_NODES           512u
-#define MS_SLOTS_SPARE          32u
-#define MS_SLOTS_FLOOR          4u
-#define MS_RECS_SPARE           4u
-#define MS_TRIM_SLOTS           16384u
-#define MS_PLAN_SLOTS           2048u
-#define MS_BLOCK_MIN            (64ull << 10)
-#define MS_BLOCK_MAX            (4ull << 20)
-#define MS_RECS_MIN             256u
-#define MS_BOOKS_SEGS           128u
-#define MS_CLIENTS_MAX          ABI_PROC_MAX
-#define MS_STEP_BYTES           (4ull << 20)
-#define MS_SCAN_MAX             64u
-#define MS_DIRECT_BYTES         (2ull << 20)
-#define MS_DIRECT_MOVES         256u
-#define MS_DEMAND_BYTES         (64ull << 20)
-#define MS_SCORE_START          200u
-#define MS_SCORE_STOP           100u
-#define MS_CHECK_NS             (100ull * 1000 * 1000)
-#define MS_IDLE_NS              MS_CHECK_NS
-#define MS_DEFER_MAX            64u
-#define MS_BUSY_PERMILLE        500u
-#define MS_PRESSURE_NS          (1000ull * 1000 * 1000)
-#define MS_DEMANDS              8u
-#define MS_SERVICE_THREADS      4u
-#define MS_WAIT_BUCKETS         64u
-#define MS_PLAN_FAILURES_MAX    8u
-#define MS_MAP_COLUMNS_DEFAULT  64u
-#define MS_MAP_COLUMNS_MAX      200u
-#define MS_MAPS_PER_WINDOW      8u                      /* MS_MAP requests answered per window ... */
-#define MS_MAP_WINDOW_NS        (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
-#define MS_DIAG_FACTOR          4u /* a client's CHECK or region walk waits 4 times its length after the last */
-#define MS_DIAG_OWED_NS         (100ull * 1000 * 1000) /* the next is kept this long for a client refused meanwhile */
-#define MS_RECLAIM_BATCH        16u
-#define MS_RECLAIM_HELD_BATCHES 4u /* of the reclaim list an ALLOC_BATCH with segments placed takes (alloc.c) */
+#define MS_BOOT_NODES          512u
+#define MS_SLOTS_SPARE         32u
+#define MS_SLOTS_FLOOR         4u
+#define MS_RECS_SPARE          4u
+#define MS_TRIM_SLOTS          16384u
+#define MS_PLAN_SLOTS          2048u
+#define MS_BLOCK_MIN           (64ull << 10)
+#define MS_BLOCK_MAX           (4ull << 20)
+#define MS_RECS_MIN            256u
+#define MS_BOOKS_SEGS          128u
+#define MS_CLIENTS_MAX         ABI_PROC_MAX
+#define MS_STEP_BYTES          (4ull << 20)
+#define MS_SCAN_MAX            64u
+#define MS_DIRECT_BYTES        (2ull << 20)
+#define MS_DIRECT_MOVES        256u
+#define MS_DEMAND_BYTES        (64ull << 20)
+#define MS_SCORE_START         200u
+#define MS_SCORE_STOP          100u
+#define MS_CHECK_NS            (100ull * 1000 * 1000)
+#define MS_IDLE_NS             MS_CHECK_NS
+#define MS_DEFER_MAX           64u
+#define MS_BUSY_PERMILLE       500u
+#define MS_PRESSURE_NS         (1000ull * 1000 * 1000)
+#define MS_DEMANDS             8u
+#define MS_SERVICE_THREADS     4u
+#define MS_WAIT_BUCKETS        64u
+#define MS_PLAN_FAILURES_MAX   8u
+#define MS_MAP_COLUMNS_DEFAULT 64u
+#define MS_MAP_COLUMNS_MAX     200u
+#define MS_MAPS_PER_WINDOW     8u                      /* MS_MAP requests answered per window ... */
+#define MS_MAP_WINDOW_NS       (1000ull * 1000 * 1000) /* ... of a second; more: -EAGAIN */
+#define MS_DIAG_FACTOR         4u /* a client's CHECK, region walk or whole MAP waits 4 times the last one's length */
+#define MS_DIAG_OWED_NS        (100ull * 1000 * 1000) /* the next is kept this long for a client refused meanwhile */
+#define MS_RECLAIM_BATCH       16u
+#define MS_RECLAIM_HELD_MAX    4u /* of the reclaim list an ALLOC_BATCH with segments placed takes (alloc.c) */
 
 ABI_STATIC_ASSERT(MS_BATCH_MAX <= SEG_BATCH_MAX, "a batch is one kernel call");
 ABI_STATIC_ASSERT(MS_CLIENTS_MAX < UINT16_MAX, "a record names its client in 16 bits");
@@ -332,7 +332,7 @@ struct memsrv {
     uint32_t log_allowance;
     bool log_window_open;
     uint64_t map_window_start; /* MS_MAP's rate limit */
-    uint64_t diag_after_ns;    /* CHECK and STATS_REGION: when a client's next may run (info.c) */
+    uint64_t diag_after_ns;    /* CHECK, STATS_REGION, whole MAP: when a client's next may run (info.c) */
     uint64_t diag_last_pid, diag_owed_pid;
     uint32_t maps_in_window;
     unsigned pinned_records;
