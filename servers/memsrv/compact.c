@@ -789,18 +789,14 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
          * When the last pass had nothing to move and nothing has changed
          * since, another would find the same: answered at once, so that a
          * client asking in a loop does not keep the compactor scanning. */
-        uint64_t ticket;
-        if (ms->full_idle_gen == ms->books_gen + 1 && ms->full_done == ms->full_issued) {
-            span_stats(&ms->span, &st);
-            ms_compact_reply_put(reply, (struct ms_compact_reply){ .largest_free = st.largest_free });
-            return 0;
+        bool idle = ms->full_idle_gen == ms->books_gen + 1 && ms->full_done == ms->full_issued;
+        if (!idle) {
+            if (!wait_allowed(ms, req->badge))
+                return -EBUSY;
+            wait_until(ms, req->badge, &ms->full_done, ++ms->full_issued);
+            moves = ms->full_moves;
+            bytes = ms->full_bytes;
         }
-        if (!wait_allowed(ms, req->badge))
-            return -EBUSY;
-        ticket = ++ms->full_issued;
-        wait_until(ms, req->badge, &ms->full_done, ticket);
-        moves = ms->full_moves;
-        bytes = ms->full_bytes;
     } else if (mode == MS_COMPACT_STEP) {
         /* One step of the compactor's, here: a pass is started if none runs. */
         uint64_t before_moves = ms->cstats.bg_moves, before_bytes = ms->cstats.bg_bytes;
