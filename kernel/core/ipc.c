@@ -24,8 +24,13 @@
  * go away nor change hands before the send ends. Every way a send ends
  * (delivered, refused, timed out, the thread killed) clears both pointers.
  *
- * Blocked threads hold a reference on their endpoint (sched_hold),
- * and a server holds one on the caller it owes a reply.
+ * A thread in a send, call or receive holds a reference on its endpoint
+ * (sched_hold) for the whole system call, not only while it waits on the
+ * endpoint's queues: a copy from or to its buffer may wait for a page
+ * being migrated, with the kernel lock let go, and another thread may
+ * close the handle meanwhile. A server holds a reference on the caller it
+ * owes a reply. Whether the receive right stayed put across such a wait
+ * is told by the endpoint's receiver_gen.
  *
  * Handles a message carries (ipc_msg.caps) are looked up by value at the
  * moment of delivery, like everything else the sender named: if the sender
@@ -39,6 +44,7 @@
 #include <abi/errno.h>
 #include <abi/ipc.h>
 #include <common/string.h>
+#include <kernel/aspace.h>
 #include <kernel/console.h>
 #include <kernel/ipc.h>
 #include <kernel/notification.h>
@@ -57,10 +63,12 @@
 
 static struct slab_cache endpoint_cache, watch_cache;
 
-/* A one-shot watch on an endpoint's receiver (endpoint_watch). */
+/* A one-shot watch on an endpoint's receiver (endpoint_watch). It lives
+ * until it fires, the endpoint goes, or the process that made it ends. */
 struct ep_watch {
-    struct list_node link;
-    struct notification *notify; /* a reference */
+    struct list_node link;         /* on the endpoint's watches */
+    struct list_node watcher_link; /* on its maker's (process.watches) */
+    struct notification *notify;   /* a reference */
     uint64_t bits;
     struct account *account; /* charged for this object */
 };
@@ -105,7 +113,14 @@ void endpoint_put(struct endpoint *ep) { endpoint_drop(ep); }
 
 static void endpoint_put_object(void *ep) { endpoint_put(ep); }
 
-/* A thread that waited on `ep` (holding it, sched_hold) is done with it. */
+/* The current system call holds `ep` until endpoint_hold_end (and the
+ * thread's death drops the hold if it ends first). */
+FAST_PATH_STEP void endpoint_hold(struct endpoint *ep)
+{
+    ep->refs++;
+    sched_hold(endpoint_put_object, ep);
+}
+
 FAST_PATH_STEP void endpoint_hold_end(struct thread *self, struct endpoint *ep)
 {
     ASSERT(self->hold.put == endpoint_put_object && self->hold.object == ep);
@@ -113,41 +128,57 @@ FAST_PATH_STEP void endpoint_hold_end(struct thread *self, struct endpoint *ep)
     endpoint_drop(ep);
 }
 
+static void free_watch(struct ep_watch *w)
+{
+    list_remove(&w->link);
+    list_remove(&w->watcher_link);
+    notification_put(w->notify);
+    account_object_free(w->account, &watch_cache, w);
+}
+
 /* Ends every watch, signalling its bits if `fire`. */
 static void end_watches(struct endpoint *ep, bool fire)
 {
     struct list_node *n;
-    while ((n = list_pop_front(&ep->watches)) != 0) {
+    while ((n = list_first(&ep->watches)) != 0) {
         struct ep_watch *w = LIST_ENTRY(n, struct ep_watch, link);
         if (fire)
             notification_signal(w->notify, w->bits);
-        notification_put(w->notify);
-        account_object_free(w->account, &watch_cache, w);
+        free_watch(w);
     }
+}
+
+void ipc_watcher_gone(struct process *p)
+{
+    struct list_node *n;
+    while ((n = list_first(&p->watches)) != 0)
+        free_watch(LIST_ENTRY(n, struct ep_watch, watcher_link));
 }
 
 /* Nobody can receive any more: whoever waits learns so. */
 static void lose_receiver(struct endpoint *ep)
 {
     ep->has_receiver = false;
+    ep->receiver_gen++;
     sched_wake_all(&ep->senders, -EPEER);
     sched_wake_all(&ep->receivers, -EPEER);
     end_watches(ep, true);
 }
 
-int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct account *account)
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher)
 {
     if (!ep->has_receiver) {
         notification_signal(n, 1ull << bit);
         return 0;
     }
     struct ep_watch *w;
-    int err = account_object_alloc(account, &watch_cache, (void **)&w);
+    int err = account_object_alloc(watcher->account, &watch_cache, (void **)&w);
     if (err)
         return err;
     notification_get(n);
-    *w = (struct ep_watch){ .notify = n, .bits = 1ull << bit, .account = account };
+    *w = (struct ep_watch){ .notify = n, .bits = 1ull << bit, .account = watcher->account };
     list_push_back(&ep->watches, &w->link);
+    list_push_back(&watcher->watches, &w->watcher_link);
     return 0;
 }
 
@@ -169,8 +200,9 @@ void endpoint_handle_dropped(struct endpoint *ep, rights_t rights)
 
 void endpoint_receiver_moved(struct endpoint *ep)
 {
-    /* Threads of the old holder that wait to receive may not take what the
-     * new holder is owed. */
+    /* Threads of the old holder that wait to receive, or are on their way
+     * to (receiver_gen), may not take what the new holder is owed. */
+    ep->receiver_gen++;
     sched_wake_all(&ep->receivers, -EPEER);
 }
 
@@ -218,7 +250,8 @@ struct cap_plan {
     unsigned n;
     void *object[IPC_CAPS_MAX];
     enum handle_type type[IPC_CAPS_MAX];
-    rights_t rights[IPC_CAPS_MAX];
+    rights_t rights[IPC_CAPS_MAX]; /* what the receiver gets */
+    rights_t held[IPC_CAPS_MAX];   /* what the sender's handle had */
     handle_t from[IPC_CAPS_MAX], to[IPC_CAPS_MAX];
     bool move[IPC_CAPS_MAX];
 };
@@ -258,6 +291,7 @@ static int check_caps(struct process *sender, const struct ipc_msg *m, struct ca
         plan->object[k] = handle_lookup(&sender->handles, c->handle, type);
         plan->type[k] = type;
         plan->rights[k] = rights;
+        plan->held[k] = held;
         plan->from[k] = c->handle;
         plan->move[k] = move;
     }
@@ -291,9 +325,19 @@ static void commit_caps(struct process *from, struct process *to, const struct c
     for (unsigned k = 0; k < plan->n; k++) {
         handle_fill(&to->handles, plan->to[k], plan->object[k], plan->type[k], plan->rights[k]);
         if (plan->move[k]) {
+            /* The sender lets go of its handle as a close would, but its
+             * reference goes on in the receiver's. */
             handle_remove(&from->handles, plan->from[k], 0);
-            if (plan->type[k] == HANDLE_ENDPOINT && (plan->rights[k] & RIGHT_RECV))
-                endpoint_receiver_moved(plan->object[k]);
+            if (plan->type[k] == HANDLE_ENDPOINT && (plan->held[k] & RIGHT_RECV)) {
+                if (plan->rights[k] & RIGHT_RECV)
+                    endpoint_receiver_moved(plan->object[k]);
+                else
+                    lose_receiver(plan->object[k]); /* moved without it: nobody holds it now */
+            }
+            if (plan->type[k] == HANDLE_DEVICE) {
+                aspace_revoke_handle(&from->aspace, plan->from[k]);
+                proc_device_let_go(from, plan->object[k], plan->held[k]);
+            }
         } else {
             object_handle_added(plan->object[k], plan->type[k], plan->rights[k]);
         }
@@ -491,7 +535,25 @@ FAST_PATH_STEP void drop_reply(struct thread *server)
         give_up_reply(server);
 }
 
-int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
+/* Whether the message a thread loaded moves `ep`'s own receive right:
+ * committing that would wake (with -EPEER) the very receiver it is being
+ * delivered to, queued on `ep`. */
+static bool carries_receiver_of(const struct endpoint *ep, const struct ipc_msg *m)
+{
+    for (unsigned i = 0; i < IPC_CAPS_MAX; i++) {
+        const struct ipc_cap *c = &m->caps[i];
+        enum handle_type type;
+        rights_t held;
+        if (c->handle != HANDLE_NONE && (c->flags & IPC_CAP_MOVE) &&
+            handle_describe(&current->proc->handles, c->handle, &type, &held) && type == HANDLE_ENDPOINT &&
+            (held & RIGHT_RECV) && handle_lookup(&current->proc->handles, c->handle, type) == ep)
+            return true;
+    }
+    return false;
+}
+
+/* ipc_send with `ep` held (endpoint_hold). */
+static int64_t send_held(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
 {
     struct thread *self = current;
     struct thread *receiver = ep->has_receiver ? sched_first_waiter(&ep->receivers) : 0;
@@ -506,6 +568,10 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         if (!ep->has_receiver) {
             send_done(self);
             return -EPEER;
+        }
+        if (self->ipc.has_caps && carries_receiver_of(ep, &self->ipc.msg)) {
+            send_done(self);
+            return -EINVAL;
         }
         flags = self->ipc.msg.flags;
         self->ipc.is_call = call;
@@ -527,10 +593,7 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
         err = (int)sched_block_handoff(0, TIMEOUT_FOREVER, receiver, 0);
     } else {
         self->ipc.phase = IPC_SENDING;
-        endpoint_get(ep);
-        sched_hold(endpoint_put_object, ep);
         err = (int)sched_block(&ep->senders, timeout_ns);
-        endpoint_hold_end(self, ep);
         if (self->ipc.phase == IPC_SENDING) /* timed out, or refused on delivery */
             self->ipc.phase = IPC_IDLE;
     }
@@ -540,22 +603,53 @@ int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bo
     return store_message(user_msg, &self->ipc.msg);
 }
 
-/* The receive half of SYS_IPC_RECV and SYS_IPC_REPLY_RECV. `flags`: the
- * receive flags, or -1 to read them from the buffer (which the reply just
- * made may have sent away with its segment: -EFAULT). `answered`: the
- * caller SYS_IPC_REPLY_RECV just gave its reply to, still blocked, with the
- * reply's reference; it runs next on this CPU, handed the CPU at once if
- * this thread is about to wait, else first in the queue. */
+int64_t ipc_send(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, bool call)
+{
+    endpoint_hold(ep);
+    int64_t result = send_held(ep, user_msg, timeout_ns, call);
+    endpoint_hold_end(current, ep);
+    return result;
+}
+
+/* The caller a server replied to and has not woken yet (receive) is woken
+ * now: the reply is its. */
+static void wake_answered(struct thread *server)
+{
+    struct thread *answered = server->ipc.answered;
+    server->ipc.answered = 0;
+    if (answered->state == THREAD_BLOCKED && answered->blocks == server->ipc.answered_wait)
+        sched_wake(answered, 0);
+    thread_put(answered);
+}
+
+/* The receive half of SYS_IPC_RECV and SYS_IPC_REPLY_RECV, with `ep` held
+ * (endpoint_hold). `flags`: the receive flags, or -1 to read them from the
+ * buffer (which the reply just made may have sent away with its segment:
+ * -EFAULT). `answered`: the caller SYS_IPC_REPLY_RECV just gave its reply
+ * to, still blocked, with the reply's reference; it runs next on this CPU,
+ * handed the CPU at once if this thread is about to wait, else first in
+ * the queue. `receiver_gen`: ep's when the system call looked up its
+ * handle; a change means the receive right moved or went meanwhile (while
+ * a copy waited), and this thread may no longer take messages. */
 FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns, int flags,
-                               struct thread *answered)
+                               struct thread *answered, uint32_t receiver_gen)
 {
     struct thread *self = current;
     int err = 0;
     uint16_t buffer_flags;
     uint32_t answered_wait = answered ? answered->blocks : 0;
-    if (flags < 0 &&
-        (err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(buffer_flags))) == 0)
-        flags = buffer_flags;
+    if (flags < 0) {
+        /* Should this thread die while the copy waits, its death wakes the
+         * caller (ipc_thread_dead). */
+        self->ipc.answered = answered;
+        self->ipc.answered_wait = answered_wait;
+        err = copy_from_user(&buffer_flags, user_msg + offsetof(struct ipc_msg, flags), sizeof(buffer_flags));
+        self->ipc.answered = 0;
+        if (!err)
+            flags = buffer_flags;
+    }
+    if (!err && ep->receiver_gen != receiver_gen)
+        err = -EPEER;
     if (answered) {
         /* The copy above may have waited for a page being migrated, with
          * the lock dropped: the caller may have ended meanwhile. Only a
@@ -600,11 +694,8 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
     if (!ep->has_receiver)
         return -EPEER;
     self->ipc.phase = IPC_RECEIVING;
-    endpoint_get(ep);
-    sched_hold(endpoint_put_object, ep);
     int64_t result = answered ? sched_block_handoff(&ep->receivers, timeout_ns, answered, 0)
                               : sched_block(&ep->receivers, timeout_ns);
-    endpoint_hold_end(self, ep);
     if (self->ipc.phase == IPC_RECEIVING)
         self->ipc.phase = IPC_IDLE;
     if (result)
@@ -614,7 +705,10 @@ FAST_PATH_STEP int64_t receive(struct endpoint *ep, uint64_t user_msg, uint64_t 
 
 int64_t ipc_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
 {
-    return receive(ep, user_msg, timeout_ns, -1, 0);
+    endpoint_hold(ep);
+    int64_t result = receive(ep, user_msg, timeout_ns, -1, 0, ep->receiver_gen);
+    endpoint_hold_end(current, ep);
+    return result;
 }
 
 static bool awaits_reply(const struct thread *caller)
@@ -690,18 +784,20 @@ static void answer_with_error(struct thread *server, int64_t err)
     thread_put(caller);
 }
 
-int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+/* ipc_reply_recv with `ep` held (endpoint_hold). */
+static int64_t reply_recv_held(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
 {
     struct thread *self = current;
     struct thread *caller = self->ipc.reply_to;
+    uint32_t receiver_gen = ep->receiver_gen;
     if (!caller)
-        return ipc_recv(ep, user_msg, timeout_ns);
+        return receive(ep, user_msg, timeout_ns, -1, 0, receiver_gen);
     badge_t pid = caller->proc->pid;
     struct thread *answered = 0;
     int flags = -1;
     int64_t err = reply(user_msg, &answered, &flags);
     if (!err)
-        return receive(ep, user_msg, timeout_ns, flags, answered);
+        return receive(ep, user_msg, timeout_ns, flags, answered, receiver_gen);
     if (self->ipc.reply_to)
         answer_with_error(self, err);
     if (err == -EFAULT)
@@ -712,7 +808,7 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
     const struct ipc_msg *reply = &self->ipc.msg;
     bool named = reply->seg != HANDLE_NONE || ipc_msg_names_caps(reply);
     if (err == -EPEER && !named)
-        return ipc_recv(ep, user_msg, timeout_ns);
+        return receive(ep, user_msg, timeout_ns, -1, 0, receiver_gen);
     struct ipc_msg report = { .label = IPC_LABEL_REPLY_FAILED, .badge = BADGE_KERNEL, .seg = reply->seg };
     report.w[0] = (uint64_t)err;
     report.w[1] = reply->label;
@@ -723,8 +819,18 @@ int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_
     return store_message(user_msg, &self->ipc.msg);
 }
 
+int64_t ipc_reply_recv(struct endpoint *ep, uint64_t user_msg, uint64_t timeout_ns)
+{
+    endpoint_hold(ep);
+    int64_t result = reply_recv_held(ep, user_msg, timeout_ns);
+    endpoint_hold_end(current, ep);
+    return result;
+}
+
 void ipc_thread_dead(struct thread *t)
 {
+    if (t->ipc.answered)
+        wake_answered(t);
     drop_reply(t);
     t->ipc.phase = IPC_IDLE;
     send_done(t);

@@ -144,6 +144,7 @@ int proc_create(const char *name, struct process *parent, uint32_t powers, struc
     p->powers = powers;
     p->refs = 1;
     list_init(&p->segments);
+    list_init(&p->watches);
     live_processes++;
     *out = p;
     return 0;
@@ -232,6 +233,17 @@ void object_handle_added(void *object, enum handle_type type, rights_t rights)
     }
 }
 
+void proc_device_let_go(struct process *p, struct device *dev, rights_t rights)
+{
+    /* Whoever drove the device's DMA through this handle lets go of it:
+     * the device stops mastering, which releases what it could reach. */
+    if (rights & RIGHT_DMA) {
+        if (device_driver_gone(dev, p->pid))
+            segment_device_quiesced(dev);
+        segment_dma_owner_gone(dev, p->account);
+    }
+}
+
 void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights)
 {
     switch (type) {
@@ -241,13 +253,7 @@ void proc_drop_handle(struct process *p, void *object, enum handle_type type, ri
     case HANDLE_NOTIFICATION: notification_put(object); break;
     case HANDLE_IRQ: irq_handle_dropped(object); break;
     case HANDLE_DEVICE:
-        /* Whoever drove the device's DMA through this handle lets go of it:
-         * the device stops mastering, which releases what it could reach. */
-        if (rights & RIGHT_DMA) {
-            if (device_driver_gone(object, p->pid))
-                segment_device_quiesced(object);
-            segment_dma_owner_gone(object, p->account);
-        }
+        proc_device_let_go(p, object, rights);
         device_put(object);
         break;
     default: panic("handle of type %d left in a table", type);
@@ -266,9 +272,13 @@ static void proc_release(struct process *p)
     }
     if (notify)
         proc_notify_memsrv_reclaim();
+    ipc_watcher_gone(p);
+    /* A handle to an unstarted child ends it, and its release runs inside
+     * this one's drain. */
+    struct process *outer = draining;
     draining = p;
     handle_table_drain(&p->handles, put_handle_object);
-    draining = 0;
+    draining = outer;
     handle_table_destroy(&p->handles);
     aspace_destroy(&p->aspace);
     idt_free(&pids, p->pid);

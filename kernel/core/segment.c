@@ -316,6 +316,7 @@ static void dma_forget(struct segment *s)
     }
     device_put(s->dma_device);
     s->dma_device = 0;
+    s->quiesced_pinned = false;
     s->flags &= ~(uint32_t)SEG_INFO_QUARANTINED;
     dma_state_changed(s);
 }
@@ -346,6 +347,7 @@ int segment_pin(struct segment *s, struct device *d, uint64_t *phys)
         dma_state_changed(s);
     }
     s->pins++;
+    s->quiesced_pinned = false;
     *phys = s->phys;
     return 0;
 }
@@ -370,8 +372,10 @@ void segment_device_quiesced(struct device *d)
     LIST_FOR_EACH_SAFE(n, next, device_dma_segments(d))
     {
         struct segment *s = LIST_ENTRY(n, struct segment, dma_link);
-        if (s->pins)
+        if (s->pins) {
+            s->quiesced_pinned = true;
             continue; /* still pinned: the driver may turn mastering back on */
+        }
         bool quarantined = s->flags & SEG_INFO_QUARANTINED;
         dma_forget(s);
         if (quarantined) {
@@ -505,18 +509,18 @@ int segment_move_batch(struct segment *const *segs, unsigned n, struct process *
     int err = 0;
 
     VERIFY(n <= SEG_BATCH_MAX);
-    for (i = 0; i < n && err == 0; i++)
+    for (i = 0; i < n; i++)
         if (segs[i]->in_flight || segs[i]->pins || segment_dma_busy(segs[i]))
-            err = -EBUSY;
+            return -EBUSY;
     /* Every handle slot and area is reserved before anything moves, so a
      * shortage part way leaves every segment where it was. */
     rights &= RIGHTS_SEGMENT;
-    for (i = 0; i < n && err == 0; i++)
-        err = plan_attach(segs[i], to, true, 0, rights, &plans[i]);
-    if (err) {
-        for (i--; i-- > 0;) /* plan i failed and undid itself */
-            cancel_attach(to, &plans[i]);
-        return err;
+    for (i = 0; i < n; i++) {
+        if ((err = plan_attach(segs[i], to, true, 0, rights, &plans[i])) != 0) {
+            while (i-- > 0) /* plan i failed and undid itself */
+                cancel_attach(to, &plans[i]);
+            return err;
+        }
     }
     for (i = 0; i < n; i++) {
         if (segs[i]->owner)
@@ -717,6 +721,15 @@ static void quarantine(struct segment *s)
             dma_forget(s);
             return;
         }
+    }
+    /* Its device was stopped while it was pinned, which kept it out of
+     * that release, and has not mastered since: nothing programmed it
+     * after the stop that released the rest. Left tainted, it would wait
+     * for a next stop that may never come (its pinner let go of its device
+     * handle first, and nobody else drives the device). */
+    if (s->quiesced_pinned && !device_bus_master(s->dma_device)) {
+        dma_forget(s);
+        return;
     }
     s->flags |= SEG_INFO_QUARANTINED;
 }

@@ -106,7 +106,7 @@ int64_t sys_ep_watch(SYSCALL_ARGS)
     struct endpoint *ep;
     struct notification *n;
     SYSCALL_TRY(syscall_binding_args(a0, HANDLE_ENDPOINT, RIGHT_SEND, (void **)&ep, a1, a2, &n));
-    return endpoint_watch(ep, n, (unsigned)a2, current->proc->account);
+    return endpoint_watch(ep, n, (unsigned)a2, current->proc);
 }
 
 int64_t sys_ep_bind(SYSCALL_ARGS)

@@ -155,7 +155,9 @@ static const struct call_meaning {
     { SYS_EP_CREATE, -EDQUOT, "the account's kernel-memory limit would be passed" },
     { SYS_EP_CREATE, -ENOMEM, "the kernel has no frames left for an endpoint" },
     { SYS_IPC_SEND, -EFAULT, "the message is not readable memory" },
-    { SYS_IPC_SEND, -EINVAL, "payload longer than 128 bytes, a kernel label, or unknown rights" },
+    { SYS_IPC_SEND, -EINVAL,
+      "payload longer than 128 bytes, a kernel label, unknown rights, or the receive right of the endpoint sent on "
+      "moved in it" },
     { SYS_IPC_SEND, -EBUSY, "the segment is pinned, tainted by a device, or in another send" },
     { SYS_IPC_SEND, -ETIMEDOUT, "nobody received in time" },
     { SYS_IPC_SEND, -EPEER, "the endpoint has no receiver any more (its server ended)" },

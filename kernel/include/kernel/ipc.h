@@ -20,6 +20,7 @@
 #include <kernel/sched.h>
 
 struct account;
+struct process;
 
 struct notification;
 
@@ -32,6 +33,7 @@ struct endpoint {
     struct wait_queue receivers; /* blocked in receive */
     struct account *account;     /* its creator's, charged for it */
     struct list_node watches;    /* one-shot watches for the loss of its receiver */
+    uint32_t receiver_gen;       /* changes when the receive right moves or goes */
 };
 
 void ipc_init(void);
@@ -48,9 +50,11 @@ void endpoint_handle_dropped(struct endpoint *ep, rights_t rights);
 void endpoint_receiver_moved(struct endpoint *ep);
 /* Signals bit `bit` of n once the endpoint has no receiver any more (at
  * once if it has none now): a client learns that its server ended. The
- * watch is charged to `account` until it fires or the endpoint goes.
- * -EDQUOT, -ENOMEM. */
-int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct account *account);
+ * watch is charged to the watcher's account until it fires, the endpoint
+ * goes or the watcher ends. -EDQUOT, -ENOMEM. */
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher);
+/* Process p is being released: the watches it made go. */
+void ipc_watcher_gone(struct process *p);
 /* Binds a notification to the endpoint (0: unbinds): -EBUSY if either is
  * bound already. */
 int endpoint_bind(struct endpoint *ep, struct notification *n);

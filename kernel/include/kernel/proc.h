@@ -35,6 +35,7 @@ struct process {
     struct thread *threads;  /* live threads */
     unsigned live_threads;
     struct list_node segments; /* owned segments */
+    struct list_node watches;  /* endpoint watches it made (ipc.c) */
     bool started;              /* has had a thread */
     bool exited;               /* ended: no thread runs user code again */
     bool finished;             /* ... and everything it held is given back: waiters wake */
@@ -78,6 +79,9 @@ void proc_handle_dropped(struct process *p);
 /* The object behind a handle p held (of `type`, with `rights`) loses that
  * handle: closed, or p ended. The handle is already out of p's table. */
 void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights);
+/* p let go of a handle to dev with `rights` (closed, ended, or moved away
+ * in a message): DMA driven through it stops. */
+void proc_device_let_go(struct process *p, struct device *dev, rights_t rights);
 /* A new handle with `rights` names object (granted, or carried by a
  * message): the object gains a reference for it. */
 void object_handle_added(void *object, enum handle_type type, rights_t rights);

@@ -43,6 +43,11 @@ struct ipc_state {
     enum ipc_phase phase;
     bool is_call;
     struct thread *reply_to; /* a caller this thread owes a reply (holds a reference) */
+    /* A caller this thread replied to and will wake once it has read its
+     * receive flags (ipc.c, receive), with the reply's reference, and the
+     * count of that caller's blocks then: set only while that read may wait. */
+    struct thread *answered;
+    uint32_t answered_wait;
 };
 
 /*
@@ -50,13 +55,16 @@ struct ipc_state {
  * pointer to an object it will touch when it wakes: it holds a reference
  * (a wait hold, dropped when the wait ends or the thread dies) or looks the
  * object up again by handle or id. Every blocking path, and what it holds:
- *   - IPC send or call, queued (ipc.c): its endpoint (hold); the segment
+ *   - IPC send, call or receive (ipc.c): its endpoint (hold) for the
+ *     whole call, since a copy from or to its buffer may wait for a page
+ *     being migrated (segment_fault_wait, segment_wait_idle); the segment
  *     its message carries is in flight, which keeps it from going away
  *     (segment.h); handles the message carries are looked up by value at
  *     delivery;
- *   - IPC call awaiting its reply: nothing; the server holds a reference
- *     on the caller thread (ipc.reply_to);
- *   - IPC receive (ipc.c): its endpoint (hold);
+ *   - IPC call awaiting its reply: its endpoint still (the hold above);
+ *     the server holds a reference on the caller thread (ipc.reply_to);
+ *   - IPC receive after a reply, reading its flags: the caller it
+ *     answered, in ipc.answered, woken should this thread die;
  *   - SYS_PROC_WAIT (sys_proc.c): the process (hold), whose status it
  *     reads after waking;
  *   - SYS_THREAD_WAIT: the thread (hold);

@@ -83,6 +83,7 @@ struct segment {
     struct account *payer;     /* RES_MEMORY + RES_KMEM, until destroyed */
     struct account *pinner;    /* RES_PINNED, while a device may reach it */
     struct device *dma_device; /* pinned for it, or tainted by it (a reference) */
+    bool quiesced_pinned;      /* its device was stopped while it was pinned, not pinned since */
     uint64_t former_pid;       /* for reclaim records */
     bool reported;             /* reclaimed and handed to the memory server */
     bool dma_told;             /* the DMA state the memory server last heard of */

@@ -32,12 +32,17 @@
  *   memory-flood        allocate 64 KiB segments until refused, then hold
  *   child-escape        children allocate and send their segments up: the
  *                       parent's limit bounds the whole subtree
- *   pin-exit-loop       children pin 2 MiB each and exit: nothing stays
+ *   pin-exit-loop       children pin 2 MiB each and exit, every other one
+ *                       after closing its device handle: nothing stays
  *                       quarantined once they are gone
  *   readonly-transfer   a segment sent read-only cannot be written by its
  *                       receiver (a child that tries is killed)
  *   wait-races          process and thread waits whose handles are closed
  *                       and whose slots are reused while they wait
+ *   unstarted-children  an unstarted process holding another and a device
+ *                       handle, ended by closing the handle to it
+ *   migrating-buffer    sends from a buffer in a segment being migrated,
+ *                       to an endpoint closed and made anew meanwhile
  *   device-attacks      bus mastering, MSI and BAR writes, oversized values,
  *                       BAR mapped twice, a mapping used after its handle
  *                       is closed (by a child, which is killed)
@@ -50,7 +55,7 @@
  *   bystander           the other program: allocates, checks and frees
  *                       while an attack holds what it took
  * Child modes, started by the modes above: kid-alloc-send, kid-pin,
- * kid-write-ro, kid-touch-bar.
+ * kid-pin-close, kid-write-ro, kid-touch-bar.
  */
 #include <common/edu.h>
 #include <common/string.h>
@@ -482,8 +487,11 @@ static void pin_exit_loop(void)
     }
     unsigned ok = 0;
     int64_t first_failure = 0;
+    /* Every other child closes its device handle before it ends, pin and
+     * all: the device stops for it then, but the pin still holds the
+     * segment; its end must let it go. */
     for (unsigned i = 0; i < 16; i++) {
-        int64_t status = wait_status(spawn_child("kid-pin", HANDLE_NONE, true, 0));
+        int64_t status = wait_status(spawn_child(i % 2 ? "kid-pin-close" : "kid-pin", HANDLE_NONE, true, 0));
         ok += status == 0;
         first_failure = first_failure == 0 ? status : first_failure;
     }
@@ -504,7 +512,7 @@ static void pin_exit_loop(void)
                after.free_bytes);
 }
 
-static void child_pin(void)
+static void child_pin(bool close_device)
 {
     struct ms_segment s;
     int64_t err = ms_alloc(2 * MIB, 0, 0, 0, &s);
@@ -512,6 +520,8 @@ static void child_pin(void)
         sys_exit(PIN_KID_ALLOC - err);
     err = sys_seg_pin(s.handle, startup_handle(ABI_STARTUP_DEVICE));
     if (err < 0)
+        sys_exit(PIN_KID_PIN - err);
+    if (close_device && (err = sys_handle_close(startup_handle(ABI_STARTUP_DEVICE))) < 0)
         sys_exit(PIN_KID_PIN - err);
     sys_exit(0); /* with the pin */
 }
@@ -585,6 +595,124 @@ static void thread_waiter(uint64_t unused)
     waiter_started = 1;
     wait_result = sys_thread_wait(wait_target, TIMEOUT_FOREVER);
     sys_thread_exit();
+}
+
+/* ---- a message buffer in a segment being migrated --------------------- */
+
+/* A copy from a buffer whose page is being migrated waits, with the
+ * kernel lock let go. Meanwhile the endpoint the send named is closed and
+ * a new one is made, which may take the old one's memory: the waiting send
+ * must not reach the new endpoint (it has no handle to it). */
+#define MIGRATE_ROUNDS   400
+#define MIGRATE_BUF_SIZE (1 * MIB)
+
+static volatile bool migrate_stop;
+static volatile handle_t migrate_target; /* a send-only handle, closed under the sender */
+static volatile uint64_t migrate_moves, migrate_sends, migrate_odd;
+static volatile int64_t migrate_first_odd;
+static struct ms_segment migrating;
+
+static void mover_thread(uint64_t unused)
+{
+    (void)unused;
+    while (!migrate_stop)
+        if (ms_move(migrating.sid) == 0)
+            migrate_moves++;
+    sys_thread_exit();
+}
+
+static void migrating_sender(uint64_t unused)
+{
+    (void)unused;
+    struct ipc_msg *m = (struct ipc_msg *)migrating.addr;
+    while (!migrate_stop) {
+        *m = (struct ipc_msg){ .label = 0x5eed };
+        int64_t r = sys_ipc_send(migrate_target, m, 2 * NS_PER_MS);
+        migrate_sends++;
+        if (r != 0 && r != -ETIMEDOUT && r != -EPEER && r != -EBADH) {
+            migrate_first_odd = migrate_odd++ ? migrate_first_odd : r;
+        }
+    }
+    sys_thread_exit();
+}
+
+static void migrating_buffer(void)
+{
+    /* Small machines may have no room to move a MiB: a smaller one then. */
+    int64_t r = -ENOMEM;
+    for (uint64_t size = MIGRATE_BUF_SIZE; r == -ENOMEM && size >= 64 * KIB; size /= 4)
+        r = ms_alloc(size, 0, 0, 0, &migrating);
+    if (!test_check(&t, "setup", r == 0, "alloc %ld", r))
+        return;
+    int64_t first = sys_ep_create();
+    migrate_target = first >= 0 ? (handle_t)sys_handle_grant(HANDLE_SELF, (handle_t)first, RIGHT_SEND) : 0;
+    int64_t mover = sys_thread_create(mover_thread, stacks[0] + sizeof(stacks[0]), 0);
+    int64_t sender = sys_thread_create(migrating_sender, stacks[1] + sizeof(stacks[1]), 0);
+    unsigned stolen = 0, rounds = 0;
+    int64_t recv_ep = first;
+    for (; rounds < MIGRATE_ROUNDS && mover >= 0 && sender >= 0 && recv_ep >= 0; rounds++) {
+        sys_sleep(NS_PER_MS / 2);
+        /* Both handles go: the endpoint is freed unless a call holds it. */
+        handle_t old_send = migrate_target;
+        sys_handle_close((handle_t)recv_ep);
+        sys_handle_close(old_send);
+        recv_ep = sys_ep_create();
+        if (recv_ep < 0)
+            break;
+        /* Whatever arrives here came from a send that named another endpoint. */
+        struct ipc_msg got = { .flags = 0 };
+        for (unsigned i = 0; i < 4; i++) {
+            if (sys_ipc_recv((handle_t)recv_ep, &got, TIMEOUT_POLL) == 0)
+                stolen++;
+            sys_sleep(NS_PER_MS / 4);
+        }
+        migrate_target = (handle_t)sys_handle_grant(HANDLE_SELF, (handle_t)recv_ep, RIGHT_SEND);
+    }
+    migrate_stop = true;
+    if (mover >= 0)
+        sys_thread_wait((handle_t)mover, TIMEOUT_FOREVER);
+    if (sender >= 0)
+        sys_thread_wait((handle_t)sender, TIMEOUT_FOREVER);
+    printf("hostile: migrating buffer: %u rounds, %lu moves, %lu sends\n", rounds, migrate_moves, migrate_sends);
+    test_check(&t, "send_from_migrating_buffer_stays_on_its_endpoint",
+               mover >= 0 && sender >= 0 && rounds == MIGRATE_ROUNDS && stolen == 0 && migrate_odd == 0,
+               "threads %ld %ld, %u rounds; %u messages reached an endpoint the sender had no handle to; %lu sends "
+               "ended otherwise than 0, -ETIMEDOUT, -EPEER or -EBADH (the first %ld)",
+               mover, sender, rounds, stolen, migrate_odd, migrate_first_odd);
+    if (recv_ep >= 0)
+        sys_handle_close((handle_t)recv_ep);
+    ms_free(migrating.handle);
+}
+
+/* ---- unstarted processes ----------------------------------------------- */
+
+/* A process nobody started ends when a handle to it goes, and its release
+ * then runs inside the release of the process that held that handle. Here
+ * unstarted C holds a handle to unstarted G and one to our device (DMA
+ * right and all), in either order; closing C's handle ends C, whose
+ * release ends G, and must still let go of the device as C's. */
+static void unstarted_children(void)
+{
+    for (unsigned order = 0; order < 2; order++) {
+        int64_t c = sys_proc_create("c", 1, 0), g = sys_proc_create("g", 1, 0);
+        handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
+        int64_t first = -1, second = -1;
+        if (c >= 0 && g >= 0) {
+            first = sys_handle_grant((handle_t)c, order ? dev : (handle_t)g, RIGHTS_SAME);
+            second = sys_handle_grant((handle_t)c, order ? (handle_t)g : dev, RIGHTS_SAME);
+        }
+        int64_t closed = c >= 0 ? sys_handle_close((handle_t)c) : c;
+        int64_t g_status = 0;
+        int64_t waited = g >= 0 ? sys_proc_wait((handle_t)g, 2000 * NS_PER_MS, &g_status) : g;
+        if (g >= 0)
+            sys_handle_close((handle_t)g);
+        struct abi_handle_info info;
+        test_check(&t, order ? "unstarted_release_nested_device_first" : "unstarted_release_nested_child_first",
+                   first >= 0 && second >= 0 && closed == 0 && waited == 0 && g_status == ABI_EXIT_KILLED &&
+                       sys_handle_info(dev, &info) == 0,
+                   "create %ld %ld, grants %ld %ld, close %ld; the grandchild: wait %ld, status %ld (want %ld)", c, g,
+                   first, second, closed, waited, g_status, (int64_t)ABI_EXIT_KILLED);
+    }
 }
 
 static void wait_races(void)
@@ -935,7 +1063,9 @@ int main(int argc, char **argv)
         if (strcmp(mode, "kid-alloc-send") == 0)
             child_alloc_send();
         else if (strcmp(mode, "kid-pin") == 0)
-            child_pin();
+            child_pin(false);
+        else if (strcmp(mode, "kid-pin-close") == 0)
+            child_pin(true);
         else if (strcmp(mode, "kid-write-ro") == 0)
             child_write_ro();
         else if (strcmp(mode, "kid-touch-bar") == 0)
@@ -960,6 +1090,8 @@ int main(int argc, char **argv)
         { "pin-exit-loop", pin_exit_loop },
         { "readonly-transfer", readonly_transfer },
         { "wait-races", wait_races },
+        { "unstarted-children", unstarted_children },
+        { "migrating-buffer", migrating_buffer },
         { "device-attacks", device_attacks },
         { "stale-dma", stale_dma },
         { "check-flood", check_flood },

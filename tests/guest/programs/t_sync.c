@@ -215,6 +215,79 @@ static void check_caps(void)
     sys_handle_close(ep);
 }
 
+static volatile int64_t sender_result;
+
+/* Sends one message on endpoint `h`, as a thread of its own. */
+static void blocked_sender(uint64_t h)
+{
+    struct ipc_msg m = { .label = 23 };
+    __atomic_add_fetch(&about_to_block, 1, __ATOMIC_RELEASE);
+    sender_result = sys_ipc_send((handle_t)h, &m, TIMEOUT_FOREVER);
+    sys_thread_exit();
+}
+
+/* The receive right moved in a message: through the endpoint it receives
+ * on (refused: the receiver it would go to waits on that endpoint), and
+ * with fewer rights (the right goes, and whoever waits learns so). */
+static void check_receive_right_moves(void)
+{
+    int64_t e = sys_ep_create();
+    ep = (handle_t)e;
+    if (!test_check(&t, "recv_move_setup", e >= 0, "ep %ld", e))
+        return;
+    int64_t th = start_receiver(true);
+    struct ipc_msg m = { .label = 20 };
+    m.caps[0] = (struct ipc_cap){ ep, RIGHTS_SAME, IPC_CAP_MOVE };
+    int64_t own_call = sys_ipc_call(ep, &m, TIMEOUT_FOREVER);
+    m = (struct ipc_msg){ .label = 21 };
+    m.caps[0] = (struct ipc_cap){ ep, RIGHT_SEND, IPC_CAP_MOVE };
+    int64_t own_send = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    rights_t kept = rights_of(ep);
+    m = (struct ipc_msg){ .label = 22 };
+    int64_t plain = sys_ipc_send(ep, &m, TIMEOUT_FOREVER);
+    int64_t r = finish_receiver(th);
+    test_check(&t, "receive_right_not_sent_through_itself",
+               own_call == -EINVAL && own_send == -EINVAL && kept == RIGHTS_ENDPOINT && plain == 0 && r == 0 &&
+                   got.label == 22,
+               "call %ld, send %ld (want -EINVAL), rights kept %#x; then send %ld, the receiver got %ld label %lu",
+               own_call, own_send, kept, plain, r, got.label);
+
+    /* Moved with SEND alone: a sender blocked on it gets -EPEER, a watch fires. */
+    int64_t carrier = sys_ep_create(), n = sys_notify_create();
+    int64_t watched = n >= 0 ? sys_ep_watch(ep, (handle_t)n, 2) : n;
+    sender_result = 99;
+    about_to_block = 0;
+    int64_t sender = sys_thread_create(blocked_sender, stacks[1] + sizeof(stacks[1]), ep);
+    if (sender >= 0)
+        until_blocked(1);
+    int64_t before = sender_result;
+    handle_t moved = ep;
+    ep = (handle_t)carrier;
+    th = carrier >= 0 ? start_receiver(true) : -1;
+    m = (struct ipc_msg){ .label = 24 };
+    m.caps[0] = (struct ipc_cap){ moved, RIGHT_SEND, IPC_CAP_MOVE };
+    int64_t sent = th >= 0 ? sys_ipc_send(ep, &m, TIMEOUT_FOREVER) : th;
+    r = th >= 0 ? finish_receiver(th) : th;
+    int64_t blocked = -1;
+    if (sender >= 0) {
+        sys_thread_wait((handle_t)sender, 2000 * NS_PER_MS);
+        sys_handle_close((handle_t)sender);
+        blocked = sender_result;
+    }
+    int64_t fired = n >= 0 ? sys_notify_wait((handle_t)n, TIMEOUT_POLL) : n;
+    test_check(&t, "receive_right_moved_away_goes",
+               watched == 0 && before == 99 && sent == 0 && r == 0 && rights_of(got.caps[0].handle) == RIGHT_SEND &&
+                   blocked == -EPEER && fired == (1 << 2),
+               "watch %ld, sender before %ld; move %ld, receive %ld, rights %#x; blocked sender got %ld (want "
+               "-EPEER), watch bits %ld",
+               watched, before, sent, r, rights_of(got.caps[0].handle), blocked, fired);
+    sys_handle_close(got.caps[0].handle);
+    if (carrier >= 0)
+        sys_handle_close((handle_t)carrier);
+    if (n >= 0)
+        sys_handle_close((handle_t)n);
+}
+
 static void check_notifications(void)
 {
     int64_t n = sys_notify_create(), e = sys_ep_create();
@@ -546,6 +619,7 @@ int main(int argc, char **argv)
     check_condvar();
     check_threaded_malloc();
     check_watch();
+    check_receive_right_moves();
     check_notifications();
     check_caps();
     test_exit(&t);
