@@ -142,11 +142,33 @@ static void diag_done(struct memsrv *ms, uint64_t pid, uint64_t start)
         ms->diag_owed_pid = 0;
 }
 
+/* A STATS request's words, checked before anything is taken back or
+ * flushed: a malformed request changes nothing. 0, -EINVAL, -EPERM or
+ * -ENOENT. */
+static int stats_request_check(const struct memsrv *ms, const struct ipc_msg *req, struct ms_stats_req args)
+{
+    switch (args.kind) {
+    case MS_STATS_GLOBAL:
+    case MS_STATS_COMPACTION:
+    case MS_STATS_RESTART: return args.which == 0 ? 0 : -EINVAL;
+    case MS_STATS_CLIENT:
+        /* A client learns about itself; only init may ask about anyone. */
+        return args.which == 0 || args.which == req->badge || (ms->init_pid != 0 && req->badge == ms->init_pid)
+                   ? 0
+                   : -EPERM;
+    case MS_STATS_REGION: return args.which < ms->span.region_count ? 0 : -ENOENT;
+    default: return -EINVAL;
+    }
+}
+
 int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
     const struct ms_stats_req args = ms_stats_req_get(req);
     struct span_stats st;
+    int err = stats_request_check(ms, req, args);
 
+    if (err != 0)
+        return err;
     /* Figures as of now: what ended processes and released quarantines
      * gave back is taken first, since the notification that announces it
      * may sit with another service thread (a caller that waited for a
@@ -156,18 +178,12 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     span_stats(&ms->span, &st);
     if (args.kind == MS_STATS_GLOBAL) {
         struct ms_stats_global g;
-        if (args.which != 0)
-            return -EINVAL;
         stats_global(ms, &st, &g);
         memcpy(reply->payload, &g, sizeof(g));
         reply->len = sizeof(g);
     } else if (args.kind == MS_STATS_CLIENT) {
         uint64_t pid = args.which != 0 ? args.which : req->badge;
-        uint32_t i;
-        /* A client learns about itself; only init may ask about anyone. */
-        if (pid != req->badge && (ms->init_pid == 0 || req->badge != ms->init_pid))
-            return -EPERM;
-        i = books_client(ms, pid, false);
+        uint32_t i = books_client(ms, pid, false);
         struct ms_stats_client c = { .pid = pid };
         if (i != MS_NO_CLIENT) {
             const struct ms_client *cl = &ms->clients[i];
@@ -185,8 +201,6 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         reply->len = sizeof(c);
     } else if (args.kind == MS_STATS_COMPACTION) {
         struct ms_stats_compaction c = ms->cstats;
-        if (args.which != 0)
-            return -EINVAL;
         c.wait_p99_ns = wait_percentile(ms, 990);
         memcpy(reply->payload, &c, sizeof(c));
         reply->len = sizeof(c);
@@ -195,8 +209,6 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         struct ms_stats_region r;
         const struct span_region *sr;
         uint64_t start;
-        if (args.which >= st.region_count)
-            return -ENOENT;
         if (diag_admit(ms, req->badge, reply) != 0)
             return -EAGAIN;
         start = ms->k->clock_ns(ms->k->ctx);
@@ -215,10 +227,8 @@ int64_t req_stats(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         };
         memcpy(reply->payload, &r, sizeof(r));
         reply->len = sizeof(r);
-    } else if (args.kind == MS_STATS_RESTART && args.which == 0) {
-        restart_stats(ms, reply);
     } else {
-        return -EINVAL;
+        restart_stats(ms, reply);
     }
     return 0;
 }
@@ -386,7 +396,6 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 
     if (columns > MS_MAP_COLUMNS_MAX)
         return -EINVAL;
-    ready_flush(ms);
     if (per_char == 0 ? base != 0
                       : (per_char != MS_MAP_ZOOM_4K && per_char != MS_MAP_ZOOM_64K) || base % per_char != 0 ||
                             base > UINT64_MAX - per_char * columns * MS_MAP_ZOOM_ROWS)
@@ -399,8 +408,11 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     }
     if (ms->maps_in_window >= MS_MAPS_PER_WINDOW)
         return -EAGAIN;
+    /* Once a map is admitted, the ready layer goes back: the map shows the
+     * books as they are without it. */
     if (per_char != 0) {
         ms->maps_in_window++;
+        ready_flush(ms);
         map_zoom(ms, base, per_char, (unsigned)columns);
         return 0;
     }
@@ -408,6 +420,7 @@ int64_t req_map(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     if (diag_admit(ms, req->badge, reply) != 0)
         return -EAGAIN;
     ms->maps_in_window++;
+    ready_flush(ms);
     map_print(ms, (unsigned)columns);
     diag_done(ms, req->badge, now);
     return 0;

@@ -1000,6 +1000,31 @@ static void test_move_bounded(void **state)
     fk_assert_consistent(fk);
 }
 
+/* A malformed STATS or MAP changes nothing: the ready layer stays, and so
+ * does the books' generation (which FULL's idle answer keys on). */
+static void test_malformed_info_changes_nothing(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t sid, gen;
+
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sid), 0);
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
+    assert_int_equal(fk->ms.ready_bytes, 4 * KiB);
+    gen = fk->ms.books_gen;
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, 99, 0, 0, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_GLOBAL, 1, 0, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_CLIENT, PID_B, 0, 0), -EPERM);
+    assert_int_equal(fk_simple(fk, PID_A, MS_STATS, MS_STATS_REGION, 1000, 0, 0), -ENOENT);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 0, 3, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MAP, 0, 4096, 0, 0), -EINVAL);
+    assert_int_equal(fk->ms.ready_bytes, 4 * KiB);
+    assert_int_equal(fk->ms.books_gen, gen);
+    /* A well-formed one still sees the books without the ready layer. */
+    (void)fk_stats(fk);
+    assert_int_equal(fk->ms.ready_bytes, 0);
+    fk_assert_consistent(fk);
+}
+
 /* A client's CHECKs and region walks take at most a fifth of the server's
  * time: one right after another is refused with the wait; a client refused
  * while another ran the last one gets the next turn, even against the one
@@ -1884,6 +1909,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_realign_misaligned_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_own_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_info_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
