@@ -405,12 +405,14 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
         return -E2BIG;
     if (rec->flags & MS_REC_QUARANTINED)
         return -EBUSY;
-    if (info.pins != 0) {
+    /* What the kernel would refuse to migrate stays locked in the books,
+     * as compact_poll_pinned keeps it: a device may still reach it, or a
+     * blocked send carries it. */
+    if (info.pins != 0 || (info.flags & (SEG_INFO_DMA | SEG_INFO_IN_FLIGHT))) {
         if (!(rec->flags & MS_REC_PINNED) && span_lock(&ms->span, rec->base) == 0)
             books_mark_pinned(ms, rec);
         return -EBUSY;
     }
-    books_unpin(ms, rec);
     index = (uint32_t)(rec - ms->recs);
     from = rec->base;
     sid = rec->sid;
@@ -419,6 +421,9 @@ int64_t req_move(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
     err = span_alloc(&ms->span, &sreq, index, &to);
     if (err != 0)
         return err;
+    /* Unlocked from a pin it no longer has only now that the move runs: a
+     * refusal above leaves the books as they were. */
+    books_unpin(ms, &ms->recs[index]);
     span_lock(&ms->span, from);
     span_lock(&ms->span, to);
     err = compact_migrate(ms, index, sid, to);

@@ -1000,6 +1000,35 @@ static void test_move_bounded(void **state)
     fk_assert_consistent(fk);
 }
 
+/* MOVE of a segment a device may still reach (tainted after its unpin, no
+ * IOMMU) is refused before anything changes: on nearly full memory, where
+ * no second place exists, the record kept its lock and its DMA mark. */
+static void test_move_of_tainted_keeps_lock(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t x, filler, sids[4096];
+    unsigned n = 0;
+    const struct ms_record *rec;
+
+    fk->no_iommu = true;
+    assert_int_equal(fk_alloc(fk, PID_A, 64 * KiB, 0, 0, 0, &x), 0);
+    fk_pin(fk, x, 1);
+    fk_pin(fk, x, -1); /* unpinned, still tainted */
+    while (n < 4096 && fk_alloc(fk, PID_B, 64 * KiB, 0, MS_ALLOC_NOWAIT, 0, &filler) == 0)
+        sids[n++] = filler;
+    assert_true(n < 4096);
+    assert_int_equal(fk_simple(fk, PID_A, MS_MOVE, x, 0, 0, 0), -EBUSY);
+    rec = books_find_sid(&fk->ms, x);
+    assert_non_null(rec);
+    assert_true((rec->flags & (MS_REC_PINNED | MS_REC_DMA)) == (MS_REC_PINNED | MS_REC_DMA));
+    fk_assert_consistent(fk);
+    fk_quiesce(fk, x);
+    while (n > 0)
+        assert_int_equal(fk_free(fk, PID_B, sids[--n]), 0);
+    assert_int_equal(fk_free(fk, PID_A, x), 0);
+    fk_assert_consistent(fk);
+}
+
 /* A malformed STATS or MAP changes nothing: the ready layer stays, and so
  * does the books' generation (which FULL's idle answer keys on). */
 static void test_malformed_info_changes_nothing(void **state)
@@ -1910,6 +1939,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_move_own_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_info_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_move_of_tainted_keeps_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
