@@ -779,6 +779,11 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
     } else if (mode == MS_COMPACT_TARGET) {
         if (size == 0 || (align != 0 && (align < SPAN_GRANULE || (align & (align - 1)) != 0)))
             return -EINVAL;
+        /* As ALLOC's: a size no segment could have would also swell a
+         * demand another client shares (compact_demand keeps the largest). */
+        if (size > ms->span.total_bytes || size > MS_RECORD_MAX)
+            return -E2BIG;
+        size = (size + SPAN_GRANULE - 1) & ~(uint64_t)(SPAN_GRANULE - 1);
     } else {
         return -EINVAL;
     }
@@ -801,6 +806,10 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
         /* One step of the compactor's, here: a pass is started if none runs. */
         uint64_t before_moves = ms->cstats.bg_moves, before_bytes = ms->cstats.bg_bytes;
         uint64_t now = now_ns(ms);
+        /* Work other clients wait for (a FULL, a demand) is started first:
+         * a client stepping in a loop would otherwise keep it waiting. */
+        if (ms->bg_kind == MS_BG_NONE && (ms->full_done < ms->full_issued || ms->ndemands > 0))
+            (void)choose_work(ms, now);
         if (ms->bg_kind == MS_BG_NONE) {
             span_plan_full(&ms->span, &ms->bg_plan, MS_STEP_BYTES);
             start(ms, MS_BG_STEP);

@@ -499,6 +499,8 @@ static void test_malformed_requests_change_nothing(void **state)
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_FULL, 5, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 0, 0, 0), -EINVAL);
     assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 4096, 5, 0), -EINVAL);
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, 1ull << 62, 0, 0), -E2BIG);
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_TARGET, fk->ms.span.total_bytes + 1, 0, 0), -E2BIG);
     /* The retired quota (5) and release (9) labels are unknown now. */
     assert_int_equal(fk_simple(fk, FK_INIT_PID, 5, PID_A, 0, 0, 0), -ENOSYS);
     assert_int_equal(fk_simple(fk, FK_INIT_PID, 9, 12345, 0, 0, 0), -ENOSYS);
@@ -1026,6 +1028,21 @@ static void test_move_of_tainted_keeps_lock(void **state)
     while (n > 0)
         assert_int_equal(fk_free(fk, PID_B, sids[--n]), 0);
     assert_int_equal(fk_free(fk, PID_A, x), 0);
+    fk_assert_consistent(fk);
+}
+
+/* A STEP that finds the compactor idle starts the work other clients wait
+ * for (here a FULL asked for and not yet begun), not a pass of its own. */
+static void test_step_serves_waiting_work_first(void **state)
+{
+    struct fake_kernel *fk = *state;
+
+    assert_int_equal(fk->ms.bg_kind, MS_BG_NONE);
+    fk->ms.full_issued++; /* as a FULL request does before it waits */
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
+    assert_true(fk->ms.bg_kind == MS_BG_FULL || fk->ms.full_done == fk->ms.full_issued);
+    while (fk->ms.full_done < fk->ms.full_issued)
+        assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
     fk_assert_consistent(fk);
 }
 
@@ -1940,6 +1957,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_move_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_info_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_of_tainted_keeps_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_step_serves_waiting_work_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
