@@ -262,11 +262,18 @@ bool device_bus_master(const struct device *d)
     return pci_config_read(d->address, PCI_COMMAND, 2) & PCI_COMMAND_MASTER;
 }
 
+/* A bridge's bit forwards the DMA of the devices behind it, which have
+ * bits of their own: the kernel leaves bridges as firmware set them. */
+static bool is_bridge(const struct device *d)
+{
+    return d->class_code == PCI_CLASS_BRIDGE || d->header_layout != PCI_HEADER_GENERAL;
+}
+
+bool device_masters(const struct device *d) { return !is_bridge(d) && device_bus_master(d); }
+
 int device_set_bus_master(struct device *d, bool on)
 {
-    /* A bridge's bit forwards the DMA of the devices behind it, which have
-     * bits of their own: the kernel leaves bridges as firmware set them. */
-    if (d->class_code == PCI_CLASS_BRIDGE || d->header_layout != PCI_HEADER_GENERAL)
+    if (is_bridge(d))
         return -ENOTSUP;
     uint16_t command = (uint16_t)pci_config_read(d->address, PCI_COMMAND, 2);
     uint16_t want = on ? (uint16_t)(command | PCI_COMMAND_MASTER) : (uint16_t)(command & ~PCI_COMMAND_MASTER);

@@ -222,7 +222,7 @@ static void start_boot_processes(void)
         handle_t h;
         if ((err = handle_install(&init->handles, memsrv, HANDLE_PROCESS, RIGHT_CONTROL | RIGHT_WAIT, &h)) != 0)
             boot_failure("no room for init's handle to the memory server", err);
-        proc_get(memsrv);
+        proc_handle_added(memsrv);
         init_startup->handles[ABI_STARTUP_SUPERVISE] = h;
     }
     memsrv_world_record(&mbinfo);

@@ -220,7 +220,7 @@ static void put_handle_object(void *object, enum handle_type type, rights_t righ
 void object_handle_added(void *object, enum handle_type type, rights_t rights)
 {
     switch (type) {
-    case HANDLE_PROCESS: proc_get(object); break;
+    case HANDLE_PROCESS: proc_handle_added(object); break;
     case HANDLE_THREAD: thread_get(object); break;
     case HANDLE_ENDPOINT:
         endpoint_get(object);
@@ -295,11 +295,18 @@ static void proc_release(struct process *p)
 
 void proc_get(struct process *p) { p->refs++; }
 
+void proc_handle_added(struct process *p)
+{
+    p->handle_count++;
+    proc_get(p);
+}
+
 void proc_handle_dropped(struct process *p)
 {
+    VERIFY(p->handle_count > 0);
     /* A process nobody started and nobody can name any more would hold its
      * segments for ever. */
-    if (!p->started && !p->exited)
+    if (--p->handle_count == 0 && !p->started && !p->exited)
         proc_exit(p, ABI_EXIT_KILLED);
     proc_put(p);
 }

@@ -727,7 +727,7 @@ static void quarantine(struct segment *s)
      * after the stop that released the rest. Left tainted, it would wait
      * for a next stop that may never come (its pinner let go of its device
      * handle first, and nobody else drives the device). */
-    if (s->quiesced_pinned && !device_bus_master(s->dma_device)) {
+    if (s->quiesced_pinned && !device_masters(s->dma_device)) {
         dma_forget(s);
         return;
     }

@@ -42,6 +42,7 @@ struct process {
     int64_t exit_status;
     struct wait_queue waiters; /* SYS_PROC_WAIT */
     uint32_t refs;             /* handles naming it, blocked waiters, + 1 until it has exited */
+    uint32_t handle_count;     /* handles naming it: the last one to go ends it if unstarted */
 };
 
 #define PROC_MAX ABI_PROC_MAX
@@ -74,7 +75,10 @@ void proc_exit(struct process *p, int64_t status);
 void proc_fault(struct trap_frame *f);
 void proc_get(struct process *p);
 void proc_put(struct process *p);
-/* A handle naming p went away (closed, or its holder ended). */
+/* A handle naming p was made (it takes a reference). */
+void proc_handle_added(struct process *p);
+/* A handle naming p went away (closed, or its holder ended): the last one
+ * ends p if nobody started it. */
 void proc_handle_dropped(struct process *p);
 /* The object behind a handle p held (of `type`, with `rights`) loses that
  * handle: closed, or p ended. The handle is already out of p's table. */

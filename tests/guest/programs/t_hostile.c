@@ -686,14 +686,35 @@ static void migrating_buffer(void)
 
 /* ---- unstarted processes ----------------------------------------------- */
 
-/* A process nobody started ends when a handle to it goes, and its release
- * then runs inside the release of the process that held that handle. Here
- * unstarted C holds a handle to unstarted G and one to our device (DMA
- * right and all), in either order; closing C's handle ends C, whose
- * release ends G, and must still let go of the device as C's. */
+/* A process nobody started ends when the last handle to it goes (and not
+ * before), and its release then runs inside the release of the process
+ * that held that handle. Here unstarted C holds the last handle to
+ * unstarted G and one to our device (DMA right and all), in either order;
+ * closing our handle to C ends C, whose release ends G, and must still let
+ * go of the device as C's. */
 static void unstarted_children(void)
 {
+    /* Closing a handle that is not the last ends nothing. */
+    int64_t x = sys_proc_create("x", 1, 0);
+    int64_t keep = x >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)x, RIGHT_WAIT) : x;
+    int64_t other = x >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)x, RIGHT_WAIT) : x;
+    int64_t status = 0;
+    int64_t closed_copy = other >= 0 ? sys_handle_close((handle_t)other) : other;
+    int64_t after_copy = keep >= 0 ? sys_proc_wait((handle_t)keep, TIMEOUT_POLL, &status) : keep;
+    int64_t closed_first = x >= 0 ? sys_handle_close((handle_t)x) : x;
+    int64_t after_first = keep >= 0 ? sys_proc_wait((handle_t)keep, TIMEOUT_POLL, &status) : keep;
+    test_check(&t, "unstarted_lives_while_named",
+               keep >= 0 && closed_copy == 0 && after_copy == -ETIMEDOUT && closed_first == 0 &&
+                   after_first == -ETIMEDOUT,
+               "create %ld, copies %ld %ld; close a copy %ld, then wait %ld; close the first %ld, then wait %ld (want "
+               "-ETIMEDOUT: still there)",
+               x, keep, other, closed_copy, after_copy, closed_first, after_first);
+    if (keep >= 0)
+        sys_handle_close((handle_t)keep);
+
     for (unsigned order = 0; order < 2; order++) {
+        struct abi_account before = { 0 }, after = { 0 };
+        sys_account_info(HANDLE_SELF, &before);
         int64_t c = sys_proc_create("c", 1, 0), g = sys_proc_create("g", 1, 0);
         handle_t dev = startup_handle(ABI_STARTUP_DEVICE);
         int64_t first = -1, second = -1;
@@ -701,17 +722,16 @@ static void unstarted_children(void)
             first = sys_handle_grant((handle_t)c, order ? dev : (handle_t)g, RIGHTS_SAME);
             second = sys_handle_grant((handle_t)c, order ? (handle_t)g : dev, RIGHTS_SAME);
         }
+        /* C's handle is G's last now; closing C's ends both. */
+        int64_t closed_g = g >= 0 ? sys_handle_close((handle_t)g) : g;
         int64_t closed = c >= 0 ? sys_handle_close((handle_t)c) : c;
-        int64_t g_status = 0;
-        int64_t waited = g >= 0 ? sys_proc_wait((handle_t)g, 2000 * NS_PER_MS, &g_status) : g;
-        if (g >= 0)
-            sys_handle_close((handle_t)g);
+        sys_account_info(HANDLE_SELF, &after);
         struct abi_handle_info info;
         test_check(&t, order ? "unstarted_release_nested_device_first" : "unstarted_release_nested_child_first",
-                   first >= 0 && second >= 0 && closed == 0 && waited == 0 && g_status == ABI_EXIT_KILLED &&
-                       sys_handle_info(dev, &info) == 0,
-                   "create %ld %ld, grants %ld %ld, close %ld; the grandchild: wait %ld, status %ld (want %ld)", c, g,
-                   first, second, closed, waited, g_status, (int64_t)ABI_EXIT_KILLED);
+                   first >= 0 && second >= 0 && closed_g == 0 && closed == 0 &&
+                       after.used[RES_PROCESSES] == before.used[RES_PROCESSES] && sys_handle_info(dev, &info) == 0,
+                   "create %ld %ld, grants %ld %ld, close %ld %ld; processes in use %lu before, %lu after", c, g, first,
+                   second, closed_g, closed, before.used[RES_PROCESSES], after.used[RES_PROCESSES]);
     }
 }
 
