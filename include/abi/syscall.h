@@ -81,7 +81,8 @@
     X(SYS_THREAD_AFFINITY, thread_affinity, 59, 2, 0)        /* (thread h or 0, cpu) -> the CPU it is on */            \
     X(SYS_MS_SEG_GIVE, ms_seg_give, 60, 3, POWER_MEMSRV)     /* (pid, struct abi_seg_give *, n) */                     \
     X(SYS_MS_SEG_FREE, ms_seg_free, 61, 3, POWER_MEMSRV)     /* (pid, struct abi_seg_free *, n) */                     \
-    X(SYS_MS_SEG_CHARGE, ms_seg_charge, 62, 2, POWER_MEMSRV) /* (sid, payer pid or 0): zeroed for a client */
+    X(SYS_MS_SEG_CHARGE, ms_seg_charge, 62, 2, POWER_MEMSRV) /* (sid, payer pid or 0): zeroed for a client */          \
+    X(SYS_EP_UNWATCH, ep_unwatch, 63, 3, 0)                  /* (ep h, notification h, bit): a watch made ends */
 
 enum abi_syscall {
 #define ABI_SYSCALL_ENUM(name, short_name, num, nargs, powers) name = num,

@@ -88,7 +88,9 @@
  * not allow the name (or the request came on the service endpoint);
  * -EEXIST it is registered already; -EINVAL no endpoint, or a handle that
  * is not an endpoint with SEND and GRANT; -EPEER the endpoint has no
- * receiver; -ENOSPC NAMES_REGISTRATIONS_MAX names are registered. */
+ * receiver; -ENOSPC NAMES_REGISTRATIONS_MAX names are registered, or
+ * NAMES_REGISTRATIONS_PER_CLIENT by the caller (a name outlives the
+ * process that registered it while its endpoint has a receiver). */
 #define NAMES_REGISTER (NAMES_LABEL_BASE + 16)
 
 /* payload: the name. It goes now, as if its endpoint had lost its
@@ -107,14 +109,15 @@
 
 /* ---- limits --------------------------------------------------------------- */
 
-#define NAMES_REGISTRATIONS_MAX  128u
-#define NAMES_REGISTRARS_MAX     64u
-#define NAMES_SUBREGISTRARS_MAX  16u
-#define NAMES_WAITS_MAX          128u
-#define NAMES_WAITS_PER_CLIENT   8u
-#define NAMES_WAIT_MAX_NS        (60ull * 1000 * 1000 * 1000)
-#define NAMES_WATCHES_MAX        512u
-#define NAMES_WATCHES_PER_CLIENT 16u
+#define NAMES_REGISTRATIONS_MAX        128u
+#define NAMES_REGISTRATIONS_PER_CLIENT 16u
+#define NAMES_REGISTRARS_MAX           64u
+#define NAMES_SUBREGISTRARS_MAX        16u
+#define NAMES_WAITS_MAX                128u
+#define NAMES_WAITS_PER_CLIENT         8u
+#define NAMES_WAIT_MAX_NS              (60ull * 1000 * 1000 * 1000)
+#define NAMES_WATCHES_MAX              512u
+#define NAMES_WATCHES_PER_CLIENT       16u
 
 /* NAMES_LIST's reply payload: `count` entries packed in data, each one byte
  * of length, that many bytes of name, then the registering process's pid

@@ -68,6 +68,7 @@ static struct slab_cache endpoint_cache, watch_cache;
 struct ep_watch {
     struct list_node link;         /* on the endpoint's watches */
     struct list_node watcher_link; /* on its maker's (process.watches) */
+    struct endpoint *ep;           /* the endpoint watched (no reference: its end ends the watch) */
     struct notification *notify;   /* a reference */
     uint64_t bits;
     struct account *account; /* charged for this object */
@@ -148,6 +149,38 @@ static void end_watches(struct endpoint *ep, bool fire)
     }
 }
 
+int endpoint_unwatch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher)
+{
+    struct list_node *node;
+    for (node = watcher->watches.next; node != &watcher->watches; node = node->next) {
+        struct ep_watch *w = LIST_ENTRY(node, struct ep_watch, watcher_link);
+        if (w->ep == ep && w->notify == n && w->bits == 1ull << bit) {
+            free_watch(w);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+/* Process p let go of a handle to ep: once it holds none, the watches it
+ * made on ep go (it could not name ep to watch it again). */
+static void watcher_let_go(struct process *p, struct endpoint *ep)
+{
+    struct list_node *n, *next;
+    bool checked = false;
+    LIST_FOR_EACH_SAFE(n, next, &p->watches)
+    {
+        struct ep_watch *w = LIST_ENTRY(n, struct ep_watch, watcher_link);
+        if (w->ep != ep)
+            continue;
+        /* The walk of its table is paid only by a process that watches ep. */
+        if (!checked && handle_table_names(&p->handles, ep, HANDLE_ENDPOINT))
+            return;
+        checked = true;
+        free_watch(w);
+    }
+}
+
 void ipc_watcher_gone(struct process *p)
 {
     struct list_node *n;
@@ -176,7 +209,7 @@ int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, st
     if (err)
         return err;
     notification_get(n);
-    *w = (struct ep_watch){ .notify = n, .bits = 1ull << bit, .account = watcher->account };
+    *w = (struct ep_watch){ .ep = ep, .notify = n, .bits = 1ull << bit, .account = watcher->account };
     list_push_back(&ep->watches, &w->link);
     list_push_back(&watcher->watches, &w->watcher_link);
     return 0;
@@ -189,12 +222,14 @@ void endpoint_handle_added(struct endpoint *ep, rights_t rights)
         ep->has_receiver = true;
 }
 
-void endpoint_handle_dropped(struct endpoint *ep, rights_t rights)
+void endpoint_handle_dropped(struct endpoint *ep, rights_t rights, struct process *holder)
 {
     VERIFY(ep->handles > 0);
     ep->handles--;
     if ((rights & RIGHT_RECV) || ep->handles == 0)
-        lose_receiver(ep);
+        lose_receiver(ep); /* every watch fires and goes */
+    else if (!list_empty(&holder->watches))
+        watcher_let_go(holder, ep);
     endpoint_put(ep);
 }
 
@@ -334,6 +369,8 @@ static void commit_caps(struct process *from, struct process *to, const struct c
                 else
                     lose_receiver(plan->object[k]); /* moved without it: nobody holds it now */
             }
+            if (plan->type[k] == HANDLE_ENDPOINT && !list_empty(&from->watches))
+                watcher_let_go(from, plan->object[k]);
             if (plan->type[k] == HANDLE_DEVICE) {
                 aspace_revoke_handle(&from->aspace, plan->from[k]);
                 proc_device_let_go(from, plan->object[k], plan->held[k]);

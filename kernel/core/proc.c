@@ -249,7 +249,7 @@ void proc_drop_handle(struct process *p, void *object, enum handle_type type, ri
     switch (type) {
     case HANDLE_PROCESS: proc_handle_dropped(object); break;
     case HANDLE_THREAD: thread_put(object); break;
-    case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights); break;
+    case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights, p); break;
     case HANDLE_NOTIFICATION: notification_put(object); break;
     case HANDLE_IRQ: irq_handle_dropped(object); break;
     case HANDLE_DEVICE:

@@ -100,13 +100,26 @@ int64_t sys_notify_wait(SYSCALL_ARGS)
     return notification_wait(n, a1);
 }
 
+/* A watch made or ended: both decode alike. */
+static int64_t watch(uint64_t h, uint64_t nh, uint64_t bit, bool end)
+{
+    struct endpoint *ep;
+    struct notification *n;
+    SYSCALL_TRY(syscall_binding_args(h, HANDLE_ENDPOINT, RIGHT_SEND, (void **)&ep, nh, bit, &n));
+    return end ? endpoint_unwatch(ep, n, (unsigned)bit, current->proc)
+               : endpoint_watch(ep, n, (unsigned)bit, current->proc);
+}
+
 int64_t sys_ep_watch(SYSCALL_ARGS)
 {
     SYSCALL_UNUSED;
-    struct endpoint *ep;
-    struct notification *n;
-    SYSCALL_TRY(syscall_binding_args(a0, HANDLE_ENDPOINT, RIGHT_SEND, (void **)&ep, a1, a2, &n));
-    return endpoint_watch(ep, n, (unsigned)a2, current->proc);
+    return watch(a0, a1, a2, false);
+}
+
+int64_t sys_ep_unwatch(SYSCALL_ARGS)
+{
+    SYSCALL_UNUSED;
+    return watch(a0, a1, a2, true);
 }
 
 int64_t sys_ep_bind(SYSCALL_ARGS)

@@ -193,6 +193,8 @@ static const struct call_meaning {
     { SYS_EP_WATCH, -EINVAL, "a bit above 62" },
     { SYS_EP_WATCH, -EDQUOT, "the account's kernel-memory limit would be passed" },
     { SYS_EP_WATCH, -ENOMEM, "the kernel has no frames left for the watch" },
+    { SYS_EP_UNWATCH, -EINVAL, "a bit above 62" },
+    { SYS_EP_UNWATCH, -ENOENT, "no watch of this process's for that endpoint, notification and bit waits to fire" },
     { SYS_SEG_INFO, -EFAULT, "the info buffer is not writable memory" },
     { SYS_SEG_PIN, -EBUSY, "the segment is in flight, or pinned or tainted for another device" },
     { SYS_SEG_PIN, -ERANGE, "the pins nest too deep" },

@@ -122,6 +122,14 @@ static int find(const uint8_t *name, size_t len)
     return -1;
 }
 
+static unsigned registered_by(uint64_t client)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < NAMES_REGISTRATIONS_MAX; i++)
+        n += book.regs[i].used && book.regs[i].owner == client;
+    return n;
+}
+
 static unsigned count_for(uint64_t client, bool waits)
 {
     unsigned n = 0;
@@ -159,6 +167,32 @@ static void wake_waits(const struct registration *r)
     }
 }
 
+/* Names come and go at a client's pace: the console gets at most
+ * LOG_PER_WINDOW lines about them a second, and is told how many it
+ * missed. Called with the book locked. */
+#define LOG_PER_WINDOW 16u
+#define LOG_WINDOW_NS  (1000ull * 1000 * 1000)
+
+static bool log_admitted(void)
+{
+    static uint64_t window_start;
+    static unsigned in_window, missed;
+    uint64_t now = sys_clock();
+    if (window_start == 0 || now - window_start >= LOG_WINDOW_NS) {
+        if (missed != 0)
+            printf("names: %u lines about names coming and going not shown\n", missed);
+        window_start = now;
+        in_window = 0;
+        missed = 0;
+    }
+    if (in_window >= LOG_PER_WINDOW) {
+        missed++;
+        return false;
+    }
+    in_window++;
+    return true;
+}
+
 /* The registration in slot `i` ends: its watchers are told, its handles
  * closed. */
 static void end_registration(unsigned i, const char *why)
@@ -172,7 +206,12 @@ static void end_registration(unsigned i, const char *why)
             w->used = false;
         }
     }
-    printf("names: '%.*s' (pid %#lx) is gone: %s\n", (int)r->len, r->name, r->owner, why);
+    if (log_admitted())
+        printf("names: '%.*s' (pid %#lx) is gone: %s\n", (int)r->len, r->name, r->owner, why);
+    /* Unregistered, its endpoint still has a receiver: the kernel's watches
+     * on it would stay, charged to the service, until it had none. */
+    sys_ep_unwatch(r->ep, r->probe, 0);
+    sys_ep_unwatch(r->ep, book.ended, i % NOTIFY_BITS);
     sys_handle_close(r->ep);
     sys_handle_close(r->probe);
     r->used = false;
@@ -385,7 +424,8 @@ static int64_t op_register(struct server *srv, struct ipc_msg *req, struct ipc_m
     handle_t ep = req->caps[0].handle;
     if (find(req->payload, req->len) >= 0)
         err = -EEXIST;
-    else if (slot == NAMES_REGISTRATIONS_MAX || (probe = sys_notify_create()) < 0)
+    else if (slot == NAMES_REGISTRATIONS_MAX || registered_by(req->badge) >= NAMES_REGISTRATIONS_PER_CLIENT ||
+             (probe = sys_notify_create()) < 0)
         err = probe;
     else if ((err = sys_ep_watch(ep, (handle_t)probe, 0)) < 0 ||
              (err = sys_ep_watch(ep, book.ended, slot % NOTIFY_BITS)) < 0)
@@ -402,7 +442,8 @@ static int64_t op_register(struct server *srv, struct ipc_msg *req, struct ipc_m
         };
         memcpy(r->name, req->payload, req->len);
         req->caps[0].handle = HANDLE_NONE; /* kept */
-        printf("names: '%.*s' registered by pid %#lx\n", (int)r->len, r->name, r->owner);
+        if (log_admitted())
+            printf("names: '%.*s' registered by pid %#lx\n", (int)r->len, r->name, r->owner);
         wake_waits(r);
     }
     mutex_unlock(&book.lock);

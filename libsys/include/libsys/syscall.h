@@ -184,6 +184,12 @@ static inline int64_t sys_ep_watch(handle_t ep, handle_t notification, unsigned 
 {
     return sysraw_ep_watch(ep, notification, bit);
 }
+/* Ends a watch this process made with sys_ep_watch(ep, notification, bit)
+ * before it fires: 0, or -ENOENT if none is waiting to fire. */
+static inline int64_t sys_ep_unwatch(handle_t ep, handle_t notification, unsigned bit)
+{
+    return sysraw_ep_unwatch(ep, notification, bit);
+}
 static inline int64_t sys_ep_bind(handle_t ep, handle_t notification) { return sysraw_ep_bind(ep, notification); }
 
 /* Copies an endpoint, device or process handle into another process (its

@@ -255,6 +255,54 @@ static void check_owner_exit(void)
     sys_handle_close(server);
 }
 
+/* One process registers at most NAMES_REGISTRATIONS_PER_CLIENT names (a
+ * name can outlive its process: one program could keep the table full for
+ * good); and registering and unregistering in a loop leaves nothing
+ * behind in the kernel (the service's watches on the endpoint end with the
+ * name). */
+static void check_registration_limits(void)
+{
+    handle_t ep = new_endpoint();
+    if (ep == HANDLE_NONE)
+        return;
+    unsigned made = 0;
+    int64_t err = 0;
+    char name[32];
+    while (made < 40) {
+        fmt_snprintf(name, sizeof(name), "test.names.many%u", made);
+        if ((err = names_register(name, ep)) != 0)
+            break;
+        made++;
+    }
+    test_check(&run, "register.per_client_limit", err == -ENOSPC && made > 0 && made <= NAMES_REGISTRATIONS_PER_CLIENT,
+               "%u registered, then %ld (%s)", made, err, names_error_meaning(NAMES_REGISTER, err));
+    for (unsigned i = 0; i < made; i++) {
+        fmt_snprintf(name, sizeof(name), "test.names.many%u", i);
+        names_unregister_at(names_registrar(), name);
+    }
+
+    /* The same endpoint stays registered under another name meanwhile: the
+     * service keeps a handle to it, so only ending its watches one by one
+     * (SYS_EP_UNWATCH) gives them back. */
+    int64_t kept = names_register("test.names.kept", ep);
+    struct abi_kinfo before = { 0 }, after = { 0 };
+    unsigned cycles = 0;
+    sys_kinfo(&before);
+    for (unsigned i = 0; i < 600; i++)
+        cycles += names_register("test.names.churn", ep) == 0 &&
+                  names_unregister_at(names_registrar(), "test.names.churn") == 0;
+    sys_kinfo(&after);
+    /* 300 cycles that left the service's two watches and probe behind held
+     * 12 frames of the kernel's pool (measured); 600 about 24. */
+    test_check(&run, "register.churn_leaves_nothing",
+               kept == 0 && cycles == 600 && after.pool_frames_free + 6 >= before.pool_frames_free,
+               "another name for the endpoint %ld; %u of 600 cycles; kernel pool frames free %lu -> %lu", kept, cycles,
+               before.pool_frames_free, after.pool_frames_free);
+    if (kept == 0)
+        names_unregister_at(names_registrar(), "test.names.kept");
+    sys_handle_close(ep);
+}
+
 int main(int argc, char **argv)
 {
     test_begin(&run, "names", argc, argv);
@@ -271,5 +319,6 @@ int main(int argc, char **argv)
     check_wait();
     check_receiver_lost(a);
     check_owner_exit();
+    check_registration_limits();
     test_exit(&run);
 }

@@ -589,6 +589,27 @@ static void check_watch(void)
     sys_handle_close((handle_t)client);
     sys_handle_close((handle_t)no_send);
 
+    /* Watches ended before they fire: their memory comes back, and the
+     * end of the endpoint signals nothing. */
+    int64_t quiet = sys_ep_create();
+    uint64_t at_start = kmem_used();
+    unsigned unwatched = 0;
+    for (unsigned i = 0; quiet >= 0 && i < 200; i++)
+        if (sys_ep_watch((handle_t)quiet, (handle_t)n, 4) == 0)
+            unwatched += sys_ep_unwatch((handle_t)quiet, (handle_t)n, 4) == 0;
+    uint64_t after_unwatch = kmem_used();
+    int64_t none_left = quiet >= 0 ? sys_ep_unwatch((handle_t)quiet, (handle_t)n, 4) : quiet;
+    int64_t wrong_bit = quiet >= 0 ? sys_ep_unwatch((handle_t)quiet, (handle_t)n, 63) : quiet;
+    if (quiet >= 0)
+        sys_handle_close((handle_t)quiet);
+    int64_t silent = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    test_check(&t, "unwatch_ends_watch",
+               unwatched == 200 && after_unwatch <= at_start && none_left == -ENOENT && wrong_bit == -EINVAL &&
+                   silent == -ETIMEDOUT,
+               "%u of 200 watched and ended; kernel memory %lu -> %lu; another %ld (want -ENOENT), bit 63 %ld; bits "
+               "after the endpoint ended %ld (want none)",
+               unwatched, at_start, after_unwatch, none_left, wrong_bit, silent);
+
     /* Watches on a live endpoint until the kernel-memory limit says no;
      * its end fires them (one bit, however many) and frees them all. */
     int64_t live = sys_ep_create();
