@@ -91,13 +91,16 @@ void loader_default_limits(uint64_t limits[RES_COUNT])
 {
     struct ms_stats_global g = { 0 };
     struct abi_kinfo k = { 0 };
-    ms_stats_global(&g);
     sys_kinfo(&k);
-    limits[RES_MEMORY] = g.total_bytes ? g.total_bytes / 2 : ABI_LIMIT_NONE;
+    /* Without the memory server's figures (it is restarting, say), the
+     * kernel's count of memory no process holds stands in: a program
+     * started then gets smaller limits, never none. */
+    uint64_t total = ms_stats_global(&g) == 0 && g.total_bytes != 0 ? g.total_bytes : k.user_bytes_free;
+    limits[RES_MEMORY] = total / 2;
     limits[RES_KMEM] = k.pool_frames_total * ABI_PAGE_SIZE / 4;
     limits[RES_PROCESSES] = 64;
     limits[RES_THREADS] = 256;
-    limits[RES_PINNED] = g.total_bytes ? g.total_bytes / 8 : ABI_LIMIT_NONE;
+    limits[RES_PINNED] = total / 8;
 }
 
 int64_t loader_spawn(const struct loader_spec *spec)

@@ -40,7 +40,8 @@ void loader_spec_init(struct loader_spec *spec, const char *name, const void *im
  * hostile ones), so that no one of them, with its descendants, can starve
  * the others or its starter: half the memory the memory server manages, a
  * quarter of the kernel's frame pool, 64 processes, 256 threads, and an
- * eighth of memory pinned for devices.
+ * eighth of memory pinned for devices. Should the memory server not
+ * answer, "memory" is what no process holds now, by the kernel's count.
  */
 void loader_default_limits(uint64_t limits[RES_COUNT]);
 /* The device a started program pins its segments for (startup slot
