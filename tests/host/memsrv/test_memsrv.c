@@ -1046,6 +1046,29 @@ static void test_step_serves_waiting_work_first(void **state)
     fk_assert_consistent(fk);
 }
 
+/* The checker accepts a span placed for a record taken and not committed
+ * yet (an ALLOC_BATCH between its placements and the kernel's segments,
+ * which may let the lock go while it finds room), and only as many such
+ * spans as records are held. */
+static void test_check_allows_held_placements(void **state)
+{
+    struct fake_kernel *fk = *state;
+    struct span_request sreq = { .size = 4 * KiB };
+    char why[IPC_PAYLOAD_MAX];
+    uint32_t index = books_new_record(&fk->ms);
+    uint64_t base;
+
+    assert_int_not_equal(index, MS_NO_RECORD);
+    assert_int_equal(span_alloc(&fk->ms.span, &sreq, index, &base), 0);
+    assert_int_equal(books_check(&fk->ms, why, sizeof(why)), 0);
+    fk->ms.rec_holds--; /* as if nobody held it: then it is a span without a record */
+    assert_int_equal(books_check(&fk->ms, why, sizeof(why)), -EINVAL);
+    fk->ms.rec_holds++;
+    span_free(&fk->ms.span, base);
+    books_drop_new_record(&fk->ms, index);
+    fk_assert_consistent(fk);
+}
+
 /* A malformed STATS or MAP changes nothing: the ready layer stays, and so
  * does the books' generation (which FULL's idle answer keys on). */
 static void test_malformed_info_changes_nothing(void **state)
@@ -1958,6 +1981,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_malformed_info_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_of_tainted_keeps_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_step_serves_waiting_work_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_allows_held_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
