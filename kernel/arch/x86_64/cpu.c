@@ -30,6 +30,7 @@ struct cpu cpus[SMP_MAX_CPUS];
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 static bool have_nx;
 static bool have_pge;
+static bool have_smep;
 
 /* The BSP's interrupt-stack-table stacks (the APs' are mapped with guard
  * pages by smp.c; the BSP's exist before paging is set up). A double
@@ -51,7 +52,11 @@ static void gdt_load(struct cpu *c, const uint64_t ist_top[3])
     gdt[0] = 0;
     gdt[1] = 0x00af9a000000ffffull; /* 0x08 kernel code, 64-bit */
     gdt[2] = 0x00cf92000000ffffull; /* 0x10 kernel data */
-    gdt[3] = 0x00cffa000000ffffull; /* 0x18 user code, 32-bit: only a STAR anchor */
+    /* 0x18: STAR's anchor for SYSRET's selectors (0x20, 0x28), which the
+     * kernel never executes. Empty, not a 32-bit user code segment: a
+     * program that far-jumped into compatibility mode could SYSCALL there,
+     * which enters ring 0 at MSR_CSTAR on AMD CPUs, QEMU and Bochs. */
+    gdt[3] = 0;
     gdt[4] = 0x00cff2000000ffffull; /* 0x20 user data */
     gdt[5] = 0x00affa000000ffffull; /* 0x28 user code, 64-bit */
 
@@ -126,8 +131,9 @@ static void syscall_init(void)
     wrmsr(MSR_EFER, efer);
     wrmsr(MSR_STAR, ((uint64_t)GDT_USER_BASE << 48) | ((uint64_t)GDT_KERNEL_CODE << 32));
     wrmsr(MSR_LSTAR, (uint64_t)syscall_entry);
-    /* Clear IF, DF, TF and AC on entry. */
-    wrmsr(MSR_FMASK, RFLAGS_IF | (1ull << 10) | (1ull << 8) | (1ull << 18));
+    /* Clear IF, DF, TF, AC, NT and IOPL on entry. NT above all: the kernel
+     * leaves with iretq, which faults in ring 0 with NT set. */
+    wrmsr(MSR_FMASK, RFLAGS_IF | (1ull << 10) | (1ull << 8) | (1ull << 18) | (1ull << 14) | (3ull << 12));
 }
 
 static void fpu_init(void)
@@ -148,6 +154,10 @@ void cpu_init_this(struct cpu *c, const uint64_t ist_top[3])
     gs_init(c);
     syscall_init();
     fpu_init();
+    /* Supervisor-mode execution prevention: the kernel never runs code
+     * from a user page, so a jump there by a kernel bug faults instead. */
+    if (have_smep)
+        write_cr4(read_cr4() | (1ull << 20));
 }
 
 /* What the kernel cannot run without beyond long mode (boot.asm checks
@@ -185,6 +195,11 @@ void arch_cpu_init(void)
     have_nx = (d >> 20) & 1;
     cpuid(1, 0, &a, &b, &cx, &d);
     have_pge = (d >> 13) & 1;
+    cpuid(0, 0, &a, &b, &cx, &d);
+    if (a >= 7) {
+        cpuid(7, 0, &a, &b, &cx, &d);
+        have_smep = (b >> 7) & 1;
+    }
     idt_build();
     struct cpu *c = &cpus[0];
     c->id = 0;
@@ -207,8 +222,11 @@ void arch_fpu_init_area(void *area)
 {
     if (!fpu_clean_ready) {
         __asm__ volatile("fninit; fxsave64 (%0)" ::"r"(fpu_clean_area) : "memory");
-        /* Default MXCSR: all exceptions masked. */
+        /* Default MXCSR: all exceptions masked. fninit resets only the x87
+         * part: the XMM registers (bytes 160 to 415) are cleared here, so
+         * that no thread starts with whatever they held at the first call. */
         *(uint32_t *)(fpu_clean_area + 24) = 0x1f80;
+        memset(fpu_clean_area + 160, 0, 256);
         fpu_clean_ready = true;
     }
     memcpy(area, fpu_clean_area, ARCH_FPU_AREA_SIZE);

@@ -43,6 +43,8 @@
  *                       handle, ended by closing the handle to it
  *   migrating-buffer    sends from a buffer in a segment being migrated,
  *                       to an endpoint closed and made anew meanwhile
+ *   cpu-modes           a system call with RFLAGS.NT set; a child that
+ *                       tries to enter compatibility mode to SYSCALL there
  *   device-attacks      bus mastering, MSI and BAR writes, oversized values,
  *                       BAR mapped twice, a mapping used after its handle
  *                       is closed (by a child, which is killed)
@@ -55,7 +57,7 @@
  *   bystander           the other program: allocates, checks and frees
  *                       while an attack holds what it took
  * Child modes, started by the modes above: kid-alloc-send, kid-pin,
- * kid-pin-close, kid-write-ro, kid-touch-bar.
+ * kid-pin-close, kid-write-ro, kid-touch-bar, kid-compat.
  */
 #include <common/edu.h>
 #include <common/string.h>
@@ -848,6 +850,42 @@ static void child_touch_bar(void)
     sys_exit(2);
 }
 
+/* ---- processor modes and flags ------------------------------------------ */
+
+/* A system call made with RFLAGS.NT set: the kernel must not carry NT to
+ * its iretq (a #GP in ring 0). Then a child far-returns into selector 0x1b
+ * (GDT slot 3, which once held a 32-bit user code segment) to SYSCALL
+ * from compatibility mode, which enters ring 0 at MSR_CSTAR on AMD CPUs,
+ * QEMU and Bochs: the far return must fault in the child, not reach it. */
+static void cpu_modes(void)
+{
+    struct abi_kinfo k;
+    int64_t r;
+    __asm__ volatile("pushfq\n orq $0x4000, (%%rsp)\n popfq" ::: "memory", "cc");
+    r = sys_kinfo(&k);
+    __asm__ volatile("pushfq\n andq $~0x4000, (%%rsp)\n popfq" ::: "memory", "cc");
+    test_check(&t, "syscall_with_nt_set", r == 0, "kinfo %ld", r);
+    if (!receive_image())
+        return;
+    int64_t status = wait_status(spawn_child("kid-compat", HANDLE_NONE, false, 0));
+    test_check(&t, "no_compatibility_mode",
+               ABI_EXIT_IS_FAULT(status) &&
+                   (ABI_EXIT_FAULT_VECTOR(status) == 13 || ABI_EXIT_FAULT_VECTOR(status) == 11),
+               "the child ended with %ld (want a #GP or #NP fault)", status);
+}
+
+static void child_compat(void)
+{
+    __asm__ volatile("pushq $0x1b\n"
+                     "lea 1f(%%rip), %%rax\n"
+                     "pushq %%rax\n"
+                     "lretq\n"
+                     "1: syscall\n"
+                     "2: jmp 2b\n" ::
+                         : "rax", "rcx", "r11", "memory");
+    sys_exit(3);
+}
+
 /* ---- stale DMA addresses and DMA where it does not belong ------------ */
 
 static volatile uint8_t *edu;
@@ -1090,6 +1128,8 @@ int main(int argc, char **argv)
             child_write_ro();
         else if (strcmp(mode, "kid-touch-bar") == 0)
             child_touch_bar();
+        else if (strcmp(mode, "kid-compat") == 0)
+            child_compat();
         sys_exit(100);
     }
     test_begin(&t, warmup ? "hostile.warmup" : "hostile", argc, argv);
@@ -1112,6 +1152,7 @@ int main(int argc, char **argv)
         { "wait-races", wait_races },
         { "unstarted-children", unstarted_children },
         { "migrating-buffer", migrating_buffer },
+        { "cpu-modes", cpu_modes },
         { "device-attacks", device_attacks },
         { "stale-dma", stale_dma },
         { "check-flood", check_flood },

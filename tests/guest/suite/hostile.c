@@ -58,6 +58,7 @@ static const struct hostile_case cases[] = {
     { .name = "wait_races", .mode = "wait-races", .powers = POWER_SPAWN },
     { .name = "unstarted_children", .mode = "unstarted-children", .powers = POWER_SPAWN },
     { .name = "migrating_buffer", .mode = "migrating-buffer" },
+    { .name = "cpu_modes", .mode = "cpu-modes", .powers = POWER_SPAWN, .image = true },
     { .name = "device_attacks", .mode = "device-attacks", .powers = POWER_SPAWN, .image = true, .device_full = true },
     { .name = "stale_dma", .mode = "stale-dma", .device_full = true },
     { .name = "check_flood", .mode = "check-flood", .memory = 4 * MIB },
