@@ -349,7 +349,7 @@ uint32_t books_records_for(uint64_t needed)
 
 /* The most records a segment of `bytes` holds (at least MS_RECS_MIN, which
  * the caller sized it for): the granule's slack becomes records too. */
-static uint32_t records_capacity(uint64_t bytes)
+uint32_t books_records_capacity(uint64_t bytes)
 {
     /* 24 + 4 * 4/3 bytes a record: start there, then step to the exact one. */
     uint64_t cap = bytes * 3 / 88;
@@ -411,7 +411,7 @@ void books_records_init(struct memsrv *ms, void *mem, uint64_t bytes)
     ms->recs = NULL;
     ms->rec_capacity = 0;
     ms->rec_free = MS_NO_RECORD;
-    records_place(ms, mem, records_capacity(bytes));
+    records_place(ms, mem, books_records_capacity(bytes));
 }
 
 static struct ms_books_seg *books_slot(struct memsrv *ms, enum ms_books_use use)
@@ -523,7 +523,7 @@ static int grow_records(struct memsrv *ms)
     err = books_take(ms, bytes, MS_BOOKS_RECORDS, &mem, &sid);
     if (err != 0)
         return err;
-    records_place(ms, mem, records_capacity(bytes));
+    records_place(ms, mem, books_records_capacity(bytes));
     if (old != NULL)
         books_give_back(ms, old);
     return 0;

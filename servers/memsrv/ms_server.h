@@ -487,6 +487,8 @@ uint64_t books_records_bytes(uint32_t capacity);
 /* Records to provide for `needed` of them: an eighth more, so that growing
  * (by a quarter) does not come at once, and at least MS_RECS_MIN. */
 uint32_t books_records_for(uint64_t needed);
+/* The most records books_records_bytes' segment of `bytes` holds. */
+uint32_t books_records_capacity(uint64_t bytes);
 
 /* Direct compaction for a request (lock held; released around each
  * migration): a targeted plan within budget_bytes and budget_moves (0: no

@@ -312,7 +312,8 @@ static int survey_one(void *ctx, const struct abi_seg_record *r)
 
 struct sizes {
     uint64_t slots, slot_bytes, records, record_bytes, hash_bytes;
-    uint64_t slots_min; /* enough to start booking: the rest can grow while it runs */
+    uint64_t records_least; /* the fewest that can do: what a full memory may leave room for */
+    uint64_t slots_min;     /* enough to start booking: the rest can grow while it runs */
 };
 
 /* Books for what the survey counted: a slot per segment and locked span,
@@ -338,6 +339,9 @@ static struct sizes books_sizes(const struct survey *sv, const struct ms_world *
     records = (uint32_t)(spans + 2 * MS_RECS_SPARE + 2 + z.slots / SPAN_SLOTS_PER_PAGE);
     records = records < MS_RECS_MIN ? MS_RECS_MIN : records;
     z.records = records;
+    /* Every segment and kernel span, and the books' records, hash and
+     * first piece of slots: the dead server's array held as many. */
+    z.records_least = sv->segments + kernel_spans + 3;
     z.record_bytes = books_records_bytes(records);
     z.hash_bytes = 0;
     if (spans > 2 * SPAN_HASH_INLINE) {
@@ -433,8 +437,19 @@ static int take_books(struct memsrv *ms, struct survey *sv, struct sizes *z, str
     void *records;
     int err;
 
-    if (!place_books(sv, z->record_bytes, &base))
-        return no_room(ms, sv, "records", z->record_bytes);
+    if (!place_books(sv, z->record_bytes, &base)) {
+        /* Memory was full, and the dead server's records array with it:
+         * its run holds a record for every span but not the spare ones
+         * and those for pieces of slots. As many as the largest run holds
+         * then, if that is every span's (the running server grows them
+         * once it can). */
+        uint64_t run = largest_piece(sv, z->record_bytes);
+        uint32_t fit = run >= books_records_bytes(MS_RECS_MIN) ? books_records_capacity(run) : 0;
+        if (fit < z->records_least || !place_books(sv, books_records_bytes(fit), &base))
+            return no_room(ms, sv, "records", z->record_bytes);
+        z->records = fit;
+        z->record_bytes = books_records_bytes(fit);
+    }
     err = boot_books_create(ms, MS_BOOKS_RECORDS, base, z->record_bytes, &records);
     if (err != 0)
         return err;

@@ -752,6 +752,76 @@ static void test_random_damage_refused_or_checked(void **state)
     printf("random damage: %u of %u lists refused, the rest booked and checked\n", refusals, iters);
 }
 
+/* An allocation for whichever of two clients still has room under its
+ * limit. */
+static int64_t alloc_either(struct fake_kernel *fk, const uint64_t pids[2], uint64_t size, uint64_t *sid, uint64_t *who)
+{
+    int64_t err = fk_alloc(fk, pids[0], size, 0, MS_ALLOC_NOWAIT, 0, sid);
+
+    *who = pids[0];
+    if (err == -EDQUOT) {
+        err = fk_alloc(fk, pids[1], size, 0, MS_ALLOC_NOWAIT, 0, sid);
+        *who = pids[1];
+    }
+    return err;
+}
+
+/* Two clients, each under init's default limit of half of memory, fill it
+ * with 1 MiB segments, then with 4 KiB ones, then free the large ones one
+ * at a time and refill each hole with small ones: the records array can
+ * no longer grow (no run holds a quarter more), and allocations use it to
+ * the last record. A successor then finds only the dead array's run for
+ * its own, which must hold a record per span without the spare ones. */
+static void restart_after_records_filled(uint64_t ram_mib, unsigned cap)
+{
+    struct fake_kernel *fk = calloc(1, sizeof(*fk));
+    uint64_t pids[2] = { client_pid(0, 2), client_pid(1, 2) }, sid, who, total;
+    uint64_t *bigs = calloc(cap, sizeof(*bigs)), *owners = calloc(cap, sizeof(*owners));
+    unsigned big = 0, i;
+    struct ms_stats_global before, after;
+
+    fk_init_sized(fk, ram_mib, 0, cap);
+    assert_int_equal(fk_start(fk, "init.pid=0x100000002"), 0);
+    total = fk_stats(fk).free_bytes;
+    fk_set_limit(fk, pids[0], total / 2);
+    fk_set_limit(fk, pids[1], total / 2);
+    while (big < cap && alloc_either(fk, pids, 1 * MiB, &bigs[big], &owners[big]) == 0)
+        big++;
+    while (alloc_either(fk, pids, 4 * KiB, &sid, &who) == 0)
+        ;
+    for (i = 0; i < big && fk_stats(fk).free_bytes < 4 * KiB; i++) {
+        assert_int_equal(fk_free(fk, owners[i], bigs[i]), 0);
+        while (alloc_either(fk, pids, 4 * KiB, &sid, &who) == 0)
+            ;
+    }
+    printf("%llu MiB: records %u of %u in use, %llu KiB free\n", (unsigned long long)ram_mib, fk->ms.recs_used,
+           fk->ms.rec_capacity, (unsigned long long)(fk_stats(fk).free_bytes >> 10));
+    before = fk_stats(fk);
+    fk_crash(fk);
+    fk->console_len = 0;
+    if (fk_restart(fk, 1) != 0)
+        fail_msg("the restart failed: %.*s", (int)fk->console_len, fk->console);
+    fk_assert_consistent(fk);
+    after = fk_stats(fk);
+    assert_int_equal(after.free_bytes + after.books_bytes, before.free_bytes + before.books_bytes);
+    fk_fini(fk);
+    free(fk);
+    free(bigs);
+    free(owners);
+}
+
+static void test_restart_after_records_filled_128m(void **state)
+{
+    (void)state;
+    restart_after_records_filled(128, 40 * 1024);
+}
+
+static void test_restart_after_records_filled_64m(void **state)
+{
+    (void)state;
+    restart_after_records_filled(64, 20 * 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +831,8 @@ int main(void)
         cmocka_unit_test(test_books_over_scattered_runs),
         cmocka_unit_test(test_restart_after_every_other_freed_128m),
         cmocka_unit_test(test_restart_after_every_other_freed_5g),
+        cmocka_unit_test(test_restart_after_records_filled_128m),
+        cmocka_unit_test(test_restart_after_records_filled_64m),
         cmocka_unit_test(test_corrupt_answers_refused),
         cmocka_unit_test(test_random_damage_refused_or_checked),
     };
