@@ -112,6 +112,16 @@ static void copy_boot_strings(const struct mb_info *info)
             kprintf("boot: module '%s' is empty; left out\n", mod->cmdline);
             continue;
         }
+        /* A module becomes a segment the memory server may move and free:
+         * its frames must be RAM it could own, never the kernel's. */
+        uint64_t pages = (mod->end - mod->start + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+        uint64_t image = (uint64_t)kernel_phys_start, image_end = (uint64_t)kernel_end - KERNEL_VMA;
+        if (mod->start < (1ull << 20) || !mb_within_ram(info, mod->start, pages) ||
+            (mod->start < image_end && image < mod->start + pages)) {
+            kprintf("boot: module '%s' at %#lx-%#lx is not RAM apart from the kernel's; left out\n", mod->cmdline,
+                    mod->start, mod->end);
+            continue;
+        }
         module_ranges[boot_module_count] = (struct phys_range){ mod->start, mod->end - mod->start };
         struct boot_module *m = &boot_modules[boot_module_count++];
         m->size = mod->end - mod->start;

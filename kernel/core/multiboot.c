@@ -432,6 +432,18 @@ bool mb_overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len)
     return false;
 }
 
+bool mb_within_ram(const struct mb_info *info, uint64_t base, uint64_t len)
+{
+    if (len == 0 || base + len < base)
+        return false;
+    for (size_t i = 0; i < info->nregions; i++) {
+        const struct mb_region *r = &info->regions[i];
+        if (r->type == MB_MEM_RAM && base >= r->base && base + len <= r->base + r->len)
+            return true;
+    }
+    return false;
+}
+
 uint64_t mb_ram_bytes(const struct mb_info *info)
 {
     uint64_t total = 0;

@@ -115,6 +115,10 @@ const char *mb_mem_type_name(uint32_t type);
  * registers a firmware table places there are refused). */
 bool mb_overlaps_ram(const struct mb_info *info, uint64_t base, uint64_t len);
 
+/* Whether [base, base + len), len > 0, lies inside one MB_MEM_RAM region
+ * (the map merges adjacent RAM, so RAM without a gap). */
+bool mb_within_ram(const struct mb_info *info, uint64_t base, uint64_t len);
+
 /* Total length of the MB_MEM_RAM regions. */
 uint64_t mb_ram_bytes(const struct mb_info *info);
 

@@ -230,6 +230,16 @@ static void test_qemu_pc_5g(void **state)
     assert_true(mb_overlaps_ram(&info, 0xbffe0000 - 1, 4096));
     assert_true(mb_overlaps_ram(&info, 0x100000000ull - 4096, 4097));
     assert_false(mb_overlaps_ram(&info, 0x100000000ull - 4096, 4096));
+    /* A boot module must lie inside one RAM region: not across its end,
+     * not in the PCI hole, not empty, not wrapping. */
+    assert_true(mb_within_ram(&info, 0x10b000, 0x22000));
+    assert_true(mb_within_ram(&info, 0xbffe0000 - 4096, 4096));
+    assert_false(mb_within_ram(&info, 0xbffe0000 - 4096, 8192));
+    assert_false(mb_within_ram(&info, 0xc0000000, 4096));
+    assert_false(mb_within_ram(&info, 0x9f000, 0x2000));
+    assert_false(mb_within_ram(&info, 0x200000, 0));
+    assert_false(mb_within_ram(&info, UINT64_MAX - 4095, 8192));
+    assert_true(mb_within_ram(&info, 0x100000000ull, 0x80000000ull));
     assert_string_equal(mb_mem_type_name(MB_MEM_RAM), "RAM");
     assert_string_equal(mb_mem_type_name(MB_MEM_ACPI_NVS), "ACPI NVS");
     assert_string_equal(mb_mem_type_name(99), "unknown");
