@@ -213,15 +213,20 @@ static void start_boot_processes(void)
             boot_failure("no room to give init the boot modules", err);
 
     if (memsrv_module >= 0) {
-        char args[ABI_ARGS_MAX];
-        int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
-        if (n < 0 || (size_t)n >= sizeof(args) || boot_cmdline_given >= sizeof(boot_cmdline)) {
+        char args[ABI_ARGS_MAX], own[64];
+        /* memsrv's own words after the line: init's pid, and for a
+         * successor its number (memsrv.c), at its longest. A line that
+         * leaves no room for them all is refused at boot, or the first
+         * restart would fail for want of it. */
+        size_t own_len =
+            (size_t)fmt_snprintf(own, sizeof(own), " init.pid=%#lx memsrv.restart=%u", init->pid, UINT32_MAX);
+        if (strlen(boot_cmdline) + own_len >= sizeof(args) || boot_cmdline_given >= sizeof(boot_cmdline)) {
             /* Refused whole rather than cut: a cut line would drop words. */
-            size_t own = n < 0 ? 0 : (size_t)n - strlen(boot_cmdline); /* memsrv's own words */
             kprintf("tessera: the kernel command line is %lu bytes; at most %lu fit\n", boot_cmdline_given,
-                    sizeof(args) - 1 - own);
+                    sizeof(args) - 1 - own_len);
             boot_failure("kernel command line too long", -E2BIG);
         }
+        int n = fmt_snprintf(args, sizeof(args), "%s init.pid=%#lx", boot_cmdline, init->pid);
         err = proc_load_module((unsigned)memsrv_module, args, (size_t)n, memsrv_endpoint, POWER_MEMSRV, &memsrv, 0);
         if (err)
             boot_failure("memsrv could not start", err);
