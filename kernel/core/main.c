@@ -113,11 +113,11 @@ static void copy_boot_strings(const struct mb_info *info)
             continue;
         }
         /* A module becomes a segment the memory server may move and free:
-         * its frames must be RAM it could own, never the kernel's. */
+         * its frames must be RAM it could own, never the kernel's. (GRUB
+         * under UEFI loads modules into the first MiB: RAM like any.) */
         uint64_t pages = (mod->end - mod->start + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
         uint64_t image = (uint64_t)kernel_phys_start, image_end = (uint64_t)kernel_end - KERNEL_VMA;
-        if (mod->start < (1ull << 20) || !mb_within_ram(info, mod->start, pages) ||
-            (mod->start < image_end && image < mod->start + pages)) {
+        if (!mb_within_ram(info, mod->start, pages) || (mod->start < image_end && image < mod->start + pages)) {
             kprintf("boot: module '%s' at %#lx-%#lx is not RAM apart from the kernel's; left out\n", mod->cmdline,
                     mod->start, mod->end);
             continue;
