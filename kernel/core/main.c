@@ -288,7 +288,9 @@ static void memory_init(const struct phys_range *reserved, unsigned nreserved)
     kmem_init();
     arch_cpu_init();
     paging_init(&mbinfo);
-    kprintf("paging: direct map of RAM at %#lx, NX %s\n", DIRECT_MAP_BASE, arch_has_nx() ? "on" : "off");
+    kprintf("paging: direct map of RAM at %#lx, NX %s, SMEP %s, SMAP %s\n", DIRECT_MAP_BASE,
+            arch_has_nx() ? "on" : "off", arch_has_smep() ? "on" : "off", arch_has_smap() ? "on" : "off");
+    arch_smap_check();
 }
 
 static void kernel_objects_init(void)

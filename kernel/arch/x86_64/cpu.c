@@ -31,6 +31,7 @@ static struct idt_entry idt[256] __attribute__((aligned(16)));
 static bool have_nx;
 static bool have_pge;
 static bool have_smep;
+static bool have_smap;
 
 /* The BSP's interrupt-stack-table stacks (the APs' are mapped with guard
  * pages by smp.c; the BSP's exist before paging is set up). A double
@@ -42,6 +43,8 @@ extern const uint64_t isr_table[VECTOR_STUBS];
 extern const uint64_t isr_spurious;
 extern char syscall_entry[];
 extern char boot_stack_top[];
+extern uint8_t *const smap_open_start[], *const smap_open_end[];
+extern uint8_t *const smap_close_start[], *const smap_close_end[];
 
 #define VECTOR_DOUBLE_FAULT  8
 #define VECTOR_MACHINE_CHECK 18
@@ -158,6 +161,23 @@ void cpu_init_this(struct cpu *c, const uint64_t ist_top[3])
      * from a user page, so a jump there by a kernel bug faults instead. */
     if (have_smep)
         write_cr4(read_cr4() | (1ull << 20));
+    /* Supervisor-mode access prevention: the kernel reads and writes user
+     * pages only inside the user copies (usercopy.asm), which open them
+     * for their own instructions; anything else faults. */
+    if (have_smap)
+        write_cr4(read_cr4() | (1ull << 21));
+}
+
+/* Writes STAC and CLAC over the NOPs of the user-access sites (smap.inc),
+ * on the BSP before any other CPU runs; the image is writable and the CR4
+ * write that turns SMAP on serializes. */
+static void patch_user_access_sites(void)
+{
+    static const uint8_t stac[3] = { 0x0f, 0x01, 0xcb }, clac[3] = { 0x0f, 0x01, 0xca };
+    for (uint8_t *const *site = smap_open_start; site < smap_open_end; site++)
+        memcpy(*site, stac, sizeof(stac));
+    for (uint8_t *const *site = smap_close_start; site < smap_close_end; site++)
+        memcpy(*site, clac, sizeof(clac));
 }
 
 /* What the kernel cannot run without beyond long mode (boot.asm checks
@@ -199,7 +219,10 @@ void arch_cpu_init(void)
     if (a >= 7) {
         cpuid(7, 0, &a, &b, &cx, &d);
         have_smep = (b >> 7) & 1;
+        have_smap = (b >> 20) & 1;
     }
+    if (have_smap)
+        patch_user_access_sites();
     idt_build();
     struct cpu *c = &cpus[0];
     c->id = 0;
@@ -213,6 +236,8 @@ void arch_cpu_init(void)
 
 bool arch_has_nx(void) { return have_nx; }
 bool arch_has_pge(void) { return have_pge; }
+bool arch_has_smep(void) { return have_smep; }
+bool arch_has_smap(void) { return have_smap; }
 
 /* A clean FPU image, captured once after fninit, that new threads start from. */
 static uint8_t fpu_clean_area[ARCH_FPU_AREA_SIZE] __attribute__((aligned(16)));

@@ -16,6 +16,9 @@
 bits 64
 %include "frame.inc"
 %include "machine.inc"
+%include "smap.inc"
+section .smap_open progbits alloc noexec nowrite align=8
+section .smap_close progbits alloc noexec nowrite align=8
 section .text
 extern trap_dispatch
 extern trap_entry_window_fault
@@ -45,6 +48,7 @@ isr_%1:
 STUB_NOERR 255
 
 isr_common:
+    USER_ACCESS_CLOSE                     ; AC as the interrupted code left it
     PUSH_GPRS
     test byte [rsp + TRAP_FRAME_CS], 3
     jnz .from_user

@@ -26,6 +26,13 @@ SECTIONS
         ex_table_start = .;
         KEEP(*(.ex_table))
         ex_table_end = .;
+        . = ALIGN(8);
+        smap_open_start = .;
+        KEEP(*(.smap_open))
+        smap_open_end = .;
+        smap_close_start = .;
+        KEEP(*(.smap_close))
+        smap_close_end = .;
     }
     .data ALIGN(4K) : AT(ADDR(.data) - KERNEL_VMA) {
         *(.data .data.*)

@@ -877,10 +877,13 @@ static void cpu_modes(void)
     if (!receive_image())
         return;
     int64_t status = wait_status(spawn_child("kid-compat", HANDLE_NONE, false, 0));
+    /* #PF too: QEMU 7.2's TCG pops a far return's stack as a supervisor
+     * access, which SMAP refuses before the selector is looked at. */
     test_check(&t, "no_compatibility_mode",
                ABI_EXIT_IS_FAULT(status) &&
-                   (ABI_EXIT_FAULT_VECTOR(status) == 13 || ABI_EXIT_FAULT_VECTOR(status) == 11),
-               "the child ended with %ld (want a #GP or #NP fault)", status);
+                   (ABI_EXIT_FAULT_VECTOR(status) == 13 || ABI_EXIT_FAULT_VECTOR(status) == 11 ||
+                    ABI_EXIT_FAULT_VECTOR(status) == 14),
+               "the child ended with %ld (want a #GP, #NP or #PF fault)", status);
 }
 
 static void child_compat(void)

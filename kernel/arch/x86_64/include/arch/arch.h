@@ -26,6 +26,9 @@ int arch_serial_read_byte(void);     /* a received byte, or -1 */
 void arch_cpu_init(void);
 bool arch_has_nx(void);
 bool arch_has_pge(void); /* global pages (CPUID); without them kernel entries go at every CR3 load */
+/* Whether the kernel runs with SMEP and SMAP on (where the CPU has them). */
+bool arch_has_smep(void);
+bool arch_has_smap(void);
 /* This CPU's TSS rsp0 and SYSCALL stack (inline: every switch sets them). */
 static inline void arch_set_kernel_stack(uint64_t top)
 {
@@ -68,6 +71,11 @@ static inline void arch_fpu_restore(const void *area) { __asm__ volatile("fxrsto
  * fault stopped them (the caller checked the range is in the user half). */
 int arch_user_copy(void *dst, const void *src, size_t len);
 int arch_user_zero(void *dst, size_t len);
+int arch_user_read_unopened(const void *src); /* the SMAP check only */
+/* Boot, BSP, once paging is up: checks that SMAP keeps the kernel out of
+ * user pages outside the copies and lets the copies in (kernel self-test
+ * lines, group "smap"). Nothing when the CPU has no SMAP. */
+void arch_smap_check(void);
 /* Zero-fills whole pages (zero_pages.asm): dst page-aligned, bytes a
  * multiple of the page size (a call whose stores would run past its end
  * panics). Half memset's instructions (16-byte stores); pages that
