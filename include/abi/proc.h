@@ -44,6 +44,8 @@ ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + A
 /* Processes alive at once, at most: a pid's slot (its low 32 bits, minus
  * one) is below this. */
 #define ABI_PROC_MAX 1024u
+/* Endpoint watches (SYS_EP_WATCH) one process may hold at once. */
+#define ABI_WATCHES_MAX 1024u
 
 /*
  * Exit statuses reported by SYS_PROC_WAIT. A process that calls SYS_EXIT

@@ -72,6 +72,7 @@ struct ep_watch {
     struct notification *notify;   /* a reference */
     uint64_t bits;
     struct account *account; /* charged for this object */
+    struct process *watcher; /* its maker, counted in watch_count (freed with it: ipc_watcher_gone) */
 };
 
 void ipc_init(void)
@@ -133,6 +134,7 @@ static void free_watch(struct ep_watch *w)
 {
     list_remove(&w->link);
     list_remove(&w->watcher_link);
+    w->watcher->watch_count--;
     notification_put(w->notify);
     account_object_free(w->account, &watch_cache, w);
 }
@@ -204,14 +206,21 @@ int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, st
         notification_signal(n, 1ull << bit);
         return 0;
     }
+    /* Bounded, because SYS_EP_UNWATCH and every drop of a handle to a
+     * watched endpoint walk the maker's watches under the kernel lock. */
+    if (watcher->watch_count >= PROC_WATCHES_MAX)
+        return -EDQUOT;
     struct ep_watch *w;
     int err = account_object_alloc(watcher->account, &watch_cache, (void **)&w);
     if (err)
         return err;
     notification_get(n);
-    *w = (struct ep_watch){ .ep = ep, .notify = n, .bits = 1ull << bit, .account = watcher->account };
+    *w = (struct ep_watch){
+        .ep = ep, .notify = n, .bits = 1ull << bit, .account = watcher->account, .watcher = watcher
+    };
     list_push_back(&ep->watches, &w->link);
     list_push_back(&watcher->watches, &w->watcher_link);
+    watcher->watch_count++;
     return 0;
 }
 

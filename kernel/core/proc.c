@@ -145,6 +145,7 @@ int proc_create(const char *name, struct process *parent, uint32_t powers, struc
     p->refs = 1;
     list_init(&p->segments);
     list_init(&p->watches);
+    list_init(&p->share.parked);
     live_processes++;
     *out = p;
     return 0;

@@ -16,6 +16,14 @@
  * again on every tick, so busy threads spread over the CPUs within a tick
  * of one going idle.
  *
+ * Fairness. CPU time is shared by process, not by thread: each CPU's queue
+ * holds at most one thread of a process at a time (a handoff may add one
+ * more at its front), and the process's other runnable threads wait on its
+ * parked list. When its queued thread leaves the queue, to run or to be
+ * stolen, the first parked thread that may run on that CPU goes to the
+ * back. A program with 256 spinning threads thus gets one turn a round on
+ * each CPU, as a program with one does, instead of 256.
+ *
  * Timeouts sit on one list sorted by wake time, served by every CPU's
  * tick and by every return to user mode. Dead threads are reaped by the
  * next thread their CPU runs, since a thread cannot free the stack it is
@@ -104,13 +112,54 @@ static void sleep_insert(struct thread *t, uint64_t wake_ns)
     note_next_wake();
 }
 
+static void queue_push(struct thread *t, unsigned cpu, bool front)
+{
+    struct sched_cpu *sc = &sched_cpus[cpu];
+    t->cpu = cpu;
+    t->parked = false;
+    t->stealable = t->affinity < 0;
+    if (front)
+        list_push_front(&sc->run_queue, &t->run_link);
+    else
+        list_push_back(&sc->run_queue, &t->run_link);
+    sc->queued++;
+    sc->stealable += t->stealable;
+    if (t->proc)
+        t->proc->share.queued_on[cpu]++;
+}
+
+/* One of the process's threads left CPU cpu's queue: if none is left there,
+ * the first parked one that may run there takes a place at the back. */
+static void share_refill(struct sched_share *share, unsigned cpu)
+{
+    if (share->queued_on[cpu])
+        return;
+    struct list_node *n;
+    for (n = share->parked.next; n != &share->parked; n = n->next) {
+        struct thread *t = LIST_ENTRY(n, struct thread, run_link);
+        if (t->affinity < 0 || (unsigned)t->affinity == cpu) {
+            list_remove(&t->run_link);
+            queue_push(t, cpu, false);
+            return;
+        }
+    }
+}
+
 static void dequeue(struct thread *t)
 {
     if (!list_linked(&t->run_link))
         return;
     list_remove(&t->run_link);
+    if (t->parked) {
+        t->parked = false;
+        return;
+    }
     sched_cpus[t->cpu].queued--;
     sched_cpus[t->cpu].stealable -= t->stealable;
+    if (t->proc) {
+        t->proc->share.queued_on[t->cpu]--;
+        share_refill(&t->proc->share, t->cpu);
+    }
 }
 
 void sched_remove(struct thread *t)
@@ -149,11 +198,16 @@ static unsigned place(const struct thread *t)
 
 static void enqueue(struct thread *t, unsigned cpu)
 {
-    t->cpu = cpu;
-    t->stealable = t->affinity < 0;
-    list_push_back(&sched_cpus[cpu].run_queue, &t->run_link);
-    sched_cpus[cpu].queued++;
-    sched_cpus[cpu].stealable += t->stealable;
+    if (t->proc && t->proc->share.queued_on[cpu]) {
+        /* A thread of its process already waits there: this one waits
+         * for that one's turn (share_refill). */
+        t->cpu = cpu;
+        t->parked = true;
+        t->stealable = false;
+        list_push_back(&t->proc->share.parked, &t->run_link);
+        return;
+    }
+    queue_push(t, cpu, false);
 }
 
 void sched_make_runnable(struct thread *t)
@@ -338,12 +392,8 @@ void sched_wake_next(struct thread *t, int64_t result)
     sleep_remove(t);
     t->wait_result = result;
     t->state = THREAD_RUNNABLE;
-    t->cpu = self;
     t->slice_given = true;
-    t->stealable = t->affinity < 0;
-    list_push_front(&sched_cpus[self].run_queue, &t->run_link);
-    sched_cpus[self].queued++;
-    sched_cpus[self].stealable += t->stealable;
+    queue_push(t, self, true);
 }
 
 unsigned sched_wake_matching(struct wait_queue *wq, bool (*match)(const struct thread *, const void *), const void *ctx,
@@ -480,7 +530,7 @@ int sched_set_affinity(struct thread *t, int cpu)
     if (cpu >= 0 && !cpu_online((unsigned)cpu))
         return -EINVAL;
     t->affinity = cpu;
-    if (list_linked(&t->run_link)) {
+    if (list_linked(&t->run_link) && !t->parked) {
         sched_cpus[t->cpu].stealable -= t->stealable;
         t->stealable = cpu < 0;
         sched_cpus[t->cpu].stealable += t->stealable;

@@ -248,12 +248,15 @@ bool segment_wait_idle(struct segment *s)
     return true;
 }
 
+/* Only a migration suspends a mapping (a segment zeroed busy stays
+ * mapped), so the migrations under way are all a fault can be waiting
+ * for: a look at a few entries, not at every segment the process owns
+ * (every bad pointer a system call is given faults here first). */
 bool segment_fault_wait(struct process *p, uint64_t addr)
 {
-    struct list_node *n;
-    for (n = p->segments.next; n != &p->segments; n = n->next) {
-        struct segment *s = LIST_ENTRY(n, struct segment, link);
-        if (s->busy && s->vaddr && addr >= s->vaddr && addr - s->vaddr < s->size) {
+    for (unsigned i = 0; migrating && i < MIGRATIONS_MAX; i++) {
+        struct segment *s = migrations[i].s;
+        if (s && s->owner == p && s->vaddr && addr >= s->vaddr && addr - s->vaddr < s->size) {
             sched_block(idle_queue(s), TIMEOUT_FOREVER);
             return true;
         }

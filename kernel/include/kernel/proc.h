@@ -36,6 +36,8 @@ struct process {
     unsigned live_threads;
     struct list_node segments; /* owned segments */
     struct list_node watches;  /* endpoint watches it made (ipc.c) */
+    unsigned watch_count;      /* ... at most PROC_WATCHES_MAX */
+    struct sched_share share;  /* its turns in the run queues (sched.c) */
     bool started;              /* has had a thread */
     bool exited;               /* ended: no thread runs user code again */
     bool finished;             /* ... and everything it held is given back: waiters wake */
@@ -45,7 +47,8 @@ struct process {
     uint32_t handle_count;     /* handles naming it: the last one to go ends it if unstarted */
 };
 
-#define PROC_MAX ABI_PROC_MAX
+#define PROC_MAX         ABI_PROC_MAX
+#define PROC_WATCHES_MAX ABI_WATCHES_MAX /* SYS_EP_WATCH: -EDQUOT past it */
 
 void proc_init(void);
 /* An empty process (no threads, nothing mapped) under parent (0: a root of

@@ -31,6 +31,14 @@ struct wait_queue {
 
 enum thread_state { THREAD_RUNNABLE, THREAD_BLOCKED, THREAD_DEAD };
 
+/* A process's share of the CPUs (sched.c, "Fairness"): each CPU's queue
+ * holds at most one of its threads in turn, the rest wait parked here.
+ * Zero-filled and then list_init'd by proc_create. */
+struct sched_share {
+    struct list_node parked;          /* runnable threads waiting for their process's turn */
+    uint16_t queued_on[SMP_MAX_CPUS]; /* its threads in each CPU's queue */
+};
+
 enum ipc_phase { IPC_IDLE, IPC_SENDING, IPC_RECEIVING, IPC_AWAIT_REPLY };
 
 /* A thread's side of a message exchange (kernel/ipc.h). */
@@ -92,7 +100,7 @@ struct thread {
     unsigned kstack_slot;
     uint32_t refs; /* handles naming this thread, + 1 while alive */
 
-    struct list_node run_link;     /* run queue (RUNNABLE, not running) */
+    struct list_node run_link;     /* run queue or parked list (RUNNABLE, not running) */
     struct thread *proc_next;      /* the process's live threads */
     struct wait_queue *waiting_on; /* where it is blocked, if anywhere */
     struct list_node wait_link;
@@ -112,6 +120,7 @@ struct thread {
     bool exiting;      /* its process ended while it ran: it dies on its way out */
     bool slice_given;  /* runs next on the rest of the waker's quantum (handoff) */
     bool stealable;    /* queued unpinned: counted in its queue's stealable */
+    bool parked;       /* runnable, on its process's parked list rather than a CPU's queue */
     bool copy_no_wait; /* a user copy that faults on a migrating page fails (-EFAULT) instead of waiting */
 };
 

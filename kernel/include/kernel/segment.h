@@ -139,8 +139,9 @@ void segment_zero(struct segment *s);
 /* If s is busy, waits until it is not and returns true: the caller must
  * look its handle up again (the segment may have changed hands or gone). */
 bool segment_wait_idle(struct segment *s);
-/* A fault at addr in p's address space: if addr lies in a busy segment,
- * waits until it is not and returns true (the access is retried). */
+/* A fault at addr in p's address space: if addr lies in a segment of p's
+ * being migrated, waits until it is not and returns true (the access is
+ * retried). */
 bool segment_fault_wait(struct process *p, uint64_t addr);
 bool segment_large_mapped(const struct segment *s);
 void segment_info(const struct segment *s, struct abi_seg_info *out);

@@ -79,6 +79,52 @@ static unsigned start_spinners(void)
     return started;
 }
 
+/* Fair shares (the suite's fair_share): threads that spin on the first
+ * CPU, and one that counts how far it gets there in a number of the
+ * first CPU's ticks (the unit its quantum is made of, which a busy host
+ * stretches with the clock). */
+#define HOG_THREADS 16
+static uint8_t hog_stack[4096] __attribute__((aligned(16)));
+
+extern void spin_forever(uint64_t unused);
+__asm__(".globl spin_forever\n"
+        "spin_forever:\n"
+        "1: pause\n"
+        "   jmp 1b\n");
+
+static int hog_first_cpu(void)
+{
+    if (sys_thread_affinity(HANDLE_NONE, 0) < 0)
+        return 1;
+    for (unsigned i = 0; i < HOG_THREADS - 1; i++) {
+        /* Pinned before it runs, by the creator: the thread shares one stack it never touches. */
+        int64_t h = sys_thread_create(spin_forever, hog_stack + sizeof(hog_stack), 0);
+        if (h < 0 || sys_thread_affinity((handle_t)h, 0) < 0)
+            return 2;
+    }
+    spin_forever(0);
+    return 3;
+}
+
+static uint64_t first_cpu_ticks(void)
+{
+    struct abi_kinfo k = { 0 };
+    sys_kinfo(&k);
+    return k.ticks;
+}
+
+/* Exits with the loop's count over `ticks` ticks, in thousands. */
+static int64_t count_on_first_cpu(uint64_t ticks)
+{
+    if (sys_thread_affinity(HANDLE_NONE, 0) < 0)
+        return -1;
+    uint64_t until = first_cpu_ticks() + ticks, count = 0;
+    while (first_cpu_ticks() < until)
+        for (unsigned i = 0; i < 1000; i++)
+            sink++, count++;
+    return (int64_t)(count / 1000);
+}
+
 static int recurse(int depth)
 {
     volatile char pad[512];
@@ -165,6 +211,10 @@ int main(int argc, char **argv)
         if (ms_alloc(65536, 0, 0, 0, &seg) != 0 || sys_seg_pin(seg.handle, test_dma_device()) < 0)
             return 0;
         sys_exit((int64_t)seg.sid);
+    } else if (strcmp(mode, "hog-first-cpu") == 0) {
+        return hog_first_cpu();
+    } else if (strcmp(mode, "count-on-first-cpu") == 0) {
+        sys_exit(count_on_first_cpu(200));
     } else if (strcmp(mode, "fault-in-thread") == 0) {
         sys_thread_create(faulter, thread_stacks[0] + sizeof(thread_stacks[0]), 0);
         sys_sleep(1000ull * 1000 * 1000 * 60);

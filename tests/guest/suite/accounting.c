@@ -211,6 +211,30 @@ void test_kill(void)
     record_exact("exit_spread", exit_spread_scenario);
 }
 
+/* CPU time is shared by program: a loop pinned to the first CPU counts for
+ * 200 of its ticks alone, then beside a program whose 16 threads spin
+ * there. Shared by program it gets about half of what it got alone;
+ * shared by thread it would get a seventeenth. The bound, a sixth, leaves
+ * room for a host that slows one run and not the other. */
+void test_fair_share(void)
+{
+    int64_t alone = -1, beside = -1, hog_status = 0;
+    int64_t err = suite_run("t_victim", "count-on-first-cpu", 0, &alone);
+    int64_t hog = err == 0 ? suite_spawn("t_victim", "hog-first-cpu", 0) : -1;
+    if (hog >= 0) {
+        sys_sleep(20ull * 1000 * 1000); /* its threads start and take their places */
+        err = suite_run("t_victim", "count-on-first-cpu", 0, &beside);
+        sys_proc_kill((handle_t)hog);
+        suite_finish(hog, &hog_status);
+    }
+    char why[200];
+    fmt_snprintf(why, sizeof(why),
+                 "a loop counted %ld thousand alone, %ld beside 16 spinning threads (run %ld, hog %ld)", alone, beside,
+                 err, hog);
+    printf("suite: fair_share: %s\n", why);
+    suite_record("fair_share", err == 0 && hog >= 0 && alone > 0 && beside >= 0 && beside * 6 >= alone, why);
+}
+
 /* Exhausting the kernel frame pool is an error for the caller; the pool
  * comes back whole when the greedy process ends. */
 static bool pool_scenario(char *what, size_t len)

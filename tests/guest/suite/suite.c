@@ -107,6 +107,7 @@ static const struct {
 } parent_tests[] = {
     { "exit_returns_memory", test_exit_returns_memory },
     { "kill", test_kill },
+    { "fair_share", test_fair_share },
     { "pool_exhaustion", test_pool_exhaustion },
     { "spawn_errors", test_spawn_errors },
     { "pin_then_exit_released", test_pin_then_exit },
@@ -118,9 +119,9 @@ static const struct {
 };
 
 /* The quick set that also runs under Bochs. */
-static const char *const boot_set =
-    "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,spawn_errors,churn,fragmenter,"
-    "planted_leaks,names";
+static const char *const boot_set = "basics,sched,ipc,edu,fault_null,fault_privileged,exit_returns_memory,kill,fair_"
+                                    "share,spawn_errors,churn,fragmenter,"
+                                    "planted_leaks,names";
 
 static unsigned passed, failed, skipped;
 uint64_t suite_seed = 1;

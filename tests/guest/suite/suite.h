@@ -108,6 +108,8 @@ int64_t delegate_poweroff(unsigned status);
 /* accounting.c: every frame and byte comes back. */
 void test_exit_returns_memory(void);
 void test_kill(void);
+/* A program of 16 spinning threads gets no more of a CPU than one of one. */
+void test_fair_share(void);
 void test_pool_exhaustion(void);
 void test_spawn_errors(void);
 void test_pin_then_exit(void);
