@@ -170,7 +170,8 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
         if (derr) {
             char name[24];
             device_describe(d, name, sizeof(name));
-            kprintf("device %s: no IOMMU domain (%d): it can reach no memory at all\n", name, derr);
+            kprintf("device %s: no IOMMU domain (%d): no remapping unit covers it, so it may not master the bus\n",
+                    name, derr);
             d->domain = 0;
         }
     }
@@ -273,7 +274,10 @@ bool device_masters(const struct device *d) { return !is_bridge(d) && device_bus
 
 int device_set_bus_master(struct device *d, bool on)
 {
-    if (is_bridge(d))
+    /* Fail closed: with an IOMMU in use, a function no unit translates
+     * for (outside every scope, or made to bypass it) would reach all of
+     * memory untranslated, and the no-IOMMU quarantine is off. */
+    if (is_bridge(d) || (on && iommu_present() && !d->domain))
         return -ENOTSUP;
     uint16_t command = (uint16_t)pci_config_read(d->address, PCI_COMMAND, 2);
     uint16_t want = on ? (uint16_t)(command | PCI_COMMAND_MASTER) : (uint16_t)(command & ~PCI_COMMAND_MASTER);

@@ -937,6 +937,16 @@ static void dma_attacks_with_iommu(handle_t dev)
     int64_t a1 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &mine);
     int64_t a2 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &victim);
     int64_t a3 = ms_alloc(64 * KIB, 0, MS_ALLOC_BELOW, EDU_DMA_LIMIT, &stale);
+    if (on == -ENOTSUP) {
+        test_skip(&t, "iommu_setup", "the device may not master the bus: no IOMMU unit covers it");
+        if (a1 == 0)
+            ms_free(mine.handle);
+        if (a2 == 0)
+            ms_free(victim.handle);
+        if (a3 == 0)
+            ms_free(stale.handle);
+        return;
+    }
     if (!test_check(&t, "iommu_setup", bound == 0 && mapped == 0 && on == 0 && a1 == 0 && a2 == 0 && a3 == 0,
                     "fault bind %ld, map %ld, dma %ld, allocs %ld %ld %ld", bound, mapped, on, a1, a2, a3))
         return;
