@@ -287,6 +287,21 @@ static void test_reschedule(cpu_mask_t others)
           "the caller took %lu reschedule IPIs it sent itself", this_cpu()->resched_ipis - self_before);
 }
 
+/* A vector nothing raises (as a device's write to the interrupt window
+ * can, without interrupt remapping) is taken and acknowledged: the CPU
+ * still answers a call afterwards. Unacknowledged, it would hold off the
+ * call IPI's lower class for good. */
+#define STRAY_VECTOR 0xc8
+static void test_stray_vector(cpu_mask_t others)
+{
+    unsigned id = (unsigned)__builtin_ctzll(others);
+    bool sent = lapic_send_ipi(cpus[id].apic_id, STRAY_VECTOR);
+    clear_record();
+    cpu_mask_t ran = smp_call(CPU_MASK(id), record_here, &rec);
+    check("stray_vector_acknowledged", sent && ran == CPU_MASK(id) && ran_on(&rec, id) == 1,
+          "after vector %#x, CPU %u answered a call: %s", STRAY_VECTOR, id, ran == CPU_MASK(id) ? "yes" : "no");
+}
+
 /* Every online CPU's timer advances; the BSP's needs interrupts on. */
 static void test_ticks(cpu_mask_t online)
 {
@@ -376,6 +391,7 @@ void smp_selftest(void)
     test_call_all(others);
     test_call_filters(others);
     test_reschedule(others);
+    test_stray_vector(others);
     test_nmi(others);
     test_lost_ipi(others);
     test_stuck_in_service(others);

@@ -329,5 +329,10 @@ static void dispatch(struct trap_frame *f)
         device_line(f, (unsigned)(f->vector - VECTOR_IRQ_BASE));
         return;
     }
-    /* Anything unexpected: ignore. */
+    /* A vector nothing here raises: without interrupt remapping a device
+     * that writes to the interrupt window (0xfee00000) can send any, and
+     * a fixed interrupt waits for its EOI, which would hold off every
+     * vector below its class. Acknowledged and otherwise ignored. */
+    if (f->vector > VECTOR_LAPIC_ERROR && interrupts_apic_mode())
+        lapic_eoi();
 }

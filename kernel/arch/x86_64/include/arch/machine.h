@@ -32,8 +32,9 @@
 
 /* Interrupt vectors. ISA lines 0-15 arrive at VECTOR_IRQ_BASE + line from
  * either controller (the 8259 pair or the I/O APIC); the local APIC's own
- * sources follow; isr.asm has entry stubs for every vector below
- * VECTOR_STUBS and for the spurious one. The system call's number is only
+ * sources follow; isr.asm has entry stubs for every vector, those after
+ * VECTOR_LAPIC_ERROR only for interrupts nothing here raises (a device's
+ * write to the interrupt window without interrupt remapping, trap.c). The system call's number is only
  * a marker in trap frames (SYSCALL does not go through the IDT). The local
  * APIC orders pending interrupts by vector / 16, so the IPIs share a class
  * with the timer, above the device lines. An NMI (vector 2) arrives
@@ -45,7 +46,7 @@
 #define VECTOR_IPI_RESCHEDULE 49
 #define VECTOR_IPI_CALL       50
 #define VECTOR_LAPIC_ERROR    51
-#define VECTOR_STUBS          52
+#define VECTOR_STUBS          255 /* and VECTOR_SPURIOUS: all 256 */
 #define VECTOR_SYSCALL        0x80
 #define VECTOR_SPURIOUS       0xff
 
