@@ -48,6 +48,7 @@ static struct {
     uint64_t last_number; /* the last one's memsrv.restart=N */
     int64_t last_status;  /* how the last server ended */
     uint64_t last_recovery_ns;
+    uint64_t answered_ns;                   /* when the server running answered (0: since boot) */
     uint64_t crash_ns[INIT_MS_CRASHES_MAX]; /* the latest crashes, a ring */
     unsigned crashes;                       /* ever */
 } sup;
@@ -139,6 +140,7 @@ static void await_first_answer(uint64_t ended)
            r.rebuild_ns / 1000 % 1000);
     mutex_lock(&sup.lock);
     sup.answered = true;
+    sup.answered_ns = sys_clock();
     sup.restarts++;
     sup.last_number = r.restart;
     sup.last_recovery_ns = r.recovery_ns;
@@ -216,6 +218,15 @@ int64_t supervise_restart(struct server *srv, struct ipc_msg *req, struct ipc_ms
     if (flags & ~(uint64_t)INIT_MS_RESTART_WAIT)
         return -EINVAL;
     mutex_lock(&sup.lock);
+    /* Only this asker's thread waits (each program has its own). */
+    for (;;) {
+        uint64_t now = sys_clock(), up_until = sup.answered_ns + INIT_MS_UP_FACTOR * sup.last_recovery_ns;
+        if (!sup.active || sup.server == HANDLE_NONE || !sup.answered || now >= up_until)
+            break;
+        mutex_unlock(&sup.lock);
+        sys_sleep(up_until - now);
+        mutex_lock(&sup.lock);
+    }
     if (!sup.active) {
         err = -ENOSYS;
     } else if (sup.server == HANDLE_NONE || !sup.answered) {
