@@ -201,7 +201,8 @@ void aspace_unmap(struct aspace *as, uint64_t vaddr, uint64_t size)
 {
     paging_unmap(as->root, vaddr, size, &as->pt_hint);
     flush_others(as, vaddr, size);
-    VERIFY(vmareas_free(&as->areas, vaddr, 0) == 0);
+    if (!as->ending)
+        VERIFY(vmareas_free(&as->areas, vaddr, 0) == 0);
 }
 
 void aspace_suspend(struct aspace *as, uint64_t vaddr, uint64_t size)

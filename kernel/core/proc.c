@@ -266,6 +266,7 @@ static void proc_release(struct process *p)
 {
     bool notify = false;
     struct list_node *n;
+    aspace_ending(&p->aspace);
     while ((n = list_first(&p->segments)) != 0) {
         struct segment *s = LIST_ENTRY(n, struct segment, link);
         segment_detach(s);

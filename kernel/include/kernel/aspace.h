@@ -45,6 +45,7 @@ struct aspace {
     struct device_mapping *device_maps;
     uint64_t cpus;                 /* CPU_MASK bits: CPUs that may cache its translations */
     struct paging_pt_hint pt_hint; /* the page table of the last small page reserved or unmapped */
+    bool ending;                   /* torn down: unmaps leave the areas to aspace_destroy */
 };
 
 /* An area taken and its page tables paid for, not yet mapped. */
@@ -57,6 +58,12 @@ struct aspace_reservation {
 int aspace_init(struct aspace *as, struct account *account);
 /* Unmaps everything, frees every table and area page, refunds the account. */
 void aspace_destroy(struct aspace *as);
+/* The address space is being torn down (its threads are gone) and
+ * aspace_destroy follows in the same hold of the kernel lock: unmaps from
+ * now on clear their pages but leave the area array, which the destroy
+ * drops whole. Each free shifts the array's tail, so freeing n areas one
+ * by one, lowest first, would cost O(n^2). */
+static inline void aspace_ending(struct aspace *as) { as->ending = true; }
 /* Loads `as` on this CPU (0: the kernel's tables only). */
 void aspace_activate(struct aspace *as);
 
