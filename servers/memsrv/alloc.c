@@ -146,17 +146,37 @@ static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
     books_drop_new_record(ms, index);
 }
 
+static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uint64_t size, uint64_t sid);
+
 /*
  * The kernel makes the placed segment for the client c (pid badge),
  * zero-filled and held by the server: 0 with its handle and sid, the
  * record still uncommitted. On -E* the placing is undone, unless the
  * kernel made a segment the server cannot name: its span stays booked,
  * charged to nobody, rather than be handed out twice.
+ *
+ * The kernel zero-fills the segment. For a large one that takes long
+ * enough (up to half of RAM for one client) that the books lock is let
+ * go meanwhile: the record is taken and uncommitted (rec_holds), which
+ * keeps the indices still and the checker content, and a plan that picks
+ * the span gives it up at once (it has no sid yet: execute_move).
  */
 ALLOC_STEP int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index, uint64_t base,
                                 uint64_t size, handle_t *handle, uint64_t *sid)
 {
+    bool let_go = size >= MS_ZERO_UNLOCKED_MIN;
+    if (let_go)
+        books_unlock(ms);
     int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge, sid);
+    if (let_go) {
+        books_lock(ms);
+        if (c->pid != badge && h > 0 && *sid != 0) {
+            /* The client ended meanwhile and its slot was forgotten: nothing
+             * may be charged to it now. */
+            alloc_uncreate(ms, index, base, size, *sid);
+            return -EPEER;
+        }
+    }
 
     if (h <= 0) {
         alloc_unplace(ms, index, base);

@@ -898,7 +898,9 @@ static int check_clients(const struct memsrv *ms, const struct record_tally *t, 
         }
     }
     if (clients != ms->client_count || t->pinned != ms->pinned_records || t->dma != ms->dma_records) {
-        fmt_snprintf(why, len, "books: client or pinned counts off");
+        fmt_snprintf(why, len, "books: %u clients (kept %u), %llu pinned (kept %llu), %llu for DMA (kept %llu)",
+                     clients, ms->client_count, (unsigned long long)t->pinned, (unsigned long long)ms->pinned_records,
+                     (unsigned long long)t->dma, (unsigned long long)ms->dma_records);
         return -EINVAL;
     }
     return 0;

@@ -209,6 +209,10 @@ struct ms_record {
 
 _Static_assert(sizeof(struct ms_record) == 24, "a record is 24 bytes");
 
+/* A new segment at least this large is zero-filled by the kernel with the
+ * books lock let go (alloc_create). */
+#define MS_ZERO_UNLOCKED_MIN ((uint64_t)1 << 20)
+
 /* The most bytes one record covers (a segment asked for, a kernel range). */
 #define MS_RECORD_MAX ((uint64_t)UINT32_MAX << SPAN_GRANULE_SHIFT)
 

@@ -30,6 +30,8 @@
  *   thread-flood        create threads until refused, then hold them
  *   endpoint-flood      create endpoints and handles until refused, then hold
  *   memory-flood        allocate 64 KiB segments until refused, then hold
+ *   zero-loop           a thread allocates and frees half of the memory
+ *                       limit without pause while the bystander is served
  *   child-escape        children allocate and send their segments up: the
  *                       parent's limit bounds the whole subtree
  *   pin-exit-loop       children pin 2 MiB each and exit, every other one
@@ -396,6 +398,47 @@ static void memory_flood(void)
     test_check(&t, "memory_refused_at_limit", err == -EDQUOT && n > 0, "%u segments, then %ld; memory %lu of %lu", n,
                err, a.used[RES_MEMORY], a.limit[RES_MEMORY]);
     hold("segments", n);
+}
+
+/* Half of its memory limit allocated and freed in a loop by a thread of
+ * its own, without pause, while the bystander is served: each new segment
+ * is zero-filled by the kernel, and memsrv must not keep its books shut
+ * for that long. */
+static volatile uint64_t zero_rounds;
+static volatile bool zero_stop;
+
+static void zero_looper(uint64_t size)
+{
+    while (!zero_stop) {
+        struct ms_segment s;
+        if (ms_alloc(size, 0, MS_ALLOC_NOWAIT, 0, &s) == 0) {
+            zero_rounds++;
+            ms_free(s.handle);
+        } else {
+            sys_yield();
+        }
+    }
+    sys_thread_exit();
+}
+
+static uint8_t looper_stack[16384] __attribute__((aligned(16)));
+
+static void zero_loop(void)
+{
+    struct abi_account a = { 0 };
+    sys_account_info(HANDLE_SELF, &a);
+    uint64_t size = (a.limit[RES_MEMORY] / 2) & ~(uint64_t)(64 * KIB - 1);
+    int64_t th = size ? sys_thread_create(zero_looper, looper_stack + sizeof(looper_stack), size) : -EINVAL;
+    test_check(&t, "looper_started", th >= 0, "a thread to allocate %lu bytes in a loop: %ld", size, th);
+    while (th >= 0 && zero_rounds < 2)
+        sys_yield();
+    hold("a loop of large allocations", zero_rounds);
+    /* Stopped before the end, so that no request of ours is under way
+     * when the suite measures what came back. */
+    zero_stop = true;
+    if (th >= 0)
+        sys_thread_wait((handle_t)th, TIMEOUT_FOREVER);
+    printf("hostile: zero loop: %lu segments of %lu KiB made and freed\n", zero_rounds, size / KIB);
 }
 
 /* ---- children ---------------------------------------------------------- */
@@ -1168,6 +1211,7 @@ int main(int argc, char **argv)
         { "thread-flood", thread_flood },
         { "endpoint-flood", endpoint_flood },
         { "memory-flood", memory_flood },
+        { "zero-loop", zero_loop },
         { "child-escape", child_escape },
         { "pin-exit-loop", pin_exit_loop },
         { "readonly-transfer", readonly_transfer },

@@ -50,6 +50,7 @@ static const struct hostile_case cases[] = {
     { .name = "thread_flood", .mode = "thread-flood", .threads = 48 },
     { .name = "endpoint_flood", .mode = "endpoint-flood", .kmem = 256 * 1024 },
     { .name = "memory_flood", .mode = "memory-flood", .memory = 6 * MIB },
+    { .name = "zero_loop", .mode = "zero-loop", .memory = 64 * MIB },
     { .name = "child_escape", .mode = "child-escape", .powers = POWER_SPAWN, .image = true, .memory = 8 * MIB },
     /* Its children each pin 2 MiB: init's default pinned limit, an eighth
      * of RAM, is less than that on a 16 MiB machine. */
