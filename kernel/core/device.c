@@ -53,6 +53,7 @@
 #define PCI_CLASS_BRIDGE         0x06u
 #define PCI_CAP_MSI              0x05u
 #define PCI_CAP_MSIX             0x11u
+#define PCI_CAP_EXPRESS          0x10u
 #define PCI_CAP_MSI_SIZE         24u /* control, 64-bit address, data, mask, pending: the largest form */
 #define PCI_CAP_MSIX_SIZE        12u /* control, table and pending-bit-array locations */
 #define PCI_CAPS_MAX             48u /* a list longer than the space can hold is a loop */
@@ -73,6 +74,7 @@ struct device {
     uint8_t header_layout; /* header type without the multifunction bit */
     uint8_t class_code;
     uint8_t msi_cap, msix_cap; /* config offsets of the capabilities (0: none) */
+    uint8_t pcie_cap;          /* the PCI Express capability's (0: a conventional PCI function) */
     int16_t irq_line;          /* its INTx line as firmware routed it, read at open; -1: none */
     uint32_t refs;
     struct device *next_open;
@@ -121,7 +123,7 @@ static bool find_function(uint16_t vendor, uint16_t device, unsigned index, stru
 
 /* Walks the capability list (bounded: a malicious or broken device may
  * link it in a loop) for the capabilities that aim the device's writes. */
-static void find_interrupt_capabilities(struct device *d)
+static void find_capabilities(struct device *d)
 {
     if (!(read16(d->address, PCI_STATUS) & PCI_STATUS_CAPABILITIES))
         return;
@@ -132,6 +134,8 @@ static void find_interrupt_capabilities(struct device *d)
             d->msi_cap = (uint8_t)at;
         if (id == PCI_CAP_MSIX && !d->msix_cap)
             d->msix_cap = (uint8_t)at;
+        if (id == PCI_CAP_EXPRESS && !d->pcie_cap)
+            d->pcie_cap = (uint8_t)at;
         at = read8(d->address, at + 1) & 0xFCu;
     }
 }
@@ -156,7 +160,7 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
     d->device = device;
     d->header_layout = read8(a, PCI_HEADER_TYPE) & PCI_HEADER_LAYOUT_MASK;
     d->class_code = read8(a, PCI_CLASS);
-    find_interrupt_capabilities(d);
+    find_capabilities(d);
     /* Read once: the register is a driver-writable scratch byte, and a
      * driver could otherwise name a line that is not its device's. */
     uint8_t pin = read8(a, PCI_INTERRUPT_PIN), line = read8(a, PCI_INTERRUPT_LINE);
@@ -164,8 +168,20 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
     list_init(&d->dma_segments);
     /* Whatever firmware left on, nobody has been allowed to master yet. */
     device_set_bus_master(d, false);
-    /* Behind an IOMMU it reaches nothing until something is pinned for it. */
-    if (iommu_present()) {
+    /* Behind an IOMMU it reaches nothing until something is pinned for it.
+     * A conventional PCI function off the root bus sits behind a bridge
+     * that may issue its requests under the bridge's requester id (a
+     * PCIe-to-PCI bridge uses its secondary bus, device 0): its domain
+     * would be another function's, and another's its. Without a domain
+     * of its own it may not master the bus (device_set_bus_master). */
+    if (iommu_present() && a.bus != 0 && !d->pcie_cap) {
+        char name[24];
+        device_describe(d, name, sizeof(name));
+        kprintf("device %s: conventional PCI behind a bridge: its DMA may carry another's requester id, so it "
+                "may not master the bus\n",
+                name);
+        d->domain = 0;
+    } else if (iommu_present()) {
         int derr = iommu_domain_create(a, &d->domain);
         if (derr) {
             char name[24];
@@ -269,6 +285,8 @@ static bool is_bridge(const struct device *d)
 {
     return d->class_code == PCI_CLASS_BRIDGE || d->header_layout != PCI_HEADER_GENERAL;
 }
+
+bool device_is_express(const struct device *d) { return d->pcie_cap != 0; }
 
 bool device_masters(const struct device *d) { return !is_bridge(d) && device_bus_master(d); }
 

@@ -435,6 +435,35 @@ static void run(struct device *dev, const struct mb_info *info)
         pool_free_frame(f.stale);
 }
 
+/* Every other edu function: one that is conventional PCI behind a bridge
+ * (QEMU: a pcie-pci-bridge with an edu on it) shares a requester id, so it
+ * may not master the bus; any other may. Skipped when there is none. */
+static void other_functions(void)
+{
+    unsigned others = 0, refused = 0, allowed = 0, wrong = 0;
+    struct device *dev;
+    for (unsigned index = 1; index < 8 && device_open(EDU_VENDOR, EDU_DEVICE, index, &dev) == 0; index++) {
+        struct pci_address a = device_address(dev);
+        bool express = device_is_express(dev);
+        int err = device_set_bus_master(dev, true);
+        device_set_bus_master(dev, false);
+        others++;
+        if (a.bus != 0 && !express)
+            err == -ENOTSUP ? refused++ : wrong++;
+        else
+            err == 0 ? allowed++ : wrong++;
+        device_put(dev);
+    }
+    if (!others) {
+        ktest_report("iommu_selftest", "bridged_functions", KTEST_SKIP,
+                     "one edu function (a second behind a pcie-pci-bridge shows the refusal)");
+        return;
+    }
+    check("bridged_functions", wrong == 0 && refused + allowed == others,
+          "%u other edu function(s): %u behind a bridge refused bus mastering, %u allowed, %u wrong", others, refused,
+          allowed, wrong);
+}
+
 void iommu_selftest(const struct mb_info *info)
 {
     memset(&st, 0, sizeof st);
@@ -452,6 +481,7 @@ void iommu_selftest(const struct mb_info *info)
         run(dev, info);
         iommu_set_fault_handler(previous);
         device_put(dev);
+        other_functions();
     }
     kprintf("iommu selftest: %u passed, %u failed\n", st.passed, st.failed);
 }

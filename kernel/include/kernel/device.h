@@ -43,6 +43,8 @@ int device_config_write(struct device *d, unsigned offset, unsigned width, uint3
  * for a bridge (class 6), which the kernel leaves alone. */
 bool device_bus_master(const struct device *d);
 int device_set_bus_master(struct device *d, bool on);
+/* Whether it has the PCI Express capability (else conventional PCI). */
+bool device_is_express(const struct device *d);
 /* Whether the device itself may do DMA now: its bit is on, and it is no
  * bridge (whose bit only forwards what the devices behind it do). */
 bool device_masters(const struct device *d);
