@@ -592,7 +592,10 @@ static void finish(struct memsrv *ms, int ret, uint64_t now)
         }
         break;
     }
-    case MS_BG_STEP: ms->step_gen = ms->books_gen; break;
+    case MS_BG_STEP:
+        ms->step_idle_gen =
+            ret == SPAN_PLAN_DONE && ms->bg_plan.moves == 0 && ms->bg_failures == 0 ? ms->books_gen + 1 : 0;
+        break;
     case MS_BG_YIELD: ms->yield_gen = ms->books_gen; break;
     case MS_BG_REALIGN: ms->realign_gen = ms->books_gen; break;
     case MS_BG_NONE: break;
@@ -810,11 +813,16 @@ int64_t req_compact(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *repl
          * a client stepping in a loop would otherwise keep it waiting. */
         if (ms->bg_kind == MS_BG_NONE && (ms->full_done < ms->full_issued || ms->ndemands > 0))
             (void)choose_work(ms, now);
-        if (ms->bg_kind == MS_BG_NONE) {
+        /* As FULL's: when the last STEP pass had nothing to move and the
+         * books have not changed since, a new one would find the same, so
+         * a client stepping in a loop gets its answer without a scan. */
+        bool idle = ms->step_idle_gen == ms->books_gen + 1;
+        if (ms->bg_kind == MS_BG_NONE && !idle) {
             span_plan_full(&ms->span, &ms->bg_plan, MS_STEP_BYTES);
             start(ms, MS_BG_STEP);
         }
-        step_locked(ms, now);
+        if (ms->bg_kind != MS_BG_NONE)
+            step_locked(ms, now);
         moves = ms->cstats.bg_moves - before_moves;
         bytes = ms->cstats.bg_bytes - before_bytes;
     } else {

@@ -365,7 +365,8 @@ struct memsrv {
     unsigned bg_region;
     uint32_t bg_score_before;
     uint64_t bg_ticket; /* FULL or demand ticket the run serves */
-    uint64_t books_gen, step_gen, yield_gen, realign_gen;
+    uint64_t books_gen, yield_gen, realign_gen;
+    uint64_t step_idle_gen; /* books_gen + 1 when the last STEP pass had nothing to move (0: not so) */
     struct ms_region_state regions[SPAN_MAX_REGIONS];
     unsigned next_region; /* round robin of the proactive passes */
     struct ms_demand demands[MS_DEMANDS];

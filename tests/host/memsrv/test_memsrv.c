@@ -1199,6 +1199,29 @@ static void test_full_without_change_answered_at_once(void **state)
     fk_assert_consistent(fk);
 }
 
+/* STEP likewise: once a pass had nothing to move and nothing changed, a
+ * STEP starts no new pass (a client stepping in a loop gets no scans). */
+static void test_step_without_change_answered_at_once(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t sid;
+    unsigned steps = 0;
+
+    while (fk->ms.step_idle_gen != fk->ms.books_gen + 1 && steps++ < 64)
+        assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
+    assert_int_equal(fk->ms.step_idle_gen, fk->ms.books_gen + 1);
+    uint64_t plans = fk->ms.compactions;
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
+    assert_int_equal(fk->ms.compactions, plans);
+    assert_int_equal(fk->ms.bg_kind, MS_BG_NONE);
+    /* A change: the next STEP scans again. */
+    assert_int_equal(fk_alloc(fk, PID_A, 4 * KiB, 0, 0, 0, &sid), 0);
+    assert_int_equal(fk_simple(fk, PID_A, MS_COMPACT, MS_COMPACT_STEP, 0, 0, 0), 0);
+    assert_int_equal(fk->ms.compactions, plans + 1);
+    assert_int_equal(fk_free(fk, PID_A, sid), 0);
+    fk_assert_consistent(fk);
+}
+
 static void test_revoke_from_client(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -1985,6 +2008,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checks_budgeted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_lets_others_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_without_change_answered_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_step_without_change_answered_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
