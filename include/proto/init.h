@@ -58,11 +58,11 @@
  * init); -ENOSYS if init has no memory server to supervise; -EINVAL other
  * words set. The kill waits, if need be, until the server running has
  * answered for INIT_MS_UP_FACTOR times as long as its own recovery took:
- * asked restarts in a loop leave it up at least four fifths of the time,
+ * asked restarts in a loop leave it up at least two thirds of the time,
  * however long the rebuilds that the asker's segments make. */
 #define INIT_MS_RESTART      (INIT_LABEL_BASE + 3)
 #define INIT_MS_RESTART_WAIT 1u
-#define INIT_MS_UP_FACTOR    4u
+#define INIT_MS_UP_FACTOR    2u
 
 /* The supervisor's record. Anyone init serves may ask (no words). Reply:
  * w0 restarts completed (a successor answered init), w1 how the last
