@@ -560,7 +560,9 @@ void iommu_poll_faults(void)
         }
         if (status & FSTS_PFO) {
             faults_lost++;
-            kprintf("iommu: the unit at %#lx ran out of fault records; faults were lost\n", u->register_base);
+            /* Set again on every tick while devices keep faulting. */
+            if (fault_may_print())
+                kprintf("iommu: the unit at %#lx ran out of fault records; faults were lost\n", u->register_base);
         }
         if (status & (FSTS_PFO | FSTS_ERRORS))
             wr32(u, REG_FSTS, status & (FSTS_PFO | FSTS_ERRORS));
