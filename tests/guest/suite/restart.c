@@ -59,6 +59,16 @@ static int64_t supervisor_status(struct supervisor_status *st)
     return err;
 }
 
+/* Sleeps until init would kill the server at once when asked: an asked
+ * restart waits until the server running has answered for
+ * INIT_MS_UP_FACTOR times its last recovery, at most that long from now.
+ * Scenarios whose kill must come at a moment of their choosing call it
+ * before they set that moment up. */
+static void until_restart_allowed(const struct supervisor_status *st)
+{
+    sys_sleep(INIT_MS_UP_FACTOR * st->recovery_ns);
+}
+
 /* Kills the server through init; with `wait`, returns once its successor
  * answered (*recovery_ns: from the end to that answer). */
 static int64_t restart_server(bool wait, uint64_t *recovery_ns)
@@ -228,6 +238,7 @@ static void churn_killed(void)
     struct crew c;
     uint64_t baseline = free_and_books();
     supervisor_status(&before);
+    until_restart_allowed(&before);
     crew_start(&c, churn_ops());
     int64_t killed = c.ready == CLIENTS ? restart_server(false, 0) : -EAGAIN;
     bool waited = killed == 0 && await_restarts(before.restarts + 1, &after);
@@ -426,6 +437,7 @@ static void compaction(void)
     bool caught = false;
     while (!caught && tries++ < COMPACT_TRIES) {
         supervisor_status(&before);
+        until_restart_allowed(&before);
         holder_start(&h, count);
         compactor.result = 1;
         uint64_t waited_before = waited_requests();
@@ -469,6 +481,7 @@ static void dma_running(void)
     struct loader_grant g[ABI_STARTUP_HANDLES];
     struct ipc_msg m = { 0 };
     supervisor_status(&before);
+    until_restart_allowed(&before);
     suite_grants(g);
     g[ABI_STARTUP_DEVICE] = (struct loader_grant){ (handle_t)dev, RIGHTS_SAME };
     g[ABI_STARTUP_PARENT] = (struct loader_grant){ (handle_t)parent, RIGHT_SEND };
@@ -626,6 +639,7 @@ static bool bench_recovery(handle_t *held, uint64_t extra)
         held[have] = seg.handle;
     }
     supervisor_status(&before);
+    until_restart_allowed(&before);
     uint64_t t0 = sys_clock();
     int64_t killed = restart_server(false, 0);
     int64_t got = killed == 0 ? ms_alloc(4096, 0, 0, 0, &seg) : killed;
