@@ -212,8 +212,8 @@ void test_kill(void)
 }
 
 /* CPU time is shared by program: a loop pinned to the first CPU counts for
- * 200 of its ticks alone, then beside a program whose 16 threads spin
- * there. Shared by program it gets about half of what it got alone;
+ * 200 of its ticks alone, then (twice) beside a program whose 16 threads
+ * spin there. Shared by program it gets about half of what it got alone;
  * shared by thread it would get a seventeenth. The bound, a sixth, leaves
  * room for a host that slows one run and not the other. */
 void test_fair_share(void)
@@ -223,7 +223,13 @@ void test_fair_share(void)
     int64_t hog = err == 0 ? suite_spawn("t_victim", "hog-first-cpu", 0) : -1;
     if (hog >= 0) {
         sys_sleep(20ull * 1000 * 1000); /* its threads start and take their places */
-        err = suite_run("t_victim", "count-on-first-cpu", 0, &beside);
+        /* The better of two: a host that stalls the guest for a while
+         * takes ticks from one run, not from the machine's shares. */
+        for (unsigned run = 0; run < 2 && err == 0; run++) {
+            int64_t count = -1;
+            err = suite_run("t_victim", "count-on-first-cpu", 0, &count);
+            beside = count > beside ? count : beside;
+        }
         sys_proc_kill((handle_t)hog);
         suite_finish(hog, &hog_status);
     }
