@@ -167,6 +167,12 @@ static int64_t k_seg_create(void *ctx, uint64_t phys, uint64_t size, uint64_t pa
     s->payer = payer;
     fk->creates++;
     *sid = s->sid;
+    if (fk->on_create != NULL) {
+        void (*hook)(struct fake_kernel *, uint64_t, void *) = fk->on_create;
+        fk->on_create = NULL; /* what it does may create too */
+        hook(fk, s->sid, fk->on_create_arg);
+        fk->on_create = hook;
+    }
     return (int64_t)handle_of(fk, s);
 }
 

@@ -59,6 +59,10 @@ struct fake_kernel {
      * lock then): the interleaving tests act as other clients there. */
     void (*on_migrate)(struct fake_kernel *fk, uint64_t sid, void *arg);
     void *on_migrate_arg;
+    /* Called after the kernel made a segment for memsrv, before it
+     * returns: memsrv may have let the books lock go (a large zero-fill). */
+    void (*on_create)(struct fake_kernel *fk, uint64_t sid, void *arg);
+    void *on_create_arg;
     /* Called when memsrv lets the books lock go to yield (the reclaim
      * list's batches): the tests act as other clients there. */
     void (*on_yield)(struct fake_kernel *fk, void *arg);

@@ -1318,6 +1318,32 @@ static void weave_hook(struct fake_kernel *fk, uint64_t moving, void *arg)
     fk_assert_consistent(fk);
 }
 
+/* A large segment is zero-filled with the books lock let go; its client
+ * ends meanwhile, and the reclaim of its last other segment forgets it.
+ * The new segment must not be charged to the forgotten slot: the ALLOC
+ * answers -EPEER and nothing is left behind. */
+static void end_client_c(struct fake_kernel *fk, uint64_t sid, void *arg)
+{
+    (void)sid;
+    (void)arg;
+    fk_exit(fk, PID_C);
+}
+
+static void test_client_ends_during_large_zero_fill(void **state)
+{
+    struct fake_kernel *fk = *state;
+    uint64_t small, big = 0, free0;
+
+    assert_int_equal(fk_alloc(fk, PID_C, 4 * KiB, 0, 0, 0, &small), 0);
+    free0 = fk_stats(fk).free_bytes;
+    fk->on_create = end_client_c;
+    assert_int_equal(fk_alloc(fk, PID_C, MS_ZERO_UNLOCKED_MIN, 0, 0, 0, &big), -EPEER);
+    fk->on_create = NULL;
+    assert_int_equal(books_client(&fk->ms, PID_C, false), MS_NO_CLIENT);
+    assert_int_equal(fk_stats(fk).free_bytes, free0 + 4 * KiB);
+    fk_assert_consistent(fk);
+}
+
 static void test_service_and_compactor_interleaved(void **state)
 {
     struct fake_kernel *fk = *state;
@@ -2012,6 +2038,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revoke_from_client, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_region_and_check_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kernel_refuses_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_ends_during_large_zero_fill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_and_compactor_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_waits_for_its_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_request_just_before_the_compactor_sleeps, setup, teardown),
