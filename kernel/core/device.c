@@ -186,8 +186,8 @@ int device_open(uint16_t vendor, uint16_t device, unsigned index, struct device 
         if (derr) {
             char name[24];
             device_describe(d, name, sizeof(name));
-            kprintf("device %s: no IOMMU domain (%d): no remapping unit covers it, so it may not master the bus\n",
-                    name, derr);
+            kprintf("device %s: no IOMMU domain (%d%s), so it may not master the bus\n", name, derr,
+                    derr == -ENOTSUP ? ": no remapping unit covers it" : "");
             d->domain = 0;
         }
     }
