@@ -71,8 +71,8 @@ struct ep_watch {
     struct endpoint *ep;           /* the endpoint watched (no reference: its end ends the watch) */
     struct notification *notify;   /* a reference */
     uint64_t bits;
-    struct account *account; /* charged for this object */
-    struct process *watcher; /* its maker, counted in watch_count (freed with it: ipc_watcher_gone) */
+    struct process
+        *watcher; /* its maker, charged for it and counted in watch_count (freed with it: ipc_watcher_gone) */
 };
 
 void ipc_init(void)
@@ -136,7 +136,7 @@ static void free_watch(struct ep_watch *w)
     list_remove(&w->watcher_link);
     w->watcher->watch_count--;
     notification_put(w->notify);
-    account_object_free(w->account, &watch_cache, w);
+    account_object_free(w->watcher->account, &watch_cache, w);
 }
 
 /* Ends every watch, signalling its bits if `fire`. */
@@ -215,9 +215,7 @@ int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, st
     if (err)
         return err;
     notification_get(n);
-    *w = (struct ep_watch){
-        .ep = ep, .notify = n, .bits = 1ull << bit, .account = watcher->account, .watcher = watcher
-    };
+    *w = (struct ep_watch){ .ep = ep, .notify = n, .bits = 1ull << bit, .watcher = watcher };
     list_push_back(&ep->watches, &w->link);
     list_push_back(&watcher->watches, &w->watcher_link);
     watcher->watch_count++;

@@ -146,7 +146,21 @@ static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
     books_drop_new_record(ms, index);
 }
 
-static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uint64_t size, uint64_t sid);
+/* Undoes alloc_create and alloc_place for a segment the server still
+ * holds; a destroy the kernel refuses leaves the span booked, charged to
+ * nobody. */
+static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uint64_t size, uint64_t sid)
+{
+    int64_t err = ms->k->seg_destroy(ms->k->ctx, sid);
+
+    if (err == 0) {
+        alloc_unplace(ms, index, base);
+        return;
+    }
+    ms_log(ms, "memsrv: destroying unused sid %llu failed: %lld; its span stays booked", (unsigned long long)sid,
+           (long long)err);
+    books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, size, MS_NO_CLIENT);
+}
 
 /*
  * The kernel makes the placed segment for the client c (pid badge),
@@ -199,22 +213,6 @@ ALLOC_STEP int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t
     }
     *handle = (handle_t)h;
     return 0;
-}
-
-/* Undoes alloc_create and alloc_place for a segment the server still
- * holds; a destroy the kernel refuses leaves the span booked, charged to
- * nobody. */
-static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uint64_t size, uint64_t sid)
-{
-    int64_t err = ms->k->seg_destroy(ms->k->ctx, sid);
-
-    if (err == 0) {
-        alloc_unplace(ms, index, base);
-        return;
-    }
-    ms_log(ms, "memsrv: destroying unused sid %llu failed: %lld; its span stays booked", (unsigned long long)sid,
-           (long long)err);
-    books_commit_record(ms, index, MS_REC_SEGMENT, sid, base, size, MS_NO_CLIENT);
 }
 
 /* Whether a ready segment may serve sreq: one of their sizes, and no

@@ -160,12 +160,12 @@ void cpu_init_this(struct cpu *c, const uint64_t ist_top[3])
     /* Supervisor-mode execution prevention: the kernel never runs code
      * from a user page, so a jump there by a kernel bug faults instead. */
     if (have_smep)
-        write_cr4(read_cr4() | (1ull << 20));
+        write_cr4(read_cr4() | CR4_SMEP);
     /* Supervisor-mode access prevention: the kernel reads and writes user
      * pages only inside the user copies (usercopy.asm), which open them
      * for their own instructions; anything else faults. */
     if (have_smap)
-        write_cr4(read_cr4() | (1ull << 21));
+        write_cr4(read_cr4() | CR4_SMAP);
 }
 
 /* Writes STAC and CLAC over the NOPs of the user-access sites (smap.inc),

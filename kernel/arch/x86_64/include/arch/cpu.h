@@ -70,7 +70,9 @@ static inline uint64_t read_cr4(void)
 /* "memory": a CR4.PGE toggle flushes the TLB, so page-table writes must
  * not move past it. */
 static inline void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v) : "memory"); }
-#define CR4_PGE (1ull << 7) /* global pages */
+#define CR4_PGE  (1ull << 7)  /* global pages */
+#define CR4_SMEP (1ull << 20) /* supervisor-mode execution prevention */
+#define CR4_SMAP (1ull << 21) /* supervisor-mode access prevention */
 
 static inline void invlpg(uint64_t va) { __asm__ volatile("invlpg (%0)" ::"r"(va) : "memory"); }
 
