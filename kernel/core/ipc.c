@@ -71,8 +71,7 @@ struct ep_watch {
     struct endpoint *ep;           /* the endpoint watched (no reference: its end ends the watch) */
     struct notification *notify;   /* a reference */
     uint64_t bits;
-    struct process
-        *watcher; /* its maker, charged for it and counted in watch_count (freed with it: ipc_watcher_gone) */
+    struct process *watcher; /* its maker: charged for it, counts it, frees it (ipc_watcher_gone) */
 };
 
 void ipc_init(void)
