@@ -76,7 +76,10 @@ struct abi_kinfo {
     uint64_t ncpus_online;    /* CPUs running threads */
     /* The kernel's boot-time self-tests ([PASS]/[FAIL]/[SKIP] lines it printed). */
     uint32_t selftests_passed, selftests_failed, selftests_skipped;
-    uint32_t reserved;
+    /* Pages the kernel's segment-id and process-id tables hold: they grow
+     * with the most segments and processes live and give pages back as
+     * those end (common/idtable.h). */
+    uint32_t id_table_pages;
     /* The kernel lock (docs/smp.md): times taken, times a CPU had to wait
      * for it, and the nanoseconds of those waits in all, since boot. */
     uint64_t lock_acquired, lock_contended, lock_wait_ns;

@@ -42,10 +42,11 @@
 struct process *memsrv_process;
 struct endpoint *memsrv_endpoint;
 
-#define PID_PAGES (PROC_MAX / ID_SLOTS_PER_PAGE)
+#define PID_PAGES ((PROC_MAX + ID_USABLE_PER_PAGE - 1) / ID_USABLE_PER_PAGE)
 
 static struct slab_cache proc_cache, account_cache;
 static struct id_slot *pid_directory[PID_PAGES];
+static uint64_t pid_pages_with_free[ID_BITMAP_WORDS(PID_PAGES)];
 static struct id_table pids;
 static uint64_t live_processes;
 
@@ -57,10 +58,12 @@ void proc_init(void)
     slab_cache_init(&proc_cache, "process", sizeof(struct process));
     slab_cache_init(&account_cache, "account", sizeof(struct account));
     const struct id_pages provider = { pid_page_get, pid_page_put, 0 };
-    idt_init_with_directory(&pids, pid_directory, PID_PAGES, &provider);
+    idt_init_with_directory(&pids, pid_directory, pid_pages_with_free, PID_PAGES, &provider);
 }
 
 uint64_t proc_live_count(void) { return live_processes; }
+
+uint32_t proc_id_pages(void) { return pids.npages; }
 
 struct process *proc_by_pid(uint64_t pid)
 {

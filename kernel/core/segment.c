@@ -39,6 +39,7 @@
 
 static struct slab_cache segment_cache;
 static struct id_slot *sid_directory[SID_PAGES_MAX];
+static uint64_t sid_pages_with_free[ID_BITMAP_WORDS(SID_PAGES_MAX)];
 static struct id_table sids;
 static struct rb_tree by_phys;
 static uint64_t live_segments;
@@ -72,8 +73,10 @@ void segment_init(void)
     slab_cache_init(&segment_cache, "segment", sizeof(struct segment));
     rb_init(&by_phys, 0);
     const struct id_pages provider = { sid_page_get, sid_page_put, 0 };
-    idt_init_with_directory(&sids, sid_directory, SID_PAGES_MAX, &provider);
+    idt_init_with_directory(&sids, sid_directory, sid_pages_with_free, SID_PAGES_MAX, &provider);
 }
+
+uint32_t segment_id_pages(void) { return sids.npages; }
 
 struct segment *segment_by_sid(uint64_t sid)
 {

@@ -283,6 +283,7 @@ int64_t sys_kinfo(SYSCALL_ARGS)
         .ncpus_present = smp_cpus_present(),
         .ncpus_online = smp_cpus_online(),
         .flags = iommu_present() ? KINFO_IOMMU : 0,
+        .id_table_pages = segment_id_pages() + proc_id_pages(),
     };
     ktest_counts(&k.selftests_passed, &k.selftests_failed, &k.selftests_skipped);
     kernel_lock_stats(&k.lock_acquired, &k.lock_contended, &k.lock_wait_ns);

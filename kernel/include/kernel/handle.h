@@ -8,9 +8,10 @@
  * object. Lookups name the rights they need; a handle that names the object
  * but lacks one is -EPERM (its holder knows it holds it, so nothing leaks).
  *
- * The table grows a page of slots at a time (up to HANDLE_TABLE_MAX); free
- * slots form a list, so installing and looking up are O(1). The pages are
- * charged to the owning process's account (RES_KMEM).
+ * The table grows a page of slots at a time (up to HANDLE_TABLE_MAX) and
+ * gives back its top pages once nothing in them is live (common/idtable.h);
+ * installing and looking up are O(1). The pages are charged to the owning
+ * process's account (RES_KMEM).
  */
 #ifndef KERNEL_HANDLE_H
 #define KERNEL_HANDLE_H
@@ -37,7 +38,7 @@ enum handle_type {
 };
 
 #define HANDLE_PAGES_MAX 512u
-#define HANDLE_TABLE_MAX (ID_SLOTS_PER_PAGE * HANDLE_PAGES_MAX)
+#define HANDLE_TABLE_MAX (ID_USABLE_PER_PAGE * HANDLE_PAGES_MAX)
 
 struct handle_table {
     struct id_table ids; /* pages charged to the owning process's account */

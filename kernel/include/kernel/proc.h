@@ -96,6 +96,8 @@ struct process *proc_by_pid(uint64_t pid);
 /* Called by thread code when a thread of p has died. */
 void proc_thread_died(struct process *p, struct thread *t);
 uint64_t proc_live_count(void);
+/* Pages the process-id table holds now. */
+uint32_t proc_id_pages(void);
 /* Frees an account object whose last reference went (account_put's
  * release callback). */
 void proc_account_free(struct account *a);

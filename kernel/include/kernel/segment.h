@@ -110,6 +110,8 @@ void segment_destroy(struct segment *s);
  * first: -EDQUOT changes nothing. */
 int segment_recharge(struct segment *s, struct account *to);
 struct segment *segment_by_sid(uint64_t sid);
+/* Pages the segment-id table holds now. */
+uint32_t segment_id_pages(void);
 bool segment_overlaps(uint64_t phys, uint64_t size, const struct segment *except);
 
 /* -EBUSY if the segment may not change hands or be freed now (above). */

@@ -1215,6 +1215,36 @@ static void batch_race(struct test_run *t)
     printf("t_mem: batch race: the batch freed first %u times, the single FREE %u times\n", batch_won, single_won);
 }
 
+/* Holds 4 KiB segments until the kernel's id tables have grown by three
+ * pages (or it holds ID_PAGES_CAP), then ends holding them all: the suite
+ * checks that the kernel gives those pages back (id_pages_given_back).
+ * Skips when they could not grow by two: a table that held more segments
+ * before and kept pages for sids still live high up (sids cannot move)
+ * may have room for all of them. */
+#define ID_PAGES_CAP 4096u
+
+static void id_pages(struct test_run *t)
+{
+    struct ms_segment segs[MS_BATCH_MAX];
+    struct abi_kinfo k = { 0 };
+    sys_kinfo(&k);
+    uint32_t start = k.id_table_pages;
+    unsigned held = 0;
+    int64_t err = 0;
+    while (err == 0 && held < ID_PAGES_CAP && k.id_table_pages < start + 3) {
+        err = ms_alloc_batch(MS_BATCH_MAX, 4 * KIB, 0, MS_ALLOC_NOWAIT, segs);
+        if (err == 0)
+            held += MS_BATCH_MAX;
+        sys_kinfo(&k);
+    }
+    if (k.id_table_pages < start + 2)
+        test_skip(t, "id_pages_grew", "id-table pages %u -> %u with %u segments held (%s): the table had room", start,
+                  k.id_table_pages, held, sys_strerror(err));
+    else
+        test_check(t, "id_pages_grew", true, "id-table pages %u -> %u with %u segments held", start, k.id_table_pages,
+                   held);
+}
+
 static void batch(struct test_run *t)
 {
     struct ms_segment segs[MS_BATCH_MAX], one;
@@ -1340,6 +1370,8 @@ int main(int argc, char **argv)
         stall(&t);
     else if (strcmp(mode, "batch") == 0)
         batch(&t);
+    else if (strcmp(mode, "id-pages") == 0)
+        id_pages(&t);
     else
         test_check(&t, "mode", false, "unknown mode '%s'", mode);
     test_exit(&t);

@@ -13,7 +13,7 @@
  *     server's free bytes and the process count are exactly as before.
  * Each case runs twice and the second run is measured: the first lets
  * long-lived tables (segment ids, handle pages of the server) grow to what
- * the case needs; they keep that size, which is not a leak. A measured run
+ * the case needs; what they keep of it is not a leak. A measured run
  * that reads a frame off is measured again, as accounting.c explains.
  */
 #include <common/string.h>

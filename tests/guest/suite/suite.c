@@ -109,6 +109,7 @@ static const struct {
     { "kill", test_kill },
     { "fair_share", test_fair_share },
     { "pool_exhaustion", test_pool_exhaustion },
+    { "id_pages_given_back", test_id_pages_given_back },
     { "spawn_errors", test_spawn_errors },
     { "pin_then_exit_released", test_pin_then_exit },
     { "churn", test_churn },

@@ -111,6 +111,7 @@ void test_kill(void);
 /* A program of 16 spinning threads gets no more of a CPU than one of one. */
 void test_fair_share(void);
 void test_pool_exhaustion(void);
+void test_id_pages_given_back(void);
 void test_spawn_errors(void);
 void test_pin_then_exit(void);
 void test_exit_reclaim(void);

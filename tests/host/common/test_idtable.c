@@ -107,19 +107,19 @@ static void test_full_and_dry(void **state)
     uint64_t id;
     int x;
     assert_int_equal(idt_init(&t, 2, &provider), 0);
-    for (unsigned i = 0; i < 2 * ID_SLOTS_PER_PAGE; i++)
+    for (unsigned i = 0; i < 2 * ID_USABLE_PER_PAGE; i++)
         assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
     assert_int_equal(idt_alloc(&t, &x, 1, &id), -2); /* at max_pages */
-    assert_int_equal(t.used, 2 * ID_SLOTS_PER_PAGE);
+    assert_int_equal(t.used, 2 * ID_USABLE_PER_PAGE);
     idt_destroy(&t);
 
     /* The provider runs dry: the error comes back, nothing changed. */
     assert_int_equal(idt_init(&t, 8, &provider), 0);
     fail_after = 1;
-    for (unsigned i = 0; i < ID_SLOTS_PER_PAGE; i++)
+    for (unsigned i = 0; i < ID_USABLE_PER_PAGE; i++)
         assert_int_equal(idt_alloc(&t, &x, 1, &id), 0);
     assert_int_equal(idt_alloc(&t, &x, 1, &id), -2);
-    assert_int_equal(t.used, ID_SLOTS_PER_PAGE);
+    assert_int_equal(t.used, ID_USABLE_PER_PAGE);
     assert_int_equal(t.npages, 1);
     idt_destroy(&t);
 }
@@ -129,9 +129,10 @@ static void test_iteration_with_frees(void **state)
     (void)state;
     struct id_table t;
     static struct id_slot *dir[16];
+    static uint64_t with_free[ID_BITMAP_WORDS(16)];
     uint64_t ids[600];
     int x;
-    idt_init_with_directory(&t, dir, 16, &provider);
+    idt_init_with_directory(&t, dir, with_free, 16, &provider);
     for (unsigned i = 0; i < 600; i++)
         assert_int_equal(idt_alloc(&t, &x, 1, &ids[i]), 0);
     for (unsigned i = 0; i < 600; i += 3)
@@ -149,6 +150,134 @@ static void test_iteration_with_frees(void **state)
     idt_destroy(&t);
 }
 
+/* Pages the live IDs need: up to the highest live one's page, and one
+ * empty page above it when that page is full (kept for the next
+ * allocation). */
+static uint32_t pages_needed(const uint64_t *live, unsigned nlive, const struct id_table *t)
+{
+    uint32_t top = 0;
+    bool any = false;
+    for (unsigned i = 0; i < nlive; i++) {
+        uint32_t page = (uint32_t)((live[i] & 0xffffffffu) - 1) / ID_SLOTS_PER_PAGE;
+        if (!any || page > top)
+            top = page;
+        any = true;
+    }
+    if (!any)
+        return 0;
+    unsigned in_top = 0;
+    for (unsigned i = 0; i < nlive; i++)
+        in_top += (uint32_t)((live[i] & 0xffffffffu) - 1) / ID_SLOTS_PER_PAGE == top;
+    bool kept = in_top == ID_USABLE_PER_PAGE && t->npages == top + 2;
+    return top + 1 + kept;
+}
+
+/* A table that grew gives its top pages back as they empty. */
+static void test_pages_given_back(void **state)
+{
+    (void)state;
+    struct id_table t;
+    enum { N = 5 * ID_USABLE_PER_PAGE };
+    static uint64_t ids[N];
+    int x;
+    assert_int_equal(idt_init(&t, 16, &provider), 0);
+    for (unsigned i = 0; i < N; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &ids[i]), 0);
+    assert_int_equal(t.npages, 5);
+    assert_int_equal(pages_out, 6); /* and the directory */
+    /* Freeing the lowest pages first gives nothing back: their IDs are
+     * names that cannot move. */
+    for (unsigned i = 0; i < 2 * ID_USABLE_PER_PAGE; i++)
+        idt_free(&t, ids[i]);
+    assert_int_equal(t.npages, 5);
+    /* The empty top page stays while the page below it is full... */
+    for (unsigned i = 4 * ID_USABLE_PER_PAGE; i < N; i++)
+        idt_free(&t, ids[i]);
+    assert_int_equal(t.npages, 5);
+    /* ...and goes as soon as that page has room. */
+    idt_free(&t, ids[3 * ID_USABLE_PER_PAGE]);
+    assert_int_equal(t.npages, 4);
+    assert_int_equal(pages_out, 5);
+    /* New IDs go to the lowest pages, not the highest. */
+    uint64_t low;
+    assert_int_equal(idt_alloc(&t, &x, 1, &low), 0);
+    assert_true(((low & 0xffffffffu) - 1) / ID_SLOTS_PER_PAGE == 0);
+    idt_free(&t, low);
+    for (unsigned i = 2 * ID_USABLE_PER_PAGE + 0; i < 4 * ID_USABLE_PER_PAGE; i++)
+        if (i != 3 * ID_USABLE_PER_PAGE)
+            idt_free(&t, ids[i]);
+    assert_int_equal(t.npages, 0);
+    assert_int_equal(pages_out, 1);
+    assert_int_equal(t.used, 0);
+    idt_destroy(&t);
+}
+
+/* At the edge of a full page, an allocation and a free do not take and
+ * give a page each time: the empty page above a full one stays, and goes
+ * once the page below it has room again. */
+static void test_edge_page_kept(void **state)
+{
+    (void)state;
+    struct id_table t;
+    static uint64_t ids[ID_USABLE_PER_PAGE];
+    int x;
+    uint64_t edge;
+    assert_int_equal(idt_init(&t, 4, &provider), 0);
+    for (unsigned i = 0; i < ID_USABLE_PER_PAGE; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &ids[i]), 0);
+    for (unsigned round = 0; round < 3; round++) {
+        assert_int_equal(idt_alloc(&t, &x, 1, &edge), 0);
+        assert_int_equal(t.npages, 2);
+        idt_free(&t, edge);
+        assert_int_equal(t.npages, 2); /* kept */
+    }
+    idt_free(&t, ids[7]);
+    assert_int_equal(t.npages, 1); /* room below: given back */
+    for (unsigned i = 0; i < ID_USABLE_PER_PAGE; i++)
+        if (i != 7)
+            idt_free(&t, ids[i]);
+    assert_int_equal(t.npages, 0);
+    idt_destroy(&t);
+}
+
+/* An ID from a page that was given back never names an object in the page
+ * that later takes its place. */
+static void test_stale_ids_after_regrowth(void **state)
+{
+    (void)state;
+    struct id_table t;
+    enum { N = 2 * ID_USABLE_PER_PAGE };
+    static uint64_t first[N], second[N];
+    int x, y;
+    assert_int_equal(idt_init(&t, 4, &provider), 0);
+    /* Churn the second page's slots so their generations run ahead. */
+    for (unsigned i = 0; i < N; i++)
+        assert_int_equal(idt_alloc(&t, &x, 1, &first[i]), 0);
+    for (unsigned round = 0; round < 5; round++)
+        for (unsigned i = ID_USABLE_PER_PAGE; i < N; i++) {
+            idt_free(&t, first[i]);
+            assert_int_equal(idt_alloc(&t, &x, 1, &first[i]), 0);
+        }
+    static uint64_t all_second_page[6 * ID_USABLE_PER_PAGE];
+    unsigned nstale = 0;
+    for (unsigned i = ID_USABLE_PER_PAGE; i < N; i++)
+        all_second_page[nstale++] = first[i];
+    for (unsigned i = 0; i < N; i++)
+        idt_free(&t, first[i]);
+    assert_int_equal(t.npages, 0);
+    for (unsigned i = 0; i < N; i++)
+        assert_int_equal(idt_alloc(&t, &y, 2, &second[i]), 0);
+    for (unsigned i = 0; i < nstale; i++)
+        assert_null(idt_slot(&t, all_second_page[i]));
+    for (unsigned i = 0; i < N; i++) {
+        assert_null(idt_slot(&t, first[i]));
+        assert_non_null(idt_slot(&t, second[i]));
+    }
+    for (unsigned i = 0; i < N; i++)
+        idt_free(&t, second[i]);
+    idt_destroy(&t);
+}
+
 /* Random allocations and frees against a model of live IDs. */
 static void test_random_against_model(void **state)
 {
@@ -162,11 +291,14 @@ static void test_random_against_model(void **state)
     assert_int_equal(idt_init(&t, 16, &provider), 0);
     for (unsigned step = 0; step < 200000; step++) {
         uint64_t r = test_rnd();
-        if (nlive < N && (r % 3 != 0 || nlive == 0)) {
+        /* Phases of growth and of shrinking, so pages come and go. */
+        bool growing = (step / 20000) % 2 == 0;
+        bool alloc = nlive == 0 || (nlive < N && (growing ? r % 3 != 0 : r % 3 == 0));
+        if (alloc) {
             uint64_t id;
             int err = idt_alloc(&t, &objects[nlive], (uint32_t)(r >> 40) | 1, &id);
             if (err) {
-                assert_int_equal(t.used, 16 * ID_SLOTS_PER_PAGE);
+                assert_int_equal(t.used, 16 * ID_USABLE_PER_PAGE);
                 continue;
             }
             live[nlive++] = id;
@@ -182,6 +314,8 @@ static void test_random_against_model(void **state)
             for (unsigned i = 0; i < (ndead < N ? ndead : N); i++)
                 assert_null(idt_slot(&t, dead[i]));
             assert_int_equal(t.used, nlive);
+            assert_int_equal(t.npages, pages_needed(live, nlive, &t));
+            assert_int_equal(pages_out, t.npages + 1);
         }
     }
     idt_destroy(&t);
@@ -194,6 +328,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_made_up_ids, reset, all_pages_back),
         cmocka_unit_test_setup_teardown(test_full_and_dry, reset, all_pages_back),
         cmocka_unit_test_setup_teardown(test_iteration_with_frees, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_pages_given_back, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_edge_page_kept, reset, all_pages_back),
+        cmocka_unit_test_setup_teardown(test_stale_ids_after_regrowth, reset, all_pages_back),
         cmocka_unit_test_setup_teardown(test_random_against_model, reset, all_pages_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

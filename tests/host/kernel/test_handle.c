@@ -127,7 +127,7 @@ static void test_growth_refused_and_drain(void **state)
     int x;
     handle_t h;
     assert_int_equal(handle_table_init(&t, 0), 0);
-    for (unsigned i = 0; i < ID_SLOTS_PER_PAGE; i++)
+    for (unsigned i = 0; i < ID_USABLE_PER_PAGE; i++)
         assert_int_equal(handle_install(&t, &x, HANDLE_DEVICE, RIGHT_DMA, &h), 0);
     refuse = -EDQUOT; /* the account is full: the table cannot grow */
     assert_int_equal(handle_install(&t, &x, HANDLE_DEVICE, RIGHT_DMA, &h), -EDQUOT);
@@ -136,7 +136,7 @@ static void test_growth_refused_and_drain(void **state)
     drained = 0;
     drained_rights = 0;
     handle_table_drain(&t, on_drain);
-    assert_int_equal(drained, ID_SLOTS_PER_PAGE + 1);
+    assert_int_equal(drained, ID_USABLE_PER_PAGE + 1);
     assert_int_equal(drained_rights, RIGHT_DMA | RIGHT_WAIT);
     handle_table_destroy(&t);
     assert_int_equal(frames_out, 0);
