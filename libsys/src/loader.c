@@ -89,13 +89,18 @@ handle_t loader_dma_device(void)
 
 void loader_default_limits(uint64_t limits[RES_COUNT])
 {
+    /* The memory server's total does not change while the system runs, so
+     * the last one it gave stands in while it does not answer (it is
+     * restarting, say). Before it ever answered, the kernel's count of
+     * memory no process holds does: it is nonzero until memory is handed
+     * over. A program started then gets smaller limits, never none. */
+    static uint64_t known_total;
     struct ms_stats_global g = { 0 };
     struct abi_kinfo k = { 0 };
     sys_kinfo(&k);
-    /* Without the memory server's figures (it is restarting, say), the
-     * kernel's count of memory no process holds stands in: a program
-     * started then gets smaller limits, never none. */
-    uint64_t total = ms_stats_global(&g) == 0 && g.total_bytes != 0 ? g.total_bytes : k.user_bytes_free;
+    if (ms_stats_global(&g) == 0 && g.total_bytes != 0)
+        known_total = g.total_bytes;
+    uint64_t total = known_total ? known_total : k.user_bytes_free;
     limits[RES_MEMORY] = total / 2;
     limits[RES_KMEM] = k.pool_frames_total * ABI_PAGE_SIZE / 4;
     limits[RES_PROCESSES] = 64;
