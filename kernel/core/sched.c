@@ -425,11 +425,29 @@ void sched_wake_all(struct wait_queue *wq, int64_t result)
  * CPUs' queues are theirs, or an idle CPU's to steal.) */
 static bool others_waiting(void) { return this_sched()->queued != 0; }
 
+/* A quantum that ran out ends the turns that rode on it: threads handed
+ * the CPU (sched_wake_next) and still waiting at the front of the queue go
+ * to their place at the back. Otherwise a program whose threads keep
+ * handing the CPU on to each other (a reply, then a receive that does not
+ * wait) would run on this CPU tick after tick while the queue's others
+ * wait, since a handed-on thread never starts a quantum of its own. */
+static void demote_handed_on(struct sched_cpu *sc, unsigned cpu)
+{
+    struct thread *f;
+    for (unsigned n = sc->queued; n-- && (f = queue_first(sc)) != 0 && f->slice_given;) {
+        dequeue(f);
+        f->slice_given = false;
+        enqueue(f, cpu);
+    }
+}
+
 void sched_yield(void)
 {
     struct thread *t = current;
     if (t == &this_sched()->idle || !others_waiting())
         return;
+    if (this_sched()->quantum_left == 0)
+        demote_handed_on(this_sched(), arch_cpu_id());
     t->state = THREAD_RUNNABLE;
     enqueue(t, t->affinity >= 0 ? (unsigned)t->affinity : arch_cpu_id());
     schedule();
