@@ -65,6 +65,8 @@ int64_t sys_seg_give(SYSCALL_ARGS)
         return -EINVAL;
     if (a2 & (PAGE_SIZE - 1))
         return -EINVAL;
+    if (a2 && s->size > ABI_SEG_UNALIGNED_MAX && (a2 & (ABI_LARGE_PAGE_SIZE - 1)))
+        return -EINVAL;
     rights_t rights = held & (a3 ? (rights_t)a3 : RIGHTS_SEGMENT);
     err = segment_move(s, to, true, a2, rights);
     return err ? err : (int64_t)s->vaddr;

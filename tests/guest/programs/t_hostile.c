@@ -270,6 +270,33 @@ static void send_then_free(void)
         ms_free(y.handle);
 }
 
+/* ---- a remap that would write an entry a page under the kernel lock ---- */
+
+/* A segment over ABI_SEG_UNALIGNED_MAX goes only to 2 MiB-aligned places:
+ * at any other it would map with small pages, and each remap back and
+ * forth would write an entry a page with the kernel lock held. */
+static void huge_remap(void)
+{
+    struct ms_segment s;
+    uint64_t size = ABI_SEG_UNALIGNED_MAX + ABI_LARGE_PAGE_SIZE;
+    int64_t r = ms_alloc(size, 0, MS_ALLOC_NOWAIT, 0, &s);
+    if (r != 0) {
+        test_skip(&t, "huge_remap_aligned_only", "no segment of %lu MiB to remap: %s", size / MIB, sys_strerror(r));
+        return;
+    }
+    ((volatile uint8_t *)s.addr)[0] = 0x5a;
+    /* Half way up the user half, where nothing is mapped. */
+    uint64_t target = (ABI_USER_TOP / 2) & ~(ABI_LARGE_PAGE_SIZE - 1);
+    int64_t unaligned = sys_seg_give(s.handle, HANDLE_SELF, target + ABI_PAGE_SIZE, RIGHTS_SAME);
+    bool kept = unaligned < 0 && ((volatile uint8_t *)s.addr)[0] == 0x5a;
+    int64_t aligned = sys_seg_give(s.handle, HANDLE_SELF, target, RIGHTS_SAME);
+    bool moved = aligned == (int64_t)target && ((volatile uint8_t *)target)[0] == 0x5a;
+    test_check(&t, "huge_remap_aligned_only", unaligned == -EINVAL && kept && moved,
+               "%lu MiB at %#lx + 4 KiB: %ld (want EINVAL, still mapped: %d); at %#lx: %ld", size / MIB, target,
+               unaligned, kept, target, aligned);
+    ms_free(s.handle);
+}
+
 /* ---- rights ------------------------------------------------------------ */
 
 static void steal_receive(void)
@@ -1222,6 +1249,7 @@ int main(int argc, char **argv)
         { "device-attacks", device_attacks },
         { "stale-dma", stale_dma },
         { "check-flood", check_flood },
+        { "huge-remap", huge_remap },
         { "bystander", bystander },
     };
     bool found = false;

@@ -63,6 +63,7 @@ static const struct hostile_case cases[] = {
     { .name = "device_attacks", .mode = "device-attacks", .powers = POWER_SPAWN, .image = true, .device_full = true },
     { .name = "stale_dma", .mode = "stale-dma", .device_full = true },
     { .name = "check_flood", .mode = "check-flood", .memory = 4 * MIB },
+    { .name = "huge_remap", .mode = "huge-remap", .memory = 80 * MIB },
     /* Handles in messages, notifications, futexes: with a kernel-memory
      * limit small enough that filling the handle table is quick. */
     { .name = "sync", .mode = "sync", .program = "t_sync", .kmem = 384 * 1024 },
