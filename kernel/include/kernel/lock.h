@@ -20,9 +20,10 @@
  * lock break between them (kernel_lock_break), with the segment marked
  * busy so nobody touches it meanwhile (segment.h). What it does cover is
  * bounded but not free: the copies of a message (at most 256 bytes each
- * way) and console lines (instant under emulators; a real 115200-baud UART
- * would hold it about 90 us a line, which is why the kernel prints little
- * once the system runs).
+ * way) and the kernel's own console lines (instant under emulators; a real
+ * 115200-baud UART takes about 87 us a byte, which is why the kernel prints
+ * little once the system runs). A program's console writes go out with the
+ * lock let go (SYS_CONSOLE_WRITE).
  *
  * Below it, leaf spinlocks that are taken with nothing else needed inside:
  * the console's output (so lines do not interleave) and the cross-CPU call
