@@ -171,23 +171,32 @@ static void alloc_uncreate(struct memsrv *ms, uint32_t index, uint64_t base, uin
  *
  * The kernel zero-fills the segment. For a large one that takes long
  * enough (up to half of RAM for one client) that the books lock is let
- * go meanwhile: the record is taken and uncommitted (rec_holds), which
- * keeps the indices still and the checker content, and a plan that picks
- * the span gives it up at once (it has no sid yet: execute_move).
+ * go meanwhile: the record is taken and uncommitted (rec_holds, and
+ * recs_taken, so that the spare records others' requests count on are
+ * really free), which keeps the indices still and the checker content,
+ * and the span is locked in the span books, so that no compaction plan
+ * picks it (its move could only fail: it has no sid yet). If the client
+ * ended meanwhile, its slot may be another's: nothing is charged or
+ * counted to it.
  */
 ALLOC_STEP int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t badge, uint32_t index, uint64_t base,
                                 uint64_t size, handle_t *handle, uint64_t *sid)
 {
     bool let_go = size >= MS_ZERO_UNLOCKED_MIN;
-    if (let_go)
+    if (let_go) {
+        span_lock(&ms->span, base);
         books_unlock(ms);
+    }
     int64_t h = ms->k->seg_create(ms->k->ctx, base, size, badge, sid);
     if (let_go) {
         books_lock(ms);
+        span_unlock(&ms->span, base);
         if (c->pid != badge && h > 0 && *sid != 0) {
-            /* The client ended meanwhile and its slot was forgotten: nothing
-             * may be charged to it now. */
             alloc_uncreate(ms, index, base, size, *sid);
+            return -EPEER;
+        }
+        if (c->pid != badge && h <= 0) {
+            alloc_unplace(ms, index, base);
             return -EPEER;
         }
     }
@@ -208,7 +217,8 @@ ALLOC_STEP int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t
     if (*sid == 0) {
         ms_log(ms, "memsrv: no sid for the new segment at %#llx: its span stays booked", (unsigned long long)base);
         books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, size, MS_NO_CLIENT);
-        c->failures++;
+        if (c->pid == badge)
+            c->failures++;
         return -ENOMEM;
     }
     *handle = (handle_t)h;

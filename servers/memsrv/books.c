@@ -194,6 +194,7 @@ uint32_t books_new_record(struct memsrv *ms)
     ms->rec_free = ms->recs[index].next_free;
     ms->recs[index].next_free = MS_NO_RECORD;
     ms->rec_holds++;
+    ms->recs_taken++;
     return index;
 }
 
@@ -209,6 +210,7 @@ void books_drop_new_record(struct memsrv *ms, uint32_t index)
 {
     record_push_free(ms, index);
     ms->rec_holds--;
+    ms->recs_taken--;
 }
 
 void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind kind, uint64_t sid, uint64_t base,
@@ -231,6 +233,7 @@ void books_commit_record(struct memsrv *ms, uint32_t index, enum ms_record_kind 
         ms->segments++;
     ms->recs_used++;
     ms->rec_holds--;
+    ms->recs_taken--;
     ms->books_gen++;
 }
 
@@ -467,11 +470,13 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
         span_lock(&ms->span, base);
         ms->rec_free = ms->recs[index].next_free;
         ms->rec_holds++;
+        ms->recs_taken++;
         books_commit_record(ms, index, MS_REC_KERNEL, 0, base, size, MS_NO_CLIENT);
         return -ENOMEM;
     }
     ms->rec_free = ms->recs[index].next_free;
     ms->rec_holds++;
+    ms->recs_taken++;
     span_lock(&ms->span, base);
     books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
     if (use == MS_BOOKS_NODES)
@@ -612,7 +617,8 @@ static void tune_hash(struct memsrv *ms)
     size_t old_bytes;
     uint64_t sid;
 
-    if (want == 0 || ms->rec_capacity - ms->recs_used <= MS_RECS_SPARE || ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
+    if (want == 0 || ms->rec_capacity - ms->recs_used - ms->recs_taken <= MS_RECS_SPARE ||
+        ms->span.nodes_free < 3 + MS_SLOTS_SPARE)
         return;
     old = books_slot(ms, MS_BOOKS_HASH);
     want = (want + SPAN_GRANULE - 1) & ~(size_t)(SPAN_GRANULE - 1);
@@ -628,7 +634,7 @@ static void tune_hash(struct memsrv *ms)
 static bool books_ready(const struct memsrv *ms, size_t slots, uint32_t records)
 {
     return ms->span.nodes_free >= slots + MS_SLOTS_SPARE &&
-           ms->rec_capacity - ms->recs_used >= records + MS_RECS_SPARE && span_hash_right(&ms->span);
+           ms->rec_capacity - ms->recs_used - ms->recs_taken >= records + MS_RECS_SPARE && span_hash_right(&ms->span);
 }
 
 /* books_reserve past its common case: out of line, so that the check
@@ -638,7 +644,7 @@ static __attribute__((noinline)) int books_grow(struct memsrv *ms, size_t slots,
     if (ms->books_fixed || ms->books_busy)
         return ms->span.nodes_free >= slots + MS_SLOTS_FLOOR ? 0 : -ENOMEM;
     ms->books_busy = true;
-    while (ms->rec_capacity - ms->recs_used < records + MS_RECS_SPARE) {
+    while (ms->rec_capacity - ms->recs_used - ms->recs_taken < records + MS_RECS_SPARE) {
         if (grow_records(ms) != 0)
             break;
     }
@@ -648,7 +654,9 @@ static __attribute__((noinline)) int books_grow(struct memsrv *ms, size_t slots,
     }
     tune_hash(ms);
     ms->books_busy = false;
-    return ms->span.nodes_free >= slots + MS_SLOTS_FLOOR && ms->rec_capacity - ms->recs_used >= records ? 0 : -ENOMEM;
+    return ms->span.nodes_free >= slots + MS_SLOTS_FLOOR && ms->rec_capacity - ms->recs_used - ms->recs_taken >= records
+               ? 0
+               : -ENOMEM;
 }
 
 /* Ready books need nothing, at boot or while growing too: books_grow's

@@ -313,9 +313,10 @@ struct memsrv {
     /* Records: the span books' tags index them; sid_hash finds them by sid. */
     struct ms_record *recs;
     uint32_t rec_capacity, rec_free, recs_used;
-    uint32_t rec_holds; /* indices held across the lock: taken, not committed; or migrating */
-    uint32_t *sid_hash; /* record index + 1; 0 = empty slot */
-    uint32_t sid_slots; /* about 4/3 of rec_capacity: see books_records_bytes */
+    uint32_t rec_holds;  /* indices held across the lock: taken, not committed; or migrating */
+    uint32_t recs_taken; /* off the free list, not committed yet */
+    uint32_t *sid_hash;  /* record index + 1; 0 = empty slot */
+    uint32_t sid_slots;  /* about 4/3 of rec_capacity: see books_records_bytes */
 
     struct ms_client clients[MS_CLIENTS_MAX];
     unsigned client_count;
