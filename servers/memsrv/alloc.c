@@ -139,11 +139,26 @@ ALLOC_STEP int alloc_place(struct memsrv *ms, const struct span_request *sreq, u
     return err;
 }
 
-/* Undoes alloc_place. */
+/* Undoes alloc_place. The free span it leaves may need a slot, and the
+ * ones reserved before a zero-fill let the lock go may have been used by
+ * others meanwhile: reserved again here. Should there still be none, the
+ * span stays booked, charged to nobody, with a record of its own, rather
+ * than be left with a record index that is free again. */
 static void alloc_unplace(struct memsrv *ms, uint32_t index, uint64_t base)
 {
-    span_free(&ms->span, base);
-    books_drop_new_record(ms, index);
+    struct span_info info;
+
+    (void)books_reserve(ms, 1, 0);
+    if (span_free(&ms->span, base) == 0) {
+        books_drop_new_record(ms, index);
+        return;
+    }
+    if (span_lookup(&ms->span, base, &info) != 0 || info.base != base) {
+        books_drop_new_record(ms, index); /* nothing booked there: nothing to keep */
+        return;
+    }
+    ms_log(ms, "memsrv: no slot to free the unused span at %#llx: it stays booked", (unsigned long long)base);
+    books_commit_record(ms, index, MS_REC_SEGMENT, 0, base, info.size, MS_NO_CLIENT);
 }
 
 /* Undoes alloc_create and alloc_place for a segment the server still
