@@ -206,12 +206,11 @@ ALLOC_STEP int64_t alloc_create(struct memsrv *ms, struct ms_client *c, uint64_t
     if (let_go) {
         books_lock(ms);
         span_unlock(&ms->span, base);
-        if (c->pid != badge && h > 0 && *sid != 0) {
-            alloc_uncreate(ms, index, base, size, *sid);
-            return -EPEER;
-        }
-        if (c->pid != badge && h <= 0) {
-            alloc_unplace(ms, index, base);
+        if (c->pid != badge && (h <= 0 || *sid != 0)) {
+            if (h > 0)
+                alloc_uncreate(ms, index, base, size, *sid);
+            else
+                alloc_unplace(ms, index, base);
             return -EPEER;
         }
     }

@@ -179,23 +179,26 @@ static void hash_remove(struct memsrv *ms, uint32_t index)
     ms->sid_hash[slot] = 0;
 }
 
-uint32_t books_new_record(struct memsrv *ms)
+/* Takes the free list's first record (there is one): held, uncommitted,
+ * until books_commit_record or books_drop_new_record. */
+static uint32_t take_free_record(struct memsrv *ms)
 {
-    uint32_t index;
+    uint32_t index = ms->rec_free;
 
-    /* An allocation's slots: without them span_alloc would fail for want
-     * of books, which compaction cannot cure. */
-    if (reserve(ms, 3, 1) != 0)
-        return MS_NO_RECORD;
-    index = ms->rec_free;
-
-    if (index == MS_NO_RECORD)
-        return MS_NO_RECORD;
     ms->rec_free = ms->recs[index].next_free;
     ms->recs[index].next_free = MS_NO_RECORD;
     ms->rec_holds++;
     ms->recs_taken++;
     return index;
+}
+
+uint32_t books_new_record(struct memsrv *ms)
+{
+    /* An allocation's slots: without them span_alloc would fail for want
+     * of books, which compaction cannot cure. */
+    if (reserve(ms, 3, 1) != 0 || ms->rec_free == MS_NO_RECORD)
+        return MS_NO_RECORD;
+    return take_free_record(ms);
 }
 
 /* Puts an unused record on the free list (lowest first when pushed in
@@ -468,15 +471,10 @@ static int books_take(struct memsrv *ms, uint64_t size, enum ms_books_use use, v
         ms_log(ms, "memsrv: books segment at %#llx could not be mapped: its span stays booked",
                (unsigned long long)base);
         span_lock(&ms->span, base);
-        ms->rec_free = ms->recs[index].next_free;
-        ms->rec_holds++;
-        ms->recs_taken++;
-        books_commit_record(ms, index, MS_REC_KERNEL, 0, base, size, MS_NO_CLIENT);
+        books_commit_record(ms, take_free_record(ms), MS_REC_KERNEL, 0, base, size, MS_NO_CLIENT);
         return -ENOMEM;
     }
-    ms->rec_free = ms->recs[index].next_free;
-    ms->rec_holds++;
-    ms->recs_taken++;
+    index = take_free_record(ms);
     span_lock(&ms->span, base);
     books_commit_record(ms, index, MS_REC_BOOKS, sid, base, size, MS_NO_CLIENT);
     if (use == MS_BOOKS_NODES)
