@@ -91,7 +91,7 @@ void idt_page_filled(struct id_table *t, uint32_t page)
  * every allocation and free. */
 static void give_back_top(struct id_table *t)
 {
-    while (t->npages > 0) {
+    while (t->npages > 0 && !t->keeps_pages) {
         uint32_t top = t->npages - 1;
         if (free_in(t, top) != ID_USABLE_PER_PAGE || (top > 0 && free_in(t, top - 1) == 0))
             return;

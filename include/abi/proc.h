@@ -41,8 +41,8 @@ ABI_STATIC_ASSERT(sizeof(struct abi_startup) == 24 + 8 * ABI_STARTUP_HANDLES + A
 #define ABI_STACK_SIZE   (64 * 1024ull)
 #define ABI_STARTUP_ADDR ((ABI_STACK_TOP - sizeof(struct abi_startup)) & ~15ull)
 
-/* Processes alive at once, at most: a pid's slot (its low 32 bits, minus
- * one) is below this. */
+/* A pid's slot (its low 32 bits, minus one) is below this. Processes
+ * alive at once: at most 1,020 (the kernel keeps one slot in 256). */
 #define ABI_PROC_MAX 1024u
 /* Endpoint watches (SYS_EP_WATCH) one process may hold at once. */
 #define ABI_WATCHES_MAX 1024u

@@ -42,7 +42,11 @@
 struct process *memsrv_process;
 struct endpoint *memsrv_endpoint;
 
-#define PID_PAGES ((PROC_MAX + ID_USABLE_PER_PAGE - 1) / ID_USABLE_PER_PAGE)
+/* Whole pages of slots below PROC_MAX: every pid's slot stays below it
+ * (memsrv indexes its clients by slot), which leaves the header slots'
+ * four out of the processes alive at once. */
+#define PID_PAGES (PROC_MAX / ID_SLOTS_PER_PAGE)
+_Static_assert(PROC_MAX % ID_SLOTS_PER_PAGE == 0, "pid slots end on a page boundary");
 
 static struct slab_cache proc_cache, account_cache;
 static struct id_slot *pid_directory[PID_PAGES];
