@@ -95,27 +95,36 @@ int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
 {
     if (!user_range_valid(buf, len))
         return -EFAULT;
-    while (input_head == input_tail) {
-        int64_t r = sched_block(&input_readers, timeout_ns);
-        if (r < 0 && input_head == input_tail)
-            return r;
-    }
     /* Bytes leave the ring only once they are in the caller's buffer: a
-     * buffer that vanished while it waited loses nothing. */
+     * buffer that vanished while it waited loses nothing. The copy itself
+     * may wait (a page of a segment being moved), and another reader may
+     * take the same bytes meanwhile: they are then that reader's, and
+     * this one counts only what it took before (or starts again). */
     uint8_t chunk[256];
     uint64_t n = 0;
-    while (n < len && input_tail != input_head) {
+    for (;;) {
+        while (input_head == input_tail) {
+            if (n)
+                return (int64_t)n;
+            int64_t r = sched_block(&input_readers, timeout_ns);
+            if (r < 0 && input_head == input_tail)
+                return r;
+        }
+        if (n == len)
+            return (int64_t)n;
+        uint32_t from = input_tail;
         uint64_t k = 0;
-        while (k < sizeof(chunk) && n + k < len && input_tail + k != input_head) {
-            chunk[k] = input_ring[(input_tail + k) % INPUT_RING];
+        while (k < sizeof(chunk) && n + k < len && from + k != input_head) {
+            chunk[k] = input_ring[(from + k) % INPUT_RING];
             k++;
         }
         if (copy_to_user(buf + n, chunk, k) != 0)
             return n ? (int64_t)n : -EFAULT;
+        if (input_tail != from)
+            continue; /* taken by another reader while the copy waited */
         input_tail += (uint32_t)k;
         n += k;
     }
-    return (int64_t)n;
 }
 
 void refuse_machine(const char *fmt, ...)

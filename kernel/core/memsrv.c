@@ -158,10 +158,12 @@ int64_t sys_ms_seg_create(SYSCALL_ARGS)
     }
     /* Guarantee 4: nobody sees what the frames held before. In chunks:
      * a large segment must not hold the kernel lock for its whole size. */
+    uint64_t sid = s->sid;
+    handle_t handle = s->handle;
     segment_zero(s);
     if (a3)
-        (void)copy_to_user(a3, &s->sid, sizeof(s->sid)); /* failing, the sid stays 0: unnamed */
-    return (int64_t)s->handle;
+        (void)copy_to_user(a3, &sid, sizeof(sid)); /* failing, the sid stays 0: unnamed */
+    return (int64_t)handle;
 }
 
 int64_t sys_ms_seg_revoke(SYSCALL_ARGS)
@@ -371,18 +373,21 @@ int64_t sys_ms_dma_changes(SYSCALL_ARGS)
     SYSCALL_UNUSED;
     uint64_t max = batch_of(a1);
     struct abi_dma_change batch[RECORD_BATCH];
-    struct segment *taken[RECORD_BATCH];
     uint64_t n = 0;
-    for (struct segment *s = segment_dma_change_first(); s && n < max; s = segment_dma_change_next(s)) {
-        taken[n] = s;
+    for (struct segment *s = segment_dma_change_first(); s && n < max; s = segment_dma_change_next(s))
         batch[n++] = (struct abi_dma_change){ .sid = s->sid, .busy = segment_dma_busy(s) };
-    }
-    /* Off the queue only once the server has the records. */
+    /* Off the queue only once the server has the records. The copy may
+     * wait (the server's buffer being moved), and meanwhile a segment may
+     * go, or change again: each is looked up again, marked with the state
+     * the server was given, and stays queued if it differs now. */
     int err = copy_to_user(a0, batch, n * sizeof(batch[0]));
     if (err)
         return err;
-    for (uint64_t i = 0; i < n; i++)
-        segment_dma_change_told(taken[i]);
+    for (uint64_t i = 0; i < n; i++) {
+        struct segment *s = segment_by_sid(batch[i].sid);
+        if (s)
+            segment_dma_change_told(s, batch[i].busy);
+    }
     return (int64_t)n;
 }
 

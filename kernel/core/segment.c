@@ -305,10 +305,10 @@ struct segment *segment_dma_change_next(const struct segment *s)
     return n != &dma_changes ? LIST_ENTRY(n, struct segment, dma_change) : 0;
 }
 
-void segment_dma_change_told(struct segment *s)
+void segment_dma_change_told(struct segment *s, bool busy)
 {
-    list_remove(&s->dma_change);
-    s->dma_told = segment_dma_busy(s);
+    s->dma_told = busy;
+    dma_state_changed(s); /* off the queue, unless it changed since */
 }
 
 /* The segment is no longer within any device's reach. */

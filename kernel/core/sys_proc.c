@@ -165,7 +165,8 @@ int64_t sys_console_write(SYSCALL_ARGS)
      * need not wait for the line. The output lock alone keeps a chunk
      * whole among other writers. */
     char chunk[CONSOLE_CHUNK];
-    for (uint64_t done = 0; done < len;) {
+    uint64_t done = 0;
+    while (done < len) {
         size_t n = len - done < sizeof(chunk) ? len - done : sizeof(chunk);
         if (copy_from_user(chunk, buf + done, n) != 0)
             return done ? (int64_t)done : -EFAULT;
@@ -173,10 +174,12 @@ int64_t sys_console_write(SYSCALL_ARGS)
         console_write(chunk, n);
         kernel_lock();
         done += n;
+        if (current->exiting)
+            break; /* killed meanwhile: its process waits for it to leave */
         if (done < len)
             sched_preempt_point();
     }
-    return (int64_t)len;
+    return (int64_t)done;
 }
 
 int64_t sys_console_read(SYSCALL_ARGS)

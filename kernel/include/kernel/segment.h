@@ -172,12 +172,13 @@ int segment_check_all(uint64_t *bad_sid, const char **why);
 
 /* Segments whose DMA state the memory server has not heard of, oldest
  * first: segment_dma_change_first gives the first (0: none) and
- * segment_dma_change_told marks one heard and takes it off the queue. The
+ * segment_dma_change_told records the state the server heard, taking the
+ * segment off the queue unless its state differs from that by now. The
  * queue holds each segment at most once, and a segment whose state went
  * and came back is off it. */
 struct segment *segment_dma_change_first(void);
 struct segment *segment_dma_change_next(const struct segment *s);
-void segment_dma_change_told(struct segment *s);
+void segment_dma_change_told(struct segment *s, bool busy);
 
 /* Iteration in physical order (for the memory server's boot information). */
 struct segment *segment_first_by_phys(void);
