@@ -35,9 +35,10 @@ typedef uint64_t badge_t;
 
 #define ABI_PAGE_SIZE       4096ull
 #define ABI_LARGE_PAGE_SIZE (2ull * 1024 * 1024)
-/* SYS_SEG_GIVE places a segment larger than this only at an address that
- * is ABI_LARGE_PAGE_SIZE-aligned: elsewhere it maps with small pages, an
- * entry each, all written while the kernel holds its lock. */
+/* SYS_SEG_GIVE places a segment larger than this only at an address as
+ * far past an ABI_LARGE_PAGE_SIZE boundary as its physical base is:
+ * elsewhere it maps with small pages, an entry each, all written while the
+ * kernel holds its lock. */
 #define ABI_SEG_UNALIGNED_MAX (64ull * 1024 * 1024)
 
 /* The user half of every address space. Pointers outside it are refused. */

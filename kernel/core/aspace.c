@@ -127,7 +127,7 @@ int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t ph
         if (err == -ERANGE || err == -EINVAL || err == -EEXIST)
             err = -EFAULT;
     } else {
-        err = vmareas_alloc(&as->areas, size, &vaddr);
+        err = vmareas_alloc_phased(&as->areas, size, phys, &vaddr);
     }
     if (err)
         return err;

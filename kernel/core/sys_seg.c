@@ -65,7 +65,10 @@ int64_t sys_seg_give(SYSCALL_ARGS)
         return -EINVAL;
     if (a2 & (PAGE_SIZE - 1))
         return -EINVAL;
-    if (a2 && s->size > ABI_SEG_UNALIGNED_MAX && (a2 & (ABI_LARGE_PAGE_SIZE - 1)))
+    /* Large pages need the address and the memory at the same offset
+     * from a 2 MiB boundary; elsewhere a big segment maps with an entry a
+     * 4 KiB page, all written with the kernel lock held. */
+    if (a2 && s->size > ABI_SEG_UNALIGNED_MAX && ((a2 ^ s->phys) & (ABI_LARGE_PAGE_SIZE - 1)))
         return -EINVAL;
     rights_t rights = held & (a3 ? (rights_t)a3 : RIGHTS_SEGMENT);
     err = segment_move(s, to, true, a2, rights);

@@ -529,8 +529,9 @@ void vmareas_destroy(struct vmareas *a)
 
 /* The area just freed, asked for again at its size (theory, 3a): no list
  * to update, nothing to shift. Any size that is not exactly the area's
- * (zero, unaligned, too large) misses. */
-static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t *addr)
+ * (zero, unaligned, too large), or a start off the phase asked for,
+ * misses. */
+static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr)
 {
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
     uint64_t start = a->unmerged, i = a->hint;
@@ -542,7 +543,7 @@ static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t
         e = element(a, i);
     }
     uint64_t end = i + 1 < a->count ? word_after(a, i, e) & ~USED_BIT : a->limit;
-    if (end - start != size || (start & (align - 1)))
+    if (end - start != size || (start & (align - 1)) != (phase & (align - 1)))
         return false;
     *e = start | USED_BIT;
     a->has_unmerged = false;
@@ -551,30 +552,35 @@ static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t
     return true;
 }
 
-/* Out of line: the take-back above then saves no registers. */
-static int __attribute__((noinline)) alloc_anywhere(struct vmareas *a, uint64_t size, uint64_t *addr)
+/* Out of line: the take-back above then saves no registers. A large area
+ * starts `lead` bytes past a large boundary: it is found as an aligned
+ * area of size + lead, and the lead stays free. */
+static int __attribute__((noinline)) alloc_anywhere(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr)
 {
-    if (!size || size % VMAREA_PAGE_SIZE)
+    if (!size || size % VMAREA_PAGE_SIZE || phase % VMAREA_PAGE_SIZE)
         return -EINVAL;
-    if (size > a->limit - a->base)
-        return -ENOSPC;
     uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
+    uint64_t lead = phase & (align - 1);
+    if (size > a->limit - a->base || lead > a->limit - a->base - size)
+        return -ENOSPC;
     merge_unmerged(a);
     uint64_t index, at;
-    if (!choose_free_area(a, size, align, &index, &at))
+    if (!choose_free_area(a, size + lead, align, &index, &at))
         return -ENOSPC;
-    int err = carve(a, index, at, size);
+    int err = carve(a, index, at + lead, size);
     if (err)
         return err;
-    *addr = at;
+    *addr = at + lead;
     return 0;
 }
 
-int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr)
+int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr) { return vmareas_alloc_phased(a, size, 0, addr); }
+
+int vmareas_alloc_phased(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr)
 {
-    if (a->has_unmerged && take_back_unmerged(a, size, addr))
+    if (a->has_unmerged && take_back_unmerged(a, size, phase, addr))
         return 0;
-    return alloc_anywhere(a, size, addr);
+    return alloc_anywhere(a, size, phase, addr);
 }
 
 int vmareas_reserve(struct vmareas *a, uint64_t addr, uint64_t size)

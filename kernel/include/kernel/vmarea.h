@@ -66,6 +66,10 @@ void vmareas_destroy(struct vmareas *a);
  * when size >= 2 MiB). -EINVAL bad size, -ENOSPC no room, -ENOMEM no page for
  * the array. On failure nothing changed. */
 int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr);
+/* The same, but an area of at least 2 MiB starts at phase (a page multiple)
+ * past a 2 MiB boundary, as the memory it will map does: then every whole
+ * large page inside it maps as one. */
+int vmareas_alloc_phased(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr);
 /* Marks [addr, addr + size) used. -EINVAL misaligned or zero, -ERANGE outside
  * [base, limit), -EEXIST overlaps a used area, -ENOMEM. */
 int vmareas_reserve(struct vmareas *a, uint64_t addr, uint64_t size);

@@ -272,12 +272,15 @@ static void send_then_free(void)
 
 /* ---- a remap that would write an entry a page under the kernel lock ---- */
 
-/* A segment over ABI_SEG_UNALIGNED_MAX goes only to 2 MiB-aligned places:
- * at any other it would map with small pages, and each remap back and
- * forth would write an entry a page with the kernel lock held. */
+/* A segment over ABI_SEG_UNALIGNED_MAX goes only to places at the same
+ * offset from a 2 MiB boundary as its memory: at any other it would map
+ * with small pages, and each remap back and forth would write an entry a
+ * page with the kernel lock held. Where the kernel picks, it picks such a
+ * place. */
 static void huge_remap(void)
 {
     struct ms_segment s;
+    struct abi_seg_info info = { 0 };
     uint64_t size = ABI_SEG_UNALIGNED_MAX + ABI_LARGE_PAGE_SIZE;
     int64_t r = ms_alloc(size, 0, MS_ALLOC_NOWAIT, 0, &s);
     if (r != 0) {
@@ -285,15 +288,20 @@ static void huge_remap(void)
         return;
     }
     ((volatile uint8_t *)s.addr)[0] = 0x5a;
+    int64_t got = sys_seg_info(s.handle, &info);
+    uint64_t phase = info.phys & (ABI_LARGE_PAGE_SIZE - 1);
+    test_check(&t, "huge_placed_in_phase",
+               got == 0 && (((uint64_t)s.addr ^ info.phys) & (ABI_LARGE_PAGE_SIZE - 1)) == 0,
+               "%lu MiB at phys %#lx mapped at %p (info %ld)", size / MIB, info.phys, s.addr, got);
     /* Half way up the user half, where nothing is mapped. */
-    uint64_t target = (ABI_USER_TOP / 2) & ~(ABI_LARGE_PAGE_SIZE - 1);
-    int64_t unaligned = sys_seg_give(s.handle, HANDLE_SELF, target + ABI_PAGE_SIZE, RIGHTS_SAME);
-    bool kept = unaligned < 0 && ((volatile uint8_t *)s.addr)[0] == 0x5a;
-    int64_t aligned = sys_seg_give(s.handle, HANDLE_SELF, target, RIGHTS_SAME);
-    bool moved = aligned == (int64_t)target && ((volatile uint8_t *)target)[0] == 0x5a;
-    test_check(&t, "huge_remap_aligned_only", unaligned == -EINVAL && kept && moved,
+    uint64_t target = ((ABI_USER_TOP / 2) & ~(ABI_LARGE_PAGE_SIZE - 1)) + phase;
+    int64_t off_phase = sys_seg_give(s.handle, HANDLE_SELF, target + ABI_PAGE_SIZE, RIGHTS_SAME);
+    bool kept = off_phase < 0 && ((volatile uint8_t *)s.addr)[0] == 0x5a;
+    int64_t in_phase = sys_seg_give(s.handle, HANDLE_SELF, target, RIGHTS_SAME);
+    bool moved = in_phase == (int64_t)target && ((volatile uint8_t *)target)[0] == 0x5a;
+    test_check(&t, "huge_remap_aligned_only", off_phase == -EINVAL && kept && moved,
                "%lu MiB at %#lx + 4 KiB: %ld (want EINVAL, still mapped: %d); at %#lx: %ld", size / MIB, target,
-               unaligned, kept, target, aligned);
+               off_phase, kept, target, in_phase);
     ms_free(s.handle);
 }
 

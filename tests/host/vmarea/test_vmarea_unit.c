@@ -163,6 +163,42 @@ static void test_alloc(void **state)
     vmareas_destroy(&va);
 }
 
+/* A large area asked for with a phase starts that far past a 2 MiB
+ * boundary (so the memory it maps, at the same offset, gets large pages
+ * inside); the lead below it stays free. A small one ignores the phase, and
+ * the area just freed is taken back only in the phase asked for. */
+static void test_alloc_phased(void **state)
+{
+    (void)state;
+    uint64_t base = 16 * MB, range = 64 * MB, at, small, again, size;
+    pages = test_pages(&prov);
+    assert_int_equal(vmareas_init(&va, base, base + range, &pages), 0);
+    assert_int_equal(vmareas_alloc_phased(&va, PG, 0x1234000, &small), 0);
+    assert_int_equal(small, base);
+    assert_int_equal(vmareas_alloc_phased(&va, 5 * MB, 0x1234000, &at), 0);
+    assert_int_equal(at % (2 * MB), 0x34000);
+    assert_true(at >= base + PG);
+    assert_int_equal(vmareas_find(&va, at - PG, NULL, NULL), -ENOENT); /* the lead is free */
+    assert_int_equal(vmareas_alloc_phased(&va, 3 * MB, 7 * PG, &again), 0);
+    assert_int_equal(again % (2 * MB), 7 * PG);
+    assert_int_equal(vmareas_free(&va, again, &size), 0);
+    assert_int_equal(size, 3 * MB);
+    assert_int_equal(vmareas_alloc_phased(&va, 3 * MB, 9 * PG, &at), 0);
+    assert_int_equal(at % (2 * MB), 9 * PG); /* not the area just freed */
+    assert_int_equal(vmareas_alloc_phased(&va, 3 * MB, 7 * PG, &at), 0);
+    assert_int_equal(at % (2 * MB), 7 * PG);
+    assert_int_equal(vmareas_alloc_phased(&va, PG, PG / 2, &at), -EINVAL);
+    assert_checked(&va);
+    vmareas_destroy(&va);
+    /* The lead counts: a range of exactly the size has no room for it. */
+    assert_int_equal(vmareas_init(&va, 2 * MB, 6 * MB, &pages), 0);
+    assert_int_equal(vmareas_alloc_phased(&va, 4 * MB, PG, &at), -ENOSPC);
+    assert_int_equal(vmareas_alloc_phased(&va, 4 * MB, 2 * MB, &at), 0); /* phase 0 */
+    assert_int_equal(at, 2 * MB);
+    vmareas_destroy(&va);
+    assert_int_equal(prov.outstanding, 0);
+}
+
 static void test_reserve(void **state)
 {
     (void)state;
@@ -574,15 +610,11 @@ static void test_no_churn(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_destroy),
-        cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_reserve),
-        cmocka_unit_test(test_free_area),
-        cmocka_unit_test(test_growth_and_shrink),
-        cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_no_page),
-        cmocka_unit_test(test_no_churn),
-        cmocka_unit_test(test_hint_never_trusted),
+        cmocka_unit_test(test_init_destroy),  cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_alloc_phased),  cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_free_area),     cmocka_unit_test(test_growth_and_shrink),
+        cmocka_unit_test(test_capacity),      cmocka_unit_test(test_no_page),
+        cmocka_unit_test(test_no_churn),      cmocka_unit_test(test_hint_never_trusted),
         cmocka_unit_test(test_unmerged_area),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
