@@ -303,6 +303,14 @@ int64_t req_alloc(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
  * charged here: -EDQUOT part way undoes the ones made), then hands them all
  * over in one call, which moves all or none. Only then are the records
  * committed.
+ *
+ * Segments whose zero-fill lets the books lock go (alloc_create) are
+ * placed and made one at a time instead: while one fills, the server holds
+ * only spans the client's account already pays for (placed all at once,
+ * a client allowed one such segment could hold memory for eight of them
+ * through the fill, refusing others). The ones made stay locked in the
+ * span books until committed or undone, so that no compaction plan made
+ * meanwhile proposes to move a segment it cannot name.
  */
 int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *reply)
 {
@@ -315,6 +323,7 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
     unsigned placed = 0, made = 0, refused = MS_BATCH_MAX, i;
     struct span_request sreq;
     struct ms_client *c;
+    bool one_by_one;
     handle_t h;
     int64_t err;
 
@@ -328,17 +337,34 @@ int64_t req_alloc_batch(struct memsrv *ms, struct ipc_msg *req, struct ipc_msg *
         count_failure(ms, c);
         return -E2BIG; /* more than RAM in all */
     }
-    err = books_reserve(ms, 3 * args.count, (uint32_t)args.count);
-    for (; err == 0 && placed < args.count; placed++)
-        if ((err = alloc_place(ms, &sreq, one.flags, req->badge, placed != 0, &index[placed], &base[placed])) != 0)
-            break;
-    for (; err == 0 && made < args.count; made++)
+    one_by_one = sreq.size >= MS_ZERO_UNLOCKED_MIN;
+    if (!one_by_one) {
+        err = books_reserve(ms, 3 * args.count, (uint32_t)args.count);
+        for (; err == 0 && placed < args.count; placed++)
+            if ((err = alloc_place(ms, &sreq, one.flags, req->badge, placed != 0, &index[placed], &base[placed])) != 0)
+                break;
+    }
+    for (; err == 0 && made < args.count; made++) {
+        if (one_by_one) {
+            /* What was reserved before the last fill may be others' now. */
+            err = books_reserve(ms, 3, 1);
+            if (err == 0)
+                err = alloc_place(ms, &sreq, one.flags, req->badge, made != 0, &index[made], &base[made]);
+            if (err != 0)
+                break;
+            placed++;
+        }
         if ((err = alloc_create(ms, c, req->badge, index[made], base[made], sreq.size, &h, &give[made].sid)) != 0) {
             refused = made; /* alloc_create undid it and counted the failure */
             break;
         }
+        if (one_by_one)
+            (void)span_lock(&ms->span, base[made]); /* booked here, the books lock held: cannot fail */
+    }
     if (err == 0)
         err = ms->k->seg_give(ms->k->ctx, req->badge, give, (unsigned)args.count);
+    for (i = 0; one_by_one && i < made; i++)
+        (void)span_unlock(&ms->span, base[i]);
     if (err != 0) {
         for (i = 0; i < placed; i++)
             if (i < made)

@@ -235,7 +235,12 @@ static int64_t execute_move(struct memsrv *ms, struct span_plan *plan, const str
         err = compact_migrate(ms, index, rec->sid, mv->to);
     rec = books_record(ms, index);
     if (err == 0) {
-        span_move_done(&ms->span, plan, mv);
+        /* The kernel has it at mv->to now, whatever the span books say:
+         * a plan that lost its pending move is a broken invariant, which
+         * CHECK reports from here on. */
+        if (span_move_done(&ms->span, plan, mv) != 0)
+            ms_log(ms, "memsrv: books: the move of %#llx+%#llx to %#llx was not the plan's pending one",
+                   (unsigned long long)mv->from, (unsigned long long)mv->size, (unsigned long long)mv->to);
         rec->base = mv->to;
         compact_count_move(ms, mv->size, background);
         if (background && ms->bg_kind == MS_BG_REALIGN)
@@ -505,6 +510,12 @@ static bool choose_work(struct memsrv *ms, uint64_t now_ns)
     int region;
 
     ready_flush(ms); /* a pass would move them, and around them */
+    /* The flush may wait for a ready segment being moved, with the lock
+     * let go; a STEP may have started a run meanwhile, its move under way
+     * in bg_plan. That run is the work: a new plan would wipe out its
+     * pending move. */
+    if (ms->bg_kind != MS_BG_NONE)
+        return true;
 
     if (ms->full_done < ms->full_issued) {
         span_plan_full(&ms->span, &ms->bg_plan, MS_STEP_BYTES);
