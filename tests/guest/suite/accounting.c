@@ -276,6 +276,7 @@ void test_id_pages_given_back(void)
     char why[200];
     fmt_snprintf(why, sizeof(why), "id-table pages %u -> %u; pool free %lu -> %lu frames", before.id_table_pages,
                  after.id_table_pages, mb.pool_free, ma.pool_free);
+    printf("suite: id_pages_given_back: %s\n", why);
     suite_record("id_pages_given_back", after.id_table_pages <= before.id_table_pages + 1, why);
 }
 
