@@ -62,16 +62,6 @@ void handle_restrict(struct handle_table *t, handle_t h, rights_t keep)
     e->tag = handle_tag(handle_tag_type(e->tag), handle_tag_rights(e->tag) & keep);
 }
 
-bool handle_table_names(struct handle_table *t, const void *object, enum handle_type type)
-{
-    uint64_t cursor = 0;
-    struct id_slot *e;
-    while (idt_next(&t->ids, &cursor, &e) != 0)
-        if (e->object == object && handle_tag_type(e->tag) == type)
-            return true;
-    return false;
-}
-
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights))
 {
     uint64_t cursor = 0, h;

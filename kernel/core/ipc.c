@@ -72,6 +72,7 @@ struct ep_watch {
     struct notification *notify;   /* a reference */
     uint64_t bits;
     struct process *watcher; /* its maker: charged for it, counts it, frees it (ipc_watcher_gone) */
+    handle_t via;            /* the watcher's handle it was made through: the watch lasts while it does */
 };
 
 void ipc_init(void)
@@ -163,22 +164,19 @@ int endpoint_unwatch(struct endpoint *ep, struct notification *n, unsigned bit, 
     return -ENOENT;
 }
 
-/* Process p let go of a handle to ep: once it holds none, the watches it
- * made on ep go (it could not name ep to watch it again). */
-static void watcher_let_go(struct process *p, struct endpoint *ep)
+/* Process p let go of its handle h to ep (closed, or moved away): the
+ * watches it made through h go. Whether it still holds another handle to
+ * ep would take a walk of its whole table (up to 130,560 slots, under the
+ * kernel lock, on every close); the watches' list is bounded
+ * (PROC_WATCHES_MAX). */
+static void watcher_let_go(struct process *p, struct endpoint *ep, handle_t h)
 {
     struct list_node *n, *next;
-    bool checked = false;
     LIST_FOR_EACH_SAFE(n, next, &p->watches)
     {
         struct ep_watch *w = LIST_ENTRY(n, struct ep_watch, watcher_link);
-        if (w->ep != ep)
-            continue;
-        /* The walk of its table is paid only by a process that watches ep. */
-        if (!checked && handle_table_names(&p->handles, ep, HANDLE_ENDPOINT))
-            return;
-        checked = true;
-        free_watch(w);
+        if (w->ep == ep && w->via == h)
+            free_watch(w);
     }
 }
 
@@ -199,7 +197,7 @@ static void lose_receiver(struct endpoint *ep)
     end_watches(ep, true);
 }
 
-int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher)
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher, handle_t via)
 {
     if (!ep->has_receiver) {
         notification_signal(n, 1ull << bit);
@@ -214,7 +212,7 @@ int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, st
     if (err)
         return err;
     notification_get(n);
-    *w = (struct ep_watch){ .ep = ep, .notify = n, .bits = 1ull << bit, .watcher = watcher };
+    *w = (struct ep_watch){ .ep = ep, .notify = n, .bits = 1ull << bit, .watcher = watcher, .via = via };
     list_push_back(&ep->watches, &w->link);
     list_push_back(&watcher->watches, &w->watcher_link);
     watcher->watch_count++;
@@ -228,14 +226,14 @@ void endpoint_handle_added(struct endpoint *ep, rights_t rights)
         ep->has_receiver = true;
 }
 
-void endpoint_handle_dropped(struct endpoint *ep, rights_t rights, struct process *holder)
+void endpoint_handle_dropped(struct endpoint *ep, rights_t rights, struct process *holder, handle_t h)
 {
     VERIFY(ep->handles > 0);
     ep->handles--;
     if ((rights & RIGHT_RECV) || ep->handles == 0)
         lose_receiver(ep); /* every watch fires and goes */
     else if (!list_empty(&holder->watches))
-        watcher_let_go(holder, ep);
+        watcher_let_go(holder, ep, h);
     endpoint_put(ep);
 }
 
@@ -376,7 +374,7 @@ static void commit_caps(struct process *from, struct process *to, const struct c
                     lose_receiver(plan->object[k]); /* moved without it: nobody holds it now */
             }
             if (plan->type[k] == HANDLE_ENDPOINT && !list_empty(&from->watches))
-                watcher_let_go(from, plan->object[k]);
+                watcher_let_go(from, plan->object[k], plan->from[k]);
             if (plan->type[k] == HANDLE_DEVICE) {
                 aspace_revoke_handle(&from->aspace, plan->from[k]);
                 proc_device_let_go(from, plan->object[k], plan->held[k]);

@@ -222,7 +222,7 @@ static struct process *draining; /* the process whose handles proc_release drops
 
 static void put_handle_object(void *object, enum handle_type type, rights_t rights)
 {
-    proc_drop_handle(draining, object, type, rights);
+    proc_drop_handle(draining, HANDLE_NONE, object, type, rights);
 }
 
 void object_handle_added(void *object, enum handle_type type, rights_t rights)
@@ -252,12 +252,12 @@ void proc_device_let_go(struct process *p, struct device *dev, rights_t rights)
     }
 }
 
-void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights)
+void proc_drop_handle(struct process *p, handle_t h, void *object, enum handle_type type, rights_t rights)
 {
     switch (type) {
     case HANDLE_PROCESS: proc_handle_dropped(object); break;
     case HANDLE_THREAD: thread_put(object); break;
-    case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights, p); break;
+    case HANDLE_ENDPOINT: endpoint_handle_dropped(object, rights, p, h); break;
     case HANDLE_NOTIFICATION: notification_put(object); break;
     case HANDLE_IRQ: irq_handle_dropped(object); break;
     case HANDLE_DEVICE:

@@ -107,7 +107,7 @@ static int64_t watch(uint64_t h, uint64_t nh, uint64_t bit, bool end)
     struct notification *n;
     SYSCALL_TRY(syscall_binding_args(h, HANDLE_ENDPOINT, RIGHT_SEND, (void **)&ep, nh, bit, &n));
     return end ? endpoint_unwatch(ep, n, (unsigned)bit, current->proc)
-               : endpoint_watch(ep, n, (unsigned)bit, current->proc);
+               : endpoint_watch(ep, n, (unsigned)bit, current->proc, h);
 }
 
 int64_t sys_ep_watch(SYSCALL_ARGS)

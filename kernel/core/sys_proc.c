@@ -207,7 +207,7 @@ int64_t sys_handle_close(SYSCALL_ARGS)
     /* A device's register mappings made through it go with it. */
     if (type == HANDLE_DEVICE)
         aspace_revoke_handle(&self()->aspace, a0);
-    proc_drop_handle(self(), object, type, rights);
+    proc_drop_handle(self(), a0, object, type, rights);
     return 0;
 }
 

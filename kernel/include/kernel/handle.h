@@ -72,8 +72,6 @@ void handle_renew(struct handle_table *t, handle_t h, rights_t rights);
 /* Removes the entry; returns the object and its type (or 0 if bad). */
 static inline void *handle_remove(struct handle_table *t, handle_t h, enum handle_type *type);
 /* Calls fn on each live entry after removing it. */
-/* Whether a handle in t names object (of type): a walk of the whole table. */
-bool handle_table_names(struct handle_table *t, const void *object, enum handle_type type);
 void handle_table_drain(struct handle_table *t, void (*fn)(void *object, enum handle_type type, rights_t rights));
 
 /* A slot's tag: the handle's type (low 16 bits, never 0 while live) and

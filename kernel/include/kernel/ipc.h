@@ -44,17 +44,17 @@ void endpoint_get(struct endpoint *ep);
 void endpoint_put(struct endpoint *ep);
 /* A handle with `rights` now names ep (the caller moved a reference into it). */
 void endpoint_handle_added(struct endpoint *ep, rights_t rights);
-/* A handle `holder` had, naming ep with `rights`, went away: drops its
- * reference. */
-void endpoint_handle_dropped(struct endpoint *ep, rights_t rights, struct process *holder);
+/* Handle h `holder` had, naming ep with `rights`, went away: drops its
+ * reference (h: HANDLE_NONE when its holder ended). */
+void endpoint_handle_dropped(struct endpoint *ep, rights_t rights, struct process *holder, handle_t h);
 /* The receive right moved from one handle to another (grant). */
 void endpoint_receiver_moved(struct endpoint *ep);
 /* Signals bit `bit` of n once the endpoint has no receiver any more (at
  * once if it has none now): a client learns that its server ended. The
  * watch is charged to the watcher's account until it fires, the endpoint
- * goes, or the watcher ends or holds no handle to the endpoint any more.
- * -EDQUOT, -ENOMEM. */
-int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher);
+ * goes, the watcher ends, or its handle `via` (the one it named ep by) is
+ * closed or moved away. -EDQUOT, -ENOMEM. */
+int endpoint_watch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher, handle_t via);
 /* One watch `watcher` made on ep for bit `bit` of n ends unfired: 0, or
  * -ENOENT if it has none (fired already, or never made). */
 int endpoint_unwatch(struct endpoint *ep, struct notification *n, unsigned bit, struct process *watcher);

@@ -83,9 +83,10 @@ void proc_handle_added(struct process *p);
 /* A handle naming p went away (closed, or its holder ended): the last one
  * ends p if nobody started it. */
 void proc_handle_dropped(struct process *p);
-/* The object behind a handle p held (of `type`, with `rights`) loses that
- * handle: closed, or p ended. The handle is already out of p's table. */
-void proc_drop_handle(struct process *p, void *object, enum handle_type type, rights_t rights);
+/* The object behind handle h p held (of `type`, with `rights`) loses that
+ * handle: closed, or p ended (h: HANDLE_NONE). The handle is already out of
+ * p's table. */
+void proc_drop_handle(struct process *p, handle_t h, void *object, enum handle_type type, rights_t rights);
 /* p let go of a handle to dev with `rights` (closed, ended, or moved away
  * in a message): DMA driven through it stops. */
 void proc_device_let_go(struct process *p, struct device *dev, rights_t rights);

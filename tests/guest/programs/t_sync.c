@@ -610,6 +610,32 @@ static void check_watch(void)
                "after the endpoint ended %ld (want none)",
                unwatched, at_start, after_unwatch, none_left, wrong_bit, silent);
 
+    /* A watch lasts while the handle it was made through does: closing
+     * another copy leaves it, closing that one ends it (with no walk of
+     * the handle table, however full). */
+    int64_t watched_ep = sys_ep_create();
+    int64_t via = watched_ep >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)watched_ep, RIGHT_SEND) : watched_ep;
+    int64_t other = watched_ep >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)watched_ep, RIGHT_SEND) : watched_ep;
+    int64_t via_made = via >= 0 ? sys_ep_watch((handle_t)via, (handle_t)n, 6) : via;
+    if (other >= 0)
+        sys_handle_close((handle_t)other);
+    int64_t still = via >= 0 ? sys_ep_unwatch((handle_t)via, (handle_t)n, 6) : via; /* there: ends it */
+    int64_t via_again = via >= 0 ? sys_ep_watch((handle_t)via, (handle_t)n, 6) : via;
+    int64_t copy = watched_ep >= 0 ? sys_handle_grant(HANDLE_SELF, (handle_t)watched_ep, RIGHT_SEND) : watched_ep;
+    if (via >= 0)
+        sys_handle_close((handle_t)via);
+    int64_t gone = copy >= 0 ? sys_ep_unwatch((handle_t)copy, (handle_t)n, 6) : copy;
+    if (watched_ep >= 0)
+        sys_handle_close((handle_t)watched_ep);
+    int64_t no_signal = sys_notify_wait((handle_t)n, TIMEOUT_POLL);
+    if (copy >= 0)
+        sys_handle_close((handle_t)copy);
+    test_check(&t, "watch_lasts_while_its_handle_does",
+               via_made == 0 && still == 0 && via_again == 0 && gone == -ENOENT && no_signal == -ETIMEDOUT,
+               "watch %ld; after another copy closed, unwatch %ld (want 0); watch again %ld; after its handle "
+               "closed, unwatch %ld (want -ENOENT); bits at the end %ld (want none)",
+               via_made, still, via_again, gone, no_signal);
+
     /* Watches on a live endpoint until the kernel-memory limit says no;
      * its end fires them (one bit, however many) and frees them all. */
     int64_t live = sys_ep_create();
