@@ -242,9 +242,12 @@ static void fragmenter(struct test_run *t)
     printf("fragmenter: %u pages below %#lx, %lu KiB freed in scattered pages\n", n, limit, freed_bytes / KIB);
     ms_map(64);
     /* The half takes more moving than a request's direct compaction may
-     * do: it asks to wait for the compactor instead of -ENOMEM. */
+     * do: it asks to wait for the compactor instead of -ENOMEM. So does
+     * the large one: its direct plan fits the budget, but may find the
+     * background compactor's moves under way in its window (seen once in
+     * a few hundred runs), and then -ENOMEM is the answer without WAIT. */
     struct ms_segment large, half;
-    int64_t r_large = ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE | MS_ALLOC_BELOW, limit, &large);
+    int64_t r_large = ms_alloc(LARGE, LARGE, MS_ALLOC_LARGE | MS_ALLOC_BELOW | MS_ALLOC_WAIT, limit, &large);
     uint64_t half_size = ((freed_bytes - LARGE) / 2) & ~(4 * KIB - 1);
     int64_t r_half = ms_alloc(half_size, 0, MS_ALLOC_BELOW | MS_ALLOC_WAIT, limit, &half);
     ms_stats_global(&after);
