@@ -127,7 +127,15 @@ int aspace_reserve(struct aspace *as, uint64_t vaddr, uint64_t size, uint64_t ph
         if (err == -ERANGE || err == -EINVAL || err == -EEXIST)
             err = -EFAULT;
     } else {
-        err = vmareas_alloc_phased(&as->areas, size, phys, &vaddr);
+        /* A segment over ABI_SEG_UNALIGNED_MAX goes at its memory's offset
+         * from a 2 MiB boundary, so that wherever it was placed its inside
+         * maps with large pages (memsrv's compaction moves a few MiB at a
+         * time, never one that big). A smaller one is 2 MiB aligned: if
+         * its memory is not, it maps small (at most 16,384 entries) until
+         * memsrv's realignment moves the memory, and the remap at the same
+         * address then has large pages. */
+        uint64_t phase = size > ABI_SEG_UNALIGNED_MAX ? phys : 0;
+        err = vmareas_alloc_phased(&as->areas, size, phase, &vaddr);
     }
     if (err)
         return err;

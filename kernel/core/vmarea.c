@@ -66,9 +66,10 @@
  *    non-empty lists finds it with one bit scan, not a walk over up to 64
  *    lengths); then list 0; then,
  *    if any list from k up or list 0 is incomplete, the pass; else -ENOSPC.
- *    Larger sizes start at list 0. Sizes >= 2 MiB are placed 2 MiB aligned
- *    (so the segment maps with large pages); the area below the aligned start
- *    stays a free area. Within the chosen free area, allocation takes the
+ *    Larger sizes start at list 0. Sizes >= 2 MiB are placed 2 MiB aligned,
+ *    or at the offset from a 2 MiB boundary asked for (vmareas_alloc_phased:
+ *    that of the memory mapped there), so the segment maps with large pages;
+ *    the area below that start stays a free area. Within the chosen free area, allocation takes the
  *    lowest suitable address.
  *
  * 3a. The unmerged area. A segment moving back and forth through IPC is
@@ -80,7 +81,7 @@
  *    a quick-fit list for later: it records the area as the instance's one
  *    unmerged area, which no list holds (merging lists the merged area).
  *    The next call settles it first, except one: an allocation of
- *    exactly its size (and, at >= 2 MiB, with its start 2 MiB aligned),
+ *    exactly its size (and, at >= 2 MiB, with its start at the offset asked),
  *    which takes it back at once (an exact fit, as list k would give). Every
  *    other allocation, reserve or free merges it before doing anything else,
  *    so the pass, the best-fit search and the -ENOSPC and -EEXIST answers
@@ -348,20 +349,22 @@ static inline void quick_move(struct vmareas *a, uint64_t from, uint64_t from_si
     quick_note(a, to, to_size);
 }
 
-/* Where a request of size bytes at the given alignment would go in the free
- * area [start, end), if it fits there; guards against wrap-around. */
-static bool fits(uint64_t start, uint64_t end, uint64_t size, uint64_t align, uint64_t *at)
+/* Where a request of size bytes would go in the free area [start, end), if
+ * it fits there: at the first address `phase` past a multiple of align
+ * (phase < align); guards against wrap-around. */
+static bool fits(uint64_t start, uint64_t end, uint64_t size, uint64_t align, uint64_t phase, uint64_t *at)
 {
-    uint64_t aligned = (start + align - 1) & ~(align - 1);
-    if (aligned < start || aligned >= end || end - aligned < size)
+    uint64_t placed = start + ((phase - start) & (align - 1));
+    if (placed < start || placed >= end || end - placed < size)
         return false;
-    *at = aligned;
+    *at = placed;
     return true;
 }
 
 /* One pass over the array: refills every quick-fit list and finds the
  * smallest free area that fits the request. */
-static bool scan_best_fit(struct vmareas *a, uint64_t size, uint64_t align, uint64_t *index, uint64_t *at)
+static bool scan_best_fit(struct vmareas *a, uint64_t size, uint64_t align, uint64_t phase, uint64_t *index,
+                          uint64_t *at)
 {
     for (unsigned cls = 0; cls < VMAREA_QUICK_CLASSES; cls++) {
         a->quick_len[cls] = 0;
@@ -377,7 +380,7 @@ static bool scan_best_fit(struct vmareas *a, uint64_t size, uint64_t align, uint
         uint64_t place;
         if (!(word & USED_BIT)) {
             quick_note(a, start, end - start);
-            if (fits(start, end, size, align, &place) && (!found || end - start < best_size)) {
+            if (fits(start, end, size, align, phase, &place) && (!found || end - start < best_size)) {
                 found = true;
                 best_size = end - start;
                 *index = i;
@@ -390,12 +393,13 @@ static bool scan_best_fit(struct vmareas *a, uint64_t size, uint64_t align, uint
 }
 
 /* Picks the free area for a request (see the theory, section 3). */
-static bool choose_free_area(struct vmareas *a, uint64_t size, uint64_t align, uint64_t *index, uint64_t *at)
+static bool choose_free_area(struct vmareas *a, uint64_t size, uint64_t align, uint64_t phase, uint64_t *index,
+                             uint64_t *at)
 {
     unsigned pages_class = quick_class(size);
     if (pages_class) {
         if (!a->quick_len[pages_class] && !a->quick_complete[pages_class])
-            return scan_best_fit(a, size, align, index, at);
+            return scan_best_fit(a, size, align, phase, index, at);
         uint64_t listed = a->quick_nonempty & (~0ull << (pages_class - 1)); /* lists pages_class and up */
         if (listed) {
             unsigned cls = (unsigned)__builtin_ctzll(listed) + 1;
@@ -410,7 +414,7 @@ static bool choose_free_area(struct vmareas *a, uint64_t size, uint64_t align, u
     for (unsigned j = 0; j < a->quick_len[0]; j++) {
         uint64_t i = area_index(a, large[j]);
         uint64_t end = area_end(a, i), place;
-        if (fits(large[j], end, size, align, &place) && (!found || end - large[j] < best_size)) {
+        if (fits(large[j], end, size, align, phase, &place) && (!found || end - large[j] < best_size)) {
             found = true;
             best_size = end - large[j];
             *index = i;
@@ -422,7 +426,7 @@ static bool choose_free_area(struct vmareas *a, uint64_t size, uint64_t align, u
     bool maybe_more = !a->quick_complete[0];
     for (unsigned cls = pages_class; pages_class && cls <= VMAREA_QUICK_PAGES; cls++)
         maybe_more |= !a->quick_complete[cls];
-    return maybe_more && scan_best_fit(a, size, align, index, at);
+    return maybe_more && scan_best_fit(a, size, align, phase, index, at);
 }
 
 /* Marks [at, at + size) used inside free area i, leaving free remainders. */
@@ -552,25 +556,22 @@ static inline bool take_back_unmerged(struct vmareas *a, uint64_t size, uint64_t
     return true;
 }
 
-/* Out of line: the take-back above then saves no registers. A large area
- * starts `lead` bytes past a large boundary: it is found as an aligned
- * area of size + lead, and the lead stays free. */
+/* Out of line: the take-back above then saves no registers. */
 static int __attribute__((noinline)) alloc_anywhere(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr)
 {
     if (!size || size % VMAREA_PAGE_SIZE || phase % VMAREA_PAGE_SIZE)
         return -EINVAL;
-    uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
-    uint64_t lead = phase & (align - 1);
-    if (size > a->limit - a->base || lead > a->limit - a->base - size)
+    if (size > a->limit - a->base)
         return -ENOSPC;
+    uint64_t align = size >= VMAREA_LARGE_SIZE ? VMAREA_LARGE_SIZE : VMAREA_PAGE_SIZE;
     merge_unmerged(a);
     uint64_t index, at;
-    if (!choose_free_area(a, size + lead, align, &index, &at))
+    if (!choose_free_area(a, size, align, phase & (align - 1), &index, &at))
         return -ENOSPC;
-    int err = carve(a, index, at + lead, size);
+    int err = carve(a, index, at, size);
     if (err)
         return err;
-    *addr = at + lead;
+    *addr = at;
     return 0;
 }
 

@@ -66,9 +66,9 @@ void vmareas_destroy(struct vmareas *a);
  * when size >= 2 MiB). -EINVAL bad size, -ENOSPC no room, -ENOMEM no page for
  * the array. On failure nothing changed. */
 int vmareas_alloc(struct vmareas *a, uint64_t size, uint64_t *addr);
-/* The same, but an area of at least 2 MiB starts at phase (a page multiple)
- * past a 2 MiB boundary, as the memory it will map does: then every whole
- * large page inside it maps as one. */
+/* The same, but an area of at least 2 MiB starts at phase (a page multiple,
+ * taken modulo 2 MiB) past a 2 MiB boundary, as the memory it will map
+ * does: then every whole large page inside it maps as one. */
 int vmareas_alloc_phased(struct vmareas *a, uint64_t size, uint64_t phase, uint64_t *addr);
 /* Marks [addr, addr + size) used. -EINVAL misaligned or zero, -ERANGE outside
  * [base, limit), -EEXIST overlaps a used area, -ENOMEM. */

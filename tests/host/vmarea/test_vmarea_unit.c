@@ -190,7 +190,12 @@ static void test_alloc_phased(void **state)
     assert_int_equal(vmareas_alloc_phased(&va, PG, PG / 2, &at), -EINVAL);
     assert_checked(&va);
     vmareas_destroy(&va);
-    /* The lead counts: a range of exactly the size has no room for it. */
+    /* An area that starts at the offset asked for fits exactly; one that
+     * does not has no room for the offset. */
+    assert_int_equal(vmareas_init(&va, 2 * MB + PG, 6 * MB + PG, &pages), 0);
+    assert_int_equal(vmareas_alloc_phased(&va, 4 * MB, PG, &at), 0);
+    assert_int_equal(at, 2 * MB + PG);
+    vmareas_destroy(&va);
     assert_int_equal(vmareas_init(&va, 2 * MB, 6 * MB, &pages), 0);
     assert_int_equal(vmareas_alloc_phased(&va, 4 * MB, PG, &at), -ENOSPC);
     assert_int_equal(vmareas_alloc_phased(&va, 4 * MB, 2 * MB, &at), 0); /* phase 0 */
