@@ -88,17 +88,24 @@ void idt_page_filled(struct id_table *t, uint32_t page)
 /* Gives back the top pages while nothing in them is live, but keeps an
  * empty top page above a full one: the next allocation would take it
  * again, and a table at that edge would otherwise take and give a page on
- * every allocation and free. */
+ * every allocation and free. A page with a slot past ID_GENERATION_KEEP is
+ * kept too: the floor it would leave would bring every regrown slot that
+ * close to wrapping round to the IDs it issued before. */
 static void give_back_top(struct id_table *t)
 {
-    while (t->npages > 0 && !t->keeps_pages) {
+    while (t->npages > 0) {
         uint32_t top = t->npages - 1;
         if (free_in(t, top) != ID_USABLE_PER_PAGE || (top > 0 && free_in(t, top - 1) == 0))
             return;
         struct id_slot *slots = t->pages[top];
+        uint32_t highest = 0;
         for (uint32_t i = 1; i < ID_SLOTS_PER_PAGE; i++)
-            if (slots[i].generation > t->generation_floor)
-                t->generation_floor = slots[i].generation;
+            if (slots[i].generation > highest)
+                highest = slots[i].generation;
+        if (highest >= ID_GENERATION_KEEP)
+            return;
+        if (highest > t->generation_floor)
+            t->generation_floor = highest;
         mark_with_free(t, top, false);
         t->pages[top] = NULL;
         t->npages = top;

@@ -101,12 +101,15 @@ int64_t console_read(uint64_t buf, uint64_t len, uint64_t timeout_ns)
      * take the same bytes meanwhile: they are then that reader's, and
      * this one counts only what it took before (or starts again). */
     uint8_t chunk[256];
-    uint64_t n = 0;
+    uint64_t n = 0, now = arch_time_ns();
+    uint64_t deadline = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns; /* one, however often it waits */
     for (;;) {
         while (input_head == input_tail) {
             if (n)
                 return (int64_t)n;
-            int64_t r = sched_block(&input_readers, timeout_ns);
+            now = arch_time_ns();
+            uint64_t left = timeout_ns == TIMEOUT_FOREVER ? TIMEOUT_FOREVER : deadline > now ? deadline - now : 0;
+            int64_t r = sched_block(&input_readers, left);
             if (r < 0 && input_head == input_tail)
                 return r;
         }

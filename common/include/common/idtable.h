@@ -15,9 +15,10 @@
  * would need it again). So a table that grew for a while shrinks back to
  * what its live IDs need, give or take that one page. A page added again
  * starts its generations past every generation the pages given back had
- * reached, so an ID from before never names an object after. (Once some
- * slot's generation has wrapped, after 2^32 frees of it, the table keeps
- * its pages: a floor cannot bound generations that came round.)
+ * reached, so an ID from before never names an object after. A page with
+ * a slot past ID_GENERATION_KEEP (2^31) is not given back: the floor stays
+ * below that, and a regrown slot has at least 2^31 frees before its IDs
+ * come round, where one never given back has 2^32.
  *
  * Allocation and free are O(1); finding the next page with a free slot when
  * the lowest fills scans a bitmap of them (a bit a page). Pages come from
@@ -40,6 +41,7 @@
 
 #define ID_SLOTS_PER_PAGE  256u
 #define ID_USABLE_PER_PAGE (ID_SLOTS_PER_PAGE - 1) /* slot 0 is the header */
+#define ID_GENERATION_KEEP (1u << 31)              /* pages with a slot this far on stay */
 #define ID_DIRECTORY_SLOTS 512u                    /* pages a directory page can point to */
 #define ID_NO_PAGE         UINT32_MAX
 /* Words of the bitmap of pages with a free slot, for a table of `pages`. */
@@ -72,7 +74,6 @@ struct id_table {
     uint32_t lowest_free; /* the lowest page with a free slot, or ID_NO_PAGE */
     uint32_t used;
     uint32_t generation_floor; /* where a page added again starts its generations */
-    bool keeps_pages;          /* a generation wrapped: the floor no longer bounds the old IDs */
     struct id_pages provider;
     uint64_t own_with_free[ID_BITMAP_WORDS(ID_DIRECTORY_SLOTS)];
 };
@@ -155,14 +156,8 @@ static inline void *idt_free_slot(struct id_table *t, uint64_t id, struct id_slo
     uint32_t page = slot / ID_SLOTS_PER_PAGE;
     struct id_slot *header = &t->pages[page][0];
     e->tag = 0;
-    if (++e->generation == 0) {
-        /* After 2^32 frees of this slot its IDs come round again, as
-         * they always did; but the floor, a maximum, would then stay at
-         * the top and restart every regrown page at the same generation.
-         * Keeping the pages keeps each slot's own count going instead. */
+    if (++e->generation == 0)
         e->generation = 1;
-        t->keeps_pages = true;
-    }
     e->object = header->object;
     header->object = (void *)(uintptr_t)(slot % ID_SLOTS_PER_PAGE);
     t->used--;
