@@ -388,6 +388,7 @@ struct memsrv {
     struct ms_ready ready[MS_READY_GRANULES][MS_READY_DEPTH];
     uint8_t ready_count[MS_READY_GRANULES];
     uint64_t ready_bytes;
+    uint32_t ready_unlisted; /* off their list, still flagged, while a flush waits for their migration */
     uint64_t ready_kept, ready_reused, ready_flushed;
 };
 

@@ -20,7 +20,9 @@
  * Invariants (ready_check): every entry names a live record flagged
  * MS_REC_READY, of its list's size, charged to no client in the books and
  * to the server in the kernel, held by the server; every such record has
- * exactly one entry; ready_bytes is their sum, at most MS_READY_BYTES. A
+ * exactly one entry, except ready_unlisted ones a flush took off their
+ * lists and waits for; ready_bytes is the listed ones' sum, at most
+ * MS_READY_BYTES. A
  * ready segment is never pinned, quarantined or within a device's reach:
  * the kernel refuses the charge for one that is (-EBUSY) and the FREE
  * destroys it as before, quarantine included.
@@ -124,9 +126,12 @@ void ready_flush(struct memsrv *ms)
             uint64_t sid = ms->ready[list][top].sid;
             struct ms_record *rec;
 
-            /* Off the list before a wait for a migration lets others in. */
+            /* Off the list before a wait for a migration lets others in
+             * (a CHECK among them counts it as unlisted). */
             unready(ms, NULL, list, top);
+            ms->ready_unlisted++;
             rec = books_settled(ms, sid);
+            ms->ready_unlisted--;
             if (rec == NULL || !(rec->flags & MS_REC_READY)) {
                 ms_log(ms, "memsrv: ready sid %llu vanished from the books", (unsigned long long)sid);
                 continue;
@@ -171,10 +176,11 @@ int ready_check(struct memsrv *ms, char *why, size_t len)
     for (i = 0; i < ms->rec_capacity; i++)
         if (ms->recs[i].kind != 0 && (ms->recs[i].flags & MS_REC_READY))
             flagged++;
-    if (flagged != entries || bytes != ms->ready_bytes || bytes > MS_READY_BYTES) {
-        fmt_snprintf(why, len, "ready: %llu records flagged, %llu listed, %llu bytes listed, %llu counted",
-                     (unsigned long long)flagged, (unsigned long long)entries, (unsigned long long)bytes,
-                     (unsigned long long)ms->ready_bytes);
+    if (flagged != entries + ms->ready_unlisted || bytes != ms->ready_bytes || bytes > MS_READY_BYTES) {
+        fmt_snprintf(why, len,
+                     "ready: %llu records flagged, %llu listed (%u being flushed), %llu bytes listed, %llu counted",
+                     (unsigned long long)flagged, (unsigned long long)entries, ms->ready_unlisted,
+                     (unsigned long long)bytes, (unsigned long long)ms->ready_bytes);
         return -1;
     }
     return 0;

@@ -2371,7 +2371,14 @@ static void test_compactor_joins_step_started_in_its_flush(void **state)
     print_message("ready sid %llu is being moved by the direct plan\n", (unsigned long long)r.ready_sid);
 
     pthread_create(&tc, NULL, race_compactor_thread, &r);
-    usleep(200 * 1000);                               /* the compactor waits in choose_work's ready_flush */
+    usleep(200 * 1000); /* the compactor waits in choose_work's ready_flush */
+    /* A CHECK meanwhile finds the ready segment off its list, still
+     * flagged: being flushed, not a broken book. */
+    books_lock(&fk->ms);
+    int during = books_check(&fk->ms, why, sizeof(why));
+    books_unlock(&fk->ms);
+    print_message("books_check during the flush: %d %s\n", during, during ? why : "");
+    assert_int_equal(during, 0);
     pthread_create(&tf, NULL, fk_full_thread, &full); /* a FULL request waits */
     usleep(100 * 1000);
     pthread_mutex_lock(&r.mu);
