@@ -68,9 +68,9 @@
  *    if any list from k up or list 0 is incomplete, the pass; else -ENOSPC.
  *    Larger sizes start at list 0. Sizes >= 2 MiB are placed 2 MiB aligned,
  *    or at the offset from a 2 MiB boundary asked for (vmareas_alloc_phased:
- *    that of the memory mapped there), so the segment maps with large pages;
- *    the area below that start stays a free area. Within the chosen free area, allocation takes the
- *    lowest suitable address.
+ *    that of the memory mapped there), so the segment maps with large
+ *    pages; the area below that start stays a free area. Within the chosen
+ *    free area, allocation takes the lowest suitable address.
  *
  * 3a. The unmerged area. A segment moving back and forth through IPC is
  *    freed in one address space and, the next time round, allocated there
