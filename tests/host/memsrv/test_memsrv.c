@@ -1412,6 +1412,8 @@ struct full_in_fill {
     bool ran;
     int64_t full;
     uint64_t moves;
+    uint64_t *low; /* PID_A's segments to free first (a hole opening), or none */
+    unsigned nlow;
 };
 
 static void full_during_fill(struct fake_kernel *fk, uint64_t sid, void *arg)
@@ -1421,6 +1423,8 @@ static void full_during_fill(struct fake_kernel *fk, uint64_t sid, void *arg)
     if (f->ran || !large_client_segment(fk, sid))
         return;
     f->ran = true;
+    for (unsigned i = 0; i < f->nlow; i++)
+        assert_int_equal(fk_free(fk, PID_A, f->low[i]), 0);
     f->full = fk_full(fk, PID_C, &f->moves, NULL);
 }
 
@@ -2142,33 +2146,12 @@ static void sort_by_phys(struct fake_kernel *fk, uint64_t *sids, unsigned n)
  * candidates: a FULL pass run then would propose moving them, and the
  * moves would fail (no record), count toward ending the run and log
  * "failed". */
-struct batch_fill {
-    bool ran;
-    int64_t full;
-    uint64_t moves;
-    uint64_t *low;
-    unsigned nlow;
-};
-
-static void full_during_batch_fill(struct fake_kernel *fk, uint64_t sid, void *arg)
-{
-    struct batch_fill *f = arg;
-
-    if (f->ran || !large_client_segment(fk, sid))
-        return;
-    f->ran = true;
-    /* A hole opens low (another client's frees), then a FULL pass. */
-    for (unsigned i = 0; i < f->nlow; i++)
-        assert_int_equal(fk_free(fk, PID_A, f->low[i]), 0);
-    f->full = fk_full(fk, PID_C, &f->moves, NULL);
-}
-
 static void test_batch_spans_locked_through_fills(void **state)
 {
     struct fake_kernel *fk = *state;
     static uint64_t sids[4096];
     uint64_t out[MS_BATCH_MAX];
-    struct batch_fill f = { 0 };
+    struct full_in_fill f = { 0 };
     unsigned n = 0, i;
 
     fk_init(fk, 64, 0);
@@ -2183,7 +2166,7 @@ static void test_batch_spans_locked_through_fills(void **state)
     f.nlow = 128; /* 8 MiB low, freed in the fill */
     fk->console_len = 0;
     memset(fk->console, 0, sizeof(fk->console));
-    fk->on_create = full_during_batch_fill;
+    fk->on_create = full_during_fill;
     fk->on_create_arg = &f;
     int64_t r = fk_alloc_batch(fk, PID_B, MS_BATCH_MAX, MS_ZERO_UNLOCKED_MIN, 0, 0, out);
     fk->on_create = NULL;
